@@ -1,0 +1,619 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Pure command-line parsing for the mimobox CLI; see args.h. No libmimobox
+ * calls here (only its header macros), so tests/unit/test-cli-args.c links
+ * this file without the library.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbx/config.h>
+
+#include "args.h"
+
+const char cli_sandbox_options_help[] =
+	"Sandbox options:\n"
+	"  --isolation auto|os|wasm|microvm\n"
+	"                      backend (default auto: .wasm/.wat programs go to wasm,\n"
+	"                      untrusted payloads to microvm, the rest to os)\n"
+	"  --trust trusted|semi|untrusted\n"
+	"                      how much the payload is trusted (default semi)\n"
+	"  --timeout SECONDS   wall-clock limit per execute, decimals allowed (default 30)\n"
+	"  --memory MB         memory limit in MiB (default 512)\n"
+	"  --cpu CPUS          CPU quota, decimals allowed, e.g. 0.5 (default none)\n"
+	"  --max-procs N       maximum number of processes (default 64)\n"
+	"  --network deny|all|allow:DOMAIN[,DOMAIN...]\n"
+	"                      network policy (default deny: loopback only)\n"
+	"  --env KEY=VALUE     set an environment variable (repeatable)\n"
+	"  --workdir PATH      working directory inside the sandbox (default /workspace)\n"
+	"  --mount HOST_PATH:SANDBOX_PATH[:ro|:rw]\n"
+	"                      make a host path visible (repeatable, default ro)\n"
+	"  --hostname NAME     host name inside the sandbox (default mimobox)\n"
+	"  --output-limit BYTES\n"
+	"                      output kept per stream (default 16 MiB)\n"
+	"  --allow-degraded    start even when an isolation layer is unavailable\n";
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || whylen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+static char *dup_range(const char *s, size_t len)
+{
+	char *p = malloc(len + 1);
+
+	if (!p)
+		return NULL;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* ---- the option scanner ---- */
+
+static const struct cli_option *find_long(const struct cli_option *opts, const char *name, size_t len)
+{
+	for (; opts->name; opts++)
+		if (strlen(opts->name) == len && memcmp(opts->name, name, len) == 0)
+			return opts;
+	return NULL;
+}
+
+static const struct cli_option *find_short(const struct cli_option *opts, char c)
+{
+	for (; opts->name; opts++)
+		if (opts->short_name && opts->short_name == c)
+			return opts;
+	return NULL;
+}
+
+int cli_next_option(struct cli_args *a, const struct cli_option *opts, const char **value, char *why, size_t whylen)
+{
+	const struct cli_option *o;
+	const char *w, *name, *eq;
+	size_t len;
+
+	*value = NULL;
+	if (a->next >= a->argc)
+		return CLI_OPT_END;
+	w = a->argv[a->next];
+	if (w[0] != '-' || w[1] == '\0')
+		return CLI_OPT_END;
+	if (strcmp(w, "--") == 0) {
+		a->next++;
+		return CLI_OPT_END;
+	}
+
+	if (w[1] != '-') {
+		/* Short options are single letters; no bundling. */
+		o = w[2] == '\0' ? find_short(opts, w[1]) : NULL;
+		if (!o) {
+			set_why(why, whylen, "unknown option `%s`", w);
+			return CLI_OPT_BAD;
+		}
+		eq = NULL;
+	} else {
+		name = w + 2;
+		eq = strchr(name, '=');
+		len = eq ? (size_t)(eq - name) : strlen(name);
+		o = find_long(opts, name, len);
+		if (!o) {
+			set_why(why, whylen, "unknown option `--%.*s`", (int)len, name);
+			return CLI_OPT_BAD;
+		}
+	}
+
+	if (!o->has_arg) {
+		if (eq) {
+			set_why(why, whylen, "option `--%s` takes no value", o->name);
+			return CLI_OPT_BAD;
+		}
+		a->next++;
+		return o->id;
+	}
+	if (eq) {
+		*value = eq + 1;
+		a->next++;
+		return o->id;
+	}
+	/* The next word is the value even when it starts with '-'. */
+	if (a->next + 1 >= a->argc) {
+		set_why(why, whylen, "option `%s` needs a value", w);
+		return CLI_OPT_BAD;
+	}
+	*value = a->argv[a->next + 1];
+	a->next += 2;
+	return o->id;
+}
+
+/* ---- numbers ---- */
+
+/*
+ * Parses "[digits][.digits]" (at least one digit) into thousandths, rounding
+ * any further decimals up, and refuses 0 and values above `max`. Decimal
+ * arithmetic, not strtod(): no locale, no "inf"/"nan"/hex/exponent forms,
+ * and "0.001" is exact.
+ */
+static int parse_thousandths(const char *s, uint64_t max, uint64_t *out, char *why, size_t whylen)
+{
+	uint64_t whole = 0, frac = 0, total;
+	int digits = 0, nfrac = 0, round_up = 0, big = 0;
+	const char *p = s;
+
+	if (p[0] == '-' && (is_digit(p[1]) || p[1] == '.')) {
+		set_why(why, whylen, "must be greater than zero");
+		return -1;
+	}
+	for (; is_digit(*p); p++, digits++) {
+		if (whole > (UINT64_MAX / 1000 - 9) / 10)
+			big = 1;
+		else
+			whole = whole * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p == '.') {
+		for (p++; is_digit(*p); p++, digits++) {
+			if (nfrac < 3) {
+				frac = frac * 10 + (uint64_t)(*p - '0');
+				nfrac++;
+			} else if (*p != '0') {
+				round_up = 1;
+			}
+		}
+	}
+	if (*p != '\0' || digits == 0) {
+		set_why(why, whylen, "not a number");
+		return -1;
+	}
+	for (; nfrac < 3; nfrac++)
+		frac *= 10;
+	total = whole * 1000 + frac + (uint64_t)round_up;
+	if (big || total > max) {
+		set_why(why, whylen, "too large");
+		return -1;
+	}
+	if (total == 0) {
+		set_why(why, whylen, "must be greater than zero");
+		return -1;
+	}
+	*out = total;
+	return 0;
+}
+
+int cli_parse_timeout(const char *s, uint64_t *ms_out, char *why, size_t whylen)
+{
+	/* A century is plenty and keeps the value far from any overflow. */
+	return parse_thousandths(s, (uint64_t)100 * 366 * 86400 * 1000, ms_out, why, whylen);
+}
+
+int cli_parse_cpus(const char *s, uint32_t *millicpus_out, char *why, size_t whylen)
+{
+	uint64_t v;
+
+	if (parse_thousandths(s, UINT32_MAX, &v, why, whylen) < 0)
+		return -1;
+	*millicpus_out = (uint32_t)v;
+	return 0;
+}
+
+int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, char *why, size_t whylen)
+{
+	uint64_t v = 0;
+	const char *p = s;
+
+	if (p[0] == '-' && is_digit(p[1])) {
+		set_why(why, whylen, "must not be negative");
+		return -1;
+	}
+	if (!is_digit(*p)) {
+		set_why(why, whylen, "not a whole number");
+		return -1;
+	}
+	for (; is_digit(*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > UINT64_MAX / 10 || (v == UINT64_MAX / 10 && d > UINT64_MAX % 10)) {
+			set_why(why, whylen, "too large");
+			return -1;
+		}
+		v = v * 10 + d;
+	}
+	if (*p != '\0') {
+		set_why(why, whylen, "not a whole number");
+		return -1;
+	}
+	if (v < min) {
+		if (min == 1)
+			set_why(why, whylen, "must be greater than zero");
+		else
+			set_why(why, whylen, "must be at least %llu", (unsigned long long)min);
+		return -1;
+	}
+	if (v > max) {
+		set_why(why, whylen, "too large");
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cli_parse_memory_mb(const char *s, uint64_t *bytes_out, char *why, size_t whylen)
+{
+	uint64_t mb;
+
+	if (cli_parse_uint(s, 1, UINT64_MAX >> 20, &mb, why, whylen) < 0)
+		return -1;
+	*bytes_out = mb << 20;
+	return 0;
+}
+
+/* ---- mounts, network, env ---- */
+
+int cli_parse_mount(const char *spec, struct cli_mount *out, char *why, size_t whylen)
+{
+	const char *last, *sep, *tail;
+	size_t end;
+	uint32_t flags = 0;
+
+	memset(out, 0, sizeof(*out));
+	last = strrchr(spec, ':');
+	if (!last) {
+		set_why(why, whylen, "expected HOST_PATH:SANDBOX_PATH[:ro|:rw]");
+		return -1;
+	}
+	tail = last + 1;
+	end = (size_t)(last - spec);
+	sep = last;
+	if (tail[0] != '/') {
+		/* The last field is a mode, or a relative sandbox path. */
+		int is_mode = strcmp(tail, "ro") == 0 || strcmp(tail, "rw") == 0;
+
+		sep = memrchr(spec, ':', end);
+		if (!sep && !is_mode) {
+			set_why(why, whylen, "sandbox path `%s` is not absolute", tail);
+			return -1;
+		}
+		if (!is_mode) {
+			set_why(why, whylen, "unknown mode `%s` (expected ro or rw)", tail);
+			return -1;
+		}
+		if (!sep) {
+			set_why(why, whylen, "missing sandbox path (expected HOST_PATH:SANDBOX_PATH[:ro|:rw])");
+			return -1;
+		}
+		if (strcmp(tail, "rw") == 0)
+			flags = MBX_MOUNT_RW;
+	} else {
+		end = strlen(spec);
+	}
+
+	/* Now spec[0, sep) is the host path and (sep, end) the sandbox path. */
+	if (sep + 1 == spec + end) {
+		set_why(why, whylen, "empty sandbox path");
+		return -1;
+	}
+	if (sep[1] != '/') {
+		set_why(why, whylen, "sandbox path `%.*s` is not absolute",
+			(int)(spec + end - (sep + 1)), sep + 1);
+		return -1;
+	}
+	if (sep == spec) {
+		set_why(why, whylen, "empty host path");
+		return -1;
+	}
+	out->host = dup_range(spec, (size_t)(sep - spec));
+	out->sandbox = dup_range(sep + 1, (size_t)(spec + end - (sep + 1)));
+	out->flags = flags;
+	if (!out->host || !out->sandbox) {
+		cli_mount_free(out);
+		set_why(why, whylen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+void cli_mount_free(struct cli_mount *m)
+{
+	free(m->host);
+	free(m->sandbox);
+	memset(m, 0, sizeof(*m));
+}
+
+int cli_parse_network(const char *spec, struct cli_network *out, char *why, size_t whylen)
+{
+	const char *p, *comma;
+	size_t n = 1, i = 0, len;
+
+	memset(out, 0, sizeof(*out));
+	if (strcmp(spec, "deny") == 0) {
+		out->policy = MBX_NETWORK_DENY_ALL;
+		return 0;
+	}
+	if (strcmp(spec, "all") == 0) {
+		out->policy = MBX_NETWORK_ALLOW_ALL;
+		return 0;
+	}
+	if (strncmp(spec, "allow:", 6) != 0) {
+		set_why(why, whylen, "expected deny, all or allow:DOMAIN[,DOMAIN...]");
+		return -1;
+	}
+	p = spec + 6;
+	if (*p == '\0') {
+		set_why(why, whylen, "no domain after `allow:`");
+		return -1;
+	}
+	for (comma = p; (comma = strchr(comma, ',')); comma++)
+		n++;
+	out->domains = calloc(n, sizeof(*out->domains));
+	if (!out->domains)
+		goto oom;
+	out->policy = MBX_NETWORK_ALLOW_DOMAINS;
+	for (;;) {
+		comma = strchr(p, ',');
+		len = comma ? (size_t)(comma - p) : strlen(p);
+		if (len == 0) {
+			cli_network_free(out);
+			set_why(why, whylen, "empty domain in the list");
+			return -1;
+		}
+		out->domains[i] = dup_range(p, len);
+		if (!out->domains[i])
+			goto oom;
+		out->n_domains = ++i;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return 0;
+
+oom:
+	cli_network_free(out);
+	set_why(why, whylen, "out of memory");
+	return -1;
+}
+
+void cli_network_free(struct cli_network *n)
+{
+	size_t i;
+
+	for (i = 0; i < n->n_domains; i++)
+		free(n->domains[i]);
+	free(n->domains);
+	memset(n, 0, sizeof(*n));
+}
+
+int cli_parse_env(const char *spec, struct cli_env *out, char *why, size_t whylen)
+{
+	const char *eq = strchr(spec, '=');
+
+	memset(out, 0, sizeof(*out));
+	if (!eq) {
+		set_why(why, whylen, "expected KEY=VALUE");
+		return -1;
+	}
+	if (eq == spec) {
+		set_why(why, whylen, "empty variable name");
+		return -1;
+	}
+	out->name = dup_range(spec, (size_t)(eq - spec));
+	out->value = strdup(eq + 1);
+	if (!out->name || !out->value) {
+		cli_env_free(out);
+		set_why(why, whylen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+void cli_env_free(struct cli_env *e)
+{
+	free(e->name);
+	free(e->value);
+	memset(e, 0, sizeof(*e));
+}
+
+int cli_parse_isolation(const char *s, mbx_isolation_t *out)
+{
+	static const struct {
+		const char *name;
+		mbx_isolation_t value;
+	} names[] = {
+		{ "auto", MBX_ISOLATION_AUTO },
+		{ "os", MBX_ISOLATION_OS },
+		{ "wasm", MBX_ISOLATION_WASM },
+		{ "microvm", MBX_ISOLATION_MICROVM },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(s, names[i].name) == 0) {
+			*out = names[i].value;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int cli_parse_trust(const char *s, mbx_trust_t *out)
+{
+	if (strcmp(s, "trusted") == 0)
+		*out = MBX_TRUST_TRUSTED;
+	else if (strcmp(s, "semi") == 0 || strcmp(s, "semi-trusted") == 0)
+		*out = MBX_TRUST_SEMI_TRUSTED;
+	else if (strcmp(s, "untrusted") == 0)
+		*out = MBX_TRUST_UNTRUSTED;
+	else
+		return -1;
+	return 0;
+}
+
+/* ---- the shared sandbox options ---- */
+
+void cli_sandbox_opts_init(struct cli_sandbox_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->isolation = MBX_ISOLATION_AUTO;
+	o->trust = MBX_TRUST_SEMI_TRUSTED;
+	o->network.policy = MBX_NETWORK_DENY_ALL;
+}
+
+void cli_sandbox_opts_free(struct cli_sandbox_opts *o)
+{
+	size_t i;
+
+	for (i = 0; i < o->n_env; i++)
+		cli_env_free(&o->env[i]);
+	free(o->env);
+	for (i = 0; i < o->n_mounts; i++)
+		cli_mount_free(&o->mounts[i]);
+	free(o->mounts);
+	cli_network_free(&o->network);
+	memset(o, 0, sizeof(*o));
+}
+
+/* Grows an array by one element; returns the new slot or NULL. */
+static void *push(void **array, size_t *n, size_t size)
+{
+	char *p = realloc(*array, (*n + 1) * size);
+
+	if (!p)
+		return NULL;
+	*array = p;
+	memset(p + *n * size, 0, size);
+	return p + (*n)++ * size;
+}
+
+int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, char *why, size_t whylen)
+{
+	char reason[CLI_WHY_MAX] = "";
+	const char *name = "?";
+	int rc = 0;
+	uint64_t v;
+
+	switch (id) {
+	case CLI_OPT_ISOLATION:
+		name = "isolation";
+		if (cli_parse_isolation(value, &o->isolation) < 0) {
+			snprintf(reason, sizeof(reason), "expected auto, os, wasm or microvm");
+			rc = -1;
+		}
+		o->set |= CLI_SET_ISOLATION;
+		break;
+	case CLI_OPT_TRUST:
+		name = "trust";
+		if (cli_parse_trust(value, &o->trust) < 0) {
+			snprintf(reason, sizeof(reason), "expected trusted, semi or untrusted");
+			rc = -1;
+		}
+		o->set |= CLI_SET_TRUST;
+		break;
+	case CLI_OPT_TIMEOUT:
+		name = "timeout";
+		rc = cli_parse_timeout(value, &o->timeout_ms, reason, sizeof(reason));
+		o->set |= CLI_SET_TIMEOUT;
+		break;
+	case CLI_OPT_MEMORY:
+		name = "memory";
+		rc = cli_parse_memory_mb(value, &o->memory_bytes, reason, sizeof(reason));
+		o->set |= CLI_SET_MEMORY;
+		break;
+	case CLI_OPT_CPU:
+		name = "cpu";
+		rc = cli_parse_cpus(value, &o->millicpus, reason, sizeof(reason));
+		o->set |= CLI_SET_CPU;
+		break;
+	case CLI_OPT_MAX_PROCS:
+		name = "max-procs";
+		rc = cli_parse_uint(value, 1, UINT32_MAX, &v, reason, sizeof(reason));
+		o->max_procs = (uint32_t)v;
+		o->set |= CLI_SET_MAX_PROCS;
+		break;
+	case CLI_OPT_OUTPUT_LIMIT:
+		name = "output-limit";
+		rc = cli_parse_uint(value, 0, UINT64_MAX, &o->output_limit, reason, sizeof(reason));
+		o->set |= CLI_SET_OUTPUT_LIMIT;
+		break;
+	case CLI_OPT_NETWORK: {
+		struct cli_network n;
+
+		name = "network";
+		rc = cli_parse_network(value, &n, reason, sizeof(reason));
+		if (rc == 0) {
+			cli_network_free(&o->network);
+			o->network = n;
+		}
+		o->set |= CLI_SET_NETWORK;
+		break;
+	}
+	case CLI_OPT_ENV: {
+		struct cli_env e, *slot;
+
+		name = "env";
+		rc = cli_parse_env(value, &e, reason, sizeof(reason));
+		if (rc == 0) {
+			slot = push((void **)&o->env, &o->n_env, sizeof(*slot));
+			if (slot) {
+				*slot = e;
+			} else {
+				cli_env_free(&e);
+				snprintf(reason, sizeof(reason), "out of memory");
+				rc = -1;
+			}
+		}
+		break;
+	}
+	case CLI_OPT_MOUNT: {
+		struct cli_mount m, *slot;
+
+		name = "mount";
+		rc = cli_parse_mount(value, &m, reason, sizeof(reason));
+		if (rc == 0) {
+			slot = push((void **)&o->mounts, &o->n_mounts, sizeof(*slot));
+			if (slot) {
+				*slot = m;
+			} else {
+				cli_mount_free(&m);
+				snprintf(reason, sizeof(reason), "out of memory");
+				rc = -1;
+			}
+		}
+		break;
+	}
+	case CLI_OPT_WORKDIR:
+		name = "workdir";
+		o->workdir = value;
+		o->set |= CLI_SET_WORKDIR;
+		break;
+	case CLI_OPT_HOSTNAME:
+		name = "hostname";
+		o->hostname = value;
+		o->set |= CLI_SET_HOSTNAME;
+		break;
+	case CLI_OPT_ALLOW_DEGRADED:
+		o->allow_degraded = 1;
+		break;
+	default:
+		set_why(why, whylen, "internal error: option id %d is not a sandbox option", id);
+		return -1;
+	}
+	if (rc < 0) {
+		set_why(why, whylen, "invalid value `%s` for --%s: %s", value ? value : "", name, reason);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Command-line parsing for the mimobox CLI: the option scanner shared by every
+ * verb, the sandbox options shared by `run` (and later `create`), and pure
+ * parsers for option values. Nothing here calls libmimobox, so the unit test
+ * links this file alone.
+ *
+ * Every parser returns 0 on success, or -1 with a short reason written to
+ * `why` ("not a number", "out of memory", ...); the caller adds the option
+ * name. On failure the output is left empty (nothing to free).
+ */
+#ifndef MBX_CLI_ARGS_H
+#define MBX_CLI_ARGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mbx/common.h>
+
+/* Room for a reason or a usage message. */
+#define CLI_WHY_MAX 512
+
+/* ---- the option scanner ---- */
+
+struct cli_option {
+	const char *name;	/* long name without the leading "--" */
+	char short_name;	/* single-letter alias ("-h"), or 0 */
+	int has_arg;		/* 1: takes a value, as "--x V" or "--x=V" */
+	int id;			/* > 0, returned by cli_next_option() */
+};
+
+/* Scans argv[next..argc); argv[argc] must be NULL, as main() gets it. */
+struct cli_args {
+	int argc;
+	char **argv;
+	int next;
+};
+
+#define CLI_OPT_END 0	/* no more options: argv[next] is the first operand */
+#define CLI_OPT_BAD (-1)	/* usage error, described in `why` */
+
+/*
+ * Returns the id of the next option in `a` and, for an option with a value,
+ * points *value at it (borrowed from argv). Options end at "--" (consumed),
+ * at "-" or at the first word that does not start with '-' (not consumed),
+ * so a program's own options are never taken for ours. Long names match
+ * exactly; there are no abbreviations, so new options never break scripts.
+ * `opts` ends with an entry whose name is NULL.
+ */
+int cli_next_option(struct cli_args *a, const struct cli_option *opts, const char **value, char *why, size_t whylen);
+
+/* ---- the sandbox options shared by the verbs that make a sandbox ---- */
+
+enum {
+	CLI_OPT_ISOLATION = 1,
+	CLI_OPT_TRUST,
+	CLI_OPT_TIMEOUT,
+	CLI_OPT_MEMORY,
+	CLI_OPT_CPU,
+	CLI_OPT_MAX_PROCS,
+	CLI_OPT_NETWORK,
+	CLI_OPT_ENV,
+	CLI_OPT_WORKDIR,
+	CLI_OPT_MOUNT,
+	CLI_OPT_HOSTNAME,
+	CLI_OPT_OUTPUT_LIMIT,
+	CLI_OPT_ALLOW_DEGRADED,
+	CLI_OPT_SANDBOX_END,	/* ids below this one are sandbox options */
+	CLI_OPT_HELP = 50,
+	CLI_OPT_VERB = 100	/* first id free for a verb's own options */
+};
+
+/* Table entries for the shared options: put them in a verb's table. */
+#define CLI_SANDBOX_OPTIONS \
+	{ "isolation", 0, 1, CLI_OPT_ISOLATION }, \
+	{ "trust", 0, 1, CLI_OPT_TRUST }, \
+	{ "timeout", 0, 1, CLI_OPT_TIMEOUT }, \
+	{ "memory", 0, 1, CLI_OPT_MEMORY }, \
+	{ "cpu", 0, 1, CLI_OPT_CPU }, \
+	{ "max-procs", 0, 1, CLI_OPT_MAX_PROCS }, \
+	{ "network", 0, 1, CLI_OPT_NETWORK }, \
+	{ "env", 0, 1, CLI_OPT_ENV }, \
+	{ "workdir", 0, 1, CLI_OPT_WORKDIR }, \
+	{ "mount", 0, 1, CLI_OPT_MOUNT }, \
+	{ "hostname", 0, 1, CLI_OPT_HOSTNAME }, \
+	{ "output-limit", 0, 1, CLI_OPT_OUTPUT_LIMIT }, \
+	{ "allow-degraded", 0, 0, CLI_OPT_ALLOW_DEGRADED }
+
+#define CLI_HELP_OPTION { "help", 'h', 0, CLI_OPT_HELP }
+
+/* Help text describing CLI_SANDBOX_OPTIONS, for a verb's usage. */
+extern const char cli_sandbox_options_help[];
+
+struct cli_mount {
+	char *host;		/* owned */
+	char *sandbox;		/* owned */
+	uint32_t flags;		/* 0 (read-only) or MBX_MOUNT_RW */
+};
+
+struct cli_env {
+	char *name;		/* owned */
+	char *value;		/* owned */
+};
+
+struct cli_network {
+	mbx_network_t policy;
+	char **domains;		/* owned; only for MBX_NETWORK_ALLOW_DOMAINS */
+	size_t n_domains;
+};
+
+/* Which fields of cli_sandbox_opts were given, as bits. */
+#define CLI_SET_ISOLATION    (1u << 0)
+#define CLI_SET_TRUST        (1u << 1)
+#define CLI_SET_TIMEOUT      (1u << 2)
+#define CLI_SET_MEMORY       (1u << 3)
+#define CLI_SET_CPU          (1u << 4)
+#define CLI_SET_MAX_PROCS    (1u << 5)
+#define CLI_SET_NETWORK      (1u << 6)
+#define CLI_SET_WORKDIR      (1u << 7)
+#define CLI_SET_HOSTNAME     (1u << 8)
+#define CLI_SET_OUTPUT_LIMIT (1u << 9)
+
+/*
+ * The sandbox options as given. Only the fields flagged in `set` (and the
+ * lists) are meant to reach the config: the library keeps its own defaults,
+ * which are the CLI's documented ones.
+ */
+struct cli_sandbox_opts {
+	unsigned int set;
+	mbx_isolation_t isolation;
+	mbx_trust_t trust;
+	uint64_t timeout_ms;
+	uint64_t memory_bytes;
+	uint32_t millicpus;
+	uint32_t max_procs;
+	uint64_t output_limit;
+	int allow_degraded;
+	const char *workdir;	/* borrowed from argv */
+	const char *hostname;	/* borrowed from argv */
+	struct cli_network network;
+	struct cli_env *env;
+	size_t n_env;
+	struct cli_mount *mounts;
+	size_t n_mounts;
+};
+
+void cli_sandbox_opts_init(struct cli_sandbox_opts *o);
+void cli_sandbox_opts_free(struct cli_sandbox_opts *o);
+
+/*
+ * Stores sandbox option `id` (< CLI_OPT_SANDBOX_END) with its value (NULL for
+ * a flag). A repeated option replaces the earlier value, except --env and
+ * --mount, which add up. Returns 0, or -1 with a complete message in `why`
+ * naming the option.
+ */
+int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, char *why, size_t whylen);
+
+/* ---- value parsers ---- */
+
+/*
+ * A decimal number of seconds ("30", "0.5", ".25") to milliseconds, rounded
+ * up so that a positive value never becomes 0. No sign, exponent or blanks.
+ * Zero, negative and out-of-range values are refused.
+ */
+int cli_parse_timeout(const char *s, uint64_t *ms_out, char *why, size_t whylen);
+
+/* A decimal number of CPUs ("2", "0.5") to thousandths of a CPU, positive. */
+int cli_parse_cpus(const char *s, uint32_t *millicpus_out, char *why, size_t whylen);
+
+/* A positive whole number of MiB to bytes. */
+int cli_parse_memory_mb(const char *s, uint64_t *bytes_out, char *why, size_t whylen);
+
+/* A whole decimal number in [min, max]. */
+int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, char *why, size_t whylen);
+
+/*
+ * "HOST_PATH:SANDBOX_PATH[:ro|:rw]". Split from the right: the sandbox path
+ * may not contain ':' and must be absolute, the host path may contain ':'.
+ * Without a mode the mount is read-only. Free with cli_mount_free().
+ */
+int cli_parse_mount(const char *spec, struct cli_mount *out, char *why, size_t whylen);
+void cli_mount_free(struct cli_mount *m);
+
+/* "deny", "all" or "allow:DOMAIN[,DOMAIN...]". Free with cli_network_free(). */
+int cli_parse_network(const char *spec, struct cli_network *out, char *why, size_t whylen);
+void cli_network_free(struct cli_network *n);
+
+/* "KEY=VALUE", split at the first '='; KEY non-empty, VALUE may be empty. */
+int cli_parse_env(const char *spec, struct cli_env *out, char *why, size_t whylen);
+void cli_env_free(struct cli_env *e);
+
+/* "auto", "os", "wasm" or "microvm"; 0 or -1. */
+int cli_parse_isolation(const char *s, mbx_isolation_t *out);
+
+/* "trusted", "semi" (or "semi-trusted") or "untrusted"; 0 or -1. */
+int cli_parse_trust(const char *s, mbx_trust_t *out);
+
+#endif /* MBX_CLI_ARGS_H */

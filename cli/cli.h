@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shared declarations of the mimobox CLI: the verb table entry, exit
+ * statuses, and the helpers in main.c that every verb uses (error reports,
+ * full writes, logging, building an mbx_config from the sandbox options).
+ */
+#ifndef MBX_CLI_CLI_H
+#define MBX_CLI_CLI_H
+
+#include <stddef.h>
+
+#include <mbx/mbx.h>
+
+#include "args.h"
+
+/*
+ * One verb. `fn` gets the words from the verb on (argv[0] is the verb's
+ * name, argv[argc] is NULL) and returns the process exit status.
+ */
+struct cli_verb {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;	/* one line for `mimobox --help` */
+};
+
+/* Exit statuses, as timeout(1) and env(1) use them. */
+#define CLI_EXIT_USAGE    2	/* bad arguments for verbs other than run */
+#define CLI_EXIT_TIMEOUT  124	/* the payload ran into its timeout */
+#define CLI_EXIT_FAILED   125	/* bad arguments, or no sandbox could be made */
+#define CLI_EXIT_NOEXEC   126	/* the program cannot be executed */
+#define CLI_EXIT_NOTFOUND 127	/* the program does not exist */
+
+int cli_cmd_run(int argc, char **argv);
+int cli_cmd_doctor(int argc, char **argv);
+
+/* Writes all of data[0, len) to fd, through EINTR and EAGAIN; 0 or -1 with errno. */
+int cli_write_all(int fd, const void *data, size_t len);
+
+/*
+ * Reports an error: on stderr as "mimobox: error: MESSAGE" plus a
+ * "mimobox: hint: SUGGESTION" line, or with `json` as one
+ * {"ok": false, "error": {...}} line on stdout. `code` is an MBX_E* code;
+ * suggestion and layer may be NULL.
+ */
+void cli_report(int json, int code, const char *message, const char *suggestion, const char *layer, int errnum);
+
+/* cli_report() for a library failure: `rc` is the status, `err` may be NULL. */
+void cli_report_mbx(int json, int rc, const mbx_error *err);
+
+/* A usage error of `verb`, pointing at `mimobox VERB --help`. */
+void cli_usage_error(int json, const char *verb, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Creates a config from the sandbox options: only the options that were
+ * given are set, and log messages go to stderr (level from $MIMOBOX_LOG:
+ * off, error, warn (the default), info or debug).
+ * Returns MBX_OK with *out owned by the caller, or an MBX_E* code with *err
+ * and, in `what`, the option that was refused ("--mount `/a:/b`").
+ */
+int cli_build_config(const struct cli_sandbox_opts *o, mbx_config **out, char *what, size_t whatlen, mbx_error **err);
+
+/*
+ * Reports a failure of cli_build_config() as "WHAT: MESSAGE", with the
+ * library's suggestion or else a pointer at `mimobox VERB --help`.
+ */
+void cli_report_config(int json, const char *verb, int rc, const mbx_error *err, const char *what);
+
+#endif /* MBX_CLI_CLI_H */

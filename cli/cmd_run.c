@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `mimobox run`: make a sandbox, run one program (or command line, or piece
+ * of source code) in it, destroy it. Output streams through as it comes, or
+ * with --json is reported as one JSON object at the end. The exit status is
+ * the payload's own; see the usage text for the rest.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "json.h"
+
+enum {
+	OPT_JSON = CLI_OPT_VERB,
+	OPT_COMMAND,
+	OPT_CODE,
+};
+
+static const struct cli_option run_options[] = {
+	CLI_SANDBOX_OPTIONS,
+	{ "json", 0, 0, OPT_JSON },
+	{ "command", 0, 1, OPT_COMMAND },
+	{ "code", 0, 1, OPT_CODE },
+	CLI_HELP_OPTION,
+	{ NULL, 0, 0, 0 }
+};
+
+static void usage(void)
+{
+	printf("Usage: mimobox run [OPTIONS] -- PROGRAM [ARG...]\n"
+	       "       mimobox run [OPTIONS] --command 'COMMAND LINE'\n"
+	       "       mimobox run [OPTIONS] --code LANGUAGE [SOURCE | -]\n"
+	       "\n"
+	       "Run one program in a new sandbox, then destroy the sandbox. A program\n"
+	       "ending in .wasm or .wat runs on the wasm backend under --isolation auto.\n"
+	       "\n%s\n"
+	       "Run options:\n"
+	       "  --command STRING    split STRING with shell-like quoting and run it;\n"
+	       "                      no shell is involved, so `|` and `>` are plain words\n"
+	       "  --code LANGUAGE     run source code (sh, bash, python3, node) given as the\n"
+	       "                      argument, or read from stdin when it is - or missing\n"
+	       "  --json              print one JSON object with the result instead of\n"
+	       "                      streaming the output\n"
+	       "  -h, --help          show this help\n"
+	       "\n"
+	       "Exit status: the program's own; 128+N when killed by signal N; 124 on\n"
+	       "timeout; 125 when the arguments are wrong or the sandbox cannot be made;\n"
+	       "126 when the program cannot be executed; 127 when it is not found.\n",
+	       cli_sandbox_options_help);
+}
+
+struct run_request {
+	struct cli_sandbox_opts sb;
+	int json;
+	int help;
+	const char *command;	/* --command, borrowed */
+	const char *language;	/* --code, borrowed */
+	char **operands;	/* program and arguments, or the source: borrowed */
+	int n_operands;
+};
+
+/* Delivery state of the streamed output, per fd (1 and 2). */
+struct stream_sink {
+	int broken[3];
+};
+
+/*
+ * Output callback: copies payload bytes to our stdout or stderr at once.
+ * A reader that went away (EPIPE) silences that stream; the payload keeps
+ * running and its result still counts.
+ */
+static void on_output(mbx_stream_t stream, const uint8_t *data, size_t len, void *userdata)
+{
+	struct stream_sink *sink = userdata;
+	int fd = stream == MBX_STREAM_STDERR ? STDERR_FILENO : STDOUT_FILENO;
+
+	if (sink->broken[fd])
+		return;
+	if (cli_write_all(fd, data, len) < 0) {
+		sink->broken[fd] = 1;
+		if (errno != EPIPE && fd == STDOUT_FILENO)
+			fprintf(stderr, "mimobox: warning: cannot write the output: %s\n",
+				strerror(errno));
+	}
+}
+
+/*
+ * Whether --json appears among the options, so that usage errors found
+ * before it (or instead of it) are reported as JSON too. Unknown words are
+ * stepped over.
+ */
+static int wants_json(int argc, char **argv)
+{
+	struct cli_args a = { argc, argv, 1 };
+	const char *value;
+	int id;
+
+	while ((id = cli_next_option(&a, run_options, &value, NULL, 0)) != CLI_OPT_END) {
+		if (id == OPT_JSON)
+			return 1;
+		if (id == CLI_OPT_BAD)
+			a.next++;
+	}
+	return 0;
+}
+
+/* Parses the command line into `r`; 0, or -1 after reporting a usage error. */
+static int parse(struct run_request *r, int argc, char **argv)
+{
+	struct cli_args a = { argc, argv, 1 };
+	char why[CLI_WHY_MAX];
+	const char *value;
+	int id;
+
+	r->json = wants_json(argc, argv);
+	while ((id = cli_next_option(&a, run_options, &value, why, sizeof(why))) != CLI_OPT_END) {
+		if (id == CLI_OPT_BAD) {
+			cli_usage_error(r->json, "run", "%s", why);
+			return -1;
+		}
+		if (id < CLI_OPT_SANDBOX_END) {
+			if (cli_sandbox_opts_set(&r->sb, id, value, why, sizeof(why)) < 0) {
+				cli_usage_error(r->json, "run", "%s", why);
+				return -1;
+			}
+			continue;
+		}
+		switch (id) {
+		case OPT_JSON:
+			r->json = 1;
+			break;
+		case OPT_COMMAND:
+			r->command = value;
+			break;
+		case OPT_CODE:
+			r->language = value;
+			break;
+		case CLI_OPT_HELP:
+			r->help = 1;
+			return 0;
+		default:
+			cli_usage_error(r->json, "run", "internal error: option %d", id);
+			return -1;
+		}
+	}
+	r->operands = argv + a.next;
+	r->n_operands = argc - a.next;
+
+	if (r->command && r->language) {
+		cli_usage_error(r->json, "run", "--command and --code cannot be combined");
+		return -1;
+	}
+	if (r->command && r->n_operands > 0) {
+		cli_usage_error(r->json, "run", "--command takes the whole command line; unexpected argument `%s`",
+				r->operands[0]);
+		return -1;
+	}
+	if (r->command && r->command[0] == '\0') {
+		cli_usage_error(r->json, "run", "--command needs a non-empty command line");
+		return -1;
+	}
+	if (r->language && r->n_operands > 1) {
+		cli_usage_error(r->json, "run", "--code takes at most one argument, the source code; unexpected `%s`",
+				r->operands[1]);
+		return -1;
+	}
+	if (!r->command && !r->language && r->n_operands == 0) {
+		cli_usage_error(r->json, "run", "no program given (expected `mimobox run [OPTIONS] -- PROGRAM [ARG...]`)");
+		return -1;
+	}
+	if (!r->command && !r->language && r->operands[0][0] == '\0') {
+		cli_usage_error(r->json, "run", "the program name is empty");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Reads all of stdin into a new NUL-terminated string. Returns it (the
+ * caller frees it), or NULL after reporting the problem.
+ */
+static char *read_stdin(int json)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+	char chunk[65536];
+	ssize_t n;
+
+	cli_buf_add(&b, "", 0);
+	for (;;) {
+		n = read(STDIN_FILENO, chunk, sizeof(chunk));
+		if (n == 0)
+			break;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			cli_report(json, MBX_ESYS, "cannot read the source code from stdin", NULL, NULL, errno);
+			cli_buf_free(&b);
+			return NULL;
+		}
+		cli_buf_add(&b, chunk, (size_t)n);
+	}
+	if (b.failed) {
+		cli_report(json, MBX_ENOMEM, "out of memory reading the source code", NULL, NULL, ENOMEM);
+		cli_buf_free(&b);
+		return NULL;
+	}
+	if (strlen(b.data) != b.len) {
+		cli_report(json, MBX_EINVAL, "the source code on stdin contains a NUL byte", NULL, NULL, 0);
+		cli_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+/* The exit status that stands for a finished payload. */
+static int result_status(const mbx_result *res)
+{
+	int sig, code;
+
+	if (mbx_result_timed_out(res))
+		return CLI_EXIT_TIMEOUT;
+	sig = mbx_result_signal(res);
+	if (sig > 0)
+		return 128 + sig;
+	code = mbx_result_exit_code(res);
+	if (code < 0)
+		return CLI_EXIT_FAILED;
+	return code & 0xff;
+}
+
+/* Prints the result as one JSON line on stdout; 0, or -1 after reporting. */
+static int print_result(const mbx_result *res)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+	const uint8_t *out, *err;
+	size_t out_len = 0, err_len = 0;
+	int sig = mbx_result_signal(res), code = mbx_result_exit_code(res), rc = 0;
+	const char *isolation = mbx_isolation_name(mbx_result_isolation(res));
+
+	out = mbx_result_stdout(res, &out_len);
+	err = mbx_result_stderr(res, &err_len);
+
+	cli_buf_puts(&b, "{\"ok\": true, \"exit_code\": ");
+	if (sig > 0 || code < 0)
+		cli_buf_puts(&b, "null");
+	else
+		cli_buf_printf(&b, "%d", code);
+	cli_buf_printf(&b, ", \"signal\": %d, \"timed_out\": ", sig);
+	cli_json_bool(&b, mbx_result_timed_out(res));
+	cli_buf_puts(&b, ", \"oom_killed\": ");
+	cli_json_bool(&b, mbx_result_oom_killed(res));
+	cli_buf_puts(&b, ", \"stdout\": ");
+	cli_json_string(&b, out, out_len);
+	cli_buf_puts(&b, ", \"stderr\": ");
+	cli_json_string(&b, err, err_len);
+	cli_buf_puts(&b, ", \"stdout_truncated\": ");
+	cli_json_bool(&b, mbx_result_stdout_truncated(res));
+	cli_buf_puts(&b, ", \"stderr_truncated\": ");
+	cli_json_bool(&b, mbx_result_stderr_truncated(res));
+	cli_buf_printf(&b, ", \"elapsed_ms\": %.3f, \"peak_memory_bytes\": %llu, \"cpu_time_ms\": %.3f",
+		       (double)mbx_result_elapsed_us(res) / 1000.0,
+		       (unsigned long long)mbx_result_peak_memory_bytes(res),
+		       (double)mbx_result_cpu_time_us(res) / 1000.0);
+	cli_buf_puts(&b, ", \"isolation\": ");
+	cli_json_cstring(&b, isolation);
+	cli_buf_puts(&b, "}\n");
+
+	if (b.failed) {
+		cli_report(1, MBX_ENOMEM, "out of memory formatting the result", NULL, NULL, ENOMEM);
+		rc = -1;
+	} else if (cli_write_all(STDOUT_FILENO, b.data, b.len) < 0 && errno != EPIPE) {
+		fprintf(stderr, "mimobox: error: cannot write the result: %s\n", strerror(errno));
+		rc = -1;
+	}
+	cli_buf_free(&b);
+	return rc;
+}
+
+/*
+ * Runs --command or --code: these need a sandbox handle, as the library has
+ * no one-shot form of them. Returns the library status.
+ */
+static int run_in_sandbox(const struct run_request *r, const mbx_config *cfg, const char *code,
+			  const mbx_exec_options *opts, mbx_result **res, mbx_error **err)
+{
+	mbx_sandbox *sb = NULL;
+	int rc;
+
+	rc = mbx_sandbox_new(&sb, cfg, err);
+	if (rc != MBX_OK)
+		return rc;
+	if (r->command)
+		rc = mbx_sandbox_exec_command(sb, r->command, opts, res, err);
+	else
+		rc = mbx_sandbox_exec_code(sb, r->language, code, opts, res, err);
+	mbx_sandbox_free(sb);
+	return rc;
+}
+
+int cli_cmd_run(int argc, char **argv)
+{
+	struct run_request r;
+	struct stream_sink sink = { { 0, 0, 0 } };
+	mbx_config *cfg = NULL;
+	mbx_exec_options *opts = NULL;
+	mbx_result *res = NULL;
+	mbx_error *err = NULL;
+	char *code = NULL;
+	const char *source = NULL;
+	char what[CLI_WHY_MAX];
+	int rc, status = CLI_EXIT_FAILED;
+
+	memset(&r, 0, sizeof(r));
+	cli_sandbox_opts_init(&r.sb);
+	if (parse(&r, argc, argv) < 0)
+		goto out;
+	if (r.help) {
+		usage();
+		status = 0;
+		goto out;
+	}
+
+	if (r.language) {
+		if (r.n_operands == 1 && strcmp(r.operands[0], "-") != 0) {
+			source = r.operands[0];
+		} else {
+			code = read_stdin(r.json);
+			if (!code)
+				goto out;
+			source = code;
+		}
+	}
+
+	/* Failures up to the run come from the arguments: 125, never 126/127. */
+	rc = cli_build_config(&r.sb, &cfg, what, sizeof(what), &err);
+	if (rc != MBX_OK) {
+		cli_report_config(r.json, "run", rc, err, what);
+		goto out;
+	}
+	rc = mbx_exec_options_new(&opts, &err);
+	if (rc != MBX_OK) {
+		cli_report_mbx(r.json, rc, err);
+		goto out;
+	}
+	if (!r.json)
+		mbx_exec_options_set_output_cb(opts, on_output, &sink);
+
+	if (r.command || r.language)
+		rc = run_in_sandbox(&r, cfg, source, opts, &res, &err);
+	else
+		rc = mbx_run(cfg, (const char *const *)r.operands, opts, &res, &err);
+
+	if (rc != MBX_OK) {
+		cli_report_mbx(r.json, rc, err);
+		if (rc == MBX_ENOTFOUND)
+			status = CLI_EXIT_NOTFOUND;
+		else if (rc == MBX_ENOEXEC)
+			status = CLI_EXIT_NOEXEC;
+		goto out;
+	}
+	status = result_status(res);
+	if (r.json && print_result(res) < 0)
+		status = CLI_EXIT_FAILED;
+
+out:
+	mbx_result_free(res);
+	mbx_error_free(err);
+	mbx_exec_options_free(opts);
+	mbx_config_free(cfg);
+	free(code);
+	cli_sandbox_opts_free(&r.sb);
+	return status;
+}

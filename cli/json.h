@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A growable byte buffer and the JSON writers of the mimobox CLI. Pure C: no
+ * libmimobox calls, so the unit test links this file alone.
+ *
+ * Allocation failure does not interrupt the caller: the buffer remembers it
+ * in `failed`, later appends do nothing, and the caller checks once at the end.
+ */
+#ifndef MBX_CLI_JSON_H
+#define MBX_CLI_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cli_buf {
+	char *data;	/* NUL-terminated when not NULL; owned */
+	size_t len;	/* bytes used, not counting the NUL */
+	size_t cap;
+	int failed;	/* 1 after an allocation failure */
+};
+
+#define CLI_BUF_INIT { NULL, 0, 0, 0 }
+
+void cli_buf_free(struct cli_buf *b);
+void cli_buf_add(struct cli_buf *b, const void *data, size_t len);
+void cli_buf_puts(struct cli_buf *b, const char *s);
+void cli_buf_printf(struct cli_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Length of the well-formed UTF-8 sequence at the start of s[0, len), or 0
+ * when it is not one: a stray continuation byte, a truncated sequence, an
+ * overlong form, a surrogate (U+D800..U+DFFF) or a code point above
+ * U+10FFFF. `len` must be at least 1. The code point goes to *cp if not NULL.
+ */
+size_t cli_utf8_sequence(const uint8_t *s, size_t len, uint32_t *cp);
+
+/*
+ * Appends s[0, len) as a quoted JSON string. Valid UTF-8 is copied as is,
+ * except that '"', '\\', control characters, DEL and U+2028/U+2029 are
+ * escaped; every byte that is not part of a well-formed sequence becomes
+ * "\ufffd", one per byte. The output is always valid UTF-8 and valid JSON.
+ */
+void cli_json_string(struct cli_buf *b, const uint8_t *s, size_t len);
+
+/* A NUL-terminated string as a JSON string, or `null` when s is NULL. */
+void cli_json_cstring(struct cli_buf *b, const char *s);
+
+/* `true` or `false`. */
+void cli_json_bool(struct cli_buf *b, int v);
+
+#endif /* MBX_CLI_JSON_H */

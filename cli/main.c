@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mimobox: the command-line front end of libmimobox. This file holds the
+ * verb table and dispatch, the `version` verb, and the helpers every verb
+ * shares. It uses the public API only.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "json.h"
+
+static int cmd_version(int argc, char **argv);
+
+/* Add a verb here and it shows up in `mimobox --help`. */
+static const struct cli_verb verbs[] = {
+	{ "run", cli_cmd_run, "run a program in a new sandbox" },
+	{ "doctor", cli_cmd_doctor, "check what this host supports" },
+	{ "version", cmd_version, "print the version" },
+};
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "Usage: mimobox COMMAND [OPTIONS] [ARG...]\n\n"
+		   "Run untrusted commands and code in sandboxes.\n\nCommands:\n");
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
+	fprintf(f, "\nRun `mimobox COMMAND --help` for the options of a command.\n");
+}
+
+/* ---- shared helpers ---- */
+
+int cli_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	struct pollfd pfd;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n >= 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		/* Our stdout may be a non-blocking pipe shared with others. */
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+void cli_report(int json, int code, const char *message, const char *suggestion, const char *layer, int errnum)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+
+	if (!json) {
+		fprintf(stderr, "mimobox: error: %s\n", message);
+		if (suggestion)
+			fprintf(stderr, "mimobox: hint: %s\n", suggestion);
+		return;
+	}
+	cli_buf_puts(&b, "{\"ok\": false, \"error\": {\"code\": ");
+	cli_json_cstring(&b, mbx_error_code_name(code));
+	cli_buf_puts(&b, ", \"message\": ");
+	cli_json_cstring(&b, message);
+	cli_buf_puts(&b, ", \"suggestion\": ");
+	cli_json_cstring(&b, suggestion);
+	cli_buf_puts(&b, ", \"layer\": ");
+	cli_json_cstring(&b, layer);
+	cli_buf_printf(&b, ", \"errno\": %d}}\n", errnum);
+	if (b.failed)
+		fprintf(stderr, "mimobox: error: %s\n", message);
+	else
+		(void)cli_write_all(STDOUT_FILENO, b.data, b.len);
+	cli_buf_free(&b);
+}
+
+void cli_report_mbx(int json, int rc, const mbx_error *err)
+{
+	if (!err) {
+		cli_report(json, rc, mbx_error_code_name(rc), NULL, NULL, 0);
+		return;
+	}
+	cli_report(json, mbx_error_code(err), mbx_error_message(err), mbx_error_suggestion(err),
+		   mbx_error_layer(err), mbx_error_errno(err));
+}
+
+void cli_usage_error(int json, const char *verb, const char *fmt, ...)
+{
+	char message[CLI_WHY_MAX], hint[64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	snprintf(hint, sizeof(hint), "see `mimobox %s --help`", verb);
+	cli_report(json, MBX_EINVAL, message, hint, NULL, 0);
+}
+
+static void log_to_stderr(mbx_log_level_t level, const char *message, void *userdata)
+{
+	const char *tag;
+
+	switch (level) {
+	case MBX_LOG_ERROR:
+		tag = "error";
+		break;
+	case MBX_LOG_WARN:
+		tag = "warning";
+		break;
+	case MBX_LOG_INFO:
+		tag = "info";
+		break;
+	case MBX_LOG_DEBUG:
+		tag = "debug";
+		break;
+	default:
+		tag = "log";
+		break;
+	}
+	fprintf(stderr, "mimobox: %s: %s\n", tag, message);
+}
+
+/* The level asked for in $MIMOBOX_LOG; -1 for "off". */
+static int log_level(void)
+{
+	const char *s = getenv("MIMOBOX_LOG");
+
+	if (!s || !*s || strcasecmp(s, "warn") == 0 || strcasecmp(s, "warning") == 0)
+		return MBX_LOG_WARN;
+	if (strcasecmp(s, "off") == 0 || strcasecmp(s, "none") == 0)
+		return -1;
+	if (strcasecmp(s, "error") == 0)
+		return MBX_LOG_ERROR;
+	if (strcasecmp(s, "info") == 0)
+		return MBX_LOG_INFO;
+	if (strcasecmp(s, "debug") == 0)
+		return MBX_LOG_DEBUG;
+	return MBX_LOG_WARN;
+}
+
+/* Writes the option being applied to `what`, for the error message. */
+static void set_what(char *what, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_what(char *what, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, len, fmt, ap);
+	va_end(ap);
+}
+
+int cli_build_config(const struct cli_sandbox_opts *o, mbx_config **out, char *what, size_t whatlen, mbx_error **err)
+{
+	mbx_config *cfg = NULL;
+	int rc, level;
+	size_t i;
+
+	*out = NULL;
+	set_what(what, whatlen, "create config");
+	rc = mbx_config_new(&cfg, err);
+	if (rc != MBX_OK)
+		return rc;
+	level = log_level();
+	if (level >= 0)
+		mbx_config_set_log(cfg, (mbx_log_level_t)level, log_to_stderr, NULL);
+
+	if (o->set & CLI_SET_ISOLATION) {
+		set_what(what, whatlen, "--isolation");
+		if ((rc = mbx_config_set_isolation(cfg, o->isolation, err)) != MBX_OK)
+			goto fail;
+	}
+	if (o->set & CLI_SET_TRUST) {
+		set_what(what, whatlen, "--trust");
+		if ((rc = mbx_config_set_trust(cfg, o->trust, err)) != MBX_OK)
+			goto fail;
+	}
+	if (o->set & CLI_SET_NETWORK) {
+		set_what(what, whatlen, "--network");
+		rc = mbx_config_set_network(cfg, o->network.policy, err);
+		for (i = 0; rc == MBX_OK && i < o->network.n_domains; i++) {
+			set_what(what, whatlen, "--network: domain `%s`", o->network.domains[i]);
+			rc = mbx_config_add_allowed_domain(cfg, o->network.domains[i], err);
+		}
+		if (rc != MBX_OK)
+			goto fail;
+	}
+	if (o->set & CLI_SET_TIMEOUT) {
+		set_what(what, whatlen, "--timeout");
+		if ((rc = mbx_config_set_timeout_ms(cfg, o->timeout_ms, err)) != MBX_OK)
+			goto fail;
+	}
+	if (o->set & CLI_SET_MEMORY) {
+		set_what(what, whatlen, "--memory");
+		if ((rc = mbx_config_set_memory_limit(cfg, o->memory_bytes, err)) != MBX_OK)
+			goto fail;
+	}
+	if (o->set & CLI_SET_CPU) {
+		set_what(what, whatlen, "--cpu");
+		if ((rc = mbx_config_set_cpu_limit(cfg, o->millicpus, err)) != MBX_OK)
+			goto fail;
+	}
+	if (o->set & CLI_SET_MAX_PROCS) {
+		set_what(what, whatlen, "--max-procs");
+		if ((rc = mbx_config_set_max_processes(cfg, o->max_procs, err)) != MBX_OK)
+			goto fail;
+	}
+	if (o->set & CLI_SET_OUTPUT_LIMIT) {
+		set_what(what, whatlen, "--output-limit");
+		if ((rc = mbx_config_set_output_limit(cfg, o->output_limit, err)) != MBX_OK)
+			goto fail;
+	}
+	if (o->set & CLI_SET_WORKDIR) {
+		set_what(what, whatlen, "--workdir `%s`", o->workdir);
+		if ((rc = mbx_config_set_workdir(cfg, o->workdir, err)) != MBX_OK)
+			goto fail;
+	}
+	if (o->set & CLI_SET_HOSTNAME) {
+		set_what(what, whatlen, "--hostname `%s`", o->hostname);
+		if ((rc = mbx_config_set_hostname(cfg, o->hostname, err)) != MBX_OK)
+			goto fail;
+	}
+	for (i = 0; i < o->n_env; i++) {
+		set_what(what, whatlen, "--env %s", o->env[i].name);
+		rc = mbx_config_set_env(cfg, o->env[i].name, o->env[i].value, err);
+		if (rc != MBX_OK)
+			goto fail;
+	}
+	for (i = 0; i < o->n_mounts; i++) {
+		set_what(what, whatlen, "--mount `%s:%s`", o->mounts[i].host, o->mounts[i].sandbox);
+		rc = mbx_config_add_mount(cfg, o->mounts[i].host, o->mounts[i].sandbox,
+					  o->mounts[i].flags, err);
+		if (rc != MBX_OK)
+			goto fail;
+	}
+	if (o->allow_degraded)
+		mbx_config_set_allow_degraded(cfg, 1);
+	what[0] = '\0';
+	*out = cfg;
+	return MBX_OK;
+
+fail:
+	mbx_config_free(cfg);
+	return rc;
+}
+
+void cli_report_config(int json, const char *verb, int rc, const mbx_error *err, const char *what)
+{
+	char message[CLI_WHY_MAX + 256], hint[64];
+	const char *suggestion = err ? mbx_error_suggestion(err) : NULL;
+
+	snprintf(message, sizeof(message), "%s: %s", what,
+		 err ? mbx_error_message(err) : mbx_error_code_name(rc));
+	if (!suggestion) {
+		snprintf(hint, sizeof(hint), "see `mimobox %s --help`", verb);
+		suggestion = hint;
+	}
+	cli_report(json, err ? mbx_error_code(err) : rc, message, suggestion,
+		   err ? mbx_error_layer(err) : NULL, err ? mbx_error_errno(err) : 0);
+}
+
+/* ---- version ---- */
+
+static int cmd_version(int argc, char **argv)
+{
+	static const struct cli_option options[] = {
+		CLI_HELP_OPTION,
+		{ NULL, 0, 0, 0 }
+	};
+	struct cli_args a = { argc, argv, 1 };
+	char why[CLI_WHY_MAX];
+	const char *value;
+	int id;
+
+	while ((id = cli_next_option(&a, options, &value, why, sizeof(why))) != CLI_OPT_END) {
+		if (id == CLI_OPT_BAD) {
+			cli_usage_error(0, "version", "%s", why);
+			return CLI_EXIT_USAGE;
+		}
+		printf("Usage: mimobox version\n\nPrint the version of libmimobox.\n");
+		return 0;
+	}
+	if (a.next < argc) {
+		cli_usage_error(0, "version", "unexpected argument `%s`", argv[a.next]);
+		return CLI_EXIT_USAGE;
+	}
+	printf("mimobox %s\n", mbx_version());
+	return 0;
+}
+
+/* ---- dispatch ---- */
+
+static void on_sigpipe(int sig)
+{
+	(void)sig;
+}
+
+int main(int argc, char **argv)
+{
+	char *help_argv[] = { NULL, NULL, (char *)"--help", NULL };
+	struct sigaction sa;
+	const char *verb;
+	size_t i;
+
+	/*
+	 * A closed stdout must not kill us while a sandbox is up: writes fail
+	 * with EPIPE instead. A handler rather than SIG_IGN, because an ignored
+	 * SIGPIPE survives execve() into the payload, where `yes | head` would
+	 * then spin on EPIPE; a handler is reset to the default by execve().
+	 */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigpipe;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGPIPE, &sa, NULL);
+
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	verb = argv[1];
+	if (strcmp(verb, "-h") == 0 || strcmp(verb, "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(verb, "--version") == 0)
+		verb = "version";
+	if (strcmp(verb, "help") == 0) {
+		/* `mimobox help VERB` is `mimobox VERB --help`. */
+		if (argc == 2) {
+			usage(stdout);
+			return 0;
+		}
+		verb = help_argv[1] = argv[2];
+		argc = 3;
+		argv = help_argv;
+	}
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(verbs[i].name, verb) == 0)
+			return verbs[i].fn(argc - 1, argv + 1);
+
+	fprintf(stderr, "mimobox: error: unknown command `%s`\n"
+			"mimobox: hint: see `mimobox --help`\n", verb);
+	return CLI_EXIT_USAGE;
+}

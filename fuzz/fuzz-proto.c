@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Fuzz target: the host side of the agent protocol, which reads bytes an
+ * agent (possibly compromised) controls. Feeds the input through the
+ * incremental frame reader in uneven pieces and runs every decoder on every
+ * frame.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct mbx_rbuf r;
+	struct mbx_frame f;
+	size_t off = 0, step = 1;
+
+	mbx_rbuf_init(&r);
+	while (off < size) {
+		size_t n = size - off < step ? size - off : step;
+		int rc;
+
+		if (mbx_rbuf_push(&r, data + off, n) < 0)
+			break;
+		off += n;
+		step = step * 3 + 1;
+		while ((rc = mbx_rbuf_next(&r, &f)) == 1) {
+			struct mbx_exit_info ex;
+			struct mbx_ready_info rd;
+			struct mbx_error_info er;
+			const uint8_t *d;
+			uint32_t dl, version;
+
+			mbx_proto_decode_hello(&f, &version);
+			mbx_proto_decode_ready(&f, &rd);
+			if (mbx_proto_decode_error(&f, &er) == 0 && (strlen(er.message) >= sizeof(er.message) ||
+								     strlen(er.layer) >= sizeof(er.layer)))
+				__builtin_trap();
+			mbx_proto_decode_exit(&f, &ex);
+			if (mbx_proto_decode_data(&f, &d, &dl) == 0 && (d < f.body || d + dl > f.body + f.len))
+				__builtin_trap();
+		}
+		if (rc < 0)
+			break;
+	}
+	mbx_rbuf_release(&r);
+	return 0;
+}

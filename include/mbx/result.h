@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file mbx/result.h
+ * @brief The outcome of one execute (the reference's ExecuteResult).
+ *
+ * A result is produced by a successful execute call and belongs to the caller,
+ * who frees it with mbx_result_free(). Every accessor is safe to call
+ * concurrently on the same result.
+ */
+#ifndef MBX_RESULT_H
+#define MBX_RESULT_H
+
+#include "common.h"
+
+MBX_BEGIN_DECL
+
+/** @brief Exit status of the payload, or -1 when it was killed by a signal. */
+MBX_EXTERN(int) mbx_result_exit_code(const mbx_result *res);
+
+/** @brief Signal that killed the payload (SIGSYS for a seccomp kill), or 0. */
+MBX_EXTERN(int) mbx_result_signal(const mbx_result *res);
+
+/** @brief 1 when the execute ran into its timeout and its process tree was killed. */
+MBX_EXTERN(int) mbx_result_timed_out(const mbx_result *res);
+
+/** @brief 1 when the kernel killed a process of the execute for exceeding the memory limit. */
+MBX_EXTERN(int) mbx_result_oom_killed(const mbx_result *res);
+
+/**
+ * @brief Captured standard output.
+ * @param[out] len number of bytes (may be NULL)
+ * @return Borrowed bytes, followed by a NUL that is not counted in len.
+ */
+MBX_EXTERN(const uint8_t *) mbx_result_stdout(const mbx_result *res, size_t *len);
+
+/** @brief Captured standard error; as mbx_result_stdout(). */
+MBX_EXTERN(const uint8_t *) mbx_result_stderr(const mbx_result *res, size_t *len);
+
+/** @brief 1 when stdout exceeded the output limit and was cut. */
+MBX_EXTERN(int) mbx_result_stdout_truncated(const mbx_result *res);
+
+/** @brief 1 when stderr exceeded the output limit and was cut. */
+MBX_EXTERN(int) mbx_result_stderr_truncated(const mbx_result *res);
+
+/** @brief Wall time of the execute in microseconds, from request to exit. */
+MBX_EXTERN(uint64_t) mbx_result_elapsed_us(const mbx_result *res);
+
+/** @brief Largest resident set of the payload's process tree in bytes (0 if unknown). */
+MBX_EXTERN(uint64_t) mbx_result_peak_memory_bytes(const mbx_result *res);
+
+/** @brief User plus system CPU time of the payload's whole process tree in microseconds. */
+MBX_EXTERN(uint64_t) mbx_result_cpu_time_us(const mbx_result *res);
+
+/** @brief Backend that ran the execute. */
+MBX_EXTERN(mbx_isolation_t) mbx_result_isolation(const mbx_result *res);
+
+/** @brief Frees a result; NULL is a no-op. */
+MBX_EXTERN(void) mbx_result_free(mbx_result *res);
+
+MBX_END_DECL
+
+#endif /* MBX_RESULT_H */

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The agent's main loop: HELLO, then INIT / EXEC / SHUTDOWN requests. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <mbx/error.h>
+#include "agent.h"
+
+void agent_send_error(struct agent_state *st, uint32_t id, int code, int errnum, const char *layer, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	mbx_proto_begin(&st->out, MBX_MSG_ERROR, id);
+	mbx_proto_put_u32(&st->out, MBX_F_CODE, (uint32_t)code);
+	mbx_proto_put_u32(&st->out, MBX_F_ERRNO, (uint32_t)errnum);
+	if (layer)
+		mbx_proto_put_str(&st->out, MBX_F_LAYER, layer);
+	mbx_proto_put_str(&st->out, MBX_F_MESSAGE, msg);
+	mbx_proto_end(&st->out);
+}
+
+int agent_flush(struct agent_state *st, int block)
+{
+	while (st->out_sent < st->out.len) {
+		ssize_t n = write(st->chan, st->out.buf + st->out_sent, st->out.len - st->out_sent);
+
+		if (n > 0) {
+			st->out_sent += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = st->chan, .events = POLLOUT };
+
+			if (!block)
+				return 0;
+			poll(&p, 1, -1);
+			if (p.revents & (POLLERR | POLLHUP))
+				return -1;
+			continue;
+		}
+		return -1;
+	}
+	mbx_wbuf_reset(&st->out);
+	st->out_sent = 0;
+	return 0;
+}
+
+/* Kills every other process of the sandbox and reaps them. As PID 1 of the
+ * namespace, kill(-1) reaches all of them and none outside. */
+static void kill_all(void)
+{
+	kill(-1, SIGKILL);
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+}
+
+int agent_handle_async(struct agent_state *st, const struct mbx_frame *f)
+{
+	switch (f->type) {
+	case MBX_MSG_SHUTDOWN:
+		return -1;
+	default:
+		agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "message type %u is not valid while an execute runs", f->type);
+		return 0;
+	}
+}
+
+/* Reads whatever the channel holds into the input buffer. Returns -1 on EOF
+ * or error (the host is gone). */
+static int read_channel(struct agent_state *st)
+{
+	for (;;) {
+		uint8_t *p = mbx_rbuf_space(&st->in, 65536);
+		ssize_t n;
+
+		if (p == NULL)
+			return -1;
+		n = read(st->chan, p, 65536);
+		if (n > 0) {
+			mbx_rbuf_commit(&st->in, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		return -1;
+	}
+}
+
+int main(void)
+{
+	struct agent_state st;
+	sigset_t mask;
+	int initialised = 0;
+
+	memset(&st, 0, sizeof(st));
+	st.chan = AGENT_FD;
+	st.landlock_fd = -1;
+	mbx_rbuf_init(&st.in);
+	mbx_wbuf_init(&st.out);
+	if (fcntl(st.chan, F_SETFL, O_NONBLOCK) < 0)
+		return 1;
+	/* The agent keeps capabilities in its namespaces; the payload must not
+	 * be able to read its memory through /proc. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	st.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (st.sigfd < 0)
+		return 1;
+
+	mbx_proto_begin(&st.out, MBX_MSG_HELLO, 0);
+	mbx_proto_put_u32(&st.out, MBX_F_VERSION, MBX_PROTO_VERSION);
+	mbx_proto_end(&st.out);
+	if (agent_flush(&st, 1) < 0)
+		return 1;
+
+	for (;;) {
+		struct pollfd p = { .fd = st.chan, .events = POLLIN };
+		struct mbx_frame f;
+		int rc;
+
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			break;
+		if (read_channel(&st) < 0)
+			break;
+		while ((rc = mbx_rbuf_next(&st.in, &f)) == 1) {
+			switch (f.type) {
+			case MBX_MSG_INIT:
+				if (initialised) {
+					agent_send_error(&st, f.id, MBX_ESTATE, 0, NULL, "sandbox already initialised");
+					break;
+				}
+				if (agent_setup(&st, &f) < 0) {
+					agent_flush(&st, 1);
+					goto out;
+				}
+				initialised = 1;
+				break;
+			case MBX_MSG_EXEC:
+				if (!initialised) {
+					agent_send_error(&st, f.id, MBX_ESTATE, 0, NULL, "execute before the sandbox was initialised");
+					break;
+				}
+				if (agent_exec(&st, &f) < 0)
+					goto out;
+				break;
+			case MBX_MSG_SHUTDOWN:
+				goto out;
+			default:
+				agent_send_error(&st, f.id, MBX_EINVAL, 0, NULL, "unknown message type %u", f.type);
+				break;
+			}
+			if (agent_flush(&st, 1) < 0)
+				goto out;
+		}
+		if (rc < 0)
+			break;
+	}
+out:
+	kill_all();
+	return 0;
+}

@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * INIT: the sandbox's own view of the system, built inside fresh user, mount,
+ * pid, network, ipc, uts and cgroup namespaces that the host made:
+ *
+ *  1. all mounts become private, so nothing propagates to or from the host;
+ *  2. a scratch tmpfs at /tmp becomes the root for a moment (pivot_root), with
+ *     the host's tree at /oldroot and the sandbox's tmpfs root at /newroot;
+ *  3. the host's mount plan runs: read-only binds of system directories, a
+ *     curated /etc, /workspace, /tmp, /proc, a minimal /dev, user mounts;
+ *  4. the host tree is detached and /newroot becomes / (pivot_root(".", "."));
+ *  5. host name, loopback, the Landlock ruleset and the seccomp program are
+ *     prepared for payloads.
+ *
+ * Every step that fails is reported with the layer it belongs to; nothing is
+ * skipped silently (MBX_INIT_ALLOW_DEGRADED turns Landlock and seccomp
+ * failures into "skipped" reports).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <mbx/error.h>
+#include <mbx/sandbox.h>
+#include "agent.h"
+#include "platform/linux/syscalls.h"
+
+#define OLDROOT "/oldroot"
+#define NEWROOT "/newroot"
+
+struct mount_entry {
+	uint32_t op;
+	uint32_t flags;
+	uint32_t mode;
+	char src[4096];
+	char dst[4096];
+	const uint8_t *data;
+	uint32_t data_len;
+};
+
+/* Copies a string field; -1 when it does not fit or holds a NUL. */
+static int field_str(char *dst, size_t cap, const uint8_t *v, uint32_t n)
+{
+	if (n >= cap || memchr(v, '\0', n) != NULL)
+		return -1;
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+/* Creates every missing directory of `path` (absolute), mode 0755. */
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return -1;
+	memcpy(buf, path, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (buf[i] == '/' || buf[i] == '\0') {
+			char c = buf[i];
+
+			buf[i] = '\0';
+			if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+				return -1;
+			buf[i] = c;
+		}
+	}
+	return 0;
+}
+
+static int make_file(const char *path)
+{
+	char parent[4096];
+	char *slash;
+	int fd;
+
+	snprintf(parent, sizeof(parent), "%s", path);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = '\0';
+		if (mkdir_p(parent) < 0)
+			return -1;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return errno == EEXIST ? 0 : -1;
+	close(fd);
+	return 0;
+}
+
+/* Makes a mount read-only. mount_setattr keeps the flags a less privileged
+ * namespace may not clear (nosuid, nodev locked by the host); the classic
+ * remount needs them spelled out, so it is only the fallback. */
+static int make_readonly(const char *path, int recursive)
+{
+	struct mbx_mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+
+	if (mbx_sys_mount_setattr(AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &attr) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -1;
+	return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+}
+
+/* Runs one entry of the plan. Returns 0, or -1 with errno set. */
+static int run_mount(const struct mount_entry *m)
+{
+	char src[4200], dst[4200];
+	struct stat st;
+
+	snprintf(dst, sizeof(dst), NEWROOT "%s", m->dst);
+	switch (m->op) {
+	case MBX_MOP_BIND:
+		snprintf(src, sizeof(src), OLDROOT "%s", m->src);
+		if (stat(src, &st) < 0) {
+			if ((m->flags & MBX_MF_OPTIONAL) && errno == ENOENT)
+				return 0;
+			return -1;
+		}
+		if (S_ISDIR(st.st_mode) ? mkdir_p(dst) : make_file(dst))
+			return -1;
+		if (mount(src, dst, NULL, MS_BIND | ((m->flags & MBX_MF_REC) ? MS_REC : 0), NULL) < 0)
+			return -1;
+		if ((m->flags & MBX_MF_RO) && make_readonly(dst, (m->flags & MBX_MF_REC) != 0) < 0)
+			return -1;
+		return 0;
+	case MBX_MOP_TMPFS:
+		if (mkdir_p(dst) < 0)
+			return -1;
+		{
+			char opts[256];
+
+			if (m->data_len >= sizeof(opts)) {
+				errno = EINVAL;
+				return -1;
+			}
+			memcpy(opts, m->data ? (const char *)m->data : "", m->data_len);
+			opts[m->data_len] = '\0';
+			if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+				return -1;
+		}
+		return chmod(dst, m->mode ? m->mode : 0755);
+	case MBX_MOP_PROC:
+		if (mkdir_p(dst) < 0)
+			return -1;
+		return mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	case MBX_MOP_DEVPTS:
+		if (mkdir_p(dst) < 0)
+			return -1;
+		return mount("devpts", dst, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+	case MBX_MOP_SYMLINK:
+		if (symlink(m->src, dst) < 0 && errno != EEXIST)
+			return -1;
+		return 0;
+	case MBX_MOP_WRITE: {
+		int fd;
+		size_t off = 0;
+
+		if (make_file(dst) < 0)
+			return -1;
+		fd = open(dst, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return -1;
+		while (off < m->data_len) {
+			ssize_t n = write(fd, m->data + off, m->data_len - off);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				close(fd);
+				return -1;
+			}
+			off += (size_t)n;
+		}
+		fchmod(fd, m->mode ? m->mode : 0644);
+		return close(fd);
+	}
+	case MBX_MOP_MKDIR:
+		if (mkdir_p(dst) < 0)
+			return -1;
+		return chmod(dst, m->mode ? m->mode : 0755);
+	case MBX_MOP_REMOUNT_RO:
+		return make_readonly(dst, (m->flags & MBX_MF_REC) != 0);
+	default:
+		errno = EINVAL;
+		return -1;
+	}
+}
+
+static const char *op_name(uint32_t op)
+{
+	static const char *const names[] = { "?", "bind", "tmpfs", "proc", "devpts", "symlink", "write", "mkdir", "remount read-only" };
+
+	return op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
+}
+
+/* Parses one MBX_F_MOUNT field. */
+static int parse_mount(const uint8_t *v, uint32_t n, struct mount_entry *m)
+{
+	struct mbx_field_iter it;
+	const uint8_t *fv;
+	uint32_t fn;
+	uint16_t tag;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	mbx_field_iter_init(&it, v, n);
+	while ((rc = mbx_field_next(&it, &tag, &fv, &fn)) == 1) {
+		switch (tag) {
+		case MBX_F_OP:
+			if (mbx_field_u32(fv, fn, &m->op) < 0)
+				return -1;
+			break;
+		case MBX_F_FLAGS:
+			if (mbx_field_u32(fv, fn, &m->flags) < 0)
+				return -1;
+			break;
+		case MBX_F_MODE:
+			if (mbx_field_u32(fv, fn, &m->mode) < 0)
+				return -1;
+			break;
+		case MBX_F_SRC:
+			if (field_str(m->src, sizeof(m->src), fv, fn) < 0)
+				return -1;
+			break;
+		case MBX_F_DST:
+			if (field_str(m->dst, sizeof(m->dst), fv, fn) < 0)
+				return -1;
+			break;
+		case MBX_F_DATA:
+			m->data = fv;
+			m->data_len = fn;
+			break;
+		default:
+			break;
+		}
+	}
+	return rc < 0 || m->op == 0 || m->dst[0] != '/' ? -1 : 0;
+}
+
+/* Step 1, 2: private mounts, scratch root, host tree at /oldroot. */
+static int enter_scratch_root(struct agent_state *st)
+{
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		goto fail;
+	if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") < 0)
+		goto fail;
+	if (chdir("/tmp") < 0 || mkdir("newroot", 0755) < 0 || mkdir("oldroot", 0755) < 0)
+		goto fail;
+	if (mount("tmpfs", "newroot", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		goto fail;
+	if (mbx_sys_pivot_root("/tmp", "/tmp/oldroot") < 0 || chdir("/") < 0)
+		goto fail;
+	return 0;
+fail:
+	agent_send_error(st, 0, MBX_ESYS, errno, "mount-namespace", "prepare the sandbox root");
+	return -1;
+}
+
+/* Step 4: drop the host tree and make /newroot the root. */
+static int enter_new_root(struct agent_state *st)
+{
+	if (umount2(OLDROOT, MNT_DETACH) < 0)
+		goto fail;
+	if (chdir(NEWROOT) < 0 || mbx_sys_pivot_root(".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+		goto fail;
+	/* The root itself is read-only: the payload writes only where the plan
+	 * mounted writable file systems. */
+	if (make_readonly("/", 0) < 0)
+		goto fail;
+	return 0;
+fail:
+	agent_send_error(st, 0, MBX_ESYS, errno, "mount-namespace", "pivot_root into the sandbox root");
+	return -1;
+}
+
+static int bring_up_loopback(void)
+{
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	if (rc == 0) {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	close(fd);
+	return rc;
+}
+
+/* Access rights for a Landlock class, limited to what the ABI knows. */
+static uint64_t ll_rights(uint32_t class, uint64_t handled)
+{
+	uint64_t read = MBX_LL_FS_EXECUTE | MBX_LL_FS_READ_FILE | MBX_LL_FS_READ_DIR;
+	uint64_t write = read | MBX_LL_FS_WRITE_FILE | MBX_LL_FS_REMOVE_DIR | MBX_LL_FS_REMOVE_FILE |
+			 MBX_LL_FS_MAKE_DIR | MBX_LL_FS_MAKE_REG | MBX_LL_FS_MAKE_SOCK | MBX_LL_FS_MAKE_FIFO |
+			 MBX_LL_FS_MAKE_SYM | MBX_LL_FS_REFER | MBX_LL_FS_TRUNCATE;
+	uint64_t dev = MBX_LL_FS_READ_FILE | MBX_LL_FS_READ_DIR | MBX_LL_FS_WRITE_FILE | MBX_LL_FS_IOCTL_DEV |
+		       MBX_LL_FS_TRUNCATE;
+
+	switch (class) {
+	case MBX_LL_READ: return read & handled;
+	case MBX_LL_WRITE: return write & handled;
+	case MBX_LL_DEV: return dev & handled;
+	default: return 0;
+	}
+}
+
+/* Everything Landlock of a given ABI can restrict on the file system. The
+ * ruleset handles all of it, so whatever no rule grants is denied. */
+static uint64_t ll_handled(int abi)
+{
+	uint64_t h = (MBX_LL_FS_MAKE_SYM << 1) - 1; /* ABI 1: bits 0..12 */
+
+	if (abi >= 2)
+		h |= MBX_LL_FS_REFER;
+	if (abi >= 3)
+		h |= MBX_LL_FS_TRUNCATE;
+	if (abi >= 5)
+		h |= MBX_LL_FS_IOCTL_DEV;
+	return h;
+}
+
+/* Builds the Landlock ruleset from the MBX_F_LL_PATH fields. Paths are
+ * sandbox paths, opened after the pivot. */
+static int build_landlock(struct agent_state *st, const struct mbx_frame *f)
+{
+	struct mbx_landlock_ruleset_attr attr = { 0 };
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t tag;
+	size_t attr_size;
+	int fd;
+
+	st->landlock_abi = mbx_landlock_abi();
+	if (st->landlock_abi <= 0) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	attr.handled_access_fs = ll_handled(st->landlock_abi);
+	attr_size = sizeof(attr.handled_access_fs);
+	if (st->landlock_abi >= 6 && (st->init_flags & MBX_INIT_UNTRUSTED)) {
+		/* Untrusted payloads may not signal or reach abstract unix sockets
+		 * of anything outside their own execute. */
+		attr.scoped = MBX_LL_SCOPE_ABSTRACT_UNIX_SOCKET | MBX_LL_SCOPE_SIGNAL;
+		attr_size = sizeof(attr);
+	}
+	fd = mbx_sys_landlock_create_ruleset(&attr, attr_size, 0);
+	if (fd < 0)
+		return -1;
+	mbx_field_iter_init(&it, f->body, f->len);
+	while (mbx_field_next(&it, &tag, &v, &n) == 1) {
+		struct mbx_field_iter sub;
+		const uint8_t *sv;
+		uint32_t sn, class = 0;
+		uint16_t stag;
+		char path[4096] = "";
+		struct mbx_landlock_path_beneath_attr pb;
+
+		if (tag != MBX_F_LL_PATH)
+			continue;
+		mbx_field_iter_init(&sub, v, n);
+		while (mbx_field_next(&sub, &stag, &sv, &sn) == 1) {
+			if (stag == MBX_F_DST && field_str(path, sizeof(path), sv, sn) < 0)
+				path[0] = '\0';
+			else if (stag == MBX_F_MODE)
+				mbx_field_u32(sv, sn, &class);
+		}
+		if (path[0] != '/')
+			continue;
+		pb.parent_fd = open(path, O_PATH | O_CLOEXEC);
+		if (pb.parent_fd < 0)
+			continue; /* an optional path that does not exist */
+		pb.allowed_access = ll_rights(class, attr.handled_access_fs);
+		{
+			struct stat sst;
+
+			/* Rules on files may only carry file rights. */
+			if (fstat(pb.parent_fd, &sst) == 0 && !S_ISDIR(sst.st_mode))
+				pb.allowed_access &= MBX_LL_FS_EXECUTE | MBX_LL_FS_READ_FILE | MBX_LL_FS_WRITE_FILE |
+						     MBX_LL_FS_TRUNCATE | MBX_LL_FS_IOCTL_DEV;
+		}
+		if (mbx_sys_landlock_add_rule(fd, MBX_LL_RULE_PATH_BENEATH, &pb, 0) < 0) {
+			int e = errno;
+
+			close(pb.parent_fd);
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		close(pb.parent_fd);
+	}
+	st->landlock_fd = fd;
+	return 0;
+}
+
+int agent_setup(struct agent_state *st, const struct mbx_frame *f)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t tag;
+	char hostname[256] = "";
+	int rc, degraded_ok;
+
+	/* Pass 1: scalars. */
+	mbx_field_iter_init(&it, f->body, f->len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		switch (tag) {
+		case MBX_F_INIT_FLAGS:
+			if (mbx_field_u32(v, n, &st->init_flags) < 0)
+				goto bad;
+			break;
+		case MBX_F_HOSTNAME:
+			if (field_str(hostname, sizeof(hostname), v, n) < 0)
+				goto bad;
+			break;
+		case MBX_F_SECCOMP:
+			if (n == 0 || n % 8 != 0 || n > 65536)
+				goto bad;
+			st->seccomp = malloc(n);
+			if (st->seccomp == NULL)
+				goto bad;
+			memcpy(st->seccomp, v, n);
+			st->seccomp_len = n;
+			break;
+		case MBX_F_RLIMIT:
+			if (n != 12 || st->nrlimits >= sizeof(st->rlimits) / sizeof(st->rlimits[0]))
+				goto bad;
+			mbx_field_u32(v, 4, &st->rlimits[st->nrlimits].resource);
+			mbx_field_u64(v + 4, 8, &st->rlimits[st->nrlimits].value);
+			st->nrlimits++;
+			break;
+		default:
+			break;
+		}
+	}
+	if (rc < 0)
+		goto bad;
+	degraded_ok = (st->init_flags & MBX_INIT_ALLOW_DEGRADED) != 0;
+
+	if (hostname[0] && sethostname(hostname, strlen(hostname)) < 0) {
+		agent_send_error(st, 0, MBX_ESYS, errno, "uts-namespace", "set host name `%s`", hostname);
+		return -1;
+	}
+	if ((st->init_flags & MBX_INIT_LOOPBACK) && bring_up_loopback() < 0) {
+		agent_send_error(st, 0, MBX_ESYS, errno, "network-namespace", "bring up the loopback interface");
+		return -1;
+	}
+
+	/* Pass 2: the mount plan. */
+	if (st->init_flags & MBX_INIT_SETUP_ROOT) {
+		if (enter_scratch_root(st) < 0)
+			return -1;
+		mbx_field_iter_init(&it, f->body, f->len);
+		while (mbx_field_next(&it, &tag, &v, &n) == 1) {
+			struct mount_entry *m;
+
+			if (tag != MBX_F_MOUNT)
+				continue;
+			m = malloc(sizeof(*m));
+			if (m == NULL || parse_mount(v, n, m) < 0) {
+				free(m);
+				goto bad;
+			}
+			if (run_mount(m) < 0) {
+				int e = errno;
+
+				if (m->op == MBX_MOP_BIND && m->src[0])
+					agent_send_error(st, 0, e == EACCES || e == EPERM ? MBX_EPERM : MBX_ESYS, e, "mount-namespace",
+							 "%s `%s` to `%s`", op_name(m->op), m->src, m->dst);
+				else
+					agent_send_error(st, 0, MBX_ESYS, e, "mount-namespace", "%s `%s`", op_name(m->op), m->dst);
+				free(m);
+				return -1;
+			}
+			free(m);
+		}
+		if (enter_new_root(st) < 0)
+			return -1;
+	}
+
+	/* Payload layers. Landlock is probed and built now so a host without it
+	 * fails at creation, naming the layer, not at the first execute. */
+	st->layers |= MBX_LAYER_NO_NEW_PRIVS | MBX_LAYER_CAPS_DROPPED;
+	if (build_landlock(st, f) == 0) {
+		st->layers |= MBX_LAYER_LANDLOCK;
+	} else if (degraded_ok) {
+		st->skipped |= MBX_LAYER_LANDLOCK;
+	} else {
+		agent_send_error(st, 0, MBX_ENOTSUP, errno, "landlock",
+				 "Landlock cannot be applied (kernel ABI %d)", st->landlock_abi);
+		return -1;
+	}
+	if (st->seccomp && prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0) {
+		st->layers |= MBX_LAYER_SECCOMP;
+	} else if (degraded_ok) {
+		st->skipped |= MBX_LAYER_SECCOMP;
+		free(st->seccomp);
+		st->seccomp = NULL;
+	} else {
+		agent_send_error(st, 0, MBX_ENOTSUP, st->seccomp ? errno : 0, "seccomp",
+				 st->seccomp ? "this kernel has no seccomp filter support" : "no seccomp program was given");
+		return -1;
+	}
+
+	mbx_proto_begin(&st->out, MBX_MSG_READY, 0);
+	mbx_proto_put_u32(&st->out, MBX_F_LAYERS, st->layers);
+	mbx_proto_put_u32(&st->out, MBX_F_SKIPPED, st->skipped);
+	mbx_proto_put_u32(&st->out, MBX_F_LANDLOCK_ABI, (uint32_t)(st->landlock_abi > 0 ? st->landlock_abi : 0));
+	mbx_proto_end(&st->out);
+	return 0;
+bad:
+	agent_send_error(st, 0, MBX_EPROTO, 0, NULL, "malformed INIT message");
+	return -1;
+}

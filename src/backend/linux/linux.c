@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The os backend: a sandbox is the agent running as PID 1 of fresh
+ * namespaces, with the sandbox's own root (mountplan.c), limits from the
+ * cgroup ladder (cgroup.c) and payload layers (seccomp.c, Landlock in the
+ * agent). State on the host: one directory per sandbox holding its
+ * /workspace, and possibly cgroup directories; destroy removes both.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "backend/client.h"
+#include "cgroup.h"
+#include "mountplan.h"
+#include "seccomp.h"
+#include "spawn.h"
+
+/* Host uids that become root inside sandboxes of a root caller: a block no
+ * distribution hands to users, so sandbox files and processes belong to
+ * nobody real on the host, and each sandbox gets its own. */
+#define MAPPED_UID_BASE 0x40000000u
+#define MAPPED_UID_SPAN 0x01000000u
+
+/* Start-up budget: clone, mounts and the first answer of the agent. */
+#define CREATE_DEADLINE_US (15u * 1000000u)
+
+struct linux_sb {
+	struct mbx_client client;
+	pid_t pid;
+	int pidfd;
+	char *dir;        /* host directory of the sandbox */
+	char *workspace;  /* host directory behind /workspace */
+	struct mbx_cgroup cg;
+};
+
+/* Where sandbox directories live: $MIMOBOX_STATE_DIR, /run/mimobox for root,
+ * $XDG_RUNTIME_DIR/mimobox, or /tmp/mimobox-<uid>. The directory must be
+ * ours and not a symlink (it may sit in a world-writable /tmp). */
+static int state_base(char **out, mbx_error **err)
+{
+	const char *env = getenv("MIMOBOX_STATE_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	struct stat st;
+	char *base = NULL;
+	int r;
+
+	if (env && env[0] == '/')
+		r = asprintf(&base, "%s", env);
+	else if (geteuid() == 0)
+		r = asprintf(&base, "/run/mimobox");
+	else if (xdg && xdg[0] == '/' && access(xdg, W_OK) == 0)
+		r = asprintf(&base, "%s/mimobox", xdg);
+	else
+		r = asprintf(&base, "/tmp/mimobox-%u", (unsigned)geteuid());
+	if (r < 0)
+		return mbx__error_oom(err);
+	/* 0711: sandboxes of a root caller run as an unprivileged host uid that
+	 * must traverse (but not list) this directory to reach its workspace. */
+	if (mkdir(base, 0711) < 0 && errno != EEXIST) {
+		r = mbx__error_set(err, MBX_ESYS, errno, NULL, "create state directory `%s`", base);
+		free(base);
+		return r;
+	}
+	if (lstat(base, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+		r = mbx__error_set(err, MBX_EPERM, 0, NULL, "state directory `%s` is not a directory owned by uid %u",
+				   base, (unsigned)geteuid());
+		mbx__error_suggest(err, "remove it or set MIMOBOX_STATE_DIR to a directory you own");
+		free(base);
+		return r;
+	}
+	chmod(base, 0711);
+	*out = base;
+	return MBX_OK;
+}
+
+static void linux_cleanup(struct linux_sb *l)
+{
+	if (l == NULL)
+		return;
+	mbx__client_shutdown(&l->client);
+	mbx__linux_kill_agent(l->pid, l->pidfd);
+	if (l->pidfd >= 0)
+		close(l->pidfd);
+	l->pid = -1;
+	l->pidfd = -1;
+	mbx__client_close(&l->client);
+	mbx__cgroup_destroy(&l->cg);
+	if (l->dir)
+		mbx__rm_rf(l->dir);
+	free(l->dir);
+	free(l->workspace);
+	free(l);
+}
+
+static void put_rlimit(struct mbx_wbuf *w, uint32_t resource, uint64_t value)
+{
+	uint8_t b[12];
+
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(resource >> (8 * i));
+	for (int i = 0; i < 8; i++)
+		b[4 + i] = (uint8_t)(value >> (8 * i));
+	mbx_proto_put(w, MBX_F_RLIMIT, b, sizeof(b));
+}
+
+/* Prepares the host side: directories and cgroup. */
+static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gid, int privileged, mbx_error **err)
+{
+	const mbx_config *cfg = sb->cfg;
+	struct mbx_limits lim = { cfg->memory_bytes, cfg->max_procs, cfg->millicpus };
+	char *base = NULL, *why = NULL;
+	int rc;
+
+	rc = state_base(&base, err);
+	if (rc < 0)
+		return rc;
+	rc = asprintf(&l->dir, "%s/%s", base, sb->id);
+	free(base);
+	if (rc < 0 || asprintf(&l->workspace, "%s/workspace", l->dir) < 0)
+		return mbx__error_oom(err);
+	if (mkdir(l->dir, 0711) < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "create sandbox directory `%s`", l->dir);
+	if (mkdir(l->workspace, 0755) < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", l->workspace);
+	if (privileged && chown(l->workspace, uid, gid) < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "hand workspace `%s` to uid %u", l->workspace, (unsigned)uid);
+
+	rc = mbx__cgroup_create(&l->cg, sb->id, &lim, &why, err);
+	if (rc < 0) {
+		free(why);
+		return rc;
+	}
+	if (why)
+		mbx__log(cfg, MBX_LOG_INFO, "limits through %s: %s", mbx__limits_mech_name(l->cg.mech), why);
+	free(why);
+	sb->limits_mech = mbx__limits_mech_name(l->cg.mech);
+	if (l->cg.mech == MBX_LIMITS_RLIMIT && cfg->millicpus) {
+		if (!cfg->allow_degraded) {
+			mbx__error_set(err, MBX_ENOTSUP, 0, "limits",
+				       "a CPU quota needs a cgroup with the cpu controller, and none is available to this user here");
+			mbx__error_suggest(err, "drop the CPU limit, run where cgroups are delegated (see `mimobox doctor`), or allow degradation");
+			return MBX_ENOTSUP;
+		}
+		sb->skipped |= MBX_LAYER_LIMITS;
+	}
+	return MBX_OK;
+}
+
+static int linux_create(mbx_sandbox *sb, mbx_error **err)
+{
+	const mbx_config *cfg = sb->cfg;
+	int privileged = geteuid() == 0;
+	struct mbx_mountplan plan = { 0 };
+	struct mbx_ready_info ready;
+	struct mbx_spawn sp = { 0 };
+	struct linux_sb *l;
+	uint8_t *bpf = NULL;
+	size_t bpf_len = 0;
+	uint64_t deadline = mbx__now_us() + CREATE_DEADLINE_US;
+	uint32_t flags, r32 = 0;
+	uid_t uid;
+	gid_t gid;
+	int rc;
+
+	if (cfg->network != MBX_NETWORK_DENY_ALL) {
+		mbx__error_set(err, MBX_ENOTSUP, 0, "network", "network policy `%s` is not available in this build",
+			       mbx_network_name(cfg->network));
+		mbx__error_suggest(err, "use the default deny policy (loopback only); a sandbox never silently runs without the network it asked for");
+		return MBX_ENOTSUP;
+	}
+	l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		return mbx__error_oom(err);
+	l->pid = -1;
+	l->pidfd = -1;
+	l->client.fd = -1;
+
+	if (privileged) {
+		if (getrandom(&r32, sizeof(r32), 0) != sizeof(r32)) {
+			free(l);
+			return mbx__error_set(err, MBX_ESYS, errno, NULL, "getrandom");
+		}
+		uid = (uid_t)(MAPPED_UID_BASE + r32 % MAPPED_UID_SPAN);
+		gid = (gid_t)uid;
+	} else {
+		uid = geteuid();
+		gid = getegid();
+	}
+
+	rc = prepare_host(sb, l, uid, gid, privileged, err);
+	if (rc < 0)
+		goto fail;
+	rc = mbx__seccomp_build(cfg->trust, &bpf, &bpf_len, err);
+	if (rc < 0)
+		goto fail;
+	rc = mbx__mountplan_build(&plan, cfg, l->workspace, "", err);
+	if (rc < 0)
+		goto fail;
+
+	sp.map_uid = uid;
+	sp.map_gid = gid;
+	sp.privileged = privileged;
+	sp.cg = &l->cg;
+	rc = mbx__linux_spawn_agent(&sp, err);
+	if (rc < 0)
+		goto fail;
+	l->pid = sp.pid;
+	l->pidfd = sp.pidfd;
+	mbx__client_init(&l->client, sp.chan);
+
+	rc = mbx__client_hello(&l->client, deadline, err);
+	if (rc < 0)
+		goto fail;
+	flags = MBX_INIT_SETUP_ROOT | MBX_INIT_LOOPBACK;
+	if (cfg->allow_degraded)
+		flags |= MBX_INIT_ALLOW_DEGRADED;
+	if (cfg->trust == MBX_TRUST_UNTRUSTED)
+		flags |= MBX_INIT_UNTRUSTED;
+	mbx_proto_begin(&l->client.wb, MBX_MSG_INIT, 0);
+	mbx_proto_put_u32(&l->client.wb, MBX_F_INIT_FLAGS, flags);
+	mbx_proto_put_str(&l->client.wb, MBX_F_HOSTNAME, cfg->hostname);
+	if (bpf)
+		mbx_proto_put(&l->client.wb, MBX_F_SECCOMP, bpf, bpf_len);
+	put_rlimit(&l->client.wb, RLIMIT_CORE, 0);
+	if (l->cg.mech == MBX_LIMITS_RLIMIT) {
+		/* RLIMIT_DATA rather than RLIMIT_AS: runtimes that reserve large
+		 * address ranges without using them (V8, Go) still start. */
+		put_rlimit(&l->client.wb, RLIMIT_DATA, cfg->memory_bytes);
+		put_rlimit(&l->client.wb, RLIMIT_NPROC, cfg->max_procs);
+	}
+	mbx__mountplan_encode(&plan, &l->client.wb);
+	if (mbx_proto_end(&l->client.wb) < 0) {
+		rc = mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "sandbox setup message too large (too many mounts?)");
+		goto fail;
+	}
+	rc = mbx__client_init_sandbox(&l->client, &ready, deadline, err);
+	if (rc < 0)
+		goto fail;
+
+	sb->layers = MBX_LAYER_USER_NS | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS | MBX_LAYER_IPC_NS |
+		     MBX_LAYER_UTS_NS | MBX_LAYER_CGROUP_NS | ready.layers;
+	if (!(sb->skipped & MBX_LAYER_LIMITS))
+		sb->layers |= MBX_LAYER_LIMITS;
+	sb->skipped |= ready.skipped;
+	sb->priv = l;
+	mbx__mountplan_release(&plan);
+	free(bpf);
+	return MBX_OK;
+fail:
+	mbx__mountplan_release(&plan);
+	free(bpf);
+	linux_cleanup(l);
+	return rc;
+}
+
+static int linux_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err)
+{
+	struct linux_sb *l = sb->priv;
+	uint64_t ooms = mbx__cgroup_oom_kills(&l->cg);
+	int rc = mbx__client_exec(&l->client, req, res, err);
+
+	if (rc < 0 && l->client.broken) {
+		mbx__error_wrap(err, "sandbox %s stopped working and was destroyed", sb->id);
+		sb->destroyed = 1;
+		sb->priv = NULL;
+		linux_cleanup(l);
+		return rc;
+	}
+	if (rc == MBX_OK && res->signal == SIGKILL && mbx__cgroup_oom_kills(&l->cg) > ooms)
+		res->oom_killed = 1;
+	return rc;
+}
+
+static int linux_destroy(mbx_sandbox *sb, mbx_error **err)
+{
+	linux_cleanup(sb->priv);
+	sb->priv = NULL;
+	(void)err;
+	return MBX_OK;
+}
+
+const struct mbx_backend_ops mbx__linux_backend = {
+	.name = "os",
+	.isolation = MBX_ISOLATION_OS,
+	.create = linux_create,
+	.exec = linux_exec,
+	.destroy = linux_destroy,
+};

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The mount plan: the list of steps that turn an empty tmpfs into the
+ * sandbox's root, computed on the host (pure apart from looking at which
+ * system directories exist) and carried out by the agent (src/agent/setup.c).
+ * The same input gives the Landlock rules for payloads.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "proto.h"
+
+struct mbx_plan_entry {
+	uint32_t op;    /* MBX_MOP_* */
+	uint32_t flags; /* MBX_MF_* */
+	uint32_t mode;
+	char *src;
+	char *dst;
+	char *data;
+	size_t data_len;
+};
+
+struct mbx_ll_rule {
+	char *path;
+	uint32_t class; /* MBX_LL_* */
+};
+
+struct mbx_mountplan {
+	struct mbx_plan_entry *e;
+	size_t n;
+	struct mbx_ll_rule *ll;
+	size_t nll;
+};
+
+/*
+ * Builds the plan for a config. `workspace` is the host directory behind
+ * /workspace; `host_root` is where the host's system directories are looked
+ * up ("" for the real root; tests pass a fake tree).
+ */
+int mbx__mountplan_build(struct mbx_mountplan *plan, const mbx_config *cfg, const char *workspace,
+			 const char *host_root, mbx_error **err);
+/* Appends the plan's MBX_F_MOUNT and MBX_F_LL_PATH fields to an open frame. */
+void mbx__mountplan_encode(const struct mbx_mountplan *plan, struct mbx_wbuf *w);
+void mbx__mountplan_release(struct mbx_mountplan *plan);

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The payload's seccomp-bpf policy. The host builds the program (with
+ * libseccomp) and sends the raw filter to the agent, which installs it in
+ * each payload process just before exec; the agent itself needs no libseccomp.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mbx/common.h>
+#include <mbx/error.h>
+
+/*
+ * Builds the filter for a trust level.
+ *
+ * out:  a malloc'd array of `struct sock_filter` (8 bytes each) owned by the
+ *       caller; *len is its size in bytes.
+ * Returns MBX_OK, MBX_EINVAL (unknown trust level), MBX_ENOMEM, MBX_ESYS
+ * (memfd or read-back failure), or MBX_ENOTSUP (layer "seccomp") when
+ * libseccomp cannot build a filter for this architecture. On failure *out is
+ * NULL and *len is 0.
+ */
+int mbx__seccomp_build(mbx_trust_t trust, uint8_t **out, size_t *len, mbx_error **err);

@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Starting the agent.
+ *
+ * The agent binary is linked into the library and exec'd from a sealed memfd,
+ * so there is no helper path to find or to swap. The child between clone()
+ * and exec is a copy of a possibly multi-threaded host process: it makes raw
+ * system calls only (no malloc, no locks, no glibc setxid broadcast) and
+ * reports a failure as {step, errno} on a CLOEXEC pipe before exiting.
+ *
+ *	host                                 child (new namespaces)
+ *	clone(NEWUSER|NEWPID|NEWNS|...) ---> wait for "go"
+ *	write uid_map, gid_map
+ *	join the sandbox cgroup
+ *	"go" ------------------------------> setgroups([]) (root caller)
+ *	                                     setresgid(0), setresuid(0)
+ *	                                     unshare(NEWCGROUP), setsid
+ *	                                     fds: 3 = channel, others closed
+ *	EOF on the error pipe <------------- execveat(memfd)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spawn.h"
+#include "platform/linux/syscalls.h"
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+
+extern const unsigned char mbx__agent_blob[];
+extern const unsigned char mbx__agent_blob_end[];
+
+static pthread_once_t agent_once = PTHREAD_ONCE_INIT;
+static int agent_fd = -1;
+static int agent_errno;
+
+/* Writes the embedded agent into a sealed, executable memfd, once per
+ * process. The fd stays open for the life of the process. */
+static void agent_memfd_init(void)
+{
+	size_t len = (size_t)(mbx__agent_blob_end - mbx__agent_blob), off = 0;
+	int fd = memfd_create("mimobox-agent", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+
+	if (fd < 0 && errno == EINVAL)
+		fd = memfd_create("mimobox-agent", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		agent_errno = errno;
+		return;
+	}
+	while (off < len) {
+		ssize_t n = write(fd, mbx__agent_blob + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			agent_errno = n < 0 ? errno : EIO;
+			close(fd);
+			return;
+		}
+		off += (size_t)n;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		agent_errno = errno;
+		close(fd);
+		return;
+	}
+	agent_fd = fd;
+}
+
+enum step {
+	STEP_GO = 1,
+	STEP_SETGROUPS,
+	STEP_SETGID,
+	STEP_SETUID,
+	STEP_CGROUPNS,
+	STEP_SETSID,
+	STEP_FDS,
+	STEP_EXEC,
+};
+
+static const char *step_name(int step)
+{
+	switch (step) {
+	case STEP_GO: return "wait for the host";
+	case STEP_SETGROUPS: return "clear supplementary groups";
+	case STEP_SETGID: return "become gid 0 in the user namespace";
+	case STEP_SETUID: return "become uid 0 in the user namespace";
+	case STEP_CGROUPNS: return "enter a new cgroup namespace";
+	case STEP_SETSID: return "start a new session";
+	case STEP_FDS: return "arrange file descriptors";
+	case STEP_EXEC: return "execute the agent";
+	default: return "start";
+	}
+}
+
+struct child_fail {
+	int32_t step;
+	int32_t errnum;
+};
+
+static __attribute__((noreturn)) void child_die(int fd, int step)
+{
+	struct child_fail f = { step, errno };
+
+	(void)!syscall(SYS_write, fd, &f, sizeof(f));
+	syscall(SYS_exit_group, 1);
+	__builtin_unreachable();
+}
+
+/* The child side: raw system calls only (see the file comment). */
+static __attribute__((noreturn)) void child_main(const struct mbx_spawn *sp, int go_r, int err_w, int chan, int memfd)
+{
+	static char *const argv[] = { "mimobox-agent", NULL };
+	static char *const envp[] = { NULL };
+	char c;
+
+	if (syscall(SYS_read, go_r, &c, 1) != 1)
+		child_die(err_w, STEP_GO);
+	if (sp->privileged && syscall(SYS_setgroups, 0, NULL) < 0)
+		child_die(err_w, STEP_SETGROUPS);
+	if (syscall(SYS_setresgid, 0, 0, 0) < 0)
+		child_die(err_w, STEP_SETGID);
+	if (syscall(SYS_setresuid, 0, 0, 0) < 0)
+		child_die(err_w, STEP_SETUID);
+	/* After the host moved us into the sandbox cgroup, so that is the root
+	 * the sandbox sees. */
+	if (syscall(SYS_unshare, CLONE_NEWCGROUP) < 0)
+		child_die(err_w, STEP_CGROUPNS);
+	if (syscall(SYS_setsid) < 0)
+		child_die(err_w, STEP_SETSID);
+	/* Move the three fds we keep above the range we are about to fill, then
+	 * into place: 3 channel, 4 agent image, 5 error pipe; close the rest. */
+	int chan_hi = (int)syscall(SYS_fcntl, chan, F_DUPFD_CLOEXEC, 64);
+	int mem_hi = (int)syscall(SYS_fcntl, memfd, F_DUPFD_CLOEXEC, 64);
+	int err_hi = (int)syscall(SYS_fcntl, err_w, F_DUPFD_CLOEXEC, 64);
+
+	if (chan_hi < 0 || mem_hi < 0 || err_hi < 0)
+		child_die(err_w, STEP_FDS);
+	err_w = err_hi;
+	if (syscall(SYS_dup3, chan_hi, 3, 0) < 0 || syscall(SYS_dup3, mem_hi, 4, O_CLOEXEC) < 0 ||
+	    syscall(SYS_dup3, err_hi, 5, O_CLOEXEC) < 0)
+		child_die(err_w, STEP_FDS);
+	err_w = 5;
+	if (mbx_sys_close_range(6, ~0U, 0) < 0)
+		for (int fd = 6; fd < 1024; fd++)
+			syscall(SYS_close, fd);
+	mbx_sys_execveat(4, "", argv, envp, AT_EMPTY_PATH);
+	child_die(err_w, STEP_EXEC);
+}
+
+static int write_file(pid_t pid, const char *name, const char *text, mbx_error **err)
+{
+	char path[64];
+	size_t len = strlen(text);
+	int fd, e;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, "user-namespace", "open `%s`", path);
+	if (write(fd, text, len) != (ssize_t)len) {
+		e = errno;
+		close(fd);
+		return mbx__error_set(err, e == EPERM ? MBX_EPERM : MBX_ESYS, e, "user-namespace", "write `%s` to `%s`", text, path);
+	}
+	close(fd);
+	return MBX_OK;
+}
+
+void mbx__linux_kill_agent(pid_t pid, int pidfd)
+{
+	if (pid <= 0)
+		return;
+	if (pidfd < 0 || mbx_sys_pidfd_send_signal(pidfd, SIGKILL, NULL, 0) < 0)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
+		;
+}
+
+int mbx__linux_spawn_agent(struct mbx_spawn *sp, mbx_error **err)
+{
+	const int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+	int sv[2] = { -1, -1 }, go[2] = { -1, -1 }, ep[2] = { -1, -1 };
+	struct child_fail fail;
+	char map[64];
+	int pidfd = -1, rc;
+	ssize_t n;
+	long pid;
+
+	sp->pid = -1;
+	sp->pidfd = -1;
+	sp->chan = -1;
+	pthread_once(&agent_once, agent_memfd_init);
+	if (agent_fd < 0)
+		return mbx__error_set(err, MBX_ESYS, agent_errno, NULL, "load the sandbox agent into a memfd");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe2(go, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "create the agent channel");
+		goto fail;
+	}
+	pid = syscall(SYS_clone, (unsigned long)(flags | CLONE_PIDFD | SIGCHLD), NULL, &pidfd, NULL, 0);
+	if (pid < 0) {
+		int e = errno;
+
+		rc = mbx__error_set(err, e == EPERM || e == ENOSPC || e == EUSERS ? MBX_ENOTSUP : MBX_ESYS, e,
+				    "user-namespace", "create the sandbox namespaces");
+		if (e == EPERM || e == ENOSPC)
+			mbx__error_suggest(err, "unprivileged user namespaces seem disabled: check sysctl kernel.unprivileged_userns_clone and user.max_user_namespaces, or run `mimobox doctor`");
+		goto fail;
+	}
+	if (pid == 0)
+		child_main(sp, go[0], ep[1], sv[1], agent_fd);
+
+	close(sv[1]);
+	close(go[0]);
+	close(ep[1]);
+	sv[1] = go[0] = ep[1] = -1;
+	sp->pid = (pid_t)pid;
+	sp->pidfd = pidfd;
+
+	if (!sp->privileged && (rc = write_file(sp->pid, "setgroups", "deny", err)) < 0)
+		goto fail;
+	snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)sp->map_uid);
+	if ((rc = write_file(sp->pid, "uid_map", map, err)) < 0)
+		goto fail;
+	snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)sp->map_gid);
+	if ((rc = write_file(sp->pid, "gid_map", map, err)) < 0)
+		goto fail;
+	if (sp->cg && sp->cg->mech != MBX_LIMITS_RLIMIT && (rc = mbx__cgroup_attach(sp->cg, sp->pid, err)) < 0)
+		goto fail;
+	if (write(go[1], "g", 1) != 1) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "release the agent process");
+		goto fail;
+	}
+	close(go[1]);
+	go[1] = -1;
+	do
+		n = read(ep[0], &fail, sizeof(fail));
+	while (n < 0 && errno == EINTR);
+	if (n != 0) {
+		if (n == (ssize_t)sizeof(fail))
+			rc = mbx__error_set(err, MBX_ESYS, fail.errnum, "user-namespace", "agent start-up: %s", step_name(fail.step));
+		else
+			rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "agent start-up: lost contact");
+		goto fail;
+	}
+	close(ep[0]);
+	sp->chan = sv[0];
+	return MBX_OK;
+
+fail:
+	mbx__linux_kill_agent(sp->pid, sp->pidfd);
+	if (sp->pidfd >= 0)
+		close(sp->pidfd);
+	sp->pid = -1;
+	sp->pidfd = -1;
+	for (int i = 0; i < 2; i++) {
+		if (sv[i] >= 0)
+			close(sv[i]);
+		if (go[i] >= 0)
+			close(go[i]);
+		if (ep[i] >= 0)
+			close(ep[i]);
+	}
+	return rc;
+}

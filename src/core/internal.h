@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internal types shared by the core and the backends. Never installed. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <mbx/mbx.h>
+
+#include "error-internal.h"
+
+#define MBX_DEFAULT_TIMEOUT_MS 30000u
+#define MBX_DEFAULT_MEMORY (512ull << 20)
+#define MBX_DEFAULT_MAX_PROCS 64u
+#define MBX_DEFAULT_OUTPUT_LIMIT (16ull << 20)
+#define MBX_DEFAULT_WORKDIR "/workspace"
+#define MBX_DEFAULT_HOSTNAME "mimobox"
+
+/* A list of "NAME=value" strings in which a name appears at most once. */
+struct mbx_env {
+	char **kv;
+	size_t n;
+};
+
+struct mbx_mount_spec {
+	char *host;    /* canonical host path (symlinks resolved) */
+	char *sandbox; /* normalised absolute sandbox path */
+	uint32_t flags;
+};
+
+struct mbx_config {
+	mbx_isolation_t isolation;
+	mbx_trust_t trust;
+	mbx_network_t network;
+	char **domains;
+	size_t ndomains;
+	uint64_t timeout_ms;
+	uint64_t memory_bytes;
+	uint64_t output_limit;
+	uint32_t millicpus;
+	uint32_t max_procs;
+	struct mbx_env env;
+	char *workdir;
+	char *hostname;
+	struct mbx_mount_spec *mounts;
+	size_t nmounts;
+	int allow_degraded;
+	mbx_log_level_t log_level;
+	mbx_log_fn log_fn;
+	void *log_userdata;
+};
+
+struct mbx_exec_options {
+	struct mbx_env env;
+	char *workdir;
+	uint64_t timeout_ms; /* 0: the sandbox's default */
+	mbx_output_fn output_fn;
+	void *output_userdata;
+};
+
+struct mbx_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+struct mbx_result {
+	int exit_code;
+	int signal;
+	int timed_out;
+	int oom_killed;
+	struct mbx_buf out;
+	struct mbx_buf err;
+	int out_truncated;
+	int err_truncated;
+	uint64_t elapsed_us;
+	uint64_t peak_memory;
+	uint64_t cpu_us;
+	mbx_isolation_t isolation;
+};
+
+/* One execute, fully resolved by the core: the backend needs nothing else. */
+struct mbx_exec_req {
+	char *const *argv;
+	char *const *envp;     /* merged: baseline, config, call */
+	const char *cwd;       /* absolute */
+	uint64_t timeout_ms;
+	uint64_t output_limit; /* per stream */
+	mbx_output_fn output_fn;
+	void *output_userdata;
+};
+
+struct mbx_backend_ops {
+	const char *name;
+	mbx_isolation_t isolation;
+	/* Builds the sandbox (sb->cfg is set); on failure leaves nothing behind. */
+	int (*create)(mbx_sandbox *sb, mbx_error **err);
+	/* Runs one execute and fills res (zeroed by the caller). */
+	int (*exec)(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err);
+	/* Tears everything down; called once. */
+	int (*destroy)(mbx_sandbox *sb, mbx_error **err);
+};
+
+struct mbx_sandbox {
+	char id[17];
+	const struct mbx_backend_ops *ops;
+	mbx_config *cfg; /* private copy */
+	void *priv;      /* backend state */
+	int destroyed;
+	uint32_t layers;
+	uint32_t skipped;
+	const char *limits_mech;
+};
+
+/* ---- config.c ---- */
+int mbx__config_copy(const mbx_config *src, mbx_config **out, mbx_error **err);
+/* Checks the whole config; names the first problem. */
+int mbx__config_validate(const mbx_config *cfg, mbx_error **err);
+
+/* ---- envcheck.c ---- */
+void mbx__env_release(struct mbx_env *env);
+int mbx__env_copy(struct mbx_env *dst, const struct mbx_env *src);
+/* Validates the name and sets (replaces) the variable. */
+int mbx__env_set(struct mbx_env *env, const char *name, const char *value, mbx_error **err);
+int mbx__env_check_name(const char *name, mbx_error **err);
+/* Builds the NULL-terminated environment of an execute: baseline, then cfg,
+ * then call. The array and its strings are one allocation group freed with
+ * mbx__strv_free(). */
+int mbx__env_merge(const struct mbx_env *cfg, const struct mbx_env *call, char ***out, mbx_error **err);
+
+/* ---- cmdline.c ---- */
+/* Splits a command line with shell-like quoting into a NULL-terminated
+ * vector (free with mbx__strv_free). */
+int mbx__cmdline_split(const char *line, char ***out, mbx_error **err);
+
+/* ---- util.c ---- */
+void mbx__strv_free(char **v);
+size_t mbx__strv_len(char *const *v);
+char **mbx__strv_dup(const char *const *v);
+/* Normalises an absolute path: collapses '//' and '.', refuses '..'.
+ * Returns a malloc'd string or NULL (errno EINVAL or ENOMEM). */
+char *mbx__path_normalize(const char *path);
+int mbx__buf_append(struct mbx_buf *b, const void *data, size_t len);
+void mbx__buf_release(struct mbx_buf *b);
+uint64_t mbx__now_us(void);
+int mbx__random_hex(char *out, size_t nbytes);
+/* Sends a log message through the config's callback, if its level allows. */
+void mbx__log(const mbx_config *cfg, mbx_log_level_t level, const char *fmt, ...) MBX_PRINTF(3, 4);
+/* Recursively removes a directory tree without following symlinks. */
+int mbx__rm_rf(const char *path);
+
+/* ---- backends ---- */
+extern const struct mbx_backend_ops mbx__linux_backend;

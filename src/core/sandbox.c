@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Sandbox lifecycle and dispatch to the backends, with Auto routing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Suffix test for Auto routing of Wasm programs. */
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n > m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int backend_unavailable(mbx_isolation_t isolation, const char *why, mbx_error **err)
+{
+	const char *name = mbx_isolation_name(isolation);
+
+	mbx__error_set(err, MBX_ENOTSUP, 0, name, "the %s backend is unavailable: %s", name, why);
+	mbx__error_suggest(err, "run `mimobox doctor` to see which backends this host and build provide");
+	return MBX_ENOTSUP;
+}
+
+/*
+ * Picks the backend for a config and, for one-shot runs, the program.
+ * Explicit levels are honoured or fail; Auto sends Untrusted to the microVM
+ * (failing closed, never falling back to a weaker backend), .wasm/.wat
+ * programs to Wasm, and everything else to the os backend.
+ */
+static int route(const mbx_config *cfg, const char *program, const struct mbx_backend_ops **out, mbx_error **err)
+{
+	mbx_isolation_t want = cfg->isolation;
+
+	if (want == MBX_ISOLATION_AUTO) {
+		if (cfg->trust == MBX_TRUST_UNTRUSTED) {
+			backend_unavailable(MBX_ISOLATION_MICROVM, "this build has no microVM support", err);
+			mbx__error_wrap(err, "trust level untrusted needs a microVM and will not fall back to a weaker backend");
+			mbx__error_suggest(err, "choose the os backend explicitly (`--isolation os --trust untrusted`) to accept its isolation");
+			return MBX_ENOTSUP;
+		}
+		if (program && (ends_with(program, ".wasm") || ends_with(program, ".wat")))
+			want = MBX_ISOLATION_WASM;
+		else
+			want = MBX_ISOLATION_OS;
+	}
+	switch (want) {
+	case MBX_ISOLATION_OS:
+		*out = &mbx__linux_backend;
+		return MBX_OK;
+	case MBX_ISOLATION_WASM:
+		return backend_unavailable(want, "this build has no Wasmtime support", err);
+	case MBX_ISOLATION_MICROVM:
+		return backend_unavailable(want, "this build has no microVM support", err);
+	default:
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "unknown isolation level %u", want);
+	}
+}
+
+static int sandbox_create(mbx_sandbox **out, const mbx_config *cfg, const char *program, mbx_error **err)
+{
+	mbx_config *defaults = NULL;
+	mbx_sandbox *sb;
+	const struct mbx_backend_ops *ops = NULL;
+	int rc;
+
+	if (out == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_new: out is NULL");
+	*out = NULL;
+	if (cfg == NULL) {
+		rc = mbx_config_new(&defaults, err);
+		if (rc < 0)
+			return rc;
+		cfg = defaults;
+	}
+	rc = mbx__config_validate(cfg, err);
+	if (rc == MBX_OK)
+		rc = route(cfg, program, &ops, err);
+	if (rc < 0) {
+		mbx_config_free(defaults);
+		return rc;
+	}
+	sb = calloc(1, sizeof(*sb));
+	if (sb == NULL) {
+		mbx_config_free(defaults);
+		return mbx__error_oom(err);
+	}
+	rc = mbx__config_copy(cfg, &sb->cfg, err);
+	mbx_config_free(defaults);
+	if (rc < 0) {
+		free(sb);
+		return rc;
+	}
+	if (mbx__random_hex(sb->id, 8) < 0) {
+		mbx_config_free(sb->cfg);
+		free(sb);
+		return mbx__error_set(err, MBX_ESYS, 0, NULL, "getrandom failed");
+	}
+	sb->ops = ops;
+	rc = ops->create(sb, err);
+	if (rc < 0) {
+		mbx__error_wrap(err, "create %s sandbox", ops->name);
+		mbx_config_free(sb->cfg);
+		free(sb);
+		return rc;
+	}
+	mbx__log(sb->cfg, MBX_LOG_INFO, "sandbox %s created (%s backend)", sb->id, ops->name);
+	*out = sb;
+	return MBX_OK;
+}
+
+int mbx_sandbox_new(mbx_sandbox **out, const mbx_config *cfg, mbx_error **err)
+{
+	return sandbox_create(out, cfg, NULL, err);
+}
+
+int mbx_sandbox_exec(mbx_sandbox *sb, const char *const *argv, const mbx_exec_options *opts, mbx_result **out, mbx_error **err)
+{
+	struct mbx_exec_req req = { 0 };
+	mbx_result *res;
+	char **envp = NULL;
+	uint64_t start;
+	int rc;
+
+	if (out == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_exec: out is NULL");
+	*out = NULL;
+	if (sb == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_exec: sandbox is NULL");
+	if (sb->destroyed)
+		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: create a new one", sb->id);
+	if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "no program given: argv is empty");
+	rc = mbx__env_merge(&sb->cfg->env, opts ? &opts->env : NULL, &envp, err);
+	if (rc < 0)
+		return rc;
+	res = calloc(1, sizeof(*res));
+	if (res == NULL) {
+		mbx__strv_free(envp);
+		return mbx__error_oom(err);
+	}
+	req.argv = (char *const *)argv;
+	req.envp = envp;
+	req.cwd = (opts && opts->workdir) ? opts->workdir : sb->cfg->workdir;
+	req.timeout_ms = (opts && opts->timeout_ms) ? opts->timeout_ms : sb->cfg->timeout_ms;
+	req.output_limit = sb->cfg->output_limit;
+	req.output_fn = opts ? opts->output_fn : NULL;
+	req.output_userdata = opts ? opts->output_userdata : NULL;
+	res->isolation = sb->ops->isolation;
+	start = mbx__now_us();
+	rc = sb->ops->exec(sb, &req, res, err);
+	res->elapsed_us = mbx__now_us() - start;
+	mbx__strv_free(envp);
+	if (rc < 0) {
+		mbx_result_free(res);
+		return rc;
+	}
+	*out = res;
+	return MBX_OK;
+}
+
+int mbx_sandbox_exec_command(mbx_sandbox *sb, const char *command, const mbx_exec_options *opts, mbx_result **out, mbx_error **err)
+{
+	char **argv = NULL;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	rc = mbx__cmdline_split(command, &argv, err);
+	if (rc < 0)
+		return rc;
+	rc = mbx_sandbox_exec(sb, (const char *const *)argv, opts, out, err);
+	mbx__strv_free(argv);
+	return rc;
+}
+
+/* Interpreters of mbx_sandbox_exec_code(): language, program, code flag. */
+static const struct {
+	const char *language;
+	const char *program;
+	const char *flag;
+} interpreters[] = {
+	{ "sh", "sh", "-c" },
+	{ "bash", "bash", "-c" },
+	{ "python3", "python3", "-c" },
+	{ "python", "python3", "-c" },
+	{ "node", "node", "-e" },
+	{ "javascript", "node", "-e" },
+};
+
+int mbx_sandbox_exec_code(mbx_sandbox *sb, const char *language, const char *code, const mbx_exec_options *opts, mbx_result **out, mbx_error **err)
+{
+	size_t i;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if (language == NULL || code == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "exec_code needs a language and code");
+	for (i = 0; i < sizeof(interpreters) / sizeof(interpreters[0]); i++)
+		if (strcmp(language, interpreters[i].language) == 0)
+			break;
+	if (i == sizeof(interpreters) / sizeof(interpreters[0]))
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL,
+				      "unknown language `%s`: use sh, bash, python3 or node", language);
+	const char *argv[] = { interpreters[i].program, interpreters[i].flag, code, NULL };
+
+	rc = mbx_sandbox_exec(sb, argv, opts, out, err);
+	if (rc == MBX_ENOTFOUND)
+		mbx__error_suggest(err, "%s is not installed on the host, so the sandbox cannot see it: install it (e.g. apt-get install %s)",
+				   interpreters[i].program, strcmp(interpreters[i].program, "node") == 0 ? "nodejs" : interpreters[i].program);
+	return rc;
+}
+
+int mbx_sandbox_destroy(mbx_sandbox *sb, mbx_error **err)
+{
+	int rc;
+
+	if (sb == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_destroy: sandbox is NULL");
+	if (sb->destroyed)
+		return MBX_OK;
+	sb->destroyed = 1;
+	rc = sb->ops->destroy(sb, err);
+	mbx__log(sb->cfg, MBX_LOG_INFO, "sandbox %s destroyed", sb->id);
+	return rc;
+}
+
+void mbx_sandbox_free(mbx_sandbox *sb)
+{
+	if (sb == NULL)
+		return;
+	mbx_sandbox_destroy(sb, NULL);
+	mbx_config_free(sb->cfg);
+	free(sb);
+}
+
+mbx_isolation_t mbx_sandbox_isolation(const mbx_sandbox *sb)
+{
+	return sb ? sb->ops->isolation : MBX_ISOLATION_AUTO;
+}
+
+const char *mbx_sandbox_id(const mbx_sandbox *sb)
+{
+	return sb ? sb->id : NULL;
+}
+
+uint32_t mbx_sandbox_layers(const mbx_sandbox *sb)
+{
+	return sb ? sb->layers : 0;
+}
+
+uint32_t mbx_sandbox_skipped(const mbx_sandbox *sb)
+{
+	return sb ? sb->skipped : 0;
+}
+
+const char *mbx_sandbox_limits_mechanism(const mbx_sandbox *sb)
+{
+	return (sb && sb->limits_mech) ? sb->limits_mech : "none";
+}
+
+int mbx_run(const mbx_config *cfg, const char *const *argv, const mbx_exec_options *opts, mbx_result **out, mbx_error **err)
+{
+	mbx_sandbox *sb = NULL;
+	int rc;
+
+	if (out == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_run: out is NULL");
+	*out = NULL;
+	if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "no program given: argv is empty");
+	rc = sandbox_create(&sb, cfg, argv[0], err);
+	if (rc < 0)
+		return rc;
+	rc = mbx_sandbox_exec(sb, argv, opts, out, err);
+	if (rc == MBX_OK) {
+		rc = mbx_sandbox_destroy(sb, err);
+		if (rc < 0) {
+			mbx_result_free(*out);
+			*out = NULL;
+		}
+	}
+	mbx_sandbox_free(sb);
+	return rc;
+}

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Frame and field codec of the agent protocol (see proto.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* ==== writing ==== */
+
+void mbx_wbuf_init(struct mbx_wbuf *w)
+{
+	memset(w, 0, sizeof(*w));
+}
+
+void mbx_wbuf_release(struct mbx_wbuf *w)
+{
+	free(w->buf);
+	mbx_wbuf_init(w);
+}
+
+void mbx_wbuf_reset(struct mbx_wbuf *w)
+{
+	w->len = 0;
+	w->failed = 0;
+	w->frame_at = 0;
+}
+
+/* Makes room for n more bytes; marks the buffer failed when it cannot. */
+static uint8_t *wbuf_grow(struct mbx_wbuf *w, size_t n)
+{
+	if (w->failed)
+		return NULL;
+	if (n > MBX_PROTO_MAX_BODY + MBX_PROTO_HEADER || w->len + n > 64u * MBX_PROTO_MAX_BODY) {
+		w->failed = 1;
+		return NULL;
+	}
+	if (w->len + n > w->cap) {
+		size_t cap = w->cap ? w->cap : 256;
+		uint8_t *nb;
+
+		while (cap < w->len + n)
+			cap *= 2;
+		nb = realloc(w->buf, cap);
+		if (nb == NULL) {
+			w->failed = 1;
+			return NULL;
+		}
+		w->buf = nb;
+		w->cap = cap;
+	}
+	w->len += n;
+	return w->buf + w->len - n;
+}
+
+void mbx_proto_begin(struct mbx_wbuf *w, uint16_t type, uint32_t id)
+{
+	uint8_t *p;
+
+	w->frame_at = w->len;
+	p = wbuf_grow(w, MBX_PROTO_HEADER);
+	if (p == NULL)
+		return;
+	put_le32(p, 0);
+	put_le16(p + 4, type);
+	put_le16(p + 6, 0);
+	put_le32(p + 8, id);
+}
+
+void mbx_proto_put(struct mbx_wbuf *w, uint16_t tag, const void *data, size_t len)
+{
+	uint8_t *p;
+
+	if (len > MBX_PROTO_MAX_BODY) {
+		w->failed = 1;
+		return;
+	}
+	p = wbuf_grow(w, 6 + len);
+	if (p == NULL)
+		return;
+	put_le16(p, tag);
+	put_le32(p + 2, (uint32_t)len);
+	if (len)
+		memcpy(p + 6, data, len);
+}
+
+void mbx_proto_put_u32(struct mbx_wbuf *w, uint16_t tag, uint32_t v)
+{
+	uint8_t b[4];
+
+	put_le32(b, v);
+	mbx_proto_put(w, tag, b, sizeof(b));
+}
+
+void mbx_proto_put_u64(struct mbx_wbuf *w, uint16_t tag, uint64_t v)
+{
+	uint8_t b[8];
+
+	put_le32(b, (uint32_t)v);
+	put_le32(b + 4, (uint32_t)(v >> 32));
+	mbx_proto_put(w, tag, b, sizeof(b));
+}
+
+void mbx_proto_put_str(struct mbx_wbuf *w, uint16_t tag, const char *s)
+{
+	mbx_proto_put(w, tag, s, strlen(s));
+}
+
+size_t mbx_proto_nest_begin(struct mbx_wbuf *w, uint16_t tag)
+{
+	size_t at = w->len;
+
+	mbx_proto_put(w, tag, NULL, 0);
+	return at;
+}
+
+void mbx_proto_nest_end(struct mbx_wbuf *w, size_t at)
+{
+	if (w->failed)
+		return;
+	put_le32(w->buf + at + 2, (uint32_t)(w->len - at - 6));
+}
+
+int mbx_proto_end(struct mbx_wbuf *w)
+{
+	size_t body;
+
+	if (w->failed)
+		return -1;
+	body = w->len - w->frame_at - MBX_PROTO_HEADER;
+	if (body > MBX_PROTO_MAX_BODY) {
+		w->failed = 1;
+		return -1;
+	}
+	put_le32(w->buf + w->frame_at, (uint32_t)body);
+	return 0;
+}
+
+/* ==== reading ==== */
+
+int mbx_proto_parse(const uint8_t *buf, size_t len, struct mbx_frame *f, size_t *used)
+{
+	uint32_t body;
+
+	if (len < MBX_PROTO_HEADER)
+		return 0;
+	body = get_le32(buf);
+	if (body > MBX_PROTO_MAX_BODY || get_le16(buf + 6) != 0)
+		return -1;
+	if (len - MBX_PROTO_HEADER < body)
+		return 0;
+	f->len = body;
+	f->type = get_le16(buf + 4);
+	f->flags = 0;
+	f->id = get_le32(buf + 8);
+	f->body = buf + MBX_PROTO_HEADER;
+	*used = MBX_PROTO_HEADER + (size_t)body;
+	return 1;
+}
+
+void mbx_rbuf_init(struct mbx_rbuf *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+void mbx_rbuf_release(struct mbx_rbuf *r)
+{
+	free(r->buf);
+	mbx_rbuf_init(r);
+}
+
+uint8_t *mbx_rbuf_space(struct mbx_rbuf *r, size_t want)
+{
+	/* Drop consumed bytes first so the buffer never exceeds one maximal
+	 * frame plus one read. */
+	if (r->off > 0) {
+		memmove(r->buf, r->buf + r->off, r->len - r->off);
+		r->len -= r->off;
+		r->off = 0;
+	}
+	if (r->len + want > r->cap) {
+		size_t cap = r->cap ? r->cap : 4096;
+		uint8_t *nb;
+
+		while (cap < r->len + want)
+			cap *= 2;
+		nb = realloc(r->buf, cap);
+		if (nb == NULL)
+			return NULL;
+		r->buf = nb;
+		r->cap = cap;
+	}
+	return r->buf + r->len;
+}
+
+void mbx_rbuf_commit(struct mbx_rbuf *r, size_t n)
+{
+	r->len += n;
+}
+
+int mbx_rbuf_push(struct mbx_rbuf *r, const void *data, size_t len)
+{
+	uint8_t *p = mbx_rbuf_space(r, len);
+
+	if (p == NULL)
+		return -1;
+	memcpy(p, data, len);
+	mbx_rbuf_commit(r, len);
+	return 0;
+}
+
+int mbx_rbuf_next(struct mbx_rbuf *r, struct mbx_frame *f)
+{
+	size_t used = 0;
+	int rc = mbx_proto_parse(r->buf + r->off, r->len - r->off, f, &used);
+
+	if (rc == 1)
+		r->off += used;
+	return rc;
+}
+
+void mbx_field_iter_init(struct mbx_field_iter *it, const uint8_t *body, uint32_t len)
+{
+	it->p = body;
+	it->end = body + len;
+}
+
+int mbx_field_next(struct mbx_field_iter *it, uint16_t *tag, const uint8_t **val, uint32_t *len)
+{
+	size_t left = (size_t)(it->end - it->p);
+	uint32_t n;
+
+	if (left == 0)
+		return 0;
+	if (left < 6)
+		return -1;
+	n = get_le32(it->p + 2);
+	if (n > left - 6)
+		return -1;
+	*tag = get_le16(it->p);
+	*len = n;
+	*val = it->p + 6;
+	it->p += 6 + (size_t)n;
+	return 1;
+}
+
+int mbx_field_u32(const uint8_t *val, uint32_t len, uint32_t *out)
+{
+	if (len != 4)
+		return -1;
+	*out = get_le32(val);
+	return 0;
+}
+
+int mbx_field_u64(const uint8_t *val, uint32_t len, uint64_t *out)
+{
+	if (len != 8)
+		return -1;
+	*out = (uint64_t)get_le32(val) | ((uint64_t)get_le32(val + 4) << 32);
+	return 0;
+}
+
+/* ==== message decoders (host side, untrusted input) ==== */
+
+/* Copies a string field into a fixed buffer, cutting it and replacing NUL
+ * and control bytes so the text is safe to show. */
+static void copy_text(char *dst, size_t cap, const uint8_t *val, uint32_t len)
+{
+	size_t n = len < cap - 1 ? len : cap - 1;
+
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (val[i] < 0x20 || val[i] == 0x7f) ? '?' : (char)val[i];
+	dst[n] = '\0';
+}
+
+int mbx_proto_decode_hello(const struct mbx_frame *f, uint32_t *version)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t tag;
+	int rc, found = 0;
+
+	mbx_field_iter_init(&it, f->body, f->len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		if (tag == MBX_F_VERSION) {
+			if (mbx_field_u32(v, n, version) < 0)
+				return -1;
+			found = 1;
+		}
+	}
+	return (rc < 0 || !found) ? -1 : 0;
+}
+
+int mbx_proto_decode_ready(const struct mbx_frame *f, struct mbx_ready_info *out)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t tag;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	mbx_field_iter_init(&it, f->body, f->len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		uint32_t *dst = tag == MBX_F_LAYERS ? &out->layers :
+				tag == MBX_F_SKIPPED ? &out->skipped :
+				tag == MBX_F_LANDLOCK_ABI ? &out->landlock_abi : NULL;
+
+		if (dst != NULL && mbx_field_u32(v, n, dst) < 0)
+			return -1;
+	}
+	return rc < 0 ? -1 : 0;
+}
+
+int mbx_proto_decode_error(const struct mbx_frame *f, struct mbx_error_info *out)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n, code = 0;
+	uint16_t tag;
+	int rc, have_code = 0;
+
+	memset(out, 0, sizeof(*out));
+	mbx_field_iter_init(&it, f->body, f->len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		switch (tag) {
+		case MBX_F_CODE:
+			if (mbx_field_u32(v, n, &code) < 0)
+				return -1;
+			have_code = 1;
+			break;
+		case MBX_F_ERRNO:
+			if (mbx_field_u32(v, n, &out->errnum) < 0 || out->errnum > 4095)
+				return -1;
+			break;
+		case MBX_F_LAYER:
+			copy_text(out->layer, sizeof(out->layer), v, n);
+			break;
+		case MBX_F_MESSAGE:
+			copy_text(out->message, sizeof(out->message), v, n);
+			break;
+		default:
+			break;
+		}
+	}
+	/* Only the documented negative codes may cross; anything else from an
+	 * agent is a protocol violation. */
+	out->code = (int32_t)code;
+	if (rc < 0 || !have_code || out->code >= 0 || out->code < -64)
+		return -1;
+	return 0;
+}
+
+int mbx_proto_decode_exit(const struct mbx_frame *f, struct mbx_exit_info *out)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n, u;
+	uint16_t tag;
+	int rc, have_code = 0;
+
+	memset(out, 0, sizeof(*out));
+	mbx_field_iter_init(&it, f->body, f->len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		switch (tag) {
+		case MBX_F_EXIT_CODE:
+			if (mbx_field_u32(v, n, &u) < 0)
+				return -1;
+			out->exit_code = (int32_t)u;
+			have_code = 1;
+			break;
+		case MBX_F_SIGNAL:
+			if (mbx_field_u32(v, n, &out->signal) < 0 || out->signal > 64)
+				return -1;
+			break;
+		case MBX_F_FLAGS:
+			if (mbx_field_u32(v, n, &out->flags) < 0)
+				return -1;
+			break;
+		case MBX_F_CPU_US:
+			if (mbx_field_u64(v, n, &out->cpu_us) < 0)
+				return -1;
+			break;
+		case MBX_F_MAXRSS:
+			if (mbx_field_u64(v, n, &out->maxrss) < 0)
+				return -1;
+			break;
+		case MBX_F_ELAPSED_US:
+			if (mbx_field_u64(v, n, &out->elapsed_us) < 0)
+				return -1;
+			break;
+		default:
+			break;
+		}
+	}
+	if (rc < 0 || !have_code)
+		return -1;
+	/* Either an exit status (0..255) or a signal, never both. */
+	if (out->signal != 0 ? out->exit_code != -1 : (out->exit_code < 0 || out->exit_code > 255))
+		return -1;
+	return 0;
+}
+
+int mbx_proto_decode_data(const struct mbx_frame *f, const uint8_t **data, uint32_t *len)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t tag;
+	int rc, found = 0;
+
+	mbx_field_iter_init(&it, f->body, f->len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		if (tag == MBX_F_DATA && !found) {
+			*data = v;
+			*len = n;
+			found = 1;
+		}
+	}
+	return (rc < 0 || !found) ? -1 : 0;
+}

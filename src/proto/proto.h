@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The agent protocol: framed, versioned, length-prefixed messages between the
+ * host-side client and the in-sandbox agent. Compiled into both; it uses only
+ * libc so the static agent can carry it.
+ *
+ * A frame is a 12-byte little-endian header followed by a body:
+ *
+ *	u32 body_len   at most MBX_PROTO_MAX_BODY
+ *	u16 type       MBX_MSG_*
+ *	u16 flags      0 (reserved)
+ *	u32 id         the execute a message belongs to, 0 otherwise
+ *
+ * The body is a sequence of fields, each `u16 tag, u32 len, len bytes`. Fields
+ * a reader does not know are skipped, so either side may add fields without a
+ * version bump; a change of meaning bumps MBX_PROTO_VERSION, which the agent
+ * announces in its HELLO and the host checks.
+ *
+ * Everything the host reads from an agent is untrusted: every length is
+ * checked against what is left in the frame and against fixed maxima, and
+ * the decoders below never read outside the frame (fuzz/fuzz-proto.c).
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MBX_PROTO_VERSION 1
+#define MBX_PROTO_HEADER 12
+/* A frame body is at most 1 MiB: output is sent in chunks far below it, and a
+ * larger announcement from an agent is a protocol error, never an allocation. */
+#define MBX_PROTO_MAX_BODY (1u << 20)
+/* Output chunk size the agent uses. */
+#define MBX_PROTO_CHUNK 65536
+
+enum mbx_msg_type {
+	MBX_MSG_HELLO = 1,    /* agent -> host: VERSION */
+	MBX_MSG_INIT = 2,     /* host -> agent: sandbox setup (see agent.c) */
+	MBX_MSG_READY = 3,    /* agent -> host: LAYERS, SKIPPED, LANDLOCK_ABI */
+	MBX_MSG_ERROR = 4,    /* agent -> host: CODE, ERRNO, LAYER, MESSAGE */
+	MBX_MSG_EXEC = 5,     /* host -> agent: ARG*, ENV*, CWD, TIMEOUT_MS, OUTPUT_LIMIT */
+	MBX_MSG_STDOUT = 6,   /* agent -> host: DATA */
+	MBX_MSG_STDERR = 7,   /* agent -> host: DATA */
+	MBX_MSG_EXIT = 8,     /* agent -> host: the mbx_exit_info fields */
+	MBX_MSG_SHUTDOWN = 9, /* host -> agent: kill everything and exit */
+};
+
+enum mbx_field_tag {
+	MBX_F_VERSION = 1,
+	MBX_F_CODE = 2,
+	MBX_F_ERRNO = 3,
+	MBX_F_LAYER = 4,
+	MBX_F_MESSAGE = 5,
+	MBX_F_ARG = 6,
+	MBX_F_ENV = 7,
+	MBX_F_CWD = 8,
+	MBX_F_TIMEOUT_MS = 9,
+	MBX_F_OUTPUT_LIMIT = 10,
+	MBX_F_DATA = 11,
+	MBX_F_EXIT_CODE = 12,
+	MBX_F_SIGNAL = 13,
+	MBX_F_FLAGS = 14,     /* MBX_EXIT_* bits */
+	MBX_F_CPU_US = 15,
+	MBX_F_MAXRSS = 16,    /* bytes */
+	MBX_F_ELAPSED_US = 17,
+	MBX_F_LAYERS = 18,
+	MBX_F_SKIPPED = 19,
+	MBX_F_LANDLOCK_ABI = 20,
+	MBX_F_HOSTNAME = 21,
+	MBX_F_MOUNT = 22,     /* nested: MBX_F_OP, MBX_F_SRC, MBX_F_DST, MBX_F_MODE, MBX_F_DATA */
+	MBX_F_OP = 23,
+	MBX_F_SRC = 24,
+	MBX_F_DST = 25,
+	MBX_F_MODE = 26,
+	MBX_F_SECCOMP = 27,   /* raw struct sock_filter array */
+	MBX_F_LL_PATH = 28,   /* nested: MBX_F_DST, MBX_F_MODE (MBX_LL_*) */
+	MBX_F_RLIMIT = 29,    /* 12 bytes: u32 resource, u64 value */
+	MBX_F_INIT_FLAGS = 30,/* MBX_INIT_* bits */
+};
+
+/* MBX_F_FLAGS bits of an EXIT message. */
+#define MBX_EXIT_TIMED_OUT        (1u << 0)
+#define MBX_EXIT_STDOUT_TRUNCATED (1u << 1)
+#define MBX_EXIT_STDERR_TRUNCATED (1u << 2)
+#define MBX_EXIT_OOM_KILLED       (1u << 3)
+
+/* MBX_F_INIT_FLAGS bits. */
+#define MBX_INIT_ALLOW_DEGRADED (1u << 0)
+#define MBX_INIT_SETUP_ROOT     (1u << 1) /* build the mount plan and pivot_root */
+#define MBX_INIT_LOOPBACK       (1u << 2) /* bring up lo in the network namespace */
+#define MBX_INIT_UNTRUSTED      (1u << 3) /* stricter Landlock scopes */
+
+/* Landlock access classes of an MBX_F_LL_PATH. */
+#define MBX_LL_READ  1 /* read and execute */
+#define MBX_LL_WRITE 2 /* read, write, create, remove */
+#define MBX_LL_DEV   3 /* read, write and ioctl on device files */
+
+/* ---- writing ---- */
+
+struct mbx_wbuf {
+	uint8_t *buf;
+	size_t len;
+	size_t cap;
+	int failed;       /* an allocation failed or a limit was passed */
+	size_t frame_at;  /* offset of the open frame's header */
+};
+
+void mbx_wbuf_init(struct mbx_wbuf *w);
+void mbx_wbuf_release(struct mbx_wbuf *w);
+void mbx_wbuf_reset(struct mbx_wbuf *w);
+/* Starts a frame at the end of the buffer. */
+void mbx_proto_begin(struct mbx_wbuf *w, uint16_t type, uint32_t id);
+void mbx_proto_put(struct mbx_wbuf *w, uint16_t tag, const void *data, size_t len);
+void mbx_proto_put_u32(struct mbx_wbuf *w, uint16_t tag, uint32_t v);
+void mbx_proto_put_u64(struct mbx_wbuf *w, uint16_t tag, uint64_t v);
+void mbx_proto_put_str(struct mbx_wbuf *w, uint16_t tag, const char *s);
+/* Opens a nested field; returns its offset for mbx_proto_nest_end(). */
+size_t mbx_proto_nest_begin(struct mbx_wbuf *w, uint16_t tag);
+void mbx_proto_nest_end(struct mbx_wbuf *w, size_t at);
+/* Closes the frame (fills in its length). Returns 0, or -1 when the frame is
+ * too large or an allocation failed. */
+int mbx_proto_end(struct mbx_wbuf *w);
+
+/* ---- reading ---- */
+
+struct mbx_frame {
+	uint16_t type;
+	uint16_t flags;
+	uint32_t id;
+	const uint8_t *body;
+	uint32_t len;
+};
+
+/* Incremental reader over a stream of frames with a bounded buffer. */
+struct mbx_rbuf {
+	uint8_t *buf;
+	size_t len;    /* bytes held */
+	size_t off;    /* bytes already consumed */
+	size_t cap;
+};
+
+void mbx_rbuf_init(struct mbx_rbuf *r);
+void mbx_rbuf_release(struct mbx_rbuf *r);
+/* Appends bytes (at most what fits one maximal frame beyond the held data).
+ * Returns 0 or -1 on allocation failure. */
+int mbx_rbuf_push(struct mbx_rbuf *r, const void *data, size_t len);
+/* Room the reader wants to read into directly: returns a pointer to at least
+ * `want` free bytes, or NULL on allocation failure; then mbx_rbuf_commit(). */
+uint8_t *mbx_rbuf_space(struct mbx_rbuf *r, size_t want);
+void mbx_rbuf_commit(struct mbx_rbuf *r, size_t n);
+/* Takes the next complete frame. Returns 1 with *f set (valid until the next
+ * call), 0 when more bytes are needed, -1 when the stream is malformed (bad
+ * length or flags): the connection must then be dropped. */
+int mbx_rbuf_next(struct mbx_rbuf *r, struct mbx_frame *f);
+
+/* Parses one frame from a flat buffer; same returns as mbx_rbuf_next(), and
+ * *used gets the bytes it spans. */
+int mbx_proto_parse(const uint8_t *buf, size_t len, struct mbx_frame *f, size_t *used);
+
+struct mbx_field_iter {
+	const uint8_t *p;
+	const uint8_t *end;
+};
+
+void mbx_field_iter_init(struct mbx_field_iter *it, const uint8_t *body, uint32_t len);
+/* Next field: 1 with tag/val/len set, 0 at the end, -1 when a field runs past
+ * the end of the body. */
+int mbx_field_next(struct mbx_field_iter *it, uint16_t *tag, const uint8_t **val, uint32_t *len);
+
+/* Fixed-size field values: 0 on success, -1 when the length is wrong. */
+int mbx_field_u32(const uint8_t *val, uint32_t len, uint32_t *out);
+int mbx_field_u64(const uint8_t *val, uint32_t len, uint64_t *out);
+
+/* ---- decoded messages the host reads (all untrusted input) ---- */
+
+struct mbx_exit_info {
+	int32_t exit_code;
+	uint32_t signal;
+	uint32_t flags;       /* MBX_EXIT_* */
+	uint64_t cpu_us;
+	uint64_t maxrss;
+	uint64_t elapsed_us;
+};
+
+struct mbx_ready_info {
+	uint32_t layers;
+	uint32_t skipped;
+	uint32_t landlock_abi;
+};
+
+/* An ERROR message. Strings point into a caller buffer and are
+ * NUL-terminated, cut at the buffer's size. */
+struct mbx_error_info {
+	int32_t code;
+	uint32_t errnum;
+	char layer[32];
+	char message[512];
+};
+
+/* Each decoder returns 0, or -1 when a field is malformed or a required one
+ * is missing. Unknown fields are ignored. */
+int mbx_proto_decode_hello(const struct mbx_frame *f, uint32_t *version);
+int mbx_proto_decode_ready(const struct mbx_frame *f, struct mbx_ready_info *out);
+int mbx_proto_decode_error(const struct mbx_frame *f, struct mbx_error_info *out);
+int mbx_proto_decode_exit(const struct mbx_frame *f, struct mbx_exit_info *out);
+/* Output data of a STDOUT/STDERR frame: borrowed from the frame. */
+int mbx_proto_decode_data(const struct mbx_frame *f, const uint8_t **data, uint32_t *len);
+
+/* ---- the INIT message's mount plan (MBX_F_MOUNT entries, in order) ---- */
+
+enum mbx_mount_op {
+	MBX_MOP_BIND = 1,       /* SRC (host path) onto DST */
+	MBX_MOP_TMPFS = 2,      /* DST, MODE, DATA (mount options) */
+	MBX_MOP_PROC = 3,       /* DST */
+	MBX_MOP_DEVPTS = 4,     /* DST */
+	MBX_MOP_SYMLINK = 5,    /* SRC (link target) at DST */
+	MBX_MOP_WRITE = 6,      /* DATA into the new file DST with MODE */
+	MBX_MOP_MKDIR = 7,      /* DST with MODE */
+	MBX_MOP_REMOUNT_RO = 8, /* DST made read-only */
+};
+
+/* MBX_F_FLAGS bits of a mount entry. */
+#define MBX_MF_RO       (1u << 0) /* bind read-only at once */
+#define MBX_MF_FILE     (1u << 1) /* the source is not a directory */
+#define MBX_MF_OPTIONAL (1u << 2) /* skip when the source is missing */
+#define MBX_MF_REC      (1u << 3) /* recursive (submounts too) */

@@ -1,0 +1,511 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * try-syscall: run inside a sandbox by the integration tests.
+ *
+ *	try-syscall NAME...	try each operation, print "NAME=RESULT" per line
+ *	try-syscall --list	print the known names
+ *
+ * RESULT is "ok", the errno name of the failure ("EPERM"), or the signal
+ * that killed the attempt ("SIGSYS"): each attempt runs in its own forked
+ * child, so a kill by seccomp is reported and state changes (unshare,
+ * PTRACE_TRACEME) do not leak into the next attempt. Exit status 0, or 2 for
+ * a usage error.
+ *
+ * Every probe is harmless when it is allowed: it targets a path that does not
+ * exist, passes an invalid command, or undoes itself, so an allowed probe may
+ * report EINVAL or ENOENT where a denied one reports EPERM. No dependencies
+ * beyond libc and the kernel headers: raw syscall() numbers throughout.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/io_uring.h>
+#include <linux/keyctl.h>
+#include <linux/netlink.h>
+#include <linux/perf_event.h>
+#include <linux/personality.h>
+#include <linux/reboot.h>
+#include <linux/userfaultfd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+
+#define NOWHERE "/nonexistent-try-syscall"
+
+/* Each probe returns 0 when the operation succeeded, or the errno value. */
+typedef int (*probe_fn)(void);
+
+/* -1 with errno set becomes the errno value; anything else is success. */
+static int result(long rc)
+{
+	return rc < 0 ? (errno ? errno : EIO) : 0;
+}
+
+/* Closes an fd the probe got and reports success. */
+static int result_fd(long fd)
+{
+	if (fd < 0)
+		return result(fd);
+	close((int)fd);
+	return 0;
+}
+
+static int probe_mount(void)
+{
+	return result(syscall(SYS_mount, "none", NOWHERE, "tmpfs", 0UL, NULL));
+}
+
+static int probe_umount(void)
+{
+	return result(syscall(SYS_umount2, NOWHERE, 0));
+}
+
+static int probe_pivot_root(void)
+{
+	return result(syscall(SYS_pivot_root, NOWHERE "-new", NOWHERE "-old"));
+}
+
+static int probe_chroot(void)
+{
+	return result(syscall(SYS_chroot, NOWHERE));
+}
+
+/* PTRACE_SEIZE goes through the same permission checks as PTRACE_ATTACH but
+ * does not stop the tracee; it is detached again when this child exits. */
+static int probe_ptrace(void)
+{
+	return result(syscall(SYS_ptrace, 0x4206L /* PTRACE_SEIZE */, 1L, 0L, 0L));
+}
+
+static int probe_ptrace_traceme(void)
+{
+	return result(syscall(SYS_ptrace, 0L /* PTRACE_TRACEME */, 0L, 0L, 0L));
+}
+
+static int probe_process_vm_readv(void)
+{
+	char src = 'x', dst = 0;
+	struct iovec local = { &dst, 1 }, remote = { &src, 1 };
+
+	return result(syscall(SYS_process_vm_readv, (long)getpid(), &local, 1UL, &remote, 1UL, 0UL));
+}
+
+static int probe_bpf(void)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.map_type = BPF_MAP_TYPE_ARRAY;
+	attr.key_size = 4;
+	attr.value_size = 4;
+	attr.max_entries = 1;
+	return result_fd(syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof(attr)));
+}
+
+static int probe_keyctl(void)
+{
+	return result(syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0L));
+}
+
+/* The process keyring dies with this child. */
+static int probe_add_key(void)
+{
+	return result(syscall(SYS_add_key, "user", "try-syscall", "x", 1UL,
+			      KEY_SPEC_PROCESS_KEYRING));
+}
+
+static int probe_userns(void)
+{
+	return result(syscall(SYS_unshare, CLONE_NEWUSER));
+}
+
+static int probe_netns(void)
+{
+	return result(syscall(SYS_unshare, CLONE_NEWNET));
+}
+
+/* Raw clone with fork semantics; the new child exits at once. */
+static int probe_clone_newuser(void)
+{
+	long pid = syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), 0UL, 0UL, 0UL, 0UL);
+
+	if (pid == 0)
+		_exit(0);
+	if (pid > 0)
+		waitpid((pid_t)pid, NULL, 0);
+	return result(pid);
+}
+
+static int probe_clone3(void)
+{
+#ifdef SYS_clone3
+	uint64_t args[8];	/* struct clone_args, version 0 */
+	long pid;
+
+	memset(args, 0, sizeof(args));
+	args[4] = SIGCHLD;	/* exit_signal */
+	pid = syscall(SYS_clone3, args, sizeof(args));
+	if (pid == 0)
+		_exit(0);
+	if (pid > 0)
+		waitpid((pid_t)pid, NULL, 0);
+	return result(pid);
+#else
+	return ENOSYS;
+#endif
+}
+
+static int probe_io_uring(void)
+{
+	struct io_uring_params p;
+
+	memset(&p, 0, sizeof(p));
+	return result_fd(syscall(SYS_io_uring_setup, 1U, &p));
+}
+
+static int socket_probe(int domain, int type, int protocol)
+{
+	return result_fd(socket(domain, type | SOCK_CLOEXEC, protocol));
+}
+
+static int probe_vsock(void)
+{
+	return socket_probe(AF_VSOCK, SOCK_STREAM, 0);
+}
+
+static int probe_netlink_audit(void)
+{
+	return socket_probe(AF_NETLINK, SOCK_RAW, NETLINK_AUDIT);
+}
+
+static int probe_netlink_route(void)
+{
+	return socket_probe(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+}
+
+static int probe_unix_socket(void)
+{
+	return socket_probe(AF_UNIX, SOCK_STREAM, 0);
+}
+
+static int probe_inet(void)
+{
+	return socket_probe(AF_INET, SOCK_STREAM, 0);
+}
+
+static int probe_perf_event_open(void)
+{
+	struct perf_event_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.size = sizeof(attr);
+	attr.type = PERF_TYPE_SOFTWARE;
+	attr.config = PERF_COUNT_SW_CPU_CLOCK;
+	attr.disabled = 1;
+	attr.exclude_kernel = 1;
+	attr.exclude_hv = 1;
+	return result_fd(syscall(SYS_perf_event_open, &attr, 0L, -1L, -1L, 0UL));
+}
+
+/* User-mode-only first: that is what an unprivileged payload could get. */
+static int probe_userfaultfd(void)
+{
+	long fd = syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+
+	if (fd < 0 && errno == EINVAL)
+		fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	return result_fd(fd);
+}
+
+/* An undefined flag: past the capability check the kernel says EINVAL. */
+static int probe_kexec_load(void)
+{
+#ifdef SYS_kexec_load
+	return result(syscall(SYS_kexec_load, 0UL, 0UL, NULL, 0x8000UL));
+#else
+	return ENOSYS;
+#endif
+}
+
+/* An empty image: past the capability check the kernel says ENOEXEC. */
+static int probe_init_module(void)
+{
+	return result(syscall(SYS_init_module, NULL, 0UL, ""));
+}
+
+/* Re-enters this process's own network namespace. */
+static int probe_setns(void)
+{
+	int fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return errno;
+	rc = result(syscall(SYS_setns, fd, CLONE_NEWNET));
+	close(fd);
+	return rc;
+}
+
+/* An empty handle: past the permission check the kernel says EINVAL. */
+static int probe_open_by_handle_at(void)
+{
+	struct {
+		unsigned int handle_bytes;
+		int handle_type;
+		unsigned char f_handle[16];
+	} fh;
+
+	memset(&fh, 0, sizeof(fh));
+	return result_fd(syscall(SYS_open_by_handle_at, AT_FDCWD, &fh, O_RDONLY | O_CLOEXEC));
+}
+
+/* Sets the hostname it already has. */
+static int probe_sethostname(void)
+{
+	char name[256];
+
+	if (gethostname(name, sizeof(name)) < 0)
+		return errno;
+	name[sizeof(name) - 1] = '\0';
+	return result(syscall(SYS_sethostname, name, strlen(name)));
+}
+
+/* An undefined command: past the capability check the kernel says EINVAL. */
+static int probe_reboot(void)
+{
+	return result(syscall(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2,
+			      0x4d425821UL, NULL));
+}
+
+/* PID 1 ignores SIGKILL from its own namespace (and the host's init from
+ * anyone), so this reports reachability without killing anything. */
+static int probe_kill1(void)
+{
+	return result(kill(1, SIGKILL));
+}
+
+static int probe_personality(void)
+{
+	return result(syscall(SYS_personality, (unsigned long)READ_IMPLIES_EXEC));
+}
+
+/* On a pipe, so an allowed call fails with ENOTTY and types nothing. */
+static int probe_tiocsti(void)
+{
+	int fds[2], rc;
+	char c = 'x';
+
+	if (pipe(fds) < 0)
+		return errno;
+	rc = result(ioctl(fds[0], TIOCSTI, &c));
+	close(fds[0]);
+	close(fds[1]);
+	return rc;
+}
+
+/* getpid through the x32 ABI; ENOSYS where the kernel lacks x32. */
+static int probe_x32(void)
+{
+#if defined(__x86_64__)
+	return result(syscall(0x40000000L | SYS_getpid));
+#else
+	return ENOSYS;
+#endif
+}
+
+static const struct probe {
+	const char *name;
+	probe_fn fn;
+} probes[] = {
+	{ "mount", probe_mount },
+	{ "umount", probe_umount },
+	{ "pivot_root", probe_pivot_root },
+	{ "chroot", probe_chroot },
+	{ "ptrace", probe_ptrace },
+	{ "ptrace_traceme", probe_ptrace_traceme },
+	{ "process_vm_readv", probe_process_vm_readv },
+	{ "bpf", probe_bpf },
+	{ "keyctl", probe_keyctl },
+	{ "add_key", probe_add_key },
+	{ "userns", probe_userns },
+	{ "clone_newuser", probe_clone_newuser },
+	{ "clone3", probe_clone3 },
+	{ "netns", probe_netns },
+	{ "io_uring", probe_io_uring },
+	{ "vsock", probe_vsock },
+	{ "netlink_audit", probe_netlink_audit },
+	{ "netlink_route", probe_netlink_route },
+	{ "perf_event_open", probe_perf_event_open },
+	{ "userfaultfd", probe_userfaultfd },
+	{ "kexec_load", probe_kexec_load },
+	{ "init_module", probe_init_module },
+	{ "setns", probe_setns },
+	{ "open_by_handle_at", probe_open_by_handle_at },
+	{ "sethostname", probe_sethostname },
+	{ "reboot", probe_reboot },
+	{ "kill1", probe_kill1 },
+	{ "personality", probe_personality },
+	{ "tiocsti", probe_tiocsti },
+	{ "x32", probe_x32 },
+	{ "unix_socket", probe_unix_socket },
+	{ "inet", probe_inet },
+};
+
+#define N_PROBES (sizeof(probes) / sizeof(probes[0]))
+
+static const struct {
+	int num;
+	const char *name;
+} errno_names[] = {
+	{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { ESRCH, "ESRCH" },
+	{ EINTR, "EINTR" }, { EIO, "EIO" }, { ENXIO, "ENXIO" },
+	{ E2BIG, "E2BIG" }, { ENOEXEC, "ENOEXEC" }, { EBADF, "EBADF" },
+	{ ECHILD, "ECHILD" }, { EAGAIN, "EAGAIN" }, { ENOMEM, "ENOMEM" },
+	{ EACCES, "EACCES" }, { EFAULT, "EFAULT" }, { EBUSY, "EBUSY" },
+	{ EEXIST, "EEXIST" }, { ENODEV, "ENODEV" }, { ENOTDIR, "ENOTDIR" },
+	{ EISDIR, "EISDIR" }, { EINVAL, "EINVAL" }, { ENFILE, "ENFILE" },
+	{ EMFILE, "EMFILE" }, { ENOTTY, "ENOTTY" }, { ENOSPC, "ENOSPC" },
+	{ EROFS, "EROFS" }, { ERANGE, "ERANGE" }, { ENOSYS, "ENOSYS" },
+	{ ENOKEY, "ENOKEY" }, { EKEYREVOKED, "EKEYREVOKED" },
+	{ EKEYREJECTED, "EKEYREJECTED" }, { EDQUOT, "EDQUOT" },
+	{ EUSERS, "EUSERS" }, { ENOTSOCK, "ENOTSOCK" },
+	{ EPROTONOSUPPORT, "EPROTONOSUPPORT" },
+	{ ESOCKTNOSUPPORT, "ESOCKTNOSUPPORT" }, { EOPNOTSUPP, "EOPNOTSUPP" },
+	{ EPFNOSUPPORT, "EPFNOSUPPORT" }, { EAFNOSUPPORT, "EAFNOSUPPORT" },
+	{ EADDRNOTAVAIL, "EADDRNOTAVAIL" }, { ENETUNREACH, "ENETUNREACH" },
+	{ ENOPROTOOPT, "ENOPROTOOPT" }, { ENOMEDIUM, "ENOMEDIUM" },
+	{ EOVERFLOW, "EOVERFLOW" }, { ELOOP, "ELOOP" }, { EXDEV, "EXDEV" },
+};
+
+static const struct {
+	int num;
+	const char *name;
+} signal_names[] = {
+	{ SIGSYS, "SIGSYS" }, { SIGKILL, "SIGKILL" }, { SIGSEGV, "SIGSEGV" },
+	{ SIGBUS, "SIGBUS" }, { SIGILL, "SIGILL" }, { SIGABRT, "SIGABRT" },
+	{ SIGTRAP, "SIGTRAP" }, { SIGTERM, "SIGTERM" }, { SIGXCPU, "SIGXCPU" },
+};
+
+static void print_errno(const char *name, int err)
+{
+	size_t i;
+
+	if (err == 0) {
+		printf("%s=ok\n", name);
+		return;
+	}
+	for (i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++) {
+		if (errno_names[i].num == err) {
+			printf("%s=%s\n", name, errno_names[i].name);
+			return;
+		}
+	}
+	printf("%s=E%d\n", name, err);
+}
+
+static void print_signal(const char *name, int sig)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(signal_names) / sizeof(signal_names[0]); i++) {
+		if (signal_names[i].num == sig) {
+			printf("%s=%s\n", name, signal_names[i].name);
+			return;
+		}
+	}
+	printf("%s=SIG%d\n", name, sig);
+}
+
+static const struct probe *find_probe(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < N_PROBES; i++)
+		if (strcmp(probes[i].name, name) == 0)
+			return &probes[i];
+	return NULL;
+}
+
+/*
+ * Runs one probe in a forked child, whose exit status carries the errno
+ * value, and prints its line. Without fork it runs in this process.
+ */
+static void run_probe(const struct probe *p)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		print_errno(p->name, p->fn());
+		return;
+	}
+	if (pid == 0) {
+		int err = p->fn();
+
+		_exit(err > 255 ? 255 : err);
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			printf("%s=wait:%d\n", p->name, errno);
+			return;
+		}
+	}
+	if (WIFSIGNALED(status))
+		print_signal(p->name, WTERMSIG(status));
+	else
+		print_errno(p->name, WEXITSTATUS(status));
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: try-syscall NAME...   (try-syscall --list for the names)\n");
+}
+
+int main(int argc, char **argv)
+{
+	int i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+		size_t k;
+
+		for (k = 0; k < N_PROBES; k++)
+			printf("%s\n", probes[k].name);
+		return 0;
+	}
+	for (i = 1; i < argc; i++) {
+		if (find_probe(argv[i]) == NULL) {
+			fprintf(stderr, "try-syscall: unknown name `%s`\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	for (i = 1; i < argc; i++)
+		run_probe(find_probe(argv[i]));
+	fflush(stdout);
+	return 0;
+}

@@ -1,0 +1,552 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests of the CLI's pure parsers (cli/args.c) and JSON writer
+ * (cli/json.c). Build: gcc -D_GNU_SOURCE -Iinclude -Icli
+ * tests/unit/test-cli-args.c cli/args.c cli/json.c
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include <mbx/config.h>
+
+#include "args.h"
+#include "json.h"
+#include "tap.h"
+
+static char why[CLI_WHY_MAX];
+
+/* ---- timeouts and other numbers ---- */
+
+static uint64_t timeout_ok(const char *s)
+{
+	uint64_t ms = 0;
+
+	why[0] = '\0';
+	if (cli_parse_timeout(s, &ms, why, sizeof(why)) != 0) {
+		printf("#   unexpected failure for `%s`: %s\n", s, why);
+		return UINT64_MAX;
+	}
+	return ms;
+}
+
+static int timeout_bad(const char *s, const char *reason)
+{
+	uint64_t ms = 12345;
+
+	why[0] = '\0';
+	if (cli_parse_timeout(s, &ms, why, sizeof(why)) != -1)
+		return 0;
+	return ms == 12345 && strstr(why, reason) != NULL;
+}
+
+static void test_timeout_decimal(void)
+{
+	TAP_CHECK_INT(timeout_ok("30"), 30000);
+	TAP_CHECK_INT(timeout_ok("0.5"), 500);
+	TAP_CHECK_INT(timeout_ok(".25"), 250);
+	TAP_CHECK_INT(timeout_ok("2."), 2000);
+	TAP_CHECK_INT(timeout_ok("1.5"), 1500);
+	TAP_CHECK_INT(timeout_ok("0.001"), 1);
+	TAP_CHECK_INT(timeout_ok("007"), 7000);
+	TAP_CHECK_INT(timeout_ok("1.000000"), 1000);
+	/* Sub-millisecond parts round up, so a positive timeout is never 0. */
+	TAP_CHECK_INT(timeout_ok("0.0001"), 1);
+	TAP_CHECK_INT(timeout_ok("1.2341"), 1235);
+	TAP_CHECK_INT(timeout_ok("86400"), 86400000);
+}
+
+static void test_timeout_zero_negative(void)
+{
+	TAP_CHECK(timeout_bad("0", "greater than zero"));
+	TAP_CHECK(timeout_bad("0.0", "greater than zero"));
+	TAP_CHECK(timeout_bad("0.0000", "greater than zero"));
+	TAP_CHECK(timeout_bad("-1", "greater than zero"));
+	TAP_CHECK(timeout_bad("-0.5", "greater than zero"));
+	TAP_CHECK(timeout_bad("-.5", "greater than zero"));
+}
+
+static void test_timeout_garbage(void)
+{
+	TAP_CHECK(timeout_bad("", "not a number"));
+	TAP_CHECK(timeout_bad(".", "not a number"));
+	TAP_CHECK(timeout_bad("abc", "not a number"));
+	TAP_CHECK(timeout_bad("10s", "not a number"));
+	TAP_CHECK(timeout_bad("1e3", "not a number"));
+	TAP_CHECK(timeout_bad(" 5", "not a number"));
+	TAP_CHECK(timeout_bad("5 ", "not a number"));
+	TAP_CHECK(timeout_bad("+5", "not a number"));
+	TAP_CHECK(timeout_bad("0x10", "not a number"));
+	TAP_CHECK(timeout_bad("inf", "not a number"));
+	TAP_CHECK(timeout_bad("nan", "not a number"));
+	TAP_CHECK(timeout_bad("1.2.3", "not a number"));
+	TAP_CHECK(timeout_bad("1,5", "not a number"));
+	TAP_CHECK(timeout_bad("-", "not a number"));
+	TAP_CHECK(timeout_bad("99999999999999999999999999", "too large"));
+	TAP_CHECK(timeout_bad("18446744073709551616", "too large"));
+}
+
+static void test_cpus(void)
+{
+	uint32_t m = 0;
+
+	TAP_CHECK_INT(cli_parse_cpus("0.5", &m, why, sizeof(why)), 0);
+	TAP_CHECK_INT(m, 500);
+	TAP_CHECK_INT(cli_parse_cpus("2", &m, why, sizeof(why)), 0);
+	TAP_CHECK_INT(m, 2000);
+	TAP_CHECK_INT(cli_parse_cpus("0.25", &m, why, sizeof(why)), 0);
+	TAP_CHECK_INT(m, 250);
+	TAP_CHECK_INT(cli_parse_cpus("0", &m, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_cpus("-1", &m, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_cpus("half", &m, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_cpus("5000000", &m, why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "too large") != NULL);
+}
+
+static void test_memory(void)
+{
+	uint64_t b = 0;
+
+	TAP_CHECK_INT(cli_parse_memory_mb("512", &b, why, sizeof(why)), 0);
+	TAP_CHECK_INT(b, 512ULL << 20);
+	TAP_CHECK_INT(cli_parse_memory_mb("1", &b, why, sizeof(why)), 0);
+	TAP_CHECK_INT(b, 1ULL << 20);
+	TAP_CHECK_INT(cli_parse_memory_mb("0", &b, why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "greater than zero") != NULL);
+	TAP_CHECK_INT(cli_parse_memory_mb("-5", &b, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_memory_mb("1.5", &b, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_memory_mb("512M", &b, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_memory_mb("", &b, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_memory_mb("17592186044416", &b, why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "too large") != NULL);
+	TAP_CHECK_INT(cli_parse_memory_mb("17592186044415", &b, why, sizeof(why)), 0);
+}
+
+static void test_uint(void)
+{
+	uint64_t v = 0;
+
+	TAP_CHECK_INT(cli_parse_uint("64", 1, UINT32_MAX, &v, why, sizeof(why)), 0);
+	TAP_CHECK_INT(v, 64);
+	TAP_CHECK_INT(cli_parse_uint("0", 0, 10, &v, why, sizeof(why)), 0);
+	TAP_CHECK_INT(v, 0);
+	TAP_CHECK_INT(cli_parse_uint("0", 1, 10, &v, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_uint("11", 1, 10, &v, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_uint("18446744073709551615", 0, UINT64_MAX, &v, why, sizeof(why)), 0);
+	TAP_CHECK(v == UINT64_MAX);
+	TAP_CHECK_INT(cli_parse_uint("18446744073709551616", 0, UINT64_MAX, &v, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_uint("4294967296", 1, UINT32_MAX, &v, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_uint("1 ", 0, 10, &v, why, sizeof(why)), -1);
+}
+
+/* ---- mounts ---- */
+
+static int mount_is(const char *spec, const char *host, const char *sandbox, uint32_t flags)
+{
+	struct cli_mount m;
+	int ok;
+
+	if (cli_parse_mount(spec, &m, why, sizeof(why)) != 0) {
+		printf("#   `%s` refused: %s\n", spec, why);
+		return 0;
+	}
+	ok = strcmp(m.host, host) == 0 && strcmp(m.sandbox, sandbox) == 0 && m.flags == flags;
+	if (!ok)
+		printf("#   `%s` -> `%s` `%s` %u\n", spec, m.host, m.sandbox, m.flags);
+	cli_mount_free(&m);
+	return ok;
+}
+
+static int mount_bad(const char *spec, const char *reason)
+{
+	struct cli_mount m;
+
+	why[0] = '\0';
+	if (cli_parse_mount(spec, &m, why, sizeof(why)) != -1)
+		return 0;
+	if (!strstr(why, reason))
+		printf("#   `%s`: `%s` lacks `%s`\n", spec, why, reason);
+	return m.host == NULL && m.sandbox == NULL && strstr(why, reason) != NULL;
+}
+
+static void test_mount_default_mode(void)
+{
+	TAP_CHECK(mount_is("/data:/data", "/data", "/data", 0));
+	TAP_CHECK(mount_is("./rel:/mnt/x", "./rel", "/mnt/x", 0));
+	TAP_CHECK(mount_is("/a:/", "/a", "/", 0));
+	/* The host path may contain ':'; the split is from the right. */
+	TAP_CHECK(mount_is("/host/a:b:/sb", "/host/a:b", "/sb", 0));
+	TAP_CHECK(mount_is("/a::/sb", "/a:", "/sb", 0));
+	/* A host directory called "ro" is still a host path. */
+	TAP_CHECK(mount_is("ro:/sb", "ro", "/sb", 0));
+}
+
+static void test_mount_with_mode(void)
+{
+	TAP_CHECK(mount_is("/data:/data:ro", "/data", "/data", 0));
+	TAP_CHECK(mount_is("/data:/data:rw", "/data", "/data", MBX_MOUNT_RW));
+	TAP_CHECK(mount_is("/host/a:b:/sb:rw", "/host/a:b", "/sb", MBX_MOUNT_RW));
+	TAP_CHECK(mount_is("/x:y:/sb:ro", "/x:y", "/sb", 0));
+}
+
+static void test_mount_bad(void)
+{
+	TAP_CHECK(mount_bad("/data", "expected HOST_PATH:SANDBOX_PATH"));
+	TAP_CHECK(mount_bad("", "expected HOST_PATH:SANDBOX_PATH"));
+	TAP_CHECK(mount_bad("/a:/b:rx", "unknown mode `rx`"));
+	TAP_CHECK(mount_bad("/a:/b:RW", "unknown mode `RW`"));
+	TAP_CHECK(mount_bad("/a:/b:", "unknown mode ``"));
+	TAP_CHECK(mount_bad("/a:/b:ro:rw", "not absolute"));
+	TAP_CHECK(mount_bad("/a:rel", "`rel` is not absolute"));
+	TAP_CHECK(mount_bad("/a:rel:ro", "`rel` is not absolute"));
+	TAP_CHECK(mount_bad("/a:ro", "missing sandbox path"));
+	TAP_CHECK(mount_bad(":/sb", "empty host path"));
+	TAP_CHECK(mount_bad(":/sb:rw", "empty host path"));
+	TAP_CHECK(mount_bad("/a::ro", "empty sandbox path"));
+	TAP_CHECK(mount_bad("/a:", "not absolute"));
+}
+
+/* ---- network ---- */
+
+static void test_network(void)
+{
+	struct cli_network n;
+
+	TAP_CHECK_INT(cli_parse_network("deny", &n, why, sizeof(why)), 0);
+	TAP_CHECK_INT(n.policy, MBX_NETWORK_DENY_ALL);
+	TAP_CHECK_INT(n.n_domains, 0);
+	cli_network_free(&n);
+
+	TAP_CHECK_INT(cli_parse_network("all", &n, why, sizeof(why)), 0);
+	TAP_CHECK_INT(n.policy, MBX_NETWORK_ALLOW_ALL);
+	cli_network_free(&n);
+
+	TAP_CHECK_INT(cli_parse_network("allow:example.com", &n, why, sizeof(why)), 0);
+	TAP_CHECK_INT(n.policy, MBX_NETWORK_ALLOW_DOMAINS);
+	TAP_CHECK_INT(n.n_domains, 1);
+	if (n.n_domains == 1)
+		TAP_CHECK_STR(n.domains[0], "example.com");
+	cli_network_free(&n);
+
+	TAP_CHECK_INT(cli_parse_network("allow:a.org,*.b.net,c.io", &n, why, sizeof(why)), 0);
+	TAP_CHECK_INT(n.n_domains, 3);
+	if (n.n_domains == 3) {
+		TAP_CHECK_STR(n.domains[0], "a.org");
+		TAP_CHECK_STR(n.domains[1], "*.b.net");
+		TAP_CHECK_STR(n.domains[2], "c.io");
+	}
+	cli_network_free(&n);
+}
+
+static void test_network_bad(void)
+{
+	static const char *const bad[] = {
+		"", "none", "Deny", "allow", "allow:", "allow:a.com,", "allow:,a.com", "allow:a,,b", "all:x",
+	};
+	struct cli_network n;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n.n_domains = 99;
+		TAP_CHECK_INT(cli_parse_network(bad[i], &n, why, sizeof(why)), -1);
+		TAP_CHECK(n.domains == NULL && n.n_domains == 0);
+	}
+}
+
+/* ---- env ---- */
+
+static void test_env(void)
+{
+	struct cli_env e;
+
+	TAP_CHECK_INT(cli_parse_env("KEY=value", &e, why, sizeof(why)), 0);
+	TAP_CHECK_STR(e.name, "KEY");
+	TAP_CHECK_STR(e.value, "value");
+	cli_env_free(&e);
+	TAP_CHECK_INT(cli_parse_env("A=b=c", &e, why, sizeof(why)), 0);
+	TAP_CHECK_STR(e.name, "A");
+	TAP_CHECK_STR(e.value, "b=c");
+	cli_env_free(&e);
+	TAP_CHECK_INT(cli_parse_env("EMPTY=", &e, why, sizeof(why)), 0);
+	TAP_CHECK_STR(e.value, "");
+	cli_env_free(&e);
+}
+
+static void test_env_bad(void)
+{
+	struct cli_env e;
+
+	TAP_CHECK_INT(cli_parse_env("KEY", &e, why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "KEY=VALUE") != NULL);
+	TAP_CHECK(e.name == NULL && e.value == NULL);
+	TAP_CHECK_INT(cli_parse_env("", &e, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_env("=value", &e, why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "empty variable name") != NULL);
+}
+
+/* ---- names ---- */
+
+static void test_names(void)
+{
+	mbx_isolation_t iso = 99;
+	mbx_trust_t trust = 99;
+
+	TAP_CHECK_INT(cli_parse_isolation("auto", &iso), 0);
+	TAP_CHECK_INT(iso, MBX_ISOLATION_AUTO);
+	TAP_CHECK_INT(cli_parse_isolation("os", &iso), 0);
+	TAP_CHECK_INT(iso, MBX_ISOLATION_OS);
+	TAP_CHECK_INT(cli_parse_isolation("wasm", &iso), 0);
+	TAP_CHECK_INT(iso, MBX_ISOLATION_WASM);
+	TAP_CHECK_INT(cli_parse_isolation("microvm", &iso), 0);
+	TAP_CHECK_INT(iso, MBX_ISOLATION_MICROVM);
+	TAP_CHECK_INT(cli_parse_isolation("vm", &iso), -1);
+	TAP_CHECK_INT(cli_parse_trust("trusted", &trust), 0);
+	TAP_CHECK_INT(trust, MBX_TRUST_TRUSTED);
+	TAP_CHECK_INT(cli_parse_trust("semi", &trust), 0);
+	TAP_CHECK_INT(trust, MBX_TRUST_SEMI_TRUSTED);
+	TAP_CHECK_INT(cli_parse_trust("untrusted", &trust), 0);
+	TAP_CHECK_INT(trust, MBX_TRUST_UNTRUSTED);
+	TAP_CHECK_INT(cli_parse_trust("paranoid", &trust), -1);
+}
+
+/* ---- the option scanner and the shared sandbox options ---- */
+
+enum { T_JSON = CLI_OPT_VERB, T_CMD };
+
+static const struct cli_option test_options[] = {
+	CLI_SANDBOX_OPTIONS,
+	{ "json", 0, 0, T_JSON },
+	{ "command", 0, 1, T_CMD },
+	CLI_HELP_OPTION,
+	{ NULL, 0, 0, 0 }
+};
+
+static void test_scanner(void)
+{
+	char *argv[] = { "run", "--timeout", "0.5", "--memory=256", "--json", "-h",
+			 "--command", "--weird", "--", "--not-ours", NULL };
+	struct cli_args a = { 10, argv, 1 };
+	const char *v;
+
+	TAP_CHECK_INT(cli_next_option(&a, test_options, &v, why, sizeof(why)), CLI_OPT_TIMEOUT);
+	TAP_CHECK_STR(v, "0.5");
+	TAP_CHECK_INT(cli_next_option(&a, test_options, &v, why, sizeof(why)), CLI_OPT_MEMORY);
+	TAP_CHECK_STR(v, "256");
+	TAP_CHECK_INT(cli_next_option(&a, test_options, &v, why, sizeof(why)), T_JSON);
+	TAP_CHECK(v == NULL);
+	TAP_CHECK_INT(cli_next_option(&a, test_options, &v, why, sizeof(why)), CLI_OPT_HELP);
+	/* A value may start with '-'. */
+	TAP_CHECK_INT(cli_next_option(&a, test_options, &v, why, sizeof(why)), T_CMD);
+	TAP_CHECK_STR(v, "--weird");
+	TAP_CHECK_INT(cli_next_option(&a, test_options, &v, why, sizeof(why)), CLI_OPT_END);
+	TAP_CHECK_INT(a.next, 9);
+	TAP_CHECK_STR(argv[a.next], "--not-ours");
+}
+
+static void test_scanner_stops_at_program(void)
+{
+	char *argv[] = { "run", "--json", "ls", "-l", "--json", NULL };
+	char *argv2[] = { "run", "-", "x", NULL };
+	struct cli_args a = { 5, argv, 1 }, b = { 3, argv2, 1 };
+	const char *v;
+
+	TAP_CHECK_INT(cli_next_option(&a, test_options, &v, why, sizeof(why)), T_JSON);
+	TAP_CHECK_INT(cli_next_option(&a, test_options, &v, why, sizeof(why)), CLI_OPT_END);
+	TAP_CHECK_INT(a.next, 2);
+	TAP_CHECK_INT(cli_next_option(&b, test_options, &v, why, sizeof(why)), CLI_OPT_END);
+	TAP_CHECK_INT(b.next, 1);
+}
+
+static void test_scanner_errors(void)
+{
+	char *unknown[] = { "run", "--mem", "5", NULL };
+	char *noval[] = { "run", "--timeout", NULL };
+	char *flagval[] = { "run", "--json=1", NULL };
+	char *bundle[] = { "run", "-hx", NULL };
+	struct cli_args a;
+	const char *v;
+
+	a = (struct cli_args){ 3, unknown, 1 };
+	TAP_CHECK_INT(cli_next_option(&a, test_options, &v, why, sizeof(why)), CLI_OPT_BAD);
+	TAP_CHECK(strstr(why, "unknown option `--mem`") != NULL);
+	a = (struct cli_args){ 2, noval, 1 };
+	TAP_CHECK_INT(cli_next_option(&a, test_options, &v, why, sizeof(why)), CLI_OPT_BAD);
+	TAP_CHECK(strstr(why, "needs a value") != NULL);
+	a = (struct cli_args){ 2, flagval, 1 };
+	TAP_CHECK_INT(cli_next_option(&a, test_options, &v, why, sizeof(why)), CLI_OPT_BAD);
+	TAP_CHECK(strstr(why, "takes no value") != NULL);
+	a = (struct cli_args){ 2, bundle, 1 };
+	TAP_CHECK_INT(cli_next_option(&a, test_options, &v, why, sizeof(why)), CLI_OPT_BAD);
+}
+
+static void test_sandbox_opts(void)
+{
+	struct cli_sandbox_opts o;
+
+	cli_sandbox_opts_init(&o);
+	TAP_CHECK_INT(o.set, 0);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_TIMEOUT, "1.5", why, sizeof(why)), 0);
+	TAP_CHECK_INT(o.timeout_ms, 1500);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_ENV, "A=1", why, sizeof(why)), 0);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_ENV, "B=2", why, sizeof(why)), 0);
+	TAP_CHECK_INT(o.n_env, 2);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_MOUNT, "/x:/y:rw", why, sizeof(why)), 0);
+	TAP_CHECK_INT(o.n_mounts, 1);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_NETWORK, "allow:a.com", why, sizeof(why)), 0);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_NETWORK, "allow:b.com,c.com", why, sizeof(why)), 0);
+	TAP_CHECK_INT(o.network.n_domains, 2);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_CPU, "0.5", why, sizeof(why)), 0);
+	TAP_CHECK_INT(o.millicpus, 500);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_ALLOW_DEGRADED, NULL, why, sizeof(why)), 0);
+	TAP_CHECK_INT(o.allow_degraded, 1);
+	TAP_CHECK(o.set & CLI_SET_TIMEOUT);
+	TAP_CHECK(o.set & CLI_SET_NETWORK);
+	TAP_CHECK(!(o.set & CLI_SET_MEMORY));
+
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_TIMEOUT, "0", why, sizeof(why)), -1);
+	TAP_CHECK_STR(why, "invalid value `0` for --timeout: must be greater than zero");
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_ENV, "NOVALUE", why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "--env") != NULL);
+	TAP_CHECK_INT(o.n_env, 2);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_ISOLATION, "vm", why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "--isolation") != NULL);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_MAX_PROCS, "0", why, sizeof(why)), -1);
+	cli_sandbox_opts_free(&o);
+}
+
+/* ---- UTF-8 and JSON strings ---- */
+
+static int json_is(const char *in, size_t len, const char *want)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+	int ok;
+
+	cli_json_string(&b, (const uint8_t *)in, len);
+	ok = !b.failed && b.data && strcmp(b.data, want) == 0 && b.len == strlen(want);
+	if (!ok)
+		printf("#   got %s, want %s\n", b.data ? b.data : "(null)", want);
+	cli_buf_free(&b);
+	return ok;
+}
+
+#define JSON_IS(lit, want) json_is(lit, sizeof(lit) - 1, want)
+
+static void test_utf8_sequence(void)
+{
+	uint32_t cp = 0;
+
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"A", 1, &cp), 1);
+	TAP_CHECK_INT(cp, 'A');
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xc3\xa9", 2, &cp), 2);
+	TAP_CHECK_INT(cp, 0xe9);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xe2\x82\xac", 3, &cp), 3);
+	TAP_CHECK_INT(cp, 0x20ac);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xf0\x9f\x98\x80", 4, &cp), 4);
+	TAP_CHECK_INT(cp, 0x1f600);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xf4\x8f\xbf\xbf", 4, &cp), 4);
+	TAP_CHECK_INT(cp, 0x10ffff);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xed\x9f\xbf", 3, &cp), 3);
+	TAP_CHECK_INT(cp, 0xd7ff);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xee\x80\x80", 3, &cp), 3);
+	TAP_CHECK_INT(cp, 0xe000);
+	/* Overlongs. */
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xc0\xaf", 2, NULL), 0);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xc1\xbf", 2, NULL), 0);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xe0\x80\xaf", 3, NULL), 0);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xe0\x9f\xbf", 3, NULL), 0);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xf0\x80\x80\xaf", 4, NULL), 0);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xf0\x8f\xbf\xbf", 4, NULL), 0);
+	/* Surrogates. */
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xed\xa0\x80", 3, NULL), 0);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xed\xbf\xbf", 3, NULL), 0);
+	/* Above U+10FFFF. */
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xf4\x90\x80\x80", 4, NULL), 0);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xf5\x80\x80\x80", 4, NULL), 0);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xff", 1, NULL), 0);
+	/* Stray continuation, truncation, bad continuation. */
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\x80", 1, NULL), 0);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xe2\x82", 2, NULL), 0);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xc3\x28", 2, NULL), 0);
+	TAP_CHECK_INT(cli_utf8_sequence((const uint8_t *)"\xf0\x9f\x98\x41", 4, NULL), 0);
+}
+
+static void test_json_escape_controls(void)
+{
+	TAP_CHECK(JSON_IS("", "\"\""));
+	TAP_CHECK(JSON_IS("hello", "\"hello\""));
+	TAP_CHECK(JSON_IS("a\"b\\c", "\"a\\\"b\\\\c\""));
+	TAP_CHECK(JSON_IS("\n\r\t\b\f", "\"\\n\\r\\t\\b\\f\""));
+	TAP_CHECK(JSON_IS("\x01\x1f\x7f", "\"\\u0001\\u001f\\u007f\""));
+	TAP_CHECK(JSON_IS("a\0b", "\"a\\u0000b\""));
+	TAP_CHECK(JSON_IS("\x1b[31mred", "\"\\u001b[31mred\""));
+	/* "/" needs no escape. */
+	TAP_CHECK(JSON_IS("a/b", "\"a/b\""));
+}
+
+static void test_json_escape_utf8(void)
+{
+	/* Valid UTF-8 passes through. */
+	TAP_CHECK(JSON_IS("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""));
+	/* The JavaScript line separators are escaped. */
+	TAP_CHECK(JSON_IS("\xe2\x80\xa8\xe2\x80\xa9", "\"\\u2028\\u2029\""));
+	/* One replacement per invalid byte. */
+	TAP_CHECK(JSON_IS("\xff", "\"\\ufffd\""));
+	TAP_CHECK(JSON_IS("a\x80z", "\"a\\ufffdz\""));
+	TAP_CHECK(JSON_IS("\xc0\xaf", "\"\\ufffd\\ufffd\""));
+	TAP_CHECK(JSON_IS("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\""));
+	TAP_CHECK(JSON_IS("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""));
+	TAP_CHECK(JSON_IS("\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""));
+	/* A truncated sequence, then a valid character. */
+	TAP_CHECK(JSON_IS("\xe2\x82" "A", "\"\\ufffd\\ufffdA\""));
+	TAP_CHECK(JSON_IS("x\xe2\x82", "\"x\\ufffd\\ufffd\""));
+	/* Valid text around an invalid byte survives intact. */
+	TAP_CHECK(JSON_IS("\xc3\xa9\xfe\xc3\xa9", "\"\xc3\xa9\\ufffd\xc3\xa9\""));
+}
+
+static void test_json_misc(void)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+	int i;
+
+	cli_json_cstring(&b, NULL);
+	cli_buf_puts(&b, " ");
+	cli_json_bool(&b, 1);
+	cli_buf_puts(&b, " ");
+	cli_json_bool(&b, 0);
+	cli_buf_printf(&b, " %d %.3f", 42, 1.5);
+	TAP_CHECK_STR(b.data, "null true false 42 1.500");
+	cli_buf_free(&b);
+
+	/* Growth past the first allocation keeps the contents. */
+	for (i = 0; i < 1000; i++)
+		cli_buf_puts(&b, "0123456789");
+	TAP_CHECK_INT(b.len, 10000);
+	TAP_CHECK(b.data && strncmp(b.data + 9990, "0123456789", 10) == 0 && b.data[10000] == '\0');
+	cli_buf_free(&b);
+}
+
+static const struct tap_case cases[] = {
+	{ "cli/timeout-decimal", test_timeout_decimal },
+	{ "cli/timeout-zero-negative", test_timeout_zero_negative },
+	{ "cli/timeout-garbage", test_timeout_garbage },
+	{ "cli/cpus", test_cpus },
+	{ "cli/memory", test_memory },
+	{ "cli/uint", test_uint },
+	{ "cli/mount-default-mode", test_mount_default_mode },
+	{ "cli/mount-with-mode", test_mount_with_mode },
+	{ "cli/mount-bad", test_mount_bad },
+	{ "cli/network", test_network },
+	{ "cli/network-bad", test_network_bad },
+	{ "cli/env", test_env },
+	{ "cli/env-bad", test_env_bad },
+	{ "cli/names", test_names },
+	{ "cli/scanner", test_scanner },
+	{ "cli/scanner-stops-at-program", test_scanner_stops_at_program },
+	{ "cli/scanner-errors", test_scanner_errors },
+	{ "cli/sandbox-opts", test_sandbox_opts },
+	{ "cli/utf8-sequence", test_utf8_sequence },
+	{ "cli/json-escape-controls", test_json_escape_controls },
+	{ "cli/json-escape-utf8", test_json_escape_utf8 },
+	{ "cli/json-misc", test_json_misc },
+};
+
+TAP_MAIN(cases)

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the agent protocol codec. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "tap.h"
+
+static void test_roundtrip(void)
+{
+	struct mbx_wbuf w;
+	struct mbx_rbuf r;
+	struct mbx_frame f;
+	struct mbx_exit_info ex;
+
+	mbx_wbuf_init(&w);
+	mbx_proto_begin(&w, MBX_MSG_EXIT, 7);
+	mbx_proto_put_u32(&w, MBX_F_EXIT_CODE, 3);
+	mbx_proto_put_u32(&w, MBX_F_FLAGS, MBX_EXIT_TIMED_OUT);
+	mbx_proto_put_u64(&w, MBX_F_CPU_US, 1234567890123ull);
+	mbx_proto_put_str(&w, 999, "unknown fields are skipped");
+	TAP_CHECK_INT(mbx_proto_end(&w), 0);
+
+	mbx_rbuf_init(&r);
+	/* Feed it one byte at a time: frames come out only when complete. */
+	for (size_t i = 0; i < w.len; i++) {
+		TAP_CHECK_INT(mbx_rbuf_next(&r, &f), 0);
+		mbx_rbuf_push(&r, w.buf + i, 1);
+	}
+	TAP_CHECK_INT(mbx_rbuf_next(&r, &f), 1);
+	TAP_CHECK_INT(f.type, MBX_MSG_EXIT);
+	TAP_CHECK_INT(f.id, 7);
+	TAP_CHECK_INT(mbx_proto_decode_exit(&f, &ex), 0);
+	TAP_CHECK_INT(ex.exit_code, 3);
+	TAP_CHECK_INT(ex.flags, MBX_EXIT_TIMED_OUT);
+	TAP_CHECK(ex.cpu_us == 1234567890123ull);
+	TAP_CHECK_INT(mbx_rbuf_next(&r, &f), 0);
+	mbx_rbuf_release(&r);
+	mbx_wbuf_release(&w);
+}
+
+static void test_oversized_frame(void)
+{
+	uint8_t hdr[12] = { 0 };
+	struct mbx_frame f;
+	size_t used;
+
+	/* A body length past the maximum is refused before anything waits for
+	 * or allocates that much. */
+	hdr[0] = 0x01;
+	hdr[2] = 0x10; /* 1 MiB + 1 */
+	TAP_CHECK_INT(mbx_proto_parse(hdr, sizeof(hdr), &f, &used), -1);
+	/* Reserved flags must be zero. */
+	memset(hdr, 0, sizeof(hdr));
+	hdr[6] = 1;
+	TAP_CHECK_INT(mbx_proto_parse(hdr, sizeof(hdr), &f, &used), -1);
+}
+
+static void test_truncated_field(void)
+{
+	uint8_t body[] = { 12, 0, 4, 0, 0, 0, 1, 2 }; /* says 4 bytes, has 2 */
+	struct mbx_frame f = { .type = MBX_MSG_EXIT, .body = body, .len = sizeof(body) };
+	struct mbx_exit_info ex;
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t tag;
+
+	mbx_field_iter_init(&it, body, sizeof(body));
+	TAP_CHECK_INT(mbx_field_next(&it, &tag, &v, &n), -1);
+	TAP_CHECK_INT(mbx_proto_decode_exit(&f, &ex), -1);
+}
+
+static void test_exit_consistency(void)
+{
+	struct mbx_wbuf w;
+	struct mbx_frame f;
+	struct mbx_exit_info ex;
+	size_t used;
+
+	/* An exit status of 300, or a signal together with a status, cannot
+	 * come from a real process: refuse it. */
+	mbx_wbuf_init(&w);
+	mbx_proto_begin(&w, MBX_MSG_EXIT, 1);
+	mbx_proto_put_u32(&w, MBX_F_EXIT_CODE, 300);
+	mbx_proto_end(&w);
+	TAP_CHECK_INT(mbx_proto_parse(w.buf, w.len, &f, &used), 1);
+	TAP_CHECK_INT(mbx_proto_decode_exit(&f, &ex), -1);
+	mbx_wbuf_reset(&w);
+	mbx_proto_begin(&w, MBX_MSG_EXIT, 1);
+	mbx_proto_put_u32(&w, MBX_F_EXIT_CODE, 0);
+	mbx_proto_put_u32(&w, MBX_F_SIGNAL, 9);
+	mbx_proto_end(&w);
+	TAP_CHECK_INT(mbx_proto_parse(w.buf, w.len, &f, &used), 1);
+	TAP_CHECK_INT(mbx_proto_decode_exit(&f, &ex), -1);
+	mbx_wbuf_release(&w);
+}
+
+static void test_error_decode(void)
+{
+	struct mbx_wbuf w;
+	struct mbx_frame f;
+	struct mbx_error_info info;
+	size_t used;
+
+	mbx_wbuf_init(&w);
+	mbx_proto_begin(&w, MBX_MSG_ERROR, 0);
+	mbx_proto_put_u32(&w, MBX_F_CODE, (uint32_t)-9);
+	mbx_proto_put_u32(&w, MBX_F_ERRNO, 2);
+	mbx_proto_put_str(&w, MBX_F_MESSAGE, "bad\x1b[31mcolour\nline");
+	mbx_proto_end(&w);
+	TAP_CHECK_INT(mbx_proto_parse(w.buf, w.len, &f, &used), 1);
+	TAP_CHECK_INT(mbx_proto_decode_error(&f, &info), 0);
+	TAP_CHECK_INT(info.code, -9);
+	/* Control bytes from the agent never reach a terminal. */
+	TAP_CHECK_STR(info.message, "bad?[31mcolour?line");
+	/* A positive code is not an error code. */
+	mbx_wbuf_reset(&w);
+	mbx_proto_begin(&w, MBX_MSG_ERROR, 0);
+	mbx_proto_put_u32(&w, MBX_F_CODE, 5);
+	mbx_proto_end(&w);
+	TAP_CHECK_INT(mbx_proto_parse(w.buf, w.len, &f, &used), 1);
+	TAP_CHECK_INT(mbx_proto_decode_error(&f, &info), -1);
+	mbx_wbuf_release(&w);
+}
+
+static void test_nested(void)
+{
+	struct mbx_wbuf w;
+	struct mbx_frame f;
+	struct mbx_field_iter it, sub;
+	const uint8_t *v, *sv;
+	uint32_t n, sn, op = 0;
+	uint16_t tag, stag;
+	size_t used, at;
+
+	mbx_wbuf_init(&w);
+	mbx_proto_begin(&w, MBX_MSG_INIT, 0);
+	at = mbx_proto_nest_begin(&w, MBX_F_MOUNT);
+	mbx_proto_put_u32(&w, MBX_F_OP, MBX_MOP_PROC);
+	mbx_proto_put_str(&w, MBX_F_DST, "/proc");
+	mbx_proto_nest_end(&w, at);
+	mbx_proto_end(&w);
+	TAP_CHECK_INT(mbx_proto_parse(w.buf, w.len, &f, &used), 1);
+	mbx_field_iter_init(&it, f.body, f.len);
+	TAP_CHECK_INT(mbx_field_next(&it, &tag, &v, &n), 1);
+	TAP_CHECK_INT(tag, MBX_F_MOUNT);
+	mbx_field_iter_init(&sub, v, n);
+	TAP_CHECK_INT(mbx_field_next(&sub, &stag, &sv, &sn), 1);
+	TAP_CHECK_INT(mbx_field_u32(sv, sn, &op), 0);
+	TAP_CHECK_INT(op, MBX_MOP_PROC);
+	TAP_CHECK_INT(mbx_field_next(&it, &tag, &v, &n), 0);
+	mbx_wbuf_release(&w);
+}
+
+static void test_writer_limit(void)
+{
+	struct mbx_wbuf w;
+	char *big = calloc(1, MBX_PROTO_MAX_BODY + 1);
+
+	mbx_wbuf_init(&w);
+	mbx_proto_begin(&w, MBX_MSG_EXEC, 1);
+	mbx_proto_put(&w, MBX_F_ARG, big, MBX_PROTO_MAX_BODY + 1);
+	TAP_CHECK_INT(mbx_proto_end(&w), -1);
+	mbx_wbuf_release(&w);
+	free(big);
+}
+
+static const struct tap_case cases[] = {
+	{ "proto/roundtrip", test_roundtrip },
+	{ "proto/oversized-frame", test_oversized_frame },
+	{ "proto/truncated-field", test_truncated_field },
+	{ "proto/exit-consistency", test_exit_consistency },
+	{ "proto/error-decode", test_error_decode },
+	{ "proto/nested", test_nested },
+	{ "proto/writer-limit", test_writer_limit },
+};
+
+TAP_MAIN(cases)
