@@ -83,7 +83,8 @@ static const struct cli_option *find_short(const struct cli_option *opts, char c
 	return NULL;
 }
 
-int cli_next_option(struct cli_args *a, const struct cli_option *opts, const char **value, char *why, size_t whylen)
+int cli_next_option(struct cli_args *a, const struct cli_option *opts, const char **value,
+		    char *why, size_t whylen)
 {
 	const struct cli_option *o;
 	const char *w, *name, *eq;
@@ -293,7 +294,8 @@ int cli_parse_mount(const char *spec, struct cli_mount *out, char *why, size_t w
 			return -1;
 		}
 		if (!sep) {
-			set_why(why, whylen, "missing sandbox path (expected HOST_PATH:SANDBOX_PATH[:ro|:rw])");
+			set_why(why, whylen, "missing sandbox path "
+				"(expected HOST_PATH:SANDBOX_PATH[:ro|:rw])");
 			return -1;
 		}
 		if (strcmp(tail, "rw") == 0)

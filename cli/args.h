@@ -47,7 +47,8 @@ struct cli_args {
  * exactly; there are no abbreviations, so new options never break scripts.
  * `opts` ends with an entry whose name is NULL.
  */
-int cli_next_option(struct cli_args *a, const struct cli_option *opts, const char **value, char *why, size_t whylen);
+int cli_next_option(struct cli_args *a, const struct cli_option *opts, const char **value,
+		    char *why, size_t whylen);
 
 /* ---- the sandbox options shared by the verbs that make a sandbox ---- */
 

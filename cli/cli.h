@@ -42,7 +42,8 @@ int cli_write_all(int fd, const void *data, size_t len);
  * {"ok": false, "error": {...}} line on stdout. `code` is an MBX_E* code;
  * suggestion and layer may be NULL.
  */
-void cli_report(int json, int code, const char *message, const char *suggestion, const char *layer, int errnum);
+void cli_report(int json, int code, const char *message, const char *suggestion,
+		const char *layer, int errnum);
 
 /* cli_report() for a library failure: `rc` is the status, `err` may be NULL. */
 void cli_report_mbx(int json, int rc, const mbx_error *err);
@@ -58,7 +59,8 @@ void cli_usage_error(int json, const char *verb, const char *fmt, ...)
  * Returns MBX_OK with *out owned by the caller, or an MBX_E* code with *err
  * and, in `what`, the option that was refused ("--mount `/a:/b`").
  */
-int cli_build_config(const struct cli_sandbox_opts *o, mbx_config **out, char *what, size_t whatlen, mbx_error **err);
+int cli_build_config(const struct cli_sandbox_opts *o, mbx_config **out, char *what,
+		     size_t whatlen, mbx_error **err);
 
 /*
  * Reports a failure of cli_build_config() as "WHAT: MESSAGE", with the

@@ -93,12 +93,14 @@ static void print_text(const mbx_probe *probe)
 	}
 	printf("\n");
 	for (i = 0; i < N_BACKENDS; i++) {
+		char label[32];
+
 		reason = NULL;
+		snprintf(label, sizeof(label), "%s:", or_empty(mbx_isolation_name(backends[i])));
 		if (mbx_probe_backend(probe, backends[i], &reason))
-			printf("backend %-8s available\n", mbx_isolation_name(backends[i]));
+			printf("backend %-8s available\n", label);
 		else
-			printf("backend %-8s unavailable: %s\n", mbx_isolation_name(backends[i]),
-			       reason ? reason : "no reason given");
+			printf("backend %-8s unavailable: %s\n", label, reason ? reason : "no reason given");
 	}
 }
 

@@ -155,8 +155,8 @@ static int parse(struct run_request *r, int argc, char **argv)
 		return -1;
 	}
 	if (r->command && r->n_operands > 0) {
-		cli_usage_error(r->json, "run", "--command takes the whole command line; unexpected argument `%s`",
-				r->operands[0]);
+		cli_usage_error(r->json, "run", "--command takes the whole command line; "
+				"unexpected argument `%s`", r->operands[0]);
 		return -1;
 	}
 	if (r->command && r->command[0] == '\0') {
@@ -164,12 +164,13 @@ static int parse(struct run_request *r, int argc, char **argv)
 		return -1;
 	}
 	if (r->language && r->n_operands > 1) {
-		cli_usage_error(r->json, "run", "--code takes at most one argument, the source code; unexpected `%s`",
-				r->operands[1]);
+		cli_usage_error(r->json, "run", "--code takes at most one argument, the source "
+				"code; unexpected `%s`", r->operands[1]);
 		return -1;
 	}
 	if (!r->command && !r->language && r->n_operands == 0) {
-		cli_usage_error(r->json, "run", "no program given (expected `mimobox run [OPTIONS] -- PROGRAM [ARG...]`)");
+		cli_usage_error(r->json, "run", "no program given "
+				"(expected `mimobox run [OPTIONS] -- PROGRAM [ARG...]`)");
 		return -1;
 	}
 	if (!r->command && !r->language && r->operands[0][0] == '\0') {
@@ -197,7 +198,8 @@ static char *read_stdin(int json)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			cli_report(json, MBX_ESYS, "cannot read the source code from stdin", NULL, NULL, errno);
+			cli_report(json, MBX_ESYS, "cannot read the source code from stdin",
+				   NULL, NULL, errno);
 			cli_buf_free(&b);
 			return NULL;
 		}

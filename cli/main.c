@@ -65,7 +65,8 @@ int cli_write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-void cli_report(int json, int code, const char *message, const char *suggestion, const char *layer, int errnum)
+void cli_report(int json, int code, const char *message, const char *suggestion,
+		const char *layer, int errnum)
 {
 	struct cli_buf b = CLI_BUF_INIT;
 
@@ -168,7 +169,8 @@ static void set_what(char *what, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-int cli_build_config(const struct cli_sandbox_opts *o, mbx_config **out, char *what, size_t whatlen, mbx_error **err)
+int cli_build_config(const struct cli_sandbox_opts *o, mbx_config **out, char *what,
+		     size_t whatlen, mbx_error **err)
 {
 	mbx_config *cfg = NULL;
 	int rc, level;

@@ -20,9 +20,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +36,35 @@
 #include <mbx/error.h>
 #include "agent.h"
 #include "platform/linux/syscalls.h"
+
+/* Kernel ABI values, spelled out so the agent builds against any libc
+ * (it is linked statically, with musl where available) without kernel
+ * headers. */
+#define MBX_CAP_VERSION_3 0x20080522
+#define MBX_SECCOMP_MODE_FILTER 2
+
+struct mbx_cap_header {
+	uint32_t version;
+	int pid;
+};
+
+struct mbx_cap_data {
+	uint32_t effective;
+	uint32_t permitted;
+	uint32_t inheritable;
+};
+
+struct mbx_sock_filter {
+	uint16_t code;
+	uint8_t jt;
+	uint8_t jf;
+	uint32_t k;
+};
+
+struct mbx_sock_fprog {
+	unsigned short len;
+	struct mbx_sock_filter *filter;
+};
 
 #ifndef SECBIT_NOROOT
 #define SECBIT_NOROOT (1 << 0)
@@ -191,8 +217,8 @@ static void child_fail(int fd, enum stage stage, int errnum)
  * securebits make uid 0 an ordinary user from here on. */
 static int drop_capabilities(void)
 {
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct data[2];
+	struct mbx_cap_header hdr = { MBX_CAP_VERSION_3, 0 };
+	struct mbx_cap_data data[2];
 
 	for (int cap = 0; cap <= 63; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
@@ -243,12 +269,12 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, int 
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	environ = r->envp;
 	if (st->seccomp) {
-		struct sock_fprog prog = {
-			.len = (unsigned short)(st->seccomp_len / sizeof(struct sock_filter)),
-			.filter = (struct sock_filter *)st->seccomp,
+		struct mbx_sock_fprog prog = {
+			.len = (unsigned short)(st->seccomp_len / sizeof(struct mbx_sock_filter)),
+			.filter = (struct mbx_sock_filter *)st->seccomp,
 		};
 
-		if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+		if (prctl(PR_SET_SECCOMP, MBX_SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
 			child_fail(rep_w, STAGE_SECCOMP, errno);
 	}
 	execvp(r->argv[0], r->argv);

@@ -520,7 +520,7 @@ static int make_leaf(const char *group, const char *leaf, int (*prep)(const char
 	for (attempt = 0; attempt < 5; attempt++) {
 		*failed_at = group;
 		if (mkdir(group, 0755) < 0 && errno != EEXIST)
-			return -errno;
+			return neg_errno();
 		if (prep != NULL) {
 			rc = prep(group, t);
 			if (rc == -ENOENT)
@@ -533,7 +533,7 @@ static int make_leaf(const char *group, const char *leaf, int (*prep)(const char
 		*failed_at = leaf;
 		if (mkdir(leaf, 0755) == 0)
 			return 0;
-		rc = -errno;
+		rc = neg_errno();
 		if (rc == -ENOENT)
 			continue;
 		if (rc != -EEXIST)
@@ -545,6 +545,7 @@ static int make_leaf(const char *group, const char *leaf, int (*prep)(const char
 
 /* ---- cgroup v2 ---- */
 
+/* Controllers the sandbox needs: the first 2 or all 3 of ctl_names. */
 static int v2_nctl(const struct cg_try *t)
 {
 	return t->want_cpu ? 3 : 2;
@@ -659,7 +660,7 @@ static int v2_try_base(struct cg_try *t, const char *base, const char *id, struc
 		say(why, whylen, "cannot read %s (%s)", path, strerror(-rc));
 		return 1;
 	}
-	for (i = 0; i < nctl; i++) {
+	for (i = 0; i < nctl && i < 3; i++) {
 		if (!mbx__cgroup_list_has(text, ctl_names[i])) {
 			if (missing[0] != '\0')
 				strcat(missing, "/");

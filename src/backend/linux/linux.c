@@ -163,7 +163,7 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	struct mbx_ready_info ready;
 	struct mbx_spawn sp = { 0 };
 	struct linux_sb *l;
-	uint8_t *bpf = NULL;
+	const uint8_t *bpf = NULL;
 	size_t bpf_len = 0;
 	uint64_t deadline = mbx__now_us() + CREATE_DEADLINE_US;
 	uint32_t flags, r32 = 0;
@@ -199,9 +199,10 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	rc = prepare_host(sb, l, uid, gid, privileged, err);
 	if (rc < 0)
 		goto fail;
-	rc = mbx__seccomp_build(cfg->trust, &bpf, &bpf_len, err);
-	if (rc < 0)
+	if (mbx__seccomp_program(cfg->trust, &bpf, &bpf_len) < 0) {
+		rc = mbx__error_set(err, MBX_EINVAL, 0, "seccomp", "no seccomp program for trust level %u", cfg->trust);
 		goto fail;
+	}
 	rc = mbx__mountplan_build(&plan, cfg, l->workspace, "", err);
 	if (rc < 0)
 		goto fail;
@@ -253,11 +254,9 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	sb->skipped |= ready.skipped;
 	sb->priv = l;
 	mbx__mountplan_release(&plan);
-	free(bpf);
 	return MBX_OK;
 fail:
 	mbx__mountplan_release(&plan);
-	free(bpf);
 	linux_cleanup(l);
 	return rc;
 }

@@ -23,3 +23,10 @@
  * NULL and *len is 0.
  */
 int mbx__seccomp_build(mbx_trust_t trust, uint8_t **out, size_t *len, mbx_error **err);
+
+/*
+ * The program for a trust level as compiled at build time by
+ * tools/gen-seccomp.c (what sandboxes use). Borrowed static data; returns 0,
+ * or -1 for an unknown trust level.
+ */
+int mbx__seccomp_program(mbx_trust_t trust, const uint8_t **prog, size_t *len);

@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench-os: start-up and execute latency of the os backend, measured through
+ * the public API only, against a plain fork+exec peer in the same process.
+ *
+ * Modes, all run once per iteration in an order that rotates from one
+ * iteration to the next, so that machine noise hits every mode alike:
+ *
+ *   cold       mbx_sandbox_new + mbx_sandbox_exec(PROGRAM) + mbx_sandbox_free,
+ *              also reported per phase (new, first exec, free)
+ *   warm       mbx_sandbox_exec(PROGRAM) in one sandbox kept alive throughout
+ *   fork+exec  fork, execve(PROGRAM), waitpid: the peer of the warm goal
+ *   posix_spawn  posix_spawn(PROGRAM), waitpid: a second, vfork-style peer
+ *
+ * The first iterations are warm-up and are not counted. Output: a plain
+ * table (P50, P90, P99, mean, min, max per mode, in ms) and the ratios
+ * warm/fork+exec; --json prints the same as one JSON object instead, and
+ * --csv FILE writes every sample. The program only reports; it has no
+ * pass/fail exit status beyond "the measurement itself failed".
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbx/mbx.h>
+
+extern char **environ;
+
+#define DEFAULT_ITERATIONS 300
+#define DEFAULT_WARMUP     20
+
+/* Goals from the benchmark issue, checked in the report only. */
+#define GOAL_WARM_OVER_FORKEXEC 1.5
+
+enum series {
+	S_COLD,		/* new + first exec + free */
+	S_COLD_NEW,
+	S_COLD_EXEC,
+	S_COLD_FREE,
+	S_WARM,
+	S_FORKEXEC,
+	S_SPAWN,
+	S_WARM_LIB,	/* mbx_result_elapsed_us of the warm executes */
+	S_COUNT,
+};
+
+static const char *const series_name[S_COUNT] = {
+	[S_COLD] = "cold (new+exec+free)",
+	[S_COLD_NEW] = "  cold: new",
+	[S_COLD_EXEC] = "  cold: first exec",
+	[S_COLD_FREE] = "  cold: free",
+	[S_WARM] = "warm exec",
+	[S_FORKEXEC] = "fork+exec+wait",
+	[S_SPAWN] = "posix_spawn+wait",
+	[S_WARM_LIB] = "  warm: result elapsed",
+};
+
+static const char *const series_key[S_COUNT] = {
+	[S_COLD] = "cold",
+	[S_COLD_NEW] = "cold_new",
+	[S_COLD_EXEC] = "cold_first_exec",
+	[S_COLD_FREE] = "cold_free",
+	[S_WARM] = "warm",
+	[S_FORKEXEC] = "fork_exec",
+	[S_SPAWN] = "posix_spawn",
+	[S_WARM_LIB] = "warm_result_elapsed",
+};
+
+struct stats {
+	double p50, p90, p99, mean, min, max; /* microseconds */
+};
+
+struct opts {
+	int iterations;
+	int warmup;
+	int json;
+	const char *csv;
+	const char *program;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static __attribute__((noreturn)) void die_mbx(const char *what, int rc, mbx_error *err)
+{
+	fprintf(stderr, "bench-os: %s: %s (%s)\n", what, err ? mbx_error_message(err) : "no detail",
+		mbx_error_code_name(rc));
+	if (err && mbx_error_suggestion(err))
+		fprintf(stderr, "bench-os: hint: %s\n", mbx_error_suggestion(err));
+	mbx_error_free(err);
+	exit(1);
+}
+
+static __attribute__((noreturn)) void die_errno(const char *what)
+{
+	fprintf(stderr, "bench-os: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void check_result(const char *what, const mbx_result *res)
+{
+	if (mbx_result_exit_code(res) != 0 || mbx_result_signal(res) != 0 || mbx_result_timed_out(res)) {
+		fprintf(stderr, "bench-os: %s: payload failed (exit %d, signal %d, timed out %d)\n", what,
+			mbx_result_exit_code(res), mbx_result_signal(res), mbx_result_timed_out(res));
+		exit(1);
+	}
+}
+
+static void check_status(const char *what, int status)
+{
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "bench-os: %s: payload failed (status 0x%x)\n", what, (unsigned)status);
+		exit(1);
+	}
+}
+
+/* ---- the modes; each returns its wall time in ns ---- */
+
+static uint64_t run_cold(const char *const *argv, uint64_t phase[3])
+{
+	mbx_sandbox *sb = NULL;
+	mbx_result *res = NULL;
+	mbx_error *err = NULL;
+	uint64_t t0, t1, t2, t3;
+	int rc;
+
+	t0 = now_ns();
+	rc = mbx_sandbox_new(&sb, NULL, &err);
+	t1 = now_ns();
+	if (rc != MBX_OK)
+		die_mbx("cold: mbx_sandbox_new", rc, err);
+	rc = mbx_sandbox_exec(sb, argv, NULL, &res, &err);
+	t2 = now_ns();
+	if (rc != MBX_OK)
+		die_mbx("cold: mbx_sandbox_exec", rc, err);
+	mbx_sandbox_free(sb);
+	t3 = now_ns();
+	check_result("cold", res);
+	mbx_result_free(res);
+	phase[0] = t1 - t0;
+	phase[1] = t2 - t1;
+	phase[2] = t3 - t2;
+	return t3 - t0;
+}
+
+static uint64_t run_warm(mbx_sandbox *sb, const char *const *argv, uint64_t *lib_us)
+{
+	mbx_result *res = NULL;
+	mbx_error *err = NULL;
+	uint64_t t0, t1;
+	int rc;
+
+	t0 = now_ns();
+	rc = mbx_sandbox_exec(sb, argv, NULL, &res, &err);
+	t1 = now_ns();
+	if (rc != MBX_OK)
+		die_mbx("warm: mbx_sandbox_exec", rc, err);
+	check_result("warm", res);
+	*lib_us = mbx_result_elapsed_us(res);
+	mbx_result_free(res);
+	return t1 - t0;
+}
+
+static uint64_t run_forkexec(const char *const *argv)
+{
+	uint64_t t0, t1;
+	int status;
+	pid_t pid;
+
+	t0 = now_ns();
+	pid = fork();
+	if (pid < 0)
+		die_errno("fork");
+	if (pid == 0) {
+		execve(argv[0], (char *const *)argv, environ);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die_errno("waitpid");
+	t1 = now_ns();
+	check_status("fork+exec", status);
+	return t1 - t0;
+}
+
+static uint64_t run_spawn(const char *const *argv)
+{
+	uint64_t t0, t1;
+	int status, rc;
+	pid_t pid;
+
+	t0 = now_ns();
+	rc = posix_spawn(&pid, argv[0], NULL, NULL, (char *const *)argv, environ);
+	if (rc != 0) {
+		errno = rc;
+		die_errno("posix_spawn");
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die_errno("waitpid");
+	t1 = now_ns();
+	check_status("posix_spawn", status);
+	return t1 - t0;
+}
+
+/* ---- statistics ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of sorted samples. */
+static uint64_t percentile(const uint64_t *sorted, size_t n, double p)
+{
+	size_t rank = (size_t)((p / 100.0) * (double)n + 0.999999999);
+
+	if (rank < 1)
+		rank = 1;
+	if (rank > n)
+		rank = n;
+	return sorted[rank - 1];
+}
+
+/* Summary in us: scale is 1e-3 for samples in ns, 1 for samples in us. */
+static struct stats summarize(const uint64_t *samples, size_t n, double scale)
+{
+	struct stats s = { 0 };
+	uint64_t *v = malloc(n * sizeof(*v));
+	double sum = 0;
+
+	if (v == NULL)
+		die_errno("malloc");
+	memcpy(v, samples, n * sizeof(*v));
+	qsort(v, n, sizeof(*v), cmp_u64);
+	for (size_t i = 0; i < n; i++)
+		sum += (double)v[i];
+	s.p50 = (double)percentile(v, n, 50) * scale;
+	s.p90 = (double)percentile(v, n, 90) * scale;
+	s.p99 = (double)percentile(v, n, 99) * scale;
+	s.mean = sum / (double)n * scale;
+	s.min = (double)v[0] * scale;
+	s.max = (double)v[n - 1] * scale;
+	free(v);
+	return s;
+}
+
+/* ---- output ---- */
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void layer_list(uint32_t bits, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < 32 && off < len; i++) {
+		const char *name = mbx_layer_name((uint32_t)1 << i);
+
+		if ((bits & ((uint32_t)1 << i)) && name)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "", name);
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: bench-os [-n ITERATIONS] [-w WARMUP] [--json] [--csv FILE] [--program PATH]\n"
+		"\n"
+		"Measures the os backend through the public API: cold (new + first exec + free,\n"
+		"with its phases), warm (exec in a live sandbox), and plain fork+exec and\n"
+		"posix_spawn of the same program as peers, interleaved per iteration.\n"
+		"\n"
+		"  -n, --iterations N  measured iterations per mode (default %d)\n"
+		"  -w, --warmup N      uncounted iterations first (default %d)\n"
+		"  -p, --program PATH  absolute path of the payload (default /bin/true)\n"
+		"      --json          print one JSON object instead of the table\n"
+		"      --csv FILE      write every sample (microseconds) to FILE\n"
+		"  -h, --help          show this help\n",
+		DEFAULT_ITERATIONS, DEFAULT_WARMUP);
+}
+
+static int parse_int(const char *s, int min, const char *what)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *s == '\0' || *end != '\0' || v < min || v > 10000000) {
+		fprintf(stderr, "bench-os: bad %s `%s`\n", what, s);
+		exit(2);
+	}
+	return (int)v;
+}
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option lopts[] = {
+		{ "iterations", required_argument, NULL, 'n' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "program", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "csv", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->iterations = DEFAULT_ITERATIONS;
+	o->warmup = DEFAULT_WARMUP;
+	o->json = 0;
+	o->csv = NULL;
+	o->program = "/bin/true";
+	while ((c = getopt_long(argc, argv, "n:w:p:h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'n': o->iterations = parse_int(optarg, 1, "iteration count"); break;
+		case 'w': o->warmup = parse_int(optarg, 0, "warm-up count"); break;
+		case 'p': o->program = optarg; break;
+		case 'j': o->json = 1; break;
+		case 'c': o->csv = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		exit(2);
+	}
+	if (o->program[0] != '/' || access(o->program, X_OK) != 0) {
+		fprintf(stderr, "bench-os: `%s` is not an absolute path to an executable\n", o->program);
+		exit(2);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	struct stats st[S_COUNT];
+	uint64_t *samples[S_COUNT];
+	uint64_t first_new = 0, first_total = 0;
+	mbx_sandbox *warm_sb = NULL;
+	mbx_error *err = NULL;
+	struct utsname uts;
+	char layers[512];
+	const char *pargv[2];
+	int rc, total;
+
+	parse_args(argc, argv, &o);
+	pargv[0] = o.program;
+	pargv[1] = NULL;
+	total = o.warmup + o.iterations;
+	for (int s = 0; s < S_COUNT; s++) {
+		samples[s] = calloc((size_t)o.iterations, sizeof(uint64_t));
+		if (samples[s] == NULL)
+			die_errno("calloc");
+	}
+
+	/* The very first sandbox of the process pays one-time costs (the agent
+	 * image is loaded into a memfd once per process): report it apart. */
+	{
+		uint64_t phase[3];
+
+		first_total = run_cold(pargv, phase);
+		first_new = phase[0];
+	}
+
+	rc = mbx_sandbox_new(&warm_sb, NULL, &err);
+	if (rc != MBX_OK)
+		die_mbx("warm: mbx_sandbox_new", rc, err);
+	layer_list(mbx_sandbox_layers(warm_sb), layers, sizeof(layers));
+
+	for (int it = 0; it < total; it++) {
+		int k = it - o.warmup; /* sample index; < 0 during warm-up */
+
+		for (int j = 0; j < 4; j++) {
+			uint64_t phase[3], lib_us = 0, t;
+
+			switch ((it + j) % 4) {
+			case 0:
+				t = run_cold(pargv, phase);
+				if (k >= 0) {
+					samples[S_COLD][k] = t;
+					samples[S_COLD_NEW][k] = phase[0];
+					samples[S_COLD_EXEC][k] = phase[1];
+					samples[S_COLD_FREE][k] = phase[2];
+				}
+				break;
+			case 1:
+				t = run_warm(warm_sb, pargv, &lib_us);
+				if (k >= 0) {
+					samples[S_WARM][k] = t;
+					samples[S_WARM_LIB][k] = lib_us;
+				}
+				break;
+			case 2:
+				t = run_forkexec(pargv);
+				if (k >= 0)
+					samples[S_FORKEXEC][k] = t;
+				break;
+			default:
+				t = run_spawn(pargv);
+				if (k >= 0)
+					samples[S_SPAWN][k] = t;
+				break;
+			}
+		}
+	}
+
+	for (int s = 0; s < S_COUNT; s++)
+		st[s] = summarize(samples[s], (size_t)o.iterations, s == S_WARM_LIB ? 1.0 : 1e-3);
+
+	if (o.csv) {
+		FILE *f = fopen(o.csv, "w");
+
+		if (f == NULL)
+			die_errno(o.csv);
+		fprintf(f, "iteration");
+		for (int s = 0; s < S_COUNT; s++)
+			fprintf(f, ",%s_us", series_key[s]);
+		fputc('\n', f);
+		for (int k = 0; k < o.iterations; k++) {
+			fprintf(f, "%d", k);
+			for (int s = 0; s < S_COUNT; s++)
+				fprintf(f, ",%.1f", s == S_WARM_LIB ? (double)samples[s][k] : (double)samples[s][k] / 1e3);
+			fputc('\n', f);
+		}
+		if (fclose(f) != 0)
+			die_errno(o.csv);
+	}
+
+	double r50 = st[S_WARM].p50 / st[S_FORKEXEC].p50, r99 = st[S_WARM].p99 / st[S_FORKEXEC].p99;
+	double s50 = st[S_WARM].p50 / st[S_SPAWN].p50, s99 = st[S_WARM].p99 / st[S_SPAWN].p99;
+	double c50 = st[S_COLD].p50 / st[S_FORKEXEC].p50, c99 = st[S_COLD].p99 / st[S_FORKEXEC].p99;
+	const char *mech = mbx_sandbox_limits_mechanism(warm_sb);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (uname(&uts) < 0)
+		memset(&uts, 0, sizeof(uts));
+
+	if (o.json) {
+		printf("{\n  \"tool\": \"bench-os\",\n  \"library_version\": ");
+		json_str(mbx_version());
+		printf(",\n  \"kernel\": ");
+		json_str(uts.release);
+		printf(",\n  \"cpus\": %ld,\n  \"uid\": %u,\n  \"program\": ", ncpu, (unsigned)geteuid());
+		json_str(o.program);
+		printf(",\n  \"iterations\": %d,\n  \"warmup\": %d,\n  \"limits_mechanism\": ", o.iterations, o.warmup);
+		json_str(mech);
+		printf(",\n  \"layers\": ");
+		json_str(layers);
+		printf(",\n  \"first_sandbox_in_process_us\": {\"new\": %.1f, \"cold\": %.1f},\n",
+		       (double)first_new / 1e3, (double)first_total / 1e3);
+		printf("  \"unit\": \"us\",\n  \"modes\": {\n");
+		for (int s = 0; s < S_COUNT; s++)
+			printf("    \"%s\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, \"mean\": %.1f, \"min\": %.1f, \"max\": %.1f}%s\n",
+			       series_key[s], st[s].p50, st[s].p90, st[s].p99, st[s].mean, st[s].min, st[s].max,
+			       s + 1 < S_COUNT ? "," : "");
+		printf("  },\n  \"ratios\": {\n");
+		printf("    \"warm_over_fork_exec\": {\"p50\": %.3f, \"p99\": %.3f},\n", r50, r99);
+		printf("    \"warm_over_posix_spawn\": {\"p50\": %.3f, \"p99\": %.3f},\n", s50, s99);
+		printf("    \"cold_over_fork_exec\": {\"p50\": %.3f, \"p99\": %.3f}\n", c50, c99);
+		printf("  },\n  \"goals\": {\"warm_over_fork_exec_max\": %.2f, \"warm_p50_met\": %s, \"warm_p99_met\": %s}\n}\n",
+		       GOAL_WARM_OVER_FORKEXEC, r50 <= GOAL_WARM_OVER_FORKEXEC ? "true" : "false",
+		       r99 <= GOAL_WARM_OVER_FORKEXEC ? "true" : "false");
+	} else {
+		printf("bench-os: libmimobox %s, kernel %s, %ld CPUs, uid %u, limits via %s\n", mbx_version(), uts.release,
+		       ncpu, (unsigned)geteuid(), mech);
+		printf("payload %s, %d iterations per mode (+%d warm-up), modes interleaved\n", o.program, o.iterations,
+		       o.warmup);
+		printf("layers: %s\n\n", layers);
+		printf("%-24s %9s %9s %9s %9s %9s %9s\n", "mode (ms)", "P50", "P90", "P99", "mean", "min", "max");
+		for (int s = 0; s < S_COUNT; s++) /* stats are in us */
+			printf("%-24s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", series_name[s], st[s].p50 / 1e3,
+			       st[s].p90 / 1e3, st[s].p99 / 1e3, st[s].mean / 1e3, st[s].min / 1e3, st[s].max / 1e3);
+		printf("\nfirst sandbox of the process (one-time costs, not counted above): new %.3f ms, cold %.3f ms\n",
+		       (double)first_new / 1e6, (double)first_total / 1e6);
+		printf("\nratios                    P50      P99\n");
+		printf("warm / fork+exec      %8.2f %8.2f   goal <= %.1f: P50 %s, P99 %s\n", r50, r99, GOAL_WARM_OVER_FORKEXEC,
+		       r50 <= GOAL_WARM_OVER_FORKEXEC ? "met" : "NOT met", r99 <= GOAL_WARM_OVER_FORKEXEC ? "met" : "NOT met");
+		printf("warm / posix_spawn    %8.2f %8.2f\n", s50, s99);
+		printf("cold / fork+exec      %8.2f %8.2f\n", c50, c99);
+	}
+
+	mbx_sandbox_free(warm_sb);
+	for (int s = 0; s < S_COUNT; s++)
+		free(samples[s]);
+	return 0;
+}

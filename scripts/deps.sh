@@ -1,0 +1,26 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# Installs what mimobox needs to build and test on Debian 12, by package name.
+# Versions are those of Debian 12 (bookworm); nothing is fetched from
+# anywhere else. Safe to run again: it does nothing when all is present.
+set -eu
+
+packages="gcc libc6-dev meson ninja-build pkg-config libseccomp-dev musl-tools
+python3 python3-pytest util-linux procps iproute2 bubblewrap valgrind clang strace"
+
+missing=""
+for p in $packages; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "mimobox: these packages are missing:$missing" >&2
+	echo "mimobox: run as root, or: sudo apt-get install$missing" >&2
+	exit 1
+fi
+echo "mimobox: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

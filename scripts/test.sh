@@ -1,0 +1,114 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Builds everything and runs every test layer:
+#   1. unit, fuzz-corpus replay and integration suites, as root (or the caller)
+#   2. the unit and integration suites again as an unprivileged user
+#   3. everything under AddressSanitizer + UndefinedBehaviorSanitizer
+#   4. the unit suite under valgrind
+#   5. a short libFuzzer run of every fuzz target
+# Prints "tests: N passed, M failed" last; exits non-zero on any failure.
+# MBX_TEST_QUICK=1 runs stage 1 only.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+export MBX_TEST_MUST_WORK=${MBX_TEST_MUST_WORK:-1}
+passed=0
+failed=0
+failed_stages=""
+
+stage() { printf '\n==== %s ====\n' "$*"; }
+
+# Adds the counts of a meson test run (from its JSON log) to the totals.
+count_meson() {
+	local log=$1/meson-logs/testlog.json name=$2 p f
+	p=$(grep -c '"result": "OK"' "$log" 2>/dev/null || true)
+	f=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" 2>/dev/null || true)
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0}))
+	[ "${f:-0}" -gt 0 ] && failed_stages="$failed_stages $name"
+}
+
+record() { # record NAME STATUS
+	if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failed_stages="$failed_stages $1"; fi
+}
+
+"$top/scripts/build.sh" "$top/build" || { echo "tests: 0 passed, 1 failed"; exit 1; }
+
+stage "1. unit, fuzz replay, integration as $(id -un)"
+meson test -C "$top/build" --print-errorlogs
+count_meson "$top/build" "root"
+
+if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
+	if [ "$(id -u)" -eq 0 ]; then
+		stage "2. unprivileged (uid 65534)"
+		# The checkout may sit below a directory only root can enter: copy
+		# what the unprivileged run needs to a world-readable place.
+		rl=$(mktemp -d /tmp/mbx-rootless.XXXXXX)
+		mkdir -p "$rl/build/tests" "$rl/tests"
+		cp -a "$top/build/mimobox" "$top/build/libmimobox.so"* "$rl/build/"
+		cp -a "$top/build/tests/try-syscall" "$top/build/tests/"test-* "$rl/build/tests/"
+		cp -a "$top/tests/integration" "$rl/tests/"
+		cp -a "$top/fuzz" "$rl/fuzz"
+		chmod -R a+rX "$rl"
+		as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+			env -i PATH="$PATH" HOME=/tmp LANG=C.UTF-8 MBX_TEST_MUST_WORK="$MBX_TEST_MUST_WORK" \
+			MIMOBOX_CLI="$rl/build/mimobox" MIMOBOX_LIB="$rl/build/libmimobox.so" \
+			MIMOBOX_HELPERS="$rl/build/tests" "$@"; }
+		for t in "$rl"/build/tests/test-*; do
+			[ -x "$t" ] || continue
+			( cd /tmp && as_nobody "$t" ) >"$rl/$(basename "$t").log" 2>&1
+			rc=$?
+			[ $rc -eq 77 ] && rc=0
+			[ $rc -ne 0 ] && cat "$rl/$(basename "$t").log"
+			record "nobody:$(basename "$t")" $rc
+		done
+		( cd /tmp && as_nobody python3 -m pytest -q -p no:cacheprovider "$rl/tests/integration" )
+		record "nobody:integration" $?
+		rm -rf "$rl"
+	fi
+
+	stage "3. AddressSanitizer + UndefinedBehaviorSanitizer"
+	if [ ! -f "$top/build-asan/build.ninja" ]; then
+		meson setup "$top/build-asan" "$top" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	fi
+	if ninja -C "$top/build-asan" >/dev/null; then
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+			meson test -C "$top/build-asan" --print-errorlogs
+		count_meson "$top/build-asan" "asan"
+	else
+		record "asan-build" 1
+	fi
+
+	stage "4. valgrind on the unit suite"
+	meson test -C "$top/build" --suite unit --print-errorlogs \
+		--wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=no'
+	count_meson "$top/build" "valgrind"
+
+	stage "5. libFuzzer (${MBX_FUZZ_SECONDS:-30} s per target)"
+	if command -v clang >/dev/null; then
+		if [ ! -f "$top/build-fuzz/build.ninja" ]; then
+			CC=clang meson setup "$top/build-fuzz" "$top" -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+		fi
+		if ninja -C "$top/build-fuzz" >/dev/null; then
+			for f in "$top"/build-fuzz/fuzz/fuzz-*; do
+				case $f in *-replay|*.p) continue ;; esac
+				[ -x "$f" ] || continue
+				name=$(basename "$f")
+				work=$(mktemp -d)
+				cp "$top/fuzz/corpora/${name#fuzz-}"/* "$work/" 2>/dev/null
+				"$f" -max_total_time="${MBX_FUZZ_SECONDS:-30}" -print_final_stats=0 "$work" >"$work.log" 2>&1
+				rc=$?
+				[ $rc -ne 0 ] && tail -40 "$work.log"
+				record "$name" $rc
+				rm -rf "$work" "$work.log"
+			done
+		else
+			record "fuzz-build" 1
+		fi
+	fi
+fi
+
+echo
+[ -n "$failed_stages" ] && echo "failed:$failed_stages"
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
