@@ -180,6 +180,8 @@ def main():
 
     goal = ratios.get("mimobox_over_bwrap_usr")
     if args.json:
+        for n in notes:
+            print("bench_cli: note: " + n, file=sys.stderr)
         out = {
             "tool": "bench_cli",
             "kernel": platform.release(),

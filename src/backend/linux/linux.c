@@ -6,8 +6,10 @@
  * agent). State on the host: one directory per sandbox holding its
  * /workspace, and possibly cgroup directories; destroy removes both.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -39,6 +42,8 @@ struct linux_sb {
 	int pidfd;
 	char *dir;        /* host directory of the sandbox */
 	char *workspace;  /* host directory behind /workspace */
+	int dir_made;     /* we created `dir` (so we remove it) */
+	int lockfd;       /* flock held for the sandbox's life; owned */
 	struct mbx_cgroup cg;
 };
 
@@ -82,6 +87,97 @@ static int state_base(char **out, mbx_error **err)
 	return MBX_OK;
 }
 
+/* Records the sandbox's cgroup directories next to its workspace so a
+ * later process can remove them if this one dies without destroying it. */
+static int record_cgroups(const struct linux_sb *l)
+{
+	char path[4200];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cgroups", l->dir);
+	f = fopen(path, "we");
+	if (f == NULL)
+		return -1;
+	if (l->cg.v2_dir)
+		fprintf(f, "v2 %s\n", l->cg.v2_dir);
+	for (int i = 0; i < 3; i++)
+		if (l->cg.v1_dir[i])
+			fprintf(f, "v1 %s\n", l->cg.v1_dir[i]);
+	return fclose(f);
+}
+
+/* Removes the cgroups recorded for a dead sandbox (see record_cgroups). */
+static void remove_recorded_cgroups(const char *dir)
+{
+	struct mbx_cgroup cg = { 0 };
+	char path[4200], line[4096];
+	int n1 = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cgroups", dir);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		/* Only directories the library creates: below a cgroup mount and
+		 * named after the sandbox. */
+		if (strncmp(line + 3, "/sys/fs/cgroup/", 15) != 0 || strstr(line, "/../"))
+			continue;
+		if (strncmp(line, "v2 ", 3) == 0 && cg.v2_dir == NULL)
+			cg.v2_dir = strdup(line + 3);
+		else if (strncmp(line, "v1 ", 3) == 0 && n1 < 3)
+			cg.v1_dir[n1++] = strdup(line + 3);
+	}
+	fclose(f);
+	cg.mech = cg.v2_dir ? MBX_LIMITS_CGROUP_V2 : n1 ? MBX_LIMITS_CGROUP_V1 : MBX_LIMITS_RLIMIT;
+	mbx__cgroup_destroy(&cg);
+}
+
+/*
+ * Cleans up after sandboxes whose owner died without destroying them (a
+ * killed CLI, a crashed host program): their agent already died with its
+ * channel, which killed every sandbox process; what can remain is the
+ * directory and cgroups. A live sandbox holds an exclusive flock on its
+ * `lock` file, so a lock we can take belongs to a dead owner.
+ */
+static void collect_stale(const char *base, const char *self)
+{
+	DIR *d = opendir(base);
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char dir[4096], lock[4200];
+
+		if (strlen(base) > 4000)
+			break;
+		int fd;
+
+		if (strlen(de->d_name) != 16 || strspn(de->d_name, "0123456789abcdef") != 16 || strcmp(de->d_name, self) == 0)
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%s", base, de->d_name);
+		snprintf(lock, sizeof(lock), "%s/lock", dir);
+		fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0) {
+			struct stat st;
+
+			/* A directory without a lock file is either being created
+			 * right now or was left half-made long ago. */
+			if (errno == ENOENT && stat(dir, &st) == 0 && st.st_mtime + 60 < time(NULL))
+				mbx__rm_rf(dir);
+			continue;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			remove_recorded_cgroups(dir);
+			mbx__rm_rf(dir);
+		}
+		close(fd);
+	}
+	closedir(d);
+}
+
 static void linux_cleanup(struct linux_sb *l)
 {
 	if (l == NULL)
@@ -94,8 +190,10 @@ static void linux_cleanup(struct linux_sb *l)
 	l->pidfd = -1;
 	mbx__client_close(&l->client);
 	mbx__cgroup_destroy(&l->cg);
-	if (l->dir)
+	if (l->dir && l->dir_made)
 		mbx__rm_rf(l->dir);
+	if (l->lockfd >= 0)
+		close(l->lockfd);
 	free(l->dir);
 	free(l->workspace);
 	free(l);
@@ -123,12 +221,22 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gi
 	rc = state_base(&base, err);
 	if (rc < 0)
 		return rc;
+	collect_stale(base, sb->id);
 	rc = asprintf(&l->dir, "%s/%s", base, sb->id);
 	free(base);
 	if (rc < 0 || asprintf(&l->workspace, "%s/workspace", l->dir) < 0)
 		return mbx__error_oom(err);
 	if (mkdir(l->dir, 0711) < 0)
 		return mbx__error_set(err, MBX_ESYS, errno, NULL, "create sandbox directory `%s`", l->dir);
+	l->dir_made = 1;
+	{
+		char lock[4200];
+
+		snprintf(lock, sizeof(lock), "%s/lock", l->dir);
+		l->lockfd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (l->lockfd < 0 || flock(l->lockfd, LOCK_EX | LOCK_NB) < 0)
+			return mbx__error_set(err, MBX_ESYS, errno, NULL, "lock sandbox directory `%s`", l->dir);
+	}
 	if (mkdir(l->workspace, 0755) < 0)
 		return mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", l->workspace);
 	if (privileged && chown(l->workspace, uid, gid) < 0)
@@ -141,6 +249,10 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gi
 	}
 	if (why)
 		mbx__log(cfg, MBX_LOG_INFO, "limits through %s: %s", mbx__limits_mech_name(l->cg.mech), why);
+	if (record_cgroups(l) < 0) {
+		free(why);
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "record the cgroups of `%s`", l->dir);
+	}
 	free(why);
 	sb->limits_mech = mbx__limits_mech_name(l->cg.mech);
 	if (l->cg.mech == MBX_LIMITS_RLIMIT && cfg->millicpus) {
@@ -182,6 +294,7 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 		return mbx__error_oom(err);
 	l->pid = -1;
 	l->pidfd = -1;
+	l->lockfd = -1;
 	l->client.fd = -1;
 
 	if (privileged) {
