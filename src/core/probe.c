@@ -492,8 +492,8 @@ static void probe_limits(mbx_probe *p)
 			 "until then limits fall back to rlimits");
 
 	cr = add_check(p, "rlimits", MBX_PROBE_OK);
-	set_detail(p, cr, "RLIMIT_AS, RLIMIT_NPROC, RLIMIT_CPU (set by the agent on each payload process "
-		   "when no cgroup rung works)");
+	set_detail(p, cr, "RLIMIT_DATA (memory) and RLIMIT_NPROC (processes), set by the agent on each payload "
+		   "process when no cgroup rung works; CPU quotas need a cgroup");
 }
 
 /* ---- KVM and QEMU ---- */
