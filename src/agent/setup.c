@@ -64,7 +64,10 @@ static int mkdir_p(const char *path)
 	char buf[4096];
 	size_t len = strlen(path);
 
-	if (len >= sizeof(buf))
+	/* Most targets have an existing parent: one call. */
+	if (mkdir(path, 0755) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT || len >= sizeof(buf))
 		return -1;
 	memcpy(buf, path, len + 1);
 	for (size_t i = 1; i <= len; i++) {
@@ -187,6 +190,34 @@ static int run_mount(const struct mount_entry *m)
 		fchmod(fd, m->mode ? m->mode : 0644);
 		return close(fd);
 	}
+	case MBX_MOP_COPY: {
+		char buf[65536];
+		int in, out;
+		ssize_t n;
+
+		snprintf(src, sizeof(src), OLDROOT "%s", m->src);
+		in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (in < 0)
+			return ((m->flags & MBX_MF_OPTIONAL) && errno == ENOENT) ? 0 : -1;
+		if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode) || make_file(dst) < 0) {
+			close(in);
+			return -1;
+		}
+		out = open(dst, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		if (out < 0) {
+			close(in);
+			return -1;
+		}
+		while ((n = read(in, buf, sizeof(buf))) > 0)
+			if (write(out, buf, (size_t)n) != n) {
+				n = -1;
+				break;
+			}
+		fchmod(out, st.st_mode & 0755);
+		close(in);
+		close(out);
+		return n < 0 ? -1 : 0;
+	}
 	case MBX_MOP_MKDIR:
 		if (mkdir_p(dst) < 0)
 			return -1;
@@ -201,7 +232,8 @@ static int run_mount(const struct mount_entry *m)
 
 static const char *op_name(uint32_t op)
 {
-	static const char *const names[] = { "?", "bind", "tmpfs", "proc", "devpts", "symlink", "write", "mkdir", "remount read-only" };
+	static const char *const names[] = { "?", "bind", "tmpfs", "proc", "devpts", "symlink", "write", "mkdir",
+					      "remount read-only", "copy" };
 
 	return op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
 }
@@ -472,15 +504,14 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 			return -1;
 		mbx_field_iter_init(&it, f->body, f->len);
 		while (mbx_field_next(&it, &tag, &v, &n) == 1) {
-			struct mount_entry *m;
+			/* One entry at a time; static so no allocation per entry. */
+			static struct mount_entry entry;
+			struct mount_entry *m = &entry;
 
 			if (tag != MBX_F_MOUNT)
 				continue;
-			m = malloc(sizeof(*m));
-			if (m == NULL || parse_mount(v, n, m) < 0) {
-				free(m);
+			if (parse_mount(v, n, m) < 0)
 				goto bad;
-			}
 			if (run_mount(m) < 0) {
 				int e = errno;
 
@@ -489,10 +520,8 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 							 "%s `%s` to `%s`", op_name(m->op), m->src, m->dst);
 				else
 					agent_send_error(st, 0, MBX_ESYS, e, "mount-namespace", "%s `%s`", op_name(m->op), m->dst);
-				free(m);
 				return -1;
 			}
-			free(m);
 		}
 		if (enter_new_root(st) < 0)
 			return -1;

@@ -217,6 +217,7 @@ enum mbx_mount_op {
 	MBX_MOP_WRITE = 6,      /* DATA into the new file DST with MODE */
 	MBX_MOP_MKDIR = 7,      /* DST with MODE */
 	MBX_MOP_REMOUNT_RO = 8, /* DST made read-only */
+	MBX_MOP_COPY = 9,       /* the host file SRC copied into the new file DST */
 };
 
 /* MBX_F_FLAGS bits of a mount entry. */

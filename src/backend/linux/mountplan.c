@@ -5,9 +5,10 @@
  *	/usr /bin /sbin /lib*  read-only binds of the host's (or the same
  *	                       symlinks, on merged-/usr systems)
  *	/etc                   a tmpfs with generated passwd, group, hosts,
- *	                       hostname, resolv.conf, nsswitch.conf and
- *	                       read-only binds of what programs need to load
- *	                       (ld.so.cache, alternatives, certificates...);
+ *	                       hostname, resolv.conf, nsswitch.conf, copies of
+ *	                       the small files programs need to load
+ *	                       (ld.so.cache...) and read-only binds of the
+ *	                       directories (alternatives, certificates...);
  *	                       never shadow, gshadow, sudoers or host keys
  *	/workspace             read-write bind of the sandbox's own host directory
  *	/tmp /dev/shm          tmpfs
@@ -39,6 +40,9 @@ static const char *const etc_entries[] = {
 	"ca-certificates", "ca-certificates.conf", "python3", "python3.11", "perl", "gai.conf",
 	"host.conf", "magic", "magic.mime", "locale.alias", "terminfo", "environment", NULL,
 };
+
+/* Largest /etc file copied rather than bound. */
+#define COPY_MAX (256 * 1024)
 
 static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty", NULL };
 
@@ -110,6 +114,10 @@ static int mirror(struct mbx_mountplan *p, const char *host_root, const char *pa
 	}
 	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
 		return 0;
+	/* Small files are copied: a copy costs a few system calls, a bind a
+	 * mount, and /etc ends up read-only either way. */
+	if (S_ISREG(st.st_mode) && st.st_size <= COPY_MAX)
+		return push(p, MBX_MOP_COPY, MBX_MF_OPTIONAL, 0, host, path, NULL, 0);
 	return push(p, MBX_MOP_BIND, MBX_MF_RO | MBX_MF_OPTIONAL | (S_ISDIR(st.st_mode) ? MBX_MF_REC : MBX_MF_FILE), 0,
 		    host, path, NULL, 0);
 }
