@@ -14,6 +14,9 @@
 #include "cli.h"
 #include "json.h"
 
+/* Exit status of a Wasm payload that trapped: as a program that aborted. */
+#define CLI_EXIT_TRAP 134
+
 enum {
 	OPT_JSON = CLI_OPT_VERB,
 	OPT_COMMAND,
@@ -49,7 +52,8 @@ static void usage(void)
 	       "\n"
 	       "Exit status: the program's own; 128+N when killed by signal N; 124 on\n"
 	       "timeout; 125 when the arguments are wrong or the sandbox cannot be made;\n"
-	       "126 when the program cannot be executed; 127 when it is not found.\n",
+	       "126 when the program cannot be executed; 127 when it is not found;\n"
+	       "134 when a Wasm program trapped.\n",
 	       cli_sandbox_options_help);
 }
 
@@ -225,6 +229,8 @@ static int result_status(const mbx_result *res)
 
 	if (mbx_result_timed_out(res))
 		return CLI_EXIT_TIMEOUT;
+	if (mbx_result_trap(res))
+		return CLI_EXIT_TRAP;
 	sig = mbx_result_signal(res);
 	if (sig > 0)
 		return 128 + sig;
@@ -232,6 +238,19 @@ static int result_status(const mbx_result *res)
 	if (code < 0)
 		return CLI_EXIT_FAILED;
 	return code & 0xff;
+}
+
+/*
+ * The exit status of a run that failed before its payload started: 127 and
+ * 126 when the program is missing or cannot be executed, else 125.
+ */
+static int failure_status(int rc)
+{
+	if (rc == MBX_ENOTFOUND)
+		return CLI_EXIT_NOTFOUND;
+	if (rc == MBX_ENOEXEC)
+		return CLI_EXIT_NOEXEC;
+	return CLI_EXIT_FAILED;
 }
 
 /* Prints the result as one JSON line on stdout; 0, or -1 after reporting. */
@@ -267,6 +286,8 @@ static int print_result(const mbx_result *res)
 		       (double)mbx_result_elapsed_us(res) / 1000.0,
 		       (unsigned long long)mbx_result_peak_memory_bytes(res),
 		       (double)mbx_result_cpu_time_us(res) / 1000.0);
+	cli_buf_puts(&b, ", \"trap\": ");
+	cli_json_cstring(&b, mbx_result_trap(res));
 	cli_buf_puts(&b, ", \"isolation\": ");
 	cli_json_cstring(&b, isolation);
 	cli_buf_puts(&b, "}\n");
@@ -358,15 +379,21 @@ int cli_cmd_run(int argc, char **argv)
 
 	if (rc != MBX_OK) {
 		cli_report_mbx(r.json, rc, err);
-		if (rc == MBX_ENOTFOUND)
-			status = CLI_EXIT_NOTFOUND;
-		else if (rc == MBX_ENOEXEC)
-			status = CLI_EXIT_NOEXEC;
+		status = failure_status(rc);
 		goto out;
 	}
 	status = result_status(res);
-	if (r.json && print_result(res) < 0)
-		status = CLI_EXIT_FAILED;
+	if (r.json) {
+		if (print_result(res) < 0)
+			status = CLI_EXIT_FAILED;
+	} else {
+		/* The output went by already; say what it cannot show. */
+		if (mbx_result_stdout_truncated(res) || mbx_result_stderr_truncated(res))
+			fprintf(stderr, "\nmimobox: warning: output beyond the output limit "
+					"was dropped (see --output-limit)\n");
+		if (mbx_result_trap(res))
+			fprintf(stderr, "mimobox: %s\n", mbx_result_trap(res));
+	}
 
 out:
 	mbx_result_free(res);
