@@ -8,6 +8,9 @@ builddir=${1:-$top/build}
 # python3, pytest and meson whatever else is on PATH.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 "$top/scripts/deps.sh"
+# Wasmtime for the wasm backend, fetched once into ~/.cache/mimobox; without
+# it the build goes on with the os backend only.
+"$top/scripts/wasmtime.sh" >/dev/null || echo "mimobox: building without the wasm backend" >&2
 if [ ! -f "$builddir/build.ninja" ]; then
 	meson setup "$builddir" "$top" >/dev/null
 fi

@@ -2,11 +2,13 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs what mimobox needs to build and test on Debian 12, by package name.
 # Versions are those of Debian 12 (bookworm); nothing is fetched from
-# anywhere else. Safe to run again: it does nothing when all is present.
+# anywhere else (Wasmtime comes from PyPI and crates.io: scripts/wasmtime.sh).
+# Safe to run again: it does nothing when all is present.
 set -eu
 
 packages="gcc libc6-dev meson ninja-build pkg-config libseccomp-dev musl-tools
-python3 python3-pytest util-linux procps iproute2 bubblewrap valgrind clang strace"
+python3 python3-pytest util-linux procps iproute2 bubblewrap valgrind clang strace
+libssl-dev python3-pip binutils clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt"
 
 missing=""
 for p in $packages; do

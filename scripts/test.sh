@@ -47,6 +47,9 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 		mkdir -p "$rl/build/tests" "$rl/tests"
 		cp -a "$top/build/mimobox" "$top/build/libmimobox.so"* "$rl/build/"
 		cp -a "$top/build/tests/try-syscall" "$top/build/tests/"test-* "$rl/build/tests/"
+		# The wasm backend: Wasmtime beside libmimobox ($ORIGIN), the test modules.
+		[ -f "$top/build/libwasmtime.so" ] && cp -a "$top/build/libwasmtime.so" "$rl/build/"
+		[ -d "$top/build/tests/wasm" ] && cp -a "$top/build/tests/wasm" "$rl/build/tests/"
 		cp -a "$top/tests/integration" "$rl/tests/"
 		cp -a "$top/fuzz" "$rl/fuzz"
 		chmod -R a+rX "$rl"

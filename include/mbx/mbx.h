@@ -16,11 +16,13 @@
 #define MBX_MBX_H
 
 #include "common.h"
+#include <mbx/features.h>
 #include "error.h"
 #include "config.h"
 #include "result.h"
 #include "sandbox.h"
 #include "probe.h"
+#include "pool.h"
 #include "version.h"
 
 #endif /* MBX_MBX_H */

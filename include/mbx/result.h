@@ -14,7 +14,7 @@
 
 MBX_BEGIN_DECL
 
-/** @brief Exit status of the payload, or -1 when it was killed by a signal. */
+/** @brief Exit status of the payload, or -1 when it was killed by a signal, timed out or trapped. */
 MBX_EXTERN(int) mbx_result_exit_code(const mbx_result *res);
 
 /** @brief Signal that killed the payload (SIGSYS for a seccomp kill), or 0. */
@@ -53,6 +53,21 @@ MBX_EXTERN(uint64_t) mbx_result_cpu_time_us(const mbx_result *res);
 
 /** @brief Backend that ran the execute. */
 MBX_EXTERN(mbx_isolation_t) mbx_result_isolation(const mbx_result *res);
+
+/**
+ * @brief Why a Wasm payload trapped (an `unreachable` instruction, an
+ *        out-of-bounds memory access, a stack overflow...), as Wasmtime
+ *        describes it, e.g. "wasm trap: wasm `unreachable` instruction
+ *        executed".
+ *
+ * A trap is a payload failure, not an error: the execute returns MBX_OK,
+ * mbx_result_exit_code() is -1 and mbx_result_signal() is 0. Timeouts are
+ * reported by mbx_result_timed_out(), not as traps.
+ *
+ * @return Borrowed; NULL when the payload did not trap (always NULL for
+ *         backends other than wasm).
+ */
+MBX_EXTERN(const char *) mbx_result_trap(const mbx_result *res);
 
 /** @brief Frees a result; NULL is a no-op. */
 MBX_EXTERN(void) mbx_result_free(mbx_result *res);

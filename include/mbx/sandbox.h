@@ -49,6 +49,12 @@ MBX_EXTERN(const char *) mbx_layer_name(uint32_t layer);
  * fails closed (MBX_ENOTSUP) when it cannot run; everything else goes to the
  * os backend (use mbx_run() to route a .wasm/.wat program to Wasm).
  *
+ * With MBX_ISOLATION_WASM every execute runs a WASI preview 1 command
+ * module: argv[0] is the module (.wasm binary or .wat text), a host path or
+ * a path below /workspace, the sandbox's only directory. A trap is reported
+ * in the result (mbx_result_trap()); a file that is not a runnable module is
+ * MBX_ENOEXEC.
+ *
  * @param[out] out the sandbox, owned by the caller (mbx_sandbox_free()); NULL on failure
  * @param cfg      the configuration, copied; may be NULL
  * @param[out] err optional error on failure

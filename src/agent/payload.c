@@ -288,8 +288,10 @@ static void report_child_failure(struct agent_state *st, uint32_t id, const stru
 
 	switch (rep->stage) {
 	case STAGE_CHDIR:
-		agent_send_error(st, id, e == ENOENT ? MBX_ENOTFOUND : e == ENOTDIR ? MBX_ENOTDIR : MBX_EPERM, e, NULL,
-				 "working directory `%s`", r->cwd);
+		/* A bad working directory is a bad argument of the call (the CLI
+		 * exits 125), not a missing program (127). */
+		agent_send_error(st, id, e == EACCES || e == EPERM ? MBX_EPERM : MBX_EINVAL, e, NULL,
+				 "working directory `%s` cannot be entered in the sandbox", r->cwd);
 		break;
 	case STAGE_EXEC:
 		if (e == ENOENT)

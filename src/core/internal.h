@@ -77,6 +77,7 @@ struct mbx_result {
 	uint64_t peak_memory;
 	uint64_t cpu_us;
 	mbx_isolation_t isolation;
+	char *trap; /* Wasm trap message, or NULL; owned */
 };
 
 /* One execute, fully resolved by the core: the backend needs nothing else. */
@@ -151,3 +152,12 @@ int mbx__rm_rf(const char *path);
 
 /* ---- backends ---- */
 extern const struct mbx_backend_ops mbx__linux_backend;
+/* Removes the cgroups an os sandbox recorded in its state directory (the
+ * release hook of mbx__statedir_collect() for every backend). */
+void mbx__linux_remove_recorded_cgroups(const char *dir);
+#if MBX_FEATURE_WASM
+extern const struct mbx_backend_ops mbx__wasm_backend;
+/* Wasmtime's version and whether an engine works here (a tiny module is
+ * compiled); *detail is malloc'd. 0 when it works, else an MBX_E* code. */
+int mbx__wasm_probe(char **detail);
+#endif

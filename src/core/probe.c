@@ -29,7 +29,7 @@
 
 #include <mbx/probe.h>
 
-#include "error-internal.h"
+#include "internal.h"
 #include "backend/linux/cgroup.h"
 #include "platform/linux/syscalls.h"
 
@@ -708,12 +708,24 @@ static void probe_qemu(mbx_probe *p)
 	free(path);
 }
 
+/* The wasm backend works when an engine can be made and compiles a tiny
+ * module (the engine is then kept for the process). */
 static void probe_wasmtime(mbx_probe *p)
 {
 	struct probe_check *c = add_check(p, "wasmtime", MBX_PROBE_UNAVAILABLE);
+#if MBX_FEATURE_WASM
+	char *detail = NULL;
 
+	if (mbx__wasm_probe(&detail) == MBX_OK)
+		c->status = MBX_PROBE_OK;
+	else
+		set_hint(p, c, "see docs/wasm.md; MIMOBOX_WASM_POOLING=0 avoids the pooling allocator's address-space reservation");
+	set_detail(p, c, "%s", detail ? detail : "out of memory");
+	free(detail);
+#else
 	set_detail(p, c, "not built into this libmimobox");
-	set_hint(p, c, "the wasm backend is not available in this version");
+	set_hint(p, c, "build with Wasmtime: scripts/wasmtime.sh, then meson setup -Dwasm=enabled");
+#endif
 }
 
 /* ---- backends ---- */
@@ -836,7 +848,15 @@ int mbx_probe_backend(const mbx_probe *probe, mbx_isolation_t isolation, const c
 		ok = why == NULL;
 		break;
 	case MBX_ISOLATION_WASM:
-		why = "the wasm backend is not part of this build yet";
+		if (probe == NULL)
+			why = "no probe report";
+		else if (probe->n > C_WASMTIME && probe->checks[C_WASMTIME].status == MBX_PROBE_OK)
+			why = NULL;
+		else if (probe->n > C_WASMTIME)
+			why = probe->checks[C_WASMTIME].detail;
+		else
+			why = "the wasm backend is not part of this build";
+		ok = why == NULL;
 		break;
 	case MBX_ISOLATION_MICROVM:
 		why = "the microvm backend is not part of this build yet";

@@ -77,10 +77,16 @@ mbx_isolation_t mbx_result_isolation(const mbx_result *res)
 	return res ? res->isolation : MBX_ISOLATION_AUTO;
 }
 
+const char *mbx_result_trap(const mbx_result *res)
+{
+	return res ? res->trap : NULL;
+}
+
 void mbx_result_free(mbx_result *res)
 {
 	if (res == NULL)
 		return;
+	free(res->trap);
 	mbx__buf_release(&res->out);
 	mbx__buf_release(&res->err);
 	free(res);

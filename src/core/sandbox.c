@@ -49,7 +49,12 @@ static int route(const mbx_config *cfg, const char *program, const struct mbx_ba
 		*out = &mbx__linux_backend;
 		return MBX_OK;
 	case MBX_ISOLATION_WASM:
+#if MBX_FEATURE_WASM
+		*out = &mbx__wasm_backend;
+		return MBX_OK;
+#else
 		return backend_unavailable(want, "this build has no Wasmtime support", err);
+#endif
 	case MBX_ISOLATION_MICROVM:
 		return backend_unavailable(want, "this build has no microVM support", err);
 	default:

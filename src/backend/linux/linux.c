@@ -26,6 +26,7 @@
 #include "mountplan.h"
 #include "seccomp.h"
 #include "spawn.h"
+#include "statedir.h"
 
 /* Host uids that become root inside sandboxes of a root caller: a block no
  * distribution hands to users, so sandbox files and processes belong to
@@ -40,52 +41,10 @@ struct linux_sb {
 	struct mbx_client client;
 	pid_t pid;
 	int pidfd;
-	char *dir;        /* host directory of the sandbox */
-	char *workspace;  /* host directory behind /workspace */
-	int dir_made;     /* we created `dir` (so we remove it) */
-	int lockfd;       /* flock held for the sandbox's life; owned */
+	struct mbx_statedir sd; /* host directory of the sandbox, locked */
+	char *workspace;        /* host directory behind /workspace */
 	struct mbx_cgroup cg;
 };
-
-/* Where sandbox directories live: $MIMOBOX_STATE_DIR, /run/mimobox for root,
- * $XDG_RUNTIME_DIR/mimobox, or /tmp/mimobox-<uid>. The directory must be
- * ours and not a symlink (it may sit in a world-writable /tmp). */
-static int state_base(char **out, mbx_error **err)
-{
-	const char *env = getenv("MIMOBOX_STATE_DIR");
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	struct stat st;
-	char *base = NULL;
-	int r;
-
-	if (env && env[0] == '/')
-		r = asprintf(&base, "%s", env);
-	else if (geteuid() == 0)
-		r = asprintf(&base, "/run/mimobox");
-	else if (xdg && xdg[0] == '/' && access(xdg, W_OK) == 0)
-		r = asprintf(&base, "%s/mimobox", xdg);
-	else
-		r = asprintf(&base, "/tmp/mimobox-%u", (unsigned)geteuid());
-	if (r < 0)
-		return mbx__error_oom(err);
-	/* 0711: sandboxes of a root caller run as an unprivileged host uid that
-	 * must traverse (but not list) this directory to reach its workspace. */
-	if (mkdir(base, 0711) < 0 && errno != EEXIST) {
-		r = mbx__error_set(err, MBX_ESYS, errno, NULL, "create state directory `%s`", base);
-		free(base);
-		return r;
-	}
-	if (lstat(base, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
-		r = mbx__error_set(err, MBX_EPERM, 0, NULL, "state directory `%s` is not a directory owned by uid %u",
-				   base, (unsigned)geteuid());
-		mbx__error_suggest(err, "remove it or set MIMOBOX_STATE_DIR to a directory you own");
-		free(base);
-		return r;
-	}
-	chmod(base, 0711);
-	*out = base;
-	return MBX_OK;
-}
 
 /* Records the sandbox's cgroup directories next to its workspace so a
  * later process can remove them if this one dies without destroying it. */
@@ -94,7 +53,7 @@ static int record_cgroups(const struct linux_sb *l)
 	char path[4200];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/cgroups", l->dir);
+	snprintf(path, sizeof(path), "%s/cgroups", l->sd.dir);
 	f = fopen(path, "we");
 	if (f == NULL)
 		return -1;
@@ -107,7 +66,7 @@ static int record_cgroups(const struct linux_sb *l)
 }
 
 /* Removes the cgroups recorded for a dead sandbox (see record_cgroups). */
-static void remove_recorded_cgroups(const char *dir)
+void mbx__linux_remove_recorded_cgroups(const char *dir)
 {
 	struct mbx_cgroup cg = { 0 };
 	char path[4200], line[4096];
@@ -134,50 +93,6 @@ static void remove_recorded_cgroups(const char *dir)
 	mbx__cgroup_destroy(&cg);
 }
 
-/*
- * Cleans up after sandboxes whose owner died without destroying them (a
- * killed CLI, a crashed host program): their agent already died with its
- * channel, which killed every sandbox process; what can remain is the
- * directory and cgroups. A live sandbox holds an exclusive flock on its
- * `lock` file, so a lock we can take belongs to a dead owner.
- */
-static void collect_stale(const char *base, const char *self)
-{
-	DIR *d = opendir(base);
-	struct dirent *de;
-
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		char dir[4096], lock[4200];
-
-		if (strlen(base) > 4000)
-			break;
-		int fd;
-
-		if (strlen(de->d_name) != 16 || strspn(de->d_name, "0123456789abcdef") != 16 || strcmp(de->d_name, self) == 0)
-			continue;
-		snprintf(dir, sizeof(dir), "%s/%s", base, de->d_name);
-		snprintf(lock, sizeof(lock), "%s/lock", dir);
-		fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0) {
-			struct stat st;
-
-			/* A directory without a lock file is either being created
-			 * right now or was left half-made long ago. */
-			if (errno == ENOENT && stat(dir, &st) == 0 && st.st_mtime + 60 < time(NULL))
-				mbx__rm_rf(dir);
-			continue;
-		}
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			remove_recorded_cgroups(dir);
-			mbx__rm_rf(dir);
-		}
-		close(fd);
-	}
-	closedir(d);
-}
-
 static void linux_cleanup(struct linux_sb *l)
 {
 	if (l == NULL)
@@ -190,11 +105,7 @@ static void linux_cleanup(struct linux_sb *l)
 	l->pidfd = -1;
 	mbx__client_close(&l->client);
 	mbx__cgroup_destroy(&l->cg);
-	if (l->dir && l->dir_made)
-		mbx__rm_rf(l->dir);
-	if (l->lockfd >= 0)
-		close(l->lockfd);
-	free(l->dir);
+	mbx__statedir_release(&l->sd);
 	free(l->workspace);
 	free(l);
 }
@@ -218,25 +129,16 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gi
 	char *base = NULL, *why = NULL;
 	int rc;
 
-	rc = state_base(&base, err);
+	rc = mbx__statedir_base(&base, err);
 	if (rc < 0)
 		return rc;
-	collect_stale(base, sb->id);
-	rc = asprintf(&l->dir, "%s/%s", base, sb->id);
+	mbx__statedir_collect(base, sb->id, mbx__linux_remove_recorded_cgroups);
+	rc = mbx__statedir_create(&l->sd, base, sb->id, 0711, err);
 	free(base);
-	if (rc < 0 || asprintf(&l->workspace, "%s/workspace", l->dir) < 0)
+	if (rc < 0)
+		return rc;
+	if (asprintf(&l->workspace, "%s/workspace", l->sd.dir) < 0)
 		return mbx__error_oom(err);
-	if (mkdir(l->dir, 0711) < 0)
-		return mbx__error_set(err, MBX_ESYS, errno, NULL, "create sandbox directory `%s`", l->dir);
-	l->dir_made = 1;
-	{
-		char lock[4200];
-
-		snprintf(lock, sizeof(lock), "%s/lock", l->dir);
-		l->lockfd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (l->lockfd < 0 || flock(l->lockfd, LOCK_EX | LOCK_NB) < 0)
-			return mbx__error_set(err, MBX_ESYS, errno, NULL, "lock sandbox directory `%s`", l->dir);
-	}
 	if (mkdir(l->workspace, 0755) < 0)
 		return mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", l->workspace);
 	if (privileged && chown(l->workspace, uid, gid) < 0)
@@ -251,7 +153,7 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gi
 		mbx__log(cfg, MBX_LOG_INFO, "limits through %s: %s", mbx__limits_mech_name(l->cg.mech), why);
 	if (record_cgroups(l) < 0) {
 		free(why);
-		return mbx__error_set(err, MBX_ESYS, errno, NULL, "record the cgroups of `%s`", l->dir);
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "record the cgroups of `%s`", l->sd.dir);
 	}
 	free(why);
 	sb->limits_mech = mbx__limits_mech_name(l->cg.mech);
@@ -294,7 +196,7 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 		return mbx__error_oom(err);
 	l->pid = -1;
 	l->pidfd = -1;
-	l->lockfd = -1;
+	l->sd.lockfd = -1;
 	l->client.fd = -1;
 
 	if (privileged) {

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The on-disk cache of compiled Wasm modules (see docs/wasm.md).
+ *
+ * An entry is one file named after its key, the hex SHA-256 of the module
+ * bytes and the engine's configuration fingerprint. It holds a header (magic,
+ * format version, key, payload length), the payload (Wasmtime's serialized
+ * module) and a SHA-256 over both. Deserializing bytes Wasmtime did not
+ * produce is unsafe, so an entry is only handed out after its digest, key
+ * and length check out, read from a file that is regular, owned by us and
+ * not writable by others, in a 0700 directory owned by us; anything else is
+ * removed and reported as a miss. Entries are written to a temporary file
+ * and renamed into place, so concurrent readers and writers only ever see
+ * whole entries (the last writer wins; every writer writes the same bytes).
+ *
+ * Pure file logic: no Wasmtime in here, so it is unit-tested alone.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#define MBX_WASM_KEY_LEN 32
+/* Largest payload accepted from the cache. */
+#define MBX_WASM_CACHE_MAX (1ull << 30)
+
+struct mbx_wasm_cache {
+	char *dir; /* owned */
+};
+
+/* Outcome of a lookup besides errors. */
+enum {
+	MBX_WASM_CACHE_HIT = 0,
+	MBX_WASM_CACHE_MISS = 1,    /* no entry */
+	MBX_WASM_CACHE_INVALID = 2, /* an entry failed verification and was removed */
+};
+
+/* SHA-256 of `len` bytes (OpenSSL's libcrypto). */
+void mbx__sha256(const void *data, size_t len, uint8_t out[32]);
+
+/* The key of a module: SHA-256 over the fingerprint, a NUL, the bytes. */
+void mbx__wasm_cache_key(const uint8_t *module, size_t len, const char *fingerprint, uint8_t key[MBX_WASM_KEY_LEN]);
+
+/* Opens (creating it 0700) the cache directory `dir` and checks it is a
+ * directory owned by us that nobody else can write or list. */
+int mbx__wasm_cache_open(struct mbx_wasm_cache *c, const char *dir, mbx_error **err);
+void mbx__wasm_cache_close(struct mbx_wasm_cache *c);
+
+/*
+ * Looks `key` up. On MBX_WASM_CACHE_HIT, *buf (malloc'd, the caller frees
+ * it) holds the entry and the verified payload is (*buf + *off, *len). On a
+ * miss or an invalid entry *buf is NULL; `why` (may be NULL) receives a
+ * static reason for an invalid one. Never fails: an unreadable cache is a
+ * miss.
+ */
+int mbx__wasm_cache_load(const struct mbx_wasm_cache *c, const uint8_t key[MBX_WASM_KEY_LEN], uint8_t **buf, size_t *off,
+			 size_t *len, const char **why);
+
+/* Writes the entry of `key` atomically. */
+int mbx__wasm_cache_store(const struct mbx_wasm_cache *c, const uint8_t key[MBX_WASM_KEY_LEN], const uint8_t *payload,
+			  size_t len, mbx_error **err);
+
+/* Removes the entry of `key` (after Wasmtime refused its payload). */
+void mbx__wasm_cache_remove(const struct mbx_wasm_cache *c, const uint8_t key[MBX_WASM_KEY_LEN]);
+
+/* Path of the entry file of `key` into `out` (for tests and messages). */
+void mbx__wasm_cache_path(const struct mbx_wasm_cache *c, const uint8_t key[MBX_WASM_KEY_LEN], char *out, size_t size);

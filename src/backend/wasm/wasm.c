@@ -1,0 +1,1095 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The wasm backend: WASI preview 1 command modules on Wasmtime's C API.
+ *
+ * One engine per process (Cranelift, fuel, epoch interruption, the pooling
+ * allocator), made on first use; one store per execute. A sandbox is a
+ * host state directory like the os backend's (statedir.c), whose
+ * `workspace` is the only directory the guest sees, preopened as
+ * /workspace (and "." for relative paths). Modules are found by content:
+ * SHA-256 of the bytes and the engine fingerprint key an in-process table
+ * of ready modules (with their linked InstancePre) and an on-disk cache of
+ * compiled code (cache.c).
+ *
+ * Time: a single ticker thread bumps the engine epoch every TICK_MS while
+ * any execute runs; each store's epoch callback compares the clock with its
+ * own deadline, so a guest stops within a tick of its timeout. Fuel in
+ * proportion to the timeout is the backstop should the ticker starve.
+ * Memory: store limits (the sandbox's memory limit) refuse memory.grow past
+ * it. Every Wasmtime error is turned into an mbx_error (layer "wasm") or,
+ * for a guest failure, into the result; nothing here prints or aborts.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <wasi.h>
+#include <wasm.h>
+#include <wasmtime.h>
+
+#include "internal.h"
+#include "statedir.h"
+#include "cache.h"
+
+#define TICK_MS 2
+/* Fuel per millisecond of timeout: far above what a core executes (about
+ * one unit per Wasm instruction), so only a starved ticker lets it matter. */
+#define FUEL_PER_MS 20000000ull
+/* Pool: concurrent instances across the process, each with a 4 GiB slot of
+ * address space (reserved, not committed: 256 slots ~ 1 TiB of 128). */
+#define POOL_INSTANCES 256u
+#define POOL_MEMORY_MAX (4ull << 30)
+#define MODULE_MAX (256ull << 20)
+#define MEMO_SLOTS 32
+
+/* A module ready to run: compiled, checked for _start, linked. */
+struct ready_module {
+	uint8_t key[MBX_WASM_KEY_LEN];
+	wasmtime_module_t *module;
+	wasmtime_instance_pre_t *pre;
+	unsigned refs; /* under engine.mu; the table holds one */
+};
+
+static struct {
+	pthread_once_t once;
+	wasm_engine_t *engine;
+	wasmtime_linker_t *linker;
+	char *why;        /* why there is no engine (malloc'd) */
+	int pooling;
+	int small_va;     /* small memory reservations (RLIMIT_AS is set) */
+	char fingerprint[160];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned running; /* executes in Wasm now */
+	pid_t ticker_pid; /* process that started the ticker (0: none) */
+	struct ready_module *memo[MEMO_SLOTS];
+	unsigned memo_next;
+} engine = { PTHREAD_ONCE_INIT, NULL, NULL, NULL, 0, 0, "", PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0,
+	     { NULL }, 0 };
+
+struct wasm_sb {
+	struct mbx_statedir sd;
+	char *workspace;      /* host directory behind /workspace */
+	char *workspace_real; /* its canonical path */
+};
+
+/* ---- errors ---- */
+
+/* Wasmtime's message of `e` as a malloc'd string (never NULL on success). */
+static char *error_text(const wasmtime_error_t *e)
+{
+	wasm_name_t msg;
+	char *s;
+
+	wasmtime_error_message(e, &msg);
+	s = strndup(msg.data ? msg.data : "", msg.size);
+	wasm_byte_vec_delete(&msg);
+	return s;
+}
+
+/* Converts and deletes a Wasmtime error: `code` with "context: message". */
+static int from_wasmtime(mbx_error **err, int code, wasmtime_error_t *e, const char *context)
+{
+	char *text = error_text(e);
+	int rc;
+
+	wasmtime_error_delete(e);
+	rc = mbx__error_set(err, code, 0, "wasm", "%s: %s", context, text ? text : "(no message)");
+	free(text);
+	return rc;
+}
+
+/* ---- the engine ---- */
+
+/*
+ * The pooling allocator reserves its address space when the engine is made,
+ * and Wasmtime's engine constructor aborts the process if that fails. So it
+ * is only used when the address space is not limited (RLIMIT_AS); otherwise
+ * the engine allocates on demand, which only costs instantiation time.
+ */
+static int as_limited(void)
+{
+	struct rlimit rl;
+
+	return getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+}
+
+static int pooling_possible(void)
+{
+	const char *env = getenv("MIMOBOX_WASM_POOLING");
+
+	if (env && strcmp(env, "0") == 0)
+		return 0;
+	return !as_limited();
+}
+
+static void engine_init(void)
+{
+	wasm_config_t *config = wasm_config_new();
+	wasmtime_error_t *e;
+
+	if (config == NULL) {
+		engine.why = strdup("wasm_config_new failed");
+		return;
+	}
+	wasmtime_config_consume_fuel_set(config, true);
+	wasmtime_config_epoch_interruption_set(config, true);
+	wasmtime_config_strategy_set(config, WASMTIME_STRATEGY_CRANELIFT);
+	wasmtime_config_cranelift_opt_level_set(config, WASMTIME_OPT_LEVEL_SPEED);
+	/* Proposals a WASI preview 1 command needs, nothing that widens the
+	 * attack surface (no threads, no GC, no component model). */
+	wasmtime_config_wasm_threads_set(config, false);
+	wasmtime_config_wasm_gc_set(config, false);
+	wasmtime_config_wasm_component_model_set(config, false);
+	engine.pooling = pooling_possible();
+	if (engine.pooling) {
+		wasmtime_pooling_allocation_config_t *pool = wasmtime_pooling_allocation_config_new();
+
+		wasmtime_pooling_allocation_config_total_core_instances_set(pool, POOL_INSTANCES);
+		wasmtime_pooling_allocation_config_total_memories_set(pool, POOL_INSTANCES);
+		wasmtime_pooling_allocation_config_total_tables_set(pool, POOL_INSTANCES);
+		wasmtime_pooling_allocation_config_total_stacks_set(pool, 0);
+		wasmtime_pooling_allocation_config_total_component_instances_set(pool, 0);
+		wasmtime_pooling_allocation_config_total_gc_heaps_set(pool, 0);
+		wasmtime_pooling_allocation_config_max_memory_size_set(pool, POOL_MEMORY_MAX);
+		/* Keep the first pages of a freed slot resident: the next instance
+		 * reuses them without page faults. */
+		wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pool, 1 << 20);
+		wasmtime_pooling_allocation_config_table_keep_resident_set(pool, 1 << 16);
+		wasmtime_pooling_allocation_strategy_set(config, pool);
+		wasmtime_pooling_allocation_config_delete(pool);
+	} else if (as_limited()) {
+		/* A limited address space cannot hold a 4 GiB reservation per
+		 * memory: reserve what is used (explicit bounds checks, memories
+		 * may move when they grow). */
+		engine.small_va = 1;
+		wasmtime_config_memory_reservation_set(config, 0);
+		wasmtime_config_memory_guard_size_set(config, 1 << 16);
+		wasmtime_config_memory_reservation_for_growth_set(config, 1 << 20);
+	}
+	/* Consumes config. */
+	engine.engine = wasm_engine_new_with_config(config);
+	if (engine.engine == NULL) {
+		engine.why = strdup("wasm_engine_new_with_config failed");
+		return;
+	}
+	engine.linker = wasmtime_linker_new(engine.engine);
+	e = engine.linker ? wasmtime_linker_define_wasi(engine.linker) : NULL;
+	if (engine.linker == NULL || e) {
+		char *text = e ? error_text(e) : NULL;
+
+		if (e)
+			wasmtime_error_delete(e);
+		if (asprintf(&engine.why, "define WASI in the linker: %s", text ? text : "out of memory") < 0)
+			engine.why = NULL;
+		free(text);
+		if (engine.linker)
+			wasmtime_linker_delete(engine.linker);
+		engine.linker = NULL;
+		wasm_engine_delete(engine.engine);
+		engine.engine = NULL;
+		return;
+	}
+	/* Everything that changes compiled code goes into the cache key. */
+	snprintf(engine.fingerprint, sizeof(engine.fingerprint),
+		 "wasmtime %s; mimobox wasm engine 1; cranelift speed; fuel; epoch; %s; no-threads no-gc no-component",
+		 WASMTIME_VERSION, engine.pooling ? "pooling 4G" : engine.small_va ? "on-demand small" : "on-demand");
+}
+
+static int engine_get(mbx_error **err)
+{
+	pthread_once(&engine.once, engine_init);
+	if (engine.engine)
+		return MBX_OK;
+	mbx__error_set(err, MBX_EBACKEND, 0, "wasm", "cannot create the Wasmtime engine: %s",
+		       engine.why ? engine.why : "out of memory");
+	mbx__error_suggest(err, "run `mimobox doctor` for the wasmtime check");
+	return MBX_EBACKEND;
+}
+
+/* ---- the epoch ticker ---- */
+
+static void *ticker_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&engine.mu);
+	for (;;) {
+		while (engine.running == 0)
+			pthread_cond_wait(&engine.cv, &engine.mu);
+		pthread_mutex_unlock(&engine.mu);
+		struct timespec ts = { 0, TICK_MS * 1000000L };
+
+		nanosleep(&ts, NULL);
+		wasmtime_engine_increment_epoch(engine.engine);
+		pthread_mutex_lock(&engine.mu);
+	}
+	return NULL;
+}
+
+/* Counts an execute in; starts the ticker on first use in this process
+ * (a forked child has no ticker thread even if its parent had one). */
+static int ticker_enter(mbx_error **err)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc = 0;
+
+	pthread_mutex_lock(&engine.mu);
+	if (engine.ticker_pid != getpid()) {
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&attr, 64 * 1024);
+		rc = pthread_create(&t, &attr, ticker_main, NULL);
+		pthread_attr_destroy(&attr);
+		if (rc == 0)
+			engine.ticker_pid = getpid();
+	}
+	if (rc == 0 && engine.running++ == 0)
+		pthread_cond_signal(&engine.cv);
+	pthread_mutex_unlock(&engine.mu);
+	if (rc != 0)
+		return mbx__error_set(err, MBX_ESYS, rc, "wasm", "start the epoch ticker thread");
+	return MBX_OK;
+}
+
+static void ticker_leave(void)
+{
+	pthread_mutex_lock(&engine.mu);
+	engine.running--;
+	pthread_mutex_unlock(&engine.mu);
+}
+
+/* ---- ready modules: the in-process table ---- */
+
+static void ready_release(struct ready_module *m)
+{
+	int last;
+
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&engine.mu);
+	last = --m->refs == 0;
+	pthread_mutex_unlock(&engine.mu);
+	if (!last)
+		return;
+	if (m->pre)
+		wasmtime_instance_pre_delete(m->pre);
+	if (m->module)
+		wasmtime_module_delete(m->module);
+	free(m);
+}
+
+static struct ready_module *memo_find(const uint8_t key[MBX_WASM_KEY_LEN])
+{
+	struct ready_module *m = NULL;
+
+	pthread_mutex_lock(&engine.mu);
+	for (unsigned i = 0; i < MEMO_SLOTS; i++) {
+		if (engine.memo[i] && memcmp(engine.memo[i]->key, key, MBX_WASM_KEY_LEN) == 0) {
+			m = engine.memo[i];
+			m->refs++;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&engine.mu);
+	return m;
+}
+
+/* Adds m to the table (which takes its own reference), evicting the
+ * oldest entry when full. */
+static void memo_add(struct ready_module *m)
+{
+	struct ready_module *old;
+
+	pthread_mutex_lock(&engine.mu);
+	for (unsigned i = 0; i < MEMO_SLOTS; i++) {
+		if (engine.memo[i] && memcmp(engine.memo[i]->key, m->key, MBX_WASM_KEY_LEN) == 0) {
+			pthread_mutex_unlock(&engine.mu); /* another thread was first */
+			return;
+		}
+	}
+	old = engine.memo[engine.memo_next];
+	engine.memo[engine.memo_next] = m;
+	engine.memo_next = (engine.memo_next + 1) % MEMO_SLOTS;
+	m->refs++;
+	pthread_mutex_unlock(&engine.mu);
+	ready_release(old);
+}
+
+/* ---- loading a module ---- */
+
+/* Cache use, from $MIMOBOX_WASM_CACHE: "off" compiles every time, "disk"
+ * skips the in-process table, anything else uses both. For benchmarks. */
+enum { CACHE_ALL, CACHE_DISK, CACHE_OFF };
+
+static int cache_mode(void)
+{
+	const char *env = getenv("MIMOBOX_WASM_CACHE");
+
+	if (env && strcmp(env, "off") == 0)
+		return CACHE_OFF;
+	if (env && strcmp(env, "disk") == 0)
+		return CACHE_DISK;
+	return CACHE_ALL;
+}
+
+/* Where the module of argv[0] is on the host: a path below /workspace maps
+ * to the sandbox's workspace (and may not leave it through `..` or
+ * symlinks); anything else is a host path, as the caller gave it. */
+static int module_path(const struct wasm_sb *w, const char *arg, char **out, mbx_error **err)
+{
+	char *joined = NULL, *real;
+	size_t n;
+
+	if (strncmp(arg, "/workspace/", 11) != 0) {
+		*out = strdup(arg);
+		return *out ? MBX_OK : mbx__error_oom(err);
+	}
+	if (asprintf(&joined, "%s/%s", w->workspace, arg + 11) < 0)
+		return mbx__error_oom(err);
+	real = realpath(joined, NULL);
+	free(joined);
+	if (real == NULL)
+		return mbx__error_set(err, errno == ENOENT ? MBX_ENOTFOUND : MBX_ESYS, errno, "wasm", "module `%s`", arg);
+	n = strlen(w->workspace_real);
+	if (strncmp(real, w->workspace_real, n) != 0 || real[n] != '/') {
+		free(real);
+		return mbx__error_set(err, MBX_EPERM, 0, "wasm", "module `%s` resolves outside /workspace", arg);
+	}
+	*out = real;
+	return MBX_OK;
+}
+
+/* Reads the file of a module. */
+static int read_module(const char *path, const char *shown, uint8_t **data, size_t *len, mbx_error **err)
+{
+	struct stat st;
+	size_t got = 0;
+	uint8_t *buf;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	*data = NULL;
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return mbx__error_set(err, MBX_ENOTFOUND, errno, "wasm", "module `%s` not found", shown);
+		if (errno == EACCES)
+			return mbx__error_set(err, MBX_EPERM, errno, "wasm", "module `%s` cannot be read", shown);
+		return mbx__error_set(err, MBX_ESYS, errno, "wasm", "open module `%s`", shown);
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return mbx__error_set(err, MBX_ENOEXEC, 0, "wasm", "module `%s` is not a regular file", shown);
+	}
+	if ((uint64_t)st.st_size > MODULE_MAX) {
+		close(fd);
+		return mbx__error_set(err, MBX_ETOOBIG, 0, "wasm", "module `%s` is larger than %llu MiB", shown,
+				      (unsigned long long)(MODULE_MAX >> 20));
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		close(fd);
+		return mbx__error_oom(err);
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = 0;
+	*data = buf;
+	*len = got;
+	return MBX_OK;
+}
+
+/* Whether the text looks like WAT: its first token (after blanks and
+ * comments) is an opening parenthesis. */
+static int looks_like_wat(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		if (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
+			i++;
+		} else if (i + 1 < n && p[i] == ';' && p[i + 1] == ';') {
+			while (i < n && p[i] != '\n')
+				i++;
+		} else {
+			return p[i] == '(';
+		}
+	}
+	return 0;
+}
+
+/* Turns file bytes into a core module binary: binary modules as they are,
+ * WAT through Wasmtime's parser. *bin is malloc'd. */
+static int module_binary(const char *shown, uint8_t *file, size_t len, uint8_t **bin, size_t *bin_len, mbx_error **err)
+{
+	static const uint8_t magic[4] = { 0, 'a', 's', 'm' };
+	wasm_byte_vec_t out = { 0, NULL };
+	wasmtime_error_t *e;
+	size_t n = strlen(shown);
+	int rc;
+
+	if (len >= 8 && memcmp(file, magic, 4) == 0) {
+		if (file[4] != 1 || file[5] != 0 || file[6] != 0 || file[7] != 0) {
+			mbx__error_set(err, MBX_ENOEXEC, 0, "wasm",
+				       "`%s` is a WebAssembly component or an unknown binary version, not a core module", shown);
+			mbx__error_suggest(err, "build a WASI preview 1 command (e.g. --target=wasm32-wasi)");
+			return MBX_ENOEXEC;
+		}
+		*bin = file;
+		*bin_len = len;
+		return MBX_OK;
+	}
+	if (!(n > 4 && strcmp(shown + n - 4, ".wat") == 0) && !looks_like_wat(file, len)) {
+		mbx__error_set(err, MBX_ENOEXEC, 0, "wasm", "`%s` is not a WebAssembly module (no \\0asm header, not WAT text)", shown);
+		return MBX_ENOEXEC;
+	}
+	e = wasmtime_wat2wasm((const char *)file, len, &out);
+	if (e) {
+		rc = from_wasmtime(err, MBX_ENOEXEC, e, "parse WAT");
+		mbx__error_wrap(err, "module `%s`", shown);
+		return rc;
+	}
+	*bin = malloc(out.size ? out.size : 1);
+	if (*bin == NULL) {
+		wasm_byte_vec_delete(&out);
+		return mbx__error_oom(err);
+	}
+	memcpy(*bin, out.data, out.size);
+	*bin_len = out.size;
+	wasm_byte_vec_delete(&out);
+	free(file);
+	return MBX_OK;
+}
+
+/* Checks that the module is a WASI command: it exports a function _start. */
+static int check_command(const wasmtime_module_t *module, const char *shown, mbx_error **err)
+{
+	wasm_exporttype_vec_t exports;
+	int found = 0;
+
+	wasmtime_module_exports(module, &exports);
+	for (size_t i = 0; i < exports.size; i++) {
+		const wasm_name_t *name = wasm_exporttype_name(exports.data[i]);
+
+		if (name->size == 6 && memcmp(name->data, "_start", 6) == 0 &&
+		    wasm_externtype_kind(wasm_exporttype_type(exports.data[i])) == WASM_EXTERN_FUNC)
+			found = 1;
+	}
+	wasm_exporttype_vec_delete(&exports);
+	if (found)
+		return MBX_OK;
+	mbx__error_set(err, MBX_ENOEXEC, 0, "wasm", "module `%s` exports no `_start` function: it is not a WASI command", shown);
+	mbx__error_suggest(err, "build it as a command (a `main`), not as a reactor or library");
+	return MBX_ENOEXEC;
+}
+
+/* Creates the missing parents of `path` (0700), like mkdir -p. */
+static void make_parents(char *path)
+{
+	for (char *p = path + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		mkdir(path, 0700);
+		*p = '/';
+	}
+}
+
+/*
+ * Opens the on-disk cache: $MIMOBOX_WASM_CACHE_DIR, else
+ * ${XDG_CACHE_HOME:-$HOME/.cache}/mimobox/wasm-cache (it should outlive
+ * reboots, unlike the state directory), else <state base>/wasm-cache. A
+ * cache that cannot be used is logged and skipped: compiling is always safe.
+ */
+static void cache_open(const mbx_config *cfg, struct mbx_wasm_cache *c)
+{
+	const char *env = getenv("MIMOBOX_WASM_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	mbx_error *e = NULL;
+	char *base = NULL, *dir = NULL;
+	int r;
+
+	c->dir = NULL;
+	if (env && env[0] == '/')
+		r = asprintf(&dir, "%s", env);
+	else if (xdg && xdg[0] == '/')
+		r = asprintf(&dir, "%s/mimobox/wasm-cache", xdg);
+	else if (home && home[0] == '/' && strcmp(home, "/") != 0)
+		r = asprintf(&dir, "%s/.cache/mimobox/wasm-cache", home);
+	else if (mbx__statedir_base(&base, &e) == MBX_OK)
+		r = asprintf(&dir, "%s/wasm-cache", base);
+	else
+		r = -1;
+	if (r >= 0) {
+		make_parents(dir);
+		mbx__wasm_cache_open(c, dir, &e);
+	} else {
+		dir = NULL;
+	}
+	if (e)
+		mbx__log(cfg, MBX_LOG_WARN, "wasm: compiling without the module cache: %s", mbx_error_message(e));
+	mbx_error_free(e);
+	free(base);
+	free(dir);
+}
+
+/*
+ * Makes the module of `bin` ready: from the in-process table, else from the
+ * disk cache (verified, then deserialized), else compiled (and stored).
+ * *how says which, for the debug log.
+ */
+static int module_ready(const mbx_config *cfg, const char *shown, const uint8_t *bin, size_t len,
+			struct ready_module **out, const char **how, mbx_error **err)
+{
+	struct mbx_wasm_cache cache = { NULL };
+	struct ready_module *m;
+	uint8_t key[MBX_WASM_KEY_LEN];
+	wasmtime_error_t *e;
+	int mode = cache_mode(), rc;
+
+	*out = NULL;
+	mbx__wasm_cache_key(bin, len, engine.fingerprint, key);
+	if (mode == CACHE_ALL && (m = memo_find(key)) != NULL) {
+		*how = "memory";
+		*out = m;
+		return MBX_OK;
+	}
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return mbx__error_oom(err);
+	memcpy(m->key, key, sizeof(key));
+	m->refs = 1;
+	if (mode != CACHE_OFF) {
+		uint8_t *entry = NULL;
+		size_t off = 0, n = 0;
+		const char *why = NULL;
+
+		cache_open(cfg, &cache);
+		switch (mbx__wasm_cache_load(&cache, key, &entry, &off, &n, &why)) {
+		case MBX_WASM_CACHE_HIT:
+			e = wasmtime_module_deserialize(engine.engine, entry + off, n, &m->module);
+			if (e) {
+				/* Sound bytes Wasmtime will not take (another
+				 * version or CPU): compile again. */
+				char *text = error_text(e);
+
+				wasmtime_error_delete(e);
+				mbx__log(cfg, MBX_LOG_INFO, "wasm: cache entry refused by Wasmtime (%s): recompiling",
+					 text ? text : "?");
+				free(text);
+				mbx__wasm_cache_remove(&cache, key);
+				m->module = NULL;
+			} else {
+				*how = "disk";
+			}
+			break;
+		case MBX_WASM_CACHE_INVALID:
+			mbx__log(cfg, MBX_LOG_WARN, "wasm: cache entry of `%s` failed verification (%s): removed, recompiling",
+				 shown, why ? why : "?");
+			break;
+		default:
+			break;
+		}
+		free(entry);
+	}
+	if (m->module == NULL) {
+		e = wasmtime_module_new(engine.engine, bin, len, &m->module);
+		if (e) {
+			m->module = NULL;
+			rc = from_wasmtime(err, MBX_ENOEXEC, e, "compile");
+			mbx__error_wrap(err, "module `%s`", shown);
+			goto fail;
+		}
+		*how = "compiled";
+		if (mode != CACHE_OFF && cache.dir) {
+			wasm_byte_vec_t ser = { 0, NULL };
+			mbx_error *se = NULL;
+
+			e = wasmtime_module_serialize(m->module, &ser);
+			if (e) {
+				char *text = error_text(e);
+
+				wasmtime_error_delete(e);
+				mbx__log(cfg, MBX_LOG_WARN, "wasm: cannot serialize `%s`: %s", shown, text ? text : "?");
+				free(text);
+			} else if (mbx__wasm_cache_store(&cache, key, (const uint8_t *)ser.data, ser.size, &se) < 0) {
+				mbx__log(cfg, MBX_LOG_WARN, "wasm: %s", mbx_error_message(se));
+			}
+			mbx_error_free(se);
+			wasm_byte_vec_delete(&ser);
+		}
+	}
+	mbx__wasm_cache_close(&cache);
+	rc = check_command(m->module, shown, err);
+	if (rc < 0)
+		goto fail;
+	e = wasmtime_linker_instantiate_pre(engine.linker, m->module, &m->pre);
+	if (e) {
+		m->pre = NULL;
+		rc = from_wasmtime(err, MBX_ENOEXEC, e, "link");
+		mbx__error_wrap(err, "module `%s` needs imports this sandbox does not provide (only WASI preview 1)", shown);
+		goto fail;
+	}
+	if (mode == CACHE_ALL)
+		memo_add(m);
+	*out = m;
+	return MBX_OK;
+fail:
+	mbx__wasm_cache_close(&cache);
+	ready_release(m);
+	return rc;
+}
+
+/* ---- one run ---- */
+
+struct run {
+	const struct mbx_exec_req *req;
+	mbx_result *res;
+	uint64_t deadline_us;
+	int timed_out;
+	int oom; /* output could not be stored */
+};
+
+/* Stores and streams guest output up to the output limit; the guest always
+ * sees a complete write (bytes past the limit are dropped and flagged). */
+static ptrdiff_t on_output(struct run *r, mbx_stream_t stream, const unsigned char *buf, size_t len)
+{
+	struct mbx_buf *b = stream == MBX_STREAM_STDOUT ? &r->res->out : &r->res->err;
+	int *trunc = stream == MBX_STREAM_STDOUT ? &r->res->out_truncated : &r->res->err_truncated;
+	size_t keep = len;
+
+	if (b->len + keep > r->req->output_limit) {
+		keep = b->len < r->req->output_limit ? (size_t)(r->req->output_limit - b->len) : 0;
+		*trunc = 1;
+	}
+	if (keep && mbx__buf_append(b, buf, keep) < 0)
+		r->oom = 1;
+	if (keep && r->req->output_fn)
+		r->req->output_fn(stream, buf, keep, r->req->output_userdata);
+	return (ptrdiff_t)len;
+}
+
+static ptrdiff_t on_stdout(void *data, const unsigned char *buf, size_t len)
+{
+	return on_output(data, MBX_STREAM_STDOUT, buf, len);
+}
+
+static ptrdiff_t on_stderr(void *data, const unsigned char *buf, size_t len)
+{
+	return on_output(data, MBX_STREAM_STDERR, buf, len);
+}
+
+/* Epoch callback: runs at every tick while the guest executes. */
+static wasmtime_error_t *on_epoch(const wasmtime_context_t *ctx, void *data, uint64_t *delta,
+				  wasmtime_update_deadline_kind_t *kind)
+{
+	struct run *r = data;
+
+	(void)ctx;
+	if (mbx__now_us() >= r->deadline_us) {
+		r->timed_out = 1;
+		return wasmtime_error_new("mimobox: execute timed out");
+	}
+	*delta = 1;
+	*kind = WASMTIME_UPDATE_DEADLINE_CONTINUE;
+	return NULL;
+}
+
+/* The WASI context of one execute: argv (guest argv[0] is the module's
+ * base name), the environment, the workspace, custom stdout/stderr. */
+static int wasi_setup(const struct wasm_sb *w, struct run *r, wasi_config_t **out, mbx_error **err)
+{
+	const struct mbx_exec_req *req = r->req;
+	size_t argc = mbx__strv_len(req->argv), envc = mbx__strv_len(req->envp), i;
+	const char **argv = calloc(argc + 1, sizeof(*argv));
+	const char **names = calloc(envc + 1, sizeof(*names));
+	const char **values = calloc(envc + 1, sizeof(*values));
+	char **split = calloc(envc + 1, sizeof(*split));
+	wasi_config_t *wc = wasi_config_new();
+	const char *base = strrchr(req->argv[0], '/');
+	int rc = MBX_OK;
+
+	*out = NULL;
+	if (!argv || !names || !values || !split || !wc) {
+		rc = mbx__error_oom(err);
+		goto done;
+	}
+	argv[0] = base && base[1] ? base + 1 : req->argv[0];
+	for (i = 1; i < argc; i++)
+		argv[i] = req->argv[i];
+	for (i = 0; i < envc; i++) {
+		char *eq;
+
+		split[i] = strdup(req->envp[i]);
+		if (split[i] == NULL) {
+			rc = mbx__error_oom(err);
+			goto done;
+		}
+		eq = strchr(split[i], '=');
+		if (eq)
+			*eq = '\0';
+		names[i] = split[i];
+		values[i] = eq ? eq + 1 : "";
+	}
+	if (!wasi_config_set_argv(wc, argc, argv) || !wasi_config_set_env(wc, envc, names, values)) {
+		rc = mbx__error_set(err, MBX_EINVAL, 0, "wasm", "arguments or environment are not valid UTF-8");
+		goto done;
+	}
+	if (!wasi_config_preopen_dir(wc, w->workspace, "/workspace", true) ||
+	    !wasi_config_preopen_dir(wc, w->workspace, ".", true)) {
+		rc = mbx__error_set(err, MBX_ESYS, 0, "wasm", "preopen the workspace `%s`", w->workspace);
+		goto done;
+	}
+	/* stdin stays WASI's default, an empty stream (as /dev/null). */
+	wasi_config_set_stdout_custom(wc, on_stdout, r, NULL);
+	wasi_config_set_stderr_custom(wc, on_stderr, r, NULL);
+	*out = wc;
+	wc = NULL;
+done:
+	if (wc)
+		wasi_config_delete(wc);
+	for (i = 0; split && i < envc; i++)
+		free(split[i]);
+	free(split);
+	free(argv);
+	free(names);
+	free(values);
+	return rc;
+}
+
+/* The reason in a trap's message, malloc'd. Wasmtime's text is "error
+ * while executing at wasm backtrace: <frames> Caused by: <reason>" or just
+ * the reason: keep the line that starts with "wasm trap:", else the last
+ * non-empty line. */
+static char *trap_reason(const char *s, size_t n)
+{
+	const char *best = NULL, *end = s + n, *line = s;
+	size_t best_len = 0;
+
+	while (line < end) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		const char *stop = nl ? nl : end, *p = line;
+
+		while (p < stop && (*p == ' ' || *p == '\t'))
+			p++;
+		size_t len = (size_t)(stop - p);
+
+		while (len > 0 && (p[len - 1] == '\0' || p[len - 1] == '\r' || p[len - 1] == ' '))
+			len--;
+		/* Frame and cause lists number their lines: "1: wasm trap: ..." */
+		const char *q = p;
+
+		while (q < p + len && *q >= '0' && *q <= '9')
+			q++;
+		if (q > p && q + 1 < p + len && q[0] == ':' && q[1] == ' ') {
+			len -= (size_t)(q + 2 - p);
+			p = q + 2;
+		}
+		if (len > 0 && (best == NULL || strncmp(best, "wasm trap:", 10) != 0)) {
+			best = p;
+			best_len = len;
+		}
+		line = nl ? nl + 1 : end;
+	}
+	return best ? strndup(best, best_len) : strdup("trap");
+}
+
+/* Fills the result from how _start ended: returned (exit 0), proc_exit, the
+ * timeout, out of fuel (a timeout too), or a trap. */
+static int classify(struct run *r, wasmtime_error_t *e, wasm_trap_t *trap)
+{
+	mbx_result *res = r->res;
+	wasmtime_trap_code_t code;
+	int status;
+
+	res->exit_code = 0;
+	if (e == NULL && trap == NULL)
+		return MBX_OK;
+	if (e && wasmtime_error_exit_status(e, &status)) {
+		res->exit_code = status;
+		wasmtime_error_delete(e);
+		return MBX_OK;
+	}
+	res->exit_code = -1;
+	if (r->timed_out || (trap && wasmtime_trap_code(trap, &code) &&
+			     (code == WASMTIME_TRAP_CODE_OUT_OF_FUEL || code == WASMTIME_TRAP_CODE_INTERRUPT))) {
+		res->timed_out = 1;
+	} else if (trap) {
+		wasm_message_t msg;
+
+		wasm_trap_message(trap, &msg);
+		res->trap = trap_reason(msg.data ? msg.data : "", msg.size);
+		wasm_byte_vec_delete(&msg);
+	} else {
+		/* A host function failed on the guest's behalf: a payload
+		 * failure too, reported the same way. */
+		char *text = error_text(e);
+
+		res->trap = text ? trap_reason(text, strlen(text)) : NULL;
+		free(text);
+	}
+	if (e)
+		wasmtime_error_delete(e);
+	if (trap)
+		wasm_trap_delete(trap);
+	if (!res->timed_out && res->trap == NULL)
+		res->trap = strdup("trap");
+	return res->trap || res->timed_out ? MBX_OK : MBX_ENOMEM;
+}
+
+static int run_module(const mbx_sandbox *sb, const struct wasm_sb *w, const struct ready_module *m, struct run *r,
+		      uint64_t *inst_us, uint64_t *run_us, mbx_error **err)
+{
+	wasmtime_store_t *store = wasmtime_store_new(engine.engine, NULL, NULL);
+	wasmtime_context_t *ctx;
+	wasmtime_instance_t instance;
+	wasmtime_extern_t start;
+	wasi_config_t *wc = NULL;
+	wasmtime_error_t *e;
+	wasm_trap_t *trap = NULL;
+	uint64_t t0, t1;
+	int rc;
+
+	if (store == NULL)
+		return mbx__error_oom(err);
+	ctx = wasmtime_store_context(store);
+	/* Memory: the sandbox's limit for linear memories; an instance, its
+	 * table and memory counts at Wasmtime's defaults. */
+	wasmtime_store_limiter(store, (int64_t)sb->cfg->memory_bytes, -1, -1, -1, -1);
+	e = wasmtime_context_set_fuel(ctx, r->req->timeout_ms > UINT64_MAX / FUEL_PER_MS ? UINT64_MAX
+											  : r->req->timeout_ms * FUEL_PER_MS);
+	if (e) {
+		rc = from_wasmtime(err, MBX_EBACKEND, e, "set fuel");
+		goto out;
+	}
+	wasmtime_context_set_epoch_deadline(ctx, 1);
+	wasmtime_store_epoch_deadline_callback(store, on_epoch, r, NULL);
+	rc = wasi_setup(w, r, &wc, err);
+	if (rc < 0)
+		goto out;
+	e = wasmtime_context_set_wasi(ctx, wc); /* consumes wc */
+	if (e) {
+		rc = from_wasmtime(err, MBX_EBACKEND, e, "set up WASI");
+		goto out;
+	}
+	rc = ticker_enter(err);
+	if (rc < 0)
+		goto out;
+	t0 = mbx__now_us();
+	e = wasmtime_instance_pre_instantiate(m->pre, ctx, &instance, &trap);
+	t1 = mbx__now_us();
+	*inst_us = t1 - t0;
+	if (e == NULL && trap == NULL) {
+		int found = wasmtime_instance_export_get(ctx, &instance, "_start", 6, &start);
+
+		if (found && start.kind == WASMTIME_EXTERN_FUNC)
+			e = wasmtime_func_call(ctx, &start.of.func, NULL, 0, NULL, 0, &trap);
+		if (found)
+			wasmtime_extern_delete(&start);
+		if (!found || start.kind != WASMTIME_EXTERN_FUNC) {
+			ticker_leave();
+			rc = mbx__error_set(err, MBX_ENOEXEC, 0, "wasm", "module has no `_start` function");
+			goto out;
+		}
+	} else if (e && !r->timed_out && !wasmtime_error_exit_status(e, &rc)) {
+		/* Instantiation failed before any guest code ran (a start
+		 * function that exits or traps is a result): the initial memory
+		 * is over the limit, or the pool is exhausted. */
+		char *text = error_text(e);
+		int over = text && strstr(text, "exceeds memory limits") != NULL;
+
+		free(text);
+		ticker_leave();
+		rc = from_wasmtime(err, over ? MBX_ETOOBIG : MBX_EBACKEND, e, "instantiate");
+		if (over)
+			mbx__error_suggest(err, "the module's initial memory is over the sandbox's memory limit: raise it (--memory)");
+		goto out;
+	}
+	*run_us = mbx__now_us() - t1;
+	ticker_leave();
+	rc = classify(r, e, trap);
+	if (rc < 0)
+		mbx__error_oom(err);
+	else if (r->oom)
+		rc = mbx__error_oom(err);
+out:
+	wasmtime_store_delete(store);
+	return rc;
+}
+
+/* ---- the backend ---- */
+
+static void wasm_cleanup(struct wasm_sb *w)
+{
+	if (w == NULL)
+		return;
+	mbx__statedir_release(&w->sd);
+	free(w->workspace);
+	free(w->workspace_real);
+	free(w);
+}
+
+/* Makes the sandbox's host directory and workspace. The engine is made on
+ * the first execute, so creating a sandbox stays cheap and never fails
+ * because of Wasmtime. */
+static int wasm_create(mbx_sandbox *sb, mbx_error **err)
+{
+	const mbx_config *cfg = sb->cfg;
+	struct wasm_sb *w;
+	char *base = NULL;
+	int rc;
+
+	if (cfg->network != MBX_NETWORK_DENY_ALL) {
+		mbx__error_set(err, MBX_ENOTSUP, 0, "network", "network policy `%s` is not available to Wasm sandboxes",
+			       mbx_network_name(cfg->network));
+		mbx__error_suggest(err, "WASI preview 1 has no sockets: use the default deny policy");
+		return MBX_ENOTSUP;
+	}
+	if (cfg->nmounts > 0) {
+		mbx__error_set(err, MBX_ENOTSUP, 0, "wasm", "mounts are not available to Wasm sandboxes yet");
+		mbx__error_suggest(err, "copy the files into the workspace, or use the os backend");
+		return MBX_ENOTSUP;
+	}
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return mbx__error_oom(err);
+	w->sd.lockfd = -1;
+	rc = mbx__statedir_base(&base, err);
+	if (rc < 0)
+		goto fail;
+	mbx__statedir_collect(base, sb->id, mbx__linux_remove_recorded_cgroups);
+	rc = mbx__statedir_create(&w->sd, base, sb->id, 0700, err);
+	if (rc < 0)
+		goto fail;
+	if (asprintf(&w->workspace, "%s/workspace", w->sd.dir) < 0) {
+		w->workspace = NULL;
+		rc = mbx__error_oom(err);
+		goto fail;
+	}
+	if (mkdir(w->workspace, 0700) < 0) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", w->workspace);
+		goto fail;
+	}
+	w->workspace_real = realpath(w->workspace, NULL);
+	if (w->workspace_real == NULL) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "resolve workspace `%s`", w->workspace);
+		goto fail;
+	}
+	free(base);
+	sb->priv = w;
+	sb->layers = MBX_LAYER_LIMITS;
+	sb->limits_mech = "wasm";
+	return MBX_OK;
+fail:
+	free(base);
+	wasm_cleanup(w);
+	return rc;
+}
+
+static int wasm_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err)
+{
+	const struct wasm_sb *w = sb->priv;
+	struct ready_module *m = NULL;
+	struct run r = { req, res, 0, 0, 0 };
+	uint8_t *file = NULL, *bin = NULL;
+	size_t len = 0, bin_len = 0;
+	const char *how = "?";
+	char *path = NULL;
+	uint64_t t0 = mbx__now_us(), t1, inst_us = 0, run_us = 0;
+	int rc;
+
+	rc = module_path(w, req->argv[0], &path, err);
+	if (rc == MBX_OK)
+		rc = read_module(path, req->argv[0], &file, &len, err);
+	free(path);
+	if (rc == MBX_OK)
+		rc = engine_get(err);
+	if (rc == MBX_OK) {
+		rc = module_binary(req->argv[0], file, len, &bin, &bin_len, err);
+		if (rc == MBX_OK)
+			file = NULL; /* now owned through bin (or freed) */
+	}
+	if (rc == MBX_OK)
+		rc = module_ready(sb->cfg, req->argv[0], bin, bin_len, &m, &how, err);
+	free(file);
+	free(bin);
+	if (rc < 0)
+		return rc;
+	t1 = mbx__now_us();
+	r.deadline_us = req->timeout_ms > (UINT64_MAX - t1) / 1000 ? UINT64_MAX : t1 + req->timeout_ms * 1000;
+	rc = run_module(sb, w, m, &r, &inst_us, &run_us, err);
+	ready_release(m);
+	mbx__log(sb->cfg, MBX_LOG_DEBUG, "wasm: module %llu us (%s), instantiate %llu us, run %llu us",
+		 (unsigned long long)(t1 - t0), how, (unsigned long long)inst_us, (unsigned long long)run_us);
+	return rc;
+}
+
+static int wasm_destroy(mbx_sandbox *sb, mbx_error **err)
+{
+	(void)err;
+	wasm_cleanup(sb->priv);
+	sb->priv = NULL;
+	return MBX_OK;
+}
+
+const struct mbx_backend_ops mbx__wasm_backend = {
+	.name = "wasm",
+	.isolation = MBX_ISOLATION_WASM,
+	.create = wasm_create,
+	.exec = wasm_exec,
+	.destroy = wasm_destroy,
+};
+
+/* ---- doctor ---- */
+
+int mbx__wasm_probe(char **detail)
+{
+	static const char wat[] = "(module (func (export \"_start\")))";
+	wasm_byte_vec_t bin = { 0, NULL };
+	wasmtime_module_t *module = NULL;
+	wasmtime_error_t *e;
+	char *text = NULL;
+	int r;
+
+	*detail = NULL;
+	if (engine_get(NULL) < 0) {
+		r = asprintf(detail, "Wasmtime %s: cannot create an engine: %s", WASMTIME_VERSION,
+			     engine.why ? engine.why : "out of memory");
+		if (r < 0)
+			*detail = NULL;
+		return MBX_EBACKEND;
+	}
+	e = wasmtime_wat2wasm(wat, sizeof(wat) - 1, &bin);
+	if (e == NULL) {
+		e = wasmtime_module_new(engine.engine, (const uint8_t *)bin.data, bin.size, &module);
+		wasm_byte_vec_delete(&bin);
+	}
+	if (e) {
+		text = error_text(e);
+		wasmtime_error_delete(e);
+		r = asprintf(detail, "Wasmtime %s: compiling a test module failed: %s", WASMTIME_VERSION, text ? text : "?");
+		free(text);
+		if (r < 0)
+			*detail = NULL;
+		return MBX_EBACKEND;
+	}
+	wasmtime_module_delete(module);
+	r = asprintf(detail, "Wasmtime %s (Cranelift, WASI preview 1, %s): an engine compiles a test module",
+		     WASMTIME_VERSION, engine.pooling ? "pooling allocator"
+				       : engine.small_va ? "on-demand allocator, small reservations" : "on-demand allocator");
+	if (r < 0)
+		*detail = NULL;
+	return MBX_OK;
+}

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Host state directories of sandboxes (see statedir.h). Every backend keeps
+ * a sandbox's host state (its /workspace at least) in <base>/<id>; a live
+ * sandbox holds an exclusive flock on <base>/<id>/lock, so any process can
+ * tell the directories of dead owners from live ones and collect them.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "statedir.h"
+
+/* The directory must be ours and not a symlink (it may sit in a
+ * world-writable /tmp). */
+int mbx__statedir_base(char **out, mbx_error **err)
+{
+	const char *env = getenv("MIMOBOX_STATE_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	struct stat st;
+	char *base = NULL;
+	int r;
+
+	if (env && env[0] == '/')
+		r = asprintf(&base, "%s", env);
+	else if (geteuid() == 0)
+		r = asprintf(&base, "/run/mimobox");
+	else if (xdg && xdg[0] == '/' && access(xdg, W_OK) == 0)
+		r = asprintf(&base, "%s/mimobox", xdg);
+	else
+		r = asprintf(&base, "/tmp/mimobox-%u", (unsigned)geteuid());
+	if (r < 0)
+		return mbx__error_oom(err);
+	/* 0711: sandboxes of a root caller run as an unprivileged host uid that
+	 * must traverse (but not list) this directory to reach its workspace. */
+	if (mkdir(base, 0711) < 0 && errno != EEXIST) {
+		r = mbx__error_set(err, MBX_ESYS, errno, NULL, "create state directory `%s`", base);
+		free(base);
+		return r;
+	}
+	if (lstat(base, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+		r = mbx__error_set(err, MBX_EPERM, 0, NULL, "state directory `%s` is not a directory owned by uid %u",
+				   base, (unsigned)geteuid());
+		mbx__error_suggest(err, "remove it or set MIMOBOX_STATE_DIR to a directory you own");
+		free(base);
+		return r;
+	}
+	chmod(base, 0711);
+	*out = base;
+	return MBX_OK;
+}
+
+/*
+ * Cleans up after sandboxes whose owner died without destroying them (a
+ * killed CLI, a crashed host program): their processes already died with
+ * their channel (os) or their owner (wasm); what can remain is the directory
+ * and what `release` knows about. A lock we can take belongs to a dead owner.
+ */
+void mbx__statedir_collect(const char *base, const char *self, void (*release)(const char *dir))
+{
+	DIR *d = opendir(base);
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char dir[4096], lock[4200];
+
+		if (strlen(base) > 4000)
+			break;
+		int fd;
+
+		if (strlen(de->d_name) != 16 || strspn(de->d_name, "0123456789abcdef") != 16 || strcmp(de->d_name, self) == 0)
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%s", base, de->d_name);
+		snprintf(lock, sizeof(lock), "%s/lock", dir);
+		fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0) {
+			struct stat st;
+
+			/* A directory without a lock file is either being created
+			 * right now or was left half-made long ago. */
+			if (errno == ENOENT && stat(dir, &st) == 0 && st.st_mtime + 60 < time(NULL))
+				mbx__rm_rf(dir);
+			continue;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			if (release)
+				release(dir);
+			mbx__rm_rf(dir);
+		}
+		close(fd);
+	}
+	closedir(d);
+}
+
+int mbx__statedir_create(struct mbx_statedir *sd, const char *base, const char *id, mode_t mode, mbx_error **err)
+{
+	char lock[4200], tmp[4200];
+
+	if (asprintf(&sd->dir, "%s/%s", base, id) < 0) {
+		sd->dir = NULL;
+		return mbx__error_oom(err);
+	}
+	if (mkdir(sd->dir, mode) < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "create sandbox directory `%s`", sd->dir);
+	sd->made = 1;
+	/* The lock file appears under its name already locked: a collector in
+	 * another process that opened it between its creation and our flock
+	 * would take it for a dead owner's and remove the directory. */
+	snprintf(lock, sizeof(lock), "%s/lock.new", sd->dir);
+	sd->lockfd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (sd->lockfd < 0 || flock(sd->lockfd, LOCK_EX | LOCK_NB) < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "lock sandbox directory `%s`", sd->dir);
+	snprintf(tmp, sizeof(tmp), "%s/lock", sd->dir);
+	if (rename(lock, tmp) < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "lock sandbox directory `%s`", sd->dir);
+	return MBX_OK;
+}
+
+void mbx__statedir_release(struct mbx_statedir *sd)
+{
+	if (sd->dir && sd->made)
+		mbx__rm_rf(sd->dir);
+	if (sd->lockfd >= 0)
+		close(sd->lockfd);
+	free(sd->dir);
+	sd->dir = NULL;
+	sd->made = 0;
+	sd->lockfd = -1;
+}
