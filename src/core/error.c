@@ -20,6 +20,8 @@ struct mbx_error {
 /* Returned for MBX_ENOMEM when even the error object cannot be allocated. */
 static const char oom_message[] = "out of memory";
 
+static char *vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static char *vformat(const char *fmt, va_list ap)
 {
 	char *s = NULL;
