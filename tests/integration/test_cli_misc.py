@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The rest of the CLI: streamed output, doctor, version, environment and
+working directory."""
+import json
+import os
+import re
+import secrets
+import subprocess
+import time
+
+
+
+def test_stdout_streams_without_json(cli):
+    p = subprocess.Popen([cli.path, "run", "--", "sh", "-c", "echo a; sleep 1; echo b"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env())
+    seen = {}
+    buf = b""
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            chunk = os.read(p.stdout.fileno(), 4096)
+            now = time.monotonic()
+            if not chunk:
+                break
+            buf += chunk
+            for line in (b"a\n", b"b\n"):
+                if line in buf and line not in seen:
+                    seen[line] = now
+        rc = p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        cli.guard.ids.update(re.findall(r"sandbox ([0-9a-f]{16}) created", p.stderr.read().decode()))
+        p.stderr.close()
+    assert rc == 0 and buf == b"a\nb\n", buf
+    assert seen[b"b\n"] - seen[b"a\n"] >= 0.8, "\"a\" was not delivered before the command finished"
+
+
+def test_stderr_streams_without_json(cli):
+    r = cli.run("--", "sh", "-c", "echo to-out; echo to-err >&2; exit 4")
+    assert r.rc == 4, r
+    assert r.stdout == b"to-out\n", r
+    assert r.stderr == "to-err\n", r
+
+
+def test_doctor_json(cli):
+    r = cli(["doctor", "--json"])
+    assert r.rc == 0, r
+    d = json.loads(r.out)
+    names = [c["name"] for c in d["checks"]]
+    for want in ("user-namespaces", "seccomp", "landlock", "cgroup-v1", "cgroup-v2", "kvm", "qemu", "wasmtime"):
+        assert want in names, "doctor does not report %s: %s" % (want, names)
+    for c in d["checks"]:
+        assert c["status"] in ("ok", "partial", "unavailable"), c
+        assert c["detail"], c
+    assert d["backends"]["os"]["available"] is True, d
+    for b in ("wasm", "microvm"):
+        assert d["backends"][b]["available"] is False or d["backends"][b]["reason"] is None
+        if not d["backends"][b]["available"]:
+            assert d["backends"][b]["reason"], d
+    status = {c["name"]: c["status"] for c in d["checks"]}
+    # This host runs sandboxes, so the layers they need must be reported as working.
+    for layer in ("user-namespaces", "seccomp", "landlock"):
+        assert status[layer] == "ok", d
+
+
+def test_doctor_text(cli):
+    r = cli(["doctor"])
+    assert r.rc == 0, r
+    assert "seccomp" in r.out and "backend os" in r.out, r
+
+
+def test_version(cli):
+    r = cli(["version"])
+    assert r.rc == 0, r
+    assert re.fullmatch(r"mimobox \d+\.\d+\.\d+\S*\n", r.out), r
+    r2 = cli(["--version"])
+    assert r2.out == r.out, r2
+
+
+def test_environment_is_clean(cli):
+    secret = secrets.token_hex(12)
+    extra = {"MBX_HOST_SECRET": secret, "MBX_HOST_OTHER": "other-" + secret,
+             # Caller values the sandbox's own defaults cannot coincide with.
+             "LANG": "xx_YY.mbx", "TERM": "mbx-term", "HOME": "/mbx-home", "USER": "mbx-user",
+             "SHELL": "/mbx/sh", "TMPDIR": "/mbx-tmp"}
+    r, res = cli.json("--", "env", env=extra)
+    assert res["exit_code"] == 0, res
+    assert secret not in res["stdout"], res
+    inside = dict(l.split("=", 1) for l in res["stdout"].splitlines() if "=" in l)
+    assert "PATH" in inside, inside
+    # Nothing of the caller's environment comes in: no variable has the
+    # caller's value, except a PATH that happens to be the same.
+    caller = cli.env(extra)
+    leaked = {n for n, v in inside.items() if caller.get(n) == v and n != "PATH"}
+    assert not leaked, leaked
+
+
+def test_env_values_arrive(cli):
+    r, res = cli.json("--env", "FOO=bar", "--env", "SPACED=a b=c", "--env", "EMPTY=", "--",
+                      "sh", "-c", 'printf "%s|%s|%s|%s" "$FOO" "$SPACED" "${EMPTY-unset}" "${NOTSET-unset}"')
+    assert res["stdout"] == "bar|a b=c||unset", res
+
+
+def test_env_can_override_path(cli):
+    r, res = cli.json("--env", "PATH=/usr/bin", "--", "sh", "-c", 'echo "$PATH"')
+    assert res["stdout"] == "/usr/bin\n", res
+
+
+def test_workdir(cli):
+    r, res = cli.json("--workdir", "/tmp", "--", "pwd")
+    assert res["stdout"] == "/tmp\n", res
+    r, res = cli.json("--", "pwd")
+    assert res["stdout"] == "/workspace\n", res
+
+
+def test_payload_does_not_read_the_callers_stdin(cli):
+    r = cli.run("--", "cat", stdin=b"caller input\n", timeout=30)
+    assert r.rc == 0 and r.stdout == b"", r
+
+
+def test_binary_output_gives_valid_json(cli):
+    r, res = cli.json("--", "printf", "a\\377\\376b\\001\\n")
+    assert res["stdout"].startswith("a") and res["stdout"].endswith("b\x01\n"), res
+
+
+def test_code_from_argument_and_stdin(cli):
+    r = cli.run("--code", "python3", "print(6 * 7)")
+    assert r.rc == 0 and r.stdout == b"42\n", r
+    r = cli.run("--code", "sh", stdin=b"echo from-stdin; exit 5")
+    assert r.rc == 5 and r.stdout == b"from-stdin\n", r
