@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,6 +82,49 @@ int agent_handle_async(struct agent_state *st, const struct mbx_frame *f)
 	}
 }
 
+ssize_t agent_recv(struct agent_state *st, void *buf, size_t len)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * MBX_PROTO_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { buf, len };
+	struct msghdr msg = { 0 };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = sizeof(ctl.buf);
+	n = recvmsg(st->chan, &msg, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		size_t count;
+		int *fds;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		fds = (int *)CMSG_DATA(cm);
+		for (size_t i = 0; i < count; i++) {
+			if (st->nfds < MBX_PROTO_MAX_FDS)
+				st->fds[st->nfds++] = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+	return n;
+}
+
+void agent_close_fds(struct agent_state *st)
+{
+	for (size_t i = 0; i < st->nfds; i++)
+		close(st->fds[i]);
+	st->nfds = 0;
+}
+
 /* Reads whatever the channel holds into the input buffer. Returns -1 on EOF
  * or error (the host is gone). */
 static int read_channel(struct agent_state *st)
@@ -91,7 +135,7 @@ static int read_channel(struct agent_state *st)
 
 		if (p == NULL)
 			return -1;
-		n = read(st->chan, p, 65536);
+		n = agent_recv(st, p, 65536);
 		if (n > 0) {
 			mbx_rbuf_commit(&st->in, (size_t)n);
 			continue;

@@ -37,6 +37,8 @@ struct agent_state {
 	size_t nrlimits;
 	uint32_t layers;        /* MBX_LAYER_* achieved for payloads */
 	uint32_t skipped;
+	int fds[MBX_PROTO_MAX_FDS]; /* descriptors received with messages */
+	size_t nfds;
 };
 
 /* agent.c */
@@ -45,6 +47,11 @@ void agent_send_error(struct agent_state *st, uint32_t id, int code, int errnum,
 /* Writes as much queued output as the channel takes; with `block` waits
  * until everything is written. Returns -1 when the host is gone. */
 int agent_flush(struct agent_state *st, int block);
+/* Reads from the channel into buf, collecting passed descriptors into
+ * st->fds. Returns what read(2) would. */
+ssize_t agent_recv(struct agent_state *st, void *buf, size_t len);
+/* Closes the descriptors received so far. */
+void agent_close_fds(struct agent_state *st);
 /* Handles one frame that arrived while an execute runs. Returns -1 when the
  * agent must shut down. */
 int agent_handle_async(struct agent_state *st, const struct mbx_frame *f);

@@ -441,7 +441,7 @@ int agent_exec(struct agent_state *st, const struct mbx_frame *f)
 			}
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			uint8_t *space = mbx_rbuf_space(&st->in, 65536);
-			ssize_t got = space ? read(st->chan, space, 65536) : -1;
+			ssize_t got = space ? agent_recv(st, space, 65536) : -1;
 
 			if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
 				shutdown = 1;

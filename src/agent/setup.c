@@ -46,6 +46,7 @@ struct mount_entry {
 	char dst[4096];
 	const uint8_t *data;
 	uint32_t data_len;
+	int fd_index;
 };
 
 /* Copies a string field; -1 when it does not fit or holds a NUL. */
@@ -118,7 +119,7 @@ static int make_readonly(const char *path, int recursive)
 }
 
 /* Runs one entry of the plan. Returns 0, or -1 with errno set. */
-static int run_mount(const struct mount_entry *m)
+static int run_mount(const struct agent_state *as, const struct mount_entry *m)
 {
 	char src[4200], dst[4200];
 	struct stat st;
@@ -218,6 +219,15 @@ static int run_mount(const struct mount_entry *m)
 		close(out);
 		return n < 0 ? -1 : 0;
 	}
+	case MBX_MOP_ATTACH:
+		/* A mount the host prepared (id-mapped) and passed as an fd. */
+		if (m->fd_index < 0 || (size_t)m->fd_index >= as->nfds) {
+			errno = EBADF;
+			return -1;
+		}
+		if (((m->flags & MBX_MF_FILE) ? make_file(dst) : mkdir_p(dst)) < 0)
+			return -1;
+		return mbx_sys_move_mount(as->fds[m->fd_index], "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH);
 	case MBX_MOP_MKDIR:
 		if (mkdir_p(dst) < 0)
 			return -1;
@@ -233,7 +243,7 @@ static int run_mount(const struct mount_entry *m)
 static const char *op_name(uint32_t op)
 {
 	static const char *const names[] = { "?", "bind", "tmpfs", "proc", "devpts", "symlink", "write", "mkdir",
-					      "remount read-only", "copy" };
+					      "remount read-only", "copy", "attach" };
 
 	return op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
 }
@@ -248,6 +258,7 @@ static int parse_mount(const uint8_t *v, uint32_t n, struct mount_entry *m)
 	int rc;
 
 	memset(m, 0, sizeof(*m));
+	m->fd_index = -1;
 	mbx_field_iter_init(&it, v, n);
 	while ((rc = mbx_field_next(&it, &tag, &fv, &fn)) == 1) {
 		switch (tag) {
@@ -275,6 +286,14 @@ static int parse_mount(const uint8_t *v, uint32_t n, struct mount_entry *m)
 			m->data = fv;
 			m->data_len = fn;
 			break;
+		case MBX_F_FD: {
+			uint32_t idx;
+
+			if (mbx_field_u32(fv, fn, &idx) < 0 || idx >= MBX_PROTO_MAX_FDS)
+				return -1;
+			m->fd_index = (int)idx;
+			break;
+		}
 		default:
 			break;
 		}
@@ -512,10 +531,10 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 				continue;
 			if (parse_mount(v, n, m) < 0)
 				goto bad;
-			if (run_mount(m) < 0) {
+			if (run_mount(st, m) < 0) {
 				int e = errno;
 
-				if (m->op == MBX_MOP_BIND && m->src[0])
+				if ((m->op == MBX_MOP_BIND || m->op == MBX_MOP_ATTACH) && m->src[0])
 					agent_send_error(st, 0, e == EACCES || e == EPERM ? MBX_EPERM : MBX_ESYS, e, "mount-namespace",
 							 "%s `%s` to `%s`", op_name(m->op), m->src, m->dst);
 				else
@@ -523,6 +542,7 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 				return -1;
 			}
 		}
+		agent_close_fds(st);
 		if (enter_new_root(st) < 0)
 			return -1;
 	}

@@ -55,8 +55,18 @@ static int wait_fd(int fd, short events, uint64_t deadline_us, mbx_error **err)
 
 int mbx__client_send(struct mbx_client *c, uint64_t deadline_us, mbx_error **err)
 {
+	return mbx__client_send_fds(c, NULL, 0, deadline_us, err);
+}
+
+int mbx__client_send_fds(struct mbx_client *c, const int *fds, size_t nfds, uint64_t deadline_us, mbx_error **err)
+{
 	size_t off = 0;
 	int rc = MBX_OK;
+
+	if (nfds > MBX_PROTO_MAX_FDS) {
+		mbx_wbuf_reset(&c->wb);
+		return mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "too many descriptors for one message (%zu)", nfds);
+	}
 
 	if (c->wb.failed) {
 		mbx_wbuf_reset(&c->wb);
@@ -64,7 +74,32 @@ int mbx__client_send(struct mbx_client *c, uint64_t deadline_us, mbx_error **err
 				      MBX_PROTO_MAX_BODY);
 	}
 	while (off < c->wb.len) {
-		ssize_t n = send(c->fd, c->wb.buf + off, c->wb.len - off, MSG_NOSIGNAL);
+		ssize_t n;
+
+		if (off == 0 && nfds > 0) {
+			/* The descriptors ride on the first byte sent. */
+			union {
+				char buf[CMSG_SPACE(sizeof(int) * MBX_PROTO_MAX_FDS)];
+				struct cmsghdr align;
+			} ctl;
+			struct iovec iov = { c->wb.buf, c->wb.len };
+			struct msghdr msg = { 0 };
+			struct cmsghdr *cm;
+
+			memset(&ctl, 0, sizeof(ctl));
+			msg.msg_iov = &iov;
+			msg.msg_iovlen = 1;
+			msg.msg_control = ctl.buf;
+			msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+			cm = CMSG_FIRSTHDR(&msg);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+			memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+		} else {
+			n = send(c->fd, c->wb.buf + off, c->wb.len - off, MSG_NOSIGNAL);
+		}
 
 		if (n > 0) {
 			off += (size_t)n;
@@ -146,10 +181,11 @@ int mbx__client_hello(struct mbx_client *c, uint64_t deadline_us, mbx_error **er
 	return MBX_OK;
 }
 
-int mbx__client_init_sandbox(struct mbx_client *c, struct mbx_ready_info *ready, uint64_t deadline_us, mbx_error **err)
+int mbx__client_init_sandbox(struct mbx_client *c, const int *fds, size_t nfds, struct mbx_ready_info *ready,
+			     uint64_t deadline_us, mbx_error **err)
 {
 	struct mbx_frame f;
-	int rc = mbx__client_send(c, deadline_us, err);
+	int rc = mbx__client_send_fds(c, fds, nfds, deadline_us, err);
 
 	if (rc < 0)
 		return rc;

@@ -23,6 +23,10 @@ void mbx__client_close(struct mbx_client *c);
 /* Sends the frame(s) built in c->wb and empties it; deadline in CLOCK_MONOTONIC us. */
 int mbx__client_send(struct mbx_client *c, uint64_t deadline_us, mbx_error **err);
 
+/* As mbx__client_send, passing descriptors along with the first bytes
+ * (SCM_RIGHTS; at most MBX_PROTO_MAX_FDS). The caller keeps its copies. */
+int mbx__client_send_fds(struct mbx_client *c, const int *fds, size_t nfds, uint64_t deadline_us, mbx_error **err);
+
 /* Waits for the next frame; valid until the next call. */
 int mbx__client_recv(struct mbx_client *c, struct mbx_frame *f, uint64_t deadline_us, mbx_error **err);
 
@@ -32,8 +36,10 @@ int mbx__client_error_from(const struct mbx_frame *f, const char *backend, mbx_e
 /* Waits for the agent's HELLO and checks its protocol version. */
 int mbx__client_hello(struct mbx_client *c, uint64_t deadline_us, mbx_error **err);
 
-/* Sends the INIT frame in c->wb and waits for READY. */
-int mbx__client_init_sandbox(struct mbx_client *c, struct mbx_ready_info *ready, uint64_t deadline_us, mbx_error **err);
+/* Sends the INIT frame in c->wb, with `fds` for its MBX_F_FD fields, and
+ * waits for READY. */
+int mbx__client_init_sandbox(struct mbx_client *c, const int *fds, size_t nfds, struct mbx_ready_info *ready,
+			     uint64_t deadline_us, mbx_error **err);
 
 /* One execute: sends EXEC, relays output to res and the callback, fills res
  * from EXIT. A transport or protocol failure returns MBX_EPROTO/MBX_ESYS/

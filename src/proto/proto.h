@@ -76,6 +76,7 @@ enum mbx_field_tag {
 	MBX_F_LL_PATH = 28,   /* nested: MBX_F_DST, MBX_F_MODE (MBX_LL_*) */
 	MBX_F_RLIMIT = 29,    /* 12 bytes: u32 resource, u64 value */
 	MBX_F_INIT_FLAGS = 30,/* MBX_INIT_* bits */
+	MBX_F_FD = 31,        /* index of a descriptor passed with the message */
 };
 
 /* MBX_F_FLAGS bits of an EXIT message. */
@@ -218,6 +219,7 @@ enum mbx_mount_op {
 	MBX_MOP_MKDIR = 7,      /* DST with MODE */
 	MBX_MOP_REMOUNT_RO = 8, /* DST made read-only */
 	MBX_MOP_COPY = 9,       /* the host file SRC copied into the new file DST */
+	MBX_MOP_ATTACH = 10,    /* the detached mount passed as descriptor FD, attached at DST */
 };
 
 /* MBX_F_FLAGS bits of a mount entry. */
@@ -225,3 +227,7 @@ enum mbx_mount_op {
 #define MBX_MF_FILE     (1u << 1) /* the source is not a directory */
 #define MBX_MF_OPTIONAL (1u << 2) /* skip when the source is missing */
 #define MBX_MF_REC      (1u << 3) /* recursive (submounts too) */
+#define MBX_MF_USER     (1u << 4) /* a mount the caller asked for */
+
+/* Most descriptors one message may carry. */
+#define MBX_PROTO_MAX_FDS 64

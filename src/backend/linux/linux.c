@@ -26,6 +26,7 @@
 #include "mountplan.h"
 #include "seccomp.h"
 #include "spawn.h"
+#include "platform/linux/syscalls.h"
 #include "statedir.h"
 
 /* Host uids that become root inside sandboxes of a root caller: a block no
@@ -169,6 +170,62 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gi
 	return MBX_OK;
 }
 
+/*
+ * For a root caller, sandbox root is an unprivileged host uid, so a plain
+ * bind of the caller's directory would be read-only to it at best. Each
+ * mount the caller asked for is instead cloned here and id-mapped through
+ * the sandbox's user namespace: files owned by host root appear owned by
+ * sandbox root, and files the sandbox creates land on the host owned by root,
+ * as they would for a root caller without a sandbox. Only the trees the
+ * caller named are mapped. File systems without id-mapping support keep the
+ * plain bind (logged). The descriptors go to the agent with INIT.
+ */
+static int idmap_user_mounts(const mbx_sandbox *sb, pid_t agent, struct mbx_mountplan *plan, int *fds, size_t *nfds,
+			     mbx_error **err)
+{
+	char path[64];
+	int userns;
+
+	*nfds = 0;
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)agent);
+	userns = open(path, O_RDONLY | O_CLOEXEC);
+	if (userns < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, "user-namespace", "open `%s`", path);
+	for (size_t i = 0; i < plan->n; i++) {
+		struct mbx_plan_entry *e = &plan->e[i];
+		struct mbx_mount_attr attr = { 0 };
+		int fd;
+
+		if (!(e->flags & MBX_MF_USER) || e->op != MBX_MOP_BIND)
+			continue;
+		if (*nfds >= MBX_PROTO_MAX_FDS) {
+			close(userns);
+			return mbx__error_set(err, MBX_EINVAL, 0, NULL, "more than %d mounts", MBX_PROTO_MAX_FDS);
+		}
+		fd = mbx_sys_open_tree(AT_FDCWD, e->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+				       ((e->flags & MBX_MF_REC) ? AT_RECURSIVE : 0));
+		if (fd < 0) {
+			int e2 = errno;
+
+			close(userns);
+			return mbx__error_set(err, MBX_ESYS, e2, "mount-namespace", "clone mount source `%s`", e->src);
+		}
+		attr.attr_set = MOUNT_ATTR_IDMAP | ((e->flags & MBX_MF_RO) ? MOUNT_ATTR_RDONLY : 0);
+		attr.userns_fd = (uint64_t)userns;
+		if (mbx_sys_mount_setattr(fd, "", AT_EMPTY_PATH | ((e->flags & MBX_MF_REC) ? AT_RECURSIVE : 0), &attr) < 0) {
+			mbx__log(sb->cfg, MBX_LOG_WARN, "mount `%s`: no id-mapping here (%s); the sandbox sees it with its unprivileged host identity",
+				 e->src, strerror(errno));
+			close(fd);
+			continue;
+		}
+		e->op = MBX_MOP_ATTACH;
+		e->fd_index = (int)*nfds;
+		fds[(*nfds)++] = fd;
+	}
+	close(userns);
+	return MBX_OK;
+}
+
 static int linux_create(mbx_sandbox *sb, mbx_error **err)
 {
 	const mbx_config *cfg = sb->cfg;
@@ -176,6 +233,8 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	struct mbx_mountplan plan = { 0 };
 	struct mbx_ready_info ready;
 	struct mbx_spawn sp = { 0 };
+	int mount_fds[MBX_PROTO_MAX_FDS];
+	size_t nmount_fds = 0;
 	struct linux_sb *l;
 	const uint8_t *bpf = NULL;
 	size_t bpf_len = 0;
@@ -236,6 +295,11 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	rc = mbx__client_hello(&l->client, deadline, err);
 	if (rc < 0)
 		goto fail;
+	if (privileged && cfg->nmounts) {
+		rc = idmap_user_mounts(sb, l->pid, &plan, mount_fds, &nmount_fds, err);
+		if (rc < 0)
+			goto fail;
+	}
 	flags = MBX_INIT_SETUP_ROOT | MBX_INIT_LOOPBACK;
 	if (cfg->allow_degraded)
 		flags |= MBX_INIT_ALLOW_DEGRADED;
@@ -258,9 +322,12 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 		rc = mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "sandbox setup message too large (too many mounts?)");
 		goto fail;
 	}
-	rc = mbx__client_init_sandbox(&l->client, &ready, deadline, err);
+	rc = mbx__client_init_sandbox(&l->client, mount_fds, nmount_fds, &ready, deadline, err);
 	if (rc < 0)
 		goto fail;
+	for (size_t i = 0; i < nmount_fds; i++)
+		close(mount_fds[i]);
+	nmount_fds = 0;
 
 	sb->layers = MBX_LAYER_USER_NS | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS | MBX_LAYER_IPC_NS |
 		     MBX_LAYER_UTS_NS | MBX_LAYER_CGROUP_NS | ready.layers;
@@ -271,6 +338,8 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	mbx__mountplan_release(&plan);
 	return MBX_OK;
 fail:
+	for (size_t i = 0; i < nmount_fds; i++)
+		close(mount_fds[i]);
 	mbx__mountplan_release(&plan);
 	linux_cleanup(l);
 	return rc;

@@ -59,6 +59,7 @@ static int push(struct mbx_mountplan *p, uint32_t op, uint32_t flags, uint32_t m
 	memset(e, 0, sizeof(*e));
 	e->op = op;
 	e->flags = flags;
+	e->fd_index = -1;
 	e->mode = mode;
 	e->src = src ? strdup(src) : NULL;
 	e->dst = strdup(dst);
@@ -192,7 +193,7 @@ int mbx__mountplan_build(struct mbx_mountplan *p, const mbx_config *cfg, const c
 			flags |= MBX_MF_FILE;
 		if (!(m->flags & MBX_MOUNT_RW))
 			flags |= MBX_MF_RO;
-		rc |= push(p, MBX_MOP_BIND, flags, 0, m->host, m->sandbox, NULL, 0);
+		rc |= push(p, MBX_MOP_BIND, flags | MBX_MF_USER, 0, m->host, m->sandbox, NULL, 0);
 	}
 
 	/* Landlock: read and execute everywhere in the view (which holds only
@@ -229,6 +230,8 @@ void mbx__mountplan_encode(const struct mbx_mountplan *p, struct mbx_wbuf *w)
 		mbx_proto_put_str(w, MBX_F_DST, e->dst);
 		if (e->data)
 			mbx_proto_put(w, MBX_F_DATA, e->data, e->data_len);
+		if (e->fd_index >= 0)
+			mbx_proto_put_u32(w, MBX_F_FD, (uint32_t)e->fd_index);
 		mbx_proto_nest_end(w, at);
 	}
 	for (size_t i = 0; i < p->nll; i++) {

@@ -21,6 +21,7 @@ struct mbx_plan_entry {
 	char *dst;
 	char *data;
 	size_t data_len;
+	int fd_index;   /* MBX_MOP_ATTACH: which passed descriptor, else -1 */
 };
 
 struct mbx_ll_rule {
