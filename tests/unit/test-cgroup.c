@@ -353,14 +353,14 @@ static void live_case(uint32_t millicpus)
 static void test_live(void)
 {
 	if (geteuid() != 0)
-		TAP_SKIP("needs root to create cgroups on every host");
+		TAP_NOT_APPLICABLE("needs root to create cgroups on every host");
 	live_case(0);
 }
 
 static void test_live_cpu(void)
 {
 	if (geteuid() != 0)
-		TAP_SKIP("needs root to create cgroups on every host");
+		TAP_NOT_APPLICABLE("needs root to create cgroups on every host");
 	live_case(500);
 }
 
@@ -374,7 +374,7 @@ static void test_live_oom(void)
 	pid_t child;
 
 	if (geteuid() != 0)
-		TAP_SKIP("needs root to create cgroups on every host");
+		TAP_NOT_APPLICABLE("needs root to create cgroups on every host");
 	snprintf(id, sizeof(id), "test-oom-%d", (int)getpid());
 	TAP_CHECK_INT(mbx__cgroup_create(&cg, id, &lim, NULL, NULL), MBX_OK);
 	if (cg.mech != MBX_LIMITS_CGROUP_V1 && cg.mech != MBX_LIMITS_CGROUP_V2) {
