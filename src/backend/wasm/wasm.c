@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -122,13 +123,29 @@ static int as_limited(void)
 	return getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
 }
 
+/* Whether `bytes` of address space can be reserved now: tried with an
+ * inaccessible, unbacked mapping that is dropped at once. Catches what
+ * RLIMIT_AS does not (a smaller address space, valgrind, overcommit
+ * policies) before Wasmtime would abort on it. */
+static int can_reserve(uint64_t bytes)
+{
+	void *p = mmap(NULL, (size_t)bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return 0;
+	munmap(p, (size_t)bytes);
+	return 1;
+}
+
 static int pooling_possible(void)
 {
 	const char *env = getenv("MIMOBOX_WASM_POOLING");
 
 	if (env && strcmp(env, "0") == 0)
 		return 0;
-	return !as_limited();
+	/* Each slot reserves its maximum memory plus guard regions: twice the
+	 * maximum is a safe upper bound for the whole pool. */
+	return !as_limited() && can_reserve(2ull * POOL_INSTANCES * POOL_MEMORY_MAX);
 }
 
 static void engine_init(void)
