@@ -20,7 +20,7 @@ stage() { printf '\n==== %s ====\n' "$*"; }
 
 # Adds the counts of a meson test run (from its JSON log) to the totals.
 count_meson() {
-	local log=$1/meson-logs/testlog.json name=$2 p f
+	local log=$1/meson-logs/mbx.json name=$2 p f
 	p=$(grep -c '"result": "OK"' "$log" 2>/dev/null || true)
 	f=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" 2>/dev/null || true)
 	passed=$((passed + ${p:-0}))
@@ -35,7 +35,7 @@ record() { # record NAME STATUS
 "$top/scripts/build.sh" "$top/build" || { echo "tests: 0 passed, 1 failed"; exit 1; }
 
 stage "1. unit, fuzz replay, integration as $(id -un)"
-meson test -C "$top/build" --print-errorlogs
+meson test -C "$top/build" --print-errorlogs --logbase mbx
 count_meson "$top/build" "root"
 
 if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
@@ -76,14 +76,14 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 	fi
 	if ninja -C "$top/build-asan" >/dev/null; then
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-			meson test -C "$top/build-asan" --print-errorlogs
+			meson test -C "$top/build-asan" --print-errorlogs --logbase mbx
 		count_meson "$top/build-asan" "asan"
 	else
 		record "asan-build" 1
 	fi
 
 	stage "4. valgrind on the unit suite"
-	meson test -C "$top/build" --suite unit --print-errorlogs \
+	meson test -C "$top/build" --suite unit --print-errorlogs --logbase mbx \
 		--wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=no'
 	count_meson "$top/build" "valgrind"
 
@@ -101,7 +101,11 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 				cp "$top/fuzz/corpora/${name#fuzz-}"/* "$work/" 2>/dev/null
 				"$f" -max_total_time="${MBX_FUZZ_SECONDS:-30}" -print_final_stats=0 "$work" >"$work.log" 2>&1
 				rc=$?
-				[ $rc -ne 0 ] && tail -40 "$work.log"
+				if [ $rc -ne 0 ]; then
+					tail -40 "$work.log"
+				else
+					grep -E '^Done [0-9]+ runs' "$work.log" | sed "s/^/$name: /"
+				fi
 				record "$name" $rc
 				rm -rf "$work" "$work.log"
 			done
