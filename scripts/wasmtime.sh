@@ -23,6 +23,8 @@ set -eu
 # itself as Wasmtime 50.0.0 (checked below), so the headers are 50.0.0's.
 WASMTIME_VERSION=50.0.0
 WASMTIME_WHEEL_VERSION=50.0.1
+WASMTIME_WHEEL_SHA256=cc14c3a17654e0394e0225b11813532ef0cd7bd1e222a0c5494cdedaabeddac4
+WASMTIME_CRATE_SHA256=b2c5c602144b0226bf8c448b3bd2799d13296be2e0d6ffbe74aefefda44c2b5e
 
 cache=${MIMOBOX_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/mimobox}
 dir=$cache/wasmtime-$WASMTIME_VERSION
@@ -41,9 +43,6 @@ die() { say "$*"; exit 1; }
 
 python=${PYTHON:-python3}
 "$python" -m pip --version >/dev/null 2>&1 || die "pip is missing (apt-get install python3-pip)"
-cargo=$(command -v cargo || true)
-[ -z "$cargo" ] && [ -x "${HOME:-/root}/.cargo/bin/cargo" ] && cargo=${HOME:-/root}/.cargo/bin/cargo
-[ -n "$cargo" ] || die "cargo is missing: it fetches the C headers from crates.io (install Rust with rustup)"
 command -v nm >/dev/null || die "nm is missing (apt-get install binutils)"
 
 mkdir -p "$cache"
@@ -55,8 +54,10 @@ mkdir -p "$out/lib" "$out/include" "$out/py"
 say "fetching Wasmtime $WASMTIME_VERSION (PyPI wasmtime==$WASMTIME_WHEEL_VERSION, crates.io wasmtime-c-api-impl $WASMTIME_VERSION)"
 
 # 1. The library: the wheel for this platform, unpacked.
+# Both artefacts are pinned by digest, so a changed upload is refused.
+printf 'wasmtime==%s --hash=sha256:%s\n' "$WASMTIME_WHEEL_VERSION" "$WASMTIME_WHEEL_SHA256" > "$work/req.txt"
 "$python" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-	--dest "$work/wheel" "wasmtime==$WASMTIME_WHEEL_VERSION" >&2
+	--require-hashes -r "$work/req.txt" --dest "$work/wheel" >&2
 wheel=$(ls "$work"/wheel/wasmtime-*.whl)
 "$python" -m zipfile -e "$wheel" "$out/py"
 so=$(ls "$out"/py/wasmtime/*/_libwasmtime.so 2>/dev/null | head -n 1)
@@ -64,26 +65,19 @@ so=$(ls "$out"/py/wasmtime/*/_libwasmtime.so 2>/dev/null | head -n 1)
 cp "$so" "$out/lib/libwasmtime.so"
 chmod 0755 "$out/lib/libwasmtime.so"
 
-# 2. The headers: the crate of the same version, through cargo (a throwaway
-# package whose only dependency is the crate; nothing is built).
-mkdir -p "$work/fetch"
-cat > "$work/fetch/Cargo.toml" <<EOF
-[package]
-name = "mimobox-wasmtime-headers"
-version = "0.0.0"
-edition = "2021"
-publish = false
-
-[lib]
-path = "lib.rs"
-
-[dependencies]
-wasmtime-c-api-impl = { version = "=$WASMTIME_VERSION", default-features = false }
-EOF
-: > "$work/fetch/lib.rs"
-"$cargo" fetch --quiet --manifest-path "$work/fetch/Cargo.toml" >&2
-crate=$(find "${CARGO_HOME:-${HOME:-/root}/.cargo}/registry/cache" -name "wasmtime-c-api-impl-$WASMTIME_VERSION.crate" 2>/dev/null | head -n 1)
-[ -n "$crate" ] || die "cargo fetched no wasmtime-c-api-impl-$WASMTIME_VERSION.crate"
+# 2. The headers: the crate of the same version. It comes straight from the crates.io registry by name and version
+# (no cargo needed: Debian 12's cargo cannot read today's index); its digest
+# is the registry's checksum for that version.
+crate=$work/wasmtime-c-api-impl-$WASMTIME_VERSION.crate
+"$python" - "$WASMTIME_VERSION" "$WASMTIME_CRATE_SHA256" "$crate" <<'PY' || die "cannot fetch wasmtime-c-api-impl $WASMTIME_VERSION from crates.io"
+import hashlib, sys, urllib.request
+version, digest, dest = sys.argv[1:4]
+url = "https://static.crates.io/crates/wasmtime-c-api-impl/wasmtime-c-api-impl-%s.crate" % version
+data = urllib.request.urlopen(url, timeout=120).read()
+if hashlib.sha256(data).hexdigest() != digest:
+    sys.exit("digest mismatch for " + url)
+open(dest, "wb").write(data)
+PY
 mkdir -p "$work/crate"
 tar -xzf "$crate" -C "$work/crate"
 cp -R "$work/crate/wasmtime-c-api-impl-$WASMTIME_VERSION/include/." "$out/include/"
