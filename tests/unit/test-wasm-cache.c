@@ -12,6 +12,7 @@
 
 #include "tap.h"
 #include "cache.h"
+#include "sha256.h"
 
 static char dir[256];
 

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
+#include "sha256.h"
 
 #include "cache.h"
 
@@ -19,26 +19,14 @@
 #define HEADER_LEN (8 + 4 + 4 + MBX_WASM_KEY_LEN + 8)
 #define DIGEST_LEN 32
 
-void mbx__sha256(const void *data, size_t len, uint8_t out[32])
-{
-	unsigned int n = 32;
-
-	/* EVP_Digest only fails on allocation failure; a zeroed digest then
-	 * matches nothing, so the worst outcome is a cache miss. */
-	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
-		memset(out, 0, 32);
-}
-
 void mbx__wasm_cache_key(const uint8_t *module, size_t len, const char *fingerprint, uint8_t key[MBX_WASM_KEY_LEN])
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned int n = MBX_WASM_KEY_LEN;
+	struct mbx_sha256 s;
 
-	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, fingerprint, strlen(fingerprint) + 1) != 1 || EVP_DigestUpdate(ctx, module, len) != 1 ||
-	    EVP_DigestFinal_ex(ctx, key, &n) != 1)
-		memset(key, 0, MBX_WASM_KEY_LEN);
-	EVP_MD_CTX_free(ctx);
+	mbx__sha256_init(&s);
+	mbx__sha256_update(&s, fingerprint, strlen(fingerprint) + 1);
+	mbx__sha256_update(&s, module, len);
+	mbx__sha256_final(&s, key);
 }
 
 static void put_le(uint8_t *p, uint64_t v, int n)
@@ -226,8 +214,7 @@ int mbx__wasm_cache_store(const struct mbx_wasm_cache *c, const uint8_t key[MBX_
 	char path[4200], tmp[4300];
 	uint8_t header[HEADER_LEN], digest[DIGEST_LEN];
 	uint64_t r = 0;
-	EVP_MD_CTX *ctx;
-	unsigned int n = DIGEST_LEN;
+	struct mbx_sha256 sha;
 	int fd, rc;
 
 	if (c == NULL || c->dir == NULL)
@@ -239,14 +226,10 @@ int mbx__wasm_cache_store(const struct mbx_wasm_cache *c, const uint8_t key[MBX_
 	put_le(header + 12, 0, 4);
 	memcpy(header + 16, key, MBX_WASM_KEY_LEN);
 	put_le(header + 16 + MBX_WASM_KEY_LEN, len, 8);
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, header, sizeof(header)) != 1 || EVP_DigestUpdate(ctx, payload, len) != 1 ||
-	    EVP_DigestFinal_ex(ctx, digest, &n) != 1) {
-		EVP_MD_CTX_free(ctx);
-		return mbx__error_set(err, MBX_ENOMEM, 0, "wasm", "SHA-256 of a cache entry failed");
-	}
-	EVP_MD_CTX_free(ctx);
+	mbx__sha256_init(&sha);
+	mbx__sha256_update(&sha, header, sizeof(header));
+	mbx__sha256_update(&sha, payload, len);
+	mbx__sha256_final(&sha, digest);
 
 	mbx__wasm_cache_path(c, key, path, sizeof(path));
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) < 0)

@@ -38,7 +38,7 @@ enum {
 };
 
 /* SHA-256 of `len` bytes (OpenSSL's libcrypto). */
-void mbx__sha256(const void *data, size_t len, uint8_t out[32]);
+
 
 /* The key of a module: SHA-256 over the fingerprint, a NUL, the bytes. */
 void mbx__wasm_cache_key(const uint8_t *module, size_t len, const char *fingerprint, uint8_t key[MBX_WASM_KEY_LEN]);

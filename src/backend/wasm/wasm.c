@@ -32,9 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <wasi.h>
-#include <wasm.h>
-#include <wasmtime.h>
+#include "wasmtime-api.h"
 
 #include "internal.h"
 #include "statedir.h"
@@ -150,9 +148,15 @@ static int pooling_possible(void)
 
 static void engine_init(void)
 {
-	wasm_config_t *config = wasm_config_new();
+	wasm_config_t *config;
 	wasmtime_error_t *e;
+	const char *why = NULL;
 
+	if (mbx__wasmtime_load(&why) < 0) {
+		engine.why = strdup(why);
+		return;
+	}
+	config = wasm_config_new();
 	if (config == NULL) {
 		engine.why = strdup("wasm_config_new failed");
 		return;
