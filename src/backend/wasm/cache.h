@@ -37,9 +37,6 @@ enum {
 	MBX_WASM_CACHE_INVALID = 2, /* an entry failed verification and was removed */
 };
 
-/* SHA-256 of `len` bytes (OpenSSL's libcrypto). */
-
-
 /* The key of a module: SHA-256 over the fingerprint, a NUL, the bytes. */
 void mbx__wasm_cache_key(const uint8_t *module, size_t len, const char *fingerprint, uint8_t key[MBX_WASM_KEY_LEN]);
 
