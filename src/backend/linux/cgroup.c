@@ -947,6 +947,46 @@ static int attach_dir(const char *dir, pid_t pid, int v1, mbx_error **err)
 			      "move pid %d into `%s`", (int)pid, dir);
 }
 
+/*
+ * Moving a process between cgroups normally takes the global
+ * cgroup_threadgroup_rwsem for writing, whose percpu down_write waits for an
+ * RCU grace period: 5-20 ms on this kind of host, in a tenth or more of all
+ * sandbox creations. A single-threaded process that moves itself through
+ * the v1 `tasks` file ("0", one thread) skips that lock (kernel
+ * cgroup_procs_write_start: no pid, no threadgroup). The file is opened
+ * here, by the host, whose credentials the kernel checks for the write
+ * (f_cred); the sandbox's first process writes "0" before it leaves the
+ * host's identity. Duplicated hierarchies are opened once.
+ */
+int mbx__cgroup_open_self_join(const struct mbx_cgroup *cg, int fds[3], size_t *n, mbx_error **err)
+{
+	*n = 0;
+	if (cg == NULL || cg->mech != MBX_LIMITS_CGROUP_V1)
+		return MBX_OK;
+	for (int i = 0; i < 3; i++) {
+		char path[4200];
+		int dup = 0;
+
+		if (cg->v1_dir[i] == NULL)
+			continue;
+		for (int j = 0; j < i; j++)
+			dup |= cg->v1_dir[j] != NULL && strcmp(cg->v1_dir[j], cg->v1_dir[i]) == 0;
+		if (dup)
+			continue;
+		snprintf(path, sizeof(path), "%s/tasks", cg->v1_dir[i]);
+		fds[*n] = open(path, O_WRONLY | O_CLOEXEC);
+		if (fds[*n] < 0) {
+			int e = errno;
+
+			while (*n > 0)
+				close(fds[--*n]);
+			return mbx__error_set(err, MBX_ESYS, e, "limits", "open `%s`", path);
+		}
+		(*n)++;
+	}
+	return MBX_OK;
+}
+
 int mbx__cgroup_attach(const struct mbx_cgroup *cg, pid_t pid, mbx_error **err)
 {
 	int i, rc;

@@ -42,6 +42,14 @@ const char *mbx__limits_mech_name(enum mbx_limits_mech mech);
  */
 int mbx__cgroup_create(struct mbx_cgroup *cg, const char *id, const struct mbx_limits *lim, char **why, mbx_error **err);
 
+/*
+ * cgroup v1 only: opens the `tasks` file of each of the sandbox's
+ * hierarchies for the sandbox's first process to join by itself (writing
+ * "0", see cgroup.c). Returns MBX_OK with *n = 0 for other mechanisms. The
+ * caller closes the fds.
+ */
+int mbx__cgroup_open_self_join(const struct mbx_cgroup *cg, int fds[3], size_t *n, mbx_error **err);
+
 /* Moves a process into the sandbox's cgroup(s). */
 int mbx__cgroup_attach(const struct mbx_cgroup *cg, pid_t pid, mbx_error **err);
 

@@ -86,6 +86,7 @@ enum step {
 	STEP_SETGROUPS,
 	STEP_SETGID,
 	STEP_SETUID,
+	STEP_CGROUP,
 	STEP_CGROUPNS,
 	STEP_SETSID,
 	STEP_FDS,
@@ -99,6 +100,7 @@ static const char *step_name(int step)
 	case STEP_SETGROUPS: return "clear supplementary groups";
 	case STEP_SETGID: return "become gid 0 in the user namespace";
 	case STEP_SETUID: return "become uid 0 in the user namespace";
+	case STEP_CGROUP: return "join the sandbox cgroup";
 	case STEP_CGROUPNS: return "enter a new cgroup namespace";
 	case STEP_SETSID: return "start a new session";
 	case STEP_FDS: return "arrange file descriptors";
@@ -122,7 +124,8 @@ static __attribute__((noreturn)) void child_die(int fd, int step)
 }
 
 /* The child side: raw system calls only (see the file comment). */
-static __attribute__((noreturn)) void child_main(const struct mbx_spawn *sp, int go_r, int err_w, int chan, int memfd)
+static __attribute__((noreturn)) void child_main(const struct mbx_spawn *sp, int go_r, int err_w, int chan, int memfd,
+						const int *join, size_t njoin)
 {
 	static char *const argv[] = { "mimobox-agent", NULL };
 	static char *const envp[] = { NULL };
@@ -130,6 +133,11 @@ static __attribute__((noreturn)) void child_main(const struct mbx_spawn *sp, int
 
 	if (syscall(SYS_read, go_r, &c, 1) != 1)
 		child_die(err_w, STEP_GO);
+	/* Still the host's identity and a single thread: join the cgroup by
+	 * moving ourselves (see mbx__cgroup_open_self_join). */
+	for (size_t i = 0; i < njoin; i++)
+		if (syscall(SYS_write, join[i], "0", 1) != 1)
+			child_die(err_w, STEP_CGROUP);
 	if (sp->privileged && syscall(SYS_setgroups, 0, NULL) < 0)
 		child_die(err_w, STEP_SETGROUPS);
 	if (syscall(SYS_setresgid, 0, 0, 0) < 0)
@@ -198,7 +206,8 @@ void mbx__linux_kill_agent(pid_t pid, int pidfd)
 int mbx__linux_spawn_agent(struct mbx_spawn *sp, mbx_error **err)
 {
 	const int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
-	int sv[2] = { -1, -1 }, go[2] = { -1, -1 }, ep[2] = { -1, -1 };
+	int sv[2] = { -1, -1 }, go[2] = { -1, -1 }, ep[2] = { -1, -1 }, join[3];
+	size_t njoin = 0;
 	struct child_fail fail;
 	char map[64];
 	int pidfd = -1, rc;
@@ -215,6 +224,9 @@ int mbx__linux_spawn_agent(struct mbx_spawn *sp, mbx_error **err)
 		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "create the agent channel");
 		goto fail;
 	}
+	rc = mbx__cgroup_open_self_join(sp->cg, join, &njoin, err);
+	if (rc < 0)
+		goto fail;
 	pid = syscall(SYS_clone, (unsigned long)(flags | CLONE_PIDFD | SIGCHLD), NULL, &pidfd, NULL, 0);
 	if (pid < 0) {
 		int e = errno;
@@ -226,7 +238,9 @@ int mbx__linux_spawn_agent(struct mbx_spawn *sp, mbx_error **err)
 		goto fail;
 	}
 	if (pid == 0)
-		child_main(sp, go[0], ep[1], sv[1], agent_fd);
+		child_main(sp, go[0], ep[1], sv[1], agent_fd, join, njoin);
+	while (njoin > 0)
+		close(join[--njoin]);
 
 	close(sv[1]);
 	close(go[0]);
@@ -243,7 +257,7 @@ int mbx__linux_spawn_agent(struct mbx_spawn *sp, mbx_error **err)
 	snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)sp->map_gid);
 	if ((rc = write_file(sp->pid, "gid_map", map, err)) < 0)
 		goto fail;
-	if (sp->cg && sp->cg->mech != MBX_LIMITS_RLIMIT && (rc = mbx__cgroup_attach(sp->cg, sp->pid, err)) < 0)
+	if (sp->cg && sp->cg->mech == MBX_LIMITS_CGROUP_V2 && (rc = mbx__cgroup_attach(sp->cg, sp->pid, err)) < 0)
 		goto fail;
 	if (write(go[1], "g", 1) != 1) {
 		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "release the agent process");
@@ -266,6 +280,8 @@ int mbx__linux_spawn_agent(struct mbx_spawn *sp, mbx_error **err)
 	return MBX_OK;
 
 fail:
+	while (njoin > 0)
+		close(join[--njoin]);
 	mbx__linux_kill_agent(sp->pid, sp->pidfd);
 	if (sp->pidfd >= 0)
 		close(sp->pidfd);
