@@ -152,3 +152,25 @@ def test_streamed_truncation_is_reported(cli):
     assert r.rc == 0, r
     assert r.stdout == b"0123456789", r
     assert "output limit" in r.stderr, r
+
+
+def test_cpu_quota(cli, limits_mech, doctor):
+    # A busy loop for 2 s of wall time: with a 20% quota it gets about 0.4 s
+    # of CPU. Without a cgroup cpu controller the quota cannot be enforced,
+    # and asking for it is an error naming the layer, never a silent no-op.
+    busy = ["--cpu", "0.2", "--timeout", "2", "--", "sh", "-c", "while :; do :; done"]
+    cpu_ok = {c["name"]: c for c in doctor["checks"]}.get("cgroup-v1", {}).get("status") == "ok" \
+        or {c["name"]: c for c in doctor["checks"]}.get("cgroup-v2", {}).get("status") == "ok"
+    if limits_mech == "cgroup" and cpu_ok:
+        r, res = cli.json(*busy, timeout=30)
+        assert res["timed_out"] is True, res
+        assert 50 < res["cpu_time_ms"] < 1000, res
+        # Control: without the quota the same loop burns most of the 2 s.
+        r, res = cli.json("--timeout", "2", "--", "sh", "-c", "while :; do :; done", timeout=30)
+        assert res["cpu_time_ms"] > 1200, res
+    else:
+        r = cli.run(*busy, timeout=30)
+        assert r.rc == 125, r
+        assert "CPU quota" in r.stderr, r
+        r, res = cli.json("--allow-degraded", *busy, timeout=30)
+        assert res["timed_out"] is True, res
