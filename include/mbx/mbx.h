@@ -23,6 +23,8 @@
 #include "sandbox.h"
 #include "probe.h"
 #include "pool.h"
+#include "process.h"
+#include "file.h"
 #include "version.h"
 
 #endif /* MBX_MBX_H */

@@ -71,17 +71,6 @@ static void kill_all(void)
 		;
 }
 
-int agent_handle_async(struct agent_state *st, const struct mbx_frame *f)
-{
-	switch (f->type) {
-	case MBX_MSG_SHUTDOWN:
-		return -1;
-	default:
-		agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "message type %u is not valid while an execute runs", f->type);
-		return 0;
-	}
-}
-
 ssize_t agent_recv(struct agent_state *st, void *buf, size_t len)
 {
 	union {
@@ -148,6 +137,53 @@ static int read_channel(struct agent_state *st)
 	}
 }
 
+/* Dispatches one request. Returns -1 when the agent must stop. */
+static int handle(struct agent_state *st, const struct mbx_frame *f, int *initialised)
+{
+	switch (f->type) {
+	case MBX_MSG_INIT:
+		if (*initialised) {
+			agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "sandbox already initialised");
+			return 0;
+		}
+		if (agent_setup(st, f) < 0) {
+			agent_flush(st, 1);
+			return -1;
+		}
+		*initialised = 1;
+		return 0;
+	case MBX_MSG_SHUTDOWN:
+		return -1;
+	default:
+		break;
+	}
+	if (!*initialised) {
+		agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "request before the sandbox was initialised");
+		return 0;
+	}
+	switch (f->type) {
+	case MBX_MSG_EXEC:
+		agent_exec(st, f);
+		return 0;
+	case MBX_MSG_STDIN:
+	case MBX_MSG_STDIN_CLOSE:
+	case MBX_MSG_SIGNAL:
+	case MBX_MSG_KILL:
+	case MBX_MSG_RESIZE:
+	case MBX_MSG_CREDIT:
+	case MBX_MSG_DETACH:
+	case MBX_MSG_LIST:
+		agent_proc_message(st, f);
+		return 0;
+	case MBX_MSG_FILE:
+		agent_file(st, f);
+		return 0;
+	default:
+		agent_send_error(st, f->id, MBX_EINVAL, 0, NULL, "unknown message type %u", f->type);
+		return 0;
+	}
+}
+
 int main(void)
 {
 	struct agent_state st;
@@ -157,6 +193,8 @@ int main(void)
 	memset(&st, 0, sizeof(st));
 	st.chan = AGENT_FD;
 	st.landlock_fd = -1;
+	for (int i = 0; i < AGENT_MAX_FILES; i++)
+		st.files[i].fd = -1;
 	mbx_rbuf_init(&st.in);
 	mbx_wbuf_init(&st.out);
 	if (fcntl(st.chan, F_SETFL, O_NONBLOCK) < 0)
@@ -179,48 +217,37 @@ int main(void)
 		return 1;
 
 	for (;;) {
-		struct pollfd p = { .fd = st.chan, .events = POLLIN };
+		struct pollfd p[2 + 4 * AGENT_MAX_PROCS];
 		struct mbx_frame f;
-		int rc;
+		size_t n;
+		int rc, timeout = -1;
 
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+		p[0] = (struct pollfd){ .fd = st.chan, .events = POLLIN | (st.out.len > st.out_sent ? POLLOUT : 0) };
+		p[1] = (struct pollfd){ .fd = st.sigfd, .events = POLLIN };
+		n = agent_proc_poll(&st, p + 2, sizeof(p) / sizeof(p[0]) - 2, &timeout);
+		if (poll(p, (nfds_t)(2 + n), timeout) < 0 && errno != EINTR)
 			break;
-		if (read_channel(&st) < 0)
-			break;
-		while ((rc = mbx_rbuf_next(&st.in, &f)) == 1) {
-			switch (f.type) {
-			case MBX_MSG_INIT:
-				if (initialised) {
-					agent_send_error(&st, f.id, MBX_ESTATE, 0, NULL, "sandbox already initialised");
-					break;
-				}
-				if (agent_setup(&st, &f) < 0) {
-					agent_flush(&st, 1);
-					goto out;
-				}
-				initialised = 1;
-				break;
-			case MBX_MSG_EXEC:
-				if (!initialised) {
-					agent_send_error(&st, f.id, MBX_ESTATE, 0, NULL, "execute before the sandbox was initialised");
-					break;
-				}
-				if (agent_exec(&st, &f) < 0)
-					goto out;
-				break;
-			case MBX_MSG_SHUTDOWN:
-				goto out;
-			default:
-				agent_send_error(&st, f.id, MBX_EINVAL, 0, NULL, "unknown message type %u", f.type);
-				break;
-			}
-			if (agent_flush(&st, 1) < 0)
-				goto out;
+		if (p[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			while (read(st.sigfd, &si, sizeof(si)) > 0)
+				;
 		}
-		if (rc < 0)
+		agent_proc_service(&st, p + 2, n);
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (read_channel(&st) < 0)
+				break;
+			while ((rc = mbx_rbuf_next(&st.in, &f)) == 1)
+				if (handle(&st, &f, &initialised) < 0)
+					goto out;
+			if (rc < 0)
+				break;
+		}
+		if (agent_flush(&st, 0) < 0)
 			break;
 	}
 out:
+	agent_proc_kill_all(&st);
 	kill_all();
 	return 0;
 }

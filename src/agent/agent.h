@@ -9,6 +9,7 @@
  */
 #pragma once
 
+#include <poll.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -19,6 +20,53 @@
 struct agent_rlimit {
 	uint32_t resource;
 	uint64_t value;
+};
+
+#define AGENT_MAX_PROCS 64
+#define AGENT_MAX_FILES 16
+
+/* What a process's mini-init reports when its program ends. */
+struct agent_status {
+	int32_t wstatus;
+	uint32_t pad;
+	uint64_t cpu_us;
+	uint64_t maxrss;
+};
+
+/* One spawned process: a mini-init (PID 1 of a nested pid namespace) and
+ * the program it runs (PID 2 there). */
+struct agent_proc {
+	uint32_t id;            /* the host's id (the EXEC frame's id) */
+	pid_t init;             /* the mini-init, in the sandbox's pid namespace */
+	pid_t program;          /* the program, in the sandbox's pid namespace (0 if unknown) */
+	int program_fd;         /* pidfd of the program, -1 if none */
+	int out_fd;             /* stdout (or the PTY master), -1 at EOF */
+	int err_fd;             /* stderr, -1 at EOF or with a PTY */
+	int in_fd;              /* stdin pipe or PTY master (dup), -1 when none */
+	int status_fd;          /* the mini-init's report, -1 once read */
+	uint8_t *inbuf;         /* stdin bytes not yet written */
+	size_t inlen;
+	int in_close;           /* close stdin once inbuf is written */
+	uint64_t credit;        /* output bytes the host may still receive */
+	uint64_t limit;         /* per stream; beyond it output is dropped */
+	uint64_t sent[2];
+	int truncated[2];
+	int detached;           /* nobody reads: drop the output */
+	int pty;
+	uint64_t start_ms;
+	uint64_t deadline_ms;   /* 0: none */
+	int timed_out;
+	int init_done;          /* the mini-init was reaped */
+	int status_valid;
+	struct agent_status status;
+	char *program_name;
+};
+
+struct agent_file {
+	int fd;                 /* -1: free slot */
+	int writing;
+	char *tmp;              /* write: the temporary name, renamed on commit */
+	char *path;             /* write: the final name */
 };
 
 struct agent_state {
@@ -39,6 +87,9 @@ struct agent_state {
 	uint32_t skipped;
 	int fds[MBX_PROTO_MAX_FDS]; /* descriptors received with messages */
 	size_t nfds;
+
+	struct agent_proc *procs[AGENT_MAX_PROCS];
+	struct agent_file files[AGENT_MAX_FILES];
 };
 
 /* agent.c */
@@ -52,12 +103,25 @@ int agent_flush(struct agent_state *st, int block);
 ssize_t agent_recv(struct agent_state *st, void *buf, size_t len);
 /* Closes the descriptors received so far. */
 void agent_close_fds(struct agent_state *st);
-/* Handles one frame that arrived while an execute runs. Returns -1 when the
- * agent must shut down. */
-int agent_handle_async(struct agent_state *st, const struct mbx_frame *f);
+uint64_t agent_now_ms(void);
 
 /* setup.c: the INIT message. Returns 0 (READY sent) or -1 (ERROR sent). */
 int agent_setup(struct agent_state *st, const struct mbx_frame *f);
 
-/* payload.c: the EXEC message; returns -1 when the agent must shut down. */
-int agent_exec(struct agent_state *st, const struct mbx_frame *f);
+/* payload.c: processes. */
+void agent_exec(struct agent_state *st, const struct mbx_frame *f);
+/* STDIN, STDIN_CLOSE, SIGNAL, KILL, RESIZE, CREDIT, DETACH, LIST. */
+void agent_proc_message(struct agent_state *st, const struct mbx_frame *f);
+/* Adds the fds of every process to the poll set; returns the count added.
+ * *timeout_ms is lowered to the nearest deadline. */
+size_t agent_proc_poll(struct agent_state *st, struct pollfd *p, size_t room, int *timeout_ms);
+/* Handles what poll reported for the fds agent_proc_poll added, reaps
+ * exited mini-inits, enforces deadlines and sends EXIT for finished
+ * processes. */
+void agent_proc_service(struct agent_state *st, const struct pollfd *p, size_t n);
+void agent_proc_reap(struct agent_state *st);
+/* Kills every process (shutdown). */
+void agent_proc_kill_all(struct agent_state *st);
+
+/* files.c: FILE messages. */
+void agent_file(struct agent_state *st, const struct mbx_frame *f);

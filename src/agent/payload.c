@@ -14,13 +14,17 @@
  * A failing step writes {stage, errno} to a CLOEXEC pipe and exits; exec
  * closes that pipe, so EOF tells the agent the program is running.
  *
- * The agent then relays output, enforces the timeout and, when the payload's
- * first process exits or times out, kills every process left in the sandbox:
- * nothing outlives an execute.
+ * Every process runs under a mini-init: the agent clones it into a new,
+ * nested pid namespace, where it is PID 1; it forks the program (PID 2),
+ * reaps everything, and when the program ends reports its status and exits.
+ * The kernel then kills whatever the program left running, however it
+ * daemonized, and killing the mini-init kills the whole tree. Processes of
+ * other executes (a background server) are untouched.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +34,8 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,6 +93,18 @@ enum stage {
 	STAGE_EXEC,
 };
 
+/* Output frames waiting for the host beyond this stop the reading of
+ * processes' output, so a slow host slows the payload instead of growing
+ * memory. */
+#define OUTQ_HIGH (1u << 20)
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
 struct child_report {
 	int32_t stage;
 	int32_t errnum;
@@ -96,11 +114,14 @@ struct exec_req {
 	char **argv;
 	char **envp;
 	char *cwd;
-	uint64_t timeout_ms;
+	uint64_t timeout_ms;    /* 0: none */
 	uint64_t output_limit;
+	uint64_t window;
+	uint32_t flags;         /* MBX_XF_* */
+	uint32_t rows, cols;
 };
 
-static uint64_t now_ms(void)
+uint64_t agent_now_ms(void)
 {
 	struct timespec ts;
 
@@ -167,7 +188,8 @@ static int parse_exec(const struct mbx_frame *f, struct exec_req *r)
 
 	memset(r, 0, sizeof(*r));
 	r->timeout_ms = 30000;
-	r->output_limit = 16u << 20;
+	r->output_limit = UINT64_MAX;
+	r->window = 1u << 20;
 	mbx_field_iter_init(&it, f->body, f->len);
 	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
 		switch (tag) {
@@ -191,6 +213,22 @@ static int parse_exec(const struct mbx_frame *f, struct exec_req *r)
 			break;
 		case MBX_F_OUTPUT_LIMIT:
 			if (mbx_field_u64(v, n, &r->output_limit) < 0)
+				return -1;
+			break;
+		case MBX_F_WINDOW:
+			if (mbx_field_u64(v, n, &r->window) < 0)
+				return -1;
+			break;
+		case MBX_F_EXEC_FLAGS:
+			if (mbx_field_u32(v, n, &r->flags) < 0)
+				return -1;
+			break;
+		case MBX_F_ROWS:
+			if (mbx_field_u32(v, n, &r->rows) < 0)
+				return -1;
+			break;
+		case MBX_F_COLS:
+			if (mbx_field_u32(v, n, &r->cols) < 0)
 				return -1;
 			break;
 		default:
@@ -233,21 +271,39 @@ static int drop_capabilities(void)
 	return (int)syscall(SYS_capset, &hdr, data);
 }
 
-/* Runs in the forked child; never returns. */
-static void payload_child(struct agent_state *st, const struct exec_req *r, int out_w, int err_w, int rep_w)
+/* The program's side of the stdio plumbing, prepared by the agent. */
+struct child_io {
+	int in;        /* stdin: pipe read end, or -1 for /dev/null */
+	int out;
+	int err;
+	const char *pty; /* slave path: all three on the terminal */
+};
+
+/* Runs in the program's process (PID 2 of the nested namespace); never
+ * returns. */
+static void payload_child(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w)
 {
 	extern char **environ;
 	sigset_t none;
-	int devnull;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
 	if (setsid() < 0)
 		child_fail(rep_w, STAGE_SETUP, errno);
-	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
-		child_fail(rep_w, STAGE_SETUP, errno);
+	if (io->pty) {
+		int t = open(io->pty, O_RDWR | O_CLOEXEC);
+
+		/* The terminal becomes the session's controlling terminal, so
+		 * Ctrl-C reaches the foreground process group. */
+		if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0 || dup2(t, 0) < 0 || dup2(t, 1) < 0 || dup2(t, 2) < 0)
+			child_fail(rep_w, STAGE_SETUP, errno);
+	} else {
+		int in = io->in >= 0 ? io->in : open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (in < 0 || dup2(in, 0) < 0 || dup2(io->out, 1) < 0 || dup2(io->err, 2) < 0)
+			child_fail(rep_w, STAGE_SETUP, errno);
+	}
 	if (chdir(r->cwd ? r->cwd : "/") < 0)
 		child_fail(rep_w, STAGE_CHDIR, errno);
 	for (size_t i = 0; i < st->nrlimits; i++) {
@@ -263,7 +319,7 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, int 
 	if (st->landlock_fd >= 0 && mbx_sys_landlock_restrict_self(st->landlock_fd, 0) < 0)
 		child_fail(rep_w, STAGE_LANDLOCK, errno);
 	/* Every descriptor but stdio closes on exec: the channel, the ruleset,
-	 * the signalfd and this report pipe. */
+	 * the signalfd, other processes' pipes and this report pipe. */
 	if (mbx_sys_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		for (int fd = 3; fd < 1024; fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -322,208 +378,564 @@ static void report_child_failure(struct agent_state *st, uint32_t id, const stru
 	}
 }
 
-struct stream {
-	int fd;              /* read end, -1 once at EOF */
-	uint16_t msg;        /* MBX_MSG_STDOUT or MBX_MSG_STDERR */
-	uint64_t sent;       /* bytes forwarded */
-	int truncated;
-};
+/* ==== the mini-init ==== */
 
-/* Output frames waiting for the host beyond this stop the reading of the
- * payload's pipes, so a slow host slows the payload instead of growing memory. */
-#define OUTQ_HIGH (1u << 20)
-
-static void pump_stream(struct agent_state *st, uint32_t id, struct stream *s, uint64_t limit)
+/*
+ * PID 1 of a process's nested pid namespace. Forks the program, reaps every
+ * process of the namespace, and when the program ends writes its status and
+ * the resources of the whole tree to status_w, then exits, which makes the
+ * kernel kill what is left. Dies with the agent (PDEATHSIG).
+ */
+static void mini_init(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w, int status_w)
 {
-	uint8_t buf[MBX_PROTO_CHUNK];
-	ssize_t n = read(s->fd, buf, sizeof(buf));
+	struct agent_status out = { 0 };
+	struct rusage ru;
+	pid_t prog;
+	int ws = 0;
 
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
-	if (n <= 0) {
-		close(s->fd);
-		s->fd = -1;
-		return;
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* Copies of other processes' descriptors would keep their pipes and
+	 * terminals open (a stdin that never sees end of file): drop them, and
+	 * the agent's channel. */
+	for (int i = 0; i < AGENT_MAX_PROCS; i++) {
+		struct agent_proc *q = st->procs[i];
+
+		if (q == NULL)
+			continue;
+		close_fd(&q->out_fd);
+		close_fd(&q->err_fd);
+		close_fd(&q->in_fd);
+		close_fd(&q->status_fd);
+		close_fd(&q->program_fd);
 	}
-	if (s->sent >= limit) {
-		s->truncated = 1;
-		return;
+	for (int i = 0; i < AGENT_MAX_FILES; i++)
+		close_fd(&st->files[i].fd);
+	close(st->chan);
+	close(st->sigfd);
+	/* A /proc of this namespace, in a mount namespace of this process tree:
+	 * programs that look themselves up there (ps, pgrep) find the pids
+	 * getpid() gives them, and see only their own execute. */
+	if (unshare(CLONE_NEWNS) < 0 || mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		child_fail(rep_w, STAGE_SETUP, errno);
+	prog = fork();
+	if (prog < 0)
+		child_fail(rep_w, STAGE_SETUP, errno);
+	if (prog == 0)
+		payload_child(st, r, io, rep_w);
+	close(rep_w);
+	prctl(PR_SET_NAME, "mimobox-init", 0, 0, 0);
+	for (;;) {
+		int s;
+		pid_t w = waitpid(-1, &s, 0);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			break;
+		if (w == prog) {
+			ws = s;
+			break;
+		}
 	}
-	if ((uint64_t)n > limit - s->sent) {
-		n = (ssize_t)(limit - s->sent);
-		s->truncated = 1;
-	}
-	mbx_proto_begin(&st->out, s->msg, id);
-	mbx_proto_put(&st->out, MBX_F_DATA, buf, (size_t)n);
-	mbx_proto_end(&st->out);
-	s->sent += (uint64_t)n;
+	/* The program is gone: so is everything it left running. Reaping them
+	 * all first puts their CPU time into the report. */
+	kill(-1, SIGKILL);
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+	getrusage(RUSAGE_CHILDREN, &ru);
+	out.wstatus = ws;
+	out.cpu_us = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
+		     (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+	out.maxrss = (uint64_t)ru.ru_maxrss * 1024u;
+	(void)!write(status_w, &out, sizeof(out));
+	_exit(0);
 }
 
-static int make_pipe(int p[2])
+/* ==== the process table ==== */
+
+static struct agent_proc *proc_find(struct agent_state *st, uint32_t id)
 {
-	return pipe2(p, O_CLOEXEC);
+	for (int i = 0; i < AGENT_MAX_PROCS; i++)
+		if (st->procs[i] && st->procs[i]->id == id)
+			return st->procs[i];
+	return NULL;
 }
 
-int agent_exec(struct agent_state *st, const struct mbx_frame *f)
+static void proc_free(struct agent_state *st, struct agent_proc *p)
+{
+	for (int i = 0; i < AGENT_MAX_PROCS; i++)
+		if (st->procs[i] == p)
+			st->procs[i] = NULL;
+	close_fd(&p->out_fd);
+	close_fd(&p->err_fd);
+	close_fd(&p->in_fd);
+	close_fd(&p->status_fd);
+	close_fd(&p->program_fd);
+	free(p->inbuf);
+	free(p->program_name);
+	free(p);
+}
+
+/* The program's pid in the sandbox's namespace: the only child of its
+ * mini-init, read from /proc once it runs. */
+static pid_t find_program(pid_t init)
+{
+	char path[64], buf[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)init, (int)init);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return (pid_t)strtol(buf, NULL, 10);
+}
+
+/* Signals the program through a pidfd, so a recycled pid is never hit. */
+static int signal_program(struct agent_proc *p, int sig)
+{
+	if (p->program_fd < 0 && p->program == 0)
+		p->program = find_program(p->init);
+	if (p->program_fd < 0 && p->program > 0)
+		p->program_fd = mbx_sys_pidfd_open(p->program, 0);
+	if (p->program_fd < 0)
+		return -1;
+	return mbx_sys_pidfd_send_signal(p->program_fd, sig, NULL, 0);
+}
+
+/* Kills a process's tree: the program, after which its mini-init kills
+ * and reaps the rest and reports the resources used; the mini-init itself
+ * when the program is not known. */
+static void kill_tree(struct agent_proc *p)
+{
+	if (signal_program(p, SIGKILL) == 0)
+		return;
+	kill(p->init, SIGKILL);
+}
+
+void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 {
 	uint32_t id = f->id;
 	struct exec_req r;
-	struct stream streams[2] = { { -1, MBX_MSG_STDOUT, 0, 0 }, { -1, MBX_MSG_STDERR, 0, 0 } };
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, repp[2] = { -1, -1 };
+	struct child_io io = { -1, -1, -1, NULL };
+	struct agent_proc *p = NULL;
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, repp[2] = { -1, -1 }, stp[2] = { -1, -1 };
+	int master = -1, slot = -1;
+	char slave[64];
 	struct child_report rep;
-	uint64_t start, deadline, cpu_us = 0, maxrss = 0;
-	int main_done = 0, main_status = 0, timed_out = 0, children_left = 1, shutdown = 0;
-	pid_t pid;
+	long init;
 	ssize_t n;
 
 	if (parse_exec(f, &r) < 0) {
 		req_release(&r);
 		agent_send_error(st, id, MBX_EPROTO, 0, NULL, "malformed EXEC message");
-		return 0;
+		return;
 	}
-	if (make_pipe(outp) < 0 || make_pipe(errp) < 0 || make_pipe(repp) < 0) {
-		agent_send_error(st, id, MBX_ESYS, errno, NULL, "create pipes");
+	if (proc_find(st, id) != NULL) {
+		agent_send_error(st, id, MBX_EEXIST, 0, NULL, "process %u exists", id);
 		goto out;
 	}
-	start = now_ms();
-	pid = fork();
-	if (pid < 0) {
-		agent_send_error(st, id, MBX_ESYS, errno, NULL, "fork the payload");
+	for (int i = 0; i < AGENT_MAX_PROCS && slot < 0; i++)
+		if (st->procs[i] == NULL)
+			slot = i;
+	if (slot < 0) {
+		agent_send_error(st, id, MBX_ETOOBIG, 0, NULL, "the sandbox already runs %d processes", AGENT_MAX_PROCS);
 		goto out;
 	}
-	if (pid == 0)
-		payload_child(st, &r, outp[1], errp[1], repp[1]);
-	close(outp[1]);
-	close(errp[1]);
-	close(repp[1]);
-	outp[1] = errp[1] = repp[1] = -1;
+	if (pipe2(repp, O_CLOEXEC) < 0 || pipe2(stp, O_CLOEXEC) < 0)
+		goto sys;
+	if (r.flags & MBX_XF_PTY) {
+		struct winsize ws = { (unsigned short)r.rows, (unsigned short)r.cols, 0, 0 };
+
+		master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, slave, sizeof(slave)) != 0 ||
+		    ioctl(master, TIOCSWINSZ, &ws) < 0)
+			goto sys;
+		io.pty = slave;
+	} else {
+		if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)
+			goto sys;
+		if ((r.flags & MBX_XF_STDIN) && pipe2(inp, O_CLOEXEC) < 0)
+			goto sys;
+		io.in = inp[0];
+		io.out = outp[1];
+		io.err = errp[1];
+	}
+	/* fork-like clone into a new pid namespace: the child is its PID 1. */
+	init = syscall(SYS_clone, (unsigned long)(CLONE_NEWPID | SIGCHLD), NULL, NULL, NULL, 0);
+	if (init < 0)
+		goto sys;
+	if (init == 0) {
+		/* The agent's ends: a copy kept here would hold stdin open and
+		 * the terminal alive. */
+		close_fd(&repp[0]);
+		close_fd(&stp[0]);
+		close_fd(&outp[0]);
+		close_fd(&errp[0]);
+		close_fd(&inp[1]);
+		close_fd(&master);
+		mini_init(st, &r, &io, repp[1], stp[1]);
+	}
+	close_fd(&repp[1]);
+	close_fd(&stp[1]);
+	close_fd(&outp[1]);
+	close_fd(&errp[1]);
+	close_fd(&inp[0]);
 
 	do
 		n = read(repp[0], &rep, sizeof(rep));
 	while (n < 0 && errno == EINTR);
+	close_fd(&repp[0]);
 	if (n == (ssize_t)sizeof(rep)) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		/* The program never ran: its mini-init exits at once. */
+		while (waitpid((pid_t)init, NULL, 0) < 0 && errno == EINTR)
 			;
 		report_child_failure(st, id, &r, &rep);
 		goto out;
 	}
 
-	streams[0].fd = outp[0];
-	streams[1].fd = errp[0];
-	outp[0] = errp[0] = -1;
-	fcntl(streams[0].fd, F_SETFL, O_NONBLOCK);
-	fcntl(streams[1].fd, F_SETFL, O_NONBLOCK);
-	deadline = start + r.timeout_ms;
-
-	while (!main_done || streams[0].fd >= 0 || streams[1].fd >= 0 || children_left) {
-		struct pollfd p[4];
-		int np = 0, wait_ms = -1, io_ok = st->out.len - st->out_sent < OUTQ_HIGH;
-		uint64_t now = now_ms();
-		struct mbx_frame af;
-
-		if (!timed_out && !main_done && now >= deadline) {
-			timed_out = 1;
-			kill(-1, SIGKILL);
-		}
-		if (!timed_out && !main_done)
-			wait_ms = (int)(deadline - now > 1000 ? 1000 : deadline - now);
-		p[np++] = (struct pollfd){ .fd = st->chan, .events = POLLIN | (st->out.len > st->out_sent ? POLLOUT : 0) };
-		p[np++] = (struct pollfd){ .fd = st->sigfd, .events = POLLIN };
-		for (int i = 0; i < 2; i++)
-			p[np++] = (struct pollfd){ .fd = io_ok ? streams[i].fd : -1, .events = POLLIN };
-		if (poll(p, (nfds_t)np, wait_ms) < 0 && errno != EINTR)
-			break;
-
-		if (p[0].revents & POLLOUT)
-			if (agent_flush(st, 0) < 0) {
-				shutdown = 1;
-				break;
-			}
-		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			uint8_t *space = mbx_rbuf_space(&st->in, 65536);
-			ssize_t got = space ? agent_recv(st, space, 65536) : -1;
-
-			if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
-				shutdown = 1;
-				break;
-			}
-			if (got > 0)
-				mbx_rbuf_commit(&st->in, (size_t)got);
-			while (mbx_rbuf_next(&st->in, &af) == 1)
-				if (agent_handle_async(st, &af) < 0) {
-					shutdown = 1;
-					break;
-				}
-			if (shutdown)
-				break;
-		}
-		for (int i = 0; i < 2; i++)
-			if (streams[i].fd >= 0 && (p[2 + i].revents & (POLLIN | POLLHUP | POLLERR)))
-				pump_stream(st, id, &streams[i], r.output_limit);
-		if (p[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			while (read(st->sigfd, &si, sizeof(si)) > 0)
-				;
-		}
-		/* Reap whatever exited; orphans of the payload come to us as PID 1. */
-		for (;;) {
-			struct rusage ru;
-			int status;
-			pid_t w = wait4(-1, &status, WNOHANG, &ru);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				children_left = 0;
-				break;
-			}
-			if (w == 0)
-				break;
-			cpu_us += (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
-				  (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
-			if ((uint64_t)ru.ru_maxrss * 1024u > maxrss)
-				maxrss = (uint64_t)ru.ru_maxrss * 1024u;
-			if (w == pid) {
-				main_done = 1;
-				main_status = status;
-				/* The execute is over: its background processes go too. */
-				kill(-1, SIGKILL);
-			}
-		}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		kill((pid_t)init, SIGKILL);
+		while (waitpid((pid_t)init, NULL, 0) < 0 && errno == EINTR)
+			;
+		agent_send_error(st, id, MBX_ENOMEM, ENOMEM, NULL, "out of memory");
+		goto out;
 	}
-	if (shutdown) {
-		req_release(&r);
-		for (int i = 0; i < 2; i++)
-			if (streams[i].fd >= 0)
-				close(streams[i].fd);
-		close(repp[0]);
-		return -1;
-	}
-
-	mbx_proto_begin(&st->out, MBX_MSG_EXIT, id);
-	if (WIFSIGNALED(main_status)) {
-		mbx_proto_put_u32(&st->out, MBX_F_EXIT_CODE, (uint32_t)-1);
-		mbx_proto_put_u32(&st->out, MBX_F_SIGNAL, (uint32_t)WTERMSIG(main_status));
-	} else {
-		mbx_proto_put_u32(&st->out, MBX_F_EXIT_CODE, (uint32_t)WEXITSTATUS(main_status));
-	}
-	mbx_proto_put_u32(&st->out, MBX_F_FLAGS, (timed_out ? MBX_EXIT_TIMED_OUT : 0) |
-			  (streams[0].truncated ? MBX_EXIT_STDOUT_TRUNCATED : 0) |
-			  (streams[1].truncated ? MBX_EXIT_STDERR_TRUNCATED : 0));
-	mbx_proto_put_u64(&st->out, MBX_F_CPU_US, cpu_us);
-	mbx_proto_put_u64(&st->out, MBX_F_MAXRSS, maxrss);
-	mbx_proto_put_u64(&st->out, MBX_F_ELAPSED_US, (now_ms() - start) * 1000u);
+	p->id = id;
+	p->init = (pid_t)init;
+	p->program = find_program(p->init);
+	p->program_fd = p->program > 0 ? mbx_sys_pidfd_open(p->program, 0) : -1;
+	p->pty = master >= 0;
+	p->out_fd = master >= 0 ? master : outp[0];
+	p->err_fd = errp[0];
+	p->in_fd = master >= 0 ? dup(master) : inp[1];
+	if (master >= 0 && p->in_fd >= 0)
+		fcntl(p->in_fd, F_SETFD, FD_CLOEXEC);
+	master = outp[0] = errp[0] = inp[1] = -1;
+	p->status_fd = stp[0];
+	stp[0] = -1;
+	p->credit = r.window;
+	p->limit = r.output_limit;
+	p->start_ms = agent_now_ms();
+	p->deadline_ms = r.timeout_ms ? p->start_ms + r.timeout_ms : 0;
+	p->program_name = strdup(r.argv[0]);
+	fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
+	if (p->err_fd >= 0)
+		fcntl(p->err_fd, F_SETFL, O_NONBLOCK);
+	if (p->in_fd >= 0)
+		fcntl(p->in_fd, F_SETFL, O_NONBLOCK);
+	fcntl(p->status_fd, F_SETFL, O_NONBLOCK);
+	st->procs[slot] = p;
+	mbx_proto_begin(&st->out, MBX_MSG_STARTED, id);
+	mbx_proto_put_u32(&st->out, MBX_F_PID, (uint32_t)p->program);
 	mbx_proto_end(&st->out);
+	goto out;
+sys:
+	agent_send_error(st, id, MBX_ESYS, errno, NULL, "start the process");
 out:
+	close_fd(&master);
 	for (int i = 0; i < 2; i++) {
-		if (outp[i] >= 0)
-			close(outp[i]);
-		if (errp[i] >= 0)
-			close(errp[i]);
-		if (repp[i] >= 0)
-			close(repp[i]);
+		close_fd(&outp[i]);
+		close_fd(&errp[i]);
+		close_fd(&inp[i]);
+		close_fd(&repp[i]);
+		close_fd(&stp[i]);
 	}
 	req_release(&r);
-	return 0;
+}
+
+/* Writes pending stdin bytes without blocking. */
+static void flush_stdin(struct agent_proc *p)
+{
+	while (p->in_fd >= 0 && p->inlen > 0) {
+		ssize_t n = write(p->in_fd, p->inbuf, p->inlen);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			/* The reader is gone: drop what was queued. */
+			p->inlen = 0;
+			break;
+		}
+		memmove(p->inbuf, p->inbuf + n, p->inlen - (size_t)n);
+		p->inlen -= (size_t)n;
+	}
+	if (p->in_close && p->inlen == 0 && p->in_fd >= 0) {
+		if (p->pty) {
+			/* A terminal has no "close": send its end-of-file character. */
+			(void)!write(p->in_fd, "\004", 1);
+		}
+		close_fd(&p->in_fd);
+	}
+}
+
+/* Bytes of stdin the agent holds per process before refusing more. */
+#define STDIN_MAX (4u << 20)
+
+void agent_proc_message(struct agent_state *st, const struct mbx_frame *f)
+{
+	struct agent_proc *p = proc_find(st, f->id);
+	const uint8_t *data;
+	uint32_t len, u, rows, cols;
+	uint64_t w;
+
+	if (f->type == MBX_MSG_LIST) {
+		uint64_t now = agent_now_ms();
+
+		mbx_proto_begin(&st->out, MBX_MSG_PROC_LIST, f->id);
+		for (int i = 0; i < AGENT_MAX_PROCS; i++) {
+			struct agent_proc *q = st->procs[i];
+			size_t at;
+
+			if (q == NULL || q->init_done)
+				continue;
+			at = mbx_proto_nest_begin(&st->out, MBX_F_ENTRY);
+			mbx_proto_put_u32(&st->out, MBX_F_PROC_ID, q->id);
+			mbx_proto_put_str(&st->out, MBX_F_ARG, q->program_name ? q->program_name : "?");
+			mbx_proto_put_u64(&st->out, MBX_F_AGE_MS, now - q->start_ms);
+			mbx_proto_nest_end(&st->out, at);
+		}
+		mbx_proto_end(&st->out);
+		return;
+	}
+	if (p == NULL) {
+		/* The process may have ended an instant ago: credit and detach
+		 * for it need no answer. */
+		if (f->type != MBX_MSG_CREDIT && f->type != MBX_MSG_DETACH)
+			agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "no running process %u", f->id);
+		return;
+	}
+	switch (f->type) {
+	case MBX_MSG_STDIN:
+		if (p->in_fd < 0 || p->in_close) {
+			agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "process %u has no open stdin", f->id);
+			return;
+		}
+		if (mbx_proto_decode_data(f, &data, &len) < 0 || p->inlen + len > STDIN_MAX) {
+			agent_send_error(st, f->id, MBX_ETOOBIG, 0, NULL, "stdin of process %u is full", f->id);
+			return;
+		}
+		{
+			uint8_t *nb = realloc(p->inbuf, p->inlen + len + 1);
+
+			if (nb == NULL)
+				return;
+			p->inbuf = nb;
+			memcpy(p->inbuf + p->inlen, data, len);
+			p->inlen += len;
+		}
+		flush_stdin(p);
+		return;
+	case MBX_MSG_STDIN_CLOSE:
+		p->in_close = 1;
+		flush_stdin(p);
+		return;
+	case MBX_MSG_SIGNAL:
+		if (mbx_proto_find_u32(f, MBX_F_SIGNAL, &u) < 0 || u == 0 || u > 64) {
+			agent_send_error(st, f->id, MBX_EINVAL, 0, NULL, "bad signal number");
+			return;
+		}
+		if (p->program == 0)
+			p->program = find_program(p->init);
+		if (u == SIGKILL || signal_program(p, (int)u) < 0)
+			kill_tree(p);
+		return;
+	case MBX_MSG_KILL:
+		kill_tree(p);
+		return;
+	case MBX_MSG_RESIZE:
+		if (!p->pty || mbx_proto_find_u32(f, MBX_F_ROWS, &rows) < 0 || mbx_proto_find_u32(f, MBX_F_COLS, &cols) < 0) {
+			agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "process %u has no terminal", f->id);
+			return;
+		}
+		{
+			struct winsize ws = { (unsigned short)rows, (unsigned short)cols, 0, 0 };
+
+			/* The kernel sends SIGWINCH to the terminal's foreground group. */
+			ioctl(p->out_fd, TIOCSWINSZ, &ws);
+		}
+		return;
+	case MBX_MSG_CREDIT:
+		if (mbx_proto_find_u64(f, MBX_F_WINDOW, &w) == 0)
+			p->credit = p->credit + w < p->credit ? UINT64_MAX : p->credit + w;
+		return;
+	case MBX_MSG_DETACH:
+		p->detached = 1;
+		return;
+	default:
+		return;
+	}
+}
+
+size_t agent_proc_poll(struct agent_state *st, struct pollfd *pf, size_t room, int *timeout_ms)
+{
+	uint64_t now = agent_now_ms();
+	size_t n = 0;
+	int io_ok = st->out.len - st->out_sent < OUTQ_HIGH;
+
+	for (int i = 0; i < AGENT_MAX_PROCS && n + 4 <= room; i++) {
+		struct agent_proc *p = st->procs[i];
+		int readable;
+
+		if (p == NULL)
+			continue;
+		/* Output is read while the host has room for it (credit) and the
+		 * channel is not backed up; detached output is always drained. */
+		readable = p->detached || (io_ok && p->credit > 0);
+		pf[n++] = (struct pollfd){ .fd = readable ? p->out_fd : -1, .events = POLLIN };
+		pf[n++] = (struct pollfd){ .fd = readable ? p->err_fd : -1, .events = POLLIN };
+		pf[n++] = (struct pollfd){ .fd = p->inlen ? p->in_fd : -1, .events = POLLOUT };
+		pf[n++] = (struct pollfd){ .fd = p->status_fd, .events = POLLIN };
+		if (p->deadline_ms && !p->timed_out) {
+			int left = p->deadline_ms > now ? (int)(p->deadline_ms - now) : 0;
+
+			if (*timeout_ms < 0 || left < *timeout_ms)
+				*timeout_ms = left;
+		}
+	}
+	return n;
+}
+
+/* Reads one chunk of a process's output and forwards it within its credit
+ * and limit. */
+static void pump(struct agent_state *st, struct agent_proc *p, int which)
+{
+	uint8_t buf[MBX_PROTO_CHUNK];
+	int *fd = which == 0 ? &p->out_fd : &p->err_fd;
+	size_t want = sizeof(buf);
+	ssize_t n;
+
+	if (!p->detached && p->credit < want)
+		want = (size_t)p->credit;
+	if (want == 0)
+		return;
+	n = read(*fd, buf, want);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		/* EOF, or EIO on a terminal whose last writer is gone. */
+		close_fd(fd);
+		if (which == 0 && p->pty)
+			close_fd(&p->in_fd);
+		return;
+	}
+	if (p->detached)
+		return;
+	if (p->sent[which] >= p->limit) {
+		p->truncated[which] = 1;
+		return;
+	}
+	if ((uint64_t)n > p->limit - p->sent[which]) {
+		n = (ssize_t)(p->limit - p->sent[which]);
+		p->truncated[which] = 1;
+	}
+	mbx_proto_begin(&st->out, which == 0 ? MBX_MSG_STDOUT : MBX_MSG_STDERR, p->id);
+	mbx_proto_put(&st->out, MBX_F_DATA, buf, (size_t)n);
+	mbx_proto_end(&st->out);
+	p->sent[which] += (uint64_t)n;
+	p->credit -= (uint64_t)n;
+}
+
+static void send_exit(struct agent_state *st, struct agent_proc *p)
+{
+	int ws = p->status.wstatus;
+
+	mbx_proto_begin(&st->out, MBX_MSG_EXIT, p->id);
+	if (!p->status_valid) {
+		/* Killed with its mini-init (timeout, kill): no status came. */
+		mbx_proto_put_u32(&st->out, MBX_F_EXIT_CODE, (uint32_t)-1);
+		mbx_proto_put_u32(&st->out, MBX_F_SIGNAL, SIGKILL);
+	} else if (WIFSIGNALED(ws)) {
+		mbx_proto_put_u32(&st->out, MBX_F_EXIT_CODE, (uint32_t)-1);
+		mbx_proto_put_u32(&st->out, MBX_F_SIGNAL, (uint32_t)WTERMSIG(ws));
+	} else {
+		mbx_proto_put_u32(&st->out, MBX_F_EXIT_CODE, (uint32_t)WEXITSTATUS(ws));
+	}
+	mbx_proto_put_u32(&st->out, MBX_F_FLAGS, (p->timed_out ? MBX_EXIT_TIMED_OUT : 0) |
+			  (p->truncated[0] ? MBX_EXIT_STDOUT_TRUNCATED : 0) |
+			  (p->truncated[1] ? MBX_EXIT_STDERR_TRUNCATED : 0));
+	mbx_proto_put_u64(&st->out, MBX_F_CPU_US, p->status.cpu_us);
+	mbx_proto_put_u64(&st->out, MBX_F_MAXRSS, p->status.maxrss);
+	mbx_proto_put_u64(&st->out, MBX_F_ELAPSED_US, (agent_now_ms() - p->start_ms) * 1000u);
+	mbx_proto_end(&st->out);
+}
+
+void agent_proc_reap(struct agent_state *st)
+{
+	for (;;) {
+		pid_t w = waitpid(-1, NULL, WNOHANG);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		for (int i = 0; i < AGENT_MAX_PROCS; i++)
+			if (st->procs[i] && st->procs[i]->init == w)
+				st->procs[i]->init_done = 1;
+	}
+}
+
+void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t npf)
+{
+	uint64_t now = agent_now_ms();
+	size_t k = 0;
+
+	for (int i = 0; i < AGENT_MAX_PROCS && k + 4 <= npf; i++) {
+		struct agent_proc *p = st->procs[i];
+
+		if (p == NULL)
+			continue;
+		if (pf[k].revents & (POLLIN | POLLHUP | POLLERR))
+			pump(st, p, 0);
+		if (pf[k + 1].revents & (POLLIN | POLLHUP | POLLERR))
+			pump(st, p, 1);
+		if (pf[k + 2].revents & (POLLOUT | POLLERR | POLLHUP))
+			flush_stdin(p);
+		if (pf[k + 3].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = read(p->status_fd, &p->status, sizeof(p->status));
+
+			if (n == (ssize_t)sizeof(p->status))
+				p->status_valid = 1;
+			if (n >= 0)
+				close_fd(&p->status_fd);
+		}
+		k += 4;
+	}
+	agent_proc_reap(st);
+	for (int i = 0; i < AGENT_MAX_PROCS; i++) {
+		struct agent_proc *p = st->procs[i];
+
+		if (p == NULL)
+			continue;
+		if (p->deadline_ms && !p->timed_out && !p->init_done && now >= p->deadline_ms) {
+			p->timed_out = 1;
+			kill_tree(p);
+		}
+		if (p->init_done && p->status_fd >= 0) {
+			/* The report, if any, is in the pipe already. */
+			ssize_t n = read(p->status_fd, &p->status, sizeof(p->status));
+
+			p->status_valid = n == (ssize_t)sizeof(p->status);
+			close_fd(&p->status_fd);
+		}
+		if (p->init_done && p->out_fd < 0 && p->err_fd < 0) {
+			send_exit(st, p);
+			proc_free(st, p);
+		}
+	}
+}
+
+void agent_proc_kill_all(struct agent_state *st)
+{
+	for (int i = 0; i < AGENT_MAX_PROCS; i++)
+		if (st->procs[i])
+			kill(st->procs[i]->init, SIGKILL);
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,6 +27,18 @@ void mbx__client_init(struct mbx_client *c, int fd)
 
 void mbx__client_close(struct mbx_client *c)
 {
+	while (c->procs) {
+		struct mbx_cproc *p = c->procs;
+
+		c->procs = p->next;
+		while (p->head) {
+			struct mbx_event *ev = p->head;
+
+			p->head = ev->next;
+			mbx__event_free(ev);
+		}
+		free(p);
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -199,9 +212,312 @@ int mbx__client_init_sandbox(struct mbx_client *c, const int *fds, size_t nfds, 
 	return MBX_OK;
 }
 
+void mbx__event_free(struct mbx_event *ev)
+{
+	if (ev == NULL)
+		return;
+	free(ev->data);
+	free(ev);
+}
+
+struct mbx_cproc *mbx__client_find(struct mbx_client *c, uint32_t id)
+{
+	for (struct mbx_cproc *p = c->procs; p; p = p->next)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+static void cproc_unlink(struct mbx_client *c, struct mbx_cproc *p)
+{
+	for (struct mbx_cproc **pp = &c->procs; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	while (p->head) {
+		struct mbx_event *ev = p->head;
+
+		p->head = ev->next;
+		mbx__event_free(ev);
+	}
+	free(p);
+}
+
+/* Queues an output or exit frame of a known process. Frames of processes
+ * nobody holds any more are dropped. Returns 0, or -1 when the frame is
+ * malformed (a protocol error) or memory ran out. */
+static int dispatch(struct mbx_client *c, const struct mbx_frame *f)
+{
+	struct mbx_cproc *p = mbx__client_find(c, f->id);
+	struct mbx_event *ev;
+	const uint8_t *data;
+	uint32_t len;
+
+	if (f->type == MBX_MSG_STDOUT || f->type == MBX_MSG_STDERR) {
+		if (mbx_proto_decode_data(f, &data, &len) < 0)
+			return -1;
+		if (p == NULL || p->ended)
+			return p == NULL ? 0 : -1;
+		/* The agent sends no more than the credit granted, so the queue
+		 * is bounded by the process's window. */
+		ev = calloc(1, sizeof(*ev));
+		if (ev == NULL || (len && (ev->data = malloc(len)) == NULL)) {
+			free(ev);
+			return -1;
+		}
+		memcpy(ev->data, data, len);
+		ev->len = len;
+		ev->kind = f->type == MBX_MSG_STDOUT ? MBX_EVENT_STDOUT : MBX_EVENT_STDERR;
+	} else {
+		struct mbx_exit_info ex;
+
+		if (mbx_proto_decode_exit(f, &ex) < 0)
+			return -1;
+		if (p == NULL)
+			return 0;
+		if (p->ended)
+			return -1;
+		ev = calloc(1, sizeof(*ev));
+		if (ev == NULL)
+			return -1;
+		ev->exit = ex;
+		ev->kind = (ex.flags & MBX_EXIT_TIMED_OUT) ? MBX_EVENT_TIMED_OUT : MBX_EVENT_EXIT;
+		p->ended = 1;
+		if (!p->claimed) {
+			/* Its handle is gone: nothing will take the exit. */
+			free(ev);
+			cproc_unlink(c, p);
+			return 0;
+		}
+	}
+	if (p->tail)
+		p->tail->next = ev;
+	else
+		p->head = ev;
+	p->tail = ev;
+	return 0;
+}
+
+/* Reads one frame; process events are queued, anything else is returned
+ * in *f (rc 1). rc 0: a process event was queued. */
+static int pump_one(struct mbx_client *c, struct mbx_frame *f, uint64_t deadline_us, mbx_error **err)
+{
+	int rc = mbx__client_recv(c, f, deadline_us, err);
+
+	if (rc < 0) {
+		if (rc != MBX_ETIMEDOUT)
+			c->broken = 1;
+		return rc;
+	}
+	if (f->type == MBX_MSG_STDOUT || f->type == MBX_MSG_STDERR || f->type == MBX_MSG_EXIT) {
+		if (dispatch(c, f) < 0) {
+			c->broken = 1;
+			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed process event");
+		}
+		return 0;
+	}
+	return 1;
+}
+
+int mbx__client_request(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err)
+{
+	int rc = mbx__client_send(c, deadline_us, err);
+
+	if (rc < 0) {
+		c->broken = 1;
+		return rc;
+	}
+	for (;;) {
+		rc = pump_one(c, reply, deadline_us, err);
+		if (rc < 0) {
+			c->broken = 1; /* an answer that never comes leaves the stream unsynchronised */
+			return rc;
+		}
+		if (rc == 0)
+			continue;
+		if (reply->id != id) {
+			/* Errors for fire-and-forget process messages carry the
+			 * process's id; anything else out of turn is a violation. */
+			if (reply->type == MBX_MSG_ERROR && mbx__client_find(c, reply->id) != NULL)
+				continue;
+			c->broken = 1;
+			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered request %u, not %u", reply->id, id);
+		}
+		if (reply->type == MBX_MSG_ERROR)
+			return mbx__client_error_from(reply, NULL, err);
+		return MBX_OK;
+	}
+}
+
+int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, struct mbx_cproc **out, mbx_error **err)
+{
+	const struct mbx_exec_req *req = sr->exec;
+	uint32_t id = c->next_id++;
+	uint64_t deadline = mbx__now_us() + HOST_GRACE_US;
+	struct mbx_cproc *p;
+	struct mbx_frame f;
+	int rc;
+
+	*out = NULL;
+	mbx_proto_begin(&c->wb, MBX_MSG_EXEC, id);
+	for (size_t i = 0; req->argv[i]; i++)
+		mbx_proto_put_str(&c->wb, MBX_F_ARG, req->argv[i]);
+	for (size_t i = 0; req->envp[i]; i++)
+		mbx_proto_put_str(&c->wb, MBX_F_ENV, req->envp[i]);
+	mbx_proto_put_str(&c->wb, MBX_F_CWD, req->cwd);
+	mbx_proto_put_u64(&c->wb, MBX_F_TIMEOUT_MS, req->timeout_ms);
+	mbx_proto_put_u64(&c->wb, MBX_F_OUTPUT_LIMIT, req->output_limit);
+	mbx_proto_put_u64(&c->wb, MBX_F_WINDOW, sr->window);
+	mbx_proto_put_u32(&c->wb, MBX_F_EXEC_FLAGS, sr->flags);
+	if (sr->flags & MBX_XF_PTY) {
+		mbx_proto_put_u32(&c->wb, MBX_F_ROWS, sr->rows);
+		mbx_proto_put_u32(&c->wb, MBX_F_COLS, sr->cols);
+	}
+	if (mbx_proto_end(&c->wb) < 0) {
+		mbx_wbuf_reset(&c->wb);
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL,
+				      "arguments and environment are too large (over %u bytes in all)", MBX_PROTO_MAX_BODY);
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		mbx_wbuf_reset(&c->wb);
+		return mbx__error_oom(err);
+	}
+	/* Registered before the answer, so output that follows STARTED at once
+	 * finds its queue. */
+	p->id = id;
+	p->window = sr->window;
+	p->claimed = 1;
+	p->has_stdin = (sr->flags & (MBX_XF_STDIN | MBX_XF_PTY)) != 0;
+	p->pty = (sr->flags & MBX_XF_PTY) != 0;
+	p->next = c->procs;
+	c->procs = p;
+	rc = mbx__client_request(c, id, deadline, &f, err);
+	if (rc == MBX_OK && f.type != MBX_MSG_STARTED) {
+		c->broken = 1;
+		rc = mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered EXEC with message type %u", f.type);
+	}
+	if (rc < 0) {
+		cproc_unlink(c, p);
+		return rc;
+	}
+	mbx_proto_find_u32(&f, MBX_F_PID, &p->pid);
+	*out = p;
+	return MBX_OK;
+}
+
+int mbx__client_proc_send(struct mbx_client *c, struct mbx_cproc *p, uint16_t type, const void *data, size_t len,
+			  uint32_t a, uint32_t b, mbx_error **err)
+{
+	mbx_proto_begin(&c->wb, type, p->id);
+	switch (type) {
+	case MBX_MSG_STDIN:
+		mbx_proto_put(&c->wb, MBX_F_DATA, data, len);
+		break;
+	case MBX_MSG_SIGNAL:
+		mbx_proto_put_u32(&c->wb, MBX_F_SIGNAL, a);
+		break;
+	case MBX_MSG_RESIZE:
+		mbx_proto_put_u32(&c->wb, MBX_F_ROWS, a);
+		mbx_proto_put_u32(&c->wb, MBX_F_COLS, b);
+		break;
+	case MBX_MSG_CREDIT:
+		mbx_proto_put_u64(&c->wb, MBX_F_WINDOW, a);
+		break;
+	default:
+		break;
+	}
+	if (mbx_proto_end(&c->wb) < 0) {
+		mbx_wbuf_reset(&c->wb);
+		return mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "message too large");
+	}
+	return mbx__client_send(c, mbx__now_us() + HOST_GRACE_US, err);
+}
+
+int mbx__client_next_event(struct mbx_client *c, struct mbx_cproc *p, uint64_t deadline_us, struct mbx_event **out,
+			   mbx_error **err)
+{
+	struct mbx_frame f;
+	int rc;
+
+	*out = NULL;
+	while (p->head == NULL) {
+		if (p->taken_last)
+			return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has ended and its last event was taken", p->id);
+		if (deadline_us != 0 && mbx__now_us() >= deadline_us)
+			return MBX_OK;
+		if (deadline_us == 0 && mbx_rbuf_pending(&c->rb) == 0) {
+			struct pollfd pf = { .fd = c->fd, .events = POLLIN };
+
+			if (poll(&pf, 1, 0) <= 0)
+				return MBX_OK;
+		}
+		rc = pump_one(c, &f, deadline_us ? deadline_us : mbx__now_us() + HOST_GRACE_US, err);
+		if (rc == MBX_ETIMEDOUT)
+			return MBX_OK;
+		if (rc < 0)
+			return rc;
+		if (rc == 1) {
+			/* Only process events arrive unasked; an error for a
+			 * fire-and-forget message of a known process is dropped. */
+			if (f.type == MBX_MSG_ERROR && mbx__client_find(c, f.id) != NULL)
+				continue;
+			c->broken = 1;
+			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "unexpected message type %u from the sandbox agent", f.type);
+		}
+	}
+	*out = p->head;
+	p->head = p->head->next;
+	if (p->head == NULL)
+		p->tail = NULL;
+	(*out)->next = NULL;
+	if ((*out)->kind == MBX_EVENT_EXIT || (*out)->kind == MBX_EVENT_TIMED_OUT) {
+		p->taken_last = 1;
+		return MBX_OK;
+	}
+	/* Credit back what was taken, in batches of half the window. */
+	p->consumed += (*out)->len;
+	if (p->consumed >= p->window / 2) {
+		uint64_t give = p->consumed;
+
+		p->consumed = 0;
+		rc = mbx__client_proc_send(c, p, MBX_MSG_CREDIT, NULL, 0, (uint32_t)(give > UINT32_MAX ? UINT32_MAX : give), 0, err);
+		if (rc < 0) {
+			c->broken = 1;
+			mbx__event_free(*out);
+			*out = NULL;
+			return rc;
+		}
+	}
+	return MBX_OK;
+}
+
+void mbx__client_release(struct mbx_client *c, struct mbx_cproc *p)
+{
+	if (p == NULL)
+		return;
+	if (!p->ended && c->fd >= 0 && !c->broken)
+		mbx__client_proc_send(c, p, MBX_MSG_DETACH, NULL, 0, 0, 0, NULL);
+	if (p->ended) {
+		cproc_unlink(c, p);
+		return;
+	}
+	/* Still running: keep the entry so its exit is recognised, and drop
+	 * its queued output. */
+	p->claimed = 0;
+	while (p->head) {
+		struct mbx_event *ev = p->head;
+
+		p->head = ev->next;
+		mbx__event_free(ev);
+	}
+	p->tail = NULL;
+}
+
 /* Keeps up to `limit` bytes of a stream in the result and hands every
  * delivered chunk to the callback. */
-static int take_output(const struct mbx_exec_req *req, mbx_result *res, mbx_stream_t stream, const uint8_t *data, uint32_t len)
+static int take_output(const struct mbx_exec_req *req, mbx_result *res, mbx_stream_t stream, const uint8_t *data, size_t len)
 {
 	struct mbx_buf *b = stream == MBX_STREAM_STDOUT ? &res->out : &res->err;
 	int *trunc = stream == MBX_STREAM_STDOUT ? &res->out_truncated : &res->err_truncated;
@@ -218,70 +534,59 @@ static int take_output(const struct mbx_exec_req *req, mbx_result *res, mbx_stre
 	return 0;
 }
 
+/* Output window of a one-shot execute: generous, the host takes output as
+ * fast as it comes. */
+#define EXEC_WINDOW (1u << 20)
+
+int mbx__client_collect(struct mbx_client *c, struct mbx_cproc *p, const struct mbx_exec_req *req, uint64_t deadline,
+			mbx_result *res, mbx_error **err)
+{
+	for (;;) {
+		struct mbx_event *ev = NULL;
+		int rc = mbx__client_next_event(c, p, deadline, &ev, err);
+
+		if (rc < 0)
+			return rc;
+		if (ev == NULL) {
+			if (deadline && mbx__now_us() >= deadline) {
+				c->broken = 1;
+				return mbx__error_set(err, MBX_ETIMEDOUT, 0, NULL, "the sandbox agent did not report the end of the execute in time");
+			}
+			continue;
+		}
+		if (ev->kind == MBX_EVENT_STDOUT || ev->kind == MBX_EVENT_STDERR) {
+			rc = take_output(req, res, ev->kind == MBX_EVENT_STDOUT ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR, ev->data, ev->len);
+			mbx__event_free(ev);
+			if (rc < 0)
+				return mbx__error_oom(err);
+			continue;
+		}
+		res->exit_code = ev->exit.exit_code;
+		res->signal = (int)ev->exit.signal;
+		res->timed_out = (ev->exit.flags & MBX_EXIT_TIMED_OUT) != 0;
+		res->out_truncated |= (ev->exit.flags & MBX_EXIT_STDOUT_TRUNCATED) != 0;
+		res->err_truncated |= (ev->exit.flags & MBX_EXIT_STDERR_TRUNCATED) != 0;
+		res->cpu_us = ev->exit.cpu_us;
+		res->peak_memory = ev->exit.maxrss;
+		mbx__event_free(ev);
+		return MBX_OK;
+	}
+}
+
 int mbx__client_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err)
 {
-	uint32_t id = c->next_id++;
+	struct mbx_spawn_req sr = { .exec = req, .window = EXEC_WINDOW };
 	uint64_t deadline = mbx__now_us() + req->timeout_ms * 1000u + HOST_GRACE_US;
-	struct mbx_frame f;
-	int rc;
+	struct mbx_cproc *p = NULL;
+	int rc = mbx__client_spawn(c, &sr, &p, err);
 
-	mbx_proto_begin(&c->wb, MBX_MSG_EXEC, id);
-	for (size_t i = 0; req->argv[i]; i++)
-		mbx_proto_put_str(&c->wb, MBX_F_ARG, req->argv[i]);
-	for (size_t i = 0; req->envp[i]; i++)
-		mbx_proto_put_str(&c->wb, MBX_F_ENV, req->envp[i]);
-	mbx_proto_put_str(&c->wb, MBX_F_CWD, req->cwd);
-	mbx_proto_put_u64(&c->wb, MBX_F_TIMEOUT_MS, req->timeout_ms);
-	mbx_proto_put_u64(&c->wb, MBX_F_OUTPUT_LIMIT, req->output_limit);
-	if (mbx_proto_end(&c->wb) < 0) {
-		mbx_wbuf_reset(&c->wb);
-		return mbx__error_set(err, MBX_EINVAL, 0, NULL,
-				      "arguments and environment are too large (over %u bytes in all)", MBX_PROTO_MAX_BODY);
-	}
-	rc = mbx__client_send(c, deadline, err);
-	if (rc < 0) {
-		c->broken = 1;
+	if (rc < 0)
 		return rc;
-	}
-	for (;;) {
-		const uint8_t *data;
-		uint32_t len;
-		struct mbx_exit_info ex;
-
-		rc = mbx__client_recv(c, &f, deadline, err);
-		if (rc < 0) {
-			c->broken = 1;
-			return rc;
-		}
-		if (f.id != id)
-			return c->broken = 1, mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered for execute %u, not %u", f.id, id);
-		switch (f.type) {
-		case MBX_MSG_STDOUT:
-		case MBX_MSG_STDERR:
-			if (mbx_proto_decode_data(&f, &data, &len) < 0)
-				return c->broken = 1, mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent malformed output");
-			if (take_output(req, res, f.type == MBX_MSG_STDOUT ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR, data, len) < 0)
-				return c->broken = 1, mbx__error_oom(err);
-			break;
-		case MBX_MSG_EXIT:
-			if (mbx_proto_decode_exit(&f, &ex) < 0)
-				return c->broken = 1, mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed exit status");
-			res->exit_code = ex.exit_code;
-			res->signal = (int)ex.signal;
-			res->timed_out = (ex.flags & MBX_EXIT_TIMED_OUT) != 0;
-			res->out_truncated |= (ex.flags & MBX_EXIT_STDOUT_TRUNCATED) != 0;
-			res->err_truncated |= (ex.flags & MBX_EXIT_STDERR_TRUNCATED) != 0;
-			res->cpu_us = ex.cpu_us;
-			res->peak_memory = ex.maxrss;
-			return MBX_OK;
-		case MBX_MSG_ERROR:
-			/* The agent refused or failed this execute; it is still fine. */
-			return mbx__client_error_from(&f, NULL, err);
-		default:
-			c->broken = 1;
-			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "unexpected message type %u during an execute", f.type);
-		}
-	}
+	rc = mbx__client_collect(c, p, req, deadline, res, err);
+	if (rc < 0 && !c->broken)
+		mbx__client_proc_send(c, p, MBX_MSG_KILL, NULL, 0, 0, 0, NULL);
+	mbx__client_release(c, p);
+	return rc;
 }
 
 void mbx__client_shutdown(struct mbx_client *c)

@@ -9,12 +9,36 @@
 #include "internal.h"
 #include "proto.h"
 
+/* One queued event of a process (see mbx/process.h). */
+struct mbx_event {
+	mbx_event_kind_t kind;
+	uint8_t *data;               /* STDOUT/STDERR: owned copy */
+	size_t len;
+	struct mbx_exit_info exit;   /* EXIT/TIMED_OUT */
+	struct mbx_event *next;
+};
+
+/* The host's view of one spawned process: its queue of events. */
+struct mbx_cproc {
+	uint32_t id;
+	struct mbx_event *head, *tail;
+	uint64_t window;             /* credit granted at start */
+	uint64_t consumed;           /* bytes taken since the last CREDIT */
+	int ended;                   /* the EXIT is queued (or taken) */
+	int taken_last;              /* the EXIT was taken */
+	int claimed;                 /* a mbx_process handle refers to it */
+	int has_stdin, pty;
+	uint32_t pid;
+	struct mbx_cproc *next;
+};
+
 struct mbx_client {
 	int fd;              /* owned: closed by mbx__client_close() */
 	struct mbx_rbuf rb;
 	struct mbx_wbuf wb;  /* the message being built, then sent */
 	uint32_t next_id;
 	int broken;          /* the channel failed: the sandbox is unusable */
+	struct mbx_cproc *procs;
 };
 
 void mbx__client_init(struct mbx_client *c, int fd);
@@ -48,3 +72,46 @@ int mbx__client_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx_r
 
 /* Asks the agent to stop (best effort, never blocks). */
 void mbx__client_shutdown(struct mbx_client *c);
+
+/* ---- processes ---- */
+
+struct mbx_spawn_req {
+	const struct mbx_exec_req *exec; /* argv, env, cwd, timeout (0: none), output limit */
+	uint32_t flags;                  /* MBX_XF_* */
+	uint16_t rows, cols;
+	uint64_t window;
+};
+
+/* Starts a process; on success *out is its entry in c->procs. */
+int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *req, struct mbx_cproc **out, mbx_error **err);
+
+/* Takes the next event of p, reading the channel until one comes or the
+ * deadline (0: do not wait) passes; *out NULL then. Grants credit as events
+ * are taken. */
+int mbx__client_next_event(struct mbx_client *c, struct mbx_cproc *p, uint64_t deadline_us, struct mbx_event **out,
+			   mbx_error **err);
+
+/* Sends a process-directed message (STDIN, STDIN_CLOSE, SIGNAL, KILL,
+ * RESIZE, DETACH) with an optional u32/data payload. */
+int mbx__client_proc_send(struct mbx_client *c, struct mbx_cproc *p, uint16_t type, const void *data, size_t len,
+			  uint32_t a, uint32_t b, mbx_error **err);
+
+/* Takes p's events into res (output up to req->output_limit, through the
+ * callback too) until its exit; deadline 0 waits for ever. */
+int mbx__client_collect(struct mbx_client *c, struct mbx_cproc *p, const struct mbx_exec_req *req, uint64_t deadline,
+			mbx_result *res, mbx_error **err);
+
+/* Forgets a process (its handle is gone); if it still runs, the agent is
+ * told to drop its output. */
+void mbx__client_release(struct mbx_client *c, struct mbx_cproc *p);
+
+struct mbx_cproc *mbx__client_find(struct mbx_client *c, uint32_t id);
+
+void mbx__event_free(struct mbx_event *ev);
+
+/* ---- requests ---- */
+
+/* Sends the request built in c->wb (frame id `id`) and waits for its answer,
+ * queuing process events that arrive meanwhile. An ERROR answer becomes the
+ * return code. The frame stays valid until the next client call. */
+int mbx__client_request(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err);

@@ -37,6 +37,7 @@ struct mbx_config {
 	uint64_t timeout_ms;
 	uint64_t memory_bytes;
 	uint64_t output_limit;
+	uint64_t file_limit;   /* 0: the default */
 	uint32_t millicpus;
 	uint32_t max_procs;
 	struct mbx_env env;
@@ -100,6 +101,9 @@ struct mbx_backend_ops {
 	int (*exec)(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err);
 	/* Tears everything down; called once. */
 	int (*destroy)(mbx_sandbox *sb, mbx_error **err);
+	/* The channel to the sandbox's agent (processes, files), or NULL when
+	 * the backend has no agent. */
+	struct mbx_client *(*client)(mbx_sandbox *sb);
 };
 
 struct mbx_sandbox {
@@ -149,6 +153,17 @@ int mbx__random_hex(char *out, size_t nbytes);
 void mbx__log(const mbx_config *cfg, mbx_log_level_t level, const char *fmt, ...) MBX_PRINTF(3, 4);
 /* Recursively removes a directory tree without following symlinks. */
 int mbx__rm_rf(const char *path);
+
+/* ---- sandbox.c, for process.c and file.c ---- */
+struct mbx_client;
+/* The sandbox's agent channel, or an error (destroyed sandbox, backend
+ * without an agent). */
+int mbx__sandbox_client(mbx_sandbox *sb, const char *what, struct mbx_client **out, mbx_error **err);
+/* After a failed call: when the channel broke, the sandbox is destroyed and
+ * the error says so. Returns rc. */
+int mbx__sandbox_after(mbx_sandbox *sb, struct mbx_client *c, int rc, mbx_error **err);
+/* The environment of a call: baseline, config, then `call` (may be NULL). */
+int mbx__sandbox_env(mbx_sandbox *sb, const struct mbx_env *call, char ***out, mbx_error **err);
 
 /* ---- backends ---- */
 extern const struct mbx_backend_ops mbx__linux_backend;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "backend/client.h"
 
 /* Suffix test for Auto routing of Wasm programs. */
 static int ends_with(const char *s, const char *suffix)
@@ -136,7 +137,7 @@ int mbx_sandbox_exec(mbx_sandbox *sb, const char *const *argv, const mbx_exec_op
 		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: create a new one", sb->id);
 	if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "no program given: argv is empty");
-	rc = mbx__env_merge(&sb->cfg->env, opts ? &opts->env : NULL, &envp, err);
+	rc = mbx__sandbox_env(sb, opts ? &opts->env : NULL, &envp, err);
 	if (rc < 0)
 		return rc;
 	res = calloc(1, sizeof(*res));
@@ -162,6 +163,34 @@ int mbx_sandbox_exec(mbx_sandbox *sb, const char *const *argv, const mbx_exec_op
 	}
 	*out = res;
 	return MBX_OK;
+}
+
+int mbx__sandbox_client(mbx_sandbox *sb, const char *what, struct mbx_client **out, mbx_error **err)
+{
+	*out = NULL;
+	if (sb == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "%s: sandbox is NULL", what);
+	if (sb->destroyed)
+		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: create a new one", sb->id);
+	if (sb->ops->client == NULL || (*out = sb->ops->client(sb)) == NULL) {
+		mbx__error_set(err, MBX_ENOTSUP, 0, sb->ops->name, "%s is not available on the %s backend", what, sb->ops->name);
+		return MBX_ENOTSUP;
+	}
+	return MBX_OK;
+}
+
+int mbx__sandbox_after(mbx_sandbox *sb, struct mbx_client *c, int rc, mbx_error **err)
+{
+	if (rc < 0 && c != NULL && c->broken && !sb->destroyed) {
+		mbx__error_wrap(err, "sandbox %s stopped working and was destroyed", sb->id);
+		mbx_sandbox_destroy(sb, NULL);
+	}
+	return rc;
+}
+
+int mbx__sandbox_env(mbx_sandbox *sb, const struct mbx_env *call, char ***out, mbx_error **err)
+{
+	return mbx__env_merge(&sb->cfg->env, call, out, err);
 }
 
 int mbx_sandbox_exec_command(mbx_sandbox *sb, const char *command, const mbx_exec_options *opts, mbx_result **out, mbx_error **err)

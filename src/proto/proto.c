@@ -214,6 +214,11 @@ uint8_t *mbx_rbuf_space(struct mbx_rbuf *r, size_t want)
 	return r->buf + r->len;
 }
 
+size_t mbx_rbuf_pending(const struct mbx_rbuf *r)
+{
+	return r->len - r->off;
+}
+
 void mbx_rbuf_commit(struct mbx_rbuf *r, size_t n)
 {
 	r->len += n;
@@ -440,4 +445,167 @@ int mbx_proto_decode_data(const struct mbx_frame *f, const uint8_t **data, uint3
 		}
 	}
 	return (rc < 0 || !found) ? -1 : 0;
+}
+
+int mbx_proto_find_u32(const struct mbx_frame *f, uint16_t tag, uint32_t *out)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t t;
+
+	mbx_field_iter_init(&it, f->body, f->len);
+	while (mbx_field_next(&it, &t, &v, &n) == 1)
+		if (t == tag)
+			return mbx_field_u32(v, n, out);
+	return -1;
+}
+
+int mbx_proto_find_u64(const struct mbx_frame *f, uint16_t tag, uint64_t *out)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t t;
+
+	mbx_field_iter_init(&it, f->body, f->len);
+	while (mbx_field_next(&it, &t, &v, &n) == 1)
+		if (t == tag)
+			return mbx_field_u64(v, n, out);
+	return -1;
+}
+
+/* Reads the fields of a FILE_STAT body or of one FILE_DIR entry. */
+static int decode_file_fields(const uint8_t *body, uint32_t len, struct mbx_file_info *out)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t tag;
+	uint64_t mt = 0;
+	int rc, have_type = 0;
+
+	memset(out, 0, sizeof(*out));
+	mbx_field_iter_init(&it, body, len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		int bad = 0;
+
+		switch (tag) {
+		case MBX_F_FTYPE:
+			bad = mbx_field_u32(v, n, &out->ftype) < 0 || out->ftype < 1 || out->ftype > 4;
+			have_type = 1;
+			break;
+		case MBX_F_MODE:
+			bad = mbx_field_u32(v, n, &out->mode) < 0 || out->mode > 07777;
+			break;
+		case MBX_F_UID:
+			bad = mbx_field_u32(v, n, &out->uid) < 0;
+			break;
+		case MBX_F_GID:
+			bad = mbx_field_u32(v, n, &out->gid) < 0;
+			break;
+		case MBX_F_FLAGS:
+			bad = mbx_field_u32(v, n, &out->flags) < 0;
+			break;
+		case MBX_F_SIZE:
+			bad = mbx_field_u64(v, n, &out->size) < 0;
+			break;
+		case MBX_F_MTIME_NS:
+			bad = mbx_field_u64(v, n, &mt) < 0;
+			out->mtime_ns = (int64_t)mt;
+			break;
+		case MBX_F_NAME:
+			/* A listing can only name entries of the directory. */
+			bad = n == 0 || n > 255 || memchr(v, '/', n) != NULL || memchr(v, '\0', n) != NULL ||
+			      (n == 1 && v[0] == '.') || (n == 2 && v[0] == '.' && v[1] == '.');
+			out->name = v;
+			out->name_len = n;
+			break;
+		default:
+			break;
+		}
+		if (bad)
+			return -1;
+	}
+	return (rc < 0 || !have_type) ? -1 : 0;
+}
+
+int mbx_proto_decode_stat(const struct mbx_frame *f, struct mbx_file_info *out)
+{
+	return decode_file_fields(f->body, f->len, out);
+}
+
+int mbx_proto_decode_dir(const struct mbx_frame *f, int (*fn)(const struct mbx_file_info *, void *), void *arg,
+			 uint32_t *more)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t tag;
+	int rc;
+
+	*more = 0;
+	mbx_field_iter_init(&it, f->body, f->len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		struct mbx_file_info info;
+
+		if (tag == MBX_F_MORE) {
+			if (mbx_field_u32(v, n, more) < 0)
+				return -1;
+			continue;
+		}
+		if (tag != MBX_F_ENTRY)
+			continue;
+		if (decode_file_fields(v, n, &info) < 0 || info.name == NULL)
+			return -1;
+		rc = fn(&info, arg);
+		if (rc != 0)
+			return rc;
+	}
+	return rc < 0 ? -1 : 0;
+}
+
+int mbx_proto_decode_proc_list(const struct mbx_frame *f, int (*fn)(const struct mbx_proc_info *, void *), void *arg)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t tag;
+	int rc;
+
+	mbx_field_iter_init(&it, f->body, f->len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		struct mbx_field_iter sub;
+		struct mbx_proc_info info;
+		const uint8_t *sv;
+		uint32_t sn;
+		uint16_t stag;
+		int src, have_id = 0;
+
+		if (tag != MBX_F_ENTRY)
+			continue;
+		memset(&info, 0, sizeof(info));
+		mbx_field_iter_init(&sub, v, n);
+		while ((src = mbx_field_next(&sub, &stag, &sv, &sn)) == 1) {
+			if (stag == MBX_F_PROC_ID) {
+				if (mbx_field_u32(sv, sn, &info.id) < 0)
+					return -1;
+				have_id = 1;
+			} else if (stag == MBX_F_AGE_MS) {
+				if (mbx_field_u64(sv, sn, &info.age_ms) < 0)
+					return -1;
+			} else if (stag == MBX_F_ARG) {
+				if (sn > 4096 || memchr(sv, '\0', sn) != NULL)
+					return -1;
+				info.program = sv;
+				info.program_len = sn;
+			}
+		}
+		if (src < 0 || !have_id)
+			return -1;
+		rc = fn(&info, arg);
+		if (rc != 0)
+			return rc;
+	}
+	return rc < 0 ? -1 : 0;
 }

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MBX_PROTO_VERSION 1
+#define MBX_PROTO_VERSION 2
 #define MBX_PROTO_HEADER 12
 /* A frame body is at most 1 MiB: output is sent in chunks far below it, and a
  * larger announcement from an agent is a protocol error, never an allocation. */
@@ -43,6 +43,21 @@ enum mbx_msg_type {
 	MBX_MSG_STDERR = 7,   /* agent -> host: DATA */
 	MBX_MSG_EXIT = 8,     /* agent -> host: the mbx_exit_info fields */
 	MBX_MSG_SHUTDOWN = 9, /* host -> agent: kill everything and exit */
+	MBX_MSG_STARTED = 10, /* agent -> host: the EXEC of this id runs (PID) */
+	MBX_MSG_STDIN = 11,   /* host -> agent: DATA for the process's stdin */
+	MBX_MSG_STDIN_CLOSE = 12,
+	MBX_MSG_SIGNAL = 13,  /* host -> agent: SIGNAL to the program */
+	MBX_MSG_KILL = 14,    /* host -> agent: kill the process tree */
+	MBX_MSG_RESIZE = 15,  /* host -> agent: ROWS, COLS of a PTY */
+	MBX_MSG_CREDIT = 16,  /* host -> agent: WINDOW more output bytes may come */
+	MBX_MSG_DETACH = 17,  /* host -> agent: nobody reads: discard the output */
+	MBX_MSG_LIST = 18,    /* host -> agent: list processes */
+	MBX_MSG_PROC_LIST = 19, /* agent -> host: ENTRY* (PROC_ID, ARG, AGE_MS) */
+	MBX_MSG_OK = 20,      /* agent -> host: a request succeeded (HANDLE, SIZE when relevant) */
+	MBX_MSG_FILE = 21,    /* host -> agent: a file operation (FOP, PATH, ...) */
+	MBX_MSG_FILE_DATA = 22, /* agent -> host: DATA read from a file; MORE while not at its end */
+	MBX_MSG_FILE_STAT = 23, /* agent -> host: FTYPE, SIZE, MODE, MTIME_NS, UID, GID */
+	MBX_MSG_FILE_DIR = 24,  /* agent -> host: ENTRY* (NAME, FTYPE, SIZE, FLAGS), MORE */
 };
 
 enum mbx_field_tag {
@@ -77,6 +92,26 @@ enum mbx_field_tag {
 	MBX_F_RLIMIT = 29,    /* 12 bytes: u32 resource, u64 value */
 	MBX_F_INIT_FLAGS = 30,/* MBX_INIT_* bits */
 	MBX_F_FD = 31,        /* index of a descriptor passed with the message */
+	MBX_F_ROWS = 32,
+	MBX_F_COLS = 33,
+	MBX_F_WINDOW = 34,    /* u64 */
+	MBX_F_EXEC_FLAGS = 35,/* MBX_XF_* */
+	MBX_F_PATH = 36,
+	MBX_F_PATH2 = 37,
+	MBX_F_FOP = 38,       /* MBX_FOP_* */
+	MBX_F_HANDLE = 39,
+	MBX_F_SIZE = 40,      /* u64 */
+	MBX_F_MTIME_NS = 41,  /* u64 (two's complement of an int64) */
+	MBX_F_UID = 42,
+	MBX_F_GID = 43,
+	MBX_F_FTYPE = 44,     /* mbx_file_type_t */
+	MBX_F_ENTRY = 45,     /* nested */
+	MBX_F_NAME = 46,
+	MBX_F_MORE = 47,      /* u32 1: more follows */
+	MBX_F_PROC_ID = 48,
+	MBX_F_AGE_MS = 49,    /* u64 */
+	MBX_F_PID = 50,
+	MBX_F_OFFSET = 51,    /* u64 */
 };
 
 /* MBX_F_FLAGS bits of an EXIT message. */
@@ -84,6 +119,28 @@ enum mbx_field_tag {
 #define MBX_EXIT_STDOUT_TRUNCATED (1u << 1)
 #define MBX_EXIT_STDERR_TRUNCATED (1u << 2)
 #define MBX_EXIT_OOM_KILLED       (1u << 3)
+
+/* MBX_F_EXEC_FLAGS bits. */
+#define MBX_XF_STDIN  (1u << 0) /* a stdin pipe instead of /dev/null */
+#define MBX_XF_PTY    (1u << 1) /* a pseudo-terminal of ROWS x COLS */
+
+/* File operations (MBX_F_FOP). */
+enum mbx_fop {
+	MBX_FOP_OPEN_READ = 1,  /* PATH -> OK(HANDLE, SIZE) */
+	MBX_FOP_READ = 2,       /* HANDLE, SIZE (max) -> FILE_DATA(DATA, MORE) */
+	MBX_FOP_OPEN_WRITE = 3, /* PATH, MODE, FLAGS (MBX_WRITE_*) -> OK(HANDLE) */
+	MBX_FOP_WRITE = 4,      /* HANDLE, DATA -> OK */
+	MBX_FOP_COMMIT = 5,     /* HANDLE -> OK (rename into place) */
+	MBX_FOP_CLOSE = 6,      /* HANDLE -> OK (drops a write, closes a read) */
+	MBX_FOP_STAT = 7,       /* PATH -> FILE_STAT */
+	MBX_FOP_LIST = 8,       /* PATH, OFFSET -> FILE_DIR */
+	MBX_FOP_MKDIR = 9,      /* PATH, MODE, FLAGS (1: parents) -> OK */
+	MBX_FOP_REMOVE = 10,    /* PATH, FLAGS (1: recursive) -> OK */
+	MBX_FOP_RENAME = 11,    /* PATH, PATH2 -> OK */
+};
+
+/* Largest DATA of one FILE_DATA or FOP_WRITE frame. */
+#define MBX_PROTO_FILE_CHUNK (512u * 1024u)
 
 /* MBX_F_INIT_FLAGS bits. */
 #define MBX_INIT_ALLOW_DEGRADED (1u << 0)
@@ -149,6 +206,8 @@ int mbx_rbuf_push(struct mbx_rbuf *r, const void *data, size_t len);
  * `want` free bytes, or NULL on allocation failure; then mbx_rbuf_commit(). */
 uint8_t *mbx_rbuf_space(struct mbx_rbuf *r, size_t want);
 void mbx_rbuf_commit(struct mbx_rbuf *r, size_t n);
+/* Bytes received but not yet consumed as frames. */
+size_t mbx_rbuf_pending(const struct mbx_rbuf *r);
 /* Takes the next complete frame. Returns 1 with *f set (valid until the next
  * call), 0 when more bytes are needed, -1 when the stream is malformed (bad
  * length or flags): the connection must then be dropped. */
@@ -206,6 +265,39 @@ int mbx_proto_decode_error(const struct mbx_frame *f, struct mbx_error_info *out
 int mbx_proto_decode_exit(const struct mbx_frame *f, struct mbx_exit_info *out);
 /* Output data of a STDOUT/STDERR frame: borrowed from the frame. */
 int mbx_proto_decode_data(const struct mbx_frame *f, const uint8_t **data, uint32_t *len);
+
+/* FILE_STAT, and one ENTRY of FILE_DIR / PROC_LIST. Strings are borrowed
+ * from the frame (not NUL-terminated) and checked: a NAME holds no '/' and no
+ * NUL and is not "." or "..". */
+struct mbx_file_info {
+	uint32_t ftype;
+	uint32_t mode;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t flags;      /* FILE_DIR: 1 = symlink */
+	uint64_t size;
+	int64_t mtime_ns;
+	const uint8_t *name; /* FILE_DIR entries only */
+	uint32_t name_len;
+};
+
+struct mbx_proc_info {
+	uint32_t id;
+	uint64_t age_ms;
+	const uint8_t *program;
+	uint32_t program_len;
+};
+
+int mbx_proto_decode_stat(const struct mbx_frame *f, struct mbx_file_info *out);
+/* Calls fn for each entry of a FILE_DIR frame; *more tells if a later
+ * frame continues the listing. Stops at the first malformed entry (-1) or
+ * when fn returns non-zero (its value is returned). */
+int mbx_proto_decode_dir(const struct mbx_frame *f, int (*fn)(const struct mbx_file_info *, void *), void *arg,
+			 uint32_t *more);
+int mbx_proto_decode_proc_list(const struct mbx_frame *f, int (*fn)(const struct mbx_proc_info *, void *), void *arg);
+/* A u32 / u64 field of any frame; -1 when absent or malformed. */
+int mbx_proto_find_u32(const struct mbx_frame *f, uint16_t tag, uint32_t *out);
+int mbx_proto_find_u64(const struct mbx_frame *f, uint16_t tag, uint64_t *out);
 
 /* ---- the INIT message's mount plan (MBX_F_MOUNT entries, in order) ---- */
 

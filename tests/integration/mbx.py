@@ -19,6 +19,19 @@ MBX_EBACKEND = -7
 MBX_ESTATE = -8
 MBX_ENOTFOUND = -9
 MBX_ENOEXEC = -10
+MBX_ENOTDIR = -11
+MBX_ETOOBIG = -12
+MBX_EPROTO = -13
+MBX_EEXIST = -14
+
+MBX_EVENT_STDOUT = 1
+MBX_EVENT_STDERR = 2
+MBX_EVENT_EXIT = 3
+MBX_EVENT_TIMED_OUT = 4
+
+MBX_FILE_REGULAR = 1
+MBX_FILE_DIRECTORY = 2
+MBX_FILE_SYMLINK = 3
 
 MBX_ISOLATION_OS = 1
 
@@ -78,6 +91,56 @@ class Lib:
             "mbx_result_timed_out": (ctypes.c_int, [vp]),
             "mbx_result_oom_killed": (ctypes.c_int, [vp]),
             "mbx_result_free": (None, [vp]),
+            "mbx_spawn_options_new": (ctypes.c_int, [pvp, pvp]),
+            "mbx_spawn_options_free": (None, [vp]),
+            "mbx_spawn_options_set_stdin": (None, [vp, ctypes.c_int]),
+            "mbx_spawn_options_set_pty": (ctypes.c_int, [vp, ctypes.c_uint16, ctypes.c_uint16, pvp]),
+            "mbx_spawn_options_set_timeout_ms": (None, [vp, ctypes.c_uint64]),
+            "mbx_spawn_options_set_buffer": (ctypes.c_int, [vp, ctypes.c_uint64, pvp]),
+            "mbx_sandbox_spawn": (ctypes.c_int, [vp, ctypes.POINTER(ctypes.c_char_p), vp, pvp, pvp]),
+            "mbx_process_next_event": (ctypes.c_int, [vp, ctypes.c_int, pvp, pvp]),
+            "mbx_event_kind": (ctypes.c_uint8, [vp]),
+            "mbx_event_data": (ctypes.c_void_p, [vp, ctypes.POINTER(ctypes.c_size_t)]),
+            "mbx_event_exit_code": (ctypes.c_int, [vp]),
+            "mbx_event_signal": (ctypes.c_int, [vp]),
+            "mbx_event_free": (None, [vp]),
+            "mbx_process_write_stdin": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_size_t, pvp]),
+            "mbx_process_close_stdin": (ctypes.c_int, [vp, pvp]),
+            "mbx_process_signal": (ctypes.c_int, [vp, ctypes.c_int, pvp]),
+            "mbx_process_kill": (ctypes.c_int, [vp, pvp]),
+            "mbx_process_resize": (ctypes.c_int, [vp, ctypes.c_uint16, ctypes.c_uint16, pvp]),
+            "mbx_process_wait": (ctypes.c_int, [vp, ctypes.c_int, pvp, pvp]),
+            "mbx_process_id": (ctypes.c_uint32, [vp]),
+            "mbx_process_running": (ctypes.c_int, [vp]),
+            "mbx_process_free": (None, [vp]),
+            "mbx_sandbox_list_processes": (ctypes.c_int, [vp, pvp, pvp]),
+            "mbx_proc_list_count": (ctypes.c_size_t, [vp]),
+            "mbx_proc_list_id": (ctypes.c_uint32, [vp, ctypes.c_size_t]),
+            "mbx_proc_list_program": (ctypes.c_char_p, [vp, ctypes.c_size_t]),
+            "mbx_proc_list_free": (None, [vp]),
+            "mbx_sandbox_read_file": (ctypes.c_int, [vp, ctypes.c_char_p, pvp, ctypes.POINTER(ctypes.c_size_t), pvp]),
+            "mbx_buffer_free": (None, [vp]),
+            "mbx_sandbox_write_file": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t,
+                                                       ctypes.c_uint32, ctypes.c_uint32, pvp]),
+            "mbx_sandbox_read_file_to_fd": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_int, pvp]),
+            "mbx_sandbox_write_file_from_fd": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint32, pvp]),
+            "mbx_sandbox_stat": (ctypes.c_int, [vp, ctypes.c_char_p, pvp, pvp]),
+            "mbx_stat_type": (ctypes.c_uint8, [vp]),
+            "mbx_stat_size": (ctypes.c_uint64, [vp]),
+            "mbx_stat_mode": (ctypes.c_uint32, [vp]),
+            "mbx_stat_mtime_ns": (ctypes.c_int64, [vp]),
+            "mbx_stat_uid": (ctypes.c_uint32, [vp]),
+            "mbx_stat_free": (None, [vp]),
+            "mbx_sandbox_list_dir": (ctypes.c_int, [vp, ctypes.c_char_p, pvp, pvp]),
+            "mbx_dir_count": (ctypes.c_size_t, [vp]),
+            "mbx_dir_name": (ctypes.c_char_p, [vp, ctypes.c_size_t]),
+            "mbx_dir_type": (ctypes.c_uint8, [vp, ctypes.c_size_t]),
+            "mbx_dir_size": (ctypes.c_uint64, [vp, ctypes.c_size_t]),
+            "mbx_dir_is_symlink": (ctypes.c_int, [vp, ctypes.c_size_t]),
+            "mbx_dir_free": (None, [vp]),
+            "mbx_sandbox_mkdir": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_int, pvp]),
+            "mbx_sandbox_remove": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_int, pvp]),
+            "mbx_sandbox_rename": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_char_p, pvp]),
         }
         for name, (restype, argtypes) in sig.items():
             fn = getattr(lib, name)
@@ -154,3 +217,167 @@ class Sandbox:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _check(lib, what, rc, err):
+    if rc != MBX_OK:
+        _, msg = lib.take_error(err)
+        raise MbxError(what, rc, msg)
+
+
+class Process:
+    """An mbx_process of a Sandbox."""
+
+    def __init__(self, sandbox, handle):
+        self._sb = sandbox
+        self._l = sandbox._l
+        self._p = handle
+        self.id = self._l.lib.mbx_process_id(handle)
+
+    def _call(self, name, *args):
+        err = ctypes.c_void_p()
+        rc = getattr(self._l.lib, name)(self._p, *args, ctypes.byref(err))
+        _check(self._l, name, rc, err)
+
+    def next_event(self, timeout_ms=-1):
+        """(kind, bytes) for output, (kind, (exit_code, signal)) for the end,
+        or None when nothing came in time."""
+        ev = ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        rc = self._l.lib.mbx_process_next_event(self._p, timeout_ms, ctypes.byref(ev), ctypes.byref(err))
+        _check(self._l, "mbx_process_next_event", rc, err)
+        if not ev:
+            return None
+        try:
+            kind = self._l.lib.mbx_event_kind(ev)
+            if kind in (MBX_EVENT_STDOUT, MBX_EVENT_STDERR):
+                n = ctypes.c_size_t(0)
+                p = self._l.lib.mbx_event_data(ev, ctypes.byref(n))
+                return kind, ctypes.string_at(p, n.value) if n.value else b""
+            return kind, (self._l.lib.mbx_event_exit_code(ev), self._l.lib.mbx_event_signal(ev))
+        finally:
+            self._l.lib.mbx_event_free(ev)
+
+    def write(self, data):
+        self._call("mbx_process_write_stdin", data, len(data))
+
+    def close_stdin(self):
+        self._call("mbx_process_close_stdin")
+
+    def signal(self, sig):
+        self._call("mbx_process_signal", sig)
+
+    def kill(self):
+        self._call("mbx_process_kill")
+
+    def resize(self, rows, cols):
+        self._call("mbx_process_resize", rows, cols)
+
+    def wait(self, timeout_ms=-1):
+        res = ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        rc = self._l.lib.mbx_process_wait(self._p, timeout_ms, ctypes.byref(res), ctypes.byref(err))
+        _check(self._l, "mbx_process_wait", rc, err)
+        try:
+            return Result(self._l.lib, res)
+        finally:
+            self._l.lib.mbx_result_free(res)
+
+    def running(self):
+        return bool(self._l.lib.mbx_process_running(self._p))
+
+    def close(self):
+        if self._p:
+            self._l.lib.mbx_process_free(self._p)
+            self._p = None
+
+
+def _spawn(self, argv, stdin=False, pty=None, timeout_ms=None, buffer=None):
+    lib = self._l.lib
+    opts = ctypes.c_void_p()
+    err = ctypes.c_void_p()
+    _check(self._l, "mbx_spawn_options_new", lib.mbx_spawn_options_new(ctypes.byref(opts), ctypes.byref(err)), err)
+    try:
+        if stdin:
+            lib.mbx_spawn_options_set_stdin(opts, 1)
+        if pty:
+            _check(self._l, "set_pty", lib.mbx_spawn_options_set_pty(opts, pty[0], pty[1], ctypes.byref(err)), err)
+        if timeout_ms is not None:
+            lib.mbx_spawn_options_set_timeout_ms(opts, timeout_ms)
+        if buffer is not None:
+            _check(self._l, "set_buffer", lib.mbx_spawn_options_set_buffer(opts, buffer, ctypes.byref(err)), err)
+        args = (ctypes.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
+        p = ctypes.c_void_p()
+        rc = lib.mbx_sandbox_spawn(self._sb, args, opts, ctypes.byref(p), ctypes.byref(err))
+        _check(self._l, "mbx_sandbox_spawn(%r)" % (argv,), rc, err)
+        return Process(self, p)
+    finally:
+        lib.mbx_spawn_options_free(opts)
+
+
+def _sb_call(self, name, *args):
+    err = ctypes.c_void_p()
+    rc = getattr(self._l.lib, name)(self._sb, *args, ctypes.byref(err))
+    _check(self._l, name, rc, err)
+
+
+def _read_file(self, path):
+    data = ctypes.c_void_p()
+    n = ctypes.c_size_t(0)
+    err = ctypes.c_void_p()
+    rc = self._l.lib.mbx_sandbox_read_file(self._sb, os.fsencode(path), ctypes.byref(data), ctypes.byref(n), ctypes.byref(err))
+    _check(self._l, "mbx_sandbox_read_file(%r)" % path, rc, err)
+    try:
+        return ctypes.string_at(data, n.value)
+    finally:
+        self._l.lib.mbx_buffer_free(data)
+
+
+def _write_file(self, path, data, mode=0o644, flags=0):
+    _sb_call(self, "mbx_sandbox_write_file", os.fsencode(path), data, len(data), mode, flags)
+
+
+def _stat(self, path):
+    st = ctypes.c_void_p()
+    _sb_call(self, "mbx_sandbox_stat", os.fsencode(path), ctypes.byref(st))
+    lib = self._l.lib
+    try:
+        return {"type": lib.mbx_stat_type(st), "size": lib.mbx_stat_size(st), "mode": lib.mbx_stat_mode(st),
+                "mtime_ns": lib.mbx_stat_mtime_ns(st), "uid": lib.mbx_stat_uid(st)}
+    finally:
+        lib.mbx_stat_free(st)
+
+
+def _list_dir(self, path):
+    d = ctypes.c_void_p()
+    _sb_call(self, "mbx_sandbox_list_dir", os.fsencode(path), ctypes.byref(d))
+    lib = self._l.lib
+    try:
+        return [(lib.mbx_dir_name(d, i).decode(), lib.mbx_dir_type(d, i), lib.mbx_dir_size(d, i),
+                 bool(lib.mbx_dir_is_symlink(d, i))) for i in range(lib.mbx_dir_count(d))]
+    finally:
+        lib.mbx_dir_free(d)
+
+
+def _list_processes(self):
+    lst = ctypes.c_void_p()
+    _sb_call(self, "mbx_sandbox_list_processes", ctypes.byref(lst))
+    lib = self._l.lib
+    try:
+        return [(lib.mbx_proc_list_id(lst, i), lib.mbx_proc_list_program(lst, i).decode())
+                for i in range(lib.mbx_proc_list_count(lst))]
+    finally:
+        lib.mbx_proc_list_free(lst)
+
+
+Sandbox.spawn = _spawn
+Sandbox.read_file = _read_file
+Sandbox.write_file = _write_file
+Sandbox.stat = _stat
+Sandbox.list_dir = _list_dir
+Sandbox.list_processes = _list_processes
+Sandbox.mkdir = lambda self, path, mode=0o755, parents=False: _sb_call(self, "mbx_sandbox_mkdir", os.fsencode(path), mode, int(parents))
+Sandbox.remove = lambda self, path, recursive=False: _sb_call(self, "mbx_sandbox_remove", os.fsencode(path), int(recursive))
+Sandbox.rename = lambda self, a, b: _sb_call(self, "mbx_sandbox_rename", os.fsencode(a), os.fsencode(b))
+Sandbox.read_file_to_fd = lambda self, path, fd: _sb_call(self, "mbx_sandbox_read_file_to_fd", os.fsencode(path), fd)
+Sandbox.write_file_from_fd = lambda self, path, fd, mode=0o644: _sb_call(self, "mbx_sandbox_write_file_from_fd", os.fsencode(path), fd, mode)

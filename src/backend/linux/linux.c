@@ -371,10 +371,18 @@ static int linux_destroy(mbx_sandbox *sb, mbx_error **err)
 	return MBX_OK;
 }
 
+static struct mbx_client *linux_client(mbx_sandbox *sb)
+{
+	struct linux_sb *l = sb->priv;
+
+	return l ? &l->client : NULL;
+}
+
 const struct mbx_backend_ops mbx__linux_backend = {
 	.name = "os",
 	.isolation = MBX_ISOLATION_OS,
 	.create = linux_create,
 	.exec = linux_exec,
 	.destroy = linux_destroy,
+	.client = linux_client,
 };

@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * FILE: the file API, served inside the sandbox. The agent's root is the
+ * sandbox's root, so every path, symlink and `..` resolves within the
+ * sandbox's view; nothing here can reach the host's files. Relative paths
+ * are relative to /workspace. Reads and writes go through handles, one
+ * chunk per request, so the host paces the transfer and neither side holds
+ * more than a chunk.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mbx/error.h>
+#include <mbx/file.h>
+#include "agent.h"
+
+/* Entries per FILE_DIR frame: far below the frame limit even for 255-byte names. */
+#define DIR_BATCH 1024
+
+struct file_req {
+	uint32_t fop;
+	char path[4096];
+	char path2[4096];
+	uint32_t mode;
+	uint32_t flags;
+	uint32_t handle;
+	uint64_t size;
+	uint64_t offset;
+	const uint8_t *data;
+	uint32_t data_len;
+	int have_handle;
+};
+
+/* Copies a path field: relative paths go under /workspace. */
+static int take_path(char *dst, size_t cap, const uint8_t *v, uint32_t n)
+{
+	const char *prefix = (n > 0 && v[0] == '/') ? "" : "/workspace/";
+	size_t plen = strlen(prefix);
+
+	if (n == 0 || memchr(v, '\0', n) != NULL || plen + n >= cap)
+		return -1;
+	memcpy(dst, prefix, plen);
+	memcpy(dst + plen, v, n);
+	dst[plen + n] = '\0';
+	return 0;
+}
+
+static int parse(const struct mbx_frame *f, struct file_req *r)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t tag;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	mbx_field_iter_init(&it, f->body, f->len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		int bad = 0;
+
+		switch (tag) {
+		case MBX_F_FOP: bad = mbx_field_u32(v, n, &r->fop); break;
+		case MBX_F_PATH: bad = take_path(r->path, sizeof(r->path), v, n); break;
+		case MBX_F_PATH2: bad = take_path(r->path2, sizeof(r->path2), v, n); break;
+		case MBX_F_MODE: bad = mbx_field_u32(v, n, &r->mode); break;
+		case MBX_F_FLAGS: bad = mbx_field_u32(v, n, &r->flags); break;
+		case MBX_F_HANDLE: bad = mbx_field_u32(v, n, &r->handle); r->have_handle = 1; break;
+		case MBX_F_SIZE: bad = mbx_field_u64(v, n, &r->size); break;
+		case MBX_F_OFFSET: bad = mbx_field_u64(v, n, &r->offset); break;
+		case MBX_F_DATA: r->data = v; r->data_len = n; break;
+		default: break;
+		}
+		if (bad)
+			return -1;
+	}
+	return rc < 0 ? -1 : 0;
+}
+
+/* The error code the host sees for an errno of a file operation. */
+static int code_of(int e)
+{
+	switch (e) {
+	case ENOENT: return MBX_ENOTFOUND;
+	case EACCES: case EPERM: case EROFS: return MBX_EPERM;
+	case ENOTDIR: return MBX_ENOTDIR;
+	case EEXIST: case ENOTEMPTY: return MBX_EEXIST;
+	case EFBIG: case ENOSPC: case EDQUOT: return MBX_ETOOBIG;
+	default: return MBX_ESYS;
+	}
+}
+
+static void fail(struct agent_state *st, uint32_t id, const char *what, const char *path)
+{
+	int e = errno;
+
+	agent_send_error(st, id, code_of(e), e, NULL, "%s `%s`", what, path);
+}
+
+static void ok(struct agent_state *st, uint32_t id, int handle, uint64_t size, int have_size)
+{
+	mbx_proto_begin(&st->out, MBX_MSG_OK, id);
+	if (handle >= 0)
+		mbx_proto_put_u32(&st->out, MBX_F_HANDLE, (uint32_t)handle);
+	if (have_size)
+		mbx_proto_put_u64(&st->out, MBX_F_SIZE, size);
+	mbx_proto_end(&st->out);
+}
+
+static uint32_t type_of(mode_t m)
+{
+	return S_ISREG(m) ? MBX_FILE_REGULAR : S_ISDIR(m) ? MBX_FILE_DIRECTORY : S_ISLNK(m) ? MBX_FILE_SYMLINK : MBX_FILE_OTHER;
+}
+
+static int new_handle(struct agent_state *st)
+{
+	for (int i = 0; i < AGENT_MAX_FILES; i++)
+		if (st->files[i].fd < 0)
+			return i;
+	return -1;
+}
+
+static struct agent_file *get_handle(struct agent_state *st, const struct file_req *r)
+{
+	if (!r->have_handle || r->handle >= AGENT_MAX_FILES || st->files[r->handle].fd < 0)
+		return NULL;
+	return &st->files[r->handle];
+}
+
+static void drop_handle(struct agent_file *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	if (h->tmp)
+		unlink(h->tmp);
+	free(h->tmp);
+	free(h->path);
+	h->fd = -1;
+	h->tmp = NULL;
+	h->path = NULL;
+	h->writing = 0;
+}
+
+static int mkdir_parents(char *path, mode_t mode)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, mode) < 0 && errno != EEXIST) {
+			*p = '/';
+			return -1;
+		}
+		*p = '/';
+	}
+	return mkdir(path, mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Removes a tree below the open directory dfd without following links. */
+static int remove_tree(int dfd)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+	int rc = 0;
+
+	if (d == NULL) {
+		close(dfd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		int sub;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			continue;
+		if (errno != EISDIR && errno != EPERM) {
+			rc = -1;
+			continue;
+		}
+		sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0 || remove_tree(sub) < 0 || unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0)
+			rc = -1;
+	}
+	closedir(d);
+	return rc;
+}
+
+static void do_list(struct agent_state *st, uint32_t id, const struct file_req *r)
+{
+	DIR *d = opendir(r->path);
+	struct dirent *de;
+	uint64_t index = 0, sent = 0;
+	int more = 0;
+
+	if (d == NULL) {
+		fail(st, id, "list", r->path);
+		return;
+	}
+	mbx_proto_begin(&st->out, MBX_MSG_FILE_DIR, id);
+	while ((de = readdir(d)) != NULL) {
+		struct stat sb;
+		size_t at;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (index++ < r->offset)
+			continue;
+		if (sent == DIR_BATCH) {
+			more = 1;
+			break;
+		}
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		at = mbx_proto_nest_begin(&st->out, MBX_F_ENTRY);
+		mbx_proto_put_str(&st->out, MBX_F_NAME, de->d_name);
+		mbx_proto_put_u32(&st->out, MBX_F_FTYPE, type_of(sb.st_mode));
+		mbx_proto_put_u64(&st->out, MBX_F_SIZE, (uint64_t)sb.st_size);
+		mbx_proto_put_u32(&st->out, MBX_F_MODE, sb.st_mode & 07777);
+		if (S_ISLNK(sb.st_mode))
+			mbx_proto_put_u32(&st->out, MBX_F_FLAGS, 1);
+		mbx_proto_nest_end(&st->out, at);
+		sent++;
+	}
+	closedir(d);
+	mbx_proto_put_u32(&st->out, MBX_F_MORE, (uint32_t)more);
+	mbx_proto_end(&st->out);
+}
+
+void agent_file(struct agent_state *st, const struct mbx_frame *f)
+{
+	uint32_t id = f->id;
+	struct file_req *r = malloc(sizeof(*r));
+	struct agent_file *h;
+	struct stat sb;
+	int k;
+
+	if (r == NULL) {
+		agent_send_error(st, id, MBX_ENOMEM, ENOMEM, NULL, "out of memory");
+		return;
+	}
+	if (parse(f, r) < 0) {
+		agent_send_error(st, id, MBX_EINVAL, 0, NULL, "malformed file request (a path must be non-empty, without NUL)");
+		goto out;
+	}
+	switch (r->fop) {
+	case MBX_FOP_OPEN_READ:
+		k = new_handle(st);
+		if (k < 0) {
+			agent_send_error(st, id, MBX_ETOOBIG, 0, NULL, "too many open transfers");
+			break;
+		}
+		st->files[k].fd = open(r->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (st->files[k].fd < 0) {
+			fail(st, id, "open", r->path);
+			break;
+		}
+		if (fstat(st->files[k].fd, &sb) < 0 || S_ISDIR(sb.st_mode)) {
+			errno = S_ISDIR(sb.st_mode) ? EISDIR : errno;
+			agent_send_error(st, id, MBX_EINVAL, errno, NULL, "read `%s`: it is a directory", r->path);
+			drop_handle(&st->files[k]);
+			break;
+		}
+		ok(st, id, k, (uint64_t)sb.st_size, 1);
+		break;
+	case MBX_FOP_READ: {
+		static uint8_t buf[MBX_PROTO_FILE_CHUNK];
+		size_t want = r->size && r->size < sizeof(buf) ? (size_t)r->size : sizeof(buf);
+		ssize_t n;
+
+		h = get_handle(st, r);
+		if (h == NULL || h->writing) {
+			agent_send_error(st, id, MBX_ESTATE, 0, NULL, "no such read handle");
+			break;
+		}
+		do
+			n = read(h->fd, buf, want);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			fail(st, id, "read", "(open file)");
+			break;
+		}
+		mbx_proto_begin(&st->out, MBX_MSG_FILE_DATA, id);
+		mbx_proto_put(&st->out, MBX_F_DATA, buf, (size_t)n);
+		mbx_proto_put_u32(&st->out, MBX_F_MORE, n > 0);
+		mbx_proto_end(&st->out);
+		break;
+	}
+	case MBX_FOP_OPEN_WRITE: {
+		char *slash;
+
+		k = new_handle(st);
+		if (k < 0) {
+			agent_send_error(st, id, MBX_ETOOBIG, 0, NULL, "too many open transfers");
+			break;
+		}
+		h = &st->files[k];
+		if (r->flags & MBX_WRITE_APPEND) {
+			h->fd = open(r->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, r->mode & 07777);
+			if (h->fd < 0) {
+				fail(st, id, "open", r->path);
+				break;
+			}
+			h->writing = 1;
+			ok(st, id, k, 0, 0);
+			break;
+		}
+		if ((r->flags & MBX_WRITE_EXCLUSIVE) && lstat(r->path, &sb) == 0) {
+			errno = EEXIST;
+			fail(st, id, "create", r->path);
+			break;
+		}
+		if (lstat(r->path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+			agent_send_error(st, id, MBX_EINVAL, EISDIR, NULL, "write `%s`: it is a directory", r->path);
+			break;
+		}
+		/* A new file beside the target, renamed over it on commit: readers
+		 * see the old or the new content, never a half-written file. */
+		h->path = strdup(r->path);
+		if (h->path == NULL || asprintf(&h->tmp, "%s", r->path) < 0) {
+			h->tmp = NULL;
+			drop_handle(h);
+			agent_send_error(st, id, MBX_ENOMEM, ENOMEM, NULL, "out of memory");
+			break;
+		}
+		free(h->tmp);
+		h->tmp = NULL;
+		slash = strrchr(h->path, '/');
+		if (asprintf(&h->tmp, "%.*s/.mbx-write-%u-%d", (int)(slash - h->path), h->path, id, k) < 0) {
+			h->tmp = NULL;
+			drop_handle(h);
+			agent_send_error(st, id, MBX_ENOMEM, ENOMEM, NULL, "out of memory");
+			break;
+		}
+		h->fd = open(h->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, r->mode & 07777);
+		if (h->fd < 0) {
+			fail(st, id, "create", r->path);
+			free(h->tmp);
+			h->tmp = NULL;
+			drop_handle(h);
+			break;
+		}
+		fchmod(h->fd, r->mode & 07777);
+		h->writing = 1;
+		ok(st, id, k, 0, 0);
+		break;
+	}
+	case MBX_FOP_WRITE: {
+		size_t off = 0;
+
+		h = get_handle(st, r);
+		if (h == NULL || !h->writing) {
+			agent_send_error(st, id, MBX_ESTATE, 0, NULL, "no such write handle");
+			break;
+		}
+		while (off < r->data_len) {
+			ssize_t n = write(h->fd, r->data + off, r->data_len - off);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+		if (off < r->data_len) {
+			fail(st, id, "write", h->path ? h->path : "(file)");
+			drop_handle(h);
+			break;
+		}
+		ok(st, id, -1, 0, 0);
+		break;
+	}
+	case MBX_FOP_COMMIT:
+		h = get_handle(st, r);
+		if (h == NULL || !h->writing) {
+			agent_send_error(st, id, MBX_ESTATE, 0, NULL, "no such write handle");
+			break;
+		}
+		if (close(h->fd) < 0 || (h->tmp && rename(h->tmp, h->path) < 0)) {
+			h->fd = -1;
+			fail(st, id, "replace", h->path ? h->path : "(file)");
+			drop_handle(h);
+			break;
+		}
+		h->fd = -1;
+		free(h->tmp);
+		h->tmp = NULL;
+		drop_handle(h);
+		ok(st, id, -1, 0, 0);
+		break;
+	case MBX_FOP_CLOSE:
+		h = get_handle(st, r);
+		if (h != NULL)
+			drop_handle(h);
+		ok(st, id, -1, 0, 0);
+		break;
+	case MBX_FOP_STAT:
+		if (lstat(r->path, &sb) < 0) {
+			fail(st, id, "stat", r->path);
+			break;
+		}
+		mbx_proto_begin(&st->out, MBX_MSG_FILE_STAT, id);
+		mbx_proto_put_u32(&st->out, MBX_F_FTYPE, type_of(sb.st_mode));
+		mbx_proto_put_u64(&st->out, MBX_F_SIZE, (uint64_t)sb.st_size);
+		mbx_proto_put_u32(&st->out, MBX_F_MODE, sb.st_mode & 07777);
+		mbx_proto_put_u64(&st->out, MBX_F_MTIME_NS,
+				  (uint64_t)((int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec));
+		mbx_proto_put_u32(&st->out, MBX_F_UID, sb.st_uid);
+		mbx_proto_put_u32(&st->out, MBX_F_GID, sb.st_gid);
+		mbx_proto_end(&st->out);
+		break;
+	case MBX_FOP_LIST:
+		do_list(st, id, r);
+		break;
+	case MBX_FOP_MKDIR:
+		if ((r->flags & 1) ? mkdir_parents(r->path, r->mode & 07777) < 0 : mkdir(r->path, r->mode & 07777) < 0) {
+			fail(st, id, "make directory", r->path);
+			break;
+		}
+		ok(st, id, -1, 0, 0);
+		break;
+	case MBX_FOP_REMOVE:
+		if (lstat(r->path, &sb) < 0) {
+			fail(st, id, "remove", r->path);
+			break;
+		}
+		if (strcmp(r->path, "/") == 0 || strcmp(r->path, "/workspace") == 0) {
+			agent_send_error(st, id, MBX_EPERM, 0, NULL, "remove `%s`: the sandbox needs it", r->path);
+			break;
+		}
+		if (S_ISDIR(sb.st_mode)) {
+			if (r->flags & 1) {
+				int dfd = open(r->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+				if (dfd < 0 || remove_tree(dfd) < 0 || rmdir(r->path) < 0) {
+					fail(st, id, "remove", r->path);
+					break;
+				}
+			} else if (rmdir(r->path) < 0) {
+				fail(st, id, "remove", r->path);
+				break;
+			}
+		} else if (unlink(r->path) < 0) {
+			fail(st, id, "remove", r->path);
+			break;
+		}
+		ok(st, id, -1, 0, 0);
+		break;
+	case MBX_FOP_RENAME:
+		if (r->path2[0] == '\0' || rename(r->path, r->path2) < 0) {
+			fail(st, id, "rename", r->path);
+			break;
+		}
+		ok(st, id, -1, 0, 0);
+		break;
+	default:
+		agent_send_error(st, id, MBX_EINVAL, 0, NULL, "unknown file operation %u", r->fop);
+		break;
+	}
+out:
+	free(r);
+}
