@@ -13,6 +13,23 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* A decoded directory entry must name one entry: no '/', no NUL, not . or .. */
+static int check_entry(const struct mbx_file_info *fi, void *arg)
+{
+	(void)arg;
+	if (fi->name_len == 0 || memchr(fi->name, '/', fi->name_len) || memchr(fi->name, 0, fi->name_len))
+		__builtin_trap();
+	return 0;
+}
+
+static int check_proc(const struct mbx_proc_info *pi, void *arg)
+{
+	(void)arg;
+	if (pi->program_len && memchr(pi->program, 0, pi->program_len))
+		__builtin_trap();
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mbx_rbuf r;
@@ -41,6 +58,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 								     strlen(er.layer) >= sizeof(er.layer)))
 				__builtin_trap();
 			mbx_proto_decode_exit(&f, &ex);
+			{
+				struct mbx_file_info fi;
+				uint32_t more, u;
+				uint64_t u64;
+
+				mbx_proto_decode_stat(&f, &fi);
+				mbx_proto_decode_dir(&f, check_entry, NULL, &more);
+				mbx_proto_decode_proc_list(&f, check_proc, NULL);
+				mbx_proto_find_u32(&f, MBX_F_HANDLE, &u);
+				mbx_proto_find_u64(&f, MBX_F_SIZE, &u64);
+			}
 			if (mbx_proto_decode_data(&f, &d, &dl) == 0 && (d < f.body || d + dl > f.body + f.len))
 				__builtin_trap();
 		}
