@@ -575,7 +575,7 @@ int mbx__client_collect(struct mbx_client *c, struct mbx_cproc *p, const struct 
 
 int mbx__client_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err)
 {
-	struct mbx_spawn_req sr = { .exec = req, .window = EXEC_WINDOW };
+	struct mbx_spawn_req sr = { .exec = req, .window = EXEC_WINDOW, .flags = MBX_XF_ONESHOT };
 	uint64_t deadline = mbx__now_us() + req->timeout_ms * 1000u + HOST_GRACE_US;
 	struct mbx_cproc *p = NULL;
 	int rc = mbx__client_spawn(c, &sr, &p, err);
