@@ -131,6 +131,13 @@ MBX_EXTERN(int) mbx_exec_options_set_workdir(mbx_exec_options *opts, const char 
 MBX_EXTERN(int) mbx_exec_options_set_timeout_ms(mbx_exec_options *opts, uint64_t timeout_ms, mbx_error **err);
 
 /**
+ * @brief Gives the execute these bytes as its standard input (copied; at
+ *        most 64 MiB), followed by end of file. Without it stdin is empty
+ *        (/dev/null). For interactive input use mbx_sandbox_spawn().
+ */
+MBX_EXTERN(int) mbx_exec_options_set_stdin(mbx_exec_options *opts, const void *data, size_t len, mbx_error **err);
+
+/**
  * @brief Delivers output to `fn` as it is produced. The result still holds
  *        the output (up to the output limit).
  */

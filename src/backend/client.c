@@ -578,10 +578,26 @@ int mbx__client_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx_r
 	struct mbx_spawn_req sr = { .exec = req, .window = EXEC_WINDOW, .flags = MBX_XF_ONESHOT };
 	uint64_t deadline = mbx__now_us() + req->timeout_ms * 1000u + HOST_GRACE_US;
 	struct mbx_cproc *p = NULL;
-	int rc = mbx__client_spawn(c, &sr, &p, err);
+	int rc;
 
+	if (req->stdin_data)
+		sr.flags |= MBX_XF_STDIN;
+	rc = mbx__client_spawn(c, &sr, &p, err);
 	if (rc < 0)
 		return rc;
+	/* The agent buffers stdin and feeds it as the program reads. */
+	for (size_t off = 0; req->stdin_data && rc == MBX_OK && off < req->stdin_len; off += MBX_PROTO_CHUNK) {
+		size_t n = req->stdin_len - off < MBX_PROTO_CHUNK ? req->stdin_len - off : MBX_PROTO_CHUNK;
+
+		rc = mbx__client_proc_send(c, p, MBX_MSG_STDIN, req->stdin_data + off, n, 0, 0, err);
+	}
+	if (req->stdin_data && rc == MBX_OK)
+		rc = mbx__client_proc_send(c, p, MBX_MSG_STDIN_CLOSE, NULL, 0, 0, 0, err);
+	if (rc < 0) {
+		c->broken = 1;
+		mbx__client_release(c, p);
+		return rc;
+	}
 	rc = mbx__client_collect(c, p, req, deadline, res, err);
 	if (rc < 0 && !c->broken)
 		mbx__client_proc_send(c, p, MBX_MSG_KILL, NULL, 0, 0, 0, NULL);

@@ -401,6 +401,7 @@ void mbx_exec_options_free(mbx_exec_options *opts)
 	if (opts == NULL)
 		return;
 	mbx__env_release(&opts->env);
+	free(opts->stdin_data);
 	free(opts->workdir);
 	free(opts);
 }
@@ -431,6 +432,26 @@ int mbx_exec_options_set_timeout_ms(mbx_exec_options *opts, uint64_t timeout_ms,
 	if (timeout_ms == 0)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "timeout must be greater than zero");
 	opts->timeout_ms = timeout_ms;
+	return MBX_OK;
+}
+
+int mbx_exec_options_set_stdin(mbx_exec_options *opts, const void *data, size_t len, mbx_error **err)
+{
+	uint8_t *copy;
+
+	MBX_CHECK_ARG(opts != NULL, err);
+	if (data == NULL && len > 0)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "stdin data is NULL");
+	if (len > (64u << 20))
+		return mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "stdin of %zu bytes is over 64 MiB: stream it with mbx_sandbox_spawn()", len);
+	copy = malloc(len ? len : 1);
+	if (copy == NULL)
+		return mbx__error_oom(err);
+	if (len)
+		memcpy(copy, data, len);
+	free(opts->stdin_data);
+	opts->stdin_data = copy;
+	opts->stdin_len = len;
 	return MBX_OK;
 }
 

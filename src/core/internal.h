@@ -54,6 +54,8 @@ struct mbx_config {
 struct mbx_exec_options {
 	struct mbx_env env;
 	char *workdir;
+	uint8_t *stdin_data;   /* NULL: no stdin */
+	size_t stdin_len;
 	uint64_t timeout_ms; /* 0: the sandbox's default */
 	mbx_output_fn output_fn;
 	void *output_userdata;
@@ -90,6 +92,8 @@ struct mbx_exec_req {
 	uint64_t output_limit; /* per stream */
 	mbx_output_fn output_fn;
 	void *output_userdata;
+	const uint8_t *stdin_data; /* NULL: empty stdin */
+	size_t stdin_len;
 };
 
 struct mbx_backend_ops {

@@ -152,6 +152,8 @@ int mbx_sandbox_exec(mbx_sandbox *sb, const char *const *argv, const mbx_exec_op
 	req.output_limit = sb->cfg->output_limit;
 	req.output_fn = opts ? opts->output_fn : NULL;
 	req.output_userdata = opts ? opts->output_userdata : NULL;
+	req.stdin_data = opts ? opts->stdin_data : NULL;
+	req.stdin_len = opts ? opts->stdin_len : 0;
 	res->isolation = sb->ops->isolation;
 	start = mbx__now_us();
 	rc = sb->ops->exec(sb, &req, res, err);

@@ -91,6 +91,12 @@ class Lib:
             "mbx_result_timed_out": (ctypes.c_int, [vp]),
             "mbx_result_oom_killed": (ctypes.c_int, [vp]),
             "mbx_result_free": (None, [vp]),
+            "mbx_config_new": (ctypes.c_int, [pvp, pvp]),
+            "mbx_config_free": (None, [vp]),
+            "mbx_config_set_isolation": (ctypes.c_int, [vp, ctypes.c_uint8, pvp]),
+            "mbx_exec_options_new": (ctypes.c_int, [pvp, pvp]),
+            "mbx_exec_options_free": (None, [vp]),
+            "mbx_exec_options_set_stdin": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_size_t, pvp]),
             "mbx_spawn_options_new": (ctypes.c_int, [pvp, pvp]),
             "mbx_spawn_options_free": (None, [vp]),
             "mbx_spawn_options_set_stdin": (None, [vp, ctypes.c_int]),
@@ -167,11 +173,17 @@ class Lib:
 class Sandbox:
     """An mbx_sandbox: new on construction, free on close()."""
 
-    def __init__(self, lib):
+    def __init__(self, lib, isolation=None):
         self._l = lib
         self._sb = ctypes.c_void_p()
         err = ctypes.c_void_p()
-        rc = lib.lib.mbx_sandbox_new(ctypes.byref(self._sb), None, ctypes.byref(err))
+        cfg = ctypes.c_void_p()
+        if isolation is not None:
+            lib.lib.mbx_config_new(ctypes.byref(cfg), None)
+            lib.lib.mbx_config_set_isolation(cfg, isolation, None)
+        rc = lib.lib.mbx_sandbox_new(ctypes.byref(self._sb), cfg, ctypes.byref(err))
+        if cfg:
+            lib.lib.mbx_config_free(cfg)
         if rc != MBX_OK:
             code, msg = lib.take_error(err)
             self._sb = ctypes.c_void_p()
@@ -179,12 +191,18 @@ class Sandbox:
         self.id = lib.lib.mbx_sandbox_id(self._sb).decode()
         self.limits_mechanism = lib.lib.mbx_sandbox_limits_mechanism(self._sb).decode()
 
-    def exec_status(self, argv):
+    def exec_status(self, argv, stdin=None):
         """Runs argv; returns (status, Result or None, error message or None)."""
         args = (ctypes.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
         res = ctypes.c_void_p()
         err = ctypes.c_void_p()
-        rc = self._l.lib.mbx_sandbox_exec(self._sb, args, None, ctypes.byref(res), ctypes.byref(err))
+        opts = ctypes.c_void_p()
+        if stdin is not None:
+            self._l.lib.mbx_exec_options_new(ctypes.byref(opts), None)
+            self._l.lib.mbx_exec_options_set_stdin(opts, stdin, len(stdin), None)
+        rc = self._l.lib.mbx_sandbox_exec(self._sb, args, opts, ctypes.byref(res), ctypes.byref(err))
+        if opts:
+            self._l.lib.mbx_exec_options_free(opts)
         if rc != MBX_OK:
             _, msg = self._l.take_error(err)
             return rc, None, msg
@@ -193,8 +211,8 @@ class Sandbox:
         finally:
             self._l.lib.mbx_result_free(res)
 
-    def exec(self, argv):
-        rc, res, msg = self.exec_status(argv)
+    def exec(self, argv, stdin=None):
+        rc, res, msg = self.exec_status(argv, stdin)
         if rc != MBX_OK:
             raise MbxError("mbx_sandbox_exec(%r)" % (argv,), rc, msg)
         return res

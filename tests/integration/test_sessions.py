@@ -118,6 +118,15 @@ def test_stdin_large_binary(sandbox):
     assert r.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest(), r
 
 
+def test_exec_with_stdin_data(sandbox):
+    data = b"".join(b"line %d\n" % i for i in range(100000))
+    r = sandbox.exec(["sh", "-c", "wc -l; echo done"], stdin=data)
+    assert r.stdout == b"100000\ndone\n", r
+    # Without data, stdin is empty.
+    r = sandbox.exec(["sh", "-c", "wc -c"])
+    assert r.stdout == b"0\n", r
+
+
 def test_stdin_without_a_pipe_is_refused(sandbox):
     p = sandbox.spawn(["sleep", "5"])
     with pytest.raises(mbx.MbxError) as e:

@@ -404,3 +404,18 @@ def declare(l):
         fn = getattr(l, name)
         fn.restype = restype
         fn.argtypes = argtypes
+
+
+def test_stdin_data_reaches_the_guest(lib, guard):
+    # Execute options carry stdin bytes to the guest, as to an os payload.
+    import mbx
+
+    sb = mbx.Sandbox(lib, isolation=2)
+    guard.ids.add(sb.id)
+    try:
+        data = b"to the guest\n" * 1000
+        r = sb.exec([mod("stdin.wasm")], stdin=data)
+        assert r.exit_code == 0 and r.stdout == data, r
+        assert r.stderr == b"stdin: %d bytes\n" % len(data), r
+    finally:
+        sb.close()

@@ -773,7 +773,13 @@ static int wasi_setup(const struct wasm_sb *w, struct run *r, wasi_config_t **ou
 		rc = mbx__error_set(err, MBX_ESYS, 0, "wasm", "preopen the workspace `%s`", w->workspace);
 		goto done;
 	}
-	/* stdin stays WASI's default, an empty stream (as /dev/null). */
+	/* Without data, stdin stays WASI's default: an empty stream. */
+	if (req->stdin_data && req->stdin_len) {
+		wasm_byte_vec_t in;
+
+		wasm_byte_vec_new(&in, req->stdin_len, (const wasm_byte_t *)req->stdin_data);
+		wasi_config_set_stdin_bytes(wc, &in);
+	}
 	wasi_config_set_stdout_custom(wc, on_stdout, r, NULL);
 	wasi_config_set_stderr_custom(wc, on_stderr, r, NULL);
 	*out = wc;

@@ -21,7 +21,7 @@
 #define MBX_WASMTIME_FUNCTIONS(X) \
 	X(wasi_config_delete) X(wasi_config_new) X(wasi_config_preopen_dir) X(wasi_config_set_argv) \
 	X(wasi_config_set_env) X(wasi_config_set_stderr_custom) X(wasi_config_set_stdout_custom) \
-	X(wasm_byte_vec_delete) X(wasm_config_new) X(wasm_engine_delete) X(wasm_engine_new_with_config) \
+	X(wasm_byte_vec_delete) X(wasm_byte_vec_new) X(wasi_config_set_stdin_bytes) X(wasm_config_new) X(wasm_engine_delete) X(wasm_engine_new_with_config) \
 	X(wasm_exporttype_name) X(wasm_exporttype_type) X(wasm_exporttype_vec_delete) X(wasm_externtype_kind) \
 	X(wasm_trap_delete) X(wasm_trap_message) \
 	X(wasmtime_config_consume_fuel_set) X(wasmtime_config_cranelift_opt_level_set) \
@@ -73,6 +73,8 @@ int mbx__wasmtime_load(const char **why);
 #define wasi_config_set_stderr_custom (mbx__wt.wasi_config_set_stderr_custom)
 #define wasi_config_set_stdout_custom (mbx__wt.wasi_config_set_stdout_custom)
 #define wasm_byte_vec_delete (mbx__wt.wasm_byte_vec_delete)
+#define wasm_byte_vec_new (mbx__wt.wasm_byte_vec_new)
+#define wasi_config_set_stdin_bytes (mbx__wt.wasi_config_set_stdin_bytes)
 #define wasm_config_new (mbx__wt.wasm_config_new)
 #define wasm_engine_delete (mbx__wt.wasm_engine_delete)
 #define wasm_engine_new_with_config (mbx__wt.wasm_engine_new_with_config)
