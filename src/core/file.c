@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "backend/client.h"
+#include "hostfiles.h"
 
 #define DEFAULT_FILE_LIMIT (1ull << 30)
 #define FILE_DEADLINE_US (60u * 1000000u)
@@ -45,6 +46,22 @@ int mbx_config_set_file_limit(mbx_config *cfg, uint64_t bytes, mbx_error **err)
 static uint64_t file_limit(const mbx_sandbox *sb)
 {
 	return sb->cfg->file_limit ? sb->cfg->file_limit : DEFAULT_FILE_LIMIT;
+}
+
+/*
+ * Where a file operation goes: the agent (c set), or, for a backend without
+ * one, the host directory behind /workspace (*root set).
+ */
+static int target(mbx_sandbox *sb, struct mbx_client **c, const char **root, mbx_error **err)
+{
+	*c = NULL;
+	*root = NULL;
+	if (sb != NULL && !sb->destroyed && sb->ops->client == NULL && sb->ops->workspace != NULL) {
+		*root = sb->ops->workspace(sb);
+		if (*root)
+			return MBX_OK;
+	}
+	return mbx__sandbox_client(sb, "the file API", c, err);
 }
 
 static int check_path(const char *path, mbx_error **err)
@@ -91,13 +108,23 @@ static int simple(mbx_sandbox *sb, uint32_t fop, const char *path, const char *p
 	uint32_t id;
 	int rc;
 
+	const char *root;
+
 	rc = check_path(path, err);
 	if (rc == MBX_OK && path2)
 		rc = check_path(path2, err);
 	if (rc == MBX_OK)
-		rc = mbx__sandbox_client(sb, what, &c, err);
+		rc = target(sb, &c, &root, err);
 	if (rc < 0)
 		return rc;
+	if (root) {
+		switch (fop) {
+		case MBX_FOP_MKDIR: return mbx__host_mkdir(root, path, mode, (int)flags, err);
+		case MBX_FOP_REMOVE: return mbx__host_remove(root, path, (int)flags, err);
+		default: return mbx__host_rename(root, path, path2, err);
+		}
+	}
+	(void)what;
 	id = begin(c, fop);
 	mbx_proto_put_str(&c->wb, MBX_F_PATH, path);
 	if (path2)
@@ -143,13 +170,16 @@ static int read_chunks(mbx_sandbox *sb, const char *path, int (*sink)(void *, co
 	struct mbx_frame f;
 	uint64_t limit = file_limit(sb), total = 0, size = 0;
 	uint32_t id, handle, more = 1;
+	const char *root;
 	int rc;
 
 	rc = check_path(path, err);
 	if (rc == MBX_OK)
-		rc = mbx__sandbox_client(sb, "the file API", &c, err);
+		rc = target(sb, &c, &root, err);
 	if (rc < 0)
 		return rc;
+	if (root)
+		return mbx__host_read(root, path, limit, sink, arg, err);
 	id = begin(c, MBX_FOP_OPEN_READ);
 	mbx_proto_put_str(&c->wb, MBX_F_PATH, path);
 	rc = finish(sb, c, id, MBX_MSG_OK, &f, err);
@@ -303,15 +333,18 @@ static int write_chunks(mbx_sandbox *sb, const char *path, uint32_t mode, uint32
 	uint64_t limit = file_limit(sb), total = 0;
 	uint32_t id, handle;
 	uint8_t *buf;
+	const char *root;
 	int rc;
 
 	rc = check_path(path, err);
 	if (rc == MBX_OK)
-		rc = mbx__sandbox_client(sb, "the file API", &c, err);
+		rc = target(sb, &c, &root, err);
 	if (rc < 0)
 		return rc;
 	if (flags & ~(MBX_WRITE_APPEND | MBX_WRITE_EXCLUSIVE))
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "unknown write flags 0x%x", flags);
+	if (root)
+		return mbx__host_write(root, path, mode, flags, limit, src, arg, err);
 	buf = malloc(MBX_PROTO_FILE_CHUNK);
 	if (buf == NULL)
 		return mbx__error_oom(err);
@@ -381,6 +414,7 @@ int mbx_sandbox_stat(mbx_sandbox *sb, const char *path, mbx_stat **out, mbx_erro
 	struct mbx_client *c;
 	struct mbx_frame f;
 	mbx_stat *st;
+	const char *root;
 	uint32_t id;
 	int rc;
 
@@ -389,9 +423,21 @@ int mbx_sandbox_stat(mbx_sandbox *sb, const char *path, mbx_stat **out, mbx_erro
 	*out = NULL;
 	rc = check_path(path, err);
 	if (rc == MBX_OK)
-		rc = mbx__sandbox_client(sb, "the file API", &c, err);
+		rc = target(sb, &c, &root, err);
 	if (rc < 0)
 		return rc;
+	if (root) {
+		st = calloc(1, sizeof(*st));
+		if (st == NULL)
+			return mbx__error_oom(err);
+		rc = mbx__host_stat(root, path, &st->info, err);
+		if (rc < 0) {
+			free(st);
+			return rc;
+		}
+		*out = st;
+		return MBX_OK;
+	}
 	id = begin(c, MBX_FOP_STAT);
 	mbx_proto_put_str(&c->wb, MBX_F_PATH, path);
 	rc = finish(sb, c, id, MBX_MSG_FILE_STAT, &f, err);
@@ -451,6 +497,7 @@ int mbx_sandbox_list_dir(mbx_sandbox *sb, const char *path, mbx_dir **out, mbx_e
 	struct mbx_client *c;
 	struct mbx_frame f;
 	mbx_dir *d;
+	const char *root;
 	uint32_t id, more = 1;
 	int rc;
 
@@ -459,12 +506,16 @@ int mbx_sandbox_list_dir(mbx_sandbox *sb, const char *path, mbx_dir **out, mbx_e
 	*out = NULL;
 	rc = check_path(path, err);
 	if (rc == MBX_OK)
-		rc = mbx__sandbox_client(sb, "the file API", &c, err);
+		rc = target(sb, &c, &root, err);
 	if (rc < 0)
 		return rc;
 	d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		return mbx__error_oom(err);
+	if (root) {
+		rc = mbx__host_list(root, path, dir_add, d, err);
+		more = 0;
+	}
 	while (more) {
 		int drc;
 

@@ -108,6 +108,9 @@ struct mbx_backend_ops {
 	/* The channel to the sandbox's agent (processes, files), or NULL when
 	 * the backend has no agent. */
 	struct mbx_client *(*client)(mbx_sandbox *sb);
+	/* Without an agent: the host directory behind /workspace, which the
+	 * file API then serves from the host (src/core/hostfiles.c). */
+	const char *(*workspace)(mbx_sandbox *sb);
 };
 
 struct mbx_sandbox {

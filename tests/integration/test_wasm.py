@@ -419,3 +419,31 @@ def test_stdin_data_reaches_the_guest(lib, guard):
         assert r.stderr == b"stdin: %d bytes\n" % len(data), r
     finally:
         sb.close()
+
+
+def test_file_api_on_the_workspace(lib, guard):
+    # The file API of a wasm sandbox works on its /workspace, the guest's
+    # only directory, and nothing outside it can be named.
+    import mbx
+
+    sb = mbx.Sandbox(lib, isolation=2)
+    guard.ids.add(sb.id)
+    try:
+        sb.mkdir("in", parents=True)
+        sb.write_file("/workspace/in/data.txt", b"from the host")
+        r = sb.exec([mod("files.wasm"), "write", "/workspace/out.txt", "from the guest"])
+        assert r.exit_code == 0, r
+        assert sb.read_file("out.txt") == b"from the guest"
+        names = [e[0] for e in sb.list_dir("/workspace")]
+        assert "in" in names and "out.txt" in names, names
+        st = sb.stat("in/data.txt")
+        assert st["type"] == mbx.MBX_FILE_REGULAR and st["size"] == 13, st
+        for bad in ("/etc/passwd", "../../etc/passwd", "in/../../../lock", "/proc/self/status"):
+            with pytest.raises(mbx.MbxError) as e:
+                sb.read_file(bad)
+            assert e.value.code == mbx.MBX_ENOTFOUND, (bad, e.value)
+        sb.rename("out.txt", "in/moved.txt")
+        sb.remove("in", recursive=True)
+        assert sb.list_dir(".") == []
+    finally:
+        sb.close()

@@ -1071,12 +1071,20 @@ static int wasm_destroy(mbx_sandbox *sb, mbx_error **err)
 	return MBX_OK;
 }
 
+static const char *wasm_workspace(mbx_sandbox *sb)
+{
+	struct wasm_sb *w = sb->priv;
+
+	return w ? w->workspace : NULL;
+}
+
 const struct mbx_backend_ops mbx__wasm_backend = {
 	.name = "wasm",
 	.isolation = MBX_ISOLATION_WASM,
 	.create = wasm_create,
 	.exec = wasm_exec,
 	.destroy = wasm_destroy,
+	.workspace = wasm_workspace,
 };
 
 /* ---- doctor ---- */

@@ -136,6 +136,30 @@ static inline int mbx_sys_mount_setattr(int dfd, const char *path, unsigned int 
 #define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #endif
 
+#ifndef RESOLVE_IN_ROOT
+#define RESOLVE_NO_XDEV       0x01
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_NO_SYMLINKS   0x04
+#define RESOLVE_BENEATH       0x08
+#define RESOLVE_IN_ROOT       0x10
+#endif
+
+struct mbx_open_how {
+	uint64_t flags;
+	uint64_t mode;
+	uint64_t resolve;
+};
+
+static inline int mbx_sys_openat2(int dfd, const char *path, struct mbx_open_how *how)
+{
+#ifdef __NR_openat2
+	return (int)syscall(__NR_openat2, dfd, path, how, sizeof(*how));
+#else
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
 static inline int mbx_sys_open_tree(int dfd, const char *path, unsigned int flags)
 {
 #ifdef __NR_open_tree
