@@ -19,6 +19,7 @@
 #include <mbx/error.h>
 #include <mbx/file.h>
 #include "agent.h"
+#include "platform/linux/rmtree.h"
 
 /* Entries per FILE_DIR frame: far below the frame limit even for 255-byte names. */
 #define DIR_BATCH 1024
@@ -159,36 +160,6 @@ static int mkdir_parents(char *path, mode_t mode)
 		*p = '/';
 	}
 	return mkdir(path, mode) < 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* Removes a tree below the open directory dfd without following links. */
-static int remove_tree(int dfd)
-{
-	DIR *d = fdopendir(dfd);
-	struct dirent *de;
-	int rc = 0;
-
-	if (d == NULL) {
-		close(dfd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		int sub;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
-			continue;
-		if (errno != EISDIR && errno != EPERM) {
-			rc = -1;
-			continue;
-		}
-		sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0 || remove_tree(sub) < 0 || unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0)
-			rc = -1;
-	}
-	closedir(d);
-	return rc;
 }
 
 static void do_list(struct agent_state *st, uint32_t id, const struct file_req *r)
@@ -437,7 +408,7 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 			if (r->flags & 1) {
 				int dfd = open(r->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-				if (dfd < 0 || remove_tree(dfd) < 0 || rmdir(r->path) < 0) {
+				if (dfd < 0 || mbx_rm_below(dfd) < 0 || rmdir(r->path) < 0) {
 					fail(st, id, "remove", r->path);
 					break;
 				}

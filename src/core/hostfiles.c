@@ -22,6 +22,7 @@
 #include "hostfiles.h"
 #include "proto.h"
 #include "platform/linux/syscalls.h"
+#include "platform/linux/rmtree.h"
 
 int mbx__host_rel(const char *path, char **out, mbx_error **err)
 {
@@ -428,32 +429,6 @@ int mbx__host_mkdir(const char *root, const char *path, uint32_t mode, int paren
 	return rc;
 }
 
-/* Removes what is below the open directory dfd, without following links. */
-static int remove_below(int dfd)
-{
-	DIR *d = fdopendir(dfd);
-	struct dirent *de;
-	int rc = 0;
-
-	if (d == NULL) {
-		close(dfd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		int sub;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
-			continue;
-		sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0 || remove_below(sub) < 0 || unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0)
-			rc = -1;
-	}
-	closedir(d);
-	return rc;
-}
-
 int mbx__host_remove(const char *root, const char *path, int recursive, mbx_error **err)
 {
 	char *rel = NULL;
@@ -472,7 +447,7 @@ int mbx__host_remove(const char *root, const char *path, int recursive, mbx_erro
 	} else if (recursive) {
 		int sub = openat(dfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-		if (sub < 0 || remove_below(sub) < 0 || unlinkat(dfd, base, AT_REMOVEDIR) < 0)
+		if (sub < 0 || mbx_rm_below(sub) < 0 || unlinkat(dfd, base, AT_REMOVEDIR) < 0)
 			rc = fail(err, "remove", path);
 	} else if (unlinkat(dfd, base, AT_REMOVEDIR) < 0) {
 		rc = fail(err, "remove", path);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "platform/linux/rmtree.h"
 
 void mbx__strv_free(char **v)
 {
@@ -152,50 +153,6 @@ void mbx__log(const mbx_config *cfg, mbx_log_level_t level, const char *fmt, ...
 	cfg->log_fn(level, msg, cfg->log_userdata);
 }
 
-/* Removes everything below the open directory dfd. Files a sandbox made
- * unwritable or unsearchable are chmod'ed first; symlinks are removed, never
- * followed (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW). */
-static int rm_below(int dfd, int depth)
-{
-	DIR *d;
-	struct dirent *de;
-	int rc = 0;
-
-	if (depth > 256)
-		return -1;
-	d = fdopendir(dfd);
-	if (d == NULL) {
-		close(dfd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		struct stat st;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-			if (sub < 0 && errno == EACCES) {
-				fchmodat(dirfd(d), de->d_name, 0700, 0);
-				sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			}
-			if (sub >= 0)
-				fchmod(sub, 0700);
-			if (sub >= 0 && rm_below(sub, depth + 1) < 0)
-				rc = -1;
-			if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0)
-				rc = -1;
-		} else if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
-			rc = -1;
-		}
-	}
-	closedir(d);
-	return rc;
-}
-
 int mbx__rm_rf(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -209,7 +166,7 @@ int mbx__rm_rf(const char *path)
 		return errno == ENOENT ? 0 : -1;
 	/* Directories need write and search permission to be emptied. */
 	fchmod(fd, 0700);
-	rc = rm_below(fd, 0);
+	rc = mbx_rm_below(fd);
 	if (rmdir(path) < 0 && errno != ENOENT)
 		rc = -1;
 	return rc;

@@ -211,7 +211,11 @@ def test_processes_of_one_sandbox_run_side_by_side(sandbox):
 # ---- PTY ----
 
 def test_pty_resize_and_ctrl_c(sandbox):
-    p = sandbox.spawn(["sh", "-c", "stty size; read x; stty size; sleep 100"], pty=(24, 80))
+    # "go" is printed by the shell itself after the last child ended: a
+    # Ctrl-C sent while a child still ran and then exited normally would be
+    # taken by the shell as handled by that child (POSIX shells' wait-and-
+    # cooperative-exit) and the script would go on.
+    p = sandbox.spawn(["sh", "-c", "stty size; read x; stty size; echo go; exec sleep 100"], pty=(24, 80))
     out = b""
     while b"24 80" not in out:
         ev = p.next_event(5000)
@@ -219,10 +223,11 @@ def test_pty_resize_and_ctrl_c(sandbox):
         out += ev[1]
     p.resize(50, 132)
     p.write(b"\n")
-    while b"50 132" not in out:
+    while b"go" not in out:
         ev = p.next_event(5000)
         assert ev and ev[0] == mbx.MBX_EVENT_STDOUT, (ev, out)
         out += ev[1]
+    assert b"50 132" in out, out
     p.write(b"\x03")  # Ctrl-C: the terminal sends SIGINT to the foreground group
     evs = events_until_end(p, 10)
     p.close()
