@@ -103,6 +103,12 @@ MBX_EXTERN(const uint8_t *) mbx_event_data(const mbx_event *ev, size_t *len);
 MBX_EXTERN(int) mbx_event_exit_code(const mbx_event *ev);
 /** @brief Signal that killed the process (EXIT or TIMED_OUT events), or 0. */
 MBX_EXTERN(int) mbx_event_signal(const mbx_event *ev);
+/** @brief CPU time of the whole tree in microseconds (EXIT/TIMED_OUT events), or 0. */
+MBX_EXTERN(uint64_t) mbx_event_cpu_time_us(const mbx_event *ev);
+/** @brief Largest resident set in bytes (EXIT/TIMED_OUT events), or 0. */
+MBX_EXTERN(uint64_t) mbx_event_peak_memory_bytes(const mbx_event *ev);
+/** @brief Run time in microseconds as the sandbox measured it (EXIT/TIMED_OUT events), or 0. */
+MBX_EXTERN(uint64_t) mbx_event_elapsed_us(const mbx_event *ev);
 /** @brief Frees an event; NULL is a no-op. */
 MBX_EXTERN(void) mbx_event_free(mbx_event *ev);
 

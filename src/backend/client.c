@@ -443,21 +443,30 @@ int mbx__client_next_event(struct mbx_client *c, struct mbx_cproc *p, uint64_t d
 
 	*out = NULL;
 	while (p->head == NULL) {
+		uint64_t now = mbx__now_us(), until = deadline_us;
+		mbx_error *tmp = NULL;
+
 		if (p->taken_last)
 			return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has ended and its last event was taken", p->id);
-		if (deadline_us != 0 && mbx__now_us() >= deadline_us)
-			return MBX_OK;
-		if (deadline_us == 0 && mbx_rbuf_pending(&c->rb) == 0) {
+		if (deadline_us == 0 || now >= deadline_us) {
+			/* No time left to wait: take what has arrived, and finish a
+			 * frame already on its way. */
 			struct pollfd pf = { .fd = c->fd, .events = POLLIN };
 
-			if (poll(&pf, 1, 0) <= 0)
+			if (mbx_rbuf_pending(&c->rb) == 0 && poll(&pf, 1, 0) <= 0)
 				return MBX_OK;
+			until = now + 100000u;
 		}
-		rc = pump_one(c, &f, deadline_us ? deadline_us : mbx__now_us() + HOST_GRACE_US, err);
-		if (rc == MBX_ETIMEDOUT)
+		rc = pump_one(c, &f, until, &tmp);
+		if (rc == MBX_ETIMEDOUT) {
+			/* Nothing complete in time: not an error of the call. */
+			mbx_error_free(tmp);
 			return MBX_OK;
-		if (rc < 0)
+		}
+		if (rc < 0) {
+			mbx__error_move(err, &tmp);
 			return rc;
+		}
 		if (rc == 1) {
 			/* Only process events arrive unasked; an error for a
 			 * fire-and-forget message of a known process is dropped. */

@@ -242,6 +242,26 @@ int mbx_event_signal(const mbx_event *ev)
 	return (int)ev->exit.signal;
 }
 
+static const struct mbx_exit_info *exit_of(const mbx_event *ev)
+{
+	return (ev && (ev->kind == MBX_EVENT_EXIT || ev->kind == MBX_EVENT_TIMED_OUT)) ? &ev->exit : NULL;
+}
+
+uint64_t mbx_event_cpu_time_us(const mbx_event *ev)
+{
+	return exit_of(ev) ? exit_of(ev)->cpu_us : 0;
+}
+
+uint64_t mbx_event_peak_memory_bytes(const mbx_event *ev)
+{
+	return exit_of(ev) ? exit_of(ev)->maxrss : 0;
+}
+
+uint64_t mbx_event_elapsed_us(const mbx_event *ev)
+{
+	return exit_of(ev) ? exit_of(ev)->elapsed_us : 0;
+}
+
 void mbx_event_free(mbx_event *ev)
 {
 	mbx__event_free(ev);

@@ -355,3 +355,15 @@ def test_symlink_swap_race_stays_inside(sandbox, host_tmp):
     flipper.wait(5000)
     flipper.close()
     assert token.encode() not in b"".join(seen), seen
+
+
+def test_polling_with_zero_timeout_takes_what_arrived(sandbox):
+    # timeout 0 does not wait, but it does read what the sandbox has sent.
+    p = sandbox.spawn(["sh", "-c", "echo early; sleep 5"])
+    time.sleep(1.0)
+    ev = p.next_event(0)
+    assert ev == (mbx.MBX_EVENT_STDOUT, b"early\n"), ev
+    assert p.next_event(0) is None
+    p.kill()
+    p.wait(5000)
+    p.close()

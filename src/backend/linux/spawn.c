@@ -163,6 +163,15 @@ static __attribute__((noreturn)) void child_main(const struct mbx_spawn *sp, int
 	    syscall(SYS_dup3, err_hi, 5, O_CLOEXEC) < 0)
 		child_die(err_w, STEP_FDS);
 	err_w = 5;
+	/* The host's stdio stays with the host: a daemon embedding the library
+	 * must see its own stderr reach end of file. */
+	{
+		int null = (int)syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null < 0 || syscall(SYS_dup3, null, 0, 0) < 0 || syscall(SYS_dup3, null, 1, 0) < 0 ||
+		    syscall(SYS_dup3, null, 2, 0) < 0)
+			child_die(err_w, STEP_FDS);
+	}
 	if (mbx_sys_close_range(6, ~0U, 0) < 0)
 		for (int fd = 6; fd < 1024; fd++)
 			syscall(SYS_close, fd);
