@@ -8,7 +8,8 @@ set -eu
 
 packages="gcc libc6-dev meson ninja-build pkg-config libseccomp-dev musl-tools
 python3 python3-pytest util-linux procps iproute2 bubblewrap valgrind clang strace
-python3-pip binutils clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt"
+python3-pip binutils clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt
+libcurl4-openssl-dev passt openssl curl"
 
 missing=""
 for p in $packages; do

@@ -39,6 +39,9 @@ MBX_BEGIN_DECL
 #define MBX_ETOOBIG   (-12) /**< "too_large": over a configured size limit */
 #define MBX_EPROTO    (-13) /**< "protocol_error": the in-sandbox agent sent bad data */
 #define MBX_EEXIST    (-14) /**< "already_exists" */
+#define MBX_EDENIED   (-15) /**< "denied": the network policy refused a host or address */
+#define MBX_ENETWORK  (-16) /**< "network_error": a name did not resolve or a connection failed */
+#define MBX_ETLS      (-17) /**< "tls_error": a TLS handshake or certificate check failed */
 
 /**
  * @brief Stable snake_case name of a status code, e.g. "invalid_argument".

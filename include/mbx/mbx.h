@@ -25,6 +25,7 @@
 #include "pool.h"
 #include "process.h"
 #include "file.h"
+#include "net.h"
 #include "version.h"
 
 #endif /* MBX_MBX_H */

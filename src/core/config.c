@@ -44,6 +44,7 @@ void mbx_config_free(mbx_config *cfg)
 	for (size_t i = 0; i < cfg->ndomains; i++)
 		free(cfg->domains[i]);
 	free(cfg->domains);
+	mbx__netcfg_free(cfg->net);
 	for (size_t i = 0; i < cfg->nmounts; i++) {
 		free(cfg->mounts[i].host);
 		free(cfg->mounts[i].sandbox);
@@ -65,13 +66,15 @@ int mbx__config_copy(const mbx_config *src, mbx_config **out, mbx_error **err)
 	*c = *src;
 	c->domains = NULL;
 	c->ndomains = 0;
+	c->net = NULL;
 	c->mounts = NULL;
 	c->nmounts = 0;
 	c->env.kv = NULL;
 	c->env.n = 0;
 	c->workdir = strdup(src->workdir);
 	c->hostname = strdup(src->hostname);
-	if (c->workdir == NULL || c->hostname == NULL || mbx__env_copy(&c->env, &src->env) < 0)
+	if (c->workdir == NULL || c->hostname == NULL || mbx__env_copy(&c->env, &src->env) < 0 ||
+	    mbx__netcfg_dup(src->net, &c->net) < 0)
 		goto oom;
 	if (src->ndomains) {
 		c->domains = calloc(src->ndomains, sizeof(char *));
@@ -166,16 +169,15 @@ static int dns_name_ok(const char *name)
 
 int mbx_config_add_allowed_domain(mbx_config *cfg, const char *domain, mbx_error **err)
 {
-	const char *name;
 	char **nd;
 
 	MBX_CHECK_ARG(cfg != NULL, err);
 	if (domain == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "allowed domain is NULL");
-	name = strncmp(domain, "*.", 2) == 0 ? domain + 2 : domain;
-	if (!dns_name_ok(name))
+	if (!mbx__net_allow_entry_ok(domain))
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL,
-				      "allowed domain `%s` is not a host name: use `example.com` or `*.example.com`", domain);
+				      "allowed domain `%s` is not a host name or IP address: use `example.com`, `*.example.com` or `192.0.2.1`",
+				      domain);
 	nd = realloc(cfg->domains, (cfg->ndomains + 1) * sizeof(char *));
 	if (nd == NULL)
 		return mbx__error_oom(err);

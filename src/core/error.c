@@ -142,6 +142,9 @@ const char *mbx_error_code_name(int code)
 	case MBX_ETOOBIG: return "too_large";
 	case MBX_EPROTO: return "protocol_error";
 	case MBX_EEXIST: return "already_exists";
+	case MBX_EDENIED: return "denied";
+	case MBX_ENETWORK: return "network_error";
+	case MBX_ETLS: return "tls_error";
 	default: return "unknown";
 	}
 }

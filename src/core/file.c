@@ -541,7 +541,8 @@ int mbx_sandbox_list_dir(mbx_sandbox *sb, const char *path, mbx_dir **out, mbx_e
 		mbx_dir_free(d);
 		return rc;
 	}
-	qsort(d->e, d->n, sizeof(*d->e), dir_cmp);
+	if (d->n > 1)
+		qsort(d->e, d->n, sizeof(*d->e), dir_cmp);
 	*out = d;
 	return MBX_OK;
 }

@@ -34,6 +34,7 @@ struct mbx_config {
 	mbx_network_t network;
 	char **domains;
 	size_t ndomains;
+	struct mbx_netcfg *net; /* network settings (src/net/netcfg.c); NULL: defaults; owned */
 	uint64_t timeout_ms;
 	uint64_t memory_bytes;
 	uint64_t output_limit;
@@ -122,7 +123,18 @@ struct mbx_sandbox {
 	uint32_t layers;
 	uint32_t skipped;
 	const char *limits_mech;
+	struct mbx_net *net; /* network log (src/net/net.h); owned */
 };
+
+/* ---- src/net: the network state of configs and sandboxes (net.h) ---- */
+struct mbx_netcfg;
+struct mbx_net;
+int mbx__netcfg_dup(const struct mbx_netcfg *src, struct mbx_netcfg **out);
+void mbx__netcfg_free(struct mbx_netcfg *n);
+int mbx__net_new(struct mbx_net **out);
+void mbx__net_free(struct mbx_net *n);
+/* Whether an allow-list entry is valid: a host name, "*." and a name, or an IP literal. */
+int mbx__net_allow_entry_ok(const char *entry);
 
 /* ---- config.c ---- */
 int mbx__config_copy(const mbx_config *src, mbx_config **out, mbx_error **err);

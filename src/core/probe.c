@@ -74,6 +74,7 @@ enum {
 	C_KVM,
 	C_QEMU,
 	C_WASMTIME,
+	C_PASTA,
 	C_COUNT
 };
 
@@ -728,6 +729,29 @@ static void probe_wasmtime(mbx_probe *p)
 #endif
 }
 
+/* The network policy `all` needs pasta (passt) and, for a caller who is not
+ * root, /dev/net/tun it may open (docs/network.md). */
+static void probe_pasta(mbx_probe *p)
+{
+	struct probe_check *c = add_check(p, "pasta", MBX_PROBE_UNAVAILABLE);
+	static const char *const paths[] = { "/usr/bin/pasta", "/usr/local/bin/pasta", "/usr/sbin/pasta", NULL };
+	const char *path = NULL;
+
+	for (size_t i = 0; paths[i] && path == NULL; i++)
+		if (access(paths[i], X_OK) == 0)
+			path = paths[i];
+	if (path == NULL) {
+		set_detail(p, c, "pasta not found: network policy `all` is unavailable");
+		set_hint(p, c, "apt-get install passt");
+	} else if (geteuid() != 0 && access("/dev/net/tun", R_OK | W_OK) < 0) {
+		set_detail(p, c, "%s, but /dev/net/tun cannot be opened by this user: network policy `all` is unavailable", path);
+		set_hint(p, c, "give /dev/net/tun its usual mode 0666, or run as root");
+	} else {
+		c->status = MBX_PROBE_OK;
+		set_detail(p, c, "%s: network policy `all` available", path);
+	}
+}
+
 /* ---- backends ---- */
 
 /* Why the os backend cannot run, or NULL (in p->os_reason). It needs user,
@@ -795,6 +819,7 @@ int mbx_probe_run(mbx_probe **out, mbx_error **err)
 	probe_kvm(p);
 	probe_qemu(p);
 	probe_wasmtime(p);
+	probe_pasta(p);
 	if (!p->oom && p->n == C_COUNT)
 		os_verdict(p);
 	if (p->oom || p->n != C_COUNT) {

@@ -103,9 +103,14 @@ static int sandbox_create(mbx_sandbox **out, const mbx_config *cfg, const char *
 		return mbx__error_set(err, MBX_ESYS, 0, NULL, "getrandom failed");
 	}
 	sb->ops = ops;
-	rc = ops->create(sb, err);
+	rc = mbx__net_new(&sb->net);
+	if (rc < 0)
+		mbx__error_oom(err);
+	else
+		rc = ops->create(sb, err);
 	if (rc < 0) {
 		mbx__error_wrap(err, "create %s sandbox", ops->name);
+		mbx__net_free(sb->net);
 		mbx_config_free(sb->cfg);
 		free(sb);
 		return rc;
@@ -267,6 +272,7 @@ void mbx_sandbox_free(mbx_sandbox *sb)
 	if (sb == NULL)
 		return;
 	mbx_sandbox_destroy(sb, NULL);
+	mbx__net_free(sb->net);
 	mbx_config_free(sb->cfg);
 	free(sb);
 }

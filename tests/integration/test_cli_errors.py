@@ -38,7 +38,6 @@ CASES = [
     ("bad-isolation", ["--isolation", "docker", "--", "true"], 125, ["isolation", "docker"]),
     ("bad-trust", ["--trust", "paranoid", "--", "true"], 125, ["trust", "paranoid"]),
     ("bad-network", ["--network", "some", "--", "true"], 125, ["network", "some"]),
-    ("network-all", ["--network", "all", "--", "true"], 125, ["network"]),
     ("command-and-program", ["--command", "echo a", "--", "echo", "b"], 125, ["--command"]),
     ("unterminated-quote", ["--command", "echo 'oops"], 125, ["quote"]),
 ]

@@ -109,7 +109,8 @@ static void test_network_policy(void)
 static void test_error_names(void)
 {
 	int codes[] = { MBX_OK, MBX_EINVAL, MBX_ENOMEM, MBX_ENOTSUP, MBX_EPERM, MBX_ESYS, MBX_ETIMEDOUT,
-			MBX_EBACKEND, MBX_ESTATE, MBX_ENOTFOUND, MBX_ENOEXEC, MBX_ENOTDIR, MBX_ETOOBIG, MBX_EPROTO, MBX_EEXIST };
+			MBX_EBACKEND, MBX_ESTATE, MBX_ENOTFOUND, MBX_ENOEXEC, MBX_ENOTDIR, MBX_ETOOBIG, MBX_EPROTO, MBX_EEXIST,
+			MBX_EDENIED, MBX_ENETWORK, MBX_ETLS };
 
 	/* Every code has its own stable name. */
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {

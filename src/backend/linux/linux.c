@@ -24,6 +24,7 @@
 #include "backend/client.h"
 #include "cgroup.h"
 #include "mountplan.h"
+#include "netns.h"
 #include "seccomp.h"
 #include "spawn.h"
 #include "platform/linux/syscalls.h"
@@ -45,6 +46,7 @@ struct linux_sb {
 	struct mbx_statedir sd; /* host directory of the sandbox, locked */
 	char *workspace;        /* host directory behind /workspace */
 	struct mbx_cgroup cg;
+	struct mbx_linux_net net; /* the proxy or pasta (netns.c) */
 };
 
 /* Records the sandbox's cgroup directories next to its workspace so a
@@ -74,6 +76,8 @@ void mbx__linux_remove_recorded_cgroups(const char *dir)
 	int n1 = 0;
 	FILE *f;
 
+	/* pasta outlives a sandbox whose owner died (it daemonized). */
+	mbx__pasta_collect(dir);
 	snprintf(path, sizeof(path), "%s/cgroups", dir);
 	f = fopen(path, "re");
 	if (f == NULL)
@@ -98,6 +102,7 @@ static void linux_cleanup(struct linux_sb *l)
 {
 	if (l == NULL)
 		return;
+	mbx__linux_net_stop(&l->net);
 	mbx__client_shutdown(&l->client);
 	mbx__linux_kill_agent(l->pid, l->pidfd);
 	if (l->pidfd >= 0)
@@ -244,15 +249,10 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	gid_t gid;
 	int rc;
 
-	if (cfg->network != MBX_NETWORK_DENY_ALL) {
-		mbx__error_set(err, MBX_ENOTSUP, 0, "network", "network policy `%s` is not available in this build",
-			       mbx_network_name(cfg->network));
-		mbx__error_suggest(err, "use the default deny policy (loopback only); a sandbox never silently runs without the network it asked for");
-		return MBX_ENOTSUP;
-	}
 	l = calloc(1, sizeof(*l));
 	if (l == NULL)
 		return mbx__error_oom(err);
+	l->net = (struct mbx_linux_net)MBX_LINUX_NET_INIT;
 	l->pid = -1;
 	l->pidfd = -1;
 	l->sd.lockfd = -1;
@@ -278,6 +278,8 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 		goto fail;
 	}
 	rc = mbx__mountplan_build(&plan, cfg, l->workspace, "", err);
+	if (rc == MBX_OK)
+		rc = mbx__linux_net_prepare(sb, l->sd.dir, &plan, err);
 	if (rc < 0)
 		goto fail;
 
@@ -328,6 +330,9 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	for (size_t i = 0; i < nmount_fds; i++)
 		close(mount_fds[i]);
 	nmount_fds = 0;
+	rc = mbx__linux_net_start(&l->net, sb, l->pid, l->sd.dir, err);
+	if (rc < 0)
+		goto fail;
 
 	sb->layers = MBX_LAYER_USER_NS | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS | MBX_LAYER_IPC_NS |
 		     MBX_LAYER_UTS_NS | MBX_LAYER_CGROUP_NS | ready.layers;

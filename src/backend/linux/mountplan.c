@@ -95,6 +95,36 @@ static int push_text(struct mbx_mountplan *p, const char *dst, const char *text)
 	return push(p, MBX_MOP_WRITE, 0, 0644, NULL, dst, text, strlen(text));
 }
 
+/* The host's resolv.conf without loopback name servers (the sandbox's
+ * loopback is its own) and without anything but nameserver, search and
+ * options lines. */
+static int push_resolv_conf(struct mbx_mountplan *p, const char *host_root)
+{
+	char path[PATH_MAX], line[512], out[2048];
+	size_t o = 0;
+	FILE *f;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s/etc/resolv.conf", host_root);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		char addr[256];
+
+		if (sscanf(line, "nameserver %255s", addr) == 1) {
+			if (strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0)
+				continue;
+		} else if (strncmp(line, "search ", 7) != 0 && strncmp(line, "options ", 8) != 0) {
+			continue;
+		}
+		if (o + strlen(line) + 2 < sizeof(out))
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%s", line,
+					      line[strlen(line) - 1] == '\n' ? "" : "\n");
+	}
+	if (f)
+		fclose(f);
+	return push_text(p, "/etc/resolv.conf", out);
+}
+
 /* Adds the host entry `path` (looked up under host_root) as the same
  * symlink or as a read-only bind; missing entries are skipped. */
 static int mirror(struct mbx_mountplan *p, const char *host_root, const char *path)
@@ -149,7 +179,11 @@ int mbx__mountplan_build(struct mbx_mountplan *p, const mbx_config *cfg, const c
 	rc |= push_text(p, "/etc/hosts", buf);
 	snprintf(buf, sizeof(buf), "%s\n", cfg->hostname);
 	rc |= push_text(p, "/etc/hostname", buf);
-	rc |= push_text(p, "/etc/resolv.conf", "");
+	/* Name servers only where there is a route to them (network `all`). */
+	if (cfg->network == MBX_NETWORK_ALLOW_ALL)
+		rc |= push_resolv_conf(p, host_root);
+	else
+		rc |= push_text(p, "/etc/resolv.conf", "");
 	rc |= push_text(p, "/etc/nsswitch.conf",
 			"passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\n"
 			"protocols: files\nservices: files\nethers: files\nrpc: files\n");
@@ -241,6 +275,23 @@ void mbx__mountplan_encode(const struct mbx_mountplan *p, struct mbx_wbuf *w)
 		mbx_proto_put_u32(w, MBX_F_MODE, p->ll[i].class);
 		mbx_proto_nest_end(w, at);
 	}
+}
+
+int mbx__mountplan_add_etc_copy(struct mbx_mountplan *p, const char *host, const char *dst)
+{
+	struct mbx_plan_entry e;
+	size_t at;
+
+	/* Before /etc turns read-only. */
+	for (at = 0; at < p->n; at++)
+		if (p->e[at].op == MBX_MOP_REMOUNT_RO && strcmp(p->e[at].dst, "/etc") == 0)
+			break;
+	if (at == p->n || push(p, MBX_MOP_COPY, 0, 0, host, dst, NULL, 0) < 0)
+		return -1;
+	e = p->e[p->n - 1];
+	memmove(&p->e[at + 1], &p->e[at], (p->n - 1 - at) * sizeof(e));
+	p->e[at] = e;
+	return 0;
 }
 
 void mbx__mountplan_release(struct mbx_mountplan *p)

@@ -45,4 +45,7 @@ int mbx__mountplan_build(struct mbx_mountplan *plan, const mbx_config *cfg, cons
 			 const char *host_root, mbx_error **err);
 /* Appends the plan's MBX_F_MOUNT and MBX_F_LL_PATH fields to an open frame. */
 void mbx__mountplan_encode(const struct mbx_mountplan *plan, struct mbx_wbuf *w);
+/* Adds a copy of the host file `host` at `dst` below /etc (where it turns
+ * read-only with the rest of /etc). Returns 0, or -1 (no /etc, no memory). */
+int mbx__mountplan_add_etc_copy(struct mbx_mountplan *plan, const char *host, const char *dst);
 void mbx__mountplan_release(struct mbx_mountplan *plan);

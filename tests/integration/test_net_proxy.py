@@ -1,0 +1,734 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Network policies end to end (docs/network.md): allow-domains through the
+host-side proxy, allow-all through pasta, deny-all, HTTP requests made by
+the library under the same policy, and the audit log.
+
+Every destination is a local server: on this host's loopback (reached
+through host-name overrides and the switch for private destinations,
+which is how tests and special set-ups point allowed names at local
+servers), or inside a network namespace a test makes (root only), where
+addresses that count as public can exist without any real network.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import mbxnet
+from conftest import LIB_ASAN, HELPERS, host_env, must_work_skip
+from mbxnet import MBX_NETWORK_ALLOW_ALL, MBX_NETWORK_ALLOW_DOMAINS, MBX_NETWORK_DENY_ALL, NetError
+from netservers import Recorder, WebServer, host_addresses
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+DOMAINS = ["api.example.test", "*.example.test"]
+# Names the tests point at the host's loopback. denied.test is not in the
+# allow list: the override alone must allow nothing.
+OVERRIDES = {"api.example.test": "127.0.0.1", "relay.example.test": "127.0.0.1",
+             "other.example.test": "127.0.0.1", "denied.test": "127.0.0.1", "v6.example.test": "::1"}
+
+# Sends raw bytes to the proxy from inside a sandbox and prints the time to
+# the first answer and everything the proxy (or the tunnel) sent back.
+# argv: first message, [marker to wait for, second message].
+RAW = r"""
+import socket, sys, time
+def unesc(s): return s.encode().decode("unicode_escape").encode("latin-1")
+t = time.time()
+s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+s.sendall(unesc(sys.argv[1]))
+data = b""
+first = None
+def read_some(until=None, quiet=1.0):
+    global data, first
+    s.settimeout(quiet)
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return False
+            if first is None:
+                first = time.time() - t
+            data += b
+            if until and until in data:
+                return True
+    except socket.timeout:
+        return True
+if len(sys.argv) > 2:
+    read_some(unesc(sys.argv[2]), 5)
+    s.sendall(unesc(sys.argv[3]))
+read_some(None, 1.5 if len(sys.argv) <= 4 else float(sys.argv[4]))
+print("%.3f" % (first if first is not None else -1))
+sys.stdout.write(data.decode("latin-1"))
+"""
+
+
+def status_line(out):
+    """(seconds to the first answer, first status line) of a RAW run."""
+    lines = out.split("\n")
+    return float(lines[0]), (lines[1].rstrip("\r") if len(lines) > 1 else "")
+
+
+# ---------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="session")
+def api(lib):
+    # `lib` decides whether this Python can load the library (ASan builds).
+    return mbxnet.Api(os.environ["MIMOBOX_LIB"])
+
+
+@pytest.fixture
+def make_sandbox(api, guard):
+    made = []
+
+    def make(**kw):
+        cfg = mbxnet.Config(api, **kw)
+        try:
+            sb = mbxnet.Sandbox(api, cfg)
+        finally:
+            cfg.close()
+        guard.ids.add(sb.id)
+        made.append(sb)
+        return sb
+
+    yield make
+    for sb in made:
+        sb.close()
+
+
+@pytest.fixture(scope="session")
+def tls_files(base_tmp):
+    """A test CA and a server certificate for *.example.test, made with the
+    openssl command now."""
+    if shutil.which("openssl") is None:
+        must_work_skip("the openssl command is not installed")
+    d = os.path.join(base_tmp, "tls")
+    os.mkdir(d)
+
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True, timeout=60)
+
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=mimobox test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=api.example.test")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:api.example.test,DNS:*.example.test,DNS:localhost\n"
+                "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    return {"ca": os.path.join(d, "ca.pem"), "cert": os.path.join(d, "server.pem"),
+            "key": os.path.join(d, "server.key")}
+
+
+@pytest.fixture
+def web():
+    s = WebServer(label="plain")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def tls_web(tls_files):
+    s = WebServer(label="tls", tls=(tls_files["cert"], tls_files["key"]))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def proxied(make_sandbox, tls_files):
+    """A factory of allow-domains sandboxes pointed at local servers."""
+    def make(**kw):
+        args = dict(network=MBX_NETWORK_ALLOW_DOMAINS, domains=DOMAINS, overrides=OVERRIDES, allow_private=True,
+                    ca_file=tls_files["ca"])
+        args.update(kw)
+        return make_sandbox(**args)
+    return make
+
+
+# ---------------------------------------------------------------------------
+# Allowed traffic
+
+
+def test_proxy_environment(proxied):
+    sb = proxied(env={"no_proxy": "internal"})
+    rc, out, _ = sb.sh("env | sort")
+    env = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+    for k in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        assert env.get(k) == "http://127.0.0.1:3128", out
+    assert env["NO_PROXY"] == "localhost,127.0.0.1,::1"
+    assert env["no_proxy"] == "internal", "the caller's own setting wins"
+    for k in ("SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
+        assert env.get(k) == "/etc/ssl/mimobox-ca.pem", out
+    rc, out, _ = sb.sh("grep -c 'BEGIN CERTIFICATE' /etc/ssl/mimobox-ca.pem; touch /etc/ssl/mimobox-ca.pem 2>&1 || true")
+    assert int(out.splitlines()[0]) >= 1, out
+    assert "Read-only" in out, "the bundle must not be writable: %s" % out
+    # Only loopback inside: the proxy is the one way out.
+    rc, out, _ = sb.sh("cat /proc/net/dev")
+    assert [l.split(":")[0].strip() for l in out.splitlines()[2:]] == ["lo"], out
+
+
+def test_curl_https_through_proxy(proxied, tls_web):
+    sb = proxied()
+    rc, out, err = sb.sh("curl -sS --max-time 10 https://api.example.test:%d/hello" % tls_web.port)
+    assert rc == 0, err
+    assert out == "tls api.example.test:%d /hello\n" % tls_web.port
+    log = [e for e in sb.log() if e.method == "CONNECT"]
+    assert len(log) == 1, log
+    e = log[0]
+    assert (e.source, e.host, e.port, e.address, e.verdict, e.status) == \
+        ("proxy", "api.example.test", tls_web.port, "127.0.0.1", "allowed", 200), e
+    assert "api.example.test" in e.reason and e.bytes_up > 100 and e.bytes_down > 100, e
+
+
+def test_python_https_through_proxy(proxied, tls_web):
+    sb = proxied()
+    code = ("import urllib.request, sys\n"
+            "print(urllib.request.urlopen('https://other.example.test:%d/py', timeout=10).read().decode(), end='')\n"
+            % tls_web.port)
+    rc, out, err = sb.python(code)
+    assert rc == 0, err
+    assert out == "tls other.example.test:%d /py\n" % tls_web.port
+
+
+def test_test_ca_comes_from_config(make_sandbox, tls_web):
+    """Without the CA in the config, the same request fails verification:
+    the sandbox trusts what the config gives, nothing more."""
+    sb = make_sandbox(network=MBX_NETWORK_ALLOW_DOMAINS, domains=DOMAINS, overrides=OVERRIDES, allow_private=True)
+    rc, out, err = sb.sh("curl -sS --max-time 10 https://api.example.test:%d/; echo rc=$?" % tls_web.port)
+    assert "rc=60" in out, (out, err)
+
+
+def test_plain_http_forwarding(proxied, web):
+    sb = proxied()
+    rc, out, err = sb.sh("curl -sS --max-time 10 -H 'X-Probe: 1' http://api.example.test:%d/plain?x=1" % web.port)
+    assert rc == 0, err
+    assert out == "plain api.example.test:%d /plain?x=1\n" % web.port
+    assert web.hits == [("GET", "api.example.test:%d" % web.port, "/plain?x=1")]
+    rc, out, err = sb.sh("curl -sS --max-time 10 --data-binary 'hello body' http://api.example.test:%d/echo" % web.port)
+    assert out == "hello body", (out, err)
+    e = [e for e in sb.log() if e.method == "POST"][0]
+    assert e.verdict == "allowed" and e.status == 200 and e.bytes_down > 0, e
+
+
+def test_ipv6_destination(proxied):
+    try:
+        s = WebServer(host="::1", label="v6")
+    except OSError:
+        must_work_skip("no IPv6 loopback on this host")
+    try:
+        sb = proxied()
+        rc, out, err = sb.sh("curl -sS --max-time 10 http://v6.example.test:%d/" % s.port)
+        assert out == "v6 v6.example.test:%d /\n" % s.port, err
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------------------
+# Denials
+
+
+def test_denied_name_gets_403_at_once(proxied, web):
+    sb = proxied()
+    rc, out, err = sb.sh("curl -sS -o /dev/null -w '%%{http_connect} %%{time_total}' --max-time 10 "
+                         "https://denied.test:%d/; echo \" rc=$?\"" % web.port)
+    code, secs, rcs = out.split()
+    assert code == "403" and rcs == "rc=56", (out, err)
+    assert float(secs) < 1.0, out
+    code = ("import urllib.request\n"
+            "try:\n    urllib.request.urlopen('https://denied.test:%d/', timeout=10)\n"
+            "except Exception as e:\n    print(e)\n" % web.port)
+    rc, out, err = sb.python(code)
+    assert "403" in out and "not in the allow list" in out, (out, err)
+    # Plain HTTP gets the reason in the body too.
+    rc, out, err = sb.sh("curl -sS -i --max-time 10 http://denied.test:%d/x" % web.port)
+    assert out.startswith("HTTP/1.1 403 ") and "X-Mimobox-Reason: host `denied.test` is not in the allow list" in out, out
+    assert web.hits == [], "a denied request reached the server"
+    log = sb.log()
+    assert [e.verdict for e in log] == ["denied"] * 3, log
+    assert all(e.status == 403 and e.host == "denied.test" and e.address == "" for e in log), log
+
+
+def test_bypass_attempts_find_no_route(proxied):
+    """Direct TCP to the host's addresses (v4 and v6), UDP, raw and packet
+    sockets: nothing leaves the sandbox except through the proxy."""
+    tcp4 = Recorder("0.0.0.0")
+    try:
+        tcp6 = Recorder("::", port=tcp4.port)
+    except OSError:
+        tcp6 = None
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("0.0.0.0", 0))
+    udp.setblocking(False)
+    try:
+        sb = proxied()
+        targets = ["127.0.0.1", "::1"] + host_addresses()
+        code = r"""
+import errno, socket, sys
+port, uport = int(sys.argv[1]), int(sys.argv[2])
+def name(e): return errno.errorcode.get(e.errno, str(e)) if getattr(e, "errno", None) else type(e).__name__
+for a in sys.argv[3:]:
+    fam = socket.AF_INET6 if ":" in a else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(3)
+    try:
+        s.connect((a, port)); print("tcp", a, "CONNECTED")
+    except OSError as e:
+        print("tcp", a, name(e))
+    u = socket.socket(fam, socket.SOCK_DGRAM)
+    try:
+        u.sendto(b"x", (a, uport)); print("udp", a, "sent")
+    except OSError as e:
+        print("udp", a, name(e))
+for fam, typ, proto, label in ((socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP, "raw4"),
+                               (socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6, "raw6"),
+                               (socket.AF_PACKET, socket.SOCK_RAW, 0, "packet")):
+    try:
+        socket.socket(fam, typ, proto); print(label, "OPENED")
+    except OSError as e:
+        print(label, name(e))
+"""
+        rc, out, err = sb.python(code, tcp4.port, udp.getsockname()[1], *targets)
+        assert rc == 0, err
+        lines = out.splitlines()
+        assert not [l for l in lines if "CONNECTED" in l or "OPENED" in l], out
+        for a in targets:
+            # The sandbox's own loopback refuses; anything else has no route.
+            want = "ECONNREFUSED" if a in ("127.0.0.1", "::1") else "ENETUNREACH"
+            assert "tcp %s %s" % (a, want) in lines, out
+            if a not in ("127.0.0.1", "::1"):
+                assert "udp %s ENETUNREACH" % a in lines, out
+        for label in ("raw4", "raw6", "packet"):
+            assert "%s EPERM" % label in lines or "%s EAFNOSUPPORT" % label in lines, out
+        time.sleep(0.2)
+        assert tcp4.connections == 0 and (tcp6 is None or tcp6.connections == 0), "a direct connection got out"
+        with pytest.raises(BlockingIOError):
+            udp.recvfrom(100)
+    finally:
+        tcp4.close()
+        if tcp6:
+            tcp6.close()
+        udp.close()
+
+
+def test_relayed_connect_goes_nowhere_else(proxied):
+    """A CONNECT sent inside a tunnel (or pipelined behind the first) is
+    data for the allowed host; the proxy never acts on it."""
+    allowed = Recorder(reply=b"HTTP/1.1 501 not a proxy\r\n\r\n")
+    target = Recorder()
+    try:
+        sb = proxied()
+        inner = "CONNECT denied.test:%d HTTP/1.1\\r\\nHost: denied.test:%d\\r\\n\\r\\n" % (target.port, target.port)
+        outer = "CONNECT relay.example.test:%d HTTP/1.1\\r\\n\\r\\n" % allowed.port
+        # Inside the established tunnel...
+        rc, out, err = sb.python(RAW, outer, "\\r\\n\\r\\n", inner)
+        assert out.split("\n")[1].startswith("HTTP/1.1 200 "), out
+        assert "HTTP/1.1 501 not a proxy" in out, out
+        # ...and pipelined in the same write as the first CONNECT.
+        rc, out, err = sb.python(RAW, outer + inner + "GET http://denied.test:%d/ HTTP/1.1\\r\\nHost: denied.test\\r\\n\\r\\n"
+                                 % target.port)
+        assert out.split("\n")[1].startswith("HTTP/1.1 200 "), out
+        time.sleep(0.3)
+        assert allowed.connections == 2
+        assert allowed.data.count(b"CONNECT denied.test:%d" % target.port) == 2, allowed.data
+        assert b"GET http://denied.test" in allowed.data
+        assert target.connections == 0, "the relayed CONNECT reached its target"
+        assert [e.host for e in sb.log()] == ["relay.example.test"] * 2
+    finally:
+        allowed.close()
+        target.close()
+
+
+def test_pipelined_request_is_not_forwarded(proxied):
+    """One checked request per connection: a second one pipelined behind it
+    (naming another host) reaches neither that host nor the first one."""
+    allowed = Recorder(reply=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    target = Recorder()
+    try:
+        sb = proxied()
+        req = ("GET http://relay.example.test:%d/first HTTP/1.1\\r\\nHost: relay.example.test:%d\\r\\n\\r\\n"
+               "GET http://denied.test:%d/second HTTP/1.1\\r\\nHost: denied.test:%d\\r\\n\\r\\n"
+               % (allowed.port, allowed.port, target.port, target.port))
+        rc, out, err = sb.python(RAW, req)
+        assert "\nok" in out, out
+        time.sleep(0.2)
+        assert allowed.data.startswith(b"GET /first HTTP/1.1\r\n"), allowed.data
+        assert b"denied.test" not in allowed.data and b"/second" not in allowed.data, allowed.data
+        assert target.connections == 0
+    finally:
+        allowed.close()
+        target.close()
+
+
+IP_FORMS = ["127.0.0.1", "2130706433", "0177.0.0.1", "0x7f.1", "0x7f000001", "127.1", "017700000001",
+            "[::1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[64:ff9b::7f00:1]", "[::127.0.0.1]"]
+
+
+def test_ip_literals_are_refused(proxied):
+    """Every spelling of an address is an IP literal, refused unless the
+    allow list names it, even with private destinations admitted."""
+    target = Recorder()
+    try:
+        sb = proxied()
+        for form in IP_FORMS:
+            rc, out, err = sb.python(RAW, "CONNECT %s:%d HTTP/1.1\\r\\n\\r\\n" % (form, target.port))
+            secs, line = status_line(out)
+            assert line.startswith("HTTP/1.1 403 ") and "IP literal" in line, (form, out, err)
+            assert 0 <= secs < 1.0, (form, out)
+            rc, out, err = sb.python(RAW, "GET http://%s:%d/ HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n"
+                                     % (form, target.port, form, target.port))
+            assert status_line(out)[1].startswith("HTTP/1.1 403 "), (form, out)
+        # curl normalizes the forms itself; still refused.
+        rc, out, err = sb.sh("curl -sS --noproxy '' -o /dev/null -w '%%{http_code}' --max-time 5 http://2130706433:%d/" % target.port)
+        assert out == "403", (out, err)
+        time.sleep(0.2)
+        assert target.connections == 0
+        assert all(e.verdict == "denied" and e.host in ("127.0.0.1", "::1", "::ffff:127.0.0.1", "64:ff9b::7f00:1",
+                                                         "::127.0.0.1") for e in sb.log())
+    finally:
+        target.close()
+
+
+def test_listed_ip_literal(make_sandbox, web):
+    """An IP literal the allow list names is allowed (in any spelling),
+    but it still passes the address checks."""
+    sb = make_sandbox(network=MBX_NETWORK_ALLOW_DOMAINS, domains=["127.0.0.1"])
+    rc, out, err = sb.sh("curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 http://127.0.0.1:%d/ --noproxy ''"
+                         % web.port)
+    assert out == "403", "loopback needs allow_private: %s %s" % (out, err)
+    sb = make_sandbox(network=MBX_NETWORK_ALLOW_DOMAINS, domains=["127.0.0.1"], allow_private=True)
+    rc, out, err = sb.python(RAW, "GET http://2130706433:%d/ HTTP/1.1\\r\\nHost: 127.0.0.1:%d\\r\\n\\r\\n"
+                             % (web.port, web.port))
+    assert "plain 127.0.0.1:%d /" % web.port in out, out
+
+
+def test_host_header_must_match(proxied, web):
+    sb = proxied()
+    rc, out, err = sb.python(RAW, "GET http://api.example.test:%d/ HTTP/1.1\\r\\nHost: denied.test:%d\\r\\n\\r\\n"
+                             % (web.port, web.port))
+    assert status_line(out)[1].startswith("HTTP/1.1 400 "), out
+    rc, out, err = sb.python(RAW, "GET http://api.example.test:%d/ HTTP/1.1\\r\\nHost: a\\r\\nHost: b\\r\\n\\r\\n" % web.port)
+    assert status_line(out)[1].startswith("HTTP/1.1 400 "), out
+    rc, out, err = sb.python(RAW, "GET http://api.example.test@denied.test:%d/ HTTP/1.1\\r\\nHost: denied.test\\r\\n\\r\\n"
+                             % web.port)
+    assert status_line(out)[1].startswith("HTTP/1.1 400 "), out
+    assert web.hits == []
+
+
+def test_redirects_are_checked_again(proxied, web):
+    sb = proxied()
+    base = "http://api.example.test:%d" % web.port
+    # The client follows the redirect itself: a new request, checked again.
+    for to in ("http://denied.test:%d/x" % web.port, "http://127.0.0.1:%d/x" % web.port):
+        rc, out, err = sb.sh("curl -sS -L --noproxy '' -o /dev/null -w '%%{http_code}' --max-time 5 '%s/redirect?to=%s'" % (base, to))
+        assert out == "403", (to, out, err)
+    assert [h[2].split("?")[0] for h in web.hits] == ["/redirect", "/redirect"], web.hits
+    # So does the library's own client.
+    for to in ("http://denied.test:%d/x" % web.port, "http://127.0.0.1:%d/x" % web.port,
+               "http://[::1]:%d/x" % web.port):
+        with pytest.raises(NetError) as ei:
+            sb.http("GET", "%s/redirect?to=%s" % (base, to))
+        assert ei.value.name == "denied" and ei.value.layer == "network", ei.value
+    r = sb.http("GET", "%s/redirect?to=http://other.example.test:%d/there" % (base, web.port))
+    assert r.status == 200 and r.body == b"plain other.example.test:%d /there\n" % web.port
+    assert r.url == "http://other.example.test:%d/there" % web.port
+    hops = [e for e in sb.log() if e.source == "api"]
+    assert [e.verdict for e in hops] == ["allowed", "denied", "allowed", "denied", "allowed", "denied", "allowed",
+                                         "allowed"], hops
+
+
+# ---------------------------------------------------------------------------
+# Limits
+
+
+def test_oversized_bodies_are_cut_off(proxied, web, tls_web):
+    mib = 1 << 20
+    sb = proxied(limits={"request_bytes": mib, "response_bytes": mib})
+    # A declared request body over the limit: 413 before any connection.
+    rc, out, err = sb.sh("head -c 2000000 /dev/zero > /tmp/big && curl -sS -o /dev/null -w '%%{http_code}' "
+                         "--max-time 10 --data-binary @/tmp/big http://api.example.test:%d/echo" % web.port)
+    assert out == "413", (out, err)
+    assert web.hits == []
+    # Responses over the limit stop at the limit, plain and tunnelled.
+    for url in ("http://api.example.test:%d/big?n=4000000" % web.port,
+                "https://api.example.test:%d/big?n=4000000" % tls_web.port):
+        rc, out, err = sb.sh("curl -sS -o /dev/null -w '%%{size_download}' --max-time 20 '%s'; echo \" rc=$?\"" % url)
+        got, rcs = out.split()
+        assert int(got) <= mib and rcs != "rc=0", (url, out, err)
+    # An upload through a tunnel over the limit is cut.
+    rc, out, err = sb.sh("curl -sS -o /dev/null --max-time 20 --data-binary @/tmp/big https://api.example.test:%d/echo;"
+                         " echo rc=$?" % tls_web.port)
+    assert "rc=0" not in out, out
+    reasons = [e.reason for e in sb.log() if e.verdict == "failed"]
+    assert len(reasons) == 4 and "over the limit" in reasons[0], reasons
+    assert sum("response larger than the limit" in r for r in reasons) == 2, reasons
+    assert "request larger than the limit" in reasons[3], reasons
+    # The library's client applies the same limits.
+    with pytest.raises(NetError) as ei:
+        sb.http("GET", "http://api.example.test:%d/big?n=4000000" % web.port)
+    assert ei.value.name == "too_large"
+    with pytest.raises(NetError) as ei:
+        sb.http("POST", "http://api.example.test:%d/echo" % web.port, body=b"x" * (mib + 1))
+    assert ei.value.name == "too_large"
+
+
+def test_slow_clients_are_cut_off(proxied, web):
+    sb = proxied(limits={"idle_ms": 1000})
+    rc, out, err = sb.python(RAW, "CONNECT api.exa", "never", "", "4")
+    secs, line = status_line(out)
+    assert line.startswith("HTTP/1.1 408 "), out
+    assert 0.8 <= secs < 3.0, out
+    # A silent tunnel is closed after the idle limit too.
+    code = r"""
+import socket, time
+s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+s.sendall(b"CONNECT api.example.test:%d HTTP/1.1\r\n\r\n")
+print(s.recv(100).split(b"\r\n")[0].decode())
+t = time.time()
+print(s.recv(100), round(time.time() - t))
+""" % web.port
+    rc, out, err = sb.python(code)
+    first, rest = out.splitlines()
+    assert first.startswith("HTTP/1.1 200 "), out
+    assert rest.startswith("b'' ") and 0 <= int(rest.split()[1]) <= 3, out
+    # A destination that does not answer in time: 504.
+    rc, out, err = sb.sh("curl -sS -o /dev/null -w '%%{http_code}' --max-time 10 'http://api.example.test:%d/slow?s=3'"
+                         % web.port)
+    assert out == "504", (out, err)
+
+
+def test_connection_limit(proxied, web):
+    sb = proxied(limits={"connections": 2})
+    code = r"""
+import socket, time
+held = [socket.create_connection(("127.0.0.1", 3128)) for _ in range(2)]
+time.sleep(0.3)
+t = time.time()
+s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+print(s.recv(200).split(b"\r\n")[0].decode(), round(time.time() - t, 1))
+"""
+    rc, out, err = sb.python(code)
+    assert out.startswith("HTTP/1.1 503 ") and float(out.split()[-1]) < 1.5, (out, err)
+
+
+# ---------------------------------------------------------------------------
+# The other policies
+
+
+def pasta_usable():
+    """Why pasta cannot give this user a network here, or None."""
+    if not any(os.access(os.path.join(d, "pasta"), os.X_OK) for d in ("/usr/bin", "/usr/local/bin", "/usr/sbin")):
+        return "pasta is not installed"
+    if os.geteuid() != 0 and not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        return "/dev/net/tun is not usable by this user"
+    return None
+
+
+GATEWAY = r"""
+import socket, struct
+for line in open("/proc/net/route").read().splitlines()[1:]:
+    f = line.split()
+    if f[1] == "00000000":
+        print(socket.inet_ntoa(struct.pack("<I", int(f[2], 16))))
+"""
+
+
+def test_allow_all_reaches_a_local_server(make_sandbox, web):
+    why = pasta_usable()
+    if why == "pasta is not installed":
+        must_work_skip(why + " (apt-get install passt)")
+    if why:
+        pytest.skip("not applicable: " + why + "; test_allow_all_fails_closed covers this user")
+    # The gateway address maps to the host's loopback only on request.
+    sb = make_sandbox(network=MBX_NETWORK_ALLOW_ALL, allow_private=True)
+    rc, gw, err = sb.python(GATEWAY)
+    gw = gw.strip()
+    assert gw, "no default route in an allow-all sandbox: %s" % err
+    rc, out, err = sb.sh("curl -sS --max-time 10 http://%s:%d/all" % (gw, web.port))
+    assert out == "plain %s:%d /all\n" % (gw, web.port), err
+    assert web.hits and web.hits[-1][2] == "/all"
+    rc, out, err = sb.sh("cat /etc/resolv.conf; ip -o link show 2>/dev/null | wc -l")
+    # Without the switch, the host's loopback stays out of reach.
+    sb2 = make_sandbox(network=MBX_NETWORK_ALLOW_ALL)
+    rc, out, err = sb2.sh("curl -sS --max-time 2 http://%s:%d/none; echo rc=$?" % (gw, web.port))
+    assert "rc=0" not in out
+    assert [h[2] for h in web.hits] == ["/all"]
+
+
+def test_allow_all_fails_closed(make_sandbox):
+    why = pasta_usable()
+    if why is None:
+        pytest.skip("not applicable: pasta works for this user (test_allow_all_reaches_a_local_server)")
+    with pytest.raises(NetError) as ei:
+        make_sandbox(network=MBX_NETWORK_ALLOW_ALL)
+    e = ei.value
+    assert e.name == "unsupported" and e.layer == "network", e
+    assert "pasta" in e.message or "tun" in e.message, e
+
+
+def test_deny_all_reaches_nothing(make_sandbox, web):
+    sb = make_sandbox(network=MBX_NETWORK_DENY_ALL, overrides=OVERRIDES, allow_private=True)
+    rc, out, err = sb.sh("env | grep -ci proxy; curl -sS --max-time 3 http://api.example.test:%d/ 2>&1;"
+                         "curl -sS --max-time 3 -x http://127.0.0.1:3128 http://api.example.test:%d/ 2>&1; true"
+                         % (web.port, web.port))
+    assert out.startswith("0\n"), out
+    assert "Could not resolve host" in out and "Failed to connect to 127.0.0.1 port 3128" in out, out
+    with pytest.raises(NetError) as ei:
+        sb.http("GET", "http://api.example.test:%d/" % web.port)
+    assert ei.value.name == "denied" and "denies all" in ei.value.message
+    assert web.hits == []
+    assert [e.verdict for e in sb.log()] == ["denied"]
+
+
+def test_cli_allow_domains(cli, web):
+    r, res = cli.json("--network", "allow:api.example.test", "--", "sh", "-c",
+                      "echo $HTTPS_PROXY; curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 "
+                      "http://denied.test:%d/" % web.port)
+    assert res["stdout"] == "http://127.0.0.1:3128\n403", res
+    assert web.hits == []
+
+
+def test_cli_allow_all(cli):
+    r = cli.run("--network", "all", "--", "sh", "-c", "cat /proc/net/route | wc -l")
+    why = pasta_usable()
+    if why is None:
+        assert r.rc == 0 and int(r.out) >= 2, r
+    else:
+        assert r.rc == 125 and "network" in r.stderr, r
+
+
+# ---------------------------------------------------------------------------
+# HTTP requests made by the library
+
+
+def test_http_request(proxied, web, tls_web):
+    sb = proxied()
+    r = sb.http("GET", "https://api.example.test:%d/tls" % tls_web.port, headers=["X-Test: 1"])
+    assert r.status == 200 and r.body == b"tls api.example.test:%d /tls\n" % tls_web.port
+    assert r.header("x-server") == "tls" and r.header("Content-Length") == str(len(r.body))
+    r = sb.http("POST", "http://api.example.test:%d/echo" % web.port, body=b"\x00binary\xff")
+    assert r.status == 200 and r.body == b"\x00binary\xff"
+    r = sb.http("HEAD", "http://api.example.test:%d/head" % web.port)
+    assert r.status == 200 and r.body == b""
+    r = sb.http("DELETE", "http://api.example.test:%d/del" % web.port)
+    assert r.status == 200 and web.hits[-1][0] == "DELETE"
+    r = sb.http("GET", "http://api.example.test:%d/x" % web.port, headers=["Host: api.example.test:%d" % web.port])
+    assert r.status == 200
+    log = [e for e in sb.log() if e.source == "api"]
+    assert len(log) == 5 and all(e.verdict == "allowed" and e.address == "127.0.0.1" for e in log), log
+    assert log[0].status == 200 and log[0].bytes_down == len(b"tls api.example.test:%d /tls\n" % tls_web.port)
+
+
+@pytest.mark.parametrize("case", ["invalid-url", "ftp", "userinfo", "denied", "literal", "host-header", "tls-plain",
+                                  "tls-untrusted", "connect", "timeout", "bad-header", "bad-method"])
+def test_http_request_errors(make_sandbox, proxied, web, tls_web, case):
+    sb = proxied(limits={"timeout_ms": 1000})
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    closed_port = free.getsockname()[1]
+    free.close()
+    args = {
+        "invalid-url": (("GET", "not a url"), "invalid_argument"),
+        "ftp": (("GET", "ftp://api.example.test/"), "invalid_argument"),
+        "userinfo": (("GET", "http://u:p@api.example.test:%d/" % web.port), "invalid_argument"),
+        "denied": (("GET", "http://denied.test:%d/" % web.port), "denied"),
+        "literal": (("GET", "http://0x7f.1:%d/" % web.port), "denied"),
+        "host-header": (("GET", "http://api.example.test:%d/" % web.port, ["Host: denied.test"]), "denied"),
+        "tls-plain": (("GET", "https://api.example.test:%d/" % web.port), "tls_error"),
+        "tls-untrusted": None,
+        "connect": (("GET", "http://api.example.test:%d/" % closed_port), "network_error"),
+        "timeout": (("GET", "http://api.example.test:%d/slow?s=3" % web.port), "timed_out"),
+        "bad-header": (("GET", "http://api.example.test:%d/" % web.port, ["X: a\r\nInjected: 1"]), "invalid_argument"),
+        "bad-method": (("GE T", "http://api.example.test:%d/" % web.port), "invalid_argument"),
+    }[case]
+    if case == "tls-untrusted":
+        sb = make_sandbox(network=MBX_NETWORK_ALLOW_DOMAINS, domains=DOMAINS, overrides=OVERRIDES, allow_private=True)
+        args = (("GET", "https://api.example.test:%d/" % tls_web.port), "tls_error")
+    call, want = args
+    t = time.monotonic()
+    with pytest.raises(NetError) as ei:
+        sb.http(*call)
+    assert ei.value.name == want, ei.value
+    assert ei.value.layer == "network", ei.value
+    assert time.monotonic() - t < 5
+    assert [h for h in web.hits if h[2] != "/slow?s=3"] == [], web.hits
+
+
+def test_http_request_redirect_limit(proxied, web):
+    sb = proxied(limits={"redirects": 0})
+    r = sb.http("GET", "http://api.example.test:%d/redirect?to=/elsewhere" % web.port)
+    assert r.status == 302 and r.header("Location") == "/elsewhere"
+    sb = proxied(limits={"redirects": 1})
+    url = "http://api.example.test:%d/redirect?to=/redirect%%3Fto%%3D/end" % web.port
+    r = sb.http("GET", url)
+    assert r.status == 302, "one redirect followed, the second returned"
+
+
+def test_audit_log_fields(proxied, web):
+    sb = proxied()
+    t0 = time.time()
+    sb.sh("curl -sS -o /dev/null --max-time 5 http://api.example.test:%d/a; "
+          "curl -sS -o /dev/null --max-time 5 http://denied.test:%d/b" % (web.port, web.port))
+    sb.http("GET", "http://api.example.test:%d/c" % web.port)
+    log = sb.log()
+    assert len(log) == 3, log
+    assert [(e.source, e.method, e.host, e.verdict) for e in log] == [
+        ("proxy", "GET", "api.example.test", "allowed"), ("proxy", "GET", "denied.test", "denied"),
+        ("api", "GET", "api.example.test", "allowed")], log
+    assert all(e.port == web.port for e in log)
+    assert t0 - 1 <= log[0].time_us / 1e6 <= log[1].time_us / 1e6 <= log[2].time_us / 1e6 <= time.time() + 1
+    assert log[0].status == 200 and log[1].status == 403 and log[2].status == 200
+    assert log[0].reason == "allowed by `api.example.test`", log[0]
+
+
+# ---------------------------------------------------------------------------
+# In a network namespace of our own (root): public addresses without any
+# real network, and a resolver that changes its answers.
+
+
+def test_rebinding_and_public_destinations(user, guard, tmp_path):
+    if not user.is_root:
+        pytest.skip("not applicable: needs a network namespace with addresses of our choosing (root)")
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        must_work_skip("unshare or ip is not installed")
+    fake = os.path.join(HELPERS, "fake-dns.so")
+    if not os.path.exists(fake):
+        must_work_skip("fake-dns.so was not built")
+    env = host_env({
+        "MBX_FAKE_DNS": "rebind.test=8.8.8.8|127.0.0.1;public.test=8.8.8.8;internal.example.test=127.0.0.1;"
+                        "meta.test=169.254.169.254;nat64.test=64:ff9b::808:808;mixed.test=10.0.0.1,8.8.8.8",
+        "MBX_FAKE_DNS_LOG": str(tmp_path / "dns.log"),
+        "MIMOBOX_STATE_DIR": guard.state_dir,
+        "PYTHONPATH": HERE,
+    })
+    env["LD_PRELOAD"] = ":".join(x for x in ([LIB_ASAN] if LIB_ASAN else []) + [fake])
+    if LIB_ASAN:
+        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+    p = subprocess.run(["unshare", "--net", "--", sys.executable, os.path.join(HERE, "netns_world.py")],
+                       capture_output=True, env=env, timeout=180)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")[-3000:]
+    res = json.loads(p.stdout.decode().splitlines()[-1])
+    guard.ids.update(res["ids"])
+    # An allowed name with a public answer: reached without allow_private.
+    assert res["public"] == "public public.test:%d /\n" % res["port"], res
+    # Rebinding: the first lookup (public) is the one used; the second
+    # request looks up again and gets loopback, which is refused.
+    assert res["rebind1"] == "public rebind.test:%d /\n" % res["port"], res
+    assert res["rebind2"] == "403", res
+    assert res["dns_calls"].count("rebind.test") == 2, res["dns_calls"]
+    # Redirect to an allowed name that resolves privately: refused.
+    assert res["redirect_private"] == "403", res
+    assert res["api_redirect_private"] == "denied", res
+    # Metadata, NAT64 and mixed answers.
+    assert res["meta"] == "403" and res["meta_private_allowed"] == "403", res
+    assert res["nat64"] == "403", res
+    assert res["mixed"] == "public mixed.test:%d /\n" % res["port"], res
+    assert res["private_hits"] == [] and res["meta_hits"] == [], res
+    reasons = {e["host"]: e["reason"] for e in res["log"] if e["verdict"] == "denied"}
+    assert "loopback" in reasons["rebind.test"] and "metadata" in reasons["meta.test"] and "NAT64" in reasons["nat64.test"], reasons
