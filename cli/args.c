@@ -464,6 +464,72 @@ int cli_parse_trust(const char *s, mbx_trust_t *out)
 	return 0;
 }
 
+/* ---- sandbox names ---- */
+
+static int is_name_start(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int is_name_char(char c)
+{
+	return is_name_start(c) || c == '_' || c == '.' || c == '-';
+}
+
+/* Length of the valid name at the start of s, ending at `end` ('\0' or ':'); 0 if none. */
+static size_t name_len(const char *s, char end)
+{
+	size_t n = 0;
+
+	if (!is_name_start(s[0]))
+		return 0;
+	while (s[n] != end && s[n] != '\0') {
+		if (!is_name_char(s[n]) || n >= CLI_NAME_MAX)
+			return 0;
+		n++;
+	}
+	return s[n] == end ? n : 0;
+}
+
+int cli_check_name(const char *name, char *why, size_t whylen)
+{
+	size_t i, len = strlen(name);
+
+	if (len == 0) {
+		set_why(why, whylen, "invalid sandbox name: it is empty");
+		return -1;
+	}
+	if (len > CLI_NAME_MAX) {
+		set_why(why, whylen, "invalid sandbox name `%.*s...`: longer than %d characters", 16, name,
+			CLI_NAME_MAX);
+		return -1;
+	}
+	if (!is_name_start(name[0])) {
+		set_why(why, whylen, "invalid sandbox name `%s`: it must start with a letter or a digit", name);
+		return -1;
+	}
+	for (i = 1; i < len; i++) {
+		if (!is_name_char(name[i])) {
+			set_why(why, whylen, "invalid sandbox name `%s`: only letters, digits, `_`, `.` and `-` "
+				"may follow the first character", name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int cli_parse_sandbox_ref(const char *arg, char name[CLI_NAME_MAX + 1], const char **path)
+{
+	size_t n = strchr(arg, ':') ? name_len(arg, ':') : 0;
+
+	if (n == 0)
+		return 0;
+	memcpy(name, arg, n);
+	name[n] = '\0';
+	*path = arg + n + 1;
+	return 1;
+}
+
 /* ---- the shared sandbox options ---- */
 
 void cli_sandbox_opts_init(struct cli_sandbox_opts *o)

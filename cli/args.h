@@ -196,4 +196,23 @@ int cli_parse_isolation(const char *s, mbx_isolation_t *out);
 /* "trusted", "semi" (or "semi-trusted") or "untrusted"; 0 or -1. */
 int cli_parse_trust(const char *s, mbx_trust_t *out);
 
+/* ---- names of sandboxes that outlive the CLI (create, exec, ...) ---- */
+
+/* Longest sandbox name, without the NUL. */
+#define CLI_NAME_MAX 64
+
+/*
+ * A sandbox name: [a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}. Names become file names
+ * in the registry directory, so no '/', no leading '.' or '-', no blanks.
+ */
+int cli_check_name(const char *name, char *why, size_t whylen);
+
+/*
+ * Tells a sandbox reference "NAME:PATH" from a host path, as `cp` needs:
+ * returns 1 when the text before the first ':' is a valid name (the name is
+ * copied to name[CLI_NAME_MAX + 1] and *path points into `arg`, possibly at
+ * an empty string), and 0 for a host path ("./a:b", "/x:y", "file").
+ */
+int cli_parse_sandbox_ref(const char *arg, char name[CLI_NAME_MAX + 1], const char **path);
+
 #endif /* MBX_CLI_ARGS_H */

@@ -30,8 +30,38 @@ struct cli_verb {
 #define CLI_EXIT_NOEXEC   126	/* the program cannot be executed */
 #define CLI_EXIT_NOTFOUND 127	/* the program does not exist */
 
+/* Exit status of a Wasm payload that trapped: as a program that aborted. */
+#define CLI_EXIT_TRAP 134
+
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_doctor(int argc, char **argv);
+
+/*
+ * How a payload ended, from an mbx_result (`run`) or from what a named
+ * sandbox's supervisor reported (`exec`), for the shared exit status and
+ * JSON form. The pointers are borrowed.
+ */
+struct cli_outcome {
+	int exit_code;		/* -1 when killed, timed out or trapped */
+	int signal;
+	int timed_out;
+	int oom_killed;
+	const uint8_t *out, *err;
+	size_t out_len, err_len;
+	int out_truncated, err_truncated;
+	uint64_t elapsed_us, peak_memory_bytes, cpu_time_us;
+	const char *trap;	/* or NULL */
+	const char *isolation;	/* or NULL */
+};
+
+/* The exit status standing for the outcome: the program's own, 128+N, 124, 134. */
+int cli_outcome_status(const struct cli_outcome *o);
+
+/* Prints the outcome as `run --json` does, one line on stdout; 0, or -1 after reporting. */
+int cli_outcome_print_json(const struct cli_outcome *o);
+
+/* The exit status of a payload that could not start with `rc`: 127, 126 or 125. */
+int cli_failure_status(int rc);
 
 /* Writes all of data[0, len) to fd, through EINTR and EAGAIN; 0 or -1 with errno. */
 int cli_write_all(int fd, const void *data, size_t len);
@@ -51,6 +81,13 @@ void cli_report_mbx(int json, int rc, const mbx_error *err);
 /* A usage error of `verb`, pointing at `mimobox VERB --help`. */
 void cli_usage_error(int json, const char *verb, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Sends the library's log messages (of configs made by cli_build_config())
+ * to fd instead of stderr; -1 drops them. The supervisor of a named
+ * sandbox uses it: its stderr is inherited by the sandbox's agent.
+ */
+void cli_set_log_fd(int fd);
 
 /*
  * Creates a config from the sandbox options: only the options that were

@@ -14,9 +14,6 @@
 #include "cli.h"
 #include "json.h"
 
-/* Exit status of a Wasm payload that trapped: as a program that aborted. */
-#define CLI_EXIT_TRAP 134
-
 enum {
 	OPT_JSON = CLI_OPT_VERB,
 	OPT_COMMAND,
@@ -222,29 +219,39 @@ static char *read_stdin(int json)
 	return b.data;
 }
 
-/* The exit status that stands for a finished payload. */
-static int result_status(const mbx_result *res)
+/* The outcome of a finished run. */
+static void outcome_of(const mbx_result *res, struct cli_outcome *o)
 {
-	int sig, code;
-
-	if (mbx_result_timed_out(res))
-		return CLI_EXIT_TIMEOUT;
-	if (mbx_result_trap(res))
-		return CLI_EXIT_TRAP;
-	sig = mbx_result_signal(res);
-	if (sig > 0)
-		return 128 + sig;
-	code = mbx_result_exit_code(res);
-	if (code < 0)
-		return CLI_EXIT_FAILED;
-	return code & 0xff;
+	memset(o, 0, sizeof(*o));
+	o->exit_code = mbx_result_exit_code(res);
+	o->signal = mbx_result_signal(res);
+	o->timed_out = mbx_result_timed_out(res);
+	o->oom_killed = mbx_result_oom_killed(res);
+	o->out = mbx_result_stdout(res, &o->out_len);
+	o->err = mbx_result_stderr(res, &o->err_len);
+	o->out_truncated = mbx_result_stdout_truncated(res);
+	o->err_truncated = mbx_result_stderr_truncated(res);
+	o->elapsed_us = mbx_result_elapsed_us(res);
+	o->peak_memory_bytes = mbx_result_peak_memory_bytes(res);
+	o->cpu_time_us = mbx_result_cpu_time_us(res);
+	o->trap = mbx_result_trap(res);
+	o->isolation = mbx_isolation_name(mbx_result_isolation(res));
 }
 
-/*
- * The exit status of a run that failed before its payload started: 127 and
- * 126 when the program is missing or cannot be executed, else 125.
- */
-static int failure_status(int rc)
+int cli_outcome_status(const struct cli_outcome *o)
+{
+	if (o->timed_out)
+		return CLI_EXIT_TIMEOUT;
+	if (o->trap)
+		return CLI_EXIT_TRAP;
+	if (o->signal > 0)
+		return 128 + o->signal;
+	if (o->exit_code < 0)
+		return CLI_EXIT_FAILED;
+	return o->exit_code & 0xff;
+}
+
+int cli_failure_status(int rc)
 {
 	if (rc == MBX_ENOTFOUND)
 		return CLI_EXIT_NOTFOUND;
@@ -253,43 +260,35 @@ static int failure_status(int rc)
 	return CLI_EXIT_FAILED;
 }
 
-/* Prints the result as one JSON line on stdout; 0, or -1 after reporting. */
-static int print_result(const mbx_result *res)
+int cli_outcome_print_json(const struct cli_outcome *o)
 {
 	struct cli_buf b = CLI_BUF_INIT;
-	const uint8_t *out, *err;
-	size_t out_len = 0, err_len = 0;
-	int sig = mbx_result_signal(res), code = mbx_result_exit_code(res), rc = 0;
-	const char *isolation = mbx_isolation_name(mbx_result_isolation(res));
-
-	out = mbx_result_stdout(res, &out_len);
-	err = mbx_result_stderr(res, &err_len);
+	int rc = 0;
 
 	cli_buf_puts(&b, "{\"ok\": true, \"exit_code\": ");
-	if (sig > 0 || code < 0)
+	if (o->signal > 0 || o->exit_code < 0)
 		cli_buf_puts(&b, "null");
 	else
-		cli_buf_printf(&b, "%d", code);
-	cli_buf_printf(&b, ", \"signal\": %d, \"timed_out\": ", sig);
-	cli_json_bool(&b, mbx_result_timed_out(res));
+		cli_buf_printf(&b, "%d", o->exit_code);
+	cli_buf_printf(&b, ", \"signal\": %d, \"timed_out\": ", o->signal);
+	cli_json_bool(&b, o->timed_out);
 	cli_buf_puts(&b, ", \"oom_killed\": ");
-	cli_json_bool(&b, mbx_result_oom_killed(res));
+	cli_json_bool(&b, o->oom_killed);
 	cli_buf_puts(&b, ", \"stdout\": ");
-	cli_json_string(&b, out, out_len);
+	cli_json_string(&b, o->out, o->out_len);
 	cli_buf_puts(&b, ", \"stderr\": ");
-	cli_json_string(&b, err, err_len);
+	cli_json_string(&b, o->err, o->err_len);
 	cli_buf_puts(&b, ", \"stdout_truncated\": ");
-	cli_json_bool(&b, mbx_result_stdout_truncated(res));
+	cli_json_bool(&b, o->out_truncated);
 	cli_buf_puts(&b, ", \"stderr_truncated\": ");
-	cli_json_bool(&b, mbx_result_stderr_truncated(res));
+	cli_json_bool(&b, o->err_truncated);
 	cli_buf_printf(&b, ", \"elapsed_ms\": %.3f, \"peak_memory_bytes\": %llu, \"cpu_time_ms\": %.3f",
-		       (double)mbx_result_elapsed_us(res) / 1000.0,
-		       (unsigned long long)mbx_result_peak_memory_bytes(res),
-		       (double)mbx_result_cpu_time_us(res) / 1000.0);
+		       (double)o->elapsed_us / 1000.0, (unsigned long long)o->peak_memory_bytes,
+		       (double)o->cpu_time_us / 1000.0);
 	cli_buf_puts(&b, ", \"trap\": ");
-	cli_json_cstring(&b, mbx_result_trap(res));
+	cli_json_cstring(&b, o->trap);
 	cli_buf_puts(&b, ", \"isolation\": ");
-	cli_json_cstring(&b, isolation);
+	cli_json_cstring(&b, o->isolation);
 	cli_buf_puts(&b, "}\n");
 
 	if (b.failed) {
@@ -328,6 +327,7 @@ int cli_cmd_run(int argc, char **argv)
 {
 	struct run_request r;
 	struct stream_sink sink = { { 0, 0, 0 } };
+	struct cli_outcome outcome;
 	mbx_config *cfg = NULL;
 	mbx_exec_options *opts = NULL;
 	mbx_result *res = NULL;
@@ -379,12 +379,13 @@ int cli_cmd_run(int argc, char **argv)
 
 	if (rc != MBX_OK) {
 		cli_report_mbx(r.json, rc, err);
-		status = failure_status(rc);
+		status = cli_failure_status(rc);
 		goto out;
 	}
-	status = result_status(res);
+	outcome_of(res, &outcome);
+	status = cli_outcome_status(&outcome);
 	if (r.json) {
-		if (print_result(res) < 0)
+		if (cli_outcome_print_json(&outcome) < 0)
 			status = CLI_EXIT_FAILED;
 	} else {
 		/* The output went by already; say what it cannot show. */

@@ -19,8 +19,7 @@ void cli_buf_free(struct cli_buf *b)
 	b->failed = 0;
 }
 
-/* Makes room for `more` bytes plus the NUL; 0 or -1 (and b->failed set). */
-static int reserve(struct cli_buf *b, size_t more)
+int cli_buf_reserve(struct cli_buf *b, size_t more)
 {
 	size_t want, cap;
 	char *p;
@@ -49,7 +48,7 @@ fail:
 
 void cli_buf_add(struct cli_buf *b, const void *data, size_t len)
 {
-	if (reserve(b, len) < 0)
+	if (cli_buf_reserve(b, len) < 0)
 		return;
 	if (len)
 		memcpy(b->data + b->len, data, len);
@@ -74,7 +73,7 @@ void cli_buf_printf(struct cli_buf *b, const char *fmt, ...)
 		b->failed = 1;
 		return;
 	}
-	if (reserve(b, (size_t)n) < 0)
+	if (cli_buf_reserve(b, (size_t)n) < 0)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);

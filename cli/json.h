@@ -22,6 +22,8 @@ struct cli_buf {
 #define CLI_BUF_INIT { NULL, 0, 0, 0 }
 
 void cli_buf_free(struct cli_buf *b);
+/* Makes room for `more` bytes plus the NUL; 0 or -1 (and b->failed set). */
+int cli_buf_reserve(struct cli_buf *b, size_t more);
 void cli_buf_add(struct cli_buf *b, const void *data, size_t len);
 void cli_buf_puts(struct cli_buf *b, const char *s);
 void cli_buf_printf(struct cli_buf *b, const char *fmt, ...)

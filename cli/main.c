@@ -16,12 +16,24 @@
 
 #include "cli.h"
 #include "json.h"
+#include "session.h"
 
 static int cmd_version(int argc, char **argv);
 
 /* Add a verb here and it shows up in `mimobox --help`. */
 static const struct cli_verb verbs[] = {
 	{ "run", cli_cmd_run, "run a program in a new sandbox" },
+	{ "create", cli_cmd_create, "create a named sandbox that lives on" },
+	{ "exec", cli_cmd_exec, "run a program in a named sandbox" },
+	{ "shell", cli_cmd_shell, "open an interactive terminal in a named sandbox" },
+	{ "ps", cli_cmd_ps, "list the live named sandboxes" },
+	{ "cat", cli_cmd_cat, "print a file of a named sandbox" },
+	{ "write", cli_cmd_write, "write stdin to a file of a named sandbox" },
+	{ "ls", cli_cmd_ls, "list a directory of a named sandbox" },
+	{ "stat", cli_cmd_stat, "show the metadata of a path in a named sandbox" },
+	{ "cp", cli_cmd_cp, "copy a file between the host and a named sandbox" },
+	{ "http", cli_cmd_http, "make an HTTP request under a named sandbox's network policy" },
+	{ "rm", cli_cmd_rm, "destroy a named sandbox" },
 	{ "doctor", cli_cmd_doctor, "check what this host supports" },
 	{ "version", cmd_version, "print the version" },
 };
@@ -114,10 +126,20 @@ void cli_usage_error(int json, const char *verb, const char *fmt, ...)
 	cli_report(json, MBX_EINVAL, message, hint, NULL, 0);
 }
 
+/* Where log messages go; see cli_set_log_fd(). */
+static int log_fd = STDERR_FILENO;
+
+void cli_set_log_fd(int fd)
+{
+	log_fd = fd;
+}
+
 static void log_to_stderr(mbx_log_level_t level, const char *message, void *userdata)
 {
 	const char *tag;
 
+	if (log_fd < 0)
+		return;
 	switch (level) {
 	case MBX_LOG_ERROR:
 		tag = "error";
@@ -135,7 +157,7 @@ static void log_to_stderr(mbx_log_level_t level, const char *message, void *user
 		tag = "log";
 		break;
 	}
-	fprintf(stderr, "mimobox: %s: %s\n", tag, message);
+	(void)dprintf(log_fd, "mimobox: %s: %s\n", tag, message);
 }
 
 /* The level asked for in $MIMOBOX_LOG; -1 for "off". */

@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests of the CLI's pure parsers (cli/args.c) and JSON writer
- * (cli/json.c). Build: gcc -D_GNU_SOURCE -Iinclude -Icli
- * tests/unit/test-cli-args.c cli/args.c cli/json.c
+ * Unit tests of the CLI's pure parsers (cli/args.c), JSON writer
+ * (cli/json.c) and supervisor protocol framing (cli/wire.c). Build:
+ * gcc -D_GNU_SOURCE -Iinclude -Icli tests/unit/test-cli-args.c cli/args.c
+ * cli/json.c cli/wire.c
  */
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <mbx/config.h>
 
 #include "args.h"
 #include "json.h"
 #include "tap.h"
+#include "wire.h"
 
 static char why[CLI_WHY_MAX];
 
@@ -524,6 +529,218 @@ static void test_json_misc(void)
 	cli_buf_free(&b);
 }
 
+/* ---- names of sandboxes ---- */
+
+static void test_sandbox_names(void)
+{
+	char long_name[CLI_NAME_MAX + 2];
+
+	TAP_CHECK_INT(cli_check_name("box", why, sizeof(why)), 0);
+	TAP_CHECK_INT(cli_check_name("a", why, sizeof(why)), 0);
+	TAP_CHECK_INT(cli_check_name("0", why, sizeof(why)), 0);
+	TAP_CHECK_INT(cli_check_name("My_box-1.2", why, sizeof(why)), 0);
+	TAP_CHECK_INT(cli_check_name("0123456789abcdef", why, sizeof(why)), 0);
+	memset(long_name, 'x', CLI_NAME_MAX);
+	long_name[CLI_NAME_MAX] = '\0';
+	TAP_CHECK_INT(cli_check_name(long_name, why, sizeof(why)), 0);
+
+	long_name[CLI_NAME_MAX] = 'x';
+	long_name[CLI_NAME_MAX + 1] = '\0';
+	TAP_CHECK_INT(cli_check_name(long_name, why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "longer than 64") != NULL);
+	TAP_CHECK_INT(cli_check_name("", why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "empty") != NULL);
+	TAP_CHECK_INT(cli_check_name(".hidden", why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "start with a letter or a digit") != NULL);
+	TAP_CHECK_INT(cli_check_name("-x", why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_check_name("_x", why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_check_name("..", why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_check_name("a/b", why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "`a/b`") != NULL);
+	TAP_CHECK_INT(cli_check_name("a b", why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_check_name("a:b", why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_check_name("caf\xc3\xa9", why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_check_name("a\nb", why, sizeof(why)), -1);
+	/* A NULL reason buffer is allowed (the registry scan uses it). */
+	TAP_CHECK_INT(cli_check_name("a/b", NULL, 0), -1);
+}
+
+static void test_sandbox_refs(void)
+{
+	char name[CLI_NAME_MAX + 1], long_ref[CLI_NAME_MAX + 8];
+	const char *path = NULL;
+
+	TAP_CHECK_INT(cli_parse_sandbox_ref("box:/workspace/a", name, &path), 1);
+	TAP_CHECK_STR(name, "box");
+	TAP_CHECK_STR(path, "/workspace/a");
+	TAP_CHECK_INT(cli_parse_sandbox_ref("box:rel/a:b", name, &path), 1);
+	TAP_CHECK_STR(name, "box");
+	TAP_CHECK_STR(path, "rel/a:b");
+	TAP_CHECK_INT(cli_parse_sandbox_ref("b-1.x:", name, &path), 1);
+	TAP_CHECK_STR(name, "b-1.x");
+	TAP_CHECK_STR(path, "");
+	/* Host paths: no colon, or not a name before it. */
+	TAP_CHECK_INT(cli_parse_sandbox_ref("file.txt", name, &path), 0);
+	TAP_CHECK_INT(cli_parse_sandbox_ref("./a:b", name, &path), 0);
+	TAP_CHECK_INT(cli_parse_sandbox_ref("/tmp/a:b", name, &path), 0);
+	TAP_CHECK_INT(cli_parse_sandbox_ref(":x", name, &path), 0);
+	TAP_CHECK_INT(cli_parse_sandbox_ref("a b:x", name, &path), 0);
+	TAP_CHECK_INT(cli_parse_sandbox_ref("-x:y", name, &path), 0);
+	memset(long_ref, 'x', CLI_NAME_MAX + 1);
+	memcpy(long_ref + CLI_NAME_MAX + 1, ":/a", 4);
+	TAP_CHECK_INT(cli_parse_sandbox_ref(long_ref, name, &path), 0);
+	long_ref[CLI_NAME_MAX] = ':';
+	TAP_CHECK_INT(cli_parse_sandbox_ref(long_ref, name, &path), 1);
+	TAP_CHECK_INT(strlen(name), CLI_NAME_MAX);
+}
+
+/* ---- the supervisor protocol's framing ---- */
+
+static void test_wire_roundtrip(void)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+	struct wire_conn c;
+	struct wire_frame f;
+	const uint8_t *data;
+	size_t start, len;
+	int sv[2];
+
+	start = wire_begin(&b, WIRE_EXEC);
+	wire_u8(&b, 0xab);
+	wire_u16(&b, 0x1234);
+	wire_u32(&b, 0xdeadbeef);
+	wire_u64(&b, 0x0102030405060708ull);
+	wire_str(&b, "hello");
+	wire_str(&b, NULL);
+	wire_bytes(&b, "a\0b", 3);
+	TAP_CHECK_INT(wire_end(&b, start), 0);
+	start = wire_begin(&b, WIRE_OK);
+	TAP_CHECK_INT(wire_end(&b, start), 0);
+	/* Big-endian length: 1 type + 1 + 2 + 4 + 8 + (4+5+1) + (4+0+1) + (4+3) = 38. */
+	TAP_CHECK_INT((uint8_t)b.data[3], 38);
+	TAP_CHECK_INT((uint8_t)b.data[4], WIRE_EXEC);
+
+	TAP_CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	TAP_CHECK_INT(wire_send(sv[0], &b), 0);
+	TAP_CHECK_INT(b.len, 0);
+	close(sv[0]);
+	wire_conn_init(&c, sv[1]);
+	TAP_CHECK_INT(wire_conn_recv(&c, &f, 1000), 1);
+	TAP_CHECK_INT(f.type, WIRE_EXEC);
+	TAP_CHECK_INT(wire_get_u8(&f.r), 0xab);
+	TAP_CHECK_INT(wire_get_u16(&f.r), 0x1234);
+	TAP_CHECK_INT(wire_get_u32(&f.r), 0xdeadbeef);
+	TAP_CHECK(wire_get_u64(&f.r) == 0x0102030405060708ull);
+	TAP_CHECK_STR(wire_get_str(&f.r), "hello");
+	TAP_CHECK_STR(wire_get_str(&f.r), "");
+	len = wire_get_bytes(&f.r, &data);
+	TAP_CHECK_INT(len, 3);
+	TAP_CHECK(memcmp(data, "a\0b", 3) == 0);
+	TAP_CHECK_INT(wire_done(&f.r), 0);
+	/* The second frame was read along with the first. */
+	TAP_CHECK(wire_conn_partial(&c));
+	TAP_CHECK_INT(wire_conn_recv(&c, &f, 1000), 1);
+	TAP_CHECK_INT(f.type, WIRE_OK);
+	TAP_CHECK_INT(wire_done(&f.r), 0);
+	/* A clean end of file between frames. */
+	TAP_CHECK_INT(wire_conn_recv(&c, &f, 1000), 0);
+	wire_conn_close(&c);
+	cli_buf_free(&b);
+}
+
+/* Feeds raw bytes to a connection and returns what wire_conn_recv() says. */
+static int recv_raw(const void *bytes, size_t len, struct wire_frame *f, int *err)
+{
+	static struct wire_conn c;
+	int sv[2], rc;
+
+	wire_conn_close(&c);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return -2;
+	if (len)
+		(void)!write(sv[0], bytes, len);
+	close(sv[0]);
+	wire_conn_init(&c, sv[1]);
+	errno = 0;
+	rc = wire_conn_recv(&c, f, 1000);
+	*err = errno;
+	return rc;
+}
+
+static void test_wire_bad_frames(void)
+{
+	struct wire_frame f;
+	int err;
+
+	/* Empty body, oversized length, end of file inside a frame. */
+	TAP_CHECK_INT(recv_raw("\0\0\0\0", 4, &f, &err), -1);
+	TAP_CHECK_INT(err, EPROTO);
+	TAP_CHECK_INT(recv_raw("\0\x10\0\x01\x01", 5, &f, &err), -1);
+	TAP_CHECK_INT(err, EPROTO);
+	TAP_CHECK_INT(recv_raw("\xff\xff\xff\xff", 4, &f, &err), -1);
+	TAP_CHECK_INT(recv_raw("\0\0\0\x05\x01\0", 6, &f, &err), -1);
+	TAP_CHECK_INT(err, EPROTO);
+	TAP_CHECK_INT(recv_raw("\0\0", 2, &f, &err), -1);
+	TAP_CHECK_INT(err, EPROTO);
+	TAP_CHECK_INT(recv_raw("", 0, &f, &err), 0);
+
+	/* Fields past the end, a string without its NUL or with one inside. */
+	TAP_CHECK_INT(recv_raw("\0\0\0\x03\x01\0\x07", 7, &f, &err), 1);
+	TAP_CHECK_INT(wire_get_u32(&f.r), 0);
+	TAP_CHECK(f.r.bad);
+	TAP_CHECK_INT(wire_done(&f.r), -1);
+	TAP_CHECK_INT(recv_raw("\0\0\0\x07\x01\0\0\0\x02hi", 11, &f, &err), 1);
+	TAP_CHECK_STR(wire_get_str(&f.r), "");
+	TAP_CHECK(f.r.bad);
+	TAP_CHECK_INT(recv_raw("\0\0\0\x08\x01\0\0\0\x02h\0\0", 12, &f, &err), 1);
+	TAP_CHECK_STR(wire_get_str(&f.r), "");
+	TAP_CHECK(f.r.bad);
+	TAP_CHECK_INT(recv_raw("\0\0\0\x08\x01\0\0\0\x02hiX", 12, &f, &err), 1);
+	TAP_CHECK_STR(wire_get_str(&f.r), "");
+	TAP_CHECK(f.r.bad);
+	/* A length that points past the frame. */
+	TAP_CHECK_INT(recv_raw("\0\0\0\x06\x01\xff\xff\xff\xf0z", 10, &f, &err), 1);
+	{
+		const uint8_t *d;
+
+		TAP_CHECK_INT(wire_get_bytes(&f.r, &d), 0);
+		TAP_CHECK(f.r.bad);
+	}
+	/* Left-over fields are an error too. */
+	TAP_CHECK_INT(recv_raw("\0\0\0\x02\x01\x05", 6, &f, &err), 1);
+	TAP_CHECK_INT(wire_done(&f.r), -1);
+	(void)recv_raw("", 0, &f, &err);
+}
+
+static void test_wire_limits(void)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+	static uint8_t big[WIRE_MAX_BODY + 1];
+	size_t start;
+
+	/* A chunk fits with room to spare; a body over the limit is refused and dropped. */
+	start = wire_begin(&b, WIRE_DATA);
+	wire_bytes(&b, big, WIRE_CHUNK);
+	TAP_CHECK_INT(wire_end(&b, start), 0);
+	start = wire_begin(&b, WIRE_DATA);
+	wire_bytes(&b, big, WIRE_MAX_BODY);
+	errno = 0;
+	TAP_CHECK_INT(wire_end(&b, start), -1);
+	TAP_CHECK_INT(errno, EMSGSIZE);
+	TAP_CHECK_INT(b.len, start);
+	TAP_CHECK(!b.failed);
+	/* A field that alone is over the limit, too (a huge argument). */
+	start = wire_begin(&b, WIRE_EXEC);
+	wire_u8(&b, 1);
+	wire_bytes(&b, big, WIRE_MAX_BODY + (size_t)1);
+	wire_u32(&b, 7);
+	errno = 0;
+	TAP_CHECK_INT(wire_end(&b, start), -1);
+	TAP_CHECK_INT(errno, EMSGSIZE);
+	TAP_CHECK_INT(b.len, start);
+	cli_buf_free(&b);
+}
+
 static const struct tap_case cases[] = {
 	{ "cli/timeout-decimal", test_timeout_decimal },
 	{ "cli/timeout-zero-negative", test_timeout_zero_negative },
@@ -547,6 +764,11 @@ static const struct tap_case cases[] = {
 	{ "cli/json-escape-controls", test_json_escape_controls },
 	{ "cli/json-escape-utf8", test_json_escape_utf8 },
 	{ "cli/json-misc", test_json_misc },
+	{ "cli/sandbox-names", test_sandbox_names },
+	{ "cli/sandbox-refs", test_sandbox_refs },
+	{ "cli/wire-roundtrip", test_wire_roundtrip },
+	{ "cli/wire-bad-frames", test_wire_bad_frames },
+	{ "cli/wire-limits", test_wire_limits },
 };
 
 TAP_MAIN(cases)

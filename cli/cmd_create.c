@@ -1,0 +1,584 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `mimobox create`, `ps` and `rm`: the life of named sandboxes. `create`
+ * forks the sandbox's supervisor (cli/supervisor.c) as a daemon and waits
+ * until it says whether the sandbox is up; `ps` lists the registry and
+ * removes the entries of dead supervisors; `rm` asks a supervisor to
+ * destroy its sandbox and exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "session.h"
+
+/* Output kept per stream when --output-limit is not given (the library's default). */
+#define DEFAULT_OUTPUT_LIMIT ((uint64_t)16 << 20)
+/* How long `ps` waits for a supervisor's answer. */
+#define PS_PROBE_MS 2000
+/* How long `rm` waits for a supervisor to destroy its sandbox. */
+#define RM_WAIT_MS 60000
+
+/* ---- create ---- */
+
+enum { CREATE_JSON = CLI_OPT_VERB, CREATE_NAME };
+
+static const struct cli_option create_options[] = {
+	{ "json", 0, 0, CREATE_JSON },
+	{ "name", 0, 1, CREATE_NAME },
+	CLI_SANDBOX_OPTIONS,
+	CLI_HELP_OPTION,
+	{ NULL, 0, 0, 0 }
+};
+
+static void create_usage(void)
+{
+	printf("Usage: mimobox create [OPTIONS] [--name NAME]\n"
+	       "\n"
+	       "Create a sandbox that lives on after this command returns, for `exec`,\n"
+	       "`shell`, `cat`, `write`, `ls`, `stat`, `cp` and `http`, until\n"
+	       "`mimobox rm NAME`.\n"
+	       "Prints its name: NAME, or the sandbox id without --name. A supervisor\n"
+	       "process keeps it; `mimobox ps` lists the live ones.\n"
+	       "\n%s\n"
+	       "Create options:\n"
+	       "  --name NAME         1 to 64 letters, digits, `_`, `.` or `-`, starting\n"
+	       "                      with a letter or digit (default: the sandbox id)\n"
+	       "  --json              print {\"ok\": true, \"name\": ..., \"id\": ...}\n"
+	       "  -h, --help          show this help\n"
+	       "\n"
+	       "Exit status: 0 when the sandbox is up; 125 when the arguments are wrong,\n"
+	       "the name is taken or the sandbox cannot be made.\n",
+	       cli_sandbox_options_help);
+}
+
+/*
+ * The daemon's side of the fork: detaches from everything `create` had
+ * open except the two pipes, and runs the supervisor. Never returns.
+ */
+static void __attribute__((noreturn)) become_supervisor(mbx_config *cfg, const char *name, uint64_t limit,
+							 int status_fd, int log_fd)
+{
+	int devnull, rc;
+
+	setsid();
+	if (fork() != 0)
+		_exit(0);	/* the intermediate child; the daemon is its orphan */
+	/*
+	 * No terminal or pipe of the caller stays open: the library's agent
+	 * inherits stdio, so the creation's log messages go to a descriptor of
+	 * their own (close on exec), which the supervisor closes once ready.
+	 */
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(devnull, STDOUT_FILENO) < 0 ||
+	    dup2(devnull, STDERR_FILENO) < 0 || dup3(status_fd, 3, O_CLOEXEC) < 0 ||
+	    dup3(log_fd, 4, O_CLOEXEC) < 0)
+		_exit(1);
+	if (close_range(5, ~0U, 0) < 0) {
+		int fd;
+
+		for (fd = 5; fd < 1024; fd++)
+			close(fd);
+	}
+	cli_set_log_fd(4);
+	rc = cli_supervise(cfg, name, limit, 3, 4);
+	mbx_config_free(cfg);
+	exit(rc);
+}
+
+/* Copies what arrives on log_fd to stderr and collects status_fd, until both end. */
+static void wait_supervisor(int status_fd, int log_fd, struct wire_conn *status)
+{
+	struct pollfd pfd[2];
+	char chunk[4096];
+	ssize_t n;
+	int open_fds = 2, i;
+
+	wire_conn_init(status, status_fd);
+	pfd[0].fd = status_fd;
+	pfd[1].fd = log_fd;
+	pfd[0].events = pfd[1].events = POLLIN;
+	while (open_fds > 0) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (i = 0; i < 2; i++) {
+			if (pfd[i].fd < 0 || !pfd[i].revents)
+				continue;
+			if (i == 0) {
+				n = wire_conn_fill(status);
+			} else {
+				n = read(log_fd, chunk, sizeof(chunk));
+				if (n > 0)
+					(void)cli_write_all(STDERR_FILENO, chunk, (size_t)n);
+			}
+			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+				pfd[i].fd = -1;
+				open_fds--;
+			}
+		}
+	}
+}
+
+/* Prints what the supervisor's WIRE_OK says (str name, str id, str isolation); an exit status. */
+static int print_created(int json, struct wire_reader *r)
+{
+	const char *name = wire_get_str(r), *id = wire_get_str(r), *isolation = wire_get_str(r);
+	struct cli_buf b = CLI_BUF_INIT;
+	int rc = 0;
+
+	if (wire_done(r) < 0) {
+		cli_report(json, MBX_EPROTO, "the supervisor of the new sandbox sent a malformed answer", NULL,
+			   NULL, 0);
+		return CLI_EXIT_FAILED;
+	}
+	if (json) {
+		cli_buf_puts(&b, "{\"ok\": true, \"name\": ");
+		cli_json_cstring(&b, name);
+		cli_buf_puts(&b, ", \"id\": ");
+		cli_json_cstring(&b, id);
+		cli_buf_puts(&b, ", \"isolation\": ");
+		cli_json_cstring(&b, isolation);
+		cli_buf_puts(&b, "}\n");
+	} else {
+		cli_buf_printf(&b, "%s\n", name);
+	}
+	/* The sandbox is up either way; a lost name is still worth a status. */
+	if (b.failed || cli_write_all(STDOUT_FILENO, b.data, b.len) < 0)
+		rc = CLI_EXIT_FAILED;
+	cli_buf_free(&b);
+	return rc;
+}
+
+int cli_cmd_create(int argc, char **argv)
+{
+	struct cli_sandbox_opts o;
+	struct cli_args a = { argc, argv, 1 };
+	struct cli_registry reg;
+	struct wire_conn status;
+	struct wire_frame f;
+	mbx_config *cfg = NULL;
+	mbx_error *err = NULL;
+	const char *name = NULL, *value;
+	char why[CLI_WHY_MAX], what[CLI_WHY_MAX], message[CLI_WHY_MAX + 64];
+	int json, id, rc, ret = CLI_EXIT_FAILED, status_pipe[2] = { -1, -1 }, log_pipe[2] = { -1, -1 };
+	uint64_t limit;
+	pid_t pid;
+
+	cli_sandbox_opts_init(&o);
+	wire_conn_init(&status, -1);
+	json = cli_wants_json(argc, argv, create_options, 0);
+	while ((id = cli_next_option(&a, create_options, &value, why, sizeof(why))) != CLI_OPT_END) {
+		if (id == CLI_OPT_BAD) {
+			cli_usage_error(json, "create", "%s", why);
+			goto out;
+		}
+		if (id < CLI_OPT_SANDBOX_END) {
+			if (cli_sandbox_opts_set(&o, id, value, why, sizeof(why)) < 0) {
+				cli_usage_error(json, "create", "%s", why);
+				goto out;
+			}
+		} else if (id == CREATE_NAME) {
+			name = value;
+		} else if (id == CLI_OPT_HELP) {
+			create_usage();
+			ret = 0;
+			goto out;
+		}
+	}
+	if (a.next < argc) {
+		cli_usage_error(json, "create", "unexpected argument `%s` (`create` runs no program: "
+				"use `mimobox exec NAME -- PROGRAM` once it is up)", argv[a.next]);
+		goto out;
+	}
+	if (name && cli_check_name(name, why, sizeof(why)) < 0) {
+		cli_usage_error(json, "create", "%s", why);
+		goto out;
+	}
+	rc = cli_build_config(&o, &cfg, what, sizeof(what), &err);
+	if (rc != MBX_OK) {
+		cli_report_config(json, "create", rc, err, what);
+		goto out;
+	}
+	/*
+	 * A taken name is refused before any sandbox is made (the supervisor
+	 * checks again under the lock). Nothing is created for the check.
+	 */
+	rc = cli_registry_open(&reg, 0, why, sizeof(why));
+	if (rc < 0) {
+		cli_report(json, MBX_EPERM, why, "remove it or set MIMOBOX_STATE_DIR to a directory you own",
+			   NULL, 0);
+		goto out;
+	}
+	rc = rc == 0 && name ? cli_registry_probe(&reg, name, NULL) : CLI_ENTRY_NONE;
+	if (rc == CLI_ENTRY_DEAD)
+		(void)cli_registry_reap(&reg, name);
+	cli_registry_close(&reg);
+	if (rc == CLI_ENTRY_LIVE) {
+		snprintf(message, sizeof(message), "a sandbox named `%s` already exists", name);
+		cli_report(json, MBX_EEXIST, message, "pick another --name, or remove it with `mimobox rm`",
+			   NULL, EEXIST);
+		goto out;
+	}
+
+	if (pipe2(status_pipe, O_CLOEXEC) < 0 || pipe2(log_pipe, O_CLOEXEC) < 0) {
+		cli_report(json, MBX_ESYS, "cannot make a pipe to the supervisor", NULL, NULL, errno);
+		goto out;
+	}
+	limit = (o.set & CLI_SET_OUTPUT_LIMIT) ? o.output_limit : DEFAULT_OUTPUT_LIMIT;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		cli_report(json, MBX_ESYS, "cannot fork the supervisor", NULL, NULL, errno);
+		goto out;
+	}
+	if (pid == 0)
+		become_supervisor(cfg, name, limit, status_pipe[1], log_pipe[1]);
+	close(status_pipe[1]);
+	close(log_pipe[1]);
+	status_pipe[1] = log_pipe[1] = -1;
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+
+	wait_supervisor(status_pipe[0], log_pipe[0], &status);
+	status_pipe[0] = -1;	/* owned by `status` now */
+	rc = wire_conn_next(&status, &f);
+	if (rc != 1 || (f.type != WIRE_OK && f.type != WIRE_ERROR)) {
+		cli_report(json, MBX_ESYS, "the supervisor of the new sandbox exited before it was ready",
+			   NULL, NULL, 0);
+		goto out;
+	}
+	if (f.type == WIRE_ERROR) {
+		(void)cli_session_report_error(json, &f.r);
+		goto out;
+	}
+	ret = print_created(json, &f.r);
+
+out:
+	wire_conn_close(&status);
+	if (status_pipe[0] >= 0)
+		close(status_pipe[0]);
+	if (status_pipe[1] >= 0)
+		close(status_pipe[1]);
+	if (log_pipe[0] >= 0)
+		close(log_pipe[0]);
+	if (log_pipe[1] >= 0)
+		close(log_pipe[1]);
+	mbx_error_free(err);
+	mbx_config_free(cfg);
+	cli_sandbox_opts_free(&o);
+	return ret;
+}
+
+/* ---- ps ---- */
+
+enum { PS_JSON = CLI_OPT_VERB };
+
+static const struct cli_option ps_options[] = {
+	{ "json", 0, 0, PS_JSON },
+	CLI_HELP_OPTION,
+	{ NULL, 0, 0, 0 }
+};
+
+struct ps_row {
+	struct cli_session_info info;
+	const char *state;	/* "ready", "busy", "starting", "unresponsive" */
+};
+
+/* "45s", "3m12s", "2h05m", "3d04h". */
+static void format_age(char *out, size_t len, uint64_t s)
+{
+	if (s < 60)
+		snprintf(out, len, "%llus", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(out, len, "%llum%02llus", (unsigned long long)(s / 60), (unsigned long long)(s % 60));
+	else if (s < 86400)
+		snprintf(out, len, "%lluh%02llum", (unsigned long long)(s / 3600),
+			 (unsigned long long)(s / 60 % 60));
+	else
+		snprintf(out, len, "%llud%02lluh", (unsigned long long)(s / 86400),
+			 (unsigned long long)(s / 3600 % 24));
+}
+
+/* Asks a live supervisor for its INFO; fills row. */
+static void probe_row(struct cli_registry *reg, const char *name, int fd, struct ps_row *row)
+{
+	struct wire_conn conn;
+	struct wire_frame f;
+	struct cli_buf b = CLI_BUF_INIT;
+	size_t start;
+
+	memset(row, 0, sizeof(*row));
+	wire_conn_init(&conn, fd);
+	start = wire_begin(&b, WIRE_HELLO);
+	wire_u32(&b, WIRE_VERSION);
+	if (wire_end(&b, start) == 0 && cli_session_send(&conn, &b) == 0 &&
+	    wire_conn_recv(&conn, &f, PS_PROBE_MS) == 1 && f.type == WIRE_INFO &&
+	    cli_session_parse_info(&f.r, &row->info) == 0) {
+		row->state = row->info.running ? "busy" : "ready";
+	} else if (cli_registry_read_info(reg, name, &row->info.entry) == 0) {
+		row->state = "unresponsive";
+	} else {
+		snprintf(row->info.entry.name, sizeof(row->info.entry.name), "%s", name);
+		row->state = "starting";
+	}
+	cli_buf_free(&b);
+	wire_conn_close(&conn);
+}
+
+/* Prints the table (or JSON) of the live sandboxes; 0 or -1. */
+static int print_rows(int json, const struct ps_row *rows, size_t n)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+	uint64_t now = (uint64_t)time(NULL), age;
+	size_t i, width = 4;
+	char agebuf[32];
+	int rc = 0;
+
+	for (i = 0; i < n; i++)
+		if (strlen(rows[i].info.entry.name) > width)
+			width = strlen(rows[i].info.entry.name);
+	if (json)
+		cli_buf_puts(&b, "{\"ok\": true, \"sandboxes\": [");
+	else
+		cli_buf_printf(&b, "%-*s  %-9s  %-7s  %s\n", (int)width, "NAME", "ISOLATION", "AGE", "STATE");
+	for (i = 0; i < n; i++) {
+		const struct cli_entry_info *e = &rows[i].info.entry;
+
+		age = e->created && now > e->created ? now - e->created : 0;
+		if (json) {
+			cli_buf_puts(&b, i ? ", {\"name\": " : "{\"name\": ");
+			cli_json_cstring(&b, e->name);
+			cli_buf_puts(&b, ", \"id\": ");
+			cli_json_cstring(&b, e->id[0] ? e->id : NULL);
+			cli_buf_puts(&b, ", \"isolation\": ");
+			cli_json_cstring(&b, e->isolation[0] ? e->isolation : NULL);
+			cli_buf_printf(&b, ", \"created\": %llu, \"age_s\": %llu, \"state\": ",
+				       (unsigned long long)e->created, (unsigned long long)age);
+			cli_json_cstring(&b, rows[i].state);
+			cli_buf_printf(&b, ", \"pid\": %u, \"clients\": %u, \"running\": %u}", (unsigned)e->pid,
+				       (unsigned)rows[i].info.clients, (unsigned)rows[i].info.running);
+		} else {
+			format_age(agebuf, sizeof(agebuf), age);
+			cli_buf_printf(&b, "%-*s  %-9s  %-7s  %s", (int)width, e->name,
+				       e->isolation[0] ? e->isolation : "-", e->created ? agebuf : "-",
+				       rows[i].state);
+			if (rows[i].info.running)
+				cli_buf_printf(&b, " (%u running)", (unsigned)rows[i].info.running);
+			cli_buf_puts(&b, "\n");
+		}
+	}
+	if (json)
+		cli_buf_puts(&b, "]}\n");
+	if (b.failed || (cli_write_all(STDOUT_FILENO, b.data, b.len) < 0 && errno != EPIPE))
+		rc = -1;
+	cli_buf_free(&b);
+	return rc;
+}
+
+int cli_cmd_ps(int argc, char **argv)
+{
+	struct cli_args a = { argc, argv, 1 };
+	struct cli_registry reg;
+	struct ps_row *rows = NULL;
+	char why[CLI_WHY_MAX], **names = NULL;
+	const char *value;
+	long n = 0, i;
+	size_t count = 0;
+	int json = cli_wants_json(argc, argv, ps_options, 0), id, rc, fd, ret = CLI_EXIT_FAILED;
+
+	while ((id = cli_next_option(&a, ps_options, &value, why, sizeof(why))) != CLI_OPT_END) {
+		if (id == CLI_OPT_BAD) {
+			cli_usage_error(json, "ps", "%s", why);
+			return CLI_EXIT_FAILED;
+		}
+		if (id == CLI_OPT_HELP) {
+			printf("Usage: mimobox ps [--json]\n\n"
+			       "List the live named sandboxes: name, isolation, age and state (ready,\n"
+			       "busy while programs run, starting, or unresponsive). Entries whose\n"
+			       "supervisor died are removed, with a note on stderr.\n");
+			return 0;
+		}
+	}
+	if (a.next < argc) {
+		cli_usage_error(json, "ps", "unexpected argument `%s`", argv[a.next]);
+		return CLI_EXIT_FAILED;
+	}
+	rc = cli_registry_open(&reg, 0, why, sizeof(why));
+	if (rc < 0) {
+		cli_report(json, MBX_EPERM, why, "remove it or set MIMOBOX_STATE_DIR to a directory you own",
+			   NULL, 0);
+		return CLI_EXIT_FAILED;
+	}
+	if (rc == 0) {
+		n = cli_registry_names(&reg, &names);
+		if (n < 0) {
+			cli_report(json, MBX_ESYS, "cannot list the registry of named sandboxes", NULL, NULL, errno);
+			goto out;
+		}
+	}
+	rows = calloc((size_t)n + 1, sizeof(*rows));
+	if (!rows) {
+		cli_report(json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		switch (cli_registry_probe(&reg, names[i], &fd)) {
+		case CLI_ENTRY_LIVE:
+			if (fd >= 0)
+				probe_row(&reg, names[i], fd, &rows[count++]);
+			break;
+		case CLI_ENTRY_DEAD:
+			if (cli_registry_reap(&reg, names[i]))
+				fprintf(stderr, "mimobox: note: removed sandbox `%s`: its supervisor had died\n",
+					names[i]);
+			break;
+		default:
+			break;	/* removed meanwhile */
+		}
+	}
+	ret = print_rows(json, rows, count) < 0 ? CLI_EXIT_FAILED : 0;
+out:
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(rows);
+	cli_registry_close(&reg);
+	return ret;
+}
+
+/* ---- rm ---- */
+
+static const struct cli_option rm_options[] = {
+	CLI_HELP_OPTION,
+	{ NULL, 0, 0, 0 }
+};
+
+/* A descriptor that becomes readable when `pid` exits, or -1 (pidfd_open, Linux 5.3). */
+static int watch_pid(uint32_t pid)
+{
+#ifdef SYS_pidfd_open
+	if (pid > 0 && pid <= INT32_MAX)
+		return (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+#endif
+	(void)pid;
+	return -1;
+}
+
+/* Removes one sandbox; returns an exit status. */
+static int remove_one(const char *name)
+{
+	struct cli_registry reg;
+	struct cli_session_info info;
+	struct wire_conn conn;
+	struct wire_frame f;
+	struct cli_buf b = CLI_BUF_INIT;
+	struct pollfd pfd;
+	char why[CLI_WHY_MAX], message[CLI_WHY_MAX + 64];
+	size_t start;
+	int rc, fd = -1, pidfd = -1, ret = CLI_EXIT_FAILED;
+
+	if (cli_check_name(name, why, sizeof(why)) < 0) {
+		cli_usage_error(0, "rm", "%s", why);
+		return CLI_EXIT_FAILED;
+	}
+	rc = cli_registry_open(&reg, 0, why, sizeof(why));
+	if (rc < 0) {
+		cli_report(0, MBX_EPERM, why, "remove it or set MIMOBOX_STATE_DIR to a directory you own", NULL, 0);
+		return CLI_EXIT_FAILED;
+	}
+	rc = rc == 1 ? CLI_ENTRY_NONE : cli_registry_probe(&reg, name, &fd);
+	if (rc == CLI_ENTRY_DEAD) {
+		/* Gone already; what is left of it is its entry. */
+		if (cli_registry_reap(&reg, name))
+			fprintf(stderr, "mimobox: warning: sandbox `%s` had died; its entry was removed\n", name);
+		cli_registry_close(&reg);
+		return 0;
+	}
+	cli_registry_close(&reg);
+	if (rc != CLI_ENTRY_LIVE || fd < 0) {
+		snprintf(message, sizeof(message), "no sandbox named `%s`", name);
+		cli_report(0, MBX_ENOTFOUND, message, "see `mimobox ps` for the live ones", NULL, 0);
+		return CLI_EXIT_FAILED;
+	}
+	wire_conn_init(&conn, fd);
+	/* HELLO first, for the supervisor's pid: rm returns once it is gone. */
+	start = wire_begin(&b, WIRE_HELLO);
+	wire_u32(&b, WIRE_VERSION);
+	(void)wire_end(&b, start);
+	(void)wire_end(&b, wire_begin(&b, WIRE_REMOVE));
+	if (cli_session_send(&conn, &b) < 0 || (rc = wire_conn_recv(&conn, &f, RM_WAIT_MS)) != 1 ||
+	    f.type != WIRE_INFO || cli_session_parse_info(&f.r, &info) < 0) {
+		ret = cli_session_lost(0, name, rc < 0 ? errno : EPROTO);
+		goto out;
+	}
+	pidfd = watch_pid(info.entry.pid);
+	if ((rc = wire_conn_recv(&conn, &f, RM_WAIT_MS)) != 1) {
+		ret = cli_session_lost(0, name, rc < 0 ? errno : 0);
+		goto out;
+	}
+	if (f.type == WIRE_ERROR) {
+		(void)cli_session_report_error(0, &f.r);
+		goto out;
+	}
+	if (f.type != WIRE_OK) {
+		ret = cli_session_lost(0, name, EPROTO);
+		goto out;
+	}
+	/* The supervisor exits right after its answer: wait for that. */
+	(void)wire_conn_recv(&conn, &f, RM_WAIT_MS);
+	if (pidfd >= 0) {
+		pfd.fd = pidfd;
+		pfd.events = POLLIN;
+		while (poll(&pfd, 1, RM_WAIT_MS) < 0 && errno == EINTR)
+			;
+	}
+	ret = 0;
+out:
+	if (pidfd >= 0)
+		close(pidfd);
+	cli_buf_free(&b);
+	wire_conn_close(&conn);
+	return ret;
+}
+
+int cli_cmd_rm(int argc, char **argv)
+{
+	struct cli_args a = { argc, argv, 1 };
+	char why[CLI_WHY_MAX];
+	const char *value;
+	int id, ret = 0, rc;
+
+	while ((id = cli_next_option(&a, rm_options, &value, why, sizeof(why))) != CLI_OPT_END) {
+		if (id == CLI_OPT_BAD) {
+			cli_usage_error(0, "rm", "%s", why);
+			return CLI_EXIT_FAILED;
+		}
+		printf("Usage: mimobox rm NAME...\n\n"
+		       "Destroy named sandboxes: their processes are killed, their files and\n"
+		       "registry entries removed, their supervisors exit.\n"
+		       "Exit status: 0, or 125 when a name is wrong or unknown.\n");
+		return 0;
+	}
+	if (a.next >= argc) {
+		cli_usage_error(0, "rm", "no sandbox name given (expected `mimobox rm NAME...`)");
+		return CLI_EXIT_FAILED;
+	}
+	for (; a.next < argc; a.next++) {
+		rc = remove_one(argv[a.next]);
+		if (rc != 0)
+			ret = rc;
+	}
+	return ret;
+}

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Named sandboxes that outlive the CLI: the registry of their supervisors
+ * (cli/registry.c), the supervisor itself (cli/supervisor.c) and what the
+ * client verbs share.
+ *
+ * `mimobox create` forks a supervisor daemon that owns the sandbox (a
+ * library handle is one process's) and serves it on a unix socket, the
+ * registry entry <registry>/<name>.sock, next to <name>.info (key=value
+ * lines: name, id, isolation, created, pid). The registry directory is
+ * $MIMOBOX_STATE_DIR/named when that is set, else /run/mimobox/named for
+ * root, $XDG_RUNTIME_DIR/mimobox/named, or /tmp/mimobox-<uid>/named: the
+ * library's state directory rules, one level down. It is 0700 and must
+ * belong to the caller; sockets are 0600, and the supervisor also checks
+ * each client's uid.
+ *
+ * Entries change only under an flock of the registry directory (claiming a
+ * name, removing an entry, removing the emptied directory), so a dead
+ * entry found by one process can never be mistaken for a new one another
+ * process is making. An entry is dead when its socket refuses connections
+ * (nobody listens: the supervisor died) or its supervisor pid is gone.
+ */
+#ifndef MBX_CLI_SESSION_H
+#define MBX_CLI_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "args.h"
+#include "cli.h"
+#include "wire.h"
+
+/* ---- the registry ---- */
+
+struct cli_registry {
+	char *path;	/* the directory; owned */
+	int dirfd;	/* open on it, or -1; owned */
+};
+
+/* What cli_registry_probe() found. */
+#define CLI_ENTRY_NONE 0	/* no such entry */
+#define CLI_ENTRY_LIVE 1	/* a supervisor accepted the connection */
+#define CLI_ENTRY_DEAD 2	/* the files of a supervisor that is gone */
+
+/* The metadata of an entry (<name>.info) and of INFO frames. */
+struct cli_entry_info {
+	char name[CLI_NAME_MAX + 1];
+	char id[40];
+	char isolation[16];
+	uint64_t created;	/* unix seconds */
+	uint32_t pid;		/* of the supervisor */
+};
+
+/*
+ * Opens the registry directory, making it (and the state directory above
+ * it) when `create` is set. Returns 0; 1 when it does not exist and
+ * `create` is not set (reg->dirfd is then -1); or -1 with a message in why.
+ */
+int cli_registry_open(struct cli_registry *reg, int create, char *why, size_t whylen);
+void cli_registry_close(struct cli_registry *reg);
+
+/*
+ * Takes the registry lock (blocking). Should the directory have been
+ * removed meanwhile, it is made again (`create`) or 1 is returned. 0 on
+ * success, -1 with errno.
+ */
+int cli_registry_lock(struct cli_registry *reg, int create);
+/* Drops the lock; with `prune`, first removes the directory if it is empty. */
+void cli_registry_unlock(struct cli_registry *reg, int prune);
+
+/*
+ * Finds out whether `name` has a live supervisor. With fd_out not NULL a
+ * live supervisor's connected socket is returned there (blocking, close on
+ * exec); otherwise it is closed.
+ */
+int cli_registry_probe(struct cli_registry *reg, const char *name, int *fd_out);
+
+/* Under the lock: probes `name` again and removes it when dead. 1 when removed. */
+int cli_registry_reap(struct cli_registry *reg, const char *name);
+
+/* Removes both files of `name` (the caller holds the lock). */
+void cli_registry_remove(struct cli_registry *reg, const char *name);
+
+/* Creates the listening socket of `name` (0600, close on exec); the caller holds the lock. fd or -1 with errno. */
+int cli_registry_listen(struct cli_registry *reg, const char *name);
+
+/* Writes <name>.info atomically; 0 or -1 with errno. */
+int cli_registry_write_info(struct cli_registry *reg, const struct cli_entry_info *info);
+/* Reads <name>.info; 0 or -1. */
+int cli_registry_read_info(struct cli_registry *reg, const char *name, struct cli_entry_info *info);
+
+/*
+ * Lists the names with an entry (a .sock or .info file), sorted. Returns
+ * the count and a malloc'd array of malloc'd names in *out, or -1.
+ */
+long cli_registry_names(struct cli_registry *reg, char ***out);
+
+/* ---- talking to a supervisor ---- */
+
+/* What INFO says about a live sandbox. */
+struct cli_session_info {
+	struct cli_entry_info entry;
+	uint32_t clients;	/* connections, this one included */
+	uint32_t running;	/* processes started by exec/shell that still run */
+};
+
+/*
+ * Connects to the supervisor of `name` for `verb` and exchanges HELLO and
+ * INFO. Returns 0 with the connection in *conn (and *info when not NULL);
+ * otherwise it has reported the problem (a bad name, no such sandbox, a
+ * dead supervisor, whose entry it then removes) and returns the exit
+ * status, CLI_EXIT_FAILED.
+ */
+int cli_session_open(const char *verb, const char *name, int json, struct wire_conn *conn,
+		     struct cli_session_info *info);
+
+/* Reads an INFO frame's fields; 0, or -1 when malformed. */
+int cli_session_parse_info(struct wire_reader *r, struct cli_session_info *info);
+
+/*
+ * Reports an ERROR frame (its fields in `r`) and returns its MBX_E* code
+ * (MBX_EPROTO when it is malformed).
+ */
+int cli_session_report_error(int json, struct wire_reader *r);
+
+/* Reports a broken connection to the supervisor of `name`; returns CLI_EXIT_FAILED. */
+int cli_session_lost(int json, const char *name, int errnum);
+
+/* The exit status of a file verb that got an MBX_E* error from the sandbox: 1, or 125 when the sandbox broke. */
+int cli_session_file_status(int code);
+
+/*
+ * Whether --json (option id CLI_OPT_VERB in every session verb's table) is
+ * among the options of argv, looking past at most `operands` operands, so
+ * that usage errors can be reported as JSON too.
+ */
+int cli_wants_json(int argc, char **argv, const struct cli_option *options, int operands);
+
+/* Sends the frames in `b` on the connection; 0 or -1 with errno. */
+int cli_session_send(struct wire_conn *conn, struct cli_buf *b);
+
+/* ---- the supervisor ---- */
+
+/*
+ * Runs in the daemon process `create` forked: creates the sandbox from
+ * `cfg`, claims the name (`name`, or the sandbox id when NULL), reports
+ * the outcome as one WIRE_OK (str name, str id, str isolation) or
+ * WIRE_ERROR frame on status_fd and closes it and log_fd (where the
+ * creation's log messages went: see cli_set_log_fd()), then serves clients
+ * until `rm`, SIGTERM/SIGINT, or the sandbox breaks. Returns the process
+ * exit status.
+ */
+int cli_supervise(const mbx_config *cfg, const char *name, uint64_t output_limit, int status_fd, int log_fd);
+
+/* ---- the verbs ---- */
+
+int cli_cmd_create(int argc, char **argv);
+int cli_cmd_ps(int argc, char **argv);
+int cli_cmd_rm(int argc, char **argv);
+int cli_cmd_exec(int argc, char **argv);
+int cli_cmd_shell(int argc, char **argv);
+int cli_cmd_cat(int argc, char **argv);
+int cli_cmd_write(int argc, char **argv);
+int cli_cmd_ls(int argc, char **argv);
+int cli_cmd_stat(int argc, char **argv);
+int cli_cmd_cp(int argc, char **argv);
+int cli_cmd_http(int argc, char **argv);
+
+#endif /* MBX_CLI_SESSION_H */
