@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "wire.h"
 #include "json.h"
 #include "session.h"
 
@@ -53,28 +54,8 @@ static void usage(FILE *f)
 
 int cli_write_all(int fd, const void *data, size_t len)
 {
-	const char *p = data;
-	struct pollfd pfd;
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n >= 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -1;
-		/* Our stdout may be a non-blocking pipe shared with others. */
-		pfd.fd = fd;
-		pfd.events = POLLOUT;
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-			return -1;
-	}
-	return 0;
+	/* Full writes through EINTR and a non-blocking pipe shared with others. */
+	return wire_write_all(fd, data, len);
 }
 
 void cli_report(int json, int code, const char *message, const char *suggestion,
