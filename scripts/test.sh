@@ -19,8 +19,8 @@ failed_stages=""
 stage() { printf '\n==== %s ====\n' "$*"; }
 
 # Adds the counts of a meson test run (from its JSON log) to the totals.
-count_meson() {
-	local log=$1/meson-logs/mbx.json name=$2 p f
+count_meson() { # count_meson BUILDDIR NAME [LOGNAME]
+	local log=$1/meson-logs/${3:-mbx}.json name=$2 p f
 	p=$(grep -c '"result": "OK"' "$log" 2>/dev/null || true)
 	f=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" 2>/dev/null || true)
 	passed=$((passed + ${p:-0}))
@@ -85,7 +85,8 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 	stage "4. valgrind on the unit suite"
 	meson test -C "$top/build" --suite unit --print-errorlogs --logbase mbx \
 		--wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=no'
-	count_meson "$top/build" "valgrind"
+	# meson names a wrapped run's log after the wrapper.
+	count_meson "$top/build" "valgrind" "mbx-valgrind"
 
 	stage "5. libFuzzer (${MBX_FUZZ_SECONDS:-30} s per target)"
 	if command -v clang >/dev/null; then
