@@ -351,7 +351,9 @@ def test_exec_killed_client_kills_the_process(cli, named):
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_until(lambda: procs_with_arg(arg), 10), "the program did not start"
-        assert ps(cli)[name]["running"] == 1
+        # The supervisor counts the process once its spawn has returned,
+        # a moment after the program itself appears.
+        assert wait_until(lambda: ps(cli)[name]["running"] == 1, 5), ps(cli)[name]
         p.kill()
         p.wait()
         assert wait_until(lambda: not procs_with_arg(arg), 5), "the program outlived its client"
@@ -843,7 +845,7 @@ def test_shell_on_a_terminal(cli, named):
         assert t.modes() & termios.ECHO and t.modes() & termios.ICANON, t.modes()
     finally:
         t.close()
-    assert ps(cli)[name]["running"] == 0
+    assert wait_until(lambda: ps(cli)[name]["running"] == 0, 5), ps(cli)[name]
 
 
 def test_shell_program_and_no_timeout(cli, named):
