@@ -64,6 +64,17 @@ static int target(mbx_sandbox *sb, struct mbx_client **c, const char **root, mbx
 	return mbx__sandbox_client(sb, "the file API", c, err);
 }
 
+static int check_path(const char *path, mbx_error **err);
+
+/* The checks every path operation starts with: a usable path, then where
+ * the operation goes (see target()). */
+static int begin_path(mbx_sandbox *sb, const char *path, struct mbx_client **c, const char **root, mbx_error **err)
+{
+	int rc = check_path(path, err);
+
+	return rc < 0 ? rc : target(sb, c, root, err);
+}
+
 static int check_path(const char *path, mbx_error **err)
 {
 	if (path == NULL || path[0] == '\0')
@@ -173,9 +184,7 @@ static int read_chunks(mbx_sandbox *sb, const char *path, int (*sink)(void *, co
 	const char *root;
 	int rc;
 
-	rc = check_path(path, err);
-	if (rc == MBX_OK)
-		rc = target(sb, &c, &root, err);
+	rc = begin_path(sb, path, &c, &root, err);
 	if (rc < 0)
 		return rc;
 	if (root)
@@ -336,9 +345,7 @@ static int write_chunks(mbx_sandbox *sb, const char *path, uint32_t mode, uint32
 	const char *root;
 	int rc;
 
-	rc = check_path(path, err);
-	if (rc == MBX_OK)
-		rc = target(sb, &c, &root, err);
+	rc = begin_path(sb, path, &c, &root, err);
 	if (rc < 0)
 		return rc;
 	if (flags & ~(MBX_WRITE_APPEND | MBX_WRITE_EXCLUSIVE))
@@ -421,9 +428,7 @@ int mbx_sandbox_stat(mbx_sandbox *sb, const char *path, mbx_stat **out, mbx_erro
 	if (out == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_stat: out is NULL");
 	*out = NULL;
-	rc = check_path(path, err);
-	if (rc == MBX_OK)
-		rc = target(sb, &c, &root, err);
+	rc = begin_path(sb, path, &c, &root, err);
 	if (rc < 0)
 		return rc;
 	if (root) {
@@ -504,9 +509,7 @@ int mbx_sandbox_list_dir(mbx_sandbox *sb, const char *path, mbx_dir **out, mbx_e
 	if (out == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_list_dir: out is NULL");
 	*out = NULL;
-	rc = check_path(path, err);
-	if (rc == MBX_OK)
-		rc = target(sb, &c, &root, err);
+	rc = begin_path(sb, path, &c, &root, err);
 	if (rc < 0)
 		return rc;
 	d = calloc(1, sizeof(*d));

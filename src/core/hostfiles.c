@@ -75,6 +75,27 @@ static int open_in(int rootfd, const char *rel, int flags, mode_t mode)
 	return mbx_sys_openat2(rootfd, rel, &how);
 }
 
+/* Opens a sandbox path below the workspace in one step; *fd is the result. */
+static int open_path(const char *root, const char *path, int flags, const char *what, int *fd, mbx_error **err)
+{
+	char *rel;
+	int rootfd, rc = mbx__host_rel(path, &rel, err);
+
+	*fd = -1;
+	if (rc < 0)
+		return rc;
+	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0) {
+		free(rel);
+		return mbx__error_set(err, MBX_ESTATE, errno, NULL, "the sandbox's workspace is gone");
+	}
+	*fd = open_in(rootfd, rel, flags, 0);
+	rc = *fd < 0 ? fail(err, what, path) : MBX_OK;
+	close(rootfd);
+	free(rel);
+	return rc;
+}
+
 /* Opens the workspace and the parent directory of `path`; *base points to
  * the final component (inside *relp, which the caller frees). */
 static int open_parent(const char *root, const char *path, int *rootfd, int *dirfd_, char **relp, const char **base,
@@ -137,20 +158,13 @@ static void fill_info(const struct stat *sb, struct mbx_file_info *fi)
 int mbx__host_read(const char *root, const char *path, uint64_t limit, int (*sink)(void *, const uint8_t *, size_t),
 		   void *arg, mbx_error **err)
 {
-	char *rel;
 	struct stat sb;
 	uint8_t *buf;
 	uint64_t total = 0;
-	int rootfd, fd, rc = mbx__host_rel(path, &rel, err);
+	int fd, rc = open_path(root, path, O_RDONLY | O_NOCTTY, "open", &fd, err);
 
 	if (rc < 0)
 		return rc;
-	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	fd = rootfd < 0 ? -1 : open_in(rootfd, rel, O_RDONLY | O_NOCTTY, 0);
-	if (fd < 0) {
-		rc = rootfd < 0 ? mbx__error_set(err, MBX_ESTATE, errno, NULL, "the sandbox's workspace is gone") : fail(err, "open", path);
-		goto out;
-	}
 	if (fstat(fd, &sb) < 0 || S_ISDIR(sb.st_mode)) {
 		rc = mbx__error_set(err, MBX_EINVAL, EISDIR, NULL, "read `%s`: it is a directory", path);
 		goto out;
@@ -189,11 +203,7 @@ int mbx__host_read(const char *root, const char *path, uint64_t limit, int (*sin
 	}
 	free(buf);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (rootfd >= 0)
-		close(rootfd);
-	free(rel);
+	close(fd);
 	return rc;
 }
 
@@ -322,20 +332,12 @@ int mbx__host_stat(const char *root, const char *path, struct mbx_file_info *out
 int mbx__host_list(const char *root, const char *path, int (*fn)(const struct mbx_file_info *, void *), void *arg,
 		   mbx_error **err)
 {
-	char *rel;
 	DIR *d;
 	struct dirent *de;
-	int rootfd, fd, rc = mbx__host_rel(path, &rel, err);
+	int fd, rc = open_path(root, path, O_RDONLY | O_DIRECTORY, "list", &fd, err);
 
 	if (rc < 0)
 		return rc;
-	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	fd = rootfd < 0 ? -1 : open_in(rootfd, rel, O_RDONLY | O_DIRECTORY, 0);
-	if (rootfd >= 0)
-		close(rootfd);
-	free(rel);
-	if (fd < 0)
-		return fail(err, "list", path);
 	d = fdopendir(fd);
 	if (d == NULL) {
 		close(fd);

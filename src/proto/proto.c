@@ -447,32 +447,33 @@ int mbx_proto_decode_data(const struct mbx_frame *f, const uint8_t **data, uint3
 	return (rc < 0 || !found) ? -1 : 0;
 }
 
-int mbx_proto_find_u32(const struct mbx_frame *f, uint16_t tag, uint32_t *out)
+/* The first field `tag` of a frame: 0 with *v and *n set, -1 when absent. */
+static int find_field(const struct mbx_frame *f, uint16_t tag, const uint8_t **v, uint32_t *n)
 {
 	struct mbx_field_iter it;
-	const uint8_t *v;
-	uint32_t n;
 	uint16_t t;
 
 	mbx_field_iter_init(&it, f->body, f->len);
-	while (mbx_field_next(&it, &t, &v, &n) == 1)
+	while (mbx_field_next(&it, &t, v, n) == 1)
 		if (t == tag)
-			return mbx_field_u32(v, n, out);
+			return 0;
 	return -1;
+}
+
+int mbx_proto_find_u32(const struct mbx_frame *f, uint16_t tag, uint32_t *out)
+{
+	const uint8_t *v;
+	uint32_t n;
+
+	return find_field(f, tag, &v, &n) < 0 ? -1 : mbx_field_u32(v, n, out);
 }
 
 int mbx_proto_find_u64(const struct mbx_frame *f, uint16_t tag, uint64_t *out)
 {
-	struct mbx_field_iter it;
 	const uint8_t *v;
 	uint32_t n;
-	uint16_t t;
 
-	mbx_field_iter_init(&it, f->body, f->len);
-	while (mbx_field_next(&it, &t, &v, &n) == 1)
-		if (t == tag)
-			return mbx_field_u64(v, n, out);
-	return -1;
+	return find_field(f, tag, &v, &n) < 0 ? -1 : mbx_field_u64(v, n, out);
 }
 
 /* Reads the fields of a FILE_STAT body or of one FILE_DIR entry. */
