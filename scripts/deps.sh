@@ -9,7 +9,8 @@ set -eu
 # What each group is for:
 #   build:        gcc libc6-dev meson ninja-build pkg-config libseccomp-dev
 #                 musl-tools (the static agent) libcurl4-openssl-dev (http_request)
-#   wasm:         python3-pip binutils (scripts/wasmtime.sh), clang-14 lld-14
+#   wasm:         python3-pip binutils ca-certificates (scripts/wasmtime.sh
+#                 fetches over TLS), clang-14 lld-14
 #                 wasi-libc libclang-rt-14-dev-wasm32 wabt (the test modules)
 #   tests:        python3 python3-pytest util-linux procps iproute2 strace
 #                 passt (AllowAll) openssl curl (TLS through the proxy)
@@ -18,7 +19,7 @@ set -eu
 #   benchmarks:   bubblewrap (the peer)
 packages="gcc libc6-dev meson ninja-build pkg-config libseccomp-dev musl-tools
 libcurl4-openssl-dev
-python3-pip binutils clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt
+python3-pip binutils ca-certificates clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt
 python3 python3-pytest util-linux procps iproute2 strace passt openssl curl
 valgrind clang libclang-rt-14-dev
 bubblewrap"

@@ -13,7 +13,9 @@
 # refuses user namespaces to a chrooted process), with /proc, /sys (cgroups
 # included), /dev and a tmpfs /run. The network is the host's: apt-get,
 # pip and the crates.io fetch of scripts/wasmtime.sh reach their registries
-# as on any machine. Everything is removed afterwards.
+# as on any machine; the host's local CA certificates and /etc/pip.conf are
+# copied in (a site's own trust setup, not something the project installs).
+# Everything is removed afterwards.
 #
 # Needs root and about 1 minute for debootstrap, then the commands' own time
 # (the test command: about 15 minutes on 2 cores). Logs are kept in
@@ -56,6 +58,15 @@ deb $mirror bookworm-updates main
 deb http://deb.debian.org/debian-security bookworm-security main
 EOF
 cp -L /etc/resolv.conf "$work/base/etc/resolv.conf"
+# The site's trust setup, as every machine of the site has it: local CA
+# certificates (a TLS-inspecting egress proxy signs with one) and pip's
+# configuration. The CA bundle itself is rebuilt from them when
+# scripts/deps.sh installs ca-certificates.
+if [ -d /usr/local/share/ca-certificates ]; then
+	mkdir -p "$work/base/usr/local/share/ca-certificates"
+	cp -a /usr/local/share/ca-certificates/. "$work/base/usr/local/share/ca-certificates/"
+fi
+[ -f /etc/pip.conf ] && cp /etc/pip.conf "$work/base/etc/pip.conf"
 
 # runs NAME COMMAND: a new root for one command; returns its status.
 runs() {
