@@ -33,6 +33,7 @@
 #include <mbx/error.h>
 #include <mbx/sandbox.h>
 #include "agent.h"
+#include "platform/linux/seccomp-kill.h"
 #include "platform/linux/syscalls.h"
 
 #define OLDROOT "/oldroot"
@@ -492,6 +493,8 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 				goto bad;
 			memcpy(st->seccomp, v, n);
 			st->seccomp_len = n;
+			/* Compiled with KILL_PROCESS; older kernels get KILL_THREAD. */
+			mbx_seccomp_set_kill_action(st->seccomp, n, mbx_seccomp_host_kill_action());
 			break;
 		case MBX_F_RLIMIT:
 			if (n != 12 || st->nrlimits >= sizeof(st->rlimits) / sizeof(st->rlimits[0]))
