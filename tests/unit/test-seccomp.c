@@ -55,6 +55,8 @@ struct outcome {
 
 typedef long (*op_fn)(long arg);
 
+static int under_valgrind(void);
+
 /*
  * Runs op(arg) in a child confined by the filter for `trust` and fills *o.
  * Returns 0, or -1 (after printing a diagnostic) when the harness itself
@@ -760,9 +762,12 @@ static void test_numa(void)
 	expect_errno("set_mempolicy", MBX_TRUST_SEMI_TRUSTED, op_set_mempolicy, 0, EPERM);
 	expect_errno("mbind", MBX_TRUST_SEMI_TRUSTED, op_mbind, 0, EPERM);
 	expect_errno("move_pages", MBX_TRUST_SEMI_TRUSTED, op_move_pages, 0, EPERM);
-	expect_errno("migrate_pages", MBX_TRUST_SEMI_TRUSTED, op_migrate_pages, 0, EPERM);
 	expect_errno("set_mempolicy (untrusted)", MBX_TRUST_UNTRUSTED, op_set_mempolicy, 0, EPERM);
-	expect_errno("migrate_pages (trusted)", MBX_TRUST_TRUSTED, op_migrate_pages, 0, EPERM);
+	/* valgrind answers migrate_pages itself (ENOSYS), before seccomp. */
+	if (!under_valgrind()) {
+		expect_errno("migrate_pages", MBX_TRUST_SEMI_TRUSTED, op_migrate_pages, 0, EPERM);
+		expect_errno("migrate_pages (trusted)", MBX_TRUST_TRUSTED, op_migrate_pages, 0, EPERM);
+	}
 }
 
 static void test_tiocsetd(void)
@@ -792,6 +797,9 @@ static void test_setid_modes(void)
 		return;
 	}
 	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+		/* valgrind answers fchmodat2 itself (ENOSYS), before seccomp. */
+		if (calls[i].op == op_fchmodat2 && under_valgrind())
+			continue;
 		for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
 			snprintf(what, sizeof(what), "%s(0%lo)", calls[i].name, (unsigned long)modes[m]);
 			expect_errno(what, MBX_TRUST_SEMI_TRUSTED, calls[i].op, modes[m], EPERM);
@@ -896,9 +904,10 @@ static void test_kill_action(void)
 		struct utsname u;
 		int major = 0, minor = 0;
 
-		/* SECCOMP_RET_KILL_PROCESS and SECCOMP_GET_ACTION_AVAIL: 4.14. */
+		/* SECCOMP_RET_KILL_PROCESS and SECCOMP_GET_ACTION_AVAIL: 4.14.
+		 * valgrind does not pass seccomp() on: the probe says no there. */
 		TAP_CHECK(uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2);
-		if (major > 4 || (major == 4 && minor >= 14))
+		if ((major > 4 || (major == 4 && minor >= 14)) && !under_valgrind())
 			TAP_CHECK_INT(mbx_seccomp_host_kill_action(), SECCOMP_RET_KILL_PROCESS);
 		else
 			TAP_CHECK_INT(mbx_seccomp_host_kill_action(), SECCOMP_RET_KILL_THREAD);
