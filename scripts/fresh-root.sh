@@ -58,6 +58,8 @@ deb $mirror bookworm-updates main
 deb http://deb.debian.org/debian-security bookworm-security main
 EOF
 cp -L /etc/resolv.conf "$work/base/etc/resolv.conf"
+# What a machine's installer writes and debootstrap does not.
+[ -e "$work/base/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$work/base/etc/hosts"
 # The site's trust setup, as every machine of the site has it: local CA
 # certificates (a TLS-inspecting egress proxy signs with one) and pip's
 # configuration. The CA bundle itself is rebuilt from them when
