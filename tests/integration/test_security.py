@@ -182,17 +182,19 @@ for p in sys.argv[1:]:
 
 
 def test_proc_sys_and_sys_writes_refused(cli):
-    # Host-global knobs (core_pattern, sysrq), and knobs of the sandbox's
-    # own namespaces that root in its user namespace could otherwise write
-    # (ip_forward of its network namespace, its host name through sysctl):
-    # Landlock grants no write below /proc, so all are EACCES.
+    # Host-global knobs (core_pattern, sysrq) belong to the host's root; the
+    # knobs of the sandbox's own namespaces (ip_forward of its network
+    # namespace, its host name) would be writable by root of its user
+    # namespace with CAP_NET_ADMIN / CAP_SYS_ADMIN. Two layers refuse them,
+    # both with EACCES: Landlock grants no write below /proc, and the
+    # payload has no capability.
     paths = ["/proc/sys/kernel/core_pattern", "/proc/sysrq-trigger", "/proc/sys/vm/drop_caches",
              "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/hostname", "/proc/sys/user/max_user_namespaces"]
     r, res = cli.json("--", "python3", "-c", WRITE_PROBE, *paths)
     out = dict(l.split(" ") for l in res["stdout"].splitlines())
     assert set(out) == set(paths), res
     assert not [p for p, v in out.items() if v == "ok"], out
-    # The ones a user-namespace root owns: only Landlock stands in the way.
+    # The ones a user-namespace root owns.
     assert out["/proc/sys/net/ipv4/ip_forward"] == "EACCES", out
     assert out["/proc/sys/kernel/hostname"] == "EACCES", out
     # No sysfs at all: /sys/kernel/uevent_helper, /sys/fs/cgroup and the
