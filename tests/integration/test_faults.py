@@ -221,7 +221,7 @@ def test_agent_killed_mid_exec(lib, guard):
 def small_fs(host_tmp, user):
     """A 1 MiB tmpfs the sandbox gets read-write (root only: it mounts)."""
     if not user.is_root:
-        pytest.skip("mounting a small filesystem needs root")
+        pytest.skip("not applicable: mounting a small file system needs root")
     d = os.path.join(host_tmp, "small")
     os.mkdir(d)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "none", d], check=True)
