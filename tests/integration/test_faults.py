@@ -213,6 +213,58 @@ def test_agent_killed_mid_exec(lib, guard):
         assert sb2.exec(["true"]).exit_code == 0
 
 
+def spool_open(pid):
+    """Whether the supervisor `pid` has a file download spooling (an
+    unnamed host file, not the agent's memfd)."""
+    try:
+        names = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for n in names:
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, n))
+        except OSError:
+            continue
+        if link.endswith("(deleted)") and "memfd:" not in link:
+            return True
+    return False
+
+
+def test_agent_killed_mid_download(cli, named, host_tmp):
+    # The sandbox's agent dies while its supervisor reads a file out of it
+    # for `cp`: the copy fails with an error and no half file stays on the
+    # host, and the broken sandbox says so (its supervisor ends; the next
+    # command reports it).
+    name = named()
+    sup = ps(cli)[name]["pid"]
+    agent = [pid for pid, (ppid, state, argv) in proc_table().items()
+             if ppid == sup and state != "Z" and argv[:1] == ["mimobox-agent"]]
+    assert len(agent) == 1, agent
+    r = cli(["exec", name, "--", "sh", "-c", "head -c 256M /dev/zero > /workspace/big"])
+    assert r.rc == 0, r
+    p = popen(cli, "cp", name + ":/workspace/big", os.path.join(host_tmp, "out"))
+    try:
+        assert wait_until(lambda: spool_open(sup) or p.poll() is not None, 20, step=0.001)
+        os.kill(agent[0], signal.SIGKILL)
+        rc, out, err = finish(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if rc == 0:
+        # The agent had sent the whole file just before it died: then the
+        # copy is complete, never partial.
+        assert host_leftovers(host_tmp) == ["out"], host_leftovers(host_tmp)
+        assert os.path.getsize(os.path.join(host_tmp, "out")) == 256 * MiB
+    else:
+        assert rc == 125 and err.strip(), (rc, err)
+        assert host_leftovers(host_tmp) == [], host_leftovers(host_tmp)
+    assert wait_until(lambda: not alive(sup), 15), "the supervisor of a sandbox without agent stays"
+    r = cli(["exec", name, "--", "true"])
+    assert r.rc == 125 and name in r.stderr, r
+    assert cli.run("--", "true").rc == 0
+
+
 # ---------------------------------------------------------------------------
 # A full filesystem under the workspace
 

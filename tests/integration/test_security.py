@@ -266,6 +266,22 @@ def test_payload_gets_only_stdio_from_the_cli(cli, host_tmp):
     assert sorted(fds) == ["0", "1", "2"], fds
 
 
+def test_supervisor_fds_do_not_reach_payloads(cli):
+    # A named sandbox's supervisor holds its listening socket and client
+    # connections; its payloads, one-shot or with a stdin pipe, get stdio only.
+    r = cli(["create"])
+    assert r.rc == 0, r
+    name = r.out.strip()
+    try:
+        for extra in ([], ["-i"]):
+            r = cli(["exec", name] + extra + ["--", "python3", "-c", FD_PROBE], stdin=b"" if extra else None)
+            assert r.rc == 0, r
+            fds = payload_fds(r.out)
+            assert sorted(fds) == ["0", "1", "2"], (extra, fds)
+    finally:
+        assert cli(["rm", name]).rc == 0
+
+
 def test_library_fds_reach_neither_agent_nor_payload(sandbox, host_tmp, lib):
     # An inheritable descriptor of the host process using the library stays
     # in the host: the agent (cloned from it) closes it before exec, and the
