@@ -273,7 +273,8 @@ static int dispatch(struct mbx_client *c, const struct mbx_frame *f)
 			free(ev);
 			return -1;
 		}
-		memcpy(ev->data, data, len);
+		if (len)
+			memcpy(ev->data, data, len);
 		ev->len = len;
 		ev->kind = f->type == MBX_MSG_STDOUT ? MBX_EVENT_STDOUT : MBX_EVENT_STDERR;
 	} else {
