@@ -329,6 +329,127 @@ static int probe_tiocsti(void)
 	return rc;
 }
 
+/* TIOCLINUX on a pipe: an allowed call fails with ENOTTY. */
+static int probe_tioclinux(void)
+{
+	int fds[2], rc;
+	char sub = 7; /* TIOCL_GETSHIFTSTATE: reads, changes nothing */
+
+	if (pipe(fds) < 0)
+		return errno;
+	rc = result(ioctl(fds[0], TIOCLINUX, &sub));
+	close(fds[0]);
+	close(fds[1]);
+	return rc;
+}
+
+/* Writes one byte of this process's own memory onto itself. */
+static int probe_process_vm_writev(void)
+{
+	char src = 'x', dst = 0;
+	struct iovec local = { &src, 1 }, remote = { &dst, 1 };
+
+	return result(syscall(SYS_process_vm_writev, (long)getpid(), &local, 1UL, &remote, 1UL, 0UL));
+}
+
+/* Compares this process's memory with itself. */
+static int probe_kcmp(void)
+{
+	return result(syscall(SYS_kcmp, (long)getpid(), (long)getpid(), 0L /* KCMP_FILE */, 0L, 0L));
+}
+
+/* Takes a copy of this process's own stdin through a pidfd. */
+static int probe_pidfd_getfd(void)
+{
+	long pidfd = syscall(SYS_pidfd_open, (long)getpid(), 0L);
+	int rc;
+
+	if (pidfd < 0)
+		return errno;
+	rc = result_fd(syscall(SYS_pidfd_getfd, pidfd, 0L, 0L));
+	close((int)pidfd);
+	return rc;
+}
+
+/* A handle for "/": allowed, the kernel fills it in (or says EOVERFLOW). */
+static int probe_name_to_handle_at(void)
+{
+	struct {
+		unsigned int handle_bytes;
+		int handle_type;
+		unsigned char f_handle[128];
+	} fh;
+	int mount_id;
+
+	memset(&fh, 0, sizeof(fh));
+	fh.handle_bytes = sizeof(fh.f_handle);
+	return result(syscall(SYS_name_to_handle_at, AT_FDCWD, "/", &fh, &mount_id, 0));
+}
+
+/* The kernel crypto API, a regular source of kernel bugs. */
+static int probe_af_alg(void)
+{
+	return socket_probe(38 /* AF_ALG */, SOCK_SEQPACKET, 0);
+}
+
+/* Raw packets: also needs CAP_NET_RAW, which the payload lacks. */
+static int probe_packet(void)
+{
+	return socket_probe(17 /* AF_PACKET */, SOCK_RAW, 0);
+}
+
+/* socketpair in a family other than AF_UNIX. */
+static int probe_socketpair_alg(void)
+{
+	int sv[2];
+
+	if (socketpair(38 /* AF_ALG */, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return errno;
+	close(sv[0]);
+	close(sv[1]);
+	return 0;
+}
+
+/* The new mount API: a filesystem context for cgroup2. */
+static int probe_fsopen(void)
+{
+	return result_fd(syscall(SYS_fsopen, "cgroup2", 1UL /* FSOPEN_CLOEXEC */));
+}
+
+/* A detached copy of the root mount. */
+static int probe_open_tree(void)
+{
+	return result_fd(syscall(SYS_open_tree, AT_FDCWD, "/", 1UL /* OPEN_TREE_CLONE */ | O_CLOEXEC));
+}
+
+/* Mounts the cgroup v2 hierarchy on a fresh directory in /tmp, and undoes
+ * it at once when that worked. */
+static int probe_mount_cgroup(void)
+{
+	char dir[] = "/tmp/try-syscall-cgXXXXXX";
+	int rc;
+
+	if (mkdtemp(dir) == NULL)
+		return errno;
+	rc = result(syscall(SYS_mount, "none", dir, "cgroup2", 0UL, NULL));
+	if (rc == 0)
+		syscall(SYS_umount2, dir, 2 /* MNT_DETACH */);
+	rmdir(dir);
+	return rc;
+}
+
+/* A new mount namespace: the payload reshaping its own view. */
+static int probe_unshare_mount(void)
+{
+	return result(syscall(SYS_unshare, CLONE_NEWNS));
+}
+
+/* A new cgroup namespace. */
+static int probe_unshare_cgroup(void)
+{
+	return result(syscall(SYS_unshare, CLONE_NEWCGROUP));
+}
+
 /* getpid through the x32 ABI; ENOSYS where the kernel lacks x32. */
 static int probe_x32(void)
 {
@@ -528,6 +649,19 @@ static const struct probe {
 	{ "personality", probe_personality },
 	{ "tiocsti", probe_tiocsti },
 	{ "x32", probe_x32 },
+	{ "tioclinux", probe_tioclinux },
+	{ "process_vm_writev", probe_process_vm_writev },
+	{ "kcmp", probe_kcmp },
+	{ "pidfd_getfd", probe_pidfd_getfd },
+	{ "name_to_handle_at", probe_name_to_handle_at },
+	{ "af_alg", probe_af_alg },
+	{ "packet", probe_packet },
+	{ "socketpair_alg", probe_socketpair_alg },
+	{ "fsopen", probe_fsopen },
+	{ "open_tree", probe_open_tree },
+	{ "mount_cgroup", probe_mount_cgroup },
+	{ "unshare_mount", probe_unshare_mount },
+	{ "unshare_cgroup", probe_unshare_cgroup },
 	{ "unix_socket", probe_unix_socket },
 	{ "inet", probe_inet },
 	{ "setid_chmod", probe_setid_chmod },
