@@ -50,7 +50,7 @@ int mbx__statebase_check(const char *dir, char *why, size_t whylen)
 		if (e == ELOOP || e == ENOTDIR)
 			snprintf(why, whylen, "the state directory `%s` is %s, not a directory: someone may have put it "
 				 "there to redirect mimobox; remove it, or %s", dir,
-				 e == ELOOP ? "a symbolic link" : "a file", WHAT_TO_DO);
+				 lstat(dir, &st) == 0 && S_ISLNK(st.st_mode) ? "a symbolic link" : "a file", WHAT_TO_DO);
 		else
 			snprintf(why, whylen, "cannot open the state directory `%s`: %s; %s", dir, strerror(e), WHAT_TO_DO);
 		errno = e;
