@@ -23,12 +23,13 @@
 
 #include "session.h"
 
-enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN };
+enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN, EXEC_ENV_FILE };
 
 static const struct cli_option exec_options[] = {
 	{ "json", 0, 0, EXEC_JSON },
 	{ "timeout", 0, 1, EXEC_TIMEOUT },
 	{ "env", 0, 1, EXEC_ENV },
+	{ "env-file", 0, 1, EXEC_ENV_FILE },
 	{ "workdir", 0, 1, EXEC_WORKDIR },
 	{ "stdin", 'i', 0, EXEC_STDIN },
 	CLI_HELP_OPTION,
@@ -70,6 +71,8 @@ static void exec_usage(void)
 	       "  --json              print one JSON object with the result, as `run --json`\n"
 	       "  --timeout SECONDS   limit of this program (default: the sandbox's timeout)\n"
 	       "  --env KEY=VALUE     set a variable for this program (repeatable)\n"
+	       "  --env-file FILE     set the variables of FILE: KEY=VALUE lines, `#` comments,\n"
+	       "                      no quoting or expansion (repeatable)\n"
 	       "  --workdir PATH      working directory (default: the sandbox's)\n"
 	       "  -i, --stdin         give this command's stdin to the program (default: none)\n"
 	       "  -h, --help          show this help\n"
@@ -132,6 +135,12 @@ static int take_option(struct exec_request *r, int id, const char *value, char *
 		}
 		r->env = grown;
 		r->env[r->n_env++] = e;
+		return 0;
+	case EXEC_ENV_FILE:
+		if (cli_parse_env_file(value, &r->env, &r->n_env, why, whylen) < 0) {
+			cli_usage_error(r->json, r->verb, "--env-file `%s`: %s", value, why);
+			return -1;
+		}
 		return 0;
 	case EXEC_WORKDIR:
 		r->workdir = value;

@@ -397,8 +397,18 @@ static int run_mount(const struct agent_state *as, const struct mount_entry *m)
 		int in, out;
 		ssize_t n;
 
-		snprintf(src, sizeof(src), OLDROOT "%s", m->src);
-		in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		/* From a file the host opened for us (one in its private state
+		 * directory), else by name in the host's tree. */
+		if (m->fd_index >= 0) {
+			if ((size_t)m->fd_index >= as->nfds) {
+				errno = EBADF;
+				return -1;
+			}
+			in = fcntl(as->fds[m->fd_index], F_DUPFD_CLOEXEC, 0);
+		} else {
+			snprintf(src, sizeof(src), OLDROOT "%s", m->src);
+			in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		}
 		if (in < 0)
 			return ((m->flags & MBX_MF_OPTIONAL) && errno == ENOENT) ? 0 : -1;
 		if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode) || make_file(dst) < 0) {

@@ -248,7 +248,9 @@ int mbx_config_set_env(mbx_config *cfg, const char *name, const char *value, mbx
 /* Checks and normalises a sandbox path; relative paths are under /workspace. */
 static int sandbox_path(const char *path, const char *what, char **out, mbx_error **err)
 {
+	const char *given = path;
 	char *full = NULL, *norm;
+	int rc;
 
 	if (path == NULL || path[0] == '\0')
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "%s is empty", what);
@@ -260,13 +262,21 @@ static int sandbox_path(const char *path, const char *what, char **out, mbx_erro
 		path = full;
 	}
 	norm = mbx__path_normalize(path);
+	if (norm != NULL) {
+		free(full);
+		*out = norm;
+		return MBX_OK;
+	}
+	/* The message names what the caller gave, and `full` is freed only
+	 * after it is written (`path` may point into it). */
+	if (errno == ENOMEM)
+		rc = mbx__error_oom(err);
+	else
+		rc = mbx__error_set(err, MBX_EINVAL, 0, NULL,
+				    "%s `%s` contains `..`: give a path without `..` (absolute, or relative to /workspace)",
+				    what, given);
 	free(full);
-	if (norm == NULL && errno == ENOMEM)
-		return mbx__error_oom(err);
-	if (norm == NULL)
-		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "%s `%s` contains `..`: give a plain absolute path", what, path);
-	*out = norm;
-	return MBX_OK;
+	return rc;
 }
 
 int mbx_config_set_workdir(mbx_config *cfg, const char *path, mbx_error **err)

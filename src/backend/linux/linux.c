@@ -140,13 +140,17 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gi
 	if (rc < 0)
 		return rc;
 	mbx__statedir_collect(base, sb->id, mbx__linux_remove_recorded_cgroups);
-	rc = mbx__statedir_create(&l->sd, base, sb->id, 0711, err);
+	rc = mbx__statedir_create(&l->sd, base, sb->id, 0700, err);
 	free(base);
 	if (rc < 0)
 		return rc;
 	if (asprintf(&l->workspace, "%s/workspace", l->sd.dir) < 0)
 		return mbx__error_oom(err);
-	if (mkdir(l->workspace, 0755) < 0)
+	/* 0700 like everything here: only the sandbox's identity may use it.
+	 * For a root caller that is the mapped uid, which cannot walk the
+	 * (root's, 0700) state tree: the agent gets the workspace as a mount
+	 * descriptor instead (pass_state_files). */
+	if (mkdir(l->workspace, 0700) < 0)
 		return mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", l->workspace);
 	if (privileged && chown(l->workspace, uid, gid) < 0)
 		return mbx__error_set(err, MBX_ESYS, errno, NULL, "hand workspace `%s` to uid %u", l->workspace, (unsigned)uid);
@@ -172,6 +176,49 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gi
 			return MBX_ENOTSUP;
 		}
 		sb->skipped |= MBX_LAYER_LIMITS;
+	}
+	return MBX_OK;
+}
+
+/*
+ * What the agent needs from the sandbox's state directory, handed over as
+ * descriptors so the directory stays private to the caller (0700): the
+ * agent runs as the sandbox's host identity, which for a root caller is an
+ * unprivileged uid that cannot walk root's tree. The workspace goes as a
+ * detached clone of its mount (open_tree; only root callers, and they are
+ * the ones who need it), files the plan copies from the state directory
+ * (the CA bundle) as open read-only files. Appends to fds[*nfds].
+ */
+static int pass_state_files(const struct linux_sb *l, int privileged, struct mbx_mountplan *plan, int *fds,
+			    size_t *nfds, mbx_error **err)
+{
+	size_t dlen = strlen(l->sd.dir);
+
+	for (size_t i = 0; i < plan->n; i++) {
+		struct mbx_plan_entry *e = &plan->e[i];
+		int fd;
+
+		if (e->op == MBX_MOP_BIND && privileged && e->src && strcmp(e->src, l->workspace) == 0 &&
+		    !(e->flags & MBX_MF_USER)) {
+			if (*nfds >= MBX_PROTO_MAX_FDS)
+				return mbx__error_set(err, MBX_EINVAL, 0, NULL, "more than %d mounts", MBX_PROTO_MAX_FDS);
+			fd = mbx_sys_open_tree(AT_FDCWD, e->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+			if (fd < 0)
+				return mbx__error_set(err, MBX_ESYS, errno, "mount-namespace", "clone the workspace `%s`",
+						      e->src);
+			e->op = MBX_MOP_ATTACH;
+		} else if (e->op == MBX_MOP_COPY && e->src && strncmp(e->src, l->sd.dir, dlen) == 0 &&
+			   e->src[dlen] == '/') {
+			if (*nfds >= MBX_PROTO_MAX_FDS)
+				return mbx__error_set(err, MBX_EINVAL, 0, NULL, "more than %d mounts", MBX_PROTO_MAX_FDS);
+			fd = open(e->src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			if (fd < 0)
+				return mbx__error_set(err, MBX_ESYS, errno, NULL, "open `%s`", e->src);
+		} else {
+			continue;
+		}
+		e->fd_index = (int)*nfds;
+		fds[(*nfds)++] = fd;
 	}
 	return MBX_OK;
 }
@@ -244,7 +291,6 @@ static int prepare_user_mounts(const mbx_sandbox *sb, pid_t agent, int privilege
 	char path[64];
 	int userns = -1, rc = MBX_OK;
 
-	*nfds = 0;
 	if (privileged) {
 		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)agent);
 		userns = open(path, O_RDONLY | O_CLOEXEC);
@@ -379,6 +425,9 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	mbx__client_init(&l->client, sp.chan);
 
 	rc = mbx__client_hello(&l->client, deadline, err);
+	if (rc < 0)
+		goto fail;
+	rc = pass_state_files(l, privileged, &plan, mount_fds, &nmount_fds, err);
 	if (rc < 0)
 		goto fail;
 	if (cfg->nmounts) {
