@@ -302,11 +302,16 @@ print(m[0:5].decode(), s[0:2].decode(), subprocess.run(["echo", "child"], captur
 def test_sysv_limits_cannot_be_raised_from_inside(cli, limits_mech):
     # The ipc sysctls belong to the namespace's root, which the payload is:
     # /proc/sys is read-only to it.
+    # /proc/sys is read-only to it (Landlock would stop the write as well;
+    # the mount flag is checked on its own).
     r, res = cli.json("--memory", "64", "--", "sh", "-c",
-                      "echo 1073741824 > /proc/sys/kernel/shmmax; cat /proc/sys/kernel/shmmax", timeout=60)
-    if limits_mech == "rlimit":
-        assert res["stdout"] == "%d\n" % (64 * MiB), res
+                      "echo 1073741824 > /proc/sys/kernel/shmmax; cat /proc/sys/kernel/shmmax; "
+                      "grep ' /proc/sys ' /proc/self/mountinfo", timeout=60)
     assert "1073741824" not in res["stdout"], res
+    if limits_mech == "rlimit":
+        lines = res["stdout"].splitlines()
+        assert lines[0] == "%d" % (64 * MiB), res
+        assert len(lines) == 2 and lines[1].split()[5].split(",")[0] == "ro", res
 
 
 def test_default_limits_run_quietly(cli):
@@ -393,3 +398,26 @@ def test_bad_disk_values(cli, verb, value):
     r = cli(words)
     assert r.rc == 125, r
     assert "--disk" in r.stderr and value in r.stderr, r
+
+
+def test_file_api_respects_disk_limit(cli, host_tmp):
+    # `cp` reaches the workspace through the agent: a file larger than the
+    # disk limit fails with ENOSPC and leaves nothing half-written.
+    big = os.path.join(host_tmp, "big")
+    with open(big, "wb") as f:
+        f.write(os.urandom(8 * MiB))
+    small = os.path.join(host_tmp, "small")
+    with open(small, "wb") as f:
+        f.write(b"small\n")
+    name = "cp-" + secrets.token_hex(3)
+    r = cli(["create", "--disk", "4", "--name", name])
+    assert r.rc == 0, r
+    try:
+        r = cli(["cp", big, name + ":/workspace/big"])
+        assert r.rc != 0 and "No space left on device" in r.stderr, r
+        r = cli(["cp", small, name + ":/workspace/small"])
+        assert r.rc == 0, r
+        r = cli(["exec", name, "--", "ls", "/workspace"])
+        assert r.rc == 0 and r.out == "small\n", r
+    finally:
+        cli(["rm", name])
