@@ -353,18 +353,18 @@ fail:
 	return -1;
 }
 
-static int write_sysctl(const char *name, unsigned long long value)
+/* Writes `text` to /proc/sys/kernel/<name> of the new root's /proc. */
+static int write_sysctl(const char *name, const char *text)
 {
-	char path[128], buf[32];
-	int fd, n;
+	char path[128];
+	int fd, n = (int)strlen(text);
 	ssize_t w;
 
 	snprintf(path, sizeof(path), NEWROOT "/proc/sys/kernel/%s", name);
-	n = snprintf(buf, sizeof(buf), "%llu\n", value);
 	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -1;
-	w = write(fd, buf, (size_t)n);
+	w = write(fd, text, (size_t)n);
 	if (w != n) {
 		int e = w < 0 ? errno : EIO;
 
@@ -376,9 +376,9 @@ static int write_sysctl(const char *name, unsigned long long value)
 }
 
 /*
- * Bounds SysV shared memory and message queues of the sandbox's own ipc
- * namespace to `limit` bytes each: segments and queues live in kernel
- * memory that no rlimit counts. The ipc sysctls belong to the namespace's
+ * Bounds SysV shared memory, message queues and semaphores of the sandbox's
+ * own ipc namespace to about `limit` bytes each: segments, queues and
+ * semaphore arrays live in memory that no rlimit counts. The ipc sysctls belong to the namespace's
  * root, which sandbox root is, and so is a payload (capabilities do not
  * matter for them): /proc/sys is then bound read-only over itself, which a
  * payload without CAP_SYS_ADMIN and with the mount API denied cannot undo.
@@ -389,17 +389,30 @@ static int limit_sysv_ipc(struct agent_state *st, uint64_t limit)
 	unsigned long long pages = limit / (uint64_t)(page > 0 ? page : 4096);
 	/* msgmnb (16 KiB by default) per queue, at most the default 32000 queues */
 	unsigned long long queues = limit / 16384;
+	/* a struct sem is a 64-byte cache line; at most the default 1024000000 */
+	unsigned long long sems = limit / 64;
 	const char *what = "kernel.shmmax";
+	char text[96];
 
 	if (queues > 32000)
 		queues = 32000;
-	if (write_sysctl("shmmax", (unsigned long long)limit) < 0)
+	if (sems > 1024000000ULL)
+		sems = 1024000000ULL;
+	snprintf(text, sizeof(text), "%llu\n", (unsigned long long)limit);
+	if (write_sysctl("shmmax", text) < 0)
 		goto fail;
 	what = "kernel.shmall";
-	if (write_sysctl("shmall", pages ? pages : 1) < 0)
+	snprintf(text, sizeof(text), "%llu\n", pages ? pages : 1);
+	if (write_sysctl("shmall", text) < 0)
 		goto fail;
 	what = "kernel.msgmni";
-	if (write_sysctl("msgmni", queues ? queues : 1) < 0)
+	snprintf(text, sizeof(text), "%llu\n", queues ? queues : 1);
+	if (write_sysctl("msgmni", text) < 0)
+		goto fail;
+	/* SEMMSL SEMMNS SEMOPM SEMMNI: the defaults but for the total */
+	what = "kernel.sem";
+	snprintf(text, sizeof(text), "32000 %llu 500 32000\n", sems ? sems : 1);
+	if (write_sysctl("sem", text) < 0)
 		goto fail;
 	what = "/proc/sys (read-only)";
 	if (mount(NEWROOT "/proc/sys", NEWROOT "/proc/sys", NULL, MS_BIND | MS_REC, NULL) < 0 ||

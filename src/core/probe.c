@@ -496,7 +496,7 @@ static void probe_limits(mbx_probe *p)
 	/* The last rung always works but bounds less: say what it leaves. */
 	cr = add_check(p, "rlimits", MBX_PROBE_PARTIAL);
 	set_detail(p, cr, "the fallback when no cgroup rung works%s: RLIMIT_DATA bounds memory per process, not the "
-		   "sandbox; RLIMIT_NPROC the processes; files (/workspace, /tmp, /dev/shm) and SysV shared memory "
+		   "sandbox; RLIMIT_NPROC the processes; files (/workspace, /tmp, /dev/shm) and SysV IPC "
 		   "are capped at the memory limit each, memfd_create and shared anonymous mappings are denied; "
 		   "the sum over processes and kernel memory are not bounded; no CPU quota",
 		   (ok2 || ok1) ? " (not used here)" : " (used here)");

@@ -306,12 +306,16 @@ def test_sysv_limits_cannot_be_raised_from_inside(cli, limits_mech):
     # the mount flag is checked on its own).
     r, res = cli.json("--memory", "64", "--", "sh", "-c",
                       "echo 1073741824 > /proc/sys/kernel/shmmax; cat /proc/sys/kernel/shmmax; "
-                      "grep ' /proc/sys ' /proc/self/mountinfo", timeout=60)
+                      "grep ' /proc/sys ' /proc/self/mountinfo; "
+                      "cat /proc/sys/kernel/msgmni /proc/sys/kernel/sem", timeout=60)
     assert "1073741824" not in res["stdout"], res
     if limits_mech == "rlimit":
         lines = res["stdout"].splitlines()
         assert lines[0] == "%d" % (64 * MiB), res
-        assert len(lines) == 2 and lines[1].split()[5].split(",")[0] == "ro", res
+        assert lines[1].split()[5].split(",")[0] == "ro", res
+        # Message queues (16 KiB each) and semaphores (64 bytes each) too.
+        assert lines[2] == "%d" % (64 * MiB // 16384), res
+        assert lines[3].split()[1] == "%d" % (64 * MiB // 64), res
 
 
 def test_default_limits_run_quietly(cli):

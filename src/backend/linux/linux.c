@@ -127,11 +127,11 @@ static void put_rlimit(struct mbx_wbuf *w, uint32_t resource, uint64_t value)
 }
 
 /* What the rlimit rung leaves unbounded (mbx_sandbox_limits_partial()). */
-#define RLIMIT_PARTIAL                                                                                           \
-	"no cgroup here: the memory limit holds per process (RLIMIT_DATA), not for the sandbox as a whole; "  \
-	"files in /workspace, /tmp and /dev/shm together and SysV shared memory are each capped at it, "      \
-	"memfd_create and shared anonymous mappings are denied; the sum over processes and kernel memory "   \
-	"(pipes, sockets, page tables) are not bounded"
+#define RLIMIT_PARTIAL \
+	"no cgroup here: the memory limit holds per process (RLIMIT_DATA), not for the sandbox as a whole; " \
+	"files in /workspace, /tmp and /dev/shm together and SysV IPC (shared memory, message queues, " \
+	"semaphores) are each capped at it, memfd_create and shared anonymous mappings are denied; " \
+	"the sum over processes and kernel memory (pipes, sockets, page tables) are not bounded"
 
 /*
  * Size of the sandbox's writable storage (a tmpfs: RAM). With a cgroup its
