@@ -1071,6 +1071,8 @@ int cli_supervise(const mbx_config *cfg, const char *name, uint64_t output_limit
 	wire_str(&b, sv.info.name);
 	wire_str(&b, sv.info.id);
 	wire_str(&b, sv.info.isolation);
+	wire_str(&b, sv_limits_mech);
+	wire_str(&b, sv_limits_partial);
 	(void)wire_end(&b, start);
 	if (report_status(status_fd, &b) < 0) {
 		/* `create` was interrupted: nobody learnt of this sandbox, so it goes. */

@@ -73,7 +73,7 @@
 
 #include "json.h"
 
-#define WIRE_VERSION 2 /* 2: EXIT carries the limits mechanism and what it leaves unbounded */
+#define WIRE_VERSION 2 /* 2: EXIT and create's OK carry the limits mechanism and what it leaves unbounded */
 
 /* Largest frame body; WIRE_CHUNK bytes of data fit with room to spare. */
 #define WIRE_MAX_BODY ((uint32_t)1 << 20)

@@ -425,3 +425,20 @@ def test_file_api_respects_disk_limit(cli, host_tmp):
         assert r.rc == 0 and r.out == "small\n", r
     finally:
         cli(["rm", name])
+
+
+def test_named_sandbox_reports_partial_limits(cli, limits_mech):
+    # `create` and `exec --json` say how the limits hold, as `run` does.
+    r = cli(["create", "--json", "--memory", "64"])
+    assert r.rc == 0, r
+    j = r.json
+    try:
+        warn = [l for l in r.stderr.splitlines() if "only partly enforced" in l]
+        if limits_mech == "rlimit":
+            assert j["limits"] == "rlimit" and "not bounded" in j["limits_partial"] and len(warn) == 1, r
+        else:
+            assert j["limits"].startswith("cgroup") and j["limits_partial"] is None and not warn, r
+        e = cli(["exec", "--json", j["name"], "--", "true"])
+        assert e.rc == 0 and e.json["limits"] == j["limits"] and e.json["limits_partial"] == j["limits_partial"], e
+    finally:
+        cli(["rm", j["name"]])
