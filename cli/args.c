@@ -26,6 +26,8 @@ const char cli_sandbox_options_help[] =
 	"                      how much the payload is trusted (default semi)\n"
 	"  --timeout SECONDS   wall-clock limit per execute, decimals allowed (default 30)\n"
 	"  --memory MB         memory limit in MiB (default 512)\n"
+	"  --disk MB           size limit in MiB of /workspace, /tmp and /dev/shm\n"
+	"                      together, inodes in proportion (default 2048)\n"
 	"  --cpu CPUS          CPU quota, decimals allowed, e.g. 0.5 (default none)\n"
 	"  --max-procs N       maximum number of processes (default 64)\n"
 	"  --network deny|all|allow:DOMAIN[,DOMAIN...]\n"
@@ -266,6 +268,20 @@ int cli_parse_memory_mb(const char *s, uint64_t *bytes_out, char *why, size_t wh
 
 	if (cli_parse_uint(s, 1, UINT64_MAX >> 20, &mb, why, whylen) < 0)
 		return -1;
+	*bytes_out = mb << 20;
+	return 0;
+}
+
+int cli_parse_disk_mb(const char *s, uint64_t *bytes_out, char *why, size_t whylen)
+{
+	uint64_t mb;
+
+	if (cli_parse_uint(s, 1, UINT64_MAX, &mb, why, whylen) < 0)
+		return -1;
+	if (mb > (1u << 20)) { /* the library's range ends at 1 TiB */
+		set_why(why, whylen, "must be at most 1048576 (1 TiB)");
+		return -1;
+	}
 	*bytes_out = mb << 20;
 	return 0;
 }
@@ -711,6 +727,11 @@ int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, 
 		name = "memory";
 		rc = cli_parse_memory_mb(value, &o->memory_bytes, reason, sizeof(reason));
 		o->set |= CLI_SET_MEMORY;
+		break;
+	case CLI_OPT_DISK:
+		name = "disk";
+		rc = cli_parse_disk_mb(value, &o->disk_bytes, reason, sizeof(reason));
+		o->set |= CLI_SET_DISK;
 		break;
 	case CLI_OPT_CPU:
 		name = "cpu";

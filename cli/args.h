@@ -67,6 +67,7 @@ enum {
 	CLI_OPT_OUTPUT_LIMIT,
 	CLI_OPT_ALLOW_DEGRADED,
 	CLI_OPT_ENV_FILE,
+	CLI_OPT_DISK,
 	CLI_OPT_SANDBOX_END,	/* ids below this one are sandbox options */
 	CLI_OPT_HELP = 50,
 	CLI_OPT_VERB = 100	/* first id free for a verb's own options */
@@ -78,6 +79,7 @@ enum {
 	{ "trust", 0, 1, CLI_OPT_TRUST }, \
 	{ "timeout", 0, 1, CLI_OPT_TIMEOUT }, \
 	{ "memory", 0, 1, CLI_OPT_MEMORY }, \
+	{ "disk", 0, 1, CLI_OPT_DISK }, \
 	{ "cpu", 0, 1, CLI_OPT_CPU }, \
 	{ "max-procs", 0, 1, CLI_OPT_MAX_PROCS }, \
 	{ "network", 0, 1, CLI_OPT_NETWORK }, \
@@ -122,6 +124,7 @@ struct cli_network {
 #define CLI_SET_WORKDIR      (1u << 7)
 #define CLI_SET_HOSTNAME     (1u << 8)
 #define CLI_SET_OUTPUT_LIMIT (1u << 9)
+#define CLI_SET_DISK         (1u << 10)
 
 /*
  * The sandbox options as given. Only the fields flagged in `set` (and the
@@ -134,6 +137,7 @@ struct cli_sandbox_opts {
 	mbx_trust_t trust;
 	uint64_t timeout_ms;
 	uint64_t memory_bytes;
+	uint64_t disk_bytes;
 	uint32_t millicpus;
 	uint32_t max_procs;
 	uint64_t output_limit;
@@ -172,6 +176,9 @@ int cli_parse_cpus(const char *s, uint32_t *millicpus_out, char *why, size_t why
 
 /* A positive whole number of MiB to bytes. */
 int cli_parse_memory_mb(const char *s, uint64_t *bytes_out, char *why, size_t whylen);
+
+/* A whole number of MiB from 1 to 1048576 (1 TiB) to bytes. */
+int cli_parse_disk_mb(const char *s, uint64_t *bytes_out, char *why, size_t whylen);
 
 /* A whole decimal number in [min, max]. */
 int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, char *why, size_t whylen);

@@ -142,10 +142,16 @@ static void wait_supervisor(int status_fd, int log_fd, struct wire_conn *status)
 	}
 }
 
-/* Prints what the supervisor's WIRE_OK says (str name, str id, str isolation); an exit status. */
-static int print_created(int json, struct wire_reader *r)
+/*
+ * Prints what the supervisor's WIRE_OK says (str name, str id, str
+ * isolation, str limits mechanism, str what the limits leave unbounded);
+ * an exit status. `asked_limits`: the caller gave --memory or --disk, so a
+ * limit that holds only in part is worth a warning.
+ */
+static int print_created(int json, int asked_limits, struct wire_reader *r)
 {
 	const char *name = wire_get_str(r), *id = wire_get_str(r), *isolation = wire_get_str(r);
+	const char *limits = wire_get_str(r), *partial = wire_get_str(r);
 	struct cli_buf b = CLI_BUF_INIT;
 	int rc = 0;
 
@@ -161,10 +167,16 @@ static int print_created(int json, struct wire_reader *r)
 		cli_json_cstring(&b, id);
 		cli_buf_puts(&b, ", \"isolation\": ");
 		cli_json_cstring(&b, isolation);
+		cli_buf_puts(&b, ", \"limits\": ");
+		cli_json_cstring(&b, limits);
+		cli_buf_puts(&b, ", \"limits_partial\": ");
+		cli_json_cstring(&b, partial[0] ? partial : NULL);
 		cli_buf_puts(&b, "}\n");
 	} else {
 		cli_buf_printf(&b, "%s\n", name);
 	}
+	if (asked_limits && partial[0])
+		fprintf(stderr, "mimobox: warning: limits only partly enforced (%s): %s\n", limits, partial);
 	/* The sandbox is up either way; a lost name is still worth a status. */
 	if (b.failed || cli_write_all(STDOUT_FILENO, b.data, b.len) < 0)
 		rc = CLI_EXIT_FAILED;
@@ -275,7 +287,7 @@ int cli_cmd_create(int argc, char **argv)
 		(void)cli_session_report_error(json, &f.r);
 		goto out;
 	}
-	ret = print_created(json, &f.r);
+	ret = print_created(json, (o.set & (CLI_SET_MEMORY | CLI_SET_DISK)) != 0, &f.r);
 
 out:
 	wire_conn_close(&status);

@@ -300,6 +300,8 @@ struct exec_state {
 	struct cli_buf out, err;	/* collected for --json */
 	struct cli_outcome outcome;
 	char trap[512];		/* the outcome's trap text */
+	char limits[32];	/* the outcome's limits mechanism */
+	char limits_partial[1024]; /* what the limits leave unbounded, or "" */
 	int done;
 	int status;
 };
@@ -431,6 +433,10 @@ static void take_exit(struct exec_state *s, struct wire_reader *rd)
 	snprintf(s->trap, sizeof(s->trap), "%s", trap);
 	o->trap = s->trap[0] ? s->trap : NULL;
 	o->isolation = s->info.entry.isolation;
+	snprintf(s->limits, sizeof(s->limits), "%s", wire_get_str(rd));
+	snprintf(s->limits_partial, sizeof(s->limits_partial), "%s", wire_get_str(rd));
+	o->limits = s->limits;
+	o->limits_partial = s->limits_partial[0] ? s->limits_partial : NULL;
 	if (wire_done(rd) < 0) {
 		s->status = cli_session_lost(s->r->json, s->r->name, EPROTO);
 		s->done = 1;

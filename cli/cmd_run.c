@@ -236,6 +236,8 @@ static void outcome_of(const mbx_result *res, struct cli_outcome *o)
 	o->cpu_time_us = mbx_result_cpu_time_us(res);
 	o->trap = mbx_result_trap(res);
 	o->isolation = mbx_isolation_name(mbx_result_isolation(res));
+	o->limits = mbx_result_limits_mechanism(res);
+	o->limits_partial = mbx_result_limits_partial(res);
 }
 
 int cli_outcome_status(const struct cli_outcome *o)
@@ -289,6 +291,12 @@ int cli_outcome_print_json(const struct cli_outcome *o)
 	cli_json_cstring(&b, o->trap);
 	cli_buf_puts(&b, ", \"isolation\": ");
 	cli_json_cstring(&b, o->isolation);
+	if (o->limits) {
+		cli_buf_puts(&b, ", \"limits\": ");
+		cli_json_cstring(&b, o->limits);
+		cli_buf_puts(&b, ", \"limits_partial\": ");
+		cli_json_cstring(&b, o->limits_partial);
+	}
 	cli_buf_puts(&b, "}\n");
 
 	if (b.failed) {
@@ -384,6 +392,10 @@ int cli_cmd_run(int argc, char **argv)
 	}
 	outcome_of(res, &outcome);
 	status = cli_outcome_status(&outcome);
+	/* A limit the caller asked for that holds only in part: one line. */
+	if ((r.sb.set & (CLI_SET_MEMORY | CLI_SET_DISK)) && outcome.limits_partial)
+		fprintf(stderr, "mimobox: warning: limits only partly enforced (%s): %s\n", outcome.limits,
+			outcome.limits_partial);
 	if (r.json) {
 		if (cli_outcome_print_json(&outcome) < 0)
 			status = CLI_EXIT_FAILED;

@@ -218,6 +218,11 @@ int cli_build_config(const struct cli_sandbox_opts *o, mbx_config **out, char *w
 		if ((rc = mbx_config_set_memory_limit(cfg, o->memory_bytes, err)) != MBX_OK)
 			goto fail;
 	}
+	if (o->set & CLI_SET_DISK) {
+		set_what(what, whatlen, "--disk");
+		if ((rc = mbx_config_set_disk_limit(cfg, o->disk_bytes, err)) != MBX_OK)
+			goto fail;
+	}
 	if (o->set & CLI_SET_CPU) {
 		set_what(what, whatlen, "--cpu");
 		if ((rc = mbx_config_set_cpu_limit(cfg, o->millicpus, err)) != MBX_OK)

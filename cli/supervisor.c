@@ -229,6 +229,11 @@ static void forward_output(struct sv_client *c, mbx_event_kind_t kind, const uin
  * Queues the EXIT frame that ends an exec, with the truncation flags this
  * client's forwarding kept and the measurements when there are any.
  */
+/* How the sandbox's limits hold (borrowed static strings of the library),
+ * sent with every exit so `exec --json` reports what `run --json` does. */
+static const char *sv_limits_mech = "none";
+static const char *sv_limits_partial;
+
 static void send_exit(struct sv_client *c, int code, int sig, int timed_out, int oom, uint64_t elapsed_us,
 		      uint64_t peak, uint64_t cpu_us, const char *trap)
 {
@@ -247,6 +252,8 @@ static void send_exit(struct sv_client *c, int code, int sig, int timed_out, int
 	wire_u64(&c->out, peak);
 	wire_u64(&c->out, cpu_us);
 	wire_str(&c->out, trap);
+	wire_str(&c->out, sv_limits_mech);
+	wire_str(&c->out, sv_limits_partial);
 	sv_end_frame(c, start);
 }
 
@@ -1046,6 +1053,8 @@ int cli_supervise(const mbx_config *cfg, const char *name, uint64_t output_limit
 		mbx_error_free(err);
 		return 1;
 	}
+	sv_limits_mech = mbx_sandbox_limits_mechanism(sv.sb);
+	sv_limits_partial = mbx_sandbox_limits_partial(sv.sb);
 	snprintf(sv.info.id, sizeof(sv.info.id), "%s", mbx_sandbox_id(sv.sb));
 	snprintf(sv.info.name, sizeof(sv.info.name), "%s", name ? name : sv.info.id);
 	snprintf(sv.info.isolation, sizeof(sv.info.isolation), "%s",
@@ -1062,6 +1071,8 @@ int cli_supervise(const mbx_config *cfg, const char *name, uint64_t output_limit
 	wire_str(&b, sv.info.name);
 	wire_str(&b, sv.info.id);
 	wire_str(&b, sv.info.isolation);
+	wire_str(&b, sv_limits_mech);
+	wire_str(&b, sv_limits_partial);
 	(void)wire_end(&b, start);
 	if (report_status(status_fd, &b) < 0) {
 		/* `create` was interrupted: nobody learnt of this sandbox, so it goes. */

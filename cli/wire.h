@@ -32,7 +32,9 @@
  *         during an exec gets its process killed.
  *   EXIT  i32 exit code, i32 signal, u8 timed out, u8 oom killed,
  *         u8 stdout truncated, u8 stderr truncated, u64 elapsed us,
- *         u64 peak memory bytes, u64 cpu us, str trap ("" for none)
+ *         u64 peak memory bytes, u64 cpu us, str trap ("" for none),
+ *         str limits mechanism, str what the limits leave unbounded ("" for
+ *         nothing)
  *   READ  str path                     -> DATA bytes ... END, or ERROR
  *   WRITE str path, u32 mode of a new file
  *                                      -> OK or ERROR; after OK the client
@@ -71,7 +73,7 @@
 
 #include "json.h"
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2 /* 2: EXIT and create's OK carry the limits mechanism and what it leaves unbounded */
 
 /* Largest frame body; WIRE_CHUNK bytes of data fit with room to spare. */
 #define WIRE_MAX_BODY ((uint32_t)1 << 20)

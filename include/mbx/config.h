@@ -10,7 +10,7 @@
  * problem in `*err`; mbx_sandbox_new() checks the whole config again.
  *
  * Defaults (zero config): isolation auto, trust semi-trusted, network deny-all,
- * timeout 30 s per execute, memory 512 MiB, 64 processes, no CPU quota,
+ * timeout 30 s per execute, memory 512 MiB, disk 2048 MiB, 64 processes, no CPU quota,
  * working directory /workspace, 16 MiB of output kept per stream, strict
  * layers (a layer that cannot be applied is an error).
  */
@@ -61,6 +61,24 @@ MBX_EXTERN(int) mbx_config_set_timeout_ms(mbx_config *cfg, uint64_t timeout_ms, 
 
 /** @brief Memory limit of the whole sandbox in bytes; below 1 MiB is MBX_EINVAL. */
 MBX_EXTERN(int) mbx_config_set_memory_limit(mbx_config *cfg, uint64_t bytes, mbx_error **err);
+
+/**
+ * @brief Size limit of the sandbox's writable storage in bytes (default
+ *        2048 MiB): /workspace, /tmp and /dev/shm together.
+ *
+ * On the os backend the three share one tmpfs of this size, mounted inside
+ * the sandbox, with an inode limit derived from it (one inode per 32 KiB, at
+ * least 1024). Writing past either gives ENOSPC inside the sandbox; the
+ * host's disk is never used. The storage is RAM: with a cgroup its pages
+ * count against the memory limit as well, and without one (the rlimit rung)
+ * it is capped at the memory limit. The wasm backend serves /workspace from
+ * a host directory without a quota: there an explicit disk limit is
+ * MBX_ENOTSUP at creation unless degradation is allowed.
+ *
+ * @param bytes 1 MiB to 1 TiB
+ * @return MBX_OK, or MBX_EINVAL out of range
+ */
+MBX_EXTERN(int) mbx_config_set_disk_limit(mbx_config *cfg, uint64_t bytes, mbx_error **err);
 
 /**
  * @brief CPU quota in thousandths of a CPU (1000 = one full core); 0 removes

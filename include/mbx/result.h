@@ -54,6 +54,12 @@ MBX_EXTERN(uint64_t) mbx_result_cpu_time_us(const mbx_result *res);
 /** @brief Backend that ran the execute. */
 MBX_EXTERN(mbx_isolation_t) mbx_result_isolation(const mbx_result *res);
 
+/** @brief How the sandbox's limits were enforced, as mbx_sandbox_limits_mechanism(); borrowed static string. */
+MBX_EXTERN(const char *) mbx_result_limits_mechanism(const mbx_result *res);
+
+/** @brief As mbx_sandbox_limits_partial() for the sandbox that ran the execute: NULL when enforced in full. */
+MBX_EXTERN(const char *) mbx_result_limits_partial(const mbx_result *res);
+
 /**
  * @brief Why a Wasm payload trapped (an `unreachable` instruction, an
  *        out-of-bounds memory access, a stack overflow...), as Wasmtime

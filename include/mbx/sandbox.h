@@ -130,6 +130,21 @@ MBX_EXTERN(uint32_t) mbx_sandbox_skipped(const mbx_sandbox *sb);
 MBX_EXTERN(const char *) mbx_sandbox_limits_mechanism(const mbx_sandbox *sb);
 
 /**
+ * @brief What the sandbox's memory and disk limits do not bound, when they
+ *        are only partially enforced.
+ *
+ * A cgroup bounds the whole sandbox. Without one (the "rlimit" rung, e.g.
+ * an unprivileged caller on a host that delegates no cgroup controllers)
+ * the memory limit holds per process only, and the sentence says what is
+ * capped and what is not. The wasm backend reports that its workspace has
+ * no disk quota.
+ *
+ * @return Borrowed static sentence, or NULL when every limit is enforced
+ *         in full.
+ */
+MBX_EXTERN(const char *) mbx_sandbox_limits_partial(const mbx_sandbox *sb);
+
+/**
  * @brief One-shot: create a sandbox, run argv, destroy it.
  *
  * Auto isolation routes by program: a path ending in .wasm or .wat goes to

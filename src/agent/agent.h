@@ -80,6 +80,8 @@ struct agent_state {
 	uint32_t init_flags;
 	uint8_t *seccomp;       /* raw sock_filter array, or NULL */
 	size_t seccomp_len;
+	uint8_t *seccomp_extra; /* a second filter (memory guard), or NULL */
+	size_t seccomp_extra_len;
 	int landlock_fd;        /* ruleset to enforce on payloads, or -1 */
 	int landlock_abi;
 	struct agent_rlimit rlimits[8];

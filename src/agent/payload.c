@@ -324,6 +324,17 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 	if (mbx_close_fds_from(3, MBX_CLOSEFDS_CLOEXEC) < 0)
 		child_fail(rep_w, STAGE_SETUP, errno);
 	environ = r->envp;
+	if (st->seccomp && st->seccomp_extra) {
+		/* Before the main filter, which may forbid nothing prctl needs
+		 * but is the policy of record: the stricter action wins anyway. */
+		struct mbx_sock_fprog extra = {
+			.len = (unsigned short)(st->seccomp_extra_len / sizeof(struct mbx_sock_filter)),
+			.filter = (struct mbx_sock_filter *)st->seccomp_extra,
+		};
+
+		if (prctl(PR_SET_SECCOMP, MBX_SECCOMP_MODE_FILTER, &extra, 0, 0) < 0)
+			child_fail(rep_w, STAGE_SECCOMP, errno);
+	}
 	if (st->seccomp) {
 		struct mbx_sock_fprog prog = {
 			.len = (unsigned short)(st->seccomp_len / sizeof(struct mbx_sock_filter)),

@@ -39,6 +39,7 @@
 
 #define OLDROOT "/oldroot"
 #define NEWROOT "/newroot"
+#define STORAGE "/storage" /* in the scratch root, never visible to payloads */
 
 struct mount_entry {
 	uint32_t op;
@@ -328,7 +329,18 @@ static int run_mount(const struct agent_state *as, const struct mount_entry *m)
 	case MBX_MOP_BIND:
 		if (m->flags & MBX_MF_USER)
 			return bind_user(as, m);
-		snprintf(src, sizeof(src), OLDROOT "%s", m->src);
+		if (m->flags & MBX_MF_STORAGE) {
+			/* A directory of the storage tmpfs (see MBX_MOP_STORAGE). */
+			if (strchr(m->src, '/') != NULL || m->src[0] == '\0' || m->src[0] == '.') {
+				errno = EINVAL;
+				return -1;
+			}
+			snprintf(src, sizeof(src), STORAGE "/%s", m->src);
+			if ((mkdir(src, 0755) < 0 && errno != EEXIST) || chmod(src, m->mode ? m->mode : 0755) < 0)
+				return -1;
+		} else {
+			snprintf(src, sizeof(src), OLDROOT "%s", m->src);
+		}
 		if (stat(src, &st) < 0) {
 			if ((m->flags & MBX_MF_OPTIONAL) && errno == ENOENT)
 				return 0;
@@ -437,6 +449,27 @@ static int run_mount(const struct agent_state *as, const struct mount_entry *m)
 			return -1;
 		}
 		return attach_at(as->fds[m->fd_index], -1, m);
+	case MBX_MOP_STORAGE: {
+		/* One tmpfs holds everything the sandbox may write (/workspace,
+		 * /tmp, /dev/shm), so its size and inode count bound them all
+		 * together. It is mounted in the scratch root, which goes away at
+		 * the pivot: only the directories bound into the new root stay
+		 * reachable. Mounted from inside the sandbox's user namespace,
+		 * which an unprivileged caller may do too. */
+		char opts[256];
+
+		if (m->data == NULL || m->data_len >= sizeof(opts)) {
+			errno = EINVAL;
+			return -1;
+		}
+		memcpy(opts, m->data, m->data_len);
+		opts[m->data_len] = '\0';
+		if (mkdir(STORAGE, 0755) < 0 && errno != EEXIST)
+			return -1;
+		if (mount("tmpfs", STORAGE, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+			return -1;
+		return chmod(STORAGE, 0755);
+	}
 	case MBX_MOP_MKDIR:
 		if (mkdir_p(dst) < 0)
 			return -1;
@@ -452,7 +485,7 @@ static int run_mount(const struct agent_state *as, const struct mount_entry *m)
 static const char *op_name(uint32_t op)
 {
 	static const char *const names[] = { "?", "bind", "tmpfs", "proc", "devpts", "symlink", "write", "mkdir",
-					      "remount read-only", "copy", "attach" };
+					      "remount read-only", "copy", "attach", "storage tmpfs" };
 
 	return op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
 }
@@ -526,6 +559,77 @@ static int enter_scratch_root(struct agent_state *st)
 	return 0;
 fail:
 	agent_send_error(st, 0, MBX_ESYS, errno, "mount-namespace", "prepare the sandbox root");
+	return -1;
+}
+
+/* Writes `text` to /proc/sys/kernel/<name> of the new root's /proc. */
+static int write_sysctl(const char *name, const char *text)
+{
+	char path[128];
+	int fd, n = (int)strlen(text);
+	ssize_t w;
+
+	snprintf(path, sizeof(path), NEWROOT "/proc/sys/kernel/%s", name);
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	w = write(fd, text, (size_t)n);
+	if (w != n) {
+		int e = w < 0 ? errno : EIO;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return close(fd);
+}
+
+/*
+ * Bounds SysV shared memory, message queues and semaphores of the sandbox's
+ * own ipc namespace to about `limit` bytes each: segments, queues and
+ * semaphore arrays live in memory that no rlimit counts. The ipc sysctls belong to the namespace's
+ * root, which sandbox root is, and so is a payload (capabilities do not
+ * matter for them): /proc/sys is then bound read-only over itself, which a
+ * payload without CAP_SYS_ADMIN and with the mount API denied cannot undo.
+ */
+static int limit_sysv_ipc(struct agent_state *st, uint64_t limit)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	unsigned long long pages = limit / (uint64_t)(page > 0 ? page : 4096);
+	/* msgmnb (16 KiB by default) per queue, at most the default 32000 queues */
+	unsigned long long queues = limit / 16384;
+	/* a struct sem is a 64-byte cache line; at most the default 1024000000 */
+	unsigned long long sems = limit / 64;
+	const char *what = "kernel.shmmax";
+	char text[96];
+
+	if (queues > 32000)
+		queues = 32000;
+	if (sems > 1024000000ULL)
+		sems = 1024000000ULL;
+	snprintf(text, sizeof(text), "%llu\n", (unsigned long long)limit);
+	if (write_sysctl("shmmax", text) < 0)
+		goto fail;
+	what = "kernel.shmall";
+	snprintf(text, sizeof(text), "%llu\n", pages ? pages : 1);
+	if (write_sysctl("shmall", text) < 0)
+		goto fail;
+	what = "kernel.msgmni";
+	snprintf(text, sizeof(text), "%llu\n", queues ? queues : 1);
+	if (write_sysctl("msgmni", text) < 0)
+		goto fail;
+	/* SEMMSL SEMMNS SEMOPM SEMMNI: the defaults but for the total */
+	what = "kernel.sem";
+	snprintf(text, sizeof(text), "32000 %llu 500 32000\n", sems ? sems : 1);
+	if (write_sysctl("sem", text) < 0)
+		goto fail;
+	what = "/proc/sys (read-only)";
+	if (mount(NEWROOT "/proc/sys", NEWROOT "/proc/sys", NULL, MS_BIND | MS_REC, NULL) < 0 ||
+	    make_readonly(NEWROOT "/proc/sys", 1) < 0)
+		goto fail;
+	return 0;
+fail:
+	agent_send_error(st, 0, MBX_ESYS, errno, "limits", "bound SysV shared memory: set %s", what);
 	return -1;
 }
 
@@ -679,6 +783,7 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 	uint32_t n;
 	uint16_t tag;
 	char hostname[256] = "";
+	uint64_t shm_limit = 0;
 	int rc, degraded_ok;
 
 	/* Pass 1: scalars. */
@@ -703,6 +808,19 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 			st->seccomp_len = n;
 			/* Compiled with KILL_PROCESS; older kernels get KILL_THREAD. */
 			mbx_seccomp_set_kill_action(st->seccomp, n, mbx_seccomp_host_kill_action());
+			break;
+		case MBX_F_SECCOMP_EXTRA:
+			if (n == 0 || n % 8 != 0 || n > 4096 || st->seccomp_extra != NULL)
+				goto bad;
+			st->seccomp_extra = malloc(n);
+			if (st->seccomp_extra == NULL)
+				goto bad;
+			memcpy(st->seccomp_extra, v, n);
+			st->seccomp_extra_len = n;
+			break;
+		case MBX_F_SHM_LIMIT:
+			if (mbx_field_u64(v, n, &shm_limit) < 0 || shm_limit == 0)
+				goto bad;
 			break;
 		case MBX_F_RLIMIT:
 			if (n != 12 || st->nrlimits >= sizeof(st->rlimits) / sizeof(st->rlimits[0]))
@@ -761,6 +879,8 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 				return -1;
 			}
 		}
+		if (shm_limit != 0 && limit_sysv_ipc(st, shm_limit) < 0)
+			return -1;
 		agent_close_fds(st);
 		if (enter_new_root(st) < 0)
 			return -1;
@@ -784,6 +904,8 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 		st->skipped |= MBX_LAYER_SECCOMP;
 		free(st->seccomp);
 		st->seccomp = NULL;
+		free(st->seccomp_extra);
+		st->seccomp_extra = NULL;
 	} else {
 		agent_send_error(st, 0, MBX_ENOTSUP, st->seccomp ? errno : 0, "seccomp",
 				 st->seccomp ? "this kernel has no seccomp filter support" : "no seccomp program was given");

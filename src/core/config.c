@@ -26,6 +26,7 @@ int mbx_config_new(mbx_config **out, mbx_error **err)
 	cfg->network = MBX_NETWORK_DENY_ALL;
 	cfg->timeout_ms = MBX_DEFAULT_TIMEOUT_MS;
 	cfg->memory_bytes = MBX_DEFAULT_MEMORY;
+	cfg->disk_bytes = MBX_DEFAULT_DISK;
 	cfg->max_procs = MBX_DEFAULT_MAX_PROCS;
 	cfg->output_limit = MBX_DEFAULT_OUTPUT_LIMIT;
 	cfg->workdir = strdup(MBX_DEFAULT_WORKDIR);
@@ -209,6 +210,27 @@ int mbx_config_set_memory_limit(mbx_config *cfg, uint64_t bytes, mbx_error **err
 				      "memory limit of %llu bytes is too small: give at least 1 MiB", (unsigned long long)bytes);
 	cfg->memory_bytes = bytes;
 	return MBX_OK;
+}
+
+int mbx_config_set_disk_limit(mbx_config *cfg, uint64_t bytes, mbx_error **err)
+{
+	MBX_CHECK_ARG(cfg != NULL, err);
+	if (bytes < MBX_MIN_DISK || bytes > MBX_MAX_DISK) {
+		mbx__error_set(err, MBX_EINVAL, 0, NULL, "disk limit of %llu bytes is out of range: give 1 MiB to 1 TiB",
+			       (unsigned long long)bytes);
+		mbx__error_suggest(err, "e.g. 2048 MiB, the default");
+		return MBX_EINVAL;
+	}
+	cfg->disk_bytes = bytes;
+	cfg->disk_explicit = 1;
+	return MBX_OK;
+}
+
+uint64_t mbx__disk_inodes(uint64_t bytes)
+{
+	uint64_t n = bytes / MBX_DISK_BYTES_PER_INODE;
+
+	return n < MBX_DISK_MIN_INODES ? MBX_DISK_MIN_INODES : n;
 }
 
 int mbx_config_set_cpu_limit(mbx_config *cfg, uint32_t millicpus, mbx_error **err)

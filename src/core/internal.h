@@ -11,6 +11,9 @@
 
 #define MBX_DEFAULT_TIMEOUT_MS 30000u
 #define MBX_DEFAULT_MEMORY (512ull << 20)
+#define MBX_DEFAULT_DISK (2048ull << 20)
+#define MBX_MIN_DISK (1ull << 20)
+#define MBX_MAX_DISK (1ull << 40)
 #define MBX_DEFAULT_MAX_PROCS 64u
 #define MBX_DEFAULT_OUTPUT_LIMIT (16ull << 20)
 #define MBX_DEFAULT_WORKDIR "/workspace"
@@ -39,6 +42,8 @@ struct mbx_config {
 	struct mbx_netcfg *net; /* network settings (src/net/netcfg.c); NULL: defaults; owned */
 	uint64_t timeout_ms;
 	uint64_t memory_bytes;
+	uint64_t disk_bytes;   /* writable storage: size of the storage tmpfs */
+	int disk_explicit;     /* disk_bytes came from mbx_config_set_disk_limit() */
 	uint64_t output_limit;
 	uint64_t file_limit;   /* 0: the default */
 	uint32_t millicpus;
@@ -83,6 +88,8 @@ struct mbx_result {
 	uint64_t peak_memory;
 	uint64_t cpu_us;
 	mbx_isolation_t isolation;
+	const char *limits_mech;    /* static */
+	const char *limits_partial; /* static, or NULL */
 	char *trap; /* Wasm trap message, or NULL; owned */
 };
 
@@ -125,6 +132,7 @@ struct mbx_sandbox {
 	uint32_t layers;
 	uint32_t skipped;
 	const char *limits_mech;
+	const char *limits_partial; /* static text: what the limits do not bound, or NULL */
 	struct mbx_net *net; /* network log (src/net/net.h); owned */
 };
 
@@ -140,6 +148,11 @@ int mbx__net_allow_entry_ok(const char *entry);
 
 /* ---- config.c ---- */
 int mbx__config_copy(const mbx_config *src, mbx_config **out, mbx_error **err);
+/* Inode limit of a sandbox's writable storage of `bytes`: one inode per
+ * MBX_DISK_BYTES_PER_INODE, at least MBX_DISK_MIN_INODES. */
+#define MBX_DISK_BYTES_PER_INODE (32u * 1024u)
+#define MBX_DISK_MIN_INODES 1024u
+uint64_t mbx__disk_inodes(uint64_t bytes);
 /* Checks the whole config; names the first problem. */
 int mbx__config_validate(const mbx_config *cfg, mbx_error **err);
 

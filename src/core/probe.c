@@ -72,6 +72,7 @@ enum {
 	C_CGROUP_V2,
 	C_CGROUP_V1,
 	C_RLIMITS,
+	C_DISK,
 	C_KVM,
 	C_QEMU,
 	C_WASMTIME,
@@ -493,9 +494,19 @@ static void probe_limits(mbx_probe *p)
 		set_hint(p, c1, "run as root or make the v1 memory and pids hierarchies writable for this user; "
 			 "until then limits fall back to rlimits");
 
-	cr = add_check(p, "rlimits", MBX_PROBE_OK);
-	set_detail(p, cr, "RLIMIT_DATA (memory) and RLIMIT_NPROC (processes), set by the agent on each payload "
-		   "process when no cgroup rung works; CPU quotas need a cgroup");
+	/* The last rung always works but bounds less: say what it leaves. */
+	cr = add_check(p, "rlimits", MBX_PROBE_PARTIAL);
+	set_detail(p, cr, "the fallback when no cgroup rung works%s: RLIMIT_DATA bounds memory per process, not the "
+		   "sandbox; RLIMIT_NPROC the processes; files (/workspace, /tmp, /dev/shm) and SysV IPC "
+		   "are capped at the memory limit each, memfd_create and shared anonymous mappings are denied; "
+		   "the sum over processes and kernel memory are not bounded; no CPU quota",
+		   (ok2 || ok1) ? " (not used here)" : " (used here)");
+	set_hint(p, cr, "a cgroup rung bounds the sandbox as a whole (see the cgroup checks above)");
+
+	cr = add_check(p, "disk", MBX_PROBE_OK);
+	set_detail(p, cr, "os backend: /workspace, /tmp and /dev/shm share one tmpfs per sandbox, sized by the "
+		   "disk limit (default 2048 MiB, one inode per 32 KiB), mounted inside the sandbox: RAM, never the "
+		   "host's disk; wasm backend: no quota on its host workspace directory");
 }
 
 /* ---- KVM and QEMU ---- */

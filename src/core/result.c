@@ -72,6 +72,16 @@ uint64_t mbx_result_cpu_time_us(const mbx_result *res)
 	return res ? res->cpu_us : 0;
 }
 
+const char *mbx_result_limits_mechanism(const mbx_result *res)
+{
+	return (res && res->limits_mech) ? res->limits_mech : "none";
+}
+
+const char *mbx_result_limits_partial(const mbx_result *res)
+{
+	return res ? res->limits_partial : NULL;
+}
+
 mbx_isolation_t mbx_result_isolation(const mbx_result *res)
 {
 	return res ? res->isolation : MBX_ISOLATION_AUTO;

@@ -160,6 +160,8 @@ int mbx_sandbox_exec(mbx_sandbox *sb, const char *const *argv, const mbx_exec_op
 	req.stdin_data = opts ? opts->stdin_data : NULL;
 	req.stdin_len = opts ? opts->stdin_len : 0;
 	res->isolation = sb->ops->isolation;
+	res->limits_mech = sb->limits_mech;
+	res->limits_partial = sb->limits_partial;
 	start = mbx__now_us();
 	rc = sb->ops->exec(sb, &req, res, err);
 	res->elapsed_us = mbx__now_us() - start;
@@ -300,6 +302,11 @@ uint32_t mbx_sandbox_skipped(const mbx_sandbox *sb)
 const char *mbx_sandbox_limits_mechanism(const mbx_sandbox *sb)
 {
 	return (sb && sb->limits_mech) ? sb->limits_mech : "none";
+}
+
+const char *mbx_sandbox_limits_partial(const mbx_sandbox *sb)
+{
+	return sb ? sb->limits_partial : NULL;
 }
 
 int mbx_run(const mbx_config *cfg, const char *const *argv, const mbx_exec_options *opts, mbx_result **out, mbx_error **err)

@@ -112,6 +112,8 @@ enum mbx_field_tag {
 	MBX_F_AGE_MS = 49,    /* u64 */
 	MBX_F_PID = 50,
 	MBX_F_OFFSET = 51,    /* u64 */
+	MBX_F_SECCOMP_EXTRA = 52, /* raw struct sock_filter array, installed before MBX_F_SECCOMP */
+	MBX_F_SHM_LIMIT = 53, /* u64 bytes: SysV IPC sysctls of the sandbox's ipc namespace */
 };
 
 /* MBX_F_FLAGS bits of an EXIT message. */
@@ -313,6 +315,8 @@ enum mbx_mount_op {
 	MBX_MOP_REMOUNT_RO = 8, /* DST made read-only */
 	MBX_MOP_COPY = 9,       /* the host file SRC copied into the new file DST */
 	MBX_MOP_ATTACH = 10,    /* the detached mount passed as descriptor FD, attached at DST */
+	MBX_MOP_STORAGE = 11,   /* the sandbox's writable storage: a tmpfs with DATA (options),
+	                         * outside the new root; MBX_MF_STORAGE binds show parts of it */
 };
 
 /* MBX_F_FLAGS bits of a mount entry. */
@@ -321,6 +325,7 @@ enum mbx_mount_op {
 #define MBX_MF_OPTIONAL (1u << 2) /* skip when the source is missing */
 #define MBX_MF_REC      (1u << 3) /* recursive (submounts too) */
 #define MBX_MF_USER     (1u << 4) /* a mount the caller asked for */
+#define MBX_MF_STORAGE  (1u << 5) /* bind: SRC names a directory of the storage (made with MODE) */
 
 /* Most descriptors one message may carry. */
 #define MBX_PROTO_MAX_FDS 64

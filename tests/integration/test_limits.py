@@ -2,6 +2,12 @@
 """Resource limits: memory and processes (through cgroups as root here,
 through rlimits as an unprivileged user), and output caps with bounded
 memory on the host side."""
+import os
+import secrets
+import shutil
+
+import pytest
+
 from conftest import procs_with_arg, unique_sleep_arg
 
 MiB = 1 << 20
@@ -21,8 +27,12 @@ def test_limits_mechanism_matches_the_caller(limits_mech, user, doctor):
     # The ladder: root on this host has cgroup v1 (or v2); an unprivileged
     # user has no writable cgroup and falls back to rlimits. The doctor must
     # say which, since the tests below expect the matching behaviour.
-    status = {c["name"]: c["status"] for c in doctor["checks"]}
-    assert status.get("rlimits") == "ok", doctor
+    # The rlimit rung always works but bounds less than a cgroup: "partial",
+    # with what it leaves unbounded in the detail.
+    checks = {c["name"]: c for c in doctor["checks"]}
+    assert checks["rlimits"]["status"] == "partial", doctor
+    assert "not bounded" in checks["rlimits"]["detail"], doctor
+    assert checks["disk"]["status"] == "ok" and "tmpfs" in checks["disk"]["detail"], doctor
     if not user.is_root:
         assert limits_mech == "rlimit", doctor
 
@@ -177,3 +187,261 @@ def test_cpu_quota(cli, limits_mech, doctor):
         assert "CPU quota" in r.stderr, r
         r, res = cli.json("--allow-degraded", *busy, timeout=30)
         assert res["timed_out"] is True, res
+
+
+# ---------------------------------------------------------------------------
+# Memory that RLIMIT_DATA does not count (#limits): shmem objects, files in
+# the tmpfs mounts, SysV shared memory. With a cgroup it is all charged to
+# the sandbox; on the rlimit rung each is capped or denied.
+
+# Holds MiB of memory one way (argv[1]) in 1 MiB steps up to argv[2] MiB,
+# reporting each step at once ("held N"), then "error ERRNO" or "done".
+HOLD = r"""
+import ctypes, errno, mmap, os, sys
+mode, total = sys.argv[1], int(sys.argv[2])
+chunk = b"x" * (1 << 20)
+held = 0
+def say(s):
+    os.write(1, (s + "\n").encode())
+try:
+    if mode == "memfd":
+        fd = os.memfd_create("hold")
+        for i in range(total):
+            os.write(fd, chunk); held += 1; say("held %d" % held)
+    elif mode in ("tmp", "shm", "workspace"):
+        path = {"tmp": "/tmp", "shm": "/dev/shm", "workspace": "/workspace"}[mode] + "/hold-" + sys.argv[3]
+        with open(path, "wb", buffering=0) as f:
+            for i in range(total):
+                f.write(chunk); held += 1; say("held %d" % held)
+    elif mode == "anon":
+        m = mmap.mmap(-1, total << 20)
+        for i in range(total):
+            m[i << 20:(i + 1) << 20] = chunk; held += 1; say("held %d" % held)
+    elif mode == "sysv":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.shmat.restype = ctypes.c_void_p
+        for i in range(total // 8):
+            sid = libc.shmget(0, 8 << 20, 0o1600)
+            if sid < 0:
+                raise OSError(ctypes.get_errno(), "shmget")
+            addr = libc.shmat(sid, None, 0)
+            if addr is None or addr == ctypes.c_void_p(-1).value:
+                raise OSError(ctypes.get_errno(), "shmat")
+            ctypes.memset(addr, 1, 8 << 20)
+            libc.shmctl(sid, 0, None)
+            held += 8; say("held %d" % held)
+except OSError as e:
+    say("error %s" % errno.errorcode.get(e.errno, e.errno))
+    sys.exit(3)
+say("done")
+"""
+
+
+def held(stdout):
+    """MiB the HOLD program reported holding last."""
+    n = 0
+    for line in stdout.splitlines():
+        if line.startswith("held "):
+            n = int(line.split()[1])
+    return n
+
+
+def hold(cli, mode, mib, *opts, tag="a"):
+    r, res = cli.json("--memory", "64", *opts, "--", "python3", "-c", HOLD, mode, str(mib), tag, timeout=120)
+    return r, res
+
+
+@pytest.mark.parametrize("mode", ["memfd", "shm", "tmp", "sysv", "anon"])
+def test_memory_limit_bounds_shared_memory(cli, limits_mech, mode):
+    # 192 MiB held one way under --memory 64: never more than the limit.
+    r, res = hold(cli, mode, 192)
+    got = held(res["stdout"])
+    assert got <= 64, res
+    assert "done" not in res["stdout"], res
+    if limits_mech == "cgroup":
+        # Charged to the sandbox: the OOM killer stops it at the limit.
+        assert res["signal"] == 9 and res["oom_killed"] is True, res
+        assert res["limits"].startswith("cgroup") and res["limits_partial"] is None, res
+    else:
+        # Denied or capped, with the error a program expects; no kill.
+        want = {"memfd": "error ENOSYS", "anon": "error ENOMEM", "shm": "error ENOSPC", "tmp": "error ENOSPC",
+                "sysv": "error ENOSPC"}[mode]
+        assert want in res["stdout"], res
+        assert res["exit_code"] == 3 and res["oom_killed"] is False, res
+        assert res["limits"] == "rlimit", res
+        assert "not bounded" in res["limits_partial"], res
+        # The caller asked for --memory: one line says it holds in part.
+        warn = [l for l in r.stderr.splitlines() if "only partly enforced" in l]
+        assert len(warn) == 1 and "(rlimit)" in warn[0], r
+
+
+def test_tmp_and_shm_share_one_budget(cli, limits_mech):
+    # 40 MiB in /tmp, then 40 MiB in /dev/shm, in one sandbox with --memory
+    # 64: together they stay within the limit.
+    cmd = 'python3 -c "$0" tmp 40 a; python3 -c "$0" shm 40 b'
+    r, res = cli.json("--memory", "64", "--", "sh", "-c", cmd, HOLD, timeout=120)
+    parts = res["stdout"].split("done\n")
+    assert len(parts) == 2 and held(parts[0]) == 40, res
+    assert 40 + held(parts[1]) <= 64, res
+    if limits_mech == "rlimit":
+        assert "error ENOSPC" in parts[1], res
+
+
+def test_memory_guard_keeps_ordinary_programs_working(cli):
+    # What RLIMIT_DATA counts still works under the guard: private
+    # mappings, file-backed shared mappings, threads, a pipe to a child.
+    prog = r"""
+import mmap, os, subprocess, threading
+m = mmap.mmap(-1, 8 << 20, flags=mmap.MAP_PRIVATE); m[0:5] = b"hello"
+with open("/tmp/f", "wb+") as f:
+    f.truncate(1 << 20); s = mmap.mmap(f.fileno(), 1 << 20); s[0:2] = b"ok"
+t = threading.Thread(target=lambda: None); t.start(); t.join()
+print(m[0:5].decode(), s[0:2].decode(), subprocess.run(["echo", "child"], capture_output=True, text=True).stdout.strip())
+"""
+    r, res = cli.json("--memory", "64", "--", "python3", "-c", prog, timeout=60)
+    assert res["exit_code"] == 0 and res["stdout"] == "hello ok child\n", res
+
+
+def test_sysv_limits_cannot_be_raised_from_inside(cli, limits_mech):
+    # The ipc sysctls belong to the namespace's root, which the payload is:
+    # /proc/sys is read-only to it.
+    # /proc/sys is read-only to it (Landlock would stop the write as well;
+    # the mount flag is checked on its own).
+    r, res = cli.json("--memory", "64", "--", "sh", "-c",
+                      "echo 1073741824 > /proc/sys/kernel/shmmax; cat /proc/sys/kernel/shmmax; "
+                      "grep ' /proc/sys ' /proc/self/mountinfo; "
+                      "cat /proc/sys/kernel/msgmni /proc/sys/kernel/sem", timeout=60)
+    assert "1073741824" not in res["stdout"], res
+    if limits_mech == "rlimit":
+        lines = res["stdout"].splitlines()
+        assert lines[0] == "%d" % (64 * MiB), res
+        assert lines[1].split()[5].split(",")[0] == "ro", res
+        # Message queues (16 KiB each) and semaphores (64 bytes each) too.
+        assert lines[2] == "%d" % (64 * MiB // 16384), res
+        assert lines[3].split()[1] == "%d" % (64 * MiB // 64), res
+
+
+def test_default_limits_run_quietly(cli):
+    # The zero-config run keeps working for every caller, and the partial
+    # limits warning is only for limits the caller asked for.
+    r = cli.run("--", "true", timeout=60)
+    assert r.rc == 0, r
+    assert "partly enforced" not in r.stderr, r
+
+
+# ---------------------------------------------------------------------------
+# Disk: /workspace, /tmp and /dev/shm share one sized tmpfs per sandbox.
+
+def test_disk_limit_bytes(cli, guard):
+    # 64 MiB into /workspace with --disk 16: ENOSPC inside at the limit, the
+    # sandbox works on, nothing lands on the host.
+    prog = ('python3 -c "$0" workspace 64 a; echo rc=$?; rm /workspace/hold-a; '
+            'echo after > /workspace/after && cat /workspace/after')
+    r, res = cli.json("--disk", "16", "--", "sh", "-c", prog, HOLD, timeout=120)
+    out = res["stdout"]
+    assert "error ENOSPC" in out and "rc=3" in out, res
+    assert held(out) <= 16, res
+    assert "after\n" in out, res
+    assert res["exit_code"] == 0, res
+
+
+def test_disk_limit_message(cli):
+    r, res = cli.json("--disk", "4", "--", "sh", "-c", "head -c 8388608 /dev/zero > /workspace/big", timeout=60)
+    assert res["exit_code"] != 0 and "No space left on device" in res["stderr"], res
+
+
+def test_disk_limit_inodes(cli):
+    # --disk 16 gives 1024 inodes: 3000 empty files do not fit.
+    prog = ("i=0; while [ $i -lt 3000 ]; do true > /workspace/f$i || break; i=$((i+1)); done; echo made=$i; "
+            "rm -f /workspace/f*; true > /workspace/again && echo again")
+    r, res = cli.json("--disk", "16", "--", "sh", "-c", prog, timeout=120)
+    made = int(res["stdout"].split("made=")[1].split()[0])
+    assert 900 < made < 1024, res
+    assert "No space left on device" in res["stderr"], res
+    assert res["stdout"].endswith("again\n"), res
+
+
+def test_disk_limit_covers_tmp_and_shm(cli):
+    # The same budget: 12 MiB in /tmp leaves 4 MiB of a 16 MiB disk.
+    prog = ("head -c 12582912 /dev/zero > /tmp/a && echo tmp-ok; head -c 8388608 /dev/zero > /dev/shm/b; "
+            "echo rc=$?")
+    r, res = cli.json("--disk", "16", "--", "sh", "-c", prog, timeout=60)
+    assert "tmp-ok" in res["stdout"] and "rc=0" not in res["stdout"], res
+    assert "No space left on device" in res["stderr"], res
+
+
+def test_disk_writes_never_reach_the_host(cli, guard):
+    # A named sandbox writes 96 MiB into /workspace: the host's disk holds
+    # none of it (state directory) while it lives.
+    name = "disk-" + secrets.token_hex(3)
+    r = cli(["create", "--disk", "128", "--name", name])
+    assert r.rc == 0, r
+    try:
+        before = shutil.disk_usage(guard.state_dir).used
+        r = cli(["exec", name, "--", "sh", "-c", "head -c 100663296 /dev/urandom > /workspace/big && ls -l /workspace/big"])
+        assert r.rc == 0 and "100663296" in r.out, r
+        total = 0
+        for root, _, files in os.walk(guard.state_dir):
+            for f in files:
+                try:
+                    total += os.lstat(os.path.join(root, f)).st_blocks * 512
+                except OSError:
+                    pass
+        assert total < 4 * MiB, total
+        # Others share this disk: allow their noise, not our 96 MiB.
+        assert shutil.disk_usage(guard.state_dir).used - before < 64 * MiB
+        r = cli(["cat", name, "/workspace/big"])
+        assert r.rc == 0, r
+        # The file API reaches the storage: a host file larger than what
+        # is left does not fit.
+    finally:
+        cli(["rm", name])
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "lots", "1.5", "1048577", "2G"])
+@pytest.mark.parametrize("verb", ["run", "create"])
+def test_bad_disk_values(cli, verb, value):
+    words = [verb, "--disk", value] + (["--", "true"] if verb == "run" else [])
+    r = cli(words)
+    assert r.rc == 125, r
+    assert "--disk" in r.stderr and value in r.stderr, r
+
+
+def test_file_api_respects_disk_limit(cli, host_tmp):
+    # `cp` reaches the workspace through the agent: a file larger than the
+    # disk limit fails with ENOSPC and leaves nothing half-written.
+    big = os.path.join(host_tmp, "big")
+    with open(big, "wb") as f:
+        f.write(os.urandom(8 * MiB))
+    small = os.path.join(host_tmp, "small")
+    with open(small, "wb") as f:
+        f.write(b"small\n")
+    name = "cp-" + secrets.token_hex(3)
+    r = cli(["create", "--disk", "4", "--name", name])
+    assert r.rc == 0, r
+    try:
+        r = cli(["cp", big, name + ":/workspace/big"])
+        assert r.rc != 0 and "No space left on device" in r.stderr, r
+        r = cli(["cp", small, name + ":/workspace/small"])
+        assert r.rc == 0, r
+        r = cli(["exec", name, "--", "ls", "/workspace"])
+        assert r.rc == 0 and r.out == "small\n", r
+    finally:
+        cli(["rm", name])
+
+
+def test_named_sandbox_reports_partial_limits(cli, limits_mech):
+    # `create` and `exec --json` say how the limits hold, as `run` does.
+    r = cli(["create", "--json", "--memory", "64"])
+    assert r.rc == 0, r
+    j = r.json
+    try:
+        warn = [l for l in r.stderr.splitlines() if "only partly enforced" in l]
+        if limits_mech == "rlimit":
+            assert j["limits"] == "rlimit" and "not bounded" in j["limits_partial"] and len(warn) == 1, r
+        else:
+            assert j["limits"].startswith("cgroup") and j["limits_partial"] is None and not warn, r
+        e = cli(["exec", "--json", j["name"], "--", "true"])
+        assert e.rc == 0 and e.json["limits"] == j["limits"] and e.json["limits_partial"] == j["limits_partial"], e
+    finally:
+        cli(["rm", j["name"]])

@@ -447,3 +447,18 @@ def test_file_api_on_the_workspace(lib, guard):
         assert sb.list_dir(".") == []
     finally:
         sb.close()
+
+
+def test_disk_limit_is_refused_not_ignored(cli):
+    # The Wasm workspace is a host directory without a quota: an explicit
+    # --disk is an error naming the layer, unless degradation is allowed,
+    # and the result says the disk is not bounded.
+    r = cli(["run", "--disk", "16", "--", mod("noop.wat")])
+    assert r.rc == 125 and "disk limit" in r.stderr and "Wasm" in r.stderr, r
+    r, j = cli.json("--disk", "16", "--allow-degraded", "--", mod("noop.wat"))
+    assert j["exit_code"] == 0 and j["limits"] == "wasm", j
+    assert "without a disk quota" in j["limits_partial"], j
+    assert "partly enforced" in r.stderr, r
+    # Without --disk: no error, no warning.
+    r, j = cli.json("--", mod("noop.wat"))
+    assert j["exit_code"] == 0 and "partly enforced" not in r.stderr, r

@@ -126,6 +126,31 @@ static void test_memory(void)
 	TAP_CHECK_INT(cli_parse_memory_mb("17592186044415", &b, why, sizeof(why)), 0);
 }
 
+static void test_disk(void)
+{
+	struct cli_sandbox_opts o;
+	uint64_t b = 0;
+
+	TAP_CHECK_INT(cli_parse_disk_mb("2048", &b, why, sizeof(why)), 0);
+	TAP_CHECK_INT(b, 2048ULL << 20);
+	TAP_CHECK_INT(cli_parse_disk_mb("1048576", &b, why, sizeof(why)), 0);
+	TAP_CHECK_INT(b, 1ULL << 40);
+	TAP_CHECK_INT(cli_parse_disk_mb("1048577", &b, why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "at most 1048576") != NULL);
+	TAP_CHECK_INT(cli_parse_disk_mb("0", &b, why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "greater than zero") != NULL);
+	TAP_CHECK_INT(cli_parse_disk_mb("-1", &b, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_disk_mb("2G", &b, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_disk_mb("", &b, why, sizeof(why)), -1);
+	/* Through the option table: named in the message, flagged as set. */
+	cli_sandbox_opts_init(&o);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_DISK, "16", why, sizeof(why)), 0);
+	TAP_CHECK((o.set & CLI_SET_DISK) && o.disk_bytes == 16ULL << 20);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_DISK, "lots", why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "--disk") != NULL && strstr(why, "lots") != NULL);
+	cli_sandbox_opts_free(&o);
+}
+
 static void test_uint(void)
 {
 	uint64_t v = 0;
@@ -835,6 +860,7 @@ static const struct tap_case cases[] = {
 	{ "cli/timeout-garbage", test_timeout_garbage },
 	{ "cli/cpus", test_cpus },
 	{ "cli/memory", test_memory },
+	{ "cli/disk", test_disk },
 	{ "cli/uint", test_uint },
 	{ "cli/mount-default-mode", test_mount_default_mode },
 	{ "cli/mount-with-mode", test_mount_with_mode },

@@ -40,6 +40,23 @@ static void test_bad_values(void)
 	TAP_CHECK_INT(mbx_config_set_workdir(cfg, "/a/../b", NULL), MBX_EINVAL);
 	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "exa mple.com", NULL), MBX_EINVAL);
 	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "*.example.com", NULL), MBX_OK);
+	/* Disk limit: 1 MiB to 1 TiB; a refused value keeps the default. */
+	TAP_CHECK_INT(cfg->disk_bytes, 2048ULL << 20);
+	TAP_CHECK(!cfg->disk_explicit);
+	err = NULL;
+	TAP_CHECK_INT(mbx_config_set_disk_limit(cfg, 0, &err), MBX_EINVAL);
+	TAP_CHECK(strstr(mbx_error_message(err), "disk limit") != NULL);
+	mbx_error_free(err);
+	err = NULL;
+	TAP_CHECK_INT(mbx_config_set_disk_limit(cfg, (1ULL << 20) - 1, NULL), MBX_EINVAL);
+	TAP_CHECK_INT(mbx_config_set_disk_limit(cfg, (1ULL << 40) + 1, NULL), MBX_EINVAL);
+	TAP_CHECK_INT(cfg->disk_bytes, 2048ULL << 20);
+	TAP_CHECK(!cfg->disk_explicit);
+	TAP_CHECK_INT(mbx_config_set_disk_limit(cfg, 1ULL << 20, NULL), MBX_OK);
+	TAP_CHECK(cfg->disk_bytes == 1ULL << 20 && cfg->disk_explicit);
+	/* Inodes follow the size: one per 32 KiB, at least 1024. */
+	TAP_CHECK_INT(mbx__disk_inodes(2048ULL << 20), 65536);
+	TAP_CHECK_INT(mbx__disk_inodes(1ULL << 20), 1024);
 	/* Nothing invalid was stored. */
 	TAP_CHECK_INT(cfg->timeout_ms, 30000);
 	TAP_CHECK_STR(cfg->workdir, "/workspace");

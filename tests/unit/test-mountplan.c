@@ -73,7 +73,7 @@ static void test_layout(void)
 
 	mbx_config_new(&cfg, NULL);
 	mbx_config_add_mount(cfg, "/tmp", "/workspace/data", 0, NULL);
-	TAP_CHECK_INT(mbx__mountplan_build(&p, cfg, "/host/ws", root, NULL), MBX_OK);
+	TAP_CHECK_INT(mbx__mountplan_build(&p, cfg, 64ull << 20, root, NULL), MBX_OK);
 
 	e = find(&p, "/usr", NULL);
 	TAP_CHECK(e && e->op == MBX_MOP_BIND && (e->flags & MBX_MF_RO));
@@ -97,9 +97,25 @@ static void test_layout(void)
 	TAP_CHECK(e && e->op == MBX_MOP_SYMLINK);
 	e = find(&p, "/etc/hosts", NULL);
 	TAP_CHECK(e && strstr(e->data, "mimobox") != NULL);
-	/* /workspace is the sandbox's own directory, writable. */
+	/* One storage tmpfs, sized and with an inode limit, comes before the
+	 * three writable places, which are its directories: one budget. */
+	size_t st = 0, tmp = 0, shm = 0;
+	e = find(&p, "/storage", &st);
+	TAP_CHECK(e && e->op == MBX_MOP_STORAGE && e->data &&
+		  strstr(e->data, "size=67108864,nr_inodes=2048") != NULL);
 	e = find(&p, "/workspace", &ws);
-	TAP_CHECK(e && e->op == MBX_MOP_BIND && !(e->flags & MBX_MF_RO) && strcmp(e->src, "/host/ws") == 0);
+	TAP_CHECK(e && e->op == MBX_MOP_BIND && (e->flags & MBX_MF_STORAGE) && !(e->flags & MBX_MF_RO) &&
+		  strcmp(e->src, "workspace") == 0 && ws > st);
+	e = find(&p, "/tmp", &tmp);
+	TAP_CHECK(e && e->op == MBX_MOP_BIND && (e->flags & MBX_MF_STORAGE) && strcmp(e->src, "tmp") == 0 &&
+		  e->mode == 01777 && tmp > st);
+	e = find(&p, "/dev/shm", &shm);
+	TAP_CHECK(e && e->op == MBX_MOP_BIND && (e->flags & MBX_MF_STORAGE) && strcmp(e->src, "shm") == 0 &&
+		  e->mode == 01777 && shm > st);
+	/* No other tmpfs is writable by the payload or sized by the memory. */
+	for (size_t i = 0; i < p.n; i++)
+		if (p.e[i].op == MBX_MOP_TMPFS)
+			TAP_CHECK(strcmp(p.e[i].dst, "/etc") == 0 || strcmp(p.e[i].dst, "/dev") == 0);
 	/* User mounts come after /workspace, read-only by default. */
 	e = find(&p, "/workspace/data", &user);
 	TAP_CHECK(e && (e->flags & MBX_MF_RO) && user > ws);
@@ -129,7 +145,7 @@ static void test_rw_mount_landlock(void)
 
 	mbx_config_new(&cfg, NULL);
 	mbx_config_add_mount(cfg, "/tmp", "/mnt/out", MBX_MOUNT_RW, NULL);
-	TAP_CHECK_INT(mbx__mountplan_build(&p, cfg, "/host/ws", root, NULL), MBX_OK);
+	TAP_CHECK_INT(mbx__mountplan_build(&p, cfg, 64ull << 20, root, NULL), MBX_OK);
 	for (size_t i = 0; i < p.nll; i++)
 		found += p.ll[i].class == MBX_LL_WRITE && strcmp(p.ll[i].path, "/mnt/out") == 0;
 	TAP_CHECK_INT(found, 1);
@@ -151,7 +167,7 @@ static void test_encode(void)
 	size_t used, mounts = 0, ll = 0;
 
 	mbx_config_new(&cfg, NULL);
-	mbx__mountplan_build(&p, cfg, "/host/ws", root, NULL);
+	mbx__mountplan_build(&p, cfg, 64ull << 20, root, NULL);
 	mbx_wbuf_init(&w);
 	mbx_proto_begin(&w, MBX_MSG_INIT, 0);
 	mbx__mountplan_encode(&p, &w);

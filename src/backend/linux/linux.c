@@ -23,6 +23,7 @@
 #include "internal.h"
 #include "backend/client.h"
 #include "cgroup.h"
+#include "memguard.h"
 #include "mountplan.h"
 #include "netns.h"
 #include "seccomp.h"
@@ -45,7 +46,6 @@ struct linux_sb {
 	pid_t pid;
 	int pidfd;
 	struct mbx_statedir sd; /* host directory of the sandbox, locked */
-	char *workspace;        /* host directory behind /workspace */
 	struct mbx_cgroup cg;
 	struct mbx_linux_net net; /* the proxy or pasta (netns.c) */
 };
@@ -113,7 +113,6 @@ static void linux_cleanup(struct linux_sb *l)
 	mbx__client_close(&l->client);
 	mbx__cgroup_destroy(&l->cg);
 	mbx__statedir_release(&l->sd);
-	free(l->workspace);
 	free(l);
 }
 
@@ -128,8 +127,28 @@ static void put_rlimit(struct mbx_wbuf *w, uint32_t resource, uint64_t value)
 	mbx_proto_put(w, MBX_F_RLIMIT, b, sizeof(b));
 }
 
-/* Prepares the host side: directories and cgroup. */
-static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gid, int privileged, mbx_error **err)
+/* What the rlimit rung leaves unbounded (mbx_sandbox_limits_partial()). */
+#define RLIMIT_PARTIAL \
+	"no cgroup here: the memory limit holds per process (RLIMIT_DATA), not for the sandbox as a whole; " \
+	"files in /workspace, /tmp and /dev/shm together and SysV IPC (shared memory, message queues, " \
+	"semaphores) are each capped at it, memfd_create and shared anonymous mappings are denied; " \
+	"the sum over processes and kernel memory (pipes, sockets, page tables) are not bounded"
+
+/*
+ * Size of the sandbox's writable storage (a tmpfs: RAM). With a cgroup its
+ * pages are charged to the sandbox's memory limit, so the disk limit alone
+ * sizes it; on the rlimit rung nothing charges them, so it is capped at the
+ * memory limit too.
+ */
+static uint64_t storage_bytes(const mbx_config *cfg, const struct mbx_cgroup *cg)
+{
+	if (cg->mech == MBX_LIMITS_RLIMIT && cfg->memory_bytes < cfg->disk_bytes)
+		return cfg->memory_bytes;
+	return cfg->disk_bytes;
+}
+
+/* Prepares the host side: the state directory and the cgroup. */
+static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, mbx_error **err)
 {
 	const mbx_config *cfg = sb->cfg;
 	struct mbx_limits lim = { cfg->memory_bytes, cfg->max_procs, cfg->millicpus };
@@ -144,16 +163,6 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gi
 	free(base);
 	if (rc < 0)
 		return rc;
-	if (asprintf(&l->workspace, "%s/workspace", l->sd.dir) < 0)
-		return mbx__error_oom(err);
-	/* 0700 like everything here: only the sandbox's identity may use it.
-	 * For a root caller that is the mapped uid, which cannot walk the
-	 * (root's, 0700) state tree: the agent gets the workspace as a mount
-	 * descriptor instead (pass_state_files). */
-	if (mkdir(l->workspace, 0700) < 0)
-		return mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", l->workspace);
-	if (privileged && chown(l->workspace, uid, gid) < 0)
-		return mbx__error_set(err, MBX_ESYS, errno, NULL, "hand workspace `%s` to uid %u", l->workspace, (unsigned)uid);
 
 	rc = mbx__cgroup_create(&l->cg, sb->id, &lim, &why, err);
 	if (rc < 0) {
@@ -168,6 +177,8 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gi
 	}
 	free(why);
 	sb->limits_mech = mbx__limits_mech_name(l->cg.mech);
+	if (l->cg.mech == MBX_LIMITS_RLIMIT)
+		sb->limits_partial = RLIMIT_PARTIAL;
 	if (l->cg.mech == MBX_LIMITS_RLIMIT && cfg->millicpus) {
 		if (!cfg->allow_degraded) {
 			mbx__error_set(err, MBX_ENOTSUP, 0, "limits",
@@ -184,13 +195,13 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gi
  * What the agent needs from the sandbox's state directory, handed over as
  * descriptors so the directory stays private to the caller (0700): the
  * agent runs as the sandbox's host identity, which for a root caller is an
- * unprivileged uid that cannot walk root's tree. The workspace goes as a
- * detached clone of its mount (open_tree; only root callers, and they are
- * the ones who need it), files the plan copies from the state directory
- * (the CA bundle) as open read-only files. Appends to fds[*nfds].
+ * unprivileged uid that cannot walk root's tree. Files the plan copies from
+ * the state directory (the CA bundle) go as open read-only files. (The
+ * workspace is not on the host: it lives in the sandbox's storage tmpfs.)
+ * Appends to fds[*nfds].
  */
-static int pass_state_files(const struct linux_sb *l, int privileged, struct mbx_mountplan *plan, int *fds,
-			    size_t *nfds, mbx_error **err)
+static int pass_state_files(const struct linux_sb *l, struct mbx_mountplan *plan, int *fds, size_t *nfds,
+			    mbx_error **err)
 {
 	size_t dlen = strlen(l->sd.dir);
 
@@ -198,25 +209,14 @@ static int pass_state_files(const struct linux_sb *l, int privileged, struct mbx
 		struct mbx_plan_entry *e = &plan->e[i];
 		int fd;
 
-		if (e->op == MBX_MOP_BIND && privileged && e->src && strcmp(e->src, l->workspace) == 0 &&
-		    !(e->flags & MBX_MF_USER)) {
-			if (*nfds >= MBX_PROTO_MAX_FDS)
-				return mbx__error_set(err, MBX_EINVAL, 0, NULL, "more than %d mounts", MBX_PROTO_MAX_FDS);
-			fd = mbx_sys_open_tree(AT_FDCWD, e->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-			if (fd < 0)
-				return mbx__error_set(err, MBX_ESYS, errno, "mount-namespace", "clone the workspace `%s`",
-						      e->src);
-			e->op = MBX_MOP_ATTACH;
-		} else if (e->op == MBX_MOP_COPY && e->src && strncmp(e->src, l->sd.dir, dlen) == 0 &&
-			   e->src[dlen] == '/') {
-			if (*nfds >= MBX_PROTO_MAX_FDS)
-				return mbx__error_set(err, MBX_EINVAL, 0, NULL, "more than %d mounts", MBX_PROTO_MAX_FDS);
-			fd = open(e->src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-			if (fd < 0)
-				return mbx__error_set(err, MBX_ESYS, errno, NULL, "open `%s`", e->src);
-		} else {
+		if (e->op != MBX_MOP_COPY || e->src == NULL || strncmp(e->src, l->sd.dir, dlen) != 0 ||
+		    e->src[dlen] != '/')
 			continue;
-		}
+		if (*nfds >= MBX_PROTO_MAX_FDS)
+			return mbx__error_set(err, MBX_EINVAL, 0, NULL, "more than %d mounts", MBX_PROTO_MAX_FDS);
+		fd = open(e->src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return mbx__error_set(err, MBX_ESYS, errno, NULL, "open `%s`", e->src);
 		e->fd_index = (int)*nfds;
 		fds[(*nfds)++] = fd;
 	}
@@ -400,14 +400,14 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 		gid = getegid();
 	}
 
-	rc = prepare_host(sb, l, uid, gid, privileged, err);
+	rc = prepare_host(sb, l, err);
 	if (rc < 0)
 		goto fail;
 	if (mbx__seccomp_program(cfg->trust, &bpf, &bpf_len) < 0) {
 		rc = mbx__error_set(err, MBX_EINVAL, 0, "seccomp", "no seccomp program for trust level %u", cfg->trust);
 		goto fail;
 	}
-	rc = mbx__mountplan_build(&plan, cfg, l->workspace, "", err);
+	rc = mbx__mountplan_build(&plan, cfg, storage_bytes(cfg, &l->cg), "", err);
 	if (rc == MBX_OK)
 		rc = mbx__linux_net_prepare(sb, l->sd.dir, &plan, err);
 	if (rc < 0)
@@ -427,7 +427,7 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	rc = mbx__client_hello(&l->client, deadline, err);
 	if (rc < 0)
 		goto fail;
-	rc = pass_state_files(l, privileged, &plan, mount_fds, &nmount_fds, err);
+	rc = pass_state_files(l, &plan, mount_fds, &nmount_fds, err);
 	if (rc < 0)
 		goto fail;
 	if (cfg->nmounts) {
@@ -447,10 +447,19 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 		mbx_proto_put(&l->client.wb, MBX_F_SECCOMP, bpf, bpf_len);
 	put_rlimit(&l->client.wb, RLIMIT_CORE, 0);
 	if (l->cg.mech == MBX_LIMITS_RLIMIT) {
+		const uint8_t *guard;
+		size_t guard_len;
+
 		/* RLIMIT_DATA rather than RLIMIT_AS: runtimes that reserve large
-		 * address ranges without using them (V8, Go) still start. */
+		 * address ranges without using them (V8, Go) still start. What
+		 * RLIMIT_DATA does not count is closed or capped: shmem objects
+		 * (memguard.h), SysV IPC (MBX_F_SHM_LIMIT), files (the storage
+		 * size, storage_bytes()). */
 		put_rlimit(&l->client.wb, RLIMIT_DATA, cfg->memory_bytes);
 		put_rlimit(&l->client.wb, RLIMIT_NPROC, cfg->max_procs);
+		mbx__memguard_filter(&guard, &guard_len);
+		mbx_proto_put(&l->client.wb, MBX_F_SECCOMP_EXTRA, guard, guard_len);
+		mbx_proto_put_u64(&l->client.wb, MBX_F_SHM_LIMIT, cfg->memory_bytes);
 	}
 	mbx__mountplan_encode(&plan, &l->client.wb);
 	if (mbx_proto_end(&l->client.wb) < 0) {

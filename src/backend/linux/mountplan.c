@@ -10,8 +10,10 @@
  *	                       (ld.so.cache...) and read-only binds of the
  *	                       directories (alternatives, certificates...);
  *	                       never shadow, gshadow, sudoers or host keys
- *	/workspace             read-write bind of the sandbox's own host directory
- *	/tmp /dev/shm          tmpfs
+ *	/workspace /tmp        directories of the sandbox's storage: one tmpfs
+ *	/dev/shm               of the disk limit's size and inode count,
+ *	                       mounted outside the new root, shared by the three
+ *	                       (one budget; nothing reaches the host's disk)
  *	/proc                  a new proc for the sandbox's pid namespace
  *	/dev                   null zero full random urandom tty, a private devpts
  *	user mounts            read-only unless asked otherwise
@@ -153,7 +155,7 @@ static int mirror(struct mbx_mountplan *p, const char *host_root, const char *pa
 		    host, path, NULL, 0);
 }
 
-int mbx__mountplan_build(struct mbx_mountplan *p, const mbx_config *cfg, const char *workspace, const char *host_root,
+int mbx__mountplan_build(struct mbx_mountplan *p, const mbx_config *cfg, uint64_t storage_bytes, const char *host_root,
 			 mbx_error **err)
 {
 	char buf[1024], opts[128];
@@ -189,10 +191,12 @@ int mbx__mountplan_build(struct mbx_mountplan *p, const mbx_config *cfg, const c
 			"protocols: files\nservices: files\nethers: files\nrpc: files\n");
 	rc |= push(p, MBX_MOP_REMOUNT_RO, 0, 0, NULL, "/etc", NULL, 0);
 
-	/* /tmp and /workspace */
-	snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)cfg->memory_bytes);
-	rc |= push(p, MBX_MOP_TMPFS, 0, 01777, NULL, "/tmp", opts, strlen(opts));
-	rc |= push(p, MBX_MOP_BIND, 0, 0, workspace, "/workspace", NULL, 0);
+	/* The writable storage, then /tmp and /workspace from it. */
+	snprintf(opts, sizeof(opts), "mode=0755,size=%llu,nr_inodes=%llu", (unsigned long long)storage_bytes,
+		 (unsigned long long)mbx__disk_inodes(storage_bytes));
+	rc |= push(p, MBX_MOP_STORAGE, 0, 0, NULL, "/storage", opts, strlen(opts));
+	rc |= push(p, MBX_MOP_BIND, MBX_MF_STORAGE, 01777, "tmp", "/tmp", NULL, 0);
+	rc |= push(p, MBX_MOP_BIND, MBX_MF_STORAGE, 0755, "workspace", "/workspace", NULL, 0);
 
 	/* /proc and /dev */
 	rc |= push(p, MBX_MOP_PROC, 0, 0, NULL, "/proc", NULL, 0);
@@ -210,7 +214,7 @@ int mbx__mountplan_build(struct mbx_mountplan *p, const mbx_config *cfg, const c
 	rc |= push(p, MBX_MOP_SYMLINK, 0, 0, "/proc/self/fd/2", "/dev/stderr", NULL, 0);
 	rc |= push(p, MBX_MOP_SYMLINK, 0, 0, "pts/ptmx", "/dev/ptmx", NULL, 0);
 	rc |= push(p, MBX_MOP_DEVPTS, 0, 0, NULL, "/dev/pts", NULL, 0);
-	rc |= push(p, MBX_MOP_TMPFS, 0, 01777, NULL, "/dev/shm", opts, strlen(opts));
+	rc |= push(p, MBX_MOP_BIND, MBX_MF_STORAGE, 01777, "shm", "/dev/shm", NULL, 0);
 	rc |= push(p, MBX_MOP_REMOUNT_RO, 0, 0, NULL, "/dev", NULL, 0);
 
 	/* User mounts last, so they may sit below /workspace or /tmp. */

@@ -40,11 +40,12 @@ struct mbx_mountplan {
 };
 
 /*
- * Builds the plan for a config. `workspace` is the host directory behind
- * /workspace; `host_root` is where the host's system directories are looked
- * up ("" for the real root; tests pass a fake tree).
+ * Builds the plan for a config. `storage_bytes` sizes the tmpfs that holds
+ * /workspace, /tmp and /dev/shm (its inode limit follows, mbx__disk_inodes);
+ * `host_root` is where the host's system directories are looked up ("" for
+ * the real root; tests pass a fake tree).
  */
-int mbx__mountplan_build(struct mbx_mountplan *plan, const mbx_config *cfg, const char *workspace,
+int mbx__mountplan_build(struct mbx_mountplan *plan, const mbx_config *cfg, uint64_t storage_bytes,
 			 const char *host_root, mbx_error **err);
 /* Appends the plan's MBX_F_MOUNT and MBX_F_LL_PATH fields to an open frame. */
 void mbx__mountplan_encode(const struct mbx_mountplan *plan, struct mbx_wbuf *w);

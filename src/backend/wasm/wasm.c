@@ -997,6 +997,16 @@ static int wasm_create(mbx_sandbox *sb, mbx_error **err)
 		mbx__error_suggest(err, "copy the files into the workspace, or use the os backend");
 		return MBX_ENOTSUP;
 	}
+	/* The workspace is a host directory that Wasmtime's WASI writes
+	 * directly, with no hook to count bytes: no quota can be put on it
+	 * without privileges (a mount). An explicit disk limit is therefore
+	 * refused rather than ignored. */
+	if (cfg->disk_explicit && !cfg->allow_degraded) {
+		mbx__error_set(err, MBX_ENOTSUP, 0, "limits", "a disk limit is not available to Wasm sandboxes: "
+			       "their /workspace is a host directory without a quota");
+		mbx__error_suggest(err, "drop the disk limit, use the os backend, or allow degradation");
+		return MBX_ENOTSUP;
+	}
 	w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return mbx__error_oom(err);
@@ -1026,6 +1036,8 @@ static int wasm_create(mbx_sandbox *sb, mbx_error **err)
 	sb->priv = w;
 	sb->layers = MBX_LAYER_LIMITS;
 	sb->limits_mech = "wasm";
+	sb->limits_partial = "the memory limit holds (Wasm linear memory); /workspace is a host directory "
+			     "without a disk quota";
 	return MBX_OK;
 fail:
 	free(base);
