@@ -23,7 +23,7 @@
 
 #include "session.h"
 
-enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN };
+enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN, EXEC_DETACH };
 
 static const struct cli_option exec_options[] = {
 	{ "json", 0, 0, EXEC_JSON },
@@ -31,6 +31,7 @@ static const struct cli_option exec_options[] = {
 	{ "env", 0, 1, EXEC_ENV },
 	{ "workdir", 0, 1, EXEC_WORKDIR },
 	{ "stdin", 'i', 0, EXEC_STDIN },
+	{ "detach", 'd', 0, EXEC_DETACH },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
 };
@@ -48,6 +49,7 @@ struct exec_request {
 	int json;
 	int help;
 	int use_stdin;
+	int detach;
 	uint64_t timeout_ms;	/* 0: the sandbox's */
 	const char *workdir;	/* borrowed, or NULL */
 	struct cli_env *env;
@@ -72,11 +74,19 @@ static void exec_usage(void)
 	       "  --env KEY=VALUE     set a variable for this program (repeatable)\n"
 	       "  --workdir PATH      working directory (default: the sandbox's)\n"
 	       "  -i, --stdin         give this command's stdin to the program (default: none)\n"
+	       "  -d, --detach        run the program in the background and print its id:\n"
+	       "                      it outlives this command (no timeout unless --timeout),\n"
+	       "                      `mimobox logs NAME ID` shows its output, `mimobox ps\n"
+	       "                      NAME` lists it, `mimobox kill NAME ID` ends it\n"
 	       "  -h, --help          show this help\n"
+	       "\n"
+	       "A timeout, an out-of-memory kill and isolation layers the sandbox skipped\n"
+	       "(create --allow-degraded) are each said in one line on stderr.\n"
 	       "\n"
 	       "Exit status: the program's own; 128+N when killed by signal N; 124 on\n"
 	       "timeout; 125 when the arguments are wrong, the sandbox is unknown or\n"
-	       "broke; 126 when the program cannot be executed; 127 when it is not found.\n");
+	       "broke; 126 when the program cannot be executed; 127 when it is not found.\n"
+	       "With --detach: 0 once the program started.\n");
 }
 
 static void shell_usage(void)
@@ -139,6 +149,9 @@ static int take_option(struct exec_request *r, int id, const char *value, char *
 	case EXEC_STDIN:
 		r->use_stdin = 1;
 		return 0;
+	case EXEC_DETACH:
+		r->detach = 1;
+		return 0;
 	case CLI_OPT_HELP:
 		r->help = 1;
 		return 0;
@@ -187,6 +200,11 @@ static int parse(struct exec_request *r, int argc, char **argv)
 	if (!r->shell && r->argc == 0) {
 		cli_usage_error(r->json, r->verb, "no program given (expected `mimobox exec %s -- PROGRAM "
 				"[ARG...]`)", r->name);
+		return -1;
+	}
+	if (r->detach && (r->json || r->use_stdin)) {
+		cli_usage_error(r->json, r->verb, "--detach cannot be combined with %s: a background process "
+				"has no stdin and its output goes to `mimobox logs`", r->json ? "--json" : "--stdin");
 		return -1;
 	}
 	if (r->argc > 0 && r->argv[0][0] == '\0') {
@@ -291,6 +309,8 @@ struct exec_state {
 	struct cli_buf out, err;	/* collected for --json */
 	struct cli_outcome outcome;
 	char trap[512];		/* the outcome's trap text */
+	struct cli_skip skips[32];	/* the outcome's skipped layers */
+	char skip_text[32][2][256];
 	int done;
 	int status;
 };
@@ -333,6 +353,8 @@ static int send_exec(struct exec_state *s, const char *const *argv, int argc, ui
 		flags |= WIRE_EXEC_STDIN;
 	if (r->json)
 		flags |= WIRE_EXEC_COLLECT;
+	if (r->detach)
+		flags |= WIRE_EXEC_DETACH;
 	for (i = 0; i < r->n_env; i++)
 		have_term |= strcmp(r->env[i].name, "TERM") == 0;
 	/* The program draws on our terminal: it should know which one. */
@@ -406,6 +428,7 @@ static void take_exit(struct exec_state *s, struct wire_reader *rd)
 {
 	struct cli_outcome *o = &s->outcome;
 	const char *trap;
+	uint32_t n, i;
 
 	memset(o, 0, sizeof(*o));
 	o->exit_code = (int)(int32_t)wire_get_u32(rd);
@@ -422,6 +445,23 @@ static void take_exit(struct exec_state *s, struct wire_reader *rd)
 	snprintf(s->trap, sizeof(s->trap), "%s", trap);
 	o->trap = s->trap[0] ? s->trap : NULL;
 	o->isolation = s->info.entry.isolation;
+	o->timeout_ms = wire_get_u64(rd);
+	o->timeout_opt = wire_get_u8(rd) ? "create --timeout" : "--timeout";
+	o->memory_limit = wire_get_u64(rd);
+	o->memory_opt = "create --memory";
+	n = wire_get_u32(rd);
+	for (i = 0; i < n && !rd->bad; i++) {
+		const char *layer = wire_get_str(rd), *reason = wire_get_str(rd);
+
+		if (i >= 32)
+			continue;
+		snprintf(s->skip_text[i][0], sizeof(s->skip_text[i][0]), "%s", layer);
+		snprintf(s->skip_text[i][1], sizeof(s->skip_text[i][1]), "%s", reason);
+		s->skips[i].layer = s->skip_text[i][0];
+		s->skips[i].reason = s->skip_text[i][1];
+	}
+	o->skipped = s->skips;
+	o->n_skipped = n < 32 ? n : 32;
 	if (wire_done(rd) < 0) {
 		s->status = cli_session_lost(s->r->json, s->r->name, EPROTO);
 		s->done = 1;
@@ -603,6 +643,18 @@ static int run_session(struct exec_request *r)
 		s.status = cli_session_lost(r->json, r->name, EPROTO);
 		goto out;
 	}
+	if (r->detach) {
+		/* Started in the background: its id is the whole answer. */
+		uint32_t id = wire_get_u32(&f.r);
+
+		if (wire_done(&f.r) < 0) {
+			s.status = cli_session_lost(r->json, r->name, EPROTO);
+			goto out;
+		}
+		printf("%u\n", (unsigned)id);
+		s.status = fflush(stdout) == 0 || errno == EPIPE ? 0 : CLI_EXIT_FAILED;
+		goto out;
+	}
 	if (r->shell || r->use_stdin)
 		s.in_fd = STDIN_FILENO;
 	pump(&s);
@@ -626,6 +678,7 @@ static int run_session(struct exec_request *r)
 						"(see `create --output-limit`)\n");
 			if (s.outcome.trap)
 				fprintf(stderr, "mimobox: %s\n", s.outcome.trap);
+			cli_outcome_explain(&s.outcome);
 		}
 	}
 out:
