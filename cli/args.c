@@ -233,7 +233,11 @@ int cli_parse_duration(const char *s, uint64_t *ms_out, char *why, size_t whylen
 			total = v;	/* a bare number: seconds */
 			break;
 		}
-		u = *p ? strchr(units, *p) : NULL;
+		if (*p == '\0') {
+			set_why(why, whylen, "a unit is missing at the end; give each number a unit (such as 1h30m)");
+			return -1;
+		}
+		u = strchr(units, *p);
 		if (!u) {
 			set_why(why, whylen, "unknown unit; use s, m, h or d (such as 30s, 10m, 2h or 1h30m)");
 			return -1;

@@ -319,7 +319,7 @@ void sv_do_kill(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 	}
 	if (!proc) {
 		if (bg)
-			sv_send_error_fields(c, MBX_ESTATE, 0, "that process has ended already",
+			sv_send_error_fields(c, MBX_ENOTFOUND, 0, "that process has ended already",
 					     "see `mimobox ps NAME` for the running ones", NULL);
 		else
 			sv_send_error_fields(c, MBX_ENOTFOUND, 0, "no process with that id in this sandbox",
