@@ -302,10 +302,11 @@ def test_inspect(cli, named, host_tmp):
 
 
 def test_inspect_defaults_and_degraded(cli, named, doctor):
-    name = named("--allow-degraded", "--cpu", "0.5", "--network", "all")
+    name = named("--allow-degraded", "--cpu", "0.5", "--network", "allow:pkg.example.invalid,*.mirror.invalid")
     j = cli(["inspect", name, "--json"]).json
     assert j["limits"]["timeout_ms"] == 30000 and j["limits"]["memory_bytes"] == 512 << 20, j
-    assert j["limits"]["cpus"] == 0.5 and j["network"]["policy"] == "all", j
+    assert j["limits"]["cpus"] == 0.5 and j["network"]["policy"] == "allow-domains", j
+    assert j["network"]["domains"] == ["pkg.example.invalid", "*.mirror.invalid"], j
     assert j["workdir"] == "/workspace" and j["hostname"] == "mimobox" and j["env_keys"] == [], j
     assert j["ttl_s"] is None and j["expires_in_s"] is None and j["allow_degraded"] is True, j
     if cpu_quota_possible(doctor):
