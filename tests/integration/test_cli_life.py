@@ -373,12 +373,41 @@ def test_ps_is_not_held_up_by_wedged_supervisors(cli, named):
         assert r.rc == 0, r
         states = {s["name"]: s["state"] for s in r.json["sandboxes"]}
         assert states == {n: "unresponsive" if n in stopped else "ready" for n in names}, states
-        # The questions go out together: three wedged supervisors cost one
-        # probe's wait (500 ms), not three (a serial 2 s each took 6 s).
-        assert r.wall < 4, r.wall
+        # How long that takes is measured by bench/bench_ps.py, not here.
         text = cli(["ps"])
         assert text.rc == 0 and len(re.findall(r"unresponsive$", text.out, re.M)) == 3, text
     finally:
         for n in stopped:
             os.kill(pids[n], signal.SIGCONT)
     assert all(e["state"] == "ready" for e in ps(cli).values())
+
+
+def test_ps_survives_a_supervisor_that_accepts_nobody(cli, named):
+    # A stopped supervisor whose listen backlog is full: a blocking connect()
+    # would wait for it forever. ps connects without blocking and goes on.
+    import socket
+    name, other = named(), named()
+    pid = ps(cli)[name]["pid"]
+    path = os.path.join(cli.guard.state_dir, "named", name + ".sock")
+    os.kill(pid, signal.SIGSTOP)
+    socks = []
+    try:
+        while len(socks) < 1000:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            socks.append(s)
+            try:
+                s.connect(path)
+            except BlockingIOError:
+                break
+        else:
+            pytest.fail("the backlog never filled")
+        r = cli(["ps", "--json"], timeout=30)
+        assert r.rc == 0, r
+        states = {e["name"]: e["state"] for e in r.json["sandboxes"]}
+        assert states == {name: "unresponsive", other: "ready"}, states
+    finally:
+        for s in socks:
+            s.close()
+        os.kill(pid, signal.SIGCONT)
+    assert wait_until(lambda: ps(cli)[name]["state"] == "ready", 10)
