@@ -539,12 +539,16 @@ static void start_exec(struct sv *sv, struct sv_client *c, struct wire_reader *r
 		rc = mbx_sandbox_spawn(sv->sb, (const char *const *)argv, opts, &c->proc, &err);
 	}
 	if (rc == MBX_OK && (flags & WIRE_EXEC_DETACH)) {
-		if (sv_bg_add(sv, c->proc, (const char *const *)argv) < 0) {
+		rc = sv_bg_add(sv, c->proc, (const char *const *)argv);
+		if (rc < 0) {
 			(void)mbx_process_kill(c->proc, NULL);
 			mbx_process_free(c->proc);
-			sv_send_fail(c, MBX_EBACKEND, "sandbox `%s` keeps %d background processes already, "
-				     "all running: end one with `mimobox kill %s ID`", sv->info.name, SV_MAX_BG,
-				     sv->info.name);
+			if (rc == -2)
+				sv_send_fail(c, MBX_ENOMEM, "out of memory keeping a background process");
+			else
+				sv_send_fail(c, MBX_EBACKEND, "sandbox `%s` keeps %d background processes already, "
+					     "all running: end one with `mimobox kill %s ID`", sv->info.name,
+					     SV_MAX_BG, sv->info.name);
 		} else {
 			start = wire_begin(&c->out, WIRE_STARTED);
 			wire_u32(&c->out, mbx_process_id(c->proc));

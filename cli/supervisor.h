@@ -131,7 +131,7 @@ char *sv_join_command(const char *const *argv);
 
 /* ---- background processes, logs, inspect (supervisor_procs.c) ---- */
 
-/* Takes a spawned process into the background; 0, or -1 (full) with proc untouched. */
+/* Takes a spawned process into the background; 0, or -1 (all SV_MAX_BG running) or -2 (out of memory) with proc untouched. */
 int sv_bg_add(struct sv *sv, mbx_process *proc, const char *const *argv);
 /* Takes the events of every running background process; 1 if any came. */
 int sv_bg_pump(struct sv *sv, int timeout_ms);

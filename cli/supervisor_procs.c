@@ -74,14 +74,14 @@ int sv_bg_add(struct sv *sv, mbx_process *proc, const char *const *argv)
 	}
 	bg = calloc(1, sizeof(*bg));
 	if (!bg)
-		return -1;
+		return -2;
 	bg->ring = malloc(SV_LOG_RING);
 	bg->command = sv_join_command(argv);
 	if (!bg->ring || !bg->command) {
 		free(bg->ring);
 		free(bg->command);
 		free(bg);
-		return -1;
+		return -2;
 	}
 	bg->id = mbx_process_id(proc);
 	bg->proc = proc;

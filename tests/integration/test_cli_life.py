@@ -411,3 +411,18 @@ def test_ps_survives_a_supervisor_that_accepts_nobody(cli, named):
             s.close()
         os.kill(pid, signal.SIGCONT)
     assert wait_until(lambda: ps(cli)[name]["state"] == "ready", 10)
+
+
+def test_background_processes_are_bounded(cli, named):
+    # 32 are kept: an ended one makes room for a new one, running ones never.
+    name = named("--max-procs", "256")
+    first = [detach(cli, name, "true") for _ in range(32)]
+    assert wait_until(lambda: not any(p["running"] for p in procs(cli, name).values()), 30)
+    newer = detach(cli, name, "sleep", unique_sleep_arg())
+    listed = procs(cli, name)
+    assert first[0] not in listed and first[1] in listed and newer in listed and len(listed) == 32, sorted(listed)
+    for _ in range(31):
+        detach(cli, name, "sleep", unique_sleep_arg())
+    assert all(p["running"] for p in procs(cli, name).values())
+    r = cli(["exec", "-d", name, "--", "true"])
+    assert r.rc == 125 and "32 background processes" in r.stderr and "mimobox kill" in r.stderr, r
