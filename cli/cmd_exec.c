@@ -66,7 +66,7 @@ static void exec_usage(void)
 	       "Run a program in the named sandbox (see `mimobox create`). Its output\n"
 	       "streams through as it comes; the sandbox and its files stay. When this\n"
 	       "command is interrupted the program is killed, and so is anything it left\n"
-	       "running when it exits.\n"
+	       "running when it exits; a program meant to stay (a server) takes --detach.\n"
 	       "\n"
 	       "Options:\n"
 	       "  --json              print one JSON object with the result, as `run --json`\n"
