@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <strings.h>
 
 #include <mbx/config.h>
 
@@ -209,6 +211,121 @@ int cli_parse_timeout(const char *s, uint64_t *ms_out, char *why, size_t whylen)
 {
 	/* A century is plenty and keeps the value far from any overflow. */
 	return parse_thousandths(s, (uint64_t)100 * 366 * 86400 * 1000, ms_out, why, whylen);
+}
+
+int cli_parse_duration(const char *s, uint64_t *ms_out, char *why, size_t whylen)
+{
+	static const char units[] = "dhms";
+	static const uint64_t unit_s[] = { 86400, 3600, 60, 1 };
+	uint64_t total = 0, v;
+	const char *p = s, *u;
+	int last = -1, digits;
+
+	if (!*p) {
+		set_why(why, whylen, "empty; give a duration such as 30s, 10m, 2h or 1h30m");
+		return -1;
+	}
+	while (*p) {
+		v = 0;
+		for (digits = 0; is_digit(*p); p++, digits++) {
+			if (v > 1000000000ull) {
+				set_why(why, whylen, "too large; the longest is 365d");
+				return -1;
+			}
+			v = v * 10 + (uint64_t)(*p - '0');
+		}
+		if (!digits) {
+			set_why(why, whylen, "not a duration; give whole numbers with units, such as 30s, 10m, 2h or 1h30m");
+			return -1;
+		}
+		if (*p == '\0' && last < 0) {
+			total = v;	/* a bare number: seconds */
+			break;
+		}
+		if (*p == '\0') {
+			set_why(why, whylen, "a unit is missing at the end; give each number a unit (such as 1h30m)");
+			return -1;
+		}
+		u = strchr(units, *p);
+		if (!u) {
+			set_why(why, whylen, "unknown unit; use s, m, h or d (such as 30s, 10m, 2h or 1h30m)");
+			return -1;
+		}
+		if ((int)(u - units) <= last) {
+			set_why(why, whylen, "units must come largest first, each once (such as 1h30m)");
+			return -1;
+		}
+		last = (int)(u - units);
+		total += v * unit_s[last];
+		if (total > (uint64_t)365 * 86400) {
+			set_why(why, whylen, "too large; the longest is 365d");
+			return -1;
+		}
+		p++;
+	}
+	if (total == 0) {
+		set_why(why, whylen, "must be at least 1s");
+		return -1;
+	}
+	if (total > (uint64_t)365 * 86400) {
+		set_why(why, whylen, "too large; the longest is 365d");
+		return -1;
+	}
+	*ms_out = total * 1000;
+	return 0;
+}
+
+void cli_format_duration(char *out, size_t len, uint64_t s)
+{
+	if (s < 60)
+		snprintf(out, len, "%llus", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(out, len, "%llum%02llus", (unsigned long long)(s / 60), (unsigned long long)(s % 60));
+	else if (s < 86400)
+		snprintf(out, len, "%lluh%02llum", (unsigned long long)(s / 3600),
+			 (unsigned long long)(s / 60 % 60));
+	else
+		snprintf(out, len, "%llud%02lluh", (unsigned long long)(s / 86400),
+			 (unsigned long long)(s / 3600 % 24));
+}
+
+int cli_parse_signal(const char *s, int *sig_out, char *why, size_t whylen)
+{
+	static const struct {
+		const char *name;
+		int sig;
+	} names[] = {
+		{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "ILL", SIGILL },
+		{ "TRAP", SIGTRAP }, { "ABRT", SIGABRT }, { "BUS", SIGBUS }, { "FPE", SIGFPE },
+		{ "KILL", SIGKILL }, { "USR1", SIGUSR1 }, { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 },
+		{ "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM }, { "CHLD", SIGCHLD },
+		{ "CONT", SIGCONT }, { "STOP", SIGSTOP }, { "TSTP", SIGTSTP }, { "TTIN", SIGTTIN },
+		{ "TTOU", SIGTTOU }, { "URG", SIGURG }, { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
+		{ "VTALRM", SIGVTALRM }, { "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "IO", SIGIO },
+		{ "SYS", SIGSYS },
+	};
+	const char *name = s;
+	uint64_t v;
+	size_t i;
+
+	if (is_digit(*s)) {
+		if (cli_parse_uint(s, 1, 64, &v, why, whylen) < 0) {
+			set_why(why, whylen, "not a signal; give a name (TERM, KILL, INT, HUP...) or a number from 1 to 64");
+			return -1;
+		}
+		*sig_out = (int)v;
+		return 0;
+	}
+	if (strncasecmp(name, "SIG", 3) == 0)
+		name += 3;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcasecmp(name, names[i].name) == 0) {
+			*sig_out = names[i].sig;
+			return 0;
+		}
+	}
+	set_why(why, whylen, "unknown signal; give a name (TERM, KILL, INT, HUP...) or a number from 1 to 64");
+	return -1;
 }
 
 int cli_parse_cpus(const char *s, uint32_t *millicpus_out, char *why, size_t whylen)

@@ -171,6 +171,25 @@ int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, 
  */
 int cli_parse_timeout(const char *s, uint64_t *ms_out, char *why, size_t whylen);
 
+/*
+ * A duration such as "30s", "10m", "2h", "1d" or "1h30m" (whole numbers,
+ * each with a unit s, m, h or d; units in decreasing order, each at most
+ * once), or a bare whole number of seconds, to milliseconds. From 1 s to
+ * 365 days.
+ */
+int cli_parse_duration(const char *s, uint64_t *ms_out, char *why, size_t whylen);
+
+/* Seconds for people: "45s", "3m12s", "2h05m", "3d04h". */
+void cli_format_duration(char *out, size_t len, uint64_t s);
+
+/*
+ * A signal by name or number: "TERM", "SIGTERM", "term", "15". The
+ * signals one sends to a program (HUP INT QUIT ILL TRAP ABRT BUS FPE KILL
+ * USR1 SEGV USR2 PIPE ALRM TERM CHLD CONT STOP TSTP TTIN TTOU URG XCPU
+ * XFSZ VTALRM PROF WINCH IO SYS) or a number from 1 to 64.
+ */
+int cli_parse_signal(const char *s, int *sig_out, char *why, size_t whylen);
+
 /* A decimal number of CPUs ("2", "0.5") to thousandths of a CPU, positive. */
 int cli_parse_cpus(const char *s, uint32_t *millicpus_out, char *why, size_t whylen);
 

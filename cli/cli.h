@@ -36,6 +36,18 @@ struct cli_verb {
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_doctor(int argc, char **argv);
 
+/* The library's defaults, for messages and `inspect` (src/core/internal.h). */
+#define CLI_DEFAULT_TIMEOUT_MS 30000u
+#define CLI_DEFAULT_MEMORY ((uint64_t)512 << 20)
+#define CLI_DEFAULT_MAX_PROCS 64u
+#define CLI_DEFAULT_OUTPUT_LIMIT ((uint64_t)16 << 20)
+
+/* One isolation layer skipped under --allow-degraded. */
+struct cli_skip {
+	const char *layer;	/* mbx_layer_name() */
+	const char *reason;
+};
+
 /*
  * How a payload ended, from an mbx_result (`run`) or from what a named
  * sandbox's supervisor reported (`exec`), for the shared exit status and
@@ -54,7 +66,24 @@ struct cli_outcome {
 	const char *isolation;	/* or NULL */
 	const char *limits;	/* how limits were enforced, or NULL (not known: no JSON keys) */
 	const char *limits_partial; /* what they do not bound, or NULL */
+	/* For the words on stderr (cli_outcome_explain()) and --json. */
+	uint64_t timeout_ms;	/* the timeout that applied, or 0 when unknown */
+	const char *timeout_opt;	/* the option that set it: "--timeout" */
+	uint64_t memory_limit;	/* bytes, or 0 when unknown */
+	const char *memory_opt;	/* "--memory" */
+	const struct cli_skip *skipped;	/* layers skipped under --allow-degraded */
+	size_t n_skipped;
 };
+
+/*
+ * Says on stderr, one line each, what the exit status alone cannot: the
+ * layers skipped under --allow-degraded, a timeout and an out-of-memory
+ * kill (both otherwise a bare 124 or 137).
+ */
+void cli_outcome_explain(const struct cli_outcome *o);
+
+/* Formats a byte count for people: "64 MiB", "1.5 GiB", "300 KiB", "12 B". */
+void cli_format_bytes(char *out, size_t len, uint64_t bytes);
 
 /* The exit status standing for the outcome: the program's own, 128+N, 124, 134. */
 int cli_outcome_status(const struct cli_outcome *o);

@@ -20,20 +20,23 @@
 
 #include "session.h"
 
-/* Output kept per stream when --output-limit is not given (the library's default). */
-#define DEFAULT_OUTPUT_LIMIT ((uint64_t)16 << 20)
-/* How long `ps` waits for a supervisor's answer. */
-#define PS_PROBE_MS 2000
+/*
+ * How long `ps` waits for the supervisors' answers. They are asked all at
+ * once, so this bounds the whole listing: one wedged supervisor is shown as
+ * `unresponsive` instead of holding up the others.
+ */
+#define PS_PROBE_MS 500
 /* How long `rm` waits for a supervisor to destroy its sandbox. */
 #define RM_WAIT_MS 60000
 
 /* ---- create ---- */
 
-enum { CREATE_JSON = CLI_OPT_VERB, CREATE_NAME };
+enum { CREATE_JSON = CLI_OPT_VERB, CREATE_NAME, CREATE_TTL };
 
 static const struct cli_option create_options[] = {
 	{ "json", 0, 0, CREATE_JSON },
 	{ "name", 0, 1, CREATE_NAME },
+	{ "ttl", 0, 1, CREATE_TTL },
 	CLI_SANDBOX_OPTIONS,
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
@@ -52,6 +55,9 @@ static void create_usage(void)
 	       "Create options:\n"
 	       "  --name NAME         1 to 64 letters, digits, `_`, `.` or `-`, starting\n"
 	       "                      with a letter or digit (default: the sandbox id)\n"
+	       "  --ttl DURATION      destroy the sandbox once no command has used it for\n"
+	       "                      DURATION (30s, 10m, 2h, 1h30m; `ps` and `inspect`\n"
+	       "                      do not count as use); default: live until `rm`\n"
 	       "  --json              print {\"ok\": true, \"name\": ..., \"id\": ...}\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
@@ -64,10 +70,11 @@ static void create_usage(void)
  * The daemon's side of the fork: detaches from everything `create` had
  * open except the two pipes, and runs the supervisor. Never returns.
  */
-static void __attribute__((noreturn)) become_supervisor(mbx_config *cfg, const char *name, uint64_t limit,
+static void __attribute__((noreturn)) become_supervisor(mbx_config *cfg, const char *name,
+							 struct cli_sandbox_opts *o, uint64_t ttl_ms,
 							 int status_fd, int log_fd)
 {
-	char *own_name = NULL, title[128];
+	char *own_name = NULL, *own_workdir = NULL, *own_hostname = NULL, title[128];
 	int devnull, rc;
 
 	setsid();
@@ -81,6 +88,12 @@ static void __attribute__((noreturn)) become_supervisor(mbx_config *cfg, const c
 	 */
 	if (name && (own_name = strdup(name)) == NULL)
 		_exit(1);
+	/* The options borrow these two from argv; `inspect` shows them. */
+	if ((o->workdir && (own_workdir = strdup(o->workdir)) == NULL) ||
+	    (o->hostname && (own_hostname = strdup(o->hostname)) == NULL))
+		_exit(1);
+	o->workdir = own_workdir;
+	o->hostname = own_hostname;
 	snprintf(title, sizeof(title), "mimobox supervisor %s", own_name ? own_name : "");
 	cli_hide_argv(title);
 	/*
@@ -100,9 +113,12 @@ static void __attribute__((noreturn)) become_supervisor(mbx_config *cfg, const c
 			close(fd);
 	}
 	cli_set_log_fd(4);
-	rc = cli_supervise(cfg, own_name, limit, 3, 4);
+	rc = cli_supervise(cfg, own_name, o, ttl_ms, 3, 4);
 	mbx_config_free(cfg);
+	cli_sandbox_opts_free(o);
 	free(own_name);
+	free(own_workdir);
+	free(own_hostname);
 	exit(rc);
 }
 
@@ -196,7 +212,7 @@ int cli_cmd_create(int argc, char **argv)
 	const char *name = NULL, *value;
 	char why[CLI_WHY_MAX], what[CLI_WHY_MAX], message[CLI_WHY_MAX + 64];
 	int json, id, rc, ret = CLI_EXIT_FAILED, status_pipe[2] = { -1, -1 }, log_pipe[2] = { -1, -1 };
-	uint64_t limit;
+	uint64_t ttl_ms = 0;
 	pid_t pid;
 
 	cli_sandbox_opts_init(&o);
@@ -214,6 +230,11 @@ int cli_cmd_create(int argc, char **argv)
 			}
 		} else if (id == CREATE_NAME) {
 			name = value;
+		} else if (id == CREATE_TTL) {
+			if (cli_parse_duration(value, &ttl_ms, why, sizeof(why)) < 0) {
+				cli_usage_error(json, "create", "invalid value `%s` for --ttl: %s", value, why);
+				goto out;
+			}
 		} else if (id == CLI_OPT_HELP) {
 			create_usage();
 			ret = 0;
@@ -259,7 +280,6 @@ int cli_cmd_create(int argc, char **argv)
 		cli_report(json, MBX_ESYS, "cannot make a pipe to the supervisor", NULL, NULL, errno);
 		goto out;
 	}
-	limit = (o.set & CLI_SET_OUTPUT_LIMIT) ? o.output_limit : DEFAULT_OUTPUT_LIMIT;
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
@@ -268,7 +288,7 @@ int cli_cmd_create(int argc, char **argv)
 		goto out;
 	}
 	if (pid == 0)
-		become_supervisor(cfg, name, limit, status_pipe[1], log_pipe[1]);
+		become_supervisor(cfg, name, &o, ttl_ms, status_pipe[1], log_pipe[1]);
 	close(status_pipe[1]);
 	close(log_pipe[1]);
 	status_pipe[1] = log_pipe[1] = -1;
@@ -318,47 +338,101 @@ static const struct cli_option ps_options[] = {
 struct ps_row {
 	struct cli_session_info info;
 	const char *state;	/* "ready", "busy", "starting", "unresponsive" */
+	char name[CLI_NAME_MAX + 1];
+	struct wire_conn conn;	/* the question to its supervisor, until answered */
+	int answered;
 };
 
-/* "45s", "3m12s", "2h05m", "3d04h". */
-static void format_age(char *out, size_t len, uint64_t s)
+/* Sends HELLO on a row's connection; 0, or -1 (the row is then unresponsive). */
+static int send_hello(struct ps_row *row)
 {
-	if (s < 60)
-		snprintf(out, len, "%llus", (unsigned long long)s);
-	else if (s < 3600)
-		snprintf(out, len, "%llum%02llus", (unsigned long long)(s / 60), (unsigned long long)(s % 60));
-	else if (s < 86400)
-		snprintf(out, len, "%lluh%02llum", (unsigned long long)(s / 3600),
-			 (unsigned long long)(s / 60 % 60));
-	else
-		snprintf(out, len, "%llud%02lluh", (unsigned long long)(s / 86400),
-			 (unsigned long long)(s / 3600 % 24));
+	struct cli_buf b = CLI_BUF_INIT;
+	size_t start = wire_begin(&b, WIRE_HELLO);
+	int rc;
+
+	wire_u32(&b, WIRE_VERSION);
+	/* A fresh socket's buffer takes these few bytes at once, even if nobody reads. */
+	rc = wire_end(&b, start) == 0 && !b.failed ? wire_write_all(row->conn.fd, b.data, b.len) : -1;
+	cli_buf_free(&b);
+	return rc;
 }
 
-/* Asks a live supervisor for its INFO; fills row. */
-static void probe_row(struct cli_registry *reg, const char *name, int fd, struct ps_row *row)
+/* Reads what arrived for a row; 1 once its INFO is in (or the answer failed), else 0. */
+static int take_answer(struct ps_row *row)
 {
-	struct wire_conn conn;
 	struct wire_frame f;
-	struct cli_buf b = CLI_BUF_INIT;
-	size_t start;
+	long n;
+	int rc;
 
-	memset(row, 0, sizeof(*row));
-	wire_conn_init(&conn, fd);
-	start = wire_begin(&b, WIRE_HELLO);
-	wire_u32(&b, WIRE_VERSION);
-	if (wire_end(&b, start) == 0 && cli_session_send(&conn, &b) == 0 &&
-	    wire_conn_recv(&conn, &f, PS_PROBE_MS) == 1 && f.type == WIRE_INFO &&
-	    cli_session_parse_info(&f.r, &row->info) == 0) {
+	n = wire_conn_fill(&row->conn);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0)
+		return 1;	/* it hung up: unresponsive */
+	rc = wire_conn_next(&row->conn, &f);
+	if (rc == 0)
+		return 0;
+	if (rc == 1 && f.type == WIRE_INFO && cli_session_parse_info(&f.r, &row->info) == 0) {
+		row->answered = 1;
 		row->state = row->info.running ? "busy" : "ready";
-	} else if (cli_registry_read_info(reg, name, &row->info.entry) == 0) {
-		row->state = "unresponsive";
-	} else {
-		snprintf(row->info.entry.name, sizeof(row->info.entry.name), "%s", name);
-		row->state = "starting";
 	}
-	cli_buf_free(&b);
-	wire_conn_close(&conn);
+	return 1;
+}
+
+/*
+ * Asks every live supervisor at once and waits for the answers up to
+ * PS_PROBE_MS in all: a wedged (stopped, stuck) supervisor costs the
+ * listing at most that, whatever the number of sandboxes.
+ */
+static void probe_rows(struct cli_registry *reg, struct ps_row *rows, size_t n)
+{
+	struct pollfd *pfds = calloc(n + 1, sizeof(*pfds));
+	size_t *who = calloc(n + 1, sizeof(*who));
+	struct timespec ts;
+	int64_t deadline, now;
+	size_t i, k;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + PS_PROBE_MS;
+	for (i = 0; i < n; i++)
+		if (rows[i].conn.fd >= 0 && send_hello(&rows[i]) < 0)
+			wire_conn_close(&rows[i].conn);
+	while (pfds && who) {
+		for (i = k = 0; i < n; i++) {
+			if (rows[i].conn.fd < 0)
+				continue;
+			pfds[k].fd = rows[i].conn.fd;
+			pfds[k].events = POLLIN;
+			pfds[k].revents = 0;
+			who[k++] = i;
+		}
+		if (k == 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		if (now >= deadline)
+			break;
+		rc = poll(pfds, k, (int)(deadline - now));
+		if (rc < 0 && errno != EINTR)
+			break;
+		for (i = 0; rc > 0 && i < k; i++)
+			if (pfds[i].revents && take_answer(&rows[who[i]]))
+				wire_conn_close(&rows[who[i]].conn);
+	}
+	for (i = 0; i < n; i++) {
+		wire_conn_close(&rows[i].conn);
+		if (rows[i].answered)
+			continue;
+		if (cli_registry_read_info(reg, rows[i].name, &rows[i].info.entry) == 0) {
+			rows[i].state = "unresponsive";
+		} else {
+			snprintf(rows[i].info.entry.name, sizeof(rows[i].info.entry.name), "%s", rows[i].name);
+			rows[i].state = "starting";
+		}
+	}
+	free(pfds);
+	free(who);
 }
 
 /* Prints the table (or JSON) of the live sandboxes; 0 or -1. */
@@ -367,7 +441,7 @@ static int print_rows(int json, const struct ps_row *rows, size_t n)
 	struct cli_buf b = CLI_BUF_INIT;
 	uint64_t now = (uint64_t)time(NULL), age;
 	size_t i, width = 4;
-	char agebuf[32];
+	char agebuf[32], ttlbuf[40];
 	int rc = 0;
 
 	for (i = 0; i < n; i++)
@@ -376,9 +450,11 @@ static int print_rows(int json, const struct ps_row *rows, size_t n)
 	if (json)
 		cli_buf_puts(&b, "{\"ok\": true, \"sandboxes\": [");
 	else
-		cli_buf_printf(&b, "%-*s  %-9s  %-7s  %s\n", (int)width, "NAME", "ISOLATION", "AGE", "STATE");
+		cli_buf_printf(&b, "%-*s  %-9s  %-7s  %-9s  %s\n", (int)width, "NAME", "ISOLATION", "AGE", "EXPIRES",
+			       "STATE");
 	for (i = 0; i < n; i++) {
 		const struct cli_entry_info *e = &rows[i].info.entry;
+		const struct cli_session_info *in = &rows[i].info;
 
 		age = e->created && now > e->created ? now - e->created : 0;
 		if (json) {
@@ -391,12 +467,23 @@ static int print_rows(int json, const struct ps_row *rows, size_t n)
 			cli_buf_printf(&b, ", \"created\": %llu, \"age_s\": %llu, \"state\": ",
 				       (unsigned long long)e->created, (unsigned long long)age);
 			cli_json_cstring(&b, rows[i].state);
-			cli_buf_printf(&b, ", \"pid\": %u, \"clients\": %u, \"running\": %u}", (unsigned)e->pid,
-				       (unsigned)rows[i].info.clients, (unsigned)rows[i].info.running);
+			cli_buf_printf(&b, ", \"pid\": %u, \"clients\": %u, \"running\": %u, \"ttl_s\": ", (unsigned)e->pid,
+				       (unsigned)in->clients, (unsigned)in->running);
+			if (in->ttl_ms)
+				cli_buf_printf(&b, "%llu, \"expires_in_s\": %llu}", (unsigned long long)(in->ttl_ms / 1000),
+					       (unsigned long long)((in->ttl_left_ms + 999) / 1000));
+			else
+				cli_buf_puts(&b, "null, \"expires_in_s\": null}");
 		} else {
-			format_age(agebuf, sizeof(agebuf), age);
-			cli_buf_printf(&b, "%-*s  %-9s  %-7s  %s", (int)width, e->name,
-				       e->isolation[0] ? e->isolation : "-", e->created ? agebuf : "-",
+			cli_format_duration(agebuf, sizeof(agebuf), age);
+			if (in->ttl_ms) {
+				snprintf(ttlbuf, sizeof(ttlbuf), "in ");
+				cli_format_duration(ttlbuf + 3, sizeof(ttlbuf) - 3, (in->ttl_left_ms + 999) / 1000);
+			} else {
+				snprintf(ttlbuf, sizeof(ttlbuf), "-");
+			}
+			cli_buf_printf(&b, "%-*s  %-9s  %-7s  %-9s  %s", (int)width, e->name,
+				       e->isolation[0] ? e->isolation : "-", e->created ? agebuf : "-", ttlbuf,
 				       rows[i].state);
 			if (rows[i].info.running)
 				cli_buf_printf(&b, " (%u running)", (unsigned)rows[i].info.running);
@@ -420,7 +507,7 @@ int cli_cmd_ps(int argc, char **argv)
 	const char *value;
 	long n = 0, i;
 	size_t count = 0;
-	int json = cli_wants_json(argc, argv, ps_options, 0), id, rc, fd, ret = CLI_EXIT_FAILED;
+	int json = cli_wants_json(argc, argv, ps_options, 1), id, rc, fd, ret = CLI_EXIT_FAILED;
 
 	while ((id = cli_next_option(&a, ps_options, &value, why, sizeof(why))) != CLI_OPT_END) {
 		if (id == CLI_OPT_BAD) {
@@ -428,16 +515,33 @@ int cli_cmd_ps(int argc, char **argv)
 			return CLI_EXIT_FAILED;
 		}
 		if (id == CLI_OPT_HELP) {
-			printf("Usage: mimobox ps [--json]\n\n"
-			       "List the live named sandboxes: name, isolation, age and state (ready,\n"
-			       "busy while programs run, starting, or unresponsive). Entries whose\n"
-			       "supervisor died are removed, with a note on stderr.\n");
+			printf("Usage: mimobox ps [--json]\n"
+			       "       mimobox ps NAME [--json]\n\n"
+			       "List the live named sandboxes: name, isolation, age, when an idle one\n"
+			       "expires (create --ttl) and state (ready, busy while programs run,\n"
+			       "starting, or unresponsive when its supervisor does not answer within\n"
+			       "%d ms). Entries whose supervisor died are removed, with a note on\n"
+			       "stderr.\n\n"
+			       "With NAME, list the processes of that sandbox instead: the programs of\n"
+			       "running `exec`s and the background processes of `exec -d` (running or\n"
+			       "ended, with their exit), with id, age, output and command.\n", PS_PROBE_MS);
 			return 0;
 		}
 	}
 	if (a.next < argc) {
-		cli_usage_error(json, "ps", "unexpected argument `%s`", argv[a.next]);
-		return CLI_EXIT_FAILED;
+		const char *name = argv[a.next++];
+
+		while ((id = cli_next_option(&a, ps_options, &value, why, sizeof(why))) != CLI_OPT_END) {
+			if (id == CLI_OPT_BAD) {
+				cli_usage_error(json, "ps", "%s", why);
+				return CLI_EXIT_FAILED;
+			}
+		}
+		if (a.next < argc) {
+			cli_usage_error(json, "ps", "unexpected argument `%s`", argv[a.next]);
+			return CLI_EXIT_FAILED;
+		}
+		return cli_ps_processes(name, json);
 	}
 	rc = cli_registry_open(&reg, 0, why, sizeof(why));
 	if (rc < 0) {
@@ -458,10 +562,12 @@ int cli_cmd_ps(int argc, char **argv)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		switch (cli_registry_probe(&reg, names[i], &fd)) {
+		switch (cli_registry_probe_nb(&reg, names[i], &fd)) {
 		case CLI_ENTRY_LIVE:
-			if (fd >= 0)
-				probe_row(&reg, names[i], fd, &rows[count++]);
+			/* fd -1: it does not even accept: unresponsive. */
+			snprintf(rows[count].name, sizeof(rows[count].name), "%s", names[i]);
+			wire_conn_init(&rows[count].conn, fd);
+			count++;
 			break;
 		case CLI_ENTRY_DEAD:
 			if (cli_registry_reap(&reg, names[i]))
@@ -472,6 +578,7 @@ int cli_cmd_ps(int argc, char **argv)
 			break;	/* removed meanwhile */
 		}
 	}
+	probe_rows(&reg, rows, count);
 	ret = print_rows(json, rows, count) < 0 ? CLI_EXIT_FAILED : 0;
 out:
 	for (i = 0; i < n; i++)

@@ -23,7 +23,7 @@
 
 #include "session.h"
 
-enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN, EXEC_ENV_FILE };
+enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN, EXEC_ENV_FILE, EXEC_DETACH };
 
 static const struct cli_option exec_options[] = {
 	{ "json", 0, 0, EXEC_JSON },
@@ -32,6 +32,7 @@ static const struct cli_option exec_options[] = {
 	{ "env-file", 0, 1, EXEC_ENV_FILE },
 	{ "workdir", 0, 1, EXEC_WORKDIR },
 	{ "stdin", 'i', 0, EXEC_STDIN },
+	{ "detach", 'd', 0, EXEC_DETACH },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
 };
@@ -49,6 +50,7 @@ struct exec_request {
 	int json;
 	int help;
 	int use_stdin;
+	int detach;
 	uint64_t timeout_ms;	/* 0: the sandbox's */
 	const char *workdir;	/* borrowed, or NULL */
 	struct cli_env *env;
@@ -65,7 +67,7 @@ static void exec_usage(void)
 	       "Run a program in the named sandbox (see `mimobox create`). Its output\n"
 	       "streams through as it comes; the sandbox and its files stay. When this\n"
 	       "command is interrupted the program is killed, and so is anything it left\n"
-	       "running when it exits.\n"
+	       "running when it exits; a program meant to stay (a server) takes --detach.\n"
 	       "\n"
 	       "Options:\n"
 	       "  --json              print one JSON object with the result, as `run --json`\n"
@@ -75,11 +77,19 @@ static void exec_usage(void)
 	       "                      no quoting or expansion (repeatable)\n"
 	       "  --workdir PATH      working directory (default: the sandbox's)\n"
 	       "  -i, --stdin         give this command's stdin to the program (default: none)\n"
+	       "  -d, --detach        run the program in the background and print its id:\n"
+	       "                      it outlives this command (no timeout unless --timeout),\n"
+	       "                      `mimobox logs NAME ID` shows its output, `mimobox ps\n"
+	       "                      NAME` lists it, `mimobox kill NAME ID` ends it\n"
 	       "  -h, --help          show this help\n"
+	       "\n"
+	       "A timeout, an out-of-memory kill and isolation layers the sandbox skipped\n"
+	       "(create --allow-degraded) are each said in one line on stderr.\n"
 	       "\n"
 	       "Exit status: the program's own; 128+N when killed by signal N; 124 on\n"
 	       "timeout; 125 when the arguments are wrong, the sandbox is unknown or\n"
-	       "broke; 126 when the program cannot be executed; 127 when it is not found.\n");
+	       "broke; 126 when the program cannot be executed; 127 when it is not found.\n"
+	       "With --detach: 0 once the program started.\n");
 }
 
 static void shell_usage(void)
@@ -148,6 +158,9 @@ static int take_option(struct exec_request *r, int id, const char *value, char *
 	case EXEC_STDIN:
 		r->use_stdin = 1;
 		return 0;
+	case EXEC_DETACH:
+		r->detach = 1;
+		return 0;
 	case CLI_OPT_HELP:
 		r->help = 1;
 		return 0;
@@ -196,6 +209,11 @@ static int parse(struct exec_request *r, int argc, char **argv)
 	if (!r->shell && r->argc == 0) {
 		cli_usage_error(r->json, r->verb, "no program given (expected `mimobox exec %s -- PROGRAM "
 				"[ARG...]`)", r->name);
+		return -1;
+	}
+	if (r->detach && (r->json || r->use_stdin)) {
+		cli_usage_error(r->json, r->verb, "--detach cannot be combined with %s: a background process "
+				"has no stdin and its output goes to `mimobox logs`", r->json ? "--json" : "--stdin");
 		return -1;
 	}
 	if (r->argc > 0 && r->argv[0][0] == '\0') {
@@ -302,6 +320,8 @@ struct exec_state {
 	char trap[512];		/* the outcome's trap text */
 	char limits[32];	/* the outcome's limits mechanism */
 	char limits_partial[1024]; /* what the limits leave unbounded, or "" */
+	struct cli_skip skips[32];	/* the outcome's skipped layers */
+	char skip_text[32][2][256];
 	int done;
 	int status;
 };
@@ -344,6 +364,8 @@ static int send_exec(struct exec_state *s, const char *const *argv, int argc, ui
 		flags |= WIRE_EXEC_STDIN;
 	if (r->json)
 		flags |= WIRE_EXEC_COLLECT;
+	if (r->detach)
+		flags |= WIRE_EXEC_DETACH;
 	for (i = 0; i < r->n_env; i++)
 		have_term |= strcmp(r->env[i].name, "TERM") == 0;
 	/* The program draws on our terminal: it should know which one. */
@@ -417,6 +439,7 @@ static void take_exit(struct exec_state *s, struct wire_reader *rd)
 {
 	struct cli_outcome *o = &s->outcome;
 	const char *trap;
+	uint32_t n, i;
 
 	memset(o, 0, sizeof(*o));
 	o->exit_code = (int)(int32_t)wire_get_u32(rd);
@@ -437,6 +460,23 @@ static void take_exit(struct exec_state *s, struct wire_reader *rd)
 	snprintf(s->limits_partial, sizeof(s->limits_partial), "%s", wire_get_str(rd));
 	o->limits = s->limits;
 	o->limits_partial = s->limits_partial[0] ? s->limits_partial : NULL;
+	o->timeout_ms = wire_get_u64(rd);
+	o->timeout_opt = wire_get_u8(rd) ? "create --timeout" : "--timeout";
+	o->memory_limit = wire_get_u64(rd);
+	o->memory_opt = "create --memory";
+	n = wire_get_u32(rd);
+	for (i = 0; i < n && !rd->bad; i++) {
+		const char *layer = wire_get_str(rd), *reason = wire_get_str(rd);
+
+		if (i >= 32)
+			continue;
+		snprintf(s->skip_text[i][0], sizeof(s->skip_text[i][0]), "%s", layer);
+		snprintf(s->skip_text[i][1], sizeof(s->skip_text[i][1]), "%s", reason);
+		s->skips[i].layer = s->skip_text[i][0];
+		s->skips[i].reason = s->skip_text[i][1];
+	}
+	o->skipped = s->skips;
+	o->n_skipped = n < 32 ? n : 32;
 	if (wire_done(rd) < 0) {
 		s->status = cli_session_lost(s->r->json, s->r->name, EPROTO);
 		s->done = 1;
@@ -618,6 +658,18 @@ static int run_session(struct exec_request *r)
 		s.status = cli_session_lost(r->json, r->name, EPROTO);
 		goto out;
 	}
+	if (r->detach) {
+		/* Started in the background: its id is the whole answer. */
+		uint32_t id = wire_get_u32(&f.r);
+
+		if (wire_done(&f.r) < 0) {
+			s.status = cli_session_lost(r->json, r->name, EPROTO);
+			goto out;
+		}
+		printf("%u\n", (unsigned)id);
+		s.status = fflush(stdout) == 0 || errno == EPIPE ? 0 : CLI_EXIT_FAILED;
+		goto out;
+	}
 	if (r->shell || r->use_stdin)
 		s.in_fd = STDIN_FILENO;
 	pump(&s);
@@ -641,6 +693,7 @@ static int run_session(struct exec_request *r)
 						"(see `create --output-limit`)\n");
 			if (s.outcome.trap)
 				fprintf(stderr, "mimobox: %s\n", s.outcome.trap);
+			cli_outcome_explain(&s.outcome);
 		}
 	}
 out:

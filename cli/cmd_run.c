@@ -47,6 +47,10 @@ static void usage(void)
 	       "                      streaming the output\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
+	       "Without --json, a timeout, an out-of-memory kill and each isolation layer\n"
+	       "skipped under --allow-degraded are said in one line on stderr; --json has\n"
+	       "them as \"timed_out\", \"oom_killed\" and \"skipped_layers\".\n"
+	       "\n"
 	       "Exit status: the program's own; 128+N when killed by signal N; 124 on\n"
 	       "timeout; 125 when the arguments are wrong or the sandbox cannot be made;\n"
 	       "126 when the program cannot be executed; 127 when it is not found;\n"
@@ -219,10 +223,35 @@ static char *read_stdin(int json)
 	return b.data;
 }
 
+/* The layers a result says were skipped, into skips[] (32 at most); their count. */
+static size_t skipped_of(const mbx_result *res, struct cli_skip *skips)
+{
+	uint32_t bits = mbx_result_skipped(res), bit;
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < 32; i++) {
+		bit = (uint32_t)1 << i;
+		if (!(bits & bit))
+			continue;
+		skips[n].layer = mbx_layer_name(bit) ? mbx_layer_name(bit) : "unknown";
+		skips[n].reason = mbx_result_skip_reason(res, bit);
+		n++;
+	}
+	return n;
+}
+
 /* The outcome of a finished run. */
-static void outcome_of(const mbx_result *res, struct cli_outcome *o)
+static void outcome_of(const mbx_result *res, const struct cli_sandbox_opts *sb, struct cli_skip *skips,
+		       struct cli_outcome *o)
 {
 	memset(o, 0, sizeof(*o));
+	o->timeout_ms = (sb->set & CLI_SET_TIMEOUT) ? sb->timeout_ms : CLI_DEFAULT_TIMEOUT_MS;
+	o->timeout_opt = "--timeout";
+	o->memory_limit = (sb->set & CLI_SET_MEMORY) ? sb->memory_bytes : CLI_DEFAULT_MEMORY;
+	o->memory_opt = "--memory";
+	o->skipped = skips;
+	o->n_skipped = skipped_of(res, skips);
 	o->exit_code = mbx_result_exit_code(res);
 	o->signal = mbx_result_signal(res);
 	o->timed_out = mbx_result_timed_out(res);
@@ -238,6 +267,47 @@ static void outcome_of(const mbx_result *res, struct cli_outcome *o)
 	o->isolation = mbx_isolation_name(mbx_result_isolation(res));
 	o->limits = mbx_result_limits_mechanism(res);
 	o->limits_partial = mbx_result_limits_partial(res);
+}
+
+void cli_format_bytes(char *out, size_t len, uint64_t bytes)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	uint64_t scale = 1;
+	size_t u = 0;
+
+	while (u + 1 < sizeof(units) / sizeof(units[0]) && bytes >= scale * 1024) {
+		scale *= 1024;
+		u++;
+	}
+	if (bytes % scale == 0)
+		snprintf(out, len, "%llu %s", (unsigned long long)(bytes / scale), units[u]);
+	else
+		snprintf(out, len, "%.1f %s", (double)bytes / (double)scale, units[u]);
+}
+
+void cli_outcome_explain(const struct cli_outcome *o)
+{
+	char mem[32];
+	size_t i;
+
+	for (i = 0; i < o->n_skipped; i++)
+		fprintf(stderr, "mimobox: warning: layer skipped (--allow-degraded): %s (%s)\n", o->skipped[i].layer,
+			o->skipped[i].reason ? o->skipped[i].reason : "not available on this host");
+	if (o->timed_out) {
+		double s = (double)(o->timeout_ms ? o->timeout_ms * 1000 : o->elapsed_us) / 1e6;
+
+		fprintf(stderr, "mimobox: timed out after %.1f s (%s); killed the process tree\n", s,
+			o->timeout_opt ? o->timeout_opt : "--timeout");
+	}
+	if (o->oom_killed) {
+		if (o->memory_limit) {
+			cli_format_bytes(mem, sizeof(mem), o->memory_limit);
+			fprintf(stderr, "mimobox: killed: out of memory (limit %s, %s)\n", mem,
+				o->memory_opt ? o->memory_opt : "--memory");
+		} else {
+			fprintf(stderr, "mimobox: killed: out of memory (see --memory)\n");
+		}
+	}
 }
 
 int cli_outcome_status(const struct cli_outcome *o)
@@ -297,7 +367,15 @@ int cli_outcome_print_json(const struct cli_outcome *o)
 		cli_buf_puts(&b, ", \"limits_partial\": ");
 		cli_json_cstring(&b, o->limits_partial);
 	}
-	cli_buf_puts(&b, "}\n");
+	cli_buf_puts(&b, ", \"skipped_layers\": [");
+	for (size_t i = 0; i < o->n_skipped; i++) {
+		cli_buf_puts(&b, i ? ", {\"layer\": " : "{\"layer\": ");
+		cli_json_cstring(&b, o->skipped[i].layer);
+		cli_buf_puts(&b, ", \"reason\": ");
+		cli_json_cstring(&b, o->skipped[i].reason);
+		cli_buf_puts(&b, "}");
+	}
+	cli_buf_puts(&b, "]}\n");
 
 	if (b.failed) {
 		cli_report(1, MBX_ENOMEM, "out of memory formatting the result", NULL, NULL, ENOMEM);
@@ -336,6 +414,7 @@ int cli_cmd_run(int argc, char **argv)
 	struct run_request r;
 	struct stream_sink sink = { { 0, 0, 0 } };
 	struct cli_outcome outcome;
+	struct cli_skip skips[32];
 	mbx_config *cfg = NULL;
 	mbx_exec_options *opts = NULL;
 	mbx_result *res = NULL;
@@ -390,7 +469,7 @@ int cli_cmd_run(int argc, char **argv)
 		status = cli_failure_status(rc);
 		goto out;
 	}
-	outcome_of(res, &outcome);
+	outcome_of(res, &r.sb, skips, &outcome);
 	status = cli_outcome_status(&outcome);
 	/* A limit the caller asked for that holds only in part: one line. */
 	if ((r.sb.set & (CLI_SET_MEMORY | CLI_SET_DISK)) && outcome.limits_partial)
@@ -406,6 +485,7 @@ int cli_cmd_run(int argc, char **argv)
 					"was dropped (see --output-limit)\n");
 		if (mbx_result_trap(res))
 			fprintf(stderr, "mimobox: %s\n", mbx_result_trap(res));
+		cli_outcome_explain(&outcome);
 	}
 
 out:

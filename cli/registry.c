@@ -217,7 +217,19 @@ static int pid_alive(uint32_t pid)
 	return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
 }
 
+static int probe(struct cli_registry *reg, const char *name, int *fd_out, int nonblock);
+
 int cli_registry_probe(struct cli_registry *reg, const char *name, int *fd_out)
+{
+	return probe(reg, name, fd_out, 0);
+}
+
+int cli_registry_probe_nb(struct cli_registry *reg, const char *name, int *fd_out)
+{
+	return probe(reg, name, fd_out, 1);
+}
+
+static int probe(struct cli_registry *reg, const char *name, int *fd_out, int nonblock)
 {
 	struct cli_entry_info info;
 	char sock[CLI_NAME_MAX + 8], meta[CLI_NAME_MAX + 8];
@@ -236,7 +248,7 @@ int cli_registry_probe(struct cli_registry *reg, const char *name, int *fd_out)
 			CLI_ENTRY_DEAD : CLI_ENTRY_NONE;
 	if (entry_addr(reg, name, &sa, &len) < 0)
 		return CLI_ENTRY_NONE;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 	if (fd < 0)
 		return CLI_ENTRY_NONE;
 	do
@@ -488,6 +500,8 @@ int cli_session_parse_info(struct wire_reader *r, struct cli_session_info *info)
 	info->entry.pid = wire_get_u32(r);
 	info->clients = wire_get_u32(r);
 	info->running = wire_get_u32(r);
+	info->ttl_ms = wire_get_u64(r);
+	info->ttl_left_ms = wire_get_u64(r);
 	if (wire_done(r) < 0)
 		return -1;
 	snprintf(info->entry.name, sizeof(info->entry.name), "%s", name);

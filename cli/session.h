@@ -75,6 +75,14 @@ void cli_registry_unlock(struct cli_registry *reg, int prune);
  */
 int cli_registry_probe(struct cli_registry *reg, const char *name, int *fd_out);
 
+/*
+ * As cli_registry_probe(), but the socket is non-blocking from the start,
+ * so that a supervisor that stopped accepting (a full backlog) cannot hold
+ * the caller in connect(): that is CLI_ENTRY_LIVE with *fd_out -1 and
+ * errno EAGAIN.
+ */
+int cli_registry_probe_nb(struct cli_registry *reg, const char *name, int *fd_out);
+
 /* Under the lock: probes `name` again and removes it when dead. 1 when removed. */
 int cli_registry_reap(struct cli_registry *reg, const char *name);
 
@@ -102,6 +110,8 @@ struct cli_session_info {
 	struct cli_entry_info entry;
 	uint32_t clients;	/* connections, this one included */
 	uint32_t running;	/* processes started by exec/shell that still run */
+	uint64_t ttl_ms;	/* idle expiry (create --ttl), or 0 */
+	uint64_t ttl_left_ms;	/* until it expires, while idle */
 };
 
 /*
@@ -147,10 +157,13 @@ int cli_session_send(struct wire_conn *conn, struct cli_buf *b);
  * the outcome as one WIRE_OK (str name, str id, str isolation) or
  * WIRE_ERROR frame on status_fd and closes it and log_fd (where the
  * creation's log messages went: see cli_set_log_fd()), then serves clients
- * until `rm`, SIGTERM/SIGINT, or the sandbox breaks. Returns the process
- * exit status.
+ * until `rm`, SIGTERM/SIGINT, the sandbox breaks, or it was idle for
+ * `ttl_ms` (when not 0). `opts` are the options `create` was given, for
+ * `inspect` and the limits the messages name. Returns the process exit
+ * status.
  */
-int cli_supervise(const mbx_config *cfg, const char *name, uint64_t output_limit, int status_fd, int log_fd);
+int cli_supervise(const mbx_config *cfg, const char *name, const struct cli_sandbox_opts *opts, uint64_t ttl_ms,
+		  int status_fd, int log_fd);
 
 /* ---- the verbs ---- */
 
@@ -165,5 +178,10 @@ int cli_cmd_ls(int argc, char **argv);
 int cli_cmd_stat(int argc, char **argv);
 int cli_cmd_cp(int argc, char **argv);
 int cli_cmd_http(int argc, char **argv);
+int cli_cmd_logs(int argc, char **argv);
+int cli_cmd_kill(int argc, char **argv);
+int cli_cmd_inspect(int argc, char **argv);
+/* `ps NAME`: the processes of one sandbox; an exit status. */
+int cli_ps_processes(const char *name, int json);
 
 #endif /* MBX_CLI_SESSION_H */

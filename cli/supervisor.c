@@ -225,19 +225,25 @@ static void forward_output(struct sv_client *c, mbx_event_kind_t kind, const uin
 	}
 }
 
-/*
- * Queues the EXIT frame that ends an exec, with the truncation flags this
- * client's forwarding kept and the measurements when there are any.
- */
 /* How the sandbox's limits hold (borrowed static strings of the library),
  * sent with every exit so `exec --json` reports what `run --json` does. */
 static const char *sv_limits_mech = "none";
 static const char *sv_limits_partial;
 
-static void send_exit(struct sv_client *c, int code, int sig, int timed_out, int oom, uint64_t elapsed_us,
-		      uint64_t peak, uint64_t cpu_us, const char *trap)
+/*
+ * Queues the EXIT frame that ends an exec, with the truncation flags this
+ * client's forwarding kept, the measurements when there are any, and what
+ * explains the end: the timeout and memory limit that applied and the
+ * layers the sandbox skipped.
+ */
+void sv_send_exit(struct sv *sv, struct sv_client *c, int code, int sig, int timed_out, int oom,
+		  uint64_t elapsed_us, uint64_t peak, uint64_t cpu_us, const char *trap)
 {
+	const struct cli_sandbox_opts *o = sv->opts;
+	uint32_t skipped = mbx_sandbox_skipped(sv->sb), bit, n = 0;
+	uint64_t timeout_ms;
 	size_t start;
+	int i;
 
 	if (!sv_attached(c))
 		return;
@@ -254,7 +260,40 @@ static void send_exit(struct sv_client *c, int code, int sig, int timed_out, int
 	wire_str(&c->out, trap);
 	wire_str(&c->out, sv_limits_mech);
 	wire_str(&c->out, sv_limits_partial);
+	timeout_ms = c->timeout_ms ? c->timeout_ms :
+		     o && (o->set & CLI_SET_TIMEOUT) ? o->timeout_ms : CLI_DEFAULT_TIMEOUT_MS;
+	wire_u64(&c->out, timeout_ms);
+	wire_u8(&c->out, c->timeout_ms == 0);
+	wire_u64(&c->out, o && (o->set & CLI_SET_MEMORY) ? o->memory_bytes : CLI_DEFAULT_MEMORY);
+	for (i = 0; i < 32; i++)
+		n += (skipped >> i) & 1;
+	wire_u32(&c->out, n);
+	for (i = 0; i < 32; i++) {
+		bit = (uint32_t)1 << i;
+		if (!(skipped & bit))
+			continue;
+		wire_str(&c->out, mbx_layer_name(bit) ? mbx_layer_name(bit) : "unknown");
+		wire_str(&c->out, mbx_sandbox_skip_reason(sv->sb, bit));
+	}
 	sv_end_frame(c, start);
+}
+
+char *sv_join_command(const char *const *argv)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+	size_t i;
+
+	for (i = 0; argv[i]; i++) {
+		if (i)
+			cli_buf_puts(&b, " ");
+		cli_buf_puts(&b, argv[i]);
+	}
+	cli_buf_add(&b, "", 1);
+	if (b.failed) {
+		cli_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
 }
 
 /* Ends the exec of `c`: kills what the program left running and frees the process. */
@@ -266,24 +305,29 @@ static void end_exec(struct sv_client *c)
 		mbx_process_free(c->proc);
 	}
 	c->proc = NULL;
+	free(c->command);
+	c->command = NULL;
 	c->state = SV_IDLE;
 	if (!sv_attached(c))
 		c->dead = 1;
 }
 
 /* The last event of a streamed process. */
-static void finish_exec(struct sv_client *c, const mbx_event *ev)
+static void finish_exec(struct sv *sv, struct sv_client *c, const mbx_event *ev)
 {
 	int timed_out = mbx_event_kind(ev) == MBX_EVENT_TIMED_OUT;
+	/* A SIGKILL while the sandbox's OOM count grew: the memory limit's. */
+	int oom = !timed_out && mbx_event_signal(ev) == SIGKILL &&
+		  mbx_sandbox_oom_kills(sv->sb) > c->ooms_at_start;
 
 	/* The exit event has no measurements (only mbx_process_wait() gives them). */
-	send_exit(c, timed_out ? -1 : mbx_event_exit_code(ev), mbx_event_signal(ev), timed_out, 0,
-		  (uint64_t)(sv_now_ms() - c->started_ms) * 1000, 0, 0, NULL);
+	sv_send_exit(sv, c, timed_out ? -1 : mbx_event_exit_code(ev), mbx_event_signal(ev), timed_out, oom,
+		     (uint64_t)(sv_now_ms() - c->started_ms) * 1000, 0, 0, NULL);
 	end_exec(c);
 }
 
 /* Sends a whole result: its output, then its exit with the measurements. */
-static void send_result(struct sv_client *c, const mbx_result *res)
+static void send_result(struct sv *sv, struct sv_client *c, const mbx_result *res)
 {
 	const uint8_t *data;
 	size_t len;
@@ -294,9 +338,11 @@ static void send_result(struct sv_client *c, const mbx_result *res)
 	forward_output(c, MBX_EVENT_STDERR, data, len);
 	c->cut[MBX_STREAM_STDOUT] |= mbx_result_stdout_truncated(res);
 	c->cut[MBX_STREAM_STDERR] |= mbx_result_stderr_truncated(res);
-	send_exit(c, mbx_result_exit_code(res), mbx_result_signal(res), mbx_result_timed_out(res),
-		  mbx_result_oom_killed(res), mbx_result_elapsed_us(res), mbx_result_peak_memory_bytes(res),
-		  mbx_result_cpu_time_us(res), mbx_result_trap(res));
+	sv_send_exit(sv, c, mbx_result_exit_code(res), mbx_result_signal(res), mbx_result_timed_out(res),
+		     mbx_result_oom_killed(res) ||
+		     (mbx_result_signal(res) == SIGKILL && mbx_sandbox_oom_kills(sv->sb) > c->ooms_at_start),
+		     mbx_result_elapsed_us(res), mbx_result_peak_memory_bytes(res), mbx_result_cpu_time_us(res),
+		     mbx_result_trap(res));
 }
 
 /*
@@ -318,7 +364,7 @@ static int collect_proc(struct sv *sv, struct sv_client *c, int timeout_ms)
 		sv_send_mbx_error(c, rc, err, NULL, NULL);
 		sv_note_status(sv, rc);
 	} else {
-		send_result(c, res);
+		send_result(sv, c, res);
 	}
 	mbx_result_free(res);
 	mbx_error_free(err);
@@ -363,7 +409,7 @@ static int pump_proc(struct sv *sv, struct sv_client *c, int timeout_ms)
 			if (data && len)
 				forward_output(c, kind, data, len);
 		} else if (kind == MBX_EVENT_EXIT || kind == MBX_EVENT_TIMED_OUT) {
-			finish_exec(c, ev);
+			finish_exec(sv, c, ev);
 		}
 		mbx_event_free(ev);
 	}
@@ -415,13 +461,13 @@ static void exec_blocking(struct sv *sv, struct sv_client *c, const char *const 
 		sv_send_mbx_error(c, rc, err, NULL, NULL);
 		sv_note_status(sv, rc);
 	} else if (c->collect) {
-		send_result(c, res);
+		send_result(sv, c, res);
 	} else {
 		c->cut[MBX_STREAM_STDOUT] |= mbx_result_stdout_truncated(res);
 		c->cut[MBX_STREAM_STDERR] |= mbx_result_stderr_truncated(res);
-		send_exit(c, mbx_result_exit_code(res), mbx_result_signal(res), mbx_result_timed_out(res),
-			  mbx_result_oom_killed(res), mbx_result_elapsed_us(res),
-			  mbx_result_peak_memory_bytes(res), mbx_result_cpu_time_us(res), mbx_result_trap(res));
+		sv_send_exit(sv, c, mbx_result_exit_code(res), mbx_result_signal(res), mbx_result_timed_out(res),
+			     mbx_result_oom_killed(res), mbx_result_elapsed_us(res),
+			     mbx_result_peak_memory_bytes(res), mbx_result_cpu_time_us(res), mbx_result_trap(res));
 	}
 out:
 	mbx_result_free(res);
@@ -471,6 +517,10 @@ static void start_exec(struct sv *sv, struct sv_client *c, struct wire_reader *r
 	if (wire_done(r) < 0)
 		goto bad;
 
+	if ((flags & WIRE_EXEC_DETACH) && (flags & (WIRE_EXEC_PTY | WIRE_EXEC_STDIN | WIRE_EXEC_COLLECT)))
+		goto bad;
+	c->timeout_ms = timeout_ms;
+	c->ooms_at_start = mbx_sandbox_oom_kills(sv->sb);
 	rc = mbx_spawn_options_new(&opts, &err);
 	for (i = 0; rc == MBX_OK && i < n_env; i++)
 		rc = mbx_spawn_options_set_env(opts, env[2 * i], env[2 * i + 1], &err);
@@ -479,7 +529,8 @@ static void start_exec(struct sv *sv, struct sv_client *c, struct wire_reader *r
 	if (rc == MBX_OK && (flags & WIRE_EXEC_PTY))
 		rc = mbx_spawn_options_set_pty(opts, rows, cols, &err);
 	if (rc == MBX_OK) {
-		if (flags & WIRE_EXEC_NO_TIMEOUT)
+		/* A background process is a server: no timeout unless asked for. */
+		if ((flags & WIRE_EXEC_NO_TIMEOUT) || ((flags & WIRE_EXEC_DETACH) && !timeout_ms))
 			mbx_spawn_options_set_timeout_ms(opts, 0);
 		else if (timeout_ms)
 			mbx_spawn_options_set_timeout_ms(opts, timeout_ms);
@@ -494,7 +545,25 @@ static void start_exec(struct sv *sv, struct sv_client *c, struct wire_reader *r
 		c->started_ms = sv_now_ms();
 		rc = mbx_sandbox_spawn(sv->sb, (const char *const *)argv, opts, &c->proc, &err);
 	}
-	if (rc == MBX_ENOTSUP && !(flags & (WIRE_EXEC_PTY | WIRE_EXEC_STDIN)) && c->proc == NULL) {
+	if (rc == MBX_OK && (flags & WIRE_EXEC_DETACH)) {
+		rc = sv_bg_add(sv, c->proc, (const char *const *)argv);
+		if (rc < 0) {
+			(void)mbx_process_kill(c->proc, NULL);
+			mbx_process_free(c->proc);
+			if (rc == -2)
+				sv_send_fail(c, MBX_ENOMEM, "out of memory keeping a background process");
+			else
+				sv_send_fail(c, MBX_EBACKEND, "sandbox `%s` keeps %d background processes already, "
+					     "all running: end one with `mimobox kill %s ID`", sv->info.name,
+					     SV_MAX_BG, sv->info.name);
+		} else {
+			start = wire_begin(&c->out, WIRE_STARTED);
+			wire_u32(&c->out, mbx_process_id(c->proc));
+			sv_end_frame(c, start);
+		}
+		c->proc = NULL;
+	} else if (rc == MBX_ENOTSUP && !(flags & (WIRE_EXEC_PTY | WIRE_EXEC_STDIN | WIRE_EXEC_DETACH)) &&
+		   c->proc == NULL) {
 		mbx_error_free(err);
 		err = NULL;
 		exec_blocking(sv, c, argv, env, n_env, workdir, timeout_ms);
@@ -503,6 +572,7 @@ static void start_exec(struct sv *sv, struct sv_client *c, struct wire_reader *r
 		sv_note_status(sv, rc);
 	} else {
 		c->state = SV_EXEC;
+		c->command = sv_join_command((const char *const *)argv);
 		start = wire_begin(&c->out, WIRE_STARTED);
 		wire_u32(&c->out, mbx_process_id(c->proc));
 		sv_end_frame(c, start);
@@ -580,7 +650,17 @@ static size_t count_running(const struct sv *sv)
 
 	for (i = 0; i < sv->n_clients; i++)
 		n += sv->clients[i]->proc != NULL;
-	return n;
+	return n + sv_bg_running(sv);
+}
+
+/* How long until an idle sandbox expires (0 without a TTL). */
+static uint64_t ttl_left_ms(const struct sv *sv)
+{
+	int64_t idle = sv_now_ms() - sv->last_use_ms;
+
+	if (!sv->ttl_ms)
+		return 0;
+	return idle >= (int64_t)sv->ttl_ms ? 0 : sv->ttl_ms - (uint64_t)idle;
 }
 
 /* INFO: who we are and how busy, for `ps` and every client's HELLO. */
@@ -599,6 +679,8 @@ static void send_info(struct sv *sv, struct sv_client *c)
 	wire_u32(&c->out, sv->info.pid);
 	wire_u32(&c->out, (uint32_t)n);
 	wire_u32(&c->out, (uint32_t)count_running(sv));
+	wire_u64(&c->out, sv->ttl_ms);
+	wire_u64(&c->out, ttl_left_ms(sv));
 	sv_end_frame(c, start);
 }
 
@@ -622,10 +704,28 @@ static void handle_frame(struct sv *sv, struct sv_client *c, struct wire_frame *
 	case SV_HTTP:
 		sv_http_input(sv, c, f);
 		return;
+	case SV_LOGS:
+		sv_protocol_error(c, "request while logs are sent");
+		return;
 	default:
 		break;
 	}
+	/* Looking (ps, inspect, the listing of processes) is not using: it keeps no sandbox alive. */
+	if (f->type != WIRE_HELLO && f->type != WIRE_INSPECT && f->type != WIRE_PROCS)
+		sv->last_use_ms = sv_now_ms();
 	switch (f->type) {
+	case WIRE_INSPECT:
+		sv_do_inspect(sv, c, &f->r);
+		break;
+	case WIRE_PROCS:
+		sv_do_procs(sv, c, &f->r);
+		break;
+	case WIRE_LOGS:
+		sv_begin_logs(sv, c, &f->r);
+		break;
+	case WIRE_KILL:
+		sv_do_kill(sv, c, &f->r);
+		break;
 	case WIRE_HELLO:
 		(void)wire_get_u32(&f->r);
 		if (wire_done(&f->r) < 0)
@@ -767,6 +867,7 @@ static void free_client(struct sv_client *c)
 	if (c->spool >= 0)
 		close(c->spool);
 	mbx_process_free(c->proc);
+	free(c->command);
 	free(c->path);
 	free(c->tmp);
 	free(c);
@@ -824,7 +925,8 @@ static void serve(struct sv *sv)
 	struct sv_client *who[2 + SV_MAX_CLIENTS];
 	struct sv_client *c;
 	size_t i, k;
-	int busy, fd_work, n, waited;
+	int busy, fd_work, n, waited, wait_ms;
+	int64_t now;
 	char drain[16];
 
 	while (!sv->stop) {
@@ -833,11 +935,16 @@ static void serve(struct sv *sv)
 		pfds[k++].events = POLLIN;
 		pfds[k].fd = sig_pipe[0];
 		pfds[k++].events = POLLIN;
-		busy = fd_work = 0;
+		busy = sv_bg_running(sv) > 0;
+		fd_work = 0;
+		now = sv_now_ms();
 		for (i = 0; i < sv->n_clients; i++) {
 			c = sv->clients[i];
 			if (c->proc && (!sv_attached(c) || sv_queued(c) < SV_OUT_HIGH))
 				busy = 1;
+			/* A client in the middle of something is a use: the idle clock waits. */
+			if (sv_attached(c) && c->state != SV_IDLE)
+				sv->last_use_ms = now;
 			if (!sv_attached(c))
 				continue;
 			fd_work |= sv_queued(c) > 0;
@@ -850,7 +957,10 @@ static void serve(struct sv *sv)
 		 * (a transfer must not crawl at one socket buffer per slice),
 		 * else, while processes run, for their events (below).
 		 */
-		n = poll(pfds, k, !busy ? SV_CHECK_MS : fd_work ? SV_SLICE_MS : 0);
+		wait_ms = !busy ? SV_CHECK_MS : fd_work ? SV_SLICE_MS : 0;
+		if (sv->ttl_ms && wait_ms > 0 && (uint64_t)wait_ms > ttl_left_ms(sv))
+			wait_ms = (int)ttl_left_ms(sv);
+		n = poll(pfds, k, wait_ms);
 		if (n < 0 && errno != EINTR)
 			break;
 		if (n > 0 && pfds[1].revents) {
@@ -883,17 +993,23 @@ static void serve(struct sv *sv)
 			(void)pump_proc(sv, c, waited ? 0 : !fd_work && n == 0 ? SV_SLICE_MS : 1);
 			waited = 1;
 		}
+		if (!sv->stop && sv_bg_running(sv) > 0)
+			(void)sv_bg_pump(sv, waited ? 0 : !fd_work && n == 0 ? SV_SLICE_MS : 1);
 		for (i = 0; i < sv->n_clients; i++) {
 			c = sv->clients[i];
 			/* Until the socket is full: an empty queue gets no POLLOUT to refill it. */
 			do {
 				sv_pump_spool(c);
+				sv_pump_logs(sv, c);
 				flush(c);
-			} while (c->state == SV_READ && sv_attached(c) && !c->closing && sv_queued(c) == 0);
+			} while ((c->state == SV_READ || (c->state == SV_LOGS && !c->follow)) && sv_attached(c) &&
+				 !c->closing && sv_queued(c) == 0);
 		}
 		sweep(sv);
 		if (!sv->stop)
 			health_check(sv);
+		if (!sv->stop && sv->ttl_ms && ttl_left_ms(sv) == 0)
+			sv->stop = SV_STOP_EXPIRED;
 	}
 }
 
@@ -1004,6 +1120,7 @@ static void close_clients(struct sv *sv, const char *why)
 		sv->clients[i] = NULL;
 	}
 	sv->n_clients = 0;
+	sv_bg_free_all(sv);
 }
 
 /* SIGTERM and SIGINT stop the loop through the signal pipe; SIGHUP and SIGPIPE are no-ops. */
@@ -1026,7 +1143,8 @@ static void install_signals(void)
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
-int cli_supervise(const mbx_config *cfg, const char *name, uint64_t output_limit, int status_fd, int log_fd)
+int cli_supervise(const mbx_config *cfg, const char *name, const struct cli_sandbox_opts *opts, uint64_t ttl_ms,
+		  int status_fd, int log_fd)
 {
 	struct sv sv;
 	struct cli_buf b = CLI_BUF_INIT;
@@ -1038,7 +1156,9 @@ int cli_supervise(const mbx_config *cfg, const char *name, uint64_t output_limit
 	memset(&sv, 0, sizeof(sv));
 	sv.listen_fd = -1;
 	sv.reg.dirfd = -1;
-	sv.output_limit = output_limit;
+	sv.opts = opts;
+	sv.ttl_ms = ttl_ms;
+	sv.output_limit = (opts->set & CLI_SET_OUTPUT_LIMIT) ? opts->output_limit : CLI_DEFAULT_OUTPUT_LIMIT;
 	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		report_failure(status_fd, MBX_ESYS, errno, "cannot make the supervisor's signal pipe", NULL, NULL);
 		return 1;
@@ -1087,12 +1207,13 @@ int cli_supervise(const mbx_config *cfg, const char *name, uint64_t output_limit
 	if (chdir("/") < 0) {
 		/* Harmless: the old working directory merely stays busy. */
 	}
-	sv.last_check_ms = sv_now_ms();
+	sv.last_check_ms = sv.last_use_ms = sv_now_ms();
 
 	serve(&sv);
 
 	why = sv.stop == SV_STOP_BROKEN ? "broke and was destroyed" :
-	      sv.stop == SV_STOP_REMOVE ? "was removed" : "was stopped";
+	      sv.stop == SV_STOP_REMOVE ? "was removed" :
+	      sv.stop == SV_STOP_EXPIRED ? "expired (idle longer than its --ttl) and was destroyed" : "was stopped";
 	unregister(&sv);
 	close_clients(&sv, why);
 	rc = mbx_sandbox_destroy(sv.sb, &err);

@@ -19,12 +19,31 @@
 #define SV_CHECK_MS      5000	/* health check of an idle sandbox */
 #define SV_DETACH_MS     10000	/* longest wait for a killed process's last event */
 #define SV_LIST_BATCH    ((size_t)256 * 1024)
+#define SV_MAX_BG        32	/* background processes kept, running or ended */
+#define SV_LOG_RING      ((size_t)1 << 20)	/* output kept per background process */
 
 /* What a client is doing. */
-enum { SV_IDLE, SV_EXEC, SV_WRITE, SV_READ, SV_HTTP };
+enum { SV_IDLE, SV_EXEC, SV_WRITE, SV_READ, SV_HTTP, SV_LOGS };
 
 /* Why the loop stops. */
-enum { SV_RUN, SV_STOP_REMOVE, SV_STOP_SIGNAL, SV_STOP_BROKEN };
+enum { SV_RUN, SV_STOP_REMOVE, SV_STOP_SIGNAL, SV_STOP_BROKEN, SV_STOP_EXPIRED };
+
+/*
+ * A background process (`exec -d`): it belongs to the supervisor, not to a
+ * client. Its output goes into a ring of the last SV_LOG_RING bytes
+ * (stdout and stderr as they came), read by LOGS. An ended one is kept,
+ * with its exit, until SV_MAX_BG newer ones push it out.
+ */
+struct sv_bg {
+	uint32_t id;
+	mbx_process *proc;	/* NULL once it ended */
+	char *command;		/* owned */
+	int64_t started_ms, ended_ms;
+	int exit_code, sig, timed_out, oom;
+	uint64_t ooms_at_start;
+	uint8_t *ring;		/* SV_LOG_RING bytes; owned */
+	uint64_t total;		/* output bytes ever taken */
+};
 
 struct sv_client {
 	struct wire_conn conn;	/* conn.fd is -1 once the client is gone */
@@ -41,6 +60,13 @@ struct sv_client {
 	uint64_t limit;		/* output forwarded per stream */
 	uint64_t sent[3];
 	int cut[3];
+	uint64_t timeout_ms;	/* the request's, 0: the sandbox's */
+	uint64_t ooms_at_start;	/* mbx_sandbox_oom_kills() when it started */
+	char *command;		/* for PROCS; owned */
+	/* SV_LOGS */
+	uint32_t logs_id;
+	uint64_t logs_pos;	/* next output byte to send, in sv_bg.total terms */
+	int follow;
 	/* SV_WRITE */
 	char *path, *tmp;
 	uint32_t mode;
@@ -67,6 +93,11 @@ struct sv {
 	int stop;
 	struct sv_client *remover;
 	int64_t last_check_ms;
+	const struct cli_sandbox_opts *opts;	/* as `create` was given them */
+	uint64_t ttl_ms;	/* idle expiry, or 0 */
+	int64_t last_use_ms;	/* the last request that used the sandbox */
+	struct sv_bg *bg[SV_MAX_BG];
+	size_t n_bg;
 };
 
 /* ---- sending (supervisor.c) ---- */
@@ -91,6 +122,29 @@ void sv_send_fail(struct sv_client *c, int code, const char *fmt, ...) __attribu
 void sv_protocol_error(struct sv_client *c, const char *what);
 /* Notes a library status that means the sandbox itself broke: the loop then stops. */
 void sv_note_status(struct sv *sv, int rc);
+
+/* Queues an EXIT frame for `c` (see wire.h). */
+void sv_send_exit(struct sv *sv, struct sv_client *c, int code, int sig, int timed_out, int oom,
+		  uint64_t elapsed_us, uint64_t peak, uint64_t cpu_us, const char *trap);
+/* "prog arg ..." of an argv, for listings; NULL when out of memory. */
+char *sv_join_command(const char *const *argv);
+
+/* ---- background processes, logs, inspect (supervisor_procs.c) ---- */
+
+/* Takes a spawned process into the background; 0, or -1 (all SV_MAX_BG running) or -2 (out of memory) with proc untouched. */
+int sv_bg_add(struct sv *sv, mbx_process *proc, const char *const *argv);
+/* Takes the events of every running background process; 1 if any came. */
+int sv_bg_pump(struct sv *sv, int timeout_ms);
+/* The number of background processes that run. */
+size_t sv_bg_running(const struct sv *sv);
+/* Kills and frees every background process. */
+void sv_bg_free_all(struct sv *sv);
+/* LOGS, PROCS, KILL, INSPECT requests. */
+void sv_begin_logs(struct sv *sv, struct sv_client *c, struct wire_reader *r);
+void sv_pump_logs(struct sv *sv, struct sv_client *c);
+void sv_do_procs(struct sv *sv, struct sv_client *c, struct wire_reader *r);
+void sv_do_kill(struct sv *sv, struct sv_client *c, struct wire_reader *r);
+void sv_do_inspect(struct sv *sv, struct sv_client *c, struct wire_reader *r);
 
 /* ---- files and HTTP (supervisor_files.c) ---- */
 

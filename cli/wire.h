@@ -20,7 +20,9 @@
  *   HELLO u32 version                  -> INFO u32 version, str name, str id,
  *                                         str isolation, u64 created (unix s),
  *                                         u32 supervisor pid, u32 clients,
- *                                         u32 running processes
+ *                                         u32 running processes, u64 ttl ms
+ *                                         (0: none), u64 ms left before the
+ *                                         idle sandbox expires
  *   EXEC  u8 flags, u64 timeout_ms (0: the sandbox's default), u16 rows,
  *         u16 cols, str workdir ("" default), u32 n, n x (str name, str
  *         value), u32 argc, argc x str
@@ -35,6 +37,9 @@
  *         u64 peak memory bytes, u64 cpu us, str trap ("" for none),
  *         str limits mechanism, str what the limits leave unbounded ("" for
  *         nothing)
+ *         u64 timeout ms that applied, u8 1 when it was the sandbox's,
+ *         u64 memory limit bytes, u32 n, n x (str layer, str reason) of
+ *         the layers skipped under --allow-degraded
  *   READ  str path                     -> DATA bytes ... END, or ERROR
  *   WRITE str path, u32 mode of a new file
  *                                      -> OK or ERROR; after OK the client
@@ -56,6 +61,19 @@
  *                                         response body); or ERROR. The
  *                                         request is made on the host under
  *                                         the sandbox's network policy.
+ *   INSPECT                            -> INSPECT_REPLY str JSON object,
+ *                                         str text (the sandbox's settings)
+ *   PROCS                              -> PROCS_REPLY u32 n, n x (u32 id,
+ *                                         u8 background, u8 running, i32
+ *                                         exit code, i32 signal, u8 timed
+ *                                         out, u8 oom killed, u64 age ms,
+ *                                         u64 output bytes, str command)
+ *   LOGS  u32 id (0: the only background process), u8 follow
+ *                                      -> DATA bytes ... END, or ERROR; with
+ *                                         follow, DATA keeps coming until
+ *                                         the process ends
+ *   KILL  u32 id, u32 signal (0: kill the process tree)
+ *                                      -> OK or ERROR
  *   REMOVE                             -> OK once the sandbox is destroyed
  *                                         and its entry removed; then the
  *                                         supervisor exits
@@ -105,6 +123,12 @@
 #define WIRE_REMOVE      22
 #define WIRE_HTTP        23
 #define WIRE_HTTP_REPLY  24
+#define WIRE_INSPECT     25
+#define WIRE_INSPECT_REPLY 26
+#define WIRE_PROCS       27
+#define WIRE_PROCS_REPLY 28
+#define WIRE_LOGS        29
+#define WIRE_KILL        30
 
 /* Largest request body of HTTP: the library's default request limit. */
 #define WIRE_HTTP_BODY_MAX ((uint64_t)64 << 20)
@@ -114,6 +138,7 @@
 #define WIRE_EXEC_PTY        2u	/* run it on a terminal of rows x cols */
 #define WIRE_EXEC_NO_TIMEOUT 4u	/* no timeout at all (shells) */
 #define WIRE_EXEC_COLLECT    8u	/* send the output at the exit, with the measurements (--json) */
+#define WIRE_EXEC_DETACH     16u	/* a background process: STARTED, then nothing (exec -d) */
 
 /* ---- writing frames into a buffer ---- */
 

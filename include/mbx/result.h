@@ -75,6 +75,32 @@ MBX_EXTERN(const char *) mbx_result_limits_partial(const mbx_result *res);
  */
 MBX_EXTERN(const char *) mbx_result_trap(const mbx_result *res);
 
+/**
+ * @brief Layers in force for the execute, as MBX_LAYER_* bits (those of the
+ *        sandbox that ran it: mbx_sandbox_layers()).
+ */
+MBX_EXTERN(uint32_t) mbx_result_layers(const mbx_result *res);
+
+/**
+ * @brief Layers that were skipped for the execute because the config allowed
+ *        degradation (mbx_config_set_allow_degraded()), as MBX_LAYER_* bits;
+ *        0 when every requested layer is in force.
+ *
+ * A caller that allowed degradation should show these to its user: a layer
+ * skipped without a word is a silent downgrade. mbx_run() destroys its
+ * sandbox, so this is the only place its skipped layers can be read.
+ */
+MBX_EXTERN(uint32_t) mbx_result_skipped(const mbx_result *res);
+
+/**
+ * @brief Why one skipped layer was skipped, in words ("CPU quota: no cgroup
+ *        with the cpu controller is available", ...).
+ * @param layer exactly one MBX_LAYER_* bit
+ * @return Borrowed static string; NULL when `layer` is not one bit of
+ *         mbx_result_skipped().
+ */
+MBX_EXTERN(const char *) mbx_result_skip_reason(const mbx_result *res, uint32_t layer);
+
 /** @brief Frees a result; NULL is a no-op. */
 MBX_EXTERN(void) mbx_result_free(mbx_result *res);
 

@@ -124,6 +124,27 @@ MBX_EXTERN(uint32_t) mbx_sandbox_layers(const mbx_sandbox *sb);
 MBX_EXTERN(uint32_t) mbx_sandbox_skipped(const mbx_sandbox *sb);
 
 /**
+ * @brief How many processes of the sandbox the kernel has killed for
+ *        exceeding the memory limit so far (a counter that only grows).
+ *
+ * mbx_result_oom_killed() answers this for an execute. For a spawned
+ * process, read the counter before it starts and again after it was killed
+ * by SIGKILL: a larger count means the kill was (very likely) the memory
+ * limit's. 0 when the limits are rlimits (allocations fail instead) or the
+ * backend cannot tell.
+ */
+MBX_EXTERN(uint64_t) mbx_sandbox_oom_kills(mbx_sandbox *sb);
+
+/**
+ * @brief Why one skipped layer was skipped, in words, e.g. "CPU quota: no
+ *        cgroup with the cpu controller is available".
+ * @param layer exactly one MBX_LAYER_* bit
+ * @return Borrowed static string; NULL when `layer` is not one bit of
+ *         mbx_sandbox_skipped().
+ */
+MBX_EXTERN(const char *) mbx_sandbox_skip_reason(const mbx_sandbox *sb, uint32_t layer);
+
+/**
  * @brief How the limits are enforced: "cgroup-v2", "cgroup-v1" or "rlimit".
  * @return Borrowed static string.
  */

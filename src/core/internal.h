@@ -91,6 +91,9 @@ struct mbx_result {
 	const char *limits_mech;    /* static */
 	const char *limits_partial; /* static, or NULL */
 	char *trap; /* Wasm trap message, or NULL; owned */
+	uint32_t layers;  /* of the sandbox that ran it */
+	uint32_t skipped;
+	const char *skip_reason[32]; /* static strings, by bit of `skipped` */
 };
 
 /* One execute, fully resolved by the core: the backend needs nothing else. */
@@ -121,6 +124,9 @@ struct mbx_backend_ops {
 	/* Without an agent: the host directory behind /workspace, which the
 	 * file API then serves from the host (src/core/hostfiles.c). */
 	const char *(*workspace)(mbx_sandbox *sb);
+	/* Out-of-memory kills in the sandbox so far, or NULL when the backend
+	 * cannot tell. */
+	uint64_t (*oom_kills)(mbx_sandbox *sb);
 };
 
 struct mbx_sandbox {
@@ -131,6 +137,7 @@ struct mbx_sandbox {
 	int destroyed;
 	uint32_t layers;
 	uint32_t skipped;
+	const char *skip_reason[32]; /* why each bit of `skipped` was skipped; static strings */
 	const char *limits_mech;
 	const char *limits_partial; /* static text: what the limits do not bound, or NULL */
 	struct mbx_net *net; /* network log (src/net/net.h); owned */
@@ -197,6 +204,10 @@ int mbx__sandbox_client(mbx_sandbox *sb, const char *what, struct mbx_client **o
  * the error says so. Returns rc. */
 int mbx__sandbox_after(mbx_sandbox *sb, struct mbx_client *c, int rc, mbx_error **err);
 /* The environment of a call: baseline, config, then `call` (may be NULL). */
+/* The bit index of a single-bit MBX_LAYER_* value, or -1. */
+int mbx__layer_index(uint32_t layer);
+/* Fills a result's layer fields from the sandbox that ran it. */
+void mbx__sandbox_result_layers(const mbx_sandbox *sb, mbx_result *res);
 int mbx__sandbox_env(mbx_sandbox *sb, const struct mbx_env *call, char ***out, mbx_error **err);
 
 /* ---- backends ---- */

@@ -346,6 +346,7 @@ int mbx_process_wait(mbx_process *p, int timeout_ms, mbx_result **out, mbx_error
 		if (p->partial == NULL)
 			return mbx__error_oom(err);
 		p->partial->isolation = p->sb->ops->isolation;
+		mbx__sandbox_result_layers(p->sb, p->partial);
 	}
 	res = p->partial;
 	req.output_limit = p->sb->cfg->output_limit;

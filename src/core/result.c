@@ -92,6 +92,25 @@ const char *mbx_result_trap(const mbx_result *res)
 	return res ? res->trap : NULL;
 }
 
+uint32_t mbx_result_layers(const mbx_result *res)
+{
+	return res ? res->layers : 0;
+}
+
+uint32_t mbx_result_skipped(const mbx_result *res)
+{
+	return res ? res->skipped : 0;
+}
+
+const char *mbx_result_skip_reason(const mbx_result *res, uint32_t layer)
+{
+	int i = mbx__layer_index(layer);
+
+	if (res == NULL || i < 0 || !(res->skipped & layer))
+		return NULL;
+	return res->skip_reason[i] ? res->skip_reason[i] : "not available on this host";
+}
+
 void mbx_result_free(mbx_result *res)
 {
 	if (res == NULL)

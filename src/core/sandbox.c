@@ -162,6 +162,7 @@ int mbx_sandbox_exec(mbx_sandbox *sb, const char *const *argv, const mbx_exec_op
 	res->isolation = sb->ops->isolation;
 	res->limits_mech = sb->limits_mech;
 	res->limits_partial = sb->limits_partial;
+	mbx__sandbox_result_layers(sb, res);
 	start = mbx__now_us();
 	rc = sb->ops->exec(sb, &req, res, err);
 	res->elapsed_us = mbx__now_us() - start;
@@ -297,6 +298,37 @@ uint32_t mbx_sandbox_layers(const mbx_sandbox *sb)
 uint32_t mbx_sandbox_skipped(const mbx_sandbox *sb)
 {
 	return sb ? sb->skipped : 0;
+}
+
+void mbx__sandbox_result_layers(const mbx_sandbox *sb, mbx_result *res)
+{
+	res->layers = sb->layers;
+	res->skipped = sb->skipped;
+	memcpy(res->skip_reason, sb->skip_reason, sizeof(res->skip_reason));
+}
+
+/* The bit index of a single-bit layer, or -1. */
+int mbx__layer_index(uint32_t layer)
+{
+	if (layer == 0 || (layer & (layer - 1)) != 0)
+		return -1;
+	return __builtin_ctz(layer);
+}
+
+uint64_t mbx_sandbox_oom_kills(mbx_sandbox *sb)
+{
+	if (sb == NULL || sb->destroyed || sb->ops->oom_kills == NULL)
+		return 0;
+	return sb->ops->oom_kills(sb);
+}
+
+const char *mbx_sandbox_skip_reason(const mbx_sandbox *sb, uint32_t layer)
+{
+	int i = mbx__layer_index(layer);
+
+	if (sb == NULL || i < 0 || !(sb->skipped & layer))
+		return NULL;
+	return sb->skip_reason[i] ? sb->skip_reason[i] : "not available on this host";
 }
 
 const char *mbx_sandbox_limits_mechanism(const mbx_sandbox *sb)

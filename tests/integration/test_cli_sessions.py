@@ -105,7 +105,7 @@ def test_create_exec_ps_rm(cli, named):
     assert e["id"] == r.ids[0] and e["isolation"] == "os" and e["state"] == "ready", e
     assert 0 <= e["age_s"] < 60 and alive(e["pid"]), e
     text = cli(["ps"])
-    assert text.rc == 0 and re.search(r"^box-1\s+os\s+\d+s\s+ready$", text.out, re.M), text
+    assert text.rc == 0 and re.search(r"^box-1\s+os\s+\d+s\s+-\s+ready$", text.out, re.M), text
 
     r = cli(["exec", "box-1", "--", "sh", "-c", "echo out; echo err >&2; exit 3"])
     assert r.rc == 3 and r.stdout == b"out\n" and r.stderr == "err\n", r
@@ -226,7 +226,7 @@ def test_usage_errors(cli, named):
         (["rm"], "no sandbox name"),
         (["cp", "a", "b"], "neither"),
         (["cp", name + ":a", name + ":b"], "both"),
-        (["ps", "extra"], "unexpected argument"),
+        (["ps", name, "extra"], "unexpected argument"),
     ]:
         r = cli(words)
         assert r.rc == 125 and what in r.stderr, (words, r)

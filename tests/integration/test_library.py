@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The library API through ctypes: a sandbox living across executes, and
 destroy."""
+import ctypes
 import os
 import secrets
 
@@ -137,3 +138,101 @@ def test_free_without_destroy_cleans_up(lib, guard):
     sb.close()
     assert not os.path.exists(state)
     assert agent_pids() == []
+
+
+MBX_LAYER_SECCOMP = 1 << 7
+MBX_LAYER_LIMITS = 1 << 11
+
+
+def _declare_layer_api(l):
+    vp, pvp = ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)
+    for name, restype, argtypes in [
+        ("mbx_config_set_cpu_limit", ctypes.c_int, [vp, ctypes.c_uint32, pvp]),
+        ("mbx_config_set_memory_limit", ctypes.c_int, [vp, ctypes.c_uint64, pvp]),
+        ("mbx_config_set_allow_degraded", None, [vp, ctypes.c_int]),
+        ("mbx_result_layers", ctypes.c_uint32, [vp]),
+        ("mbx_result_skipped", ctypes.c_uint32, [vp]),
+        ("mbx_result_skip_reason", ctypes.c_char_p, [vp, ctypes.c_uint32]),
+        ("mbx_sandbox_layers", ctypes.c_uint32, [vp]),
+        ("mbx_sandbox_skipped", ctypes.c_uint32, [vp]),
+        ("mbx_sandbox_skip_reason", ctypes.c_char_p, [vp, ctypes.c_uint32]),
+        ("mbx_sandbox_oom_kills", ctypes.c_uint64, [vp]),
+    ]:
+        fn = getattr(l, name)
+        fn.restype, fn.argtypes = restype, argtypes
+
+
+def _exec_raw(l, sb, argv):
+    args = (ctypes.c_char_p * (len(argv) + 1))(*[a.encode() for a in argv], None)
+    res = ctypes.c_void_p()
+    assert l.mbx_sandbox_exec(sb, args, None, ctypes.byref(res), None) == mbx.MBX_OK
+    return res
+
+
+def test_skipped_layers_are_reported_with_their_reason(lib, guard, doctor):
+    # A CPU quota under allow-degraded: where no cgroup has the cpu
+    # controller the quota is skipped, and the sandbox and every result say
+    # so and why; where it can be had, nothing is skipped.
+    l = lib.lib
+    _declare_layer_api(l)
+    status = {c["name"]: c.get("status") for c in doctor["checks"]}
+    quota = status.get("cgroup-v1") == "ok" or status.get("cgroup-v2") == "ok"
+    cfg, sb = ctypes.c_void_p(), ctypes.c_void_p()
+    assert l.mbx_config_new(ctypes.byref(cfg), None) == mbx.MBX_OK
+    assert l.mbx_config_set_cpu_limit(cfg, 500, None) == mbx.MBX_OK
+    l.mbx_config_set_allow_degraded(cfg, 1)
+    rc = l.mbx_sandbox_new(ctypes.byref(sb), cfg, None)
+    l.mbx_config_free(cfg)
+    assert rc == mbx.MBX_OK
+    try:
+        guard.ids.add(l.mbx_sandbox_id(sb).decode())
+        res = _exec_raw(l, sb, ["true"])
+        try:
+            assert l.mbx_result_layers(res) == l.mbx_sandbox_layers(sb) != 0
+            assert l.mbx_result_skipped(res) == l.mbx_sandbox_skipped(sb)
+            # Only single skipped bits have a reason.
+            assert l.mbx_result_skip_reason(res, MBX_LAYER_SECCOMP) is None
+            assert l.mbx_result_skip_reason(res, MBX_LAYER_LIMITS | MBX_LAYER_SECCOMP) is None
+            assert l.mbx_result_skip_reason(res, 0) is None
+            if quota:
+                assert l.mbx_result_skipped(res) == 0
+                assert l.mbx_result_layers(res) & MBX_LAYER_LIMITS
+                assert l.mbx_result_skip_reason(res, MBX_LAYER_LIMITS) is None
+            else:
+                assert l.mbx_result_skipped(res) == MBX_LAYER_LIMITS
+                assert not l.mbx_result_layers(res) & MBX_LAYER_LIMITS
+                reason = l.mbx_result_skip_reason(res, MBX_LAYER_LIMITS).decode()
+                assert "CPU quota" in reason, reason
+                assert l.mbx_sandbox_skip_reason(sb, MBX_LAYER_LIMITS).decode() == reason
+        finally:
+            l.mbx_result_free(res)
+    finally:
+        l.mbx_sandbox_free(sb)
+    # NULL is safe everywhere.
+    assert l.mbx_result_skipped(None) == 0 and l.mbx_result_skip_reason(None, MBX_LAYER_LIMITS) is None
+    assert l.mbx_sandbox_skip_reason(None, MBX_LAYER_LIMITS) is None and l.mbx_sandbox_oom_kills(None) == 0
+
+
+def test_oom_kills_are_counted(lib, guard, limits_mech):
+    l = lib.lib
+    _declare_layer_api(l)
+    cfg, sb = ctypes.c_void_p(), ctypes.c_void_p()
+    assert l.mbx_config_new(ctypes.byref(cfg), None) == mbx.MBX_OK
+    assert l.mbx_config_set_memory_limit(cfg, 64 << 20, None) == mbx.MBX_OK
+    rc = l.mbx_sandbox_new(ctypes.byref(sb), cfg, None)
+    l.mbx_config_free(cfg)
+    assert rc == mbx.MBX_OK
+    try:
+        guard.ids.add(l.mbx_sandbox_id(sb).decode())
+        assert l.mbx_sandbox_oom_kills(sb) == 0
+        l.mbx_result_free(_exec_raw(l, sb, ["sh", "-c", "kill -9 $$"]))
+        assert l.mbx_sandbox_oom_kills(sb) == 0, "a plain SIGKILL counted as an OOM kill"
+        alloc = "b = bytearray(256 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1"
+        res = _exec_raw(l, sb, ["python3", "-c", alloc])
+        l.mbx_result_free(res)
+        if limits_mech == "cgroup":
+            assert l.mbx_sandbox_oom_kills(sb) >= 1
+        else:
+            assert l.mbx_sandbox_oom_kills(sb) == 0
+    finally:
+        l.mbx_sandbox_free(sb)

@@ -6,6 +6,7 @@
  * cli/json.c cli/wire.c
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -854,7 +855,145 @@ static void test_wire_limits(void)
 	cli_buf_free(&b);
 }
 
+/* ---- durations (create --ttl) and signals (kill --signal) ---- */
+
+static uint64_t duration_ok(const char *s)
+{
+	uint64_t ms = 0;
+
+	why[0] = '\0';
+	if (cli_parse_duration(s, &ms, why, sizeof(why)) != 0) {
+		printf("#   unexpected failure for `%s`: %s\n", s, why);
+		return UINT64_MAX;
+	}
+	return ms;
+}
+
+static int duration_bad(const char *s, const char *reason)
+{
+	uint64_t ms = 12345;
+
+	why[0] = '\0';
+	if (cli_parse_duration(s, &ms, why, sizeof(why)) != -1)
+		return 0;
+	if (strstr(why, reason) == NULL)
+		printf("#   `%s`: %s\n", s, why);
+	return ms == 12345 && strstr(why, reason) != NULL;
+}
+
+static void test_duration(void)
+{
+	TAP_CHECK_INT(duration_ok("30s"), 30000);
+	TAP_CHECK_INT(duration_ok("10m"), 600000);
+	TAP_CHECK_INT(duration_ok("2h"), 7200000);
+	TAP_CHECK_INT(duration_ok("1d"), 86400000);
+	TAP_CHECK_INT(duration_ok("1h30m"), 5400000);
+	TAP_CHECK_INT(duration_ok("1d2h3m4s"), (uint64_t)(86400 + 7200 + 180 + 4) * 1000);
+	TAP_CHECK_INT(duration_ok("90"), 90000);	/* a bare number is seconds */
+	TAP_CHECK_INT(duration_ok("1"), 1000);
+	TAP_CHECK_INT(duration_ok("90m"), 5400000);	/* a unit may exceed the next one up */
+	TAP_CHECK_INT(duration_ok("365d"), (uint64_t)365 * 86400 * 1000);
+	TAP_CHECK_INT(duration_ok("007s"), 7000);
+}
+
+static void test_duration_bad(void)
+{
+	TAP_CHECK(duration_bad("", "empty"));
+	TAP_CHECK(duration_bad("0", "at least 1s"));
+	TAP_CHECK(duration_bad("0s", "at least 1s"));
+	TAP_CHECK(duration_bad("0h0m", "at least 1s"));
+	TAP_CHECK(duration_bad("5x", "unknown unit"));
+	TAP_CHECK(duration_bad("5S", "unknown unit"));
+	TAP_CHECK(duration_bad("1.5h", "unknown unit"));
+	TAP_CHECK(duration_bad("-5s", "not a duration"));
+	TAP_CHECK(duration_bad("h", "not a duration"));
+	TAP_CHECK(duration_bad("s5", "not a duration"));
+	TAP_CHECK(duration_bad(" 5s", "not a duration"));
+	TAP_CHECK(duration_bad("5s ", "not a duration"));
+	TAP_CHECK(duration_bad("5m1h", "largest first"));
+	TAP_CHECK(duration_bad("1h1h", "largest first"));
+	TAP_CHECK(duration_bad("1h5", "unit is missing"));
+	TAP_CHECK(duration_bad("366d", "too large"));
+	TAP_CHECK(duration_bad("99999999999999999999s", "too large"));
+	TAP_CHECK(duration_bad("18446744073709551617", "too large"));
+}
+
+static void test_format_duration(void)
+{
+	char out[32];
+
+	cli_format_duration(out, sizeof(out), 0);
+	TAP_CHECK_STR(out, "0s");
+	cli_format_duration(out, sizeof(out), 59);
+	TAP_CHECK_STR(out, "59s");
+	cli_format_duration(out, sizeof(out), 192);
+	TAP_CHECK_STR(out, "3m12s");
+	cli_format_duration(out, sizeof(out), 7500);
+	TAP_CHECK_STR(out, "2h05m");
+	cli_format_duration(out, sizeof(out), 3 * 86400 + 4 * 3600 + 59);
+	TAP_CHECK_STR(out, "3d04h");
+}
+
+static int signal_ok(const char *s)
+{
+	int sig = -1;
+
+	why[0] = '\0';
+	if (cli_parse_signal(s, &sig, why, sizeof(why)) != 0) {
+		printf("#   unexpected failure for `%s`: %s\n", s, why);
+		return -1;
+	}
+	return sig;
+}
+
+static int signal_bad(const char *s, const char *reason)
+{
+	int sig = 12345;
+
+	why[0] = '\0';
+	if (cli_parse_signal(s, &sig, why, sizeof(why)) != -1)
+		return 0;
+	return sig == 12345 && strstr(why, reason) != NULL;
+}
+
+static void test_signals(void)
+{
+	TAP_CHECK_INT(signal_ok("TERM"), SIGTERM);
+	TAP_CHECK_INT(signal_ok("SIGTERM"), SIGTERM);
+	TAP_CHECK_INT(signal_ok("term"), SIGTERM);
+	TAP_CHECK_INT(signal_ok("sigkill"), SIGKILL);
+	TAP_CHECK_INT(signal_ok("KILL"), SIGKILL);
+	TAP_CHECK_INT(signal_ok("INT"), SIGINT);
+	TAP_CHECK_INT(signal_ok("HUP"), SIGHUP);
+	TAP_CHECK_INT(signal_ok("USR1"), SIGUSR1);
+	TAP_CHECK_INT(signal_ok("SIGUSR2"), SIGUSR2);
+	TAP_CHECK_INT(signal_ok("WINCH"), SIGWINCH);
+	TAP_CHECK_INT(signal_ok("CONT"), SIGCONT);
+	TAP_CHECK_INT(signal_ok("15"), 15);
+	TAP_CHECK_INT(signal_ok("9"), 9);
+	TAP_CHECK_INT(signal_ok("1"), 1);
+	TAP_CHECK_INT(signal_ok("64"), 64);
+}
+
+static void test_signals_bad(void)
+{
+	TAP_CHECK(signal_bad("", "unknown signal"));
+	TAP_CHECK(signal_bad("SIG", "unknown signal"));
+	TAP_CHECK(signal_bad("TERMX", "unknown signal"));
+	TAP_CHECK(signal_bad("SIGSIGTERM", "unknown signal"));
+	TAP_CHECK(signal_bad("-15", "unknown signal"));
+	TAP_CHECK(signal_bad("0", "not a signal"));
+	TAP_CHECK(signal_bad("65", "not a signal"));
+	TAP_CHECK(signal_bad("15x", "not a signal"));
+	TAP_CHECK(signal_bad("99999999999999999999999", "not a signal"));
+}
+
 static const struct tap_case cases[] = {
+	{ "cli/duration", test_duration },
+	{ "cli/duration-bad", test_duration_bad },
+	{ "cli/format-duration", test_format_duration },
+	{ "cli/signals", test_signals },
+	{ "cli/signals-bad", test_signals_bad },
 	{ "cli/timeout-decimal", test_timeout_decimal },
 	{ "cli/timeout-zero-negative", test_timeout_zero_negative },
 	{ "cli/timeout-garbage", test_timeout_garbage },

@@ -187,6 +187,8 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, mbx_error **err)
 			return MBX_ENOTSUP;
 		}
 		sb->skipped |= MBX_LAYER_LIMITS;
+		sb->skip_reason[mbx__layer_index(MBX_LAYER_LIMITS)] =
+			"CPU quota: no cgroup with the cpu controller is available (limits fell back to rlimits)";
 	}
 	return MBX_OK;
 }
@@ -481,6 +483,11 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	if (!(sb->skipped & MBX_LAYER_LIMITS))
 		sb->layers |= MBX_LAYER_LIMITS;
 	sb->skipped |= ready.skipped;
+	if (ready.skipped & MBX_LAYER_LANDLOCK)
+		sb->skip_reason[mbx__layer_index(MBX_LAYER_LANDLOCK)] = ready.landlock_abi > 0 ?
+			"the kernel's Landlock refused the sandbox's ruleset" : "the kernel has no usable Landlock";
+	if (ready.skipped & MBX_LAYER_SECCOMP)
+		sb->skip_reason[mbx__layer_index(MBX_LAYER_SECCOMP)] = "the kernel has no seccomp filter support";
 	sb->priv = l;
 	mbx__mountplan_release(&plan);
 	return MBX_OK;
@@ -510,6 +517,13 @@ static int linux_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_resul
 	return rc;
 }
 
+static uint64_t linux_oom_kills(mbx_sandbox *sb)
+{
+	struct linux_sb *l = sb->priv;
+
+	return l ? mbx__cgroup_oom_kills(&l->cg) : 0;
+}
+
 static int linux_destroy(mbx_sandbox *sb, mbx_error **err)
 {
 	linux_cleanup(sb->priv);
@@ -532,4 +546,5 @@ const struct mbx_backend_ops mbx__linux_backend = {
 	.exec = linux_exec,
 	.destroy = linux_destroy,
 	.client = linux_client,
+	.oom_kills = linux_oom_kills,
 };
