@@ -21,14 +21,14 @@ const char cli_sandbox_options_help[] =
 	"  --trust trusted|semi|untrusted\n"
 	"                      how much the payload is trusted (default semi)\n"
 	"  --timeout SECONDS   wall-clock limit per execute, decimals allowed (default 30)\n"
-	"  --memory MB         memory limit in MiB (default 512)\n"
-	"  --cpu CPUS          CPU quota, decimals allowed, e.g. 0.5 (default none)\n"
+	"  -m, --memory SIZE   memory limit: MiB, or with a unit as 512m, 1g (default 512)\n"
+	"  --cpu, --cpus CPUS  CPU quota, decimals allowed, e.g. 0.5 (default none)\n"
 	"  --max-procs N       maximum number of processes (default 64)\n"
-	"  --network deny|all|allow:DOMAIN[,DOMAIN...]\n"
-	"                      network policy (default deny: loopback only)\n"
-	"  --env KEY=VALUE     set an environment variable (repeatable)\n"
-	"  --workdir PATH      working directory inside the sandbox (default /workspace)\n"
-	"  --mount HOST_PATH:SANDBOX_PATH[:ro|:rw]\n"
+	"  --network deny|none|all|allow:DOMAIN[,DOMAIN...]\n"
+	"                      network policy (default deny: loopback only; none = deny)\n"
+	"  -e, --env KEY=VALUE set an environment variable (repeatable)\n"
+	"  -w, --workdir PATH  working directory inside the sandbox (default /workspace)\n"
+	"  -v, --mount HOST_PATH:SANDBOX_PATH[:ro|:rw]\n"
 	"                      make a host path visible (repeatable, default ro)\n"
 	"  --hostname NAME     host name inside the sandbox (default mimobox)\n"
 	"  --output-limit BYTES\n"
@@ -83,6 +83,78 @@ static const struct cli_option *find_short(const struct cli_option *opts, char c
 	return NULL;
 }
 
+/* ---- "did you mean" ---- */
+
+/* Optimal string alignment distance, capped: words longer than 63 are "far". */
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	size_t d[64][64], i, j, best;
+
+	if (la >= 64 || lb >= 64)
+		return (size_t)-1;
+	for (i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (i = 1; i <= la; i++) {
+		for (j = 1; j <= lb; j++) {
+			best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	}
+	return d[la][lb];
+}
+
+static const char *closest(const char *word, size_t len, const char *const *cands, size_t n)
+{
+	size_t i, dist, best = (size_t)-1, limit = len <= 4 ? 1 : 2;
+	const char *pick = NULL;
+
+	for (i = 0; i < n; i++) {
+		if (!cands[i])
+			continue;
+		dist = edit_distance(word, len, cands[i], strlen(cands[i]));
+		if (dist <= limit && dist < best) {
+			best = dist;
+			pick = cands[i];
+		}
+	}
+	return pick;
+}
+
+const char *cli_closest(const char *word, const char *const *candidates)
+{
+	size_t n = 0;
+
+	while (candidates[n])
+		n++;
+	return closest(word, strlen(word), candidates, n);
+}
+
+/* "unknown option `--nmae` (did you mean `--name`?)" */
+static void unknown_option(const struct cli_option *opts, const char *name, size_t len, const char *dashes,
+			   char *why, size_t whylen)
+{
+	const char *cands[128];
+	const char *pick;
+	size_t n = 0;
+
+	/* "-name" typed with one dash is compared with the long names too. */
+	for (; opts[n].name && n < sizeof(cands) / sizeof(cands[0]); n++)
+		cands[n] = opts[n].name;
+	pick = len > 1 ? closest(name, len, cands, n) : NULL;
+	if (pick)
+		set_why(why, whylen, "unknown option `%s%.*s` (did you mean `--%s`?)", dashes, (int)len, name, pick);
+	else
+		set_why(why, whylen, "unknown option `%s%.*s`", dashes, (int)len, name);
+}
+
 int cli_next_option(struct cli_args *a, const struct cli_option *opts, const char **value,
 		    char *why, size_t whylen)
 {
@@ -105,7 +177,7 @@ int cli_next_option(struct cli_args *a, const struct cli_option *opts, const cha
 		/* Short options are single letters; no bundling. */
 		o = w[2] == '\0' ? find_short(opts, w[1]) : NULL;
 		if (!o) {
-			set_why(why, whylen, "unknown option `%s`", w);
+			unknown_option(opts, w + 1, strlen(w + 1), "-", why, whylen);
 			return CLI_OPT_BAD;
 		}
 		eq = NULL;
@@ -115,7 +187,7 @@ int cli_next_option(struct cli_args *a, const struct cli_option *opts, const cha
 		len = eq ? (size_t)(eq - name) : strlen(name);
 		o = find_long(opts, name, len);
 		if (!o) {
-			set_why(why, whylen, "unknown option `--%.*s`", (int)len, name);
+			unknown_option(opts, name, len, "--", why, whylen);
 			return CLI_OPT_BAD;
 		}
 	}
@@ -255,11 +327,65 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, cha
 
 int cli_parse_memory_mb(const char *s, uint64_t *bytes_out, char *why, size_t whylen)
 {
-	uint64_t mb;
+	static const struct {
+		char letter;
+		unsigned shift;
+	} units[] = { { 'b', 0 }, { 'k', 10 }, { 'm', 20 }, { 'g', 30 }, { 't', 40 } };
+	char num[64];
+	const char *p = s;
+	size_t n, i;
+	unsigned shift = 20;
+	uint64_t thousandths, whole, max_q;
 
-	if (cli_parse_uint(s, 1, UINT64_MAX >> 20, &mb, why, whylen) < 0)
+	/* The number: digits with at most one '.', then an optional unit. */
+	while (is_digit(*p) || *p == '.' || (p == s && *p == '-'))
+		p++;
+	n = (size_t)(p - s);
+	if (*p) {
+		char u = (char)(*p | 0x20);	/* lower case */
+		const char *rest = p + 1;
+
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (units[i].letter == u)
+				break;
+		/* "512m", "512mb", "512MiB", "1g", "1GB"; a bare "b" is bytes. */
+		if (i < sizeof(units) / sizeof(units[0]) && u != 'b') {
+			if ((rest[0] | 0x20) == 'i' && (rest[1] | 0x20) == 'b')
+				rest += 2;
+			else if ((rest[0] | 0x20) == 'b')
+				rest++;
+		}
+		if (i == sizeof(units) / sizeof(units[0]) || *rest) {
+			set_why(why, whylen, "unknown unit `%s` (expected a number of MiB, or one with b, k, m, g or t)", p);
+			return -1;
+		}
+		shift = units[i].shift;
+	}
+	if (n == 0 || n >= sizeof(num)) {
+		set_why(why, whylen, "not a number");
 		return -1;
-	*bytes_out = mb << 20;
+	}
+	memcpy(num, s, n);
+	num[n] = '\0';
+	if (!*p && !strchr(num, '.')) {
+		/* A plain whole number is MiB, as before. */
+		if (cli_parse_uint(num, 1, UINT64_MAX >> 20, &whole, why, whylen) < 0)
+			return -1;
+		*bytes_out = whole << 20;
+		return 0;
+	}
+	/* Decimals allowed with a unit ("1.5g"); the result is whole bytes, rounded up. */
+	max_q = (UINT64_MAX >> shift) - 1;
+	if (max_q > UINT64_MAX / 1000 - 1)
+		max_q = UINT64_MAX / 1000 - 1;
+	if (parse_thousandths(num, max_q * 1000 + 999, &thousandths, why, whylen) < 0)
+		return -1;
+	whole = ((thousandths / 1000) << shift) + (((thousandths % 1000) << shift) + 999) / 1000;
+	if (whole == 0) {
+		set_why(why, whylen, "must be greater than zero");
+		return -1;
+	}
+	*bytes_out = whole;
 	return 0;
 }
 
@@ -342,7 +468,7 @@ int cli_parse_network(const char *spec, struct cli_network *out, char *why, size
 	size_t n = 1, i = 0, len;
 
 	memset(out, 0, sizeof(*out));
-	if (strcmp(spec, "deny") == 0) {
+	if (strcmp(spec, "deny") == 0 || strcmp(spec, "none") == 0) {
 		out->policy = MBX_NETWORK_DENY_ALL;
 		return 0;
 	}
@@ -351,7 +477,7 @@ int cli_parse_network(const char *spec, struct cli_network *out, char *why, size
 		return 0;
 	}
 	if (strncmp(spec, "allow:", 6) != 0) {
-		set_why(why, whylen, "expected deny, all or allow:DOMAIN[,DOMAIN...]");
+		set_why(why, whylen, "expected deny, none, all or allow:DOMAIN[,DOMAIN...]");
 		return -1;
 	}
 	p = spec + 6;

@@ -76,13 +76,14 @@ enum {
 	{ "isolation", 0, 1, CLI_OPT_ISOLATION }, \
 	{ "trust", 0, 1, CLI_OPT_TRUST }, \
 	{ "timeout", 0, 1, CLI_OPT_TIMEOUT }, \
-	{ "memory", 0, 1, CLI_OPT_MEMORY }, \
+	{ "memory", 'm', 1, CLI_OPT_MEMORY }, \
 	{ "cpu", 0, 1, CLI_OPT_CPU }, \
+	{ "cpus", 0, 1, CLI_OPT_CPU }, \
 	{ "max-procs", 0, 1, CLI_OPT_MAX_PROCS }, \
 	{ "network", 0, 1, CLI_OPT_NETWORK }, \
-	{ "env", 0, 1, CLI_OPT_ENV }, \
-	{ "workdir", 0, 1, CLI_OPT_WORKDIR }, \
-	{ "mount", 0, 1, CLI_OPT_MOUNT }, \
+	{ "env", 'e', 1, CLI_OPT_ENV }, \
+	{ "workdir", 'w', 1, CLI_OPT_WORKDIR }, \
+	{ "mount", 'v', 1, CLI_OPT_MOUNT }, \
 	{ "hostname", 0, 1, CLI_OPT_HOSTNAME }, \
 	{ "output-limit", 0, 1, CLI_OPT_OUTPUT_LIMIT }, \
 	{ "allow-degraded", 0, 0, CLI_OPT_ALLOW_DEGRADED }
@@ -168,7 +169,11 @@ int cli_parse_timeout(const char *s, uint64_t *ms_out, char *why, size_t whylen)
 /* A decimal number of CPUs ("2", "0.5") to thousandths of a CPU, positive. */
 int cli_parse_cpus(const char *s, uint32_t *millicpus_out, char *why, size_t whylen);
 
-/* A positive whole number of MiB to bytes. */
+/*
+ * A memory size to bytes: a positive whole number of MiB ("512"), or a
+ * number with a unit as docker takes it ("512m", "1g", "1.5g", "256MiB",
+ * "64kb", "1048576b"; b, k, m, g, t as powers of 1024, case-insensitive).
+ */
 int cli_parse_memory_mb(const char *s, uint64_t *bytes_out, char *why, size_t whylen);
 
 /* A whole decimal number in [min, max]. */
@@ -182,7 +187,7 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, cha
 int cli_parse_mount(const char *spec, struct cli_mount *out, char *why, size_t whylen);
 void cli_mount_free(struct cli_mount *m);
 
-/* "deny", "all" or "allow:DOMAIN[,DOMAIN...]". Free with cli_network_free(). */
+/* "deny" (or "none"), "all" or "allow:DOMAIN[,DOMAIN...]". Free with cli_network_free(). */
 int cli_parse_network(const char *spec, struct cli_network *out, char *why, size_t whylen);
 void cli_network_free(struct cli_network *n);
 
@@ -214,5 +219,15 @@ int cli_check_name(const char *name, char *why, size_t whylen);
  * an empty string), and 0 for a host path ("./a:b", "/x:y", "file").
  */
 int cli_parse_sandbox_ref(const char *arg, char name[CLI_NAME_MAX + 1], const char **path);
+
+/* ---- "did you mean" ---- */
+
+/*
+ * The candidate closest to `word` by edit distance (insertions, deletions,
+ * substitutions and swaps of neighbours), or NULL when none is close enough
+ * to be a likely typo: at most 1 edit for words up to 4 letters, else 2.
+ * `candidates` ends with NULL.
+ */
+const char *cli_closest(const char *word, const char *const *candidates);
 
 #endif /* MBX_CLI_ARGS_H */

@@ -24,7 +24,7 @@ struct cli_verb {
 };
 
 /* Exit statuses, as timeout(1) and env(1) use them. */
-#define CLI_EXIT_USAGE    2	/* bad arguments for verbs other than run */
+#define CLI_EXIT_USAGE    125	/* bad arguments, the same for every verb */
 #define CLI_EXIT_TIMEOUT  124	/* the payload ran into its timeout */
 #define CLI_EXIT_FAILED   125	/* bad arguments, or no sandbox could be made */
 #define CLI_EXIT_NOEXEC   126	/* the program cannot be executed */

@@ -274,10 +274,9 @@ int cli_outcome_print_json(const struct cli_outcome *o)
 	cli_json_bool(&b, o->timed_out);
 	cli_buf_puts(&b, ", \"oom_killed\": ");
 	cli_json_bool(&b, o->oom_killed);
-	cli_buf_puts(&b, ", \"stdout\": ");
-	cli_json_string(&b, o->out, o->out_len);
-	cli_buf_puts(&b, ", \"stderr\": ");
-	cli_json_string(&b, o->err, o->err_len);
+	/* Output that is not UTF-8 also comes exactly, as stdout_b64 / stderr_b64. */
+	cli_json_bytes_field(&b, "stdout", o->out, o->out_len);
+	cli_json_bytes_field(&b, "stderr", o->err, o->err_len);
 	cli_buf_puts(&b, ", \"stdout_truncated\": ");
 	cli_json_bool(&b, o->out_truncated);
 	cli_buf_puts(&b, ", \"stderr_truncated\": ");

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The file and HTTP requests of a named sandbox's supervisor: WRITE, READ,
- * STAT, LIST and HTTP (wire.h). Each library call runs to completion on
+ * STAT, LIST, MKDIR, UNLINK and HTTP (wire.h). Each library call runs to completion on
  * the supervisor's one thread; data moves through the client's queue in
  * pieces, so neither side holds a whole file: a write is appended piece by
  * piece to a temporary file that is renamed over the target at the end, a
@@ -470,4 +470,88 @@ void sv_do_list(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 	}
 	sv_send_simple(c, WIRE_END);
 	mbx_dir_free(dir);
+}
+
+/* Answers a one-call file request: OK, or the library's error. */
+static void answer(struct sv *sv, struct sv_client *c, int rc, mbx_error *err)
+{
+	if (rc == MBX_OK) {
+		sv_send_simple(c, WIRE_OK);
+	} else {
+		sv_send_mbx_error(c, rc, err, NULL, NULL);
+		sv_note_status(sv, rc);
+	}
+	mbx_error_free(err);
+}
+
+void sv_do_mkdir(struct sv *sv, struct sv_client *c, struct wire_reader *r)
+{
+	const char *path = wire_get_str(r);
+	uint32_t mode = wire_get_u32(r) & 07777;
+	uint8_t parents = wire_get_u8(r);
+	mbx_error *err = NULL;
+	int rc;
+
+	if (wire_done(r) < 0) {
+		sv_protocol_error(c, "malformed mkdir request");
+		return;
+	}
+	if (path[0] == '\0') {
+		sv_send_fail(c, MBX_EINVAL, "the sandbox path is empty");
+		return;
+	}
+	rc = mbx_sandbox_mkdir(sv->sb, path, mode ? mode : 0755, parents != 0, &err);
+	answer(sv, c, rc, err);
+}
+
+/*
+ * 1 when `path` names the sandbox's root: "/" or "/workspace/.." or "."
+ * climbed up, taken by its text (relative paths start at /workspace).
+ * Removing the root would take the sandbox's whole tree; the rest of the
+ * checks are the agent's, which resolves the path inside the sandbox.
+ */
+static int is_root(const char *path)
+{
+	const char *p = path, *end;
+	int depth = path[0] == '/' ? 0 : 1;	/* /workspace is one down */
+	size_t len;
+
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		end = strchr(p, '/');
+		len = end ? (size_t)(end - p) : strlen(p);
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			depth = depth > 0 ? depth - 1 : 0;
+		else if (!(len == 1 && p[0] == '.'))
+			depth++;
+		p += len;
+	}
+	return depth == 0;
+}
+
+void sv_do_unlink(struct sv *sv, struct sv_client *c, struct wire_reader *r)
+{
+	const char *path = wire_get_str(r);
+	uint8_t recursive = wire_get_u8(r);
+	mbx_error *err = NULL;
+	int rc;
+
+	if (wire_done(r) < 0) {
+		sv_protocol_error(c, "malformed unlink request");
+		return;
+	}
+	if (path[0] == '\0') {
+		sv_send_fail(c, MBX_EINVAL, "the sandbox path is empty");
+		return;
+	}
+	if (is_root(path)) {
+		sv_send_fail(c, MBX_EPERM, "`%s` is the sandbox's root; to destroy the sandbox, use `mimobox rm NAME`",
+			     path);
+		return;
+	}
+	rc = mbx_sandbox_remove(sv->sb, path, recursive != 0, &err);
+	answer(sv, c, rc, err);
 }

@@ -54,6 +54,12 @@
  *                                         response body); or ERROR. The
  *                                         request is made on the host under
  *                                         the sandbox's network policy.
+ *   MKDIR str path, u32 mode, u8 parents
+ *                                      -> OK or ERROR (with parents, an
+ *                                         existing directory is no error)
+ *   UNLINK str path, u8 recursive      -> OK or ERROR: removes a file, an
+ *                                         empty directory, or with
+ *                                         recursive a whole tree
  *   REMOVE                             -> OK once the sandbox is destroyed
  *                                         and its entry removed; then the
  *                                         supervisor exits
@@ -103,6 +109,9 @@
 #define WIRE_REMOVE      22
 #define WIRE_HTTP        23
 #define WIRE_HTTP_REPLY  24
+/* 25..39 are left for process requests. */
+#define WIRE_MKDIR       40
+#define WIRE_UNLINK      41
 
 /* Largest request body of HTTP: the library's default request limit. */
 #define WIRE_HTTP_BODY_MAX ((uint64_t)64 << 20)
