@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <mbx/config.h>
+#include <mbx/net.h>
 
 #include "args.h"
 
@@ -33,7 +34,15 @@ const char cli_sandbox_options_help[] =
 	"  --hostname NAME     host name inside the sandbox (default mimobox)\n"
 	"  --output-limit BYTES\n"
 	"                      output kept per stream (default 16 MiB)\n"
-	"  --allow-degraded    start even when an isolation layer is unavailable\n";
+	"  --allow-degraded    start even when an isolation layer is unavailable\n"
+	"  --add-host NAME:ADDRESS\n"
+	"                      resolve NAME to ADDRESS for the proxy and `http` instead\n"
+	"                      of DNS; NAME must still be allowed (repeatable)\n"
+	"  --allow-private     let allowed names reach loopback and private addresses\n"
+	"  --ca-file PATH      also trust the PEM certificates of PATH (repeatable)\n"
+	"  --net-limit NAME=VALUE\n"
+	"                      a proxy limit: request-bytes, response-bytes (512m),\n"
+	"                      timeout, idle (seconds), connections, redirects\n";
 
 static void set_why(char *why, size_t whylen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -525,6 +534,96 @@ void cli_network_free(struct cli_network *n)
 	memset(n, 0, sizeof(*n));
 }
 
+int cli_parse_host(const char *spec, struct cli_host *out, char *why, size_t whylen)
+{
+	const char *colon = strchr(spec, ':');
+
+	memset(out, 0, sizeof(*out));
+	if (!colon) {
+		set_why(why, whylen, "expected NAME:ADDRESS");
+		return -1;
+	}
+	if (colon == spec) {
+		set_why(why, whylen, "empty host name");
+		return -1;
+	}
+	if (colon[1] == '\0') {
+		set_why(why, whylen, "empty address");
+		return -1;
+	}
+	out->name = dup_range(spec, (size_t)(colon - spec));
+	out->address = strdup(colon + 1);
+	if (!out->name || !out->address) {
+		cli_host_free(out);
+		set_why(why, whylen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+void cli_host_free(struct cli_host *h)
+{
+	free(h->name);
+	free(h->address);
+	memset(h, 0, sizeof(*h));
+}
+
+int cli_parse_net_limit(const char *spec, struct cli_net_limit *out, char *why, size_t whylen)
+{
+	static const struct {
+		const char *name;
+		uint8_t limit;
+		char kind;	/* 's' size, 't' seconds, 'n' number */
+	} limits[] = {
+		{ "request-bytes", MBX_NET_LIMIT_REQUEST_BYTES, 's' },
+		{ "response-bytes", MBX_NET_LIMIT_RESPONSE_BYTES, 's' },
+		{ "timeout", MBX_NET_LIMIT_TIMEOUT_MS, 't' },
+		{ "idle", MBX_NET_LIMIT_IDLE_MS, 't' },
+		{ "connections", MBX_NET_LIMIT_CONNECTIONS, 'n' },
+		{ "redirects", MBX_NET_LIMIT_REDIRECTS, 'n' },
+	};
+	const char *eq = strchr(spec, '=');
+	size_t i, len = eq ? (size_t)(eq - spec) : strlen(spec);
+	char reason[CLI_WHY_MAX];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++)
+		if (strlen(limits[i].name) == len && strncmp(spec, limits[i].name, len) == 0)
+			break;
+	if (i == sizeof(limits) / sizeof(limits[0])) {
+		set_why(why, whylen, "unknown limit `%.*s` (expected request-bytes, response-bytes, timeout, "
+			"idle, connections or redirects)", (int)len, spec);
+		return -1;
+	}
+	if (!eq) {
+		set_why(why, whylen, "expected %s=VALUE", limits[i].name);
+		return -1;
+	}
+	out->limit = limits[i].limit;
+	if (limits[i].kind == 's') {
+		/* A plain number is bytes here; units as for --memory. */
+		const char *p = eq + 1;
+
+		while (is_digit(*p))
+			p++;
+		if (*p == '\0' && p != eq + 1)
+			rc = cli_parse_uint(eq + 1, 1, UINT64_MAX, &out->value, reason, sizeof(reason));
+		else
+			rc = cli_parse_memory_mb(eq + 1, &out->value, reason, sizeof(reason));
+	} else if (limits[i].kind == 't') {
+		rc = cli_parse_timeout(eq + 1, &out->value, reason, sizeof(reason));
+	} else {
+		rc = cli_parse_uint(eq + 1, out->limit == MBX_NET_LIMIT_REDIRECTS ? 0 : 1, UINT32_MAX, &out->value,
+				    reason, sizeof(reason));
+	}
+	if (rc < 0) {
+		set_why(why, whylen, "%s: %s", limits[i].name, reason);
+		return -1;
+	}
+	return 0;
+}
+
 int cli_parse_env(const char *spec, struct cli_env *out, char *why, size_t whylen)
 {
 	const char *eq = strchr(spec, '=');
@@ -676,6 +775,11 @@ void cli_sandbox_opts_free(struct cli_sandbox_opts *o)
 	for (i = 0; i < o->n_mounts; i++)
 		cli_mount_free(&o->mounts[i]);
 	free(o->mounts);
+	for (i = 0; i < o->n_hosts; i++)
+		cli_host_free(&o->hosts[i]);
+	free(o->hosts);
+	free(o->ca_files);
+	free(o->limits);
 	cli_network_free(&o->network);
 	memset(o, 0, sizeof(*o));
 }
@@ -788,6 +892,55 @@ int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, 
 		}
 		break;
 	}
+	case CLI_OPT_ADD_HOST: {
+		struct cli_host h, *slot;
+
+		name = "add-host";
+		rc = cli_parse_host(value, &h, reason, sizeof(reason));
+		if (rc == 0) {
+			slot = push((void **)&o->hosts, &o->n_hosts, sizeof(*slot));
+			if (slot) {
+				*slot = h;
+			} else {
+				cli_host_free(&h);
+				snprintf(reason, sizeof(reason), "out of memory");
+				rc = -1;
+			}
+		}
+		break;
+	}
+	case CLI_OPT_CA_FILE: {
+		const char **slot;
+
+		name = "ca-file";
+		slot = push((void **)&o->ca_files, &o->n_ca_files, sizeof(*slot));
+		if (slot) {
+			*slot = value;
+		} else {
+			snprintf(reason, sizeof(reason), "out of memory");
+			rc = -1;
+		}
+		break;
+	}
+	case CLI_OPT_NET_LIMIT: {
+		struct cli_net_limit l, *slot;
+
+		name = "net-limit";
+		rc = cli_parse_net_limit(value, &l, reason, sizeof(reason));
+		if (rc == 0) {
+			slot = push((void **)&o->limits, &o->n_limits, sizeof(*slot));
+			if (slot) {
+				*slot = l;
+			} else {
+				snprintf(reason, sizeof(reason), "out of memory");
+				rc = -1;
+			}
+		}
+		break;
+	}
+	case CLI_OPT_ALLOW_PRIVATE:
+		o->allow_private = 1;
+		break;
 	case CLI_OPT_WORKDIR:
 		name = "workdir";
 		o->workdir = value;

@@ -66,6 +66,10 @@ enum {
 	CLI_OPT_HOSTNAME,
 	CLI_OPT_OUTPUT_LIMIT,
 	CLI_OPT_ALLOW_DEGRADED,
+	CLI_OPT_ADD_HOST,
+	CLI_OPT_ALLOW_PRIVATE,
+	CLI_OPT_CA_FILE,
+	CLI_OPT_NET_LIMIT,
 	CLI_OPT_SANDBOX_END,	/* ids below this one are sandbox options */
 	CLI_OPT_HELP = 50,
 	CLI_OPT_VERB = 100	/* first id free for a verb's own options */
@@ -86,7 +90,11 @@ enum {
 	{ "mount", 'v', 1, CLI_OPT_MOUNT }, \
 	{ "hostname", 0, 1, CLI_OPT_HOSTNAME }, \
 	{ "output-limit", 0, 1, CLI_OPT_OUTPUT_LIMIT }, \
-	{ "allow-degraded", 0, 0, CLI_OPT_ALLOW_DEGRADED }
+	{ "allow-degraded", 0, 0, CLI_OPT_ALLOW_DEGRADED }, \
+	{ "add-host", 0, 1, CLI_OPT_ADD_HOST }, \
+	{ "allow-private", 0, 0, CLI_OPT_ALLOW_PRIVATE }, \
+	{ "ca-file", 0, 1, CLI_OPT_CA_FILE }, \
+	{ "net-limit", 0, 1, CLI_OPT_NET_LIMIT }
 
 #define CLI_HELP_OPTION { "help", 'h', 0, CLI_OPT_HELP }
 
@@ -102,6 +110,18 @@ struct cli_mount {
 struct cli_env {
 	char *name;		/* owned */
 	char *value;		/* owned */
+};
+
+/* --add-host NAME:ADDRESS */
+struct cli_host {
+	char *name;		/* owned */
+	char *address;		/* owned */
+};
+
+/* --net-limit NAME=VALUE: an MBX_NET_LIMIT_* and its value. */
+struct cli_net_limit {
+	uint8_t limit;
+	uint64_t value;
 };
 
 struct cli_network {
@@ -144,6 +164,13 @@ struct cli_sandbox_opts {
 	size_t n_env;
 	struct cli_mount *mounts;
 	size_t n_mounts;
+	struct cli_host *hosts;
+	size_t n_hosts;
+	const char **ca_files;	/* borrowed from argv */
+	size_t n_ca_files;
+	struct cli_net_limit *limits;
+	size_t n_limits;
+	int allow_private;
 };
 
 void cli_sandbox_opts_init(struct cli_sandbox_opts *o);
@@ -151,8 +178,8 @@ void cli_sandbox_opts_free(struct cli_sandbox_opts *o);
 
 /*
  * Stores sandbox option `id` (< CLI_OPT_SANDBOX_END) with its value (NULL for
- * a flag). A repeated option replaces the earlier value, except --env and
- * --mount, which add up. Returns 0, or -1 with a complete message in `why`
+ * a flag). A repeated option replaces the earlier value, except --env,
+ * --mount, --add-host, --ca-file and --net-limit, which add up. Returns 0, or -1 with a complete message in `why`
  * naming the option.
  */
 int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, char *why, size_t whylen);
@@ -190,6 +217,21 @@ void cli_mount_free(struct cli_mount *m);
 /* "deny" (or "none"), "all" or "allow:DOMAIN[,DOMAIN...]". Free with cli_network_free(). */
 int cli_parse_network(const char *spec, struct cli_network *out, char *why, size_t whylen);
 void cli_network_free(struct cli_network *n);
+
+/*
+ * "NAME:ADDRESS" (docker's --add-host), split at the first ':' so that an
+ * IPv6 address may follow ("db.test:::1"); both non-empty. The address is
+ * checked by the library. Free with cli_host_free().
+ */
+int cli_parse_host(const char *spec, struct cli_host *out, char *why, size_t whylen);
+void cli_host_free(struct cli_host *h);
+
+/*
+ * "NAME=VALUE" for --net-limit: request-bytes, response-bytes (sizes with
+ * an optional k, m, g unit), timeout, idle (seconds, decimals allowed),
+ * connections, redirects (whole numbers).
+ */
+int cli_parse_net_limit(const char *spec, struct cli_net_limit *out, char *why, size_t whylen);
 
 /* "KEY=VALUE", split at the first '='; KEY non-empty, VALUE may be empty. */
 int cli_parse_env(const char *spec, struct cli_env *out, char *why, size_t whylen);

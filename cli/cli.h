@@ -52,6 +52,7 @@ struct cli_outcome {
 	uint64_t elapsed_us, peak_memory_bytes, cpu_time_us;
 	const char *trap;	/* or NULL */
 	const char *isolation;	/* or NULL */
+	const char *extra_json;	/* more members (", \"k\": v..."), or NULL */
 };
 
 /* The exit status standing for the outcome: the program's own, 128+N, 124, 134. */

@@ -28,16 +28,16 @@ enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDI
 static const struct cli_option exec_options[] = {
 	{ "json", 0, 0, EXEC_JSON },
 	{ "timeout", 0, 1, EXEC_TIMEOUT },
-	{ "env", 0, 1, EXEC_ENV },
-	{ "workdir", 0, 1, EXEC_WORKDIR },
+	{ "env", 'e', 1, EXEC_ENV },
+	{ "workdir", 'w', 1, EXEC_WORKDIR },
 	{ "stdin", 'i', 0, EXEC_STDIN },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
 };
 
 static const struct cli_option shell_options[] = {
-	{ "env", 0, 1, EXEC_ENV },
-	{ "workdir", 0, 1, EXEC_WORKDIR },
+	{ "env", 'e', 1, EXEC_ENV },
+	{ "workdir", 'w', 1, EXEC_WORKDIR },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
 };
@@ -69,8 +69,8 @@ static void exec_usage(void)
 	       "Options:\n"
 	       "  --json              print one JSON object with the result, as `run --json`\n"
 	       "  --timeout SECONDS   limit of this program (default: the sandbox's timeout)\n"
-	       "  --env KEY=VALUE     set a variable for this program (repeatable)\n"
-	       "  --workdir PATH      working directory (default: the sandbox's)\n"
+	       "  -e, --env KEY=VALUE set a variable for this program (repeatable)\n"
+	       "  -w, --workdir PATH  working directory (default: the sandbox's)\n"
 	       "  -i, --stdin         give this command's stdin to the program (default: none)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
@@ -88,8 +88,8 @@ static void shell_usage(void)
 	       "and has no timeout; leave it as the program lets you (`exit`, Ctrl-D).\n"
 	       "\n"
 	       "Options:\n"
-	       "  --env KEY=VALUE     set a variable (repeatable; TERM is passed on)\n"
-	       "  --workdir PATH      working directory (default: the sandbox's)\n"
+	       "  -e, --env KEY=VALUE set a variable (repeatable; TERM is passed on)\n"
+	       "  -w, --workdir PATH  working directory (default: the sandbox's)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
 	       "Exit status: the program's, as for `mimobox exec`.\n");

@@ -18,6 +18,7 @@ enum {
 	OPT_JSON = CLI_OPT_VERB,
 	OPT_COMMAND,
 	OPT_CODE,
+	OPT_AUDIT,
 };
 
 static const struct cli_option run_options[] = {
@@ -25,6 +26,7 @@ static const struct cli_option run_options[] = {
 	{ "json", 0, 0, OPT_JSON },
 	{ "command", 0, 1, OPT_COMMAND },
 	{ "code", 0, 1, OPT_CODE },
+	{ "audit", 0, 0, OPT_AUDIT },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
 };
@@ -44,7 +46,11 @@ static void usage(void)
 	       "  --code LANGUAGE     run source code (sh, bash, python3, node) given as the\n"
 	       "                      argument, or read from stdin when it is - or missing\n"
 	       "  --json              print one JSON object with the result instead of\n"
-	       "                      streaming the output\n"
+	       "                      streaming the output; output that is not UTF-8 is\n"
+	       "                      also given exactly, as stdout_b64 / stderr_b64\n"
+	       "  --audit             report the network log: every request the proxy saw\n"
+	       "                      and its verdict (--json: a network_log array; else\n"
+	       "                      one `mimobox: net:` line each on stderr)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
 	       "Exit status: the program's own; 128+N when killed by signal N; 124 on\n"
@@ -58,6 +64,7 @@ struct run_request {
 	struct cli_sandbox_opts sb;
 	int json;
 	int help;
+	int audit;
 	const char *command;	/* --command, borrowed */
 	const char *language;	/* --code, borrowed */
 	char **operands;	/* program and arguments, or the source: borrowed */
@@ -139,6 +146,9 @@ static int parse(struct run_request *r, int argc, char **argv)
 			break;
 		case OPT_CODE:
 			r->language = value;
+			break;
+		case OPT_AUDIT:
+			r->audit = 1;
 			break;
 		case CLI_OPT_HELP:
 			r->help = 1;
@@ -288,6 +298,8 @@ int cli_outcome_print_json(const struct cli_outcome *o)
 	cli_json_cstring(&b, o->trap);
 	cli_buf_puts(&b, ", \"isolation\": ");
 	cli_json_cstring(&b, o->isolation);
+	if (o->extra_json)
+		cli_buf_puts(&b, o->extra_json);
 	cli_buf_puts(&b, "}\n");
 
 	if (b.failed) {
@@ -302,11 +314,64 @@ int cli_outcome_print_json(const struct cli_outcome *o)
 }
 
 /*
- * Runs --command or --code: these need a sandbox handle, as the library has
- * no one-shot form of them. Returns the library status.
+ * The network log of `sb` as JSON (`, "network_log": [...]`) into `b`, or
+ * as lines on stderr. Returns 0, or -1 when the log cannot be had.
+ */
+static int print_net_log(const mbx_sandbox *sb, int json, struct cli_buf *b, mbx_error **err)
+{
+	mbx_net_log *log = NULL;
+	size_t i, n;
+	int rc;
+
+	rc = mbx_sandbox_net_log(sb, &log, err);
+	if (rc != MBX_OK)
+		return rc;
+	n = mbx_net_log_count(log);
+	if (json)
+		cli_buf_puts(b, ", \"network_log\": [");
+	for (i = 0; i < n; i++) {
+		const char *verdict = mbx_net_verdict_name(mbx_net_log_verdict(log, i));
+
+		if (!json) {
+			fprintf(stderr, "mimobox: net: %s %s %s %s:%u status %d: %s\n", mbx_net_log_source(log, i),
+				verdict, mbx_net_log_method(log, i), mbx_net_log_host(log, i),
+				(unsigned)mbx_net_log_port(log, i), mbx_net_log_status(log, i),
+				mbx_net_log_reason(log, i));
+			continue;
+		}
+		cli_buf_puts(b, i ? ", {\"source\": " : "{\"source\": ");
+		cli_json_cstring(b, mbx_net_log_source(log, i));
+		cli_buf_printf(b, ", \"time_us\": %llu, \"method\": ", (unsigned long long)mbx_net_log_time_us(log, i));
+		cli_json_cstring(b, mbx_net_log_method(log, i));
+		cli_buf_puts(b, ", \"host\": ");
+		cli_json_cstring(b, mbx_net_log_host(log, i));
+		cli_buf_printf(b, ", \"port\": %u, \"address\": ", (unsigned)mbx_net_log_port(log, i));
+		cli_json_cstring(b, mbx_net_log_address(log, i));
+		cli_buf_puts(b, ", \"verdict\": ");
+		cli_json_cstring(b, verdict);
+		cli_buf_printf(b, ", \"status\": %d, \"reason\": ", mbx_net_log_status(log, i));
+		cli_json_cstring(b, mbx_net_log_reason(log, i));
+		cli_buf_printf(b, ", \"bytes_up\": %llu, \"bytes_down\": %llu}",
+			       (unsigned long long)mbx_net_log_bytes_up(log, i),
+			       (unsigned long long)mbx_net_log_bytes_down(log, i));
+	}
+	if (json)
+		cli_buf_printf(b, "], \"network_log_dropped\": %llu", (unsigned long long)mbx_net_log_dropped(log));
+	else if (mbx_net_log_dropped(log))
+		fprintf(stderr, "mimobox: net: %llu older entries were not kept\n",
+			(unsigned long long)mbx_net_log_dropped(log));
+	mbx_net_log_free(log);
+	return MBX_OK;
+}
+
+/*
+ * Runs --command, --code or a program with --audit: these need a sandbox
+ * handle, as the library has no one-shot form of them. With --audit the
+ * network log goes into `audit` (JSON) or to stderr. Returns the library
+ * status.
  */
 static int run_in_sandbox(const struct run_request *r, const mbx_config *cfg, const char *code,
-			  const mbx_exec_options *opts, mbx_result **res, mbx_error **err)
+			  const mbx_exec_options *opts, mbx_result **res, struct cli_buf *audit, mbx_error **err)
 {
 	mbx_sandbox *sb = NULL;
 	int rc;
@@ -316,8 +381,12 @@ static int run_in_sandbox(const struct run_request *r, const mbx_config *cfg, co
 		return rc;
 	if (r->command)
 		rc = mbx_sandbox_exec_command(sb, r->command, opts, res, err);
-	else
+	else if (r->language)
 		rc = mbx_sandbox_exec_code(sb, r->language, code, opts, res, err);
+	else
+		rc = mbx_sandbox_exec(sb, (const char *const *)r->operands, opts, res, err);
+	if (rc == MBX_OK && r->audit)
+		rc = print_net_log(sb, r->json, audit, err);
 	mbx_sandbox_free(sb);
 	return rc;
 }
@@ -327,6 +396,7 @@ int cli_cmd_run(int argc, char **argv)
 	struct run_request r;
 	struct stream_sink sink = { { 0, 0, 0 } };
 	struct cli_outcome outcome;
+	struct cli_buf audit = CLI_BUF_INIT;
 	mbx_config *cfg = NULL;
 	mbx_exec_options *opts = NULL;
 	mbx_result *res = NULL;
@@ -371,8 +441,8 @@ int cli_cmd_run(int argc, char **argv)
 	if (!r.json)
 		mbx_exec_options_set_output_cb(opts, on_output, &sink);
 
-	if (r.command || r.language)
-		rc = run_in_sandbox(&r, cfg, source, opts, &res, &err);
+	if (r.command || r.language || r.audit)
+		rc = run_in_sandbox(&r, cfg, source, opts, &res, &audit, &err);
 	else
 		rc = mbx_run(cfg, (const char *const *)r.operands, opts, &res, &err);
 
@@ -382,6 +452,11 @@ int cli_cmd_run(int argc, char **argv)
 		goto out;
 	}
 	outcome_of(res, &outcome);
+	if (audit.failed) {
+		cli_report(r.json, MBX_ENOMEM, "out of memory formatting the network log", NULL, NULL, ENOMEM);
+		goto out;
+	}
+	outcome.extra_json = audit.data;
 	status = cli_outcome_status(&outcome);
 	if (r.json) {
 		if (cli_outcome_print_json(&outcome) < 0)
@@ -401,6 +476,7 @@ out:
 	mbx_exec_options_free(opts);
 	mbx_config_free(cfg);
 	free(code);
+	cli_buf_free(&audit);
 	cli_sandbox_opts_free(&r.sb);
 	return status;
 }

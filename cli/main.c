@@ -257,6 +257,25 @@ int cli_build_config(const struct cli_sandbox_opts *o, mbx_config **out, char *w
 		if (rc != MBX_OK)
 			goto fail;
 	}
+	for (i = 0; i < o->n_hosts; i++) {
+		set_what(what, whatlen, "--add-host `%s:%s`", o->hosts[i].name, o->hosts[i].address);
+		rc = mbx_config_add_host_override(cfg, o->hosts[i].name, o->hosts[i].address, err);
+		if (rc != MBX_OK)
+			goto fail;
+	}
+	for (i = 0; i < o->n_ca_files; i++) {
+		set_what(what, whatlen, "--ca-file `%s`", o->ca_files[i]);
+		if ((rc = mbx_config_add_ca_file(cfg, o->ca_files[i], err)) != MBX_OK)
+			goto fail;
+	}
+	for (i = 0; i < o->n_limits; i++) {
+		set_what(what, whatlen, "--net-limit");
+		rc = mbx_config_set_network_limit(cfg, o->limits[i].limit, o->limits[i].value, err);
+		if (rc != MBX_OK)
+			goto fail;
+	}
+	if (o->allow_private)
+		mbx_config_set_network_allow_private(cfg, 1);
 	if (o->allow_degraded)
 		mbx_config_set_allow_degraded(cfg, 1);
 	what[0] = '\0';
