@@ -234,7 +234,8 @@ def test_usage_errors(cli, named):
     assert r.rc == 125 and r.json["ok"] is False and "no program" in r.json["error"]["message"], r
 
 
-@pytest.mark.parametrize("verb", ["create", "exec", "shell", "ps", "cat", "write", "ls", "stat", "cp", "rm", "http"])
+@pytest.mark.parametrize("verb", ["create", "exec", "shell", "ps", "cat", "write", "ls", "stat", "cp", "mkdir", "rm",
+                                  "http"])
 def test_help(cli, verb):
     r = cli([verb, "--help"])
     assert r.rc == 0 and r.out.startswith("Usage: mimobox " + verb), r
@@ -990,3 +991,193 @@ def test_http_request(cli, user, host_tmp):
     assert out["inside"][:2] == [0, "hello /in\n"], out["inside"]
     assert out["rm"][0] == 0, out["rm"]
 
+
+
+# ---------------------------------------------------------------------------
+# cp -r, cp -, mkdir, rm NAME:PATH, write -p, --json of the file verbs
+
+
+def _tree(root):
+    """{relative path: (kind, mode, content)} of a host tree, links not followed."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, root)
+            if stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", stat.S_IMODE(st.st_mode), None)
+            elif stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    out[rel] = ("file", stat.S_IMODE(st.st_mode), f.read())
+            else:
+                out[rel] = ("other", stat.S_IMODE(st.st_mode), None)
+    return out
+
+
+def test_cp_recursive_both_ways(cli, named, host_tmp):
+    name = named()
+    src = os.path.join(host_tmp, "src")
+    os.makedirs(os.path.join(src, "sub", "deep"))
+    with open(os.path.join(src, "a.txt"), "wb") as f:
+        f.write(b"alpha\n")
+    os.chmod(os.path.join(src, "a.txt"), 0o751)
+    blob = os.urandom(300 << 10)
+    with open(os.path.join(src, "sub", "blob.bin"), "wb") as f:
+        f.write(blob)
+    os.chmod(os.path.join(src, "sub", "blob.bin"), 0o600)
+    with open(os.path.join(src, "sub", "deep", "empty"), "wb"):
+        pass
+    os.symlink("/etc/passwd", os.path.join(src, "outside-link"))
+    os.mkfifo(os.path.join(src, "fifo"))
+
+    r = cli(["cp", "-r", src, name + ":/workspace/dst", "--json"])
+    assert r.rc == 0 and r.json["ok"] is True, r
+    assert r.json["files"] == 3 and r.json["directories"] == 3, r.json
+    assert r.json["bytes"] == 6 + len(blob), r.json
+    skipped = {os.path.basename(s["path"]): s["reason"] for s in r.json["skipped"]}
+    assert set(skipped) == {"outside-link", "fifo"} and "symlink" in skipped["outside-link"], r.json
+    # The link was not followed: nothing of /etc/passwd went in.
+    assert cli(["stat", name, "/workspace/dst/outside-link"]).rc == 1
+    assert cli(["cat", name, "/workspace/dst/sub/blob.bin"]).stdout == blob
+    assert cli(["stat", name, "dst/a.txt", "--json"]).json["mode"] == "0751"
+    assert cli(["stat", name, "dst/sub/blob.bin", "--json"]).json["mode"] == "0600"
+    assert cli(["stat", name, "dst/sub/deep/empty", "--json"]).json["size"] == 0
+
+    # Into an existing directory: under the source's own name, as cp -r.
+    assert cli(["mkdir", name, "/workspace/into"]).rc == 0
+    r = cli(["cp", "-r", src, name + ":/workspace/into"])
+    assert r.rc == 0 and "skipped" in r.stderr and "fifo" in r.stderr, r
+    assert cli(["stat", name, "/workspace/into/src/sub/deep", "--json"]).json["type"] == "directory"
+
+    # And back, with a link and a fifo made inside the sandbox: skipped, never followed.
+    assert cli(["exec", name, "--", "sh", "-c", "cd /workspace/dst && ln -s /etc sub/etc-link && "
+                "mkfifo sub/pipe && chmod 0710 sub"]).rc == 0
+    back = os.path.join(host_tmp, "back")
+    r = cli(["cp", "-r", name + ":/workspace/dst", back, "--json"])
+    assert r.rc == 0, r
+    assert sorted(os.path.basename(s["path"]) for s in r.json["skipped"]) == ["etc-link", "pipe"], r.json
+    got = _tree(back)
+    assert got["a.txt"] == ("file", 0o751, b"alpha\n"), got
+    assert got["sub/blob.bin"] == ("file", 0o600, blob)
+    assert got["sub"][:2] == ("dir", 0o710) and got["sub/deep/empty"][0] == "file", got
+    assert "sub/etc-link" not in got and "sub/pipe" not in got, got
+    # Into an existing host directory: under the source's own name.
+    outdir = os.path.join(host_tmp, "outdir")
+    os.mkdir(outdir)
+    assert cli(["cp", "-r", name + ":dst", outdir]).rc == 0
+    assert os.listdir(outdir) == ["dst"] and _tree(os.path.join(outdir, "dst")) == got
+
+
+def test_cp_recursive_refusals(cli, named, host_tmp):
+    name = named()
+    r = cli(["cp", host_tmp, name + ":x"])
+    assert r.rc == 1 and "cp -r" in r.stderr, r
+    r = cli(["cp", name + ":/workspace", os.path.join(host_tmp, "w")])
+    assert r.rc == 1 and "cp -r" in r.stderr, r
+    # A host file where a directory should go.
+    plain = os.path.join(host_tmp, "plain")
+    with open(plain, "w") as f:
+        f.write("x")
+    assert cli(["mkdir", name, "d"]).rc == 0
+    r = cli(["cp", "-r", name + ":d", plain])
+    assert r.rc == 1 and "Not a directory" in r.stderr, r
+    # A host symlink in the target's place is not written through.
+    os.symlink(host_tmp, os.path.join(host_tmp, "link"))
+    r = cli(["cp", "-r", name + ":d", os.path.join(host_tmp, "link", "x")])
+    assert r.rc == 0, r  # the link is a component the caller chose, as for cp(1)
+    os.makedirs(os.path.join(host_tmp, "t"))
+    os.symlink("/", os.path.join(host_tmp, "t", "d"))
+    r = cli(["cp", "-r", name + ":d", os.path.join(host_tmp, "t")])
+    assert r.rc == 1 and "Too many levels of symbolic links" in r.stderr, r
+    # A file of the sandbox where a directory would go.
+    assert cli(["write", name, "f"], stdin=b"x").rc == 0
+    r = cli(["cp", "-r", host_tmp, name + ":f"])
+    assert r.rc == 1 and "not a directory" in r.stderr, r
+
+
+def test_cp_stdin_stdout(cli, named):
+    name = named()
+    data = os.urandom(200 << 10)
+    r = cli(["cp", "-", name + ":/workspace/in.bin", "--json"], stdin=data)
+    assert r.rc == 0 and r.json["files"] == 1 and r.json["bytes"] == len(data), r
+    assert cli(["stat", name, "in.bin", "--json"]).json["mode"] == "0644"
+    r = cli(["cp", name + ":in.bin", "-"])
+    assert r.rc == 0 and r.stdout == data, r.stderr
+    # stdin has no name to put into a directory.
+    r = cli(["cp", "-", name + ":/workspace"], stdin=b"x")
+    assert r.rc == 125 and "stdin has no file name" in r.stderr, r
+    r = cli(["cp", "-r", name + ":/workspace", "-"])
+    assert r.rc == 1 and "stdout" in r.stderr, r
+    r = cli(["cp", name + ":in.bin", "-", "--json"])
+    assert r.rc == 125 and r.json["ok"] is False, r
+
+
+def test_mkdir_and_write_parents(cli, named):
+    name = named()
+    r = cli(["mkdir", name, "/workspace/a/b"])
+    assert r.rc == 1 and "/workspace/a/b" in r.stderr, r
+    r = cli(["mkdir", name, "/workspace/a/b", "-p", "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "path": "/workspace/a/b"}, r
+    assert cli(["mkdir", name, "-p", "/workspace/a/b"]).rc == 0, "an existing directory is no error with -p"
+    r = cli(["mkdir", name, "/workspace/a"])
+    assert r.rc == 1 and "exists" in r.stderr, r
+    assert cli(["stat", name, "a/b", "--json"]).json["type"] == "directory"
+    r = cli(["write", name, "x/y/z.txt"], stdin=b"data")
+    assert r.rc == 1, r
+    r = cli(["write", "-p", name, "x/y/z.txt", "--json"], stdin=b"data")
+    assert r.rc == 0 and r.json == {"ok": True, "path": "x/y/z.txt", "bytes": 4}, r
+    assert cli(["cat", name, "/workspace/x/y/z.txt"]).stdout == b"data"
+
+
+def test_rm_path(cli, named):
+    name = named()
+    assert cli(["exec", name, "--", "sh", "-c", "mkdir -p /workspace/t/u && echo 1 > /workspace/t/u/f && "
+                "echo 2 > /workspace/g"]).rc == 0
+    r = cli(["rm", name + ":/workspace/g", "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "removed": [name + ":/workspace/g"], "absent": []}, r
+    r = cli(["rm", name + ":/workspace/t"])
+    assert r.rc == 1 and "not empty" in r.stderr, r
+    assert cli(["rm", "-r", name + ":t"]).rc == 0
+    assert cli(["stat", name, "/workspace/t"]).rc == 1
+    r = cli(["rm", name + ":/workspace/t"])
+    assert r.rc == 1 and "No such file" in r.stderr, r
+    r = cli(["rm", "-f", name + ":/workspace/t", "--json"])
+    assert r.rc == 0 and r.json["absent"] == [name + ":/workspace/t"], r
+    # The forms that could be taken for destroying the sandbox are refused.
+    r = cli(["rm", "-r", name])
+    assert r.rc == 125 and "drop -r" in r.stderr, r
+    r = cli(["rm", name + ":"])
+    assert r.rc == 125 and "no path" in r.stderr, r
+    for root in ["/", "..", "/workspace/../", "a/../../."]:
+        r = cli(["rm", "-r", name + ":" + root])
+        assert r.rc == 1 and "root" in r.stderr, (root, r)
+    assert ps(cli)[name]["state"] == "ready"
+    assert cli(["exec", name, "--", "true"]).rc == 0
+
+
+def test_rm_force_and_json(cli, named):
+    r = cli(["rm", "nosuch"])
+    assert r.rc == 125, r
+    r = cli(["rm", "-f", "nosuch", "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "removed": [], "absent": ["nosuch"]}, r
+    name = named()
+    r = cli(["rm", "--json", name])
+    assert r.rc == 0 and r.json == {"ok": True, "removed": [name], "absent": []}, r
+    assert name not in ps(cli)
+    r = cli(["rm", "--json", "nosuch"])
+    assert r.rc == 125 and r.json["ok"] is False and r.json["error"]["code"] == "not_found", r
+
+
+def test_cat_json_and_binary(cli, named):
+    name = named()
+    assert cli(["write", name, "t.txt"], stdin="héllo\n".encode()).rc == 0
+    r = cli(["cat", name, "t.txt", "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "path": "t.txt", "bytes": 7, "content": "héllo\n"}, r
+    raw = bytes(range(256))
+    assert cli(["write", name, "b.bin"], stdin=raw).rc == 0
+    j = cli(["cat", name, "b.bin", "--json"]).json
+    import base64
+    assert base64.b64decode(j["content_b64"]) == raw and j["bytes"] == 256, j
+    r = cli(["cat", name, "missing", "--json"])
+    assert r.rc == 1 and r.json["ok"] is False, r
