@@ -342,13 +342,13 @@ int cli_parse_memory_mb(const char *s, uint64_t *bytes_out, char *why, size_t wh
 	} units[] = { { 'b', 0 }, { 'k', 10 }, { 'm', 20 }, { 'g', 30 }, { 't', 40 } };
 	char num[64];
 	const char *p = s;
-	size_t n, i;
+	size_t n, i, digits = 0;
 	unsigned shift = 20;
 	uint64_t thousandths, whole, max_q;
 
 	/* The number: digits with at most one '.', then an optional unit. */
-	while (is_digit(*p) || *p == '.' || (p == s && *p == '-'))
-		p++;
+	for (; is_digit(*p) || *p == '.' || (p == s && *p == '-'); p++)
+		digits += is_digit(*p);
 	n = (size_t)(p - s);
 	if (*p) {
 		char u = (char)(*p | 0x20);	/* lower case */
@@ -370,13 +370,17 @@ int cli_parse_memory_mb(const char *s, uint64_t *bytes_out, char *why, size_t wh
 		}
 		shift = units[i].shift;
 	}
-	if (n == 0 || n >= sizeof(num)) {
+	if (digits == 0 || n >= sizeof(num)) {
 		set_why(why, whylen, "not a number");
 		return -1;
 	}
 	memcpy(num, s, n);
 	num[n] = '\0';
-	if (!*p && !strchr(num, '.')) {
+	if (!*p && strchr(num, '.')) {
+		set_why(why, whylen, "not a whole number of MiB (with a unit, decimals are fine: 1.5g)");
+		return -1;
+	}
+	if (!*p) {
 		/* A plain whole number is MiB, as before. */
 		if (cli_parse_uint(num, 1, UINT64_MAX >> 20, &whole, why, whylen) < 0)
 			return -1;
