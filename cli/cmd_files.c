@@ -593,6 +593,7 @@ struct stat_reply {
 	uint32_t mode;
 	int64_t mtime_ns;
 	uint32_t uid, gid;
+	char target[4096];	/* a symlink's target, or "" */
 };
 
 /* STAT of `path`: 0 with *st, or -1 with *status set (after reporting unless quiet). */
@@ -627,11 +628,19 @@ static int remote_stat(struct wire_conn *conn, const char *name, const char *pat
 		st->mtime_ns = (int64_t)wire_get_u64(&f.r);
 		st->uid = wire_get_u32(&f.r);
 		st->gid = wire_get_u32(&f.r);
+		snprintf(st->target, sizeof(st->target), "%s", wire_get_str(&f.r));
 		if (wire_done(&f.r) == 0)
 			return 0;
 	}
 	*status = cli_session_lost(json, name, EPROTO);
 	return -1;
+}
+
+/* A name or target of the sandbox's, with control characters shown as '?'. */
+static void print_name(struct cli_buf *b, const char *name)
+{
+	for (; *name; name++)
+		cli_buf_add(b, (unsigned char)*name < 0x20 || *name == 0x7f ? "?" : name, 1);
 }
 
 /* "2024-05-01T12:34:56.123456789Z" */
@@ -664,7 +673,8 @@ int cli_cmd_stat(int argc, char **argv)
 			     "Show the metadata of a path in a named sandbox (a final symlink is\n"
 			     "not followed): type, size, mode, modification time, owner.\n"
 			     "  --json   one JSON object: path, type (file, directory, symlink, other),\n"
-			     "           size, mode (octal text), mtime_ns, mtime, uid, gid, symlink\n");
+			     "           size, mode (octal text), mtime_ns, mtime, uid, gid, symlink,\n"
+			     "           target (where a symlink points, else null)\n");
 	if (rc)
 		return rc > 0 ? 0 : CLI_EXIT_FAILED;
 	rc = cli_session_open("stat", fa.ops[0], fa.json, &conn, NULL);
@@ -685,6 +695,8 @@ int cli_cmd_stat(int argc, char **argv)
 			       "\"uid\": %u, \"gid\": %u, \"symlink\": ", (unsigned long long)st.size,
 			       (unsigned)st.mode, (long long)st.mtime_ns, when, (unsigned)st.uid, (unsigned)st.gid);
 		cli_json_bool(&b, st.type == MBX_FILE_SYMLINK);
+		cli_buf_puts(&b, ", \"target\": ");
+		cli_json_cstring(&b, st.type == MBX_FILE_SYMLINK ? st.target : NULL);
 		cli_buf_puts(&b, "}\n");
 	} else {
 		cli_buf_puts(&b, "path:  ");
@@ -692,6 +704,11 @@ int cli_cmd_stat(int argc, char **argv)
 		cli_buf_printf(&b, "\ntype:  %s\nsize:  %llu\nmode:  %04o\nmtime: %s\nuid:   %u\ngid:   %u\n",
 			       type_name(st.type), (unsigned long long)st.size, (unsigned)st.mode, when,
 			       (unsigned)st.uid, (unsigned)st.gid);
+		if (st.type == MBX_FILE_SYMLINK) {
+			cli_buf_puts(&b, "target: ");
+			print_name(&b, st.target);
+			cli_buf_puts(&b, "\n");
+		}
 	}
 	rc = b.failed || (cli_write_all(STDOUT_FILENO, b.data, b.len) < 0 && errno != EPIPE) ? 1 : 0;
 	cli_buf_free(&b);
@@ -704,7 +721,7 @@ int cli_cmd_ls(int argc, char **argv)
 	struct cli_buf b = CLI_BUF_INIT;
 	struct wire_conn conn;
 	struct wire_frame f;
-	const char *path, *name;
+	const char *path, *name, *target;
 	uint32_t n, i;
 	uint64_t size;
 	uint8_t type, link;
@@ -713,9 +730,10 @@ int cli_cmd_ls(int argc, char **argv)
 
 	rc = parse_file_args(&fa, argc, argv, json_options, 1, 2, "ls NAME [PATH] [--json]",
 			     "List a directory of a named sandbox (default /workspace), sorted by\n"
-			     "name: type, size and name of each entry.\n"
+			     "name: type, size and name of each entry, `name -> target` for a symlink.\n"
 			     "  --json   one JSON object: path and entries, each with name, type (file,\n"
-			     "           directory, symlink, other), size and symlink\n");
+			     "           directory, symlink, other), size, symlink and target (where\n"
+			     "           a symlink points, else null)\n");
 	if (rc)
 		return rc > 0 ? 0 : CLI_EXIT_FAILED;
 	path = fa.n_ops > 1 ? fa.ops[1] : "/workspace";
@@ -750,6 +768,7 @@ int cli_cmd_ls(int argc, char **argv)
 			type = wire_get_u8(&f.r);
 			size = wire_get_u64(&f.r);
 			link = wire_get_u8(&f.r);
+			target = wire_get_str(&f.r);
 			if (f.r.bad)
 				break;
 			if (fa.json) {
@@ -757,13 +776,18 @@ int cli_cmd_ls(int argc, char **argv)
 				cli_json_cstring(&b, name);
 				cli_buf_puts(&b, ", \"type\": ");
 				cli_json_cstring(&b, type_name(type));
-				cli_buf_printf(&b, ", \"size\": %llu, \"symlink\": %s}", (unsigned long long)size,
+				cli_buf_printf(&b, ", \"size\": %llu, \"symlink\": %s, \"target\": ", (unsigned long long)size,
 					       link ? "true" : "false");
+				cli_json_cstring(&b, link && target[0] ? target : NULL);
+				cli_buf_puts(&b, "}");
 			} else {
 				/* Names are the sandbox's: show control characters as '?'. */
 				cli_buf_printf(&b, "%-9s %12llu  ", type_name(type), (unsigned long long)size);
-				for (; *name; name++)
-					cli_buf_add(&b, (unsigned char)*name < 0x20 || *name == 0x7f ? "?" : name, 1);
+				print_name(&b, name);
+				if (link && target[0]) {
+					cli_buf_puts(&b, " -> ");
+					print_name(&b, target);
+				}
 				cli_buf_puts(&b, type == MBX_FILE_DIRECTORY ? "/\n" : "\n");
 			}
 		}
@@ -789,7 +813,7 @@ out:
 /* What a cp did, for --json and the skip messages. */
 struct cp_stats {
 	int json;
-	uint64_t files, dirs, bytes;
+	uint64_t files, dirs, links, bytes;
 	struct cli_buf skipped;	/* JSON objects, comma-separated */
 	size_t n_skipped;
 };
@@ -828,7 +852,7 @@ static char *join(const char *dir, const char *base_of)
 }
 
 static const char special_reason[] = "not a regular file, directory or symlink";
-static const char symlink_reason[] = "a symlink: the file API cannot make links, so links are not copied";
+static const char symlink_reason[] = "a symlink whose target cannot be read";
 
 /* Reports a host call that failed on `path`; returns 1. */
 static int host_error(int json, const char *what, const char *path, int e)
@@ -845,6 +869,7 @@ static int host_error(int json, const char *what, const char *path, int e)
 /* One entry of a sandbox directory, kept while the listing is read. */
 struct remote_entry {
 	char *name;
+	char *target;	/* a symlink's, or NULL */
 	uint8_t type;
 	uint8_t link;
 };
@@ -853,8 +878,10 @@ static void free_entries(struct remote_entry *e, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		free(e[i].name);
+		free(e[i].target);
+	}
 	free(e);
 }
 
@@ -892,11 +919,17 @@ static int remote_list(struct wire_conn *conn, const char *name, const char *pat
 
 			(void)wire_get_u64(&f.r);
 			uint8_t link = wire_get_u8(&f.r);
+			const char *target = wire_get_str(&f.r);
 
 			if (f.r.bad)
 				break;
 			ne = realloc(e, (n + 1) * sizeof(*e));
-			if (!ne || !(ne[n].name = strdup(entry))) {
+			if (ne)
+				ne[n].target = NULL;
+			if (!ne || !(ne[n].name = strdup(entry)) ||
+			    (target[0] && !(ne[n].target = strdup(target)))) {
+				if (ne && ne[n].name)
+					free(ne[n].name);
 				e = ne ? ne : e;
 				cp_oom(json);
 				rc = CLI_EXIT_FAILED;
@@ -937,6 +970,27 @@ static int host_dir(const char *hpath, int json)
 		return host_error(json, "make the directory", hpath, errno);
 	if (!S_ISDIR(hst.st_mode))
 		return host_error(json, "copy a directory to", hpath, S_ISLNK(hst.st_mode) ? ELOOP : ENOTDIR);
+	return 0;
+}
+
+/*
+ * Makes the host symlink `hpath` -> `target` (replacing a file or link of
+ * that name, never a directory). The target is stored as it is, not
+ * followed, here or later by cp. 0, or 1 after reporting.
+ */
+static int host_symlink(const char *target, const char *hpath, struct cp_stats *cs)
+{
+	struct stat hst;
+
+	if (lstat(hpath, &hst) == 0) {
+		if (S_ISDIR(hst.st_mode))
+			return host_error(cs->json, "replace", hpath, EISDIR);
+		if (unlink(hpath) < 0)
+			return host_error(cs->json, "replace", hpath, errno);
+	}
+	if (symlink(target, hpath) < 0)
+		return host_error(cs->json, "make the symlink", hpath, errno);
+	cs->links++;
 	return 0;
 }
 
@@ -990,7 +1044,11 @@ static int tree_down(struct wire_conn *conn, const char *name, const char *rdir,
 			break;
 		}
 		if (e[i].link || e[i].type == MBX_FILE_SYMLINK) {
-			cp_skip(cs, rpath, symlink_reason);
+			/* Copied as a link, never followed. */
+			if (!e[i].target)
+				cp_skip(cs, rpath, symlink_reason);
+			else
+				rc = host_symlink(e[i].target, hpath, cs);
 			continue;
 		}
 		if (e[i].type != MBX_FILE_DIRECTORY && e[i].type != MBX_FILE_REGULAR) {
@@ -1157,6 +1215,54 @@ static int remote_dir(struct wire_conn *conn, const char *name, const char *rpat
 }
 
 /*
+ * Copies the host symlink `entry` below `dirfd` as a symlink to `rpath`
+ * (replacing a file or link there, never a directory). 0, or the exit
+ * status after reporting.
+ */
+static int link_up(struct wire_conn *conn, const char *name, int dirfd, const char *entry, const char *hpath,
+		   const char *rpath, struct cp_stats *cs)
+{
+	char target[4096];
+	struct stat_reply st;
+	struct cli_buf b = CLI_BUF_INIT;
+	size_t start;
+	ssize_t n = readlinkat(dirfd, entry, target, sizeof(target) - 1);
+	int rc, status;
+
+	if (n <= 0) {
+		cp_skip(cs, hpath, symlink_reason);
+		return 0;
+	}
+	target[n] = '\0';
+	if (remote_stat(conn, name, rpath, &st, 1, cs->json, &status) == 0) {
+		if (st.type == MBX_FILE_DIRECTORY) {
+			char message[CLI_WHY_MAX + 64];
+
+			snprintf(message, sizeof(message), "cannot replace the directory `%s:%s` with a symlink", name,
+				 rpath);
+			cli_report(cs->json, MBX_EEXIST, message, NULL, NULL, EISDIR);
+			return 1;
+		}
+		rc = path_request(conn, name, WIRE_UNLINK, rpath, 0, 0, cs->json);
+		if (rc)
+			return rc;
+	} else if (status != MBX_ENOTFOUND && status > 0) {
+		return status;
+	}
+	start = wire_begin(&b, WIRE_SYMLINK);
+	wire_str(&b, target);
+	wire_str(&b, rpath);
+	rc = wire_end(&b, start) == 0 && cli_session_send(conn, &b) == 0 ? 0 : -1;
+	cli_buf_free(&b);
+	if (rc < 0)
+		return cli_session_lost(cs->json, name, errno);
+	rc = write_answer(conn, name, cs->json);
+	if (rc == 0)
+		cs->links++;
+	return rc;
+}
+
+/*
  * cp -r to a sandbox: the entries of the open host directory `dirfd`
  * (shown as `hdir`) into `rdir`. Nothing is followed: symlinks and special
  * files are skipped, directories are opened with O_NOFOLLOW below `dirfd`.
@@ -1209,7 +1315,7 @@ static int tree_up(struct wire_conn *conn, const char *name, int dirfd, const ch
 			break;
 		}
 		if (S_ISLNK(hst.st_mode)) {
-			cp_skip(cs, hpath, symlink_reason);
+			rc = link_up(conn, name, dirfd, de->d_name, hpath, rpath, cs);
 			continue;
 		}
 		if (!S_ISDIR(hst.st_mode) && !S_ISREG(hst.st_mode)) {
@@ -1335,7 +1441,7 @@ out:
 int cli_cmd_cp(int argc, char **argv)
 {
 	struct file_args fa = FILE_ARGS("cp");
-	struct cp_stats cs = { 0, 0, 0, 0, CLI_BUF_INIT, 0 };
+	struct cp_stats cs = { 0, 0, 0, 0, 0, CLI_BUF_INIT, 0 };
 	struct cli_buf b = CLI_BUF_INIT;
 	char src_name[CLI_NAME_MAX + 1], dst_name[CLI_NAME_MAX + 1];
 	const char *src_path, *dst_path;
@@ -1349,11 +1455,13 @@ int cli_cmd_cp(int argc, char **argv)
 			     "NAME:PATH). Write a host path that has a `:` as ./PATH.\n"
 			     "  -r, --recursive   copy a directory tree. Files keep their permission\n"
 			     "                    bits; directories too, except that in a sandbox\n"
-			     "                    the owner's rwx is added. Symlinks and special files\n"
-			     "                    (devices, fifos, sockets) are skipped with a warning\n"
-			     "                    and never followed\n"
+			     "                    the owner's rwx is added. Symlinks are copied as\n"
+			     "                    symlinks with the same target, never followed;\n"
+			     "                    special files (devices, fifos, sockets) are skipped\n"
+			     "                    with a warning\n"
 			     "  --json            print {\"ok\": true, \"files\": N, \"directories\": N,\n"
-			     "                    \"bytes\": N, \"skipped\": [{\"path\", \"reason\"}...]}\n");
+			     "                    \"symlinks\": N, \"bytes\": N,\n"
+			     "                    \"skipped\": [{\"path\", \"reason\"}...]}\n");
 	if (rc)
 		return rc > 0 ? 0 : CLI_EXIT_FAILED;
 	cs.json = fa.json;
@@ -1387,9 +1495,9 @@ int cli_cmd_cp(int argc, char **argv)
 		rc = cp_to_sandbox(fa.ops[0], dst_name, dst_path, fa.recursive, &cs);
 	}
 	if (rc == 0 && fa.json) {
-		cli_buf_printf(&b, "{\"ok\": true, \"files\": %llu, \"directories\": %llu, \"bytes\": %llu, "
-			       "\"skipped\": [", (unsigned long long)cs.files, (unsigned long long)cs.dirs,
-			       (unsigned long long)cs.bytes);
+		cli_buf_printf(&b, "{\"ok\": true, \"files\": %llu, \"directories\": %llu, \"symlinks\": %llu, "
+			       "\"bytes\": %llu, \"skipped\": [", (unsigned long long)cs.files,
+			       (unsigned long long)cs.dirs, (unsigned long long)cs.links, (unsigned long long)cs.bytes);
 		if (cs.skipped.data)
 			cli_buf_add(&b, cs.skipped.data, cs.skipped.len);
 		cli_buf_puts(&b, "]}\n");

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The file and HTTP requests of a named sandbox's supervisor: WRITE, READ,
- * STAT, LIST, MKDIR, UNLINK and HTTP (wire.h). Each library call runs to completion on
+ * STAT, LIST, MKDIR, UNLINK, SYMLINK and HTTP (wire.h). Each library call runs to completion on
  * the supervisor's one thread; data moves through the client's queue in
  * pieces, so neither side holds a whole file: a write is appended piece by
  * piece to a temporary file that is renamed over the target at the end, a
@@ -423,6 +423,7 @@ void sv_do_stat(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 	wire_u64(&c->out, (uint64_t)mbx_stat_mtime_ns(st));
 	wire_u32(&c->out, mbx_stat_uid(st));
 	wire_u32(&c->out, mbx_stat_gid(st));
+	wire_str(&c->out, mbx_stat_symlink_target(st));
 	sv_end_frame(c, start);
 	mbx_stat_free(st);
 }
@@ -458,7 +459,10 @@ void sv_do_list(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 			wire_u8(&c->out, mbx_dir_type(dir, i));
 			wire_u64(&c->out, mbx_dir_size(dir, i));
 			wire_u8(&c->out, (uint8_t)(mbx_dir_is_symlink(dir, i) != 0));
+			wire_str(&c->out, mbx_dir_symlink_target(dir, i));
 			batch += strlen(name ? name : "") + 32;
+			if (mbx_dir_symlink_target(dir, i))
+				batch += strlen(mbx_dir_symlink_target(dir, i));
 		}
 		if (!c->out.failed) {
 			c->out.data[count_at] = (char)(count >> 24);
@@ -553,5 +557,23 @@ void sv_do_unlink(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 		return;
 	}
 	rc = mbx_sandbox_remove(sv->sb, path, recursive != 0, &err);
+	answer(sv, c, rc, err);
+}
+
+void sv_do_symlink(struct sv *sv, struct sv_client *c, struct wire_reader *r)
+{
+	const char *target = wire_get_str(r), *path = wire_get_str(r);
+	mbx_error *err = NULL;
+	int rc;
+
+	if (wire_done(r) < 0) {
+		sv_protocol_error(c, "malformed symlink request");
+		return;
+	}
+	if (path[0] == '\0' || target[0] == '\0') {
+		sv_send_fail(c, MBX_EINVAL, "the symlink's path or target is empty");
+		return;
+	}
+	rc = mbx_sandbox_symlink(sv->sb, target, path, &err);
 	answer(sv, c, rc, err);
 }

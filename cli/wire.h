@@ -42,10 +42,11 @@
  *         nothing
  *   STAT  str path                     -> STAT_REPLY u8 type, u64 size,
  *                                         u32 mode, i64 mtime ns, u32 uid,
- *                                         u32 gid; or ERROR
+ *                                         u32 gid, str symlink target ("" for
+ *                                         none); or ERROR
  *   LIST  str path                     -> ENTRIES u32 n, n x (str name, u8
- *                                         type, u64 size, u8 symlink) ...
- *                                         END, or ERROR
+ *                                         type, u64 size, u8 symlink, str
+ *                                         symlink target) ... END, or ERROR
  *   HTTP  str method, str url, u32 n, n x str header ("Name: value"),
  *         u64 body length; then DATA bytes ... carrying the body
  *                                      -> HTTP_REPLY u32 status, str url,
@@ -60,6 +61,8 @@
  *   UNLINK str path, u8 recursive      -> OK or ERROR: removes a file, an
  *                                         empty directory, or with
  *                                         recursive a whole tree
+ *   SYMLINK str target, str path       -> OK or ERROR: makes the symlink
+ *                                         `path` pointing at `target`
  *   REMOVE                             -> OK once the sandbox is destroyed
  *                                         and its entry removed; then the
  *                                         supervisor exits
@@ -112,6 +115,7 @@
 /* 25..39 are left for process requests. */
 #define WIRE_MKDIR       40
 #define WIRE_UNLINK      41
+#define WIRE_SYMLINK     42
 
 /* Largest request body of HTTP: the library's default request limit. */
 #define WIRE_HTTP_BODY_MAX ((uint64_t)64 << 20)

@@ -543,7 +543,7 @@ def test_ls_and_stat(cli, named):
     assert r.rc == 0, r
     entries = {e["name"]: e for e in r.json["entries"]}
     assert r.json["path"] == "/workspace" and list(entries) == ["a.txt", "link", "sub"], r.json
-    assert entries["a.txt"] == {"name": "a.txt", "type": "file", "size": 5, "symlink": False}
+    assert entries["a.txt"] == {"name": "a.txt", "type": "file", "size": 5, "symlink": False, "target": None}
     assert entries["sub"]["type"] == "directory" and entries["sub"]["symlink"] is False
     assert entries["link"]["type"] == "symlink" and entries["link"]["symlink"] is True
     text = cli(["ls", name, "/workspace"])
@@ -1005,7 +1005,9 @@ def _tree(root):
             p = os.path.join(dirpath, n)
             st = os.lstat(p)
             rel = os.path.relpath(p, root)
-            if stat.S_ISDIR(st.st_mode):
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", None, os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
                 out[rel] = ("dir", stat.S_IMODE(st.st_mode), None)
             elif stat.S_ISREG(st.st_mode):
                 with open(p, "rb") as f:
@@ -1029,16 +1031,23 @@ def test_cp_recursive_both_ways(cli, named, host_tmp):
     with open(os.path.join(src, "sub", "deep", "empty"), "wb"):
         pass
     os.symlink("/etc/passwd", os.path.join(src, "outside-link"))
+    os.symlink("../a.txt", os.path.join(src, "sub", "rel-link"))
+    os.symlink("deep", os.path.join(src, "sub", "dir-link"))
     os.mkfifo(os.path.join(src, "fifo"))
 
     r = cli(["cp", "-r", src, name + ":/workspace/dst", "--json"])
     assert r.rc == 0 and r.json["ok"] is True, r
-    assert r.json["files"] == 3 and r.json["directories"] == 3, r.json
+    assert r.json["files"] == 3 and r.json["directories"] == 3 and r.json["symlinks"] == 3, r.json
     assert r.json["bytes"] == 6 + len(blob), r.json
     skipped = {os.path.basename(s["path"]): s["reason"] for s in r.json["skipped"]}
-    assert set(skipped) == {"outside-link", "fifo"} and "symlink" in skipped["outside-link"], r.json
-    # The link was not followed: nothing of /etc/passwd went in.
-    assert cli(["stat", name, "/workspace/dst/outside-link"]).rc == 1
+    assert set(skipped) == {"fifo"} and "not a regular" in skipped["fifo"], r.json
+    # Links are links with their own targets: nothing was followed.
+    st = cli(["stat", name, "/workspace/dst/outside-link", "--json"]).json
+    assert st["type"] == "symlink" and st["target"] == "/etc/passwd" and st["size"] == len("/etc/passwd"), st
+    ls = {e["name"]: e for e in cli(["ls", name, "dst/sub", "--json"]).json["entries"]}
+    assert ls["rel-link"]["target"] == "../a.txt" and ls["dir-link"]["target"] == "deep", ls
+    assert ls["dir-link"]["type"] == "symlink" and ls["blob.bin"]["target"] is None, ls
+    assert cli(["cat", name, "dst/sub/rel-link"]).stdout == b"alpha\n"
     assert cli(["cat", name, "/workspace/dst/sub/blob.bin"]).stdout == blob
     assert cli(["stat", name, "dst/a.txt", "--json"]).json["mode"] == "0751"
     assert cli(["stat", name, "dst/sub/blob.bin", "--json"]).json["mode"] == "0600"
@@ -1056,12 +1065,16 @@ def test_cp_recursive_both_ways(cli, named, host_tmp):
     back = os.path.join(host_tmp, "back")
     r = cli(["cp", "-r", name + ":/workspace/dst", back, "--json"])
     assert r.rc == 0, r
-    assert sorted(os.path.basename(s["path"]) for s in r.json["skipped"]) == ["etc-link", "pipe"], r.json
+    assert [os.path.basename(s["path"]) for s in r.json["skipped"]] == ["pipe"], r.json
     got = _tree(back)
     assert got["a.txt"] == ("file", 0o751, b"alpha\n"), got
     assert got["sub/blob.bin"] == ("file", 0o600, blob)
     assert got["sub"][:2] == ("dir", 0o710) and got["sub/deep/empty"][0] == "file", got
-    assert "sub/etc-link" not in got and "sub/pipe" not in got, got
+    assert "sub/pipe" not in got, got
+    # Links came back as links with the same targets; /etc was not copied.
+    assert got["sub/etc-link"] == ("link", None, "/etc"), got
+    assert got["outside-link"] == ("link", None, "/etc/passwd") and got["sub/rel-link"][2] == "../a.txt", got
+    assert got["sub/dir-link"] == ("link", None, "deep") and not any(k.startswith("sub/etc-link/") for k in got)
     # Into an existing host directory: under the source's own name.
     outdir = os.path.join(host_tmp, "outdir")
     os.mkdir(outdir)
@@ -1181,3 +1194,18 @@ def test_cat_json_and_binary(cli, named):
     assert base64.b64decode(j["content_b64"]) == raw and j["bytes"] == 256, j
     r = cli(["cat", name, "missing", "--json"])
     assert r.rc == 1 and r.json["ok"] is False, r
+
+
+def test_ls_and_stat_show_symlink_targets(cli, named):
+    name = named()
+    assert cli(["exec", name, "--", "sh", "-c", "cd /workspace && echo x > f && ln -s f rel && "
+                "ln -s /nonexistent/target dangling && ln -s \"$(printf 'a\\tb')\" odd"]).rc == 0
+    text = cli(["ls", name]).out
+    assert re.search(r"^symlink\s+1\s+rel -> f$", text, re.M), text
+    assert re.search(r"^symlink\s+\d+\s+dangling -> /nonexistent/target$", text, re.M), text
+    assert re.search(r"^symlink\s+3\s+odd -> a\?b$", text, re.M), "control characters must not reach the terminal"
+    entries = {e["name"]: e for e in cli(["ls", name, "--json"]).json["entries"]}
+    assert entries["odd"]["target"] == "a\tb" and entries["f"]["target"] is None, entries
+    st = cli(["stat", name, "dangling"])
+    assert st.rc == 0 and "type:  symlink" in st.out and "target: /nonexistent/target" in st.out, st
+    assert cli(["stat", name, "f", "--json"]).json["target"] is None
