@@ -432,6 +432,17 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 			break;
 		}
 		if (S_ISDIR(sb.st_mode)) {
+			/* The same directories spelt otherwise ("/workspace/..", "/a/../"). */
+			char *real = realpath(r->path, NULL);
+			int needed = real && (strcmp(real, "/") == 0 || strcmp(real, "/workspace") == 0);
+
+			free(real);
+			if (needed) {
+				agent_send_error(st, id, MBX_EPERM, 0, NULL, "remove `%s`: the sandbox needs it", r->path);
+				break;
+			}
+		}
+		if (S_ISDIR(sb.st_mode)) {
 			if (r->flags & 1) {
 				int dfd = open(r->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 

@@ -448,6 +448,28 @@ def test_wasm_named_sandbox(cli, named, doctor):
     assert r.rc == 125 and "wasm" in r.stderr, r
 
 
+def test_wasm_named_sandbox_links_and_dirs(cli, named, doctor, host_tmp):
+    """The file verbs of a wasm sandbox (host-side files, beneath the
+    workspace): mkdir, cp -r with a symlink, symlink targets, rm."""
+    if not doctor["backends"]["wasm"]["available"]:
+        must_work_skip("the wasm backend is not available: %s" % doctor["backends"]["wasm"]["reason"])
+    name = named("--isolation", "wasm")
+    src = os.path.join(host_tmp, "tree")
+    os.makedirs(os.path.join(src, "d"))
+    with open(os.path.join(src, "d", "f"), "w") as f:
+        f.write("x")
+    os.symlink("/etc/passwd", os.path.join(src, "d", "out"))
+    r = cli(["cp", "-r", src, name + ":/workspace/t", "--json"])
+    assert r.rc == 0 and r.json["symlinks"] == 1 and r.json["files"] == 1, r
+    assert cli(["stat", name, "t/d/out", "--json"]).json["target"] == "/etc/passwd"
+    # The link resolves beneath the workspace, never to the host's /etc/passwd.
+    r = cli(["cat", name, "t/d/out"])
+    assert r.rc == 1 and b"root:" not in r.stdout, r
+    assert cli(["mkdir", "-p", name, "a/b"]).rc == 0
+    assert cli(["rm", "-r", name + ":t"]).rc == 0
+    assert sorted(e["name"] for e in cli(["ls", name, "--json"]).json["entries"]) == ["a"]
+
+
 # ---------------------------------------------------------------------------
 # files
 
@@ -1100,9 +1122,14 @@ def test_cp_recursive_refusals(cli, named, host_tmp):
     r = cli(["cp", "-r", name + ":d", os.path.join(host_tmp, "link", "x")])
     assert r.rc == 0, r  # the link is a component the caller chose, as for cp(1)
     os.makedirs(os.path.join(host_tmp, "t"))
-    os.symlink("/", os.path.join(host_tmp, "t", "d"))
+    os.makedirs(os.path.join(host_tmp, "elsewhere"))
+    os.chmod(os.path.join(host_tmp, "elsewhere"), 0o700)
+    os.symlink("../elsewhere", os.path.join(host_tmp, "t", "d"))
+    assert cli(["write", name, "d/inner"], stdin=b"x").rc == 0
     r = cli(["cp", "-r", name + ":d", os.path.join(host_tmp, "t")])
     assert r.rc == 1 and "Too many levels of symbolic links" in r.stderr, r
+    assert os.listdir(os.path.join(host_tmp, "elsewhere")) == [], "the copy went through a symlink"
+    assert stat.S_IMODE(os.stat(os.path.join(host_tmp, "elsewhere")).st_mode) == 0o700
     # A file of the sandbox where a directory would go.
     assert cli(["write", name, "f"], stdin=b"x").rc == 0
     r = cli(["cp", "-r", host_tmp, name + ":f"])
