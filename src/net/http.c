@@ -365,7 +365,7 @@ static int one_hop(mbx_sandbox *sb, const char *method, const char *url, struct 
 	if (rc < 0)
 		return rc;
 
-	switch (mbx__net_decide(cfg, NULL, &host, &d)) {
+	switch (mbx__net_decide(cfg, NULL, &host, port, &d)) {
 	case MBX_NETV_OK:
 		break;
 	case MBX_NETV_UNRESOLVED:

@@ -87,10 +87,14 @@ int mbx__ipv4_parse_loose(const char *s, size_t n, struct in_addr *out);
 int mbx__authority_parse(const char *s, size_t n, uint16_t default_port, struct mbx_host *host, uint16_t *port,
 			 const char **why);
 
-/* Whether the config's allow list admits the host; *rule names the entry
- * that did (borrowed from cfg). Names match entries exactly or below a
- * "*.suffix" entry; IP literals match only an equal literal entry. */
-int mbx__net_host_allowed(const mbx_config *cfg, const struct mbx_host *h, const char **rule);
+/* Whether the config's allow list admits the host on `port`; *rule names
+ * the entry that did (borrowed from cfg). Names match entries exactly or
+ * below a "*.suffix" entry; IP literals match only an equal literal entry.
+ * An entry with a port ("example.com:443", "[2001:db8::1]:443") admits that
+ * port only; *port_refused (when not NULL) is set when the host matched an
+ * entry whose port differs. */
+int mbx__net_host_allowed(const mbx_config *cfg, const struct mbx_host *h, uint16_t port, const char **rule,
+			  int *port_refused);
 
 enum mbx_addr_class {
 	MBX_ADDR_PUBLIC,  /* globally routable */
@@ -164,7 +168,7 @@ struct mbx_net_decision {
  * used.
  */
 enum mbx_net_verdict_internal mbx__net_decide(const mbx_config *cfg, const struct mbx_net_hooks *hooks,
-					      const struct mbx_host *host, struct mbx_net_decision *d);
+					      const struct mbx_host *host, uint16_t port, struct mbx_net_decision *d);
 
 /* The default hooks: getaddrinfo() and a non-blocking connect() with a
  * timeout (stop_fd, when >= 0, aborts the wait when it becomes readable). */

@@ -519,7 +519,7 @@ static void serve(struct conn *c)
 	snprintf(c->le.host, sizeof(c->le.host), "%s", r.host.name);
 	c->le.port = r.port;
 
-	switch (mbx__net_decide(p->cfg, &p->hooks, &r.host, &d)) {
+	switch (mbx__net_decide(p->cfg, &p->hooks, &r.host, r.port, &d)) {
 	case MBX_NETV_OK:
 		break;
 	case MBX_NETV_UNRESOLVED:

@@ -830,3 +830,29 @@ def test_cli_http_with_net_flags(cli, net_named, web, tls_web, tls_files, host_t
     other = net_named(*CLI_NET, "--allow-private")
     r = cli(["http", other, "https://api.example.invalid:%d/tls" % tls_web.port])
     assert r.rc == 1 and "certif" in r.stderr.lower(), r
+
+
+def test_cli_allow_list_with_ports(cli):
+    """`host:port` in the allow list admits that port only, for the proxy
+    (plain HTTP and CONNECT) and for `http`; without a port, any port."""
+    a, b = WebServer(label="a"), WebServer(label="b")
+    try:
+        net = ["--add-host", "api.example.invalid:127.0.0.1", "--add-host", "any.example.invalid:127.0.0.1",
+               "--allow-private", "--audit"]
+        allow = "allow:api.example.invalid:%d,any.example.invalid" % a.port
+        curl = ("for u in api.example.invalid:%d api.example.invalid:%d any.example.invalid:%d; do "
+                "curl -sS -o /dev/null -w '%%{http_code} ' --max-time 5 http://$u/; done; "
+                "curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 -p -x http://127.0.0.1:3128 "
+                "http://api.example.invalid:%d/ 2>/dev/null || echo ' tunnel-refused'") % (a.port, b.port, b.port, b.port)
+        r, res = cli.json("--network", allow, *net, "--", "sh", "-c", curl)
+        words = res["stdout"].split()
+        assert words[:3] == ["200", "403", "200"], res
+        assert words[3:] in (["403"], ["000", "tunnel-refused"]), res
+        denied = [e for e in res["network_log"] if e["verdict"] == "denied"]
+        assert denied and all("port %d of `api.example.invalid`" % b.port in e["reason"] for e in denied), res
+        assert len(a.hits) == 1 and len(b.hits) == 1, (a.hits, b.hits)
+        r = cli.run("--network", "allow:api.example.invalid:0", "--", "true")
+        assert r.rc == 125 and "api.example.invalid:0" in r.stderr, r
+    finally:
+        a.close()
+        b.close()
