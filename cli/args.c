@@ -42,7 +42,12 @@ const char cli_sandbox_options_help[] =
 	"  --ca-file PATH      also trust the PEM certificates of PATH (repeatable)\n"
 	"  --net-limit NAME=VALUE\n"
 	"                      a proxy limit: request-bytes, response-bytes (512m),\n"
-	"                      timeout, idle (seconds), connections, redirects\n";
+	"                      timeout, idle (seconds), connections, redirects\n"
+	"  --http-rule '[allow|deny] METHOD[,METHOD...]|* HOST[:PORT][/PATH]'\n"
+	"                      which methods and paths of a host plain HTTP and `http`\n"
+	"                      may use, e.g. 'GET api.example.com/v1/*'; deny rules\n"
+	"                      first; a host with rules gets no CONNECT tunnel\n"
+	"                      (repeatable)\n";
 
 static void set_why(char *why, size_t whylen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -783,6 +788,7 @@ void cli_sandbox_opts_free(struct cli_sandbox_opts *o)
 		cli_host_free(&o->hosts[i]);
 	free(o->hosts);
 	free(o->ca_files);
+	free(o->http_rules);
 	free(o->limits);
 	cli_network_free(&o->network);
 	memset(o, 0, sizeof(*o));
@@ -918,6 +924,19 @@ int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, 
 
 		name = "ca-file";
 		slot = push((void **)&o->ca_files, &o->n_ca_files, sizeof(*slot));
+		if (slot) {
+			*slot = value;
+		} else {
+			snprintf(reason, sizeof(reason), "out of memory");
+			rc = -1;
+		}
+		break;
+	}
+	case CLI_OPT_HTTP_RULE: {
+		const char **slot;
+
+		name = "http-rule";
+		slot = push((void **)&o->http_rules, &o->n_http_rules, sizeof(*slot));
 		if (slot) {
 			*slot = value;
 		} else {

@@ -70,6 +70,7 @@ enum {
 	CLI_OPT_ALLOW_PRIVATE,
 	CLI_OPT_CA_FILE,
 	CLI_OPT_NET_LIMIT,
+	CLI_OPT_HTTP_RULE,
 	CLI_OPT_SANDBOX_END,	/* ids below this one are sandbox options */
 	CLI_OPT_HELP = 50,
 	CLI_OPT_VERB = 100	/* first id free for a verb's own options */
@@ -94,7 +95,8 @@ enum {
 	{ "add-host", 0, 1, CLI_OPT_ADD_HOST }, \
 	{ "allow-private", 0, 0, CLI_OPT_ALLOW_PRIVATE }, \
 	{ "ca-file", 0, 1, CLI_OPT_CA_FILE }, \
-	{ "net-limit", 0, 1, CLI_OPT_NET_LIMIT }
+	{ "net-limit", 0, 1, CLI_OPT_NET_LIMIT }, \
+	{ "http-rule", 0, 1, CLI_OPT_HTTP_RULE }
 
 #define CLI_HELP_OPTION { "help", 'h', 0, CLI_OPT_HELP }
 
@@ -168,6 +170,8 @@ struct cli_sandbox_opts {
 	size_t n_hosts;
 	const char **ca_files;	/* borrowed from argv */
 	size_t n_ca_files;
+	const char **http_rules;	/* borrowed from argv; checked by the library */
+	size_t n_http_rules;
 	struct cli_net_limit *limits;
 	size_t n_limits;
 	int allow_private;
@@ -179,7 +183,7 @@ void cli_sandbox_opts_free(struct cli_sandbox_opts *o);
 /*
  * Stores sandbox option `id` (< CLI_OPT_SANDBOX_END) with its value (NULL for
  * a flag). A repeated option replaces the earlier value, except --env,
- * --mount, --add-host, --ca-file and --net-limit, which add up. Returns 0, or -1 with a complete message in `why`
+ * --mount, --add-host, --ca-file, --net-limit and --http-rule, which add up. Returns 0, or -1 with a complete message in `why`
  * naming the option.
  */
 int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, char *why, size_t whylen);

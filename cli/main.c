@@ -274,6 +274,11 @@ int cli_build_config(const struct cli_sandbox_opts *o, mbx_config **out, char *w
 		if (rc != MBX_OK)
 			goto fail;
 	}
+	for (i = 0; i < o->n_http_rules; i++) {
+		set_what(what, whatlen, "--http-rule");
+		if ((rc = mbx_config_add_http_rule(cfg, o->http_rules[i], err)) != MBX_OK)
+			goto fail;
+	}
 	if (o->allow_private)
 		mbx_config_set_network_allow_private(cfg, 1);
 	if (o->allow_degraded)

@@ -320,45 +320,53 @@ static int split_port(const char *d, size_t *host_len, uint16_t *port)
 	return 0;
 }
 
+/* Whether the host part d[0, dn) of an entry names h. */
+static int entry_host_matches(const char *d, size_t dn, const struct mbx_host *h)
+{
+	struct mbx_host e;
+	const char *why;
+	size_t hn, sn;
+
+	if (strncmp(d, "*.", 2) == 0) {
+		/* Wildcards cover names only, never literals. */
+		if (h->kind != MBX_HOST_NAME || mbx__host_parse(d + 2, dn - 2, 0, &e, &why) < 0 ||
+		    e.kind != MBX_HOST_NAME)
+			return 0;
+		hn = strlen(h->name);
+		sn = strlen(e.name);
+		return hn > sn + 1 && h->name[hn - sn - 1] == '.' && strcmp(h->name + hn - sn, e.name) == 0;
+	}
+	if (mbx__host_parse(d, dn, 1, &e, &why) < 0 || e.kind != h->kind)
+		return 0;
+	return strcmp(e.name, h->name) == 0;
+}
+
+int mbx__net_entry_matches(const char *d, const struct mbx_host *h, uint16_t port, int *port_refused)
+{
+	size_t dn;
+	uint16_t want;
+
+	if (split_port(d, &dn, &want) < 0 || !entry_host_matches(d, dn, h))
+		return 0;
+	/* An entry with a port admits that port only. */
+	if (want != 0 && want != port) {
+		if (port_refused)
+			*port_refused = 1;
+		return 0;
+	}
+	return 1;
+}
+
 int mbx__net_host_allowed(const mbx_config *cfg, const struct mbx_host *h, uint16_t port, const char **rule,
 			  int *port_refused)
 {
 	if (port_refused)
 		*port_refused = 0;
 	for (size_t i = 0; i < cfg->ndomains; i++) {
-		const char *d = cfg->domains[i];
-		struct mbx_host e;
-		const char *why;
-		size_t dn;
-		uint16_t want;
-		int match = 0;
-
-		if (split_port(d, &dn, &want) < 0)
-			continue;
-		if (strncmp(d, "*.", 2) == 0) {
-			size_t hn = strlen(h->name), sn;
-
-			/* Wildcards cover names only, never literals. */
-			if (h->kind != MBX_HOST_NAME || mbx__host_parse(d + 2, dn - 2, 0, &e, &why) < 0 ||
-			    e.kind != MBX_HOST_NAME)
-				continue;
-			sn = strlen(e.name);
-			match = hn > sn + 1 && h->name[hn - sn - 1] == '.' && strcmp(h->name + hn - sn, e.name) == 0;
-		} else {
-			if (mbx__host_parse(d, dn, 1, &e, &why) < 0 || e.kind != h->kind)
-				continue;
-			match = strcmp(e.name, h->name) == 0;
+		if (mbx__net_entry_matches(cfg->domains[i], h, port, port_refused)) {
+			*rule = cfg->domains[i];
+			return 1;
 		}
-		if (!match)
-			continue;
-		/* An entry with a port admits that port only. */
-		if (want != 0 && want != port) {
-			if (port_refused)
-				*port_refused = 1;
-			continue;
-		}
-		*rule = d;
-		return 1;
 	}
 	return 0;
 }

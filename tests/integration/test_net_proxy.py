@@ -856,3 +856,48 @@ def test_cli_allow_list_with_ports(cli):
     finally:
         a.close()
         b.close()
+
+
+def test_cli_http_rules(cli, net_named, web):
+    """--http-rule: methods and paths for plain HTTP through the proxy and
+    for `http` (mbx_sandbox_http_request); deny rules first; no CONNECT
+    tunnel to a host with rules; other hosts as before."""
+    rules = ["--http-rule", "GET,HEAD api.example.invalid/v1/*", "--http-rule",
+             "deny * api.example.invalid/v1/admin*", "--http-rule", "POST api.example.invalid/v1/upload"]
+    net = ["--network", "allow:api.example.invalid,free.example.invalid", "--add-host",
+           "api.example.invalid:127.0.0.1", "--add-host", "free.example.invalid:127.0.0.1", "--allow-private"]
+    base = "http://api.example.invalid:%d" % web.port
+    script = " ".join(
+        "curl -sS -o /dev/null -w '%%{http_code} ' --max-time 5 %s %s%s;" % (opts, base, path)
+        for opts, path in [("", "/v1/items"), ("-X POST", "/v1/items"), ("", "/v1/admin/users"),
+                           ("--path-as-is", "/v1/%61dmin"), ("--path-as-is", "/v1/x/../admin"), ("", "/v2/"),
+                           ("-X POST -d x", "/v1/upload")])
+    script += (" curl -sS -o /dev/null -w '%%{http_code} ' --max-time 5 http://free.example.invalid:%d/anything;"
+               " curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 -p -x http://127.0.0.1:3128 %s/v1/items"
+               " 2>/dev/null || echo ' tunnel-refused'" % (web.port, base))
+    r, res = cli.json(*net, *rules, "--audit", "--", "sh", "-c", script)
+    words = res["stdout"].split()
+    assert words[:8] == ["200", "403", "403", "403", "403", "403", "200", "200"], res
+    assert words[8:] in (["403"], ["000", "tunnel-refused"]), res
+    reasons = [e["reason"] for e in res["network_log"] if e["verdict"] == "denied"]
+    assert any("no HTTP rule allows POST /v1/items" in x for x in reasons), reasons
+    assert any("denied by HTTP rule `deny * api.example.invalid/v1/admin*`" in x for x in reasons), reasons
+    assert any("`..` segment" in x for x in reasons), reasons
+    assert any("CONNECT tunnel" in x for x in reasons), reasons
+    assert sum("denied by HTTP rule" in x for x in reasons) == 2, "the escaped spelling was not caught: %s" % reasons
+    seen = sorted(path for _, _, path in web.hits)
+    assert seen == ["/anything", "/v1/items", "/v1/upload"], seen
+
+    # The same rules for `http`, which the library makes itself.
+    name = net_named(*net, *rules)
+    assert cli(["http", name, base + "/v1/items"]).rc == 0
+    r = cli(["http", name, "-X", "DELETE", base + "/v1/items"])
+    assert r.rc == 1 and "no HTTP rule allows DELETE /v1/items" in r.stderr, r
+    r = cli(["http", name, base + "/v1/admin"])
+    assert r.rc == 1 and "denied by HTTP rule" in r.stderr, r
+    r = cli(["http", name, "--json", base + "/v1/%61dmin"])
+    assert r.rc == 1 and r.json["error"]["code"] == "denied", r
+    assert cli(["http", name, "http://free.example.invalid:%d/x" % web.port]).rc == 0
+    # Malformed rules are usage errors.
+    r = cli.run("--http-rule", "GET", "--", "true")
+    assert r.rc == 125 and "--http-rule" in r.stderr and "is not" in r.stderr, r
