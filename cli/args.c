@@ -25,8 +25,9 @@ const char cli_sandbox_options_help[] =
 	"  -m, --memory SIZE   memory limit: MiB, or with a unit as 512m, 1g (default 512)\n"
 	"  --cpu, --cpus CPUS  CPU quota, decimals allowed, e.g. 0.5 (default none)\n"
 	"  --max-procs N       maximum number of processes (default 64)\n"
-	"  --network deny|none|all|allow:DOMAIN[,DOMAIN...]\n"
-	"                      network policy (default deny: loopback only; none = deny)\n"
+	"  --network deny|none|all|allow:DOMAIN[:PORT][,DOMAIN[:PORT]...]\n"
+	"                      network policy (default deny: loopback only; none = deny);\n"
+	"                      a DOMAIN with a port is allowed on that port only\n"
 	"  -e, --env KEY=VALUE set an environment variable (repeatable)\n"
 	"  -w, --workdir PATH  working directory inside the sandbox (default /workspace)\n"
 	"  -v, --mount HOST_PATH:SANDBOX_PATH[:ro|:rw]\n"
@@ -495,7 +496,7 @@ int cli_parse_network(const char *spec, struct cli_network *out, char *why, size
 		return 0;
 	}
 	if (strncmp(spec, "allow:", 6) != 0) {
-		set_why(why, whylen, "expected deny, none, all or allow:DOMAIN[,DOMAIN...]");
+		set_why(why, whylen, "expected deny, none, all or allow:DOMAIN[:PORT][,DOMAIN[:PORT]...]");
 		return -1;
 	}
 	p = spec + 6;
