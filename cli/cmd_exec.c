@@ -23,7 +23,7 @@
 
 #include "session.h"
 
-enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN };
+enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN, EXEC_TTY };
 
 static const struct cli_option exec_options[] = {
 	{ "json", 0, 0, EXEC_JSON },
@@ -31,6 +31,7 @@ static const struct cli_option exec_options[] = {
 	{ "env", 'e', 1, EXEC_ENV },
 	{ "workdir", 'w', 1, EXEC_WORKDIR },
 	{ "stdin", 'i', 0, EXEC_STDIN },
+	{ "tty", 't', 0, EXEC_TTY },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
 };
@@ -48,6 +49,7 @@ struct exec_request {
 	int json;
 	int help;
 	int use_stdin;
+	int tty;		/* exec -t: a terminal, as shell, but with exec's timeout */
 	uint64_t timeout_ms;	/* 0: the sandbox's */
 	const char *workdir;	/* borrowed, or NULL */
 	struct cli_env *env;
@@ -72,6 +74,8 @@ static void exec_usage(void)
 	       "  -e, --env KEY=VALUE set a variable for this program (repeatable)\n"
 	       "  -w, --workdir PATH  working directory (default: the sandbox's)\n"
 	       "  -i, --stdin         give this command's stdin to the program (default: none)\n"
+	       "  -t, --tty           run it on a terminal of this terminal's size, as `shell`\n"
+	       "                      does (stdin goes to it), with the timeout of exec\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
 	       "Exit status: the program's own; 128+N when killed by signal N; 124 on\n"
@@ -112,6 +116,9 @@ static int take_option(struct exec_request *r, int id, const char *value, char *
 	switch (id) {
 	case EXEC_JSON:
 		r->json = 1;
+		return 0;
+	case EXEC_TTY:
+		r->tty = 1;
 		return 0;
 	case EXEC_TIMEOUT:
 		if (cli_parse_timeout(value, &r->timeout_ms, why, whylen) < 0) {
@@ -187,6 +194,10 @@ static int parse(struct exec_request *r, int argc, char **argv)
 	if (!r->shell && r->argc == 0) {
 		cli_usage_error(r->json, r->verb, "no program given (expected `mimobox exec %s -- PROGRAM "
 				"[ARG...]`)", r->name);
+		return -1;
+	}
+	if (r->tty && r->json) {
+		cli_usage_error(r->json, r->verb, "-t cannot go with --json: a terminal merges stdout and stderr");
 		return -1;
 	}
 	if (r->argc > 0 && r->argv[0][0] == '\0') {
@@ -329,6 +340,8 @@ static int send_exec(struct exec_state *s, const char *const *argv, int argc, ui
 
 	if (r->shell)
 		flags = WIRE_EXEC_PTY | WIRE_EXEC_STDIN | WIRE_EXEC_NO_TIMEOUT;
+	if (r->tty)
+		flags = WIRE_EXEC_PTY | WIRE_EXEC_STDIN;
 	if (r->use_stdin)
 		flags |= WIRE_EXEC_STDIN;
 	if (r->json)
@@ -336,7 +349,7 @@ static int send_exec(struct exec_state *s, const char *const *argv, int argc, ui
 	for (i = 0; i < r->n_env; i++)
 		have_term |= strcmp(r->env[i].name, "TERM") == 0;
 	/* The program draws on our terminal: it should know which one. */
-	if (r->shell && !have_term && term && term[0])
+	if ((r->shell || r->tty) && !have_term && term && term[0])
 		n_env++;
 	else
 		term = NULL;
@@ -573,7 +586,7 @@ static int run_session(struct exec_request *r)
 		argv = shell_argv;
 		argc = 1;
 	}
-	if (r->shell) {
+	if (r->shell || r->tty) {
 		terminal_size(&rows, &cols);
 		if (watch_winch() < 0) {
 			cli_report(0, MBX_ESYS, "cannot watch the terminal's size", NULL, NULL, errno);
@@ -581,7 +594,7 @@ static int run_session(struct exec_request *r)
 		}
 	}
 	/* Raw from now on: keys typed while the program starts are its, not echoed here. */
-	if (r->shell && enter_raw_mode() < 0) {
+	if ((r->shell || r->tty) && enter_raw_mode() < 0) {
 		restore_terminal();
 		cli_report(0, MBX_ESYS, "cannot put the terminal in raw mode", NULL, NULL, errno);
 		goto out;
@@ -603,7 +616,7 @@ static int run_session(struct exec_request *r)
 		s.status = cli_session_lost(r->json, r->name, EPROTO);
 		goto out;
 	}
-	if (r->shell || r->use_stdin)
+	if (r->shell || r->tty || r->use_stdin)
 		s.in_fd = STDIN_FILENO;
 	pump(&s);
 	restore_terminal();

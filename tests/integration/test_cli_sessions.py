@@ -871,6 +871,28 @@ def test_shell_on_a_terminal(cli, named):
     assert wait_until(lambda: ps(cli)[name]["running"] == 0, 5), ps(cli)[name]
 
 
+def test_exec_tty(cli, named):
+    """exec -t: a terminal of this one's size, input forwarded, but the
+    sandbox's timeout still applies (unlike `shell`)."""
+    name = named("--timeout", "3")
+    t = Terminal(cli, ["exec", "-t", name, "--", "sh", "-c",
+                       "tty; stty size; read line; echo got-$line; exit 4"], rows=33, cols=90)
+    try:
+        t.expect(rb"/dev/pts/\d+\r\n33 90\r\n")
+        t.type(b"abc\r")
+        t.expect(rb"got-abc")
+        assert t.p.wait(timeout=15) == 4
+    finally:
+        t.close()
+    t = Terminal(cli, ["exec", "-t", name, "--", "sleep", "30"])
+    try:
+        assert t.p.wait(timeout=20) == 124, "the timeout of exec did not apply to exec -t"
+    finally:
+        t.close()
+    r = cli(["exec", "-t", "--json", name, "--", "true"])
+    assert r.rc == 125 and "-t cannot go with --json" in r.json["error"]["message"], r
+
+
 def test_shell_program_and_no_timeout(cli, named):
     name = named("--timeout", "1")
     t = Terminal(cli, ["shell", name, "--", "sh", "-c", "sleep 2; echo done-$((3*3)); exit 5"])
