@@ -12,6 +12,7 @@
 #include <mbx/mbx.h>
 
 #include "args.h"
+#include "json.h"
 
 /*
  * One verb. `fn` gets the words from the verb on (argv[0] is the verb's
@@ -54,6 +55,21 @@ struct cli_outcome {
 	const char *isolation;	/* or NULL */
 	const char *extra_json;	/* more members (", \"k\": v..."), or NULL */
 };
+
+/* One entry of a sandbox's network log (--audit); the strings are borrowed. */
+struct cli_net_entry {
+	const char *source, *method, *host, *address, *verdict, *reason;
+	uint64_t time_us, bytes_up, bytes_down;
+	unsigned port;
+	int status;
+};
+
+/*
+ * Reports entry number `index` of a network log: with `json` appended to
+ * `b` as an object of the "network_log" array (a comma first unless index
+ * is 0), else as a "mimobox: net: ..." line on stderr.
+ */
+void cli_net_entry_report(struct cli_buf *b, int json, size_t index, const struct cli_net_entry *e);
 
 /* The exit status standing for the outcome: the program's own, 128+N, 124, 134. */
 int cli_outcome_status(const struct cli_outcome *o);

@@ -330,30 +330,14 @@ static int print_net_log(const mbx_sandbox *sb, int json, struct cli_buf *b, mbx
 	if (json)
 		cli_buf_puts(b, ", \"network_log\": [");
 	for (i = 0; i < n; i++) {
-		const char *verdict = mbx_net_verdict_name(mbx_net_log_verdict(log, i));
+		struct cli_net_entry e = {
+			mbx_net_log_source(log, i), mbx_net_log_method(log, i), mbx_net_log_host(log, i),
+			mbx_net_log_address(log, i), mbx_net_verdict_name(mbx_net_log_verdict(log, i)),
+			mbx_net_log_reason(log, i), mbx_net_log_time_us(log, i), mbx_net_log_bytes_up(log, i),
+			mbx_net_log_bytes_down(log, i), mbx_net_log_port(log, i), mbx_net_log_status(log, i)
+		};
 
-		if (!json) {
-			fprintf(stderr, "mimobox: net: %s %s %s %s:%u status %d: %s\n", mbx_net_log_source(log, i),
-				verdict, mbx_net_log_method(log, i), mbx_net_log_host(log, i),
-				(unsigned)mbx_net_log_port(log, i), mbx_net_log_status(log, i),
-				mbx_net_log_reason(log, i));
-			continue;
-		}
-		cli_buf_puts(b, i ? ", {\"source\": " : "{\"source\": ");
-		cli_json_cstring(b, mbx_net_log_source(log, i));
-		cli_buf_printf(b, ", \"time_us\": %llu, \"method\": ", (unsigned long long)mbx_net_log_time_us(log, i));
-		cli_json_cstring(b, mbx_net_log_method(log, i));
-		cli_buf_puts(b, ", \"host\": ");
-		cli_json_cstring(b, mbx_net_log_host(log, i));
-		cli_buf_printf(b, ", \"port\": %u, \"address\": ", (unsigned)mbx_net_log_port(log, i));
-		cli_json_cstring(b, mbx_net_log_address(log, i));
-		cli_buf_puts(b, ", \"verdict\": ");
-		cli_json_cstring(b, verdict);
-		cli_buf_printf(b, ", \"status\": %d, \"reason\": ", mbx_net_log_status(log, i));
-		cli_json_cstring(b, mbx_net_log_reason(log, i));
-		cli_buf_printf(b, ", \"bytes_up\": %llu, \"bytes_down\": %llu}",
-			       (unsigned long long)mbx_net_log_bytes_up(log, i),
-			       (unsigned long long)mbx_net_log_bytes_down(log, i));
+		cli_net_entry_report(b, json, i, &e);
 	}
 	if (json)
 		cli_buf_printf(b, "], \"network_log_dropped\": %llu", (unsigned long long)mbx_net_log_dropped(log));

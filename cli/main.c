@@ -307,6 +307,29 @@ void cli_report_config(int json, const char *verb, int rc, const mbx_error *err,
 		   err ? mbx_error_layer(err) : NULL, err ? mbx_error_errno(err) : 0);
 }
 
+void cli_net_entry_report(struct cli_buf *b, int json, size_t index, const struct cli_net_entry *e)
+{
+	if (!json) {
+		fprintf(stderr, "mimobox: net: %s %s %s %s:%u status %d: %s\n", e->source, e->verdict, e->method,
+			e->host, e->port, e->status, e->reason);
+		return;
+	}
+	cli_buf_puts(b, index ? ", {\"source\": " : "{\"source\": ");
+	cli_json_cstring(b, e->source);
+	cli_buf_printf(b, ", \"time_us\": %llu, \"method\": ", (unsigned long long)e->time_us);
+	cli_json_cstring(b, e->method);
+	cli_buf_puts(b, ", \"host\": ");
+	cli_json_cstring(b, e->host);
+	cli_buf_printf(b, ", \"port\": %u, \"address\": ", e->port);
+	cli_json_cstring(b, e->address);
+	cli_buf_puts(b, ", \"verdict\": ");
+	cli_json_cstring(b, e->verdict);
+	cli_buf_printf(b, ", \"status\": %d, \"reason\": ", e->status);
+	cli_json_cstring(b, e->reason);
+	cli_buf_printf(b, ", \"bytes_up\": %llu, \"bytes_down\": %llu}", (unsigned long long)e->bytes_up,
+		       (unsigned long long)e->bytes_down);
+}
+
 /* ---- version ---- */
 
 static int cmd_version(int argc, char **argv)

@@ -653,6 +653,9 @@ static void handle_frame(struct sv *sv, struct sv_client *c, struct wire_frame *
 	case WIRE_SYMLINK:
 		sv_do_symlink(sv, c, &f->r);
 		break;
+	case WIRE_NETLOG:
+		sv_do_netlog(sv, c, &f->r);
+		break;
 	case WIRE_REMOVE:
 		if (wire_done(&f->r) < 0) {
 			sv_protocol_error(c, "malformed remove request");

@@ -577,3 +577,60 @@ void sv_do_symlink(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 	rc = mbx_sandbox_symlink(sv->sb, target, path, &err);
 	answer(sv, c, rc, err);
 }
+
+void sv_do_netlog(struct sv *sv, struct sv_client *c, struct wire_reader *r)
+{
+	uint64_t since = wire_get_u64(r), dropped;
+	mbx_net_log *log = NULL;
+	mbx_error *err = NULL;
+	size_t i, n, start, count_at, count, batch;
+	int rc;
+
+	if (wire_done(r) < 0) {
+		sv_protocol_error(c, "malformed netlog request");
+		return;
+	}
+	rc = mbx_sandbox_net_log(sv->sb, &log, &err);
+	if (rc != MBX_OK) {
+		sv_send_mbx_error(c, rc, err, NULL, NULL);
+		mbx_error_free(err);
+		return;
+	}
+	n = mbx_net_log_count(log);
+	dropped = mbx_net_log_dropped(log);
+	for (i = 0; i < n || i == 0;) {
+		/* A frame per batch, as LIST does. */
+		start = wire_begin(&c->out, WIRE_NET_ENTRIES);
+		wire_u64(&c->out, dropped);
+		count_at = c->out.len;
+		wire_u32(&c->out, 0);
+		for (count = 0, batch = 0; i < n && batch < SV_LIST_BATCH; i++) {
+			if (mbx_net_log_time_us(log, i) < since)
+				continue;
+			wire_str(&c->out, mbx_net_log_source(log, i));
+			wire_u64(&c->out, mbx_net_log_time_us(log, i));
+			wire_str(&c->out, mbx_net_log_method(log, i));
+			wire_str(&c->out, mbx_net_log_host(log, i));
+			wire_u16(&c->out, mbx_net_log_port(log, i));
+			wire_str(&c->out, mbx_net_log_address(log, i));
+			wire_str(&c->out, mbx_net_verdict_name(mbx_net_log_verdict(log, i)));
+			wire_u32(&c->out, (uint32_t)mbx_net_log_status(log, i));
+			wire_str(&c->out, mbx_net_log_reason(log, i));
+			wire_u64(&c->out, mbx_net_log_bytes_up(log, i));
+			wire_u64(&c->out, mbx_net_log_bytes_down(log, i));
+			batch += strlen(mbx_net_log_host(log, i)) + strlen(mbx_net_log_reason(log, i)) + 128;
+			count++;
+		}
+		if (!c->out.failed) {
+			c->out.data[count_at] = (char)(count >> 24);
+			c->out.data[count_at + 1] = (char)(count >> 16);
+			c->out.data[count_at + 2] = (char)(count >> 8);
+			c->out.data[count_at + 3] = (char)count;
+		}
+		sv_end_frame(c, start);
+		if (n == 0)
+			break;
+	}
+	sv_send_simple(c, WIRE_END);
+	mbx_net_log_free(log);
+}

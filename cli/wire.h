@@ -63,6 +63,14 @@
  *                                         recursive a whole tree
  *   SYMLINK str target, str path       -> OK or ERROR: makes the symlink
  *                                         `path` pointing at `target`
+ *   NETLOG u64 since (unix us)         -> NET_ENTRIES u64 dropped, u32 n,
+ *                                         n x (str source, u64 time us,
+ *                                         str method, str host, u16 port,
+ *                                         str address, str verdict, i32
+ *                                         status, str reason, u64 bytes up,
+ *                                         u64 bytes down) ... END: the
+ *                                         network log's entries from
+ *                                         `since` on
  *   REMOVE                             -> OK once the sandbox is destroyed
  *                                         and its entry removed; then the
  *                                         supervisor exits
@@ -116,6 +124,8 @@
 #define WIRE_MKDIR       40
 #define WIRE_UNLINK      41
 #define WIRE_SYMLINK     42
+#define WIRE_NETLOG      43
+#define WIRE_NET_ENTRIES 44
 
 /* Largest request body of HTTP: the library's default request limit. */
 #define WIRE_HTTP_BODY_MAX ((uint64_t)64 << 20)

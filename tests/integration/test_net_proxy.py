@@ -901,3 +901,26 @@ def test_cli_http_rules(cli, net_named, web):
     # Malformed rules are usage errors.
     r = cli.run("--http-rule", "GET", "--", "true")
     assert r.rc == 125 and "--http-rule" in r.stderr and "is not" in r.stderr, r
+
+
+def test_cli_exec_audit(cli, net_named, web):
+    """exec --audit: the network log of the named sandbox from this exec's
+    start on (earlier execs' requests are not repeated)."""
+    name = net_named(*CLI_NET, "--allow-private")
+    get = "curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 http://%s:%d/%s"
+    r = cli(["exec", "--json", "--audit", name, "--", "sh", "-c", get % ("api.example.invalid", web.port, "one")])
+    assert r.rc == 0 and r.json["stdout"] == "200", r
+    log = r.json["network_log"]
+    assert [(e["host"], e["verdict"], e["status"]) for e in log] == [("api.example.invalid", "allowed", 200)], log
+    assert r.json["network_log_dropped"] == 0
+    r = cli(["exec", "--json", "--audit", name, "--", "sh", "-c", get % ("denied.invalid", web.port, "two")])
+    assert r.rc == 0 and r.json["stdout"] == "403", r
+    assert [(e["host"], e["verdict"]) for e in r.json["network_log"]] == [("denied.invalid", "denied")], r.json
+    # Text mode: lines on stderr; and the `http` verb's requests are in the log too.
+    assert cli(["http", name, "http://api.example.invalid:%d/three" % web.port]).rc == 0
+    r = cli(["exec", "--audit", name, "--", "sh", "-c", get % ("api.example.invalid", web.port, "four")])
+    assert r.rc == 0 and r.stdout == b"200", r
+    lines = [l for l in r.stderr.splitlines() if l.startswith("mimobox: net:")]
+    assert len(lines) == 1 and "proxy allowed GET api.example.invalid" in lines[0], r.stderr
+    r = cli(["exec", "--json", name, "--", "true"])
+    assert "network_log" not in r.json, "the log is there only on request"
