@@ -4,10 +4,14 @@
  * calls here (only its header macros), so tests/unit/test-cli-args.c links
  * this file without the library.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <mbx/config.h>
 #include <mbx/net.h>
@@ -29,6 +33,9 @@ const char cli_sandbox_options_help[] =
 	"                      network policy (default deny: loopback only; none = deny);\n"
 	"                      a DOMAIN with a port is allowed on that port only\n"
 	"  -e, --env KEY=VALUE set an environment variable (repeatable)\n"
+	"  --env-file FILE     set the variables of FILE: KEY=VALUE lines, `#` comments,\n"
+	"                      no quoting or expansion (repeatable; keeps values off\n"
+	"                      the command line)\n"
 	"  -w, --workdir PATH  working directory inside the sandbox (default /workspace)\n"
 	"  -v, --mount HOST_PATH:SANDBOX_PATH[:ro|:rw]\n"
 	"                      make a host path visible (repeatable, default ro)\n"
@@ -664,6 +671,111 @@ void cli_env_free(struct cli_env *e)
 	memset(e, 0, sizeof(*e));
 }
 
+static int env_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || (s[0] >= '0' && s[0] <= '9'))
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			return 0;
+	}
+	return 1;
+}
+
+int cli_parse_env_text(const char *text, size_t len, struct cli_env **env, size_t *n, char *why, size_t whylen)
+{
+	size_t pos = 0, line = 0;
+
+	while (pos < len) {
+		const char *l = text + pos, *nl = memchr(l, '\n', len - pos), *eq;
+		size_t ll = nl ? (size_t)(nl - l) : len - pos, lead = 0;
+		struct cli_env *grown, e;
+
+		pos += ll + (nl ? 1 : 0);
+		line++;
+		if (ll > 0 && l[ll - 1] == '\r')
+			ll--;
+		if (memchr(l, '\0', ll)) {
+			set_why(why, whylen, "line %zu: contains a NUL byte (not a text file?)", line);
+			return -1;
+		}
+		while (lead < ll && (l[lead] == ' ' || l[lead] == '\t'))
+			lead++;
+		if (lead == ll || l[lead] == '#')
+			continue;
+		eq = memchr(l, '=', ll);
+		if (eq == NULL) {
+			set_why(why, whylen, "line %zu: expected KEY=VALUE", line);
+			return -1;
+		}
+		if (!env_name_ok(l, (size_t)(eq - l))) {
+			int shown = (int)(eq - l) > 64 ? 64 : (int)(eq - l);
+
+			set_why(why, whylen, "line %zu: `%.*s` is not a variable name: use letters, digits and `_` "
+				"(not first), with no blanks or shell syntax such as `export`", line, shown, l);
+			return -1;
+		}
+		e.name = dup_range(l, (size_t)(eq - l));
+		e.value = dup_range(eq + 1, ll - (size_t)(eq + 1 - l));
+		grown = (e.name && e.value) ? realloc(*env, (*n + 1) * sizeof(**env)) : NULL;
+		if (grown == NULL) {
+			cli_env_free(&e);
+			set_why(why, whylen, "out of memory");
+			return -1;
+		}
+		*env = grown;
+		(*env)[(*n)++] = e;
+	}
+	return 0;
+}
+
+int cli_parse_env_file(const char *path, struct cli_env **env, size_t *n, char *why, size_t whylen)
+{
+	struct stat st;
+	char *text;
+	size_t got = 0;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		set_why(why, whylen, "cannot read it: %s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		set_why(why, whylen, "not a regular file");
+		close(fd);
+		return -1;
+	}
+	if ((unsigned long long)st.st_size > CLI_ENV_FILE_MAX) {
+		set_why(why, whylen, "larger than %u bytes", CLI_ENV_FILE_MAX);
+		close(fd);
+		return -1;
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (!text) {
+		set_why(why, whylen, "out of memory");
+		close(fd);
+		return -1;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	rc = cli_parse_env_text(text, got, env, n, why, whylen);
+	/* The file may hold secrets: do not leave them in freed memory. */
+	memset(text, 0, got);
+	free(text);
+	return rc;
+}
+
 int cli_parse_isolation(const char *s, mbx_isolation_t *out)
 {
 	static const struct {
@@ -886,6 +998,10 @@ int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, 
 		}
 		break;
 	}
+	case CLI_OPT_ENV_FILE:
+		name = "env-file";
+		rc = cli_parse_env_file(value, &o->env, &o->n_env, reason, sizeof(reason));
+		break;
 	case CLI_OPT_MOUNT: {
 		struct cli_mount m, *slot;
 
@@ -980,6 +1096,10 @@ int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, 
 		break;
 	default:
 		set_why(why, whylen, "internal error: option id %d is not a sandbox option", id);
+		return -1;
+	}
+	if (rc < 0 && id == CLI_OPT_ENV_FILE) {
+		set_why(why, whylen, "--env-file `%s`: %s", value, reason);
 		return -1;
 	}
 	if (rc < 0) {

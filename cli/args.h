@@ -71,6 +71,7 @@ enum {
 	CLI_OPT_CA_FILE,
 	CLI_OPT_NET_LIMIT,
 	CLI_OPT_HTTP_RULE,
+	CLI_OPT_ENV_FILE,
 	CLI_OPT_SANDBOX_END,	/* ids below this one are sandbox options */
 	CLI_OPT_HELP = 50,
 	CLI_OPT_VERB = 100	/* first id free for a verb's own options */
@@ -87,6 +88,7 @@ enum {
 	{ "max-procs", 0, 1, CLI_OPT_MAX_PROCS }, \
 	{ "network", 0, 1, CLI_OPT_NETWORK }, \
 	{ "env", 'e', 1, CLI_OPT_ENV }, \
+	{ "env-file", 0, 1, CLI_OPT_ENV_FILE }, \
 	{ "workdir", 'w', 1, CLI_OPT_WORKDIR }, \
 	{ "mount", 'v', 1, CLI_OPT_MOUNT }, \
 	{ "hostname", 0, 1, CLI_OPT_HOSTNAME }, \
@@ -240,6 +242,25 @@ int cli_parse_net_limit(const char *spec, struct cli_net_limit *out, char *why, 
 /* "KEY=VALUE", split at the first '='; KEY non-empty, VALUE may be empty. */
 int cli_parse_env(const char *spec, struct cli_env *out, char *why, size_t whylen);
 void cli_env_free(struct cli_env *e);
+
+/*
+ * The variables of an env file (see docs/security-model.md, "Secrets"):
+ * one KEY=VALUE per line, split at the first '='; KEY is letters, digits
+ * and '_' and does not start with a digit; VALUE is the rest of the line,
+ * as is (no quotes, escapes or `$` expansion; a CR before the LF is
+ * dropped). Blank lines and lines whose first non-blank character is '#'
+ * are skipped. `text` is the file's content; the variables are appended to
+ * (*env, *n). On a bad line, -1 with "line N: ..." in `why`; the line's
+ * value is never quoted in it (it may be a secret). What was appended
+ * before the failure stays, owned by the caller as the rest.
+ */
+int cli_parse_env_text(const char *text, size_t len, struct cli_env **env, size_t *n, char *why, size_t whylen);
+
+/* Reads FILE (at most CLI_ENV_FILE_MAX bytes) and parses it as above; 0,
+ * or -1 with the reason in `why` (a read error or "line N: ..."). */
+int cli_parse_env_file(const char *path, struct cli_env **env, size_t *n, char *why, size_t whylen);
+
+#define CLI_ENV_FILE_MAX (1u << 20)
 
 /* "auto", "os", "wasm" or "microvm"; 0 or -1. */
 int cli_parse_isolation(const char *s, mbx_isolation_t *out);

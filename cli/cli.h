@@ -107,6 +107,16 @@ void cli_usage_error(int json, const char *verb, const char *fmt, ...)
 void cli_set_log_fd(int fd);
 
 /*
+ * Overwrites this process's command line, as /proc/<pid>/cmdline shows it
+ * to every user, with `title` (cut to the original length) followed by
+ * NULs. A process that outlives the command which started it (the
+ * supervisor of a named sandbox) calls it so that the values given on that
+ * command line (--env ...) do not stay on display. Strings borrowed from
+ * argv are cleared too: copy what is still needed first.
+ */
+void cli_hide_argv(const char *title);
+
+/*
  * Creates a config from the sandbox options: only the options that were
  * given are set, and log messages go to stderr (level from $MIMOBOX_LOG:
  * off, error, warn (the default), info or debug).

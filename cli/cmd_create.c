@@ -67,11 +67,22 @@ static void create_usage(void)
 static void __attribute__((noreturn)) become_supervisor(mbx_config *cfg, const char *name, uint64_t limit,
 							 int status_fd, int log_fd)
 {
+	char *own_name = NULL, title[128];
 	int devnull, rc;
 
 	setsid();
 	if (fork() != 0)
 		_exit(0);	/* the intermediate child; the daemon is its orphan */
+	/*
+	 * The daemon lives as long as the sandbox, and its command line is
+	 * create's, which every user can read in /proc/<pid>/cmdline: it may
+	 * hold --env values. The config holds copies of everything, so the
+	 * argument strings are overwritten (`name` may point into them).
+	 */
+	if (name && (own_name = strdup(name)) == NULL)
+		_exit(1);
+	snprintf(title, sizeof(title), "mimobox supervisor %s", own_name ? own_name : "");
+	cli_hide_argv(title);
 	/*
 	 * No terminal or pipe of the caller stays open: the library's agent
 	 * inherits stdio, so the creation's log messages go to a descriptor of
@@ -89,8 +100,9 @@ static void __attribute__((noreturn)) become_supervisor(mbx_config *cfg, const c
 			close(fd);
 	}
 	cli_set_log_fd(4);
-	rc = cli_supervise(cfg, name, limit, 3, 4);
+	rc = cli_supervise(cfg, own_name, limit, 3, 4);
 	mbx_config_free(cfg);
+	free(own_name);
 	exit(rc);
 }
 

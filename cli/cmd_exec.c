@@ -24,12 +24,14 @@
 
 #include "session.h"
 
-enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN, EXEC_TTY, EXEC_AUDIT };
+enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN, EXEC_ENV_FILE, EXEC_TTY,
+       EXEC_AUDIT };
 
 static const struct cli_option exec_options[] = {
 	{ "json", 0, 0, EXEC_JSON },
 	{ "timeout", 0, 1, EXEC_TIMEOUT },
 	{ "env", 'e', 1, EXEC_ENV },
+	{ "env-file", 0, 1, EXEC_ENV_FILE },
 	{ "workdir", 'w', 1, EXEC_WORKDIR },
 	{ "stdin", 'i', 0, EXEC_STDIN },
 	{ "tty", 't', 0, EXEC_TTY },
@@ -75,6 +77,8 @@ static void exec_usage(void)
 	       "  --json              print one JSON object with the result, as `run --json`\n"
 	       "  --timeout SECONDS   limit of this program (default: the sandbox's timeout)\n"
 	       "  -e, --env KEY=VALUE set a variable for this program (repeatable)\n"
+	       "  --env-file FILE     set the variables of FILE: KEY=VALUE lines, `#` comments,\n"
+	       "                      no quoting or expansion (repeatable)\n"
 	       "  -w, --workdir PATH  working directory (default: the sandbox's)\n"
 	       "  -i, --stdin         give this command's stdin to the program (default: none)\n"
 	       "  -t, --tty           run it on a terminal of this terminal's size, as `shell`\n"
@@ -147,6 +151,12 @@ static int take_option(struct exec_request *r, int id, const char *value, char *
 		}
 		r->env = grown;
 		r->env[r->n_env++] = e;
+		return 0;
+	case EXEC_ENV_FILE:
+		if (cli_parse_env_file(value, &r->env, &r->n_env, why, whylen) < 0) {
+			cli_usage_error(r->json, r->verb, "--env-file `%s`: %s", value, why);
+			return -1;
+		}
 		return 0;
 	case EXEC_WORKDIR:
 		r->workdir = value;

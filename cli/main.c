@@ -382,6 +382,42 @@ static void on_sigpipe(int sig)
 	(void)sig;
 }
 
+/* The program's own argument strings, as the kernel laid them out: one
+ * contiguous area that /proc/<pid>/cmdline shows to every user. */
+static char *args_start;
+static size_t args_len;
+
+void cli_hide_argv(const char *title)
+{
+	size_t n;
+
+	if (args_start == NULL || args_len == 0)
+		return;
+	n = strlen(title);
+	if (n >= args_len)
+		n = args_len - 1;
+	memcpy(args_start, title, n);
+	memset(args_start + n, 0, args_len - n);
+}
+
+/* Remembers the area of argv's strings for cli_hide_argv(): the strings
+ * follow each other, argv[0] first; anything else leaves it unknown. */
+static void keep_argv(int argc, char **argv)
+{
+	char *end;
+
+	if (argc < 1 || argv[0] == NULL)
+		return;
+	end = argv[0] + strlen(argv[0]) + 1;
+	for (int i = 1; i < argc; i++) {
+		if (argv[i] != end)
+			return;
+		end += strlen(argv[i]) + 1;
+	}
+	args_start = argv[0];
+	args_len = (size_t)(end - argv[0]);
+}
+
 int main(int argc, char **argv)
 {
 	char *help_argv[] = { NULL, NULL, (char *)"--help", NULL };
@@ -401,6 +437,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGPIPE, &sa, NULL);
 
+	keep_argv(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return CLI_EXIT_USAGE;

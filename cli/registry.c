@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "session.h"
+#include "core/statebase.h"
 
 static void set_why(char *why, size_t whylen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -33,26 +34,7 @@ static void set_why(char *why, size_t whylen, const char *fmt, ...)
 
 /* ---- the directory ---- */
 
-/* The library's state directory (src/core/statedir.c uses the same rules). */
-static char *state_base(void)
-{
-	const char *env = getenv("MIMOBOX_STATE_DIR");
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	char *base = NULL;
-	int r;
-
-	if (env && env[0] == '/')
-		r = asprintf(&base, "%s", env);
-	else if (geteuid() == 0)
-		r = asprintf(&base, "/run/mimobox");
-	else if (xdg && xdg[0] == '/' && access(xdg, W_OK) == 0)
-		r = asprintf(&base, "%s/mimobox", xdg);
-	else
-		r = asprintf(&base, "/tmp/mimobox-%u", (unsigned)geteuid());
-	return r < 0 ? NULL : base;
-}
-
-/* A directory of ours, reached without a symlink: it may sit in a world-writable /tmp. */
+/* A directory of ours, reached without a symlink. */
 static int check_dir(const struct stat *st)
 {
 	return S_ISDIR(st->st_mode) && st->st_uid == geteuid();
@@ -60,7 +42,8 @@ static int check_dir(const struct stat *st)
 
 int cli_registry_open(struct cli_registry *reg, int create, char *why, size_t whylen)
 {
-	char *base = state_base();
+	/* The library's state directory, by the same code (src/core/statebase.c). */
+	char *base = mbx__statebase_path();
 	struct stat st;
 	int fd;
 
@@ -72,17 +55,11 @@ int cli_registry_open(struct cli_registry *reg, int create, char *why, size_t wh
 		set_why(why, whylen, "out of memory");
 		return -1;
 	}
+	/* Private as the library makes it (it may create it first or after
+	 * us); checked before anything below it is trusted, also to read. */
+	if (mbx__statebase_check(base, why, whylen) < 0)
+		goto fail;
 	if (create) {
-		/* 0711 as the library makes it: it may create it first or after us. */
-		if (mkdir(base, 0711) < 0 && errno != EEXIST) {
-			set_why(why, whylen, "cannot create the state directory `%s`: %s", base, strerror(errno));
-			goto fail;
-		}
-		if (lstat(base, &st) < 0 || !check_dir(&st)) {
-			set_why(why, whylen, "the state directory `%s` is not a directory owned by uid %u",
-				base, (unsigned)geteuid());
-			goto fail;
-		}
 		if (mkdir(reg->path, 0700) < 0 && errno != EEXIST) {
 			set_why(why, whylen, "cannot create the registry directory `%s`: %s", reg->path,
 				strerror(errno));

@@ -6,10 +6,23 @@
 # Safe to run again: it does nothing when all is present.
 set -eu
 
+# What each group is for:
+#   build:        gcc libc6-dev meson ninja-build pkg-config libseccomp-dev
+#                 musl-tools (the static agent) libcurl4-openssl-dev (http_request)
+#   wasm:         python3-pip binutils ca-certificates (scripts/wasmtime.sh
+#                 fetches over TLS), clang-14 lld-14
+#                 wasi-libc libclang-rt-14-dev-wasm32 wabt (the test modules)
+#   tests:        python3 python3-pytest util-linux procps iproute2 strace
+#                 passt (AllowAll) openssl curl (TLS through the proxy)
+#                 valgrind (stage 4), clang libclang-rt-14-dev (libFuzzer and
+#                 the sanitizer runtimes of the fuzz build, stage 5)
+#   benchmarks:   bubblewrap (the peer)
 packages="gcc libc6-dev meson ninja-build pkg-config libseccomp-dev musl-tools
-python3 python3-pytest util-linux procps iproute2 bubblewrap valgrind clang strace
-python3-pip binutils clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt
-libcurl4-openssl-dev passt openssl curl"
+libcurl4-openssl-dev
+python3-pip binutils ca-certificates clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt
+python3 python3-pytest util-linux procps iproute2 strace passt openssl curl
+valgrind clang libclang-rt-14-dev
+bubblewrap"
 
 missing=""
 for p in $packages; do

@@ -12,6 +12,9 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 export MBX_TEST_MUST_WORK=${MBX_TEST_MUST_WORK:-1}
+# Every backend must be built: a missing one fails the build, not a warning.
+export MBX_REQUIRE_ALL=1
+. "$top/scripts/lib.sh"
 passed=0
 failed=0
 failed_stages=""
@@ -71,10 +74,11 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 	fi
 
 	stage "3. AddressSanitizer + UndefinedBehaviorSanitizer"
-	if [ ! -f "$top/build-asan/build.ninja" ]; then
-		meson setup "$top/build-asan" "$top" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
-	fi
-	if ninja -C "$top/build-asan" >/dev/null; then
+	mkdir -p "$top/build-asan"
+	if { [ -f "$top/build-asan/build.ninja" ] ||
+	     quietly "$top/build-asan/setup.log" meson setup "$top/build-asan" "$top" -Dwasm=enabled \
+		-Db_sanitize=address,undefined -Db_lundef=false; } &&
+	   quietly "$top/build-asan/ninja.log" ninja -C "$top/build-asan"; then
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 			meson test -C "$top/build-asan" --print-errorlogs --logbase mbx
 		count_meson "$top/build-asan" "asan"
@@ -89,11 +93,15 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 	count_meson "$top/build" "valgrind" "mbx-valgrind"
 
 	stage "5. libFuzzer (${MBX_FUZZ_SECONDS:-30} s per target)"
-	if command -v clang >/dev/null; then
-		if [ ! -f "$top/build-fuzz/build.ninja" ]; then
-			CC=clang meson setup "$top/build-fuzz" "$top" -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
-		fi
-		if ninja -C "$top/build-fuzz" >/dev/null; then
+	if ! command -v clang >/dev/null; then
+		echo "mimobox: clang is missing: the fuzz targets cannot be built (apt-get install clang libclang-rt-14-dev)" >&2
+		record "fuzz-build" 1
+	else
+		mkdir -p "$top/build-fuzz"
+		if { [ -f "$top/build-fuzz/build.ninja" ] ||
+		     CC=clang quietly "$top/build-fuzz/setup.log" meson setup "$top/build-fuzz" "$top" -Dfuzzing=true \
+			-Db_sanitize=address,undefined -Db_lundef=false; } &&
+		   quietly "$top/build-fuzz/ninja.log" ninja -C "$top/build-fuzz"; then
 			for f in "$top"/build-fuzz/fuzz/fuzz-*; do
 				case $f in *-replay|*.p) continue ;; esac
 				[ -x "$f" ] || continue

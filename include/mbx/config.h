@@ -92,7 +92,11 @@ MBX_EXTERN(int) mbx_config_set_hostname(mbx_config *cfg, const char *hostname, m
 
 /**
  * @brief Makes a host path visible inside the sandbox.
- * @param host_path    existing host file or directory; symlinks are resolved now
+ * @param host_path    existing host file or directory, absolute or relative to the
+ *                     working directory; opened now without following symbolic
+ *                     links (a path through a link is MBX_EINVAL, naming the
+ *                     resolved path). Creating a sandbox fails if by then the
+ *                     path goes through a link or names another file.
  * @param sandbox_path absolute path inside the sandbox, not under /proc or /dev
  * @param flags        0 (read-only) or MBX_MOUNT_RW
  * @return MBX_OK, MBX_ENOTFOUND when host_path does not exist, MBX_EINVAL otherwise

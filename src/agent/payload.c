@@ -42,6 +42,7 @@
 #include <mbx/error.h>
 #include "agent.h"
 #include "platform/linux/syscalls.h"
+#include "platform/linux/closefds.h"
 
 /* Kernel ABI values, spelled out so the agent builds against any libc
  * (it is linked statically, with musl where available) without kernel
@@ -320,9 +321,8 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 		child_fail(rep_w, STAGE_LANDLOCK, errno);
 	/* Every descriptor but stdio closes on exec: the channel, the ruleset,
 	 * the signalfd, other processes' pipes and this report pipe. */
-	if (mbx_sys_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		for (int fd = 3; fd < 1024; fd++)
-			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	if (mbx_close_fds_from(3, MBX_CLOSEFDS_CLOEXEC) < 0)
+		child_fail(rep_w, STAGE_SETUP, errno);
 	environ = r->envp;
 	if (st->seccomp) {
 		struct mbx_sock_fprog prog = {

@@ -33,6 +33,8 @@
 #include <mbx/error.h>
 #include <mbx/sandbox.h>
 #include "agent.h"
+#include "platform/linux/seccomp-kill.h"
+#include "platform/linux/safeopen.h"
 #include "platform/linux/syscalls.h"
 
 #define OLDROOT "/oldroot"
@@ -118,6 +120,203 @@ static int make_readonly(const char *path, int recursive)
 	return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
 }
 
+/*
+ * Mount targets of the caller's mounts may lie inside another mount whose
+ * host directory other sandboxes can write, while this one is being set
+ * up: a planted or swapped symlink there must not move the mount (or a
+ * created directory or file) anywhere else. open_target walks the sandbox
+ * path below /newroot one component at a time, creating what is missing,
+ * never following a symbolic link (a link anywhere fails with ELOOP), and
+ * returns an O_PATH descriptor of the target; the mount goes onto that
+ * descriptor, not onto a name.
+ */
+static int open_target(const char *dst, int is_file)
+{
+	char buf[4096];
+	int cur, fd;
+	size_t len = strlen(dst);
+
+	if (len >= sizeof(buf) || mbx_path_has_dotdot(dst)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(buf, dst, len + 1);
+	cur = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (cur < 0)
+		return -1;
+	for (char *c = buf, *next; c != NULL; c = next) {
+		int last;
+
+		while (*c == '/')
+			c++;
+		next = strchr(c, '/');
+		if (next)
+			*next++ = '\0';
+		if (*c == '\0' || strcmp(c, ".") == 0)
+			continue;
+		last = next == NULL || next[strspn(next, "/")] == '\0';
+		if (last && is_file) {
+			fd = openat(cur, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			if (fd < 0 && errno == ENOENT) {
+				fd = openat(cur, c, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+				if (fd >= 0) {
+					close(fd);
+					fd = openat(cur, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+				}
+			}
+		} else {
+			if (mkdirat(cur, c, 0755) < 0 && errno != EEXIST) {
+				close(cur);
+				return -1;
+			}
+			fd = openat(cur, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		}
+		close(cur);
+		if (fd < 0)
+			return -1;
+		cur = mbx__nofollow_check(fd, !(last && is_file));
+		if (cur < 0)
+			return -1;
+		if (last && is_file) {
+			struct stat st;
+
+			if (fstat(cur, &st) < 0 || S_ISDIR(st.st_mode)) {
+				close(cur);
+				errno = EISDIR;
+				return -1;
+			}
+		}
+	}
+	return cur;
+}
+
+/* "/oldroot/proc/self/fd/N": the host's /proc until the pivot. The kernel
+ * follows such a link to the open file itself, never by name. */
+static void fd_path(char *buf, size_t cap, int fd)
+{
+	snprintf(buf, cap, OLDROOT "/proc/self/fd/%d", fd);
+}
+
+/* make_readonly for the mount at the top of `fd` (an O_PATH descriptor). */
+static int make_readonly_fd(int fd, int recursive)
+{
+	struct mbx_mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+	char p[64];
+
+	if (mbx_sys_mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -1;
+	fd_path(p, sizeof(p), fd);
+	return mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+}
+
+/*
+ * Puts the mount `tree` (a detached mount from open_tree, or -1) or a bind
+ * of `src` (an O_PATH descriptor) onto the target `dst`, and makes it
+ * read-only when asked. Nothing is looked up by name that a sandbox could
+ * have redirected.
+ */
+static int attach_at(int tree, int src, const struct mount_entry *m)
+{
+	int rec = (m->flags & MBX_MF_REC) != 0;
+	int target, top, rc;
+
+	target = open_target(m->dst, (m->flags & MBX_MF_FILE) != 0);
+	if (target < 0)
+		return -1;
+	if (tree >= 0) {
+		rc = mbx_sys_move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+	} else {
+		char from[64], to[64];
+
+		fd_path(from, sizeof(from), src);
+		fd_path(to, sizeof(to), target);
+		rc = mount(from, to, NULL, MS_BIND | (rec ? MS_REC : 0), NULL);
+	}
+	close(target);
+	if (rc < 0 || !(m->flags & MBX_MF_RO) || tree >= 0)
+		return rc;
+	/* A classic bind: the new mount is reached through its parent, by the
+	 * same link-refusing walk. */
+	top = open_target(m->dst, (m->flags & MBX_MF_FILE) != 0);
+	if (top < 0)
+		return -1;
+	rc = make_readonly_fd(top, rec);
+	close(top);
+	return rc;
+}
+
+/*
+ * A caller's mount, for callers that cannot clone the host's mounts: the
+ * source is opened below /oldroot without following links, checked to be
+ * the file the host opened (the descriptor passed with INIT: same device and
+ * inode, else ESTALE), cloned from the descriptor and attached.
+ */
+static int bind_user(const struct agent_state *as, const struct mount_entry *m)
+{
+	char src[4200];
+	struct stat mine, host;
+	int sfd, tree, rc, e, remount = 0;
+
+	if (m->fd_index < 0 || (size_t)m->fd_index >= as->nfds) {
+		errno = EBADF;
+		return -1;
+	}
+	snprintf(src, sizeof(src), OLDROOT "%s", m->src);
+	sfd = mbx_open_nofollow(AT_FDCWD, src, 0);
+	if (sfd < 0)
+		return -1;
+	if (fstat(sfd, &mine) < 0 || fstat(as->fds[m->fd_index], &host) < 0) {
+		e = errno;
+		close(sfd);
+		errno = e;
+		return -1;
+	}
+	if (mine.st_dev != host.st_dev || mine.st_ino != host.st_ino) {
+		close(sfd);
+		errno = ESTALE;
+		return -1;
+	}
+	tree = mbx_sys_open_tree(sfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+				 ((m->flags & MBX_MF_REC) ? AT_RECURSIVE : 0));
+	if (tree < 0 && errno != ENOSYS) {
+		e = errno;
+		close(sfd);
+		errno = e;
+		return -1;
+	}
+	if (tree >= 0 && (m->flags & MBX_MF_RO)) {
+		struct mbx_mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+
+		if (mbx_sys_mount_setattr(tree, "", AT_EMPTY_PATH | ((m->flags & MBX_MF_REC) ? AT_RECURSIVE : 0), &attr) < 0) {
+			e = errno;
+			if (e != ENOSYS) {
+				close(tree);
+				close(sfd);
+				errno = e;
+				return -1;
+			}
+			remount = 1; /* open_tree without mount_setattr: 5.2 to 5.11 */
+		}
+	}
+	rc = attach_at(tree, sfd, m);
+	e = errno;
+	if (rc == 0 && remount) {
+		int top = open_target(m->dst, (m->flags & MBX_MF_FILE) != 0);
+
+		rc = top < 0 ? -1 : make_readonly_fd(top, (m->flags & MBX_MF_REC) != 0);
+		e = errno;
+		if (top >= 0)
+			close(top);
+	}
+	if (tree >= 0)
+		close(tree);
+	close(sfd);
+	errno = e;
+	return rc;
+}
+
 /* Runs one entry of the plan. Returns 0, or -1 with errno set. */
 static int run_mount(const struct agent_state *as, const struct mount_entry *m)
 {
@@ -127,6 +326,8 @@ static int run_mount(const struct agent_state *as, const struct mount_entry *m)
 	snprintf(dst, sizeof(dst), NEWROOT "%s", m->dst);
 	switch (m->op) {
 	case MBX_MOP_BIND:
+		if (m->flags & MBX_MF_USER)
+			return bind_user(as, m);
 		snprintf(src, sizeof(src), OLDROOT "%s", m->src);
 		if (stat(src, &st) < 0) {
 			if ((m->flags & MBX_MF_OPTIONAL) && errno == ENOENT)
@@ -196,8 +397,18 @@ static int run_mount(const struct agent_state *as, const struct mount_entry *m)
 		int in, out;
 		ssize_t n;
 
-		snprintf(src, sizeof(src), OLDROOT "%s", m->src);
-		in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		/* From a file the host opened for us (one in its private state
+		 * directory), else by name in the host's tree. */
+		if (m->fd_index >= 0) {
+			if ((size_t)m->fd_index >= as->nfds) {
+				errno = EBADF;
+				return -1;
+			}
+			in = fcntl(as->fds[m->fd_index], F_DUPFD_CLOEXEC, 0);
+		} else {
+			snprintf(src, sizeof(src), OLDROOT "%s", m->src);
+			in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		}
 		if (in < 0)
 			return ((m->flags & MBX_MF_OPTIONAL) && errno == ENOENT) ? 0 : -1;
 		if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode) || make_file(dst) < 0) {
@@ -225,9 +436,7 @@ static int run_mount(const struct agent_state *as, const struct mount_entry *m)
 			errno = EBADF;
 			return -1;
 		}
-		if (((m->flags & MBX_MF_FILE) ? make_file(dst) : mkdir_p(dst)) < 0)
-			return -1;
-		return mbx_sys_move_mount(as->fds[m->fd_index], "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH);
+		return attach_at(as->fds[m->fd_index], -1, m);
 	case MBX_MOP_MKDIR:
 		if (mkdir_p(dst) < 0)
 			return -1;
@@ -492,6 +701,8 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 				goto bad;
 			memcpy(st->seccomp, v, n);
 			st->seccomp_len = n;
+			/* Compiled with KILL_PROCESS; older kernels get KILL_THREAD. */
+			mbx_seccomp_set_kill_action(st->seccomp, n, mbx_seccomp_host_kill_action());
 			break;
 		case MBX_F_RLIMIT:
 			if (n != 12 || st->nrlimits >= sizeof(st->rlimits) / sizeof(st->rlimits[0]))
@@ -534,7 +745,15 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 			if (run_mount(st, m) < 0) {
 				int e = errno;
 
-				if ((m->op == MBX_MOP_BIND || m->op == MBX_MOP_ATTACH) && m->src[0])
+				if (e == ELOOP && (m->flags & MBX_MF_USER))
+					agent_send_error(st, 0, MBX_EPERM, e, "mount-namespace",
+							 "%s `%s` to `%s`: the source or target path goes through a symbolic link; "
+							 "mount paths are never followed through links", op_name(m->op), m->src, m->dst);
+				else if (e == ESTALE && (m->flags & MBX_MF_USER))
+					agent_send_error(st, 0, MBX_EINVAL, e, "mount-namespace",
+							 "%s `%s` to `%s`: the source was replaced while the sandbox was created",
+							 op_name(m->op), m->src, m->dst);
+				else if ((m->op == MBX_MOP_BIND || m->op == MBX_MOP_ATTACH) && m->src[0])
 					agent_send_error(st, 0, e == EACCES || e == EPERM ? MBX_EPERM : MBX_ESYS, e, "mount-namespace",
 							 "%s `%s` to `%s`", op_name(m->op), m->src, m->dst);
 				else

@@ -245,8 +245,9 @@ static void cproc_unlink(struct mbx_client *c, struct mbx_cproc *p)
 }
 
 /* Queues an output or exit frame of a known process. Frames of processes
- * nobody holds any more are dropped. Returns 0, or -1 when the frame is
- * malformed (a protocol error) or memory ran out. */
+ * nobody holds any more are dropped. Returns 0, -1 when the frame is
+ * malformed (a protocol error) or memory ran out, -2 when the agent sent
+ * more output than the credit it was granted. */
 static int dispatch(struct mbx_client *c, const struct mbx_frame *f)
 {
 	struct mbx_cproc *p = mbx__client_find(c, f->id);
@@ -259,14 +260,21 @@ static int dispatch(struct mbx_client *c, const struct mbx_frame *f)
 			return -1;
 		if (p == NULL || p->ended)
 			return p == NULL ? 0 : -1;
-		/* The agent sends no more than the credit granted, so the queue
-		 * is bounded by the process's window. */
+		/* The agent may send no more than the credit granted: checked
+		 * here, so the queue stays bounded by the process's window
+		 * whatever the agent does. */
+		if (len > p->credit)
+			return -2;
+		p->credit -= len;
+		if (!p->claimed)
+			return 0; /* nobody will take it */
 		ev = calloc(1, sizeof(*ev));
 		if (ev == NULL || (len && (ev->data = malloc(len)) == NULL)) {
 			free(ev);
 			return -1;
 		}
-		memcpy(ev->data, data, len);
+		if (len)
+			memcpy(ev->data, data, len);
 		ev->len = len;
 		ev->kind = f->type == MBX_MSG_STDOUT ? MBX_EVENT_STDOUT : MBX_EVENT_STDERR;
 	} else {
@@ -311,8 +319,12 @@ static int pump_one(struct mbx_client *c, struct mbx_frame *f, uint64_t deadline
 		return rc;
 	}
 	if (f->type == MBX_MSG_STDOUT || f->type == MBX_MSG_STDERR || f->type == MBX_MSG_EXIT) {
-		if (dispatch(c, f) < 0) {
+		rc = dispatch(c, f);
+		if (rc < 0) {
 			c->broken = 1;
+			if (rc == -2)
+				return mbx__error_set(err, MBX_EPROTO, 0, NULL,
+						      "the sandbox agent sent more output of process %u than it was allowed", f->id);
 			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed process event");
 		}
 		return 0;
@@ -388,6 +400,7 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 	 * finds its queue. */
 	p->id = id;
 	p->window = sr->window;
+	p->credit = sr->window;
 	p->claimed = 1;
 	p->has_stdin = (sr->flags & (MBX_XF_STDIN | MBX_XF_PTY)) != 0;
 	p->pty = (sr->flags & MBX_XF_PTY) != 0;
@@ -488,10 +501,11 @@ int mbx__client_next_event(struct mbx_client *c, struct mbx_cproc *p, uint64_t d
 	/* Credit back what was taken, in batches of half the window. */
 	p->consumed += (*out)->len;
 	if (p->consumed >= p->window / 2) {
-		uint64_t give = p->consumed;
+		uint32_t give = (uint32_t)(p->consumed > UINT32_MAX ? UINT32_MAX : p->consumed);
 
 		p->consumed = 0;
-		rc = mbx__client_proc_send(c, p, MBX_MSG_CREDIT, NULL, 0, (uint32_t)(give > UINT32_MAX ? UINT32_MAX : give), 0, err);
+		p->credit = p->credit + give < p->credit ? UINT64_MAX : p->credit + give;
+		rc = mbx__client_proc_send(c, p, MBX_MSG_CREDIT, NULL, 0, give, 0, err);
 		if (rc < 0) {
 			c->broken = 1;
 			mbx__event_free(*out);

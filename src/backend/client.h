@@ -24,6 +24,7 @@ struct mbx_cproc {
 	struct mbx_event *head, *tail;
 	uint64_t window;             /* credit granted at start */
 	uint64_t consumed;           /* bytes taken since the last CREDIT */
+	uint64_t credit;             /* output bytes the agent may still send */
 	int ended;                   /* the EXIT is queued (or taken) */
 	int taken_last;              /* the EXIT was taken */
 	int claimed;                 /* a mbx_process handle refers to it */

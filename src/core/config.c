@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "internal.h"
+#include "platform/linux/safeopen.h"
 
 int mbx_config_new(mbx_config **out, mbx_error **err)
 {
@@ -94,6 +95,8 @@ int mbx__config_copy(const mbx_config *src, mbx_config **out, mbx_error **err)
 			struct mbx_mount_spec *m = &c->mounts[c->nmounts];
 
 			m->flags = src->mounts[c->nmounts].flags;
+			m->dev = src->mounts[c->nmounts].dev;
+			m->ino = src->mounts[c->nmounts].ino;
 			m->host = strdup(src->mounts[c->nmounts].host);
 			m->sandbox = strdup(src->mounts[c->nmounts].sandbox);
 			if (m->host == NULL || m->sandbox == NULL) {
@@ -245,7 +248,9 @@ int mbx_config_set_env(mbx_config *cfg, const char *name, const char *value, mbx
 /* Checks and normalises a sandbox path; relative paths are under /workspace. */
 static int sandbox_path(const char *path, const char *what, char **out, mbx_error **err)
 {
+	const char *given = path;
 	char *full = NULL, *norm;
+	int rc;
 
 	if (path == NULL || path[0] == '\0')
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "%s is empty", what);
@@ -257,13 +262,21 @@ static int sandbox_path(const char *path, const char *what, char **out, mbx_erro
 		path = full;
 	}
 	norm = mbx__path_normalize(path);
+	if (norm != NULL) {
+		free(full);
+		*out = norm;
+		return MBX_OK;
+	}
+	/* The message names what the caller gave, and `full` is freed only
+	 * after it is written (`path` may point into it). */
+	if (errno == ENOMEM)
+		rc = mbx__error_oom(err);
+	else
+		rc = mbx__error_set(err, MBX_EINVAL, 0, NULL,
+				    "%s `%s` contains `..`: give a path without `..` (absolute, or relative to /workspace)",
+				    what, given);
 	free(full);
-	if (norm == NULL && errno == ENOMEM)
-		return mbx__error_oom(err);
-	if (norm == NULL)
-		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "%s `%s` contains `..`: give a plain absolute path", what, path);
-	*out = norm;
-	return MBX_OK;
+	return rc;
 }
 
 int mbx_config_set_workdir(mbx_config *cfg, const char *path, mbx_error **err)
@@ -297,6 +310,105 @@ int mbx_config_set_hostname(mbx_config *cfg, const char *hostname, mbx_error **e
 	return MBX_OK;
 }
 
+/*
+ * `path` made absolute (against the working directory) and lexically
+ * normalised: no empty, `.` or `..` components. With no symlink on the way,
+ * which mount_source then requires, this is the physical path. Returns a
+ * malloc'd string, or NULL (ENOMEM, or getcwd's errno).
+ */
+static char *absolute_lexical(const char *path)
+{
+	char *cwd = NULL, *full, *out;
+	size_t n = 0;
+
+	if (path[0] != '/') {
+		cwd = getcwd(NULL, 0);
+		if (cwd == NULL)
+			return NULL;
+	}
+	if (asprintf(&full, "%s/%s", cwd ? cwd : "", path) < 0) {
+		free(cwd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	free(cwd);
+	out = malloc(strlen(full) + 2);
+	if (out == NULL) {
+		free(full);
+		return NULL;
+	}
+	for (char *c = full, *next; c != NULL; c = next) {
+		next = strchr(c, '/');
+		if (next)
+			*next++ = '\0';
+		if (*c == '\0' || strcmp(c, ".") == 0)
+			continue;
+		if (strcmp(c, "..") == 0) {
+			while (n > 0 && out[n - 1] != '/')
+				n--;
+			if (n > 0)
+				n--;
+			continue;
+		}
+		out[n++] = '/';
+		memcpy(out + n, c, strlen(c));
+		n += strlen(c);
+	}
+	if (n == 0)
+		out[n++] = '/';
+	out[n] = '\0';
+	free(full);
+	return out;
+}
+
+/*
+ * Resolves a mount source once, at configuration time: the absolute path,
+ * opened without following a symbolic link in any component. A link is
+ * refused, not followed: a sandbox with write access to a parent directory
+ * could have planted it (or swap it later, which creating the sandbox
+ * catches by reopening the same way and comparing device and inode).
+ * On success *out is the path and *st what it names.
+ */
+static int mount_source(const char *host_path, char **out, struct stat *st, mbx_error **err)
+{
+	char *host = absolute_lexical(host_path);
+	int fd, rc, e;
+
+	if (host == NULL) {
+		if (errno == ENOMEM)
+			return mbx__error_oom(err);
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "mount source `%s`: no working directory", host_path);
+	}
+	fd = mbx_open_nofollow(AT_FDCWD, host, 0);
+	if (fd < 0 || fstat(fd, st) < 0) {
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		if (e == ELOOP) {
+			char *real = realpath(host, NULL);
+
+			rc = mbx__error_set(err, MBX_EINVAL, e, NULL,
+					    "mount source `%s` goes through a symbolic link, and mount sources are not followed "
+					    "through links (a sandbox that can write a parent directory could plant one)",
+					    host_path);
+			if (real)
+				mbx__error_suggest(err, "if the link is yours, name its target: `%s`", real);
+			else
+				mbx__error_suggest(err, "name the path the link points to");
+			free(real);
+		} else {
+			rc = mbx__error_set(err, e == ENOENT || e == ENOTDIR ? MBX_ENOTFOUND : MBX_EINVAL, e, NULL,
+					    "mount source `%s`", host_path);
+			mbx__error_suggest(err, "give an existing host file or directory");
+		}
+		free(host);
+		return rc;
+	}
+	close(fd);
+	*out = host;
+	return MBX_OK;
+}
+
 /* Sandbox paths a user mount may not cover: they are the sandbox's own. */
 static const char *const reserved_targets[] = { "/", "/proc", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/workspace", "/tmp", NULL };
 
@@ -304,6 +416,7 @@ int mbx_config_add_mount(mbx_config *cfg, const char *host_path, const char *san
 {
 	struct mbx_mount_spec *nm;
 	char *host = NULL, *dst = NULL;
+	struct stat st;
 	int rc;
 
 	MBX_CHECK_ARG(cfg != NULL, err);
@@ -314,17 +427,9 @@ int mbx_config_add_mount(mbx_config *cfg, const char *host_path, const char *san
 	if (sandbox_path_ == NULL || sandbox_path_[0] != '/')
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mount target `%s` must be an absolute sandbox path",
 				      sandbox_path_ ? sandbox_path_ : "(null)");
-	host = realpath(host_path, NULL);
-	if (host == NULL) {
-		if (errno == ENOMEM)
-			return mbx__error_oom(err);
-		int e = errno;
-
-		rc = mbx__error_set(err, e == ENOENT || e == ENOTDIR ? MBX_ENOTFOUND : MBX_EINVAL, e, NULL,
-				    "mount source `%s`", host_path);
-		mbx__error_suggest(err, "give an existing host file or directory");
+	rc = mount_source(host_path, &host, &st, err);
+	if (rc < 0)
 		return rc;
-	}
 	rc = sandbox_path(sandbox_path_, "mount target", &dst, err);
 	if (rc < 0) {
 		free(host);
@@ -353,6 +458,8 @@ int mbx_config_add_mount(mbx_config *cfg, const char *host_path, const char *san
 	cfg->mounts[cfg->nmounts].host = host;
 	cfg->mounts[cfg->nmounts].sandbox = dst;
 	cfg->mounts[cfg->nmounts].flags = flags;
+	cfg->mounts[cfg->nmounts].dev = st.st_dev;
+	cfg->mounts[cfg->nmounts].ino = st.st_ino;
 	cfg->nmounts++;
 	return MBX_OK;
 }

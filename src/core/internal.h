@@ -23,9 +23,11 @@ struct mbx_env {
 };
 
 struct mbx_mount_spec {
-	char *host;    /* canonical host path (symlinks resolved) */
+	char *host;    /* absolute host path without symlinks or `..` */
 	char *sandbox; /* normalised absolute sandbox path */
 	uint32_t flags;
+	dev_t dev;     /* what `host` was when the mount was added: creating */
+	ino_t ino;     /* a sandbox fails if it is something else by then */
 };
 
 struct mbx_config {

@@ -32,6 +32,7 @@
 #include "internal.h"
 #include "backend/linux/cgroup.h"
 #include "platform/linux/syscalls.h"
+#include "platform/linux/closefds.h"
 
 #define PROBE_MAX_CHECKS 24
 /* A child result that is no errno value. */
@@ -625,12 +626,8 @@ static int run_version(const char *path, char *buf, size_t len, int *wstatus)
 
 		if (w < 0 || n < 0 || dup2(n, 0) < 0 || dup2(w, 1) < 0 || dup2(n, 2) < 0)
 			_exit(127);
-		if (mbx_sys_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-			int fd;
-
-			for (fd = 3; fd < 1024; fd++)
-				fcntl(fd, F_SETFD, FD_CLOEXEC);
-		}
+		if (mbx_close_fds_from(3, MBX_CLOSEFDS_CLOEXEC) < 0)
+			_exit(127);
 		execv(path, argv);
 		_exit(127);
 	}

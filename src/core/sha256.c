@@ -107,3 +107,61 @@ void mbx__sha256(const void *data, size_t len, uint8_t out[32])
 	mbx__sha256_update(&s, data, len);
 	mbx__sha256_final(&s, out);
 }
+
+/* ---- HMAC-SHA256 (RFC 2104, FIPS 198-1) ---- */
+
+void mbx__hmac_sha256_init(struct mbx_hmac_sha256 *h, const void *key, size_t keylen)
+{
+	uint8_t k0[64], pad[64];
+
+	/* A key longer than the block is hashed first; shorter ones are
+	 * padded with zeros to the block size. */
+	memset(k0, 0, sizeof(k0));
+	if (keylen > sizeof(k0))
+		mbx__sha256(key, keylen, k0);
+	else if (keylen > 0)
+		memcpy(k0, key, keylen);
+	for (int i = 0; i < 64; i++)
+		pad[i] = k0[i] ^ 0x36;
+	mbx__sha256_init(&h->inner);
+	mbx__sha256_update(&h->inner, pad, sizeof(pad));
+	for (int i = 0; i < 64; i++)
+		pad[i] = k0[i] ^ 0x5c;
+	mbx__sha256_init(&h->outer);
+	mbx__sha256_update(&h->outer, pad, sizeof(pad));
+	memset(k0, 0, sizeof(k0));
+	memset(pad, 0, sizeof(pad));
+}
+
+void mbx__hmac_sha256_update(struct mbx_hmac_sha256 *h, const void *data, size_t len)
+{
+	mbx__sha256_update(&h->inner, data, len);
+}
+
+void mbx__hmac_sha256_final(struct mbx_hmac_sha256 *h, uint8_t out[32])
+{
+	uint8_t inner[32];
+
+	mbx__sha256_final(&h->inner, inner);
+	mbx__sha256_update(&h->outer, inner, sizeof(inner));
+	mbx__sha256_final(&h->outer, out);
+	memset(h, 0, sizeof(*h));
+}
+
+void mbx__hmac_sha256(const void *key, size_t keylen, const void *data, size_t len, uint8_t out[32])
+{
+	struct mbx_hmac_sha256 h;
+
+	mbx__hmac_sha256_init(&h, key, keylen);
+	mbx__hmac_sha256_update(&h, data, len);
+	mbx__hmac_sha256_final(&h, out);
+}
+
+int mbx__digest_equal(const uint8_t *a, const uint8_t *b, size_t len)
+{
+	uint8_t diff = 0;
+
+	for (size_t i = 0; i < len; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}

@@ -16,43 +16,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "statebase.h"
 #include "statedir.h"
 
-/* The directory must be ours and not a symlink (it may sit in a
- * world-writable /tmp). */
+/* The rules (and the checks: ours, not a symlink, nobody else may write,
+ * 0700) are in statebase.c, shared with the CLI. Sandboxes of a root caller
+ * run as an unprivileged host uid, but they never need to walk this tree:
+ * the os backend hands them their workspace as a descriptor. */
 int mbx__statedir_base(char **out, mbx_error **err)
 {
-	const char *env = getenv("MIMOBOX_STATE_DIR");
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	struct stat st;
-	char *base = NULL;
+	char why[1024];
+	char *base = mbx__statebase_path();
 	int r;
 
-	if (env && env[0] == '/')
-		r = asprintf(&base, "%s", env);
-	else if (geteuid() == 0)
-		r = asprintf(&base, "/run/mimobox");
-	else if (xdg && xdg[0] == '/' && access(xdg, W_OK) == 0)
-		r = asprintf(&base, "%s/mimobox", xdg);
-	else
-		r = asprintf(&base, "/tmp/mimobox-%u", (unsigned)geteuid());
-	if (r < 0)
+	if (base == NULL)
 		return mbx__error_oom(err);
-	/* 0711: sandboxes of a root caller run as an unprivileged host uid that
-	 * must traverse (but not list) this directory to reach its workspace. */
-	if (mkdir(base, 0711) < 0 && errno != EEXIST) {
-		r = mbx__error_set(err, MBX_ESYS, errno, NULL, "create state directory `%s`", base);
+	if (mbx__statebase_check(base, why, sizeof(why)) < 0) {
+		r = mbx__error_set(err, errno == EPERM || errno == ELOOP || errno == ENOTDIR ? MBX_EPERM : MBX_ESYS, errno,
+				   NULL, "%s", why);
 		free(base);
 		return r;
 	}
-	if (lstat(base, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
-		r = mbx__error_set(err, MBX_EPERM, 0, NULL, "state directory `%s` is not a directory owned by uid %u",
-				   base, (unsigned)geteuid());
-		mbx__error_suggest(err, "remove it or set MIMOBOX_STATE_DIR to a directory you own");
-		free(base);
-		return r;
-	}
-	chmod(base, 0711);
 	*out = base;
 	return MBX_OK;
 }

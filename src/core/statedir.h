@@ -18,8 +18,8 @@ struct mbx_statedir {
 #define MBX_STATEDIR_INIT { NULL, 0, -1 }
 
 /* Where sandbox directories live: $MIMOBOX_STATE_DIR, /run/mimobox for root,
- * $XDG_RUNTIME_DIR/mimobox, or /tmp/mimobox-<uid>; created 0711 and checked
- * to be a directory owned by the caller. *out is malloc'd. */
+ * $XDG_RUNTIME_DIR/mimobox, or /tmp/mimobox-<uid>; created 0700 and checked
+ * to be a private directory of the caller (statebase.h). *out is malloc'd. */
 int mbx__statedir_base(char **out, mbx_error **err);
 
 /* Removes the directories of dead sandboxes under `base` (all but `self`).

@@ -238,8 +238,11 @@ int mbx_rbuf_push(struct mbx_rbuf *r, const void *data, size_t len)
 int mbx_rbuf_next(struct mbx_rbuf *r, struct mbx_frame *f)
 {
 	size_t used = 0;
-	int rc = mbx_proto_parse(r->buf + r->off, r->len - r->off, f, &used);
+	int rc;
 
+	if (r->buf == NULL)
+		return 0; /* nothing read yet (and no pointer to offset) */
+	rc = mbx_proto_parse(r->buf + r->off, r->len - r->off, f, &used);
 	if (rc == 1)
 		r->off += used;
 	return rc;

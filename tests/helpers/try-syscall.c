@@ -2,8 +2,8 @@
 /*
  * try-syscall: run inside a sandbox by the integration tests.
  *
- *	try-syscall NAME...	try each operation, print "NAME=RESULT" per line
- *	try-syscall --list	print the known names
+ *	try-syscall [--dir DIR] NAME...	try each operation, print "NAME=RESULT" per line
+ *	try-syscall --list		print the known names
  *
  * RESULT is "ok", the errno name of the failure ("EPERM"), or the signal
  * that killed the attempt ("SIGSYS"): each attempt runs in its own forked
@@ -11,7 +11,12 @@
  * PTRACE_TRACEME) do not leak into the next attempt. Exit status 0, or 2 for
  * a usage error.
  *
- * Every probe is harmless when it is allowed: it targets a path that does not
+ * The setid_* and setcap probes work on files below DIR (default /tmp), each
+ * on its own name (the probe's name), and leave them there so a test can
+ * look at them from the host: an allowed probe leaves a set-id file or a
+ * file capability behind, a denied one leaves a plain file or nothing.
+ *
+ * Every other probe is harmless when it is allowed: it targets a path that does not
  * exist, passes an invalid command, or undoes itself, so an allowed probe may
  * report EINVAL or ENOENT where a denied one reports EPERM. No dependencies
  * beyond libc and the kernel headers: raw syscall() numbers throughout.
@@ -39,7 +44,9 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #ifndef AF_VSOCK
@@ -322,6 +329,127 @@ static int probe_tiocsti(void)
 	return rc;
 }
 
+/* TIOCLINUX on a pipe: an allowed call fails with ENOTTY. */
+static int probe_tioclinux(void)
+{
+	int fds[2], rc;
+	char sub = 7; /* TIOCL_GETSHIFTSTATE: reads, changes nothing */
+
+	if (pipe(fds) < 0)
+		return errno;
+	rc = result(ioctl(fds[0], TIOCLINUX, &sub));
+	close(fds[0]);
+	close(fds[1]);
+	return rc;
+}
+
+/* Writes one byte of this process's own memory onto itself. */
+static int probe_process_vm_writev(void)
+{
+	char src = 'x', dst = 0;
+	struct iovec local = { &src, 1 }, remote = { &dst, 1 };
+
+	return result(syscall(SYS_process_vm_writev, (long)getpid(), &local, 1UL, &remote, 1UL, 0UL));
+}
+
+/* Compares this process's memory with itself. */
+static int probe_kcmp(void)
+{
+	return result(syscall(SYS_kcmp, (long)getpid(), (long)getpid(), 0L /* KCMP_FILE */, 0L, 0L));
+}
+
+/* Takes a copy of this process's own stdin through a pidfd. */
+static int probe_pidfd_getfd(void)
+{
+	long pidfd = syscall(SYS_pidfd_open, (long)getpid(), 0L);
+	int rc;
+
+	if (pidfd < 0)
+		return errno;
+	rc = result_fd(syscall(SYS_pidfd_getfd, pidfd, 0L, 0L));
+	close((int)pidfd);
+	return rc;
+}
+
+/* A handle for "/": allowed, the kernel fills it in (or says EOVERFLOW). */
+static int probe_name_to_handle_at(void)
+{
+	struct {
+		unsigned int handle_bytes;
+		int handle_type;
+		unsigned char f_handle[128];
+	} fh;
+	int mount_id;
+
+	memset(&fh, 0, sizeof(fh));
+	fh.handle_bytes = sizeof(fh.f_handle);
+	return result(syscall(SYS_name_to_handle_at, AT_FDCWD, "/", &fh, &mount_id, 0));
+}
+
+/* The kernel crypto API, a regular source of kernel bugs. */
+static int probe_af_alg(void)
+{
+	return socket_probe(38 /* AF_ALG */, SOCK_SEQPACKET, 0);
+}
+
+/* Raw packets: also needs CAP_NET_RAW, which the payload lacks. */
+static int probe_packet(void)
+{
+	return socket_probe(17 /* AF_PACKET */, SOCK_RAW, 0);
+}
+
+/* socketpair in a family other than AF_UNIX. */
+static int probe_socketpair_alg(void)
+{
+	int sv[2];
+
+	if (socketpair(38 /* AF_ALG */, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return errno;
+	close(sv[0]);
+	close(sv[1]);
+	return 0;
+}
+
+/* The new mount API: a filesystem context for cgroup2. */
+static int probe_fsopen(void)
+{
+	return result_fd(syscall(SYS_fsopen, "cgroup2", 1UL /* FSOPEN_CLOEXEC */));
+}
+
+/* A detached copy of the root mount. */
+static int probe_open_tree(void)
+{
+	return result_fd(syscall(SYS_open_tree, AT_FDCWD, "/", 1UL /* OPEN_TREE_CLONE */ | O_CLOEXEC));
+}
+
+/* Mounts the cgroup v2 hierarchy on a fresh directory in /tmp, and undoes
+ * it at once when that worked. */
+static int probe_mount_cgroup(void)
+{
+	char dir[] = "/tmp/try-syscall-cgXXXXXX";
+	int rc;
+
+	if (mkdtemp(dir) == NULL)
+		return errno;
+	rc = result(syscall(SYS_mount, "none", dir, "cgroup2", 0UL, NULL));
+	if (rc == 0)
+		syscall(SYS_umount2, dir, 2 /* MNT_DETACH */);
+	rmdir(dir);
+	return rc;
+}
+
+/* A new mount namespace: the payload reshaping its own view. */
+static int probe_unshare_mount(void)
+{
+	return result(syscall(SYS_unshare, CLONE_NEWNS));
+}
+
+/* A new cgroup namespace. */
+static int probe_unshare_cgroup(void)
+{
+	return result(syscall(SYS_unshare, CLONE_NEWCGROUP));
+}
+
 /* getpid through the x32 ABI; ENOSYS where the kernel lacks x32. */
 static int probe_x32(void)
 {
@@ -330,6 +458,161 @@ static int probe_x32(void)
 #else
 	return ENOSYS;
 #endif
+}
+
+/* ---- set-id modes and file capabilities, below --dir ---- */
+
+static const char *probe_dir = "/tmp";
+
+/* DIR/name, removed first so a rerun starts clean. */
+static const char *fresh_path(const char *name)
+{
+	static char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", probe_dir, name);
+	unlink(path);
+	rmdir(path);
+	return path;
+}
+
+/* DIR/name as an empty 0644 file. */
+static const char *plain_file(const char *name)
+{
+	const char *p = fresh_path(name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return NULL;
+	close(fd);
+	return p;
+}
+
+static int probe_setid_chmod(void)
+{
+	const char *p = plain_file("setid_chmod");
+
+	return p ? result(syscall(SYS_chmod, p, 04755UL)) : errno;
+}
+
+static int probe_setid_fchmod(void)
+{
+	const char *p = plain_file("setid_fchmod");
+	int fd, rc;
+
+	if (p == NULL || (fd = open(p, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno;
+	rc = result(syscall(SYS_fchmod, fd, 02755UL));
+	close(fd);
+	return rc;
+}
+
+static int probe_setid_fchmodat(void)
+{
+	const char *p = plain_file("setid_fchmodat");
+
+	return p ? result(syscall(SYS_fchmodat, AT_FDCWD, p, 06755UL)) : errno;
+}
+
+/* fchmodat2 (Linux 6.6) by number: libc may not know it. */
+static int probe_setid_fchmodat2(void)
+{
+	const char *p = plain_file("setid_fchmodat2");
+
+	return p ? result(syscall(452, AT_FDCWD, p, 04755UL, 0)) : errno;
+}
+
+static int probe_setid_open(void)
+{
+	const char *p = fresh_path("setid_open");
+#ifdef SYS_open
+	return result_fd(syscall(SYS_open, p, O_WRONLY | O_CREAT | O_CLOEXEC, 04755UL));
+#else
+	return result_fd(syscall(SYS_openat, AT_FDCWD, p, O_WRONLY | O_CREAT | O_CLOEXEC, 04755UL));
+#endif
+}
+
+static int probe_setid_openat(void)
+{
+	return result_fd(syscall(SYS_openat, AT_FDCWD, fresh_path("setid_openat"),
+				 O_WRONLY | O_CREAT | O_CLOEXEC, 02755UL));
+}
+
+static int probe_setid_creat(void)
+{
+#ifdef SYS_creat
+	return result_fd(syscall(SYS_creat, fresh_path("setid_creat"), 04755UL));
+#else
+	return ENOSYS;
+#endif
+}
+
+static int probe_setid_mkdir(void)
+{
+	return result(syscall(SYS_mkdirat, AT_FDCWD, fresh_path("setid_mkdir"), 02755UL));
+}
+
+static int probe_setid_mknod(void)
+{
+	return result(syscall(SYS_mknodat, AT_FDCWD, fresh_path("setid_mknod"),
+			      (unsigned long)(S_IFREG | 04755), 0UL));
+}
+
+/* struct open_how { flags, mode, resolve }: the mode is out of BPF's reach. */
+static int probe_setid_openat2(void)
+{
+#ifdef SYS_openat2
+	uint64_t how[3] = { O_WRONLY | O_CREAT | O_CLOEXEC, 04755, 0 };
+
+	return result_fd(syscall(SYS_openat2, AT_FDCWD, fresh_path("setid_openat2"), how, sizeof(how)));
+#else
+	return ENOSYS;
+#endif
+}
+
+/* A version 2 file capability granting CAP_SETUID (7) on exec. */
+static int probe_setcap(void)
+{
+	const char *p = plain_file("setcap");
+	uint32_t cap[5] = { 0x02000000U | 1U /* VFS_CAP_REVISION_2 | EFFECTIVE */, 1U << 7, 0, 0, 0 };
+
+	if (p == NULL)
+		return errno;
+	return result(setxattr(p, "security.capability", cap, sizeof(cap), 0));
+}
+
+static int probe_mbind(void)
+{
+	return result(syscall(SYS_mbind, NULL, 0UL, 0L /* MPOL_DEFAULT */, NULL, 0UL, 0U));
+}
+
+static int probe_set_mempolicy(void)
+{
+	return result(syscall(SYS_set_mempolicy, 0L /* MPOL_DEFAULT */, NULL, 0UL));
+}
+
+static int probe_move_pages(void)
+{
+	return result(syscall(SYS_move_pages, 0L, 0UL, NULL, NULL, NULL, 0));
+}
+
+static int probe_migrate_pages(void)
+{
+	unsigned long mask = 1;
+
+	return result(syscall(SYS_migrate_pages, 0L, 8 * sizeof(mask), &mask, &mask));
+}
+
+/* On a pipe, so an allowed call fails with ENOTTY. */
+static int probe_tiocsetd(void)
+{
+	int fds[2], rc, ldisc = 0;
+
+	if (pipe(fds) < 0)
+		return errno;
+	rc = result(ioctl(fds[0], TIOCSETD, &ldisc));
+	close(fds[0]);
+	close(fds[1]);
+	return rc;
 }
 
 static const struct probe {
@@ -366,8 +649,37 @@ static const struct probe {
 	{ "personality", probe_personality },
 	{ "tiocsti", probe_tiocsti },
 	{ "x32", probe_x32 },
+	{ "tioclinux", probe_tioclinux },
+	{ "process_vm_writev", probe_process_vm_writev },
+	{ "kcmp", probe_kcmp },
+	{ "pidfd_getfd", probe_pidfd_getfd },
+	{ "name_to_handle_at", probe_name_to_handle_at },
+	{ "af_alg", probe_af_alg },
+	{ "packet", probe_packet },
+	{ "socketpair_alg", probe_socketpair_alg },
+	{ "fsopen", probe_fsopen },
+	{ "open_tree", probe_open_tree },
+	{ "mount_cgroup", probe_mount_cgroup },
+	{ "unshare_mount", probe_unshare_mount },
+	{ "unshare_cgroup", probe_unshare_cgroup },
 	{ "unix_socket", probe_unix_socket },
 	{ "inet", probe_inet },
+	{ "setid_chmod", probe_setid_chmod },
+	{ "setid_fchmod", probe_setid_fchmod },
+	{ "setid_fchmodat", probe_setid_fchmodat },
+	{ "setid_fchmodat2", probe_setid_fchmodat2 },
+	{ "setid_open", probe_setid_open },
+	{ "setid_openat", probe_setid_openat },
+	{ "setid_creat", probe_setid_creat },
+	{ "setid_mkdir", probe_setid_mkdir },
+	{ "setid_mknod", probe_setid_mknod },
+	{ "setid_openat2", probe_setid_openat2 },
+	{ "setcap", probe_setcap },
+	{ "mbind", probe_mbind },
+	{ "set_mempolicy", probe_set_mempolicy },
+	{ "move_pages", probe_move_pages },
+	{ "migrate_pages", probe_migrate_pages },
+	{ "tiocsetd", probe_tiocsetd },
 };
 
 #define N_PROBES (sizeof(probes) / sizeof(probes[0]))
@@ -479,7 +791,7 @@ static void run_probe(const struct probe *p)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: try-syscall NAME...   (try-syscall --list for the names)\n");
+	fprintf(f, "usage: try-syscall [--dir DIR] NAME...   (try-syscall --list for the names)\n");
 }
 
 int main(int argc, char **argv)
@@ -497,14 +809,25 @@ int main(int argc, char **argv)
 			printf("%s\n", probes[k].name);
 		return 0;
 	}
-	for (i = 1; i < argc; i++) {
+	i = 1;
+	if (strcmp(argv[1], "--dir") == 0) {
+		if (argc < 4) {
+			usage(stderr);
+			return 2;
+		}
+		probe_dir = argv[2];
+		i = 3;
+	}
+	int first = i;
+
+	for (; i < argc; i++) {
 		if (find_probe(argv[i]) == NULL) {
 			fprintf(stderr, "try-syscall: unknown name `%s`\n", argv[i]);
 			usage(stderr);
 			return 2;
 		}
 	}
-	for (i = 1; i < argc; i++)
+	for (i = first; i < argc; i++)
 		run_probe(find_probe(argv[i]));
 	fflush(stdout);
 	return 0;

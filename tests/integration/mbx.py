@@ -94,6 +94,7 @@ class Lib:
             "mbx_config_new": (ctypes.c_int, [pvp, pvp]),
             "mbx_config_free": (None, [vp]),
             "mbx_config_set_isolation": (ctypes.c_int, [vp, ctypes.c_uint8, pvp]),
+            "mbx_config_add_mount": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint32, pvp]),
             "mbx_exec_options_new": (ctypes.c_int, [pvp, pvp]),
             "mbx_exec_options_free": (None, [vp]),
             "mbx_exec_options_set_stdin": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_size_t, pvp]),
@@ -170,19 +171,50 @@ class Lib:
         return Sandbox(self)
 
 
-class Sandbox:
-    """An mbx_sandbox: new on construction, free on close()."""
+class Config:
+    """An mbx_config the caller keeps across sandboxes; free on close()."""
 
-    def __init__(self, lib, isolation=None):
+    MOUNT_RW = 1
+
+    def __init__(self, lib):
+        self._l = lib
+        self.cfg = ctypes.c_void_p()
+        _check(lib, "mbx_config_new", lib.lib.mbx_config_new(ctypes.byref(self.cfg), None), ctypes.c_void_p())
+
+    def add_mount(self, host, sandbox, flags=0):
+        err = ctypes.c_void_p()
+        rc = self._l.lib.mbx_config_add_mount(self.cfg, os.fsencode(host), os.fsencode(sandbox), flags,
+                                              ctypes.byref(err))
+        _check(self._l, "mbx_config_add_mount(%r)" % host, rc, err)
+
+    def close(self):
+        if self.cfg:
+            self._l.lib.mbx_config_free(self.cfg)
+            self.cfg = ctypes.c_void_p()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Sandbox:
+    """An mbx_sandbox: new on construction, free on close(). `config`: a
+    Config to create it from (the caller keeps and frees it)."""
+
+    def __init__(self, lib, isolation=None, config=None):
         self._l = lib
         self._sb = ctypes.c_void_p()
         err = ctypes.c_void_p()
         cfg = ctypes.c_void_p()
-        if isolation is not None:
+        if config is not None:
+            cfg = config.cfg
+        elif isolation is not None:
             lib.lib.mbx_config_new(ctypes.byref(cfg), None)
             lib.lib.mbx_config_set_isolation(cfg, isolation, None)
         rc = lib.lib.mbx_sandbox_new(ctypes.byref(self._sb), cfg, ctypes.byref(err))
-        if cfg:
+        if cfg and config is None:
             lib.lib.mbx_config_free(cfg)
         if rc != MBX_OK:
             code, msg = lib.take_error(err)

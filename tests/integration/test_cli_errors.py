@@ -122,3 +122,26 @@ def test_unknown_verb(cli):
     r = cli(["frobnicate"], timeout=30)
     assert r.rc == 125, r
     assert "frobnicate" in r.stderr, r
+
+
+# `..` is refused wherever it appears; the message names the path as given.
+# (The message used to be formatted from freed memory: the ASan stage runs
+# these with the ASan CLI.)
+@pytest.mark.parametrize("workdir", ["a/..", "..", "./..", "a/../b", "/workspace/..", "/tmp/../etc", "a/b/../../.."])
+def test_workdir_dotdot(cli, workdir):
+    r = cli.run("--workdir", workdir, "--", "pwd", timeout=30)
+    assert r.rc == 125 and r.stdout == b"", r
+    assert "`%s` contains `..`" % workdir in r.stderr and "--workdir" in r.stderr, r
+    assert not r.ids, r.log
+
+
+@pytest.mark.parametrize("workdir,want", [
+    ("./", "/workspace"),
+    (".", "/workspace"),
+    ("//workspace//./", "/workspace"),
+    ("/tmp/./", "/tmp"),
+    ("/./tmp//", "/tmp"),
+])
+def test_workdir_normalised(cli, workdir, want):
+    r = cli.run("--workdir", workdir, "--", "pwd", timeout=30)
+    assert r.rc == 0 and r.out == want + "\n", r

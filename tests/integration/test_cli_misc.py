@@ -203,24 +203,3 @@ def test_every_usage_error_is_125(cli, words):
 def test_no_arguments_is_a_usage_error(cli):
     r = cli([])
     assert r.rc == 125 and "Usage: mimobox" in r.stderr, r
-
-
-OWN_VERBS = ["cat", "write", "ls", "stat", "cp", "mkdir", "rm", "http", "version"]
-
-
-def test_readme_synopsis_matches_help(cli):
-    """The README's synopsis line of each file verb is its --help usage."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.join(here, "..", "..", "README.md")
-    if not os.path.exists(path):
-        pytest.skip("not applicable: the tests run from a copy without the README (the run in the tree checks it)")
-    with open(path) as f:
-        readme = f.read()
-    block = readme.split("## Using the CLI", 1)[1].split("```", 2)[1]
-    # A line is the synopsis, then (after two spaces or more) what it does.
-    lines = [re.split(r"\s{2,}", l.strip())[0] for l in block.splitlines()]
-    for verb in OWN_VERBS:
-        usage = [l[len("Usage: "):].strip() if l.startswith("Usage: ") else l.strip()
-                 for l in cli([verb, "--help"]).out.split("\n\n", 1)[0].splitlines()]
-        for u in usage:
-            assert u in lines, "README lacks the synopsis `%s` (from `mimobox %s --help`)" % (u, verb)

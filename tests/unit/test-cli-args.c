@@ -474,6 +474,94 @@ static void test_env_bad(void)
 	TAP_CHECK(strstr(why, "empty variable name") != NULL);
 }
 
+static void free_envs(struct cli_env *env, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		cli_env_free(&env[i]);
+	free(env);
+}
+
+static void test_env_file(void)
+{
+	static const char text[] =
+		"# a comment\n"
+		"\n"
+		"   \t\n"
+		"  # an indented comment\n"
+		"A=1\n"
+		"B= two  words $HOME \"q\" 'x' \\n # not a comment\r\n"
+		"C=\n"
+		"D=x=y\n"
+		"_E9=last, no newline";
+	struct cli_env *env = NULL;
+	size_t n = 0;
+
+	TAP_CHECK_INT(cli_parse_env_text(text, sizeof(text) - 1, &env, &n, why, sizeof(why)), 0);
+	TAP_CHECK_INT(n, 5);
+	if (n == 5) {
+		TAP_CHECK_STR(env[0].name, "A");
+		TAP_CHECK_STR(env[0].value, "1");
+		TAP_CHECK_STR(env[1].name, "B");
+		TAP_CHECK_STR(env[1].value, " two  words $HOME \"q\" 'x' \\n # not a comment");
+		TAP_CHECK_STR(env[2].value, "");
+		TAP_CHECK_STR(env[3].name, "D");
+		TAP_CHECK_STR(env[3].value, "x=y");
+		TAP_CHECK_STR(env[4].name, "_E9");
+		TAP_CHECK_STR(env[4].value, "last, no newline");
+	}
+	free_envs(env, n);
+	/* An empty file sets nothing. */
+	env = NULL;
+	n = 0;
+	TAP_CHECK_INT(cli_parse_env_text("", 0, &env, &n, why, sizeof(why)), 0);
+	TAP_CHECK_INT(n, 0);
+}
+
+static void test_env_file_bad(void)
+{
+	static const struct {
+		const char *text;
+		const char *words;
+	} bad[] = {
+		{ "A=1\nNOVALUE\n", "line 2: expected KEY=VALUE" },
+		{ "A=1\n\nexport B=2\n", "line 3: `export B` is not a variable name" },
+		{ "=secret\n", "line 1: `` is not a variable name" },
+		{ "1A=x\n", "line 1: `1A`" },
+		{ "A-B=x\n", "line 1: `A-B`" },
+		{ " A=x\n", "line 1: ` A`" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct cli_env *env = NULL;
+		size_t n = 0;
+
+		TAP_CHECK_INT(cli_parse_env_text(bad[i].text, strlen(bad[i].text), &env, &n, why, sizeof(why)), -1);
+		TAP_CHECK(strstr(why, bad[i].words) != NULL);
+		if (!strstr(why, bad[i].words))
+			printf("#   got: %s\n", why);
+		free_envs(env, n);
+	}
+	{
+		/* A NUL byte; and the value of a bad line is never shown. */
+		static const char nul[] = "A=1\nB=sec\0ret\n";
+		struct cli_env *env = NULL;
+		size_t n = 0;
+
+		TAP_CHECK_INT(cli_parse_env_text(nul, sizeof(nul) - 1, &env, &n, why, sizeof(why)), -1);
+		TAP_CHECK(strstr(why, "line 2") != NULL && strstr(why, "NUL") != NULL && strstr(why, "sec") == NULL);
+		free_envs(env, n);
+	}
+	{
+		struct cli_env *env = NULL;
+		size_t n = 0;
+
+		TAP_CHECK_INT(cli_parse_env_file("/nonexistent/mbx-env", &env, &n, why, sizeof(why)), -1);
+		TAP_CHECK(strstr(why, "No such file") != NULL);
+		TAP_CHECK_INT(cli_parse_env_file("/", &env, &n, why, sizeof(why)), -1);
+		TAP_CHECK(strstr(why, "not a regular file") != NULL);
+	}
+}
+
 /* ---- names ---- */
 
 static void test_names(void)
@@ -946,6 +1034,8 @@ static const struct tap_case cases[] = {
 	{ "cli/network-bad", test_network_bad },
 	{ "cli/env", test_env },
 	{ "cli/env-bad", test_env_bad },
+	{ "cli/env-file", test_env_file },
+	{ "cli/env-file-bad", test_env_file_bad },
 	{ "cli/names", test_names },
 	{ "cli/scanner", test_scanner },
 	{ "cli/scanner-stops-at-program", test_scanner_stops_at_program },

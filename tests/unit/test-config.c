@@ -64,6 +64,38 @@ static void test_paths(void)
 	mbx_config_free(cfg);
 }
 
+/* A relative path with `..` is refused with a message naming the path as
+ * given; the message used to be formatted from the freed joined path
+ * (/workspace/<path>), which ASan and valgrind report as a use after free. */
+static void test_dotdot_message(void)
+{
+	static const char *const bad[] = { "a/..", "../x", "a/../../b", "./..", ".." };
+	mbx_config *cfg = NULL;
+	mbx_exec_options *o = NULL;
+	char want[64];
+
+	mbx_config_new(&cfg, NULL);
+	mbx_exec_options_new(&o, NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		mbx_error *err = NULL;
+
+		snprintf(want, sizeof(want), "`%s` contains `..`", bad[i]);
+		TAP_CHECK_INT(mbx_config_set_workdir(cfg, bad[i], &err), MBX_EINVAL);
+		TAP_CHECK(err != NULL && strstr(mbx_error_message(err), want) != NULL);
+		if (err && !strstr(mbx_error_message(err), want))
+			printf("#   message: %s\n", mbx_error_message(err));
+		mbx_error_free(err);
+		err = NULL;
+		TAP_CHECK_INT(mbx_exec_options_set_workdir(o, bad[i], &err), MBX_EINVAL);
+		TAP_CHECK(err != NULL && strstr(mbx_error_message(err), want) != NULL);
+		mbx_error_free(err);
+	}
+	/* Nothing was stored. */
+	TAP_CHECK_STR(cfg->workdir, "/workspace");
+	mbx_exec_options_free(o);
+	mbx_config_free(cfg);
+}
+
 static void test_mounts(void)
 {
 	mbx_config *cfg = NULL, *copy = NULL;
@@ -188,6 +220,7 @@ static const struct tap_case cases[] = {
 	{ "config/defaults", test_defaults },
 	{ "config/bad-values", test_bad_values },
 	{ "config/paths", test_paths },
+	{ "config/dotdot-message", test_dotdot_message },
 	{ "config/mounts", test_mounts },
 	{ "config/network-policy", test_network_policy },
 	{ "error/names", test_error_names },

@@ -1,19 +1,36 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Warm pools against real sandboxes (skipped where none can be made). */
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <mbx/mbx.h>
 #include "tap.h"
 
+/* 1 when a sandbox can be made here, 0 when not, -1 when this run lacks
+ * open_tree(2) (valgrind does not implement it), which a root caller's
+ * sandbox needs to receive its private workspace. */
 static int sandboxes_work(void)
 {
 	mbx_sandbox *sb = NULL;
-	int ok = mbx_sandbox_new(&sb, NULL, NULL) == MBX_OK;
+	mbx_error *err = NULL;
+	int ok = mbx_sandbox_new(&sb, NULL, &err) == MBX_OK;
 
+	if (!ok && err && mbx_error_errno(err) == ENOSYS && strstr(mbx_error_message(err), "clone the workspace"))
+		ok = -1;
+	mbx_error_free(err);
 	mbx_sandbox_free(sb);
 	return ok;
 }
+
+#define NEED_SANDBOXES() \
+	do { \
+		int works_ = sandboxes_work(); \
+		if (works_ < 0) \
+			TAP_NOT_APPLICABLE("no open_tree(2) in this run (valgrind), which root callers' sandboxes need"); \
+		if (works_ == 0) \
+			TAP_SKIP("no sandbox can be created on this host"); \
+	} while (0)
 
 static void test_take_and_refill(void)
 {
@@ -21,8 +38,7 @@ static void test_take_and_refill(void)
 	mbx_error *err = NULL;
 	const char *argv[] = { "sh", "-c", "echo $((6 * 7))", NULL };
 
-	if (!sandboxes_work())
-		TAP_SKIP("no sandbox can be created on this host");
+	NEED_SANDBOXES();
 	TAP_CHECK_INT(mbx_pool_new(&pool, NULL, 2, &err), MBX_OK);
 	if (pool == NULL)
 		return;
@@ -50,8 +66,7 @@ static void test_distinct(void)
 	mbx_pool *pool = NULL;
 	mbx_sandbox *a = NULL, *b = NULL;
 
-	if (!sandboxes_work())
-		TAP_SKIP("no sandbox can be created on this host");
+	NEED_SANDBOXES();
 	TAP_CHECK_INT(mbx_pool_new(&pool, NULL, 1, NULL), MBX_OK);
 	TAP_CHECK_INT(mbx_pool_take(pool, &a, NULL), MBX_OK);
 	/* Empty or not, a take always gives a fresh sandbox. */

@@ -15,11 +15,13 @@
 #include "sha256.h"
 
 static char dir[256];
+/* The MAC key of the cases: in a private "state" directory beside the cache. */
+static char keyfile[340];
 
-/* A fresh cache directory for each case. */
+/* A fresh cache directory (and key) for each case. */
 static void fresh(struct mbx_wasm_cache *c)
 {
-	char tmpl[] = "/tmp/mbx-wasm-cache-test.XXXXXX";
+	char tmpl[] = "/tmp/mbx-wasm-cache-test.XXXXXX", state[64];
 
 	if (dir[0])
 		mbx__rm_rf(dir);
@@ -27,8 +29,11 @@ static void fresh(struct mbx_wasm_cache *c)
 		perror("mkdtemp");
 		exit(1);
 	}
+	snprintf(state, sizeof(state), "%s/state", tmpl);
+	mkdir(state, 0700);
+	snprintf(keyfile, sizeof(keyfile), "%s/wasm-cache.key", state);
 	snprintf(dir, sizeof(dir), "%s/cache", tmpl);
-	if (mbx__wasm_cache_open(c, dir, NULL) != MBX_OK) {
+	if (mbx__wasm_cache_open(c, dir, keyfile, NULL) != MBX_OK) {
 		printf("# cannot open the cache in %s\n", dir);
 		exit(1);
 	}
@@ -212,13 +217,13 @@ static void test_directory(void)
 
 	fresh(&c);
 	chmod(c.dir, 0755);
-	TAP_CHECK_INT(mbx__wasm_cache_open(&c2, c.dir, NULL), MBX_OK);
+	TAP_CHECK_INT(mbx__wasm_cache_open(&c2, c.dir, keyfile, NULL), MBX_OK);
 	TAP_CHECK(stat(c.dir, &st) == 0 && (st.st_mode & 0777) == 0700);
 	mbx__wasm_cache_close(&c2);
 	/* A symlink instead of the directory. */
 	snprintf(link, sizeof(link), "%s/link", dir);
 	TAP_CHECK(symlink(c.dir, link) == 0);
-	TAP_CHECK_INT(mbx__wasm_cache_open(&c2, link, &err), MBX_EPERM);
+	TAP_CHECK_INT(mbx__wasm_cache_open(&c2, link, keyfile, &err), MBX_EPERM);
 	TAP_CHECK_STR(mbx_error_layer(err), "wasm");
 	mbx_error_free(err);
 	err = NULL;
@@ -226,7 +231,7 @@ static void test_directory(void)
 		snprintf(path, sizeof(path), "%s/theirs", dir);
 		mkdir(path, 0700);
 		TAP_CHECK(chown(path, 65534, 65534) == 0);
-		TAP_CHECK_INT(mbx__wasm_cache_open(&c2, path, &err), MBX_EPERM);
+		TAP_CHECK_INT(mbx__wasm_cache_open(&c2, path, keyfile, &err), MBX_EPERM);
 		mbx_error_free(err);
 	}
 	mbx__wasm_cache_close(&c);
@@ -281,6 +286,142 @@ static void test_concurrent(void)
 	mbx__wasm_cache_close(&c);
 }
 
+/* Writes an entry for `key` the way someone without the MAC key could: the
+ * right header and a plain SHA-256 of header and payload where the MAC goes
+ * (what version 1 checked). */
+static void forge(const char *path, const uint8_t key[32], const uint8_t *body, size_t len, uint32_t version)
+{
+	uint8_t header[8 + 4 + 4 + 32 + 8], digest[32];
+	struct mbx_sha256 s;
+	FILE *f;
+
+	memcpy(header, "MBXCWASM", 8);
+	for (int i = 0; i < 4; i++)
+		header[8 + i] = (uint8_t)(version >> (8 * i));
+	memset(header + 12, 0, 4);
+	memcpy(header + 16, key, 32);
+	for (int i = 0; i < 8; i++)
+		header[48 + i] = (uint8_t)((uint64_t)len >> (8 * i));
+	mbx__sha256_init(&s);
+	mbx__sha256_update(&s, header, sizeof(header));
+	mbx__sha256_update(&s, body, len);
+	mbx__sha256_final(&s, digest);
+	f = fopen(path, "wb");
+	fwrite(header, 1, sizeof(header), f);
+	fwrite(body, 1, len, f);
+	fwrite(digest, 1, sizeof(digest), f);
+	fclose(f);
+	chmod(path, 0600);
+}
+
+/* An entry whose digest is a valid plain SHA-256, as anyone who can write
+ * the cache directory can make, is refused, removed and so compiled again;
+ * the sound entry written after it is a hit. */
+static void test_unkeyed_digest(void)
+{
+	static const uint8_t evil[] = "native code the attacker wants loaded";
+	struct mbx_wasm_cache c;
+	const char *why = NULL;
+	uint8_t key[32];
+	char path[4200];
+
+	fresh(&c);
+	key_of("module", key);
+	mbx__wasm_cache_path(&c, key, path, sizeof(path));
+	forge(path, key, evil, sizeof(evil), 2);
+	TAP_CHECK_INT(load(&c, key, &why), MBX_WASM_CACHE_INVALID);
+	TAP_CHECK(why != NULL && strstr(why, "MAC") != NULL);
+	TAP_CHECK(access(path, F_OK) != 0);
+	/* The caller compiles and stores: a hit with its own bytes. */
+	TAP_CHECK_INT(mbx__wasm_cache_store(&c, key, payload, sizeof(payload), NULL), MBX_OK);
+	TAP_CHECK_INT(load(&c, key, NULL), MBX_WASM_CACHE_HIT);
+	/* The old format (version 1, plain SHA-256) is not taken either. */
+	forge(path, key, payload, sizeof(payload), 1);
+	TAP_CHECK_INT(load(&c, key, &why), MBX_WASM_CACHE_INVALID);
+	mbx__wasm_cache_close(&c);
+}
+
+/* An entry made with another key (another user's, or a key that was
+ * replaced) is refused; the key file is reused while it stays. */
+static void test_wrong_key(void)
+{
+	struct mbx_wasm_cache c, c2;
+	const char *why = NULL;
+	char other_state[320], other_key[340], cache_dir[300];
+	uint8_t key[32], k1[32], k2[32];
+
+	fresh(&c);
+	key_of("module", key);
+	TAP_CHECK_INT(mbx__wasm_cache_store(&c, key, payload, sizeof(payload), NULL), MBX_OK);
+	/* The same key file again: the same key, a hit. */
+	snprintf(cache_dir, sizeof(cache_dir), "%s", c.dir);
+	TAP_CHECK_INT(mbx__wasm_cache_open(&c2, cache_dir, keyfile, NULL), MBX_OK);
+	TAP_CHECK(memcmp(c.mac_key, c2.mac_key, 32) == 0);
+	TAP_CHECK_INT(load(&c2, key, NULL), MBX_WASM_CACHE_HIT);
+	mbx__wasm_cache_close(&c2);
+	/* Another key file: another key, the entry is refused and removed. */
+	snprintf(other_state, sizeof(other_state), "%s/other", dir);
+	mkdir(other_state, 0700);
+	snprintf(other_key, sizeof(other_key), "%s/wasm-cache.key", other_state);
+	TAP_CHECK_INT(mbx__wasm_cache_open(&c2, cache_dir, other_key, NULL), MBX_OK);
+	TAP_CHECK(memcmp(c.mac_key, c2.mac_key, 32) != 0);
+	TAP_CHECK_INT(load(&c2, key, &why), MBX_WASM_CACHE_INVALID);
+	TAP_CHECK(why != NULL && strstr(why, "MAC") != NULL);
+	mbx__wasm_cache_close(&c2);
+	/* Loading twice gives the same bytes; the file is 0600 and 32 bytes. */
+	TAP_CHECK_INT(mbx__wasm_cache_key_load(keyfile, k1, NULL), MBX_OK);
+	TAP_CHECK_INT(mbx__wasm_cache_key_load(keyfile, k2, NULL), MBX_OK);
+	TAP_CHECK(memcmp(k1, k2, 32) == 0 && memcmp(k1, c.mac_key, 32) == 0);
+	{
+		struct stat st;
+
+		TAP_CHECK(stat(keyfile, &st) == 0 && (st.st_mode & 0777) == 0600 && st.st_size == 32);
+	}
+	mbx__wasm_cache_close(&c);
+}
+
+/* The key file is refused when others could read or write it, when it is
+ * a symlink, has the wrong size or sits inside the cache directory. */
+static void test_key_file_checks(void)
+{
+	struct mbx_wasm_cache c, c2;
+	mbx_error *err = NULL;
+	uint8_t k[32];
+	char path[400], target[400], cache_dir[300];
+
+	fresh(&c);
+	snprintf(cache_dir, sizeof(cache_dir), "%s", c.dir);
+	chmod(keyfile, 0644);
+	TAP_CHECK_INT(mbx__wasm_cache_key_load(keyfile, k, &err), MBX_EPERM);
+	TAP_CHECK(err && strstr(mbx_error_message(err), keyfile) != NULL);
+	mbx_error_free(err);
+	err = NULL;
+	TAP_CHECK_INT(mbx__wasm_cache_open(&c2, cache_dir, keyfile, NULL), MBX_EPERM);
+	chmod(keyfile, 0600);
+	TAP_CHECK(truncate(keyfile, 16) == 0);
+	TAP_CHECK_INT(mbx__wasm_cache_key_load(keyfile, k, NULL), MBX_EPERM);
+	/* A symlink to a key elsewhere. */
+	snprintf(target, sizeof(target), "%s/elsewhere.key", dir);
+	TAP_CHECK(rename(keyfile, target) == 0);
+	TAP_CHECK(truncate(target, 32) == 0);
+	TAP_CHECK(symlink(target, keyfile) == 0);
+	TAP_CHECK_INT(mbx__wasm_cache_key_load(keyfile, k, &err), MBX_EPERM);
+	TAP_CHECK(err && strstr(mbx_error_message(err), "symbolic link") != NULL);
+	mbx_error_free(err);
+	err = NULL;
+	/* Inside the cache directory. */
+	snprintf(path, sizeof(path), "%s/wasm-cache.key", cache_dir);
+	TAP_CHECK_INT(mbx__wasm_cache_open(&c2, cache_dir, path, NULL), MBX_EPERM);
+	TAP_CHECK(access(path, F_OK) != 0);
+	if (geteuid() == 0) {
+		unlink(keyfile);
+		TAP_CHECK_INT(mbx__wasm_cache_key_load(keyfile, k, NULL), MBX_OK);
+		TAP_CHECK(chown(keyfile, 65534, 65534) == 0);
+		TAP_CHECK_INT(mbx__wasm_cache_key_load(keyfile, k, NULL), MBX_EPERM);
+	}
+	mbx__wasm_cache_close(&c);
+}
+
 static const struct tap_case cases[] = {
 	{ "wasm-cache/sha256-and-key", test_sha256 },
 	{ "wasm-cache/roundtrip", test_roundtrip },
@@ -289,6 +430,9 @@ static const struct tap_case cases[] = {
 	{ "wasm-cache/untrusted-files", test_untrusted_files },
 	{ "wasm-cache/directory", test_directory },
 	{ "wasm-cache/concurrent", test_concurrent },
+	{ "wasm-cache/unkeyed-digest", test_unkeyed_digest },
+	{ "wasm-cache/wrong-key", test_wrong_key },
+	{ "wasm-cache/key-file-checks", test_key_file_checks },
 };
 
 int main(int argc, char **argv)

@@ -27,6 +27,7 @@
 #include "netns.h"
 #include "seccomp.h"
 #include "spawn.h"
+#include "platform/linux/safeopen.h"
 #include "platform/linux/syscalls.h"
 #include "statedir.h"
 
@@ -139,13 +140,17 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gi
 	if (rc < 0)
 		return rc;
 	mbx__statedir_collect(base, sb->id, mbx__linux_remove_recorded_cgroups);
-	rc = mbx__statedir_create(&l->sd, base, sb->id, 0711, err);
+	rc = mbx__statedir_create(&l->sd, base, sb->id, 0700, err);
 	free(base);
 	if (rc < 0)
 		return rc;
 	if (asprintf(&l->workspace, "%s/workspace", l->sd.dir) < 0)
 		return mbx__error_oom(err);
-	if (mkdir(l->workspace, 0755) < 0)
+	/* 0700 like everything here: only the sandbox's identity may use it.
+	 * For a root caller that is the mapped uid, which cannot walk the
+	 * (root's, 0700) state tree: the agent gets the workspace as a mount
+	 * descriptor instead (pass_state_files). */
+	if (mkdir(l->workspace, 0700) < 0)
 		return mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", l->workspace);
 	if (privileged && chown(l->workspace, uid, gid) < 0)
 		return mbx__error_set(err, MBX_ESYS, errno, NULL, "hand workspace `%s` to uid %u", l->workspace, (unsigned)uid);
@@ -176,59 +181,184 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, uid_t uid, gid_t gi
 }
 
 /*
- * For a root caller, sandbox root is an unprivileged host uid, so a plain
- * bind of the caller's directory would be read-only to it at best. Each
- * mount the caller asked for is instead cloned here and id-mapped through
- * the sandbox's user namespace: files owned by host root appear owned by
- * sandbox root, and files the sandbox creates land on the host owned by root,
- * as they would for a root caller without a sandbox. Only the trees the
- * caller named are mapped. File systems without id-mapping support keep the
- * plain bind (logged). The descriptors go to the agent with INIT.
+ * What the agent needs from the sandbox's state directory, handed over as
+ * descriptors so the directory stays private to the caller (0700): the
+ * agent runs as the sandbox's host identity, which for a root caller is an
+ * unprivileged uid that cannot walk root's tree. The workspace goes as a
+ * detached clone of its mount (open_tree; only root callers, and they are
+ * the ones who need it), files the plan copies from the state directory
+ * (the CA bundle) as open read-only files. Appends to fds[*nfds].
  */
-static int idmap_user_mounts(const mbx_sandbox *sb, pid_t agent, struct mbx_mountplan *plan, int *fds, size_t *nfds,
-			     mbx_error **err)
+static int pass_state_files(const struct linux_sb *l, int privileged, struct mbx_mountplan *plan, int *fds,
+			    size_t *nfds, mbx_error **err)
+{
+	size_t dlen = strlen(l->sd.dir);
+
+	for (size_t i = 0; i < plan->n; i++) {
+		struct mbx_plan_entry *e = &plan->e[i];
+		int fd;
+
+		if (e->op == MBX_MOP_BIND && privileged && e->src && strcmp(e->src, l->workspace) == 0 &&
+		    !(e->flags & MBX_MF_USER)) {
+			if (*nfds >= MBX_PROTO_MAX_FDS)
+				return mbx__error_set(err, MBX_EINVAL, 0, NULL, "more than %d mounts", MBX_PROTO_MAX_FDS);
+			fd = mbx_sys_open_tree(AT_FDCWD, e->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+			if (fd < 0)
+				return mbx__error_set(err, MBX_ESYS, errno, "mount-namespace", "clone the workspace `%s`",
+						      e->src);
+			e->op = MBX_MOP_ATTACH;
+		} else if (e->op == MBX_MOP_COPY && e->src && strncmp(e->src, l->sd.dir, dlen) == 0 &&
+			   e->src[dlen] == '/') {
+			if (*nfds >= MBX_PROTO_MAX_FDS)
+				return mbx__error_set(err, MBX_EINVAL, 0, NULL, "more than %d mounts", MBX_PROTO_MAX_FDS);
+			fd = open(e->src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			if (fd < 0)
+				return mbx__error_set(err, MBX_ESYS, errno, NULL, "open `%s`", e->src);
+		} else {
+			continue;
+		}
+		e->fd_index = (int)*nfds;
+		fds[(*nfds)++] = fd;
+	}
+	return MBX_OK;
+}
+
+/*
+ * Opens the source of a user mount again, without following symbolic links
+ * (src/platform/linux/safeopen.h), and checks it is still what was
+ * configured: the same device and inode, a directory or not as planned. A
+ * sandbox with write access to a parent directory could have swapped a
+ * component for a link since; that fails here, closed. Returns an O_PATH
+ * descriptor or an error naming the source.
+ */
+static int open_user_source(const struct mbx_plan_entry *e, mbx_error **err)
+{
+	struct stat st;
+	int fd, rc;
+
+	fd = mbx_open_nofollow(AT_FDCWD, e->src, 0);
+	if (fd < 0) {
+		int e2 = errno;
+
+		rc = mbx__error_set(err, e2 == ENOENT ? MBX_ENOTFOUND : MBX_ESYS, e2, "mount-namespace",
+				    e2 == ELOOP ? "mount source `%s` now goes through a symbolic link; mount sources are never followed through links"
+						: "open mount source `%s`", e->src);
+		if (e2 == ELOOP || e2 == ENOENT)
+			mbx__error_suggest(err, "something replaced a part of the path since the mount was configured: check who can write its parent directories");
+		return rc;
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, "mount-namespace", "stat mount source `%s`", e->src);
+		close(fd);
+		return rc;
+	}
+	if ((e->dev != 0 || e->ino != 0) && (st.st_dev != e->dev || st.st_ino != e->ino)) {
+		close(fd);
+		mbx__error_set(err, MBX_EINVAL, ESTALE, "mount-namespace",
+			       "mount source `%s` is no longer the file or directory that was configured (it was replaced)", e->src);
+		mbx__error_suggest(err, "configure the mount again if the new one is meant; check who can write its parent directories");
+		return MBX_EINVAL;
+	}
+	if (!S_ISDIR(st.st_mode) != !!(e->flags & MBX_MF_FILE)) {
+		close(fd);
+		return mbx__error_set(err, MBX_EINVAL, 0, "mount-namespace",
+				      "mount source `%s` changed between a directory and a file while the sandbox was created", e->src);
+	}
+	return fd;
+}
+
+/*
+ * Prepares the caller's mounts on the host. Each source is opened once,
+ * without following links (open_user_source), and only that descriptor is
+ * used from then on; the descriptors go to the agent with INIT.
+ *
+ * A root caller: sandbox root is an unprivileged host uid, so a plain bind
+ * of the caller's directory would be read-only to it at best. The tree is
+ * cloned from the descriptor (open_tree) and id-mapped through the sandbox's
+ * user namespace: files owned by host root appear owned by sandbox root, and
+ * files the sandbox creates land on the host owned by root, as they would
+ * for a root caller without a sandbox. Only the trees the caller named are
+ * mapped. File systems without id-mapping support keep the unmapped clone
+ * (logged). The agent attaches the clones (MBX_MOP_ATTACH).
+ *
+ * Other callers cannot clone the host's mounts: the agent binds the source
+ * inside its own mount namespace, opening it again the same way, and checks
+ * against the descriptor passed here that it got the same file.
+ */
+static int prepare_user_mounts(const mbx_sandbox *sb, pid_t agent, int privileged, struct mbx_mountplan *plan,
+			       int *fds, size_t *nfds, mbx_error **err)
 {
 	char path[64];
-	int userns;
+	int userns = -1, rc = MBX_OK;
 
-	*nfds = 0;
-	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)agent);
-	userns = open(path, O_RDONLY | O_CLOEXEC);
-	if (userns < 0)
-		return mbx__error_set(err, MBX_ESYS, errno, "user-namespace", "open `%s`", path);
+	if (privileged) {
+		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)agent);
+		userns = open(path, O_RDONLY | O_CLOEXEC);
+		if (userns < 0)
+			return mbx__error_set(err, MBX_ESYS, errno, "user-namespace", "open `%s`", path);
+	}
 	for (size_t i = 0; i < plan->n; i++) {
 		struct mbx_plan_entry *e = &plan->e[i];
 		struct mbx_mount_attr attr = { 0 };
-		int fd;
+		unsigned int rec = (e->flags & MBX_MF_REC) ? AT_RECURSIVE : 0;
+		int src, fd;
 
 		if (!(e->flags & MBX_MF_USER) || e->op != MBX_MOP_BIND)
 			continue;
 		if (*nfds >= MBX_PROTO_MAX_FDS) {
-			close(userns);
-			return mbx__error_set(err, MBX_EINVAL, 0, NULL, "more than %d mounts", MBX_PROTO_MAX_FDS);
+			rc = mbx__error_set(err, MBX_EINVAL, 0, NULL, "more than %d mounts", MBX_PROTO_MAX_FDS);
+			break;
 		}
-		fd = mbx_sys_open_tree(AT_FDCWD, e->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
-				       ((e->flags & MBX_MF_REC) ? AT_RECURSIVE : 0));
-		if (fd < 0) {
-			int e2 = errno;
+		src = open_user_source(e, err);
+		if (src < 0) {
+			rc = src;
+			break;
+		}
+		fd = -1;
+		if (privileged) {
+			fd = mbx_sys_open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | rec);
+			if (fd < 0 && errno != ENOSYS) {
+				rc = mbx__error_set(err, MBX_ESYS, errno, "mount-namespace", "clone mount source `%s`", e->src);
+				close(src);
+				break;
+			}
+		}
+		if (fd >= 0) {
+			attr.attr_set = MOUNT_ATTR_IDMAP | ((e->flags & MBX_MF_RO) ? MOUNT_ATTR_RDONLY : 0);
+			attr.userns_fd = (uint64_t)userns;
+			if (mbx_sys_mount_setattr(fd, "", AT_EMPTY_PATH | rec, &attr) < 0) {
+				int e2 = errno;
 
-			close(userns);
-			return mbx__error_set(err, MBX_ESYS, e2, "mount-namespace", "clone mount source `%s`", e->src);
+				mbx__log(sb->cfg, MBX_LOG_WARN, "mount `%s`: no id-mapping here (%s); the sandbox sees it with its unprivileged host identity",
+					 e->src, strerror(e2));
+				attr.attr_set = MOUNT_ATTR_RDONLY;
+				attr.userns_fd = 0;
+				if (e2 == ENOSYS) {
+					/* No mount_setattr (before 5.12): the agent binds. */
+					close(fd);
+					fd = -1;
+				} else if ((e->flags & MBX_MF_RO) && mbx_sys_mount_setattr(fd, "", AT_EMPTY_PATH | rec, &attr) < 0) {
+					rc = mbx__error_set(err, MBX_ESYS, errno, "mount-namespace", "make mount `%s` read-only", e->src);
+					close(fd);
+					close(src);
+					break;
+				}
+			}
 		}
-		attr.attr_set = MOUNT_ATTR_IDMAP | ((e->flags & MBX_MF_RO) ? MOUNT_ATTR_RDONLY : 0);
-		attr.userns_fd = (uint64_t)userns;
-		if (mbx_sys_mount_setattr(fd, "", AT_EMPTY_PATH | ((e->flags & MBX_MF_REC) ? AT_RECURSIVE : 0), &attr) < 0) {
-			mbx__log(sb->cfg, MBX_LOG_WARN, "mount `%s`: no id-mapping here (%s); the sandbox sees it with its unprivileged host identity",
-				 e->src, strerror(errno));
-			close(fd);
+		if (fd < 0) {
+			/* The agent binds it and checks it against `src`. */
+			e->fd_index = (int)*nfds;
+			fds[(*nfds)++] = src;
 			continue;
 		}
+		close(src);
 		e->op = MBX_MOP_ATTACH;
 		e->fd_index = (int)*nfds;
 		fds[(*nfds)++] = fd;
 	}
-	close(userns);
-	return MBX_OK;
+	if (userns >= 0)
+		close(userns);
+	return rc;
 }
 
 static int linux_create(mbx_sandbox *sb, mbx_error **err)
@@ -297,8 +427,11 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	rc = mbx__client_hello(&l->client, deadline, err);
 	if (rc < 0)
 		goto fail;
-	if (privileged && cfg->nmounts) {
-		rc = idmap_user_mounts(sb, l->pid, &plan, mount_fds, &nmount_fds, err);
+	rc = pass_state_files(l, privileged, &plan, mount_fds, &nmount_fds, err);
+	if (rc < 0)
+		goto fail;
+	if (cfg->nmounts) {
+		rc = prepare_user_mounts(sb, l->pid, privileged, &plan, mount_fds, &nmount_fds, err);
 		if (rc < 0)
 			goto fail;
 	}

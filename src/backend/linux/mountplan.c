@@ -218,6 +218,7 @@ int mbx__mountplan_build(struct mbx_mountplan *p, const mbx_config *cfg, const c
 		const struct mbx_mount_spec *m = &cfg->mounts[i];
 		struct stat st;
 		uint32_t flags = MBX_MF_REC;
+		size_t at;
 
 		if (stat(m->host, &st) < 0) {
 			mbx__mountplan_release(p);
@@ -227,7 +228,12 @@ int mbx__mountplan_build(struct mbx_mountplan *p, const mbx_config *cfg, const c
 			flags |= MBX_MF_FILE;
 		if (!(m->flags & MBX_MOUNT_RW))
 			flags |= MBX_MF_RO;
+		at = p->n;
 		rc |= push(p, MBX_MOP_BIND, flags | MBX_MF_USER, 0, m->host, m->sandbox, NULL, 0);
+		if (p->n > at) {
+			p->e[at].dev = m->dev;
+			p->e[at].ino = m->ino;
+		}
 	}
 
 	/* Landlock: read and execute everywhere in the view (which holds only

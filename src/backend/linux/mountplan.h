@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "internal.h"
 #include "proto.h"
@@ -22,6 +23,8 @@ struct mbx_plan_entry {
 	char *data;
 	size_t data_len;
 	int fd_index;   /* MBX_MOP_ATTACH: which passed descriptor, else -1 */
+	dev_t dev;      /* MBX_MF_USER: the source as configured */
+	ino_t ino;
 };
 
 struct mbx_ll_rule {

@@ -441,7 +441,9 @@ int mbx__linux_write_ca(const mbx_config *cfg, const char *statedir, char **path
 		free(bundle);
 		return mbx__error_oom(err);
 	}
-	/* Readable by the sandbox's identity: the agent copies it into /etc. */
+	/* The agent copies it into /etc from a descriptor the library passes
+	 * (the state directory is 0700); the copy keeps this 0644 mode, so
+	 * every user inside the sandbox can read it. */
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0 || fchmod(fd, 0644) < 0) {
 		int e = errno;

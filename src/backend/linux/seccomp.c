@@ -80,6 +80,17 @@
 #define NR_OPEN_TREE_ATTR (-1)
 #endif
 
+/* fchmodat2 (Linux 6.6) may postdate both libseccomp and the kernel
+ * headers; 452 on every architecture using the common table. */
+#if defined(__NR_fchmodat2)
+#define NR_FCHMODAT2 __NR_fchmodat2
+#elif defined(__x86_64__) || defined(__aarch64__) || defined(__riscv) || \
+	defined(__powerpc64__) || defined(__s390x__) || defined(__loongarch__)
+#define NR_FCHMODAT2 452
+#else
+#define NR_FCHMODAT2 (-1)
+#endif
+
 /* s390 passes the clone flags second (CLONE_BACKWARDS2). */
 #if defined(__s390__) || defined(__s390x__)
 #define CLONE_FLAGS_ARG 1
@@ -185,6 +196,12 @@ static const struct deny_rule deny_rules[] = {
 	DENY(open_by_handle_at, DENY_ALL),
 	DENY(name_to_handle_at, DENY_ALL),
 	DENY(fanotify_init, DENY_ALL),
+	/* NUMA policy and page placement: moving other processes' pages and
+	 * pinning memory to nodes (CAP_SYS_NICE territory) */
+	DENY(move_pages, DENY_ALL),
+	DENY(migrate_pages, DENY_ALL),
+	DENY(mbind, DENY_ALL),
+	DENY(set_mempolicy, DENY_ALL),
 	/* untrusted only */
 	DENY(memfd_secret, DENY_UNTRUSTED),
 	DENY(modify_ldt, DENY_UNTRUSTED),
@@ -217,15 +234,24 @@ static int add_rule(scmp_filter_ctx ctx, uint32_t action, int nr, const char *na
 }
 
 /*
- * The action that kills. libseccomp accepts KILL_PROCESS only when its probe
- * of this very process finds kernel support (API level 3 or more). That probe
- * fails where the host process cannot call seccomp() itself (under valgrind,
- * or already confined by a filter), although the agent can: KILL_THREAD
- * still blocks the call, and a single-threaded payload still dies of SIGSYS.
+ * The action that kills: always SECCOMP_RET_KILL_PROCESS. The programs are
+ * compiled on the build host, whose kernel says nothing about the one a
+ * sandbox runs on; the agent rewrites these returns to KILL_THREAD where the
+ * running kernel lacks KILL_PROCESS (src/platform/linux/seccomp-kill.h).
+ * libseccomp accepts KILL_PROCESS only when its probe of this process finds
+ * kernel support (API level 3), so the level is raised for the build: it
+ * only affects which actions libseccomp lets a filter name.
  */
-static uint32_t kill_action(void)
+static int kill_action(uint32_t *act, mbx_error **err)
 {
-	return seccomp_api_get() >= 3 ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_KILL_THREAD;
+	if (seccomp_api_get() < 3) {
+		int rc = seccomp_api_set(3);
+
+		if (rc < 0)
+			return lib_error(err, rc, "raise the API level to name SECCOMP_RET_KILL_PROCESS");
+	}
+	*act = SCMP_ACT_KILL_PROCESS;
+	return MBX_OK;
 }
 
 static int add_table(scmp_filter_ctx ctx, mbx_trust_t trust, uint32_t kill_act,
@@ -248,6 +274,53 @@ static int add_table(scmp_filter_ctx ctx, mbx_trust_t trust, uint32_t kill_act,
 			return rc;
 	}
 	return MBX_OK;
+}
+
+/*
+ * Set-id bits: no call may give a file S_ISUID or S_ISGID. Writable mounts
+ * reach the host, and with id-mapped mounts a file sandbox root creates is
+ * owned by the caller there: a set-user-id copy of a shell would hand the
+ * caller's identity to whoever runs it on the host. `arg` is the index of
+ * the mode argument; one rule per bit, masked to the low half (the kernel
+ * reads a umode_t). Calls that only create (open with O_CREAT, mknod) get
+ * the same test: their mode is ignored otherwise, and libc passes 0 then.
+ */
+static const struct mode_call {
+	const char *name;
+	int nr;
+	unsigned int arg;
+} mode_calls[] = {
+	{ "chmod", SCMP_SYS(chmod), 1 },
+	{ "fchmod", SCMP_SYS(fchmod), 1 },
+	{ "fchmodat", SCMP_SYS(fchmodat), 2 },
+	{ "fchmodat2", NR_FCHMODAT2, 2 },
+	{ "open", SCMP_SYS(open), 2 },
+	{ "openat", SCMP_SYS(openat), 3 },
+	{ "creat", SCMP_SYS(creat), 1 },
+	{ "mkdir", SCMP_SYS(mkdir), 1 },
+	{ "mkdirat", SCMP_SYS(mkdirat), 2 },
+	{ "mknod", SCMP_SYS(mknod), 1 },
+	{ "mknodat", SCMP_SYS(mknodat), 2 },
+};
+
+static int add_setid_modes(scmp_filter_ctx ctx, mbx_error **err)
+{
+	static const uint64_t bits[] = { S_ISUID, S_ISGID };
+	size_t i, b;
+	int rc;
+
+	for (i = 0; i < sizeof(mode_calls) / sizeof(mode_calls[0]); i++) {
+		for (b = 0; b < sizeof(bits) / sizeof(bits[0]); b++) {
+			struct scmp_arg_cmp c = SCMP_CMP(mode_calls[i].arg, SCMP_CMP_MASKED_EQ, bits[b], bits[b]);
+
+			rc = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), mode_calls[i].nr, mode_calls[i].name, 1, &c, err);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	/* openat2 keeps its mode in a struct BPF cannot read: ENOSYS, and
+	 * libc falls back to openat. */
+	return add_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), "openat2", 0, NULL, err);
 }
 
 /* clone with any namespace flag: one rule per flag bit, since BPF can only
@@ -326,7 +399,7 @@ static int add_sockets(scmp_filter_ctx ctx, mbx_error **err)
 /* ioctl commands are 32-bit in the kernel: compare the low half only. */
 static int add_ioctls(scmp_filter_ctx ctx, mbx_error **err)
 {
-	static const uint64_t cmds[] = { TIOCSTI, TIOCLINUX };
+	static const uint64_t cmds[] = { TIOCSTI, TIOCLINUX, TIOCSETD };
 	size_t i;
 	int rc;
 
@@ -449,11 +522,13 @@ int mbx__seccomp_build(mbx_trust_t trust, uint8_t **out, size_t *len, mbx_error 
 	if (seccomp_arch_native() == 0)
 		return mbx__error_set(err, MBX_ENOTSUP, 0, LAYER,
 				      "libseccomp does not know this architecture");
+	rc = kill_action(&kill_act, err);
+	if (rc < 0)
+		return rc;
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (ctx == NULL)
 		return mbx__error_oom(err);
 
-	kill_act = kill_action();
 	rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, kill_act);
 	if (rc < 0) {
 		rc = lib_error(err, rc, "set the bad-architecture action");
@@ -466,6 +541,8 @@ int mbx__seccomp_build(mbx_trust_t trust, uint8_t **out, size_t *len, mbx_error 
 	rc = add_table(ctx, trust, kill_act, err);
 	if (rc == MBX_OK)
 		rc = add_clone(ctx, err);
+	if (rc == MBX_OK)
+		rc = add_setid_modes(ctx, err);
 	if (rc == MBX_OK)
 		rc = add_sockets(ctx, err);
 	if (rc == MBX_OK)

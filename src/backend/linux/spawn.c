@@ -33,6 +33,7 @@
 
 #include "spawn.h"
 #include "platform/linux/syscalls.h"
+#include "platform/linux/closefds.h"
 
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U
@@ -172,9 +173,8 @@ static __attribute__((noreturn)) void child_main(const struct mbx_spawn *sp, int
 		    syscall(SYS_dup3, null, 2, 0) < 0)
 			child_die(err_w, STEP_FDS);
 	}
-	if (mbx_sys_close_range(6, ~0U, 0) < 0)
-		for (int fd = 6; fd < 1024; fd++)
-			syscall(SYS_close, fd);
+	if (mbx_close_fds_from(6, 0) < 0)
+		child_die(err_w, STEP_FDS);
 	mbx_sys_execveat(4, "", argv, envp, AT_EMPTY_PATH);
 	/* Where execveat is missing or emulated badly (old kernels, valgrind),
 	 * go through the fd's magic link, as fexecve does; the kernel opens it

@@ -13,9 +13,10 @@
 
 #include "cache.h"
 
-/* Entry layout: header, payload, SHA-256 of header and payload. */
+/* Entry layout: header, payload, HMAC-SHA256 of header and payload. Version
+ * 1 had a plain SHA-256 there: such entries fail the version check. */
 #define ENTRY_MAGIC "MBXCWASM"
-#define ENTRY_VERSION 1u
+#define ENTRY_VERSION 2u
 #define HEADER_LEN (8 + 4 + 4 + MBX_WASM_KEY_LEN + 8)
 #define DIGEST_LEN 32
 
@@ -57,9 +58,105 @@ void mbx__wasm_cache_path(const struct mbx_wasm_cache *c, const uint8_t key[MBX_
 	snprintf(out, size, "%s/%s.cwasm", c->dir, name);
 }
 
-int mbx__wasm_cache_open(struct mbx_wasm_cache *c, const char *dir, mbx_error **err)
+static int read_all(int fd, uint8_t *buf, size_t len);
+
+static int key_check(int fd, const char *path, mbx_error **err)
 {
 	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, "wasm", "module cache key `%s`", path);
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0 ||
+	    st.st_size != MBX_WASM_MAC_KEY_LEN) {
+		mbx__error_set(err, MBX_EPERM, 0, "wasm",
+			       "module cache key `%s` is not a private %d-byte file of uid %u (mode %04o, owner %u, %lld bytes)",
+			       path, MBX_WASM_MAC_KEY_LEN, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
+			       (unsigned)st.st_uid, (long long)st.st_size);
+		mbx__error_suggest(err, "remove it (a new key is made, and cached modules are compiled again)");
+		return MBX_EPERM;
+	}
+	return MBX_OK;
+}
+
+int mbx__wasm_cache_key_load(const char *path, uint8_t key[MBX_WASM_MAC_KEY_LEN], mbx_error **err)
+{
+	char tmp[4300];
+	uint8_t fresh[MBX_WASM_MAC_KEY_LEN];
+	uint64_t r = 0;
+	int fd, rc, tries;
+
+	for (tries = 0; tries < 3; tries++) {
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		if (fd >= 0) {
+			rc = key_check(fd, path, err);
+			if (rc == MBX_OK && read_all(fd, key, MBX_WASM_MAC_KEY_LEN) < 0)
+				rc = mbx__error_set(err, MBX_ESYS, errno, "wasm", "read the module cache key `%s`", path);
+			close(fd);
+			return rc;
+		}
+		if (errno == ELOOP) {
+			mbx__error_set(err, MBX_EPERM, ELOOP, "wasm", "module cache key `%s` is a symbolic link", path);
+			mbx__error_suggest(err, "remove it (a new key is made, and cached modules are compiled again)");
+			return MBX_EPERM;
+		}
+		if (errno != ENOENT)
+			return mbx__error_set(err, MBX_ESYS, errno, "wasm", "open the module cache key `%s`", path);
+		/* Make it: whole in a temporary file, then linked under its name,
+		 * which fails if another process made one first (then read it). */
+		if (getrandom(fresh, sizeof(fresh), 0) != (ssize_t)sizeof(fresh) ||
+		    getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			return mbx__error_set(err, MBX_ESYS, errno, "wasm", "getrandom for the module cache key");
+		snprintf(tmp, sizeof(tmp), "%s.tmp-%d-%016llx", path, (int)getpid(), (unsigned long long)r);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return mbx__error_set(err, MBX_ESYS, errno, "wasm", "create the module cache key `%s`", tmp);
+		rc = write(fd, fresh, sizeof(fresh)) == (ssize_t)sizeof(fresh) && fchmod(fd, 0600) == 0 && fsync(fd) == 0;
+		memset(fresh, 0, sizeof(fresh));
+		if (close(fd) < 0)
+			rc = 0;
+		if (!rc) {
+			rc = mbx__error_set(err, MBX_ESYS, errno, "wasm", "write the module cache key `%s`", tmp);
+			unlink(tmp);
+			return rc;
+		}
+		rc = link(tmp, path);
+		if (rc < 0 && errno != EEXIST) {
+			rc = mbx__error_set(err, MBX_ESYS, errno, "wasm", "create the module cache key `%s`", path);
+			unlink(tmp);
+			return rc;
+		}
+		unlink(tmp);
+		/* Read back what is under the name now (ours or a racer's). */
+	}
+	return mbx__error_set(err, MBX_ESYS, 0, "wasm", "the module cache key `%s` keeps changing", path);
+}
+
+/* 1 when `path`'s directory is `dir` itself (the key would sit among the
+ * entries, writable by whoever writes them). */
+static int key_inside(const char *dir, const char *path)
+{
+	char *copy = strdup(path), *slash;
+	struct stat a, b;
+	int inside;
+
+	if (copy == NULL)
+		return 1;
+	slash = strrchr(copy, '/');
+	if (slash == copy)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		strcpy(copy, ".");
+	inside = stat(copy, &a) == 0 && stat(dir, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	free(copy);
+	return inside;
+}
+
+int mbx__wasm_cache_open(struct mbx_wasm_cache *c, const char *dir, const char *key_path, mbx_error **err)
+{
+	struct stat st;
+	int rc;
 
 	c->dir = NULL;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
@@ -75,6 +172,15 @@ int mbx__wasm_cache_open(struct mbx_wasm_cache *c, const char *dir, mbx_error **
 	/* Nobody else may plant or swap entries: 0700, whatever umask made. */
 	if ((st.st_mode & 077) != 0 && chmod(dir, 0700) < 0)
 		return mbx__error_set(err, MBX_ESYS, errno, "wasm", "make the module cache `%s` private", dir);
+	if (key_path == NULL || key_inside(dir, key_path)) {
+		mbx__error_set(err, MBX_EPERM, 0, "wasm", "the module cache key `%s` would sit in the cache `%s`",
+			       key_path ? key_path : "(none)", dir);
+		mbx__error_suggest(err, "point MIMOBOX_WASM_CACHE_DIR somewhere other than the state directory");
+		return MBX_EPERM;
+	}
+	rc = mbx__wasm_cache_key_load(key_path, c->mac_key, err);
+	if (rc < 0)
+		return rc;
 	c->dir = strdup(dir);
 	if (c->dir == NULL)
 		return mbx__error_oom(err);
@@ -85,6 +191,7 @@ void mbx__wasm_cache_close(struct mbx_wasm_cache *c)
 {
 	free(c->dir);
 	c->dir = NULL;
+	memset(c->mac_key, 0, sizeof(c->mac_key));
 }
 
 /* Reads the whole of a regular file of known size; 0 or -1 (errno). */
@@ -108,7 +215,8 @@ static int read_all(int fd, uint8_t *buf, size_t len)
 }
 
 /* Checks an entry held in memory; NULL when it is sound, else why not. */
-static const char *verify(const uint8_t *buf, size_t size, const uint8_t key[MBX_WASM_KEY_LEN])
+static const char *verify(const struct mbx_wasm_cache *c, const uint8_t *buf, size_t size,
+			  const uint8_t key[MBX_WASM_KEY_LEN])
 {
 	uint8_t digest[DIGEST_LEN];
 	uint64_t len;
@@ -124,9 +232,9 @@ static const char *verify(const uint8_t *buf, size_t size, const uint8_t key[MBX
 	len = get_le(buf + 16 + MBX_WASM_KEY_LEN, 8);
 	if (len != size - HEADER_LEN - DIGEST_LEN)
 		return "length mismatch";
-	mbx__sha256(buf, HEADER_LEN + (size_t)len, digest);
-	if (memcmp(digest, buf + HEADER_LEN + len, DIGEST_LEN) != 0)
-		return "digest mismatch";
+	mbx__hmac_sha256(c->mac_key, sizeof(c->mac_key), buf, HEADER_LEN + (size_t)len, digest);
+	if (!mbx__digest_equal(digest, buf + HEADER_LEN + len, DIGEST_LEN))
+		return "MAC mismatch (not written with this user's key)";
 	return NULL;
 }
 
@@ -176,7 +284,7 @@ int mbx__wasm_cache_load(const struct mbx_wasm_cache *c, const uint8_t key[MBX_W
 		goto invalid;
 	}
 	close(fd);
-	bad = verify(data, (size_t)st.st_size, key);
+	bad = verify(c, data, (size_t)st.st_size, key);
 	if (bad) {
 		free(data);
 		goto invalid;
@@ -214,7 +322,7 @@ int mbx__wasm_cache_store(const struct mbx_wasm_cache *c, const uint8_t key[MBX_
 	char path[4200], tmp[4300];
 	uint8_t header[HEADER_LEN], digest[DIGEST_LEN];
 	uint64_t r = 0;
-	struct mbx_sha256 sha;
+	struct mbx_hmac_sha256 mac;
 	int fd, rc;
 
 	if (c == NULL || c->dir == NULL)
@@ -226,10 +334,10 @@ int mbx__wasm_cache_store(const struct mbx_wasm_cache *c, const uint8_t key[MBX_
 	put_le(header + 12, 0, 4);
 	memcpy(header + 16, key, MBX_WASM_KEY_LEN);
 	put_le(header + 16 + MBX_WASM_KEY_LEN, len, 8);
-	mbx__sha256_init(&sha);
-	mbx__sha256_update(&sha, header, sizeof(header));
-	mbx__sha256_update(&sha, payload, len);
-	mbx__sha256_final(&sha, digest);
+	mbx__hmac_sha256_init(&mac, c->mac_key, sizeof(c->mac_key));
+	mbx__hmac_sha256_update(&mac, header, sizeof(header));
+	mbx__hmac_sha256_update(&mac, payload, len);
+	mbx__hmac_sha256_final(&mac, digest);
 
 	mbx__wasm_cache_path(c, key, path, sizeof(path));
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) < 0)

@@ -5,13 +5,20 @@
  * An entry is one file named after its key, the hex SHA-256 of the module
  * bytes and the engine's configuration fingerprint. It holds a header (magic,
  * format version, key, payload length), the payload (Wasmtime's serialized
- * module) and a SHA-256 over both. Deserializing bytes Wasmtime did not
- * produce is unsafe, so an entry is only handed out after its digest, key
- * and length check out, read from a file that is regular, owned by us and
- * not writable by others, in a 0700 directory owned by us; anything else is
- * removed and reported as a miss. Entries are written to a temporary file
- * and renamed into place, so concurrent readers and writers only ever see
- * whole entries (the last writer wins; every writer writes the same bytes).
+ * module) and an HMAC-SHA256 over both. Deserializing bytes Wasmtime did not
+ * produce loads native code into this process, so an entry is only handed
+ * out after its MAC, key and length check out, read from a file that is
+ * regular, owned by us and not writable by others, in a 0700 directory owned
+ * by us; anything else is removed and reported as invalid (the caller
+ * compiles again).
+ *
+ * The MAC key is 32 random bytes of the user's, in a file of the private
+ * state directory (mbx__wasm_cache_key_load), never in the cache directory:
+ * whoever can write the cache (a sandbox given $HOME read-write, another
+ * program of the user) still cannot make an entry we accept, since a plain
+ * digest is no longer enough. Entries are written to a temporary file and
+ * renamed into place, so concurrent readers and writers only ever see whole
+ * entries (the last writer wins; every writer writes the same bytes).
  *
  * Pure file logic: no Wasmtime in here, so it is unit-tested alone.
  */
@@ -26,8 +33,12 @@
 /* Largest payload accepted from the cache. */
 #define MBX_WASM_CACHE_MAX (1ull << 30)
 
+/* Length of the MAC key and of an entry's MAC. */
+#define MBX_WASM_MAC_KEY_LEN 32
+
 struct mbx_wasm_cache {
 	char *dir; /* owned */
+	uint8_t mac_key[MBX_WASM_MAC_KEY_LEN];
 };
 
 /* Outcome of a lookup besides errors. */
@@ -40,9 +51,20 @@ enum {
 /* The key of a module: SHA-256 over the fingerprint, a NUL, the bytes. */
 void mbx__wasm_cache_key(const uint8_t *module, size_t len, const char *fingerprint, uint8_t key[MBX_WASM_KEY_LEN]);
 
-/* Opens (creating it 0700) the cache directory `dir` and checks it is a
- * directory owned by us that nobody else can write or list. */
-int mbx__wasm_cache_open(struct mbx_wasm_cache *c, const char *dir, mbx_error **err);
+/*
+ * Reads the MAC key from `path`, or makes it: 32 bytes from getrandom(),
+ * written 0600 to a temporary file and linked into place, so a concurrent
+ * maker's key wins whole or ours does. The file must be regular, ours, not
+ * a symlink, without group/other access bits and exactly 32 bytes long;
+ * anything else is an MBX_EPERM error naming it (it is not replaced: the
+ * user removes it).
+ */
+int mbx__wasm_cache_key_load(const char *path, uint8_t key[MBX_WASM_MAC_KEY_LEN], mbx_error **err);
+
+/* Opens (creating it 0700) the cache directory `dir`, checks it is a
+ * directory owned by us that nobody else can write or list, and loads the
+ * MAC key from `key_path`, which may not be inside `dir`. */
+int mbx__wasm_cache_open(struct mbx_wasm_cache *c, const char *dir, const char *key_path, mbx_error **err);
 void mbx__wasm_cache_close(struct mbx_wasm_cache *c);
 
 /*

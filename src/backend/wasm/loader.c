@@ -13,7 +13,7 @@ struct mbx_wasmtime_api mbx__wt;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static const char *load_why;
-static char load_msg[512];
+static char load_msg[1024];
 
 /* The directory of the shared object this code lives in (libmimobox), or
  * of the program when the library is linked statically. */
@@ -34,21 +34,26 @@ static int own_dir(char *out, size_t size)
 
 static void load(void)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 32];
-	const char *candidates[2];
+	char dir[PATH_MAX], path[PATH_MAX + 32], priv[PATH_MAX + 48];
+	const char *candidates[4];
 	void *h = NULL;
 	size_t n = 0;
 
 	if (own_dir(dir, sizeof(dir)) == 0) {
+		/* The build tree: a copy beside libmimobox. */
 		snprintf(path, sizeof(path), "%s/libwasmtime.so", dir);
 		candidates[n++] = path;
+		/* Installed: our private directory below libmimobox's. */
+		snprintf(priv, sizeof(priv), "%s/mimobox/libwasmtime.so", dir);
+		candidates[n++] = priv;
 	}
+	candidates[n++] = MBX_WASMTIME_PRIVDIR "/libwasmtime.so";
 	candidates[n++] = MBX_WASMTIME_LIBDIR "/libwasmtime.so";
 	for (size_t i = 0; i < n && h == NULL; i++)
 		h = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
 	if (h == NULL) {
-		snprintf(load_msg, sizeof(load_msg), "cannot load libwasmtime.so (looked next to libmimobox and in %s): %s",
-			 MBX_WASMTIME_LIBDIR, dlerror());
+		snprintf(load_msg, sizeof(load_msg), "cannot load libwasmtime.so (looked next to libmimobox, in %s and in %s): %s",
+			 MBX_WASMTIME_PRIVDIR, MBX_WASMTIME_LIBDIR, dlerror());
 		load_why = load_msg;
 		return;
 	}

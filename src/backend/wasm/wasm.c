@@ -532,14 +532,15 @@ static void make_parents(char *path)
 /*
  * Opens the on-disk cache: $MIMOBOX_WASM_CACHE_DIR, else
  * ${XDG_CACHE_HOME:-$HOME/.cache}/mimobox/wasm-cache (it should outlive
- * reboots, unlike the state directory), else <state base>/wasm-cache. A
- * cache that cannot be used is logged and skipped: compiling is always safe.
+ * reboots, unlike the state directory), else <state base>/wasm-cache; its
+ * MAC key is <state base>/wasm-cache.key. A cache that cannot be used is
+ * logged and skipped: compiling is always safe.
  */
 static void cache_open(const mbx_config *cfg, struct mbx_wasm_cache *c)
 {
 	const char *env = getenv("MIMOBOX_WASM_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	mbx_error *e = NULL;
-	char *base = NULL, *dir = NULL;
+	char *base = NULL, *dir = NULL, *key = NULL;
 	int r;
 
 	c->dir = NULL;
@@ -553,17 +554,24 @@ static void cache_open(const mbx_config *cfg, struct mbx_wasm_cache *c)
 		r = asprintf(&dir, "%s/wasm-cache", base);
 	else
 		r = -1;
+	/* The MAC key lives in the private state directory, out of reach of
+	 * whoever can write the cache (cache.h). */
+	if (r >= 0 && base == NULL && mbx__statedir_base(&base, &e) != MBX_OK)
+		r = -1;
+	if (r >= 0 && asprintf(&key, "%s/wasm-cache.key", base) < 0) {
+		key = NULL;
+		r = -1;
+	}
 	if (r >= 0) {
 		make_parents(dir);
-		mbx__wasm_cache_open(c, dir, &e);
-	} else {
-		dir = NULL;
+		mbx__wasm_cache_open(c, dir, key, &e);
 	}
 	if (e)
 		mbx__log(cfg, MBX_LOG_WARN, "wasm: compiling without the module cache: %s", mbx_error_message(e));
 	mbx_error_free(e);
 	free(base);
 	free(dir);
+	free(key);
 }
 
 /*

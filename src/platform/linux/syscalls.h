@@ -135,6 +135,9 @@ static inline int mbx_sys_mount_setattr(int dfd, const char *path, unsigned int 
 #ifndef MOVE_MOUNT_F_EMPTY_PATH
 #define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
 
 #ifndef RESOLVE_IN_ROOT
 #define RESOLVE_NO_XDEV       0x01
