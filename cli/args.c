@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include <mbx/config.h>
+#include <mbx/net.h>
 
 #include "args.h"
 
@@ -27,24 +28,38 @@ const char cli_sandbox_options_help[] =
 	"  --trust trusted|semi|untrusted\n"
 	"                      how much the payload is trusted (default semi)\n"
 	"  --timeout SECONDS   wall-clock limit per execute, decimals allowed (default 30)\n"
-	"  --memory MB         memory limit in MiB (default 512)\n"
+	"  -m, --memory SIZE   memory limit: MiB, or with a unit as 512m, 1g (default 512)\n"
 	"  --disk MB           size limit in MiB of /workspace, /tmp and /dev/shm\n"
 	"                      together, inodes in proportion (default 2048)\n"
-	"  --cpu CPUS          CPU quota, decimals allowed, e.g. 0.5 (default none)\n"
+	"  --cpu, --cpus CPUS  CPU quota, decimals allowed, e.g. 0.5 (default none)\n"
 	"  --max-procs N       maximum number of processes (default 64)\n"
-	"  --network deny|all|allow:DOMAIN[,DOMAIN...]\n"
-	"                      network policy (default deny: loopback only)\n"
-	"  --env KEY=VALUE     set an environment variable (repeatable)\n"
+	"  --network deny|none|all|allow:DOMAIN[:PORT][,DOMAIN[:PORT]...]\n"
+	"                      network policy (default deny: loopback only; none = deny);\n"
+	"                      a DOMAIN with a port is allowed on that port only\n"
+	"  -e, --env KEY=VALUE set an environment variable (repeatable)\n"
 	"  --env-file FILE     set the variables of FILE: KEY=VALUE lines, `#` comments,\n"
 	"                      no quoting or expansion (repeatable; keeps values off\n"
 	"                      the command line)\n"
-	"  --workdir PATH      working directory inside the sandbox (default /workspace)\n"
-	"  --mount HOST_PATH:SANDBOX_PATH[:ro|:rw]\n"
+	"  -w, --workdir PATH  working directory inside the sandbox (default /workspace)\n"
+	"  -v, --mount HOST_PATH:SANDBOX_PATH[:ro|:rw]\n"
 	"                      make a host path visible (repeatable, default ro)\n"
 	"  --hostname NAME     host name inside the sandbox (default mimobox)\n"
 	"  --output-limit BYTES\n"
 	"                      output kept per stream (default 16 MiB)\n"
-	"  --allow-degraded    start even when an isolation layer is unavailable\n";
+	"  --allow-degraded    start even when an isolation layer is unavailable\n"
+	"  --add-host NAME:ADDRESS\n"
+	"                      resolve NAME to ADDRESS for the proxy and `http` instead\n"
+	"                      of DNS; NAME must still be allowed (repeatable)\n"
+	"  --allow-private     let allowed names reach loopback and private addresses\n"
+	"  --ca-file PATH      also trust the PEM certificates of PATH (repeatable)\n"
+	"  --net-limit NAME=VALUE\n"
+	"                      a proxy limit: request-bytes, response-bytes (512m),\n"
+	"                      timeout, idle (seconds), connections, redirects\n"
+	"  --http-rule '[allow|deny] METHOD[,METHOD...]|* HOST[:PORT][/PATH]'\n"
+	"                      which methods and paths of a host plain HTTP and `http`\n"
+	"                      may use, e.g. 'GET api.example.com/v1/*'; deny rules\n"
+	"                      first; a host with rules gets no CONNECT tunnel\n"
+	"                      (repeatable)\n";
 
 static void set_why(char *why, size_t whylen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -94,6 +109,78 @@ static const struct cli_option *find_short(const struct cli_option *opts, char c
 	return NULL;
 }
 
+/* ---- "did you mean" ---- */
+
+/* Optimal string alignment distance, capped: words longer than 63 are "far". */
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	size_t d[64][64], i, j, best;
+
+	if (la >= 64 || lb >= 64)
+		return (size_t)-1;
+	for (i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (i = 1; i <= la; i++) {
+		for (j = 1; j <= lb; j++) {
+			best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	}
+	return d[la][lb];
+}
+
+static const char *closest(const char *word, size_t len, const char *const *cands, size_t n)
+{
+	size_t i, dist, best = (size_t)-1, limit = len <= 4 ? 1 : 2;
+	const char *pick = NULL;
+
+	for (i = 0; i < n; i++) {
+		if (!cands[i])
+			continue;
+		dist = edit_distance(word, len, cands[i], strlen(cands[i]));
+		if (dist <= limit && dist < best) {
+			best = dist;
+			pick = cands[i];
+		}
+	}
+	return pick;
+}
+
+const char *cli_closest(const char *word, const char *const *candidates)
+{
+	size_t n = 0;
+
+	while (candidates[n])
+		n++;
+	return closest(word, strlen(word), candidates, n);
+}
+
+/* "unknown option `--nmae` (did you mean `--name`?)" */
+static void unknown_option(const struct cli_option *opts, const char *name, size_t len, const char *dashes,
+			   char *why, size_t whylen)
+{
+	const char *cands[128];
+	const char *pick;
+	size_t n = 0;
+
+	/* "-name" typed with one dash is compared with the long names too. */
+	for (; opts[n].name && n < sizeof(cands) / sizeof(cands[0]); n++)
+		cands[n] = opts[n].name;
+	pick = len > 1 ? closest(name, len, cands, n) : NULL;
+	if (pick)
+		set_why(why, whylen, "unknown option `%s%.*s` (did you mean `--%s`?)", dashes, (int)len, name, pick);
+	else
+		set_why(why, whylen, "unknown option `%s%.*s`", dashes, (int)len, name);
+}
+
 int cli_next_option(struct cli_args *a, const struct cli_option *opts, const char **value,
 		    char *why, size_t whylen)
 {
@@ -116,7 +203,7 @@ int cli_next_option(struct cli_args *a, const struct cli_option *opts, const cha
 		/* Short options are single letters; no bundling. */
 		o = w[2] == '\0' ? find_short(opts, w[1]) : NULL;
 		if (!o) {
-			set_why(why, whylen, "unknown option `%s`", w);
+			unknown_option(opts, w + 1, strlen(w + 1), "-", why, whylen);
 			return CLI_OPT_BAD;
 		}
 		eq = NULL;
@@ -126,7 +213,7 @@ int cli_next_option(struct cli_args *a, const struct cli_option *opts, const cha
 		len = eq ? (size_t)(eq - name) : strlen(name);
 		o = find_long(opts, name, len);
 		if (!o) {
-			set_why(why, whylen, "unknown option `--%.*s`", (int)len, name);
+			unknown_option(opts, name, len, "--", why, whylen);
 			return CLI_OPT_BAD;
 		}
 	}
@@ -381,11 +468,69 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, cha
 
 int cli_parse_memory_mb(const char *s, uint64_t *bytes_out, char *why, size_t whylen)
 {
-	uint64_t mb;
+	static const struct {
+		char letter;
+		unsigned shift;
+	} units[] = { { 'b', 0 }, { 'k', 10 }, { 'm', 20 }, { 'g', 30 }, { 't', 40 } };
+	char num[64];
+	const char *p = s;
+	size_t n, i, digits = 0;
+	unsigned shift = 20;
+	uint64_t thousandths, whole, max_q;
 
-	if (cli_parse_uint(s, 1, UINT64_MAX >> 20, &mb, why, whylen) < 0)
+	/* The number: digits with at most one '.', then an optional unit. */
+	for (; is_digit(*p) || *p == '.' || (p == s && *p == '-'); p++)
+		digits += is_digit(*p);
+	n = (size_t)(p - s);
+	if (*p) {
+		char u = (char)(*p | 0x20);	/* lower case */
+		const char *rest = p + 1;
+
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (units[i].letter == u)
+				break;
+		/* "512m", "512mb", "512MiB", "1g", "1GB"; a bare "b" is bytes. */
+		if (i < sizeof(units) / sizeof(units[0]) && u != 'b') {
+			if ((rest[0] | 0x20) == 'i' && (rest[1] | 0x20) == 'b')
+				rest += 2;
+			else if ((rest[0] | 0x20) == 'b')
+				rest++;
+		}
+		if (i == sizeof(units) / sizeof(units[0]) || *rest) {
+			set_why(why, whylen, "unknown unit `%s` (expected a number of MiB, or one with b, k, m, g or t)", p);
+			return -1;
+		}
+		shift = units[i].shift;
+	}
+	if (digits == 0 || n >= sizeof(num)) {
+		set_why(why, whylen, "not a number");
 		return -1;
-	*bytes_out = mb << 20;
+	}
+	memcpy(num, s, n);
+	num[n] = '\0';
+	if (!*p && strchr(num, '.')) {
+		set_why(why, whylen, "not a whole number of MiB (with a unit, decimals are fine: 1.5g)");
+		return -1;
+	}
+	if (!*p) {
+		/* A plain whole number is MiB, as before. */
+		if (cli_parse_uint(num, 1, UINT64_MAX >> 20, &whole, why, whylen) < 0)
+			return -1;
+		*bytes_out = whole << 20;
+		return 0;
+	}
+	/* Decimals allowed with a unit ("1.5g"); the result is whole bytes, rounded up. */
+	max_q = (UINT64_MAX >> shift) - 1;
+	if (max_q > UINT64_MAX / 1000 - 1)
+		max_q = UINT64_MAX / 1000 - 1;
+	if (parse_thousandths(num, max_q * 1000 + 999, &thousandths, why, whylen) < 0)
+		return -1;
+	whole = ((thousandths / 1000) << shift) + (((thousandths % 1000) << shift) + 999) / 1000;
+	if (whole == 0) {
+		set_why(why, whylen, "must be greater than zero");
+		return -1;
+	}
+	*bytes_out = whole;
 	return 0;
 }
 
@@ -482,7 +627,7 @@ int cli_parse_network(const char *spec, struct cli_network *out, char *why, size
 	size_t n = 1, i = 0, len;
 
 	memset(out, 0, sizeof(*out));
-	if (strcmp(spec, "deny") == 0) {
+	if (strcmp(spec, "deny") == 0 || strcmp(spec, "none") == 0) {
 		out->policy = MBX_NETWORK_DENY_ALL;
 		return 0;
 	}
@@ -491,7 +636,7 @@ int cli_parse_network(const char *spec, struct cli_network *out, char *why, size
 		return 0;
 	}
 	if (strncmp(spec, "allow:", 6) != 0) {
-		set_why(why, whylen, "expected deny, all or allow:DOMAIN[,DOMAIN...]");
+		set_why(why, whylen, "expected deny, none, all or allow:DOMAIN[:PORT][,DOMAIN[:PORT]...]");
 		return -1;
 	}
 	p = spec + 6;
@@ -537,6 +682,96 @@ void cli_network_free(struct cli_network *n)
 		free(n->domains[i]);
 	free(n->domains);
 	memset(n, 0, sizeof(*n));
+}
+
+int cli_parse_host(const char *spec, struct cli_host *out, char *why, size_t whylen)
+{
+	const char *colon = strchr(spec, ':');
+
+	memset(out, 0, sizeof(*out));
+	if (!colon) {
+		set_why(why, whylen, "expected NAME:ADDRESS");
+		return -1;
+	}
+	if (colon == spec) {
+		set_why(why, whylen, "empty host name");
+		return -1;
+	}
+	if (colon[1] == '\0') {
+		set_why(why, whylen, "empty address");
+		return -1;
+	}
+	out->name = dup_range(spec, (size_t)(colon - spec));
+	out->address = strdup(colon + 1);
+	if (!out->name || !out->address) {
+		cli_host_free(out);
+		set_why(why, whylen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+void cli_host_free(struct cli_host *h)
+{
+	free(h->name);
+	free(h->address);
+	memset(h, 0, sizeof(*h));
+}
+
+int cli_parse_net_limit(const char *spec, struct cli_net_limit *out, char *why, size_t whylen)
+{
+	static const struct {
+		const char *name;
+		uint8_t limit;
+		char kind;	/* 's' size, 't' seconds, 'n' number */
+	} limits[] = {
+		{ "request-bytes", MBX_NET_LIMIT_REQUEST_BYTES, 's' },
+		{ "response-bytes", MBX_NET_LIMIT_RESPONSE_BYTES, 's' },
+		{ "timeout", MBX_NET_LIMIT_TIMEOUT_MS, 't' },
+		{ "idle", MBX_NET_LIMIT_IDLE_MS, 't' },
+		{ "connections", MBX_NET_LIMIT_CONNECTIONS, 'n' },
+		{ "redirects", MBX_NET_LIMIT_REDIRECTS, 'n' },
+	};
+	const char *eq = strchr(spec, '=');
+	size_t i, len = eq ? (size_t)(eq - spec) : strlen(spec);
+	char reason[CLI_WHY_MAX];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++)
+		if (strlen(limits[i].name) == len && strncmp(spec, limits[i].name, len) == 0)
+			break;
+	if (i == sizeof(limits) / sizeof(limits[0])) {
+		set_why(why, whylen, "unknown limit `%.*s` (expected request-bytes, response-bytes, timeout, "
+			"idle, connections or redirects)", (int)len, spec);
+		return -1;
+	}
+	if (!eq) {
+		set_why(why, whylen, "expected %s=VALUE", limits[i].name);
+		return -1;
+	}
+	out->limit = limits[i].limit;
+	if (limits[i].kind == 's') {
+		/* A plain number is bytes here; units as for --memory. */
+		const char *p = eq + 1;
+
+		while (is_digit(*p))
+			p++;
+		if (*p == '\0' && p != eq + 1)
+			rc = cli_parse_uint(eq + 1, 1, UINT64_MAX, &out->value, reason, sizeof(reason));
+		else
+			rc = cli_parse_memory_mb(eq + 1, &out->value, reason, sizeof(reason));
+	} else if (limits[i].kind == 't') {
+		rc = cli_parse_timeout(eq + 1, &out->value, reason, sizeof(reason));
+	} else {
+		rc = cli_parse_uint(eq + 1, out->limit == MBX_NET_LIMIT_REDIRECTS ? 0 : 1, UINT32_MAX, &out->value,
+				    reason, sizeof(reason));
+	}
+	if (rc < 0) {
+		set_why(why, whylen, "%s: %s", limits[i].name, reason);
+		return -1;
+	}
+	return 0;
 }
 
 int cli_parse_env(const char *spec, struct cli_env *out, char *why, size_t whylen)
@@ -795,6 +1030,12 @@ void cli_sandbox_opts_free(struct cli_sandbox_opts *o)
 	for (i = 0; i < o->n_mounts; i++)
 		cli_mount_free(&o->mounts[i]);
 	free(o->mounts);
+	for (i = 0; i < o->n_hosts; i++)
+		cli_host_free(&o->hosts[i]);
+	free(o->hosts);
+	free(o->ca_files);
+	free(o->http_rules);
+	free(o->limits);
 	cli_network_free(&o->network);
 	memset(o, 0, sizeof(*o));
 }
@@ -916,6 +1157,68 @@ int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, 
 		}
 		break;
 	}
+	case CLI_OPT_ADD_HOST: {
+		struct cli_host h, *slot;
+
+		name = "add-host";
+		rc = cli_parse_host(value, &h, reason, sizeof(reason));
+		if (rc == 0) {
+			slot = push((void **)&o->hosts, &o->n_hosts, sizeof(*slot));
+			if (slot) {
+				*slot = h;
+			} else {
+				cli_host_free(&h);
+				snprintf(reason, sizeof(reason), "out of memory");
+				rc = -1;
+			}
+		}
+		break;
+	}
+	case CLI_OPT_CA_FILE: {
+		const char **slot;
+
+		name = "ca-file";
+		slot = push((void **)&o->ca_files, &o->n_ca_files, sizeof(*slot));
+		if (slot) {
+			*slot = value;
+		} else {
+			snprintf(reason, sizeof(reason), "out of memory");
+			rc = -1;
+		}
+		break;
+	}
+	case CLI_OPT_HTTP_RULE: {
+		const char **slot;
+
+		name = "http-rule";
+		slot = push((void **)&o->http_rules, &o->n_http_rules, sizeof(*slot));
+		if (slot) {
+			*slot = value;
+		} else {
+			snprintf(reason, sizeof(reason), "out of memory");
+			rc = -1;
+		}
+		break;
+	}
+	case CLI_OPT_NET_LIMIT: {
+		struct cli_net_limit l, *slot;
+
+		name = "net-limit";
+		rc = cli_parse_net_limit(value, &l, reason, sizeof(reason));
+		if (rc == 0) {
+			slot = push((void **)&o->limits, &o->n_limits, sizeof(*slot));
+			if (slot) {
+				*slot = l;
+			} else {
+				snprintf(reason, sizeof(reason), "out of memory");
+				rc = -1;
+			}
+		}
+		break;
+	}
+	case CLI_OPT_ALLOW_PRIVATE:
+		o->allow_private = 1;
+		break;
 	case CLI_OPT_WORKDIR:
 		name = "workdir";
 		o->workdir = value;

@@ -66,6 +66,11 @@ enum {
 	CLI_OPT_HOSTNAME,
 	CLI_OPT_OUTPUT_LIMIT,
 	CLI_OPT_ALLOW_DEGRADED,
+	CLI_OPT_ADD_HOST,
+	CLI_OPT_ALLOW_PRIVATE,
+	CLI_OPT_CA_FILE,
+	CLI_OPT_NET_LIMIT,
+	CLI_OPT_HTTP_RULE,
 	CLI_OPT_ENV_FILE,
 	CLI_OPT_DISK,
 	CLI_OPT_SANDBOX_END,	/* ids below this one are sandbox options */
@@ -78,18 +83,24 @@ enum {
 	{ "isolation", 0, 1, CLI_OPT_ISOLATION }, \
 	{ "trust", 0, 1, CLI_OPT_TRUST }, \
 	{ "timeout", 0, 1, CLI_OPT_TIMEOUT }, \
-	{ "memory", 0, 1, CLI_OPT_MEMORY }, \
+	{ "memory", 'm', 1, CLI_OPT_MEMORY }, \
 	{ "disk", 0, 1, CLI_OPT_DISK }, \
 	{ "cpu", 0, 1, CLI_OPT_CPU }, \
+	{ "cpus", 0, 1, CLI_OPT_CPU }, \
 	{ "max-procs", 0, 1, CLI_OPT_MAX_PROCS }, \
 	{ "network", 0, 1, CLI_OPT_NETWORK }, \
-	{ "env", 0, 1, CLI_OPT_ENV }, \
+	{ "env", 'e', 1, CLI_OPT_ENV }, \
 	{ "env-file", 0, 1, CLI_OPT_ENV_FILE }, \
-	{ "workdir", 0, 1, CLI_OPT_WORKDIR }, \
-	{ "mount", 0, 1, CLI_OPT_MOUNT }, \
+	{ "workdir", 'w', 1, CLI_OPT_WORKDIR }, \
+	{ "mount", 'v', 1, CLI_OPT_MOUNT }, \
 	{ "hostname", 0, 1, CLI_OPT_HOSTNAME }, \
 	{ "output-limit", 0, 1, CLI_OPT_OUTPUT_LIMIT }, \
-	{ "allow-degraded", 0, 0, CLI_OPT_ALLOW_DEGRADED }
+	{ "allow-degraded", 0, 0, CLI_OPT_ALLOW_DEGRADED }, \
+	{ "add-host", 0, 1, CLI_OPT_ADD_HOST }, \
+	{ "allow-private", 0, 0, CLI_OPT_ALLOW_PRIVATE }, \
+	{ "ca-file", 0, 1, CLI_OPT_CA_FILE }, \
+	{ "net-limit", 0, 1, CLI_OPT_NET_LIMIT }, \
+	{ "http-rule", 0, 1, CLI_OPT_HTTP_RULE }
 
 #define CLI_HELP_OPTION { "help", 'h', 0, CLI_OPT_HELP }
 
@@ -105,6 +116,18 @@ struct cli_mount {
 struct cli_env {
 	char *name;		/* owned */
 	char *value;		/* owned */
+};
+
+/* --add-host NAME:ADDRESS */
+struct cli_host {
+	char *name;		/* owned */
+	char *address;		/* owned */
+};
+
+/* --net-limit NAME=VALUE: an MBX_NET_LIMIT_* and its value. */
+struct cli_net_limit {
+	uint8_t limit;
+	uint64_t value;
 };
 
 struct cli_network {
@@ -149,6 +172,15 @@ struct cli_sandbox_opts {
 	size_t n_env;
 	struct cli_mount *mounts;
 	size_t n_mounts;
+	struct cli_host *hosts;
+	size_t n_hosts;
+	const char **ca_files;	/* borrowed from argv */
+	size_t n_ca_files;
+	const char **http_rules;	/* borrowed from argv; checked by the library */
+	size_t n_http_rules;
+	struct cli_net_limit *limits;
+	size_t n_limits;
+	int allow_private;
 };
 
 void cli_sandbox_opts_init(struct cli_sandbox_opts *o);
@@ -156,8 +188,8 @@ void cli_sandbox_opts_free(struct cli_sandbox_opts *o);
 
 /*
  * Stores sandbox option `id` (< CLI_OPT_SANDBOX_END) with its value (NULL for
- * a flag). A repeated option replaces the earlier value, except --env and
- * --mount, which add up. Returns 0, or -1 with a complete message in `why`
+ * a flag). A repeated option replaces the earlier value, except --env,
+ * --mount, --add-host, --ca-file, --net-limit and --http-rule, which add up. Returns 0, or -1 with a complete message in `why`
  * naming the option.
  */
 int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, char *why, size_t whylen);
@@ -193,7 +225,11 @@ int cli_parse_signal(const char *s, int *sig_out, char *why, size_t whylen);
 /* A decimal number of CPUs ("2", "0.5") to thousandths of a CPU, positive. */
 int cli_parse_cpus(const char *s, uint32_t *millicpus_out, char *why, size_t whylen);
 
-/* A positive whole number of MiB to bytes. */
+/*
+ * A memory size to bytes: a positive whole number of MiB ("512"), or a
+ * number with a unit as docker takes it ("512m", "1g", "1.5g", "256MiB",
+ * "64kb", "1048576b"; b, k, m, g, t as powers of 1024, case-insensitive).
+ */
 int cli_parse_memory_mb(const char *s, uint64_t *bytes_out, char *why, size_t whylen);
 
 /* A whole number of MiB from 1 to 1048576 (1 TiB) to bytes. */
@@ -210,9 +246,24 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, cha
 int cli_parse_mount(const char *spec, struct cli_mount *out, char *why, size_t whylen);
 void cli_mount_free(struct cli_mount *m);
 
-/* "deny", "all" or "allow:DOMAIN[,DOMAIN...]". Free with cli_network_free(). */
+/* "deny" (or "none"), "all" or "allow:DOMAIN[,DOMAIN...]". Free with cli_network_free(). */
 int cli_parse_network(const char *spec, struct cli_network *out, char *why, size_t whylen);
 void cli_network_free(struct cli_network *n);
+
+/*
+ * "NAME:ADDRESS" (docker's --add-host), split at the first ':' so that an
+ * IPv6 address may follow ("db.test:::1"); both non-empty. The address is
+ * checked by the library. Free with cli_host_free().
+ */
+int cli_parse_host(const char *spec, struct cli_host *out, char *why, size_t whylen);
+void cli_host_free(struct cli_host *h);
+
+/*
+ * "NAME=VALUE" for --net-limit: request-bytes, response-bytes (sizes with
+ * an optional k, m, g unit), timeout, idle (seconds, decimals allowed),
+ * connections, redirects (whole numbers).
+ */
+int cli_parse_net_limit(const char *spec, struct cli_net_limit *out, char *why, size_t whylen);
 
 /* "KEY=VALUE", split at the first '='; KEY non-empty, VALUE may be empty. */
 int cli_parse_env(const char *spec, struct cli_env *out, char *why, size_t whylen);
@@ -261,5 +312,15 @@ int cli_check_name(const char *name, char *why, size_t whylen);
  * an empty string), and 0 for a host path ("./a:b", "/x:y", "file").
  */
 int cli_parse_sandbox_ref(const char *arg, char name[CLI_NAME_MAX + 1], const char **path);
+
+/* ---- "did you mean" ---- */
+
+/*
+ * The candidate closest to `word` by edit distance (insertions, deletions,
+ * substitutions and swaps of neighbours), or NULL when none is close enough
+ * to be a likely typo: at most 1 edit for words up to 4 letters, else 2.
+ * `candidates` ends with NULL.
+ */
+const char *cli_closest(const char *word, const char *const *candidates);
 
 #endif /* MBX_CLI_ARGS_H */

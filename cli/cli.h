@@ -12,6 +12,7 @@
 #include <mbx/mbx.h>
 
 #include "args.h"
+#include "json.h"
 
 /*
  * One verb. `fn` gets the words from the verb on (argv[0] is the verb's
@@ -24,7 +25,7 @@ struct cli_verb {
 };
 
 /* Exit statuses, as timeout(1) and env(1) use them. */
-#define CLI_EXIT_USAGE    2	/* bad arguments for verbs other than run */
+#define CLI_EXIT_USAGE    125	/* bad arguments, the same for every verb */
 #define CLI_EXIT_TIMEOUT  124	/* the payload ran into its timeout */
 #define CLI_EXIT_FAILED   125	/* bad arguments, or no sandbox could be made */
 #define CLI_EXIT_NOEXEC   126	/* the program cannot be executed */
@@ -73,6 +74,7 @@ struct cli_outcome {
 	const char *memory_opt;	/* "--memory" */
 	const struct cli_skip *skipped;	/* layers skipped under --allow-degraded */
 	size_t n_skipped;
+	const char *extra_json;	/* more members (", \"k\": v..."), or NULL */
 };
 
 /*
@@ -84,6 +86,21 @@ void cli_outcome_explain(const struct cli_outcome *o);
 
 /* Formats a byte count for people: "64 MiB", "1.5 GiB", "300 KiB", "12 B". */
 void cli_format_bytes(char *out, size_t len, uint64_t bytes);
+
+/* One entry of a sandbox's network log (--audit); the strings are borrowed. */
+struct cli_net_entry {
+	const char *source, *method, *host, *address, *verdict, *reason;
+	uint64_t time_us, bytes_up, bytes_down;
+	unsigned port;
+	int status;
+};
+
+/*
+ * Reports entry number `index` of a network log: with `json` appended to
+ * `b` as an object of the "network_log" array (a comma first unless index
+ * is 0), else as a "mimobox: net: ..." line on stderr.
+ */
+void cli_net_entry_report(struct cli_buf *b, int json, size_t index, const struct cli_net_entry *e);
 
 /* The exit status standing for the outcome: the program's own, 128+N, 124, 134. */
 int cli_outcome_status(const struct cli_outcome *o);

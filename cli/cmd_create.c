@@ -591,7 +591,12 @@ out:
 
 /* ---- rm ---- */
 
+enum { RM_JSON = CLI_OPT_VERB, RM_FORCE, RM_RECURSIVE };
+
 static const struct cli_option rm_options[] = {
+	{ "json", 0, 0, RM_JSON },
+	{ "force", 'f', 0, RM_FORCE },
+	{ "recursive", 'r', 0, RM_RECURSIVE },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
 };
@@ -607,8 +612,11 @@ static int watch_pid(uint32_t pid)
 	return -1;
 }
 
-/* Removes one sandbox; returns an exit status. */
-static int remove_one(const char *name)
+/*
+ * Removes one sandbox; returns an exit status. With `force` a sandbox that
+ * does not exist is no error (*absent is set).
+ */
+static int remove_one(const char *name, int json, int force, int *absent)
 {
 	struct cli_registry reg;
 	struct cli_session_info info;
@@ -620,13 +628,14 @@ static int remove_one(const char *name)
 	size_t start;
 	int rc, fd = -1, pidfd = -1, ret = CLI_EXIT_FAILED;
 
+	*absent = 0;
 	if (cli_check_name(name, why, sizeof(why)) < 0) {
-		cli_usage_error(0, "rm", "%s", why);
+		cli_usage_error(json, "rm", "%s", why);
 		return CLI_EXIT_FAILED;
 	}
 	rc = cli_registry_open(&reg, 0, why, sizeof(why));
 	if (rc < 0) {
-		cli_report(0, MBX_EPERM, why, "remove it or set MIMOBOX_STATE_DIR to a directory you own", NULL, 0);
+		cli_report(json, MBX_EPERM, why, "remove it or set MIMOBOX_STATE_DIR to a directory you own", NULL, 0);
 		return CLI_EXIT_FAILED;
 	}
 	rc = rc == 1 ? CLI_ENTRY_NONE : cli_registry_probe(&reg, name, &fd);
@@ -639,8 +648,12 @@ static int remove_one(const char *name)
 	}
 	cli_registry_close(&reg);
 	if (rc != CLI_ENTRY_LIVE || fd < 0) {
+		if (force) {
+			*absent = 1;
+			return 0;
+		}
 		snprintf(message, sizeof(message), "no sandbox named `%s`", name);
-		cli_report(0, MBX_ENOTFOUND, message, "see `mimobox ps` for the live ones", NULL, 0);
+		cli_report(json, MBX_ENOTFOUND, message, "see `mimobox ps` for the live ones", NULL, 0);
 		return CLI_EXIT_FAILED;
 	}
 	wire_conn_init(&conn, fd);
@@ -651,20 +664,20 @@ static int remove_one(const char *name)
 	(void)wire_end(&b, wire_begin(&b, WIRE_REMOVE));
 	if (cli_session_send(&conn, &b) < 0 || (rc = wire_conn_recv(&conn, &f, RM_WAIT_MS)) != 1 ||
 	    f.type != WIRE_INFO || cli_session_parse_info(&f.r, &info) < 0) {
-		ret = cli_session_lost(0, name, rc < 0 ? errno : EPROTO);
+		ret = cli_session_lost(json, name, rc < 0 ? errno : EPROTO);
 		goto out;
 	}
 	pidfd = watch_pid(info.entry.pid);
 	if ((rc = wire_conn_recv(&conn, &f, RM_WAIT_MS)) != 1) {
-		ret = cli_session_lost(0, name, rc < 0 ? errno : 0);
+		ret = cli_session_lost(json, name, rc < 0 ? errno : 0);
 		goto out;
 	}
 	if (f.type == WIRE_ERROR) {
-		(void)cli_session_report_error(0, &f.r);
+		(void)cli_session_report_error(json, &f.r);
 		goto out;
 	}
 	if (f.type != WIRE_OK) {
-		ret = cli_session_lost(0, name, EPROTO);
+		ret = cli_session_lost(json, name, EPROTO);
 		goto out;
 	}
 	/* The supervisor exits right after its answer: wait for that. */
@@ -687,29 +700,95 @@ out:
 int cli_cmd_rm(int argc, char **argv)
 {
 	struct cli_args a = { argc, argv, 1 };
-	char why[CLI_WHY_MAX];
-	const char *value;
-	int id, ret = 0, rc;
+	struct cli_buf done = CLI_BUF_INIT, gone = CLI_BUF_INIT, b = CLI_BUF_INIT;
+	char why[CLI_WHY_MAX], name[CLI_NAME_MAX + 1];
+	const char *value, *path, *ops[256];
+	int id, ret = 0, rc, json, force = 0, recursive = 0, n_ops = 0, i, absent, dashdash = 0;
+	size_t n_done = 0, n_gone = 0;
 
-	while ((id = cli_next_option(&a, rm_options, &value, why, sizeof(why))) != CLI_OPT_END) {
-		if (id == CLI_OPT_BAD) {
-			cli_usage_error(0, "rm", "%s", why);
-			return CLI_EXIT_FAILED;
+	json = cli_wants_json(argc, argv, rm_options, argc);
+	/* Options may come before, between and after the operands, up to "--". */
+	while (a.next < argc) {
+		if (!dashdash) {
+			dashdash = strcmp(argv[a.next], "--") == 0;
+			id = cli_next_option(&a, rm_options, &value, why, sizeof(why));
+			if (id == CLI_OPT_BAD) {
+				cli_usage_error(json, "rm", "%s", why);
+				return CLI_EXIT_USAGE;
+			}
+			if (id == CLI_OPT_HELP) {
+				printf("Usage: mimobox rm [-f] [--json] NAME...\n"
+				       "       mimobox rm [-r] [-f] [--json] NAME:PATH...\n\n"
+				       "Destroy named sandboxes: their processes are killed, their files and\n"
+				       "registry entries removed, their supervisors exit. An operand with a\n"
+				       "`:` is a path inside a sandbox instead, which is removed (a file, an\n"
+				       "empty directory, or with -r a whole tree); the sandbox lives on.\n"
+				       "  -f, --force       no error for a sandbox or a path that does not\n"
+				       "                    exist (a sandbox is destroyed even when busy,\n"
+				       "                    with or without -f)\n"
+				       "  -r, --recursive   remove a directory inside a sandbox with all it\n"
+				       "                    holds; only with NAME:PATH, never with a bare NAME\n"
+				       "  --json            print {\"ok\": true, \"removed\": [...], \"absent\": [...]}\n"
+				       "Exit status: 0; 1 when the sandbox refused to remove a path; 125 when\n"
+				       "a name is wrong or unknown.\n");
+				return 0;
+			}
+			if (id == RM_JSON)
+				json = 1;
+			else if (id == RM_FORCE)
+				force = 1;
+			else if (id == RM_RECURSIVE)
+				recursive = 1;
+			if (id != CLI_OPT_END || dashdash || a.next >= argc)
+				continue;
 		}
-		printf("Usage: mimobox rm NAME...\n\n"
-		       "Destroy named sandboxes: their processes are killed, their files and\n"
-		       "registry entries removed, their supervisors exit.\n"
-		       "Exit status: 0, or 125 when a name is wrong or unknown.\n");
-		return 0;
+		if (n_ops >= (int)(sizeof(ops) / sizeof(ops[0]))) {
+			cli_usage_error(json, "rm", "more than %d operands", (int)(sizeof(ops) / sizeof(ops[0])));
+			return CLI_EXIT_USAGE;
+		}
+		ops[n_ops++] = argv[a.next++];
 	}
-	if (a.next >= argc) {
-		cli_usage_error(0, "rm", "no sandbox name given (expected `mimobox rm NAME...`)");
-		return CLI_EXIT_FAILED;
+	if (n_ops == 0) {
+		cli_usage_error(json, "rm", "no sandbox name given (expected `mimobox rm NAME...` or "
+				"`mimobox rm NAME:PATH...`)");
+		return CLI_EXIT_USAGE;
 	}
-	for (; a.next < argc; a.next++) {
-		rc = remove_one(argv[a.next]);
-		if (rc != 0)
+	/* -r with a bare NAME would read as "remove the sandbox recursively": refuse it first. */
+	for (i = 0; recursive && i < n_ops; i++) {
+		if (!cli_parse_sandbox_ref(ops[i], name, &path)) {
+			cli_usage_error(json, "rm", "-r removes paths inside a sandbox (NAME:PATH), and `%s` is a "
+					"sandbox name; to destroy the sandbox, drop -r", ops[i]);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	for (i = 0; i < n_ops; i++) {
+		if (cli_parse_sandbox_ref(ops[i], name, &path))
+			rc = cli_remove_path(name, path, recursive, force, json, &absent);
+		else
+			rc = remove_one(ops[i], json, force, &absent);
+		if (rc != 0) {
 			ret = rc;
+			continue;
+		}
+		if (absent) {
+			cli_buf_puts(&gone, n_gone++ ? ", " : "");
+			cli_json_cstring(&gone, ops[i]);
+		} else {
+			cli_buf_puts(&done, n_done++ ? ", " : "");
+			cli_json_cstring(&done, ops[i]);
+		}
 	}
+	if (ret == 0 && json) {
+		cli_buf_puts(&b, "{\"ok\": true, \"removed\": [");
+		cli_buf_add(&b, done.data ? done.data : "", done.len);
+		cli_buf_puts(&b, "], \"absent\": [");
+		cli_buf_add(&b, gone.data ? gone.data : "", gone.len);
+		cli_buf_puts(&b, "]}\n");
+		if (b.failed || done.failed || gone.failed || cli_write_all(STDOUT_FILENO, b.data, b.len) < 0)
+			ret = 1;
+	}
+	cli_buf_free(&b);
+	cli_buf_free(&done);
+	cli_buf_free(&gone);
 	return ret;
 }

@@ -19,27 +19,31 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "session.h"
 
-enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN, EXEC_ENV_FILE, EXEC_DETACH };
+enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN, EXEC_ENV_FILE, EXEC_DETACH,
+       EXEC_TTY, EXEC_AUDIT };
 
 static const struct cli_option exec_options[] = {
 	{ "json", 0, 0, EXEC_JSON },
 	{ "timeout", 0, 1, EXEC_TIMEOUT },
-	{ "env", 0, 1, EXEC_ENV },
+	{ "env", 'e', 1, EXEC_ENV },
 	{ "env-file", 0, 1, EXEC_ENV_FILE },
-	{ "workdir", 0, 1, EXEC_WORKDIR },
+	{ "workdir", 'w', 1, EXEC_WORKDIR },
 	{ "stdin", 'i', 0, EXEC_STDIN },
 	{ "detach", 'd', 0, EXEC_DETACH },
+	{ "tty", 't', 0, EXEC_TTY },
+	{ "audit", 0, 0, EXEC_AUDIT },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
 };
 
 static const struct cli_option shell_options[] = {
-	{ "env", 0, 1, EXEC_ENV },
-	{ "workdir", 0, 1, EXEC_WORKDIR },
+	{ "env", 'e', 1, EXEC_ENV },
+	{ "workdir", 'w', 1, EXEC_WORKDIR },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
 };
@@ -51,6 +55,8 @@ struct exec_request {
 	int help;
 	int use_stdin;
 	int detach;
+	int tty;		/* exec -t: a terminal, as shell, but with exec's timeout */
+	int audit;		/* --audit */
 	uint64_t timeout_ms;	/* 0: the sandbox's */
 	const char *workdir;	/* borrowed, or NULL */
 	struct cli_env *env;
@@ -72,15 +78,19 @@ static void exec_usage(void)
 	       "Options:\n"
 	       "  --json              print one JSON object with the result, as `run --json`\n"
 	       "  --timeout SECONDS   limit of this program (default: the sandbox's timeout)\n"
-	       "  --env KEY=VALUE     set a variable for this program (repeatable)\n"
+	       "  -e, --env KEY=VALUE set a variable for this program (repeatable)\n"
 	       "  --env-file FILE     set the variables of FILE: KEY=VALUE lines, `#` comments,\n"
 	       "                      no quoting or expansion (repeatable)\n"
-	       "  --workdir PATH      working directory (default: the sandbox's)\n"
+	       "  -w, --workdir PATH  working directory (default: the sandbox's)\n"
 	       "  -i, --stdin         give this command's stdin to the program (default: none)\n"
 	       "  -d, --detach        run the program in the background and print its id:\n"
 	       "                      it outlives this command (no timeout unless --timeout),\n"
 	       "                      `mimobox logs NAME ID` shows its output, `mimobox ps\n"
 	       "                      NAME` lists it, `mimobox kill NAME ID` ends it\n"
+	       "  -t, --tty           run it on a terminal of this terminal's size, as `shell`\n"
+	       "                      does (stdin goes to it), with the timeout of exec\n"
+	       "  --audit             report the network log from this program's start, as\n"
+	       "                      `run --audit` (--json: a network_log array)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
 	       "A timeout, an out-of-memory kill and isolation layers the sandbox skipped\n"
@@ -101,8 +111,8 @@ static void shell_usage(void)
 	       "and has no timeout; leave it as the program lets you (`exit`, Ctrl-D).\n"
 	       "\n"
 	       "Options:\n"
-	       "  --env KEY=VALUE     set a variable (repeatable; TERM is passed on)\n"
-	       "  --workdir PATH      working directory (default: the sandbox's)\n"
+	       "  -e, --env KEY=VALUE set a variable (repeatable; TERM is passed on)\n"
+	       "  -w, --workdir PATH  working directory (default: the sandbox's)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
 	       "Exit status: the program's, as for `mimobox exec`.\n");
@@ -125,6 +135,12 @@ static int take_option(struct exec_request *r, int id, const char *value, char *
 	switch (id) {
 	case EXEC_JSON:
 		r->json = 1;
+		return 0;
+	case EXEC_TTY:
+		r->tty = 1;
+		return 0;
+	case EXEC_AUDIT:
+		r->audit = 1;
 		return 0;
 	case EXEC_TIMEOUT:
 		if (cli_parse_timeout(value, &r->timeout_ms, why, whylen) < 0) {
@@ -214,6 +230,15 @@ static int parse(struct exec_request *r, int argc, char **argv)
 	if (r->detach && (r->json || r->use_stdin)) {
 		cli_usage_error(r->json, r->verb, "--detach cannot be combined with %s: a background process "
 				"has no stdin and its output goes to `mimobox logs`", r->json ? "--json" : "--stdin");
+		return -1;
+	}
+	if (r->tty && r->json) {
+		cli_usage_error(r->json, r->verb, "-t cannot go with --json: a terminal merges stdout and stderr");
+		return -1;
+	}
+	if (r->detach && (r->tty || r->audit)) {
+		cli_usage_error(r->json, r->verb, "--detach cannot be combined with %s: a background process has "
+				"no terminal and its output goes to `mimobox logs`", r->tty ? "-t" : "--audit");
 		return -1;
 	}
 	if (r->argc > 0 && r->argv[0][0] == '\0') {
@@ -324,7 +349,90 @@ struct exec_state {
 	char skip_text[32][2][256];
 	int done;
 	int status;
+	struct cli_buf audit;	/* --audit --json: the network_log members */
 };
+
+/* Microseconds since the epoch, as the network log counts. */
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * --audit: asks for the network log from `since` on and reports it (into
+ * s->audit for --json, else on stderr). 0, or -1 after reporting.
+ */
+static int fetch_audit(struct exec_state *s, uint64_t since)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+	struct wire_frame f;
+	uint64_t dropped = 0;
+	size_t start, index = 0;
+	uint32_t n, i;
+	int rc, json = s->r->json;
+
+	start = wire_begin(&b, WIRE_NETLOG);
+	wire_u64(&b, since);
+	rc = wire_end(&b, start) == 0 && cli_session_send(&s->conn, &b) == 0 ? 0 : -1;
+	cli_buf_free(&b);
+	if (rc < 0) {
+		s->status = cli_session_lost(json, s->r->name, errno);
+		return -1;
+	}
+	if (json)
+		cli_buf_puts(&s->audit, ", \"network_log\": [");
+	for (;;) {
+		rc = wire_conn_recv(&s->conn, &f, -1);
+		if (rc != 1) {
+			s->status = cli_session_lost(json, s->r->name, rc < 0 ? errno : 0);
+			return -1;
+		}
+		if (f.type == WIRE_ERROR) {
+			s->status = cli_session_file_status(cli_session_report_error(json, &f.r));
+			return -1;
+		}
+		if (f.type == WIRE_END)
+			break;
+		if (f.type != WIRE_NET_ENTRIES)
+			goto proto;
+		dropped = wire_get_u64(&f.r);
+		n = wire_get_u32(&f.r);
+		for (i = 0; i < n && !f.r.bad; i++) {
+			struct cli_net_entry e;
+
+			e.source = wire_get_str(&f.r);
+			e.time_us = wire_get_u64(&f.r);
+			e.method = wire_get_str(&f.r);
+			e.host = wire_get_str(&f.r);
+			e.port = wire_get_u16(&f.r);
+			e.address = wire_get_str(&f.r);
+			e.verdict = wire_get_str(&f.r);
+			e.status = (int)(int32_t)wire_get_u32(&f.r);
+			e.reason = wire_get_str(&f.r);
+			e.bytes_up = wire_get_u64(&f.r);
+			e.bytes_down = wire_get_u64(&f.r);
+			if (f.r.bad)
+				break;
+			cli_net_entry_report(&s->audit, json, index++, &e);
+		}
+		if (wire_done(&f.r) < 0)
+			goto proto;
+	}
+	if (json)
+		cli_buf_printf(&s->audit, "], \"network_log_dropped\": %llu", (unsigned long long)dropped);
+	if (s->audit.failed) {
+		cli_report(json, MBX_ENOMEM, "out of memory formatting the network log", NULL, NULL, ENOMEM);
+		s->status = CLI_EXIT_FAILED;
+		return -1;
+	}
+	return 0;
+proto:
+	s->status = cli_session_lost(json, s->r->name, EPROTO);
+	return -1;
+}
 
 /* Asks the sandbox whether it has bash; /bin/sh otherwise. */
 static const char *default_shell(struct exec_state *s)
@@ -360,6 +468,8 @@ static int send_exec(struct exec_state *s, const char *const *argv, int argc, ui
 
 	if (r->shell)
 		flags = WIRE_EXEC_PTY | WIRE_EXEC_STDIN | WIRE_EXEC_NO_TIMEOUT;
+	if (r->tty)
+		flags = WIRE_EXEC_PTY | WIRE_EXEC_STDIN;
 	if (r->use_stdin)
 		flags |= WIRE_EXEC_STDIN;
 	if (r->json)
@@ -369,7 +479,7 @@ static int send_exec(struct exec_state *s, const char *const *argv, int argc, ui
 	for (i = 0; i < r->n_env; i++)
 		have_term |= strcmp(r->env[i].name, "TERM") == 0;
 	/* The program draws on our terminal: it should know which one. */
-	if (r->shell && !have_term && term && term[0])
+	if ((r->shell || r->tty) && !have_term && term && term[0])
 		n_env++;
 	else
 		term = NULL;
@@ -614,6 +724,7 @@ static int run_session(struct exec_request *r)
 	const char *const *argv = (const char *const *)r->argv;
 	struct wire_frame f;
 	uint16_t rows = 0, cols = 0;
+	uint64_t since;
 	int argc = r->argc, rc;
 
 	memset(&s, 0, sizeof(s));
@@ -628,7 +739,7 @@ static int run_session(struct exec_request *r)
 		argv = shell_argv;
 		argc = 1;
 	}
-	if (r->shell) {
+	if (r->shell || r->tty) {
 		terminal_size(&rows, &cols);
 		if (watch_winch() < 0) {
 			cli_report(0, MBX_ESYS, "cannot watch the terminal's size", NULL, NULL, errno);
@@ -636,11 +747,12 @@ static int run_session(struct exec_request *r)
 		}
 	}
 	/* Raw from now on: keys typed while the program starts are its, not echoed here. */
-	if (r->shell && enter_raw_mode() < 0) {
+	if ((r->shell || r->tty) && enter_raw_mode() < 0) {
 		restore_terminal();
 		cli_report(0, MBX_ESYS, "cannot put the terminal in raw mode", NULL, NULL, errno);
 		goto out;
 	}
+	since = now_us();
 	if (send_exec(&s, argv, argc, rows, cols) < 0)
 		goto out;
 	rc = wire_conn_recv(&s.conn, &f, -1);
@@ -670,16 +782,19 @@ static int run_session(struct exec_request *r)
 		s.status = fflush(stdout) == 0 || errno == EPIPE ? 0 : CLI_EXIT_FAILED;
 		goto out;
 	}
-	if (r->shell || r->use_stdin)
+	if (r->shell || r->tty || r->use_stdin)
 		s.in_fd = STDIN_FILENO;
 	pump(&s);
 	restore_terminal();
+	if (s.done == 2 && r->audit && fetch_audit(&s, since) < 0)
+		goto out;
 	if (s.done == 2) {
 		if (r->json) {
 			s.outcome.out = (const uint8_t *)s.out.data;
 			s.outcome.out_len = s.out.len;
 			s.outcome.err = (const uint8_t *)s.err.data;
 			s.outcome.err_len = s.err.len;
+			s.outcome.extra_json = s.audit.data;
 			if (s.out.failed || s.err.failed) {
 				cli_report(1, MBX_ENOMEM, "out of memory collecting the output", NULL, NULL, ENOMEM);
 				s.status = CLI_EXIT_FAILED;
@@ -700,6 +815,7 @@ out:
 	restore_terminal();
 	cli_buf_free(&s.out);
 	cli_buf_free(&s.err);
+	cli_buf_free(&s.audit);
 	wire_conn_close(&s.conn);
 	return s.status;
 }

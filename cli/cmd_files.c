@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The file verbs of named sandboxes: `cat`, `write`, `ls`, `stat` and `cp`.
+ * The file verbs of named sandboxes: `cat`, `write`, `mkdir`, `ls`, `stat`
+ * and `rm NAME:PATH` (`cp` is in cmd_cp.c).
  * Paths are sandbox paths (absolute, or relative to /workspace), resolved
  * inside the sandbox. Data streams through in pieces both ways: nothing
  * here holds a whole file. A file is replaced only once all of it arrived.
@@ -20,9 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "session.h"
-
-enum { FILE_JSON = CLI_OPT_VERB };
+#include "files.h"
 
 static const struct cli_option json_options[] = {
 	{ "json", 0, 0, FILE_JSON },
@@ -30,25 +29,18 @@ static const struct cli_option json_options[] = {
 	{ NULL, 0, 0, 0 }
 };
 
-static const struct cli_option plain_options[] = {
+static const struct cli_option parents_options[] = {
+	{ "json", 0, 0, FILE_JSON },
+	{ "parents", 'p', 0, FILE_PARENTS },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
-};
-
-/* The words of a file verb: options anywhere before "--", then operands. */
-struct file_args {
-	const char *verb;
-	int json;
-	int help;
-	const char *ops[3];
-	int n_ops;
 };
 
 /*
  * Collects between min_ops and max_ops operands. Returns 0, 1 for --help
  * (printed), or -1 after reporting a usage error.
  */
-static int parse_file_args(struct file_args *fa, int argc, char **argv, const struct cli_option *options,
+int files_parse_args(struct file_args *fa, int argc, char **argv, const struct cli_option *options,
 			   int min_ops, int max_ops, const char *synopsis, const char *help)
 {
 	struct cli_args a = { argc, argv, 1 };
@@ -73,6 +65,14 @@ static int parse_file_args(struct file_args *fa, int argc, char **argv, const st
 				fa->json = 1;
 				continue;
 			}
+			if (id == FILE_PARENTS) {
+				fa->parents = 1;
+				continue;
+			}
+			if (id == FILE_RECURSIVE) {
+				fa->recursive = 1;
+				continue;
+			}
 			if (dashdash || a.next >= argc)
 				continue;
 		}
@@ -91,6 +91,15 @@ static int parse_file_args(struct file_args *fa, int argc, char **argv, const st
 	return 0;
 }
 
+/* Prints a JSON result line held in `b` (and frees it); 0, or 1 when it cannot be written. */
+int files_print_buf(struct cli_buf *b)
+{
+	int rc = b->failed || (cli_write_all(STDOUT_FILENO, b->data, b->len) < 0 && errno != EPIPE) ? 1 : 0;
+
+	cli_buf_free(b);
+	return rc;
+}
+
 static const char *type_name(uint8_t type)
 {
 	switch (type) {
@@ -106,7 +115,7 @@ static const char *type_name(uint8_t type)
 }
 
 /* Sends one request frame with a path (READ, STAT, LIST); 0, or the exit status after reporting. */
-static int send_path(struct wire_conn *conn, uint8_t type, const char *path, const char *name, int json)
+int files_send_path(struct wire_conn *conn, uint8_t type, const char *path, const char *name, int json)
 {
 	struct cli_buf b = CLI_BUF_INIT;
 	size_t start = wire_begin(&b, type);
@@ -119,7 +128,7 @@ static int send_path(struct wire_conn *conn, uint8_t type, const char *path, con
 }
 
 /* Waits for the next frame: -1 with it in *f, or else the exit status (after reporting). */
-static int next_frame(struct wire_conn *conn, struct wire_frame *f, const char *name, int json)
+int files_next_frame(struct wire_conn *conn, struct wire_frame *f, const char *name, int json)
 {
 	int rc = wire_conn_recv(conn, f, -1);
 
@@ -129,14 +138,6 @@ static int next_frame(struct wire_conn *conn, struct wire_frame *f, const char *
 }
 
 /* ---- downloads: cat, cp NAME:PATH HOST ---- */
-
-/* Where a download goes: an open descriptor, or a host file made once the data starts. */
-struct sink {
-	int fd;
-	const char *host_path;	/* cp: the target; written through tmp and renamed */
-	char *tmp;
-	mode_t mode;
-};
 
 /*
  * Opens the sink on the first data (so a failed read creates nothing): a
@@ -211,7 +212,7 @@ static int sink_close(struct sink *k, int ok, int json)
 }
 
 /* READ `path` of `name` into the sink; returns the exit status. */
-static int download(struct wire_conn *conn, const char *name, const char *path, struct sink *k, int json)
+int files_download(struct wire_conn *conn, const char *name, const char *path, struct sink *k, int json)
 {
 	char message[CLI_WHY_MAX + 64];
 	struct wire_frame f;
@@ -219,11 +220,11 @@ static int download(struct wire_conn *conn, const char *name, const char *path, 
 	size_t len;
 	int rc, e;
 
-	rc = send_path(conn, WIRE_READ, path, name, json);
+	rc = files_send_path(conn, WIRE_READ, path, name, json);
 	if (rc)
 		return rc;
 	for (;;) {
-		rc = next_frame(conn, &f, name, json);
+		rc = files_next_frame(conn, &f, name, json);
 		if (rc >= 0) {
 			(void)sink_close(k, 0, json);
 			return rc;
@@ -233,6 +234,8 @@ static int download(struct wire_conn *conn, const char *name, const char *path, 
 			return cli_session_file_status(cli_session_report_error(json, &f.r));
 		}
 		if (f.type == WIRE_END) {
+			if (k->collect)
+				return 0;
 			/* An empty file still makes its copy. */
 			if (sink_open(k, json) < 0)
 				return 1;
@@ -242,6 +245,16 @@ static int download(struct wire_conn *conn, const char *name, const char *path, 
 		if (f.type != WIRE_DATA || wire_done(&f.r) < 0) {
 			(void)sink_close(k, 0, json);
 			return cli_session_lost(json, name, EPROTO);
+		}
+		k->bytes += len;
+		if (k->collect) {
+			cli_buf_add(k->collect, data, len);
+			if (k->collect->failed) {
+				cli_report(json, MBX_ENOMEM, "out of memory holding the file for --json", NULL, NULL,
+					   ENOMEM);
+				return 1;
+			}
+			continue;
 		}
 		if (sink_open(k, json) < 0)
 			return 1;
@@ -262,30 +275,46 @@ static int download(struct wire_conn *conn, const char *name, const char *path, 
 
 int cli_cmd_cat(int argc, char **argv)
 {
-	struct file_args fa = { "cat", 0, 0, { NULL, NULL, NULL }, 0 };
-	struct sink k = { STDOUT_FILENO, NULL, NULL, 0 };
+	struct file_args fa = FILE_ARGS("cat");
+	struct sink k = { STDOUT_FILENO, NULL, NULL, 0, NULL, 0 };
+	struct cli_buf data = CLI_BUF_INIT, b = CLI_BUF_INIT;
 	struct wire_conn conn;
 	int rc;
 
-	rc = parse_file_args(&fa, argc, argv, plain_options, 2, 2, "cat NAME PATH",
-			     "Print a file of a named sandbox on stdout, streamed as it comes.\n");
+	rc = files_parse_args(&fa, argc, argv, json_options, 2, 2, "cat NAME PATH [--json]",
+			     "Print a file of a named sandbox on stdout, streamed as it comes.\n"
+			     "  --json   one JSON object: path, bytes, content (the text; bytes that\n"
+			     "           are not UTF-8 become U+FFFD) and, when the file is not valid\n"
+			     "           UTF-8, content_b64 with its exact bytes in base64. The file is\n"
+			     "           held in memory for this.\n");
 	if (rc)
 		return rc > 0 ? 0 : CLI_EXIT_FAILED;
-	rc = cli_session_open("cat", fa.ops[0], 0, &conn, NULL);
+	rc = cli_session_open("cat", fa.ops[0], fa.json, &conn, NULL);
 	if (rc)
 		return rc;
-	rc = download(&conn, fa.ops[0], fa.ops[1], &k, 0);
+	if (fa.json)
+		k.collect = &data;
+	rc = files_download(&conn, fa.ops[0], fa.ops[1], &k, fa.json);
 	wire_conn_close(&conn);
+	if (rc == 0 && fa.json) {
+		cli_buf_puts(&b, "{\"ok\": true, \"path\": ");
+		cli_json_cstring(&b, fa.ops[1]);
+		cli_buf_printf(&b, ", \"bytes\": %llu", (unsigned long long)k.bytes);
+		cli_json_bytes_field(&b, "content", (const uint8_t *)(data.data ? data.data : ""), data.len);
+		cli_buf_puts(&b, "}\n");
+		rc = files_print_buf(&b);
+	}
+	cli_buf_free(&data);
 	return rc;
 }
 
 /* ---- uploads: write, cp HOST NAME:PATH ---- */
 
 /* Waits for the answer to WRITE or WRITE_END; the exit status, 0 for OK. */
-static int write_answer(struct wire_conn *conn, const char *name, int json)
+int files_write_answer(struct wire_conn *conn, const char *name, int json)
 {
 	struct wire_frame f;
-	int rc = next_frame(conn, &f, name, json);
+	int rc = files_next_frame(conn, &f, name, json);
 
 	if (rc >= 0)
 		return rc;
@@ -301,8 +330,8 @@ static int write_answer(struct wire_conn *conn, const char *name, int json)
  * An error the supervisor reports while we send ends the transfer at once.
  * Returns the exit status.
  */
-static int upload(struct wire_conn *conn, const char *name, const char *path, int fd, uint32_t mode,
-		  const char *what, int json)
+int files_upload(struct wire_conn *conn, const char *name, const char *path, int fd, uint32_t mode,
+		  const char *what, int json, uint64_t *sent)
 {
 	static uint8_t chunk[WIRE_CHUNK];
 	struct cli_buf b = CLI_BUF_INIT;
@@ -319,7 +348,7 @@ static int upload(struct wire_conn *conn, const char *name, const char *path, in
 		cli_buf_free(&b);
 		return cli_session_lost(json, name, errno);
 	}
-	rc = write_answer(conn, name, json);
+	rc = files_write_answer(conn, name, json);
 	if (rc)
 		goto out;
 	pfd[0].fd = conn->fd;
@@ -336,7 +365,7 @@ static int upload(struct wire_conn *conn, const char *name, const char *path, in
 		}
 		if (pfd[0].revents || wire_conn_partial(conn)) {
 			/* Only an early ERROR (or the end) can come now. */
-			rc = write_answer(conn, name, json);
+			rc = files_write_answer(conn, name, json);
 			if (rc == 0)
 				rc = cli_session_lost(json, name, EPROTO);
 			goto out;
@@ -355,17 +384,19 @@ static int upload(struct wire_conn *conn, const char *name, const char *path, in
 			goto out;
 		}
 		start = wire_begin(&b, n > 0 ? WIRE_DATA : WIRE_WRITE_END);
-		if (n > 0)
+		if (n > 0) {
 			wire_bytes(&b, chunk, (size_t)n);
+			*sent += (uint64_t)n;
+		}
 		if (wire_end(&b, start) < 0 || cli_session_send(conn, &b) < 0) {
 			/* The supervisor may have said why before it hung up. */
-			rc = write_answer(conn, name, json);
+			rc = files_write_answer(conn, name, json);
 			if (rc == 0)
 				rc = cli_session_lost(json, name, EPIPE);
 			goto out;
 		}
 		if (n == 0) {
-			rc = write_answer(conn, name, json);
+			rc = files_write_answer(conn, name, json);
 			goto out;
 		}
 	}
@@ -374,49 +405,170 @@ out:
 	return rc;
 }
 
+/* Sends MKDIR or UNLINK and waits for its answer; the exit status (0 for OK). */
+int files_path_request(struct wire_conn *conn, const char *name, uint8_t type, const char *path, uint32_t mode,
+			int flag, int json)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+	size_t start = wire_begin(&b, type);
+	int rc;
+
+	wire_str(&b, path);
+	if (type == WIRE_MKDIR)
+		wire_u32(&b, mode);
+	wire_u8(&b, (uint8_t)(flag != 0));
+	rc = wire_end(&b, start) == 0 && cli_session_send(conn, &b) == 0 ? 0 : -1;
+	cli_buf_free(&b);
+	if (rc < 0)
+		return cli_session_lost(json, name, errno);
+	return files_write_answer(conn, name, json);
+}
+
+/* write -p: makes the directories above `path` (nothing to do for a plain name or "/x"). */
+static int make_parents(struct wire_conn *conn, const char *name, const char *path, int json)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int rc;
+
+	if (!slash || slash == path)
+		return 0;
+	dir = strndup(path, (size_t)(slash - path));
+	if (!dir) {
+		cli_report(json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
+		return CLI_EXIT_FAILED;
+	}
+	rc = files_path_request(conn, name, WIRE_MKDIR, dir, 0755, 1, json);
+	free(dir);
+	return rc;
+}
+
 int cli_cmd_write(int argc, char **argv)
 {
-	struct file_args fa = { "write", 0, 0, { NULL, NULL, NULL }, 0 };
+	struct file_args fa = FILE_ARGS("write");
+	struct cli_buf b = CLI_BUF_INIT;
+	struct wire_conn conn;
+	uint64_t sent = 0;
+	int rc;
+
+	rc = files_parse_args(&fa, argc, argv, parents_options, 2, 2, "write NAME PATH [-p] [--json]",
+			     "Write stdin, to its end, to a file of a named sandbox. The file is\n"
+			     "replaced only once all of it arrived; a file made new gets mode 0644,\n"
+			     "a replaced one keeps its mode.\n"
+			     "  -p, --parents   make the missing directories above PATH first (0755)\n"
+			     "  --json          print {\"ok\": true, \"path\": ..., \"bytes\": N}\n");
+	if (rc)
+		return rc > 0 ? 0 : CLI_EXIT_FAILED;
+	rc = cli_session_open("write", fa.ops[0], fa.json, &conn, NULL);
+	if (rc)
+		return rc;
+	if (fa.parents)
+		rc = make_parents(&conn, fa.ops[0], fa.ops[1], fa.json);
+	if (rc == 0)
+		rc = files_upload(&conn, fa.ops[0], fa.ops[1], STDIN_FILENO, 0644, "stdin", fa.json, &sent);
+	wire_conn_close(&conn);
+	if (rc == 0 && fa.json) {
+		cli_buf_puts(&b, "{\"ok\": true, \"path\": ");
+		cli_json_cstring(&b, fa.ops[1]);
+		cli_buf_printf(&b, ", \"bytes\": %llu}\n", (unsigned long long)sent);
+		rc = files_print_buf(&b);
+	}
+	return rc;
+}
+
+int cli_cmd_mkdir(int argc, char **argv)
+{
+	struct file_args fa = FILE_ARGS("mkdir");
+	struct cli_buf b = CLI_BUF_INIT;
 	struct wire_conn conn;
 	int rc;
 
-	rc = parse_file_args(&fa, argc, argv, plain_options, 2, 2, "write NAME PATH",
-			     "Write stdin, to its end, to a file of a named sandbox. The file is\n"
-			     "replaced only once all of it arrived; a file made new gets mode 0644,\n"
-			     "a replaced one keeps its mode.\n");
+	rc = files_parse_args(&fa, argc, argv, parents_options, 2, 2, "mkdir NAME PATH [-p] [--json]",
+			     "Make a directory in a named sandbox, mode 0755.\n"
+			     "  -p, --parents   make the missing directories above it too; an existing\n"
+			     "                  directory is then no error\n"
+			     "  --json          print {\"ok\": true, \"path\": ...}\n");
 	if (rc)
 		return rc > 0 ? 0 : CLI_EXIT_FAILED;
-	rc = cli_session_open("write", fa.ops[0], 0, &conn, NULL);
+	rc = cli_session_open("mkdir", fa.ops[0], fa.json, &conn, NULL);
 	if (rc)
 		return rc;
-	rc = upload(&conn, fa.ops[0], fa.ops[1], STDIN_FILENO, 0644, "stdin", 0);
+	rc = files_path_request(&conn, fa.ops[0], WIRE_MKDIR, fa.ops[1], 0755, fa.parents, fa.json);
+	wire_conn_close(&conn);
+	if (rc == 0 && fa.json) {
+		cli_buf_puts(&b, "{\"ok\": true, \"path\": ");
+		cli_json_cstring(&b, fa.ops[1]);
+		cli_buf_puts(&b, "}\n");
+		rc = files_print_buf(&b);
+	}
+	return rc;
+}
+
+/* `rm NAME:PATH`: see session.h. */
+int cli_remove_path(const char *name, const char *path, int recursive, int force, int json, int *absent)
+{
+	struct wire_conn conn;
+	struct wire_frame f;
+	struct cli_buf b = CLI_BUF_INIT;
+	size_t start;
+	int rc, code;
+
+	*absent = 0;
+	if (!path[0]) {
+		cli_usage_error(json, "rm", "no path after `%s:` (to destroy the sandbox, write `mimobox rm %s`)",
+				name, name);
+		return CLI_EXIT_USAGE;
+	}
+	rc = cli_session_open("rm", name, json, &conn, NULL);
+	if (rc)
+		return rc;
+	start = wire_begin(&b, WIRE_UNLINK);
+	wire_str(&b, path);
+	wire_u8(&b, (uint8_t)(recursive != 0));
+	if (wire_end(&b, start) < 0 || cli_session_send(&conn, &b) < 0) {
+		rc = cli_session_lost(json, name, errno);
+		goto out;
+	}
+	rc = files_next_frame(&conn, &f, name, json);
+	if (rc >= 0)
+		goto out;
+	if (f.type == WIRE_OK) {
+		rc = 0;
+	} else if (f.type == WIRE_ERROR) {
+		/* -f: a path that is not there is no error, as rm -f. */
+		struct wire_reader peek = f.r;
+
+		code = (int)(int32_t)wire_get_u32(&peek);
+		if (force && code == MBX_ENOTFOUND) {
+			*absent = 1;
+			rc = 0;
+		} else {
+			rc = cli_session_file_status(cli_session_report_error(json, &f.r));
+		}
+	} else {
+		rc = cli_session_lost(json, name, EPROTO);
+	}
+out:
+	cli_buf_free(&b);
 	wire_conn_close(&conn);
 	return rc;
 }
 
 /* ---- stat and ls ---- */
 
-struct stat_reply {
-	uint8_t type;
-	uint64_t size;
-	uint32_t mode;
-	int64_t mtime_ns;
-	uint32_t uid, gid;
-};
-
 /* STAT of `path`: 0 with *st, or -1 with *status set (after reporting unless quiet). */
-static int remote_stat(struct wire_conn *conn, const char *name, const char *path, struct stat_reply *st,
+int files_remote_stat(struct wire_conn *conn, const char *name, const char *path, struct stat_reply *st,
 		       int quiet, int json, int *status)
 {
 	struct wire_frame f;
 	int rc;
 
-	rc = send_path(conn, WIRE_STAT, path, name, json);
+	rc = files_send_path(conn, WIRE_STAT, path, name, json);
 	if (rc) {
 		*status = rc;
 		return -1;
 	}
-	rc = next_frame(conn, &f, name, json);
+	rc = files_next_frame(conn, &f, name, json);
 	if (rc >= 0) {
 		*status = rc;
 		return -1;
@@ -436,11 +588,19 @@ static int remote_stat(struct wire_conn *conn, const char *name, const char *pat
 		st->mtime_ns = (int64_t)wire_get_u64(&f.r);
 		st->uid = wire_get_u32(&f.r);
 		st->gid = wire_get_u32(&f.r);
+		snprintf(st->target, sizeof(st->target), "%s", wire_get_str(&f.r));
 		if (wire_done(&f.r) == 0)
 			return 0;
 	}
 	*status = cli_session_lost(json, name, EPROTO);
 	return -1;
+}
+
+/* A name or target of the sandbox's, with control characters shown as '?'. */
+static void print_name(struct cli_buf *b, const char *name)
+{
+	for (; *name; name++)
+		cli_buf_add(b, (unsigned char)*name < 0x20 || *name == 0x7f ? "?" : name, 1);
 }
 
 /* "2024-05-01T12:34:56.123456789Z" */
@@ -462,24 +622,25 @@ static void format_time(char *out, size_t len, int64_t ns)
 
 int cli_cmd_stat(int argc, char **argv)
 {
-	struct file_args fa = { "stat", 0, 0, { NULL, NULL, NULL }, 0 };
+	struct file_args fa = FILE_ARGS("stat");
 	struct cli_buf b = CLI_BUF_INIT;
 	struct stat_reply st;
 	struct wire_conn conn;
 	char when[80];
 	int rc, status;
 
-	rc = parse_file_args(&fa, argc, argv, json_options, 2, 2, "stat NAME PATH [--json]",
+	rc = files_parse_args(&fa, argc, argv, json_options, 2, 2, "stat NAME PATH [--json]",
 			     "Show the metadata of a path in a named sandbox (a final symlink is\n"
 			     "not followed): type, size, mode, modification time, owner.\n"
 			     "  --json   one JSON object: path, type (file, directory, symlink, other),\n"
-			     "           size, mode (octal text), mtime_ns, mtime, uid, gid, symlink\n");
+			     "           size, mode (octal text), mtime_ns, mtime, uid, gid, symlink,\n"
+			     "           target (where a symlink points, else null)\n");
 	if (rc)
 		return rc > 0 ? 0 : CLI_EXIT_FAILED;
 	rc = cli_session_open("stat", fa.ops[0], fa.json, &conn, NULL);
 	if (rc)
 		return rc;
-	if (remote_stat(&conn, fa.ops[0], fa.ops[1], &st, 0, fa.json, &status) < 0) {
+	if (files_remote_stat(&conn, fa.ops[0], fa.ops[1], &st, 0, fa.json, &status) < 0) {
 		wire_conn_close(&conn);
 		return status;
 	}
@@ -494,6 +655,8 @@ int cli_cmd_stat(int argc, char **argv)
 			       "\"uid\": %u, \"gid\": %u, \"symlink\": ", (unsigned long long)st.size,
 			       (unsigned)st.mode, (long long)st.mtime_ns, when, (unsigned)st.uid, (unsigned)st.gid);
 		cli_json_bool(&b, st.type == MBX_FILE_SYMLINK);
+		cli_buf_puts(&b, ", \"target\": ");
+		cli_json_cstring(&b, st.type == MBX_FILE_SYMLINK ? st.target : NULL);
 		cli_buf_puts(&b, "}\n");
 	} else {
 		cli_buf_puts(&b, "path:  ");
@@ -501,6 +664,11 @@ int cli_cmd_stat(int argc, char **argv)
 		cli_buf_printf(&b, "\ntype:  %s\nsize:  %llu\nmode:  %04o\nmtime: %s\nuid:   %u\ngid:   %u\n",
 			       type_name(st.type), (unsigned long long)st.size, (unsigned)st.mode, when,
 			       (unsigned)st.uid, (unsigned)st.gid);
+		if (st.type == MBX_FILE_SYMLINK) {
+			cli_buf_puts(&b, "target: ");
+			print_name(&b, st.target);
+			cli_buf_puts(&b, "\n");
+		}
 	}
 	rc = b.failed || (cli_write_all(STDOUT_FILENO, b.data, b.len) < 0 && errno != EPIPE) ? 1 : 0;
 	cli_buf_free(&b);
@@ -509,29 +677,30 @@ int cli_cmd_stat(int argc, char **argv)
 
 int cli_cmd_ls(int argc, char **argv)
 {
-	struct file_args fa = { "ls", 0, 0, { NULL, NULL, NULL }, 0 };
+	struct file_args fa = FILE_ARGS("ls");
 	struct cli_buf b = CLI_BUF_INIT;
 	struct wire_conn conn;
 	struct wire_frame f;
-	const char *path, *name;
+	const char *path, *name, *target;
 	uint32_t n, i;
 	uint64_t size;
 	uint8_t type, link;
 	size_t count = 0;
 	int rc;
 
-	rc = parse_file_args(&fa, argc, argv, json_options, 1, 2, "ls NAME [PATH] [--json]",
+	rc = files_parse_args(&fa, argc, argv, json_options, 1, 2, "ls NAME [PATH] [--json]",
 			     "List a directory of a named sandbox (default /workspace), sorted by\n"
-			     "name: type, size and name of each entry.\n"
+			     "name: type, size and name of each entry, `name -> target` for a symlink.\n"
 			     "  --json   one JSON object: path and entries, each with name, type (file,\n"
-			     "           directory, symlink, other), size and symlink\n");
+			     "           directory, symlink, other), size, symlink and target (where\n"
+			     "           a symlink points, else null)\n");
 	if (rc)
 		return rc > 0 ? 0 : CLI_EXIT_FAILED;
 	path = fa.n_ops > 1 ? fa.ops[1] : "/workspace";
 	rc = cli_session_open("ls", fa.ops[0], fa.json, &conn, NULL);
 	if (rc)
 		return rc;
-	rc = send_path(&conn, WIRE_LIST, path, fa.ops[0], fa.json);
+	rc = files_send_path(&conn, WIRE_LIST, path, fa.ops[0], fa.json);
 	if (rc)
 		goto out;
 	if (fa.json) {
@@ -540,7 +709,7 @@ int cli_cmd_ls(int argc, char **argv)
 		cli_buf_puts(&b, ", \"entries\": [");
 	}
 	for (;;) {
-		rc = next_frame(&conn, &f, fa.ops[0], fa.json);
+		rc = files_next_frame(&conn, &f, fa.ops[0], fa.json);
 		if (rc >= 0)
 			goto out;
 		if (f.type == WIRE_ERROR) {
@@ -559,6 +728,7 @@ int cli_cmd_ls(int argc, char **argv)
 			type = wire_get_u8(&f.r);
 			size = wire_get_u64(&f.r);
 			link = wire_get_u8(&f.r);
+			target = wire_get_str(&f.r);
 			if (f.r.bad)
 				break;
 			if (fa.json) {
@@ -566,13 +736,18 @@ int cli_cmd_ls(int argc, char **argv)
 				cli_json_cstring(&b, name);
 				cli_buf_puts(&b, ", \"type\": ");
 				cli_json_cstring(&b, type_name(type));
-				cli_buf_printf(&b, ", \"size\": %llu, \"symlink\": %s}", (unsigned long long)size,
+				cli_buf_printf(&b, ", \"size\": %llu, \"symlink\": %s, \"target\": ", (unsigned long long)size,
 					       link ? "true" : "false");
+				cli_json_cstring(&b, link && target[0] ? target : NULL);
+				cli_buf_puts(&b, "}");
 			} else {
 				/* Names are the sandbox's: show control characters as '?'. */
 				cli_buf_printf(&b, "%-9s %12llu  ", type_name(type), (unsigned long long)size);
-				for (; *name; name++)
-					cli_buf_add(&b, (unsigned char)*name < 0x20 || *name == 0x7f ? "?" : name, 1);
+				print_name(&b, name);
+				if (link && target[0]) {
+					cli_buf_puts(&b, " -> ");
+					print_name(&b, target);
+				}
 				cli_buf_puts(&b, type == MBX_FILE_DIRECTORY ? "/\n" : "\n");
 			}
 		}
@@ -588,166 +763,4 @@ out:
 	cli_buf_free(&b);
 	wire_conn_close(&conn);
 	return rc;
-}
-
-/* ---- cp ---- */
-
-/* "DIR/BASE" when `dir` is a directory: where a copy into it lands. NULL on error. */
-static char *join(const char *dir, const char *base_of)
-{
-	char *copy = strdup(base_of), *out = NULL;
-	size_t len = strlen(dir);
-
-	if (!copy)
-		return NULL;
-	if (asprintf(&out, "%s%s%s", dir, len && dir[len - 1] == '/' ? "" : "/", basename(copy)) < 0)
-		out = NULL;
-	free(copy);
-	return out;
-}
-
-/*
- * cp NAME:PATH HOST: a directory is refused, a host directory as the
- * target gets the file under its own name; the copy is renamed into place
- * at the end. Returns the exit status.
- */
-static int cp_from_sandbox(const char *name, const char *path, const char *host)
-{
-	struct sink k = { -1, host, NULL, 0644 };
-	struct stat_reply st;
-	struct stat hst;
-	struct wire_conn conn;
-	char *target = NULL, message[CLI_WHY_MAX + 64];
-	mode_t mask;
-	int rc, status;
-
-	rc = cli_session_open("cp", name, 0, &conn, NULL);
-	if (rc)
-		return rc;
-	if (remote_stat(&conn, name, path, &st, 0, 0, &status) < 0) {
-		rc = status;
-		goto out;
-	}
-	if (st.type == MBX_FILE_DIRECTORY) {
-		snprintf(message, sizeof(message), "`%s:%s` is a directory (cp copies one file)", name, path);
-		cli_report(0, MBX_EINVAL, message, NULL, NULL, EISDIR);
-		rc = 1;
-		goto out;
-	}
-	/* Into a host directory, under the file's own name, as cp(1). */
-	if (stat(host, &hst) == 0 && S_ISDIR(hst.st_mode)) {
-		target = join(host, path);
-		if (!target) {
-			cli_report(0, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
-			rc = CLI_EXIT_FAILED;
-			goto out;
-		}
-		k.host_path = target;
-	}
-	/* A file made new gets the sandbox file's mode less the umask; a replaced one keeps its own. */
-	mask = umask(0);
-	umask(mask);
-	if (stat(k.host_path, &hst) == 0 && S_ISREG(hst.st_mode))
-		k.mode = hst.st_mode & 07777;
-	else
-		k.mode = (mode_t)(st.mode & 0777) & ~mask;
-	rc = download(&conn, name, path, &k, 0);
-out:
-	free(target);
-	wire_conn_close(&conn);
-	return rc;
-}
-
-/*
- * cp HOST NAME:PATH: the host file streams into the sandbox with its
- * permission bits as the mode of a new file; a sandbox directory (or a
- * path ending in '/') as the target gets it under its own name. Returns the
- * exit status.
- */
-static int cp_to_sandbox(const char *host, const char *name, const char *path)
-{
-	struct stat_reply st;
-	struct stat hst;
-	struct wire_conn conn;
-	char *target = NULL, message[CLI_WHY_MAX + 64], what[CLI_WHY_MAX];
-	int rc, status, fd;
-
-	fd = open(host, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &hst) < 0 || S_ISDIR(hst.st_mode)) {
-		int e = fd < 0 ? errno : EISDIR;
-
-		snprintf(message, sizeof(message), "cannot copy `%s`: %s", host,
-			 e == EISDIR ? "it is a directory (cp copies one file)" : strerror(e));
-		cli_report(0, e == ENOENT ? MBX_ENOTFOUND : MBX_ESYS, message, NULL, NULL, e);
-		if (fd >= 0)
-			close(fd);
-		return 1;
-	}
-	rc = cli_session_open("cp", name, 0, &conn, NULL);
-	if (rc) {
-		close(fd);
-		return rc;
-	}
-	/* Into a sandbox directory, under the file's own name. */
-	if (path[0] == '\0' || path[strlen(path) - 1] == '/' ||
-	    (remote_stat(&conn, name, path, &st, 1, 0, &status) == 0 && st.type == MBX_FILE_DIRECTORY)) {
-		target = join(path[0] ? path : "/workspace", host);
-		if (!target) {
-			cli_report(0, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
-			rc = CLI_EXIT_FAILED;
-			goto out;
-		}
-		path = target;
-	}
-	snprintf(what, sizeof(what), "`%s`", host);
-	rc = upload(&conn, name, path, fd, (uint32_t)(hst.st_mode & 0777), what, 0);
-out:
-	free(target);
-	close(fd);
-	wire_conn_close(&conn);
-	return rc;
-}
-
-int cli_cmd_cp(int argc, char **argv)
-{
-	struct file_args fa = { "cp", 0, 0, { NULL, NULL, NULL }, 0 };
-	char src_name[CLI_NAME_MAX + 1], dst_name[CLI_NAME_MAX + 1];
-	const char *src_path, *dst_path;
-	int src_ref, dst_ref, rc;
-
-	rc = parse_file_args(&fa, argc, argv, plain_options, 2, 2, "cp HOST_PATH NAME:PATH | NAME:PATH HOST_PATH",
-			     "Copy one file between the host and a named sandbox, streamed. A\n"
-			     "directory as the target gets the file under its own name. The target\n"
-			     "is replaced only once all of it arrived. Write a host path that has a\n"
-			     "`:` as ./PATH.\n");
-	if (rc)
-		return rc > 0 ? 0 : CLI_EXIT_FAILED;
-	src_ref = cli_parse_sandbox_ref(fa.ops[0], src_name, &src_path);
-	dst_ref = cli_parse_sandbox_ref(fa.ops[1], dst_name, &dst_path);
-	if (src_ref && dst_ref) {
-		cli_usage_error(0, "cp", "both `%s` and `%s` are in sandboxes: copy through the host",
-				fa.ops[0], fa.ops[1]);
-		return CLI_EXIT_FAILED;
-	}
-	if (!src_ref && !dst_ref) {
-		cli_usage_error(0, "cp", "neither `%s` nor `%s` is a sandbox path (NAME:PATH)", fa.ops[0],
-				fa.ops[1]);
-		return CLI_EXIT_FAILED;
-	}
-	if (src_ref) {
-		if (!src_path[0]) {
-			cli_usage_error(0, "cp", "no path after `%s:`", src_name);
-			return CLI_EXIT_FAILED;
-		}
-		if (!fa.ops[1][0]) {
-			cli_usage_error(0, "cp", "the host path is empty");
-			return CLI_EXIT_FAILED;
-		}
-		return cp_from_sandbox(src_name, src_path, fa.ops[1]);
-	}
-	if (!fa.ops[0][0]) {
-		cli_usage_error(0, "cp", "the host path is empty");
-		return CLI_EXIT_FAILED;
-	}
-	return cp_to_sandbox(fa.ops[0], dst_name, dst_path);
 }

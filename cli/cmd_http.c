@@ -22,7 +22,8 @@
 
 #define CLI_EXIT_HTTP_FAIL 22
 
-enum { HTTP_JSON = CLI_OPT_VERB, HTTP_METHOD, HTTP_HEADER, HTTP_DATA, HTTP_DATA_FILE, HTTP_INCLUDE, HTTP_FAIL };
+enum { HTTP_JSON = CLI_OPT_VERB, HTTP_METHOD, HTTP_HEADER, HTTP_DATA, HTTP_DATA_FILE, HTTP_INCLUDE, HTTP_FAIL,
+       HTTP_DATA_RAW };
 
 static const struct cli_option http_options[] = {
 	{ "json", 0, 0, HTTP_JSON },
@@ -30,6 +31,7 @@ static const struct cli_option http_options[] = {
 	{ "header", 'H', 1, HTTP_HEADER },
 	{ "data", 'd', 1, HTTP_DATA },
 	{ "data-file", 0, 1, HTTP_DATA_FILE },
+	{ "data-raw", 0, 1, HTTP_DATA_RAW },
 	{ "include", 'i', 0, HTTP_INCLUDE },
 	{ "fail", 'f', 0, HTTP_FAIL },
 	CLI_HELP_OPTION,
@@ -49,11 +51,14 @@ static void usage(void)
 	       "  -X, --method METHOD   GET by default, POST when a body is given\n"
 	       "  -H, --header 'NAME: VALUE'\n"
 	       "                        add a header field (repeatable)\n"
-	       "  -d, --data TEXT       request body\n"
+	       "  -d, --data TEXT|@PATH request body; @PATH reads it from a file (@- stdin),\n"
+	       "                        as curl does\n"
+	       "  --data-raw TEXT       request body taken as is, even when it starts with @\n"
 	       "  --data-file PATH      request body from a file, or stdin for -\n"
 	       "  -i, --include         print the status and the header fields first\n"
 	       "  -f, --fail            exit 22 when the status is 400 or more\n"
-	       "  --json                one JSON object: status, url, headers, body\n"
+	       "  --json                one JSON object: status, url, headers, body (and\n"
+	       "                        body_b64, the exact bytes, when it is not UTF-8)\n"
 	       "  -h, --help            show this help\n"
 	       "\n"
 	       "Exit status: 0 for any response (22 with --fail for an HTTP error); 1 when\n"
@@ -107,6 +112,18 @@ static int parse(struct http_request *r, int argc, char **argv)
 				r->headers[r->n_headers] = NULL;
 				continue;
 			case HTTP_DATA:
+				/* curl's form: -d @FILE reads the body from FILE. */
+				if (value[0] == '@') {
+					if (r->data_file) {
+						cli_usage_error(r->json, "http", "more than one request body given");
+						return -1;
+					}
+					r->data_file = value + 1;
+				} else {
+					r->data = value;
+				}
+				continue;
+			case HTTP_DATA_RAW:
 				r->data = value;
 				continue;
 			case HTTP_DATA_FILE:
@@ -143,7 +160,7 @@ static int parse(struct http_request *r, int argc, char **argv)
 	r->name = ops[0];
 	r->url = ops[1];
 	if (r->data && r->data_file) {
-		cli_usage_error(r->json, "http", "--data and --data-file cannot be combined");
+		cli_usage_error(r->json, "http", "--data TEXT and --data @FILE (--data-file) cannot be combined");
 		return -1;
 	}
 	if (!r->method)
@@ -377,6 +394,10 @@ int cli_cmd_http(int argc, char **argv)
 	if (r.json) {
 		cli_buf_puts(&out, ", \"body\": ");
 		cli_json_string(&out, (const uint8_t *)body.data, body.len);
+		if (!cli_utf8_valid((const uint8_t *)(body.data ? body.data : ""), body.len)) {
+			cli_buf_puts(&out, ", \"body_b64\": ");
+			cli_json_base64(&out, (const uint8_t *)body.data, body.len);
+		}
 		cli_buf_printf(&out, ", \"body_bytes\": %zu}\n", body.len);
 		if (out.failed) {
 			cli_report(1, MBX_ENOMEM, "out of memory formatting the response", NULL, NULL, ENOMEM);

@@ -18,6 +18,7 @@ enum {
 	OPT_JSON = CLI_OPT_VERB,
 	OPT_COMMAND,
 	OPT_CODE,
+	OPT_AUDIT,
 };
 
 static const struct cli_option run_options[] = {
@@ -25,6 +26,7 @@ static const struct cli_option run_options[] = {
 	{ "json", 0, 0, OPT_JSON },
 	{ "command", 0, 1, OPT_COMMAND },
 	{ "code", 0, 1, OPT_CODE },
+	{ "audit", 0, 0, OPT_AUDIT },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
 };
@@ -44,7 +46,11 @@ static void usage(void)
 	       "  --code LANGUAGE     run source code (sh, bash, python3, node) given as the\n"
 	       "                      argument, or read from stdin when it is - or missing\n"
 	       "  --json              print one JSON object with the result instead of\n"
-	       "                      streaming the output\n"
+	       "                      streaming the output; output that is not UTF-8 is\n"
+	       "                      also given exactly, as stdout_b64 / stderr_b64\n"
+	       "  --audit             report the network log: every request the proxy saw\n"
+	       "                      and its verdict (--json: a network_log array; else\n"
+	       "                      one `mimobox: net:` line each on stderr)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
 	       "Without --json, a timeout, an out-of-memory kill and each isolation layer\n"
@@ -62,6 +68,7 @@ struct run_request {
 	struct cli_sandbox_opts sb;
 	int json;
 	int help;
+	int audit;
 	const char *command;	/* --command, borrowed */
 	const char *language;	/* --code, borrowed */
 	char **operands;	/* program and arguments, or the source: borrowed */
@@ -143,6 +150,9 @@ static int parse(struct run_request *r, int argc, char **argv)
 			break;
 		case OPT_CODE:
 			r->language = value;
+			break;
+		case OPT_AUDIT:
+			r->audit = 1;
 			break;
 		case CLI_OPT_HELP:
 			r->help = 1;
@@ -346,10 +356,9 @@ int cli_outcome_print_json(const struct cli_outcome *o)
 	cli_json_bool(&b, o->timed_out);
 	cli_buf_puts(&b, ", \"oom_killed\": ");
 	cli_json_bool(&b, o->oom_killed);
-	cli_buf_puts(&b, ", \"stdout\": ");
-	cli_json_string(&b, o->out, o->out_len);
-	cli_buf_puts(&b, ", \"stderr\": ");
-	cli_json_string(&b, o->err, o->err_len);
+	/* Output that is not UTF-8 also comes exactly, as stdout_b64 / stderr_b64. */
+	cli_json_bytes_field(&b, "stdout", o->out, o->out_len);
+	cli_json_bytes_field(&b, "stderr", o->err, o->err_len);
 	cli_buf_puts(&b, ", \"stdout_truncated\": ");
 	cli_json_bool(&b, o->out_truncated);
 	cli_buf_puts(&b, ", \"stderr_truncated\": ");
@@ -375,7 +384,10 @@ int cli_outcome_print_json(const struct cli_outcome *o)
 		cli_json_cstring(&b, o->skipped[i].reason);
 		cli_buf_puts(&b, "}");
 	}
-	cli_buf_puts(&b, "]}\n");
+	cli_buf_puts(&b, "]");
+	if (o->extra_json)
+		cli_buf_puts(&b, o->extra_json);
+	cli_buf_puts(&b, "}\n");
 
 	if (b.failed) {
 		cli_report(1, MBX_ENOMEM, "out of memory formatting the result", NULL, NULL, ENOMEM);
@@ -389,11 +401,48 @@ int cli_outcome_print_json(const struct cli_outcome *o)
 }
 
 /*
- * Runs --command or --code: these need a sandbox handle, as the library has
- * no one-shot form of them. Returns the library status.
+ * The network log of `sb` as JSON (`, "network_log": [...]`) into `b`, or
+ * as lines on stderr. Returns 0, or -1 when the log cannot be had.
+ */
+static int print_net_log(const mbx_sandbox *sb, int json, struct cli_buf *b, mbx_error **err)
+{
+	mbx_net_log *log = NULL;
+	size_t i, n;
+	int rc;
+
+	rc = mbx_sandbox_net_log(sb, &log, err);
+	if (rc != MBX_OK)
+		return rc;
+	n = mbx_net_log_count(log);
+	if (json)
+		cli_buf_puts(b, ", \"network_log\": [");
+	for (i = 0; i < n; i++) {
+		struct cli_net_entry e = {
+			mbx_net_log_source(log, i), mbx_net_log_method(log, i), mbx_net_log_host(log, i),
+			mbx_net_log_address(log, i), mbx_net_verdict_name(mbx_net_log_verdict(log, i)),
+			mbx_net_log_reason(log, i), mbx_net_log_time_us(log, i), mbx_net_log_bytes_up(log, i),
+			mbx_net_log_bytes_down(log, i), mbx_net_log_port(log, i), mbx_net_log_status(log, i)
+		};
+
+		cli_net_entry_report(b, json, i, &e);
+	}
+	if (json)
+		cli_buf_printf(b, "], \"network_log_dropped\": %llu", (unsigned long long)mbx_net_log_dropped(log));
+	else if (mbx_net_log_dropped(log))
+		fprintf(stderr, "mimobox: net: %llu older entries were not kept\n",
+			(unsigned long long)mbx_net_log_dropped(log));
+	mbx_net_log_free(log);
+	return MBX_OK;
+}
+
+/*
+ * Runs --command, --code or a program with --audit: these need a sandbox
+ * handle, as the library has no one-shot form of them. With --audit the
+ * network log goes into `audit` (JSON) or to stderr. Returns the library
+ * status.
  */
 static int run_in_sandbox(const struct run_request *r, const mbx_config *cfg, const char *code,
-			  const mbx_exec_options *opts, mbx_result **res, mbx_error **err)
+			  const mbx_exec_options *opts, mbx_result **res, struct cli_buf *audit, mbx_error **err)
 {
 	mbx_sandbox *sb = NULL;
 	int rc;
@@ -403,8 +452,12 @@ static int run_in_sandbox(const struct run_request *r, const mbx_config *cfg, co
 		return rc;
 	if (r->command)
 		rc = mbx_sandbox_exec_command(sb, r->command, opts, res, err);
-	else
+	else if (r->language)
 		rc = mbx_sandbox_exec_code(sb, r->language, code, opts, res, err);
+	else
+		rc = mbx_sandbox_exec(sb, (const char *const *)r->operands, opts, res, err);
+	if (rc == MBX_OK && r->audit)
+		rc = print_net_log(sb, r->json, audit, err);
 	mbx_sandbox_free(sb);
 	return rc;
 }
@@ -415,6 +468,7 @@ int cli_cmd_run(int argc, char **argv)
 	struct stream_sink sink = { { 0, 0, 0 } };
 	struct cli_outcome outcome;
 	struct cli_skip skips[32];
+	struct cli_buf audit = CLI_BUF_INIT;
 	mbx_config *cfg = NULL;
 	mbx_exec_options *opts = NULL;
 	mbx_result *res = NULL;
@@ -459,8 +513,8 @@ int cli_cmd_run(int argc, char **argv)
 	if (!r.json)
 		mbx_exec_options_set_output_cb(opts, on_output, &sink);
 
-	if (r.command || r.language)
-		rc = run_in_sandbox(&r, cfg, source, opts, &res, &err);
+	if (r.command || r.language || r.audit)
+		rc = run_in_sandbox(&r, cfg, source, opts, &res, &audit, &err);
 	else
 		rc = mbx_run(cfg, (const char *const *)r.operands, opts, &res, &err);
 
@@ -470,6 +524,11 @@ int cli_cmd_run(int argc, char **argv)
 		goto out;
 	}
 	outcome_of(res, &r.sb, skips, &outcome);
+	if (audit.failed) {
+		cli_report(r.json, MBX_ENOMEM, "out of memory formatting the network log", NULL, NULL, ENOMEM);
+		goto out;
+	}
+	outcome.extra_json = audit.data;
 	status = cli_outcome_status(&outcome);
 	/* A limit the caller asked for that holds only in part: one line. */
 	if ((r.sb.set & (CLI_SET_MEMORY | CLI_SET_DISK)) && outcome.limits_partial)
@@ -494,6 +553,7 @@ out:
 	mbx_exec_options_free(opts);
 	mbx_config_free(cfg);
 	free(code);
+	cli_buf_free(&audit);
 	cli_sandbox_opts_free(&r.sb);
 	return status;
 }

@@ -212,3 +212,59 @@ void cli_json_bool(struct cli_buf *b, int v)
 {
 	cli_buf_puts(b, v ? "true" : "false");
 }
+
+int cli_utf8_valid(const uint8_t *s, size_t len)
+{
+	size_t i = 0, n;
+
+	while (i < len) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		n = cli_utf8_sequence(s + i, len - i, NULL);
+		if (n == 0)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
+void cli_json_base64(struct cli_buf *b, const uint8_t *s, size_t len)
+{
+	static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char quad[4];
+	size_t i;
+	uint32_t v;
+
+	if (len > (SIZE_MAX - 3) / 4 * 3 - 3 || cli_buf_reserve(b, (len + 2) / 3 * 4 + 2) < 0)
+		return;
+	cli_buf_add(b, "\"", 1);
+	for (i = 0; i + 2 < len; i += 3) {
+		v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+		quad[0] = digits[v >> 18];
+		quad[1] = digits[(v >> 12) & 63];
+		quad[2] = digits[(v >> 6) & 63];
+		quad[3] = digits[v & 63];
+		cli_buf_add(b, quad, 4);
+	}
+	if (i < len) {
+		v = (uint32_t)s[i] << 16 | (i + 1 < len ? (uint32_t)s[i + 1] << 8 : 0);
+		quad[0] = digits[v >> 18];
+		quad[1] = digits[(v >> 12) & 63];
+		quad[2] = i + 1 < len ? digits[(v >> 6) & 63] : '=';
+		quad[3] = '=';
+		cli_buf_add(b, quad, 4);
+	}
+	cli_buf_add(b, "\"", 1);
+}
+
+void cli_json_bytes_field(struct cli_buf *b, const char *key, const uint8_t *s, size_t len)
+{
+	cli_buf_printf(b, ", \"%s\": ", key);
+	cli_json_string(b, s, len);
+	if (!cli_utf8_valid(s, len)) {
+		cli_buf_printf(b, ", \"%s_b64\": ", key);
+		cli_json_base64(b, s, len);
+	}
+}

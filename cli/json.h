@@ -48,6 +48,20 @@ void cli_json_string(struct cli_buf *b, const uint8_t *s, size_t len);
 /* A NUL-terminated string as a JSON string, or `null` when s is NULL. */
 void cli_json_cstring(struct cli_buf *b, const char *s);
 
+/* 1 when all of s[0, len) is well-formed UTF-8 (as cli_utf8_sequence() takes it), else 0. */
+int cli_utf8_valid(const uint8_t *s, size_t len);
+
+/* Appends s[0, len) as a quoted JSON string of standard base64 (RFC 4648, with '=' padding). */
+void cli_json_base64(struct cli_buf *b, const uint8_t *s, size_t len);
+
+/*
+ * The JSON form of bytes that may not be text, under `key`:
+ * `"KEY": "text"` (lossy as cli_json_string()), followed by
+ * `, "KEY_b64": "..."` with the exact bytes when they are not valid UTF-8.
+ * Starts with ", ".
+ */
+void cli_json_bytes_field(struct cli_buf *b, const char *key, const uint8_t *s, size_t len);
+
 /* `true` or `false`. */
 void cli_json_bool(struct cli_buf *b, int v);
 

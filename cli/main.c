@@ -35,9 +35,10 @@ static const struct cli_verb verbs[] = {
 	{ "write", cli_cmd_write, "write stdin to a file of a named sandbox" },
 	{ "ls", cli_cmd_ls, "list a directory of a named sandbox" },
 	{ "stat", cli_cmd_stat, "show the metadata of a path in a named sandbox" },
-	{ "cp", cli_cmd_cp, "copy a file between the host and a named sandbox" },
+	{ "cp", cli_cmd_cp, "copy files and directories between the host and a named sandbox" },
+	{ "mkdir", cli_cmd_mkdir, "make a directory in a named sandbox" },
 	{ "http", cli_cmd_http, "make an HTTP request under a named sandbox's network policy" },
-	{ "rm", cli_cmd_rm, "destroy a named sandbox" },
+	{ "rm", cli_cmd_rm, "destroy a named sandbox, or remove a path in one (NAME:PATH)" },
 	{ "doctor", cli_cmd_doctor, "check what this host supports" },
 	{ "version", cmd_version, "print the version" },
 };
@@ -264,6 +265,30 @@ int cli_build_config(const struct cli_sandbox_opts *o, mbx_config **out, char *w
 		if (rc != MBX_OK)
 			goto fail;
 	}
+	for (i = 0; i < o->n_hosts; i++) {
+		set_what(what, whatlen, "--add-host `%s:%s`", o->hosts[i].name, o->hosts[i].address);
+		rc = mbx_config_add_host_override(cfg, o->hosts[i].name, o->hosts[i].address, err);
+		if (rc != MBX_OK)
+			goto fail;
+	}
+	for (i = 0; i < o->n_ca_files; i++) {
+		set_what(what, whatlen, "--ca-file `%s`", o->ca_files[i]);
+		if ((rc = mbx_config_add_ca_file(cfg, o->ca_files[i], err)) != MBX_OK)
+			goto fail;
+	}
+	for (i = 0; i < o->n_limits; i++) {
+		set_what(what, whatlen, "--net-limit");
+		rc = mbx_config_set_network_limit(cfg, o->limits[i].limit, o->limits[i].value, err);
+		if (rc != MBX_OK)
+			goto fail;
+	}
+	for (i = 0; i < o->n_http_rules; i++) {
+		set_what(what, whatlen, "--http-rule");
+		if ((rc = mbx_config_add_http_rule(cfg, o->http_rules[i], err)) != MBX_OK)
+			goto fail;
+	}
+	if (o->allow_private)
+		mbx_config_set_network_allow_private(cfg, 1);
 	if (o->allow_degraded)
 		mbx_config_set_allow_degraded(cfg, 1);
 	what[0] = '\0';
@@ -290,33 +315,72 @@ void cli_report_config(int json, const char *verb, int rc, const mbx_error *err,
 		   err ? mbx_error_layer(err) : NULL, err ? mbx_error_errno(err) : 0);
 }
 
+void cli_net_entry_report(struct cli_buf *b, int json, size_t index, const struct cli_net_entry *e)
+{
+	if (!json) {
+		fprintf(stderr, "mimobox: net: %s %s %s %s:%u status %d: %s\n", e->source, e->verdict, e->method,
+			e->host, e->port, e->status, e->reason);
+		return;
+	}
+	cli_buf_puts(b, index ? ", {\"source\": " : "{\"source\": ");
+	cli_json_cstring(b, e->source);
+	cli_buf_printf(b, ", \"time_us\": %llu, \"method\": ", (unsigned long long)e->time_us);
+	cli_json_cstring(b, e->method);
+	cli_buf_puts(b, ", \"host\": ");
+	cli_json_cstring(b, e->host);
+	cli_buf_printf(b, ", \"port\": %u, \"address\": ", e->port);
+	cli_json_cstring(b, e->address);
+	cli_buf_puts(b, ", \"verdict\": ");
+	cli_json_cstring(b, e->verdict);
+	cli_buf_printf(b, ", \"status\": %d, \"reason\": ", e->status);
+	cli_json_cstring(b, e->reason);
+	cli_buf_printf(b, ", \"bytes_up\": %llu, \"bytes_down\": %llu}", (unsigned long long)e->bytes_up,
+		       (unsigned long long)e->bytes_down);
+}
+
 /* ---- version ---- */
 
 static int cmd_version(int argc, char **argv)
 {
 	static const struct cli_option options[] = {
+		{ "json", 0, 0, CLI_OPT_VERB },
 		CLI_HELP_OPTION,
 		{ NULL, 0, 0, 0 }
 	};
 	struct cli_args a = { argc, argv, 1 };
+	struct cli_buf b = CLI_BUF_INIT;
 	char why[CLI_WHY_MAX];
 	const char *value;
-	int id;
+	int id, json = 0, rc;
 
 	while ((id = cli_next_option(&a, options, &value, why, sizeof(why))) != CLI_OPT_END) {
 		if (id == CLI_OPT_BAD) {
-			cli_usage_error(0, "version", "%s", why);
+			cli_usage_error(json, "version", "%s", why);
 			return CLI_EXIT_USAGE;
 		}
-		printf("Usage: mimobox version\n\nPrint the version of libmimobox.\n");
+		if (id == CLI_OPT_VERB) {
+			json = 1;
+			continue;
+		}
+		printf("Usage: mimobox version [--json]\n\nPrint the version of libmimobox"
+		       " (also `mimobox --version`, `mimobox -V`).\n"
+		       "  --json   one JSON object: {\"ok\": true, \"version\": ...}\n");
 		return 0;
 	}
 	if (a.next < argc) {
-		cli_usage_error(0, "version", "unexpected argument `%s`", argv[a.next]);
+		cli_usage_error(json, "version", "unexpected argument `%s`", argv[a.next]);
 		return CLI_EXIT_USAGE;
 	}
-	printf("mimobox %s\n", mbx_version());
-	return 0;
+	if (!json) {
+		printf("mimobox %s\n", mbx_version());
+		return 0;
+	}
+	cli_buf_puts(&b, "{\"ok\": true, \"version\": ");
+	cli_json_cstring(&b, mbx_version());
+	cli_buf_puts(&b, "}\n");
+	rc = b.failed || cli_write_all(STDOUT_FILENO, b.data, b.len) < 0 ? 1 : 0;
+	cli_buf_free(&b);
+	return rc;
 }
 
 /* ---- dispatch ---- */
@@ -391,7 +455,7 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(verb, "--version") == 0)
+	if (strcmp(verb, "--version") == 0 || strcmp(verb, "-V") == 0)
 		verb = "version";
 	if (strcmp(verb, "help") == 0) {
 		/* `mimobox help VERB` is `mimobox VERB --help`. */
@@ -407,7 +471,20 @@ int main(int argc, char **argv)
 		if (strcmp(verbs[i].name, verb) == 0)
 			return verbs[i].fn(argc - 1, argv + 1);
 
-	fprintf(stderr, "mimobox: error: unknown command `%s`\n"
-			"mimobox: hint: see `mimobox --help`\n", verb);
+	{
+		const char *names[sizeof(verbs) / sizeof(verbs[0]) + 1];
+		const char *pick;
+
+		for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+			names[i] = verbs[i].name;
+		names[i] = NULL;
+		pick = cli_closest(verb, names);
+		if (pick)
+			fprintf(stderr, "mimobox: error: unknown command `%s`\n"
+					"mimobox: hint: did you mean `mimobox %s`? see `mimobox --help`\n", verb, pick);
+		else
+			fprintf(stderr, "mimobox: error: unknown command `%s`\n"
+					"mimobox: hint: see `mimobox --help`\n", verb);
+	}
 	return CLI_EXIT_USAGE;
 }

@@ -177,6 +177,14 @@ int cli_cmd_write(int argc, char **argv);
 int cli_cmd_ls(int argc, char **argv);
 int cli_cmd_stat(int argc, char **argv);
 int cli_cmd_cp(int argc, char **argv);
+int cli_cmd_mkdir(int argc, char **argv);
+
+/*
+ * `rm NAME:PATH`: removes `path` inside sandbox `name` (a whole tree with
+ * `recursive`). With `force` a path that does not exist is no error
+ * (*absent is then set). Returns the exit status, after reporting.
+ */
+int cli_remove_path(const char *name, const char *path, int recursive, int force, int json, int *absent);
 int cli_cmd_http(int argc, char **argv);
 int cli_cmd_logs(int argc, char **argv);
 int cli_cmd_kill(int argc, char **argv);

@@ -751,6 +751,18 @@ static void handle_frame(struct sv *sv, struct sv_client *c, struct wire_frame *
 	case WIRE_HTTP:
 		sv_begin_http(sv, c, &f->r);
 		break;
+	case WIRE_MKDIR:
+		sv_do_mkdir(sv, c, &f->r);
+		break;
+	case WIRE_UNLINK:
+		sv_do_unlink(sv, c, &f->r);
+		break;
+	case WIRE_SYMLINK:
+		sv_do_symlink(sv, c, &f->r);
+		break;
+	case WIRE_NETLOG:
+		sv_do_netlog(sv, c, &f->r);
+		break;
 	case WIRE_REMOVE:
 		if (wire_done(&f->r) < 0) {
 			sv_protocol_error(c, "malformed remove request");

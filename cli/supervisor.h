@@ -159,6 +159,12 @@ void sv_pump_spool(struct sv_client *c);
 /* STAT and LIST: answered at once. */
 void sv_do_stat(struct sv *sv, struct sv_client *c, struct wire_reader *r);
 void sv_do_list(struct sv *sv, struct sv_client *c, struct wire_reader *r);
+/* MKDIR and UNLINK: one library call each, answered with OK or ERROR. */
+void sv_do_mkdir(struct sv *sv, struct sv_client *c, struct wire_reader *r);
+void sv_do_unlink(struct sv *sv, struct sv_client *c, struct wire_reader *r);
+void sv_do_symlink(struct sv *sv, struct sv_client *c, struct wire_reader *r);
+/* NETLOG: the network log's entries, in batches. */
+void sv_do_netlog(struct sv *sv, struct sv_client *c, struct wire_reader *r);
 /* HTTP: collects the body (state SV_HTTP), makes the request, sends the response like a read. */
 void sv_begin_http(struct sv *sv, struct sv_client *c, struct wire_reader *r);
 void sv_http_input(struct sv *sv, struct sv_client *c, struct wire_frame *f);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The file and HTTP requests of a named sandbox's supervisor: WRITE, READ,
- * STAT, LIST and HTTP (wire.h). Each library call runs to completion on
+ * STAT, LIST, MKDIR, UNLINK, SYMLINK and HTTP (wire.h). Each library call runs to completion on
  * the supervisor's one thread; data moves through the client's queue in
  * pieces, so neither side holds a whole file: a write is appended piece by
  * piece to a temporary file that is renamed over the target at the end, a
@@ -423,6 +423,7 @@ void sv_do_stat(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 	wire_u64(&c->out, (uint64_t)mbx_stat_mtime_ns(st));
 	wire_u32(&c->out, mbx_stat_uid(st));
 	wire_u32(&c->out, mbx_stat_gid(st));
+	wire_str(&c->out, mbx_stat_symlink_target(st));
 	sv_end_frame(c, start);
 	mbx_stat_free(st);
 }
@@ -458,7 +459,10 @@ void sv_do_list(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 			wire_u8(&c->out, mbx_dir_type(dir, i));
 			wire_u64(&c->out, mbx_dir_size(dir, i));
 			wire_u8(&c->out, (uint8_t)(mbx_dir_is_symlink(dir, i) != 0));
+			wire_str(&c->out, mbx_dir_symlink_target(dir, i));
 			batch += strlen(name ? name : "") + 32;
+			if (mbx_dir_symlink_target(dir, i))
+				batch += strlen(mbx_dir_symlink_target(dir, i));
 		}
 		if (!c->out.failed) {
 			c->out.data[count_at] = (char)(count >> 24);
@@ -470,4 +474,163 @@ void sv_do_list(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 	}
 	sv_send_simple(c, WIRE_END);
 	mbx_dir_free(dir);
+}
+
+/* Answers a one-call file request: OK, or the library's error. */
+static void answer(struct sv *sv, struct sv_client *c, int rc, mbx_error *err)
+{
+	if (rc == MBX_OK) {
+		sv_send_simple(c, WIRE_OK);
+	} else {
+		sv_send_mbx_error(c, rc, err, NULL, NULL);
+		sv_note_status(sv, rc);
+	}
+	mbx_error_free(err);
+}
+
+void sv_do_mkdir(struct sv *sv, struct sv_client *c, struct wire_reader *r)
+{
+	const char *path = wire_get_str(r);
+	uint32_t mode = wire_get_u32(r) & 07777;
+	uint8_t parents = wire_get_u8(r);
+	mbx_error *err = NULL;
+	int rc;
+
+	if (wire_done(r) < 0) {
+		sv_protocol_error(c, "malformed mkdir request");
+		return;
+	}
+	if (path[0] == '\0') {
+		sv_send_fail(c, MBX_EINVAL, "the sandbox path is empty");
+		return;
+	}
+	rc = mbx_sandbox_mkdir(sv->sb, path, mode ? mode : 0755, parents != 0, &err);
+	answer(sv, c, rc, err);
+}
+
+/*
+ * 1 when `path` names the sandbox's root: "/" or "/workspace/.." or "."
+ * climbed up, taken by its text (relative paths start at /workspace).
+ * Removing the root would take the sandbox's whole tree; the rest of the
+ * checks are the agent's, which resolves the path inside the sandbox.
+ */
+static int is_root(const char *path)
+{
+	const char *p = path, *end;
+	int depth = path[0] == '/' ? 0 : 1;	/* /workspace is one down */
+	size_t len;
+
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		end = strchr(p, '/');
+		len = end ? (size_t)(end - p) : strlen(p);
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			depth = depth > 0 ? depth - 1 : 0;
+		else if (!(len == 1 && p[0] == '.'))
+			depth++;
+		p += len;
+	}
+	return depth == 0;
+}
+
+void sv_do_unlink(struct sv *sv, struct sv_client *c, struct wire_reader *r)
+{
+	const char *path = wire_get_str(r);
+	uint8_t recursive = wire_get_u8(r);
+	mbx_error *err = NULL;
+	int rc;
+
+	if (wire_done(r) < 0) {
+		sv_protocol_error(c, "malformed unlink request");
+		return;
+	}
+	if (path[0] == '\0') {
+		sv_send_fail(c, MBX_EINVAL, "the sandbox path is empty");
+		return;
+	}
+	if (is_root(path)) {
+		sv_send_fail(c, MBX_EPERM, "`%s` is the sandbox's root; to destroy the sandbox, use `mimobox rm NAME`",
+			     path);
+		return;
+	}
+	rc = mbx_sandbox_remove(sv->sb, path, recursive != 0, &err);
+	answer(sv, c, rc, err);
+}
+
+void sv_do_symlink(struct sv *sv, struct sv_client *c, struct wire_reader *r)
+{
+	const char *target = wire_get_str(r), *path = wire_get_str(r);
+	mbx_error *err = NULL;
+	int rc;
+
+	if (wire_done(r) < 0) {
+		sv_protocol_error(c, "malformed symlink request");
+		return;
+	}
+	if (path[0] == '\0' || target[0] == '\0') {
+		sv_send_fail(c, MBX_EINVAL, "the symlink's path or target is empty");
+		return;
+	}
+	rc = mbx_sandbox_symlink(sv->sb, target, path, &err);
+	answer(sv, c, rc, err);
+}
+
+void sv_do_netlog(struct sv *sv, struct sv_client *c, struct wire_reader *r)
+{
+	uint64_t since = wire_get_u64(r), dropped;
+	mbx_net_log *log = NULL;
+	mbx_error *err = NULL;
+	size_t i, n, start, count_at, count, batch;
+	int rc;
+
+	if (wire_done(r) < 0) {
+		sv_protocol_error(c, "malformed netlog request");
+		return;
+	}
+	rc = mbx_sandbox_net_log(sv->sb, &log, &err);
+	if (rc != MBX_OK) {
+		sv_send_mbx_error(c, rc, err, NULL, NULL);
+		mbx_error_free(err);
+		return;
+	}
+	n = mbx_net_log_count(log);
+	dropped = mbx_net_log_dropped(log);
+	for (i = 0; i < n || i == 0;) {
+		/* A frame per batch, as LIST does. */
+		start = wire_begin(&c->out, WIRE_NET_ENTRIES);
+		wire_u64(&c->out, dropped);
+		count_at = c->out.len;
+		wire_u32(&c->out, 0);
+		for (count = 0, batch = 0; i < n && batch < SV_LIST_BATCH; i++) {
+			if (mbx_net_log_time_us(log, i) < since)
+				continue;
+			wire_str(&c->out, mbx_net_log_source(log, i));
+			wire_u64(&c->out, mbx_net_log_time_us(log, i));
+			wire_str(&c->out, mbx_net_log_method(log, i));
+			wire_str(&c->out, mbx_net_log_host(log, i));
+			wire_u16(&c->out, mbx_net_log_port(log, i));
+			wire_str(&c->out, mbx_net_log_address(log, i));
+			wire_str(&c->out, mbx_net_verdict_name(mbx_net_log_verdict(log, i)));
+			wire_u32(&c->out, (uint32_t)mbx_net_log_status(log, i));
+			wire_str(&c->out, mbx_net_log_reason(log, i));
+			wire_u64(&c->out, mbx_net_log_bytes_up(log, i));
+			wire_u64(&c->out, mbx_net_log_bytes_down(log, i));
+			batch += strlen(mbx_net_log_host(log, i)) + strlen(mbx_net_log_reason(log, i)) + 128;
+			count++;
+		}
+		if (!c->out.failed) {
+			c->out.data[count_at] = (char)(count >> 24);
+			c->out.data[count_at + 1] = (char)(count >> 16);
+			c->out.data[count_at + 2] = (char)(count >> 8);
+			c->out.data[count_at + 3] = (char)count;
+		}
+		sv_end_frame(c, start);
+		if (n == 0)
+			break;
+	}
+	sv_send_simple(c, WIRE_END);
+	mbx_net_log_free(log);
 }

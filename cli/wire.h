@@ -49,10 +49,11 @@
  *         nothing
  *   STAT  str path                     -> STAT_REPLY u8 type, u64 size,
  *                                         u32 mode, i64 mtime ns, u32 uid,
- *                                         u32 gid; or ERROR
+ *                                         u32 gid, str symlink target ("" for
+ *                                         none); or ERROR
  *   LIST  str path                     -> ENTRIES u32 n, n x (str name, u8
- *                                         type, u64 size, u8 symlink) ...
- *                                         END, or ERROR
+ *                                         type, u64 size, u8 symlink, str
+ *                                         symlink target) ... END, or ERROR
  *   HTTP  str method, str url, u32 n, n x str header ("Name: value"),
  *         u64 body length; then DATA bytes ... carrying the body
  *                                      -> HTTP_REPLY u32 status, str url,
@@ -74,6 +75,22 @@
  *                                         the process ends
  *   KILL  u32 id, u32 signal (0: kill the process tree)
  *                                      -> OK or ERROR
+ *   MKDIR str path, u32 mode, u8 parents
+ *                                      -> OK or ERROR (with parents, an
+ *                                         existing directory is no error)
+ *   UNLINK str path, u8 recursive      -> OK or ERROR: removes a file, an
+ *                                         empty directory, or with
+ *                                         recursive a whole tree
+ *   SYMLINK str target, str path       -> OK or ERROR: makes the symlink
+ *                                         `path` pointing at `target`
+ *   NETLOG u64 since (unix us)         -> NET_ENTRIES u64 dropped, u32 n,
+ *                                         n x (str source, u64 time us,
+ *                                         str method, str host, u16 port,
+ *                                         str address, str verdict, i32
+ *                                         status, str reason, u64 bytes up,
+ *                                         u64 bytes down) ... END: the
+ *                                         network log's entries from
+ *                                         `since` on
  *   REMOVE                             -> OK once the sandbox is destroyed
  *                                         and its entry removed; then the
  *                                         supervisor exits
@@ -129,6 +146,12 @@
 #define WIRE_PROCS_REPLY 28
 #define WIRE_LOGS        29
 #define WIRE_KILL        30
+/* 25..39 are left for process requests. */
+#define WIRE_MKDIR       40
+#define WIRE_UNLINK      41
+#define WIRE_SYMLINK     42
+#define WIRE_NETLOG      43
+#define WIRE_NET_ENTRIES 44
 
 /* Largest request body of HTTP: the library's default request limit. */
 #define WIRE_HTTP_BODY_MAX ((uint64_t)64 << 20)

@@ -13,12 +13,23 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* A symlink target, when there is one: 1..MBX_PROTO_TARGET_MAX bytes without NUL. */
+static void check_target(const struct mbx_file_info *fi)
+{
+	if (fi->target && (fi->target_len == 0 || fi->target_len > MBX_PROTO_TARGET_MAX ||
+			   memchr(fi->target, 0, fi->target_len)))
+		__builtin_trap();
+	if (!fi->target && fi->target_len)
+		__builtin_trap();
+}
+
 /* A decoded directory entry must name one entry: no '/', no NUL, not . or .. */
 static int check_entry(const struct mbx_file_info *fi, void *arg)
 {
 	(void)arg;
 	if (fi->name_len == 0 || memchr(fi->name, '/', fi->name_len) || memchr(fi->name, 0, fi->name_len))
 		__builtin_trap();
+	check_target(fi);
 	return 0;
 }
 
@@ -63,7 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				uint32_t more, u;
 				uint64_t u64;
 
-				mbx_proto_decode_stat(&f, &fi);
+				if (mbx_proto_decode_stat(&f, &fi) == 0)
+					check_target(&fi);
 				mbx_proto_decode_dir(&f, check_entry, NULL, &more);
 				mbx_proto_decode_proc_list(&f, check_proc, NULL);
 				mbx_proto_find_u32(&f, MBX_F_HANDLE, &u);

@@ -78,6 +78,8 @@ MBX_EXTERN(int64_t) mbx_stat_mtime_ns(const mbx_stat *st);
 /** @brief Owner as seen inside the sandbox. */
 MBX_EXTERN(uint32_t) mbx_stat_uid(const mbx_stat *st);
 MBX_EXTERN(uint32_t) mbx_stat_gid(const mbx_stat *st);
+/** @brief Where a symlink points (as stored, not resolved); borrowed, NULL when not a symlink. */
+MBX_EXTERN(const char *) mbx_stat_symlink_target(const mbx_stat *st);
 MBX_EXTERN(void) mbx_stat_free(mbx_stat *st);
 
 /**
@@ -92,12 +94,21 @@ MBX_EXTERN(mbx_file_type_t) mbx_dir_type(const mbx_dir *dir, size_t i);
 MBX_EXTERN(uint64_t) mbx_dir_size(const mbx_dir *dir, size_t i);
 /** @brief 1 when entry i is a symbolic link (its type is then MBX_FILE_SYMLINK). */
 MBX_EXTERN(int) mbx_dir_is_symlink(const mbx_dir *dir, size_t i);
+/** @brief Where entry i points when it is a symlink (as stored, not resolved); borrowed, else NULL. */
+MBX_EXTERN(const char *) mbx_dir_symlink_target(const mbx_dir *dir, size_t i);
 MBX_EXTERN(void) mbx_dir_free(mbx_dir *dir);
 
 /** @brief Creates a directory (with its missing parents when `parents` is non-zero). */
 MBX_EXTERN(int) mbx_sandbox_mkdir(mbx_sandbox *sb, const char *path, uint32_t mode, int parents, mbx_error **err);
 /** @brief Removes a file or an empty directory, or a whole tree when `recursive` is non-zero. */
 MBX_EXTERN(int) mbx_sandbox_remove(mbx_sandbox *sb, const char *path, int recursive, mbx_error **err);
+/**
+ * @brief Makes the symlink `path` pointing at `target`, which is stored as
+ *        given (1 to 4095 bytes, relative or absolute) and never resolved
+ *        here: like every path, it resolves inside the sandbox when used.
+ * @return MBX_OK, MBX_EEXIST when `path` exists, MBX_EINVAL for a bad target
+ */
+MBX_EXTERN(int) mbx_sandbox_symlink(mbx_sandbox *sb, const char *target, const char *path, mbx_error **err);
 /** @brief Renames within the sandbox (replacing the target like rename(2)). */
 MBX_EXTERN(int) mbx_sandbox_rename(mbx_sandbox *sb, const char *from, const char *to, mbx_error **err);
 

@@ -80,6 +80,32 @@ MBX_EXTERN(void) mbx_config_set_network_allow_private(mbx_config *cfg, int allow
  */
 MBX_EXTERN(int) mbx_config_add_ca_file(mbx_config *cfg, const char *pem_path, mbx_error **err);
 
+/**
+ * @brief Adds an HTTP rule: which methods and paths of a host may be used.
+ *
+ * `rule` is `[allow|deny] METHODS HOST[:PORT][/PATH]`: METHODS is `*` or a
+ * comma-separated list (`GET,HEAD`), HOST an allow-list entry (a name,
+ * `*.suffix` or an IP literal, with an optional port), PATH a pattern from
+ * the first `/` in which `*` matches any run of characters, `/` included
+ * (no PATH: any path). Without `allow` or `deny` the rule allows.
+ *
+ * Rules narrow, they never widen: a host must still be in the allow list.
+ * For a host that has rules, the request's path (without the query,
+ * percent escapes decoded) is checked: deny rules first, then an allow rule
+ * must match, else the request is refused (403 from the proxy, MBX_EDENIED
+ * from mbx_sandbox_http_request()). Paths a server might read differently
+ * (`.` or `..` segments, escaped `/`, `.`, `\`, `%`, a backslash, control
+ * characters) are refused. Hosts without rules are as before.
+ *
+ * Only plain HTTP through the proxy and mbx_sandbox_http_request() (which
+ * makes its TLS connections itself) can be inspected: a CONNECT tunnel is
+ * opaque, so a host with rules is not reachable by CONNECT (HTTPS through
+ * the proxy). Paths match case-sensitively.
+ *
+ * @return MBX_OK, or MBX_EINVAL for a malformed rule
+ */
+MBX_EXTERN(int) mbx_config_add_http_rule(mbx_config *cfg, const char *rule, mbx_error **err);
+
 /** A limit of the proxy and of HTTP requests, for mbx_config_set_network_limit(). */
 typedef uint8_t mbx_net_limit_t;
 /** Bytes a request may send: head plus body, or everything sent up a CONNECT tunnel. Default 64 MiB. */

@@ -23,11 +23,24 @@
 
 /* Entries per FILE_DIR frame: far below the frame limit even for 255-byte names. */
 #define DIR_BATCH 1024
+/* Bytes of a FILE_DIR frame after which the batch ends (symlink targets make entries up to ~4.4 KiB). */
+#define DIR_BATCH_BYTES (MBX_PROTO_MAX_BODY / 2)
+
+/* Adds the target of the symlink `name` below `dirfd` (AT_FDCWD: a path) as MBX_F_TARGET; nothing when unreadable. */
+static void put_target(struct mbx_wbuf *out, int dirfd, const char *name)
+{
+	char target[MBX_PROTO_TARGET_MAX + 1];
+	ssize_t n = readlinkat(dirfd, name, target, sizeof(target));
+
+	if (n > 0 && (size_t)n <= MBX_PROTO_TARGET_MAX)
+		mbx_proto_put(out, MBX_F_TARGET, target, (size_t)n);
+}
 
 struct file_req {
 	uint32_t fop;
 	char path[4096];
 	char path2[4096];
+	char target[MBX_PROTO_TARGET_MAX + 1];
 	uint32_t mode;
 	uint32_t flags;
 	uint32_t handle;
@@ -69,6 +82,14 @@ static int parse(const struct mbx_frame *f, struct file_req *r)
 		case MBX_F_FOP: bad = mbx_field_u32(v, n, &r->fop); break;
 		case MBX_F_PATH: bad = take_path(r->path, sizeof(r->path), v, n); break;
 		case MBX_F_PATH2: bad = take_path(r->path2, sizeof(r->path2), v, n); break;
+		case MBX_F_TARGET:
+			/* Taken as is: a relative target is relative to the link, not to /workspace. */
+			bad = n == 0 || n > MBX_PROTO_TARGET_MAX || memchr(v, '\0', n) != NULL;
+			if (!bad) {
+				memcpy(r->target, v, n);
+				r->target[n] = '\0';
+			}
+			break;
 		case MBX_F_MODE: bad = mbx_field_u32(v, n, &r->mode); break;
 		case MBX_F_FLAGS: bad = mbx_field_u32(v, n, &r->flags); break;
 		case MBX_F_HANDLE: bad = mbx_field_u32(v, n, &r->handle); r->have_handle = 1; break;
@@ -174,6 +195,8 @@ static void do_list(struct agent_state *st, uint32_t id, const struct file_req *
 		return;
 	}
 	mbx_proto_begin(&st->out, MBX_MSG_FILE_DIR, id);
+	size_t start = st->out.len;
+
 	while ((de = readdir(d)) != NULL) {
 		struct stat sb;
 		size_t at;
@@ -182,7 +205,7 @@ static void do_list(struct agent_state *st, uint32_t id, const struct file_req *
 			continue;
 		if (index++ < r->offset)
 			continue;
-		if (sent == DIR_BATCH) {
+		if (sent == DIR_BATCH || st->out.len - start > DIR_BATCH_BYTES) {
 			more = 1;
 			break;
 		}
@@ -193,8 +216,10 @@ static void do_list(struct agent_state *st, uint32_t id, const struct file_req *
 		mbx_proto_put_u32(&st->out, MBX_F_FTYPE, type_of(sb.st_mode));
 		mbx_proto_put_u64(&st->out, MBX_F_SIZE, (uint64_t)sb.st_size);
 		mbx_proto_put_u32(&st->out, MBX_F_MODE, sb.st_mode & 07777);
-		if (S_ISLNK(sb.st_mode))
+		if (S_ISLNK(sb.st_mode)) {
 			mbx_proto_put_u32(&st->out, MBX_F_FLAGS, 1);
+			put_target(&st->out, dirfd(d), de->d_name);
+		}
 		mbx_proto_nest_end(&st->out, at);
 		sent++;
 	}
@@ -383,6 +408,8 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 				  (uint64_t)((int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec));
 		mbx_proto_put_u32(&st->out, MBX_F_UID, sb.st_uid);
 		mbx_proto_put_u32(&st->out, MBX_F_GID, sb.st_gid);
+		if (S_ISLNK(sb.st_mode))
+			put_target(&st->out, AT_FDCWD, r->path);
 		mbx_proto_end(&st->out);
 		break;
 	case MBX_FOP_LIST:
@@ -405,6 +432,17 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 			break;
 		}
 		if (S_ISDIR(sb.st_mode)) {
+			/* The same directories spelt otherwise ("/workspace/..", "/a/../"). */
+			char *real = realpath(r->path, NULL);
+			int needed = real && (strcmp(real, "/") == 0 || strcmp(real, "/workspace") == 0);
+
+			free(real);
+			if (needed) {
+				agent_send_error(st, id, MBX_EPERM, 0, NULL, "remove `%s`: the sandbox needs it", r->path);
+				break;
+			}
+		}
+		if (S_ISDIR(sb.st_mode)) {
 			if (r->flags & 1) {
 				int dfd = open(r->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
@@ -418,6 +456,17 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 			}
 		} else if (unlink(r->path) < 0) {
 			fail(st, id, "remove", r->path);
+			break;
+		}
+		ok(st, id, -1, 0, 0);
+		break;
+	case MBX_FOP_SYMLINK:
+		if (r->target[0] == '\0') {
+			agent_send_error(st, id, MBX_EINVAL, 0, NULL, "symlink `%s`: no target", r->path);
+			break;
+		}
+		if (symlink(r->target, r->path) < 0) {
+			fail(st, id, "make the symlink", r->path);
 			break;
 		}
 		ok(st, id, -1, 0, 0);

@@ -180,7 +180,7 @@ int mbx_config_add_allowed_domain(mbx_config *cfg, const char *domain, mbx_error
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "allowed domain is NULL");
 	if (!mbx__net_allow_entry_ok(domain))
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL,
-				      "allowed domain `%s` is not a host name or IP address: use `example.com`, `*.example.com` or `192.0.2.1`",
+				      "allowed domain `%s` is not a host name or IP address with an optional port: use `example.com`, `*.example.com`, `192.0.2.1` or `example.com:443`",
 				      domain);
 	nd = realloc(cfg->domains, (cfg->ndomains + 1) * sizeof(char *));
 	if (nd == NULL)

@@ -19,7 +19,8 @@
 #define FILE_DEADLINE_US (60u * 1000000u)
 
 struct mbx_stat {
-	struct mbx_file_info info;
+	struct mbx_file_info info;	/* info.target is not used: see target */
+	char *target;			/* a symlink's target, or NULL */
 };
 
 struct mbx_dir_entry {
@@ -27,6 +28,7 @@ struct mbx_dir_entry {
 	mbx_file_type_t type;
 	uint64_t size;
 	int symlink;
+	char *target;	/* or NULL */
 };
 
 struct mbx_dir {
@@ -153,6 +155,29 @@ int mbx_sandbox_mkdir(mbx_sandbox *sb, const char *path, uint32_t mode, int pare
 int mbx_sandbox_remove(mbx_sandbox *sb, const char *path, int recursive, mbx_error **err)
 {
 	return simple(sb, MBX_FOP_REMOVE, path, NULL, 0, recursive ? 1 : 0, "the file API", err);
+}
+
+int mbx_sandbox_symlink(mbx_sandbox *sb, const char *target, const char *path, mbx_error **err)
+{
+	struct mbx_client *c;
+	struct mbx_frame f;
+	const char *root;
+	uint32_t id;
+	int rc;
+
+	MBX_CHECK_ARG(target != NULL, err);
+	if (target[0] == '\0' || strlen(target) > MBX_PROTO_TARGET_MAX)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "a symlink target must be 1 to %u bytes",
+				      MBX_PROTO_TARGET_MAX);
+	rc = begin_path(sb, path, &c, &root, err);
+	if (rc < 0)
+		return rc;
+	if (root)
+		return mbx__host_symlink(root, target, path, err);
+	id = begin(c, MBX_FOP_SYMLINK);
+	mbx_proto_put_str(&c->wb, MBX_F_PATH, path);
+	mbx_proto_put_str(&c->wb, MBX_F_TARGET, target);
+	return finish(sb, c, id, MBX_MSG_OK, &f, err);
 }
 
 int mbx_sandbox_rename(mbx_sandbox *sb, const char *from, const char *to, mbx_error **err)
@@ -436,10 +461,13 @@ int mbx_sandbox_stat(mbx_sandbox *sb, const char *path, mbx_stat **out, mbx_erro
 		if (st == NULL)
 			return mbx__error_oom(err);
 		rc = mbx__host_stat(root, path, &st->info, err);
+		if (rc == MBX_OK && st->info.ftype == MBX_FILE_SYMLINK)
+			rc = mbx__host_readlink(root, path, &st->target, err);
 		if (rc < 0) {
 			free(st);
 			return rc;
 		}
+		st->info.target = NULL;
 		*out = st;
 		return MBX_OK;
 	}
@@ -456,6 +484,15 @@ int mbx_sandbox_stat(mbx_sandbox *sb, const char *path, mbx_stat **out, mbx_erro
 		c->broken = 1;
 		return mbx__sandbox_after(sb, c, mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed stat"), err);
 	}
+	/* The target points into the frame: keep a copy. */
+	if (st->info.target != NULL) {
+		st->target = strndup((const char *)st->info.target, st->info.target_len);
+		st->info.target = NULL;
+		if (st->target == NULL) {
+			free(st);
+			return mbx__error_oom(err);
+		}
+	}
 	*out = st;
 	return MBX_OK;
 }
@@ -466,7 +503,15 @@ uint32_t mbx_stat_mode(const mbx_stat *st) { return st ? st->info.mode : 0; }
 int64_t mbx_stat_mtime_ns(const mbx_stat *st) { return st ? st->info.mtime_ns : 0; }
 uint32_t mbx_stat_uid(const mbx_stat *st) { return st ? st->info.uid : 0; }
 uint32_t mbx_stat_gid(const mbx_stat *st) { return st ? st->info.gid : 0; }
-void mbx_stat_free(mbx_stat *st) { free(st); }
+const char *mbx_stat_symlink_target(const mbx_stat *st) { return st ? st->target : NULL; }
+
+void mbx_stat_free(mbx_stat *st)
+{
+	if (st == NULL)
+		return;
+	free(st->target);
+	free(st);
+}
 
 /* Listings larger than this many entries are refused rather than held. */
 #define DIR_MAX_ENTRIES 1000000u
@@ -488,6 +533,14 @@ static int dir_add(const struct mbx_file_info *info, void *arg)
 	d->e[d->n].type = (mbx_file_type_t)info->ftype;
 	d->e[d->n].size = info->size;
 	d->e[d->n].symlink = (info->flags & 1) != 0;
+	d->e[d->n].target = NULL;
+	if (info->target != NULL) {
+		d->e[d->n].target = strndup((const char *)info->target, info->target_len);
+		if (d->e[d->n].target == NULL) {
+			free(d->e[d->n].name);
+			return -2;
+		}
+	}
 	d->n++;
 	return 0;
 }
@@ -555,13 +608,16 @@ const char *mbx_dir_name(const mbx_dir *d, size_t i) { return (d && i < d->n) ? 
 mbx_file_type_t mbx_dir_type(const mbx_dir *d, size_t i) { return (d && i < d->n) ? d->e[i].type : 0; }
 uint64_t mbx_dir_size(const mbx_dir *d, size_t i) { return (d && i < d->n) ? d->e[i].size : 0; }
 int mbx_dir_is_symlink(const mbx_dir *d, size_t i) { return (d && i < d->n) ? d->e[i].symlink : 0; }
+const char *mbx_dir_symlink_target(const mbx_dir *d, size_t i) { return (d && i < d->n) ? d->e[i].target : NULL; }
 
 void mbx_dir_free(mbx_dir *d)
 {
 	if (d == NULL)
 		return;
-	for (size_t i = 0; i < d->n; i++)
+	for (size_t i = 0; i < d->n; i++) {
 		free(d->e[i].name);
+		free(d->e[i].target);
+	}
 	free(d->e);
 	free(d);
 }

@@ -344,6 +344,7 @@ int mbx__host_list(const char *root, const char *path, int (*fn)(const struct mb
 		return mbx__error_oom(err);
 	}
 	while ((de = readdir(d)) != NULL) {
+		char target[MBX_PROTO_TARGET_MAX + 1];
 		struct mbx_file_info fi;
 		struct stat sb;
 
@@ -354,6 +355,14 @@ int mbx__host_list(const char *root, const char *path, int (*fn)(const struct mb
 		fill_info(&sb, &fi);
 		fi.name = (const uint8_t *)de->d_name;
 		fi.name_len = (uint32_t)strlen(de->d_name);
+		if (S_ISLNK(sb.st_mode)) {
+			ssize_t n = readlinkat(dirfd(d), de->d_name, target, sizeof(target));
+
+			if (n > 0 && (size_t)n <= MBX_PROTO_TARGET_MAX) {
+				fi.target = (const uint8_t *)target;
+				fi.target_len = (uint32_t)n;
+			}
+		}
 		rc = fn(&fi, arg);
 		if (rc != 0)
 			break;
@@ -481,5 +490,50 @@ int mbx__host_rename(const char *root, const char *from, const char *to, mbx_err
 		close(r2);
 	free(rel1);
 	free(rel2);
+	return rc;
+}
+
+int mbx__host_readlink(const char *root, const char *path, char **out, mbx_error **err)
+{
+	char *rel = NULL, buf[MBX_PROTO_TARGET_MAX + 1];
+	const char *base;
+	int rootfd, dfd, rc;
+	ssize_t n;
+
+	*out = NULL;
+	rc = open_parent(root, path, &rootfd, &dfd, &rel, &base, err);
+	if (rc < 0)
+		return rc;
+	n = readlinkat(dfd, base, buf, sizeof(buf));
+	if (n < 0 || (size_t)n > MBX_PROTO_TARGET_MAX) {
+		if (n >= 0)
+			errno = ENAMETOOLONG;
+		rc = fail(err, "read the symlink", path);
+	} else {
+		*out = strndup(buf, (size_t)n);
+		if (*out == NULL)
+			rc = mbx__error_oom(err);
+	}
+	close(dfd);
+	close(rootfd);
+	free(rel);
+	return rc;
+}
+
+int mbx__host_symlink(const char *root, const char *target, const char *path, mbx_error **err)
+{
+	char *rel = NULL;
+	const char *base;
+	int rootfd, dfd, rc;
+
+	/* The link is made below the root; what it points at is only ever resolved beneath it too. */
+	rc = open_parent(root, path, &rootfd, &dfd, &rel, &base, err);
+	if (rc < 0)
+		return rc;
+	if (symlinkat(target, dfd, base) < 0)
+		rc = fail(err, "make the symlink", path);
+	close(dfd);
+	close(rootfd);
+	free(rel);
 	return rc;
 }

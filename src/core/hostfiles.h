@@ -25,3 +25,7 @@ int mbx__host_list(const char *root, const char *path, int (*fn)(const struct mb
 int mbx__host_mkdir(const char *root, const char *path, uint32_t mode, int parents, mbx_error **err);
 int mbx__host_remove(const char *root, const char *path, int recursive, mbx_error **err);
 int mbx__host_rename(const char *root, const char *from, const char *to, mbx_error **err);
+/* The target of the symlink `path` (not followed): *out malloc'd. */
+int mbx__host_readlink(const char *root, const char *path, char **out, mbx_error **err);
+/* Makes the symlink `path` pointing at `target`, taken as is. */
+int mbx__host_symlink(const char *root, const char *target, const char *path, mbx_error **err);

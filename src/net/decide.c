@@ -148,11 +148,12 @@ static size_t filter_addrs(const mbx_config *cfg, struct mbx_netaddr *a, size_t 
 }
 
 enum mbx_net_verdict_internal mbx__net_decide(const mbx_config *cfg, const struct mbx_net_hooks *hooks,
-					      const struct mbx_host *host, struct mbx_net_decision *d)
+					      const struct mbx_host *host, uint16_t port, struct mbx_net_decision *d)
 {
 	const struct mbx_netaddr *ovr;
 	const char *rule = NULL;
 	size_t n = 0;
+	int port_refused = 0;
 
 	memset(d, 0, sizeof(*d));
 	if (hooks == NULL)
@@ -161,9 +162,13 @@ enum mbx_net_verdict_internal mbx__net_decide(const mbx_config *cfg, const struc
 	case MBX_NETWORK_ALLOW_ALL:
 		break;
 	case MBX_NETWORK_ALLOW_DOMAINS:
-		if (!mbx__net_host_allowed(cfg, host, &rule)) {
-			snprintf(d->reason, sizeof(d->reason), "%s `%.120s` is not in the allow list",
-				 host->kind == MBX_HOST_NAME ? "host" : "IP literal", host->name);
+		if (!mbx__net_host_allowed(cfg, host, port, &rule, &port_refused)) {
+			if (port_refused)
+				snprintf(d->reason, sizeof(d->reason), "port %u of `%.120s` is not in the allow list",
+					 (unsigned)port, host->name);
+			else
+				snprintf(d->reason, sizeof(d->reason), "%s `%.120s` is not in the allow list",
+					 host->kind == MBX_HOST_NAME ? "host" : "IP literal", host->name);
 			return MBX_NETV_DENIED;
 		}
 		break;

@@ -365,7 +365,7 @@ static int one_hop(mbx_sandbox *sb, const char *method, const char *url, struct 
 	if (rc < 0)
 		return rc;
 
-	switch (mbx__net_decide(cfg, NULL, &host, &d)) {
+	switch (mbx__net_decide(cfg, NULL, &host, port, &d)) {
 	case MBX_NETV_OK:
 		break;
 	case MBX_NETV_UNRESOLVED:
@@ -377,6 +377,22 @@ static int one_hop(mbx_sandbox *sb, const char *method, const char *url, struct 
 		log_hop(sb, method, &host, port, d.address, MBX_NET_DENIED, 0, d.reason, 0, 0);
 		rc = mbx__error_set(err, MBX_EDENIED, 0, "network", "%s %s denied: %s", method, norm, d.reason);
 		goto out;
+	}
+	{
+		/* HTTP rules see the origin-form target of the normalized URL. */
+		const char *t = strstr(norm, "://"), *frag;
+		char why[192];
+
+		t = t ? strchr(t + 3, '/') : NULL;
+		if (t == NULL)
+			t = "/";
+		frag = strchr(t, '#');
+		if (mbx__net_http_check(cfg, &host, port, 0, method, strlen(method), t,
+					frag ? (size_t)(frag - t) : strlen(t), why, sizeof(why)) < 0) {
+			log_hop(sb, method, &host, port, NULL, MBX_NET_DENIED, 0, why, 0, 0);
+			rc = mbx__error_set(err, MBX_EDENIED, 0, "network", "%s %s denied: %s", method, norm, why);
+			goto out;
+		}
 	}
 	if (left == 0) {
 		rc = mbx__error_set(err, MBX_ETIMEDOUT, 0, "network", "%s %s: time limit reached", method, norm);

@@ -87,10 +87,17 @@ int mbx__ipv4_parse_loose(const char *s, size_t n, struct in_addr *out);
 int mbx__authority_parse(const char *s, size_t n, uint16_t default_port, struct mbx_host *host, uint16_t *port,
 			 const char **why);
 
-/* Whether the config's allow list admits the host; *rule names the entry
- * that did (borrowed from cfg). Names match entries exactly or below a
- * "*.suffix" entry; IP literals match only an equal literal entry. */
-int mbx__net_host_allowed(const mbx_config *cfg, const struct mbx_host *h, const char **rule);
+/* Whether the config's allow list admits the host on `port`; *rule names
+ * the entry that did (borrowed from cfg). Names match entries exactly or
+ * below a "*.suffix" entry; IP literals match only an equal literal entry.
+ * An entry with a port ("example.com:443", "[2001:db8::1]:443") admits that
+ * port only; *port_refused (when not NULL) is set when the host matched an
+ * entry whose port differs. */
+int mbx__net_host_allowed(const mbx_config *cfg, const struct mbx_host *h, uint16_t port, const char **rule,
+			  int *port_refused);
+
+/* One allow-list entry (or the host part of an HTTP rule) against a host and port, as above. */
+int mbx__net_entry_matches(const char *entry, const struct mbx_host *h, uint16_t port, int *port_refused);
 
 enum mbx_addr_class {
 	MBX_ADDR_PUBLIC,  /* globally routable */
@@ -120,7 +127,39 @@ struct mbx_netcfg {
 	char *ca_pem; /* concatenated PEM text of the added files, or NULL */
 	size_t ca_len;
 	uint64_t limit[MBX_NET_LIMIT_MAX + 1]; /* 0: the default */
+	struct mbx_http_rule *rules;          /* in the order given */
+	size_t nrules;
 };
+
+/* ==== rules.c ==== */
+
+/* One HTTP rule: "[allow|deny] METHOD[,METHOD...]|* HOST[:PORT][/PATH]". */
+struct mbx_http_rule {
+	int deny;
+	char *methods; /* "GET,POST" or "*"; owned */
+	char *host;    /* an allow-list entry: name, *.suffix or literal, optional :port; owned */
+	char *path;    /* a glob from '/', `*` matching any run of characters; owned */
+	char *text;    /* the rule as given, for reasons; owned */
+};
+
+void mbx__http_rule_free(struct mbx_http_rule *r);
+/* Copies a rule; MBX_OK or MBX_ENOMEM. */
+int mbx__http_rule_dup(const struct mbx_http_rule *src, struct mbx_http_rule *out);
+
+/* Whether any HTTP rule names the host (on this port). */
+int mbx__net_has_http_rules(const mbx_config *cfg, const struct mbx_host *h, uint16_t port);
+
+/*
+ * The HTTP rules for one request: `connect` for a CONNECT tunnel (its
+ * requests cannot be seen, so a host with rules is refused), else the
+ * method and the request target (origin form, "/path?query"). Deny rules
+ * are looked at first; then, when the host has rules, an allow rule must
+ * match. A host without rules is left to the allow list. Returns 0 to go
+ * ahead, or -1 with the reason written to `why`.
+ */
+int mbx__net_http_check(const mbx_config *cfg, const struct mbx_host *h, uint16_t port, int connect,
+			const char *method, size_t method_len, const char *target, size_t target_len, char *why,
+			size_t whylen);
 
 /* A limit of the config, default applied. */
 uint64_t mbx__net_limit(const mbx_config *cfg, mbx_net_limit_t which);
@@ -164,7 +203,7 @@ struct mbx_net_decision {
  * used.
  */
 enum mbx_net_verdict_internal mbx__net_decide(const mbx_config *cfg, const struct mbx_net_hooks *hooks,
-					      const struct mbx_host *host, struct mbx_net_decision *d);
+					      const struct mbx_host *host, uint16_t port, struct mbx_net_decision *d);
 
 /* The default hooks: getaddrinfo() and a non-blocking connect() with a
  * timeout (stop_fd, when >= 0, aborts the wait when it becomes readable). */

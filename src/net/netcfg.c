@@ -22,6 +22,9 @@ void mbx__netcfg_free(struct mbx_netcfg *n)
 	for (size_t i = 0; i < n->novr; i++)
 		free(n->ovr[i].name);
 	free(n->ovr);
+	for (size_t i = 0; i < n->nrules; i++)
+		mbx__http_rule_free(&n->rules[i]);
+	free(n->rules);
 	free(n->ca_pem);
 	free(n);
 }
@@ -40,6 +43,16 @@ int mbx__netcfg_dup(const struct mbx_netcfg *src, struct mbx_netcfg **out)
 	n->ovr = NULL;
 	n->novr = 0;
 	n->ca_pem = NULL;
+	n->rules = NULL;
+	n->nrules = 0;
+	if (src->nrules) {
+		n->rules = calloc(src->nrules, sizeof(*n->rules));
+		if (n->rules == NULL)
+			goto oom;
+		for (; n->nrules < src->nrules; n->nrules++)
+			if (mbx__http_rule_dup(&src->rules[n->nrules], &n->rules[n->nrules]) != MBX_OK)
+				goto oom;
+	}
 	if (src->novr) {
 		n->ovr = calloc(src->novr, sizeof(*n->ovr));
 		if (n->ovr == NULL)

@@ -286,31 +286,85 @@ int mbx__authority_parse(const char *s, size_t n, uint16_t default_port, struct 
 
 /* ==== the allow list ==== */
 
-int mbx__net_host_allowed(const mbx_config *cfg, const struct mbx_host *h, const char **rule)
+/*
+ * Splits an allow-list entry into its host part (d[0, *host_len)) and its
+ * port: "example.com:443", "[2001:db8::1]:443", "192.0.2.1:80". *port is 0
+ * for an entry without one (any port), and -1 is returned for a port that
+ * is not 1..65535. A bare IPv6 literal ("2001:db8::1") has no port.
+ */
+static int split_port(const char *d, size_t *host_len, uint16_t *port)
 {
+	const char *colon = strrchr(d, ':');
+	size_t len = strlen(d);
+	unsigned long v = 0;
+	const char *p;
+
+	*host_len = len;
+	*port = 0;
+	if (colon == NULL)
+		return 0;
+	/* A colon inside an unbracketed IPv6 literal is not a port separator. */
+	if (d[0] == '[' ? colon[-1] != ']' : memchr(d, ':', (size_t)(colon - d)) != NULL)
+		return 0;
+	if (colon[1] == '\0')
+		return -1;
+	for (p = colon + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || p - colon > 5)
+			return -1;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v == 0 || v > 65535)
+		return -1;
+	*host_len = (size_t)(colon - d);
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* Whether the host part d[0, dn) of an entry names h. */
+static int entry_host_matches(const char *d, size_t dn, const struct mbx_host *h)
+{
+	struct mbx_host e;
+	const char *why;
+	size_t hn, sn;
+
+	if (strncmp(d, "*.", 2) == 0) {
+		/* Wildcards cover names only, never literals. */
+		if (h->kind != MBX_HOST_NAME || mbx__host_parse(d + 2, dn - 2, 0, &e, &why) < 0 ||
+		    e.kind != MBX_HOST_NAME)
+			return 0;
+		hn = strlen(h->name);
+		sn = strlen(e.name);
+		return hn > sn + 1 && h->name[hn - sn - 1] == '.' && strcmp(h->name + hn - sn, e.name) == 0;
+	}
+	if (mbx__host_parse(d, dn, 1, &e, &why) < 0 || e.kind != h->kind)
+		return 0;
+	return strcmp(e.name, h->name) == 0;
+}
+
+int mbx__net_entry_matches(const char *d, const struct mbx_host *h, uint16_t port, int *port_refused)
+{
+	size_t dn;
+	uint16_t want;
+
+	if (split_port(d, &dn, &want) < 0 || !entry_host_matches(d, dn, h))
+		return 0;
+	/* An entry with a port admits that port only. */
+	if (want != 0 && want != port) {
+		if (port_refused)
+			*port_refused = 1;
+		return 0;
+	}
+	return 1;
+}
+
+int mbx__net_host_allowed(const mbx_config *cfg, const struct mbx_host *h, uint16_t port, const char **rule,
+			  int *port_refused)
+{
+	if (port_refused)
+		*port_refused = 0;
 	for (size_t i = 0; i < cfg->ndomains; i++) {
-		const char *d = cfg->domains[i];
-		struct mbx_host e;
-		const char *why;
-
-		if (strncmp(d, "*.", 2) == 0) {
-			size_t hn = strlen(h->name), sn;
-
-			/* Wildcards cover names only, never literals. */
-			if (h->kind != MBX_HOST_NAME || mbx__host_parse(d + 2, strlen(d + 2), 0, &e, &why) < 0 ||
-			    e.kind != MBX_HOST_NAME)
-				continue;
-			sn = strlen(e.name);
-			if (hn > sn + 1 && h->name[hn - sn - 1] == '.' && strcmp(h->name + hn - sn, e.name) == 0) {
-				*rule = d;
-				return 1;
-			}
-			continue;
-		}
-		if (mbx__host_parse(d, strlen(d), 1, &e, &why) < 0 || e.kind != h->kind)
-			continue;
-		if (strcmp(e.name, h->name) == 0) {
-			*rule = d;
+		if (mbx__net_entry_matches(cfg->domains[i], h, port, port_refused)) {
+			*rule = cfg->domains[i];
 			return 1;
 		}
 	}
@@ -422,8 +476,12 @@ int mbx__net_allow_entry_ok(const char *entry)
 {
 	struct mbx_host h;
 	const char *why;
+	size_t n;
+	uint16_t port;
 
+	if (split_port(entry, &n, &port) < 0)
+		return 0;
 	if (strncmp(entry, "*.", 2) == 0)
-		return mbx__host_parse(entry + 2, strlen(entry + 2), 0, &h, &why) == 0 && h.kind == MBX_HOST_NAME;
-	return mbx__host_parse(entry, strlen(entry), 1, &h, &why) == 0;
+		return n > 2 && mbx__host_parse(entry + 2, n - 2, 0, &h, &why) == 0 && h.kind == MBX_HOST_NAME;
+	return mbx__host_parse(entry, n, 1, &h, &why) == 0;
 }

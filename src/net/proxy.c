@@ -498,7 +498,7 @@ static void serve(struct conn *c)
 	struct dir up = { 0 }, down = { 0 };
 	const char *why = NULL, *cut;
 	int status = 0;
-	char *fwd = NULL;
+	char *fwd = NULL, rule_why[192];
 
 	snprintf(c->le.source, sizeof(c->le.source), "proxy");
 	if (c->busy) {
@@ -519,7 +519,7 @@ static void serve(struct conn *c)
 	snprintf(c->le.host, sizeof(c->le.host), "%s", r.host.name);
 	c->le.port = r.port;
 
-	switch (mbx__net_decide(p->cfg, &p->hooks, &r.host, &d)) {
+	switch (mbx__net_decide(p->cfg, &p->hooks, &r.host, r.port, &d)) {
 	case MBX_NETV_OK:
 		break;
 	case MBX_NETV_UNRESOLVED:
@@ -529,6 +529,12 @@ static void serve(struct conn *c)
 	default:
 		snprintf(c->le.address, sizeof(c->le.address), "%s", d.address);
 		decide_log(c, MBX_NET_DENIED, 403, d.reason);
+		return;
+	}
+	/* HTTP rules: by method and path for plain HTTP; a host with rules gets no tunnel. */
+	if (mbx__net_http_check(p->cfg, &r.host, r.port, r.connect, h.method, h.method_len, r.path, r.path_len,
+				rule_why, sizeof(rule_why)) < 0) {
+		decide_log(c, MBX_NET_DENIED, 403, rule_why);
 		return;
 	}
 	if (!r.connect && h.head_len + r.content_length > p->max_up) {

@@ -525,6 +525,11 @@ static int decode_file_fields(const uint8_t *body, uint32_t len, struct mbx_file
 			out->name = v;
 			out->name_len = n;
 			break;
+		case MBX_F_TARGET:
+			bad = n == 0 || n > MBX_PROTO_TARGET_MAX || memchr(v, '\0', n) != NULL;
+			out->target = v;
+			out->target_len = n;
+			break;
 		default:
 			break;
 		}

@@ -114,6 +114,7 @@ enum mbx_field_tag {
 	MBX_F_OFFSET = 51,    /* u64 */
 	MBX_F_SECCOMP_EXTRA = 52, /* raw struct sock_filter array, installed before MBX_F_SECCOMP */
 	MBX_F_SHM_LIMIT = 53, /* u64 bytes: SysV IPC sysctls of the sandbox's ipc namespace */
+	MBX_F_TARGET = 54,    /* a symlink's target: 1..MBX_PROTO_TARGET_MAX bytes, no NUL */
 };
 
 /* MBX_F_FLAGS bits of an EXIT message. */
@@ -140,10 +141,14 @@ enum mbx_fop {
 	MBX_FOP_MKDIR = 9,      /* PATH, MODE, FLAGS (1: parents) -> OK */
 	MBX_FOP_REMOVE = 10,    /* PATH, FLAGS (1: recursive) -> OK */
 	MBX_FOP_RENAME = 11,    /* PATH, PATH2 -> OK */
+	MBX_FOP_SYMLINK = 12,   /* PATH (the link to make), TARGET (as is, not resolved) -> OK */
 };
 
 /* Largest DATA of one FILE_DATA or FOP_WRITE frame. */
 #define MBX_PROTO_FILE_CHUNK (512u * 1024u)
+
+/* Longest symlink target a FILE_STAT, FILE_DIR entry or FOP_SYMLINK carries (PATH_MAX less the NUL). */
+#define MBX_PROTO_TARGET_MAX 4095u
 
 /* MBX_F_INIT_FLAGS bits. */
 #define MBX_INIT_ALLOW_DEGRADED (1u << 0)
@@ -282,6 +287,8 @@ struct mbx_file_info {
 	int64_t mtime_ns;
 	const uint8_t *name; /* FILE_DIR entries only */
 	uint32_t name_len;
+	const uint8_t *target; /* a symlink's target, or NULL; no NUL inside */
+	uint32_t target_len;
 };
 
 struct mbx_proc_info {

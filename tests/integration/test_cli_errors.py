@@ -120,7 +120,7 @@ def test_missing_relative_workdir_names_the_resolved_path(cli):
 
 def test_unknown_verb(cli):
     r = cli(["frobnicate"], timeout=30)
-    assert r.rc == 2, r
+    assert r.rc == 125, r
     assert "frobnicate" in r.stderr, r
 
 

@@ -8,6 +8,8 @@ import secrets
 import subprocess
 import time
 
+import pytest
+
 
 
 def test_stdout_streams_without_json(cli):
@@ -131,3 +133,73 @@ def test_code_from_argument_and_stdin(cli):
     assert r.rc == 0 and r.stdout == b"42\n", r
     r = cli.run("--code", "sh", stdin=b"echo from-stdin; exit 5")
     assert r.rc == 5 and r.stdout == b"from-stdin\n", r
+
+
+def test_binary_output_also_comes_as_base64(cli):
+    import base64
+    r, res = cli.json("--", "printf", "a\\377\\376b\\001\\n")
+    assert base64.b64decode(res["stdout_b64"]) == b"a\xff\xfeb\x01\n", res
+    assert "stderr_b64" not in res, "valid UTF-8 (here: empty) has no base64 twin"
+    r, res = cli.json("--", "printf", "h\\303\\251")
+    assert res["stdout"] == "h\u00e9" and "stdout_b64" not in res, res
+
+
+def test_version_forms(cli):
+    text = cli(["version"]).out
+    assert cli(["-V"]).out == text
+    r = cli(["version", "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "version": text.split()[1]}, r
+
+
+def test_docker_style_options(cli, host_tmp):
+    r, res = cli.json("-e", "FOO=bar", "-w", "/tmp", "-m", "256m", "--network", "none",
+                      "--", "sh", "-c", "echo $FOO; pwd")
+    assert res["stdout"] == "bar\n/tmp\n", res
+    # --cpus is --cpu (a quota needs cgroups, so only the parsing is checked here).
+    r = cli.run("--cpus", "0", "--", "true")
+    assert r.rc == 125 and "--cpu" in r.stderr and "greater than zero" in r.stderr, r
+    for mem in ["1g", "1.5G", "300MiB", "262144k", "300"]:
+        r = cli.run("--memory", mem, "--", "true")
+        assert r.rc == 0, (mem, r)
+    for bad, word in [("12q", "unknown unit"), ("0m", "greater than zero"), ("m", "not a number"),
+                      ("-1g", "greater than zero"), ("99999999999t", "too large")]:
+        r = cli.run("-m", bad, "--", "true")
+        assert r.rc == 125 and word in r.stderr and "--memory" in r.stderr, (bad, r)
+    src = os.path.join(host_tmp, "mnt-src")
+    os.mkdir(src)
+    with open(os.path.join(src, "f"), "w") as f:
+        f.write("mounted\n")
+    r, res = cli.json("-v", src + ":/data", "--", "cat", "/data/f")
+    assert res["stdout"] == "mounted\n", res
+
+
+def test_did_you_mean(cli):
+    r = cli(["exce", "x"])
+    assert r.rc == 125 and "unknown command `exce`" in r.stderr and "did you mean `mimobox exec`" in r.stderr, r
+    r = cli(["frobnicate"])
+    assert r.rc == 125 and "did you mean" not in r.stderr, r
+    r = cli.run("--timout", "5", "--", "true")
+    assert r.rc == 125 and "did you mean `--timeout`" in r.stderr, r
+    r = cli.run("--memroy", "5", "--", "true")
+    assert r.rc == 125 and "did you mean `--memory`" in r.stderr, r
+    r = cli(["ls", "--jsno", "x"])
+    assert r.rc == 125 and "did you mean `--json`" in r.stderr, r
+    r = cli.run("--zzzzzz", "--", "true")
+    assert r.rc == 125 and "did you mean" not in r.stderr, r
+
+
+@pytest.mark.parametrize("words", [
+    ["frobnicate"], ["version", "extra"], ["version", "--bad"], ["doctor", "--bad"], ["doctor", "extra"],
+    ["run", "--bad"], ["create", "--bad"], ["exec"], ["ps", "--bad"], ["cat", "x"], ["write", "x"], ["ls"],
+    ["stat", "x"], ["cp", "a"], ["mkdir", "x"], ["rm"], ["rm", "--bad", "x"], ["http", "x"], ["shell", "--bad"],
+], ids=" ".join)
+def test_every_usage_error_is_125(cli, words):
+    r = cli(words)
+    assert r.rc == 125 and "mimobox: error:" in r.stderr, r
+    if words != ["frobnicate"]:
+        assert "--help" in r.stderr, r
+
+
+def test_no_arguments_is_a_usage_error(cli):
+    r = cli([])
+    assert r.rc == 125 and "Usage: mimobox" in r.stderr, r

@@ -234,7 +234,8 @@ def test_usage_errors(cli, named):
     assert r.rc == 125 and r.json["ok"] is False and "no program" in r.json["error"]["message"], r
 
 
-@pytest.mark.parametrize("verb", ["create", "exec", "shell", "ps", "cat", "write", "ls", "stat", "cp", "rm", "http"])
+@pytest.mark.parametrize("verb", ["create", "exec", "shell", "ps", "cat", "write", "ls", "stat", "cp", "mkdir", "rm",
+                                  "http"])
 def test_help(cli, verb):
     r = cli([verb, "--help"])
     assert r.rc == 0 and r.out.startswith("Usage: mimobox " + verb), r
@@ -447,6 +448,28 @@ def test_wasm_named_sandbox(cli, named, doctor):
     assert r.rc == 125 and "wasm" in r.stderr, r
 
 
+def test_wasm_named_sandbox_links_and_dirs(cli, named, doctor, host_tmp):
+    """The file verbs of a wasm sandbox (host-side files, beneath the
+    workspace): mkdir, cp -r with a symlink, symlink targets, rm."""
+    if not doctor["backends"]["wasm"]["available"]:
+        must_work_skip("the wasm backend is not available: %s" % doctor["backends"]["wasm"]["reason"])
+    name = named("--isolation", "wasm")
+    src = os.path.join(host_tmp, "tree")
+    os.makedirs(os.path.join(src, "d"))
+    with open(os.path.join(src, "d", "f"), "w") as f:
+        f.write("x")
+    os.symlink("/etc/passwd", os.path.join(src, "d", "out"))
+    r = cli(["cp", "-r", src, name + ":/workspace/t", "--json"])
+    assert r.rc == 0 and r.json["symlinks"] == 1 and r.json["files"] == 1, r
+    assert cli(["stat", name, "t/d/out", "--json"]).json["target"] == "/etc/passwd"
+    # The link resolves beneath the workspace, never to the host's /etc/passwd.
+    r = cli(["cat", name, "t/d/out"])
+    assert r.rc == 1 and b"root:" not in r.stdout, r
+    assert cli(["mkdir", "-p", name, "a/b"]).rc == 0
+    assert cli(["rm", "-r", name + ":t"]).rc == 0
+    assert sorted(e["name"] for e in cli(["ls", name, "--json"]).json["entries"]) == ["a"]
+
+
 # ---------------------------------------------------------------------------
 # files
 
@@ -542,7 +565,7 @@ def test_ls_and_stat(cli, named):
     assert r.rc == 0, r
     entries = {e["name"]: e for e in r.json["entries"]}
     assert r.json["path"] == "/workspace" and list(entries) == ["a.txt", "link", "sub"], r.json
-    assert entries["a.txt"] == {"name": "a.txt", "type": "file", "size": 5, "symlink": False}
+    assert entries["a.txt"] == {"name": "a.txt", "type": "file", "size": 5, "symlink": False, "target": None}
     assert entries["sub"]["type"] == "directory" and entries["sub"]["symlink"] is False
     assert entries["link"]["type"] == "symlink" and entries["link"]["symlink"] is True
     text = cli(["ls", name, "/workspace"])
@@ -848,6 +871,28 @@ def test_shell_on_a_terminal(cli, named):
     assert wait_until(lambda: ps(cli)[name]["running"] == 0, 5), ps(cli)[name]
 
 
+def test_exec_tty(cli, named):
+    """exec -t: a terminal of this one's size, input forwarded, but the
+    sandbox's timeout still applies (unlike `shell`)."""
+    name = named("--timeout", "3")
+    t = Terminal(cli, ["exec", "-t", name, "--", "sh", "-c",
+                       "tty; stty size; read line; echo got-$line; exit 4"], rows=33, cols=90)
+    try:
+        t.expect(rb"/dev/pts/\d+\r\n33 90\r\n")
+        t.type(b"abc\r")
+        t.expect(rb"got-abc")
+        assert t.p.wait(timeout=15) == 4
+    finally:
+        t.close()
+    t = Terminal(cli, ["exec", "-t", name, "--", "sleep", "30"])
+    try:
+        assert t.p.wait(timeout=20) == 124, "the timeout of exec did not apply to exec -t"
+    finally:
+        t.close()
+    r = cli(["exec", "-t", "--json", name, "--", "true"])
+    assert r.rc == 125 and "-t cannot go with --json" in r.json["error"]["message"], r
+
+
 def test_shell_program_and_no_timeout(cli, named):
     name = named("--timeout", "1")
     t = Terminal(cli, ["shell", name, "--", "sh", "-c", "sleep 2; echo done-$((3*3)); exit 5"])
@@ -990,3 +1035,226 @@ def test_http_request(cli, user, host_tmp):
     assert out["inside"][:2] == [0, "hello /in\n"], out["inside"]
     assert out["rm"][0] == 0, out["rm"]
 
+
+
+# ---------------------------------------------------------------------------
+# cp -r, cp -, mkdir, rm NAME:PATH, write -p, --json of the file verbs
+
+
+def _tree(root):
+    """{relative path: (kind, mode, content)} of a host tree, links not followed."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, root)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", None, os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", stat.S_IMODE(st.st_mode), None)
+            elif stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    out[rel] = ("file", stat.S_IMODE(st.st_mode), f.read())
+            else:
+                out[rel] = ("other", stat.S_IMODE(st.st_mode), None)
+    return out
+
+
+def test_cp_recursive_both_ways(cli, named, host_tmp):
+    name = named()
+    src = os.path.join(host_tmp, "src")
+    os.makedirs(os.path.join(src, "sub", "deep"))
+    with open(os.path.join(src, "a.txt"), "wb") as f:
+        f.write(b"alpha\n")
+    os.chmod(os.path.join(src, "a.txt"), 0o751)
+    blob = os.urandom(300 << 10)
+    with open(os.path.join(src, "sub", "blob.bin"), "wb") as f:
+        f.write(blob)
+    os.chmod(os.path.join(src, "sub", "blob.bin"), 0o600)
+    with open(os.path.join(src, "sub", "deep", "empty"), "wb"):
+        pass
+    os.symlink("/etc/passwd", os.path.join(src, "outside-link"))
+    os.symlink("../a.txt", os.path.join(src, "sub", "rel-link"))
+    os.symlink("deep", os.path.join(src, "sub", "dir-link"))
+    os.mkfifo(os.path.join(src, "fifo"))
+
+    r = cli(["cp", "-r", src, name + ":/workspace/dst", "--json"])
+    assert r.rc == 0 and r.json["ok"] is True, r
+    assert r.json["files"] == 3 and r.json["directories"] == 3 and r.json["symlinks"] == 3, r.json
+    assert r.json["bytes"] == 6 + len(blob), r.json
+    skipped = {os.path.basename(s["path"]): s["reason"] for s in r.json["skipped"]}
+    assert set(skipped) == {"fifo"} and "not a regular" in skipped["fifo"], r.json
+    # Links are links with their own targets: nothing was followed.
+    st = cli(["stat", name, "/workspace/dst/outside-link", "--json"]).json
+    assert st["type"] == "symlink" and st["target"] == "/etc/passwd" and st["size"] == len("/etc/passwd"), st
+    ls = {e["name"]: e for e in cli(["ls", name, "dst/sub", "--json"]).json["entries"]}
+    assert ls["rel-link"]["target"] == "../a.txt" and ls["dir-link"]["target"] == "deep", ls
+    assert ls["dir-link"]["type"] == "symlink" and ls["blob.bin"]["target"] is None, ls
+    assert cli(["cat", name, "dst/sub/rel-link"]).stdout == b"alpha\n"
+    assert cli(["cat", name, "/workspace/dst/sub/blob.bin"]).stdout == blob
+    assert cli(["stat", name, "dst/a.txt", "--json"]).json["mode"] == "0751"
+    assert cli(["stat", name, "dst/sub/blob.bin", "--json"]).json["mode"] == "0600"
+    assert cli(["stat", name, "dst/sub/deep/empty", "--json"]).json["size"] == 0
+
+    # Into an existing directory: under the source's own name, as cp -r.
+    assert cli(["mkdir", name, "/workspace/into"]).rc == 0
+    r = cli(["cp", "-r", src, name + ":/workspace/into"])
+    assert r.rc == 0 and "skipped" in r.stderr and "fifo" in r.stderr, r
+    assert cli(["stat", name, "/workspace/into/src/sub/deep", "--json"]).json["type"] == "directory"
+
+    # And back, with a link and a fifo made inside the sandbox: skipped, never followed.
+    assert cli(["exec", name, "--", "sh", "-c", "cd /workspace/dst && ln -s /etc sub/etc-link && "
+                "mkfifo sub/pipe && chmod 0710 sub"]).rc == 0
+    back = os.path.join(host_tmp, "back")
+    r = cli(["cp", "-r", name + ":/workspace/dst", back, "--json"])
+    assert r.rc == 0, r
+    assert [os.path.basename(s["path"]) for s in r.json["skipped"]] == ["pipe"], r.json
+    got = _tree(back)
+    assert got["a.txt"] == ("file", 0o751, b"alpha\n"), got
+    assert got["sub/blob.bin"] == ("file", 0o600, blob)
+    assert got["sub"][:2] == ("dir", 0o710) and got["sub/deep/empty"][0] == "file", got
+    assert "sub/pipe" not in got, got
+    # Links came back as links with the same targets; /etc was not copied.
+    assert got["sub/etc-link"] == ("link", None, "/etc"), got
+    assert got["outside-link"] == ("link", None, "/etc/passwd") and got["sub/rel-link"][2] == "../a.txt", got
+    assert got["sub/dir-link"] == ("link", None, "deep") and not any(k.startswith("sub/etc-link/") for k in got)
+    # Into an existing host directory: under the source's own name.
+    outdir = os.path.join(host_tmp, "outdir")
+    os.mkdir(outdir)
+    assert cli(["cp", "-r", name + ":dst", outdir]).rc == 0
+    assert os.listdir(outdir) == ["dst"] and _tree(os.path.join(outdir, "dst")) == got
+
+
+def test_cp_recursive_refusals(cli, named, host_tmp):
+    name = named()
+    r = cli(["cp", host_tmp, name + ":x"])
+    assert r.rc == 1 and "cp -r" in r.stderr, r
+    r = cli(["cp", name + ":/workspace", os.path.join(host_tmp, "w")])
+    assert r.rc == 1 and "cp -r" in r.stderr, r
+    # A host file where a directory should go.
+    plain = os.path.join(host_tmp, "plain")
+    with open(plain, "w") as f:
+        f.write("x")
+    assert cli(["mkdir", name, "d"]).rc == 0
+    r = cli(["cp", "-r", name + ":d", plain])
+    assert r.rc == 1 and "Not a directory" in r.stderr, r
+    # A host symlink in the target's place is not written through.
+    os.symlink(host_tmp, os.path.join(host_tmp, "link"))
+    r = cli(["cp", "-r", name + ":d", os.path.join(host_tmp, "link", "x")])
+    assert r.rc == 0, r  # the link is a component the caller chose, as for cp(1)
+    os.makedirs(os.path.join(host_tmp, "t"))
+    os.makedirs(os.path.join(host_tmp, "elsewhere"))
+    os.chmod(os.path.join(host_tmp, "elsewhere"), 0o700)
+    os.symlink("../elsewhere", os.path.join(host_tmp, "t", "d"))
+    assert cli(["write", name, "d/inner"], stdin=b"x").rc == 0
+    r = cli(["cp", "-r", name + ":d", os.path.join(host_tmp, "t")])
+    assert r.rc == 1 and "Too many levels of symbolic links" in r.stderr, r
+    assert os.listdir(os.path.join(host_tmp, "elsewhere")) == [], "the copy went through a symlink"
+    assert stat.S_IMODE(os.stat(os.path.join(host_tmp, "elsewhere")).st_mode) == 0o700
+    # A file of the sandbox where a directory would go.
+    assert cli(["write", name, "f"], stdin=b"x").rc == 0
+    r = cli(["cp", "-r", host_tmp, name + ":f"])
+    assert r.rc == 1 and "not a directory" in r.stderr, r
+
+
+def test_cp_stdin_stdout(cli, named):
+    name = named()
+    data = os.urandom(200 << 10)
+    r = cli(["cp", "-", name + ":/workspace/in.bin", "--json"], stdin=data)
+    assert r.rc == 0 and r.json["files"] == 1 and r.json["bytes"] == len(data), r
+    assert cli(["stat", name, "in.bin", "--json"]).json["mode"] == "0644"
+    r = cli(["cp", name + ":in.bin", "-"])
+    assert r.rc == 0 and r.stdout == data, r.stderr
+    # stdin has no name to put into a directory.
+    r = cli(["cp", "-", name + ":/workspace"], stdin=b"x")
+    assert r.rc == 125 and "stdin has no file name" in r.stderr, r
+    r = cli(["cp", "-r", name + ":/workspace", "-"])
+    assert r.rc == 1 and "stdout" in r.stderr, r
+    r = cli(["cp", name + ":in.bin", "-", "--json"])
+    assert r.rc == 125 and r.json["ok"] is False, r
+
+
+def test_mkdir_and_write_parents(cli, named):
+    name = named()
+    r = cli(["mkdir", name, "/workspace/a/b"])
+    assert r.rc == 1 and "/workspace/a/b" in r.stderr, r
+    r = cli(["mkdir", name, "/workspace/a/b", "-p", "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "path": "/workspace/a/b"}, r
+    assert cli(["mkdir", name, "-p", "/workspace/a/b"]).rc == 0, "an existing directory is no error with -p"
+    r = cli(["mkdir", name, "/workspace/a"])
+    assert r.rc == 1 and "exists" in r.stderr, r
+    assert cli(["stat", name, "a/b", "--json"]).json["type"] == "directory"
+    r = cli(["write", name, "x/y/z.txt"], stdin=b"data")
+    assert r.rc == 1, r
+    r = cli(["write", "-p", name, "x/y/z.txt", "--json"], stdin=b"data")
+    assert r.rc == 0 and r.json == {"ok": True, "path": "x/y/z.txt", "bytes": 4}, r
+    assert cli(["cat", name, "/workspace/x/y/z.txt"]).stdout == b"data"
+
+
+def test_rm_path(cli, named):
+    name = named()
+    assert cli(["exec", name, "--", "sh", "-c", "mkdir -p /workspace/t/u && echo 1 > /workspace/t/u/f && "
+                "echo 2 > /workspace/g"]).rc == 0
+    r = cli(["rm", name + ":/workspace/g", "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "removed": [name + ":/workspace/g"], "absent": []}, r
+    r = cli(["rm", name + ":/workspace/t"])
+    assert r.rc == 1 and "not empty" in r.stderr, r
+    assert cli(["rm", "-r", name + ":t"]).rc == 0
+    assert cli(["stat", name, "/workspace/t"]).rc == 1
+    r = cli(["rm", name + ":/workspace/t"])
+    assert r.rc == 1 and "No such file" in r.stderr, r
+    r = cli(["rm", "-f", name + ":/workspace/t", "--json"])
+    assert r.rc == 0 and r.json["absent"] == [name + ":/workspace/t"], r
+    # The forms that could be taken for destroying the sandbox are refused.
+    r = cli(["rm", "-r", name])
+    assert r.rc == 125 and "drop -r" in r.stderr, r
+    r = cli(["rm", name + ":"])
+    assert r.rc == 125 and "no path" in r.stderr, r
+    for root in ["/", "..", "/workspace/../", "a/../../."]:
+        r = cli(["rm", "-r", name + ":" + root])
+        assert r.rc == 1 and "root" in r.stderr, (root, r)
+    assert ps(cli)[name]["state"] == "ready"
+    assert cli(["exec", name, "--", "true"]).rc == 0
+
+
+def test_rm_force_and_json(cli, named):
+    r = cli(["rm", "nosuch"])
+    assert r.rc == 125, r
+    r = cli(["rm", "-f", "nosuch", "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "removed": [], "absent": ["nosuch"]}, r
+    name = named()
+    r = cli(["rm", "--json", name])
+    assert r.rc == 0 and r.json == {"ok": True, "removed": [name], "absent": []}, r
+    assert name not in ps(cli)
+    r = cli(["rm", "--json", "nosuch"])
+    assert r.rc == 125 and r.json["ok"] is False and r.json["error"]["code"] == "not_found", r
+
+
+def test_cat_json_and_binary(cli, named):
+    name = named()
+    assert cli(["write", name, "t.txt"], stdin="héllo\n".encode()).rc == 0
+    r = cli(["cat", name, "t.txt", "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "path": "t.txt", "bytes": 7, "content": "héllo\n"}, r
+    raw = bytes(range(256))
+    assert cli(["write", name, "b.bin"], stdin=raw).rc == 0
+    j = cli(["cat", name, "b.bin", "--json"]).json
+    import base64
+    assert base64.b64decode(j["content_b64"]) == raw and j["bytes"] == 256, j
+    r = cli(["cat", name, "missing", "--json"])
+    assert r.rc == 1 and r.json["ok"] is False, r
+
+
+def test_ls_and_stat_show_symlink_targets(cli, named):
+    name = named()
+    assert cli(["exec", name, "--", "sh", "-c", "cd /workspace && echo x > f && ln -s f rel && "
+                "ln -s /nonexistent/target dangling && ln -s \"$(printf 'a\\tb')\" odd"]).rc == 0
+    text = cli(["ls", name]).out
+    assert re.search(r"^symlink\s+1\s+rel -> f$", text, re.M), text
+    assert re.search(r"^symlink\s+\d+\s+dangling -> /nonexistent/target$", text, re.M), text
+    assert re.search(r"^symlink\s+3\s+odd -> a\?b$", text, re.M), "control characters must not reach the terminal"
+    entries = {e["name"]: e for e in cli(["ls", name, "--json"]).json["entries"]}
+    assert entries["odd"]["target"] == "a\tb" and entries["f"]["target"] is None, entries
+    st = cli(["stat", name, "dangling"])
+    assert st.rc == 0 and "type:  symlink" in st.out and "target: /nonexistent/target" in st.out, st
+    assert cli(["stat", name, "f", "--json"]).json["target"] is None

@@ -10,6 +10,8 @@ servers), or inside a network namespace a test makes (root only), where
 addresses that count as public can exist without any real network.
 """
 import json
+import re
+import secrets
 import os
 import shutil
 import socket
@@ -104,7 +106,8 @@ def make_sandbox(api, guard):
 
 @pytest.fixture(scope="session")
 def tls_files(base_tmp):
-    """A test CA and a server certificate for *.example.test, made with the
+    """A test CA and a server certificate for *.example.test (and
+    api.example.invalid, for the CLI tests), made with the
     openssl command now."""
     if shutil.which("openssl") is None:
         must_work_skip("the openssl command is not installed")
@@ -120,7 +123,7 @@ def tls_files(base_tmp):
     ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
          "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=api.example.test")
     with open(os.path.join(d, "ext.cnf"), "w") as f:
-        f.write("subjectAltName=DNS:api.example.test,DNS:*.example.test,DNS:localhost\n"
+        f.write("subjectAltName=DNS:api.example.test,DNS:*.example.test,DNS:localhost,DNS:api.example.invalid\n"
                 "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
     ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
          "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
@@ -732,3 +735,192 @@ def test_rebinding_and_public_destinations(user, guard, tmp_path):
     assert res["private_hits"] == [] and res["meta_hits"] == [], res
     reasons = {e["host"]: e["reason"] for e in res["log"] if e["verdict"] == "denied"}
     assert "loopback" in reasons["rebind.test"] and "metadata" in reasons["meta.test"] and "NAT64" in reasons["nat64.test"], reasons
+
+
+# ---------------------------------------------------------------------------
+# The network flags of the CLI: --add-host, --allow-private, --ca-file,
+# --net-limit, run --audit, and `http` with them. Names under .invalid,
+# pointed at servers on this host's loopback.
+
+CLI_NET = ["--network", "allow:api.example.invalid", "--add-host", "api.example.invalid:127.0.0.1",
+           "--add-host", "denied.invalid:127.0.0.1"]
+
+
+def test_cli_add_host_allow_private_and_audit(cli, web):
+    curl = ("curl -sS -o - -w ' %%{http_code}\\n' --max-time 5 http://api.example.invalid:%d/hello; "
+            "curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 http://denied.invalid:%d/" % (web.port, web.port))
+    r, res = cli.json(*CLI_NET, "--allow-private", "--audit", "--", "sh", "-c", curl)
+    assert res["stdout"] == "plain api.example.invalid:%d /hello\n 200\n403" % web.port, res
+    log = res["network_log"]
+    assert [(e["host"], e["verdict"], e["source"]) for e in log] == [
+        ("api.example.invalid", "allowed", "proxy"), ("denied.invalid", "denied", "proxy")], log
+    assert log[0]["port"] == web.port and log[0]["address"] == "127.0.0.1" and log[0]["status"] == 200, log
+    assert log[0]["method"] == "GET" and log[0]["bytes_down"] > 0 and "allow" in log[0]["reason"], log
+    assert res["network_log_dropped"] == 0
+    assert len(web.hits) == 1, web.hits
+    # The same without --allow-private: the loopback address is refused, and the log says so.
+    r, res = cli.json(*CLI_NET, "--audit", "--", "sh", "-c", curl)
+    assert res["stdout"].endswith("403"), res
+    assert res["network_log"][0]["verdict"] == "denied" and "127.0.0.1" in res["network_log"][0]["reason"], res
+    assert len(web.hits) == 1, "a private destination was reached without --allow-private"
+    # Text mode: one line per entry on stderr.
+    r = cli.run(*CLI_NET, "--allow-private", "--audit", "--", "sh", "-c", curl)
+    assert r.rc == 0 and re.search(r"mimobox: net: proxy allowed GET api\.example\.invalid:\d+ status 200",
+                                   r.stderr), r
+
+
+def test_cli_network_flag_errors(cli):
+    for args, words in [
+        (["--add-host", "nocolon"], ["--add-host", "NAME:ADDRESS"]),
+        (["--add-host", "x.invalid:not-an-ip"], ["--add-host", "not-an-ip"]),
+        (["--net-limit", "bogus=1"], ["--net-limit", "unknown limit"]),
+        (["--net-limit", "timeout=0"], ["--net-limit", "timeout"]),
+        (["--net-limit", "connections"], ["connections=VALUE"]),
+        (["--ca-file", "/nonexistent-mbx.pem"], ["--ca-file", "/nonexistent-mbx.pem"]),
+        (["--network", "allow:"], ["--network"]),
+    ]:
+        r = cli.run(*args, "--", "true")
+        assert r.rc == 125, (args, r)
+        for w in words:
+            assert w in r.stderr, (args, w, r)
+
+
+@pytest.fixture
+def net_named(cli):
+    made = []
+
+    def create(*args):
+        name = "n-" + secrets.token_hex(4)
+        r = cli(["create", "--name", name] + list(args))
+        assert r.rc == 0, r
+        made.append(name)
+        return name
+
+    yield create
+    for name in made:
+        cli(["rm", "-f", name])
+
+
+def test_cli_http_with_net_flags(cli, net_named, web, tls_web, tls_files, host_tmp):
+    name = net_named(*CLI_NET, "--allow-private", "--ca-file", tls_files["ca"], "--net-limit", "redirects=0")
+    body = os.path.join(host_tmp, "body.bin")
+    with open(body, "wb") as f:
+        f.write(b"from a file\x00\xff")
+    base = "http://api.example.invalid:%d" % web.port
+    # curl's -d @FILE reads the file; --data-raw sends the text as is.
+    r = cli(["http", name, "-d", "@" + body, base + "/echo"])
+    assert r.rc == 0 and r.stdout == b"from a file\x00\xff", r
+    r = cli(["http", name, "--data-raw", "@" + body, base + "/echo"])
+    assert r.rc == 0 and r.stdout == ("@" + body).encode(), r
+    r = cli(["http", name, "-d", "@-", base + "/echo"], stdin=b"piped")
+    assert r.rc == 0 and r.stdout == b"piped", r
+    r = cli(["http", name, "-d", "x", "-d", "@" + body, base + "/echo"])
+    assert r.rc == 125 and "cannot be combined" in r.stderr, r
+    # A body that is not UTF-8 comes exactly in body_b64.
+    r = cli(["http", name, "--json", "-d", "@" + body, base + "/echo"])
+    import base64
+    assert r.rc == 0 and base64.b64decode(r.json["body_b64"]) == b"from a file\x00\xff", r
+    # --ca-file: the test CA is trusted for HTTPS.
+    r = cli(["http", name, "https://api.example.invalid:%d/tls" % tls_web.port])
+    assert r.rc == 0 and r.stdout.startswith(b"tls api.example.invalid"), r
+    # --net-limit redirects=0: the redirect itself comes back.
+    r = cli(["http", name, "--json", base + "/redirect?to=" + base + "/elsewhere"])
+    assert r.rc == 0 and r.json["status"] == 302, r
+    # Without the CA file, the same HTTPS request fails verification.
+    other = net_named(*CLI_NET, "--allow-private")
+    r = cli(["http", other, "https://api.example.invalid:%d/tls" % tls_web.port])
+    assert r.rc == 1 and "certif" in r.stderr.lower(), r
+
+
+def test_cli_allow_list_with_ports(cli):
+    """`host:port` in the allow list admits that port only, for the proxy
+    (plain HTTP and CONNECT) and for `http`; without a port, any port."""
+    a, b = WebServer(label="a"), WebServer(label="b")
+    try:
+        net = ["--add-host", "api.example.invalid:127.0.0.1", "--add-host", "any.example.invalid:127.0.0.1",
+               "--allow-private", "--audit"]
+        allow = "allow:api.example.invalid:%d,any.example.invalid" % a.port
+        curl = ("for u in api.example.invalid:%d api.example.invalid:%d any.example.invalid:%d; do "
+                "curl -sS -o /dev/null -w '%%{http_code} ' --max-time 5 http://$u/; done; "
+                "curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 -p -x http://127.0.0.1:3128 "
+                "http://api.example.invalid:%d/ 2>/dev/null || echo ' tunnel-refused'") % (a.port, b.port, b.port, b.port)
+        r, res = cli.json("--network", allow, *net, "--", "sh", "-c", curl)
+        words = res["stdout"].split()
+        assert words[:3] == ["200", "403", "200"], res
+        assert words[3:] in (["403"], ["000", "tunnel-refused"]), res
+        denied = [e for e in res["network_log"] if e["verdict"] == "denied"]
+        assert denied and all("port %d of `api.example.invalid`" % b.port in e["reason"] for e in denied), res
+        assert len(a.hits) == 1 and len(b.hits) == 1, (a.hits, b.hits)
+        r = cli.run("--network", "allow:api.example.invalid:0", "--", "true")
+        assert r.rc == 125 and "api.example.invalid:0" in r.stderr, r
+    finally:
+        a.close()
+        b.close()
+
+
+def test_cli_http_rules(cli, net_named, web):
+    """--http-rule: methods and paths for plain HTTP through the proxy and
+    for `http` (mbx_sandbox_http_request); deny rules first; no CONNECT
+    tunnel to a host with rules; other hosts as before."""
+    rules = ["--http-rule", "GET,HEAD api.example.invalid/v1/*", "--http-rule",
+             "deny * api.example.invalid/v1/admin*", "--http-rule", "POST api.example.invalid/v1/upload"]
+    net = ["--network", "allow:api.example.invalid,free.example.invalid", "--add-host",
+           "api.example.invalid:127.0.0.1", "--add-host", "free.example.invalid:127.0.0.1", "--allow-private"]
+    base = "http://api.example.invalid:%d" % web.port
+    script = " ".join(
+        "curl -sS -o /dev/null -w '%%{http_code} ' --max-time 5 %s %s%s;" % (opts, base, path)
+        for opts, path in [("", "/v1/items"), ("-X POST", "/v1/items"), ("", "/v1/admin/users"),
+                           ("--path-as-is", "/v1/%61dmin"), ("--path-as-is", "/v1/x/../admin"), ("", "/v2/"),
+                           ("-X POST -d x", "/v1/upload")])
+    script += (" curl -sS -o /dev/null -w '%%{http_code} ' --max-time 5 http://free.example.invalid:%d/anything;"
+               " curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 -p -x http://127.0.0.1:3128 %s/v1/items"
+               " 2>/dev/null || echo ' tunnel-refused'" % (web.port, base))
+    r, res = cli.json(*net, *rules, "--audit", "--", "sh", "-c", script)
+    words = res["stdout"].split()
+    assert words[:8] == ["200", "403", "403", "403", "403", "403", "200", "200"], res
+    assert words[8:] in (["403"], ["000", "tunnel-refused"]), res
+    reasons = [e["reason"] for e in res["network_log"] if e["verdict"] == "denied"]
+    assert any("no HTTP rule allows POST /v1/items" in x for x in reasons), reasons
+    assert any("denied by HTTP rule `deny * api.example.invalid/v1/admin*`" in x for x in reasons), reasons
+    assert any("`..` segment" in x for x in reasons), reasons
+    assert any("CONNECT tunnel" in x for x in reasons), reasons
+    assert sum("denied by HTTP rule" in x for x in reasons) == 2, "the escaped spelling was not caught: %s" % reasons
+    seen = sorted(path for _, _, path in web.hits)
+    assert seen == ["/anything", "/v1/items", "/v1/upload"], seen
+
+    # The same rules for `http`, which the library makes itself.
+    name = net_named(*net, *rules)
+    assert cli(["http", name, base + "/v1/items"]).rc == 0
+    r = cli(["http", name, "-X", "DELETE", base + "/v1/items"])
+    assert r.rc == 1 and "no HTTP rule allows DELETE /v1/items" in r.stderr, r
+    r = cli(["http", name, base + "/v1/admin"])
+    assert r.rc == 1 and "denied by HTTP rule" in r.stderr, r
+    r = cli(["http", name, "--json", base + "/v1/%61dmin"])
+    assert r.rc == 1 and r.json["error"]["code"] == "denied", r
+    assert cli(["http", name, "http://free.example.invalid:%d/x" % web.port]).rc == 0
+    # Malformed rules are usage errors.
+    r = cli.run("--http-rule", "GET", "--", "true")
+    assert r.rc == 125 and "--http-rule" in r.stderr and "is not" in r.stderr, r
+
+
+def test_cli_exec_audit(cli, net_named, web):
+    """exec --audit: the network log of the named sandbox from this exec's
+    start on (earlier execs' requests are not repeated)."""
+    name = net_named(*CLI_NET, "--allow-private")
+    get = "curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 http://%s:%d/%s"
+    r = cli(["exec", "--json", "--audit", name, "--", "sh", "-c", get % ("api.example.invalid", web.port, "one")])
+    assert r.rc == 0 and r.json["stdout"] == "200", r
+    log = r.json["network_log"]
+    assert [(e["host"], e["verdict"], e["status"]) for e in log] == [("api.example.invalid", "allowed", 200)], log
+    assert r.json["network_log_dropped"] == 0
+    r = cli(["exec", "--json", "--audit", name, "--", "sh", "-c", get % ("denied.invalid", web.port, "two")])
+    assert r.rc == 0 and r.json["stdout"] == "403", r
+    assert [(e["host"], e["verdict"]) for e in r.json["network_log"]] == [("denied.invalid", "denied")], r.json
+    # Text mode: lines on stderr; and the `http` verb's requests are in the log too.
+    assert cli(["http", name, "http://api.example.invalid:%d/three" % web.port]).rc == 0
+    r = cli(["exec", "--audit", name, "--", "sh", "-c", get % ("api.example.invalid", web.port, "four")])
+    assert r.rc == 0 and r.stdout == b"200", r
+    lines = [l for l in r.stderr.splitlines() if l.startswith("mimobox: net:")]
+    assert len(lines) == 1 and "proxy allowed GET api.example.invalid" in lines[0], r.stderr
+    r = cli(["exec", "--json", name, "--", "true"])
+    assert "network_log" not in r.json, "the log is there only on request"

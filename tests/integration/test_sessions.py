@@ -293,6 +293,16 @@ def test_list_mkdir_rename_remove(sandbox):
     assert e.value.code == mbx.MBX_ENOTFOUND
 
 
+@pytest.mark.parametrize("path", ["/workspace/..", "..", "/tmp/../", "/workspace/a/../", "."])
+def test_remove_refuses_the_root_and_workspace_by_any_spelling(sandbox, path):
+    sandbox.mkdir("a", parents=True)
+    sandbox.write_file("kept", b"x")
+    with pytest.raises(mbx.MbxError) as e:
+        sandbox.remove(path, recursive=True)
+    assert e.value.code == mbx.MBX_EPERM and "the sandbox needs it" in e.value.message, e.value
+    assert sandbox.read_file("kept") == b"x"
+
+
 def test_file_errors_have_their_codes(sandbox):
     with pytest.raises(mbx.MbxError) as e:
         sandbox.read_file("missing")

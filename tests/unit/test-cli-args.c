@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <mbx/config.h>
+#include <mbx/net.h>
 
 #include "args.h"
 #include "json.h"
@@ -120,7 +121,6 @@ static void test_memory(void)
 	TAP_CHECK(strstr(why, "greater than zero") != NULL);
 	TAP_CHECK_INT(cli_parse_memory_mb("-5", &b, why, sizeof(why)), -1);
 	TAP_CHECK_INT(cli_parse_memory_mb("1.5", &b, why, sizeof(why)), -1);
-	TAP_CHECK_INT(cli_parse_memory_mb("512M", &b, why, sizeof(why)), -1);
 	TAP_CHECK_INT(cli_parse_memory_mb("", &b, why, sizeof(why)), -1);
 	TAP_CHECK_INT(cli_parse_memory_mb("17592186044416", &b, why, sizeof(why)), -1);
 	TAP_CHECK(strstr(why, "too large") != NULL);
@@ -150,6 +150,192 @@ static void test_disk(void)
 	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_DISK, "lots", why, sizeof(why)), -1);
 	TAP_CHECK(strstr(why, "--disk") != NULL && strstr(why, "lots") != NULL);
 	cli_sandbox_opts_free(&o);
+}
+
+static void test_memory_units(void)
+{
+	static const struct {
+		const char *s;
+		uint64_t bytes;
+	} good[] = {
+		{ "512m", 512ULL << 20 }, { "512M", 512ULL << 20 }, { "512mb", 512ULL << 20 },
+		{ "512MiB", 512ULL << 20 }, { "1g", 1ULL << 30 }, { "1GB", 1ULL << 30 },
+		{ "1.5g", 3ULL << 29 }, { "0.5m", 512ULL << 10 }, { "64k", 64ULL << 10 },
+		{ "64KiB", 64ULL << 10 }, { "1048576b", 1048576 }, { "2t", 2ULL << 40 },
+		{ "0.001k", 2 },	/* 1.024 bytes, rounded up */
+		{ "16383t", 16383ULL << 40 },
+	};
+	static const struct {
+		const char *s;
+		const char *why;
+	} bad[] = {
+		{ "12q", "unknown unit" }, { "1gg", "unknown unit" }, { "1bb", "unknown unit" },
+		{ "1ib", "unknown unit" }, { "0m", "greater than zero" }, { "m", "not a number" },
+		{ "-1g", "greater than zero" }, { "16777216t", "too large" }, { "1.5", "whole number" },
+		{ ".", "not a number" }, { "1..5g", "not a number" }, { "0b", "greater than zero" },
+		{ ".m", "not a number" },
+		{ "1 g", "unknown unit" },
+	};
+	uint64_t b;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		b = 0;
+		TAP_CHECK_INT(cli_parse_memory_mb(good[i].s, &b, why, sizeof(why)), 0);
+		TAP_CHECK_INT(b, good[i].bytes);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		TAP_CHECK_INT(cli_parse_memory_mb(bad[i].s, &b, why, sizeof(why)), -1);
+		TAP_CHECK(strstr(why, bad[i].why) != NULL);
+	}
+}
+
+static void test_closest(void)
+{
+	static const char *const verbs[] = { "run", "create", "exec", "shell", "ps", "cat", "write", "ls", "stat",
+					     "cp", "mkdir", "rm", "http", "version", NULL };
+
+	TAP_CHECK_STR(cli_closest("exce", verbs), "exec");	/* a swap */
+	TAP_CHECK_STR(cli_closest("crate", verbs), "create");
+	TAP_CHECK_STR(cli_closest("mkdri", verbs), "mkdir");
+	TAP_CHECK_STR(cli_closest("verison", verbs), "version");
+	TAP_CHECK_STR(cli_closest("htp", verbs), "http");
+	TAP_CHECK(cli_closest("frobnicate", verbs) == NULL);
+	TAP_CHECK(cli_closest("xyz", verbs) == NULL);	/* 3 letters: one edit at most */
+	TAP_CHECK(cli_closest("", verbs) == NULL || strlen(cli_closest("", verbs)) <= 1);
+	/* Ties go to the first candidate; exact matches win. */
+	TAP_CHECK_STR(cli_closest("cat", verbs), "cat");
+}
+
+static void test_unknown_option_hint(void)
+{
+	static const struct cli_option opts[] = {
+		CLI_SANDBOX_OPTIONS,
+		{ "json", 0, 0, CLI_OPT_VERB },
+		CLI_HELP_OPTION,
+		{ NULL, 0, 0, 0 }
+	};
+	char *argv1[] = { (char *)"run", (char *)"--timout", (char *)"5", NULL };
+	char *argv2[] = { (char *)"run", (char *)"-json", NULL };
+	char *argv3[] = { (char *)"run", (char *)"--qqqqqqq", NULL };
+	char *argv4[] = { (char *)"run", (char *)"-e", (char *)"A=1", (char *)"-v", (char *)"/a:/b",
+			  (char *)"-w", (char *)"/w", (char *)"-m", (char *)"1g", (char *)"--cpus", (char *)"2", NULL };
+	struct cli_args a = { 3, argv1, 1 };
+	const char *v;
+	int ids[5], i;
+
+	TAP_CHECK_INT(cli_next_option(&a, opts, &v, why, sizeof(why)), CLI_OPT_BAD);
+	TAP_CHECK(strstr(why, "unknown option `--timout` (did you mean `--timeout`?)") != NULL);
+	a = (struct cli_args){ 2, argv2, 1 };
+	TAP_CHECK_INT(cli_next_option(&a, opts, &v, why, sizeof(why)), CLI_OPT_BAD);
+	TAP_CHECK(strstr(why, "did you mean `--json`") != NULL);
+	a = (struct cli_args){ 2, argv3, 1 };
+	TAP_CHECK_INT(cli_next_option(&a, opts, &v, why, sizeof(why)), CLI_OPT_BAD);
+	TAP_CHECK(strstr(why, "did you mean") == NULL);
+	/* The docker-style short forms are the long options. */
+	a = (struct cli_args){ 12, argv4, 1 };
+	for (i = 0; i < 5; i++)
+		ids[i] = cli_next_option(&a, opts, &v, why, sizeof(why));
+	TAP_CHECK_INT(ids[0], CLI_OPT_ENV);
+	TAP_CHECK_INT(ids[1], CLI_OPT_MOUNT);
+	TAP_CHECK_INT(ids[2], CLI_OPT_WORKDIR);
+	TAP_CHECK_INT(ids[3], CLI_OPT_MEMORY);
+	TAP_CHECK_INT(ids[4], CLI_OPT_CPU);
+	TAP_CHECK_STR(v, "2");
+}
+
+static void test_net_options(void)
+{
+	struct cli_host h;
+	struct cli_net_limit l;
+	struct cli_network n;
+	struct cli_sandbox_opts o;
+
+	TAP_CHECK_INT(cli_parse_host("db.invalid:10.0.0.1", &h, why, sizeof(why)), 0);
+	TAP_CHECK_STR(h.name, "db.invalid");
+	TAP_CHECK_STR(h.address, "10.0.0.1");
+	cli_host_free(&h);
+	TAP_CHECK_INT(cli_parse_host("v6.invalid:::1", &h, why, sizeof(why)), 0);
+	TAP_CHECK_STR(h.address, "::1");
+	cli_host_free(&h);
+	TAP_CHECK_INT(cli_parse_host("nocolon", &h, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_host(":1.2.3.4", &h, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_host("x.invalid:", &h, why, sizeof(why)), -1);
+	TAP_CHECK(h.name == NULL && h.address == NULL);
+
+	TAP_CHECK_INT(cli_parse_net_limit("request-bytes=1m", &l, why, sizeof(why)), 0);
+	TAP_CHECK_INT(l.limit, MBX_NET_LIMIT_REQUEST_BYTES);
+	TAP_CHECK_INT(l.value, 1ULL << 20);
+	TAP_CHECK_INT(cli_parse_net_limit("response-bytes=1000", &l, why, sizeof(why)), 0);
+	TAP_CHECK_INT(l.value, 1000);	/* plain: bytes, not MiB */
+	TAP_CHECK_INT(cli_parse_net_limit("timeout=2.5", &l, why, sizeof(why)), 0);
+	TAP_CHECK_INT(l.limit, MBX_NET_LIMIT_TIMEOUT_MS);
+	TAP_CHECK_INT(l.value, 2500);
+	TAP_CHECK_INT(cli_parse_net_limit("idle=1", &l, why, sizeof(why)), 0);
+	TAP_CHECK_INT(l.limit, MBX_NET_LIMIT_IDLE_MS);
+	TAP_CHECK_INT(cli_parse_net_limit("redirects=0", &l, why, sizeof(why)), 0);
+	TAP_CHECK_INT(l.value, 0);
+	TAP_CHECK_INT(cli_parse_net_limit("connections=0", &l, why, sizeof(why)), -1);
+	TAP_CHECK_INT(cli_parse_net_limit("connections", &l, why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "connections=VALUE") != NULL);
+	TAP_CHECK_INT(cli_parse_net_limit("speed=1", &l, why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "unknown limit `speed`") != NULL);
+
+	TAP_CHECK_INT(cli_parse_network("none", &n, why, sizeof(why)), 0);
+	TAP_CHECK_INT(n.policy, MBX_NETWORK_DENY_ALL);
+	cli_network_free(&n);
+
+	cli_sandbox_opts_init(&o);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_ADD_HOST, "a.invalid:127.0.0.1", why, sizeof(why)), 0);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_ADD_HOST, "b.invalid:::1", why, sizeof(why)), 0);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_CA_FILE, "/x.pem", why, sizeof(why)), 0);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_NET_LIMIT, "redirects=3", why, sizeof(why)), 0);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_ALLOW_PRIVATE, NULL, why, sizeof(why)), 0);
+	TAP_CHECK_INT(cli_sandbox_opts_set(&o, CLI_OPT_NET_LIMIT, "bogus", why, sizeof(why)), -1);
+	TAP_CHECK(strstr(why, "--net-limit") != NULL);
+	TAP_CHECK_INT(o.n_hosts, 2);
+	TAP_CHECK_STR(o.hosts[1].name, "b.invalid");
+	TAP_CHECK_INT(o.n_ca_files, 1);
+	TAP_CHECK_INT(o.n_limits, 1);
+	TAP_CHECK_INT(o.limits[0].value, 3);
+	TAP_CHECK_INT(o.allow_private, 1);
+	cli_sandbox_opts_free(&o);
+}
+
+static void test_base64(void)
+{
+	static const struct {
+		const char *in, *out;
+	} v[] = {	/* RFC 4648, section 10 */
+		{ "", "\"\"" }, { "f", "\"Zg==\"" }, { "fo", "\"Zm8=\"" }, { "foo", "\"Zm9v\"" },
+		{ "foob", "\"Zm9vYg==\"" }, { "fooba", "\"Zm9vYmE=\"" }, { "foobar", "\"Zm9vYmFy\"" },
+	};
+	static const uint8_t bin[] = { 0xff, 0xfe, 0x00, 0x80 };
+	struct cli_buf b = CLI_BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		cli_json_base64(&b, (const uint8_t *)v[i].in, strlen(v[i].in));
+		TAP_CHECK_STR(b.data, v[i].out);
+		cli_buf_free(&b);
+	}
+	cli_json_base64(&b, bin, sizeof(bin));
+	TAP_CHECK_STR(b.data, "\"//4AgA==\"");
+	cli_buf_free(&b);
+
+	TAP_CHECK_INT(cli_utf8_valid((const uint8_t *)"plain \xc3\xa9 \xe2\x82\xac", 12), 1);
+	TAP_CHECK_INT(cli_utf8_valid(bin, sizeof(bin)), 0);
+	TAP_CHECK_INT(cli_utf8_valid((const uint8_t *)"\xc3", 1), 0);	/* truncated */
+	TAP_CHECK_INT(cli_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3), 0);	/* a surrogate */
+	TAP_CHECK_INT(cli_utf8_valid((const uint8_t *)"", 0), 1);
+
+	cli_json_bytes_field(&b, "out", (const uint8_t *)"ok", 2);
+	TAP_CHECK_STR(b.data, ", \"out\": \"ok\"");
+	cli_buf_free(&b);
+	cli_json_bytes_field(&b, "out", bin, 2);
+	TAP_CHECK_STR(b.data, ", \"out\": \"\\ufffd\\ufffd\", \"out_b64\": \"//4=\"");
+	cli_buf_free(&b);
 }
 
 static void test_uint(void)
@@ -271,7 +457,7 @@ static void test_network(void)
 static void test_network_bad(void)
 {
 	static const char *const bad[] = {
-		"", "none", "Deny", "allow", "allow:", "allow:a.com,", "allow:,a.com", "allow:a,,b", "all:x",
+		"", "None", "Deny", "allow", "allow:", "allow:a.com,", "allow:,a.com", "allow:a,,b", "all:x",
 	};
 	struct cli_network n;
 	size_t i;
@@ -1000,6 +1186,11 @@ static const struct tap_case cases[] = {
 	{ "cli/cpus", test_cpus },
 	{ "cli/memory", test_memory },
 	{ "cli/disk", test_disk },
+	{ "cli/memory-units", test_memory_units },
+	{ "cli/closest", test_closest },
+	{ "cli/unknown-option-hint", test_unknown_option_hint },
+	{ "cli/net-options", test_net_options },
+	{ "cli/base64", test_base64 },
 	{ "cli/uint", test_uint },
 	{ "cli/mount-default-mode", test_mount_default_mode },
 	{ "cli/mount-with-mode", test_mount_with_mode },

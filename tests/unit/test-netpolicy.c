@@ -168,7 +168,7 @@ static int allowed(const mbx_config *cfg, const char *h)
 
 	if (mbx__host_parse(h, strlen(h), 0, &x, &why) < 0)
 		return -1;
-	return mbx__net_host_allowed(cfg, &x, &rule);
+	return mbx__net_host_allowed(cfg, &x, 80, &rule, NULL);
 }
 
 static void test_allow_list(void)
@@ -211,6 +211,172 @@ static void test_allow_list(void)
 	TAP_CHECK_INT(mbx_config_add_allowed_domain(c2, "*.*.example.com", NULL), MBX_EINVAL);
 	TAP_CHECK_INT(mbx_config_add_allowed_domain(c2, "ex ample.com", NULL), MBX_EINVAL);
 	mbx_config_free(c2);
+}
+
+/* A resolver that must not be asked. */
+static int no_resolve(void *ud, const char *name, struct mbx_netaddr *out, size_t max, size_t *n)
+{
+	(void)ud;
+	(void)name;
+	(void)out;
+	(void)max;
+	*n = 0;
+	TAP_CHECK(!"the resolver was asked");
+	return EAI_NONAME;
+}
+
+static int allowed_on(const mbx_config *cfg, const char *h, uint16_t port, int *port_refused)
+{
+	struct mbx_host x;
+	const char *why, *rule = NULL;
+
+	if (mbx__host_parse(h, strlen(h), 0, &x, &why) < 0)
+		return -1;
+	return mbx__net_host_allowed(cfg, &x, port, &rule, port_refused);
+}
+
+static void test_allow_list_ports(void)
+{
+	static const char *const d[] = { "api.example.invalid:443", "*.cdn.example.invalid:8443", "192.0.2.7:80",
+					 "[2001:db8::1]:443", "any.example.invalid", "2001:db8::2",
+					 "both.example.invalid:80", "both.example.invalid:8080", NULL };
+	mbx_config *cfg = config(MBX_NETWORK_ALLOW_DOMAINS, d);
+	struct mbx_net_decision dec;
+	struct mbx_net_hooks hooks = { no_resolve, NULL, NULL };
+	struct mbx_host x;
+	const char *why;
+	int refused = 0;
+
+	TAP_CHECK_INT(allowed_on(cfg, "api.example.invalid", 443, &refused), 1);
+	TAP_CHECK_INT(allowed_on(cfg, "api.example.invalid", 80, &refused), 0);
+	TAP_CHECK_INT(refused, 1);
+	TAP_CHECK_INT(allowed_on(cfg, "x.cdn.example.invalid", 8443, NULL), 1);
+	TAP_CHECK_INT(allowed_on(cfg, "x.cdn.example.invalid", 443, NULL), 0);
+	TAP_CHECK_INT(allowed_on(cfg, "192.0.2.7", 80, NULL), 1);
+	TAP_CHECK_INT(allowed_on(cfg, "192.0.2.7", 443, NULL), 0);
+	TAP_CHECK_INT(allowed_on(cfg, "[2001:db8::1]", 443, NULL), 1);
+	TAP_CHECK_INT(allowed_on(cfg, "[2001:db8::1]", 444, NULL), 0);
+	/* Without a port: any port, as before. A bare IPv6 literal has no port. */
+	TAP_CHECK_INT(allowed_on(cfg, "any.example.invalid", 1, NULL), 1);
+	TAP_CHECK_INT(allowed_on(cfg, "any.example.invalid", 65535, NULL), 1);
+	TAP_CHECK_INT(allowed_on(cfg, "[2001:db8::2]", 22, NULL), 1);
+	/* Several entries for one host add up. */
+	TAP_CHECK_INT(allowed_on(cfg, "both.example.invalid", 80, NULL), 1);
+	TAP_CHECK_INT(allowed_on(cfg, "both.example.invalid", 8080, NULL), 1);
+	TAP_CHECK_INT(allowed_on(cfg, "both.example.invalid", 443, &refused), 0);
+	TAP_CHECK_INT(refused, 1);
+	TAP_CHECK_INT(allowed_on(cfg, "other.example.invalid", 443, &refused), 0);
+	TAP_CHECK_INT(refused, 0);
+
+	/* The decision says which port was refused, before any lookup. */
+	TAP_CHECK_INT(mbx__host_parse("api.example.invalid", 19, 0, &x, &why), 0);
+	TAP_CHECK_INT(mbx__net_decide(cfg, &hooks, &x, 80, &dec), MBX_NETV_DENIED);
+	TAP_CHECK(strstr(dec.reason, "port 80 of `api.example.invalid` is not in the allow list") != NULL);
+	mbx_config_free(cfg);
+
+	/* Entry forms. */
+	mbx_config_new(&cfg, NULL);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "example.invalid:1", NULL), MBX_OK);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "example.invalid:65535", NULL), MBX_OK);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "*.example.invalid:443", NULL), MBX_OK);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "[::1]:443", NULL), MBX_OK);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "example.invalid:0", NULL), MBX_EINVAL);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "example.invalid:65536", NULL), MBX_EINVAL);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "example.invalid:", NULL), MBX_EINVAL);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "example.invalid:http", NULL), MBX_EINVAL);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "example.invalid:+80", NULL), MBX_EINVAL);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "example.invalid:0000080", NULL), MBX_EINVAL);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, ":443", NULL), MBX_EINVAL);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "*.:443", NULL), MBX_EINVAL);
+	TAP_CHECK_INT(mbx_config_add_allowed_domain(cfg, "[::1]443", NULL), MBX_EINVAL);
+	mbx_config_free(cfg);
+}
+
+/* The verdict of the HTTP rules for METHOD and TARGET on host h:port (1 allowed, 0 refused). */
+static int rule_ok(const mbx_config *cfg, const char *h, uint16_t port, int connect, const char *method,
+		   const char *target, char *why, size_t whylen)
+{
+	struct mbx_host x;
+	const char *pwhy;
+
+	TAP_CHECK_INT(mbx__host_parse(h, strlen(h), 0, &x, &pwhy), 0);
+	return mbx__net_http_check(cfg, &x, port, connect, method, strlen(method), target,
+				   target ? strlen(target) : 0, why, whylen) == 0;
+}
+
+static void test_http_rules(void)
+{
+	static const char *const d[] = { "api.example.invalid", "*.files.example.invalid", "free.example.invalid",
+					 NULL };
+	static const char *const good[] = {
+		"GET api.example.invalid/v1/*",
+		"allow GET,HEAD api.example.invalid/public",
+		"POST api.example.invalid:8080/upload/*",
+		"deny * api.example.invalid/v1/admin*",
+		"deny DELETE *.files.example.invalid",
+		"* *.files.example.invalid/*",
+	};
+	static const char *const bad[] = {
+		"", "GET", "GET api.example.invalid/x extra", "G\tE api.example.invalid", "GET,,POST x.invalid",
+		"GET ex ample", "allow", "deny", "GET :443/x", "GET x.invalid:0/x", "GET x.invalid\n/x",
+		"GE(T x.invalid", "GET *.*.x.invalid",
+	};
+	mbx_config *cfg = config(MBX_NETWORK_ALLOW_DOMAINS, d), *copy = NULL;
+	char why[192];
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		TAP_CHECK_INT(mbx_config_add_http_rule(cfg, good[i], NULL), MBX_OK);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TAP_CHECK_INT(mbx_config_add_http_rule(cfg, bad[i], NULL), MBX_EINVAL);
+
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v1/items?q=1", why, sizeof(why)), 1);
+	TAP_CHECK(strstr(why, "allowed by HTTP rule `GET api.example.invalid/v1/*`") != NULL);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v1/a/b/c", why, sizeof(why)), 1);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "POST", "/v1/items", why, sizeof(why)), 0);
+	TAP_CHECK(strstr(why, "no HTTP rule allows POST /v1/items") != NULL);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "get", "/v1/items", why, sizeof(why)), 0);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "HEAD", "/public", why, sizeof(why)), 1);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "HEAD", "/public/x", why, sizeof(why)), 0);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v2/items", why, sizeof(why)), 0);
+	/* Deny rules win over allow rules, whatever their order. */
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v1/admin/users", why, sizeof(why)), 0);
+	TAP_CHECK(strstr(why, "denied by HTTP rule `deny * api.example.invalid/v1/admin*`") != NULL);
+	/* Spellings the server would read as the denied path are refused. */
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v1/%61dmin", why, sizeof(why)), 0);
+	TAP_CHECK(strstr(why, "denied by") != NULL);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v1/x/../admin", why, sizeof(why)), 0);
+	TAP_CHECK(strstr(why, "`..` segment") != NULL);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v1/./admin", why, sizeof(why)), 0);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v1/%2e%2e/x", why, sizeof(why)), 0);
+	TAP_CHECK(strstr(why, "escaped") != NULL);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v1/a%2Fb", why, sizeof(why)), 0);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v1\\admin", why, sizeof(why)), 0);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v1/%4", why, sizeof(why)), 0);
+	TAP_CHECK(strstr(why, "malformed escape") != NULL);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v1/%00", why, sizeof(why)), 0);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "*", why, sizeof(why)), 0);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v1/ok%20name", why, sizeof(why)), 1);
+	/* The query is not part of the path: "?" cannot smuggle a path in. */
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "GET", "/v2?/v1/x", why, sizeof(why)), 0);
+	/* A rule with a port applies on that port only. */
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 8080, 0, "POST", "/upload/f", why, sizeof(why)), 1);
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 80, 0, "POST", "/upload/f", why, sizeof(why)), 0);
+	/* A host with rules: no CONNECT tunnel. Without rules: left to the allow list. */
+	TAP_CHECK_INT(rule_ok(cfg, "api.example.invalid", 443, 1, "CONNECT", NULL, why, sizeof(why)), 0);
+	TAP_CHECK(strstr(why, "CONNECT tunnel") != NULL);
+	TAP_CHECK_INT(rule_ok(cfg, "free.example.invalid", 443, 1, "CONNECT", NULL, why, sizeof(why)), 1);
+	TAP_CHECK_INT(rule_ok(cfg, "free.example.invalid", 80, 0, "DELETE", "/../x", why, sizeof(why)), 1);
+	/* Wildcard hosts. */
+	TAP_CHECK_INT(rule_ok(cfg, "a.files.example.invalid", 80, 0, "PUT", "/x", why, sizeof(why)), 1);
+	TAP_CHECK_INT(rule_ok(cfg, "a.files.example.invalid", 80, 0, "DELETE", "/x", why, sizeof(why)), 0);
+
+	/* Rules go with copies of the config. */
+	TAP_CHECK_INT(mbx__config_copy(cfg, &copy, NULL), MBX_OK);
+	TAP_CHECK_INT(rule_ok(copy, "api.example.invalid", 80, 0, "GET", "/v1/admin", why, sizeof(why)), 0);
+	TAP_CHECK_INT(rule_ok(copy, "api.example.invalid", 80, 0, "GET", "/v1/x", why, sizeof(why)), 1);
+	mbx_config_free(copy);
+	mbx_config_free(cfg);
 }
 
 static int cls(const char *s, const char **what)
@@ -348,7 +514,7 @@ static enum mbx_net_verdict_internal decide(const mbx_config *cfg, struct fake_d
 	const char *why;
 
 	TAP_CHECK_INT(mbx__host_parse(h, strlen(h), 0, &x, &why), 0);
-	return mbx__net_decide(cfg, &hooks, &x, d);
+	return mbx__net_decide(cfg, &hooks, &x, 443, d);
 }
 
 static void test_decide(void)
@@ -485,6 +651,8 @@ static const struct tap_case cases[] = {
 	{ "netpolicy/host-forms", test_host_forms },
 	{ "netpolicy/authority", test_authority },
 	{ "netpolicy/allow-list", test_allow_list },
+	{ "netpolicy/allow-list-ports", test_allow_list_ports },
+	{ "netpolicy/http-rules", test_http_rules },
 	{ "netpolicy/address-classes", test_address_classes },
 	{ "netpolicy/decide", test_decide },
 	{ "netpolicy/config", test_config_settings },

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mbx/file.h>
 #include "proto.h"
 #include "tap.h"
 
@@ -153,6 +154,101 @@ static void test_nested(void)
 	mbx_wbuf_release(&w);
 }
 
+static int count_entry(const struct mbx_file_info *info, void *arg)
+{
+	*(uint32_t *)arg = info->target_len;
+	return 0;
+}
+
+/* A FILE_STAT (or FILE_DIR entry) with a symlink target of `len` bytes of `c`; the decoder's verdict. */
+static int stat_with_target(char c, size_t len, int dir, const uint8_t **target, uint32_t *target_len)
+{
+	static char buf[MBX_PROTO_TARGET_MAX + 2];
+	struct mbx_wbuf w;
+	struct mbx_frame f;
+	struct mbx_file_info info;
+	size_t used, at = 0;
+	uint32_t more;
+	int rc;
+
+	memset(buf, c, len);
+	mbx_wbuf_init(&w);
+	mbx_proto_begin(&w, dir ? MBX_MSG_FILE_DIR : MBX_MSG_FILE_STAT, 1);
+	if (dir) {
+		at = mbx_proto_nest_begin(&w, MBX_F_ENTRY);
+		mbx_proto_put_str(&w, MBX_F_NAME, "link");
+	}
+	mbx_proto_put_u32(&w, MBX_F_FTYPE, MBX_FILE_SYMLINK);
+	mbx_proto_put(&w, MBX_F_TARGET, buf, len);
+	if (dir)
+		mbx_proto_nest_end(&w, at);
+	mbx_proto_end(&w);
+	rc = mbx_proto_parse(w.buf, w.len, &f, &used) == 1 ? 0 : -9;
+	if (rc == 0 && dir) {
+		uint32_t seen = 0;
+
+		rc = mbx_proto_decode_dir(&f, count_entry, &seen, &more);
+	} else if (rc == 0) {
+		rc = mbx_proto_decode_stat(&f, &info);
+		if (rc == 0 && target) {
+			/* Copied out: the frame goes with the buffer. */
+			*target_len = info.target_len;
+			*target = info.target ? (const uint8_t *)"set" : NULL;
+		}
+	}
+	mbx_wbuf_release(&w);
+	return rc;
+}
+
+static void test_symlink_target(void)
+{
+	const uint8_t *t = NULL;
+	uint32_t tl = 0;
+	struct mbx_wbuf w;
+	struct mbx_frame f;
+	struct mbx_file_info info;
+	size_t used;
+
+	TAP_CHECK_INT(stat_with_target('a', 5, 0, &t, &tl), 0);
+	TAP_CHECK(t != NULL && tl == 5);
+	TAP_CHECK_INT(stat_with_target('a', MBX_PROTO_TARGET_MAX, 0, &t, &tl), 0);
+	TAP_CHECK_INT(tl, MBX_PROTO_TARGET_MAX);
+	/* Too long, empty, or with a NUL inside: refused. */
+	TAP_CHECK_INT(stat_with_target('a', MBX_PROTO_TARGET_MAX + 1, 0, &t, &tl), -1);
+	TAP_CHECK_INT(stat_with_target('a', 0, 0, &t, &tl), -1);
+	TAP_CHECK_INT(stat_with_target('\0', 3, 0, &t, &tl), -1);
+	/* The same in a listing entry. */
+	TAP_CHECK_INT(stat_with_target('\0', 3, 1, NULL, NULL), -1);
+	TAP_CHECK_INT(stat_with_target('a', MBX_PROTO_TARGET_MAX + 1, 1, NULL, NULL), -1);
+	/* A listing entry's target reaches the callback. */
+	{
+		uint32_t seen = 0, more;
+		size_t at;
+
+		mbx_wbuf_init(&w);
+		mbx_proto_begin(&w, MBX_MSG_FILE_DIR, 1);
+		at = mbx_proto_nest_begin(&w, MBX_F_ENTRY);
+		mbx_proto_put_str(&w, MBX_F_NAME, "l");
+		mbx_proto_put_u32(&w, MBX_F_FTYPE, MBX_FILE_SYMLINK);
+		mbx_proto_put_str(&w, MBX_F_TARGET, "../x");
+		mbx_proto_nest_end(&w, at);
+		mbx_proto_end(&w);
+		TAP_CHECK_INT(mbx_proto_parse(w.buf, w.len, &f, &used), 1);
+		TAP_CHECK_INT(mbx_proto_decode_dir(&f, count_entry, &seen, &more), 0);
+		TAP_CHECK_INT(seen, 4);
+		mbx_wbuf_release(&w);
+	}
+	/* No target: NULL. */
+	mbx_wbuf_init(&w);
+	mbx_proto_begin(&w, MBX_MSG_FILE_STAT, 1);
+	mbx_proto_put_u32(&w, MBX_F_FTYPE, MBX_FILE_REGULAR);
+	mbx_proto_end(&w);
+	TAP_CHECK_INT(mbx_proto_parse(w.buf, w.len, &f, &used), 1);
+	TAP_CHECK_INT(mbx_proto_decode_stat(&f, &info), 0);
+	TAP_CHECK(info.target == NULL && info.target_len == 0);
+	mbx_wbuf_release(&w);
+}
+
 static void test_writer_limit(void)
 {
 	struct mbx_wbuf w;
@@ -174,6 +270,7 @@ static const struct tap_case cases[] = {
 	{ "proto/error-decode", test_error_decode },
 	{ "proto/nested", test_nested },
 	{ "proto/writer-limit", test_writer_limit },
+	{ "proto/symlink-target", test_symlink_target },
 };
 
 TAP_MAIN(cases)
