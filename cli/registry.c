@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -549,6 +550,7 @@ int cli_session_open(const char *verb, const char *name, int json, struct wire_c
 	struct wire_frame f;
 	struct cli_buf b = CLI_BUF_INIT;
 	char why[CLI_WHY_MAX], message[CLI_WHY_MAX + 64];
+	int64_t deadline, now;
 	size_t start;
 	int rc, fd = -1, state;
 
@@ -563,8 +565,32 @@ int cli_session_open(const char *verb, const char *name, int json, struct wire_c
 			   NULL, 0);
 		return CLI_EXIT_FAILED;
 	}
-	state = rc == 1 ? CLI_ENTRY_NONE : cli_registry_probe(&reg, name, &fd);
-	rc = errno;
+	/*
+	 * A wedged supervisor (stopped, or its listen backlog full) must not
+	 * hold this command forever: connect without blocking, retrying while
+	 * the backlog is full, and wait for its INFO at most
+	 * CLI_SESSION_WAIT_MS.
+	 */
+	deadline = wire_now_ms() + CLI_SESSION_WAIT_MS;
+	for (;;) {
+		state = rc == 1 ? CLI_ENTRY_NONE : cli_registry_probe_nb(&reg, name, &fd);
+		rc = errno;
+		if (state != CLI_ENTRY_LIVE || fd >= 0 || rc != EAGAIN || wire_now_ms() >= deadline)
+			break;
+		(void)poll(NULL, 0, 10);
+	}
+	if (fd >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		rc = errno;
+		close(fd);
+		fd = -1;
+	}
+	if (state == CLI_ENTRY_LIVE && fd < 0 && rc == EAGAIN) {
+		snprintf(message, sizeof(message), "sandbox `%s` does not answer: its supervisor accepts no "
+			 "connection (stopped or overloaded)", name);
+		cli_report(json, MBX_ETIMEDOUT, message, "see `mimobox ps`; `mimobox rm NAME` destroys it", NULL, rc);
+		cli_registry_close(&reg);
+		return CLI_EXIT_FAILED;
+	}
 	if (state == CLI_ENTRY_LIVE && fd < 0) {
 		snprintf(message, sizeof(message), "cannot connect to sandbox `%s`: %s", name, strerror(rc));
 		cli_report(json, MBX_ESYS, message, "see `mimobox ps`", NULL, rc);
@@ -592,7 +618,15 @@ int cli_session_open(const char *verb, const char *name, int json, struct wire_c
 		rc = errno;
 		goto lost;
 	}
-	rc = wire_conn_recv(conn, &f, -1);
+	now = wire_now_ms();
+	rc = wire_conn_recv(conn, &f, now >= deadline ? 1 : (int)(deadline - now));
+	if (rc < 0 && errno == ETIMEDOUT) {
+		snprintf(message, sizeof(message), "sandbox `%s` does not answer: its supervisor did not reply "
+			 "within %d s (stopped or overloaded)", name, CLI_SESSION_WAIT_MS / 1000);
+		cli_report(json, MBX_ETIMEDOUT, message, "see `mimobox ps`; `mimobox rm NAME` destroys it", NULL,
+			   ETIMEDOUT);
+		goto fail;
+	}
 	if (rc <= 0 || (f.type != WIRE_INFO && f.type != WIRE_ERROR)) {
 		rc = rc < 0 ? errno : 0;
 		goto lost;

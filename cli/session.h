@@ -114,9 +114,13 @@ struct cli_session_info {
 	uint64_t ttl_left_ms;	/* until it expires, while idle */
 };
 
+/* How long a command waits for a supervisor to accept it and say INFO. */
+#define CLI_SESSION_WAIT_MS 15000
+
 /*
  * Connects to the supervisor of `name` for `verb` and exchanges HELLO and
- * INFO. Returns 0 with the connection in *conn (and *info when not NULL);
+ * INFO; a supervisor that accepts no connection or says nothing within
+ * CLI_SESSION_WAIT_MS is reported as not answering. Returns 0 with the connection in *conn (and *info when not NULL);
  * otherwise it has reported the problem (a bad name, no such sandbox, a
  * dead supervisor, whose entry it then removes) and returns the exit
  * status, CLI_EXIT_FAILED.

@@ -50,10 +50,7 @@ static void on_ignored_signal(int sig)
 
 int64_t sv_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return wire_now_ms();
 }
 
 /* ---- sending ---- */

@@ -246,7 +246,7 @@ int wire_conn_partial(const struct wire_conn *c)
 	return c->in.len > c->off;
 }
 
-static int64_t now_ms(void)
+int64_t wire_now_ms(void)
 {
 	struct timespec ts;
 
@@ -256,7 +256,7 @@ static int64_t now_ms(void)
 
 int wire_conn_recv(struct wire_conn *c, struct wire_frame *f, int timeout_ms)
 {
-	int64_t deadline = timeout_ms < 0 ? 0 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? 0 : wire_now_ms() + timeout_ms;
 	struct pollfd pfd;
 	long n;
 	int rc, wait;
@@ -267,7 +267,7 @@ int wire_conn_recv(struct wire_conn *c, struct wire_frame *f, int timeout_ms)
 			return rc;
 		wait = -1;
 		if (timeout_ms >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - wire_now_ms();
 
 			if (left <= 0) {
 				errno = ETIMEDOUT;

@@ -239,6 +239,9 @@ int wire_conn_next(struct wire_conn *c, struct wire_frame *f);
 /* 1 when bytes of an unfinished frame are buffered. */
 int wire_conn_partial(const struct wire_conn *c);
 
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t wire_now_ms(void);
+
 /*
  * Waits for the next frame on a blocking or non-blocking descriptor, up to
  * timeout_ms (-1: no limit). Returns 1 with *f, 0 at a clean end of file,

@@ -382,6 +382,21 @@ def test_ps_is_not_held_up_by_wedged_supervisors(cli, named):
     assert all(e["state"] == "ready" for e in ps(cli).values())
 
 
+def test_commands_give_up_on_a_stopped_supervisor(cli, named):
+    # Its socket still accepts (the kernel queues the connection), but the
+    # supervisor never says INFO: the command reports it instead of hanging.
+    name = named()
+    pid = ps(cli)[name]["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        r = cli(["exec", name, "--", "true"], timeout=60)
+        assert r.rc == 125 and "does not answer" in r.stderr, r
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    r = cli(["exec", name, "--", "true"])
+    assert r.rc == 0, r
+
+
 def test_ps_survives_a_supervisor_that_accepts_nobody(cli, named):
     # A stopped supervisor whose listen backlog is full: a blocking connect()
     # would wait for it forever. ps connects without blocking and goes on.
@@ -406,6 +421,9 @@ def test_ps_survives_a_supervisor_that_accepts_nobody(cli, named):
         assert r.rc == 0, r
         states = {e["name"]: e["state"] for e in r.json["sandboxes"]}
         assert states == {name: "unresponsive", other: "ready"}, states
+        # Other verbs give up too, with the reason, instead of waiting forever.
+        r = cli(["cat", name, "x"], timeout=60)
+        assert r.rc == 125 and "does not answer" in r.stderr, r
     finally:
         for s in socks:
             s.close()
