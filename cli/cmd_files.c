@@ -167,8 +167,19 @@ static int sink_open(struct sink *k, int json)
 		}
 		return rc == 0 ? 0 : -1;
 	}
-	/* Written beside the target and renamed over it at the end: never half a file. */
-	k->fd = mkostemp(k->tmp, O_CLOEXEC);
+	/*
+	 * Written beside the target and renamed over it at the end: never half
+	 * a file. Where the file system has O_TMPFILE the data has no name
+	 * until it is complete, so a copy killed on the way leaves nothing.
+	 */
+	dir_copy = strdup(k->tmp);
+	k->anonymous = 0;
+	k->fd = dir_copy ? open(dirname(dir_copy), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600) : -1;
+	free(dir_copy);
+	if (k->fd >= 0)
+		k->anonymous = 1;
+	else
+		k->fd = mkostemp(k->tmp, O_CLOEXEC);
 	if (k->fd < 0 || fchmod(k->fd, k->mode) < 0) {
 		char message[CLI_WHY_MAX + 64];
 
@@ -177,7 +188,8 @@ static int sink_open(struct sink *k, int json)
 		cli_report(json, MBX_ESYS, message, NULL, NULL, e);
 		if (k->fd >= 0) {
 			close(k->fd);
-			unlink(k->tmp);
+			if (!k->anonymous)
+				unlink(k->tmp);
 			k->fd = -1;
 		}
 		free(k->tmp);
@@ -185,6 +197,38 @@ static int sink_open(struct sink *k, int json)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Gives a complete O_TMPFILE its temporary name (k->tmp, whose XXXXXX is
+ * filled with random letters until a free name is found), ready for the
+ * rename over the target. 0, or -1 with errno.
+ */
+static int name_anonymous(struct sink *k)
+{
+	static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	char proc[64];
+	size_t n = strlen(k->tmp);
+
+	if (n < 6 || strcmp(k->tmp + n - 6, "XXXXXX") != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", k->fd);
+	for (int tries = 0; tries < 100; tries++) {
+		unsigned char rnd[6];
+
+		if (getentropy(rnd, sizeof(rnd)) < 0)
+			return -1;
+		for (size_t i = 0; i < 6; i++)
+			k->tmp[n - 6 + i] = letters[rnd[i] % (sizeof(letters) - 1)];
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, k->tmp, AT_SYMLINK_FOLLOW) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -1;
+	}
+	errno = EEXIST;
+	return -1;
 }
 
 /* Ends a download: renames the host file into place (ok) or removes it. 0 or -1 after reporting. */
@@ -195,6 +239,15 @@ static int sink_close(struct sink *k, int ok, int json)
 
 	if (!k->tmp)
 		return 0;
+	if (ok && k->anonymous && name_anonymous(k) < 0) {
+		snprintf(message, sizeof(message), "cannot write `%s`: %s", k->host_path, strerror(errno));
+		cli_report(json, MBX_ESYS, message, NULL, NULL, errno);
+		close(k->fd);
+		k->fd = -1;
+		free(k->tmp);
+		k->tmp = NULL;
+		return -1;
+	}
 	if (ok && (close(k->fd) < 0 || rename(k->tmp, k->host_path) < 0)) {
 		snprintf(message, sizeof(message), "cannot write `%s`: %s", k->host_path, strerror(errno));
 		cli_report(json, MBX_ESYS, message, NULL, NULL, errno);
@@ -203,7 +256,7 @@ static int sink_close(struct sink *k, int ok, int json)
 	} else if (!ok) {
 		close(k->fd);
 	}
-	if (!ok)
+	if (!ok && !k->anonymous)
 		unlink(k->tmp);
 	k->fd = -1;
 	free(k->tmp);

@@ -46,10 +46,11 @@ int files_next_frame(struct wire_conn *conn, struct wire_frame *f, const char *n
 struct sink {
 	int fd;
 	const char *host_path;	/* cp: the target; written through tmp and renamed */
-	char *tmp;
+	char *tmp;		/* the name the data takes before the rename */
 	mode_t mode;
 	struct cli_buf *collect;	/* cat --json: the data is gathered here instead */
 	uint64_t bytes;		/* received so far */
+	int anonymous;		/* fd is an O_TMPFILE: no name on disk until the end */
 };
 
 /* READ `path` of `name` into the sink; returns the exit status. */

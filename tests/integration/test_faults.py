@@ -84,15 +84,33 @@ def test_supervisor_killed_mid_upload(cli, named):
     cli(["ps"])  # removes the dead entry
 
 
+def writing_in(pid, directory):
+    """True when process `pid` holds a file of `directory` with data in it."""
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            if target.startswith(directory + "/") and os.stat("/proc/%d/fd/%s" % (pid, fd)).st_size > 0:
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def start_download(cli, name, host_dir, size_mib=128):
     """Starts `cp NAME:/workspace/big HOST_DIR/out` of a file of size_mib
-    and stops the CLI (SIGSTOP) once its temporary file exists."""
+    and stops the CLI (SIGSTOP) once it writes its temporary file: a
+    nameless O_TMPFILE in HOST_DIR (or, where the file system lacks those,
+    a `.out.*` file there)."""
     r = cli(["exec", name, "--", "sh", "-c", "head -c %dM /dev/zero > /workspace/big" % size_mib])
     assert r.rc == 0, r
     p = popen(cli, "cp", name + ":/workspace/big", os.path.join(host_dir, "out"))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and p.poll() is None:
-        if [e for e in os.listdir(host_dir) if e.startswith(".out.")]:
+        if [e for e in os.listdir(host_dir) if e.startswith(".out.")] or writing_in(p.pid, host_dir):
             os.kill(p.pid, signal.SIGSTOP)
             return p
     p.kill()
@@ -158,9 +176,9 @@ def test_cli_killed_mid_download_leaves_no_file(cli, named, host_tmp):
     p.wait()
     p.stdout.close()
     p.stderr.close()
-    # The target never appears half-written. (A temporary file of the
-    # killed CLI cannot be removed by anyone: it is not part of this check.)
-    assert "out" not in host_leftovers(host_tmp), host_leftovers(host_tmp)
+    # The target never appears half-written, and nothing else is left: the
+    # data has no name on disk until it is complete (O_TMPFILE).
+    assert host_leftovers(host_tmp) == [], host_leftovers(host_tmp)
     assert wait_until(lambda: ps(cli)[name]["state"] == "ready", 5), ps(cli)[name]
     r = cli(["cp", name + ":/workspace/big", os.path.join(host_tmp, "out")])
     assert r.rc == 0, r
