@@ -53,7 +53,6 @@ struct agent_proc {
 	int truncated[2];
 	int detached;           /* nobody reads: drop the output */
 	int pty;
-	int direct;             /* no mini-init: a one-shot run alone in the sandbox */
 	uint64_t start_ms;
 	uint64_t deadline_ms;   /* 0: none */
 	int timed_out;

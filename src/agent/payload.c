@@ -20,6 +20,12 @@
  * The kernel then kills whatever the program left running, however it
  * daemonized, and killing the mini-init kills the whole tree. Processes of
  * other executes (a background server) are untouched.
+ *
+ * One-shot executes get the same: the agent (PID 1 of the sandbox, holding
+ * capabilities in its namespaces) is then outside every payload's pid
+ * namespace, so no payload can name it to prlimit, setpriority,
+ * sched_setscheduler, kill or /proc/1/..., and setpriority(PRIO_USER) or
+ * kill(-1) reach only the payload's own processes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -513,11 +519,6 @@ static int signal_program(struct agent_proc *p, int sig)
  * when the program is not known. */
 static void kill_tree(struct agent_proc *p)
 {
-	if (p->direct) {
-		/* It is alone in the sandbox: everything but the agent is its. */
-		kill(-1, SIGKILL);
-		return;
-	}
 	if (signal_program(p, SIGKILL) == 0)
 		return;
 	kill(p->init, SIGKILL);
@@ -530,7 +531,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	struct child_io io = { -1, -1, -1, NULL };
 	struct agent_proc *p = NULL;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, repp[2] = { -1, -1 }, stp[2] = { -1, -1 };
-	int master = -1, slot = -1, direct;
+	int master = -1, slot = -1;
 	char slave[64];
 	struct child_report rep;
 	long init;
@@ -548,13 +549,6 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	for (int i = 0; i < AGENT_MAX_PROCS && slot < 0; i++)
 		if (st->procs[i] == NULL)
 			slot = i;
-	for (int i = 0; i < AGENT_MAX_PROCS; i++)
-		if (st->procs[i] && st->procs[i]->direct) {
-			/* Its end kills every other process: nothing may start
-			 * beside it. The host never asks for that. */
-			agent_send_error(st, id, MBX_ESTATE, 0, NULL, "an execute is running in this sandbox");
-			goto out;
-		}
 	if (slot < 0) {
 		agent_send_error(st, id, MBX_ETOOBIG, 0, NULL, "the sandbox already runs %d processes", AGENT_MAX_PROCS);
 		goto out;
@@ -579,32 +573,12 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		io.err = errp[1];
 	}
 	/*
-	 * A one-shot execute while nothing else runs in the sandbox needs no
-	 * nested namespace: everything left when it ends is its own, and the
-	 * agent, PID 1 of the sandbox, kills it all with kill(-1). That saves
-	 * the mini-init's namespaces on the hot path of repeated executes.
+	 * Every execute, one-shot ones too, runs under a mini-init in a new pid
+	 * namespace (fork-like clone: the child is its PID 1). Running a
+	 * one-shot payload straight from the agent would save the nested
+	 * namespace but put the agent in the payload's reach (see the top).
 	 */
-	direct = (r.flags & MBX_XF_ONESHOT) && !(r.flags & MBX_XF_PTY);
-	for (int i = 0; i < AGENT_MAX_PROCS && direct; i++)
-		direct = st->procs[i] == NULL;
-	if (direct) {
-		init = fork();
-		if (init < 0)
-			goto sys;
-		if (init == 0) {
-			close_fd(&repp[0]);
-			close_fd(&stp[0]);
-			close_fd(&stp[1]);
-			close_fd(&outp[0]);
-			close_fd(&errp[0]);
-			close_fd(&inp[1]);
-			payload_child(st, &r, &io, repp[1]);
-		}
-		close_fd(&stp[0]);
-	} else {
-		/* fork-like clone into a new pid namespace: the child is its PID 1. */
-		init = syscall(SYS_clone, (unsigned long)(CLONE_NEWPID | SIGCHLD), NULL, NULL, NULL, 0);
-	}
+	init = syscall(SYS_clone, (unsigned long)(CLONE_NEWPID | SIGCHLD), NULL, NULL, NULL, 0);
 	if (init < 0)
 		goto sys;
 	if (init == 0) {
@@ -646,8 +620,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	}
 	p->id = id;
 	p->init = (pid_t)init;
-	p->direct = direct;
-	p->program = direct ? p->init : find_program(p->init);
+	p->program = find_program(p->init);
 	p->program_fd = p->program > 0 ? mbx_sys_pidfd_open(p->program, 0) : -1;
 	p->pty = master >= 0;
 	p->out_fd = master >= 0 ? master : outp[0];
@@ -656,7 +629,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	if (master >= 0 && p->in_fd >= 0)
 		fcntl(p->in_fd, F_SETFD, FD_CLOEXEC);
 	master = outp[0] = errp[0] = inp[1] = -1;
-	p->status_fd = stp[0]; /* -1 when direct: the agent reaps the program itself */
+	p->status_fd = stp[0];
 	stp[0] = -1;
 	p->credit = r.window;
 	p->limit = r.output_limit;
@@ -907,59 +880,18 @@ static void send_exit(struct agent_state *st, struct agent_proc *p)
 	mbx_proto_end(&st->out);
 }
 
-static uint64_t cpu_of(const struct rusage *ru)
-{
-	return (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec +
-	       (uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
-}
-
-/* Counts a reaped process's resources into a direct process's report. */
-static void account(struct agent_proc *p, const struct rusage *ru)
-{
-	p->status.cpu_us += cpu_of(ru);
-	if ((uint64_t)ru->ru_maxrss * 1024u > p->status.maxrss)
-		p->status.maxrss = (uint64_t)ru->ru_maxrss * 1024u;
-}
-
 void agent_proc_reap(struct agent_state *st)
 {
 	for (;;) {
-		struct agent_proc *direct = NULL;
-		struct rusage ru;
-		int ws;
-		pid_t w = wait4(-1, &ws, WNOHANG, &ru);
+		pid_t w = waitpid(-1, NULL, WNOHANG);
 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return;
-		for (int i = 0; i < AGENT_MAX_PROCS; i++) {
-			struct agent_proc *p = st->procs[i];
-
-			if (p == NULL)
-				continue;
-			if (p->direct)
-				direct = p;
-			if (p->init != w)
-				continue;
-			p->init_done = 1;
-			if (p->direct) {
-				p->status.wstatus = ws;
-				p->status_valid = 1;
-			}
-		}
-		/* With a direct process running, every other child is an orphan
-		 * of its tree: its time is the process's too. */
-		if (direct != NULL) {
-			account(direct, &ru);
-			if (direct->init == w) {
-				/* The program ended: so does everything it left. */
-				kill(-1, SIGKILL);
-				while ((w = wait4(-1, NULL, 0, &ru)) > 0 || (w < 0 && errno == EINTR))
-					if (w > 0)
-						account(direct, &ru);
-			}
-		}
+		for (int i = 0; i < AGENT_MAX_PROCS; i++)
+			if (st->procs[i] && st->procs[i]->init == w)
+				st->procs[i]->init_done = 1;
 	}
 }
 

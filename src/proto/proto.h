@@ -123,7 +123,7 @@ enum mbx_field_tag {
 /* MBX_F_EXEC_FLAGS bits. */
 #define MBX_XF_STDIN  (1u << 0) /* a stdin pipe instead of /dev/null */
 #define MBX_XF_PTY    (1u << 1) /* a pseudo-terminal of ROWS x COLS */
-#define MBX_XF_ONESHOT (1u << 2) /* the host waits for it (an execute), nothing else runs alongside */
+#define MBX_XF_ONESHOT (1u << 2) /* the host waits for it (an execute); runs under a mini-init like any other */
 
 /* File operations (MBX_F_FOP). */
 enum mbx_fop {

@@ -1,0 +1,323 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The in-sandbox agent against its own payload: the file API never blocks
+on an object the payload made (FIFOs, sockets, devices), the agent dies
+with the host that started it, and a payload cannot reach the agent (PID 1
+of the sandbox) with rlimits, priorities, scheduling or signals."""
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import mbx
+from conftest import LIB, host_env, procs_with_arg, reap_zombies, unique_sleep_arg
+
+
+def ps(cli):
+    r = cli(["ps", "--json"])
+    assert r.rc == 0, r
+    return {s["name"]: s for s in r.json["sandboxes"]}
+
+
+@pytest.fixture
+def named(cli):
+    """A named sandbox, removed after the test."""
+    made = []
+
+    def create():
+        name = "h-" + secrets.token_hex(4)
+        r = cli(["create", "--name", name])
+        assert r.rc == 0, r
+        made.append(name)
+        return name
+
+    yield create
+    for name in made:
+        cli(["rm", name])
+
+
+# ---------------------------------------------------------------------------
+# The file API and payload-made objects
+
+NOT_REGULAR = "not a regular file"
+
+# Objects a payload can put where the file API looks, made by a command run
+# in the sandbox first. The socket file stays after its process exits.
+OBJECTS = {
+    "fifo": ("/workspace/r", "mkfifo /workspace/r"),
+    "socket": ("/workspace/s", "python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('/workspace/s')\""),
+    "dev-zero": ("/dev/zero", "true"),
+    "symlink-to-fifo": ("/workspace/l", "mkfifo /workspace/f && ln -s f /workspace/l"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OBJECTS))
+def test_cat_of_a_non_regular_file_is_refused_at_once(cli, named, kind):
+    path, make = OBJECTS[kind]
+    name = named()
+    assert cli(["exec", name, "--", "sh", "-c", make]).rc == 0
+    # A blocked agent would hold this for the host's 60 s grace: the CLI's
+    # own 20 s bound turns that into a failure.
+    r = cli(["cat", name, path], timeout=20)
+    assert r.rc == 1 and r.stdout == b"" and NOT_REGULAR in r.stderr, r
+    # The agent is free: an exec right after runs at once.
+    r = cli(["exec", name, "--", "echo", "alive"], timeout=20)
+    assert r.rc == 0 and r.stdout == b"alive\n", r
+    assert ps(cli)[name]["state"] == "ready"
+
+
+def test_fifo_with_a_writer_is_not_read(cli, named):
+    # Even with a writer holding the FIFO open (so a non-blocking open and
+    # read would both succeed), the agent refuses it.
+    name = named()
+    arg = unique_sleep_arg()
+    p = subprocess.Popen([cli.path, "exec", name, "--", "sh", "-c",
+                          "mkfifo /workspace/r; exec 3<>/workspace/r; echo x >&3; exec sleep " + arg],
+                         env=cli.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not procs_with_arg(arg) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        r = cli(["cat", name, "/workspace/r"], timeout=20)
+        assert r.rc == 1 and NOT_REGULAR in r.stderr, r
+    finally:
+        p.kill()
+        p.wait()
+    r = cli(["exec", name, "--", "true"], timeout=20)
+    assert r.rc == 0, r
+
+
+def test_library_file_api_refuses_non_regular_files(sandbox):
+    sandbox.exec(["sh", "-c", "mkfifo /workspace/r /workspace/w && mkdir /workspace/d"])
+    for path in ("/workspace/r", "/dev/zero"):
+        with pytest.raises(mbx.MbxError) as e:
+            sandbox.read_file(path)
+        assert e.value.code == mbx.MBX_EINVAL and NOT_REGULAR in e.value.message, e.value
+    # Appending opens the target itself: a FIFO with no reader, a FIFO with
+    # a reader, a device.
+    with pytest.raises(mbx.MbxError) as e:
+        sandbox.write_file("/workspace/w", b"data", flags=1)
+    assert e.value.code == mbx.MBX_EINVAL and NOT_REGULAR in e.value.message, e.value
+    reader = sandbox.spawn(["sh", "-c", "exec 3<>/workspace/w; echo open; exec sleep 30"])
+    try:
+        assert reader.next_event(10000) == (mbx.MBX_EVENT_STDOUT, b"open\n")
+        with pytest.raises(mbx.MbxError) as e:
+            sandbox.write_file("/workspace/w", b"data", flags=1)
+        assert e.value.code == mbx.MBX_EINVAL and NOT_REGULAR in e.value.message, e.value
+    finally:
+        reader.kill()
+        reader.close()
+    with pytest.raises(mbx.MbxError) as e:
+        sandbox.write_file("/dev/null", b"data", flags=1)
+    assert e.value.code == mbx.MBX_EINVAL and NOT_REGULAR in e.value.message, e.value
+    # A FIFO is no directory to list, and a replacing write puts a regular
+    # file in its place without opening it.
+    with pytest.raises(mbx.MbxError) as e:
+        sandbox.list_dir("/workspace/r")
+    assert e.value.code == mbx.MBX_ENOTDIR, e.value
+    sandbox.write_file("/workspace/r", b"replaced")
+    assert sandbox.read_file("/workspace/r") == b"replaced"
+    assert sandbox.exec(["echo", "ok"]).stdout == b"ok\n"
+
+
+# ---------------------------------------------------------------------------
+# A payload cannot reach the agent
+
+# Every way a payload of the same uid could reach PID 1 by its pid, or all
+# processes of its uid at once. Each line prints its name and "ok" or the
+# errno; the payload always exits 0.
+ATTACK = r"""
+import os, resource, signal
+def t(name, f):
+    try:
+        f()
+        print(name, "ok")
+    except OSError as e:
+        print(name, e.errno)
+def oom():
+    with open("/proc/1/oom_score_adj", "w") as f:
+        f.write("1000")
+t("prlimit-nofile", lambda: resource.prlimit(1, resource.RLIMIT_NOFILE, (3, 3)))
+t("prlimit-nproc", lambda: resource.prlimit(1, resource.RLIMIT_NPROC, (0, 0)))
+t("prlimit-as", lambda: resource.prlimit(1, resource.RLIMIT_AS, (1 << 20, 1 << 20)))
+t("setpriority", lambda: os.setpriority(os.PRIO_PROCESS, 1, 19))
+t("sched", lambda: os.sched_setscheduler(1, os.SCHED_IDLE, os.sched_param(0)))
+t("oom-score", oom)
+t("prio-user", lambda: os.setpriority(os.PRIO_USER, 0, 19))
+t("prio-pgrp", lambda: os.setpriority(os.PRIO_PGRP, os.getpgid(1), 19))
+t("stop", lambda: os.kill(1, signal.SIGSTOP))
+t("term", lambda: os.kill(1, signal.SIGTERM))
+t("hup", lambda: os.kill(1, signal.SIGHUP))
+t("kill-all-stop", lambda: os.kill(-1, signal.SIGSTOP))
+print("survived")
+"""
+
+
+def agent_state(pid):
+    """What the attacks would change in the agent, read from the host."""
+    with open("/proc/%d/limits" % pid) as f:
+        limits = f.read()
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    with open("/proc/%d/oom_score_adj" % pid) as f:
+        oom = f.read()
+    # state, nice, policy
+    return limits, fields[0], fields[16], fields[38], oom
+
+
+def agents_below(root):
+    """The sandbox agents below `root` (not their processes' mini-inits,
+    which are forks of the agent)."""
+    from conftest import descendants, proc_table
+    table = proc_table()
+    return [pid for pid, argv in descendants(root).items()
+            if argv[:1] == ["mimobox-agent"] and table.get(table[pid][0], (0, "", []))[2][:1] != ["mimobox-agent"]]
+
+
+def test_one_shot_run_cannot_touch_the_agent(cli):
+    r, res = cli.json("--", "python3", "-c", ATTACK, timeout=60)
+    assert r.rc == 0 and res["exit_code"] == 0 and res["stdout"].endswith("survived\n"), res
+    # The agent still serves the rest of the run: its end and the result.
+    assert res["timed_out"] is False and res["signal"] in (0, None), res
+
+
+def test_library_execute_cannot_touch_the_agent(sandbox):
+    agents = agents_below(os.getpid())
+    assert len(agents) == 1, agents
+    before = agent_state(agents[0])
+    res = sandbox.exec(["python3", "-c", ATTACK])
+    assert res.exit_code == 0 and res.stdout.endswith(b"survived\n"), res
+    assert agent_state(agents[0]) == before, "the payload changed the agent"
+    # Later executes need new pipes and processes in the agent.
+    for _ in range(3):
+        res = sandbox.exec(["sh", "-c", "echo a; echo b >&2"], stdin=b"x")
+        assert res.exit_code == 0 and res.stdout == b"a\n" and res.stderr == b"b\n", res
+    p = sandbox.spawn(["cat"], stdin=True)
+    p.write(b"spawned\n")
+    p.close_stdin()
+    assert p.wait(10000).stdout == b"spawned\n"
+    p.close()
+
+
+def test_named_exec_cannot_touch_the_agent(cli, named):
+    name = named()
+    agents = agents_below(ps(cli)[name]["pid"])
+    assert len(agents) == 1, agents
+    before = agent_state(agents[0])
+    r = cli(["exec", name, "--", "python3", "-c", ATTACK], timeout=60)
+    assert r.rc == 0 and r.stdout.endswith(b"survived\n"), r
+    assert agent_state(agents[0]) == before, "the payload changed the agent"
+    for _ in range(3):
+        r = cli(["exec", name, "--", "echo", "next"], timeout=30)
+        assert r.rc == 0 and r.stdout == b"next\n", r
+    assert cli(["cat", name, "/etc/hostname"], timeout=30).rc == 0
+
+
+# ---------------------------------------------------------------------------
+# The agent dies with its host
+
+# A host process that makes a sandbox through the library, starts a
+# long-running payload in it and waits to be killed.
+LIB_HOST = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import mbx
+lib = mbx.Lib(sys.argv[2])
+sb = mbx.Sandbox(lib)
+print(sb.id, flush=True)
+p = sb.spawn(["sleep", sys.argv[3]], timeout_ms=0)
+print("up", flush=True)
+sys.stdin.read()
+"""
+
+
+def wait_gone(pids, arg, timeout=5):
+    deadline = time.monotonic() + timeout
+    while True:
+        reap_zombies()
+        from conftest import proc_table
+        table = proc_table()
+        left = [p for p in pids if p in table and table[p][1] != "Z"] + procs_with_arg(arg)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def kill_host_of_stopped_agent(cli, guard, host, arg):
+    """Waits for the payload, stops the agent (a wedged agent that cannot
+    see its channel close), SIGKILLs the host and checks that the agent and
+    the payload die anyway."""
+    try:
+        deadline = time.monotonic() + 10
+        while not procs_with_arg(arg) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert procs_with_arg(arg), "payload not running"
+        agents = agents_below(host.pid)
+        assert len(agents) == 1, agents
+        os.kill(agents[0], signal.SIGSTOP)
+    finally:
+        host.kill()
+        host.wait()
+    left = wait_gone(agents, arg)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "the agent or its payload outlived the killed host: %s" % left
+    # A later sandbox collects the state the killed host left.
+    r = cli.run("--", "true")
+    assert r.rc == 0, r
+
+
+def test_agent_dies_with_a_killed_library_host(cli, guard):
+    arg = unique_sleep_arg()
+    host = subprocess.Popen([sys.executable, "-c", LIB_HOST, os.path.dirname(os.path.abspath(__file__)), LIB, arg],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=cli.env())
+    try:
+        guard.ids.add(host.stdout.readline().decode().strip())
+        assert host.stdout.readline() == b"up\n"
+    except BaseException:
+        host.kill()
+        host.wait()
+        raise
+    try:
+        kill_host_of_stopped_agent(cli, guard, host, arg)
+    finally:
+        host.stdin.close()
+        host.stdout.close()
+
+
+def test_agent_dies_with_a_killed_cli(cli, guard):
+    arg = unique_sleep_arg()
+    host = subprocess.Popen([cli.path, "run", "--", "sh", "-c", "echo up; exec sleep " + arg],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env())
+    try:
+        assert host.stdout.readline() == b"up\n"
+        kill_host_of_stopped_agent(cli, guard, host, arg)
+    finally:
+        host.stdout.close()
+        guard.ids.update(re.findall(r"sandbox ([0-9a-f]{16}) created", host.stderr.read().decode()))
+        host.stderr.close()
+
+
+def test_agent_made_on_a_thread_outlives_the_thread(lib, guard):
+    # The parent-death signal follows the creating thread: a sandbox made
+    # on a thread that then ends must keep working.
+    import threading
+    box = {}
+
+    def make():
+        box["sb"] = mbx.Sandbox(lib)
+
+    t = threading.Thread(target=make)
+    t.start()
+    t.join()
+    sb = box["sb"]
+    guard.ids.add(sb.id)
+    try:
+        time.sleep(0.2)
+        assert sb.exec(["echo", "still"]).stdout == b"still\n"
+    finally:
+        sb.close()
