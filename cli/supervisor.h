@@ -41,6 +41,8 @@ struct sv_client {
 	uint64_t limit;		/* output forwarded per stream */
 	uint64_t sent[3];
 	int cut[3];
+	uint8_t *in_buf;	/* stdin the process has not taken yet: the client's */
+	size_t in_len;		/* frames wait (unparsed) until it has */
 	/* SV_WRITE */
 	char *path, *tmp;
 	uint32_t mode;

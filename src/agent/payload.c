@@ -646,6 +646,8 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	st->procs[slot] = p;
 	mbx_proto_begin(&st->out, MBX_MSG_STARTED, id);
 	mbx_proto_put_u32(&st->out, MBX_F_PID, (uint32_t)p->program);
+	if (p->in_fd >= 0)
+		mbx_proto_put_u64(&st->out, MBX_F_WINDOW, STDIN_WINDOW);
 	mbx_proto_end(&st->out);
 	goto out;
 sys:
@@ -662,8 +664,14 @@ out:
 	req_release(&r);
 }
 
-/* Writes pending stdin bytes without blocking. */
-static void flush_stdin(struct agent_proc *p)
+/*
+ * Writes pending stdin bytes without blocking, and gives the host credit
+ * for what left the buffer (written, or dropped because the reader is
+ * gone), in batches of a quarter window or when the buffer is empty. The
+ * host never has more than STDIN_WINDOW bytes on their way or held here,
+ * however much it streams and however slowly the program reads.
+ */
+static void flush_stdin(struct agent_state *st, struct agent_proc *p)
 {
 	while (p->in_fd >= 0 && p->inlen > 0) {
 		ssize_t n = write(p->in_fd, p->inbuf, p->inlen);
@@ -671,14 +679,23 @@ static void flush_stdin(struct agent_proc *p)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
-			return;
+			break;
 		if (n <= 0) {
-			/* The reader is gone: drop what was queued. */
+			/* The reader is gone: drop what was queued (and what
+			 * comes: the host's writer must not wait for ever). */
+			p->in_uncredited += p->inlen;
 			p->inlen = 0;
 			break;
 		}
 		memmove(p->inbuf, p->inbuf + n, p->inlen - (size_t)n);
 		p->inlen -= (size_t)n;
+		p->in_uncredited += (uint64_t)n;
+	}
+	if (p->in_uncredited > 0 && (p->in_uncredited >= STDIN_WINDOW / 4 || p->inlen == 0)) {
+		mbx_proto_begin(&st->out, MBX_MSG_CREDIT, p->id);
+		mbx_proto_put_u64(&st->out, MBX_F_WINDOW, p->in_uncredited);
+		mbx_proto_end(&st->out);
+		p->in_uncredited = 0;
 	}
 	if (p->in_close && p->inlen == 0 && p->in_fd >= 0) {
 		if (p->pty) {
@@ -689,8 +706,6 @@ static void flush_stdin(struct agent_proc *p)
 	}
 }
 
-/* Bytes of stdin the agent holds per process before refusing more. */
-#define STDIN_MAX (4u << 20)
 
 void agent_proc_message(struct agent_state *st, const struct mbx_frame *f)
 {
@@ -719,9 +734,10 @@ void agent_proc_message(struct agent_state *st, const struct mbx_frame *f)
 		return;
 	}
 	if (p == NULL) {
-		/* The process may have ended an instant ago: credit and detach
-		 * for it need no answer. */
-		if (f->type != MBX_MSG_CREDIT && f->type != MBX_MSG_DETACH)
+		/* The process may have ended an instant ago: credit, detach and
+		 * stdin sent before its EXIT reached the host need no answer. */
+		if (f->type != MBX_MSG_CREDIT && f->type != MBX_MSG_DETACH && f->type != MBX_MSG_STDIN &&
+		    f->type != MBX_MSG_STDIN_CLOSE)
 			agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "no running process %u", f->id);
 		return;
 	}
@@ -731,24 +747,27 @@ void agent_proc_message(struct agent_state *st, const struct mbx_frame *f)
 			agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "process %u has no open stdin", f->id);
 			return;
 		}
-		if (mbx_proto_decode_data(f, &data, &len) < 0 || p->inlen + len > STDIN_MAX) {
-			agent_send_error(st, f->id, MBX_ETOOBIG, 0, NULL, "stdin of process %u is full", f->id);
+		if (mbx_proto_decode_data(f, &data, &len) < 0) {
+			agent_send_error(st, f->id, MBX_EPROTO, 0, NULL, "malformed STDIN message");
 			return;
 		}
-		{
-			uint8_t *nb = realloc(p->inbuf, p->inlen + len + 1);
-
-			if (nb == NULL)
-				return;
-			p->inbuf = nb;
-			memcpy(p->inbuf + p->inlen, data, len);
-			p->inlen += len;
+		if (p->inlen + len > STDIN_WINDOW) {
+			/* The host sent beyond the credit it was given. */
+			agent_send_error(st, f->id, MBX_EPROTO, 0, NULL,
+					 "stdin of process %u beyond its window of %u bytes", f->id, STDIN_WINDOW);
+			return;
 		}
-		flush_stdin(p);
+		if (p->inbuf == NULL && (p->inbuf = malloc(STDIN_WINDOW)) == NULL) {
+			agent_send_error(st, f->id, MBX_ENOMEM, ENOMEM, NULL, "out of memory for stdin of process %u", f->id);
+			return;
+		}
+		memcpy(p->inbuf + p->inlen, data, len);
+		p->inlen += len;
+		flush_stdin(st, p);
 		return;
 	case MBX_MSG_STDIN_CLOSE:
 		p->in_close = 1;
-		flush_stdin(p);
+		flush_stdin(st, p);
 		return;
 	case MBX_MSG_SIGNAL:
 		if (mbx_proto_find_u32(f, MBX_F_SIGNAL, &u) < 0 || u == 0 || u > 64) {
@@ -910,7 +929,7 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 		if (pf[k + 1].revents & (POLLIN | POLLHUP | POLLERR))
 			pump(st, p, 1);
 		if (pf[k + 2].revents & (POLLOUT | POLLERR | POLLHUP))
-			flush_stdin(p);
+			flush_stdin(st, p);
 		if (pf[k + 3].revents & (POLLIN | POLLHUP | POLLERR)) {
 			ssize_t n = read(p->status_fd, &p->status, sizeof(p->status));
 

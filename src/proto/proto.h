@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MBX_PROTO_VERSION 2
+#define MBX_PROTO_VERSION 3
 #define MBX_PROTO_HEADER 12
 /* A frame body is at most 1 MiB: output is sent in chunks far below it, and a
  * larger announcement from an agent is a protocol error, never an allocation. */
@@ -43,13 +43,14 @@ enum mbx_msg_type {
 	MBX_MSG_STDERR = 7,   /* agent -> host: DATA */
 	MBX_MSG_EXIT = 8,     /* agent -> host: the mbx_exit_info fields */
 	MBX_MSG_SHUTDOWN = 9, /* host -> agent: kill everything and exit */
-	MBX_MSG_STARTED = 10, /* agent -> host: the EXEC of this id runs (PID) */
-	MBX_MSG_STDIN = 11,   /* host -> agent: DATA for the process's stdin */
+	MBX_MSG_STARTED = 10, /* agent -> host: the EXEC of this id runs (PID; WINDOW: initial stdin credit) */
+	MBX_MSG_STDIN = 11,   /* host -> agent: DATA for the process's stdin, within the stdin credit */
 	MBX_MSG_STDIN_CLOSE = 12,
 	MBX_MSG_SIGNAL = 13,  /* host -> agent: SIGNAL to the program */
 	MBX_MSG_KILL = 14,    /* host -> agent: kill the process tree */
 	MBX_MSG_RESIZE = 15,  /* host -> agent: ROWS, COLS of a PTY */
-	MBX_MSG_CREDIT = 16,  /* host -> agent: WINDOW more output bytes may come */
+	MBX_MSG_CREDIT = 16,  /* host -> agent: WINDOW more output bytes may come;
+			       * agent -> host: WINDOW more stdin bytes may be sent */
 	MBX_MSG_DETACH = 17,  /* host -> agent: nobody reads: discard the output */
 	MBX_MSG_LIST = 18,    /* host -> agent: list processes */
 	MBX_MSG_PROC_LIST = 19, /* agent -> host: ENTRY* (PROC_ID, ARG, AGE_MS) */
@@ -266,6 +267,10 @@ int mbx_proto_decode_error(const struct mbx_frame *f, struct mbx_error_info *out
 int mbx_proto_decode_exit(const struct mbx_frame *f, struct mbx_exit_info *out);
 /* Output data of a STDOUT/STDERR frame: borrowed from the frame. */
 int mbx_proto_decode_data(const struct mbx_frame *f, const uint8_t **data, uint32_t *len);
+/* The stdin credit of a CREDIT (agent -> host) or STARTED frame: its
+ * WINDOW field. -1 for another type, or when WINDOW is absent or malformed
+ * (*window is then 0). */
+int mbx_proto_decode_window(const struct mbx_frame *f, uint64_t *window);
 
 /* FILE_STAT, and one ENTRY of FILE_DIR / PROC_LIST. Strings are borrowed
  * from the frame (not NUL-terminated) and checked: a NAME holds no '/' and no
