@@ -89,7 +89,9 @@ MBX_EXTERN(int) mbx_sandbox_spawn(mbx_sandbox *sb, const char *const *argv, cons
 /**
  * @brief Waits up to timeout_ms (-1: forever, 0: poll) for the next event.
  * @param[out] out the event, owned by the caller (mbx_event_free()); NULL
- *                 when none came in time
+ *                 when none came in time, or, before the time is up, when
+ *                 stdin credit came for bytes mbx_process_write_stdin_some()
+ *                 could not write (write them now)
  * @return MBX_OK (also when none came: *out is NULL); MBX_ESTATE after the
  *         last event was taken; transport errors as for mbx_sandbox_exec()
  */

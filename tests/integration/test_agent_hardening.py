@@ -363,7 +363,9 @@ def test_exec_stdin_of_any_size(cli, named, host_tmp, mib):
     sv = ps(cli)[name]["pid"]
     with open(path, "rb") as f:
         data = f.read()
-    r = cli(["exec", name, "-i", "--", "sh", "-c", "sha256sum; echo done >&2"], stdin=data, timeout=120,
+    # The program starts reading late: everything sent meanwhile must wait,
+    # not be dropped.
+    r = cli(["exec", name, "-i", "--", "sh", "-c", "sleep 1; sha256sum; echo done >&2"], stdin=data, timeout=120,
             measure_rss=True)
     del data
     assert r.rc == 0 and r.stdout.split()[0].decode() == digest and r.stderr == "done\n", r
@@ -407,7 +409,7 @@ def test_exec_stdin_to_a_program_that_never_reads(cli, named, host_tmp):
 def test_library_execute_stdin_of_64_mib(sandbox):
     import hashlib
     data = b"".join(pattern(i) for i in range(64))
-    res = sandbox.exec(["sh", "-c", "sha256sum; echo ok >&2"], stdin=data)
+    res = sandbox.exec(["sh", "-c", "sleep 1; sha256sum; echo ok >&2"], stdin=data)
     assert res.exit_code == 0 and res.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest(), res
     assert res.stderr == b"ok\n", res
     # A program that reads only part of it ends the execute normally.
@@ -417,7 +419,7 @@ def test_library_execute_stdin_of_64_mib(sandbox):
 
 def test_library_process_stdin_streams_with_bounded_memory(sandbox):
     import hashlib
-    p = sandbox.spawn(["sha256sum"], stdin=True, timeout_ms=120000)
+    p = sandbox.spawn(["sh", "-c", "sleep 1; sha256sum"], stdin=True, timeout_ms=120000)
     h = hashlib.sha256()
     before = vm_hwm_kb(os.getpid())
     try:
