@@ -498,7 +498,7 @@ int mbx__client_proc_send(struct mbx_client *c, struct mbx_cproc *p, uint16_t ty
 }
 
 int mbx__client_write_stdin(struct mbx_client *c, struct mbx_cproc *p, const void *data, size_t len, size_t *written,
-			    uint64_t deadline_us, mbx_error **err)
+			    uint64_t deadline_us, int until_event, mbx_error **err)
 {
 	const uint8_t *d = data;
 	struct mbx_frame f;
@@ -560,6 +560,8 @@ int mbx__client_write_stdin(struct mbx_client *c, struct mbx_cproc *p, const voi
 			c->broken = 1;
 			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "unexpected message type %u from the sandbox agent", f.type);
 		}
+		if (until_event && p->head != NULL && p->stdin_credit == 0)
+			return MBX_OK;
 	}
 	return MBX_OK;
 }
@@ -730,8 +732,9 @@ static int feed_stdin(struct mbx_client *c, struct mbx_cproc *p, const struct mb
 			c->broken = 1;
 			return mbx__error_set(err, MBX_ETIMEDOUT, 0, NULL, "the sandbox agent did not report the end of the execute in time");
 		}
+		/* Waits for credit or the next output, whichever comes first. */
 		rc = mbx__client_write_stdin(c, p, req->stdin_data + off, req->stdin_len - off, &n,
-					     p->head ? 0 : mbx__now_us() + 100000u, err);
+					     p->head ? 0 : deadline, 1, err);
 		off += n;
 		if (rc == MBX_ESTATE && p->ended)
 			return MBX_OK;

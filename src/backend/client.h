@@ -107,12 +107,14 @@ int mbx__client_proc_send(struct mbx_client *c, struct mbx_cproc *p, uint16_t ty
 /*
  * Sends up to `len` bytes of stdin within the credit the agent granted,
  * reading the channel for more credit (queuing p's events meanwhile) until
- * deadline_us; deadline 0 reads only what has arrived. *written gets the
- * bytes sent, also on failure. A process that ended is MBX_ESTATE; an error
- * the agent reported for an earlier message of p is returned first.
+ * deadline_us; deadline 0 reads only what has arrived. With until_event it
+ * returns as soon as an event of p is queued while it has no credit, so
+ * the caller can take it. *written gets the bytes sent, also on failure. A
+ * process that ended is MBX_ESTATE; an error the agent reported for an
+ * earlier message of p is returned first.
  */
 int mbx__client_write_stdin(struct mbx_client *c, struct mbx_cproc *p, const void *data, size_t len, size_t *written,
-			    uint64_t deadline_us, mbx_error **err);
+			    uint64_t deadline_us, int until_event, mbx_error **err);
 
 /* Moves p's pending error (see struct mbx_cproc) into *err and returns its
  * code; MBX_OK when there is none. */

@@ -302,7 +302,7 @@ static int write_stdin(mbx_process *p, const void *data, size_t len, size_t *wri
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "stdin data is NULL");
 	if (p->ended)
 		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has ended", p->id);
-	rc = mbx__client_write_stdin(c, p->cp, data, len, written, deadline_us, err);
+	rc = mbx__client_write_stdin(c, p->cp, data, len, written, deadline_us, 0, err);
 	return rc < 0 ? mbx__sandbox_after(p->sb, c, rc, err) : rc;
 }
 

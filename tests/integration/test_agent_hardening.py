@@ -504,3 +504,13 @@ def test_error_of_a_fire_and_forget_message_reaches_the_caller(sandbox):
     finally:
         p.kill()
         p.close()
+
+
+def test_library_execute_stdin_echoed_back(sandbox):
+    # An execute whose program writes as it reads: the library takes the
+    # output while it streams stdin, so 64 MiB go through 1 MiB windows.
+    data = b"".join(pattern(i) for i in range(64))
+    res = sandbox.exec(["cat"], stdin=data)
+    assert res.exit_code == 0 and len(res.stdout) > 0 and data.startswith(res.stdout), res
+    res = sandbox.exec(["sh", "-c", "cat | wc -c"], stdin=data)
+    assert res.exit_code == 0 and res.stdout.strip() == b"%d" % len(data), res
