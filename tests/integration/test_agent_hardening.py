@@ -14,7 +14,7 @@ import time
 import pytest
 
 import mbx
-from conftest import LIB, host_env, procs_with_arg, reap_zombies, unique_sleep_arg
+from conftest import LIB, LIB_ASAN, procs_with_arg, reap_zombies, unique_sleep_arg
 
 
 def ps(cli):
@@ -273,8 +273,13 @@ def kill_host_of_stopped_agent(cli, guard, host, arg):
 
 def test_agent_dies_with_a_killed_library_host(cli, guard):
     arg = unique_sleep_arg()
+    env = cli.env()
+    if LIB_ASAN:
+        # An AddressSanitizer build of the library needs its runtime first.
+        env["LD_PRELOAD"] = LIB_ASAN
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
     host = subprocess.Popen([sys.executable, "-c", LIB_HOST, os.path.dirname(os.path.abspath(__file__)), LIB, arg],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=cli.env())
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     try:
         guard.ids.add(host.stdout.readline().decode().strip())
         assert host.stdout.readline() == b"up\n"
