@@ -429,6 +429,14 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 	if (prog == 0)
 		payload_child(st, r, io, rep_w);
 	close(rep_w);
+	/* The program's stdio is its own: without our copies, its pipes reach
+	 * end of file when its tree is gone, not when we are. */
+	if (io->in >= 0)
+		close(io->in);
+	if (io->out >= 0)
+		close(io->out);
+	if (io->err >= 0)
+		close(io->err);
 	prctl(PR_SET_NAME, "mimobox-init", 0, 0, 0);
 	for (;;) {
 		int s;
@@ -957,7 +965,11 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 			p->status_valid = n == (ssize_t)sizeof(p->status);
 			close_fd(&p->status_fd);
 		}
-		if (p->init_done && p->out_fd < 0 && p->err_fd < 0) {
+		/* The mini-init's report comes after it killed and reaped the
+		 * whole tree: the execute is over then, while the mini-init's own
+		 * exit (the teardown of its namespaces, which waits for an RCU
+		 * grace period) finishes in the background and is reaped later. */
+		if ((p->init_done || p->status_valid) && p->out_fd < 0 && p->err_fd < 0) {
 			send_exit(st, p);
 			proc_free(st, p);
 		}

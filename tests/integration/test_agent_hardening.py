@@ -165,8 +165,8 @@ def agent_state(pid):
         fields = f.read().rpartition(")")[2].split()
     with open("/proc/%d/oom_score_adj" % pid) as f:
         oom = f.read()
-    # state, nice, policy
-    return limits, fields[0], fields[16], fields[38], oom
+    # stopped, nice, scheduling policy
+    return limits, fields[0] in ("T", "t"), fields[16], fields[38], oom
 
 
 def agents_below(root):
