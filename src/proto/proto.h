@@ -22,6 +22,7 @@
  */
 #pragma once
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -329,3 +330,7 @@ enum mbx_mount_op {
 
 /* Most descriptors one message may carry. */
 #define MBX_PROTO_MAX_FDS 64
+
+/* The parent-death signal of an agent made off the host's main thread
+ * (src/backend/linux/spawn.c sets it, the agent handles it). */
+#define MBX_AGENT_PDEATH_SIG SIGUSR1

@@ -223,11 +223,18 @@ def test_named_exec_cannot_touch_the_agent(cli, named):
 # A host process that makes a sandbox through the library, starts a
 # long-running payload in it and waits to be killed.
 LIB_HOST = r"""
-import sys
+import sys, threading
 sys.path.insert(0, sys.argv[1])
 import mbx
 lib = mbx.Lib(sys.argv[2])
-sb = mbx.Sandbox(lib)
+box = []
+if sys.argv[4] == "thread":
+    t = threading.Thread(target=lambda: box.append(mbx.Sandbox(lib)))
+    t.start()
+    t.join()
+else:
+    box.append(mbx.Sandbox(lib))
+sb = box[0]
 print(sb.id, flush=True)
 p = sb.spawn(["sleep", sys.argv[3]], timeout_ms=0)
 print("up", flush=True)
@@ -271,15 +278,43 @@ def kill_host_of_stopped_agent(cli, guard, host, arg):
     assert r.rc == 0, r
 
 
-def test_agent_dies_with_a_killed_library_host(cli, guard):
-    arg = unique_sleep_arg()
+def start_lib_host(cli, arg, where):
     env = cli.env()
     if LIB_ASAN:
         # An AddressSanitizer build of the library needs its runtime first.
         env["LD_PRELOAD"] = LIB_ASAN
         env["ASAN_OPTIONS"] = "detect_leaks=0"
-    host = subprocess.Popen([sys.executable, "-c", LIB_HOST, os.path.dirname(os.path.abspath(__file__)), LIB, arg],
+    return subprocess.Popen([sys.executable, "-c", LIB_HOST, os.path.dirname(os.path.abspath(__file__)), LIB, arg, where],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+
+
+def test_agent_made_on_a_thread_dies_with_a_killed_host(cli, guard):
+    # Made on a thread that ended: the sandbox lives on with its host, and
+    # still goes when the host is killed.
+    arg = unique_sleep_arg()
+    host = start_lib_host(cli, arg, "thread")
+    try:
+        guard.ids.add(host.stdout.readline().decode().strip())
+        assert host.stdout.readline() == b"up\n"
+        deadline = time.monotonic() + 10
+        while not procs_with_arg(arg) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert procs_with_arg(arg), "payload not running"
+        agents = agents_below(host.pid)
+        assert len(agents) == 1, agents
+    finally:
+        host.kill()
+        host.wait()
+        host.stdin.close()
+        host.stdout.close()
+    left = wait_gone(agents, arg)
+    assert not left, "the agent or its payload outlived the killed host: %s" % left
+    assert cli.run("--", "true").rc == 0
+
+
+def test_agent_dies_with_a_killed_library_host(cli, guard):
+    arg = unique_sleep_arg()
+    host = start_lib_host(cli, arg, "main")
     try:
         guard.ids.add(host.stdout.readline().decode().strip())
         assert host.stdout.readline() == b"up\n"

@@ -25,8 +25,10 @@
  * process of the sandbox (all nested pid namespaces too) with it. The
  * kernel sends it when the creating *thread* ends, so it is kept only when
  * that thread is the process's main thread (a CLI, the supervisor, most
- * embedders); a sandbox made on another thread must outlive that thread
- * and relies on the agent's end-of-file check of its channel alone.
+ * embedders). A sandbox made on another thread (a pool's filler) must
+ * outlive that thread: its agent gets AGENT_PDEATH_SIG instead, whose
+ * handler ends the sandbox only when the host's end of the channel is
+ * closed (the whole host is gone), besides its end-of-file check.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +47,7 @@
 #include <unistd.h>
 
 #include "spawn.h"
+#include "proto.h"
 #include "platform/linux/syscalls.h"
 
 #ifndef MFD_EXEC
@@ -216,9 +219,10 @@ static __attribute__((noreturn)) void child_main(const struct mbx_spawn *sp, int
 	if (mbx_sys_close_range(6, ~0U, 0) < 0)
 		for (int fd = 6; fd < 1024; fd++)
 			syscall(SYS_close, fd);
-	/* The host thread waits for our exec in mbx__linux_spawn_agent(): it
-	 * cannot end before this point. */
-	if (!keep_pdeathsig && syscall(SYS_prctl, PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0)
+	/* The host thread waits for our exec in mbx__linux_spawn_agent() and
+	 * then for the agent's greeting, sent after it handles the signal: it
+	 * cannot end before either. */
+	if (!keep_pdeathsig && syscall(SYS_prctl, PR_SET_PDEATHSIG, MBX_AGENT_PDEATH_SIG, 0, 0, 0) < 0)
 		child_die(err_w, STEP_PDEATHSIG);
 	mbx_sys_execveat(4, "", argv, envp, AT_EMPTY_PATH);
 	/* Where execveat is missing or emulated badly (old kernels, valgrind),
