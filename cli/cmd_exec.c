@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -339,6 +340,8 @@ struct exec_state {
 	struct wire_conn conn;
 	struct cli_session_info info;
 	int in_fd;		/* forwarded to the program, or -1 */
+	struct cli_buf inq;	/* input frames the supervisor has not taken yet, from inq_off on */
+	size_t inq_off;
 	int broken[3];		/* our stdout/stderr went away */
 	struct cli_buf out, err;	/* collected for --json */
 	struct cli_outcome outcome;
@@ -619,11 +622,36 @@ static void take_frame(struct exec_state *s, struct wire_frame *f)
 	}
 }
 
+/*
+ * Sends queued input frames without blocking. Input is flow-controlled end
+ * to end: the program takes it as it reads, the supervisor takes it from us
+ * as the program does, and we read our stdin only once the queue is out.
+ * A blocking send here could wait on a supervisor that waits on us to read
+ * the program's output. Returns -1 when the connection failed.
+ */
+static int send_input(struct exec_state *s)
+{
+	while (s->inq_off < s->inq.len) {
+		ssize_t n = send(s->conn.fd, s->inq.data + s->inq_off, s->inq.len - s->inq_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0)
+			return -1;
+		s->inq_off += (size_t)n;
+	}
+	s->inq.len = 0;
+	s->inq_off = 0;
+	return 0;
+}
+
 /* Forwards what our stdin has to the program; at its end, closes the program's. */
 static void forward_input(struct exec_state *s)
 {
 	static uint8_t chunk[WIRE_CHUNK];
-	struct cli_buf b = CLI_BUF_INIT;
+	struct cli_buf *b = &s->inq;
 	size_t start;
 	ssize_t n;
 
@@ -633,15 +661,21 @@ static void forward_input(struct exec_state *s)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
 	if (n > 0) {
-		start = wire_begin(&b, WIRE_STDIN);
-		wire_bytes(&b, chunk, (size_t)n);
+		start = wire_begin(b, WIRE_STDIN);
+		wire_bytes(b, chunk, (size_t)n);
 	} else {
-		start = wire_begin(&b, WIRE_STDIN_EOF);
+		start = wire_begin(b, WIRE_STDIN_EOF);
 		s->in_fd = -1;
 	}
-	if (wire_end(&b, start) == 0)
-		(void)cli_session_send(&s->conn, &b);	/* a failure shows as the connection's end */
-	cli_buf_free(&b);
+	if (wire_end(b, start) < 0 || b->failed) {
+		/* Out of memory: the program's stdin ends here. */
+		b->len = 0;
+		b->failed = 0;
+		s->inq_off = 0;
+		s->in_fd = -1;
+		return;
+	}
+	(void)send_input(s);	/* a failure shows as the connection's end */
 }
 
 /* SIGWINCH came: tells the program's terminal our new size. */
@@ -655,6 +689,16 @@ static void send_resize(struct exec_state *s)
 	while (read(winch_pipe[0], drain, sizeof(drain)) > 0)
 		;
 	terminal_size(&rows, &cols);
+	/* Behind queued input, whose frames must stay whole. */
+	if (s->inq.len > s->inq_off) {
+		start = wire_begin(&s->inq, WIRE_RESIZE);
+		wire_u16(&s->inq, rows);
+		wire_u16(&s->inq, cols);
+		if (wire_end(&s->inq, start) == 0)
+			(void)send_input(s);
+		cli_buf_free(&b);
+		return;
+	}
 	start = wire_begin(&b, WIRE_RESIZE);
 	wire_u16(&b, rows);
 	wire_u16(&b, cols);
@@ -684,8 +728,9 @@ static void pump(struct exec_state *s)
 		if (s->done)
 			return;
 		pfd[0].fd = s->conn.fd;
-		pfd[0].events = POLLIN;
-		pfd[1].fd = s->in_fd;
+		pfd[0].events = POLLIN | (s->inq.len > s->inq_off ? POLLOUT : 0);
+		/* Our stdin waits until the supervisor took what we sent. */
+		pfd[1].fd = s->inq.len > s->inq_off ? -1 : s->in_fd;
 		pfd[1].events = POLLIN;
 		pfd[2].fd = winch_pipe[0];
 		pfd[2].events = POLLIN;
@@ -698,9 +743,11 @@ static void pump(struct exec_state *s)
 		}
 		if (pfd[2].revents)
 			send_resize(s);
+		if ((pfd[0].revents & POLLOUT) && send_input(s) < 0)
+			pfd[0].revents |= POLLIN;	/* the read below sees the end */
 		if (pfd[1].revents)
 			forward_input(s);
-		if (!pfd[0].revents)
+		if (!(pfd[0].revents & ~POLLOUT))
 			continue;
 		n = wire_conn_fill(&s->conn);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -816,6 +863,7 @@ out:
 	cli_buf_free(&s.out);
 	cli_buf_free(&s.err);
 	cli_buf_free(&s.audit);
+	cli_buf_free(&s.inq);
 	wire_conn_close(&s.conn);
 	return s.status;
 }

@@ -293,9 +293,40 @@ char *sv_join_command(const char *const *argv)
 	return b.data;
 }
 
+/* Forgets stdin the process did not take. */
+static void drop_input(struct sv_client *c)
+{
+	free(c->in_buf);
+	c->in_buf = NULL;
+	c->in_len = 0;
+}
+
+/*
+ * Gives the process as much of `data` as its stdin window takes now and
+ * keeps the rest (a copy) for later rounds (retry_input). Stdin is
+ * flow-controlled from the program back to the client: while input is
+ * kept, the client's frames are not read, so the client stops sending,
+ * and neither we nor the agent hold more than a window of it.
+ */
+static int feed_input(struct sv_client *c, const uint8_t *data, size_t len, mbx_error **err)
+{
+	size_t n = 0;
+	int rc = mbx_process_write_stdin_some(c->proc, data, len, &n, err);
+
+	if (rc != MBX_OK || n == len)
+		return rc;
+	c->in_buf = malloc(len - n);
+	if (c->in_buf == NULL)
+		return MBX_ENOMEM;	/* without an error object: ours, not the library's */
+	memcpy(c->in_buf, data + n, len - n);
+	c->in_len = len - n;
+	return MBX_OK;
+}
+
 /* Ends the exec of `c`: kills what the program left running and frees the process. */
 static void end_exec(struct sv_client *c)
 {
+	drop_input(c);
 	if (c->proc) {
 		/* `exec` leaves nothing behind: background children die with it. */
 		(void)mbx_process_kill(c->proc, NULL);
@@ -607,7 +638,7 @@ static void exec_input(struct sv *sv, struct sv_client *c, struct wire_frame *f)
 		if (wire_done(&f->r) < 0)
 			break;
 		if (len)
-			rc = mbx_process_write_stdin(c->proc, data, len, &err);
+			rc = feed_input(c, data, len, &err);
 		break;
 	case WIRE_STDIN_EOF:
 		rc = mbx_process_close_stdin(c->proc, &err);
@@ -629,6 +660,11 @@ static void exec_input(struct sv *sv, struct sv_client *c, struct wire_frame *f)
 	}
 	if (f->r.bad) {
 		sv_protocol_error(c, "malformed frame during an exec");
+		return;
+	}
+	if (rc == MBX_ENOMEM && err == NULL) {
+		sv_send_fail(c, MBX_ENOMEM, "out of memory keeping the program's stdin");
+		end_exec(c);
 		return;
 	}
 	/* Input to a process that just ended, or has no stdin, is not an error worth a word. */
@@ -846,18 +882,13 @@ static void drop_client(struct sv *sv, struct sv_client *c)
 }
 
 /* Reads what a client sent and handles every complete frame; its end drops it. */
-static void read_client(struct sv *sv, struct sv_client *c)
+/* Handles the complete frames c sent, until one leaves stdin waiting. */
+static void parse_client(struct sv *sv, struct sv_client *c)
 {
 	struct wire_frame f;
-	long n;
 	int rc;
 
-	n = wire_conn_fill(&c->conn);
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-		drop_client(sv, c);
-		return;
-	}
-	while (sv_attached(c) && !c->closing && !sv->stop && (rc = wire_conn_next(&c->conn, &f)) != 0) {
+	while (sv_attached(c) && !c->closing && !sv->stop && c->in_len == 0 && (rc = wire_conn_next(&c->conn, &f)) != 0) {
 		if (rc < 0) {
 			drop_client(sv, c);
 			return;
@@ -866,9 +897,55 @@ static void read_client(struct sv *sv, struct sv_client *c)
 	}
 }
 
+static void read_client(struct sv *sv, struct sv_client *c)
+{
+	long n;
+
+	n = wire_conn_fill(&c->conn);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+		drop_client(sv, c);
+		return;
+	}
+	parse_client(sv, c);
+}
+
+/* Offers kept stdin again (the process read some, or ended); once it is
+ * all taken, the client's next frames are handled. */
+static void retry_input(struct sv *sv, struct sv_client *c)
+{
+	mbx_error *err = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (c->in_len == 0)
+		return;
+	if (c->proc == NULL) {
+		drop_input(c);
+	} else {
+		rc = mbx_process_write_stdin_some(c->proc, c->in_buf, c->in_len, &n, &err);
+		if (rc == MBX_EPROTO) {
+			sv_note_status(sv, rc);
+			sv_send_mbx_error(c, rc, err, NULL, NULL);
+		}
+		mbx_error_free(err);
+		if (rc != MBX_OK) {
+			/* As with any input to an ended process: not worth a word. */
+			drop_input(c);
+		} else if (n == c->in_len) {
+			drop_input(c);
+		} else if (n > 0) {
+			memmove(c->in_buf, c->in_buf + n, c->in_len - n);
+			c->in_len -= n;
+		}
+	}
+	if (c->in_len == 0 && sv_attached(c))
+		parse_client(sv, c);
+}
+
 /* Frees a client and everything it holds (its process handle too: kill it first). */
 static void free_client(struct sv_client *c)
 {
+	drop_input(c);
 	wire_conn_close(&c->conn);
 	cli_buf_free(&c->out);
 	sv_clear_http(c);
@@ -958,7 +1035,8 @@ static void serve(struct sv *sv)
 				continue;
 			fd_work |= sv_queued(c) > 0;
 			pfds[k].fd = c->conn.fd;
-			pfds[k].events = (short)((c->closing ? 0 : POLLIN) | (sv_queued(c) ? POLLOUT : 0));
+			/* Kept stdin: the client's next frames wait in its socket. */
+			pfds[k].events = (short)((c->closing || c->in_len ? 0 : POLLIN) | (sv_queued(c) ? POLLOUT : 0));
 			who[k++] = c;
 		}
 		/*
@@ -1004,6 +1082,8 @@ static void serve(struct sv *sv)
 		}
 		if (!sv->stop && sv_bg_running(sv) > 0)
 			(void)sv_bg_pump(sv, waited ? 0 : !fd_work && n == 0 ? SV_SLICE_MS : 1);
+		for (i = 0; i < sv->n_clients && !sv->stop; i++)
+			retry_input(sv, sv->clients[i]);
 		for (i = 0; i < sv->n_clients; i++) {
 			c = sv->clients[i];
 			/* Until the socket is full: an empty queue gets no POLLOUT to refill it. */

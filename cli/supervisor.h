@@ -67,6 +67,8 @@ struct sv_client {
 	uint32_t logs_id;
 	uint64_t logs_pos;	/* next output byte to send, in sv_bg.total terms */
 	int follow;
+	uint8_t *in_buf;	/* stdin the process has not taken yet: the client's */
+	size_t in_len;		/* frames wait (unparsed) until it has */
 	/* SV_WRITE */
 	char *path, *tmp;
 	uint32_t mode;

@@ -80,6 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				mbx_proto_decode_proc_list(&f, check_proc, NULL);
 				mbx_proto_find_u32(&f, MBX_F_HANDLE, &u);
 				mbx_proto_find_u64(&f, MBX_F_SIZE, &u64);
+				if (mbx_proto_decode_window(&f, &u64) < 0 && u64 != 0)
+					__builtin_trap();
 			}
 			if (mbx_proto_decode_data(&f, &d, &dl) == 0 && (d < f.body || d + dl > f.body + f.len))
 				__builtin_trap();

@@ -89,7 +89,9 @@ MBX_EXTERN(int) mbx_sandbox_spawn(mbx_sandbox *sb, const char *const *argv, cons
 /**
  * @brief Waits up to timeout_ms (-1: forever, 0: poll) for the next event.
  * @param[out] out the event, owned by the caller (mbx_event_free()); NULL
- *                 when none came in time
+ *                 when none came in time, or, before the time is up, when
+ *                 stdin credit came for bytes mbx_process_write_stdin_some()
+ *                 could not write (write them now)
  * @return MBX_OK (also when none came: *out is NULL); MBX_ESTATE after the
  *         last event was taken; transport errors as for mbx_sandbox_exec()
  */
@@ -112,8 +114,36 @@ MBX_EXTERN(uint64_t) mbx_event_elapsed_us(const mbx_event *ev);
 /** @brief Frees an event; NULL is a no-op. */
 MBX_EXTERN(void) mbx_event_free(mbx_event *ev);
 
-/** @brief Writes bytes to the process's stdin (or its terminal). MBX_ESTATE without stdin or after close. */
+/**
+ * @brief Writes bytes to the process's stdin (or its terminal), of any size.
+ *
+ * Stdin is flow-controlled: the sandbox takes a bounded window of bytes
+ * (256 KiB) and grants more as the program reads, so neither side holds
+ * more than that however much is written. When the window is used up, the
+ * call waits for the program to read. Output that arrives meanwhile is
+ * queued, up to the process's buffer (mbx_spawn_options_set_buffer());
+ * beyond it the program waits for the caller to take events, so a program
+ * that writes much more than it reads before reading on (`cat` of a large
+ * input) needs mbx_process_write_stdin_some() interleaved with
+ * mbx_process_next_event(). A program that never reads makes the call wait
+ * until the program ends (its timeout), then return MBX_ESTATE.
+ *
+ * @return MBX_OK; MBX_ESTATE without stdin, after close or once the
+ *         process ended; an error the sandbox reported for an earlier
+ *         stdin write, signal or resize of this process is returned by the
+ *         next call on it (this one or another).
+ */
 MBX_EXTERN(int) mbx_process_write_stdin(mbx_process *proc, const void *data, size_t len, mbx_error **err);
+/**
+ * @brief Writes as much of `data` to the process's stdin as the sandbox
+ *        takes now, without waiting.
+ *
+ * @param[out] written bytes taken (0 when the window is full: take events,
+ *             then try again). Set on every return.
+ * @return as mbx_process_write_stdin().
+ */
+MBX_EXTERN(int) mbx_process_write_stdin_some(mbx_process *proc, const void *data, size_t len, size_t *written,
+					     mbx_error **err);
 /** @brief Closes the process's stdin (end of file for the program). */
 MBX_EXTERN(int) mbx_process_close_stdin(mbx_process *proc, mbx_error **err);
 /** @brief Sends a signal to the process (its PID 2 in its own namespace: the program itself). */

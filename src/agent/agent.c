@@ -184,9 +184,30 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 	}
 }
 
+/*
+ * The parent-death signal of an agent made on a host thread other than the
+ * main one (spawn.c): that thread may end while the host lives on, so the
+ * sandbox ends only when the host's end of the channel is closed, which
+ * happens once the whole host process is gone. It interrupts whatever the
+ * agent waits in. Async-signal-safe calls only.
+ */
+static void on_parent_death(int sig)
+{
+	struct pollfd p = { .fd = AGENT_FD, .events = POLLRDHUP };
+	int saved = errno;
+
+	(void)sig;
+	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+		kill(-1, SIGKILL);
+		_exit(0);
+	}
+	errno = saved;
+}
+
 int main(void)
 {
 	struct agent_state st;
+	struct sigaction sa;
 	sigset_t mask;
 	int initialised = 0;
 
@@ -202,6 +223,11 @@ int main(void)
 	/* The agent keeps capabilities in its namespaces; the payload must not
 	 * be able to read its memory through /proc. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_parent_death;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(MBX_AGENT_PDEATH_SIG, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);

@@ -23,6 +23,10 @@ struct agent_rlimit {
 };
 
 #define AGENT_MAX_PROCS 64
+/* Stdin bytes the host may have on their way to a process or held by the
+ * agent: the host starts with this much credit (STARTED) and gets back
+ * what the program took (CREDIT). */
+#define STDIN_WINDOW (256u << 10)
 #define AGENT_MAX_FILES 16
 
 /* What a process's mini-init reports when its program ends. */
@@ -44,8 +48,9 @@ struct agent_proc {
 	int err_fd;             /* stderr, -1 at EOF or with a PTY */
 	int in_fd;              /* stdin pipe or PTY master (dup), -1 when none */
 	int status_fd;          /* the mini-init's report, -1 once read */
-	uint8_t *inbuf;         /* stdin bytes not yet written */
+	uint8_t *inbuf;         /* stdin bytes not yet written (STDIN_WINDOW bytes) */
 	size_t inlen;
+	uint64_t in_uncredited; /* stdin bytes written or dropped, not yet credited to the host */
 	int in_close;           /* close stdin once inbuf is written */
 	uint64_t credit;        /* output bytes the host may still receive */
 	uint64_t limit;         /* per stream; beyond it output is dropped */
@@ -53,7 +58,6 @@ struct agent_proc {
 	int truncated[2];
 	int detached;           /* nobody reads: drop the output */
 	int pty;
-	int direct;             /* no mini-init: a one-shot run alone in the sandbox */
 	uint64_t start_ms;
 	uint64_t deadline_ms;   /* 0: none */
 	int timed_out;

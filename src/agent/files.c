@@ -6,6 +6,14 @@
  * are relative to /workspace. Reads and writes go through handles, one
  * chunk per request, so the host paces the transfer and neither side holds
  * more than a chunk.
+ *
+ * The agent is one thread serving every request of the sandbox, and the
+ * payload controls what a path names. So nothing here may block on an
+ * object the payload made: every open is O_NONBLOCK (a FIFO opens at once,
+ * with no writer or reader), and the descriptor is checked with fstat
+ * before any read or write. Only regular files are read or written, and
+ * only directories are listed; a FIFO, socket or device node (/dev/zero,
+ * /dev/tty) is refused with MBX_EINVAL "not a regular file".
  */
 #include <dirent.h>
 #include <errno.h>
@@ -168,6 +176,54 @@ static void drop_handle(struct agent_file *h)
 	h->writing = 0;
 }
 
+/*
+ * Opens `path` with `flags` (plus O_NONBLOCK, O_CLOEXEC, O_NOCTTY) and keeps
+ * the descriptor only if it is a regular file. A FIFO, socket or device is
+ * never read or written: a FIFO opened non-blocking returns at once, and the
+ * check follows on the descriptor itself, so a rename between the check and
+ * the use cannot swap the object. Returns the fd, or -1 with errno set:
+ * EISDIR for a directory, EINVAL for other non-regular files.
+ */
+static int open_regular(const char *path, int flags, mode_t mode, struct stat *sb)
+{
+	int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, mode);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, sb) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		close(fd);
+		errno = S_ISDIR(sb->st_mode) ? EISDIR : EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
+/* The error for a failed open_regular(). */
+static void fail_open(struct agent_state *st, uint32_t id, const char *what, const char *path)
+{
+	if (errno == EISDIR)
+		agent_send_error(st, id, MBX_EINVAL, EISDIR, NULL, "%s `%s`: it is a directory", what, path);
+	else if (errno == EINVAL)
+		agent_send_error(st, id, MBX_EINVAL, EINVAL, NULL,
+				 "%s `%s`: not a regular file (a FIFO, socket or device); only regular files can be transferred",
+				 what, path);
+	else if (errno == ENXIO)
+		/* A FIFO without a reader, or a socket: open(2) refuses those
+		 * non-blocking writes before fstat can. */
+		agent_send_error(st, id, MBX_EINVAL, ENXIO, NULL,
+				 "%s `%s`: not a regular file (a FIFO, socket or device); only regular files can be transferred",
+				 what, path);
+	else
+		fail(st, id, what, path);
+}
+
 static int mkdir_parents(char *path, mode_t mode)
 {
 	for (char *p = path + 1; *p; p++) {
@@ -185,12 +241,19 @@ static int mkdir_parents(char *path, mode_t mode)
 
 static void do_list(struct agent_state *st, uint32_t id, const struct file_req *r)
 {
-	DIR *d = opendir(r->path);
+	/* O_DIRECTORY fails on anything else before the open can block. */
+	int fd = open(r->path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
 	uint64_t index = 0, sent = 0;
 	int more = 0;
 
 	if (d == NULL) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		errno = e;
 		fail(st, id, "list", r->path);
 		return;
 	}
@@ -251,15 +314,9 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 			agent_send_error(st, id, MBX_ETOOBIG, 0, NULL, "too many open transfers");
 			break;
 		}
-		st->files[k].fd = open(r->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		st->files[k].fd = open_regular(r->path, O_RDONLY, 0, &sb);
 		if (st->files[k].fd < 0) {
-			fail(st, id, "open", r->path);
-			break;
-		}
-		if (fstat(st->files[k].fd, &sb) < 0 || S_ISDIR(sb.st_mode)) {
-			errno = S_ISDIR(sb.st_mode) ? EISDIR : errno;
-			agent_send_error(st, id, MBX_EINVAL, errno, NULL, "read `%s`: it is a directory", r->path);
-			drop_handle(&st->files[k]);
+			fail_open(st, id, "read", r->path);
 			break;
 		}
 		ok(st, id, k, (uint64_t)sb.st_size, 1);
@@ -297,9 +354,9 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 		}
 		h = &st->files[k];
 		if (r->flags & MBX_WRITE_APPEND) {
-			h->fd = open(r->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, r->mode & 07777);
+			h->fd = open_regular(r->path, O_WRONLY | O_APPEND | O_CREAT, r->mode & 07777, &sb);
 			if (h->fd < 0) {
-				fail(st, id, "open", r->path);
+				fail_open(st, id, "append to", r->path);
 				break;
 			}
 			h->writing = 1;
@@ -333,7 +390,9 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 			agent_send_error(st, id, MBX_ENOMEM, ENOMEM, NULL, "out of memory");
 			break;
 		}
-		h->fd = open(h->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, r->mode & 07777);
+		/* O_EXCL|O_NOFOLLOW: always a new regular file, never an object
+		 * the payload placed under that name. */
+		h->fd = open(h->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, r->mode & 07777);
 		if (h->fd < 0) {
 			fail(st, id, "create", r->path);
 			free(h->tmp);

@@ -20,6 +20,12 @@
  * The kernel then kills whatever the program left running, however it
  * daemonized, and killing the mini-init kills the whole tree. Processes of
  * other executes (a background server) are untouched.
+ *
+ * One-shot executes get the same: the agent (PID 1 of the sandbox, holding
+ * capabilities in its namespaces) is then outside every payload's pid
+ * namespace, so no payload can name it to prlimit, setpriority,
+ * sched_setscheduler, kill or /proc/1/..., and setpriority(PRIO_USER) or
+ * kill(-1) reach only the payload's own processes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -434,6 +440,14 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 	if (prog == 0)
 		payload_child(st, r, io, rep_w);
 	close(rep_w);
+	/* The program's stdio is its own: without our copies, its pipes reach
+	 * end of file when its tree is gone, not when we are. */
+	if (io->in >= 0)
+		close(io->in);
+	if (io->out >= 0)
+		close(io->out);
+	if (io->err >= 0)
+		close(io->err);
 	prctl(PR_SET_NAME, "mimobox-init", 0, 0, 0);
 	for (;;) {
 		int s;
@@ -524,11 +538,6 @@ static int signal_program(struct agent_proc *p, int sig)
  * when the program is not known. */
 static void kill_tree(struct agent_proc *p)
 {
-	if (p->direct) {
-		/* It is alone in the sandbox: everything but the agent is its. */
-		kill(-1, SIGKILL);
-		return;
-	}
 	if (signal_program(p, SIGKILL) == 0)
 		return;
 	kill(p->init, SIGKILL);
@@ -541,7 +550,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	struct child_io io = { -1, -1, -1, NULL };
 	struct agent_proc *p = NULL;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, repp[2] = { -1, -1 }, stp[2] = { -1, -1 };
-	int master = -1, slot = -1, direct;
+	int master = -1, slot = -1;
 	char slave[64];
 	struct child_report rep;
 	long init;
@@ -559,13 +568,6 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	for (int i = 0; i < AGENT_MAX_PROCS && slot < 0; i++)
 		if (st->procs[i] == NULL)
 			slot = i;
-	for (int i = 0; i < AGENT_MAX_PROCS; i++)
-		if (st->procs[i] && st->procs[i]->direct) {
-			/* Its end kills every other process: nothing may start
-			 * beside it. The host never asks for that. */
-			agent_send_error(st, id, MBX_ESTATE, 0, NULL, "an execute is running in this sandbox");
-			goto out;
-		}
 	if (slot < 0) {
 		agent_send_error(st, id, MBX_ETOOBIG, 0, NULL, "the sandbox already runs %d processes", AGENT_MAX_PROCS);
 		goto out;
@@ -590,32 +592,12 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		io.err = errp[1];
 	}
 	/*
-	 * A one-shot execute while nothing else runs in the sandbox needs no
-	 * nested namespace: everything left when it ends is its own, and the
-	 * agent, PID 1 of the sandbox, kills it all with kill(-1). That saves
-	 * the mini-init's namespaces on the hot path of repeated executes.
+	 * Every execute, one-shot ones too, runs under a mini-init in a new pid
+	 * namespace (fork-like clone: the child is its PID 1). Running a
+	 * one-shot payload straight from the agent would save the nested
+	 * namespace but put the agent in the payload's reach (see the top).
 	 */
-	direct = (r.flags & MBX_XF_ONESHOT) && !(r.flags & MBX_XF_PTY);
-	for (int i = 0; i < AGENT_MAX_PROCS && direct; i++)
-		direct = st->procs[i] == NULL;
-	if (direct) {
-		init = fork();
-		if (init < 0)
-			goto sys;
-		if (init == 0) {
-			close_fd(&repp[0]);
-			close_fd(&stp[0]);
-			close_fd(&stp[1]);
-			close_fd(&outp[0]);
-			close_fd(&errp[0]);
-			close_fd(&inp[1]);
-			payload_child(st, &r, &io, repp[1]);
-		}
-		close_fd(&stp[0]);
-	} else {
-		/* fork-like clone into a new pid namespace: the child is its PID 1. */
-		init = syscall(SYS_clone, (unsigned long)(CLONE_NEWPID | SIGCHLD), NULL, NULL, NULL, 0);
-	}
+	init = syscall(SYS_clone, (unsigned long)(CLONE_NEWPID | SIGCHLD), NULL, NULL, NULL, 0);
 	if (init < 0)
 		goto sys;
 	if (init == 0) {
@@ -657,8 +639,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	}
 	p->id = id;
 	p->init = (pid_t)init;
-	p->direct = direct;
-	p->program = direct ? p->init : find_program(p->init);
+	p->program = find_program(p->init);
 	p->program_fd = p->program > 0 ? mbx_sys_pidfd_open(p->program, 0) : -1;
 	p->pty = master >= 0;
 	p->out_fd = master >= 0 ? master : outp[0];
@@ -667,7 +648,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	if (master >= 0 && p->in_fd >= 0)
 		fcntl(p->in_fd, F_SETFD, FD_CLOEXEC);
 	master = outp[0] = errp[0] = inp[1] = -1;
-	p->status_fd = stp[0]; /* -1 when direct: the agent reaps the program itself */
+	p->status_fd = stp[0];
 	stp[0] = -1;
 	p->credit = r.window;
 	p->limit = r.output_limit;
@@ -684,6 +665,8 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	st->procs[slot] = p;
 	mbx_proto_begin(&st->out, MBX_MSG_STARTED, id);
 	mbx_proto_put_u32(&st->out, MBX_F_PID, (uint32_t)p->program);
+	if (p->in_fd >= 0)
+		mbx_proto_put_u64(&st->out, MBX_F_WINDOW, STDIN_WINDOW);
 	mbx_proto_end(&st->out);
 	goto out;
 sys:
@@ -700,8 +683,14 @@ out:
 	req_release(&r);
 }
 
-/* Writes pending stdin bytes without blocking. */
-static void flush_stdin(struct agent_proc *p)
+/*
+ * Writes pending stdin bytes without blocking, and gives the host credit
+ * for what left the buffer (written, or dropped because the reader is
+ * gone), in batches of a quarter window or when the buffer is empty. The
+ * host never has more than STDIN_WINDOW bytes on their way or held here,
+ * however much it streams and however slowly the program reads.
+ */
+static void flush_stdin(struct agent_state *st, struct agent_proc *p)
 {
 	while (p->in_fd >= 0 && p->inlen > 0) {
 		ssize_t n = write(p->in_fd, p->inbuf, p->inlen);
@@ -709,14 +698,23 @@ static void flush_stdin(struct agent_proc *p)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
-			return;
+			break;
 		if (n <= 0) {
-			/* The reader is gone: drop what was queued. */
+			/* The reader is gone: drop what was queued (and what
+			 * comes: the host's writer must not wait for ever). */
+			p->in_uncredited += p->inlen;
 			p->inlen = 0;
 			break;
 		}
 		memmove(p->inbuf, p->inbuf + n, p->inlen - (size_t)n);
 		p->inlen -= (size_t)n;
+		p->in_uncredited += (uint64_t)n;
+	}
+	if (p->in_uncredited > 0 && (p->in_uncredited >= STDIN_WINDOW / 4 || p->inlen == 0)) {
+		mbx_proto_begin(&st->out, MBX_MSG_CREDIT, p->id);
+		mbx_proto_put_u64(&st->out, MBX_F_WINDOW, p->in_uncredited);
+		mbx_proto_end(&st->out);
+		p->in_uncredited = 0;
 	}
 	if (p->in_close && p->inlen == 0 && p->in_fd >= 0) {
 		if (p->pty) {
@@ -727,8 +725,6 @@ static void flush_stdin(struct agent_proc *p)
 	}
 }
 
-/* Bytes of stdin the agent holds per process before refusing more. */
-#define STDIN_MAX (4u << 20)
 
 void agent_proc_message(struct agent_state *st, const struct mbx_frame *f)
 {
@@ -757,9 +753,10 @@ void agent_proc_message(struct agent_state *st, const struct mbx_frame *f)
 		return;
 	}
 	if (p == NULL) {
-		/* The process may have ended an instant ago: credit and detach
-		 * for it need no answer. */
-		if (f->type != MBX_MSG_CREDIT && f->type != MBX_MSG_DETACH)
+		/* The process may have ended an instant ago: credit, detach and
+		 * stdin sent before its EXIT reached the host need no answer. */
+		if (f->type != MBX_MSG_CREDIT && f->type != MBX_MSG_DETACH && f->type != MBX_MSG_STDIN &&
+		    f->type != MBX_MSG_STDIN_CLOSE)
 			agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "no running process %u", f->id);
 		return;
 	}
@@ -769,24 +766,27 @@ void agent_proc_message(struct agent_state *st, const struct mbx_frame *f)
 			agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "process %u has no open stdin", f->id);
 			return;
 		}
-		if (mbx_proto_decode_data(f, &data, &len) < 0 || p->inlen + len > STDIN_MAX) {
-			agent_send_error(st, f->id, MBX_ETOOBIG, 0, NULL, "stdin of process %u is full", f->id);
+		if (mbx_proto_decode_data(f, &data, &len) < 0) {
+			agent_send_error(st, f->id, MBX_EPROTO, 0, NULL, "malformed STDIN message");
 			return;
 		}
-		{
-			uint8_t *nb = realloc(p->inbuf, p->inlen + len + 1);
-
-			if (nb == NULL)
-				return;
-			p->inbuf = nb;
-			memcpy(p->inbuf + p->inlen, data, len);
-			p->inlen += len;
+		if (p->inlen + len > STDIN_WINDOW) {
+			/* The host sent beyond the credit it was given. */
+			agent_send_error(st, f->id, MBX_EPROTO, 0, NULL,
+					 "stdin of process %u beyond its window of %u bytes", f->id, STDIN_WINDOW);
+			return;
 		}
-		flush_stdin(p);
+		if (p->inbuf == NULL && (p->inbuf = malloc(STDIN_WINDOW)) == NULL) {
+			agent_send_error(st, f->id, MBX_ENOMEM, ENOMEM, NULL, "out of memory for stdin of process %u", f->id);
+			return;
+		}
+		memcpy(p->inbuf + p->inlen, data, len);
+		p->inlen += len;
+		flush_stdin(st, p);
 		return;
 	case MBX_MSG_STDIN_CLOSE:
 		p->in_close = 1;
-		flush_stdin(p);
+		flush_stdin(st, p);
 		return;
 	case MBX_MSG_SIGNAL:
 		if (mbx_proto_find_u32(f, MBX_F_SIGNAL, &u) < 0 || u == 0 || u > 64) {
@@ -918,59 +918,18 @@ static void send_exit(struct agent_state *st, struct agent_proc *p)
 	mbx_proto_end(&st->out);
 }
 
-static uint64_t cpu_of(const struct rusage *ru)
-{
-	return (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec +
-	       (uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
-}
-
-/* Counts a reaped process's resources into a direct process's report. */
-static void account(struct agent_proc *p, const struct rusage *ru)
-{
-	p->status.cpu_us += cpu_of(ru);
-	if ((uint64_t)ru->ru_maxrss * 1024u > p->status.maxrss)
-		p->status.maxrss = (uint64_t)ru->ru_maxrss * 1024u;
-}
-
 void agent_proc_reap(struct agent_state *st)
 {
 	for (;;) {
-		struct agent_proc *direct = NULL;
-		struct rusage ru;
-		int ws;
-		pid_t w = wait4(-1, &ws, WNOHANG, &ru);
+		pid_t w = waitpid(-1, NULL, WNOHANG);
 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return;
-		for (int i = 0; i < AGENT_MAX_PROCS; i++) {
-			struct agent_proc *p = st->procs[i];
-
-			if (p == NULL)
-				continue;
-			if (p->direct)
-				direct = p;
-			if (p->init != w)
-				continue;
-			p->init_done = 1;
-			if (p->direct) {
-				p->status.wstatus = ws;
-				p->status_valid = 1;
-			}
-		}
-		/* With a direct process running, every other child is an orphan
-		 * of its tree: its time is the process's too. */
-		if (direct != NULL) {
-			account(direct, &ru);
-			if (direct->init == w) {
-				/* The program ended: so does everything it left. */
-				kill(-1, SIGKILL);
-				while ((w = wait4(-1, NULL, 0, &ru)) > 0 || (w < 0 && errno == EINTR))
-					if (w > 0)
-						account(direct, &ru);
-			}
-		}
+		for (int i = 0; i < AGENT_MAX_PROCS; i++)
+			if (st->procs[i] && st->procs[i]->init == w)
+				st->procs[i]->init_done = 1;
 	}
 }
 
@@ -989,7 +948,7 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 		if (pf[k + 1].revents & (POLLIN | POLLHUP | POLLERR))
 			pump(st, p, 1);
 		if (pf[k + 2].revents & (POLLOUT | POLLERR | POLLHUP))
-			flush_stdin(p);
+			flush_stdin(st, p);
 		if (pf[k + 3].revents & (POLLIN | POLLHUP | POLLERR)) {
 			ssize_t n = read(p->status_fd, &p->status, sizeof(p->status));
 
@@ -1017,7 +976,11 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 			p->status_valid = n == (ssize_t)sizeof(p->status);
 			close_fd(&p->status_fd);
 		}
-		if (p->init_done && p->out_fd < 0 && p->err_fd < 0) {
+		/* The mini-init's report comes after it killed and reaped the
+		 * whole tree: the execute is over then, while the mini-init's own
+		 * exit (the teardown of its namespaces, which waits for an RCU
+		 * grace period) finishes in the background and is reaped later. */
+		if ((p->init_done || p->status_valid) && p->out_fd < 0 && p->err_fd < 0) {
 			send_exit(st, p);
 			proc_free(st, p);
 		}

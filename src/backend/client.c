@@ -37,6 +37,7 @@ void mbx__client_close(struct mbx_client *c)
 			p->head = ev->next;
 			mbx__event_free(ev);
 		}
+		mbx_error_free(p->pending);
 		free(p);
 	}
 	if (c->fd >= 0)
@@ -241,7 +242,46 @@ static void cproc_unlink(struct mbx_client *c, struct mbx_cproc *p)
 		p->head = ev->next;
 		mbx__event_free(ev);
 	}
+	mbx_error_free(p->pending);
 	free(p);
+}
+
+int mbx__client_take_error(struct mbx_cproc *p, mbx_error **err)
+{
+	int rc;
+
+	if (p == NULL || p->pending == NULL)
+		return MBX_OK;
+	rc = mbx_error_code(p->pending);
+	mbx__error_move(err, &p->pending);
+	return rc;
+}
+
+/*
+ * An ERROR out of turn: the answer to a fire-and-forget message (STDIN,
+ * SIGNAL, ...) of a known process, kept for the next call on it (the
+ * first one wins), or of one already forgotten, dropped. Returns 0 when it
+ * was that, -1 for anything else.
+ */
+static int keep_error(struct mbx_client *c, const struct mbx_frame *f)
+{
+	struct mbx_cproc *p;
+
+	if (f->type != MBX_MSG_ERROR)
+		return -1;
+	p = mbx__client_find(c, f->id);
+	if (p == NULL)
+		/* About a process already gone and forgotten (its exit crossed
+		 * our message): nobody is left to tell. An id we never used is
+		 * a violation. */
+		return f->id != 0 && f->id < c->next_id ? 0 : -1;
+	if (p->pending == NULL && mbx__client_error_from(f, NULL, &p->pending) >= 0) {
+		/* An agent's ERROR without a failure code is still an error. */
+		mbx_error_free(p->pending);
+		p->pending = NULL;
+		mbx__error_set(&p->pending, MBX_EPROTO, 0, NULL, "the sandbox agent reported an error without a code");
+	}
+	return 0;
 }
 
 /* Queues an output or exit frame of a known process. Frames of processes
@@ -255,6 +295,22 @@ static int dispatch(struct mbx_client *c, const struct mbx_frame *f)
 	const uint8_t *data;
 	uint32_t len;
 
+	if (f->type == MBX_MSG_CREDIT) {
+		uint64_t w;
+
+		if (mbx_proto_decode_window(f, &w) < 0)
+			return -1;
+		/* A lying agent only makes us send it more than it can hold:
+		 * our memory does not depend on the credit. */
+		if (p != NULL && !p->ended) {
+			p->stdin_credit = p->stdin_credit + w < p->stdin_credit ? UINT64_MAX : p->stdin_credit + w;
+			if (p->credit_wanted && w > 0) {
+				p->credit_wanted = 0;
+				c->credit_news = 1;
+			}
+		}
+		return 0;
+	}
 	if (f->type == MBX_MSG_STDOUT || f->type == MBX_MSG_STDERR) {
 		if (mbx_proto_decode_data(f, &data, &len) < 0)
 			return -1;
@@ -307,8 +363,9 @@ static int dispatch(struct mbx_client *c, const struct mbx_frame *f)
 	return 0;
 }
 
-/* Reads one frame; process events are queued, anything else is returned
- * in *f (rc 1). rc 0: a process event was queued. */
+/* Reads one frame; process events (output, exit, stdin credit) are
+ * queued, anything else is returned in *f (rc 1). rc 0: a process event
+ * was taken. */
 static int pump_one(struct mbx_client *c, struct mbx_frame *f, uint64_t deadline_us, mbx_error **err)
 {
 	int rc = mbx__client_recv(c, f, deadline_us, err);
@@ -318,7 +375,8 @@ static int pump_one(struct mbx_client *c, struct mbx_frame *f, uint64_t deadline
 			c->broken = 1;
 		return rc;
 	}
-	if (f->type == MBX_MSG_STDOUT || f->type == MBX_MSG_STDERR || f->type == MBX_MSG_EXIT) {
+	if (f->type == MBX_MSG_STDOUT || f->type == MBX_MSG_STDERR || f->type == MBX_MSG_EXIT ||
+	    f->type == MBX_MSG_CREDIT) {
 		rc = dispatch(c, f);
 		if (rc < 0) {
 			c->broken = 1;
@@ -351,7 +409,7 @@ int mbx__client_request(struct mbx_client *c, uint32_t id, uint64_t deadline_us,
 		if (reply->id != id) {
 			/* Errors for fire-and-forget process messages carry the
 			 * process's id; anything else out of turn is a violation. */
-			if (reply->type == MBX_MSG_ERROR && mbx__client_find(c, reply->id) != NULL)
+			if (keep_error(c, reply) == 0)
 				continue;
 			c->broken = 1;
 			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered request %u, not %u", reply->id, id);
@@ -416,6 +474,11 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 		return rc;
 	}
 	mbx_proto_find_u32(&f, MBX_F_PID, &p->pid);
+	if (p->has_stdin && mbx_proto_decode_window(&f, &p->stdin_credit) < 0) {
+		c->broken = 1;
+		cproc_unlink(c, p);
+		return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent started a process with stdin but gave no stdin window");
+	}
 	*out = p;
 	return MBX_OK;
 }
@@ -446,6 +509,75 @@ int mbx__client_proc_send(struct mbx_client *c, struct mbx_cproc *p, uint16_t ty
 		return mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "message too large");
 	}
 	return mbx__client_send(c, mbx__now_us() + HOST_GRACE_US, err);
+}
+
+int mbx__client_write_stdin(struct mbx_client *c, struct mbx_cproc *p, const void *data, size_t len, size_t *written,
+			    uint64_t deadline_us, int until_event, mbx_error **err)
+{
+	const uint8_t *d = data;
+	struct mbx_frame f;
+	int rc;
+
+	*written = 0;
+	p->credit_wanted = 0;
+	while (*written < len) {
+		uint64_t now = mbx__now_us(), until = deadline_us;
+		mbx_error *tmp = NULL;
+
+		if (p->pending)
+			return mbx__client_take_error(p, err);
+		if (p->ended)
+			return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has ended", p->id);
+		if (p->stdin_credit > 0) {
+			size_t n = len - *written;
+
+			if (n > MBX_PROTO_CHUNK)
+				n = MBX_PROTO_CHUNK;
+			if (n > p->stdin_credit)
+				n = (size_t)p->stdin_credit;
+			mbx_proto_begin(&c->wb, MBX_MSG_STDIN, p->id);
+			mbx_proto_put(&c->wb, MBX_F_DATA, d + *written, n);
+			mbx_proto_end(&c->wb);
+			rc = mbx__client_send(c, mbx__now_us() + HOST_GRACE_US, err);
+			if (rc < 0) {
+				c->broken = 1;
+				return rc;
+			}
+			p->stdin_credit -= n;
+			*written += n;
+			continue;
+		}
+		/* The program has not taken what it was sent: wait for credit. */
+		if (deadline_us == 0 || now >= deadline_us) {
+			struct pollfd pf = { .fd = c->fd, .events = POLLIN };
+
+			if (mbx_rbuf_pending(&c->rb) == 0 && poll(&pf, 1, 0) <= 0) {
+				p->credit_wanted = 1;
+				return MBX_OK;
+			}
+			until = now + 100000u;
+		}
+		rc = pump_one(c, &f, until, &tmp);
+		if (rc == MBX_ETIMEDOUT) {
+			mbx_error_free(tmp);
+			if (deadline_us == 0 || mbx__now_us() >= deadline_us) {
+				p->credit_wanted = 1;
+				return MBX_OK;
+			}
+			continue;
+		}
+		if (rc < 0) {
+			mbx__error_move(err, &tmp);
+			return rc;
+		}
+		if (rc == 1 && keep_error(c, &f) < 0) {
+			c->broken = 1;
+			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "unexpected message type %u from the sandbox agent", f.type);
+		}
+		if (until_event && p->head != NULL && p->stdin_credit == 0)
+			return MBX_OK;
+	}
+	return MBX_OK;
 }
 
 int mbx__client_next_event(struct mbx_client *c, struct mbx_cproc *p, uint64_t deadline_us, struct mbx_event **out,
@@ -480,10 +612,16 @@ int mbx__client_next_event(struct mbx_client *c, struct mbx_cproc *p, uint64_t d
 			mbx__error_move(err, &tmp);
 			return rc;
 		}
+		if (c->credit_news && p->head == NULL) {
+			/* A waiting stdin write may go on. */
+			c->credit_news = 0;
+			return MBX_OK;
+		}
 		if (rc == 1) {
 			/* Only process events arrive unasked; an error for a
-			 * fire-and-forget message of a known process is dropped. */
-			if (f.type == MBX_MSG_ERROR && mbx__client_find(c, f.id) != NULL)
+			 * fire-and-forget message of a known process is kept
+			 * for the next call on that process. */
+			if (keep_error(c, &f) == 0)
 				continue;
 			c->broken = 1;
 			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "unexpected message type %u from the sandbox agent", f.type);
@@ -561,6 +699,69 @@ static int take_output(const struct mbx_exec_req *req, mbx_result *res, mbx_stre
  * fast as it comes. */
 #define EXEC_WINDOW (1u << 20)
 
+/* Takes p's queued output into res (without waiting). 1 when p's exit is
+ * next (left queued), 0 when the queue is empty, <0 on error. */
+static int take_queued_output(struct mbx_client *c, struct mbx_cproc *p, const struct mbx_exec_req *req, mbx_result *res,
+			      mbx_error **err)
+{
+	while (p->head) {
+		struct mbx_event *ev;
+		int rc;
+
+		if (p->head->kind != MBX_EVENT_STDOUT && p->head->kind != MBX_EVENT_STDERR)
+			return 1;
+		rc = mbx__client_next_event(c, p, 0, &ev, err);
+		if (rc < 0)
+			return rc;
+		rc = take_output(req, res, ev->kind == MBX_EVENT_STDOUT ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR, ev->data, ev->len);
+		mbx__event_free(ev);
+		if (rc < 0)
+			return mbx__error_oom(err);
+	}
+	return 0;
+}
+
+/*
+ * Streams an execute's stdin within the agent's credit, taking the output
+ * that comes meanwhile (so a program that writes as it reads never waits
+ * on us), then closes it. Returns when all of it is sent or the program
+ * ended; memory stays bounded by the two windows, whatever the size.
+ */
+static int feed_stdin(struct mbx_client *c, struct mbx_cproc *p, const struct mbx_exec_req *req, uint64_t deadline,
+		      mbx_result *res, mbx_error **err)
+{
+	size_t off = 0;
+	int rc;
+
+	for (;;) {
+		size_t n = 0;
+
+		rc = take_queued_output(c, p, req, res, err);
+		if (rc < 0)
+			return rc;
+		if (rc == 1 || p->ended)
+			return MBX_OK; /* it ended before taking all of its stdin */
+		if (off == req->stdin_len)
+			break;
+		if (mbx__now_us() >= deadline) {
+			c->broken = 1;
+			return mbx__error_set(err, MBX_ETIMEDOUT, 0, NULL, "the sandbox agent did not report the end of the execute in time");
+		}
+		/* Waits for credit or the next output, whichever comes first. */
+		rc = mbx__client_write_stdin(c, p, req->stdin_data + off, req->stdin_len - off, &n,
+					     p->head ? 0 : deadline, 1, err);
+		off += n;
+		if (rc == MBX_ESTATE && p->ended)
+			return MBX_OK;
+		if (rc < 0)
+			return rc;
+	}
+	rc = mbx__client_take_error(p, err);
+	if (rc == MBX_OK)
+		rc = mbx__client_proc_send(c, p, MBX_MSG_STDIN_CLOSE, NULL, 0, 0, 0, err);
+	return rc;
+}
+
 int mbx__client_collect(struct mbx_client *c, struct mbx_cproc *p, const struct mbx_exec_req *req, uint64_t deadline,
 			mbx_result *res, mbx_error **err)
 {
@@ -608,20 +809,10 @@ int mbx__client_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx_r
 	rc = mbx__client_spawn(c, &sr, &p, err);
 	if (rc < 0)
 		return rc;
-	/* The agent buffers stdin and feeds it as the program reads. */
-	for (size_t off = 0; req->stdin_data && rc == MBX_OK && off < req->stdin_len; off += MBX_PROTO_CHUNK) {
-		size_t n = req->stdin_len - off < MBX_PROTO_CHUNK ? req->stdin_len - off : MBX_PROTO_CHUNK;
-
-		rc = mbx__client_proc_send(c, p, MBX_MSG_STDIN, req->stdin_data + off, n, 0, 0, err);
-	}
-	if (req->stdin_data && rc == MBX_OK)
-		rc = mbx__client_proc_send(c, p, MBX_MSG_STDIN_CLOSE, NULL, 0, 0, 0, err);
-	if (rc < 0) {
-		c->broken = 1;
-		mbx__client_release(c, p);
-		return rc;
-	}
-	rc = mbx__client_collect(c, p, req, deadline, res, err);
+	if (req->stdin_data)
+		rc = feed_stdin(c, p, req, deadline, res, err);
+	if (rc == MBX_OK)
+		rc = mbx__client_collect(c, p, req, deadline, res, err);
 	if (rc < 0 && !c->broken)
 		mbx__client_proc_send(c, p, MBX_MSG_KILL, NULL, 0, 0, 0, NULL);
 	mbx__client_release(c, p);

@@ -29,6 +29,10 @@ struct mbx_cproc {
 	int taken_last;              /* the EXIT was taken */
 	int claimed;                 /* a mbx_process handle refers to it */
 	int has_stdin, pty;
+	uint64_t stdin_credit;       /* stdin bytes the agent will take now (STARTED, then CREDIT) */
+	int credit_wanted;           /* a write left bytes for lack of credit */
+	mbx_error *pending;          /* an ERROR answering a fire-and-forget message (STDIN,
+	                              * SIGNAL, ...): the next call on the process returns it */
 	uint32_t pid;
 	struct mbx_cproc *next;
 };
@@ -39,6 +43,7 @@ struct mbx_client {
 	struct mbx_wbuf wb;  /* the message being built, then sent */
 	uint32_t next_id;
 	int broken;          /* the channel failed: the sandbox is unusable */
+	int credit_news;     /* credit came for a process that wanted it: waits end early */
 	struct mbx_cproc *procs;
 };
 
@@ -88,14 +93,33 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *req, str
 
 /* Takes the next event of p, reading the channel until one comes or the
  * deadline (0: do not wait) passes; *out NULL then. Grants credit as events
- * are taken. */
+ * are taken. Stdin credit for a process whose write is waiting for it
+ * (mbx__client_write_stdin with deadline 0 left bytes) ends the wait early,
+ * *out NULL, so the caller can write again. */
 int mbx__client_next_event(struct mbx_client *c, struct mbx_cproc *p, uint64_t deadline_us, struct mbx_event **out,
 			   mbx_error **err);
 
-/* Sends a process-directed message (STDIN, STDIN_CLOSE, SIGNAL, KILL,
- * RESIZE, DETACH) with an optional u32/data payload. */
+/* Sends a process-directed message (STDIN_CLOSE, SIGNAL, KILL, RESIZE,
+ * DETACH, CREDIT; STDIN only through mbx__client_write_stdin) with an
+ * optional u32/data payload. */
 int mbx__client_proc_send(struct mbx_client *c, struct mbx_cproc *p, uint16_t type, const void *data, size_t len,
 			  uint32_t a, uint32_t b, mbx_error **err);
+
+/*
+ * Sends up to `len` bytes of stdin within the credit the agent granted,
+ * reading the channel for more credit (queuing p's events meanwhile) until
+ * deadline_us; deadline 0 reads only what has arrived. With until_event it
+ * returns as soon as an event of p is queued while it has no credit, so
+ * the caller can take it. *written gets the bytes sent, also on failure. A
+ * process that ended is MBX_ESTATE; an error the agent reported for an
+ * earlier message of p is returned first.
+ */
+int mbx__client_write_stdin(struct mbx_client *c, struct mbx_cproc *p, const void *data, size_t len, size_t *written,
+			    uint64_t deadline_us, int until_event, mbx_error **err);
+
+/* Moves p's pending error (see struct mbx_cproc) into *err and returns its
+ * code; MBX_OK when there is none. */
+int mbx__client_take_error(struct mbx_cproc *p, mbx_error **err);
 
 /* Takes p's events into res (output up to req->output_limit, through the
  * callback too) until its exit; deadline 0 waits for ever. */

@@ -275,27 +275,63 @@ static int proc_send(mbx_process *p, uint16_t type, const void *data, size_t len
 
 	if (rc < 0)
 		return rc;
+	/* What the sandbox said about an earlier message of this process. */
+	rc = mbx__client_take_error(p->cp, err);
+	if (rc < 0)
+		return rc;
 	if (p->ended || p->cp->ended)
 		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has ended", p->id);
 	rc = mbx__client_proc_send(c, p->cp, type, data, len, a, b, err);
 	return rc < 0 ? mbx__sandbox_after(p->sb, c, rc, err) : MBX_OK;
 }
 
+/* Writes stdin within the sandbox's credit, waiting for more until
+ * deadline_us (0: not at all). */
+static int write_stdin(mbx_process *p, const void *data, size_t len, size_t *written, uint64_t deadline_us, mbx_error **err)
+{
+	struct mbx_client *c;
+	int rc;
+
+	*written = 0;
+	rc = proc_client(p, &c, err);
+	if (rc < 0)
+		return rc;
+	if (!p->cp->has_stdin)
+		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has no stdin: spawn it with mbx_spawn_options_set_stdin()", p->id);
+	if (data == NULL && len > 0)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "stdin data is NULL");
+	if (p->ended)
+		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has ended", p->id);
+	rc = mbx__client_write_stdin(c, p->cp, data, len, written, deadline_us, 0, err);
+	return rc < 0 ? mbx__sandbox_after(p->sb, c, rc, err) : rc;
+}
+
 int mbx_process_write_stdin(mbx_process *p, const void *data, size_t len, mbx_error **err)
 {
-	if (p && p->cp && !p->cp->has_stdin)
-		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has no stdin: spawn it with mbx_spawn_options_set_stdin()", p->id);
-	/* Large writes go in pieces that fit a frame. */
-	while (len > 0) {
-		size_t n = len > MBX_PROTO_CHUNK ? MBX_PROTO_CHUNK : len;
-		int rc = proc_send(p, MBX_MSG_STDIN, data, n, 0, 0, err);
+	const uint8_t *d = data;
+	size_t done = 0;
 
-		if (rc < 0)
+	/* Forever is a sequence of long waits, as in mbx_process_next_event(). */
+	for (;;) {
+		size_t n = 0;
+		int rc = write_stdin(p, d ? d + done : d, len - done, &n, mbx__now_us() + 60000000u, err);
+
+		done += n;
+		if (rc < 0 || done == len)
 			return rc;
-		data = (const uint8_t *)data + n;
-		len -= n;
 	}
-	return MBX_OK;
+}
+
+int mbx_process_write_stdin_some(mbx_process *p, const void *data, size_t len, size_t *written, mbx_error **err)
+{
+	size_t n = 0;
+	int rc;
+
+	if (written == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_process_write_stdin_some: written is NULL");
+	rc = write_stdin(p, data, len, &n, 0, err);
+	*written = n;
+	return rc;
 }
 
 int mbx_process_close_stdin(mbx_process *p, mbx_error **err)
@@ -331,6 +367,7 @@ int mbx_process_wait(mbx_process *p, int timeout_ms, mbx_result **out, mbx_error
 	struct mbx_exec_req req = { 0 };
 	struct mbx_client *c;
 	mbx_result *res;
+	uint64_t deadline;
 	int rc;
 
 	if (out == NULL)
@@ -350,15 +387,16 @@ int mbx_process_wait(mbx_process *p, int timeout_ms, mbx_result **out, mbx_error
 	}
 	res = p->partial;
 	req.output_limit = p->sb->cfg->output_limit;
+	deadline = deadline_of(timeout_ms);
 	for (;;) {
 		mbx_event *ev = NULL;
-		uint64_t deadline = deadline_of(timeout_ms);
 
 		rc = mbx__client_next_event(c, p->cp, timeout_ms < 0 ? mbx__now_us() + 60000000u : deadline, &ev, err);
 		if (rc < 0)
 			return mbx__sandbox_after(p->sb, c, rc, err);
 		if (ev == NULL) {
-			if (timeout_ms < 0)
+			/* A wait may end early (stdin credit came): wait on. */
+			if (timeout_ms < 0 || mbx__now_us() < deadline)
 				continue;
 			return mbx__error_set(err, MBX_ETIMEDOUT, 0, NULL, "process %u still runs after %d ms", p->id, timeout_ms);
 		}

@@ -479,6 +479,14 @@ int mbx_proto_find_u64(const struct mbx_frame *f, uint16_t tag, uint64_t *out)
 	return find_field(f, tag, &v, &n) < 0 ? -1 : mbx_field_u64(v, n, out);
 }
 
+int mbx_proto_decode_window(const struct mbx_frame *f, uint64_t *window)
+{
+	*window = 0;
+	if (f->type != MBX_MSG_CREDIT && f->type != MBX_MSG_STARTED)
+		return -1;
+	return mbx_proto_find_u64(f, MBX_F_WINDOW, window);
+}
+
 /* Reads the fields of a FILE_STAT body or of one FILE_DIR entry. */
 static int decode_file_fields(const uint8_t *body, uint32_t len, struct mbx_file_info *out)
 {

@@ -22,10 +22,11 @@
  */
 #pragma once
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define MBX_PROTO_VERSION 2
+#define MBX_PROTO_VERSION 3
 #define MBX_PROTO_HEADER 12
 /* A frame body is at most 1 MiB: output is sent in chunks far below it, and a
  * larger announcement from an agent is a protocol error, never an allocation. */
@@ -43,13 +44,14 @@ enum mbx_msg_type {
 	MBX_MSG_STDERR = 7,   /* agent -> host: DATA */
 	MBX_MSG_EXIT = 8,     /* agent -> host: the mbx_exit_info fields */
 	MBX_MSG_SHUTDOWN = 9, /* host -> agent: kill everything and exit */
-	MBX_MSG_STARTED = 10, /* agent -> host: the EXEC of this id runs (PID) */
-	MBX_MSG_STDIN = 11,   /* host -> agent: DATA for the process's stdin */
+	MBX_MSG_STARTED = 10, /* agent -> host: the EXEC of this id runs (PID; WINDOW: initial stdin credit) */
+	MBX_MSG_STDIN = 11,   /* host -> agent: DATA for the process's stdin, within the stdin credit */
 	MBX_MSG_STDIN_CLOSE = 12,
 	MBX_MSG_SIGNAL = 13,  /* host -> agent: SIGNAL to the program */
 	MBX_MSG_KILL = 14,    /* host -> agent: kill the process tree */
 	MBX_MSG_RESIZE = 15,  /* host -> agent: ROWS, COLS of a PTY */
-	MBX_MSG_CREDIT = 16,  /* host -> agent: WINDOW more output bytes may come */
+	MBX_MSG_CREDIT = 16,  /* host -> agent: WINDOW more output bytes may come;
+			       * agent -> host: WINDOW more stdin bytes may be sent */
 	MBX_MSG_DETACH = 17,  /* host -> agent: nobody reads: discard the output */
 	MBX_MSG_LIST = 18,    /* host -> agent: list processes */
 	MBX_MSG_PROC_LIST = 19, /* agent -> host: ENTRY* (PROC_ID, ARG, AGE_MS) */
@@ -126,7 +128,7 @@ enum mbx_field_tag {
 /* MBX_F_EXEC_FLAGS bits. */
 #define MBX_XF_STDIN  (1u << 0) /* a stdin pipe instead of /dev/null */
 #define MBX_XF_PTY    (1u << 1) /* a pseudo-terminal of ROWS x COLS */
-#define MBX_XF_ONESHOT (1u << 2) /* the host waits for it (an execute), nothing else runs alongside */
+#define MBX_XF_ONESHOT (1u << 2) /* the host waits for it (an execute); runs under a mini-init like any other */
 
 /* File operations (MBX_F_FOP). */
 enum mbx_fop {
@@ -273,6 +275,10 @@ int mbx_proto_decode_error(const struct mbx_frame *f, struct mbx_error_info *out
 int mbx_proto_decode_exit(const struct mbx_frame *f, struct mbx_exit_info *out);
 /* Output data of a STDOUT/STDERR frame: borrowed from the frame. */
 int mbx_proto_decode_data(const struct mbx_frame *f, const uint8_t **data, uint32_t *len);
+/* The stdin credit of a CREDIT (agent -> host) or STARTED frame: its
+ * WINDOW field. -1 for another type, or when WINDOW is absent or malformed
+ * (*window is then 0). */
+int mbx_proto_decode_window(const struct mbx_frame *f, uint64_t *window);
 
 /* FILE_STAT, and one ENTRY of FILE_DIR / PROC_LIST. Strings are borrowed
  * from the frame (not NUL-terminated) and checked: a NAME holds no '/' and no
@@ -336,3 +342,7 @@ enum mbx_mount_op {
 
 /* Most descriptors one message may carry. */
 #define MBX_PROTO_MAX_FDS 64
+
+/* The parent-death signal of an agent made off the host's main thread
+ * (src/backend/linux/spawn.c sets it, the agent handles it). */
+#define MBX_AGENT_PDEATH_SIG SIGUSR1

@@ -112,6 +112,8 @@ class Lib:
             "mbx_event_signal": (ctypes.c_int, [vp]),
             "mbx_event_free": (None, [vp]),
             "mbx_process_write_stdin": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_size_t, pvp]),
+            "mbx_process_write_stdin_some": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_size_t,
+                                                            ctypes.POINTER(ctypes.c_size_t), pvp]),
             "mbx_process_close_stdin": (ctypes.c_int, [vp, pvp]),
             "mbx_process_signal": (ctypes.c_int, [vp, ctypes.c_int, pvp]),
             "mbx_process_kill": (ctypes.c_int, [vp, pvp]),
@@ -310,6 +312,14 @@ class Process:
 
     def write(self, data):
         self._call("mbx_process_write_stdin", data, len(data))
+
+    def write_some(self, data):
+        """Bytes of `data` the process's stdin took without waiting."""
+        n = ctypes.c_size_t(0)
+        err = ctypes.c_void_p()
+        rc = self._l.lib.mbx_process_write_stdin_some(self._p, data, len(data), ctypes.byref(n), ctypes.byref(err))
+        _check(self._l, "mbx_process_write_stdin_some", rc, err)
+        return n.value
 
     def close_stdin(self):
         self._call("mbx_process_close_stdin")

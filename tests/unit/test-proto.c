@@ -262,7 +262,48 @@ static void test_writer_limit(void)
 	free(big);
 }
 
+/* The stdin credit of CREDIT and STARTED frames: a u64 WINDOW, nothing
+ * else counts. */
+static void test_window(void)
+{
+	struct mbx_wbuf w;
+	struct mbx_frame f;
+	uint64_t win = 99;
+	size_t used;
+
+	mbx_wbuf_init(&w);
+	mbx_proto_begin(&w, MBX_MSG_CREDIT, 5);
+	mbx_proto_put_u64(&w, MBX_F_WINDOW, 262144);
+	TAP_CHECK_INT(mbx_proto_end(&w), 0);
+	TAP_CHECK_INT(mbx_proto_parse(w.buf, w.len, &f, &used), 1);
+	TAP_CHECK_INT(mbx_proto_decode_window(&f, &win), 0);
+	TAP_CHECK(win == 262144);
+
+	/* A 4-byte WINDOW, a missing one, another message type: refused. */
+	mbx_wbuf_reset(&w);
+	mbx_proto_begin(&w, MBX_MSG_CREDIT, 5);
+	mbx_proto_put_u32(&w, MBX_F_WINDOW, 7);
+	mbx_proto_end(&w);
+	TAP_CHECK_INT(mbx_proto_parse(w.buf, w.len, &f, &used), 1);
+	TAP_CHECK_INT(mbx_proto_decode_window(&f, &win), -1);
+	TAP_CHECK(win == 0);
+	mbx_wbuf_reset(&w);
+	mbx_proto_begin(&w, MBX_MSG_STARTED, 5);
+	mbx_proto_put_u32(&w, MBX_F_PID, 2);
+	mbx_proto_end(&w);
+	TAP_CHECK_INT(mbx_proto_parse(w.buf, w.len, &f, &used), 1);
+	TAP_CHECK_INT(mbx_proto_decode_window(&f, &win), -1);
+	mbx_wbuf_reset(&w);
+	mbx_proto_begin(&w, MBX_MSG_STDOUT, 5);
+	mbx_proto_put_u64(&w, MBX_F_WINDOW, 1);
+	mbx_proto_end(&w);
+	TAP_CHECK_INT(mbx_proto_parse(w.buf, w.len, &f, &used), 1);
+	TAP_CHECK_INT(mbx_proto_decode_window(&f, &win), -1);
+	mbx_wbuf_release(&w);
+}
+
 static const struct tap_case cases[] = {
+	{ "proto/window", test_window },
 	{ "proto/roundtrip", test_roundtrip },
 	{ "proto/oversized-frame", test_oversized_frame },
 	{ "proto/truncated-field", test_truncated_field },

@@ -9,29 +9,45 @@
  * reports a failure as {step, errno} on a CLOEXEC pipe before exiting.
  *
  *	host                                 child (new namespaces)
- *	clone(NEWUSER|NEWPID|NEWNS|...) ---> wait for "go"
- *	write uid_map, gid_map
+ *	clone(NEWUSER|NEWPID|NEWNS|...) ---> PDEATHSIG = SIGKILL, wait for "go"
+ *	write uid_map, gid_map               (end of file: the host is gone)
  *	join the sandbox cgroup
  *	"go" ------------------------------> setgroups([]) (root caller)
  *	                                     setresgid(0), setresuid(0)
+ *	                                     PDEATHSIG again, host still there?
  *	                                     unshare(NEWCGROUP), setsid
  *	                                     fds: 3 = channel, others closed
  *	EOF on the error pipe <------------- execveat(memfd)
+ *
+ * The agent dies with the host that made it, even when it is busy or
+ * stopped and cannot see its channel close: the parent-death signal is
+ * SIGKILL, which the agent keeps through exec, and its death takes every
+ * process of the sandbox (all nested pid namespaces too) with it. The
+ * kernel sends it when the creating *thread* ends, so it is kept only when
+ * that thread is the process's main thread (a CLI, the supervisor, most
+ * embedders). A sandbox made on another thread (a pool's filler) must
+ * outlive that thread: its agent gets AGENT_PDEATH_SIG instead, whose
+ * handler ends the sandbox only when the host's end of the channel is
+ * closed (the whole host is gone), besides its end-of-file check.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spawn.h"
+#include "proto.h"
 #include "platform/linux/syscalls.h"
 #include "platform/linux/closefds.h"
 
@@ -84,6 +100,7 @@ static void agent_memfd_init(void)
 
 enum step {
 	STEP_GO = 1,
+	STEP_PDEATHSIG,
 	STEP_SETGROUPS,
 	STEP_SETGID,
 	STEP_SETUID,
@@ -98,6 +115,7 @@ static const char *step_name(int step)
 {
 	switch (step) {
 	case STEP_GO: return "wait for the host";
+	case STEP_PDEATHSIG: return "die with the host (parent-death signal)";
 	case STEP_SETGROUPS: return "clear supplementary groups";
 	case STEP_SETGID: return "become gid 0 in the user namespace";
 	case STEP_SETUID: return "become uid 0 in the user namespace";
@@ -124,14 +142,29 @@ static __attribute__((noreturn)) void child_die(int fd, int step)
 	__builtin_unreachable();
 }
 
+/* 1 when the host end of the channel is closed: the host has died.
+ * ppoll, not poll: the only one every architecture has. */
+static int host_gone(int chan)
+{
+	struct pollfd p = { .fd = chan, .events = POLLRDHUP };
+	struct timespec now = { 0, 0 };
+
+	return syscall(SYS_ppoll, &p, 1, &now, NULL, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /* The child side: raw system calls only (see the file comment). */
-static __attribute__((noreturn)) void child_main(const struct mbx_spawn *sp, int go_r, int err_w, int chan, int memfd,
-						const int *join, size_t njoin)
+static __attribute__((noreturn)) void child_main(const struct mbx_spawn *sp, int go_r, int go_w, int err_w, int chan,
+						int memfd, int keep_pdeathsig, const int *join, size_t njoin)
 {
 	static char *const argv[] = { "mimobox-agent", NULL };
 	static char *const envp[] = { NULL };
 	char c;
 
+	/* Set before anything waits on the host; a host that died before it
+	 * shows as end of file on the "go" pipe, whose other copy is ours. */
+	if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		child_die(err_w, STEP_PDEATHSIG);
+	syscall(SYS_close, go_w);
 	if (syscall(SYS_read, go_r, &c, 1) != 1)
 		child_die(err_w, STEP_GO);
 	/* Still the host's identity and a single thread: join the cgroup by
@@ -145,6 +178,17 @@ static __attribute__((noreturn)) void child_main(const struct mbx_spawn *sp, int
 		child_die(err_w, STEP_SETGID);
 	if (syscall(SYS_setresuid, 0, 0, 0) < 0)
 		child_die(err_w, STEP_SETUID);
+	/* A change of the effective uid (a root caller maps uid 0 to an
+	 * unprivileged host uid) clears the parent-death signal: set it again,
+	 * then make sure the host did not die in between (getppid() is 0 in a
+	 * new pid namespace, so ask the channel). A sandbox made off the main
+	 * thread gives it up before exec (see the file comment). */
+	if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		child_die(err_w, STEP_PDEATHSIG);
+	if (host_gone(chan)) {
+		errno = EPIPE;
+		child_die(err_w, STEP_GO);
+	}
 	/* After the host moved us into the sandbox cgroup, so that is the root
 	 * the sandbox sees. */
 	if (syscall(SYS_unshare, CLONE_NEWCGROUP) < 0)
@@ -175,6 +219,11 @@ static __attribute__((noreturn)) void child_main(const struct mbx_spawn *sp, int
 	}
 	if (mbx_close_fds_from(6, 0) < 0)
 		child_die(err_w, STEP_FDS);
+	/* The host thread waits for our exec in mbx__linux_spawn_agent() and
+	 * then for the agent's greeting, sent after it handles the signal: it
+	 * cannot end before either. */
+	if (!keep_pdeathsig && syscall(SYS_prctl, PR_SET_PDEATHSIG, MBX_AGENT_PDEATH_SIG, 0, 0, 0) < 0)
+		child_die(err_w, STEP_PDEATHSIG);
 	mbx_sys_execveat(4, "", argv, envp, AT_EMPTY_PATH);
 	/* Where execveat is missing or emulated badly (old kernels, valgrind),
 	 * go through the fd's magic link, as fexecve does; the kernel opens it
@@ -219,7 +268,7 @@ int mbx__linux_spawn_agent(struct mbx_spawn *sp, mbx_error **err)
 	size_t njoin = 0;
 	struct child_fail fail;
 	char map[64];
-	int pidfd = -1, rc;
+	int pidfd = -1, rc, keep_pdeathsig;
 	ssize_t n;
 	long pid;
 
@@ -236,6 +285,7 @@ int mbx__linux_spawn_agent(struct mbx_spawn *sp, mbx_error **err)
 	rc = mbx__cgroup_open_self_join(sp->cg, join, &njoin, err);
 	if (rc < 0)
 		goto fail;
+	keep_pdeathsig = syscall(SYS_gettid) == getpid();
 	pid = syscall(SYS_clone, (unsigned long)(flags | CLONE_PIDFD | SIGCHLD), NULL, &pidfd, NULL, 0);
 	if (pid < 0) {
 		int e = errno;
@@ -247,7 +297,7 @@ int mbx__linux_spawn_agent(struct mbx_spawn *sp, mbx_error **err)
 		goto fail;
 	}
 	if (pid == 0)
-		child_main(sp, go[0], ep[1], sv[1], agent_fd, join, njoin);
+		child_main(sp, go[0], go[1], ep[1], sv[1], agent_fd, keep_pdeathsig, join, njoin);
 	while (njoin > 0)
 		close(join[--njoin]);
 
