@@ -381,11 +381,13 @@ static int cp_from_sandbox(const char *name, const char *path, const char *host,
 		}
 		k.host_path = target;
 	}
-	/* A file made new gets the sandbox file's mode less the umask; a replaced one keeps its own. */
+	/* A file made new gets the sandbox file's mode less the umask; a replaced
+	 * one keeps its own permission bits, never set-id bits: the new content
+	 * comes from the sandbox. */
 	mask = umask(0);
 	umask(mask);
 	if (stat(k.host_path, &hst) == 0 && S_ISREG(hst.st_mode))
-		k.mode = hst.st_mode & 07777;
+		k.mode = hst.st_mode & 0777;
 	else
 		k.mode = (mode_t)(st.mode & 0777) & ~mask;
 	rc = files_download(&conn, name, path, &k, json);

@@ -354,7 +354,7 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 		}
 		h = &st->files[k];
 		if (r->flags & MBX_WRITE_APPEND) {
-			h->fd = open_regular(r->path, O_WRONLY | O_APPEND | O_CREAT, r->mode & 07777, &sb);
+			h->fd = open_regular(r->path, O_WRONLY | O_APPEND | O_CREAT, r->mode & 01777, &sb);
 			if (h->fd < 0) {
 				fail_open(st, id, "append to", r->path);
 				break;
@@ -392,7 +392,7 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 		}
 		/* O_EXCL|O_NOFOLLOW: always a new regular file, never an object
 		 * the payload placed under that name. */
-		h->fd = open(h->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, r->mode & 07777);
+		h->fd = open(h->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, r->mode & 01777);
 		if (h->fd < 0) {
 			fail(st, id, "create", r->path);
 			free(h->tmp);
@@ -400,7 +400,7 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 			drop_handle(h);
 			break;
 		}
-		fchmod(h->fd, r->mode & 07777);
+		fchmod(h->fd, r->mode & 01777);
 		h->writing = 1;
 		ok(st, id, k, 0, 0);
 		break;
@@ -475,7 +475,7 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 		do_list(st, id, r);
 		break;
 	case MBX_FOP_MKDIR:
-		if ((r->flags & 1) ? mkdir_parents(r->path, r->mode & 07777) < 0 : mkdir(r->path, r->mode & 07777) < 0) {
+		if ((r->flags & 1) ? mkdir_parents(r->path, r->mode & 01777) < 0 : mkdir(r->path, r->mode & 01777) < 0) {
 			fail(st, id, "make directory", r->path);
 			break;
 		}

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -147,8 +148,25 @@ static int simple(mbx_sandbox *sb, uint32_t fop, const char *path, const char *p
 	return finish(sb, c, id, MBX_MSG_OK, &f, err);
 }
 
+/*
+ * Files a sandbox holds never carry privilege: set-user-id and set-group-id
+ * bits are refused (a caller may forward a mode a model chose, and a
+ * writable mount reaches the host). The agent drops them as well.
+ */
+static int check_mode(uint32_t mode, mbx_error **err)
+{
+	if (mode & (S_ISUID | S_ISGID)) {
+		mbx__error_set(err, MBX_EINVAL, 0, NULL, "mode %04o has set-user-id or set-group-id bits", mode & 07777);
+		mbx__error_suggest(err, "drop them (mode & 01777): files in a sandbox never carry privilege");
+		return MBX_EINVAL;
+	}
+	return MBX_OK;
+}
+
 int mbx_sandbox_mkdir(mbx_sandbox *sb, const char *path, uint32_t mode, int parents, mbx_error **err)
 {
+	if (check_mode(mode, err) < 0)
+		return MBX_EINVAL;
 	return simple(sb, MBX_FOP_MKDIR, path, NULL, mode & 07777, parents ? 1 : 0, "the file API", err);
 }
 
@@ -369,6 +387,9 @@ static int write_chunks(mbx_sandbox *sb, const char *path, uint32_t mode, uint32
 	uint8_t *buf;
 	const char *root;
 	int rc;
+
+	if (check_mode(mode, err) < 0)
+		return MBX_EINVAL;
 
 	rc = begin_path(sb, path, &c, &root, err);
 	if (rc < 0)

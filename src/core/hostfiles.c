@@ -161,12 +161,18 @@ int mbx__host_read(const char *root, const char *path, uint64_t limit, int (*sin
 	struct stat sb;
 	uint8_t *buf;
 	uint64_t total = 0;
-	int fd, rc = open_path(root, path, O_RDONLY | O_NOCTTY, "open", &fd, err);
+	/* Non-blocking: a FIFO the payload made must not hold this thread. */
+	int fd, rc = open_path(root, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, "open", &fd, err);
 
 	if (rc < 0)
 		return rc;
 	if (fstat(fd, &sb) < 0 || S_ISDIR(sb.st_mode)) {
 		rc = mbx__error_set(err, MBX_EINVAL, EISDIR, NULL, "read `%s`: it is a directory", path);
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = mbx__error_set(err, MBX_EINVAL, 0, NULL,
+				    "read `%s`: not a regular file (a FIFO, socket or device)", path);
 		goto out;
 	}
 	if ((uint64_t)sb.st_size > limit) {
@@ -221,6 +227,11 @@ int mbx__host_write(const char *root, const char *path, uint32_t mode, uint32_t 
 	if (rc < 0)
 		return rc;
 	if (fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+		if ((flags & MBX_WRITE_APPEND) && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode) && !S_ISLNK(sb.st_mode)) {
+			rc = mbx__error_set(err, MBX_EINVAL, 0, NULL,
+					    "append to `%s`: not a regular file (a FIFO, socket or device)", path);
+			goto out;
+		}
 		if (flags & MBX_WRITE_EXCLUSIVE) {
 			errno = EEXIST;
 			rc = fail(err, "create", path);
@@ -234,11 +245,18 @@ int mbx__host_write(const char *root, const char *path, uint32_t mode, uint32_t 
 	tmp[0] = '\0';
 	if (flags & MBX_WRITE_APPEND) {
 		/* A final symlink is not followed: it could point anywhere. */
-		fd = openat(dfd, base, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+		fd = openat(dfd, base, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, mode & 01777);
+		if (fd >= 0 && (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))) {
+			close(fd);
+			fd = -1;
+			rc = mbx__error_set(err, MBX_EINVAL, 0, NULL,
+					    "append to `%s`: not a regular file (a FIFO, socket or device)", path);
+			goto out;
+		}
 	} else {
 		getrandom(&r, sizeof(r), GRND_NONBLOCK);
 		snprintf(tmp, sizeof(tmp), ".mbx-write-%016llx", (unsigned long long)r);
-		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 01777);
 	}
 	if (fd < 0) {
 		rc = fail(err, "create", path);
@@ -278,7 +296,7 @@ int mbx__host_write(const char *root, const char *path, uint32_t mode, uint32_t 
 		}
 	}
 	if (!(flags & MBX_WRITE_APPEND)) {
-		fchmod(fd, mode & 07777);
+		fchmod(fd, mode & 01777);
 		if (renameat(dfd, tmp, dfd, base) < 0) {
 			rc = fail(err, "replace", path);
 			goto out;

@@ -378,3 +378,21 @@ def test_polling_with_zero_timeout_takes_what_arrived(sandbox):
     p.kill()
     p.wait(5000)
     p.close()
+
+
+def test_file_api_refuses_set_id_modes(sandbox):
+    # A caller may forward a mode a model chose: files made through the
+    # file API never carry set-user-id or set-group-id bits.
+    for mode in (0o4755, 0o2755, 0o6777):
+        with pytest.raises(mbx.MbxError) as e:
+            sandbox.write_file("setid", b"#!/bin/sh\n", mode=mode)
+        assert e.value.code == mbx.MBX_EINVAL and "set-user-id" in e.value.message, e.value
+        with pytest.raises(mbx.MbxError) as e:
+            sandbox.mkdir("setid-dir", mode=mode)
+        assert e.value.code == mbx.MBX_EINVAL, e.value
+    r = sandbox.exec(["sh", "-c", "ls /workspace"])
+    assert r.stdout == b"", r.stdout
+    # Ordinary modes, the sticky bit included, still work.
+    sandbox.write_file("tool", b"#!/bin/sh\n", mode=0o755)
+    sandbox.mkdir("shared", mode=0o1777)
+    assert sandbox.stat("tool")["mode"] == 0o755 and sandbox.stat("shared")["mode"] & 0o1000

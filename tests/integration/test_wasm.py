@@ -10,6 +10,7 @@ import glob
 import os
 import struct
 import threading
+import time
 
 import pytest
 
@@ -462,3 +463,28 @@ def test_disk_limit_is_refused_not_ignored(cli):
     # Without --disk: no error, no warning.
     r, j = cli.json("--", mod("noop.wat"))
     assert j["exit_code"] == 0 and "partly enforced" not in r.stderr, r
+
+
+def test_file_api_never_blocks_on_a_fifo(lib, guard):
+    # The host serves a wasm sandbox's files itself: a FIFO in the workspace
+    # (made here from the host: the workspace is a host directory) is
+    # refused at once instead of holding the calling thread.
+    import mbx
+
+    sb = mbx.Sandbox(lib, isolation=2)
+    guard.ids.add(sb.id)
+    try:
+        workspace = os.path.join(guard.state_dir, sb.id, "workspace")
+        os.mkfifo(os.path.join(workspace, "pipe"))
+        start = time.monotonic()
+        with pytest.raises(mbx.MbxError) as e:
+            sb.read_file("pipe")
+        assert e.value.code == mbx.MBX_EINVAL and "not a regular file" in e.value.message, e.value
+        with pytest.raises(mbx.MbxError) as e:
+            sb.write_file("pipe", b"x", flags=1)  # MBX_WRITE_APPEND
+        assert e.value.code == mbx.MBX_EINVAL and "not a regular file" in e.value.message, e.value
+        assert time.monotonic() - start < 5
+        sb.write_file("ok.txt", b"fine")
+        assert sb.read_file("ok.txt") == b"fine"
+    finally:
+        sb.close()
