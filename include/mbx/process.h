@@ -165,7 +165,12 @@ MBX_EXTERN(int) mbx_process_wait(mbx_process *proc, int timeout_ms, mbx_result *
 MBX_EXTERN(uint32_t) mbx_process_id(const mbx_process *proc);
 /** @brief 1 while the process runs (as far as the events taken so far tell). */
 MBX_EXTERN(int) mbx_process_running(const mbx_process *proc);
-/** @brief Frees the handle; the process goes on (kill it first to stop it). NULL is a no-op. */
+/**
+ * @brief Frees the handle; the process goes on (kill it first to stop it).
+ *        NULL is a no-op. A handle may outlive its sandbox: once the
+ *        sandbox is freed, every other call on the handle answers
+ *        MBX_ESTATE, and this one only frees it.
+ */
 MBX_EXTERN(void) mbx_process_free(mbx_process *proc);
 
 /** A snapshot of a sandbox's spawned processes. */

@@ -816,6 +816,9 @@ void agent_proc_message(struct agent_state *st, const struct mbx_frame *f)
 	case MBX_MSG_CREDIT:
 		if (mbx_proto_find_u64(f, MBX_F_WINDOW, &w) == 0)
 			p->credit = p->credit + w < p->credit ? UINT64_MAX : p->credit + w;
+		/* The host sends credit only for a process it holds: one it had
+		 * detached has been taken again, and its output flows again. */
+		p->detached = 0;
 		return;
 	case MBX_MSG_DETACH:
 		p->detached = 1;

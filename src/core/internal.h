@@ -141,7 +141,12 @@ struct mbx_sandbox {
 	const char *limits_mech;
 	const char *limits_partial; /* static text: what the limits do not bound, or NULL */
 	struct mbx_net *net; /* network log (src/net/net.h); owned */
+	mbx_process *procs;  /* live process handles (process.c) */
 };
+
+/* Detaches the sandbox's live process handles before it is freed: later
+ * calls on them answer MBX_ESTATE, mbx_process_free() only frees. */
+void mbx__sandbox_orphan_processes(mbx_sandbox *sb);
 
 /* ---- src/net: the network state of configs and sandboxes (net.h) ---- */
 struct mbx_netcfg;

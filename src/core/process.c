@@ -23,7 +23,8 @@ struct mbx_spawn_options {
 };
 
 struct mbx_process {
-	mbx_sandbox *sb;        /* borrowed: free processes before their sandbox */
+	mbx_sandbox *sb;        /* borrowed; NULL once the sandbox was freed */
+	mbx_process *next, *prev; /* the sandbox's live handles (sb->procs) */
 	struct mbx_cproc *cp;   /* the client's entry; NULL once released */
 	uint32_t id;
 	int ended;
@@ -36,6 +37,44 @@ struct mbx_proc_list {
 	char **programs;
 	uint64_t *ages;
 };
+
+/* Keeps track of a sandbox's live handles, so freeing the sandbox first
+ * leaves them safe (see mbx__sandbox_orphan_processes()). */
+static void link_handle(mbx_sandbox *sb, mbx_process *p)
+{
+	p->sb = sb;
+	p->prev = NULL;
+	p->next = sb->procs;
+	if (sb->procs)
+		sb->procs->prev = p;
+	sb->procs = p;
+}
+
+static void unlink_handle(mbx_process *p)
+{
+	if (p->sb == NULL)
+		return;
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		p->sb->procs = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	p->next = p->prev = NULL;
+}
+
+void mbx__sandbox_orphan_processes(mbx_sandbox *sb)
+{
+	mbx_process *p = sb->procs, *next;
+
+	for (; p; p = next) {
+		next = p->next;
+		p->sb = NULL;
+		p->cp = NULL;	/* the client and its entries go with the sandbox */
+		p->next = p->prev = NULL;
+	}
+	sb->procs = NULL;
+}
 
 int mbx_spawn_options_new(mbx_spawn_options **out, mbx_error **err)
 {
@@ -161,7 +200,7 @@ int mbx_sandbox_spawn(mbx_sandbox *sb, const char *const *argv, const mbx_spawn_
 		free(p);
 		return mbx__sandbox_after(sb, c, rc, err);
 	}
-	p->sb = sb;
+	link_handle(sb, p);
 	p->cp = cp;
 	p->id = cp->id;
 	*out = p;
@@ -175,6 +214,8 @@ static int proc_client(mbx_process *p, struct mbx_client **c, mbx_error **err)
 
 	if (p == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "process is NULL");
+	if (p->sb == NULL)
+		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u: its sandbox was freed", p->id);
 	rc = mbx__sandbox_client(p->sb, "processes", c, err);
 	if (rc < 0)
 		return rc;
@@ -446,8 +487,9 @@ void mbx_process_free(mbx_process *p)
 
 	if (p == NULL)
 		return;
-	if (p->cp && mbx__sandbox_client(p->sb, "processes", &c, NULL) == MBX_OK)
+	if (p->sb && p->cp && mbx__sandbox_client(p->sb, "processes", &c, NULL) == MBX_OK)
 		mbx__client_release(c, p->cp);
+	unlink_handle(p);
 	mbx_result_free(p->partial);
 	free(p);
 }
@@ -473,9 +515,15 @@ int mbx_sandbox_process(mbx_sandbox *sb, uint32_t id, mbx_process **out, mbx_err
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return mbx__error_oom(err);
-	/* Its output was dropped while nobody held it; from now on it flows. */
+	/* Its output was dropped while nobody held it; from now on it flows:
+	 * any credit (even none) tells the agent the process is held again. */
+	rc = mbx__client_proc_send(c, cp, MBX_MSG_CREDIT, NULL, 0, 0, 0, err);
+	if (rc < 0) {
+		free(p);
+		return rc;
+	}
 	cp->claimed = 1;
-	p->sb = sb;
+	link_handle(sb, p);
 	p->cp = cp;
 	p->id = id;
 	*out = p;

@@ -275,6 +275,7 @@ void mbx_sandbox_free(mbx_sandbox *sb)
 	if (sb == NULL)
 		return;
 	mbx_sandbox_destroy(sb, NULL);
+	mbx__sandbox_orphan_processes(sb);
 	mbx__net_free(sb->net);
 	mbx_config_free(sb->cfg);
 	free(sb);

@@ -123,6 +123,7 @@ class Lib:
             "mbx_process_running": (ctypes.c_int, [vp]),
             "mbx_process_free": (None, [vp]),
             "mbx_sandbox_list_processes": (ctypes.c_int, [vp, pvp, pvp]),
+            "mbx_sandbox_process": (ctypes.c_int, [vp, ctypes.c_uint32, pvp, pvp]),
             "mbx_proc_list_count": (ctypes.c_size_t, [vp]),
             "mbx_proc_list_id": (ctypes.c_uint32, [vp, ctypes.c_size_t]),
             "mbx_proc_list_program": (ctypes.c_char_p, [vp, ctypes.c_size_t]),
@@ -436,6 +437,16 @@ Sandbox.write_file = _write_file
 Sandbox.stat = _stat
 Sandbox.list_dir = _list_dir
 Sandbox.list_processes = _list_processes
+
+
+def _process(self, pid):
+    """A new handle on the running process `pid` (mbx_sandbox_process)."""
+    h = ctypes.c_void_p()
+    _sb_call(self, "mbx_sandbox_process", pid, ctypes.byref(h))
+    return Process(self, h)
+
+
+Sandbox.process = _process
 Sandbox.mkdir = lambda self, path, mode=0o755, parents=False: _sb_call(self, "mbx_sandbox_mkdir", os.fsencode(path), mode, int(parents))
 Sandbox.remove = lambda self, path, recursive=False: _sb_call(self, "mbx_sandbox_remove", os.fsencode(path), int(recursive))
 Sandbox.rename = lambda self, a, b: _sb_call(self, "mbx_sandbox_rename", os.fsencode(a), os.fsencode(b))

@@ -396,3 +396,43 @@ def test_file_api_refuses_set_id_modes(sandbox):
     sandbox.write_file("tool", b"#!/bin/sh\n", mode=0o755)
     sandbox.mkdir("shared", mode=0o1777)
     assert sandbox.stat("tool")["mode"] == 0o755 and sandbox.stat("shared")["mode"] & 0o1000
+
+
+def test_reattached_process_output_flows_again(sandbox):
+    # A background process whose handle was dropped keeps running (its
+    # output meanwhile is dropped); a new handle gets its output again.
+    p = sandbox.spawn(["sh", "-c", "i=0; while :; do i=$((i+1)); echo tick$i; sleep 0.05; done"], timeout_ms=0)
+    pid = p.id
+    ev = p.next_event(5000)
+    assert ev and ev[0] == mbx.MBX_EVENT_STDOUT, ev
+    p.close()
+    time.sleep(0.3)
+    q = sandbox.process(pid)
+    try:
+        out = b""
+        deadline = time.monotonic() + 10
+        while out.count(b"tick") < 3 and time.monotonic() < deadline:
+            ev = q.next_event(1000)
+            if ev:
+                assert ev[0] == mbx.MBX_EVENT_STDOUT, ev
+                out += ev[1]
+        assert out.count(b"tick") >= 3, out
+        q.kill()
+    finally:
+        q.close()
+
+
+def test_process_handle_may_outlive_its_sandbox(lib, guard):
+    # Freeing the sandbox first leaves the handle safe: calls on it answer
+    # MBX_ESTATE and freeing it only frees (ASan/valgrind see no use after free).
+    sb = mbx.Sandbox(lib)
+    guard.ids.add(sb.id)
+    p = sb.spawn(["sleep", unique_sleep_arg()], timeout_ms=0)
+    sb.close()
+    with pytest.raises(mbx.MbxError) as e:
+        p.kill()
+    assert e.value.code == mbx.MBX_ESTATE, e.value
+    with pytest.raises(mbx.MbxError) as e:
+        p.next_event(0)
+    assert e.value.code == mbx.MBX_ESTATE, e.value
+    p.close()
