@@ -233,3 +233,20 @@ def test_memory_limit_oom(mimobox):
         r = sb.execute_code("b = bytearray(512 << 20)\nprint('allocated')")
         assert not r.ok and "allocated" not in r.stdout
         assert r.oom_killed or "MemoryError" in r.stderr, r
+
+
+def test_unavailable_layer_fails_closed_naming_it(mimobox):
+    from conftest import backend_or_skip
+    backend_or_skip(mimobox, "wasm")
+    with pytest.raises(mimobox.BackendUnavailableError) as e:
+        mimobox.Sandbox(isolation="wasm", network="all")
+    assert e.value.code == "unsupported" and e.value.layer == "network" and e.value.suggestion
+
+
+def test_microvm_fails_closed_or_runs(mimobox):
+    ok, why = mimobox.backend_available("microvm")
+    if ok:
+        pytest.skip("the microVM backend runs here")
+    with pytest.raises(mimobox.BackendUnavailableError) as e:
+        mimobox.Sandbox(isolation="auto", trust="untrusted")
+    assert e.value.code == "unsupported" and e.value.layer
