@@ -8,6 +8,7 @@ import queue
 import shlex
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import (IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union)
 
@@ -532,6 +533,12 @@ class Sandbox:
     def _init_from_handle(self) -> None:
         lib = self._lib
         self._closed = False
+        # Handles of live Process objects: freed before the sandbox is (a
+        # process handle must not outlive its sandbox handle).
+        self._procs: "weakref.WeakSet[Process]" = weakref.WeakSet()
+        # The thread running a stream callback, which must not call back
+        # into this sandbox (the C call it is inside of is not finished).
+        self._cb_thread: Optional[int] = None
         self._id = N.text(lib.mbx_sandbox_id(self._ptr)) or ""
         self._isolation = _ISOLATION_NAME.get(lib.mbx_sandbox_isolation(self._ptr), "unknown")
         self.files = Files(self)
@@ -598,6 +605,9 @@ class Sandbox:
             self.sb = sb
 
         def __enter__(self) -> ctypes.c_void_p:
+            if self.sb._cb_thread == threading.get_ident():
+                raise SandboxStateError("a stream_execute callback cannot call its own sandbox", status=-8,
+                                        suggestion="collect the output in the callback and act after the call")
             self.sb._lock.acquire()
             if self.sb._closed:
                 self.sb._lock.release()
@@ -618,6 +628,8 @@ class Sandbox:
             if self._closed:
                 return
             self._closed = True
+            for proc in list(self._procs):
+                proc._free_locked()
             err = ctypes.c_void_p()
             rc = self._lib.mbx_sandbox_destroy(self._ptr, ctypes.byref(err))
             self._lib.mbx_sandbox_free(self._ptr)
@@ -636,6 +648,8 @@ class Sandbox:
         try:
             if not getattr(self, "_closed", True) and self._ptr:
                 self._closed = True
+                for proc in list(self._procs):
+                    proc._free_locked()
                 self._lib.mbx_sandbox_free(self._ptr)
         except Exception:
             pass
@@ -737,6 +751,7 @@ class Sandbox:
         def deliver(stream: int, data: Any, n: int, _ud: Any) -> None:
             if failure:
                 return
+            self._cb_thread = threading.get_ident()
             try:
                 chunk = ctypes.string_at(data, n)
                 fn = on_stdout if stream == 1 else on_stderr
@@ -744,6 +759,8 @@ class Sandbox:
                     fn(chunk)
             except BaseException as e:  # raised again below
                 failure.append(e)
+            finally:
+                self._cb_thread = None
 
         cb = N.OUTPUT_FN(deliver)
         result = self._exec(command, None, timeout, env, cwd, stdin, cb)
@@ -1167,6 +1184,7 @@ class Process:
         self.pty = pty
         self.id: int = self._lib.mbx_process_id(ptr)
         self._ended: Optional[StreamEvent] = None
+        sandbox._procs.add(self)
 
     def _handle(self) -> ctypes.c_void_p:
         if not self._ptr:
@@ -1296,11 +1314,29 @@ class Process:
                 lib.mbx_result_free(res)
 
     def close(self) -> None:
-        """Frees the handle (the program goes on unless it was killed)."""
+        """Frees the handle (the program goes on unless it was killed).
+        Closing the sandbox frees the handles of its processes too."""
+        with self._sb._lock:
+            self._free_locked()
+
+    def _free_locked(self) -> None:
+        # Called with the sandbox's lock held, before the sandbox is freed.
         if self._ptr:
-            with self._sb._lock:
-                self._lib.mbx_process_free(self._ptr)
-                self._ptr = ctypes.c_void_p()
+            self._lib.mbx_process_free(self._ptr)
+            self._ptr = ctypes.c_void_p()
+        self._sb._procs.discard(self)
+
+    def __del__(self) -> None:
+        try:
+            sb = self._sb
+            if self._ptr and not sb._closed and sb._lock.acquire(blocking=False):
+                try:
+                    if not sb._closed:
+                        self._free_locked()
+                finally:
+                    sb._lock.release()
+        except Exception:
+            pass
 
     def __enter__(self) -> "Process":
         return self
