@@ -57,7 +57,7 @@ def _check(rc: int, err: ctypes.c_void_p, what: str = "") -> None:
         _raise(rc, err, what)
 
 
-def _enc(s: Union[str, bytes, os.PathLike], what: str) -> bytes:
+def _enc(s: Union[str, bytes, "os.PathLike[str]"], what: str) -> bytes:
     if isinstance(s, os.PathLike):
         s = os.fspath(s)
     if isinstance(s, str):
@@ -587,7 +587,7 @@ class Sandbox:
     def oom_kills(self) -> int:
         """How many processes of the sandbox were killed for exceeding the memory limit so far."""
         with self._use() as p:
-            return self._lib.mbx_sandbox_oom_kills(p)
+            return int(self._lib.mbx_sandbox_oom_kills(p))
 
     def is_ready(self) -> bool:
         """True while the sandbox can execute (it is ready once created)."""
@@ -1089,12 +1089,12 @@ class Files:
         fd = _fileno(fileobj)
         if fd is not None:
             if hasattr(fileobj, "flush"):
-                fileobj.flush()  # type: ignore[union-attr]
+                fileobj.flush()
             self._call("mbx_sandbox_read_file_to_fd", _enc(path, "path"), fd)
             if not isinstance(fileobj, int):
                 # The descriptor moved; keep Python's view of the offset in step.
                 try:
-                    fileobj.seek(0, os.SEEK_END)  # type: ignore[union-attr]
+                    fileobj.seek(0, os.SEEK_END)
                 except (OSError, ValueError, AttributeError):
                     pass
             return
