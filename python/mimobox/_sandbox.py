@@ -91,13 +91,19 @@ def _argv(command: Sequence[str]) -> "ctypes.Array[ctypes.c_char_p]":
     return (ctypes.c_char_p * (len(args) + 1))(*args, None)
 
 
+_layer_name_cache: Dict[int, str] = {}
+
+
+def _layer_name(bit: int) -> str:
+    name = _layer_name_cache.get(bit)
+    if name is None:
+        name = N.text(N.native().mbx_layer_name(bit)) or str(bit)
+        _layer_name_cache[bit] = name
+    return name
+
+
 def _layer_names(bits: int) -> List[str]:
-    lib = N.native()
-    out = []
-    for i in range(_LAYERS):
-        if bits & (1 << i):
-            out.append(N.text(lib.mbx_layer_name(1 << i)) or str(1 << i))
-    return out
+    return [_layer_name(1 << i) for i in range(_LAYERS) if bits & (1 << i)]
 
 
 # ---------------------------------------------------------------------------
@@ -567,9 +573,8 @@ class Sandbox:
         """Layers skipped because allow_degraded was set, with the reason."""
         with self._use() as p:
             bits = self._lib.mbx_sandbox_skipped(p)
-            return {name: N.text(self._lib.mbx_sandbox_skip_reason(p, 1 << i)) or ""
-                    for i in range(_LAYERS) if bits & (1 << i)
-                    for name in [N.text(self._lib.mbx_layer_name(1 << i)) or str(1 << i)]}
+            return {_layer_name(1 << i): N.text(self._lib.mbx_sandbox_skip_reason(p, 1 << i)) or ""
+                    for i in range(_LAYERS) if bits & (1 << i)}
 
     @property
     def limits_mechanism(self) -> str:
