@@ -1411,6 +1411,14 @@ class Pool:
     def __enter__(self) -> "Pool":
         return self
 
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_ptr", None):
+                self._lib.mbx_pool_free(self._ptr)
+                self._ptr = ctypes.c_void_p()
+        except Exception:
+            pass
+
     def __exit__(self, *exc: Any) -> None:
         self.close()
 

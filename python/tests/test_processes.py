@@ -245,3 +245,14 @@ def test_a_callback_cannot_call_its_own_sandbox(sb, mimobox):
     with pytest.raises(mimobox.SandboxStateError, match="callback"):
         sb.stream_execute("echo x", on_stdout=reenter)
     assert sb.execute("echo fine").stdout == "fine\n"
+
+
+def test_dropped_pool_destroys_its_sandboxes(mimobox, guard):
+    import gc
+    import os
+    pool = mimobox.Pool(size=2, isolation="os")
+    with pool.take() as sb:
+        assert sb.execute("true").ok
+    del pool
+    gc.collect()
+    assert [e for e in os.listdir(guard) if e != "wasm-cache.key"] == []
