@@ -101,6 +101,9 @@ class Session:
         self.exec_seconds = 0.0
         self.closed = False
         self._mutex = threading.Lock()
+        self._idle = threading.Condition(self._mutex)
+        #: Set when the session ends: running programs are killed.
+        self.closing = threading.Event()
 
     # -- quotas ---------------------------------------------------------
 
@@ -119,6 +122,7 @@ class Session:
     def _release_slot(self) -> None:
         with self._mutex:
             self.one_offs -= 1
+            self._idle.notify_all()
 
     def _call_timeout_ms(self, requested: int | None, entry: _Entry | None) -> int:
         remaining_ms = int((self.limits.max_exec_seconds - self.exec_seconds) * 1000)
@@ -181,6 +185,7 @@ class Session:
             raise
         with self._mutex:
             self.one_offs -= 1
+            self._idle.notify_all()
             closed = self.closed
             if not closed:
                 entry = _Entry(sandbox, isolation, time.time(), timeout_ms)
@@ -256,10 +261,14 @@ class Session:
 
     def close_all(self) -> int:
         """Destroys every sandbox of the session, at once; returns how many."""
+        self.closing.set()
         with self._mutex:
             self.closed = True
             entries = list(self.sandboxes.values())
             self.sandboxes.clear()
+            # One-off sandboxes and sandboxes being made belong to calls that
+            # are still running: they see `closing`, stop, and close them.
+            self._idle.wait_for(lambda: self.one_offs == 0, timeout=60)
 
         def close(entry: _Entry) -> None:
             try:
@@ -274,6 +283,49 @@ class Session:
         for t in threads:
             t.join()
         return len(entries)
+
+
+#: The interpreters of execute_code, as libmimobox's mbx_sandbox_exec_code runs them.
+_INTERPRETERS = {"python3": ("python3", "-c"), "node": ("node", "-e"), "bash": ("bash", "-c"), "sh": ("sh", "-c")}
+#: How often a waiting call looks whether its session ended.
+_POLL_SECONDS = 0.2
+
+
+def run_program(session: "Session", sb: Any, command: Any, timeout: float, env: dict | None,
+                cwd: str | None, stdin: bytes | None, code: tuple[str, str] | None = None) -> Any:
+    """Runs a program to its end like Sandbox.execute, but as a spawned
+    process whose wait gives the sandbox back every few tenths of a second,
+    so that a session ending mid-call kills the program at once instead of
+    waiting for its timeout. The wasm backend cannot spawn: it executes."""
+    if getattr(sb, "isolation", None) == "wasm":
+        if code is not None:
+            return sb.execute_code(code[1], language=code[0], timeout=timeout, env=env, cwd=cwd, stdin=stdin)
+        return sb.execute(command, timeout=timeout, env=env, cwd=cwd, stdin=stdin)
+    if code is not None:
+        program, flag = _INTERPRETERS[code[0]]
+        command = [program, flag, code[1]]
+    try:
+        proc = sb.spawn(command, timeout=timeout, env=env, cwd=cwd, stdin=stdin is not None)
+    except mimobox.SandboxNotFoundError as exc:
+        if code is not None and not getattr(exc, "suggestion", None):
+            exc.suggestion = f"{command[0]} is not installed on the host, so the sandbox cannot see it"
+        raise
+    try:
+        if stdin is not None:
+            if stdin:
+                proc.write(stdin)
+            proc.close_stdin()
+        while True:
+            if session.closing.is_set():
+                proc.kill()
+                proc.wait(timeout=10)
+                raise ToolError("session_closed", "the session ended while the program ran; it was killed")
+            try:
+                return proc.wait(timeout=_POLL_SECONDS)
+            except mimobox.SandboxTimeoutError:
+                continue  # still running: look at the session again
+    finally:
+        proc.close()
 
 
 def _isolation_of(sandbox: Any, requested: str) -> str:
@@ -314,6 +366,7 @@ def _execute_result(result: Any, limit: int, one_off: bool, sandbox_id: str | No
         "elapsed_ms": getattr(result, "elapsed_ms", None),
         "stdout": stdout,
         "stderr": stderr,
+        "isolation": getattr(result, "isolation", None),
         "stdout_truncated": out_cut or bool(getattr(result, "stdout_truncated", False)),
         "stderr_truncated": err_cut or bool(getattr(result, "stderr_truncated", False)),
     }
@@ -412,8 +465,8 @@ class Handlers:
         sid = a.get("sandbox_id")
 
         def call(sb, timeout):
-            return sb.execute(command, timeout=timeout, env=a.get("env"), cwd=a.get("cwd"),
-                              stdin=stdin.encode("utf-8") if stdin is not None else None)
+            return run_program(self.s, sb, command, timeout, a.get("env"), a.get("cwd"),
+                               stdin.encode("utf-8") if stdin is not None else None)
 
         result, one_off = self.s.run(sid, a.get("timeout_ms"), call)
         return _execute_result(result, self.s.limits.max_output_bytes, one_off is not None, sid)
@@ -422,9 +475,12 @@ class Handlers:
         language = _language(a.get("language"))
         sid = a.get("sandbox_id")
 
+        stdin = a.get("stdin")
+
         def call(sb, timeout):
-            return sb.execute_code(a["code"], language=language, timeout=timeout,
-                                   env=a.get("env"), cwd=a.get("cwd"))
+            return run_program(self.s, sb, None, timeout, a.get("env"), a.get("cwd"),
+                               stdin.encode("utf-8") if stdin is not None else None,
+                               code=(language, a["code"]))
 
         result, one_off = self.s.run(sid, a.get("timeout_ms"), call)
         return _execute_result(result, self.s.limits.max_output_bytes, one_off is not None, sid)
@@ -475,12 +531,11 @@ class Handlers:
         return {"sandbox_id": a["sandbox_id"], "src": a["src"], "dst": a["dst"], "renamed": True}
 
     def http_request(self, a: dict) -> dict:
-        timeout = a["timeout_ms"] / 1000 if "timeout_ms" in a else None
         body = a["body"].encode("utf-8") if "body" in a else None
         resp = self.s.with_sandbox(
             a["sandbox_id"],
             lambda sb: sb.http_request(a.get("method", "GET").upper(), a["url"],
-                                       headers=a.get("headers"), body=body, timeout=timeout),
+                                       headers=a.get("headers"), body=body),
         )
         raw = resp.body if isinstance(resp.body, (bytes, bytearray)) else str(resp.body).encode("utf-8")
         enc = _encode_content(bytes(raw), None, self.s.limits.max_output_bytes)
@@ -554,7 +609,9 @@ def build_server(limits: Limits | None = None) -> Server:
         session: Session = server.request_context.lifespan_context
         work = getattr(Handlers(session), name)
         try:
-            data = await anyio.to_thread.run_sync(work, arguments)
+            # Abandoned when the session ends mid-call: the session's close
+            # then stops the call's program (Session.closing).
+            data = await anyio.to_thread.run_sync(work, arguments, abandon_on_cancel=True)
         except ToolError as exc:
             return _error_result(exc.code, exc.message, exc.suggestion)
         except mimobox.SandboxError as exc:

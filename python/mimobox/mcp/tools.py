@@ -214,6 +214,10 @@ TOOLS: list[types.Tool] = [
                 "timeout_ms": _TIMEOUT_MS,
                 "env": _ENV,
                 "cwd": _CWD,
+                "stdin": {
+                    "type": "string",
+                    "description": "Text given to the program on its standard input.",
+                },
             },
             ["code"],
         ),
@@ -347,7 +351,6 @@ TOOLS: list[types.Tool] = [
                     "description": "Request headers, Name: value.",
                 },
                 "body": {"type": "string", "description": "Request body as text."},
-                "timeout_ms": dict(_TIMEOUT_MS, description="Limit of the whole request in milliseconds."),
             },
             ["sandbox_id", "url"],
         ),
