@@ -128,22 +128,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve_stdio(server) -> int:
+    import os
+
     import anyio
     from mcp.server.stdio import stdio_server
 
-    async def run() -> None:
-        async with anyio.create_task_group() as tg:
-            async def on_signals() -> None:
-                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-                    async for _ in signals:
-                        # Ends the session: its sandboxes are destroyed on the way out.
-                        tg.cancel_scope.cancel()
-                        return
+    signalled = False
 
-            tg.start_soon(on_signals)
-            async with stdio_server() as (read_stream, write_stream):
+    async def run() -> None:
+        nonlocal signalled
+        async with stdio_server() as (read_stream, write_stream):
+            async with anyio.create_task_group() as tg:
+                async def on_signals() -> None:
+                    nonlocal signalled
+                    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+                        async for _ in signals:
+                            # Ends the session: its sandboxes are destroyed
+                            # on the way out (the session's lifespan).
+                            signalled = True
+                            tg.cancel_scope.cancel()
+                            return
+
+                tg.start_soon(on_signals)
                 await server.run(read_stream, write_stream, server.create_initialization_options())
-            tg.cancel_scope.cancel()
+                tg.cancel_scope.cancel()
+            if signalled:
+                # The sandboxes are gone; the transport's reader may sit in a
+                # blocking read of stdin that nothing can cancel.
+                sys.stderr.flush()
+                os._exit(0)
 
     anyio.run(run)
     return 0

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import socket
 import stat
 import sys
@@ -148,7 +149,15 @@ def serve(server, port: int, token: str) -> None:
 
     config = uvicorn.Config(BearerAuth(mcp_app, token), log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=5)
-    userver = uvicorn.Server(config)
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            # Stop cleanly and exit 0, rather than raise the signal again
+            # once stopped (uvicorn's default): the sandboxes are gone by then.
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            self.should_exit = True
+
+    userver = _Server(config)
 
     async def main() -> None:
         async with manager.run():
