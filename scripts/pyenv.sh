@@ -12,6 +12,12 @@
 #
 #   scripts/pyenv.sh            make it unless it is there; prints its python
 #   scripts/pyenv.sh --python   print the venv's python only
+#   scripts/pyenv.sh --exec ARG...
+#                               make it unless it is there, then run its python
+#                               with ARG... (meson's `mcp` test does)
+#
+# The venv is made with $PYTHON, else Debian's /usr/bin/python3 (python3-venv),
+# else the python3 on PATH; it is remade when that interpreter changes.
 #
 # The mimobox package itself is not installed into the venv: run it with
 # PYTHONPATH=python (the tests do), or `pip install ./python[mcp]` elsewhere.
@@ -32,14 +38,32 @@ fi
 say() { echo "mimobox: pyenv: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-[ -f "$req" ] || die "$req is missing"
-digest=$(sha256sum "$req" | cut -d' ' -f1)
-if [ -f "$dir/.complete" ] && [ "$(cat "$dir/.complete")" = "$digest" ]; then
+run=""
+if [ "${1:-}" = "--exec" ]; then
+	shift
+	run=1
+fi
+done_() {
+	if [ -n "$run" ]; then
+		exec "$dir/bin/python" "$@"
+	fi
 	echo "$dir/bin/python"
 	exit 0
+}
+
+if [ -n "${PYTHON:-}" ]; then
+	python=$PYTHON
+elif [ -x /usr/bin/python3 ]; then
+	python=/usr/bin/python3
+else
+	python=python3
+fi
+[ -f "$req" ] || die "$req is missing"
+stamp="$(sha256sum "$req" | cut -d' ' -f1) $(command -v "$python" || echo "$python")"
+if [ -f "$dir/.complete" ] && [ "$(cat "$dir/.complete")" = "$stamp" ]; then
+	done_ "$@"
 fi
 
-python=${PYTHON:-python3}
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
 	die "$python is older than 3.10: the MCP SDK needs 3.10 or newer"
 "$python" -c 'import venv, ensurepip' 2>/dev/null ||
@@ -51,12 +75,12 @@ mkdir -p "$cache"
 # leaves nothing behind.
 rm -rf "$dir"
 trap 'rm -rf "$dir"' EXIT INT TERM
-"$python" -m venv "$dir"
+"$python" -m venv "$dir" >&2
 "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
 	--only-binary=:all: --require-hashes -r "$req" >&2 ||
 	die "cannot install $req (the wheels are pinned for CPython 3.11 on x86_64 Linux)"
 "$dir/bin/python" -c 'import mcp.client.stdio, mcp.server.fastmcp, pytest' ||
 	die "the new venv cannot import mcp"
-echo "$digest" > "$dir/.complete"
+echo "$stamp" > "$dir/.complete"
 trap - EXIT INT TERM
-echo "$dir/bin/python"
+done_ "$@"

@@ -4,8 +4,10 @@ package: ClientSession over stdio_client (which starts `python -m
 mimobox.mcp`) and over streamable_http_client (the server started with
 --http on loopback).
 
-Needs the venv of scripts/pyenv.sh (it has `mcp`); with another Python the
-tests skip, or fail under MBX_TEST_MUST_WORK=1. Every test gives the server
+Needs the venv of scripts/pyenv.sh (it has `mcp`): meson's `mcp` test runs
+them with it (`scripts/pyenv.sh --exec -m pytest ...`) and sets
+MBX_TEST_MCP=1, under which a missing `mcp` is an error. Under another
+Python (the `python` suite's) they skip. Every test gives the server
 its own state directory, which must be empty once the server is done, and
 checks that no process it started is left.
 """
@@ -34,7 +36,7 @@ try:
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 except ImportError as exc:  # pragma: no cover - depends on the interpreter
-    if os.environ.get("MBX_TEST_MUST_WORK") == "1":
+    if os.environ.get("MBX_TEST_MCP") == "1":
         raise ImportError("the MCP tests need the `mcp` package: run them with the python that "
                           "scripts/pyenv.sh prints (%s)" % exc) from exc
     pytest.skip("the `mcp` package is missing: run with the python of scripts/pyenv.sh", allow_module_level=True)
