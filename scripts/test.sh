@@ -54,6 +54,10 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 		[ -f "$top/build/libwasmtime.so" ] && cp -a "$top/build/libwasmtime.so" "$rl/build/"
 		[ -d "$top/build/tests/wasm" ] && cp -a "$top/build/tests/wasm" "$rl/build/tests/"
 		cp -a "$top/tests/integration" "$rl/tests/"
+		# The Python package and its tests (they find the library through MIMOBOX_LIB).
+		mkdir -p "$rl/python"
+		cp -a "$top/python/mimobox" "$top/python/tests" "$top/python/examples" "$top/python/_build" \
+			"$top/python/pyproject.toml" "$top/python/README.md" "$rl/python/"
 		cp -a "$top/fuzz" "$rl/fuzz"
 		chmod -R a+rX "$rl"
 		as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
@@ -70,6 +74,8 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 		done
 		( cd /tmp && as_nobody python3 -m pytest -q -p no:cacheprovider "$rl/tests/integration" )
 		record "nobody:integration" $?
+		( cd /tmp && as_nobody python3 -m pytest -q -p no:cacheprovider "$rl/python/tests" )
+		record "nobody:python" $?
 		rm -rf "$rl"
 	fi
 

@@ -204,8 +204,11 @@ def _candidates() -> List[Tuple[str, str]]:
     if explicit:
         return [("$MIMOBOX_LIB", explicit)]
     out = []
-    checkout = Path(__file__).resolve().parent.parent.parent / "build" / "libmimobox.so"
-    out.append(("build tree of this checkout", str(checkout)))
+    # Running from a checkout (python/mimobox/ beside the project's
+    # meson.build): the library of its build tree.
+    top = Path(__file__).resolve().parent.parent.parent
+    if (top / "meson.build").is_file() and (top / "include" / "mbx").is_dir():
+        out.append(("build tree of this checkout", str(top / "build" / "libmimobox.so")))
     out.append(("system loader", SONAME))
     found = ctypes.util.find_library("mimobox")
     if found and found != SONAME:
@@ -222,7 +225,10 @@ def _load() -> Tuple[ctypes.CDLL, str]:
         try:
             lib = ctypes.CDLL(where)
         except OSError as e:
-            tried.append("%s: %s (%s)" % (how, where, e))
+            reason = str(e)
+            if "libasan" in reason or "ASan runtime" in reason:
+                reason += "; this is an AddressSanitizer build: start Python with LD_PRELOAD=<its libasan.so>"
+            tried.append("%s: %s (%s)" % (how, where, reason))
             continue
         return lib, where
     raise LibraryNotFoundError(

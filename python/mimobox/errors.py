@@ -52,6 +52,8 @@ class SandboxError(Exception):
 
     def __str__(self) -> str:
         if self.suggestion:
+            if "\n" in self.message:
+                return "%s\nWhat to do: %s" % (self.message, self.suggestion)
             return "%s (%s)" % (self.message, self.suggestion)
         return self.message
 

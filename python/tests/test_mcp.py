@@ -590,3 +590,51 @@ def test_http_refuses_a_token_file_others_can_read(server_env, token_file):
     r = subprocess.run([sys.executable, "-m", "mimobox.mcp", "--http"], cwd=str(PYDIR), env=server_env.env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--token-file" in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# The console script
+
+
+def test_the_mimobox_mcp_console_script(server_env, base):
+    """The wheel of python/ carries the `mcp` extra and the `mimobox-mcp`
+    script, and the installed script serves MCP over stdio."""
+    work = tempfile.mkdtemp(prefix="wheel-", dir=base)
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                        "--no-index", "-w", work, str(PYDIR)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    wheel = [f for f in os.listdir(work) if f.endswith(".whl")][0]
+    import zipfile
+    with zipfile.ZipFile(os.path.join(work, wheel)) as z:
+        names = z.namelist()
+        info = [n for n in names if n.endswith(".dist-info/METADATA")][0].rsplit("/", 1)[0]
+        meta = z.read(info + "/METADATA").decode()
+        entry = z.read(info + "/entry_points.txt").decode()
+    assert "mimobox/mcp/__main__.py" in names and "mimobox/mcp/server.py" in names
+    assert "Provides-Extra: mcp" in meta and 'Requires-Dist: mcp==1.30.0 ; extra == "mcp"' in meta
+    assert "[console_scripts]\nmimobox-mcp = mimobox.mcp.__main__:main\n" in entry
+    target = os.path.join(work, "site")
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", target,
+                        os.path.join(work, wheel)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    script = os.path.join(target, "bin", "mimobox-mcp")
+    env = dict(server_env.env, PYTHONPATH=target)
+    r = subprocess.run([script, "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--token-file" in r.stdout, r.stderr
+
+    async def main():
+        params = StdioServerParameters(command=script, args=[], env=env, cwd="/")
+        with open(server_env.log, "a") as errlog:
+            async with stdio_client(params, errlog=errlog) as (rd, wr):
+                async with ClientSession(rd, wr) as s:
+                    await s.initialize()
+                    out = await call_ok(s, "execute_code", {"code": "import sys; print(sys.argv)"})
+                    assert out["stdout"] == "['-c']\n"
+                    found = await call_ok(s, "execute_command", {"argv": ["true"]})
+                    assert found["exit_code"] == 0
+
+    run(main)
+    # It ran the installed package, not this checkout's.
+    r = subprocess.run([sys.executable, "-c", "import mimobox.mcp, sys; print(mimobox.mcp.__file__)"], env=env,
+                       cwd="/", capture_output=True, text=True, timeout=60)
+    assert r.stdout.startswith(target), r.stdout + r.stderr
