@@ -58,6 +58,7 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 		mkdir -p "$rl/python"
 		cp -a "$top/python/mimobox" "$top/python/tests" "$top/python/examples" "$top/python/_build" \
 			"$top/python/pyproject.toml" "$top/python/README.md" "$rl/python/"
+		cp -a "$top/README.md" "$rl/"   # its Python quick start is run by the tests
 		cp -a "$top/fuzz" "$rl/fuzz"
 		chmod -R a+rX "$rl"
 		as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \

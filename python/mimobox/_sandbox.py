@@ -8,6 +8,7 @@ import queue
 import shlex
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import (IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union)
 
@@ -56,7 +57,7 @@ def _check(rc: int, err: ctypes.c_void_p, what: str = "") -> None:
         _raise(rc, err, what)
 
 
-def _enc(s: Union[str, bytes, os.PathLike], what: str) -> bytes:
+def _enc(s: Union[str, bytes, "os.PathLike[str]"], what: str) -> bytes:
     if isinstance(s, os.PathLike):
         s = os.fspath(s)
     if isinstance(s, str):
@@ -90,13 +91,19 @@ def _argv(command: Sequence[str]) -> "ctypes.Array[ctypes.c_char_p]":
     return (ctypes.c_char_p * (len(args) + 1))(*args, None)
 
 
+_layer_name_cache: Dict[int, str] = {}
+
+
+def _layer_name(bit: int) -> str:
+    name = _layer_name_cache.get(bit)
+    if name is None:
+        name = N.text(N.native().mbx_layer_name(bit)) or str(bit)
+        _layer_name_cache[bit] = name
+    return name
+
+
 def _layer_names(bits: int) -> List[str]:
-    lib = N.native()
-    out = []
-    for i in range(_LAYERS):
-        if bits & (1 << i):
-            out.append(N.text(lib.mbx_layer_name(1 << i)) or str(1 << i))
-    return out
+    return [_layer_name(1 << i) for i in range(_LAYERS) if bits & (1 << i)]
 
 
 # ---------------------------------------------------------------------------
@@ -532,6 +539,12 @@ class Sandbox:
     def _init_from_handle(self) -> None:
         lib = self._lib
         self._closed = False
+        # Handles of live Process objects: freed before the sandbox is (a
+        # process handle must not outlive its sandbox handle).
+        self._procs: "weakref.WeakSet[Process]" = weakref.WeakSet()
+        # The thread running a stream callback, which must not call back
+        # into this sandbox (the C call it is inside of is not finished).
+        self._cb_thread: Optional[int] = None
         self._id = N.text(lib.mbx_sandbox_id(self._ptr)) or ""
         self._isolation = _ISOLATION_NAME.get(lib.mbx_sandbox_isolation(self._ptr), "unknown")
         self.files = Files(self)
@@ -560,9 +573,8 @@ class Sandbox:
         """Layers skipped because allow_degraded was set, with the reason."""
         with self._use() as p:
             bits = self._lib.mbx_sandbox_skipped(p)
-            return {name: N.text(self._lib.mbx_sandbox_skip_reason(p, 1 << i)) or ""
-                    for i in range(_LAYERS) if bits & (1 << i)
-                    for name in [N.text(self._lib.mbx_layer_name(1 << i)) or str(1 << i)]}
+            return {_layer_name(1 << i): N.text(self._lib.mbx_sandbox_skip_reason(p, 1 << i)) or ""
+                    for i in range(_LAYERS) if bits & (1 << i)}
 
     @property
     def limits_mechanism(self) -> str:
@@ -580,7 +592,7 @@ class Sandbox:
     def oom_kills(self) -> int:
         """How many processes of the sandbox were killed for exceeding the memory limit so far."""
         with self._use() as p:
-            return self._lib.mbx_sandbox_oom_kills(p)
+            return int(self._lib.mbx_sandbox_oom_kills(p))
 
     def is_ready(self) -> bool:
         """True while the sandbox can execute (it is ready once created)."""
@@ -598,6 +610,9 @@ class Sandbox:
             self.sb = sb
 
         def __enter__(self) -> ctypes.c_void_p:
+            if self.sb._cb_thread == threading.get_ident():
+                raise SandboxStateError("a stream_execute callback cannot call its own sandbox", status=-8,
+                                        suggestion="collect the output in the callback and act after the call")
             self.sb._lock.acquire()
             if self.sb._closed:
                 self.sb._lock.release()
@@ -618,6 +633,8 @@ class Sandbox:
             if self._closed:
                 return
             self._closed = True
+            for proc in list(self._procs):
+                proc._free_locked()
             err = ctypes.c_void_p()
             rc = self._lib.mbx_sandbox_destroy(self._ptr, ctypes.byref(err))
             self._lib.mbx_sandbox_free(self._ptr)
@@ -636,6 +653,8 @@ class Sandbox:
         try:
             if not getattr(self, "_closed", True) and self._ptr:
                 self._closed = True
+                for proc in list(self._procs):
+                    proc._free_locked()
                 self._lib.mbx_sandbox_free(self._ptr)
         except Exception:
             pass
@@ -737,6 +756,7 @@ class Sandbox:
         def deliver(stream: int, data: Any, n: int, _ud: Any) -> None:
             if failure:
                 return
+            self._cb_thread = threading.get_ident()
             try:
                 chunk = ctypes.string_at(data, n)
                 fn = on_stdout if stream == 1 else on_stderr
@@ -744,6 +764,8 @@ class Sandbox:
                     fn(chunk)
             except BaseException as e:  # raised again below
                 failure.append(e)
+            finally:
+                self._cb_thread = None
 
         cb = N.OUTPUT_FN(deliver)
         result = self._exec(command, None, timeout, env, cwd, stdin, cb)
@@ -1072,12 +1094,12 @@ class Files:
         fd = _fileno(fileobj)
         if fd is not None:
             if hasattr(fileobj, "flush"):
-                fileobj.flush()  # type: ignore[union-attr]
+                fileobj.flush()
             self._call("mbx_sandbox_read_file_to_fd", _enc(path, "path"), fd)
             if not isinstance(fileobj, int):
                 # The descriptor moved; keep Python's view of the offset in step.
                 try:
-                    fileobj.seek(0, os.SEEK_END)  # type: ignore[union-attr]
+                    fileobj.seek(0, os.SEEK_END)
                 except (OSError, ValueError, AttributeError):
                     pass
             return
@@ -1167,6 +1189,7 @@ class Process:
         self.pty = pty
         self.id: int = self._lib.mbx_process_id(ptr)
         self._ended: Optional[StreamEvent] = None
+        sandbox._procs.add(self)
 
     def _handle(self) -> ctypes.c_void_p:
         if not self._ptr:
@@ -1296,11 +1319,29 @@ class Process:
                 lib.mbx_result_free(res)
 
     def close(self) -> None:
-        """Frees the handle (the program goes on unless it was killed)."""
+        """Frees the handle (the program goes on unless it was killed).
+        Closing the sandbox frees the handles of its processes too."""
+        with self._sb._lock:
+            self._free_locked()
+
+    def _free_locked(self) -> None:
+        # Called with the sandbox's lock held, before the sandbox is freed.
         if self._ptr:
-            with self._sb._lock:
-                self._lib.mbx_process_free(self._ptr)
-                self._ptr = ctypes.c_void_p()
+            self._lib.mbx_process_free(self._ptr)
+            self._ptr = ctypes.c_void_p()
+        self._sb._procs.discard(self)
+
+    def __del__(self) -> None:
+        try:
+            sb = self._sb
+            if self._ptr and not sb._closed and sb._lock.acquire(blocking=False):
+                try:
+                    if not sb._closed:
+                        self._free_locked()
+                finally:
+                    sb._lock.release()
+        except Exception:
+            pass
 
     def __enter__(self) -> "Process":
         return self
@@ -1369,6 +1410,14 @@ class Pool:
 
     def __enter__(self) -> "Pool":
         return self
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_ptr", None):
+                self._lib.mbx_pool_free(self._ptr)
+                self._ptr = ctypes.c_void_p()
+        except Exception:
+            pass
 
     def __exit__(self, *exc: Any) -> None:
         self.close()

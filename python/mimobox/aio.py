@@ -72,8 +72,6 @@ class AsyncSandbox:
     def isolation(self) -> str:
         return self.sandbox.isolation
 
-    async def _call(self, name: str, *args: Any, **kw: Any) -> Any:
-        return await _run(self._executor, getattr(self.sandbox, name), *args, **kw)
 
     async def __aenter__(self) -> "AsyncSandbox":
         await self._start()
@@ -85,7 +83,7 @@ class AsyncSandbox:
     async def close(self) -> None:
         """Destroys the sandbox (idempotent)."""
         if self._sb is not None:
-            await self._call("close")
+            await _run(self._executor, self.sandbox.close)
 
     def is_ready(self) -> bool:
         return self._sb is not None and self._sb.is_ready()
@@ -98,13 +96,13 @@ class AsyncSandbox:
                       env: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None,
                       stdin: Optional[Union[bytes, str]] = None) -> ExecuteResult:
         """As :meth:`Sandbox.execute`."""
-        return await self._call("execute", command, timeout=timeout, env=env, cwd=cwd, stdin=stdin)
+        return await _run(self._executor, self.sandbox.execute, command, timeout=timeout, env=env, cwd=cwd, stdin=stdin)
 
     async def execute_code(self, code: str, language: str = "python3", timeout: Optional[float] = None,
                            env: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None,
                            stdin: Optional[Union[bytes, str]] = None) -> ExecuteResult:
         """As :meth:`Sandbox.execute_code`."""
-        return await self._call("execute_code", code, language, timeout=timeout, env=env, cwd=cwd, stdin=stdin)
+        return await _run(self._executor, self.sandbox.execute_code, code, language, timeout=timeout, env=env, cwd=cwd, stdin=stdin)
 
     async def stream_execute(self, command: Command, timeout: Optional[float] = None,
                              env: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None,
@@ -112,7 +110,7 @@ class AsyncSandbox:
         """As :meth:`Sandbox.stream_execute` without callbacks: an async
         iterator of StreamEvents (``async for ev in sb.stream_execute(...)``).
         Leaving the loop early kills the program."""
-        it = await self._call("stream_execute", command, timeout, env, cwd, stdin)
+        it = await _run(self._executor, self.sandbox.stream_execute, command, timeout, env, cwd, stdin)
         sentinel = object()
         try:
             while True:
@@ -126,26 +124,26 @@ class AsyncSandbox:
                 await _run(self._executor, close)
 
     async def read_file(self, path: str) -> bytes:
-        return await self._call("read_file", path)
+        return await _run(self._executor, self.sandbox.read_file, path)
 
     async def write_file(self, path: str, data: Union[bytes, str], mode: int = 0o644, parents: bool = False) -> None:
-        await self._call("write_file", path, data, mode=mode, parents=parents)
+        await _run(self._executor, self.sandbox.write_file, path, data, mode=mode, parents=parents)
 
     async def http_request(self, method: str, url: str, headers: Optional[Mapping[str, str]] = None,
                            body: Optional[Union[bytes, str]] = None, timeout: Optional[float] = None) -> HttpResponse:
-        return await self._call("http_request", method, url, headers=headers, body=body, timeout=timeout)
+        return await _run(self._executor, self.sandbox.http_request, method, url, headers=headers, body=body, timeout=timeout)
 
     async def spawn(self, command: Command, **kw: Any) -> "AsyncProcess":
         """As :meth:`Sandbox.spawn`."""
-        return AsyncProcess(await self._call("spawn", command, **kw), self._executor)
+        return AsyncProcess(await _run(self._executor, self.sandbox.spawn, command, **kw), self._executor)
 
     async def create_pty(self, command: Command = ("/bin/sh",), rows: int = 24, cols: int = 80,
                          **kw: Any) -> "AsyncProcess":
         """As :meth:`Sandbox.create_pty`."""
-        return AsyncProcess(await self._call("create_pty", command, rows, cols, **kw), self._executor)
+        return AsyncProcess(await _run(self._executor, self.sandbox.create_pty, command, rows, cols, **kw), self._executor)
 
     async def processes(self) -> List[ProcessInfo]:
-        return await self._call("processes")
+        return await _run(self._executor, self.sandbox.processes)
 
 
 class AsyncFiles:
@@ -154,42 +152,40 @@ class AsyncFiles:
     def __init__(self, owner: AsyncSandbox) -> None:
         self._owner = owner
 
-    async def _call(self, name: str, *args: Any, **kw: Any) -> Any:
-        return await _run(self._owner._executor, getattr(self._owner.sandbox.files, name), *args, **kw)
 
     async def read(self, path: str) -> bytes:
-        return await self._call("read", path)
+        return await _run(self._owner._executor, self._owner.sandbox.files.read, path)
 
     async def read_text(self, path: str, encoding: str = "utf-8", errors: str = "strict") -> str:
-        return await self._call("read_text", path, encoding, errors)
+        return await _run(self._owner._executor, self._owner.sandbox.files.read_text, path, encoding, errors)
 
     async def write(self, path: str, data: Union[bytes, str], mode: int = 0o644, parents: bool = False,
                     append: bool = False, exclusive: bool = False) -> None:
-        await self._call("write", path, data, mode=mode, parents=parents, append=append, exclusive=exclusive)
+        await _run(self._owner._executor, self._owner.sandbox.files.write, path, data, mode=mode, parents=parents, append=append, exclusive=exclusive)
 
     async def list(self, path: str = "/workspace") -> List[DirEntry]:
-        return await self._call("list", path)
+        return await _run(self._owner._executor, self._owner.sandbox.files.list, path)
 
     async def stat(self, path: str) -> FileStat:
-        return await self._call("stat", path)
+        return await _run(self._owner._executor, self._owner.sandbox.files.stat, path)
 
     async def exists(self, path: str) -> bool:
-        return await self._call("exists", path)
+        return await _run(self._owner._executor, self._owner.sandbox.files.exists, path)
 
     async def mkdir(self, path: str, parents: bool = False, mode: int = 0o755) -> None:
-        await self._call("mkdir", path, parents=parents, mode=mode)
+        await _run(self._owner._executor, self._owner.sandbox.files.mkdir, path, parents=parents, mode=mode)
 
     async def remove(self, path: str, recursive: bool = False) -> None:
-        await self._call("remove", path, recursive=recursive)
+        await _run(self._owner._executor, self._owner.sandbox.files.remove, path, recursive=recursive)
 
     async def rename(self, src: str, dst: str) -> None:
-        await self._call("rename", src, dst)
+        await _run(self._owner._executor, self._owner.sandbox.files.rename, src, dst)
 
     async def upload(self, path: str, fileobj: Any, mode: int = 0o644) -> None:
-        await self._call("upload", path, fileobj, mode=mode)
+        await _run(self._owner._executor, self._owner.sandbox.files.upload, path, fileobj, mode=mode)
 
     async def download(self, path: str, fileobj: Any) -> None:
-        await self._call("download", path, fileobj)
+        await _run(self._owner._executor, self._owner.sandbox.files.download, path, fileobj)
 
 
 class AsyncProcess:
@@ -200,11 +196,9 @@ class AsyncProcess:
         self._executor = executor
         self.id = proc.id
 
-    async def _call(self, name: str, *args: Any, **kw: Any) -> Any:
-        return await _run(self._executor, getattr(self.process, name), *args, **kw)
 
     async def next_event(self, timeout: Optional[float] = None) -> Optional[StreamEvent]:
-        return await self._call("next_event", timeout)
+        return await _run(self._executor, self.process.next_event, timeout)
 
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
         while True:
@@ -216,22 +210,22 @@ class AsyncProcess:
                 return
 
     async def write(self, data: Union[bytes, str]) -> None:
-        await self._call("write", data)
+        await _run(self._executor, self.process.write, data)
 
     async def close_stdin(self) -> None:
-        await self._call("close_stdin")
+        await _run(self._executor, self.process.close_stdin)
 
     async def signal(self, sig: int) -> None:
-        await self._call("signal", sig)
+        await _run(self._executor, self.process.signal, sig)
 
     async def kill(self) -> None:
-        await self._call("kill")
+        await _run(self._executor, self.process.kill)
 
     async def resize(self, rows: int, cols: int) -> None:
-        await self._call("resize", rows, cols)
+        await _run(self._executor, self.process.resize, rows, cols)
 
     async def wait(self, timeout: Optional[float] = None) -> ExecuteResult:
-        return await self._call("wait", timeout)
+        return await _run(self._executor, self.process.wait, timeout)
 
     async def close(self) -> None:
-        await self._call("close")
+        await _run(self._executor, self.process.close)

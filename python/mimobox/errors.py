@@ -14,7 +14,7 @@ an error: that is in the :class:`~mimobox.ExecuteResult`.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Optional, Type
 
 
 class SandboxError(Exception):
@@ -43,12 +43,9 @@ class SandboxError(Exception):
         self.message = message
         self.suggestion = suggestion
         self.layer = layer
-        # OSError subclasses: fill in their fields too.
-        try:
-            self.errno = errno or None  # type: ignore[misc]
-            self.strerror = message  # type: ignore[misc]
-        except AttributeError:
-            pass
+        # The errno behind the error (None when there is none); for the
+        # OSError subclasses this is their usual errno field.
+        setattr(self, "errno", errno or None)
 
     def __str__(self) -> str:
         if self.suggestion:
@@ -60,7 +57,7 @@ class SandboxError(Exception):
     def __repr__(self) -> str:
         return "%s(code=%r, message=%r)" % (type(self).__name__, self.code, self.message)
 
-    def __reduce__(self):  # type: ignore[override]
+    def __reduce__(self) -> Any:
         return (_rebuild, (type(self), self.message, self.code, self.suggestion, self.layer, self.status))
 
 

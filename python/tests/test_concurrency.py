@@ -8,6 +8,8 @@ import threading
 
 import pytest
 
+import wasm_modules
+
 THREADS = 8
 ROUNDS = 6
 
@@ -41,6 +43,33 @@ def test_threads_share_one_sandbox(sb):
     assert not [t for t in threads if t.is_alive()], "threads hung"
     assert errors == []
     assert sb.files.list() == []
+
+
+def test_threads_share_one_wasm_sandbox(mimobox):
+    from conftest import backend_or_skip
+    backend_or_skip(mimobox, "wasm")
+    errors = []
+    with mimobox.Sandbox(isolation="wasm") as sb:
+        sb.write_file("cat.wat", wasm_modules.CAT)
+
+        def work(n):
+            try:
+                for i in range(3):
+                    data = ("thread %d round %d\n" % (n, i)).encode() * (n + 1)
+                    r = sb.execute("/workspace/cat.wat", stdin=data)
+                    assert r.ok and r.stdout_bytes == data, r
+                    sb.write_file("w%d" % n, data)
+                    assert sb.read_file("w%d" % n) == data
+            except BaseException as e:
+                errors.append((n, e))
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        assert errors == []
+        assert len(sb.files.list()) == THREADS + 1
 
 
 def test_a_stream_and_other_calls_interleave(sb):
@@ -140,4 +169,19 @@ def test_async_errors_keep_their_types(mimobox):
                 await sb.read_file("absent")
             with pytest.raises(mimobox.SandboxNotFoundError):
                 await sb.execute("no-such-program")
+    asyncio.run(main())
+
+
+def test_async_sandbox_on_wasm(mimobox):
+    from conftest import backend_or_skip
+    backend_or_skip(mimobox, "wasm")
+
+    async def main():
+        async with mimobox.AsyncSandbox(isolation="wasm") as sb:
+            await sb.write_file("cat.wat", wasm_modules.CAT)
+            rs = await asyncio.gather(*[sb.execute("/workspace/cat.wat", stdin=b"%d" % i) for i in range(THREADS)])
+            assert [r.stdout for r in rs] == [str(i) for i in range(THREADS)]
+            evs = [ev async for ev in sb.stream_execute("/workspace/cat.wat", stdin=b"streamed")]
+            assert evs[0].data == b"streamed" and evs[-1].kind == "exit" and evs[-1].exit_code == 0
+
     asyncio.run(main())

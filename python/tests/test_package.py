@@ -109,3 +109,24 @@ def test_public_surface(mimobox):
     for cls in (mimobox.SandboxNotFoundError, mimobox.BackendUnavailableError, mimobox.TlsError):
         assert issubclass(cls, mimobox.SandboxError)
     assert mimobox.version() == mimobox.__version__
+
+
+def test_readme_python_quick_start(guard):
+    """The top README's Python block runs and prints what it says."""
+    text = (PY_DIR.parent / "README.md").read_text()
+    marker = "<!-- readme-example: python -->"
+    assert marker in text
+    block = text.split(marker, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    env = dict(os.environ, PYTHONPATH=str(PY_DIR), MIMOBOX_STATE_DIR=guard)
+    r = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=120, env=env, cwd="/")
+    assert r.returncode == 0 and r.stdout == "0 42\nkept between calls\n", r
+
+
+def test_python_readme_quick_start(guard):
+    """python/README.md's quick start runs."""
+    text = (PY_DIR / "README.md").read_text()
+    block = text.split("## Quick start", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    env = dict(os.environ, PYTHONPATH=str(PY_DIR), MIMOBOX_STATE_DIR=guard)
+    r = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=120, env=env, cwd="/")
+    assert r.returncode == 0, r
+    assert r.stdout.startswith("45\n 0 ") and "2 data.csv" in r.stdout and "stdout b'two\\n'" in r.stdout, r

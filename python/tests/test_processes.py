@@ -220,3 +220,39 @@ def test_pool_with_a_bad_configuration_fails_at_once(mimobox):
         mimobox.Pool(size=0)
     with pytest.raises(ValueError):
         mimobox.Pool(size=1, timeout=-3)
+
+
+def test_process_handles_may_outlive_their_sandbox(mimobox):
+    """Closing a sandbox frees its processes' handles: later calls on them
+    are errors, not use of freed memory."""
+    sb = mimobox.Sandbox(isolation="os")
+    p = sb.spawn(["sleep", "100"], timeout=0)
+    it = sb.stream_execute(["sh", "-c", "echo x; sleep 100"])
+    assert next(it).data == b"x\n"
+    sb.close()
+    with pytest.raises(mimobox.SandboxStateError):
+        p.kill()
+    with pytest.raises(mimobox.SandboxStateError):
+        p.wait(1)
+    p.close()
+    it.close()
+    del p
+
+
+def test_a_callback_cannot_call_its_own_sandbox(sb, mimobox):
+    def reenter(chunk):
+        sb.read_file("x")
+    with pytest.raises(mimobox.SandboxStateError, match="callback"):
+        sb.stream_execute("echo x", on_stdout=reenter)
+    assert sb.execute("echo fine").stdout == "fine\n"
+
+
+def test_dropped_pool_destroys_its_sandboxes(mimobox, guard):
+    import gc
+    import os
+    pool = mimobox.Pool(size=2, isolation="os")
+    with pool.take() as sb:
+        assert sb.execute("true").ok
+    del pool
+    gc.collect()
+    assert [e for e in os.listdir(guard) if e != "wasm-cache.key"] == []
