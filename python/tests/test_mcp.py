@@ -598,7 +598,8 @@ def test_http_refuses_a_token_file_others_can_read(server_env, token_file):
 
 def test_the_mimobox_mcp_console_script(server_env, base):
     """The wheel of python/ carries the `mcp` extra and the `mimobox-mcp`
-    script, and the installed script serves MCP over stdio."""
+    script, and the installed script, started as the README's client
+    configuration says, serves MCP over stdio."""
     work = tempfile.mkdtemp(prefix="wheel-", dir=base)
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                         "--no-index", "-w", work, str(PYDIR)], capture_output=True, text=True, timeout=300)
@@ -617,13 +618,20 @@ def test_the_mimobox_mcp_console_script(server_env, base):
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", target,
                         os.path.join(work, wheel)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    script = os.path.join(target, "bin", "mimobox-mcp")
-    env = dict(server_env.env, PYTHONPATH=target)
+    # The client configuration of the README, as a client would run it.
+    readme = (PYDIR.parent / "README.md").read_text()
+    m = re.search(r"<!-- readme-example: mcp-config -->\n```json\n(.*?)```\n", readme, re.S)
+    assert m, "README.md lacks the MCP client configuration"
+    config = json.loads(m.group(1))["mcpServers"]["mimobox"]
+    assert config["command"] == "mimobox-mcp"
+    env = dict(server_env.env, PYTHONPATH=target, PATH=os.path.join(target, "bin") + ":" + server_env.env["PATH"])
+    script = shutil.which(config["command"], path=env["PATH"])
+    assert script == os.path.join(target, "bin", "mimobox-mcp")
     r = subprocess.run([script, "--help"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "--token-file" in r.stdout, r.stderr
 
     async def main():
-        params = StdioServerParameters(command=script, args=[], env=env, cwd="/")
+        params = StdioServerParameters(command=script, args=config["args"], env=env, cwd="/")
         with open(server_env.log, "a") as errlog:
             async with stdio_client(params, errlog=errlog) as (rd, wr):
                 async with ClientSession(rd, wr) as s:
