@@ -315,6 +315,10 @@ def test_long_output_is_cut_with_a_marker(server_env):
             assert r["stdout"] == "a" * 1000 + "\n[... truncated 4000 bytes ...]"
             assert r["stdout_truncated"] is True
             assert r["stderr"] == "b" * 999 and r["stderr_truncated"] is False
+            # The cut does not split a character: 'a' and 499 'é' are kept
+            # (999 bytes), the rest is counted.
+            r = await call_ok(s, "execute_code", {"code": "print('a' + 'é' * 600, end='')"})
+            assert r["stdout"] == "a" + "é" * 499 + "\n[... truncated 202 bytes ...]"
             sid = (await call_ok(s, "create_sandbox"))["sandbox_id"]
             await call_ok(s, "write_file", {"sandbox_id": sid, "path": "big", "content": "z" * 3000})
             f = await call_ok(s, "read_file", {"sandbox_id": sid, "path": "big"})

@@ -241,15 +241,15 @@ class Session:
                     self._charge(time.monotonic() - start)
         timeout_ms = self._call_timeout_ms(timeout_ms, None)
         self._reserve_slot()
-        start = time.monotonic()
         try:
             sandbox = self._make({"timeout": timeout_ms / 1000})
+            start = time.monotonic()
             try:
                 return call(sandbox, timeout_ms / 1000), sandbox
             finally:
+                self._charge(time.monotonic() - start)
                 sandbox.close()
         finally:
-            self._charge(time.monotonic() - start)
             self._release_slot()
 
     def with_sandbox(self, sandbox_id: str, call) -> Any:
@@ -335,14 +335,29 @@ def _isolation_of(sandbox: Any, requested: str) -> str:
     return requested
 
 
+def utf8_head(data: bytes, limit: int) -> bytes:
+    """The first limit bytes of data, less a UTF-8 sequence cut in two at
+    the end."""
+    head = data[:limit]
+    for back in range(1, min(4, len(head)) + 1):
+        byte = head[-back]
+        if byte & 0xC0 == 0x80:  # a continuation byte: look further back
+            continue
+        if 0xC2 <= byte <= 0xF4:  # a lead byte: is its sequence whole?
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            if need > back:
+                head = head[:-back]
+        break
+    return head
+
+
 def truncate_text(data: bytes, limit: int) -> tuple[str, bool]:
     """Decodes data as UTF-8 (bad bytes replaced), keeping at most limit bytes
-    of it and a marker saying how many were cut."""
+    of it and a marker saying how many were left out."""
     if len(data) <= limit:
         return data.decode("utf-8", errors="replace"), False
-    cut = len(data) - limit
-    head = data[:limit].decode("utf-8", errors="ignore")
-    return f"{head}\n[... truncated {cut} bytes ...]", True
+    head = utf8_head(data, limit)
+    return f"{head.decode('utf-8', errors='replace')}\n[... truncated {len(data) - len(head)} bytes ...]", True
 
 
 def _bytes_of(result: Any, name: str) -> bytes:
@@ -385,27 +400,19 @@ def _entry_dict(entry: Any) -> dict:
 
 def _encode_content(data: bytes, encoding: str | None, limit: int) -> dict:
     truncated = len(data) > limit
-    part = data[:limit]
+    head = utf8_head(data, limit) if truncated else data
     if encoding is None:
         try:
-            part.decode("utf-8")
+            head.decode("utf-8")
             encoding = "utf-8"
         except UnicodeDecodeError:
-            # A cut may split a character: judge the text by what was kept
-            # minus an incomplete tail.
-            try:
-                if not truncated:
-                    raise
-                part[: max(0, len(part) - 3)].decode("utf-8")
-                encoding = "utf-8"
-            except UnicodeDecodeError:
-                encoding = "base64"
+            encoding = "base64"
     if encoding == "utf-8":
-        content = part.decode("utf-8", errors="ignore" if truncated else "replace")
+        content = head.decode("utf-8", errors="replace")
         if truncated:
-            content += f"\n[... truncated {len(data) - len(part)} bytes ...]"
+            content += f"\n[... truncated {len(data) - len(head)} bytes ...]"
     else:
-        content = base64.b64encode(part).decode("ascii")
+        content = base64.b64encode(data[:limit]).decode("ascii")
     return {"content": content, "encoding": encoding, "size": len(data), "truncated": truncated}
 
 
