@@ -270,6 +270,34 @@ def test_one_off_sandbox_when_no_id(server_env):
     run(main)
 
 
+def test_wasm_sandbox(server_env):
+    """The wasm backend cannot spawn: executes there take the plain path."""
+    import mimobox
+    from wasm_modules import CAT, HELLO
+
+    ok, why = mimobox.backend_available("wasm")
+    if not ok:
+        if os.environ.get("MBX_TEST_MUST_WORK") == "1":
+            pytest.fail("the wasm backend is unavailable: %s" % why)
+        pytest.skip("the wasm backend is unavailable: %s" % why)
+
+    async def main():
+        async with stdio_session(server_env) as s:
+            made = await call_ok(s, "create_sandbox", {"isolation_level": "wasm"})
+            sid = made["sandbox_id"]
+            assert made["isolation"] == "wasm"
+            await call_ok(s, "write_file", {"sandbox_id": sid, "path": "hello.wat", "content": HELLO})
+            await call_ok(s, "write_file", {"sandbox_id": sid, "path": "cat.wat", "content": CAT})
+            r = await call_ok(s, "execute_command", {"sandbox_id": sid, "command": "/workspace/hello.wat"})
+            assert (r["exit_code"], r["stdout"], r["stderr"], r["isolation"]) == \
+                (7, "hello from wasm\n", "to stderr\n", "wasm")
+            r = await call_ok(s, "execute_command", {"sandbox_id": sid, "argv": ["/workspace/cat.wat"], "stdin": "piped"})
+            assert r["stdout"] == "piped"
+            err, text = await call_err(s, "execute_code", {"sandbox_id": sid, "code": "print(1)"})
+            assert err["code"], text
+    run(main)
+
+
 def test_bad_calls_are_tool_errors_and_the_server_lives_on(server_env):
     async def main():
         async with stdio_session(server_env) as s:
