@@ -27,6 +27,15 @@ if ! quietly "$builddir/wasmtime-fetch.log" "$top/scripts/wasmtime.sh"; then
 	echo "mimobox: WARNING: .wasm/.wat programs and --isolation wasm will answer 'backend unavailable'." >&2
 	echo "mimobox: WARNING: fix: run scripts/wasmtime.sh once with access to PyPI and crates.io, then build again." >&2
 fi
+# The venv of the MCP server and its tests (the pinned `mcp` package), once.
+if ! quietly "$builddir/pyenv.log" "$top/scripts/pyenv.sh"; then
+	if [ "${MBX_REQUIRE_ALL:-0}" = 1 ]; then
+		echo "mimobox: error: the MCP server's venv could not be made (see above); its tests cannot run." >&2
+		echo "mimobox: fix: let scripts/pyenv.sh reach PyPI, or point MIMOBOX_CACHE_DIR at a cache that has it." >&2
+		exit 1
+	fi
+	echo "mimobox: WARNING: the MCP server's venv could not be made (see above): the mcp test will fail." >&2
+fi
 if [ ! -f "$builddir/build.ninja" ]; then
 	quietly "$builddir/setup.log" meson setup "$builddir" "$top" -Dwasm=$wasm
 else

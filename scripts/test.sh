@@ -77,6 +77,14 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 		record "nobody:integration" $?
 		( cd /tmp && as_nobody python3 -m pytest -q -p no:cacheprovider "$rl/python/tests" )
 		record "nobody:python" $?
+		# The MCP server's tests (they run the README's client configuration),
+		# in a copy of the venv of scripts/pyenv.sh (it lives in root's cache;
+		# its python is a link to /usr/bin/python3).
+		mcp_py=$("$top/scripts/pyenv.sh") && cp -a "$(dirname "$(dirname "$mcp_py")")" "$rl/venv-mcp" &&
+			cp -a "$top/README.md" "$rl/" && chmod -R a+rX "$rl/venv-mcp" "$rl/README.md" &&
+			( cd /tmp && as_nobody env MBX_TEST_MCP=1 "$rl/venv-mcp/bin/python" -m pytest -q -p no:cacheprovider \
+				"$rl/python/tests/test_mcp.py" )
+		record "nobody:mcp" $?
 		rm -rf "$rl"
 	fi
 

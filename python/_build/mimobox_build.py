@@ -30,13 +30,29 @@ def _project():
     return fields
 
 
+def _table(name):
+    """{key: raw value} of a [name] table of pyproject.toml, one key a line."""
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        text = f.read()
+    m = re.search(r"^\[%s\]\s*$(.*?)(?=^\[|\Z)" % re.escape(name), text, re.M | re.S)
+    return dict(re.findall(r"^([\w-]+)\s*=\s*(.+?)\s*$", m.group(1), re.M)) if m else {}
+
+
+def _entry_points():
+    """entry_points.txt with the console scripts of [project.scripts]."""
+    scripts = ["%s = %s" % (k, v.strip('"')) for k, v in _table("project.scripts").items()]
+    return "[console_scripts]\n" + "".join(line + "\n" for line in scripts) if scripts else ""
+
+
 def _metadata():
     p = _project()
     lines = ["Metadata-Version: 2.1", "Name: " + p["name"], "Version: " + p["version"],
              "Summary: " + p.get("description", ""), "License: Apache-2.0",
              "Requires-Python: " + p.get("requires-python", ">=3.8"),
-             "Classifier: Operating System :: POSIX :: Linux", "Classifier: Typing :: Typed",
-             "Provides-Extra: test", 'Requires-Dist: pytest ; extra == "test"']
+             "Classifier: Operating System :: POSIX :: Linux", "Classifier: Typing :: Typed"]
+    for extra, reqs in _table("project.optional-dependencies").items():
+        lines.append("Provides-Extra: " + extra)
+        lines += ['Requires-Dist: %s ; extra == "%s"' % (r, extra) for r in re.findall(r'"([^"]+)"', reqs)]
     readme = os.path.join(ROOT, "README.md")
     body = ""
     if os.path.exists(readme):
@@ -75,6 +91,8 @@ def _write_wheel(wheel_directory, entries):
                            % TAG).encode()),
         (info + "/top_level.txt", (PACKAGE + "\n").encode()),
     ]
+    if _entry_points():
+        entries.append((info + "/entry_points.txt", _entry_points().encode()))
     record = [_record_line(a, d) for a, d in entries] + [info + "/RECORD,,"]
     entries.append((info + "/RECORD", ("\n".join(record) + "\n").encode()))
     stamp = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", "315532800")))[:6]
@@ -104,6 +122,9 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     os.makedirs(os.path.join(metadata_directory, info), exist_ok=True)
     with open(os.path.join(metadata_directory, info, "METADATA"), "w", encoding="utf-8") as f:
         f.write(_metadata())
+    if _entry_points():
+        with open(os.path.join(metadata_directory, info, "entry_points.txt"), "w", encoding="utf-8") as f:
+            f.write(_entry_points())
     return info
 
 
