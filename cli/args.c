@@ -109,6 +109,20 @@ static const struct cli_option *find_short(const struct cli_option *opts, char c
 	return NULL;
 }
 
+/* Whether every letter of "-xyz" is a short option that takes no value. */
+static int is_flag_bundle(const struct cli_option *opts, const char *w)
+{
+	const struct cli_option *o;
+	size_t i;
+
+	for (i = 1; w[i]; i++) {
+		o = find_short(opts, w[i]);
+		if (!o || o->has_arg)
+			return 0;
+	}
+	return 1;
+}
+
 /* ---- "did you mean" ---- */
 
 /* Optimal string alignment distance, capped: words longer than 63 are "far". */
@@ -199,8 +213,18 @@ int cli_next_option(struct cli_args *a, const struct cli_option *opts, const cha
 		return CLI_OPT_END;
 	}
 
+	if (w[1] != '-' && w[2] != '\0' && is_flag_bundle(opts, w)) {
+		/* "-it": one letter per call, the word is done after the last. */
+		o = find_short(opts, w[a->sub ? a->sub : 1]);
+		a->sub = a->sub ? a->sub + 1 : 2;
+		if (w[a->sub] == '\0') {
+			a->sub = 0;
+			a->next++;
+		}
+		return o->id;
+	}
 	if (w[1] != '-') {
-		/* Short options are single letters; no bundling. */
+		/* Short options are single letters, or bundled flags (above). */
 		o = w[2] == '\0' ? find_short(opts, w[1]) : NULL;
 		if (!o) {
 			unknown_option(opts, w + 1, strlen(w + 1), "-", why, whylen);

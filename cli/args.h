@@ -34,6 +34,7 @@ struct cli_args {
 	int argc;
 	char **argv;
 	int next;
+	int sub;	/* in a bundle of short flags ("-it"): the next letter's index, else 0 */
 };
 
 #define CLI_OPT_END 0	/* no more options: argv[next] is the first operand */
@@ -43,7 +44,9 @@ struct cli_args {
  * Returns the id of the next option in `a` and, for an option with a value,
  * points *value at it (borrowed from argv). Options end at "--" (consumed),
  * at "-" or at the first word that does not start with '-' (not consumed),
- * so a program's own options are never taken for ours. Long names match
+ * so a program's own options are never taken for ours. Short flags that
+ * take no value may be bundled as docker's are ("-it" is "-i -t"), when
+ * every letter is one. Long names match
  * exactly; there are no abbreviations, so new options never break scripts.
  * `opts` ends with an entry whose name is NULL.
  */

@@ -111,6 +111,13 @@ int cli_outcome_print_json(const struct cli_outcome *o);
 /* The exit status of a payload that could not start with `rc`: 127, 126 or 125. */
 int cli_failure_status(int rc);
 
+/*
+ * Of `len` more bytes of an output stream that had *sent bytes delivered,
+ * how many fit under `limit` (--output-limit): counts them in *sent and
+ * sets *cut when some do not fit.
+ */
+size_t cli_output_fit(uint64_t *sent, int *cut, uint64_t limit, size_t len);
+
 /* Writes all of data[0, len) to fd, through EINTR and EAGAIN; 0 or -1 with errno. */
 int cli_write_all(int fd, const void *data, size_t len);
 

@@ -11,19 +11,16 @@
  * the program: nothing keeps running unattended.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "session.h"
+#include "term.h"
 
 enum { EXEC_JSON = CLI_OPT_VERB, EXEC_TIMEOUT, EXEC_ENV, EXEC_WORKDIR, EXEC_STDIN, EXEC_ENV_FILE, EXEC_DETACH,
        EXEC_TTY, EXEC_AUDIT };
@@ -253,86 +250,6 @@ static int parse(struct exec_request *r, int argc, char **argv)
 	return 0;
 }
 
-/* ---- the terminal ---- */
-
-static struct termios saved_tio;
-static int tio_saved;
-static int winch_pipe[2] = { -1, -1 };
-
-static void restore_terminal(void)
-{
-	if (tio_saved)
-		(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &saved_tio);
-	tio_saved = 0;
-}
-
-/* A signal that ends us: the terminal must not stay raw. */
-static void on_fatal_signal(int sig)
-{
-	restore_terminal();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void on_winch(int sig)
-{
-	int saved = errno;
-	char c = (char)sig;
-
-	(void)!write(winch_pipe[1], &c, 1);
-	errno = saved;
-}
-
-/* The local terminal's size, or 24x80 without a terminal. */
-static void terminal_size(uint16_t *rows, uint16_t *cols)
-{
-	struct winsize ws;
-
-	if ((ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0 || ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) &&
-	    ws.ws_row > 0 && ws.ws_col > 0) {
-		*rows = ws.ws_row;
-		*cols = ws.ws_col;
-	} else {
-		*rows = 24;
-		*cols = 80;
-	}
-}
-
-/* Raw mode on a terminal stdin, restored by restore_terminal() and by signals; 0 or -1. */
-static int enter_raw_mode(void)
-{
-	struct sigaction sa;
-	struct termios raw;
-	static const int fatal[] = { SIGTERM, SIGHUP, SIGINT, SIGQUIT };
-	size_t i;
-
-	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
-		return 0;
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_fatal_signal;
-	for (i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
-		sigaction(fatal[i], &sa, NULL);
-	tio_saved = 1;
-	atexit(restore_terminal);
-	raw = saved_tio;
-	cfmakeraw(&raw);
-	return tcsetattr(STDIN_FILENO, TCSADRAIN, &raw);
-}
-
-static int watch_winch(void)
-{
-	struct sigaction sa;
-
-	if (pipe2(winch_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_winch;
-	sa.sa_flags = SA_RESTART;
-	return sigaction(SIGWINCH, &sa, NULL);
-}
-
 /* ---- the session ---- */
 
 struct exec_state {
@@ -342,6 +259,7 @@ struct exec_state {
 	int in_fd;		/* forwarded to the program, or -1 */
 	struct cli_buf inq;	/* input frames the supervisor has not taken yet, from inq_off on */
 	size_t inq_off;
+	int winch_fd;		/* readable on SIGWINCH (-t, shell), or -1 */
 	int broken[3];		/* our stdout/stderr went away */
 	struct cli_buf out, err;	/* collected for --json */
 	struct cli_outcome outcome;
@@ -506,7 +424,7 @@ static int send_exec(struct exec_state *s, const char *const *argv, int argc, ui
 		wire_str(&b, argv[i]);
 	rc = wire_end(&b, start) < 0 ? errno : 0;
 	if (rc)
-		restore_terminal();
+		cli_term_restore();
 	if (rc == EMSGSIZE) {
 		cli_usage_error(r->json, r->verb, "the program's arguments and environment are too long");
 		cli_buf_free(&b);
@@ -514,7 +432,7 @@ static int send_exec(struct exec_state *s, const char *const *argv, int argc, ui
 	}
 	if (rc || cli_session_send(&s->conn, &b) < 0) {
 		rc = rc ? rc : errno;
-		restore_terminal();
+		cli_term_restore();
 		cli_buf_free(&b);
 		s->status = cli_session_lost(r->json, r->name, rc);
 		return -1;
@@ -610,12 +528,12 @@ static void take_frame(struct exec_state *s, struct wire_frame *f)
 		take_exit(s, &f->r);
 		break;
 	case WIRE_ERROR:
-		restore_terminal();
+		cli_term_restore();
 		s->status = cli_failure_status(cli_session_report_error(s->r->json, &f->r));
 		s->done = 1;
 		break;
 	default:
-		restore_terminal();
+		cli_term_restore();
 		s->status = cli_session_lost(s->r->json, s->r->name, EPROTO);
 		s->done = 1;
 		break;
@@ -683,12 +601,10 @@ static void send_resize(struct exec_state *s)
 {
 	struct cli_buf b = CLI_BUF_INIT;
 	uint16_t rows, cols;
-	char drain[64];
 	size_t start;
 
-	while (read(winch_pipe[0], drain, sizeof(drain)) > 0)
-		;
-	terminal_size(&rows, &cols);
+	cli_term_winch_drain();
+	cli_term_size(&rows, &cols);
 	/* Behind queued input, whose frames must stay whole. */
 	if (s->inq.len > s->inq_off) {
 		start = wire_begin(&s->inq, WIRE_RESIZE);
@@ -719,7 +635,7 @@ static void pump(struct exec_state *s)
 		/* Frames that came in with earlier ones first: poll() cannot see them. */
 		while (!s->done && (rc = wire_conn_next(&s->conn, &f)) != 0) {
 			if (rc < 0) {
-				restore_terminal();
+				cli_term_restore();
 				s->status = cli_session_lost(s->r->json, s->r->name, EPROTO);
 				return;
 			}
@@ -732,7 +648,7 @@ static void pump(struct exec_state *s)
 		/* Our stdin waits until the supervisor took what we sent. */
 		pfd[1].fd = s->inq.len > s->inq_off ? -1 : s->in_fd;
 		pfd[1].events = POLLIN;
-		pfd[2].fd = winch_pipe[0];
+		pfd[2].fd = s->winch_fd;
 		pfd[2].events = POLLIN;
 		pfd[0].revents = pfd[1].revents = pfd[2].revents = 0;
 		if (poll(pfd, 3, -1) < 0) {
@@ -753,7 +669,7 @@ static void pump(struct exec_state *s)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (n <= 0) {
-			restore_terminal();
+			cli_term_restore();
 			s->status = cli_session_lost(s->r->json, s->r->name, n < 0 ? errno : 0);
 			return;
 		}
@@ -777,6 +693,7 @@ static int run_session(struct exec_request *r)
 	memset(&s, 0, sizeof(s));
 	s.r = r;
 	s.in_fd = -1;
+	s.winch_fd = -1;
 	s.status = CLI_EXIT_FAILED;
 	rc = cli_session_open(r->verb, r->name, r->json, &s.conn, &s.info);
 	if (rc != 0)
@@ -787,15 +704,16 @@ static int run_session(struct exec_request *r)
 		argc = 1;
 	}
 	if (r->shell || r->tty) {
-		terminal_size(&rows, &cols);
-		if (watch_winch() < 0) {
+		cli_term_size(&rows, &cols);
+		s.winch_fd = cli_term_watch_winch();
+		if (s.winch_fd < 0) {
 			cli_report(0, MBX_ESYS, "cannot watch the terminal's size", NULL, NULL, errno);
 			goto out;
 		}
 	}
 	/* Raw from now on: keys typed while the program starts are its, not echoed here. */
-	if ((r->shell || r->tty) && enter_raw_mode() < 0) {
-		restore_terminal();
+	if ((r->shell || r->tty) && cli_term_raw() < 0) {
+		cli_term_restore();
 		cli_report(0, MBX_ESYS, "cannot put the terminal in raw mode", NULL, NULL, errno);
 		goto out;
 	}
@@ -804,7 +722,7 @@ static int run_session(struct exec_request *r)
 		goto out;
 	rc = wire_conn_recv(&s.conn, &f, -1);
 	if (rc != 1 || f.type != WIRE_STARTED)
-		restore_terminal();	/* before any message */
+		cli_term_restore();	/* before any message */
 	if (rc != 1) {
 		s.status = cli_session_lost(r->json, r->name, rc < 0 ? errno : 0);
 		goto out;
@@ -832,7 +750,7 @@ static int run_session(struct exec_request *r)
 	if (r->shell || r->tty || r->use_stdin)
 		s.in_fd = STDIN_FILENO;
 	pump(&s);
-	restore_terminal();
+	cli_term_restore();
 	if (s.done == 2 && r->audit && fetch_audit(&s, since) < 0)
 		goto out;
 	if (s.done == 2) {
@@ -859,7 +777,7 @@ static int run_session(struct exec_request *r)
 		}
 	}
 out:
-	restore_terminal();
+	cli_term_restore();
 	cli_buf_free(&s.out);
 	cli_buf_free(&s.err);
 	cli_buf_free(&s.audit);

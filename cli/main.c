@@ -56,6 +56,20 @@ static void usage(FILE *f)
 
 /* ---- shared helpers ---- */
 
+size_t cli_output_fit(uint64_t *sent, int *cut, uint64_t limit, size_t len)
+{
+	if (*sent >= limit) {
+		*cut |= len > 0;
+		return 0;
+	}
+	if (len > limit - *sent) {
+		len = (size_t)(limit - *sent);
+		*cut = 1;
+	}
+	*sent += len;
+	return len;
+}
+
 int cli_write_all(int fd, const void *data, size_t len)
 {
 	/* Full writes through EINTR and a non-blocking pipe shared with others. */

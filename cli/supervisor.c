@@ -202,15 +202,7 @@ static void forward_output(struct sv_client *c, mbx_event_kind_t kind, const uin
 	if (!sv_attached(c))
 		return;
 	/* As `run`: bytes past the output limit are not delivered. */
-	if (c->sent[stream] >= c->limit) {
-		c->cut[stream] |= len > 0;
-		return;
-	}
-	if (len > c->limit - c->sent[stream]) {
-		len = (size_t)(c->limit - c->sent[stream]);
-		c->cut[stream] = 1;
-	}
-	c->sent[stream] += len;
+	len = cli_output_fit(&c->sent[stream], &c->cut[stream], c->limit, len);
 	while (len > 0) {
 		n = len < WIRE_CHUNK ? len : WIRE_CHUNK;
 		start = wire_begin(&c->out, WIRE_OUTPUT);
