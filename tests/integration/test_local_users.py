@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from conftest import CLI, host_env, proc_table, reap_zombies
+from conftest import CLI, LIB, host_env, proc_table, reap_zombies
 
 NOBODY = 65534
 
@@ -247,16 +247,37 @@ def squat_env():
     return env
 
 
+@pytest.fixture(scope="module")
+def cli_for_anyone(tmp_path_factory):
+    """The CLI and its libraries copied where any uid can run them (the
+    checkout may sit below a directory only its owner can enter, as
+    /root does): (path of the CLI, its library directory)."""
+    d = tmp_path_factory.mktemp("cli-for-anyone")
+    lib_dir = os.path.dirname(os.path.realpath(LIB))
+    shutil.copy2(CLI, d / "mimobox")
+    for name in os.listdir(lib_dir):
+        if (name.startswith("libmimobox.so") or name == "libwasmtime.so") and \
+                os.path.isfile(os.path.join(lib_dir, name)):
+            shutil.copy2(os.path.join(lib_dir, name), d / name, follow_symlinks=True)
+    for p in [d] + list(d.parents):
+        if str(p) in ("/", "/tmp"):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o755)
+    return str(d / "mimobox"), str(d)
+
+
 @pytest.fixture
-def victim(user):
+def victim(user, cli_for_anyone):
     """(uid, how to run the CLI as it, its /tmp state path). As root the
     victim is a fresh uid; otherwise it is us."""
     if user.is_root:
         uid = 0x3e000000 + secrets.randbelow(1 << 20)
+        cli_path, lib_dir = cli_for_anyone
 
         def run(*args):
             env = squat_env()
-            return as_uid(uid, [CLI] + list(args), env=env)
+            env["LD_LIBRARY_PATH"] = lib_dir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+            return as_uid(uid, [cli_path] + list(args), env=env)
     else:
         uid = user.euid
 

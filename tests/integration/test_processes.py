@@ -164,3 +164,20 @@ def test_concurrent_runs(cli):
         r, res = rr
         assert r.rc == 0 and res["stdout"] == "%d\nmimobox\n" % i, r
     assert len(set().union(*(rr[0].ids for rr in results))) == len(results)
+
+
+def test_programs_start_with_default_signal_dispositions(cli):
+    # A host started in the background ignores SIGINT and SIGQUIT, and exec
+    # keeps ignored signals: the sandbox's programs must not inherit that
+    # (Ctrl-C on their terminal would do nothing).
+    import signal as sig
+
+    def ignore():
+        sig.signal(sig.SIGINT, sig.SIG_IGN)
+        sig.signal(sig.SIGQUIT, sig.SIG_IGN)
+        sig.signal(sig.SIGTERM, sig.SIG_IGN)
+
+    p = subprocess.run([cli.path, "run", "--", "grep", "^SigIgn", "/proc/self/status"], capture_output=True,
+                       env=cli.env(), timeout=60, preexec_fn=ignore)
+    assert p.returncode == 0, p
+    assert p.stdout.split() == [b"SigIgn:", b"0000000000000000"], p.stdout
