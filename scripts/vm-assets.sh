@@ -30,7 +30,8 @@ set -eu
 LINUX_SOURCE_VERSION=6.1.192-3
 ROOTFS_SUITE=bookworm
 ROOTFS_INCLUDE=busybox,python3-minimal
-RECIPE_VERSION=1
+KERNEL_RECIPE_VERSION=2
+ROOTFS_RECIPE_VERSION=1
 
 # What building needs, installed with apt-get when missing (deliberately not in
 # scripts/deps.sh: the default build and test never build a kernel).
@@ -66,13 +67,28 @@ esac
 
 [ -r "$fragment" ] || die "kernel config fragment $fragment is missing (run from a mimobox checkout)"
 
-recipe() {
-	printf 'mimobox microvm guest assets, recipe %s\n' "$RECIPE_VERSION"
-	printf 'kernel: linux-source-6.1 %s, x86_64, make tinyconfig + fragment, bzImage\n' "$LINUX_SOURCE_VERSION"
-	printf 'rootfs: debootstrap --variant=minbase --include=%s %s, no docs/man/apt caches, squashfs zstd\n' \
-		"$ROOTFS_INCLUDE" "$ROOTFS_SUITE"
-	printf 'fragment:\n'
+# What decides each asset's content. A directory's <hash> covers both; each
+# asset also keeps its own recipe (<asset>.recipe), so an asset whose recipe
+# did not change is copied (verified) from a sibling directory, not rebuilt.
+kernel_recipe() {
+	printf 'kernel: linux-source-6.1 %s, x86_64, make tinyconfig + fragment, bzImage, recipe %s\n' \
+		"$LINUX_SOURCE_VERSION" "$KERNEL_RECIPE_VERSION"
 	cat "$fragment"
+}
+rootfs_recipe() {
+	printf 'rootfs: debootstrap --variant=minbase --include=%s %s, no docs/man/apt caches, no host resolv.conf/hostname, squashfs zstd, recipe %s\n' \
+		"$ROOTFS_INCLUDE" "$ROOTFS_SUITE" "$ROOTFS_RECIPE_VERSION"
+}
+recipe() {
+	printf 'mimobox microvm guest assets\n'
+	kernel_recipe
+	rootfs_recipe
+}
+asset_recipe() {
+	case $1 in
+		vmlinuz) kernel_recipe ;;
+		rootfs.squashfs) rootfs_recipe ;;
+	esac
 }
 
 hash=$(recipe | sha256sum | cut -c1-16)
@@ -121,6 +137,8 @@ install_asset() {
 	sum=$(sha256sum "$1" | cut -d' ' -f1)
 	exec 8>"$dir/.manifest.lock"
 	flock 8
+	asset_recipe "$2" >"$dir/.$2.recipe.tmp"
+	mv -f "$dir/.$2.recipe.tmp" "$dir/$2.recipe"
 	mv -f "$1" "$dir/$2"
 	{
 		[ ! -f "$dir/manifest" ] || awk -v f="$2" '$2 != f' "$dir/manifest"
@@ -221,6 +239,10 @@ build_kernel() {
 		esac
 	done <"$fragment"
 	[ -z "$bad" ] || die "the kernel config lost:$bad (a dependency is missing from $fragment)"
+	# Nothing of the build host or the build time in the image: the same
+	# source, fragment and compiler give the same bytes.
+	export KBUILD_BUILD_USER=mimobox KBUILD_BUILD_HOST=mimobox KBUILD_BUILD_VERSION=1
+	export KBUILD_BUILD_TIMESTAMP="$LINUX_SOURCE_VERSION"
 	jobs=$(nproc 2>/dev/null || echo 2)
 	say "kernel: building bzImage with $jobs jobs (minutes; log: $log)"
 	(cd "$src" && $NICE make ARCH=x86_64 -j"$jobs" bzImage) >>"$log" 2>&1 ||
@@ -247,15 +269,41 @@ build_rootfs() {
 	rm -rf "$root/usr/share/doc" "$root/usr/share/man" "$root/usr/share/info" \
 		"$root/var/cache/apt" "$root/var/lib/apt/lists" "$root/var/cache/debconf"/*-old \
 		"$root/var/log"/* "$root/debootstrap"
+	# debootstrap copies the build host's resolv.conf and hostname: nothing of
+	# the host goes into the image.
+	rm -f "$root/etc/resolv.conf" "$root/etc/hostname" "$root/etc/hosts"
+	: >"$root/etc/resolv.conf"
+	echo mimobox >"$root/etc/hostname"
+	printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost\n127.0.1.1\tmimobox\n' >"$root/etc/hosts"
 	mkdir -p "$root/usr/share/doc" "$root/usr/share/man" "$root/var/cache/apt" "$root/var/lib/apt/lists"
 	say "rootfs: mksquashfs (zstd)"
 	$NICE mksquashfs "$root" "$tmp/rootfs.squashfs" -comp zstd -noappend -no-progress \
 		-mkfs-time 0 -all-time 0 >"$tmp/mksquashfs.log" 2>&1 ||
 		{ tail -n 30 "$tmp/mksquashfs.log" >&2; die "mksquashfs failed (log above)"; }
 	t2=$(date +%s)
-	rm -rf "$root"
+	rm -rf --one-file-system "$root"
 	install_asset "$tmp/rootfs.squashfs" rootfs.squashfs
 	say "rootfs: mksquashfs took $((t2 - t1)) s; $(stat -c %s "$dir/rootfs.squashfs") bytes"
+}
+
+# reuse ASSET: copies ASSET from a sibling directory built with the same
+# recipe for it (verified against that directory's manifest); 1 when none.
+reuse() {
+	asset_recipe "$1" >"$tmp/want.recipe"
+	for f in "$cache"/vm/*/"$1.recipe"; do
+		[ -f "$f" ] || continue
+		from=${f%/*}
+		[ "$from" != "$dir" ] && cmp -s "$f" "$tmp/want.recipe" || continue
+		want=$(awk -v f="$1" '$2 == f { print $1 }' "$from/manifest" 2>/dev/null)
+		[ -n "$want" ] && [ -f "$from/$1" ] || continue
+		cp "$from/$1" "$tmp/$1"
+		[ "$(sha256sum "$tmp/$1" | cut -d' ' -f1)" = "$want" ] || { rm -f "$tmp/$1"; continue; }
+		[ "$1" != vmlinuz ] || [ ! -f "$from/kernel.config" ] || cp "$from/kernel.config" "$dir/kernel.config"
+		say "$1: same recipe as in $from; copied (SHA-256 verified)"
+		install_asset "$tmp/$1" "$1"
+		return 0
+	done
+	return 1
 }
 
 # Each asset has its own lock: a second builder of the same asset waits, then
@@ -269,12 +317,14 @@ for a in $assets; do
 	if verify_one "$a"; then
 		say "$a present and verified"
 	else
-		install_missing
 		tmp=$(mktemp -d "$dir/.build.XXXXXX")
-		case $a in
-			vmlinuz) build_kernel ;;
-			rootfs.squashfs) build_rootfs ;;
-		esac
+		if ! reuse "$a"; then
+			install_missing
+			case $a in
+				vmlinuz) build_kernel ;;
+				rootfs.squashfs) build_rootfs ;;
+			esac
+		fi
 		cleanup
 		tmp=
 		verify_one "$a" || die "$dir/$a was not recorded after its build"
