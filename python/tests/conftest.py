@@ -18,13 +18,10 @@ the ASan runtime preloaded; pytest is then started again once with
 LD_PRELOAD=<libasan> and leak detection off for the interpreter (which is
 not leak-clean), as tests/integration/conftest.py does.
 """
-import ctypes
 import os
-import re
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,38 +37,16 @@ LIB = os.environ["MIMOBOX_LIB"]
 os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def _asan_runtime(path):
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    try:
-        out = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=30, env=env).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = re.search(r"^\s*libasan\.so[\w.]*\s*=>\s*(\S+)", out, re.M)
-    return m.group(1) if m else None
+# What the C integration suite shares with these tests: the ASan re-exec and
+# the process table (importing it makes this process a child subreaper).
+sys.path.insert(0, str(HERE.parent.parent / "tests" / "integration"))
+from testsupport import asan_loaded, asan_runtime, descendants, reap_zombies, reexec_with_asan  # noqa: E402
 
-
-def _asan_loaded():
-    with open("/proc/self/maps") as f:
-        return "libasan" in f.read()
-
-
-LIB_ASAN = _asan_runtime(LIB) if os.path.exists(LIB) else None
+LIB_ASAN = asan_runtime(LIB) if os.path.exists(LIB) else None
 
 
 def pytest_configure(config):
-    if not LIB_ASAN or _asan_loaded() or os.environ.get("MBX_PY_REEXEC"):
-        return
-    env = dict(os.environ)
-    env["MBX_PY_REEXEC"] = "1"
-    env["LD_PRELOAD"] = LIB_ASAN + (":" + os.environ["LD_PRELOAD"] if os.environ.get("LD_PRELOAD") else "")
-    env["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-    argv = getattr(sys, "orig_argv", None) or [sys.executable, "-m", "pytest"] + sys.argv[1:]
-    capman = config.pluginmanager.getplugin("capturemanager")
-    if capman is not None:
-        capman.stop_global_capturing()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, argv, env)
+    reexec_with_asan(config, LIB_ASAN, "MBX_PY")
 
 
 def must_work_skip(reason):
@@ -79,47 +54,6 @@ def must_work_skip(reason):
     if os.environ.get("MBX_TEST_MUST_WORK") == "1":
         pytest.fail("would skip, but MBX_TEST_MUST_WORK=1: " + reason)
     pytest.skip(reason)
-
-
-# ---- processes: this process adopts every orphan below it
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-
-
-def _descendants():
-    table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                rest = f.read().decode(errors="replace").rpartition(")")[2].split()
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                argv = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        table[int(name)] = (int(rest[1]), rest[0], argv)
-    children = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    out, todo = {}, list(children.get(os.getpid(), []))
-    while todo:
-        pid = todo.pop()
-        if table[pid][1] != "Z":
-            out[pid] = table[pid][2]
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def _reap():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
 
 
 @pytest.fixture(scope="session")
@@ -142,8 +76,8 @@ def guard(base_tmp, monkeypatch):
     problems = []
     deadline = time.monotonic() + 5
     while True:
-        _reap()
-        left = _descendants()
+        reap_zombies()
+        left = {p: " ".join(a) for p, a in descendants().items()}
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -155,7 +89,7 @@ def guard(base_tmp, monkeypatch):
             except OSError:
                 pass
         time.sleep(0.2)
-        _reap()
+        reap_zombies()
     entries = sorted(e for e in os.listdir(state) if e != "wasm-cache.key")
     if entries:
         problems.append("state directory still holds %s" % entries)
@@ -170,7 +104,7 @@ def mimobox():
     try:
         m.version()
     except m.LibraryNotFoundError as e:
-        if LIB_ASAN and not _asan_loaded():
+        if LIB_ASAN and not asan_loaded():
             must_work_skip("%s is built with AddressSanitizer and its runtime could not be preloaded" % LIB)
         raise
     return m

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
+from testsupport import procs_with_arg  # tests/integration, put on the path by conftest.py
 
 try:
     import anyio
@@ -51,27 +52,6 @@ EXPECTED_TOOLS = {
 
 # ---------------------------------------------------------------------------
 # Helpers
-
-
-def _proc_table():
-    table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                rest = f.read().decode(errors="replace").rpartition(")")[2].split()
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-        except OSError:
-            continue
-        table[int(name)] = (rest[0], argv)
-    return table
-
-
-def procs_with_arg(arg):
-    """Live processes anywhere with `arg` in their argv."""
-    return sorted(pid for pid, (state, argv) in _proc_table().items() if arg in argv and state != "Z")
 
 
 def wait_until(pred, timeout=15.0):

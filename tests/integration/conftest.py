@@ -27,7 +27,6 @@ not leak-clean). The programs the tests start get the caller's original
 LD_PRELOAD and ASAN_OPTIONS back, so the CLI keeps leak detection. If the
 re-exec did not bring the runtime in, the ctypes tests skip with the reason.
 """
-import ctypes
 import errno
 import json
 import os
@@ -45,6 +44,9 @@ from pathlib import Path
 
 import pytest
 
+from testsupport import (asan_loaded, asan_runtime, descendants, proc_table, procs_with_arg,  # noqa: F401
+                         reap_zombies, reexec_with_asan as _reexec_with_asan, unique_sleep_arg)
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_BUILD = HERE.parent.parent / "build"
 
@@ -60,46 +62,14 @@ HELPERS = os.environ["MIMOBOX_HELPERS"]
 os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin:/sbin:/bin"
 
 # ---------------------------------------------------------------------------
-# AddressSanitizer builds
-
-
-def asan_runtime(path):
-    """Path of the libasan that `path` links, or None."""
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # a preload changes ldd's format
-    try:
-        out = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=30, env=env).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = re.search(r"^\s*libasan\.so[\w.]*\s*=>\s*(\S+)", out, re.M)
-    return m.group(1) if m else None
-
-
-def asan_loaded():
-    with open("/proc/self/maps") as f:
-        return "libasan" in f.read()
-
+# AddressSanitizer builds (testsupport.py)
 
 LIB_ASAN = asan_runtime(LIB) if os.path.exists(LIB) else None
 
+
 def reexec_with_asan(config):
     """Runs pytest again with the ASan runtime preloaded (see the top)."""
-    if not LIB_ASAN or asan_loaded() or os.environ.get("MBX_IT_REEXEC"):
-        return
-    env = dict(os.environ)
-    env["MBX_IT_REEXEC"] = "1"
-    env["MBX_IT_ORIG_LD_PRELOAD"] = json.dumps(os.environ.get("LD_PRELOAD"))
-    env["MBX_IT_ORIG_ASAN_OPTIONS"] = json.dumps(os.environ.get("ASAN_OPTIONS"))
-    env["LD_PRELOAD"] = LIB_ASAN + (":" + os.environ["LD_PRELOAD"] if os.environ.get("LD_PRELOAD") else "")
-    env["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-    argv = getattr(sys, "orig_argv", None) or [sys.executable, "-m", "pytest"] + sys.argv[1:]
-    # pytest already redirected fds 1 and 2 into its capture files: give
-    # the new process the real ones.
-    capman = config.pluginmanager.getplugin("capturemanager")
-    if capman is not None:
-        capman.stop_global_capturing()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, argv, env)
+    _reexec_with_asan(config, LIB_ASAN, "MBX_IT")
 
 
 def host_env(extra=None):
@@ -117,70 +87,6 @@ def host_env(extra=None):
     if extra:
         env.update(extra)
     return env
-
-
-# ---------------------------------------------------------------------------
-# Processes: this process adopts every orphan below it.
-
-PR_SET_CHILD_SUBREAPER = 36
-_libc = ctypes.CDLL(None, use_errno=True)
-if _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-    raise RuntimeError("prctl(PR_SET_CHILD_SUBREAPER): %s" % os.strerror(ctypes.get_errno()))
-
-
-def proc_table():
-    """{pid: (ppid, state, argv)} of every process we can see."""
-    table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                stat = f.read().decode(errors="replace")
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-        except OSError:
-            continue
-        rest = stat.rpartition(")")[2].split()
-        table[int(name)] = (int(rest[1]), rest[0], argv)
-    return table
-
-
-def descendants(root=None):
-    """{pid: argv} of every live (non-zombie) process below `root`."""
-    root = os.getpid() if root is None else root
-    table = proc_table()
-    children = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    out, todo = {}, list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        if table[pid][1] != "Z":
-            out[pid] = table[pid][2]
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def reap_zombies():
-    """Reaps adopted orphans that exited (we are their subreaper)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def procs_with_arg(arg):
-    """Pids of live processes anywhere on the host with `arg` in their argv."""
-    return sorted(pid for pid, (_, state, argv) in proc_table().items() if arg in argv and state != "Z")
-
-
-def unique_sleep_arg():
-    """A sleep duration of about 1000 s that no other process uses."""
-    return "1000.%06d" % secrets.randbelow(10 ** 6)
 
 
 # ---------------------------------------------------------------------------

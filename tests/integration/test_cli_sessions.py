@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import HELPERS, must_work_skip, proc_table, procs_with_arg, reap_zombies, unique_sleep_arg
+from conftest import HELPERS, descendants, must_work_skip, proc_table, procs_with_arg, reap_zombies, unique_sleep_arg
 
 
 def registry(cli):
@@ -55,15 +55,7 @@ def wait_until(cond, timeout=10, step=0.05):
 
 def subtree(pid):
     """Live pids below `pid` (the sandbox's agent and its processes)."""
-    table = proc_table()
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for child, (ppid, state, _) in table.items():
-            if ppid == p and state != "Z":
-                out.append(child)
-                todo.append(child)
-    return out
+    return list(descendants(pid))
 
 
 @pytest.fixture
