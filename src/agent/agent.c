@@ -223,6 +223,13 @@ int main(void)
 	/* The agent keeps capabilities in its namespaces; the payload must not
 	 * be able to read its memory through /proc. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* Every signal at its default, whatever the host process ignored (a
+	 * host started in the background ignores SIGINT and SIGQUIT, and exec
+	 * keeps ignored signals): programs inherit our dispositions, and Ctrl-C
+	 * on their terminal must end them. Once here, not per execute. */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_parent_death;
 	sa.sa_flags = SA_RESTART;

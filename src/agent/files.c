@@ -486,12 +486,8 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 			fail(st, id, "remove", r->path);
 			break;
 		}
-		if (strcmp(r->path, "/") == 0 || strcmp(r->path, "/workspace") == 0) {
-			agent_send_error(st, id, MBX_EPERM, 0, NULL, "remove `%s`: the sandbox needs it", r->path);
-			break;
-		}
 		if (S_ISDIR(sb.st_mode)) {
-			/* The same directories spelt otherwise ("/workspace/..", "/a/../"). */
+			/* The root and /workspace, however spelt ("/workspace/..", "/a/../"). */
 			char *real = realpath(r->path, NULL);
 			int needed = real && (strcmp(real, "/") == 0 || strcmp(real, "/workspace") == 0);
 
@@ -500,8 +496,6 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 				agent_send_error(st, id, MBX_EPERM, 0, NULL, "remove `%s`: the sandbox needs it", r->path);
 				break;
 			}
-		}
-		if (S_ISDIR(sb.st_mode)) {
 			if (r->flags & 1) {
 				int dfd = open(r->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 

@@ -295,13 +295,9 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* The program starts with every signal at its default, whatever the
-	 * host process ignored (a host started in the background ignores
-	 * SIGINT and SIGQUIT, and exec keeps ignored signals): Ctrl-C on its
-	 * terminal must end it. */
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL);
+	/* The agent reset every other disposition when it started (agent.c);
+	 * SIGPIPE is the one it ignores itself. */
+	signal(SIGPIPE, SIG_DFL);
 	if (setsid() < 0)
 		child_fail(rep_w, STAGE_SETUP, errno);
 	if (io->pty) {
