@@ -34,6 +34,8 @@ MBX_BEGIN_DECL
 #define MBX_LAYER_NO_NEW_PRIVS ((uint32_t)1 << 9)
 #define MBX_LAYER_CAPS_DROPPED ((uint32_t)1 << 10)
 #define MBX_LAYER_LIMITS       ((uint32_t)1 << 11) /**< memory, process and CPU limits */
+#define MBX_LAYER_VM           ((uint32_t)1 << 12) /**< a guest kernel of its own under a VMM (microvm) */
+#define MBX_LAYER_VMM_JAIL     ((uint32_t)1 << 13) /**< the VMM itself runs in an os-backend sandbox */
 
 /**
  * @brief Stable name of one layer bit ("user-namespace", "seccomp", ...),

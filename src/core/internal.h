@@ -217,6 +217,10 @@ int mbx__sandbox_env(mbx_sandbox *sb, const struct mbx_env *call, char ***out, m
 
 /* ---- backends ---- */
 extern const struct mbx_backend_ops mbx__linux_backend;
+extern const struct mbx_backend_ops mbx__microvm_backend;
+/* The agent program embedded in the library (static, runs in the os
+ * backend's namespaces and as the microVM guest's init). */
+void mbx__agent_image(const uint8_t **data, size_t *len);
 /* Removes the cgroups an os sandbox recorded in its state directory (the
  * release hook of mbx__statedir_collect() for every backend). */
 void mbx__linux_remove_recorded_cgroups(const char *dir);

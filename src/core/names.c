@@ -48,6 +48,8 @@ const char *mbx_layer_name(uint32_t layer)
 	case MBX_LAYER_NO_NEW_PRIVS: return "no-new-privs";
 	case MBX_LAYER_CAPS_DROPPED: return "capabilities";
 	case MBX_LAYER_LIMITS: return "limits";
+	case MBX_LAYER_VM: return "virtual-machine";
+	case MBX_LAYER_VMM_JAIL: return "vmm-jail";
 	default: return NULL;
 	}
 }

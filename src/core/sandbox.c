@@ -14,6 +14,7 @@ static int ends_with(const char *s, const char *suffix)
 	return n > m && strcmp(s + n - m, suffix) == 0;
 }
 
+#if !MBX_FEATURE_WASM
 static int backend_unavailable(mbx_isolation_t isolation, const char *why, mbx_error **err)
 {
 	const char *name = mbx_isolation_name(isolation);
@@ -22,6 +23,7 @@ static int backend_unavailable(mbx_isolation_t isolation, const char *why, mbx_e
 	mbx__error_suggest(err, "run `mimobox doctor` to see which backends this host and build provide");
 	return MBX_ENOTSUP;
 }
+#endif
 
 /*
  * Picks the backend for a config and, for one-shot runs, the program.
@@ -35,10 +37,10 @@ static int route(const mbx_config *cfg, const char *program, const struct mbx_ba
 
 	if (want == MBX_ISOLATION_AUTO) {
 		if (cfg->trust == MBX_TRUST_UNTRUSTED) {
-			backend_unavailable(MBX_ISOLATION_MICROVM, "this build has no microVM support", err);
-			mbx__error_wrap(err, "trust level untrusted needs a microVM and will not fall back to a weaker backend");
-			mbx__error_suggest(err, "choose the os backend explicitly (`--isolation os --trust untrusted`) to accept its isolation");
-			return MBX_ENOTSUP;
+			/* Never a weaker backend: a microVM that cannot start is
+			 * the caller's error to see. */
+			*out = &mbx__microvm_backend;
+			return MBX_OK;
 		}
 		if (program && (ends_with(program, ".wasm") || ends_with(program, ".wat")))
 			want = MBX_ISOLATION_WASM;
@@ -57,7 +59,8 @@ static int route(const mbx_config *cfg, const char *program, const struct mbx_ba
 		return backend_unavailable(want, "this build has no Wasmtime support", err);
 #endif
 	case MBX_ISOLATION_MICROVM:
-		return backend_unavailable(want, "this build has no microVM support", err);
+		*out = &mbx__microvm_backend;
+		return MBX_OK;
 	default:
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "unknown isolation level %u", want);
 	}

@@ -116,6 +116,9 @@ enum mbx_field_tag {
 	MBX_F_OFFSET = 51,    /* u64 */
 	MBX_F_SECCOMP_EXTRA = 52, /* raw struct sock_filter array, installed before MBX_F_SECCOMP */
 	MBX_F_SHM_LIMIT = 53, /* u64 bytes: SysV IPC sysctls of the sandbox's ipc namespace */
+	MBX_F_DISK = 55,
+	MBX_F_SEED = 56,
+	MBX_F_MAX_PROCS = 57,
 	MBX_F_TARGET = 54,    /* a symlink's target: 1..MBX_PROTO_TARGET_MAX bytes, no NUL */
 };
 
@@ -157,6 +160,7 @@ enum mbx_fop {
 #define MBX_INIT_SETUP_ROOT     (1u << 1) /* build the mount plan and pivot_root */
 #define MBX_INIT_LOOPBACK       (1u << 2) /* bring up lo in the network namespace */
 #define MBX_INIT_UNTRUSTED      (1u << 3) /* stricter Landlock scopes */
+#define MBX_INIT_GUEST          (1u << 4)
 
 /* Landlock access classes of an MBX_F_LL_PATH. */
 #define MBX_LL_READ  1 /* read and execute */

@@ -175,9 +175,10 @@ class Cli:
     """Runs the mimobox CLI as a child of this process and records the ids
     of the sandboxes it reports."""
 
-    def __init__(self, guard):
+    def __init__(self, guard, backend="os"):
         self.guard = guard
         self.path = CLI
+        self.backend = backend
 
     def env(self, extra=None):
         env = host_env({"MIMOBOX_LOG": "info", "MIMOBOX_STATE_DIR": self.guard.state_dir})
@@ -195,7 +196,11 @@ class Cli:
         small shell forks the CLI, and once it is reaped the shell execs a
         Python that reads RUSAGE_CHILDREN, which exec keeps: the CLI's peak
         (its agent and payload included), with the exit status beside it."""
-        cmd = [self.path] + [str(a) for a in args]
+        args = [str(a) for a in args]
+        if self.backend != "os" and args and args[0] in ("run", "create") and \
+                not any(a == "--isolation" or a.startswith("--isolation=") for a in args):
+            args = [args[0], "--isolation", self.backend] + args[1:]
+        cmd = [self.path] + args
         rss_file = None
         exec_cmd = cmd
         if measure_rss:
@@ -365,8 +370,8 @@ def guard(base_tmp, monkeypatch):
 
 
 @pytest.fixture
-def cli(guard):
-    return Cli(guard)
+def cli(guard, request):
+    return Cli(guard, backend_of(request))
 
 
 @pytest.fixture(scope="session")
@@ -395,12 +400,47 @@ def lib():
     return mbx.Lib(LIB)
 
 
+# ---------------------------------------------------------------------------
+# Backends. A module whose tests must hold on every backend that runs the
+# agent opts in with `pytestmark = pytest.mark.usefixtures("backend")`: each
+# of its tests then runs once per backend, and the `sandbox` and `cli`
+# fixtures create their sandboxes on it (`cli` adds `--isolation` to `run`
+# and `create`). MIMOBOX_TEST_BACKENDS (comma-separated) narrows the list,
+# e.g. MIMOBOX_TEST_BACKENDS=os for a quick run.
+
+AGENT_BACKENDS = ("os", "microvm")
+ISOLATION = {"os": 1, "wasm": 2, "microvm": 3}
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        wanted = os.environ.get("MIMOBOX_TEST_BACKENDS")
+        names = [b for b in AGENT_BACKENDS if not wanted or b in wanted.split(",")]
+        metafunc.parametrize("backend", names, indirect=True)
+
+
 @pytest.fixture
-def sandbox(lib, guard):
-    """A live library sandbox, freed after the test."""
+def backend(request, doctor):
+    name = getattr(request, "param", "os")
+    info = doctor["backends"].get(name, {})
+    if not info.get("available"):
+        must_work_skip("the %s backend is unavailable here: %s" % (name, info.get("reason")))
+    return name
+
+
+def backend_of(request):
+    """The backend a test runs on: its `backend` parameter, else os."""
+    return request.getfixturevalue("backend") if "backend" in request.fixturenames else "os"
+
+
+@pytest.fixture
+def sandbox(lib, guard, request):
+    """A live library sandbox on the test's backend, freed after the test."""
     import mbx
 
-    sb = mbx.Sandbox(lib)
+    name = backend_of(request)
+    sb = mbx.Sandbox(lib, isolation=ISOLATION[name] if name != "os" else None)
+    sb.backend = name
     guard.ids.add(sb.id)
     yield sb
     sb.close()

@@ -196,7 +196,9 @@ static void test_routing(void)
 	const char *argv[] = { "tool.wasm", NULL };
 
 	mbx_config_new(&cfg, NULL);
-	/* Untrusted under Auto must not fall back to the os backend. */
+	/* Untrusted under Auto goes to the microVM and does not fall back to
+	 * the os backend when that cannot start (here: no guest assets). */
+	setenv("MIMOBOX_VM_DIR", "/nonexistent/mimobox-vm-assets", 1);
 	mbx_config_set_trust(cfg, MBX_TRUST_UNTRUSTED, NULL);
 	TAP_CHECK_INT(mbx_sandbox_new(&sb, cfg, &err), MBX_ENOTSUP);
 	TAP_CHECK(sb == NULL);
@@ -204,6 +206,7 @@ static void test_routing(void)
 	TAP_CHECK_STR(mbx_error_layer(err), "microvm");
 	mbx_error_free(err);
 	err = NULL;
+	unsetenv("MIMOBOX_VM_DIR");
 	mbx_config_set_trust(cfg, MBX_TRUST_SEMI_TRUSTED, NULL);
 	mbx_config_set_isolation(cfg, MBX_ISOLATION_WASM, NULL);
 #if MBX_FEATURE_WASM

@@ -96,6 +96,7 @@ static void test_kvm_console_file_restore(void)
 		"-m", "1024M",
 		"-object", "memory-backend-file,id=mem0,size=1024M,mem-path=/run/mbx/sb1/ram,share=on",
 		"-kernel", "/c/vm/abc/vmlinuz",
+		"-initrd", "/run/mbx/sb1/initrd,x",
 		"-append", "root=/dev/vda rootfstype=squashfs ro panic=-1 reboot=t console=ttyS0 init=/sbin/mbx-init quiet",
 		"-drive", "if=none,id=root,format=raw,readonly=on,file=/c/vm/abc/rootfs.squashfs",
 		"-device", "virtio-blk-device,drive=root",
@@ -116,6 +117,8 @@ static void test_kvm_console_file_restore(void)
 	s.cpus = 2;
 	s.memory_mib = 1024;
 	s.cmdline_extra = "init=/sbin/mbx-init quiet";
+	/* A plain argument: its comma stays single. */
+	s.initrd = "/run/mbx/sb1/initrd,x";
 	s.serial = MBX_VM_SERIAL_FILE;
 	s.serial_file = "/run/mbx/sb1/console.log";
 	s.incoming_defer = true;
@@ -205,6 +208,8 @@ static void test_bad_paths(void)
 	expect_refused(&s, "root file system: a path is required");
 	s = typical(); s.rootfs = "rootfs.squashfs";
 	expect_refused(&s, "root file system `rootfs.squashfs` is not an absolute path");
+	s = typical(); s.initrd = "initrd";
+	expect_refused(&s, "initramfs `initrd` is not an absolute path");
 	s = typical(); s.ram_file = "/run/ram\nfile";
 	expect_refused(&s, "RAM file contains a control character");
 	s = typical(); s.agent_socket = "/tmp/a\tb";

@@ -61,6 +61,12 @@
 extern const unsigned char mbx__agent_blob[];
 extern const unsigned char mbx__agent_blob_end[];
 
+void mbx__agent_image(const uint8_t **data, size_t *len)
+{
+	*data = mbx__agent_blob;
+	*len = (size_t)(mbx__agent_blob_end - mbx__agent_blob);
+}
+
 static pthread_once_t agent_once = PTHREAD_ONCE_INIT;
 static int agent_fd = -1;
 static int agent_errno;

@@ -126,6 +126,7 @@ static int check_spec(const struct mbx__vm_spec *s, mbx_error **err)
 	if ((rc = check_path("QEMU binary", s->qemu, 0, err)) ||
 	    (rc = check_path("kernel", s->kernel, 0, err)) ||
 	    (rc = check_path("root file system", s->rootfs, 0, err)) ||
+	    (s->initrd && (rc = check_path("initramfs", s->initrd, 0, err))) ||
 	    (rc = check_path("RAM file", s->ram_file, 0, err)) ||
 	    (rc = check_path("agent socket", s->agent_socket, MBX_VM_SOCKET_PATH_MAX, err)) ||
 	    (rc = check_path("QMP socket", s->qmp_socket, MBX_VM_SOCKET_PATH_MAX, err)))
@@ -218,6 +219,10 @@ int mbx__vm_qemu_argv(char ***out, const struct mbx__vm_spec *s, mbx_error **err
 	pushf(&b, "memory-backend-file,id=mem0,size=%uM,mem-path=%s,share=on", s->memory_mib, ram);
 	push(&b, "-kernel");
 	push(&b, s->kernel);
+	if (s->initrd) {
+		push(&b, "-initrd");
+		push(&b, s->initrd);
+	}
 	push(&b, "-append");
 	pushf(&b, "%s%s%s%s", base_cmdline, s->serial != MBX_VM_SERIAL_NONE ? " console=ttyS0" : "",
 	      s->cmdline_extra && s->cmdline_extra[0] ? " " : "", s->cmdline_extra ? s->cmdline_extra : "");

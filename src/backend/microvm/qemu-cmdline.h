@@ -48,6 +48,7 @@ struct mbx__vm_spec {
 	unsigned cpus;             /* 1..MBX_VM_CPUS_MAX */
 	const char *kernel;        /* bzImage */
 	const char *rootfs;        /* squashfs image, attached read-only as /dev/vda */
+	const char *initrd;        /* initramfs (-initrd); may be NULL */
 	const char *cmdline_extra; /* appended to the kernel command line; may be NULL */
 	const char *ram_file;      /* memory-backend-file mem-path (share=on); created by QEMU if absent */
 	const char *agent_socket;  /* unix socket QEMU listens on for the agent's virtio-serial port */

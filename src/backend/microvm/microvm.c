@@ -1,0 +1,442 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The microvm backend: a sandbox is a Linux guest under QEMU whose PID 1 is
+ * the same agent as in the os backend, in guest mode, speaking the same
+ * protocol over a virtio-serial port (docs/microvm.md). The host side: the
+ * verified guest assets (assets.c), a private run directory holding the
+ * initramfs (the agent, initramfs.c), the console log and QEMU's sockets,
+ * guest RAM in a memory-backend-file on a tmpfs, QEMU started in its jail
+ * (jail.c), and the agent client (src/backend/client.c) over the chardev
+ * socket. Everything after READY (executes, processes, PTYs, files) is the
+ * client's and works as on the os backend.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "backend/client.h"
+#include "backend/linux/seccomp.h"
+#include "assets.h"
+#include "initramfs.h"
+#include "jail.h"
+#include "qemu-cmdline.h"
+#include "statedir.h"
+
+/* Boot to the agent's HELLO. Under TCG a boot takes about 2 s on an idle
+ * host; a loaded host (sanitizers, parallel builds) can take many times
+ * that. */
+#define BOOT_DEADLINE_US (120u * 1000000u)
+/* QEMU's own memory beside guest RAM: device models, the TCG translation
+ * cache, libraries. Only the jail's memory limit uses it. */
+#define VMM_OVERHEAD (256ull << 20)
+#define QEMU_PATH "/usr/bin/qemu-system-x86_64"
+/* The guest's share of the entropy it starts with (MBX_F_SEED). */
+#define SEED_BYTES 64u
+/* How much of the console log an error quotes. */
+#define CONSOLE_TAIL 1200
+
+struct microvm_sb {
+	struct mbx_client client;
+	struct mbx_statedir sd;   /* run directory: initrd, sockets, console log */
+	struct mbx_vm_assets assets;
+	struct mbx_vm_jail *jail; /* QEMU, jailed */
+	int ram_fd;               /* guest RAM (memory-backend-file), unlinked once QEMU has it */
+	char *ram_path;
+	enum mbx__vm_accel accel;
+};
+
+static void microvm_cleanup(struct microvm_sb *m)
+{
+	if (m == NULL)
+		return;
+	mbx__client_shutdown(&m->client);
+	mbx__client_close(&m->client);
+	if (m->jail)
+		mbx__vm_jail_stop(m->jail);
+	m->jail = NULL;
+	if (m->ram_path) {
+		unlink(m->ram_path);
+		free(m->ram_path);
+	}
+	if (m->ram_fd >= 0)
+		close(m->ram_fd);
+	mbx__vm_assets_release(&m->assets);
+	mbx__statedir_release(&m->sd);
+	free(m);
+}
+
+/* The console log's last lines, for an error that says why the guest did
+ * not come up (a kernel panic, a missing device). */
+static void add_console_tail(const struct microvm_sb *m, mbx_error **err)
+{
+	char path[4200], buf[CONSOLE_TAIL + 1];
+	ssize_t n;
+	off_t size;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/console.log", m->sd.dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	if (size > 0 && lseek(fd, size > CONSOLE_TAIL ? size - CONSOLE_TAIL : 0, SEEK_SET) >= 0 &&
+	    (n = read(fd, buf, CONSOLE_TAIL)) > 0) {
+		buf[n] = '\0';
+		for (ssize_t i = 0; i < n; i++)
+			if ((unsigned char)buf[i] < 0x20 && buf[i] != '\n')
+				buf[i] = ' ';
+		mbx__error_wrap(err, "the guest's console ended with:\n%s", buf);
+	}
+	close(fd);
+}
+
+/* Refuses what this backend cannot give, naming the layer: never a silent
+ * downgrade. */
+static int check_config(const mbx_config *cfg, mbx_error **err)
+{
+	if (cfg->network == MBX_NETWORK_ALLOW_ALL) {
+		mbx__error_set(err, MBX_ENOTSUP, 0, "network",
+			       "the microvm backend gives its guest no network interface, so it cannot allow all network access");
+		mbx__error_suggest(err, "use an allow-list of domains (reached through the host's proxy), or the os backend for full network access");
+		return MBX_ENOTSUP;
+	}
+	if (cfg->network == MBX_NETWORK_ALLOW_DOMAINS) {
+		mbx__error_set(err, MBX_ENOTSUP, 0, "network",
+			       "the microvm backend cannot reach the host's network proxy yet, so an allow-list cannot be applied");
+		mbx__error_suggest(err, "deny the network (the default), or use the os backend for an allow-list");
+		return MBX_ENOTSUP;
+	}
+	if (cfg->nmounts > 0) {
+		mbx__error_set(err, MBX_ENOTSUP, 0, "mount-namespace",
+			       "the microvm backend cannot share host directories with its guest yet (mount `%s`)",
+			       cfg->mounts[0].host);
+		mbx__error_suggest(err, "copy files in with the file API (`mimobox cp`), or use the os backend for --mount");
+		return MBX_ENOTSUP;
+	}
+	if (cfg->memory_bytes < ((uint64_t)MBX_VM_MEMORY_MIB_MIN << 20) ||
+	    cfg->memory_bytes > ((uint64_t)MBX_VM_MEMORY_MIB_MAX << 20)) {
+		mbx__error_set(err, MBX_EINVAL, 0, "limits", "a microVM needs between %u MiB and %u MiB of memory, not %llu bytes",
+			       MBX_VM_MEMORY_MIB_MIN, MBX_VM_MEMORY_MIB_MAX, (unsigned long long)cfg->memory_bytes);
+		return MBX_EINVAL;
+	}
+	return MBX_OK;
+}
+
+/* Writes the initramfs (the agent as /init) into the run directory. */
+static int write_initrd(const struct microvm_sb *m, char *path, size_t cap, mbx_error **err)
+{
+	struct mbx_buf cpio = { 0 };
+	const uint8_t *agent;
+	size_t agent_len, off = 0;
+	int fd, rc;
+
+	mbx__agent_image(&agent, &agent_len);
+	rc = mbx__vm_initramfs_build(&cpio, agent, agent_len, err);
+	if (rc < 0)
+		return rc;
+	snprintf(path, cap, "%s/initrd", m->sd.dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "create the guest's initramfs `%s`", path);
+		mbx__buf_release(&cpio);
+		return rc;
+	}
+	while (off < cpio.len) {
+		ssize_t n = write(fd, cpio.data + off, cpio.len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = mbx__error_set(err, MBX_ESYS, n < 0 ? errno : ENOSPC, NULL, "write the guest's initramfs `%s`", path);
+			break;
+		}
+		off += (size_t)n;
+	}
+	mbx__buf_release(&cpio);
+	if (close(fd) < 0 && rc == MBX_OK)
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "write the guest's initramfs `%s`", path);
+	return rc;
+}
+
+/*
+ * The file behind guest RAM: on /dev/shm (RAM, not a disk that would get
+ * the guest's memory written back to it), created here exclusively and
+ * private to the caller, opened by QEMU by name and unlinked as soon as the
+ * agent answers (QEMU has it mapped then; our descriptor keeps it for a
+ * snapshot). A crash in between leaves one file named after the sandbox.
+ */
+static int make_ram_file(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
+{
+	if (asprintf(&m->ram_path, "/dev/shm/mimobox-%u-%s.ram", (unsigned)geteuid(), sb->id) < 0) {
+		m->ram_path = NULL;
+		return mbx__error_oom(err);
+	}
+	m->ram_fd = open(m->ram_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (m->ram_fd < 0) {
+		int e = errno;
+
+		free(m->ram_path);
+		m->ram_path = NULL;
+		return mbx__error_set(err, MBX_ESYS, e, NULL, "create the guest RAM file in /dev/shm");
+	}
+	return MBX_OK;
+}
+
+/*
+ * Connects to the agent's chardev socket. QEMU creates it while it starts;
+ * until then connect() fails with ENOENT or ECONNREFUSED. A QEMU that ends
+ * first is an error at once.
+ */
+static int connect_agent(struct microvm_sb *m, const char *path, uint64_t deadline, mbx_error **err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, wstatus;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "agent socket path `%s` is too long", path);
+	strcpy(sa.sun_path, path);
+	for (;;) {
+		struct pollfd p = { .fd = mbx__vm_jail_poll_fd(m->jail), .events = POLLIN };
+
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return mbx__error_set(err, MBX_ESYS, errno, NULL, "create a socket");
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			break;
+		if (errno != ENOENT && errno != ECONNREFUSED && errno != EINTR) {
+			int e = errno;
+
+			close(fd);
+			return mbx__error_set(err, MBX_ESYS, e, NULL, "connect to the guest agent's socket `%s`", path);
+		}
+		close(fd);
+		if (mbx__vm_jail_exited(m->jail, &wstatus) == 1) {
+			mbx__error_set(err, MBX_ESYS, 0, "vmm", "QEMU ended while it started (%s %d)",
+				       WIFSIGNALED(wstatus) ? "signal" : "exit status",
+				       WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus));
+			return MBX_ESYS;
+		}
+		if (mbx__now_us() >= deadline)
+			return mbx__error_set(err, MBX_ETIMEDOUT, 0, "vmm", "QEMU did not open the agent's socket in time");
+		poll(p.fd >= 0 ? &p : NULL, p.fd >= 0 ? 1 : 0, 2);
+	}
+	mbx__client_init(&m->client, fd);
+	return MBX_OK;
+}
+
+static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
+{
+	const mbx_config *cfg = sb->cfg;
+	char initrd[4200], agent_sock[4200], qmp_sock[4200], console[4200];
+	const char *ro[2];
+	struct mbx__vm_spec spec = { 0 };
+	struct mbx_vm_jail_spec js = { 0 };
+	char **argv = NULL;
+	int rc;
+
+	rc = write_initrd(m, initrd, sizeof(initrd), err);
+	if (rc < 0)
+		return rc;
+	rc = make_ram_file(sb, m, err);
+	if (rc < 0)
+		return rc;
+	snprintf(agent_sock, sizeof(agent_sock), "%s/agent.sock", m->sd.dir);
+	snprintf(qmp_sock, sizeof(qmp_sock), "%s/qmp.sock", m->sd.dir);
+	snprintf(console, sizeof(console), "%s/console.log", m->sd.dir);
+	spec.qemu = QEMU_PATH;
+	spec.accel = m->accel;
+	spec.memory_mib = (unsigned)(cfg->memory_bytes >> 20);
+	spec.cpus = 1;
+	spec.kernel = m->assets.kernel;
+	spec.rootfs = m->assets.rootfs;
+	spec.initrd = initrd;
+	spec.cmdline_extra = "quiet rdinit=/init mimobox.port=" MBX_VM_AGENT_PORT;
+	spec.ram_file = m->ram_path;
+	spec.agent_socket = agent_sock;
+	spec.qmp_socket = qmp_sock;
+	spec.serial = MBX_VM_SERIAL_FILE;
+	spec.serial_file = console;
+	rc = mbx__vm_qemu_argv(&argv, &spec, err);
+	if (rc < 0)
+		return rc;
+	ro[0] = m->assets.dir;
+	js.argv = argv;
+	js.ro_paths = ro;
+	js.nro = 1;
+	js.run_dir = m->sd.dir;
+	js.memory_bytes = cfg->memory_bytes + VMM_OVERHEAD;
+	js.millicpus = cfg->millicpus;
+	js.cfg = cfg;
+	rc = mbx__vm_jail_start(&m->jail, &js, err);
+	mbx__vm_argv_free(argv);
+	return rc;
+}
+
+/* Sends INIT (guest mode) and waits for READY. */
+static int init_guest(mbx_sandbox *sb, struct microvm_sb *m, uint64_t deadline, mbx_error **err)
+{
+	const mbx_config *cfg = sb->cfg;
+	struct mbx_ready_info ready;
+	uint8_t seed[SEED_BYTES];
+	const uint8_t *bpf = NULL;
+	size_t bpf_len = 0;
+	uint32_t flags = MBX_INIT_GUEST | MBX_INIT_LOOPBACK;
+	int rc;
+
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "getrandom");
+	if (mbx__seccomp_program(cfg->trust, &bpf, &bpf_len) < 0)
+		return mbx__error_set(err, MBX_EINVAL, 0, "seccomp", "no seccomp program for trust level %u", cfg->trust);
+	if (cfg->allow_degraded)
+		flags |= MBX_INIT_ALLOW_DEGRADED;
+	if (cfg->trust == MBX_TRUST_UNTRUSTED)
+		flags |= MBX_INIT_UNTRUSTED;
+	mbx_proto_begin(&m->client.wb, MBX_MSG_INIT, 0);
+	mbx_proto_put_u32(&m->client.wb, MBX_F_INIT_FLAGS, flags);
+	mbx_proto_put_str(&m->client.wb, MBX_F_HOSTNAME, cfg->hostname);
+	mbx_proto_put_u64(&m->client.wb, MBX_F_DISK, cfg->disk_bytes);
+	mbx_proto_put(&m->client.wb, MBX_F_SEED, seed, sizeof(seed));
+	mbx_proto_put_u32(&m->client.wb, MBX_F_MAX_PROCS, cfg->max_procs);
+	mbx_proto_put(&m->client.wb, MBX_F_SECCOMP, bpf, bpf_len);
+	{
+		uint8_t b[12] = { 0 };
+
+		/* RLIMIT_CORE 0: no core files in the workspace. */
+		b[0] = (uint8_t)RLIMIT_CORE;
+		mbx_proto_put(&m->client.wb, MBX_F_RLIMIT, b, sizeof(b));
+	}
+	explicit_bzero(seed, sizeof(seed));
+	if (mbx_proto_end(&m->client.wb) < 0)
+		return mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "guest setup message too large");
+	rc = mbx__client_init_sandbox(&m->client, NULL, 0, &ready, deadline, err);
+	explicit_bzero(m->client.wb.buf, m->client.wb.cap);
+	if (rc < 0)
+		return rc;
+	/* The VM is the boundary; inside it the payload runs in its own pid and
+	 * mount namespaces with the payload layers the agent reports. */
+	sb->layers = MBX_LAYER_VM | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS | ready.layers;
+	sb->skipped |= ready.skipped;
+	if (ready.skipped & MBX_LAYER_SECCOMP)
+		sb->skip_reason[mbx__layer_index(MBX_LAYER_SECCOMP)] = "the guest kernel has no seccomp filter support";
+	return MBX_OK;
+}
+
+static int microvm_create(mbx_sandbox *sb, mbx_error **err)
+{
+	uint64_t deadline = mbx__now_us() + BOOT_DEADLINE_US;
+	struct microvm_sb *m;
+	char *base = NULL;
+	char sock[4200];
+	int rc;
+
+	rc = check_config(sb->cfg, err);
+	if (rc < 0)
+		return rc;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return mbx__error_oom(err);
+	m->client.fd = -1;
+	m->ram_fd = -1;
+	m->sd.lockfd = -1;
+	m->accel = mbx__vm_accel();
+	rc = mbx__vm_assets_find(&m->assets, err);
+	if (rc < 0)
+		goto fail;
+	rc = mbx__statedir_base(&base, err);
+	if (rc < 0)
+		goto fail;
+	mbx__statedir_collect(base, sb->id, NULL);
+	rc = mbx__statedir_create(&m->sd, base, sb->id, 0700, err);
+	free(base);
+	if (rc < 0)
+		goto fail;
+	rc = start_qemu(sb, m, err);
+	if (rc < 0)
+		goto fail;
+	snprintf(sock, sizeof(sock), "%s/agent.sock", m->sd.dir);
+	rc = connect_agent(m, sock, deadline, err);
+	if (rc == MBX_OK)
+		rc = mbx__client_hello(&m->client, deadline, err);
+	if (rc < 0) {
+		mbx__error_wrap(err, "the microVM did not start");
+		add_console_tail(m, err);
+		goto fail;
+	}
+	/* QEMU has the RAM file mapped: its name can go. */
+	unlink(m->ram_path);
+	free(m->ram_path);
+	m->ram_path = NULL;
+	rc = init_guest(sb, m, deadline, err);
+	if (rc < 0) {
+		add_console_tail(m, err);
+		goto fail;
+	}
+	sb->priv = m;
+	return MBX_OK;
+fail:
+	microvm_cleanup(m);
+	return rc;
+}
+
+/* After a failed call: a channel that broke (QEMU died, the guest hung past
+ * the host's deadline) means the VM is gone; tear it down so nothing stays
+ * behind, and say so. */
+static int check_broken(mbx_sandbox *sb, struct microvm_sb *m, int rc, mbx_error **err)
+{
+	int wstatus;
+
+	if (rc >= 0 || !m->client.broken)
+		return rc;
+	if (mbx__vm_jail_exited(m->jail, &wstatus) == 1)
+		mbx__error_wrap(err, "QEMU ended (%s %d)", WIFSIGNALED(wstatus) ? "signal" : "exit status",
+				WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus));
+	add_console_tail(m, err);
+	mbx__error_wrap(err, "microVM sandbox %s stopped working and was destroyed", sb->id);
+	sb->destroyed = 1;
+	sb->priv = NULL;
+	microvm_cleanup(m);
+	return rc;
+}
+
+static int microvm_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err)
+{
+	struct microvm_sb *m = sb->priv;
+
+	return check_broken(sb, m, mbx__client_exec(&m->client, req, res, err), err);
+}
+
+static int microvm_destroy(mbx_sandbox *sb, mbx_error **err)
+{
+	microvm_cleanup(sb->priv);
+	sb->priv = NULL;
+	(void)err;
+	return MBX_OK;
+}
+
+static struct mbx_client *microvm_client(mbx_sandbox *sb)
+{
+	struct microvm_sb *m = sb->priv;
+
+	return m ? &m->client : NULL;
+}
+
+const struct mbx_backend_ops mbx__microvm_backend = {
+	.name = "microvm",
+	.isolation = MBX_ISOLATION_MICROVM,
+	.create = microvm_create,
+	.exec = microvm_exec,
+	.destroy = microvm_destroy,
+	.client = microvm_client,
+};
