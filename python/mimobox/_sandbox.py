@@ -21,7 +21,7 @@ _ISOLATION = {"auto": 0, "os": 1, "wasm": 2, "microvm": 3}
 _ISOLATION_NAME = {v: k for k, v in _ISOLATION.items()}
 _TRUST = {"trusted": 0, "semi": 1, "semi-trusted": 1, "semi_trusted": 1, "untrusted": 2}
 _FILE_TYPE = {1: "file", 2: "dir", 3: "symlink", 4: "other"}
-_LAYERS = 12  # MBX_LAYER_* bits 0..11
+_LAYERS = 14  # MBX_LAYER_* bits 0..13
 
 # Streaming polls the library in slices this long (ms), so that other
 # threads get the sandbox's lock between slices.

@@ -82,6 +82,10 @@ ssize_t agent_recv(struct agent_state *st, void *buf, size_t len)
 	struct cmsghdr *cm;
 	ssize_t n;
 
+	/* A guest's channel is a virtio-serial port, not a socket: no
+	 * descriptors can come with its bytes. */
+	if (st->guest)
+		return read(st->chan, buf, len);
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
 	msg.msg_control = ctl.buf;
@@ -204,6 +208,15 @@ static void on_parent_death(int sig)
 	errno = saved;
 }
 
+/* The end of the agent: a guest's init never returns (the guest powers
+ * off); in the os backend the exit status is returned. */
+static int finish(const struct agent_state *st, int status)
+{
+	if (st->guest)
+		agent_guest_poweroff();
+	return status;
+}
+
 int main(void)
 {
 	struct agent_state st;
@@ -214,12 +227,18 @@ int main(void)
 	memset(&st, 0, sizeof(st));
 	st.chan = AGENT_FD;
 	st.landlock_fd = -1;
+	st.storage_fd = -1;
+	st.cgroup_procs_fd = -1;
 	for (int i = 0; i < AGENT_MAX_FILES; i++)
 		st.files[i].fd = -1;
 	mbx_rbuf_init(&st.in);
 	mbx_wbuf_init(&st.out);
+	/* A microvm guest's init: build the guest, open the channel. */
+	st.guest = agent_guest_detect();
+	if (st.guest)
+		agent_guest_boot(&st);
 	if (fcntl(st.chan, F_SETFL, O_NONBLOCK) < 0)
-		return 1;
+		return finish(&st, 1);
 	/* The agent keeps capabilities in its namespaces; the payload must not
 	 * be able to read its memory through /proc. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -230,24 +249,28 @@ int main(void)
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			signal(sig, SIG_DFL);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_parent_death;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	sigaction(MBX_AGENT_PDEATH_SIG, &sa, NULL);
+	if (!st.guest) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_parent_death;
+		sa.sa_flags = SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		sigaction(MBX_AGENT_PDEATH_SIG, &sa, NULL);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	st.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (st.sigfd < 0)
-		return 1;
+		return finish(&st, 1);
 
 	mbx_proto_begin(&st.out, MBX_MSG_HELLO, 0);
 	mbx_proto_put_u32(&st.out, MBX_F_VERSION, MBX_PROTO_VERSION);
 	mbx_proto_end(&st.out);
 	if (agent_flush(&st, 1) < 0)
-		return 1;
+		return finish(&st, 1);
+	if (st.boot_failed)
+		agent_guest_failed(&st);
 
 	for (;;) {
 		struct pollfd p[2 + 4 * AGENT_MAX_PROCS];
@@ -282,5 +305,5 @@ int main(void)
 out:
 	agent_proc_kill_all(&st);
 	kill_all();
-	return 0;
+	return finish(&st, 0);
 }

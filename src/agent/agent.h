@@ -97,6 +97,23 @@ struct agent_state {
 
 	struct agent_proc *procs[AGENT_MAX_PROCS];
 	struct agent_file files[AGENT_MAX_FILES];
+
+	/* Guest mode (guest.c): the init of a microvm guest. */
+	int guest;
+	int storage_fd;         /* O_PATH of the storage tmpfs, -1 */
+	int cgroup_procs_fd;    /* cgroup.procs of the payloads' pids cgroup, -1: none */
+	int boot_failed;        /* the guest's root could not be built: */
+	int boot_errno;
+	char boot_layer[32];
+	char boot_msg[200];
+};
+
+/* What INIT asks of a guest beyond the os mode's layers. */
+struct agent_guest_init {
+	uint64_t disk;          /* MBX_F_DISK, 0: not given */
+	const uint8_t *seed;    /* MBX_F_SEED (borrowed from the frame), or NULL */
+	uint32_t seed_len;
+	uint32_t max_procs;     /* MBX_F_MAX_PROCS, 0: not given */
 };
 
 /* agent.c */
@@ -129,6 +146,22 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *p, size_t n
 void agent_proc_reap(struct agent_state *st);
 /* Kills every process (shutdown). */
 void agent_proc_kill_all(struct agent_state *st);
+
+/* guest.c: guest mode. */
+/* 1 when the agent is a guest's init: PID 1 with no fd 3. */
+int agent_guest_detect(void);
+/* Mounts, the channel as fd 3, the root, the wait for the host. Powers the
+ * guest off when there is no channel to report on; a later failure is kept
+ * in st->boot_* for agent_guest_failed. */
+void agent_guest_boot(struct agent_state *st);
+/* After HELLO: answers the host's first request with the boot failure,
+ * then powers off. */
+__attribute__((noreturn)) void agent_guest_failed(struct agent_state *st);
+/* INIT's guest part (storage size, process limit, seed). 0, or -1 with
+ * ERROR sent. */
+int agent_guest_setup(struct agent_state *st, const struct agent_guest_init *g);
+/* Kills everything, syncs, reboots (QEMU's -no-reboot ends the VM). */
+__attribute__((noreturn)) void agent_guest_poweroff(void);
 
 /* files.c: FILE messages. */
 void agent_file(struct agent_state *st, const struct mbx_frame *f);

@@ -98,6 +98,7 @@ enum stage {
 	STAGE_LANDLOCK,
 	STAGE_SECCOMP,
 	STAGE_EXEC,
+	STAGE_CGROUP,
 };
 
 /* Output frames waiting for the host beyond this stop the reading of
@@ -391,6 +392,9 @@ static void report_child_failure(struct agent_state *st, uint32_t id, const stru
 	case STAGE_SECCOMP:
 		agent_send_error(st, id, MBX_ENOTSUP, e, "seccomp", "install the seccomp filter");
 		break;
+	case STAGE_CGROUP:
+		agent_send_error(st, id, MBX_ESYS, e, "limits", "place the process in the guest's process-limit cgroup");
+		break;
 	default:
 		agent_send_error(st, id, MBX_ESYS, e, NULL, "prepare the payload process");
 		break;
@@ -431,6 +435,13 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 		close_fd(&st->files[i].fd);
 	close(st->chan);
 	close(st->sigfd);
+	/* A microvm guest's process limit (guest.c): this mini-init, and so
+	 * everything its program starts, joins the payloads' pids cgroup. */
+	if (st->cgroup_procs_fd >= 0) {
+		if (write(st->cgroup_procs_fd, "0", 1) != 1)
+			child_fail(rep_w, STAGE_CGROUP, errno);
+		close(st->cgroup_procs_fd);
+	}
 	/* A /proc of this namespace, in a mount namespace of this process tree:
 	 * programs that look themselves up there (ps, pgrep) find the pids
 	 * getpid() gives them, and see only their own execute. */

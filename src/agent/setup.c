@@ -784,7 +784,8 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 	uint16_t tag;
 	char hostname[256] = "";
 	uint64_t shm_limit = 0;
-	int rc, degraded_ok;
+	struct agent_guest_init guest = { 0 };
+	int rc, degraded_ok, has_mounts = 0;
 
 	/* Pass 1: scalars. */
 	mbx_field_iter_init(&it, f->body, f->len);
@@ -829,6 +830,24 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 			mbx_field_u64(v + 4, 8, &st->rlimits[st->nrlimits].value);
 			st->nrlimits++;
 			break;
+		case MBX_F_MOUNT:
+			has_mounts = 1;
+			break;
+		/* A guest's fields; an os-mode agent skips them like any unknown field. */
+		case MBX_F_DISK:
+			if (st->guest && (mbx_field_u64(v, n, &guest.disk) < 0 || guest.disk == 0))
+				goto bad;
+			break;
+		case MBX_F_SEED:
+			if (st->guest && (n < MBX_SEED_MIN || n > MBX_SEED_MAX || guest.seed != NULL))
+				goto bad;
+			guest.seed = v;
+			guest.seed_len = n;
+			break;
+		case MBX_F_MAX_PROCS:
+			if (st->guest && (mbx_field_u32(v, n, &guest.max_procs) < 0 || guest.max_procs == 0))
+				goto bad;
+			break;
 		default:
 			break;
 		}
@@ -836,6 +855,26 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 	if (rc < 0)
 		goto bad;
 	degraded_ok = (st->init_flags & MBX_INIT_ALLOW_DEGRADED) != 0;
+	if (!st->guest && (st->init_flags & MBX_INIT_GUEST)) {
+		agent_send_error(st, 0, MBX_EINVAL, 0, NULL,
+				 "INIT for a microvm guest (MBX_INIT_GUEST) sent to the agent of an os-backend sandbox");
+		return -1;
+	}
+	if (st->guest) {
+		/* Descriptors cannot cross the virtio port, and host paths mean
+		 * nothing in the guest: a mount plan is refused, not skipped. */
+		if (!(st->init_flags & MBX_INIT_GUEST)) {
+			agent_send_error(st, 0, MBX_EINVAL, 0, NULL,
+					 "this agent is the init of a microvm guest: INIT must carry MBX_INIT_GUEST");
+			return -1;
+		}
+		if ((st->init_flags & MBX_INIT_SETUP_ROOT) || has_mounts || shm_limit != 0) {
+			agent_send_error(st, 0, MBX_EINVAL, 0, "mount-namespace",
+					 "a microvm guest builds its own root: INIT may not carry a mount plan, "
+					 "descriptors or a SysV IPC limit");
+			return -1;
+		}
+	}
 
 	if (hostname[0] && sethostname(hostname, strlen(hostname)) < 0) {
 		agent_send_error(st, 0, MBX_ESYS, errno, "uts-namespace", "set host name `%s`", hostname);
@@ -886,10 +925,17 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 			return -1;
 	}
 
+	if (st->guest && agent_guest_setup(st, &guest) < 0)
+		return -1;
+
 	/* Payload layers. Landlock is probed and built now so a host without it
-	 * fails at creation, naming the layer, not at the first execute. */
+	 * fails at creation, naming the layer, not at the first execute. In a
+	 * microvm guest the VM is the boundary and the guest kernel has no
+	 * Landlock: not applied, and not reported as skipped either. */
 	st->layers |= MBX_LAYER_NO_NEW_PRIVS | MBX_LAYER_CAPS_DROPPED;
-	if (build_landlock(st, f) == 0) {
+	if (st->guest) {
+		st->landlock_abi = 0;
+	} else if (build_landlock(st, f) == 0) {
 		st->layers |= MBX_LAYER_LANDLOCK;
 	} else if (degraded_ok) {
 		st->skipped |= MBX_LAYER_LANDLOCK;

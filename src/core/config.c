@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "internal.h"
+#include "proto.h"
 #include "platform/linux/safeopen.h"
 
 int mbx_config_new(mbx_config **out, mbx_error **err)
@@ -225,6 +226,10 @@ int mbx_config_set_disk_limit(mbx_config *cfg, uint64_t bytes, mbx_error **err)
 	cfg->disk_explicit = 1;
 	return MBX_OK;
 }
+
+/* The microvm guest agent applies the same rule to MBX_F_DISK. */
+_Static_assert(MBX_DISK_BYTES_PER_INODE == MBX_GUEST_DISK_BYTES_PER_INODE && MBX_DISK_MIN_INODES == MBX_GUEST_DISK_MIN_INODES,
+	       "the guest's inode rule (proto.h) differs from mbx__disk_inodes");
 
 uint64_t mbx__disk_inodes(uint64_t bytes)
 {

@@ -127,6 +127,9 @@ struct mbx_backend_ops {
 	/* Out-of-memory kills in the sandbox so far, or NULL when the backend
 	 * cannot tell. */
 	uint64_t (*oom_kills)(mbx_sandbox *sb);
+	/* Optional: adds to *err what the backend knows about why the channel
+	 * to its agent broke (a VM's console), before the sandbox is destroyed. */
+	void (*explain_broken)(mbx_sandbox *sb, mbx_error **err);
 };
 
 struct mbx_sandbox {

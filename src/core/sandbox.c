@@ -195,6 +195,8 @@ int mbx__sandbox_client(mbx_sandbox *sb, const char *what, struct mbx_client **o
 int mbx__sandbox_after(mbx_sandbox *sb, struct mbx_client *c, int rc, mbx_error **err)
 {
 	if (rc < 0 && c != NULL && c->broken && !sb->destroyed) {
+		if (sb->ops->explain_broken)
+			sb->ops->explain_broken(sb, err);
 		mbx__error_wrap(err, "sandbox %s stopped working and was destroyed", sb->id);
 		mbx_sandbox_destroy(sb, NULL);
 	}

@@ -116,10 +116,13 @@ enum mbx_field_tag {
 	MBX_F_OFFSET = 51,    /* u64 */
 	MBX_F_SECCOMP_EXTRA = 52, /* raw struct sock_filter array, installed before MBX_F_SECCOMP */
 	MBX_F_SHM_LIMIT = 53, /* u64 bytes: SysV IPC sysctls of the sandbox's ipc namespace */
-	MBX_F_DISK = 55,
-	MBX_F_SEED = 56,
-	MBX_F_MAX_PROCS = 57,
 	MBX_F_TARGET = 54,    /* a symlink's target: 1..MBX_PROTO_TARGET_MAX bytes, no NUL */
+	/* INIT of a microvm guest (MBX_INIT_GUEST), docs/microvm.md: */
+	MBX_F_DISK = 55,      /* u64 bytes > 0: size of the guest's storage tmpfs (its inodes follow
+			       * the mbx__disk_inodes rule, MBX_GUEST_DISK_* below) */
+	MBX_F_SEED = 56,      /* MBX_SEED_MIN..MBX_SEED_MAX bytes from the host's getrandom, added to the
+			       * guest's entropy pool before READY */
+	MBX_F_MAX_PROCS = 57, /* u32 > 0: processes of all payloads together (a pids cgroup in the guest) */
 };
 
 /* MBX_F_FLAGS bits of an EXIT message. */
@@ -160,7 +163,16 @@ enum mbx_fop {
 #define MBX_INIT_SETUP_ROOT     (1u << 1) /* build the mount plan and pivot_root */
 #define MBX_INIT_LOOPBACK       (1u << 2) /* bring up lo in the network namespace */
 #define MBX_INIT_UNTRUSTED      (1u << 3) /* stricter Landlock scopes */
-#define MBX_INIT_GUEST          (1u << 4)
+#define MBX_INIT_GUEST          (1u << 4) /* the agent is the init of a microvm guest: no mount plan,
+					   * no descriptors; MBX_F_DISK, MBX_F_SEED, MBX_F_MAX_PROCS apply */
+
+/* MBX_F_SEED length bounds. */
+#define MBX_SEED_MIN 32u
+#define MBX_SEED_MAX 512u
+/* The guest's copy of mbx__disk_inodes() (src/core/config.c): one inode per
+ * this many bytes of MBX_F_DISK, at least the minimum. */
+#define MBX_GUEST_DISK_BYTES_PER_INODE (32u * 1024u)
+#define MBX_GUEST_DISK_MIN_INODES 1024u
 
 /* Landlock access classes of an MBX_F_LL_PATH. */
 #define MBX_LL_READ  1 /* read and execute */

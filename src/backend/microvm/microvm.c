@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -390,19 +391,29 @@ fail:
 	return rc;
 }
 
-/* After a failed call: a channel that broke (QEMU died, the guest hung past
- * the host's deadline) means the VM is gone; tear it down so nothing stays
- * behind, and say so. */
-static int check_broken(mbx_sandbox *sb, struct microvm_sb *m, int rc, mbx_error **err)
+/* What the host knows of a VM whose channel broke: how QEMU ended, and the
+ * end of the guest's console (a kernel panic says why there). */
+static void microvm_explain_broken(mbx_sandbox *sb, mbx_error **err)
 {
+	struct microvm_sb *m = sb->priv;
 	int wstatus;
 
-	if (rc >= 0 || !m->client.broken)
-		return rc;
-	if (mbx__vm_jail_exited(m->jail, &wstatus) == 1)
+	if (m == NULL)
+		return;
+	if (m->jail && mbx__vm_jail_exited(m->jail, &wstatus) == 1)
 		mbx__error_wrap(err, "QEMU ended (%s %d)", WIFSIGNALED(wstatus) ? "signal" : "exit status",
 				WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus));
 	add_console_tail(m, err);
+}
+
+/* After a failed execute: a channel that broke (QEMU died, the guest hung
+ * past the host's deadline) means the VM is gone; tear it down so nothing
+ * stays behind, and say so. */
+static int check_broken(mbx_sandbox *sb, struct microvm_sb *m, int rc, mbx_error **err)
+{
+	if (rc >= 0 || !m->client.broken)
+		return rc;
+	microvm_explain_broken(sb, err);
 	mbx__error_wrap(err, "microVM sandbox %s stopped working and was destroyed", sb->id);
 	sb->destroyed = 1;
 	sb->priv = NULL;
@@ -439,4 +450,5 @@ const struct mbx_backend_ops mbx__microvm_backend = {
 	.exec = microvm_exec,
 	.destroy = microvm_destroy,
 	.client = microvm_client,
+	.explain_broken = microvm_explain_broken,
 };

@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Guest mode: the agent as the init of a microvm guest (docs/microvm.md,
+ * "The guest agent"). The kernel runs it as /init of the initramfs the
+ * library writes (src/backend/microvm/initramfs.c) with the console on fds
+ * 0-2 and nothing else open; that, with PID 1, tells guest mode apart from
+ * the os backend, which always passes the channel as fd 3.
+ *
+ * Boot, before HELLO:
+ *  1. devtmpfs on /dev, proc on /proc, sysfs on /sys (in the initramfs);
+ *  2. the virtio-serial port whose name `mimobox.port=` in /proc/cmdline gives
+ *     is found in /sys/class/virtio-ports/<dev>/name and /dev/<dev> opened as
+ *     fd 3 (the port and its name arrive from the host a little after the
+ *     device: looked for until PORT_WAIT_MS);
+ *  3. the root: the read-only squashfs /dev/vda as the lower layer of an
+ *     overlay whose upper and work directories live in one "storage" tmpfs
+ *     (INIT's MBX_F_DISK sizes it), /workspace and /tmp (1777) in it; /dev,
+ *     /proc, /sys moved in, devpts on /dev/pts, tmpfs on /dev/shm and /run;
+ *  4. the overlay becomes / by mount --move and chroot (pivot_root cannot
+ *     leave an initramfs);
+ *  5. the host's end of the port is waited for (POLLHUP clears once it is
+ *     connected), then main() sends HELLO.
+ *
+ * A failure before the channel exists is printed on the console and the
+ * guest powers off; one after it is kept and answers the host's first
+ * request (so the host reads it where it expects INIT's answer), then the
+ * guest powers off. The end of the guest is always reboot(RB_AUTOBOOT):
+ * QEMU runs with -no-reboot, so it exits.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbx/error.h>
+#include "agent.h"
+
+#define PORT_PARAM "mimobox.port="
+#define PORT_WAIT_MS 10000u   /* the port and its name appear */
+#define HOST_WAIT_MS 60000u   /* the host connects to the port's socket */
+#define FAIL_WAIT_MS 30000u   /* the host's first request after a failed boot */
+#define LOWER "/lower"       /* in the initramfs: the read-only root image */
+#define STORAGE "/storage"   /* in the initramfs: the writable storage tmpfs */
+#define NEWROOT "/newroot"
+#define CGROUP_DIR "/sys/fs/cgroup"
+#define PAYLOAD_CGROUP CGROUP_DIR "/payloads"
+
+/* <linux/random.h>, which the static (musl) build has no copy of. */
+struct mbx_rand_pool_info {
+	int entropy_count; /* bits credited */
+	int buf_size;      /* bytes */
+	uint8_t buf[MBX_SEED_MAX];
+};
+#define MBX_RNDADDENTROPY _IOW('R', 0x03, int[2])
+
+int agent_guest_detect(void)
+{
+	return getpid() == 1 && fcntl(AGENT_FD, F_GETFD) < 0 && errno == EBADF;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Records why the boot failed (first failure wins); errno is kept. */
+static void boot_fail(struct agent_state *st, const char *layer, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void boot_fail(struct agent_state *st, const char *layer, const char *fmt, ...)
+{
+	int e = errno;
+	va_list ap;
+
+	if (st->boot_failed)
+		return;
+	st->boot_failed = 1;
+	st->boot_errno = e;
+	snprintf(st->boot_layer, sizeof(st->boot_layer), "%s", layer);
+	va_start(ap, fmt);
+	vsnprintf(st->boot_msg, sizeof(st->boot_msg), fmt, ap);
+	va_end(ap);
+	/* The console is the guest's log (the host may keep it in a file). */
+	dprintf(2, "mimobox-agent: %s: %s (%s)\n", layer, st->boot_msg, strerror(e));
+	errno = e;
+}
+
+void agent_guest_poweroff(void)
+{
+	sigset_t all;
+
+	/* Everything else in the guest, then the disks' data, then the end.
+	 * As the guest's PID 1, kill(-1) reaches every other process. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	kill(-1, SIGKILL);
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+	sync();
+	reboot(RB_AUTOBOOT);
+	/* Only when reboot itself failed: init exiting panics the kernel,
+	 * which (panic=-1, -no-reboot) ends QEMU all the same. */
+	_exit(1);
+}
+
+static int mount_early(const char *src, const char *dst, const char *type, unsigned long flags, const char *data)
+{
+	if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+		return -1;
+	if (mount(src, dst, type, flags, data) < 0 && errno != EBUSY)
+		return -1;
+	return 0;
+}
+
+/* The value of `mimobox.port=` on the kernel command line, into name. */
+static int port_name(char *name, size_t cap)
+{
+	char line[4096];
+	ssize_t n;
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	line[n] = '\0';
+	for (char *tok = strtok(line, " \t\n"); tok; tok = strtok(NULL, " \t\n")) {
+		size_t len;
+
+		if (strncmp(tok, PORT_PARAM, strlen(PORT_PARAM)) != 0)
+			continue;
+		tok += strlen(PORT_PARAM);
+		len = strlen(tok);
+		if (len == 0 || len >= cap || strchr(tok, '/') != NULL) {
+			errno = EINVAL;
+			return -1;
+		}
+		memcpy(name, tok, len + 1);
+		return 0;
+	}
+	errno = ENOENT;
+	return -1;
+}
+
+/* Looks the port named `want` up in sysfs once; opens its device. Returns
+ * the descriptor, or -1 (errno ENOENT while it is not there yet). */
+static int open_port_once(const char *want)
+{
+	DIR *d = opendir("/sys/class/virtio-ports");
+	struct dirent *de;
+	int fd = -1;
+
+	if (d == NULL)
+		return -1;
+	errno = ENOENT;
+	while ((de = readdir(d)) != NULL) {
+		char path[300], name[256];
+		ssize_t n;
+		int nf;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name", de->d_name);
+		nf = open(path, O_RDONLY | O_CLOEXEC);
+		if (nf < 0)
+			continue;
+		n = read(nf, name, sizeof(name) - 1);
+		close(nf);
+		if (n <= 0)
+			continue;
+		name[n] = '\0';
+		name[strcspn(name, "\n")] = '\0';
+		if (strcmp(name, want) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/dev/%s", de->d_name);
+		fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		break;
+	}
+	{
+		int e = errno;
+
+		closedir(d);
+		errno = e;
+	}
+	return fd;
+}
+
+/* Step 2: the channel as fd 3. */
+static int open_channel(struct agent_state *st)
+{
+	char want[128];
+	unsigned waited = 0;
+	int fd;
+
+	if (port_name(want, sizeof(want)) < 0) {
+		boot_fail(st, "microvm-guest", "the kernel command line names no agent port (" PORT_PARAM "NAME)");
+		return -1;
+	}
+	while ((fd = open_port_once(want)) < 0) {
+		if (errno != ENOENT || waited >= PORT_WAIT_MS) {
+			boot_fail(st, "microvm-guest", "open the agent port `%s`", want);
+			return -1;
+		}
+		sleep_ms(10);
+		waited += 10;
+	}
+	if (fd != AGENT_FD) {
+		if (dup3(fd, AGENT_FD, O_CLOEXEC) < 0) {
+			boot_fail(st, "microvm-guest", "move the agent port to fd 3");
+			close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+/* Step 3 and 4: the overlay root, then switch into it. */
+static int build_root(struct agent_state *st)
+{
+	const char *what;
+
+	what = "mount the root image /dev/vda (squashfs, read-only)";
+	if (mkdir(LOWER, 0755) < 0 && errno != EEXIST)
+		goto fail;
+	if (mount("/dev/vda", LOWER, "squashfs", MS_RDONLY, NULL) < 0)
+		goto fail;
+	/* Sized by INIT (MBX_F_DISK); until then the tmpfs default. */
+	what = "mount the storage tmpfs";
+	if (mkdir(STORAGE, 0755) < 0 && errno != EEXIST)
+		goto fail;
+	if (mount("tmpfs", STORAGE, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		goto fail;
+	st->storage_fd = open(STORAGE, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (st->storage_fd < 0)
+		goto fail;
+	what = "mount the overlay root";
+	if (mkdir(STORAGE "/upper", 0755) < 0 || mkdir(STORAGE "/work", 0755) < 0)
+		goto fail;
+	if (mount("overlay", NEWROOT, "overlay", 0,
+		  "lowerdir=" LOWER ",upperdir=" STORAGE "/upper,workdir=" STORAGE "/work") < 0)
+		goto fail;
+	what = "make /workspace and /tmp";
+	if ((mkdir(NEWROOT "/workspace", 0755) < 0 && errno != EEXIST) || chmod(NEWROOT "/workspace", 0755) < 0)
+		goto fail;
+	if ((mkdir(NEWROOT "/tmp", 01777) < 0 && errno != EEXIST) || chmod(NEWROOT "/tmp", 01777) < 0)
+		goto fail;
+	what = "move /dev, /proc and /sys into the root";
+	if ((mkdir(NEWROOT "/dev", 0755) < 0 && errno != EEXIST) || (mkdir(NEWROOT "/proc", 0555) < 0 && errno != EEXIST) ||
+	    (mkdir(NEWROOT "/sys", 0555) < 0 && errno != EEXIST))
+		goto fail;
+	if (mount("/dev", NEWROOT "/dev", NULL, MS_MOVE, NULL) < 0 || mount("/proc", NEWROOT "/proc", NULL, MS_MOVE, NULL) < 0 ||
+	    mount("/sys", NEWROOT "/sys", NULL, MS_MOVE, NULL) < 0)
+		goto fail;
+	/* Terminals: the devtmpfs /dev/ptmx opens the devpts instance at
+	 * /dev/pts beside it (what posix_openpt uses). */
+	what = "mount devpts on /dev/pts";
+	if (mount_early("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "ptmxmode=0666,mode=0620") < 0)
+		goto fail;
+	what = "mount tmpfs on /dev/shm";
+	if (mount_early("tmpfs", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+		goto fail;
+	what = "mount tmpfs on /run";
+	if (mount_early("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		goto fail;
+	what = "switch to the new root";
+	if (chdir(NEWROOT) < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		goto fail;
+	return 0;
+fail:
+	boot_fail(st, "mount-namespace", "%s", what);
+	return -1;
+}
+
+/* Step 5: the host's end of the port. virtio_console reports POLLHUP while
+ * the host side is not connected, and reads then give end of file. */
+static int wait_host(struct agent_state *st)
+{
+	unsigned waited = 0;
+
+	for (;;) {
+		struct pollfd p = { .fd = AGENT_FD, .events = POLLOUT };
+
+		if (poll(&p, 1, 0) < 0 && errno != EINTR)
+			return -1;
+		if (!(p.revents & (POLLHUP | POLLERR | POLLNVAL)))
+			return 0;
+		if (waited >= HOST_WAIT_MS) {
+			errno = ETIMEDOUT;
+			boot_fail(st, "microvm-guest", "the host did not connect to the agent port");
+			return -1;
+		}
+		sleep_ms(2);
+		waited += 2;
+	}
+}
+
+void agent_guest_boot(struct agent_state *st)
+{
+	/* The initramfs has /dev/console (the kernel opened it for us), /dev,
+	 * /proc, /sys and /newroot: the rest is made here. */
+	if (mount_early("devtmpfs", "/dev", "devtmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755") < 0) {
+		boot_fail(st, "microvm-guest", "mount devtmpfs on /dev");
+		agent_guest_poweroff();
+	}
+	if (mount_early("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 ||
+	    mount_early("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		boot_fail(st, "microvm-guest", "mount /proc and /sys");
+		agent_guest_poweroff();
+	}
+	if (open_channel(st) < 0)
+		agent_guest_poweroff();
+	/* From here a failure is reported on the channel (agent_guest_failed). */
+	build_root(st);
+	if (wait_host(st) < 0)
+		agent_guest_poweroff();
+}
+
+void agent_guest_failed(struct agent_state *st)
+{
+	unsigned waited = 0;
+
+	/* The host sends INIT right after HELLO: answer it (or whatever comes
+	 * first) with the boot failure, so it reads the error where it waits
+	 * for READY. */
+	while (waited < FAIL_WAIT_MS) {
+		struct pollfd p = { .fd = st->chan, .events = POLLIN };
+		struct mbx_frame f;
+		uint8_t *buf;
+		ssize_t n;
+		int rc;
+
+		if (poll(&p, 1, 100) < 0 && errno != EINTR)
+			break;
+		waited += 100;
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		buf = mbx_rbuf_space(&st->in, 65536);
+		if (buf == NULL)
+			break;
+		n = read(st->chan, buf, 65536);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		mbx_rbuf_commit(&st->in, (size_t)n);
+		rc = mbx_rbuf_next(&st->in, &f);
+		if (rc < 0)
+			break;
+		if (rc == 0)
+			continue;
+		agent_send_error(st, f.type == MBX_MSG_INIT ? 0 : f.id, MBX_ESYS, st->boot_errno, st->boot_layer,
+				 "the microvm guest did not start: %s: %s", st->boot_msg, strerror(st->boot_errno));
+		agent_flush(st, 1);
+		break;
+	}
+	agent_guest_poweroff();
+}
+
+/* INIT's MBX_F_DISK: the storage tmpfs gets its size and inode count. */
+static int resize_storage(struct agent_state *st, uint64_t bytes)
+{
+	uint64_t inodes = bytes / MBX_GUEST_DISK_BYTES_PER_INODE;
+	char opts[96], path[64];
+
+	if (inodes < MBX_GUEST_DISK_MIN_INODES)
+		inodes = MBX_GUEST_DISK_MIN_INODES;
+	snprintf(opts, sizeof(opts), "size=%llu,nr_inodes=%llu", (unsigned long long)bytes, (unsigned long long)inodes);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", st->storage_fd);
+	if (st->storage_fd < 0 || mount(NULL, path, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, opts) < 0) {
+		agent_send_error(st, 0, MBX_ESYS, errno, "limits", "size the guest's storage (%s)", opts);
+		return -1;
+	}
+	return 0;
+}
+
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n, len = (ssize_t)strlen(text);
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, (size_t)len);
+	if (n != len) {
+		int e = n < 0 ? errno : EIO;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return close(fd);
+}
+
+/*
+ * INIT's MBX_F_MAX_PROCS: a pids cgroup every mini-init enters before it
+ * forks its program (payload.c), so all payloads together stay within the
+ * limit. The agent keeps the cgroup's cgroup.procs open and unmounts the
+ * hierarchy again: a payload (uid 0 without capabilities, which file
+ * permissions alone would let write pids.max) cannot reach it.
+ */
+static int limit_processes(struct agent_state *st, uint32_t max_procs)
+{
+	char text[32];
+	const char *what = "mount cgroup2 on " CGROUP_DIR;
+
+	if (mount("cgroup2", CGROUP_DIR, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		goto fail;
+	what = "enable the pids controller";
+	if (write_text(CGROUP_DIR "/cgroup.subtree_control", "+pids") < 0)
+		goto fail_mounted;
+	what = "make the payload cgroup";
+	if (mkdir(PAYLOAD_CGROUP, 0755) < 0 && errno != EEXIST)
+		goto fail_mounted;
+	what = "set pids.max";
+	snprintf(text, sizeof(text), "%u", max_procs);
+	if (write_text(PAYLOAD_CGROUP "/pids.max", text) < 0)
+		goto fail_mounted;
+	what = "open the payload cgroup";
+	st->cgroup_procs_fd = open(PAYLOAD_CGROUP "/cgroup.procs", O_WRONLY | O_CLOEXEC);
+	if (st->cgroup_procs_fd < 0)
+		goto fail_mounted;
+	what = "unmount " CGROUP_DIR;
+	if (umount2(CGROUP_DIR, MNT_DETACH) < 0)
+		goto fail;
+	return 0;
+fail_mounted:
+	{
+		int e = errno;
+
+		umount2(CGROUP_DIR, MNT_DETACH);
+		errno = e;
+	}
+fail:
+	agent_send_error(st, 0, MBX_ENOTSUP, errno, "limits", "limit the guest's processes to %u: %s", max_procs, what);
+	return -1;
+}
+
+/* INIT's MBX_F_SEED: host randomness credited to the guest's pool, so a
+ * guest (or a restored copy of one) never starts from the same state. */
+static int add_seed(struct agent_state *st, const uint8_t *seed, uint32_t len)
+{
+	struct mbx_rand_pool_info req;
+	int fd, rc;
+
+	memset(&req, 0, sizeof(req));
+	req.entropy_count = (int)(len * 8);
+	req.buf_size = (int)len;
+	memcpy(req.buf, seed, len);
+	fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+	rc = fd < 0 ? -1 : ioctl(fd, MBX_RNDADDENTROPY, &req);
+	if (rc < 0)
+		agent_send_error(st, 0, MBX_ESYS, errno, "microvm-guest", "add the host's seed to the guest's random pool");
+	if (fd >= 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+	}
+	explicit_bzero(&req, sizeof(req));
+	return rc;
+}
+
+int agent_guest_setup(struct agent_state *st, const struct agent_guest_init *g)
+{
+	if (g->disk && resize_storage(st, g->disk) < 0)
+		return -1;
+	if (g->max_procs && limit_processes(st, g->max_procs) < 0)
+		return -1;
+	if (g->seed && add_seed(st, g->seed, g->seed_len) < 0)
+		return -1;
+	return 0;
+}
