@@ -38,7 +38,7 @@ ROOTFS_RECIPE_VERSION=1
 # What building needs, installed with apt-get when missing (deliberately not in
 # scripts/deps.sh: the default build and test never build a kernel).
 VM_PACKAGES="linux-source-6.1 make gcc libc6-dev bc flex bison libelf-dev cpio xz-utils
-debootstrap squashfs-tools qemu-system-x86"
+debootstrap squashfs-tools qemu-system-x86 qemu-system-common"
 
 MIRROR=${MIMOBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 NICE="nice -n 19 ionice -c3"
@@ -139,16 +139,31 @@ manifest_sum() {
 	awk -v f="$1" '$2 == f { print $1 }' "$dir/manifest"
 }
 
+# lock_shared: the manifest's lock, shared, on fd 8; 1 when there is none
+# to take (a directory this user cannot write, without the lock file: no
+# build of ours changes it). A read-only open is enough for a shared lock,
+# so another user verifies root's assets.
+lock_shared() {
+	if [ -w "$dir/.manifest.lock" ] || { [ ! -e "$dir/.manifest.lock" ] && [ -w "$dir" ]; }; then
+		exec 8>"$dir/.manifest.lock"
+	elif [ -r "$dir/.manifest.lock" ]; then
+		exec 8<"$dir/.manifest.lock"
+	else
+		return 1
+	fi
+	flock -s 8
+}
+
 # verify_one FILE: 0 when verified, 1 when not built yet; dies when damaged.
 verify_one() {
-	if [ -d "$dir" ]; then
-		exec 8>"$dir/.manifest.lock"
-		flock -s 8
+	locked=0
+	if [ -d "$dir" ] && lock_shared; then
+		locked=1
 	fi
 	check_manifest
 	want=$(manifest_sum "$1")
 	if [ -e "$dir/$1" ]; then there=1; else there=0; fi
-	[ ! -d "$dir" ] || flock -u 8
+	[ "$locked" = 0 ] || flock -u 8
 	if [ -z "$want" ]; then
 		[ "$there" = 0 ] || die "$dir/$1 exists but the manifest does not record it (an interrupted build?): remove $dir and run again"
 		return 1
