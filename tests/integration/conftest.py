@@ -372,6 +372,16 @@ def cli(guard):
 
 
 @pytest.fixture(scope="session")
+def microvm_runs():
+    """Whether a microvm sandbox can be made here. The doctor's answer for
+    the backend is its prerequisites (QEMU, verified guest assets); whether
+    the backend itself runs, only trying tells."""
+    r = subprocess.run([CLI, "run", "--isolation", "microvm", "--", "true"], capture_output=True,
+                       env=host_env({"MIMOBOX_LOG": "off"}), timeout=120)
+    return r.returncode == 0
+
+
+@pytest.fixture(scope="session")
 def doctor():
     r = subprocess.run([CLI, "doctor", "--json"], capture_output=True, env=host_env(), timeout=60)
     assert r.returncode == 0, r
