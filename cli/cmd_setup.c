@@ -54,7 +54,8 @@ static void usage(void)
 	       "The directory: $MIMOBOX_VM_DIR when set, else the one this build was\n"
 	       "configured with.\n"
 	       "\n"
-	       "Exit status: 0 when the assets are there and verified, 1 otherwise.\n");
+	       "Exit status: 0 when the assets are there and verified, 1 when not,\n"
+	       "125 for bad arguments.\n");
 }
 
 /* The guest asset script this CLI runs (see the top). */
@@ -121,9 +122,11 @@ static int run_script(const char *script, const char *mode, char *out, size_t le
 		if (got == len - 1) {
 			/* more than a directory name: drain the rest */
 			char sink[512];
+			ssize_t m;
 
-			while (read(fds[0], sink, sizeof(sink)) > 0 || errno == EINTR)
-				;
+			do
+				m = read(fds[0], sink, sizeof(sink));
+			while (m > 0 || (m < 0 && errno == EINTR));
 			break;
 		}
 	}
