@@ -11,7 +11,7 @@
  * with O_NOFOLLOW, and the directory, the manifest and the assets must be
  * owned by root or the caller and writable by nobody else.
  *
- * Hashing 40 MB on every VM start would cost a third of a second, so a
+ * Hashing the 44 MB on every VM start would cost about half a second, so a
  * verified asset leaves a stamp keyed on (st_dev, st_ino, size, mtime ns,
  * ctime ns): in the process (mutex-protected) and in
  * <state base>/vm-assets.stamp (private to the caller: a stamp file that
