@@ -74,6 +74,17 @@ static const char *or_empty(const char *s)
 	return s ? s : "";
 }
 
+/* "KVM" or "TCG", from the vm-accelerator check's detail. */
+static const char *vm_accel_word(const mbx_probe *probe)
+{
+	size_t i, n = mbx_probe_count(probe);
+
+	for (i = 0; i < n; i++)
+		if (strcmp(or_empty(mbx_probe_name(probe, i)), "vm-accelerator") == 0)
+			return strncmp(or_empty(mbx_probe_detail(probe, i)), "KVM", 3) == 0 ? "KVM" : "TCG";
+	return "TCG";
+}
+
 static void print_text(const mbx_probe *probe)
 {
 	size_t i, n = mbx_probe_count(probe), width = 7;
@@ -97,7 +108,10 @@ static void print_text(const mbx_probe *probe)
 
 		reason = NULL;
 		snprintf(label, sizeof(label), "%s:", or_empty(mbx_isolation_name(backends[i])));
-		if (mbx_probe_backend(probe, backends[i], &reason))
+		if (mbx_probe_backend(probe, backends[i], &reason) && backends[i] == MBX_ISOLATION_MICROVM)
+			printf("backend %-8s available (its prerequisites: QEMU and guest assets that verify; %s)\n",
+			       label, vm_accel_word(probe));
+		else if (mbx_probe_backend(probe, backends[i], &reason))
 			printf("backend %-8s available\n", label);
 		else
 			printf("backend %-8s unavailable: %s\n", label, reason ? reason : "no reason given");

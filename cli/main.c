@@ -40,6 +40,7 @@ static const struct cli_verb verbs[] = {
 	{ "http", cli_cmd_http, "make an HTTP request under a named sandbox's network policy" },
 	{ "rm", cli_cmd_rm, "destroy a named sandbox, or remove a path in one (NAME:PATH)" },
 	{ "doctor", cli_cmd_doctor, "check what this host supports" },
+	{ "setup", cli_cmd_setup, "build or check the microvm guest assets (setup vm)" },
 	{ "version", cmd_version, "print the version" },
 };
 

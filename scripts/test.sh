@@ -37,6 +37,39 @@ record() { # record NAME STATUS
 
 "$top/scripts/build.sh" "$top/build" || { echo "tests: 0 passed, 1 failed"; exit 1; }
 
+# The microvm backend's host side: QEMU (qemu-system-common brings virtiofsd)
+# and the guest assets, built once into the user's cache by
+# scripts/vm-assets.sh (minutes the first time, with its own apt-get
+# packages; afterwards only verified). The library's default asset directory
+# is the one the script names, so stage 1 finds them there; the unprivileged
+# stage gets a copy (docs/microvm.md).
+vm_setup() {
+	local need="" p
+	for p in qemu-system-x86 qemu-system-common; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
+	done
+	if [ -n "$need" ]; then
+		[ "$(id -u)" -eq 0 ] || { echo "mimobox: missing:$need (apt-get install$need as root)" >&2; return 1; }
+		echo "mimobox: installing:$need" >&2
+		# shellcheck disable=SC2086
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null ||
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null; } ||
+			return 1
+	fi
+	vm_dir=$(MIMOBOX_VM_DIR='' "$top/scripts/vm-assets.sh" build) && [ -n "$vm_dir" ]
+}
+vm_dir=""
+if ! vm_setup; then
+	vm_dir=""
+	if [ "${MBX_REQUIRE_ALL:-0}" = 1 ]; then
+		echo "mimobox: error: the microvm guest assets or QEMU could not be set up (see above)." >&2
+		echo "mimobox: fix: run scripts/vm-assets.sh as root with access to the Debian archive (see docs/microvm.md)." >&2
+		echo "tests: 0 passed, 1 failed"
+		exit 1
+	fi
+	echo "mimobox: WARNING: no microvm guest assets: the microvm tests see the backend unavailable." >&2
+fi
+
 stage "1. unit, fuzz replay, integration as $(id -un)"
 meson test -C "$top/build" --print-errorlogs --logbase mbx
 count_meson "$top/build" "root"
@@ -60,11 +93,21 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 			"$top/python/pyproject.toml" "$top/python/README.md" "$rl/python/"
 		cp -a "$top/README.md" "$rl/"   # its Python quick start is run by the tests
 		cp -a "$top/fuzz" "$rl/fuzz"
+		# The microvm guest assets (root's cache is out of reach) and the
+		# script `mimobox setup vm` runs, with its kernel config fragment.
+		vm_env=()
+		if [ -n "$vm_dir" ]; then
+			cp -a "$vm_dir" "$rl/vm"
+			mkdir -p "$rl/scripts" "$rl/tools"
+			cp -a "$top/scripts/vm-assets.sh" "$rl/scripts/"
+			cp -a "$top/tools/vm" "$rl/tools/"
+			vm_env=("MIMOBOX_VM_DIR=$rl/vm" "MIMOBOX_VM_SCRIPT=$rl/scripts/vm-assets.sh")
+		fi
 		chmod -R a+rX "$rl"
 		as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
 			env -i PATH="$PATH" HOME=/tmp LANG=C.UTF-8 MBX_TEST_MUST_WORK="$MBX_TEST_MUST_WORK" \
 			MIMOBOX_CLI="$rl/build/mimobox" MIMOBOX_LIB="$rl/build/libmimobox.so" \
-			MIMOBOX_HELPERS="$rl/build/tests" "$@"; }
+			MIMOBOX_HELPERS="$rl/build/tests" "${vm_env[@]}" "$@"; }
 		for t in "$rl"/build/tests/test-*; do
 			[ -f "$t" ] && [ -x "$t" ] || continue
 			( cd /tmp && as_nobody "$t" ) >"$rl/$(basename "$t").log" 2>&1

@@ -11,6 +11,8 @@
 #   $cache/vm/<hash>/manifest         "<sha256>  <file>" for every asset (sha256sum -c format)
 #
 # where $cache is $MIMOBOX_CACHE_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/mimobox.
+# $MIMOBOX_VM_DIR (absolute), when set, is the directory instead of $cache/vm/<hash>:
+# the library looks there too, so `mimobox setup vm` and the backend agree.
 # <hash> covers everything that decides the assets' content (the pinned kernel
 # source version, the config fragment, the root's suite and packages, this
 # recipe's version), so changing any of them gives a new directory; an asset
@@ -36,7 +38,7 @@ ROOTFS_RECIPE_VERSION=1
 # What building needs, installed with apt-get when missing (deliberately not in
 # scripts/deps.sh: the default build and test never build a kernel).
 VM_PACKAGES="linux-source-6.1 make gcc libc6-dev bc flex bison libelf-dev cpio xz-utils
-debootstrap squashfs-tools qemu-system-x86"
+debootstrap squashfs-tools qemu-system-x86 qemu-system-common"
 
 MIRROR=${MIMOBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 NICE="nice -n 19 ionice -c3"
@@ -92,7 +94,11 @@ asset_recipe() {
 }
 
 hash=$(recipe | sha256sum | cut -c1-16)
-dir=$cache/vm/$hash
+dir=${MIMOBOX_VM_DIR:-$cache/vm/$hash}
+case $dir in
+	/*) ;;
+	*) die "MIMOBOX_VM_DIR must be an absolute path, not '$dir'" ;;
+esac
 
 if [ "$mode" = dir ]; then
 	echo "$dir"
@@ -105,26 +111,65 @@ case $what in
 	all) assets="vmlinuz rootfs.squashfs" ;;
 esac
 
+# check_private PATH: owned by root or us, writable by nobody else, no
+# symlink (the library refuses anything else: src/backend/microvm/assets.c).
+check_private() {
+	[ ! -L "$1" ] || die "$1 is a symbolic link (refused): use the directory it points to, or remove it and build again"
+	owner=$(stat -c %u "$1")
+	[ "$owner" = 0 ] || [ "$owner" = "$(id -u)" ] ||
+		die "$1 is owned by uid $owner, neither root nor you: use assets that root or you own"
+	[ -z "$(find "$1" -maxdepth 0 -perm /022)" ] ||
+		die "$1 is writable by other users (mode $(stat -c %a "$1")): chmod go-w '$1'"
+}
+
+# check_manifest: every line "<64 lowercase hex>  <asset>", each asset at most
+# once, nothing else (the library's rules: a manifest is untrusted input).
+check_manifest() {
+	[ -f "$dir/manifest" ] || return 0
+	check_private "$dir/manifest"
+	[ "$(stat -c %s "$dir/manifest")" -le 4096 ] || die "$dir/manifest is damaged (over 4096 bytes): remove $dir and run again"
+	# (no {64}: mawk has no interval expressions)
+	bad=$(awk '!/^[0-9a-f]+  (vmlinuz|rootfs\.squashfs)$/ || index($0, "  ") != 65 || seen[$2]++ { print NR; exit }' "$dir/manifest")
+	[ -z "$bad" ] || die "$dir/manifest is damaged (line $bad is not '<sha256>  <asset>' or repeats an asset): remove $dir and run again"
+}
+
 # manifest_sum FILE: the SHA-256 the manifest records for FILE, or nothing.
 manifest_sum() {
 	[ -f "$dir/manifest" ] || return 0
 	awk -v f="$1" '$2 == f { print $1 }' "$dir/manifest"
 }
 
+# lock_shared: the manifest's lock, shared, on fd 8; 1 when there is none
+# to take (a directory this user cannot write, without the lock file: no
+# build of ours changes it). A read-only open is enough for a shared lock,
+# so another user verifies root's assets.
+lock_shared() {
+	if [ -w "$dir/.manifest.lock" ] || { [ ! -e "$dir/.manifest.lock" ] && [ -w "$dir" ]; }; then
+		exec 8>"$dir/.manifest.lock"
+	elif [ -r "$dir/.manifest.lock" ]; then
+		exec 8<"$dir/.manifest.lock"
+	else
+		return 1
+	fi
+	flock -s 8
+}
+
 # verify_one FILE: 0 when verified, 1 when not built yet; dies when damaged.
 verify_one() {
-	if [ -d "$dir" ]; then
-		exec 8>"$dir/.manifest.lock"
-		flock -s 8
+	locked=0
+	if [ -d "$dir" ] && lock_shared; then
+		locked=1
 	fi
+	check_manifest
 	want=$(manifest_sum "$1")
 	if [ -e "$dir/$1" ]; then there=1; else there=0; fi
-	[ ! -d "$dir" ] || flock -u 8
+	[ "$locked" = 0 ] || flock -u 8
 	if [ -z "$want" ]; then
 		[ "$there" = 0 ] || die "$dir/$1 exists but the manifest does not record it (an interrupted build?): remove $dir and run again"
 		return 1
 	fi
 	[ -f "$dir/$1" ] || die "$dir/$1 is recorded in the manifest but missing: the cache is damaged; remove $dir and run again"
+	check_private "$dir/$1"
 	got=$(sha256sum "$dir/$1" | cut -d' ' -f1)
 	[ "$got" = "$want" ] || die "$dir/$1 fails its SHA-256 check (manifest $want, file $got): the cache is damaged; remove $dir and run again"
 	return 0
@@ -149,7 +194,8 @@ install_asset() {
 }
 
 if [ "$mode" = verify ]; then
-	[ -d "$dir" ] || die "no assets at $dir: build them with scripts/vm-assets.sh build"
+	[ -d "$dir" ] || die "no assets at $dir: build them with scripts/vm-assets.sh build (or: mimobox setup vm)"
+	check_private "$dir"
 	for a in $assets; do
 		verify_one "$a" || die "$dir/$a is not built: build it with scripts/vm-assets.sh build"
 		say "$a verified"
@@ -160,8 +206,18 @@ fi
 
 # --- build mode ---
 
+# Nothing here may be writable by others (the library refuses such assets).
+umask 022
 mkdir -p "$dir"
-[ -f "$dir/recipe" ] || { recipe >"$dir/.recipe.tmp" && mv -f "$dir/.recipe.tmp" "$dir/recipe"; }
+check_private "$dir"
+if [ -f "$dir/recipe" ]; then
+	# Only reachable through MIMOBOX_VM_DIR (else the name is the recipe's hash):
+	# never add assets of this recipe to a directory of another.
+	recipe | cmp -s - "$dir/recipe" ||
+		die "$dir holds assets of another recipe (see $dir/recipe): point MIMOBOX_VM_DIR elsewhere, or remove $dir"
+else
+	recipe >"$dir/.recipe.tmp" && mv -f "$dir/.recipe.tmp" "$dir/recipe"
+fi
 
 [ "$(id -u)" = 0 ] || {
 	missing=

@@ -50,6 +50,11 @@ MBX_EXTERN(const char *) mbx_probe_hint(const mbx_probe *probe, size_t i);
 
 /**
  * @brief Whether a backend can run sandboxes on this host.
+ *
+ * For MBX_ISOLATION_MICROVM the answer is its prerequisites: QEMU runs and the
+ * guest assets (kernel and root image) verify against their manifest (checks
+ * "qemu" and "vm-assets"; the accelerator, "vm-accelerator", only decides the
+ * speed).
  * @param isolation MBX_ISOLATION_OS, _WASM or _MICROVM
  * @param[out] reason when not available, why and what to do (borrowed); may be NULL
  * @return 1 when available, 0 otherwise

@@ -31,6 +31,8 @@
 
 #include "internal.h"
 #include "backend/linux/cgroup.h"
+#include "backend/microvm/assets.h"
+#include "backend/microvm/qemu-cmdline.h"
 #include "platform/linux/syscalls.h"
 #include "platform/linux/closefds.h"
 
@@ -54,6 +56,7 @@ struct mbx_probe {
 	struct probe_check checks[PROBE_MAX_CHECKS];
 	size_t n;
 	char *os_reason; /* NULL when the os backend can run */
+	char *vm_reason; /* NULL when the microvm backend's prerequisites are there */
 	int oom;         /* an allocation failed while building */
 };
 
@@ -75,6 +78,8 @@ enum {
 	C_DISK,
 	C_KVM,
 	C_QEMU,
+	C_VM_ACCEL,
+	C_VM_ASSETS,
 	C_WASMTIME,
 	C_PASTA,
 	C_COUNT
@@ -717,6 +722,69 @@ static void probe_qemu(mbx_probe *p)
 	free(path);
 }
 
+/* The accelerator the microvm backend picks (mbx__vm_accel(), the same
+ * decision it makes at VM start) and why. */
+static void probe_vm_accel(mbx_probe *p)
+{
+	struct probe_check *c = add_check(p, "vm-accelerator", MBX_PROBE_PARTIAL);
+	const char *virt;
+	int hw = cpu_has_virt(&virt), fd, e = 0;
+
+	if (mbx__vm_accel() == MBX_VM_ACCEL_KVM) {
+		c->status = MBX_PROBE_OK;
+		set_detail(p, c, "KVM: the CPU has %s and /dev/kvm opens read-write", virt ? virt : "vmx/svm");
+		return;
+	}
+	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		e = errno;
+	else
+		close(fd);
+	if (!hw && e == ENOENT)
+		set_detail(p, c, "TCG (software emulation, several times slower than KVM): the CPU shows no vmx/svm "
+			   "and there is no /dev/kvm");
+	else if (!hw)
+		set_detail(p, c, "TCG (software emulation, several times slower than KVM): the CPU shows no vmx/svm "
+			   "(a /dev/kvm without them is paravirtual and cannot boot a stock guest kernel)");
+	else if (e != 0)
+		set_detail(p, c, "TCG (software emulation, several times slower than KVM): the CPU has %s but "
+			   "/dev/kvm: %s", virt, strerror(e));
+	else
+		set_detail(p, c, "TCG (software emulation, several times slower than KVM): /proc/cpuinfo or /dev/kvm "
+			   "changed while they were read");
+	if (!hw)
+		set_hint(p, c, "a host with hardware virtualization (or nested virtualization enabled) runs "
+			 "microVMs with KVM");
+	else if (e == ENOENT)
+		set_hint(p, c, "load the kvm_intel or kvm_amd module");
+	else
+		set_hint(p, c, "add this user to the kvm group (or give it rw access to /dev/kvm)");
+}
+
+/* The guest kernel and root image, found and verified exactly as the
+ * backend does before a VM starts (src/backend/microvm/assets.c). */
+static void probe_vm_assets(mbx_probe *p)
+{
+	struct probe_check *c = add_check(p, "vm-assets", MBX_PROBE_UNAVAILABLE);
+	struct mbx_vm_assets a = { NULL, NULL, NULL };
+	const char *env = getenv("MIMOBOX_VM_DIR");
+	const char *from = env && *env ? "MIMOBOX_VM_DIR" : "the build's default";
+	mbx_error *e = NULL;
+
+	if (mbx__vm_assets_find(&a, &e) == MBX_OK) {
+		c->status = MBX_PROBE_OK;
+		set_detail(p, c, "%s (%s): vmlinuz and rootfs.squashfs match their manifest (SHA-256)", a.dir, from);
+		mbx__vm_assets_release(&a);
+		return;
+	}
+	set_detail(p, c, "%s", e && mbx_error_message(e) ? mbx_error_message(e) : "out of memory");
+	if (e && mbx_error_code(e) == MBX_ENOMEM)
+		p->oom = 1;
+	if (e && mbx_error_suggestion(e))
+		set_hint(p, c, "%s", mbx_error_suggestion(e));
+	mbx_error_free(e);
+}
+
 /* The wasm backend works when an engine can be made and compiles a tiny
  * module (the engine is then kept for the process). */
 static void probe_wasmtime(mbx_probe *p)
@@ -794,6 +862,33 @@ static void os_verdict(mbx_probe *p)
 	p->os_reason = reason;
 }
 
+/* What the microvm backend lacks here, or NULL (in p->vm_reason): QEMU and
+ * verified guest assets. The accelerator only decides the speed. */
+static void vm_verdict(mbx_probe *p)
+{
+	static const int needed[] = { C_QEMU, C_VM_ASSETS };
+	char *reason = NULL;
+
+	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+		const struct probe_check *c = &p->checks[needed[i]];
+		char *next = NULL;
+		int n;
+
+		if (c->status == MBX_PROBE_OK)
+			continue;
+		n = asprintf(&next, "%s%s%s%s%s", reason ? reason : "", reason ? "; " : "",
+			     c->detail ? c->detail : c->name, c->hint ? ": " : "", c->hint ? c->hint : "");
+		free(reason);
+		reason = NULL;
+		if (n < 0) {
+			p->oom = 1;
+			return;
+		}
+		reason = next;
+	}
+	p->vm_reason = reason;
+}
+
 /* ---- public API ---- */
 
 void mbx_probe_free(mbx_probe *probe)
@@ -807,6 +902,7 @@ void mbx_probe_free(mbx_probe *probe)
 		free(probe->checks[i].hint);
 	}
 	free(probe->os_reason);
+	free(probe->vm_reason);
 	free(probe);
 }
 
@@ -826,10 +922,14 @@ int mbx_probe_run(mbx_probe **out, mbx_error **err)
 	probe_limits(p);
 	probe_kvm(p);
 	probe_qemu(p);
+	probe_vm_accel(p);
+	probe_vm_assets(p);
 	probe_wasmtime(p);
 	probe_pasta(p);
 	if (!p->oom && p->n == C_COUNT)
 		os_verdict(p);
+	if (!p->oom && p->n == C_COUNT)
+		vm_verdict(p);
 	if (p->oom || p->n != C_COUNT) {
 		mbx_probe_free(p);
 		return mbx__error_oom(err);
@@ -892,7 +992,12 @@ int mbx_probe_backend(const mbx_probe *probe, mbx_isolation_t isolation, const c
 		ok = why == NULL;
 		break;
 	case MBX_ISOLATION_MICROVM:
-		why = "the microvm backend is not part of this build yet";
+		/* Its prerequisites: QEMU and guest assets that verify. */
+		if (probe == NULL)
+			why = "no probe report";
+		else
+			why = probe->vm_reason;
+		ok = why == NULL;
 		break;
 	case MBX_ISOLATION_AUTO:
 		why = "auto is a routing choice, not a backend: ask about os, wasm or microvm";

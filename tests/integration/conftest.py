@@ -347,8 +347,10 @@ def guard(base_tmp, monkeypatch):
                 pass
         time.sleep(0.2)
         reap_zombies()
-    # The wasm module cache's MAC key is the user's, not a sandbox's: it stays.
-    entries = sorted(e for e in os.listdir(g.state_dir) if e != "wasm-cache.key") if os.path.isdir(g.state_dir) else []
+    # The wasm module cache's MAC key and the microvm assets' verified stamps
+    # are the user's, not a sandbox's: they stay.
+    user_files = ("wasm-cache.key", "vm-assets.stamp")
+    entries = sorted(e for e in os.listdir(g.state_dir) if e not in user_files) if os.path.isdir(g.state_dir) else []
     if entries:
         problems.append("state directory %s still holds %s" % (g.state_dir, entries))
     leftover_cgroups = []
@@ -372,6 +374,16 @@ def guard(base_tmp, monkeypatch):
 @pytest.fixture
 def cli(guard, request):
     return Cli(guard, backend_of(request))
+
+
+@pytest.fixture(scope="session")
+def microvm_runs():
+    """Whether a microvm sandbox can be made here. The doctor's answer for
+    the backend is its prerequisites (QEMU, verified guest assets); whether
+    the backend itself runs, only trying tells."""
+    r = subprocess.run([CLI, "run", "--isolation", "microvm", "--", "true"], capture_output=True,
+                       env=host_env({"MIMOBOX_LOG": "off"}), timeout=120)
+    return r.returncode == 0
 
 
 @pytest.fixture(scope="session")

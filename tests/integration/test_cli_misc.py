@@ -52,7 +52,8 @@ def test_doctor_json(cli):
     assert r.rc == 0, r
     d = json.loads(r.out)
     names = [c["name"] for c in d["checks"]]
-    for want in ("user-namespaces", "seccomp", "landlock", "cgroup-v1", "cgroup-v2", "kvm", "qemu", "wasmtime"):
+    for want in ("user-namespaces", "seccomp", "landlock", "cgroup-v1", "cgroup-v2", "kvm", "qemu", "vm-accelerator",
+                 "vm-assets", "wasmtime"):
         assert want in names, "doctor does not report %s: %s" % (want, names)
     for c in d["checks"]:
         assert c["status"] in ("ok", "partial", "unavailable"), c

@@ -57,6 +57,13 @@ def test_install_layout_and_pkg_config(tmp_path):
     dest = tmp_path / "dest"
     subprocess.run(["meson", "install", "-C", str(BUILD), "--destdir", str(dest), "--quiet", "--no-rebuild"],
                    check=True, capture_output=True, timeout=300)
+    # `mimobox setup vm` of an installed CLI runs the installed guest asset
+    # script, with the kernel config fragment where the script looks for it.
+    scripts = list(dest.rglob("share/mimobox/scripts/vm-assets.sh"))
+    assert len(scripts) == 1 and os.access(scripts[0], os.X_OK), scripts
+    share = scripts[0].parent.parent
+    assert (share / "tools" / "vm" / "kernel.config").read_bytes() == \
+        (TOP / "tools" / "vm" / "kernel.config").read_bytes()
     libdirs = [p.parent for p in dest.rglob("libmimobox.so.0")]
     assert len(libdirs) == 1
     libdir = libdirs[0]
