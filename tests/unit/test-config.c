@@ -200,7 +200,7 @@ static void test_routing(void)
 	 * the os backend when that cannot start (here: no guest assets). */
 	setenv("MIMOBOX_VM_DIR", "/nonexistent/mimobox-vm-assets", 1);
 	mbx_config_set_trust(cfg, MBX_TRUST_UNTRUSTED, NULL);
-	TAP_CHECK_INT(mbx_sandbox_new(&sb, cfg, &err), MBX_ENOTSUP);
+	TAP_CHECK_INT(mbx_sandbox_new(&sb, cfg, &err), MBX_ENOTFOUND);
 	TAP_CHECK(sb == NULL);
 	TAP_CHECK(err && strstr(mbx_error_message(err), "microvm") != NULL);
 	TAP_CHECK_STR(mbx_error_layer(err), "microvm");
