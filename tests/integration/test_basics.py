@@ -5,6 +5,9 @@ import secrets
 
 import pytest
 
+# Every test here runs on each backend with an agent (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def test_echo_round_trip(cli):
     token = "hello-" + secrets.token_hex(8)
@@ -17,7 +20,7 @@ def test_echo_round_trip(cli):
     assert r.rc == 0, r
     assert res["stdout"] == token + "\n"
     assert res["exit_code"] == 0 and res["signal"] == 0 and res["timed_out"] is False
-    assert res["isolation"] == "os"
+    assert res["isolation"] == cli.backend
 
 
 def test_stderr_is_kept_apart(cli):
@@ -71,4 +74,4 @@ def test_json_result_keys(cli):
     assert res["exit_code"] == 7 and res["stdout"] == "o\n" and res["stderr"] == "e\n"
     assert res["stdout_truncated"] is False and res["stderr_truncated"] is False
     assert res["elapsed_ms"] > 0 and res["peak_memory_bytes"] > 0 and res["cpu_time_ms"] >= 0
-    assert res["isolation"] == "os"
+    assert res["isolation"] == cli.backend

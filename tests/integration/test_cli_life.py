@@ -19,6 +19,9 @@ import pytest
 from conftest import procs_with_arg, unique_sleep_arg
 from test_cli_sessions import alive, named, ps, subtree, wait_until  # noqa: F401 (named is a fixture)
 
+# Every test here runs on each backend with an agent (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 ALLOC = "b = bytearray(256 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('allocated')"
 
 

@@ -26,6 +26,9 @@ import pytest
 
 from conftest import HELPERS, descendants, must_work_skip, proc_table, procs_with_arg, reap_zombies, unique_sleep_arg
 
+# Every test here runs on each backend with an agent (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def registry(cli):
     return os.path.join(cli.guard.state_dir, "named")
@@ -955,6 +958,7 @@ def test_http_usage(cli, named, words, what):
 # HTTP server on it. Prints one JSON line of what the CLI did.
 HTTP_WORLD = r"""
 import http.server, json, os, subprocess, sys, threading
+
 cli, hosts = sys.argv[1], sys.argv[2]
 subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 subprocess.run(["ip", "addr", "add", "8.8.8.8/32", "dev", "lo"], check=True)

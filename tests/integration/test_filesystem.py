@@ -10,6 +10,9 @@ import pytest
 # "PATH write=RESULT mkdir=RESULT" with ok or the errno name.
 WRITE_PROBE = r"""
 import errno, os, sys
+
+# Every test here runs on each backend with an agent (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
 def attempt(fn):
     try:
         fn()

@@ -11,6 +11,9 @@ import pytest
 
 from conftest import host_env, procs_with_arg, unique_sleep_arg
 
+# Every test here runs on each backend with an agent (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 @pytest.fixture
 def host_sleeper():
