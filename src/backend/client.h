@@ -7,6 +7,7 @@
 #pragma once
 
 #include "internal.h"
+#include "backend/backend.h"
 #include "proto.h"
 
 /* One queued event of a process (see mbx/process.h). */

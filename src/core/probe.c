@@ -30,6 +30,7 @@
 #include <mbx/probe.h>
 
 #include "internal.h"
+#include "backend/backend.h"
 #include "backend/linux/cgroup.h"
 #include "platform/linux/syscalls.h"
 #include "platform/linux/closefds.h"

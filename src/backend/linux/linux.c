@@ -542,6 +542,8 @@ static struct mbx_client *linux_client(mbx_sandbox *sb)
 const struct mbx_backend_ops mbx__linux_backend = {
 	.name = "os",
 	.isolation = MBX_ISOLATION_OS,
+	.caps = MBX_BACKEND_CAP_EXEC | MBX_BACKEND_CAP_PROCESSES | MBX_BACKEND_CAP_PTY | MBX_BACKEND_CAP_FILES |
+		MBX_BACKEND_CAP_STATE | MBX_BACKEND_CAP_OOM_COUNT,
 	.create = linux_create,
 	.exec = linux_exec,
 	.destroy = linux_destroy,
