@@ -15,14 +15,30 @@
  * itself, this only catches a wedged agent. */
 #define HOST_GRACE_US (10u * 1000000u)
 
-void mbx__client_init(struct mbx_client *c, int fd)
+void mbx__client_init_transport(struct mbx_client *c, const struct mbx_transport *t)
 {
 	memset(c, 0, sizeof(*c));
-	c->fd = fd;
+	c->tr = *t;
+	c->fd = t->fd;
 	c->next_id = 1;
 	mbx_rbuf_init(&c->rb);
 	mbx_wbuf_init(&c->wb);
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+void mbx__client_init(struct mbx_client *c, int fd)
+{
+	struct mbx_transport t;
+
+	mbx__transport_socket(&t, fd);
+	mbx__client_init_transport(c, &t);
+}
+
+void mbx__client_init_stream(struct mbx_client *c, int fd)
+{
+	struct mbx_transport t;
+
+	mbx__transport_stream(&t, fd);
+	mbx__client_init_transport(c, &t);
 }
 
 void mbx__client_close(struct mbx_client *c)
@@ -40,24 +56,40 @@ void mbx__client_close(struct mbx_client *c)
 		mbx_error_free(p->pending);
 		free(p);
 	}
-	if (c->fd >= 0)
-		close(c->fd);
+	if (c->tr.ops != NULL)
+		c->tr.ops->close(&c->tr);
+	else if (c->fd >= 0)
+		close(c->fd); /* closed before a transport was set up */
+	c->tr.ops = NULL;
 	c->fd = -1;
 	mbx_rbuf_release(&c->rb);
 	mbx_wbuf_release(&c->wb);
 }
 
-static int wait_fd(int fd, short events, uint64_t deadline_us, mbx_error **err)
+/* Whether the channel is open; an error naming the state if not. */
+static int channel_open(struct mbx_client *c, mbx_error **err)
+{
+	if (c->tr.ops != NULL)
+		return MBX_OK;
+	return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the channel to the sandbox agent is closed");
+}
+
+/* Whether bytes wait to be read, without waiting. */
+static int readable_now(struct mbx_client *c)
+{
+	return mbx_rbuf_pending(&c->rb) > 0 || c->tr.ops->poll(&c->tr, POLLIN, 0) > 0;
+}
+
+static int wait_ready(struct mbx_client *c, short events, uint64_t deadline_us, mbx_error **err)
 {
 	for (;;) {
 		uint64_t now = mbx__now_us();
-		struct pollfd p = { .fd = fd, .events = events };
 		int ms, rc;
 
 		if (now >= deadline_us)
 			return mbx__error_set(err, MBX_ETIMEDOUT, 0, NULL, "the sandbox agent did not answer in time");
 		ms = (int)((deadline_us - now + 999) / 1000);
-		rc = poll(&p, 1, ms > 60000 ? 60000 : ms);
+		rc = c->tr.ops->poll(&c->tr, events, ms > 60000 ? 60000 : ms);
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc < 0)
@@ -81,6 +113,18 @@ int mbx__client_send_fds(struct mbx_client *c, const int *fds, size_t nfds, uint
 		mbx_wbuf_reset(&c->wb);
 		return mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "too many descriptors for one message (%zu)", nfds);
 	}
+	if (channel_open(c, err) < 0) {
+		mbx_wbuf_reset(&c->wb);
+		return MBX_EPROTO;
+	}
+	if (nfds > 0 && !c->tr.ops->can_pass_fds) {
+		mbx_wbuf_reset(&c->wb);
+		mbx__error_set(err, MBX_ENOTSUP, 0, NULL,
+			       "this message carries %zu descriptor(s), and the %s transport to the sandbox agent cannot pass descriptors",
+			       nfds, c->tr.ops->name);
+		mbx__error_suggest(err, "send the data itself (a file's contents, not its descriptor) on transports such as a virtio port");
+		return MBX_ENOTSUP;
+	}
 
 	if (c->wb.failed) {
 		mbx_wbuf_reset(&c->wb);
@@ -90,31 +134,8 @@ int mbx__client_send_fds(struct mbx_client *c, const int *fds, size_t nfds, uint
 	while (off < c->wb.len) {
 		ssize_t n;
 
-		if (off == 0 && nfds > 0) {
-			/* The descriptors ride on the first byte sent. */
-			union {
-				char buf[CMSG_SPACE(sizeof(int) * MBX_PROTO_MAX_FDS)];
-				struct cmsghdr align;
-			} ctl;
-			struct iovec iov = { c->wb.buf, c->wb.len };
-			struct msghdr msg = { 0 };
-			struct cmsghdr *cm;
-
-			memset(&ctl, 0, sizeof(ctl));
-			msg.msg_iov = &iov;
-			msg.msg_iovlen = 1;
-			msg.msg_control = ctl.buf;
-			msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-			cm = CMSG_FIRSTHDR(&msg);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-			memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
-		} else {
-			n = send(c->fd, c->wb.buf + off, c->wb.len - off, MSG_NOSIGNAL);
-		}
-
+		/* The descriptors ride on the first byte sent. */
+		n = c->tr.ops->write(&c->tr, c->wb.buf + off, c->wb.len - off, off == 0 ? fds : NULL, off == 0 ? nfds : 0);
 		if (n > 0) {
 			off += (size_t)n;
 			continue;
@@ -122,12 +143,12 @@ int mbx__client_send_fds(struct mbx_client *c, const int *fds, size_t nfds, uint
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			rc = wait_fd(c->fd, POLLOUT, deadline_us, err);
+			rc = wait_ready(c, POLLOUT, deadline_us, err);
 			if (rc < 0)
 				break;
 			continue;
 		}
-		rc = mbx__error_set(err, MBX_EPROTO, errno, NULL, "send to the sandbox agent (it has exited)");
+		rc = mbx__error_set(err, MBX_EPROTO, n < 0 ? errno : 0, NULL, "send to the sandbox agent (it has exited)");
 		break;
 	}
 	mbx_wbuf_reset(&c->wb);
@@ -145,10 +166,12 @@ int mbx__client_recv(struct mbx_client *c, struct mbx_frame *f, uint64_t deadlin
 			return MBX_OK;
 		if (rc < 0)
 			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed frame");
+		if (channel_open(c, err) < 0)
+			return MBX_EPROTO;
 		space = mbx_rbuf_space(&c->rb, 65536);
 		if (space == NULL)
 			return mbx__error_oom(err);
-		n = read(c->fd, space, 65536);
+		n = c->tr.ops->read(&c->tr, space, 65536);
 		if (n > 0) {
 			mbx_rbuf_commit(&c->rb, (size_t)n);
 			continue;
@@ -159,7 +182,7 @@ int mbx__client_recv(struct mbx_client *c, struct mbx_frame *f, uint64_t deadlin
 			continue;
 		if (errno != EAGAIN)
 			return mbx__error_set(err, MBX_EPROTO, errno, NULL, "read from the sandbox agent");
-		rc = wait_fd(c->fd, POLLIN, deadline_us, err);
+		rc = wait_ready(c, POLLIN, deadline_us, err);
 		if (rc < 0)
 			return rc;
 	}
@@ -549,9 +572,7 @@ int mbx__client_write_stdin(struct mbx_client *c, struct mbx_cproc *p, const voi
 		}
 		/* The program has not taken what it was sent: wait for credit. */
 		if (deadline_us == 0 || now >= deadline_us) {
-			struct pollfd pf = { .fd = c->fd, .events = POLLIN };
-
-			if (mbx_rbuf_pending(&c->rb) == 0 && poll(&pf, 1, 0) <= 0) {
+			if (c->tr.ops == NULL || !readable_now(c)) {
 				p->credit_wanted = 1;
 				return MBX_OK;
 			}
@@ -596,9 +617,7 @@ int mbx__client_next_event(struct mbx_client *c, struct mbx_cproc *p, uint64_t d
 		if (deadline_us == 0 || now >= deadline_us) {
 			/* No time left to wait: take what has arrived, and finish a
 			 * frame already on its way. */
-			struct pollfd pf = { .fd = c->fd, .events = POLLIN };
-
-			if (mbx_rbuf_pending(&c->rb) == 0 && poll(&pf, 1, 0) <= 0)
+			if (c->tr.ops == NULL || !readable_now(c))
 				return MBX_OK;
 			until = now + 100000u;
 		}
@@ -658,7 +677,7 @@ void mbx__client_release(struct mbx_client *c, struct mbx_cproc *p)
 {
 	if (p == NULL)
 		return;
-	if (!p->ended && c->fd >= 0 && !c->broken)
+	if (!p->ended && c->tr.ops != NULL && !c->broken)
 		mbx__client_proc_send(c, p, MBX_MSG_DETACH, NULL, 0, 0, 0, NULL);
 	if (p->ended) {
 		cproc_unlink(c, p);
@@ -821,11 +840,11 @@ int mbx__client_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx_r
 
 void mbx__client_shutdown(struct mbx_client *c)
 {
-	if (c->fd < 0)
+	if (c->tr.ops == NULL)
 		return;
 	mbx_wbuf_reset(&c->wb);
 	mbx_proto_begin(&c->wb, MBX_MSG_SHUTDOWN, 0);
 	mbx_proto_end(&c->wb);
-	(void)!send(c->fd, c->wb.buf, c->wb.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)!c->tr.ops->write(&c->tr, c->wb.buf, c->wb.len, NULL, 0);
 	mbx_wbuf_reset(&c->wb);
 }

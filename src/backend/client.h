@@ -9,6 +9,7 @@
 #include "internal.h"
 #include "backend/backend.h"
 #include "proto.h"
+#include "transport.h"
 
 /* One queued event of a process (see mbx/process.h). */
 struct mbx_event {
@@ -39,7 +40,8 @@ struct mbx_cproc {
 };
 
 struct mbx_client {
-	int fd;              /* owned: closed by mbx__client_close() */
+	struct mbx_transport tr; /* owned: closed by mbx__client_close(); ops NULL when closed */
+	int fd;              /* the transport's descriptor (-1: none, or in memory); informative */
 	struct mbx_rbuf rb;
 	struct mbx_wbuf wb;  /* the message being built, then sent */
 	uint32_t next_id;
@@ -48,14 +50,24 @@ struct mbx_client {
 	struct mbx_cproc *procs;
 };
 
+/* Starts a client on a unix socket to the agent, which passes descriptors
+ * (the os backend's socketpair). Owns fd from now on. */
 void mbx__client_init(struct mbx_client *c, int fd);
+/* Starts a client on a plain byte stream (a connection to a virtio-serial
+ * port through QEMU's chardev): no descriptors pass; a message that needs
+ * them fails with MBX_ENOTSUP. Owns fd from now on. */
+void mbx__client_init_stream(struct mbx_client *c, int fd);
+/* Starts a client on any transport (transport.h), owned from now on. */
+void mbx__client_init_transport(struct mbx_client *c, const struct mbx_transport *t);
 void mbx__client_close(struct mbx_client *c);
 
 /* Sends the frame(s) built in c->wb and empties it; deadline in CLOCK_MONOTONIC us. */
 int mbx__client_send(struct mbx_client *c, uint64_t deadline_us, mbx_error **err);
 
 /* As mbx__client_send, passing descriptors along with the first bytes
- * (SCM_RIGHTS; at most MBX_PROTO_MAX_FDS). The caller keeps its copies. */
+ * (SCM_RIGHTS; at most MBX_PROTO_MAX_FDS). The caller keeps its copies. On
+ * a transport that cannot pass descriptors (nfds > 0): MBX_ENOTSUP, nothing
+ * sent. */
 int mbx__client_send_fds(struct mbx_client *c, const int *fds, size_t nfds, uint64_t deadline_us, mbx_error **err);
 
 /* Waits for the next frame; valid until the next call. */
