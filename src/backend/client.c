@@ -202,19 +202,100 @@ int mbx__client_error_from(const struct mbx_frame *f, const char *backend, mbx_e
 	return info.code;
 }
 
-int mbx__client_hello(struct mbx_client *c, uint64_t deadline_us, mbx_error **err)
+/* Reads the agent's HELLO, picks the version and features, answers
+ * HELLO_ACK. *info gets what the agent announced. */
+static int greet(struct mbx_client *c, struct mbx_hello_info *info, uint32_t *version, uint64_t *features,
+		 uint64_t deadline_us, mbx_error **err)
 {
 	struct mbx_frame f;
-	uint32_t version = 0;
+	uint32_t announced = 0;
 	int rc = mbx__client_recv(c, &f, deadline_us, err);
 
 	if (rc < 0)
 		return rc;
-	if (f.type != MBX_MSG_HELLO || mbx_proto_decode_hello(&f, &version) < 0)
+	if (f.type != MBX_MSG_HELLO)
 		return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent did not greet (message type %u)", f.type);
-	if (version != MBX_PROTO_VERSION)
-		return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent speaks protocol %u, the library %u",
-				      version, MBX_PROTO_VERSION);
+	if (mbx_proto_decode_hello_info(&f, info) < 0) {
+		/* An agent older than the version range: it announces one version. */
+		if (mbx_proto_decode_hello(&f, &announced) == 0 && announced < MBX_PROTO_VERSION_MIN) {
+			mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent speaks protocol %u, the library %u to %u",
+				       announced, MBX_PROTO_VERSION_MIN, MBX_PROTO_VERSION);
+			mbx__error_suggest(err, "rebuild the agent or the guest image with this version of mimobox");
+			return MBX_EPROTO;
+		}
+		return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed HELLO");
+	}
+	if (mbx_proto_negotiate(info->version_min, info->version_max, info->features, MBX_PROTO_VERSION_MIN,
+				MBX_PROTO_VERSION, MBX_PROTO_HOST_FEATURES, version, features) < 0) {
+		mbx__error_set(err, MBX_EPROTO, 0, NULL,
+			       "the sandbox agent speaks protocol %u to %u, the library %u to %u: no version in common",
+			       info->version_min, info->version_max, MBX_PROTO_VERSION_MIN, MBX_PROTO_VERSION);
+		mbx__error_suggest(err, "rebuild the agent or the guest image with this version of mimobox");
+		return MBX_EPROTO;
+	}
+	mbx_wbuf_reset(&c->wb);
+	mbx_proto_begin(&c->wb, MBX_MSG_HELLO_ACK, 0);
+	mbx_proto_put_u32(&c->wb, MBX_F_VERSION, *version);
+	mbx_proto_put_u64(&c->wb, MBX_F_FEATURES, *features);
+	mbx_proto_end(&c->wb);
+	return mbx__client_send(c, deadline_us, err);
+}
+
+int mbx__client_hello(struct mbx_client *c, uint64_t deadline_us, mbx_error **err)
+{
+	struct mbx_hello_info info;
+	uint32_t version;
+	uint64_t features;
+	int rc = greet(c, &info, &version, &features, deadline_us, err);
+
+	if (rc < 0)
+		return rc;
+	c->version = version;
+	c->features = features;
+	c->session = info.session;
+	return MBX_OK;
+}
+
+int mbx__client_reconnect(struct mbx_client *c, const struct mbx_transport *t, uint64_t deadline_us, mbx_error **err)
+{
+	struct mbx_hello_info info;
+	uint32_t version;
+	uint64_t features;
+	int rc;
+
+	if (c->tr.ops != NULL)
+		c->tr.ops->close(&c->tr);
+	c->tr = *t;
+	c->fd = t->fd;
+	/* Half a frame of the old channel means nothing on the new one. */
+	mbx_rbuf_release(&c->rb);
+	mbx_rbuf_init(&c->rb);
+	mbx_wbuf_reset(&c->wb);
+	c->broken = 1; /* until the agent proves it is the same session */
+	if (c->version == 0) {
+		mbx__error_set(err, MBX_ESTATE, 0, NULL, "no agent session to resume: the first channel never got a HELLO");
+		return MBX_ESTATE;
+	}
+	if (!(c->features & MBX_FEAT_RESUME)) {
+		mbx__error_set(err, MBX_ENOTSUP, 0, NULL, "the sandbox agent cannot keep its session over a new channel");
+		mbx__error_suggest(err, "destroy the sandbox and create a new one");
+		return MBX_ENOTSUP;
+	}
+	rc = greet(c, &info, &version, &features, deadline_us, err);
+	if (rc < 0)
+		return rc;
+	if (info.session != c->session) {
+		mbx__error_set(err, MBX_EPROTO, 0, NULL,
+			       "the agent on the new channel runs session %016llx, not %016llx: the sandbox's state is gone",
+			       (unsigned long long)info.session, (unsigned long long)c->session);
+		return MBX_EPROTO;
+	}
+	if (version != c->version || features != c->features) {
+		mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent changed its protocol (version %u, features %llx) over a reconnect",
+			       version, (unsigned long long)features);
+		return MBX_EPROTO;
+	}
+	c->broken = 0;
 	return MBX_OK;
 }
 

@@ -46,6 +46,9 @@ struct mbx_client {
 	struct mbx_wbuf wb;  /* the message being built, then sent */
 	uint32_t next_id;
 	int broken;          /* the channel failed: the sandbox is unusable */
+	uint32_t version;    /* the protocol version chosen at HELLO, 0 before */
+	uint64_t features;   /* MBX_FEAT_* both sides use */
+	uint64_t session;    /* the agent's session (HELLO) */
 	int credit_news;     /* credit came for a process that wanted it: waits end early */
 	struct mbx_cproc *procs;
 };
@@ -76,8 +79,21 @@ int mbx__client_recv(struct mbx_client *c, struct mbx_frame *f, uint64_t deadlin
 /* Converts an ERROR frame into *err and returns its code. */
 int mbx__client_error_from(const struct mbx_frame *f, const char *backend, mbx_error **err);
 
-/* Waits for the agent's HELLO and checks its protocol version. */
+/* Waits for the agent's HELLO, picks the protocol version and features
+ * both sides speak (an error naming both ranges when there is none) and
+ * answers HELLO_ACK. Sets c->version, c->features, c->session. */
 int mbx__client_hello(struct mbx_client *c, uint64_t deadline_us, mbx_error **err);
+
+/*
+ * After the channel reset under a running agent (a restored microVM): takes
+ * the new transport `t` (owned from now on; the old one is closed), waits for
+ * the agent's HELLO on it and checks that it is the same session, with the
+ * same version and features, and that both use MBX_FEAT_RESUME. Then the
+ * client goes on with its processes as they were (frames that were in
+ * flight at the reset are lost) and c->broken is cleared. On failure the
+ * client stays broken.
+ */
+int mbx__client_reconnect(struct mbx_client *c, const struct mbx_transport *t, uint64_t deadline_us, mbx_error **err);
 
 /* Sends the INIT frame in c->wb, with `fds` for its MBX_F_FD fields, and
  * waits for READY. */
