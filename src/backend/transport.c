@@ -193,8 +193,7 @@ static ssize_t mem_write(struct mbx_transport *t, const void *buf, size_t len, c
 		errno = ENOTSUP;
 		return -1;
 	}
-	if (a->eof && a->to_host_off == a->to_host.len) {
-		/* The agent is gone. */
+	if (a->gone) {
 		errno = EPIPE;
 		return -1;
 	}
@@ -205,8 +204,11 @@ static ssize_t mem_write(struct mbx_transport *t, const void *buf, size_t len, c
 	}
 	while ((rc = mbx_rbuf_next(&a->from_host, &f)) == 1) {
 		a->frames_seen++;
-		if (a->fn && a->fn(a, &f, nfds, a->userdata) != 0)
+		if (a->fn && a->fn(a, &f, nfds, a->userdata) != 0) {
 			a->eof = 1;
+			a->gone = 1;
+			break;
+		}
 		nfds = 0;
 	}
 	if (rc < 0)

@@ -61,15 +61,16 @@ void mbx__transport_stream(struct mbx_transport *t, int fd);
 
 struct mbx_mem_agent;
 /* Called for each complete frame the host writes; may queue answers with
- * mbx__mem_agent_send(). `nfds` descriptors came with it (already closed:
- * only their number is kept). A non-zero return cuts the channel: the
- * host's next read sees the end of the stream. */
+ * mbx__mem_agent_send(). `nfds` descriptors came with it (only their number
+ * is kept). A non-zero return closes the agent's end: the host reads what
+ * was queued, then the end of the stream, and its writes fail. */
 typedef int (*mbx_mem_agent_fn)(struct mbx_mem_agent *a, const struct mbx_frame *f, size_t nfds, void *userdata);
 
 struct mbx_mem_agent {
 	struct mbx_buf to_host;   /* bytes the host has yet to read, from to_host_off */
 	size_t to_host_off;
 	int eof;                  /* once to_host is read: end of stream (else EAGAIN) */
+	int gone;                 /* the agent closed its end: the host's writes fail (EPIPE) */
 	size_t read_max;          /* most bytes one read returns (0: no limit): splits frames */
 	int can_pass_fds;         /* the transport claims SCM_RIGHTS-like passing */
 	struct mbx_rbuf from_host;/* what the host wrote, cut into frames */
