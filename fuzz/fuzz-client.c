@@ -2,11 +2,17 @@
 /*
  * Fuzz target: the host client's state machine (src/backend/client.c), with
  * the input as everything a (compromised) agent says. The first byte picks
- * a conversation; the rest is written to the agent's end of a socketpair,
- * which is then shut for writing, so every read of the client ends in data
- * or EOF and nothing waits. The client must return an error or a result,
- * never crash, never read outside a buffer, and leave nothing allocated
- * after mbx__client_close.
+ * a conversation (bits 0-1) and a transport (bits 2-3); the rest is what the
+ * agent says, then the end of its stream, so every read of the client ends
+ * in data or EOF and nothing waits. The client must return an error or a
+ * result, never crash, never read outside a buffer, and leave nothing
+ * allocated after mbx__client_close.
+ *
+ * Transports (src/backend/transport.h):
+ *   0  socket: the agent's end of a socketpair, shut for writing
+ *   1  mem: the whole input readable at once; writes fail once it is read
+ *   2  mem, one byte per read: every frame arrives cut at every byte
+ *   3  mem, 7 bytes per read
  *
  * Conversations:
  *   0  HELLO, INIT -> READY, then one execute
@@ -138,28 +144,43 @@ static void spawn_conversation(struct mbx_client *c, uint64_t window, int reques
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mbx_client c;
-	int sv[2];
-	unsigned mode;
+	struct mbx_mem_agent agent;
+	struct mbx_transport t;
+	int sv[2] = { -1, -1 };
+	unsigned mode, transport;
 
 	if (size < 1)
 		return 0;
 	mode = data[0] % 4;
+	transport = (data[0] >> 2) % 4;
 	data++;
 	size--;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return 0;
-	/* What fits in the socket buffer is the agent's whole say. */
-	fcntl(sv[1], F_SETFL, O_NONBLOCK);
-	while (size > 0) {
-		ssize_t n = send(sv[1], data, size, MSG_NOSIGNAL);
+	mbx__mem_agent_init(&agent, NULL, NULL);
+	if (transport == 0) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+			return 0;
+		/* What fits in the socket buffer is the agent's whole say. */
+		fcntl(sv[1], F_SETFL, O_NONBLOCK);
+		while (size > 0) {
+			ssize_t n = send(sv[1], data, size, MSG_NOSIGNAL);
 
-		if (n <= 0)
-			break;
-		data += n;
-		size -= (size_t)n;
+			if (n <= 0)
+				break;
+			data += n;
+			size -= (size_t)n;
+		}
+		shutdown(sv[1], SHUT_WR);
+		mbx__client_init(&c, sv[0]);
+	} else {
+		if (mbx__mem_agent_push(&agent, data, size) < 0) {
+			mbx__mem_agent_release(&agent);
+			return 0;
+		}
+		agent.eof = 1;
+		agent.read_max = transport == 2 ? 1 : transport == 3 ? 7 : 0;
+		mbx__transport_mem(&t, &agent);
+		mbx__client_init_transport(&c, &t);
 	}
-	shutdown(sv[1], SHUT_WR);
-	mbx__client_init(&c, sv[0]);
 
 	if (mode == 0) {
 		struct mbx_ready_info ready;
@@ -186,6 +207,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	mbx__client_shutdown(&c);
 	mbx__client_close(&c);
-	close(sv[1]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	mbx__mem_agent_release(&agent);
 	return 0;
 }

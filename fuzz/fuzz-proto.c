@@ -64,6 +64,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint32_t dl, version;
 
 			mbx_proto_decode_hello(&f, &version);
+			{
+				struct mbx_hello_info hi;
+				uint32_t chosen;
+				uint64_t feat;
+
+				if (mbx_proto_decode_hello_info(&f, &hi) == 0) {
+					if (hi.version_min > hi.version_max)
+						__builtin_trap();
+					if (mbx_proto_negotiate(hi.version_min, hi.version_max, hi.features, MBX_PROTO_VERSION_MIN,
+								MBX_PROTO_VERSION, MBX_PROTO_HOST_FEATURES, &chosen, &feat) == 0 &&
+					    (chosen < MBX_PROTO_VERSION_MIN || chosen > MBX_PROTO_VERSION || chosen < hi.version_min ||
+					     chosen > hi.version_max || (feat & ~MBX_PROTO_HOST_FEATURES)))
+						__builtin_trap();
+				}
+			}
 			mbx_proto_decode_ready(&f, &rd);
 			if (mbx_proto_decode_error(&f, &er) == 0 && (strlen(er.message) >= sizeof(er.message) ||
 								     strlen(er.layer) >= sizeof(er.layer)))

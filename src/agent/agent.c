@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mbx/error.h>
@@ -141,9 +144,94 @@ static int read_channel(struct agent_state *st)
 	}
 }
 
+/* ---- the handshake (see proto.h) ---- */
+
+/* Features this agent offers. An os-mode agent ends with its channel, so it
+ * offers no MBX_FEAT_RESUME. */
+#define AGENT_FEATURES 0ull
+
+static struct {
+	uint64_t session;  /* drawn once when the agent starts */
+	uint32_t version;  /* chosen by the host (HELLO_ACK) */
+	uint64_t features;
+	int acked;
+} hello;
+
+/* A session id: random, never 0. Not a secret, so it must not block for
+ * entropy early in a guest's boot: the kernel's AT_RANDOM bytes and the
+ * clock stand in when the pool is not ready. */
+static uint64_t new_session(void)
+{
+	uint64_t v = 0;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+		const uint8_t *at = (const uint8_t *)getauxval(AT_RANDOM);
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		v = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec << 32 ^ (uint64_t)getpid();
+		if (at)
+			for (int i = 0; i < 8; i++)
+				v ^= (uint64_t)at[8 + i] << (8 * i);
+	}
+	return v ? v : 1;
+}
+
+/* Greets the host: the versions and features this agent speaks, and its
+ * session. */
+static int agent_send_hello(struct agent_state *st)
+{
+	if (hello.session == 0)
+		hello.session = new_session();
+	mbx_proto_begin(&st->out, MBX_MSG_HELLO, 0);
+	mbx_proto_put_u32(&st->out, MBX_F_VERSION, MBX_PROTO_VERSION);
+	mbx_proto_put_u32(&st->out, MBX_F_VERSION_MIN, MBX_PROTO_VERSION_MIN);
+	mbx_proto_put_u64(&st->out, MBX_F_FEATURES, AGENT_FEATURES);
+	mbx_proto_put_u64(&st->out, MBX_F_SESSION, hello.session);
+	mbx_proto_end(&st->out);
+	return agent_flush(st, 1);
+}
+
+/* HELLO_ACK: the version and features the host chose. -1 when this agent
+ * cannot speak them (it says so, then stops). */
+static int hello_ack(struct agent_state *st, const struct mbx_frame *f)
+{
+	uint32_t v = 0;
+	uint64_t feat = 0;
+
+	if (hello.acked) {
+		agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "HELLO_ACK came twice");
+		return 0;
+	}
+	if (mbx_proto_find_u32(f, MBX_F_VERSION, &v) < 0 || v < MBX_PROTO_VERSION_MIN || v > MBX_PROTO_VERSION) {
+		agent_send_error(st, f->id, MBX_EPROTO, 0, NULL, "the host chose protocol %u; this agent speaks %u to %u", v,
+				 MBX_PROTO_VERSION_MIN, MBX_PROTO_VERSION);
+		return -1;
+	}
+	if (mbx_proto_find_u64(f, MBX_F_FEATURES, &feat) == 0 && (feat & ~AGENT_FEATURES)) {
+		agent_send_error(st, f->id, MBX_EPROTO, 0, NULL, "the host chose features %llx; this agent offers %llx",
+				 (unsigned long long)feat, (unsigned long long)AGENT_FEATURES);
+		return -1;
+	}
+	hello.version = v;
+	hello.features = feat;
+	hello.acked = 1;
+	return 0;
+}
+
 /* Dispatches one request. Returns -1 when the agent must stop. */
 static int handle(struct agent_state *st, const struct mbx_frame *f, int *initialised)
 {
+	if (f->type == MBX_MSG_HELLO_ACK) {
+		if (hello_ack(st, f) == 0)
+			return 0;
+		agent_flush(st, 1);
+		return -1;
+	}
+	if (!hello.acked && f->type != MBX_MSG_SHUTDOWN) {
+		agent_send_error(st, f->id, MBX_ESTATE, 0, NULL, "request before the handshake ended (HELLO_ACK)");
+		return 0;
+	}
 	switch (f->type) {
 	case MBX_MSG_INIT:
 		if (*initialised) {
@@ -264,10 +352,7 @@ int main(void)
 	if (st.sigfd < 0)
 		return finish(&st, 1);
 
-	mbx_proto_begin(&st.out, MBX_MSG_HELLO, 0);
-	mbx_proto_put_u32(&st.out, MBX_F_VERSION, MBX_PROTO_VERSION);
-	mbx_proto_end(&st.out);
-	if (agent_flush(&st, 1) < 0)
+	if (agent_send_hello(&st) < 0)
 		return finish(&st, 1);
 	if (st.boot_failed)
 		agent_guest_failed(&st);

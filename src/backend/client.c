@@ -15,14 +15,30 @@
  * itself, this only catches a wedged agent. */
 #define HOST_GRACE_US (10u * 1000000u)
 
-void mbx__client_init(struct mbx_client *c, int fd)
+void mbx__client_init_transport(struct mbx_client *c, const struct mbx_transport *t)
 {
 	memset(c, 0, sizeof(*c));
-	c->fd = fd;
+	c->tr = *t;
+	c->fd = t->fd;
 	c->next_id = 1;
 	mbx_rbuf_init(&c->rb);
 	mbx_wbuf_init(&c->wb);
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+void mbx__client_init(struct mbx_client *c, int fd)
+{
+	struct mbx_transport t;
+
+	mbx__transport_socket(&t, fd);
+	mbx__client_init_transport(c, &t);
+}
+
+void mbx__client_init_stream(struct mbx_client *c, int fd)
+{
+	struct mbx_transport t;
+
+	mbx__transport_stream(&t, fd);
+	mbx__client_init_transport(c, &t);
 }
 
 void mbx__client_close(struct mbx_client *c)
@@ -40,24 +56,40 @@ void mbx__client_close(struct mbx_client *c)
 		mbx_error_free(p->pending);
 		free(p);
 	}
-	if (c->fd >= 0)
-		close(c->fd);
+	if (c->tr.ops != NULL)
+		c->tr.ops->close(&c->tr);
+	else if (c->fd >= 0)
+		close(c->fd); /* closed before a transport was set up */
+	c->tr.ops = NULL;
 	c->fd = -1;
 	mbx_rbuf_release(&c->rb);
 	mbx_wbuf_release(&c->wb);
 }
 
-static int wait_fd(int fd, short events, uint64_t deadline_us, mbx_error **err)
+/* Whether the channel is open; an error naming the state if not. */
+static int channel_open(struct mbx_client *c, mbx_error **err)
+{
+	if (c->tr.ops != NULL)
+		return MBX_OK;
+	return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the channel to the sandbox agent is closed");
+}
+
+/* Whether bytes wait to be read, without waiting. */
+static int readable_now(struct mbx_client *c)
+{
+	return mbx_rbuf_pending(&c->rb) > 0 || c->tr.ops->poll(&c->tr, POLLIN, 0) > 0;
+}
+
+static int wait_ready(struct mbx_client *c, short events, uint64_t deadline_us, mbx_error **err)
 {
 	for (;;) {
 		uint64_t now = mbx__now_us();
-		struct pollfd p = { .fd = fd, .events = events };
 		int ms, rc;
 
 		if (now >= deadline_us)
 			return mbx__error_set(err, MBX_ETIMEDOUT, 0, NULL, "the sandbox agent did not answer in time");
 		ms = (int)((deadline_us - now + 999) / 1000);
-		rc = poll(&p, 1, ms > 60000 ? 60000 : ms);
+		rc = c->tr.ops->poll(&c->tr, events, ms > 60000 ? 60000 : ms);
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc < 0)
@@ -81,6 +113,18 @@ int mbx__client_send_fds(struct mbx_client *c, const int *fds, size_t nfds, uint
 		mbx_wbuf_reset(&c->wb);
 		return mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "too many descriptors for one message (%zu)", nfds);
 	}
+	if (channel_open(c, err) < 0) {
+		mbx_wbuf_reset(&c->wb);
+		return MBX_EPROTO;
+	}
+	if (nfds > 0 && !c->tr.ops->can_pass_fds) {
+		mbx_wbuf_reset(&c->wb);
+		mbx__error_set(err, MBX_ENOTSUP, 0, NULL,
+			       "this message carries %zu descriptor(s), and the %s transport to the sandbox agent cannot pass descriptors",
+			       nfds, c->tr.ops->name);
+		mbx__error_suggest(err, "send the data itself (a file's contents, not its descriptor) on transports such as a virtio port");
+		return MBX_ENOTSUP;
+	}
 
 	if (c->wb.failed) {
 		mbx_wbuf_reset(&c->wb);
@@ -90,31 +134,8 @@ int mbx__client_send_fds(struct mbx_client *c, const int *fds, size_t nfds, uint
 	while (off < c->wb.len) {
 		ssize_t n;
 
-		if (off == 0 && nfds > 0) {
-			/* The descriptors ride on the first byte sent. */
-			union {
-				char buf[CMSG_SPACE(sizeof(int) * MBX_PROTO_MAX_FDS)];
-				struct cmsghdr align;
-			} ctl;
-			struct iovec iov = { c->wb.buf, c->wb.len };
-			struct msghdr msg = { 0 };
-			struct cmsghdr *cm;
-
-			memset(&ctl, 0, sizeof(ctl));
-			msg.msg_iov = &iov;
-			msg.msg_iovlen = 1;
-			msg.msg_control = ctl.buf;
-			msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-			cm = CMSG_FIRSTHDR(&msg);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-			memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
-		} else {
-			n = send(c->fd, c->wb.buf + off, c->wb.len - off, MSG_NOSIGNAL);
-		}
-
+		/* The descriptors ride on the first byte sent. */
+		n = c->tr.ops->write(&c->tr, c->wb.buf + off, c->wb.len - off, off == 0 ? fds : NULL, off == 0 ? nfds : 0);
 		if (n > 0) {
 			off += (size_t)n;
 			continue;
@@ -122,12 +143,12 @@ int mbx__client_send_fds(struct mbx_client *c, const int *fds, size_t nfds, uint
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			rc = wait_fd(c->fd, POLLOUT, deadline_us, err);
+			rc = wait_ready(c, POLLOUT, deadline_us, err);
 			if (rc < 0)
 				break;
 			continue;
 		}
-		rc = mbx__error_set(err, MBX_EPROTO, errno, NULL, "send to the sandbox agent (it has exited)");
+		rc = mbx__error_set(err, MBX_EPROTO, n < 0 ? errno : 0, NULL, "send to the sandbox agent (it has exited)");
 		break;
 	}
 	mbx_wbuf_reset(&c->wb);
@@ -145,10 +166,12 @@ int mbx__client_recv(struct mbx_client *c, struct mbx_frame *f, uint64_t deadlin
 			return MBX_OK;
 		if (rc < 0)
 			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed frame");
+		if (channel_open(c, err) < 0)
+			return MBX_EPROTO;
 		space = mbx_rbuf_space(&c->rb, 65536);
 		if (space == NULL)
 			return mbx__error_oom(err);
-		n = read(c->fd, space, 65536);
+		n = c->tr.ops->read(&c->tr, space, 65536);
 		if (n > 0) {
 			mbx_rbuf_commit(&c->rb, (size_t)n);
 			continue;
@@ -159,7 +182,7 @@ int mbx__client_recv(struct mbx_client *c, struct mbx_frame *f, uint64_t deadlin
 			continue;
 		if (errno != EAGAIN)
 			return mbx__error_set(err, MBX_EPROTO, errno, NULL, "read from the sandbox agent");
-		rc = wait_fd(c->fd, POLLIN, deadline_us, err);
+		rc = wait_ready(c, POLLIN, deadline_us, err);
 		if (rc < 0)
 			return rc;
 	}
@@ -179,19 +202,100 @@ int mbx__client_error_from(const struct mbx_frame *f, const char *backend, mbx_e
 	return info.code;
 }
 
-int mbx__client_hello(struct mbx_client *c, uint64_t deadline_us, mbx_error **err)
+/* Reads the agent's HELLO, picks the version and features, answers
+ * HELLO_ACK. *info gets what the agent announced. */
+static int greet(struct mbx_client *c, struct mbx_hello_info *info, uint32_t *version, uint64_t *features,
+		 uint64_t deadline_us, mbx_error **err)
 {
 	struct mbx_frame f;
-	uint32_t version = 0;
+	uint32_t announced = 0;
 	int rc = mbx__client_recv(c, &f, deadline_us, err);
 
 	if (rc < 0)
 		return rc;
-	if (f.type != MBX_MSG_HELLO || mbx_proto_decode_hello(&f, &version) < 0)
+	if (f.type != MBX_MSG_HELLO)
 		return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent did not greet (message type %u)", f.type);
-	if (version != MBX_PROTO_VERSION)
-		return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent speaks protocol %u, the library %u",
-				      version, MBX_PROTO_VERSION);
+	if (mbx_proto_decode_hello_info(&f, info) < 0) {
+		/* An agent older than the version range: it announces one version. */
+		if (mbx_proto_decode_hello(&f, &announced) == 0 && announced < MBX_PROTO_VERSION_MIN) {
+			mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent speaks protocol %u, the library %u to %u",
+				       announced, MBX_PROTO_VERSION_MIN, MBX_PROTO_VERSION);
+			mbx__error_suggest(err, "rebuild the agent or the guest image with this version of mimobox");
+			return MBX_EPROTO;
+		}
+		return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed HELLO");
+	}
+	if (mbx_proto_negotiate(info->version_min, info->version_max, info->features, MBX_PROTO_VERSION_MIN,
+				MBX_PROTO_VERSION, MBX_PROTO_HOST_FEATURES, version, features) < 0) {
+		mbx__error_set(err, MBX_EPROTO, 0, NULL,
+			       "the sandbox agent speaks protocol %u to %u, the library %u to %u: no version in common",
+			       info->version_min, info->version_max, MBX_PROTO_VERSION_MIN, MBX_PROTO_VERSION);
+		mbx__error_suggest(err, "rebuild the agent or the guest image with this version of mimobox");
+		return MBX_EPROTO;
+	}
+	mbx_wbuf_reset(&c->wb);
+	mbx_proto_begin(&c->wb, MBX_MSG_HELLO_ACK, 0);
+	mbx_proto_put_u32(&c->wb, MBX_F_VERSION, *version);
+	mbx_proto_put_u64(&c->wb, MBX_F_FEATURES, *features);
+	mbx_proto_end(&c->wb);
+	return mbx__client_send(c, deadline_us, err);
+}
+
+int mbx__client_hello(struct mbx_client *c, uint64_t deadline_us, mbx_error **err)
+{
+	struct mbx_hello_info info;
+	uint32_t version;
+	uint64_t features;
+	int rc = greet(c, &info, &version, &features, deadline_us, err);
+
+	if (rc < 0)
+		return rc;
+	c->version = version;
+	c->features = features;
+	c->session = info.session;
+	return MBX_OK;
+}
+
+int mbx__client_reconnect(struct mbx_client *c, const struct mbx_transport *t, uint64_t deadline_us, mbx_error **err)
+{
+	struct mbx_hello_info info;
+	uint32_t version;
+	uint64_t features;
+	int rc;
+
+	if (c->tr.ops != NULL)
+		c->tr.ops->close(&c->tr);
+	c->tr = *t;
+	c->fd = t->fd;
+	/* Half a frame of the old channel means nothing on the new one. */
+	mbx_rbuf_release(&c->rb);
+	mbx_rbuf_init(&c->rb);
+	mbx_wbuf_reset(&c->wb);
+	c->broken = 1; /* until the agent proves it is the same session */
+	if (c->version == 0) {
+		mbx__error_set(err, MBX_ESTATE, 0, NULL, "no agent session to resume: the first channel never got a HELLO");
+		return MBX_ESTATE;
+	}
+	if (!(c->features & MBX_FEAT_RESUME)) {
+		mbx__error_set(err, MBX_ENOTSUP, 0, NULL, "the sandbox agent cannot keep its session over a new channel");
+		mbx__error_suggest(err, "destroy the sandbox and create a new one");
+		return MBX_ENOTSUP;
+	}
+	rc = greet(c, &info, &version, &features, deadline_us, err);
+	if (rc < 0)
+		return rc;
+	if (info.session != c->session) {
+		mbx__error_set(err, MBX_EPROTO, 0, NULL,
+			       "the agent on the new channel runs session %016llx, not %016llx: the sandbox's state is gone",
+			       (unsigned long long)info.session, (unsigned long long)c->session);
+		return MBX_EPROTO;
+	}
+	if (version != c->version || features != c->features) {
+		mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent changed its protocol (version %u, features %llx) over a reconnect",
+			       version, (unsigned long long)features);
+		return MBX_EPROTO;
+	}
+	c->broken = 0;
 	return MBX_OK;
 }
 
@@ -549,9 +653,7 @@ int mbx__client_write_stdin(struct mbx_client *c, struct mbx_cproc *p, const voi
 		}
 		/* The program has not taken what it was sent: wait for credit. */
 		if (deadline_us == 0 || now >= deadline_us) {
-			struct pollfd pf = { .fd = c->fd, .events = POLLIN };
-
-			if (mbx_rbuf_pending(&c->rb) == 0 && poll(&pf, 1, 0) <= 0) {
+			if (c->tr.ops == NULL || !readable_now(c)) {
 				p->credit_wanted = 1;
 				return MBX_OK;
 			}
@@ -596,9 +698,7 @@ int mbx__client_next_event(struct mbx_client *c, struct mbx_cproc *p, uint64_t d
 		if (deadline_us == 0 || now >= deadline_us) {
 			/* No time left to wait: take what has arrived, and finish a
 			 * frame already on its way. */
-			struct pollfd pf = { .fd = c->fd, .events = POLLIN };
-
-			if (mbx_rbuf_pending(&c->rb) == 0 && poll(&pf, 1, 0) <= 0)
+			if (c->tr.ops == NULL || !readable_now(c))
 				return MBX_OK;
 			until = now + 100000u;
 		}
@@ -658,7 +758,7 @@ void mbx__client_release(struct mbx_client *c, struct mbx_cproc *p)
 {
 	if (p == NULL)
 		return;
-	if (!p->ended && c->fd >= 0 && !c->broken)
+	if (!p->ended && c->tr.ops != NULL && !c->broken)
 		mbx__client_proc_send(c, p, MBX_MSG_DETACH, NULL, 0, 0, 0, NULL);
 	if (p->ended) {
 		cproc_unlink(c, p);
@@ -821,11 +921,11 @@ int mbx__client_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx_r
 
 void mbx__client_shutdown(struct mbx_client *c)
 {
-	if (c->fd < 0)
+	if (c->tr.ops == NULL)
 		return;
 	mbx_wbuf_reset(&c->wb);
 	mbx_proto_begin(&c->wb, MBX_MSG_SHUTDOWN, 0);
 	mbx_proto_end(&c->wb);
-	(void)!send(c->fd, c->wb.buf, c->wb.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)!c->tr.ops->write(&c->tr, c->wb.buf, c->wb.len, NULL, 0);
 	mbx_wbuf_reset(&c->wb);
 }

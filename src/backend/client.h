@@ -7,7 +7,9 @@
 #pragma once
 
 #include "internal.h"
+#include "backend/backend.h"
 #include "proto.h"
+#include "transport.h"
 
 /* One queued event of a process (see mbx/process.h). */
 struct mbx_event {
@@ -38,23 +40,37 @@ struct mbx_cproc {
 };
 
 struct mbx_client {
-	int fd;              /* owned: closed by mbx__client_close() */
+	struct mbx_transport tr; /* owned: closed by mbx__client_close(); ops NULL when closed */
+	int fd;              /* the transport's descriptor (-1: none, or in memory); informative */
 	struct mbx_rbuf rb;
 	struct mbx_wbuf wb;  /* the message being built, then sent */
 	uint32_t next_id;
 	int broken;          /* the channel failed: the sandbox is unusable */
+	uint32_t version;    /* the protocol version chosen at HELLO, 0 before */
+	uint64_t features;   /* MBX_FEAT_* both sides use */
+	uint64_t session;    /* the agent's session (HELLO) */
 	int credit_news;     /* credit came for a process that wanted it: waits end early */
 	struct mbx_cproc *procs;
 };
 
+/* Starts a client on a unix socket to the agent, which passes descriptors
+ * (the os backend's socketpair). Owns fd from now on. */
 void mbx__client_init(struct mbx_client *c, int fd);
+/* Starts a client on a plain byte stream (a connection to a virtio-serial
+ * port through QEMU's chardev): no descriptors pass; a message that needs
+ * them fails with MBX_ENOTSUP. Owns fd from now on. */
+void mbx__client_init_stream(struct mbx_client *c, int fd);
+/* Starts a client on any transport (transport.h), owned from now on. */
+void mbx__client_init_transport(struct mbx_client *c, const struct mbx_transport *t);
 void mbx__client_close(struct mbx_client *c);
 
 /* Sends the frame(s) built in c->wb and empties it; deadline in CLOCK_MONOTONIC us. */
 int mbx__client_send(struct mbx_client *c, uint64_t deadline_us, mbx_error **err);
 
 /* As mbx__client_send, passing descriptors along with the first bytes
- * (SCM_RIGHTS; at most MBX_PROTO_MAX_FDS). The caller keeps its copies. */
+ * (SCM_RIGHTS; at most MBX_PROTO_MAX_FDS). The caller keeps its copies. On
+ * a transport that cannot pass descriptors (nfds > 0): MBX_ENOTSUP, nothing
+ * sent. */
 int mbx__client_send_fds(struct mbx_client *c, const int *fds, size_t nfds, uint64_t deadline_us, mbx_error **err);
 
 /* Waits for the next frame; valid until the next call. */
@@ -63,8 +79,21 @@ int mbx__client_recv(struct mbx_client *c, struct mbx_frame *f, uint64_t deadlin
 /* Converts an ERROR frame into *err and returns its code. */
 int mbx__client_error_from(const struct mbx_frame *f, const char *backend, mbx_error **err);
 
-/* Waits for the agent's HELLO and checks its protocol version. */
+/* Waits for the agent's HELLO, picks the protocol version and features
+ * both sides speak (an error naming both ranges when there is none) and
+ * answers HELLO_ACK. Sets c->version, c->features, c->session. */
 int mbx__client_hello(struct mbx_client *c, uint64_t deadline_us, mbx_error **err);
+
+/*
+ * After the channel reset under a running agent (a restored microVM): takes
+ * the new transport `t` (owned from now on; the old one is closed), waits for
+ * the agent's HELLO on it and checks that it is the same session, with the
+ * same version and features, and that both use MBX_FEAT_RESUME. Then the
+ * client goes on with its processes as they were (frames that were in
+ * flight at the reset are lost) and c->broken is cleared. On failure the
+ * client stays broken.
+ */
+int mbx__client_reconnect(struct mbx_client *c, const struct mbx_transport *t, uint64_t deadline_us, mbx_error **err);
 
 /* Sends the INIT frame in c->wb, with `fds` for its MBX_F_FD fields, and
  * waits for READY. */

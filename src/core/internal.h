@@ -109,28 +109,7 @@ struct mbx_exec_req {
 	size_t stdin_len;
 };
 
-struct mbx_backend_ops {
-	const char *name;
-	mbx_isolation_t isolation;
-	/* Builds the sandbox (sb->cfg is set); on failure leaves nothing behind. */
-	int (*create)(mbx_sandbox *sb, mbx_error **err);
-	/* Runs one execute and fills res (zeroed by the caller). */
-	int (*exec)(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err);
-	/* Tears everything down; called once. */
-	int (*destroy)(mbx_sandbox *sb, mbx_error **err);
-	/* The channel to the sandbox's agent (processes, files), or NULL when
-	 * the backend has no agent. */
-	struct mbx_client *(*client)(mbx_sandbox *sb);
-	/* Without an agent: the host directory behind /workspace, which the
-	 * file API then serves from the host (src/core/hostfiles.c). */
-	const char *(*workspace)(mbx_sandbox *sb);
-	/* Out-of-memory kills in the sandbox so far, or NULL when the backend
-	 * cannot tell. */
-	uint64_t (*oom_kills)(mbx_sandbox *sb);
-	/* Optional: adds to *err what the backend knows about why the channel
-	 * to its agent broke (a VM's console), before the sandbox is destroyed. */
-	void (*explain_broken)(mbx_sandbox *sb, mbx_error **err);
-};
+struct mbx_backend_ops; /* src/backend/backend.h */
 
 struct mbx_sandbox {
 	char id[17];
@@ -205,9 +184,10 @@ int mbx__rm_rf(const char *path);
 
 /* ---- sandbox.c, for process.c and file.c ---- */
 struct mbx_client;
-/* The sandbox's agent channel, or an error (destroyed sandbox, backend
- * without an agent). */
-int mbx__sandbox_client(mbx_sandbox *sb, const char *what, struct mbx_client **out, mbx_error **err);
+/* The sandbox's agent channel, or an error (destroyed sandbox, a backend
+ * without the capabilities `need`, MBX_BACKEND_CAP_* of backend/backend.h,
+ * or without an agent). */
+int mbx__sandbox_client(mbx_sandbox *sb, uint32_t need, const char *what, struct mbx_client **out, mbx_error **err);
 /* After a failed call: when the channel broke, the sandbox is destroyed and
  * the error says so. Returns rc. */
 int mbx__sandbox_after(mbx_sandbox *sb, struct mbx_client *c, int rc, mbx_error **err);
@@ -218,18 +198,4 @@ int mbx__layer_index(uint32_t layer);
 void mbx__sandbox_result_layers(const mbx_sandbox *sb, mbx_result *res);
 int mbx__sandbox_env(mbx_sandbox *sb, const struct mbx_env *call, char ***out, mbx_error **err);
 
-/* ---- backends ---- */
-extern const struct mbx_backend_ops mbx__linux_backend;
-extern const struct mbx_backend_ops mbx__microvm_backend;
-/* The agent program embedded in the library (static, runs in the os
- * backend's namespaces and as the microVM guest's init). */
-void mbx__agent_image(const uint8_t **data, size_t *len);
-/* Removes the cgroups an os sandbox recorded in its state directory (the
- * release hook of mbx__statedir_collect() for every backend). */
-void mbx__linux_remove_recorded_cgroups(const char *dir);
-#if MBX_FEATURE_WASM
-extern const struct mbx_backend_ops mbx__wasm_backend;
-/* Wasmtime's version and whether an engine works here (a tiny module is
- * compiled); *detail is malloc'd. 0 when it works, else an MBX_E* code. */
-int mbx__wasm_probe(char **detail);
-#endif
+/* The backends and their interface: src/backend/backend.h. */

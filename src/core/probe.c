@@ -30,6 +30,7 @@
 #include <mbx/probe.h>
 
 #include "internal.h"
+#include "backend/backend.h"
 #include "backend/linux/cgroup.h"
 #include "backend/microvm/assets.h"
 #include "backend/microvm/qemu-cmdline.h"

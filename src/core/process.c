@@ -167,7 +167,8 @@ int mbx_sandbox_spawn(mbx_sandbox *sb, const char *const *argv, const mbx_spawn_
 	if (out == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_spawn: out is NULL");
 	*out = NULL;
-	rc = mbx__sandbox_client(sb, "spawning processes", &c, err);
+	rc = mbx__sandbox_client(sb, (o && o->rows) ? MBX_BACKEND_CAP_PROCESSES | MBX_BACKEND_CAP_PTY : MBX_BACKEND_CAP_PROCESSES,
+				 "spawning processes", &c, err);
 	if (rc < 0)
 		return rc;
 	if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
@@ -216,7 +217,7 @@ static int proc_client(mbx_process *p, struct mbx_client **c, mbx_error **err)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "process is NULL");
 	if (p->sb == NULL)
 		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u: its sandbox was freed", p->id);
-	rc = mbx__sandbox_client(p->sb, "processes", c, err);
+	rc = mbx__sandbox_client(p->sb, MBX_BACKEND_CAP_PROCESSES, "processes", c, err);
 	if (rc < 0)
 		return rc;
 	if (p->cp == NULL)
@@ -487,7 +488,7 @@ void mbx_process_free(mbx_process *p)
 
 	if (p == NULL)
 		return;
-	if (p->sb && p->cp && mbx__sandbox_client(p->sb, "processes", &c, NULL) == MBX_OK)
+	if (p->sb && p->cp && mbx__sandbox_client(p->sb, MBX_BACKEND_CAP_PROCESSES, "processes", &c, NULL) == MBX_OK)
 		mbx__client_release(c, p->cp);
 	unlink_handle(p);
 	mbx_result_free(p->partial);
@@ -504,7 +505,7 @@ int mbx_sandbox_process(mbx_sandbox *sb, uint32_t id, mbx_process **out, mbx_err
 	if (out == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_process: out is NULL");
 	*out = NULL;
-	rc = mbx__sandbox_client(sb, "processes", &c, err);
+	rc = mbx__sandbox_client(sb, MBX_BACKEND_CAP_PROCESSES, "processes", &c, err);
 	if (rc < 0)
 		return rc;
 	cp = mbx__client_find(c, id);
@@ -568,7 +569,7 @@ int mbx_sandbox_list_processes(mbx_sandbox *sb, mbx_proc_list **out, mbx_error *
 	if (out == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_list_processes: out is NULL");
 	*out = NULL;
-	rc = mbx__sandbox_client(sb, "listing processes", &c, err);
+	rc = mbx__sandbox_client(sb, MBX_BACKEND_CAP_PROCESSES, "listing processes", &c, err);
 	if (rc < 0)
 		return rc;
 	l = calloc(1, sizeof(*l));

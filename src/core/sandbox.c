@@ -178,14 +178,14 @@ int mbx_sandbox_exec(mbx_sandbox *sb, const char *const *argv, const mbx_exec_op
 	return MBX_OK;
 }
 
-int mbx__sandbox_client(mbx_sandbox *sb, const char *what, struct mbx_client **out, mbx_error **err)
+int mbx__sandbox_client(mbx_sandbox *sb, uint32_t need, const char *what, struct mbx_client **out, mbx_error **err)
 {
 	*out = NULL;
 	if (sb == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "%s: sandbox is NULL", what);
 	if (sb->destroyed)
 		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: create a new one", sb->id);
-	if (sb->ops->client == NULL || (*out = sb->ops->client(sb)) == NULL) {
+	if (!mbx__backend_has(sb, need) || sb->ops->client == NULL || (*out = sb->ops->client(sb)) == NULL) {
 		mbx__error_set(err, MBX_ENOTSUP, 0, sb->ops->name, "%s is not available on the %s backend", what, sb->ops->name);
 		return MBX_ENOTSUP;
 	}
@@ -323,7 +323,7 @@ int mbx__layer_index(uint32_t layer)
 
 uint64_t mbx_sandbox_oom_kills(mbx_sandbox *sb)
 {
-	if (sb == NULL || sb->destroyed || sb->ops->oom_kills == NULL)
+	if (sb == NULL || sb->destroyed || !mbx__backend_has(sb, MBX_BACKEND_CAP_OOM_COUNT) || sb->ops->oom_kills == NULL)
 		return 0;
 	return sb->ops->oom_kills(sb);
 }

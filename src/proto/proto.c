@@ -321,6 +321,61 @@ int mbx_proto_decode_hello(const struct mbx_frame *f, uint32_t *version)
 	return (rc < 0 || !found) ? -1 : 0;
 }
 
+int mbx_proto_decode_hello_info(const struct mbx_frame *f, struct mbx_hello_info *out)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t tag;
+	int rc, have_max = 0, have_min = 0, have_session = 0;
+
+	memset(out, 0, sizeof(*out));
+	mbx_field_iter_init(&it, f->body, f->len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		switch (tag) {
+		case MBX_F_VERSION:
+			if (mbx_field_u32(v, n, &out->version_max) < 0)
+				return -1;
+			have_max = 1;
+			break;
+		case MBX_F_VERSION_MIN:
+			if (mbx_field_u32(v, n, &out->version_min) < 0)
+				return -1;
+			have_min = 1;
+			break;
+		case MBX_F_FEATURES:
+			if (mbx_field_u64(v, n, &out->features) < 0)
+				return -1;
+			break;
+		case MBX_F_SESSION:
+			if (mbx_field_u64(v, n, &out->session) < 0)
+				return -1;
+			have_session = 1;
+			break;
+		default:
+			break;
+		}
+	}
+	if (rc < 0 || !have_max || !have_session)
+		return -1;
+	if (!have_min)
+		out->version_min = out->version_max;
+	return out->version_min <= out->version_max ? 0 : -1;
+}
+
+int mbx_proto_negotiate(uint32_t min_a, uint32_t max_a, uint64_t feat_a, uint32_t min_b, uint32_t max_b,
+			uint64_t feat_b, uint32_t *version, uint64_t *features)
+{
+	uint32_t lo = min_a > min_b ? min_a : min_b;
+	uint32_t hi = max_a < max_b ? max_a : max_b;
+
+	if (min_a > max_a || min_b > max_b || lo > hi)
+		return -1;
+	*version = hi;
+	*features = feat_a & feat_b;
+	return 0;
+}
+
 int mbx_proto_decode_ready(const struct mbx_frame *f, struct mbx_ready_info *out)
 {
 	struct mbx_field_iter it;

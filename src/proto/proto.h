@@ -13,8 +13,23 @@
  *
  * The body is a sequence of fields, each `u16 tag, u32 len, len bytes`. Fields
  * a reader does not know are skipped, so either side may add fields without a
- * version bump; a change of meaning bumps MBX_PROTO_VERSION, which the agent
- * announces in its HELLO and the host checks.
+ * version bump; a change of meaning bumps MBX_PROTO_VERSION.
+ *
+ * The handshake. A guest image may be older or newer than the library that
+ * starts it, so the versions are negotiated:
+ *
+ *	agent -> host  HELLO      VERSION (newest it speaks), VERSION_MIN (oldest),
+ *	                          FEATURES (MBX_FEAT_* it offers), SESSION
+ *	host -> agent  HELLO_ACK  VERSION (the one chosen), FEATURES (those used)
+ *
+ * The host picks the newest version in both ranges, and the features both
+ * know (mbx_proto_negotiate()); with none in common it says so and closes.
+ * The agent takes nothing but HELLO_ACK (and SHUTDOWN) before it. SESSION
+ * is a random 64-bit number the agent draws once when it starts: an
+ * identifier, not a secret. When the channel resets under a running agent
+ * (a microVM restored from a snapshot) and both use MBX_FEAT_RESUME, the
+ * agent greets again on the new channel with the same SESSION; the host
+ * checks it and goes on where it was (mbx__client_reconnect), without INIT.
  *
  * Everything the host reads from an agent is untrusted: every length is
  * checked against what is left in the frame and against fixed maxima, and
@@ -26,7 +41,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MBX_PROTO_VERSION 3
+/* The newest and the oldest protocol version this build speaks. */
+#define MBX_PROTO_VERSION 4
+#define MBX_PROTO_VERSION_MIN 4
 #define MBX_PROTO_HEADER 12
 /* A frame body is at most 1 MiB: output is sent in chunks far below it, and a
  * larger announcement from an agent is a protocol error, never an allocation. */
@@ -35,7 +52,7 @@
 #define MBX_PROTO_CHUNK 65536
 
 enum mbx_msg_type {
-	MBX_MSG_HELLO = 1,    /* agent -> host: VERSION */
+	MBX_MSG_HELLO = 1,    /* agent -> host: VERSION, VERSION_MIN, FEATURES, SESSION */
 	MBX_MSG_INIT = 2,     /* host -> agent: sandbox setup (see agent.c) */
 	MBX_MSG_READY = 3,    /* agent -> host: LAYERS, SKIPPED, LANDLOCK_ABI */
 	MBX_MSG_ERROR = 4,    /* agent -> host: CODE, ERRNO, LAYER, MESSAGE */
@@ -60,6 +77,7 @@ enum mbx_msg_type {
 	MBX_MSG_FILE_DATA = 22, /* agent -> host: DATA read from a file; MORE while not at its end */
 	MBX_MSG_FILE_STAT = 23, /* agent -> host: FTYPE, SIZE, MODE, MTIME_NS, UID, GID */
 	MBX_MSG_FILE_DIR = 24,  /* agent -> host: ENTRY* (NAME, FTYPE, SIZE, FLAGS), MORE */
+	MBX_MSG_HELLO_ACK = 25, /* host -> agent: VERSION and FEATURES chosen */
 };
 
 enum mbx_field_tag {
@@ -123,7 +141,16 @@ enum mbx_field_tag {
 	MBX_F_SEED = 56,      /* MBX_SEED_MIN..MBX_SEED_MAX bytes from the host's getrandom, added to the
 			       * guest's entropy pool before READY */
 	MBX_F_MAX_PROCS = 57, /* u32 > 0: processes of all payloads together (a pids cgroup in the guest) */
+	MBX_F_VERSION_MIN = 58, /* u32: the oldest protocol version the agent speaks */
+	MBX_F_FEATURES = 59,  /* u64: MBX_FEAT_* bits */
+	MBX_F_SESSION = 60,   /* u64: the agent's session (see the handshake above) */
 };
+
+/* MBX_F_FEATURES bits: what a side can do beyond its protocol version. */
+#define MBX_FEAT_RESUME (1ull << 0) /* the agent keeps its sandbox when the channel resets
+                                     * and greets again with the same SESSION */
+/* The features the host side of this build knows. */
+#define MBX_PROTO_HOST_FEATURES MBX_FEAT_RESUME
 
 /* MBX_F_FLAGS bits of an EXIT message. */
 #define MBX_EXIT_TIMED_OUT        (1u << 0)
@@ -285,7 +312,24 @@ struct mbx_error_info {
 
 /* Each decoder returns 0, or -1 when a field is malformed or a required one
  * is missing. Unknown fields are ignored. */
+/* The newest version a HELLO announces (VERSION): what every version's
+ * HELLO carries. */
 int mbx_proto_decode_hello(const struct mbx_frame *f, uint32_t *version);
+
+struct mbx_hello_info {
+	uint32_t version_min; /* VERSION_MIN, or VERSION when absent */
+	uint32_t version_max; /* VERSION */
+	uint64_t features;    /* FEATURES, 0 when absent */
+	uint64_t session;     /* SESSION */
+};
+
+/* A whole HELLO: VERSION and SESSION required, VERSION_MIN <= VERSION. */
+int mbx_proto_decode_hello_info(const struct mbx_frame *f, struct mbx_hello_info *out);
+
+/* The version both sides speak (the newest in both ranges) and the features
+ * both know: 0, or -1 when the ranges do not meet. */
+int mbx_proto_negotiate(uint32_t min_a, uint32_t max_a, uint64_t feat_a, uint32_t min_b, uint32_t max_b,
+			uint64_t feat_b, uint32_t *version, uint64_t *features);
 int mbx_proto_decode_ready(const struct mbx_frame *f, struct mbx_ready_info *out);
 int mbx_proto_decode_error(const struct mbx_frame *f, struct mbx_error_info *out);
 int mbx_proto_decode_exit(const struct mbx_frame *f, struct mbx_exit_info *out);

@@ -129,6 +129,8 @@ static void frame_hello(struct mbx_wbuf *w, uint32_t version)
 {
 	mbx_proto_begin(w, MBX_MSG_HELLO, 0);
 	mbx_proto_put_u32(w, MBX_F_VERSION, version);
+	mbx_proto_put_u32(w, MBX_F_VERSION_MIN, version);
+	mbx_proto_put_u64(w, MBX_F_SESSION, 0x5e55);
 	mbx_proto_end(w);
 }
 

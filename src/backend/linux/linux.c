@@ -4,7 +4,9 @@
  * namespaces, with the sandbox's own root (mountplan.c), limits from the
  * cgroup ladder (cgroup.c) and payload layers (seccomp.c, Landlock in the
  * agent). State on the host: one directory per sandbox holding its
- * /workspace, and possibly cgroup directories; destroy removes both.
+ * /workspace, and possibly cgroup directories; destroy removes both. This
+ * file is the launcher; talking to the agent once it runs is
+ * src/backend/agenthost.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,7 +23,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "backend/client.h"
+#include "backend/agenthost.h"
 #include "cgroup.h"
 #include "memguard.h"
 #include "mountplan.h"
@@ -42,7 +44,7 @@
 #define CREATE_DEADLINE_US (15u * 1000000u)
 
 struct linux_sb {
-	struct mbx_client client;
+	struct mbx_agenthost host; /* the agent on a socketpair */
 	pid_t pid;
 	int pidfd;
 	struct mbx_statedir sd; /* host directory of the sandbox, locked */
@@ -104,27 +106,16 @@ static void linux_cleanup(struct linux_sb *l)
 	if (l == NULL)
 		return;
 	mbx__linux_net_stop(&l->net);
-	mbx__client_shutdown(&l->client);
+	mbx__agenthost_shutdown(&l->host);
 	mbx__linux_kill_agent(l->pid, l->pidfd);
 	if (l->pidfd >= 0)
 		close(l->pidfd);
 	l->pid = -1;
 	l->pidfd = -1;
-	mbx__client_close(&l->client);
+	mbx__agenthost_release(&l->host);
 	mbx__cgroup_destroy(&l->cg);
 	mbx__statedir_release(&l->sd);
 	free(l);
-}
-
-static void put_rlimit(struct mbx_wbuf *w, uint32_t resource, uint64_t value)
-{
-	uint8_t b[12];
-
-	for (int i = 0; i < 4; i++)
-		b[i] = (uint8_t)(resource >> (8 * i));
-	for (int i = 0; i < 8; i++)
-		b[4 + i] = (uint8_t)(value >> (8 * i));
-	mbx_proto_put(w, MBX_F_RLIMIT, b, sizeof(b));
 }
 
 /* What the rlimit rung leaves unbounded (mbx_sandbox_limits_partial()). */
@@ -368,15 +359,14 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	const mbx_config *cfg = sb->cfg;
 	int privileged = geteuid() == 0;
 	struct mbx_mountplan plan = { 0 };
-	struct mbx_ready_info ready;
+	struct mbx_transport chan;
+	struct mbx_wbuf *w;
 	struct mbx_spawn sp = { 0 };
 	int mount_fds[MBX_PROTO_MAX_FDS];
 	size_t nmount_fds = 0;
 	struct linux_sb *l;
-	const uint8_t *bpf = NULL;
-	size_t bpf_len = 0;
 	uint64_t deadline = mbx__now_us() + CREATE_DEADLINE_US;
-	uint32_t flags, r32 = 0;
+	uint32_t r32 = 0;
 	uid_t uid;
 	gid_t gid;
 	int rc;
@@ -388,7 +378,7 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	l->pid = -1;
 	l->pidfd = -1;
 	l->sd.lockfd = -1;
-	l->client.fd = -1;
+	mbx__agenthost_init(&l->host);
 
 	if (privileged) {
 		if (getrandom(&r32, sizeof(r32), 0) != sizeof(r32)) {
@@ -405,10 +395,6 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	rc = prepare_host(sb, l, err);
 	if (rc < 0)
 		goto fail;
-	if (mbx__seccomp_program(cfg->trust, &bpf, &bpf_len) < 0) {
-		rc = mbx__error_set(err, MBX_EINVAL, 0, "seccomp", "no seccomp program for trust level %u", cfg->trust);
-		goto fail;
-	}
 	rc = mbx__mountplan_build(&plan, cfg, storage_bytes(cfg, &l->cg), "", err);
 	if (rc == MBX_OK)
 		rc = mbx__linux_net_prepare(sb, l->sd.dir, &plan, err);
@@ -424,9 +410,8 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 		goto fail;
 	l->pid = sp.pid;
 	l->pidfd = sp.pidfd;
-	mbx__client_init(&l->client, sp.chan);
-
-	rc = mbx__client_hello(&l->client, deadline, err);
+	mbx__transport_socket(&chan, sp.chan);
+	rc = mbx__agenthost_attach(&l->host, &chan, deadline, err);
 	if (rc < 0)
 		goto fail;
 	rc = pass_state_files(l, &plan, mount_fds, &nmount_fds, err);
@@ -437,17 +422,10 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 		if (rc < 0)
 			goto fail;
 	}
-	flags = MBX_INIT_SETUP_ROOT | MBX_INIT_LOOPBACK;
-	if (cfg->allow_degraded)
-		flags |= MBX_INIT_ALLOW_DEGRADED;
-	if (cfg->trust == MBX_TRUST_UNTRUSTED)
-		flags |= MBX_INIT_UNTRUSTED;
-	mbx_proto_begin(&l->client.wb, MBX_MSG_INIT, 0);
-	mbx_proto_put_u32(&l->client.wb, MBX_F_INIT_FLAGS, flags);
-	mbx_proto_put_str(&l->client.wb, MBX_F_HOSTNAME, cfg->hostname);
-	if (bpf)
-		mbx_proto_put(&l->client.wb, MBX_F_SECCOMP, bpf, bpf_len);
-	put_rlimit(&l->client.wb, RLIMIT_CORE, 0);
+	rc = mbx__agenthost_init_begin(&l->host, cfg, MBX_INIT_SETUP_ROOT | MBX_INIT_LOOPBACK, err);
+	if (rc < 0)
+		goto fail;
+	w = &l->host.client.wb;
 	if (l->cg.mech == MBX_LIMITS_RLIMIT) {
 		const uint8_t *guard;
 		size_t guard_len;
@@ -457,18 +435,14 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 		 * RLIMIT_DATA does not count is closed or capped: shmem objects
 		 * (memguard.h), SysV IPC (MBX_F_SHM_LIMIT), files (the storage
 		 * size, storage_bytes()). */
-		put_rlimit(&l->client.wb, RLIMIT_DATA, cfg->memory_bytes);
-		put_rlimit(&l->client.wb, RLIMIT_NPROC, cfg->max_procs);
+		mbx__agenthost_put_rlimit(w, RLIMIT_DATA, cfg->memory_bytes);
+		mbx__agenthost_put_rlimit(w, RLIMIT_NPROC, cfg->max_procs);
 		mbx__memguard_filter(&guard, &guard_len);
-		mbx_proto_put(&l->client.wb, MBX_F_SECCOMP_EXTRA, guard, guard_len);
-		mbx_proto_put_u64(&l->client.wb, MBX_F_SHM_LIMIT, cfg->memory_bytes);
+		mbx_proto_put(w, MBX_F_SECCOMP_EXTRA, guard, guard_len);
+		mbx_proto_put_u64(w, MBX_F_SHM_LIMIT, cfg->memory_bytes);
 	}
-	mbx__mountplan_encode(&plan, &l->client.wb);
-	if (mbx_proto_end(&l->client.wb) < 0) {
-		rc = mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "sandbox setup message too large (too many mounts?)");
-		goto fail;
-	}
-	rc = mbx__client_init_sandbox(&l->client, mount_fds, nmount_fds, &ready, deadline, err);
+	mbx__mountplan_encode(&plan, w);
+	rc = mbx__agenthost_setup(sb, &l->host, mount_fds, nmount_fds, deadline, err);
 	if (rc < 0)
 		goto fail;
 	for (size_t i = 0; i < nmount_fds; i++)
@@ -478,16 +452,11 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	if (rc < 0)
 		goto fail;
 
-	sb->layers = MBX_LAYER_USER_NS | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS | MBX_LAYER_IPC_NS |
-		     MBX_LAYER_UTS_NS | MBX_LAYER_CGROUP_NS | ready.layers;
+	/* The agent's layers are on sb (mbx__agenthost_setup); these are the launcher's. */
+	sb->layers |= MBX_LAYER_USER_NS | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS | MBX_LAYER_IPC_NS |
+		      MBX_LAYER_UTS_NS | MBX_LAYER_CGROUP_NS;
 	if (!(sb->skipped & MBX_LAYER_LIMITS))
 		sb->layers |= MBX_LAYER_LIMITS;
-	sb->skipped |= ready.skipped;
-	if (ready.skipped & MBX_LAYER_LANDLOCK)
-		sb->skip_reason[mbx__layer_index(MBX_LAYER_LANDLOCK)] = ready.landlock_abi > 0 ?
-			"the kernel's Landlock refused the sandbox's ruleset" : "the kernel has no usable Landlock";
-	if (ready.skipped & MBX_LAYER_SECCOMP)
-		sb->skip_reason[mbx__layer_index(MBX_LAYER_SECCOMP)] = "the kernel has no seccomp filter support";
 	sb->priv = l;
 	mbx__mountplan_release(&plan);
 	return MBX_OK;
@@ -503,15 +472,9 @@ static int linux_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_resul
 {
 	struct linux_sb *l = sb->priv;
 	uint64_t ooms = mbx__cgroup_oom_kills(&l->cg);
-	int rc = mbx__client_exec(&l->client, req, res, err);
+	/* A broken channel destroys the sandbox, l with it. */
+	int rc = mbx__agenthost_exec(sb, &l->host, req, res, err);
 
-	if (rc < 0 && l->client.broken) {
-		mbx__error_wrap(err, "sandbox %s stopped working and was destroyed", sb->id);
-		sb->destroyed = 1;
-		sb->priv = NULL;
-		linux_cleanup(l);
-		return rc;
-	}
 	if (rc == MBX_OK && res->signal == SIGKILL && mbx__cgroup_oom_kills(&l->cg) > ooms)
 		res->oom_killed = 1;
 	return rc;
@@ -536,12 +499,14 @@ static struct mbx_client *linux_client(mbx_sandbox *sb)
 {
 	struct linux_sb *l = sb->priv;
 
-	return l ? &l->client : NULL;
+	return l ? mbx__agenthost_client(&l->host) : NULL;
 }
 
 const struct mbx_backend_ops mbx__linux_backend = {
 	.name = "os",
 	.isolation = MBX_ISOLATION_OS,
+	.caps = MBX_BACKEND_CAP_EXEC | MBX_BACKEND_CAP_PROCESSES | MBX_BACKEND_CAP_PTY | MBX_BACKEND_CAP_FILES |
+		MBX_BACKEND_CAP_STATE | MBX_BACKEND_CAP_OOM_COUNT,
 	.create = linux_create,
 	.exec = linux_exec,
 	.destroy = linux_destroy,

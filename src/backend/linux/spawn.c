@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "spawn.h"
+#include "backend/backend.h"
 #include "proto.h"
 #include "platform/linux/syscalls.h"
 #include "platform/linux/closefds.h"

@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "backend/client.h"
-#include "backend/linux/seccomp.h"
+#include "backend/agenthost.h"
+#include "backend/backend.h"
 #include "assets.h"
 #include "initramfs.h"
 #include "jail.h"
@@ -49,7 +49,7 @@
 #define CONSOLE_TAIL 1200
 
 struct microvm_sb {
-	struct mbx_client client;
+	struct mbx_agenthost host;
 	struct mbx_statedir sd;   /* run directory: initrd, sockets, console log */
 	struct mbx_vm_assets assets;
 	struct mbx_vm_jail *jail; /* QEMU, jailed */
@@ -62,8 +62,8 @@ static void microvm_cleanup(struct microvm_sb *m)
 {
 	if (m == NULL)
 		return;
-	mbx__client_shutdown(&m->client);
-	mbx__client_close(&m->client);
+	mbx__agenthost_shutdown(&m->host);
+	mbx__agenthost_release(&m->host);
 	if (m->jail)
 		mbx__vm_jail_stop(m->jail);
 	m->jail = NULL;
@@ -203,6 +203,7 @@ static int make_ram_file(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
 static int connect_agent(struct microvm_sb *m, const char *path, uint64_t deadline, mbx_error **err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mbx_transport t;
 	int fd, wstatus;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -233,8 +234,9 @@ static int connect_agent(struct microvm_sb *m, const char *path, uint64_t deadli
 			return mbx__error_set(err, MBX_ETIMEDOUT, 0, "vmm", "QEMU did not open the agent's socket in time");
 		poll(p.fd >= 0 ? &p : NULL, p.fd >= 0 ? 1 : 0, 2);
 	}
-	mbx__client_init(&m->client, fd);
-	return MBX_OK;
+	/* A byte stream to QEMU's chardev: no descriptors can pass. */
+	mbx__transport_stream(&t, fd);
+	return mbx__agenthost_attach(&m->host, &t, deadline, err);
 }
 
 static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
@@ -289,48 +291,29 @@ static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
 static int init_guest(mbx_sandbox *sb, struct microvm_sb *m, uint64_t deadline, mbx_error **err)
 {
 	const mbx_config *cfg = sb->cfg;
-	struct mbx_ready_info ready;
+	struct mbx_wbuf *w = &m->host.client.wb;
 	uint8_t seed[SEED_BYTES];
-	const uint8_t *bpf = NULL;
-	size_t bpf_len = 0;
-	uint32_t flags = MBX_INIT_GUEST | MBX_INIT_LOOPBACK;
 	int rc;
 
 	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
 		return mbx__error_set(err, MBX_ESYS, errno, NULL, "getrandom");
-	if (mbx__seccomp_program(cfg->trust, &bpf, &bpf_len) < 0)
-		return mbx__error_set(err, MBX_EINVAL, 0, "seccomp", "no seccomp program for trust level %u", cfg->trust);
-	if (cfg->allow_degraded)
-		flags |= MBX_INIT_ALLOW_DEGRADED;
-	if (cfg->trust == MBX_TRUST_UNTRUSTED)
-		flags |= MBX_INIT_UNTRUSTED;
-	mbx_proto_begin(&m->client.wb, MBX_MSG_INIT, 0);
-	mbx_proto_put_u32(&m->client.wb, MBX_F_INIT_FLAGS, flags);
-	mbx_proto_put_str(&m->client.wb, MBX_F_HOSTNAME, cfg->hostname);
-	mbx_proto_put_u64(&m->client.wb, MBX_F_DISK, cfg->disk_bytes);
-	mbx_proto_put(&m->client.wb, MBX_F_SEED, seed, sizeof(seed));
-	mbx_proto_put_u32(&m->client.wb, MBX_F_MAX_PROCS, cfg->max_procs);
-	mbx_proto_put(&m->client.wb, MBX_F_SECCOMP, bpf, bpf_len);
-	{
-		uint8_t b[12] = { 0 };
-
-		/* RLIMIT_CORE 0: no core files in the workspace. */
-		b[0] = (uint8_t)RLIMIT_CORE;
-		mbx_proto_put(&m->client.wb, MBX_F_RLIMIT, b, sizeof(b));
-	}
-	explicit_bzero(seed, sizeof(seed));
-	if (mbx_proto_end(&m->client.wb) < 0)
-		return mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "guest setup message too large");
-	rc = mbx__client_init_sandbox(&m->client, NULL, 0, &ready, deadline, err);
-	explicit_bzero(m->client.wb.buf, m->client.wb.cap);
+	rc = mbx__agenthost_init_begin(&m->host, cfg, MBX_INIT_GUEST | MBX_INIT_LOOPBACK, err);
 	if (rc < 0)
 		return rc;
-	/* The VM is the boundary; inside it the payload runs in its own pid and
-	 * mount namespaces with the payload layers the agent reports. */
-	sb->layers = MBX_LAYER_VM | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS | ready.layers;
-	sb->skipped |= ready.skipped;
-	if (ready.skipped & MBX_LAYER_SECCOMP)
-		sb->skip_reason[mbx__layer_index(MBX_LAYER_SECCOMP)] = "the guest kernel has no seccomp filter support";
+	mbx_proto_put_u64(w, MBX_F_DISK, cfg->disk_bytes);
+	mbx_proto_put(w, MBX_F_SEED, seed, sizeof(seed));
+	mbx_proto_put_u32(w, MBX_F_MAX_PROCS, cfg->max_procs);
+	explicit_bzero(seed, sizeof(seed));
+	rc = mbx__agenthost_setup(sb, &m->host, NULL, 0, deadline, err);
+	/* The seed went out: no copy stays in the write buffer. */
+	if (w->buf)
+		explicit_bzero(w->buf, w->cap);
+	if (rc < 0)
+		return rc;
+	/* The VM is the boundary; inside it each execute runs in pid and mount
+	 * namespaces of its own (the agent's mini-init) with the payload layers
+	 * the agent reports; the guest has no network interface but loopback. */
+	sb->layers |= MBX_LAYER_VM | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS;
 	return MBX_OK;
 }
 
@@ -348,7 +331,7 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return mbx__error_oom(err);
-	m->client.fd = -1;
+	mbx__agenthost_init(&m->host);
 	m->ram_fd = -1;
 	m->sd.lockfd = -1;
 	m->accel = mbx__vm_accel();
@@ -368,8 +351,6 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 		goto fail;
 	snprintf(sock, sizeof(sock), "%s/agent.sock", m->sd.dir);
 	rc = connect_agent(m, sock, deadline, err);
-	if (rc == MBX_OK)
-		rc = mbx__client_hello(&m->client, deadline, err);
 	if (rc < 0) {
 		mbx__error_wrap(err, "the microVM did not start");
 		add_console_tail(m, err);
@@ -406,26 +387,11 @@ static void microvm_explain_broken(mbx_sandbox *sb, mbx_error **err)
 	add_console_tail(m, err);
 }
 
-/* After a failed execute: a channel that broke (QEMU died, the guest hung
- * past the host's deadline) means the VM is gone; tear it down so nothing
- * stays behind, and say so. */
-static int check_broken(mbx_sandbox *sb, struct microvm_sb *m, int rc, mbx_error **err)
-{
-	if (rc >= 0 || !m->client.broken)
-		return rc;
-	microvm_explain_broken(sb, err);
-	mbx__error_wrap(err, "microVM sandbox %s stopped working and was destroyed", sb->id);
-	sb->destroyed = 1;
-	sb->priv = NULL;
-	microvm_cleanup(m);
-	return rc;
-}
-
 static int microvm_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err)
 {
 	struct microvm_sb *m = sb->priv;
 
-	return check_broken(sb, m, mbx__client_exec(&m->client, req, res, err), err);
+	return mbx__agenthost_exec(sb, &m->host, req, res, err);
 }
 
 static int microvm_destroy(mbx_sandbox *sb, mbx_error **err)
@@ -440,12 +406,14 @@ static struct mbx_client *microvm_client(mbx_sandbox *sb)
 {
 	struct microvm_sb *m = sb->priv;
 
-	return m ? &m->client : NULL;
+	return m ? mbx__agenthost_client(&m->host) : NULL;
 }
 
 const struct mbx_backend_ops mbx__microvm_backend = {
 	.name = "microvm",
 	.isolation = MBX_ISOLATION_MICROVM,
+	.caps = MBX_BACKEND_CAP_EXEC | MBX_BACKEND_CAP_PROCESSES | MBX_BACKEND_CAP_PTY | MBX_BACKEND_CAP_FILES |
+		MBX_BACKEND_CAP_STATE,
 	.create = microvm_create,
 	.exec = microvm_exec,
 	.destroy = microvm_destroy,

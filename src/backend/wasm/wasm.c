@@ -35,6 +35,7 @@
 #include "wasmtime-api.h"
 
 #include "internal.h"
+#include "backend/backend.h"
 #include "statedir.h"
 #include "cache.h"
 
@@ -1101,6 +1102,8 @@ static const char *wasm_workspace(mbx_sandbox *sb)
 const struct mbx_backend_ops mbx__wasm_backend = {
 	.name = "wasm",
 	.isolation = MBX_ISOLATION_WASM,
+	/* Each execute is a fresh instance; /workspace persists on the host. */
+	.caps = MBX_BACKEND_CAP_EXEC | MBX_BACKEND_CAP_FILES | MBX_BACKEND_CAP_STATE,
 	.create = wasm_create,
 	.exec = wasm_exec,
 	.destroy = wasm_destroy,
