@@ -628,6 +628,48 @@ def test_http_request(proxied, web, tls_web):
     assert log[0].status == 200 and log[0].bytes_down == len(b"tls api.example.test:%d /tls\n" % tls_web.port)
 
 
+# Run in a process of its own, which has not made a request yet.
+FIRST_USE = r"""
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import mbxnet
+
+def curl_mapped():
+    with open("/proc/self/maps") as f:
+        return "/libcurl" in f.read()
+
+api = mbxnet.Api(os.environ["MIMOBOX_LIB"])
+seen = {"loaded": curl_mapped()}
+cfg = mbxnet.Config(api)
+try:
+    sb = mbxnet.Sandbox(api, cfg)
+finally:
+    cfg.close()
+try:
+    seen["created"] = curl_mapped()
+    try:
+        sb.http("GET", "http://api.example.invalid/")
+        seen["error"] = None
+    except mbxnet.NetError as e:
+        seen["error"] = e.name
+    seen["requested"] = curl_mapped()
+finally:
+    sb.close()
+print(json.dumps(seen))
+"""
+
+
+def test_http_request_loads_libcurl_on_first_use(guard):
+    """libmimobox maps no libcurl until mbx_sandbox_http_request() is
+    called (src/net/curl-api.h): not when it is loaded, not when a sandbox
+    is made."""
+    p = subprocess.run([sys.executable, "-c", FIRST_USE, HERE], capture_output=True, timeout=120,
+                       env=dict(os.environ, MIMOBOX_STATE_DIR=guard.state_dir))
+    assert p.returncode == 0, p
+    seen = json.loads(p.stdout)
+    assert seen == {"loaded": False, "created": False, "error": "denied", "requested": True}, seen
+
+
 @pytest.mark.parametrize("case", ["invalid-url", "ftp", "userinfo", "denied", "literal", "host-header", "tls-plain",
                                   "tls-untrusted", "connect", "timeout", "bad-header", "bad-method"])
 def test_http_request_errors(make_sandbox, proxied, web, tls_web, case):
