@@ -652,6 +652,8 @@ try:
         seen["error"] = None
     except mbxnet.NetError as e:
         seen["error"] = e.name
+        seen["message"] = e.message
+        seen["suggestion"] = e.suggestion
     seen["requested"] = curl_mapped()
 finally:
     sb.close()
@@ -667,7 +669,36 @@ def test_http_request_loads_libcurl_on_first_use(guard):
                        env=dict(os.environ, MIMOBOX_STATE_DIR=guard.state_dir))
     assert p.returncode == 0, p
     seen = json.loads(p.stdout)
-    assert seen == {"loaded": False, "created": False, "error": "denied", "requested": True}, seen
+    assert seen.pop("message").startswith("GET http://api.example.invalid/ denied"), seen
+    assert seen == {"loaded": False, "created": False, "error": "denied", "suggestion": None, "requested": True}, seen
+
+
+def test_http_request_without_libcurl(guard, host_tmp):
+    """Where libcurl is missing at run time, a request is `unsupported`
+    and says which package to install; everything else works. libcurl is
+    hidden by an empty file mounted over it in a mount namespace of the
+    test's own (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("not applicable: hiding a system library needs a mount namespace of root's")
+    if shutil.which("unshare") is None:
+        must_work_skip("unshare is not installed (util-linux)")
+    cache = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True).stdout
+    paths = re.findall(r"^\s*libcurl\.so\.4 \(.*\) => (\S+)$", cache, re.M)
+    if not paths:
+        must_work_skip("libcurl.so.4 is not in the dynamic loader's cache")
+    empty = os.path.join(host_tmp, "empty.so")
+    open(empty, "w").close()
+    mounts = " && ".join("mount --bind %s %s" % (empty, os.path.realpath(p)) for p in sorted(set(paths)))
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                        mounts + ' && exec "$0" -c "$1" "$2"', sys.executable, FIRST_USE, HERE],
+                       capture_output=True, timeout=120, env=dict(os.environ, MIMOBOX_STATE_DIR=guard.state_dir))
+    assert p.returncode == 0, p
+    seen = json.loads(p.stdout)
+    assert seen["message"].startswith("HTTP requests need libcurl (Debian package libcurl4): "), seen
+    assert seen["suggestion"] == "install it (apt-get install libcurl4)", seen
+    del seen["message"]
+    del seen["suggestion"]
+    assert seen == {"loaded": False, "created": False, "error": "unsupported", "requested": False}, seen
 
 
 @pytest.mark.parametrize("case", ["invalid-url", "ftp", "userinfo", "denied", "literal", "host-header", "tls-plain",
