@@ -30,7 +30,10 @@ With --startup it measures the CLI process itself instead, against
 
 and reports each one's ratio to /bin/true at P50 and P99, and the number of
 shared libraries the dynamic loader maps at start (LD_TRACE_LOADED_OBJECTS,
-what ldd shows; the vDSO is not counted).
+what ldd shows; the vDSO is not counted). --baseline OTHER adds the same
+three commands of another mimobox build (rows suffixed "-base"), measured
+in the same rounds: a before/after comparison that machine noise hits
+alike.
 
 The script reports; it never fails because a goal is missed.
 """
@@ -167,15 +170,16 @@ def report_startup(args, commands, stats, samples, libraries):
     print("%d runs per command (+%d warm-up rounds), round-robin, posix_spawn + waitpid" %
           (args.iterations, args.warmup))
     for name, argv in commands:
-        print("  %-10s %s" % (name, " ".join(argv)))
-    print("shared libraries mapped at start: %d (%s)" % (len(libraries), " ".join(libraries)))
+        print("  %-13s %s" % (name, " ".join(argv)))
+    for build, libs in libraries.items():
+        print("shared libraries %s maps at start: %d (%s)" % (build, len(libs), " ".join(libs)))
     print()
-    print("%-12s %9s %9s %9s %9s %9s %9s %12s %12s" %
+    print("%-13s %9s %9s %9s %9s %9s %9s %12s %12s" %
           ("command (ms)", "P50", "P90", "P99", "mean", "min", "max", "P50 / true", "P99 / true"))
     for name, _ in commands:
         s = stats[name]
         r = ratios.get(name + "_over_true", {"p50": 1.0, "p99": 1.0})
-        print("%-12s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %12.2f %12.2f" %
+        print("%-13s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %12.2f %12.2f" %
               (name, s["p50"] / 1e3, s["p90"] / 1e3, s["p99"] / 1e3, s["mean"] / 1e3, s["min"] / 1e3,
                s["max"] / 1e3, r["p50"], r["p99"]))
     return 0
@@ -192,6 +196,8 @@ def main():
     ap.add_argument("--startup", action="store_true",
                     help="measure the CLI's start: `mimobox version`, `mimobox --help` and "
                     "`mimobox run -- /bin/true` against /bin/true, with ratios and the library count (no bwrap)")
+    ap.add_argument("--baseline", metavar="MIMOBOX",
+                    help="with --startup: also measure this other mimobox build in the same rounds (before/after)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ap.add_argument("--csv", metavar="FILE", help="write every sample (microseconds) to FILE")
     args = ap.parse_args()
@@ -205,8 +211,17 @@ def main():
     notes = []
     commands = [("true", [TRUE]), ("mimobox", [mimobox, "run", "--", TRUE])]
     if args.startup:
-        commands = [("true", [TRUE]), ("version", [mimobox, "version"]), ("help", [mimobox, "--help"]),
-                    ("run", [mimobox, "run", "--", TRUE])]
+        builds = [("", mimobox)]
+        if args.baseline:
+            if not os.access(args.baseline, os.X_OK):
+                ap.error("--baseline %s: not an executable" % args.baseline)
+            builds.append(("-base", os.path.abspath(args.baseline)))
+        commands = [("true", [TRUE])]
+        for suffix, m in builds:
+            commands += [("version" + suffix, [m, "version"]), ("help" + suffix, [m, "--help"]),
+                         ("run" + suffix, [m, "run", "--", TRUE])]
+    elif args.baseline:
+        ap.error("--baseline needs --startup")
     elif not args.bwrap:
         notes.append("bwrap not found: bwrap rows skipped; install it with `apt-get install bubblewrap`")
     else:
@@ -246,7 +261,10 @@ def main():
 
     stats = {name: summarize(samples[name]) for name, _ in commands}
     if args.startup:
-        return report_startup(args, commands, stats, samples, startup_libraries(mimobox))
+        libraries = {"mimobox": startup_libraries(mimobox)}
+        if args.baseline:
+            libraries["baseline"] = startup_libraries(os.path.abspath(args.baseline))
+        return report_startup(args, commands, stats, samples, libraries)
     ratios = {}
     for peer in ("bwrap-usr", "bwrap-root"):
         if peer not in stats:
