@@ -20,6 +20,21 @@ of any run aborts the benchmark. Only the standard library is used and
 nothing is installed: when bwrap is missing the bwrap rows are skipped with
 a note on how to install it.
 
+With --startup it measures the CLI process itself instead, against
+/bin/true only (no bwrap): how much the program's own start costs.
+
+  true          /bin/true                           (the peer)
+  version       mimobox version                     (start, print, exit)
+  help          mimobox --help
+  run           mimobox run -- /bin/true
+
+and reports each one's ratio to /bin/true at P50 and P99, and the number of
+shared libraries the dynamic loader maps at start (LD_TRACE_LOADED_OBJECTS,
+what ldd shows; the vDSO is not counted). --baseline OTHER adds the same
+three commands of another mimobox build (rows suffixed "-base"), measured
+in the same rounds: a before/after comparison that machine noise hits
+alike.
+
 The script reports; it never fails because a goal is missed.
 """
 
@@ -95,6 +110,18 @@ class Runner:
         return t1 - t0, status
 
 
+def startup_libraries(mimobox):
+    """The shared objects mapped when mimobox starts, as ldd lists them."""
+    env = dict(os.environ, LD_TRACE_LOADED_OBJECTS="1")
+    p = subprocess.run([mimobox], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    names = []
+    for line in p.stdout.decode(errors="replace").splitlines():
+        name = line.strip().split(" ", 1)[0]
+        if name and not name.startswith("linux-vdso") and not name.startswith("linux-gate"):
+            names.append(name)
+    return names
+
+
 def probe(argv):
     """Runs argv once with its output visible; returns an error text or None."""
     try:
@@ -106,12 +133,71 @@ def probe(argv):
     return None
 
 
+def write_csv(path, commands, samples, iterations):
+    with open(path, "w") as f:
+        names = [name for name, _ in commands]
+        f.write("iteration," + ",".join(n.replace("-", "_") + "_us" for n in names) + "\n")
+        for i in range(iterations):
+            f.write("%d,%s\n" % (i, ",".join("%.1f" % (samples[n][i] / 1e3) for n in names)))
+
+
+def report_startup(args, commands, stats, samples, libraries):
+    t = stats["true"]
+    ratios = {name + "_over_true": {"p50": round(stats[name]["p50"] / t["p50"], 2),
+                                    "p99": round(stats[name]["p99"] / t["p99"], 2)}
+              for name, _ in commands if name != "true"}
+    if args.csv:
+        write_csv(args.csv, commands, samples, args.iterations)
+    if args.json:
+        out = {
+            "tool": "bench_cli",
+            "mode": "startup",
+            "kernel": platform.release(),
+            "cpus": os.cpu_count(),
+            "uid": os.geteuid(),
+            "iterations": args.iterations,
+            "warmup": args.warmup,
+            "unit": "us",
+            "commands": {name: " ".join(argv) for name, argv in commands},
+            "modes": stats,
+            "ratios": ratios,
+            "libraries": libraries,
+        }
+        json.dump(out, sys.stdout, indent=2)
+        print()
+        return 0
+    print("bench_cli --startup: kernel %s, %d CPUs, uid %d" % (platform.release(), os.cpu_count(), os.geteuid()))
+    print("%d runs per command (+%d warm-up rounds), round-robin, posix_spawn + waitpid" %
+          (args.iterations, args.warmup))
+    for name, argv in commands:
+        print("  %-13s %s" % (name, " ".join(argv)))
+    for build, libs in libraries.items():
+        print("shared libraries %s maps at start: %d (%s)" % (build, len(libs), " ".join(libs)))
+    print()
+    print("%-13s %9s %9s %9s %9s %9s %9s %12s %12s" %
+          ("command (ms)", "P50", "P90", "P99", "mean", "min", "max", "P50 / true", "P99 / true"))
+    for name, _ in commands:
+        s = stats[name]
+        r = ratios.get(name + "_over_true", {"p50": 1.0, "p99": 1.0})
+        print("%-13s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %12.2f %12.2f" %
+              (name, s["p50"] / 1e3, s["p90"] / 1e3, s["p99"] / 1e3, s["mean"] / 1e3, s["min"] / 1e3,
+               s["max"] / 1e3, r["p50"], r["p99"]))
+    return 0
+
+
 def main():
-    ap = argparse.ArgumentParser(description="One-shot `mimobox run -- /bin/true` against bwrap and /bin/true.")
+    ap = argparse.ArgumentParser(
+        description="One-shot `mimobox run -- /bin/true` against bwrap and /bin/true; with --startup, "
+        "the CLI's own start (`mimobox version`, `mimobox --help`, `mimobox run -- /bin/true`) against /bin/true.")
     ap.add_argument("-n", "--iterations", type=int, default=300, help="measured runs per command (default 300)")
     ap.add_argument("-w", "--warmup", type=int, default=10, help="uncounted rounds first (default 10)")
     ap.add_argument("--mimobox", default=default_mimobox(), help="mimobox CLI (default: build/mimobox, then PATH)")
     ap.add_argument("--bwrap", default=shutil.which("bwrap"), help="bwrap binary (default: from PATH)")
+    ap.add_argument("--startup", action="store_true",
+                    help="measure the CLI's start: `mimobox version`, `mimobox --help` and "
+                    "`mimobox run -- /bin/true` against /bin/true, with ratios and the library count (no bwrap)")
+    ap.add_argument("--baseline", metavar="MIMOBOX",
+                    help="with --startup: also measure this other mimobox build in the same rounds (before/after)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ap.add_argument("--csv", metavar="FILE", help="write every sample (microseconds) to FILE")
     args = ap.parse_args()
@@ -124,7 +210,19 @@ def main():
 
     notes = []
     commands = [("true", [TRUE]), ("mimobox", [mimobox, "run", "--", TRUE])]
-    if not args.bwrap:
+    if args.startup:
+        builds = [("", mimobox)]
+        if args.baseline:
+            if not os.access(args.baseline, os.X_OK):
+                ap.error("--baseline %s: not an executable" % args.baseline)
+            builds.append(("-base", os.path.abspath(args.baseline)))
+        commands = [("true", [TRUE])]
+        for suffix, m in builds:
+            commands += [("version" + suffix, [m, "version"]), ("help" + suffix, [m, "--help"]),
+                         ("run" + suffix, [m, "run", "--", TRUE])]
+    elif args.baseline:
+        ap.error("--baseline needs --startup")
+    elif not args.bwrap:
         notes.append("bwrap not found: bwrap rows skipped; install it with `apt-get install bubblewrap`")
     else:
         bwrap = os.path.abspath(args.bwrap)
@@ -134,10 +232,13 @@ def main():
                 notes.append("%s does not work here (%s): skipped" % (name, why))
             else:
                 commands.append((name, [bwrap] + extra))
-    why = probe(commands[1][1])
-    if why:
-        print("bench_cli: `mimobox run -- %s` fails: %s" % (TRUE, why), file=sys.stderr)
-        return 1
+    for name, argv in commands[1:]:
+        if name.startswith("bwrap"):
+            continue
+        why = probe(argv)
+        if why:
+            print("bench_cli: `%s` fails: %s" % (" ".join(argv), why), file=sys.stderr)
+            return 1
 
     runner = Runner()
     samples = {name: [] for name, _ in commands}
@@ -159,6 +260,11 @@ def main():
         gc.enable()
 
     stats = {name: summarize(samples[name]) for name, _ in commands}
+    if args.startup:
+        libraries = {"mimobox": startup_libraries(mimobox)}
+        if args.baseline:
+            libraries["baseline"] = startup_libraries(os.path.abspath(args.baseline))
+        return report_startup(args, commands, stats, samples, libraries)
     ratios = {}
     for peer in ("bwrap-usr", "bwrap-root"):
         if peer not in stats:
@@ -172,11 +278,7 @@ def main():
         }
 
     if args.csv:
-        with open(args.csv, "w") as f:
-            names = [name for name, _ in commands]
-            f.write("iteration," + ",".join(n.replace("-", "_") + "_us" for n in names) + "\n")
-            for i in range(args.iterations):
-                f.write("%d,%s\n" % (i, ",".join("%.1f" % (samples[n][i] / 1e3) for n in names)))
+        write_csv(args.csv, commands, samples, args.iterations)
 
     goal = ratios.get("mimobox_over_bwrap_usr")
     if args.json:

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mbx_sandbox_http_request(): an HTTP(S) request made on the host under
- * the sandbox's policy, on libcurl.
+ * the sandbox's policy, on libcurl (loaded on the first request:
+ * curl-api.h).
  *
  * Each hop goes through mbx__net_decide(), as the proxy's requests do: the
  * host must be allowed, its name is resolved once and every address
@@ -96,15 +97,7 @@ void mbx_http_response_free(mbx_http_response *r)
 
 #if MBX_HAVE_CURL
 
-#include <curl/curl.h>
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
+#include "curl-api.h"
 
 /* One hop in progress. */
 struct hop {
@@ -601,6 +594,7 @@ int mbx_sandbox_http_request(mbx_sandbox *sb, const char *method, const char *ur
 	struct curl_slist *hdrs = NULL;
 	char *cur = NULL, *next = NULL;
 	char meth[33];
+	const char *why = NULL;
 	mbx_http_response *resp = NULL;
 	int rc, dropped_host = 0;
 
@@ -619,9 +613,14 @@ int mbx_sandbox_http_request(mbx_sandbox *sb, const char *method, const char *ur
 	if (body_len > max_up)
 		return mbx__error_set(err, MBX_ETOOBIG, 0, "network", "request body of %zu bytes is over the limit of %llu",
 				      body_len, (unsigned long long)max_up);
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc != CURLE_OK)
-		return mbx__error_set(err, MBX_EBACKEND, 0, "network", "libcurl: %s", curl_easy_strerror(curl_init_rc));
+	/* libcurl is loaded here, on the first request (curl-api.h). */
+	rc = mbx__curl_load(&why);
+	if (rc < 0) {
+		mbx__error_set(err, rc, 0, "network", "%s", why);
+		if (rc == MBX_ENOTSUP)
+			mbx__error_suggest(err, "install it (apt-get install " MBX_CURL_PACKAGE ")");
+		return rc;
+	}
 	rc = check_host_header(headers, url, err);
 	if (rc < 0)
 		return rc;

@@ -15,6 +15,7 @@
  *	netlog.c    the per-sandbox audit log behind mbx_sandbox_net_log()
  *	netcfg.c    the network settings of a config
  *	http.c      mbx_sandbox_http_request() on libcurl
+ *	curl-loader.c  libcurl loaded on the first request (curl-api.h)
  */
 #pragma once
 

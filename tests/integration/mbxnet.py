@@ -21,12 +21,13 @@ VERDICTS = {0: "allowed", 1: "denied", 2: "failed"}
 
 
 class NetError(Exception):
-    def __init__(self, what, code, message, layer=None):
+    def __init__(self, what, code, message, layer=None, suggestion=None):
         super().__init__("%s failed: %s (%s)" % (what, CODES.get(code, code), message))
         self.code = code
         self.name = CODES.get(code, str(code))
         self.message = message
         self.layer = layer
+        self.suggestion = suggestion
 
 
 class Api:
@@ -36,7 +37,7 @@ class Api:
         u64, i32 = ctypes.c_uint64, ctypes.c_int
         sig = {
             "mbx_error_message": (cp, [vp]), "mbx_error_code": (i32, [vp]), "mbx_error_layer": (cp, [vp]),
-            "mbx_error_free": (None, [vp]),
+            "mbx_error_free": (None, [vp]), "mbx_error_suggestion": (cp, [vp]),
             "mbx_config_new": (i32, [pvp, pvp]), "mbx_config_free": (None, [vp]),
             "mbx_config_set_isolation": (i32, [vp, ctypes.c_uint8, pvp]),
             "mbx_config_set_network": (i32, [vp, ctypes.c_uint8, pvp]),
@@ -74,13 +75,15 @@ class Api:
         self.lib = lib
 
     def fail(self, what, rc, err):
-        msg, layer = "(no error object)", None
+        msg, layer, suggestion = "(no error object)", None, None
         if err:
             msg = (self.lib.mbx_error_message(err) or b"").decode(errors="replace")
             layer = self.lib.mbx_error_layer(err)
             layer = layer.decode() if layer else None
+            suggestion = self.lib.mbx_error_suggestion(err)
+            suggestion = suggestion.decode() if suggestion else None
             self.lib.mbx_error_free(err)
-        raise NetError(what, rc, msg, layer)
+        raise NetError(what, rc, msg, layer, suggestion)
 
     def call(self, what, fn, *args):
         err = ctypes.c_void_p()

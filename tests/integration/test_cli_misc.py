@@ -145,6 +145,19 @@ def test_binary_output_also_comes_as_base64(cli):
     assert res["stdout"] == "h\u00e9" and "stdout_b64" not in res, res
 
 
+def test_start_loads_no_http_client(cli):
+    """libcurl and its thirty libraries are loaded on the first HTTP
+    request (src/net/curl-api.h), not when the program starts: the dynamic
+    loader's own account of the files it opened for `mimobox version` and
+    `mimobox --help` names libmimobox and libc, and nothing of curl."""
+    for args in (["version"], ["--help"]):
+        p = subprocess.run([cli.path] + args, capture_output=True, env=cli.env({"LD_DEBUG": "files"}), timeout=60)
+        assert p.returncode == 0, p
+        loaded = re.findall(r"file=(\S+) \[0\];", p.stderr.decode(errors="replace"))
+        assert "libmimobox.so.0" in loaded and "libc.so.6" in loaded, loaded
+        assert not [f for f in loaded if "curl" in f or "ssl" in f or "crypto" in f], loaded
+
+
 def test_version_forms(cli):
     text = cli(["version"]).out
     assert cli(["-V"]).out == text

@@ -628,6 +628,79 @@ def test_http_request(proxied, web, tls_web):
     assert log[0].status == 200 and log[0].bytes_down == len(b"tls api.example.test:%d /tls\n" % tls_web.port)
 
 
+# Run in a process of its own, which has not made a request yet.
+FIRST_USE = r"""
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import mbxnet
+
+def curl_mapped():
+    with open("/proc/self/maps") as f:
+        return "/libcurl" in f.read()
+
+api = mbxnet.Api(os.environ["MIMOBOX_LIB"])
+seen = {"loaded": curl_mapped()}
+cfg = mbxnet.Config(api)
+try:
+    sb = mbxnet.Sandbox(api, cfg)
+finally:
+    cfg.close()
+try:
+    seen["created"] = curl_mapped()
+    try:
+        sb.http("GET", "http://api.example.invalid/")
+        seen["error"] = None
+    except mbxnet.NetError as e:
+        seen["error"] = e.name
+        seen["message"] = e.message
+        seen["suggestion"] = e.suggestion
+    seen["requested"] = curl_mapped()
+finally:
+    sb.close()
+print(json.dumps(seen))
+"""
+
+
+def test_http_request_loads_libcurl_on_first_use(guard):
+    """libmimobox maps no libcurl until mbx_sandbox_http_request() is
+    called (src/net/curl-api.h): not when it is loaded, not when a sandbox
+    is made."""
+    p = subprocess.run([sys.executable, "-c", FIRST_USE, HERE], capture_output=True, timeout=120,
+                       env=dict(os.environ, MIMOBOX_STATE_DIR=guard.state_dir))
+    assert p.returncode == 0, p
+    seen = json.loads(p.stdout)
+    assert seen.pop("message").startswith("GET http://api.example.invalid/ denied"), seen
+    assert seen == {"loaded": False, "created": False, "error": "denied", "suggestion": None, "requested": True}, seen
+
+
+def test_http_request_without_libcurl(guard, host_tmp):
+    """Where libcurl is missing at run time, a request is `unsupported`
+    and says which package to install; everything else works. libcurl is
+    hidden by an empty file mounted over it in a mount namespace of the
+    test's own (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("not applicable: hiding a system library needs a mount namespace of root's")
+    if shutil.which("unshare") is None:
+        must_work_skip("unshare is not installed (util-linux)")
+    cache = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True).stdout
+    paths = re.findall(r"^\s*libcurl\.so\.4 \(.*\) => (\S+)$", cache, re.M)
+    if not paths:
+        must_work_skip("libcurl.so.4 is not in the dynamic loader's cache")
+    empty = os.path.join(host_tmp, "empty.so")
+    open(empty, "w").close()
+    mounts = " && ".join("mount --bind %s %s" % (empty, os.path.realpath(p)) for p in sorted(set(paths)))
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                        mounts + ' && exec "$0" -c "$1" "$2"', sys.executable, FIRST_USE, HERE],
+                       capture_output=True, timeout=120, env=dict(os.environ, MIMOBOX_STATE_DIR=guard.state_dir))
+    assert p.returncode == 0, p
+    seen = json.loads(p.stdout)
+    assert seen["message"].startswith("HTTP requests need libcurl (Debian package libcurl4): "), seen
+    assert seen["suggestion"] == "install it (apt-get install libcurl4)", seen
+    del seen["message"]
+    del seen["suggestion"]
+    assert seen == {"loaded": False, "created": False, "error": "unsupported", "requested": False}, seen
+
+
 @pytest.mark.parametrize("case", ["invalid-url", "ftp", "userinfo", "denied", "literal", "host-header", "tls-plain",
                                   "tls-untrusted", "connect", "timeout", "bad-header", "bad-method"])
 def test_http_request_errors(make_sandbox, proxied, web, tls_web, case):
