@@ -54,6 +54,10 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 		[ -f "$top/build/libwasmtime.so" ] && cp -a "$top/build/libwasmtime.so" "$rl/build/"
 		[ -d "$top/build/tests/wasm" ] && cp -a "$top/build/tests/wasm" "$rl/build/tests/"
 		cp -a "$top/tests/integration" "$rl/tests/"
+		# QEMU's jail: its driver and a readable copy of the guest assets, when built.
+		[ -f "$top/build/tests/vm-jail" ] && cp -a "$top/build/tests/vm-jail" "$rl/build/tests/"
+		vmdir=$("$top/scripts/vm-assets.sh" dir 2>/dev/null) && [ -f "$vmdir/vmlinuz" ] &&
+			mkdir -p "$rl/vm" && cp -a "$vmdir/vmlinuz" "$vmdir/rootfs.squashfs" "$rl/vm/"
 		# The Python package and its tests (they find the library through MIMOBOX_LIB).
 		mkdir -p "$rl/python"
 		cp -a "$top/python/mimobox" "$top/python/tests" "$top/python/examples" "$top/python/_build" \
@@ -64,7 +68,7 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 		as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
 			env -i PATH="$PATH" HOME=/tmp LANG=C.UTF-8 MBX_TEST_MUST_WORK="$MBX_TEST_MUST_WORK" \
 			MIMOBOX_CLI="$rl/build/mimobox" MIMOBOX_LIB="$rl/build/libmimobox.so" \
-			MIMOBOX_HELPERS="$rl/build/tests" "$@"; }
+			MIMOBOX_HELPERS="$rl/build/tests" MIMOBOX_VM_DIR="$rl/vm" "$@"; }
 		for t in "$rl"/build/tests/test-*; do
 			[ -f "$t" ] && [ -x "$t" ] || continue
 			( cd /tmp && as_nobody "$t" ) >"$rl/$(basename "$t").log" 2>&1

@@ -71,6 +71,8 @@ static void report_error(const char *what, mbx_error *e)
 {
 	fprintf(stderr, "vm-jail: %s: [%s] %s\n", what, e && mbx_error_layer(e) ? mbx_error_layer(e) : "-",
 		e ? mbx_error_message(e) : "?");
+	if (e && mbx_error_suggestion(e))
+		fprintf(stderr, "vm-jail: hint: %s\n", mbx_error_suggestion(e));
 	mbx_error_free(e);
 }
 
