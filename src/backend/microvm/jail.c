@@ -246,13 +246,15 @@ static pid_t parent_of(pid_t pid)
  * the jail ever starts, so each level has exactly one child. The pidfd is
  * opened first and the parent checked after, so a pid reused in between
  * cannot be taken for QEMU. Returns the pidfd and sets *pid, or -1 when
- * QEMU (or its mini-init) is already gone.
+ * QEMU (or its mini-init) is already gone; errno ENOSYS when the kernel has
+ * no pidfd_open (before Linux 5.3).
  */
 static int open_qemu_pidfd(pid_t agent, pid_t *pid)
 {
 	pid_t init[2], qemu[2];
 	int fd;
 
+	errno = ESRCH;
 	if (agent <= 0 || children_of(agent, init, 2) != 1 || children_of(init[0], qemu, 2) != 1)
 		return -1;
 	fd = mbx_sys_pidfd_open(qemu[0], 0);
@@ -400,6 +402,11 @@ int mbx__vm_jail_start(struct mbx_vm_jail **out, const struct mbx_vm_jail_spec *
 	}
 
 	j->poll_fd = open_qemu_pidfd(mbx__linux_agent_pid(j->sb), &j->pid);
+	if (j->poll_fd < 0 && errno == ENOSYS) {
+		rc = mbx__error_set(err, MBX_ENOTSUP, ENOSYS, LAYER,
+				    "the kernel has no pidfd_open (Linux 5.3): QEMU's end could not be watched");
+		goto fail;
+	}
 	if (j->poll_fd < 0) {
 		/* Gone already (a bad argument makes QEMU exit at once), or the
 		 * tree is not what the jail made. Either way it must end now. */
