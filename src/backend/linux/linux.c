@@ -405,7 +405,7 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	rc = prepare_host(sb, l, err);
 	if (rc < 0)
 		goto fail;
-	if (mbx__seccomp_program(cfg->trust, &bpf, &bpf_len) < 0) {
+	if (mbx__seccomp_program(cfg->vmm_seccomp ? MBX_SECCOMP_VMM : cfg->trust, &bpf, &bpf_len) < 0) {
 		rc = mbx__error_set(err, MBX_EINVAL, 0, "seccomp", "no seccomp program for trust level %u", cfg->trust);
 		goto fail;
 	}

@@ -153,12 +153,11 @@ static int build_config(const struct mbx_vm_jail_spec *spec, mbx_config **out, m
 	rc = mbx_config_new(&cfg, err);
 	if (rc < 0)
 		return rc;
-	/* The semi-trusted seccomp program: the untrusted one kills on
-	 * io_uring_setup, which QEMU (built with liburing) calls while it sets
-	 * up its main loop; with EPERM it falls back to epoll. The os backend
-	 * is named explicitly. QEMU's `-sandbox on` filter comes on top. */
+	/* Untrusted (its Landlock scopes too), with the VMM seccomp program
+	 * set below; the os backend named explicitly (untrusted under auto
+	 * isolation would mean a VM). QEMU's `-sandbox on` comes on top. */
 	if ((rc = mbx_config_set_isolation(cfg, MBX_ISOLATION_OS, err)) < 0 ||
-	    (rc = mbx_config_set_trust(cfg, MBX_TRUST_SEMI_TRUSTED, err)) < 0 ||
+	    (rc = mbx_config_set_trust(cfg, MBX_TRUST_UNTRUSTED, err)) < 0 ||
 	    (rc = mbx_config_set_network(cfg, MBX_NETWORK_DENY_ALL, err)) < 0 ||
 	    (rc = mbx_config_set_memory_limit(cfg, spec->memory_bytes, err)) < 0 ||
 	    /* Room for a RAM file in the jail's /dev/shm; with a cgroup it is
@@ -168,6 +167,10 @@ static int build_config(const struct mbx_vm_jail_spec *spec, mbx_config **out, m
 	    (rc = mbx_config_set_max_processes(cfg, MBX_VM_JAIL_MAX_TASKS, err)) < 0 ||
 	    (rc = mbx_config_set_hostname(cfg, JAIL_HOSTNAME, err)) < 0)
 		goto fail;
+	/* The untrusted program with io_uring refused instead of killing:
+	 * QEMU probes io_uring_setup at start and falls back to epoll
+	 * (MBX_SECCOMP_VMM, src/backend/linux/seccomp.h). */
+	cfg->vmm_seccomp = 1;
 	if (spec->cfg) {
 		mbx_config_set_allow_degraded(cfg, spec->cfg->allow_degraded);
 		mbx_config_set_log(cfg, spec->cfg->log_level, spec->cfg->log_fn, spec->cfg->log_userdata);

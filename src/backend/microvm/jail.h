@@ -11,7 +11,8 @@
  *	                read-only paths (the asset directory) and the run
  *	                directory read-write, each at its host path so QEMU's
  *	                argv needs no rewriting; nothing else of the host
- *	payload layers  seccomp (the semi-trusted program), Landlock,
+ *	payload layers  seccomp (the VMM program: untrusted, io_uring EPERM),
+ *	                Landlock with the untrusted scopes,
  *	                no_new_privs, every capability dropped
  *	limits          memory = memory_bytes (guest RAM + QEMU's own),
  *	                CPU quota from millicpus, a process (thread) cap
