@@ -247,3 +247,24 @@ def test_rlimit_rung_needs_a_sized_translation_buffer(assets, run_dir, limits_me
     assert h.finish() == 1
     err = h.stderr()
     assert "[limits]" in err and "tb-size=" in err, err
+
+
+def test_qemu_dies_with_a_killed_host_process(assets, run_dir, tcg_opts, guard, host_tmp):
+    h = Helper(["boot", "--assets", assets, "--run", run_dir, "--wait-exit", "60"] + tcg_opts, guard)
+    pid = int(h.expect("pid ").split()[1])
+    sid = _note_sandbox(guard, pid)
+    h.expect("booted ", timeout=60)
+    h.p.kill()  # the host process dies without stopping anything
+    h.finish()
+    deadline = time.monotonic() + 5
+    while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not os.path.exists("/proc/%d" % pid), "QEMU outlived the process that started its jail"
+    # The dead jail's state (and cgroups) are collected by the next sandbox
+    # made, as for any os sandbox; its sockets stay in the caller's run dir.
+    again = os.path.join(host_tmp, "run2")
+    os.mkdir(again, 0o700)
+    b = Helper(["bench", "--assets", assets, "--run", again, "--runs", "1"] + tcg_opts, guard)
+    assert b.finish() == 0, b.stderr()
+    if sid:
+        assert cgroup_dirs(sid) == []
