@@ -22,7 +22,8 @@
  *       Options: --kernel PATH, --rootfs PATH (instead of the assets'),
  *       --ro PATH (more read-only paths; repeatable), --memory MIB (jail
  *       limit, default 384), --guest MIB (default 256), --tb-size MIB,
- *       --cpu MILLICPUS, --boot-timeout SECONDS (default 30).
+ *       --cpu MILLICPUS, --boot-timeout SECONDS (default 30), --kvm (ask for
+ *       KVM: the jail refuses it).
  *   vm-jail bench --assets DIR --run DIR [--runs N]
  *       N times: start the jail (QEMU exec'd), stop it; prints the start and
  *       stop times in ms per run and their P50/P99.
@@ -52,7 +53,7 @@ struct opts {
 	const char *ro[MAX_RO];
 	size_t nro;
 	unsigned memory_mib, guest_mib, tb_size, millicpus, runs;
-	int boot_timeout, wait_exit, no_wait;
+	int boot_timeout, wait_exit, no_wait, kvm;
 	char kernel_buf[4096], rootfs_buf[4096], console[4096], agent[4096], qmp[4096];
 };
 
@@ -87,8 +88,11 @@ static int parse(struct opts *o, int argc, char **argv)
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
-		if (strcmp(a, "--no-wait") == 0) {
-			o->no_wait = 1;
+		if (strcmp(a, "--no-wait") == 0 || strcmp(a, "--kvm") == 0) {
+			if (a[2] == 'n')
+				o->no_wait = 1;
+			else
+				o->kvm = 1;
 			continue;
 		}
 		if (v == NULL)
@@ -143,7 +147,7 @@ static int make_argv(const struct opts *o, char ***argv)
 {
 	struct mbx__vm_spec s = {
 		.qemu = "/usr/bin/qemu-system-x86_64",
-		.accel = MBX_VM_ACCEL_TCG,
+		.accel = o->kvm ? MBX_VM_ACCEL_KVM : MBX_VM_ACCEL_TCG,
 		.memory_mib = o->guest_mib,
 		.cpus = 1,
 		.kernel = o->kernel,

@@ -268,3 +268,16 @@ def test_qemu_dies_with_a_killed_host_process(assets, run_dir, tcg_opts, guard, 
     assert b.finish() == 0, b.stderr()
     if sid:
         assert cgroup_dirs(sid) == []
+
+
+@pytest.mark.parametrize("args,text", [
+    (["--memory", "32"], "at least 64 MiB"),
+    (["--kvm"], "no /dev/kvm"),
+    (["--ro", "relative/path"], "must be an absolute path"),
+])
+def test_bad_requests_are_refused_naming_the_jail(assets, run_dir, guard, args, text):
+    h = Helper(["boot", "--assets", assets, "--run", run_dir, "--tb-size", "64"] + args, guard)
+    assert h.finish() == 1
+    err = h.stderr()
+    assert "[vm-jail]" in err and text in err, err
+    assert not any(l.startswith("pid") for l in h.lines)
