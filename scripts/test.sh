@@ -87,6 +87,8 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 		[ -f "$top/build/libwasmtime.so" ] && cp -a "$top/build/libwasmtime.so" "$rl/build/"
 		[ -d "$top/build/tests/wasm" ] && cp -a "$top/build/tests/wasm" "$rl/build/tests/"
 		cp -a "$top/tests/integration" "$rl/tests/"
+		# QEMU's jail: its test driver (the guest assets are copied below).
+		[ -f "$top/build/tests/vm-jail" ] && cp -a "$top/build/tests/vm-jail" "$rl/build/tests/"
 		# The Python package and its tests (they find the library through MIMOBOX_LIB).
 		mkdir -p "$rl/python"
 		cp -a "$top/python/mimobox" "$top/python/tests" "$top/python/examples" "$top/python/_build" \

@@ -36,7 +36,7 @@ int mbx__agenthost_init_begin(struct mbx_agenthost *h, const mbx_config *cfg, ui
 	const uint8_t *bpf = NULL;
 	size_t bpf_len = 0;
 
-	if (mbx__seccomp_program(cfg->trust, &bpf, &bpf_len) < 0)
+	if (mbx__seccomp_program(cfg->vmm_seccomp ? MBX_SECCOMP_VMM : cfg->trust, &bpf, &bpf_len) < 0)
 		return mbx__error_set(err, MBX_EINVAL, 0, "seccomp", "no seccomp program for trust level %u", cfg->trust);
 	if (cfg->allow_degraded)
 		flags |= MBX_INIT_ALLOW_DEGRADED;

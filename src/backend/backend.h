@@ -81,6 +81,9 @@ void mbx__agent_image(const uint8_t **data, size_t *len);
 /* Removes the cgroups an os sandbox recorded in its state directory (the
  * release hook of mbx__statedir_collect() for every backend). */
 void mbx__linux_remove_recorded_cgroups(const char *dir);
+/* The host pid of an os sandbox's agent (its PID 1), or -1 for another
+ * backend or a destroyed sandbox (QEMU's jail finds QEMU below it). */
+pid_t mbx__linux_agent_pid(mbx_sandbox *sb);
 #if MBX_FEATURE_WASM
 extern const struct mbx_backend_ops mbx__wasm_backend;
 /* Wasmtime's version and whether an engine works here (a tiny module is

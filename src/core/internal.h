@@ -54,6 +54,7 @@ struct mbx_config {
 	struct mbx_mount_spec *mounts;
 	size_t nmounts;
 	int allow_degraded;
+	int vmm_seccomp;       /* internal (QEMU's jail): the MBX_SECCOMP_VMM program, not the trust level's */
 	mbx_log_level_t log_level;
 	mbx_log_fn log_fn;
 	void *log_userdata;

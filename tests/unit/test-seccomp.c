@@ -855,7 +855,7 @@ static void count_kills(const uint8_t *prog, size_t len, size_t *process, size_t
  * and the rewritten program still kills with SIGSYS. */
 static void test_kill_action(void)
 {
-	for (int t = 0; t < 3; t++) {
+	for (int t = 0; t < 4; t++) {
 		const uint8_t *emb = NULL;
 		uint8_t *copy;
 		size_t len = 0, proc0, thr0, proc1, thr1, changed = 0;
@@ -923,13 +923,25 @@ static void test_untrusted_kills(void)
 	expect_errno("mount (untrusted)", MBX_TRUST_UNTRUSTED, op_mount, 0, EPERM);
 }
 
+/* QEMU's jail: the untrusted program with io_uring refused instead of
+ * killing (QEMU probes it and falls back); everything else as untrusted. */
+static void test_vmm_profile(void)
+{
+	expect_errno("io_uring_setup (vmm)", MBX_SECCOMP_VMM, op_io_uring, 0, EPERM);
+	expect_signal("bpf (vmm)", MBX_SECCOMP_VMM, op_bpf, 0, SIGSYS);
+	expect_signal("ptrace (vmm)", MBX_SECCOMP_VMM, op_ptrace, 0, SIGSYS);
+	expect_errno("personality(PER_LINUX) (vmm)", MBX_SECCOMP_VMM, op_personality, PER_LINUX, EPERM);
+	expect_errno("mount (vmm)", MBX_SECCOMP_VMM, op_mount, 0, EPERM);
+	expect_errno("clone3 (vmm)", MBX_SECCOMP_VMM, op_clone3, 0, ENOSYS);
+}
+
 /* The programs embedded at build time are what the run-time builder makes
  * now: a stale build cannot ship an old policy unnoticed. The kill action no
  * longer depends on the kernel the builder runs on, so this holds under
  * valgrind too. */
 static void test_embedded_matches(void)
 {
-	for (int t = 0; t < 3; t++) {
+	for (int t = 0; t < 4; t++) {
 		const uint8_t *emb = NULL;
 		uint8_t *fresh = NULL;
 		size_t elen = 0, flen = 0;
@@ -972,6 +984,7 @@ static const struct tap_case cases[] = {
 	{ "seccomp/x32", test_x32 },
 	{ "seccomp/int80", test_int80 },
 	{ "seccomp/untrusted-kills", test_untrusted_kills },
+	{ "seccomp/vmm-profile", test_vmm_profile },
 	{ "seccomp/numa", test_numa },
 	{ "seccomp/tiocsetd", test_tiocsetd },
 	{ "seccomp/setid-modes", test_setid_modes },

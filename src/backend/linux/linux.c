@@ -495,6 +495,13 @@ static int linux_destroy(mbx_sandbox *sb, mbx_error **err)
 	return MBX_OK;
 }
 
+pid_t mbx__linux_agent_pid(mbx_sandbox *sb)
+{
+	struct linux_sb *l = sb && sb->ops == &mbx__linux_backend && !sb->destroyed ? sb->priv : NULL;
+
+	return l ? l->pid : -1;
+}
+
 static struct mbx_client *linux_client(mbx_sandbox *sb)
 {
 	struct linux_sb *l = sb->priv;

@@ -39,6 +39,10 @@
  * keys, perf_event_open, userfaultfd, io_uring_*) kills the process, so the
  * attempt shows up as SIGSYS in the result. Trusted equals SemiTrusted.
  *
+ * The VMM program (MBX_SECCOMP_VMM, QEMU's jail only) is the untrusted one
+ * with io_uring_* answering EPERM: QEMU probes io_uring_setup at start and
+ * falls back to epoll, so a kill there would end every VM.
+ *
  * Other ABIs: only the native architecture is in the filter, and a foreign
  * one (int 0x80 on x86_64) hits the bad-arch action, which kills. x32 shares
  * AUDIT_ARCH_X86_64; libseccomp (checked with 2.5.4) emits a
@@ -122,6 +126,7 @@ enum deny_class {
 	DENY_ALL,	/* EPERM at every trust level */
 	DENY_KILL,	/* EPERM, or a process kill when untrusted */
 	DENY_UNTRUSTED,	/* EPERM when untrusted, allowed otherwise */
+	DENY_KILL_NOT_VMM, /* as DENY_KILL, but EPERM in the VMM program */
 };
 
 struct deny_rule {
@@ -168,9 +173,9 @@ static const struct deny_rule deny_rules[] = {
 	/* exploit-rich interfaces */
 	DENY(perf_event_open, DENY_KILL),
 	DENY(userfaultfd, DENY_KILL),
-	DENY(io_uring_setup, DENY_KILL),
-	DENY(io_uring_enter, DENY_KILL),
-	DENY(io_uring_register, DENY_KILL),
+	DENY(io_uring_setup, DENY_KILL_NOT_VMM),
+	DENY(io_uring_enter, DENY_KILL_NOT_VMM),
+	DENY(io_uring_register, DENY_KILL_NOT_VMM),
 	/* nested namespaces (clone and clone3 have their own rules) */
 	DENY(setns, DENY_ALL),
 	DENY(unshare, DENY_ALL),
@@ -257,7 +262,8 @@ static int kill_action(uint32_t *act, mbx_error **err)
 static int add_table(scmp_filter_ctx ctx, mbx_trust_t trust, uint32_t kill_act,
 		     mbx_error **err)
 {
-	int untrusted = trust == MBX_TRUST_UNTRUSTED;
+	int vmm = trust == MBX_SECCOMP_VMM;
+	int untrusted = trust == MBX_TRUST_UNTRUSTED || vmm;
 	size_t i;
 	int rc;
 
@@ -267,7 +273,7 @@ static int add_table(scmp_filter_ctx ctx, mbx_trust_t trust, uint32_t kill_act,
 
 		if (r->cls == DENY_UNTRUSTED && !untrusted)
 			continue;
-		if (r->cls == DENY_KILL && untrusted)
+		if ((r->cls == DENY_KILL || (r->cls == DENY_KILL_NOT_VMM && !vmm)) && untrusted)
 			action = kill_act;
 		rc = add_rule(ctx, action, r->nr, r->name, 0, NULL, err);
 		if (rc < 0)
@@ -427,7 +433,7 @@ static int add_personality(scmp_filter_ctx ctx, mbx_trust_t trust, mbx_error **e
 	unsigned int bit;
 	int rc;
 
-	if (trust == MBX_TRUST_UNTRUSTED)
+	if (trust == MBX_TRUST_UNTRUSTED || trust == MBX_SECCOMP_VMM)
 		return add_rule(ctx, SCMP_ACT_ERRNO(EPERM), nr, "personality", 0, NULL, err);
 	for (bit = 0; bit < 32; bit++) {
 		uint64_t set = 1ULL << bit;
@@ -515,7 +521,7 @@ int mbx__seccomp_build(mbx_trust_t trust, uint8_t **out, size_t *len, mbx_error 
 	*out = NULL;
 	*len = 0;
 	if (trust != MBX_TRUST_TRUSTED && trust != MBX_TRUST_SEMI_TRUSTED &&
-	    trust != MBX_TRUST_UNTRUSTED)
+	    trust != MBX_TRUST_UNTRUSTED && trust != MBX_SECCOMP_VMM)
 		return mbx__error_set(err, MBX_EINVAL, 0, LAYER, "unknown trust level %u",
 				      (unsigned int)trust);
 

@@ -13,7 +13,17 @@
 #include <mbx/error.h>
 
 /*
- * Builds the filter for a trust level.
+ * The program of QEMU's jail (src/backend/microvm/jail.c), an index of
+ * mbx__seccomp_build() and mbx__seccomp_program() beside the trust levels,
+ * never a trust level of the API: the untrusted program, except that the
+ * io_uring calls answer EPERM instead of killing. QEMU 7.2 (linked with
+ * liburing) calls io_uring_setup while it builds its main loop and falls
+ * back to epoll when refused. Selected by mbx_config's internal vmm_seccomp.
+ */
+#define MBX_SECCOMP_VMM ((mbx_trust_t)3)
+
+/*
+ * Builds the filter for a trust level (or MBX_SECCOMP_VMM).
  *
  * out:  a malloc'd array of `struct sock_filter` (8 bytes each) owned by the
  *       caller; *len is its size in bytes.
