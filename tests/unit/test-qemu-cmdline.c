@@ -59,7 +59,7 @@ static void test_typical_tcg(void)
 	mbx_error *err = NULL;
 	static const char *const want[] = {
 		HEAD,
-		"-accel", "tcg",
+		"-accel", "tcg,tb-size=64",
 		"-smp", "1",
 		"-m", "256M",
 		"-object", "memory-backend-file,id=mem0,size=256M,mem-path=/run/mbx/sb1/ram,share=on",

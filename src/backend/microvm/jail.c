@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "jail.h"
+#include "backend/backend.h"
 #include "platform/linux/syscalls.h"
 
 #define LAYER "vm-jail"

@@ -39,9 +39,6 @@
  * host; a loaded host (sanitizers, parallel builds) can take many times
  * that. */
 #define BOOT_DEADLINE_US (120u * 1000000u)
-/* QEMU's own memory beside guest RAM: device models, the TCG translation
- * cache, libraries. Only the jail's memory limit uses it. */
-#define VMM_OVERHEAD (256ull << 20)
 #define QEMU_PATH "/usr/bin/qemu-system-x86_64"
 /* The guest's share of the entropy it starts with (MBX_F_SEED). */
 #define SEED_BYTES 64u
@@ -53,8 +50,6 @@ struct microvm_sb {
 	struct mbx_statedir sd;   /* run directory: initrd, sockets, console log */
 	struct mbx_vm_assets assets;
 	struct mbx_vm_jail *jail; /* QEMU, jailed */
-	int ram_fd;               /* guest RAM (memory-backend-file), unlinked once QEMU has it */
-	char *ram_path;
 	enum mbx__vm_accel accel;
 };
 
@@ -67,12 +62,6 @@ static void microvm_cleanup(struct microvm_sb *m)
 	if (m->jail)
 		mbx__vm_jail_stop(m->jail);
 	m->jail = NULL;
-	if (m->ram_path) {
-		unlink(m->ram_path);
-		free(m->ram_path);
-	}
-	if (m->ram_fd >= 0)
-		close(m->ram_fd);
 	mbx__vm_assets_release(&m->assets);
 	mbx__statedir_release(&m->sd);
 	free(m);
@@ -172,30 +161,6 @@ static int write_initrd(const struct microvm_sb *m, char *path, size_t cap, mbx_
 }
 
 /*
- * The file behind guest RAM: on /dev/shm (RAM, not a disk that would get
- * the guest's memory written back to it), created here exclusively and
- * private to the caller, opened by QEMU by name and unlinked as soon as the
- * agent answers (QEMU has it mapped then; our descriptor keeps it for a
- * snapshot). A crash in between leaves one file named after the sandbox.
- */
-static int make_ram_file(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
-{
-	if (asprintf(&m->ram_path, "/dev/shm/mimobox-%u-%s.ram", (unsigned)geteuid(), sb->id) < 0) {
-		m->ram_path = NULL;
-		return mbx__error_oom(err);
-	}
-	m->ram_fd = open(m->ram_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (m->ram_fd < 0) {
-		int e = errno;
-
-		free(m->ram_path);
-		m->ram_path = NULL;
-		return mbx__error_set(err, MBX_ESYS, e, NULL, "create the guest RAM file in /dev/shm");
-	}
-	return MBX_OK;
-}
-
-/*
  * Connects to the agent's chardev socket. QEMU creates it while it starts;
  * until then connect() fails with ENOENT or ECONNREFUSED. A QEMU that ends
  * first is an error at once.
@@ -252,9 +217,6 @@ static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
 	rc = write_initrd(m, initrd, sizeof(initrd), err);
 	if (rc < 0)
 		return rc;
-	rc = make_ram_file(sb, m, err);
-	if (rc < 0)
-		return rc;
 	snprintf(agent_sock, sizeof(agent_sock), "%s/agent.sock", m->sd.dir);
 	snprintf(qmp_sock, sizeof(qmp_sock), "%s/qmp.sock", m->sd.dir);
 	snprintf(console, sizeof(console), "%s/console.log", m->sd.dir);
@@ -266,7 +228,9 @@ static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
 	spec.rootfs = m->assets.rootfs;
 	spec.initrd = initrd;
 	spec.cmdline_extra = "quiet rdinit=/init mimobox.port=" MBX_VM_AGENT_PORT;
-	spec.ram_file = m->ram_path;
+	/* Guest RAM: a file QEMU creates (and unlinks) in its jail's /dev/shm,
+	 * a tmpfs sized for it and charged to the jail's limits. */
+	spec.ram_file = "/dev/shm";
 	spec.agent_socket = agent_sock;
 	spec.qmp_socket = qmp_sock;
 	spec.serial = MBX_VM_SERIAL_FILE;
@@ -279,7 +243,7 @@ static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
 	js.ro_paths = ro;
 	js.nro = 1;
 	js.run_dir = m->sd.dir;
-	js.memory_bytes = cfg->memory_bytes + VMM_OVERHEAD;
+	js.memory_bytes = cfg->memory_bytes + MBX_VM_JAIL_OVERHEAD;
 	js.millicpus = cfg->millicpus;
 	js.cfg = cfg;
 	rc = mbx__vm_jail_start(&m->jail, &js, err);
@@ -313,7 +277,11 @@ static int init_guest(mbx_sandbox *sb, struct microvm_sb *m, uint64_t deadline, 
 	/* The VM is the boundary; inside it each execute runs in pid and mount
 	 * namespaces of its own (the agent's mini-init) with the payload layers
 	 * the agent reports; the guest has no network interface but loopback. */
-	sb->layers |= MBX_LAYER_VM | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS;
+	sb->layers |= MBX_LAYER_VM | MBX_LAYER_VMM_JAIL | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS |
+		      MBX_LAYER_LIMITS;
+	/* Memory: guest RAM; processes: a pids cgroup in the guest; QEMU
+	 * itself under its jail's limits. */
+	sb->limits_mech = "vm";
 	return MBX_OK;
 }
 
@@ -332,7 +300,6 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 	if (m == NULL)
 		return mbx__error_oom(err);
 	mbx__agenthost_init(&m->host);
-	m->ram_fd = -1;
 	m->sd.lockfd = -1;
 	m->accel = mbx__vm_accel();
 	rc = mbx__vm_assets_find(&m->assets, err);
@@ -356,10 +323,6 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 		add_console_tail(m, err);
 		goto fail;
 	}
-	/* QEMU has the RAM file mapped: its name can go. */
-	unlink(m->ram_path);
-	free(m->ram_path);
-	m->ram_path = NULL;
 	rc = init_guest(sb, m, deadline, err);
 	if (rc < 0) {
 		add_console_tail(m, err);

@@ -206,7 +206,10 @@ int mbx__vm_qemu_argv(char ***out, const struct mbx__vm_spec *s, mbx_error **err
 	push(&b, "-machine");
 	push(&b, "microvm,acpi=off,memory-backend=mem0");
 	push(&b, "-accel");
-	push(&b, mbx__vm_accel_name(s->accel));
+	if (s->accel == MBX_VM_ACCEL_TCG)
+		pushf(&b, "tcg,tb-size=%u", MBX_VM_TCG_TB_MIB);
+	else
+		push(&b, mbx__vm_accel_name(s->accel));
 	if (s->accel == MBX_VM_ACCEL_KVM) {
 		push(&b, "-cpu");
 		push(&b, "host");

@@ -29,6 +29,11 @@ enum mbx__vm_serial {
 	MBX_VM_SERIAL_STDIO = 2, /* QEMU's stdin/stdout (manual runs only) */
 };
 
+/* TCG's translation cache, MiB. QEMU's default (1 GiB) is address space
+ * that RLIMIT_DATA counts (a jail without a cgroup) and resident memory
+ * a busy guest grows into; 64 MiB holds what a sandbox's programs need. */
+#define MBX_VM_TCG_TB_MIB 64u
+
 /* Limits the builder enforces. */
 #define MBX_VM_MEMORY_MIB_MIN 32u
 #define MBX_VM_MEMORY_MIB_MAX (1024u * 1024u)
