@@ -6,7 +6,7 @@
 #                                     tinyconfig + tools/vm/kernel.config, no modules
 #   $cache/vm/<hash>/kernel.config    the full .config it was built with
 #   $cache/vm/<hash>/rootfs.squashfs  read-only root: debootstrap minbase bookworm
-#                                     + busybox + python3-minimal, zstd squashfs
+#                                     + busybox + python3-minimal + procps, zstd squashfs
 #   $cache/vm/<hash>/recipe           the text <hash> is the SHA-256 of (16 hex digits)
 #   $cache/vm/<hash>/manifest         "<sha256>  <file>" for every asset (sha256sum -c format)
 #
@@ -31,7 +31,7 @@ set -eu
 # (the hash follows) after checking that the new source still builds and boots.
 LINUX_SOURCE_VERSION=6.1.192-3
 ROOTFS_SUITE=bookworm
-ROOTFS_INCLUDE=busybox,python3-minimal
+ROOTFS_INCLUDE=busybox,python3-minimal,procps
 KERNEL_RECIPE_VERSION=2
 ROOTFS_RECIPE_VERSION=1
 

@@ -477,8 +477,52 @@ static int add_seed(struct agent_state *st, const uint8_t *seed, uint32_t len)
 	return rc;
 }
 
+/* Replaces a small file's content (created 0644 when missing). */
+static int replace_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	size_t len = strlen(text);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, len);
+	if (n != (ssize_t)len) {
+		int e = n < 0 ? errno : EIO;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return close(fd);
+}
+
+/* /etc/hostname and /etc/hosts name the sandbox, as in the os backend's
+ * root (the guest's root is writable: its overlay). */
+static int name_host(struct agent_state *st)
+{
+	char name[256], text[600];
+
+	if (gethostname(name, sizeof(name)) < 0)
+		return 0;
+	name[sizeof(name) - 1] = '\0';
+	snprintf(text, sizeof(text), "%s\n", name);
+	if (replace_text("/etc/hostname", text) < 0)
+		goto fail;
+	snprintf(text, sizeof(text), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n",
+		 name);
+	if (replace_text("/etc/hosts", text) < 0)
+		goto fail;
+	return 0;
+fail:
+	agent_send_error(st, 0, MBX_ESYS, errno, "uts-namespace", "write /etc/hostname and /etc/hosts");
+	return -1;
+}
+
 int agent_guest_setup(struct agent_state *st, const struct agent_guest_init *g)
 {
+	if (name_host(st) < 0)
+		return -1;
 	if (g->disk && resize_storage(st, g->disk) < 0)
 		return -1;
 	if (g->max_procs && limit_processes(st, g->max_procs) < 0)

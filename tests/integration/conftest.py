@@ -280,6 +280,10 @@ class Cli:
 # ---------------------------------------------------------------------------
 # Fixtures
 
+# Files of the user's, not of a sandbox, that a state directory keeps: the
+# wasm module cache's MAC key and the microvm assets' verified stamps.
+USER_FILES = ("wasm-cache.key", "vm-assets.stamp")
+
 
 def must_work_skip(reason):
     """Skips, unless MBX_TEST_MUST_WORK=1 asks for every test to run."""
@@ -349,8 +353,7 @@ def guard(base_tmp, monkeypatch):
         reap_zombies()
     # The wasm module cache's MAC key and the microvm assets' verified stamps
     # are the user's, not a sandbox's: they stay.
-    user_files = ("wasm-cache.key", "vm-assets.stamp")
-    entries = sorted(e for e in os.listdir(g.state_dir) if e not in user_files) if os.path.isdir(g.state_dir) else []
+    entries = sorted(e for e in os.listdir(g.state_dir) if e not in USER_FILES) if os.path.isdir(g.state_dir) else []
     if entries:
         problems.append("state directory %s still holds %s" % (g.state_dir, entries))
     leftover_cgroups = []

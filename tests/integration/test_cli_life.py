@@ -49,6 +49,8 @@ def test_run_says_it_timed_out(cli):
 
 
 def test_run_tells_oom_from_kill_9(cli, limits_mech):
+    if cli.backend == "microvm":
+        pytest.skip("an out-of-memory kill in a guest is the guest kernel's: not reported as such yet")
     # Both end with SIGKILL (137); only the memory limit's kill says so.
     r = cli.run("--", "sh", "-c", "kill -9 $$")
     assert r.rc == 137 and "out of memory" not in r.stderr and r.stderr == "", r
@@ -83,6 +85,8 @@ def test_run_says_which_layer_was_skipped(cli, doctor):
 
 
 def test_exec_says_why_it_ended(cli, named, limits_mech):
+    if cli.backend == "microvm":
+        pytest.skip("an out-of-memory kill in a guest is the guest kernel's: not reported as such yet")
     name = named("--timeout", "0.5", "--memory", "64")
     r = cli(["exec", name, "--", "sleep", "10"])
     assert r.rc == 124, r
@@ -129,6 +133,9 @@ def detach(cli, name, *argv):
 
 
 def test_detached_process_outlives_the_exec(cli, named):
+    if cli.backend == "microvm":
+        pytest.skip("watches the payload in the host's process table: a guest's processes are not there "
+                    "(the same agent code is covered on the os backend)")
     name = named()
     arg = unique_sleep_arg()
     pid0 = ps(cli)[name]["pid"]
@@ -162,6 +169,9 @@ def test_detached_process_outlives_the_exec(cli, named):
 
 
 def test_rm_ends_background_processes(cli, named):
+    if cli.backend == "microvm":
+        pytest.skip("watches the payload in the host's process table: a guest's processes are not there "
+                    "(the same agent code is covered on the os backend)")
     name = named()
     arg = unique_sleep_arg()
     detach(cli, name, "sleep", arg)
@@ -275,6 +285,8 @@ def test_new_verbs_help(cli, verb):
 
 
 def test_inspect(cli, named, host_tmp):
+    if cli.backend == "microvm":
+        pytest.skip("uses --mount, which the microvm backend refuses (no virtiofs yet)")
     secret = "s3cr3t-" + os.urandom(4).hex()
     name = named("--env", "API_TOKEN=" + secret, "--env", "MODE=x", "--memory", "128", "--timeout", "7",
                  "--hostname", "box", "--workdir", "/tmp", "--mount", host_tmp + ":/data:rw",
@@ -283,7 +295,7 @@ def test_inspect(cli, named, host_tmp):
     assert r.rc == 0, r
     j = r.json
     assert secret not in r.out, "inspect shows an environment value"
-    assert j["name"] == name and j["isolation"] == "os" and j["trust"] == "semi", j
+    assert j["name"] == name and j["isolation"] == cli.backend and j["trust"] == "semi", j
     assert j["network"]["policy"] == "deny" and j["network"]["domains"] == [], j
     assert j["limits"]["timeout_ms"] == 7000 and j["limits"]["memory_bytes"] == 128 << 20, j
     assert j["limits"]["max_procs"] == 32 and j["limits"]["cpus"] is None, j
@@ -328,7 +340,7 @@ def test_ttl_expires_an_idle_sandbox(cli, named):
     e = ps(cli)[name]
     assert e["ttl_s"] == 2 and 0 < e["expires_in_s"] <= 2, e
     text = cli(["ps"]).out
-    assert re.search(r"^%s\s+os\s+\S+\s+in \d+s\s+ready$" % name, text, re.M), text
+    assert re.search((r"^%s\s+" + cli.backend + r"\s+\S+\s+in \d+s\s+ready$") % name, text, re.M), text
     # Looking (ps, inspect) is not using: it expires all the same.
     assert wait_until(lambda: cli(["inspect", name]).rc != 0 and name not in ps(cli), 20), "it never expired"
     assert wait_until(lambda: not alive(e["pid"]), 10), "the supervisor of an expired sandbox stays"
@@ -352,6 +364,9 @@ def test_ttl_counts_from_the_last_use(cli, named):
 
 
 def test_ttl_with_a_background_process(cli, named):
+    if cli.backend == "microvm":
+        pytest.skip("watches the payload in the host's process table: a guest's processes are not there "
+                    "(the same agent code is covered on the os backend)")
     # A server left running does not keep an unused sandbox: it goes with it.
     name = named("--ttl", "2s")
     arg = unique_sleep_arg()

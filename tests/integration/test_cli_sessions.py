@@ -24,10 +24,15 @@ import time
 
 import pytest
 
-from conftest import HELPERS, descendants, must_work_skip, proc_table, procs_with_arg, reap_zombies, unique_sleep_arg
+from conftest import HELPERS, USER_FILES, descendants, must_work_skip, proc_table, procs_with_arg, reap_zombies, unique_sleep_arg
 
 # Every test here runs on each backend with an agent (conftest.py).
 pytestmark = pytest.mark.usefixtures("backend")
+
+
+def state_entries(cli):
+    """The state directory's sandbox entries (not the user's own files)."""
+    return sorted(e for e in os.listdir(cli.guard.state_dir) if e not in USER_FILES)
 
 
 def registry(cli):
@@ -97,7 +102,7 @@ def test_create_exec_ps_rm(cli, named):
     entries = ps(cli)
     assert list(entries) == ["box-1"], entries
     e = entries["box-1"]
-    assert e["id"] == r.ids[0] and e["isolation"] == "os" and e["state"] == "ready", e
+    assert e["id"] == r.ids[0] and e["isolation"] == cli.backend and e["state"] == "ready", e
     assert 0 <= e["age_s"] < 60 and alive(e["pid"]), e
     text = cli(["ps"])
     assert text.rc == 0 and re.search(r"^box-1\s+os\s+\d+s\s+-\s+ready$", text.out, re.M), text
@@ -124,7 +129,7 @@ def test_create_without_name_uses_the_id(cli, named):
     assert r.rc == 0, r
     j = r.json
     assert j["ok"] is True and j["name"] == j["id"] and re.fullmatch(r"[0-9a-f]{16}", j["id"]), j
-    assert j["isolation"] == "os" and r.ids == [j["id"]], r
+    assert j["isolation"] == cli.backend and r.ids == [j["id"]], r
     assert cli(["exec", j["id"], "--", "true"]).rc == 0
     assert cli(["rm", j["id"]]).rc == 0
     assert ps(cli) == {}
@@ -177,8 +182,8 @@ def test_create_bad_options(cli, args, words):
 
 def test_create_failure_is_reported(cli):
     # The sandbox itself cannot be made: the supervisor's error comes back.
-    r = cli(["create", "--isolation", "microvm", "--name", "vm"])
-    assert r.rc == 125 and "mimobox: error:" in r.stderr and "microvm" in r.stderr.lower(), r
+    r = cli(["create", "--isolation", "microvm", "--network", "all", "--name", "vm"])
+    assert r.rc == 125 and "mimobox: error:" in r.stderr and "network" in r.stderr.lower(), r
     assert ps(cli) == {}
 
 
@@ -267,7 +272,7 @@ def test_exec_json_matches_run(cli, named):
     run = cli.json("--", "true")[1]
     assert set(j) == set(run), "exec --json and run --json differ in keys"
     assert j["exit_code"] == 3 and j["stdout"] == "out\n" and j["stderr"] == "err\n", j
-    assert j["signal"] == 0 and j["timed_out"] is False and j["isolation"] == "os", j
+    assert j["signal"] == 0 and j["timed_out"] is False and j["isolation"] == cli.backend, j
     assert j["peak_memory_bytes"] > 0 and j["cpu_time_ms"] > 0, j
     r = cli(["exec", name, "--json", "--timeout", "0.3", "--", "sh", "-c", "echo early; sleep 5"])
     assert r.rc == 124 and r.json["timed_out"] is True and r.json["stdout"] == "early\n", r
@@ -534,6 +539,8 @@ FILE_ERRORS = [
 
 @pytest.mark.parametrize("words,expect", FILE_ERRORS, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_file_errors(cli, named, words, expect):
+    if cli.backend == "microvm" and "/usr/" in " ".join(words):
+        pytest.skip("a microVM's root is writable (an overlay on its read-only image)")
     name = named()
     r = cli([w.format(name) for w in words], stdin=b"data")
     assert r.rc == 1 and r.stdout == b"", r
@@ -699,7 +706,7 @@ def test_rm_leaves_nothing_behind(cli, named):
     # Right when rm returns: no supervisor, no sandbox process, no state.
     assert not alive(e["pid"]), "the supervisor still runs"
     assert not [p for p in below if alive(p)], "sandbox processes still run"
-    assert os.listdir(cli.guard.state_dir) == [], os.listdir(cli.guard.state_dir)
+    assert state_entries(cli) == [], state_entries(cli)
     assert ps(cli) == {}
 
 
@@ -716,7 +723,7 @@ def test_supervisor_stops_on_sigterm(cli, named):
     os.kill(e["pid"], signal.SIGTERM)
     assert wait_until(lambda: not alive(e["pid"]), 10)
     # It destroyed its sandbox on the way out.
-    assert os.listdir(cli.guard.state_dir) == []
+    assert state_entries(cli) == []
 
 
 def test_supervisor_exits_when_its_sandbox_breaks(cli, named):
@@ -731,7 +738,7 @@ def test_supervisor_exits_when_its_sandbox_breaks(cli, named):
     assert r.rc == 125 and "mimobox: error:" in r.stderr, r
     assert wait_until(lambda: not alive(e["pid"]), 10), "the supervisor of a broken sandbox stays"
     assert ps(cli) == {}
-    assert os.listdir(cli.guard.state_dir) == []
+    assert state_entries(cli) == []
 
 
 def test_supervisor_notices_a_broken_idle_sandbox(cli, named):
@@ -900,6 +907,9 @@ def test_shell_program_and_no_timeout(cli, named):
 
 
 def test_shell_killed_terminal_kills_the_shell(cli, named):
+    if cli.backend == "microvm":
+        pytest.skip("watches the payload in the host's process table: a guest's processes are not there "
+                    "(the same agent code is covered on the os backend)")
     name = named()
     arg = unique_sleep_arg()
     t = Terminal(cli, ["shell", name])

@@ -11,8 +11,6 @@ import pytest
 WRITE_PROBE = r"""
 import errno, os, sys
 
-# Every test here runs on each backend with an agent (conftest.py).
-pytestmark = pytest.mark.usefixtures("backend")
 def attempt(fn):
     try:
         fn()

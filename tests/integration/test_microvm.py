@@ -103,3 +103,21 @@ def test_qemu_killed_mid_command_gives_a_clear_error_and_leaves_nothing(vm):
     proc.close()
     status, _, msg = vm.exec_status(["true"])
     assert status == mbx.MBX_ESTATE, msg
+
+
+def test_host_files_are_not_in_the_guest(cli, host_tmp):
+    token = os.urandom(8).hex()
+    secret = os.path.join(host_tmp, "secret-" + token)
+    with open(secret, "w") as f:
+        f.write(token)
+    r, j = cli.json("--isolation", "microvm", "--", "sh", "-c",
+                    "cat %s; grep -rl %s /etc /root /tmp /workspace 2>/dev/null; echo end" % (secret, token))
+    assert token not in j["stdout"], r
+    assert "No such file" in j["stderr"], r
+    assert j["stdout"].strip() == "end", r
+
+
+def test_guest_hostname_and_files_name_the_sandbox(cli):
+    r, j = cli.json("--isolation", "microvm", "--hostname", "vm-under-test", "--", "sh", "-c",
+                    "hostname; cat /etc/hostname; grep -c vm-under-test /etc/hosts")
+    assert j["stdout"] == "vm-under-test\nvm-under-test\n1\n", r

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import host_env, procs_with_arg, unique_sleep_arg
+from conftest import descendants, host_env, procs_with_arg, unique_sleep_arg
 
 # Every test here runs on each backend with an agent (conftest.py).
 pytestmark = pytest.mark.usefixtures("backend")
@@ -117,17 +117,24 @@ def test_background_process_of_a_successful_command_does_not_survive(cli):
 
 def test_killed_cli_leaves_nothing(cli, guard):
     # The owner of a sandbox dies (SIGKILL, no clean-up): its agent and
-    # payload must die with it. The state directory may stay behind until a
-    # later sandbox collects it; that one run cleans it.
+    # payload (on the microvm backend: QEMU and its jail) must die with it.
+    # The state directory may stay behind until a later sandbox collects
+    # it; that one run cleans it.
     arg = unique_sleep_arg()
-    p = subprocess.Popen([cli.path, "run", "--", "sh", "-c", "echo up; exec sleep " + arg],
+    vm = cli.backend == "microvm"
+    p = subprocess.Popen([cli.path, "run", "--isolation", cli.backend, "--", "sh", "-c", "echo up; exec sleep " + arg],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env())
+
+    def running():
+        if vm:
+            return [pid for pid, argv in descendants().items() if argv and "qemu-system" in argv[0]]
+        return procs_with_arg(arg)
     try:
         assert p.stdout.readline() == b"up\n"
         deadline = time.monotonic() + 5
-        while not procs_with_arg(arg) and time.monotonic() < deadline:
+        while not running() and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert procs_with_arg(arg), "payload not running"
+        assert running(), "payload not running"
     finally:
         p.kill()
         p.wait()
@@ -136,9 +143,9 @@ def test_killed_cli_leaves_nothing(cli, guard):
         p.stderr.close()
     assert guard.ids, "the CLI did not name its sandbox (MIMOBOX_LOG=info)"
     deadline = time.monotonic() + 5
-    while procs_with_arg(arg) and time.monotonic() < deadline:
+    while running() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert procs_with_arg(arg) == [], "the payload outlived its killed CLI"
+    assert running() == [], "the payload outlived its killed CLI"
     r = cli.run("--", "true")
     assert r.rc == 0, r
 

@@ -174,7 +174,11 @@ static int build_config(const struct mbx_vm_jail_spec *spec, mbx_config **out, m
 	cfg->vmm_seccomp = 1;
 	if (spec->cfg) {
 		mbx_config_set_allow_degraded(cfg, spec->cfg->allow_degraded);
-		mbx_config_set_log(cfg, spec->cfg->log_level, spec->cfg->log_fn, spec->cfg->log_userdata);
+		/* The jail is the VM's business: its own sandbox's routine lines
+		 * (created, limits chosen) would read as a second sandbox of the
+		 * caller's; warnings and errors still come through. */
+		mbx_config_set_log(cfg, spec->cfg->log_level > MBX_LOG_WARN ? MBX_LOG_WARN : spec->cfg->log_level,
+				   spec->cfg->log_fn, spec->cfg->log_userdata);
 	}
 	for (size_t i = 0; i < spec->nro; i++) {
 		rc = check_abs("read-only path", spec->ro_paths[i], err);
@@ -183,7 +187,7 @@ static int build_config(const struct mbx_vm_jail_spec *spec, mbx_config **out, m
 		if (rc < 0)
 			goto fail;
 	}
-	rc = mbx_config_add_mount(cfg, spec->run_dir, spec->run_dir, MBX_MOUNT_RW, err);
+	rc = mbx_config_add_mount(cfg, spec->run_dir, spec->run_view ? spec->run_view : spec->run_dir, MBX_MOUNT_RW, err);
 	if (rc < 0)
 		goto fail;
 	*out = cfg;
@@ -396,7 +400,7 @@ int mbx__vm_jail_start(struct mbx_vm_jail **out, const struct mbx_vm_jail_spec *
 	if (rc < 0)
 		goto fail;
 	mbx_spawn_options_set_timeout_ms(opts, 0); /* runs until stopped */
-	rc = mbx_spawn_options_set_workdir(opts, spec->run_dir, err);
+	rc = mbx_spawn_options_set_workdir(opts, spec->run_view ? spec->run_view : spec->run_dir, err);
 	if (rc == MBX_OK)
 		rc = mbx_sandbox_spawn(j->sb, (const char *const *)spec->argv, opts, &j->proc, err);
 	mbx_spawn_options_free(opts);

@@ -51,6 +51,8 @@ struct mbx_vm_jail_spec {
 	size_t nro;
 	const char *run_dir;           /* host directory for sockets, console log, RAM file; absolute,
 	                                * an existing directory owned by the caller */
+	const char *run_view;          /* where QEMU sees run_dir (a short path keeps socket paths within
+	                                * sun_path whatever the state directory); NULL: at run_dir */
 	uint64_t memory_bytes;         /* memory limit of the whole jail: guest RAM + QEMU's overhead */
 	uint32_t millicpus;            /* CPU quota; 0: none */
 	const mbx_config *cfg;         /* the caller's config: log callback, allow_degraded; may be NULL */

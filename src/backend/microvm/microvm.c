@@ -42,6 +42,9 @@
 #define QEMU_PATH "/usr/bin/qemu-system-x86_64"
 /* The guest's share of the entropy it starts with (MBX_F_SEED). */
 #define SEED_BYTES 64u
+/* Where QEMU sees the run directory inside its jail: short, so that its
+ * socket paths fit sun_path whatever the state directory is. */
+#define RUN_VIEW "/vm"
 /* How much of the console log an error quotes. */
 #define CONSOLE_TAIL 1200
 
@@ -217,9 +220,10 @@ static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
 	rc = write_initrd(m, initrd, sizeof(initrd), err);
 	if (rc < 0)
 		return rc;
-	snprintf(agent_sock, sizeof(agent_sock), "%s/agent.sock", m->sd.dir);
-	snprintf(qmp_sock, sizeof(qmp_sock), "%s/qmp.sock", m->sd.dir);
-	snprintf(console, sizeof(console), "%s/console.log", m->sd.dir);
+	snprintf(initrd, sizeof(initrd), RUN_VIEW "/initrd");
+	snprintf(agent_sock, sizeof(agent_sock), RUN_VIEW "/agent.sock");
+	snprintf(qmp_sock, sizeof(qmp_sock), RUN_VIEW "/qmp.sock");
+	snprintf(console, sizeof(console), RUN_VIEW "/console.log");
 	spec.qemu = QEMU_PATH;
 	spec.accel = m->accel;
 	spec.memory_mib = (unsigned)(cfg->memory_bytes >> 20);
@@ -243,6 +247,7 @@ static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
 	js.ro_paths = ro;
 	js.nro = 1;
 	js.run_dir = m->sd.dir;
+	js.run_view = RUN_VIEW;
 	js.memory_bytes = cfg->memory_bytes + MBX_VM_JAIL_OVERHEAD;
 	js.millicpus = cfg->millicpus;
 	js.cfg = cfg;
@@ -290,8 +295,8 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 	uint64_t deadline = mbx__now_us() + BOOT_DEADLINE_US;
 	struct microvm_sb *m;
 	char *base = NULL;
-	char sock[4200];
-	int rc;
+	char sock[64];
+	int dirfd = -1, rc;
 
 	rc = check_config(sb->cfg, err);
 	if (rc < 0)
@@ -308,7 +313,9 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 	rc = mbx__statedir_base(&base, err);
 	if (rc < 0)
 		goto fail;
-	mbx__statedir_collect(base, sb->id, NULL);
+	/* Dead sandboxes of every backend, their recorded cgroups too (QEMU's
+	 * jail is an os sandbox with its own directory here). */
+	mbx__statedir_collect(base, sb->id, mbx__linux_remove_recorded_cgroups);
 	rc = mbx__statedir_create(&m->sd, base, sb->id, 0700, err);
 	free(base);
 	if (rc < 0)
@@ -316,8 +323,16 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 	rc = start_qemu(sb, m, err);
 	if (rc < 0)
 		goto fail;
-	snprintf(sock, sizeof(sock), "%s/agent.sock", m->sd.dir);
+	/* Through the directory's descriptor: the host path may be longer
+	 * than a socket address can hold. */
+	dirfd = open(m->sd.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "open the run directory `%s`", m->sd.dir);
+		goto fail;
+	}
+	snprintf(sock, sizeof(sock), "/proc/self/fd/%d/agent.sock", dirfd);
 	rc = connect_agent(m, sock, deadline, err);
+	close(dirfd);
 	if (rc < 0) {
 		mbx__error_wrap(err, "the microVM did not start");
 		add_console_tail(m, err);
