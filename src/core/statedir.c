@@ -18,6 +18,7 @@
 
 #include "statebase.h"
 #include "statedir.h"
+#include "backend/backend.h"
 
 /* The rules (and the checks: ours, not a symlink, nobody else may write,
  * 0700) are in statebase.c, shared with the CLI. Sandboxes of a root caller
@@ -107,6 +108,19 @@ int mbx__statedir_create(struct mbx_statedir *sd, const char *base, const char *
 	if (rename(lock, tmp) < 0)
 		return mbx__error_set(err, MBX_ESYS, errno, NULL, "lock sandbox directory `%s`", sd->dir);
 	return MBX_OK;
+}
+
+int mbx__statedir_new_sandbox(struct mbx_statedir *sd, const char *id, mbx_error **err)
+{
+	char *base = NULL;
+	int rc = mbx__statedir_base(&base, err);
+
+	if (rc < 0)
+		return rc;
+	mbx__statedir_collect(base, id, mbx__linux_remove_recorded_cgroups);
+	rc = mbx__statedir_create(sd, base, id, 0700, err);
+	free(base);
+	return rc;
 }
 
 void mbx__statedir_release(struct mbx_statedir *sd)

@@ -31,5 +31,10 @@ void mbx__statedir_collect(const char *base, const char *self, void (*release)(c
  * what was made so far: call mbx__statedir_release(). */
 int mbx__statedir_create(struct mbx_statedir *sd, const char *base, const char *id, mode_t mode, mbx_error **err);
 
+/* A new sandbox's directory <base>/<id> (0700, locked), after collecting
+ * the directories of dead sandboxes of every backend with the cgroups they
+ * recorded: what every backend does first. */
+int mbx__statedir_new_sandbox(struct mbx_statedir *sd, const char *id, mbx_error **err);
+
 /* Removes the directory (when we made it), drops the lock, frees. */
 void mbx__statedir_release(struct mbx_statedir *sd);

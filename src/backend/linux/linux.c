@@ -143,15 +143,10 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, mbx_error **err)
 {
 	const mbx_config *cfg = sb->cfg;
 	struct mbx_limits lim = { cfg->memory_bytes, cfg->max_procs, cfg->millicpus };
-	char *base = NULL, *why = NULL;
+	char *why = NULL;
 	int rc;
 
-	rc = mbx__statedir_base(&base, err);
-	if (rc < 0)
-		return rc;
-	mbx__statedir_collect(base, sb->id, mbx__linux_remove_recorded_cgroups);
-	rc = mbx__statedir_create(&l->sd, base, sb->id, 0700, err);
-	free(base);
+	rc = mbx__statedir_new_sandbox(&l->sd, sb->id, err);
 	if (rc < 0)
 		return rc;
 

@@ -294,7 +294,6 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 {
 	uint64_t deadline = mbx__now_us() + BOOT_DEADLINE_US;
 	struct microvm_sb *m;
-	char *base = NULL;
 	char sock[64];
 	int dirfd = -1, rc;
 
@@ -310,14 +309,9 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 	rc = mbx__vm_assets_find(&m->assets, err);
 	if (rc < 0)
 		goto fail;
-	rc = mbx__statedir_base(&base, err);
-	if (rc < 0)
-		goto fail;
-	/* Dead sandboxes of every backend, their recorded cgroups too (QEMU's
-	 * jail is an os sandbox with its own directory here). */
-	mbx__statedir_collect(base, sb->id, mbx__linux_remove_recorded_cgroups);
-	rc = mbx__statedir_create(&m->sd, base, sb->id, 0700, err);
-	free(base);
+	/* Collects dead sandboxes' directories, QEMU's jails (os sandboxes with
+	 * directories of their own) and their cgroups included. */
+	rc = mbx__statedir_new_sandbox(&m->sd, sb->id, err);
 	if (rc < 0)
 		goto fail;
 	rc = start_qemu(sb, m, err);

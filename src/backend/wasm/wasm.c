@@ -984,7 +984,6 @@ static int wasm_create(mbx_sandbox *sb, mbx_error **err)
 {
 	const mbx_config *cfg = sb->cfg;
 	struct wasm_sb *w;
-	char *base = NULL;
 	int rc;
 
 	if (cfg->network != MBX_NETWORK_DENY_ALL) {
@@ -1012,11 +1011,7 @@ static int wasm_create(mbx_sandbox *sb, mbx_error **err)
 	if (w == NULL)
 		return mbx__error_oom(err);
 	w->sd.lockfd = -1;
-	rc = mbx__statedir_base(&base, err);
-	if (rc < 0)
-		goto fail;
-	mbx__statedir_collect(base, sb->id, mbx__linux_remove_recorded_cgroups);
-	rc = mbx__statedir_create(&w->sd, base, sb->id, 0700, err);
+	rc = mbx__statedir_new_sandbox(&w->sd, sb->id, err);
 	if (rc < 0)
 		goto fail;
 	if (asprintf(&w->workspace, "%s/workspace", w->sd.dir) < 0) {
@@ -1033,7 +1028,6 @@ static int wasm_create(mbx_sandbox *sb, mbx_error **err)
 		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "resolve workspace `%s`", w->workspace);
 		goto fail;
 	}
-	free(base);
 	sb->priv = w;
 	sb->layers = MBX_LAYER_LIMITS;
 	sb->limits_mech = "wasm";
@@ -1041,7 +1035,6 @@ static int wasm_create(mbx_sandbox *sb, mbx_error **err)
 			     "without a disk quota";
 	return MBX_OK;
 fail:
-	free(base);
 	wasm_cleanup(w);
 	return rc;
 }
