@@ -428,7 +428,9 @@ ISOLATION = {"os": 1, "wasm": 2, "microvm": 3}
 
 
 def pytest_generate_tests(metafunc):
-    if "backend" in metafunc.fixturenames:
+    own = any("backend" in [a.strip() for a in str(m.args[0]).split(",")]
+              for m in metafunc.definition.iter_markers("parametrize") if m.args)
+    if "backend" in metafunc.fixturenames and not own:
         wanted = os.environ.get("MIMOBOX_TEST_BACKENDS")
         names = [b for b in AGENT_BACKENDS if not wanted or b in wanted.split(",")]
         metafunc.parametrize("backend", names, indirect=True)
