@@ -317,6 +317,7 @@ int main(void)
 	st.landlock_fd = -1;
 	st.storage_fd = -1;
 	st.cgroup_procs_fd = -1;
+	st.oom_events_fd = -1;
 	for (int i = 0; i < AGENT_MAX_FILES; i++)
 		st.files[i].fd = -1;
 	mbx_rbuf_init(&st.in);

@@ -59,6 +59,7 @@ struct agent_proc {
 	int detached;           /* nobody reads: drop the output */
 	int pty;
 	uint64_t start_ms;
+	uint64_t oom_at_start;   /* the guest's out-of-memory kills when it started (guest mode) */
 	uint64_t deadline_ms;   /* 0: none */
 	int timed_out;
 	int init_done;          /* the mini-init was reaped */
@@ -102,6 +103,7 @@ struct agent_state {
 	int guest;
 	int storage_fd;         /* O_PATH of the storage tmpfs, -1 */
 	int cgroup_procs_fd;    /* cgroup.procs of the payloads' pids cgroup, -1: none */
+	int oom_events_fd;      /* memory.events of that cgroup, -1: none */
 	int boot_failed;        /* the guest's root could not be built: */
 	int boot_errno;
 	char boot_layer[32];

@@ -415,6 +415,9 @@ static int write_text(const char *path, const char *text)
  * hierarchy again: a payload (uid 0 without capabilities, which file
  * permissions alone would let write pids.max) cannot reach it.
  */
+/* Guest RAM kept from the payloads: the agent, the kernel's own needs. */
+#define GUEST_RESERVE (24ull << 20)
+
 static int limit_processes(struct agent_state *st, uint32_t max_procs)
 {
 	char text[32];
@@ -425,6 +428,10 @@ static int limit_processes(struct agent_state *st, uint32_t max_procs)
 	what = "enable the pids controller";
 	if (write_text(CGROUP_DIR "/cgroup.subtree_control", "+pids") < 0)
 		goto fail_mounted;
+	/* The memory controller only counts: guest RAM is the limit. Its
+	 * memory.events tells an out-of-memory kill of a payload from a plain
+	 * SIGKILL (best effort: without it the flag is never set). */
+	(void)!write_text(CGROUP_DIR "/cgroup.subtree_control", "+memory");
 	what = "make the payload cgroup";
 	if (mkdir(PAYLOAD_CGROUP, 0755) < 0 && errno != EEXIST)
 		goto fail_mounted;
@@ -432,10 +439,24 @@ static int limit_processes(struct agent_state *st, uint32_t max_procs)
 	snprintf(text, sizeof(text), "%u", max_procs);
 	if (write_text(PAYLOAD_CGROUP "/pids.max", text) < 0)
 		goto fail_mounted;
+	/* Payloads together get the guest's RAM less a reserve for the agent
+	 * and the kernel: past it the cgroup's own OOM killer ends the
+	 * biggest payload at once, where the whole guest would first thrash
+	 * on its page cache (the root image's programs) for minutes. */
+	{
+		long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+		unsigned long long total = pages > 0 && psize > 0 ? (unsigned long long)pages * (unsigned long long)psize : 0;
+
+		if (total > 2 * GUEST_RESERVE) {
+			snprintf(text, sizeof(text), "%llu", total - GUEST_RESERVE);
+			(void)!write_text(PAYLOAD_CGROUP "/memory.max", text);
+		}
+	}
 	what = "open the payload cgroup";
 	st->cgroup_procs_fd = open(PAYLOAD_CGROUP "/cgroup.procs", O_WRONLY | O_CLOEXEC);
 	if (st->cgroup_procs_fd < 0)
 		goto fail_mounted;
+	st->oom_events_fd = open(PAYLOAD_CGROUP "/memory.events", O_RDONLY | O_CLOEXEC);
 	what = "unmount " CGROUP_DIR;
 	if (umount2(CGROUP_DIR, MNT_DETACH) < 0)
 		goto fail;

@@ -50,6 +50,8 @@
 #include "platform/linux/syscalls.h"
 #include "platform/linux/closefds.h"
 
+static uint64_t oom_kills(const struct agent_state *st);
+
 /* Kernel ABI values, spelled out so the agent builds against any libc
  * (it is linked statically, with musl where available) without kernel
  * headers. */
@@ -666,6 +668,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	p->credit = r.window;
 	p->limit = r.output_limit;
 	p->start_ms = agent_now_ms();
+	p->oom_at_start = oom_kills(st);
 	p->deadline_ms = r.timeout_ms ? p->start_ms + r.timeout_ms : 0;
 	p->program_name = strdup(r.argv[0]);
 	fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
@@ -910,9 +913,29 @@ static void pump(struct agent_state *st, struct agent_proc *p, int which)
 	p->credit -= (uint64_t)n;
 }
 
+/* Out-of-memory kills among the payloads so far (guest mode: the payload
+ * cgroup's memory.events; elsewhere the host counts them), 0 if unknown. */
+static uint64_t oom_kills(const struct agent_state *st)
+{
+	char buf[512];
+	const char *at;
+	ssize_t n;
+
+	if (st->oom_events_fd < 0)
+		return 0;
+	n = pread(st->oom_events_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	at = strstr(buf, "oom_kill ");
+	return at ? strtoull(at + 9, NULL, 10) : 0;
+}
+
 static void send_exit(struct agent_state *st, struct agent_proc *p)
 {
 	int ws = p->status.wstatus;
+	int killed = !p->status_valid || (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+	int oom = killed && !p->timed_out && oom_kills(st) > p->oom_at_start;
 
 	mbx_proto_begin(&st->out, MBX_MSG_EXIT, p->id);
 	if (!p->status_valid) {
@@ -925,7 +948,7 @@ static void send_exit(struct agent_state *st, struct agent_proc *p)
 	} else {
 		mbx_proto_put_u32(&st->out, MBX_F_EXIT_CODE, (uint32_t)WEXITSTATUS(ws));
 	}
-	mbx_proto_put_u32(&st->out, MBX_F_FLAGS, (p->timed_out ? MBX_EXIT_TIMED_OUT : 0) |
+	mbx_proto_put_u32(&st->out, MBX_F_FLAGS, (p->timed_out ? MBX_EXIT_TIMED_OUT : 0) | (oom ? MBX_EXIT_OOM_KILLED : 0) |
 			  (p->truncated[0] ? MBX_EXIT_STDOUT_TRUNCATED : 0) |
 			  (p->truncated[1] ? MBX_EXIT_STDERR_TRUNCATED : 0));
 	mbx_proto_put_u64(&st->out, MBX_F_CPU_US, p->status.cpu_us);

@@ -451,6 +451,8 @@ static int dispatch(struct mbx_client *c, const struct mbx_frame *f)
 			return -1;
 		ev->exit = ex;
 		ev->kind = (ex.flags & MBX_EXIT_TIMED_OUT) ? MBX_EVENT_TIMED_OUT : MBX_EVENT_EXIT;
+		if (ex.flags & MBX_EXIT_OOM_KILLED)
+			c->oom_exits++;
 		p->ended = 1;
 		if (!p->claimed) {
 			/* Its handle is gone: nothing will take the exit. */
@@ -888,6 +890,9 @@ int mbx__client_collect(struct mbx_client *c, struct mbx_cproc *p, const struct 
 		res->exit_code = ev->exit.exit_code;
 		res->signal = (int)ev->exit.signal;
 		res->timed_out = (ev->exit.flags & MBX_EXIT_TIMED_OUT) != 0;
+		/* Only a guest's agent knows (its own cgroup); the os backend
+		 * counts on the host (ops->oom_kills). */
+		res->oom_killed |= (ev->exit.flags & MBX_EXIT_OOM_KILLED) != 0;
 		res->out_truncated |= (ev->exit.flags & MBX_EXIT_STDOUT_TRUNCATED) != 0;
 		res->err_truncated |= (ev->exit.flags & MBX_EXIT_STDERR_TRUNCATED) != 0;
 		res->cpu_us = ev->exit.cpu_us;

@@ -49,6 +49,7 @@ struct mbx_client {
 	uint32_t version;    /* the protocol version chosen at HELLO, 0 before */
 	uint64_t features;   /* MBX_FEAT_* both sides use */
 	uint64_t session;    /* the agent's session (HELLO) */
+	uint64_t oom_exits;  /* EXITs the agent flagged as out-of-memory kills (a guest's agent) */
 	int credit_news;     /* credit came for a process that wanted it: waits end early */
 	struct mbx_cproc *procs;
 };

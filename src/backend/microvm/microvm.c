@@ -374,6 +374,15 @@ static int microvm_destroy(mbx_sandbox *sb, mbx_error **err)
 	return MBX_OK;
 }
 
+/* The guest's agent flags an out-of-memory kill in the EXIT it sends (its
+ * payload cgroup's memory.events): the count of those so far. */
+static uint64_t microvm_oom_kills(mbx_sandbox *sb)
+{
+	struct microvm_sb *m = sb->priv;
+
+	return m ? m->host.client.oom_exits : 0;
+}
+
 static struct mbx_client *microvm_client(mbx_sandbox *sb)
 {
 	struct microvm_sb *m = sb->priv;
@@ -385,10 +394,11 @@ const struct mbx_backend_ops mbx__microvm_backend = {
 	.name = "microvm",
 	.isolation = MBX_ISOLATION_MICROVM,
 	.caps = MBX_BACKEND_CAP_EXEC | MBX_BACKEND_CAP_PROCESSES | MBX_BACKEND_CAP_PTY | MBX_BACKEND_CAP_FILES |
-		MBX_BACKEND_CAP_STATE,
+		MBX_BACKEND_CAP_STATE | MBX_BACKEND_CAP_OOM_COUNT,
 	.create = microvm_create,
 	.exec = microvm_exec,
 	.destroy = microvm_destroy,
 	.client = microvm_client,
+	.oom_kills = microvm_oom_kills,
 	.explain_broken = microvm_explain_broken,
 };
