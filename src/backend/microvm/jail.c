@@ -133,7 +133,7 @@ static int check_kvm_host(mbx_error **err)
  * the view's /bin/sh, before QEMU starts. The device's owner and mode are
  * the host's: for a root caller the jail runs as an unmapped uid, so only
  * the device's "others" bits can grant it; for an unprivileged caller the
- * caller's own uid (supplementary groups are dropped). A jail that cannot
+ * caller's own uid and groups. A jail that cannot
  * open it fails here, naming the device, rather than with QEMU's exit.
  */
 static int check_kvm_in_jail(mbx_sandbox *sb, mbx_error **err)
@@ -172,7 +172,7 @@ static int check_kvm_in_jail(mbx_sandbox *sb, mbx_error **err)
 	mbx__error_set(err, MBX_EPERM, 0, LAYER,
 		       "QEMU's jail cannot open /dev/kvm read-write (host mode %04o, owner %u:%u; the jail runs as %s): %s",
 		       (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid,
-		       geteuid() == 0 ? "an unmapped uid, so only the mode's \"others\" bits count" : "the caller's uid without its groups",
+		       geteuid() == 0 ? "an unmapped uid, so only the mode's \"others\" bits count" : "the caller's uid and groups",
 		       why);
 	mbx__error_suggest(err, "give /dev/kvm mode 0666 (systemd's default udev rule), or use the TCG accelerator");
 	return MBX_EPERM;
