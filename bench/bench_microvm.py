@@ -39,7 +39,11 @@ which accelerator the library chose.
    boot's RSS for comparison.
 
   python3 bench/bench_microvm.py [--lib build/libmimobox.so] [-n 10] [--rt 200]
-                                 [--mib 64] [--transfers 5] [--json]
+                                 [--mib 64] [--transfers 5] [--memory 512]
+                                 [--baseline-vm-dir DIR] [--only boot,exec,files,memory] [--json]
+
+The guest assets: $MIMOBOX_VM_DIR, else `scripts/vm-assets.sh dir` (the
+build's default); the plain QEMU boots use the same kernel and image.
 """
 import argparse
 import ctypes
@@ -153,7 +157,22 @@ KMSG_RUN = re.compile(rb"^\d+,\d+,(\d+),[^;]*;Run (\S+) as init process", re.M)
 
 # ---- the boots ----
 
-def boot_mimobox(lib, mem_mib):
+def boot_mimobox(lib, mem_mib, vm_dir=None):
+    """One timed boot; vm_dir: other guest assets (MIMOBOX_VM_DIR, which the
+    library reads at every VM start) for this boot only."""
+    saved = os.environ.get("MIMOBOX_VM_DIR")
+    if vm_dir:
+        os.environ["MIMOBOX_VM_DIR"] = vm_dir
+    try:
+        return _boot_mimobox(lib, mem_mib)
+    finally:
+        if vm_dir and saved is None:
+            del os.environ["MIMOBOX_VM_DIR"]
+        elif vm_dir:
+            os.environ["MIMOBOX_VM_DIR"] = saved
+
+
+def _boot_mimobox(lib, mem_mib):
     c = config(lib, ISOLATION_MICROVM, mem_mib, 256)
     t0 = now()
     try:
@@ -293,7 +312,7 @@ def proc_memory(pid):
                     cur = "heap"
                 elif name.startswith("["):
                     cur = "other " + name
-                elif name == "" and "x" in perms and size >= 32 * MIB:
+                elif name == "" and "x" in perms and size >= MIB:
                     cur = "TCG translation buffer (anon, rwx)"
                 elif name == "":
                     cur = "other anonymous (malloc arenas, stacks)"
@@ -305,6 +324,25 @@ def proc_memory(pid):
                 groups[cur][head[0][:-1].lower()] += int(head[1]) * 1024
     r["groups"] = groups
     return r
+
+
+def jail_procs(pid):
+    """QEMU's parent (the jail's mini-init) and grandparent (the jail's
+    agent): (name, VmRSS, Pss) each."""
+    out = []
+    for role in ("mini-init", "agent (PID 1 of the jail)"):
+        with open("/proc/%d/stat" % pid) as f:
+            pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        rss = pss = 0
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k == "Rss":
+                    rss = int(v.split()[0]) * 1024
+                elif k == "Pss":
+                    pss = int(v.split()[0]) * 1024
+        out.append((role, rss, pss))
+    return out
 
 
 def guest_meminfo(sb):
@@ -332,27 +370,32 @@ def main():
     ap.add_argument("--mib", type=int, default=64, help="file size for the throughput (default 64)")
     ap.add_argument("--transfers", type=int, default=5, help="writes and reads per backend (default 5)")
     ap.add_argument("--memory", type=int, default=512, help="guest RAM in MiB (default 512, the library's default)")
+    ap.add_argument("--baseline-vm-dir", metavar="DIR",
+                    help="also boot mimobox with these guest assets (e.g. another kernel), alternating")
     ap.add_argument("--only", default="boot,exec,files,memory", help="comma-separated parts to run")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     parts = set(a.only.split(","))
     lib = Lib(os.path.abspath(a.lib))
     d = assets_dir()
-    rep = {"accel": accel(), "loadavg_start": loadavg(), "assets": d, "memory_mib": a.memory}
+    rep = {"accel": accel(), "loadavg_start": loadavg(), "assets": d, "memory_mib": a.memory,
+           "baseline_vm_dir": a.baseline_vm_dir}
     acc = rep["accel"].upper()
     say = (lambda *x: None) if a.json else (lambda *x: print(*x, flush=True))
     say("accelerator: %s   load average at start: %s   guest RAM %d MiB" % (acc, rep["loadavg_start"], a.memory))
 
     if "boot" in parts:
-        modes = ["mimobox", "qemu-microvm", "qemu-pc"]
+        modes = ["mimobox", "qemu-microvm", "qemu-pc"] + (["mimobox-baseline"] if a.baseline_vm_dir else [])
         times = {m: [] for m in modes}
         splits = {m: [] for m in modes}
         plain_rss = []
         for i in range(a.n):
-            order = modes[i % 3:] + modes[:i % 3]
+            order = modes[i % len(modes):] + modes[:i % len(modes)]
             for m in order:
                 if m == "mimobox":
                     t, b = boot_mimobox(lib, a.memory)
+                elif m == "mimobox-baseline":
+                    t, b = boot_mimobox(lib, a.memory, a.baseline_vm_dir)
                 else:
                     t, b = boot_plain(m, d, a.memory, plain_rss if m == "qemu-microvm" and not plain_rss else None)
                 times[m].append(t)
@@ -388,7 +431,8 @@ def main():
             gm = guest_meminfo(vm)
             pid = qemu_pid_of(vm.id)
             qm = proc_memory(pid) if pid else None
-            rep["memory"] = {"guest": gm, "qemu": qm}
+            jail = jail_procs(pid) if pid else []
+            rep["memory"] = {"guest": gm, "qemu": qm, "jail_processes": jail}
             say("\n== host memory of an idle VM (%s, guest RAM %d MiB) ==" % (acc, a.memory))
             say("guest: MemTotal-MemFree %.1f MiB, MemTotal-MemAvailable %.1f MiB (Shmem %.1f, Cached %.1f)" % (
                 gm["used_total_minus_free"] / MIB, gm["used_total_minus_available"] / MIB, gm["Shmem"] / MIB,
@@ -402,6 +446,8 @@ def main():
                 for g, v in sorted(qm["groups"].items(), key=lambda kv: -kv[1]["rss"]):
                     if v["rss"] >= 256 * 1024:
                         say("  %-42s mapped %7.1f  Rss %6.1f  Pss %6.1f MiB" % (g, v["size"] / MIB, v["rss"] / MIB, v["pss"] / MIB))
+                for name, rss, pss in jail:
+                    say("  the jail's %-30s VmRSS %5.2f MiB  Pss %5.2f MiB" % (name, rss / MIB, pss / MIB))
                 over = qm["VmRSS"] - gm["used_total_minus_free"]
                 say("QEMU's RSS beyond the guest's used RAM: %.1f MiB (goal: at most 30)" % (over / MIB))
             pr = rep.get("qemu_microvm_rss")
