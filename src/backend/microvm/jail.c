@@ -313,29 +313,43 @@ static pid_t parent_of(pid_t pid)
 
 /*
  * QEMU's pidfd. The jail's process tree on the host is agent -> mini-init
- * (PID 1 of QEMU's own pid namespace) -> QEMU, and QEMU is the only process
- * the jail ever starts, so each level has exactly one child. The pidfd is
- * opened first and the parent checked after, so a pid reused in between
- * cannot be taken for QEMU. Returns the pidfd and sets *pid, or -1 when
- * QEMU (or its mini-init) is already gone; errno ENOSYS when the kernel has
- * no pidfd_open (before Linux 5.3).
+ * (PID 1 of QEMU's own pid namespace) -> QEMU. QEMU is the only process
+ * the jail starts besides, under KVM, the /dev/kvm check before it, whose
+ * mini-init reports only after it killed and reaped everything below it and
+ * may still be ending (its namespaces' teardown) when QEMU starts: so
+ * QEMU's mini-init is the one child of the agent that has exactly one
+ * child, and there must be exactly one such. The pidfd is opened first and
+ * the parents checked after, so a pid reused in between cannot be taken
+ * for QEMU. Returns the pidfd and sets *pid, or -1 when QEMU (or its
+ * mini-init) is already gone; errno ENOSYS when the kernel has no
+ * pidfd_open (before Linux 5.3).
  */
 static int open_qemu_pidfd(pid_t agent, pid_t *pid)
 {
-	pid_t init[2], qemu[2];
-	int fd;
+	pid_t inits[4], below[2], init = -1, qemu = -1;
+	int fd, n;
 
 	errno = ESRCH;
-	if (agent <= 0 || children_of(agent, init, 2) != 1 || children_of(init[0], qemu, 2) != 1)
+	if (agent <= 0 || (n = children_of(agent, inits, 4)) < 1)
 		return -1;
-	fd = mbx_sys_pidfd_open(qemu[0], 0);
+	for (int i = 0; i < n; i++) {
+		if (children_of(inits[i], below, 2) != 1)
+			continue;
+		if (qemu > 0)
+			return -1; /* two candidates: not the tree the jail made */
+		init = inits[i];
+		qemu = below[0];
+	}
+	if (qemu <= 0)
+		return -1;
+	fd = mbx_sys_pidfd_open(qemu, 0);
 	if (fd < 0)
 		return -1;
-	if (parent_of(qemu[0]) != init[0] || parent_of(init[0]) != agent) {
+	if (parent_of(qemu) != init || parent_of(init) != agent) {
 		close(fd);
 		return -1;
 	}
-	*pid = qemu[0];
+	*pid = qemu;
 	return fd;
 }
 
