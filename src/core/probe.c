@@ -801,7 +801,7 @@ static void probe_vmm_jail(mbx_probe *p)
 	struct probe_check *c = add_check(p, "vmm-jail", MBX_PROBE_UNAVAILABLE);
 	const char *rung, *limits, *kvm = "TCG: no device from the host";
 	int partial = 0, abi = mbx_landlock_abi();
-	struct stat st;
+	struct stat st = { 0 };
 
 	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
 		const struct probe_check *n = &p->checks[needed[i]];
