@@ -386,6 +386,10 @@ static int cmd_kvm(struct opts *o)
 
 	o->kvm = 1;
 	o->stopped_cpus = 1;
+	if (strlen(o->qmp) >= sizeof(a.sun_path)) {
+		fprintf(stderr, "vm-jail: the QMP socket path %s is too long\n", o->qmp);
+		return 1;
+	}
 	if (make_argv(o, &argv) < 0)
 		return 1;
 	if (start(o, argv, &j) < 0)
