@@ -22,6 +22,7 @@
  *       Options: --kernel PATH, --rootfs PATH (instead of the assets'),
  *       --ro PATH (more read-only paths; repeatable), --memory MIB (jail
  *       limit, default 384), --guest MIB (default 256), --tb-size MIB,
+ *       --plain-tcg (`-accel tcg` without the builder's tb-size=),
  *       --cpu MILLICPUS, --boot-timeout SECONDS (default 30), --kvm (the KVM
  *       accelerator: /dev/kvm bound into the jail).
  *   vm-jail kvm --assets DIR --run DIR [options]
@@ -59,7 +60,7 @@ struct opts {
 	const char *ro[MAX_RO];
 	size_t nro;
 	unsigned memory_mib, guest_mib, tb_size, millicpus, runs;
-	int boot_timeout, wait_exit, no_wait, kvm, stopped_cpus;
+	int boot_timeout, wait_exit, no_wait, kvm, stopped_cpus, plain_tcg;
 	char kernel_buf[4096], rootfs_buf[4096], console[4096], agent[4096], qmp[4096];
 };
 
@@ -94,6 +95,10 @@ static int parse(struct opts *o, int argc, char **argv)
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (strcmp(a, "--plain-tcg") == 0) {
+			o->plain_tcg = 1;
+			continue;
+		}
 		if (strcmp(a, "--no-wait") == 0 || strcmp(a, "--kvm") == 0) {
 			if (a[2] == 'n')
 				o->no_wait = 1;
@@ -147,8 +152,8 @@ static int parse(struct opts *o, int argc, char **argv)
 	return 0;
 }
 
-/* QEMU's argv from the real builder; --tb-size adds tb-size= to the TCG
- * accelerator. */
+/* QEMU's argv from the real builder (which sizes TCG's buffer itself);
+ * --tb-size sets another size, --plain-tcg drops it (`-accel tcg`). */
 static int make_argv(const struct opts *o, char ***argv)
 {
 	struct mbx__vm_spec s = {
@@ -186,14 +191,18 @@ static int make_argv(const struct opts *o, char ***argv)
 		nv[n + 1] = NULL;
 		*argv = nv;
 	}
-	if (o->tb_size) {
+	if (o->tb_size || o->plain_tcg) {
 		for (size_t i = 1; (*argv)[i]; i++) {
-			if (strcmp((*argv)[i - 1], "-accel") == 0 && strcmp((*argv)[i], "tcg") == 0) {
+			if (strcmp((*argv)[i - 1], "-accel") == 0 && strncmp((*argv)[i], "tcg", 3) == 0 &&
+			    ((*argv)[i][3] == '\0' || (*argv)[i][3] == ',')) {
 				char *n = malloc(64);
 
 				if (n == NULL)
 					return -1;
-				snprintf(n, 64, "tcg,tb-size=%u", o->tb_size);
+				if (o->plain_tcg)
+					snprintf(n, 64, "tcg");
+				else
+					snprintf(n, 64, "tcg,tb-size=%u", o->tb_size);
 				free((*argv)[i]);
 				(*argv)[i] = n;
 			}

@@ -243,7 +243,8 @@ def test_run_dir_must_be_the_callers_and_private(assets, host_tmp, tcg_opts, gua
 def test_rlimit_rung_needs_a_sized_translation_buffer(assets, run_dir, limits_mech, guard):
     if limits_mech != "rlimit":
         pytest.skip("this caller gets cgroup limits here: the translation buffer is not counted up front")
-    h = Helper(["boot", "--assets", assets, "--run", run_dir, "--memory", "384"], guard)
+    # The argv builder sizes the buffer itself: --plain-tcg drops tb-size=.
+    h = Helper(["boot", "--assets", assets, "--run", run_dir, "--memory", "384", "--plain-tcg"], guard)
     assert h.finish() == 1
     err = h.stderr()
     assert "[limits]" in err and "tb-size=" in err, err
