@@ -37,7 +37,7 @@ ROOTFS_RECIPE_VERSION=1
 
 # What building needs, installed with apt-get when missing (deliberately not in
 # scripts/deps.sh: the default build and test never build a kernel).
-VM_PACKAGES="linux-source-6.1 make gcc libc6-dev bc flex bison libelf-dev cpio xz-utils
+VM_PACKAGES="linux-source-6.1 make gcc libc6-dev bc flex bison libelf-dev cpio xz-utils lz4
 debootstrap squashfs-tools qemu-system-x86 qemu-system-common"
 
 MIRROR=${MIMOBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}

@@ -55,6 +55,7 @@ struct mbx_config {
 	size_t nmounts;
 	int allow_degraded;
 	int vmm_seccomp;       /* internal (QEMU's jail): the MBX_SECCOMP_VMM program, not the trust level's */
+	int vmm_kvm;           /* internal (QEMU's jail): the host's /dev/kvm bound into the view's /dev */
 	mbx_log_level_t log_level;
 	mbx_log_fn log_fn;
 	void *log_userdata;

@@ -81,6 +81,7 @@ enum {
 	C_QEMU,
 	C_VM_ACCEL,
 	C_VM_ASSETS,
+	C_VMM_JAIL,
 	C_WASMTIME,
 	C_PASTA,
 	C_COUNT
@@ -786,6 +787,74 @@ static void probe_vm_assets(mbx_probe *p)
 	mbx_error_free(e);
 }
 
+/*
+ * QEMU's jail (src/backend/microvm/jail.c) is an os-backend sandbox of its
+ * own, so it can be built exactly where the os backend's layers work for
+ * this caller: the namespace, seccomp and Landlock checks above decide it,
+ * and the limits ladder decides how its memory is bounded. Under KVM the
+ * jail must also open /dev/kvm with its own uid: an unmapped one for a root
+ * caller (only the device's "others" bits count), the caller's otherwise.
+ */
+static void probe_vmm_jail(mbx_probe *p)
+{
+	static const int needed[] = { C_USERNS, C_PIDNS, C_MNTNS, C_NETNS, C_IPCNS, C_UTSNS, C_SECCOMP, C_LANDLOCK };
+	struct probe_check *c = add_check(p, "vmm-jail", MBX_PROBE_UNAVAILABLE);
+	const char *rung, *limits, *kvm = "TCG: no device from the host";
+	int partial = 0, abi = mbx_landlock_abi();
+	struct stat st = { 0 };
+
+	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+		const struct probe_check *n = &p->checks[needed[i]];
+
+		if (n->status == MBX_PROBE_UNAVAILABLE) {
+			set_detail(p, c, "QEMU's jail cannot be built here: `%s` is unavailable (above), and the microvm "
+				   "backend runs QEMU only inside an os-backend sandbox of its own", n->name);
+			set_hint(p, c, "what makes the os backend available here makes the jail: %s",
+				 n->hint ? n->hint : "see the check above");
+			return;
+		}
+	}
+	if (p->checks[C_CGROUP_V2].status != MBX_PROBE_UNAVAILABLE || p->checks[C_CGROUP_V1].status != MBX_PROBE_UNAVAILABLE) {
+		int v2 = p->checks[C_CGROUP_V2].status != MBX_PROBE_UNAVAILABLE;
+
+		rung = v2 ? "cgroup-v2" : "cgroup-v1";
+		limits = p->checks[v2 ? C_CGROUP_V2 : C_CGROUP_V1].status == MBX_PROBE_OK
+				 ? "memory (guest RAM + QEMU's own), tasks, CPU quota"
+				 : "memory (guest RAM + QEMU's own), tasks; no CPU quota";
+	} else {
+		rung = "rlimit";
+		limits = "RLIMIT_DATA per process, so TCG's translation buffer is sized (tb-size) to fit; no CPU quota";
+		partial = 1;
+	}
+	if (p->checks[C_LANDLOCK].status == MBX_PROBE_PARTIAL)
+		partial = 1;
+	if (mbx__vm_accel() == MBX_VM_ACCEL_KVM) {
+		int ok = stat("/dev/kvm", &st) == 0 && S_ISCHR(st.st_mode) &&
+			 (geteuid() == 0 ? (st.st_mode & 0006) == 0006 : access("/dev/kvm", R_OK | W_OK) == 0);
+
+		if (!ok) {
+			set_detail(p, c, "QEMU's jail cannot open /dev/kvm (mode %04o, owner %u:%u; the jail runs as %s), "
+				   "but the microvm backend chose KVM: every VM start would fail",
+				   (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid,
+				   geteuid() == 0 ? "an unmapped uid: only the \"others\" bits count" : "this user");
+			set_hint(p, c, "give /dev/kvm mode 0666 (systemd's default udev rule)");
+			return;
+		}
+		kvm = "KVM: /dev/kvm bound in, opened read-write";
+	}
+	c->status = partial ? MBX_PROBE_PARTIAL : MBX_PROBE_OK;
+	set_detail(p, c, "QEMU runs in an os sandbox of its own: user, pid, mount, network (loopback only), IPC, "
+		   "UTS%s namespaces; seccomp (the VMM program) and QEMU's -sandbox; Landlock ABI %d; no_new_privs, "
+		   "no capabilities; limits rung %s: %s; as %s; %s",
+		   p->checks[C_CGROUPNS].status == MBX_PROBE_OK ? ", cgroup" : "", abi, rung, limits,
+		   geteuid() == 0 ? "an unmapped uid (its run and asset directories id-mapped in)" : "this user's uid",
+		   kvm);
+	if (partial)
+		set_hint(p, c, "%s", p->checks[C_LANDLOCK].status == MBX_PROBE_PARTIAL
+				     ? "Linux 6.2 or later gives Landlock ABI 3"
+				     : "a cgroup rung bounds the jail as a whole (see the cgroup checks above)");
+}
+
 /* The wasm backend works when an engine can be made and compiles a tiny
  * module (the engine is then kept for the process). */
 static void probe_wasmtime(mbx_probe *p)
@@ -863,11 +932,12 @@ static void os_verdict(mbx_probe *p)
 	p->os_reason = reason;
 }
 
-/* What the microvm backend lacks here, or NULL (in p->vm_reason): QEMU and
- * verified guest assets. The accelerator only decides the speed. */
+/* What the microvm backend lacks here, or NULL (in p->vm_reason): QEMU,
+ * verified guest assets and a jail for QEMU (PARTIAL, the rlimit rung, is
+ * enough). The accelerator only decides the speed. */
 static void vm_verdict(mbx_probe *p)
 {
-	static const int needed[] = { C_QEMU, C_VM_ASSETS };
+	static const int needed[] = { C_QEMU, C_VM_ASSETS, C_VMM_JAIL };
 	char *reason = NULL;
 
 	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
@@ -875,7 +945,7 @@ static void vm_verdict(mbx_probe *p)
 		char *next = NULL;
 		int n;
 
-		if (c->status == MBX_PROBE_OK)
+		if (c->status == MBX_PROBE_OK || (needed[i] == C_VMM_JAIL && c->status == MBX_PROBE_PARTIAL))
 			continue;
 		n = asprintf(&next, "%s%s%s%s%s", reason ? reason : "", reason ? "; " : "",
 			     c->detail ? c->detail : c->name, c->hint ? ": " : "", c->hint ? c->hint : "");
@@ -925,6 +995,7 @@ int mbx_probe_run(mbx_probe **out, mbx_error **err)
 	probe_qemu(p);
 	probe_vm_accel(p);
 	probe_vm_assets(p);
+	probe_vmm_jail(p);
 	probe_wasmtime(p);
 	probe_pasta(p);
 	if (!p->oom && p->n == C_COUNT)

@@ -22,8 +22,15 @@
  *       Options: --kernel PATH, --rootfs PATH (instead of the assets'),
  *       --ro PATH (more read-only paths; repeatable), --memory MIB (jail
  *       limit, default 384), --guest MIB (default 256), --tb-size MIB,
- *       --cpu MILLICPUS, --boot-timeout SECONDS (default 30), --kvm (ask for
- *       KVM: the jail refuses it).
+ *       --plain-tcg (`-accel tcg` without the builder's tb-size=),
+ *       --cpu MILLICPUS, --boot-timeout SECONDS (default 30), --kvm (the KVM
+ *       accelerator: /dev/kvm bound into the jail).
+ *   vm-jail kvm --assets DIR --run DIR [options]
+ *       Starts QEMU with the KVM accelerator and `-S` (vCPUs stopped: KVM is
+ *       set up, the guest never runs) and asks QMP `query-kvm`; prints
+ *         pid N
+ *         query-kvm JSON         QMP's answer
+ *       or, when QEMU ended first, the `exited` and `stderr` lines.
  *   vm-jail bench --assets DIR --run DIR [--runs N]
  *       N times: start the jail (QEMU exec'd), stop it; prints the start and
  *       stop times in ms per run and their P50/P99.
@@ -53,7 +60,7 @@ struct opts {
 	const char *ro[MAX_RO];
 	size_t nro;
 	unsigned memory_mib, guest_mib, tb_size, millicpus, runs;
-	int boot_timeout, wait_exit, no_wait, kvm;
+	int boot_timeout, wait_exit, no_wait, kvm, stopped_cpus, plain_tcg;
 	char kernel_buf[4096], rootfs_buf[4096], console[4096], agent[4096], qmp[4096];
 };
 
@@ -88,6 +95,10 @@ static int parse(struct opts *o, int argc, char **argv)
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (strcmp(a, "--plain-tcg") == 0) {
+			o->plain_tcg = 1;
+			continue;
+		}
 		if (strcmp(a, "--no-wait") == 0 || strcmp(a, "--kvm") == 0) {
 			if (a[2] == 'n')
 				o->no_wait = 1;
@@ -141,8 +152,8 @@ static int parse(struct opts *o, int argc, char **argv)
 	return 0;
 }
 
-/* QEMU's argv from the real builder; --tb-size adds tb-size= to the TCG
- * accelerator. */
+/* QEMU's argv from the real builder (which sizes TCG's buffer itself);
+ * --tb-size sets another size, --plain-tcg drops it (`-accel tcg`). */
 static int make_argv(const struct opts *o, char ***argv)
 {
 	struct mbx__vm_spec s = {
@@ -165,14 +176,33 @@ static int make_argv(const struct opts *o, char ***argv)
 		report_error("QEMU's argv", e);
 		return -1;
 	}
-	if (o->tb_size) {
+	if (o->stopped_cpus) {
+		size_t n = 0;
+		char **nv;
+
+		while ((*argv)[n])
+			n++;
+		nv = realloc(*argv, (n + 2) * sizeof(*nv));
+		if (nv == NULL || (nv[n] = strdup("-S")) == NULL) {
+			if (nv)
+				*argv = nv;
+			return -1;
+		}
+		nv[n + 1] = NULL;
+		*argv = nv;
+	}
+	if (o->tb_size || o->plain_tcg) {
 		for (size_t i = 1; (*argv)[i]; i++) {
-			if (strcmp((*argv)[i - 1], "-accel") == 0 && strcmp((*argv)[i], "tcg") == 0) {
+			if (strcmp((*argv)[i - 1], "-accel") == 0 && strncmp((*argv)[i], "tcg", 3) == 0 &&
+			    ((*argv)[i][3] == '\0' || (*argv)[i][3] == ',')) {
 				char *n = malloc(64);
 
 				if (n == NULL)
 					return -1;
-				snprintf(n, 64, "tcg,tb-size=%u", o->tb_size);
+				if (o->plain_tcg)
+					snprintf(n, 64, "tcg");
+				else
+					snprintf(n, 64, "tcg,tb-size=%u", o->tb_size);
 				free((*argv)[i]);
 				(*argv)[i] = n;
 			}
@@ -325,6 +355,93 @@ out:
 	return rc;
 }
 
+/* Reads from fd until a line holding `want` arrives (5 s at most); the
+ * line, NUL-terminated, in buf. QMP answers one JSON object a line. */
+static int qmp_line(int fd, const char *want, char *buf, size_t cap)
+{
+	size_t len = 0;
+	uint64_t end = now_ms() + 5000;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char *nl;
+		ssize_t n;
+
+		buf[len] = '\0';
+		while ((nl = strchr(buf, '\n')) != NULL) {
+			*nl = '\0';
+			if (strstr(buf, want))
+				return 0;
+			len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, len + 1);
+		}
+		if (len + 1 >= cap || now_ms() >= end || poll(&p, 1, (int)(end - now_ms())) != 1)
+			return -1;
+		n = read(fd, buf + len, cap - 1 - len);
+		if (n <= 0)
+			return -1;
+		len += (size_t)n;
+	}
+}
+
+static int cmd_kvm(struct opts *o)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
+	static const char query[] = "{\"execute\":\"query-kvm\"}\n";
+	struct mbx_vm_jail *j = NULL;
+	char **argv = NULL, buf[4096];
+	int fd = -1, rc = 1, status;
+
+	o->kvm = 1;
+	o->stopped_cpus = 1;
+	if (strlen(o->qmp) >= sizeof(a.sun_path)) {
+		fprintf(stderr, "vm-jail: the QMP socket path %s is too long\n", o->qmp);
+		return 1;
+	}
+	if (make_argv(o, &argv) < 0)
+		return 1;
+	if (start(o, argv, &j) < 0)
+		goto out;
+	printf("pid %d\n", (int)mbx__vm_jail_pid(j));
+	fflush(stdout);
+	memcpy(a.sun_path, o->qmp, strlen(o->qmp) + 1);
+	for (uint64_t end = now_ms() + 10000; now_ms() < end && !mbx__vm_jail_exited(j, NULL);) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+			break;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		usleep(10000);
+	}
+	if (fd >= 0 && qmp_line(fd, "\"QMP\"", buf, sizeof(buf)) == 0 &&
+	    write(fd, caps, sizeof(caps) - 1) == (ssize_t)sizeof(caps) - 1 &&
+	    qmp_line(fd, "\"return\"", buf, sizeof(buf)) == 0 &&
+	    write(fd, query, sizeof(query) - 1) == (ssize_t)sizeof(query) - 1 &&
+	    qmp_line(fd, "\"return\"", buf, sizeof(buf)) == 0) {
+		printf("query-kvm %s\n", buf);
+		rc = 0;
+	} else {
+		struct pollfd p = { .fd = mbx__vm_jail_poll_fd(j), .events = POLLIN };
+
+		if (poll(&p, 1, 5000) == 1 && mbx__vm_jail_exited(j, &status)) {
+			printf("exited %d\n", status);
+			if (mbx__vm_jail_stderr(j)[0])
+				printf("stderr %s\n", mbx__vm_jail_stderr(j));
+		}
+		fprintf(stderr, "vm-jail: no answer to query-kvm from QMP\n");
+	}
+	if (fd >= 0)
+		close(fd);
+	mbx__vm_jail_stop(j);
+	printf("stopped\n");
+out:
+	fflush(stdout);
+	mbx__vm_argv_free(argv);
+	return rc;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -377,10 +494,12 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2 || parse(&o, argc, argv) < 0)
-		return die_usage("usage: vm-jail boot|bench --assets DIR --run DIR [options] (see the source)");
+		return die_usage("usage: vm-jail boot|bench|kvm --assets DIR --run DIR [options] (see the source)");
 	if (strcmp(argv[1], "boot") == 0)
 		return cmd_boot(&o);
 	if (strcmp(argv[1], "bench") == 0)
 		return cmd_bench(&o);
-	return die_usage("unknown command (boot or bench)");
+	if (strcmp(argv[1], "kvm") == 0)
+		return cmd_kvm(&o);
+	return die_usage("unknown command (boot, bench or kvm)");
 }

@@ -53,7 +53,7 @@ def test_doctor_json(cli):
     d = json.loads(r.out)
     names = [c["name"] for c in d["checks"]]
     for want in ("user-namespaces", "seccomp", "landlock", "cgroup-v1", "cgroup-v2", "kvm", "qemu", "vm-accelerator",
-                 "vm-assets", "wasmtime"):
+                 "vm-assets", "vmm-jail", "wasmtime"):
         assert want in names, "doctor does not report %s: %s" % (want, names)
     for c in d["checks"]:
         assert c["status"] in ("ok", "partial", "unavailable"), c
@@ -67,6 +67,31 @@ def test_doctor_json(cli):
     # This host runs sandboxes, so the layers they need must be reported as working.
     for layer in ("user-namespaces", "seccomp", "landlock"):
         assert status[layer] == "ok", d
+
+
+def test_doctor_vmm_jail(cli):
+    # QEMU's jail is an os sandbox: here the os backend runs, so the jail can
+    # be built; the check names its layers and the limits rung the cgroup
+    # checks imply, PARTIAL exactly on the rlimit rung (or an old Landlock).
+    d = json.loads(cli(["doctor", "--json"]).out)
+    checks = {c["name"]: c for c in d["checks"]}
+    jail = checks["vmm-jail"]
+    if checks["cgroup-v2"]["status"] != "unavailable":
+        rung = "cgroup-v2"
+    elif checks["cgroup-v1"]["status"] != "unavailable":
+        rung = "cgroup-v1"
+    else:
+        rung = "rlimit"
+    for word in ("user, pid, mount, network", "seccomp (the VMM program)", "Landlock ABI", "no_new_privs",
+                 "limits rung %s:" % rung):
+        assert word in jail["detail"], jail
+    old_landlock = checks["landlock"]["status"] == "partial"
+    assert jail["status"] == ("partial" if rung == "rlimit" or old_landlock else "ok"), jail
+    assert ("unmapped uid" in jail["detail"]) == (os.geteuid() == 0), jail
+    accel = checks["vm-accelerator"]["detail"][:3]
+    assert ("KVM: /dev/kvm bound in" in jail["detail"]) == (accel == "KVM"), jail
+    r = cli(["doctor"])
+    assert re.search(r"^vmm-jail +(OK|PARTIAL) +QEMU runs in an os sandbox", r.out, re.M), r.out
 
 
 def test_doctor_text(cli):

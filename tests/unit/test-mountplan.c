@@ -185,6 +185,35 @@ static void test_encode(void)
 	mbx_config_free(cfg);
 }
 
+/* /dev/kvm only for QEMU's jail under KVM: a required bind (not optional)
+ * into /dev before /dev turns read-only, under Landlock's device rule. */
+static void test_vmm_kvm(void)
+{
+	mbx_config *cfg = NULL;
+	struct mbx_mountplan p;
+	const struct mbx_plan_entry *e;
+	size_t kvm = 0, dev_ro = 0, dev_rule = 0;
+
+	mbx_config_new(&cfg, NULL);
+	TAP_CHECK_INT(mbx__mountplan_build(&p, cfg, 64ull << 20, root, NULL), MBX_OK);
+	TAP_CHECK(find(&p, "/dev/kvm", NULL) == NULL);
+	mbx__mountplan_release(&p);
+	cfg->vmm_kvm = 1;
+	TAP_CHECK_INT(mbx__mountplan_build(&p, cfg, 64ull << 20, root, NULL), MBX_OK);
+	e = find(&p, "/dev/kvm", &kvm);
+	TAP_CHECK(e && e->op == MBX_MOP_BIND && strcmp(e->src, "/dev/kvm") == 0);
+	TAP_CHECK(e && (e->flags & MBX_MF_FILE) && !(e->flags & (MBX_MF_OPTIONAL | MBX_MF_RO)));
+	for (size_t i = 0; i < p.n; i++)
+		if (p.e[i].op == MBX_MOP_REMOUNT_RO && strcmp(p.e[i].dst, "/dev") == 0)
+			dev_ro = i;
+	TAP_CHECK(kvm > 0 && dev_ro > kvm);
+	for (size_t i = 0; i < p.nll; i++)
+		dev_rule += p.ll[i].class == MBX_LL_DEV && strcmp(p.ll[i].path, "/dev") == 0;
+	TAP_CHECK_INT((int)dev_rule, 1);
+	mbx__mountplan_release(&p);
+	mbx_config_free(cfg);
+}
+
 static void cleanup(void)
 {
 	char cmd[600];
@@ -197,6 +226,7 @@ static const struct tap_case cases[] = {
 	{ "mountplan/layout", test_layout },
 	{ "mountplan/rw-mount-landlock", test_rw_mount_landlock },
 	{ "mountplan/encode", test_encode },
+	{ "mountplan/vmm-kvm", test_vmm_kvm },
 };
 
 int main(int argc, char **argv)

@@ -16,6 +16,7 @@
  *	                       (one budget; nothing reaches the host's disk)
  *	/proc                  a new proc for the sandbox's pid namespace
  *	/dev                   null zero full random urandom tty, a private devpts
+ *	                       (and kvm, for QEMU's jail under KVM only)
  *	user mounts            read-only unless asked otherwise
  *	/                      read-only in the end
  */
@@ -208,6 +209,11 @@ int mbx__mountplan_build(struct mbx_mountplan *p, const mbx_config *cfg, uint64_
 		snprintf(dst, sizeof(dst), "/dev/%s", dev_nodes[i]);
 		rc |= push(p, MBX_MOP_BIND, MBX_MF_FILE | MBX_MF_OPTIONAL, 0, host, dst, NULL, 0);
 	}
+	/* QEMU's jail under KVM: the host's /dev/kvm, not optional (the jail
+	 * asked for it; a missing node fails the sandbox). Landlock's /dev rule
+	 * below lets it be opened read-write and take ioctls. */
+	if (cfg->vmm_kvm)
+		rc |= push(p, MBX_MOP_BIND, MBX_MF_FILE, 0, "/dev/kvm", "/dev/kvm", NULL, 0);
 	rc |= push(p, MBX_MOP_SYMLINK, 0, 0, "/proc/self/fd", "/dev/fd", NULL, 0);
 	rc |= push(p, MBX_MOP_SYMLINK, 0, 0, "/proc/self/fd/0", "/dev/stdin", NULL, 0);
 	rc |= push(p, MBX_MOP_SYMLINK, 0, 0, "/proc/self/fd/1", "/dev/stdout", NULL, 0);

@@ -34,6 +34,7 @@
 #define STDERR_KEEP 4096
 /* Hostname inside the jail. */
 #define JAIL_HOSTNAME "mimobox-vmm"
+#define KVM_PATH "/dev/kvm"
 
 struct mbx_vm_jail {
 	mbx_sandbox *sb;
@@ -92,26 +93,89 @@ static int check_run_dir(const char *dir, mbx_error **err)
 	return MBX_OK;
 }
 
-/* The jail holds no /dev/kvm: an argv asking for KVM is refused rather than
- * left to fail inside. */
+/* Whether QEMU's argv asks for KVM: `-accel kvm[,...]` or `-enable-kvm`. */
+static int argv_wants_kvm(char *const *argv)
+{
+	for (size_t i = 1; argv[i]; i++)
+		if ((strcmp(argv[i - 1], "-accel") == 0 && strncmp(argv[i], "kvm", 3) == 0 &&
+		     (argv[i][3] == '\0' || argv[i][3] == ',')) ||
+		    strcmp(argv[i], "-enable-kvm") == 0)
+			return 1;
+	return 0;
+}
+
 static int check_argv(char *const *argv, mbx_error **err)
 {
-	int rc;
-
 	if (argv == NULL || argv[0] == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, LAYER, "QEMU's argv is empty");
-	rc = check_abs("QEMU binary", argv[0], err);
-	if (rc < 0)
-		return rc;
-	for (size_t i = 1; argv[i]; i++) {
-		if ((strcmp(argv[i - 1], "-accel") == 0 && strncmp(argv[i], "kvm", 3) == 0) ||
-		    strcmp(argv[i], "-enable-kvm") == 0) {
-			mbx__error_set(err, MBX_ENOTSUP, 0, LAYER, "QEMU's jail has no /dev/kvm: KVM cannot be used in it yet");
-			mbx__error_suggest(err, "use the TCG accelerator");
-			return MBX_ENOTSUP;
-		}
+	return check_abs("QEMU binary", argv[0], err);
+}
+
+/* KVM asked for: the host must have a /dev/kvm character device to bind
+ * into the jail's view. Whether the jail's credentials may open it is
+ * checked inside the jail (check_kvm_in_jail). */
+static int check_kvm_host(mbx_error **err)
+{
+	struct stat st;
+
+	if (stat(KVM_PATH, &st) < 0 || !S_ISCHR(st.st_mode)) {
+		mbx__error_set(err, MBX_ENOTSUP, errno, LAYER,
+			       "QEMU's argv asks for KVM, but this host has no /dev/kvm character device to give its jail");
+		mbx__error_suggest(err, "use the TCG accelerator (the library chooses it where KVM is missing)");
+		return MBX_ENOTSUP;
 	}
 	return MBX_OK;
+}
+
+/*
+ * Opens /dev/kvm read-write inside the jail with QEMU's own credentials and
+ * layers (its uid in the jail's user namespace, Landlock, seccomp), through
+ * the view's /bin/sh, before QEMU starts. The device's owner and mode are
+ * the host's: for a root caller the jail runs as an unmapped uid, so only
+ * the device's "others" bits can grant it; for an unprivileged caller the
+ * caller's own uid and groups. A jail that cannot
+ * open it fails here, naming the device, rather than with QEMU's exit.
+ */
+static int check_kvm_in_jail(mbx_sandbox *sb, mbx_error **err)
+{
+	static const char *const probe[] = { "/bin/sh", "-c", "exec 3<>" KVM_PATH, NULL };
+	mbx_result *res = NULL;
+	mbx_error *e = NULL;
+	const uint8_t *out;
+	size_t len = 0;
+	char why[256] = "";
+	struct stat st;
+	int rc;
+
+	rc = mbx_sandbox_exec(sb, probe, NULL, &res, &e);
+	if (rc == MBX_OK && mbx_result_exit_code(res) == 0 && !mbx_result_signal(res)) {
+		mbx_result_free(res);
+		return MBX_OK;
+	}
+	if (rc == MBX_OK) {
+		out = mbx_result_stderr(res, &len);
+		if (len >= sizeof(why))
+			len = sizeof(why) - 1;
+		if (out)
+			memcpy(why, out, len);
+		why[len] = '\0';
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char)why[i] < 0x20)
+				why[i] = ' ';
+	} else {
+		snprintf(why, sizeof(why), "the check could not run: %s", mbx_error_message(e));
+	}
+	mbx_result_free(res);
+	mbx_error_free(e);
+	if (stat(KVM_PATH, &st) < 0)
+		memset(&st, 0, sizeof(st));
+	mbx__error_set(err, MBX_EPERM, 0, LAYER,
+		       "QEMU's jail cannot open /dev/kvm read-write (host mode %04o, owner %u:%u; the jail runs as %s): %s",
+		       (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid,
+		       geteuid() == 0 ? "an unmapped uid, so only the mode's \"others\" bits count" : "the caller's uid and groups",
+		       why);
+	mbx__error_suggest(err, "give /dev/kvm mode 0666 (systemd's default udev rule), or use the TCG accelerator");
+	return MBX_EPERM;
 }
 
 /*
@@ -146,7 +210,7 @@ static int check_tcg_rlimit(const mbx_sandbox *sb, char *const *argv, uint64_t m
 
 /* ---- the sandbox ---- */
 
-static int build_config(const struct mbx_vm_jail_spec *spec, mbx_config **out, mbx_error **err)
+static int build_config(const struct mbx_vm_jail_spec *spec, int kvm, mbx_config **out, mbx_error **err)
 {
 	mbx_config *cfg = NULL;
 	int rc;
@@ -172,6 +236,9 @@ static int build_config(const struct mbx_vm_jail_spec *spec, mbx_config **out, m
 	 * QEMU probes io_uring_setup at start and falls back to epoll
 	 * (MBX_SECCOMP_VMM, src/backend/linux/seccomp.h). */
 	cfg->vmm_seccomp = 1;
+	/* KVM: /dev/kvm bound into the view's /dev (mountplan.c), where
+	 * Landlock's device rule allows read, write and ioctl. */
+	cfg->vmm_kvm = kvm;
 	if (spec->cfg) {
 		mbx_config_set_allow_degraded(cfg, spec->cfg->allow_degraded);
 		/* The jail is the VM's business: its own sandbox's routine lines
@@ -250,29 +317,43 @@ static pid_t parent_of(pid_t pid)
 
 /*
  * QEMU's pidfd. The jail's process tree on the host is agent -> mini-init
- * (PID 1 of QEMU's own pid namespace) -> QEMU, and QEMU is the only process
- * the jail ever starts, so each level has exactly one child. The pidfd is
- * opened first and the parent checked after, so a pid reused in between
- * cannot be taken for QEMU. Returns the pidfd and sets *pid, or -1 when
- * QEMU (or its mini-init) is already gone; errno ENOSYS when the kernel has
- * no pidfd_open (before Linux 5.3).
+ * (PID 1 of QEMU's own pid namespace) -> QEMU. QEMU is the only process
+ * the jail starts besides, under KVM, the /dev/kvm check before it, whose
+ * mini-init reports only after it killed and reaped everything below it and
+ * may still be ending (its namespaces' teardown) when QEMU starts: so
+ * QEMU's mini-init is the one child of the agent that has exactly one
+ * child, and there must be exactly one such. The pidfd is opened first and
+ * the parents checked after, so a pid reused in between cannot be taken
+ * for QEMU. Returns the pidfd and sets *pid, or -1 when QEMU (or its
+ * mini-init) is already gone; errno ENOSYS when the kernel has no
+ * pidfd_open (before Linux 5.3).
  */
 static int open_qemu_pidfd(pid_t agent, pid_t *pid)
 {
-	pid_t init[2], qemu[2];
-	int fd;
+	pid_t inits[4], below[2], init = -1, qemu = -1;
+	int fd, n;
 
 	errno = ESRCH;
-	if (agent <= 0 || children_of(agent, init, 2) != 1 || children_of(init[0], qemu, 2) != 1)
+	if (agent <= 0 || (n = children_of(agent, inits, 4)) < 1)
 		return -1;
-	fd = mbx_sys_pidfd_open(qemu[0], 0);
+	for (int i = 0; i < n; i++) {
+		if (children_of(inits[i], below, 2) != 1)
+			continue;
+		if (qemu > 0)
+			return -1; /* two candidates: not the tree the jail made */
+		init = inits[i];
+		qemu = below[0];
+	}
+	if (qemu <= 0)
+		return -1;
+	fd = mbx_sys_pidfd_open(qemu, 0);
 	if (fd < 0)
 		return -1;
-	if (parent_of(qemu[0]) != init[0] || parent_of(init[0]) != agent) {
+	if (parent_of(qemu) != init || parent_of(init) != agent) {
 		close(fd);
 		return -1;
 	}
-	*pid = qemu[0];
+	*pid = qemu;
 	return fd;
 }
 
@@ -354,12 +435,15 @@ int mbx__vm_jail_start(struct mbx_vm_jail **out, const struct mbx_vm_jail_spec *
 	struct mbx_vm_jail *j;
 	mbx_spawn_options *opts = NULL;
 	mbx_config *cfg = NULL;
-	int rc;
+	int rc, kvm;
 
 	MBX_CHECK_ARG(out != NULL && spec != NULL, err);
 	*out = NULL;
 	rc = check_argv(spec->argv, err);
 	if (rc < 0)
+		return rc;
+	kvm = argv_wants_kvm(spec->argv);
+	if (kvm && (rc = check_kvm_host(err)) < 0)
 		return rc;
 	if (spec->memory_bytes < MBX_VM_JAIL_MEMORY_MIN)
 		return mbx__error_set(err, MBX_EINVAL, 0, LAYER,
@@ -383,7 +467,7 @@ int mbx__vm_jail_start(struct mbx_vm_jail **out, const struct mbx_vm_jail_spec *
 		goto fail;
 	}
 
-	rc = build_config(spec, &cfg, err);
+	rc = build_config(spec, kvm, &cfg, err);
 	if (rc < 0)
 		goto fail;
 	rc = mbx_sandbox_new(&j->sb, cfg, err);
@@ -395,6 +479,8 @@ int mbx__vm_jail_start(struct mbx_vm_jail **out, const struct mbx_vm_jail_spec *
 
 	rc = check_tcg_rlimit(j->sb, spec->argv, spec->memory_bytes, err);
 	if (rc < 0)
+		goto fail;
+	if (kvm && (rc = check_kvm_in_jail(j->sb, err)) < 0)
 		goto fail;
 	rc = mbx_spawn_options_new(&opts, err);
 	if (rc < 0)
