@@ -347,9 +347,9 @@ def guard(base_tmp, monkeypatch):
                 pass
         time.sleep(0.2)
         reap_zombies()
-    # The wasm module cache's MAC key and the microvm assets' verified stamps
+    # The MAC keys (wasm module cache, snapshots) and the microvm assets' verified stamps
     # are the user's, not a sandbox's: they stay.
-    user_files = ("wasm-cache.key", "vm-assets.stamp")
+    user_files = ("wasm-cache.key", "snapshot.key", "vm-assets.stamp")
     entries = sorted(e for e in os.listdir(g.state_dir) if e not in user_files) if os.path.isdir(g.state_dir) else []
     if entries:
         problems.append("state directory %s still holds %s" % (g.state_dir, entries))

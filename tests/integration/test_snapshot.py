@@ -1,0 +1,206 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Snapshots, restore and fork (include/mbx/snapshot.h): the files and the
+config come back exactly, sandboxes made from one state do not see each
+other's writes, and a snapshot that was not made under this user's key, or
+was altered, is refused before anything is restored."""
+import os
+import secrets
+
+import pytest
+
+import mbx
+
+# The tree the tests save: content, modes, symlinks (relative, absolute,
+# dangling, to a directory), empty directories, in all three storage roots.
+TREE_SCRIPT = r"""
+set -e
+cd /workspace
+mkdir -p a/b/c empty
+printf 'hello\n' > a/hello.txt
+printf 'x' > a/b/c/deep
+head -c 300000 /dev/urandom > big.bin
+printf '#!/bin/sh\necho run\n' > tool.sh
+chmod 0755 tool.sh
+printf 'secret' > private
+chmod 0600 private
+chmod 0700 a/b
+chmod 1777 empty
+ln -s hello.txt a/link
+ln -s /workspace/a a/b/dirlink
+ln -s nowhere dangling
+: > zero
+mkdir /tmp/t1
+printf 'in tmp' > /tmp/t1/f
+printf 'in shm' > /dev/shm/s
+"""
+
+# Prints every path under the roots with its kind, mode and content digest.
+LISTING = r"""
+import hashlib, os, stat
+for root in ("/workspace", "/tmp", "/dev/shm"):
+    for d, dirs, files in os.walk(root):
+        dirs.sort()
+        for n in sorted(dirs + files):
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                print(p, "link", os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                print(p, "dir", oct(st.st_mode & 0o7777))
+            else:
+                print(p, "file", oct(st.st_mode & 0o7777), hashlib.sha256(open(p, "rb").read()).hexdigest())
+"""
+
+
+def listing(sb):
+    r = sb.exec(["python3", "-c", LISTING])
+    assert r.exit_code == 0, r.stderr
+    return r.stdout.decode()
+
+
+def filled(lib, guard, config=None):
+    sb = mbx.Sandbox(lib, config=config)
+    guard.ids.add(sb.id)
+    r = sb.exec(["sh", "-c", TREE_SCRIPT])
+    assert r.exit_code == 0, r.stderr
+    return sb
+
+
+def adopt(guard, sb):
+    guard.ids.add(sb.id)
+    return sb
+
+
+def test_restore_gives_the_exact_files(lib, guard, host_tmp):
+    with filled(lib, guard) as sb:
+        before = listing(sb)
+        with mbx.Snapshot.of(sb) as snap:
+            assert snap.size() > 300000
+            path = os.path.join(host_tmp, "s.mbxsnap")
+            snap.save(path)
+            assert os.stat(path).st_mode & 0o777 == 0o600
+    assert "/workspace/a/link link hello.txt" in before
+    assert "/workspace/empty dir 0o1777" in before
+    assert "/workspace/private file 0o600" in before
+    with mbx.Snapshot.load(lib, path) as snap, adopt(guard, snap.restore()) as back:
+        assert listing(back) == before
+        r = back.exec(["/workspace/tool.sh"])
+        assert r.stdout == b"run\n"
+        assert back.read_file("/workspace/a/link") == b"hello\n"
+
+
+def test_restore_keeps_the_config(lib, guard):
+    cfg = mbx.Config(lib)
+    err = None
+    lib.lib.mbx_config_set_env(cfg.cfg, b"SNAP_VAR", b"kept value", err)
+    lib.lib.mbx_config_set_hostname(cfg.cfg, b"snaphost", err)
+    lib.lib.mbx_config_set_workdir(cfg.cfg, b"/tmp", err)
+    lib.lib.mbx_config_set_memory_limit(cfg.cfg, 300 << 20, err)
+    try:
+        with filled(lib, guard, cfg) as sb, mbx.Snapshot.of(sb) as snap:
+            data = snap.to_bytes()
+    finally:
+        cfg.close()
+    with mbx.Snapshot.from_bytes(lib, data) as snap, adopt(guard, snap.restore()) as back:
+        r = back.exec(["sh", "-c", "echo $SNAP_VAR; hostname; pwd; cat /sys/fs/cgroup/memory.max 2>/dev/null || true"])
+        out = r.stdout.decode().split("\n")
+        assert out[0] == "kept value"
+        assert out[1] == "snaphost"
+        assert out[2] == "/tmp"
+
+
+def test_processes_are_not_captured(lib, guard):
+    with filled(lib, guard) as sb:
+        p = sb.spawn(["sleep", "60"])
+        try:
+            with mbx.Snapshot.of(sb) as snap, adopt(guard, snap.restore()) as back:
+                assert back.list_processes() == []
+        finally:
+            p.kill()
+            p.wait()
+            p.close()
+
+
+def test_fork_isolation_both_ways(lib, guard):
+    with filled(lib, guard) as parent:
+        before = listing(parent)
+        with adopt(guard, parent.fork()) as a, adopt(guard, parent.fork()) as b:
+            assert listing(a) == before and listing(b) == before
+            a.write_file("/workspace/from-a", b"a")
+            a.write_file("/workspace/a/hello.txt", b"changed by a")
+            parent.write_file("/workspace/from-parent", b"p")
+            parent.exec(["rm", "/workspace/big.bin"])
+            b.exec(["sh", "-c", "echo b > /tmp/t1/f"])
+            assert parent.list_dir("/workspace") == b.list_dir("/workspace")[:0] + parent.list_dir("/workspace")
+            names = lambda sb: {e[0] for e in sb.list_dir("/workspace")}
+            assert "from-a" not in names(parent) and "from-a" not in names(b)
+            assert "from-parent" not in names(a) and "from-parent" not in names(b)
+            assert "big.bin" in names(a) and "big.bin" in names(b) and "big.bin" not in names(parent)
+            assert parent.read_file("/workspace/a/hello.txt") == b"hello\n"
+            assert b.read_file("/workspace/a/hello.txt") == b"hello\n"
+            assert parent.read_file("/tmp/t1/f") == b"in tmp"
+            assert a.read_file("/tmp/t1/f") == b"in tmp"
+
+
+def test_mounts_are_neither_kept_nor_captured(lib, guard, host_tmp):
+    src = os.path.join(host_tmp, "data")
+    os.mkdir(src)
+    with open(os.path.join(src, "host-file"), "w") as f:
+        f.write("host")
+    cfg = mbx.Config(lib)
+    try:
+        cfg.add_mount(src, "/workspace/data")
+        with filled(lib, guard, cfg) as sb, mbx.Snapshot.of(sb) as snap, adopt(guard, snap.restore()) as back:
+            assert "data" not in {e[0] for e in back.list_dir("/workspace")}
+    finally:
+        cfg.close()
+
+
+def test_snapshot_of_another_key_is_refused(lib, guard, base_tmp, monkeypatch):
+    with filled(lib, guard) as sb, mbx.Snapshot.of(sb) as snap:
+        data = snap.to_bytes()
+    # Another user's key: a state directory of its own, so another snapshot.key.
+    other = os.path.join(base_tmp, "other-" + secrets.token_hex(4))
+    os.mkdir(other, 0o700)
+    monkeypatch.setenv("MIMOBOX_STATE_DIR", other)
+    with pytest.raises(mbx.MbxError) as e:
+        mbx.Snapshot.from_bytes(lib, data)
+    assert e.value.code == mbx.MBX_EPERM
+    assert "another user" in e.value.message
+    monkeypatch.setenv("MIMOBOX_STATE_DIR", guard.state_dir)
+    with mbx.Snapshot.from_bytes(lib, data) as snap:
+        assert snap.size() > 0
+
+
+@pytest.mark.parametrize("where", ["magic", "version", "backend", "config", "payload", "mac"])
+def test_altered_or_truncated_snapshot_is_refused(lib, guard, host_tmp, where):
+    with filled(lib, guard) as sb, mbx.Snapshot.of(sb) as snap:
+        orig = snap.to_bytes()
+    data = bytearray(orig)
+    clen = int.from_bytes(data[24:32], "little")
+    at = {"magic": 0, "version": 8, "backend": 12, "config": 48 + clen // 2, "payload": 48 + clen + 100,
+          "mac": len(data) - 1}[where]
+    data[at] ^= 0x01
+    with pytest.raises(mbx.MbxError) as e:
+        mbx.Snapshot.from_bytes(lib, bytes(data))
+    assert e.value.code in (mbx.MBX_EINVAL, mbx.MBX_EPERM)
+    path = os.path.join(host_tmp, "cut")
+    with open(path, "wb") as f:
+        f.write(orig[: len(orig) // 2])
+    with pytest.raises(mbx.MbxError) as e:
+        mbx.Snapshot.load(lib, path)
+    assert e.value.code == mbx.MBX_EINVAL and "truncated" in e.value.message
+
+
+def test_wasm_answers_unsupported(lib, guard, doctor):
+    if "wasm" not in str(doctor):
+        pytest.skip("no wasm backend in this build")
+    sb = mbx.Sandbox(lib, isolation=2)
+    guard.ids.add(sb.id)
+    with sb:
+        with pytest.raises(mbx.MbxError) as e:
+            mbx.Snapshot.of(sb)
+        assert e.value.code == mbx.MBX_ENOTSUP and "wasm backend" in e.value.message
+        with pytest.raises(mbx.MbxError) as e:
+            sb.fork()
+        assert e.value.code == mbx.MBX_ENOTSUP and "wasm backend" in e.value.message
