@@ -204,3 +204,65 @@ def test_wasm_answers_unsupported(lib, guard, doctor):
         with pytest.raises(mbx.MbxError) as e:
             sb.fork()
         assert e.value.code == mbx.MBX_ENOTSUP and "wasm backend" in e.value.message
+
+
+# ---------------------------------------------------------------------------
+# The CLI: snapshot, restore and fork of named sandboxes.
+
+def cli_ps(cli):
+    r = cli(["ps", "--json"])
+    assert r.rc == 0, r
+    return {s["name"] for s in r.json["sandboxes"]}
+
+
+@pytest.fixture
+def named(cli):
+    """Removes every named sandbox a test leaves."""
+    yield
+    for name in cli_ps(cli):
+        cli(["rm", name])
+
+
+def test_cli_snapshot_restore_fork(cli, named, host_tmp):
+    assert cli(["create", "--name", "src", "--env", "KEEP=yes", "--hostname", "snapbox"]).rc == 0
+    r = cli(["exec", "src", "--", "sh", "-c", TREE_SCRIPT])
+    assert r.rc == 0, r
+    before = cli(["exec", "src", "--", "python3", "-c", LISTING])
+    assert before.rc == 0, before
+    path = os.path.join(host_tmp, "src.snap")
+    r = cli(["snapshot", "src", path, "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "name": "src", "file": path}, r
+    r = cli(["restore", path, "--name", "back"])
+    assert r.rc == 0 and r.out == "back\n", r
+    after = cli(["exec", "back", "--", "python3", "-c", LISTING])
+    assert after.stdout == before.stdout
+    r = cli(["exec", "back", "--", "sh", "-c", "echo $KEEP $(hostname)"])
+    assert r.stdout == b"yes snapbox\n", r
+
+    r = cli(["fork", "src", "--name", "kid", "--count", "2"])
+    assert r.rc == 0 and r.out == "kid-1\nkid-2\n", r
+    assert cli_ps(cli) == {"src", "back", "kid-1", "kid-2"}
+    assert cli(["exec", "kid-1", "--", "sh", "-c", "echo one > /workspace/only-kid-1"]).rc == 0
+    assert cli(["exec", "src", "--", "sh", "-c", "echo p > /workspace/only-src"]).rc == 0
+    for name, present, absent in (("kid-1", "only-kid-1", "only-src"), ("kid-2", None, "only-kid-1"),
+                                  ("src", "only-src", "only-kid-1")):
+        ls = cli(["exec", name, "--", "ls", "/workspace"]).out.split()
+        assert (present is None or present in ls) and absent not in ls, (name, ls)
+    # the temporary snapshot of fork is gone
+    reg = os.path.join(cli.guard.state_dir, "named")
+    assert not [e for e in os.listdir(reg) if e.startswith(".fork-")]
+
+
+def test_cli_restore_refuses_a_bad_file(cli, named, host_tmp):
+    path = os.path.join(host_tmp, "bad.snap")
+    with open(path, "wb") as f:
+        f.write(b"MBXSNAP\0" + b"\0" * 100)
+    r = cli(["restore", path])
+    assert r.rc == 125 and "snapshot" in r.stderr and "format version 0" in r.stderr, r
+    r = cli(["restore", os.path.join(host_tmp, "missing.snap"), "--json"])
+    assert r.rc == 125 and r.json["ok"] is False and r.json["error"]["code"] == "not_found", r
+    assert cli_ps(cli) == set()
+    r = cli(["snapshot", "no-such-box", path])
+    assert r.rc == 125 and "no-such-box" in r.stderr, r
+    r = cli(["fork", "x", "--count", "0"])
+    assert r.rc == 125 and "--count" in r.stderr, r
