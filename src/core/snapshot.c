@@ -561,9 +561,17 @@ int mbx_snapshot_load(mbx_snapshot **out, const char *path, mbx_error **err)
 		close(fd);
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "load snapshot: `%s` is not a regular file", path);
 	}
+	/* One allocation of the size the file has; it may still change under
+	 * us, so the reads decide (the format checks the length anyway). */
+	if (st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX / 2 && (b.data = malloc((size_t)st.st_size + 1)) != NULL)
+		b.cap = (size_t)st.st_size + 1;
 	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
+		ssize_t n;
 
+		if (b.len < b.cap)
+			n = read(fd, b.data + b.len, b.cap - b.len);
+		else
+			n = read(fd, chunk, sizeof(chunk));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -574,7 +582,9 @@ int mbx_snapshot_load(mbx_snapshot **out, const char *path, mbx_error **err)
 		}
 		if (n == 0)
 			break;
-		if (mbx__buf_append(&b, chunk, (size_t)n) < 0) {
+		if (b.len < b.cap)
+			b.len += (size_t)n;
+		else if (mbx__buf_append(&b, chunk, (size_t)n) < 0) {
 			close(fd);
 			mbx__buf_release(&b);
 			return mbx__error_oom(err);
