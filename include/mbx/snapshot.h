@@ -8,7 +8,7 @@
  * (limits, environment, working directory, host name, network policy and
  * allow list, trust, isolation) and what its backend saves. On the os
  * backend that is the sandbox's writable storage, /workspace, /tmp and
- * /dev/shm: regular files (content and permission bits), directories (also
+ * /dev/shm, on the wasm backend its /workspace: regular files (content and permission bits), directories (also
  * empty ones), symlinks (kept as symlinks, never followed). Running
  * processes are NOT captured: a sandbox restored from a snapshot starts
  * with no processes. Set-user-ID and set-group-ID bits, device nodes, FIFOs
@@ -29,8 +29,8 @@
  * before a reboot cannot be read after it unless MIMOBOX_STATE_DIR points
  * somewhere that lasts.
  *
- * Backends without snapshots (wasm, microvm so far) answer MBX_ENOTSUP
- * naming the backend.
+ * Backends without snapshots (microvm so far) answer MBX_ENOTSUP naming
+ * the backend.
  */
 #ifndef MBX_SNAPSHOT_H
 #define MBX_SNAPSHOT_H

@@ -139,12 +139,12 @@ static int walk_dir(struct walk *w, const char *dir, int depth, mbx_error **err)
 	return rc;
 }
 
-int mbx__snapfiles_capture(mbx_sandbox *sb, struct mbx_buf *payload, mbx_error **err)
+int mbx__snapfiles_capture(mbx_sandbox *sb, int workspace_only, struct mbx_buf *payload, mbx_error **err)
 {
 	struct walk w = { sb, payload, 0 };
 	int rc = MBX_OK;
 
-	for (size_t r = 0; rc == MBX_OK && r < NROOTS; r++) {
+	for (size_t r = 0; rc == MBX_OK && r < (workspace_only ? 1 : NROOTS); r++) {
 		if (is_mount(sb->cfg, roots[r]))
 			continue;
 		rc = walk_dir(&w, roots[r], 0, err);
@@ -181,20 +181,21 @@ static uint64_t get_le(const uint8_t *p, int bytes)
 	return v;
 }
 
-/* A path under one of the roots, with no empty, `.` or `..` component. */
-static int path_ok(const char *p, uint32_t n)
+/* A path under one of the roots (roots[0], /workspace, alone with
+ * `workspace_only`), with no empty, `.` or `..` component. */
+static int path_ok(const char *p, uint32_t n, int workspace_only)
 {
-	size_t i, r;
+	size_t i, r, nroots = workspace_only ? 1 : NROOTS;
 
 	if (n == 0 || n > MBX_SNAPF_PATH_MAX || memchr(p, '\0', n) != NULL)
 		return 0;
-	for (r = 0; r < NROOTS; r++) {
+	for (r = 0; r < nroots; r++) {
 		size_t rl = strlen(roots[r]);
 
 		if (n > rl + 1 && memcmp(p, roots[r], rl) == 0 && p[rl] == '/')
 			break;
 	}
-	if (r == NROOTS)
+	if (r == nroots)
 		return 0;
 	for (i = 0; i < n;) {
 		size_t j;
@@ -211,7 +212,7 @@ static int path_ok(const char *p, uint32_t n)
 }
 
 /* Reads the record at *off; 1 for a record, 0 at the end, <0 on error. */
-static int next_rec(const uint8_t *p, size_t len, size_t *off, struct rec *r, mbx_error **err)
+static int next_rec(const uint8_t *p, size_t len, int workspace_only, size_t *off, struct rec *r, mbx_error **err)
 {
 	size_t o = *off;
 
@@ -234,8 +235,9 @@ static int next_rec(const uint8_t *p, size_t len, size_t *off, struct rec *r, mb
 	if (r->path_len > len - o)
 		return malformed(err, "a path runs past the end");
 	r->path = (const char *)p + o;
-	if (!path_ok(r->path, r->path_len))
-		return malformed(err, "a path outside /workspace, /tmp and /dev/shm, or not normalised");
+	if (!path_ok(r->path, r->path_len, workspace_only))
+		return malformed(err, workspace_only ? "a path outside /workspace, or not normalised"
+						     : "a path outside /workspace, /tmp and /dev/shm, or not normalised");
 	o += r->path_len;
 	if (r->kind == MBX_SNAPF_DIR) {
 		r->data = NULL;
@@ -263,13 +265,13 @@ static int next_rec(const uint8_t *p, size_t len, size_t *off, struct rec *r, mb
 	return 1;
 }
 
-int mbx__snapfiles_check(const uint8_t *p, size_t len, mbx_error **err)
+int mbx__snapfiles_check(const uint8_t *p, size_t len, int workspace_only, mbx_error **err)
 {
 	struct rec r;
 	size_t off = 0, n = 0;
 	int rc;
 
-	while ((rc = next_rec(p, len, &off, &r, err)) == 1)
+	while ((rc = next_rec(p, len, workspace_only, &off, &r, err)) == 1)
 		if (++n > MBX_SNAPF_MAX_ENTRIES)
 			return malformed(err, "too many entries");
 	return rc;
@@ -281,7 +283,8 @@ int mbx__snapfiles_apply(mbx_sandbox *sb, const uint8_t *p, size_t len, mbx_erro
 	size_t off = 0;
 	int rc;
 
-	while ((rc = next_rec(p, len, &off, &r, err)) == 1) {
+	/* Checked already (mbx__snapfiles_check): any root is fine here. */
+	while ((rc = next_rec(p, len, 0, &off, &r, err)) == 1) {
 		char *path = malloc((size_t)r.path_len + 1);
 		char *target = NULL;
 

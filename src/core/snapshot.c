@@ -388,8 +388,8 @@ int mbx__snapshot_decode(struct mbx_snapshot **out, const uint8_t *data, size_t 
 		rc = bad(err, "snapshot: %s", "the config's isolation is not the snapshot's backend");
 	if (rc == MBX_OK)
 		rc = mbx__config_validate(snap->cfg, err);
-	if (rc == MBX_OK && backend == MBX_ISOLATION_OS)
-		rc = mbx__snapfiles_check(data + MBX_SNAP_HEADER_LEN + clen, (size_t)plen, err);
+	if (rc == MBX_OK && (backend == MBX_ISOLATION_OS || backend == MBX_ISOLATION_WASM))
+		rc = mbx__snapfiles_check(data + MBX_SNAP_HEADER_LEN + clen, (size_t)plen, backend == MBX_ISOLATION_WASM, err);
 	else if (rc == MBX_OK && plen != 0)
 		rc = bad(err, "snapshot: %s", "a payload for a backend that saves none");
 	if (rc == MBX_OK && plen && mbx__buf_append(&snap->payload, data + MBX_SNAP_HEADER_LEN + clen, (size_t)plen) < 0)

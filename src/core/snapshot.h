@@ -57,10 +57,12 @@ enum { MBX_SNAPF_END = 0, MBX_SNAPF_DIR = 1, MBX_SNAPF_FILE = 2, MBX_SNAPF_SYMLI
 #define MBX_SNAPF_MAX_ENTRIES 1000000u
 #define MBX_SNAPF_PATH_MAX 4095u
 
-/* Appends the files of /workspace, /tmp and /dev/shm of a running sandbox
- * (mount points of the config skipped). */
-int mbx__snapfiles_capture(mbx_sandbox *sb, struct mbx_buf *payload, mbx_error **err);
-/* Checks a payload's structure without restoring anything. */
-int mbx__snapfiles_check(const uint8_t *p, size_t len, mbx_error **err);
+/* Appends the files of /workspace, /tmp and /dev/shm of a running sandbox,
+ * or of /workspace alone with `workspace_only` (wasm); mount points of the
+ * config are skipped. */
+int mbx__snapfiles_capture(mbx_sandbox *sb, int workspace_only, struct mbx_buf *payload, mbx_error **err);
+/* Checks a payload's structure without restoring anything; with
+ * `workspace_only` every path must be under /workspace. */
+int mbx__snapfiles_check(const uint8_t *p, size_t len, int workspace_only, mbx_error **err);
 /* Recreates the files of a (checked) payload in a new sandbox. */
 int mbx__snapfiles_apply(mbx_sandbox *sb, const uint8_t *p, size_t len, mbx_error **err);

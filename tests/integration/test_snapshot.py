@@ -3,12 +3,14 @@
 config come back exactly, sandboxes made from one state do not see each
 other's writes, and a snapshot that was not made under this user's key, or
 was altered, is refused before anything is restored."""
+import ctypes
 import os
 import secrets
 
 import pytest
 
 import mbx
+from conftest import must_work_skip
 
 # The tree the tests save: content, modes, symlinks (relative, absolute,
 # dangling, to a directory), empty directories, in all three storage roots.
@@ -192,18 +194,71 @@ def test_altered_or_truncated_snapshot_is_refused(lib, guard, host_tmp, where):
     assert e.value.code == mbx.MBX_EINVAL and "truncated" in e.value.message
 
 
-def test_wasm_answers_unsupported(lib, guard, doctor):
-    if "wasm" not in str(doctor):
-        pytest.skip("no wasm backend in this build")
+def file_tree(sb, root="/workspace"):
+    """Every path under root through the file API: (kind, mode, content or target)."""
+    out = {}
+    for name, kind, size, is_link in sb.list_dir(root):
+        path = root + "/" + name
+        if is_link:
+            out[path] = ("link", mbx_readlink(sb, path))
+        elif kind == mbx.MBX_FILE_DIRECTORY:
+            out[path] = ("dir", sb.stat(path)["mode"] & 0o7777)
+            out.update(file_tree(sb, path))
+        else:
+            out[path] = ("file", sb.stat(path)["mode"] & 0o7777, sb.read_file(path))
+    return out
+
+
+def mbx_readlink(sb, path):
+    st = ctypes.c_void_p()
+    lib = sb._l.lib
+    lib.mbx_stat_symlink_target.restype = ctypes.c_char_p
+    lib.mbx_stat_symlink_target.argtypes = [ctypes.c_void_p]
+    err = ctypes.c_void_p()
+    assert lib.mbx_sandbox_stat(sb._sb, os.fsencode(path), ctypes.byref(st), ctypes.byref(err)) == 0
+    try:
+        return lib.mbx_stat_symlink_target(st).decode()
+    finally:
+        lib.mbx_stat_free(st)
+
+
+def test_wasm_workspace_snapshot_restore_fork(lib, guard, doctor):
+    if not doctor["backends"]["wasm"]["available"]:
+        must_work_skip("the wasm backend is not available: %s" % doctor["backends"]["wasm"]["reason"])
     sb = mbx.Sandbox(lib, isolation=2)
+    guard.ids.add(sb.id)
+    with sb:
+        sb.mkdir("/workspace/d", mode=0o750)
+        sb.mkdir("/workspace/empty", mode=0o777)
+        sb.write_file("/workspace/d/f", b"wasm file\n", mode=0o640)
+        sb.write_file("/workspace/x.bin", bytes(range(256)) * 100, mode=0o755)
+        sb.symlink("d/f", "/workspace/link")
+        before = file_tree(sb)
+        assert before["/workspace/empty"] == ("dir", 0o777) and before["/workspace/link"] == ("link", "d/f")
+        with mbx.Snapshot.of(sb) as snap:
+            data = snap.to_bytes()
+        with mbx.Snapshot.from_bytes(lib, data) as snap, adopt(guard, snap.restore()) as back:
+            assert file_tree(back) == before
+        with adopt(guard, sb.fork()) as child:
+            assert file_tree(child) == before
+            child.write_file("/workspace/only-child", b"c")
+            sb.write_file("/workspace/only-parent", b"p")
+            assert "/workspace/only-child" not in file_tree(sb)
+            assert "/workspace/only-parent" not in file_tree(child)
+
+
+def test_microvm_answers_unsupported(lib, guard, microvm_runs):
+    if not microvm_runs:
+        pytest.skip("the microvm backend does not run here")
+    sb = mbx.Sandbox(lib, isolation=3)
     guard.ids.add(sb.id)
     with sb:
         with pytest.raises(mbx.MbxError) as e:
             mbx.Snapshot.of(sb)
-        assert e.value.code == mbx.MBX_ENOTSUP and "wasm backend" in e.value.message
+        assert e.value.code == mbx.MBX_ENOTSUP and "microvm backend" in e.value.message
         with pytest.raises(mbx.MbxError) as e:
             sb.fork()
-        assert e.value.code == mbx.MBX_ENOTSUP and "wasm backend" in e.value.message
+        assert e.value.code == mbx.MBX_ENOTSUP and "microvm backend" in e.value.message
 
 
 # ---------------------------------------------------------------------------

@@ -160,18 +160,44 @@ static void test_header_fields(void)
 	memcpy(d, b.data, b.len);
 	d[16] = 1; /* flags */
 	TAP_CHECK(strstr(refused(d, b.len, key1, MBX_EINVAL), "unknown flags") != NULL);
-	/* A backend that saves no payload (wasm) given one: authentic but refused. */
-	s->isolation = MBX_ISOLATION_WASM;
-	mbx_config_set_isolation(s->cfg, MBX_ISOLATION_WASM, NULL);
+	/* A backend that saves no payload (microvm) given one: authentic but refused. */
+	s->isolation = MBX_ISOLATION_MICROVM;
+	mbx_config_set_isolation(s->cfg, MBX_ISOLATION_MICROVM, NULL);
 	b.len = 0;
 	encode(s, key1, &b);
 	TAP_CHECK(strstr(refused(b.data, b.len, key1, MBX_EINVAL), "a backend that saves none") != NULL);
+	/* wasm saves /workspace only: /tmp in its payload is refused. */
+	s->isolation = MBX_ISOLATION_WASM;
+	mbx_config_set_isolation(s->cfg, MBX_ISOLATION_WASM, NULL);
+	mbx_config_set_network(s->cfg, MBX_NETWORK_DENY_ALL, NULL);
+	b.len = 0;
+	encode(s, key1, &b);
+	TAP_CHECK(strstr(refused(b.data, b.len, key1, MBX_EINVAL), "a path outside /workspace, or not normalised") != NULL);
 	/* The header's backend and the config's isolation must agree. */
 	s->isolation = MBX_ISOLATION_OS;
 	b.len = 0;
 	encode(s, key1, &b);
 	TAP_CHECK(strstr(refused(b.data, b.len, key1, MBX_EINVAL), "isolation is not the snapshot's backend") != NULL);
 	free(d);
+	mbx_snapshot_free(s);
+	mbx__buf_release(&b);
+}
+
+static void test_wasm_workspace_round_trip(void)
+{
+	struct mbx_snapshot *s = calloc(1, sizeof(*s)), *back = NULL;
+	struct mbx_buf b = { 0 };
+
+	s->isolation = MBX_ISOLATION_WASM;
+	mbx_config_new(&s->cfg, NULL);
+	mbx_config_set_isolation(s->cfg, MBX_ISOLATION_WASM, NULL);
+	rec(&s->payload, MBX_SNAPF_DIR, 0700, "/workspace/d", NULL, 0);
+	rec(&s->payload, MBX_SNAPF_FILE, 0644, "/workspace/d/f", "wasm", 4);
+	mbx__buf_append(&s->payload, "\0", 1);
+	encode(s, key1, &b);
+	TAP_CHECK_INT(mbx__snapshot_decode(&back, b.data, b.len, key1, NULL), MBX_OK);
+	TAP_CHECK(back != NULL && back->isolation == MBX_ISOLATION_WASM && back->payload.len == s->payload.len);
+	mbx_snapshot_free(back);
 	mbx_snapshot_free(s);
 	mbx__buf_release(&b);
 }
@@ -359,6 +385,7 @@ static void test_config_checks(void)
 static const struct tap_case cases[] = {
 	{ "snapshot/round-trip", test_round_trip },
 	{ "snapshot/header-fields", test_header_fields },
+	{ "snapshot/wasm-workspace-round-trip", test_wasm_workspace_round_trip },
 	{ "snapshot/truncated-at-every-length", test_truncated_at_every_length },
 	{ "snapshot/flipped-bytes", test_flipped_bytes },
 	{ "snapshot/wrong-key", test_wrong_key },

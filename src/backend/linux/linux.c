@@ -519,7 +519,7 @@ static struct mbx_client *linux_client(mbx_sandbox *sb)
  */
 static int linux_snapshot(mbx_sandbox *sb, struct mbx_buf *payload, mbx_error **err)
 {
-	return mbx__snapfiles_capture(sb, payload, err);
+	return mbx__snapfiles_capture(sb, 0, payload, err);
 }
 
 static int linux_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, mbx_error **err)
@@ -539,7 +539,7 @@ static int linux_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, mb
 static int linux_fork(mbx_sandbox *sb, mbx_sandbox *child, mbx_error **err)
 {
 	struct mbx_buf payload = { 0 };
-	int rc = mbx__snapfiles_capture(sb, &payload, err);
+	int rc = mbx__snapfiles_capture(sb, 0, &payload, err);
 
 	if (rc == MBX_OK)
 		rc = linux_restore(child, payload.data, payload.len, err);
