@@ -59,6 +59,16 @@ static int is_mount(const mbx_config *cfg, const char *path)
 
 static int walk_dir(struct walk *w, const char *dir, int depth, mbx_error **err);
 
+/* A path removed while the walk ran (the sandbox keeps running): skipped. */
+static int gone(mbx_error **err)
+{
+	if (err) {
+		mbx_error_free(*err);
+		*err = NULL;
+	}
+	return MBX_OK;
+}
+
 static int walk_entry(struct walk *w, const mbx_dir *d, size_t i, const char *path, int depth, mbx_error **err)
 {
 	mbx_file_type_t type = mbx_dir_type(d, i);
@@ -87,12 +97,8 @@ static int walk_entry(struct walk *w, const mbx_dir *d, size_t i, const char *pa
 	if (type != MBX_FILE_REGULAR && type != MBX_FILE_DIRECTORY)
 		return MBX_OK; /* devices, FIFOs, sockets are left out */
 	rc = mbx_sandbox_stat(w->sb, path, &st, err);
-	if (rc == MBX_ENOTFOUND) { /* gone while we walked */
-		mbx_error_free(err ? *err : NULL);
-		if (err)
-			*err = NULL;
-		return MBX_OK;
-	}
+	if (rc == MBX_ENOTFOUND)
+		return gone(err);
 	if (rc < 0)
 		return rc;
 	mode = mbx_stat_mode(st) & 01777; /* no set-id bits */
@@ -108,8 +114,12 @@ static int walk_entry(struct walk *w, const mbx_dir *d, size_t i, const char *pa
 	if (type != MBX_FILE_REGULAR)
 		return MBX_OK;
 	rc = mbx_sandbox_read_file(w->sb, path, &data, &len, err);
-	if (rc < 0)
+	if (rc == MBX_ENOTFOUND)
+		return gone(err);
+	if (rc < 0) {
+		mbx__error_wrap(err, "save `%s`", path);
 		return rc;
+	}
 	rc = put_head(w->out, MBX_SNAPF_FILE, mode, path) < 0 || put_len(w->out, len, 8) < 0 ||
 	     mbx__buf_append(w->out, data, len) < 0 ? mbx__error_oom(err) : MBX_OK;
 	mbx_buffer_free(data);
@@ -120,6 +130,9 @@ static int walk_dir(struct walk *w, const char *dir, int depth, mbx_error **err)
 {
 	mbx_dir *d = NULL;
 	int rc = mbx_sandbox_list_dir(w->sb, dir, &d, err);
+
+	if (rc == MBX_ENOTFOUND && depth > 0)
+		return gone(err);
 
 	for (size_t i = 0; rc == MBX_OK && i < mbx_dir_count(d); i++) {
 		const char *name = mbx_dir_name(d, i);

@@ -158,6 +158,32 @@ def test_mounts_are_neither_kept_nor_captured(lib, guard, host_tmp):
         cfg.close()
 
 
+def test_restore_with_a_config_of_the_caller(lib, guard, host_tmp):
+    src = os.path.join(host_tmp, "data")
+    os.mkdir(src)
+    os.chmod(src, 0o755)
+    with open(os.path.join(src, "host-file"), "w") as f:
+        f.write("from the host")
+    os.chmod(os.path.join(src, "host-file"), 0o644)
+    with filled(lib, guard) as sb, mbx.Snapshot.of(sb) as snap:
+        cfg = mbx.Config(lib)
+        try:
+            # The caller's config replaces the snapshot's: mounts come back this way.
+            cfg.add_mount(src, "/data")
+            lib.lib.mbx_config_set_hostname(cfg.cfg, b"override", None)
+            with adopt(guard, snap.restore(cfg)) as back:
+                assert back.read_file("/data/host-file") == b"from the host"
+                assert back.read_file("/workspace/a/hello.txt") == b"hello\n"
+                assert back.exec(["hostname"]).stdout == b"override\n"
+            # A config that selects another backend is refused.
+            lib.lib.mbx_config_set_isolation(cfg.cfg, 2, None)
+            with pytest.raises(mbx.MbxError) as e:
+                snap.restore(cfg)
+            assert e.value.code == mbx.MBX_EINVAL and "the snapshot is of the os backend" in e.value.message
+        finally:
+            cfg.close()
+
+
 def test_snapshot_of_another_key_is_refused(lib, guard, base_tmp, monkeypatch):
     with filled(lib, guard) as sb, mbx.Snapshot.of(sb) as snap:
         data = snap.to_bytes()
