@@ -56,7 +56,9 @@ struct mbx_backend_ops {
 	 *   to `payload`; the sandbox keeps running. The core keeps the config.
 	 * restore:  builds sb (sb->cfg set, as for create) with the state of a
 	 *   payload the core has checked (for the os backend,
-	 *   mbx__snapfiles_check()); on failure leaves nothing behind.
+	 *   mbx__snapfiles_check()); on failure leaves nothing behind. A VM
+	 *   backend saving its memory would reconnect to its agent's session
+	 *   here (mbx__agenthost_reconnect).
 	 * fork:     builds `child` (child->cfg set, as for create) with the
 	 *   state of the running `sb`, copying no more than it must.
 	 */
