@@ -210,17 +210,31 @@ int cli_cmd_snapshot(int argc, char **argv)
 	return rc;
 }
 
-/* Loads a snapshot file, reporting what is wrong with it; NULL after reporting. */
-static mbx_snapshot *load(const char *path, int json)
+/*
+ * Loads a snapshot file, reporting what is wrong with it (NULL after
+ * reporting), and the options its sandbox was made with into `o` (from the
+ * note `mimobox snapshot` leaves; without one, or with one it cannot read,
+ * the defaults, with a warning for the latter).
+ */
+static mbx_snapshot *load(const char *path, int json, struct cli_sandbox_opts *o)
 {
 	mbx_snapshot *snap = NULL;
 	mbx_error *err = NULL;
+	const uint8_t *note;
+	char why[CLI_WHY_MAX];
+	size_t len = 0;
 	int rc = mbx_snapshot_load(&snap, path, &err);
 
 	if (rc != MBX_OK) {
 		cli_report_mbx(json, rc, err);
 		mbx_error_free(err);
 		return NULL;
+	}
+	note = mbx_snapshot_note(snap, &len);
+	if (note && cli_sandbox_opts_from_note(o, note, len, why, sizeof(why)) < 0) {
+		fprintf(stderr, "mimobox: warning: %s: `inspect` shows default settings for the new sandbox\n", why);
+		cli_sandbox_opts_free(o);
+		cli_sandbox_opts_init(o);
 	}
 	return snap;
 }
@@ -235,10 +249,12 @@ int cli_cmd_restore(int argc, char **argv)
 
 	if (rc)
 		return rc > 0 ? 0 : CLI_EXIT_FAILED;
-	snap = load(s.ops[0], s.json);
-	if (snap == NULL)
-		return CLI_EXIT_FAILED;
 	cli_sandbox_opts_init(&o);
+	snap = load(s.ops[0], s.json, &o);
+	if (snap == NULL) {
+		cli_sandbox_opts_free(&o);
+		return CLI_EXIT_FAILED;
+	}
 	rc = cli_start_supervisor(s.json, s.name, NULL, snap, &o, s.ttl_ms);
 	cli_sandbox_opts_free(&o);
 	mbx_snapshot_free(snap);
@@ -280,12 +296,14 @@ int cli_cmd_fork(int argc, char **argv)
 	}
 	cli_registry_close(&reg);
 	rc = ask_snapshot("fork", s.ops[0], tmp, s.json);
-	snap = rc == 0 ? load(tmp, s.json) : NULL;
+	cli_sandbox_opts_init(&o);
+	snap = rc == 0 ? load(tmp, s.json, &o) : NULL;
 	unlink(tmp);
 	free(tmp);
-	if (snap == NULL)
+	if (snap == NULL) {
+		cli_sandbox_opts_free(&o);
 		return rc ? rc : CLI_EXIT_FAILED;
-	cli_sandbox_opts_init(&o);
+	}
 	for (i = 1, rc = 0; rc == 0 && i <= s.count; i++) {
 		if (s.name && s.count > 1)
 			snprintf(name, sizeof(name), "%s-%u", s.name, i);

@@ -595,6 +595,20 @@ void sv_do_snapshot(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 		return;
 	}
 	rc = mbx_sandbox_snapshot(&snap, sv->sb, &err);
+	if (rc == MBX_OK) {
+		/* The options the sandbox was made with, for the one restored
+		 * from it (`inspect`, the limits messages name). */
+		char *note = NULL;
+		size_t len = 0;
+
+		if (cli_sandbox_opts_note(sv->opts, &note, &len) < 0)
+			rc = MBX_ENOMEM;
+		else if (len > MBX_SNAPSHOT_NOTE_MAX)
+			len = 0;	/* too many options to keep: the restored one shows defaults */
+		if (rc == MBX_OK)
+			rc = mbx_snapshot_set_note(snap, note, len, &err);
+		free(note);
+	}
 	if (rc == MBX_OK)
 		rc = mbx_snapshot_save(snap, path, &err);
 	mbx_snapshot_free(snap);

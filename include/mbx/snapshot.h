@@ -91,6 +91,21 @@ MBX_EXTERN(int) mbx_snapshot_save(const mbx_snapshot *snap, const char *path, mb
 /** @brief Reads a snapshot file (as mbx_snapshot_from_bytes()). */
 MBX_EXTERN(int) mbx_snapshot_load(mbx_snapshot **out, const char *path, mbx_error **err);
 
+/**
+ * @brief Attaches up to MBX_SNAPSHOT_NOTE_MAX bytes of the caller's own to
+ *        the snapshot (e.g. how the sandbox was described when made); they
+ *        are saved and authenticated with it. Replaces an earlier note;
+ *        len 0 removes it.
+ */
+MBX_EXTERN(int) mbx_snapshot_set_note(mbx_snapshot *snap, const void *data, size_t len, mbx_error **err);
+#define MBX_SNAPSHOT_NOTE_MAX ((size_t)65536)
+
+/**
+ * @brief The caller's note of mbx_snapshot_set_note(), or NULL (len 0).
+ *        Borrowed: valid until the snapshot is freed or its note replaced.
+ */
+MBX_EXTERN(const uint8_t *) mbx_snapshot_note(const mbx_snapshot *snap, size_t *len);
+
 /** @brief The isolation level of the backend that made the snapshot. */
 MBX_EXTERN(mbx_isolation_t) mbx_snapshot_isolation(const mbx_snapshot *snap);
 

@@ -22,7 +22,7 @@ enum {
 	T_ISOLATION = 1, T_TRUST = 2, T_NETWORK = 3, T_DOMAIN = 4, T_TIMEOUT = 5, T_MEMORY = 6, T_DISK = 7,
 	T_OUTPUT = 8, T_FILE_LIMIT = 9, T_CPU = 10, T_MAX_PROCS = 11, T_ENV = 12, T_WORKDIR = 13, T_HOSTNAME = 14,
 	T_DEGRADED = 15, T_HOST_OVERRIDE = 16, T_ALLOW_PRIVATE = 17, T_CA_PEM = 18, T_NET_LIMIT = 19,
-	T_HTTP_RULE = 20,
+	T_HTTP_RULE = 20, T_NOTE = 21,
 };
 #define MAX_RECORDS 100000u
 #define MAX_STRING (1u << 20)
@@ -76,7 +76,7 @@ static int put_str(struct mbx_buf *b, uint16_t tag, const char *s)
 	return put_rec(b, tag, s, strlen(s));
 }
 
-static int put_config(struct mbx_buf *b, const mbx_config *c)
+static int put_config(struct mbx_buf *b, const mbx_config *c, const struct mbx_buf *note)
 {
 	const struct mbx_netcfg *n = c->net;
 	int r = 0;
@@ -128,6 +128,8 @@ static int put_config(struct mbx_buf *b, const mbx_config *c)
 		for (size_t i = 0; i < n->nrules; i++)
 			r |= put_str(b, T_HTTP_RULE, n->rules[i].text);
 	}
+	if (note->len)
+		r |= put_rec(b, T_NOTE, note->data, note->len);
 	return r ? -1 : 0;
 }
 
@@ -139,7 +141,7 @@ int mbx__snapshot_encode(const struct mbx_snapshot *snap, const uint8_t key[MBX_
 	uint8_t h[MBX_SNAP_HEADER_LEN] = { 0 }, digest[MBX_SNAP_MAC_LEN];
 	size_t start = out->len;
 
-	if (put_config(&cfg, snap->cfg) < 0) {
+	if (put_config(&cfg, snap->cfg, &snap->note) < 0) {
 		mbx__buf_release(&cfg);
 		return mbx__error_oom(err);
 	}
@@ -303,8 +305,9 @@ static int apply_rec(mbx_config *c, uint16_t tag, const uint8_t *v, uint32_t len
 	return rc;
 }
 
-static int parse_config(mbx_config *c, const uint8_t *p, size_t len, mbx_error **err)
+static int parse_config(struct mbx_snapshot *snap, const uint8_t *p, size_t len, mbx_error **err)
 {
+	mbx_config *c = snap->cfg;
 	size_t off = 0, n = 0;
 	int rc;
 
@@ -321,7 +324,13 @@ static int parse_config(mbx_config *c, const uint8_t *p, size_t len, mbx_error *
 		off += 6;
 		if (vlen > len - off)
 			return bad(err, "snapshot: %s", "a config record runs past the config");
-		rc = apply_rec(c, tag, p + off, vlen, err);
+		if (tag == T_NOTE) {
+			if (vlen == 0 || vlen > MBX_SNAPSHOT_NOTE_MAX || snap->note.len)
+				return bad(err, "snapshot: %s", "the caller's note is empty, too long or given twice");
+			rc = mbx__buf_append(&snap->note, p + off, vlen) < 0 ? mbx__error_oom(err) : MBX_OK;
+		} else {
+			rc = apply_rec(c, tag, p + off, vlen, err);
+		}
 		if (rc < 0) {
 			mbx__error_wrap(err, "snapshot config");
 			return rc;
@@ -383,7 +392,7 @@ int mbx__snapshot_decode(struct mbx_snapshot **out, const uint8_t *data, size_t 
 	snap->isolation = (mbx_isolation_t)backend;
 	rc = mbx_config_new(&snap->cfg, err);
 	if (rc == MBX_OK)
-		rc = parse_config(snap->cfg, data + MBX_SNAP_HEADER_LEN, (size_t)clen, err);
+		rc = parse_config(snap, data + MBX_SNAP_HEADER_LEN, (size_t)clen, err);
 	if (rc == MBX_OK && snap->cfg->isolation != snap->isolation)
 		rc = bad(err, "snapshot: %s", "the config's isolation is not the snapshot's backend");
 	if (rc == MBX_OK)
@@ -430,7 +439,28 @@ void mbx_snapshot_free(mbx_snapshot *snap)
 		return;
 	mbx_config_free(snap->cfg);
 	mbx__buf_release(&snap->payload);
+	mbx__buf_release(&snap->note);
 	free(snap);
+}
+
+int mbx_snapshot_set_note(mbx_snapshot *snap, const void *data, size_t len, mbx_error **err)
+{
+	if (snap == NULL || (data == NULL && len))
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_snapshot_set_note: snapshot or data is NULL");
+	if (len > MBX_SNAPSHOT_NOTE_MAX)
+		return mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "a snapshot's note holds at most %zu bytes, not %zu",
+				      MBX_SNAPSHOT_NOTE_MAX, len);
+	snap->note.len = 0;
+	if (len && mbx__buf_append(&snap->note, data, len) < 0)
+		return mbx__error_oom(err);
+	return MBX_OK;
+}
+
+const uint8_t *mbx_snapshot_note(const mbx_snapshot *snap, size_t *len)
+{
+	if (len)
+		*len = snap ? snap->note.len : 0;
+	return snap && snap->note.len ? snap->note.data : NULL;
 }
 
 mbx_isolation_t mbx_snapshot_isolation(const mbx_snapshot *snap)

@@ -9,7 +9,8 @@
  *            backend (the mbx_isolation_t that made it), u32 flags (0),
  *            u32 header length (48), u64 config length, u64 payload
  *            length, u64 zero
- *   config   TLV records (u16 tag, u32 length, value), see snapshot.c
+ *   config   TLV records (u16 tag, u32 length, value), see snapshot.c;
+ *            the caller's note is one of them
  *   payload  the backend's: for the os backend the files (snapfiles.c)
  *   MAC      HMAC-SHA256 of everything before it under the user's key
  *
@@ -36,6 +37,7 @@ struct mbx_snapshot {
 	mbx_isolation_t isolation; /* the backend that made it */
 	mbx_config *cfg;           /* owned; mounts are never kept */
 	struct mbx_buf payload;    /* the backend's saved state */
+	struct mbx_buf note;       /* the caller's (mbx_snapshot_set_note) */
 };
 
 /* Bytes of `snap` authenticated with `key`, into out (appended). */

@@ -309,7 +309,8 @@ def named(cli):
 
 
 def test_cli_snapshot_restore_fork(cli, named, host_tmp):
-    assert cli(["create", "--name", "src", "--env", "KEEP=yes", "--hostname", "snapbox"]).rc == 0
+    assert cli(["create", "--name", "src", "--env", "KEEP=yes", "--hostname", "snapbox", "--timeout", "7",
+                "--max-procs", "33"]).rc == 0
     r = cli(["exec", "src", "--", "sh", "-c", TREE_SCRIPT])
     assert r.rc == 0, r
     before = cli(["exec", "src", "--", "python3", "-c", LISTING])
@@ -333,6 +334,14 @@ def test_cli_snapshot_restore_fork(cli, named, host_tmp):
                                   ("src", "only-src", "only-kid-1")):
         ls = cli(["exec", name, "--", "ls", "/workspace"]).out.split()
         assert (present is None or present in ls) and absent not in ls, (name, ls)
+    # inspect describes the copies as the original was made
+    def settings(name):
+        j = cli(["inspect", name, "--json"]).json
+        return {k: v for k, v in j.items() if k not in ("name", "id", "created", "supervisor_pid")}
+
+    assert settings("kid-2") == settings("src") == settings("back")
+    assert settings("back")["limits"]["timeout_ms"] == 7000 and settings("back")["hostname"] == "snapbox"
+    assert settings("back")["env_keys"] == ["KEEP"]
     # the temporary snapshot of fork is gone
     reg = os.path.join(cli.guard.state_dir, "named")
     assert not [e for e in os.listdir(reg) if e.startswith(".fork-")]

@@ -70,6 +70,7 @@ static struct mbx_snapshot *new_snap(void)
 	mbx_config_set_network_limit(s->cfg, MBX_NET_LIMIT_REDIRECTS, 0, NULL);
 	mbx_config_set_trust(s->cfg, MBX_TRUST_SEMI_TRUSTED, NULL);
 	good_payload(&s->payload);
+	mbx_snapshot_set_note(s, "--timeout\0" "7\0", 12, NULL);
 	return s;
 }
 
@@ -128,6 +129,10 @@ static void test_round_trip(void)
 		TAP_CHECK(c->net != NULL && c->net->novr == 1 && c->net->nrules == 1);
 		TAP_CHECK(c->net != NULL && c->net->limit[MBX_NET_LIMIT_REDIRECTS] == UINT64_MAX);
 		TAP_CHECK_INT(c->nmounts, 0);
+		size_t nlen = 0;
+		const uint8_t *note = mbx_snapshot_note(back, &nlen);
+
+		TAP_CHECK(nlen == 12 && note && memcmp(note, "--timeout\0" "7\0", 12) == 0);
 		/* Encoding the decoded snapshot gives the same bytes. */
 		struct mbx_buf again = { 0 };
 
@@ -181,6 +186,20 @@ static void test_header_fields(void)
 	free(d);
 	mbx_snapshot_free(s);
 	mbx__buf_release(&b);
+}
+
+static void test_note(void)
+{
+	struct mbx_snapshot *s = new_snap();
+	static uint8_t big[MBX_SNAPSHOT_NOTE_MAX + 1];
+	size_t len = 1;
+
+	TAP_CHECK_INT(mbx_snapshot_set_note(s, big, sizeof(big), NULL), MBX_ETOOBIG);
+	TAP_CHECK_INT(mbx_snapshot_set_note(s, big, sizeof(big) - 1, NULL), MBX_OK);
+	TAP_CHECK(mbx_snapshot_note(s, &len) != NULL && len == MBX_SNAPSHOT_NOTE_MAX);
+	TAP_CHECK_INT(mbx_snapshot_set_note(s, NULL, 0, NULL), MBX_OK);
+	TAP_CHECK(mbx_snapshot_note(s, &len) == NULL && len == 0);
+	mbx_snapshot_free(s);
 }
 
 static void test_wasm_workspace_round_trip(void)
@@ -380,12 +399,19 @@ static void test_config_checks(void)
 	TAP_CHECK(strstr(config_refused(noeq, sizeof(noeq)), "no `=`") != NULL);
 	TAP_CHECK(strstr(config_refused(rel, sizeof(rel)), "snapshot config") != NULL);
 	TAP_CHECK(strstr(config_refused(none, sizeof(none)), "isolation is not the snapshot's backend") != NULL);
+	/* isolation os, then two notes */
+	static const uint8_t twonotes[] = { 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 21, 0, 1, 0, 0, 0, 'a', 21, 0, 1, 0, 0, 0, 'b' };
+	static const uint8_t emptynote[] = { 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 21, 0, 0, 0, 0, 0 };
+
+	TAP_CHECK(strstr(config_refused(twonotes, sizeof(twonotes)), "given twice") != NULL);
+	TAP_CHECK(strstr(config_refused(emptynote, sizeof(emptynote)), "note is empty") != NULL);
 }
 
 static const struct tap_case cases[] = {
 	{ "snapshot/round-trip", test_round_trip },
 	{ "snapshot/header-fields", test_header_fields },
 	{ "snapshot/wasm-workspace-round-trip", test_wasm_workspace_round_trip },
+	{ "snapshot/note", test_note },
 	{ "snapshot/truncated-at-every-length", test_truncated_at_every_length },
 	{ "snapshot/flipped-bytes", test_flipped_bytes },
 	{ "snapshot/wrong-key", test_wrong_key },
