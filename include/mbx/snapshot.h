@@ -66,7 +66,9 @@ MBX_EXTERN(int) mbx_sandbox_from_snapshot(mbx_sandbox **out, const mbx_snapshot 
 /**
  * @brief A new sandbox with the config and the state of a running one
  *        (what a snapshot keeps; no processes). Writes in either sandbox
- *        are not seen by the other afterwards.
+ *        are not seen by the other afterwards, except under mounts: the
+ *        fork keeps the parent's config whole, mounts included, so both
+ *        see the same host directories there.
  * @param[out] out owned by the caller (mbx_sandbox_free())
  */
 MBX_EXTERN(int) mbx_sandbox_fork(mbx_sandbox **out, mbx_sandbox *sb, mbx_error **err);
