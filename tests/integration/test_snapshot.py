@@ -156,8 +156,12 @@ def test_mounts_are_neither_kept_nor_captured(lib, guard, host_tmp):
     cfg = mbx.Config(lib)
     try:
         cfg.add_mount(src, "/workspace/data")
-        with filled(lib, guard, cfg) as sb, mbx.Snapshot.of(sb) as snap, adopt(guard, snap.restore()) as back:
-            assert "data" not in {e[0] for e in back.list_dir("/workspace")}
+        with filled(lib, guard, cfg) as sb:
+            with mbx.Snapshot.of(sb) as snap, adopt(guard, snap.restore()) as back:
+                assert "data" not in {e[0] for e in back.list_dir("/workspace")}
+            # A fork keeps the parent's config whole: the same host directory.
+            with adopt(guard, sb.fork()) as child:
+                assert child.read_file("/workspace/data/host-file") == b"host"
     finally:
         cfg.close()
 
