@@ -1061,7 +1061,139 @@ void cli_sandbox_opts_free(struct cli_sandbox_opts *o)
 	free(o->http_rules);
 	free(o->limits);
 	cli_network_free(&o->network);
+	free(o->words);
+	free(o->note_copy);
 	memset(o, 0, sizeof(*o));
+}
+
+static const struct cli_option sandbox_option_names[] = {
+	CLI_SANDBOX_OPTIONS,
+	{ NULL, 0, 0, 0 }
+};
+
+/* Options a note keeps and replays: none that reads a host file or mounts one. */
+static int note_option(int id)
+{
+	return id > 0 && id < CLI_OPT_SANDBOX_END && id != CLI_OPT_ENV && id != CLI_OPT_ENV_FILE &&
+	       id != CLI_OPT_MOUNT && id != CLI_OPT_CA_FILE;
+}
+
+static const struct cli_option *option_by_id(int id)
+{
+	for (const struct cli_option *p = sandbox_option_names; p->name; p++)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+static int words_add(char **buf, size_t *len, const char *a, const char *b)
+{
+	size_t na = strlen(a) + 1, nb = b ? strlen(b) + 1 : 0;
+	char *p = realloc(*buf, *len + na + nb);
+
+	if (p == NULL)
+		return -1;
+	memcpy(p + *len, a, na);
+	if (b)
+		memcpy(p + *len + na, b, nb);
+	*buf = p;
+	*len += na + nb;
+	return 0;
+}
+
+/* Records an option given to cli_sandbox_opts_set() in o->words. */
+static int record_word(struct cli_sandbox_opts *o, int id, const char *value)
+{
+	const struct cli_option *opt = option_by_id(id);
+	char flag[64];
+
+	if (!note_option(id) || opt == NULL)
+		return 0;
+	snprintf(flag, sizeof(flag), "--%s", opt->name);
+	return words_add(&o->words, &o->words_len, flag, opt->has_arg ? (value ? value : "") : NULL);
+}
+
+int cli_sandbox_opts_note(const struct cli_sandbox_opts *o, char **out, size_t *len)
+{
+	char *buf = NULL;
+	size_t n = 0, i;
+
+	*out = NULL;
+	*len = 0;
+	if (o->words_len) {
+		buf = malloc(o->words_len);
+		if (buf == NULL)
+			return -1;
+		memcpy(buf, o->words, o->words_len);
+		n = o->words_len;
+	}
+	for (i = 0; i < o->n_env; i++) {
+		char *kv = malloc(strlen(o->env[i].name) + strlen(o->env[i].value) + 2);
+
+		if (kv == NULL) {
+			free(buf);
+			return -1;
+		}
+		sprintf(kv, "%s=%s", o->env[i].name, o->env[i].value);
+		if (words_add(&buf, &n, "--env", kv) < 0) {
+			free(kv);
+			free(buf);
+			return -1;
+		}
+		free(kv);
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int cli_sandbox_opts_from_note(struct cli_sandbox_opts *o, const void *note, size_t len, char *why, size_t whylen)
+{
+	const char *p, *end;
+	char *copy;
+
+	if (len == 0)
+		return 0;
+	if (((const char *)note)[len - 1] != '\0') {
+		set_why(why, whylen, "the snapshot's note of the sandbox's options is malformed");
+		return -1;
+	}
+	copy = malloc(len);
+	if (copy == NULL) {
+		set_why(why, whylen, "out of memory");
+		return -1;
+	}
+	memcpy(copy, note, len);
+	free(o->note_copy);
+	o->note_copy = copy;
+	for (p = copy, end = copy + len; p < end;) {
+		const struct cli_option *opt = NULL;
+		const char *value = NULL;
+
+		if (p[0] == '-' && p[1] == '-') {
+			for (const struct cli_option *q = sandbox_option_names; q->name; q++)
+				if (strcmp(p + 2, q->name) == 0) {
+					opt = q;
+					break;
+				}
+		}
+		if (opt == NULL || (!note_option(opt->id) && opt->id != CLI_OPT_ENV)) {
+			set_why(why, whylen, "the snapshot's note names an option it may not hold: `%.64s`", p);
+			return -1;
+		}
+		p += strlen(p) + 1;
+		if (opt->has_arg) {
+			if (p >= end) {
+				set_why(why, whylen, "the snapshot's note ends before the value of --%s", opt->name);
+				return -1;
+			}
+			value = p;
+			p += strlen(p) + 1;
+		}
+		if (cli_sandbox_opts_set(o, opt->id, value, why, whylen) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* Grows an array by one element; returns the new slot or NULL. */
@@ -1266,6 +1398,10 @@ int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, 
 	}
 	if (rc < 0) {
 		set_why(why, whylen, "invalid value `%s` for --%s: %s", value ? value : "", name, reason);
+		return -1;
+	}
+	if (record_word(o, id, value) < 0) {
+		set_why(why, whylen, "out of memory");
 		return -1;
 	}
 	return 0;

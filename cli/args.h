@@ -184,6 +184,13 @@ struct cli_sandbox_opts {
 	struct cli_net_limit *limits;
 	size_t n_limits;
 	int allow_private;
+	/* The options as given, "--name\0[value\0]" each, without --env,
+	 * --env-file (the environment is taken from `env`), --mount and
+	 * --ca-file (host files): a snapshot keeps them (cli_sandbox_opts_note)
+	 * so that the sandbox restored from it is described as it was made. */
+	char *words;		/* owned */
+	size_t words_len;
+	char *note_copy;	/* owned: what borrowed values of a note point into */
 };
 
 void cli_sandbox_opts_init(struct cli_sandbox_opts *o);
@@ -196,6 +203,21 @@ void cli_sandbox_opts_free(struct cli_sandbox_opts *o);
  * naming the option.
  */
 int cli_sandbox_opts_set(struct cli_sandbox_opts *o, int id, const char *value, char *why, size_t whylen);
+
+/*
+ * The note a snapshot of a sandbox made with `o` keeps: o->words, then
+ * "--env\0NAME=VALUE\0" for each variable. malloc'd into *out (*len
+ * bytes); 0, or -1 on ENOMEM.
+ */
+int cli_sandbox_opts_note(const struct cli_sandbox_opts *o, char **out, size_t *len);
+
+/*
+ * Fills `o` (initialised) from a note of cli_sandbox_opts_note(): each
+ * option goes through cli_sandbox_opts_set() again, so a note is checked
+ * as command-line words are; only options a note may hold are taken.
+ * Returns 0, or -1 with a message in `why`.
+ */
+int cli_sandbox_opts_from_note(struct cli_sandbox_opts *o, const void *note, size_t len, char *why, size_t whylen);
 
 /* ---- value parsers ---- */
 

@@ -70,9 +70,9 @@ static void create_usage(void)
  * The daemon's side of the fork: detaches from everything `create` had
  * open except the two pipes, and runs the supervisor. Never returns.
  */
-static void __attribute__((noreturn)) become_supervisor(mbx_config *cfg, const char *name,
-							 struct cli_sandbox_opts *o, uint64_t ttl_ms,
-							 int status_fd, int log_fd)
+static void __attribute__((noreturn)) become_supervisor(mbx_config *cfg, mbx_snapshot *snap,
+							 const char *name, struct cli_sandbox_opts *o,
+							 uint64_t ttl_ms, int status_fd, int log_fd)
 {
 	char *own_name = NULL, *own_workdir = NULL, *own_hostname = NULL, title[128];
 	int devnull, rc;
@@ -113,7 +113,7 @@ static void __attribute__((noreturn)) become_supervisor(mbx_config *cfg, const c
 			close(fd);
 	}
 	cli_set_log_fd(4);
-	rc = cli_supervise(cfg, own_name, o, ttl_ms, 3, 4);
+	rc = cli_supervise(cfg, snap, own_name, o, ttl_ms, 3, 4);
 	mbx_config_free(cfg);
 	cli_sandbox_opts_free(o);
 	free(own_name);
@@ -200,23 +200,96 @@ static int print_created(int json, int asked_limits, struct wire_reader *r)
 	return rc;
 }
 
+int cli_start_supervisor(int json, const char *name, mbx_config *cfg, mbx_snapshot *snap,
+			 struct cli_sandbox_opts *o, uint64_t ttl_ms)
+{
+	struct cli_registry reg;
+	struct wire_conn status;
+	struct wire_frame f;
+	char why[CLI_WHY_MAX], message[CLI_WHY_MAX + 64];
+	int rc, ret = CLI_EXIT_FAILED, status_pipe[2] = { -1, -1 }, log_pipe[2] = { -1, -1 };
+	pid_t pid;
+
+	wire_conn_init(&status, -1);
+	/*
+	 * A taken name is refused before any sandbox is made (the supervisor
+	 * checks again under the lock). Nothing is created for the check.
+	 */
+	rc = cli_registry_open(&reg, 0, why, sizeof(why));
+	if (rc < 0) {
+		cli_report(json, MBX_EPERM, why, "remove it or set MIMOBOX_STATE_DIR to a directory you own",
+			   NULL, 0);
+		goto out;
+	}
+	rc = rc == 0 && name ? cli_registry_probe(&reg, name, NULL) : CLI_ENTRY_NONE;
+	if (rc == CLI_ENTRY_DEAD)
+		(void)cli_registry_reap(&reg, name);
+	cli_registry_close(&reg);
+	if (rc == CLI_ENTRY_LIVE) {
+		snprintf(message, sizeof(message), "a sandbox named `%s` already exists", name);
+		cli_report(json, MBX_EEXIST, message, "pick another --name, or remove it with `mimobox rm`",
+			   NULL, EEXIST);
+		goto out;
+	}
+
+	if (pipe2(status_pipe, O_CLOEXEC) < 0 || pipe2(log_pipe, O_CLOEXEC) < 0) {
+		cli_report(json, MBX_ESYS, "cannot make a pipe to the supervisor", NULL, NULL, errno);
+		goto out;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		cli_report(json, MBX_ESYS, "cannot fork the supervisor", NULL, NULL, errno);
+		goto out;
+	}
+	if (pid == 0)
+		become_supervisor(cfg, snap, name, o, ttl_ms, status_pipe[1], log_pipe[1]);
+	close(status_pipe[1]);
+	close(log_pipe[1]);
+	status_pipe[1] = log_pipe[1] = -1;
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+
+	wait_supervisor(status_pipe[0], log_pipe[0], &status);
+	status_pipe[0] = -1;	/* owned by `status` now */
+	rc = wire_conn_next(&status, &f);
+	if (rc != 1 || (f.type != WIRE_OK && f.type != WIRE_ERROR)) {
+		cli_report(json, MBX_ESYS, "the supervisor of the new sandbox exited before it was ready",
+			   NULL, NULL, 0);
+		goto out;
+	}
+	if (f.type == WIRE_ERROR) {
+		(void)cli_session_report_error(json, &f.r);
+		goto out;
+	}
+	ret = print_created(json, (o->set & (CLI_SET_MEMORY | CLI_SET_DISK)) != 0, &f.r);
+
+out:
+	wire_conn_close(&status);
+	if (status_pipe[0] >= 0)
+		close(status_pipe[0]);
+	if (status_pipe[1] >= 0)
+		close(status_pipe[1]);
+	if (log_pipe[0] >= 0)
+		close(log_pipe[0]);
+	if (log_pipe[1] >= 0)
+		close(log_pipe[1]);
+	return ret;
+}
+
 int cli_cmd_create(int argc, char **argv)
 {
 	struct cli_sandbox_opts o;
 	struct cli_args a = { argc, argv, 1 };
-	struct cli_registry reg;
-	struct wire_conn status;
-	struct wire_frame f;
 	mbx_config *cfg = NULL;
 	mbx_error *err = NULL;
 	const char *name = NULL, *value;
-	char why[CLI_WHY_MAX], what[CLI_WHY_MAX], message[CLI_WHY_MAX + 64];
-	int json, id, rc, ret = CLI_EXIT_FAILED, status_pipe[2] = { -1, -1 }, log_pipe[2] = { -1, -1 };
+	char why[CLI_WHY_MAX], what[CLI_WHY_MAX];
+	int json, id, rc, ret = CLI_EXIT_FAILED;
 	uint64_t ttl_ms = 0;
-	pid_t pid;
 
 	cli_sandbox_opts_init(&o);
-	wire_conn_init(&status, -1);
 	json = cli_wants_json(argc, argv, create_options, 0);
 	while ((id = cli_next_option(&a, create_options, &value, why, sizeof(why))) != CLI_OPT_END) {
 		if (id == CLI_OPT_BAD) {
@@ -255,70 +328,9 @@ int cli_cmd_create(int argc, char **argv)
 		cli_report_config(json, "create", rc, err, what);
 		goto out;
 	}
-	/*
-	 * A taken name is refused before any sandbox is made (the supervisor
-	 * checks again under the lock). Nothing is created for the check.
-	 */
-	rc = cli_registry_open(&reg, 0, why, sizeof(why));
-	if (rc < 0) {
-		cli_report(json, MBX_EPERM, why, "remove it or set MIMOBOX_STATE_DIR to a directory you own",
-			   NULL, 0);
-		goto out;
-	}
-	rc = rc == 0 && name ? cli_registry_probe(&reg, name, NULL) : CLI_ENTRY_NONE;
-	if (rc == CLI_ENTRY_DEAD)
-		(void)cli_registry_reap(&reg, name);
-	cli_registry_close(&reg);
-	if (rc == CLI_ENTRY_LIVE) {
-		snprintf(message, sizeof(message), "a sandbox named `%s` already exists", name);
-		cli_report(json, MBX_EEXIST, message, "pick another --name, or remove it with `mimobox rm`",
-			   NULL, EEXIST);
-		goto out;
-	}
-
-	if (pipe2(status_pipe, O_CLOEXEC) < 0 || pipe2(log_pipe, O_CLOEXEC) < 0) {
-		cli_report(json, MBX_ESYS, "cannot make a pipe to the supervisor", NULL, NULL, errno);
-		goto out;
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		cli_report(json, MBX_ESYS, "cannot fork the supervisor", NULL, NULL, errno);
-		goto out;
-	}
-	if (pid == 0)
-		become_supervisor(cfg, name, &o, ttl_ms, status_pipe[1], log_pipe[1]);
-	close(status_pipe[1]);
-	close(log_pipe[1]);
-	status_pipe[1] = log_pipe[1] = -1;
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-
-	wait_supervisor(status_pipe[0], log_pipe[0], &status);
-	status_pipe[0] = -1;	/* owned by `status` now */
-	rc = wire_conn_next(&status, &f);
-	if (rc != 1 || (f.type != WIRE_OK && f.type != WIRE_ERROR)) {
-		cli_report(json, MBX_ESYS, "the supervisor of the new sandbox exited before it was ready",
-			   NULL, NULL, 0);
-		goto out;
-	}
-	if (f.type == WIRE_ERROR) {
-		(void)cli_session_report_error(json, &f.r);
-		goto out;
-	}
-	ret = print_created(json, (o.set & (CLI_SET_MEMORY | CLI_SET_DISK)) != 0, &f.r);
+	ret = cli_start_supervisor(json, name, cfg, NULL, &o, ttl_ms);
 
 out:
-	wire_conn_close(&status);
-	if (status_pipe[0] >= 0)
-		close(status_pipe[0]);
-	if (status_pipe[1] >= 0)
-		close(status_pipe[1]);
-	if (log_pipe[0] >= 0)
-		close(log_pipe[0]);
-	if (log_pipe[1] >= 0)
-		close(log_pipe[1]);
 	mbx_error_free(err);
 	mbx_config_free(cfg);
 	cli_sandbox_opts_free(&o);

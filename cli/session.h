@@ -163,11 +163,24 @@ int cli_session_send(struct wire_conn *conn, struct cli_buf *b);
  * creation's log messages went: see cli_set_log_fd()), then serves clients
  * until `rm`, SIGTERM/SIGINT, the sandbox breaks, or it was idle for
  * `ttl_ms` (when not 0). `opts` are the options `create` was given, for
- * `inspect` and the limits the messages name. Returns the process exit
- * status.
+ * `inspect` and the limits the messages name. With `snap` (restore, fork)
+ * the sandbox is made from that snapshot, with its config (`cfg` NULL);
+ * the snapshot is consumed (freed once the sandbox is made).
+ * Returns the process exit status.
  */
-int cli_supervise(const mbx_config *cfg, const char *name, const struct cli_sandbox_opts *opts, uint64_t ttl_ms,
-		  int status_fd, int log_fd);
+int cli_supervise(const mbx_config *cfg, mbx_snapshot *snap, const char *name,
+		  const struct cli_sandbox_opts *opts, uint64_t ttl_ms, int status_fd, int log_fd);
+
+/*
+ * Forks the supervisor of a new named sandbox (`name`, or its id when
+ * NULL) made from `cfg` or, with `snap`, from that snapshot; waits until it
+ * says whether the sandbox is up and prints its name (or JSON). `o` is
+ * handed to the supervisor (its strings copied there). The caller keeps
+ * `cfg` and `snap` (the supervisor has its copies). Returns the exit
+ * status, after reporting.
+ */
+int cli_start_supervisor(int json, const char *name, mbx_config *cfg, mbx_snapshot *snap,
+			 struct cli_sandbox_opts *o, uint64_t ttl_ms);
 
 /* ---- the verbs ---- */
 
@@ -182,6 +195,9 @@ int cli_cmd_ls(int argc, char **argv);
 int cli_cmd_stat(int argc, char **argv);
 int cli_cmd_cp(int argc, char **argv);
 int cli_cmd_mkdir(int argc, char **argv);
+int cli_cmd_snapshot(int argc, char **argv);
+int cli_cmd_restore(int argc, char **argv);
+int cli_cmd_fork(int argc, char **argv);
 
 /*
  * `rm NAME:PATH`: removes `path` inside sandbox `name` (a whole tree with

@@ -788,6 +788,9 @@ static void handle_frame(struct sv *sv, struct sv_client *c, struct wire_frame *
 	case WIRE_NETLOG:
 		sv_do_netlog(sv, c, &f->r);
 		break;
+	case WIRE_SNAPSHOT:
+		sv_do_snapshot(sv, c, &f->r);
+		break;
 	case WIRE_REMOVE:
 		if (wire_done(&f->r) < 0) {
 			sv_protocol_error(c, "malformed remove request");
@@ -1224,8 +1227,8 @@ static void install_signals(void)
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
-int cli_supervise(const mbx_config *cfg, const char *name, const struct cli_sandbox_opts *opts, uint64_t ttl_ms,
-		  int status_fd, int log_fd)
+int cli_supervise(const mbx_config *cfg, mbx_snapshot *snap, const char *name,
+		  const struct cli_sandbox_opts *opts, uint64_t ttl_ms, int status_fd, int log_fd)
 {
 	struct sv sv;
 	struct cli_buf b = CLI_BUF_INIT;
@@ -1242,11 +1245,13 @@ int cli_supervise(const mbx_config *cfg, const char *name, const struct cli_sand
 	sv.output_limit = (opts->set & CLI_SET_OUTPUT_LIMIT) ? opts->output_limit : CLI_DEFAULT_OUTPUT_LIMIT;
 	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		report_failure(status_fd, MBX_ESYS, errno, "cannot make the supervisor's signal pipe", NULL, NULL);
+		mbx_snapshot_free(snap);
 		return 1;
 	}
 	install_signals();
 
-	rc = mbx_sandbox_new(&sv.sb, cfg, &err);
+	rc = snap ? mbx_sandbox_from_snapshot(&sv.sb, snap, cfg, &err) : mbx_sandbox_new(&sv.sb, cfg, &err);
+	mbx_snapshot_free(snap);	/* the saved files are in the sandbox now: not kept twice */
 	if (rc != MBX_OK) {
 		report_failure(status_fd, err ? mbx_error_code(err) : rc, err ? mbx_error_errno(err) : 0,
 			       err ? mbx_error_message(err) : mbx_error_code_name(rc),

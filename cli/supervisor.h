@@ -167,6 +167,7 @@ void sv_do_unlink(struct sv *sv, struct sv_client *c, struct wire_reader *r);
 void sv_do_symlink(struct sv *sv, struct sv_client *c, struct wire_reader *r);
 /* NETLOG: the network log's entries, in batches. */
 void sv_do_netlog(struct sv *sv, struct sv_client *c, struct wire_reader *r);
+void sv_do_snapshot(struct sv *sv, struct sv_client *c, struct wire_reader *r);
 /* HTTP: collects the body (state SV_HTTP), makes the request, sends the response like a read. */
 void sv_begin_http(struct sv *sv, struct sv_client *c, struct wire_reader *r);
 void sv_http_input(struct sv *sv, struct sv_client *c, struct wire_frame *f);

@@ -578,6 +578,43 @@ void sv_do_symlink(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 	answer(sv, c, rc, err);
 }
 
+/* Saves a snapshot of the sandbox to a host file (`mimobox snapshot`). */
+void sv_do_snapshot(struct sv *sv, struct sv_client *c, struct wire_reader *r)
+{
+	const char *path = wire_get_str(r);
+	mbx_snapshot *snap = NULL;
+	mbx_error *err = NULL;
+	int rc;
+
+	if (wire_done(r) < 0) {
+		sv_protocol_error(c, "malformed snapshot request");
+		return;
+	}
+	if (path[0] != '/') {
+		sv_send_fail(c, MBX_EINVAL, "the snapshot file's path is not absolute");
+		return;
+	}
+	rc = mbx_sandbox_snapshot(&snap, sv->sb, &err);
+	if (rc == MBX_OK) {
+		/* The options the sandbox was made with, for the one restored
+		 * from it (`inspect`, the limits messages name). */
+		char *note = NULL;
+		size_t len = 0;
+
+		if (cli_sandbox_opts_note(sv->opts, &note, &len) < 0)
+			rc = MBX_ENOMEM;
+		else if (len > MBX_SNAPSHOT_NOTE_MAX)
+			len = 0;	/* too many options to keep: the restored one shows defaults */
+		if (rc == MBX_OK)
+			rc = mbx_snapshot_set_note(snap, note, len, &err);
+		free(note);
+	}
+	if (rc == MBX_OK)
+		rc = mbx_snapshot_save(snap, path, &err);
+	mbx_snapshot_free(snap);
+	answer(sv, c, rc, err);
+}
+
 void sv_do_netlog(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 {
 	uint64_t since = wire_get_u64(r), dropped;

@@ -91,6 +91,11 @@
  *                                         u64 bytes down) ... END: the
  *                                         network log's entries from
  *                                         `since` on
+ *   SNAPSHOT str path                  -> OK or ERROR: saves a snapshot of
+ *                                         the sandbox (mbx_sandbox_snapshot)
+ *                                         to the absolute host path `path`,
+ *                                         written by the supervisor (the
+ *                                         same user as the client)
  *   REMOVE                             -> OK once the sandbox is destroyed
  *                                         and its entry removed; then the
  *                                         supervisor exits
@@ -152,6 +157,7 @@
 #define WIRE_SYMLINK     42
 #define WIRE_NETLOG      43
 #define WIRE_NET_ENTRIES 44
+#define WIRE_SNAPSHOT    45
 
 /* Largest request body of HTTP: the library's default request limit. */
 #define WIRE_HTTP_BODY_MAX ((uint64_t)64 << 20)

@@ -98,7 +98,8 @@ MBX_EXTERN(int) mbx_dir_is_symlink(const mbx_dir *dir, size_t i);
 MBX_EXTERN(const char *) mbx_dir_symlink_target(const mbx_dir *dir, size_t i);
 MBX_EXTERN(void) mbx_dir_free(mbx_dir *dir);
 
-/** @brief Creates a directory (with its missing parents when `parents` is non-zero). */
+/** @brief Creates a directory (with its missing parents when `parents` is non-zero); without
+ *         `parents` the new directory's mode is `mode` exactly (no umask; set-id bits are refused). */
 MBX_EXTERN(int) mbx_sandbox_mkdir(mbx_sandbox *sb, const char *path, uint32_t mode, int parents, mbx_error **err);
 /** @brief Removes a file or an empty directory, or a whole tree when `recursive` is non-zero. */
 MBX_EXTERN(int) mbx_sandbox_remove(mbx_sandbox *sb, const char *path, int recursive, mbx_error **err);

@@ -26,6 +26,7 @@
 #include "process.h"
 #include "file.h"
 #include "net.h"
+#include "snapshot.h"
 #include "version.h"
 
 #endif /* MBX_MBX_H */

@@ -479,6 +479,17 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 			fail(st, id, "make directory", r->path);
 			break;
 		}
+		if (!(r->flags & 1)) {
+			/* The mode as asked, not cut by the umask (a restored
+			 * snapshot's directories keep theirs); never through a
+			 * symlink planted under the new name. */
+			int dfd = open(r->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (dfd >= 0) {
+				fchmod(dfd, r->mode & 01777);
+				close(dfd);
+			}
+		}
 		ok(st, id, -1, 0, 0);
 		break;
 	case MBX_FOP_REMOVE:

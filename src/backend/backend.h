@@ -25,8 +25,6 @@
 #define MBX_BACKEND_CAP_SNAPSHOT  (1u << 6) /* .snapshot and .restore work */
 #define MBX_BACKEND_CAP_FORK      (1u << 7) /* .fork works */
 
-struct mbx_snapshot; /* a backend's saved sandbox state; defined by the backend that makes it */
-
 struct mbx_backend_ops {
 	const char *name;
 	mbx_isolation_t isolation;
@@ -51,18 +49,21 @@ struct mbx_backend_ops {
 	void (*explain_broken)(mbx_sandbox *sb, mbx_error **err);
 
 	/*
-	 * Optional, NULL in every backend so far; a backend that sets them sets
-	 * the matching capability bit too, and the core checks the bit first.
+	 * Optional; a backend that sets them sets the matching capability bit
+	 * too, and the core checks the bit first (src/core/snapshot.h).
 	 *
-	 * snapshot: saves the whole running sandbox (memory, devices, storage)
-	 *   into *out, owned by the caller; the sandbox keeps running.
-	 * restore:  builds sb (sb->cfg set, as for create) from a snapshot,
-	 *   which stays the caller's; after it the agent channel is new and the
-	 *   host reconnects to the agent's session (mbx__agenthost_reconnect).
-	 * fork:     makes `child` (sb->cfg set) a copy of the running `sb`.
+	 * snapshot: appends the backend's saved state of the running sandbox
+	 *   to `payload`; the sandbox keeps running. The core keeps the config.
+	 * restore:  builds sb (sb->cfg set, as for create) with the state of a
+	 *   payload the core has checked (for the os backend,
+	 *   mbx__snapfiles_check()); on failure leaves nothing behind. A VM
+	 *   backend saving its memory would reconnect to its agent's session
+	 *   here (mbx__agenthost_reconnect).
+	 * fork:     builds `child` (child->cfg set, as for create) with the
+	 *   state of the running `sb`, copying no more than it must.
 	 */
-	int (*snapshot)(mbx_sandbox *sb, struct mbx_snapshot **out, mbx_error **err);
-	int (*restore)(mbx_sandbox *sb, const struct mbx_snapshot *snap, mbx_error **err);
+	int (*snapshot)(mbx_sandbox *sb, struct mbx_buf *payload, mbx_error **err);
+	int (*restore)(mbx_sandbox *sb, const uint8_t *payload, size_t len, mbx_error **err);
 	int (*fork)(mbx_sandbox *sb, mbx_sandbox *child, mbx_error **err);
 };
 

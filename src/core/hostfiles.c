@@ -450,8 +450,18 @@ int mbx__host_mkdir(const char *root, const char *path, uint32_t mode, int paren
 	rc = open_parent(root, path, &rootfd, &dfd, &rel, &base, err);
 	if (rc < 0)
 		return rc;
-	if (mkdirat(dfd, base, mode & 07777) < 0)
+	if (mkdirat(dfd, base, mode & 07777) < 0) {
 		rc = fail(err, "make directory", path);
+	} else {
+		/* The mode as asked, not cut by the umask (as the agent does);
+		 * never through a symlink swapped in under the new name. */
+		int nfd = openat(dfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (nfd >= 0) {
+			(void)fchmod(nfd, mode & 07777);
+			close(nfd);
+		}
+	}
 	close(dfd);
 	close(rootfd);
 	free(rel);

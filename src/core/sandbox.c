@@ -5,6 +5,7 @@
 
 #include "internal.h"
 #include "backend/client.h"
+#include "snapshot.h"
 
 /* Suffix test for Auto routing of Wasm programs. */
 static int ends_with(const char *s, const char *suffix)
@@ -66,7 +67,14 @@ static int route(const mbx_config *cfg, const char *program, const struct mbx_ba
 	}
 }
 
-static int sandbox_create(mbx_sandbox **out, const mbx_config *cfg, const char *program, mbx_error **err)
+/*
+ * Builds a sandbox of `cfg` (defaults when NULL) on the backend `ops` (NULL:
+ * routed by the config and program): ops->create, or `build` when given
+ * (restore, fork). On failure nothing is left behind.
+ */
+static int sandbox_build(mbx_sandbox **out, const mbx_config *cfg, const char *program,
+			 const struct mbx_backend_ops *want, int (*build)(mbx_sandbox *, void *, mbx_error **), void *arg,
+			 mbx_error **err)
 {
 	mbx_config *defaults = NULL;
 	mbx_sandbox *sb;
@@ -85,6 +93,9 @@ static int sandbox_create(mbx_sandbox **out, const mbx_config *cfg, const char *
 	rc = mbx__config_validate(cfg, err);
 	if (rc == MBX_OK)
 		rc = route(cfg, program, &ops, err);
+	if (rc == MBX_OK && want && ops != want)
+		rc = mbx__error_set(err, MBX_EINVAL, 0, NULL, "the config selects the %s backend, the snapshot is of the %s backend",
+				    ops->name, want->name);
 	if (rc < 0) {
 		mbx_config_free(defaults);
 		return rc;
@@ -110,9 +121,10 @@ static int sandbox_create(mbx_sandbox **out, const mbx_config *cfg, const char *
 	if (rc < 0)
 		mbx__error_oom(err);
 	else
-		rc = ops->create(sb, err);
+		rc = build ? build(sb, arg, err) : ops->create(sb, err);
 	if (rc < 0) {
 		mbx__error_wrap(err, "create %s sandbox", ops->name);
+		mbx__sandbox_orphan_processes(sb);
 		mbx__net_free(sb->net);
 		mbx_config_free(sb->cfg);
 		free(sb);
@@ -121,6 +133,76 @@ static int sandbox_create(mbx_sandbox **out, const mbx_config *cfg, const char *
 	mbx__log(sb->cfg, MBX_LOG_INFO, "sandbox %s created (%s backend)", sb->id, ops->name);
 	*out = sb;
 	return MBX_OK;
+}
+
+static int sandbox_create(mbx_sandbox **out, const mbx_config *cfg, const char *program, mbx_error **err)
+{
+	return sandbox_build(out, cfg, program, NULL, NULL, NULL, err);
+}
+
+/* The backend of a snapshot, or an error naming what is missing. */
+static int snapshot_ops(mbx_isolation_t isolation, const struct mbx_backend_ops **out, mbx_error **err)
+{
+	mbx_config cfg = { 0 };
+
+	cfg.isolation = isolation;
+	return route(&cfg, NULL, out, err);
+}
+
+static int build_restore(mbx_sandbox *sb, void *arg, mbx_error **err)
+{
+	const struct mbx_snapshot *snap = arg;
+
+	return sb->ops->restore(sb, snap->payload.data, snap->payload.len, err);
+}
+
+int mbx_sandbox_from_snapshot(mbx_sandbox **out, const mbx_snapshot *snap, const mbx_config *cfg, mbx_error **err)
+{
+	const struct mbx_backend_ops *ops = NULL;
+	int rc;
+
+	if (out == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_from_snapshot: out is NULL");
+	*out = NULL;
+	if (snap == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_from_snapshot: snapshot is NULL");
+	rc = snapshot_ops(snap->isolation, &ops, err);
+	if (rc < 0)
+		return rc;
+	if (!(ops->caps & MBX_BACKEND_CAP_SNAPSHOT) || ops->restore == NULL)
+		return mbx__error_set(err, MBX_ENOTSUP, 0, ops->name, "snapshots are not available on the %s backend", ops->name);
+	rc = sandbox_build(out, cfg ? cfg : snap->cfg, NULL, ops, build_restore, (void *)snap, err);
+	if (rc < 0)
+		mbx__error_wrap(err, "restore a snapshot");
+	return rc;
+}
+
+static int build_fork(mbx_sandbox *child, void *arg, mbx_error **err)
+{
+	mbx_sandbox *parent = arg;
+
+	return parent->ops->fork(parent, child, err);
+}
+
+int mbx_sandbox_fork(mbx_sandbox **out, mbx_sandbox *sb, mbx_error **err)
+{
+	int rc;
+
+	if (out == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_fork: out is NULL");
+	*out = NULL;
+	if (sb == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_fork: sandbox is NULL");
+	if (sb->destroyed)
+		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: create a new one", sb->id);
+	if (!mbx__backend_has(sb, MBX_BACKEND_CAP_FORK) || sb->ops->fork == NULL)
+		return mbx__error_set(err, MBX_ENOTSUP, 0, sb->ops->name, "fork is not available on the %s backend", sb->ops->name);
+	rc = sandbox_build(out, sb->cfg, NULL, sb->ops, build_fork, sb, err);
+	if (rc < 0) {
+		mbx__error_wrap(err, "fork sandbox %s", sb->id);
+		mbx__sandbox_after(sb, sb->ops->client ? sb->ops->client(sb) : NULL, rc, err);
+	}
+	return rc;
 }
 
 int mbx_sandbox_new(mbx_sandbox **out, const mbx_config *cfg, mbx_error **err)

@@ -281,8 +281,9 @@ class Cli:
 # Fixtures
 
 # Files of the user's, not of a sandbox, that a state directory keeps: the
-# wasm module cache's MAC key and the microvm assets' verified stamps.
-USER_FILES = ("wasm-cache.key", "vm-assets.stamp")
+# wasm module cache's and snapshots' MAC keys and the microvm assets'
+# verified stamps.
+USER_FILES = ("wasm-cache.key", "snapshot.key", "vm-assets.stamp")
 
 
 def must_work_skip(reason):
@@ -351,7 +352,7 @@ def guard(base_tmp, monkeypatch):
                 pass
         time.sleep(0.2)
         reap_zombies()
-    # The wasm module cache's MAC key and the microvm assets' verified stamps
+    # The MAC keys (wasm module cache, snapshots) and the microvm assets' verified stamps
     # are the user's, not a sandbox's: they stay.
     entries = sorted(e for e in os.listdir(g.state_dir) if e not in USER_FILES) if os.path.isdir(g.state_dir) else []
     if entries:

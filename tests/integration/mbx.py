@@ -151,6 +151,22 @@ class Lib:
             "mbx_sandbox_mkdir": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_int, pvp]),
             "mbx_sandbox_remove": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_int, pvp]),
             "mbx_sandbox_rename": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_char_p, pvp]),
+            "mbx_sandbox_symlink": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_char_p, pvp]),
+            "mbx_config_set_env": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_char_p, pvp]),
+            "mbx_config_set_hostname": (ctypes.c_int, [vp, ctypes.c_char_p, pvp]),
+            "mbx_config_set_workdir": (ctypes.c_int, [vp, ctypes.c_char_p, pvp]),
+            "mbx_config_set_memory_limit": (ctypes.c_int, [vp, ctypes.c_uint64, pvp]),
+            "mbx_config_set_network": (ctypes.c_int, [vp, ctypes.c_uint8, pvp]),
+            "mbx_config_add_allowed_domain": (ctypes.c_int, [vp, ctypes.c_char_p, pvp]),
+            "mbx_sandbox_snapshot": (ctypes.c_int, [pvp, vp, pvp]),
+            "mbx_sandbox_from_snapshot": (ctypes.c_int, [pvp, vp, vp, pvp]),
+            "mbx_sandbox_fork": (ctypes.c_int, [pvp, vp, pvp]),
+            "mbx_snapshot_to_bytes": (ctypes.c_int, [vp, pvp, ctypes.POINTER(ctypes.c_size_t), pvp]),
+            "mbx_snapshot_from_bytes": (ctypes.c_int, [pvp, ctypes.c_char_p, ctypes.c_size_t, pvp]),
+            "mbx_snapshot_save": (ctypes.c_int, [vp, ctypes.c_char_p, pvp]),
+            "mbx_snapshot_load": (ctypes.c_int, [pvp, ctypes.c_char_p, pvp]),
+            "mbx_snapshot_size": (ctypes.c_uint64, [vp]),
+            "mbx_snapshot_free": (None, [vp]),
         }
         for name, (restype, argtypes) in sig.items():
             fn = getattr(lib, name)
@@ -225,6 +241,16 @@ class Sandbox:
             raise MbxError("mbx_sandbox_new", rc, msg)
         self.id = lib.lib.mbx_sandbox_id(self._sb).decode()
         self.limits_mechanism = lib.lib.mbx_sandbox_limits_mechanism(self._sb).decode()
+
+    @classmethod
+    def wrap(cls, lib, handle):
+        """A Sandbox around an mbx_sandbox handle made elsewhere (restore, fork)."""
+        self = cls.__new__(cls)
+        self._l = lib
+        self._sb = handle
+        self.id = lib.lib.mbx_sandbox_id(handle).decode()
+        self.limits_mechanism = lib.lib.mbx_sandbox_limits_mechanism(handle).decode()
+        return self
 
     def exec_status(self, argv, stdin=None):
         """Runs argv; returns (status, Result or None, error message or None)."""
@@ -452,3 +478,85 @@ Sandbox.remove = lambda self, path, recursive=False: _sb_call(self, "mbx_sandbox
 Sandbox.rename = lambda self, a, b: _sb_call(self, "mbx_sandbox_rename", os.fsencode(a), os.fsencode(b))
 Sandbox.read_file_to_fd = lambda self, path, fd: _sb_call(self, "mbx_sandbox_read_file_to_fd", os.fsencode(path), fd)
 Sandbox.write_file_from_fd = lambda self, path, fd, mode=0o644: _sb_call(self, "mbx_sandbox_write_file_from_fd", os.fsencode(path), fd, mode)
+Sandbox.symlink = lambda self, target, path: _sb_call(self, "mbx_sandbox_symlink", os.fsencode(target), os.fsencode(path))
+
+
+class Snapshot:
+    """An mbx_snapshot: freed on close()."""
+
+    def __init__(self, lib, handle):
+        self._l = lib
+        self.h = handle
+
+    @classmethod
+    def of(cls, sandbox):
+        h = ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        rc = sandbox._l.lib.mbx_sandbox_snapshot(ctypes.byref(h), sandbox._sb, ctypes.byref(err))
+        _check(sandbox._l, "mbx_sandbox_snapshot", rc, err)
+        return cls(sandbox._l, h)
+
+    @classmethod
+    def from_bytes(cls, lib, data):
+        h = ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        rc = lib.lib.mbx_snapshot_from_bytes(ctypes.byref(h), data, len(data), ctypes.byref(err))
+        _check(lib, "mbx_snapshot_from_bytes", rc, err)
+        return cls(lib, h)
+
+    @classmethod
+    def load(cls, lib, path):
+        h = ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        rc = lib.lib.mbx_snapshot_load(ctypes.byref(h), os.fsencode(path), ctypes.byref(err))
+        _check(lib, "mbx_snapshot_load", rc, err)
+        return cls(lib, h)
+
+    def to_bytes(self):
+        data = ctypes.c_void_p()
+        n = ctypes.c_size_t(0)
+        err = ctypes.c_void_p()
+        rc = self._l.lib.mbx_snapshot_to_bytes(self.h, ctypes.byref(data), ctypes.byref(n), ctypes.byref(err))
+        _check(self._l, "mbx_snapshot_to_bytes", rc, err)
+        try:
+            return ctypes.string_at(data, n.value)
+        finally:
+            self._l.lib.mbx_buffer_free(data)
+
+    def save(self, path):
+        err = ctypes.c_void_p()
+        rc = self._l.lib.mbx_snapshot_save(self.h, os.fsencode(path), ctypes.byref(err))
+        _check(self._l, "mbx_snapshot_save", rc, err)
+
+    def size(self):
+        return self._l.lib.mbx_snapshot_size(self.h)
+
+    def restore(self, config=None):
+        sb = ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        rc = self._l.lib.mbx_sandbox_from_snapshot(ctypes.byref(sb), self.h, config.cfg if config else None,
+                                                   ctypes.byref(err))
+        _check(self._l, "mbx_sandbox_from_snapshot", rc, err)
+        return Sandbox.wrap(self._l, sb)
+
+    def close(self):
+        if self.h:
+            self._l.lib.mbx_snapshot_free(self.h)
+            self.h = ctypes.c_void_p()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _fork(self):
+    child = ctypes.c_void_p()
+    err = ctypes.c_void_p()
+    rc = self._l.lib.mbx_sandbox_fork(ctypes.byref(child), self._sb, ctypes.byref(err))
+    _check(self._l, "mbx_sandbox_fork", rc, err)
+    return Sandbox.wrap(self._l, child)
+
+
+Sandbox.fork = _fork

@@ -1174,7 +1174,59 @@ static void test_signals_bad(void)
 	TAP_CHECK(signal_bad("99999999999999999999999", "not a signal"));
 }
 
+/* The options a snapshot keeps (cli_sandbox_opts_note) come back whole,
+ * without the ones that name host files, and a bad note is refused. */
+static void test_opts_note(void)
+{
+	static const struct { int id; const char *value; } given[] = {
+		{ CLI_OPT_TIMEOUT, "7" }, { CLI_OPT_MEMORY, "300m" }, { CLI_OPT_HOSTNAME, "hh" },
+		{ CLI_OPT_WORKDIR, "/tmp" }, { CLI_OPT_ENV, "A=1" }, { CLI_OPT_ENV, "B=x=y" },
+		{ CLI_OPT_NETWORK, "allow:example.invalid" }, { CLI_OPT_ALLOW_DEGRADED, NULL },
+		{ CLI_OPT_MOUNT, "/tmp:/data" }, { CLI_OPT_HTTP_RULE, "allow GET example.invalid/*" },
+	};
+	struct cli_sandbox_opts o, back;
+	char reason[CLI_WHY_MAX], *note = NULL;
+	size_t len = 0, i;
+
+	cli_sandbox_opts_init(&o);
+	for (i = 0; i < sizeof(given) / sizeof(given[0]); i++)
+		TAP_CHECK_INT(cli_sandbox_opts_set(&o, given[i].id, given[i].value, reason, sizeof(reason)), 0);
+	TAP_CHECK_INT(cli_sandbox_opts_note(&o, &note, &len), 0);
+	cli_sandbox_opts_init(&back);
+	TAP_CHECK_INT(cli_sandbox_opts_from_note(&back, note, len, reason, sizeof(reason)), 0);
+	TAP_CHECK_INT(back.timeout_ms, 7000);
+	TAP_CHECK_INT(back.memory_bytes, 300ull << 20);
+	TAP_CHECK_STR(back.hostname, "hh");
+	TAP_CHECK_STR(back.workdir, "/tmp");
+	TAP_CHECK_INT(back.n_env, 2);
+	TAP_CHECK(back.n_env == 2 && strcmp(back.env[1].value, "x=y") == 0);
+	TAP_CHECK_INT(back.network.policy, MBX_NETWORK_ALLOW_DOMAINS);
+	TAP_CHECK_INT(back.allow_degraded, 1);
+	TAP_CHECK_INT(back.n_http_rules, 1);
+	TAP_CHECK_INT(back.n_mounts, 0); /* host paths: never in a note */
+	TAP_CHECK_INT(back.set, o.set);
+	cli_sandbox_opts_free(&back);
+	free(note);
+	cli_sandbox_opts_free(&o);
+
+	/* Notes a snapshot must not make us act on, or malformed ones. */
+	static const char mount[] = "--mount\0/etc:/x\0", envfile[] = "--env-file\0/etc/shadow\0",
+			  unknown[] = "--frob\0", noval[] = "--timeout\0", badval[] = "--timeout\0never\0",
+			  unterminated[] = { '-', '-', 'c', 'p', 'u' };
+	cli_sandbox_opts_init(&back);
+	TAP_CHECK_INT(cli_sandbox_opts_from_note(&back, mount, sizeof(mount) - 1, reason, sizeof(reason)), -1);
+	TAP_CHECK_INT(cli_sandbox_opts_from_note(&back, envfile, sizeof(envfile) - 1, reason, sizeof(reason)), -1);
+	TAP_CHECK_INT(cli_sandbox_opts_from_note(&back, unknown, sizeof(unknown) - 1, reason, sizeof(reason)), -1);
+	TAP_CHECK_INT(cli_sandbox_opts_from_note(&back, noval, sizeof(noval) - 1, reason, sizeof(reason)), -1);
+	TAP_CHECK_INT(cli_sandbox_opts_from_note(&back, badval, sizeof(badval) - 1, reason, sizeof(reason)), -1);
+	TAP_CHECK_INT(cli_sandbox_opts_from_note(&back, unterminated, sizeof(unterminated), reason, sizeof(reason)), -1);
+	TAP_CHECK_INT(back.n_mounts, 0);
+	TAP_CHECK_INT(back.n_env, 0);
+	cli_sandbox_opts_free(&back);
+}
+
 static const struct tap_case cases[] = {
+	{ "cli/opts-note", test_opts_note },
 	{ "cli/duration", test_duration },
 	{ "cli/duration-bad", test_duration_bad },
 	{ "cli/format-duration", test_format_duration },

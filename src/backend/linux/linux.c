@@ -33,6 +33,7 @@
 #include "platform/linux/safeopen.h"
 #include "platform/linux/syscalls.h"
 #include "statedir.h"
+#include "snapshot.h"
 
 /* Host uids that become root inside sandboxes of a root caller: a block no
  * distribution hands to users, so sandbox files and processes belong to
@@ -504,14 +505,54 @@ static struct mbx_client *linux_client(mbx_sandbox *sb)
 	return l ? mbx__agenthost_client(&l->host) : NULL;
 }
 
+/*
+ * Snapshots of the os backend: the files of the writable storage
+ * (/workspace, /tmp, /dev/shm), read and written through the agent's file
+ * service like any file call (src/core/snapfiles.c). Processes are not
+ * saved. A fork is a snapshot applied straight to a new sandbox, without
+ * the MAC and the format around it.
+ */
+static int linux_snapshot(mbx_sandbox *sb, struct mbx_buf *payload, mbx_error **err)
+{
+	return mbx__snapfiles_capture(sb, 0, payload, err);
+}
+
+static int linux_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, mbx_error **err)
+{
+	int rc = linux_create(sb, err);
+
+	if (rc < 0)
+		return rc;
+	rc = mbx__snapfiles_apply(sb, payload, len, err);
+	if (rc < 0 && !sb->destroyed) {
+		sb->destroyed = 1;
+		linux_destroy(sb, NULL);
+	}
+	return rc;
+}
+
+static int linux_fork(mbx_sandbox *sb, mbx_sandbox *child, mbx_error **err)
+{
+	struct mbx_buf payload = { 0 };
+	int rc = mbx__snapfiles_capture(sb, 0, &payload, err);
+
+	if (rc == MBX_OK)
+		rc = linux_restore(child, payload.data, payload.len, err);
+	mbx__buf_release(&payload);
+	return rc;
+}
+
 const struct mbx_backend_ops mbx__linux_backend = {
 	.name = "os",
 	.isolation = MBX_ISOLATION_OS,
 	.caps = MBX_BACKEND_CAP_EXEC | MBX_BACKEND_CAP_PROCESSES | MBX_BACKEND_CAP_PTY | MBX_BACKEND_CAP_FILES |
-		MBX_BACKEND_CAP_STATE | MBX_BACKEND_CAP_OOM_COUNT,
+		MBX_BACKEND_CAP_STATE | MBX_BACKEND_CAP_OOM_COUNT | MBX_BACKEND_CAP_SNAPSHOT | MBX_BACKEND_CAP_FORK,
 	.create = linux_create,
 	.exec = linux_exec,
 	.destroy = linux_destroy,
 	.client = linux_client,
 	.oom_kills = linux_oom_kills,
+	.snapshot = linux_snapshot,
+	.restore = linux_restore,
+	.fork = linux_fork,
 };

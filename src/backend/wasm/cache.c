@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "keyfile.h"
 #include "sha256.h"
 
 #include "cache.h"
@@ -60,75 +61,9 @@ void mbx__wasm_cache_path(const struct mbx_wasm_cache *c, const uint8_t key[MBX_
 
 static int read_all(int fd, uint8_t *buf, size_t len);
 
-static int key_check(int fd, const char *path, mbx_error **err)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return mbx__error_set(err, MBX_ESYS, errno, "wasm", "module cache key `%s`", path);
-	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0 ||
-	    st.st_size != MBX_WASM_MAC_KEY_LEN) {
-		mbx__error_set(err, MBX_EPERM, 0, "wasm",
-			       "module cache key `%s` is not a private %d-byte file of uid %u (mode %04o, owner %u, %lld bytes)",
-			       path, MBX_WASM_MAC_KEY_LEN, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
-			       (unsigned)st.st_uid, (long long)st.st_size);
-		mbx__error_suggest(err, "remove it (a new key is made, and cached modules are compiled again)");
-		return MBX_EPERM;
-	}
-	return MBX_OK;
-}
-
 int mbx__wasm_cache_key_load(const char *path, uint8_t key[MBX_WASM_MAC_KEY_LEN], mbx_error **err)
 {
-	char tmp[4300];
-	uint8_t fresh[MBX_WASM_MAC_KEY_LEN];
-	uint64_t r = 0;
-	int fd, rc, tries;
-
-	for (tries = 0; tries < 3; tries++) {
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-		if (fd >= 0) {
-			rc = key_check(fd, path, err);
-			if (rc == MBX_OK && read_all(fd, key, MBX_WASM_MAC_KEY_LEN) < 0)
-				rc = mbx__error_set(err, MBX_ESYS, errno, "wasm", "read the module cache key `%s`", path);
-			close(fd);
-			return rc;
-		}
-		if (errno == ELOOP) {
-			mbx__error_set(err, MBX_EPERM, ELOOP, "wasm", "module cache key `%s` is a symbolic link", path);
-			mbx__error_suggest(err, "remove it (a new key is made, and cached modules are compiled again)");
-			return MBX_EPERM;
-		}
-		if (errno != ENOENT)
-			return mbx__error_set(err, MBX_ESYS, errno, "wasm", "open the module cache key `%s`", path);
-		/* Make it: whole in a temporary file, then linked under its name,
-		 * which fails if another process made one first (then read it). */
-		if (getrandom(fresh, sizeof(fresh), 0) != (ssize_t)sizeof(fresh) ||
-		    getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
-			return mbx__error_set(err, MBX_ESYS, errno, "wasm", "getrandom for the module cache key");
-		snprintf(tmp, sizeof(tmp), "%s.tmp-%d-%016llx", path, (int)getpid(), (unsigned long long)r);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0)
-			return mbx__error_set(err, MBX_ESYS, errno, "wasm", "create the module cache key `%s`", tmp);
-		rc = write(fd, fresh, sizeof(fresh)) == (ssize_t)sizeof(fresh) && fchmod(fd, 0600) == 0 && fsync(fd) == 0;
-		memset(fresh, 0, sizeof(fresh));
-		if (close(fd) < 0)
-			rc = 0;
-		if (!rc) {
-			rc = mbx__error_set(err, MBX_ESYS, errno, "wasm", "write the module cache key `%s`", tmp);
-			unlink(tmp);
-			return rc;
-		}
-		rc = link(tmp, path);
-		if (rc < 0 && errno != EEXIST) {
-			rc = mbx__error_set(err, MBX_ESYS, errno, "wasm", "create the module cache key `%s`", path);
-			unlink(tmp);
-			return rc;
-		}
-		unlink(tmp);
-		/* Read back what is under the name now (ours or a racer's). */
-	}
-	return mbx__error_set(err, MBX_ESYS, 0, "wasm", "the module cache key `%s` keeps changing", path);
+	return mbx__keyfile_load(path, key, "module cache key", "wasm", "cached modules are compiled again", err);
 }
 
 /* 1 when `path`'s directory is `dir` itself (the key would sit among the

@@ -36,6 +36,7 @@
 
 #include "internal.h"
 #include "backend/backend.h"
+#include "snapshot.h"
 #include "statedir.h"
 #include "cache.h"
 
@@ -1092,15 +1093,53 @@ static const char *wasm_workspace(mbx_sandbox *sb)
 	return w ? w->workspace : NULL;
 }
 
+/*
+ * Snapshots: the files of /workspace (a host directory here), read and
+ * written through the file API as the os backend's are (src/core/snapfiles.c).
+ */
+static int wasm_snapshot(mbx_sandbox *sb, struct mbx_buf *payload, mbx_error **err)
+{
+	return mbx__snapfiles_capture(sb, 1, payload, err);
+}
+
+static int wasm_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, mbx_error **err)
+{
+	int rc = wasm_create(sb, err);
+
+	if (rc < 0)
+		return rc;
+	rc = mbx__snapfiles_apply(sb, payload, len, err);
+	if (rc < 0 && !sb->destroyed) {
+		sb->destroyed = 1;
+		wasm_destroy(sb, NULL);
+	}
+	return rc;
+}
+
+static int wasm_fork(mbx_sandbox *sb, mbx_sandbox *child, mbx_error **err)
+{
+	struct mbx_buf payload = { 0 };
+	int rc = mbx__snapfiles_capture(sb, 1, &payload, err);
+
+	if (rc == MBX_OK)
+		rc = wasm_restore(child, payload.data, payload.len, err);
+	mbx__buf_release(&payload);
+	return rc;
+}
+
 const struct mbx_backend_ops mbx__wasm_backend = {
 	.name = "wasm",
 	.isolation = MBX_ISOLATION_WASM,
 	/* Each execute is a fresh instance; /workspace persists on the host. */
-	.caps = MBX_BACKEND_CAP_EXEC | MBX_BACKEND_CAP_FILES | MBX_BACKEND_CAP_STATE,
+	.caps = MBX_BACKEND_CAP_EXEC | MBX_BACKEND_CAP_FILES | MBX_BACKEND_CAP_STATE | MBX_BACKEND_CAP_SNAPSHOT |
+		MBX_BACKEND_CAP_FORK,
 	.create = wasm_create,
 	.exec = wasm_exec,
 	.destroy = wasm_destroy,
 	.workspace = wasm_workspace,
+	.snapshot = wasm_snapshot,
+	.restore = wasm_restore,
+	.fork = wasm_fork,
 };
 
 /* ---- doctor ---- */
