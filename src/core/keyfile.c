@@ -10,7 +10,7 @@
 
 #include "keyfile.h"
 
-static int read_all(int fd, uint8_t *buf, size_t len)
+int mbx__read_exact(int fd, uint8_t *buf, size_t len)
 {
 	size_t got = 0;
 
@@ -59,7 +59,7 @@ int mbx__keyfile_load(const char *path, uint8_t key[MBX_KEYFILE_LEN], const char
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		if (fd >= 0) {
 			rc = key_check(fd, path, what, backend, lost, err);
-			if (rc == MBX_OK && read_all(fd, key, MBX_KEYFILE_LEN) < 0)
+			if (rc == MBX_OK && mbx__read_exact(fd, key, MBX_KEYFILE_LEN) < 0)
 				rc = mbx__error_set(err, MBX_ESYS, errno, backend, "read the %s `%s`", what, path);
 			close(fd);
 			return rc;

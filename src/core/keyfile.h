@@ -13,6 +13,10 @@
 
 #define MBX_KEYFILE_LEN 32
 
+/* Reads exactly `len` bytes (a regular file of known size): 0, or -1 with
+ * errno (EIO when the file ended early). */
+int mbx__read_exact(int fd, uint8_t *buf, size_t len);
+
 /*
  * Reads the key from `path`, or makes it: 32 bytes from getrandom(),
  * written 0600 to a temporary file and linked into place, so a concurrent

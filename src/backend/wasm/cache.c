@@ -59,7 +59,6 @@ void mbx__wasm_cache_path(const struct mbx_wasm_cache *c, const uint8_t key[MBX_
 	snprintf(out, size, "%s/%s.cwasm", c->dir, name);
 }
 
-static int read_all(int fd, uint8_t *buf, size_t len);
 
 int mbx__wasm_cache_key_load(const char *path, uint8_t key[MBX_WASM_MAC_KEY_LEN], mbx_error **err)
 {
@@ -129,26 +128,6 @@ void mbx__wasm_cache_close(struct mbx_wasm_cache *c)
 	memset(c->mac_key, 0, sizeof(c->mac_key));
 }
 
-/* Reads the whole of a regular file of known size; 0 or -1 (errno). */
-static int read_all(int fd, uint8_t *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = read(fd, buf + got, len - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO; /* shrank under us */
-			return -1;
-		}
-		got += (size_t)n;
-	}
-	return 0;
-}
-
 /* Checks an entry held in memory; NULL when it is sound, else why not. */
 static const char *verify(const struct mbx_wasm_cache *c, const uint8_t *buf, size_t size,
 			  const uint8_t key[MBX_WASM_KEY_LEN])
@@ -212,7 +191,7 @@ int mbx__wasm_cache_load(const struct mbx_wasm_cache *c, const uint8_t key[MBX_W
 		close(fd);
 		return MBX_WASM_CACHE_MISS;
 	}
-	if (read_all(fd, data, (size_t)st.st_size) < 0) {
+	if (mbx__read_exact(fd, data, (size_t)st.st_size) < 0) {
 		close(fd);
 		free(data);
 		bad = "unreadable";
