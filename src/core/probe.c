@@ -900,6 +900,24 @@ static void probe_pasta(mbx_probe *p)
 
 /* ---- backends ---- */
 
+/* Appends a check's detail and hint to a verdict's reason ("; "-separated).
+ * -1 (p->oom set, *reason freed) when memory ran out. */
+static int add_reason(mbx_probe *p, char **reason, const struct probe_check *c)
+{
+	char *next = NULL;
+	int n = asprintf(&next, "%s%s%s%s%s", *reason ? *reason : "", *reason ? "; " : "",
+			 c->detail ? c->detail : c->name, c->hint ? ": " : "", c->hint ? c->hint : "");
+
+	free(*reason);
+	*reason = NULL;
+	if (n < 0) {
+		p->oom = 1;
+		return -1;
+	}
+	*reason = next;
+	return 0;
+}
+
 /* Why the os backend cannot run, or NULL (in p->os_reason). It needs user,
  * pid, mount, network, ipc and uts namespaces, seccomp and Landlock (any
  * ABI: a PARTIAL Landlock still confines the filesystem). When user
@@ -912,22 +930,13 @@ static void os_verdict(mbx_probe *p)
 
 	for (i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
 		const struct probe_check *c = &p->checks[needed[i]];
-		char *next = NULL;
-		int n;
 
 		if (c->status != MBX_PROBE_UNAVAILABLE)
 			continue;
 		if (needed[i] >= C_PIDNS && needed[i] <= C_UTSNS && p->checks[C_USERNS].status != MBX_PROBE_OK)
 			continue;
-		n = asprintf(&next, "%s%s%s%s%s", reason ? reason : "", reason ? "; " : "",
-			     c->detail ? c->detail : c->name, c->hint ? ": " : "", c->hint ? c->hint : "");
-		free(reason);
-		reason = NULL;
-		if (n < 0) {
-			p->oom = 1;
+		if (add_reason(p, &reason, c) < 0)
 			return;
-		}
-		reason = next;
 	}
 	p->os_reason = reason;
 }
@@ -942,20 +951,11 @@ static void vm_verdict(mbx_probe *p)
 
 	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
 		const struct probe_check *c = &p->checks[needed[i]];
-		char *next = NULL;
-		int n;
 
 		if (c->status == MBX_PROBE_OK || (needed[i] == C_VMM_JAIL && c->status == MBX_PROBE_PARTIAL))
 			continue;
-		n = asprintf(&next, "%s%s%s%s%s", reason ? reason : "", reason ? "; " : "",
-			     c->detail ? c->detail : c->name, c->hint ? ": " : "", c->hint ? c->hint : "");
-		free(reason);
-		reason = NULL;
-		if (n < 0) {
-			p->oom = 1;
+		if (add_reason(p, &reason, c) < 0)
 			return;
-		}
-		reason = next;
 	}
 	p->vm_reason = reason;
 }
