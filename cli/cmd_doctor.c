@@ -109,8 +109,7 @@ static void print_text(const mbx_probe *probe)
 		reason = NULL;
 		snprintf(label, sizeof(label), "%s:", or_empty(mbx_isolation_name(backends[i])));
 		if (mbx_probe_backend(probe, backends[i], &reason) && backends[i] == MBX_ISOLATION_MICROVM)
-			printf("backend %-8s available (its prerequisites: QEMU and guest assets that verify; %s)\n",
-			       label, vm_accel_word(probe));
+			printf("backend %-8s available (%s)\n", label, vm_accel_word(probe));
 		else if (mbx_probe_backend(probe, backends[i], &reason))
 			printf("backend %-8s available\n", label);
 		else
