@@ -201,6 +201,20 @@ static int open_port_once(const char *want)
 	return fd;
 }
 
+int agent_guest_open_port(const char *name)
+{
+	unsigned waited = 0;
+	int fd;
+
+	while ((fd = open_port_once(name)) < 0) {
+		if (errno != ENOENT || waited >= PORT_WAIT_MS)
+			return -1;
+		sleep_ms(10);
+		waited += 10;
+	}
+	return fd;
+}
+
 /* Step 2: the channel as fd 3. */
 static int open_channel(struct agent_state *st)
 {

@@ -884,6 +884,15 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 		agent_send_error(st, 0, MBX_ESYS, errno, "network-namespace", "bring up the loopback interface");
 		return -1;
 	}
+	if (st->init_flags & MBX_INIT_NET_PROXY) {
+		if (!st->guest || !(st->init_flags & MBX_INIT_LOOPBACK)) {
+			agent_send_error(st, 0, MBX_EINVAL, 0, "network",
+					 "MBX_INIT_NET_PROXY is for a microvm guest, with its loopback up (MBX_INIT_LOOPBACK)");
+			return -1;
+		}
+		if (agent_net_start(st) < 0)
+			return -1;
+	}
 
 	/* Pass 2: the mount plan. */
 	if (st->init_flags & MBX_INIT_SETUP_ROOT) {

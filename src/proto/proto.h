@@ -192,6 +192,8 @@ enum mbx_fop {
 #define MBX_INIT_UNTRUSTED      (1u << 3) /* stricter Landlock scopes */
 #define MBX_INIT_GUEST          (1u << 4) /* the agent is the init of a microvm guest: no mount plan,
 					   * no descriptors; MBX_F_DISK, MBX_F_SEED, MBX_F_MAX_PROCS apply */
+#define MBX_INIT_NET_PROXY      (1u << 5) /* guest only: listen on 127.0.0.1:3128 and carry its connections
+					   * to the host's proxy over the port org.mimobox.net (netmux.h) */
 
 /* MBX_F_SEED length bounds. */
 #define MBX_SEED_MIN 32u
