@@ -115,6 +115,8 @@ struct agent_guest_init {
 	const uint8_t *seed;    /* MBX_F_SEED (borrowed from the frame), or NULL */
 	uint32_t seed_len;
 	uint32_t max_procs;     /* MBX_F_MAX_PROCS, 0: not given */
+	const uint8_t *ca;      /* MBX_F_NET_CA (borrowed), or NULL */
+	uint32_t ca_len;
 };
 
 /* agent.c */

@@ -848,6 +848,12 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 			if (st->guest && (mbx_field_u32(v, n, &guest.max_procs) < 0 || guest.max_procs == 0))
 				goto bad;
 			break;
+		case MBX_F_NET_CA:
+			if (st->guest && (n == 0 || n > MBX_NET_CA_MAX || guest.ca != NULL))
+				goto bad;
+			guest.ca = v;
+			guest.ca_len = n;
+			break;
 		default:
 			break;
 		}
