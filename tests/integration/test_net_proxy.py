@@ -640,6 +640,62 @@ def test_allow_all_fails_closed(make_sandbox):
     assert "pasta" in e.message or "tun" in e.message, e
 
 
+def test_allow_all_refused_on_microvm(backend, make_sandbox):
+    """A guest has no network interface: `all` is refused, naming the
+    layer, never turned into something narrower."""
+    if backend != "microvm":
+        pytest.skip("not applicable: the os backend gives `all` through pasta (test_allow_all_*)")
+    with pytest.raises(NetError) as ei:
+        make_sandbox(network=MBX_NETWORK_ALLOW_ALL)
+    e = ei.value
+    assert e.name == "unsupported" and e.layer == "network", e
+    assert "no network interface" in e.message and "allow all" in e.message, e
+
+
+def _threads_and_fds():
+    """Threads and descriptors of this process, less the agent image the
+    library keeps once made (a memfd, the first sandbox's)."""
+    fds = 0
+    for f in os.listdir("/proc/self/fd"):
+        try:
+            fds += "mimobox-agent" not in os.readlink("/proc/self/fd/" + f)
+        except OSError:
+            pass
+    return len(os.listdir("/proc/self/task")), fds
+
+
+def test_microvm_network_leaves_nothing_behind(backend, proxied):
+    """The network channel's thread, its streams and the proxy's threads
+    end with the sandbox: the library process has the threads and
+    descriptors it had before."""
+    if backend != "microvm":
+        pytest.skip("not applicable: the microvm backend's channel (the os backend's proxy is in the other tests)")
+    allowed = Recorder(reply=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    try:
+        before = _threads_and_fds()
+        sb = proxied()
+        # One finished request and one connection left open at the end.
+        code = ("import socket, sys\n"
+                "s = socket.create_connection(('127.0.0.1', 3128)); "
+                "s.sendall(b'GET http://relay.example.test:%d/ HTTP/1.1\\r\\nHost: relay.example.test:%d\\r\\n\\r\\n'); "
+                "print(s.recv(100).split(b'\\r\\n')[0].decode())\n"
+                "import subprocess\n"
+                "subprocess.Popen(['python3', '-c', 'import socket, time; "
+                "s = socket.create_connection((\"127.0.0.1\", 3128)); s.sendall(b\"CONNECT relay.example.test:%d HTTP/1.1\\\\r\\\\n\\\\r\\\\n\"); time.sleep(60)'])\n"
+                % (allowed.port, allowed.port, allowed.port))
+        rc, out, err = sb.python(code)
+        assert out.startswith("HTTP/1.1 200 OK"), (out, err)
+        during = _threads_and_fds()
+        assert during[0] > before[0], "no thread serves the channel"
+        sb.close()
+        deadline = time.time() + 5
+        while time.time() < deadline and _threads_and_fds() != before:
+            time.sleep(0.05)
+        assert _threads_and_fds() == before, (before, during, _threads_and_fds())
+    finally:
+        allowed.close()
+
+
 def test_deny_all_reaches_nothing(make_sandbox, web):
     sb = make_sandbox(network=MBX_NETWORK_DENY_ALL, overrides=OVERRIDES, allow_private=True)
     rc, out, err = sb.sh("env | grep -ci proxy; curl -sS --max-time 3 http://api.example.test:%d/ 2>&1;"
