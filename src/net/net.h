@@ -26,10 +26,10 @@
 
 #include "internal.h"
 
-/* The proxy's address inside an os sandbox. */
+/* The proxy's address inside a sandbox (an os sandbox's network namespace, a microVM guest). */
 #define MBX_NET_PROXY_PORT 3128
 #define MBX_NET_PROXY_URL "http://127.0.0.1:3128"
-/* Where the combined certificate bundle appears inside an os sandbox. */
+/* Where the combined certificate bundle appears inside a sandbox. */
 #define MBX_NET_CA_PATH "/etc/ssl/mimobox-ca.pem"
 
 /* Defaults of the MBX_NET_LIMIT_* settings. */
