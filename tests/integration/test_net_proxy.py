@@ -75,6 +75,15 @@ def status_line(out):
     return float(lines[0]), (lines[1].rstrip("\r") if len(lines) > 1 else "")
 
 
+def curl_in_the_sandbox(backend):
+    """The tests that run curl (or Python's http modules) inside the
+    sandbox: the microVM guest image has neither; the same proxy paths run
+    on it through raw sockets (test_guest_reaches_only_the_proxy,
+    test_tls_tunnel_with_the_config_ca and the RAW tests)."""
+    if backend == "microvm":
+        pytest.skip("not applicable: the microvm guest image has no curl and no Python http modules")
+
+
 # ---------------------------------------------------------------------------
 # Fixtures
 
@@ -189,7 +198,8 @@ def test_proxy_environment(backend, proxied):
     assert ifaces == ["lo"], out
 
 
-def test_curl_https_through_proxy(proxied, tls_web):
+def test_curl_https_through_proxy(backend, proxied, tls_web):
+    curl_in_the_sandbox(backend)
     sb = proxied()
     rc, out, err = sb.sh("curl -sS --max-time 10 https://api.example.test:%d/hello" % tls_web.port)
     assert rc == 0, err
@@ -202,7 +212,8 @@ def test_curl_https_through_proxy(proxied, tls_web):
     assert "api.example.test" in e.reason and e.bytes_up > 100 and e.bytes_down > 100, e
 
 
-def test_python_https_through_proxy(proxied, tls_web):
+def test_python_https_through_proxy(backend, proxied, tls_web):
+    curl_in_the_sandbox(backend)
     sb = proxied()
     code = ("import urllib.request, sys\n"
             "print(urllib.request.urlopen('https://other.example.test:%d/py', timeout=10).read().decode(), end='')\n"
@@ -212,15 +223,57 @@ def test_python_https_through_proxy(proxied, tls_web):
     assert out == "tls other.example.test:%d /py\n" % tls_web.port
 
 
-def test_test_ca_comes_from_config(make_sandbox, tls_web):
+# TLS through a CONNECT tunnel with Python's ssl alone (a microVM guest's
+# Python has no http modules), trusting the bundle SSL_CERT_FILE names.
+TLS_RAW = r"""
+import os, socket, ssl, sys
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+s.sendall(b"CONNECT api.example.test:%d HTTP/1.1\r\nHost: api.example.test:%d\r\n\r\n" % (port, port))
+head = b""
+while b"\r\n\r\n" not in head:
+    b = s.recv(1)
+    if not b:
+        break
+    head += b
+print(head.split(b"\r\n")[0].decode())
+ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+t = ctx.wrap_socket(s, server_hostname="api.example.test")
+t.sendall(b"GET /raw HTTP/1.1\r\nHost: api.example.test:%d\r\nConnection: close\r\n\r\n" % port)
+data = b""
+while True:
+    b = t.recv(65536)
+    if not b:
+        break
+    data += b
+print(data.split(b"\r\n\r\n", 1)[1].decode(), end="")
+"""
+
+
+def test_tls_tunnel_with_the_config_ca(backend, proxied, tls_web):
+    """A TLS connection through a CONNECT tunnel, verified against the
+    bundle the sandbox got (the host's plus the config's CA), on each
+    backend; the tunnel's bytes are in the audit log."""
+    sb = proxied()
+    rc, out, err = sb.python(TLS_RAW, tls_web.port)
+    assert rc == 0, (out, err)
+    assert out.splitlines() == ["HTTP/1.1 200 Connection established",
+                                "tls api.example.test:%d /raw" % tls_web.port], (out, err)
+    log = [e for e in sb.log() if e.method == "CONNECT"]
+    assert len(log) == 1 and log[0].verdict == "allowed" and log[0].bytes_down > 100, log
+
+
+def test_test_ca_comes_from_config(backend, make_sandbox, tls_web):
     """Without the CA in the config, the same request fails verification:
     the sandbox trusts what the config gives, nothing more."""
+    curl_in_the_sandbox(backend)
     sb = make_sandbox(network=MBX_NETWORK_ALLOW_DOMAINS, domains=DOMAINS, overrides=OVERRIDES, allow_private=True)
     rc, out, err = sb.sh("curl -sS --max-time 10 https://api.example.test:%d/; echo rc=$?" % tls_web.port)
     assert "rc=60" in out, (out, err)
 
 
-def test_plain_http_forwarding(proxied, web):
+def test_plain_http_forwarding(backend, proxied, web):
+    curl_in_the_sandbox(backend)
     sb = proxied()
     rc, out, err = sb.sh("curl -sS --max-time 10 -H 'X-Probe: 1' http://api.example.test:%d/plain?x=1" % web.port)
     assert rc == 0, err
@@ -232,7 +285,8 @@ def test_plain_http_forwarding(proxied, web):
     assert e.verdict == "allowed" and e.status == 200 and e.bytes_down > 0, e
 
 
-def test_ipv6_destination(proxied):
+def test_ipv6_destination(backend, proxied):
+    curl_in_the_sandbox(backend)
     try:
         s = WebServer(host="::1", label="v6")
     except OSError:
@@ -249,7 +303,8 @@ def test_ipv6_destination(proxied):
 # Denials
 
 
-def test_denied_name_gets_403_at_once(proxied, web):
+def test_denied_name_gets_403_at_once(backend, proxied, web):
+    curl_in_the_sandbox(backend)
     sb = proxied()
     rc, out, err = sb.sh("curl -sS -o /dev/null -w '%%{http_connect} %%{time_total}' --max-time 10 "
                          "https://denied.test:%d/; echo \" rc=$?\"" % web.port)
@@ -438,9 +493,10 @@ IP_FORMS = ["127.0.0.1", "2130706433", "0177.0.0.1", "0x7f.1", "0x7f000001", "12
             "[::1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[64:ff9b::7f00:1]", "[::127.0.0.1]"]
 
 
-def test_ip_literals_are_refused(proxied):
+def test_ip_literals_are_refused(backend, proxied):
     """Every spelling of an address is an IP literal, refused unless the
     allow list names it, even with private destinations admitted."""
+    curl_in_the_sandbox(backend)
     target = Recorder()
     try:
         sb = proxied()
@@ -463,9 +519,10 @@ def test_ip_literals_are_refused(proxied):
         target.close()
 
 
-def test_listed_ip_literal(make_sandbox, web):
+def test_listed_ip_literal(backend, make_sandbox, web):
     """An IP literal the allow list names is allowed (in any spelling),
     but it still passes the address checks."""
+    curl_in_the_sandbox(backend)
     sb = make_sandbox(network=MBX_NETWORK_ALLOW_DOMAINS, domains=["127.0.0.1"])
     rc, out, err = sb.sh("curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 http://127.0.0.1:%d/ --noproxy ''"
                          % web.port)
@@ -489,7 +546,8 @@ def test_host_header_must_match(backend, proxied, web):
     assert web.hits == []
 
 
-def test_redirects_are_checked_again(proxied, web):
+def test_redirects_are_checked_again(backend, proxied, web):
+    curl_in_the_sandbox(backend)
     sb = proxied()
     base = "http://api.example.test:%d" % web.port
     # The client follows the redirect itself: a new request, checked again.
@@ -515,7 +573,8 @@ def test_redirects_are_checked_again(proxied, web):
 # Limits
 
 
-def test_oversized_bodies_are_cut_off(proxied, web, tls_web):
+def test_oversized_bodies_are_cut_off(backend, proxied, web, tls_web):
+    curl_in_the_sandbox(backend)
     mib = 1 << 20
     sb = proxied(limits={"request_bytes": mib, "response_bytes": mib})
     # A declared request body over the limit: 413 before any connection.
@@ -546,7 +605,8 @@ def test_oversized_bodies_are_cut_off(proxied, web, tls_web):
     assert ei.value.name == "too_large"
 
 
-def test_slow_clients_are_cut_off(proxied, web):
+def test_slow_clients_are_cut_off(backend, proxied, web):
+    curl_in_the_sandbox(backend)
     sb = proxied(limits={"idle_ms": 1000})
     rc, out, err = sb.python(RAW, "CONNECT api.exa", "never", "", "4")
     secs, line = status_line(out)
@@ -696,7 +756,8 @@ def test_microvm_network_leaves_nothing_behind(backend, proxied):
         allowed.close()
 
 
-def test_deny_all_reaches_nothing(make_sandbox, web):
+def test_deny_all_reaches_nothing(backend, make_sandbox, web):
+    curl_in_the_sandbox(backend)
     sb = make_sandbox(network=MBX_NETWORK_DENY_ALL, overrides=OVERRIDES, allow_private=True)
     rc, out, err = sb.sh("env | grep -ci proxy; curl -sS --max-time 3 http://api.example.test:%d/ 2>&1;"
                          "curl -sS --max-time 3 -x http://127.0.0.1:3128 http://api.example.test:%d/ 2>&1; true"
@@ -710,7 +771,8 @@ def test_deny_all_reaches_nothing(make_sandbox, web):
     assert [e.verdict for e in sb.log()] == ["denied"]
 
 
-def test_cli_allow_domains(cli, web):
+def test_cli_allow_domains(backend, cli, web):
+    curl_in_the_sandbox(backend)
     r, res = cli.json("--network", "allow:api.example.test", "--", "sh", "-c",
                       "echo $HTTPS_PROXY; curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 "
                       "http://denied.test:%d/" % web.port)
@@ -867,11 +929,11 @@ def test_http_request_redirect_limit(proxied, web):
     assert r.status == 302, "one redirect followed, the second returned"
 
 
-def test_audit_log_fields(proxied, web):
+def test_audit_log_fields(backend, proxied, web):
     sb = proxied()
     t0 = time.time()
-    sb.sh("curl -sS -o /dev/null --max-time 5 http://api.example.test:%d/a; "
-          "curl -sS -o /dev/null --max-time 5 http://denied.test:%d/b" % (web.port, web.port))
+    for host, path in (("api.example.test", "a"), ("denied.test", "b")):
+        sb.python(RAW, "GET http://%s:%d/%s HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n" % (host, web.port, path, host, web.port))
     sb.http("GET", "http://api.example.test:%d/c" % web.port)
     log = sb.log()
     assert len(log) == 3, log
