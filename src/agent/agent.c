@@ -359,15 +359,16 @@ int main(void)
 		agent_guest_failed(&st);
 
 	for (;;) {
-		struct pollfd p[2 + 4 * AGENT_MAX_PROCS];
+		struct pollfd p[2 + 4 * AGENT_MAX_PROCS + AGENT_NET_POLL];
 		struct mbx_frame f;
-		size_t n;
+		size_t n, nn;
 		int rc, timeout = -1;
 
 		p[0] = (struct pollfd){ .fd = st.chan, .events = POLLIN | (st.out.len > st.out_sent ? POLLOUT : 0) };
 		p[1] = (struct pollfd){ .fd = st.sigfd, .events = POLLIN };
-		n = agent_proc_poll(&st, p + 2, sizeof(p) / sizeof(p[0]) - 2, &timeout);
-		if (poll(p, (nfds_t)(2 + n), timeout) < 0 && errno != EINTR)
+		n = agent_proc_poll(&st, p + 2, 4 * AGENT_MAX_PROCS, &timeout);
+		nn = agent_net_poll(&st, p + 2 + n, AGENT_NET_POLL);
+		if (poll(p, (nfds_t)(2 + n + nn), timeout) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -376,6 +377,7 @@ int main(void)
 				;
 		}
 		agent_proc_service(&st, p + 2, n);
+		agent_net_service(&st, p + 2 + n, nn);
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			if (read_channel(&st) < 0)
 				break;

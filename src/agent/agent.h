@@ -108,6 +108,7 @@ struct agent_state {
 	int boot_errno;
 	char boot_layer[32];
 	char boot_msg[200];
+	struct agent_net *net;  /* the network channel (netmux.c), or NULL */
 };
 
 /* What INIT asks of a guest beyond the os mode's layers. */
@@ -116,6 +117,8 @@ struct agent_guest_init {
 	const uint8_t *seed;    /* MBX_F_SEED (borrowed from the frame), or NULL */
 	uint32_t seed_len;
 	uint32_t max_procs;     /* MBX_F_MAX_PROCS, 0: not given */
+	const uint8_t *ca;      /* MBX_F_NET_CA (borrowed), or NULL */
+	uint32_t ca_len;
 };
 
 /* agent.c */
@@ -149,7 +152,19 @@ void agent_proc_reap(struct agent_state *st);
 /* Kills every process (shutdown). */
 void agent_proc_kill_all(struct agent_state *st);
 
+/* netmux.c: the guest's end of the network channel (MBX_INIT_NET_PROXY).
+ * Start: 0, or -1 with ERROR sent. Poll: fills up to `cap` entries (it
+ * needs AGENT_NET_POLL) and returns how many; service handles them. */
+#define AGENT_NET_POLL (2 + 64)
+struct pollfd;
+int agent_net_start(struct agent_state *st);
+size_t agent_net_poll(struct agent_state *st, struct pollfd *p, size_t cap);
+void agent_net_service(struct agent_state *st, const struct pollfd *p, size_t n);
+
 /* guest.c: guest mode. */
+/* Opens the virtio-serial port named `name` (looked for a few seconds);
+ * the descriptor, or -1 with errno. */
+int agent_guest_open_port(const char *name);
 /* 1 when the agent is a guest's init: PID 1 with no fd 3. */
 int agent_guest_detect(void);
 /* Mounts, the channel as fd 3, the root, the wait for the host. Powers the

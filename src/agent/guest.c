@@ -201,6 +201,20 @@ static int open_port_once(const char *want)
 	return fd;
 }
 
+int agent_guest_open_port(const char *name)
+{
+	unsigned waited = 0;
+	int fd;
+
+	while ((fd = open_port_once(name)) < 0) {
+		if (errno != ENOENT || waited >= PORT_WAIT_MS)
+			return -1;
+		sleep_ms(10);
+		waited += 10;
+	}
+	return fd;
+}
+
 /* Step 2: the channel as fd 3. */
 static int open_channel(struct agent_state *st)
 {
@@ -540,9 +554,54 @@ fail:
 	return -1;
 }
 
+/*
+ * INIT's MBX_F_NET_CA: the certificate bundle at /etc/ssl/mimobox-ca.pem
+ * (0644), then bound read-only onto itself, as the os backend's copy is:
+ * programs read it, none can change what the others trust.
+ */
+#define CA_PATH "/etc/ssl/mimobox-ca.pem"
+static int install_ca(struct agent_state *st, const uint8_t *pem, uint32_t len)
+{
+	const char *what = "make /etc/ssl";
+	size_t off = 0;
+	int fd;
+
+	if ((mkdir("/etc", 0755) < 0 && errno != EEXIST) || (mkdir("/etc/ssl", 0755) < 0 && errno != EEXIST))
+		goto fail;
+	what = "write " CA_PATH;
+	fd = open(CA_PATH, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		goto fail;
+	while (off < len) {
+		ssize_t n = write(fd, pem + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENOSPC;
+			close(fd);
+			goto fail;
+		}
+		off += (size_t)n;
+	}
+	if (fchmod(fd, 0644) < 0 || close(fd) < 0)
+		goto fail;
+	what = "make " CA_PATH " read-only";
+	if (mount(CA_PATH, CA_PATH, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, CA_PATH, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		goto fail;
+	return 0;
+fail:
+	agent_send_error(st, 0, MBX_ESYS, errno, "network", "install the certificate bundle: %s", what);
+	return -1;
+}
+
 int agent_guest_setup(struct agent_state *st, const struct agent_guest_init *g)
 {
 	if (name_host(st) < 0)
+		return -1;
+	if (g->ca && install_ca(st, g->ca, g->ca_len) < 0)
 		return -1;
 	if (g->disk && resize_storage(st, g->disk) < 0)
 		return -1;

@@ -848,6 +848,12 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 			if (st->guest && (mbx_field_u32(v, n, &guest.max_procs) < 0 || guest.max_procs == 0))
 				goto bad;
 			break;
+		case MBX_F_NET_CA:
+			if (st->guest && (n == 0 || n > MBX_NET_CA_MAX || guest.ca != NULL))
+				goto bad;
+			guest.ca = v;
+			guest.ca_len = n;
+			break;
 		default:
 			break;
 		}
@@ -883,6 +889,15 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 	if ((st->init_flags & MBX_INIT_LOOPBACK) && bring_up_loopback() < 0) {
 		agent_send_error(st, 0, MBX_ESYS, errno, "network-namespace", "bring up the loopback interface");
 		return -1;
+	}
+	if (st->init_flags & MBX_INIT_NET_PROXY) {
+		if (!st->guest || !(st->init_flags & MBX_INIT_LOOPBACK)) {
+			agent_send_error(st, 0, MBX_EINVAL, 0, "network",
+					 "MBX_INIT_NET_PROXY is for a microvm guest, with its loopback up (MBX_INIT_LOOPBACK)");
+			return -1;
+		}
+		if (agent_net_start(st) < 0)
+			return -1;
 	}
 
 	/* Pass 2: the mount plan. */

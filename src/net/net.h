@@ -26,10 +26,10 @@
 
 #include "internal.h"
 
-/* The proxy's address inside an os sandbox. */
+/* The proxy's address inside a sandbox (an os sandbox's network namespace, a microVM guest). */
 #define MBX_NET_PROXY_PORT 3128
 #define MBX_NET_PROXY_URL "http://127.0.0.1:3128"
-/* Where the combined certificate bundle appears inside an os sandbox. */
+/* Where the combined certificate bundle appears inside a sandbox. */
 #define MBX_NET_CA_PATH "/etc/ssl/mimobox-ca.pem"
 
 /* Defaults of the MBX_NET_LIMIT_* settings. */
@@ -171,6 +171,11 @@ const struct mbx_netaddr *mbx__net_override(const mbx_config *cfg, const char *n
 const char *mbx__net_ca_pem(const mbx_config *cfg, size_t *len);
 /* The host's bundle followed by the config's certificates; malloc'd. */
 int mbx__net_ca_bundle(const mbx_config *cfg, char **out, size_t *len);
+/* Adds the proxy variables (allow-domains: HTTP_PROXY... to
+ * MBX_NET_PROXY_URL, NO_PROXY for loopback) and the certificate variables
+ * (extra CAs: MBX_NET_CA_PATH) to the sandbox's environment, unless the
+ * config set them. Shared by the os and microvm backends. */
+int mbx__net_env(mbx_config *cfg, mbx_error **err);
 
 /* ==== decide.c ==== */
 

@@ -301,3 +301,41 @@ int mbx__net_ca_bundle(const mbx_config *cfg, char **out, size_t *len)
 	*len = host_len + extra_len;
 	return MBX_OK;
 }
+
+/* ==== what a sandbox's environment gets (every backend with a proxy) ==== */
+
+static int env_has(const struct mbx_env *env, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < env->n; i++)
+		if (strncmp(env->kv[i], name, n) == 0 && env->kv[i][n] == '=')
+			return 1;
+	return 0;
+}
+
+int mbx__net_env(mbx_config *cfg, mbx_error **err)
+{
+	static const char *const proxy_vars[] = { "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+						  "ALL_PROXY", "all_proxy", NULL };
+	static const char *const ca_vars[] = { "SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE",
+					       "NODE_EXTRA_CA_CERTS", NULL };
+	int rc = MBX_OK;
+
+	/* The caller's own settings win: they can only make the proxy
+	 * unreachable, never widen what the sandbox reaches. */
+	if (cfg->network == MBX_NETWORK_ALLOW_DOMAINS) {
+		for (size_t i = 0; proxy_vars[i] && rc == MBX_OK; i++)
+			if (!env_has(&cfg->env, proxy_vars[i]))
+				rc = mbx__env_set(&cfg->env, proxy_vars[i], MBX_NET_PROXY_URL, err);
+		if (rc == MBX_OK && !env_has(&cfg->env, "NO_PROXY"))
+			rc = mbx__env_set(&cfg->env, "NO_PROXY", "localhost,127.0.0.1,::1", err);
+		if (rc == MBX_OK && !env_has(&cfg->env, "no_proxy"))
+			rc = mbx__env_set(&cfg->env, "no_proxy", "localhost,127.0.0.1,::1", err);
+	}
+	if (mbx__net_ca_pem(cfg, NULL))
+		for (size_t i = 0; ca_vars[i] && rc == MBX_OK; i++)
+			if (!env_has(&cfg->env, ca_vars[i]))
+				rc = mbx__env_set(&cfg->env, ca_vars[i], MBX_NET_CA_PATH, err);
+	return rc;
+}

@@ -144,6 +144,8 @@ enum mbx_field_tag {
 	MBX_F_VERSION_MIN = 58, /* u32: the oldest protocol version the agent speaks */
 	MBX_F_FEATURES = 59,  /* u64: MBX_FEAT_* bits */
 	MBX_F_SESSION = 60,   /* u64: the agent's session (see the handshake above) */
+	MBX_F_NET_CA = 61,    /* guest INIT: 1..MBX_NET_CA_MAX bytes of PEM, the certificate bundle the
+			       * guest gets read-only at /etc/ssl/mimobox-ca.pem */
 };
 
 /* MBX_F_FEATURES bits: what a side can do beyond its protocol version. */
@@ -192,6 +194,11 @@ enum mbx_fop {
 #define MBX_INIT_UNTRUSTED      (1u << 3) /* stricter Landlock scopes */
 #define MBX_INIT_GUEST          (1u << 4) /* the agent is the init of a microvm guest: no mount plan,
 					   * no descriptors; MBX_F_DISK, MBX_F_SEED, MBX_F_MAX_PROCS apply */
+#define MBX_INIT_NET_PROXY      (1u << 5) /* guest only: listen on 127.0.0.1:3128 and carry its connections
+					   * to the host's proxy over the port org.mimobox.net (netmux.h) */
+
+/* MBX_F_NET_CA's bound. */
+#define MBX_NET_CA_MAX (768u * 1024u)
 
 /* MBX_F_SEED length bounds. */
 #define MBX_SEED_MIN 32u

@@ -96,12 +96,12 @@ class Config:
     """An mbx_config built from keyword arguments."""
 
     def __init__(self, api, network=MBX_NETWORK_DENY_ALL, domains=(), overrides=None, allow_private=False,
-                 ca_file=None, limits=None, env=None, mounts=None, timeout_ms=None):
+                 ca_file=None, limits=None, env=None, mounts=None, timeout_ms=None, isolation=MBX_ISOLATION_OS):
         self.api = api
         lib = api.lib
         self.cfg = ctypes.c_void_p()
         api.call("mbx_config_new", lib.mbx_config_new, ctypes.byref(self.cfg))
-        api.call("set_isolation", lib.mbx_config_set_isolation, self.cfg, MBX_ISOLATION_OS)
+        api.call("set_isolation", lib.mbx_config_set_isolation, self.cfg, isolation)
         api.call("set_network", lib.mbx_config_set_network, self.cfg, network)
         for d in domains:
             api.call("add_allowed_domain(%s)" % d, lib.mbx_config_add_allowed_domain, self.cfg, d.encode())

@@ -22,7 +22,7 @@ import time
 import pytest
 
 import mbxnet
-from conftest import LIB_ASAN, HELPERS, host_env, must_work_skip
+from conftest import ISOLATION, LIB_ASAN, HELPERS, backend_of, host_env, must_work_skip
 from mbxnet import MBX_NETWORK_ALLOW_ALL, MBX_NETWORK_ALLOW_DOMAINS, MBX_NETWORK_DENY_ALL, NetError
 from netservers import Recorder, WebServer, host_addresses
 
@@ -75,6 +75,15 @@ def status_line(out):
     return float(lines[0]), (lines[1].rstrip("\r") if len(lines) > 1 else "")
 
 
+def curl_in_the_sandbox(backend):
+    """The tests that run curl (or Python's http modules) inside the
+    sandbox: the microVM guest image has neither; the same proxy paths run
+    on it through raw sockets (test_guest_reaches_only_the_proxy,
+    test_tls_tunnel_with_the_config_ca and the RAW tests)."""
+    if backend == "microvm":
+        pytest.skip("not applicable: the microvm guest image has no curl and no Python http modules")
+
+
 # ---------------------------------------------------------------------------
 # Fixtures
 
@@ -86,10 +95,14 @@ def api(lib):
 
 
 @pytest.fixture
-def make_sandbox(api, guard):
+def make_sandbox(api, guard, request):
+    """A factory of library sandboxes on the test's backend (a test that
+    takes the `backend` fixture runs on each; docs/microvm.md "Network")."""
     made = []
+    isolation = ISOLATION[backend_of(request)]
 
     def make(**kw):
+        kw.setdefault("isolation", isolation)
         cfg = mbxnet.Config(api, **kw)
         try:
             sb = mbxnet.Sandbox(api, cfg)
@@ -160,7 +173,7 @@ def proxied(make_sandbox, tls_files):
 # Allowed traffic
 
 
-def test_proxy_environment(proxied):
+def test_proxy_environment(backend, proxied):
     sb = proxied(env={"no_proxy": "internal"})
     rc, out, _ = sb.sh("env | sort")
     env = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
@@ -175,10 +188,18 @@ def test_proxy_environment(proxied):
     assert "Read-only" in out, "the bundle must not be writable: %s" % out
     # Only loopback inside: the proxy is the one way out.
     rc, out, _ = sb.sh("cat /proc/net/dev")
-    assert [l.split(":")[0].strip() for l in out.splitlines()[2:]] == ["lo"], out
+    ifaces = [l.split(":")[0].strip() for l in out.splitlines()[2:]]
+    if backend == "microvm":
+        # The guest kernel's built-in IPv6-in-IPv4 tunnel: no device under
+        # it, down, and no capability in the guest to bring it up.
+        ifaces = [i for i in ifaces if i != "sit0"]
+        rc, out, _ = sb.sh("ls /sys/class/net/*/device 2>&1; cat /sys/class/net/sit0/operstate")
+        assert "No such file" in out and "down" in out, out
+    assert ifaces == ["lo"], out
 
 
-def test_curl_https_through_proxy(proxied, tls_web):
+def test_curl_https_through_proxy(backend, proxied, tls_web):
+    curl_in_the_sandbox(backend)
     sb = proxied()
     rc, out, err = sb.sh("curl -sS --max-time 10 https://api.example.test:%d/hello" % tls_web.port)
     assert rc == 0, err
@@ -191,7 +212,8 @@ def test_curl_https_through_proxy(proxied, tls_web):
     assert "api.example.test" in e.reason and e.bytes_up > 100 and e.bytes_down > 100, e
 
 
-def test_python_https_through_proxy(proxied, tls_web):
+def test_python_https_through_proxy(backend, proxied, tls_web):
+    curl_in_the_sandbox(backend)
     sb = proxied()
     code = ("import urllib.request, sys\n"
             "print(urllib.request.urlopen('https://other.example.test:%d/py', timeout=10).read().decode(), end='')\n"
@@ -201,15 +223,57 @@ def test_python_https_through_proxy(proxied, tls_web):
     assert out == "tls other.example.test:%d /py\n" % tls_web.port
 
 
-def test_test_ca_comes_from_config(make_sandbox, tls_web):
+# TLS through a CONNECT tunnel with Python's ssl alone (a microVM guest's
+# Python has no http modules), trusting the bundle SSL_CERT_FILE names.
+TLS_RAW = r"""
+import os, socket, ssl, sys
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+s.sendall(b"CONNECT api.example.test:%d HTTP/1.1\r\nHost: api.example.test:%d\r\n\r\n" % (port, port))
+head = b""
+while b"\r\n\r\n" not in head:
+    b = s.recv(1)
+    if not b:
+        break
+    head += b
+print(head.split(b"\r\n")[0].decode())
+ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+t = ctx.wrap_socket(s, server_hostname="api.example.test")
+t.sendall(b"GET /raw HTTP/1.1\r\nHost: api.example.test:%d\r\nConnection: close\r\n\r\n" % port)
+data = b""
+while True:
+    b = t.recv(65536)
+    if not b:
+        break
+    data += b
+print(data.split(b"\r\n\r\n", 1)[1].decode(), end="")
+"""
+
+
+def test_tls_tunnel_with_the_config_ca(backend, proxied, tls_web):
+    """A TLS connection through a CONNECT tunnel, verified against the
+    bundle the sandbox got (the host's plus the config's CA), on each
+    backend; the tunnel's bytes are in the audit log."""
+    sb = proxied()
+    rc, out, err = sb.python(TLS_RAW, tls_web.port)
+    assert rc == 0, (out, err)
+    assert out.splitlines() == ["HTTP/1.1 200 Connection established",
+                                "tls api.example.test:%d /raw" % tls_web.port], (out, err)
+    log = [e for e in sb.log() if e.method == "CONNECT"]
+    assert len(log) == 1 and log[0].verdict == "allowed" and log[0].bytes_down > 100, log
+
+
+def test_test_ca_comes_from_config(backend, make_sandbox, tls_web):
     """Without the CA in the config, the same request fails verification:
     the sandbox trusts what the config gives, nothing more."""
+    curl_in_the_sandbox(backend)
     sb = make_sandbox(network=MBX_NETWORK_ALLOW_DOMAINS, domains=DOMAINS, overrides=OVERRIDES, allow_private=True)
     rc, out, err = sb.sh("curl -sS --max-time 10 https://api.example.test:%d/; echo rc=$?" % tls_web.port)
     assert "rc=60" in out, (out, err)
 
 
-def test_plain_http_forwarding(proxied, web):
+def test_plain_http_forwarding(backend, proxied, web):
+    curl_in_the_sandbox(backend)
     sb = proxied()
     rc, out, err = sb.sh("curl -sS --max-time 10 -H 'X-Probe: 1' http://api.example.test:%d/plain?x=1" % web.port)
     assert rc == 0, err
@@ -221,7 +285,8 @@ def test_plain_http_forwarding(proxied, web):
     assert e.verdict == "allowed" and e.status == 200 and e.bytes_down > 0, e
 
 
-def test_ipv6_destination(proxied):
+def test_ipv6_destination(backend, proxied):
+    curl_in_the_sandbox(backend)
     try:
         s = WebServer(host="::1", label="v6")
     except OSError:
@@ -238,7 +303,8 @@ def test_ipv6_destination(proxied):
 # Denials
 
 
-def test_denied_name_gets_403_at_once(proxied, web):
+def test_denied_name_gets_403_at_once(backend, proxied, web):
+    curl_in_the_sandbox(backend)
     sb = proxied()
     rc, out, err = sb.sh("curl -sS -o /dev/null -w '%%{http_connect} %%{time_total}' --max-time 10 "
                          "https://denied.test:%d/; echo \" rc=$?\"" % web.port)
@@ -259,7 +325,7 @@ def test_denied_name_gets_403_at_once(proxied, web):
     assert all(e.status == 403 and e.host == "denied.test" and e.address == "" for e in log), log
 
 
-def test_bypass_attempts_find_no_route(proxied):
+def test_bypass_attempts_find_no_route(backend, proxied):
     """Direct TCP to the host's addresses (v4 and v6), UDP, raw and packet
     sockets: nothing leaves the sandbox except through the proxy."""
     tcp4 = Recorder("0.0.0.0")
@@ -320,7 +386,61 @@ for fam, typ, proto, label in ((socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_
         udp.close()
 
 
-def test_relayed_connect_goes_nowhere_else(proxied):
+# Inside the sandbox: a request through the proxy, a direct connection to a
+# host port, a name lookup. argv: proxy request, direct port.
+ONLY_PROXY = r"""
+import errno, socket, sys
+def name(e): return errno.errorcode.get(e.errno, str(e)) if getattr(e, "errno", None) else type(e).__name__
+s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+s.sendall(sys.argv[1].encode().decode("unicode_escape").encode("latin-1"))
+s.settimeout(10)
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+print("proxy", data.split(b"\r\n")[0].decode("latin-1"))
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=3); print("direct CONNECTED")
+except OSError as e:
+    print("direct", name(e))
+try:
+    socket.getaddrinfo("nothing.invalid", 80); print("lookup RESOLVED")
+except OSError as e:
+    print("lookup", type(e).__name__)
+"""
+
+
+def test_guest_reaches_only_the_proxy(backend, proxied):
+    """The proxy applies the allow list on each backend (a denied name is
+    refused and never reached, an allowed one is), and nothing else is
+    reachable: not another port of the host's loopback, not a resolver."""
+    allowed = Recorder(reply=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    other = Recorder()
+    try:
+        sb = proxied()
+        get = "GET http://%s:%d/ HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n"
+        rc, out, err = sb.python(ONLY_PROXY, get % ("denied.test", other.port, "denied.test", other.port), other.port)
+        assert rc == 0, (out, err)
+        lines = out.splitlines()
+        assert lines[0].startswith("proxy HTTP/1.1 403 "), out
+        assert "direct ECONNREFUSED" in lines, out
+        assert "lookup gaierror" in lines, out
+        rc, out, err = sb.python(ONLY_PROXY, get % ("relay.example.test", allowed.port, "relay.example.test",
+                                                    allowed.port), other.port)
+        assert out.splitlines()[0] == "proxy HTTP/1.1 200 OK", (out, err)
+        time.sleep(0.2)
+        assert other.connections == 0, "the guest reached a host port other than the proxy"
+        assert allowed.connections == 1 and b"GET / HTTP/1.1" in allowed.data, allowed.data
+        log = sb.log()
+        assert [(e.host, e.verdict) for e in log] == [("denied.test", "denied"), ("relay.example.test", "allowed")], log
+    finally:
+        allowed.close()
+        other.close()
+
+
+def test_relayed_connect_goes_nowhere_else(backend, proxied):
     """A CONNECT sent inside a tunnel (or pipelined behind the first) is
     data for the allowed host; the proxy never acts on it."""
     allowed = Recorder(reply=b"HTTP/1.1 501 not a proxy\r\n\r\n")
@@ -348,7 +468,7 @@ def test_relayed_connect_goes_nowhere_else(proxied):
         target.close()
 
 
-def test_pipelined_request_is_not_forwarded(proxied):
+def test_pipelined_request_is_not_forwarded(backend, proxied):
     """One checked request per connection: a second one pipelined behind it
     (naming another host) reaches neither that host nor the first one."""
     allowed = Recorder(reply=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
@@ -373,9 +493,10 @@ IP_FORMS = ["127.0.0.1", "2130706433", "0177.0.0.1", "0x7f.1", "0x7f000001", "12
             "[::1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[64:ff9b::7f00:1]", "[::127.0.0.1]"]
 
 
-def test_ip_literals_are_refused(proxied):
+def test_ip_literals_are_refused(backend, proxied):
     """Every spelling of an address is an IP literal, refused unless the
     allow list names it, even with private destinations admitted."""
+    curl_in_the_sandbox(backend)
     target = Recorder()
     try:
         sb = proxied()
@@ -398,9 +519,10 @@ def test_ip_literals_are_refused(proxied):
         target.close()
 
 
-def test_listed_ip_literal(make_sandbox, web):
+def test_listed_ip_literal(backend, make_sandbox, web):
     """An IP literal the allow list names is allowed (in any spelling),
     but it still passes the address checks."""
+    curl_in_the_sandbox(backend)
     sb = make_sandbox(network=MBX_NETWORK_ALLOW_DOMAINS, domains=["127.0.0.1"])
     rc, out, err = sb.sh("curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 http://127.0.0.1:%d/ --noproxy ''"
                          % web.port)
@@ -411,7 +533,7 @@ def test_listed_ip_literal(make_sandbox, web):
     assert "plain 127.0.0.1:%d /" % web.port in out, out
 
 
-def test_host_header_must_match(proxied, web):
+def test_host_header_must_match(backend, proxied, web):
     sb = proxied()
     rc, out, err = sb.python(RAW, "GET http://api.example.test:%d/ HTTP/1.1\\r\\nHost: denied.test:%d\\r\\n\\r\\n"
                              % (web.port, web.port))
@@ -424,7 +546,8 @@ def test_host_header_must_match(proxied, web):
     assert web.hits == []
 
 
-def test_redirects_are_checked_again(proxied, web):
+def test_redirects_are_checked_again(backend, proxied, web):
+    curl_in_the_sandbox(backend)
     sb = proxied()
     base = "http://api.example.test:%d" % web.port
     # The client follows the redirect itself: a new request, checked again.
@@ -450,7 +573,8 @@ def test_redirects_are_checked_again(proxied, web):
 # Limits
 
 
-def test_oversized_bodies_are_cut_off(proxied, web, tls_web):
+def test_oversized_bodies_are_cut_off(backend, proxied, web, tls_web):
+    curl_in_the_sandbox(backend)
     mib = 1 << 20
     sb = proxied(limits={"request_bytes": mib, "response_bytes": mib})
     # A declared request body over the limit: 413 before any connection.
@@ -481,7 +605,8 @@ def test_oversized_bodies_are_cut_off(proxied, web, tls_web):
     assert ei.value.name == "too_large"
 
 
-def test_slow_clients_are_cut_off(proxied, web):
+def test_slow_clients_are_cut_off(backend, proxied, web):
+    curl_in_the_sandbox(backend)
     sb = proxied(limits={"idle_ms": 1000})
     rc, out, err = sb.python(RAW, "CONNECT api.exa", "never", "", "4")
     secs, line = status_line(out)
@@ -506,7 +631,7 @@ print(s.recv(100), round(time.time() - t))
     assert out == "504", (out, err)
 
 
-def test_connection_limit(proxied, web):
+def test_connection_limit(backend, proxied, web):
     sb = proxied(limits={"connections": 2})
     code = r"""
 import socket, time
@@ -575,7 +700,64 @@ def test_allow_all_fails_closed(make_sandbox):
     assert "pasta" in e.message or "tun" in e.message, e
 
 
-def test_deny_all_reaches_nothing(make_sandbox, web):
+def test_allow_all_refused_on_microvm(backend, make_sandbox):
+    """A guest has no network interface: `all` is refused, naming the
+    layer, never turned into something narrower."""
+    if backend != "microvm":
+        pytest.skip("not applicable: the os backend gives `all` through pasta (test_allow_all_*)")
+    with pytest.raises(NetError) as ei:
+        make_sandbox(network=MBX_NETWORK_ALLOW_ALL)
+    e = ei.value
+    assert e.name == "unsupported" and e.layer == "network", e
+    assert "no network interface" in e.message and "allow all" in e.message, e
+
+
+def _threads_and_fds():
+    """Threads and descriptors of this process, less the agent image the
+    library keeps once made (a memfd, the first sandbox's)."""
+    fds = 0
+    for f in os.listdir("/proc/self/fd"):
+        try:
+            fds += "mimobox-agent" not in os.readlink("/proc/self/fd/" + f)
+        except OSError:
+            pass
+    return len(os.listdir("/proc/self/task")), fds
+
+
+def test_microvm_network_leaves_nothing_behind(backend, proxied):
+    """The network channel's thread, its streams and the proxy's threads
+    end with the sandbox: the library process has the threads and
+    descriptors it had before."""
+    if backend != "microvm":
+        pytest.skip("not applicable: the microvm backend's channel (the os backend's proxy is in the other tests)")
+    allowed = Recorder(reply=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    try:
+        before = _threads_and_fds()
+        sb = proxied()
+        # One finished request and one connection left open at the end.
+        code = ("import socket, sys\n"
+                "s = socket.create_connection(('127.0.0.1', 3128)); "
+                "s.sendall(b'GET http://relay.example.test:%d/ HTTP/1.1\\r\\nHost: relay.example.test:%d\\r\\n\\r\\n'); "
+                "print(s.recv(100).split(b'\\r\\n')[0].decode())\n"
+                "import subprocess\n"
+                "subprocess.Popen(['python3', '-c', 'import socket, time; "
+                "s = socket.create_connection((\"127.0.0.1\", 3128)); s.sendall(b\"CONNECT relay.example.test:%d HTTP/1.1\\\\r\\\\n\\\\r\\\\n\"); time.sleep(60)'])\n"
+                % (allowed.port, allowed.port, allowed.port))
+        rc, out, err = sb.python(code)
+        assert out.startswith("HTTP/1.1 200 OK"), (out, err)
+        during = _threads_and_fds()
+        assert during[0] > before[0], "no thread serves the channel"
+        sb.close()
+        deadline = time.time() + 5
+        while time.time() < deadline and _threads_and_fds() != before:
+            time.sleep(0.05)
+        assert _threads_and_fds() == before, (before, during, _threads_and_fds())
+    finally:
+        allowed.close()
+
+
+def test_deny_all_reaches_nothing(backend, make_sandbox, web):
+    curl_in_the_sandbox(backend)
     sb = make_sandbox(network=MBX_NETWORK_DENY_ALL, overrides=OVERRIDES, allow_private=True)
     rc, out, err = sb.sh("env | grep -ci proxy; curl -sS --max-time 3 http://api.example.test:%d/ 2>&1;"
                          "curl -sS --max-time 3 -x http://127.0.0.1:3128 http://api.example.test:%d/ 2>&1; true"
@@ -589,7 +771,8 @@ def test_deny_all_reaches_nothing(make_sandbox, web):
     assert [e.verdict for e in sb.log()] == ["denied"]
 
 
-def test_cli_allow_domains(cli, web):
+def test_cli_allow_domains(backend, cli, web):
+    curl_in_the_sandbox(backend)
     r, res = cli.json("--network", "allow:api.example.test", "--", "sh", "-c",
                       "echo $HTTPS_PROXY; curl -sS -o /dev/null -w '%%{http_code}' --max-time 5 "
                       "http://denied.test:%d/" % web.port)
@@ -610,7 +793,7 @@ def test_cli_allow_all(cli):
 # HTTP requests made by the library
 
 
-def test_http_request(proxied, web, tls_web):
+def test_http_request(backend, proxied, web, tls_web):
     sb = proxied()
     r = sb.http("GET", "https://api.example.test:%d/tls" % tls_web.port, headers=["X-Test: 1"])
     assert r.status == 200 and r.body == b"tls api.example.test:%d /tls\n" % tls_web.port
@@ -746,11 +929,11 @@ def test_http_request_redirect_limit(proxied, web):
     assert r.status == 302, "one redirect followed, the second returned"
 
 
-def test_audit_log_fields(proxied, web):
+def test_audit_log_fields(backend, proxied, web):
     sb = proxied()
     t0 = time.time()
-    sb.sh("curl -sS -o /dev/null --max-time 5 http://api.example.test:%d/a; "
-          "curl -sS -o /dev/null --max-time 5 http://denied.test:%d/b" % (web.port, web.port))
+    for host, path in (("api.example.test", "a"), ("denied.test", "b")):
+        sb.python(RAW, "GET http://%s:%d/%s HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n" % (host, web.port, path, host, web.port))
     sb.http("GET", "http://api.example.test:%d/c" % web.port)
     log = sb.log()
     assert len(log) == 3, log

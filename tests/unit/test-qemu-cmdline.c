@@ -224,6 +224,58 @@ static void test_bad_paths(void)
 	expect_refused(&s, "the console does not go to a file");
 }
 
+/* The network port: present only with net_socket, right after the agent's
+ * port, its socket path checked like the others. */
+static void test_net_port(void)
+{
+	struct mbx__vm_spec s = typical();
+	char **argv = NULL, path[200];
+	mbx_error *err = NULL;
+	static const char *const want[] = {
+		HEAD,
+		"-accel", "tcg,tb-size=64",
+		"-smp", "1",
+		"-m", "256M",
+		"-object", "memory-backend-file,id=mem0,size=256M,mem-path=/run/mbx/sb1/ram,share=on",
+		"-kernel", "/c/vm/abc/vmlinuz",
+		"-append", "root=/dev/vda rootfstype=squashfs ro panic=-1 reboot=t",
+		"-drive", "if=none,id=root,format=raw,readonly=on,file=/c/vm/abc/rootfs.squashfs",
+		"-device", "virtio-blk-device,drive=root",
+		"-device", "virtio-rng-device",
+		"-device", "virtio-serial-device",
+		"-chardev", "socket,id=agent,path=/run/mbx/sb1/agent.sock,server=on,wait=off",
+		"-device", "virtserialport,chardev=agent,name=org.mimobox.agent",
+		"-chardev", "socket,id=net,path=/run/mbx/sb1/n,,et.sock,server=on,wait=off",
+		"-device", "virtserialport,chardev=net,name=org.mimobox.net",
+		"-chardev", "socket,id=qmp,path=/run/mbx/sb1/qmp.sock,server=on,wait=off",
+		"-mon", "chardev=qmp,mode=control",
+		"-nic", "none",
+		"-serial", "none",
+		NULL,
+	};
+
+	s.net_socket = "/run/mbx/sb1/n,et.sock";
+	TAP_CHECK_INT(mbx__vm_qemu_argv(&argv, &s, &err), MBX_OK);
+	TAP_CHECK(err == NULL);
+	check_argv(argv, want);
+	mbx__vm_argv_free(argv);
+
+	s = typical(); s.net_socket = "net.sock";
+	expect_refused(&s, "network socket `net.sock` is not an absolute path");
+	s = typical(); s.net_socket = "/tmp/n\nx";
+	expect_refused(&s, "network socket contains a control character");
+	s = typical(); s.net_socket = s.agent_socket;
+	expect_refused(&s, "is also the agent's or QMP's");
+	s = typical(); s.net_socket = s.qmp_socket;
+	expect_refused(&s, "is also the agent's or QMP's");
+	s = typical();
+	memset(path, 'n', sizeof(path));
+	path[0] = '/';
+	path[MBX_VM_SOCKET_PATH_MAX + 1] = '\0';
+	s.net_socket = path;
+	expect_refused(&s, "over the 107 a unix socket path can hold");
+}
+
 static void test_socket_path_length(void)
 {
 	struct mbx__vm_spec s = typical();
@@ -395,6 +447,7 @@ static const struct tap_case cases[] = {
 	{"qemu-cmdline/kvm-console-file-restore", test_kvm_console_file_restore},
 	{"qemu-cmdline/stdio-console", test_stdio_console},
 	{"qemu-cmdline/commas-doubled", test_commas_doubled},
+	{"qemu-cmdline/net-port", test_net_port},
 	{"qemu-cmdline/bad-paths", test_bad_paths},
 	{"qemu-cmdline/socket-path-length", test_socket_path_length},
 	{"qemu-cmdline/bad-numbers", test_bad_numbers},

@@ -24,10 +24,6 @@ struct mbx_pasta {
 int mbx__pasta_start(struct mbx_pasta *ps, pid_t agent, const char *statedir, int map_host_loopback, mbx_error **err);
 void mbx__pasta_stop(struct mbx_pasta *ps);
 
-/* Adds the proxy variables (allow-domains) and the certificate variables
- * (extra CAs) to the sandbox's environment, unless the config set them. */
-int mbx__linux_net_env(mbx_config *cfg, mbx_error **err);
-
 /* With extra CAs: writes the host's bundle plus them to <statedir>/ca.pem
  * (0644, for the agent to copy into /etc); *path_out is malloc'd, NULL
  * without extra CAs. */

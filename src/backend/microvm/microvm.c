@@ -34,6 +34,8 @@
 #include "jail.h"
 #include "qemu-cmdline.h"
 #include "statedir.h"
+#include "vmnet.h"
+#include "net/net.h"
 
 /* Boot to the agent's HELLO. Under TCG a boot takes about 2 s on an idle
  * host; a loaded host (sanitizers, parallel builds) can take many times
@@ -54,6 +56,10 @@ struct microvm_sb {
 	struct mbx_vm_assets assets;
 	struct mbx_vm_jail *jail; /* QEMU, jailed */
 	enum mbx__vm_accel accel;
+	/* allow-domains: the network channel's host end and the proxy it
+	 * hands each stream to (docs/microvm.md, "Network") */
+	struct mbx_netproxy *proxy;
+	struct mbx_vmnet *vmnet;
 };
 
 static void microvm_cleanup(struct microvm_sb *m)
@@ -62,6 +68,12 @@ static void microvm_cleanup(struct microvm_sb *m)
 		return;
 	mbx__agenthost_shutdown(&m->host);
 	mbx__agenthost_release(&m->host);
+	/* The channel's thread first (it hands streams to the proxy), then
+	 * the proxy, which cuts every connection it still serves. */
+	mbx__vmnet_stop(m->vmnet);
+	m->vmnet = NULL;
+	mbx__netproxy_free(m->proxy);
+	m->proxy = NULL;
 	if (m->jail)
 		mbx__vm_jail_stop(m->jail);
 	m->jail = NULL;
@@ -103,12 +115,6 @@ static int check_config(const mbx_config *cfg, mbx_error **err)
 		mbx__error_set(err, MBX_ENOTSUP, 0, "network",
 			       "the microvm backend gives its guest no network interface, so it cannot allow all network access");
 		mbx__error_suggest(err, "use an allow-list of domains (reached through the host's proxy), or the os backend for full network access");
-		return MBX_ENOTSUP;
-	}
-	if (cfg->network == MBX_NETWORK_ALLOW_DOMAINS) {
-		mbx__error_set(err, MBX_ENOTSUP, 0, "network",
-			       "the microvm backend cannot reach the host's network proxy yet, so an allow-list cannot be applied");
-		mbx__error_suggest(err, "deny the network (the default), or use the os backend for an allow-list");
 		return MBX_ENOTSUP;
 	}
 	if (cfg->nmounts > 0) {
@@ -164,18 +170,18 @@ static int write_initrd(const struct microvm_sb *m, char *path, size_t cap, mbx_
 }
 
 /*
- * Connects to the agent's chardev socket. QEMU creates it while it starts;
- * until then connect() fails with ENOENT or ECONNREFUSED. A QEMU that ends
- * first is an error at once.
+ * Connects to one of QEMU's chardev sockets (`what` names it in errors).
+ * QEMU creates them while it starts; until then connect() fails with
+ * ENOENT or ECONNREFUSED. A QEMU that ends first is an error at once.
  */
-static int connect_agent(struct microvm_sb *m, const char *path, uint64_t deadline, mbx_error **err)
+static int connect_chardev(struct microvm_sb *m, const char *path, const char *what, int *out, uint64_t deadline,
+			   mbx_error **err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct mbx_transport t;
 	int fd, wstatus;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "agent socket path `%s` is too long", path);
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "%s socket path `%s` is too long", what, path);
 	strcpy(sa.sun_path, path);
 	for (;;) {
 		struct pollfd p = { .fd = mbx__vm_jail_poll_fd(m->jail), .events = POLLIN };
@@ -189,7 +195,7 @@ static int connect_agent(struct microvm_sb *m, const char *path, uint64_t deadli
 			int e = errno;
 
 			close(fd);
-			return mbx__error_set(err, MBX_ESYS, e, NULL, "connect to the guest agent's socket `%s`", path);
+			return mbx__error_set(err, MBX_ESYS, e, NULL, "connect to the %s socket `%s`", what, path);
 		}
 		close(fd);
 		if (mbx__vm_jail_exited(m->jail, &wstatus) == 1) {
@@ -199,18 +205,67 @@ static int connect_agent(struct microvm_sb *m, const char *path, uint64_t deadli
 			return MBX_ESYS;
 		}
 		if (mbx__now_us() >= deadline)
-			return mbx__error_set(err, MBX_ETIMEDOUT, 0, "vmm", "QEMU did not open the agent's socket in time");
+			return mbx__error_set(err, MBX_ETIMEDOUT, 0, "vmm", "QEMU did not open the %s socket in time", what);
 		poll(p.fd >= 0 ? &p : NULL, p.fd >= 0 ? 1 : 0, 2);
 	}
+	*out = fd;
+	return MBX_OK;
+}
+
+static int connect_agent(struct microvm_sb *m, const char *path, uint64_t deadline, mbx_error **err)
+{
+	struct mbx_transport t;
+	int fd, rc;
+
+	rc = connect_chardev(m, path, "guest agent's", &fd, deadline, err);
+	if (rc < 0)
+		return rc;
 	/* A byte stream to QEMU's chardev: no descriptors can pass. */
 	mbx__transport_stream(&t, fd);
 	return mbx__agenthost_attach(&m->host, &t, deadline, err);
 }
 
+/* A stream the guest opened: the proxy serves it (one of its threads). */
+static int serve_stream(void *ud, int fd)
+{
+	struct microvm_sb *m = ud;
+
+	return mbx__netproxy_serve(m->proxy, fd, NULL) == MBX_OK ? 0 : -1;
+}
+
+/*
+ * allow-domains: the proxy (the os backend's, with the same policy, limits
+ * and audit log) and the network channel's thread, connected to QEMU's
+ * socket for the port org.mimobox.net before the guest opens it. The
+ * guest's agent listens on 127.0.0.1:3128 once INIT says so.
+ */
+static int start_network(mbx_sandbox *sb, struct microvm_sb *m, uint64_t deadline, mbx_error **err)
+{
+	char path[64];
+	int dirfd, fd, rc;
+
+	rc = mbx__netproxy_new(&m->proxy, sb->cfg, sb->net ? sb->net->log : NULL, NULL, err);
+	if (rc < 0)
+		return rc;
+	/* Through the directory's descriptor, as the agent's socket. */
+	dirfd = open(m->sd.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "open the run directory `%s`", m->sd.dir);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/net.sock", dirfd);
+	rc = connect_chardev(m, path, "network channel's", &fd, deadline, err);
+	close(dirfd);
+	if (rc < 0)
+		return rc;
+	rc = mbx__vmnet_start(&m->vmnet, fd, serve_stream, m, sb->cfg, err);
+	if (rc < 0)
+		mbx__error_wrap(err, "network: the guest's channel to the proxy");
+	return rc;
+}
+
 static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
 {
 	const mbx_config *cfg = sb->cfg;
-	char initrd[4200], agent_sock[4200], qmp_sock[4200], console[4200];
+	char initrd[4200], agent_sock[4200], qmp_sock[4200], console[4200], net_sock[4200];
 	const char *ro[2];
 	struct mbx__vm_spec spec = { 0 };
 	struct mbx_vm_jail_spec js = { 0 };
@@ -224,6 +279,7 @@ static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
 	snprintf(agent_sock, sizeof(agent_sock), RUN_VIEW "/agent.sock");
 	snprintf(qmp_sock, sizeof(qmp_sock), RUN_VIEW "/qmp.sock");
 	snprintf(console, sizeof(console), RUN_VIEW "/console.log");
+	snprintf(net_sock, sizeof(net_sock), RUN_VIEW "/net.sock");
 	spec.qemu = QEMU_PATH;
 	spec.accel = m->accel;
 	spec.memory_mib = (unsigned)(cfg->memory_bytes >> 20);
@@ -237,6 +293,7 @@ static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
 	spec.ram_file = "/dev/shm";
 	spec.agent_socket = agent_sock;
 	spec.qmp_socket = qmp_sock;
+	spec.net_socket = cfg->network == MBX_NETWORK_ALLOW_DOMAINS ? net_sock : NULL;
 	spec.serial = MBX_VM_SERIAL_FILE;
 	spec.serial_file = console;
 	rc = mbx__vm_qemu_argv(&argv, &spec, err);
@@ -262,17 +319,43 @@ static int init_guest(mbx_sandbox *sb, struct microvm_sb *m, uint64_t deadline, 
 	const mbx_config *cfg = sb->cfg;
 	struct mbx_wbuf *w = &m->host.client.wb;
 	uint8_t seed[SEED_BYTES];
+	char *bundle = NULL;
+	size_t bundle_len = 0;
 	int rc;
 
-	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+	if (mbx__net_ca_pem(cfg, NULL)) {
+		/* Extra CAs: the host's bundle plus them, as the os backend's. */
+		if (mbx__net_ca_bundle(cfg, &bundle, &bundle_len) < 0)
+			return mbx__error_oom(err);
+		if (bundle_len == 0 || bundle_len > MBX_NET_CA_MAX) {
+			free(bundle);
+			mbx__error_set(err, MBX_EINVAL, 0, "network",
+				       "the certificate bundle (the host's and the extra CA files) is %zu bytes; a guest takes 1 to %u",
+				       bundle_len, MBX_NET_CA_MAX);
+			mbx__error_suggest(err, "give fewer or smaller CA files");
+			return MBX_EINVAL;
+		}
+	}
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+		free(bundle);
 		return mbx__error_set(err, MBX_ESYS, errno, NULL, "getrandom");
-	rc = mbx__agenthost_init_begin(&m->host, cfg, MBX_INIT_GUEST | MBX_INIT_LOOPBACK, err);
-	if (rc < 0)
+	}
+	rc = mbx__agenthost_init_begin(&m->host, cfg,
+				       MBX_INIT_GUEST | MBX_INIT_LOOPBACK |
+					       (m->vmnet ? MBX_INIT_NET_PROXY : 0u),
+				       err);
+	if (rc < 0) {
+		explicit_bzero(seed, sizeof(seed));
+		free(bundle);
 		return rc;
+	}
 	mbx_proto_put_u64(w, MBX_F_DISK, cfg->disk_bytes);
 	mbx_proto_put(w, MBX_F_SEED, seed, sizeof(seed));
 	mbx_proto_put_u32(w, MBX_F_MAX_PROCS, cfg->max_procs);
 	explicit_bzero(seed, sizeof(seed));
+	if (bundle)
+		mbx_proto_put(w, MBX_F_NET_CA, bundle, bundle_len);
+	free(bundle);
 	rc = mbx__agenthost_setup(sb, &m->host, NULL, 0, deadline, err);
 	/* The seed went out: no copy stays in the write buffer. */
 	if (w->buf)
@@ -332,6 +415,13 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 		add_console_tail(m, err);
 		goto fail;
 	}
+	/* The programs' environment names the proxy (HTTP_PROXY...) and the
+	 * certificate bundle, exactly as on the os backend. */
+	rc = mbx__net_env(sb->cfg, err);
+	if (rc == MBX_OK && sb->cfg->network == MBX_NETWORK_ALLOW_DOMAINS)
+		rc = start_network(sb, m, deadline, err);
+	if (rc < 0)
+		goto fail;
 	rc = init_guest(sb, m, deadline, err);
 	if (rc < 0) {
 		add_console_tail(m, err);

@@ -129,12 +129,17 @@ static int check_spec(const struct mbx__vm_spec *s, mbx_error **err)
 	    (s->initrd && (rc = check_path("initramfs", s->initrd, 0, err))) ||
 	    (rc = check_path("RAM file", s->ram_file, 0, err)) ||
 	    (rc = check_path("agent socket", s->agent_socket, MBX_VM_SOCKET_PATH_MAX, err)) ||
-	    (rc = check_path("QMP socket", s->qmp_socket, MBX_VM_SOCKET_PATH_MAX, err)))
+	    (rc = check_path("QMP socket", s->qmp_socket, MBX_VM_SOCKET_PATH_MAX, err)) ||
+	    (s->net_socket && (rc = check_path("network socket", s->net_socket, MBX_VM_SOCKET_PATH_MAX, err))))
 		return rc;
 	if (strcmp(s->agent_socket, s->qmp_socket) == 0)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL,
 				      "microvm: the agent socket and the QMP socket are the same path `%s`: give two",
 				      s->agent_socket);
+	if (s->net_socket && (strcmp(s->net_socket, s->agent_socket) == 0 || strcmp(s->net_socket, s->qmp_socket) == 0))
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL,
+				      "microvm: the network socket `%s` is also the agent's or QMP's: give a path of its own",
+				      s->net_socket);
 	if (s->accel != MBX_VM_ACCEL_TCG && s->accel != MBX_VM_ACCEL_KVM)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "microvm: unknown accelerator %d (kvm or tcg)",
 				      (int)s->accel);
@@ -176,7 +181,7 @@ static int check_spec(const struct mbx__vm_spec *s, mbx_error **err)
 int mbx__vm_qemu_argv(char ***out, const struct mbx__vm_spec *s, mbx_error **err)
 {
 	struct argv_builder b = {0};
-	char *rootfs = NULL, *ram = NULL, *agent = NULL, *qmp = NULL, *serial = NULL;
+	char *rootfs = NULL, *ram = NULL, *agent = NULL, *qmp = NULL, *serial = NULL, *net = NULL;
 	int rc;
 
 	if (!out)
@@ -191,7 +196,9 @@ int mbx__vm_qemu_argv(char ***out, const struct mbx__vm_spec *s, mbx_error **err
 	qmp = escape_commas(s->qmp_socket);
 	if (s->serial == MBX_VM_SERIAL_FILE)
 		serial = escape_commas(s->serial_file);
-	if (!rootfs || !ram || !agent || !qmp || (s->serial == MBX_VM_SERIAL_FILE && !serial)) {
+	if (s->net_socket)
+		net = escape_commas(s->net_socket);
+	if (!rootfs || !ram || !agent || !qmp || (s->serial == MBX_VM_SERIAL_FILE && !serial) || (s->net_socket && !net)) {
 		b.oom = 1;
 		goto done;
 	}
@@ -241,6 +248,12 @@ int mbx__vm_qemu_argv(char ***out, const struct mbx__vm_spec *s, mbx_error **err
 	pushf(&b, "socket,id=agent,path=%s,server=on,wait=off", agent);
 	push(&b, "-device");
 	push(&b, "virtserialport,chardev=agent,name=" MBX_VM_AGENT_PORT);
+	if (net) {
+		push(&b, "-chardev");
+		pushf(&b, "socket,id=net,path=%s,server=on,wait=off", net);
+		push(&b, "-device");
+		push(&b, "virtserialport,chardev=net,name=" MBX_VM_NET_PORT);
+	}
 	push(&b, "-chardev");
 	pushf(&b, "socket,id=qmp,path=%s,server=on,wait=off", qmp);
 	push(&b, "-mon");
@@ -277,6 +290,7 @@ done:
 	free(agent);
 	free(qmp);
 	free(serial);
+	free(net);
 	if (b.oom) {
 		mbx__vm_argv_free(b.v);
 		return mbx__error_oom(err);

@@ -58,6 +58,8 @@ struct mbx__vm_spec {
 	const char *ram_file;      /* memory-backend-file mem-path (share=on); created by QEMU if absent */
 	const char *agent_socket;  /* unix socket QEMU listens on for the agent's virtio-serial port */
 	const char *qmp_socket;    /* unix socket QEMU listens on for QMP */
+	const char *net_socket;    /* unix socket QEMU listens on for the network port
+	                            * (MBX_VM_NET_PORT, the proxy channel); NULL: no such port */
 	enum mbx__vm_serial serial;
 	const char *serial_file;   /* MBX_VM_SERIAL_FILE only */
 	bool incoming_defer;       /* -incoming defer: wait for a migration stream (restore) */
@@ -66,6 +68,9 @@ struct mbx__vm_spec {
 /* The name of the virtio-serial port the agent opens in the guest
  * (/dev/virtio-ports/<name>). */
 #define MBX_VM_AGENT_PORT "org.mimobox.agent"
+/* The port of the network channel (src/proto/netmux.h): present only when
+ * the sandbox's policy lets the guest reach the host's proxy. */
+#define MBX_VM_NET_PORT "org.mimobox.net"
 
 /* Builds QEMU's argv for `spec` into *out: a NULL-terminated array that the
  * caller owns and frees with mbx__vm_argv_free. On bad input returns
