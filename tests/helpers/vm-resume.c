@@ -15,12 +15,14 @@
  *       Creates sandboxes A and B, drops both channels, reconnects A to B's
  *       socket (refused: another session), then B and A each to their own:
  *       both execute again, A with its own session.
+ * Each timed reconnect also prints `reconnect-ms MS` (the call, start to end).
  * Prints one `ok NAME` or `not ok NAME: WHY` line per check; exit status 0
  * when all passed, 1 otherwise.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mbx/mbx.h>
@@ -41,6 +43,14 @@ static void check(int ok, const char *name, const char *why)
 		failures++;
 	}
 	fflush(stdout);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static const char *msg(const mbx_error *err)
@@ -151,7 +161,12 @@ static void keep(void)
 	/* The reset: the channel goes, the guest runs on. */
 	check(mbx__microvm_drop_channel(a, &err) == MBX_OK, "drop", msg(err));
 	sleep(4);
-	rc = mbx__microvm_reconnect(a, NULL, RECONNECT_MS, &err);
+	{
+		double t0 = now_ms();
+
+		rc = mbx__microvm_reconnect(a, NULL, RECONNECT_MS, &err);
+		printf("reconnect-ms %.1f\n", now_ms() - t0);
+	}
 	check(rc == MBX_OK, "reconnect", msg(err));
 	mbx_error_free(err);
 	err = NULL;
@@ -246,7 +261,12 @@ static void other(void)
 	mbx_error_free(err);
 	err = NULL;
 	execs(b, "other-sandbox-execs");
-	rc = mbx__microvm_reconnect(a, NULL, RECONNECT_MS, &err);
+	{
+		double t0 = now_ms();
+
+		rc = mbx__microvm_reconnect(a, NULL, RECONNECT_MS, &err);
+		printf("reconnect-ms %.1f\n", now_ms() - t0);
+	}
 	check(rc == MBX_OK, "refused-sandbox-reconnects", msg(err));
 	mbx_error_free(err);
 	err = NULL;
