@@ -89,6 +89,8 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 		cp -a "$top/tests/integration" "$rl/tests/"
 		# QEMU's jail: its test driver (the guest assets are copied below).
 		[ -f "$top/build/tests/vm-jail" ] && cp -a "$top/build/tests/vm-jail" "$rl/build/tests/"
+		# A microVM's channel reset (test_microvm_resume.py).
+		[ -f "$top/build/tests/vm-resume" ] && cp -a "$top/build/tests/vm-resume" "$rl/build/tests/"
 		# The Python package and its tests (they find the library through MIMOBOX_LIB).
 		mkdir -p "$rl/python"
 		cp -a "$top/python/mimobox" "$top/python/tests" "$top/python/examples" "$top/python/_build" \

@@ -146,15 +146,19 @@ static int read_channel(struct agent_state *st)
 
 /* ---- the handshake (see proto.h) ---- */
 
-/* Features this agent offers. An os-mode agent ends with its channel, so it
- * offers no MBX_FEAT_RESUME. */
-#define AGENT_FEATURES 0ull
+/* Features this agent offers: a guest's agent keeps its sandbox over a
+ * channel reset (MBX_FEAT_RESUME, see "resuming" below); an os-mode agent
+ * ends with its channel (a socketpair cannot come back), so it offers none. */
+static uint64_t agent_features(const struct agent_state *st)
+{
+	return st->guest ? MBX_FEAT_RESUME : 0;
+}
 
 static struct {
 	uint64_t session;  /* drawn once when the agent starts */
 	uint32_t version;  /* chosen by the host (HELLO_ACK) */
 	uint64_t features;
-	int acked;
+	int acked;         /* HELLO_ACK came on the current channel */
 } hello;
 
 /* A session id: random, never 0. Not a secret, so it must not block for
@@ -177,18 +181,24 @@ static uint64_t new_session(void)
 	return v ? v : 1;
 }
 
-/* Greets the host: the versions and features this agent speaks, and its
+/* Queues HELLO in w: the versions and features this agent speaks, and its
  * session. */
-static int agent_send_hello(struct agent_state *st)
+static void put_hello(const struct agent_state *st, struct mbx_wbuf *w)
 {
 	if (hello.session == 0)
 		hello.session = new_session();
-	mbx_proto_begin(&st->out, MBX_MSG_HELLO, 0);
-	mbx_proto_put_u32(&st->out, MBX_F_VERSION, MBX_PROTO_VERSION);
-	mbx_proto_put_u32(&st->out, MBX_F_VERSION_MIN, MBX_PROTO_VERSION_MIN);
-	mbx_proto_put_u64(&st->out, MBX_F_FEATURES, AGENT_FEATURES);
-	mbx_proto_put_u64(&st->out, MBX_F_SESSION, hello.session);
-	mbx_proto_end(&st->out);
+	mbx_proto_begin(w, MBX_MSG_HELLO, 0);
+	mbx_proto_put_u32(w, MBX_F_VERSION, MBX_PROTO_VERSION);
+	mbx_proto_put_u32(w, MBX_F_VERSION_MIN, MBX_PROTO_VERSION_MIN);
+	mbx_proto_put_u64(w, MBX_F_FEATURES, agent_features(st));
+	mbx_proto_put_u64(w, MBX_F_SESSION, hello.session);
+	mbx_proto_end(w);
+}
+
+/* Greets the host on the first channel. */
+static int agent_send_hello(struct agent_state *st)
+{
+	put_hello(st, &st->out);
 	return agent_flush(st, 1);
 }
 
@@ -208,9 +218,9 @@ static int hello_ack(struct agent_state *st, const struct mbx_frame *f)
 				 MBX_PROTO_VERSION_MIN, MBX_PROTO_VERSION);
 		return -1;
 	}
-	if (mbx_proto_find_u64(f, MBX_F_FEATURES, &feat) == 0 && (feat & ~AGENT_FEATURES)) {
+	if (mbx_proto_find_u64(f, MBX_F_FEATURES, &feat) == 0 && (feat & ~agent_features(st))) {
 		agent_send_error(st, f->id, MBX_EPROTO, 0, NULL, "the host chose features %llx; this agent offers %llx",
-				 (unsigned long long)feat, (unsigned long long)AGENT_FEATURES);
+				 (unsigned long long)feat, (unsigned long long)agent_features(st));
 		return -1;
 	}
 	hello.version = v;
@@ -274,6 +284,90 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 		agent_send_error(st, f->id, MBX_EINVAL, 0, NULL, "unknown message type %u", f->type);
 		return 0;
 	}
+}
+
+/*
+ * Resuming (guest mode, once the host chose MBX_FEAT_RESUME). When the host's
+ * end of the virtio port goes away (read() gives end of file: the host closed
+ * its connection to QEMU's chardev socket, or a restored VM has a new one),
+ * the agent does not power off. It keeps every process running and serving:
+ * their output is read within their credit windows as before and waits in
+ * st->out (bounded by OUTQ_HIGH and the windows: a process that fills its
+ * window waits on its pipe); exits are reaped and their EXIT queued; deadlines
+ * hold. The channel is left out of the poll set (the port reports
+ * POLLIN|POLLHUP at once while the host is away) and looked at every
+ * RESUME_POLL_MS instead, with the same POLLHUP test the boot uses. Once the
+ * host is back the agent greets it again with the same SESSION, takes
+ * HELLO_ACK and goes on.
+ *
+ * Frames cut by the reset: the bytes of a request read before the end of
+ * file are whole frames handled as usual; a partial frame at the end is
+ * dropped (the host drops what it had half sent: mbx__client_reconnect).
+ * Output restarts at a frame boundary: the new channel gets HELLO first,
+ * then, from the first frame not completely written (resent whole, so a
+ * frame half written on the old channel reaches the host complete), the
+ * frames of the processes (STDOUT, STDERR, EXIT, CREDIT). Answers to
+ * requests queued but not written are dropped: the host's call that waited
+ * for them failed with the old channel. Bytes the port took before the guest
+ * learned of the reset may be lost by QEMU (it discards what a guest writes
+ * to a disconnected chardev): a host drops the channel between requests, when
+ * it has read what came (docs/microvm.md, "Resuming").
+ */
+#define RESUME_POLL_MS 20
+
+static int can_resume(const struct agent_state *st)
+{
+	return st->guest && (hello.features & MBX_FEAT_RESUME);
+}
+
+/* The host's end went away: drop the partial input frame, wait for it. */
+static void channel_lost(struct agent_state *st)
+{
+	mbx_rbuf_release(&st->in);
+	mbx_rbuf_init(&st->in);
+	hello.acked = 0;
+	st->chan_down = 1;
+}
+
+/* The host's end is back: HELLO, then the process frames not yet written
+ * (see above). -1 when memory ran out. */
+static int channel_back(struct agent_state *st)
+{
+	struct mbx_wbuf next;
+	size_t at = 0;
+
+	mbx_wbuf_init(&next);
+	put_hello(st, &next);
+	while (at < st->out.len) {
+		struct mbx_frame f;
+		struct mbx_field_iter it;
+		const uint8_t *val;
+		uint32_t len;
+		uint16_t tag;
+		size_t used;
+
+		/* Our own frames: always whole and well formed. */
+		if (mbx_proto_parse(st->out.buf + at, st->out.len - at, &f, &used) != 1)
+			break;
+		if (at + used > st->out_sent && (f.type == MBX_MSG_STDOUT || f.type == MBX_MSG_STDERR ||
+						 f.type == MBX_MSG_EXIT || f.type == MBX_MSG_CREDIT)) {
+			mbx_proto_begin(&next, f.type, f.id);
+			mbx_field_iter_init(&it, f.body, f.len);
+			while (mbx_field_next(&it, &tag, &val, &len) == 1)
+				mbx_proto_put(&next, tag, val, len);
+			mbx_proto_end(&next);
+		}
+		at += used;
+	}
+	if (next.failed) {
+		mbx_wbuf_release(&next);
+		return -1;
+	}
+	mbx_wbuf_release(&st->out);
+	st->out = next;
+	st->out_sent = 0;
+	st->chan_down = 0;
+	return 0;
 }
 
 /*
@@ -362,12 +456,15 @@ int main(void)
 		struct pollfd p[2 + 4 * AGENT_MAX_PROCS + AGENT_NET_POLL];
 		struct mbx_frame f;
 		size_t n, nn;
-		int rc, timeout = -1;
+		int rc, gone, timeout = -1;
 
-		p[0] = (struct pollfd){ .fd = st.chan, .events = POLLIN | (st.out.len > st.out_sent ? POLLOUT : 0) };
+		p[0] = (struct pollfd){ .fd = st.chan_down ? -1 : st.chan,
+					.events = POLLIN | (st.out.len > st.out_sent ? POLLOUT : 0) };
 		p[1] = (struct pollfd){ .fd = st.sigfd, .events = POLLIN };
 		n = agent_proc_poll(&st, p + 2, 4 * AGENT_MAX_PROCS, &timeout);
 		nn = agent_net_poll(&st, p + 2 + n, AGENT_NET_POLL);
+		if (st.chan_down && (timeout < 0 || timeout > RESUME_POLL_MS))
+			timeout = RESUME_POLL_MS;
 		if (poll(p, (nfds_t)(2 + n + nn), timeout) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents & POLLIN) {
@@ -378,17 +475,31 @@ int main(void)
 		}
 		agent_proc_service(&st, p + 2, n);
 		agent_net_service(&st, p + 2 + n, nn);
+		if (st.chan_down) {
+			if (agent_guest_host_connected(&st) && channel_back(&st) < 0)
+				break;
+			if (st.chan_down)
+				continue;
+		}
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			if (read_channel(&st) < 0)
+			gone = read_channel(&st) < 0;
+			if (gone && !can_resume(&st))
 				break;
 			while ((rc = mbx_rbuf_next(&st.in, &f)) == 1)
 				if (handle(&st, &f, &initialised) < 0)
 					goto out;
 			if (rc < 0)
 				break;
+			if (gone) {
+				channel_lost(&st);
+				continue;
+			}
 		}
-		if (agent_flush(&st, 0) < 0)
-			break;
+		if (agent_flush(&st, 0) < 0) {
+			if (!can_resume(&st))
+				break;
+			channel_lost(&st);
+		}
 	}
 out:
 	agent_proc_kill_all(&st);

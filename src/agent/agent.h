@@ -80,6 +80,8 @@ struct agent_state {
 	struct mbx_rbuf in;
 	struct mbx_wbuf out;    /* frames waiting to be written */
 	size_t out_sent;        /* bytes of `out` already written */
+	int chan_down;          /* guest mode: the host's end is gone, the agent waits
+				 * for it to come back (agent.c, "resuming") */
 	int sigfd;              /* signalfd for SIGCHLD */
 
 	uint32_t init_flags;
@@ -171,6 +173,8 @@ int agent_guest_detect(void);
  * guest off when there is no channel to report on; a later failure is kept
  * in st->boot_* for agent_guest_failed. */
 void agent_guest_boot(struct agent_state *st);
+/* Whether the host's end of the port is connected now (POLLHUP clear). */
+int agent_guest_host_connected(struct agent_state *st);
 /* After HELLO: answers the host's first request with the boot failure,
  * then powers off. */
 __attribute__((noreturn)) void agent_guest_failed(struct agent_state *st);

@@ -304,16 +304,21 @@ fail:
 
 /* Step 5: the host's end of the port. virtio_console reports POLLHUP while
  * the host side is not connected, and reads then give end of file. */
+int agent_guest_host_connected(struct agent_state *st)
+{
+	struct pollfd p = { .fd = st->chan, .events = POLLOUT };
+
+	if (poll(&p, 1, 0) < 0)
+		return 0;
+	return !(p.revents & (POLLHUP | POLLERR | POLLNVAL));
+}
+
 static int wait_host(struct agent_state *st)
 {
 	unsigned waited = 0;
 
 	for (;;) {
-		struct pollfd p = { .fd = AGENT_FD, .events = POLLOUT };
-
-		if (poll(&p, 1, 0) < 0 && errno != EINTR)
-			return -1;
-		if (!(p.revents & (POLLHUP | POLLERR | POLLNVAL)))
+		if (agent_guest_host_connected(st))
 			return 0;
 		if (waited >= HOST_WAIT_MS) {
 			errno = ETIMEDOUT;

@@ -203,9 +203,11 @@ int mbx__client_error_from(const struct mbx_frame *f, const char *backend, mbx_e
 }
 
 /* Reads the agent's HELLO, picks the version and features, answers
- * HELLO_ACK. *info gets what the agent announced. */
+ * HELLO_ACK. *info gets what the agent announced. With `session` (a
+ * reconnect), an agent of another session gets no HELLO_ACK: it is not
+ * ours to drive, and it waits for its own host again when we close. */
 static int greet(struct mbx_client *c, struct mbx_hello_info *info, uint32_t *version, uint64_t *features,
-		 uint64_t deadline_us, mbx_error **err)
+		 const uint64_t *session, uint64_t deadline_us, mbx_error **err)
 {
 	struct mbx_frame f;
 	uint32_t announced = 0;
@@ -224,6 +226,12 @@ static int greet(struct mbx_client *c, struct mbx_hello_info *info, uint32_t *ve
 			return MBX_EPROTO;
 		}
 		return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed HELLO");
+	}
+	if (session && info->session != *session) {
+		mbx__error_set(err, MBX_EPROTO, 0, NULL,
+			       "the agent on the new channel runs session %016llx, not %016llx: the sandbox's state is gone",
+			       (unsigned long long)info->session, (unsigned long long)*session);
+		return MBX_EPROTO;
 	}
 	if (mbx_proto_negotiate(info->version_min, info->version_max, info->features, MBX_PROTO_VERSION_MIN,
 				MBX_PROTO_VERSION, MBX_PROTO_HOST_FEATURES, version, features) < 0) {
@@ -246,7 +254,7 @@ int mbx__client_hello(struct mbx_client *c, uint64_t deadline_us, mbx_error **er
 	struct mbx_hello_info info;
 	uint32_t version;
 	uint64_t features;
-	int rc = greet(c, &info, &version, &features, deadline_us, err);
+	int rc = greet(c, &info, &version, &features, NULL, deadline_us, err);
 
 	if (rc < 0)
 		return rc;
@@ -281,15 +289,9 @@ int mbx__client_reconnect(struct mbx_client *c, const struct mbx_transport *t, u
 		mbx__error_suggest(err, "destroy the sandbox and create a new one");
 		return MBX_ENOTSUP;
 	}
-	rc = greet(c, &info, &version, &features, deadline_us, err);
+	rc = greet(c, &info, &version, &features, &c->session, deadline_us, err);
 	if (rc < 0)
 		return rc;
-	if (info.session != c->session) {
-		mbx__error_set(err, MBX_EPROTO, 0, NULL,
-			       "the agent on the new channel runs session %016llx, not %016llx: the sandbox's state is gone",
-			       (unsigned long long)info.session, (unsigned long long)c->session);
-		return MBX_EPROTO;
-	}
 	if (version != c->version || features != c->features) {
 		mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent changed its protocol (version %u, features %llx) over a reconnect",
 			       version, (unsigned long long)features);

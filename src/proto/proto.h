@@ -29,7 +29,17 @@
  * identifier, not a secret. When the channel resets under a running agent
  * (a microVM restored from a snapshot) and both use MBX_FEAT_RESUME, the
  * agent greets again on the new channel with the same SESSION; the host
- * checks it and goes on where it was (mbx__client_reconnect), without INIT.
+ * checks it before it answers HELLO_ACK (another session gets none, and the
+ * host closes) and goes on where it was (mbx__client_reconnect), without
+ * INIT. Only a guest's agent offers it (its processes run on while the host
+ * is away; an os-mode agent ends with its channel). Frames cut by the reset:
+ * each side drops a partial frame it was reading; the agent's first frame on
+ * the new channel is HELLO, then its process frames (STDOUT, STDERR, EXIT,
+ * CREDIT) from the first one not completely written, resent whole; answers
+ * to requests of the old channel are not resent (the host's call failed).
+ * Bytes already written when the reset came may be lost below the protocol
+ * (QEMU discards them): a host resets between requests (docs/microvm.md,
+ * "Resuming").
  *
  * Everything the host reads from an agent is untrusted: every length is
  * checked against what is left in the frame and against fixed maxima, and

@@ -585,6 +585,7 @@ static void test_reconnect(void)
 	TAP_CHECK_INT(reconnect_to(&c, &a, 2222, &err), MBX_EPROTO);
 	TAP_CHECK(says(err, "state is gone"));
 	TAP_CHECK(c.broken);
+	TAP_CHECK_INT(a.acks, 0); /* not ours: no HELLO_ACK */
 	mbx_error_free(err);
 	err = NULL;
 	mbx__client_close(&c);

@@ -32,6 +32,7 @@
 #include "assets.h"
 #include "initramfs.h"
 #include "jail.h"
+#include "microvm.h"
 #include "qemu-cmdline.h"
 #include "statedir.h"
 #include "vmnet.h"
@@ -60,6 +61,7 @@ struct microvm_sb {
 	 * hands each stream to (docs/microvm.md, "Network") */
 	struct mbx_netproxy *proxy;
 	struct mbx_vmnet *vmnet;
+	uint64_t dropped_us;      /* when the channel was last closed (CLOCK_MONOTONIC us) */
 };
 
 static void microvm_cleanup(struct microvm_sb *m)
@@ -199,7 +201,7 @@ static int connect_chardev(struct microvm_sb *m, const char *path, const char *w
 		}
 		close(fd);
 		if (mbx__vm_jail_exited(m->jail, &wstatus) == 1) {
-			mbx__error_set(err, MBX_ESYS, 0, "vmm", "QEMU ended while it started (%s %d)",
+			mbx__error_set(err, MBX_ESYS, 0, "vmm", "QEMU ended before it took the %s connection (%s %d)", what,
 				       WIFSIGNALED(wstatus) ? "signal" : "exit status",
 				       WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus));
 			return MBX_ESYS;
@@ -212,16 +214,26 @@ static int connect_chardev(struct microvm_sb *m, const char *path, const char *w
 	return MBX_OK;
 }
 
+/* The agent's socket as a byte stream in *t: no descriptors can pass. */
+static int connect_socket(struct microvm_sb *m, const char *path, uint64_t deadline, struct mbx_transport *t,
+			  mbx_error **err)
+{
+	int fd, rc = connect_chardev(m, path, "guest agent's", &fd, deadline, err);
+
+	if (rc < 0)
+		return rc;
+	mbx__transport_stream(t, fd);
+	return MBX_OK;
+}
+
+/* Connects to the agent's socket at `path` and greets it. */
 static int connect_agent(struct microvm_sb *m, const char *path, uint64_t deadline, mbx_error **err)
 {
 	struct mbx_transport t;
-	int fd, rc;
+	int rc = connect_socket(m, path, deadline, &t, err);
 
-	rc = connect_chardev(m, path, "guest agent's", &fd, deadline, err);
 	if (rc < 0)
 		return rc;
-	/* A byte stream to QEMU's chardev: no descriptors can pass. */
-	mbx__transport_stream(&t, fd);
 	return mbx__agenthost_attach(&m->host, &t, deadline, err);
 }
 
@@ -432,6 +444,124 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 fail:
 	microvm_cleanup(m);
 	return rc;
+}
+
+/* ---- dropping and resuming the channel (microvm.h) ---- */
+
+static struct microvm_sb *microvm_of(mbx_sandbox *sb, mbx_error **err)
+{
+	if (sb == NULL || sb->ops != &mbx__microvm_backend || sb->priv == NULL || sb->destroyed) {
+		mbx__error_set(err, MBX_EINVAL, 0, NULL, "not a live microvm sandbox");
+		return NULL;
+	}
+	return sb->priv;
+}
+
+/* Closes the transport, keeping the client's processes: the channel is
+ * broken until a reconnect. */
+static void close_channel(struct microvm_sb *m)
+{
+	struct mbx_client *c = &m->host.client;
+
+	if (c->tr.ops != NULL) {
+		c->tr.ops->close(&c->tr);
+		m->dropped_us = mbx__now_us();
+	}
+	c->tr.ops = NULL;
+	c->fd = -1;
+	c->broken = 1;
+}
+
+int mbx__microvm_drop_channel(mbx_sandbox *sb, mbx_error **err)
+{
+	struct microvm_sb *m = microvm_of(sb, err);
+
+	if (m == NULL)
+		return MBX_EINVAL;
+	close_channel(m);
+	return MBX_OK;
+}
+
+/*
+ * The agent learns of a reset from POLLHUP on its port, which lasts from
+ * QEMU's "host closed" to its "host connected" control message. A new
+ * connection made at once can end that window before the guest ran: the
+ * agent then never saw the old channel go and does not greet the new one.
+ * So the host leaves the port closed for a while (RESUME_GAP_US) before it
+ * connects, and a connection that stays silent for an attempt is closed
+ * again (a longer window) and retried, until the deadline.
+ */
+#define RESUME_GAP_US 50000u
+#define RESUME_ATTEMPT_US 1000000u
+
+int mbx__microvm_reconnect(mbx_sandbox *sb, const char *run_dir, int timeout_ms, mbx_error **err)
+{
+	struct microvm_sb *m = microvm_of(sb, err);
+	uint64_t deadline = mbx__now_us() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000u;
+	uint64_t gap = RESUME_GAP_US, attempt = RESUME_ATTEMPT_US;
+	int dirfd, rc;
+
+	if (m == NULL)
+		return MBX_EINVAL;
+	/* QEMU's chardev serves one connection at a time: the old one goes
+	 * first, and the agent sees the end of its channel. */
+	close_channel(m);
+	if (run_dir == NULL)
+		run_dir = m->sd.dir;
+	dirfd = open(run_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "open the run directory `%s`", run_dir);
+	for (;;) {
+		struct mbx_transport t;
+		mbx_error *tmp = NULL;
+		uint64_t now = mbx__now_us(), until;
+		char sock[64];
+
+		if (now < m->dropped_us + gap) {
+			uint64_t wait = m->dropped_us + gap - now;
+			struct timespec ts = { (time_t)(wait / 1000000u), (long)(wait % 1000000u) * 1000L };
+
+			nanosleep(&ts, NULL);
+		}
+		snprintf(sock, sizeof(sock), "/proc/self/fd/%d/agent.sock", dirfd);
+		rc = connect_socket(m, sock, deadline, &t, &tmp);
+		if (rc == MBX_OK) {
+			until = mbx__now_us() + attempt;
+			rc = mbx__agenthost_reconnect(&m->host, &t, until < deadline ? until : deadline, &tmp);
+		}
+		if (rc == MBX_OK)
+			break;
+		/* Silence on a connection: the agent may have missed the reset. */
+		if (rc != MBX_ETIMEDOUT || mbx__now_us() >= deadline) {
+			mbx__error_move(err, &tmp);
+			break;
+		}
+		mbx_error_free(tmp);
+		close_channel(m);
+		gap *= 2;
+		attempt *= 2;
+	}
+	close(dirfd);
+	if (rc < 0) {
+		/* Another session's agent must be free to greet its own host. */
+		close_channel(m);
+		mbx__error_wrap(err, "reconnect to the guest agent of sandbox %s", sb->id);
+	}
+	return rc;
+}
+
+uint64_t mbx__microvm_session(mbx_sandbox *sb)
+{
+	struct microvm_sb *m = microvm_of(sb, NULL);
+
+	return m ? m->host.client.session : 0;
+}
+
+const char *mbx__microvm_run_dir(mbx_sandbox *sb)
+{
+	struct microvm_sb *m = microvm_of(sb, NULL);
+
+	return m ? m->sd.dir : NULL;
 }
 
 /* What the host knows of a VM whose channel broke: how QEMU ended, and the
