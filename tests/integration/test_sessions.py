@@ -17,6 +17,15 @@ from conftest import LIB_ASAN, procs_with_arg, unique_sleep_arg
 pytestmark = pytest.mark.usefixtures("backend")
 
 
+def wait_until_true(cond, timeout_s):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def events_until_end(proc, timeout_s=20):
     """All events up to the last one, with the time each arrived."""
     out = []
@@ -192,12 +201,17 @@ def test_killing_a_process_kills_its_tree(sandbox):
     ticker = "i=0; while :; do i=$((i+1)); echo $i > %s; sleep 0.05; done" % tick
     p = sandbox.spawn(["sh", "-c", "setsid sleep %s & sleep %s & setsid sh -c '%s' & wait" % (arg, arg, ticker)],
                       timeout_ms=0)
-    time.sleep(0.5)
+    # The ticker's first write (a guest under a loaded host is slow).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            sandbox.read_file(tick)
+            break
+        except mbx.MbxError:
+            time.sleep(0.1)
     if sandbox.backend == "os":
-        assert len(procs_with_arg(arg)) == 2
-    first = sandbox.read_file(tick)
-    time.sleep(0.3)
-    assert sandbox.read_file(tick) != first, "the ticker does not run"
+        assert wait_until_true(lambda: len(procs_with_arg(arg)) == 2, 10)
+    assert wait_until_true(lambda: sandbox.read_file(tick) != first, 10), "the ticker does not run"
     p.kill()
     evs = events_until_end(p)
     p.close()

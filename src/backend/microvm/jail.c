@@ -47,6 +47,14 @@ struct mbx_vm_jail {
 	char err_tail[STDERR_KEEP + 1];
 };
 
+uint32_t mbx__vm_jail_skipped(const struct mbx_vm_jail *j, const char *const **reasons)
+{
+	if (j == NULL || j->sb == NULL)
+		return 0;
+	*reasons = j->sb->skip_reason;
+	return j->sb->skipped;
+}
+
 /* ---- checks ---- */
 
 static int check_abs(const char *what, const char *path, mbx_error **err)

@@ -92,4 +92,7 @@ pid_t mbx__vm_jail_pid(const struct mbx_vm_jail *j);
  * directory), removes the sockets QEMU left in the run directory, frees the
  * jail. The run directory itself and other files in it (the console log)
  * are the caller's. NULL is a no-op. */
+/* The layers the jail's own sandbox skipped under allow-degraded (e.g. the
+ * CPU quota without a cgroup), with the reason of each by bit index. */
+uint32_t mbx__vm_jail_skipped(const struct mbx_vm_jail *j, const char *const **reasons);
 void mbx__vm_jail_stop(struct mbx_vm_jail *j);

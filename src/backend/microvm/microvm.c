@@ -439,6 +439,18 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 		add_console_tail(m, err);
 		goto fail;
 	}
+	/* What QEMU's jail could not apply under allow-degraded (a CPU quota
+	 * without a cgroup) is the sandbox's to report. */
+	{
+		const char *const *why = NULL;
+		uint32_t skipped = mbx__vm_jail_skipped(m->jail, &why) & MBX_LAYER_LIMITS;
+
+		if (skipped) {
+			sb->skipped |= skipped;
+			sb->layers &= ~skipped;
+			sb->skip_reason[mbx__layer_index(MBX_LAYER_LIMITS)] = why[mbx__layer_index(MBX_LAYER_LIMITS)];
+		}
+	}
 	sb->priv = m;
 	return MBX_OK;
 fail:
