@@ -211,6 +211,7 @@ def test_killing_a_process_kills_its_tree(sandbox):
             time.sleep(0.1)
     if sandbox.backend == "os":
         assert wait_until_true(lambda: len(procs_with_arg(arg)) == 2, 10)
+    first = sandbox.read_file(tick)
     assert wait_until_true(lambda: sandbox.read_file(tick) != first, 10), "the ticker does not run"
     p.kill()
     evs = events_until_end(p)
