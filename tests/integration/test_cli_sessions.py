@@ -79,7 +79,8 @@ def named(cli):
         if name:
             words += ["--name", name]
         r = cli(words)
-        assert r.rc == 0, r
+        # The whole error (a guest's console tail can be long).
+        assert r.rc == 0, "%r failed (%d): %s" % (words, r.rc, r.stderr)
         got = r.out.strip()
         made.append(got)
         return got
