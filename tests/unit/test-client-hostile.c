@@ -36,6 +36,9 @@ struct fake_agent {
 	enum after after;
 	uint32_t flood_id;
 	uint64_t flooded;	/* output bytes sent by the flood */
+	int requests;		/* AFTER_CLOSE: reads this many times before it closes (the first
+				 * one before it writes), so the host's requests never meet a
+				 * closed socket, whatever the timing (valgrind) */
 };
 
 static void write_all(int fd, const uint8_t *p, size_t n)
@@ -57,8 +60,13 @@ static void *agent_main(void *arg)
 	struct fake_agent *a = arg;
 	uint8_t buf[4096];
 
+	if (a->requests > 0)
+		(void)!read(a->fd, buf, sizeof(buf));
 	write_all(a->fd, a->script.buf, a->script.len);
-	if (a->after == AFTER_HOLD) {
+	if (a->after == AFTER_CLOSE) {
+		for (int i = 1; i < a->requests; i++)
+			(void)!read(a->fd, buf, sizeof(buf));
+	} else if (a->after == AFTER_HOLD) {
 		while (read(a->fd, buf, sizeof(buf)) > 0)
 			;
 	} else if (a->after == AFTER_FLOOD) {
@@ -432,6 +440,7 @@ static int exec_script(void (*script)(struct mbx_wbuf *), enum after after, mbx_
 
 	setup(&c, &a);
 	script(&a.script);
+	a.requests = 1; /* the EXEC */
 	start(&a, after);
 	rc = run_exec(&c, res, limit, msg, msglen);
 	*broken = c.broken;
@@ -622,6 +631,7 @@ static int spawn_then_request(void (*script)(struct mbx_wbuf *), enum after afte
 	setup(&c, &a);
 	script(&a.script);
 	a.flood_id = 1;
+	a.requests = 2; /* the EXEC, then the LIST */
 	start(&a, after);
 	exec_req(&req, 1u << 20);
 	req.argv = (char *const *)argv;
