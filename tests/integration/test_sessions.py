@@ -370,10 +370,14 @@ def test_paths_cannot_escape_the_view(sandbox, host_tmp):
         with pytest.raises(mbx.MbxError) as e:
             sandbox.read_file(path)
         assert e.value.code == mbx.MBX_ENOTFOUND, (path, e.value)
-    # /etc/passwd through .. is the sandbox's own, not the host's.
-    data = sandbox.read_file("../../../etc/passwd")
-    with open("/etc/passwd", "rb") as f:
-        assert data != f.read()
+    # /etc through .. is the sandbox's own, not the host's: its host name
+    # file names the sandbox. (The host's /etc/passwd can equal a guest
+    # image's byte for byte: both Debian's minimal base.)
+    assert sandbox.read_file("../../../etc/hostname") == b"mimobox\n"
+    if sandbox.backend == "os":
+        data = sandbox.read_file("../../../etc/passwd")
+        with open("/etc/passwd", "rb") as f:
+            assert data != f.read()
     # Writing through a link to the host path creates nothing on the host.
     with pytest.raises(mbx.MbxError):
         sandbox.write_file(secret, b"overwritten")
