@@ -148,27 +148,40 @@ out:
 	return status;
 }
 
-int cli_cmd_setup(int argc, char **argv)
+/* Takes the options at a->next (`--check`, `--help`), allowed before and
+ * after `vm`. -1 to go on, else the exit status (help shown, usage error). */
+static int setup_options_at(struct cli_args *a, int *check)
 {
-	struct cli_args a = { argc, argv, 1, 0 };
-	char why[CLI_WHY_MAX], printed[4200];
-	const char *value, *script, *env_dir, *dir, *mode;
-	int id, check = 0, status;
-	struct stat st;
+	char why[CLI_WHY_MAX];
+	const char *value;
+	int id;
 
-	/* `setup [--help] vm [--check] [--help]` */
-	while ((id = cli_next_option(&a, setup_options, &value, why, sizeof(why))) != CLI_OPT_END) {
+	while ((id = cli_next_option(a, setup_options, &value, why, sizeof(why))) != CLI_OPT_END) {
 		if (id == CLI_OPT_HELP) {
 			usage();
 			return 0;
 		}
 		if (id == OPT_CHECK) {
-			check = 1;
+			*check = 1;
 			continue;
 		}
 		cli_usage_error(0, "setup", "%s", why);
 		return CLI_EXIT_USAGE;
 	}
+	return -1;
+}
+
+int cli_cmd_setup(int argc, char **argv)
+{
+	struct cli_args a = { argc, argv, 1, 0 };
+	char why[CLI_WHY_MAX], printed[4200];
+	const char *script, *env_dir, *dir, *mode;
+	int rc, check = 0, status;
+	struct stat st;
+
+	/* `setup [--help] vm [--check] [--help]` */
+	if ((rc = setup_options_at(&a, &check)) >= 0)
+		return rc;
 	if (a.next >= argc) {
 		cli_usage_error(0, "setup", "say what to set up: `mimobox setup vm`");
 		return CLI_EXIT_USAGE;
@@ -178,18 +191,8 @@ int cli_cmd_setup(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	a.next++;
-	while ((id = cli_next_option(&a, setup_options, &value, why, sizeof(why))) != CLI_OPT_END) {
-		if (id == CLI_OPT_HELP) {
-			usage();
-			return 0;
-		}
-		if (id == OPT_CHECK) {
-			check = 1;
-			continue;
-		}
-		cli_usage_error(0, "setup", "%s", why);
-		return CLI_EXIT_USAGE;
-	}
+	if ((rc = setup_options_at(&a, &check)) >= 0)
+		return rc;
 	if (a.next < argc) {
 		cli_usage_error(0, "setup", "unexpected argument `%s`", argv[a.next]);
 		return CLI_EXIT_USAGE;
