@@ -66,6 +66,20 @@ static void create_usage(void)
 	       cli_sandbox_options_help);
 }
 
+/* Closes every descriptor from `from` on but `keep` (-1: none). */
+static void close_from_except(int from, int keep)
+{
+	if (keep >= from) {
+		if (keep > from && close_range((unsigned)from, (unsigned)keep - 1, 0) < 0)
+			for (int fd = from; fd < keep; fd++)
+				close(fd);
+		from = keep + 1;
+	}
+	if (close_range((unsigned)from, ~0U, 0) < 0)
+		for (int fd = from; fd < 1024; fd++)
+			close(fd);
+}
+
 /*
  * The daemon's side of the fork: detaches from everything `create` had
  * open except the two pipes, and runs the supervisor. Never returns.
@@ -75,7 +89,7 @@ static void __attribute__((noreturn)) become_supervisor(mbx_config *cfg, mbx_sna
 							 uint64_t ttl_ms, int status_fd, int log_fd)
 {
 	char *own_name = NULL, *own_workdir = NULL, *own_hostname = NULL, title[128];
-	int devnull, rc;
+	int devnull, rc, keep = -1;
 
 	setsid();
 	if (fork() != 0)
@@ -106,12 +120,10 @@ static void __attribute__((noreturn)) become_supervisor(mbx_config *cfg, mbx_sna
 	    dup2(devnull, STDERR_FILENO) < 0 || dup3(status_fd, 3, O_CLOEXEC) < 0 ||
 	    dup3(log_fd, 4, O_CLOEXEC) < 0)
 		_exit(1);
-	if (close_range(5, ~0U, 0) < 0) {
-		int fd;
-
-		for (fd = 5; fd < 1024; fd++)
-			close(fd);
-	}
+	/* Everything else closes, but a microVM snapshot's memory, which the
+	 * restore maps (the library keeps it above the low descriptors). */
+	mbx_snapshot_memory_size(snap, &keep);
+	close_from_except(5, keep);
 	cli_set_log_fd(4);
 	rc = cli_supervise(cfg, snap, own_name, o, ttl_ms, 3, 4);
 	mbx_config_free(cfg);

@@ -9,9 +9,9 @@
  * allow list, trust, isolation) and what its backend saves. On the os
  * backend that is the sandbox's writable storage, /workspace, /tmp and
  * /dev/shm, on the wasm backend its /workspace: regular files (content and permission bits), directories (also
- * empty ones), symlinks (kept as symlinks, never followed). Running
- * processes are NOT captured: a sandbox restored from a snapshot starts
- * with no processes. Set-user-ID and set-group-ID bits, device nodes, FIFOs
+ * empty ones), symlinks (kept as symlinks, never followed). On those two
+ * backends running processes are NOT captured: a sandbox restored from a
+ * snapshot starts with no processes. Set-user-ID and set-group-ID bits, device nodes, FIFOs
  * and sockets are left out; file owners and times are not kept.
  *
  * Mounts are host paths: a snapshot does not keep the config's mounts (a
@@ -29,8 +29,11 @@
  * before a reboot cannot be read after it unless MIMOBOX_STATE_DIR points
  * somewhere that lasts.
  *
- * Backends without snapshots (microvm so far) answer MBX_ENOTSUP naming
- * the backend.
+ * A microVM snapshot is its guest's memory and device state: restored
+ * clones carry on with the processes, open files and memory contents the
+ * guest had (see docs/snapshots.md for what a clone refreshes: entropy,
+ * host name, machine id, clock). A microVM with an allow-list of domains
+ * cannot be snapshotted yet (MBX_ENOTSUP naming `network`).
  */
 #ifndef MBX_SNAPSHOT_H
 #define MBX_SNAPSHOT_H
@@ -111,8 +114,23 @@ MBX_EXTERN(const uint8_t *) mbx_snapshot_note(const mbx_snapshot *snap, size_t *
 /** @brief The isolation level of the backend that made the snapshot. */
 MBX_EXTERN(mbx_isolation_t) mbx_snapshot_isolation(const mbx_snapshot *snap);
 
-/** @brief Size in bytes of the backend's saved state (the files). */
+/** @brief Size in bytes of the backend's saved state (the files; for a
+ *        microVM its device state and, when the memory is not apart, its
+ *        memory), not counting a microVM's memory (mbx_snapshot_memory_size()). */
 MBX_EXTERN(uint64_t) mbx_snapshot_size(const mbx_snapshot *snap);
+
+/**
+ * @brief A microVM snapshot's guest memory: its size in bytes (the guest's
+ *        RAM) and, in *fd when not NULL, the descriptor that holds it (a
+ *        sealed memfd, sparse: untouched pages cost nothing; restored
+ *        clones map it copy-on-write and share its pages). 0 and -1 for a
+ *        snapshot without memory apart.
+ *
+ * The descriptor stays the snapshot's (closed by mbx_snapshot_free()). A
+ * program that closes descriptors after fork() (a daemon) must keep this
+ * one open if the child restores the snapshot.
+ */
+MBX_EXTERN(uint64_t) mbx_snapshot_memory_size(const mbx_snapshot *snap, int *fd);
 
 /** @brief Frees a snapshot; NULL is a no-op. */
 MBX_EXTERN(void) mbx_snapshot_free(mbx_snapshot *snap);

@@ -266,6 +266,8 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 	switch (f->type) {
 	case MBX_MSG_EXEC:
 		agent_exec(st, f);
+		/* A descriptor passed with it is the program's now (fd 3). */
+		agent_close_fds(st);
 		return 0;
 	case MBX_MSG_STDIN:
 	case MBX_MSG_STDIN_CLOSE:
@@ -279,6 +281,13 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 		return 0;
 	case MBX_MSG_FILE:
 		agent_file(st, f);
+		return 0;
+	case MBX_MSG_IDENTITY:
+		if (!st->guest) {
+			agent_send_error(st, f->id, MBX_ENOTSUP, 0, NULL, "only a guest's agent takes a new identity");
+			return 0;
+		}
+		agent_guest_identity(st, f);
 		return 0;
 	default:
 		agent_send_error(st, f->id, MBX_EINVAL, 0, NULL, "unknown message type %u", f->type);

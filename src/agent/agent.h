@@ -183,6 +183,11 @@ __attribute__((noreturn)) void agent_guest_failed(struct agent_state *st);
 int agent_guest_setup(struct agent_state *st, const struct agent_guest_init *g);
 /* Kills everything, syncs, reboots (QEMU's -no-reboot ends the VM). */
 __attribute__((noreturn)) void agent_guest_poweroff(void);
+/* IDENTITY (proto.h): a restored clone's new entropy, name, clock and
+ * machine id; its processes are detached. Answers OK or ERROR. */
+void agent_guest_identity(struct agent_state *st, const struct mbx_frame *f);
+/* Every process's output is discarded from now on (DETACH for all). */
+void agent_proc_detach_all(struct agent_state *st);
 
 /* files.c: FILE messages. */
 void agent_file(struct agent_state *st, const struct mbx_frame *f);

@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -64,6 +65,7 @@ struct mbx_rand_pool_info {
 	uint8_t buf[MBX_SEED_MAX];
 };
 #define MBX_RNDADDENTROPY _IOW('R', 0x03, int[2])
+#define MBX_RNDRESEEDCRNG _IO('R', 0x07)
 
 int agent_guest_detect(void)
 {
@@ -492,12 +494,12 @@ fail:
 	return -1;
 }
 
-/* INIT's MBX_F_SEED: host randomness credited to the guest's pool, so a
- * guest (or a restored copy of one) never starts from the same state. */
-static int add_seed(struct agent_state *st, const uint8_t *seed, uint32_t len)
+/* Host randomness credited to the guest's pool, the kernel's generator
+ * reseeded from it at once. -1 with errno when the kernel refused. */
+static int seed_pool(const uint8_t *seed, uint32_t len)
 {
 	struct mbx_rand_pool_info req;
-	int fd, rc;
+	int fd, rc, e = 0;
 
 	memset(&req, 0, sizeof(req));
 	req.entropy_count = (int)(len * 8);
@@ -505,15 +507,24 @@ static int add_seed(struct agent_state *st, const uint8_t *seed, uint32_t len)
 	memcpy(req.buf, seed, len);
 	fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
 	rc = fd < 0 ? -1 : ioctl(fd, MBX_RNDADDENTROPY, &req);
+	if (rc == 0)
+		rc = ioctl(fd, MBX_RNDRESEEDCRNG);
+	if (rc < 0)
+		e = errno;
+	if (fd >= 0)
+		close(fd);
+	explicit_bzero(&req, sizeof(req));
+	errno = e;
+	return rc;
+}
+
+/* INIT's MBX_F_SEED: so a guest never starts from the same state. */
+static int add_seed(struct agent_state *st, const uint8_t *seed, uint32_t len)
+{
+	int rc = seed_pool(seed, len);
+
 	if (rc < 0)
 		agent_send_error(st, 0, MBX_ESYS, errno, "microvm-guest", "add the host's seed to the guest's random pool");
-	if (fd >= 0) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-	}
-	explicit_bzero(&req, sizeof(req));
 	return rc;
 }
 
@@ -538,8 +549,8 @@ static int replace_text(const char *path, const char *text)
 }
 
 /* /etc/hostname and /etc/hosts name the sandbox, as in the os backend's
- * root (the guest's root is writable: its overlay). */
-static int name_host(struct agent_state *st)
+ * root (the guest's root is writable: its overlay). -1 with errno. */
+static int write_host_files(void)
 {
 	char name[256], text[600];
 
@@ -548,15 +559,91 @@ static int name_host(struct agent_state *st)
 	name[sizeof(name) - 1] = '\0';
 	snprintf(text, sizeof(text), "%s\n", name);
 	if (replace_text("/etc/hostname", text) < 0)
-		goto fail;
+		return -1;
 	snprintf(text, sizeof(text), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n",
 		 name);
-	if (replace_text("/etc/hosts", text) < 0)
-		goto fail;
-	return 0;
-fail:
+	return replace_text("/etc/hosts", text);
+}
+
+static int name_host(struct agent_state *st)
+{
+	if (write_host_files() == 0)
+		return 0;
 	agent_send_error(st, 0, MBX_ESYS, errno, "uts-namespace", "write /etc/hostname and /etc/hosts");
 	return -1;
+}
+
+/* A new /etc/machine-id: 32 hex digits from the (reseeded) kernel. */
+static int new_machine_id(void)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t raw[16];
+	char text[34];
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		return -1;
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		text[2 * i] = hex[raw[i] >> 4];
+		text[2 * i + 1] = hex[raw[i] & 15];
+	}
+	text[32] = '\n';
+	text[33] = '\0';
+	return replace_text("/etc/machine-id", text);
+}
+
+void agent_guest_identity(struct agent_state *st, const struct mbx_frame *f)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v, *seed = NULL;
+	uint32_t n, seed_len = 0;
+	uint64_t now_ns = 0;
+	char name[65] = "";
+	uint16_t tag;
+	int rc;
+
+	mbx_field_iter_init(&it, f->body, f->len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		if (tag == MBX_F_SEED && n >= MBX_SEED_MIN && n <= MBX_SEED_MAX) {
+			seed = v;
+			seed_len = n;
+		} else if (tag == MBX_F_HOSTNAME && n >= 1 && n < sizeof(name) && memchr(v, '\0', n) == NULL) {
+			memcpy(name, v, n);
+			name[n] = '\0';
+		} else if (tag == MBX_F_MTIME_NS && mbx_field_u64(v, n, &now_ns) < 0) {
+			rc = -1;
+			break;
+		}
+	}
+	if (rc < 0 || seed == NULL || name[0] == '\0') {
+		agent_send_error(st, f->id, MBX_EPROTO, 0, NULL, "malformed IDENTITY message");
+		return;
+	}
+	/* The clone's processes belong to the snapshot's host: they run on,
+	 * nobody here reads their output. */
+	agent_proc_detach_all(st);
+	if (seed_pool(seed, seed_len) < 0) {
+		agent_send_error(st, f->id, MBX_ESYS, errno, "microvm-guest", "reseed the guest's random generator");
+		return;
+	}
+	if (now_ns) {
+		struct timespec ts = { (time_t)(now_ns / 1000000000u), (long)(now_ns % 1000000000u) };
+
+		/* The guest's clock stood still while it was saved. */
+		if (clock_settime(CLOCK_REALTIME, &ts) < 0) {
+			agent_send_error(st, f->id, MBX_ESYS, errno, "microvm-guest", "set the guest's clock");
+			return;
+		}
+	}
+	if (sethostname(name, strlen(name)) < 0 || write_host_files() < 0) {
+		agent_send_error(st, f->id, MBX_ESYS, errno, "uts-namespace", "give the clone its host name");
+		return;
+	}
+	if (new_machine_id() < 0) {
+		agent_send_error(st, f->id, MBX_ESYS, errno, "microvm-guest", "write a new /etc/machine-id");
+		return;
+	}
+	mbx_proto_begin(&st->out, MBX_MSG_OK, f->id);
+	mbx_proto_end(&st->out);
 }
 
 /*

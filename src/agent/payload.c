@@ -129,6 +129,7 @@ struct exec_req {
 	uint64_t window;
 	uint32_t flags;         /* MBX_XF_* */
 	uint32_t rows, cols;
+	int pass_fd;            /* -1, or a descriptor the host passed: the program's fd 3 */
 };
 
 uint64_t agent_now_ms(void)
@@ -187,7 +188,7 @@ static int strv_add(char ***v, size_t *n, const uint8_t *val, uint32_t len)
 
 /* Copies the request out of the frame: the frame's memory is reused as soon
  * as the channel is read again. */
-static int parse_exec(const struct mbx_frame *f, struct exec_req *r)
+static int parse_exec(const struct agent_state *st, const struct mbx_frame *f, struct exec_req *r)
 {
 	struct mbx_field_iter it;
 	const uint8_t *v;
@@ -200,6 +201,7 @@ static int parse_exec(const struct mbx_frame *f, struct exec_req *r)
 	r->timeout_ms = 30000;
 	r->output_limit = UINT64_MAX;
 	r->window = 1u << 20;
+	r->pass_fd = -1;
 	mbx_field_iter_init(&it, f->body, f->len);
 	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
 		switch (tag) {
@@ -241,6 +243,16 @@ static int parse_exec(const struct mbx_frame *f, struct exec_req *r)
 			if (mbx_field_u32(v, n, &r->cols) < 0)
 				return -1;
 			break;
+		case MBX_F_FD: {
+			uint32_t idx;
+
+			/* An index into the descriptors that came with this
+			 * message (os mode: the channel passes them). */
+			if (mbx_field_u32(v, n, &idx) < 0 || idx >= st->nfds)
+				return -1;
+			r->pass_fd = st->fds[idx];
+			break;
+		}
 		default:
 			break;
 		}
@@ -316,6 +328,12 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 		if (in < 0 || dup2(in, 0) < 0 || dup2(io->out, 1) < 0 || dup2(io->err, 2) < 0)
 			child_fail(rep_w, STAGE_SETUP, errno);
 	}
+	/* The one descriptor the host passed, as fd 3 (dup2 clears its
+	 * close-on-exec flag; when it already is 3, clear it here). */
+	if (r->pass_fd >= 0) {
+		if (r->pass_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(r->pass_fd, 3) < 0)
+			child_fail(rep_w, STAGE_SETUP, errno);
+	}
 	if (chdir(r->cwd ? r->cwd : "/") < 0)
 		child_fail(rep_w, STAGE_CHDIR, errno);
 	for (size_t i = 0; i < st->nrlimits; i++) {
@@ -332,7 +350,7 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 		child_fail(rep_w, STAGE_LANDLOCK, errno);
 	/* Every descriptor but stdio closes on exec: the channel, the ruleset,
 	 * the signalfd, other processes' pipes and this report pipe. */
-	if (mbx_close_fds_from(3, MBX_CLOSEFDS_CLOEXEC) < 0)
+	if (mbx_close_fds_from(r->pass_fd >= 0 ? 4 : 3, MBX_CLOSEFDS_CLOEXEC) < 0)
 		child_fail(rep_w, STAGE_SETUP, errno);
 	environ = r->envp;
 	if (st->seccomp && st->seccomp_extra) {
@@ -571,7 +589,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	long init;
 	ssize_t n;
 
-	if (parse_exec(f, &r) < 0) {
+	if (parse_exec(st, f, &r) < 0) {
 		req_release(&r);
 		agent_send_error(st, id, MBX_EPROTO, 0, NULL, "malformed EXEC message");
 		return;
@@ -842,6 +860,13 @@ void agent_proc_message(struct agent_state *st, const struct mbx_frame *f)
 	default:
 		return;
 	}
+}
+
+void agent_proc_detach_all(struct agent_state *st)
+{
+	for (int i = 0; i < AGENT_MAX_PROCS; i++)
+		if (st->procs[i] != NULL)
+			st->procs[i]->detached = 1;
 }
 
 size_t agent_proc_poll(struct agent_state *st, struct pollfd *pf, size_t room, int *timeout_ms)

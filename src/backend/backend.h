@@ -11,6 +11,8 @@
 
 #include "internal.h"
 
+struct mbx_snapshot;
+
 /*
  * Capability bits of a backend (struct mbx_backend_ops.caps). The core
  * answers MBX_ENOTSUP naming the backend for what a sandbox lacks.
@@ -53,16 +55,16 @@ struct mbx_backend_ops {
 	 * too, and the core checks the bit first (src/core/snapshot.h).
 	 *
 	 * snapshot: appends the backend's saved state of the running sandbox
-	 *   to `payload`; the sandbox keeps running. The core keeps the config.
+	 *   to snap->payload (and, for a VM, sets snap->mem_fd and mem_size);
+	 *   the sandbox keeps running. The core keeps the config.
 	 * restore:  builds sb (sb->cfg set, as for create) with the state of a
 	 *   payload the core has checked (for the os backend,
-	 *   mbx__snapfiles_check()); on failure leaves nothing behind. A VM
-	 *   backend saving its memory would reconnect to its agent's session
-	 *   here (mbx__agenthost_reconnect).
+	 *   mbx__snapfiles_check()); on failure leaves nothing behind. The
+	 *   whole snapshot is sb->restoring (a VM's memory is there).
 	 * fork:     builds `child` (child->cfg set, as for create) with the
 	 *   state of the running `sb`, copying no more than it must.
 	 */
-	int (*snapshot)(mbx_sandbox *sb, struct mbx_buf *payload, mbx_error **err);
+	int (*snapshot)(mbx_sandbox *sb, struct mbx_snapshot *snap, mbx_error **err);
 	int (*restore)(mbx_sandbox *sb, const uint8_t *payload, size_t len, mbx_error **err);
 	int (*fork)(mbx_sandbox *sb, mbx_sandbox *child, mbx_error **err);
 };

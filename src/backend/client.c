@@ -500,7 +500,13 @@ static int pump_one(struct mbx_client *c, struct mbx_frame *f, uint64_t deadline
 
 int mbx__client_request(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err)
 {
-	int rc = mbx__client_send(c, deadline_us, err);
+	return mbx__client_request_fds(c, NULL, 0, id, deadline_us, reply, err);
+}
+
+int mbx__client_request_fds(struct mbx_client *c, const int *fds, size_t nfds, uint32_t id, uint64_t deadline_us,
+			    struct mbx_frame *reply, mbx_error **err)
+{
+	int rc = mbx__client_send_fds(c, fds, nfds, deadline_us, err);
 
 	if (rc < 0) {
 		c->broken = 1;
@@ -552,6 +558,8 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 		mbx_proto_put_u32(&c->wb, MBX_F_ROWS, sr->rows);
 		mbx_proto_put_u32(&c->wb, MBX_F_COLS, sr->cols);
 	}
+	if (sr->has_pass_fd)
+		mbx_proto_put_u32(&c->wb, MBX_F_FD, 0);
 	if (mbx_proto_end(&c->wb) < 0) {
 		mbx_wbuf_reset(&c->wb);
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL,
@@ -572,7 +580,8 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 	p->pty = (sr->flags & MBX_XF_PTY) != 0;
 	p->next = c->procs;
 	c->procs = p;
-	rc = mbx__client_request(c, id, deadline, &f, err);
+	rc = mbx__client_request_fds(c, sr->has_pass_fd ? &sr->pass_fd : NULL, sr->has_pass_fd ? 1 : 0, id, deadline, &f,
+				     err);
 	if (rc == MBX_OK && f.type != MBX_MSG_STARTED) {
 		c->broken = 1;
 		rc = mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered EXEC with message type %u", f.type);

@@ -116,6 +116,9 @@ struct mbx_spawn_req {
 	uint32_t flags;                  /* MBX_XF_* */
 	uint16_t rows, cols;
 	uint64_t window;
+	int has_pass_fd;                 /* pass_fd is given: */
+	int pass_fd;                     /* a descriptor the program gets as its fd 3
+	                                  * (transports that pass descriptors only) */
 };
 
 /* Starts a process; on success *out is its entry in c->procs. */
@@ -170,3 +173,6 @@ void mbx__event_free(struct mbx_event *ev);
  * queuing process events that arrive meanwhile. An ERROR answer becomes the
  * return code. The frame stays valid until the next client call. */
 int mbx__client_request(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err);
+/* The same, passing `nfds` descriptors with the request. */
+int mbx__client_request_fds(struct mbx_client *c, const int *fds, size_t nfds, uint32_t id, uint64_t deadline_us,
+			    struct mbx_frame *reply, mbx_error **err);

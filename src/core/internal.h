@@ -118,6 +118,7 @@ struct mbx_sandbox {
 	const struct mbx_backend_ops *ops;
 	mbx_config *cfg; /* private copy */
 	void *priv;      /* backend state */
+	const struct mbx_snapshot *restoring; /* during ops->restore only: the snapshot */
 	int destroyed;
 	uint32_t layers;
 	uint32_t skipped;
@@ -176,6 +177,8 @@ char **mbx__strv_dup(const char *const *v);
  * Returns a malloc'd string or NULL (errno EINVAL or ENOMEM). */
 char *mbx__path_normalize(const char *path);
 int mbx__buf_append(struct mbx_buf *b, const void *data, size_t len);
+/* Room for `len` more bytes (and the NUL kept after them) without moving. */
+int mbx__buf_reserve(struct mbx_buf *b, size_t len);
 void mbx__buf_release(struct mbx_buf *b);
 uint64_t mbx__now_us(void);
 int mbx__random_hex(char *out, size_t nbytes);
@@ -199,5 +202,9 @@ int mbx__layer_index(uint32_t layer);
 /* Fills a result's layer fields from the sandbox that ran it. */
 void mbx__sandbox_result_layers(const mbx_sandbox *sb, mbx_result *res);
 int mbx__sandbox_env(mbx_sandbox *sb, const struct mbx_env *call, char ***out, mbx_error **err);
+/* Internal spawn option: the program gets `fd` (the caller's, still the
+ * caller's to close) as its descriptor 3. Only an os sandbox's channel
+ * passes descriptors (QEMU's jail uses it for a snapshot's memory). */
+void mbx__spawn_options_pass_fd(mbx_spawn_options *o, int fd);
 
 /* The backends and their interface: src/backend/backend.h. */

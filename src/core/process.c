@@ -20,6 +20,7 @@ struct mbx_spawn_options {
 	int stdin_pipe;
 	uint16_t rows, cols;
 	uint64_t buffer;
+	int pass_fd;            /* internal (mbx__spawn_options_pass_fd): -1 or the program's fd 3 */
 };
 
 struct mbx_process {
@@ -83,6 +84,7 @@ int mbx_spawn_options_new(mbx_spawn_options **out, mbx_error **err)
 	if (*out == NULL)
 		return mbx__error_oom(err);
 	(*out)->buffer = DEFAULT_BUFFER;
+	(*out)->pass_fd = -1;
 	return MBX_OK;
 }
 
@@ -154,6 +156,11 @@ int mbx_spawn_options_set_buffer(mbx_spawn_options *o, uint64_t bytes, mbx_error
 	return MBX_OK;
 }
 
+void mbx__spawn_options_pass_fd(mbx_spawn_options *o, int fd)
+{
+	o->pass_fd = fd;
+}
+
 int mbx_sandbox_spawn(mbx_sandbox *sb, const char *const *argv, const mbx_spawn_options *o, mbx_process **out, mbx_error **err)
 {
 	struct mbx_exec_req req = { 0 };
@@ -194,6 +201,10 @@ int mbx_sandbox_spawn(mbx_sandbox *sb, const char *const *argv, const mbx_spawn_
 		sr.cols = o->cols;
 	} else if (o && o->stdin_pipe) {
 		sr.flags |= MBX_XF_STDIN;
+	}
+	if (o && o->pass_fd >= 0) {
+		sr.has_pass_fd = 1;
+		sr.pass_fd = o->pass_fd;
 	}
 	rc = mbx__client_spawn(c, &sr, &cp, err);
 	mbx__strv_free(envp);

@@ -152,8 +152,12 @@ static int snapshot_ops(mbx_isolation_t isolation, const struct mbx_backend_ops 
 static int build_restore(mbx_sandbox *sb, void *arg, mbx_error **err)
 {
 	const struct mbx_snapshot *snap = arg;
+	int rc;
 
-	return sb->ops->restore(sb, snap->payload.data, snap->payload.len, err);
+	sb->restoring = snap;
+	rc = sb->ops->restore(sb, snap->payload.data, snap->payload.len, err);
+	sb->restoring = NULL;
+	return rc;
 }
 
 int mbx_sandbox_from_snapshot(mbx_sandbox **out, const mbx_snapshot *snap, const mbx_config *cfg, mbx_error **err)

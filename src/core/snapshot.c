@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/microvm/vmsnap.h"
 #include "keyfile.h"
 #include "net/net.h"
 #include "sha256.h"
@@ -133,13 +135,57 @@ static int put_config(struct mbx_buf *b, const mbx_config *c, const struct mbx_b
 	return r ? -1 : 0;
 }
 
+/* The memory section (snapshot.h): the data extents of snap->mem_fd. */
+static int put_memory(struct mbx_buf *out, const struct mbx_snapshot *snap, mbx_error **err)
+{
+	uint8_t rec[16];
+	off_t pos = 0;
+
+	le64(rec, snap->mem_size);
+	if (mbx__buf_append(out, rec, 8) < 0)
+		return mbx__error_oom(err);
+	while ((uint64_t)pos < snap->mem_size) {
+		off_t data = lseek(snap->mem_fd, pos, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0)
+			return mbx__error_set(err, MBX_ESYS, errno, NULL, "read a snapshot's memory");
+		hole = lseek(snap->mem_fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return mbx__error_set(err, MBX_ESYS, errno, NULL, "read a snapshot's memory");
+		if ((uint64_t)hole > snap->mem_size)
+			hole = (off_t)snap->mem_size;
+		/* Extents on page boundaries (tmpfs keeps whole pages). */
+		data &= ~(off_t)(MBX_SNAP_PAGE - 1);
+		hole = (hole + MBX_SNAP_PAGE - 1) & ~(off_t)(MBX_SNAP_PAGE - 1);
+		le64(rec, (uint64_t)data);
+		le64(rec + 8, (uint64_t)(hole - data));
+		if (mbx__buf_append(out, rec, 16) < 0 || mbx__buf_reserve(out, (size_t)(hole - data)) < 0)
+			return mbx__error_oom(err);
+		for (off_t o = data; o < hole;) {
+			ssize_t n = pread(snap->mem_fd, out->data + out->len, (size_t)(hole - o), o);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return mbx__error_set(err, MBX_ESYS, n < 0 ? errno : EIO, NULL, "read a snapshot's memory");
+			out->len += (size_t)n;
+			o += n;
+		}
+		pos = hole;
+	}
+	return MBX_OK;
+}
+
 int mbx__snapshot_encode(const struct mbx_snapshot *snap, const uint8_t key[MBX_SNAP_KEY_LEN], struct mbx_buf *out,
 			 mbx_error **err)
 {
 	struct mbx_buf cfg = { 0 };
 	struct mbx_hmac_sha256 mac;
 	uint8_t h[MBX_SNAP_HEADER_LEN] = { 0 }, digest[MBX_SNAP_MAC_LEN];
-	size_t start = out->len;
+	size_t start = out->len, mstart;
+	int rc;
 
 	if (put_config(&cfg, snap->cfg, &snap->note) < 0) {
 		mbx__buf_release(&cfg);
@@ -148,7 +194,7 @@ int mbx__snapshot_encode(const struct mbx_snapshot *snap, const uint8_t key[MBX_
 	memcpy(h, MBX_SNAP_MAGIC, 8);
 	le32(h + 8, MBX_SNAP_VERSION);
 	le32(h + 12, snap->isolation);
-	le32(h + 16, 0);
+	le32(h + 16, snap->mem_fd >= 0 ? MBX_SNAP_F_MEMORY : 0);
 	le32(h + 20, MBX_SNAP_HEADER_LEN);
 	le64(h + 24, cfg.len);
 	le64(h + 32, snap->payload.len);
@@ -159,6 +205,15 @@ int mbx__snapshot_encode(const struct mbx_snapshot *snap, const uint8_t key[MBX_
 		return mbx__error_oom(err);
 	}
 	mbx__buf_release(&cfg);
+	mstart = out->len;
+	if (snap->mem_fd >= 0) {
+		rc = put_memory(out, snap, err);
+		if (rc < 0) {
+			out->len = start;
+			return rc;
+		}
+		le64(out->data + start + 40, (uint64_t)(out->len - mstart));
+	}
 	mbx__hmac_sha256_init(&mac, key, MBX_SNAP_KEY_LEN);
 	mbx__hmac_sha256_update(&mac, out->data + start, out->len - start);
 	mbx__hmac_sha256_final(&mac, digest);
@@ -167,6 +222,92 @@ int mbx__snapshot_encode(const struct mbx_snapshot *snap, const uint8_t key[MBX_
 		return mbx__error_oom(err);
 	}
 	return MBX_OK;
+}
+
+/* ==== a snapshot's memory ==== */
+
+int mbx__snapshot_new_memory(uint64_t size, int *fd, mbx_error **err)
+{
+	int low = memfd_create("mimobox-snapshot-memory", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (low < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "create the memory of a snapshot (memfd_create)");
+	/* Above the low numbers a program rearranges after fork() (stdio and
+	 * the few it passes on), where it can keep it open. */
+	*fd = fcntl(low, F_DUPFD_CLOEXEC, 64);
+	if (*fd < 0)
+		*fd = low;
+	else
+		close(low);
+	if (ftruncate(*fd, (off_t)size) < 0) {
+		int e = errno;
+
+		close(*fd);
+		*fd = -1;
+		return mbx__error_set(err, e == ENOSPC || e == ENOMEM ? MBX_ENOMEM : MBX_ESYS, e, NULL,
+				      "size the memory of a snapshot (%llu bytes)", (unsigned long long)size);
+	}
+	return MBX_OK;
+}
+
+int mbx__snapshot_seal_memory(int fd, mbx_error **err)
+{
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "seal the memory of a snapshot");
+	return MBX_OK;
+}
+
+int mbx__snapshot_copy_memory(int src, int dst, uint64_t size, mbx_error **err)
+{
+	static const size_t chunk = 1u << 20;
+	char *buf = malloc(chunk);
+	off_t pos = 0;
+	int rc = MBX_OK;
+
+	if (buf == NULL)
+		return mbx__error_oom(err);
+	while ((uint64_t)pos < size && rc == MBX_OK) {
+		off_t data = lseek(src, pos, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0 || (hole = lseek(src, data, SEEK_HOLE)) < 0) {
+			rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "read a VM's memory");
+			break;
+		}
+		if ((uint64_t)hole > size)
+			hole = (off_t)size;
+		while (data < hole) {
+			size_t want = (size_t)(hole - data) < chunk ? (size_t)(hole - data) : chunk;
+			ssize_t n = pread(src, buf, want, data);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				rc = mbx__error_set(err, MBX_ESYS, n < 0 ? errno : EIO, NULL, "read a VM's memory");
+				break;
+			}
+			/* Pages of zeros stay holes: they cost nothing then. */
+			for (ssize_t o = 0; o < n; o += MBX_SNAP_PAGE) {
+				size_t len = (size_t)(n - o) < MBX_SNAP_PAGE ? (size_t)(n - o) : MBX_SNAP_PAGE;
+				static const char zero[MBX_SNAP_PAGE];
+
+				if (memcmp(buf + o, zero, len) == 0)
+					continue;
+				if (pwrite(dst, buf + o, len, data + o) != (ssize_t)len) {
+					rc = mbx__error_set(err, errno == ENOSPC || errno == ENOMEM ? MBX_ENOMEM : MBX_ESYS, errno,
+							    NULL, "write the memory of a snapshot");
+					break;
+				}
+			}
+			data += n;
+			if (rc < 0)
+				break;
+		}
+		pos = hole;
+	}
+	free(buf);
+	return rc;
 }
 
 /* ==== reading ==== */
@@ -340,12 +481,62 @@ static int parse_config(struct mbx_snapshot *snap, const uint8_t *p, size_t len,
 	return MBX_OK;
 }
 
+/* Checks the memory section and builds the sealed memfd it describes. */
+static int load_memory(struct mbx_snapshot *snap, const uint8_t *p, size_t len, mbx_error **err)
+{
+	uint64_t size, end = 0;
+	size_t off = 8;
+	int rc;
+
+	if (len < 8)
+		return bad(err, "snapshot: %s", "the memory section is truncated");
+	size = get64(p);
+	if (size == 0 || size % MBX_SNAP_PAGE || size > (1ull << 40))
+		return bad(err, "snapshot: %s", "the memory size is not a whole number of pages up to 1 TiB");
+	/* Every extent checked before anything is written. */
+	while (off < len) {
+		uint64_t o, l;
+
+		if (len - off < 16)
+			return bad(err, "snapshot: %s", "a memory extent is truncated");
+		o = get64(p + off);
+		l = get64(p + off + 8);
+		if (o % MBX_SNAP_PAGE || l % MBX_SNAP_PAGE || l == 0 || o < end || o > size || l > size - o ||
+		    l > len - off - 16)
+			return bad(err, "snapshot: %s", "a memory extent is malformed (unaligned, overlapping, outside the memory or truncated)");
+		end = o + l;
+		off += 16 + (size_t)l;
+	}
+	rc = mbx__snapshot_new_memory(size, &snap->mem_fd, err);
+	for (off = 8; rc == MBX_OK && off < len;) {
+		uint64_t o = get64(p + off), l = get64(p + off + 8);
+
+		for (uint64_t done = 0; done < l;) {
+			ssize_t n = pwrite(snap->mem_fd, p + off + 16 + done, (size_t)(l - done), (off_t)(o + done));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				rc = mbx__error_set(err, errno == ENOSPC || errno == ENOMEM ? MBX_ENOMEM : MBX_ESYS, errno, NULL,
+						    "write the memory of a snapshot");
+				break;
+			}
+			done += (uint64_t)n;
+		}
+		off += 16 + (size_t)l;
+	}
+	if (rc == MBX_OK)
+		rc = mbx__snapshot_seal_memory(snap->mem_fd, err);
+	snap->mem_size = size;
+	return rc;
+}
+
 int mbx__snapshot_decode(struct mbx_snapshot **out, const uint8_t *data, size_t len, const uint8_t key[MBX_SNAP_KEY_LEN],
 			 mbx_error **err)
 {
 	struct mbx_snapshot *snap;
 	uint8_t digest[MBX_SNAP_MAC_LEN];
-	uint64_t clen, plen;
+	uint64_t clen, plen, mlen;
 	uint32_t version, backend, flags;
 	int rc;
 
@@ -370,14 +561,16 @@ int mbx__snapshot_decode(struct mbx_snapshot **out, const uint8_t *data, size_t 
 		mbx__error_suggest(err, SUGGEST_WHOLE);
 		return MBX_EINVAL;
 	}
-	if (flags != 0 || get32(data + 20) != MBX_SNAP_HEADER_LEN || get64(data + 40) != 0)
+	mlen = get64(data + 40);
+	if ((flags & ~MBX_SNAP_F_MEMORY) != 0 || get32(data + 20) != MBX_SNAP_HEADER_LEN ||
+	    (!(flags & MBX_SNAP_F_MEMORY) && mlen != 0) || ((flags & MBX_SNAP_F_MEMORY) && backend != MBX_ISOLATION_MICROVM))
 		return bad(err, "snapshot: %s", "unknown flags or header layout");
 	clen = get64(data + 24);
 	plen = get64(data + 32);
 	if (clen > MBX_SNAP_MAX_CONFIG)
 		return bad(err, "snapshot: %s", "the config is too large");
-	if (plen > len || clen + plen != len - MBX_SNAP_HEADER_LEN - MBX_SNAP_MAC_LEN)
-		return bad(err, "snapshot: %s", clen + plen > len - MBX_SNAP_HEADER_LEN - MBX_SNAP_MAC_LEN
+	if (plen > len || mlen > len || clen + plen + mlen != len - MBX_SNAP_HEADER_LEN - MBX_SNAP_MAC_LEN)
+		return bad(err, "snapshot: %s", clen + plen + mlen > len - MBX_SNAP_HEADER_LEN - MBX_SNAP_MAC_LEN
 					       ? "truncated (shorter than its header says)" : "trailing bytes after the MAC");
 	mbx__hmac_sha256(key, MBX_SNAP_KEY_LEN, data, len - MBX_SNAP_MAC_LEN, digest);
 	if (!mbx__digest_equal(digest, data + len - MBX_SNAP_MAC_LEN, MBX_SNAP_MAC_LEN)) {
@@ -390,6 +583,7 @@ int mbx__snapshot_decode(struct mbx_snapshot **out, const uint8_t *data, size_t 
 	if (snap == NULL)
 		return mbx__error_oom(err);
 	snap->isolation = (mbx_isolation_t)backend;
+	snap->mem_fd = -1;
 	rc = mbx_config_new(&snap->cfg, err);
 	if (rc == MBX_OK)
 		rc = parse_config(snap, data + MBX_SNAP_HEADER_LEN, (size_t)clen, err);
@@ -399,8 +593,14 @@ int mbx__snapshot_decode(struct mbx_snapshot **out, const uint8_t *data, size_t 
 		rc = mbx__config_validate(snap->cfg, err);
 	if (rc == MBX_OK && (backend == MBX_ISOLATION_OS || backend == MBX_ISOLATION_WASM))
 		rc = mbx__snapfiles_check(data + MBX_SNAP_HEADER_LEN + clen, (size_t)plen, backend == MBX_ISOLATION_WASM, err);
-	else if (rc == MBX_OK && plen != 0)
-		rc = bad(err, "snapshot: %s", "a payload for a backend that saves none");
+	else if (rc == MBX_OK && backend == MBX_ISOLATION_MICROVM)
+		rc = mbx__vmsnap_check(data + MBX_SNAP_HEADER_LEN + clen, (size_t)plen, (flags & MBX_SNAP_F_MEMORY) != 0,
+				       snap->cfg, err);
+	if (rc == MBX_OK && (flags & MBX_SNAP_F_MEMORY)) {
+		rc = load_memory(snap, data + MBX_SNAP_HEADER_LEN + clen + plen, (size_t)mlen, err);
+		if (rc == MBX_OK && snap->mem_size != snap->cfg->memory_bytes)
+			rc = bad(err, "snapshot: %s", "the memory's size is not the config's");
+	}
 	if (rc == MBX_OK && plen && mbx__buf_append(&snap->payload, data + MBX_SNAP_HEADER_LEN + clen, (size_t)plen) < 0)
 		rc = mbx__error_oom(err);
 	if (rc < 0) {
@@ -438,6 +638,8 @@ void mbx_snapshot_free(mbx_snapshot *snap)
 	if (snap == NULL)
 		return;
 	mbx_config_free(snap->cfg);
+	if (snap->mem_fd >= 0)
+		close(snap->mem_fd);
 	mbx__buf_release(&snap->payload);
 	mbx__buf_release(&snap->note);
 	free(snap);
@@ -466,6 +668,13 @@ const uint8_t *mbx_snapshot_note(const mbx_snapshot *snap, size_t *len)
 mbx_isolation_t mbx_snapshot_isolation(const mbx_snapshot *snap)
 {
 	return snap ? snap->isolation : MBX_ISOLATION_AUTO;
+}
+
+uint64_t mbx_snapshot_memory_size(const mbx_snapshot *snap, int *fd)
+{
+	if (fd)
+		*fd = snap ? snap->mem_fd : -1;
+	return (snap && snap->mem_fd >= 0) ? snap->mem_size : 0;
 }
 
 uint64_t mbx_snapshot_size(const mbx_snapshot *snap)
@@ -650,6 +859,7 @@ int mbx_sandbox_snapshot(mbx_snapshot **out, mbx_sandbox *sb, mbx_error **err)
 	if (snap == NULL)
 		return mbx__error_oom(err);
 	snap->isolation = sb->ops->isolation;
+	snap->mem_fd = -1;
 	rc = mbx__config_copy(sb->cfg, &snap->cfg, err);
 	if (rc == MBX_OK) {
 		/* Mounts are host paths: never part of a snapshot. */
@@ -661,7 +871,7 @@ int mbx_sandbox_snapshot(mbx_snapshot **out, mbx_sandbox *sb, mbx_error **err)
 		snap->cfg->mounts = NULL;
 		snap->cfg->nmounts = 0;
 		snap->cfg->isolation = sb->ops->isolation;
-		rc = sb->ops->snapshot(sb, &snap->payload, err);
+		rc = sb->ops->snapshot(sb, snap, err);
 		rc = mbx__sandbox_after(sb, sb->ops->client ? sb->ops->client(sb) : NULL, rc, err);
 	}
 	if (rc < 0) {

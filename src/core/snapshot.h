@@ -6,12 +6,17 @@
  * Bytes of a snapshot, all integers little-endian:
  *
  *   header   48 bytes: magic "MBXSNAP\0", u32 format version (1), u32
- *            backend (the mbx_isolation_t that made it), u32 flags (0),
- *            u32 header length (48), u64 config length, u64 payload
- *            length, u64 zero
+ *            backend (the mbx_isolation_t that made it), u32 flags
+ *            (MBX_SNAP_F_MEMORY or 0), u32 header length (48), u64 config
+ *            length, u64 payload length, u64 memory section length (0
+ *            without the flag)
  *   config   TLV records (u16 tag, u32 length, value), see snapshot.c;
  *            the caller's note is one of them
  *   payload  the backend's: for the os backend the files (snapfiles.c)
+ *   memory   with MBX_SNAP_F_MEMORY (microvm): u64 size of the memory, then
+ *            extents u64 offset, u64 length, bytes: offsets and lengths
+ *            multiples of 4096, increasing, not overlapping, inside the
+ *            size; what no extent covers is zero
  *   MAC      HMAC-SHA256 of everything before it under the user's key
  *
  * Reading checks magic, version, backend, flags and that the lengths add
@@ -32,13 +37,29 @@
 #define MBX_SNAP_MAC_LEN 32u
 #define MBX_SNAP_KEY_LEN 32u
 #define MBX_SNAP_MAX_CONFIG (32ull << 20)
+#define MBX_SNAP_F_MEMORY 1u
+#define MBX_SNAP_PAGE 4096u
 
 struct mbx_snapshot {
 	mbx_isolation_t isolation; /* the backend that made it */
 	mbx_config *cfg;           /* owned; mounts are never kept */
 	struct mbx_buf payload;    /* the backend's saved state */
 	struct mbx_buf note;       /* the caller's (mbx_snapshot_set_note) */
+	/* A VM's memory (microvm), or -1: a sealed memfd (no one can write it
+	 * any more) of mem_size bytes, sparse where the memory was never
+	 * touched. Clones restored from it map it copy-on-write and share
+	 * its pages. */
+	int mem_fd;
+	uint64_t mem_size;
 };
+
+/* A sealed memfd of `size` bytes (zero) for a snapshot's memory: written
+ * with pwrite, then mbx__snapshot_seal_memory(). */
+int mbx__snapshot_new_memory(uint64_t size, int *fd, mbx_error **err);
+int mbx__snapshot_seal_memory(int fd, mbx_error **err);
+/* Copies the data extents of `src` (SEEK_DATA/SEEK_HOLE; pages of zeros are
+ * left out) into `dst`, both `size` bytes. */
+int mbx__snapshot_copy_memory(int src, int dst, uint64_t size, mbx_error **err);
 
 /* Bytes of `snap` authenticated with `key`, into out (appended). */
 int mbx__snapshot_encode(const struct mbx_snapshot *snap, const uint8_t key[MBX_SNAP_KEY_LEN], struct mbx_buf *out,

@@ -89,6 +89,25 @@ char *mbx__path_normalize(const char *path)
 	return out;
 }
 
+int mbx__buf_reserve(struct mbx_buf *b, size_t len)
+{
+	if (len > SIZE_MAX / 2 - b->len)
+		return -1;
+	if (b->len + len + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		uint8_t *nd;
+
+		while (cap < b->len + len + 1)
+			cap *= 2;
+		nd = realloc(b->data, cap);
+		if (nd == NULL)
+			return -1;
+		b->data = nd;
+		b->cap = cap;
+	}
+	return 0;
+}
+
 int mbx__buf_append(struct mbx_buf *b, const void *data, size_t len)
 {
 	if (b->len + len + 1 > b->cap) {

@@ -88,6 +88,11 @@ enum mbx_msg_type {
 	MBX_MSG_FILE_STAT = 23, /* agent -> host: FTYPE, SIZE, MODE, MTIME_NS, UID, GID */
 	MBX_MSG_FILE_DIR = 24,  /* agent -> host: ENTRY* (NAME, FTYPE, SIZE, FLAGS), MORE */
 	MBX_MSG_HELLO_ACK = 25, /* host -> agent: VERSION and FEATURES chosen */
+	MBX_MSG_IDENTITY = 26,  /* host -> agent (guest mode): this guest is a clone restored from a
+				 * snapshot: SEED (new entropy, the kernel's pool reseeded), HOSTNAME,
+				 * MTIME_NS (the host's wall clock); a new machine id; the processes
+				 * of the snapshot run on, detached (their output is discarded).
+				 * OK, or ERROR. */
 };
 
 enum mbx_field_tag {
@@ -121,7 +126,8 @@ enum mbx_field_tag {
 	MBX_F_LL_PATH = 28,   /* nested: MBX_F_DST, MBX_F_MODE (MBX_LL_*) */
 	MBX_F_RLIMIT = 29,    /* 12 bytes: u32 resource, u64 value */
 	MBX_F_INIT_FLAGS = 30,/* MBX_INIT_* bits */
-	MBX_F_FD = 31,        /* index of a descriptor passed with the message */
+	MBX_F_FD = 31,        /* index of a descriptor passed with the message (INIT: mount sources;
+	                       * EXEC: the program's fd 3) */
 	MBX_F_ROWS = 32,
 	MBX_F_COLS = 33,
 	MBX_F_WINDOW = 34,    /* u64 */

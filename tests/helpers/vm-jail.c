@@ -223,6 +223,7 @@ static int start(const struct opts *o, char **argv, struct mbx_vm_jail **j)
 		ro[n++] = o->ro[i];
 	memset(&spec, 0, sizeof(spec));
 	spec.argv = argv;
+	spec.pass_fd = -1;
 	spec.ro_paths = ro;
 	spec.nro = n;
 	spec.run_dir = o->run;

@@ -512,9 +512,9 @@ static struct mbx_client *linux_client(mbx_sandbox *sb)
  * saved. A fork is a snapshot applied straight to a new sandbox, without
  * the MAC and the format around it.
  */
-static int linux_snapshot(mbx_sandbox *sb, struct mbx_buf *payload, mbx_error **err)
+static int linux_snapshot(mbx_sandbox *sb, struct mbx_snapshot *snap, mbx_error **err)
 {
-	return mbx__snapfiles_capture(sb, 0, payload, err);
+	return mbx__snapfiles_capture(sb, 0, &snap->payload, err);
 }
 
 static int linux_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, mbx_error **err)

@@ -494,6 +494,8 @@ int mbx__vm_jail_start(struct mbx_vm_jail **out, const struct mbx_vm_jail_spec *
 	if (rc < 0)
 		goto fail;
 	mbx_spawn_options_set_timeout_ms(opts, 0); /* runs until stopped */
+	if (spec->pass_fd >= 0)
+		mbx__spawn_options_pass_fd(opts, spec->pass_fd);
 	rc = mbx_spawn_options_set_workdir(opts, spec->run_view ? spec->run_view : spec->run_dir, err);
 	if (rc == MBX_OK)
 		rc = mbx_sandbox_spawn(j->sb, (const char *const *)spec->argv, opts, &j->proc, err);

@@ -56,6 +56,8 @@ struct mbx_vm_jail_spec {
 	uint64_t memory_bytes;         /* memory limit of the whole jail: guest RAM + QEMU's overhead */
 	uint32_t millicpus;            /* CPU quota; 0: none */
 	const mbx_config *cfg;         /* the caller's config: log callback, allow_degraded; may be NULL */
+	int pass_fd;                   /* -1, or a descriptor QEMU gets as its fd 3 (a snapshot's memory,
+	                                * sealed: QEMU maps it copy-on-write and can never write it) */
 };
 
 struct mbx_vm_jail;

@@ -34,7 +34,10 @@
 #include "jail.h"
 #include "microvm.h"
 #include "qemu-cmdline.h"
+#include "qmp.h"
+#include "snapshot.h"
 #include "statedir.h"
+#include "vmsnap.h"
 #include "vmnet.h"
 #include "net/net.h"
 
@@ -50,6 +53,13 @@
 #define RUN_VIEW "/vm"
 /* How much of the console log an error quotes. */
 #define CONSOLE_TAIL 1200
+/* A fresh guest's RAM: a file QEMU creates in its jail's /dev/shm (a
+ * tmpfs charged to the jail), named so that a snapshot can read it. A
+ * restored guest maps the snapshot's memory, passed as QEMU's fd 3. */
+#define RAM_FILE "/dev/shm/guest-ram"
+#define RAM_SNAPSHOT "/proc/self/fd/3"
+/* Snapshot and restore steps, QEMU's migration included. */
+#define SNAP_DEADLINE_US (120u * 1000000u)
 
 struct microvm_sb {
 	struct mbx_agenthost host;
@@ -62,6 +72,7 @@ struct microvm_sb {
 	struct mbx_netproxy *proxy;
 	struct mbx_vmnet *vmnet;
 	uint64_t dropped_us;      /* when the channel was last closed (CLOCK_MONOTONIC us) */
+	int ram_private;          /* restored: guest RAM is a copy-on-write map of a snapshot's */
 };
 
 static void microvm_cleanup(struct microvm_sb *m)
@@ -274,7 +285,9 @@ static int start_network(mbx_sandbox *sb, struct microvm_sb *m, uint64_t deadlin
 	return rc;
 }
 
-static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
+/* Starts QEMU in its jail: booting, or (mem_fd >= 0) waiting for a
+ * snapshot's device state with the snapshot's memory mapped copy-on-write. */
+static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, int mem_fd, mbx_error **err)
 {
 	const mbx_config *cfg = sb->cfg;
 	char initrd[4200], agent_sock[4200], qmp_sock[4200], console[4200], net_sock[4200];
@@ -300,9 +313,9 @@ static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
 	spec.rootfs = m->assets.rootfs;
 	spec.initrd = initrd;
 	spec.cmdline_extra = "quiet rdinit=/init mimobox.port=" MBX_VM_AGENT_PORT;
-	/* Guest RAM: a file QEMU creates (and unlinks) in its jail's /dev/shm,
-	 * a tmpfs sized for it and charged to the jail's limits. */
-	spec.ram_file = "/dev/shm";
+	spec.ram_file = mem_fd >= 0 ? RAM_SNAPSHOT : RAM_FILE;
+	spec.ram_private = mem_fd >= 0;
+	spec.incoming_defer = mem_fd >= 0;
 	spec.agent_socket = agent_sock;
 	spec.qmp_socket = qmp_sock;
 	spec.net_socket = cfg->network == MBX_NETWORK_ALLOW_DOMAINS ? net_sock : NULL;
@@ -320,9 +333,37 @@ static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, mbx_error **err)
 	js.memory_bytes = cfg->memory_bytes + MBX_VM_JAIL_OVERHEAD;
 	js.millicpus = cfg->millicpus;
 	js.cfg = cfg;
+	js.pass_fd = mem_fd;
 	rc = mbx__vm_jail_start(&m->jail, &js, err);
 	mbx__vm_argv_free(argv);
 	return rc;
+}
+
+/* What QEMU's jail could not apply under allow-degraded (a CPU quota
+ * without a cgroup) is the sandbox's to report. */
+static void take_jail_skips(mbx_sandbox *sb, struct microvm_sb *m)
+{
+	const char *const *why = NULL;
+	uint32_t skipped = mbx__vm_jail_skipped(m->jail, &why) & MBX_LAYER_LIMITS;
+
+	if (skipped) {
+		sb->skipped |= skipped;
+		sb->layers &= ~skipped;
+		sb->skip_reason[mbx__layer_index(MBX_LAYER_LIMITS)] = why[mbx__layer_index(MBX_LAYER_LIMITS)];
+	}
+}
+
+/* The layers of a running guest (after READY, or after a restore). */
+static void set_vm_layers(mbx_sandbox *sb)
+{
+	/* The VM is the boundary; inside it each execute runs in pid and mount
+	 * namespaces of its own (the agent's mini-init) with the payload layers
+	 * the agent reports; the guest has no network interface but loopback. */
+	sb->layers |= MBX_LAYER_VM | MBX_LAYER_VMM_JAIL | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS |
+		      MBX_LAYER_LIMITS;
+	/* Memory: guest RAM; processes: a pids cgroup in the guest; QEMU
+	 * itself under its jail's limits. */
+	sb->limits_mech = "vm";
 }
 
 /* Sends INIT (guest mode) and waits for READY. */
@@ -374,14 +415,7 @@ static int init_guest(mbx_sandbox *sb, struct microvm_sb *m, uint64_t deadline, 
 		explicit_bzero(w->buf, w->cap);
 	if (rc < 0)
 		return rc;
-	/* The VM is the boundary; inside it each execute runs in pid and mount
-	 * namespaces of its own (the agent's mini-init) with the payload layers
-	 * the agent reports; the guest has no network interface but loopback. */
-	sb->layers |= MBX_LAYER_VM | MBX_LAYER_VMM_JAIL | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS |
-		      MBX_LAYER_LIMITS;
-	/* Memory: guest RAM; processes: a pids cgroup in the guest; QEMU
-	 * itself under its jail's limits. */
-	sb->limits_mech = "vm";
+	set_vm_layers(sb);
 	return MBX_OK;
 }
 
@@ -409,7 +443,7 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 	rc = mbx__statedir_new_sandbox(&m->sd, sb->id, err);
 	if (rc < 0)
 		goto fail;
-	rc = start_qemu(sb, m, err);
+	rc = start_qemu(sb, m, -1, err);
 	if (rc < 0)
 		goto fail;
 	/* Through the directory's descriptor: the host path may be longer
@@ -439,18 +473,7 @@ static int microvm_create(mbx_sandbox *sb, mbx_error **err)
 		add_console_tail(m, err);
 		goto fail;
 	}
-	/* What QEMU's jail could not apply under allow-degraded (a CPU quota
-	 * without a cgroup) is the sandbox's to report. */
-	{
-		const char *const *why = NULL;
-		uint32_t skipped = mbx__vm_jail_skipped(m->jail, &why) & MBX_LAYER_LIMITS;
-
-		if (skipped) {
-			sb->skipped |= skipped;
-			sb->layers &= ~skipped;
-			sb->skip_reason[mbx__layer_index(MBX_LAYER_LIMITS)] = why[mbx__layer_index(MBX_LAYER_LIMITS)];
-		}
-	}
+	take_jail_skips(sb, m);
 	sb->priv = m;
 	return MBX_OK;
 fail:
@@ -591,6 +614,402 @@ static void microvm_explain_broken(mbx_sandbox *sb, mbx_error **err)
 	add_console_tail(m, err);
 }
 
+/* ---- snapshots (docs/snapshots.md, "microvm") ---- */
+
+static int open_qmp(struct microvm_sb *m, struct mbx_qmp *q, uint64_t deadline, mbx_error **err)
+{
+	char path[64];
+	int dirfd = open(m->sd.dir, O_PATH | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (dirfd < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "open the run directory `%s`", m->sd.dir);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/qmp.sock", dirfd);
+	rc = mbx__qmp_open(q, path, deadline, err);
+	close(dirfd);
+	return rc;
+}
+
+/* Waits for QEMU's migration (either way) to end; an error unless it
+ * completed. */
+static int wait_migration(struct mbx_qmp *q, uint64_t deadline, mbx_error **err)
+{
+	char reply[2048], status[64];
+
+	for (;;) {
+		int rc = mbx__qmp_command(q, "{\"execute\":\"query-migrate\"}", -1, reply, sizeof(reply), deadline, err);
+
+		if (rc < 0)
+			return rc;
+		if (mbx__qmp_string_field(reply, strlen(reply), "status", status, sizeof(status)) == 0) {
+			if (strcmp(status, "completed") == 0)
+				return MBX_OK;
+			if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0) {
+				char desc[256];
+
+				if (mbx__qmp_string_field(reply, strlen(reply), "error-desc", desc, sizeof(desc)) < 0)
+					snprintf(desc, sizeof(desc), "no reason given");
+				return mbx__error_set(err, MBX_ESYS, 0, "vmm", "QEMU's migration %s: %s", status, desc);
+			}
+		}
+		if (mbx__now_us() >= deadline)
+			return mbx__error_set(err, MBX_ETIMEDOUT, 0, "vmm", "QEMU's migration did not end in time");
+		usleep(2000);
+	}
+}
+
+/* Hands QEMU one end of a pipe under the name "mbxmig". */
+static int give_pipe_end(struct mbx_qmp *q, int fd, uint64_t deadline, mbx_error **err)
+{
+	return mbx__qmp_command(q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"mbxmig\"}}", fd, NULL, 0, deadline, err);
+}
+
+#define CAPS_CMD                                                                                                      \
+	"{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[{\"capability\":\"x-ignore-shared\"," \
+	"\"state\":true}]}}"
+
+/* The device state of a stopped guest (and its RAM when that is not the
+ * shared file) into `stream`, at most `max` bytes. */
+static int migrate_out(struct mbx_qmp *q, struct mbx_buf *stream, uint64_t max, uint64_t deadline, mbx_error **err)
+{
+	int p[2], rc;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "pipe");
+	rc = mbx__qmp_command(q, CAPS_CMD, -1, NULL, 0, deadline, err);
+	if (rc == MBX_OK)
+		rc = give_pipe_end(q, p[1], deadline, err);
+	close(p[1]);
+	if (rc == MBX_OK)
+		rc = mbx__qmp_command(q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:mbxmig\"}}", -1, NULL, 0, deadline,
+				      err);
+	while (rc == MBX_OK) {
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		uint8_t chunk[65536];
+		ssize_t n;
+
+		if (mbx__now_us() >= deadline) {
+			rc = mbx__error_set(err, MBX_ETIMEDOUT, 0, "vmm", "QEMU did not write the guest's state in time");
+			break;
+		}
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		n = read(p[0], chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "read the guest's state from QEMU");
+			break;
+		}
+		if (n == 0)
+			break;
+		if (stream->len + (size_t)n > max) {
+			rc = mbx__error_set(err, MBX_ETOOBIG, 0, "vmm", "QEMU's state of the guest is over %llu bytes",
+					    (unsigned long long)max);
+			break;
+		}
+		if (mbx__buf_append(stream, chunk, (size_t)n) < 0)
+			rc = mbx__error_oom(err);
+	}
+	close(p[0]);
+	if (rc == MBX_OK)
+		rc = wait_migration(q, deadline, err);
+	return rc;
+}
+
+/* Feeds a saved state to a QEMU started with -incoming defer. */
+static int migrate_in(struct mbx_qmp *q, const uint8_t *stream, size_t len, uint64_t deadline, mbx_error **err)
+{
+	size_t off = 0;
+	int p[2], rc;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "pipe");
+	rc = mbx__qmp_command(q, CAPS_CMD, -1, NULL, 0, deadline, err);
+	if (rc == MBX_OK)
+		rc = give_pipe_end(q, p[0], deadline, err);
+	close(p[0]);
+	if (rc == MBX_OK)
+		rc = mbx__qmp_command(q, "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:mbxmig\"}}", -1, NULL, 0,
+				      deadline, err);
+	while (rc == MBX_OK && off < len) {
+		struct pollfd pf = { .fd = p[1], .events = POLLOUT };
+		ssize_t n;
+
+		if (mbx__now_us() >= deadline) {
+			rc = mbx__error_set(err, MBX_ETIMEDOUT, 0, "vmm", "QEMU did not read the guest's state in time");
+			break;
+		}
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		n = write(p[1], stream + off, len - off);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0) {
+			rc = mbx__error_set(err, MBX_ESYS, errno, "vmm", "QEMU stopped reading the guest's state");
+			break;
+		}
+		off += (size_t)n;
+	}
+	close(p[1]);
+	if (rc == MBX_OK)
+		rc = wait_migration(q, deadline, err);
+	return rc;
+}
+
+/* A copy of a fresh guest's RAM file into a sealed memfd (holes kept). */
+static int copy_ram(struct microvm_sb *m, uint64_t size, int *out, mbx_error **err)
+{
+	char path[96];
+	int src, rc;
+
+	snprintf(path, sizeof(path), "/proc/%d/root" RAM_FILE, (int)mbx__vm_jail_pid(m->jail));
+	src = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (src < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, "vmm", "open the guest's memory `%s`", path);
+	rc = mbx__snapshot_new_memory(size, out, err);
+	if (rc == MBX_OK)
+		rc = mbx__snapshot_copy_memory(src, *out, size, err);
+	if (rc == MBX_OK)
+		rc = mbx__snapshot_seal_memory(*out, err);
+	close(src);
+	if (rc < 0 && *out >= 0) {
+		close(*out);
+		*out = -1;
+	}
+	return rc;
+}
+
+static int refuse_network(const mbx_config *cfg, const char *what, mbx_error **err)
+{
+	if (cfg->network != MBX_NETWORK_ALLOW_DOMAINS)
+		return MBX_OK;
+	mbx__error_set(err, MBX_ENOTSUP, 0, "network", "a microVM with an allow-list of domains cannot be %s yet", what);
+	mbx__error_suggest(err, "use network deny-all for microVMs you snapshot, restore or fork");
+	return MBX_ENOTSUP;
+}
+
+/*
+ * A snapshot of a running guest: the host's channel closes first (the
+ * saved agent then waits for a host, and greets whoever connects), QEMU
+ * stops, its device state comes through a pipe (x-ignore-shared: a fresh
+ * guest's RAM file stays out of it and is copied, holes kept, into a sealed
+ * memfd; a restored guest's private RAM goes in the stream), QEMU runs on
+ * and the host reconnects to its agent's session.
+ */
+static int microvm_snapshot(mbx_sandbox *sb, struct mbx_snapshot *snap, mbx_error **err)
+{
+	struct microvm_sb *m = sb->priv;
+	struct mbx_client *c = &m->host.client;
+	uint64_t deadline = mbx__now_us() + SNAP_DEADLINE_US, now;
+	struct mbx_buf stream = { 0 };
+	struct mbx_vmsnap v = { 0 };
+	struct mbx_qmp q = { .fd = -1 };
+	int rc, stopped = 0, rrc;
+
+	rc = refuse_network(sb->cfg, "saved", err);
+	if (rc < 0)
+		return rc;
+	v.memory_mib = (uint32_t)(sb->cfg->memory_bytes >> 20);
+	v.proto_version = c->version;
+	v.features = c->features;
+	v.session = c->session;
+	v.next_id = c->next_id;
+	v.flags = m->ram_private ? 0 : MBX_VMSNAP_F_BASE_RAM;
+	rc = open_qmp(m, &q, deadline, err);
+	if (rc < 0)
+		return rc;
+	close_channel(m);
+	/* The agent must see its channel go before the guest stops. */
+	now = mbx__now_us();
+	if (now < m->dropped_us + RESUME_GAP_US)
+		usleep((useconds_t)(m->dropped_us + RESUME_GAP_US - now));
+	rc = mbx__qmp_command(&q, "{\"execute\":\"stop\"}", -1, NULL, 0, deadline, err);
+	if (rc == MBX_OK) {
+		stopped = 1;
+		rc = migrate_out(&q, &stream, sb->cfg->memory_bytes + (64u << 20), deadline, err);
+	}
+	if (rc == MBX_OK && !m->ram_private) {
+		rc = copy_ram(m, sb->cfg->memory_bytes, &snap->mem_fd, err);
+		snap->mem_size = sb->cfg->memory_bytes;
+	}
+	if (rc == MBX_OK) {
+		v.stream = stream.data;
+		v.stream_len = stream.len;
+		if (mbx__vmsnap_encode(&snap->payload, &v) < 0)
+			rc = mbx__error_oom(err);
+	}
+	mbx__buf_release(&stream);
+	if (stopped) {
+		mbx_error *tmp = NULL;
+		int crc = mbx__qmp_command(&q, "{\"execute\":\"cont\"}", -1, NULL, 0, deadline, &tmp);
+
+		if (crc < 0 && rc == MBX_OK) {
+			mbx__error_move(err, &tmp);
+			rc = crc;
+		}
+		mbx_error_free(tmp);
+	}
+	mbx__qmp_close(&q);
+	{
+		mbx_error *tmp = NULL;
+
+		rrc = mbx__microvm_reconnect(sb, NULL, (int)(SNAP_DEADLINE_US / 1000u), &tmp);
+		if (rrc < 0 && rc == MBX_OK) {
+			mbx__error_move(err, &tmp);
+			rc = rrc;
+		}
+		mbx_error_free(tmp);
+	}
+	if (rc < 0 && snap->mem_fd >= 0) {
+		close(snap->mem_fd);
+		snap->mem_fd = -1;
+	}
+	return rc;
+}
+
+/* Tells a restored guest it is a clone: new entropy, name, clock, machine
+ * id; the snapshot's processes run on detached. */
+static int send_identity(mbx_sandbox *sb, struct microvm_sb *m, uint64_t deadline, mbx_error **err)
+{
+	struct mbx_client *c = &m->host.client;
+	uint8_t seed[SEED_BYTES];
+	struct mbx_frame f;
+	struct timespec ts;
+	char name[80];
+	uint32_t id = c->next_id++;
+	int rc;
+
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "getrandom");
+	/* The default name gets the sandbox's id, so that clones differ; a
+	 * name the caller chose is kept. */
+	if (strcmp(sb->cfg->hostname, MBX_DEFAULT_HOSTNAME) == 0)
+		snprintf(name, sizeof(name), "%s-%.8s", MBX_DEFAULT_HOSTNAME, sb->id);
+	else
+		snprintf(name, sizeof(name), "%s", sb->cfg->hostname);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	mbx_proto_begin(&c->wb, MBX_MSG_IDENTITY, id);
+	mbx_proto_put(&c->wb, MBX_F_SEED, seed, sizeof(seed));
+	mbx_proto_put_str(&c->wb, MBX_F_HOSTNAME, name);
+	mbx_proto_put_u64(&c->wb, MBX_F_MTIME_NS, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+	mbx_proto_end(&c->wb);
+	explicit_bzero(seed, sizeof(seed));
+	rc = mbx__client_request(c, id, deadline, &f, err);
+	if (c->wb.buf)
+		explicit_bzero(c->wb.buf, c->wb.cap);
+	if (rc == MBX_OK && f.type != MBX_MSG_OK) {
+		c->broken = 1;
+		rc = mbx__error_set(err, MBX_EPROTO, 0, NULL, "the guest agent answered IDENTITY with message type %u", f.type);
+	}
+	if (rc < 0)
+		mbx__error_wrap(err, "give the restored guest a new identity");
+	return rc;
+}
+
+/*
+ * A new sandbox from a snapshot: QEMU starts in a new jail with -incoming
+ * defer and guest RAM mapped copy-on-write from the snapshot's sealed
+ * memory (every clone shares its pages; an empty one when the stream
+ * carries the RAM), takes the device state, runs; the host resumes the
+ * saved agent's session and gives the clone its identity.
+ */
+static int microvm_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, mbx_error **err)
+{
+	const struct mbx_snapshot *snap = sb->restoring;
+	uint64_t deadline = mbx__now_us() + SNAP_DEADLINE_US;
+	struct mbx_qmp q = { .fd = -1 };
+	struct microvm_sb *m;
+	struct mbx_vmsnap v;
+	int mem_fd = -1, rc;
+
+	if (snap == NULL || mbx__vmsnap_parse(payload, len, &v) < 0)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "restore: not a microVM snapshot");
+	rc = check_config(sb->cfg, err);
+	if (rc == MBX_OK)
+		rc = refuse_network(sb->cfg, "restored", err);
+	if (rc < 0)
+		return rc;
+	if (((uint64_t)v.memory_mib << 20) != sb->cfg->memory_bytes) {
+		mbx__error_set(err, MBX_EINVAL, 0, "limits", "a microVM restored from a snapshot has its memory (%u MiB), not %llu bytes",
+			       v.memory_mib, (unsigned long long)sb->cfg->memory_bytes);
+		mbx__error_suggest(err, "give the restore the snapshot's memory size");
+		return MBX_EINVAL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return mbx__error_oom(err);
+	mbx__agenthost_init(&m->host);
+	m->sd.lockfd = -1;
+	m->accel = mbx__vm_accel();
+	m->ram_private = 1;
+	rc = mbx__vm_assets_find(&m->assets, err);
+	if (rc == MBX_OK)
+		rc = mbx__statedir_new_sandbox(&m->sd, sb->id, err);
+	if (rc == MBX_OK && (v.flags & MBX_VMSNAP_F_BASE_RAM)) {
+		mem_fd = dup(snap->mem_fd);
+		if (mem_fd < 0)
+			rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "dup");
+	} else if (rc == MBX_OK) {
+		rc = mbx__snapshot_new_memory(sb->cfg->memory_bytes, &mem_fd, err);
+	}
+	if (rc == MBX_OK)
+		rc = start_qemu(sb, m, mem_fd, err);
+	if (mem_fd >= 0)
+		close(mem_fd);
+	if (rc == MBX_OK)
+		rc = open_qmp(m, &q, deadline, err);
+	if (rc == MBX_OK)
+		rc = migrate_in(&q, v.stream, (size_t)v.stream_len, deadline, err);
+	if (rc == MBX_OK)
+		rc = mbx__qmp_command(&q, "{\"execute\":\"cont\"}", -1, NULL, 0, deadline, err);
+	mbx__qmp_close(&q);
+	if (rc < 0) {
+		mbx__error_wrap(err, "QEMU did not take the snapshot");
+		if (m->jail)
+			add_console_tail(m, err);
+		goto fail;
+	}
+	/* The saved agent waits for a host: resume its session. */
+	m->host.client.version = v.proto_version;
+	m->host.client.features = v.features;
+	m->host.client.session = v.session;
+	m->host.client.next_id = v.next_id;
+	m->dropped_us = 0;
+	sb->priv = m;
+	rc = mbx__microvm_reconnect(sb, NULL, (int)(SNAP_DEADLINE_US / 1000u), err);
+	if (rc == MBX_OK)
+		rc = send_identity(sb, m, deadline, err);
+	if (rc < 0) {
+		sb->priv = NULL;
+		add_console_tail(m, err);
+		goto fail;
+	}
+	set_vm_layers(sb);
+	take_jail_skips(sb, m);
+	return MBX_OK;
+fail:
+	microvm_cleanup(m);
+	return rc;
+}
+
+/* A snapshot restored at once: the child shares the parent's memory as it
+ * was (a fresh parent's pages; a restored parent's go through the stream). */
+static int microvm_fork(mbx_sandbox *sb, mbx_sandbox *child, mbx_error **err)
+{
+	struct mbx_snapshot tmp = { .mem_fd = -1 };
+	int rc = microvm_snapshot(sb, &tmp, err);
+
+	if (rc == MBX_OK) {
+		child->restoring = &tmp;
+		rc = microvm_restore(child, tmp.payload.data, tmp.payload.len, err);
+		child->restoring = NULL;
+	}
+	if (tmp.mem_fd >= 0)
+		close(tmp.mem_fd);
+	mbx__buf_release(&tmp.payload);
+	return rc;
+}
+
 static int microvm_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err)
 {
 	struct microvm_sb *m = sb->priv;
@@ -626,11 +1045,14 @@ const struct mbx_backend_ops mbx__microvm_backend = {
 	.name = "microvm",
 	.isolation = MBX_ISOLATION_MICROVM,
 	.caps = MBX_BACKEND_CAP_EXEC | MBX_BACKEND_CAP_PROCESSES | MBX_BACKEND_CAP_PTY | MBX_BACKEND_CAP_FILES |
-		MBX_BACKEND_CAP_STATE | MBX_BACKEND_CAP_OOM_COUNT,
+		MBX_BACKEND_CAP_STATE | MBX_BACKEND_CAP_OOM_COUNT | MBX_BACKEND_CAP_SNAPSHOT | MBX_BACKEND_CAP_FORK,
 	.create = microvm_create,
 	.exec = microvm_exec,
 	.destroy = microvm_destroy,
 	.client = microvm_client,
 	.oom_kills = microvm_oom_kills,
 	.explain_broken = microvm_explain_broken,
+	.snapshot = microvm_snapshot,
+	.restore = microvm_restore,
+	.fork = microvm_fork,
 };

@@ -226,7 +226,7 @@ int mbx__vm_qemu_argv(char ***out, const struct mbx__vm_spec *s, mbx_error **err
 	push(&b, "-m");
 	pushf(&b, "%uM", s->memory_mib);
 	push(&b, "-object");
-	pushf(&b, "memory-backend-file,id=mem0,size=%uM,mem-path=%s,share=on", s->memory_mib, ram);
+	pushf(&b, "memory-backend-file,id=mem0,size=%uM,mem-path=%s,share=%s", s->memory_mib, ram, s->ram_private ? "off" : "on");
 	push(&b, "-kernel");
 	push(&b, s->kernel);
 	if (s->initrd) {

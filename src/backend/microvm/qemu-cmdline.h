@@ -56,6 +56,8 @@ struct mbx__vm_spec {
 	const char *initrd;        /* initramfs (-initrd); may be NULL */
 	const char *cmdline_extra; /* appended to the kernel command line; may be NULL */
 	const char *ram_file;      /* memory-backend-file mem-path (share=on); created by QEMU if absent */
+	bool ram_private;          /* map ram_file copy-on-write (share=off): a snapshot's memory that
+	                            * clones share; the file is never written */
 	const char *agent_socket;  /* unix socket QEMU listens on for the agent's virtio-serial port */
 	const char *qmp_socket;    /* unix socket QEMU listens on for QMP */
 	const char *net_socket;    /* unix socket QEMU listens on for the network port

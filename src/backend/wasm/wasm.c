@@ -1097,9 +1097,9 @@ static const char *wasm_workspace(mbx_sandbox *sb)
  * Snapshots: the files of /workspace (a host directory here), read and
  * written through the file API as the os backend's are (src/core/snapfiles.c).
  */
-static int wasm_snapshot(mbx_sandbox *sb, struct mbx_buf *payload, mbx_error **err)
+static int wasm_snapshot(mbx_sandbox *sb, struct mbx_snapshot *snap, mbx_error **err)
 {
-	return mbx__snapfiles_capture(sb, 1, payload, err);
+	return mbx__snapfiles_capture(sb, 1, &snap->payload, err);
 }
 
 static int wasm_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, mbx_error **err)
