@@ -166,6 +166,7 @@ class Lib:
             "mbx_snapshot_save": (ctypes.c_int, [vp, ctypes.c_char_p, pvp]),
             "mbx_snapshot_load": (ctypes.c_int, [pvp, ctypes.c_char_p, pvp]),
             "mbx_snapshot_size": (ctypes.c_uint64, [vp]),
+            "mbx_snapshot_memory_size": (ctypes.c_uint64, [vp, ctypes.POINTER(ctypes.c_int)]),
             "mbx_snapshot_free": (None, [vp]),
         }
         for name, (restype, argtypes) in sig.items():
@@ -530,6 +531,12 @@ class Snapshot:
 
     def size(self):
         return self._l.lib.mbx_snapshot_size(self.h)
+
+    def memory_size(self):
+        """(bytes, fd) of a microVM snapshot's memory; (0, -1) without."""
+        fd = ctypes.c_int(-2)
+        n = self._l.lib.mbx_snapshot_memory_size(self.h, ctypes.byref(fd))
+        return n, fd.value
 
     def restore(self, config=None):
         sb = ctypes.c_void_p()

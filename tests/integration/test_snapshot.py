@@ -281,20 +281,6 @@ def test_wasm_workspace_snapshot_restore_fork(lib, guard, doctor):
             assert "/workspace/only-parent" not in file_tree(child)
 
 
-def test_microvm_answers_unsupported(lib, guard, microvm_runs):
-    if not microvm_runs:
-        pytest.skip("the microvm backend does not run here")
-    sb = mbx.Sandbox(lib, isolation=3)
-    guard.ids.add(sb.id)
-    with sb:
-        with pytest.raises(mbx.MbxError) as e:
-            mbx.Snapshot.of(sb)
-        assert e.value.code == mbx.MBX_ENOTSUP and "microvm backend" in e.value.message
-        with pytest.raises(mbx.MbxError) as e:
-            sb.fork()
-        assert e.value.code == mbx.MBX_ENOTSUP and "microvm backend" in e.value.message
-
-
 # ---------------------------------------------------------------------------
 # The CLI: snapshot, restore and fork of named sandboxes.
 
