@@ -2,6 +2,7 @@
 /* The snapshot format (src/core/snapshot.h): round trip, and every kind of
  * bad snapshot refused before anything is restored. */
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "tap.h"
@@ -10,6 +11,8 @@
 #include "net/net.h"
 #include "sha256.h"
 #include "snapshot.h"
+#include "backend/microvm/vmsnap.h"
+#include "proto/proto.h"
 
 static const uint8_t key1[32] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
 				  17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32 };
@@ -51,6 +54,7 @@ static struct mbx_snapshot *new_snap(void)
 {
 	struct mbx_snapshot *s = calloc(1, sizeof(*s));
 
+	s->mem_fd = -1;
 	s->isolation = MBX_ISOLATION_OS;
 	mbx_config_new(&s->cfg, NULL);
 	mbx_config_set_isolation(s->cfg, MBX_ISOLATION_OS, NULL);
@@ -165,12 +169,12 @@ static void test_header_fields(void)
 	memcpy(d, b.data, b.len);
 	d[16] = 1; /* flags */
 	TAP_CHECK(strstr(refused(d, b.len, key1, MBX_EINVAL), "unknown flags") != NULL);
-	/* A backend that saves no payload (microvm) given one: authentic but refused. */
+	/* A microVM snapshot with a files payload: authentic but refused. */
 	s->isolation = MBX_ISOLATION_MICROVM;
 	mbx_config_set_isolation(s->cfg, MBX_ISOLATION_MICROVM, NULL);
 	b.len = 0;
 	encode(s, key1, &b);
-	TAP_CHECK(strstr(refused(b.data, b.len, key1, MBX_EINVAL), "a backend that saves none") != NULL);
+	TAP_CHECK(strstr(refused(b.data, b.len, key1, MBX_EINVAL), "microVM payload is malformed") != NULL);
 	/* wasm saves /workspace only: /tmp in its payload is refused. */
 	s->isolation = MBX_ISOLATION_WASM;
 	mbx_config_set_isolation(s->cfg, MBX_ISOLATION_WASM, NULL);
@@ -207,6 +211,7 @@ static void test_wasm_workspace_round_trip(void)
 	struct mbx_snapshot *s = calloc(1, sizeof(*s)), *back = NULL;
 	struct mbx_buf b = { 0 };
 
+	s->mem_fd = -1;
 	s->isolation = MBX_ISOLATION_WASM;
 	mbx_config_new(&s->cfg, NULL);
 	mbx_config_set_isolation(s->cfg, MBX_ISOLATION_WASM, NULL);
@@ -407,6 +412,180 @@ static void test_config_checks(void)
 	TAP_CHECK(strstr(config_refused(emptynote, sizeof(emptynote)), "note is empty") != NULL);
 }
 
+/* ---- a microVM snapshot: payload and memory section ---- */
+
+#define VM_MIB 64u
+
+static struct mbx_snapshot *new_vm_snap(void)
+{
+	static const uint8_t stream[] = "QEVM device state";
+	struct mbx_snapshot *s = calloc(1, sizeof(*s));
+	struct mbx_vmsnap v = { MBX_VMSNAP_F_BASE_RAM, VM_MIB, MBX_PROTO_VERSION, MBX_FEAT_RESUME, 0x1234, 9, stream,
+				sizeof(stream) };
+	char page[MBX_SNAP_PAGE];
+
+	s->isolation = MBX_ISOLATION_MICROVM;
+	mbx_config_new(&s->cfg, NULL);
+	mbx_config_set_isolation(s->cfg, MBX_ISOLATION_MICROVM, NULL);
+	mbx_config_set_memory_limit(s->cfg, (uint64_t)VM_MIB << 20, NULL);
+	TAP_CHECK(mbx__vmsnap_encode(&s->payload, &v) == 0);
+	TAP_CHECK_INT(mbx__snapshot_new_memory((uint64_t)VM_MIB << 20, &s->mem_fd, NULL), MBX_OK);
+	memset(page, 'a', sizeof(page));
+	TAP_CHECK(pwrite(s->mem_fd, page, sizeof(page), 0) == (ssize_t)sizeof(page));
+	memset(page, 'z', sizeof(page));
+	TAP_CHECK(pwrite(s->mem_fd, page, sizeof(page), 40 * MBX_SNAP_PAGE) == (ssize_t)sizeof(page));
+	TAP_CHECK_INT(mbx__snapshot_seal_memory(s->mem_fd, NULL), MBX_OK);
+	s->mem_size = (uint64_t)VM_MIB << 20;
+	return s;
+}
+
+static void test_vm_memory_round_trip(void)
+{
+	struct mbx_snapshot *s = new_vm_snap(), *t = NULL;
+	struct mbx_buf b = { 0 };
+	char page[MBX_SNAP_PAGE];
+	struct mbx_vmsnap v;
+	off_t data;
+
+	/* Sealed: nobody writes a snapshot's memory any more. */
+	TAP_CHECK(pwrite(s->mem_fd, "x", 1, 0) < 0);
+	encode(s, key1, &b);
+	/* Two pages of data: two extents, the rest holes. */
+	TAP_CHECK(b.len < 3 * MBX_SNAP_PAGE + 1024);
+	TAP_CHECK_INT(mbx__snapshot_decode(&t, b.data, b.len, key1, NULL), MBX_OK);
+	TAP_CHECK(t != NULL && t->mem_fd >= 0 && t->mem_size == (uint64_t)VM_MIB << 20);
+	TAP_CHECK(pread(t->mem_fd, page, sizeof(page), 40 * MBX_SNAP_PAGE) == (ssize_t)sizeof(page) && page[0] == 'z' &&
+		  page[MBX_SNAP_PAGE - 1] == 'z');
+	TAP_CHECK(pread(t->mem_fd, page, sizeof(page), 20 * MBX_SNAP_PAGE) == (ssize_t)sizeof(page) && page[0] == 0);
+	data = lseek(t->mem_fd, MBX_SNAP_PAGE, SEEK_DATA);
+	TAP_CHECK(data == 40 * MBX_SNAP_PAGE);
+	TAP_CHECK(pwrite(t->mem_fd, "x", 1, 0) < 0);
+	TAP_CHECK(mbx__vmsnap_parse(t->payload.data, t->payload.len, &v) == 0 && v.session == 0x1234 && v.next_id == 9);
+	TAP_CHECK(mbx_snapshot_memory_size(t, NULL) == (uint64_t)VM_MIB << 20);
+	mbx_snapshot_free(t);
+	mbx_snapshot_free(s);
+	mbx__buf_release(&b);
+}
+
+/* Bytes of a snapshot whose memory section is `mem` (a valid MAC). */
+static void with_memory(struct mbx_buf *out, const uint8_t *mem, size_t mlen)
+{
+	struct mbx_snapshot *s = new_vm_snap();
+	uint8_t mac[32];
+	size_t mstart;
+
+	encode(s, key1, out);
+	out->len -= 32; /* the MAC */
+	mstart = out->len - (size_t)(out->data[40] | (uint64_t)out->data[41] << 8 | (uint64_t)out->data[42] << 16 |
+				     (uint64_t)out->data[43] << 24);
+	out->len = mstart;
+	mbx__buf_append(out, mem, mlen);
+	for (int i = 0; i < 8; i++)
+		out->data[40 + i] = (uint8_t)((uint64_t)mlen >> (8 * i));
+	mbx__hmac_sha256(key1, 32, out->data, out->len, mac);
+	mbx__buf_append(out, mac, sizeof(mac));
+	mbx_snapshot_free(s);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static const char *memory_refused(uint64_t size, const uint64_t *ext, size_t next, size_t extra)
+{
+	static char msg[512];
+	size_t len = 8, off = 8;
+	uint8_t *m;
+	struct mbx_buf b = { 0 };
+
+	for (size_t i = 0; i < next; i++)
+		len += 16 + (size_t)(ext[2 * i + 1] < (1u << 20) ? ext[2 * i + 1] : 0);
+	len += extra;
+	m = calloc(1, len);
+	put64(m, size);
+	for (size_t i = 0; i < next; i++) {
+		put64(m + off, ext[2 * i]);
+		put64(m + off + 8, ext[2 * i + 1]);
+		off += 16 + (size_t)(ext[2 * i + 1] < (1u << 20) ? ext[2 * i + 1] : 0);
+	}
+	with_memory(&b, m, len);
+	snprintf(msg, sizeof(msg), "%s", refused(b.data, b.len, key1, MBX_EINVAL));
+	free(m);
+	mbx__buf_release(&b);
+	return msg;
+}
+
+static void test_vm_memory_checks(void)
+{
+	const uint64_t P = MBX_SNAP_PAGE, M = (uint64_t)VM_MIB << 20;
+	const uint64_t unaligned[] = { 100, P };
+	const uint64_t short_len[] = { 0, 100 };
+	const uint64_t overlap[] = { 0, 2 * P, P, P };
+	const uint64_t backwards[] = { 4 * P, P, 0, P };
+	const uint64_t outside[] = { M, P };
+	const uint64_t past_end[] = { M - P, 2 * P };
+	const uint64_t empty[] = { 0, 0 };
+	const uint64_t huge[] = { 0, 1ull << 40 };
+
+	TAP_CHECK(strstr(memory_refused(M, unaligned, 1, 0), "memory extent is malformed") != NULL);
+	TAP_CHECK(strstr(memory_refused(M, short_len, 1, 0), "memory extent is malformed") != NULL);
+	TAP_CHECK(strstr(memory_refused(M, overlap, 2, 0), "memory extent is malformed") != NULL);
+	TAP_CHECK(strstr(memory_refused(M, backwards, 2, 0), "memory extent is malformed") != NULL);
+	TAP_CHECK(strstr(memory_refused(M, outside, 1, 0), "memory extent is malformed") != NULL);
+	TAP_CHECK(strstr(memory_refused(M, past_end, 1, 0), "memory extent is malformed") != NULL);
+	TAP_CHECK(strstr(memory_refused(M, empty, 1, 0), "memory extent is malformed") != NULL);
+	TAP_CHECK(strstr(memory_refused(M, huge, 1, 0), "memory extent is malformed") != NULL);
+	TAP_CHECK(strstr(memory_refused(M, NULL, 0, 5), "memory extent is truncated") != NULL);
+	TAP_CHECK(strstr(memory_refused(M + 1, NULL, 0, 0), "whole number of pages") != NULL);
+	TAP_CHECK(strstr(memory_refused(0, NULL, 0, 0), "whole number of pages") != NULL);
+	TAP_CHECK(strstr(memory_refused(2 * M, NULL, 0, 0), "not the config's") != NULL);
+}
+
+static void test_vm_payload_checks(void)
+{
+	struct mbx_snapshot *s = new_vm_snap();
+	struct mbx_buf b = { 0 };
+	struct mbx_vmsnap v;
+	mbx_config *cfg = s->cfg;
+	const uint8_t st[] = "x";
+	struct mbx_vmsnap bad_version = { MBX_VMSNAP_F_BASE_RAM, VM_MIB, 1, MBX_FEAT_RESUME, 1, 1, st, 1 };
+	struct mbx_vmsnap no_session = { MBX_VMSNAP_F_BASE_RAM, VM_MIB, MBX_PROTO_VERSION, MBX_FEAT_RESUME, 0, 1, st, 1 };
+	struct mbx_vmsnap no_resume = { MBX_VMSNAP_F_BASE_RAM, VM_MIB, MBX_PROTO_VERSION, 0, 1, 1, st, 1 };
+	struct mbx_vmsnap other_mib = { MBX_VMSNAP_F_BASE_RAM, VM_MIB * 2, MBX_PROTO_VERSION, MBX_FEAT_RESUME, 1, 1, st, 1 };
+	struct mbx_vmsnap good = { MBX_VMSNAP_F_BASE_RAM, VM_MIB, MBX_PROTO_VERSION, MBX_FEAT_RESUME, 1, 1, st, 1 };
+
+	TAP_CHECK_INT(mbx__vmsnap_check(s->payload.data, s->payload.len, 1, cfg, NULL), MBX_OK);
+	/* Flags against the memory section. */
+	TAP_CHECK_INT(mbx__vmsnap_check(s->payload.data, s->payload.len, 0, cfg, NULL), MBX_EINVAL);
+	/* Every truncation, a trailing byte. */
+	for (size_t n = 0; n < s->payload.len; n++)
+		TAP_CHECK(mbx__vmsnap_parse(s->payload.data, n, &v) < 0);
+	mbx__buf_append(&b, s->payload.data, s->payload.len);
+	mbx__buf_append(&b, "x", 1);
+	TAP_CHECK(mbx__vmsnap_parse(b.data, b.len, &v) < 0);
+	b.len = 0;
+#define CHECK_BAD(x)                                                                      \
+	do {                                                                              \
+		b.len = 0;                                                                \
+		TAP_CHECK(mbx__vmsnap_encode(&b, &(x)) == 0);                             \
+		TAP_CHECK_INT(mbx__vmsnap_check(b.data, b.len, 1, cfg, NULL), MBX_EINVAL); \
+	} while (0)
+	CHECK_BAD(bad_version);
+	CHECK_BAD(no_session);
+	CHECK_BAD(no_resume);
+	CHECK_BAD(other_mib);
+#undef CHECK_BAD
+	b.len = 0;
+	TAP_CHECK(mbx__vmsnap_encode(&b, &good) == 0);
+	TAP_CHECK_INT(mbx__vmsnap_check(b.data, b.len, 1, cfg, NULL), MBX_OK);
+	b.data[4] = 3; /* unknown flag */
+	TAP_CHECK_INT(mbx__vmsnap_check(b.data, b.len, 1, cfg, NULL), MBX_EINVAL);
+	mbx__buf_release(&b);
+	mbx_snapshot_free(s);
+}
+
 static const struct tap_case cases[] = {
 	{ "snapshot/round-trip", test_round_trip },
 	{ "snapshot/header-fields", test_header_fields },
@@ -417,6 +596,9 @@ static const struct tap_case cases[] = {
 	{ "snapshot/wrong-key", test_wrong_key },
 	{ "snapshot/payload-checks", test_payload_checks },
 	{ "snapshot/config-checks", test_config_checks },
+	{ "snapshot/vm-memory-round-trip", test_vm_memory_round_trip },
+	{ "snapshot/vm-memory-checks", test_vm_memory_checks },
+	{ "snapshot/vm-payload-checks", test_vm_payload_checks },
 };
 
 TAP_MAIN(cases)
