@@ -432,7 +432,13 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 		 * (memguard.h), SysV IPC (MBX_F_SHM_LIMIT), files (the storage
 		 * size, storage_bytes()). */
 		mbx__agenthost_put_rlimit(w, RLIMIT_DATA, cfg->memory_bytes);
-		mbx__agenthost_put_rlimit(w, RLIMIT_NPROC, cfg->max_procs);
+		/* RLIMIT_NPROC counts every task of the user, in every sandbox
+		 * and outside them: QEMU's jail (a handful of threads per VM,
+		 * one more for each migration) keeps the caller's own limit, or
+		 * a user with a few VMs and a busy session could not start a
+		 * thread in any of them (docs/microvm.md, "The jail"). */
+		if (!cfg->vmm_seccomp)
+			mbx__agenthost_put_rlimit(w, RLIMIT_NPROC, cfg->max_procs);
 		mbx__memguard_filter(&guard, &guard_len);
 		mbx_proto_put(w, MBX_F_SECCOMP_EXTRA, guard, guard_len);
 		mbx_proto_put_u64(w, MBX_F_SHM_LIMIT, cfg->memory_bytes);

@@ -330,7 +330,7 @@ static int start_qemu(mbx_sandbox *sb, struct microvm_sb *m, int mem_fd, mbx_err
 	js.nro = 1;
 	js.run_dir = m->sd.dir;
 	js.run_view = RUN_VIEW;
-	js.memory_bytes = cfg->memory_bytes + MBX_VM_JAIL_OVERHEAD;
+	js.memory_bytes = cfg->memory_bytes + MBX_VM_JAIL_OVERHEAD + (mem_fd >= 0 ? MBX_VM_JAIL_PRIVATE_RAM_EXTRA : 0);
 	js.millicpus = cfg->millicpus;
 	js.cfg = cfg;
 	js.pass_fd = mem_fd;
@@ -616,6 +616,22 @@ static void microvm_explain_broken(mbx_sandbox *sb, mbx_error **err)
 
 /* ---- snapshots (docs/snapshots.md, "microvm") ---- */
 
+/* After QEMU's control socket failed: how QEMU ended (it is given half a
+ * second to be reaped) and what it and the guest's console said. */
+static void explain_qemu_end(struct microvm_sb *m, mbx_error **err)
+{
+	int wstatus, ended = 0;
+
+	if (m->jail == NULL)
+		return;
+	for (int i = 0; i < 50 && !(ended = mbx__vm_jail_exited(m->jail, &wstatus) == 1); i++)
+		usleep(10000);
+	if (ended)
+		mbx__error_wrap(err, "QEMU ended (%s %d): %s", WIFSIGNALED(wstatus) ? "signal" : "exit status",
+				WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus), mbx__vm_jail_stderr(m->jail));
+	add_console_tail(m, err);
+}
+
 static int open_qmp(struct microvm_sb *m, struct mbx_qmp *q, uint64_t deadline, mbx_error **err)
 {
 	char path[64];
@@ -828,6 +844,8 @@ static int microvm_snapshot(mbx_sandbox *sb, struct mbx_snapshot *snap, mbx_erro
 		stopped = 1;
 		rc = migrate_out(&q, &stream, sb->cfg->memory_bytes + (64u << 20), deadline, err);
 	}
+	if (rc < 0 && stopped)
+		explain_qemu_end(m, err);
 	if (rc == MBX_OK && !m->ram_private) {
 		rc = copy_ram(m, sb->cfg->memory_bytes, &snap->mem_fd, err);
 		snap->mem_size = sb->cfg->memory_bytes;
@@ -965,8 +983,7 @@ static int microvm_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, 
 	mbx__qmp_close(&q);
 	if (rc < 0) {
 		mbx__error_wrap(err, "QEMU did not take the snapshot");
-		if (m->jail)
-			add_console_tail(m, err);
+		explain_qemu_end(m, err);
 		goto fail;
 	}
 	/* The saved agent waits for a host: resume its session. */
