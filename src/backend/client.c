@@ -500,7 +500,13 @@ static int pump_one(struct mbx_client *c, struct mbx_frame *f, uint64_t deadline
 
 int mbx__client_request(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err)
 {
-	int rc = mbx__client_send(c, deadline_us, err);
+	return mbx__client_request_fds(c, id, NULL, 0, deadline_us, reply, err);
+}
+
+int mbx__client_request_fds(struct mbx_client *c, uint32_t id, const int *fds, size_t nfds, uint64_t deadline_us,
+			    struct mbx_frame *reply, mbx_error **err)
+{
+	int rc = mbx__client_send_fds(c, fds, nfds, deadline_us, err);
 
 	if (rc < 0) {
 		c->broken = 1;

@@ -170,3 +170,6 @@ void mbx__event_free(struct mbx_event *ev);
  * queuing process events that arrive meanwhile. An ERROR answer becomes the
  * return code. The frame stays valid until the next client call. */
 int mbx__client_request(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err);
+/* As mbx__client_request, passing descriptors with it (mbx__client_send_fds). */
+int mbx__client_request_fds(struct mbx_client *c, uint32_t id, const int *fds, size_t nfds, uint64_t deadline_us,
+			    struct mbx_frame *reply, mbx_error **err);
