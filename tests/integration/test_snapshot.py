@@ -168,6 +168,16 @@ def overlaid(sb):
 ROOTS = ("/workspace", "/tmp", "/dev/shm")
 
 
+def layers(sb):
+    """How many frozen layers lie below the sandbox's /workspace."""
+    r = sb.exec(["cat", "/proc/self/mountinfo"])
+    assert r.exit_code == 0, r.stderr
+    for line in reversed(r.stdout.decode().splitlines()):
+        if line.split()[4] == "/workspace":
+            return line.count("lowerdir+=")
+    return 0
+
+
 def names(sb, root):
     return {e[0] for e in sb.list_dir(root)}
 
@@ -220,6 +230,11 @@ def test_cow_fork_of_a_fork_outlives_its_parents(lib, guard):
                              "cat /workspace/d/one && rm /workspace/d/two && ls /workspace/d"])
         assert r.exit_code == 0, r.stderr
         assert r.stdout == b"1\n21\n3\none\n"
+        # snapshots read a layered storage like any other
+        before = listing(grandchild)
+        with mbx.Snapshot.of(grandchild) as snap, adopt(guard, snap.restore()) as back:
+            assert overlaid(back) == set()
+            assert listing(back) == before
 
 
 def agent_pids():
@@ -322,16 +337,24 @@ def test_fork_with_running_processes_copies(lib, guard):
 
 def test_cow_fork_layers_are_bounded(lib, guard):
     with adopt(guard, mbx.Sandbox(lib)) as parent:
-        for i in range(34):
+        # forks with nothing written in between share one layer
+        parent.write_file("/workspace/first", b"1")
+        with adopt(guard, parent.fork()) as a, adopt(guard, parent.fork()) as b:
+            assert layers(parent) == 1 and layers(a) == 1 and layers(b) == 1
+            a.write_file("/workspace/in-a", b"a")
+            with adopt(guard, a.fork()) as c:
+                assert layers(a) == 2 and layers(c) == 2 and layers(parent) == 1
+                assert c.read_file("/workspace/first") == b"1" and c.read_file("/workspace/in-a") == b"a"
+        for i in range(1, 34):
             parent.write_file("/workspace/n%d" % i, b"%d" % i)
             with adopt(guard, parent.fork()) as child:
                 assert child.read_file("/workspace/n%d" % i) == b"%d" % i
-                assert child.read_file("/workspace/n0") == b"0"
+                assert child.read_file("/workspace/first") == b"1"
                 # 32 layers share (src/proto/proto.h MBX_LAYERS_MAX), then copies
                 assert overlaid(child) == (set(ROOTS) if i < 32 else set()), i
-        # a fork without writes since the last one adds no layer
-        with adopt(guard, parent.fork()) as child:
-            assert len(names(child, "/workspace")) == 34
+                assert layers(child) == (i + 1 if i < 32 else 0), i
+                assert len(names(child, "/workspace")) == i + 1
+        assert layers(parent) == 32
 
 
 def test_mounts_are_neither_kept_nor_captured(lib, guard, host_tmp):
