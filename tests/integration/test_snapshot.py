@@ -279,7 +279,8 @@ def test_cow_fork_layer_cannot_be_written_through_any_path(lib, guard):
                     with pytest.raises(OSError):
                         os.mkdir("/proc/%d/fd/%s/workspace/newdir" % (pid, fd))
             assert reached >= 2, "the frozen layer was not reachable from the host: the test checks nothing"
-            # Inside: no mount calls, no way through the agent's descriptors.
+            # Inside: the mount calls are denied, and pid 1 of a payload's view
+            # is its own mini-init, which holds no layer.
             for sb in (parent, child):
                 r = sb.exec(["sh", "-c", "for f in /proc/1/fd/*; do echo x >> $f/workspace/shared && echo WROTE; done; "
                              "mount -o remount,rw /workspace 2>/dev/null && echo REMOUNTED; true"])
