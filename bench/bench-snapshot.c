@@ -5,9 +5,17 @@
  * the time each step takes. The issue's target is a fork of a 1 GiB
  * workspace in 20 ms; docs/snapshots.md says where this stands.
  *
- *   bench-snapshot [-s MIB] [-n ITERATIONS]
+ * Then, in the same run, the fork three ways: a plain create (what any
+ * fork costs at least), the copy-on-write fork (a file written in the
+ * parent before each, so each fork freezes a new layer) and the copying
+ * fork (a process running in the parent makes the fork copy), each with
+ * the host memory (Shmem of /proc/meminfo: the storage is tmpfs) the child
+ * adds while it lives.
  *
- * It only reports (ms per step, P50 over the iterations, and MB/s).
+ *   bench-snapshot [-s MIB] [-n ITERATIONS] [-f]   (ITERATIONS at most 30;
+ *                                                   -f: the forks only)
+ *
+ * It only reports (ms per step, P50 and P99 over the iterations, and MB/s).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +31,22 @@ static double now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Shmem of /proc/meminfo in KiB (tmpfs pages), or -1. */
+static long shmem_kib(void)
+{
+	char line[256];
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Shmem: %ld kB", &v) == 1)
+			break;
+	fclose(f);
+	return v;
 }
 
 static int cmp(const void *a, const void *b)
@@ -44,6 +68,37 @@ static void report(const char *what, double *v, int n, double mib)
 	printf("  %-28s P50 %9.1f ms   %8.1f MB/s\n", what, v[n / 2], mib * 1048576.0 / 1e6 / (v[n / 2] / 1e3));
 }
 
+static void report_fork(const char *what, double *v, double *mem, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp);
+	qsort(mem, (size_t)n, sizeof(*mem), cmp);
+	printf("  %-28s P50 %9.1f ms   P99 %9.1f ms   memory +%.1f MiB (P50)\n", what, v[n / 2], v[(n * 99) / 100], mem[n / 2]);
+}
+
+/* Forks sb n times: times in t, the Shmem the live child adds in mem (MiB).
+ * With `touch`, a file is written in sb first (untimed): each fork then
+ * freezes a new layer. */
+static void fork_loop(mbx_sandbox *sb, int n, int touch, double *t, double *mem)
+{
+	mbx_error *err = NULL;
+
+	for (int i = 0; i < n; i++) {
+		mbx_sandbox *child = NULL;
+		long before;
+		double t0;
+
+		if (touch && mbx_sandbox_write_file(sb, "/workspace/.bench-iteration", &i, sizeof(i), 0644, 0, &err))
+			die("write", err);
+		before = shmem_kib();
+		t0 = now_ms();
+		if (mbx_sandbox_fork(&child, sb, &err))
+			die("fork", err);
+		t[i] = now_ms() - t0;
+		mem[i] = (shmem_kib() - before) / 1024.0;
+		mbx_sandbox_free(child);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	mbx_config *cfg = NULL;
@@ -51,19 +106,21 @@ int main(int argc, char **argv)
 	mbx_error *err = NULL;
 	mbx_result *res = NULL;
 	unsigned mib = 64;
-	int n = 3, opt;
+	int n = 3, opt, forks_only = 0;
 	char script[512], path[] = "/tmp/bench-snapshot-XXXXXX";
 	double *t_snap, *t_save, *t_load, *t_restore, *t_fork;
 
-	while ((opt = getopt(argc, argv, "s:n:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:n:f")) != -1) {
 		if (opt == 's')
 			mib = (unsigned)atoi(optarg);
 		else if (opt == 'n')
 			n = atoi(optarg);
+		else if (opt == 'f')
+			forks_only = 1;
 		else
 			return 2;
 	}
-	if (mib < 1 || n < 1)
+	if (mib < 1 || n < 1 || n > 30)
 		return 2;
 	t_snap = calloc((size_t)n, sizeof(double));
 	t_save = calloc((size_t)n, sizeof(double));
@@ -89,7 +146,7 @@ int main(int argc, char **argv)
 	if (mkstemp(path) < 0)
 		die("mkstemp", NULL);
 	printf("bench-snapshot: os backend, /workspace of %u MiB, %d iterations\n", mib, n);
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && !forks_only; i++) {
 		mbx_snapshot *snap = NULL, *back = NULL;
 		mbx_sandbox *child = NULL;
 		double t0 = now_ms();
@@ -119,11 +176,41 @@ int main(int argc, char **argv)
 		mbx_sandbox_free(child);
 	}
 	unlink(path);
-	report("snapshot (read the files)", t_snap, n, mib);
-	report("save (MAC, write, fsync)", t_save, n, mib);
-	report("load (read, MAC, check)", t_load, n, mib);
-	report("restore (new sandbox+files)", t_restore, n, mib);
-	report("fork", t_fork, n, mib);
+	if (!forks_only) {
+		report("snapshot (read the files)", t_snap, n, mib);
+		report("save (MAC, write, fsync)", t_save, n, mib);
+		report("load (read, MAC, check)", t_load, n, mib);
+		report("restore (new sandbox+files)", t_restore, n, mib);
+		report("fork (idle parent)", t_fork, n, mib);
+	}
+	{
+		double *t = calloc((size_t)n, sizeof(double)), *mem = calloc((size_t)n, sizeof(double));
+		const char *sleeper[] = { "sleep", "100000", NULL };
+		mbx_process *proc = NULL;
+
+		for (int i = 0; i < n; i++) {
+			mbx_sandbox *plain = NULL;
+			long before = shmem_kib();
+			double t0 = now_ms();
+
+			if (mbx_sandbox_new(&plain, cfg, &err))
+				die("create", err);
+			t[i] = now_ms() - t0;
+			mem[i] = (shmem_kib() - before) / 1024.0;
+			mbx_sandbox_free(plain);
+		}
+		report_fork("create (no files)", t, mem, n);
+		fork_loop(sb, n, 1, t, mem);
+		report_fork("fork, copy-on-write", t, mem, n);
+		if (mbx_sandbox_spawn(sb, sleeper, NULL, &proc, &err))
+			die("spawn", err);
+		fork_loop(sb, n, 0, t, mem);
+		report_fork("fork, copying", t, mem, n);
+		mbx_process_kill(proc, NULL);
+		mbx_process_free(proc);
+		free(t);
+		free(mem);
+	}
 	mbx_sandbox_free(sb);
 	mbx_config_free(cfg);
 	free(t_snap);

@@ -71,7 +71,11 @@ MBX_EXTERN(int) mbx_sandbox_from_snapshot(mbx_sandbox **out, const mbx_snapshot 
  *        (what a snapshot keeps; no processes). Writes in either sandbox
  *        are not seen by the other afterwards, except under mounts: the
  *        fork keeps the parent's config whole, mounts included, so both
- *        see the same host directories there.
+ *        see the same host directories there. On the os backend the
+ *        child shares the parent's files copy-on-write (no copy; renaming
+ *        a directory present at the fork then fails with EXDEV) unless
+ *        processes run in the parent, which makes the fork copy: see
+ *        docs/snapshots.md.
  * @param[out] out owned by the caller (mbx_sandbox_free())
  */
 MBX_EXTERN(int) mbx_sandbox_fork(mbx_sandbox **out, mbx_sandbox *sb, mbx_error **err);

@@ -111,6 +111,10 @@ struct agent_state {
 	char boot_layer[32];
 	char boot_msg[200];
 	struct agent_net *net;  /* the network channel (netmux.c), or NULL */
+
+	/* Copy-on-write fork (layers.c), os mode only. */
+	struct agent_layers *cow; /* NULL: no storage tmpfs to share */
+	struct mbx_wbuf ll_frame; /* the Landlock paths of INIT (a frame), empty: none */
 };
 
 /* What INIT asks of a guest beyond the os mode's layers. */
@@ -135,6 +139,17 @@ ssize_t agent_recv(struct agent_state *st, void *buf, size_t len);
 /* Closes the descriptors received so far. */
 void agent_close_fds(struct agent_state *st);
 uint64_t agent_now_ms(void);
+
+/* layers.c: the storage tmpfs of INIT (opts: its mount options), mounted at
+ * `path` in the scratch root; returns 0 or -1 with errno set. */
+int agent_layers_storage(struct agent_state *st, const char *path, const char *opts);
+/* layers.c: a directory `name` of the storage is bound at `dst`. */
+int agent_layers_bound(struct agent_state *st, const char *name, const char *dst);
+/* setup.c: builds the payloads' Landlock ruleset again from the paths of
+ * INIT (after the overlays of a fork); 0, or -1 with the old one kept. */
+int agent_landlock_refresh(struct agent_state *st);
+/* layers.c: MBX_MSG_LAYERS. */
+void agent_layers(struct agent_state *st, const struct mbx_frame *f);
 
 /* setup.c: the INIT message. Returns 0 (READY sent) or -1 (ERROR sent). */
 int agent_setup(struct agent_state *st, const struct mbx_frame *f);

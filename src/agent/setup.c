@@ -319,7 +319,7 @@ static int bind_user(const struct agent_state *as, const struct mount_entry *m)
 }
 
 /* Runs one entry of the plan. Returns 0, or -1 with errno set. */
-static int run_mount(const struct agent_state *as, const struct mount_entry *m)
+static int run_mount(struct agent_state *as, const struct mount_entry *m)
 {
 	char src[4200], dst[4200];
 	struct stat st;
@@ -352,6 +352,8 @@ static int run_mount(const struct agent_state *as, const struct mount_entry *m)
 			return -1;
 		if ((m->flags & MBX_MF_RO) && make_readonly(dst, (m->flags & MBX_MF_REC) != 0) < 0)
 			return -1;
+		if (m->flags & MBX_MF_STORAGE)
+			return agent_layers_bound(as, m->src, m->dst);
 		return 0;
 	case MBX_MOP_TMPFS:
 		if (mkdir_p(dst) < 0)
@@ -466,9 +468,9 @@ static int run_mount(const struct agent_state *as, const struct mount_entry *m)
 		opts[m->data_len] = '\0';
 		if (mkdir(STORAGE, 0755) < 0 && errno != EEXIST)
 			return -1;
-		if (mount("tmpfs", STORAGE, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+		if (mount("tmpfs", STORAGE, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0 || chmod(STORAGE, 0755) < 0)
 			return -1;
-		return chmod(STORAGE, 0755);
+		return agent_layers_storage(as, STORAGE, opts);
 	}
 	case MBX_MOP_MKDIR:
 		if (mkdir_p(dst) < 0)
@@ -776,6 +778,54 @@ static int build_landlock(struct agent_state *st, const struct mbx_frame *f)
 	return 0;
 }
 
+/*
+ * Landlock rules belong to the inodes opened when they were added: an
+ * overlay put on /workspace later (a copy-on-write fork, layers.c) has
+ * inodes of its own, which no rule names (the rule on the directory below
+ * it does not count: Landlock skips a mount's mount point). So the rules'
+ * paths are kept, and the ruleset is built again once the overlays are on.
+ */
+static int keep_landlock_paths(struct agent_state *st, const struct mbx_frame *f)
+{
+	struct mbx_field_iter it;
+	const uint8_t *v;
+	uint32_t n;
+	uint16_t tag;
+
+	mbx_wbuf_init(&st->ll_frame);
+	mbx_proto_begin(&st->ll_frame, MBX_MSG_INIT, 0);
+	mbx_field_iter_init(&it, f->body, f->len);
+	while (mbx_field_next(&it, &tag, &v, &n) == 1)
+		if (tag == MBX_F_LL_PATH)
+			mbx_proto_put(&st->ll_frame, tag, v, n);
+	if (mbx_proto_end(&st->ll_frame) < 0 || st->ll_frame.failed) {
+		mbx_wbuf_release(&st->ll_frame);
+		return -1;
+	}
+	return 0;
+}
+
+int agent_landlock_refresh(struct agent_state *st)
+{
+	struct mbx_frame g;
+	size_t used;
+	int old = st->landlock_fd;
+
+	if (st->ll_frame.len == 0)
+		return 0; /* no Landlock for payloads (skipped when degraded) */
+	if (mbx_proto_parse(st->ll_frame.buf, st->ll_frame.len, &g, &used) != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (build_landlock(st, &g) < 0) {
+		st->landlock_fd = old;
+		return -1;
+	}
+	if (old >= 0)
+		close(old);
+	return 0;
+}
+
 int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 {
 	struct mbx_field_iter it;
@@ -952,6 +1002,10 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 		st->landlock_abi = 0;
 	} else if (build_landlock(st, f) == 0) {
 		st->layers |= MBX_LAYER_LANDLOCK;
+		if (st->cow != NULL && keep_landlock_paths(st, f) < 0) {
+			agent_send_error(st, 0, MBX_ENOMEM, ENOMEM, "landlock", "keep the Landlock rules");
+			return -1;
+		}
 	} else if (degraded_ok) {
 		st->skipped |= MBX_LAYER_LANDLOCK;
 	} else {

@@ -88,7 +88,8 @@ enum mbx_msg_type {
 	MBX_MSG_FILE_STAT = 23, /* agent -> host: FTYPE, SIZE, MODE, MTIME_NS, UID, GID */
 	MBX_MSG_FILE_DIR = 24,  /* agent -> host: ENTRY* (NAME, FTYPE, SIZE, FLAGS), MORE */
 	MBX_MSG_HELLO_ACK = 25, /* host -> agent: VERSION and FEATURES chosen */
-	MBX_MSG_IDENTITY = 26,  /* host -> agent (guest mode): this guest is a clone restored from a
+	MBX_MSG_LAYERS = 26,  /* host -> agent: OP (MBX_LOP_*), FD (a socket passed with it) -> OK(SIZE) */
+	MBX_MSG_IDENTITY = 27,  /* host -> agent (guest mode): this guest is a clone restored from a
 				 * snapshot: SEED (new entropy, the kernel's pool reseeded), HOSTNAME,
 				 * MTIME_NS (the host's wall clock); a new machine id; the processes
 				 * of the snapshot run on, detached (their output is discarded).
@@ -180,6 +181,21 @@ enum mbx_field_tag {
 #define MBX_XF_STDIN  (1u << 0) /* a stdin pipe instead of /dev/null */
 #define MBX_XF_PTY    (1u << 1) /* a pseudo-terminal of ROWS x COLS */
 #define MBX_XF_ONESHOT (1u << 2) /* the host waits for it (an execute); runs under a mini-init like any other */
+
+/*
+ * Copy-on-write fork of an os sandbox (MBX_MSG_LAYERS, MBX_F_OP; the agent's
+ * src/agent/layers.c, docs/snapshots.md). FD indexes a unix socket passed
+ * with the message: the host gives one end to the parent's agent and the
+ * other to the child's, so the layers go from agent to agent.
+ */
+enum mbx_layers_op {
+	MBX_LOP_FREEZE = 1, /* parent: freeze the writable storage, put a fresh overlay on it and send
+			     * every frozen layer on the socket -> OK(SIZE: layers sent) */
+	MBX_LOP_ADOPT = 2,  /* child: take the layers from the socket as the lowers of an overlay
+			     * on its storage -> OK(SIZE: layers taken) */
+};
+/* Layers of one sandbox at most (each fork of it adds one). */
+#define MBX_LAYERS_MAX 32
 
 /* File operations (MBX_F_FOP). */
 enum mbx_fop {

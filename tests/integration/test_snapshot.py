@@ -4,8 +4,10 @@ config come back exactly, sandboxes made from one state do not see each
 other's writes, and a snapshot that was not made under this user's key, or
 was altered, is refused before anything is restored."""
 import ctypes
+import errno
 import os
 import secrets
+import time
 
 import pytest
 
@@ -146,6 +148,214 @@ def test_fork_isolation_both_ways(lib, guard):
             assert a.read_file("/tmp/t1/f") == b"in tmp"
             assert b.read_file("/tmp/t1/f") == b"b\n"
             assert a.read_file("/workspace/a/hello.txt") == b"changed by a"
+
+
+# ---- the copy-on-write fork of the os backend (src/agent/layers.c) ----
+
+def overlaid(sb):
+    """The storage directories that are overlays in the sandbox's view: a
+    fork that shared its parent's layers rather than copying."""
+    r = sb.exec(["cat", "/proc/self/mountinfo"])
+    assert r.exit_code == 0, r.stderr
+    found = set()
+    for line in r.stdout.decode().splitlines():
+        f = line.split()
+        if " - overlay " in line and f[4] in ("/workspace", "/tmp", "/dev/shm"):
+            found.add(f[4])
+    return found
+
+
+ROOTS = ("/workspace", "/tmp", "/dev/shm")
+
+
+def layers(sb):
+    """How many frozen layers lie below the sandbox's /workspace."""
+    r = sb.exec(["cat", "/proc/self/mountinfo"])
+    assert r.exit_code == 0, r.stderr
+    for line in reversed(r.stdout.decode().splitlines()):
+        if line.split()[4] == "/workspace":
+            return line.count("lowerdir+=")
+    return 0
+
+
+def names(sb, root):
+    return {e[0] for e in sb.list_dir(root)}
+
+
+def test_cow_fork_isolation_in_every_root(lib, guard):
+    with adopt(guard, mbx.Sandbox(lib)) as parent:
+        for root in ROOTS:
+            parent.write_file(root + "/before", b"before " + root.encode())
+            parent.write_file(root + "/gone-in-child", b"x")
+            parent.write_file(root + "/gone-in-parent", b"y")
+        with adopt(guard, parent.fork()) as a, adopt(guard, parent.fork()) as b:
+            assert overlaid(parent) == set(ROOTS)
+            assert overlaid(a) == set(ROOTS) and overlaid(b) == set(ROOTS)
+            for root in ROOTS:
+                # payload writes and deletions (whiteouts) on both sides
+                r = a.exec(["sh", "-c", "echo a > %s/after-a && rm %s/gone-in-child && echo a >> %s/before"
+                            % (root, root, root)])
+                assert r.exit_code == 0, r.stderr
+                r = parent.exec(["sh", "-c", "echo p > %s/after-p && rm %s/gone-in-parent" % (root, root)])
+                assert r.exit_code == 0, r.stderr
+            for root in ROOTS:
+                assert names(parent, root) >= {"before", "after-p", "gone-in-child"}
+                assert not names(parent, root) & {"after-a", "gone-in-parent"}
+                assert names(a, root) >= {"before", "after-a", "gone-in-parent"}
+                assert not names(a, root) & {"after-p", "gone-in-child"}
+                assert names(b, root) >= {"before", "gone-in-child", "gone-in-parent"}
+                assert not names(b, root) & {"after-a", "after-p"}
+                want = b"before " + root.encode()
+                assert parent.read_file(root + "/before") == want
+                assert b.read_file(root + "/before") == want
+                assert a.read_file(root + "/before") == want + b"a\n"
+
+
+def test_cow_fork_of_a_fork_outlives_its_parents(lib, guard):
+    parent = adopt(guard, mbx.Sandbox(lib))
+    try:
+        r = parent.exec(["sh", "-c", "mkdir -p /workspace/d && echo 1 > /workspace/d/one && chmod 0600 /workspace/d/one"])
+        assert r.exit_code == 0, r.stderr
+        child = adopt(guard, parent.fork())
+        try:
+            child.write_file("/workspace/d/two", b"2")
+            grandchild = adopt(guard, child.fork())
+        finally:
+            child.close()  # destroyed before its own fork
+    finally:
+        parent.close()  # and the first one too
+    with grandchild:
+        assert overlaid(grandchild) == set(ROOTS)
+        r = grandchild.exec(["sh", "-c", "cat /workspace/d/one /workspace/d/two && echo 3 >> /workspace/d/one && "
+                             "cat /workspace/d/one && rm /workspace/d/two && ls /workspace/d"])
+        assert r.exit_code == 0, r.stderr
+        assert r.stdout == b"1\n21\n3\none\n"
+        # snapshots read a layered storage like any other
+        before = listing(grandchild)
+        with mbx.Snapshot.of(grandchild) as snap, adopt(guard, snap.restore()) as back:
+            assert overlaid(back) == set()
+            assert listing(back) == before
+
+
+def agent_pids():
+    """Children of this process: sandbox agents (and their helpers)."""
+    me = os.getpid()
+    out = set()
+    for t in os.listdir("/proc/%d/task" % me):
+        try:
+            with open("/proc/%d/task/%s/children" % (me, t)) as f:
+                out |= {int(x) for x in f.read().split()}
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def test_cow_fork_layer_cannot_be_written_through_any_path(lib, guard):
+    known = agent_pids()
+    with adopt(guard, mbx.Sandbox(lib)) as parent:
+        agents = agent_pids() - known
+        parent.write_file("/workspace/shared", b"frozen")
+        with adopt(guard, parent.fork()) as child:
+            agents |= agent_pids() - known
+            reached = 0
+            # Every descriptor the agents hold, the frozen layers among them:
+            # the file is there, and no write gets into it.
+            for pid in agents:
+                try:
+                    fds = os.listdir("/proc/%d/fd" % pid)
+                except OSError:
+                    continue
+                for fd in fds:
+                    path = "/proc/%d/fd/%s/workspace/shared" % (pid, fd)
+                    try:
+                        os.stat(path)
+                    except OSError:
+                        continue
+                    reached += 1
+                    with pytest.raises(OSError) as e:
+                        with open(path, "r+b") as f:
+                            f.write(b"THAWED")
+                    assert e.value.errno == errno.EROFS
+                    with pytest.raises(OSError):
+                        os.mkdir("/proc/%d/fd/%s/workspace/newdir" % (pid, fd))
+            assert reached >= 2, "the frozen layer was not reachable from the host: the test checks nothing"
+            # Inside: the mount calls are denied, and pid 1 of a payload's view
+            # is its own mini-init, which holds no layer.
+            for sb in (parent, child):
+                r = sb.exec(["sh", "-c", "for f in /proc/1/fd/*; do echo x >> $f/workspace/shared && echo WROTE; done; "
+                             "mount -o remount,rw /workspace 2>/dev/null && echo REMOUNTED; true"])
+                assert b"WROTE" not in r.stdout and b"REMOUNTED" not in r.stdout
+            child.write_file("/workspace/shared", b"child")
+            assert parent.read_file("/workspace/shared") == b"frozen"
+            parent.write_file("/workspace/shared", b"parent")
+            assert child.read_file("/workspace/shared") == b"child"
+            with adopt(guard, parent.fork()) as sibling:
+                assert sibling.read_file("/workspace/shared") == b"parent"
+
+
+def test_cow_fork_keeps_the_disk_limit(lib, guard):
+    cfg = mbx.Config(lib)
+    try:
+        rc = lib.lib.mbx_config_set_disk_limit(cfg.cfg, ctypes.c_uint64(32 << 20), None)
+        assert rc == 0
+        with adopt(guard, mbx.Sandbox(lib, config=cfg)) as parent:
+            r = parent.exec(["sh", "-c", "head -c 20971520 /dev/zero > /workspace/big"])
+            assert r.exit_code == 0, r.stderr
+            with adopt(guard, parent.fork()) as child:
+                assert overlaid(child) == set(ROOTS)
+                # 20 MiB below count: 16 more do not fit in 32, 4 do
+                r = child.exec(["sh", "-c", "head -c 16777216 /dev/zero > /tmp/more"])
+                assert r.exit_code != 0 and b"No space left" in r.stderr
+                r = child.exec(["sh", "-c", "rm -f /tmp/more; head -c 4194304 /dev/zero > /tmp/some"])
+                assert r.exit_code == 0, r.stderr
+                # and in the parent the same
+                r = parent.exec(["sh", "-c", "head -c 16777216 /dev/zero > /dev/shm/more"])
+                assert r.exit_code != 0 and b"No space left" in r.stderr
+    finally:
+        cfg.close()
+
+
+def test_fork_with_running_processes_copies(lib, guard):
+    with adopt(guard, mbx.Sandbox(lib)) as parent:
+        parent.write_file("/workspace/f", b"1")
+        p = parent.spawn(["sh", "-c", "sleep 0.5; echo late > /workspace/late; sleep 60"])
+        try:
+            with adopt(guard, parent.fork()) as child:
+                # the running process keeps its writable storage: no layers
+                assert overlaid(parent) == set() and overlaid(child) == set()
+                assert child.read_file("/workspace/f") == b"1"
+                for _ in range(100):
+                    if "late" in names(parent, "/workspace"):
+                        break
+                    time.sleep(0.05)
+                assert parent.read_file("/workspace/late") == b"late\n"
+                assert "late" not in names(child, "/workspace")
+        finally:
+            p.kill()
+            p.wait()
+            p.close()
+
+
+def test_cow_fork_layers_are_bounded(lib, guard):
+    with adopt(guard, mbx.Sandbox(lib)) as parent:
+        # forks with nothing written in between share one layer
+        parent.write_file("/workspace/first", b"1")
+        with adopt(guard, parent.fork()) as a, adopt(guard, parent.fork()) as b:
+            assert layers(parent) == 1 and layers(a) == 1 and layers(b) == 1
+            a.write_file("/workspace/in-a", b"a")
+            with adopt(guard, a.fork()) as c:
+                assert layers(a) == 2 and layers(c) == 2 and layers(parent) == 1
+                assert c.read_file("/workspace/first") == b"1" and c.read_file("/workspace/in-a") == b"a"
+        for i in range(1, 34):
+            parent.write_file("/workspace/n%d" % i, b"%d" % i)
+            with adopt(guard, parent.fork()) as child:
+                assert child.read_file("/workspace/n%d" % i) == b"%d" % i
+                assert child.read_file("/workspace/first") == b"1"
+                # 32 layers share (src/proto/proto.h MBX_LAYERS_MAX), then copies
+                assert overlaid(child) == (set(ROOTS) if i < 32 else set()), i
+                assert layers(child) == (i + 1 if i < 32 else 0), i
+                assert len(names(child, "/workspace")) == i + 1
+        assert layers(parent) == 32
 
 
 def test_mounts_are_neither_kept_nor_captured(lib, guard, host_tmp):

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +52,8 @@ struct linux_sb {
 	struct mbx_statedir sd; /* host directory of the sandbox, locked */
 	struct mbx_cgroup cg;
 	struct mbx_linux_net net; /* the proxy or pasta (netns.c) */
+	uid_t uid;                /* the host identity of sandbox root */
+	gid_t gid;
 };
 
 /* Records the sandbox's cgroup directories next to its workspace so a
@@ -350,7 +353,9 @@ static int prepare_user_mounts(const mbx_sandbox *sb, pid_t agent, int privilege
 	return rc;
 }
 
-static int linux_create(mbx_sandbox *sb, mbx_error **err)
+/* Builds an os sandbox; `same_as` (NULL: a new identity) gives the host
+ * identity of its root (a copy-on-write fork shares its parent's). */
+static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error **err)
 {
 	const mbx_config *cfg = sb->cfg;
 	int privileged = geteuid() == 0;
@@ -376,7 +381,10 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	l->sd.lockfd = -1;
 	mbx__agenthost_init(&l->host);
 
-	if (privileged) {
+	if (same_as != NULL) {
+		uid = same_as->uid;
+		gid = same_as->gid;
+	} else if (privileged) {
 		if (getrandom(&r32, sizeof(r32), 0) != sizeof(r32)) {
 			free(l);
 			return mbx__error_set(err, MBX_ESYS, errno, NULL, "getrandom");
@@ -397,6 +405,8 @@ static int linux_create(mbx_sandbox *sb, mbx_error **err)
 	if (rc < 0)
 		goto fail;
 
+	l->uid = uid;
+	l->gid = gid;
 	sp.map_uid = uid;
 	sp.map_gid = gid;
 	sp.privileged = privileged;
@@ -470,6 +480,11 @@ fail:
 	return rc;
 }
 
+static int linux_create(mbx_sandbox *sb, mbx_error **err)
+{
+	return create_as(sb, NULL, err);
+}
+
 static int linux_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err)
 {
 	struct linux_sb *l = sb->priv;
@@ -515,21 +530,19 @@ static struct mbx_client *linux_client(mbx_sandbox *sb)
  * Snapshots of the os backend: the files of the writable storage
  * (/workspace, /tmp, /dev/shm), read and written through the agent's file
  * service like any file call (src/core/snapfiles.c). Processes are not
- * saved. A fork is a snapshot applied straight to a new sandbox, without
- * the MAC and the format around it.
+ * saved.
  */
 static int linux_snapshot(mbx_sandbox *sb, struct mbx_snapshot *snap, mbx_error **err)
 {
 	return mbx__snapfiles_capture(sb, 0, &snap->payload, err);
 }
 
-static int linux_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, mbx_error **err)
+/* Fills a sandbox just made with the files of a payload; on failure the
+ * sandbox is destroyed. */
+static int apply_files(mbx_sandbox *sb, const uint8_t *payload, size_t len, mbx_error **err)
 {
-	int rc = linux_create(sb, err);
+	int rc = mbx__snapfiles_apply(sb, payload, len, err);
 
-	if (rc < 0)
-		return rc;
-	rc = mbx__snapfiles_apply(sb, payload, len, err);
 	if (rc < 0 && !sb->destroyed) {
 		sb->destroyed = 1;
 		linux_destroy(sb, NULL);
@@ -537,14 +550,97 @@ static int linux_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, mb
 	return rc;
 }
 
-static int linux_fork(mbx_sandbox *sb, mbx_sandbox *child, mbx_error **err)
+static int linux_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, mbx_error **err)
+{
+	int rc = linux_create(sb, err);
+
+	return rc < 0 ? rc : apply_files(sb, payload, len, err);
+}
+
+/* The copying fork: the parent's files through its agent into the child's. */
+static int fork_copy(mbx_sandbox *sb, mbx_sandbox *child, int created, mbx_error **err)
 {
 	struct mbx_buf payload = { 0 };
 	int rc = mbx__snapfiles_capture(sb, 0, &payload, err);
 
 	if (rc == MBX_OK)
-		rc = linux_restore(child, payload.data, payload.len, err);
+		rc = created ? apply_files(child, payload.data, payload.len, err)
+			     : linux_restore(child, payload.data, payload.len, err);
+	else if (created && !child->destroyed) {
+		child->destroyed = 1;
+		linux_destroy(child, NULL);
+	}
 	mbx__buf_release(&payload);
+	return rc;
+}
+
+#define LAYERS_DEADLINE_US (10u * 1000000u)
+
+/*
+ * One LAYERS request (src/agent/layers.c) with `sock` passed along. Returns
+ * MBX_OK, 1 when the agent cannot share layers now (MBX_ENOTSUP: processes
+ * running, a file open for writing, too many layers, a kernel without the
+ * calls; logged, *err untouched: the caller copies), or an error.
+ */
+static int layers_request(mbx_sandbox *sb, uint32_t op, int sock, mbx_error **err)
+{
+	struct linux_sb *l = sb->priv;
+	struct mbx_client *c = mbx__agenthost_client(&l->host);
+	mbx_error *e = NULL;
+	struct mbx_frame f;
+	uint32_t id = c->next_id++;
+	int rc;
+
+	mbx_proto_begin(&c->wb, MBX_MSG_LAYERS, id);
+	mbx_proto_put_u32(&c->wb, MBX_F_OP, op);
+	mbx_proto_put_u32(&c->wb, MBX_F_FD, 0);
+	mbx_proto_end(&c->wb);
+	rc = mbx__client_request_fds(c, &sock, 1, id, mbx__now_us() + LAYERS_DEADLINE_US, &f, &e);
+	if (rc == MBX_OK && f.type != MBX_MSG_OK) {
+		c->broken = 1;
+		rc = mbx__error_set(&e, MBX_EPROTO, 0, NULL, "the sandbox agent answered LAYERS with message type %u", f.type);
+	}
+	if (rc == MBX_ENOTSUP && !c->broken) {
+		mbx__log(sb->cfg, MBX_LOG_INFO, "sandbox %s: fork copies the files: %s", sb->id, mbx_error_message(e));
+		mbx_error_free(e);
+		return 1;
+	}
+	mbx__error_move(err, &e);
+	return rc;
+}
+
+/*
+ * A fork shares the parent's storage copy-on-write when it can: the parent's
+ * agent freezes its storage into a read-only layer under a fresh overlay and
+ * sends its layers straight to the child's agent, which stacks them below a
+ * fresh upper of its own (src/agent/layers.c, docs/snapshots.md). The child
+ * gets the parent's host identity: the frozen files keep their owners, which
+ * must mean the same users in both. When layers cannot be shared now the
+ * fork copies the files, as a restore does.
+ */
+static int linux_fork(mbx_sandbox *sb, mbx_sandbox *child, mbx_error **err)
+{
+	int sp[2], rc;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "socketpair");
+	rc = layers_request(sb, MBX_LOP_FREEZE, sp[0], err);
+	close(sp[0]);
+	if (rc == 1 || rc < 0) {
+		close(sp[1]);
+		return rc == 1 ? fork_copy(sb, child, 0, err) : rc;
+	}
+	/* The parent runs on its new overlay whatever happens next. */
+	rc = create_as(child, sb->priv, err);
+	if (rc == MBX_OK)
+		rc = layers_request(child, MBX_LOP_ADOPT, sp[1], err);
+	close(sp[1]);
+	if (rc == 1)
+		return fork_copy(sb, child, 1, err);
+	if (rc < 0 && child->priv != NULL && !child->destroyed) {
+		child->destroyed = 1;
+		linux_destroy(child, NULL);
+	}
 	return rc;
 }
 

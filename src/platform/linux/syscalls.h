@@ -183,6 +183,44 @@ static inline int mbx_sys_move_mount(int from_dfd, const char *from, int to_dfd,
 #endif
 }
 
+/* The file-system context API (5.2): numbers shared by every architecture. */
+#ifndef __NR_fsopen
+#define __NR_fsopen 430
+#define __NR_fsconfig 431
+#define __NR_fsmount 432
+#define __NR_fspick 433
+#endif
+#ifndef FSOPEN_CLOEXEC
+#define FSOPEN_CLOEXEC 0x00000001
+#define FSPICK_CLOEXEC 0x00000001
+#define FSPICK_EMPTY_PATH 0x00000008
+#define FSMOUNT_CLOEXEC 0x00000001
+#define FSCONFIG_SET_FLAG 0
+#define FSCONFIG_SET_STRING 1
+#define FSCONFIG_CMD_CREATE 6
+#define FSCONFIG_CMD_RECONFIGURE 7
+#endif
+
+static inline int mbx_sys_fsopen(const char *fstype, unsigned int flags)
+{
+	return (int)syscall(__NR_fsopen, fstype, flags);
+}
+
+static inline int mbx_sys_fsconfig(int fd, unsigned int cmd, const char *key, const void *value, int aux)
+{
+	return (int)syscall(__NR_fsconfig, fd, cmd, key, value, aux);
+}
+
+static inline int mbx_sys_fsmount(int fd, unsigned int flags, unsigned int attr_flags)
+{
+	return (int)syscall(__NR_fsmount, fd, flags, attr_flags);
+}
+
+static inline int mbx_sys_fspick(int dfd, const char *path, unsigned int flags)
+{
+	return (int)syscall(__NR_fspick, dfd, path, flags);
+}
+
 static inline int mbx_sys_pivot_root(const char *new_root, const char *put_old)
 {
 	return (int)syscall(__NR_pivot_root, new_root, put_old);
