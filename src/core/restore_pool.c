@@ -22,8 +22,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include <mbx/restore_pool.h>
-#include "internal.h"
+#include "restore_pool.h"
 #include "snapshot.h"
 #include "backend/client.h"
 #include "backend/transport.h"
@@ -72,7 +71,8 @@ struct mbx_restore_pool {
 	mbx_error *last_error; /* of the last restore, when it failed */
 	uint64_t fail_gen;     /* failed restores so far (acquires watch it) */
 	uint64_t retry_at_us;  /* no restore before (after a failure) */
-	uint32_t backoff_ms;
+	unsigned fail_streak;  /* failed restores in a row */
+	unsigned dead_streak;  /* members found dead since one was handed out or expired */
 };
 
 /* ==== settings ==== */
@@ -178,7 +178,7 @@ static int member_alive(mbx_sandbox *sb)
 	if (sb->ops->client == NULL)
 		return 1; /* no agent (wasm): nothing runs while it is idle */
 	c = sb->ops->client(sb);
-	if (c == NULL || c->broken || c->tr.ops == NULL || c->rb.len > 0)
+	if (c == NULL || c->broken || c->tr.ops == NULL || c->rb.len > c->rb.off)
 		return 0;
 	return c->tr.ops->poll(&c->tr, POLLIN, 0) == 0;
 }
@@ -208,6 +208,30 @@ static void discard(mbx_restore_pool *p, mbx_sandbox *sb)
 	pthread_cond_signal(&p->work);
 }
 
+/* The pause after n failures in a row: 0.1 s doubling up to 5 s. */
+static uint32_t pause_ms(unsigned n)
+{
+	return n == 0 ? 0 : n > 6 ? BACKOFF_MAX_MS : BACKOFF_FIRST_MS << (n - 1) > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+											 : BACKOFF_FIRST_MS << (n - 1);
+}
+
+/*
+ * A member found dead while idle (under lock). Members that keep dying (an
+ * agent that cannot live in this config, a host killing them) must not turn
+ * the pool into a loop of restores: their replacements wait as after failed
+ * restores.
+ */
+static void discard_dead(mbx_restore_pool *p, mbx_sandbox *sb, uint64_t now)
+{
+	uint64_t at;
+
+	p->dead_streak++;
+	at = now + (uint64_t)pause_ms(p->dead_streak) * 1000u;
+	if (p->dead_streak > 1 && at > p->retry_at_us)
+		p->retry_at_us = at;
+	discard(p, sb);
+}
+
 /* Takes the oldest idle member off the list (under lock). */
 static struct member pop_oldest(mbx_restore_pool *p)
 {
@@ -230,12 +254,19 @@ static uint64_t sweep(mbx_restore_pool *p, uint64_t now)
 	while (i < p->nidle) {
 		struct member *m = &p->idle[i];
 
-		if (member_expired(p, m, now) || !member_alive(m->sb)) {
+		int expired = member_expired(p, m, now);
+
+		if (expired || !member_alive(m->sb)) {
 			mbx_sandbox *sb = m->sb;
 
 			p->nidle--;
 			memmove(p->idle + i, p->idle + i + 1, (p->nidle - i) * sizeof(*p->idle));
-			discard(p, sb);
+			if (expired) {
+				p->dead_streak = 0;
+				discard(p, sb);
+			} else {
+				discard_dead(p, sb, now);
+			}
 			continue;
 		}
 		if (p->idle_timeout_us && m->ready_us + p->idle_timeout_us < next)
@@ -291,16 +322,14 @@ static void restore_one(mbx_restore_pool *p)
 		p->fail_gen++;
 		mbx_error_free(p->last_error);
 		p->last_error = e;
-		p->backoff_ms = p->backoff_ms ? (p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2)
-					      : BACKOFF_FIRST_MS;
-		p->retry_at_us = mbx__now_us() + (uint64_t)p->backoff_ms * 1000u;
+		p->fail_streak++;
+		p->retry_at_us = mbx__now_us() + (uint64_t)pause_ms(p->fail_streak) * 1000u;
 		pthread_cond_broadcast(&p->ready);
 		return;
 	}
 	mbx_error_free(p->last_error);
 	p->last_error = NULL;
-	p->backoff_ms = 0;
-	p->retry_at_us = 0;
+	p->fail_streak = 0;
 	if (p->stopping || p->nidle >= p->max_members) {
 		pthread_mutex_unlock(&p->lock);
 		mbx_sandbox_free(sb);
@@ -512,13 +541,16 @@ int mbx_restore_pool_acquire(mbx_restore_pool *p, mbx_sandbox **out, uint64_t ti
 		while (p->nidle > 0 && *out == NULL) {
 			struct member m = pop_oldest(p);
 
-			if (member_expired(p, &m, now) || !member_alive(m.sb))
+			if (member_expired(p, &m, now))
 				discard(p, m.sb);
+			else if (!member_alive(m.sb))
+				discard_dead(p, m.sb, now);
 			else
 				*out = m.sb;
 		}
 		if (*out != NULL) {
 			p->acquired++;
+			p->dead_streak = 0;
 			pthread_cond_signal(&p->work); /* a replacement */
 			break;
 		}
@@ -569,6 +601,18 @@ int mbx_restore_pool_last_error(mbx_restore_pool *p, mbx_error **out)
 		rc = mbx__error_copy(out, p->last_error);
 	pthread_mutex_unlock(&p->lock);
 	return rc;
+}
+
+size_t mbx__restore_pool_each_idle(mbx_restore_pool *p, void (*fn)(mbx_sandbox *sb, void *userdata), void *userdata)
+{
+	size_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->nidle;
+	for (size_t i = 0; i < n; i++)
+		fn(p->idle[i].sb, userdata);
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }
 
 void mbx_restore_pool_free(mbx_restore_pool *p)
