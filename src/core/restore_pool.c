@@ -381,7 +381,8 @@ static void *pool_main(void *arg)
 /*
  * The pool's own copy of a snapshot: through its byte form under a random
  * key of this call, so whatever a backend keeps in a snapshot comes along
- * and the caller's handle is free to change or go.
+ * and the caller's handle is free to change or go. (An mbx_snapshot has no
+ * reference count, and the caller may change its note at any time.)
  */
 static int snapshot_copy(const struct mbx_snapshot *snap, struct mbx_snapshot **out, mbx_error **err)
 {
@@ -396,6 +397,13 @@ static int snapshot_copy(const struct mbx_snapshot *snap, struct mbx_snapshot **
 		rc = mbx__snapshot_decode(out, b.data, b.len, key, err);
 	memset(key, 0, sizeof(key));
 	mbx__buf_release(&b);
+	/* The log callback is no part of the bytes; members restored with the
+	 * snapshot's config log where a restore of the caller's handle would. */
+	if (rc == MBX_OK && snap->cfg) {
+		(*out)->cfg->log_level = snap->cfg->log_level;
+		(*out)->cfg->log_fn = snap->cfg->log_fn;
+		(*out)->cfg->log_userdata = snap->cfg->log_userdata;
+	}
 	return rc;
 }
 

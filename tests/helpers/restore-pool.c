@@ -72,9 +72,16 @@ static void check_rc_(int rc, int want, const char *name, mbx_error *err)
 	check(rc == want, name, why);
 }
 
+/* The ids seen in the log so far. */
+#define MAX_SEEN 4096
+static char seen_ids[MAX_SEEN][17];
+static size_t nseen;
+
 static void announce(const char *id)
 {
 	pthread_mutex_lock(&out_lock);
+	if (nseen < MAX_SEEN)
+		snprintf(seen_ids[nseen++], sizeof(seen_ids[0]), "%s", id);
 	printf("sandbox %s\n", id);
 	fflush(stdout);
 	pthread_mutex_unlock(&out_lock);
@@ -95,6 +102,17 @@ static void log_cb(mbx_log_level_t level, const char *msg, void *userdata)
 			usleep(300000);
 		}
 	}
+}
+
+static int was_logged(const char *id)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&out_lock);
+	for (size_t i = 0; i < nseen && !found; i++)
+		found = strcmp(seen_ids[i], id) == 0;
+	pthread_mutex_unlock(&out_lock);
+	return found;
 }
 
 static double now_ms(void)
@@ -126,14 +144,17 @@ static mbx_config *sandbox_config(void)
 	return cfg;
 }
 
-static mbx_restore_pool_config *pool_config(uint32_t min, uint32_t max, uint64_t timeout_ms, const mbx_config *cfg)
+/* Settings; the sandbox config `cfg`, a fresh one of the backend when NULL,
+ * or none (the snapshot's) with `snapshot_config`. */
+static mbx_restore_pool_config *pool_config_of(uint32_t min, uint32_t max, uint64_t timeout_ms, const mbx_config *cfg,
+					       int snapshot_config)
 {
 	mbx_restore_pool_config *p = NULL;
 	mbx_config *own = NULL;
 
 	if (mbx_restore_pool_config_new(&p, NULL) < 0)
 		return NULL;
-	if (cfg == NULL)
+	if (cfg == NULL && !snapshot_config)
 		cfg = own = sandbox_config();
 	mbx_restore_pool_config_set_max_members(p, max, NULL);
 	mbx_restore_pool_config_set_min_idle(p, min, NULL);
@@ -141,6 +162,11 @@ static mbx_restore_pool_config *pool_config(uint32_t min, uint32_t max, uint64_t
 	mbx_restore_pool_config_set_sandbox_config(p, cfg, NULL);
 	mbx_config_free(own);
 	return p;
+}
+
+static mbx_restore_pool_config *pool_config(uint32_t min, uint32_t max, uint64_t timeout_ms, const mbx_config *cfg)
+{
+	return pool_config_of(min, max, timeout_ms, cfg, 0);
 }
 
 /* A snapshot of a sandbox whose /workspace holds hello.txt. */
@@ -368,7 +394,8 @@ static void mode_dead(mbx_snapshot *snap)
 
 static void mode_expire(mbx_snapshot *snap)
 {
-	mbx_restore_pool_config *pc = pool_config(1, 2, 300, NULL);
+	/* No sandbox config: members get the snapshot's, log callback included. */
+	mbx_restore_pool_config *pc = pool_config_of(1, 2, 300, NULL, 1);
 	mbx_restore_pool *pool = NULL;
 	mbx_sandbox *sb = NULL;
 	mbx_error *err = NULL;
@@ -394,6 +421,8 @@ static void mode_expire(mbx_snapshot *snap)
 	check_rc(mbx_restore_pool_acquire(pool, &sb, 30000, &err), MBX_OK, "acquire", err);
 	check(sb && strcmp(mbx_sandbox_id(sb), first.id) != 0 && runs_true(sb), "fresh-handed-out",
 	      "an expired member was handed out");
+	check(sb && was_logged(mbx_sandbox_id(sb)), "snapshot-config-logs",
+	      "a member restored with the snapshot's config did not log through its callback");
 	mbx_sandbox_free(sb);
 	mbx_restore_pool_free(pool);
 	mbx_error_free(err);

@@ -69,7 +69,8 @@ def test_a_member_whose_agent_died_while_idle_is_never_handed_out_and_is_replace
 
 def test_members_idle_longer_than_the_idle_timeout_are_replaced(guard, pool_backend):
     p, results = run_helper("expire", guard, pool_backend)
-    check_all(p, results, ["new", "expired-replaced", "expired-counted", "acquire", "fresh-handed-out"])
+    check_all(p, results, ["new", "expired-replaced", "expired-counted", "acquire", "fresh-handed-out",
+                           "snapshot-config-logs"])
 
 
 def test_min_idle_and_max_members_hold_and_an_empty_pool_times_out(guard, pool_backend):
