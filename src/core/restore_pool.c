@@ -211,8 +211,13 @@ static void discard(mbx_restore_pool *p, mbx_sandbox *sb)
 /* The pause after n failures in a row: 0.1 s doubling up to 5 s. */
 static uint32_t pause_ms(unsigned n)
 {
-	return n == 0 ? 0 : n > 6 ? BACKOFF_MAX_MS : BACKOFF_FIRST_MS << (n - 1) > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-											 : BACKOFF_FIRST_MS << (n - 1);
+	uint32_t ms = BACKOFF_FIRST_MS;
+
+	if (n == 0)
+		return 0;
+	while (--n > 0 && ms < BACKOFF_MAX_MS)
+		ms *= 2;
+	return ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS;
 }
 
 /*
@@ -253,7 +258,6 @@ static uint64_t sweep(mbx_restore_pool *p, uint64_t now)
 
 	while (i < p->nidle) {
 		struct member *m = &p->idle[i];
-
 		int expired = member_expired(p, m, now);
 
 		if (expired || !member_alive(m->sb)) {
@@ -294,15 +298,14 @@ static void deadline_ts(struct timespec *ts, uint64_t at_us)
 
 /* ==== the pool's thread ==== */
 
-static void empty_trash(mbx_restore_pool *p)
+/* Destroys one discarded member; called under lock, unlocks around it. */
+static void destroy_one(mbx_restore_pool *p)
 {
-	while (p->ntrash > 0) {
-		mbx_sandbox *sb = p->trash[--p->ntrash];
+	mbx_sandbox *sb = p->trash[--p->ntrash];
 
-		pthread_mutex_unlock(&p->lock);
-		mbx_sandbox_free(sb);
-		pthread_mutex_lock(&p->lock);
-	}
+	pthread_mutex_unlock(&p->lock);
+	mbx_sandbox_free(sb);
+	pthread_mutex_lock(&p->lock);
 }
 
 /* One restore, counted; called under lock, unlocks around the restore. */
@@ -348,25 +351,21 @@ static void *pool_main(void *arg)
 	mbx_restore_pool *p = arg;
 
 	pthread_mutex_lock(&p->lock);
-	for (;;) {
-		uint64_t now, wake;
+	while (!p->stopping) {
+		uint64_t now = mbx__now_us(), wake = sweep(p, now);
 		struct timespec ts;
 
-		empty_trash(p);
-		if (p->stopping)
-			break;
-		now = mbx__now_us();
-		wake = sweep(p, now);
-		if (p->ntrash > 0)
+		/* A waiting acquire first, the teardown of discarded members after. */
+		if (wants_member(p) && now >= p->retry_at_us && (p->waiting > 0 || p->ntrash == 0)) {
+			restore_one(p);
 			continue;
-		if (wants_member(p)) {
-			if (now >= p->retry_at_us) {
-				restore_one(p);
-				continue;
-			}
-			if (p->retry_at_us < wake)
-				wake = p->retry_at_us;
 		}
+		if (p->ntrash > 0) {
+			destroy_one(p);
+			continue;
+		}
+		if (wants_member(p) && p->retry_at_us < wake)
+			wake = p->retry_at_us;
 		if (now + SWEEP_US < wake)
 			wake = now + SWEEP_US;
 		deadline_ts(&ts, wake);
