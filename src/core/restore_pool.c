@@ -167,7 +167,10 @@ void mbx_restore_pool_config_free(mbx_restore_pool_config *pcfg)
  * nor readable. An idle agent sends nothing, so anything to read (the end
  * of the stream above all: the agent, or the VM around it, died) means the
  * member is not what was restored. A hung but living agent is not seen here;
- * the caller's first request then times out as on any sandbox.
+ * the caller's first request then times out as on any sandbox. This holds a
+ * backend to one rule: a restore returns with nothing unread on the channel
+ * (an agent that greets a reconnecting host is answered inside the restore),
+ * else each of its members is discarded as dead.
  */
 static int member_alive(mbx_sandbox *sb)
 {
