@@ -27,6 +27,7 @@
 #include "file.h"
 #include "net.h"
 #include "snapshot.h"
+#include "restore_pool.h"
 #include "version.h"
 
 #endif /* MBX_MBX_H */

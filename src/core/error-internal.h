@@ -27,6 +27,11 @@ void mbx__error_wrap(mbx_error **err, const char *fmt, ...) MBX_PRINTF(2, 3);
 /* Moves the error from *from to *to (freeing *from when to is NULL). */
 void mbx__error_move(mbx_error **to, mbx_error **from);
 
+/* A new error in *to (freed first) equal to `from`: code, errno value,
+ * message, suggestion and layer. MBX_OK (also with to == NULL), or
+ * MBX_ENOMEM when the copy could not be made (*to: out of memory). */
+int mbx__error_copy(mbx_error **to, const mbx_error *from);
+
 /* MBX_ENOMEM with a fixed message; never allocates beyond a tiny object. */
 int mbx__error_oom(mbx_error **err);
 

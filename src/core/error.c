@@ -119,6 +119,30 @@ void mbx__error_move(mbx_error **to, mbx_error **from)
 	*from = NULL;
 }
 
+int mbx__error_copy(mbx_error **to, const mbx_error *from)
+{
+	mbx_error *e;
+
+	if (to == NULL || from == NULL)
+		return MBX_OK;
+	error_release(*to);
+	*to = NULL;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return mbx__error_oom(to);
+	e->code = from->code;
+	e->errnum = from->errnum;
+	e->message = from->message ? strdup(from->message) : NULL;
+	e->suggestion = from->suggestion ? strdup(from->suggestion) : NULL;
+	e->layer = from->layer ? strdup(from->layer) : NULL;
+	if ((from->message && !e->message) || (from->suggestion && !e->suggestion) || (from->layer && !e->layer)) {
+		error_release(e);
+		return mbx__error_oom(to);
+	}
+	*to = e;
+	return MBX_OK;
+}
+
 int mbx__error_oom(mbx_error **err)
 {
 	return mbx__error_set(err, MBX_ENOMEM, ENOMEM, NULL, "cannot allocate memory");
