@@ -38,6 +38,7 @@
 #include "snapshot.h"
 #include "restore_pool.h"
 #include "backend/backend.h"
+#include "backend/microvm/microvm.h"
 
 #define CONTENT "restored from the snapshot\n"
 
@@ -302,13 +303,17 @@ static void note_idle(mbx_sandbox *sb, void *userdata)
 	struct idle_info *i = userdata;
 
 	snprintf(i->id, sizeof(i->id), "%s", mbx_sandbox_id(sb));
-	i->pid = mbx__linux_agent_pid(sb);
+	/* The os sandbox's agent, or a microVM's QEMU: either way the
+	 * member's channel ends. */
+	i->pid = backend == MBX_ISOLATION_MICROVM ? mbx__microvm_vmm_pid(sb) : mbx__linux_agent_pid(sb);
 }
 
-/* Whether a process has exited (gone, or a zombie nobody reaped yet). */
+/* Whether a process has exited: gone, or a zombie nobody reaped yet whose
+ * other threads are gone too (a multithreaded process's leader is a zombie
+ * while its other threads still exit, its descriptors still open: QEMU). */
 static int process_gone(pid_t pid)
 {
-	char path[64], buf[512], *rp;
+	char path[64], buf[2048], *rp;
 	FILE *f;
 	size_t n;
 
@@ -320,7 +325,19 @@ static int process_gone(pid_t pid)
 	fclose(f);
 	buf[n] = '\0';
 	rp = strrchr(buf, ')');
-	return rp == NULL || rp[1] == '\0' || rp[2] == 'Z' || rp[2] == 'X';
+	if (rp == NULL || rp[1] == '\0')
+		return 1;
+	if (rp[2] != 'Z' && rp[2] != 'X')
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return 1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	rp = strstr(buf, "\nThreads:");
+	return rp == NULL || strtol(rp + 9, NULL, 10) <= 1;
 }
 
 /* Kills the agent of the (single) idle member and waits until it is gone
@@ -352,8 +369,9 @@ static void mode_dead(mbx_snapshot *snap)
 	struct idle_info killed, now;
 	double end;
 
-	if (backend != MBX_ISOLATION_OS) {
-		/* Only the os backend says which process is a member's agent. */
+	if (backend != MBX_ISOLATION_OS && backend != MBX_ISOLATION_MICROVM) {
+		/* The os backend says which process is a member's agent, the
+		 * microvm backend which is its QEMU. */
 		check(1, "dead # skip: agent pids are known on the os backend only", NULL);
 		mbx_restore_pool_config_free(pc);
 		return;

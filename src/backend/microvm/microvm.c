@@ -592,6 +592,13 @@ uint64_t mbx__microvm_session(mbx_sandbox *sb)
 	return m ? m->host.client.session : 0;
 }
 
+pid_t mbx__microvm_vmm_pid(mbx_sandbox *sb)
+{
+	struct microvm_sb *m = microvm_of(sb, NULL);
+
+	return (m && m->jail) ? mbx__vm_jail_pid(m->jail) : -1;
+}
+
 const char *mbx__microvm_run_dir(mbx_sandbox *sb)
 {
 	struct microvm_sb *m = microvm_of(sb, NULL);

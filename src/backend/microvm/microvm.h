@@ -40,3 +40,7 @@ uint64_t mbx__microvm_session(mbx_sandbox *sb);
 /* The sandbox's run directory (QEMU's sockets); borrowed. NULL for a
  * sandbox of another backend. */
 const char *mbx__microvm_run_dir(mbx_sandbox *sb);
+
+/* QEMU's host pid, or -1 for a sandbox of another backend (tests kill it
+ * to crash a guest). */
+pid_t mbx__microvm_vmm_pid(mbx_sandbox *sb);
