@@ -321,6 +321,18 @@ static void restore_one(mbx_restore_pool *p)
 	p->building = 1;
 	pthread_mutex_unlock(&p->lock);
 	rc = mbx_sandbox_from_snapshot(&sb, p->snap, p->cfg, &e);
+	/* A restored microVM runs its first command slowly: a new QEMU has
+	 * translated none of the guest's code yet under TCG (no KVM here) and
+	 * the guest's paths are cold. The pool pays that on its own thread with
+	 * one /bin/true (it leaves nothing behind: no file, no process), so a
+	 * user's first command does not (docs/snapshots.md, "Restore pool"). */
+	if (rc == MBX_OK && sb->ops->isolation == MBX_ISOLATION_MICROVM) {
+		static const char *const warm[] = { "/bin/true", NULL };
+		mbx_result *r = NULL;
+
+		if (mbx_sandbox_exec(sb, warm, NULL, &r, NULL) == MBX_OK)
+			mbx_result_free(r);
+	}
 	pthread_mutex_lock(&p->lock);
 	p->building = 0;
 	if (rc < 0) {
