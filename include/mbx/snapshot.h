@@ -32,8 +32,8 @@
  * A microVM snapshot is its guest's memory and device state: restored
  * clones carry on with the processes, open files and memory contents the
  * guest had (see docs/snapshots.md for what a clone refreshes: entropy,
- * host name, machine id, clock). A microVM with an allow-list of domains
- * cannot be snapshotted yet (MBX_ENOTSUP naming `network`).
+ * host name, machine id, clock). Its network channel (allow-list) is
+ * reconnected: in-flight proxy connections of the parent end.
  */
 #ifndef MBX_SNAPSHOT_H
 #define MBX_SNAPSHOT_H

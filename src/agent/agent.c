@@ -475,7 +475,7 @@ int main(void)
 		p[1] = (struct pollfd){ .fd = st.sigfd, .events = POLLIN };
 		n = agent_proc_poll(&st, p + 2, 4 * AGENT_MAX_PROCS, &timeout);
 		nn = agent_net_poll(&st, p + 2 + n, AGENT_NET_POLL);
-		if (st.chan_down && (timeout < 0 || timeout > RESUME_POLL_MS))
+		if ((st.chan_down || agent_net_waiting(&st)) && (timeout < 0 || timeout > RESUME_POLL_MS))
 			timeout = RESUME_POLL_MS;
 		if (poll(p, (nfds_t)(2 + n + nn), timeout) < 0 && errno != EINTR)
 			break;

@@ -177,6 +177,9 @@ struct pollfd;
 int agent_net_start(struct agent_state *st);
 size_t agent_net_poll(struct agent_state *st, struct pollfd *p, size_t cap);
 void agent_net_service(struct agent_state *st, const struct pollfd *p, size_t n);
+/* The network port waits for its host to come back (agent.c then wakes
+ * every RESUME_POLL_MS to look). */
+int agent_net_waiting(const struct agent_state *st);
 
 /* guest.c: guest mode. */
 /* Opens the virtio-serial port named `name` (looked for a few seconds);

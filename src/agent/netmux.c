@@ -13,6 +13,10 @@
  * bytes, output waits in a fixed buffer, and nothing new is read from a
  * socket or accepted while that buffer is over OUT_HIGH. The channel
  * itself is always read (its frames only ever shrink what waits).
+ *
+ * When the host's end goes away (it saves the guest, or restores a clone
+ * of it) the streams end and the port waits for a host again (net_lost());
+ * the listener stays, so connections made meanwhile are served after.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +52,8 @@ struct gstream {
 
 struct agent_net {
 	int chan;             /* the port, -1 once broken */
+	int down;             /* the host's end went away (a snapshot of the guest): the
+	                       * port waits for it to come back, no stream is served */
 	int lfd;              /* the listener */
 	uint32_t last_id;
 	uint8_t in[IN_CAP];
@@ -67,8 +73,8 @@ static void drop(struct agent_net *m, struct gstream *s)
 	m->n--;
 }
 
-/* The channel broke (the host went away or cut it): every stream ends and
- * the listener closes, so programs see refused connections, not hangs. */
+/* Setting up failed: every stream ends and the listener closes, so
+ * programs see refused connections, not hangs. */
 static void shut_all(struct agent_net *m)
 {
 	for (size_t i = 0; i < MBX_NETMUX_MAX_STREAMS; i++)
@@ -144,6 +150,29 @@ int agent_net_start(struct agent_state *st)
 	return 0;
 }
 
+/*
+ * The host's end of the port went away (the host saves the guest: a
+ * snapshot, or a clone of it is being restored): every stream ends, the
+ * buffers empty, and the port waits, out of the poll set and looked at
+ * with the agent channel's POLLHUP test, until a host connects again; the
+ * listener stays open, so programs' connections wait in its backlog
+ * meanwhile and are served by the new host.
+ */
+static void net_lost(struct agent_net *m)
+{
+	for (size_t i = 0; i < MBX_NETMUX_MAX_STREAMS; i++)
+		if (m->s[i].fd >= 0)
+			drop(m, &m->s[i]);
+	m->in_len = 0;
+	m->out_off = m->out_len = 0;
+	m->down = 1;
+}
+
+int agent_net_waiting(const struct agent_state *st)
+{
+	return st->net != NULL && st->net->chan >= 0 && st->net->down;
+}
+
 size_t agent_net_poll(struct agent_state *st, struct pollfd *p, size_t cap)
 {
 	struct agent_net *m = st->net;
@@ -152,6 +181,11 @@ size_t agent_net_poll(struct agent_state *st, struct pollfd *p, size_t cap)
 
 	if (m == NULL || m->chan < 0 || cap < 2 + MBX_NETMUX_MAX_STREAMS)
 		return 0;
+	if (m->down) {
+		for (size_t i = 0; i < 2 + MBX_NETMUX_MAX_STREAMS; i++)
+			p[k++] = (struct pollfd){ -1, 0, 0 };
+		return k;
+	}
 	may_read = m->out_len <= OUT_HIGH;
 	p[k++] = (struct pollfd){ m->chan, (short)(POLLIN | (m->out_len ? POLLOUT : 0)), 0 };
 	p[k++] = (struct pollfd){ may_read && m->n < MBX_NETMUX_MAX_STREAMS ? m->lfd : -1, POLLIN, 0 };
@@ -336,6 +370,13 @@ void agent_net_service(struct agent_state *st, const struct pollfd *p, size_t n)
 
 	if (m == NULL || m->chan < 0 || n < 2 + MBX_NETMUX_MAX_STREAMS)
 		return;
+	if (m->down) {
+		struct pollfd hp = { .fd = m->chan, .events = POLLOUT };
+
+		if (poll(&hp, 1, 0) == 1 && !(hp.revents & (POLLHUP | POLLERR | POLLNVAL)))
+			m->down = 0;
+		return;
+	}
 	may_read = m->out_len <= OUT_HIGH;
 	for (size_t i = 0; i < MBX_NETMUX_MAX_STREAMS; i++)
 		ids[i] = m->s[i].fd >= 0 ? m->s[i].id : 0;
@@ -367,5 +408,5 @@ void agent_net_service(struct agent_state *st, const struct pollfd *p, size_t n)
 		accept_one(m);
 	return;
 broken:
-	shut_all(m);
+	net_lost(m);
 }

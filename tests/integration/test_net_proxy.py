@@ -9,6 +9,7 @@ which is how tests and special set-ups point allowed names at local
 servers), or inside a network namespace a test makes (root only), where
 addresses that count as public can exist without any real network.
 """
+import ctypes
 import json
 import re
 import secrets
@@ -1180,3 +1181,47 @@ def test_cli_exec_audit(cli, net_named, web):
     assert len(lines) == 1 and "proxy allowed GET api.example.invalid" in lines[0], r.stderr
     r = cli(["exec", "--json", name, "--", "true"])
     assert "network_log" not in r.json, "the log is there only on request"
+
+
+def test_microvm_snapshot_keeps_the_network_channel(backend, proxied, web, api, guard):
+    """A microVM with an allow-list is saved, restored and forked with its
+    network channel: the parent's comes back after the snapshot, each
+    clone gets a proxy of its own (its own audit log, the same policy), and
+    what the policy denies stays denied (docs/snapshots.md, "microvm")."""
+    if backend != "microvm":
+        pytest.skip("not applicable: the os backend's snapshots keep files, not a guest")
+    lib = api.lib
+    lib.mbx_sandbox_snapshot.restype = ctypes.c_int
+    lib.mbx_sandbox_from_snapshot.restype = ctypes.c_int
+    fetch = "busybox wget -q -O - http://api.example.test:%d/page 2>&1; echo rc=$?" % web.port
+    denied = "busybox wget -q -O - http://denied.test:%d/ 2>&1; echo rc=$?" % web.port
+    parent = proxied()
+    rc, out, _ = parent.sh(fetch)
+    assert out.endswith("rc=0\n") and "/page" in out, out
+    snap = ctypes.c_void_p()
+    api.call("mbx_sandbox_snapshot", lib.mbx_sandbox_snapshot, ctypes.byref(snap), parent.sb)
+    clones = []
+    try:
+        for _ in range(2):
+            c = object.__new__(mbxnet.Sandbox)
+            c.api, c.sb = api, ctypes.c_void_p()
+            api.call("mbx_sandbox_from_snapshot", lib.mbx_sandbox_from_snapshot, ctypes.byref(c.sb), snap, None)
+            c.id = lib.mbx_sandbox_id(c.sb).decode()
+            guard.ids.add(c.id)
+            clones.append(c)
+        hits = len(web.hits)
+        for c in clones:
+            rc, out, _ = c.sh(fetch)
+            assert out.endswith("rc=0\n") and "/page" in out, out
+            rc, out, _ = c.sh(denied)
+            assert "403" in out and not out.endswith("rc=0\n"), out
+            # The clone's own proxy: its log has its requests only.
+            verdicts = [e.verdict for e in c.log()]
+            assert verdicts.count("allowed") == 1 and "denied" in verdicts, verdicts
+        rc, out, _ = parent.sh(fetch)
+        assert out.endswith("rc=0\n") and "/page" in out, out
+        assert len(web.hits) == hits + 3, web.hits
+    finally:
+        for c in clones:
+            c.close()
+        lib.mbx_snapshot_free(snap)

@@ -580,7 +580,15 @@ static void test_vm_payload_checks(void)
 	b.len = 0;
 	TAP_CHECK(mbx__vmsnap_encode(&b, &good) == 0);
 	TAP_CHECK_INT(mbx__vmsnap_check(b.data, b.len, 1, cfg, NULL), MBX_OK);
-	b.data[4] = 3; /* unknown flag */
+	b.data[4] = 5; /* unknown flag */
+	TAP_CHECK_INT(mbx__vmsnap_check(b.data, b.len, 1, cfg, NULL), MBX_EINVAL);
+	/* The network port must be there exactly when the config allows domains. */
+	b.data[4] = MBX_VMSNAP_F_BASE_RAM | MBX_VMSNAP_F_NET_PORT;
+	TAP_CHECK_INT(mbx__vmsnap_check(b.data, b.len, 1, cfg, NULL), MBX_EINVAL);
+	mbx_config_set_network(cfg, MBX_NETWORK_ALLOW_DOMAINS, NULL);
+	mbx_config_add_allowed_domain(cfg, "example.invalid", NULL);
+	TAP_CHECK_INT(mbx__vmsnap_check(b.data, b.len, 1, cfg, NULL), MBX_OK);
+	b.data[4] = MBX_VMSNAP_F_BASE_RAM;
 	TAP_CHECK_INT(mbx__vmsnap_check(b.data, b.len, 1, cfg, NULL), MBX_EINVAL);
 	mbx__buf_release(&b);
 	mbx_snapshot_free(s);

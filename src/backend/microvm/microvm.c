@@ -262,14 +262,13 @@ static int serve_stream(void *ud, int fd)
  * socket for the port org.mimobox.net before the guest opens it. The
  * guest's agent listens on 127.0.0.1:3128 once INIT says so.
  */
-static int start_network(mbx_sandbox *sb, struct microvm_sb *m, uint64_t deadline, mbx_error **err)
+/* Connects the network channel's thread to QEMU's socket for the port
+ * org.mimobox.net, the streams going to m->proxy. */
+static int connect_vmnet(mbx_sandbox *sb, struct microvm_sb *m, uint64_t deadline, mbx_error **err)
 {
 	char path[64];
 	int dirfd, fd, rc;
 
-	rc = mbx__netproxy_new(&m->proxy, sb->cfg, sb->net ? sb->net->log : NULL, NULL, err);
-	if (rc < 0)
-		return rc;
 	/* Through the directory's descriptor, as the agent's socket. */
 	dirfd = open(m->sd.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
@@ -283,6 +282,13 @@ static int start_network(mbx_sandbox *sb, struct microvm_sb *m, uint64_t deadlin
 	if (rc < 0)
 		mbx__error_wrap(err, "network: the guest's channel to the proxy");
 	return rc;
+}
+
+static int start_network(mbx_sandbox *sb, struct microvm_sb *m, uint64_t deadline, mbx_error **err)
+{
+	int rc = mbx__netproxy_new(&m->proxy, sb->cfg, sb->net ? sb->net->log : NULL, NULL, err);
+
+	return rc < 0 ? rc : connect_vmnet(sb, m, deadline, err);
 }
 
 /* Starts QEMU in its jail: booting, or (mem_fd >= 0) waiting for a
@@ -802,15 +808,6 @@ static int copy_ram(struct microvm_sb *m, uint64_t size, int *out, mbx_error **e
 	return rc;
 }
 
-static int refuse_network(const mbx_config *cfg, const char *what, mbx_error **err)
-{
-	if (cfg->network != MBX_NETWORK_ALLOW_DOMAINS)
-		return MBX_OK;
-	mbx__error_set(err, MBX_ENOTSUP, 0, "network", "a microVM with an allow-list of domains cannot be %s yet", what);
-	mbx__error_suggest(err, "use network deny-all for microVMs you snapshot, restore or fork");
-	return MBX_ENOTSUP;
-}
-
 /*
  * A snapshot of a running guest: the host's channel closes first (the
  * saved agent then waits for a host, and greets whoever connects), QEMU
@@ -829,20 +826,23 @@ static int microvm_snapshot(mbx_sandbox *sb, struct mbx_snapshot *snap, mbx_erro
 	struct mbx_qmp q = { .fd = -1 };
 	int rc, stopped = 0, rrc;
 
-	rc = refuse_network(sb->cfg, "saved", err);
-	if (rc < 0)
-		return rc;
 	v.memory_mib = (uint32_t)(sb->cfg->memory_bytes >> 20);
 	v.proto_version = c->version;
 	v.features = c->features;
 	v.session = c->session;
 	v.next_id = c->next_id;
-	v.flags = m->ram_private ? 0 : MBX_VMSNAP_F_BASE_RAM;
+	v.flags = (m->ram_private ? 0 : MBX_VMSNAP_F_BASE_RAM) | (m->vmnet ? MBX_VMSNAP_F_NET_PORT : 0);
 	rc = open_qmp(m, &q, deadline, err);
 	if (rc < 0)
 		return rc;
 	close_channel(m);
-	/* The agent must see its channel go before the guest stops. */
+	/* The network channel too: its streams end, the guest's port waits for
+	 * a host (the parent's comes back below, a clone's at its restore). */
+	if (m->vmnet) {
+		mbx__vmnet_stop(m->vmnet);
+		m->vmnet = NULL;
+	}
+	/* The agent must see its channels go before the guest stops. */
 	now = mbx__now_us();
 	if (now < m->dropped_us + RESUME_GAP_US)
 		usleep((useconds_t)(m->dropped_us + RESUME_GAP_US - now));
@@ -879,6 +879,8 @@ static int microvm_snapshot(mbx_sandbox *sb, struct mbx_snapshot *snap, mbx_erro
 		mbx_error *tmp = NULL;
 
 		rrc = mbx__microvm_reconnect(sb, NULL, (int)(SNAP_DEADLINE_US / 1000u), &tmp);
+		if (rrc == MBX_OK && (v.flags & MBX_VMSNAP_F_NET_PORT))
+			rrc = connect_vmnet(sb, m, deadline, &tmp);
 		if (rrc < 0 && rc == MBX_OK) {
 			mbx__error_move(err, &tmp);
 			rc = rrc;
@@ -950,10 +952,16 @@ static int microvm_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, 
 	if (snap == NULL || mbx__vmsnap_parse(payload, len, &v) < 0)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "restore: not a microVM snapshot");
 	rc = check_config(sb->cfg, err);
-	if (rc == MBX_OK)
-		rc = refuse_network(sb->cfg, "restored", err);
 	if (rc < 0)
 		return rc;
+	if (!!(v.flags & MBX_VMSNAP_F_NET_PORT) != (sb->cfg->network == MBX_NETWORK_ALLOW_DOMAINS)) {
+		mbx__error_set(err, MBX_EINVAL, 0, "network",
+			       "the snapshot's guest %s a network channel; a restore's config must %s domains",
+			       (v.flags & MBX_VMSNAP_F_NET_PORT) ? "has" : "has no",
+			       (v.flags & MBX_VMSNAP_F_NET_PORT) ? "allow" : "not allow");
+		mbx__error_suggest(err, "restore with the snapshot's network policy (the allowed domains may differ)");
+		return MBX_EINVAL;
+	}
 	if (((uint64_t)v.memory_mib << 20) != sb->cfg->memory_bytes) {
 		mbx__error_set(err, MBX_EINVAL, 0, "limits", "a microVM restored from a snapshot has its memory (%u MiB), not %llu bytes",
 			       v.memory_mib, (unsigned long long)sb->cfg->memory_bytes);
@@ -1003,6 +1011,12 @@ static int microvm_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, 
 	rc = mbx__microvm_reconnect(sb, NULL, (int)(SNAP_DEADLINE_US / 1000u), err);
 	if (rc == MBX_OK)
 		rc = send_identity(sb, m, deadline, err);
+	/* The clone's own proxy, under the restore's config (its allow list). */
+	if (rc == MBX_OK && sb->cfg->network == MBX_NETWORK_ALLOW_DOMAINS) {
+		rc = mbx__net_env(sb->cfg, err);
+		if (rc == MBX_OK)
+			rc = start_network(sb, m, deadline, err);
+	}
 	if (rc < 0) {
 		sb->priv = NULL;
 		add_console_tail(m, err);

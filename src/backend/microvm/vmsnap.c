@@ -56,7 +56,7 @@ int mbx__vmsnap_parse(const uint8_t *p, size_t len, struct mbx_vmsnap *v)
 	v->session = get64(p + 24);
 	v->next_id = get32(p + 32);
 	v->stream_len = get64(p + 40);
-	if ((v->flags & ~MBX_VMSNAP_F_BASE_RAM) != 0 || v->stream_len == 0 || v->stream_len != len - MBX_VMSNAP_HEADER)
+	if ((v->flags & ~(MBX_VMSNAP_F_BASE_RAM | MBX_VMSNAP_F_NET_PORT)) != 0 || v->stream_len == 0 || v->stream_len != len - MBX_VMSNAP_HEADER)
 		return -1;
 	v->stream = p + MBX_VMSNAP_HEADER;
 	return 0;
@@ -73,6 +73,8 @@ int mbx__vmsnap_check(const uint8_t *p, size_t len, int has_memory, const mbx_co
 		why = "the microVM payload and the memory section disagree";
 	else if (((uint64_t)v.memory_mib << 20) != cfg->memory_bytes)
 		why = "the microVM's memory size is not the config's";
+	else if (!!(v.flags & MBX_VMSNAP_F_NET_PORT) != (cfg->network == MBX_NETWORK_ALLOW_DOMAINS))
+		why = "the microVM's network channel and the config's network policy disagree";
 	else if (v.proto_version < MBX_PROTO_VERSION_MIN || v.proto_version > MBX_PROTO_VERSION || v.session == 0 ||
 		 !(v.features & MBX_FEAT_RESUME))
 		why = "the guest agent's session cannot be resumed by this mimobox";

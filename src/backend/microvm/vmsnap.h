@@ -23,6 +23,8 @@
 #define MBX_VMSNAP_VERSION 1u
 #define MBX_VMSNAP_HEADER 48u
 #define MBX_VMSNAP_F_BASE_RAM 1u /* the memory section is the guest's RAM */
+#define MBX_VMSNAP_F_NET_PORT 2u /* the guest has the network port (allow-domains): a
+                                  * restore's QEMU must have it too */
 
 struct mbx_vmsnap {
 	uint32_t flags;
