@@ -5,6 +5,7 @@ processes, open files and memory contents the guest had; clones map the
 snapshot's memory copy-on-write and share its pages; each clone gets a new
 identity (entropy, host name, machine id, clock); bad snapshots are refused.
 These run on TCG here (docs/microvm.md)."""
+import os
 import time
 
 import pytest
@@ -232,3 +233,35 @@ def test_a_restore_keeps_the_network_kind(lib, guard, vm):
             assert e.value.code == mbx.MBX_EINVAL and "network" in e.value.message, e.value
         finally:
             cfg.close()
+
+
+# ---------------------------------------------------------------------------
+# The CLI: named microVMs saved to a file, restored and forked; a clone's
+# memory is the snapshot's, kept by its supervisor (which closes every
+# other descriptor it inherited).
+
+def test_cli_snapshot_restore_fork_of_a_microvm(cli, host_tmp):
+    names = ["vsrc", "vback", "vkid-1", "vkid-2"]
+    try:
+        assert cli(["create", "--isolation", "microvm", "--name", "vsrc"]).rc == 0
+        assert cli(["exec", "vsrc", "--", "sh", "-c", "echo saved > /workspace/f; echo t > /tmp/t"]).rc == 0
+        path = os.path.join(host_tmp, "vm.snap")
+        r = cli(["snapshot", "vsrc", path])
+        assert r.rc == 0, r
+        r = cli(["restore", path, "--name", "vback"])
+        assert r.rc == 0 and r.out == "vback\n", r
+        r = cli(["fork", "vsrc", "--name", "vkid", "--count", "2"])
+        assert r.rc == 0 and r.out == "vkid-1\nvkid-2\n", r
+        assert cli(["exec", "vkid-1", "--", "sh", "-c", "echo one > /workspace/f"]).rc == 0
+        for name, want in (("vback", "saved"), ("vkid-1", "one"), ("vkid-2", "saved"), ("vsrc", "saved")):
+            r = cli(["exec", name, "--", "sh", "-c", "cat /workspace/f /tmp/t; hostname"])
+            assert r.rc == 0, r
+            lines = r.out.split("\n")
+            assert lines[:2] == [want, "t"], (name, r.out)
+            # Each copy its own host name.
+            assert lines[2] == ("mimobox" if name == "vsrc" else "mimobox-" + lines[2][8:]), (name, r.out)
+        hostnames = {cli(["exec", n, "--", "hostname"]).out for n in names}
+        assert len(hostnames) == 4, hostnames
+    finally:
+        for n in names:
+            cli(["rm", n])
