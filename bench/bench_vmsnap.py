@@ -36,37 +36,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+sys.path.insert(0, HERE)
 import mbx  # noqa: E402
 
-ISOLATION_MICROVM = 3
-MIB = 1 << 20
-
-
-def now():
-    return time.monotonic()
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = (len(xs) - 1) * p / 100.0
-    f = int(k)
-    c = min(f + 1, len(xs) - 1)
-    return xs[f] + (xs[c] - xs[f]) * (k - f)
-
-
-def summary(xs):
-    return {"p50": pct(xs, 50), "p99": pct(xs, 99), "min": min(xs), "max": max(xs), "n": len(xs)}
-
-
-def accel():
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return "unknown"
-    return "kvm" if (" vmx" in flags or " svm" in flags) and os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
+# The statistics and the accelerator check are bench_microvm.py's.
+from bench_microvm import ISOLATION_MICROVM, MIB, accel, now, pct, summary  # noqa: E402
 
 
 class Lib(mbx.Lib):

@@ -15,6 +15,7 @@
 #include "keyfile.h"
 #include "net/net.h"
 #include "sha256.h"
+#include "le.h"
 #include "snapshot.h"
 #include "statedir.h"
 
@@ -29,30 +30,6 @@ enum {
 #define MAX_RECORDS 100000u
 #define MAX_STRING (1u << 20)
 
-/* ==== little-endian helpers ==== */
-
-static void le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 /* ==== writing the config ==== */
 
 static int put_rec(struct mbx_buf *b, uint16_t tag, const void *v, size_t len)
@@ -61,7 +38,7 @@ static int put_rec(struct mbx_buf *b, uint16_t tag, const void *v, size_t len)
 
 	h[0] = (uint8_t)tag;
 	h[1] = (uint8_t)(tag >> 8);
-	le32(h + 2, (uint32_t)len);
+	mbx__le32(h + 2, (uint32_t)len);
 	return mbx__buf_append(b, h, 6) < 0 || mbx__buf_append(b, v, len) < 0 ? -1 : 0;
 }
 
@@ -69,7 +46,7 @@ static int put_u64(struct mbx_buf *b, uint16_t tag, uint64_t v)
 {
 	uint8_t p[8];
 
-	le64(p, v);
+	mbx__le64(p, v);
 	return put_rec(b, tag, p, 8);
 }
 
@@ -123,8 +100,8 @@ static int put_config(struct mbx_buf *b, const mbx_config *c, const struct mbx_b
 
 			if (n->limit[i] == 0)
 				continue;
-			le32(p, i);
-			le64(p + 4, n->limit[i] == UINT64_MAX ? 0 : n->limit[i]);
+			mbx__le32(p, i);
+			mbx__le64(p + 4, n->limit[i] == UINT64_MAX ? 0 : n->limit[i]);
 			r |= put_rec(b, T_NET_LIMIT, p, sizeof(p));
 		}
 		for (size_t i = 0; i < n->nrules; i++)
@@ -141,7 +118,7 @@ static int put_memory(struct mbx_buf *out, const struct mbx_snapshot *snap, mbx_
 	uint8_t rec[16];
 	off_t pos = 0;
 
-	le64(rec, snap->mem_size);
+	mbx__le64(rec, snap->mem_size);
 	if (mbx__buf_append(out, rec, 8) < 0)
 		return mbx__error_oom(err);
 	while ((uint64_t)pos < snap->mem_size) {
@@ -159,8 +136,8 @@ static int put_memory(struct mbx_buf *out, const struct mbx_snapshot *snap, mbx_
 		/* Extents on page boundaries (tmpfs keeps whole pages). */
 		data &= ~(off_t)(MBX_SNAP_PAGE - 1);
 		hole = (hole + MBX_SNAP_PAGE - 1) & ~(off_t)(MBX_SNAP_PAGE - 1);
-		le64(rec, (uint64_t)data);
-		le64(rec + 8, (uint64_t)(hole - data));
+		mbx__le64(rec, (uint64_t)data);
+		mbx__le64(rec + 8, (uint64_t)(hole - data));
 		if (mbx__buf_append(out, rec, 16) < 0 || mbx__buf_reserve(out, (size_t)(hole - data)) < 0)
 			return mbx__error_oom(err);
 		for (off_t o = data; o < hole;) {
@@ -192,12 +169,12 @@ int mbx__snapshot_encode(const struct mbx_snapshot *snap, const uint8_t key[MBX_
 		return mbx__error_oom(err);
 	}
 	memcpy(h, MBX_SNAP_MAGIC, 8);
-	le32(h + 8, MBX_SNAP_VERSION);
-	le32(h + 12, snap->isolation);
-	le32(h + 16, snap->mem_fd >= 0 ? MBX_SNAP_F_MEMORY : 0);
-	le32(h + 20, MBX_SNAP_HEADER_LEN);
-	le64(h + 24, cfg.len);
-	le64(h + 32, snap->payload.len);
+	mbx__le32(h + 8, MBX_SNAP_VERSION);
+	mbx__le32(h + 12, snap->isolation);
+	mbx__le32(h + 16, snap->mem_fd >= 0 ? MBX_SNAP_F_MEMORY : 0);
+	mbx__le32(h + 20, MBX_SNAP_HEADER_LEN);
+	mbx__le64(h + 24, cfg.len);
+	mbx__le64(h + 32, snap->payload.len);
 	if (mbx__buf_append(out, h, sizeof(h)) < 0 || mbx__buf_append(out, cfg.data, cfg.len) < 0 ||
 	    mbx__buf_append(out, snap->payload.data, snap->payload.len) < 0) {
 		mbx__buf_release(&cfg);
@@ -212,7 +189,7 @@ int mbx__snapshot_encode(const struct mbx_snapshot *snap, const uint8_t key[MBX_
 			out->len = start;
 			return rc;
 		}
-		le64(out->data + start + 40, (uint64_t)(out->len - mstart));
+		mbx__le64(out->data + start + 40, (uint64_t)(out->len - mstart));
 	}
 	mbx__hmac_sha256_init(&mac, key, MBX_SNAP_KEY_LEN);
 	mbx__hmac_sha256_update(&mac, out->data + start, out->len - start);
@@ -321,7 +298,7 @@ static int as_u64(const uint8_t *v, uint32_t len, uint64_t *out)
 {
 	if (len != 8)
 		return -1;
-	*out = get64(v);
+	*out = mbx__get_le64(v);
 	return 0;
 }
 
@@ -382,7 +359,7 @@ static int apply_rec(mbx_config *c, uint16_t tag, const uint8_t *v, uint32_t len
 	case T_NET_LIMIT:
 		if (len != 12)
 			return bad(err, "snapshot: a config record (%s) has the wrong length", "network limit");
-		return mbx_config_set_network_limit(c, get32(v), get64(v + 4), err);
+		return mbx_config_set_network_limit(c, mbx__get_le32(v), mbx__get_le64(v + 4), err);
 	case T_DOMAIN: case T_ENV: case T_WORKDIR: case T_HOSTNAME: case T_HOST_OVERRIDE: case T_HTTP_RULE:
 		s = as_str(v, len);
 		if (s == NULL)
@@ -461,7 +438,7 @@ static int parse_config(struct mbx_snapshot *snap, const uint8_t *p, size_t len,
 		if (len - off < 6)
 			return bad(err, "snapshot: %s", "the config ends inside a record");
 		tag = (uint16_t)(p[off] | p[off + 1] << 8);
-		vlen = get32(p + off + 2);
+		vlen = mbx__get_le32(p + off + 2);
 		off += 6;
 		if (vlen > len - off)
 			return bad(err, "snapshot: %s", "a config record runs past the config");
@@ -490,7 +467,7 @@ static int load_memory(struct mbx_snapshot *snap, const uint8_t *p, size_t len, 
 
 	if (len < 8)
 		return bad(err, "snapshot: %s", "the memory section is truncated");
-	size = get64(p);
+	size = mbx__get_le64(p);
 	if (size == 0 || size % MBX_SNAP_PAGE || size > (1ull << 40))
 		return bad(err, "snapshot: %s", "the memory size is not a whole number of pages up to 1 TiB");
 	/* Every extent checked before anything is written. */
@@ -499,8 +476,8 @@ static int load_memory(struct mbx_snapshot *snap, const uint8_t *p, size_t len, 
 
 		if (len - off < 16)
 			return bad(err, "snapshot: %s", "a memory extent is truncated");
-		o = get64(p + off);
-		l = get64(p + off + 8);
+		o = mbx__get_le64(p + off);
+		l = mbx__get_le64(p + off + 8);
 		if (o % MBX_SNAP_PAGE || l % MBX_SNAP_PAGE || l == 0 || o < end || o > size || l > size - o ||
 		    l > len - off - 16)
 			return bad(err, "snapshot: %s", "a memory extent is malformed (unaligned, overlapping, outside the memory or truncated)");
@@ -509,7 +486,7 @@ static int load_memory(struct mbx_snapshot *snap, const uint8_t *p, size_t len, 
 	}
 	rc = mbx__snapshot_new_memory(size, &snap->mem_fd, err);
 	for (off = 8; rc == MBX_OK && off < len;) {
-		uint64_t o = get64(p + off), l = get64(p + off + 8);
+		uint64_t o = mbx__get_le64(p + off), l = mbx__get_le64(p + off + 8);
 
 		for (uint64_t done = 0; done < l;) {
 			ssize_t n = pwrite(snap->mem_fd, p + off + 16 + done, (size_t)(l - done), (off_t)(o + done));
@@ -547,9 +524,9 @@ int mbx__snapshot_decode(struct mbx_snapshot **out, const uint8_t *data, size_t 
 		return bad(err, "not a mimobox snapshot (%s)", len < 8 ? "too short" : "wrong magic");
 	if (len < MBX_SNAP_HEADER_LEN + MBX_SNAP_MAC_LEN)
 		return bad(err, "snapshot: %s", "truncated (shorter than its header and MAC)");
-	version = get32(data + 8);
-	backend = get32(data + 12);
-	flags = get32(data + 16);
+	version = mbx__get_le32(data + 8);
+	backend = mbx__get_le32(data + 12);
+	flags = mbx__get_le32(data + 16);
 	if (version != MBX_SNAP_VERSION) {
 		mbx__error_set(err, MBX_EINVAL, 0, NULL, "snapshot: format version %u is not supported (this mimobox reads version %u)",
 			       version, MBX_SNAP_VERSION);
@@ -561,12 +538,12 @@ int mbx__snapshot_decode(struct mbx_snapshot **out, const uint8_t *data, size_t 
 		mbx__error_suggest(err, SUGGEST_WHOLE);
 		return MBX_EINVAL;
 	}
-	mlen = get64(data + 40);
-	if ((flags & ~MBX_SNAP_F_MEMORY) != 0 || get32(data + 20) != MBX_SNAP_HEADER_LEN ||
+	mlen = mbx__get_le64(data + 40);
+	if ((flags & ~MBX_SNAP_F_MEMORY) != 0 || mbx__get_le32(data + 20) != MBX_SNAP_HEADER_LEN ||
 	    (!(flags & MBX_SNAP_F_MEMORY) && mlen != 0) || ((flags & MBX_SNAP_F_MEMORY) && backend != MBX_ISOLATION_MICROVM))
 		return bad(err, "snapshot: %s", "unknown flags or header layout");
-	clen = get64(data + 24);
-	plen = get64(data + 32);
+	clen = mbx__get_le64(data + 24);
+	plen = mbx__get_le64(data + 32);
 	if (clen > MBX_SNAP_MAX_CONFIG)
 		return bad(err, "snapshot: %s", "the config is too large");
 	if (plen > len || mlen > len || clen + plen + mlen != len - MBX_SNAP_HEADER_LEN - MBX_SNAP_MAC_LEN)

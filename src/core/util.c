@@ -110,18 +110,8 @@ int mbx__buf_reserve(struct mbx_buf *b, size_t len)
 
 int mbx__buf_append(struct mbx_buf *b, const void *data, size_t len)
 {
-	if (b->len + len + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		uint8_t *nd;
-
-		while (cap < b->len + len + 1)
-			cap *= 2;
-		nd = realloc(b->data, cap);
-		if (nd == NULL)
-			return -1;
-		b->data = nd;
-		b->cap = cap;
-	}
+	if (mbx__buf_reserve(b, len) < 0)
+		return -1;
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
 	b->data[b->len] = 0;

@@ -686,33 +686,50 @@ static int wait_migration(struct mbx_qmp *q, uint64_t deadline, mbx_error **err)
 	}
 }
 
-/* Hands QEMU one end of a pipe under the name "mbxmig". */
-static int give_pipe_end(struct mbx_qmp *q, int fd, uint64_t deadline, mbx_error **err)
-{
-	return mbx__qmp_command(q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"mbxmig\"}}", fd, NULL, 0, deadline, err);
-}
-
 #define CAPS_CMD                                                                                                      \
 	"{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[{\"capability\":\"x-ignore-shared\"," \
 	"\"state\":true}]}}"
+
+/*
+ * Starts a migration through a socket pair (not a pipe: a QEMU that dies
+ * while the host writes must not raise SIGPIPE in the caller's process):
+ * x-ignore-shared on, QEMU's end passed under the name "mbxmig" (getfd,
+ * SCM_RIGHTS) and closed here, then "migrate" or "migrate-incoming" with
+ * the uri fd:mbxmig. *ours is the host's end.
+ */
+static int start_migration(struct mbx_qmp *q, int incoming, int *ours, uint64_t deadline, mbx_error **err)
+{
+	int p[2], give, rc;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "socketpair");
+	give = p[0];
+	*ours = p[1];
+	rc = mbx__qmp_command(q, CAPS_CMD, -1, NULL, 0, deadline, err);
+	if (rc == MBX_OK)
+		rc = mbx__qmp_command(q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"mbxmig\"}}", give, NULL, 0,
+				      deadline, err);
+	close(give);
+	if (rc == MBX_OK)
+		rc = mbx__qmp_command(q,
+				      incoming ? "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:mbxmig\"}}"
+					       : "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:mbxmig\"}}",
+				      -1, NULL, 0, deadline, err);
+	if (rc < 0) {
+		close(*ours);
+		*ours = -1;
+	}
+	return rc;
+}
 
 /* The device state of a stopped guest (and its RAM when that is not the
  * shared file) into `stream`, at most `max` bytes. */
 static int migrate_out(struct mbx_qmp *q, struct mbx_buf *stream, uint64_t max, uint64_t deadline, mbx_error **err)
 {
-	int p[2], rc;
+	int fd, rc = start_migration(q, 0, &fd, deadline, err);
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return mbx__error_set(err, MBX_ESYS, errno, NULL, "pipe");
-	rc = mbx__qmp_command(q, CAPS_CMD, -1, NULL, 0, deadline, err);
-	if (rc == MBX_OK)
-		rc = give_pipe_end(q, p[1], deadline, err);
-	close(p[1]);
-	if (rc == MBX_OK)
-		rc = mbx__qmp_command(q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:mbxmig\"}}", -1, NULL, 0, deadline,
-				      err);
 	while (rc == MBX_OK) {
-		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
 		uint8_t chunk[65536];
 		ssize_t n;
 
@@ -722,7 +739,7 @@ static int migrate_out(struct mbx_qmp *q, struct mbx_buf *stream, uint64_t max, 
 		}
 		if (poll(&pf, 1, 100) <= 0)
 			continue;
-		n = read(p[0], chunk, sizeof(chunk));
+		n = read(fd, chunk, sizeof(chunk));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -739,7 +756,8 @@ static int migrate_out(struct mbx_qmp *q, struct mbx_buf *stream, uint64_t max, 
 		if (mbx__buf_append(stream, chunk, (size_t)n) < 0)
 			rc = mbx__error_oom(err);
 	}
-	close(p[0]);
+	if (fd >= 0)
+		close(fd);
 	if (rc == MBX_OK)
 		rc = wait_migration(q, deadline, err);
 	return rc;
@@ -749,19 +767,10 @@ static int migrate_out(struct mbx_qmp *q, struct mbx_buf *stream, uint64_t max, 
 static int migrate_in(struct mbx_qmp *q, const uint8_t *stream, size_t len, uint64_t deadline, mbx_error **err)
 {
 	size_t off = 0;
-	int p[2], rc;
+	int fd, rc = start_migration(q, 1, &fd, deadline, err);
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return mbx__error_set(err, MBX_ESYS, errno, NULL, "pipe");
-	rc = mbx__qmp_command(q, CAPS_CMD, -1, NULL, 0, deadline, err);
-	if (rc == MBX_OK)
-		rc = give_pipe_end(q, p[0], deadline, err);
-	close(p[0]);
-	if (rc == MBX_OK)
-		rc = mbx__qmp_command(q, "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:mbxmig\"}}", -1, NULL, 0,
-				      deadline, err);
 	while (rc == MBX_OK && off < len) {
-		struct pollfd pf = { .fd = p[1], .events = POLLOUT };
+		struct pollfd pf = { .fd = fd, .events = POLLOUT };
 		ssize_t n;
 
 		if (mbx__now_us() >= deadline) {
@@ -770,7 +779,7 @@ static int migrate_in(struct mbx_qmp *q, const uint8_t *stream, size_t len, uint
 		}
 		if (poll(&pf, 1, 100) <= 0)
 			continue;
-		n = write(p[1], stream + off, len - off);
+		n = send(fd, stream + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0) {
@@ -779,7 +788,8 @@ static int migrate_in(struct mbx_qmp *q, const uint8_t *stream, size_t len, uint
 		}
 		off += (size_t)n;
 	}
-	close(p[1]);
+	if (fd >= 0)
+		close(fd);
 	if (rc == MBX_OK)
 		rc = wait_migration(q, deadline, err);
 	return rc;
