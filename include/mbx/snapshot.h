@@ -115,6 +115,18 @@ MBX_EXTERN(int) mbx_snapshot_set_note(mbx_snapshot *snap, const void *data, size
  */
 MBX_EXTERN(const uint8_t *) mbx_snapshot_note(const mbx_snapshot *snap, size_t *len);
 
+/** What a sandbox restored from a snapshot has (mbx_snapshot_contents()). */
+#define MBX_SNAPSHOT_FILES     (1u << 0) /**< the files of its writable storage */
+#define MBX_SNAPSHOT_PROCESSES (1u << 1) /**< the processes that ran, running on */
+#define MBX_SNAPSHOT_MEMORY    (1u << 2) /**< the memory contents (a microVM's whole guest) */
+
+/**
+ * @brief What a sandbox restored from this snapshot (or forked the same
+ *        way) has: MBX_SNAPSHOT_FILES on every backend; a microVM's also
+ *        MBX_SNAPSHOT_PROCESSES and MBX_SNAPSHOT_MEMORY. 0 for NULL.
+ */
+MBX_EXTERN(uint32_t) mbx_snapshot_contents(const mbx_snapshot *snap);
+
 /** @brief The isolation level of the backend that made the snapshot. */
 MBX_EXTERN(mbx_isolation_t) mbx_snapshot_isolation(const mbx_snapshot *snap);
 

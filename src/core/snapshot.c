@@ -647,6 +647,16 @@ mbx_isolation_t mbx_snapshot_isolation(const mbx_snapshot *snap)
 	return snap ? snap->isolation : MBX_ISOLATION_AUTO;
 }
 
+uint32_t mbx_snapshot_contents(const mbx_snapshot *snap)
+{
+	if (snap == NULL)
+		return 0;
+	/* A microVM snapshot is its running guest; the others, files. */
+	if (snap->isolation == MBX_ISOLATION_MICROVM)
+		return MBX_SNAPSHOT_FILES | MBX_SNAPSHOT_PROCESSES | MBX_SNAPSHOT_MEMORY;
+	return MBX_SNAPSHOT_FILES;
+}
+
 uint64_t mbx_snapshot_memory_size(const mbx_snapshot *snap, int *fd)
 {
 	if (fd)

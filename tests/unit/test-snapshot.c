@@ -221,6 +221,8 @@ static void test_wasm_workspace_round_trip(void)
 	encode(s, key1, &b);
 	TAP_CHECK_INT(mbx__snapshot_decode(&back, b.data, b.len, key1, NULL), MBX_OK);
 	TAP_CHECK(back != NULL && back->isolation == MBX_ISOLATION_WASM && back->payload.len == s->payload.len);
+	TAP_CHECK(mbx_snapshot_contents(back) == MBX_SNAPSHOT_FILES);
+	TAP_CHECK(mbx_snapshot_memory_size(back, NULL) == 0);
 	mbx_snapshot_free(back);
 	mbx_snapshot_free(s);
 	mbx__buf_release(&b);
@@ -462,6 +464,8 @@ static void test_vm_memory_round_trip(void)
 	TAP_CHECK(pwrite(t->mem_fd, "x", 1, 0) < 0);
 	TAP_CHECK(mbx__vmsnap_parse(t->payload.data, t->payload.len, &v) == 0 && v.session == 0x1234 && v.next_id == 9);
 	TAP_CHECK(mbx_snapshot_memory_size(t, NULL) == (uint64_t)VM_MIB << 20);
+	TAP_CHECK(mbx_snapshot_contents(t) == (MBX_SNAPSHOT_FILES | MBX_SNAPSHOT_PROCESSES | MBX_SNAPSHOT_MEMORY));
+	TAP_CHECK(mbx_snapshot_contents(NULL) == 0);
 	mbx_snapshot_free(t);
 	mbx_snapshot_free(s);
 	mbx__buf_release(&b);
