@@ -5,7 +5,9 @@ processes, open files and memory contents the guest had; clones map the
 snapshot's memory copy-on-write and share its pages; each clone gets a new
 identity (entropy, host name, machine id, clock); bad snapshots are refused.
 These run on TCG here (docs/microvm.md)."""
+import hashlib
 import os
+import shutil
 import time
 
 import pytest
@@ -265,3 +267,30 @@ def test_cli_snapshot_restore_fork_of_a_microvm(cli, host_tmp):
     finally:
         for n in names:
             cli(["rm", n])
+
+
+def test_a_restore_needs_the_assets_the_guest_was_booted_from(lib, guard, vm, doctor, tmp_path, monkeypatch):
+    # A copy of the guest assets with another root image (valid: its
+    # manifest says so): a saved guest must not get a different disk under
+    # its running kernel.
+    detail = [c for c in doctor["checks"] if c["name"] == "vm-assets"][0]["detail"]
+    src = detail.split(" ")[0]
+    other = tmp_path / "other-assets"
+    other.mkdir(mode=0o755)
+    for name in ("vmlinuz", "rootfs.squashfs"):
+        shutil.copyfile(os.path.join(src, name), other / name)
+    with open(other / "rootfs.squashfs", "ab") as f:
+        f.write(b"\0" * 4096)
+    with open(other / "manifest", "w") as f:
+        for name in ("vmlinuz", "rootfs.squashfs"):
+            with open(other / name, "rb") as g:
+                f.write("%s  %s\n" % (hashlib.sha256(g.read()).hexdigest(), name))
+    with mbx.Snapshot.of(vm) as snap:
+        with monkeypatch.context() as m:
+            m.setenv("MIMOBOX_VM_DIR", str(other))
+            with pytest.raises(mbx.MbxError) as e:
+                snap.restore()
+        assert e.value.code == mbx.MBX_EINVAL and "other guest assets" in e.value.message, e.value
+        # With the assets it was made with (the test run's), it restores.
+        c = adopt(guard, snap.restore())
+        c.close()

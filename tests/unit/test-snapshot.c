@@ -422,8 +422,9 @@ static struct mbx_snapshot *new_vm_snap(void)
 {
 	static const uint8_t stream[] = "QEVM device state";
 	struct mbx_snapshot *s = calloc(1, sizeof(*s));
-	struct mbx_vmsnap v = { MBX_VMSNAP_F_BASE_RAM, VM_MIB, MBX_PROTO_VERSION, MBX_FEAT_RESUME, 0x1234, 9, stream,
-				sizeof(stream) };
+	struct mbx_vmsnap v = { .flags = MBX_VMSNAP_F_BASE_RAM, .memory_mib = VM_MIB, .proto_version = MBX_PROTO_VERSION,
+				.features = MBX_FEAT_RESUME, .session = 0x1234, .next_id = 9, .stream = stream,
+				.stream_len = sizeof(stream) };
 	char page[MBX_SNAP_PAGE];
 
 	s->isolation = MBX_ISOLATION_MICROVM;
@@ -554,11 +555,16 @@ static void test_vm_payload_checks(void)
 	struct mbx_vmsnap v;
 	mbx_config *cfg = s->cfg;
 	const uint8_t st[] = "x";
-	struct mbx_vmsnap bad_version = { MBX_VMSNAP_F_BASE_RAM, VM_MIB, 1, MBX_FEAT_RESUME, 1, 1, st, 1 };
-	struct mbx_vmsnap no_session = { MBX_VMSNAP_F_BASE_RAM, VM_MIB, MBX_PROTO_VERSION, MBX_FEAT_RESUME, 0, 1, st, 1 };
-	struct mbx_vmsnap no_resume = { MBX_VMSNAP_F_BASE_RAM, VM_MIB, MBX_PROTO_VERSION, 0, 1, 1, st, 1 };
-	struct mbx_vmsnap other_mib = { MBX_VMSNAP_F_BASE_RAM, VM_MIB * 2, MBX_PROTO_VERSION, MBX_FEAT_RESUME, 1, 1, st, 1 };
-	struct mbx_vmsnap good = { MBX_VMSNAP_F_BASE_RAM, VM_MIB, MBX_PROTO_VERSION, MBX_FEAT_RESUME, 1, 1, st, 1 };
+	struct mbx_vmsnap bad_version = { .flags = MBX_VMSNAP_F_BASE_RAM, .memory_mib = VM_MIB, .proto_version = 1, .features = MBX_FEAT_RESUME,
+				     .session = 1, .next_id = 1, .stream = st, .stream_len = 1 };
+	struct mbx_vmsnap no_session = { .flags = MBX_VMSNAP_F_BASE_RAM, .memory_mib = VM_MIB, .proto_version = MBX_PROTO_VERSION, .features = MBX_FEAT_RESUME,
+				     .session = 0, .next_id = 1, .stream = st, .stream_len = 1 };
+	struct mbx_vmsnap no_resume = { .flags = MBX_VMSNAP_F_BASE_RAM, .memory_mib = VM_MIB, .proto_version = MBX_PROTO_VERSION, .features = 0,
+				     .session = 1, .next_id = 1, .stream = st, .stream_len = 1 };
+	struct mbx_vmsnap other_mib = { .flags = MBX_VMSNAP_F_BASE_RAM, .memory_mib = VM_MIB * 2, .proto_version = MBX_PROTO_VERSION, .features = MBX_FEAT_RESUME,
+				     .session = 1, .next_id = 1, .stream = st, .stream_len = 1 };
+	struct mbx_vmsnap good = { .flags = MBX_VMSNAP_F_BASE_RAM, .memory_mib = VM_MIB, .proto_version = MBX_PROTO_VERSION, .features = MBX_FEAT_RESUME,
+				     .session = 1, .next_id = 1, .stream = st, .stream_len = 1 };
 
 	TAP_CHECK_INT(mbx__vmsnap_check(s->payload.data, s->payload.len, 1, cfg, NULL), MBX_OK);
 	/* Flags against the memory section. */

@@ -554,6 +554,14 @@ static int find_locked(struct mbx_vm_assets *a, const char *dir, const char *sta
 	}
 	if (dirty && stamp_path != NULL)
 		stamp_file_save(stamp_path);
+	{
+		struct mbx_sha256 h;
+
+		mbx__sha256_init(&h);
+		for (int i = 0; i < N_ASSETS; i++)
+			mbx__sha256_update(&h, want[i], 32);
+		mbx__sha256_final(&h, a->id);
+	}
 	a->dir = join(dir, NULL);
 	a->kernel = join(dir, asset_names[A_KERNEL]);
 	a->rootfs = join(dir, asset_names[A_ROOTFS]);

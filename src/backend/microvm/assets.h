@@ -26,6 +26,8 @@ struct mbx_vm_assets {
 	char *dir;    /* the asset directory; owned */
 	char *kernel; /* <dir>/vmlinuz; owned */
 	char *rootfs; /* <dir>/rootfs.squashfs; owned */
+	uint8_t id[32]; /* SHA-256 of the verified assets' SHA-256s (kernel, root image):
+	                 * what a guest saved in a snapshot was booted from */
 };
 
 /* Finds and verifies the assets. On success fills *a (release it with

@@ -842,6 +842,7 @@ static int microvm_snapshot(mbx_sandbox *sb, struct mbx_snapshot *snap, mbx_erro
 	v.session = c->session;
 	v.next_id = c->next_id;
 	v.flags = (m->ram_private ? 0 : MBX_VMSNAP_F_BASE_RAM) | (m->vmnet ? MBX_VMSNAP_F_NET_PORT : 0);
+	memcpy(v.assets, m->assets.id, sizeof(v.assets));
 	rc = open_qmp(m, &q, deadline, err);
 	if (rc < 0)
 		return rc;
@@ -986,6 +987,15 @@ static int microvm_restore(mbx_sandbox *sb, const uint8_t *payload, size_t len, 
 	m->accel = mbx__vm_accel();
 	m->ram_private = 1;
 	rc = mbx__vm_assets_find(&m->assets, err);
+	/* The saved guest runs its kernel from RAM and reads its root image
+	 * from the disk QEMU gives it: other assets would be another disk
+	 * under a running kernel. */
+	if (rc == MBX_OK && memcmp(m->assets.id, v.assets, sizeof(v.assets)) != 0) {
+		rc = mbx__error_set(err, MBX_EINVAL, 0, "microvm",
+				    "the snapshot's guest was booted from other guest assets (kernel and root image) than `%s`",
+				    m->assets.dir);
+		mbx__error_suggest(err, "restore it where the assets it was made with are (MIMOBOX_VM_DIR), or make the snapshot again");
+	}
 	if (rc == MBX_OK)
 		rc = mbx__statedir_new_sandbox(&m->sd, sb->id, err);
 	if (rc == MBX_OK && (v.flags & MBX_VMSNAP_F_BASE_RAM)) {

@@ -18,6 +18,7 @@ int mbx__vmsnap_encode(struct mbx_buf *out, const struct mbx_vmsnap *v)
 	mbx__le64(h + 24, v->session);
 	mbx__le32(h + 32, v->next_id);
 	mbx__le64(h + 40, v->stream_len);
+	memcpy(h + 48, v->assets, 32);
 	if (mbx__buf_append(out, h, sizeof(h)) < 0 || mbx__buf_append(out, v->stream, (size_t)v->stream_len) < 0)
 		return -1;
 	return 0;
@@ -35,6 +36,7 @@ int mbx__vmsnap_parse(const uint8_t *p, size_t len, struct mbx_vmsnap *v)
 	v->session = mbx__get_le64(p + 24);
 	v->next_id = mbx__get_le32(p + 32);
 	v->stream_len = mbx__get_le64(p + 40);
+	memcpy(v->assets, p + 48, 32);
 	if ((v->flags & ~(MBX_VMSNAP_F_BASE_RAM | MBX_VMSNAP_F_NET_PORT)) != 0 || v->stream_len == 0 || v->stream_len != len - MBX_VMSNAP_HEADER)
 		return -1;
 	v->stream = p + MBX_VMSNAP_HEADER;

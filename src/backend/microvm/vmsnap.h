@@ -6,8 +6,9 @@
  *
  *   u32 version (1), u32 flags (MBX_VMSNAP_F_*), u32 guest memory in MiB,
  *   u32 protocol version of the agent's session, u64 its features, u64 its
- *   session id, u32 the next request id, u32 zero, u64 stream length, then
- *   QEMU's migration stream (device state; with MBX_VMSNAP_F_BASE_RAM the
+ *   session id, u32 the next request id, u32 zero, u64 stream length, 32
+ *   bytes: the guest assets' id (struct mbx_vm_assets.id: the kernel and
+ *   root image the guest runs), then QEMU's migration stream (device state; with MBX_VMSNAP_F_BASE_RAM the
  *   guest RAM is the snapshot's memory section and not in the stream,
  *   else the stream carries it).
  *
@@ -21,7 +22,7 @@
 #include "internal.h"
 
 #define MBX_VMSNAP_VERSION 1u
-#define MBX_VMSNAP_HEADER 48u
+#define MBX_VMSNAP_HEADER 80u
 #define MBX_VMSNAP_F_BASE_RAM 1u /* the memory section is the guest's RAM */
 #define MBX_VMSNAP_F_NET_PORT 2u /* the guest has the network port (allow-domains): a
                                   * restore's QEMU must have it too */
@@ -33,6 +34,7 @@ struct mbx_vmsnap {
 	uint64_t features;
 	uint64_t session;
 	uint32_t next_id;
+	uint8_t assets[32];    /* the guest assets' id */
 	const uint8_t *stream; /* points into the payload it was parsed from */
 	uint64_t stream_len;
 };
