@@ -206,6 +206,34 @@ def test_workspace_persists_and_hosts_modules(lib, guard):
         ws.close()
 
 
+def test_workspace_made_on_first_use(lib, guard):
+    """A wasm sandbox's host directory appears when something can use its
+    workspace: a module that cannot name a path runs without it and sees no
+    preopened descriptor; a module that can reach files makes it (and
+    writes there), after which every module gets the preopen; the sandbox
+    removes it."""
+    import mbx
+
+    sb = mbx.Sandbox(lib, isolation=2)
+    guard.ids.add(sb.id)
+    sbdir = os.path.join(guard.state_dir, sb.id)
+    try:
+        r = sb.exec([mod("hello.wasm")])
+        assert r.exit_code == 0 and r.stdout.startswith(b"hello"), r
+        r = sb.exec([mod("fdprobe.wat")])
+        assert r.exit_code == 8, r  # WASI EBADF: nothing preopened
+        assert not os.path.exists(sbdir), os.listdir(guard.state_dir)
+        r = sb.exec([mod("files.wasm"), "write", "/workspace/a.txt", "from the guest"])
+        assert r.exit_code == 0, r
+        with open(os.path.join(sbdir, "workspace", "a.txt"), "rb") as f:
+            assert f.read() == b"from the guest"
+        r = sb.exec([mod("fdprobe.wat")])
+        assert r.exit_code == 0, r  # the workspace is preopened now
+    finally:
+        sb.close()
+    assert not os.path.exists(sbdir)
+
+
 def test_output_limit(cli):
     r, j = cli.json("--output-limit", "5", "--", mod("hello.wasm"))
     assert j["stdout"] == "hello" and j["stdout_truncated"] is True, j
@@ -479,6 +507,8 @@ def test_file_api_never_blocks_on_a_fifo(lib, guard):
     sb = mbx.Sandbox(lib, isolation=2)
     guard.ids.add(sb.id)
     try:
+        # The workspace is made on first use: the file API makes it here.
+        assert sb.list_dir("/workspace") == []
         workspace = os.path.join(guard.state_dir, sb.id, "workspace")
         os.mkfifo(os.path.join(workspace, "pipe"))
         start = time.monotonic()

@@ -56,7 +56,8 @@ struct ready_module {
 	uint8_t key[MBX_WASM_KEY_LEN];
 	wasmtime_module_t *module;
 	wasmtime_instance_pre_t *pre;
-	unsigned refs; /* under engine.mu; the table holds one */
+	int reaches_files; /* imports a WASI call that can name a path (reaches_files()) */
+	unsigned refs;     /* under engine.mu; the table holds one */
 };
 
 static struct {
@@ -76,9 +77,12 @@ static struct {
 } engine = { PTHREAD_ONCE_INIT, NULL, NULL, NULL, 0, 0, "", PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0,
 	     { NULL }, 0 };
 
+/* The host directory (sd) and its workspace are made on first use
+ * (workspace_make): by the file API, or by an execute whose module can
+ * reach files. Until then both are NULL and nothing is on disk. */
 struct wasm_sb {
 	struct mbx_statedir sd;
-	char *workspace;      /* host directory behind /workspace */
+	char *workspace;      /* host directory behind /workspace, or NULL */
 	char *workspace_real; /* its canonical path */
 };
 
@@ -376,6 +380,8 @@ static int module_path(const struct wasm_sb *w, const char *arg, char **out, mbx
 		*out = strdup(arg);
 		return *out ? MBX_OK : mbx__error_oom(err);
 	}
+	if (w->workspace == NULL) /* nothing was ever written there */
+		return mbx__error_set(err, MBX_ENOTFOUND, ENOENT, "wasm", "module `%s`", arg);
 	if (asprintf(&joined, "%s/%s", w->workspace, arg + 11) < 0)
 		return mbx__error_oom(err);
 	real = realpath(joined, NULL);
@@ -519,6 +525,44 @@ static int check_command(const wasmtime_module_t *module, const char *shown, mbx
 	mbx__error_set(err, MBX_ENOEXEC, 0, "wasm", "module `%s` exports no `_start` function: it is not a WASI command", shown);
 	mbx__error_suggest(err, "build it as a command (a `main`), not as a reactor or library");
 	return MBX_ENOEXEC;
+}
+
+/*
+ * Whether the module imports a WASI call through which it could reach the
+ * workspace. A module finds its preopened directories only through
+ * fd_prestat_get / fd_prestat_dir_name and names files only through the
+ * path_* calls; a module importing neither (nor fd_readdir, fd_renumber or
+ * the positional and metadata calls) can do nothing with a preopen but
+ * guess its descriptor number. Such a module runs without one while the
+ * sandbox has no workspace on disk yet, so a one-shot run of it touches no
+ * file system at all. Anything not in this list counts as reaching files.
+ */
+static int reaches_files(const wasmtime_module_t *module)
+{
+	static const char *const no_files[] = {
+		"args_get", "args_sizes_get", "environ_get", "environ_sizes_get", "clock_res_get", "clock_time_get",
+		"proc_exit", "proc_raise", "random_get", "sched_yield", "poll_oneoff", "fd_read", "fd_write",
+		"fd_close", "fd_seek", "fd_tell", "fd_fdstat_get", "fd_fdstat_set_flags", "fd_sync", "fd_datasync",
+	};
+	wasm_importtype_vec_t imports;
+	int reaches = 0;
+
+	wasmtime_module_imports(module, &imports);
+	for (size_t i = 0; i < imports.size && !reaches; i++) {
+		const wasm_name_t *mod = wasm_importtype_module(imports.data[i]);
+		const wasm_name_t *name = wasm_importtype_name(imports.data[i]);
+		int listed = 0;
+
+		if (mod->size != 22 || memcmp(mod->data, "wasi_snapshot_preview1", 22) != 0) {
+			reaches = 1; /* not WASI: linking refuses it anyway */
+			break;
+		}
+		for (size_t k = 0; k < sizeof(no_files) / sizeof(no_files[0]) && !listed; k++)
+			listed = name->size == strlen(no_files[k]) && memcmp(name->data, no_files[k], name->size) == 0;
+		reaches = !listed;
+	}
+	wasm_importtype_vec_delete(&imports);
+	return reaches;
 }
 
 /* Creates the missing parents of `path` (0700), like mkdir -p. */
@@ -673,6 +717,7 @@ static int module_ready(const mbx_config *cfg, const char *shown, const uint8_t 
 		mbx__error_wrap(err, "module `%s` needs imports this sandbox does not provide (only WASI preview 1)", shown);
 		goto fail;
 	}
+	m->reaches_files = reaches_files(m->module);
 	if (mode == CACHE_ALL)
 		memo_add(m);
 	*out = m;
@@ -778,8 +823,8 @@ static int wasi_setup(const struct wasm_sb *w, struct run *r, wasi_config_t **ou
 		rc = mbx__error_set(err, MBX_EINVAL, 0, "wasm", "arguments or environment are not valid UTF-8");
 		goto done;
 	}
-	if (!wasi_config_preopen_dir(wc, w->workspace, "/workspace", true) ||
-	    !wasi_config_preopen_dir(wc, w->workspace, ".", true)) {
+	if (w->workspace && (!wasi_config_preopen_dir(wc, w->workspace, "/workspace", true) ||
+			     !wasi_config_preopen_dir(wc, w->workspace, ".", true))) {
 		rc = mbx__error_set(err, MBX_ESYS, 0, "wasm", "preopen the workspace `%s`", w->workspace);
 		goto done;
 	}
@@ -978,14 +1023,55 @@ static void wasm_cleanup(struct wasm_sb *w)
 	free(w);
 }
 
-/* Makes the sandbox's host directory and workspace. The engine is made on
- * the first execute, so creating a sandbox stays cheap and never fails
- * because of Wasmtime. */
+/*
+ * Makes the sandbox's host directory and workspace the first time they are
+ * needed: by the file API (and so snapshots and forks), or by an execute
+ * whose module can reach files (reaches_files()). A sandbox that never
+ * needs them, like a one-shot run of a module that only computes and
+ * prints, never touches the state directory: creating and removing two
+ * directories is most of a cached run's time on a disk file system (on an
+ * ext4 mounted with `discard`, each rmdir waits for a discard). Until the
+ * workspace exists nothing can have been written to it, so making it later
+ * changes nothing a guest or the caller can see.
+ */
+static int workspace_make(mbx_sandbox *sb, struct wasm_sb *w, mbx_error **err)
+{
+	int rc;
+
+	if (w->workspace)
+		return MBX_OK;
+	rc = mbx__statedir_new_sandbox(&w->sd, sb->id, err);
+	if (rc < 0)
+		goto fail;
+	if (asprintf(&w->workspace, "%s/workspace", w->sd.dir) < 0) {
+		w->workspace = NULL;
+		rc = mbx__error_oom(err);
+		goto fail;
+	}
+	if (mkdir(w->workspace, 0700) < 0) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", w->workspace);
+		goto fail;
+	}
+	w->workspace_real = realpath(w->workspace, NULL);
+	if (w->workspace_real == NULL) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "resolve workspace `%s`", w->workspace);
+		goto fail;
+	}
+	return MBX_OK;
+fail:
+	mbx__statedir_release(&w->sd);
+	free(w->workspace);
+	w->workspace = NULL;
+	return rc;
+}
+
+/* Checks the configuration; the host directory is made on first use
+ * (workspace_make) and the engine on the first execute, so creating a
+ * sandbox touches neither the disk nor Wasmtime. */
 static int wasm_create(mbx_sandbox *sb, mbx_error **err)
 {
 	const mbx_config *cfg = sb->cfg;
 	struct wasm_sb *w;
-	int rc;
 
 	if (cfg->network != MBX_NETWORK_DENY_ALL) {
 		mbx__error_set(err, MBX_ENOTSUP, 0, "network", "network policy `%s` is not available to Wasm sandboxes",
@@ -1012,37 +1098,17 @@ static int wasm_create(mbx_sandbox *sb, mbx_error **err)
 	if (w == NULL)
 		return mbx__error_oom(err);
 	w->sd.lockfd = -1;
-	rc = mbx__statedir_new_sandbox(&w->sd, sb->id, err);
-	if (rc < 0)
-		goto fail;
-	if (asprintf(&w->workspace, "%s/workspace", w->sd.dir) < 0) {
-		w->workspace = NULL;
-		rc = mbx__error_oom(err);
-		goto fail;
-	}
-	if (mkdir(w->workspace, 0700) < 0) {
-		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", w->workspace);
-		goto fail;
-	}
-	w->workspace_real = realpath(w->workspace, NULL);
-	if (w->workspace_real == NULL) {
-		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "resolve workspace `%s`", w->workspace);
-		goto fail;
-	}
 	sb->priv = w;
 	sb->layers = MBX_LAYER_LIMITS;
 	sb->limits_mech = "wasm";
 	sb->limits_partial = "the memory limit holds (Wasm linear memory); /workspace is a host directory "
 			     "without a disk quota";
 	return MBX_OK;
-fail:
-	wasm_cleanup(w);
-	return rc;
 }
 
 static int wasm_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err)
 {
-	const struct wasm_sb *w = sb->priv;
+	struct wasm_sb *w = sb->priv;
 	struct ready_module *m = NULL;
 	struct run r = { req, res, 0, 0, 0 };
 	uint8_t *file = NULL, *bin = NULL;
@@ -1067,8 +1133,14 @@ static int wasm_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result
 		rc = module_ready(sb->cfg, req->argv[0], bin, bin_len, &m, &how, err);
 	free(file);
 	free(bin);
-	if (rc < 0)
+	/* The workspace is preopened when it exists, and made for a module
+	 * that could reach it (see workspace_make). */
+	if (rc == MBX_OK && m->reaches_files)
+		rc = workspace_make(sb, w, err);
+	if (rc < 0) {
+		ready_release(m);
 		return rc;
+	}
 	t1 = mbx__now_us();
 	r.deadline_us = req->timeout_ms > (UINT64_MAX - t1) / 1000 ? UINT64_MAX : t1 + req->timeout_ms * 1000;
 	rc = run_module(sb, w, m, &r, &inst_us, &run_us, err);
@@ -1086,11 +1158,18 @@ static int wasm_destroy(mbx_sandbox *sb, mbx_error **err)
 	return MBX_OK;
 }
 
-static const char *wasm_workspace(mbx_sandbox *sb)
+static int wasm_workspace(mbx_sandbox *sb, const char **out, mbx_error **err)
 {
 	struct wasm_sb *w = sb->priv;
+	int rc;
 
-	return w ? w->workspace : NULL;
+	*out = NULL;
+	if (w == NULL)
+		return mbx__error_set(err, MBX_ESTATE, 0, "wasm", "sandbox %s has no workspace", sb->id);
+	rc = workspace_make(sb, w, err);
+	if (rc == MBX_OK)
+		*out = w->workspace;
+	return rc;
 }
 
 /*
