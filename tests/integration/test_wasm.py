@@ -234,6 +234,45 @@ def test_workspace_made_on_first_use(lib, guard):
     assert not os.path.exists(sbdir)
 
 
+def test_changed_module_file_runs_anew(lib, guard, host_tmp):
+    """An unchanged module file is neither read nor hashed again while its
+    module is ready in the process (known by device, inode, size, mtime and
+    ctime, once its ctime is a second old). Any change to the file runs the
+    new content, even one that keeps its size and puts its mtime back: the
+    ctime, which nobody can set, tells it apart."""
+    import mbx
+
+    def text(code):
+        return ('(module (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32))) '
+                '(memory (export "memory") 1) (func (export "_start") (call $e (i32.const %d))))' % code)
+
+    path = os.path.join(host_tmp, "m.wat")
+
+    def rewrite(code):
+        with open(path, "r+") as f:  # in place: same inode, same size
+            f.write(text(code))
+
+    with open(path, "w") as f:
+        f.write(text(3))
+    sb = mbx.Sandbox(lib, isolation=2)
+    guard.ids.add(sb.id)
+    try:
+        time.sleep(1.2)  # let the ctime settle, so the file gets known
+        assert sb.exec([path]).exit_code == 3
+        assert sb.exec([path]).exit_code == 3
+        rewrite(4)
+        assert sb.exec([path]).exit_code == 4
+        time.sleep(1.2)
+        assert sb.exec([path]).exit_code == 4  # known again, as it is now
+        st = os.stat(path)
+        rewrite(5)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime back: only the ctime differs
+        assert os.stat(path).st_size == st.st_size
+        assert sb.exec([path]).exit_code == 5
+    finally:
+        sb.close()
+
+
 def test_output_limit(cli):
     r, j = cli.json("--output-limit", "5", "--", mod("hello.wasm"))
     assert j["stdout"] == "hello" and j["stdout_truncated"] is True, j

@@ -365,6 +365,88 @@ static void memo_add(struct ready_module *m)
 	ready_release(old);
 }
 
+/*
+ * Module files already read, by identity: device, inode, size, mtime and
+ * ctime (and whether the name ends in .wat, which decides how text is
+ * read). An execute whose file matches one, with its module still in the
+ * table above, neither reads nor hashes the file again: a module of
+ * megabytes costs milliseconds of SHA-256 per execute otherwise. Any write
+ * to the file changes its ctime, which nobody can set; but the kernel
+ * stamps ctime from a clock that advances in ticks, so a write in the tick
+ * of our read could leave it equal. Hence only files whose ctime was at
+ * least KNOWN_SETTLED_S seconds old when they were read are recorded (as
+ * git does with "racily clean" index entries); newer ones are read and
+ * hashed every time until they have settled.
+ */
+#define KNOWN_SLOTS 32
+#define KNOWN_SETTLED_S 1
+
+static struct known_file {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	int wat_name;
+	int used;
+	uint8_t key[MBX_WASM_KEY_LEN];
+} known[KNOWN_SLOTS];
+static unsigned known_next; /* under engine.mu, like known[] */
+
+static int known_same(const struct known_file *k, const struct stat *st, int wat_name)
+{
+	return k->used && k->dev == st->st_dev && k->ino == st->st_ino && k->size == st->st_size &&
+	       k->mtime.tv_sec == st->st_mtim.tv_sec && k->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       k->ctime.tv_sec == st->st_ctim.tv_sec && k->ctime.tv_nsec == st->st_ctim.tv_nsec && k->wat_name == wat_name;
+}
+
+/* The ready module of a known file, with a reference, or NULL. */
+static struct ready_module *known_find(const struct stat *st, int wat_name)
+{
+	uint8_t key[MBX_WASM_KEY_LEN];
+	int hit = 0;
+
+	pthread_mutex_lock(&engine.mu);
+	for (unsigned i = 0; i < KNOWN_SLOTS && !hit; i++) {
+		if (known_same(&known[i], st, wat_name)) {
+			memcpy(key, known[i].key, sizeof(key));
+			hit = 1;
+		}
+	}
+	pthread_mutex_unlock(&engine.mu);
+	return hit ? memo_find(key) : NULL;
+}
+
+/* Records that the file of `st` (as it was before it was read) holds the
+ * module of `key`, when its ctime had settled by now. */
+static void known_add(const struct stat *st, int wat_name, const uint8_t key[MBX_WASM_KEY_LEN])
+{
+	struct timespec now;
+	struct known_file *k;
+
+	if (clock_gettime(CLOCK_REALTIME, &now) < 0 ||
+	    (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec + KNOWN_SETTLED_S * 1000000000ll >=
+		    (int64_t)now.tv_sec * 1000000000 + now.tv_nsec)
+		return;
+	pthread_mutex_lock(&engine.mu);
+	for (unsigned i = 0; i < KNOWN_SLOTS; i++) {
+		if (known_same(&known[i], st, wat_name)) {
+			pthread_mutex_unlock(&engine.mu);
+			return;
+		}
+	}
+	k = &known[known_next];
+	known_next = (known_next + 1) % KNOWN_SLOTS;
+	k->dev = st->st_dev;
+	k->ino = st->st_ino;
+	k->size = st->st_size;
+	k->mtime = st->st_mtim;
+	k->ctime = st->st_ctim;
+	k->wat_name = wat_name;
+	k->used = 1;
+	memcpy(k->key, key, MBX_WASM_KEY_LEN);
+	pthread_mutex_unlock(&engine.mu);
+}
+
 /* ---- loading a module ---- */
 
 /* Cache use, from $MIMOBOX_WASM_CACHE: "off" compiles every time, "disk"
@@ -411,15 +493,13 @@ static int module_path(const struct wasm_sb *w, const char *arg, char **out, mbx
 	return MBX_OK;
 }
 
-/* Reads the file of a module. */
-static int read_module(const char *path, const char *shown, uint8_t **data, size_t *len, mbx_error **err)
+/* Opens the file of a module: *fd and *st, a regular file of at most
+ * MODULE_MAX bytes. */
+static int open_module(const char *path, const char *shown, int *fd_out, struct stat *st, mbx_error **err)
 {
-	struct stat st;
-	size_t got = 0;
-	uint8_t *buf;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
-	*data = NULL;
+	*fd_out = -1;
 	if (fd < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			return mbx__error_set(err, MBX_ENOTFOUND, errno, "wasm", "module `%s` not found", shown);
@@ -427,22 +507,32 @@ static int read_module(const char *path, const char *shown, uint8_t **data, size
 			return mbx__error_set(err, MBX_EPERM, errno, "wasm", "module `%s` cannot be read", shown);
 		return mbx__error_set(err, MBX_ESYS, errno, "wasm", "open module `%s`", shown);
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
 		close(fd);
 		return mbx__error_set(err, MBX_ENOEXEC, 0, "wasm", "module `%s` is not a regular file", shown);
 	}
-	if ((uint64_t)st.st_size > MODULE_MAX) {
+	if ((uint64_t)st->st_size > MODULE_MAX) {
 		close(fd);
 		return mbx__error_set(err, MBX_ETOOBIG, 0, "wasm", "module `%s` is larger than %llu MiB", shown,
 				      (unsigned long long)(MODULE_MAX >> 20));
 	}
-	buf = malloc((size_t)st.st_size + 1);
+	*fd_out = fd;
+	return MBX_OK;
+}
+
+/* Reads the module file open on fd (open_module) and closes it. */
+static int read_module(int fd, const struct stat *st, uint8_t **data, size_t *len, mbx_error **err)
+{
+	size_t got = 0;
+	uint8_t *buf = malloc((size_t)st->st_size + 1);
+
+	*data = NULL;
 	if (buf == NULL) {
 		close(fd);
 		return mbx__error_oom(err);
 	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+	while (got < (size_t)st->st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st->st_size - got);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1130,21 +1220,37 @@ static int wasm_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result
 	const char *how = "?";
 	char *path = NULL;
 	uint64_t t0 = mbx__now_us(), t1, inst_us = 0, run_us = 0;
-	int rc;
+	size_t n = strlen(req->argv[0]);
+	int wat_name = n > 4 && strcmp(req->argv[0] + n - 4, ".wat") == 0, fd = -1, rc;
+	struct stat st;
 
 	rc = module_path(w, req->argv[0], &path, err);
 	if (rc == MBX_OK)
-		rc = read_module(path, req->argv[0], &file, &len, err);
+		rc = open_module(path, req->argv[0], &fd, &st, err);
 	free(path);
 	if (rc == MBX_OK)
 		rc = engine_get(err);
-	if (rc == MBX_OK) {
+	if (rc == MBX_OK && cache_mode() == CACHE_ALL && (m = known_find(&st, wat_name)) != NULL) {
+		close(fd);
+		fd = -1;
+		how = "memory";
+	} else if (rc == MBX_OK) {
+		rc = read_module(fd, &st, &file, &len, err);
+		fd = -1;
+	} else if (fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (rc == MBX_OK && m == NULL) {
 		rc = module_binary(req->argv[0], file, len, &bin, &bin_len, err);
 		if (rc == MBX_OK)
 			file = NULL; /* now owned through bin (or freed) */
 	}
-	if (rc == MBX_OK)
+	if (rc == MBX_OK && m == NULL) {
 		rc = module_ready(sb->cfg, req->argv[0], bin, bin_len, &m, &how, err);
+		if (rc == MBX_OK && cache_mode() == CACHE_ALL)
+			known_add(&st, wat_name, m->key);
+	}
 	free(file);
 	free(bin);
 	/* The workspace is preopened when it exists, and made for a module
