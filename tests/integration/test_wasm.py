@@ -232,6 +232,17 @@ def test_workspace_made_on_first_use(lib, guard):
     finally:
         sb.close()
     assert not os.path.exists(sbdir)
+    # A module that only asks for its preopens reaches files too.
+    sb = mbx.Sandbox(lib, isolation=2)
+    guard.ids.add(sb.id)
+    sbdir = os.path.join(guard.state_dir, sb.id)
+    try:
+        r = sb.exec([mod("prestat.wat")])
+        assert r.exit_code == 0, r
+        assert os.path.isdir(os.path.join(sbdir, "workspace"))
+    finally:
+        sb.close()
+    assert not os.path.exists(sbdir)
 
 
 def test_changed_module_file_runs_anew(lib, guard, host_tmp):
