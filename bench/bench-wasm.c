@@ -7,12 +7,16 @@
  *   disk    mbx_run with only the on-disk cache: verify + deserialize
  *   memory  mbx_run with the in-process table too (the default)
  *   warm    mbx_sandbox_exec in a live wasm sandbox (default cache)
+ *   api     mbx_sandbox_new + mbx_sandbox_exec + mbx_sandbox_free (default
+ *           cache): the explicit form of a one-shot run
+ *   files   (with -f) mbx_run of a module that reaches files (default
+ *           cache): its sandbox makes and removes its directory on disk
  *
  * For each, the wall time of the call ("start to exit": sandbox directory,
  * module, instantiate, run, teardown) and, from the library's debug log,
  * the phases: module (compile / load), instantiate, run.
  *
- * Usage: bench-wasm MODULE.wasm [-n N] [-w WARMUP]
+ * Usage: bench-wasm MODULE.wasm [-n N] [-w WARMUP] [-f FILES_MODULE]
  * The peer (PyPI's wasmtime on the same library) is bench_wasm_peer.py.
  */
 #include <stdio.h>
@@ -23,9 +27,9 @@
 
 #include <mbx/mbx.h>
 
-enum { COLD, DISK, MEMORY, WARM, NMODES };
-static const char *const mode_name[NMODES] = { "cold", "disk", "memory", "warm" };
-static const char *const cache_env[NMODES] = { "off", "disk", "all", "all" };
+enum { COLD, DISK, MEMORY, WARM, API, FILES, NMODES };
+static const char *const mode_name[NMODES] = { "cold", "disk", "memory", "warm", "api", "files" };
+static const char *const cache_env[NMODES] = { "off", "disk", "all", "all", "all", "all" };
 
 struct phases {
 	unsigned long long module_us, inst_us, run_us;
@@ -72,8 +76,8 @@ static void die(const char *what, mbx_error *err)
 
 int main(int argc, char **argv)
 {
-	const char *module = NULL;
-	int n = 300, warmup = 20, opt;
+	const char *module = NULL, *files_module = NULL;
+	int n = 300, warmup = 20, opt, nmodes;
 	char cache_dir[] = "/tmp/mbx-bench-wasm.XXXXXX";
 	struct phases ph;
 	mbx_config *cfg = NULL;
@@ -81,19 +85,22 @@ int main(int argc, char **argv)
 	mbx_error *err = NULL;
 	double *wall[NMODES], *mod[NMODES], *inst, *run;
 
-	while ((opt = getopt(argc, argv, "n:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:w:f:")) != -1) {
 		if (opt == 'n')
 			n = atoi(optarg);
 		else if (opt == 'w')
 			warmup = atoi(optarg);
+		else if (opt == 'f')
+			files_module = optarg;
 		else
 			return 2;
 	}
 	if (optind >= argc || n < 1) {
-		fprintf(stderr, "usage: bench-wasm MODULE.wasm [-n N] [-w WARMUP]\n");
+		fprintf(stderr, "usage: bench-wasm MODULE.wasm [-n N] [-w WARMUP] [-f FILES_MODULE]\n");
 		return 2;
 	}
 	module = argv[optind];
+	nmodes = files_module ? NMODES : FILES;
 	if (mkdtemp(cache_dir) == NULL)
 		return 1;
 	setenv("MIMOBOX_WASM_CACHE_DIR", cache_dir, 1);
@@ -111,18 +118,24 @@ int main(int argc, char **argv)
 		die("sandbox", err);
 
 	for (int i = 0; i < warmup + n; i++) {
-		for (int k = 0; k < NMODES; k++) {
-			int m = (i + k) % NMODES, rc;
-			const char *args[] = { module, NULL };
+		for (int k = 0; k < nmodes; k++) {
+			int m = (i + k) % nmodes, rc;
+			const char *args[] = { m == FILES ? files_module : module, NULL };
+			mbx_sandbox *one = NULL;
 			mbx_result *res = NULL;
 			double t0;
 
 			setenv("MIMOBOX_WASM_CACHE", cache_env[m], 1);
 			memset(&ph, 0, sizeof(ph));
 			t0 = now_us();
-			if (m == WARM)
+			if (m == WARM) {
 				rc = mbx_sandbox_exec(sb, args, NULL, &res, &err);
-			else
+			} else if (m == API) {
+				rc = mbx_sandbox_new(&one, cfg, &err);
+				if (rc == 0)
+					rc = mbx_sandbox_exec(one, args, NULL, &res, &err);
+				mbx_sandbox_free(one);
+			} else
 				rc = mbx_run(cfg, args, NULL, &res, &err);
 			t0 = now_us() - t0;
 			if (rc < 0)
@@ -154,6 +167,9 @@ int main(int argc, char **argv)
 	report("instantiate", inst, n);
 	report("instantiate+run", run, n);
 	report("warm exec (live sandbox)", wall[WARM], n);
+	report("api: new+exec+free", wall[API], n);
+	if (files_module)
+		report("files: start to exit", wall[FILES], n);
 	mbx_sandbox_free(sb);
 	mbx_config_free(cfg);
 	{

@@ -7,9 +7,10 @@ set -eu
 bench=$1
 module=$2
 wasmtime_dir=$3
+files_module=${4:-}
 n=${MIMOBOX_BENCH_N:-300}
 here=$(cd "$(dirname "$0")" && pwd)
-"$bench" -n "$n" "$module"
+"$bench" -n "$n" ${files_module:+-f "$files_module"} "$module"
 echo
 echo "peer: PyPI wasmtime (same libwasmtime), $n iterations"
 PYTHONPATH="$wasmtime_dir/py" python3 "$here/bench_wasm_peer.py" -n "$n" "$module"

@@ -41,8 +41,9 @@ struct mbx_backend_ops {
 	 * the backend has no agent. */
 	struct mbx_client *(*client)(mbx_sandbox *sb);
 	/* Without an agent: the host directory behind /workspace, which the
-	 * file API then serves from the host (src/core/hostfiles.c). */
-	const char *(*workspace)(mbx_sandbox *sb);
+	 * file API then serves from the host (src/core/hostfiles.c); the
+	 * backend may make it on this first call (the wasm backend does). */
+	int (*workspace)(mbx_sandbox *sb, const char **out, mbx_error **err);
 	/* Out-of-memory kills in the sandbox so far, or NULL when the backend
 	 * cannot tell. */
 	uint64_t (*oom_kills)(mbx_sandbox *sb);

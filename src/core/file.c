@@ -60,11 +60,8 @@ static int target(mbx_sandbox *sb, struct mbx_client **c, const char **root, mbx
 	*c = NULL;
 	*root = NULL;
 	if (sb != NULL && !sb->destroyed && mbx__backend_has(sb, MBX_BACKEND_CAP_FILES) && sb->ops->client == NULL &&
-	    sb->ops->workspace != NULL) {
-		*root = sb->ops->workspace(sb);
-		if (*root)
-			return MBX_OK;
-	}
+	    sb->ops->workspace != NULL)
+		return sb->ops->workspace(sb, root, err);
 	return mbx__sandbox_client(sb, MBX_BACKEND_CAP_FILES, "the file API", c, err);
 }
 

@@ -18,6 +18,9 @@ void mbx__sha256_update(struct mbx_sha256 *s, const void *data, size_t len);
 void mbx__sha256_final(struct mbx_sha256 *s, uint8_t out[32]);
 /* One-shot digest. */
 void mbx__sha256(const void *data, size_t len, uint8_t out[32]);
+/* Allows (1) or forbids (0) the CPU's SHA instructions (x86 SHA-NI) where
+ * present; returns whether they are used now. For tests of both paths. */
+int mbx__sha256_set_accel(int on);
 
 /* HMAC-SHA256 with a key of any length (RFC 2104; vectors in RFC 4231). */
 struct mbx_hmac_sha256 {

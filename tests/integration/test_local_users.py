@@ -131,6 +131,8 @@ def test_state_dirs_are_0700(cli, doctor, isolation):
         # the wasm backend in a host directory of the sandbox's own.
         dirs = [base, sandbox_dir, os.path.join(base, "named")]
         if isolation == "wasm":
+            # Its host directory is made on first use: the file API makes it.
+            assert cli(["ls", sid]).rc == 0
             dirs.append(os.path.join(sandbox_dir, "workspace"))
         for d in dirs:
             mode = stat.S_IMODE(os.stat(d).st_mode)

@@ -206,6 +206,84 @@ def test_workspace_persists_and_hosts_modules(lib, guard):
         ws.close()
 
 
+def test_workspace_made_on_first_use(lib, guard):
+    """A wasm sandbox's host directory appears when something can use its
+    workspace: a module that cannot name a path runs without it and sees no
+    preopened descriptor; a module that can reach files makes it (and
+    writes there), after which every module gets the preopen; the sandbox
+    removes it."""
+    import mbx
+
+    sb = mbx.Sandbox(lib, isolation=2)
+    guard.ids.add(sb.id)
+    sbdir = os.path.join(guard.state_dir, sb.id)
+    try:
+        r = sb.exec([mod("hello.wasm")])
+        assert r.exit_code == 0 and r.stdout.startswith(b"hello"), r
+        r = sb.exec([mod("fdprobe.wat")])
+        assert r.exit_code == 8, r  # WASI EBADF: nothing preopened
+        assert not os.path.exists(sbdir), os.listdir(guard.state_dir)
+        r = sb.exec([mod("files.wasm"), "write", "/workspace/a.txt", "from the guest"])
+        assert r.exit_code == 0, r
+        with open(os.path.join(sbdir, "workspace", "a.txt"), "rb") as f:
+            assert f.read() == b"from the guest"
+        r = sb.exec([mod("fdprobe.wat")])
+        assert r.exit_code == 0, r  # the workspace is preopened now
+    finally:
+        sb.close()
+    assert not os.path.exists(sbdir)
+    # A module that only asks for its preopens reaches files too.
+    sb = mbx.Sandbox(lib, isolation=2)
+    guard.ids.add(sb.id)
+    sbdir = os.path.join(guard.state_dir, sb.id)
+    try:
+        r = sb.exec([mod("prestat.wat")])
+        assert r.exit_code == 0, r
+        assert os.path.isdir(os.path.join(sbdir, "workspace"))
+    finally:
+        sb.close()
+    assert not os.path.exists(sbdir)
+
+
+def test_changed_module_file_runs_anew(lib, guard, host_tmp):
+    """An unchanged module file is neither read nor hashed again while its
+    module is ready in the process (known by device, inode, size, mtime and
+    ctime, once its ctime is a second old). Any change to the file runs the
+    new content, even one that keeps its size and puts its mtime back: the
+    ctime, which nobody can set, tells it apart."""
+    import mbx
+
+    def text(code):
+        return ('(module (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32))) '
+                '(memory (export "memory") 1) (func (export "_start") (call $e (i32.const %d))))' % code)
+
+    path = os.path.join(host_tmp, "m.wat")
+
+    def rewrite(code):
+        with open(path, "r+") as f:  # in place: same inode, same size
+            f.write(text(code))
+
+    with open(path, "w") as f:
+        f.write(text(3))
+    sb = mbx.Sandbox(lib, isolation=2)
+    guard.ids.add(sb.id)
+    try:
+        time.sleep(1.2)  # let the ctime settle, so the file gets known
+        assert sb.exec([path]).exit_code == 3
+        assert sb.exec([path]).exit_code == 3
+        rewrite(4)
+        assert sb.exec([path]).exit_code == 4
+        time.sleep(1.2)
+        assert sb.exec([path]).exit_code == 4  # known again, as it is now
+        st = os.stat(path)
+        rewrite(5)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime back: only the ctime differs
+        assert os.stat(path).st_size == st.st_size
+        assert sb.exec([path]).exit_code == 5
+    finally:
+        sb.close()
+
+
 def test_output_limit(cli):
     r, j = cli.json("--output-limit", "5", "--", mod("hello.wasm"))
     assert j["stdout"] == "hello" and j["stdout_truncated"] is True, j
@@ -479,6 +557,8 @@ def test_file_api_never_blocks_on_a_fifo(lib, guard):
     sb = mbx.Sandbox(lib, isolation=2)
     guard.ids.add(sb.id)
     try:
+        # The workspace is made on first use: the file API makes it here.
+        assert sb.list_dir("/workspace") == []
         workspace = os.path.join(guard.state_dir, sb.id, "workspace")
         os.mkfifo(os.path.join(workspace, "pipe"))
         start = time.monotonic()

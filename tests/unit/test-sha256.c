@@ -119,8 +119,67 @@ static void test_digest_equal(void)
 	TAP_CHECK(!mbx__digest_equal(a, b, 32));
 }
 
+/* The same vectors with the CPU's SHA instructions forbidden: the portable
+ * code is checked even where the accelerated path is normally used. */
+static void test_portable_path(void)
+{
+	mbx__sha256_set_accel(0);
+	test_vectors();
+	test_million_a_in_pieces();
+	test_hmac_rfc4231();
+	mbx__sha256_set_accel(1);
+}
+
+/* Both paths give the same digest for every length around the block
+ * boundaries and for a large input fed in uneven pieces. */
+static void test_paths_agree(void)
+{
+	size_t big = 300000;
+	uint8_t *data = malloc(big), a[32], b[32];
+	uint32_t x = 2463534242u;
+	int same = 1;
+
+	if (!mbx__sha256_set_accel(1)) {
+		free(data);
+		TAP_NOT_APPLICABLE("this CPU has no SHA instructions: only the portable path exists");
+	}
+	for (size_t i = 0; i < big; i++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		data[i] = (uint8_t)x;
+	}
+	for (size_t len = 0; len <= 300; len++) {
+		mbx__sha256_set_accel(0);
+		mbx__sha256(data, len, a);
+		mbx__sha256_set_accel(1);
+		mbx__sha256(data, len, b);
+		same &= memcmp(a, b, 32) == 0;
+	}
+	TAP_CHECK(same);
+	mbx__sha256_set_accel(0);
+	mbx__sha256(data, big, a);
+	mbx__sha256_set_accel(1);
+	{
+		struct mbx_sha256 s;
+		size_t off = 0, step = 3;
+
+		mbx__sha256_init(&s);
+		while (off < big) {
+			size_t n = big - off < step ? big - off : step;
+
+			mbx__sha256_update(&s, data + off, n);
+			off += n;
+			step = step * 13 % 4099 + 1;
+		}
+		mbx__sha256_final(&s, b);
+	}
+	TAP_CHECK(memcmp(a, b, 32) == 0);
+	free(data);
+}
+
 static const struct tap_case cases[] = {
 	{ "sha256/vectors", test_vectors },
+	{ "sha256/portable-path", test_portable_path },
+	{ "sha256/accelerated-path-agrees", test_paths_agree },
 	{ "sha256/million-a-in-pieces", test_million_a_in_pieces },
 	{ "sha256/hmac-rfc4231", test_hmac_rfc4231 },
 	{ "sha256/digest-equal", test_digest_equal },

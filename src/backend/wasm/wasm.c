@@ -41,6 +41,10 @@
 #include "cache.h"
 
 #define TICK_MS 2
+/* Ticks the ticker goes on after the last execute ended before it parks:
+ * executes that follow each other within this time (a loop of runs) need
+ * no thread wake-up (about 5 us each); an idle process stops ticking. */
+#define LINGER_TICKS 25
 /* Fuel per millisecond of timeout: far above what a core executes (about
  * one unit per Wasm instruction), so only a starved ticker lets it matter. */
 #define FUEL_PER_MS 20000000ull
@@ -56,7 +60,8 @@ struct ready_module {
 	uint8_t key[MBX_WASM_KEY_LEN];
 	wasmtime_module_t *module;
 	wasmtime_instance_pre_t *pre;
-	unsigned refs; /* under engine.mu; the table holds one */
+	int reaches_files; /* imports a WASI call that can name a path (reaches_files()) */
+	unsigned refs;     /* under engine.mu; the table holds one */
 };
 
 static struct {
@@ -70,15 +75,19 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	unsigned running; /* executes in Wasm now */
+	int parked;       /* the ticker waits on cv */
 	pid_t ticker_pid; /* process that started the ticker (0: none) */
 	struct ready_module *memo[MEMO_SLOTS];
 	unsigned memo_next;
-} engine = { PTHREAD_ONCE_INIT, NULL, NULL, NULL, 0, 0, "", PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0,
+} engine = { PTHREAD_ONCE_INIT, NULL, NULL, NULL, 0, 0, "", PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0,
 	     { NULL }, 0 };
 
+/* The host directory (sd) and its workspace are made on first use
+ * (workspace_make): by the file API, or by an execute whose module can
+ * reach files. Until then both are NULL and nothing is on disk. */
 struct wasm_sb {
 	struct mbx_statedir sd;
-	char *workspace;      /* host directory behind /workspace */
+	char *workspace;      /* host directory behind /workspace, or NULL */
 	char *workspace_real; /* its canonical path */
 };
 
@@ -242,17 +251,24 @@ static int engine_get(mbx_error **err)
 
 static void *ticker_main(void *arg)
 {
+	unsigned idle = 0;
+
 	(void)arg;
 	pthread_mutex_lock(&engine.mu);
 	for (;;) {
-		while (engine.running == 0)
+		while (engine.running == 0 && idle >= LINGER_TICKS) {
+			engine.parked = 1;
 			pthread_cond_wait(&engine.cv, &engine.mu);
+			engine.parked = 0;
+			idle = 0;
+		}
 		pthread_mutex_unlock(&engine.mu);
 		struct timespec ts = { 0, TICK_MS * 1000000L };
 
 		nanosleep(&ts, NULL);
 		wasmtime_engine_increment_epoch(engine.engine);
 		pthread_mutex_lock(&engine.mu);
+		idle = engine.running ? 0 : idle + 1;
 	}
 	return NULL;
 }
@@ -272,10 +288,12 @@ static int ticker_enter(mbx_error **err)
 		pthread_attr_setstacksize(&attr, 64 * 1024);
 		rc = pthread_create(&t, &attr, ticker_main, NULL);
 		pthread_attr_destroy(&attr);
-		if (rc == 0)
+		if (rc == 0) {
 			engine.ticker_pid = getpid();
+			engine.parked = 0; /* a forked child's copy of the parent's */
+		}
 	}
-	if (rc == 0 && engine.running++ == 0)
+	if (rc == 0 && engine.running++ == 0 && engine.parked)
 		pthread_cond_signal(&engine.cv);
 	pthread_mutex_unlock(&engine.mu);
 	if (rc != 0)
@@ -347,6 +365,88 @@ static void memo_add(struct ready_module *m)
 	ready_release(old);
 }
 
+/*
+ * Module files already read, by identity: device, inode, size, mtime and
+ * ctime (and whether the name ends in .wat, which decides how text is
+ * read). An execute whose file matches one, with its module still in the
+ * table above, neither reads nor hashes the file again: a module of
+ * megabytes costs milliseconds of SHA-256 per execute otherwise. Any write
+ * to the file changes its ctime, which nobody can set; but the kernel
+ * stamps ctime from a clock that advances in ticks, so a write in the tick
+ * of our read could leave it equal. Hence only files whose ctime was at
+ * least KNOWN_SETTLED_S seconds old when they were read are recorded (as
+ * git does with "racily clean" index entries); newer ones are read and
+ * hashed every time until they have settled.
+ */
+#define KNOWN_SLOTS 32
+#define KNOWN_SETTLED_S 1
+
+static struct known_file {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	int wat_name;
+	int used;
+	uint8_t key[MBX_WASM_KEY_LEN];
+} known[KNOWN_SLOTS];
+static unsigned known_next; /* under engine.mu, like known[] */
+
+static int known_same(const struct known_file *k, const struct stat *st, int wat_name)
+{
+	return k->used && k->dev == st->st_dev && k->ino == st->st_ino && k->size == st->st_size &&
+	       k->mtime.tv_sec == st->st_mtim.tv_sec && k->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       k->ctime.tv_sec == st->st_ctim.tv_sec && k->ctime.tv_nsec == st->st_ctim.tv_nsec && k->wat_name == wat_name;
+}
+
+/* The ready module of a known file, with a reference, or NULL. */
+static struct ready_module *known_find(const struct stat *st, int wat_name)
+{
+	uint8_t key[MBX_WASM_KEY_LEN];
+	int hit = 0;
+
+	pthread_mutex_lock(&engine.mu);
+	for (unsigned i = 0; i < KNOWN_SLOTS && !hit; i++) {
+		if (known_same(&known[i], st, wat_name)) {
+			memcpy(key, known[i].key, sizeof(key));
+			hit = 1;
+		}
+	}
+	pthread_mutex_unlock(&engine.mu);
+	return hit ? memo_find(key) : NULL;
+}
+
+/* Records that the file of `st` (as it was before it was read) holds the
+ * module of `key`, when its ctime had settled by now. */
+static void known_add(const struct stat *st, int wat_name, const uint8_t key[MBX_WASM_KEY_LEN])
+{
+	struct timespec now;
+	struct known_file *k;
+
+	if (clock_gettime(CLOCK_REALTIME, &now) < 0 ||
+	    (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec + KNOWN_SETTLED_S * 1000000000ll >=
+		    (int64_t)now.tv_sec * 1000000000 + now.tv_nsec)
+		return;
+	pthread_mutex_lock(&engine.mu);
+	for (unsigned i = 0; i < KNOWN_SLOTS; i++) {
+		if (known_same(&known[i], st, wat_name)) {
+			pthread_mutex_unlock(&engine.mu);
+			return;
+		}
+	}
+	k = &known[known_next];
+	known_next = (known_next + 1) % KNOWN_SLOTS;
+	k->dev = st->st_dev;
+	k->ino = st->st_ino;
+	k->size = st->st_size;
+	k->mtime = st->st_mtim;
+	k->ctime = st->st_ctim;
+	k->wat_name = wat_name;
+	k->used = 1;
+	memcpy(k->key, key, MBX_WASM_KEY_LEN);
+	pthread_mutex_unlock(&engine.mu);
+}
+
 /* ---- loading a module ---- */
 
 /* Cache use, from $MIMOBOX_WASM_CACHE: "off" compiles every time, "disk"
@@ -376,6 +476,8 @@ static int module_path(const struct wasm_sb *w, const char *arg, char **out, mbx
 		*out = strdup(arg);
 		return *out ? MBX_OK : mbx__error_oom(err);
 	}
+	if (w->workspace == NULL) /* nothing was ever written there */
+		return mbx__error_set(err, MBX_ENOTFOUND, ENOENT, "wasm", "module `%s`", arg);
 	if (asprintf(&joined, "%s/%s", w->workspace, arg + 11) < 0)
 		return mbx__error_oom(err);
 	real = realpath(joined, NULL);
@@ -391,15 +493,13 @@ static int module_path(const struct wasm_sb *w, const char *arg, char **out, mbx
 	return MBX_OK;
 }
 
-/* Reads the file of a module. */
-static int read_module(const char *path, const char *shown, uint8_t **data, size_t *len, mbx_error **err)
+/* Opens the file of a module: *fd and *st, a regular file of at most
+ * MODULE_MAX bytes. */
+static int open_module(const char *path, const char *shown, int *fd_out, struct stat *st, mbx_error **err)
 {
-	struct stat st;
-	size_t got = 0;
-	uint8_t *buf;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
-	*data = NULL;
+	*fd_out = -1;
 	if (fd < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			return mbx__error_set(err, MBX_ENOTFOUND, errno, "wasm", "module `%s` not found", shown);
@@ -407,22 +507,32 @@ static int read_module(const char *path, const char *shown, uint8_t **data, size
 			return mbx__error_set(err, MBX_EPERM, errno, "wasm", "module `%s` cannot be read", shown);
 		return mbx__error_set(err, MBX_ESYS, errno, "wasm", "open module `%s`", shown);
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
 		close(fd);
 		return mbx__error_set(err, MBX_ENOEXEC, 0, "wasm", "module `%s` is not a regular file", shown);
 	}
-	if ((uint64_t)st.st_size > MODULE_MAX) {
+	if ((uint64_t)st->st_size > MODULE_MAX) {
 		close(fd);
 		return mbx__error_set(err, MBX_ETOOBIG, 0, "wasm", "module `%s` is larger than %llu MiB", shown,
 				      (unsigned long long)(MODULE_MAX >> 20));
 	}
-	buf = malloc((size_t)st.st_size + 1);
+	*fd_out = fd;
+	return MBX_OK;
+}
+
+/* Reads the module file open on fd (open_module) and closes it. */
+static int read_module(int fd, const struct stat *st, uint8_t **data, size_t *len, mbx_error **err)
+{
+	size_t got = 0;
+	uint8_t *buf = malloc((size_t)st->st_size + 1);
+
+	*data = NULL;
 	if (buf == NULL) {
 		close(fd);
 		return mbx__error_oom(err);
 	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+	while (got < (size_t)st->st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st->st_size - got);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -519,6 +629,44 @@ static int check_command(const wasmtime_module_t *module, const char *shown, mbx
 	mbx__error_set(err, MBX_ENOEXEC, 0, "wasm", "module `%s` exports no `_start` function: it is not a WASI command", shown);
 	mbx__error_suggest(err, "build it as a command (a `main`), not as a reactor or library");
 	return MBX_ENOEXEC;
+}
+
+/*
+ * Whether the module imports a WASI call through which it could reach the
+ * workspace. A module finds its preopened directories only through
+ * fd_prestat_get / fd_prestat_dir_name and names files only through the
+ * path_* calls; a module importing neither (nor fd_readdir, fd_renumber or
+ * the positional and metadata calls) can do nothing with a preopen but
+ * guess its descriptor number. Such a module runs without one while the
+ * sandbox has no workspace on disk yet, so a one-shot run of it touches no
+ * file system at all. Anything not in this list counts as reaching files.
+ */
+static int reaches_files(const wasmtime_module_t *module)
+{
+	static const char *const no_files[] = {
+		"args_get", "args_sizes_get", "environ_get", "environ_sizes_get", "clock_res_get", "clock_time_get",
+		"proc_exit", "proc_raise", "random_get", "sched_yield", "poll_oneoff", "fd_read", "fd_write",
+		"fd_close", "fd_seek", "fd_tell", "fd_fdstat_get", "fd_fdstat_set_flags", "fd_sync", "fd_datasync",
+	};
+	wasm_importtype_vec_t imports;
+	int reaches = 0;
+
+	wasmtime_module_imports(module, &imports);
+	for (size_t i = 0; i < imports.size && !reaches; i++) {
+		const wasm_name_t *mod = wasm_importtype_module(imports.data[i]);
+		const wasm_name_t *name = wasm_importtype_name(imports.data[i]);
+		int listed = 0;
+
+		if (mod->size != 22 || memcmp(mod->data, "wasi_snapshot_preview1", 22) != 0) {
+			reaches = 1; /* not WASI: linking refuses it anyway */
+			break;
+		}
+		for (size_t k = 0; k < sizeof(no_files) / sizeof(no_files[0]) && !listed; k++)
+			listed = name->size == strlen(no_files[k]) && memcmp(name->data, no_files[k], name->size) == 0;
+		reaches = !listed;
+	}
+	wasm_importtype_vec_delete(&imports);
+	return reaches;
 }
 
 /* Creates the missing parents of `path` (0700), like mkdir -p. */
@@ -673,6 +821,7 @@ static int module_ready(const mbx_config *cfg, const char *shown, const uint8_t 
 		mbx__error_wrap(err, "module `%s` needs imports this sandbox does not provide (only WASI preview 1)", shown);
 		goto fail;
 	}
+	m->reaches_files = reaches_files(m->module);
 	if (mode == CACHE_ALL)
 		memo_add(m);
 	*out = m;
@@ -778,8 +927,8 @@ static int wasi_setup(const struct wasm_sb *w, struct run *r, wasi_config_t **ou
 		rc = mbx__error_set(err, MBX_EINVAL, 0, "wasm", "arguments or environment are not valid UTF-8");
 		goto done;
 	}
-	if (!wasi_config_preopen_dir(wc, w->workspace, "/workspace", true) ||
-	    !wasi_config_preopen_dir(wc, w->workspace, ".", true)) {
+	if (w->workspace && (!wasi_config_preopen_dir(wc, w->workspace, "/workspace", true) ||
+			     !wasi_config_preopen_dir(wc, w->workspace, ".", true))) {
 		rc = mbx__error_set(err, MBX_ESYS, 0, "wasm", "preopen the workspace `%s`", w->workspace);
 		goto done;
 	}
@@ -978,14 +1127,55 @@ static void wasm_cleanup(struct wasm_sb *w)
 	free(w);
 }
 
-/* Makes the sandbox's host directory and workspace. The engine is made on
- * the first execute, so creating a sandbox stays cheap and never fails
- * because of Wasmtime. */
+/*
+ * Makes the sandbox's host directory and workspace the first time they are
+ * needed: by the file API (and so snapshots and forks), or by an execute
+ * whose module can reach files (reaches_files()). A sandbox that never
+ * needs them, like a one-shot run of a module that only computes and
+ * prints, never touches the state directory: creating and removing two
+ * directories is most of a cached run's time on a disk file system (on an
+ * ext4 mounted with `discard`, each rmdir waits for a discard). Until the
+ * workspace exists nothing can have been written to it, so making it later
+ * changes nothing a guest or the caller can see.
+ */
+static int workspace_make(mbx_sandbox *sb, struct wasm_sb *w, mbx_error **err)
+{
+	int rc;
+
+	if (w->workspace)
+		return MBX_OK;
+	rc = mbx__statedir_new_sandbox(&w->sd, sb->id, err);
+	if (rc < 0)
+		goto fail;
+	if (asprintf(&w->workspace, "%s/workspace", w->sd.dir) < 0) {
+		w->workspace = NULL;
+		rc = mbx__error_oom(err);
+		goto fail;
+	}
+	if (mkdir(w->workspace, 0700) < 0) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", w->workspace);
+		goto fail;
+	}
+	w->workspace_real = realpath(w->workspace, NULL);
+	if (w->workspace_real == NULL) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "resolve workspace `%s`", w->workspace);
+		goto fail;
+	}
+	return MBX_OK;
+fail:
+	mbx__statedir_release(&w->sd);
+	free(w->workspace);
+	w->workspace = NULL;
+	return rc;
+}
+
+/* Checks the configuration; the host directory is made on first use
+ * (workspace_make) and the engine on the first execute, so creating a
+ * sandbox touches neither the disk nor Wasmtime. */
 static int wasm_create(mbx_sandbox *sb, mbx_error **err)
 {
 	const mbx_config *cfg = sb->cfg;
 	struct wasm_sb *w;
-	int rc;
 
 	if (cfg->network != MBX_NETWORK_DENY_ALL) {
 		mbx__error_set(err, MBX_ENOTSUP, 0, "network", "network policy `%s` is not available to Wasm sandboxes",
@@ -1012,37 +1202,17 @@ static int wasm_create(mbx_sandbox *sb, mbx_error **err)
 	if (w == NULL)
 		return mbx__error_oom(err);
 	w->sd.lockfd = -1;
-	rc = mbx__statedir_new_sandbox(&w->sd, sb->id, err);
-	if (rc < 0)
-		goto fail;
-	if (asprintf(&w->workspace, "%s/workspace", w->sd.dir) < 0) {
-		w->workspace = NULL;
-		rc = mbx__error_oom(err);
-		goto fail;
-	}
-	if (mkdir(w->workspace, 0700) < 0) {
-		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", w->workspace);
-		goto fail;
-	}
-	w->workspace_real = realpath(w->workspace, NULL);
-	if (w->workspace_real == NULL) {
-		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "resolve workspace `%s`", w->workspace);
-		goto fail;
-	}
 	sb->priv = w;
 	sb->layers = MBX_LAYER_LIMITS;
 	sb->limits_mech = "wasm";
 	sb->limits_partial = "the memory limit holds (Wasm linear memory); /workspace is a host directory "
 			     "without a disk quota";
 	return MBX_OK;
-fail:
-	wasm_cleanup(w);
-	return rc;
 }
 
 static int wasm_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err)
 {
-	const struct wasm_sb *w = sb->priv;
+	struct wasm_sb *w = sb->priv;
 	struct ready_module *m = NULL;
 	struct run r = { req, res, 0, 0, 0 };
 	uint8_t *file = NULL, *bin = NULL;
@@ -1050,25 +1220,47 @@ static int wasm_exec(mbx_sandbox *sb, const struct mbx_exec_req *req, mbx_result
 	const char *how = "?";
 	char *path = NULL;
 	uint64_t t0 = mbx__now_us(), t1, inst_us = 0, run_us = 0;
-	int rc;
+	size_t n = strlen(req->argv[0]);
+	int wat_name = n > 4 && strcmp(req->argv[0] + n - 4, ".wat") == 0, fd = -1, rc;
+	struct stat st;
 
 	rc = module_path(w, req->argv[0], &path, err);
 	if (rc == MBX_OK)
-		rc = read_module(path, req->argv[0], &file, &len, err);
+		rc = open_module(path, req->argv[0], &fd, &st, err);
 	free(path);
 	if (rc == MBX_OK)
 		rc = engine_get(err);
-	if (rc == MBX_OK) {
+	if (rc == MBX_OK && cache_mode() == CACHE_ALL && (m = known_find(&st, wat_name)) != NULL) {
+		close(fd);
+		fd = -1;
+		how = "memory";
+	} else if (rc == MBX_OK) {
+		rc = read_module(fd, &st, &file, &len, err);
+		fd = -1;
+	} else if (fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (rc == MBX_OK && m == NULL) {
 		rc = module_binary(req->argv[0], file, len, &bin, &bin_len, err);
 		if (rc == MBX_OK)
 			file = NULL; /* now owned through bin (or freed) */
 	}
-	if (rc == MBX_OK)
+	if (rc == MBX_OK && m == NULL) {
 		rc = module_ready(sb->cfg, req->argv[0], bin, bin_len, &m, &how, err);
+		if (rc == MBX_OK && cache_mode() == CACHE_ALL)
+			known_add(&st, wat_name, m->key);
+	}
 	free(file);
 	free(bin);
-	if (rc < 0)
+	/* The workspace is preopened when it exists, and made for a module
+	 * that could reach it (see workspace_make). */
+	if (rc == MBX_OK && m->reaches_files)
+		rc = workspace_make(sb, w, err);
+	if (rc < 0) {
+		ready_release(m);
 		return rc;
+	}
 	t1 = mbx__now_us();
 	r.deadline_us = req->timeout_ms > (UINT64_MAX - t1) / 1000 ? UINT64_MAX : t1 + req->timeout_ms * 1000;
 	rc = run_module(sb, w, m, &r, &inst_us, &run_us, err);
@@ -1086,11 +1278,18 @@ static int wasm_destroy(mbx_sandbox *sb, mbx_error **err)
 	return MBX_OK;
 }
 
-static const char *wasm_workspace(mbx_sandbox *sb)
+static int wasm_workspace(mbx_sandbox *sb, const char **out, mbx_error **err)
 {
 	struct wasm_sb *w = sb->priv;
+	int rc;
 
-	return w ? w->workspace : NULL;
+	*out = NULL;
+	if (w == NULL)
+		return mbx__error_set(err, MBX_ESTATE, 0, "wasm", "sandbox %s has no workspace", sb->id);
+	rc = workspace_make(sb, w, err);
+	if (rc == MBX_OK)
+		*out = w->workspace;
+	return rc;
 }
 
 /*

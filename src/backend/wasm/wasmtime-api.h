@@ -23,6 +23,7 @@
 	X(wasi_config_set_env) X(wasi_config_set_stderr_custom) X(wasi_config_set_stdout_custom) \
 	X(wasm_byte_vec_delete) X(wasm_byte_vec_new) X(wasi_config_set_stdin_bytes) X(wasm_config_new) X(wasm_engine_delete) X(wasm_engine_new_with_config) \
 	X(wasm_exporttype_name) X(wasm_exporttype_type) X(wasm_exporttype_vec_delete) X(wasm_externtype_kind) \
+	X(wasm_importtype_module) X(wasm_importtype_name) X(wasm_importtype_vec_delete) \
 	X(wasm_trap_delete) X(wasm_trap_message) \
 	X(wasmtime_config_consume_fuel_set) X(wasmtime_config_cranelift_opt_level_set) \
 	X(wasmtime_config_epoch_interruption_set) X(wasmtime_config_memory_guard_size_set) \
@@ -34,7 +35,7 @@
 	X(wasmtime_func_call) X(wasmtime_instance_export_get) X(wasmtime_instance_pre_delete) \
 	X(wasmtime_instance_pre_instantiate) X(wasmtime_linker_define_wasi) X(wasmtime_linker_delete) \
 	X(wasmtime_linker_instantiate_pre) X(wasmtime_linker_new) X(wasmtime_module_delete) \
-	X(wasmtime_module_deserialize) X(wasmtime_module_exports) X(wasmtime_module_new) X(wasmtime_module_serialize) \
+	X(wasmtime_module_deserialize) X(wasmtime_module_exports) X(wasmtime_module_imports) X(wasmtime_module_new) X(wasmtime_module_serialize) \
 	X(wasmtime_pooling_allocation_config_delete) X(wasmtime_pooling_allocation_config_linear_memory_keep_resident_set) \
 	X(wasmtime_pooling_allocation_config_max_memory_size_set) X(wasmtime_pooling_allocation_config_new) \
 	X(wasmtime_pooling_allocation_config_table_keep_resident_set) \
@@ -82,6 +83,9 @@ int mbx__wasmtime_load(const char **why);
 #define wasm_exporttype_type (mbx__wt.wasm_exporttype_type)
 #define wasm_exporttype_vec_delete (mbx__wt.wasm_exporttype_vec_delete)
 #define wasm_externtype_kind (mbx__wt.wasm_externtype_kind)
+#define wasm_importtype_module (mbx__wt.wasm_importtype_module)
+#define wasm_importtype_name (mbx__wt.wasm_importtype_name)
+#define wasm_importtype_vec_delete (mbx__wt.wasm_importtype_vec_delete)
 #define wasm_trap_delete (mbx__wt.wasm_trap_delete)
 #define wasm_trap_message (mbx__wt.wasm_trap_message)
 #define wasmtime_config_consume_fuel_set (mbx__wt.wasmtime_config_consume_fuel_set)
@@ -114,6 +118,7 @@ int mbx__wasmtime_load(const char **why);
 #define wasmtime_module_delete (mbx__wt.wasmtime_module_delete)
 #define wasmtime_module_deserialize (mbx__wt.wasmtime_module_deserialize)
 #define wasmtime_module_exports (mbx__wt.wasmtime_module_exports)
+#define wasmtime_module_imports (mbx__wt.wasmtime_module_imports)
 #define wasmtime_module_new (mbx__wt.wasmtime_module_new)
 #define wasmtime_module_serialize (mbx__wt.wasmtime_module_serialize)
 #define wasmtime_pooling_allocation_config_delete (mbx__wt.wasmtime_pooling_allocation_config_delete)
