@@ -212,17 +212,15 @@ static int print_created(int json, int asked_limits, struct wire_reader *r)
 	return rc;
 }
 
-int cli_start_supervisor(int json, const char *name, mbx_config *cfg, mbx_snapshot *snap,
-			 struct cli_sandbox_opts *o, uint64_t ttl_ms)
+int cli_supervisor_begin(int json, const char *name, mbx_config *cfg, mbx_snapshot *snap, struct cli_sandbox_opts *o,
+			 uint64_t ttl_ms, struct cli_pending_supervisor *p)
 {
 	struct cli_registry reg;
-	struct wire_conn status;
-	struct wire_frame f;
 	char why[CLI_WHY_MAX], message[CLI_WHY_MAX + 64];
-	int rc, ret = CLI_EXIT_FAILED, status_pipe[2] = { -1, -1 }, log_pipe[2] = { -1, -1 };
+	int rc, status_pipe[2] = { -1, -1 }, log_pipe[2] = { -1, -1 };
 	pid_t pid;
 
-	wire_conn_init(&status, -1);
+	p->status_fd = p->log_fd = -1;
 	/*
 	 * A taken name is refused before any sandbox is made (the supervisor
 	 * checks again under the lock). Nothing is created for the check.
@@ -231,7 +229,7 @@ int cli_start_supervisor(int json, const char *name, mbx_config *cfg, mbx_snapsh
 	if (rc < 0) {
 		cli_report(json, MBX_EPERM, why, "remove it or set MIMOBOX_STATE_DIR to a directory you own",
 			   NULL, 0);
-		goto out;
+		return CLI_EXIT_FAILED;
 	}
 	rc = rc == 0 && name ? cli_registry_probe(&reg, name, NULL) : CLI_ENTRY_NONE;
 	if (rc == CLI_ENTRY_DEAD)
@@ -241,53 +239,69 @@ int cli_start_supervisor(int json, const char *name, mbx_config *cfg, mbx_snapsh
 		snprintf(message, sizeof(message), "a sandbox named `%s` already exists", name);
 		cli_report(json, MBX_EEXIST, message, "pick another --name, or remove it with `mimobox rm`",
 			   NULL, EEXIST);
-		goto out;
+		return CLI_EXIT_FAILED;
 	}
 
 	if (pipe2(status_pipe, O_CLOEXEC) < 0 || pipe2(log_pipe, O_CLOEXEC) < 0) {
 		cli_report(json, MBX_ESYS, "cannot make a pipe to the supervisor", NULL, NULL, errno);
-		goto out;
+		goto fail;
 	}
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
 	if (pid < 0) {
 		cli_report(json, MBX_ESYS, "cannot fork the supervisor", NULL, NULL, errno);
-		goto out;
+		goto fail;
 	}
 	if (pid == 0)
 		become_supervisor(cfg, snap, name, o, ttl_ms, status_pipe[1], log_pipe[1]);
 	close(status_pipe[1]);
 	close(log_pipe[1]);
-	status_pipe[1] = log_pipe[1] = -1;
+	/* The intermediate child exits at once: the daemon is its orphan. */
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
+	p->status_fd = status_pipe[0];
+	p->log_fd = log_pipe[0];
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (status_pipe[i] >= 0)
+			close(status_pipe[i]);
+		if (log_pipe[i] >= 0)
+			close(log_pipe[i]);
+	}
+	return CLI_EXIT_FAILED;
+}
 
-	wait_supervisor(status_pipe[0], log_pipe[0], &status);
-	status_pipe[0] = -1;	/* owned by `status` now */
+int cli_supervisor_end(int json, const struct cli_sandbox_opts *o, struct cli_pending_supervisor *p)
+{
+	struct wire_conn status;
+	struct wire_frame f;
+	int rc, ret = CLI_EXIT_FAILED;
+
+	wait_supervisor(p->status_fd, p->log_fd, &status);
+	p->status_fd = -1;	/* owned by `status` now */
 	rc = wire_conn_next(&status, &f);
-	if (rc != 1 || (f.type != WIRE_OK && f.type != WIRE_ERROR)) {
-		cli_report(json, MBX_ESYS, "the supervisor of the new sandbox exited before it was ready",
-			   NULL, NULL, 0);
-		goto out;
-	}
-	if (f.type == WIRE_ERROR) {
+	if (rc != 1 || (f.type != WIRE_OK && f.type != WIRE_ERROR))
+		cli_report(json, MBX_ESYS, "the supervisor of the new sandbox exited before it was ready", NULL, NULL, 0);
+	else if (f.type == WIRE_ERROR)
 		(void)cli_session_report_error(json, &f.r);
-		goto out;
-	}
-	ret = print_created(json, (o->set & (CLI_SET_MEMORY | CLI_SET_DISK)) != 0, &f.r);
-
-out:
+	else
+		ret = print_created(json, (o->set & (CLI_SET_MEMORY | CLI_SET_DISK)) != 0, &f.r);
 	wire_conn_close(&status);
-	if (status_pipe[0] >= 0)
-		close(status_pipe[0]);
-	if (status_pipe[1] >= 0)
-		close(status_pipe[1]);
-	if (log_pipe[0] >= 0)
-		close(log_pipe[0]);
-	if (log_pipe[1] >= 0)
-		close(log_pipe[1]);
+	if (p->log_fd >= 0)
+		close(p->log_fd);
+	p->log_fd = -1;
 	return ret;
+}
+
+int cli_start_supervisor(int json, const char *name, mbx_config *cfg, mbx_snapshot *snap,
+			 struct cli_sandbox_opts *o, uint64_t ttl_ms)
+{
+	struct cli_pending_supervisor p;
+	int rc = cli_supervisor_begin(json, name, cfg, snap, o, ttl_ms, &p);
+
+	return rc ? rc : cli_supervisor_end(json, o, &p);
 }
 
 int cli_cmd_create(int argc, char **argv)

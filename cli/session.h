@@ -182,6 +182,18 @@ int cli_supervise(const mbx_config *cfg, mbx_snapshot *snap, const char *name,
 int cli_start_supervisor(int json, const char *name, mbx_config *cfg, mbx_snapshot *snap,
 			 struct cli_sandbox_opts *o, uint64_t ttl_ms);
 
+/*
+ * The same in two halves, so that several supervisors make their sandboxes
+ * at once (`fork --count`): begin forks the supervisor (0, or the exit
+ * status after reporting), end waits for it and prints (the exit status).
+ */
+struct cli_pending_supervisor {
+	int status_fd, log_fd;
+};
+int cli_supervisor_begin(int json, const char *name, mbx_config *cfg, mbx_snapshot *snap, struct cli_sandbox_opts *o,
+			 uint64_t ttl_ms, struct cli_pending_supervisor *p);
+int cli_supervisor_end(int json, const struct cli_sandbox_opts *o, struct cli_pending_supervisor *p);
+
 /* ---- the verbs ---- */
 
 int cli_cmd_create(int argc, char **argv);

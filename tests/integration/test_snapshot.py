@@ -560,3 +560,13 @@ def test_cli_restore_refuses_a_bad_file(cli, named, host_tmp):
     assert r.rc == 125 and "no-such-box" in r.stderr, r
     r = cli(["fork", "x", "--count", "0"])
     assert r.rc == 125 and "--count" in r.stderr, r
+
+
+def test_cli_fork_count_stops_at_a_taken_name(cli, named):
+    # The copies' supervisors start together; a taken name stops the ones
+    # after it, the ones before it are made and named, the exit says so.
+    assert cli(["create", "--name", "orig"]).rc == 0
+    assert cli(["create", "--name", "cp-2"]).rc == 0
+    r = cli(["fork", "orig", "--name", "cp", "--count", "3"])
+    assert r.rc == 125 and r.out == "cp-1\n" and "`cp-2` already exists" in r.stderr, r
+    assert cli_ps(cli) == {"orig", "cp-1", "cp-2"}
