@@ -18,10 +18,11 @@ every figure is a software-emulation figure.
      boot     mbx_sandbox_new() of the same config (bench_microvm.py's
               "mimobox").
    and the first command after each (mbx_sandbox_exec of /bin/true).
-3. Fork of ten: one snapshot of a booted VM and ten restores of it
-   (what `mimobox fork NAME --count 10` does), sequential, total time;
-   then each child's QEMU PSS (whole process, and its guest-RAM mapping)
-   while all ten run, against a cold-booted VM's.
+3. Fork of ten: one snapshot of a booted VM and ten restores of it,
+   one after the other and then at once (ten threads, as `mimobox fork
+   NAME --count 10` runs ten supervisors), total time; then each child's
+   QEMU PSS (whole process, and its guest-RAM mapping) while all ten run,
+   against a cold-booted VM's.
 
   python3 bench/bench_vmsnap.py [--lib build/libmimobox.so] [-n 10] [--forks 10]
                                 [--memory 512] [--only snapshot,restore,fork] [--json]
@@ -32,6 +33,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -163,6 +165,26 @@ def bench_fork(lib, a, rep):
         for _ in range(a.forks):
             kids.append(snap.restore())
         t2 = now()
+        # At once: a thread per restore (the library makes sandboxes in
+        # several threads; each handle is used by one).
+        par, errs = [], []
+
+        def one():
+            try:
+                par.append(snap.restore())
+            except Exception as e:  # reported below
+                errs.append(e)
+        threads = [threading.Thread(target=one) for _ in range(a.forks)]
+        t3 = now()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        t4 = now()
+        for k in par:
+            k.close()
+        if errs:
+            raise errs[0]
         snap.close()
         for k in kids:
             k.exec(["/bin/true"])
@@ -171,11 +193,13 @@ def bench_fork(lib, a, rep):
         child = [pss(p) for p in pids]
         ref = [pss(p) for p in (qemu_pids() & before)]
         rep["fork"] = {"n": a.forks, "snapshot_s": t1 - t0, "restores_s": t2 - t1, "total_s": t2 - t0,
+                       "parallel_restores_s": t4 - t3, "parallel_total_s": (t1 - t0) + (t4 - t3),
                        "child_pss_mib": [c[0] for c in child], "child_ram_pss_mib": [c[1] for c in child],
                        "parent_pss_mib": ref[0][0] if ref else None, "guest_ram_mib": a.memory}
         f = rep["fork"]
-        print("fork of %d: total %s (snapshot %s + %d restores %s)" % (a.forks, ms(f["total_s"]), ms(f["snapshot_s"]),
-                                                                    a.forks, ms(f["restores_s"])))
+        print("fork of %d: total %s (snapshot %s + %d restores %s one after the other); at once: total %s "
+              "(restores %s)" % (a.forks, ms(f["total_s"]), ms(f["snapshot_s"]), a.forks, ms(f["restores_s"]),
+                                 ms(f["parallel_total_s"]), ms(f["parallel_restores_s"])))
         print("child PSS: P50 %.1f MiB, max %.1f MiB (guest RAM mapping P50 %.1f MiB); parent (booted) PSS %.1f MiB; "
               "guest RAM %d MiB (quarter: %d MiB)" % (pct(f["child_pss_mib"], 50), max(f["child_pss_mib"]),
                                                        pct(f["child_ram_pss_mib"], 50), f["parent_pss_mib"] or 0,
