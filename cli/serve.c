@@ -59,7 +59,7 @@ struct sbent {
 	unsigned refs;		/* under the table lock */
 	int listed;		/* under the table lock */
 	uint64_t ttl_ms;	/* idle time before expiry; 0: none */
-	uint64_t last_used_ms;	/* under the table lock */
+	atomic_ullong last_used_ms;	/* when a call in it last ended (inspecting is no use) */
 	json_object *info;	/* what GET shows; immutable after creation */
 };
 
@@ -673,12 +673,19 @@ static json_object *describe(mbx_sandbox *sb, const struct cli_sandbox_opts *so,
 
 /* ---- the table ---- */
 
+/* How long e has been idle at `now` (0 when a call ended after it). */
+static uint64_t idle_ms(struct sbent *e, uint64_t now)
+{
+	uint64_t last = atomic_load(&e->last_used_ms);
+
+	return now > last ? now - last : 0;
+}
+
 static void entry_release(struct serve_server *s, struct sbent *e)
 {
 	int last;
 
 	pthread_mutex_lock(&s->table_lock);
-	e->last_used_ms = now_ms();
 	last = --e->refs == 0;
 	pthread_mutex_unlock(&s->table_lock);
 	if (!last)
@@ -746,7 +753,7 @@ static void *reaper_main(void *arg)
 		for (e = s->head; e; e = next) {
 			next = e->next;
 			/* Idle: only the table's reference, and no use for ttl_ms. */
-			if (e->ttl_ms && e->refs == 1 && now - e->last_used_ms >= e->ttl_ms) {
+			if (e->ttl_ms && e->refs == 1 && idle_ms(e, now) >= e->ttl_ms) {
 				entry_unlist_locked(s, e);
 				e->next = expired;
 				expired = e;
@@ -787,6 +794,7 @@ static int entry_enter(struct sbent *e)
 
 static void entry_leave(struct sbent *e)
 {
+	atomic_store(&e->last_used_ms, now_ms());
 	pthread_mutex_unlock(&e->lock);
 }
 
@@ -847,7 +855,7 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 	cli_sandbox_opts_free(&so);
 	e->refs = 2;	/* the table's and ours */
 	e->listed = 1;
-	e->last_used_ms = now_ms();
+	atomic_store(&e->last_used_ms, now_ms());
 	pthread_mutex_lock(&s->table_lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->table_lock);
@@ -874,7 +882,7 @@ static json_object *entry_json_locked(struct sbent *e, unsigned own)
 
 	if (json_object_deep_copy(e->info, &o, NULL) != 0)
 		return NULL;
-	json_object_object_add(o, "idle_ms", json_object_new_int64((int64_t)(busy ? 0 : now_ms() - e->last_used_ms)));
+	json_object_object_add(o, "idle_ms", json_object_new_int64((int64_t)(busy ? 0 : idle_ms(e, now_ms()))));
 	json_object_object_add(o, "busy", json_object_new_boolean(busy));
 	return o;
 }
