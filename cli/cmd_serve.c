@@ -367,13 +367,6 @@ int cli_cmd_serve(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 
-	if (token_file) {
-		token = load_token(token_file, why, sizeof(why));
-		if (!token) {
-			cli_report(0, MBX_EINVAL, why, NULL, NULL, 0);
-			return CLI_EXIT_FAILED;
-		}
-	}
 	if (listen_spec) {
 		fd = tcp_listen(listen_spec, where, sizeof(where), why, sizeof(why));
 	} else {
@@ -397,6 +390,15 @@ int cli_cmd_serve(int argc, char **argv)
 	if (fd < 0) {
 		cli_report(0, MBX_ESYS, why, NULL, NULL, 0);
 		goto fail;
+	}
+	/* After the address is known good: a typo there makes no token file. */
+	if (token_file) {
+		token = load_token(token_file, why, sizeof(why));
+		if (!token) {
+			cli_report(0, MBX_EINVAL, why, NULL, NULL, 0);
+			close(fd);
+			goto fail;
+		}
 	}
 
 	if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {

@@ -701,12 +701,14 @@ def test_tcp_needs_the_token(guard, host_tmp):
     assert r.returncode == 125 and "0600" in r.stderr and token not in r.stderr
 
 
-def test_usage_errors(guard):
+def test_usage_errors(guard, host_tmp):
     env = host_env({"MIMOBOX_STATE_DIR": guard.state_dir})
-    for args, words in ((["--socket", "/x", "--listen", "127.0.0.1:1"], "not both"),
-                        (["--token-file", "/x"], "--listen"),
-                        (["--listen", "localhost", "--token-file", "/x"], "ADDR:PORT"),
+    tok = os.path.join(host_tmp, "token")
+    for args, words in ((["--socket", tok, "--listen", "127.0.0.1:1"], "not both"),
+                        (["--token-file", tok], "--listen"),
+                        (["--listen", "localhost", "--token-file", tok], "ADDR:PORT"),
                         (["--pool-size", "99"], "pool-size"),
                         (["extra"], "unexpected")):
         r = subprocess.run([CLI, "serve"] + args, capture_output=True, text=True, timeout=60, env=env)
         assert r.returncode == 125 and words in r.stderr, (args, r)
+    assert not os.path.exists(tok), "a refused command line made the token file"
