@@ -366,6 +366,22 @@ def test_stream_client_disconnect_kills_the_process(server):
     assert server.metric("stream_disconnects_total") == 1
     # The sandbox is unharmed and free for the next call.
     assert server.exec(sid, ["echo", "after"])["stdout"] == "after\n"
+    # A silent process: its gone client is found by the keep-alive line.
+    conn = server.conn()
+    conn.request("POST", "/v1/sandboxes/%s/exec?stream=1" % sid,
+                 body=json.dumps({"argv": ["sleep", "1000", marker], "timeout_ms": 120000}),
+                 headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert next(read_events(r))[0] == "start"
+    assert procs_with_arg(marker)
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    r.close()
+    conn.close()
+    deadline = time.monotonic() + 30
+    while procs_with_arg(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not procs_with_arg(marker), "the silent process outlived its client"
+    assert server.metric("stream_disconnects_total") == 2
     assert server.request("DELETE", "/v1/sandboxes/%s" % sid).status == 204
 
 
