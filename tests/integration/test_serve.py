@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI, host_env, procs_with_arg, reap_zombies
+from conftest import CLI, host_env, procs_with_arg, reap_zombies, unique_sleep_arg
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -309,6 +309,14 @@ def read_events(resp, until=None):
             data.append(value)
 
 
+def wait_running(marker):
+    """Waits until a process with `marker` in its argv runs (it has just been spawned)."""
+    deadline = time.monotonic() + 20
+    while not procs_with_arg(marker) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert procs_with_arg(marker), "the spawned process never ran"
+
+
 def test_exec_stream(server):
     sid = server.create()
     for how in ({"query": "?stream=1"}, {"accept": True}):
@@ -367,13 +375,14 @@ def test_stream_client_disconnect_kills_the_process(server):
     # The sandbox is unharmed and free for the next call.
     assert server.exec(sid, ["echo", "after"])["stdout"] == "after\n"
     # A silent process: its gone client is found by the keep-alive line.
+    marker = unique_sleep_arg()
     conn = server.conn()
     conn.request("POST", "/v1/sandboxes/%s/exec?stream=1" % sid,
-                 body=json.dumps({"argv": ["sleep", "1000", marker], "timeout_ms": 120000}),
+                 body=json.dumps({"argv": ["sleep", marker], "timeout_ms": 120000}),
                  headers={"Content-Type": "application/json"})
     r = conn.getresponse()
     assert next(read_events(r))[0] == "start"
-    assert procs_with_arg(marker)
+    wait_running(marker)
     conn.sock.shutdown(socket.SHUT_RDWR)
     r.close()
     conn.close()
@@ -591,15 +600,16 @@ def test_default_socket_private_and_single(guard, host_tmp):
 def test_graceful_stop_destroys_every_sandbox(guard, host_tmp):
     s = Server(guard, host_tmp).start()
     ids = [s.create() for _ in range(3)]
-    marker = "mbx-serve-%s" % secrets.token_hex(4)
+    marker = unique_sleep_arg()
     s.exec(ids[0], ["sh", "-c", "echo ok"])
     # A stream in flight ends too.
     conn = s.conn()
     conn.request("POST", "/v1/sandboxes/%s/exec?stream=1" % ids[1],
-                 body=json.dumps({"argv": ["sleep", "1000", marker], "timeout_ms": 600000}),
+                 body=json.dumps({"argv": ["sleep", marker], "timeout_ms": 600000}),
                  headers={"Content-Type": "application/json"})
     r = conn.getresponse()
     assert next(read_events(r))[0] == "start"
+    wait_running(marker)
     assert set(e for e in os.listdir(guard.state_dir)) >= set(ids)
     s.stop()
     assert "destroyed 3 sandboxes" in s.log_text()
@@ -611,13 +621,14 @@ def test_graceful_stop_destroys_every_sandbox(guard, host_tmp):
 def test_sigkill_then_restart_leaves_nothing(guard, host_tmp):
     s = Server(guard, host_tmp).start()
     ids = [s.create() for _ in range(2)]
-    marker = "mbx-serve-%s" % secrets.token_hex(4)
+    marker = unique_sleep_arg()
     conn = s.conn()
     conn.request("POST", "/v1/sandboxes/%s/exec?stream=1" % ids[0],
-                 body=json.dumps({"argv": ["sleep", "1000", marker], "timeout_ms": 600000}),
+                 body=json.dumps({"argv": ["sleep", marker], "timeout_ms": 600000}),
                  headers={"Content-Type": "application/json"})
     r = conn.getresponse()
     assert next(read_events(r))[0] == "start"
+    wait_running(marker)
     assert s.stop(signal.SIGKILL) == -signal.SIGKILL
     conn.close()
     assert os.path.exists(s.socket), "a killed server cannot remove its socket"
