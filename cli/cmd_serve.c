@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "serve.h"
+#include "serve_dl.h"
 #include "core/statebase.h"
 
 enum {
@@ -365,6 +366,10 @@ int cli_cmd_serve(int argc, char **argv)
 	if (token_file && !listen_spec) {
 		cli_usage_error(0, "serve", "--token-file goes with --listen (the unix socket is guarded by its owner)");
 		return CLI_EXIT_USAGE;
+	}
+	if (serve_dl_load(why, sizeof(why)) < 0) {
+		cli_report(0, MBX_ENOTSUP, why, NULL, NULL, 0);
+		return CLI_EXIT_FAILED;
 	}
 
 	if (listen_spec) {

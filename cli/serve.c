@@ -33,12 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-#include <microhttpd.h>
-
 #include "cli.h"
 #include "json.h"
 #include "serve.h"
+#include "serve_dl.h"
 
 #define STREAM_SLICE_MS 200
 #define STREAM_HEARTBEAT_MS 5000
