@@ -61,6 +61,12 @@ struct sbent {
 	json_object *info;	/* what GET shows; immutable after creation */
 };
 
+/* A one-shot run's sandbox, to be freed by the expiry thread after the response. */
+struct spent {
+	struct spent *next;
+	mbx_sandbox *sb;
+};
+
 struct pool_slot {
 	char *key;
 	mbx_pool *pool;
@@ -77,6 +83,7 @@ struct serve_server {
 	pthread_mutex_t table_lock;
 	pthread_cond_t reaper_cond;
 	struct sbent *head;
+	struct spent *spent;	/* under the table lock */
 	atomic_int stopping;
 	pthread_t reaper;
 	int reaper_started;
@@ -738,6 +745,19 @@ static void entry_destroy(struct serve_server *s, struct sbent *e)
 	entry_release(s, e);
 }
 
+/* Frees a list of spent sandboxes. */
+static void free_spent(struct serve_server *s, struct spent *list)
+{
+	struct spent *next;
+
+	for (; list; list = next) {
+		next = list->next;
+		mbx_sandbox_free(list->sb);
+		free(list);
+		atomic_fetch_add(&s->destroyed, 1);
+	}
+}
+
 static void *reaper_main(void *arg)
 {
 	struct serve_server *s = arg;
@@ -747,6 +767,16 @@ static void *reaper_main(void *arg)
 	while (!s->stopping) {
 		struct sbent *e, *next, *expired = NULL;
 		uint64_t now = now_ms();
+
+		if (s->spent) {
+			struct spent *list = s->spent;
+
+			s->spent = NULL;
+			pthread_mutex_unlock(&s->table_lock);
+			free_spent(s, list);
+			pthread_mutex_lock(&s->table_lock);
+			continue;
+		}
 
 		for (e = s->head; e; e = next) {
 			next = e->next;
@@ -1397,6 +1427,24 @@ static int take_sandbox(struct serve_server *s, const char *key, const mbx_confi
 	return mbx_sandbox_new(out, cfg, err);
 }
 
+/* Hands a one-shot run's sandbox to the expiry thread to free (at once when out of memory). */
+static void retire(struct serve_server *s, mbx_sandbox *sb)
+{
+	struct spent *d = malloc(sizeof(*d));
+
+	if (!d) {
+		mbx_sandbox_free(sb);
+		atomic_fetch_add(&s->destroyed, 1);
+		return;
+	}
+	d->sb = sb;
+	pthread_mutex_lock(&s->table_lock);
+	d->next = s->spent;
+	s->spent = d;
+	pthread_cond_signal(&s->reaper_cond);
+	pthread_mutex_unlock(&s->table_lock);
+}
+
 static enum MHD_Result h_run(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
 {
 	struct cli_sandbox_opts so;
@@ -1452,8 +1500,8 @@ static enum MHD_Result h_run(struct serve_server *s, struct MHD_Connection *c, s
 		o = json_object_new_object();
 		json_object_object_add(o, "sandbox_id", json_object_new_string(mbx_sandbox_id(sb)));
 		json_object_object_add(o, "isolation", json_object_new_string(isolation_name(mbx_sandbox_isolation(sb))));
-		mbx_sandbox_free(sb);
-		atomic_fetch_add(&s->destroyed, 1);
+		/* Freed by the expiry thread, so the answer need not wait for it. */
+		retire(s, sb);
 		if (rc == MBX_OK) {
 			json_object *rj = result_json(res);
 
@@ -2132,6 +2180,9 @@ size_t serve_stop(struct serve_server *s)
 	}
 	/* Streams end once their sandbox is destroyed; executes of /v1/run end by their timeout. */
 	MHD_stop_daemon(s->daemon);
+	/* What runs retired after the expiry thread stopped. */
+	free_spent(s, s->spent);
+	s->spent = NULL;
 	pthread_mutex_lock(&s->pool_lock);
 	for (i = 0; i < s->n_pools; i++) {
 		mbx_pool_free(s->pools[i].pool);
