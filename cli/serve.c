@@ -847,8 +847,8 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 	mbx_sandbox *sb = NULL;
 	mbx_error *err = NULL;
 	struct sbent *e;
+	json_object *answer = NULL;
 	uint64_t ttl = 0;
-	enum MHD_Result ret;
 	int rc;
 
 	cli_sandbox_opts_init(&so);
@@ -881,6 +881,10 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 	e->ttl_ms = ttl;
 	e->info = describe(sb, &so, ttl);
 	cli_sandbox_opts_free(&so);
+	/* The answer is a copy: once listed, e->info is read by other threads,
+	 * and json-c caches an object's text in the object when it prints it. */
+	if (json_object_deep_copy(e->info, &answer, NULL) != 0)
+		answer = NULL;
 	e->refs = 2;	/* the table's and ours */
 	e->listed = 1;
 	atomic_store(&e->last_used_ms, now_ms());
@@ -890,6 +894,7 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 		e->refs = 1;
 		e->listed = 0;
 		entry_release(s, e);
+		json_object_put(answer);
 		return send_error(c, r, 503, "unavailable", "the server is shutting down", "try again once it runs");
 	}
 	e->next = s->head;
@@ -897,9 +902,10 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 	pthread_mutex_unlock(&s->table_lock);
 	atomic_fetch_add(&s->created, 1);
 	atomic_fetch_add(&s->live, 1);
-	ret = send_json(c, r, 201, json_object_get(e->info));
 	entry_release(s, e);
-	return ret;
+	if (!answer)
+		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+	return send_json(c, r, 201, answer);
 }
 
 /* A copy of e's description with the live fields; `own` references are the caller's. */
