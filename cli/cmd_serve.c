@@ -86,6 +86,10 @@ static int unix_listen(const char *path, char *why, size_t whylen)
 	mode_t old;
 	int fd, probe;
 
+	if (!path || !*path) {
+		snprintf(why, whylen, "the socket path is empty");
+		return -1;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sa.sun_path)) {

@@ -220,7 +220,7 @@ def server(guard, host_tmp):
 
 def curl(server, *args):
     r = subprocess.run(["curl", "-sS", "--unix-socket", server.socket, "-w", "\n%{http_code} %{content_type}"] +
-                       list(args), capture_output=True, timeout=120)
+                       list(args), capture_output=True, timeout=120, env=host_env())
     assert r.returncode == 0, r
     body, _, tail = r.stdout.rpartition(b"\n")
     code, _, ctype = tail.decode().partition(" ")
