@@ -37,6 +37,7 @@ struct cli_verb {
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_doctor(int argc, char **argv);
 int cli_cmd_setup(int argc, char **argv);
+int cli_cmd_serve(int argc, char **argv);
 
 /* The library's defaults, for messages and `inspect` (src/core/internal.h). */
 #define CLI_DEFAULT_TIMEOUT_MS 30000u

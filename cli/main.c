@@ -43,6 +43,7 @@ static const struct cli_verb verbs[] = {
 	{ "fork", cli_cmd_fork, "create named sandboxes with the files and settings of one" },
 	{ "rm", cli_cmd_rm, "destroy a named sandbox, or remove a path in one (NAME:PATH)" },
 	{ "doctor", cli_cmd_doctor, "check what this host supports" },
+	{ "serve", cli_cmd_serve, "serve the sandbox API over HTTP (docs/server.md)" },
 	{ "setup", cli_cmd_setup, "build or check the microvm guest assets (setup vm)" },
 	{ "version", cmd_version, "print the version" },
 };

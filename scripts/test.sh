@@ -98,6 +98,8 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 		cp -a "$top/python/mimobox" "$top/python/tests" "$top/python/examples" "$top/python/_build" \
 			"$top/python/pyproject.toml" "$top/python/README.md" "$rl/python/"
 		cp -a "$top/README.md" "$rl/"   # its Python quick start is run by the tests
+		mkdir -p "$rl/docs"   # test_serve.py checks the server against its OpenAPI document
+		cp -a "$top/docs/server-openapi.json" "$rl/docs/"
 		cp -a "$top/fuzz" "$rl/fuzz"
 		# The microvm guest assets (root's cache is out of reach) and the
 		# script `mimobox setup vm` runs, with its kernel config fragment.

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""`mimobox serve`: what an execute costs through the server.
+
+Starts a server on a unix socket in a private state directory and times,
+over one keep-alive connection (Python's http.client), -n calls of each:
+
+  exec-warm     POST /v1/sandboxes/{id}/exec of /bin/true in a live sandbox
+  run-pooled    POST /v1/run of /bin/true (warm pool, --pool-size 2)
+  run-fresh     POST /v1/run of /bin/true with --pool-size 0 (a new sandbox each)
+
+and, in the same run for comparison, `mimobox run -- /bin/true` and
+`bwrap --ro-bind / / --unshare-all /bin/true` as processes. Prints P50 and
+P99 in milliseconds (wall clock from request to last response byte).
+
+The script reports; it never fails because a goal is missed. It stops the
+servers it started and removes what it made, also on errors.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def default_mimobox():
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.abspath(os.path.join(here, "..", "build", "mimobox"))
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=120)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.unix_path)
+
+
+def pct(times, p):
+    times = sorted(times)
+    return times[min(len(times) - 1, int(round(p / 100 * (len(times) - 1))))] * 1e3
+
+
+def call(conn, method, path, body=None):
+    conn.request(method, path, body=json.dumps(body) if body is not None else None)
+    r = conn.getresponse()
+    data = r.read()
+    if r.status >= 300:
+        sys.exit("bench_serve: %s %s: %d %s" % (method, path, r.status, data[:300]))
+    return json.loads(data) if data else None
+
+
+def timed(fn, n):
+    fn()  # warm-up
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def start_server(mimobox, env, sock, pool):
+    p = subprocess.Popen([mimobox, "serve", "--socket", sock, "--pool-size", str(pool)], env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            c = UnixHTTPConnection(sock)
+            call(c, "GET", "/v1/health")
+            c.close()
+            return p
+        except OSError:
+            time.sleep(0.02)
+    p.kill()
+    p.wait()
+    sys.exit("bench_serve: the server did not start")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=200, help="calls per case (default 200)")
+    ap.add_argument("--mimobox", default=default_mimobox())
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    a = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="bench-serve-")
+    env = dict(os.environ, MIMOBOX_STATE_DIR=os.path.join(tmp, "state"), MIMOBOX_LOG="off")
+    servers, out = [], {}
+    try:
+        for pool, cases in ((2, ("exec-warm", "run-pooled")), (0, ("run-fresh",))):
+            sock = os.path.join(tmp, "s%d.sock" % pool)
+            servers.append(start_server(a.mimobox, env, sock, pool))
+            conn = UnixHTTPConnection(sock)
+            if "exec-warm" in cases:
+                sid = call(conn, "POST", "/v1/sandboxes", {})["id"]
+                out["exec-warm"] = timed(lambda: call(conn, "POST", "/v1/sandboxes/%s/exec" % sid,
+                                                      {"argv": ["/bin/true"]}), a.n)
+                call(conn, "DELETE", "/v1/sandboxes/%s" % sid)
+            name = cases[-1]
+            out[name] = timed(lambda: call(conn, "POST", "/v1/run", {"argv": ["/bin/true"]}), a.n)
+            conn.close()
+        out["mimobox-run-cli"] = timed(lambda: subprocess.run([a.mimobox, "run", "--", "/bin/true"], env=env,
+                                                              check=True), a.n)
+        bwrap = shutil.which("bwrap")
+        if bwrap:
+            out["bwrap"] = timed(lambda: subprocess.run([bwrap, "--ro-bind", "/", "/", "--unshare-all", "/bin/true"],
+                                                        check=True), a.n)
+    finally:
+        for p in servers:
+            p.send_signal(signal.SIGTERM)
+            p.wait(60)
+        shutil.rmtree(tmp, ignore_errors=True)
+    res = {k: {"p50_ms": round(pct(v, 50), 3), "p99_ms": round(pct(v, 99), 3)} for k, v in out.items()}
+    if a.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print("%-16s P50 %8.3f ms   P99 %8.3f ms" % (k, v["p50_ms"], v["p99_ms"]))
+
+
+if __name__ == "__main__":
+    main()
