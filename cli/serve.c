@@ -826,6 +826,25 @@ static void entry_leave(struct sbent *e)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/* The live entry `id` with its mutex held, or NULL (none, or destroyed
+ * meanwhile); give it back with entry_done(). */
+static struct sbent *entry_use(struct serve_server *s, const char *id)
+{
+	struct sbent *e = entry_lookup(s, id);
+
+	if (e && entry_enter(e) < 0) {
+		entry_release(s, e);
+		e = NULL;
+	}
+	return e;
+}
+
+static void entry_done(struct serve_server *s, struct sbent *e)
+{
+	entry_leave(e);
+	entry_release(s, e);
+}
+
 static enum MHD_Result send_no_sandbox(struct MHD_Connection *c, struct req *r)
 {
 	char why[ID_MAX + 64];
@@ -1664,15 +1683,10 @@ static enum MHD_Result h_file_put(struct serve_server *s, struct MHD_Connection 
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
-	if (!(e = entry_lookup(s, r->id)))
+	if (!(e = entry_use(s, r->id)))
 		return send_no_sandbox(c, r);
-	if (entry_enter(e) < 0) {
-		entry_release(s, e);
-		return send_no_sandbox(c, r);
-	}
 	rc = mbx_sandbox_write_file(e->sb, path, r->body ? r->body : "", r->len, 0644, 0, &err);
-	entry_leave(e);
-	entry_release(s, e);
+	entry_done(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "write file");
 	o = json_object_new_object();
@@ -1690,15 +1704,10 @@ static enum MHD_Result h_file_delete(struct serve_server *s, struct MHD_Connecti
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
-	if (!(e = entry_lookup(s, r->id)))
+	if (!(e = entry_use(s, r->id)))
 		return send_no_sandbox(c, r);
-	if (entry_enter(e) < 0) {
-		entry_release(s, e);
-		return send_no_sandbox(c, r);
-	}
 	rc = mbx_sandbox_remove(e->sb, path, rec && (strcmp(rec, "1") == 0 || strcmp(rec, "true") == 0), &err);
-	entry_leave(e);
-	entry_release(s, e);
+	entry_done(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "remove");
 	return send_bytes(c, r, 204, NULL, "", 0);
@@ -1730,15 +1739,10 @@ static enum MHD_Result h_dir(struct serve_server *s, struct MHD_Connection *c, s
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
-	if (!(e = entry_lookup(s, r->id)))
+	if (!(e = entry_use(s, r->id)))
 		return send_no_sandbox(c, r);
-	if (entry_enter(e) < 0) {
-		entry_release(s, e);
-		return send_no_sandbox(c, r);
-	}
 	rc = mbx_sandbox_list_dir(e->sb, path, &dir, &err);
-	entry_leave(e);
-	entry_release(s, e);
+	entry_done(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "list directory");
 	o = json_object_new_object();
