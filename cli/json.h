@@ -5,6 +5,14 @@
  *
  * Allocation failure does not interrupt the caller: the buffer remembers it
  * in `failed`, later appends do nothing, and the caller checks once at the end.
+ *
+ * Why the CLI writes its JSON here and parses with json-c (the server and the
+ * client of the server load json-c): the CLI's output carries bytes that
+ * programs in a sandbox printed, and those need not be UTF-8. json-c 0.16
+ * copies invalid bytes into its output unchanged (measured: the string
+ * "a\xff" comes out as the three bytes `"a\xff"`, which is not JSON), so
+ * it would need this file's UTF-8 pass anyway; and every `--json` verb
+ * would load one more library for a writer of a few hundred lines.
  */
 #ifndef MBX_CLI_JSON_H
 #define MBX_CLI_JSON_H
