@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The HTTP API of `mimobox serve`: routes, the table of sandboxes, executes
- * (whole or streamed as server-sent events), files, one-shot runs through
- * warm pools, health and metrics. docs/server.md says what each endpoint
+ * (whole or streamed as server-sent events), background processes, files,
+ * one-shot runs through warm pools, health and metrics. docs/server.md says what each endpoint
  * does; docs/server-openapi.json is the contract the tests check.
  *
  * Threads: libmicrohttpd runs one thread per connection, so a long execute
@@ -2793,7 +2793,8 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 	       atomic_load(&s->destroyed));
 	METRIC("sandboxes_expired_total", "counter", "Sandboxes destroyed after their ttl_ms of idleness.",
 	       atomic_load(&s->expired));
-	METRIC("executes_total", "counter", "Executes started (whole, streamed and one-shot).", atomic_load(&s->executes));
+	METRIC("executes_total", "counter", "Executes started (whole, streamed, one-shot and background).",
+	       atomic_load(&s->executes));
 	METRIC("errors_total", "counter", "Responses with a status of 400 or more.", atomic_load(&s->errors));
 	METRIC("stream_disconnects_total", "counter", "Streamed executes whose client went away before the end.",
 	       atomic_load(&s->disconnects));
