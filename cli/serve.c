@@ -57,7 +57,6 @@ struct sbent {
 	char id[ID_MAX + 1];
 	char name[ID_MAX + 1];	/* "" when unnamed; immutable */
 	char *idem_key;		/* the create's Idempotency-Key, or NULL; immutable */
-	struct serve_server *srv;
 	mbx_sandbox *sb;
 	pthread_mutex_t lock;	/* serialises every call on sb */
 	int destroyed;		/* under lock */
@@ -1077,7 +1076,6 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 	snprintf(e->id, sizeof(e->id), "%s", mbx_sandbox_id(sb));
 	if (name)
 		snprintf(e->name, sizeof(e->name), "%s", name);
-	e->srv = s;
 	e->sb = sb;
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->procs_lock, NULL);
@@ -2136,11 +2134,18 @@ static void release_bg_ref(struct serve_server *s, struct sbent *e)
 	entry_release(s, e);
 }
 
+struct drain_arg {
+	struct serve_server *s;
+	struct sbent *e;
+};
+
 static void *drain_main(void *arg)
 {
-	struct sbent *e = arg;
-	struct serve_server *s = e->srv;
+	struct serve_server *s = ((struct drain_arg *)arg)->s;
+	struct sbent *e = ((struct drain_arg *)arg)->e;
 	struct timespec ts = { 0, PROC_DRAIN_MS * 1000000L };
+
+	free(arg);
 
 	for (;;) {
 		int running = 0;
@@ -2171,12 +2176,17 @@ static void *drain_main(void *arg)
 /* Starts e's drain thread unless it runs (e's lock held); -1 when it cannot start. */
 static int drain_start_locked(struct serve_server *s, struct sbent *e)
 {
+	struct drain_arg *arg;
 	pthread_attr_t attr;
 	pthread_t t;
 	int rc;
 
 	if (e->draining)
 		return 0;
+	if (!(arg = malloc(sizeof(*arg))))
+		return -1;
+	arg->s = s;
+	arg->e = e;
 	pthread_mutex_lock(&s->table_lock);
 	e->refs++;
 	e->bg_refs++;
@@ -2184,9 +2194,10 @@ static int drain_start_locked(struct serve_server *s, struct sbent *e)
 	atomic_fetch_add(&s->drainers, 1);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&t, &attr, drain_main, e);
+	rc = pthread_create(&t, &attr, drain_main, arg);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
+		free(arg);
 		atomic_fetch_sub(&s->drainers, 1);
 		pthread_mutex_lock(&s->table_lock);
 		e->refs--;	/* the caller holds one more: never the last */
