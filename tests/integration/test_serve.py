@@ -867,6 +867,33 @@ def test_process_signal_and_delete(server):
     server.request("DELETE", "/v1/sandboxes/%s" % sid)
 
 
+def test_process_table_is_bounded(server):
+    """A sandbox keeps its 32 newest background processes: a 33rd start
+    forgets the oldest ended one. (32 running ones, when a 33rd is refused,
+    are beyond the sandbox's default limit of 64 tasks.)"""
+    sid = server.create()
+    marker = unique_sleep_arg()
+    ids = []
+    for i in range(33):
+        if i == 5:
+            ids.append(spawn(server, sid, ["sleep", marker]))  # a running one is never forgotten
+            continue
+        ids.append(spawn(server, sid, ["sh", "-c", "echo $0", str(i)]))
+        wait_ended(server, sid, ids[-1])
+    listed = [p["id"] for p in server.request("GET", "/v1/sandboxes/%s/processes" % sid).json["processes"]]
+    assert listed == ids[1:], (listed, ids)
+    assert server.request("GET", "/v1/sandboxes/%s/processes/%d/output" % (sid, ids[0])).status == 404
+    assert server.request("GET", "/v1/sandboxes/%s/processes/%d/output" % (sid, ids[1])).json["stdout"] == "1\n"
+    ids.append(spawn(server, sid, ["true"]))
+    listed = [p["id"] for p in server.request("GET", "/v1/sandboxes/%s/processes" % sid).json["processes"]]
+    assert listed == ids[2:] and ids[5] in listed
+    assert server.request("DELETE", "/v1/sandboxes/%s" % sid).status == 204
+    deadline = time.monotonic() + 20
+    while procs_with_arg(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs_with_arg(marker)
+
+
 def test_process_of_a_deleted_sandbox(server):
     """A follower of a process whose sandbox is deleted gets an error event;
     the process dies with the sandbox, and a server stopped with background
