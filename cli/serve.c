@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The HTTP API of `mimobox serve`: routes, the table of sandboxes, executes
- * (whole or streamed as server-sent events), files, one-shot runs through
- * warm pools, health and metrics. docs/server.md says what each endpoint
+ * (whole or streamed as server-sent events), background processes, files,
+ * one-shot runs through warm pools, health and metrics. docs/server.md says what each endpoint
  * does; docs/server-openapi.json is the contract the tests check.
  *
  * Threads: libmicrohttpd runs one thread per connection, so a long execute
@@ -43,22 +43,46 @@
 #define STREAM_BUFFER ((uint64_t)2 << 20)
 #define MAX_POOLS 8
 #define ID_MAX 64
+#define IDEM_KEY_MAX 255
+#define MAX_PROCS 32	/* background processes kept per sandbox, running or ended */
 
 /* Buckets of the request duration histogram, in seconds. */
 static const double buckets[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30 };
 #define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
+struct bgproc;
+
 struct sbent {
 	struct sbent *next;
 	char id[ID_MAX + 1];
+	char name[ID_MAX + 1];	/* "" when unnamed; immutable */
+	char *idem_key;		/* the create's Idempotency-Key, or NULL; immutable */
 	mbx_sandbox *sb;
 	pthread_mutex_t lock;	/* serialises every call on sb */
 	int destroyed;		/* under lock */
+	int draining;		/* under lock: its background processes' drain thread runs */
+	/* Background processes (POST .../processes): the list changes under
+	 * both `lock` and `procs_lock`, so either lock lets one read it; a
+	 * process's handle is used under `lock`, its kept output and state
+	 * under `procs_lock`, whose cond is signalled when they change. */
+	pthread_mutex_t procs_lock;
+	pthread_cond_t procs_cond;
+	struct bgproc *procs[MAX_PROCS];
+	size_t n_procs;
+	int gone;		/* under procs_lock: the sandbox was destroyed */
 	unsigned refs;		/* under the table lock */
+	unsigned bg_refs;	/* under the table lock: those of refs held by drain threads */
 	int listed;		/* under the table lock */
 	uint64_t ttl_ms;	/* idle time before expiry; 0: none */
 	atomic_ullong last_used_ms;	/* when a call in it last ended (inspecting is no use) */
 	json_object *info;	/* what GET shows; immutable after creation */
+};
+
+/* A create under way with a name or an idempotency key, so that a second one waits or is refused. */
+struct pending {
+	struct pending *next;
+	const char *name;	/* NULL, or borrowed from the request */
+	const char *key;	/* NULL, or borrowed from the request */
 };
 
 /* A one-shot run's sandbox, to be freed by the expiry thread after the response. */
@@ -84,6 +108,9 @@ struct serve_server {
 	pthread_cond_t reaper_cond;
 	struct sbent *head;
 	struct spent *spent;	/* under the table lock */
+	struct pending *pending;	/* under the table lock */
+	pthread_cond_t pending_cond;	/* a pending create ended */
+	atomic_uint drainers;	/* drain threads alive */
 	atomic_int stopping;
 	pthread_t reaper;
 	int reaper_started;
@@ -107,12 +134,18 @@ enum route {
 	R_EXEC,
 	R_FILES,
 	R_DIR,
+	R_PROCS,
+	R_PROC,
+	R_PROC_SIGNAL,
+	R_PROC_STDIN,
+	R_PROC_OUTPUT,
 };
 
 struct req {
 	uint64_t start_us;
 	enum route route;
-	char id[ID_MAX + 1];
+	char id[ID_MAX + 1];	/* a sandbox's id or name */
+	uint32_t pid;		/* a background process's id (R_PROC...) */
 	char *body;
 	size_t len, cap, limit;
 	int too_big;
@@ -648,6 +681,7 @@ static json_object *describe(mbx_sandbox *sb, const struct cli_sandbox_opts *so,
 	size_t i;
 
 	json_object_object_add(o, "id", json_object_new_string(mbx_sandbox_id(sb)));
+	json_object_object_add(o, "name", NULL);	/* a named create sets it */
 	json_object_object_add(o, "isolation", json_object_new_string(isolation_name(mbx_sandbox_isolation(sb))));
 	json_object_object_add(o, "trust", json_object_new_string(trust_name(so->trust)));
 	json_object_object_add(o, "memory_mb", json_object_new_int64((int64_t)((so->set & CLI_SET_MEMORY ?
@@ -678,6 +712,9 @@ static json_object *describe(mbx_sandbox *sb, const struct cli_sandbox_opts *so,
 
 /* ---- the table ---- */
 
+static void procs_on_destroy(struct sbent *e);
+static void procs_free_all(struct sbent *e);
+
 /* How long e has been idle at `now` (0 when a call ended after it). */
 static uint64_t idle_ms(struct sbent *e, uint64_t now)
 {
@@ -695,10 +732,28 @@ static void entry_release(struct serve_server *s, struct sbent *e)
 	pthread_mutex_unlock(&s->table_lock);
 	if (!last)
 		return;
+	procs_free_all(e);
 	mbx_sandbox_free(e->sb);
 	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->procs_cond);
+	pthread_mutex_destroy(&e->procs_lock);
 	json_object_put(e->info);
+	free(e->idem_key);
 	free(e);
+}
+
+/* The listed entry whose id, else whose name, is `ref`. */
+static struct sbent *entry_find_locked(struct serve_server *s, const char *ref)
+{
+	struct sbent *e;
+
+	for (e = s->head; e; e = e->next)
+		if (strcmp(e->id, ref) == 0)
+			return e;
+	for (e = s->head; e; e = e->next)
+		if (e->name[0] && strcmp(e->name, ref) == 0)
+			return e;
+	return NULL;
 }
 
 static struct sbent *entry_lookup(struct serve_server *s, const char *id)
@@ -706,9 +761,7 @@ static struct sbent *entry_lookup(struct serve_server *s, const char *id)
 	struct sbent *e;
 
 	pthread_mutex_lock(&s->table_lock);
-	for (e = s->head; e; e = e->next)
-		if (strcmp(e->id, id) == 0)
-			break;
+	e = entry_find_locked(s, id);
 	if (e)
 		e->refs++;
 	pthread_mutex_unlock(&s->table_lock);
@@ -738,6 +791,7 @@ static void entry_destroy(struct serve_server *s, struct sbent *e)
 	if (!e->destroyed) {
 		mbx_sandbox_destroy(e->sb, NULL);
 		e->destroyed = 1;
+		procs_on_destroy(e);
 	}
 	pthread_mutex_unlock(&e->lock);
 	atomic_fetch_add(&s->destroyed, 1);
@@ -781,7 +835,7 @@ static void *reaper_main(void *arg)
 		for (e = s->head; e; e = next) {
 			next = e->next;
 			/* Idle: only the table's reference, and no use for ttl_ms. */
-			if (e->ttl_ms && e->refs == 1 && idle_ms(e, now) >= e->ttl_ms) {
+			if (e->ttl_ms && e->refs - e->bg_refs == 1 && idle_ms(e, now) >= e->ttl_ms) {
 				entry_unlist_locked(s, e);
 				e->next = expired;
 				expired = e;
@@ -856,7 +910,85 @@ static enum MHD_Result send_no_sandbox(struct MHD_Connection *c, struct req *r)
 /* ---- handlers: sandboxes ---- */
 
 static const char *const config_keys[] = { "isolation", "trust", "memory_mb", "timeout_ms", "env", "workdir",
-					   "network", "ttl_ms", NULL };
+					   "network", "ttl_ms", "name", NULL };
+
+static json_object *entry_json_locked(struct sbent *e, unsigned own);
+
+static struct pending *pending_find_locked(struct serve_server *s, const char *name, const char *key)
+{
+	struct pending *p;
+
+	for (p = s->pending; p; p = p->next)
+		if ((name && p->name && strcmp(p->name, name) == 0) || (key && p->key && strcmp(p->key, key) == 0))
+			return p;
+	return NULL;
+}
+
+static void pending_end(struct serve_server *s, struct pending *pend)
+{
+	struct pending **p;
+
+	pthread_mutex_lock(&s->table_lock);
+	for (p = &s->pending; *p; p = &(*p)->next)
+		if (*p == pend) {
+			*p = pend->next;
+			break;
+		}
+	pthread_cond_broadcast(&s->pending_cond);
+	pthread_mutex_unlock(&s->table_lock);
+}
+
+/* The Idempotency-Key header: NULL when absent; -1 when malformed. */
+static int idem_key(struct MHD_Connection *c, const char **out)
+{
+	const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+	size_t i, n;
+
+	*out = k;
+	if (!k)
+		return 0;
+	n = strlen(k);
+	if (n == 0 || n > IDEM_KEY_MAX)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (k[i] < 0x21 || k[i] > 0x7e)
+			return -1;
+	return 0;
+}
+
+/*
+ * Claims `name` and `key` for a create (under the table lock): 0 when
+ * claimed (pend is listed); 1 when a live sandbox was made with `key`
+ * (*found holds a reference to it); -1 when the name is taken. A create
+ * with the same key under way is waited for.
+ */
+static int claim_locked(struct serve_server *s, const char *name, const char *key, struct pending *pend,
+			struct sbent **found)
+{
+	struct sbent *e;
+
+	for (;;) {
+		if (key) {
+			for (e = s->head; e; e = e->next)
+				if (e->idem_key && strcmp(e->idem_key, key) == 0) {
+					e->refs++;
+					*found = e;
+					return 1;
+				}
+			if (pending_find_locked(s, NULL, key) && !s->stopping) {
+				pthread_cond_wait(&s->pending_cond, &s->table_lock);
+				continue;
+			}
+		}
+		if (name && (entry_find_locked(s, name) || pending_find_locked(s, name, NULL)))
+			return -1;
+		pend->name = name;
+		pend->key = key;
+		pend->next = s->pending;
+		s->pending = pend;
+		return 0;
+	}
+}
 
 static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
 {
@@ -865,40 +997,93 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 	mbx_config *cfg = NULL;
 	mbx_sandbox *sb = NULL;
 	mbx_error *err = NULL;
-	struct sbent *e;
+	struct sbent *e = NULL;
+	struct pending pend;
 	json_object *answer = NULL;
+	const char *name = NULL, *key = NULL;
 	uint64_t ttl = 0;
 	int rc;
 
 	cli_sandbox_opts_init(&so);
 	if (check_keys(body, config_keys, why, sizeof(why)) < 0 ||
 	    opts_from_json(body, &so, 1, why, sizeof(why)) < 0 ||
-	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, NULL, why, sizeof(why)) < 0) {
+	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, NULL, why, sizeof(why)) < 0 ||
+	    get_str(body, "name", &name, why, sizeof(why)) < 0 || (name && cli_check_name(name, why, sizeof(why)) < 0)) {
 		cli_sandbox_opts_free(&so);
 		return send_bad_request(c, r, why);
 	}
+	if (idem_key(c, &key) < 0) {
+		cli_sandbox_opts_free(&so);
+		return send_bad_request(c, r, "the Idempotency-Key header must be 1 to 255 printable ASCII characters "
+				       "without blanks");
+	}
+	pthread_mutex_lock(&s->table_lock);
+	rc = claim_locked(s, name, key, &pend, &e);
+	if (rc == 1) {
+		/* Made before with this key: that sandbox again. */
+		answer = entry_json_locked(e, 1);
+		pthread_mutex_unlock(&s->table_lock);
+		entry_release(s, e);
+		cli_sandbox_opts_free(&so);
+		if (!answer)
+			return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+		{
+			struct cli_buf b = CLI_BUF_INIT;
+			struct MHD_Response *resp;
+
+			cli_buf_puts(&b, json_object_to_json_string_ext(answer, JSON_C_TO_STRING_PLAIN |
+									 JSON_C_TO_STRING_NOSLASHESCAPE));
+			cli_buf_add(&b, "\n", 1);
+			json_object_put(answer);
+			resp = b.failed ? NULL : MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
+			cli_buf_free(&b);
+			if (resp) {
+				MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+				MHD_add_response_header(resp, "Idempotent-Replayed", "true");
+			}
+			return queue(c, r, 200, resp);
+		}
+	}
+	pthread_mutex_unlock(&s->table_lock);
+	if (rc < 0) {
+		cli_sandbox_opts_free(&so);
+		snprintf(why, sizeof(why), "a sandbox named `%s` exists on this server already", name);
+		return send_error(c, r, 409, "already_exists", why,
+				  "pick another name, or delete the other one with DELETE /v1/sandboxes/NAME");
+	}
 	rc = cli_build_config(&so, &cfg, what, sizeof(what), &err);
 	if (rc != MBX_OK) {
+		pending_end(s, &pend);
 		cli_sandbox_opts_free(&so);
 		return send_mbx_error(c, r, rc, err, what);
 	}
 	rc = mbx_sandbox_new(&sb, cfg, &err);
 	mbx_config_free(cfg);
 	if (rc != MBX_OK) {
+		pending_end(s, &pend);
 		cli_sandbox_opts_free(&so);
 		return send_mbx_error(c, r, rc, err, "create sandbox");
 	}
 	e = calloc(1, sizeof(*e));
-	if (!e) {
+	if (!e || (key && !(e->idem_key = strdup(key)))) {
+		pending_end(s, &pend);
+		if (e)
+			free(e);
 		mbx_sandbox_free(sb);
 		cli_sandbox_opts_free(&so);
 		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
 	}
 	snprintf(e->id, sizeof(e->id), "%s", mbx_sandbox_id(sb));
+	if (name)
+		snprintf(e->name, sizeof(e->name), "%s", name);
 	e->sb = sb;
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->procs_lock, NULL);
+	pthread_cond_init(&e->procs_cond, NULL);
 	e->ttl_ms = ttl;
 	e->info = describe(sb, &so, ttl);
+	if (name)
+		json_object_object_add(e->info, "name", json_object_new_string(name));
 	cli_sandbox_opts_free(&so);
 	/* The answer is a copy: once listed, e->info is read by other threads,
 	 * and json-c caches an object's text in the object when it prints it. */
@@ -910,6 +1095,7 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 	pthread_mutex_lock(&s->table_lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->table_lock);
+		pending_end(s, &pend);
 		e->refs = 1;
 		e->listed = 0;
 		entry_release(s, e);
@@ -919,6 +1105,7 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 	e->next = s->head;
 	s->head = e;
 	pthread_mutex_unlock(&s->table_lock);
+	pending_end(s, &pend);
 	atomic_fetch_add(&s->created, 1);
 	atomic_fetch_add(&s->live, 1);
 	entry_release(s, e);
@@ -931,7 +1118,7 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 static json_object *entry_json_locked(struct sbent *e, unsigned own)
 {
 	json_object *o = NULL;
-	int busy = e->refs > 1 + own;
+	int busy = e->refs - e->bg_refs > 1 + own;
 
 	if (json_object_deep_copy(e->info, &o, NULL) != 0)
 		return NULL;
@@ -976,9 +1163,7 @@ static enum MHD_Result h_delete(struct serve_server *s, struct MHD_Connection *c
 	int unlisted;
 
 	pthread_mutex_lock(&s->table_lock);
-	for (e = s->head; e; e = e->next)
-		if (strcmp(e->id, r->id) == 0)
-			break;
+	e = entry_find_locked(s, r->id);
 	unlisted = e ? entry_unlist_locked(s, e) == 0 : 0;
 	pthread_mutex_unlock(&s->table_lock);
 	if (!unlisted)
@@ -1763,6 +1948,835 @@ static enum MHD_Result h_dir(struct serve_server *s, struct MHD_Connection *c, s
 	return send_json(c, r, 200, o);
 }
 
+/* ---- background processes ----
+ *
+ * POST .../processes spawns a program and answers at once. The server
+ * keeps what it prints: a drain thread per sandbox (started with its first
+ * background process, ended when none runs) takes every running process's
+ * events each PROC_DRAIN_MS, under the sandbox's mutex only for that
+ * look, so a program never blocks on a full pipe and other calls on the
+ * sandbox get in between. Each stream keeps its last PROC_KEEP bytes; older
+ * bytes are dropped and counted.
+ */
+
+#define PROC_KEEP ((size_t)1 << 20)
+#define PROC_DRAIN_MS 25
+#define PROC_EVENTS_PER_LOOK 256
+#define PROC_KILL_WAIT_MS 5000
+#define PROC_STDIN_WAIT_MS 30000
+#define PROC_CHUNK ((size_t)64 << 10)
+
+struct outbuf {
+	uint8_t *data;
+	size_t len, cap;
+	uint64_t dropped;	/* bytes let go from the front */
+};
+
+struct bgproc {
+	uint32_t id;
+	mbx_process *proc;	/* under the sandbox's lock; NULL once it ended */
+	char *program;
+	uint64_t started_ms, ended_ms;
+	/* The rest under procs_lock. */
+	int running;
+	int stdin_open;
+	int exit_code, sig, timed_out;
+	uint64_t elapsed_ms;
+	struct outbuf out[2];	/* stdout, stderr */
+};
+
+static void outbuf_add(struct outbuf *b, const uint8_t *data, size_t len)
+{
+	if (len >= PROC_KEEP) {
+		b->dropped += b->len + (len - PROC_KEEP);
+		data += len - PROC_KEEP;
+		len = PROC_KEEP;
+		b->len = 0;
+	} else if (b->len + len > PROC_KEEP) {
+		size_t drop = b->len + len - PROC_KEEP;
+
+		memmove(b->data, b->data + drop, b->len - drop);
+		b->len -= drop;
+		b->dropped += drop;
+	}
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? b->cap : 16384;
+		uint8_t *p;
+
+		while (cap < b->len + len)
+			cap *= 2;
+		if (cap > PROC_KEEP)
+			cap = PROC_KEEP;
+		p = realloc(b->data, cap);
+		if (!p) {	/* out of memory: these bytes are dropped */
+			b->dropped += len;
+			return;
+		}
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+}
+
+static void bgproc_free(struct bgproc *bg)
+{
+	if (!bg)
+		return;
+	mbx_process_free(bg->proc);
+	free(bg->out[0].data);
+	free(bg->out[1].data);
+	free(bg->program);
+	free(bg);
+}
+
+/* The process's state as it ended (procs_lock held). */
+static void bgproc_ended_locked(struct bgproc *bg, int code, int sig, int timed_out, uint64_t elapsed_ms)
+{
+	bg->running = 0;
+	bg->stdin_open = 0;
+	bg->exit_code = code;
+	bg->sig = sig;
+	bg->timed_out = timed_out;
+	bg->elapsed_ms = elapsed_ms;
+	bg->ended_ms = now_ms();
+}
+
+/* The sandbox was destroyed (its lock held): its processes ended with it. */
+static void procs_on_destroy(struct sbent *e)
+{
+	size_t i;
+
+	pthread_mutex_lock(&e->procs_lock);
+	for (i = 0; i < e->n_procs; i++) {
+		struct bgproc *bg = e->procs[i];
+
+		mbx_process_free(bg->proc);
+		bg->proc = NULL;
+		if (bg->running)
+			bgproc_ended_locked(bg, -1, 0, 0, now_ms() - bg->started_ms);
+	}
+	e->gone = 1;
+	pthread_cond_broadcast(&e->procs_cond);
+	pthread_mutex_unlock(&e->procs_lock);
+}
+
+static void procs_free_all(struct sbent *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->n_procs; i++)
+		bgproc_free(e->procs[i]);
+	e->n_procs = 0;
+}
+
+/* Under either lock. */
+static struct bgproc *bgproc_find(struct sbent *e, uint32_t id)
+{
+	size_t i;
+
+	for (i = 0; i < e->n_procs; i++)
+		if (e->procs[i]->id == id)
+			return e->procs[i];
+	return NULL;
+}
+
+/*
+ * Takes the events bg has (the sandbox's lock held), waiting up to wait_ms
+ * for the first; keeps the output and notes the end.
+ */
+static void bgproc_pump(struct sbent *e, struct bgproc *bg, int wait_ms)
+{
+	int n;
+
+	for (n = 0; bg->proc && n < PROC_EVENTS_PER_LOOK; n++) {
+		mbx_event *ev = NULL;
+		mbx_error *err = NULL;
+		mbx_event_kind_t kind;
+		const uint8_t *d;
+		size_t len;
+		int rc = mbx_process_next_event(bg->proc, n == 0 ? wait_ms : 0, &ev, &err);
+
+		mbx_error_free(err);
+		if (rc == MBX_OK && !ev)
+			return;
+		pthread_mutex_lock(&e->procs_lock);
+		if (rc != MBX_OK) {
+			/* The sandbox broke under it: the process is lost. */
+			bgproc_ended_locked(bg, -1, 0, 0, now_ms() - bg->started_ms);
+		} else {
+			kind = mbx_event_kind(ev);
+			if (kind == MBX_EVENT_STDOUT || kind == MBX_EVENT_STDERR) {
+				d = mbx_event_data(ev, &len);
+				if (d && len)
+					outbuf_add(&bg->out[kind == MBX_EVENT_STDERR], d, len);
+			} else {
+				bgproc_ended_locked(bg, kind == MBX_EVENT_EXIT ? mbx_event_exit_code(ev) : -1,
+						    mbx_event_signal(ev), kind == MBX_EVENT_TIMED_OUT,
+						    mbx_event_elapsed_us(ev) / 1000);
+			}
+		}
+		pthread_cond_broadcast(&e->procs_cond);
+		pthread_mutex_unlock(&e->procs_lock);
+		mbx_event_free(ev);
+		if (rc != MBX_OK || !bg->running) {
+			mbx_process_free(bg->proc);
+			bg->proc = NULL;
+		}
+	}
+}
+
+static void release_bg_ref(struct serve_server *s, struct sbent *e)
+{
+	pthread_mutex_lock(&s->table_lock);
+	e->bg_refs--;
+	pthread_mutex_unlock(&s->table_lock);
+	entry_release(s, e);
+}
+
+struct drain_arg {
+	struct serve_server *s;
+	struct sbent *e;
+};
+
+static void *drain_main(void *arg)
+{
+	struct serve_server *s = ((struct drain_arg *)arg)->s;
+	struct sbent *e = ((struct drain_arg *)arg)->e;
+	struct timespec ts = { 0, PROC_DRAIN_MS * 1000000L };
+
+	free(arg);
+
+	for (;;) {
+		int running = 0;
+		size_t i;
+
+		pthread_mutex_lock(&e->lock);
+		if (!e->destroyed) {
+			for (i = 0; i < e->n_procs; i++) {
+				bgproc_pump(e, e->procs[i], 0);
+				running |= e->procs[i]->proc != NULL;
+			}
+		}
+		if (!running) {
+			/* Decided under the lock a spawn takes: a later spawn starts a new thread. */
+			e->draining = 0;
+			pthread_mutex_unlock(&e->lock);
+			break;
+		}
+		/* Not entry_leave(): draining is no use of the sandbox (ttl_ms). */
+		pthread_mutex_unlock(&e->lock);
+		nanosleep(&ts, NULL);
+	}
+	release_bg_ref(s, e);
+	atomic_fetch_sub(&s->drainers, 1);
+	return NULL;
+}
+
+/* Starts e's drain thread unless it runs (e's lock held); -1 when it cannot start. */
+static int drain_start_locked(struct serve_server *s, struct sbent *e)
+{
+	struct drain_arg *arg;
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	if (e->draining)
+		return 0;
+	if (!(arg = malloc(sizeof(*arg))))
+		return -1;
+	arg->s = s;
+	arg->e = e;
+	pthread_mutex_lock(&s->table_lock);
+	e->refs++;
+	e->bg_refs++;
+	pthread_mutex_unlock(&s->table_lock);
+	atomic_fetch_add(&s->drainers, 1);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &attr, drain_main, arg);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		free(arg);
+		atomic_fetch_sub(&s->drainers, 1);
+		pthread_mutex_lock(&s->table_lock);
+		e->refs--;	/* the caller holds one more: never the last */
+		e->bg_refs--;
+		pthread_mutex_unlock(&s->table_lock);
+		return -1;
+	}
+	e->draining = 1;
+	return 0;
+}
+
+/* What GET .../processes/{pid} shows (procs_lock held). */
+static json_object *bgproc_json_locked(const struct bgproc *bg)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", json_object_new_int64(bg->id));
+	json_object_object_add(o, "program", json_object_new_string(bg->program));
+	json_object_object_add(o, "running", json_object_new_boolean(bg->running));
+	json_object_object_add(o, "age_ms", json_object_new_int64((int64_t)(now_ms() - bg->started_ms)));
+	json_object_object_add(o, "stdin", json_object_new_boolean(bg->stdin_open));
+	json_object_object_add(o, "stdout_bytes", json_object_new_int64((int64_t)(bg->out[0].dropped + bg->out[0].len)));
+	json_object_object_add(o, "stderr_bytes", json_object_new_int64((int64_t)(bg->out[1].dropped + bg->out[1].len)));
+	if (!bg->running) {
+		json_object_object_add(o, "exit_code", json_object_new_int(bg->exit_code));
+		json_object_object_add(o, "signal", json_object_new_int(bg->sig));
+		json_object_object_add(o, "timed_out", json_object_new_boolean(bg->timed_out));
+		json_object_object_add(o, "elapsed_ms", json_object_new_int64((int64_t)bg->elapsed_ms));
+	}
+	return o;
+}
+
+static enum MHD_Result send_no_process(struct MHD_Connection *c, struct req *r)
+{
+	char why[ID_MAX + 96];
+
+	snprintf(why, sizeof(why), "no process %" PRIu32 " in sandbox `%s`", r->pid, r->id);
+	return send_error(c, r, 404, "not_found", why, "list its processes with GET /v1/sandboxes/ID/processes");
+}
+
+static enum MHD_Result send_proc_ended(struct MHD_Connection *c, struct req *r)
+{
+	char why[ID_MAX + 96];
+
+	snprintf(why, sizeof(why), "process %" PRIu32 " in sandbox `%s` has ended", r->pid, r->id);
+	return send_error(c, r, 409, "bad_state", why, "GET its output and exit status, or DELETE it");
+}
+
+static const char *const spawn_keys[] = { "argv", "env", "workdir", "timeout_ms", "stdin", NULL };
+
+static enum MHD_Result h_proc_spawn(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	char why[CLI_WHY_MAX];
+	json_object *body, *copy = NULL, *v;
+	struct exec_req x;
+	mbx_spawn_options *so = NULL;
+	mbx_process *proc = NULL;
+	mbx_error *err = NULL;
+	struct bgproc *bg = NULL;
+	struct sbent *e;
+	const char *what = "spawn options";
+	uint64_t timeout = 0;
+	int want_stdin = 0, rc;
+	size_t i;
+
+	memset(&x, 0, sizeof(x));
+	body = parse_body(r, why, sizeof(why));
+	if (!body)
+		return send_bad_request(c, r, why);
+	if (check_keys(body, spawn_keys, why, sizeof(why)) < 0 ||
+	    get_u64(body, "timeout_ms", 0, (uint64_t)1 << 40, &timeout, NULL, why, sizeof(why)) < 0)
+		goto bad;
+	if (json_object_object_get_ex(body, "stdin", &v) && v) {
+		if (!json_object_is_type(v, json_type_boolean)) {
+			snprintf(why, sizeof(why), "`stdin` must be true (keep a stdin pipe: POST .../stdin) or false");
+			goto bad;
+		}
+		want_stdin = json_object_get_int64(v) != 0;	/* a boolean's value */
+	}
+	/* argv, env and workdir as an execute's; stdin and timeout_ms differ. */
+	copy = json_object_new_object();
+	json_object_object_foreach(body, field, fv) {
+		if (strcmp(field, "stdin") != 0 && strcmp(field, "timeout_ms") != 0)
+			json_object_object_add(copy, field, json_object_get(fv));
+	}
+	if (exec_req_parse(copy, &x, 0, why, sizeof(why)) < 0)
+		goto bad;
+	if ((rc = mbx_spawn_options_new(&so, &err)) != MBX_OK)
+		goto fail;
+	if (x.env) {
+		json_object_object_foreach(x.env, name, val) {
+			what = "`env`";
+			if ((rc = mbx_spawn_options_set_env(so, name, json_object_get_string(val), &err)) != MBX_OK)
+				goto fail;
+		}
+	}
+	what = "`workdir`";
+	if (x.workdir && (rc = mbx_spawn_options_set_workdir(so, x.workdir, &err)) != MBX_OK)
+		goto fail;
+	mbx_spawn_options_set_timeout_ms(so, timeout);
+	mbx_spawn_options_set_stdin(so, want_stdin);
+	bg = calloc(1, sizeof(*bg));
+	if (!bg || !(bg->program = strdup(x.argv[0]))) {
+		rc = MBX_ENOMEM;
+		what = "out of memory";
+		goto fail;
+	}
+	if (!(e = entry_use(s, r->id))) {
+		bgproc_free(bg);
+		mbx_spawn_options_free(so);
+		exec_req_free(&x);
+		json_object_put(copy);
+		json_object_put(body);
+		return send_no_sandbox(c, r);
+	}
+	if (e->n_procs == MAX_PROCS) {
+		/* Room is made by forgetting the oldest ended one. */
+		pthread_mutex_lock(&e->procs_lock);
+		for (i = 0; i < e->n_procs && e->procs[i]->running; i++)
+			;
+		if (i < e->n_procs) {
+			bgproc_free(e->procs[i]);
+			memmove(&e->procs[i], &e->procs[i + 1], (e->n_procs - i - 1) * sizeof(e->procs[0]));
+			e->n_procs--;
+		}
+		pthread_mutex_unlock(&e->procs_lock);
+		if (i == MAX_PROCS) {
+			entry_done(s, e);
+			bgproc_free(bg);
+			mbx_spawn_options_free(so);
+			exec_req_free(&x);
+			json_object_put(copy);
+			json_object_put(body);
+			snprintf(why, sizeof(why), "the sandbox runs %d background processes already", MAX_PROCS);
+			return send_error(c, r, 409, "bad_state", why, "DELETE one of them first");
+		}
+	}
+	what = "start the process";
+	rc = mbx_sandbox_spawn(e->sb, x.argv, so, &proc, &err);
+	if (rc == MBX_OK) {
+		json_object *answer;
+
+		bg->id = mbx_process_id(proc);
+		bg->proc = proc;
+		bg->started_ms = now_ms();
+		bg->running = 1;
+		bg->stdin_open = want_stdin;
+		if (drain_start_locked(s, e) < 0) {
+			mbx_process_kill(proc, NULL);
+			bgproc_free(bg);
+			bg = NULL;
+			entry_done(s, e);
+			rc = MBX_ESYS;
+			what = "cannot start the thread that keeps its output";
+			goto fail;
+		}
+		pthread_mutex_lock(&e->procs_lock);
+		e->procs[e->n_procs++] = bg;
+		answer = bgproc_json_locked(bg);
+		pthread_mutex_unlock(&e->procs_lock);
+		entry_done(s, e);
+		atomic_fetch_add(&s->executes, 1);
+		mbx_spawn_options_free(so);
+		exec_req_free(&x);
+		json_object_put(copy);
+		json_object_put(body);
+		return send_json(c, r, 201, answer);
+	}
+	entry_done(s, e);
+fail:
+	if (bg && !bg->proc)
+		bgproc_free(bg);
+	mbx_spawn_options_free(so);
+	exec_req_free(&x);
+	json_object_put(copy);
+	json_object_put(body);
+	return send_mbx_error(c, r, rc, err, what);
+bad:
+	exec_req_free(&x);
+	json_object_put(copy);
+	json_object_put(body);
+	return send_bad_request(c, r, why);
+}
+
+static enum MHD_Result h_proc_list(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	struct sbent *e = entry_lookup(s, r->id);
+	json_object *o, *a;
+	size_t i;
+
+	if (!e)
+		return send_no_sandbox(c, r);
+	o = json_object_new_object();
+	a = json_object_new_array();
+	pthread_mutex_lock(&e->procs_lock);
+	for (i = 0; i < e->n_procs; i++)
+		json_object_array_add(a, bgproc_json_locked(e->procs[i]));
+	pthread_mutex_unlock(&e->procs_lock);
+	entry_release(s, e);
+	json_object_object_add(o, "processes", a);
+	return send_json(c, r, 200, o);
+}
+
+static enum MHD_Result h_proc_get(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	struct sbent *e = entry_lookup(s, r->id);
+	struct bgproc *bg;
+	json_object *o = NULL;
+
+	if (!e)
+		return send_no_sandbox(c, r);
+	pthread_mutex_lock(&e->procs_lock);
+	if ((bg = bgproc_find(e, r->pid)) != NULL)
+		o = bgproc_json_locked(bg);
+	pthread_mutex_unlock(&e->procs_lock);
+	entry_release(s, e);
+	if (!o)
+		return send_no_process(c, r);
+	return send_json(c, r, 200, o);
+}
+
+static enum MHD_Result h_proc_signal(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	static const char *const keys[] = { "signal", NULL };
+	char why[CLI_WHY_MAX];
+	json_object *body, *v;
+	mbx_error *err = NULL;
+	struct bgproc *bg;
+	struct sbent *e;
+	int sig = 0, rc;
+
+	body = parse_body(r, why, sizeof(why));
+	if (!body)
+		return send_bad_request(c, r, why);
+	if (check_keys(body, keys, why, sizeof(why)) < 0) {
+		json_object_put(body);
+		return send_bad_request(c, r, why);
+	}
+	if (!json_object_object_get_ex(body, "signal", &v) || !v) {
+		json_object_put(body);
+		return send_bad_request(c, r, "`signal` is required: a name (\"TERM\", \"SIGINT\") or a number from 1 to 64");
+	}
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t n = json_object_get_int64(v);
+
+		if (n < 1 || n > 64) {
+			json_object_put(body);
+			return send_bad_request(c, r, "`signal`: a number from 1 to 64, or a name (\"TERM\", \"KILL\")");
+		}
+		sig = (int)n;
+	} else if (!json_object_is_type(v, json_type_string) ||
+		   cli_parse_signal(json_object_get_string(v), &sig, why, sizeof(why)) < 0) {
+		char msg[CLI_WHY_MAX + 16];
+
+		if (!json_object_is_type(v, json_type_string))
+			snprintf(msg, sizeof(msg), "`signal` must be a name (\"TERM\") or a number");
+		else
+			snprintf(msg, sizeof(msg), "`signal`: %s", why);
+		json_object_put(body);
+		return send_bad_request(c, r, msg);
+	}
+	json_object_put(body);
+	if (!(e = entry_use(s, r->id)))
+		return send_no_sandbox(c, r);
+	bg = bgproc_find(e, r->pid);
+	if (!bg || !bg->proc) {
+		entry_done(s, e);
+		return bg ? send_proc_ended(c, r) : send_no_process(c, r);
+	}
+	rc = mbx_process_signal(bg->proc, sig, &err);
+	entry_done(s, e);
+	if (rc != MBX_OK)
+		return send_mbx_error(c, r, rc, err, "signal");
+	return send_bytes(c, r, 204, NULL, "", 0);
+}
+
+/* Kills, waits for and forgets a background process. */
+static enum MHD_Result h_proc_delete(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	struct bgproc *bg;
+	struct sbent *e;
+	size_t i;
+
+	if (!(e = entry_use(s, r->id)))
+		return send_no_sandbox(c, r);
+	bg = bgproc_find(e, r->pid);
+	if (!bg) {
+		entry_done(s, e);
+		return send_no_process(c, r);
+	}
+	if (bg->proc && mbx_process_kill(bg->proc, NULL) == MBX_OK) {
+		uint64_t deadline = now_ms() + PROC_KILL_WAIT_MS;
+
+		while (bg->proc && now_ms() < deadline)
+			bgproc_pump(e, bg, 100);
+	}
+	pthread_mutex_lock(&e->procs_lock);
+	for (i = 0; i < e->n_procs && e->procs[i] != bg; i++)
+		;
+	memmove(&e->procs[i], &e->procs[i + 1], (e->n_procs - i - 1) * sizeof(e->procs[0]));
+	e->n_procs--;
+	pthread_cond_broadcast(&e->procs_cond);
+	pthread_mutex_unlock(&e->procs_lock);
+	bgproc_free(bg);	/* its handle under the sandbox's lock */
+	entry_done(s, e);
+	return send_bytes(c, r, 204, NULL, "", 0);
+}
+
+/*
+ * Writes the body to the process's stdin. The sandbox takes a bounded
+ * window at a time: between windows the lock is let go, and the process's
+ * output is taken meanwhile so that it can go on to read.
+ */
+static enum MHD_Result h_proc_stdin(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "close");
+	int close_after = q && (strcmp(q, "1") == 0 || strcmp(q, "true") == 0);
+	uint64_t deadline = now_ms() + PROC_STDIN_WAIT_MS;
+	mbx_error *err = NULL;
+	struct bgproc *bg;
+	struct sbent *e;
+	size_t done = 0;
+	json_object *o;
+	int rc = MBX_OK;
+
+	if (q && !close_after && strcmp(q, "0") != 0 && strcmp(q, "false") != 0)
+		return send_bad_request(c, r, "`close` must be 1 (close stdin after the bytes) or 0");
+	if (!(e = entry_lookup(s, r->id)))
+		return send_no_sandbox(c, r);
+	for (;;) {
+		size_t n = 0;
+
+		if (entry_enter(e) < 0) {
+			entry_release(s, e);
+			return send_no_sandbox(c, r);
+		}
+		bg = bgproc_find(e, r->pid);
+		if (!bg || !bg->proc || !bg->stdin_open) {
+			entry_done(s, e);
+			if (!bg)
+				return send_no_process(c, r);
+			if (bg->proc || done > 0) {
+				char why[ID_MAX + 160];
+
+				snprintf(why, sizeof(why), "process %" PRIu32 " has %s (%zu of %zu bytes were written)",
+					 r->pid, bg->proc ? "no open stdin" : "ended", done, r->len);
+				return send_error(c, r, 409, "bad_state", why,
+						  bg->proc ? "spawn it with \"stdin\": true to write to it" : NULL);
+			}
+			return send_proc_ended(c, r);
+		}
+		if (done < r->len) {
+			rc = mbx_process_write_stdin_some(bg->proc, r->body + done, r->len - done, &n, &err);
+			done += n;
+			if (rc == MBX_OK && n == 0)
+				bgproc_pump(e, bg, 50);	/* output taken lets it read on; credit comes */
+		}
+		if (rc == MBX_OK && done == r->len && close_after) {
+			rc = mbx_process_close_stdin(bg->proc, &err);
+			if (rc == MBX_OK) {
+				pthread_mutex_lock(&e->procs_lock);
+				bg->stdin_open = 0;
+				pthread_mutex_unlock(&e->procs_lock);
+			}
+		}
+		entry_leave(e);
+		if (rc != MBX_OK || done == r->len)
+			break;
+		if (now_ms() >= deadline) {
+			char why[160];
+
+			entry_release(s, e);
+			snprintf(why, sizeof(why), "the program took %zu of %zu bytes in %d s", done, r->len,
+				 PROC_STDIN_WAIT_MS / 1000);
+			return send_error(c, r, 504, "timed_out", why, "send the rest once it reads on");
+		}
+	}
+	entry_release(s, e);
+	if (rc != MBX_OK)
+		return send_mbx_error(c, r, rc, err, "write stdin");
+	o = json_object_new_object();
+	json_object_object_add(o, "written", json_object_new_int64((int64_t)done));
+	json_object_object_add(o, "closed", json_object_new_boolean(close_after));
+	return send_json(c, r, 200, o);
+}
+
+/* A follow of a process's output: the response body's state. */
+struct follow {
+	struct serve_server *s;
+	struct sbent *e;
+	uint32_t pid;
+	uint64_t pos[2];
+	struct cli_buf out;
+	size_t off;
+	int done;
+	uint64_t last_ms;
+};
+
+static void follow_event(struct follow *f, const char *name, json_object *data)
+{
+	cli_buf_printf(&f->out, "event: %s\ndata: %s\n\n", name,
+		       json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(data);
+	f->last_ms = now_ms();
+}
+
+/* New output of bg since f's positions, at most PROC_CHUNK per stream (procs_lock held); 1 when any. */
+static int follow_take_locked(struct follow *f, const struct bgproc *bg)
+{
+	int k, any = 0;
+
+	for (k = 0; k < 2; k++) {
+		const struct outbuf *b = &bg->out[k];
+		uint64_t total = b->dropped + b->len;
+		json_object *o;
+		size_t n, at;
+
+		if (f->pos[k] < b->dropped) {
+			o = json_object_new_object();
+			json_object_object_add(o, "stream", json_object_new_string(k ? "stderr" : "stdout"));
+			json_object_object_add(o, "bytes", json_object_new_int64((int64_t)(b->dropped - f->pos[k])));
+			follow_event(f, "dropped", o);
+			f->pos[k] = b->dropped;
+			any = 1;
+		}
+		if (f->pos[k] >= total)
+			continue;
+		at = (size_t)(f->pos[k] - b->dropped);
+		n = b->len - at < PROC_CHUNK ? b->len - at : PROC_CHUNK;
+		o = json_object_new_object();
+		add_bytes(o, "data", b->data + at, n);
+		follow_event(f, k ? "stderr" : "stdout", o);
+		f->pos[k] += n;
+		any = 1;
+	}
+	return any;
+}
+
+static ssize_t follow_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct follow *f = cls;
+	struct sbent *e = f->e;
+
+	(void)pos;
+	for (;;) {
+		struct bgproc *bg;
+
+		if (f->out.failed)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		if (f->off < f->out.len) {
+			size_t n = f->out.len - f->off;
+
+			if (n > max)
+				n = max;
+			memcpy(buf, f->out.data + f->off, n);
+			f->off += n;
+			if (f->off == f->out.len)
+				f->off = f->out.len = 0;
+			return (ssize_t)n;
+		}
+		if (f->done)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		pthread_mutex_lock(&e->procs_lock);
+		bg = e->gone ? NULL : bgproc_find(e, f->pid);
+		if (!bg) {
+			pthread_mutex_unlock(&e->procs_lock);
+			follow_event(f, "error", error_object(e->gone ? "bad_state" : "not_found",
+							      e->gone ? "the sandbox was destroyed" :
+							      "the process was deleted", NULL, NULL));
+			f->done = 1;
+			continue;
+		}
+		if (!follow_take_locked(f, bg)) {
+			if (!bg->running) {
+				json_object *o = json_object_new_object();
+
+				json_object_object_add(o, "exit_code", json_object_new_int(bg->exit_code));
+				json_object_object_add(o, "signal", json_object_new_int(bg->sig));
+				json_object_object_add(o, "timed_out", json_object_new_boolean(bg->timed_out));
+				json_object_object_add(o, "elapsed_ms", json_object_new_int64((int64_t)bg->elapsed_ms));
+				follow_event(f, "exit", o);
+				f->done = 1;
+			} else if (now_ms() - f->last_ms >= STREAM_HEARTBEAT_MS) {
+				cli_buf_puts(&f->out, ": keep-alive\n\n");
+				f->last_ms = now_ms();
+			} else {
+				struct timespec ts;
+
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += 1;
+				pthread_cond_timedwait(&e->procs_cond, &e->procs_lock, &ts);
+			}
+		}
+		pthread_mutex_unlock(&e->procs_lock);
+	}
+}
+
+static void follow_free(void *cls)
+{
+	struct follow *f = cls;
+
+	entry_release(f->s, f->e);
+	cli_buf_free(&f->out);
+	free(f);
+}
+
+static enum MHD_Result h_proc_output(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "follow");
+	int follow = q && (strcmp(q, "1") == 0 || strcmp(q, "true") == 0);
+	struct sbent *e = entry_lookup(s, r->id);
+	struct bgproc *bg;
+	json_object *o = NULL;
+	int k;
+
+	if (!e)
+		return send_no_sandbox(c, r);
+	pthread_mutex_lock(&e->procs_lock);
+	bg = bgproc_find(e, r->pid);
+	if (bg && !follow) {
+		o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_int64(bg->id));
+		json_object_object_add(o, "running", json_object_new_boolean(bg->running));
+		for (k = 0; k < 2; k++) {
+			add_bytes(o, k ? "stderr" : "stdout", bg->out[k].data, bg->out[k].len);
+			json_object_object_add(o, k ? "stderr_dropped" : "stdout_dropped",
+					       json_object_new_int64((int64_t)bg->out[k].dropped));
+		}
+	}
+	pthread_mutex_unlock(&e->procs_lock);
+	if (!bg) {
+		entry_release(s, e);
+		return send_no_process(c, r);
+	}
+	if (!follow) {
+		entry_release(s, e);
+		return send_json(c, r, 200, o);
+	}
+	{
+		struct follow *f = calloc(1, sizeof(*f));
+		struct MHD_Response *resp;
+
+		if (!f) {
+			entry_release(s, e);
+			return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+		}
+		f->s = s;
+		f->e = e;	/* our reference moves to the follow */
+		f->pid = r->pid;
+		f->last_ms = now_ms();
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, follow_read, f, follow_free);
+		if (!resp) {
+			follow_free(f);
+			return MHD_NO;
+		}
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+		return queue(c, r, 200, resp);
+	}
+}
+
+static enum MHD_Result h_procs(struct serve_server *s, struct MHD_Connection *c, struct req *r, const char *method)
+{
+	int post = strcmp(method, "POST") == 0, del = strcmp(method, "DELETE") == 0;
+
+	switch (r->route) {
+	case R_PROCS:
+		return post ? h_proc_spawn(s, c, r) : h_proc_list(s, c, r);
+	case R_PROC:
+		return del ? h_proc_delete(s, c, r) : h_proc_get(s, c, r);
+	case R_PROC_SIGNAL:
+		return h_proc_signal(s, c, r);
+	case R_PROC_STDIN:
+		return h_proc_stdin(s, c, r);
+	default:
+		return h_proc_output(s, c, r);
+	}
+}
+
 /* ---- health and metrics ---- */
 
 static enum MHD_Result h_health(struct MHD_Connection *c, struct req *r)
@@ -1790,7 +2804,8 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 	       atomic_load(&s->destroyed));
 	METRIC("sandboxes_expired_total", "counter", "Sandboxes destroyed after their ttl_ms of idleness.",
 	       atomic_load(&s->expired));
-	METRIC("executes_total", "counter", "Executes started (whole, streamed and one-shot).", atomic_load(&s->executes));
+	METRIC("executes_total", "counter", "Executes started (whole, streamed, one-shot and background).",
+	       atomic_load(&s->executes));
 	METRIC("errors_total", "counter", "Responses with a status of 400 or more.", atomic_load(&s->errors));
 	METRIC("stream_disconnects_total", "counter", "Streamed executes whose client went away before the end.",
 	       atomic_load(&s->disconnects));
@@ -1819,10 +2834,40 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 static int is_id_char(char ch)
 {
 	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '-' ||
-	       ch == '_';
+	       ch == '_' || ch == '.';	/* ids and names (cli_check_name) */
 }
 
-static enum route route_of(const char *url, char id[ID_MAX + 1])
+/* "/processes", "/processes/PID" and "/processes/PID/(signal|stdin|output)" after a sandbox. */
+static enum route proc_route_of(const char *p, uint32_t *pid)
+{
+	unsigned long long v = 0;
+	const char *q;
+
+	if (strncmp(p, "/processes", 10) != 0)
+		return R_NONE;
+	p += 10;
+	if (*p == '\0')
+		return R_PROCS;
+	if (*p++ != '/' || *p < '1' || *p > '9')
+		return R_NONE;
+	for (q = p; *q >= '0' && *q <= '9'; q++) {
+		v = v * 10 + (unsigned)(*q - '0');
+		if (v > UINT32_MAX)
+			return R_NONE;
+	}
+	*pid = (uint32_t)v;
+	if (*q == '\0')
+		return R_PROC;
+	if (strcmp(q, "/signal") == 0)
+		return R_PROC_SIGNAL;
+	if (strcmp(q, "/stdin") == 0)
+		return R_PROC_STDIN;
+	if (strcmp(q, "/output") == 0)
+		return R_PROC_OUTPUT;
+	return R_NONE;
+}
+
+static enum route route_of(const char *url, char id[ID_MAX + 1], uint32_t *pid)
 {
 	const char *p, *slash;
 	size_t n;
@@ -1856,7 +2901,7 @@ static enum route route_of(const char *url, char id[ID_MAX + 1])
 		return R_FILES;
 	if (strcmp(slash, "/dir") == 0)
 		return R_DIR;
-	return R_NONE;
+	return proc_route_of(slash, pid);
 }
 
 /* Methods of each route, for 405 and its Allow header. */
@@ -1866,13 +2911,18 @@ static const char *allowed_methods(enum route rt)
 	case R_HEALTH:
 	case R_METRICS:
 	case R_DIR:
+	case R_PROC_OUTPUT:
 		return "GET";
 	case R_RUN:
 	case R_EXEC:
+	case R_PROC_SIGNAL:
+	case R_PROC_STDIN:
 		return "POST";
 	case R_SANDBOXES:
+	case R_PROCS:
 		return "GET, POST";
 	case R_SANDBOX:
+	case R_PROC:
 		return "GET, DELETE";
 	case R_FILES:
 		return "GET, PUT, DELETE";
@@ -1955,6 +3005,12 @@ static enum MHD_Result dispatch(struct serve_server *s, struct MHD_Connection *c
 	case R_RUN:
 	case R_EXEC:
 		break;
+	case R_PROCS:
+	case R_PROC:
+	case R_PROC_SIGNAL:
+	case R_PROC_STDIN:
+	case R_PROC_OUTPUT:
+		return h_procs(s, c, r, method);
 	case R_NONE:
 	default:
 		return send_error(c, r, 404, "not_found", "no such endpoint", "see docs/server.md for the API");
@@ -1987,7 +3043,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		*con_cls = r;
 		r->start_us = now_us();
-		r->route = route_of(url, r->id);
+		r->route = route_of(url, r->id, &r->pid);
 		r->limit = r->route == R_FILES && strcmp(method, "PUT") == 0 ? SERVE_FILE_MAX : SERVE_JSON_MAX;
 		/* Refusals come before the body is read: MHD then closes the connection. */
 		if (s->is_unix && !peer_ok(c))
@@ -2129,6 +3185,7 @@ struct serve_server *serve_start(const struct serve_config *cfg, char *why, size
 	}
 	pthread_mutex_init(&s->table_lock, NULL);
 	pthread_cond_init(&s->reaper_cond, NULL);
+	pthread_cond_init(&s->pending_cond, NULL);
 	pthread_mutex_init(&s->pool_lock, NULL);
 	if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
 		snprintf(why, whylen, "cannot start the expiry thread: %s", strerror(errno));
@@ -2190,6 +3247,12 @@ size_t serve_stop(struct serve_server *s)
 	}
 	/* Streams end once their sandbox is destroyed; executes of /v1/run end by their timeout. */
 	MHD_stop_daemon(s->daemon);
+	/* Drain threads end once their sandbox is destroyed (within PROC_DRAIN_MS). */
+	while (atomic_load(&s->drainers) > 0) {
+		struct timespec ts = { 0, 5 * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
 	/* What runs retired after the expiry thread stopped. */
 	free_spent(s, s->spent);
 	s->spent = NULL;
@@ -2201,6 +3264,7 @@ size_t serve_stop(struct serve_server *s)
 	pthread_mutex_unlock(&s->pool_lock);
 	pthread_mutex_destroy(&s->pool_lock);
 	pthread_cond_destroy(&s->reaper_cond);
+	pthread_cond_destroy(&s->pending_cond);
 	pthread_mutex_destroy(&s->table_lock);
 	if (s->token)
 		explicit_bzero(s->token, s->token_len);

@@ -77,7 +77,7 @@ def check_response(method, path, status, ctype, data):
 
 def check_event(name, data):
     schema = {"start": "StreamStart", "stdout": "StreamOutput", "stderr": "StreamOutput", "exit": "StreamExit",
-              "error": "Error"}[name]
+              "error": "Error", "dropped": "StreamDropped"}[name]
     _schema_validator({"$ref": "#/components/schemas/" + schema}).validate(data)
 
 
@@ -88,7 +88,11 @@ def test_openapi_document_is_valid_and_complete():
     want = {("/v1/health", "get"), ("/v1/metrics", "get"), ("/v1/sandboxes", "get"), ("/v1/sandboxes", "post"),
             ("/v1/sandboxes/{id}", "get"), ("/v1/sandboxes/{id}", "delete"), ("/v1/sandboxes/{id}/exec", "post"),
             ("/v1/sandboxes/{id}/files", "get"), ("/v1/sandboxes/{id}/files", "put"),
-            ("/v1/sandboxes/{id}/files", "delete"), ("/v1/sandboxes/{id}/dir", "get"), ("/v1/run", "post")}
+            ("/v1/sandboxes/{id}/files", "delete"), ("/v1/sandboxes/{id}/dir", "get"), ("/v1/run", "post"),
+            ("/v1/sandboxes/{id}/processes", "get"), ("/v1/sandboxes/{id}/processes", "post"),
+            ("/v1/sandboxes/{id}/processes/{pid}", "get"), ("/v1/sandboxes/{id}/processes/{pid}", "delete"),
+            ("/v1/sandboxes/{id}/processes/{pid}/signal", "post"), ("/v1/sandboxes/{id}/processes/{pid}/stdin", "post"),
+            ("/v1/sandboxes/{id}/processes/{pid}/output", "get")}
     have = {(p, m) for p, item in OPENAPI["paths"].items() for m in item if m != "parameters"}
     assert have == want
 
@@ -584,6 +588,337 @@ def test_same_sandbox_calls_are_serialised(server):
     log = server.request("GET", "/v1/sandboxes/%s/files?path=/workspace/log" % sid).data.decode().split()
     assert sorted(log, key=int) == [str(i) for i in range(12)]
     server.request("DELETE", "/v1/sandboxes/%s" % sid)
+
+
+# ---------------------------------------------------------------------------
+# Named sandboxes and idempotent creates
+
+def test_named_sandboxes(server):
+    r = server.request("POST", "/v1/sandboxes", {"name": "web.1_a-b", "env": {"X": "named"}})
+    assert r.status == 201 and r.json["name"] == "web.1_a-b", r
+    sid = r.json["id"]
+    unnamed = server.create()
+    assert server.request("GET", "/v1/sandboxes/%s" % unnamed).json["name"] is None
+    # The name works wherever the id does.
+    r = server.request("GET", "/v1/sandboxes/web.1_a-b")
+    assert r.status == 200 and r.json["id"] == sid and r.json["name"] == "web.1_a-b"
+    assert server.exec("web.1_a-b", ["sh", "-c", "echo $X"])["stdout"] == "named\n"
+    r = server.request("PUT", "/v1/sandboxes/web.1_a-b/files?path=/workspace/f", b"by name")
+    assert r.status == 200
+    assert server.request("GET", "/v1/sandboxes/%s/files?path=/workspace/f" % sid).data == b"by name"
+    assert [e["name"] for e in server.request("GET", "/v1/sandboxes/web.1_a-b/dir?path=/workspace").json["entries"]] \
+        == ["f"]
+    names = {s["id"]: s["name"] for s in server.request("GET", "/v1/sandboxes").json["sandboxes"]}
+    assert names == {sid: "web.1_a-b", unnamed: None}
+    # A taken name, or the id of another sandbox as a name: 409.
+    for taken in ("web.1_a-b", unnamed):
+        r = server.request("POST", "/v1/sandboxes", {"name": taken})
+        assert r.status == 409 and r.json["error"]["code"] == "already_exists", r
+    # Bad names, with the CLI's rule.
+    for bad in ("", "-lead", ".hidden", "a/b", "a b", "x" * 65, "é"):
+        r = server.request("POST", "/v1/sandboxes", {"name": bad})
+        assert r.status == 400 and "name" in r.json["error"]["message"], (bad, r)
+    r = server.request("POST", "/v1/sandboxes", {"name": 7})
+    assert r.status == 400
+    # An unknown name is 404 everywhere.
+    for method, path, body in (("GET", "/v1/sandboxes/nosuch", None), ("DELETE", "/v1/sandboxes/nosuch", None),
+                               ("POST", "/v1/sandboxes/nosuch/exec", {"argv": ["true"]}),
+                               ("GET", "/v1/sandboxes/nosuch/processes", None)):
+        r = server.request(method, path, body)
+        assert r.status == 404 and r.json["error"]["code"] == "not_found", (path, r)
+    assert server.request("GET", "/v1/sandboxes/x" + "y" * 64, check=False).status == 404  # longer than a name
+    # Deleted by name, the name is free again.
+    assert server.request("DELETE", "/v1/sandboxes/web.1_a-b").status == 204
+    assert server.request("GET", "/v1/sandboxes/%s" % sid).status == 404
+    r = server.request("POST", "/v1/sandboxes", {"name": "web.1_a-b"})
+    assert r.status == 201 and r.json["id"] != sid
+    assert server.request("DELETE", "/v1/sandboxes/web.1_a-b").status == 204
+    assert server.request("DELETE", "/v1/sandboxes/%s" % unnamed).status == 204
+
+
+def test_idempotency_key(server):
+    key = "create-" + secrets.token_hex(8)
+    r1 = server.request("POST", "/v1/sandboxes", {"memory_mb": 128}, headers={"Idempotency-Key": key})
+    assert r1.status == 201
+    sid = r1.json["id"]
+    r2 = server.request("POST", "/v1/sandboxes", {"memory_mb": 128}, headers={"Idempotency-Key": key})
+    assert r2.status == 200 and r2.json["id"] == sid and r2.headers["Idempotent-Replayed"] == "true"
+    assert server.metric("sandboxes_created_total") == 1
+    # Another key, or none, makes another sandbox.
+    r3 = server.request("POST", "/v1/sandboxes", {}, headers={"Idempotency-Key": key + "-2"})
+    assert r3.status == 201 and r3.json["id"] != sid
+    for bad in ("has space", "x" * 256):
+        r = server.request("POST", "/v1/sandboxes", {}, headers={"Idempotency-Key": bad})
+        assert r.status == 400 and "Idempotency-Key" in r.json["error"]["message"]
+    # Once its sandbox is gone, the key makes a new one.
+    assert server.request("DELETE", "/v1/sandboxes/%s" % sid).status == 204
+    r4 = server.request("POST", "/v1/sandboxes", {}, headers={"Idempotency-Key": key})
+    assert r4.status == 201 and r4.json["id"] not in (sid, r3.json["id"])
+    # Creates with one key at the same time make one sandbox.
+    key2 = "race-" + secrets.token_hex(8)
+    answers, errors = [], []
+
+    def one():
+        try:
+            answers.append(server.request("POST", "/v1/sandboxes", {"name": "raced"},
+                                          headers={"Idempotency-Key": key2}))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert not errors, errors
+    assert sorted(a.status for a in answers) == [200, 200, 200, 201], answers
+    assert len({a.json["id"] for a in answers}) == 1
+    for s in server.request("GET", "/v1/sandboxes").json["sandboxes"]:
+        assert server.request("DELETE", "/v1/sandboxes/%s" % s["id"]).status == 204
+    assert server.metric("sandboxes_live") == 0
+
+
+# ---------------------------------------------------------------------------
+# Background processes
+
+def wait_ended(server, sid, pid, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        p = server.request("GET", "/v1/sandboxes/%s/processes/%d" % (sid, pid)).json
+        if not p["running"]:
+            return p
+        time.sleep(0.05)
+    raise AssertionError("process %d still runs" % pid)
+
+
+def spawn(server, sid, argv, **kw):
+    r = server.request("POST", "/v1/sandboxes/%s/processes" % sid, dict(kw, argv=argv))
+    assert r.status == 201, r
+    assert r.json["running"] is True and r.json["program"] == argv[0]
+    return r.json["id"]
+
+
+def test_processes_spawn_list_output(server):
+    r = server.request("POST", "/v1/sandboxes", {"name": "procs", "env": {"A": "from-sandbox"}})
+    assert r.status == 201
+    p1 = spawn(server, "procs", ["sh", "-c", "echo out $A $B; echo err >&2; printf '\\377\\n'; exit 3"],
+               env={"B": "from-spawn"}, workdir="/tmp")
+    marker = unique_sleep_arg()
+    p2 = spawn(server, "procs", ["sleep", marker])
+    assert p2 != p1
+    wait_running(marker)
+    ended = wait_ended(server, "procs", p1)
+    assert ended["exit_code"] == 3 and ended["signal"] == 0 and ended["timed_out"] is False
+    assert ended["stdout_bytes"] == len(b"out from-sandbox from-spawn\n\xff\n") and ended["stderr_bytes"] == 4
+    lst = server.request("GET", "/v1/sandboxes/procs/processes").json["processes"]
+    assert [(p["id"], p["running"]) for p in lst] == [(p1, False), (p2, True)]
+    assert "exit_code" not in lst[1] and lst[1]["age_ms"] >= 0
+    out = server.request("GET", "/v1/sandboxes/procs/processes/%d/output" % p1).json
+    assert base64.b64decode(out["stdout_b64"]) == b"out from-sandbox from-spawn\n\xff\n"
+    assert out["stdout"] == "out from-sandbox from-spawn\n\ufffd\n" and out["stderr"] == "err\n"
+    assert out["stdout_dropped"] == 0 and out["running"] is False
+    # A running background process does not make its sandbox busy, and
+    # other calls on the sandbox run while it does.
+    info = server.request("GET", "/v1/sandboxes/procs").json
+    assert info["busy"] is False
+    assert server.exec("procs", ["echo", "meanwhile"])["stdout"] == "meanwhile\n"
+    # timeout_ms applies; errors.
+    p3 = spawn(server, "procs", ["sleep", "30"], timeout_ms=200)
+    assert wait_ended(server, "procs", p3)["timed_out"] is True
+    r = server.request("POST", "/v1/sandboxes/procs/processes", {"argv": ["/no/such/program"]})
+    assert r.status == 404 and r.json["error"]["code"] == "not_found"
+    for body in ({"argv": []}, {"argv": ["true"], "stdin": "text"}, {"argv": ["true"], "stdin_b64": ""},
+                 {"argv": ["true"], "timeout_ms": -1}, {"argv": ["true"], "env": {"X": 1}}):
+        r = server.request("POST", "/v1/sandboxes/procs/processes", body)
+        assert r.status == 400 and r.json["error"]["code"] == "invalid_argument", (body, r)
+    for path in ("/v1/sandboxes/procs/processes/999", "/v1/sandboxes/procs/processes/999/output"):
+        r = server.request("GET", path)
+        assert r.status == 404 and "999" in r.json["error"]["message"]
+    assert server.request("GET", "/v1/sandboxes/procs/processes/0", check=False).status == 404
+    r = server.request("PUT", "/v1/sandboxes/procs/processes", b"", check=False)
+    assert r.status == 405 and r.headers["Allow"] == "GET, POST"
+    # Deleting the sandbox ends its processes.
+    assert server.request("DELETE", "/v1/sandboxes/procs").status == 204
+    assert server.request("GET", "/v1/sandboxes/procs/processes").status == 404
+    deadline = time.monotonic() + 20
+    while procs_with_arg(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs_with_arg(marker), "a background process outlived its sandbox"
+
+
+def test_process_output_is_bounded_and_drained(server):
+    """A process nobody reads is drained by the server (it never blocks on a
+    full pipe) and 1 MiB per stream is kept, older bytes counted as dropped."""
+    sid = server.create()
+    total = 3 << 20
+    pid = spawn(server, sid, ["sh", "-c", "head -c %d /dev/zero | tr '\\0' a; echo end" % (total - 4)])
+    ended = wait_ended(server, sid, pid, timeout=60)
+    assert ended["exit_code"] == 0 and ended["stdout_bytes"] == total
+    out = server.request("GET", "/v1/sandboxes/%s/processes/%d/output" % (sid, pid)).json
+    assert len(out["stdout"]) == 1 << 20 and out["stdout"].endswith("aaend\n")
+    assert out["stdout_dropped"] == total - (1 << 20)
+    server.request("DELETE", "/v1/sandboxes/%s" % sid)
+
+
+def follow(server, sid, pid, sink, conn=None):
+    conn = conn or server.conn()
+    conn.request("GET", "/v1/sandboxes/%s/processes/%d/output?follow=1" % (sid, pid))
+    r = conn.getresponse()
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+    for ev in read_events(r):
+        sink.append(ev)
+    conn.close()
+
+
+def test_process_follow_stream(server):
+    sid = server.create()
+    pid = spawn(server, sid, ["sh", "-c", "echo one; echo two >&2; sleep 0.5; for i in 1 2 3; do echo l$i; "
+                                         "sleep 0.1; done; exit 5"])
+    wait = time.monotonic()
+    while server.request("GET", "/v1/sandboxes/%s/processes/%d" % (sid, pid)).json["stdout_bytes"] == 0:
+        assert time.monotonic() - wait < 20
+        time.sleep(0.02)
+    events = []
+    follow(server, sid, pid, events)   # joins while it runs: what was kept, then live output, then exit
+    names = [n for n, _ in events]
+    assert names[-1] == "exit" and names.count("exit") == 1, events
+    assert events[-1][1]["exit_code"] == 5
+    assert "".join(e["data"] for n, e in events if n == "stdout") == "one\nl1\nl2\nl3\n"
+    assert "".join(e["data"] for n, e in events if n == "stderr") == "two\n"
+    assert len([n for n in names if n == "stdout"]) >= 2, "nothing came live: %r" % events
+    # Followed after its end: the kept output, then the exit.
+    events = []
+    follow(server, sid, pid, events)
+    assert [n for n, _ in events] == ["stdout", "stderr", "exit"]
+    assert events[0][1]["data"] == "one\nl1\nl2\nl3\n"
+    server.request("DELETE", "/v1/sandboxes/%s" % sid)
+
+
+def test_process_stdin(server):
+    sid = server.create()
+    pid = spawn(server, sid, ["cat"], stdin=True)
+    assert server.request("GET", "/v1/sandboxes/%s/processes/%d" % (sid, pid)).json["stdin"] is True
+    r = server.request("POST", "/v1/sandboxes/%s/processes/%d/stdin" % (sid, pid), b"hello ")
+    assert r.status == 200 and r.json == {"written": 6, "closed": False}
+    # Nearly 1 MiB that cat echoes: the server takes its output while it writes.
+    big = base64.b64encode(os.urandom(700000))
+    r = server.request("POST", "/v1/sandboxes/%s/processes/%d/stdin?close=1" % (sid, pid), big)
+    assert r.status == 200 and r.json == {"written": len(big), "closed": True}, r
+    ended = wait_ended(server, sid, pid)
+    assert ended["exit_code"] == 0 and ended["stdin"] is False
+    out = server.request("GET", "/v1/sandboxes/%s/processes/%d/output" % (sid, pid)).json
+    assert out["stdout"].encode() == b"hello " + big
+    r = server.request("POST", "/v1/sandboxes/%s/processes/%d/stdin" % (sid, pid), b"late")
+    assert r.status == 409 and r.json["error"]["code"] == "bad_state"
+    # Without "stdin": true there is no pipe.
+    marker = unique_sleep_arg()
+    p2 = spawn(server, sid, ["sleep", marker])
+    r = server.request("POST", "/v1/sandboxes/%s/processes/%d/stdin" % (sid, p2), b"x")
+    assert r.status == 409 and "stdin" in r.json["error"]["message"]
+    r = server.request("POST", "/v1/sandboxes/%s/processes/%d/stdin?close=maybe" % (sid, p2), b"x")
+    assert r.status == 400
+    # An empty body with close=1 only closes.
+    p3 = spawn(server, sid, ["wc", "-c"], stdin=True)
+    r = server.request("POST", "/v1/sandboxes/%s/processes/%d/stdin?close=1" % (sid, p3), b"")
+    assert r.status == 200 and r.json == {"written": 0, "closed": True}
+    assert wait_ended(server, sid, p3)["exit_code"] == 0
+    assert server.request("GET", "/v1/sandboxes/%s/processes/%d/output" % (sid, p3)).json["stdout"].strip() == "0"
+    server.request("DELETE", "/v1/sandboxes/%s" % sid)
+
+
+def test_process_signal_and_delete(server):
+    sid = server.create()
+    m1 = unique_sleep_arg()
+    p1 = spawn(server, sid, ["sleep", m1])
+    wait_running(m1)
+    for bad in ({"signal": "NOPE"}, {"signal": 0}, {"signal": 65}, {"signal": [15]}, {}, {"sig": "TERM"}):
+        r = server.request("POST", "/v1/sandboxes/%s/processes/%d/signal" % (sid, p1), bad)
+        assert r.status == 400 and r.json["error"]["code"] == "invalid_argument", (bad, r)
+    assert procs_with_arg(m1), "a refused signal was sent"
+    r = server.request("POST", "/v1/sandboxes/%s/processes/%d/signal" % (sid, p1), {"signal": "TERM"})
+    assert r.status == 204 and r.data == b""
+    ended = wait_ended(server, sid, p1)
+    assert ended["signal"] == signal.SIGTERM and ended["exit_code"] == -1
+    r = server.request("POST", "/v1/sandboxes/%s/processes/%d/signal" % (sid, p1), {"signal": 9})
+    assert r.status == 409 and r.json["error"]["code"] == "bad_state"
+    m2 = unique_sleep_arg()
+    p2 = spawn(server, sid, ["sh", "-c", "trap '' TERM; sleep %s; :" % m2])
+    wait_running(m2)
+    r = server.request("POST", "/v1/sandboxes/%s/processes/%d/signal" % (sid, p2), {"signal": "SIGusr1"})
+    assert r.status == 204
+    assert wait_ended(server, sid, p2)["signal"] == signal.SIGUSR1
+    # DELETE kills (everything it started), waits, and forgets.
+    m3 = unique_sleep_arg()
+    p3 = spawn(server, sid, ["sh", "-c", "sleep %s & sleep %s; :" % (m3, m3)])
+    wait_running(m3)
+    events = []
+    t = threading.Thread(target=follow, args=(server, sid, p3, events))
+    t.start()
+    time.sleep(0.3)
+    assert server.request("DELETE", "/v1/sandboxes/%s/processes/%d" % (sid, p3)).status == 204
+    assert not procs_with_arg(m3), "DELETE returned before the process tree was gone"
+    t.join(30)
+    assert [n for n, _ in events] == ["error"] and events[0][1]["error"]["code"] == "not_found", events
+    assert server.request("GET", "/v1/sandboxes/%s/processes/%d" % (sid, p3)).status == 404
+    assert server.request("DELETE", "/v1/sandboxes/%s/processes/%d" % (sid, p3)).status == 404
+    assert [p["id"] for p in server.request("GET", "/v1/sandboxes/%s/processes" % sid).json["processes"]] == [p1, p2]
+    # An ended one is forgotten by DELETE too.
+    assert server.request("DELETE", "/v1/sandboxes/%s/processes/%d" % (sid, p1)).status == 204
+    server.request("DELETE", "/v1/sandboxes/%s" % sid)
+
+
+def test_process_table_is_bounded(server):
+    """A sandbox keeps its 32 newest background processes: a 33rd start
+    forgets the oldest ended one. (32 running ones, when a 33rd is refused,
+    are beyond the sandbox's default limit of 64 tasks.)"""
+    sid = server.create()
+    marker = unique_sleep_arg()
+    ids = []
+    for i in range(33):
+        if i == 5:
+            ids.append(spawn(server, sid, ["sleep", marker]))  # a running one is never forgotten
+            continue
+        ids.append(spawn(server, sid, ["sh", "-c", "echo $0", str(i)]))
+        wait_ended(server, sid, ids[-1])
+    listed = [p["id"] for p in server.request("GET", "/v1/sandboxes/%s/processes" % sid).json["processes"]]
+    assert listed == ids[1:], (listed, ids)
+    assert server.request("GET", "/v1/sandboxes/%s/processes/%d/output" % (sid, ids[0])).status == 404
+    assert server.request("GET", "/v1/sandboxes/%s/processes/%d/output" % (sid, ids[1])).json["stdout"] == "1\n"
+    ids.append(spawn(server, sid, ["true"]))
+    listed = [p["id"] for p in server.request("GET", "/v1/sandboxes/%s/processes" % sid).json["processes"]]
+    assert listed == ids[2:] and ids[5] in listed
+    assert server.request("DELETE", "/v1/sandboxes/%s" % sid).status == 204
+    deadline = time.monotonic() + 20
+    while procs_with_arg(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs_with_arg(marker)
+
+
+def test_process_of_a_deleted_sandbox(server):
+    """A follower of a process whose sandbox is deleted gets an error event;
+    the process dies with the sandbox, and a server stopped with background
+    processes running leaves nothing behind (the guard checks)."""
+    sid = server.create(ttl_ms=0)
+    marker = unique_sleep_arg()
+    pid = spawn(server, sid, ["sh", "-c", "echo started; sleep %s" % marker])
+    wait_running(marker)
+    events = []
+    t = threading.Thread(target=follow, args=(server, sid, pid, events))
+    t.start()
+    time.sleep(0.3)
+    assert server.request("DELETE", "/v1/sandboxes/%s" % sid).status == 204
+    t.join(30)
+    assert [n for n, _ in events] == ["stdout", "error"], events
+    assert events[1][1]["error"]["code"] == "bad_state"
+    deadline = time.monotonic() + 20
+    while procs_with_arg(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs_with_arg(marker)
+    # Left running for the server's stop.
+    other = server.create()
+    spawn(server, other, ["sh", "-c", "while :; do echo tick; sleep 0.05; done"])
+    running = server.request("GET", "/v1/sandboxes/%s/processes" % other).json["processes"]
+    assert running[0]["running"] is True
 
 
 # ---------------------------------------------------------------------------
