@@ -3184,7 +3184,16 @@ struct serve_server *serve_start(const struct serve_config *cfg, char *why, size
 		}
 	}
 	pthread_mutex_init(&s->table_lock, NULL);
-	pthread_cond_init(&s->reaper_cond, NULL);
+	{
+		/* The expiry thread's deadlines are CLOCK_MONOTONIC: so must be
+		 * its condition variable's clock, or every wait returns at once. */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->reaper_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_cond_init(&s->pending_cond, NULL);
 	pthread_mutex_init(&s->pool_lock, NULL);
 	if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
