@@ -1025,6 +1025,9 @@ static enum MHD_Result send_quota(struct MHD_Connection *c, struct req *r, const
  * The note a snapshot keeps of the options `so` (cli_sandbox_opts_note(),
  * as the CLI's snapshots have it, so that either restores the other's):
  * the options are given again as command-line words. 0, or -1 (no memory).
+ * Options the command line would not take (a value beyond its range) make
+ * no note: a sandbox restored from the snapshot is then described with
+ * the defaults.
  */
 static int opts_note(const struct cli_sandbox_opts *so, char **note, size_t *len)
 {
@@ -1032,7 +1035,7 @@ static int opts_note(const struct cli_sandbox_opts *so, char **note, size_t *len
 	struct cli_buf net = CLI_BUF_INIT, kv;
 	char v[64], why[CLI_WHY_MAX];
 	size_t i;
-	int rc = 0;
+	int rc = 0, kv_failed = 0;
 
 	*note = NULL;
 	*len = 0;
@@ -1063,15 +1066,22 @@ static int opts_note(const struct cli_sandbox_opts *so, char **note, size_t *len
 		} else {
 			cli_buf_puts(&net, "deny");
 		}
-		rc |= net.failed ? -1 : cli_sandbox_opts_set(&t, CLI_OPT_NETWORK, net.data, why, sizeof(why));
+		if (!net.failed)
+			rc |= cli_sandbox_opts_set(&t, CLI_OPT_NETWORK, net.data, why, sizeof(why));
 	}
-	for (i = 0; i < so->n_env && rc == 0; i++) {
+	for (i = 0; i < so->n_env && rc == 0 && !kv_failed; i++) {
 		kv = (struct cli_buf)CLI_BUF_INIT;
 		cli_buf_printf(&kv, "%s=%s", so->env[i].name, so->env[i].value);
-		rc |= kv.failed ? -1 : cli_sandbox_opts_set(&t, CLI_OPT_ENV, kv.data, why, sizeof(why));
+		kv_failed = kv.failed;
+		if (!kv_failed)
+			rc |= cli_sandbox_opts_set(&t, CLI_OPT_ENV, kv.data, why, sizeof(why));
 		cli_buf_free(&kv);
 	}
-	if (rc == 0)
+	if (net.failed || kv_failed)
+		rc = -1;	/* out of memory */
+	else if (rc != 0)
+		rc = 0;		/* no note */
+	else
 		rc = cli_sandbox_opts_note(&t, note, len);
 	cli_sandbox_opts_free(&t);
 	cli_buf_free(&net);
