@@ -1066,7 +1066,7 @@ os.execv(sys.argv[3], sys.argv[3:])
 """
 
 
-def test_socket_activation(guard, host_tmp):
+def test_socket_activation(guard, host_tmp, user):
     path = os.path.join(host_tmp, "activated.sock")
     s = Server(guard, host_tmp, args=[], socket_path=path,
                cmd=[sys.executable, "-c", _ACTIVATE, path, "1", CLI, "serve"])
@@ -1078,6 +1078,17 @@ def test_socket_activation(guard, host_tmp):
         res = s.exec(sid, ["sh", "-c", "env | grep -c ^LISTEN_ || true"])
         assert res["stdout"] == "0\n", res
         assert not os.path.exists(os.path.join(guard.state_dir, "serve.sock"))
+        if user.is_root:
+            # The caller's uid is checked on a socket the server did not make, too.
+            os.chmod(path, 0o666)
+            client = ("import http.client, socket, sys\n"
+                      "so = socket.socket(socket.AF_UNIX); so.connect(sys.argv[1])\n"
+                      "so.sendall(b'GET /v1/sandboxes HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n')\n"
+                      "r = http.client.HTTPResponse(so); r.begin(); print(r.status)\n")
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                                sys.executable, "-c", client, path], capture_output=True, text=True, timeout=60,
+                               env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+            assert r.returncode == 0 and r.stdout == "403\n", r
     finally:
         s.stop()
     # The socket is systemd's: it stays.
