@@ -609,8 +609,8 @@ static int opts_from_json(json_object *o, struct cli_sandbox_opts *so, int with_
 		double x = json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double) ?
 			   json_object_get_double(v) : -1;
 
-		if (!(x >= 0.001 && x <= 1024)) {
-			snprintf(why, whylen, "`cpus` must be a number of CPUs from 0.001 to 1024, e.g. 0.5");
+		if (!(x >= 0.01 && x <= 1024)) {
+			snprintf(why, whylen, "`cpus` must be a number of CPUs from 0.01 to 1024, e.g. 0.5");
 			return -1;
 		}
 		so->millicpus = (uint32_t)(x * 1000 + 0.5);
@@ -713,7 +713,19 @@ static json_object *describe(mbx_sandbox *sb, const struct cli_sandbox_opts *so,
 	json_object_object_add(o, "trust", json_object_new_string(trust_name(so->trust)));
 	json_object_object_add(o, "memory_mb", json_object_new_int64((int64_t)((so->set & CLI_SET_MEMORY ?
 		so->memory_bytes : CLI_DEFAULT_MEMORY) >> 20)));
-	json_object_object_add(o, "cpus", so->set & CLI_SET_CPU ? json_object_new_double(so->millicpus / 1000.0) : NULL);
+	if (so->set & CLI_SET_CPU) {
+		/* As written: 0.5, not 0.50000000000000000 */
+		char t[32];
+		size_t n = (size_t)snprintf(t, sizeof(t), "%u.%03u", so->millicpus / 1000, so->millicpus % 1000);
+
+		while (t[n - 1] == '0')
+			t[--n] = '\0';
+		if (t[n - 1] == '.')
+			t[n - 1] = '\0';
+		json_object_object_add(o, "cpus", json_object_new_double_s(so->millicpus / 1000.0, t));
+	} else {
+		json_object_object_add(o, "cpus", NULL);
+	}
 	json_object_object_add(o, "timeout_ms", json_object_new_int64((int64_t)(so->set & CLI_SET_TIMEOUT ?
 		so->timeout_ms : CLI_DEFAULT_TIMEOUT_MS)));
 	json_object_object_add(o, "workdir", json_object_new_string(so->workdir ? so->workdir : "/workspace"));
