@@ -2507,7 +2507,7 @@ static enum MHD_Result h_audit(struct serve_server *s, struct MHD_Connection *c,
 		json_object *x = json_object_new_object();
 		const char *verdict = mbx_net_verdict_name(mbx_net_log_verdict(log, i));
 
-		json_object_object_add(x, "time_ms", json_object_new_int64((int64_t)(mbx_net_log_time_us(log, i) / 1000)));
+		json_object_object_add(x, "time_us", json_object_new_int64((int64_t)mbx_net_log_time_us(log, i)));
 		json_object_object_add(x, "source", json_object_new_string(mbx_net_log_source(log, i)));
 		json_object_object_add(x, "method", json_object_new_string(mbx_net_log_method(log, i)));
 		json_object_object_add(x, "host", json_object_new_string(mbx_net_log_host(log, i)));
