@@ -29,6 +29,13 @@ enum {
 	OPT_LISTEN,
 	OPT_TOKEN_FILE,
 	OPT_POOL_SIZE,
+	OPT_POOL_IDLE_MS,
+	OPT_MAX_SANDBOXES,
+	OPT_QUOTA_SANDBOXES,
+	OPT_QUOTA_MEMORY_MB,
+	OPT_QUOTA_CPUS,
+	OPT_MAX_SNAPSHOTS,
+	OPT_MAX_SNAPSHOT_MB,
 };
 
 static const struct cli_option serve_options[] = {
@@ -36,27 +43,50 @@ static const struct cli_option serve_options[] = {
 	{ "listen", 0, 1, OPT_LISTEN },
 	{ "token-file", 0, 1, OPT_TOKEN_FILE },
 	{ "pool-size", 0, 1, OPT_POOL_SIZE },
+	{ "pool-idle-ms", 0, 1, OPT_POOL_IDLE_MS },
+	{ "max-sandboxes", 0, 1, OPT_MAX_SANDBOXES },
+	{ "quota-sandboxes", 0, 1, OPT_QUOTA_SANDBOXES },
+	{ "quota-memory-mb", 0, 1, OPT_QUOTA_MEMORY_MB },
+	{ "quota-cpus", 0, 1, OPT_QUOTA_CPUS },
+	{ "max-snapshots", 0, 1, OPT_MAX_SNAPSHOTS },
+	{ "max-snapshot-mb", 0, 1, OPT_MAX_SNAPSHOT_MB },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
 };
 
 #define POOL_SIZE_DEFAULT 2u
 #define POOL_SIZE_MAX 16u
+#define POOL_IDLE_MS_DEFAULT 300000u
+#define MAX_SNAPSHOTS_DEFAULT 32u
+#define MAX_SNAPSHOT_MB_DEFAULT 1024u
 
 static void usage(void)
 {
 	printf("Usage: mimobox serve [--socket PATH | --listen ADDR:PORT --token-file FILE] [--pool-size N]\n"
+	       "                     [--pool-idle-ms MS] [--max-sandboxes N] [--quota-sandboxes N]\n"
+	       "                     [--quota-memory-mb MB] [--quota-cpus CPUS] [--max-snapshots N]\n"
+	       "                     [--max-snapshot-mb MB]\n"
 	       "\n"
 	       "Serve the sandbox API over HTTP in the foreground until SIGTERM or SIGINT, then\n"
-	       "destroy every sandbox made through it. The API: docs/server.md.\n"
+	       "destroy every sandbox made through it. The API: docs/server.md. Started by\n"
+	       "systemd's socket activation (LISTEN_FDS), it serves on the unix socket it got.\n"
 	       "\n"
 	       "  --socket PATH        the unix socket to serve on, made 0600 (default: serve.sock\n"
 	       "                       in the state directory); only the server's own uid is served\n"
 	       "  --listen ADDR:PORT   serve on TCP instead (e.g. 127.0.0.1:8700, [::1]:8700)\n"
 	       "  --token-file FILE    with --listen: every request needs `Authorization: Bearer`\n"
-	       "                       and the token in FILE, which is made (0600, random) if missing\n"
+	       "                       and a token of FILE, which is made (0600, random) if missing;\n"
+	       "                       a line `NAME TOKEN` each gives several clients\n"
 	       "  --pool-size N        sandboxes kept ready per configuration for POST /v1/run\n"
 	       "                       (0 to 16, default 2; 0: a new sandbox for each run)\n"
+	       "  --pool-idle-ms MS    free a pool after MS without a run (default 300000; 0: never)\n"
+	       "  --max-sandboxes N    live sandboxes of the whole server (default: no cap)\n"
+	       "  --quota-sandboxes N  live sandboxes per client (default: none)\n"
+	       "  --quota-memory-mb MB sum of memory_mb of a client's live sandboxes (default: none)\n"
+	       "  --quota-cpus CPUS    sum of cpus of a client's live sandboxes; each sandbox then\n"
+	       "                       gets a CPU limit, 1 CPU when it asks for none (default: none)\n"
+	       "  --max-snapshots N    snapshots kept at once (default 32)\n"
+	       "  --max-snapshot-mb MB their sizes added up, and the largest upload (default 1024)\n"
 	       "  -h, --help           show this help\n"
 	       "\n"
 	       "Exit status: 0 after a signal stopped it, 125 when it could not start.\n");
@@ -216,99 +246,272 @@ bad:
 	return -1;
 }
 
-/* ---- the token ---- */
+/* ---- the tokens ---- */
 
 #define TOKEN_MAX 4096
+#define TOKEN_FILE_MAX ((size_t)256 << 10)
 
-/* Reads the token from `path`, or makes the file with a new one. malloc'd, or NULL with `why`. */
-static char *load_token(const char *path, char *why, size_t whylen)
+/* The clients of a token file; names and tokens point into `buf`. */
+struct tokens {
+	char *buf;
+	size_t buf_len;
+	struct serve_client clients[SERVE_MAX_CLIENTS];
+	size_t n;
+};
+
+static void tokens_free(struct tokens *t)
+{
+	if (t->buf)
+		explicit_bzero(t->buf, t->buf_len);
+	free(t->buf);
+	memset(t, 0, sizeof(*t));
+}
+
+static int token_ok(const char *tok)
+{
+	size_t i, len = strlen(tok);
+
+	for (i = 0; i < len; i++)
+		if (tok[i] <= ' ' || tok[i] > '~')
+			return 0;
+	return len >= 16 && len <= TOKEN_MAX;
+}
+
+static int name_ok(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len >= 1 && len <= SERVE_CLIENT_NAME_MAX &&
+	       strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
+}
+
+/*
+ * Splits a token file's text (NUL-terminated, in t->buf): one token alone
+ * (client "default"), or a line `NAME TOKEN` per client; empty lines and
+ * lines starting with # are skipped. 0, or -1 with `why` (never a token).
+ */
+static int tokens_parse(struct tokens *t, const char *path, char *why, size_t whylen)
+{
+	char *line = t->buf, *next, *a, *b, *rest;
+	unsigned lineno = 0;
+	size_t i, j, words_lines = 0, plain_lines = 0;
+
+	for (; line; line = next) {
+		lineno++;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		a = line + strspn(line, " \t\r");
+		if (*a == '\0' || *a == '#')
+			continue;
+		b = a + strcspn(a, " \t\r");
+		rest = b + strspn(b, " \t\r");
+		if (*b)
+			*b = '\0';
+		if (*rest == '\0') {	/* one word: a lone token */
+			plain_lines++;
+			if (t->n < SERVE_MAX_CLIENTS) {
+				t->clients[t->n].name = "default";
+				t->clients[t->n].token = a;
+			}
+		} else {
+			char *c = rest + strcspn(rest, " \t\r"), *after = c + strspn(c, " \t\r");
+
+			if (*after) {
+				snprintf(why, whylen, "the token file `%s`, line %u: expected `NAME TOKEN` or one token alone",
+					 path, lineno);
+				return -1;
+			}
+			*c = '\0';
+			words_lines++;
+			if (!name_ok(a)) {
+				snprintf(why, whylen, "the token file `%s`, line %u: a client's name is 1 to %u of "
+					 "A-Z a-z 0-9 _ . -", path, lineno, SERVE_CLIENT_NAME_MAX);
+				return -1;
+			}
+			if (t->n < SERVE_MAX_CLIENTS) {
+				t->clients[t->n].name = a;
+				t->clients[t->n].token = rest;
+			}
+		}
+		if (++t->n > SERVE_MAX_CLIENTS) {
+			snprintf(why, whylen, "the token file `%s` has more than %u clients", path, SERVE_MAX_CLIENTS);
+			return -1;
+		}
+		if (!token_ok(t->clients[t->n - 1].token)) {
+			snprintf(why, whylen, "the token file `%s`, line %u: a token must be 16 to %d printable characters "
+				 "without spaces (remove the file to have one made)", path, lineno, TOKEN_MAX);
+			return -1;
+		}
+	}
+	if (t->n == 0) {
+		snprintf(why, whylen, "the token file `%s` holds no token (remove the file to have one made)", path);
+		return -1;
+	}
+	if (plain_lines && (plain_lines > 1 || words_lines)) {
+		snprintf(why, whylen, "the token file `%s`: a token alone must be the file's only line; give several "
+			 "clients as `NAME TOKEN` lines", path);
+		return -1;
+	}
+	for (i = 0; i < t->n; i++)
+		for (j = i + 1; j < t->n; j++) {
+			if (strcmp(t->clients[i].name, t->clients[j].name) == 0) {
+				snprintf(why, whylen, "the token file `%s` names client `%s` twice", path, t->clients[i].name);
+				return -1;
+			}
+			if (strcmp(t->clients[i].token, t->clients[j].token) == 0) {
+				snprintf(why, whylen, "the token file `%s` gives clients `%s` and `%s` the same token", path,
+					 t->clients[i].name, t->clients[j].name);
+				return -1;
+			}
+		}
+	return 0;
+}
+
+/* Reads the clients from `path`, or makes the file with a new token (client "default"). 0, or -1 with `why`. */
+static int load_tokens(const char *path, struct tokens *t, char *why, size_t whylen)
 {
 	unsigned char raw[32];
-	char *tok;
 	struct stat st;
 	ssize_t n;
 	size_t len, i;
 	int fd;
 
+	memset(t, 0, sizeof(*t));
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd >= 0) {
-		tok = malloc(2 * sizeof(raw) + 2);
-		if (!tok || getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
-			snprintf(why, whylen, "cannot make a token: %s", tok ? strerror(errno) : "out of memory");
-			free(tok);
+		t->buf_len = 2 * sizeof(raw) + 2;
+		t->buf = malloc(t->buf_len);
+		if (!t->buf || getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+			snprintf(why, whylen, "cannot make a token: %s", t->buf ? strerror(errno) : "out of memory");
+			tokens_free(t);
 			close(fd);
 			unlink(path);
-			return NULL;
+			return -1;
 		}
 		for (i = 0; i < sizeof(raw); i++)
-			sprintf(tok + 2 * i, "%02x", raw[i]);
+			sprintf(t->buf + 2 * i, "%02x", raw[i]);
 		explicit_bzero(raw, sizeof(raw));
-		tok[2 * sizeof(raw)] = '\n';
-		if (cli_write_all(fd, tok, 2 * sizeof(raw) + 1) < 0 || fsync(fd) < 0) {
+		t->buf[2 * sizeof(raw)] = '\n';
+		if (cli_write_all(fd, t->buf, 2 * sizeof(raw) + 1) < 0 || fsync(fd) < 0) {
 			snprintf(why, whylen, "cannot write the token file `%s`: %s", path, strerror(errno));
-			explicit_bzero(tok, 2 * sizeof(raw) + 2);
-			free(tok);
+			tokens_free(t);
 			close(fd);
 			unlink(path);
-			return NULL;
+			return -1;
 		}
 		close(fd);
-		tok[2 * sizeof(raw)] = '\0';
-		return tok;
+		t->buf[2 * sizeof(raw)] = '\0';
+		t->clients[0].name = "default";
+		t->clients[0].token = t->buf;
+		t->n = 1;
+		return 0;
 	}
 	if (errno != EEXIST) {
 		snprintf(why, whylen, "cannot create the token file `%s`: %s", path, strerror(errno));
-		return NULL;
+		return -1;
 	}
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(why, whylen, "cannot open the token file `%s`: %s", path, strerror(errno));
-		return NULL;
+		return -1;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		snprintf(why, whylen, "the token file `%s` is not a regular file", path);
 		close(fd);
-		return NULL;
+		return -1;
 	}
 	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
 		snprintf(why, whylen, "the token file `%s` must be yours and private (mode 0600), not mode %04o of uid %u",
 			 path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
 		close(fd);
-		return NULL;
+		return -1;
 	}
-	tok = malloc(TOKEN_MAX + 1);
-	if (!tok) {
+	t->buf_len = TOKEN_FILE_MAX + 1;
+	t->buf = malloc(t->buf_len);
+	if (!t->buf) {
 		close(fd);
 		snprintf(why, whylen, "out of memory");
-		return NULL;
+		return -1;
 	}
 	len = 0;
-	while (len < TOKEN_MAX && (n = read(fd, tok + len, TOKEN_MAX - len)) != 0) {
+	while (len < TOKEN_FILE_MAX && (n = read(fd, t->buf + len, TOKEN_FILE_MAX - len)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			snprintf(why, whylen, "cannot read the token file `%s`: %s", path, strerror(errno));
 			close(fd);
-			free(tok);
-			return NULL;
+			tokens_free(t);
+			return -1;
 		}
 		len += (size_t)n;
 	}
 	close(fd);
-	while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-		len--;
-	tok[len] = '\0';
-	for (i = 0; i < len; i++)
-		if (tok[i] <= ' ' || tok[i] > '~')
-			break;
-	if (len < 16 || i < len) {
-		snprintf(why, whylen, "the token in `%s` must be 16 to %d printable characters without spaces "
-			 "(remove the file to have one made)", path, TOKEN_MAX);
-		explicit_bzero(tok, TOKEN_MAX + 1);
-		free(tok);
-		return NULL;
+	t->buf[len] = '\0';
+	if (len == TOKEN_FILE_MAX || strlen(t->buf) != len) {
+		snprintf(why, whylen, "the token file `%s` is larger than %zu bytes or holds a NUL byte", path,
+			 TOKEN_FILE_MAX - 1);
+		tokens_free(t);
+		return -1;
 	}
-	return tok;
+	if (tokens_parse(t, path, why, whylen) < 0) {
+		tokens_free(t);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- socket activation ---- */
+
+/*
+ * The listening socket systemd passed (LISTEN_PID is ours, LISTEN_FDS=1:
+ * descriptor 3), with where it listens in `where`; -1 when the server was
+ * not started so; -2 with `why` when it was, with something it cannot serve on.
+ */
+static int activated_socket(char *where, size_t wherelen, char *why, size_t whylen)
+{
+	const char *pid_s = getenv("LISTEN_PID"), *fds_s = getenv("LISTEN_FDS");
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(int);
+	int type = 0, domain = 0, listening = 0, fds_one;
+	char *end;
+	unsigned long pid;
+
+	if (!pid_s || !fds_s)
+		return -1;
+	errno = 0;
+	pid = strtoul(pid_s, &end, 10);
+	if (errno || *end || pid != (unsigned long)getpid())
+		return -1;	/* meant for another process */
+	fds_one = strcmp(fds_s, "1") == 0;
+	/* Not for the sandboxes' programs. */
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (!fds_one) {
+		snprintf(why, whylen, "socket activation passed other than one socket (LISTEN_FDS); mimobox serve takes "
+			 "exactly one: give the .socket unit one ListenStream=");
+		return -2;
+	}
+	if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+	    (len = sizeof(int), getsockopt(3, SOL_SOCKET, SO_DOMAIN, &domain, &len)) < 0 ||
+	    (len = sizeof(int), getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len)) < 0 ||
+	    type != SOCK_STREAM || domain != AF_UNIX || !listening) {
+		snprintf(why, whylen, "socket activation passed a descriptor that is not a listening unix stream socket; "
+			 "mimobox serve takes one ListenStream=/path (use --listen for TCP)");
+		return -2;
+	}
+	if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0) {
+		snprintf(why, whylen, "socket activation: fcntl: %s", strerror(errno));
+		return -2;
+	}
+	len = sizeof(sa);
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(3, (struct sockaddr *)&sa, &len) == 0 && sa.sun_path[0])
+		snprintf(where, wherelen, "unix:%.*s (socket activation)", (int)sizeof(sa.sun_path), sa.sun_path);
+	else
+		snprintf(where, wherelen, "the socket of socket activation");
+	return 3;
 }
 
 /* ---- the verb ---- */
@@ -318,15 +521,20 @@ int cli_cmd_serve(int argc, char **argv)
 	struct cli_args a = { argc, argv, 1, 0 };
 	const char *socket_path = NULL, *listen_spec = NULL, *token_file = NULL, *value;
 	char why[CLI_WHY_MAX], where[512];
-	char *def_socket = NULL, *token = NULL;
+	char *def_socket = NULL;
+	struct tokens tokens;
 	struct serve_config cfg;
 	struct serve_server *server;
 	struct sigaction sa;
 	struct pollfd pfd;
-	uint64_t pool = POOL_SIZE_DEFAULT;
+	uint64_t pool = POOL_SIZE_DEFAULT, pool_idle = POOL_IDLE_MS_DEFAULT, max_sb = 0, q_sb = 0, q_mem = 0;
+	uint64_t max_snaps = MAX_SNAPSHOTS_DEFAULT, max_snap_mb = MAX_SNAPSHOT_MB_DEFAULT;
+	uint32_t q_cpus = 0;
 	size_t destroyed;
 	char sig = 0;
-	int id, fd;
+	int id, fd, activated, bound = 0;
+
+	memset(&tokens, 0, sizeof(tokens));
 
 	while ((id = cli_next_option(&a, serve_options, &value, why, sizeof(why))) != CLI_OPT_END) {
 		switch (id) {
@@ -342,6 +550,41 @@ int cli_cmd_serve(int argc, char **argv)
 		case OPT_POOL_SIZE:
 			if (cli_parse_uint(value, 0, POOL_SIZE_MAX, &pool, why, sizeof(why)) < 0) {
 				cli_usage_error(0, "serve", "--pool-size: %s", why);
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		case OPT_POOL_IDLE_MS:
+		case OPT_MAX_SANDBOXES:
+		case OPT_QUOTA_SANDBOXES:
+		case OPT_QUOTA_MEMORY_MB:
+		case OPT_MAX_SNAPSHOTS:
+		case OPT_MAX_SNAPSHOT_MB: {
+			static const struct {
+				int id;
+				const char *name;
+				uint64_t min, max;
+			} num[] = {
+				{ OPT_POOL_IDLE_MS, "--pool-idle-ms", 0, (uint64_t)1 << 40 },
+				{ OPT_MAX_SANDBOXES, "--max-sandboxes", 1, 1u << 20 },
+				{ OPT_QUOTA_SANDBOXES, "--quota-sandboxes", 1, 1u << 20 },
+				{ OPT_QUOTA_MEMORY_MB, "--quota-memory-mb", 1, (uint64_t)1 << 40 },
+				{ OPT_MAX_SNAPSHOTS, "--max-snapshots", 1, 4096 },
+				{ OPT_MAX_SNAPSHOT_MB, "--max-snapshot-mb", 1, 1u << 20 },
+			};
+			uint64_t *dst[] = { &pool_idle, &max_sb, &q_sb, &q_mem, &max_snaps, &max_snap_mb };
+			size_t k;
+
+			for (k = 0; num[k].id != id; k++)
+				;
+			if (cli_parse_uint(value, num[k].min, num[k].max, dst[k], why, sizeof(why)) < 0) {
+				cli_usage_error(0, "serve", "%s: %s", num[k].name, why);
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		}
+		case OPT_QUOTA_CPUS:
+			if (cli_parse_cpus(value, &q_cpus, why, sizeof(why)) < 0) {
+				cli_usage_error(0, "serve", "--quota-cpus: %s", why);
 				return CLI_EXIT_USAGE;
 			}
 			break;
@@ -371,12 +614,23 @@ int cli_cmd_serve(int argc, char **argv)
 		cli_usage_error(0, "serve", "--token-file goes with --listen (the unix socket is guarded by its owner)");
 		return CLI_EXIT_USAGE;
 	}
+	activated = activated_socket(where, sizeof(where), why, sizeof(why));
+	if (activated == -2) {
+		cli_report(0, MBX_EINVAL, why, NULL, NULL, 0);
+		return CLI_EXIT_FAILED;
+	}
+	if (activated >= 0 && (socket_path || listen_spec)) {
+		cli_usage_error(0, "serve", "socket activation gave the socket: drop --socket and --listen");
+		return CLI_EXIT_USAGE;
+	}
 	if (serve_dl_load(why, sizeof(why)) < 0) {
 		cli_report(0, MBX_ENOTSUP, why, NULL, NULL, 0);
 		return CLI_EXIT_FAILED;
 	}
 
-	if (listen_spec) {
+	if (activated >= 0) {
+		fd = activated;
+	} else if (listen_spec) {
 		fd = tcp_listen(listen_spec, where, sizeof(where), why, sizeof(why));
 	} else {
 		if (!socket_path) {
@@ -395,19 +649,17 @@ int cli_cmd_serve(int argc, char **argv)
 		}
 		fd = unix_listen(socket_path, why, sizeof(why));
 		snprintf(where, sizeof(where), "unix:%s", socket_path);
+		bound = fd >= 0;
 	}
 	if (fd < 0) {
 		cli_report(0, MBX_ESYS, why, NULL, NULL, 0);
 		goto fail;
 	}
 	/* After the address is known good: a typo there makes no token file. */
-	if (token_file) {
-		token = load_token(token_file, why, sizeof(why));
-		if (!token) {
-			cli_report(0, MBX_EINVAL, why, NULL, NULL, 0);
-			close(fd);
-			goto fail;
-		}
+	if (token_file && load_tokens(token_file, &tokens, why, sizeof(why)) < 0) {
+		cli_report(0, MBX_EINVAL, why, NULL, NULL, 0);
+		close(fd);
+		goto fail_unlink;
 	}
 
 	if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -425,14 +677,18 @@ int cli_cmd_serve(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.listen_fd = fd;
 	cfg.is_unix = listen_spec == NULL;
-	cfg.token = token;
+	cfg.clients = tokens.clients;
+	cfg.n_clients = tokens.n;
 	cfg.pool_size = (unsigned)pool;
+	cfg.pool_idle_ms = pool_idle;
+	cfg.max_sandboxes = (unsigned)max_sb;
+	cfg.quota_sandboxes = (unsigned)q_sb;
+	cfg.quota_memory_mb = q_mem;
+	cfg.quota_millicpus = q_cpus;
+	cfg.max_snapshots = (unsigned)max_snaps;
+	cfg.max_snapshot_bytes = max_snap_mb << 20;
 	server = serve_start(&cfg, why, sizeof(why));
-	if (token) {
-		explicit_bzero(token, strlen(token));
-		free(token);
-		token = NULL;
-	}
+	tokens_free(&tokens);
 	if (!server) {
 		cli_report(0, MBX_ESYS, why, NULL, NULL, 0);
 		goto fail_unlink;
@@ -447,7 +703,8 @@ int cli_cmd_serve(int argc, char **argv)
 	if (read(stop_pipe[0], &sig, 1) < 0)
 		sig = 0;
 	fprintf(stderr, "mimobox: serve: stopping (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-	if (!listen_spec)
+	/* An activated socket is systemd's: it stays. */
+	if (bound)
 		unlink(socket_path);
 	destroyed = serve_stop(server);
 	fprintf(stderr, "mimobox: serve: stopped; destroyed %zu sandbox%s\n", destroyed, destroyed == 1 ? "" : "es");
@@ -457,13 +714,10 @@ int cli_cmd_serve(int argc, char **argv)
 	return 0;
 
 fail_unlink:
-	if (!listen_spec && socket_path)
+	if (bound)
 		unlink(socket_path);
 fail:
-	if (token) {
-		explicit_bzero(token, strlen(token));
-		free(token);
-	}
+	tokens_free(&tokens);
 	free(def_socket);
 	return CLI_EXIT_FAILED;
 }

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -76,6 +77,32 @@ struct sbent {
 	uint64_t ttl_ms;	/* idle time before expiry; 0: none */
 	atomic_ullong last_used_ms;	/* when a call in it last ended (inspecting is no use) */
 	json_object *info;	/* what GET shows; immutable after creation */
+	size_t client;		/* whose quota it counts in */
+	uint64_t mem_mb;	/* what it counts there */
+	uint32_t millicpus;
+	char *note;		/* its options as a snapshot keeps them (cli_sandbox_opts_note) */
+	size_t note_len;
+};
+
+/* A client (a token's name, or the unix socket's uid) and what its live sandboxes use. */
+struct client {
+	char *name;
+	char *token;		/* NULL on the unix socket */
+	size_t token_len;
+	unsigned sandboxes;	/* under the table lock, as the next two */
+	uint64_t mem_mb;
+	uint64_t millicpus;
+};
+
+/* A kept snapshot (docs/server.md, "Snapshots, restores and forks"). */
+struct snapent {
+	struct snapent *next;
+	char id[ID_MAX + 1];
+	mbx_snapshot *snap;
+	pthread_mutex_t lock;	/* one use of snap at a time */
+	unsigned refs;		/* under the snapshot lock */
+	uint64_t bytes;
+	json_object *info;	/* immutable */
 };
 
 /* A create under way with a name or an idempotency key, so that a second one waits or is refused. */
@@ -94,15 +121,27 @@ struct spent {
 struct pool_slot {
 	char *key;
 	mbx_pool *pool;
+	unsigned users;		/* runs taking from it now; under the pool lock */
+	uint64_t last_ms;	/* when a run last took from it */
 };
 
 struct serve_server {
 	struct MHD_Daemon *daemon;
 	int listen_fd;
 	int is_unix;
-	char *token;
-	size_t token_len;
+	struct client *clients;
+	size_t n_clients;
 	unsigned pool_size;
+	uint64_t pool_idle_ms;
+	unsigned max_sandboxes, quota_sandboxes;
+	uint64_t quota_memory_mb;
+	uint32_t quota_millicpus;
+	unsigned held;		/* live sandboxes and those being made; under the table lock */
+
+	pthread_mutex_t snap_lock;
+	struct snapent *snaps;
+	unsigned n_snaps, max_snapshots;
+	uint64_t snap_bytes, max_snapshot_bytes;
 
 	pthread_mutex_t table_lock;
 	pthread_cond_t reaper_cond;
@@ -120,6 +159,7 @@ struct serve_server {
 	size_t n_pools;
 
 	atomic_ullong live, created, destroyed, expired, executes, errors, disconnects, requests;
+	atomic_ullong quota_refusals, snapshots_taken, pools_freed_idle;
 	atomic_ullong hist[N_BUCKETS];
 	atomic_ullong dur_sum_us;
 };
@@ -139,6 +179,13 @@ enum route {
 	R_PROC_SIGNAL,
 	R_PROC_STDIN,
 	R_PROC_OUTPUT,
+	R_SNAP_TAKE,
+	R_FORK,
+	R_AUDIT,
+	R_SNAPSHOTS,
+	R_SNAPSHOT,
+	R_SNAP_DATA,
+	R_SNAP_RESTORE,
 };
 
 struct req {
@@ -146,11 +193,14 @@ struct req {
 	enum route route;
 	char id[ID_MAX + 1];	/* a sandbox's id or name */
 	uint32_t pid;		/* a background process's id (R_PROC...) */
+	size_t client;		/* index in the server's clients */
 	char *body;
 	size_t len, cap, limit;
 	int too_big;
 	unsigned status;
 };
+
+static void pools_reap(struct serve_server *s);
 
 static uint64_t now_us(void)
 {
@@ -588,6 +638,17 @@ static int opts_from_json(json_object *o, struct cli_sandbox_opts *so, int with_
 		so->memory_bytes = mb << 20;
 		so->set |= CLI_SET_MEMORY;
 	}
+	if (json_object_object_get_ex(o, "cpus", &v) && v) {
+		double x = json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double) ?
+			   json_object_get_double(v) : -1;
+
+		if (!(x >= 0.01 && x <= 1024)) {
+			snprintf(why, whylen, "`cpus` must be a number of CPUs from 0.01 to 1024, e.g. 0.5");
+			return -1;
+		}
+		so->millicpus = (uint32_t)(x * 1000 + 0.5);
+		so->set |= CLI_SET_CPU;
+	}
 	if (json_object_object_get_ex(o, "network", &v) && v) {
 		if (json_object_is_type(v, json_type_string) && strcmp(json_object_get_string(v), "deny") == 0) {
 			so->network.policy = MBX_NETWORK_DENY_ALL;
@@ -686,6 +747,19 @@ static json_object *describe(mbx_sandbox *sb, const struct cli_sandbox_opts *so,
 	json_object_object_add(o, "trust", json_object_new_string(trust_name(so->trust)));
 	json_object_object_add(o, "memory_mb", json_object_new_int64((int64_t)((so->set & CLI_SET_MEMORY ?
 		so->memory_bytes : CLI_DEFAULT_MEMORY) >> 20)));
+	if (so->set & CLI_SET_CPU) {
+		/* As written: 0.5, not 0.50000000000000000 */
+		char t[32];
+		size_t n = (size_t)snprintf(t, sizeof(t), "%u.%03u", so->millicpus / 1000, so->millicpus % 1000);
+
+		while (t[n - 1] == '0')
+			t[--n] = '\0';
+		if (t[n - 1] == '.')
+			t[n - 1] = '\0';
+		json_object_object_add(o, "cpus", json_object_new_double_s(so->millicpus / 1000.0, t));
+	} else {
+		json_object_object_add(o, "cpus", NULL);
+	}
 	json_object_object_add(o, "timeout_ms", json_object_new_int64((int64_t)(so->set & CLI_SET_TIMEOUT ?
 		so->timeout_ms : CLI_DEFAULT_TIMEOUT_MS)));
 	json_object_object_add(o, "workdir", json_object_new_string(so->workdir ? so->workdir : "/workspace"));
@@ -739,6 +813,7 @@ static void entry_release(struct serve_server *s, struct sbent *e)
 	pthread_mutex_destroy(&e->procs_lock);
 	json_object_put(e->info);
 	free(e->idem_key);
+	free(e->note);
 	free(e);
 }
 
@@ -784,6 +859,19 @@ static int entry_unlist_locked(struct serve_server *s, struct sbent *e)
 	return -1;
 }
 
+/* Gives back what a destroyed entry counted in its client's quota. */
+static void entry_unquota(struct serve_server *s, struct sbent *e)
+{
+	struct client *cl = &s->clients[e->client];
+
+	pthread_mutex_lock(&s->table_lock);
+	s->held--;
+	cl->sandboxes--;
+	cl->mem_mb -= e->mem_mb;
+	cl->millicpus -= e->millicpus;
+	pthread_mutex_unlock(&s->table_lock);
+}
+
 /* Destroys an unlisted entry's sandbox and drops the table's reference. */
 static void entry_destroy(struct serve_server *s, struct sbent *e)
 {
@@ -796,6 +884,7 @@ static void entry_destroy(struct serve_server *s, struct sbent *e)
 	pthread_mutex_unlock(&e->lock);
 	atomic_fetch_add(&s->destroyed, 1);
 	atomic_fetch_sub(&s->live, 1);
+	entry_unquota(s, e);
 	entry_release(s, e);
 }
 
@@ -851,6 +940,11 @@ static void *reaper_main(void *arg)
 			pthread_mutex_lock(&s->table_lock);
 			continue;
 		}
+		pthread_mutex_unlock(&s->table_lock);
+		pools_reap(s);
+		pthread_mutex_lock(&s->table_lock);
+		if (s->stopping)
+			break;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += 200 * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
@@ -907,10 +1001,248 @@ static enum MHD_Result send_no_sandbox(struct MHD_Connection *c, struct req *r)
 	return send_error(c, r, 404, "not_found", why, "list the sandboxes with GET /v1/sandboxes");
 }
 
+/* ---- quotas and the cap on live sandboxes ---- */
+
+/* What one sandbox counts in its client's quota. */
+struct usage {
+	uint64_t mem_mb;
+	uint32_t millicpus;
+};
+
+/* Under a CPU quota every sandbox made here gets a CPU limit: 1 CPU when it asks for none. */
+static void apply_cpu_default(const struct serve_server *s, struct cli_sandbox_opts *so)
+{
+	if (s->quota_millicpus && !(so->set & CLI_SET_CPU)) {
+		so->millicpus = 1000;
+		so->set |= CLI_SET_CPU;
+	}
+}
+
+static struct usage usage_of(const struct serve_server *s, const struct cli_sandbox_opts *so)
+{
+	struct usage u;
+
+	u.mem_mb = (so->set & CLI_SET_MEMORY ? so->memory_bytes : CLI_DEFAULT_MEMORY) >> 20;
+	u.millicpus = so->set & CLI_SET_CPU ? so->millicpus : s->quota_millicpus ? 1000 : 0;
+	return u;
+}
+
+static void cpus_text(char *out, size_t len, uint64_t millicpus)
+{
+	snprintf(out, len, "%" PRIu64 ".%03" PRIu64, millicpus / 1000, millicpus % 1000);
+}
+
+/* Reserves n sandboxes using u each for `client`: 0, or -1 with `why` naming the cap and the use. */
+static int quota_take(struct serve_server *s, size_t client, unsigned n, struct usage u, char *why, size_t whylen)
+{
+	struct client *cl = &s->clients[client];
+	char have[32], want[32], cap[32];
+	int rc = -1;
+
+	pthread_mutex_lock(&s->table_lock);
+	if (s->max_sandboxes && s->held + n > s->max_sandboxes) {
+		snprintf(why, whylen, "the server runs at most %u sandboxes at once (--max-sandboxes): %u are live or "
+			 "being made, this asks for %u more", s->max_sandboxes, s->held, n);
+	} else if (s->quota_sandboxes && cl->sandboxes + n > s->quota_sandboxes) {
+		snprintf(why, whylen, "quota of client `%s`: at most %u sandboxes (--quota-sandboxes); it has %u, this "
+			 "asks for %u more", cl->name, s->quota_sandboxes, cl->sandboxes, n);
+	} else if (s->quota_memory_mb && cl->mem_mb + n * u.mem_mb > s->quota_memory_mb) {
+		snprintf(why, whylen, "quota of client `%s`: at most %" PRIu64 " MiB of sandbox memory (--quota-memory-mb); "
+			 "its sandboxes have %" PRIu64 " MiB, this asks for %" PRIu64 " MiB more", cl->name,
+			 s->quota_memory_mb, cl->mem_mb, n * u.mem_mb);
+	} else if (s->quota_millicpus && cl->millicpus + n * u.millicpus > s->quota_millicpus) {
+		cpus_text(cap, sizeof(cap), s->quota_millicpus);
+		cpus_text(have, sizeof(have), cl->millicpus);
+		cpus_text(want, sizeof(want), n * u.millicpus);
+		snprintf(why, whylen, "quota of client `%s`: at most %s CPUs (--quota-cpus); its sandboxes have %s, this "
+			 "asks for %s more", cl->name, cap, have, want);
+	} else {
+		s->held += n;
+		cl->sandboxes += n;
+		cl->mem_mb += n * u.mem_mb;
+		cl->millicpus += n * u.millicpus;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&s->table_lock);
+	if (rc < 0)
+		atomic_fetch_add(&s->quota_refusals, 1);
+	return rc;
+}
+
+static void quota_put(struct serve_server *s, size_t client, unsigned n, struct usage u)
+{
+	struct client *cl = &s->clients[client];
+
+	pthread_mutex_lock(&s->table_lock);
+	s->held -= n;
+	cl->sandboxes -= n;
+	cl->mem_mb -= n * u.mem_mb;
+	cl->millicpus -= n * u.millicpus;
+	pthread_mutex_unlock(&s->table_lock);
+}
+
+static enum MHD_Result send_quota(struct MHD_Connection *c, struct req *r, const char *why)
+{
+	return send_error(c, r, 429, "quota_exceeded", why,
+			  "delete sandboxes no longer needed (DELETE /v1/sandboxes/{id}) or ask for less");
+}
+
+/*
+ * The note a snapshot keeps of the options `so` (cli_sandbox_opts_note(),
+ * as the CLI's snapshots have it, so that either restores the other's):
+ * the options are given again as command-line words. 0, or -1 (no memory).
+ * Options the command line would not take (a value beyond its range) make
+ * no note: a sandbox restored from the snapshot is then described with
+ * the defaults.
+ */
+static int opts_note(const struct cli_sandbox_opts *so, char **note, size_t *len)
+{
+	struct cli_sandbox_opts t;
+	struct cli_buf net = CLI_BUF_INIT, kv;
+	char v[64], why[CLI_WHY_MAX];
+	size_t i;
+	int rc = 0, kv_failed = 0;
+
+	*note = NULL;
+	*len = 0;
+	cli_sandbox_opts_init(&t);
+	if (so->set & CLI_SET_ISOLATION)
+		rc |= cli_sandbox_opts_set(&t, CLI_OPT_ISOLATION, isolation_name(so->isolation), why, sizeof(why));
+	if (so->set & CLI_SET_TRUST)
+		rc |= cli_sandbox_opts_set(&t, CLI_OPT_TRUST, trust_name(so->trust), why, sizeof(why));
+	if (so->set & CLI_SET_MEMORY) {
+		snprintf(v, sizeof(v), "%" PRIu64 "b", so->memory_bytes);
+		rc |= cli_sandbox_opts_set(&t, CLI_OPT_MEMORY, v, why, sizeof(why));
+	}
+	if (so->set & CLI_SET_CPU) {
+		cpus_text(v, sizeof(v), so->millicpus);
+		rc |= cli_sandbox_opts_set(&t, CLI_OPT_CPU, v, why, sizeof(why));
+	}
+	if (so->set & CLI_SET_TIMEOUT) {
+		snprintf(v, sizeof(v), "%" PRIu64 ".%03" PRIu64, so->timeout_ms / 1000, so->timeout_ms % 1000);
+		rc |= cli_sandbox_opts_set(&t, CLI_OPT_TIMEOUT, v, why, sizeof(why));
+	}
+	if (so->set & CLI_SET_WORKDIR)
+		rc |= cli_sandbox_opts_set(&t, CLI_OPT_WORKDIR, so->workdir, why, sizeof(why));
+	if (so->set & CLI_SET_NETWORK) {
+		if (so->network.policy == MBX_NETWORK_ALLOW_DOMAINS) {
+			cli_buf_puts(&net, "allow:");
+			for (i = 0; i < so->network.n_domains; i++)
+				cli_buf_printf(&net, "%s%s", i ? "," : "", so->network.domains[i]);
+		} else {
+			cli_buf_puts(&net, "deny");
+		}
+		if (!net.failed)
+			rc |= cli_sandbox_opts_set(&t, CLI_OPT_NETWORK, net.data, why, sizeof(why));
+	}
+	for (i = 0; i < so->n_env && rc == 0 && !kv_failed; i++) {
+		kv = (struct cli_buf)CLI_BUF_INIT;
+		cli_buf_printf(&kv, "%s=%s", so->env[i].name, so->env[i].value);
+		kv_failed = kv.failed;
+		if (!kv_failed)
+			rc |= cli_sandbox_opts_set(&t, CLI_OPT_ENV, kv.data, why, sizeof(why));
+		cli_buf_free(&kv);
+	}
+	if (net.failed || kv_failed)
+		rc = -1;	/* out of memory */
+	else if (rc != 0)
+		rc = 0;		/* no note */
+	else
+		rc = cli_sandbox_opts_note(&t, note, len);
+	cli_sandbox_opts_free(&t);
+	cli_buf_free(&net);
+	return rc < 0 ? -1 : 0;
+}
+
+/* The options a note records (defaults when there is none, or it does not read). */
+static void opts_of_note(struct cli_sandbox_opts *so, const void *note, size_t len)
+{
+	char why[CLI_WHY_MAX];
+
+	cli_sandbox_opts_init(so);
+	if (note && len && cli_sandbox_opts_from_note(so, note, len, why, sizeof(why)) < 0) {
+		cli_sandbox_opts_free(so);
+		cli_sandbox_opts_init(so);
+	}
+}
+
+/*
+ * Lists a new sandbox whose quota is reserved; takes sb and note. Returns a
+ * copy of its description for the answer, or NULL with *status (503: the
+ * server is stopping, 500: out of memory); the sandbox is then freed and
+ * the quota given back.
+ */
+static json_object *entry_add(struct serve_server *s, mbx_sandbox *sb, const struct cli_sandbox_opts *so,
+			      uint64_t ttl, size_t client, struct usage u, char *note, size_t note_len,
+			      const char *name, const char *key, unsigned *status)
+{
+	struct sbent *e = calloc(1, sizeof(*e));
+	json_object *answer = NULL;
+
+	if (e && key && !(e->idem_key = strdup(key))) {
+		free(e);
+		e = NULL;
+	}
+	if (!e) {
+		mbx_sandbox_free(sb);
+		free(note);
+		quota_put(s, client, 1, u);
+		*status = 500;
+		return NULL;
+	}
+	snprintf(e->id, sizeof(e->id), "%s", mbx_sandbox_id(sb));
+	if (name)
+		snprintf(e->name, sizeof(e->name), "%s", name);
+	e->sb = sb;
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->procs_lock, NULL);
+	pthread_cond_init(&e->procs_cond, NULL);
+	e->ttl_ms = ttl;
+	e->info = describe(sb, so, ttl);
+	if (name)
+		json_object_object_add(e->info, "name", json_object_new_string(name));
+	e->client = client;
+	e->mem_mb = u.mem_mb;
+	e->millicpus = u.millicpus;
+	e->note = note;
+	e->note_len = note_len;
+	/* The answer is a copy: once listed, e->info is read by other threads,
+	 * and json-c caches an object's text in the object when it prints it. */
+	if (json_object_deep_copy(e->info, &answer, NULL) != 0)
+		answer = NULL;
+	e->refs = 1;	/* the table's */
+	e->listed = 1;
+	atomic_store(&e->last_used_ms, now_ms());
+	pthread_mutex_lock(&s->table_lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->table_lock);
+		e->listed = 0;
+		quota_put(s, client, 1, u);
+		entry_release(s, e);
+		json_object_put(answer);
+		*status = 503;
+		return NULL;
+	}
+	e->next = s->head;
+	s->head = e;
+	pthread_mutex_unlock(&s->table_lock);
+	atomic_fetch_add(&s->created, 1);
+	atomic_fetch_add(&s->live, 1);
+	*status = answer ? 201 : 500;
+	return answer;
+}
+
+static enum MHD_Result send_add_failure(struct MHD_Connection *c, struct req *r, unsigned status)
+{
+	if (status == 503)
+		return send_error(c, r, 503, "unavailable", "the server is shutting down", "try again once it runs");
+	return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+}
+
 /* ---- handlers: sandboxes ---- */
 
-static const char *const config_keys[] = { "isolation", "trust", "memory_mb", "timeout_ms", "env", "workdir",
-					   "network", "ttl_ms", "name", NULL };
+static const char *const config_keys[] = { "isolation", "trust", "memory_mb", "cpus", "timeout_ms", "env",
+					   "workdir", "network", "ttl_ms", "name", NULL };
 
 static json_object *entry_json_locked(struct sbent *e, unsigned own);
 
@@ -1001,7 +1333,11 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 	struct pending pend;
 	json_object *answer = NULL;
 	const char *name = NULL, *key = NULL;
+	struct usage u;
+	char *note = NULL;
+	size_t note_len = 0;
 	uint64_t ttl = 0;
+	unsigned status;
 	int rc;
 
 	cli_sandbox_opts_init(&so);
@@ -1051,66 +1387,41 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 		return send_error(c, r, 409, "already_exists", why,
 				  "pick another name, or delete the other one with DELETE /v1/sandboxes/NAME");
 	}
+	apply_cpu_default(s, &so);
+	u = usage_of(s, &so);
+	if (opts_note(&so, &note, &note_len) < 0) {
+		pending_end(s, &pend);
+		cli_sandbox_opts_free(&so);
+		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+	}
 	rc = cli_build_config(&so, &cfg, what, sizeof(what), &err);
 	if (rc != MBX_OK) {
 		pending_end(s, &pend);
+		free(note);
 		cli_sandbox_opts_free(&so);
 		return send_mbx_error(c, r, rc, err, what);
+	}
+	if (quota_take(s, r->client, 1, u, why, sizeof(why)) < 0) {
+		pending_end(s, &pend);
+		mbx_config_free(cfg);
+		free(note);
+		cli_sandbox_opts_free(&so);
+		return send_quota(c, r, why);
 	}
 	rc = mbx_sandbox_new(&sb, cfg, &err);
 	mbx_config_free(cfg);
 	if (rc != MBX_OK) {
 		pending_end(s, &pend);
+		quota_put(s, r->client, 1, u);
+		free(note);
 		cli_sandbox_opts_free(&so);
 		return send_mbx_error(c, r, rc, err, "create sandbox");
 	}
-	e = calloc(1, sizeof(*e));
-	if (!e || (key && !(e->idem_key = strdup(key)))) {
-		pending_end(s, &pend);
-		if (e)
-			free(e);
-		mbx_sandbox_free(sb);
-		cli_sandbox_opts_free(&so);
-		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
-	}
-	snprintf(e->id, sizeof(e->id), "%s", mbx_sandbox_id(sb));
-	if (name)
-		snprintf(e->name, sizeof(e->name), "%s", name);
-	e->sb = sb;
-	pthread_mutex_init(&e->lock, NULL);
-	pthread_mutex_init(&e->procs_lock, NULL);
-	pthread_cond_init(&e->procs_cond, NULL);
-	e->ttl_ms = ttl;
-	e->info = describe(sb, &so, ttl);
-	if (name)
-		json_object_object_add(e->info, "name", json_object_new_string(name));
-	cli_sandbox_opts_free(&so);
-	/* The answer is a copy: once listed, e->info is read by other threads,
-	 * and json-c caches an object's text in the object when it prints it. */
-	if (json_object_deep_copy(e->info, &answer, NULL) != 0)
-		answer = NULL;
-	e->refs = 2;	/* the table's and ours */
-	e->listed = 1;
-	atomic_store(&e->last_used_ms, now_ms());
-	pthread_mutex_lock(&s->table_lock);
-	if (s->stopping) {
-		pthread_mutex_unlock(&s->table_lock);
-		pending_end(s, &pend);
-		e->refs = 1;
-		e->listed = 0;
-		entry_release(s, e);
-		json_object_put(answer);
-		return send_error(c, r, 503, "unavailable", "the server is shutting down", "try again once it runs");
-	}
-	e->next = s->head;
-	s->head = e;
-	pthread_mutex_unlock(&s->table_lock);
+	answer = entry_add(s, sb, &so, ttl, r->client, u, note, note_len, name, key, &status);
 	pending_end(s, &pend);
-	atomic_fetch_add(&s->created, 1);
-	atomic_fetch_add(&s->live, 1);
-	entry_release(s, e);
+	cli_sandbox_opts_free(&so);
 	if (!answer)
-		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+		return send_add_failure(c, r, status);
 	return send_json(c, r, 201, answer);
 }
 
@@ -1599,7 +1910,7 @@ static enum MHD_Result h_exec(struct serve_server *s, struct MHD_Connection *c, 
 /* ---- one-shot runs ---- */
 
 static const char *const run_keys[] = { "argv", "env", "workdir", "timeout_ms", "stdin", "stdin_b64", "isolation",
-					"trust", "memory_mb", "network", NULL };
+					"trust", "memory_mb", "cpus", "network", NULL };
 /* run_keys[RUN_CONFIG_FIRST...] configure the sandbox: they make the pool key. */
 #define RUN_CONFIG_FIRST 6
 
@@ -1616,8 +1927,11 @@ static int take_sandbox(struct serve_server *s, const char *key, const mbx_confi
 	pthread_mutex_lock(&s->pool_lock);
 	for (i = 0; i < s->n_pools; i++)
 		if (strcmp(s->pools[i].key, key) == 0)
-			pool = s->pools[i].pool;
-	if (!pool && s->n_pools < MAX_POOLS && !s->stopping) {
+			break;
+	if (i < s->n_pools) {
+		pool = s->pools[i].pool;
+		s->pools[i].users++;
+	} else if (s->n_pools < MAX_POOLS && !s->stopping) {
 		char *k = strdup(key);
 
 		rc = k ? mbx_pool_new(&pool, cfg, s->pool_size, err) : MBX_ENOMEM;
@@ -1628,13 +1942,48 @@ static int take_sandbox(struct serve_server *s, const char *key, const mbx_confi
 		}
 		s->pools[s->n_pools].key = k;
 		s->pools[s->n_pools].pool = pool;
+		s->pools[s->n_pools].users = 1;
+		s->pools[s->n_pools].last_ms = now_ms();
 		s->n_pools++;
 	}
 	pthread_mutex_unlock(&s->pool_lock);
-	/* Pools are freed only after every connection ended: `pool` stays valid. */
-	if (pool)
-		return mbx_pool_take(pool, out, err);
-	return mbx_sandbox_new(out, cfg, err);
+	if (!pool)
+		return mbx_sandbox_new(out, cfg, err);
+	/* A pool with users is not freed for idleness: `pool` stays valid. */
+	rc = mbx_pool_take(pool, out, err);
+	pthread_mutex_lock(&s->pool_lock);
+	for (i = 0; i < s->n_pools; i++)
+		if (s->pools[i].pool == pool) {
+			s->pools[i].users--;
+			s->pools[i].last_ms = now_ms();
+		}
+	pthread_mutex_unlock(&s->pool_lock);
+	return rc;
+}
+
+/* Frees the pools without a run for --pool-idle-ms (by the expiry thread). */
+static void pools_reap(struct serve_server *s)
+{
+	struct pool_slot idle[MAX_POOLS];
+	uint64_t now = now_ms();
+	size_t i, j = 0, n = 0;
+
+	if (!s->pool_idle_ms)
+		return;
+	pthread_mutex_lock(&s->pool_lock);
+	for (i = 0; i < s->n_pools; i++) {
+		if (s->pools[i].users == 0 && now > s->pools[i].last_ms && now - s->pools[i].last_ms >= s->pool_idle_ms)
+			idle[n++] = s->pools[i];
+		else
+			s->pools[j++] = s->pools[i];
+	}
+	s->n_pools = j;
+	pthread_mutex_unlock(&s->pool_lock);
+	for (i = 0; i < n; i++) {
+		mbx_pool_free(idle[i].pool);
+		free(idle[i].key);
+		atomic_fetch_add(&s->pools_freed_idle, 1);
+	}
 }
 
 /* Hands a one-shot run's sandbox to the expiry thread to free (at once when out of memory). */
@@ -1666,6 +2015,7 @@ static enum MHD_Result h_run(struct serve_server *s, struct MHD_Connection *c, s
 	mbx_result *res = NULL;
 	mbx_error *err = NULL;
 	json_object *key, *v, *o;
+	struct usage u;
 	const char *ewhat;
 	enum MHD_Result ret;
 	size_t i;
@@ -1684,11 +2034,19 @@ static enum MHD_Result h_run(struct serve_server *s, struct MHD_Connection *c, s
 		exec_req_free(&x);
 		return send_error(c, r, 503, "unavailable", "the server is shutting down", "try again once it runs");
 	}
+	apply_cpu_default(s, &so);
+	u = usage_of(s, &so);
 	rc = cli_build_config(&so, &cfg, what, sizeof(what), &err);
 	cli_sandbox_opts_free(&so);
 	if (rc != MBX_OK) {
 		exec_req_free(&x);
 		return send_mbx_error(c, r, rc, err, what);
+	}
+	/* A run's sandbox counts in the quotas while it runs. */
+	if (quota_take(s, r->client, 1, u, why, sizeof(why)) < 0) {
+		mbx_config_free(cfg);
+		exec_req_free(&x);
+		return send_quota(c, r, why);
 	}
 	/* The pool key: the configuration fields as given, in a fixed order. */
 	key = json_object_new_object();
@@ -1712,6 +2070,7 @@ static enum MHD_Result h_run(struct serve_server *s, struct MHD_Connection *c, s
 		json_object_object_add(o, "isolation", json_object_new_string(isolation_name(mbx_sandbox_isolation(sb))));
 		/* Freed by the expiry thread, so the answer need not wait for it. */
 		retire(s, sb);
+		quota_put(s, r->client, 1, u);
 		if (rc == MBX_OK) {
 			json_object *rj = result_json(res);
 
@@ -1724,6 +2083,8 @@ static enum MHD_Result h_run(struct serve_server *s, struct MHD_Connection *c, s
 			return send_json(c, r, 200, o);
 		}
 		json_object_put(o);
+	} else {
+		quota_put(s, r->client, 1, u);
 	}
 	mbx_exec_options_free(opts);
 	exec_req_free(&x);
@@ -2777,6 +3138,411 @@ static enum MHD_Result h_procs(struct serve_server *s, struct MHD_Connection *c,
 	}
 }
 
+/* ---- snapshots, restores and forks ---- */
+
+/*
+ * The server keeps snapshots in memory, as the library's handles: they
+ * live as long as the server (as its sandboxes do), a crash leaves no file
+ * behind to collect, and a microVM snapshot's memory stays the sealed memfd
+ * its clones map. --max-snapshots and --max-snapshot-mb bound them.
+ */
+
+static void snap_release(struct serve_server *s, struct snapent *p)
+{
+	int last;
+
+	pthread_mutex_lock(&s->snap_lock);
+	last = --p->refs == 0;
+	pthread_mutex_unlock(&s->snap_lock);
+	if (!last)
+		return;
+	mbx_snapshot_free(p->snap);
+	pthread_mutex_destroy(&p->lock);
+	json_object_put(p->info);
+	free(p);
+}
+
+static struct snapent *snap_lookup(struct serve_server *s, const char *id)
+{
+	struct snapent *p;
+
+	pthread_mutex_lock(&s->snap_lock);
+	for (p = s->snaps; p; p = p->next)
+		if (strcmp(p->id, id) == 0)
+			break;
+	if (p)
+		p->refs++;
+	pthread_mutex_unlock(&s->snap_lock);
+	return p;
+}
+
+static enum MHD_Result send_no_snapshot(struct MHD_Connection *c, struct req *r)
+{
+	char why[ID_MAX + 64];
+
+	snprintf(why, sizeof(why), "no snapshot `%s` on this server", r->id);
+	return send_error(c, r, 404, "not_found", why, "list the snapshots with GET /v1/snapshots");
+}
+
+static json_object *contents_names(uint32_t bits)
+{
+	json_object *a = json_object_new_array();
+
+	if (bits & MBX_SNAPSHOT_FILES)
+		json_object_array_add(a, json_object_new_string("files"));
+	if (bits & MBX_SNAPSHOT_PROCESSES)
+		json_object_array_add(a, json_object_new_string("processes"));
+	if (bits & MBX_SNAPSHOT_MEMORY)
+		json_object_array_add(a, json_object_new_string("memory"));
+	return a;
+}
+
+/* Keeps `snap` (taken here, or uploaded) under a new id and answers 201; frees it when it cannot. */
+static enum MHD_Result snap_keep(struct serve_server *s, struct MHD_Connection *c, struct req *r, mbx_snapshot *snap,
+				 const char *from)
+{
+	struct snapent *p = calloc(1, sizeof(*p));
+	uint64_t bytes = mbx_snapshot_size(snap) + mbx_snapshot_memory_size(snap, NULL);
+	json_object *o, *answer = NULL;
+	char why[512];
+	uint8_t raw[8];
+	size_t i;
+
+	if (!p || getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		free(p);
+		mbx_snapshot_free(snap);
+		return send_error(c, r, 500, "system_error", "cannot make a snapshot id", NULL);
+	}
+	for (i = 0; i < sizeof(raw); i++)
+		sprintf(p->id + 2 * i, "%02x", raw[i]);
+	p->snap = snap;
+	p->bytes = bytes;
+	p->refs = 1;
+	pthread_mutex_init(&p->lock, NULL);
+	o = json_object_new_object();
+	json_object_object_add(o, "snapshot_id", json_object_new_string(p->id));
+	json_object_object_add(o, "size_bytes", json_object_new_int64((int64_t)bytes));
+	json_object_object_add(o, "contents", contents_names(mbx_snapshot_contents(snap)));
+	json_object_object_add(o, "isolation", json_object_new_string(isolation_name(mbx_snapshot_isolation(snap))));
+	json_object_object_add(o, "created_at_ms", json_object_new_int64((int64_t)wall_ms()));
+	json_object_object_add(o, "sandbox_id", from ? json_object_new_string(from) : NULL);
+	p->info = o;
+	if (json_object_deep_copy(o, &answer, NULL) != 0)
+		answer = NULL;
+	pthread_mutex_lock(&s->snap_lock);
+	if (s->n_snaps >= s->max_snapshots || bytes > s->max_snapshot_bytes - s->snap_bytes) {
+		snprintf(why, sizeof(why), "the server keeps at most %u snapshots of %" PRIu64 " bytes together "
+			 "(--max-snapshots, --max-snapshot-mb): it keeps %u of %" PRIu64 " bytes, this one has %" PRIu64
+			 " bytes", s->max_snapshots, s->max_snapshot_bytes, s->n_snaps, s->snap_bytes, bytes);
+		pthread_mutex_unlock(&s->snap_lock);
+		snap_release(s, p);
+		json_object_put(answer);
+		return send_error(c, r, 507, "quota_exceeded", why,
+				  "download snapshots to keep (GET /v1/snapshots/{sid}/data) and delete them "
+				  "(DELETE /v1/snapshots/{sid})");
+	}
+	p->next = s->snaps;
+	s->snaps = p;
+	s->n_snaps++;
+	s->snap_bytes += bytes;
+	pthread_mutex_unlock(&s->snap_lock);
+	if (!answer)
+		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+	return send_json(c, r, 201, answer);
+}
+
+static enum MHD_Result h_snap_take(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
+{
+	static const char *const keys[] = { NULL };
+	mbx_snapshot *snap = NULL;
+	mbx_error *err = NULL;
+	char why[CLI_WHY_MAX], id[ID_MAX + 1];
+	struct sbent *e;
+	int rc;
+
+	if (check_keys(body, keys, why, sizeof(why)) < 0)
+		return send_bad_request(c, r, why);
+	if (!(e = entry_use(s, r->id)))
+		return send_no_sandbox(c, r);
+	rc = mbx_sandbox_snapshot(&snap, e->sb, &err);
+	/* The options it was made with, so that a restored one is described (and counted) as it. */
+	if (rc == MBX_OK && e->note_len && e->note_len <= MBX_SNAPSHOT_NOTE_MAX)
+		rc = mbx_snapshot_set_note(snap, e->note, e->note_len, &err);
+	snprintf(id, sizeof(id), "%s", e->id);
+	entry_done(s, e);
+	if (rc != MBX_OK) {
+		mbx_snapshot_free(snap);
+		return send_mbx_error(c, r, rc, err, "snapshot");
+	}
+	atomic_fetch_add(&s->snapshots_taken, 1);
+	return snap_keep(s, c, r, snap, id);
+}
+
+static enum MHD_Result h_snap_upload(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	mbx_snapshot *snap = NULL;
+	mbx_error *err = NULL;
+	int rc;
+
+	if (r->len == 0)
+		return send_bad_request(c, r, "the body must be a snapshot's bytes, as GET /v1/snapshots/{sid}/data gives them");
+	/* Checked whole (format, backend, MAC under this user's key) before it is kept. */
+	rc = mbx_snapshot_from_bytes(&snap, (const uint8_t *)r->body, r->len, &err);
+	if (rc != MBX_OK)
+		return send_mbx_error(c, r, rc, err, "the uploaded snapshot");
+	return snap_keep(s, c, r, snap, NULL);
+}
+
+static enum MHD_Result h_snap_list(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	json_object *o = json_object_new_object(), *a = json_object_new_array(), *x;
+	struct snapent *p;
+
+	pthread_mutex_lock(&s->snap_lock);
+	for (p = s->snaps; p; p = p->next) {
+		x = NULL;
+		if (json_object_deep_copy(p->info, &x, NULL) == 0)
+			json_object_array_add(a, x);
+	}
+	pthread_mutex_unlock(&s->snap_lock);
+	json_object_object_add(o, "snapshots", a);
+	return send_json(c, r, 200, o);
+}
+
+static enum MHD_Result h_snap_get(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	struct snapent *p = snap_lookup(s, r->id);
+	json_object *o = NULL;
+	int ok;
+
+	if (!p)
+		return send_no_snapshot(c, r);
+	ok = json_object_deep_copy(p->info, &o, NULL) == 0;
+	snap_release(s, p);
+	if (!ok)
+		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+	return send_json(c, r, 200, o);
+}
+
+static enum MHD_Result h_snap_delete(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	struct snapent **pp, *p = NULL;
+
+	pthread_mutex_lock(&s->snap_lock);
+	for (pp = &s->snaps; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->id, r->id) == 0) {
+			p = *pp;
+			*pp = p->next;
+			p->next = NULL;
+			s->n_snaps--;
+			s->snap_bytes -= p->bytes;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->snap_lock);
+	if (!p)
+		return send_no_snapshot(c, r);
+	snap_release(s, p);	/* the store's reference; a restore or download using it keeps it until it ends */
+	return send_bytes(c, r, 204, NULL, "", 0);
+}
+
+static enum MHD_Result h_snap_data(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	struct snapent *p = snap_lookup(s, r->id);
+	mbx_error *err = NULL;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	enum MHD_Result ret;
+	int rc;
+
+	if (!p)
+		return send_no_snapshot(c, r);
+	pthread_mutex_lock(&p->lock);
+	rc = mbx_snapshot_to_bytes(p->snap, &data, &len, &err);
+	pthread_mutex_unlock(&p->lock);
+	snap_release(s, p);
+	if (rc != MBX_OK)
+		return send_mbx_error(c, r, rc, err, "snapshot bytes");
+	ret = send_bytes(c, r, 200, "application/octet-stream", data, len);
+	mbx_buffer_free(data);
+	return ret;
+}
+
+static enum MHD_Result h_restore(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
+{
+	static const char *const keys[] = { "ttl_ms", NULL };
+	struct cli_sandbox_opts so;
+	struct snapent *p;
+	mbx_sandbox *sb = NULL;
+	mbx_error *err = NULL;
+	const uint8_t *note;
+	char why[CLI_WHY_MAX], *copy = NULL;
+	json_object *answer;
+	struct usage u;
+	uint64_t ttl = 0;
+	size_t len = 0;
+	unsigned status;
+	int rc;
+
+	if (check_keys(body, keys, why, sizeof(why)) < 0 ||
+	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, NULL, why, sizeof(why)) < 0)
+		return send_bad_request(c, r, why);
+	if (!(p = snap_lookup(s, r->id)))
+		return send_no_snapshot(c, r);
+	/* The note is set before the snapshot is kept and never after: readable without its lock. */
+	note = mbx_snapshot_note(p->snap, &len);
+	opts_of_note(&so, note, len);
+	u = usage_of(s, &so);
+	if (len && !(copy = malloc(len))) {
+		snap_release(s, p);
+		cli_sandbox_opts_free(&so);
+		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+	}
+	if (len)
+		memcpy(copy, note, len);
+	if (quota_take(s, r->client, 1, u, why, sizeof(why)) < 0) {
+		snap_release(s, p);
+		free(copy);
+		cli_sandbox_opts_free(&so);
+		return send_quota(c, r, why);
+	}
+	pthread_mutex_lock(&p->lock);
+	rc = mbx_sandbox_from_snapshot(&sb, p->snap, NULL, &err);
+	pthread_mutex_unlock(&p->lock);
+	snap_release(s, p);
+	if (rc != MBX_OK) {
+		quota_put(s, r->client, 1, u);
+		free(copy);
+		cli_sandbox_opts_free(&so);
+		return send_mbx_error(c, r, rc, err, "restore");
+	}
+	answer = entry_add(s, sb, &so, ttl, r->client, u, copy, len, NULL, NULL, &status);
+	cli_sandbox_opts_free(&so);
+	if (!answer)
+		return send_add_failure(c, r, status);
+	return send_json(c, r, 201, answer);
+}
+
+#define FORK_MAX 16u
+
+static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
+{
+	static const char *const keys[] = { "count", "ttl_ms", NULL };
+	struct cli_sandbox_opts so;
+	mbx_sandbox *kids[FORK_MAX];
+	mbx_error *err = NULL;
+	char why[CLI_WHY_MAX], *note = NULL;
+	json_object *o, *a, *answer;
+	struct sbent *e;
+	struct usage u;
+	uint64_t count = 1, ttl = 0;
+	size_t i, n = 0, note_len = 0;
+	unsigned status = 201;
+	int ttl_given = 0, rc = MBX_OK;
+
+	if (check_keys(body, keys, why, sizeof(why)) < 0 ||
+	    get_u64(body, "count", 1, FORK_MAX, &count, NULL, why, sizeof(why)) < 0 ||
+	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, &ttl_given, why, sizeof(why)) < 0)
+		return send_bad_request(c, r, why);
+	if (!(e = entry_use(s, r->id)))
+		return send_no_sandbox(c, r);
+	if (!ttl_given)
+		ttl = e->ttl_ms;
+	/* The children have the parent's config: they are described and counted as it. */
+	opts_of_note(&so, e->note, e->note_len);
+	u = usage_of(s, &so);
+	if (quota_take(s, r->client, (unsigned)count, u, why, sizeof(why)) < 0) {
+		entry_done(s, e);
+		cli_sandbox_opts_free(&so);
+		return send_quota(c, r, why);
+	}
+	for (n = 0; n < count && rc == MBX_OK; n++)
+		if ((rc = mbx_sandbox_fork(&kids[n], e->sb, &err)) != MBX_OK)
+			break;
+	if (rc == MBX_OK && e->note_len && !(note = malloc(e->note_len * count)))
+		rc = MBX_ENOMEM;
+	if (note) {
+		note_len = e->note_len;
+		for (i = 0; i < count; i++)
+			memcpy(note + i * note_len, e->note, note_len);
+	}
+	entry_done(s, e);
+	if (rc != MBX_OK) {
+		for (i = 0; i < n; i++)
+			mbx_sandbox_free(kids[i]);
+		quota_put(s, r->client, (unsigned)count, u);
+		cli_sandbox_opts_free(&so);
+		return send_mbx_error(c, r, rc, err, "fork");
+	}
+	o = json_object_new_object();
+	a = json_object_new_array();
+	for (i = 0; i < count; i++) {
+		char *mine = NULL;
+
+		if (status != 201) {	/* stopping, or no memory: the rest are not kept */
+			mbx_sandbox_free(kids[i]);
+			quota_put(s, r->client, 1, u);
+			continue;
+		}
+		if (note_len && (mine = malloc(note_len)))
+			memcpy(mine, note + i * note_len, note_len);
+		answer = entry_add(s, kids[i], &so, ttl, r->client, u, mine, mine ? note_len : 0, NULL, NULL, &status);
+		if (answer)
+			json_object_array_add(a, answer);
+	}
+	free(note);
+	cli_sandbox_opts_free(&so);
+	json_object_object_add(o, "sandboxes", a);
+	if (status != 201) {
+		json_object_put(o);
+		return send_add_failure(c, r, status);
+	}
+	return send_json(c, r, 201, o);
+}
+
+/* ---- the network audit log ---- */
+
+static enum MHD_Result h_audit(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	mbx_net_log *log = NULL;
+	mbx_error *err = NULL;
+	json_object *o, *a;
+	struct sbent *e;
+	size_t i, n;
+	int rc;
+
+	if (!(e = entry_use(s, r->id)))
+		return send_no_sandbox(c, r);
+	rc = mbx_sandbox_net_log(e->sb, &log, &err);
+	entry_done(s, e);
+	if (rc != MBX_OK)
+		return send_mbx_error(c, r, rc, err, "network log");
+	o = json_object_new_object();
+	a = json_object_new_array();
+	n = mbx_net_log_count(log);
+	for (i = 0; i < n; i++) {
+		json_object *x = json_object_new_object();
+		const char *verdict = mbx_net_verdict_name(mbx_net_log_verdict(log, i));
+
+		json_object_object_add(x, "time_us", json_object_new_int64((int64_t)mbx_net_log_time_us(log, i)));
+		json_object_object_add(x, "source", json_object_new_string(mbx_net_log_source(log, i)));
+		json_object_object_add(x, "method", json_object_new_string(mbx_net_log_method(log, i)));
+		json_object_object_add(x, "host", json_object_new_string(mbx_net_log_host(log, i)));
+		json_object_object_add(x, "port", json_object_new_int(mbx_net_log_port(log, i)));
+		json_object_object_add(x, "address", json_object_new_string(mbx_net_log_address(log, i)));
+		json_object_object_add(x, "verdict", json_object_new_string(verdict ? verdict : "denied"));
+		json_object_object_add(x, "status", json_object_new_int(mbx_net_log_status(log, i)));
+		json_object_object_add(x, "reason", json_object_new_string(mbx_net_log_reason(log, i)));
+		json_object_object_add(x, "bytes_up", json_object_new_int64((int64_t)mbx_net_log_bytes_up(log, i)));
+		json_object_object_add(x, "bytes_down", json_object_new_int64((int64_t)mbx_net_log_bytes_down(log, i)));
+		json_object_array_add(a, x);
+	}
+	json_object_object_add(o, "records", a);
+	json_object_object_add(o, "dropped", json_object_new_int64((int64_t)mbx_net_log_dropped(log)));
+	mbx_net_log_free(log);
+	return send_json(c, r, 200, o);
+}
+
 /* ---- health and metrics ---- */
 
 static enum MHD_Result h_health(struct MHD_Connection *c, struct req *r)
@@ -2792,6 +3558,7 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 {
 	struct cli_buf b = CLI_BUF_INIT;
 	unsigned long long cum = 0;
+	uint64_t n_snaps, snap_bytes, n_pools;
 	enum MHD_Result ret;
 	size_t i;
 
@@ -2809,7 +3576,39 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 	METRIC("errors_total", "counter", "Responses with a status of 400 or more.", atomic_load(&s->errors));
 	METRIC("stream_disconnects_total", "counter", "Streamed executes whose client went away before the end.",
 	       atomic_load(&s->disconnects));
+	METRIC("quota_refusals_total", "counter", "Sandboxes refused by a quota or by --max-sandboxes.",
+	       atomic_load(&s->quota_refusals));
+	METRIC("snapshots_taken_total", "counter", "Snapshots taken of sandboxes.", atomic_load(&s->snapshots_taken));
+	pthread_mutex_lock(&s->snap_lock);
+	n_snaps = s->n_snaps;
+	snap_bytes = s->snap_bytes;
+	pthread_mutex_unlock(&s->snap_lock);
+	METRIC("snapshots_kept", "gauge", "Snapshots the server keeps now.", n_snaps);
+	METRIC("snapshots_kept_bytes", "gauge", "Their sizes added up.", snap_bytes);
+	pthread_mutex_lock(&s->pool_lock);
+	n_pools = s->n_pools;
+	pthread_mutex_unlock(&s->pool_lock);
+	METRIC("pools", "gauge", "Warm pools of POST /v1/run now.", n_pools);
+	METRIC("pools_freed_idle_total", "counter", "Warm pools freed after --pool-idle-ms without a run.",
+	       atomic_load(&s->pools_freed_idle));
 #undef METRIC
+	cli_buf_puts(&b, "# HELP mimobox_client_sandboxes Live sandboxes of each client.\n"
+			 "# TYPE mimobox_client_sandboxes gauge\n");
+	pthread_mutex_lock(&s->table_lock);
+	for (i = 0; i < s->n_clients; i++)
+		cli_buf_printf(&b, "mimobox_client_sandboxes{client=\"%s\"} %u\n", s->clients[i].name,
+			       s->clients[i].sandboxes);
+	cli_buf_puts(&b, "# HELP mimobox_client_memory_mb Sum of memory_mb of each client's live sandboxes.\n"
+			 "# TYPE mimobox_client_memory_mb gauge\n");
+	for (i = 0; i < s->n_clients; i++)
+		cli_buf_printf(&b, "mimobox_client_memory_mb{client=\"%s\"} %" PRIu64 "\n", s->clients[i].name,
+			       s->clients[i].mem_mb);
+	cli_buf_puts(&b, "# HELP mimobox_client_millicpus Sum of cpus (in thousandths) of each client's live sandboxes.\n"
+			 "# TYPE mimobox_client_millicpus gauge\n");
+	for (i = 0; i < s->n_clients; i++)
+		cli_buf_printf(&b, "mimobox_client_millicpus{client=\"%s\"} %" PRIu64 "\n", s->clients[i].name,
+			       s->clients[i].millicpus);
+	pthread_mutex_unlock(&s->table_lock);
 	cli_buf_puts(&b, "# HELP mimobox_request_duration_seconds Time from a request's first byte to its response's last.\n"
 			 "# TYPE mimobox_request_duration_seconds histogram\n");
 	for (i = 0; i < N_BUCKETS; i++) {
@@ -2867,6 +3666,30 @@ static enum route proc_route_of(const char *p, uint32_t *pid)
 	return R_NONE;
 }
 
+
+/* /v1/snapshots/{sid}[/data|/restore], given what follows /v1/snapshots/. */
+static enum route route_of_snapshot(const char *p, char id[ID_MAX + 1])
+{
+	const char *slash = strchr(p, '/');
+	size_t i, n = slash ? (size_t)(slash - p) : strlen(p);
+
+	if (n == 0 || n > ID_MAX)
+		return R_NONE;
+	for (i = 0; i < n; i++)
+		if (!is_id_char(p[i]))
+			return R_NONE;
+	memcpy(id, p, n);
+	id[n] = '\0';
+	if (!slash)
+		return R_SNAPSHOT;
+	if (strcmp(slash, "/data") == 0)
+		return R_SNAP_DATA;
+	if (strcmp(slash, "/restore") == 0)
+		return R_SNAP_RESTORE;
+	return R_NONE;
+}
+
+
 static enum route route_of(const char *url, char id[ID_MAX + 1], uint32_t *pid)
 {
 	const char *p, *slash;
@@ -2881,6 +3704,10 @@ static enum route route_of(const char *url, char id[ID_MAX + 1], uint32_t *pid)
 		return R_RUN;
 	if (strcmp(url, "/v1/sandboxes") == 0)
 		return R_SANDBOXES;
+	if (strcmp(url, "/v1/snapshots") == 0)
+		return R_SNAPSHOTS;
+	if (strncmp(url, "/v1/snapshots/", 14) == 0)
+		return route_of_snapshot(url + 14, id);
 	if (strncmp(url, "/v1/sandboxes/", 14) != 0)
 		return R_NONE;
 	p = url + 14;
@@ -2901,6 +3728,12 @@ static enum route route_of(const char *url, char id[ID_MAX + 1], uint32_t *pid)
 		return R_FILES;
 	if (strcmp(slash, "/dir") == 0)
 		return R_DIR;
+	if (strcmp(slash, "/snapshots") == 0)
+		return R_SNAP_TAKE;
+	if (strcmp(slash, "/fork") == 0)
+		return R_FORK;
+	if (strcmp(slash, "/network/audit") == 0)
+		return R_AUDIT;
 	return proc_route_of(slash, pid);
 }
 
@@ -2912,17 +3745,24 @@ static const char *allowed_methods(enum route rt)
 	case R_METRICS:
 	case R_DIR:
 	case R_PROC_OUTPUT:
+	case R_AUDIT:
+	case R_SNAP_DATA:
 		return "GET";
 	case R_RUN:
 	case R_EXEC:
 	case R_PROC_SIGNAL:
 	case R_PROC_STDIN:
+	case R_SNAP_TAKE:
+	case R_FORK:
+	case R_SNAP_RESTORE:
 		return "POST";
 	case R_SANDBOXES:
 	case R_PROCS:
+	case R_SNAPSHOTS:
 		return "GET, POST";
 	case R_SANDBOX:
 	case R_PROC:
+	case R_SNAPSHOT:
 		return "GET, DELETE";
 	case R_FILES:
 		return "GET, PUT, DELETE";
@@ -2946,23 +3786,30 @@ static int method_allowed(enum route rt, const char *method)
 	return 0;
 }
 
-static int token_ok(const struct serve_server *s, struct MHD_Connection *c)
+/* The client whose token the request carries, or -1. */
+static int client_of_token(const struct serve_server *s, struct MHD_Connection *c)
 {
 	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	volatile unsigned char diff;
-	size_t i, len;
+	int found = -1;
+	size_t i, k, len;
 
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return 0;
+		return -1;
 	h += 7;
 	while (*h == ' ')
 		h++;
 	len = strlen(h);
-	/* Constant time in the token: every byte of it is compared, whatever came. */
-	diff = len != s->token_len;
-	for (i = 0; i < s->token_len; i++)
-		diff |= (unsigned char)(s->token[i] ^ (i < len ? h[i] : 0));
-	return diff == 0;
+	/* Constant time in each token: every byte of every token is compared, whatever came. */
+	for (k = 0; k < s->n_clients; k++) {
+		const struct client *cl = &s->clients[k];
+		volatile unsigned char diff = len != cl->token_len;
+
+		for (i = 0; i < cl->token_len; i++)
+			diff |= (unsigned char)(cl->token[i] ^ (i < len ? h[i] : 0));
+		if (diff == 0)
+			found = (int)k;
+	}
+	return found;
 }
 
 /* 1 when the peer of a unix-socket connection is our own uid. */
@@ -3002,8 +3849,19 @@ static enum MHD_Result dispatch(struct serve_server *s, struct MHD_Connection *c
 		if (strcmp(method, "POST") != 0)
 			return h_list(s, c, r);
 		break;
+	case R_AUDIT:
+		return h_audit(s, c, r);
+	case R_SNAPSHOTS:
+		return strcmp(method, "POST") == 0 ? h_snap_upload(s, c, r) : h_snap_list(s, c, r);
+	case R_SNAPSHOT:
+		return strcmp(method, "DELETE") == 0 ? h_snap_delete(s, c, r) : h_snap_get(s, c, r);
+	case R_SNAP_DATA:
+		return h_snap_data(s, c, r);
 	case R_RUN:
 	case R_EXEC:
+	case R_SNAP_TAKE:
+	case R_FORK:
+	case R_SNAP_RESTORE:
 		break;
 	case R_PROCS:
 	case R_PROC:
@@ -3022,6 +3880,12 @@ static enum MHD_Result dispatch(struct serve_server *s, struct MHD_Connection *c
 		ret = h_create(s, c, r, body);
 	else if (r->route == R_RUN)
 		ret = h_run(s, c, r, body);
+	else if (r->route == R_SNAP_TAKE)
+		ret = h_snap_take(s, c, r, body);
+	else if (r->route == R_FORK)
+		ret = h_fork(s, c, r, body);
+	else if (r->route == R_SNAP_RESTORE)
+		ret = h_restore(s, c, r, body);
 	else
 		ret = h_exec(s, c, r, body);
 	json_object_put(body);
@@ -3035,6 +3899,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct req *r = *con_cls;
 	enum MHD_Result ret;
 	const char *cl;
+	int client = -1;
 
 	(void)version;
 	if (!r) {
@@ -3045,12 +3910,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		r->start_us = now_us();
 		r->route = route_of(url, r->id, &r->pid);
 		r->limit = r->route == R_FILES && strcmp(method, "PUT") == 0 ? SERVE_FILE_MAX : SERVE_JSON_MAX;
+		if (r->route == R_SNAPSHOTS && strcmp(method, "POST") == 0)
+			r->limit = (size_t)s->max_snapshot_bytes;
 		/* Refusals come before the body is read: MHD then closes the connection. */
 		if (s->is_unix && !peer_ok(c))
 			return send_error(c, r, 403, "permission_denied",
 					  "this server serves only its own user (uid of the caller differs)",
 					  "run the client as the server's user, or start a server of your own");
-		if (s->token && !token_ok(s, c)) {
+		if (!s->is_unix && (client = client_of_token(s, c)) < 0) {
 			struct MHD_Response *resp;
 			json_object *o = error_object("unauthorized", "a valid `Authorization: Bearer TOKEN` header is required",
 						      "send the token of the server's --token-file", NULL);
@@ -3064,6 +3931,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			}
 			return queue(c, r, 401, resp);
 		}
+		r->client = client < 0 ? 0 : (size_t)client;
 		if (r->route != R_NONE && !method_allowed(r->route, method)) {
 			struct MHD_Response *resp;
 			char why[96];
@@ -3088,7 +3956,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 			snprintf(why, sizeof(why), "the body is larger than the limit of %zu bytes for this request", r->limit);
 			return send_error(c, r, 413, "too_large", why,
-					  r->limit == SERVE_FILE_MAX ? "split the file, or copy it in with an execute" : NULL);
+					  r->limit == SERVE_FILE_MAX ? "split the file, or copy it in with an execute" :
+					  r->route == R_SNAPSHOTS ? "the server's --max-snapshot-mb bounds an upload" : NULL);
 		}
 		return MHD_YES;
 	}
@@ -3161,6 +4030,42 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
 /* ---- start and stop ---- */
 
+static void clients_free(struct serve_server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_clients; i++) {
+		if (s->clients[i].token)
+			explicit_bzero(s->clients[i].token, s->clients[i].token_len);
+		free(s->clients[i].token);
+		free(s->clients[i].name);
+	}
+	free(s->clients);
+	s->clients = NULL;
+	s->n_clients = 0;
+}
+
+/* TCP: the configured clients; the unix socket: one, the server's uid. 0 or -1 (no memory). */
+static int clients_copy(struct serve_server *s, const struct serve_config *cfg)
+{
+	size_t i, n = cfg->is_unix ? 1 : cfg->n_clients;
+
+	s->clients = calloc(n ? n : 1, sizeof(*s->clients));
+	if (!s->clients)
+		return -1;
+	s->n_clients = n;
+	if (cfg->is_unix)
+		return asprintf(&s->clients[0].name, "uid:%u", (unsigned)geteuid()) < 0 ? (s->clients[0].name = NULL, -1) : 0;
+	for (i = 0; i < n; i++) {
+		s->clients[i].name = strdup(cfg->clients[i].name);
+		s->clients[i].token = strdup(cfg->clients[i].token);
+		if (!s->clients[i].name || !s->clients[i].token)
+			return -1;
+		s->clients[i].token_len = strlen(s->clients[i].token);
+	}
+	return 0;
+}
+
 struct serve_server *serve_start(const struct serve_config *cfg, char *why, size_t whylen)
 {
 	struct serve_server *s = calloc(1, sizeof(*s));
@@ -3173,17 +4078,22 @@ struct serve_server *serve_start(const struct serve_config *cfg, char *why, size
 	s->listen_fd = cfg->listen_fd;
 	s->is_unix = cfg->is_unix;
 	s->pool_size = cfg->pool_size;
-	if (cfg->token) {
-		s->token = strdup(cfg->token);
-		s->token_len = s->token ? strlen(s->token) : 0;
-		if (!s->token) {
-			close(cfg->listen_fd);
-			free(s);
-			snprintf(why, whylen, "out of memory");
-			return NULL;
-		}
+	s->pool_idle_ms = cfg->pool_idle_ms;
+	s->max_sandboxes = cfg->max_sandboxes;
+	s->quota_sandboxes = cfg->quota_sandboxes;
+	s->quota_memory_mb = cfg->quota_memory_mb;
+	s->quota_millicpus = cfg->quota_millicpus;
+	s->max_snapshots = cfg->max_snapshots;
+	s->max_snapshot_bytes = cfg->max_snapshot_bytes;
+	if (clients_copy(s, cfg) < 0) {
+		close(cfg->listen_fd);
+		clients_free(s);
+		free(s);
+		snprintf(why, whylen, "out of memory");
+		return NULL;
 	}
 	pthread_mutex_init(&s->table_lock, NULL);
+	pthread_mutex_init(&s->snap_lock, NULL);
 	{
 		/* The expiry thread's deadlines are CLOCK_MONOTONIC: so must be
 		 * its condition variable's clock, or every wait returns at once. */
@@ -3225,7 +4135,7 @@ fail:
 		pthread_mutex_unlock(&s->table_lock);
 		pthread_join(s->reaper, NULL);
 	}
-	free(s->token);
+	clients_free(s);
 	free(s);
 	return NULL;
 }
@@ -3271,13 +4181,19 @@ size_t serve_stop(struct serve_server *s)
 		free(s->pools[i].key);
 	}
 	pthread_mutex_unlock(&s->pool_lock);
+	/* Every connection ended: nothing uses a snapshot any more. */
+	while (s->snaps) {
+		struct snapent *p = s->snaps;
+
+		s->snaps = p->next;
+		snap_release(s, p);
+	}
+	pthread_mutex_destroy(&s->snap_lock);
 	pthread_mutex_destroy(&s->pool_lock);
 	pthread_cond_destroy(&s->reaper_cond);
 	pthread_cond_destroy(&s->pending_cond);
 	pthread_mutex_destroy(&s->table_lock);
-	if (s->token)
-		explicit_bzero(s->token, s->token_len);
-	free(s->token);
+	clients_free(s);
 	free(s);
 	return n;
 }

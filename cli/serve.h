@@ -8,15 +8,36 @@
 #define MBX_CLI_SERVE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct serve_server;
+
+/* A client of a TCP server: a name (for quotas and metrics) and its bearer token. */
+struct serve_client {
+	const char *name;
+	const char *token;
+};
 
 struct serve_config {
 	int listen_fd;		/* a bound, listening socket; the server owns it from serve_start() on */
 	int is_unix;		/* 1: callers of another uid are refused (SO_PEERCRED) */
-	const char *token;	/* NULL, or the bearer token every request needs (copied) */
+	/* TCP: the clients (copied); every request needs one's token. Unix: none
+	 * (the one client is the server's own uid). */
+	const struct serve_client *clients;
+	size_t n_clients;
 	unsigned pool_size;	/* ready sandboxes per configuration for POST /v1/run; 0: none */
+	uint64_t pool_idle_ms;	/* a pool without a run for this long is freed; 0: never */
+	unsigned max_sandboxes;	/* live sandboxes of the whole server; 0: no cap */
+	unsigned quota_sandboxes;	/* per client; 0: none */
+	uint64_t quota_memory_mb;	/* per client, the sum of memory_mb; 0: none */
+	uint32_t quota_millicpus;	/* per client, the sum of cpus (thousandths); 0: none */
+	unsigned max_snapshots;		/* snapshots kept at once */
+	uint64_t max_snapshot_bytes;	/* their sizes added up; also the largest upload */
 };
+
+/* Name and token of a client: names are 1 to 32 of [A-Za-z0-9_.-]. */
+#define SERVE_CLIENT_NAME_MAX 32u
+#define SERVE_MAX_CLIENTS 64u
 
 /* Most connections served at once. */
 #define SERVE_MAX_CONNECTIONS 256u

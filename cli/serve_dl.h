@@ -45,6 +45,8 @@
 	X(json_object_get_int64) \
 	X(json_object_deep_copy) \
 	X(json_object_get_object) \
+	X(json_object_get_double) \
+	X(json_object_new_double_s) \
 	X(MHD_add_response_header) \
 	X(MHD_lookup_connection_value) \
 	X(MHD_create_response_from_buffer) \
@@ -103,6 +105,8 @@ int serve_dl_load(char *why, size_t whylen);
 #define json_object_get_int64 (serve_dl.json_object_get_int64)
 #define json_object_deep_copy (serve_dl.json_object_deep_copy)
 #define json_object_get_object (serve_dl.json_object_get_object)
+#define json_object_get_double (serve_dl.json_object_get_double)
+#define json_object_new_double_s (serve_dl.json_object_new_double_s)
 #define MHD_add_response_header (serve_dl.MHD_add_response_header)
 #define MHD_lookup_connection_value (serve_dl.MHD_lookup_connection_value)
 #define MHD_create_response_from_buffer (serve_dl.MHD_create_response_from_buffer)

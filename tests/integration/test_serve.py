@@ -92,7 +92,11 @@ def test_openapi_document_is_valid_and_complete():
             ("/v1/sandboxes/{id}/processes", "get"), ("/v1/sandboxes/{id}/processes", "post"),
             ("/v1/sandboxes/{id}/processes/{pid}", "get"), ("/v1/sandboxes/{id}/processes/{pid}", "delete"),
             ("/v1/sandboxes/{id}/processes/{pid}/signal", "post"), ("/v1/sandboxes/{id}/processes/{pid}/stdin", "post"),
-            ("/v1/sandboxes/{id}/processes/{pid}/output", "get")}
+            ("/v1/sandboxes/{id}/processes/{pid}/output", "get"),
+            ("/v1/sandboxes/{id}/snapshots", "post"), ("/v1/sandboxes/{id}/fork", "post"),
+            ("/v1/sandboxes/{id}/network/audit", "get"), ("/v1/snapshots", "get"), ("/v1/snapshots", "post"),
+            ("/v1/snapshots/{sid}", "get"), ("/v1/snapshots/{sid}", "delete"), ("/v1/snapshots/{sid}/data", "get"),
+            ("/v1/snapshots/{sid}/restore", "post")}
     have = {(p, m) for p, item in OPENAPI["paths"].items() for m in item if m != "parameters"}
     assert have == want
 
@@ -131,9 +135,11 @@ class Resp:
 class Server:
     """One `mimobox serve` process of a test."""
 
-    def __init__(self, guard, tmp, args=None, socket_path=None):
+    def __init__(self, guard, tmp, args=None, socket_path=None, cmd=None):
         self.guard = guard
         self.tmp = tmp
+        self.cmd = cmd or [CLI, "serve"]
+        self.owns_socket = True
         self.socket = socket_path if socket_path is not None else os.path.join(tmp, "serve.sock")
         self.args = args if args is not None else ["--socket", self.socket]
         self.log_path = os.path.join(tmp, "serve-%s.log" % secrets.token_hex(3))
@@ -141,7 +147,7 @@ class Server:
 
     def start(self, wait=True):
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([CLI, "serve"] + self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.cmd + self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self.log, start_new_session=True,
                                      env=host_env({"MIMOBOX_LOG": "info", "MIMOBOX_STATE_DIR": self.guard.state_dir}))
         if wait:
@@ -215,7 +221,7 @@ class Server:
         self.proc = None
         if sig == signal.SIGTERM:
             assert rc == 0, self.log_text()
-            if self.args[:1] == ["--socket"] or "--listen" not in self.args:
+            if self.owns_socket and (self.args[:1] == ["--socket"] or "--listen" not in self.args):
                 assert not os.path.exists(self.socket), "the socket outlived a graceful stop"
         return rc
 
@@ -1084,3 +1090,351 @@ def test_usage_errors(guard, host_tmp):
         r = subprocess.run([CLI, "serve"] + args, capture_output=True, text=True, timeout=60, env=env)
         assert r.returncode == 125 and words in r.stderr, (args, r)
     assert not os.path.exists(tok), "a refused command line made the token file"
+
+
+# ---------------------------------------------------------------------------
+# Snapshots, restores and forks
+
+def _error(r, status, code, *words):
+    assert r.status == status, r
+    err = r.json["error"]
+    assert err["code"] == code, r
+    for w in words:
+        assert w in err["message"], (w, r)
+    return err
+
+
+def test_snapshot_restore_fork(server):
+    sid = server.create(memory_mb=256, env={"KEEP": "yes"}, workdir="/tmp")
+    server.exec(sid, ["sh", "-c", "echo saved > /workspace/f; mkdir /workspace/d"])
+    r = server.request("POST", "/v1/sandboxes/%s/snapshots" % sid)
+    assert r.status == 201, r
+    snap = r.json
+    assert snap["sandbox_id"] == sid and snap["isolation"] == "os" and "files" in snap["contents"]
+    assert snap["size_bytes"] >= len("saved\n")
+    snap_id = snap["snapshot_id"]
+    assert [x["snapshot_id"] for x in server.request("GET", "/v1/snapshots").json["snapshots"]] == [snap_id]
+    assert server.request("GET", "/v1/snapshots/%s" % snap_id).json == snap
+    # The parent changes on; the snapshot keeps what was.
+    server.exec(sid, ["sh", "-c", "echo later > /workspace/f"])
+
+    r = server.request("POST", "/v1/snapshots/%s/restore" % snap_id, {"ttl_ms": 600000})
+    assert r.status == 201, r
+    restored = r.json
+    assert restored["id"] != sid and restored["ttl_ms"] == 600000
+    # Described (and counted) as the sandbox it was taken of.
+    assert restored["memory_mb"] == 256 and restored["env"] == ["KEEP"] and restored["workdir"] == "/tmp"
+    res = server.exec(restored["id"], ["sh", "-c", "cat /workspace/f; test -d /workspace/d && echo dir; echo $KEEP"])
+    assert res["stdout"] == "saved\ndir\nyes\n", res
+
+    # Forks: three children with the parent's files, apart from it and from each other.
+    r = server.request("POST", "/v1/sandboxes/%s/fork" % sid, {"count": 3})
+    assert r.status == 201, r
+    kids = [k["id"] for k in r.json["sandboxes"]]
+    assert len(set(kids)) == 3 and sid not in kids and all(k["memory_mb"] == 256 for k in r.json["sandboxes"])
+    for i, k in enumerate(kids):
+        assert server.exec(k, ["cat", "/workspace/f"])["stdout"] == "later\n"
+        server.exec(k, ["sh", "-c", "echo kid%d > /workspace/f" % i])
+    assert server.exec(sid, ["cat", "/workspace/f"])["stdout"] == "later\n"
+    assert [server.exec(k, ["cat", "/workspace/f"])["stdout"] for k in kids] == ["kid0\n", "kid1\n", "kid2\n"]
+    listed = {x["id"] for x in server.request("GET", "/v1/sandboxes").json["sandboxes"]}
+    assert listed == {sid, restored["id"]} | set(kids)
+    assert server.metric("sandboxes_live") == 5 and server.metric("sandboxes_created_total") == 5
+    for bad in ({"count": 0}, {"count": 17}, {"count": "3"}, {"cuont": 2}):
+        _error(server.request("POST", "/v1/sandboxes/%s/fork" % sid, bad), 400, "invalid_argument")
+    _error(server.request("POST", "/v1/sandboxes/%s/fork" % ("0" * 16), {"count": 1}), 404, "not_found")
+    _error(server.request("POST", "/v1/sandboxes/%s/snapshots" % ("0" * 16)), 404, "not_found")
+
+    # Every new sandbox is freed like the others.
+    for k in kids + [restored["id"]]:
+        assert server.request("DELETE", "/v1/sandboxes/%s" % k).status == 204
+    assert server.metric("sandboxes_live") == 1 and server.metric("sandboxes_destroyed_total") == 4
+    r = server.request("DELETE", "/v1/snapshots/%s" % snap_id)
+    assert r.status == 204 and r.data == b""
+    _error(server.request("GET", "/v1/snapshots/%s" % snap_id), 404, "not_found")
+    _error(server.request("POST", "/v1/snapshots/%s/restore" % snap_id), 404, "not_found")
+    assert server.request("GET", "/v1/snapshots").json["snapshots"] == []
+
+
+def test_snapshot_download_upload(server):
+    sid = server.create()
+    raw = bytes(range(256)) * 64
+    assert server.request("PUT", "/v1/sandboxes/%s/files?path=/workspace/blob" % sid, raw).status == 200
+    snap_id = server.request("POST", "/v1/sandboxes/%s/snapshots" % sid).json["snapshot_id"]
+    r = server.request("GET", "/v1/snapshots/%s/data" % snap_id)
+    assert r.status == 200 and r.headers["Content-Type"] == "application/octet-stream"
+    data = r.data
+    assert len(data) > len(raw)
+    server.request("DELETE", "/v1/sandboxes/%s" % sid)
+    server.request("DELETE", "/v1/snapshots/%s" % snap_id)
+
+    # Moved back in: a new snapshot, restorable, with the file whole.
+    r = server.request("POST", "/v1/snapshots", data, {"Content-Type": "application/octet-stream"})
+    assert r.status == 201, r
+    assert r.json["sandbox_id"] is None and r.json["isolation"] == "os"
+    up = r.json["snapshot_id"]
+    new = server.request("POST", "/v1/snapshots/%s/restore" % up).json["id"]
+    r = server.request("GET", "/v1/sandboxes/%s/files?path=/workspace/blob" % new)
+    assert r.status == 200 and r.data == raw
+    assert server.request("GET", "/v1/snapshots/%s/data" % up).data == data
+
+    # Corrupt uploads are refused before anything is kept.
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0x01
+    for body, status, code in ((data[:100], 400, "invalid_argument"), (b"not a snapshot at all", 400, "invalid_argument"),
+                               (b"", 400, "invalid_argument"), (bytes(flipped), 403, "permission_denied")):
+        err = _error(server.request("POST", "/v1/snapshots", body), status, code)
+        assert err["suggestion"], err
+    assert [x["snapshot_id"] for x in server.request("GET", "/v1/snapshots").json["snapshots"]] == [up]
+    server.request("DELETE", "/v1/sandboxes/%s" % new)
+
+
+def test_snapshot_store_is_bounded(guard, host_tmp):
+    s = Server(guard, host_tmp, args=["--socket", os.path.join(host_tmp, "serve.sock"), "--max-snapshots", "2",
+                                      "--max-snapshot-mb", "1"]).start()
+    try:
+        small = s.create()
+        big = s.create()
+        s.request("PUT", "/v1/sandboxes/%s/files?path=/workspace/big" % big, os.urandom(700 << 10))
+
+        def take(sb):
+            return s.request("POST", "/v1/sandboxes/%s/snapshots" % sb)
+
+        first = take(small)
+        assert first.status == 201
+        assert take(big).status == 201
+        _error(take(small), 507, "quota_exceeded", "at most 2 snapshots", "it keeps 2")
+        s.request("DELETE", "/v1/snapshots/%s" % first.json["snapshot_id"])
+        _error(take(big), 507, "quota_exceeded", "this one has")
+        assert take(small).status == 201
+        # An upload over --max-snapshot-mb is refused before it is read.
+        so = socket.socket(socket.AF_UNIX)
+        so.connect(s.socket)
+        so.sendall(b"POST /v1/snapshots HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n" % ((1 << 20) + 1))
+        resp = http.client.HTTPResponse(so)
+        resp.begin()
+        data = resp.read()
+        so.close()
+        check_response("POST", "/v1/snapshots", resp.status, resp.getheader("Content-Type"), data)
+        assert resp.status == 413 and json.loads(data)["error"]["code"] == "too_large", data
+        assert s.metric("snapshots_kept") == 2
+    finally:
+        s.stop()
+
+
+# ---------------------------------------------------------------------------
+# Quotas and the cap on live sandboxes
+
+def test_quotas_per_client_and_max_sandboxes(guard, host_tmp):
+    port = _free_port()
+    token_file = os.path.join(host_tmp, "tokens")
+    alice, bob = secrets.token_hex(20), secrets.token_hex(20)
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, ("# two clients\nalice %s\n\nbob\t%s\n" % (alice, bob)).encode())
+    os.close(fd)
+    s = Server(guard, host_tmp, args=["--listen", "127.0.0.1:%d" % port, "--token-file", token_file,
+                                      "--quota-sandboxes", "2", "--quota-memory-mb", "384", "--max-sandboxes", "3"])
+    s.start()
+
+    def call(token, method, path, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            c.request(method, path, body=json.dumps(body) if body is not None else None,
+                      headers={"Authorization": "Bearer " + token})
+            resp = c.getresponse()
+            data = resp.read()
+            check_response(method, path, resp.status, resp.headers.get("Content-Type"), data)
+            return Resp(resp.status, resp.headers, data)
+        finally:
+            c.close()
+
+    def metric(name):
+        text = call(alice, "GET", "/v1/metrics").data.decode()
+        m = re.search(r"^mimobox_%s (\d+)$" % re.escape(name), text, re.M)
+        assert m, (name, text)
+        return int(m.group(1))
+
+    try:
+        a1 = call(alice, "POST", "/v1/sandboxes", {"memory_mb": 128}).json["id"]
+        a2 = call(alice, "POST", "/v1/sandboxes", {"memory_mb": 128}).json["id"]
+        _error(call(alice, "POST", "/v1/sandboxes", {"memory_mb": 64}), 429, "quota_exceeded",
+               "client `alice`", "at most 2 sandboxes", "it has 2")
+        _error(call(alice, "POST", "/v1/sandboxes/%s/fork" % a1, {"count": 1}), 429, "quota_exceeded", "alice")
+        _error(call(alice, "POST", "/v1/run", {"argv": ["true"]}), 429, "quota_exceeded", "alice")
+        assert call(alice, "DELETE", "/v1/sandboxes/%s" % a2).status == 204
+        _error(call(alice, "POST", "/v1/sandboxes", {"memory_mb": 300}), 429, "quota_exceeded",
+               "384 MiB", "have 128 MiB", "300 MiB more")
+        a3 = call(alice, "POST", "/v1/sandboxes", {"memory_mb": 256}).json["id"]
+        # Bob's own quota is untouched, but the server's cap counts everyone.
+        b1 = call(bob, "POST", "/v1/sandboxes", {"memory_mb": 128}).json["id"]
+        _error(call(bob, "POST", "/v1/sandboxes", {"memory_mb": 128}), 429, "quota_exceeded",
+               "--max-sandboxes", "3 are live")
+        assert metric('client_sandboxes{client="alice"}') == 2 and metric('client_sandboxes{client="bob"}') == 1
+        assert metric('client_memory_mb{client="alice"}') == 384
+        assert metric("quota_refusals_total") == 5
+        # Freed again after DELETE.
+        for sb in (a1, a3, b1):
+            assert call(alice, "DELETE", "/v1/sandboxes/%s" % sb).status == 204
+        assert metric('client_sandboxes{client="alice"}') == 0 and metric('client_memory_mb{client="bob"}') == 0
+        b2 = call(bob, "POST", "/v1/sandboxes", {"memory_mb": 384}).json["id"]
+        _error(call(bob, "POST", "/v1/sandboxes/%s/fork" % b2, {"count": 2}), 429, "quota_exceeded", "client `bob`")
+        # A run counts too (512 MiB by default: over alice's 384).
+        _error(call(alice, "POST", "/v1/run", {"argv": ["true"]}), 429, "quota_exceeded", "512 MiB more")
+        assert call(alice, "POST", "/v1/run", {"argv": ["echo", "ok"], "memory_mb": 128}).json["stdout"] == "ok\n"
+        call(bob, "DELETE", "/v1/sandboxes/%s" % b2)
+    finally:
+        s.stop()
+    assert alice not in s.log_text() and bob not in s.log_text()
+
+
+def test_cpu_quota(guard, host_tmp):
+    s = Server(guard, host_tmp, args=["--socket", os.path.join(host_tmp, "serve.sock"), "--quota-cpus", "1.5"]).start()
+    try:
+        # Over the quota: refused before anything is made, wherever the host stands.
+        _error(s.request("POST", "/v1/sandboxes", {"cpus": 2}), 429, "quota_exceeded", "at most 1.500 CPUs")
+        r = s.request("POST", "/v1/sandboxes", {"cpus": 0.5})
+        if r.status == 501:
+            # No cgroup with the cpu controller (unprivileged, not delegated): the
+            # limit cannot be applied, so the sandbox is refused, and its quota given back.
+            assert r.json["error"]["layer"] == "limits", r
+            assert s.metric(re.escape('client_millicpus{client="uid:%d"}' % os.geteuid())) == 0
+            pytest.skip("no cgroup with the cpu controller here: %s" % r.json["error"]["message"])
+        assert r.status == 201 and r.json["cpus"] == 0.5, r
+        half = r.json["id"]
+        # Without `cpus` a sandbox gets (and counts) 1 CPU under a CPU quota.
+        r = s.request("POST", "/v1/sandboxes", {})
+        assert r.status == 201 and r.json["cpus"] == 1.0, r
+        one = r.json["id"]
+        _error(s.request("POST", "/v1/sandboxes", {"cpus": 0.25}), 429, "quota_exceeded",
+               "at most 1.500 CPUs", "have 1.500", "0.250 more")
+        _error(s.request("POST", "/v1/sandboxes", {"cpus": 0}), 400, "invalid_argument", "cpus")
+        s.request("DELETE", "/v1/sandboxes/%s" % one)
+        assert s.request("POST", "/v1/sandboxes/%s/fork" % half, {"count": 2}).status == 201
+        _error(s.request("POST", "/v1/sandboxes/%s/fork" % half, {"count": 1}), 429, "quota_exceeded", "CPUs")
+    finally:
+        s.stop()
+
+
+def test_token_file_formats(guard, host_tmp):
+    env = host_env({"MIMOBOX_STATE_DIR": guard.state_dir})
+    tok = secrets.token_hex(20)
+    for i, (text, words) in enumerate((("a %s\na %s\n" % (tok, tok[::-1]), "twice"),
+                                       ("a %s\nb %s\n" % (tok, tok), "same token"),
+                                       ("%s\nb %s\n" % (tok, tok[::-1]), "only line"),
+                                       ("a b %s\n" % tok, "NAME TOKEN"),
+                                       ("bad/name %s\n" % tok, "name"),
+                                       ("a short\n", "16 to"),
+                                       ("# nothing\n\n", "no token"))):
+        path = os.path.join(host_tmp, "tokens%d" % i)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, text.encode())
+        os.close(fd)
+        r = subprocess.run([CLI, "serve", "--listen", "127.0.0.1:%d" % _free_port(), "--token-file", path],
+                           capture_output=True, text=True, timeout=60, env=env)
+        assert r.returncode == 125 and words in r.stderr, (text, r)
+        assert tok not in r.stderr and tok[::-1] not in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# The network audit log, pools, socket activation
+
+def test_network_audit(server):
+    # A loopback listener the sandbox's requests name: the proxy must refuse them, so nothing reaches it.
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+    lst.setblocking(False)
+    port = lst.getsockname()[1]
+    try:
+        sid = server.create(network=["allowed.invalid"])
+        code = ("import urllib.request\n"
+                "for u in ('http://denied.invalid:%d/x', 'http://other.invalid:%d/y'):\n"
+                "    try:\n        urllib.request.urlopen(u, timeout=20)\n"
+                "    except Exception as e:\n        print(e)\n" % (port, port))
+        res = server.exec(sid, ["python3", "-c", code])
+        assert res["stdout"].count("403") == 2, res
+        r = server.request("GET", "/v1/sandboxes/%s/network/audit" % sid)
+        assert r.status == 200, r
+        recs = r.json["records"]
+        assert r.json["dropped"] == 0
+        assert [(x["host"], x["port"], x["verdict"], x["source"]) for x in recs] == [
+            ("denied.invalid", port, "denied", "proxy"), ("other.invalid", port, "denied", "proxy")], recs
+        assert "not in the allow list" in recs[0]["reason"] and recs[0]["status"] == 403
+        assert recs[0]["method"] == "GET" and recs[0]["time_us"] > 1.5e15
+        with pytest.raises(BlockingIOError):
+            lst.accept()
+        # A sandbox without network has an empty log; an unknown one is 404.
+        quiet = server.create()
+        assert server.request("GET", "/v1/sandboxes/%s/network/audit" % quiet).json == {"records": [], "dropped": 0}
+        _error(server.request("GET", "/v1/sandboxes/%s/network/audit" % ("0" * 16)), 404, "not_found")
+        assert server.request("POST", "/v1/sandboxes/%s/network/audit" % quiet, check=False).status == 405
+    finally:
+        lst.close()
+
+
+def test_pool_freed_when_idle(guard, host_tmp):
+    s = Server(guard, host_tmp, args=["--socket", os.path.join(host_tmp, "serve.sock"), "--pool-size", "1",
+                                      "--pool-idle-ms", "300"]).start()
+    try:
+        assert s.request("POST", "/v1/run", {"argv": ["true"]}).status == 200
+        deadline = time.monotonic() + 30
+        while s.metric("pools_freed_idle_total") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert s.metric("pools_freed_idle_total") == 1 and s.metric("pools") == 0
+        # A later run makes its pool again.
+        assert s.request("POST", "/v1/run", {"argv": ["echo", "again"]}).json["stdout"] == "again\n"
+    finally:
+        s.stop()
+
+
+_ACTIVATE = r"""
+import os, socket, sys
+path, fds = sys.argv[1], sys.argv[2]
+so = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+so.bind(path)
+so.listen(16)
+os.dup2(so.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ["LISTEN_FDS"] = fds
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+def test_socket_activation(guard, host_tmp, user):
+    path = os.path.join(host_tmp, "activated.sock")
+    s = Server(guard, host_tmp, args=[], socket_path=path,
+               cmd=[sys.executable, "-c", _ACTIVATE, path, "1", CLI, "serve"])
+    s.owns_socket = False
+    s.start()
+    try:
+        assert "listening on unix:%s (socket activation)" % path in s.log_text()
+        sid = s.create()
+        res = s.exec(sid, ["sh", "-c", "env | grep -c ^LISTEN_ || true"])
+        assert res["stdout"] == "0\n", res
+        assert not os.path.exists(os.path.join(guard.state_dir, "serve.sock"))
+        if user.is_root:
+            # The caller's uid is checked on a socket the server did not make, too.
+            os.chmod(path, 0o666)
+            client = ("import http.client, socket, sys\n"
+                      "so = socket.socket(socket.AF_UNIX); so.connect(sys.argv[1])\n"
+                      "so.sendall(b'GET /v1/sandboxes HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n')\n"
+                      "r = http.client.HTTPResponse(so); r.begin(); print(r.status)\n")
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                                sys.executable, "-c", client, path], capture_output=True, text=True, timeout=60,
+                               env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+            assert r.returncode == 0 and r.stdout == "403\n", r
+    finally:
+        s.stop()
+    # The socket is systemd's: it stays.
+    assert os.path.exists(path)
+    os.unlink(path)
+    env = host_env({"MIMOBOX_STATE_DIR": guard.state_dir})
+    r = subprocess.run([sys.executable, "-c", _ACTIVATE, path, "2", CLI, "serve"], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode == 125 and "exactly one" in r.stderr, r
+    os.unlink(path)
+    r = subprocess.run([sys.executable, "-c", _ACTIVATE, path, "1", CLI, "serve", "--socket", path + "2"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 125 and "socket activation" in r.stderr, r
+    os.unlink(path)
