@@ -37,6 +37,7 @@
 #include "json.h"
 #include "serve.h"
 #include "serve_dl.h"
+#include "serve_pty.h"
 
 #define STREAM_SLICE_MS 200
 #define STREAM_HEARTBEAT_MS 5000
@@ -92,6 +93,9 @@ struct serve_server {
 	struct pool_slot pools[MAX_POOLS];
 	size_t n_pools;
 
+	struct serve_pty_table *ptys;	/* sessions of /pty (serve_pty.c) */
+	int upgrade_ok;		/* libmicrohttpd can upgrade connections (WebSocket) */
+
 	atomic_ullong live, created, destroyed, expired, executes, errors, disconnects, requests;
 	atomic_ullong hist[N_BUCKETS];
 	atomic_ullong dur_sum_us;
@@ -107,6 +111,7 @@ enum route {
 	R_EXEC,
 	R_FILES,
 	R_DIR,
+	R_PTY,
 };
 
 struct req {
@@ -117,6 +122,7 @@ struct req {
 	size_t len, cap, limit;
 	int too_big;
 	unsigned status;
+	void *pty;		/* a /pty session waiting for its upgrade (serve_pty.c) */
 };
 
 static uint64_t now_us(void)
@@ -851,6 +857,85 @@ static enum MHD_Result send_no_sandbox(struct MHD_Connection *c, struct req *r)
 
 	snprintf(why, sizeof(why), "no sandbox `%s` on this server", r->id);
 	return send_error(c, r, 404, "not_found", why, "list the sandboxes with GET /v1/sandboxes");
+}
+
+/* ---- for the other parts of the server (serve_int.h) ---- */
+
+struct sbent *serve_entry_get(struct serve_server *s, const char *id)
+{
+	return entry_lookup(s, id);
+}
+
+void serve_entry_put(struct serve_server *s, struct sbent *e)
+{
+	entry_release(s, e);
+}
+
+int serve_entry_enter(struct sbent *e)
+{
+	return entry_enter(e);
+}
+
+void serve_entry_leave(struct sbent *e)
+{
+	entry_leave(e);
+}
+
+void serve_entry_lock(struct sbent *e)
+{
+	pthread_mutex_lock(&e->lock);
+}
+
+void serve_entry_unlock(struct sbent *e)
+{
+	pthread_mutex_unlock(&e->lock);
+}
+
+mbx_sandbox *serve_entry_sandbox(struct sbent *e)
+{
+	return e->sb;
+}
+
+int serve_stopping(struct serve_server *s)
+{
+	return atomic_load(&s->stopping);
+}
+
+void serve_count_execute(struct serve_server *s)
+{
+	atomic_fetch_add(&s->executes, 1);
+}
+
+void serve_count_disconnect(struct serve_server *s)
+{
+	atomic_fetch_add(&s->disconnects, 1);
+}
+
+enum MHD_Result serve_queue(struct MHD_Connection *c, struct req *r, unsigned status, struct MHD_Response *resp)
+{
+	return queue(c, r, status, resp);
+}
+
+enum MHD_Result serve_send_error(struct MHD_Connection *c, struct req *r, unsigned status, const char *code,
+				 const char *message, const char *suggestion)
+{
+	return send_error(c, r, status, code, message, suggestion);
+}
+
+enum MHD_Result serve_send_mbx_error(struct MHD_Connection *c, struct req *r, int rc, mbx_error *err,
+				     const char *context)
+{
+	return send_mbx_error(c, r, rc, err, context);
+}
+
+const char *serve_req_id(const struct req *r)
+{
+	return r->id;
+}
+
+void serve_req_set_pty(struct req *r, void *pty)
+{
+	r->pty = pty;
 }
 
 /* ---- handlers: sandboxes ---- */
@@ -1856,6 +1941,8 @@ static enum route route_of(const char *url, char id[ID_MAX + 1])
 		return R_FILES;
 	if (strcmp(slash, "/dir") == 0)
 		return R_DIR;
+	if (strcmp(slash, "/pty") == 0)
+		return R_PTY;
 	return R_NONE;
 }
 
@@ -1866,6 +1953,7 @@ static const char *allowed_methods(enum route rt)
 	case R_HEALTH:
 	case R_METRICS:
 	case R_DIR:
+	case R_PTY:
 		return "GET";
 	case R_RUN:
 	case R_EXEC:
@@ -1942,6 +2030,8 @@ static enum MHD_Result dispatch(struct serve_server *s, struct MHD_Connection *c
 		return strcmp(method, "DELETE") == 0 ? h_delete(s, c, r) : h_inspect(s, c, r);
 	case R_DIR:
 		return h_dir(s, c, r);
+	case R_PTY:
+		return serve_pty_handle(s, s->ptys, s->upgrade_ok, c, r);
 	case R_FILES:
 		if (strcmp(method, "PUT") == 0)
 			return h_file_put(s, c, r);
@@ -2098,6 +2188,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	atomic_fetch_add(&s->dur_sum_us, now_us() - r->start_us);
 	if (r->status >= 400)
 		atomic_fetch_add(&s->errors, 1);
+	if (r->pty)
+		serve_pty_request_done(r->pty);
 	free(r->body);
 	free(r);
 	*con_cls = NULL;
@@ -2135,8 +2227,10 @@ struct serve_server *serve_start(const struct serve_config *cfg, char *why, size
 		goto fail;
 	}
 	s->reaper_started = 1;
+	s->upgrade_ok = MHD_is_feature_supported(MHD_FEATURE_UPGRADE) == MHD_YES;
+	s->ptys = serve_pty_table_new();
 	s->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-				     MHD_USE_ITC,
+				     MHD_USE_ITC | (s->upgrade_ok ? MHD_ALLOW_UPGRADE : 0),
 				     0, NULL, NULL, on_request, s,
 				     MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
 				     MHD_OPTION_CONNECTION_LIMIT, SERVE_MAX_CONNECTIONS,
@@ -2159,6 +2253,7 @@ fail:
 		pthread_mutex_unlock(&s->table_lock);
 		pthread_join(s->reaper, NULL);
 	}
+	serve_pty_table_stop(s->ptys);
 	free(s->token);
 	free(s);
 	return NULL;
@@ -2188,6 +2283,8 @@ size_t serve_stop(struct serve_server *s)
 		entry_destroy(s, e);
 		n++;
 	}
+	/* PTY sessions end (and are joined) before their connections go. */
+	serve_pty_table_stop(s->ptys);
 	/* Streams end once their sandbox is destroyed; executes of /v1/run end by their timeout. */
 	MHD_stop_daemon(s->daemon);
 	/* What runs retired after the expiry thread stopped. */
