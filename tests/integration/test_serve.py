@@ -88,7 +88,8 @@ def test_openapi_document_is_valid_and_complete():
     want = {("/v1/health", "get"), ("/v1/metrics", "get"), ("/v1/sandboxes", "get"), ("/v1/sandboxes", "post"),
             ("/v1/sandboxes/{id}", "get"), ("/v1/sandboxes/{id}", "delete"), ("/v1/sandboxes/{id}/exec", "post"),
             ("/v1/sandboxes/{id}/files", "get"), ("/v1/sandboxes/{id}/files", "put"),
-            ("/v1/sandboxes/{id}/files", "delete"), ("/v1/sandboxes/{id}/dir", "get"), ("/v1/run", "post")}
+            ("/v1/sandboxes/{id}/files", "delete"), ("/v1/sandboxes/{id}/dir", "get"), ("/v1/sandboxes/{id}/pty", "get"),
+            ("/v1/run", "post")}
     have = {(p, m) for p, item in OPENAPI["paths"].items() for m in item if m != "parameters"}
     assert have == want
 
