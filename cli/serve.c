@@ -1875,9 +1875,9 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 	       atomic_load(&s->destroyed));
 	METRIC("sandboxes_expired_total", "counter", "Sandboxes destroyed after their ttl_ms of idleness.",
 	       atomic_load(&s->expired));
-	METRIC("executes_total", "counter", "Executes started (whole, streamed and one-shot).", atomic_load(&s->executes));
+	METRIC("executes_total", "counter", "Executes started (whole, streamed, one-shot and on terminals).", atomic_load(&s->executes));
 	METRIC("errors_total", "counter", "Responses with a status of 400 or more.", atomic_load(&s->errors));
-	METRIC("stream_disconnects_total", "counter", "Streamed executes whose client went away before the end.",
+	METRIC("stream_disconnects_total", "counter", "Streamed executes and terminal sessions whose client went away before the end.",
 	       atomic_load(&s->disconnects));
 #undef METRIC
 	cli_buf_puts(&b, "# HELP mimobox_request_duration_seconds Time from a request's first byte to its response's last.\n"
