@@ -288,7 +288,8 @@ def test_pty_bad_handshakes(server):
     _check_error(WS(server, pty_path(sid, "rows=0")), 400, "invalid_argument")
     _check_error(WS(server, pty_path(sid, "env=NOEQUALS")), 400, "invalid_argument")
     _check_error(WS(server, pty_path(sid, "cmd=/no/such/program")), 404, "not_found")
-    r = server.request("POST", "/v1/sandboxes/%s/pty" % sid, {}, check=False)
+    # No body: the 405 comes before a body would be read, and the connection is closed.
+    r = server.request("POST", "/v1/sandboxes/%s/pty" % sid, check=False)
     assert r.status == 405 and r.headers["Allow"] == "GET"
     # Nothing was left running by the refusals.
     assert server.exec(sid, ["echo", "ok"])["stdout"] == "ok\n"
