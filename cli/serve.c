@@ -2254,6 +2254,7 @@ fail:
 		pthread_join(s->reaper, NULL);
 	}
 	serve_pty_table_stop(s->ptys);
+	serve_pty_table_free(s->ptys);
 	free(s->token);
 	free(s);
 	return NULL;
@@ -2287,6 +2288,7 @@ size_t serve_stop(struct serve_server *s)
 	serve_pty_table_stop(s->ptys);
 	/* Streams end once their sandbox is destroyed; executes of /v1/run end by their timeout. */
 	MHD_stop_daemon(s->daemon);
+	serve_pty_table_free(s->ptys);
 	/* What runs retired after the expiry thread stopped. */
 	free_spent(s, s->spent);
 	s->spent = NULL;

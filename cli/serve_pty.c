@@ -144,6 +144,16 @@ void serve_pty_table_stop(struct serve_pty_table *t)
 		pthread_join(ps->thread, NULL);
 		session_free(ps);
 	}
+}
+
+void serve_pty_table_free(struct serve_pty_table *t)
+{
+	if (!t)
+		return;
+	/* Upgrades after serve_pty_table_stop() ended at once, without a thread: the list stays empty. */
+	pthread_mutex_lock(&t->lock);
+	reap_locked(t);
+	pthread_mutex_unlock(&t->lock);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -801,7 +811,9 @@ enum MHD_Result serve_pty_handle(struct serve_server *s, struct serve_pty_table 
 	char accept[29];
 	int rc;
 
-	if (!upgrade_ok || !t)
+	if (!t)
+		return serve_send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+	if (!upgrade_ok)
 		return serve_send_error(c, r, 501, "unsupported", "this libmicrohttpd cannot upgrade connections to WebSocket",
 					"install Debian's libmicrohttpd12 (0.9.75 or later)");
 	if (!ws_header_has_token(upgrade, "websocket") || !ws_header_has_token(conn, "upgrade"))

@@ -17,11 +17,14 @@ struct serve_pty_table *serve_pty_table_new(void);
 
 /*
  * Ends every session (close code 1001; their processes are killed) and
- * joins their threads, then frees the table. Call it after the sandboxes
- * were destroyed and before MHD_stop_daemon(): a session uses its
- * connection's upgrade handle until it ends.
+ * joins their threads; a connection upgraded later is closed at once. Call
+ * it after the sandboxes were destroyed and before MHD_stop_daemon(): a
+ * session uses its connection's upgrade handle until it ends.
  */
 void serve_pty_table_stop(struct serve_pty_table *t);
+
+/* Frees the table, after serve_pty_table_stop() and MHD_stop_daemon() (no upgrade can come any more). */
+void serve_pty_table_free(struct serve_pty_table *t);
 
 /*
  * Handles GET /v1/sandboxes/{id}/pty: checks the handshake and the query,
