@@ -39,6 +39,8 @@
 #define PTY_SLICE_MS 10
 #define PTY_IDLE_SLICE_MS 50
 #define PTY_QUIET_MS 1000
+/* After keystrokes went in, how long the first take of events may wait for their echo (under the mutex). */
+#define PTY_ECHO_WAIT_MS 5
 /* After our close frame, how long the client has to answer with its own. */
 #define PTY_CLOSE_WAIT_MS 2000
 #define PTY_KILL_WAIT_MS 5000
@@ -72,6 +74,7 @@ struct pty_session {
 	int close_sent;			/* our close frame is in `out` */
 	int peer_closed;		/* the client sent its close frame, or went away */
 	int gone;			/* the socket broke: nothing more can be sent */
+	int typed;			/* keystrokes went in since events were last taken */
 	uint64_t close_deadline;
 	uint64_t last_activity;
 };
@@ -268,6 +271,7 @@ static void flush_keys(struct pty_session *ps)
 	if (rc != MBX_OK)
 		n = ps->keys.len - ps->keys_off;	/* it ended: its exit is on the way; the keys are dropped */
 	ps->keys_off += n;
+	ps->typed |= n > 0;
 	if (ps->keys_off == ps->keys.len)
 		ps->keys_off = ps->keys.len = 0;
 }
@@ -425,10 +429,14 @@ static void take_frames(struct pty_session *ps)
 
 /* ---- the process's events ---- */
 
-/* Takes the events that came, without waiting, while the client keeps up. */
+/*
+ * Takes the events that came while the client keeps up; without waiting,
+ * except just after keystrokes: then the first take waits a little for
+ * their echo, which a wait on the socket alone would see only a slice later.
+ */
 static void take_events(struct pty_session *ps)
 {
-	int i, rc = MBX_OK;
+	int i, rc = MBX_OK, wait_ms = ps->typed ? PTY_ECHO_WAIT_MS : 0;
 
 	if (ps->exited)
 		return;
@@ -437,12 +445,13 @@ static void take_events(struct pty_session *ps)
 		ps->exited = 1;	/* with its sandbox */
 		return;
 	}
+	ps->typed = 0;
 	for (i = 0; i < 64 && ps->out.len - ps->out_off < PTY_OUT_HIGH; i++) {
 		mbx_event *ev = NULL;
 		mbx_event_kind_t kind;
 		mbx_error *err = NULL;
 
-		rc = mbx_process_next_event(ps->proc, 0, &ev, &err);
+		rc = mbx_process_next_event(ps->proc, i == 0 ? wait_ms : 0, &ev, &err);
 		if (rc != MBX_OK) {
 			char text[CLI_WHY_MAX + 32];
 
@@ -578,8 +587,10 @@ static void *session_main(void *arg)
 		if (ps->out_off < ps->out.len)
 			pfd.events |= POLLOUT;
 		if (poll(&pfd, 1, mono_ms() - ps->last_activity < PTY_QUIET_MS ? PTY_SLICE_MS : PTY_IDLE_SLICE_MS) > 0) {
-			if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+			if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
 				read_socket(ps);
+				take_frames(ps);	/* keystrokes in before the events are taken */
+			}
 			if (pfd.revents & POLLOUT)
 				write_socket(ps);
 		}
