@@ -383,13 +383,20 @@ static void take_frames(struct pty_session *ps)
 	struct ws_event ev;
 	size_t used = 0, n;
 
+	if (ps->rd.failed) {
+		/* After a protocol error, what comes is dropped until the client
+		 * closes (or the close wait ends): closing a socket with unread
+		 * bytes would reset it, and our close frame might be lost. */
+		ps->in_len = 0;
+		return;
+	}
 	while (!ps->peer_closed && ps->keys_off == ps->keys.len) {
 		n = ws_reader_next(&ps->rd, ps->in + used, ps->in_len - used, &ev);
 		if (ev.kind == WS_EV_ERROR) {
-			/* The close code says what was wrong; what the client sends after is not read. */
+			/* The close code says what was wrong. */
 			send_close(ps, ev.code, ev.why);
-			ps->peer_closed = 1;
-			break;
+			ps->in_len = 0;
+			return;
 		}
 		if (n == 0)
 			break;
@@ -501,7 +508,7 @@ static void read_socket(struct pty_session *ps)
 	ssize_t n;
 
 	if (ps->in_cap - ps->in_len < 16384 && ps->in_cap < PTY_MAX_MESSAGE + 14) {
-		size_t cap = ps->in_cap ? ps->in_cap * 2 : 65536;
+		size_t cap = ps->in_cap * 2 > 65536 ? ps->in_cap * 2 : 65536;
 		uint8_t *p;
 
 		if (cap > PTY_MAX_MESSAGE + 14)
