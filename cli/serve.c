@@ -38,6 +38,7 @@
 #include "json.h"
 #include "serve.h"
 #include "serve_dl.h"
+#include "serve_pty.h"
 
 #define STREAM_SLICE_MS 200
 #define STREAM_HEARTBEAT_MS 5000
@@ -158,6 +159,9 @@ struct serve_server {
 	struct pool_slot pools[MAX_POOLS];
 	size_t n_pools;
 
+	struct serve_pty_table *ptys;	/* sessions of /pty (serve_pty.c) */
+	int upgrade_ok;		/* libmicrohttpd can upgrade connections (WebSocket) */
+
 	atomic_ullong live, created, destroyed, expired, executes, errors, disconnects, requests;
 	atomic_ullong quota_refusals, snapshots_taken, pools_freed_idle;
 	atomic_ullong hist[N_BUCKETS];
@@ -186,6 +190,7 @@ enum route {
 	R_SNAPSHOT,
 	R_SNAP_DATA,
 	R_SNAP_RESTORE,
+	R_PTY,
 };
 
 struct req {
@@ -198,6 +203,7 @@ struct req {
 	size_t len, cap, limit;
 	int too_big;
 	unsigned status;
+	void *pty;		/* a /pty session waiting for its upgrade (serve_pty.c) */
 };
 
 static void pools_reap(struct serve_server *s);
@@ -1237,6 +1243,85 @@ static enum MHD_Result send_add_failure(struct MHD_Connection *c, struct req *r,
 	if (status == 503)
 		return send_error(c, r, 503, "unavailable", "the server is shutting down", "try again once it runs");
 	return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+}
+
+/* ---- for the other parts of the server (serve_int.h) ---- */
+
+struct sbent *serve_entry_get(struct serve_server *s, const char *id)
+{
+	return entry_lookup(s, id);
+}
+
+void serve_entry_put(struct serve_server *s, struct sbent *e)
+{
+	entry_release(s, e);
+}
+
+int serve_entry_enter(struct sbent *e)
+{
+	return entry_enter(e);
+}
+
+void serve_entry_leave(struct sbent *e)
+{
+	entry_leave(e);
+}
+
+void serve_entry_lock(struct sbent *e)
+{
+	pthread_mutex_lock(&e->lock);
+}
+
+void serve_entry_unlock(struct sbent *e)
+{
+	pthread_mutex_unlock(&e->lock);
+}
+
+mbx_sandbox *serve_entry_sandbox(struct sbent *e)
+{
+	return e->sb;
+}
+
+int serve_stopping(struct serve_server *s)
+{
+	return atomic_load(&s->stopping);
+}
+
+void serve_count_execute(struct serve_server *s)
+{
+	atomic_fetch_add(&s->executes, 1);
+}
+
+void serve_count_disconnect(struct serve_server *s)
+{
+	atomic_fetch_add(&s->disconnects, 1);
+}
+
+enum MHD_Result serve_queue(struct MHD_Connection *c, struct req *r, unsigned status, struct MHD_Response *resp)
+{
+	return queue(c, r, status, resp);
+}
+
+enum MHD_Result serve_send_error(struct MHD_Connection *c, struct req *r, unsigned status, const char *code,
+				 const char *message, const char *suggestion)
+{
+	return send_error(c, r, status, code, message, suggestion);
+}
+
+enum MHD_Result serve_send_mbx_error(struct MHD_Connection *c, struct req *r, int rc, mbx_error *err,
+				     const char *context)
+{
+	return send_mbx_error(c, r, rc, err, context);
+}
+
+const char *serve_req_id(const struct req *r)
+{
+	return r->id;
+}
+
+void serve_req_set_pty(struct req *r, void *pty)
+{
+	r->pty = pty;
 }
 
 /* ---- handlers: sandboxes ---- */
@@ -3571,10 +3656,10 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 	       atomic_load(&s->destroyed));
 	METRIC("sandboxes_expired_total", "counter", "Sandboxes destroyed after their ttl_ms of idleness.",
 	       atomic_load(&s->expired));
-	METRIC("executes_total", "counter", "Executes started (whole, streamed, one-shot and background).",
+	METRIC("executes_total", "counter", "Executes started (whole, streamed, one-shot, background and on terminals).",
 	       atomic_load(&s->executes));
 	METRIC("errors_total", "counter", "Responses with a status of 400 or more.", atomic_load(&s->errors));
-	METRIC("stream_disconnects_total", "counter", "Streamed executes whose client went away before the end.",
+	METRIC("stream_disconnects_total", "counter", "Streamed executes and terminal sessions whose client went away before the end.",
 	       atomic_load(&s->disconnects));
 	METRIC("quota_refusals_total", "counter", "Sandboxes refused by a quota or by --max-sandboxes.",
 	       atomic_load(&s->quota_refusals));
@@ -3734,6 +3819,8 @@ static enum route route_of(const char *url, char id[ID_MAX + 1], uint32_t *pid)
 		return R_FORK;
 	if (strcmp(slash, "/network/audit") == 0)
 		return R_AUDIT;
+	if (strcmp(slash, "/pty") == 0)
+		return R_PTY;
 	return proc_route_of(slash, pid);
 }
 
@@ -3747,6 +3834,7 @@ static const char *allowed_methods(enum route rt)
 	case R_PROC_OUTPUT:
 	case R_AUDIT:
 	case R_SNAP_DATA:
+	case R_PTY:
 		return "GET";
 	case R_RUN:
 	case R_EXEC:
@@ -3839,6 +3927,8 @@ static enum MHD_Result dispatch(struct serve_server *s, struct MHD_Connection *c
 		return strcmp(method, "DELETE") == 0 ? h_delete(s, c, r) : h_inspect(s, c, r);
 	case R_DIR:
 		return h_dir(s, c, r);
+	case R_PTY:
+		return serve_pty_handle(s, s->ptys, s->upgrade_ok, c, r);
 	case R_FILES:
 		if (strcmp(method, "PUT") == 0)
 			return h_file_put(s, c, r);
@@ -4023,6 +4113,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	atomic_fetch_add(&s->dur_sum_us, now_us() - r->start_us);
 	if (r->status >= 400)
 		atomic_fetch_add(&s->errors, 1);
+	if (r->pty)
+		serve_pty_request_done(r->pty);
 	free(r->body);
 	free(r);
 	*con_cls = NULL;
@@ -4111,8 +4203,10 @@ struct serve_server *serve_start(const struct serve_config *cfg, char *why, size
 		goto fail;
 	}
 	s->reaper_started = 1;
+	s->upgrade_ok = MHD_is_feature_supported(MHD_FEATURE_UPGRADE) == MHD_YES;
+	s->ptys = serve_pty_table_new();
 	s->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-				     MHD_USE_ITC,
+				     MHD_USE_ITC | (s->upgrade_ok ? MHD_ALLOW_UPGRADE : 0),
 				     0, NULL, NULL, on_request, s,
 				     MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
 				     MHD_OPTION_CONNECTION_LIMIT, SERVE_MAX_CONNECTIONS,
@@ -4135,6 +4229,8 @@ fail:
 		pthread_mutex_unlock(&s->table_lock);
 		pthread_join(s->reaper, NULL);
 	}
+	serve_pty_table_stop(s->ptys);
+	serve_pty_table_free(s->ptys);
 	clients_free(s);
 	free(s);
 	return NULL;
@@ -4164,6 +4260,8 @@ size_t serve_stop(struct serve_server *s)
 		entry_destroy(s, e);
 		n++;
 	}
+	/* PTY sessions end (and are joined) before their connections go. */
+	serve_pty_table_stop(s->ptys);
 	/* Streams end once their sandbox is destroyed; executes of /v1/run end by their timeout. */
 	MHD_stop_daemon(s->daemon);
 	/* Drain threads end once their sandbox is destroyed (within PROC_DRAIN_MS). */
@@ -4172,6 +4270,7 @@ size_t serve_stop(struct serve_server *s)
 
 		nanosleep(&ts, NULL);
 	}
+	serve_pty_table_free(s->ptys);
 	/* What runs retired after the expiry thread stopped. */
 	free_spent(s, s->spent);
 	s->spent = NULL;

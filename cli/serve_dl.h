@@ -58,7 +58,11 @@
 	X(MHD_get_connection_info) \
 	X(MHD_destroy_response) \
 	X(MHD_create_response_from_fd_at_offset64) \
-	X(MHD_create_response_from_callback)
+	X(MHD_create_response_from_callback) \
+	X(MHD_create_response_for_upgrade) \
+	X(MHD_upgrade_action) \
+	X(MHD_get_connection_values) \
+	X(MHD_is_feature_supported)
 
 struct serve_dl {
 #define SERVE_DL_FIELD(name) __typeof__(name) *name;
@@ -119,6 +123,10 @@ int serve_dl_load(char *why, size_t whylen);
 #define MHD_destroy_response (serve_dl.MHD_destroy_response)
 #define MHD_create_response_from_fd_at_offset64 (serve_dl.MHD_create_response_from_fd_at_offset64)
 #define MHD_create_response_from_callback (serve_dl.MHD_create_response_from_callback)
+#define MHD_create_response_for_upgrade (serve_dl.MHD_create_response_for_upgrade)
+#define MHD_upgrade_action (serve_dl.MHD_upgrade_action)
+#define MHD_get_connection_values (serve_dl.MHD_get_connection_values)
+#define MHD_is_feature_supported (serve_dl.MHD_is_feature_supported)
 #endif
 
 #endif /* MBX_CLI_SERVE_DL_H */

@@ -96,7 +96,8 @@ def test_openapi_document_is_valid_and_complete():
             ("/v1/sandboxes/{id}/snapshots", "post"), ("/v1/sandboxes/{id}/fork", "post"),
             ("/v1/sandboxes/{id}/network/audit", "get"), ("/v1/snapshots", "get"), ("/v1/snapshots", "post"),
             ("/v1/snapshots/{sid}", "get"), ("/v1/snapshots/{sid}", "delete"), ("/v1/snapshots/{sid}/data", "get"),
-            ("/v1/snapshots/{sid}/restore", "post")}
+            ("/v1/snapshots/{sid}/restore", "post"),
+            ("/v1/sandboxes/{id}/pty", "get")}
     have = {(p, m) for p, item in OPENAPI["paths"].items() for m in item if m != "parameters"}
     assert have == want
 
