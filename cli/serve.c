@@ -51,6 +51,7 @@ static const double buckets[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30 }
 struct sbent {
 	struct sbent *next;
 	char id[ID_MAX + 1];
+	char name[ID_MAX + 1];	/* "" when none */
 	mbx_sandbox *sb;
 	pthread_mutex_t lock;	/* serialises every call on sb */
 	int destroyed;		/* under lock */
@@ -707,7 +708,7 @@ static struct sbent *entry_lookup(struct serve_server *s, const char *id)
 
 	pthread_mutex_lock(&s->table_lock);
 	for (e = s->head; e; e = e->next)
-		if (strcmp(e->id, id) == 0)
+		if (strcmp(e->id, id) == 0 || (e->name[0] && strcmp(e->name, id) == 0))
 			break;
 	if (e)
 		e->refs++;
@@ -856,7 +857,16 @@ static enum MHD_Result send_no_sandbox(struct MHD_Connection *c, struct req *r)
 /* ---- handlers: sandboxes ---- */
 
 static const char *const config_keys[] = { "isolation", "trust", "memory_mb", "timeout_ms", "env", "workdir",
-					   "network", "ttl_ms", NULL };
+					   "network", "ttl_ms", "name", NULL };
+
+/* Whether `name` is the id or name of a listed sandbox; under the table lock. */
+static int name_taken_locked(struct serve_server *s, const char *name)
+{
+	for (struct sbent *e = s->head; e; e = e->next)
+		if (strcmp(e->id, name) == 0 || strcmp(e->name, name) == 0)
+			return 1;
+	return 0;
+}
 
 static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
 {
@@ -867,13 +877,16 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 	mbx_error *err = NULL;
 	struct sbent *e;
 	json_object *answer = NULL;
+	const char *name = NULL;
 	uint64_t ttl = 0;
 	int rc;
 
 	cli_sandbox_opts_init(&so);
 	if (check_keys(body, config_keys, why, sizeof(why)) < 0 ||
 	    opts_from_json(body, &so, 1, why, sizeof(why)) < 0 ||
-	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, NULL, why, sizeof(why)) < 0) {
+	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, NULL, why, sizeof(why)) < 0 ||
+	    get_str(body, "name", &name, why, sizeof(why)) < 0 ||
+	    (name && cli_check_name(name, why, sizeof(why)) < 0)) {
 		cli_sandbox_opts_free(&so);
 		return send_bad_request(c, r, why);
 	}
@@ -895,10 +908,13 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
 	}
 	snprintf(e->id, sizeof(e->id), "%s", mbx_sandbox_id(sb));
+	snprintf(e->name, sizeof(e->name), "%s", name ? name : "");
 	e->sb = sb;
 	pthread_mutex_init(&e->lock, NULL);
 	e->ttl_ms = ttl;
 	e->info = describe(sb, &so, ttl);
+	if (name)
+		json_object_object_add(e->info, "name", json_object_new_string(name));
 	cli_sandbox_opts_free(&so);
 	/* The answer is a copy: once listed, e->info is read by other threads,
 	 * and json-c caches an object's text in the object when it prints it. */
@@ -915,6 +931,15 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 		entry_release(s, e);
 		json_object_put(answer);
 		return send_error(c, r, 503, "unavailable", "the server is shutting down", "try again once it runs");
+	}
+	if (name && name_taken_locked(s, name)) {
+		pthread_mutex_unlock(&s->table_lock);
+		e->refs = 1;
+		e->listed = 0;
+		entry_release(s, e);
+		json_object_put(answer);
+		snprintf(why, sizeof(why), "a sandbox named `%s` already exists on this server", name);
+		return send_error(c, r, 409, "already_exists", why, "pick another name, or remove it first");
 	}
 	e->next = s->head;
 	s->head = e;
@@ -977,7 +1002,7 @@ static enum MHD_Result h_delete(struct serve_server *s, struct MHD_Connection *c
 
 	pthread_mutex_lock(&s->table_lock);
 	for (e = s->head; e; e = e->next)
-		if (strcmp(e->id, r->id) == 0)
+		if (strcmp(e->id, r->id) == 0 || (e->name[0] && strcmp(e->name, r->id) == 0))
 			break;
 	unlisted = e ? entry_unlist_locked(s, e) == 0 : 0;
 	pthread_mutex_unlock(&s->table_lock);
@@ -1819,7 +1844,7 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 static int is_id_char(char ch)
 {
 	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '-' ||
-	       ch == '_';
+	       ch == '_' || ch == '.';
 }
 
 static enum route route_of(const char *url, char id[ID_MAX + 1])
