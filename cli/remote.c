@@ -673,7 +673,7 @@ int cli_remote_opts_json(struct cli_remote *r, int json, const struct cli_sandbo
 	else if (!flag && so->allow_degraded)
 		flag = "--allow-degraded";
 	else if (!flag && (so->set & CLI_SET_NETWORK) && so->network.policy == MBX_NETWORK_ALLOW_ALL)
-		flag = "--network allow-all";
+		flag = "--network all";
 	if (!flag && (so->set & CLI_SET_MEMORY) && (so->memory_bytes & ((1u << 20) - 1)))
 		flag = "--memory in units smaller than MiB";
 	if (flag) {

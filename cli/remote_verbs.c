@@ -93,6 +93,13 @@ static int words_parse(struct words *w, int argc, char **argv, const struct cli_
 	}
 }
 
+/* json_object_put() of an object that may be NULL (json-c may not be loaded then). */
+static void jput(json_object *o)
+{
+	if (o)
+		json_object_put(o);
+}
+
 static void json_load_or_exit(int json, int *status)
 {
 	*status = cli_remote_json_load(json) < 0 ? CLI_EXIT_FAILED : 0;
@@ -107,7 +114,7 @@ static json_object *answer_json(int json, const struct cli_remote_answer *a)
 	if (tok && a->body.len && a->body.len < INT32_MAX) {
 		o = json_tokener_parse_ex(tok, a->body.data, (int)a->body.len);
 		if (o && !json_object_is_type(o, json_type_object)) {
-			json_object_put(o);
+			jput(o);
 			o = NULL;
 		}
 	}
@@ -262,7 +269,7 @@ static int r_create(struct cli_remote *r, int argc, char **argv)
 		status = print_buf(&out);
 	}
 out:
-	json_object_put(o);
+	jput(o);
 	cli_buf_free(&body);
 	cli_buf_free(&out);
 	cli_sandbox_opts_free(&so);
@@ -289,7 +296,7 @@ static int r_ps(struct cli_remote *r, int argc, char **argv)
 	if (status)
 		return status;
 	if (!json_object_object_get_ex(o, "sandboxes", &list) || !json_object_is_type(list, json_type_array)) {
-		json_object_put(o);
+		jput(o);
 		cli_report(w.json, MBX_EPROTO, "the server's list of sandboxes is malformed", NULL, NULL, 0);
 		return CLI_EXIT_FAILED;
 	}
@@ -321,7 +328,7 @@ static int r_ps(struct cli_remote *r, int argc, char **argv)
 	}
 	if (w.json)
 		cli_buf_puts(&out, "]}\n");
-	json_object_put(o);
+	jput(o);
 	return print_buf(&out);
 }
 
@@ -364,7 +371,7 @@ static int r_inspect(struct cli_remote *r, int argc, char **argv)
 				cli_buf_printf(&out, "%s\n", json_object_to_json_string_ext(val, JSON_C_TO_STRING_PLAIN));
 		}
 	}
-	json_object_put(o);
+	jput(o);
 	return print_buf(&out);
 }
 
@@ -541,7 +548,7 @@ static int r_ls(struct cli_remote *r, int argc, char **argv)
 	if (status)
 		return status;
 	if (!json_object_object_get_ex(o, "entries", &list) || !json_object_is_type(list, json_type_array)) {
-		json_object_put(o);
+		jput(o);
 		cli_report(w.json, MBX_EPROTO, "the server's directory listing is malformed", NULL, NULL, 0);
 		return CLI_EXIT_FAILED;
 	}
@@ -578,7 +585,7 @@ static int r_ls(struct cli_remote *r, int argc, char **argv)
 	}
 	if (w.json)
 		cli_buf_puts(&out, "]}\n");
-	json_object_put(o);
+	jput(o);
 	return print_buf(&out);
 }
 
@@ -598,7 +605,7 @@ static int exec_other(void *ud, int id, const char *value)
 
 	switch (id) {
 	case R_TIMEOUT:
-		if (cli_parse_duration(value, &x->timeout_ms, why, sizeof(why)) < 0) {
+		if (cli_parse_timeout(value, &x->timeout_ms, why, sizeof(why)) < 0) {
 			cli_usage_error(x->json, "exec", "invalid value `%s` for --timeout: %s", value, why);
 			return -1;
 		}
@@ -648,7 +655,7 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 	if (tok)
 		json_tokener_free(tok);
 	if (!o || !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
+		jput(o);
 		snprintf(s->why, sizeof(s->why), "a `%s` event that is not a JSON object", event);
 		return -1;
 	}
@@ -661,7 +668,7 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 
 		json_object_object_get_ex(o, "error", &e);
 		snprintf(s->why, sizeof(s->why), "%s", jstr(e, "message") ? jstr(e, "message") : "the stream broke");
-		json_object_put(o);
+		jput(o);
 		return -1;
 	}
 	if (strcmp(event, "stdout") == 0 || strcmp(event, "stderr") == 0) {
@@ -671,7 +678,7 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 			bytes = malloc(strlen(b64) / 4 * 3 + 4);
 			if (!bytes || httpc_b64_decode(b64, strlen(b64), bytes, &n) < 0) {
 				free(bytes);
-				json_object_put(o);
+				jput(o);
 				snprintf(s->why, sizeof(s->why), "an output event with bad base64");
 				return -1;
 			}
@@ -684,7 +691,7 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 				s->broken_out = 1;
 		}
 	}
-	json_object_put(o);
+	jput(o);
 	return 0;
 }
 
@@ -765,7 +772,7 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 		status = simple(r, w.json, "POST", t.data, "application/json", body.data, body.len, 200, &o, NULL);
 		if (status == 0)
 			status = cli_remote_print_outcome(o, 1, 0);
-		json_object_put(o);
+		jput(o);
 		goto out;
 	}
 	if (cli_remote_stream(r, w.json, t.data, body.data, body.len, on_sse_bytes, &sse, &a) < 0)
@@ -780,7 +787,7 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 	}
 	cli_buf_free(&a.body);
 out:
-	json_object_put(st.exit);
+	jput(st.exit);
 	httpc_sse_free(&sse);
 	cli_buf_free(&body);
 	cli_buf_free(&t);

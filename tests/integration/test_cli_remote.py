@@ -1,0 +1,240 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The CLI through a running `mimobox serve` (docs/cli.md, "Through a
+server"): which server it picks (MIMOBOX_HOST, MIMOBOX_TOKEN, the default
+socket), and a chosen set of the CLI's own tests run again with a server on
+the default socket, so that the same words give the same results on both
+paths.
+"""
+import functools
+import json
+import os
+import re
+import socket
+import subprocess
+
+import pytest
+
+import test_basics
+import test_cli_misc
+import test_cli_sessions
+from conftest import host_env
+from test_serve import Server, _free_port
+
+
+def default_socket(guard):
+    return os.path.join(guard.state_dir, "serve.sock")
+
+
+@pytest.fixture
+def served(guard, host_tmp):
+    """A server on the default socket of the test's state directory: every
+    CLI command of the test goes through it."""
+    s = Server(guard, host_tmp, args=[], socket_path=default_socket(guard)).start()
+    yield s
+    # What a test left on the server goes with it; the guard then checks
+    # that nothing remains.
+    s.stop()
+
+
+# ---------------------------------------------------------------------------
+# The same tests on the server path
+
+SHARED = [
+    (test_basics, "test_echo_round_trip"),
+    (test_basics, "test_stderr_is_kept_apart"),
+    (test_basics, "test_exit_codes"),
+    (test_basics, "test_killed_by_signal"),
+    (test_cli_misc, "test_env_values_arrive"),
+    (test_cli_misc, "test_workdir"),
+    (test_cli_misc, "test_payload_does_not_read_the_callers_stdin"),
+    (test_cli_misc, "test_binary_output_also_comes_as_base64"),
+    (test_cli_sessions, "test_exec_exit_statuses"),
+    (test_cli_sessions, "test_exec_options"),
+    (test_cli_sessions, "test_exec_state_persists_between_execs"),
+    (test_cli_sessions, "test_exec_streams"),
+    (test_cli_sessions, "test_duplicate_name_is_refused"),
+]
+
+
+def _through_server(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+    return pytest.mark.usefixtures("served")(wrapper)
+
+
+# The fixtures the shared tests use (`named`) are those of their modules.
+named = test_cli_sessions.named
+for _mod, _name in SHARED:
+    globals()[_name + "_through_server"] = _through_server(getattr(_mod, _name))
+
+
+# ---------------------------------------------------------------------------
+# Which server
+
+
+def made_locally(r):
+    """Whether the CLI made a sandbox itself: its log names each one."""
+    return bool(r.ids)
+
+
+def test_default_socket_is_used(cli, served):
+    before = served.metric("executes_total")
+    r = cli(["run", "--json", "--", "sh", "-c", "echo via; exit 4"])
+    assert r.rc == 4 and r.json["stdout"] == "via\n", r
+    assert not made_locally(r), "the CLI made its own sandbox beside a running server: %s" % r.log
+    assert served.metric("executes_total") == before + 1
+
+
+def test_local_ignores_a_running_server(cli, served):
+    before = served.metric("executes_total")
+    r = cli(["run", "--json", "--", "true"], env={"MIMOBOX_HOST": "local"})
+    assert r.rc == 0 and made_locally(r), r
+    assert served.metric("executes_total") == before
+
+
+def test_stale_default_socket_is_ignored(cli, guard):
+    path = default_socket(guard)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)	# bound, never listening: what a crashed server leaves
+    s.close()
+    try:
+        r = cli(["run", "--", "echo", "local"])
+        assert r.rc == 0 and r.stdout == b"local\n" and made_locally(r), r
+    finally:
+        os.unlink(path)
+
+
+def test_explicit_host_that_does_not_answer_is_an_error(cli, host_tmp):
+    path = os.path.join(host_tmp, "nobody.sock")
+    for host in ("unix:" + path, "http://127.0.0.1:%d" % _free_port()):
+        r = cli(["run", "--", "true"], env={"MIMOBOX_HOST": host, "MIMOBOX_TOKEN": "x" * 32})
+        assert r.rc == 125 and "cannot reach the mimobox server" in r.stderr, r
+        assert host.split("://")[-1].split(":")[-1] in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
+        assert not made_locally(r), "an explicit MIMOBOX_HOST fell back to local sandboxes"
+    r = cli(["ps", "--json"], env={"MIMOBOX_HOST": "unix:" + path})
+    assert r.rc == 125 and r.json["ok"] is False and "cannot reach" in r.json["error"]["message"], r
+
+
+@pytest.mark.parametrize("host,words", [
+    ("tcp://127.0.0.1:1", "not understood"),
+    ("unix:relative.sock", "absolute PATH"),
+    ("http://127.0.0.1", "expected http://ADDR:PORT"),
+    ("http://127.0.0.1:8700", "MIMOBOX_TOKEN is not set"),
+])
+def test_bad_host(cli, host, words):
+    env = {"MIMOBOX_HOST": host, "MIMOBOX_TOKEN": ""}
+    r = cli(["run", "--", "true"], env=env)
+    assert r.rc == 125 and words in r.stderr and not made_locally(r), r
+
+
+def test_tcp_with_and_without_the_right_token(cli, guard, host_tmp):
+    token_file = os.path.join(host_tmp, "token")
+    port = _free_port()
+    s = Server(guard, host_tmp, args=["--listen", "127.0.0.1:%d" % port, "--token-file", token_file]).start()
+    try:
+        with open(token_file) as f:
+            token = f.read().strip()
+        host = "http://127.0.0.1:%d" % port
+        r = cli(["run", "--", "sh", "-c", "echo tcp"], env={"MIMOBOX_HOST": host, "MIMOBOX_TOKEN": token})
+        assert r.rc == 0 and r.stdout == b"tcp\n" and not made_locally(r), r
+        r = cli(["run", "--", "true"], env={"MIMOBOX_HOST": host, "MIMOBOX_TOKEN": "0" * 64})
+        assert r.rc == 125 and "refused the token" in r.stderr and not made_locally(r), r
+        r = cli(["run", "--", "true"], env={"MIMOBOX_HOST": host})
+        assert r.rc == 125 and "MIMOBOX_TOKEN is not set" in r.stderr, r
+        assert token not in r.stderr
+    finally:
+        s.stop()
+
+
+def test_explicit_unix_host(cli, guard, host_tmp):
+    s = Server(guard, host_tmp).start()	# --socket elsewhere than the default
+    try:
+        r = cli(["run", "--json", "--", "echo", "x"], env={"MIMOBOX_HOST": "unix:" + s.socket})
+        assert r.rc == 0 and r.json["stdout"] == "x\n" and not made_locally(r), r
+    finally:
+        s.stop()
+
+
+# ---------------------------------------------------------------------------
+# What the API does not offer: an error naming it, never ignored
+
+
+@pytest.mark.parametrize("words,named_flag", [
+    (["run", "--mount", "/tmp:/mnt", "--", "true"], "--mount"),
+    (["run", "--network", "all", "--", "true"], "--network all"),
+    (["run", "--cpu", "1", "--", "true"], "--cpu"),
+    (["run", "--max-procs", "8", "--", "true"], "--max-procs"),
+    (["run", "--command", "echo x"], "run --command"),
+    (["run", "--audit", "--", "true"], "run --audit"),
+    (["create", "--disk", "64", "--name", "d"], "--disk"),
+    (["exec", "x", "-d", "--", "true"], "exec -d"),
+    (["ps", "x"], "ps NAME"),
+    (["shell", "x"], "shell"),
+    (["logs", "x", "1"], "logs"),
+    (["kill", "x", "1"], "kill"),
+    (["snapshot", "x", "/tmp/x.snap"], "snapshot"),
+    (["stat", "x", "/"], "stat"),
+    (["mkdir", "x", "/d"], "mkdir"),
+])
+def test_unavailable_through_the_server(cli, served, words, named_flag):
+    r = cli(words)
+    assert r.rc == 125 and named_flag in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
+    assert not made_locally(r)
+
+
+def test_help_stays_local(cli, served):
+    r = cli(["run", "--help"])
+    assert r.rc == 0 and "Usage: mimobox run" in r.stdout.decode(), r
+
+
+# ---------------------------------------------------------------------------
+# Named sandboxes through the server
+
+
+def test_named_sandbox_through_the_server(cli, served):
+    r = cli(["create", "--name", "srv-box", "--env", "A=1", "--memory", "256M"])
+    assert r.rc == 0 and r.out == "srv-box\n" and not made_locally(r), r
+    ps = cli(["ps", "--json"])
+    assert ps.rc == 0 and [s["name"] for s in ps.json["sandboxes"]] == ["srv-box"], ps
+    assert not os.path.exists(os.path.join(served.guard.state_dir, "named")), "a local supervisor was started"
+    r = cli(["inspect", "srv-box", "--json"])
+    assert r.rc == 0 and r.json["ok"] is True and r.json["name"] == "srv-box" and r.json["memory_mb"] == 256, r
+    data = bytes(range(256)) * 64
+    r = cli(["write", "srv-box", "/workspace/blob"], stdin=data)
+    assert r.rc == 0 and r.stdout == b"", r
+    r = cli(["cat", "srv-box", "/workspace/blob"])
+    assert r.rc == 0 and r.stdout == data, r.rc
+    r = cli(["exec", "srv-box", "--", "sh", "-c", "echo $A; wc -c < /workspace/blob"])
+    assert r.rc == 0 and r.stdout == b"1\n16384\n", r
+    r = cli(["ls", "srv-box", "/workspace", "--json"])
+    assert r.rc == 0 and [(e["name"], e["type"], e["size"]) for e in r.json["entries"]] == [("blob", "file", 16384)], r
+    r = cli(["rm", "srv-box:/workspace/blob"])
+    assert r.rc == 0, r
+    assert cli(["ls", "srv-box", "--json"]).json["entries"] == []
+    r = cli(["cat", "srv-box", "/workspace/blob"])
+    assert r.rc == 125 and "blob" in r.stderr, r
+    r = cli(["rm", "srv-box"])
+    assert r.rc == 0 and r.stderr == "", r
+    r = cli(["rm", "srv-box"])
+    assert r.rc == 125 and "srv-box" in r.stderr, r
+    r = cli(["rm", "-f", "--json", "srv-box"])
+    assert r.rc == 0 and r.json["absent"] == ["srv-box"], r
+    assert cli(["ps", "--json"]).json["sandboxes"] == []
+
+
+def test_run_stdin_through_the_server(cli, served):
+    data = bytes(range(256)) * 1024
+    r = cli(["run", "-i", "--", "cat"], stdin=data)
+    assert r.rc == 0 and r.stdout == data, r.rc
+    r = cli(["run", "-i", "--", "cat"], stdin=b"x" * (700 << 10))
+    assert r.rc == 125 and "640 KiB" in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
+
+
+def test_run_timeout_and_missing_program_through_the_server(cli, served):
+    r = cli(["run", "--timeout", "0.3", "--", "sleep", "5"])
+    assert r.rc == 124 and "timed out" in r.stderr, r
+    r = cli(["run", "--", "no-such-program-xyz"])
+    assert r.rc == 127 and "no-such-program-xyz" in r.stderr, r
+    r = cli(["run", "--", "/etc/passwd"])
+    assert r.rc == 126, r
