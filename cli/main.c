@@ -57,7 +57,11 @@ static void usage(FILE *f)
 		   "Run untrusted commands and code in sandboxes.\n\nCommands:\n");
 	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
-	fprintf(f, "\nRun `mimobox COMMAND --help` for the options of a command.\n");
+	fprintf(f, "\nRun `mimobox COMMAND --help` for the options of a command.\n"
+		   "\nThrough a server: when `mimobox serve` answers on serve.sock in the state\n"
+		   "directory, or MIMOBOX_HOST names one (unix:PATH, or http://ADDR:PORT with\n"
+		   "its token in MIMOBOX_TOKEN), run, create, exec, ps, inspect, cat, write, ls\n"
+		   "and rm go through it; MIMOBOX_HOST=local never uses a server (docs/server.md).\n");
 }
 
 /* ---- shared helpers ---- */
