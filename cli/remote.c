@@ -244,7 +244,9 @@ static int send_all(int fd, const void *data, size_t len)
 }
 
 struct collect {
-	struct httpc_resp *resp;
+	struct httpc_resp *resp;	/* during the exchange only */
+	unsigned status;		/* the answer's, after it */
+	char content_type[HTTPC_CTYPE_MAX];
 	struct cli_buf *body;
 	size_t limit;
 	/* Streaming: a 2xx answer of this type goes to `stream` instead. */
@@ -352,6 +354,11 @@ static int exchange(struct cli_remote *r, int json, const char *method, const ch
 		break;
 	}
 	cli_buf_free(&head);
+	c->resp = NULL;
+	if (rc == 0) {
+		c->status = resp.status;
+		snprintf(c->content_type, sizeof(c->content_type), "%s", resp.content_type);
+	}
 	if (rc != 0) {
 		cli_remote_close(r);
 		snprintf(msg, sizeof(msg), "the mimobox server at %s: %s %s failed: %s", r->where, method, target, why);
@@ -365,14 +372,14 @@ static int exchange(struct cli_remote *r, int json, const char *method, const ch
 int cli_remote_call(struct cli_remote *r, int json, const char *method, const char *target, const char *ctype,
 		    const void *body, size_t len, size_t limit, struct cli_remote_answer *a)
 {
-	struct collect c = { NULL, &a->body, limit, NULL, NULL, NULL };
+	struct collect c = { .body = &a->body, .limit = limit };
 	int rc;
 
 	memset(a, 0, sizeof(*a));
 	rc = exchange(r, json, method, target, ctype, body, len, &c);
 	if (rc == 0) {
-		a->status = c.resp->status;
-		snprintf(a->content_type, sizeof(a->content_type), "%s", c.resp->content_type);
+		a->status = c.status;
+		snprintf(a->content_type, sizeof(a->content_type), "%s", c.content_type);
 	}
 	return rc;
 }
@@ -380,14 +387,15 @@ int cli_remote_call(struct cli_remote *r, int json, const char *method, const ch
 int cli_remote_stream(struct cli_remote *r, int json, const char *target, const void *body, size_t len,
 		      int (*fn)(void *ud, const uint8_t *data, size_t len), void *ud, struct cli_remote_answer *a)
 {
-	struct collect c = { NULL, &a->body, JSON_ANSWER_MAX, "text/event-stream", fn, ud };
+	struct collect c = { .body = &a->body, .limit = JSON_ANSWER_MAX, .stream_type = "text/event-stream",
+			     .stream = fn, .stream_ud = ud };
 	int rc;
 
 	memset(a, 0, sizeof(*a));
 	rc = exchange(r, json, "POST", target, "application/json", body, len, &c);
 	if (rc == 0) {
-		a->status = c.resp->status;
-		snprintf(a->content_type, sizeof(a->content_type), "%s", c.resp->content_type);
+		a->status = c.status;
+		snprintf(a->content_type, sizeof(a->content_type), "%s", c.content_type);
 	}
 	return rc;
 }
