@@ -585,6 +585,7 @@ int cli_remote_print_outcome(struct json_object *o, int json, int streamed)
 	out.err_truncated = jbool(o, "stderr_truncated");
 	out.elapsed_us = (uint64_t)jint(o, "elapsed_ms", 0) * 1000u;
 	out.isolation = jstr(o, "isolation");
+	out.trap = jstr(o, "trap");
 	out.timeout_opt = "--timeout";
 	out.memory_opt = "--memory";
 	if (out.signal > 0 || out.timed_out)
@@ -602,6 +603,8 @@ int cli_remote_print_outcome(struct json_object *o, int json, int streamed)
 		}
 		if (out.out_truncated || out.err_truncated)
 			fprintf(stderr, "\nmimobox: warning: output beyond the output limit was dropped\n");
+		if (out.trap)
+			fprintf(stderr, "mimobox: %s\n", out.trap);
 		cli_outcome_explain(&out);
 	}
 	free(sout);

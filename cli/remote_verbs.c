@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The named-sandbox verbs through a running `mimobox serve` (remote.h):
- * create, exec (in the foreground, streamed), ps, inspect, rm, cat, write
- * and ls. The words are those of the local verbs; what the API does not
+ * create, exec (in the foreground, streamed), ps, inspect, rm, cat, write,
+ * ls and cp of single files. The words are those of the local verbs; what the API does not
  * offer is an error naming it (cli_remote_unavailable()).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -589,6 +592,178 @@ static int r_ls(struct cli_remote *r, int argc, char **argv)
 	return print_buf(&out);
 }
 
+/* ---- cp (regular files) ---- */
+
+/* Whether `path` of `name` is a directory on the server: 1, 0, or -1 after reporting. */
+static int remote_is_dir(struct cli_remote *r, int json, const char *name, const char *path)
+{
+	struct cli_buf t = CLI_BUF_INIT;
+	struct cli_remote_answer a;
+	int rc;
+
+	sandbox_target(&t, name, "/dir?path=");
+	cli_remote_urlencode(&t, path);
+	rc = cli_remote_call(r, json, "GET", t.data, NULL, NULL, 0, ANSWER_MAX, &a);
+	cli_buf_free(&t);
+	if (rc < 0)
+		return -1;
+	rc = a.status == 200;
+	if (a.status != 200 && a.status != 400 && a.status != 404) {
+		cli_remote_report(r, json, &a);
+		rc = -1;
+	}
+	cli_buf_free(&a.body);
+	return rc;
+}
+
+static int host_fail(int json, const char *what, const char *path, int e)
+{
+	char msg[CLI_WHY_MAX + 64];
+
+	snprintf(msg, sizeof(msg), "cannot %s `%s`: %s", what, path, strerror(e));
+	cli_report(json, MBX_ESYS, msg, NULL, NULL, e);
+	return 1;
+}
+
+/* Writes data to `host` (a directory: under `base`) through a temporary file renamed over it. */
+static int host_write(int json, const char *host, const char *base, const struct cli_buf *data)
+{
+	struct stat st;
+	char *target = NULL, *tmp = NULL;
+	int fd, rc = 0;
+
+	if (strcmp(host, "-") == 0)
+		return data->len && cli_write_all(STDOUT_FILENO, data->data, data->len) < 0 && errno != EPIPE;
+	if (stat(host, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (asprintf(&target, "%s/%s", host, base) < 0)
+			return host_fail(json, "write", host, ENOMEM);
+		host = target;
+	}
+	if (asprintf(&tmp, "%s.mimobox-%d.tmp", host, (int)getpid()) < 0) {
+		free(target);
+		return host_fail(json, "write", host, ENOMEM);
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = host_fail(json, "write", host, errno);
+	} else {
+		if ((data->len && cli_write_all(fd, data->data, data->len) < 0) || fsync(fd) < 0)
+			rc = host_fail(json, "write", host, errno);
+		close(fd);
+		if (rc == 0 && rename(tmp, host) < 0)
+			rc = host_fail(json, "write", host, errno);
+		if (rc)
+			unlink(tmp);
+	}
+	free(tmp);
+	free(target);
+	return rc;
+}
+
+static int r_cp(struct cli_remote *r, int argc, char **argv)
+{
+	struct words w = { "cp" };
+	struct cli_buf t = CLI_BUF_INIT, data = CLI_BUF_INIT, out = CLI_BUF_INIT;
+	char src_name[CLI_NAME_MAX + 1], dst_name[CLI_NAME_MAX + 1], *pathcopy = NULL;
+	const char *src_path, *dst_path;
+	int src_ref, dst_ref, status = CLI_EXIT_FAILED;
+
+	if (words_parse(&w, argc, argv, plain_opts, 2, NULL, NULL) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.n_ops != 2) {
+		cli_usage_error(w.json, "cp", "expected `mimobox cp HOST_PATH|- NAME:PATH` or `mimobox cp NAME:PATH HOST_PATH|-`");
+		return CLI_EXIT_USAGE;
+	}
+	if (w.recursive)
+		return cli_remote_unavailable(r, w.json, "cp -r (directory trees)", NULL);
+	src_ref = cli_parse_sandbox_ref(w.ops[0], src_name, &src_path);
+	dst_ref = cli_parse_sandbox_ref(w.ops[1], dst_name, &dst_path);
+	if (src_ref == dst_ref || (src_ref && !src_path[0]) || (dst_ref && !dst_path[0]) ||
+	    !w.ops[src_ref ? 1 : 0][0]) {
+		cli_usage_error(w.json, "cp", "expected one host path (or -) and one NAME:PATH with a path");
+		return CLI_EXIT_USAGE;
+	}
+	if (cli_remote_json_load(w.json) < 0)
+		return CLI_EXIT_FAILED;
+	if (src_ref) {
+		sandbox_target(&t, src_name, "/files?path=");
+		cli_remote_urlencode(&t, src_path);
+		status = simple(r, w.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
+		if (status == 0) {
+			pathcopy = strdup(src_path);
+			status = pathcopy ? host_write(w.json, w.ops[1], basename(pathcopy), &data)
+					  : host_fail(w.json, "write", w.ops[1], ENOMEM);
+		}
+	} else {
+		char buf[65536];
+		int fd = strcmp(w.ops[0], "-") == 0 ? STDIN_FILENO : open(w.ops[0], O_RDONLY | O_CLOEXEC);
+		struct stat st;
+
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			status = host_fail(w.json, "read", w.ops[0], errno);
+			goto out;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			close(fd);
+			status = cli_remote_unavailable(r, w.json, "cp of a directory", NULL);
+			goto out;
+		}
+		for (;;) {
+			ssize_t n = read(fd, buf, sizeof(buf));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				status = host_fail(w.json, "read", w.ops[0], errno);
+				break;
+			}
+			if (n == 0) {
+				status = 0;
+				break;
+			}
+			if (data.len + (size_t)n > UPLOAD_MAX) {
+				cli_report(w.json, MBX_ETOOBIG, "the server takes files of at most 16 MiB",
+					   "set MIMOBOX_HOST=local to copy larger files", NULL, 0);
+				break;
+			}
+			cli_buf_add(&data, buf, (size_t)n);
+		}
+		if (fd != STDIN_FILENO)
+			close(fd);
+		if (status || data.failed) {
+			status = CLI_EXIT_FAILED;
+			goto out;
+		}
+		switch (remote_is_dir(r, w.json, dst_name, dst_path)) {
+		case 1:
+			pathcopy = strdup(w.ops[0]);
+			sandbox_target(&t, dst_name, "/files?path=");
+			cli_remote_urlencode(&t, dst_path);
+			cli_buf_puts(&t, "%2F");
+			cli_remote_urlencode(&t, strcmp(w.ops[0], "-") && pathcopy ? basename(pathcopy) : "stdin");
+			break;
+		case 0:
+			sandbox_target(&t, dst_name, "/files?path=");
+			cli_remote_urlencode(&t, dst_path);
+			break;
+		default:
+			goto out;
+		}
+		status = simple(r, w.json, "PUT", t.data, "application/octet-stream", data.data, data.len, 0, NULL, NULL);
+	}
+	if (status == 0 && w.json) {
+		cli_buf_printf(&out, "{\"ok\": true, \"files\": 1, \"directories\": 0, \"symlinks\": 0, "
+			       "\"bytes\": %zu, \"skipped\": []}\n", data.len);
+		status = print_buf(&out);
+	}
+out:
+	free(pathcopy);
+	cli_buf_free(&t);
+	cli_buf_free(&data);
+	cli_buf_free(&out);
+	return status;
+}
+
 /* ---- exec ---- */
 
 struct exec_ud {
@@ -804,7 +979,7 @@ int cli_remote_verb(struct cli_remote *r, int argc, char **argv)
 		int (*fn)(struct cli_remote *r, int argc, char **argv);
 	} verbs[] = {
 		{ "run", cli_cmd_run_remote }, { "create", r_create }, { "exec", r_exec }, { "ps", r_ps },
-		{ "inspect", r_inspect }, { "rm", r_rm }, { "cat", r_cat }, { "write", r_write }, { "ls", r_ls },
+		{ "inspect", r_inspect }, { "rm", r_rm }, { "cat", r_cat }, { "write", r_write }, { "ls", r_ls }, { "cp", r_cp },
 	};
 	int json = 0;
 

@@ -238,3 +238,25 @@ def test_run_timeout_and_missing_program_through_the_server(cli, served):
     assert r.rc == 127 and "no-such-program-xyz" in r.stderr, r
     r = cli(["run", "--", "/etc/passwd"])
     assert r.rc == 126, r
+
+
+def test_cp_files_through_the_server(cli, served, host_tmp):
+    assert cli(["create", "--name", "cp-box"]).rc == 0
+    src = os.path.join(host_tmp, "src.bin")
+    data = os.urandom(200000)
+    with open(src, "wb") as f:
+        f.write(data)
+    r = cli(["cp", src, "cp-box:/workspace"])	# into a directory: under its own name
+    assert r.rc == 0, r
+    back = os.path.join(host_tmp, "back.bin")
+    r = cli(["cp", "cp-box:/workspace/src.bin", back])
+    assert r.rc == 0, r
+    with open(back, "rb") as f:
+        assert f.read() == data
+    r = cli(["cp", "-", "cp-box:/workspace/in.txt"], stdin=b"from stdin\n")
+    assert r.rc == 0, r
+    r = cli(["cp", "cp-box:in.txt", "-"])
+    assert r.rc == 0 and r.stdout == b"from stdin\n", r
+    r = cli(["cp", "-r", host_tmp, "cp-box:/workspace"])
+    assert r.rc == 125 and "cp -r" in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
+    assert cli(["rm", "cp-box"]).rc == 0
