@@ -260,3 +260,15 @@ def test_cp_files_through_the_server(cli, served, host_tmp):
     r = cli(["cp", "-r", host_tmp, "cp-box:/workspace"])
     assert r.rc == 125 and "cp -r" in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
     assert cli(["rm", "cp-box"]).rc == 0
+
+
+def test_remote_run_loads_json_c_alone(cli, served):
+    """Through a server the CLI loads json-c and nothing of libmicrohttpd,
+    libcurl or TLS: the dynamic loader's own account of the files it opened."""
+    p = subprocess.run([cli.path, "run", "--", "true"], capture_output=True, env=cli.env({"LD_DEBUG": "files"}),
+                       timeout=60)
+    assert p.returncode == 0, p
+    loaded = set(re.findall(r"file=(\S+) \[0\];", p.stderr.decode(errors="replace")))
+    names = {os.path.basename(f) for f in loaded}
+    assert "libjson-c.so.5" in names, loaded
+    assert names <= {"libmimobox.so.0", "libc.so.6", "libjson-c.so.5"}, loaded
