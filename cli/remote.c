@@ -525,6 +525,12 @@ int cli_remote_report(struct cli_remote *r, int json, const struct cli_remote_an
 	if (!message) {
 		snprintf(msg, sizeof(msg), "the mimobox server at %s answered with status %u", r->where, a->status);
 		cli_report(json, MBX_EPROTO, msg, NULL, NULL, 0);
+	} else if (code == MBX_ENOTFOUND && strncmp(message, "no sandbox `", 12) == 0 && strchr(message + 12, '`')) {
+		/* In the CLI's words: the sandbox is a name of `mimobox ps`. */
+		snprintf(msg, sizeof(msg), "no sandbox named `%.*s` on the mimobox server at %s",
+			 (int)(strchr(message + 12, '`') - (message + 12)), message + 12, r->where);
+		cli_report(json, code, msg, "see the sandboxes with `mimobox ps`", NULL, 0);
+		code = MBX_EINVAL;	/* the exit status of an unknown sandbox: 125 */
 	} else {
 		cli_report(json, code, message, suggestion, jstr(e, "layer"), 0);
 	}

@@ -147,13 +147,29 @@ static int64_t jint(json_object *o, const char *key)
 /* "/v1/sandboxes/NAME" plus `tail`. */
 static void sandbox_target(struct cli_buf *t, const char *name, const char *tail)
 {
+	static const char hex[] = "0123456789ABCDEF";
+
+	/* Every byte but letters, digits, '-', '_' and '.' percent-encoded: a
+	 * name the server refuses still makes a well-formed request line. */
 	cli_buf_puts(t, "/v1/sandboxes/");
-	for (const char *p = name; *p; p++)
-		if (*p == '/')
-			cli_buf_puts(t, "%2F");
-		else
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		    *p == '_' || *p == '.')
 			cli_buf_add(t, p, 1);
+		else
+			cli_buf_printf(t, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
 	cli_buf_puts(t, tail);
+}
+
+/* A sandbox name as the local verbs take it; 0, or -1 after a usage error. */
+static int name_ok(int json, const char *verb, const char *name)
+{
+	char why[CLI_WHY_MAX];
+
+	if (cli_check_name(name, why, sizeof(why)) == 0)
+		return 0;
+	cli_usage_error(json, verb, "%s", why);
+	return -1;
 }
 
 static int print_buf(struct cli_buf *b)
@@ -348,6 +364,8 @@ static int r_inspect(struct cli_remote *r, int argc, char **argv)
 		cli_usage_error(w.json, "inspect", "expected `mimobox inspect NAME [--json]`");
 		return CLI_EXIT_USAGE;
 	}
+	if (name_ok(w.json, "inspect", w.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
 	json_load_or_exit(w.json, &status);
 	if (status)
 		return status;
@@ -404,6 +422,10 @@ static int r_rm(struct cli_remote *r, int argc, char **argv)
 			cli_report(w.json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
 			return CLI_EXIT_FAILED;
 		}
+		if (name_ok(w.json, "rm", name) < 0) {
+			free(name);
+			return CLI_EXIT_USAGE;
+		}
 		sandbox_target(&t, name, colon ? "/files?path=" : "");
 		if (colon) {
 			cli_remote_urlencode(&t, colon + 1);
@@ -452,6 +474,8 @@ static int r_cat(struct cli_remote *r, int argc, char **argv)
 		cli_usage_error(w.json, "cat", "expected `mimobox cat NAME PATH [--json]`");
 		return CLI_EXIT_USAGE;
 	}
+	if (name_ok(w.json, "cat", w.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
 	if (cli_remote_json_load(w.json) < 0)
 		return CLI_EXIT_FAILED;
 	sandbox_target(&t, w.ops[0], "/files?path=");
@@ -487,6 +511,8 @@ static int r_write(struct cli_remote *r, int argc, char **argv)
 		cli_usage_error(w.json, "write", "expected `mimobox write NAME PATH [-p] [--json]`");
 		return CLI_EXIT_USAGE;
 	}
+	if (name_ok(w.json, "write", w.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
 	if (w.parents)
 		return cli_remote_unavailable(r, w.json, "write -p (making parent directories)", NULL);
 	for (;;) {
@@ -541,6 +567,8 @@ static int r_ls(struct cli_remote *r, int argc, char **argv)
 		cli_usage_error(w.json, "ls", "expected `mimobox ls NAME [PATH] [--json]`");
 		return CLI_EXIT_USAGE;
 	}
+	if (name_ok(w.json, "ls", w.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
 	path = w.n_ops > 1 ? w.ops[1] : "/workspace";
 	if (cli_remote_json_load(w.json) < 0)
 		return CLI_EXIT_FAILED;
@@ -766,6 +794,29 @@ out:
 
 /* ---- exec ---- */
 
+/*
+ * Reports an execute's failure `a`. A 404 is either the sandbox or the
+ * program: the sandbox's own answer tells (125 for the sandbox, as
+ * locally; 127 for the program).
+ */
+static int exec_failed(struct cli_remote *r, int json, const char *name, const struct cli_remote_answer *a)
+{
+	struct cli_buf t = CLI_BUF_INIT;
+	struct cli_remote_answer s;
+	int status = cli_remote_report(r, json, a);
+
+	if (a->status != 404)
+		return status;
+	sandbox_target(&t, name, "");
+	if (cli_remote_call(r, json, "GET", t.data, NULL, NULL, 0, ANSWER_MAX, &s) == 0) {
+		if (s.status == 404)
+			status = CLI_EXIT_FAILED;
+		cli_buf_free(&s.body);
+	}
+	cli_buf_free(&t);
+	return status;
+}
+
 struct exec_ud {
 	struct cli_sandbox_opts so;	/* --env, --workdir (exec's) */
 	uint64_t timeout_ms;
@@ -898,6 +949,8 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 		cli_usage_error(w.json, "exec", "expected `mimobox exec NAME [OPTIONS] [--] PROGRAM [ARG...]`");
 		goto out;
 	}
+	if (name_ok(w.json, "exec", w.ops[0]) < 0)
+		goto out;
 	if (x.detach || x.tty || x.audit) {
 		status = cli_remote_unavailable(r, w.json, x.detach ? "exec -d" : x.tty ? "exec -t" : "exec --audit", NULL);
 		goto out;
@@ -944,16 +997,21 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 	if (w.json) {
 		json_object *o = NULL;
 
-		status = simple(r, w.json, "POST", t.data, "application/json", body.data, body.len, 200, &o, NULL);
-		if (status == 0)
+		/* As simple(), but a program that cannot run keeps its 126 or 127. */
+		if (cli_remote_call(r, w.json, "POST", t.data, "application/json", body.data, body.len, ANSWER_MAX, &a) < 0)
+			goto out;
+		if (a.status != 200)
+			status = exec_failed(r, w.json, w.ops[0], &a);
+		else if ((o = answer_json(w.json, &a)) != NULL)
 			status = cli_remote_print_outcome(o, 1, 0);
 		jput(o);
+		cli_buf_free(&a.body);
 		goto out;
 	}
 	if (cli_remote_stream(r, w.json, t.data, body.data, body.len, on_sse_bytes, &sse, &a) < 0)
 		goto out;
 	if (a.status != 200) {
-		status = cli_remote_report(r, w.json, &a);
+		status = exec_failed(r, w.json, w.ops[0], &a);
 	} else if (!st.exit) {
 		cli_report(w.json, MBX_EPROTO, st.why[0] ? st.why : sse.why[0] ? sse.why : "the stream ended without an exit event",
 			   NULL, NULL, 0);

@@ -69,6 +69,20 @@ for _mod, _name in SHARED:
     globals()[_name + "_through_server"] = _through_server(getattr(_mod, _name))
 
 
+# The verbs of test_cli_sessions.py on a name, those that go through a server.
+REMOTE_VERBS_ON_NAME = [w for w in test_cli_sessions.VERBS_ON_NAME if w[0] not in ("http", "shell", "stat")]
+
+
+@pytest.mark.parametrize("words", REMOTE_VERBS_ON_NAME, ids=lambda w: w[0])
+def test_unknown_sandbox_through_server(cli, served, words):
+    test_cli_sessions.test_unknown_sandbox(cli, words)
+
+
+@pytest.mark.parametrize("words", [w for w in REMOTE_VERBS_ON_NAME if w[0] != "cp"], ids=lambda w: w[0])
+def test_bad_sandbox_name_through_server(cli, served, words):
+    test_cli_sessions.test_bad_sandbox_name(cli, words)
+
+
 # ---------------------------------------------------------------------------
 # Which server
 
@@ -272,3 +286,19 @@ def test_remote_run_loads_json_c_alone(cli, served):
     names = {os.path.basename(f) for f in loaded}
     assert "libjson-c.so.5" in names, loaded
     assert names <= {"libmimobox.so.0", "libc.so.6", "libjson-c.so.5"}, loaded
+
+
+def test_exec_json_through_the_server(cli, served):
+    assert cli(["create", "--name", "json-box"]).rc == 0
+    r = cli(["exec", "json-box", "--json", "--", "sh", "-c", "printf 'o\\377'; echo e >&2; exit 3"])
+    assert r.rc == 3 and r.json["exit_code"] == 3 and r.json["stderr"] == "e\n", r
+    assert r.json["stdout_b64"] == "b/8=", r
+    r = cli(["exec", "json-box", "--json", "--", "no-such-program-xyz"])
+    assert r.rc == 127 and r.json["ok"] is False and r.json["error"]["code"] == "not_found", r
+    # An unknown sandbox is 125 (as locally), not a missing program's 127.
+    for words in (["exec", "no-such-box", "--", "true"], ["exec", "no-such-box", "--json", "--", "true"]):
+        r = cli(words)
+        assert r.rc == 125 and "no-such-box" in r.out + r.stderr, r
+    r = cli(["exec", "no such box", "--", "true"])
+    assert r.rc == 125 and "invalid sandbox name" in r.stderr, r
+    assert cli(["rm", "json-box"]).rc == 0
