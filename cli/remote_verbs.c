@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -302,6 +303,9 @@ static int r_ps(struct cli_remote *r, int argc, char **argv)
 	struct words w = { "ps" };
 	struct cli_buf out = CLI_BUF_INIT;
 	json_object *o = NULL, *list = NULL;
+	struct timespec ts;
+	uint64_t now;
+	size_t width = 4, n;
 	int status;
 
 	if (words_parse(&w, argc, argv, plain_opts, 1, NULL, NULL) < 0)
@@ -319,15 +323,31 @@ static int r_ps(struct cli_remote *r, int argc, char **argv)
 		cli_report(w.json, MBX_EPROTO, "the server's list of sandboxes is malformed", NULL, NULL, 0);
 		return CLI_EXIT_FAILED;
 	}
-	cli_buf_puts(&out, w.json ? "{\"ok\": true, \"sandboxes\": [" : "");
-	if (!w.json)
-		cli_buf_printf(&out, "%-24s  %-9s  %-7s  %s\n", "NAME", "ISOLATION", "IDLE", "STATE");
-	for (size_t i = 0; i < json_object_array_length(list); i++) {
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (uint64_t)ts.tv_sec;
+	n = json_object_array_length(list);
+	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(list, i);
 		const char *name = jstr(e, "name") ? jstr(e, "name") : jstr(e, "id");
-		json_object *busy = NULL;
+
+		if (name && strlen(name) > width)
+			width = strlen(name);
+	}
+	/* The columns of the local `ps`; EXPIRES is the idle time left under a ttl. */
+	if (w.json)
+		cli_buf_puts(&out, "{\"ok\": true, \"sandboxes\": [");
+	else
+		cli_buf_printf(&out, "%-*s  %-9s  %-7s  %-9s  %s\n", (int)width, "NAME", "ISOLATION", "AGE", "EXPIRES",
+			       "STATE");
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(list, i), *busy = NULL;
+		const char *name = jstr(e, "name") ? jstr(e, "name") : jstr(e, "id");
+		uint64_t created = (uint64_t)jint(e, "created_at_ms") / 1000, age = now > created ? now - created : 0;
+		uint64_t ttl_ms = (uint64_t)jint(e, "ttl_ms"), idle_ms = (uint64_t)jint(e, "idle_ms");
+		uint64_t left_s = ttl_ms > idle_ms ? (ttl_ms - idle_ms + 999) / 1000 : 0;
 		int is_busy = json_object_object_get_ex(e, "busy", &busy) && json_object_is_type(busy, json_type_boolean) &&
 			      strcmp(json_object_get_string(busy), "true") == 0;
+		char agebuf[32], ttlbuf[40];
 
 		if (w.json) {
 			cli_buf_puts(&out, i ? ", {\"name\": " : "{\"name\": ");
@@ -336,13 +356,24 @@ static int r_ps(struct cli_remote *r, int argc, char **argv)
 			cli_json_cstring(&out, jstr(e, "id"));
 			cli_buf_puts(&out, ", \"isolation\": ");
 			cli_json_cstring(&out, jstr(e, "isolation"));
-			cli_buf_printf(&out, ", \"created\": %lld, \"state\": \"%s\", \"ttl_s\": %lld}",
-				       (long long)(jint(e, "created_at_ms") / 1000), is_busy ? "busy" : "ready",
-				       (long long)(jint(e, "ttl_ms") / 1000));
+			cli_buf_printf(&out, ", \"created\": %llu, \"age_s\": %llu, \"state\": \"%s\", \"ttl_s\": ",
+				       (unsigned long long)created, (unsigned long long)age, is_busy ? "busy" : "ready");
+			if (ttl_ms)
+				cli_buf_printf(&out, "%llu, \"expires_in_s\": %llu}", (unsigned long long)(ttl_ms / 1000),
+					       (unsigned long long)left_s);
+			else
+				cli_buf_puts(&out, "null, \"expires_in_s\": null}");
 		} else {
-			cli_buf_printf(&out, "%-24s  %-9s  %-7lld  %s\n", name ? name : "?",
-				       jstr(e, "isolation") ? jstr(e, "isolation") : "?",
-				       (long long)(jint(e, "idle_ms") / 1000), is_busy ? "busy" : "ready");
+			cli_format_duration(agebuf, sizeof(agebuf), age);
+			if (ttl_ms) {
+				snprintf(ttlbuf, sizeof(ttlbuf), "in ");
+				cli_format_duration(ttlbuf + 3, sizeof(ttlbuf) - 3, left_s);
+			} else {
+				snprintf(ttlbuf, sizeof(ttlbuf), "-");
+			}
+			cli_buf_printf(&out, "%-*s  %-9s  %-7s  %-9s  %s\n", (int)width, name ? name : "?",
+				       jstr(e, "isolation") ? jstr(e, "isolation") : "-", agebuf, ttlbuf,
+				       is_busy ? "busy" : "ready");
 		}
 	}
 	if (w.json)

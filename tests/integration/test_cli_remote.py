@@ -211,6 +211,10 @@ def test_named_sandbox_through_the_server(cli, served):
     assert r.rc == 0 and r.out == "srv-box\n" and not made_locally(r), r
     ps = cli(["ps", "--json"])
     assert ps.rc == 0 and [s["name"] for s in ps.json["sandboxes"]] == ["srv-box"], ps
+    e = ps.json["sandboxes"][0]
+    assert e["isolation"] == "os" and e["state"] == "ready" and 0 <= e["age_s"] < 60 and e["ttl_s"] is None, e
+    text = cli(["ps"])	# the columns of the local ps
+    assert text.rc == 0 and re.search(r"^srv-box\s+os\s+\d+s\s+-\s+ready$", text.out, re.M), text
     assert not os.path.exists(os.path.join(served.guard.state_dir, "named")), "a local supervisor was started"
     r = cli(["inspect", "srv-box", "--json"])
     assert r.rc == 0 and r.json["ok"] is True and r.json["name"] == "srv-box" and r.json["memory_mb"] == 256, r
@@ -302,3 +306,13 @@ def test_exec_json_through_the_server(cli, served):
     r = cli(["exec", "no such box", "--", "true"])
     assert r.rc == 125 and "invalid sandbox name" in r.stderr, r
     assert cli(["rm", "json-box"]).rc == 0
+
+
+def test_create_ttl_through_the_server(cli, served):
+    r = cli(["create", "--name", "ttl-box", "--ttl", "1h", "--json"])
+    assert r.rc == 0 and r.json["name"] == "ttl-box" and re.fullmatch(r"[0-9a-f]{16}", r.json["id"]), r
+    e = cli(["ps", "--json"]).json["sandboxes"][0]
+    assert e["ttl_s"] == 3600 and 3590 <= e["expires_in_s"] <= 3600, e
+    # The id stands for the name too.
+    assert cli(["exec", r.json["id"], "--", "true"]).rc == 0
+    assert cli(["rm", "ttl-box"]).rc == 0
