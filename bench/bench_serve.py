@@ -9,9 +9,16 @@ over one keep-alive connection (Python's http.client), -n calls of each:
   run-pooled    POST /v1/run of /bin/true (warm pool, --pool-size 2)
   run-fresh     POST /v1/run of /bin/true with --pool-size 0 (a new sandbox each)
 
-and, in the same run for comparison, `mimobox run -- /bin/true` and
-`bwrap --ro-bind / / --unshare-all /bin/true` as processes. Prints P50 and
-P99 in milliseconds (wall clock from request to last response byte).
+and, in the same run for comparison, as whole processes:
+
+  cli-run-served  `mimobox run -- /bin/true` through the first server
+                  (MIMOBOX_HOST=unix:..., so POST /v1/run from its warm pool)
+  mimobox-run-cli `mimobox run -- /bin/true` without a server (MIMOBOX_HOST=local)
+  bwrap           `bwrap --ro-bind / / --unshare-all /bin/true`
+
+Prints P50 and P99 in milliseconds (wall clock from request to last
+response byte, or from the process's start to its exit), and the ratios of
+cli-run-served to bwrap (the goal: P50 at most 0.5x, P99 at most 1x).
 
 The script reports; it never fails because a goal is missed. It stops the
 servers it started and removes what it made, also on errors.
@@ -95,10 +102,11 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="bench-serve-")
     env = dict(os.environ, MIMOBOX_STATE_DIR=os.path.join(tmp, "state"), MIMOBOX_LOG="off")
-    servers, out = [], {}
+    servers, out, socks = [], {}, []
     try:
         for pool, cases in ((2, ("exec-warm", "run-pooled")), (0, ("run-fresh",))):
             sock = os.path.join(tmp, "s%d.sock" % pool)
+            socks.append(sock)
             servers.append(start_server(a.mimobox, env, sock, pool))
             conn = UnixHTTPConnection(sock)
             if "exec-warm" in cases:
@@ -109,7 +117,11 @@ def main():
             name = cases[-1]
             out[name] = timed(lambda: call(conn, "POST", "/v1/run", {"argv": ["/bin/true"]}), a.n)
             conn.close()
-        out["mimobox-run-cli"] = timed(lambda: subprocess.run([a.mimobox, "run", "--", "/bin/true"], env=env,
+        served = dict(env, MIMOBOX_HOST="unix:" + socks[0])
+        out["cli-run-served"] = timed(lambda: subprocess.run([a.mimobox, "run", "--", "/bin/true"], env=served,
+                                                             check=True), a.n)
+        local = dict(env, MIMOBOX_HOST="local")
+        out["mimobox-run-cli"] = timed(lambda: subprocess.run([a.mimobox, "run", "--", "/bin/true"], env=local,
                                                               check=True), a.n)
         bwrap = shutil.which("bwrap")
         if bwrap:
@@ -121,11 +133,15 @@ def main():
             p.wait(60)
         shutil.rmtree(tmp, ignore_errors=True)
     res = {k: {"p50_ms": round(pct(v, 50), 3), "p99_ms": round(pct(v, 99), 3)} for k, v in out.items()}
+    if "bwrap" in res:
+        res["cli-run-served/bwrap"] = {k: round(res["cli-run-served"][k] / res["bwrap"][k], 3)
+                                       for k in ("p50_ms", "p99_ms")}
     if a.json:
         print(json.dumps(res))
     else:
         for k, v in res.items():
-            print("%-16s P50 %8.3f ms   P99 %8.3f ms" % (k, v["p50_ms"], v["p99_ms"]))
+            unit = "x " if "/" in k else "ms"
+            print("%-21s P50 %8.3f %s   P99 %8.3f %s" % (k, v["p50_ms"], unit, v["p99_ms"], unit))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "json.h"
+#include "remote.h"
 #include "term.h"
 
 enum {
@@ -965,5 +966,80 @@ out:
 	cli_buf_free(&audit);
 	cli_sandbox_opts_free(&r.sb);
 	live_reraise();
+	return status;
+}
+
+/* ---- through a server: POST /v1/run (docs/cli.md) ---- */
+
+/* What -i gives the program through the server: stdin read whole, up to this. */
+#define REMOTE_STDIN_MAX ((size_t)640 << 10)
+
+int cli_cmd_run_remote(struct cli_remote *rem, int argc, char **argv)
+{
+	struct run_request r;
+	struct cli_buf body = CLI_BUF_INIT;
+	uint8_t *in = NULL;
+	size_t in_len = 0;
+	int status = CLI_EXIT_FAILED;
+
+	memset(&r, 0, sizeof(r));
+	cli_sandbox_opts_init(&r.sb);
+	if (parse(&r, argc, argv) < 0)
+		goto out;
+	if (r.help) {
+		usage();
+		status = 0;
+		goto out;
+	}
+	if (r.tty || r.command || r.language || r.audit || on_wasm(&r)) {
+		status = cli_remote_unavailable(rem, r.json, r.tty ? "run -t" : r.command ? "run --command" :
+						r.language ? "run --code" : r.audit ? "run --audit" : "a Wasm program (a host file)",
+						NULL);
+		goto out;
+	}
+	cli_buf_puts(&body, "{\"argv\": [");
+	for (int i = 0; i < r.n_operands; i++) {
+		cli_buf_puts(&body, i ? ", " : "");
+		cli_json_cstring(&body, r.operands[i]);
+	}
+	cli_buf_puts(&body, "]");
+	if (cli_remote_opts_json(rem, r.json, &r.sb, &body) < 0) {
+		status = CLI_EXIT_USAGE;
+		goto out;
+	}
+	if (r.interactive) {
+		/* The API takes stdin whole: read it to its end, within the request's limit. */
+		in = malloc(REMOTE_STDIN_MAX + 1);
+		if (!in) {
+			cli_report(r.json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
+			goto out;
+		}
+		for (;;) {
+			ssize_t n = read(STDIN_FILENO, in + in_len, REMOTE_STDIN_MAX + 1 - in_len);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				cli_report(r.json, MBX_ESYS, "cannot read stdin", NULL, NULL, errno);
+				goto out;
+			}
+			if (n == 0)
+				break;
+			in_len += (size_t)n;
+			if (in_len > REMOTE_STDIN_MAX) {
+				cli_report(r.json, MBX_ETOOBIG, "run -i through the server takes at most 640 KiB of stdin",
+					   "set MIMOBOX_HOST=local to stream larger input to the program", NULL, 0);
+				goto out;
+			}
+		}
+		cli_buf_puts(&body, ", \"stdin_b64\": ");
+		cli_json_base64(&body, in, in_len);
+	}
+	cli_buf_puts(&body, "}");
+	status = cli_remote_run_body(rem, r.json, &body);
+out:
+	free(in);
+	cli_buf_free(&body);
+	cli_sandbox_opts_free(&r.sb);
 	return status;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "remote.h"
 #include "wire.h"
 #include "json.h"
 #include "session.h"
@@ -56,7 +57,12 @@ static void usage(FILE *f)
 		   "Run untrusted commands and code in sandboxes.\n\nCommands:\n");
 	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
-	fprintf(f, "\nRun `mimobox COMMAND --help` for the options of a command.\n");
+	fprintf(f, "\nRun `mimobox COMMAND --help` for the options of a command.\n"
+		   "\nThrough a server: when `mimobox serve` answers on serve.sock in the state\n"
+		   "directory, or MIMOBOX_HOST names one (unix:PATH, or http://ADDR:PORT with\n"
+		   "its token in MIMOBOX_TOKEN), run, create, exec, ps, inspect, cat, write, ls,\n"
+		   "cp and rm go through it; MIMOBOX_HOST=local never uses a server\n"
+		   "(docs/server.md).\n");
 }
 
 /* ---- shared helpers ---- */
@@ -445,6 +451,31 @@ static void keep_argv(int argc, char **argv)
 	args_len = (size_t)(end - argv[0]);
 }
 
+/*
+ * Whether `verb` may go through a server (docs/cli.md): the verbs of
+ * sandboxes, not asked for their help.
+ */
+static int goes_remote(const char *verb, int argc, char **argv)
+{
+	static const char *const local_only[] = { "doctor", "serve", "setup", "version", NULL };
+
+	for (size_t i = 0; local_only[i]; i++)
+		if (strcmp(verb, local_only[i]) == 0)
+			return 0;
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return 0;
+	return 1;
+}
+
+static int has_json(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--json") == 0)
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char *help_argv[] = { NULL, NULL, (char *)"--help", NULL };
@@ -487,8 +518,24 @@ int main(int argc, char **argv)
 		argv = help_argv;
 	}
 	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strcmp(verbs[i].name, verb) == 0)
+		if (strcmp(verbs[i].name, verb) == 0) {
+			if (goes_remote(verb, argc - 1, argv + 1)) {
+				struct cli_remote rem;
+				int json = has_json(argc - 1, argv + 1), status;
+
+				switch (cli_remote_pick(&rem, json)) {
+				case -1:
+					return CLI_EXIT_FAILED;
+				case 1:
+					status = cli_remote_verb(&rem, argc - 1, argv + 1);
+					cli_remote_close(&rem);
+					return status;
+				default:
+					break;
+				}
+			}
 			return verbs[i].fn(argc - 1, argv + 1);
+		}
 
 	{
 		const char *names[sizeof(verbs) / sizeof(verbs[0]) + 1];

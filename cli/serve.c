@@ -1468,7 +1468,7 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 	pthread_mutex_unlock(&s->table_lock);
 	if (rc < 0) {
 		cli_sandbox_opts_free(&so);
-		snprintf(why, sizeof(why), "a sandbox named `%s` exists on this server already", name);
+		snprintf(why, sizeof(why), "a sandbox named `%s` already exists on this server", name);
 		return send_error(c, r, 409, "already_exists", why,
 				  "pick another name, or delete the other one with DELETE /v1/sandboxes/NAME");
 	}

@@ -79,6 +79,9 @@ extern struct serve_dl serve_dl;
  */
 int serve_dl_load(char *why, size_t whylen);
 
+/* Loads json-c alone and its functions (remote.c: the CLI through a server); the same contract. */
+int serve_dl_load_json(char *why, size_t whylen);
+
 #ifndef SERVE_DL_NO_REDIRECT
 #define json_object_object_add (serve_dl.json_object_object_add)
 #define json_object_new_string (serve_dl.json_object_new_string)

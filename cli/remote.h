@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The CLI through a running `mimobox serve` (docs/cli.md, "Through a
+ * server"): which server (MIMOBOX_HOST, MIMOBOX_TOKEN, the default socket),
+ * a small HTTP/1.1 client over a unix or TCP socket (httpc.c reads the
+ * answers), JSON through json-c loaded with dlopen() (serve_dl.c), and the
+ * verbs that go through the server.
+ */
+#ifndef MBX_CLI_REMOTE_H
+#define MBX_CLI_REMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "json.h"
+
+struct cli_remote {
+	int fd;			/* the connection, or -1 */
+	int is_unix;
+	int explicit;		/* named by MIMOBOX_HOST */
+	char where[160];	/* for messages: "unix:/run/mimobox/serve.sock", "http://127.0.0.1:8700" */
+	char path[108];		/* unix */
+	char host[80], port[8];	/* TCP */
+	const char *token;	/* MIMOBOX_TOKEN, borrowed from the environment */
+};
+
+/* An answer: its status and its body (bounded by the caller's limit). */
+struct cli_remote_answer {
+	unsigned status;
+	struct cli_buf body;
+	char content_type[128];
+};
+
+/*
+ * Which way the verb goes: 0 locally (no server, or MIMOBOX_HOST=local),
+ * 1 through the server `r` (connected), -1 after reporting why not (an
+ * explicit MIMOBOX_HOST that cannot be reached or is malformed).
+ */
+int cli_remote_pick(struct cli_remote *r, int json);
+
+void cli_remote_close(struct cli_remote *r);
+
+/*
+ * Sends one request and reads its answer whole (at most `limit` bytes of
+ * body) into `a` (cli_buf_free() its body). `ctype` is the request's
+ * Content-Type or NULL. Returns 0, or -1 after reporting (connection,
+ * protocol, size).
+ */
+int cli_remote_call(struct cli_remote *r, int json, const char *method, const char *target, const char *ctype,
+		    const void *body, size_t len, size_t limit, struct cli_remote_answer *a);
+
+/* Reports the server's error answer `a` (its error object, or the status); returns the exit status for it. */
+int cli_remote_report(struct cli_remote *r, int json, const struct cli_remote_answer *a);
+
+/* Loads json-c; 0, or -1 after reporting. */
+int cli_remote_json_load(int json);
+
+/* Appends s percent-encoded for a query value or a path segment. */
+void cli_remote_urlencode(struct cli_buf *b, const char *s);
+
+/*
+ * Says that `what` (a verb, or a flag of one) cannot go through the server
+ * and what to do; returns CLI_EXIT_USAGE.
+ */
+int cli_remote_unavailable(struct cli_remote *r, int json, const char *what, const char *why);
+
+/* The verbs that go through the server: the same words as their local forms. */
+int cli_remote_verb(struct cli_remote *r, int argc, char **argv);
+
+/* `run` through the server (cmd_run.c: it shares the local parser). */
+int cli_cmd_run_remote(struct cli_remote *r, int argc, char **argv);
+
+/*
+ * POST /v1/run with `body` (JSON) and prints the outcome as `run` does
+ * (output bytes to stdout and stderr, or --json); returns the exit status.
+ */
+int cli_remote_run_body(struct cli_remote *r, int json, const struct cli_buf *body);
+
+struct cli_sandbox_opts;
+struct json_object;
+
+/*
+ * POST `target` and hands a 2xx text/event-stream answer's body to `fn` as
+ * it comes; any other answer is collected in `a` as cli_remote_call() does.
+ */
+int cli_remote_stream(struct cli_remote *r, int json, const char *target, const void *body, size_t len,
+		      int (*fn)(void *ud, const uint8_t *data, size_t len), void *ud, struct cli_remote_answer *a);
+
+/*
+ * Prints an execute's outcome (an answer of exec or run, or an exit event's
+ * data when `streamed`: the output went by already) as `run` does; the exit status.
+ */
+int cli_remote_print_outcome(struct json_object *o, int json, int streamed);
+
+/*
+ * Appends the API's fields for the sandbox options `so` (`, "memory_mb": 256`
+ * ...) to `b`; -1 after reporting the first option the API does not offer.
+ */
+int cli_remote_opts_json(struct cli_remote *r, int json, const struct cli_sandbox_opts *so, struct cli_buf *b);
+
+#endif /* MBX_CLI_REMOTE_H */

@@ -1,0 +1,1081 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The named-sandbox verbs through a running `mimobox serve` (remote.h):
+ * create, exec (in the foreground, streamed), ps, inspect, rm, cat, write,
+ * ls and cp of single files. The words are those of the local verbs; what the API does not
+ * offer is an error naming it (cli_remote_unavailable()).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "files.h"
+#include "httpc.h"
+#include "remote.h"
+#include "serve_dl.h"
+#include "session.h"
+
+#define ANSWER_MAX ((size_t)64 << 20)
+#define UPLOAD_MAX ((size_t)16 << 20)
+#define DOWNLOAD_MAX ((size_t)1 << 30)
+
+enum { R_JSON = CLI_OPT_VERB + 40, R_NAME, R_TTL, R_TIMEOUT, R_ENV, R_ENV_FILE, R_WORKDIR, R_STDIN, R_DETACH, R_TTY,
+       R_AUDIT, R_FORCE, R_RECURSIVE, R_PARENTS };
+
+static const struct cli_option create_opts[] = {
+	{ "json", 0, 0, R_JSON }, { "name", 0, 1, R_NAME }, { "ttl", 0, 1, R_TTL }, CLI_SANDBOX_OPTIONS,
+	CLI_HELP_OPTION, { NULL, 0, 0, 0 }
+};
+static const struct cli_option exec_opts[] = {
+	{ "json", 0, 0, R_JSON }, { "timeout", 0, 1, R_TIMEOUT }, { "env", 'e', 1, R_ENV },
+	{ "env-file", 0, 1, R_ENV_FILE }, { "workdir", 'w', 1, R_WORKDIR }, { "stdin", 'i', 0, R_STDIN },
+	{ "detach", 'd', 0, R_DETACH }, { "tty", 't', 0, R_TTY }, { "audit", 0, 0, R_AUDIT }, CLI_HELP_OPTION,
+	{ NULL, 0, 0, 0 }
+};
+static const struct cli_option plain_opts[] = {
+	{ "json", 0, 0, R_JSON }, { "force", 'f', 0, R_FORCE }, { "recursive", 'r', 0, R_RECURSIVE },
+	{ "parents", 'p', 0, R_PARENTS }, CLI_HELP_OPTION, { NULL, 0, 0, 0 }
+};
+
+struct words {
+	const char *verb;
+	int json, force, recursive, parents, help;
+	const char *ops[64];
+	int n_ops;
+	char **rest;		/* exec: the program and its arguments */
+	int n_rest;
+};
+
+/* Options anywhere among the operands (exec: up to the program). 0, or -1 after a usage error. */
+static int words_parse(struct words *w, int argc, char **argv, const struct cli_option *opts, int max_ops,
+		       int (*other)(void *ud, int id, const char *value), void *ud)
+{
+	struct cli_args a = { argc, argv, 1 };
+	char why[CLI_WHY_MAX];
+	const char *value;
+	int id;
+
+	w->json = cli_wants_json(argc, argv, opts, 0);
+	for (;;) {
+		while ((id = cli_next_option(&a, opts, &value, why, sizeof(why))) != CLI_OPT_END) {
+			if (id == CLI_OPT_BAD) {
+				cli_usage_error(w->json, w->verb, "%s", why);
+				return -1;
+			}
+			if (id == R_JSON)
+				w->json = 1;
+			else if (id == R_FORCE)
+				w->force = 1;
+			else if (id == R_RECURSIVE)
+				w->recursive = 1;
+			else if (id == R_PARENTS)
+				w->parents = 1;
+			else if (id == CLI_OPT_HELP)
+				w->help = 1;
+			else if (!other || other(ud, id, value) < 0)
+				return -1;
+		}
+		if (a.next >= argc)
+			return 0;
+		if (strcmp(argv[a.next - 1], "--") == 0 || w->n_ops == max_ops) {
+			w->rest = argv + a.next;
+			w->n_rest = argc - a.next;
+			if (max_ops < 0 || w->n_ops < max_ops || !other) {
+				cli_usage_error(w->json, w->verb, "unexpected argument `%s`", argv[a.next]);
+				return -1;
+			}
+			return 0;
+		}
+		w->ops[w->n_ops++] = argv[a.next++];
+	}
+}
+
+/* json_object_put() of an object that may be NULL (json-c may not be loaded then). */
+static void jput(json_object *o)
+{
+	if (o)
+		json_object_put(o);
+}
+
+static void json_load_or_exit(int json, int *status)
+{
+	*status = cli_remote_json_load(json) < 0 ? CLI_EXIT_FAILED : 0;
+}
+
+/* The JSON object of an answer, or NULL after reporting. */
+static json_object *answer_json(int json, const struct cli_remote_answer *a)
+{
+	struct json_tokener *tok = json_tokener_new();
+	json_object *o = NULL;
+
+	if (tok && a->body.len && a->body.len < INT32_MAX) {
+		o = json_tokener_parse_ex(tok, a->body.data, (int)a->body.len);
+		if (o && !json_object_is_type(o, json_type_object)) {
+			jput(o);
+			o = NULL;
+		}
+	}
+	if (tok)
+		json_tokener_free(tok);
+	if (!o)
+		cli_report(json, MBX_EPROTO, "the server's answer is not a JSON object", NULL, NULL, 0);
+	return o;
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v) : NULL;
+}
+
+static int64_t jint(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int)
+		       ? json_object_get_int64(v) : 0;
+}
+
+/* "/v1/sandboxes/NAME" plus `tail`. */
+static void sandbox_target(struct cli_buf *t, const char *name, const char *tail)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	/* Every byte but letters, digits, '-', '_' and '.' percent-encoded: a
+	 * name the server refuses still makes a well-formed request line. */
+	cli_buf_puts(t, "/v1/sandboxes/");
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		    *p == '_' || *p == '.')
+			cli_buf_add(t, p, 1);
+		else
+			cli_buf_printf(t, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+	cli_buf_puts(t, tail);
+}
+
+/* A sandbox name as the local verbs take it; 0, or -1 after a usage error. */
+static int name_ok(int json, const char *verb, const char *name)
+{
+	char why[CLI_WHY_MAX];
+
+	if (cli_check_name(name, why, sizeof(why)) == 0)
+		return 0;
+	cli_usage_error(json, verb, "%s", why);
+	return -1;
+}
+
+static int print_buf(struct cli_buf *b)
+{
+	int rc = b->failed || (cli_write_all(STDOUT_FILENO, b->data, b->len) < 0 && errno != EPIPE) ? 1 : 0;
+
+	cli_buf_free(b);
+	return rc;
+}
+
+/* One request whose success is status `want` (0: any 2xx); the answer's JSON in *out when wanted. The exit status. */
+static int simple(struct cli_remote *r, int json, const char *method, const char *target, const char *ctype,
+		  const void *body, size_t len, unsigned want, json_object **out, struct cli_buf *raw)
+{
+	struct cli_remote_answer a;
+	int status = 0;
+
+	if (cli_remote_call(r, json, method, target, ctype, body, len, raw ? DOWNLOAD_MAX : ANSWER_MAX, &a) < 0)
+		return CLI_EXIT_FAILED;
+	if (want ? a.status != want : a.status / 100 != 2) {
+		status = cli_remote_report(r, json, &a);
+		if (status == CLI_EXIT_NOTFOUND || status == CLI_EXIT_NOEXEC)
+			status = CLI_EXIT_FAILED;	/* not a program's: the file verbs' failure */
+	} else if (out) {
+		*out = answer_json(json, &a);
+		if (!*out)
+			status = CLI_EXIT_FAILED;
+	} else if (raw) {
+		*raw = a.body;
+		a.body.data = NULL;
+	}
+	cli_buf_free(&a.body);
+	return status;
+}
+
+/* ---- create ---- */
+
+struct create_ud {
+	struct cli_sandbox_opts *so;
+	const char *name;
+	uint64_t ttl_ms;
+	int json;
+};
+
+static int create_other(void *ud, int id, const char *value)
+{
+	struct create_ud *c = ud;
+	char why[CLI_WHY_MAX];
+
+	if (id == R_NAME) {
+		c->name = value;
+		return 0;
+	}
+	if (id == R_TTL) {
+		if (cli_parse_duration(value, &c->ttl_ms, why, sizeof(why)) < 0) {
+			cli_usage_error(c->json, "create", "invalid value `%s` for --ttl: %s", value, why);
+			return -1;
+		}
+		return 0;
+	}
+	if (id < CLI_OPT_SANDBOX_END && cli_sandbox_opts_set(c->so, id, value, why, sizeof(why)) == 0)
+		return 0;
+	cli_usage_error(c->json, "create", "%s", why);
+	return -1;
+}
+
+static int r_create(struct cli_remote *r, int argc, char **argv)
+{
+	struct words w = { "create" };
+	struct cli_sandbox_opts so;
+	struct create_ud c = { &so, NULL, 0, 0 };
+	struct cli_buf body = CLI_BUF_INIT, out = CLI_BUF_INIT;
+	json_object *o = NULL;
+	char why[CLI_WHY_MAX];
+	int status = CLI_EXIT_USAGE;
+
+	cli_sandbox_opts_init(&so);
+	c.json = cli_wants_json(argc, argv, create_opts, 0);
+	if (words_parse(&w, argc, argv, create_opts, 0, create_other, &c) < 0)
+		goto out;
+	if (c.name && cli_check_name(c.name, why, sizeof(why)) < 0) {
+		cli_usage_error(w.json, "create", "%s", why);
+		goto out;
+	}
+	cli_buf_puts(&body, "{\"ttl_ms\": ");
+	cli_buf_printf(&body, "%llu", (unsigned long long)c.ttl_ms);
+	if (c.name) {
+		cli_buf_puts(&body, ", \"name\": ");
+		cli_json_cstring(&body, c.name);
+	}
+	if (cli_remote_opts_json(r, w.json, &so, &body) < 0)
+		goto out;
+	cli_buf_puts(&body, "}");
+	json_load_or_exit(w.json, &status);
+	if (status)
+		goto out;
+	status = simple(r, w.json, "POST", "/v1/sandboxes", "application/json", body.data, body.len, 201, &o, NULL);
+	if (status)
+		goto out;
+	{
+		const char *name = jstr(o, "name") ? jstr(o, "name") : jstr(o, "id");
+
+		if (w.json) {
+			cli_buf_puts(&out, "{\"ok\": true, \"name\": ");
+			cli_json_cstring(&out, name);
+			cli_buf_puts(&out, ", \"id\": ");
+			cli_json_cstring(&out, jstr(o, "id"));
+			cli_buf_puts(&out, ", \"isolation\": ");
+			cli_json_cstring(&out, jstr(o, "isolation"));
+			cli_buf_puts(&out, ", \"limits\": ");
+			cli_json_cstring(&out, jstr(o, "limits"));
+			cli_buf_puts(&out, "}\n");
+		} else {
+			cli_buf_printf(&out, "%s\n", name ? name : "");
+		}
+		status = print_buf(&out);
+	}
+out:
+	jput(o);
+	cli_buf_free(&body);
+	cli_buf_free(&out);
+	cli_sandbox_opts_free(&so);
+	return status;
+}
+
+/* ---- ps, inspect ---- */
+
+static int r_ps(struct cli_remote *r, int argc, char **argv)
+{
+	struct words w = { "ps" };
+	struct cli_buf out = CLI_BUF_INIT;
+	json_object *o = NULL, *list = NULL;
+	struct timespec ts;
+	uint64_t now;
+	size_t width = 4, n;
+	int status;
+
+	if (words_parse(&w, argc, argv, plain_opts, 1, NULL, NULL) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.n_ops)
+		return cli_remote_unavailable(r, w.json, "ps NAME (the processes of a sandbox)", NULL);
+	json_load_or_exit(w.json, &status);
+	if (status)
+		return status;
+	status = simple(r, w.json, "GET", "/v1/sandboxes", NULL, NULL, 0, 200, &o, NULL);
+	if (status)
+		return status;
+	if (!json_object_object_get_ex(o, "sandboxes", &list) || !json_object_is_type(list, json_type_array)) {
+		jput(o);
+		cli_report(w.json, MBX_EPROTO, "the server's list of sandboxes is malformed", NULL, NULL, 0);
+		return CLI_EXIT_FAILED;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (uint64_t)ts.tv_sec;
+	n = json_object_array_length(list);
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(list, i);
+		const char *name = jstr(e, "name") ? jstr(e, "name") : jstr(e, "id");
+
+		if (name && strlen(name) > width)
+			width = strlen(name);
+	}
+	/* The columns of the local `ps`; EXPIRES is the idle time left under a ttl. */
+	if (w.json)
+		cli_buf_puts(&out, "{\"ok\": true, \"sandboxes\": [");
+	else
+		cli_buf_printf(&out, "%-*s  %-9s  %-7s  %-9s  %s\n", (int)width, "NAME", "ISOLATION", "AGE", "EXPIRES",
+			       "STATE");
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(list, i), *busy = NULL;
+		const char *name = jstr(e, "name") ? jstr(e, "name") : jstr(e, "id");
+		uint64_t created = (uint64_t)jint(e, "created_at_ms") / 1000, age = now > created ? now - created : 0;
+		uint64_t ttl_ms = (uint64_t)jint(e, "ttl_ms"), idle_ms = (uint64_t)jint(e, "idle_ms");
+		uint64_t left_s = ttl_ms > idle_ms ? (ttl_ms - idle_ms + 999) / 1000 : 0;
+		int is_busy = json_object_object_get_ex(e, "busy", &busy) && json_object_is_type(busy, json_type_boolean) &&
+			      strcmp(json_object_get_string(busy), "true") == 0;
+		char agebuf[32], ttlbuf[40];
+
+		if (w.json) {
+			cli_buf_puts(&out, i ? ", {\"name\": " : "{\"name\": ");
+			cli_json_cstring(&out, name);
+			cli_buf_puts(&out, ", \"id\": ");
+			cli_json_cstring(&out, jstr(e, "id"));
+			cli_buf_puts(&out, ", \"isolation\": ");
+			cli_json_cstring(&out, jstr(e, "isolation"));
+			cli_buf_printf(&out, ", \"created\": %llu, \"age_s\": %llu, \"state\": \"%s\", \"ttl_s\": ",
+				       (unsigned long long)created, (unsigned long long)age, is_busy ? "busy" : "ready");
+			if (ttl_ms)
+				cli_buf_printf(&out, "%llu, \"expires_in_s\": %llu}", (unsigned long long)(ttl_ms / 1000),
+					       (unsigned long long)left_s);
+			else
+				cli_buf_puts(&out, "null, \"expires_in_s\": null}");
+		} else {
+			cli_format_duration(agebuf, sizeof(agebuf), age);
+			if (ttl_ms) {
+				snprintf(ttlbuf, sizeof(ttlbuf), "in ");
+				cli_format_duration(ttlbuf + 3, sizeof(ttlbuf) - 3, left_s);
+			} else {
+				snprintf(ttlbuf, sizeof(ttlbuf), "-");
+			}
+			cli_buf_printf(&out, "%-*s  %-9s  %-7s  %-9s  %s\n", (int)width, name ? name : "?",
+				       jstr(e, "isolation") ? jstr(e, "isolation") : "-", agebuf, ttlbuf,
+				       is_busy ? "busy" : "ready");
+		}
+	}
+	if (w.json)
+		cli_buf_puts(&out, "]}\n");
+	jput(o);
+	return print_buf(&out);
+}
+
+static int r_inspect(struct cli_remote *r, int argc, char **argv)
+{
+	struct words w = { "inspect" };
+	struct cli_buf t = CLI_BUF_INIT, out = CLI_BUF_INIT;
+	json_object *o = NULL;
+	int status;
+
+	if (words_parse(&w, argc, argv, plain_opts, 1, NULL, NULL) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.n_ops != 1) {
+		cli_usage_error(w.json, "inspect", "expected `mimobox inspect NAME [--json]`");
+		return CLI_EXIT_USAGE;
+	}
+	if (name_ok(w.json, "inspect", w.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
+	json_load_or_exit(w.json, &status);
+	if (status)
+		return status;
+	sandbox_target(&t, w.ops[0], "");
+	status = simple(r, w.json, "GET", t.data, NULL, NULL, 0, 200, &o, NULL);
+	cli_buf_free(&t);
+	if (status)
+		return status;
+	if (w.json) {
+		const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+
+		/* {"ok": true, ...the server's description} */
+		cli_buf_puts(&out, "{\"ok\": true");
+		if (s && strlen(s) > 2)
+			cli_buf_printf(&out, ", %s\n", s + 1);
+		else
+			cli_buf_puts(&out, "}\n");
+	} else {
+		json_object_object_foreach(o, key, val) {
+			cli_buf_printf(&out, "%-14s ", key);
+			if (json_object_is_type(val, json_type_string))
+				cli_buf_printf(&out, "%s\n", json_object_get_string(val));
+			else
+				cli_buf_printf(&out, "%s\n", json_object_to_json_string_ext(val, JSON_C_TO_STRING_PLAIN));
+		}
+	}
+	jput(o);
+	return print_buf(&out);
+}
+
+/* ---- rm ---- */
+
+static int r_rm(struct cli_remote *r, int argc, char **argv)
+{
+	struct words w = { "rm" };
+	struct cli_buf out = CLI_BUF_INIT, removed = CLI_BUF_INIT, absent = CLI_BUF_INIT;
+	int status = 0;
+
+	if (words_parse(&w, argc, argv, plain_opts, 64, NULL, NULL) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.n_ops == 0) {
+		cli_usage_error(w.json, "rm", "expected `mimobox rm [-f] NAME...` or `mimobox rm [-r] NAME:PATH`");
+		return CLI_EXIT_USAGE;
+	}
+	if (cli_remote_json_load(w.json) < 0)
+		return CLI_EXIT_FAILED;
+	for (int i = 0; i < w.n_ops && status == 0; i++) {
+		const char *colon = strchr(w.ops[i], ':');
+		struct cli_buf t = CLI_BUF_INIT;
+		struct cli_remote_answer a;
+		char *name = strndup(w.ops[i], colon ? (size_t)(colon - w.ops[i]) : strlen(w.ops[i]));
+
+		if (!name) {
+			cli_report(w.json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
+			return CLI_EXIT_FAILED;
+		}
+		if (name_ok(w.json, "rm", name) < 0) {
+			free(name);
+			return CLI_EXIT_USAGE;
+		}
+		sandbox_target(&t, name, colon ? "/files?path=" : "");
+		if (colon) {
+			cli_remote_urlencode(&t, colon + 1);
+			if (w.recursive)
+				cli_buf_puts(&t, "&recursive=1");
+		}
+		if (cli_remote_call(r, w.json, "DELETE", t.data, NULL, NULL, 0, ANSWER_MAX, &a) < 0) {
+			status = CLI_EXIT_FAILED;
+		} else if (a.status == 204 || a.status == 200) {
+			cli_buf_puts(&removed, removed.len ? ", " : "");
+			cli_json_cstring(&removed, w.ops[i]);
+		} else if (a.status == 404 && w.force && !colon) {
+			cli_buf_puts(&absent, absent.len ? ", " : "");
+			cli_json_cstring(&absent, w.ops[i]);
+		} else {
+			status = cli_remote_report(r, w.json, &a);
+			if (status == CLI_EXIT_NOTFOUND || status == CLI_EXIT_NOEXEC)
+				status = CLI_EXIT_FAILED;
+		}
+		cli_buf_free(&a.body);
+		cli_buf_free(&t);
+		free(name);
+	}
+	if (status == 0 && w.json) {
+		cli_buf_printf(&out, "{\"ok\": true, \"removed\": [%s], \"absent\": [%s]}\n",
+			       removed.data ? removed.data : "", absent.data ? absent.data : "");
+		status = print_buf(&out);
+	}
+	cli_buf_free(&removed);
+	cli_buf_free(&absent);
+	cli_buf_free(&out);
+	return status;
+}
+
+/* ---- cat, write, ls ---- */
+
+static int r_cat(struct cli_remote *r, int argc, char **argv)
+{
+	struct words w = { "cat" };
+	struct cli_buf t = CLI_BUF_INIT, data = CLI_BUF_INIT, out = CLI_BUF_INIT;
+	int status;
+
+	if (words_parse(&w, argc, argv, plain_opts, 2, NULL, NULL) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.n_ops != 2) {
+		cli_usage_error(w.json, "cat", "expected `mimobox cat NAME PATH [--json]`");
+		return CLI_EXIT_USAGE;
+	}
+	if (name_ok(w.json, "cat", w.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
+	if (cli_remote_json_load(w.json) < 0)
+		return CLI_EXIT_FAILED;
+	sandbox_target(&t, w.ops[0], "/files?path=");
+	cli_remote_urlencode(&t, w.ops[1]);
+	status = simple(r, w.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
+	cli_buf_free(&t);
+	if (status == 0) {
+		if (w.json) {
+			cli_buf_puts(&out, "{\"ok\": true, \"path\": ");
+			cli_json_cstring(&out, w.ops[1]);
+			cli_buf_printf(&out, ", \"bytes\": %zu", data.len);
+			cli_json_bytes_field(&out, "content", (const uint8_t *)(data.data ? data.data : ""), data.len);
+			cli_buf_puts(&out, "}\n");
+			status = print_buf(&out);
+		} else if (data.len && cli_write_all(STDOUT_FILENO, data.data, data.len) < 0 && errno != EPIPE) {
+			status = 1;
+		}
+	}
+	cli_buf_free(&data);
+	return status;
+}
+
+static int r_write(struct cli_remote *r, int argc, char **argv)
+{
+	struct words w = { "write" };
+	struct cli_buf t = CLI_BUF_INIT, data = CLI_BUF_INIT, out = CLI_BUF_INIT;
+	char buf[65536];
+	int status;
+
+	if (words_parse(&w, argc, argv, plain_opts, 2, NULL, NULL) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.n_ops != 2) {
+		cli_usage_error(w.json, "write", "expected `mimobox write NAME PATH [-p] [--json]`");
+		return CLI_EXIT_USAGE;
+	}
+	if (name_ok(w.json, "write", w.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.parents)
+		return cli_remote_unavailable(r, w.json, "write -p (making parent directories)", NULL);
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			cli_report(w.json, MBX_ESYS, "cannot read stdin", NULL, NULL, errno);
+			cli_buf_free(&data);
+			return CLI_EXIT_FAILED;
+		}
+		if (n == 0)
+			break;
+		if (data.len + (size_t)n > UPLOAD_MAX) {
+			cli_report(w.json, MBX_ETOOBIG, "the server takes files of at most 16 MiB",
+				   "set MIMOBOX_HOST=local to write larger files", NULL, 0);
+			cli_buf_free(&data);
+			return CLI_EXIT_FAILED;
+		}
+		cli_buf_add(&data, buf, (size_t)n);
+	}
+	if (data.failed || cli_remote_json_load(w.json) < 0) {
+		cli_buf_free(&data);
+		return CLI_EXIT_FAILED;
+	}
+	sandbox_target(&t, w.ops[0], "/files?path=");
+	cli_remote_urlencode(&t, w.ops[1]);
+	status = simple(r, w.json, "PUT", t.data, "application/octet-stream", data.data, data.len, 0, NULL, NULL);
+	cli_buf_free(&t);
+	if (status == 0 && w.json) {
+		cli_buf_puts(&out, "{\"ok\": true, \"path\": ");
+		cli_json_cstring(&out, w.ops[1]);
+		cli_buf_printf(&out, ", \"bytes\": %zu}\n", data.len);
+		status = print_buf(&out);
+	}
+	cli_buf_free(&data);
+	return status;
+}
+
+static int r_ls(struct cli_remote *r, int argc, char **argv)
+{
+	struct words w = { "ls" };
+	struct cli_buf t = CLI_BUF_INIT, out = CLI_BUF_INIT;
+	json_object *o = NULL, *list = NULL;
+	const char *path;
+	int status;
+
+	if (words_parse(&w, argc, argv, plain_opts, 2, NULL, NULL) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.n_ops < 1) {
+		cli_usage_error(w.json, "ls", "expected `mimobox ls NAME [PATH] [--json]`");
+		return CLI_EXIT_USAGE;
+	}
+	if (name_ok(w.json, "ls", w.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
+	path = w.n_ops > 1 ? w.ops[1] : "/workspace";
+	if (cli_remote_json_load(w.json) < 0)
+		return CLI_EXIT_FAILED;
+	sandbox_target(&t, w.ops[0], "/dir?path=");
+	cli_remote_urlencode(&t, path);
+	status = simple(r, w.json, "GET", t.data, NULL, NULL, 0, 200, &o, NULL);
+	cli_buf_free(&t);
+	if (status)
+		return status;
+	if (!json_object_object_get_ex(o, "entries", &list) || !json_object_is_type(list, json_type_array)) {
+		jput(o);
+		cli_report(w.json, MBX_EPROTO, "the server's directory listing is malformed", NULL, NULL, 0);
+		return CLI_EXIT_FAILED;
+	}
+	if (w.json) {
+		cli_buf_puts(&out, "{\"ok\": true, \"path\": ");
+		cli_json_cstring(&out, path);
+		cli_buf_puts(&out, ", \"entries\": [");
+	}
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		json_object *e = json_object_array_get_idx(list, i);
+		const char *name = jstr(e, "name") ? jstr(e, "name") : "", *type = jstr(e, "type") ? jstr(e, "type") : "other";
+		const char *target = jstr(e, "symlink_target");
+
+		if (w.json) {
+			cli_buf_puts(&out, i ? ", {\"name\": " : "{\"name\": ");
+			cli_json_cstring(&out, name);
+			cli_buf_puts(&out, ", \"type\": ");
+			cli_json_cstring(&out, type);
+			cli_buf_printf(&out, ", \"size\": %lld, \"symlink\": %s, \"target\": ", (long long)jint(e, "size"),
+				       target ? "true" : "false");
+			cli_json_cstring(&out, target);
+			cli_buf_puts(&out, "}");
+		} else {
+			cli_buf_printf(&out, "%-9s %12lld  ", type, (long long)jint(e, "size"));
+			for (const char *p = name; *p; p++)
+				cli_buf_add(&out, (unsigned char)*p < 0x20 || *p == 0x7f ? "?" : p, 1);
+			if (target) {
+				cli_buf_puts(&out, " -> ");
+				for (const char *p = target; *p; p++)
+					cli_buf_add(&out, (unsigned char)*p < 0x20 || *p == 0x7f ? "?" : p, 1);
+			}
+			cli_buf_puts(&out, strcmp(type, "directory") == 0 ? "/\n" : "\n");
+		}
+	}
+	if (w.json)
+		cli_buf_puts(&out, "]}\n");
+	jput(o);
+	return print_buf(&out);
+}
+
+/* ---- cp (regular files) ---- */
+
+/* Whether `path` of `name` is a directory on the server: 1, 0, or -1 after reporting. */
+static int remote_is_dir(struct cli_remote *r, int json, const char *name, const char *path)
+{
+	struct cli_buf t = CLI_BUF_INIT;
+	struct cli_remote_answer a;
+	int rc;
+
+	sandbox_target(&t, name, "/dir?path=");
+	cli_remote_urlencode(&t, path);
+	rc = cli_remote_call(r, json, "GET", t.data, NULL, NULL, 0, ANSWER_MAX, &a);
+	cli_buf_free(&t);
+	if (rc < 0)
+		return -1;
+	rc = a.status == 200;
+	if (a.status != 200 && a.status != 400 && a.status != 404) {
+		cli_remote_report(r, json, &a);
+		rc = -1;
+	}
+	cli_buf_free(&a.body);
+	return rc;
+}
+
+static int host_fail(int json, const char *what, const char *path, int e)
+{
+	char msg[CLI_WHY_MAX + 64];
+
+	snprintf(msg, sizeof(msg), "cannot %s `%s`: %s", what, path, strerror(e));
+	cli_report(json, MBX_ESYS, msg, NULL, NULL, e);
+	return 1;
+}
+
+/* Writes data to `host` (a directory: under `base`) through a temporary file renamed over it. */
+static int host_write(int json, const char *host, const char *base, const struct cli_buf *data)
+{
+	struct stat st;
+	char *target = NULL, *tmp = NULL;
+	int fd, rc = 0;
+
+	if (strcmp(host, "-") == 0)
+		return data->len && cli_write_all(STDOUT_FILENO, data->data, data->len) < 0 && errno != EPIPE;
+	if (stat(host, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (asprintf(&target, "%s/%s", host, base) < 0)
+			return host_fail(json, "write", host, ENOMEM);
+		host = target;
+	}
+	if (asprintf(&tmp, "%s.mimobox-%d.tmp", host, (int)getpid()) < 0) {
+		free(target);
+		return host_fail(json, "write", host, ENOMEM);
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = host_fail(json, "write", host, errno);
+	} else {
+		if ((data->len && cli_write_all(fd, data->data, data->len) < 0) || fsync(fd) < 0)
+			rc = host_fail(json, "write", host, errno);
+		close(fd);
+		if (rc == 0 && rename(tmp, host) < 0)
+			rc = host_fail(json, "write", host, errno);
+		if (rc)
+			unlink(tmp);
+	}
+	free(tmp);
+	free(target);
+	return rc;
+}
+
+static int r_cp(struct cli_remote *r, int argc, char **argv)
+{
+	struct words w = { "cp" };
+	struct cli_buf t = CLI_BUF_INIT, data = CLI_BUF_INIT, out = CLI_BUF_INIT;
+	char src_name[CLI_NAME_MAX + 1], dst_name[CLI_NAME_MAX + 1], *pathcopy = NULL;
+	const char *src_path, *dst_path;
+	int src_ref, dst_ref, status = CLI_EXIT_FAILED;
+
+	if (words_parse(&w, argc, argv, plain_opts, 2, NULL, NULL) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.n_ops != 2) {
+		cli_usage_error(w.json, "cp", "expected `mimobox cp HOST_PATH|- NAME:PATH` or `mimobox cp NAME:PATH HOST_PATH|-`");
+		return CLI_EXIT_USAGE;
+	}
+	if (w.recursive)
+		return cli_remote_unavailable(r, w.json, "cp -r (directory trees)", NULL);
+	src_ref = cli_parse_sandbox_ref(w.ops[0], src_name, &src_path);
+	dst_ref = cli_parse_sandbox_ref(w.ops[1], dst_name, &dst_path);
+	if (src_ref == dst_ref || (src_ref && !src_path[0]) || (dst_ref && !dst_path[0]) ||
+	    !w.ops[src_ref ? 1 : 0][0]) {
+		cli_usage_error(w.json, "cp", "expected one host path (or -) and one NAME:PATH with a path");
+		return CLI_EXIT_USAGE;
+	}
+	if (cli_remote_json_load(w.json) < 0)
+		return CLI_EXIT_FAILED;
+	if (src_ref) {
+		sandbox_target(&t, src_name, "/files?path=");
+		cli_remote_urlencode(&t, src_path);
+		status = simple(r, w.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
+		if (status == 0) {
+			pathcopy = strdup(src_path);
+			status = pathcopy ? host_write(w.json, w.ops[1], basename(pathcopy), &data)
+					  : host_fail(w.json, "write", w.ops[1], ENOMEM);
+		}
+	} else {
+		char buf[65536];
+		int fd = strcmp(w.ops[0], "-") == 0 ? STDIN_FILENO : open(w.ops[0], O_RDONLY | O_CLOEXEC);
+		struct stat st;
+
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			status = host_fail(w.json, "read", w.ops[0], errno);
+			goto out;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			close(fd);
+			status = cli_remote_unavailable(r, w.json, "cp of a directory", NULL);
+			goto out;
+		}
+		for (;;) {
+			ssize_t n = read(fd, buf, sizeof(buf));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				status = host_fail(w.json, "read", w.ops[0], errno);
+				break;
+			}
+			if (n == 0) {
+				status = 0;
+				break;
+			}
+			if (data.len + (size_t)n > UPLOAD_MAX) {
+				cli_report(w.json, MBX_ETOOBIG, "the server takes files of at most 16 MiB",
+					   "set MIMOBOX_HOST=local to copy larger files", NULL, 0);
+				break;
+			}
+			cli_buf_add(&data, buf, (size_t)n);
+		}
+		if (fd != STDIN_FILENO)
+			close(fd);
+		if (status || data.failed) {
+			status = CLI_EXIT_FAILED;
+			goto out;
+		}
+		switch (remote_is_dir(r, w.json, dst_name, dst_path)) {
+		case 1:
+			pathcopy = strdup(w.ops[0]);
+			sandbox_target(&t, dst_name, "/files?path=");
+			cli_remote_urlencode(&t, dst_path);
+			cli_buf_puts(&t, "%2F");
+			cli_remote_urlencode(&t, strcmp(w.ops[0], "-") && pathcopy ? basename(pathcopy) : "stdin");
+			break;
+		case 0:
+			sandbox_target(&t, dst_name, "/files?path=");
+			cli_remote_urlencode(&t, dst_path);
+			break;
+		default:
+			goto out;
+		}
+		status = simple(r, w.json, "PUT", t.data, "application/octet-stream", data.data, data.len, 0, NULL, NULL);
+	}
+	if (status == 0 && w.json) {
+		cli_buf_printf(&out, "{\"ok\": true, \"files\": 1, \"directories\": 0, \"symlinks\": 0, "
+			       "\"bytes\": %zu, \"skipped\": []}\n", data.len);
+		status = print_buf(&out);
+	}
+out:
+	free(pathcopy);
+	cli_buf_free(&t);
+	cli_buf_free(&data);
+	cli_buf_free(&out);
+	return status;
+}
+
+/* ---- exec ---- */
+
+/*
+ * Reports an execute's failure `a`. A 404 is either the sandbox or the
+ * program: the sandbox's own answer tells (125 for the sandbox, as
+ * locally; 127 for the program).
+ */
+static int exec_failed(struct cli_remote *r, int json, const char *name, const struct cli_remote_answer *a)
+{
+	struct cli_buf t = CLI_BUF_INIT;
+	struct cli_remote_answer s;
+	int status = cli_remote_report(r, json, a);
+
+	if (a->status != 404)
+		return status;
+	sandbox_target(&t, name, "");
+	if (cli_remote_call(r, json, "GET", t.data, NULL, NULL, 0, ANSWER_MAX, &s) == 0) {
+		if (s.status == 404)
+			status = CLI_EXIT_FAILED;
+		cli_buf_free(&s.body);
+	}
+	cli_buf_free(&t);
+	return status;
+}
+
+struct exec_ud {
+	struct cli_sandbox_opts so;	/* --env, --workdir (exec's) */
+	uint64_t timeout_ms;
+	int use_stdin, detach, tty, audit, json;
+};
+
+static int exec_other(void *ud, int id, const char *value)
+{
+	struct exec_ud *x = ud;
+	char why[CLI_WHY_MAX];
+	int sid = id == R_ENV ? CLI_OPT_ENV : id == R_ENV_FILE ? CLI_OPT_ENV_FILE : id == R_WORKDIR ? CLI_OPT_WORKDIR : 0;
+
+	switch (id) {
+	case R_TIMEOUT:
+		if (cli_parse_timeout(value, &x->timeout_ms, why, sizeof(why)) < 0) {
+			cli_usage_error(x->json, "exec", "invalid value `%s` for --timeout: %s", value, why);
+			return -1;
+		}
+		return 0;
+	case R_STDIN:
+		x->use_stdin = 1;
+		return 0;
+	case R_DETACH:
+		x->detach = 1;
+		return 0;
+	case R_TTY:
+		x->tty = 1;
+		return 0;
+	case R_AUDIT:
+		x->audit = 1;
+		return 0;
+	default:
+		break;
+	}
+	if (sid && cli_sandbox_opts_set(&x->so, sid, value, why, sizeof(why)) == 0)
+		return 0;
+	cli_usage_error(x->json, "exec", "%s", sid ? why : "internal error: an option");
+	return -1;
+}
+
+struct stream {
+	int json;
+	json_object *exit;	/* the exit event's data */
+	char why[256];
+	int broken_out;
+};
+
+static int on_event(void *ud, const char *event, const char *data, size_t len)
+{
+	struct stream *s = ud;
+	struct json_tokener *tok;
+	json_object *o = NULL;
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+	int fd = strcmp(event, "stderr") == 0 ? STDERR_FILENO : STDOUT_FILENO;
+
+	if (strcmp(event, "start") == 0)
+		return 0;
+	tok = json_tokener_new();
+	if (tok && len < INT32_MAX)
+		o = json_tokener_parse_ex(tok, data, (int)len);
+	if (tok)
+		json_tokener_free(tok);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		jput(o);
+		snprintf(s->why, sizeof(s->why), "a `%s` event that is not a JSON object", event);
+		return -1;
+	}
+	if (strcmp(event, "exit") == 0) {
+		s->exit = o;
+		return 0;
+	}
+	if (strcmp(event, "error") == 0) {
+		json_object *e = NULL;
+
+		json_object_object_get_ex(o, "error", &e);
+		snprintf(s->why, sizeof(s->why), "%s", jstr(e, "message") ? jstr(e, "message") : "the stream broke");
+		jput(o);
+		return -1;
+	}
+	if (strcmp(event, "stdout") == 0 || strcmp(event, "stderr") == 0) {
+		const char *b64 = jstr(o, "data_b64"), *text = jstr(o, "data");
+
+		if (b64) {
+			bytes = malloc(strlen(b64) / 4 * 3 + 4);
+			if (!bytes || httpc_b64_decode(b64, strlen(b64), bytes, &n) < 0) {
+				free(bytes);
+				jput(o);
+				snprintf(s->why, sizeof(s->why), "an output event with bad base64");
+				return -1;
+			}
+			if (!s->broken_out || fd != STDOUT_FILENO)
+				if (cli_write_all(fd, bytes, n) < 0 && fd == STDOUT_FILENO)
+					s->broken_out = 1;
+			free(bytes);
+		} else if (text && (!s->broken_out || fd != STDOUT_FILENO)) {
+			if (cli_write_all(fd, text, strlen(text)) < 0 && fd == STDOUT_FILENO)
+				s->broken_out = 1;
+		}
+	}
+	jput(o);
+	return 0;
+}
+
+static int on_sse_bytes(void *ud, const uint8_t *data, size_t len)
+{
+	struct httpc_sse *sse = ud;
+
+	return httpc_sse_feed(sse, data, len);
+}
+
+static int r_exec(struct cli_remote *r, int argc, char **argv)
+{
+	struct words w = { "exec" };
+	struct exec_ud x;
+	struct cli_buf body = CLI_BUF_INIT, t = CLI_BUF_INIT;
+	struct cli_remote_answer a;
+	struct httpc_sse sse;
+	struct stream st;
+	int status = CLI_EXIT_USAGE;
+
+	memset(&x, 0, sizeof(x));
+	memset(&st, 0, sizeof(st));
+	cli_sandbox_opts_init(&x.so);
+	x.json = cli_wants_json(argc, argv, exec_opts, 0);
+	httpc_sse_init(&sse, on_event, &st);
+	if (words_parse(&w, argc, argv, exec_opts, 1, exec_other, &x) < 0)
+		goto out;
+	if (w.n_ops != 1 || w.n_rest == 0) {
+		cli_usage_error(w.json, "exec", "expected `mimobox exec NAME [OPTIONS] [--] PROGRAM [ARG...]`");
+		goto out;
+	}
+	if (name_ok(w.json, "exec", w.ops[0]) < 0)
+		goto out;
+	if (x.detach || x.tty || x.audit) {
+		status = cli_remote_unavailable(r, w.json, x.detach ? "exec -d" : x.tty ? "exec -t" : "exec --audit", NULL);
+		goto out;
+	}
+	cli_buf_puts(&body, "{\"argv\": [");
+	for (int i = 0; i < w.n_rest; i++) {
+		cli_buf_puts(&body, i ? ", " : "");
+		cli_json_cstring(&body, w.rest[i]);
+	}
+	cli_buf_puts(&body, "]");
+	if (x.timeout_ms)
+		cli_buf_printf(&body, ", \"timeout_ms\": %llu", (unsigned long long)x.timeout_ms);
+	if (cli_remote_opts_json(r, w.json, &x.so, &body) < 0)
+		goto out;
+	if (x.use_stdin) {
+		struct cli_buf in = CLI_BUF_INIT;
+		char buf[65536];
+
+		for (;;) {
+			ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			if (in.len + (size_t)n > ((size_t)640 << 10)) {
+				cli_buf_free(&in);
+				cli_report(w.json, MBX_ETOOBIG, "exec -i through the server takes at most 640 KiB of stdin",
+					   "set MIMOBOX_HOST=local to stream larger input", NULL, 0);
+				status = CLI_EXIT_FAILED;
+				goto out;
+			}
+			cli_buf_add(&in, buf, (size_t)n);
+		}
+		cli_buf_puts(&body, ", \"stdin_b64\": ");
+		cli_json_base64(&body, (const uint8_t *)(in.data ? in.data : ""), in.len);
+		cli_buf_free(&in);
+	}
+	cli_buf_puts(&body, "}");
+	status = CLI_EXIT_FAILED;
+	if (body.failed || cli_remote_json_load(w.json) < 0)
+		goto out;
+	sandbox_target(&t, w.ops[0], w.json ? "/exec" : "/exec?stream=1");
+	if (w.json) {
+		json_object *o = NULL;
+
+		/* As simple(), but a program that cannot run keeps its 126 or 127. */
+		if (cli_remote_call(r, w.json, "POST", t.data, "application/json", body.data, body.len, ANSWER_MAX, &a) < 0)
+			goto out;
+		if (a.status != 200)
+			status = exec_failed(r, w.json, w.ops[0], &a);
+		else if ((o = answer_json(w.json, &a)) != NULL)
+			status = cli_remote_print_outcome(o, 1, 0);
+		jput(o);
+		cli_buf_free(&a.body);
+		goto out;
+	}
+	if (cli_remote_stream(r, w.json, t.data, body.data, body.len, on_sse_bytes, &sse, &a) < 0)
+		goto out;
+	if (a.status != 200) {
+		status = exec_failed(r, w.json, w.ops[0], &a);
+	} else if (!st.exit) {
+		cli_report(w.json, MBX_EPROTO, st.why[0] ? st.why : sse.why[0] ? sse.why : "the stream ended without an exit event",
+			   NULL, NULL, 0);
+	} else {
+		status = cli_remote_print_outcome(st.exit, 0, 1);
+	}
+	cli_buf_free(&a.body);
+out:
+	jput(st.exit);
+	httpc_sse_free(&sse);
+	cli_buf_free(&body);
+	cli_buf_free(&t);
+	cli_sandbox_opts_free(&x.so);
+	return status;
+}
+
+/* ---- dispatch ---- */
+
+int cli_remote_verb(struct cli_remote *r, int argc, char **argv)
+{
+	static const struct {
+		const char *verb;
+		int (*fn)(struct cli_remote *r, int argc, char **argv);
+	} verbs[] = {
+		{ "run", cli_cmd_run_remote }, { "create", r_create }, { "exec", r_exec }, { "ps", r_ps },
+		{ "inspect", r_inspect }, { "rm", r_rm }, { "cat", r_cat }, { "write", r_write }, { "ls", r_ls }, { "cp", r_cp },
+	};
+	int json = 0;
+
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(argv[0], verbs[i].verb) == 0)
+			return verbs[i].fn(r, argc, argv);
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		json |= strcmp(argv[i], "--json") == 0;
+	return cli_remote_unavailable(r, json, argv[0], NULL);
+}

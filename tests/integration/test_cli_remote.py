@@ -1,0 +1,318 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The CLI through a running `mimobox serve` (docs/cli.md, "Through a
+server"): which server it picks (MIMOBOX_HOST, MIMOBOX_TOKEN, the default
+socket), and a chosen set of the CLI's own tests run again with a server on
+the default socket, so that the same words give the same results on both
+paths.
+"""
+import functools
+import json
+import os
+import re
+import socket
+import subprocess
+
+import pytest
+
+import test_basics
+import test_cli_misc
+import test_cli_sessions
+from conftest import host_env
+from test_serve import Server, _free_port
+
+
+def default_socket(guard):
+    return os.path.join(guard.state_dir, "serve.sock")
+
+
+@pytest.fixture
+def served(guard, host_tmp):
+    """A server on the default socket of the test's state directory: every
+    CLI command of the test goes through it."""
+    s = Server(guard, host_tmp, args=[], socket_path=default_socket(guard)).start()
+    yield s
+    # What a test left on the server goes with it; the guard then checks
+    # that nothing remains.
+    s.stop()
+
+
+# ---------------------------------------------------------------------------
+# The same tests on the server path
+
+SHARED = [
+    (test_basics, "test_echo_round_trip"),
+    (test_basics, "test_stderr_is_kept_apart"),
+    (test_basics, "test_exit_codes"),
+    (test_basics, "test_killed_by_signal"),
+    (test_cli_misc, "test_env_values_arrive"),
+    (test_cli_misc, "test_workdir"),
+    (test_cli_misc, "test_payload_does_not_read_the_callers_stdin"),
+    (test_cli_misc, "test_binary_output_also_comes_as_base64"),
+    (test_cli_sessions, "test_exec_exit_statuses"),
+    (test_cli_sessions, "test_exec_options"),
+    (test_cli_sessions, "test_exec_state_persists_between_execs"),
+    (test_cli_sessions, "test_exec_streams"),
+    (test_cli_sessions, "test_duplicate_name_is_refused"),
+]
+
+
+def _through_server(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+    return pytest.mark.usefixtures("served")(wrapper)
+
+
+# The fixtures the shared tests use (`named`) are those of their modules.
+named = test_cli_sessions.named
+for _mod, _name in SHARED:
+    globals()[_name + "_through_server"] = _through_server(getattr(_mod, _name))
+
+
+# The verbs of test_cli_sessions.py on a name, those that go through a server.
+REMOTE_VERBS_ON_NAME = [w for w in test_cli_sessions.VERBS_ON_NAME if w[0] not in ("http", "shell", "stat")]
+
+
+@pytest.mark.parametrize("words", REMOTE_VERBS_ON_NAME, ids=lambda w: w[0])
+def test_unknown_sandbox_through_server(cli, served, words):
+    test_cli_sessions.test_unknown_sandbox(cli, words)
+
+
+@pytest.mark.parametrize("words", [w for w in REMOTE_VERBS_ON_NAME if w[0] != "cp"], ids=lambda w: w[0])
+def test_bad_sandbox_name_through_server(cli, served, words):
+    test_cli_sessions.test_bad_sandbox_name(cli, words)
+
+
+# ---------------------------------------------------------------------------
+# Which server
+
+
+def made_locally(r):
+    """Whether the CLI made a sandbox itself: its log names each one."""
+    return bool(r.ids)
+
+
+def test_default_socket_is_used(cli, served):
+    before = served.metric("executes_total")
+    r = cli(["run", "--json", "--", "sh", "-c", "echo via; exit 4"])
+    assert r.rc == 4 and r.json["stdout"] == "via\n", r
+    assert not made_locally(r), "the CLI made its own sandbox beside a running server: %s" % r.log
+    assert served.metric("executes_total") == before + 1
+
+
+def test_local_ignores_a_running_server(cli, served):
+    before = served.metric("executes_total")
+    r = cli(["run", "--json", "--", "true"], env={"MIMOBOX_HOST": "local"})
+    assert r.rc == 0 and made_locally(r), r
+    assert served.metric("executes_total") == before
+
+
+def test_stale_default_socket_is_ignored(cli, guard):
+    path = default_socket(guard)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)	# bound, never listening: what a crashed server leaves
+    s.close()
+    try:
+        r = cli(["run", "--", "echo", "local"])
+        assert r.rc == 0 and r.stdout == b"local\n" and made_locally(r), r
+    finally:
+        os.unlink(path)
+
+
+def test_explicit_host_that_does_not_answer_is_an_error(cli, host_tmp):
+    path = os.path.join(host_tmp, "nobody.sock")
+    for host in ("unix:" + path, "http://127.0.0.1:%d" % _free_port()):
+        r = cli(["run", "--", "true"], env={"MIMOBOX_HOST": host, "MIMOBOX_TOKEN": "x" * 32})
+        assert r.rc == 125 and "cannot reach the mimobox server" in r.stderr, r
+        assert host.split("://")[-1].split(":")[-1] in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
+        assert not made_locally(r), "an explicit MIMOBOX_HOST fell back to local sandboxes"
+    r = cli(["ps", "--json"], env={"MIMOBOX_HOST": "unix:" + path})
+    assert r.rc == 125 and r.json["ok"] is False and "cannot reach" in r.json["error"]["message"], r
+
+
+@pytest.mark.parametrize("host,words", [
+    ("tcp://127.0.0.1:1", "not understood"),
+    ("unix:relative.sock", "absolute PATH"),
+    ("http://127.0.0.1", "expected http://ADDR:PORT"),
+    ("http://127.0.0.1:8700", "MIMOBOX_TOKEN is not set"),
+])
+def test_bad_host(cli, host, words):
+    env = {"MIMOBOX_HOST": host, "MIMOBOX_TOKEN": ""}
+    r = cli(["run", "--", "true"], env=env)
+    assert r.rc == 125 and words in r.stderr and not made_locally(r), r
+
+
+def test_tcp_with_and_without_the_right_token(cli, guard, host_tmp):
+    token_file = os.path.join(host_tmp, "token")
+    port = _free_port()
+    s = Server(guard, host_tmp, args=["--listen", "127.0.0.1:%d" % port, "--token-file", token_file]).start()
+    try:
+        with open(token_file) as f:
+            token = f.read().strip()
+        host = "http://127.0.0.1:%d" % port
+        r = cli(["run", "--", "sh", "-c", "echo tcp"], env={"MIMOBOX_HOST": host, "MIMOBOX_TOKEN": token})
+        assert r.rc == 0 and r.stdout == b"tcp\n" and not made_locally(r), r
+        r = cli(["run", "--", "true"], env={"MIMOBOX_HOST": host, "MIMOBOX_TOKEN": "0" * 64})
+        assert r.rc == 125 and "refused the token" in r.stderr and not made_locally(r), r
+        r = cli(["run", "--", "true"], env={"MIMOBOX_HOST": host})
+        assert r.rc == 125 and "MIMOBOX_TOKEN is not set" in r.stderr, r
+        assert token not in r.stderr
+    finally:
+        s.stop()
+
+
+def test_explicit_unix_host(cli, guard, host_tmp):
+    s = Server(guard, host_tmp).start()	# --socket elsewhere than the default
+    try:
+        r = cli(["run", "--json", "--", "echo", "x"], env={"MIMOBOX_HOST": "unix:" + s.socket})
+        assert r.rc == 0 and r.json["stdout"] == "x\n" and not made_locally(r), r
+    finally:
+        s.stop()
+
+
+# ---------------------------------------------------------------------------
+# What the API does not offer: an error naming it, never ignored
+
+
+@pytest.mark.parametrize("words,named_flag", [
+    (["run", "--mount", "/tmp:/mnt", "--", "true"], "--mount"),
+    (["run", "--network", "all", "--", "true"], "--network all"),
+    (["run", "--cpu", "1", "--", "true"], "--cpu"),
+    (["run", "--max-procs", "8", "--", "true"], "--max-procs"),
+    (["run", "--command", "echo x"], "run --command"),
+    (["run", "--audit", "--", "true"], "run --audit"),
+    (["create", "--disk", "64", "--name", "d"], "--disk"),
+    (["exec", "x", "-d", "--", "true"], "exec -d"),
+    (["ps", "x"], "ps NAME"),
+    (["shell", "x"], "shell"),
+    (["logs", "x", "1"], "logs"),
+    (["kill", "x", "1"], "kill"),
+    (["snapshot", "x", "/tmp/x.snap"], "snapshot"),
+    (["stat", "x", "/"], "stat"),
+    (["mkdir", "x", "/d"], "mkdir"),
+])
+def test_unavailable_through_the_server(cli, served, words, named_flag):
+    r = cli(words)
+    assert r.rc == 125 and named_flag in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
+    assert not made_locally(r)
+
+
+def test_help_stays_local(cli, served):
+    r = cli(["run", "--help"])
+    assert r.rc == 0 and "Usage: mimobox run" in r.stdout.decode(), r
+
+
+# ---------------------------------------------------------------------------
+# Named sandboxes through the server
+
+
+def test_named_sandbox_through_the_server(cli, served):
+    r = cli(["create", "--name", "srv-box", "--env", "A=1", "--memory", "256M"])
+    assert r.rc == 0 and r.out == "srv-box\n" and not made_locally(r), r
+    ps = cli(["ps", "--json"])
+    assert ps.rc == 0 and [s["name"] for s in ps.json["sandboxes"]] == ["srv-box"], ps
+    e = ps.json["sandboxes"][0]
+    assert e["isolation"] == "os" and e["state"] == "ready" and 0 <= e["age_s"] < 60 and e["ttl_s"] is None, e
+    text = cli(["ps"])	# the columns of the local ps
+    assert text.rc == 0 and re.search(r"^srv-box\s+os\s+\d+s\s+-\s+ready$", text.out, re.M), text
+    assert not os.path.exists(os.path.join(served.guard.state_dir, "named")), "a local supervisor was started"
+    r = cli(["inspect", "srv-box", "--json"])
+    assert r.rc == 0 and r.json["ok"] is True and r.json["name"] == "srv-box" and r.json["memory_mb"] == 256, r
+    data = bytes(range(256)) * 64
+    r = cli(["write", "srv-box", "/workspace/blob"], stdin=data)
+    assert r.rc == 0 and r.stdout == b"", r
+    r = cli(["cat", "srv-box", "/workspace/blob"])
+    assert r.rc == 0 and r.stdout == data, r.rc
+    r = cli(["exec", "srv-box", "--", "sh", "-c", "echo $A; wc -c < /workspace/blob"])
+    assert r.rc == 0 and r.stdout == b"1\n16384\n", r
+    r = cli(["ls", "srv-box", "/workspace", "--json"])
+    assert r.rc == 0 and [(e["name"], e["type"], e["size"]) for e in r.json["entries"]] == [("blob", "file", 16384)], r
+    r = cli(["rm", "srv-box:/workspace/blob"])
+    assert r.rc == 0, r
+    assert cli(["ls", "srv-box", "--json"]).json["entries"] == []
+    r = cli(["cat", "srv-box", "/workspace/blob"])
+    assert r.rc == 125 and "blob" in r.stderr, r
+    r = cli(["rm", "srv-box"])
+    assert r.rc == 0 and r.stderr == "", r
+    r = cli(["rm", "srv-box"])
+    assert r.rc == 125 and "srv-box" in r.stderr, r
+    r = cli(["rm", "-f", "--json", "srv-box"])
+    assert r.rc == 0 and r.json["absent"] == ["srv-box"], r
+    assert cli(["ps", "--json"]).json["sandboxes"] == []
+
+
+def test_run_stdin_through_the_server(cli, served):
+    data = bytes(range(256)) * 1024
+    r = cli(["run", "-i", "--", "cat"], stdin=data)
+    assert r.rc == 0 and r.stdout == data, r.rc
+    r = cli(["run", "-i", "--", "cat"], stdin=b"x" * (700 << 10))
+    assert r.rc == 125 and "640 KiB" in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
+
+
+def test_run_timeout_and_missing_program_through_the_server(cli, served):
+    r = cli(["run", "--timeout", "0.3", "--", "sleep", "5"])
+    assert r.rc == 124 and "timed out" in r.stderr, r
+    r = cli(["run", "--", "no-such-program-xyz"])
+    assert r.rc == 127 and "no-such-program-xyz" in r.stderr, r
+    r = cli(["run", "--", "/etc/passwd"])
+    assert r.rc == 126, r
+
+
+def test_cp_files_through_the_server(cli, served, host_tmp):
+    assert cli(["create", "--name", "cp-box"]).rc == 0
+    src = os.path.join(host_tmp, "src.bin")
+    data = os.urandom(200000)
+    with open(src, "wb") as f:
+        f.write(data)
+    r = cli(["cp", src, "cp-box:/workspace"])	# into a directory: under its own name
+    assert r.rc == 0, r
+    back = os.path.join(host_tmp, "back.bin")
+    r = cli(["cp", "cp-box:/workspace/src.bin", back])
+    assert r.rc == 0, r
+    with open(back, "rb") as f:
+        assert f.read() == data
+    r = cli(["cp", "-", "cp-box:/workspace/in.txt"], stdin=b"from stdin\n")
+    assert r.rc == 0, r
+    r = cli(["cp", "cp-box:in.txt", "-"])
+    assert r.rc == 0 and r.stdout == b"from stdin\n", r
+    r = cli(["cp", "-r", host_tmp, "cp-box:/workspace"])
+    assert r.rc == 125 and "cp -r" in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
+    assert cli(["rm", "cp-box"]).rc == 0
+
+
+def test_remote_run_loads_json_c_alone(cli, served):
+    """Through a server the CLI loads json-c and nothing of libmicrohttpd,
+    libcurl or TLS: the dynamic loader's own account of the files it opened."""
+    p = subprocess.run([cli.path, "run", "--", "true"], capture_output=True, env=cli.env({"LD_DEBUG": "files"}),
+                       timeout=60)
+    assert p.returncode == 0, p
+    loaded = set(re.findall(r"file=(\S+) \[0\];", p.stderr.decode(errors="replace")))
+    names = {os.path.basename(f) for f in loaded}
+    assert "libjson-c.so.5" in names, loaded
+    assert names <= {"libmimobox.so.0", "libc.so.6", "libjson-c.so.5"}, loaded
+
+
+def test_exec_json_through_the_server(cli, served):
+    assert cli(["create", "--name", "json-box"]).rc == 0
+    r = cli(["exec", "json-box", "--json", "--", "sh", "-c", "printf 'o\\377'; echo e >&2; exit 3"])
+    assert r.rc == 3 and r.json["exit_code"] == 3 and r.json["stderr"] == "e\n", r
+    assert r.json["stdout_b64"] == "b/8=", r
+    r = cli(["exec", "json-box", "--json", "--", "no-such-program-xyz"])
+    assert r.rc == 127 and r.json["ok"] is False and r.json["error"]["code"] == "not_found", r
+    # An unknown sandbox is 125 (as locally), not a missing program's 127.
+    for words in (["exec", "no-such-box", "--", "true"], ["exec", "no-such-box", "--json", "--", "true"]):
+        r = cli(words)
+        assert r.rc == 125 and "no-such-box" in r.out + r.stderr, r
+    r = cli(["exec", "no such box", "--", "true"])
+    assert r.rc == 125 and "invalid sandbox name" in r.stderr, r
+    assert cli(["rm", "json-box"]).rc == 0
+
+
+def test_create_ttl_through_the_server(cli, served):
+    r = cli(["create", "--name", "ttl-box", "--ttl", "1h", "--json"])
+    assert r.rc == 0 and r.json["name"] == "ttl-box" and re.fullmatch(r"[0-9a-f]{16}", r.json["id"]), r
+    e = cli(["ps", "--json"]).json["sandboxes"][0]
+    assert e["ttl_s"] == 3600 and 3590 <= e["expires_in_s"] <= 3600, e
+    # The id stands for the name too.
+    assert cli(["exec", r.json["id"], "--", "true"]).rc == 0
+    assert cli(["rm", "ttl-box"]).rc == 0
