@@ -70,6 +70,7 @@ static void usage(void)
 	       "Serve the sandbox API over HTTP in the foreground until SIGTERM or SIGINT, then\n"
 	       "destroy every sandbox made through it. The API: docs/server.md. Started by\n"
 	       "systemd's socket activation (LISTEN_FDS), it serves on the unix socket it got.\n"
+	       "SIGUSR1 makes it drain: it makes no new sandboxes and /v1/health answers 503.\n"
 	       "\n"
 	       "  --socket PATH        the unix socket to serve on, made 0600 (default: serve.sock\n"
 	       "                       in the state directory); only the server's own uid is served\n"
@@ -673,6 +674,7 @@ int cli_cmd_serve(int argc, char **argv)
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.listen_fd = fd;
@@ -698,10 +700,21 @@ int cli_cmd_serve(int argc, char **argv)
 
 	pfd.fd = stop_pipe[0];
 	pfd.events = POLLIN;
-	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
-		;
-	if (read(stop_pipe[0], &sig, 1) < 0)
-		sig = 0;
+	for (;;) {
+		while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+			;
+		if (read(stop_pipe[0], &sig, 1) < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			sig = 0;
+		}
+		if (sig != SIGUSR1)
+			break;
+		/* Draining: no new sandboxes, health says so; stop later with SIGTERM. */
+		serve_drain(server);
+		fprintf(stderr, "mimobox: serve: draining (SIGUSR1): no new sandboxes; stop it with SIGTERM\n");
+		fflush(stderr);
+	}
 	fprintf(stderr, "mimobox: serve: stopping (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	/* An activated socket is systemd's: it stays. */
 	if (bound)

@@ -152,6 +152,7 @@ struct serve_server {
 	pthread_cond_t pending_cond;	/* a pending create ended */
 	atomic_uint drainers;	/* drain threads alive */
 	atomic_int stopping;
+	atomic_int draining;	/* serve_drain(): no new sandboxes, health answers 503 */
 	pthread_t reaper;
 	int reaper_started;
 
@@ -3630,13 +3631,21 @@ static enum MHD_Result h_audit(struct serve_server *s, struct MHD_Connection *c,
 
 /* ---- health and metrics ---- */
 
-static enum MHD_Result h_health(struct MHD_Connection *c, struct req *r)
+static enum MHD_Result h_health(struct serve_server *s, struct MHD_Connection *c, struct req *r)
 {
 	json_object *o = json_object_new_object();
+	int draining = atomic_load(&s->draining);
 
-	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	json_object_object_add(o, "ok", json_object_new_boolean(!draining));
 	json_object_object_add(o, "version", json_object_new_string(mbx_version()));
-	return send_json(c, r, 200, o);
+	if (draining)
+		json_object_object_add(o, "draining", json_object_new_boolean(1));
+	return send_json(c, r, draining ? 503 : 200, o);
+}
+
+void serve_drain(struct serve_server *s)
+{
+	atomic_store(&s->draining, 1);
 }
 
 static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *c, struct req *r)
@@ -3651,6 +3660,7 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 	cli_buf_printf(&b, "# HELP mimobox_" name " " help "\n# TYPE mimobox_" name " " type "\nmimobox_" name " %llu\n", \
 		       (unsigned long long)(value))
 	METRIC("sandboxes_live", "gauge", "Sandboxes in the table now.", atomic_load(&s->live));
+	METRIC("draining", "gauge", "1 once SIGUSR1 put the server in draining mode.", atomic_load(&s->draining));
 	METRIC("sandboxes_created_total", "counter", "Sandboxes made, one-shot runs included.", atomic_load(&s->created));
 	METRIC("sandboxes_destroyed_total", "counter", "Sandboxes destroyed, one-shot runs included.",
 	       atomic_load(&s->destroyed));
@@ -3920,7 +3930,7 @@ static enum MHD_Result dispatch(struct serve_server *s, struct MHD_Connection *c
 
 	switch (r->route) {
 	case R_HEALTH:
-		return h_health(c, r);
+		return h_health(s, c, r);
 	case R_METRICS:
 		return h_metrics(s, c, r);
 	case R_SANDBOX:
@@ -3963,6 +3973,11 @@ static enum MHD_Result dispatch(struct serve_server *s, struct MHD_Connection *c
 	default:
 		return send_error(c, r, 404, "not_found", "no such endpoint", "see docs/server.md for the API");
 	}
+	/* A draining server makes no new sandboxes; calls on the ones it has go on. */
+	if (atomic_load(&s->draining) &&
+	    (r->route == R_SANDBOXES || r->route == R_RUN || r->route == R_FORK || r->route == R_SNAP_RESTORE))
+		return send_error(c, r, 503, "unavailable", "the server is draining: it makes no new sandboxes",
+				  "create the sandbox on another server; calls on this one's sandboxes go on");
 	body = parse_body(r, why, sizeof(why));
 	if (!body)
 		return send_bad_request(c, r, why);

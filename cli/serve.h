@@ -54,6 +54,14 @@ struct serve_config {
 struct serve_server *serve_start(const struct serve_config *cfg, char *why, size_t whylen);
 
 /*
+ * Puts the server in draining mode (SIGUSR1 of `mimobox serve`): from now on
+ * it refuses to make sandboxes (create, run, fork, restore: 503) and its
+ * health check answers 503 with "draining": true, while every call on the
+ * sandboxes it has goes on. There is no way back: stop it once it is empty.
+ */
+void serve_drain(struct serve_server *s);
+
+/*
  * Stops accepting, destroys every sandbox the server made (waiting for the
  * calls running in them to end), closes every connection and frees the
  * server. Returns how many sandboxes it destroyed.

@@ -271,6 +271,29 @@ def test_health_metrics_and_curl(server):
     assert 'mimobox_request_duration_seconds_bucket{le="+Inf"}' in text
 
 
+def test_drain_on_sigusr1(server):
+    """SIGUSR1: no new sandboxes (503), health 503 with draining, the sandboxes there keep working."""
+    sid = server.create(memory_mb=128)
+    assert server.metric("draining") == 0
+    server.proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while "draining (SIGUSR1)" not in server.log_text():
+        assert time.monotonic() < deadline, server.log_text()
+        time.sleep(0.02)
+    r = server.request("GET", "/v1/health")
+    assert r.status == 503 and r.json == {"ok": False, "version": r.json["version"], "draining": True}, r
+    for path, body in (("/v1/sandboxes", {}), ("/v1/run", {"argv": ["/bin/true"]}),
+                       ("/v1/sandboxes/%s/fork" % sid, {"count": 1})):
+        r = server.request("POST", path, body)
+        assert r.status == 503 and r.json["error"]["code"] == "unavailable", (path, r)
+        assert "draining" in r.json["error"]["message"]
+    assert server.exec(sid, ["sh", "-c", "echo still"])["stdout"] == "still\n"
+    assert server.metric("draining") == 1
+    assert server.metric("sandboxes_live") == 1
+    r = server.request("DELETE", "/v1/sandboxes/%s" % sid)
+    assert r.status == 204
+
+
 def test_create_list_inspect_exec_delete(server):
     sid = server.create(memory_mb=128, timeout_ms=20000, env={"A": "1", "SECRET": "s3cr3t"}, workdir="/tmp")
     r = server.request("GET", "/v1/sandboxes/%s" % sid)
