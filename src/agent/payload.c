@@ -493,8 +493,10 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 		close_fd(&q->status_fd);
 		close_fd(&q->program_fd);
 	}
-	for (int i = 0; i < AGENT_MAX_FILES; i++)
+	for (int i = 0; i < AGENT_MAX_FILES; i++) {
 		close_fd(&st->files[i].fd);
+		close_fd(&st->files[i].pipe);
+	}
 	close(st->chan);
 	close(st->sigfd);
 	/* A microvm guest's process limit (guest.c): this mini-init, and so
