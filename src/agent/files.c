@@ -375,6 +375,8 @@ static ssize_t file_to_pipe(struct agent_file *h, size_t want)
 	return (ssize_t)got;
 }
 
+#define PIPE_PIECE (64u << 10)
+
 /* WRITE through the pipe: exactly `len` bytes from it into the file. 0, or
  * -1 with errno set (EPIPE: the pipe holds fewer than `len`). */
 static int pipe_to_file(struct agent_file *h, uint64_t len)
@@ -383,7 +385,9 @@ static int pipe_to_file(struct agent_file *h, uint64_t len)
 	int spliced = 1;
 
 	while (len > 0) {
-		size_t want = len < MBX_PROTO_PIPE_CHUNK ? (size_t)len : MBX_PROTO_PIPE_CHUNK;
+		/* In pieces: a splice holds the pipe's lock throughout, and the
+		 * host puts the next chunk into the pipe meanwhile. */
+		size_t want = len < PIPE_PIECE ? (size_t)len : PIPE_PIECE;
 		ssize_t n;
 
 		if (spliced) {
