@@ -714,7 +714,9 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	}
 	p->id = id;
 	p->init = (pid_t)init;
-	p->program = find_program(p->init);
+	/* An execute's host waits for the end and never asks for the pid: the
+	 * program is looked up only if it is to be signalled (signal_program). */
+	p->program = r.flags & MBX_XF_ONESHOT ? 0 : find_program(p->init);
 	p->program_fd = p->program > 0 ? mbx_sys_pidfd_open(p->program, 0) : -1;
 	p->pty = master >= 0;
 	p->out_fd = master >= 0 ? master : outp[0];

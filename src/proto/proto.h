@@ -180,7 +180,8 @@ enum mbx_field_tag {
 /* MBX_F_EXEC_FLAGS bits. */
 #define MBX_XF_STDIN  (1u << 0) /* a stdin pipe instead of /dev/null */
 #define MBX_XF_PTY    (1u << 1) /* a pseudo-terminal of ROWS x COLS */
-#define MBX_XF_ONESHOT (1u << 2) /* the host waits for it (an execute); runs under a mini-init like any other */
+#define MBX_XF_ONESHOT (1u << 2) /* the host waits for it (an execute); runs under a mini-init like any other;
+                                  * its STARTED may carry PID 0 (the host does not use it) */
 
 /*
  * Copy-on-write fork of an os sandbox (MBX_MSG_LAYERS, MBX_F_OP; the agent's
