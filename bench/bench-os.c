@@ -10,7 +10,19 @@
  *              also reported per phase (new, first exec, free)
  *   warm       mbx_sandbox_exec(PROGRAM) in one sandbox kept alive throughout
  *   fork+exec  fork, execve(PROGRAM), waitpid: the peer of the warm goal
- *   posix_spawn  posix_spawn(PROGRAM), waitpid: a second, vfork-style peer
+ *   posix_spawn  posix_spawn(PROGRAM), waitpid: the peer of the warm goal
+ *              against posix_spawn
+ *
+ * and, in rounds of their own after those (--file-mib MIB, 0: none), the
+ * file transfers of the live sandbox against `cat` doing the same copy on
+ * the host, each pair alternating which goes first:
+ *
+ *   write      mbx_sandbox_write_file_from_fd of MIB MiB from a pipe that a
+ *              generator process fills, against `cat` copying the same from
+ *              such a pipe into a file of a tmpfs (/dev/shm, as the
+ *              sandbox's storage is one; --peer-dir to change)
+ *   read       mbx_sandbox_read_file_to_fd of that file to /dev/null,
+ *              against `cat FILE > /dev/null` of the peer's file
  *
  * The first iterations are warm-up and are not counted. Output: a plain
  * table (P50, P90, P99, mean, min, max per mode, in ms) and the ratios
@@ -19,6 +31,7 @@
  * pass/fail exit status beyond "the measurement itself failed".
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <spawn.h>
 #include <stdint.h>
@@ -37,8 +50,12 @@ extern char **environ;
 #define DEFAULT_ITERATIONS 300
 #define DEFAULT_WARMUP     20
 
-/* Goals from the benchmark issue, checked in the report only. */
+/* Goals from the benchmark issues, checked in the report only. */
 #define GOAL_WARM_OVER_FORKEXEC 1.5
+#define GOAL_WARM_OVER_SPAWN 1.1
+#define GOAL_FILE_OVER_CAT 0.8 /* throughput, both ways: cat's time / ours */
+#define DEFAULT_FILE_MIB 64
+#define DEFAULT_FILE_ROUNDS 20
 
 enum series {
 	S_COLD,		/* new + first exec + free */
@@ -50,6 +67,29 @@ enum series {
 	S_SPAWN,
 	S_WARM_LIB,	/* mbx_result_elapsed_us of the warm executes */
 	S_COUNT,
+};
+
+/* The file transfer series (--file-mib), in rounds of their own. */
+enum fseries {
+	F_WRITE,
+	F_CAT_WRITE,
+	F_READ,
+	F_CAT_READ,
+	F_COUNT,
+};
+
+static const char *const fseries_name[F_COUNT] = {
+	[F_WRITE] = "write_file_from_fd",
+	[F_CAT_WRITE] = "cat pipe > file",
+	[F_READ] = "read_file_to_fd",
+	[F_CAT_READ] = "cat file > /dev/null",
+};
+
+static const char *const fseries_key[F_COUNT] = {
+	[F_WRITE] = "file_write",
+	[F_CAT_WRITE] = "cat_write",
+	[F_READ] = "file_read",
+	[F_CAT_READ] = "cat_read",
 };
 
 static const char *const series_name[S_COUNT] = {
@@ -84,6 +124,9 @@ struct opts {
 	int json;
 	const char *csv;
 	const char *program;
+	int file_mib;           /* 0: no file transfers */
+	int file_rounds;
+	const char *peer_dir;
 };
 
 static uint64_t now_ns(void)
@@ -216,6 +259,124 @@ static uint64_t run_spawn(const char *const *argv)
 	return t1 - t0;
 }
 
+/* ---- file transfers ---- */
+
+/* A process writing `size` bytes (64 KiB writes) into a pipe; returns the
+ * pipe's read end. */
+static int feeder(size_t size, pid_t *pid)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		die_errno("pipe");
+	*pid = fork();
+	if (*pid < 0)
+		die_errno("fork");
+	if (*pid == 0) {
+		static char buf[1 << 16];
+
+		memset(buf, 'x', sizeof(buf));
+		while (size > 0) {
+			size_t n = size < sizeof(buf) ? size : sizeof(buf);
+
+			if (write(p[1], buf, n) != (ssize_t)n)
+				_exit(1);
+			size -= n;
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	return p[0];
+}
+
+static void reap(pid_t pid, const char *what)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die_errno("waitpid");
+	check_status(what, status);
+}
+
+/* `cat` with stdin and stdout given; its wall time in ns, from the fork. */
+static uint64_t run_cat(int in, int out)
+{
+	uint64_t t0 = now_ns();
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die_errno("fork");
+	if (pid == 0) {
+		if (dup2(in, 0) < 0 || dup2(out, 1) < 0)
+			_exit(126);
+		execlp("cat", "cat", (char *)NULL);
+		_exit(127);
+	}
+	reap(pid, "cat");
+	return now_ns() - t0;
+}
+
+static uint64_t run_file_write(mbx_sandbox *sb, size_t size)
+{
+	mbx_error *err = NULL;
+	pid_t gen;
+	int in = feeder(size, &gen), rc;
+	uint64_t t0 = now_ns(), t;
+
+	rc = mbx_sandbox_write_file_from_fd(sb, "bench-file", in, 0644, &err);
+	t = now_ns() - t0;
+	if (rc != MBX_OK)
+		die_mbx("mbx_sandbox_write_file_from_fd", rc, err);
+	close(in);
+	reap(gen, "generator");
+	return t;
+}
+
+static uint64_t run_cat_write(const char *path, size_t size)
+{
+	pid_t gen;
+	int in = feeder(size, &gen), out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	uint64_t t;
+
+	if (out < 0)
+		die_errno(path);
+	t = run_cat(in, out);
+	close(in);
+	close(out);
+	reap(gen, "generator");
+	return t;
+}
+
+static uint64_t run_file_read(mbx_sandbox *sb)
+{
+	mbx_error *err = NULL;
+	int out = open("/dev/null", O_WRONLY | O_CLOEXEC), rc;
+	uint64_t t0 = now_ns(), t;
+
+	if (out < 0)
+		die_errno("/dev/null");
+	rc = mbx_sandbox_read_file_to_fd(sb, "bench-file", out, &err);
+	t = now_ns() - t0;
+	if (rc != MBX_OK)
+		die_mbx("mbx_sandbox_read_file_to_fd", rc, err);
+	close(out);
+	return t;
+}
+
+static uint64_t run_cat_read(const char *path)
+{
+	int in = open(path, O_RDONLY | O_CLOEXEC), out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	uint64_t t;
+
+	if (in < 0 || out < 0)
+		die_errno(path);
+	t = run_cat(in, out);
+	close(in);
+	close(out);
+	return t;
+}
+
 /* ---- statistics ---- */
 
 static int cmp_u64(const void *a, const void *b)
@@ -303,10 +464,13 @@ static void usage(FILE *f)
 		"  -n, --iterations N  measured iterations per mode (default %d)\n"
 		"  -w, --warmup N      uncounted iterations first (default %d)\n"
 		"  -p, --program PATH  absolute path of the payload (default /bin/true)\n"
+		"      --file-mib MIB  size of the file transfers against cat (default %d, 0: none)\n"
+		"      --file-rounds N rounds of file transfers (default %d)\n"
+		"      --peer-dir DIR  where cat writes its copy (default /dev/shm, a tmpfs)\n"
 		"      --json          print one JSON object instead of the table\n"
 		"      --csv FILE      write every sample (microseconds) to FILE\n"
 		"  -h, --help          show this help\n",
-		DEFAULT_ITERATIONS, DEFAULT_WARMUP);
+		DEFAULT_ITERATIONS, DEFAULT_WARMUP, DEFAULT_FILE_MIB, DEFAULT_FILE_ROUNDS);
 }
 
 static int parse_int(const char *s, int min, const char *what)
@@ -331,6 +495,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "program", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "csv", required_argument, NULL, 'c' },
+		{ "file-mib", required_argument, NULL, 'f' },
+		{ "file-rounds", required_argument, NULL, 'r' },
+		{ "peer-dir", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -341,6 +508,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	o->json = 0;
 	o->csv = NULL;
 	o->program = "/bin/true";
+	o->file_mib = DEFAULT_FILE_MIB;
+	o->file_rounds = DEFAULT_FILE_ROUNDS;
+	o->peer_dir = "/dev/shm";
 	while ((c = getopt_long(argc, argv, "n:w:p:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o->iterations = parse_int(optarg, 1, "iteration count"); break;
@@ -348,6 +518,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'p': o->program = optarg; break;
 		case 'j': o->json = 1; break;
 		case 'c': o->csv = optarg; break;
+		case 'f': o->file_mib = parse_int(optarg, 0, "file size"); break;
+		case 'r': o->file_rounds = parse_int(optarg, 1, "file round count"); break;
+		case 'd': o->peer_dir = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -436,6 +609,46 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* The file transfers, in rounds of their own: each pair alternates
+	 * which goes first. */
+	struct stats fst[F_COUNT];
+	uint64_t *fsamples[F_COUNT] = { 0 };
+	size_t fsize = (size_t)o.file_mib << 20;
+	char peer_path[4096];
+
+	if (o.file_mib > 0) {
+		int frounds = o.file_rounds + 2; /* the first two are warm-up */
+
+		snprintf(peer_path, sizeof(peer_path), "%s/bench-os-%d", o.peer_dir, (int)getpid());
+		for (int f = 0; f < F_COUNT; f++) {
+			fsamples[f] = calloc((size_t)o.file_rounds, sizeof(uint64_t));
+			if (fsamples[f] == NULL)
+				die_errno("calloc");
+		}
+		for (int it = 0; it < frounds; it++) {
+			int k = it - 2;
+			uint64_t t[F_COUNT];
+
+			if (it % 2 == 0) {
+				t[F_WRITE] = run_file_write(warm_sb, fsize);
+				t[F_CAT_WRITE] = run_cat_write(peer_path, fsize);
+				t[F_READ] = run_file_read(warm_sb);
+				t[F_CAT_READ] = run_cat_read(peer_path);
+			} else {
+				t[F_CAT_WRITE] = run_cat_write(peer_path, fsize);
+				t[F_WRITE] = run_file_write(warm_sb, fsize);
+				t[F_CAT_READ] = run_cat_read(peer_path);
+				t[F_READ] = run_file_read(warm_sb);
+			}
+			if (k >= 0)
+				for (int f = 0; f < F_COUNT; f++)
+					fsamples[f][k] = t[f];
+		}
+		unlink(peer_path);
+		for (int f = 0; f < F_COUNT; f++)
+			fst[f] = summarize(fsamples[f], (size_t)o.file_rounds, 1e-3);
+	}
+
 	for (int s = 0; s < S_COUNT; s++)
 		st[s] = summarize(samples[s], (size_t)o.iterations, s == S_WARM_LIB ? 1.0 : 1e-3);
 
@@ -489,9 +702,37 @@ int main(int argc, char **argv)
 		printf("    \"warm_over_fork_exec\": {\"p50\": %.3f, \"p99\": %.3f},\n", r50, r99);
 		printf("    \"warm_over_posix_spawn\": {\"p50\": %.3f, \"p99\": %.3f},\n", s50, s99);
 		printf("    \"cold_over_fork_exec\": {\"p50\": %.3f, \"p99\": %.3f}\n", c50, c99);
-		printf("  },\n  \"goals\": {\"warm_over_fork_exec_max\": %.2f, \"warm_p50_met\": %s, \"warm_p99_met\": %s}\n}\n",
+		printf("  },\n");
+		if (o.file_mib > 0) {
+			printf("  \"files\": {\"mib\": %d, \"rounds\": %d, \"peer_dir\": ", o.file_mib, o.file_rounds);
+			json_str(o.peer_dir);
+			printf(", \"unit\": \"us\",\n");
+			for (int f = 0; f < F_COUNT; f++)
+				printf("    \"%s\": {\"p50\": %.1f, \"p99\": %.1f, \"mb_s_p50\": %.0f, \"mb_s_p99\": %.0f},\n",
+				       fseries_key[f], fst[f].p50, fst[f].p99, (double)fsize / fst[f].p50,
+				       (double)fsize / fst[f].p99);
+			printf("    \"write_over_cat\": {\"p50\": %.3f, \"p99\": %.3f},\n", fst[F_CAT_WRITE].p50 / fst[F_WRITE].p50,
+			       fst[F_CAT_WRITE].p99 / fst[F_WRITE].p99);
+			printf("    \"read_over_cat\": {\"p50\": %.3f, \"p99\": %.3f}\n  },\n", fst[F_CAT_READ].p50 / fst[F_READ].p50,
+			       fst[F_CAT_READ].p99 / fst[F_READ].p99);
+		}
+		printf("  \"goals\": {\"warm_over_fork_exec_max\": %.2f, \"warm_p50_met\": %s, \"warm_p99_met\": %s,\n",
 		       GOAL_WARM_OVER_FORKEXEC, r50 <= GOAL_WARM_OVER_FORKEXEC ? "true" : "false",
 		       r99 <= GOAL_WARM_OVER_FORKEXEC ? "true" : "false");
+		printf("            \"warm_over_posix_spawn_max\": %.2f, \"warm_spawn_p50_met\": %s, \"warm_spawn_p99_met\": %s",
+		       GOAL_WARM_OVER_SPAWN, s50 <= GOAL_WARM_OVER_SPAWN ? "true" : "false",
+		       s99 <= GOAL_WARM_OVER_SPAWN ? "true" : "false");
+		if (o.file_mib > 0) {
+			double w50 = fst[F_CAT_WRITE].p50 / fst[F_WRITE].p50, w99 = fst[F_CAT_WRITE].p99 / fst[F_WRITE].p99;
+			double d50 = fst[F_CAT_READ].p50 / fst[F_READ].p50, d99 = fst[F_CAT_READ].p99 / fst[F_READ].p99;
+
+			printf(",\n            \"file_over_cat_min\": %.2f, \"write_p50_met\": %s, \"write_p99_met\": %s, "
+			       "\"read_p50_met\": %s, \"read_p99_met\": %s",
+			       GOAL_FILE_OVER_CAT, w50 >= GOAL_FILE_OVER_CAT ? "true" : "false",
+			       w99 >= GOAL_FILE_OVER_CAT ? "true" : "false", d50 >= GOAL_FILE_OVER_CAT ? "true" : "false",
+			       d99 >= GOAL_FILE_OVER_CAT ? "true" : "false");
+		}
+		printf("}\n}\n");
 	} else {
 		printf("bench-os: libmimobox %s, kernel %s, %ld CPUs, uid %u, limits via %s\n", mbx_version(), uts.release,
 		       ncpu, (unsigned)geteuid(), mech);
@@ -507,12 +748,31 @@ int main(int argc, char **argv)
 		printf("\nratios                    P50      P99\n");
 		printf("warm / fork+exec      %8.2f %8.2f   goal <= %.1f: P50 %s, P99 %s\n", r50, r99, GOAL_WARM_OVER_FORKEXEC,
 		       r50 <= GOAL_WARM_OVER_FORKEXEC ? "met" : "NOT met", r99 <= GOAL_WARM_OVER_FORKEXEC ? "met" : "NOT met");
-		printf("warm / posix_spawn    %8.2f %8.2f\n", s50, s99);
+		printf("warm / posix_spawn    %8.2f %8.2f   goal <= %.1f: P50 %s, P99 %s\n", s50, s99, GOAL_WARM_OVER_SPAWN,
+		       s50 <= GOAL_WARM_OVER_SPAWN ? "met" : "NOT met", s99 <= GOAL_WARM_OVER_SPAWN ? "met" : "NOT met");
 		printf("cold / fork+exec      %8.2f %8.2f\n", c50, c99);
+		if (o.file_mib > 0) {
+			double w50 = fst[F_CAT_WRITE].p50 / fst[F_WRITE].p50, w99 = fst[F_CAT_WRITE].p99 / fst[F_WRITE].p99;
+			double d50 = fst[F_CAT_READ].p50 / fst[F_READ].p50, d99 = fst[F_CAT_READ].p99 / fst[F_READ].p99;
+
+			printf("\nfile transfers: %d MiB, %d rounds (+2 warm-up), cat's copy in %s\n", o.file_mib, o.file_rounds,
+			       o.peer_dir);
+			printf("%-24s %9s %9s %9s %9s\n", "transfer", "P50 ms", "P99 ms", "MB/s P50", "MB/s P99");
+			for (int f = 0; f < F_COUNT; f++)
+				printf("%-24s %9.2f %9.2f %9.0f %9.0f\n", fseries_name[f], fst[f].p50 / 1e3, fst[f].p99 / 1e3,
+				       (double)fsize / fst[f].p50, (double)fsize / fst[f].p99);
+			printf("\nthroughput ratios         P50      P99\n");
+			printf("write / cat           %8.2f %8.2f   goal >= %.1f: P50 %s, P99 %s\n", w50, w99, GOAL_FILE_OVER_CAT,
+			       w50 >= GOAL_FILE_OVER_CAT ? "met" : "NOT met", w99 >= GOAL_FILE_OVER_CAT ? "met" : "NOT met");
+			printf("read / cat            %8.2f %8.2f   goal >= %.1f: P50 %s, P99 %s\n", d50, d99, GOAL_FILE_OVER_CAT,
+			       d50 >= GOAL_FILE_OVER_CAT ? "met" : "NOT met", d99 >= GOAL_FILE_OVER_CAT ? "met" : "NOT met");
+		}
 	}
 
 	mbx_sandbox_free(warm_sb);
 	for (int s = 0; s < S_COUNT; s++)
 		free(samples[s]);
+	for (int f = 0; f < F_COUNT; f++)
+		free(fsamples[f]);
 	return 0;
 }

@@ -117,7 +117,8 @@ ssize_t agent_recv(struct agent_state *st, void *buf, size_t len)
 void agent_close_fds(struct agent_state *st)
 {
 	for (size_t i = 0; i < st->nfds; i++)
-		close(st->fds[i]);
+		if (st->fds[i] >= 0) /* -1: taken by the request */
+			close(st->fds[i]);
 	st->nfds = 0;
 }
 
@@ -281,6 +282,8 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 		return 0;
 	case MBX_MSG_FILE:
 		agent_file(st, f);
+		/* A transfer pipe passed with it belongs to its handle now. */
+		agent_close_fds(st);
 		return 0;
 	case MBX_MSG_IDENTITY:
 		if (!st->guest) {
@@ -424,8 +427,10 @@ int main(void)
 	st.storage_fd = -1;
 	st.cgroup_procs_fd = -1;
 	st.oom_events_fd = -1;
-	for (int i = 0; i < AGENT_MAX_FILES; i++)
+	for (int i = 0; i < AGENT_MAX_FILES; i++) {
 		st.files[i].fd = -1;
+		st.files[i].pipe = -1;
+	}
 	mbx_rbuf_init(&st.in);
 	mbx_wbuf_init(&st.out);
 	/* A microvm guest's init: build the guest, open the channel. */

@@ -73,6 +73,7 @@ struct agent_file {
 	int writing;
 	char *tmp;              /* write: the temporary name, renamed on commit */
 	char *path;             /* write: the final name */
+	int pipe;               /* the transfer pipe the host passed (files.c), or -1 */
 };
 
 struct agent_state {

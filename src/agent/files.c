@@ -14,6 +14,17 @@
  * before any read or write. Only regular files are read or written, and
  * only directories are listed; a FIFO, socket or device node (/dev/zero,
  * /dev/tty) is refused with MBX_EINVAL "not a regular file".
+ *
+ * The transfer pipe (os backend: its channel passes descriptors). OPEN_READ
+ * or OPEN_WRITE may come with a pipe (MBX_F_FD): the host's end of it stays
+ * with the host, ours belongs to the handle. The contents then move through
+ * the pipe instead of DATA fields, spliced between it and the file without
+ * a copy through our memory or the channel. Pacing stays the host's, one
+ * chunk per request, and nothing here waits on the pipe: READ splices at
+ * most SIZE bytes (the host drained the pipe before it asked, and asks for
+ * less than it holds) and answers with their count; WRITE comes after the
+ * host put its SIZE bytes in the pipe, and fewer there is an error, not a
+ * wait. Paths, opens and checks are the same as for DATA transfers.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -57,6 +68,8 @@ struct file_req {
 	const uint8_t *data;
 	uint32_t data_len;
 	int have_handle;
+	uint32_t fd_index;      /* MBX_F_FD: a transfer pipe passed with the request */
+	int have_fd;
 };
 
 /* Copies a path field: relative paths go under /workspace. */
@@ -104,6 +117,7 @@ static int parse(const struct mbx_frame *f, struct file_req *r)
 		case MBX_F_SIZE: bad = mbx_field_u64(v, n, &r->size); break;
 		case MBX_F_OFFSET: bad = mbx_field_u64(v, n, &r->offset); break;
 		case MBX_F_DATA: r->data = v; r->data_len = n; break;
+		case MBX_F_FD: bad = mbx_field_u32(v, n, &r->fd_index); r->have_fd = 1; break;
 		default: break;
 		}
 		if (bad)
@@ -166,6 +180,9 @@ static void drop_handle(struct agent_file *h)
 {
 	if (h->fd >= 0)
 		close(h->fd);
+	if (h->pipe >= 0)
+		close(h->pipe);
+	h->pipe = -1;
 	if (h->tmp)
 		unlink(h->tmp);
 	free(h->tmp);
@@ -291,13 +308,132 @@ static void do_list(struct agent_state *st, uint32_t id, const struct file_req *
 	mbx_proto_end(&st->out);
 }
 
+/* The transfer pipe of a request (see the top): checks it is a pipe and
+ * takes it out of the received descriptors. -2 when none came, -1 (ERROR
+ * sent) when the field names no pipe. */
+static int take_pipe(struct agent_state *st, uint32_t id, const struct file_req *r)
+{
+	struct stat sb;
+	int fd;
+
+	if (!r->have_fd)
+		return -2;
+	if (r->fd_index >= st->nfds || st->fds[r->fd_index] < 0 || fstat(st->fds[r->fd_index], &sb) < 0 ||
+	    !S_ISFIFO(sb.st_mode)) {
+		agent_send_error(st, id, MBX_EPROTO, 0, NULL, "the transfer pipe of a file request is missing or not a pipe");
+		return -1;
+	}
+	fd = st->fds[r->fd_index];
+	st->fds[r->fd_index] = -1;
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+		close(fd);
+		agent_send_error(st, id, MBX_ESYS, errno, NULL, "set up the transfer pipe");
+		return -1;
+	}
+	return fd;
+}
+
+/* READ through the pipe: at most `want` bytes of the file into it, never
+ * waiting. The count, or -1 with errno set. */
+static ssize_t file_to_pipe(struct agent_file *h, size_t want)
+{
+	static uint8_t buf[MBX_PROTO_FILE_CHUNK];
+	size_t got = 0;
+
+	while (got < want) {
+		ssize_t n = splice(h->fd, NULL, h->pipe, NULL, want - got, SPLICE_F_NONBLOCK);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (n < 0 && errno == EAGAIN && got > 0))
+			break; /* end of the file, or the pipe took what it can */
+		if (n < 0 && (errno == EINVAL || errno == EAGAIN)) {
+			/* A file system without splice (or a pipe that could not
+			 * take a page at once): through a buffer, a write the
+			 * empty pipe takes whole. */
+			size_t room = want - got < sizeof(buf) ? want - got : sizeof(buf);
+			ssize_t w;
+
+			do
+				n = read(h->fd, buf, room);
+			while (n < 0 && errno == EINTR);
+			if (n <= 0)
+				return n < 0 ? -1 : (ssize_t)got;
+			w = write(h->pipe, buf, (size_t)n);
+			if (w != n) {
+				if (w >= 0)
+					errno = EAGAIN;
+				return -1;
+			}
+			got += (size_t)n;
+			break;
+		}
+		if (n < 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+#define PIPE_PIECE (64u << 10)
+
+/* WRITE through the pipe: exactly `len` bytes from it into the file. 0, or
+ * -1 with errno set (EPIPE: the pipe holds fewer than `len`). */
+static int pipe_to_file(struct agent_file *h, uint64_t len)
+{
+	static uint8_t buf[MBX_PROTO_FILE_CHUNK];
+	int spliced = 1;
+
+	while (len > 0) {
+		/* In pieces: a splice holds the pipe's lock throughout, and the
+		 * host puts the next chunk into the pipe meanwhile. */
+		size_t want = len < PIPE_PIECE ? (size_t)len : PIPE_PIECE;
+		ssize_t n;
+
+		if (spliced) {
+			n = splice(h->pipe, NULL, h->fd, NULL, want, SPLICE_F_NONBLOCK);
+			if (n < 0 && errno == EINVAL) {
+				spliced = 0; /* a file system without splice */
+				continue;
+			}
+		} else {
+			do
+				n = read(h->pipe, buf, want < sizeof(buf) ? want : sizeof(buf));
+			while (n < 0 && errno == EINTR);
+			if (n > 0) {
+				size_t off = 0;
+
+				while (off < (size_t)n) {
+					ssize_t w = write(h->fd, buf + off, (size_t)n - off);
+
+					if (w < 0 && errno == EINTR)
+						continue;
+					if (w <= 0)
+						return -1;
+					off += (size_t)w;
+				}
+			}
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (n < 0 && errno == EAGAIN)) {
+			errno = EPIPE;
+			return -1;
+		}
+		if (n < 0)
+			return -1;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
 void agent_file(struct agent_state *st, const struct mbx_frame *f)
 {
 	uint32_t id = f->id;
 	struct file_req *r = malloc(sizeof(*r));
 	struct agent_file *h;
 	struct stat sb;
-	int k;
+	int k, pipe_fd;
 
 	if (r == NULL) {
 		agent_send_error(st, id, MBX_ENOMEM, ENOMEM, NULL, "out of memory");
@@ -314,11 +450,17 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 			agent_send_error(st, id, MBX_ETOOBIG, 0, NULL, "too many open transfers");
 			break;
 		}
+		pipe_fd = take_pipe(st, id, r);
+		if (pipe_fd == -1)
+			break;
 		st->files[k].fd = open_regular(r->path, O_RDONLY, 0, &sb);
 		if (st->files[k].fd < 0) {
 			fail_open(st, id, "read", r->path);
+			if (pipe_fd >= 0)
+				close(pipe_fd);
 			break;
 		}
+		st->files[k].pipe = pipe_fd >= 0 ? pipe_fd : -1;
 		ok(st, id, k, (uint64_t)sb.st_size, 1);
 		break;
 	case MBX_FOP_READ: {
@@ -329,6 +471,18 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 		h = get_handle(st, r);
 		if (h == NULL || h->writing) {
 			agent_send_error(st, id, MBX_ESTATE, 0, NULL, "no such read handle");
+			break;
+		}
+		if (h->pipe >= 0) {
+			n = file_to_pipe(h, r->size && r->size < MBX_PROTO_PIPE_CHUNK ? (size_t)r->size : MBX_PROTO_PIPE_CHUNK);
+			if (n < 0) {
+				fail(st, id, "read", "(open file)");
+				break;
+			}
+			mbx_proto_begin(&st->out, MBX_MSG_FILE_DATA, id);
+			mbx_proto_put_u64(&st->out, MBX_F_SIZE, (uint64_t)n);
+			mbx_proto_put_u32(&st->out, MBX_F_MORE, n > 0);
+			mbx_proto_end(&st->out);
 			break;
 		}
 		do
@@ -353,6 +507,11 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 			break;
 		}
 		h = &st->files[k];
+		pipe_fd = take_pipe(st, id, r);
+		if (pipe_fd == -1)
+			break;
+		if (pipe_fd >= 0)
+			h->pipe = pipe_fd; /* closed with the handle, or below if none opens */
 		if (r->flags & MBX_WRITE_APPEND) {
 			h->fd = open_regular(r->path, O_WRONLY | O_APPEND | O_CREAT, r->mode & 01777, &sb);
 			if (h->fd < 0) {
@@ -411,6 +570,25 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 		h = get_handle(st, r);
 		if (h == NULL || !h->writing) {
 			agent_send_error(st, id, MBX_ESTATE, 0, NULL, "no such write handle");
+			break;
+		}
+		if (h->pipe >= 0) {
+			if (r->data_len > 0 || r->size > MBX_PROTO_PIPE_CHUNK) {
+				agent_send_error(st, id, MBX_EPROTO, 0, NULL, "a write through the transfer pipe with data or over %u bytes",
+						 MBX_PROTO_PIPE_CHUNK);
+				drop_handle(h);
+				break;
+			}
+			if (pipe_to_file(h, r->size) < 0) {
+				if (errno == EPIPE)
+					agent_send_error(st, id, MBX_EPROTO, 0, NULL,
+							 "the transfer pipe holds fewer bytes than the write announced");
+				else
+					fail(st, id, "write", h->path ? h->path : "(file)");
+				drop_handle(h);
+				break;
+			}
+			ok(st, id, -1, 0, 0);
 			break;
 		}
 		while (off < r->data_len) {
@@ -547,5 +725,12 @@ void agent_file(struct agent_state *st, const struct mbx_frame *f)
 		break;
 	}
 out:
+	/* A transfer pipe of an open that failed goes with it. */
+	for (int i = 0; i < AGENT_MAX_FILES; i++) {
+		if (st->files[i].fd < 0 && st->files[i].pipe >= 0) {
+			close(st->files[i].pipe);
+			st->files[i].pipe = -1;
+		}
+	}
 	free(r);
 }

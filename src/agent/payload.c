@@ -15,7 +15,7 @@
  * closes that pipe, so EOF tells the agent the program is running.
  *
  * Every process runs under a mini-init: the agent clones it into a new,
- * nested pid namespace, where it is PID 1; it forks the program (PID 2),
+ * nested pid namespace, where it is PID 1; it starts the program (PID 2, vfork-style),
  * reaps everything, and when the program ends reports its status and exits.
  * The kernel then kills whatever the program left running, however it
  * daemonized, and killing the mini-init kills the whole tree. Processes of
@@ -280,9 +280,15 @@ static int drop_capabilities(void)
 	struct mbx_cap_header hdr = { MBX_CAP_VERSION_3, 0 };
 	struct mbx_cap_data data[2];
 
-	for (int cap = 0; cap <= 63; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+	/* Capabilities are numbered without gaps up to the kernel's last one;
+	 * EINVAL names the first beyond it, so every later one is too. */
+	for (int cap = 0; cap <= 63; cap++) {
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0)
+			continue;
+		if (errno != EINVAL)
 			return -1;
+		break;
+	}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return -1;
 	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
@@ -302,7 +308,9 @@ struct child_io {
 };
 
 /* Runs in the program's process (PID 2 of the nested namespace); never
- * returns. */
+ * returns. It shares the mini-init's memory until its exec (see
+ * start_program): system calls only, nothing that allocates, locks or keeps
+ * state in memory beyond `environ`, which the mini-init no longer uses. */
 static void payload_child(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w)
 {
 	extern char **environ;
@@ -424,6 +432,40 @@ static void report_child_failure(struct agent_state *st, uint32_t id, const stru
 /* ==== the mini-init ==== */
 
 /*
+ * The program is started with vfork semantics (CLONE_VM | CLONE_VFORK):
+ * no copy of the mini-init's memory to make and tear down again at exec.
+ * The child runs on its own stack, below, in the mini-init's memory (each
+ * mini-init has its own copy of it, as a fork of the agent), while the
+ * mini-init waits for its exec or exit. Everything the layers change is
+ * per process and not shared by these flags: credentials, capabilities,
+ * no_new_privs, Landlock, seccomp, rlimits, session, descriptors, working
+ * directory, signal dispositions.
+ */
+struct program_args {
+	struct agent_state *st;
+	const struct exec_req *r;
+	const struct child_io *io;
+	int rep_w;
+};
+
+static char program_stack[128u << 10] __attribute__((aligned(64)));
+
+static int program_main(void *arg)
+{
+	struct program_args *a = arg;
+
+	payload_child(a->st, a->r, a->io, a->rep_w);
+	return 127;
+}
+
+static pid_t start_program(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w)
+{
+	struct program_args a = { st, r, io, rep_w };
+
+	return clone(program_main, program_stack + sizeof(program_stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+}
+
+/*
  * PID 1 of a process's nested pid namespace. Forks the program, reaps every
  * process of the namespace, and when the program ends writes its status and
  * the resources of the whole tree to status_w, then exits, which makes the
@@ -451,8 +493,10 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 		close_fd(&q->status_fd);
 		close_fd(&q->program_fd);
 	}
-	for (int i = 0; i < AGENT_MAX_FILES; i++)
+	for (int i = 0; i < AGENT_MAX_FILES; i++) {
 		close_fd(&st->files[i].fd);
+		close_fd(&st->files[i].pipe);
+	}
 	close(st->chan);
 	close(st->sigfd);
 	/* A microvm guest's process limit (guest.c): this mini-init, and so
@@ -467,11 +511,9 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 	 * getpid() gives them, and see only their own execute. */
 	if (unshare(CLONE_NEWNS) < 0 || mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		child_fail(rep_w, STAGE_SETUP, errno);
-	prog = fork();
+	prog = start_program(st, r, io, rep_w);
 	if (prog < 0)
 		child_fail(rep_w, STAGE_SETUP, errno);
-	if (prog == 0)
-		payload_child(st, r, io, rep_w);
 	close(rep_w);
 	/* The program's stdio is its own: without our copies, its pipes reach
 	 * end of file when its tree is gone, not when we are. */
@@ -672,7 +714,9 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	}
 	p->id = id;
 	p->init = (pid_t)init;
-	p->program = find_program(p->init);
+	/* An execute's host waits for the end and never asks for the pid: the
+	 * program is looked up only if it is to be signalled (signal_program). */
+	p->program = r.flags & MBX_XF_ONESHOT ? 0 : find_program(p->init);
 	p->program_fd = p->program > 0 ? mbx_sys_pidfd_open(p->program, 0) : -1;
 	p->pty = master >= 0;
 	p->out_fd = master >= 0 ? master : outp[0];

@@ -512,6 +512,13 @@ int mbx__client_request_fds(struct mbx_client *c, const int *fds, size_t nfds, u
 		c->broken = 1;
 		return rc;
 	}
+	return mbx__client_await(c, id, deadline_us, reply, err);
+}
+
+int mbx__client_await(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err)
+{
+	int rc;
+
 	for (;;) {
 		rc = pump_one(c, reply, deadline_us, err);
 		if (rc < 0) {

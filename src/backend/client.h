@@ -173,6 +173,9 @@ void mbx__event_free(struct mbx_event *ev);
  * queuing process events that arrive meanwhile. An ERROR answer becomes the
  * return code. The frame stays valid until the next client call. */
 int mbx__client_request(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err);
+/* Waits for the answer to request `id`, sent before with mbx__client_send
+ * (a caller may send its next request first; answers come in order). */
+int mbx__client_await(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err);
 /* The same, passing `nfds` descriptors with the request. */
 int mbx__client_request_fds(struct mbx_client *c, const int *fds, size_t nfds, uint32_t id, uint64_t deadline_us,
 			    struct mbx_frame *reply, mbx_error **err);

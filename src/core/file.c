@@ -5,10 +5,23 @@
  * neither side buffers more than one, and a transfer over the sandbox's file
  * limit stops with MBX_ETOOBIG. Everything read from the agent is checked:
  * sizes against the limit, names against '/' and NUL (proto.c).
+ *
+ * When the channel passes descriptors (the os backend), the contents move
+ * through a transfer pipe instead (proto.h, MBX_PROTO_PIPE_CHUNK): a pipe
+ * of about 1 MiB made here per transfer, one end given to the agent with
+ * the open, which splices between it and the file inside the sandbox. The
+ * agent still opens and checks every path; only the bytes take another
+ * way, without the copies into frames and through the socket. Here they
+ * are spliced from or to the caller's descriptor when it allows, read or
+ * written otherwise. The agent's counts are checked against what the pipe
+ * holds (FIONREAD), so it cannot make this side wait or read past a chunk.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,6 +98,56 @@ static int check_path(const char *path, mbx_error **err)
 	return MBX_OK;
 }
 
+/* The host's end of a transfer pipe (see the top). */
+struct xpipe {
+	int host;      /* our end, non-blocking; -1: no pipe, DATA frames */
+	int agent;     /* the agent's end until it was sent */
+	size_t chunk;  /* bytes per READ or WRITE */
+};
+
+/* Makes the transfer pipe when the channel can pass it; without one (or
+ * without a pipe at all) the transfer goes in DATA frames as ever. */
+static void xpipe_open(struct mbx_client *c, int reading, struct xpipe *x)
+{
+	int p[2];
+	int cap;
+
+	x->host = x->agent = -1;
+	x->chunk = 0;
+	if (c->tr.ops == NULL || !c->tr.ops->can_pass_fds || pipe2(p, O_CLOEXEC) < 0)
+		return;
+	(void)fcntl(p[0], F_SETPIPE_SZ, 1 << 20); /* may be refused: the size it has then */
+	cap = fcntl(p[0], F_GETPIPE_SZ);
+	if (cap < (64 << 10) || fcntl(reading ? p[0] : p[1], F_SETFL, O_NONBLOCK) < 0) {
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	x->host = reading ? p[0] : p[1];
+	x->agent = reading ? p[1] : p[0];
+	x->chunk = (size_t)cap - 8192 < MBX_PROTO_PIPE_CHUNK ? (size_t)cap - 8192 : MBX_PROTO_PIPE_CHUNK;
+	/* A write keeps one chunk in flight while it puts in the next. */
+	if (!reading)
+		x->chunk = (x->chunk / 2) & ~(size_t)4095;
+}
+
+static void xpipe_close(struct xpipe *x)
+{
+	if (x->host >= 0)
+		close(x->host);
+	if (x->agent >= 0)
+		close(x->agent);
+	x->host = x->agent = -1;
+}
+
+/* Bytes waiting in our end of the pipe, or -1. */
+static long xpipe_held(const struct xpipe *x)
+{
+	int n = 0;
+
+	return ioctl(x->host, FIONREAD, &n) < 0 ? -1 : n;
+}
+
 /* Starts a FILE request: returns its id. */
 static uint32_t begin(struct mbx_client *c, uint32_t fop)
 {
@@ -96,7 +159,8 @@ static uint32_t begin(struct mbx_client *c, uint32_t fop)
 }
 
 /* Sends the request and waits for an answer of type `want`. */
-static int finish(mbx_sandbox *sb, struct mbx_client *c, uint32_t id, uint16_t want, struct mbx_frame *f, mbx_error **err)
+static int finish_fds(mbx_sandbox *sb, struct mbx_client *c, const int *fds, size_t nfds, uint32_t id, uint16_t want,
+		      struct mbx_frame *f, mbx_error **err)
 {
 	int rc;
 
@@ -104,8 +168,41 @@ static int finish(mbx_sandbox *sb, struct mbx_client *c, uint32_t id, uint16_t w
 		mbx_wbuf_reset(&c->wb);
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "file request too large");
 	}
-	rc = mbx__client_request(c, id, mbx__now_us() + FILE_DEADLINE_US, f, err);
+	rc = mbx__client_request_fds(c, fds, nfds, id, mbx__now_us() + FILE_DEADLINE_US, f, err);
 	if (rc == MBX_OK && f->type != want) {
+		c->broken = 1;
+		rc = mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered a file request with message type %u", f->type);
+	}
+	return mbx__sandbox_after(sb, c, rc, err);
+}
+
+static int finish(mbx_sandbox *sb, struct mbx_client *c, uint32_t id, uint16_t want, struct mbx_frame *f, mbx_error **err)
+{
+	return finish_fds(sb, c, NULL, 0, id, want, f, err);
+}
+
+/* Sends the request without waiting: await_ok takes its answer. */
+static int send_only(mbx_sandbox *sb, struct mbx_client *c, uint32_t id, mbx_error **err)
+{
+	int rc;
+
+	(void)id;
+	if (mbx_proto_end(&c->wb) < 0) {
+		mbx_wbuf_reset(&c->wb);
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "file request too large");
+	}
+	rc = mbx__client_send(c, mbx__now_us() + FILE_DEADLINE_US, err);
+	if (rc < 0)
+		c->broken = 1;
+	return mbx__sandbox_after(sb, c, rc, err);
+}
+
+/* The OK answer of a request sent with send_only. */
+static int await_ok(mbx_sandbox *sb, struct mbx_client *c, uint32_t id, struct mbx_frame *f, mbx_error **err)
+{
+	int rc = mbx__client_await(c, id, mbx__now_us() + FILE_DEADLINE_US, f, err);
+
+	if (rc == MBX_OK && f->type != MBX_MSG_OK) {
 		c->broken = 1;
 		rc = mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered a file request with message type %u", f->type);
 	}
@@ -214,6 +311,116 @@ static void close_handle(mbx_sandbox *sb, struct mbx_client *c, uint32_t handle)
 	finish(sb, c, id, MBX_MSG_OK, &f, NULL);
 }
 
+static int sink_fd(void *arg, const uint8_t *data, size_t len);
+
+/* Waits until fd is ready for `events`; 0, or -errno. */
+static int wait_fd(int fd, short events)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	while (poll(&p, 1, -1) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+/* Hands the n bytes the agent put in the transfer pipe to the sink:
+ * spliced into the caller's descriptor while it takes that (*direct),
+ * through buf otherwise. 0, or -errno. */
+static int xpipe_drain(struct xpipe *x, size_t n, int (*sink)(void *, const uint8_t *, size_t), void *arg, uint8_t *buf,
+		       int *direct)
+{
+	while (n > 0) {
+		ssize_t k;
+		int rc;
+
+		if (*direct) {
+			k = splice(x->host, NULL, *(int *)arg, NULL, n, 0);
+			if (k > 0) {
+				n -= (size_t)k;
+				continue;
+			}
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0 && errno == EAGAIN) {
+				/* our end is non-blocking, which splice applies to both */
+				rc = wait_fd(*(int *)arg, POLLOUT);
+				if (rc < 0)
+					return rc;
+				continue;
+			}
+			if (k < 0 && errno == EINVAL) {
+				*direct = 0; /* a descriptor splice cannot write (O_APPEND, ...) */
+				continue;
+			}
+			return k < 0 ? -errno : -EIO;
+		}
+		k = read(x->host, buf, n < MBX_PROTO_PIPE_CHUNK ? n : MBX_PROTO_PIPE_CHUNK);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		rc = sink(arg, buf, (size_t)k);
+		if (rc < 0)
+			return rc;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* read_chunks through the transfer pipe, after the open. */
+static int read_piped(mbx_sandbox *sb, struct mbx_client *c, const char *path, uint32_t handle, struct xpipe *x,
+		      int (*sink)(void *, const uint8_t *, size_t), void *arg, mbx_error **err)
+{
+	uint64_t limit = file_limit(sb), total = 0;
+	int direct = sink == sink_fd, rc;
+	uint8_t *buf = malloc(MBX_PROTO_PIPE_CHUNK);
+	struct mbx_frame f;
+
+	if (buf == NULL) {
+		close_handle(sb, c, handle);
+		return mbx__error_oom(err);
+	}
+	for (;;) {
+		uint64_t n = 0;
+		uint32_t more = 0, id = begin(c, MBX_FOP_READ);
+
+		mbx_proto_put_u32(&c->wb, MBX_F_HANDLE, handle);
+		mbx_proto_put_u64(&c->wb, MBX_F_SIZE, x->chunk);
+		rc = finish(sb, c, id, MBX_MSG_FILE_DATA, &f, err);
+		if (rc < 0)
+			break;
+		if (mbx_proto_find_u64(&f, MBX_F_SIZE, &n) < 0 || n > x->chunk || mbx_proto_find_u32(&f, MBX_F_MORE, &more) < 0 ||
+		    xpipe_held(x) != (long)n) {
+			c->broken = 1;
+			rc = mbx__sandbox_after(sb, c, mbx__error_set(err, MBX_EPROTO, 0, NULL,
+								      "the sandbox agent sent a malformed file chunk (its count does not match the transfer pipe)"),
+						err);
+			break;
+		}
+		if (n == 0)
+			break;
+		total += n;
+		if (total > limit) {
+			/* The file grew while it was read. */
+			close_handle(sb, c, handle);
+			rc = mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "`%s` is over the file limit of %llu bytes", path,
+					    (unsigned long long)limit);
+			break;
+		}
+		rc = xpipe_drain(x, (size_t)n, sink, arg, buf, &direct);
+		if (rc < 0) {
+			close_handle(sb, c, handle);
+			rc = mbx__error_set(err, rc == -ENOMEM ? MBX_ENOMEM : MBX_ESYS, -rc, NULL, "store the contents of `%s`", path);
+			break;
+		}
+	}
+	if (rc == MBX_OK)
+		close_handle(sb, c, handle);
+	free(buf);
+	return rc;
+}
+
 /* Reads a file chunk by chunk, handing each to sink. */
 static int read_chunks(mbx_sandbox *sb, const char *path, int (*sink)(void *, const uint8_t *, size_t), void *arg,
 		       mbx_error **err)
@@ -223,6 +430,7 @@ static int read_chunks(mbx_sandbox *sb, const char *path, int (*sink)(void *, co
 	uint64_t limit = file_limit(sb), total = 0, size = 0;
 	uint32_t id, handle, more = 1;
 	const char *root;
+	struct xpipe x;
 	int rc;
 
 	rc = begin_path(sb, path, &c, &root, err);
@@ -230,20 +438,36 @@ static int read_chunks(mbx_sandbox *sb, const char *path, int (*sink)(void *, co
 		return rc;
 	if (root)
 		return mbx__host_read(root, path, limit, sink, arg, err);
+	xpipe_open(c, 1, &x);
 	id = begin(c, MBX_FOP_OPEN_READ);
 	mbx_proto_put_str(&c->wb, MBX_F_PATH, path);
-	rc = finish(sb, c, id, MBX_MSG_OK, &f, err);
-	if (rc < 0)
+	if (x.agent >= 0)
+		mbx_proto_put_u32(&c->wb, MBX_F_FD, 0);
+	rc = finish_fds(sb, c, x.agent >= 0 ? &x.agent : NULL, x.agent >= 0 ? 1 : 0, id, MBX_MSG_OK, &f, err);
+	if (x.agent >= 0) {
+		close(x.agent); /* the agent's now */
+		x.agent = -1;
+	}
+	if (rc < 0) {
+		xpipe_close(&x);
 		return rc;
+	}
 	if (mbx_proto_find_u32(&f, MBX_F_HANDLE, &handle) < 0) {
+		xpipe_close(&x);
 		c->broken = 1;
 		return mbx__sandbox_after(sb, c, mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent opened a file without a handle"), err);
 	}
 	mbx_proto_find_u64(&f, MBX_F_SIZE, &size);
 	if (size > limit) {
+		xpipe_close(&x);
 		close_handle(sb, c, handle);
 		return mbx__error_set(err, MBX_ETOOBIG, 0, NULL, "`%s` has %llu bytes, over the file limit of %llu",
 				      path, (unsigned long long)size, (unsigned long long)limit);
+	}
+	if (x.host >= 0) {
+		rc = read_piped(sb, c, path, handle, &x, sink, arg, err);
+		xpipe_close(&x);
+		return rc;
 	}
 	while (more) {
 		const uint8_t *data;
@@ -375,6 +599,66 @@ static ssize_t source_fd(void *arg, uint8_t *buf, size_t room)
 	return (ssize_t)got;
 }
 
+/* Puts the next bytes for one WRITE in the transfer pipe, at most a chunk:
+ * spliced from the caller's descriptor while it gives that (*direct), while
+ * the agent may still be taking the chunk before; from src through buf
+ * otherwise, into the empty pipe. The count, 0 at the end, -EAGAIN when the
+ * pipe is full with the chunk before, or -errno. */
+static ssize_t xpipe_fill(struct xpipe *x, source_fn src, void *arg, uint8_t *buf, int *direct)
+{
+	size_t filled = 0, off = 0;
+	ssize_t n;
+
+	while (*direct && filled < x->chunk) {
+		int fd = *(int *)arg, rc;
+
+		n = splice(fd, NULL, x->host, NULL, x->chunk - filled, SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			filled += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return (ssize_t)filled; /* the end of the source */
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			struct pollfd p = { .fd = x->host, .events = POLLOUT };
+
+			/* Our pipe full: send what this chunk has, or, with
+			 * nothing yet, the caller first waits for the chunk
+			 * before (the agent empties the pipe). Otherwise the
+			 * source has nothing yet. */
+			if (poll(&p, 1, 0) == 0)
+				return filled > 0 ? (ssize_t)filled : -EAGAIN;
+			rc = wait_fd(fd, POLLIN);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (errno == EINVAL && filled == 0) {
+			*direct = 0; /* a source splice cannot read (a terminal, ...) */
+			break;
+		}
+		return -errno;
+	}
+	if (*direct)
+		return (ssize_t)filled;
+	n = src(arg, buf, x->chunk);
+	if (n <= 0)
+		return n;
+	/* The pipe is empty and holds a chunk: it takes the bytes at once. */
+	while (off < (size_t)n) {
+		ssize_t w = write(x->host, buf + off, (size_t)n - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		off += (size_t)w;
+	}
+	return n;
+}
+
 static int write_chunks(mbx_sandbox *sb, const char *path, uint32_t mode, uint32_t flags, source_fn src, void *arg,
 			mbx_error **err)
 {
@@ -384,7 +668,9 @@ static int write_chunks(mbx_sandbox *sb, const char *path, uint32_t mode, uint32
 	uint32_t id, handle;
 	uint8_t *buf;
 	const char *root;
-	int rc;
+	struct xpipe x;
+	uint32_t pending = 0; /* a WRITE through the pipe whose answer is to come */
+	int rc, direct = src == source_fd;
 
 	if (check_mode(mode, err) < 0)
 		return MBX_EINVAL;
@@ -396,14 +682,19 @@ static int write_chunks(mbx_sandbox *sb, const char *path, uint32_t mode, uint32
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "unknown write flags 0x%x", flags);
 	if (root)
 		return mbx__host_write(root, path, mode, flags, limit, src, arg, err);
-	buf = malloc(MBX_PROTO_FILE_CHUNK);
-	if (buf == NULL)
+	xpipe_open(c, 0, &x);
+	buf = malloc(x.host >= 0 ? MBX_PROTO_PIPE_CHUNK : MBX_PROTO_FILE_CHUNK);
+	if (buf == NULL) {
+		xpipe_close(&x);
 		return mbx__error_oom(err);
+	}
 	id = begin(c, MBX_FOP_OPEN_WRITE);
 	mbx_proto_put_str(&c->wb, MBX_F_PATH, path);
 	mbx_proto_put_u32(&c->wb, MBX_F_MODE, mode & 07777);
 	mbx_proto_put_u32(&c->wb, MBX_F_FLAGS, flags);
-	rc = finish(sb, c, id, MBX_MSG_OK, &f, err);
+	if (x.agent >= 0)
+		mbx_proto_put_u32(&c->wb, MBX_F_FD, 0);
+	rc = finish_fds(sb, c, x.agent >= 0 ? &x.agent : NULL, x.agent >= 0 ? 1 : 0, id, MBX_MSG_OK, &f, err);
 	if (rc < 0)
 		goto out;
 	if (mbx_proto_find_u32(&f, MBX_F_HANDLE, &handle) < 0) {
@@ -411,9 +702,32 @@ static int write_chunks(mbx_sandbox *sb, const char *path, uint32_t mode, uint32
 		rc = mbx__sandbox_after(sb, c, mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent opened a file without a handle"), err);
 		goto out;
 	}
+	/*
+	 * Through the pipe, one WRITE is in flight while the next chunk goes
+	 * into the pipe: the agent writes the file while the source is read.
+	 * Its answer is awaited before the next WRITE (or before the pipe is
+	 * filled through buf, which needs the pipe empty). Our copy of the
+	 * agent's end stays open meanwhile: a pipe with a reader never raises
+	 * SIGPIPE here, even when the agent dropped the handle.
+	 */
 	for (;;) {
-		ssize_t n = src(arg, buf, MBX_PROTO_FILE_CHUNK);
+		ssize_t n;
 
+		if (pending && !direct) {
+			rc = await_ok(sb, c, pending, &f, err);
+			pending = 0;
+			if (rc < 0)
+				goto out;
+		}
+		n = x.host >= 0 ? xpipe_fill(&x, src, arg, buf, &direct) : src(arg, buf, MBX_PROTO_FILE_CHUNK);
+		if (pending) {
+			rc = await_ok(sb, c, pending, &f, err);
+			pending = 0;
+			if (rc < 0)
+				goto out;
+			if (n == -EAGAIN)
+				continue; /* the pipe is empty now */
+		}
 		if (n < 0) {
 			rc = mbx__error_set(err, MBX_ESYS, (int)-n, NULL, "read the data for `%s`", path);
 			close_handle(sb, c, handle);
@@ -430,6 +744,14 @@ static int write_chunks(mbx_sandbox *sb, const char *path, uint32_t mode, uint32
 		}
 		id = begin(c, MBX_FOP_WRITE);
 		mbx_proto_put_u32(&c->wb, MBX_F_HANDLE, handle);
+		if (x.host >= 0) {
+			mbx_proto_put_u64(&c->wb, MBX_F_SIZE, (uint64_t)n); /* the bytes are in the pipe */
+			rc = send_only(sb, c, id, err);
+			if (rc < 0)
+				goto out;
+			pending = id;
+			continue;
+		}
 		mbx_proto_put(&c->wb, MBX_F_DATA, buf, (size_t)n);
 		rc = finish(sb, c, id, MBX_MSG_OK, &f, err);
 		if (rc < 0)
@@ -439,6 +761,7 @@ static int write_chunks(mbx_sandbox *sb, const char *path, uint32_t mode, uint32
 	mbx_proto_put_u32(&c->wb, MBX_F_HANDLE, handle);
 	rc = finish(sb, c, id, MBX_MSG_OK, &f, err);
 out:
+	xpipe_close(&x);
 	free(buf);
 	return rc;
 }

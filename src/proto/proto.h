@@ -180,7 +180,8 @@ enum mbx_field_tag {
 /* MBX_F_EXEC_FLAGS bits. */
 #define MBX_XF_STDIN  (1u << 0) /* a stdin pipe instead of /dev/null */
 #define MBX_XF_PTY    (1u << 1) /* a pseudo-terminal of ROWS x COLS */
-#define MBX_XF_ONESHOT (1u << 2) /* the host waits for it (an execute); runs under a mini-init like any other */
+#define MBX_XF_ONESHOT (1u << 2) /* the host waits for it (an execute); runs under a mini-init like any other;
+                                  * its STARTED may carry PID 0 (the host does not use it) */
 
 /*
  * Copy-on-write fork of an os sandbox (MBX_MSG_LAYERS, MBX_F_OP; the agent's
@@ -200,9 +201,11 @@ enum mbx_layers_op {
 /* File operations (MBX_F_FOP). */
 enum mbx_fop {
 	MBX_FOP_OPEN_READ = 1,  /* PATH -> OK(HANDLE, SIZE) */
-	MBX_FOP_READ = 2,       /* HANDLE, SIZE (max) -> FILE_DATA(DATA, MORE) */
+	MBX_FOP_READ = 2,       /* HANDLE, SIZE (max) -> FILE_DATA(DATA, MORE);
+	                         * with a transfer pipe FILE_DATA(SIZE, MORE), the bytes in the pipe */
 	MBX_FOP_OPEN_WRITE = 3, /* PATH, MODE, FLAGS (MBX_WRITE_*) -> OK(HANDLE) */
-	MBX_FOP_WRITE = 4,      /* HANDLE, DATA -> OK */
+	MBX_FOP_WRITE = 4,      /* HANDLE, DATA -> OK; with a transfer pipe HANDLE, SIZE (the bytes
+	                         * the host put in the pipe, at most MBX_PROTO_PIPE_CHUNK) -> OK */
 	MBX_FOP_COMMIT = 5,     /* HANDLE -> OK (rename into place) */
 	MBX_FOP_CLOSE = 6,      /* HANDLE -> OK (drops a write, closes a read) */
 	MBX_FOP_STAT = 7,       /* PATH -> FILE_STAT */
@@ -215,6 +218,13 @@ enum mbx_fop {
 
 /* Largest DATA of one FILE_DATA or FOP_WRITE frame. */
 #define MBX_PROTO_FILE_CHUNK (512u * 1024u)
+
+/* The transfer pipe: OPEN_READ and OPEN_WRITE may carry MBX_F_FD, a pipe
+ * (read: its write end; write: its read end) through which the contents
+ * move instead of DATA fields, when the channel passes descriptors (the os
+ * backend). Largest SIZE of one READ or WRITE through it: below the 1 MiB
+ * pipe the host makes, with room for a page split by the file offset. */
+#define MBX_PROTO_PIPE_CHUNK (1024u * 1024u - 8192u)
 
 /* Longest symlink target a FILE_STAT, FILE_DIR entry or FOP_SYMLINK carries (PATH_MAX less the NUL). */
 #define MBX_PROTO_TARGET_MAX 4095u

@@ -308,6 +308,93 @@ def test_file_of_100_mb_streams(sandbox, host_tmp):
         assert a.read() == b.read()
 
 
+def test_file_transfer_through_pipes_in_uneven_pieces(sandbox):
+    """write_file_from_fd from a pipe that gets its bytes in uneven pieces
+    (the os backend splices them into its transfer pipe, one chunk in flight
+    while the next comes in), then read_file_to_fd into a pipe drained
+    meanwhile: the bytes arrive whole and in order across chunk boundaries."""
+    import hashlib
+    import random
+    import threading
+
+    blob = os.urandom(3 * 1024 * 1024 + 12345)
+    r, w = os.pipe()
+
+    def feed():
+        rnd, at = random.Random(7), 0
+        try:
+            while at < len(blob):
+                piece = blob[at:at + rnd.choice([1, 100, 4095, 4097, 65536, 200000])]
+                while piece:
+                    n = os.write(w, piece)
+                    piece, at = piece[n:], at + n
+        finally:
+            os.close(w)
+
+    t = threading.Thread(target=feed)
+    t.start()
+    try:
+        sandbox.write_file_from_fd("piped", r)
+    finally:
+        t.join()
+        os.close(r)
+    r_ = sandbox.exec(["sha256sum", "/workspace/piped"])
+    assert r_.stdout.split()[0].decode() == hashlib.sha256(blob).hexdigest()
+
+    r, w = os.pipe()
+    got = []
+
+    def drain():
+        while True:
+            b = os.read(r, 1 << 16)
+            if not b:
+                return
+            got.append(b)
+
+    t = threading.Thread(target=drain)
+    t.start()
+    try:
+        sandbox.read_file_to_fd("piped", w)
+    finally:
+        os.close(w)
+        t.join()
+        os.close(r)
+    assert b"".join(got) == blob
+
+
+def test_file_transfer_from_an_offset_and_to_an_appending_descriptor(sandbox, host_tmp):
+    """A source descriptor is read from where it stands; a sink opened
+    O_APPEND (which splice refuses) gets the bytes appended, and so does a
+    buffer (read_file)."""
+    blob = os.urandom(1536 * 1024 + 7)
+    src = os.path.join(host_tmp, "src")
+    with open(src, "wb") as f:
+        f.write(b"skip-me" + blob)
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        os.lseek(fd, 7, os.SEEK_SET)
+        sandbox.write_file_from_fd("off", fd)
+    finally:
+        os.close(fd)
+    assert sandbox.read_file("off") == blob
+    dst = os.path.join(host_tmp, "appended")
+    with open(dst, "wb") as f:
+        f.write(b"head")
+    fd = os.open(dst, os.O_WRONLY | os.O_APPEND)
+    try:
+        sandbox.read_file_to_fd("off", fd)
+    finally:
+        os.close(fd)
+    with open(dst, "rb") as f:
+        assert f.read() == b"head" + blob
+    # an empty file both ways
+    empty = os.path.join(host_tmp, "empty")
+    open(empty, "wb").close()
+    with open(empty, "rb") as f:
+        sandbox.write_file_from_fd("empty", f.fileno())
+    assert sandbox.read_file("empty") == b""
+
+
 def test_list_mkdir_rename_remove(sandbox):
     sandbox.mkdir("a/b/c", parents=True)
     sandbox.write_file("a/f", b"x")
