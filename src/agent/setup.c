@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mbx/error.h>
@@ -826,8 +827,57 @@ int agent_landlock_refresh(struct agent_state *st)
 	return 0;
 }
 
+/* Step times for MBX_INIT_TRACE: nanoseconds per MBX_TRACE_* step. */
+struct setup_trace {
+	int on;
+	uint64_t last;
+	uint64_t ns[MBX_TRACE_MAX];
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Charges the time since the last mark to `step`. */
+static void trace_mark(struct setup_trace *t, unsigned int step)
+{
+	uint64_t now;
+
+	if (!t->on)
+		return;
+	now = mono_ns();
+	if (step < MBX_TRACE_MAX)
+		t->ns[step] += now - t->last;
+	t->last = now;
+}
+
+static void trace_put(struct mbx_wbuf *w, const struct setup_trace *t, uint64_t start)
+{
+	uint8_t b[12];
+
+	if (!t->on)
+		return;
+	for (uint32_t i = 1; i < MBX_TRACE_MAX; i++) {
+		uint64_t ns = i == MBX_TRACE_TOTAL ? mono_ns() - start : t->ns[i];
+
+		if (ns == 0)
+			continue;
+		for (int k = 0; k < 4; k++)
+			b[k] = (uint8_t)(i >> (8 * k));
+		for (int k = 0; k < 8; k++)
+			b[4 + k] = (uint8_t)(ns >> (8 * k));
+		mbx_proto_put(w, MBX_F_TRACE, b, sizeof(b));
+	}
+}
+
 int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 {
+	static struct setup_trace trace;
+	uint64_t start = mono_ns();
 	struct mbx_field_iter it;
 	const uint8_t *v;
 	uint32_t n;
@@ -910,6 +960,10 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 	}
 	if (rc < 0)
 		goto bad;
+	memset(&trace, 0, sizeof(trace));
+	trace.on = (st->init_flags & MBX_INIT_TRACE) != 0;
+	trace.last = start;
+	trace_mark(&trace, MBX_TRACE_PARSE);
 	degraded_ok = (st->init_flags & MBX_INIT_ALLOW_DEGRADED) != 0;
 	if (!st->guest && (st->init_flags & MBX_INIT_GUEST)) {
 		agent_send_error(st, 0, MBX_EINVAL, 0, NULL,
@@ -936,10 +990,12 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 		agent_send_error(st, 0, MBX_ESYS, errno, "uts-namespace", "set host name `%s`", hostname);
 		return -1;
 	}
+	trace_mark(&trace, MBX_TRACE_HOSTNAME);
 	if ((st->init_flags & MBX_INIT_LOOPBACK) && bring_up_loopback() < 0) {
 		agent_send_error(st, 0, MBX_ESYS, errno, "network-namespace", "bring up the loopback interface");
 		return -1;
 	}
+	trace_mark(&trace, MBX_TRACE_LOOPBACK);
 	if (st->init_flags & MBX_INIT_NET_PROXY) {
 		if (!st->guest || !(st->init_flags & MBX_INIT_LOOPBACK)) {
 			agent_send_error(st, 0, MBX_EINVAL, 0, "network",
@@ -954,6 +1010,7 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 	if (st->init_flags & MBX_INIT_SETUP_ROOT) {
 		if (enter_scratch_root(st) < 0)
 			return -1;
+		trace_mark(&trace, MBX_TRACE_SCRATCH);
 		mbx_field_iter_init(&it, f->body, f->len);
 		while (mbx_field_next(&it, &tag, &v, &n) == 1) {
 			/* One entry at a time; static so no allocation per entry. */
@@ -982,16 +1039,21 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 					agent_send_error(st, 0, MBX_ESYS, e, "mount-namespace", "%s `%s`", op_name(m->op), m->dst);
 				return -1;
 			}
+			trace_mark(&trace, MBX_TRACE_MOP + m->op);
 		}
 		if (shm_limit != 0 && limit_sysv_ipc(st, shm_limit) < 0)
 			return -1;
+		trace_mark(&trace, MBX_TRACE_SYSV);
 		agent_close_fds(st);
+		trace_mark(&trace, MBX_TRACE_CLOSE_FDS);
 		if (enter_new_root(st) < 0)
 			return -1;
+		trace_mark(&trace, MBX_TRACE_NEW_ROOT);
 	}
 
 	if (st->guest && agent_guest_setup(st, &guest) < 0)
 		return -1;
+	trace_mark(&trace, MBX_TRACE_MAX); /* not timed */
 
 	/* Payload layers. Landlock is probed and built now so a host without it
 	 * fails at creation, naming the layer, not at the first execute. In a
@@ -1013,6 +1075,7 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 				 "Landlock cannot be applied (kernel ABI %d)", st->landlock_abi);
 		return -1;
 	}
+	trace_mark(&trace, MBX_TRACE_LANDLOCK);
 	if (st->seccomp && prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0) {
 		st->layers |= MBX_LAYER_SECCOMP;
 	} else if (degraded_ok) {
@@ -1026,11 +1089,13 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 				 st->seccomp ? "this kernel has no seccomp filter support" : "no seccomp program was given");
 		return -1;
 	}
+	trace_mark(&trace, MBX_TRACE_SECCOMP);
 
 	mbx_proto_begin(&st->out, MBX_MSG_READY, 0);
 	mbx_proto_put_u32(&st->out, MBX_F_LAYERS, st->layers);
 	mbx_proto_put_u32(&st->out, MBX_F_SKIPPED, st->skipped);
 	mbx_proto_put_u32(&st->out, MBX_F_LANDLOCK_ABI, (uint32_t)(st->landlock_abi > 0 ? st->landlock_abi : 0));
+	trace_put(&st->out, &trace, start);
 	mbx_proto_end(&st->out);
 	return 0;
 bad:
