@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,7 +95,11 @@ static int make_file(const char *path)
 	char *slash;
 	int fd;
 
-	snprintf(parent, sizeof(parent), "%s", path);
+	if (strlen(path) >= sizeof(parent)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(parent, path, strlen(path) + 1);
 	slash = strrchr(parent, '/');
 	if (slash && slash != parent) {
 		*slash = '\0';
@@ -105,6 +110,64 @@ static int make_file(const char *path)
 	if (fd < 0)
 		return errno == EEXIST ? 0 : -1;
 	close(fd);
+	return 0;
+}
+
+/* Opens `path` for writing, created (with `mode`, then the umask) or
+ * truncated, never through a symbolic link; its parent directories are
+ * made when missing. One open in the common case. */
+static int create_file(const char *path, mode_t mode)
+{
+	char parent[4096];
+	char *slash;
+	int fd = openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+
+	if (fd >= 0 || errno != ENOENT)
+		return fd;
+	if (strlen(path) >= sizeof(parent)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(parent, path, strlen(path) + 1);
+	slash = strrchr(parent, '/');
+	if (slash == NULL || slash == parent)
+		return -1;
+	*slash = '\0';
+	if (mkdir_p(parent) < 0)
+		return -1;
+	return openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+}
+
+/* Copies the `size` bytes fstat gave (what the file held when opened)
+ * from `in` to `out`: in the kernel with sendfile, by read and write
+ * where that is refused. */
+static int copy_data(int in, int out, off_t size)
+{
+	char buf[65536];
+	ssize_t n;
+
+	for (;;) {
+		n = sendfile(out, in, NULL, size > 0 ? (size_t)size : 65536);
+		if (n == 0)
+			return 0;
+		if (n > 0) {
+			size -= n;
+			if (size <= 0)
+				return 0;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EINVAL || errno == ENOSYS)
+			break;
+		return -1;
+	}
+	while ((n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || write(out, buf, (size_t)n) != n)
+			return -1;
+	}
 	return 0;
 }
 
@@ -388,9 +451,7 @@ static int run_mount(struct agent_state *as, const struct mount_entry *m)
 		int fd;
 		size_t off = 0;
 
-		if (make_file(dst) < 0)
-			return -1;
-		fd = open(dst, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		fd = create_file(dst, 0644);
 		if (fd < 0)
 			return -1;
 		while (off < m->data_len) {
@@ -408,9 +469,7 @@ static int run_mount(struct agent_state *as, const struct mount_entry *m)
 		return close(fd);
 	}
 	case MBX_MOP_COPY: {
-		char buf[65536];
-		int in, out;
-		ssize_t n;
+		int in, out, rc;
 
 		/* From a file the host opened for us (one in its private state
 		 * directory), else by name in the host's tree. */
@@ -422,28 +481,29 @@ static int run_mount(struct agent_state *as, const struct mount_entry *m)
 			in = fcntl(as->fds[m->fd_index], F_DUPFD_CLOEXEC, 0);
 		} else {
 			snprintf(src, sizeof(src), OLDROOT "%s", m->src);
-			in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			in = openat(AT_FDCWD, src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		}
 		if (in < 0)
 			return ((m->flags & MBX_MF_OPTIONAL) && errno == ENOENT) ? 0 : -1;
-		if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode) || make_file(dst) < 0) {
+		if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+			int e = errno;
+
 			close(in);
+			errno = e;
 			return -1;
 		}
-		out = open(dst, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		out = create_file(dst, st.st_mode & 0755);
 		if (out < 0) {
 			close(in);
 			return -1;
 		}
-		while ((n = read(in, buf, sizeof(buf))) > 0)
-			if (write(out, buf, (size_t)n) != n) {
-				n = -1;
-				break;
-			}
-		fchmod(out, st.st_mode & 0755);
+		rc = copy_data(in, out, st.st_size);
+		if (rc == 0)
+			rc = fchmod(out, st.st_mode & 0755);
 		close(in);
-		close(out);
-		return n < 0 ? -1 : 0;
+		if (close(out) < 0)
+			rc = -1;
+		return rc;
 	}
 	case MBX_MOP_ATTACH:
 		/* A mount the host prepared (id-mapped) and passed as an fd. */

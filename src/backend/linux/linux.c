@@ -478,13 +478,6 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 	rc = prepare_host(sb, l, err);
 	if (rc < 0)
 		goto fail;
-	rc = mbx__mountplan_build(&plan, cfg, storage_bytes(cfg, &l->cg), "", err);
-	phase(&l->trace, "new.plan");
-	if (rc == MBX_OK)
-		rc = mbx__linux_net_prepare(sb, l->sd.dir, &plan, err);
-	if (rc < 0)
-		goto fail;
-	phase(&l->trace, "new.net-prepare");
 
 	l->uid = uid;
 	l->gid = gid;
@@ -498,6 +491,16 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 	l->pid = sp.pid;
 	l->pidfd = sp.pidfd;
 	phase(&l->trace, "new.spawn");
+	/* The plan does not depend on the agent: built while it starts up. */
+	rc = mbx__mountplan_build(&plan, cfg, storage_bytes(cfg, &l->cg), "", err);
+	phase(&l->trace, "new.plan");
+	if (rc == MBX_OK)
+		rc = mbx__linux_net_prepare(sb, l->sd.dir, &plan, err);
+	if (rc < 0) {
+		close(sp.chan);
+		goto fail;
+	}
+	phase(&l->trace, "new.net-prepare");
 	mbx__transport_socket(&chan, sp.chan);
 	rc = mbx__agenthost_attach(&l->host, &chan, deadline, err);
 	if (rc < 0)
