@@ -89,24 +89,29 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+/* Creates the empty file `path` (a mount target) unless it exists, never
+ * through a symbolic link; its parent directories are made when missing.
+ * One open in the common case. */
 static int make_file(const char *path)
 {
 	char parent[4096];
 	char *slash;
-	int fd;
+	int fd = openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 
-	if (strlen(path) >= sizeof(parent)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(parent, path, strlen(path) + 1);
-	slash = strrchr(parent, '/');
-	if (slash && slash != parent) {
-		*slash = '\0';
-		if (mkdir_p(parent) < 0)
+	if (fd < 0 && errno == ENOENT) {
+		if (strlen(path) >= sizeof(parent)) {
+			errno = ENAMETOOLONG;
 			return -1;
+		}
+		memcpy(parent, path, strlen(path) + 1);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = '\0';
+			if (mkdir_p(parent) < 0)
+				return -1;
+		}
+		fd = openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return errno == EEXIST ? 0 : -1;
 	close(fd);

@@ -1104,6 +1104,12 @@ static void teardown_dir(const char *dir, int v2)
 	unsigned int nap = 1;
 	int have_kill = 0, slashes = 0;
 
+	/* The usual case, the agent reaped already: an empty cgroup, which
+	 * rmdir removes (it refuses one with members, EBUSY). */
+	if (rmdir(dir) == 0 || errno == ENOENT) {
+		remove_dir_and_group(dir);
+		return;
+	}
 	if (path_fmt(procs, sizeof(procs), "%s/cgroup.procs", dir) < 0)
 		return;
 	/* the last two components, "mimobox/<leaf>" */
