@@ -704,8 +704,10 @@ fail:
 /* Step 4: drop the host tree and make /newroot the root. */
 static int enter_new_root(struct agent_state *st)
 {
-	if (umount2(OLDROOT, MNT_DETACH) < 0)
-		goto fail;
+	/* After pivot_root(".", ".") the scratch root sits on top of the new
+	 * one, with the host's tree (OLDROOT) and the storage tmpfs below it;
+	 * one lazy unmount detaches it with everything below it, the host's
+	 * tree included (one unmount, one RCU grace period, not two). */
 	if (chdir(NEWROOT) < 0 || mbx_sys_pivot_root(".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
 		goto fail;
 	/* The root itself is read-only: the payload writes only where the plan
