@@ -431,6 +431,28 @@ static int prepare_user_mounts(const mbx_sandbox *sb, pid_t agent, int privilege
 	return rc;
 }
 
+struct plan_args {
+	mbx_sandbox *sb;
+	struct linux_sb *l;
+	struct mbx_mountplan *plan;
+};
+
+/* The host's part of the file-system plan (mountplan.c) and of the network
+ * (netns.c); run while the agent starts (mbx_spawn.meanwhile). */
+static int build_plan(void *arg, mbx_error **err)
+{
+	struct plan_args *a = arg;
+	int rc;
+
+	phase(&a->l->trace, "new.clone");
+	rc = mbx__mountplan_build(a->plan, a->sb->cfg, storage_bytes(a->sb->cfg, &a->l->cg), "", err);
+	phase(&a->l->trace, "new.plan");
+	if (rc == MBX_OK)
+		rc = mbx__linux_net_prepare(a->sb, a->l->sd.dir, a->plan, err);
+	phase(&a->l->trace, "new.net-prepare");
+	return rc;
+}
+
 /* Builds an os sandbox; `same_as` (NULL: a new identity) gives the host
  * identity of its root (a copy-on-write fork shares its parent's). */
 static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error **err)
@@ -441,6 +463,7 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 	struct mbx_transport chan;
 	struct mbx_wbuf *w;
 	struct mbx_spawn sp = { 0 };
+	struct plan_args pa;
 	int mount_fds[MBX_PROTO_MAX_FDS];
 	size_t nmount_fds = 0;
 	struct linux_sb *l;
@@ -485,22 +508,18 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 	sp.map_gid = gid;
 	sp.privileged = privileged;
 	sp.cg = &l->cg;
+	/* The plan does not depend on the agent: built while it starts up. */
+	pa.sb = sb;
+	pa.l = l;
+	pa.plan = &plan;
+	sp.meanwhile = build_plan;
+	sp.meanwhile_arg = &pa;
 	rc = mbx__linux_spawn_agent(&sp, err);
 	if (rc < 0)
 		goto fail;
 	l->pid = sp.pid;
 	l->pidfd = sp.pidfd;
 	phase(&l->trace, "new.spawn");
-	/* The plan does not depend on the agent: built while it starts up. */
-	rc = mbx__mountplan_build(&plan, cfg, storage_bytes(cfg, &l->cg), "", err);
-	phase(&l->trace, "new.plan");
-	if (rc == MBX_OK)
-		rc = mbx__linux_net_prepare(sb, l->sd.dir, &plan, err);
-	if (rc < 0) {
-		close(sp.chan);
-		goto fail;
-	}
-	phase(&l->trace, "new.net-prepare");
 	mbx__transport_socket(&chan, sp.chan);
 	rc = mbx__agenthost_attach(&l->host, &chan, deadline, err);
 	if (rc < 0)
