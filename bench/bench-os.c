@@ -89,6 +89,7 @@ struct opts {
 	const char *csv;
 	const char *program;
 	int trace;
+	int cold_only;
 };
 
 /* --trace: the library's phase times of the cold sandboxes, logged at
@@ -351,7 +352,7 @@ static void layer_list(uint32_t bits, char *buf, size_t len)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: bench-os [-n ITERATIONS] [-w WARMUP] [--json] [--csv FILE] [--program PATH] [--trace]\n"
+		"Usage: bench-os [-n ITERATIONS] [-w WARMUP] [--json] [--csv FILE] [--program PATH] [--trace] [--cold-only]\n"
 		"\n"
 		"Measures the os backend through the public API: cold (new + first exec + free,\n"
 		"with its phases), warm (exec in a live sandbox), and plain fork+exec and\n"
@@ -364,6 +365,7 @@ static void usage(FILE *f)
 		"      --csv FILE      write every sample (microseconds) to FILE\n"
 		"      --trace         also time the phases of the cold sandboxes' creation and\n"
 		"                      destruction (the library's debug log) and report them\n"
+		"      --cold-only     run the cold mode only (e.g. under perf record); table output\n"
 		"  -h, --help          show this help\n",
 		DEFAULT_ITERATIONS, DEFAULT_WARMUP);
 }
@@ -391,6 +393,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "csv", required_argument, NULL, 'c' },
 		{ "trace", no_argument, NULL, 't' },
+		{ "cold-only", no_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -402,6 +405,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	o->csv = NULL;
 	o->program = "/bin/true";
 	o->trace = 0;
+	o->cold_only = 0;
 	while ((c = getopt_long(argc, argv, "n:w:p:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o->iterations = parse_int(optarg, 1, "iteration count"); break;
@@ -410,11 +414,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'j': o->json = 1; break;
 		case 'c': o->csv = optarg; break;
 		case 't': o->trace = 1; break;
+		case 'o': o->cold_only = 1; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || (o->cold_only && (o->json || o->csv))) {
 		usage(stderr);
 		exit(2);
 	}
@@ -477,7 +482,9 @@ int main(int argc, char **argv)
 		for (int j = 0; j < 4; j++) {
 			uint64_t phase[4], lib_us = 0, t;
 
-			switch ((it + j) % 4) {
+			if (o.cold_only && j > 0)
+				break;
+			switch (o.cold_only ? 0 : (it + j) % 4) {
 			case 0:
 				g_phases.k = k;
 				t = run_cold(pargv, cold_cfg, phase);
@@ -574,16 +581,19 @@ int main(int argc, char **argv)
 		       o.warmup);
 		printf("layers: %s\n\n", layers);
 		printf("%-24s %9s %9s %9s %9s %9s %9s\n", "mode (ms)", "P50", "P90", "P99", "mean", "min", "max");
-		for (int s = 0; s < S_COUNT; s++) /* stats are in us */
+		for (int s = 0; s < (o.cold_only ? S_WARM : S_COUNT); s++) /* stats are in us */
 			printf("%-24s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", series_name[s], st[s].p50 / 1e3,
 			       st[s].p90 / 1e3, st[s].p99 / 1e3, st[s].mean / 1e3, st[s].min / 1e3, st[s].max / 1e3);
 		printf("\nfirst sandbox of the process (one-time costs, not counted above): new %.3f ms, cold %.3f ms\n",
 		       (double)first_new / 1e6, (double)first_total / 1e6);
+		if (o.cold_only)
+			goto phases;
 		printf("\nratios                    P50      P99\n");
 		printf("warm / fork+exec      %8.2f %8.2f   goal <= %.1f: P50 %s, P99 %s\n", r50, r99, GOAL_WARM_OVER_FORKEXEC,
 		       r50 <= GOAL_WARM_OVER_FORKEXEC ? "met" : "NOT met", r99 <= GOAL_WARM_OVER_FORKEXEC ? "met" : "NOT met");
 		printf("warm / posix_spawn    %8.2f %8.2f\n", s50, s99);
 		printf("cold / fork+exec      %8.2f %8.2f\n", c50, c99);
+phases:
 		if (o.trace) {
 			printf("\nphases of the cold sandboxes (ms; --trace)\n");
 			printf("%-32s %9s %9s %9s\n", "phase", "P50", "P99", "mean");
