@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -62,6 +63,7 @@ enum series {
 	S_COLD_NEW,
 	S_COLD_EXEC,
 	S_COLD_FREE,
+	S_COLD_CPU,	/* CPU time of the process and its reaped children (the agent) */
 	S_WARM,
 	S_FORKEXEC,
 	S_SPAWN,
@@ -97,6 +99,7 @@ static const char *const series_name[S_COUNT] = {
 	[S_COLD_NEW] = "  cold: new",
 	[S_COLD_EXEC] = "  cold: first exec",
 	[S_COLD_FREE] = "  cold: free",
+	[S_COLD_CPU] = "  cold: CPU time",
 	[S_WARM] = "warm exec",
 	[S_FORKEXEC] = "fork+exec+wait",
 	[S_SPAWN] = "posix_spawn+wait",
@@ -108,6 +111,7 @@ static const char *const series_key[S_COUNT] = {
 	[S_COLD_NEW] = "cold_new",
 	[S_COLD_EXEC] = "cold_first_exec",
 	[S_COLD_FREE] = "cold_free",
+	[S_COLD_CPU] = "cold_cpu",
 	[S_WARM] = "warm",
 	[S_FORKEXEC] = "fork_exec",
 	[S_SPAWN] = "posix_spawn",
@@ -127,7 +131,22 @@ struct opts {
 	int file_mib;           /* 0: no file transfers */
 	int file_rounds;
 	const char *peer_dir;
+	int trace;
+	int cold_only;
 };
+
+/* --trace: the library's phase times of the cold sandboxes, logged at
+ * MBX_LOG_DEBUG as "phase NAME NS ns" (src/backend/linux/linux.c). */
+#define MAX_PHASES 64
+struct phases {
+	int n;
+	int iterations;
+	int k;        /* the current sample index; < 0: not recording */
+	char name[MAX_PHASES][48];
+	uint64_t *ns[MAX_PHASES]; /* per iteration, summed when a phase repeats */
+};
+
+static struct phases g_phases;
 
 static uint64_t now_ns(void)
 {
@@ -172,16 +191,54 @@ static void check_status(const char *what, int status)
 
 /* ---- the modes; each returns its wall time in ns ---- */
 
-static uint64_t run_cold(const char *const *argv, uint64_t phase[3])
+static void phase_log(mbx_log_level_t level, const char *message, void *userdata)
+{
+	struct phases *p = userdata;
+	char name[48];
+	unsigned long long ns;
+	int i;
+
+	(void)level;
+	if (p->k < 0 || sscanf(message, "phase %47s %llu ns", name, &ns) != 2)
+		return;
+	for (i = 0; i < p->n; i++)
+		if (strcmp(p->name[i], name) == 0)
+			break;
+	if (i == p->n) {
+		if (p->n == MAX_PHASES)
+			return;
+		snprintf(p->name[i], sizeof(p->name[i]), "%s", name);
+		p->ns[i] = calloc((size_t)p->iterations, sizeof(uint64_t));
+		if (p->ns[i] == NULL)
+			die_errno("calloc");
+		p->n++;
+	}
+	p->ns[i][p->k] += ns;
+}
+
+static uint64_t cpu_ns(void)
+{
+	struct rusage self, kids;
+
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &kids);
+	return ((uint64_t)self.ru_utime.tv_sec + (uint64_t)self.ru_stime.tv_sec + (uint64_t)kids.ru_utime.tv_sec +
+		(uint64_t)kids.ru_stime.tv_sec) * 1000000000u +
+	       ((uint64_t)self.ru_utime.tv_usec + (uint64_t)self.ru_stime.tv_usec + (uint64_t)kids.ru_utime.tv_usec +
+		(uint64_t)kids.ru_stime.tv_usec) * 1000u;
+}
+
+/* phase[3] receives the CPU time of the process and its reaped children. */
+static uint64_t run_cold(const char *const *argv, const mbx_config *cfg, uint64_t phase[4])
 {
 	mbx_sandbox *sb = NULL;
 	mbx_result *res = NULL;
 	mbx_error *err = NULL;
-	uint64_t t0, t1, t2, t3;
+	uint64_t t0, t1, t2, t3, c0 = cpu_ns();
 	int rc;
 
 	t0 = now_ns();
-	rc = mbx_sandbox_new(&sb, NULL, &err);
+	rc = mbx_sandbox_new(&sb, cfg, &err);
 	t1 = now_ns();
 	if (rc != MBX_OK)
 		die_mbx("cold: mbx_sandbox_new", rc, err);
@@ -191,6 +248,7 @@ static uint64_t run_cold(const char *const *argv, uint64_t phase[3])
 		die_mbx("cold: mbx_sandbox_exec", rc, err);
 	mbx_sandbox_free(sb);
 	t3 = now_ns();
+	phase[3] = cpu_ns() - c0;
 	check_result("cold", res);
 	mbx_result_free(res);
 	phase[0] = t1 - t0;
@@ -455,7 +513,8 @@ static void layer_list(uint32_t bits, char *buf, size_t len)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: bench-os [-n ITERATIONS] [-w WARMUP] [--json] [--csv FILE] [--program PATH]\n"
+		"Usage: bench-os [-n ITERATIONS] [-w WARMUP] [--json] [--csv FILE] [--program PATH] [--file-mib MIB]\n"
+		"                [--file-rounds N] [--peer-dir DIR] [--trace] [--cold-only]\n"
 		"\n"
 		"Measures the os backend through the public API: cold (new + first exec + free,\n"
 		"with its phases), warm (exec in a live sandbox), and plain fork+exec and\n"
@@ -469,6 +528,9 @@ static void usage(FILE *f)
 		"      --peer-dir DIR  where cat writes its copy (default /dev/shm, a tmpfs)\n"
 		"      --json          print one JSON object instead of the table\n"
 		"      --csv FILE      write every sample (microseconds) to FILE\n"
+		"      --trace         also time the phases of the cold sandboxes' creation and\n"
+		"                      destruction (the library's debug log) and report them\n"
+		"      --cold-only     run the cold mode only (e.g. under perf record); table output\n"
 		"  -h, --help          show this help\n",
 		DEFAULT_ITERATIONS, DEFAULT_WARMUP, DEFAULT_FILE_MIB, DEFAULT_FILE_ROUNDS);
 }
@@ -498,6 +560,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "file-mib", required_argument, NULL, 'f' },
 		{ "file-rounds", required_argument, NULL, 'r' },
 		{ "peer-dir", required_argument, NULL, 'd' },
+		{ "trace", no_argument, NULL, 't' },
+		{ "cold-only", no_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -511,6 +575,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	o->file_mib = DEFAULT_FILE_MIB;
 	o->file_rounds = DEFAULT_FILE_ROUNDS;
 	o->peer_dir = "/dev/shm";
+	o->trace = 0;
+	o->cold_only = 0;
 	while ((c = getopt_long(argc, argv, "n:w:p:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o->iterations = parse_int(optarg, 1, "iteration count"); break;
@@ -521,11 +587,13 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'f': o->file_mib = parse_int(optarg, 0, "file size"); break;
 		case 'r': o->file_rounds = parse_int(optarg, 1, "file round count"); break;
 		case 'd': o->peer_dir = optarg; break;
+		case 't': o->trace = 1; break;
+		case 'o': o->cold_only = 1; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || (o->cold_only && (o->json || o->csv))) {
 		usage(stderr);
 		exit(2);
 	}
@@ -542,6 +610,7 @@ int main(int argc, char **argv)
 	uint64_t *samples[S_COUNT];
 	uint64_t first_new = 0, first_total = 0;
 	mbx_sandbox *warm_sb = NULL;
+	mbx_config *cold_cfg = NULL;
 	mbx_error *err = NULL;
 	struct utsname uts;
 	char layers[512];
@@ -558,12 +627,21 @@ int main(int argc, char **argv)
 			die_errno("calloc");
 	}
 
+	g_phases.iterations = o.iterations;
+	g_phases.k = -1;
+	if (o.trace) {
+		rc = mbx_config_new(&cold_cfg, &err);
+		if (rc != MBX_OK)
+			die_mbx("mbx_config_new", rc, err);
+		mbx_config_set_log(cold_cfg, MBX_LOG_DEBUG, phase_log, &g_phases);
+	}
+
 	/* The very first sandbox of the process pays one-time costs (the agent
 	 * image is loaded into a memfd once per process): report it apart. */
 	{
-		uint64_t phase[3];
+		uint64_t phase[4];
 
-		first_total = run_cold(pargv, phase);
+		first_total = run_cold(pargv, cold_cfg, phase);
 		first_new = phase[0];
 	}
 
@@ -576,16 +654,21 @@ int main(int argc, char **argv)
 		int k = it - o.warmup; /* sample index; < 0 during warm-up */
 
 		for (int j = 0; j < 4; j++) {
-			uint64_t phase[3], lib_us = 0, t;
+			uint64_t phase[4], lib_us = 0, t;
 
-			switch ((it + j) % 4) {
+			if (o.cold_only && j > 0)
+				break;
+			switch (o.cold_only ? 0 : (it + j) % 4) {
 			case 0:
-				t = run_cold(pargv, phase);
+				g_phases.k = k;
+				t = run_cold(pargv, cold_cfg, phase);
+				g_phases.k = -1;
 				if (k >= 0) {
 					samples[S_COLD][k] = t;
 					samples[S_COLD_NEW][k] = phase[0];
 					samples[S_COLD_EXEC][k] = phase[1];
 					samples[S_COLD_FREE][k] = phase[2];
+					samples[S_COLD_CPU][k] = phase[3];
 				}
 				break;
 			case 1:
@@ -740,11 +823,13 @@ int main(int argc, char **argv)
 		       o.warmup);
 		printf("layers: %s\n\n", layers);
 		printf("%-24s %9s %9s %9s %9s %9s %9s\n", "mode (ms)", "P50", "P90", "P99", "mean", "min", "max");
-		for (int s = 0; s < S_COUNT; s++) /* stats are in us */
+		for (int s = 0; s < (o.cold_only ? S_WARM : S_COUNT); s++) /* stats are in us */
 			printf("%-24s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", series_name[s], st[s].p50 / 1e3,
 			       st[s].p90 / 1e3, st[s].p99 / 1e3, st[s].mean / 1e3, st[s].min / 1e3, st[s].max / 1e3);
 		printf("\nfirst sandbox of the process (one-time costs, not counted above): new %.3f ms, cold %.3f ms\n",
 		       (double)first_new / 1e6, (double)first_total / 1e6);
+		if (o.cold_only)
+			goto phases;
 		printf("\nratios                    P50      P99\n");
 		printf("warm / fork+exec      %8.2f %8.2f   goal <= %.1f: P50 %s, P99 %s\n", r50, r99, GOAL_WARM_OVER_FORKEXEC,
 		       r50 <= GOAL_WARM_OVER_FORKEXEC ? "met" : "NOT met", r99 <= GOAL_WARM_OVER_FORKEXEC ? "met" : "NOT met");
@@ -767,9 +852,22 @@ int main(int argc, char **argv)
 			printf("read / cat            %8.2f %8.2f   goal >= %.1f: P50 %s, P99 %s\n", d50, d99, GOAL_FILE_OVER_CAT,
 			       d50 >= GOAL_FILE_OVER_CAT ? "met" : "NOT met", d99 >= GOAL_FILE_OVER_CAT ? "met" : "NOT met");
 		}
+phases:
+		if (o.trace) {
+			printf("\nphases of the cold sandboxes (ms; --trace)\n");
+			printf("%-32s %9s %9s %9s\n", "phase", "P50", "P99", "mean");
+			for (int i = 0; i < g_phases.n; i++) {
+				struct stats ps = summarize(g_phases.ns[i], (size_t)o.iterations, 1e-3);
+
+				printf("%-32s %9.3f %9.3f %9.3f\n", g_phases.name[i], ps.p50 / 1e3, ps.p99 / 1e3, ps.mean / 1e3);
+			}
+		}
 	}
 
 	mbx_sandbox_free(warm_sb);
+	mbx_config_free(cold_cfg);
+	for (int i = 0; i < g_phases.n; i++)
+		free(g_phases.ns[i]);
 	for (int s = 0; s < S_COUNT; s++)
 		free(samples[s]);
 	for (int f = 0; f < F_COUNT; f++)

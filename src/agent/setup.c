@@ -28,6 +28,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mbx/error.h>
@@ -87,23 +89,90 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+/* Creates the empty file `path` (a mount target) unless it exists, never
+ * through a symbolic link; its parent directories are made when missing.
+ * One open in the common case. */
 static int make_file(const char *path)
 {
 	char parent[4096];
 	char *slash;
-	int fd;
+	int fd = openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 
-	snprintf(parent, sizeof(parent), "%s", path);
-	slash = strrchr(parent, '/');
-	if (slash && slash != parent) {
-		*slash = '\0';
-		if (mkdir_p(parent) < 0)
+	if (fd < 0 && errno == ENOENT) {
+		if (strlen(path) >= sizeof(parent)) {
+			errno = ENAMETOOLONG;
 			return -1;
+		}
+		memcpy(parent, path, strlen(path) + 1);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = '\0';
+			if (mkdir_p(parent) < 0)
+				return -1;
+		}
+		fd = openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return errno == EEXIST ? 0 : -1;
 	close(fd);
+	return 0;
+}
+
+/* Opens `path` for writing, created (with `mode`, then the umask) or
+ * truncated, never through a symbolic link; its parent directories are
+ * made when missing. One open in the common case. */
+static int create_file(const char *path, mode_t mode)
+{
+	char parent[4096];
+	char *slash;
+	int fd = openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+
+	if (fd >= 0 || errno != ENOENT)
+		return fd;
+	if (strlen(path) >= sizeof(parent)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(parent, path, strlen(path) + 1);
+	slash = strrchr(parent, '/');
+	if (slash == NULL || slash == parent)
+		return -1;
+	*slash = '\0';
+	if (mkdir_p(parent) < 0)
+		return -1;
+	return openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+}
+
+/* Copies the `size` bytes fstat gave (what the file held when opened)
+ * from `in` to `out`: in the kernel with sendfile, by read and write
+ * where that is refused. */
+static int copy_data(int in, int out, off_t size)
+{
+	char buf[65536];
+	ssize_t n;
+
+	for (;;) {
+		n = sendfile(out, in, NULL, size > 0 ? (size_t)size : 65536);
+		if (n == 0)
+			return 0;
+		if (n > 0) {
+			size -= n;
+			if (size <= 0)
+				return 0;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EINVAL || errno == ENOSYS)
+			break;
+		return -1;
+	}
+	while ((n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || write(out, buf, (size_t)n) != n)
+			return -1;
+	}
 	return 0;
 }
 
@@ -387,9 +456,7 @@ static int run_mount(struct agent_state *as, const struct mount_entry *m)
 		int fd;
 		size_t off = 0;
 
-		if (make_file(dst) < 0)
-			return -1;
-		fd = open(dst, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		fd = create_file(dst, 0644);
 		if (fd < 0)
 			return -1;
 		while (off < m->data_len) {
@@ -407,9 +474,7 @@ static int run_mount(struct agent_state *as, const struct mount_entry *m)
 		return close(fd);
 	}
 	case MBX_MOP_COPY: {
-		char buf[65536];
-		int in, out;
-		ssize_t n;
+		int in, out, rc;
 
 		/* From a file the host opened for us (one in its private state
 		 * directory), else by name in the host's tree. */
@@ -421,28 +486,29 @@ static int run_mount(struct agent_state *as, const struct mount_entry *m)
 			in = fcntl(as->fds[m->fd_index], F_DUPFD_CLOEXEC, 0);
 		} else {
 			snprintf(src, sizeof(src), OLDROOT "%s", m->src);
-			in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			in = openat(AT_FDCWD, src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		}
 		if (in < 0)
 			return ((m->flags & MBX_MF_OPTIONAL) && errno == ENOENT) ? 0 : -1;
-		if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode) || make_file(dst) < 0) {
+		if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+			int e = errno;
+
 			close(in);
+			errno = e;
 			return -1;
 		}
-		out = open(dst, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		out = create_file(dst, st.st_mode & 0755);
 		if (out < 0) {
 			close(in);
 			return -1;
 		}
-		while ((n = read(in, buf, sizeof(buf))) > 0)
-			if (write(out, buf, (size_t)n) != n) {
-				n = -1;
-				break;
-			}
-		fchmod(out, st.st_mode & 0755);
+		rc = copy_data(in, out, st.st_size);
+		if (rc == 0)
+			rc = fchmod(out, st.st_mode & 0755);
 		close(in);
-		close(out);
-		return n < 0 ? -1 : 0;
+		if (close(out) < 0)
+			rc = -1;
+		return rc;
 	}
 	case MBX_MOP_ATTACH:
 		/* A mount the host prepared (id-mapped) and passed as an fd. */
@@ -638,8 +704,10 @@ fail:
 /* Step 4: drop the host tree and make /newroot the root. */
 static int enter_new_root(struct agent_state *st)
 {
-	if (umount2(OLDROOT, MNT_DETACH) < 0)
-		goto fail;
+	/* After pivot_root(".", ".") the scratch root sits on top of the new
+	 * one, with the host's tree (OLDROOT) and the storage tmpfs below it;
+	 * one lazy unmount detaches it with everything below it, the host's
+	 * tree included (one unmount, one RCU grace period, not two). */
 	if (chdir(NEWROOT) < 0 || mbx_sys_pivot_root(".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
 		goto fail;
 	/* The root itself is read-only: the payload writes only where the plan
@@ -826,8 +894,57 @@ int agent_landlock_refresh(struct agent_state *st)
 	return 0;
 }
 
+/* Step times for MBX_INIT_TRACE: nanoseconds per MBX_TRACE_* step. */
+struct setup_trace {
+	int on;
+	uint64_t last;
+	uint64_t ns[MBX_TRACE_MAX];
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Charges the time since the last mark to `step`. */
+static void trace_mark(struct setup_trace *t, unsigned int step)
+{
+	uint64_t now;
+
+	if (!t->on)
+		return;
+	now = mono_ns();
+	if (step < MBX_TRACE_MAX)
+		t->ns[step] += now - t->last;
+	t->last = now;
+}
+
+static void trace_put(struct mbx_wbuf *w, const struct setup_trace *t, uint64_t start)
+{
+	uint8_t b[12];
+
+	if (!t->on)
+		return;
+	for (uint32_t i = 1; i < MBX_TRACE_MAX; i++) {
+		uint64_t ns = i == MBX_TRACE_TOTAL ? mono_ns() - start : t->ns[i];
+
+		if (ns == 0)
+			continue;
+		for (int k = 0; k < 4; k++)
+			b[k] = (uint8_t)(i >> (8 * k));
+		for (int k = 0; k < 8; k++)
+			b[4 + k] = (uint8_t)(ns >> (8 * k));
+		mbx_proto_put(w, MBX_F_TRACE, b, sizeof(b));
+	}
+}
+
 int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 {
+	static struct setup_trace trace;
+	uint64_t start = mono_ns();
 	struct mbx_field_iter it;
 	const uint8_t *v;
 	uint32_t n;
@@ -910,6 +1027,10 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 	}
 	if (rc < 0)
 		goto bad;
+	memset(&trace, 0, sizeof(trace));
+	trace.on = (st->init_flags & MBX_INIT_TRACE) != 0;
+	trace.last = start;
+	trace_mark(&trace, MBX_TRACE_PARSE);
 	degraded_ok = (st->init_flags & MBX_INIT_ALLOW_DEGRADED) != 0;
 	if (!st->guest && (st->init_flags & MBX_INIT_GUEST)) {
 		agent_send_error(st, 0, MBX_EINVAL, 0, NULL,
@@ -936,10 +1057,12 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 		agent_send_error(st, 0, MBX_ESYS, errno, "uts-namespace", "set host name `%s`", hostname);
 		return -1;
 	}
+	trace_mark(&trace, MBX_TRACE_HOSTNAME);
 	if ((st->init_flags & MBX_INIT_LOOPBACK) && bring_up_loopback() < 0) {
 		agent_send_error(st, 0, MBX_ESYS, errno, "network-namespace", "bring up the loopback interface");
 		return -1;
 	}
+	trace_mark(&trace, MBX_TRACE_LOOPBACK);
 	if (st->init_flags & MBX_INIT_NET_PROXY) {
 		if (!st->guest || !(st->init_flags & MBX_INIT_LOOPBACK)) {
 			agent_send_error(st, 0, MBX_EINVAL, 0, "network",
@@ -954,6 +1077,7 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 	if (st->init_flags & MBX_INIT_SETUP_ROOT) {
 		if (enter_scratch_root(st) < 0)
 			return -1;
+		trace_mark(&trace, MBX_TRACE_SCRATCH);
 		mbx_field_iter_init(&it, f->body, f->len);
 		while (mbx_field_next(&it, &tag, &v, &n) == 1) {
 			/* One entry at a time; static so no allocation per entry. */
@@ -982,16 +1106,21 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 					agent_send_error(st, 0, MBX_ESYS, e, "mount-namespace", "%s `%s`", op_name(m->op), m->dst);
 				return -1;
 			}
+			trace_mark(&trace, MBX_TRACE_MOP + m->op);
 		}
 		if (shm_limit != 0 && limit_sysv_ipc(st, shm_limit) < 0)
 			return -1;
+		trace_mark(&trace, MBX_TRACE_SYSV);
 		agent_close_fds(st);
+		trace_mark(&trace, MBX_TRACE_CLOSE_FDS);
 		if (enter_new_root(st) < 0)
 			return -1;
+		trace_mark(&trace, MBX_TRACE_NEW_ROOT);
 	}
 
 	if (st->guest && agent_guest_setup(st, &guest) < 0)
 		return -1;
+	trace_mark(&trace, MBX_TRACE_MAX); /* not timed */
 
 	/* Payload layers. Landlock is probed and built now so a host without it
 	 * fails at creation, naming the layer, not at the first execute. In a
@@ -1013,6 +1142,7 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 				 "Landlock cannot be applied (kernel ABI %d)", st->landlock_abi);
 		return -1;
 	}
+	trace_mark(&trace, MBX_TRACE_LANDLOCK);
 	if (st->seccomp && prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0) {
 		st->layers |= MBX_LAYER_SECCOMP;
 	} else if (degraded_ok) {
@@ -1026,11 +1156,13 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 				 st->seccomp ? "this kernel has no seccomp filter support" : "no seccomp program was given");
 		return -1;
 	}
+	trace_mark(&trace, MBX_TRACE_SECCOMP);
 
 	mbx_proto_begin(&st->out, MBX_MSG_READY, 0);
 	mbx_proto_put_u32(&st->out, MBX_F_LAYERS, st->layers);
 	mbx_proto_put_u32(&st->out, MBX_F_SKIPPED, st->skipped);
 	mbx_proto_put_u32(&st->out, MBX_F_LANDLOCK_ABI, (uint32_t)(st->landlock_abi > 0 ? st->landlock_abi : 0));
+	trace_put(&st->out, &trace, start);
 	mbx_proto_end(&st->out);
 	return 0;
 bad:

@@ -393,6 +393,17 @@ int mbx_proto_decode_ready(const struct mbx_frame *f, struct mbx_ready_info *out
 
 		if (dst != NULL && mbx_field_u32(v, n, dst) < 0)
 			return -1;
+		if (tag == MBX_F_TRACE) {
+			uint32_t step;
+			uint64_t ns;
+
+			if (n != 12)
+				return -1;
+			mbx_field_u32(v, 4, &step);
+			mbx_field_u64(v + 4, 8, &ns);
+			if (step < MBX_TRACE_MAX)
+				out->trace_ns[step] = ns;
+		}
 	}
 	return rc < 0 ? -1 : 0;
 }

@@ -163,6 +163,26 @@ enum mbx_field_tag {
 	MBX_F_SESSION = 60,   /* u64: the agent's session (see the handshake above) */
 	MBX_F_NET_CA = 61,    /* guest INIT: 1..MBX_NET_CA_MAX bytes of PEM, the certificate bundle the
 			       * guest gets read-only at /etc/ssl/mimobox-ca.pem */
+	MBX_F_TRACE = 62,     /* READY, when INIT asked with MBX_INIT_TRACE: u32 MBX_TRACE_* step then u64
+			       * nanoseconds the agent spent in it (12 bytes), once per step taken */
+};
+
+/* Steps of the agent's set-up timed for MBX_F_TRACE (bench/bench-os --trace).
+ * A mount step is MBX_TRACE_MOP + its MBX_MOP_* op, summed over the plan's
+ * entries of that op. */
+enum {
+	MBX_TRACE_PARSE = 1,     /* pass 1 over INIT's scalars */
+	MBX_TRACE_HOSTNAME = 2,
+	MBX_TRACE_LOOPBACK = 3,
+	MBX_TRACE_SCRATCH = 4,   /* the scratch root: tmpfs, pivot_root into it */
+	MBX_TRACE_SYSV = 5,      /* SysV IPC sysctls, /proc/sys read-only */
+	MBX_TRACE_CLOSE_FDS = 6,
+	MBX_TRACE_NEW_ROOT = 7,  /* drop the host tree, pivot_root into the new root, root read-only */
+	MBX_TRACE_LANDLOCK = 8,  /* probe and build the ruleset */
+	MBX_TRACE_SECCOMP = 9,   /* check the filter can be applied */
+	MBX_TRACE_TOTAL = 10,    /* INIT received to READY queued */
+	MBX_TRACE_MOP = 32,      /* + MBX_MOP_* */
+	MBX_TRACE_MAX = 64,
 };
 
 /* MBX_F_FEATURES bits: what a side can do beyond its protocol version. */
@@ -238,6 +258,7 @@ enum mbx_fop {
 					   * no descriptors; MBX_F_DISK, MBX_F_SEED, MBX_F_MAX_PROCS apply */
 #define MBX_INIT_NET_PROXY      (1u << 5) /* guest only: listen on 127.0.0.1:3128 and carry its connections
 					   * to the host's proxy over the port org.mimobox.net (netmux.h) */
+#define MBX_INIT_TRACE          (1u << 6) /* answer READY with MBX_F_TRACE (the set-up's step times) */
 
 /* MBX_F_NET_CA's bound. */
 #define MBX_NET_CA_MAX (768u * 1024u)
@@ -348,6 +369,7 @@ struct mbx_ready_info {
 	uint32_t layers;
 	uint32_t skipped;
 	uint32_t landlock_abi;
+	uint64_t trace_ns[MBX_TRACE_MAX]; /* MBX_F_TRACE per step; 0: not reported */
 };
 
 /* An ERROR message. Strings point into a caller buffer and are

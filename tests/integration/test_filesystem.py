@@ -131,6 +131,34 @@ def test_etc_passwd_is_not_the_hosts(cli):
     assert len(inside_users) < len(host_users), (inside_users, host_users)
 
 
+def test_copied_etc_files_match_the_hosts(cli):
+    """The host /etc files the sandbox gets as copies hold the same bytes and
+    permission bits as the host's: files larger than one copy chunk (64 KiB),
+    small ones and empty ones alike."""
+    import hashlib
+    import stat
+    names = ["ld.so.cache", "mime.types", "protocols", "services", "environment", "profile", "host.conf"]
+    host = {}
+    for n in names:
+        p = "/etc/" + n
+        if os.path.islink(p) or not os.path.isfile(p):
+            continue
+        with open(p, "rb") as f:
+            data = f.read()
+        host[p] = (hashlib.sha256(data).hexdigest(), len(data),
+                   "%o" % (stat.S_IMODE(os.stat(p).st_mode) & 0o755))
+    if not host:
+        pytest.skip("none of the copied /etc files is a regular file here")
+    r, res = cli.json("--", "sh", "-c", 'for p; do d=$(sha256sum "$p" | cut -d" " -f1); echo "$p $d $(stat -c "%s %a" "$p")"; done',
+                      "sh", *sorted(host))
+    assert res["exit_code"] == 0, res
+    inside = {}
+    for line in res["stdout"].splitlines():
+        p, digest, size, mode = line.split(" ")
+        inside[p] = (digest, int(size), mode)
+    assert inside == host, res
+
+
 @pytest.mark.parametrize("where", ["/usr", "/etc", "/", "/bin", "/usr/lib"])
 def test_system_paths_are_read_only(cli, where):
     name = "mbx-probe-" + secrets.token_hex(6)

@@ -458,3 +458,27 @@ def test_agent_binary_cannot_be_overwritten(lib, guard):
     finally:
         os.close(fd)
     assert wrote == "EPERM", "the agent binary took a write: %s" % wrote
+
+
+def test_host_mount_tree_is_gone_after_setup(cli):
+    """The agent builds the root with the host's mount tree at /oldroot and
+    drops it before any payload runs: the sandbox's mount table holds only
+    what the plan mounted, its root is the sandbox's own tmpfs, and no mount
+    of the host that the plan does not mount again is left."""
+    planned = {"/", "/usr", "/etc", "/tmp", "/workspace", "/proc", "/proc/sys", "/dev", "/dev/pts", "/dev/shm",
+               "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx"}
+    r, res = cli.json("--", "cat", "/proc/self/mountinfo")
+    assert res["exit_code"] == 0, res
+    points, root_type = [], None
+    for line in res["stdout"].splitlines():
+        fields = line.split(" ")
+        point = fields[4]
+        points.append(point)
+        if point == "/":
+            root_type = fields[fields.index("-") + 1]
+    assert root_type == "tmpfs", res["stdout"]
+    assert not [p for p in points if p.startswith("/oldroot") or p.startswith("/newroot")], res["stdout"]
+    with open("/proc/self/mountinfo") as f:
+        host_points = {l.split(" ")[4] for l in f if l.strip()}
+    leftovers = [p for p in points if p in host_points and p not in planned and not p.startswith(("/usr/", "/etc/"))]
+    assert leftovers == [], res["stdout"]

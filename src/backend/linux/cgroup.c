@@ -49,6 +49,9 @@ struct cg_try {
 	 * we enabled there ("+memory +pids "), so that the probe can undo it. */
 	char base[PATH_MAX];
 	char enabled[64];
+	/* /proc/self/mountinfo read once for all the hierarchies one creation
+	 * looks up (NULL: read it at every look-up). */
+	char **mountinfo;
 };
 
 const char *mbx__limits_mech_name(enum mbx_limits_mech mech)
@@ -463,9 +466,11 @@ static int id_ok(const char *id)
  * Returns 0, 1 with t->why set, or MBX_ENOMEM. */
 static int locate_mount(struct cg_try *t, const char *controller, char *mnt, char *root)
 {
-	char *mi = NULL;
-	int rc = read_text("/proc/self/mountinfo", &mi);
+	char *mi = t->mountinfo ? *t->mountinfo : NULL;
+	int rc = 0;
 
+	if (mi == NULL)
+		rc = read_text("/proc/self/mountinfo", &mi);
 	if (rc == -ENOMEM)
 		return MBX_ENOMEM;
 	if (rc < 0) {
@@ -473,7 +478,10 @@ static int locate_mount(struct cg_try *t, const char *controller, char *mnt, cha
 		return 1;
 	}
 	rc = mbx__cgroup_find_mount(mi, controller, mnt, PATH_MAX, root, PATH_MAX);
-	free(mi);
+	if (t->mountinfo)
+		*t->mountinfo = mi;
+	else
+		free(mi);
 	if (rc == -ENOMEM)
 		return MBX_ENOMEM;
 	if (rc < 0) {
@@ -885,6 +893,7 @@ int mbx__cgroup_create(struct mbx_cgroup *cg, const char *id, const struct mbx_l
 {
 	static const struct mbx_limits none;
 	struct cg_try t2, t1;
+	char *mountinfo = NULL;
 	int rc;
 
 	if (why != NULL)
@@ -900,17 +909,22 @@ int mbx__cgroup_create(struct mbx_cgroup *cg, const char *id, const struct mbx_l
 	memset(&t2, 0, sizeof(t2));
 	t2.lim = lim;
 	t2.want_cpu = lim->millicpus > 0;
+	t2.mountinfo = &mountinfo;
 	rc = v2_try(&t2, cg, id);
 	if (rc == 0) {
+		free(mountinfo);
 		cg->mech = MBX_LIMITS_CGROUP_V2;
 		return MBX_OK;
 	}
-	if (rc < 0)
+	if (rc < 0) {
+		free(mountinfo);
 		return mbx__error_oom(err);
+	}
 
 	t1 = t2;
 	t1.why[0] = '\0';
 	rc = v1_try(&t1, cg, id);
+	free(mountinfo);
 	if (rc < 0)
 		return mbx__error_oom(err);
 	cg->mech = rc == 0 ? MBX_LIMITS_CGROUP_V1 : MBX_LIMITS_RLIMIT;
@@ -1090,6 +1104,12 @@ static void teardown_dir(const char *dir, int v2)
 	unsigned int nap = 1;
 	int have_kill = 0, slashes = 0;
 
+	/* The usual case, the agent reaped already: an empty cgroup, which
+	 * rmdir removes (it refuses one with members, EBUSY). */
+	if (rmdir(dir) == 0 || errno == ENOENT) {
+		remove_dir_and_group(dir);
+		return;
+	}
 	if (path_fmt(procs, sizeof(procs), "%s/cgroup.procs", dir) < 0)
 		return;
 	/* the last two components, "mimobox/<leaf>" */

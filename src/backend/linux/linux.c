@@ -45,6 +45,71 @@
 /* Start-up budget: clone, mounts and the first answer of the agent. */
 #define CREATE_DEADLINE_US (15u * 1000000u)
 
+/*
+ * Phase times of creation and destruction for bench/bench-os --trace: with
+ * a log function at MBX_LOG_DEBUG each phase is logged as
+ * "phase NAME NS ns", the agent's own steps (MBX_INIT_TRACE) as
+ * "phase new.agent.STEP NS ns". Nothing is timed otherwise.
+ */
+struct phase_trace {
+	const mbx_config *cfg; /* NULL: off */
+	uint64_t last;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void phase_start(struct phase_trace *t, const mbx_config *cfg)
+{
+	t->cfg = cfg != NULL && cfg->log_fn != NULL && cfg->log_level >= MBX_LOG_DEBUG ? cfg : NULL;
+	if (t->cfg)
+		t->last = mono_ns();
+}
+
+/* Logs the time since the last mark as phase `name`; the logging itself is
+ * not counted. */
+static void phase(struct phase_trace *t, const char *name)
+{
+	if (t->cfg == NULL)
+		return;
+	mbx__log(t->cfg, MBX_LOG_DEBUG, "phase %s %llu ns", name, (unsigned long long)(mono_ns() - t->last));
+	t->last = mono_ns();
+}
+
+static void phase_agent(struct phase_trace *t, const struct mbx_ready_info *r)
+{
+	static const char *const steps[MBX_TRACE_MOP] = {
+		[MBX_TRACE_PARSE] = "parse", [MBX_TRACE_HOSTNAME] = "hostname", [MBX_TRACE_LOOPBACK] = "loopback",
+		[MBX_TRACE_SCRATCH] = "scratch-root", [MBX_TRACE_SYSV] = "sysv-ipc", [MBX_TRACE_CLOSE_FDS] = "close-fds",
+		[MBX_TRACE_NEW_ROOT] = "new-root", [MBX_TRACE_LANDLOCK] = "landlock", [MBX_TRACE_SECCOMP] = "seccomp",
+		[MBX_TRACE_TOTAL] = "total",
+	};
+	static const char *const mops[] = {
+		[MBX_MOP_BIND] = "bind", [MBX_MOP_TMPFS] = "tmpfs", [MBX_MOP_PROC] = "proc",
+		[MBX_MOP_DEVPTS] = "devpts", [MBX_MOP_SYMLINK] = "symlink", [MBX_MOP_WRITE] = "write",
+		[MBX_MOP_MKDIR] = "mkdir", [MBX_MOP_REMOUNT_RO] = "remount-ro", [MBX_MOP_COPY] = "copy",
+		[MBX_MOP_ATTACH] = "attach", [MBX_MOP_STORAGE] = "storage",
+	};
+
+	if (t->cfg == NULL)
+		return;
+	for (unsigned int i = 1; i < MBX_TRACE_MAX; i++) {
+		const char *name = i < MBX_TRACE_MOP ? steps[i] :
+				   i - MBX_TRACE_MOP < sizeof(mops) / sizeof(mops[0]) ? mops[i - MBX_TRACE_MOP] : NULL;
+
+		if (r->trace_ns[i] == 0)
+			continue;
+		mbx__log(t->cfg, MBX_LOG_DEBUG, "phase new.agent.%s%s%s %llu ns", i < MBX_TRACE_MOP ? "" : "mount-",
+			 name ? name : "step", name ? "" : "?", (unsigned long long)r->trace_ns[i]);
+	}
+	t->last = mono_ns();
+}
+
 struct linux_sb {
 	struct mbx_agenthost host; /* the agent on a socketpair */
 	pid_t pid;
@@ -54,6 +119,7 @@ struct linux_sb {
 	struct mbx_linux_net net; /* the proxy or pasta (netns.c) */
 	uid_t uid;                /* the host identity of sandbox root */
 	gid_t gid;
+	struct phase_trace trace;
 };
 
 /* Records the sandbox's cgroup directories next to its workspace so a
@@ -107,18 +173,28 @@ void mbx__linux_remove_recorded_cgroups(const char *dir)
 
 static void linux_cleanup(struct linux_sb *l)
 {
+	struct phase_trace *t;
+
 	if (l == NULL)
 		return;
+	t = &l->trace;
+	if (t->cfg)
+		t->last = mono_ns();
 	mbx__linux_net_stop(&l->net);
+	phase(t, "free.net");
 	mbx__agenthost_shutdown(&l->host);
+	phase(t, "free.shutdown");
 	mbx__linux_kill_agent(l->pid, l->pidfd);
 	if (l->pidfd >= 0)
 		close(l->pidfd);
 	l->pid = -1;
 	l->pidfd = -1;
+	phase(t, "free.kill");
 	mbx__agenthost_release(&l->host);
 	mbx__cgroup_destroy(&l->cg);
+	phase(t, "free.cgroup");
 	mbx__statedir_release(&l->sd);
+	phase(t, "free.statedir");
 	free(l);
 }
 
@@ -153,6 +229,7 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, mbx_error **err)
 	rc = mbx__statedir_new_sandbox(&l->sd, sb->id, err);
 	if (rc < 0)
 		return rc;
+	phase(&l->trace, "new.statedir");
 
 	rc = mbx__cgroup_create(&l->cg, sb->id, &lim, &why, err);
 	if (rc < 0) {
@@ -166,6 +243,7 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, mbx_error **err)
 		return mbx__error_set(err, MBX_ESYS, errno, NULL, "record the cgroups of `%s`", l->sd.dir);
 	}
 	free(why);
+	phase(&l->trace, "new.cgroup");
 	sb->limits_mech = mbx__limits_mech_name(l->cg.mech);
 	if (l->cg.mech == MBX_LIMITS_RLIMIT)
 		sb->limits_partial = RLIMIT_PARTIAL;
@@ -353,6 +431,28 @@ static int prepare_user_mounts(const mbx_sandbox *sb, pid_t agent, int privilege
 	return rc;
 }
 
+struct plan_args {
+	mbx_sandbox *sb;
+	struct linux_sb *l;
+	struct mbx_mountplan *plan;
+};
+
+/* The host's part of the file-system plan (mountplan.c) and of the network
+ * (netns.c); run while the agent starts (mbx_spawn.meanwhile). */
+static int build_plan(void *arg, mbx_error **err)
+{
+	struct plan_args *a = arg;
+	int rc;
+
+	phase(&a->l->trace, "new.clone");
+	rc = mbx__mountplan_build(a->plan, a->sb->cfg, storage_bytes(a->sb->cfg, &a->l->cg), "", err);
+	phase(&a->l->trace, "new.plan");
+	if (rc == MBX_OK)
+		rc = mbx__linux_net_prepare(a->sb, a->l->sd.dir, a->plan, err);
+	phase(&a->l->trace, "new.net-prepare");
+	return rc;
+}
+
 /* Builds an os sandbox; `same_as` (NULL: a new identity) gives the host
  * identity of its root (a copy-on-write fork shares its parent's). */
 static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error **err)
@@ -363,6 +463,7 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 	struct mbx_transport chan;
 	struct mbx_wbuf *w;
 	struct mbx_spawn sp = { 0 };
+	struct plan_args pa;
 	int mount_fds[MBX_PROTO_MAX_FDS];
 	size_t nmount_fds = 0;
 	struct linux_sb *l;
@@ -380,6 +481,7 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 	l->pidfd = -1;
 	l->sd.lockfd = -1;
 	mbx__agenthost_init(&l->host);
+	phase_start(&l->trace, cfg);
 
 	if (same_as != NULL) {
 		uid = same_as->uid;
@@ -399,11 +501,6 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 	rc = prepare_host(sb, l, err);
 	if (rc < 0)
 		goto fail;
-	rc = mbx__mountplan_build(&plan, cfg, storage_bytes(cfg, &l->cg), "", err);
-	if (rc == MBX_OK)
-		rc = mbx__linux_net_prepare(sb, l->sd.dir, &plan, err);
-	if (rc < 0)
-		goto fail;
 
 	l->uid = uid;
 	l->gid = gid;
@@ -411,15 +508,23 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 	sp.map_gid = gid;
 	sp.privileged = privileged;
 	sp.cg = &l->cg;
+	/* The plan does not depend on the agent: built while it starts up. */
+	pa.sb = sb;
+	pa.l = l;
+	pa.plan = &plan;
+	sp.meanwhile = build_plan;
+	sp.meanwhile_arg = &pa;
 	rc = mbx__linux_spawn_agent(&sp, err);
 	if (rc < 0)
 		goto fail;
 	l->pid = sp.pid;
 	l->pidfd = sp.pidfd;
+	phase(&l->trace, "new.spawn");
 	mbx__transport_socket(&chan, sp.chan);
 	rc = mbx__agenthost_attach(&l->host, &chan, deadline, err);
 	if (rc < 0)
 		goto fail;
+	phase(&l->trace, "new.hello");
 	rc = pass_state_files(l, &plan, mount_fds, &nmount_fds, err);
 	if (rc < 0)
 		goto fail;
@@ -428,7 +533,9 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 		if (rc < 0)
 			goto fail;
 	}
-	rc = mbx__agenthost_init_begin(&l->host, cfg, MBX_INIT_SETUP_ROOT | MBX_INIT_LOOPBACK, err);
+	phase(&l->trace, "new.pass-fds");
+	rc = mbx__agenthost_init_begin(&l->host, cfg,
+				       MBX_INIT_SETUP_ROOT | MBX_INIT_LOOPBACK | (l->trace.cfg ? MBX_INIT_TRACE : 0), err);
 	if (rc < 0)
 		goto fail;
 	w = &l->host.client.wb;
@@ -457,12 +564,15 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 	rc = mbx__agenthost_setup(sb, &l->host, mount_fds, nmount_fds, deadline, err);
 	if (rc < 0)
 		goto fail;
+	phase(&l->trace, "new.init");
+	phase_agent(&l->trace, &l->host.ready);
 	for (size_t i = 0; i < nmount_fds; i++)
 		close(mount_fds[i]);
 	nmount_fds = 0;
 	rc = mbx__linux_net_start(&l->net, sb, l->pid, l->sd.dir, err);
 	if (rc < 0)
 		goto fail;
+	phase(&l->trace, "new.net-start");
 
 	/* The agent's layers are on sb (mbx__agenthost_setup); these are the launcher's. */
 	sb->layers |= MBX_LAYER_USER_NS | MBX_LAYER_PID_NS | MBX_LAYER_MOUNT_NS | MBX_LAYER_NET_NS | MBX_LAYER_IPC_NS |

@@ -331,6 +331,8 @@ int mbx__linux_spawn_agent(struct mbx_spawn *sp, mbx_error **err)
 	}
 	close(go[1]);
 	go[1] = -1;
+	if (sp->meanwhile && (rc = sp->meanwhile(sp->meanwhile_arg, err)) < 0)
+		goto fail;
 	do
 		n = read(ep[0], &fail, sizeof(fail));
 	while (n < 0 && errno == EINTR);

@@ -13,6 +13,11 @@ struct mbx_spawn {
 	gid_t map_gid;
 	int privileged;  /* the caller is root: setgroups allowed and cleared */
 	const struct mbx_cgroup *cg;
+	/* Called, when set, once the agent is released and while it sets up
+	 * and execs: host work that does not depend on it overlaps with its
+	 * start. An error from it ends the spawn (the agent is killed). */
+	int (*meanwhile)(void *arg, mbx_error **err);
+	void *meanwhile_arg;
 	/* out */
 	pid_t pid;
 	int pidfd;       /* owned by the caller */
