@@ -15,8 +15,8 @@
 //!                  until the first Stdout event
 //!
 //! and once each, not timed unless it works: write_file / read_file of
-//! --file-mib MiB in a live os and a live wasm sandbox, and python3 in a
-//! live os sandbox. A path that fails is reported with the SDK's error and
+//! --file-mib MiB in an os and in a wasm sandbox of their own, and python3
+//! in the live os sandbox. A path that fails is reported with the SDK's error and
 //! left out of the loop; the program goes on with the rest.
 //!
 //! Output: one JSON object on stdout (microseconds), or a table.
