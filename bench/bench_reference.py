@@ -26,11 +26,16 @@ pinned below by commit. This script:
 A path where the reference fails on this machine is printed as
 "reference: fails (reason)", with the SDK's own error, and the rest goes on.
 
+--variant also builds and measures, in the same run, a patched copy of the
+reference made in the cache (never in the pinned checkout): its os backend's
+Landlock step moved after its mounts, so its os paths run on a kernel with
+Landlock (docs/benchmarks.md says why the reference itself cannot).
+
 Usage (from the repository root, after ./scripts/build.sh; as root for the
 figures in docs/benchmarks.md):
 
   python3 bench/bench_reference.py [--reference-src DIR] [-n 200] [--rounds 1]
-        [--file-mib 64] [--build-dir build] [--json]
+        [--file-mib 64] [--build-dir build] [--variant] [--json]
 
 It only reports: it never fails because of a ratio. Not part of the tests.
 """
