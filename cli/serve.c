@@ -178,6 +178,7 @@ enum route {
 	R_EXEC,
 	R_FILES,
 	R_DIR,
+	R_STAT,
 	R_PROCS,
 	R_PROC,
 	R_PROC_SIGNAL,
@@ -2394,6 +2395,71 @@ static enum MHD_Result h_dir(struct serve_server *s, struct MHD_Connection *c, s
 	return send_json(c, r, 200, o);
 }
 
+/* GET .../stat?path=P: the path's metadata (a final symlink not followed), as `mimobox stat --json`. */
+static enum MHD_Result h_stat(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	const char *path, *target;
+	struct sbent *e;
+	mbx_error *err = NULL;
+	mbx_stat *st = NULL;
+	json_object *o;
+	char when[80], mode[16];
+	int rc, link;
+
+	if (path_arg(c, &path) < 0)
+		return send_no_path(c, r);
+	if (!(e = entry_use(s, r->id)))
+		return send_no_sandbox(c, r);
+	rc = mbx_sandbox_stat(e->sb, path, &st, &err);
+	entry_done(s, e);
+	if (rc != MBX_OK)
+		return send_mbx_error(c, r, rc, err, "stat");
+	link = mbx_stat_type(st) == MBX_FILE_SYMLINK;
+	target = link ? mbx_stat_symlink_target(st) : NULL;
+	cli_format_time_ns(when, sizeof(when), mbx_stat_mtime_ns(st));
+	snprintf(mode, sizeof(mode), "%04o", (unsigned)mbx_stat_mode(st));
+	o = json_object_new_object();
+	json_object_object_add(o, "path", json_object_new_string(path));
+	json_object_object_add(o, "type", json_object_new_string(type_name(mbx_stat_type(st))));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)mbx_stat_size(st)));
+	json_object_object_add(o, "mode", json_object_new_string(mode));
+	json_object_object_add(o, "mtime_ns", json_object_new_int64(mbx_stat_mtime_ns(st)));
+	json_object_object_add(o, "mtime", json_object_new_string(when));
+	json_object_object_add(o, "uid", json_object_new_int64(mbx_stat_uid(st)));
+	json_object_object_add(o, "gid", json_object_new_int64(mbx_stat_gid(st)));
+	json_object_object_add(o, "symlink", json_object_new_boolean(link));
+	json_object_object_add(o, "target", target ? json_object_new_string(target) : NULL);
+	mbx_stat_free(st);
+	return send_json(c, r, 200, o);
+}
+
+/* POST .../dir?path=P[&parents=1]: makes a directory, mode 0755 (parents: the missing ones above too). */
+static enum MHD_Result h_mkdir(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	const char *path, *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "parents");
+	int parents = q && (strcmp(q, "1") == 0 || strcmp(q, "true") == 0);
+	struct sbent *e;
+	mbx_error *err = NULL;
+	json_object *o;
+	int rc;
+
+	if (q && !parents && strcmp(q, "0") != 0 && strcmp(q, "false") != 0)
+		return send_bad_request(c, r, "`parents` must be 1 (make the missing directories above it too) or 0");
+	if (r->len)
+		return send_bad_request(c, r, "POST .../dir takes no body: the path and parents go in the query");
+	if (path_arg(c, &path) < 0)
+		return send_no_path(c, r);
+	if (!(e = entry_use(s, r->id)))
+		return send_no_sandbox(c, r);
+	rc = mbx_sandbox_mkdir(e->sb, path, 0755, parents, &err);
+	entry_done(s, e);
+	if (rc != MBX_OK)
+		return send_mbx_error(c, r, rc, err, "make directory");
+	o = json_object_new_object();
+	json_object_object_add(o, "path", json_object_new_string(path));
+	return send_json(c, r, 201, o);
+}
+
 /* ---- background processes ----
  *
  * POST .../processes spawns a program and answers at once. The server
@@ -2867,13 +2933,13 @@ static enum MHD_Result h_proc_get(struct serve_server *s, struct MHD_Connection 
 
 static enum MHD_Result h_proc_signal(struct serve_server *s, struct MHD_Connection *c, struct req *r)
 {
-	static const char *const keys[] = { "signal", NULL };
+	static const char *const keys[] = { "signal", "tree", NULL };
 	char why[CLI_WHY_MAX];
-	json_object *body, *v;
+	json_object *body, *v, *t = NULL;
 	mbx_error *err = NULL;
 	struct bgproc *bg;
 	struct sbent *e;
-	int sig = 0, rc;
+	int sig = 0, tree = 0, rc;
 
 	body = parse_body(r, why, sizeof(why));
 	if (!body)
@@ -2882,11 +2948,27 @@ static enum MHD_Result h_proc_signal(struct serve_server *s, struct MHD_Connecti
 		json_object_put(body);
 		return send_bad_request(c, r, why);
 	}
-	if (!json_object_object_get_ex(body, "signal", &v) || !v) {
-		json_object_put(body);
-		return send_bad_request(c, r, "`signal` is required: a name (\"TERM\", \"SIGINT\") or a number from 1 to 64");
+	if (json_object_object_get_ex(body, "tree", &t) && t) {
+		if (!json_object_is_type(t, json_type_boolean)) {
+			json_object_put(body);
+			return send_bad_request(c, r, "`tree` must be true (SIGKILL to the process and everything it "
+						"started) or false");
+		}
+		tree = json_object_get_int64(t) != 0;	/* a boolean's value */
 	}
-	if (json_object_is_type(v, json_type_int)) {
+	if (tree) {
+		if (json_object_object_get_ex(body, "signal", &v) && v) {
+			json_object_put(body);
+			return send_bad_request(c, r, "`tree` kills with SIGKILL: leave `signal` out");
+		}
+	} else if (!json_object_object_get_ex(body, "signal", &v) || !v) {
+		json_object_put(body);
+		return send_bad_request(c, r, "`signal` is required: a name (\"TERM\", \"SIGINT\") or a number from 1 to 64 "
+					"(or \"tree\": true to kill the process and everything it started)");
+	}
+	if (tree) {
+		/* SIGKILL to the whole tree: below. */
+	} else if (json_object_is_type(v, json_type_int)) {
 		int64_t n = json_object_get_int64(v);
 
 		if (n < 1 || n > 64) {
@@ -2913,7 +2995,7 @@ static enum MHD_Result h_proc_signal(struct serve_server *s, struct MHD_Connecti
 		entry_done(s, e);
 		return bg ? send_proc_ended(c, r) : send_no_process(c, r);
 	}
-	rc = mbx_process_signal(bg->proc, sig, &err);
+	rc = tree ? mbx_process_kill(bg->proc, &err) : mbx_process_signal(bg->proc, sig, &err);
 	entry_done(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "signal");
@@ -3813,6 +3895,8 @@ static enum route route_of(const char *url, char id[ID_MAX + 1], uint32_t *pid)
 		return R_FILES;
 	if (strcmp(slash, "/dir") == 0)
 		return R_DIR;
+	if (strcmp(slash, "/stat") == 0)
+		return R_STAT;
 	if (strcmp(slash, "/snapshots") == 0)
 		return R_SNAP_TAKE;
 	if (strcmp(slash, "/fork") == 0)
@@ -3830,7 +3914,7 @@ static const char *allowed_methods(enum route rt)
 	switch (rt) {
 	case R_HEALTH:
 	case R_METRICS:
-	case R_DIR:
+	case R_STAT:
 	case R_PROC_OUTPUT:
 	case R_AUDIT:
 	case R_SNAP_DATA:
@@ -3845,6 +3929,7 @@ static const char *allowed_methods(enum route rt)
 	case R_SNAP_RESTORE:
 		return "POST";
 	case R_SANDBOXES:
+	case R_DIR:
 	case R_PROCS:
 	case R_SNAPSHOTS:
 		return "GET, POST";
@@ -3926,7 +4011,9 @@ static enum MHD_Result dispatch(struct serve_server *s, struct MHD_Connection *c
 	case R_SANDBOX:
 		return strcmp(method, "DELETE") == 0 ? h_delete(s, c, r) : h_inspect(s, c, r);
 	case R_DIR:
-		return h_dir(s, c, r);
+		return strcmp(method, "POST") == 0 ? h_mkdir(s, c, r) : h_dir(s, c, r);
+	case R_STAT:
+		return h_stat(s, c, r);
 	case R_PTY:
 		return serve_pty_handle(s, s->ptys, s->upgrade_ok, c, r);
 	case R_FILES:

@@ -89,6 +89,7 @@ def test_openapi_document_is_valid_and_complete():
             ("/v1/sandboxes/{id}", "get"), ("/v1/sandboxes/{id}", "delete"), ("/v1/sandboxes/{id}/exec", "post"),
             ("/v1/sandboxes/{id}/files", "get"), ("/v1/sandboxes/{id}/files", "put"),
             ("/v1/sandboxes/{id}/files", "delete"), ("/v1/sandboxes/{id}/dir", "get"), ("/v1/run", "post"),
+            ("/v1/sandboxes/{id}/dir", "post"), ("/v1/sandboxes/{id}/stat", "get"),
             ("/v1/sandboxes/{id}/processes", "get"), ("/v1/sandboxes/{id}/processes", "post"),
             ("/v1/sandboxes/{id}/processes/{pid}", "get"), ("/v1/sandboxes/{id}/processes/{pid}", "delete"),
             ("/v1/sandboxes/{id}/processes/{pid}/signal", "post"), ("/v1/sandboxes/{id}/processes/{pid}/stdin", "post"),
@@ -688,6 +689,44 @@ def test_idempotency_key(server):
 # ---------------------------------------------------------------------------
 # Background processes
 
+def test_stat_and_mkdir(server):
+    sid = server.create()
+    base = "/v1/sandboxes/%s" % sid
+    r = server.request("POST", base + "/dir?path=/workspace/a/b")
+    _error(r, 404, "not_found")
+    r = server.request("POST", base + "/dir?path=/workspace/a/b&parents=1")
+    assert r.status == 201 and r.json == {"path": "/workspace/a/b"}, r
+    r = server.request("POST", base + "/dir?path=/workspace/a/b&parents=1")
+    assert r.status == 201, r  # an existing directory is no error with parents
+    r = server.request("POST", base + "/dir?path=/workspace/a")
+    assert r.status == 409 and r.json["error"]["code"] == "already_exists", r
+    _error(server.request("POST", base + "/dir?path=/workspace/c&parents=yes"), 400, "invalid_argument", "parents")
+    _error(server.request("POST", base + "/dir?path=/workspace/c", b"{}"), 400, "invalid_argument", "no body")
+    _error(server.request("POST", base + "/dir"), 400, "invalid_argument", "path")
+    r = server.request("PUT", base + "/files?path=/workspace/a/b/f", b"12345")
+    assert r.status == 200
+    server.exec(sid, ["sh", "-c", "chmod 0640 /workspace/a/b/f && ln -s b/f /workspace/a/l && touch -d @1700000000 "
+                      "/workspace/a/b/f"])
+    r = server.request("GET", base + "/stat?path=/workspace/a/b/f")
+    assert r.status == 200, r
+    st = r.json
+    assert st["path"] == "/workspace/a/b/f" and st["type"] == "file" and st["size"] == 5 and st["mode"] == "0640"
+    assert st["mtime_ns"] == 1700000000 * 10**9 and st["mtime"] == "2023-11-14T22:13:20.000000000Z"
+    assert st["symlink"] is False and st["target"] is None
+    st = server.request("GET", base + "/stat?path=a/l").json  # relative to /workspace; not followed
+    assert st["type"] == "symlink" and st["symlink"] is True and st["target"] == "b/f"
+    st = server.request("GET", base + "/stat?path=/workspace/a").json
+    assert st["type"] == "directory" and st["mode"] == "0755"
+    _error(server.request("GET", base + "/stat?path=/workspace/nope"), 404, "not_found")
+    _error(server.request("GET", base + "/stat"), 400, "invalid_argument", "path")
+    _error(server.request("GET", "/v1/sandboxes/nosuch/stat?path=/"), 404, "not_found")
+    r = server.request("DELETE", base + "/stat?path=/", check=False)
+    assert r.status == 405 and r.headers["Allow"] == "GET"
+    r = server.request("PUT", base + "/dir?path=/", check=False)
+    assert r.status == 405 and r.headers["Allow"] == "GET, POST"
+    server.request("DELETE", base)
+
+
 def wait_ended(server, sid, pid, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -854,6 +893,20 @@ def test_process_signal_and_delete(server):
     r = server.request("POST", "/v1/sandboxes/%s/processes/%d/signal" % (sid, p2), {"signal": "SIGusr1"})
     assert r.status == 204
     assert wait_ended(server, sid, p2)["signal"] == signal.SIGUSR1
+    # "tree": SIGKILL to the process and everything it started; the process stays listed.
+    m4 = unique_sleep_arg()
+    p4 = spawn(server, sid, ["sh", "-c", "sleep %s & sleep %s; :" % (m4, m4)])
+    wait_running(m4)
+    for bad in ({"tree": True, "signal": "TERM"}, {"tree": 1}, {"tree": False}):
+        _error(server.request("POST", "/v1/sandboxes/%s/processes/%d/signal" % (sid, p4), bad), 400, "invalid_argument")
+    r = server.request("POST", "/v1/sandboxes/%s/processes/%d/signal" % (sid, p4), {"tree": True})
+    assert r.status == 204, r
+    assert wait_ended(server, sid, p4)["signal"] == signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while procs_with_arg(m4) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs_with_arg(m4), "the tree kill left a child running"
+    assert server.request("DELETE", "/v1/sandboxes/%s/processes/%d" % (sid, p4)).status == 204
     # DELETE kills (everything it started), waits, and forgets.
     m3 = unique_sleep_arg()
     p3 = spawn(server, sid, ["sh", "-c", "sleep %s & sleep %s; :" % (m3, m3)])
