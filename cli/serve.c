@@ -2477,6 +2477,7 @@ static enum MHD_Result h_mkdir(struct serve_server *s, struct MHD_Connection *c,
 #define PROC_KILL_WAIT_MS 5000
 #define PROC_STDIN_WAIT_MS 30000
 #define PROC_CHUNK ((size_t)64 << 10)
+#define PROC_COMMAND_SHOWN 256
 
 struct outbuf {
 	uint8_t *data;
@@ -2488,6 +2489,7 @@ struct bgproc {
 	uint32_t id;
 	mbx_process *proc;	/* under the sandbox's lock; NULL once it ended */
 	char *program;
+	char *command;		/* argv joined with spaces, at most PROC_COMMAND_SHOWN bytes */
 	uint64_t started_ms, ended_ms;
 	/* The rest under procs_lock. */
 	int running;
@@ -2531,6 +2533,28 @@ static void outbuf_add(struct outbuf *b, const uint8_t *data, size_t len)
 	b->len += len;
 }
 
+/* argv joined with spaces, cut to PROC_COMMAND_SHOWN bytes ending in "..."; NULL when out of memory. */
+static char *join_command(const char *const *argv)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+
+	for (size_t i = 0; argv[i] && b.len <= PROC_COMMAND_SHOWN; i++) {
+		if (i)
+			cli_buf_puts(&b, " ");
+		cli_buf_puts(&b, argv[i]);
+	}
+	if (b.len > PROC_COMMAND_SHOWN) {
+		b.len = PROC_COMMAND_SHOWN - 3;
+		cli_buf_puts(&b, "...");
+	}
+	cli_buf_add(&b, "", 1);
+	if (b.failed) {
+		cli_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
 static void bgproc_free(struct bgproc *bg)
 {
 	if (!bg)
@@ -2539,6 +2563,7 @@ static void bgproc_free(struct bgproc *bg)
 	free(bg->out[0].data);
 	free(bg->out[1].data);
 	free(bg->program);
+	free(bg->command);
 	free(bg);
 }
 
@@ -2728,6 +2753,7 @@ static json_object *bgproc_json_locked(const struct bgproc *bg)
 
 	json_object_object_add(o, "id", json_object_new_int64(bg->id));
 	json_object_object_add(o, "program", json_object_new_string(bg->program));
+	json_object_object_add(o, "command", json_object_new_string(bg->command));
 	json_object_object_add(o, "running", json_object_new_boolean(bg->running));
 	json_object_object_add(o, "age_ms", json_object_new_int64((int64_t)(now_ms() - bg->started_ms)));
 	json_object_object_add(o, "stdin", json_object_new_boolean(bg->stdin_open));
@@ -2812,7 +2838,7 @@ static enum MHD_Result h_proc_spawn(struct serve_server *s, struct MHD_Connectio
 	mbx_spawn_options_set_timeout_ms(so, timeout);
 	mbx_spawn_options_set_stdin(so, want_stdin);
 	bg = calloc(1, sizeof(*bg));
-	if (!bg || !(bg->program = strdup(x.argv[0]))) {
+	if (!bg || !(bg->program = strdup(x.argv[0])) || !(bg->command = join_command(x.argv))) {
 		rc = MBX_ENOMEM;
 		what = "out of memory";
 		goto fail;

@@ -741,6 +741,8 @@ def spawn(server, sid, argv, **kw):
     r = server.request("POST", "/v1/sandboxes/%s/processes" % sid, dict(kw, argv=argv))
     assert r.status == 201, r
     assert r.json["running"] is True and r.json["program"] == argv[0]
+    joined = " ".join(argv)
+    assert r.json["command"] == (joined if len(joined) <= 256 else joined[:253] + "..."), r
     return r.json["id"]
 
 
@@ -907,6 +909,8 @@ def test_process_signal_and_delete(server):
         time.sleep(0.05)
     assert not procs_with_arg(m4), "the tree kill left a child running"
     assert server.request("DELETE", "/v1/sandboxes/%s/processes/%d" % (sid, p4)).status == 204
+    long = spawn(server, sid, ["echo"] + ["x" * 100] * 4)
+    assert server.request("GET", "/v1/sandboxes/%s/processes/%d" % (sid, long)).json["command"].endswith("x...")
     # DELETE kills (everything it started), waits, and forgets.
     m3 = unique_sleep_arg()
     p3 = spawn(server, sid, ["sh", "-c", "sleep %s & sleep %s; :" % (m3, m3)])
