@@ -911,6 +911,7 @@ def test_process_signal_and_delete(server):
     assert server.request("DELETE", "/v1/sandboxes/%s/processes/%d" % (sid, p4)).status == 204
     long = spawn(server, sid, ["echo"] + ["x" * 100] * 4)
     assert server.request("GET", "/v1/sandboxes/%s/processes/%d" % (sid, long)).json["command"].endswith("x...")
+    assert server.request("DELETE", "/v1/sandboxes/%s/processes/%d" % (sid, long)).status == 204
     # DELETE kills (everything it started), waits, and forgets.
     m3 = unique_sleep_arg()
     p3 = spawn(server, sid, ["sh", "-c", "sleep %s & sleep %s; :" % (m3, m3)])
