@@ -3563,14 +3563,17 @@ static enum MHD_Result h_snap_data(struct serve_server *s, struct MHD_Connection
 
 static enum MHD_Result h_restore(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
 {
-	static const char *const keys[] = { "ttl_ms", NULL };
+	static const char *const keys[] = { "ttl_ms", "name", NULL };
 	struct cli_sandbox_opts so;
 	struct snapent *p;
 	mbx_sandbox *sb = NULL;
 	mbx_error *err = NULL;
 	const uint8_t *note;
 	char why[CLI_WHY_MAX], *copy = NULL;
+	const char *name = NULL;
 	json_object *answer;
+	struct pending pend;
+	struct sbent *found = NULL;
 	struct usage u;
 	uint64_t ttl = 0;
 	size_t len = 0;
@@ -3578,15 +3581,27 @@ static enum MHD_Result h_restore(struct serve_server *s, struct MHD_Connection *
 	int rc;
 
 	if (check_keys(body, keys, why, sizeof(why)) < 0 ||
-	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, NULL, why, sizeof(why)) < 0)
+	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, NULL, why, sizeof(why)) < 0 ||
+	    get_str(body, "name", &name, why, sizeof(why)) < 0 || (name && cli_check_name(name, why, sizeof(why)) < 0))
 		return send_bad_request(c, r, why);
 	if (!(p = snap_lookup(s, r->id)))
 		return send_no_snapshot(c, r);
+	/* The name as a create's: held from here until the sandbox is listed. */
+	pthread_mutex_lock(&s->table_lock);
+	rc = claim_locked(s, name, NULL, &pend, &found);
+	pthread_mutex_unlock(&s->table_lock);
+	if (rc < 0) {
+		snap_release(s, p);
+		snprintf(why, sizeof(why), "a sandbox named `%s` already exists on this server", name);
+		return send_error(c, r, 409, "already_exists", why,
+				  "pick another name, or delete the other one with DELETE /v1/sandboxes/NAME");
+	}
 	/* The note is set before the snapshot is kept and never after: readable without its lock. */
 	note = mbx_snapshot_note(p->snap, &len);
 	opts_of_note(&so, note, len);
 	u = usage_of(s, &so);
 	if (len && !(copy = malloc(len))) {
+		pending_end(s, &pend);
 		snap_release(s, p);
 		cli_sandbox_opts_free(&so);
 		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
@@ -3594,6 +3609,7 @@ static enum MHD_Result h_restore(struct serve_server *s, struct MHD_Connection *
 	if (len)
 		memcpy(copy, note, len);
 	if (quota_take(s, r->client, 1, u, why, sizeof(why)) < 0) {
+		pending_end(s, &pend);
 		snap_release(s, p);
 		free(copy);
 		cli_sandbox_opts_free(&so);
@@ -3604,12 +3620,14 @@ static enum MHD_Result h_restore(struct serve_server *s, struct MHD_Connection *
 	pthread_mutex_unlock(&p->lock);
 	snap_release(s, p);
 	if (rc != MBX_OK) {
+		pending_end(s, &pend);
 		quota_put(s, r->client, 1, u);
 		free(copy);
 		cli_sandbox_opts_free(&so);
 		return send_mbx_error(c, r, rc, err, "restore");
 	}
-	answer = entry_add(s, sb, &so, ttl, r->client, u, copy, len, NULL, NULL, &status);
+	answer = entry_add(s, sb, &so, ttl, r->client, u, copy, len, name, NULL, &status);
+	pending_end(s, &pend);
 	cli_sandbox_opts_free(&so);
 	if (!answer)
 		return send_add_failure(c, r, status);
@@ -3620,25 +3638,74 @@ static enum MHD_Result h_restore(struct serve_server *s, struct MHD_Connection *
 
 static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
 {
-	static const char *const keys[] = { "count", "ttl_ms", NULL };
+	static const char *const keys[] = { "count", "ttl_ms", "names", NULL };
 	struct cli_sandbox_opts so;
 	mbx_sandbox *kids[FORK_MAX];
 	mbx_error *err = NULL;
 	char why[CLI_WHY_MAX], *note = NULL;
-	json_object *o, *a, *answer;
-	struct sbent *e;
+	json_object *o, *a, *answer, *jn = NULL;
+	const char *names[FORK_MAX];
+	struct pending pends[FORK_MAX];
+	struct sbent *e, *found = NULL;
 	struct usage u;
 	uint64_t count = 1, ttl = 0;
-	size_t i, n = 0, note_len = 0;
+	size_t i, k, n = 0, note_len = 0, n_names = 0, n_claimed = 0;
 	unsigned status = 201;
-	int ttl_given = 0, rc = MBX_OK;
+	int ttl_given = 0, count_given = 0, rc = MBX_OK;
 
 	if (check_keys(body, keys, why, sizeof(why)) < 0 ||
-	    get_u64(body, "count", 1, FORK_MAX, &count, NULL, why, sizeof(why)) < 0 ||
+	    get_u64(body, "count", 1, FORK_MAX, &count, &count_given, why, sizeof(why)) < 0 ||
 	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, &ttl_given, why, sizeof(why)) < 0)
 		return send_bad_request(c, r, why);
-	if (!(e = entry_use(s, r->id)))
+	if (json_object_object_get_ex(body, "names", &jn) && jn) {
+		/* A name for each child, with a create's rules: then `count` is their number. */
+		if (!json_object_is_type(jn, json_type_array) || json_object_array_length(jn) < 1 ||
+		    json_object_array_length(jn) > FORK_MAX) {
+			snprintf(why, sizeof(why), "`names` must be an array of 1 to %u sandbox names", FORK_MAX);
+			return send_bad_request(c, r, why);
+		}
+		n_names = json_object_array_length(jn);
+		for (i = 0; i < n_names; i++) {
+			json_object *v = json_object_array_get_idx(jn, i);
+			char sub[256];
+
+			if (!json_object_is_type(v, json_type_string))
+				return send_bad_request(c, r, "`names` must hold strings");
+			names[i] = json_object_get_string(v);
+			if (cli_check_name(names[i], sub, sizeof(sub)) < 0) {
+				snprintf(why, sizeof(why), "`names`: %s", sub);
+				return send_bad_request(c, r, why);
+			}
+			for (k = 0; k < i; k++)
+				if (strcmp(names[k], names[i]) == 0) {
+					snprintf(why, sizeof(why), "`names`: `%s` is there twice", names[i]);
+					return send_bad_request(c, r, why);
+				}
+		}
+		if (count_given && count != n_names) {
+			snprintf(why, sizeof(why), "`count` is %" PRIu64 " but `names` has %zu names: leave `count` out",
+				 count, n_names);
+			return send_bad_request(c, r, why);
+		}
+		count = n_names;
+		pthread_mutex_lock(&s->table_lock);
+		for (n_claimed = 0; n_claimed < n_names; n_claimed++)
+			if (claim_locked(s, names[n_claimed], NULL, &pends[n_claimed], &found) < 0)
+				break;
+		pthread_mutex_unlock(&s->table_lock);
+		if (n_claimed < n_names) {
+			snprintf(why, sizeof(why), "a sandbox named `%s` already exists on this server", names[n_claimed]);
+			for (i = 0; i < n_claimed; i++)
+				pending_end(s, &pends[i]);
+			return send_error(c, r, 409, "already_exists", why,
+					  "pick other names, or delete the other one with DELETE /v1/sandboxes/NAME");
+		}
+	}
+	if (!(e = entry_use(s, r->id))) {
+		for (i = 0; i < n_claimed; i++)
+			pending_end(s, &pends[i]);
 		return send_no_sandbox(c, r);
+	}
 	if (!ttl_given)
 		ttl = e->ttl_ms;
 	/* The children have the parent's config: they are described and counted as it. */
@@ -3646,6 +3713,8 @@ static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, 
 	u = usage_of(s, &so);
 	if (quota_take(s, r->client, (unsigned)count, u, why, sizeof(why)) < 0) {
 		entry_done(s, e);
+		for (i = 0; i < n_claimed; i++)
+			pending_end(s, &pends[i]);
 		cli_sandbox_opts_free(&so);
 		return send_quota(c, r, why);
 	}
@@ -3664,6 +3733,8 @@ static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, 
 		for (i = 0; i < n; i++)
 			mbx_sandbox_free(kids[i]);
 		quota_put(s, r->client, (unsigned)count, u);
+		for (i = 0; i < n_claimed; i++)
+			pending_end(s, &pends[i]);
 		cli_sandbox_opts_free(&so);
 		return send_mbx_error(c, r, rc, err, "fork");
 	}
@@ -3679,10 +3750,13 @@ static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, 
 		}
 		if (note_len && (mine = malloc(note_len)))
 			memcpy(mine, note + i * note_len, note_len);
-		answer = entry_add(s, kids[i], &so, ttl, r->client, u, mine, mine ? note_len : 0, NULL, NULL, &status);
+		answer = entry_add(s, kids[i], &so, ttl, r->client, u, mine, mine ? note_len : 0,
+				   n_names ? names[i] : NULL, NULL, &status);
 		if (answer)
 			json_object_array_add(a, answer);
 	}
+	for (i = 0; i < n_claimed; i++)
+		pending_end(s, &pends[i]);
 	free(note);
 	cli_sandbox_opts_free(&so);
 	json_object_object_add(o, "sandboxes", a);

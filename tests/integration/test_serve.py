@@ -1215,6 +1215,38 @@ def test_snapshot_restore_fork(server):
     assert server.request("GET", "/v1/snapshots").json["snapshots"] == []
 
 
+def test_restore_and_fork_with_names(server):
+    sid = server.create(name="parent")
+    server.exec(sid, ["sh", "-c", "echo kept > /workspace/f"])
+    snap = server.request("POST", "/v1/sandboxes/parent/snapshots", {})
+    assert snap.status == 201, snap
+    sn = snap.json["snapshot_id"]
+    r = server.request("POST", "/v1/snapshots/%s/restore" % sn, {"name": "again"})
+    assert r.status == 201 and r.json["name"] == "again", r
+    assert server.exec("again", ["cat", "/workspace/f"])["stdout"] == "kept\n"
+    _error(server.request("POST", "/v1/snapshots/%s/restore" % sn, {"name": "again"}), 409, "already_exists", "again")
+    _error(server.request("POST", "/v1/snapshots/%s/restore" % sn, {"name": sid}), 409, "already_exists")
+    _error(server.request("POST", "/v1/snapshots/%s/restore" % sn, {"name": "../x"}), 400, "invalid_argument")
+    _error(server.request("POST", "/v1/snapshots/%s/restore" % sn, {"name": 5}), 400, "invalid_argument")
+    r = server.request("POST", "/v1/sandboxes/parent/fork", {"names": ["kid-1", "kid-2"]})
+    assert r.status == 201 and [k["name"] for k in r.json["sandboxes"]] == ["kid-1", "kid-2"], r
+    assert server.exec("kid-2", ["cat", "/workspace/f"])["stdout"] == "kept\n"
+    for bad, words in (({"names": []}, "names"), ({"names": ["a", "a"]}, "twice"), ({"names": ["a"], "count": 2}, "count"),
+                       ({"names": ["ok", "b c"]}, "names"), ({"names": "kid"}, "names"), ({"names": [1]}, "strings"),
+                       ({"names": ["n%d" % i for i in range(17)]}, "16")):
+        _error(server.request("POST", "/v1/sandboxes/parent/fork", bad), 400, "invalid_argument", words)
+    # A taken name refuses the whole fork: none of the others is made.
+    _error(server.request("POST", "/v1/sandboxes/parent/fork", {"names": ["new-1", "kid-1"]}), 409, "already_exists",
+           "kid-1")
+    names = sorted(x.get("name", "") for x in server.request("GET", "/v1/sandboxes").json["sandboxes"])
+    assert names == ["again", "kid-1", "kid-2", "parent"], names
+    # The names are free again for a create after a refusal.
+    assert server.request("POST", "/v1/sandboxes", {"name": "new-1"}).status == 201
+    for name in ("again", "kid-1", "kid-2", "parent", "new-1"):
+        assert server.request("DELETE", "/v1/sandboxes/" + name).status == 204
+    assert server.request("DELETE", "/v1/snapshots/" + sn).status == 204
+
+
 def test_snapshot_download_upload(server):
     sid = server.create()
     raw = bytes(range(256)) * 64
