@@ -27,7 +27,7 @@
 #define DOWNLOAD_MAX ((size_t)1 << 30)
 
 enum { R_JSON = CLI_OPT_VERB + 40, R_NAME, R_TTL, R_TIMEOUT, R_ENV, R_ENV_FILE, R_WORKDIR, R_STDIN, R_DETACH, R_TTY,
-       R_AUDIT, R_FORCE, R_RECURSIVE, R_PARENTS, R_FOLLOW, R_SIGNAL };
+       R_AUDIT, R_FORCE, R_RECURSIVE, R_PARENTS, R_FOLLOW, R_SIGNAL, R_COUNT };
 
 static const struct cli_option create_opts[] = {
 	{ "json", 0, 0, R_JSON }, { "name", 0, 1, R_NAME }, { "ttl", 0, 1, R_TTL }, CLI_SANDBOX_OPTIONS,
@@ -1676,6 +1676,408 @@ static int exec_detached(struct cli_remote *r, int json, const char *name, struc
 	return status;
 }
 
+/* ---- snapshot, restore, fork ---- */
+
+#define FORK_MAX_COUNT 64	/* the local verb's */
+#define SERVER_FORK_MAX 16	/* per POST .../fork */
+
+/* Prints a sandbox the server made (create, restore, fork) as `create` does. */
+static void print_made(struct cli_buf *out, int json, json_object *o)
+{
+	const char *name = jstr(o, "name") ? jstr(o, "name") : jstr(o, "id");
+
+	if (json) {
+		cli_buf_puts(out, "{\"ok\": true, \"name\": ");
+		cli_json_cstring(out, name);
+		cli_buf_puts(out, ", \"id\": ");
+		cli_json_cstring(out, jstr(o, "id"));
+		cli_buf_puts(out, ", \"isolation\": ");
+		cli_json_cstring(out, jstr(o, "isolation"));
+		cli_buf_puts(out, ", \"limits\": ");
+		cli_json_cstring(out, jstr(o, "limits"));
+		cli_buf_puts(out, "}\n");
+	} else {
+		cli_buf_printf(out, "%s\n", name ? name : "");
+	}
+}
+
+struct snap_words {
+	const char *verb, *synopsis;
+	int json;
+	const char *name;
+	uint64_t ttl_ms;
+	unsigned count;
+	const char *ops[2];
+	int n_ops;
+};
+
+/* The local verbs' parser (cmd_snapshot.c), in their words; 0, or -1 after a usage error. */
+static int snap_parse(struct snap_words *s, int argc, char **argv, int nops, int with_name, int with_count)
+{
+	static const struct cli_option all[] = {
+		{ "json", 0, 0, R_JSON }, { "name", 0, 1, R_NAME }, { "ttl", 0, 1, R_TTL }, { "count", 0, 1, R_COUNT },
+		CLI_HELP_OPTION, { NULL, 0, 0, 0 }
+	};
+	struct cli_option opts[6];
+	struct cli_args a = { argc, argv, 1 };
+	char why[CLI_WHY_MAX];
+	const char *value;
+	int id, n = 0;
+
+	opts[n++] = all[0];
+	if (with_name) {
+		opts[n++] = all[1];
+		opts[n++] = all[2];
+	}
+	if (with_count)
+		opts[n++] = all[3];
+	opts[n++] = all[4];
+	opts[n] = all[5];
+	s->json = cli_wants_json(argc, argv, opts, nops);
+	s->count = 1;
+	while (a.next < argc) {
+		id = cli_next_option(&a, opts, &value, why, sizeof(why));
+		if (id == CLI_OPT_BAD) {
+			cli_usage_error(s->json, s->verb, "%s", why);
+			return -1;
+		}
+		if (id == R_JSON) {
+			s->json = 1;
+		} else if (id == R_NAME) {
+			if (cli_check_name(value, why, sizeof(why)) < 0) {
+				cli_usage_error(s->json, s->verb, "%s", why);
+				return -1;
+			}
+			s->name = value;
+		} else if (id == R_TTL) {
+			if (cli_parse_duration(value, &s->ttl_ms, why, sizeof(why)) < 0) {
+				cli_usage_error(s->json, s->verb, "invalid value `%s` for --ttl: %s", value, why);
+				return -1;
+			}
+		} else if (id == R_COUNT) {
+			char *end;
+			unsigned long v = strtoul(value, &end, 10);
+
+			if (value[0] < '0' || value[0] > '9' || *end != '\0' || v < 1 || v > FORK_MAX_COUNT) {
+				cli_usage_error(s->json, s->verb, "invalid value `%s` for --count: give 1 to %d", value,
+						FORK_MAX_COUNT);
+				return -1;
+			}
+			s->count = (unsigned)v;
+		} else if (id == CLI_OPT_END && a.next < argc) {
+			if (s->n_ops >= nops) {
+				cli_usage_error(s->json, s->verb, "unexpected argument `%s` (expected `mimobox %s`)",
+						argv[a.next], s->synopsis);
+				return -1;
+			}
+			s->ops[s->n_ops++] = argv[a.next++];
+		}
+	}
+	if (s->n_ops < nops) {
+		cli_usage_error(s->json, s->verb, "missing %s (expected `mimobox %s`)",
+				s->n_ops == 0 && strcmp(s->verb, "restore") != 0 ? "the sandbox name" : "the snapshot file",
+				s->synopsis);
+		return -1;
+	}
+	return 0;
+}
+
+/* Forgets the server's snapshot `sid` (quietly: it is ours, made for this command). */
+static void snap_forget(struct cli_remote *r, int json, const char *sid)
+{
+	struct cli_buf t = CLI_BUF_INIT;
+	struct cli_remote_answer a;
+
+	cli_buf_puts(&t, "/v1/snapshots/");
+	cli_remote_urlencode(&t, sid);
+	if (!t.failed && cli_remote_call(r, json, "DELETE", t.data, NULL, NULL, 0, ANSWER_MAX, &a) == 0)
+		cli_buf_free(&a.body);
+	cli_buf_free(&t);
+}
+
+/* Writes `data` to the host file `path` (0600) through a temporary file renamed over it; the exit status. */
+static int host_write_private(int json, const char *path, const struct cli_buf *data)
+{
+	char *tmp = NULL;
+	int fd, rc = 0;
+
+	if (asprintf(&tmp, "%s.mimobox-%d.tmp", path, (int)getpid()) < 0) {
+		cli_report(json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
+		return CLI_EXIT_FAILED;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = host_fail(json, "write", path, errno);
+	} else {
+		if ((data->len && cli_write_all(fd, data->data, data->len) < 0) || fsync(fd) < 0)
+			rc = host_fail(json, "write", path, errno);
+		close(fd);
+		if (rc == 0 && rename(tmp, path) < 0)
+			rc = host_fail(json, "write", path, errno);
+		if (rc)
+			unlink(tmp);
+	}
+	free(tmp);
+	return rc ? CLI_EXIT_FAILED : 0;
+}
+
+static int r_snapshot(struct cli_remote *r, int argc, char **argv)
+{
+	struct snap_words s = { "snapshot", "snapshot NAME FILE [--json]" };
+	struct cli_buf t = CLI_BUF_INIT, data = CLI_BUF_INIT, out = CLI_BUF_INIT;
+	json_object *o = NULL;
+	char *path = NULL, *cwd = NULL, sid[64];
+	int status;
+
+	if (snap_parse(&s, argc, argv, 2, 0, 0) < 0)
+		return CLI_EXIT_USAGE;
+	if (s.ops[1][0] == '\0') {
+		cli_usage_error(s.json, "snapshot", "the snapshot file's name is empty");
+		return CLI_EXIT_USAGE;
+	}
+	if (name_ok(s.json, "snapshot", s.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
+	if (s.ops[1][0] == '/') {
+		path = strdup(s.ops[1]);
+	} else if ((cwd = getcwd(NULL, 0)) != NULL && asprintf(&path, "%s/%s", cwd, s.ops[1]) < 0) {
+		path = NULL;
+	}
+	free(cwd);
+	if (!path) {
+		cli_report(s.json, MBX_ESYS, "cannot tell the working directory", NULL, NULL, errno);
+		return CLI_EXIT_FAILED;
+	}
+	if (cli_remote_json_load(s.json) < 0) {
+		free(path);
+		return CLI_EXIT_FAILED;
+	}
+	/* Taken on the server, downloaded, then forgotten there: the file is the only copy. */
+	sandbox_target(&t, s.ops[0], "/snapshots");
+	status = simple_file(r, s.json, "POST", t.data, "application/json", "{}", 2, 201, &o, NULL);
+	cli_buf_free(&t);
+	if (status) {
+		free(path);
+		return status;
+	}
+	snprintf(sid, sizeof(sid), "%s", jstr(o, "snapshot_id") ? jstr(o, "snapshot_id") : "");
+	jput(o);
+	if (!sid[0]) {
+		cli_report(s.json, MBX_EPROTO, "the server's answer has no snapshot_id", NULL, NULL, 0);
+		free(path);
+		return CLI_EXIT_FAILED;
+	}
+	cli_buf_puts(&t, "/v1/snapshots/");
+	cli_remote_urlencode(&t, sid);
+	cli_buf_puts(&t, "/data");
+	status = simple_file(r, s.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
+	cli_buf_free(&t);
+	snap_forget(r, s.json, sid);
+	if (status == 0)
+		status = host_write_private(s.json, path, &data);
+	if (status == 0 && s.json) {
+		cli_buf_puts(&out, "{\"ok\": true, \"name\": ");
+		cli_json_cstring(&out, s.ops[0]);
+		cli_buf_puts(&out, ", \"file\": ");
+		cli_json_cstring(&out, path);
+		cli_buf_puts(&out, "}\n");
+		status = print_buf(&out);
+	}
+	cli_buf_free(&data);
+	free(path);
+	return status;
+}
+
+static int r_restore(struct cli_remote *r, int argc, char **argv)
+{
+	struct snap_words s = { "restore", "restore FILE [--name NEW] [--ttl DURATION] [--json]" };
+	struct cli_buf t = CLI_BUF_INIT, data = CLI_BUF_INIT, body = CLI_BUF_INIT, out = CLI_BUF_INIT;
+	json_object *o = NULL;
+	char buf[65536], sid[64], msg[CLI_WHY_MAX + 64];
+	int fd, status = CLI_EXIT_FAILED;
+
+	if (snap_parse(&s, argc, argv, 1, 1, 0) < 0)
+		return CLI_EXIT_USAGE;
+	fd = open(s.ops[0], O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+
+		snprintf(msg, sizeof(msg), "cannot read the snapshot file `%s`: %s", s.ops[0], strerror(e));
+		cli_report(s.json, e == ENOENT ? MBX_ENOTFOUND : MBX_ESYS, msg, NULL, NULL, 0);
+		return CLI_EXIT_FAILED;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(msg, sizeof(msg), "cannot read the snapshot file `%s`: %s", s.ops[0], strerror(errno));
+			cli_report(s.json, MBX_ESYS, msg, NULL, NULL, 0);
+			close(fd);
+			cli_buf_free(&data);
+			return CLI_EXIT_FAILED;
+		}
+		if (n == 0)
+			break;
+		cli_buf_add(&data, buf, (size_t)n);
+	}
+	close(fd);
+	if (data.failed || cli_remote_json_load(s.json) < 0) {
+		if (data.failed)
+			cli_report(s.json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
+		cli_buf_free(&data);
+		return CLI_EXIT_FAILED;
+	}
+	/* Uploaded (checked whole by the server), restored, then forgotten there. */
+	status = simple(r, s.json, "POST", "/v1/snapshots", "application/octet-stream", data.data, data.len, 201, &o,
+			NULL);
+	cli_buf_free(&data);
+	if (status)
+		return status;
+	snprintf(sid, sizeof(sid), "%s", jstr(o, "snapshot_id") ? jstr(o, "snapshot_id") : "");
+	jput(o);
+	o = NULL;
+	if (!sid[0]) {
+		cli_report(s.json, MBX_EPROTO, "the server's answer has no snapshot_id", NULL, NULL, 0);
+		return CLI_EXIT_FAILED;
+	}
+	cli_buf_printf(&body, "{\"ttl_ms\": %llu", (unsigned long long)s.ttl_ms);
+	if (s.name) {
+		cli_buf_puts(&body, ", \"name\": ");
+		cli_json_cstring(&body, s.name);
+	}
+	cli_buf_puts(&body, "}");
+	cli_buf_puts(&t, "/v1/snapshots/");
+	cli_remote_urlencode(&t, sid);
+	cli_buf_puts(&t, "/restore");
+	status = simple(r, s.json, "POST", t.data, "application/json", body.data, body.len, 201, &o, NULL);
+	snap_forget(r, s.json, sid);
+	if (status == 0) {
+		print_made(&out, s.json, o);
+		status = print_buf(&out);
+	}
+	jput(o);
+	cli_buf_free(&t);
+	cli_buf_free(&body);
+	return status;
+}
+
+/*
+ * One POST .../fork of `n` children (named names[0..n) when names); the
+ * children printed into `out`. The answer in *a (its body freed) when it
+ * failed; -1 after reporting a broken exchange, 0, or the answer's status.
+ */
+static int fork_call(struct cli_remote *r, const struct snap_words *s, unsigned n, char (*names)[CLI_NAME_MAX + 16],
+		     struct cli_buf *out, struct cli_remote_answer *a)
+{
+	struct cli_buf t = CLI_BUF_INIT, body = CLI_BUF_INIT;
+	json_object *o = NULL, *list = NULL;
+	int rc;
+
+	/* ttl_ms always: without --ttl the children have none, as locally (the API's default is the parent's). */
+	cli_buf_printf(&body, "{\"count\": %u, \"ttl_ms\": %llu", n, (unsigned long long)s->ttl_ms);
+	if (names) {
+		cli_buf_puts(&body, ", \"names\": [");
+		for (unsigned i = 0; i < n; i++) {
+			cli_buf_puts(&body, i ? ", " : "");
+			cli_json_cstring(&body, names[i]);
+		}
+		cli_buf_puts(&body, "]");
+	}
+	cli_buf_puts(&body, "}");
+	sandbox_target(&t, s->ops[0], "/fork");
+	rc = t.failed || body.failed ? -1 : cli_remote_call(r, s->json, "POST", t.data, "application/json", body.data,
+							     body.len, ANSWER_MAX, a);
+	cli_buf_free(&t);
+	cli_buf_free(&body);
+	if (rc < 0)
+		return -1;
+	if (a->status != 201)
+		return (int)a->status;
+	o = answer_json(s->json, a);
+	cli_buf_free(&a->body);
+	if (!o)
+		return -1;
+	if (!json_object_object_get_ex(o, "sandboxes", &list) || !json_object_is_type(list, json_type_array) ||
+	    json_object_array_length(list) != n) {
+		jput(o);
+		cli_report(s->json, MBX_EPROTO, "the server's answer to a fork is malformed", NULL, NULL, 0);
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++)
+		print_made(out, s->json, json_object_array_get_idx(list, i));
+	jput(o);
+	return 0;
+}
+
+static int r_fork(struct cli_remote *r, int argc, char **argv)
+{
+	struct snap_words s = { "fork", "fork NAME [--name NEW] [--count N] [--ttl DURATION] [--json]" };
+	char why[CLI_WHY_MAX], names[SERVER_FORK_MAX][CLI_NAME_MAX + 16];
+	unsigned done = 0;
+	int status = 0;
+
+	if (snap_parse(&s, argc, argv, 1, 1, 1) < 0)
+		return CLI_EXIT_USAGE;
+	if (s.name && s.count > 1) {
+		snprintf(names[0], sizeof(names[0]), "%s-%u", s.name, s.count);
+		if (cli_check_name(names[0], why, sizeof(why)) < 0) {
+			cli_usage_error(s.json, "fork", "--name with --count: %s", why);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (name_ok(s.json, "fork", s.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
+	if (cli_remote_json_load(s.json) < 0)
+		return CLI_EXIT_FAILED;
+	/* The server makes at most 16 per call; the names are the local verb's: NEW, or NEW-1 ... NEW-N. */
+	while (status == 0 && done < s.count) {
+		unsigned n = s.count - done < SERVER_FORK_MAX ? s.count - done : SERVER_FORK_MAX, taken = n;
+		struct cli_buf out = CLI_BUF_INIT;
+		struct cli_remote_answer a;
+		int rc;
+
+		for (unsigned i = 0; s.name && i < n; i++) {
+			if (s.count > 1)
+				snprintf(names[i], sizeof(names[i]), "%s-%u", s.name, done + i + 1);
+			else
+				snprintf(names[i], sizeof(names[i]), "%s", s.name);
+		}
+		rc = fork_call(r, &s, n, s.name ? names : NULL, &out, &a);
+		if (rc == 409 && s.name) {
+			/* A taken name: the ones before it are made (as locally), then the error. */
+			for (taken = 0; taken < n; taken++) {
+				char quoted[sizeof(names[0]) + 2];
+
+				snprintf(quoted, sizeof(quoted), "`%.*s`", (int)sizeof(names[0]) - 1, names[taken]);
+				if (a.body.data && memmem(a.body.data, a.body.len, quoted, strlen(quoted)))
+					break;
+			}
+			if (taken > 0 && taken < n) {
+				struct cli_remote_answer b;
+
+				if (fork_call(r, &s, taken, names, &out, &b) != 0)
+					cli_buf_free(&b.body);
+			}
+		}
+		if (rc > 0) {
+			if (out.len)
+				(void)print_buf(&out);
+			status = cli_remote_report(r, s.json, &a);
+			if (status == CLI_EXIT_NOTFOUND || status == CLI_EXIT_NOEXEC)
+				status = CLI_EXIT_FAILED;
+			cli_buf_free(&a.body);
+		} else if (rc < 0) {
+			status = CLI_EXIT_FAILED;
+		} else {
+			status = print_buf(&out);
+		}
+		cli_buf_free(&out);
+		done += n;
+	}
+	return status;
+}
+
 /* ---- dispatch ---- */
 
 int cli_remote_verb(struct cli_remote *r, int argc, char **argv)
@@ -1687,6 +2089,7 @@ int cli_remote_verb(struct cli_remote *r, int argc, char **argv)
 		{ "run", cli_cmd_run_remote }, { "create", r_create }, { "exec", r_exec }, { "ps", r_ps },
 		{ "inspect", r_inspect }, { "rm", r_rm }, { "cat", r_cat }, { "write", r_write }, { "ls", r_ls }, { "cp", r_cp },
 		{ "stat", r_stat }, { "mkdir", r_mkdir }, { "logs", r_logs }, { "kill", r_kill },
+		{ "snapshot", r_snapshot }, { "restore", r_restore }, { "fork", r_fork },
 	};
 	int json = 0;
 

@@ -19,6 +19,7 @@ import test_basics
 import test_cli_life
 import test_cli_misc
 import test_cli_sessions
+import test_snapshot
 from conftest import host_env, procs_with_arg, unique_sleep_arg
 from test_cli_sessions import wait_until
 from test_serve import Server, _free_port
@@ -66,6 +67,8 @@ SHARED = [
     (test_cli_life, "test_kill_with_a_signal"),
     (test_cli_life, "test_logs_and_kill_errors"),
     (test_cli_life, "test_new_verbs_on_unknown_or_bad_sandbox"),
+    (test_snapshot, "test_cli_restore_refuses_a_bad_file"),
+    (test_snapshot, "test_cli_fork_count_stops_at_a_taken_name"),
 ]
 
 
@@ -198,7 +201,7 @@ def test_explicit_unix_host(cli, guard, host_tmp):
     (["exec", "x", "-t", "--", "true"], "exec -t"),
     (["exec", "x", "--audit", "--", "true"], "exec --audit"),
     (["shell", "x"], "shell"),
-    (["snapshot", "x", "/tmp/x.snap"], "snapshot"),
+    (["http", "x", "http://example.invalid/"], "http"),
 ])
 def test_unavailable_through_the_server(cli, served, words, named_flag):
     r = cli(words)
@@ -408,3 +411,42 @@ def test_stat_and_mkdir_through_the_server(cli, served):
     assert r.rc == 0 and r.out.startswith("path:  d/f\ntype:  file\nsize:  3\nmode:  0600\n"
                                           "mtime: 2023-11-14T22:13:20.000000000Z\nuid:   "), r
     assert cli(["rm", "st-box"]).rc == 0
+
+
+def test_snapshot_restore_fork_through_the_server(cli, served, host_tmp):
+    assert cli(["create", "--name", "src", "--env", "KEEP=yes", "--timeout", "7"]).rc == 0
+    assert cli(["exec", "src", "--", "sh", "-c", "mkdir /workspace/d && printf 'a\\377' > /workspace/d/f"]).rc == 0
+    path = os.path.join(host_tmp, "src.snap")
+    r = cli(["snapshot", "src", path, "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "name": "src", "file": path} and not made_locally(r), r
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    # The file is the only copy: the server's is forgotten.
+    assert served.request("GET", "/v1/snapshots").json["snapshots"] == []
+    rel = subprocess.run([cli.path, "snapshot", "src", "rel.snap"], cwd=host_tmp, env=cli.env({}), capture_output=True,
+                         timeout=60)
+    assert rel.returncode == 0 and rel.stdout == b"" and os.path.exists(os.path.join(host_tmp, "rel.snap")), rel
+    r = cli(["restore", path, "--name", "back"])
+    assert r.rc == 0 and r.out == "back\n", r
+    r = cli(["exec", "back", "--", "sh", "-c", "cat /workspace/d/f; echo $KEEP"])
+    assert r.stdout == b"a\xffyes\n", r
+    assert cli(["inspect", "back", "--json"]).json["timeout_ms"] == 7000
+    r = cli(["restore", path, "--json", "--ttl", "1h"])
+    assert r.rc == 0 and r.json["ok"] is True and r.json["name"] == r.json["id"], r
+    assert served.request("GET", "/v1/sandboxes/" + r.json["id"]).json["ttl_ms"] == 3600000
+    r = cli(["restore", path, "--name", "back"])
+    assert r.rc == 125 and "`back` already exists" in r.stderr, r
+    assert served.request("GET", "/v1/snapshots").json["snapshots"] == []
+    # fork: the local verb's names; more than the API's 16 per call.
+    r = cli(["fork", "src", "--name", "kid", "--count", "18"])
+    assert r.rc == 0 and r.out == "".join("kid-%d\n" % i for i in range(1, 19)), r
+    assert cli(["exec", "kid-18", "--", "cat", "/workspace/d/f"]).stdout == b"a\xff"
+    assert cli(["exec", "kid-1", "--", "sh", "-c", "echo mine > /workspace/d/f"]).rc == 0
+    assert cli(["exec", "src", "--", "cat", "/workspace/d/f"]).stdout == b"a\xff"
+    r = cli(["fork", "src", "--json"])
+    assert r.rc == 0 and r.json["ok"] is True and r.json["name"] == r.json["id"], r
+    # Without --ttl a child has none, as locally (not its parent's).
+    assert cli(["create", "--name", "ttl-src", "--ttl", "1h"]).rc == 0
+    assert cli(["fork", "ttl-src", "--name", "ttl-kid"]).rc == 0
+    assert served.request("GET", "/v1/sandboxes/ttl-kid").json["ttl_ms"] == 0
+    r = cli(["fork", "nosuch"])
+    assert r.rc == 125 and "no sandbox named `nosuch`" in r.stderr, r
