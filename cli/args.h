@@ -243,6 +243,12 @@ void cli_format_duration(char *out, size_t len, uint64_t s);
 void cli_format_time_ns(char *out, size_t len, int64_t ns);
 
 /*
+ * 1 when the sandbox path `path` names the sandbox's root ("/", "/workspace/..",
+ * "a/../.."), taken by its text (supervisor_files.c): `rm` refuses it.
+ */
+int cli_path_is_root(const char *path);
+
+/*
  * A signal by name or number: "TERM", "SIGTERM", "term", "15". The
  * signals one sends to a program (HUP INT QUIT ILL TRAP ABRT BUS FPE KILL
  * USR1 SEGV USR2 PIPE ALRM TERM CHLD CONT STOP TSTP TTIN TTOU URG XCPU

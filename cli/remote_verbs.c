@@ -231,6 +231,14 @@ static int r_ps_processes(struct cli_remote *r, int json, const char *name);
 static int exec_detached(struct cli_remote *r, int json, const char *name, struct cli_buf *body);
 static int remote_mkdir(struct cli_remote *r, int json, const char *name, const char *path, int parents);
 
+/* Whether a 404 answer is the server's "no sandbox `NAME`" (not a missing path or process). */
+static int no_sandbox_answer(const struct cli_remote_answer *a)
+{
+	static const char key[] = "\"message\":\"no sandbox `";
+
+	return a->body.data && memmem(a->body.data, a->body.len, key, sizeof(key) - 1) != NULL;
+}
+
 /* ---- create ---- */
 
 struct create_ud {
@@ -466,6 +474,21 @@ static int r_rm(struct cli_remote *r, int argc, char **argv)
 		cli_usage_error(w.json, "rm", "expected `mimobox rm [-f] NAME...` or `mimobox rm [-r] NAME:PATH`");
 		return CLI_EXIT_USAGE;
 	}
+	/* The local verb's refusals first, in its words. */
+	for (int i = 0; i < w.n_ops; i++) {
+		const char *colon = strchr(w.ops[i], ':');
+
+		if (w.recursive && !colon) {
+			cli_usage_error(w.json, "rm", "-r removes paths inside a sandbox (NAME:PATH), and `%s` is a "
+					"sandbox name; to destroy the sandbox, drop -r", w.ops[i]);
+			return CLI_EXIT_USAGE;
+		}
+		if (colon && !colon[1]) {
+			cli_usage_error(w.json, "rm", "no path after `%s` (to destroy the sandbox, write `mimobox rm %.*s`)",
+					w.ops[i], (int)(colon - w.ops[i]), w.ops[i]);
+			return CLI_EXIT_USAGE;
+		}
+	}
 	if (cli_remote_json_load(w.json) < 0)
 		return CLI_EXIT_FAILED;
 	for (int i = 0; i < w.n_ops && status == 0; i++) {
@@ -493,7 +516,7 @@ static int r_rm(struct cli_remote *r, int argc, char **argv)
 		} else if (a.status == 204 || a.status == 200) {
 			cli_buf_puts(&removed, removed.len ? ", " : "");
 			cli_json_cstring(&removed, w.ops[i]);
-		} else if (a.status == 404 && w.force && !colon) {
+		} else if (a.status == 404 && w.force && (!colon || !no_sandbox_answer(&a))) {
 			cli_buf_puts(&absent, absent.len ? ", " : "");
 			cli_json_cstring(&absent, w.ops[i]);
 		} else if (colon) {

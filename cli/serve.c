@@ -2336,6 +2336,13 @@ static enum MHD_Result h_file_delete(struct serve_server *s, struct MHD_Connecti
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
+	if (cli_path_is_root(path)) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "`%.400s` is the sandbox's root; to destroy the sandbox, DELETE "
+			 "/v1/sandboxes/{id}", path);
+		return send_error(c, r, 403, "permission_denied", why, NULL);
+	}
 	if (!(e = entry_use(s, r->id)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_remove(e->sb, path, rec && (strcmp(rec, "1") == 0 || strcmp(rec, "true") == 0), &err);

@@ -62,6 +62,8 @@ SHARED = [
     (test_cli_sessions, "test_ls_and_stat"),
     (test_cli_sessions, "test_ls_and_stat_show_symlink_targets"),
     (test_cli_sessions, "test_mkdir_and_write_parents"),
+    (test_cli_sessions, "test_rm_path"),
+    (test_cli_sessions, "test_rm_force_and_json"),
     (test_cli_life, "test_background_output_never_blocks_and_is_bounded"),
     (test_cli_life, "test_logs_follow"),
     (test_cli_life, "test_kill_with_a_signal"),

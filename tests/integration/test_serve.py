@@ -440,6 +440,11 @@ def test_files(server):
     assert r.status == 404 and r.json["error"]["code"] == "not_found"
     r = server.request("GET", "/v1/sandboxes/%s/files" % sid)
     assert r.status == 400 and "path" in r.json["error"]["message"]
+    # The sandbox's root is never removed by a path (DELETE the sandbox instead).
+    for root in ("/", "..", "/workspace/../", "a/../../."):
+        r = server.request("DELETE", "/v1/sandboxes/%s/files?path=%s&recursive=1" % (sid, root))
+        _error(r, 403, "permission_denied", "root")
+    assert server.exec(sid, ["ls", "/workspace/sub"])["exit_code"] == 0
     # Paths resolve inside the sandbox: the host's files are not reachable.
     r = server.request("GET", "/v1/sandboxes/%s/files?path=/workspace/../../../etc/shadow" % sid)
     assert r.status != 200 or b"root:" not in r.data
