@@ -2079,6 +2079,7 @@ static int r_fork(struct cli_remote *r, int argc, char **argv)
 			if (taken > 0 && taken < n) {
 				struct cli_remote_answer b;
 
+				memset(&b, 0, sizeof(b));
 				if (fork_call(r, &s, taken, names, &out, &b) != 0)
 					cli_buf_free(&b.body);
 			}

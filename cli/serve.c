@@ -3690,8 +3690,8 @@ static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, 
 				}
 		}
 		if (count_given && count != n_names) {
-			snprintf(why, sizeof(why), "`count` is %" PRIu64 " but `names` has %zu names: leave `count` out",
-				 count, n_names);
+			snprintf(why, sizeof(why), "`count` is %" PRIu64 " but `names` has %zu name%s: leave `count` out",
+				 count, n_names, n_names == 1 ? "" : "s");
 			return send_bad_request(c, r, why);
 		}
 		count = n_names;
