@@ -239,6 +239,15 @@ int cli_parse_duration(const char *s, uint64_t *ms_out, char *why, size_t whylen
 /* Seconds for people: "45s", "3m12s", "2h05m", "3d04h". */
 void cli_format_duration(char *out, size_t len, uint64_t s);
 
+/* A time in nanoseconds since the epoch as "2024-05-01T12:34:56.123456789Z" (cmd_files.c). */
+void cli_format_time_ns(char *out, size_t len, int64_t ns);
+
+/*
+ * 1 when the sandbox path `path` names the sandbox's root ("/", "/workspace/..",
+ * "a/../.."), taken by its text (supervisor_files.c): `rm` refuses it.
+ */
+int cli_path_is_root(const char *path);
+
 /*
  * A signal by name or number: "TERM", "SIGTERM", "term", "15". The
  * signals one sends to a program (HUP INT QUIT ILL TRAP ABRT BUS FPE KILL

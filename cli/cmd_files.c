@@ -656,8 +656,7 @@ static void print_name(struct cli_buf *b, const char *name)
 		cli_buf_add(b, (unsigned char)*name < 0x20 || *name == 0x7f ? "?" : name, 1);
 }
 
-/* "2024-05-01T12:34:56.123456789Z" */
-static void format_time(char *out, size_t len, int64_t ns)
+void cli_format_time_ns(char *out, size_t len, int64_t ns)
 {
 	time_t s = (time_t)(ns / 1000000000);
 	long frac = (long)(ns % 1000000000);
@@ -698,7 +697,7 @@ int cli_cmd_stat(int argc, char **argv)
 		return status;
 	}
 	wire_conn_close(&conn);
-	format_time(when, sizeof(when), st.mtime_ns);
+	cli_format_time_ns(when, sizeof(when), st.mtime_ns);
 	if (fa.json) {
 		cli_buf_puts(&b, "{\"ok\": true, \"path\": ");
 		cli_json_cstring(&b, fa.ops[1]);

@@ -60,8 +60,8 @@ static void usage(FILE *f)
 	fprintf(f, "\nRun `mimobox COMMAND --help` for the options of a command.\n"
 		   "\nThrough a server: when `mimobox serve` answers on serve.sock in the state\n"
 		   "directory, or MIMOBOX_HOST names one (unix:PATH, or http://ADDR:PORT with\n"
-		   "its token in MIMOBOX_TOKEN), run, create, exec, ps, inspect, cat, write, ls,\n"
-		   "cp and rm go through it; MIMOBOX_HOST=local never uses a server\n"
+		   "its token in MIMOBOX_TOKEN), the verbs of sandboxes go through it, all\n"
+		   "but shell and http; MIMOBOX_HOST=local never uses a server\n"
 		   "(docs/server.md).\n");
 }
 

@@ -392,7 +392,7 @@ int cli_remote_stream(struct cli_remote *r, int json, const char *target, const 
 	int rc;
 
 	memset(a, 0, sizeof(*a));
-	rc = exchange(r, json, "POST", target, "application/json", body, len, &c);
+	rc = exchange(r, json, body ? "POST" : "GET", target, body ? "application/json" : NULL, body, len, &c);
 	if (rc == 0) {
 		a->status = c.status;
 		snprintf(a->content_type, sizeof(a->content_type), "%s", c.content_type);
@@ -536,6 +536,20 @@ int cli_remote_report(struct cli_remote *r, int json, const struct cli_remote_an
 	}
 	json_object_put(o);
 	return cli_failure_status(code);
+}
+
+int cli_remote_report_file(struct cli_remote *r, int json, const struct cli_remote_answer *a)
+{
+	json_object *o = parse_json(a->body.data, a->body.len), *e = jget(o, "error");
+	const char *message = jstr(e, "message");
+	int code = code_of(jstr(e, "code"));
+	int unknown = code == MBX_ENOTFOUND && message && strncmp(message, "no sandbox `", 12) == 0;
+	int status = cli_remote_report(r, json, a);
+
+	json_object_put(o);
+	if (a->status == 401 || !message || unknown || code == MBX_EPROTO || code == MBX_ESTATE)
+		return status == CLI_EXIT_NOTFOUND || status == CLI_EXIT_NOEXEC ? CLI_EXIT_FAILED : status;
+	return 1;
 }
 
 int cli_remote_unavailable(struct cli_remote *r, int json, const char *what, const char *why)

@@ -52,6 +52,13 @@ int cli_remote_call(struct cli_remote *r, int json, const char *method, const ch
 /* Reports the server's error answer `a` (its error object, or the status); returns the exit status for it. */
 int cli_remote_report(struct cli_remote *r, int json, const struct cli_remote_answer *a);
 
+/*
+ * As cli_remote_report(), for the answer of a file or process operation:
+ * the exit status of the local file verbs (1 for a refused operation; 125
+ * for an unknown sandbox, a broken one or a protocol error).
+ */
+int cli_remote_report_file(struct cli_remote *r, int json, const struct cli_remote_answer *a);
+
 /* Loads json-c; 0, or -1 after reporting. */
 int cli_remote_json_load(int json);
 
@@ -80,7 +87,7 @@ struct cli_sandbox_opts;
 struct json_object;
 
 /*
- * POST `target` and hands a 2xx text/event-stream answer's body to `fn` as
+ * POST `target` (GET when `body` is NULL) and hands a 2xx text/event-stream answer's body to `fn` as
  * it comes; any other answer is collected in `a` as cli_remote_call() does.
  */
 int cli_remote_stream(struct cli_remote *r, int json, const char *target, const void *body, size_t len,

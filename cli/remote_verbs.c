@@ -27,7 +27,7 @@
 #define DOWNLOAD_MAX ((size_t)1 << 30)
 
 enum { R_JSON = CLI_OPT_VERB + 40, R_NAME, R_TTL, R_TIMEOUT, R_ENV, R_ENV_FILE, R_WORKDIR, R_STDIN, R_DETACH, R_TTY,
-       R_AUDIT, R_FORCE, R_RECURSIVE, R_PARENTS };
+       R_AUDIT, R_FORCE, R_RECURSIVE, R_PARENTS, R_FOLLOW, R_SIGNAL, R_COUNT };
 
 static const struct cli_option create_opts[] = {
 	{ "json", 0, 0, R_JSON }, { "name", 0, 1, R_NAME }, { "ttl", 0, 1, R_TTL }, CLI_SANDBOX_OPTIONS,
@@ -181,9 +181,13 @@ static int print_buf(struct cli_buf *b)
 	return rc;
 }
 
-/* One request whose success is status `want` (0: any 2xx); the answer's JSON in *out when wanted. The exit status. */
-static int simple(struct cli_remote *r, int json, const char *method, const char *target, const char *ctype,
-		  const void *body, size_t len, unsigned want, json_object **out, struct cli_buf *raw)
+/*
+ * One request whose success is status `want` (0: any 2xx); the answer's
+ * JSON in *out when wanted. The exit status: of the file verbs when `file`
+ * (1 for a refused operation), else 125 for any failure.
+ */
+static int request(struct cli_remote *r, int json, const char *method, const char *target, const char *ctype,
+		   const void *body, size_t len, unsigned want, json_object **out, struct cli_buf *raw, int file)
 {
 	struct cli_remote_answer a;
 	int status = 0;
@@ -191,9 +195,13 @@ static int simple(struct cli_remote *r, int json, const char *method, const char
 	if (cli_remote_call(r, json, method, target, ctype, body, len, raw ? DOWNLOAD_MAX : ANSWER_MAX, &a) < 0)
 		return CLI_EXIT_FAILED;
 	if (want ? a.status != want : a.status / 100 != 2) {
-		status = cli_remote_report(r, json, &a);
-		if (status == CLI_EXIT_NOTFOUND || status == CLI_EXIT_NOEXEC)
-			status = CLI_EXIT_FAILED;	/* not a program's: the file verbs' failure */
+		if (file) {
+			status = cli_remote_report_file(r, json, &a);
+		} else {
+			status = cli_remote_report(r, json, &a);
+			if (status == CLI_EXIT_NOTFOUND || status == CLI_EXIT_NOEXEC)
+				status = CLI_EXIT_FAILED;	/* not a program's */
+		}
 	} else if (out) {
 		*out = answer_json(json, &a);
 		if (!*out)
@@ -204,6 +212,31 @@ static int simple(struct cli_remote *r, int json, const char *method, const char
 	}
 	cli_buf_free(&a.body);
 	return status;
+}
+
+static int simple(struct cli_remote *r, int json, const char *method, const char *target, const char *ctype,
+		  const void *body, size_t len, unsigned want, json_object **out, struct cli_buf *raw)
+{
+	return request(r, json, method, target, ctype, body, len, want, out, raw, 0);
+}
+
+/* As simple(), for a file operation. */
+static int simple_file(struct cli_remote *r, int json, const char *method, const char *target, const char *ctype,
+		       const void *body, size_t len, unsigned want, json_object **out, struct cli_buf *raw)
+{
+	return request(r, json, method, target, ctype, body, len, want, out, raw, 1);
+}
+
+static int r_ps_processes(struct cli_remote *r, int json, const char *name);
+static int exec_detached(struct cli_remote *r, int json, const char *name, struct cli_buf *body);
+static int remote_mkdir(struct cli_remote *r, int json, const char *name, const char *path, int parents);
+
+/* Whether a 404 answer is the server's "no sandbox `NAME`" (not a missing path or process). */
+static int no_sandbox_answer(const struct cli_remote_answer *a)
+{
+	static const char key[] = "\"message\":\"no sandbox `";
+
+	return a->body.data && memmem(a->body.data, a->body.len, key, sizeof(key) - 1) != NULL;
 }
 
 /* ---- create ---- */
@@ -310,11 +343,11 @@ static int r_ps(struct cli_remote *r, int argc, char **argv)
 
 	if (words_parse(&w, argc, argv, plain_opts, 1, NULL, NULL) < 0)
 		return CLI_EXIT_USAGE;
-	if (w.n_ops)
-		return cli_remote_unavailable(r, w.json, "ps NAME (the processes of a sandbox)", NULL);
 	json_load_or_exit(w.json, &status);
 	if (status)
 		return status;
+	if (w.n_ops)
+		return r_ps_processes(r, w.json, w.ops[0]);
 	status = simple(r, w.json, "GET", "/v1/sandboxes", NULL, NULL, 0, 200, &o, NULL);
 	if (status)
 		return status;
@@ -392,7 +425,7 @@ static int r_inspect(struct cli_remote *r, int argc, char **argv)
 	if (words_parse(&w, argc, argv, plain_opts, 1, NULL, NULL) < 0)
 		return CLI_EXIT_USAGE;
 	if (w.n_ops != 1) {
-		cli_usage_error(w.json, "inspect", "expected `mimobox inspect NAME [--json]`");
+		cli_usage_error(w.json, "inspect", "no sandbox name given (expected `mimobox inspect NAME`)");
 		return CLI_EXIT_USAGE;
 	}
 	if (name_ok(w.json, "inspect", w.ops[0]) < 0)
@@ -441,6 +474,21 @@ static int r_rm(struct cli_remote *r, int argc, char **argv)
 		cli_usage_error(w.json, "rm", "expected `mimobox rm [-f] NAME...` or `mimobox rm [-r] NAME:PATH`");
 		return CLI_EXIT_USAGE;
 	}
+	/* The local verb's refusals first, in its words. */
+	for (int i = 0; i < w.n_ops; i++) {
+		const char *colon = strchr(w.ops[i], ':');
+
+		if (w.recursive && !colon) {
+			cli_usage_error(w.json, "rm", "-r removes paths inside a sandbox (NAME:PATH), and `%s` is a "
+					"sandbox name; to destroy the sandbox, drop -r", w.ops[i]);
+			return CLI_EXIT_USAGE;
+		}
+		if (colon && !colon[1]) {
+			cli_usage_error(w.json, "rm", "no path after `%s` (to destroy the sandbox, write `mimobox rm %.*s`)",
+					w.ops[i], (int)(colon - w.ops[i]), w.ops[i]);
+			return CLI_EXIT_USAGE;
+		}
+	}
 	if (cli_remote_json_load(w.json) < 0)
 		return CLI_EXIT_FAILED;
 	for (int i = 0; i < w.n_ops && status == 0; i++) {
@@ -468,9 +516,11 @@ static int r_rm(struct cli_remote *r, int argc, char **argv)
 		} else if (a.status == 204 || a.status == 200) {
 			cli_buf_puts(&removed, removed.len ? ", " : "");
 			cli_json_cstring(&removed, w.ops[i]);
-		} else if (a.status == 404 && w.force && !colon) {
+		} else if (a.status == 404 && w.force && (!colon || !no_sandbox_answer(&a))) {
 			cli_buf_puts(&absent, absent.len ? ", " : "");
 			cli_json_cstring(&absent, w.ops[i]);
+		} else if (colon) {
+			status = cli_remote_report_file(r, w.json, &a);
 		} else {
 			status = cli_remote_report(r, w.json, &a);
 			if (status == CLI_EXIT_NOTFOUND || status == CLI_EXIT_NOEXEC)
@@ -511,7 +561,7 @@ static int r_cat(struct cli_remote *r, int argc, char **argv)
 		return CLI_EXIT_FAILED;
 	sandbox_target(&t, w.ops[0], "/files?path=");
 	cli_remote_urlencode(&t, w.ops[1]);
-	status = simple(r, w.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
+	status = simple_file(r, w.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
 	cli_buf_free(&t);
 	if (status == 0) {
 		if (w.json) {
@@ -544,8 +594,6 @@ static int r_write(struct cli_remote *r, int argc, char **argv)
 	}
 	if (name_ok(w.json, "write", w.ops[0]) < 0)
 		return CLI_EXIT_USAGE;
-	if (w.parents)
-		return cli_remote_unavailable(r, w.json, "write -p (making parent directories)", NULL);
 	for (;;) {
 		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
 
@@ -570,10 +618,25 @@ static int r_write(struct cli_remote *r, int argc, char **argv)
 		cli_buf_free(&data);
 		return CLI_EXIT_FAILED;
 	}
-	sandbox_target(&t, w.ops[0], "/files?path=");
-	cli_remote_urlencode(&t, w.ops[1]);
-	status = simple(r, w.json, "PUT", t.data, "application/octet-stream", data.data, data.len, 0, NULL, NULL);
-	cli_buf_free(&t);
+	status = 0;
+	if (w.parents) {
+		/* -p: the directories above the path first (nothing to make for "f" or "/f"), 0755. */
+		const char *slash = strrchr(w.ops[1], '/');
+
+		if (slash && slash != w.ops[1]) {
+			char *dir = strndup(w.ops[1], (size_t)(slash - w.ops[1]));
+
+			status = dir ? remote_mkdir(r, w.json, w.ops[0], dir, 1) : CLI_EXIT_FAILED;
+			free(dir);
+		}
+	}
+	if (status == 0) {
+		sandbox_target(&t, w.ops[0], "/files?path=");
+		cli_remote_urlencode(&t, w.ops[1]);
+		status = simple_file(r, w.json, "PUT", t.data, "application/octet-stream", data.data, data.len, 0, NULL,
+				     NULL);
+		cli_buf_free(&t);
+	}
 	if (status == 0 && w.json) {
 		cli_buf_puts(&out, "{\"ok\": true, \"path\": ");
 		cli_json_cstring(&out, w.ops[1]);
@@ -605,7 +668,7 @@ static int r_ls(struct cli_remote *r, int argc, char **argv)
 		return CLI_EXIT_FAILED;
 	sandbox_target(&t, w.ops[0], "/dir?path=");
 	cli_remote_urlencode(&t, path);
-	status = simple(r, w.json, "GET", t.data, NULL, NULL, 0, 200, &o, NULL);
+	status = simple_file(r, w.json, "GET", t.data, NULL, NULL, 0, 200, &o, NULL);
 	cli_buf_free(&t);
 	if (status)
 		return status;
@@ -747,7 +810,7 @@ static int r_cp(struct cli_remote *r, int argc, char **argv)
 	if (src_ref) {
 		sandbox_target(&t, src_name, "/files?path=");
 		cli_remote_urlencode(&t, src_path);
-		status = simple(r, w.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
+		status = simple_file(r, w.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
 		if (status == 0) {
 			pathcopy = strdup(src_path);
 			status = pathcopy ? host_write(w.json, w.ops[1], basename(pathcopy), &data)
@@ -808,7 +871,7 @@ static int r_cp(struct cli_remote *r, int argc, char **argv)
 		default:
 			goto out;
 		}
-		status = simple(r, w.json, "PUT", t.data, "application/octet-stream", data.data, data.len, 0, NULL, NULL);
+		status = simple_file(r, w.json, "PUT", t.data, "application/octet-stream", data.data, data.len, 0, NULL, NULL);
 	}
 	if (status == 0 && w.json) {
 		cli_buf_printf(&out, "{\"ok\": true, \"files\": 1, \"directories\": 0, \"symlinks\": 0, "
@@ -982,8 +1045,23 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 	}
 	if (name_ok(w.json, "exec", w.ops[0]) < 0)
 		goto out;
-	if (x.detach || x.tty || x.audit) {
-		status = cli_remote_unavailable(r, w.json, x.detach ? "exec -d" : x.tty ? "exec -t" : "exec --audit", NULL);
+	/* The local verb's refusals first, in its words. */
+	if (x.detach && (w.json || x.use_stdin)) {
+		cli_usage_error(w.json, "exec", "--detach cannot be combined with %s: a background process "
+				"has no stdin and its output goes to `mimobox logs`", w.json ? "--json" : "--stdin");
+		goto out;
+	}
+	if (x.tty && w.json) {
+		cli_usage_error(w.json, "exec", "-t cannot go with --json: a terminal merges stdout and stderr");
+		goto out;
+	}
+	if (x.detach && (x.tty || x.audit)) {
+		cli_usage_error(w.json, "exec", "--detach cannot be combined with %s: a background process has "
+				"no terminal and its output goes to `mimobox logs`", x.tty ? "-t" : "--audit");
+		goto out;
+	}
+	if (x.tty || x.audit) {
+		status = cli_remote_unavailable(r, w.json, x.tty ? "exec -t" : "exec --audit", NULL);
 		goto out;
 	}
 	cli_buf_puts(&body, "{\"argv\": [");
@@ -1024,6 +1102,10 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 	status = CLI_EXIT_FAILED;
 	if (body.failed || cli_remote_json_load(w.json) < 0)
 		goto out;
+	if (x.detach) {
+		status = exec_detached(r, w.json, w.ops[0], &body);
+		goto out;
+	}
 	sandbox_target(&t, w.ops[0], w.json ? "/exec" : "/exec?stream=1");
 	if (w.json) {
 		json_object *o = NULL;
@@ -1059,6 +1141,967 @@ out:
 	return status;
 }
 
+/* ---- stat, mkdir ---- */
+
+static int r_stat(struct cli_remote *r, int argc, char **argv)
+{
+	struct words w = { "stat" };
+	struct cli_buf t = CLI_BUF_INIT, out = CLI_BUF_INIT;
+	json_object *o = NULL;
+	const char *type, *target;
+	int status;
+
+	if (words_parse(&w, argc, argv, plain_opts, 2, NULL, NULL) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.n_ops != 2) {
+		cli_usage_error(w.json, "stat", "expected `mimobox stat NAME PATH [--json]`");
+		return CLI_EXIT_USAGE;
+	}
+	if (name_ok(w.json, "stat", w.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
+	if (cli_remote_json_load(w.json) < 0)
+		return CLI_EXIT_FAILED;
+	sandbox_target(&t, w.ops[0], "/stat?path=");
+	cli_remote_urlencode(&t, w.ops[1]);
+	status = simple_file(r, w.json, "GET", t.data, NULL, NULL, 0, 200, &o, NULL);
+	cli_buf_free(&t);
+	if (status)
+		return status;
+	type = jstr(o, "type") ? jstr(o, "type") : "other";
+	target = strcmp(type, "symlink") == 0 ? jstr(o, "target") : NULL;
+	if (w.json) {
+		/* The local verb's object: the operand as given, then the server's fields. */
+		cli_buf_puts(&out, "{\"ok\": true, \"path\": ");
+		cli_json_cstring(&out, w.ops[1]);
+		cli_buf_puts(&out, ", \"type\": ");
+		cli_json_cstring(&out, type);
+		cli_buf_printf(&out, ", \"size\": %lld, \"mode\": ", (long long)jint(o, "size"));
+		cli_json_cstring(&out, jstr(o, "mode") ? jstr(o, "mode") : "0000");
+		cli_buf_printf(&out, ", \"mtime_ns\": %lld, \"mtime\": ", (long long)jint(o, "mtime_ns"));
+		cli_json_cstring(&out, jstr(o, "mtime") ? jstr(o, "mtime") : "");
+		cli_buf_printf(&out, ", \"uid\": %lld, \"gid\": %lld, \"symlink\": %s, \"target\": ",
+			       (long long)jint(o, "uid"), (long long)jint(o, "gid"), target ? "true" : "false");
+		cli_json_cstring(&out, target);
+		cli_buf_puts(&out, "}\n");
+	} else {
+		cli_buf_puts(&out, "path:  ");
+		cli_buf_puts(&out, w.ops[1]);
+		cli_buf_printf(&out, "\ntype:  %s\nsize:  %lld\nmode:  %s\nmtime: %s\nuid:   %lld\ngid:   %lld\n", type,
+			       (long long)jint(o, "size"), jstr(o, "mode") ? jstr(o, "mode") : "0000",
+			       jstr(o, "mtime") ? jstr(o, "mtime") : "", (long long)jint(o, "uid"), (long long)jint(o, "gid"));
+		if (target) {
+			cli_buf_puts(&out, "target: ");
+			for (const char *p = target; *p; p++)
+				cli_buf_add(&out, (unsigned char)*p < 0x20 || *p == 0x7f ? "?" : p, 1);
+			cli_buf_puts(&out, "\n");
+		}
+	}
+	jput(o);
+	return print_buf(&out);
+}
+
+/* POST .../dir of `path` (parents: -p); the exit status. */
+static int remote_mkdir(struct cli_remote *r, int json, const char *name, const char *path, int parents)
+{
+	struct cli_buf t = CLI_BUF_INIT;
+	int status;
+
+	sandbox_target(&t, name, "/dir?path=");
+	cli_remote_urlencode(&t, path);
+	if (parents)
+		cli_buf_puts(&t, "&parents=1");
+	status = t.failed ? CLI_EXIT_FAILED : simple_file(r, json, "POST", t.data, NULL, NULL, 0, 201, NULL, NULL);
+	cli_buf_free(&t);
+	return status;
+}
+
+static int r_mkdir(struct cli_remote *r, int argc, char **argv)
+{
+	struct words w = { "mkdir" };
+	struct cli_buf out = CLI_BUF_INIT;
+	int status;
+
+	if (words_parse(&w, argc, argv, plain_opts, 2, NULL, NULL) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.n_ops != 2) {
+		cli_usage_error(w.json, "mkdir", "expected `mimobox mkdir NAME PATH [-p] [--json]`");
+		return CLI_EXIT_USAGE;
+	}
+	if (name_ok(w.json, "mkdir", w.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
+	if (cli_remote_json_load(w.json) < 0)
+		return CLI_EXIT_FAILED;
+	status = remote_mkdir(r, w.json, w.ops[0], w.ops[1], w.parents);
+	if (status == 0 && w.json) {
+		cli_buf_puts(&out, "{\"ok\": true, \"path\": ");
+		cli_json_cstring(&out, w.ops[1]);
+		cli_buf_puts(&out, "}\n");
+		status = print_buf(&out);
+	}
+	return status;
+}
+
+/* ---- background processes: exec -d, ps NAME, logs, kill ---- */
+
+/* A process id operand as the local verbs take it; 0, or -1 after a usage error. */
+static int proc_id(int json, const char *verb, const char *s, uint32_t *id)
+{
+	char why[CLI_WHY_MAX];
+	uint64_t v;
+
+	if (cli_parse_uint(s, 1, UINT32_MAX, &v, why, sizeof(why)) < 0) {
+		cli_usage_error(json, verb, "invalid process id `%s`: %s (see `mimobox ps NAME`)", s, why);
+		return -1;
+	}
+	*id = (uint32_t)v;
+	return 0;
+}
+
+/* The server's list of the background processes of `name` in *out (its "processes" array in *list). */
+static int proc_list(struct cli_remote *r, int json, const char *name, json_object **out, json_object **list)
+{
+	struct cli_buf t = CLI_BUF_INIT;
+	int status;
+
+	sandbox_target(&t, name, "/processes");
+	status = simple(r, json, "GET", t.data, NULL, NULL, 0, 200, out, NULL);
+	cli_buf_free(&t);
+	if (status)
+		return status;
+	if (!json_object_object_get_ex(*out, "processes", list) || !json_object_is_type(*list, json_type_array)) {
+		jput(*out);
+		*out = NULL;
+		cli_report(json, MBX_EPROTO, "the server's list of processes is malformed", NULL, NULL, 0);
+		return CLI_EXIT_FAILED;
+	}
+	return 0;
+}
+
+static int jbool(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_boolean) &&
+	       strcmp(json_object_get_string(v), "true") == 0;
+}
+
+/* `mimobox ps NAME`: the sandbox's background processes, in the local verb's columns. */
+static int r_ps_processes(struct cli_remote *r, int json, const char *name)
+{
+	struct cli_buf out = CLI_BUF_INIT;
+	json_object *o = NULL, *list = NULL;
+	char state[48], age[32], size[32];
+	size_t n;
+	int status;
+
+	if (name_ok(json, "ps", name) < 0)
+		return CLI_EXIT_USAGE;
+	status = proc_list(r, json, name, &o, &list);
+	if (status)
+		return status;
+	n = json_object_array_length(list);
+	if (json) {
+		cli_buf_puts(&out, "{\"ok\": true, \"name\": ");
+		cli_json_cstring(&out, name);
+		cli_buf_puts(&out, ", \"processes\": [");
+	} else {
+		cli_buf_printf(&out, "%-6s  %-4s  %-18s  %-7s  %-9s  %s\n", "ID", "KIND", "STATE", "AGE", "OUTPUT",
+			       "COMMAND");
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *p = json_object_array_get_idx(list, i);
+		int running = jbool(p, "running"), sig = running ? 0 : (int)jint(p, "signal");
+		int code = running ? 0 : (int)jint(p, "exit_code"), timed_out = jbool(p, "timed_out");
+		uint64_t output = (uint64_t)jint(p, "stdout_bytes") + (uint64_t)jint(p, "stderr_bytes");
+		const char *command = jstr(p, "command") ? jstr(p, "command") : jstr(p, "program");
+
+		if (running)
+			snprintf(state, sizeof(state), "running");
+		else if (timed_out)
+			snprintf(state, sizeof(state), "timed out");
+		else if (sig > 0)
+			snprintf(state, sizeof(state), "killed (signal %d)", sig);
+		else if (code >= 0)
+			snprintf(state, sizeof(state), "exited %d", code);
+		else
+			snprintf(state, sizeof(state), "lost");
+		if (json) {
+			cli_buf_printf(&out, "%s{\"id\": %lld, \"background\": true, \"running\": %s, \"state\": ", i ? ", " : "",
+				       (long long)jint(p, "id"), running ? "true" : "false");
+			cli_json_cstring(&out, state);
+			if (running || sig > 0 || code < 0)
+				cli_buf_puts(&out, ", \"exit_code\": null");
+			else
+				cli_buf_printf(&out, ", \"exit_code\": %d", code);
+			cli_buf_printf(&out, ", \"signal\": %d, \"timed_out\": %s, \"oom_killed\": false, \"age_s\": %llu, "
+				       "\"output_bytes\": %llu, \"command\": ", sig, timed_out ? "true" : "false",
+				       (unsigned long long)(jint(p, "age_ms") / 1000), (unsigned long long)output);
+			cli_json_cstring(&out, command ? command : "?");
+			cli_buf_puts(&out, "}");
+		} else {
+			cli_format_duration(age, sizeof(age), (uint64_t)jint(p, "age_ms") / 1000);
+			cli_format_bytes(size, sizeof(size), output);
+			cli_buf_printf(&out, "%-6lld  %-4s  %-18s  %-7s  %-9s  ", (long long)jint(p, "id"), "bg", state, age,
+				       size);
+			for (const char *c = command ? command : "?"; *c; c++)
+				cli_buf_add(&out, (unsigned char)*c < 0x20 || *c == 0x7f ? "?" : c, 1);
+			cli_buf_puts(&out, "\n");
+		}
+	}
+	if (json)
+		cli_buf_puts(&out, "]}\n");
+	jput(o);
+	return print_buf(&out);
+}
+
+/*
+ * The process a verb names: `given`, or the sandbox's only background
+ * process (the local verbs' rule); 0 with *id, or the exit status.
+ */
+static int only_process(struct cli_remote *r, int json, const char *name, uint32_t *id)
+{
+	json_object *o = NULL, *list = NULL;
+	char ids[256], msg[320];
+	size_t n, used = 0;
+	int status = proc_list(r, json, name, &o, &list);
+
+	if (status)
+		return status;
+	n = json_object_array_length(list);
+	if (n == 1) {
+		*id = (uint32_t)jint(json_object_array_get_idx(list, 0), "id");
+	} else if (n == 0) {
+		cli_report(json, MBX_ENOTFOUND, "the sandbox has no background processes",
+			   "start one with `mimobox exec -d NAME -- PROGRAM`", NULL, 0);
+		status = 1;
+	} else {
+		ids[0] = '\0';
+		for (size_t i = 0; i < n && used + 16 < sizeof(ids); i++)
+			used += (size_t)snprintf(ids + used, sizeof(ids) - used, "%s%lld", i ? ", " : "",
+						 (long long)jint(json_object_array_get_idx(list, i), "id"));
+		snprintf(msg, sizeof(msg), "the sandbox has %zu background processes (ids %s): say which", n, ids);
+		cli_report(json, MBX_EINVAL, msg, NULL, NULL, 0);
+		status = 1;
+	}
+	jput(o);
+	return status;
+}
+
+/*
+ * Reports a failed answer about a process in the local verbs' words
+ * (`missing`: what a 404 of the process means, `ended`: a 409); the exit status.
+ */
+static int proc_failed(struct cli_remote *r, int json, const struct cli_remote_answer *a, const char *missing,
+		       const char *ended)
+{
+	json_object *o = NULL, *e = NULL;
+	const char *message = NULL;
+	int status;
+
+	if (a->status == 404 || a->status == 409) {
+		struct json_tokener *tok = json_tokener_new();
+
+		if (tok && a->body.len && a->body.len < INT32_MAX)
+			o = json_tokener_parse_ex(tok, a->body.data, (int)a->body.len);
+		if (tok)
+			json_tokener_free(tok);
+		if (o && json_object_is_type(o, json_type_object))
+			json_object_object_get_ex(o, "error", &e);
+		message = jstr(e, "message");
+	}
+	if (a->status == 409 && ended) {
+		cli_report(json, MBX_ENOTFOUND, ended, "see `mimobox ps NAME` for the running ones", NULL, 0);
+		status = 1;
+	} else if (a->status == 404 && message && strncmp(message, "no process ", 11) == 0) {
+		cli_report(json, MBX_ENOTFOUND, missing, "see `mimobox ps NAME` for its processes", NULL, 0);
+		status = 1;
+	} else {
+		status = cli_remote_report_file(r, json, a);
+	}
+	jput(o);
+	return status;
+}
+
+struct logs_ud {
+	int broken;		/* stdout is gone (`logs -f | head`) */
+	int ended;		/* the exit event came */
+	char why[256];		/* an error event's message */
+};
+
+static int logs_event(void *ud, const char *event, const char *data, size_t len)
+{
+	struct logs_ud *l = ud;
+	struct json_tokener *tok;
+	json_object *o = NULL;
+	int rc = 0;
+
+	if (strcmp(event, "exit") == 0) {
+		l->ended = 1;
+		return 0;
+	}
+	if (strcmp(event, "stdout") && strcmp(event, "stderr") && strcmp(event, "error"))
+		return 0;	/* `dropped`: the local verb too loses what a slow reader missed, silently */
+	tok = json_tokener_new();
+	if (tok && len < INT32_MAX)
+		o = json_tokener_parse_ex(tok, data, (int)len);
+	if (tok)
+		json_tokener_free(tok);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		jput(o);
+		snprintf(l->why, sizeof(l->why), "a `%s` event that is not a JSON object", event);
+		return -1;
+	}
+	if (strcmp(event, "error") == 0) {
+		json_object *e = NULL;
+
+		json_object_object_get_ex(o, "error", &e);
+		snprintf(l->why, sizeof(l->why), "%s", jstr(e, "message") ? jstr(e, "message") : "the stream broke");
+		rc = -1;
+	} else if (!l->broken) {
+		/* Both streams to stdout, as the local verb prints them. */
+		const char *b64 = jstr(o, "data_b64"), *text = jstr(o, "data");
+		uint8_t *bytes = NULL;
+		size_t n = 0;
+
+		if (b64) {
+			bytes = malloc(strlen(b64) / 4 * 3 + 4);
+			if (!bytes || httpc_b64_decode(b64, strlen(b64), bytes, &n) < 0) {
+				free(bytes);
+				jput(o);
+				snprintf(l->why, sizeof(l->why), "an output event with bad base64");
+				return -1;
+			}
+			if (cli_write_all(STDOUT_FILENO, bytes, n) < 0)
+				l->broken = 1;
+			free(bytes);
+		} else if (text && cli_write_all(STDOUT_FILENO, text, strlen(text)) < 0) {
+			l->broken = 1;
+		}
+		if (l->broken) {
+			snprintf(l->why, sizeof(l->why), "stdout is closed");
+			rc = -1;	/* nobody reads us any more: done */
+		}
+	}
+	jput(o);
+	return rc;
+}
+
+/* Writes field KEY (KEY_b64 when present) of `o` to stdout; -1 when bad. */
+static int write_bytes_field(json_object *o, const char *key)
+{
+	char k[32];
+	const char *s;
+	uint8_t *bytes;
+	size_t n = 0;
+	int rc = 0;
+
+	snprintf(k, sizeof(k), "%s_b64", key);
+	if ((s = jstr(o, k)) != NULL) {
+		bytes = malloc(strlen(s) / 4 * 3 + 4);
+		if (!bytes || httpc_b64_decode(s, strlen(s), bytes, &n) < 0) {
+			free(bytes);
+			return -1;
+		}
+		if (n && cli_write_all(STDOUT_FILENO, bytes, n) < 0 && errno != EPIPE)
+			rc = 1;
+		free(bytes);
+	} else if ((s = jstr(o, key)) != NULL && *s && cli_write_all(STDOUT_FILENO, s, strlen(s)) < 0 && errno != EPIPE) {
+		rc = 1;
+	}
+	return rc;
+}
+
+static int logs_other(void *ud, int id, const char *value)
+{
+	(void)value;
+	if (id != R_FOLLOW)
+		return -1;
+	*(int *)ud = 1;
+	return 0;
+}
+
+static int r_logs(struct cli_remote *r, int argc, char **argv)
+{
+	static const struct cli_option opts[] = {
+		{ "follow", 'f', 0, R_FOLLOW }, CLI_HELP_OPTION, { NULL, 0, 0, 0 }
+	};
+	struct words w = { "logs" };
+	struct cli_buf t = CLI_BUF_INIT;
+	struct cli_remote_answer a;
+	int follow = 0, status;
+	uint32_t id = 0;
+
+	if (words_parse(&w, argc, argv, opts, 2, logs_other, &follow) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.n_rest) {
+		cli_usage_error(0, "logs", "unexpected argument `%s`", w.rest[0]);
+		return CLI_EXIT_USAGE;
+	}
+	if (w.n_ops == 0) {
+		cli_usage_error(0, "logs", "no sandbox name given (expected `mimobox logs NAME [ID]`)");
+		return CLI_EXIT_USAGE;
+	}
+	if (name_ok(0, "logs", w.ops[0]) < 0 || (w.n_ops == 2 && proc_id(0, "logs", w.ops[1], &id) < 0))
+		return CLI_EXIT_USAGE;
+	if (cli_remote_json_load(0) < 0)
+		return CLI_EXIT_FAILED;
+	if (!id && (status = only_process(r, 0, w.ops[0], &id)) != 0)
+		return status;
+	sandbox_target(&t, w.ops[0], "/processes/");
+	cli_buf_printf(&t, "%u/output%s", (unsigned)id, follow ? "?follow=1" : "");
+	if (t.failed) {
+		cli_buf_free(&t);
+		return CLI_EXIT_FAILED;
+	}
+	if (follow) {
+		struct logs_ud l;
+		struct httpc_sse sse;
+
+		memset(&l, 0, sizeof(l));
+		httpc_sse_init(&sse, logs_event, &l);
+		status = CLI_EXIT_FAILED;
+		if (cli_remote_stream(r, 0, t.data, NULL, 0, on_sse_bytes, &sse, &a) == 0) {
+			if (a.status != 200)
+				status = proc_failed(r, 0, &a, "no background process with that id in this sandbox", NULL);
+			else if (l.ended || l.broken)
+				status = 0;
+			else
+				cli_report(0, MBX_EPROTO, l.why[0] ? l.why : sse.why[0] ? sse.why :
+					   "the server's stream ended before the process", NULL, NULL, 0);
+			cli_buf_free(&a.body);
+		} else if (l.broken) {
+			status = 0;
+		}
+		httpc_sse_free(&sse);
+	} else {
+		json_object *o = NULL;
+
+		status = CLI_EXIT_FAILED;
+		if (cli_remote_call(r, 0, "GET", t.data, NULL, NULL, 0, ANSWER_MAX, &a) == 0) {
+			if (a.status != 200) {
+				status = proc_failed(r, 0, &a, "no background process with that id in this sandbox", NULL);
+			} else if ((o = answer_json(0, &a)) != NULL) {
+				/* The server keeps the two apart: stdout's bytes, then stderr's. */
+				int w1 = write_bytes_field(o, "stdout"), w2 = w1 < 0 ? 0 : write_bytes_field(o, "stderr");
+
+				if (w1 < 0 || w2 < 0)
+					cli_report(0, MBX_EPROTO, "the server's answer has bad base64 output", NULL, NULL, 0);
+				else
+					status = w1 || w2 ? CLI_EXIT_FAILED : 0;
+			}
+			jput(o);
+			cli_buf_free(&a.body);
+		}
+	}
+	cli_buf_free(&t);
+	return status;
+}
+
+static int kill_other(void *ud, int id, const char *value)
+{
+	if (id != R_SIGNAL)
+		return -1;
+	*(const char **)ud = value;
+	return 0;
+}
+
+static int r_kill(struct cli_remote *r, int argc, char **argv)
+{
+	static const struct cli_option opts[] = {
+		{ "signal", 0, 1, R_SIGNAL }, CLI_HELP_OPTION, { NULL, 0, 0, 0 }
+	};
+	struct words w = { "kill" };
+	struct cli_buf t = CLI_BUF_INIT, body = CLI_BUF_INIT;
+	struct cli_remote_answer a;
+	const char *signame = NULL;
+	char why[CLI_WHY_MAX];
+	uint32_t id;
+	int sig = 0, status = CLI_EXIT_FAILED;
+
+	if (words_parse(&w, argc, argv, opts, 2, kill_other, &signame) < 0)
+		return CLI_EXIT_USAGE;
+	if (w.n_rest) {
+		cli_usage_error(0, "kill", "unexpected argument `%s`", w.rest[0]);
+		return CLI_EXIT_USAGE;
+	}
+	if (w.n_ops < 2) {
+		cli_usage_error(0, "kill", w.n_ops == 0 ? "no sandbox name given (expected `mimobox kill NAME ID`)" :
+				"no process id given (expected `mimobox kill NAME ID`; see `mimobox ps NAME`)");
+		return CLI_EXIT_USAGE;
+	}
+	if (name_ok(0, "kill", w.ops[0]) < 0 || proc_id(0, "kill", w.ops[1], &id) < 0)
+		return CLI_EXIT_USAGE;
+	if (signame && cli_parse_signal(signame, &sig, why, sizeof(why)) < 0) {
+		cli_usage_error(0, "kill", "invalid value `%s` for --signal: %s", signame, why);
+		return CLI_EXIT_USAGE;
+	}
+	if (cli_remote_json_load(0) < 0)
+		return CLI_EXIT_FAILED;
+	/* Without --signal: SIGKILL to its whole tree, as locally. */
+	if (sig)
+		cli_buf_printf(&body, "{\"signal\": %d}", sig);
+	else
+		cli_buf_puts(&body, "{\"tree\": true}");
+	sandbox_target(&t, w.ops[0], "/processes/");
+	cli_buf_printf(&t, "%u/signal", (unsigned)id);
+	if (!t.failed && !body.failed &&
+	    cli_remote_call(r, 0, "POST", t.data, "application/json", body.data, body.len, ANSWER_MAX, &a) == 0) {
+		if (a.status == 204)
+			status = 0;
+		else
+			status = proc_failed(r, 0, &a, "no process with that id in this sandbox",
+					     "that process has ended already");
+		cli_buf_free(&a.body);
+	}
+	cli_buf_free(&t);
+	cli_buf_free(&body);
+	return status;
+}
+
+/* exec -d: POST .../processes; prints the new process's id. */
+static int exec_detached(struct cli_remote *r, int json, const char *name, struct cli_buf *body)
+{
+	struct cli_buf t = CLI_BUF_INIT;
+	struct cli_remote_answer a;
+	json_object *o = NULL;
+	int status = CLI_EXIT_FAILED;
+
+	sandbox_target(&t, name, "/processes");
+	if (!t.failed && cli_remote_call(r, json, "POST", t.data, "application/json", body->data, body->len, ANSWER_MAX,
+					 &a) == 0) {
+		if (a.status == 409) {
+			/* The table of 32 is full of running processes: in the local verb's words. */
+			struct json_tokener *tok = json_tokener_new();
+			json_object *e = NULL, *x = NULL;
+
+			if (tok && a.body.len && a.body.len < INT32_MAX)
+				x = json_tokener_parse_ex(tok, a.body.data, (int)a.body.len);
+			if (tok)
+				json_tokener_free(tok);
+			if (x && json_object_is_type(x, json_type_object))
+				json_object_object_get_ex(x, "error", &e);
+			cli_report(json, MBX_ESTATE, jstr(e, "message") ? jstr(e, "message") : "the sandbox runs too many "
+				   "background processes", "end one with `mimobox kill NAME ID` (an ended one makes room)",
+				   NULL, 0);
+			jput(x);
+		} else if (a.status != 201) {
+			status = exec_failed(r, json, name, &a);
+		} else if ((o = answer_json(json, &a)) != NULL && jint(o, "id") > 0) {
+			printf("%lld\n", (long long)jint(o, "id"));
+			status = fflush(stdout) == 0 || errno == EPIPE ? 0 : CLI_EXIT_FAILED;
+		} else if (o) {
+			cli_report(json, MBX_EPROTO, "the server's answer has no process id", NULL, NULL, 0);
+		}
+		jput(o);
+		cli_buf_free(&a.body);
+	}
+	cli_buf_free(&t);
+	return status;
+}
+
+/* ---- snapshot, restore, fork ---- */
+
+#define FORK_MAX_COUNT 64	/* the local verb's */
+#define SERVER_FORK_MAX 16	/* per POST .../fork */
+
+/* Prints a sandbox the server made (create, restore, fork) as `create` does. */
+static void print_made(struct cli_buf *out, int json, json_object *o)
+{
+	const char *name = jstr(o, "name") ? jstr(o, "name") : jstr(o, "id");
+
+	if (json) {
+		cli_buf_puts(out, "{\"ok\": true, \"name\": ");
+		cli_json_cstring(out, name);
+		cli_buf_puts(out, ", \"id\": ");
+		cli_json_cstring(out, jstr(o, "id"));
+		cli_buf_puts(out, ", \"isolation\": ");
+		cli_json_cstring(out, jstr(o, "isolation"));
+		cli_buf_puts(out, ", \"limits\": ");
+		cli_json_cstring(out, jstr(o, "limits"));
+		cli_buf_puts(out, "}\n");
+	} else {
+		cli_buf_printf(out, "%s\n", name ? name : "");
+	}
+}
+
+struct snap_words {
+	const char *verb, *synopsis;
+	int json;
+	const char *name;
+	uint64_t ttl_ms;
+	unsigned count;
+	const char *ops[2];
+	int n_ops;
+};
+
+/* The local verbs' parser (cmd_snapshot.c), in their words; 0, or -1 after a usage error. */
+static int snap_parse(struct snap_words *s, int argc, char **argv, int nops, int with_name, int with_count)
+{
+	static const struct cli_option all[] = {
+		{ "json", 0, 0, R_JSON }, { "name", 0, 1, R_NAME }, { "ttl", 0, 1, R_TTL }, { "count", 0, 1, R_COUNT },
+		CLI_HELP_OPTION, { NULL, 0, 0, 0 }
+	};
+	struct cli_option opts[6];
+	struct cli_args a = { argc, argv, 1 };
+	char why[CLI_WHY_MAX];
+	const char *value;
+	int id, n = 0;
+
+	opts[n++] = all[0];
+	if (with_name) {
+		opts[n++] = all[1];
+		opts[n++] = all[2];
+	}
+	if (with_count)
+		opts[n++] = all[3];
+	opts[n++] = all[4];
+	opts[n] = all[5];
+	s->json = cli_wants_json(argc, argv, opts, nops);
+	s->count = 1;
+	while (a.next < argc) {
+		id = cli_next_option(&a, opts, &value, why, sizeof(why));
+		if (id == CLI_OPT_BAD) {
+			cli_usage_error(s->json, s->verb, "%s", why);
+			return -1;
+		}
+		if (id == R_JSON) {
+			s->json = 1;
+		} else if (id == R_NAME) {
+			if (cli_check_name(value, why, sizeof(why)) < 0) {
+				cli_usage_error(s->json, s->verb, "%s", why);
+				return -1;
+			}
+			s->name = value;
+		} else if (id == R_TTL) {
+			if (cli_parse_duration(value, &s->ttl_ms, why, sizeof(why)) < 0) {
+				cli_usage_error(s->json, s->verb, "invalid value `%s` for --ttl: %s", value, why);
+				return -1;
+			}
+		} else if (id == R_COUNT) {
+			char *end;
+			unsigned long v = strtoul(value, &end, 10);
+
+			if (value[0] < '0' || value[0] > '9' || *end != '\0' || v < 1 || v > FORK_MAX_COUNT) {
+				cli_usage_error(s->json, s->verb, "invalid value `%s` for --count: give 1 to %d", value,
+						FORK_MAX_COUNT);
+				return -1;
+			}
+			s->count = (unsigned)v;
+		} else if (id == CLI_OPT_END && a.next < argc) {
+			if (s->n_ops >= nops) {
+				cli_usage_error(s->json, s->verb, "unexpected argument `%s` (expected `mimobox %s`)",
+						argv[a.next], s->synopsis);
+				return -1;
+			}
+			s->ops[s->n_ops++] = argv[a.next++];
+		}
+	}
+	if (s->n_ops < nops) {
+		cli_usage_error(s->json, s->verb, "missing %s (expected `mimobox %s`)",
+				s->n_ops == 0 && strcmp(s->verb, "restore") != 0 ? "the sandbox name" : "the snapshot file",
+				s->synopsis);
+		return -1;
+	}
+	return 0;
+}
+
+/* Forgets the server's snapshot `sid` (quietly: it is ours, made for this command). */
+static void snap_forget(struct cli_remote *r, int json, const char *sid)
+{
+	struct cli_buf t = CLI_BUF_INIT;
+	struct cli_remote_answer a;
+
+	cli_buf_puts(&t, "/v1/snapshots/");
+	cli_remote_urlencode(&t, sid);
+	if (!t.failed && cli_remote_call(r, json, "DELETE", t.data, NULL, NULL, 0, ANSWER_MAX, &a) == 0)
+		cli_buf_free(&a.body);
+	cli_buf_free(&t);
+}
+
+/* Writes `data` to the host file `path` (0600) through a temporary file renamed over it; the exit status. */
+static int host_write_private(int json, const char *path, const struct cli_buf *data)
+{
+	char *tmp = NULL;
+	int fd, rc = 0;
+
+	if (asprintf(&tmp, "%s.mimobox-%d.tmp", path, (int)getpid()) < 0) {
+		cli_report(json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
+		return CLI_EXIT_FAILED;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = host_fail(json, "write", path, errno);
+	} else {
+		if ((data->len && cli_write_all(fd, data->data, data->len) < 0) || fsync(fd) < 0)
+			rc = host_fail(json, "write", path, errno);
+		close(fd);
+		if (rc == 0 && rename(tmp, path) < 0)
+			rc = host_fail(json, "write", path, errno);
+		if (rc)
+			unlink(tmp);
+	}
+	free(tmp);
+	return rc ? CLI_EXIT_FAILED : 0;
+}
+
+static int r_snapshot(struct cli_remote *r, int argc, char **argv)
+{
+	struct snap_words s = { "snapshot", "snapshot NAME FILE [--json]" };
+	struct cli_buf t = CLI_BUF_INIT, data = CLI_BUF_INIT, out = CLI_BUF_INIT;
+	json_object *o = NULL;
+	char *path = NULL, *cwd = NULL, sid[64];
+	int status;
+
+	if (snap_parse(&s, argc, argv, 2, 0, 0) < 0)
+		return CLI_EXIT_USAGE;
+	if (s.ops[1][0] == '\0') {
+		cli_usage_error(s.json, "snapshot", "the snapshot file's name is empty");
+		return CLI_EXIT_USAGE;
+	}
+	if (name_ok(s.json, "snapshot", s.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
+	if (s.ops[1][0] == '/') {
+		path = strdup(s.ops[1]);
+	} else if ((cwd = getcwd(NULL, 0)) != NULL && asprintf(&path, "%s/%s", cwd, s.ops[1]) < 0) {
+		path = NULL;
+	}
+	free(cwd);
+	if (!path) {
+		cli_report(s.json, MBX_ESYS, "cannot tell the working directory", NULL, NULL, errno);
+		return CLI_EXIT_FAILED;
+	}
+	if (cli_remote_json_load(s.json) < 0) {
+		free(path);
+		return CLI_EXIT_FAILED;
+	}
+	/* Taken on the server, downloaded, then forgotten there: the file is the only copy. */
+	sandbox_target(&t, s.ops[0], "/snapshots");
+	status = simple_file(r, s.json, "POST", t.data, "application/json", "{}", 2, 201, &o, NULL);
+	cli_buf_free(&t);
+	if (status) {
+		free(path);
+		return status;
+	}
+	snprintf(sid, sizeof(sid), "%s", jstr(o, "snapshot_id") ? jstr(o, "snapshot_id") : "");
+	jput(o);
+	if (!sid[0]) {
+		cli_report(s.json, MBX_EPROTO, "the server's answer has no snapshot_id", NULL, NULL, 0);
+		free(path);
+		return CLI_EXIT_FAILED;
+	}
+	cli_buf_puts(&t, "/v1/snapshots/");
+	cli_remote_urlencode(&t, sid);
+	cli_buf_puts(&t, "/data");
+	status = simple_file(r, s.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
+	cli_buf_free(&t);
+	snap_forget(r, s.json, sid);
+	if (status == 0)
+		status = host_write_private(s.json, path, &data);
+	if (status == 0 && s.json) {
+		cli_buf_puts(&out, "{\"ok\": true, \"name\": ");
+		cli_json_cstring(&out, s.ops[0]);
+		cli_buf_puts(&out, ", \"file\": ");
+		cli_json_cstring(&out, path);
+		cli_buf_puts(&out, "}\n");
+		status = print_buf(&out);
+	}
+	cli_buf_free(&data);
+	free(path);
+	return status;
+}
+
+static int r_restore(struct cli_remote *r, int argc, char **argv)
+{
+	struct snap_words s = { "restore", "restore FILE [--name NEW] [--ttl DURATION] [--json]" };
+	struct cli_buf t = CLI_BUF_INIT, data = CLI_BUF_INIT, body = CLI_BUF_INIT, out = CLI_BUF_INIT;
+	json_object *o = NULL;
+	char buf[65536], sid[64], msg[CLI_WHY_MAX + 64];
+	int fd, status = CLI_EXIT_FAILED;
+
+	if (snap_parse(&s, argc, argv, 1, 1, 0) < 0)
+		return CLI_EXIT_USAGE;
+	fd = open(s.ops[0], O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+
+		snprintf(msg, sizeof(msg), "cannot read the snapshot file `%s`: %s", s.ops[0], strerror(e));
+		cli_report(s.json, e == ENOENT ? MBX_ENOTFOUND : MBX_ESYS, msg, NULL, NULL, 0);
+		return CLI_EXIT_FAILED;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(msg, sizeof(msg), "cannot read the snapshot file `%s`: %s", s.ops[0], strerror(errno));
+			cli_report(s.json, MBX_ESYS, msg, NULL, NULL, 0);
+			close(fd);
+			cli_buf_free(&data);
+			return CLI_EXIT_FAILED;
+		}
+		if (n == 0)
+			break;
+		cli_buf_add(&data, buf, (size_t)n);
+	}
+	close(fd);
+	if (data.failed || cli_remote_json_load(s.json) < 0) {
+		if (data.failed)
+			cli_report(s.json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
+		cli_buf_free(&data);
+		return CLI_EXIT_FAILED;
+	}
+	/* Uploaded (checked whole by the server), restored, then forgotten there. */
+	status = simple(r, s.json, "POST", "/v1/snapshots", "application/octet-stream", data.data, data.len, 201, &o,
+			NULL);
+	cli_buf_free(&data);
+	if (status)
+		return status;
+	snprintf(sid, sizeof(sid), "%s", jstr(o, "snapshot_id") ? jstr(o, "snapshot_id") : "");
+	jput(o);
+	o = NULL;
+	if (!sid[0]) {
+		cli_report(s.json, MBX_EPROTO, "the server's answer has no snapshot_id", NULL, NULL, 0);
+		return CLI_EXIT_FAILED;
+	}
+	cli_buf_printf(&body, "{\"ttl_ms\": %llu", (unsigned long long)s.ttl_ms);
+	if (s.name) {
+		cli_buf_puts(&body, ", \"name\": ");
+		cli_json_cstring(&body, s.name);
+	}
+	cli_buf_puts(&body, "}");
+	cli_buf_puts(&t, "/v1/snapshots/");
+	cli_remote_urlencode(&t, sid);
+	cli_buf_puts(&t, "/restore");
+	status = simple(r, s.json, "POST", t.data, "application/json", body.data, body.len, 201, &o, NULL);
+	snap_forget(r, s.json, sid);
+	if (status == 0) {
+		print_made(&out, s.json, o);
+		status = print_buf(&out);
+	}
+	jput(o);
+	cli_buf_free(&t);
+	cli_buf_free(&body);
+	return status;
+}
+
+/*
+ * One POST .../fork of `n` children (named names[0..n) when names); the
+ * children printed into `out`. The answer in *a (its body freed) when it
+ * failed; -1 after reporting a broken exchange, 0, or the answer's status.
+ */
+static int fork_call(struct cli_remote *r, const struct snap_words *s, unsigned n, char (*names)[CLI_NAME_MAX + 16],
+		     struct cli_buf *out, struct cli_remote_answer *a)
+{
+	struct cli_buf t = CLI_BUF_INIT, body = CLI_BUF_INIT;
+	json_object *o = NULL, *list = NULL;
+	int rc;
+
+	/* ttl_ms always: without --ttl the children have none, as locally (the API's default is the parent's). */
+	cli_buf_printf(&body, "{\"count\": %u, \"ttl_ms\": %llu", n, (unsigned long long)s->ttl_ms);
+	if (names) {
+		cli_buf_puts(&body, ", \"names\": [");
+		for (unsigned i = 0; i < n; i++) {
+			cli_buf_puts(&body, i ? ", " : "");
+			cli_json_cstring(&body, names[i]);
+		}
+		cli_buf_puts(&body, "]");
+	}
+	cli_buf_puts(&body, "}");
+	sandbox_target(&t, s->ops[0], "/fork");
+	rc = t.failed || body.failed ? -1 : cli_remote_call(r, s->json, "POST", t.data, "application/json", body.data,
+							     body.len, ANSWER_MAX, a);
+	cli_buf_free(&t);
+	cli_buf_free(&body);
+	if (rc < 0)
+		return -1;
+	if (a->status != 201)
+		return (int)a->status;
+	o = answer_json(s->json, a);
+	cli_buf_free(&a->body);
+	if (!o)
+		return -1;
+	if (!json_object_object_get_ex(o, "sandboxes", &list) || !json_object_is_type(list, json_type_array) ||
+	    json_object_array_length(list) != n) {
+		jput(o);
+		cli_report(s->json, MBX_EPROTO, "the server's answer to a fork is malformed", NULL, NULL, 0);
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++)
+		print_made(out, s->json, json_object_array_get_idx(list, i));
+	jput(o);
+	return 0;
+}
+
+static int r_fork(struct cli_remote *r, int argc, char **argv)
+{
+	struct snap_words s = { "fork", "fork NAME [--name NEW] [--count N] [--ttl DURATION] [--json]" };
+	char why[CLI_WHY_MAX], names[SERVER_FORK_MAX][CLI_NAME_MAX + 16];
+	unsigned done = 0;
+	int status = 0;
+
+	if (snap_parse(&s, argc, argv, 1, 1, 1) < 0)
+		return CLI_EXIT_USAGE;
+	if (s.name && s.count > 1) {
+		snprintf(names[0], sizeof(names[0]), "%s-%u", s.name, s.count);
+		if (cli_check_name(names[0], why, sizeof(why)) < 0) {
+			cli_usage_error(s.json, "fork", "--name with --count: %s", why);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (name_ok(s.json, "fork", s.ops[0]) < 0)
+		return CLI_EXIT_USAGE;
+	if (cli_remote_json_load(s.json) < 0)
+		return CLI_EXIT_FAILED;
+	/* The server makes at most 16 per call; the names are the local verb's: NEW, or NEW-1 ... NEW-N. */
+	while (status == 0 && done < s.count) {
+		unsigned n = s.count - done < SERVER_FORK_MAX ? s.count - done : SERVER_FORK_MAX, taken = n;
+		struct cli_buf out = CLI_BUF_INIT;
+		struct cli_remote_answer a;
+		int rc;
+
+		for (unsigned i = 0; s.name && i < n; i++) {
+			if (s.count > 1)
+				snprintf(names[i], sizeof(names[i]), "%s-%u", s.name, done + i + 1);
+			else
+				snprintf(names[i], sizeof(names[i]), "%s", s.name);
+		}
+		rc = fork_call(r, &s, n, s.name ? names : NULL, &out, &a);
+		if (rc == 409 && s.name) {
+			/* A taken name: the ones before it are made (as locally), then the error. */
+			for (taken = 0; taken < n; taken++) {
+				char quoted[sizeof(names[0]) + 2];
+
+				snprintf(quoted, sizeof(quoted), "`%.*s`", (int)sizeof(names[0]) - 1, names[taken]);
+				if (a.body.data && memmem(a.body.data, a.body.len, quoted, strlen(quoted)))
+					break;
+			}
+			if (taken > 0 && taken < n) {
+				struct cli_remote_answer b;
+
+				memset(&b, 0, sizeof(b));
+				if (fork_call(r, &s, taken, names, &out, &b) != 0)
+					cli_buf_free(&b.body);
+			}
+		}
+		if (rc > 0) {
+			if (out.len)
+				(void)print_buf(&out);
+			status = cli_remote_report(r, s.json, &a);
+			if (status == CLI_EXIT_NOTFOUND || status == CLI_EXIT_NOEXEC)
+				status = CLI_EXIT_FAILED;
+			cli_buf_free(&a.body);
+		} else if (rc < 0) {
+			status = CLI_EXIT_FAILED;
+		} else {
+			status = print_buf(&out);
+		}
+		cli_buf_free(&out);
+		done += n;
+	}
+	return status;
+}
+
 /* ---- dispatch ---- */
 
 int cli_remote_verb(struct cli_remote *r, int argc, char **argv)
@@ -1069,6 +2112,8 @@ int cli_remote_verb(struct cli_remote *r, int argc, char **argv)
 	} verbs[] = {
 		{ "run", cli_cmd_run_remote }, { "create", r_create }, { "exec", r_exec }, { "ps", r_ps },
 		{ "inspect", r_inspect }, { "rm", r_rm }, { "cat", r_cat }, { "write", r_write }, { "ls", r_ls }, { "cp", r_cp },
+		{ "stat", r_stat }, { "mkdir", r_mkdir }, { "logs", r_logs }, { "kill", r_kill },
+		{ "snapshot", r_snapshot }, { "restore", r_restore }, { "fork", r_fork },
 	};
 	int json = 0;
 

@@ -179,6 +179,7 @@ enum route {
 	R_EXEC,
 	R_FILES,
 	R_DIR,
+	R_STAT,
 	R_PROCS,
 	R_PROC,
 	R_PROC_SIGNAL,
@@ -2336,6 +2337,13 @@ static enum MHD_Result h_file_delete(struct serve_server *s, struct MHD_Connecti
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
+	if (cli_path_is_root(path)) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "`%.400s` is the sandbox's root; to destroy the sandbox, DELETE "
+			 "/v1/sandboxes/{id}", path);
+		return send_error(c, r, 403, "permission_denied", why, NULL);
+	}
 	if (!(e = entry_use(s, r->id)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_remove(e->sb, path, rec && (strcmp(rec, "1") == 0 || strcmp(rec, "true") == 0), &err);
@@ -2395,6 +2403,71 @@ static enum MHD_Result h_dir(struct serve_server *s, struct MHD_Connection *c, s
 	return send_json(c, r, 200, o);
 }
 
+/* GET .../stat?path=P: the path's metadata (a final symlink not followed), as `mimobox stat --json`. */
+static enum MHD_Result h_stat(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	const char *path, *target;
+	struct sbent *e;
+	mbx_error *err = NULL;
+	mbx_stat *st = NULL;
+	json_object *o;
+	char when[80], mode[16];
+	int rc, link;
+
+	if (path_arg(c, &path) < 0)
+		return send_no_path(c, r);
+	if (!(e = entry_use(s, r->id)))
+		return send_no_sandbox(c, r);
+	rc = mbx_sandbox_stat(e->sb, path, &st, &err);
+	entry_done(s, e);
+	if (rc != MBX_OK)
+		return send_mbx_error(c, r, rc, err, "stat");
+	link = mbx_stat_type(st) == MBX_FILE_SYMLINK;
+	target = link ? mbx_stat_symlink_target(st) : NULL;
+	cli_format_time_ns(when, sizeof(when), mbx_stat_mtime_ns(st));
+	snprintf(mode, sizeof(mode), "%04o", (unsigned)mbx_stat_mode(st));
+	o = json_object_new_object();
+	json_object_object_add(o, "path", json_object_new_string(path));
+	json_object_object_add(o, "type", json_object_new_string(type_name(mbx_stat_type(st))));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)mbx_stat_size(st)));
+	json_object_object_add(o, "mode", json_object_new_string(mode));
+	json_object_object_add(o, "mtime_ns", json_object_new_int64(mbx_stat_mtime_ns(st)));
+	json_object_object_add(o, "mtime", json_object_new_string(when));
+	json_object_object_add(o, "uid", json_object_new_int64(mbx_stat_uid(st)));
+	json_object_object_add(o, "gid", json_object_new_int64(mbx_stat_gid(st)));
+	json_object_object_add(o, "symlink", json_object_new_boolean(link));
+	json_object_object_add(o, "target", target ? json_object_new_string(target) : NULL);
+	mbx_stat_free(st);
+	return send_json(c, r, 200, o);
+}
+
+/* POST .../dir?path=P[&parents=1]: makes a directory, mode 0755 (parents: the missing ones above too). */
+static enum MHD_Result h_mkdir(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	const char *path, *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "parents");
+	int parents = q && (strcmp(q, "1") == 0 || strcmp(q, "true") == 0);
+	struct sbent *e;
+	mbx_error *err = NULL;
+	json_object *o;
+	int rc;
+
+	if (q && !parents && strcmp(q, "0") != 0 && strcmp(q, "false") != 0)
+		return send_bad_request(c, r, "`parents` must be 1 (make the missing directories above it too) or 0");
+	if (r->len)
+		return send_bad_request(c, r, "POST .../dir takes no body: the path and parents go in the query");
+	if (path_arg(c, &path) < 0)
+		return send_no_path(c, r);
+	if (!(e = entry_use(s, r->id)))
+		return send_no_sandbox(c, r);
+	rc = mbx_sandbox_mkdir(e->sb, path, 0755, parents, &err);
+	entry_done(s, e);
+	if (rc != MBX_OK)
+		return send_mbx_error(c, r, rc, err, "make directory");
+	o = json_object_new_object();
+	json_object_object_add(o, "path", json_object_new_string(path));
+	return send_json(c, r, 201, o);
+}
+
 /* ---- background processes ----
  *
  * POST .../processes spawns a program and answers at once. The server
@@ -2412,6 +2485,7 @@ static enum MHD_Result h_dir(struct serve_server *s, struct MHD_Connection *c, s
 #define PROC_KILL_WAIT_MS 5000
 #define PROC_STDIN_WAIT_MS 30000
 #define PROC_CHUNK ((size_t)64 << 10)
+#define PROC_COMMAND_SHOWN 256
 
 struct outbuf {
 	uint8_t *data;
@@ -2423,6 +2497,7 @@ struct bgproc {
 	uint32_t id;
 	mbx_process *proc;	/* under the sandbox's lock; NULL once it ended */
 	char *program;
+	char *command;		/* argv joined with spaces, at most PROC_COMMAND_SHOWN bytes */
 	uint64_t started_ms, ended_ms;
 	/* The rest under procs_lock. */
 	int running;
@@ -2466,6 +2541,28 @@ static void outbuf_add(struct outbuf *b, const uint8_t *data, size_t len)
 	b->len += len;
 }
 
+/* argv joined with spaces, cut to PROC_COMMAND_SHOWN bytes ending in "..."; NULL when out of memory. */
+static char *join_command(const char *const *argv)
+{
+	struct cli_buf b = CLI_BUF_INIT;
+
+	for (size_t i = 0; argv[i] && b.len <= PROC_COMMAND_SHOWN; i++) {
+		if (i)
+			cli_buf_puts(&b, " ");
+		cli_buf_puts(&b, argv[i]);
+	}
+	if (b.len > PROC_COMMAND_SHOWN) {
+		b.len = PROC_COMMAND_SHOWN - 3;
+		cli_buf_puts(&b, "...");
+	}
+	cli_buf_add(&b, "", 1);
+	if (b.failed) {
+		cli_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
 static void bgproc_free(struct bgproc *bg)
 {
 	if (!bg)
@@ -2474,6 +2571,7 @@ static void bgproc_free(struct bgproc *bg)
 	free(bg->out[0].data);
 	free(bg->out[1].data);
 	free(bg->program);
+	free(bg->command);
 	free(bg);
 }
 
@@ -2663,6 +2761,7 @@ static json_object *bgproc_json_locked(const struct bgproc *bg)
 
 	json_object_object_add(o, "id", json_object_new_int64(bg->id));
 	json_object_object_add(o, "program", json_object_new_string(bg->program));
+	json_object_object_add(o, "command", json_object_new_string(bg->command));
 	json_object_object_add(o, "running", json_object_new_boolean(bg->running));
 	json_object_object_add(o, "age_ms", json_object_new_int64((int64_t)(now_ms() - bg->started_ms)));
 	json_object_object_add(o, "stdin", json_object_new_boolean(bg->stdin_open));
@@ -2747,7 +2846,7 @@ static enum MHD_Result h_proc_spawn(struct serve_server *s, struct MHD_Connectio
 	mbx_spawn_options_set_timeout_ms(so, timeout);
 	mbx_spawn_options_set_stdin(so, want_stdin);
 	bg = calloc(1, sizeof(*bg));
-	if (!bg || !(bg->program = strdup(x.argv[0]))) {
+	if (!bg || !(bg->program = strdup(x.argv[0])) || !(bg->command = join_command(x.argv))) {
 		rc = MBX_ENOMEM;
 		what = "out of memory";
 		goto fail;
@@ -2868,13 +2967,13 @@ static enum MHD_Result h_proc_get(struct serve_server *s, struct MHD_Connection 
 
 static enum MHD_Result h_proc_signal(struct serve_server *s, struct MHD_Connection *c, struct req *r)
 {
-	static const char *const keys[] = { "signal", NULL };
+	static const char *const keys[] = { "signal", "tree", NULL };
 	char why[CLI_WHY_MAX];
-	json_object *body, *v;
+	json_object *body, *v, *t = NULL;
 	mbx_error *err = NULL;
 	struct bgproc *bg;
 	struct sbent *e;
-	int sig = 0, rc;
+	int sig = 0, tree = 0, rc;
 
 	body = parse_body(r, why, sizeof(why));
 	if (!body)
@@ -2883,11 +2982,27 @@ static enum MHD_Result h_proc_signal(struct serve_server *s, struct MHD_Connecti
 		json_object_put(body);
 		return send_bad_request(c, r, why);
 	}
-	if (!json_object_object_get_ex(body, "signal", &v) || !v) {
-		json_object_put(body);
-		return send_bad_request(c, r, "`signal` is required: a name (\"TERM\", \"SIGINT\") or a number from 1 to 64");
+	if (json_object_object_get_ex(body, "tree", &t) && t) {
+		if (!json_object_is_type(t, json_type_boolean)) {
+			json_object_put(body);
+			return send_bad_request(c, r, "`tree` must be true (SIGKILL to the process and everything it "
+						"started) or false");
+		}
+		tree = json_object_get_int64(t) != 0;	/* a boolean's value */
 	}
-	if (json_object_is_type(v, json_type_int)) {
+	if (tree) {
+		if (json_object_object_get_ex(body, "signal", &v) && v) {
+			json_object_put(body);
+			return send_bad_request(c, r, "`tree` kills with SIGKILL: leave `signal` out");
+		}
+	} else if (!json_object_object_get_ex(body, "signal", &v) || !v) {
+		json_object_put(body);
+		return send_bad_request(c, r, "`signal` is required: a name (\"TERM\", \"SIGINT\") or a number from 1 to 64 "
+					"(or \"tree\": true to kill the process and everything it started)");
+	}
+	if (tree) {
+		/* SIGKILL to the whole tree: below. */
+	} else if (json_object_is_type(v, json_type_int)) {
 		int64_t n = json_object_get_int64(v);
 
 		if (n < 1 || n > 64) {
@@ -2914,7 +3029,7 @@ static enum MHD_Result h_proc_signal(struct serve_server *s, struct MHD_Connecti
 		entry_done(s, e);
 		return bg ? send_proc_ended(c, r) : send_no_process(c, r);
 	}
-	rc = mbx_process_signal(bg->proc, sig, &err);
+	rc = tree ? mbx_process_kill(bg->proc, &err) : mbx_process_signal(bg->proc, sig, &err);
 	entry_done(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "signal");
@@ -3456,14 +3571,17 @@ static enum MHD_Result h_snap_data(struct serve_server *s, struct MHD_Connection
 
 static enum MHD_Result h_restore(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
 {
-	static const char *const keys[] = { "ttl_ms", NULL };
+	static const char *const keys[] = { "ttl_ms", "name", NULL };
 	struct cli_sandbox_opts so;
 	struct snapent *p;
 	mbx_sandbox *sb = NULL;
 	mbx_error *err = NULL;
 	const uint8_t *note;
 	char why[CLI_WHY_MAX], *copy = NULL;
+	const char *name = NULL;
 	json_object *answer;
+	struct pending pend;
+	struct sbent *found = NULL;
 	struct usage u;
 	uint64_t ttl = 0;
 	size_t len = 0;
@@ -3471,15 +3589,27 @@ static enum MHD_Result h_restore(struct serve_server *s, struct MHD_Connection *
 	int rc;
 
 	if (check_keys(body, keys, why, sizeof(why)) < 0 ||
-	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, NULL, why, sizeof(why)) < 0)
+	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, NULL, why, sizeof(why)) < 0 ||
+	    get_str(body, "name", &name, why, sizeof(why)) < 0 || (name && cli_check_name(name, why, sizeof(why)) < 0))
 		return send_bad_request(c, r, why);
 	if (!(p = snap_lookup(s, r->id)))
 		return send_no_snapshot(c, r);
+	/* The name as a create's: held from here until the sandbox is listed. */
+	pthread_mutex_lock(&s->table_lock);
+	rc = claim_locked(s, name, NULL, &pend, &found);
+	pthread_mutex_unlock(&s->table_lock);
+	if (rc < 0) {
+		snap_release(s, p);
+		snprintf(why, sizeof(why), "a sandbox named `%s` already exists on this server", name);
+		return send_error(c, r, 409, "already_exists", why,
+				  "pick another name, or delete the other one with DELETE /v1/sandboxes/NAME");
+	}
 	/* The note is set before the snapshot is kept and never after: readable without its lock. */
 	note = mbx_snapshot_note(p->snap, &len);
 	opts_of_note(&so, note, len);
 	u = usage_of(s, &so);
 	if (len && !(copy = malloc(len))) {
+		pending_end(s, &pend);
 		snap_release(s, p);
 		cli_sandbox_opts_free(&so);
 		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
@@ -3487,6 +3617,7 @@ static enum MHD_Result h_restore(struct serve_server *s, struct MHD_Connection *
 	if (len)
 		memcpy(copy, note, len);
 	if (quota_take(s, r->client, 1, u, why, sizeof(why)) < 0) {
+		pending_end(s, &pend);
 		snap_release(s, p);
 		free(copy);
 		cli_sandbox_opts_free(&so);
@@ -3497,12 +3628,14 @@ static enum MHD_Result h_restore(struct serve_server *s, struct MHD_Connection *
 	pthread_mutex_unlock(&p->lock);
 	snap_release(s, p);
 	if (rc != MBX_OK) {
+		pending_end(s, &pend);
 		quota_put(s, r->client, 1, u);
 		free(copy);
 		cli_sandbox_opts_free(&so);
 		return send_mbx_error(c, r, rc, err, "restore");
 	}
-	answer = entry_add(s, sb, &so, ttl, r->client, u, copy, len, NULL, NULL, &status);
+	answer = entry_add(s, sb, &so, ttl, r->client, u, copy, len, name, NULL, &status);
+	pending_end(s, &pend);
 	cli_sandbox_opts_free(&so);
 	if (!answer)
 		return send_add_failure(c, r, status);
@@ -3513,25 +3646,74 @@ static enum MHD_Result h_restore(struct serve_server *s, struct MHD_Connection *
 
 static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
 {
-	static const char *const keys[] = { "count", "ttl_ms", NULL };
+	static const char *const keys[] = { "count", "ttl_ms", "names", NULL };
 	struct cli_sandbox_opts so;
 	mbx_sandbox *kids[FORK_MAX];
 	mbx_error *err = NULL;
 	char why[CLI_WHY_MAX], *note = NULL;
-	json_object *o, *a, *answer;
-	struct sbent *e;
+	json_object *o, *a, *answer, *jn = NULL;
+	const char *names[FORK_MAX];
+	struct pending pends[FORK_MAX];
+	struct sbent *e, *found = NULL;
 	struct usage u;
 	uint64_t count = 1, ttl = 0;
-	size_t i, n = 0, note_len = 0;
+	size_t i, k, n = 0, note_len = 0, n_names = 0, n_claimed = 0;
 	unsigned status = 201;
-	int ttl_given = 0, rc = MBX_OK;
+	int ttl_given = 0, count_given = 0, rc = MBX_OK;
 
 	if (check_keys(body, keys, why, sizeof(why)) < 0 ||
-	    get_u64(body, "count", 1, FORK_MAX, &count, NULL, why, sizeof(why)) < 0 ||
+	    get_u64(body, "count", 1, FORK_MAX, &count, &count_given, why, sizeof(why)) < 0 ||
 	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, &ttl_given, why, sizeof(why)) < 0)
 		return send_bad_request(c, r, why);
-	if (!(e = entry_use(s, r->id)))
+	if (json_object_object_get_ex(body, "names", &jn) && jn) {
+		/* A name for each child, with a create's rules: then `count` is their number. */
+		if (!json_object_is_type(jn, json_type_array) || json_object_array_length(jn) < 1 ||
+		    json_object_array_length(jn) > FORK_MAX) {
+			snprintf(why, sizeof(why), "`names` must be an array of 1 to %u sandbox names", FORK_MAX);
+			return send_bad_request(c, r, why);
+		}
+		n_names = json_object_array_length(jn);
+		for (i = 0; i < n_names; i++) {
+			json_object *v = json_object_array_get_idx(jn, i);
+			char sub[256];
+
+			if (!json_object_is_type(v, json_type_string))
+				return send_bad_request(c, r, "`names` must hold strings");
+			names[i] = json_object_get_string(v);
+			if (cli_check_name(names[i], sub, sizeof(sub)) < 0) {
+				snprintf(why, sizeof(why), "`names`: %s", sub);
+				return send_bad_request(c, r, why);
+			}
+			for (k = 0; k < i; k++)
+				if (strcmp(names[k], names[i]) == 0) {
+					snprintf(why, sizeof(why), "`names`: `%s` is there twice", names[i]);
+					return send_bad_request(c, r, why);
+				}
+		}
+		if (count_given && count != n_names) {
+			snprintf(why, sizeof(why), "`count` is %" PRIu64 " but `names` has %zu name%s: leave `count` out",
+				 count, n_names, n_names == 1 ? "" : "s");
+			return send_bad_request(c, r, why);
+		}
+		count = n_names;
+		pthread_mutex_lock(&s->table_lock);
+		for (n_claimed = 0; n_claimed < n_names; n_claimed++)
+			if (claim_locked(s, names[n_claimed], NULL, &pends[n_claimed], &found) < 0)
+				break;
+		pthread_mutex_unlock(&s->table_lock);
+		if (n_claimed < n_names) {
+			snprintf(why, sizeof(why), "a sandbox named `%s` already exists on this server", names[n_claimed]);
+			for (i = 0; i < n_claimed; i++)
+				pending_end(s, &pends[i]);
+			return send_error(c, r, 409, "already_exists", why,
+					  "pick other names, or delete the other one with DELETE /v1/sandboxes/NAME");
+		}
+	}
+	if (!(e = entry_use(s, r->id))) {
+		for (i = 0; i < n_claimed; i++)
+			pending_end(s, &pends[i]);
 		return send_no_sandbox(c, r);
+	}
 	if (!ttl_given)
 		ttl = e->ttl_ms;
 	/* The children have the parent's config: they are described and counted as it. */
@@ -3539,6 +3721,8 @@ static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, 
 	u = usage_of(s, &so);
 	if (quota_take(s, r->client, (unsigned)count, u, why, sizeof(why)) < 0) {
 		entry_done(s, e);
+		for (i = 0; i < n_claimed; i++)
+			pending_end(s, &pends[i]);
 		cli_sandbox_opts_free(&so);
 		return send_quota(c, r, why);
 	}
@@ -3557,6 +3741,8 @@ static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, 
 		for (i = 0; i < n; i++)
 			mbx_sandbox_free(kids[i]);
 		quota_put(s, r->client, (unsigned)count, u);
+		for (i = 0; i < n_claimed; i++)
+			pending_end(s, &pends[i]);
 		cli_sandbox_opts_free(&so);
 		return send_mbx_error(c, r, rc, err, "fork");
 	}
@@ -3572,10 +3758,13 @@ static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, 
 		}
 		if (note_len && (mine = malloc(note_len)))
 			memcpy(mine, note + i * note_len, note_len);
-		answer = entry_add(s, kids[i], &so, ttl, r->client, u, mine, mine ? note_len : 0, NULL, NULL, &status);
+		answer = entry_add(s, kids[i], &so, ttl, r->client, u, mine, mine ? note_len : 0,
+				   n_names ? names[i] : NULL, NULL, &status);
 		if (answer)
 			json_object_array_add(a, answer);
 	}
+	for (i = 0; i < n_claimed; i++)
+		pending_end(s, &pends[i]);
 	free(note);
 	cli_sandbox_opts_free(&so);
 	json_object_object_add(o, "sandboxes", a);
@@ -3823,6 +4012,8 @@ static enum route route_of(const char *url, char id[ID_MAX + 1], uint32_t *pid)
 		return R_FILES;
 	if (strcmp(slash, "/dir") == 0)
 		return R_DIR;
+	if (strcmp(slash, "/stat") == 0)
+		return R_STAT;
 	if (strcmp(slash, "/snapshots") == 0)
 		return R_SNAP_TAKE;
 	if (strcmp(slash, "/fork") == 0)
@@ -3840,7 +4031,7 @@ static const char *allowed_methods(enum route rt)
 	switch (rt) {
 	case R_HEALTH:
 	case R_METRICS:
-	case R_DIR:
+	case R_STAT:
 	case R_PROC_OUTPUT:
 	case R_AUDIT:
 	case R_SNAP_DATA:
@@ -3855,6 +4046,7 @@ static const char *allowed_methods(enum route rt)
 	case R_SNAP_RESTORE:
 		return "POST";
 	case R_SANDBOXES:
+	case R_DIR:
 	case R_PROCS:
 	case R_SNAPSHOTS:
 		return "GET, POST";
@@ -3936,7 +4128,9 @@ static enum MHD_Result dispatch(struct serve_server *s, struct MHD_Connection *c
 	case R_SANDBOX:
 		return strcmp(method, "DELETE") == 0 ? h_delete(s, c, r) : h_inspect(s, c, r);
 	case R_DIR:
-		return h_dir(s, c, r);
+		return strcmp(method, "POST") == 0 ? h_mkdir(s, c, r) : h_dir(s, c, r);
+	case R_STAT:
+		return h_stat(s, c, r);
 	case R_PTY:
 		return serve_pty_handle(s, s->ptys, s->upgrade_ok, c, r);
 	case R_FILES:

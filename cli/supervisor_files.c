@@ -514,7 +514,7 @@ void sv_do_mkdir(struct sv *sv, struct sv_client *c, struct wire_reader *r)
  * Removing the root would take the sandbox's whole tree; the rest of the
  * checks are the agent's, which resolves the path inside the sandbox.
  */
-static int is_root(const char *path)
+int cli_path_is_root(const char *path)
 {
 	const char *p = path, *end;
 	int depth = path[0] == '/' ? 0 : 1;	/* /workspace is one down */
@@ -551,7 +551,7 @@ void sv_do_unlink(struct sv *sv, struct sv_client *c, struct wire_reader *r)
 		sv_send_fail(c, MBX_EINVAL, "the sandbox path is empty");
 		return;
 	}
-	if (is_root(path)) {
+	if (cli_path_is_root(path)) {
 		sv_send_fail(c, MBX_EPERM, "`%s` is the sandbox's root; to destroy the sandbox, use `mimobox rm NAME`",
 			     path);
 		return;

@@ -9,15 +9,19 @@ import functools
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 
 import pytest
 
 import test_basics
+import test_cli_life
 import test_cli_misc
 import test_cli_sessions
-from conftest import host_env
+import test_snapshot
+from conftest import host_env, procs_with_arg, unique_sleep_arg
+from test_cli_sessions import wait_until
 from test_serve import Server, _free_port
 
 
@@ -53,6 +57,20 @@ SHARED = [
     (test_cli_sessions, "test_exec_state_persists_between_execs"),
     (test_cli_sessions, "test_exec_streams"),
     (test_cli_sessions, "test_duplicate_name_is_refused"),
+    (test_cli_sessions, "test_file_errors"),
+    (test_cli_sessions, "test_file_errors_json"),
+    (test_cli_sessions, "test_ls_and_stat"),
+    (test_cli_sessions, "test_ls_and_stat_show_symlink_targets"),
+    (test_cli_sessions, "test_mkdir_and_write_parents"),
+    (test_cli_sessions, "test_rm_path"),
+    (test_cli_sessions, "test_rm_force_and_json"),
+    (test_cli_life, "test_background_output_never_blocks_and_is_bounded"),
+    (test_cli_life, "test_logs_follow"),
+    (test_cli_life, "test_kill_with_a_signal"),
+    (test_cli_life, "test_logs_and_kill_errors"),
+    (test_cli_life, "test_new_verbs_on_unknown_or_bad_sandbox"),
+    (test_snapshot, "test_cli_restore_refuses_a_bad_file"),
+    (test_snapshot, "test_cli_fork_count_stops_at_a_taken_name"),
 ]
 
 
@@ -70,7 +88,7 @@ for _mod, _name in SHARED:
 
 
 # The verbs of test_cli_sessions.py on a name, those that go through a server.
-REMOTE_VERBS_ON_NAME = [w for w in test_cli_sessions.VERBS_ON_NAME if w[0] not in ("http", "shell", "stat")]
+REMOTE_VERBS_ON_NAME = [w for w in test_cli_sessions.VERBS_ON_NAME if w[0] not in ("http", "shell")]
 
 
 @pytest.mark.parametrize("words", REMOTE_VERBS_ON_NAME, ids=lambda w: w[0])
@@ -182,14 +200,10 @@ def test_explicit_unix_host(cli, guard, host_tmp):
     (["run", "--command", "echo x"], "run --command"),
     (["run", "--audit", "--", "true"], "run --audit"),
     (["create", "--disk", "64", "--name", "d"], "--disk"),
-    (["exec", "x", "-d", "--", "true"], "exec -d"),
-    (["ps", "x"], "ps NAME"),
+    (["exec", "x", "-t", "--", "true"], "exec -t"),
+    (["exec", "x", "--audit", "--", "true"], "exec --audit"),
     (["shell", "x"], "shell"),
-    (["logs", "x", "1"], "logs"),
-    (["kill", "x", "1"], "kill"),
-    (["snapshot", "x", "/tmp/x.snap"], "snapshot"),
-    (["stat", "x", "/"], "stat"),
-    (["mkdir", "x", "/d"], "mkdir"),
+    (["http", "x", "http://example.invalid/"], "http"),
 ])
 def test_unavailable_through_the_server(cli, served, words, named_flag):
     r = cli(words)
@@ -231,7 +245,7 @@ def test_named_sandbox_through_the_server(cli, served):
     assert r.rc == 0, r
     assert cli(["ls", "srv-box", "--json"]).json["entries"] == []
     r = cli(["cat", "srv-box", "/workspace/blob"])
-    assert r.rc == 125 and "blob" in r.stderr, r
+    assert r.rc == 1 and "blob" in r.stderr, r	# a refused file operation: 1, as locally
     r = cli(["rm", "srv-box"])
     assert r.rc == 0 and r.stderr == "", r
     r = cli(["rm", "srv-box"])
@@ -320,3 +334,125 @@ def test_create_ttl_through_the_server(cli, served):
     # The id stands for the name too.
     assert cli(["exec", r.json["id"], "--", "true"]).rc == 0
     assert cli(["rm", "ttl-box"]).rc == 0
+
+
+# ---------------------------------------------------------------------------
+# Background processes, stat and mkdir through the server
+
+
+def test_background_process_through_the_server(cli, served):
+    assert cli(["create", "--name", "bg-box", "--env", "A=from-box"]).rc == 0
+    arg = unique_sleep_arg()
+    r = cli(["exec", "-d", "bg-box", "-e", "B=2", "-w", "/tmp", "--", "sh", "-c",
+             "echo started $A $B $PWD; echo on-err >&2; sleep %s & exec sleep %s" % (arg, arg)])
+    assert r.rc == 0 and re.fullmatch(r"\d+\n", r.out) and r.stderr == "", r
+    assert not made_locally(r)
+    pid = int(r.out)
+    # The server's process, seen by the server's API and by `ps NAME`.
+    assert served.request("GET", "/v1/sandboxes/bg-box/processes/%d" % pid).json["running"] is True
+    assert wait_until(lambda: procs_with_arg(arg), 10), "the background process does not run"
+    listed = test_cli_life.procs(cli, "bg-box")
+    assert listed[pid]["background"] is True and listed[pid]["state"] == "running", listed
+    assert listed[pid]["command"].startswith("sh -c echo started"), listed
+    text = cli(["ps", "bg-box"])
+    assert text.rc == 0 and re.search(r"^%d\s+bg\s+running\s+\d+s\s+.*\ssh -c echo started" % pid, text.out, re.M), text
+    assert text.out.startswith("ID      KIND  STATE"), text
+    want = "started from-box 2 /tmp\non-err\n"
+    assert wait_until(lambda: cli(["logs", "bg-box", str(pid)]).out == want, 10), cli(["logs", "bg-box", str(pid)])
+    assert cli(["logs", "bg-box"]).out == want	# the only one: the id may be left out
+    # kill without --signal ends the whole tree, and the process stays listed.
+    r = cli(["kill", "bg-box", str(pid)])
+    assert r.rc == 0 and r.out == "" and r.stderr == "", r
+    assert wait_until(lambda: not procs_with_arg(arg), 10), "kill left a process of the tree running"
+    assert wait_until(lambda: not test_cli_life.procs(cli, "bg-box")[pid]["running"], 10)
+    p = test_cli_life.procs(cli, "bg-box")[pid]
+    assert p["signal"] == signal.SIGKILL and p["exit_code"] is None and p["state"] == "killed (signal 9)", p
+    assert cli(["logs", "bg-box", str(pid)]).out == want
+    r = cli(["kill", "bg-box", str(pid)])
+    assert r.rc == 1 and "ended already" in r.stderr, r
+    # A timeout of exec -d is the process's.
+    r = cli(["exec", "-d", "bg-box", "--timeout", "0.3", "--", "sleep", "30"])
+    assert r.rc == 0, r
+    t = int(r.out)
+    assert wait_until(lambda: not test_cli_life.procs(cli, "bg-box")[t]["running"], 10)
+    assert test_cli_life.procs(cli, "bg-box")[t]["state"] == "timed out"
+    r = cli(["exec", "-d", "no-such-box", "--", "true"])
+    assert r.rc == 125 and "no sandbox named `no-such-box`" in r.stderr, r
+    assert cli(["rm", "bg-box"]).rc == 0
+
+
+def test_logs_follow_binary_and_a_closed_reader_through_the_server(cli, served):
+    assert cli(["create", "--name", "fol-box"]).rc == 0
+    pid = test_cli_life.detach(cli, "fol-box", "sh", "-c", "printf 'a\\377\\n'; sleep 0.3; printf 'b\\n' >&2")
+    r = cli(["logs", "-f", "fol-box", str(pid)], timeout=30)
+    assert r.rc == 0 and r.stdout == b"a\xff\nb\n", r
+    r = cli(["logs", "fol-box", str(pid)])
+    assert r.rc == 0 and r.stdout == b"a\xff\nb\n", r
+    # `logs -f | head -1`: done when nobody reads any more; the process stays.
+    pid = test_cli_life.detach(cli, "fol-box", "sh", "-c", "while :; do echo line; sleep 0.05; done")
+    p = subprocess.run("%s logs -f fol-box %d | head -1" % (cli.path, pid), shell=True, capture_output=True,
+                       env=cli.env({}), timeout=60)
+    assert p.stdout == b"line\n", p
+    assert test_cli_life.procs(cli, "fol-box")[pid]["running"] is True
+    assert cli(["rm", "fol-box"]).rc == 0
+
+
+def test_stat_and_mkdir_through_the_server(cli, served):
+    assert cli(["create", "--name", "st-box"]).rc == 0
+    r = cli(["mkdir", "st-box", "/workspace/d", "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "path": "/workspace/d"} and not made_locally(r), r
+    assert served.request("GET", "/v1/sandboxes/st-box/stat?path=/workspace/d").json["type"] == "directory"
+    r = cli(["mkdir", "st-box", "/workspace/d"])
+    assert r.rc == 1 and "exists" in r.stderr, r
+    r = cli(["stat", "st-box", "d/none", "--json"])
+    assert r.rc == 1 and r.json["ok"] is False and r.json["error"]["code"] == "not_found", r
+    assert cli(["exec", "st-box", "--", "sh", "-c", "printf abc > /workspace/d/f; chmod 600 /workspace/d/f; "
+                "touch -d @1700000000 /workspace/d/f"]).rc == 0
+    local_keys = ["ok", "path", "type", "size", "mode", "mtime_ns", "mtime", "uid", "gid", "symlink", "target"]
+    r = cli(["stat", "st-box", "d/f", "--json"])
+    assert r.rc == 0 and list(r.json) == local_keys, r
+    assert (r.json["path"], r.json["size"], r.json["mode"], r.json["mtime"]) == \
+        ("d/f", 3, "0600", "2023-11-14T22:13:20.000000000Z"), r
+    r = cli(["stat", "st-box", "d/f"])
+    assert r.rc == 0 and r.out.startswith("path:  d/f\ntype:  file\nsize:  3\nmode:  0600\n"
+                                          "mtime: 2023-11-14T22:13:20.000000000Z\nuid:   "), r
+    assert cli(["rm", "st-box"]).rc == 0
+
+
+def test_snapshot_restore_fork_through_the_server(cli, served, host_tmp):
+    assert cli(["create", "--name", "src", "--env", "KEEP=yes", "--timeout", "7"]).rc == 0
+    assert cli(["exec", "src", "--", "sh", "-c", "mkdir /workspace/d && printf 'a\\377' > /workspace/d/f"]).rc == 0
+    path = os.path.join(host_tmp, "src.snap")
+    r = cli(["snapshot", "src", path, "--json"])
+    assert r.rc == 0 and r.json == {"ok": True, "name": "src", "file": path} and not made_locally(r), r
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    # The file is the only copy: the server's is forgotten.
+    assert served.request("GET", "/v1/snapshots").json["snapshots"] == []
+    rel = subprocess.run([cli.path, "snapshot", "src", "rel.snap"], cwd=host_tmp, env=cli.env({}), capture_output=True,
+                         timeout=60)
+    assert rel.returncode == 0 and rel.stdout == b"" and os.path.exists(os.path.join(host_tmp, "rel.snap")), rel
+    r = cli(["restore", path, "--name", "back"])
+    assert r.rc == 0 and r.out == "back\n", r
+    r = cli(["exec", "back", "--", "sh", "-c", "cat /workspace/d/f; echo $KEEP"])
+    assert r.stdout == b"a\xffyes\n", r
+    assert cli(["inspect", "back", "--json"]).json["timeout_ms"] == 7000
+    r = cli(["restore", path, "--json", "--ttl", "1h"])
+    assert r.rc == 0 and r.json["ok"] is True and r.json["name"] == r.json["id"], r
+    assert served.request("GET", "/v1/sandboxes/" + r.json["id"]).json["ttl_ms"] == 3600000
+    r = cli(["restore", path, "--name", "back"])
+    assert r.rc == 125 and "`back` already exists" in r.stderr, r
+    assert served.request("GET", "/v1/snapshots").json["snapshots"] == []
+    # fork: the local verb's names; more than the API's 16 per call.
+    r = cli(["fork", "src", "--name", "kid", "--count", "18"])
+    assert r.rc == 0 and r.out == "".join("kid-%d\n" % i for i in range(1, 19)), r
+    assert cli(["exec", "kid-18", "--", "cat", "/workspace/d/f"]).stdout == b"a\xff"
+    assert cli(["exec", "kid-1", "--", "sh", "-c", "echo mine > /workspace/d/f"]).rc == 0
+    assert cli(["exec", "src", "--", "cat", "/workspace/d/f"]).stdout == b"a\xff"
+    r = cli(["fork", "src", "--json"])
+    assert r.rc == 0 and r.json["ok"] is True and r.json["name"] == r.json["id"], r
+    # Without --ttl a child has none, as locally (not its parent's).
+    assert cli(["create", "--name", "ttl-src", "--ttl", "1h"]).rc == 0
+    assert cli(["fork", "ttl-src", "--name", "ttl-kid"]).rc == 0
+    assert served.request("GET", "/v1/sandboxes/ttl-kid").json["ttl_ms"] == 0
+    r = cli(["fork", "nosuch"])
+    assert r.rc == 125 and "no sandbox named `nosuch`" in r.stderr, r

@@ -89,6 +89,7 @@ def test_openapi_document_is_valid_and_complete():
             ("/v1/sandboxes/{id}", "get"), ("/v1/sandboxes/{id}", "delete"), ("/v1/sandboxes/{id}/exec", "post"),
             ("/v1/sandboxes/{id}/files", "get"), ("/v1/sandboxes/{id}/files", "put"),
             ("/v1/sandboxes/{id}/files", "delete"), ("/v1/sandboxes/{id}/dir", "get"), ("/v1/run", "post"),
+            ("/v1/sandboxes/{id}/dir", "post"), ("/v1/sandboxes/{id}/stat", "get"),
             ("/v1/sandboxes/{id}/processes", "get"), ("/v1/sandboxes/{id}/processes", "post"),
             ("/v1/sandboxes/{id}/processes/{pid}", "get"), ("/v1/sandboxes/{id}/processes/{pid}", "delete"),
             ("/v1/sandboxes/{id}/processes/{pid}/signal", "post"), ("/v1/sandboxes/{id}/processes/{pid}/stdin", "post"),
@@ -462,6 +463,11 @@ def test_files(server):
     assert r.status == 404 and r.json["error"]["code"] == "not_found"
     r = server.request("GET", "/v1/sandboxes/%s/files" % sid)
     assert r.status == 400 and "path" in r.json["error"]["message"]
+    # The sandbox's root is never removed by a path (DELETE the sandbox instead).
+    for root in ("/", "..", "/workspace/../", "a/../../."):
+        r = server.request("DELETE", "/v1/sandboxes/%s/files?path=%s&recursive=1" % (sid, root))
+        _error(r, 403, "permission_denied", "root")
+    assert server.exec(sid, ["ls", "/workspace/sub"])["exit_code"] == 0
     # Paths resolve inside the sandbox: the host's files are not reachable.
     r = server.request("GET", "/v1/sandboxes/%s/files?path=/workspace/../../../etc/shadow" % sid)
     assert r.status != 200 or b"root:" not in r.data
@@ -711,6 +717,44 @@ def test_idempotency_key(server):
 # ---------------------------------------------------------------------------
 # Background processes
 
+def test_stat_and_mkdir(server):
+    sid = server.create()
+    base = "/v1/sandboxes/%s" % sid
+    r = server.request("POST", base + "/dir?path=/workspace/a/b")
+    _error(r, 404, "not_found")
+    r = server.request("POST", base + "/dir?path=/workspace/a/b&parents=1")
+    assert r.status == 201 and r.json == {"path": "/workspace/a/b"}, r
+    r = server.request("POST", base + "/dir?path=/workspace/a/b&parents=1")
+    assert r.status == 201, r  # an existing directory is no error with parents
+    r = server.request("POST", base + "/dir?path=/workspace/a")
+    assert r.status == 409 and r.json["error"]["code"] == "already_exists", r
+    _error(server.request("POST", base + "/dir?path=/workspace/c&parents=yes"), 400, "invalid_argument", "parents")
+    _error(server.request("POST", base + "/dir?path=/workspace/c", b"{}"), 400, "invalid_argument", "no body")
+    _error(server.request("POST", base + "/dir"), 400, "invalid_argument", "path")
+    r = server.request("PUT", base + "/files?path=/workspace/a/b/f", b"12345")
+    assert r.status == 200
+    server.exec(sid, ["sh", "-c", "chmod 0640 /workspace/a/b/f && ln -s b/f /workspace/a/l && touch -d @1700000000 "
+                      "/workspace/a/b/f"])
+    r = server.request("GET", base + "/stat?path=/workspace/a/b/f")
+    assert r.status == 200, r
+    st = r.json
+    assert st["path"] == "/workspace/a/b/f" and st["type"] == "file" and st["size"] == 5 and st["mode"] == "0640"
+    assert st["mtime_ns"] == 1700000000 * 10**9 and st["mtime"] == "2023-11-14T22:13:20.000000000Z"
+    assert st["symlink"] is False and st["target"] is None
+    st = server.request("GET", base + "/stat?path=a/l").json  # relative to /workspace; not followed
+    assert st["type"] == "symlink" and st["symlink"] is True and st["target"] == "b/f"
+    st = server.request("GET", base + "/stat?path=/workspace/a").json
+    assert st["type"] == "directory" and st["mode"] == "0755"
+    _error(server.request("GET", base + "/stat?path=/workspace/nope"), 404, "not_found")
+    _error(server.request("GET", base + "/stat"), 400, "invalid_argument", "path")
+    _error(server.request("GET", "/v1/sandboxes/nosuch/stat?path=/"), 404, "not_found")
+    r = server.request("DELETE", base + "/stat?path=/", check=False)
+    assert r.status == 405 and r.headers["Allow"] == "GET"
+    r = server.request("PUT", base + "/dir?path=/", check=False)
+    assert r.status == 405 and r.headers["Allow"] == "GET, POST"
+    server.request("DELETE", base)
+
+
 def wait_ended(server, sid, pid, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -725,6 +769,8 @@ def spawn(server, sid, argv, **kw):
     r = server.request("POST", "/v1/sandboxes/%s/processes" % sid, dict(kw, argv=argv))
     assert r.status == 201, r
     assert r.json["running"] is True and r.json["program"] == argv[0]
+    joined = " ".join(argv)
+    assert r.json["command"] == (joined if len(joined) <= 256 else joined[:253] + "..."), r
     return r.json["id"]
 
 
@@ -877,6 +923,23 @@ def test_process_signal_and_delete(server):
     r = server.request("POST", "/v1/sandboxes/%s/processes/%d/signal" % (sid, p2), {"signal": "SIGusr1"})
     assert r.status == 204
     assert wait_ended(server, sid, p2)["signal"] == signal.SIGUSR1
+    # "tree": SIGKILL to the process and everything it started; the process stays listed.
+    m4 = unique_sleep_arg()
+    p4 = spawn(server, sid, ["sh", "-c", "sleep %s & sleep %s; :" % (m4, m4)])
+    wait_running(m4)
+    for bad in ({"tree": True, "signal": "TERM"}, {"tree": 1}, {"tree": False}):
+        _error(server.request("POST", "/v1/sandboxes/%s/processes/%d/signal" % (sid, p4), bad), 400, "invalid_argument")
+    r = server.request("POST", "/v1/sandboxes/%s/processes/%d/signal" % (sid, p4), {"tree": True})
+    assert r.status == 204, r
+    assert wait_ended(server, sid, p4)["signal"] == signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while procs_with_arg(m4) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs_with_arg(m4), "the tree kill left a child running"
+    assert server.request("DELETE", "/v1/sandboxes/%s/processes/%d" % (sid, p4)).status == 204
+    long = spawn(server, sid, ["echo"] + ["x" * 100] * 4)
+    assert server.request("GET", "/v1/sandboxes/%s/processes/%d" % (sid, long)).json["command"].endswith("x...")
+    assert server.request("DELETE", "/v1/sandboxes/%s/processes/%d" % (sid, long)).status == 204
     # DELETE kills (everything it started), waits, and forgets.
     m3 = unique_sleep_arg()
     p3 = spawn(server, sid, ["sh", "-c", "sleep %s & sleep %s; :" % (m3, m3)])
@@ -1178,6 +1241,38 @@ def test_snapshot_restore_fork(server):
     _error(server.request("GET", "/v1/snapshots/%s" % snap_id), 404, "not_found")
     _error(server.request("POST", "/v1/snapshots/%s/restore" % snap_id), 404, "not_found")
     assert server.request("GET", "/v1/snapshots").json["snapshots"] == []
+
+
+def test_restore_and_fork_with_names(server):
+    sid = server.create(name="parent")
+    server.exec(sid, ["sh", "-c", "echo kept > /workspace/f"])
+    snap = server.request("POST", "/v1/sandboxes/parent/snapshots", {})
+    assert snap.status == 201, snap
+    sn = snap.json["snapshot_id"]
+    r = server.request("POST", "/v1/snapshots/%s/restore" % sn, {"name": "again"})
+    assert r.status == 201 and r.json["name"] == "again", r
+    assert server.exec("again", ["cat", "/workspace/f"])["stdout"] == "kept\n"
+    _error(server.request("POST", "/v1/snapshots/%s/restore" % sn, {"name": "again"}), 409, "already_exists", "again")
+    _error(server.request("POST", "/v1/snapshots/%s/restore" % sn, {"name": sid}), 409, "already_exists")
+    _error(server.request("POST", "/v1/snapshots/%s/restore" % sn, {"name": "../x"}), 400, "invalid_argument")
+    _error(server.request("POST", "/v1/snapshots/%s/restore" % sn, {"name": 5}), 400, "invalid_argument")
+    r = server.request("POST", "/v1/sandboxes/parent/fork", {"names": ["kid-1", "kid-2"]})
+    assert r.status == 201 and [k["name"] for k in r.json["sandboxes"]] == ["kid-1", "kid-2"], r
+    assert server.exec("kid-2", ["cat", "/workspace/f"])["stdout"] == "kept\n"
+    for bad, words in (({"names": []}, "names"), ({"names": ["a", "a"]}, "twice"), ({"names": ["a"], "count": 2}, "count"),
+                       ({"names": ["ok", "b c"]}, "names"), ({"names": "kid"}, "names"), ({"names": [1]}, "strings"),
+                       ({"names": ["n%d" % i for i in range(17)]}, "16")):
+        _error(server.request("POST", "/v1/sandboxes/parent/fork", bad), 400, "invalid_argument", words)
+    # A taken name refuses the whole fork: none of the others is made.
+    _error(server.request("POST", "/v1/sandboxes/parent/fork", {"names": ["new-1", "kid-1"]}), 409, "already_exists",
+           "kid-1")
+    names = sorted(x.get("name", "") for x in server.request("GET", "/v1/sandboxes").json["sandboxes"])
+    assert names == ["again", "kid-1", "kid-2", "parent"], names
+    # The names are free again for a create after a refusal.
+    assert server.request("POST", "/v1/sandboxes", {"name": "new-1"}).status == 201
+    for name in ("again", "kid-1", "kid-2", "parent", "new-1"):
+        assert server.request("DELETE", "/v1/sandboxes/" + name).status == 204
+    assert server.request("DELETE", "/v1/snapshots/" + sn).status == 204
 
 
 def test_snapshot_download_upload(server):
