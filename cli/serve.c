@@ -2502,6 +2502,7 @@ struct bgproc {
 	/* The rest under procs_lock. */
 	int running;
 	int stdin_open;
+	int deleting;		/* DELETE is killing it: followers get `not_found`, not its exit */
 	int exit_code, sig, timed_out;
 	uint64_t elapsed_ms;
 	struct outbuf out[2];	/* stdout, stderr */
@@ -3050,6 +3051,10 @@ static enum MHD_Result h_proc_delete(struct serve_server *s, struct MHD_Connecti
 		entry_done(s, e);
 		return send_no_process(c, r);
 	}
+	pthread_mutex_lock(&e->procs_lock);
+	bg->deleting = 1;
+	pthread_cond_broadcast(&e->procs_cond);
+	pthread_mutex_unlock(&e->procs_lock);
 	if (bg->proc && mbx_process_kill(bg->proc, NULL) == MBX_OK) {
 		uint64_t deadline = now_ms() + PROC_KILL_WAIT_MS;
 
@@ -3224,7 +3229,7 @@ static ssize_t follow_read(void *cls, uint64_t pos, char *buf, size_t max)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		pthread_mutex_lock(&e->procs_lock);
 		bg = e->gone ? NULL : bgproc_find(e, f->pid);
-		if (!bg) {
+		if (!bg || bg->deleting) {
 			pthread_mutex_unlock(&e->procs_lock);
 			follow_event(f, "error", error_object(e->gone ? "bad_state" : "not_found",
 							      e->gone ? "the sandbox was destroyed" :
