@@ -207,5 +207,8 @@ void agent_guest_identity(struct agent_state *st, const struct mbx_frame *f);
 /* Every process's output is discarded from now on (DETACH for all). */
 void agent_proc_detach_all(struct agent_state *st);
 
+/* reset.c: RESET (proto.h): OK, or ERROR when the sandbox must not be reused. */
+void agent_reset(struct agent_state *st, const struct mbx_frame *f);
+
 /* files.c: FILE messages. */
 void agent_file(struct agent_state *st, const struct mbx_frame *f);
