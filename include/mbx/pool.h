@@ -88,8 +88,8 @@ MBX_EXTERN(int) mbx_pool_set_reuse(mbx_pool *pool, unsigned max_uses, mbx_error 
  * when reuse is on and nothing rules it out (see the file comment), else
  * destroyed and freed. The reset runs on the pool's thread (or in the next
  * take that finds nothing else ready); when it fails the sandbox is
- * destroyed and the pool makes a new one. Process handles of the sandbox
- * the caller still holds make the reset fail: free them first.
+ * destroyed and the pool makes a new one. Processes still running are
+ * killed; handles of them the caller still holds answer MBX_ESTATE.
  *
  * @param flags 0 or MBX_POOL_DISCARD
  * @return MBX_OK (reused or destroyed), MBX_EINVAL for a sandbox of

@@ -120,13 +120,16 @@ MBX_EXTERN(int) mbx_sandbox_destroy(mbx_sandbox *sb, mbx_error **err);
  * again and mbx_sandbox_oom_kills() counts from 0. docs/security-model.md
  * ("Reuse of a sandbox") lists what it covers and what it does not.
  *
+ * Spawned processes are killed too: later calls on their handles answer
+ * MBX_ESTATE (free them as usual).
+ *
  * Fails closed: on any error the sandbox is destroyed (later calls answer
  * MBX_ESTATE) and never runs anything again; free it as usual.
  *
  * @return MBX_OK; MBX_ENOTSUP for a backend other than os, for a sandbox
  *         with mounts of host paths or with network, or when the storage
- *         is a fork's overlay; MBX_ESTATE for a destroyed sandbox or one
- *         with process handles still held; any other error of the agent
+ *         is a fork's overlay; MBX_ESTATE for a destroyed sandbox; any
+ *         other error of the agent
  */
 MBX_EXTERN(int) mbx_sandbox_reset(mbx_sandbox *sb, mbx_error **err);
 

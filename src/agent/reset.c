@@ -24,9 +24,10 @@
  *  4. UTS: the host name INIT set (the host sends it again) and the NIS
  *     domain name "(none)", what a new uts namespace has.
  *
- * Refused (an ERROR; the host then destroys the sandbox): processes or file
- * handles the host still tracks, a storage that is not the plain tmpfs, any
- * step that fails. The answer is OK only when every step succeeded.
+ * The processes the host spawned die in 1 like any other and are forgotten
+ * without an EXIT. Refused (an ERROR; the host then destroys the sandbox):
+ * file handles the host still has open, a storage that is not the plain
+ * tmpfs, any step that fails. The answer is OK only when every step succeeded.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -126,6 +127,34 @@ static int kill_everything(void)
 	}
 	errno = EBUSY;
 	return -1;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* The host's processes, killed and reaped with the rest: forgotten without
+ * an EXIT (the host forgot them too, mbx__client_forget_all()). */
+static void forget_procs(struct agent_state *st)
+{
+	for (int i = 0; i < AGENT_MAX_PROCS; i++) {
+		struct agent_proc *p = st->procs[i];
+
+		if (p == NULL)
+			continue;
+		st->procs[i] = NULL;
+		close_fd(&p->out_fd);
+		close_fd(&p->err_fd);
+		close_fd(&p->in_fd);
+		close_fd(&p->status_fd);
+		close_fd(&p->program_fd);
+		free(p->inbuf);
+		free(p->program_name);
+		free(p);
+	}
 }
 
 /* ---- 2. storage ---- */
@@ -396,11 +425,6 @@ void agent_reset(struct agent_state *st, const struct mbx_frame *f)
 		agent_send_error(st, f->id, MBX_EPROTO, 0, NULL, "malformed RESET message: it needs the HOSTNAME");
 		return;
 	}
-	for (int i = 0; i < AGENT_MAX_PROCS; i++)
-		if (st->procs[i]) {
-			agent_send_error(st, f->id, MBX_ESTATE, 0, "reset", "process %u still runs for the host", st->procs[i]->id);
-			return;
-		}
 	for (int i = 0; i < AGENT_MAX_FILES; i++)
 		if (st->files[i].fd >= 0) {
 			agent_send_error(st, f->id, MBX_ESTATE, 0, "reset", "a file is still open for the host");
@@ -410,6 +434,7 @@ void agent_reset(struct agent_state *st, const struct mbx_frame *f)
 		agent_send_error(st, f->id, MBX_ESYS, errno, "reset", "kill every process of the sandbox");
 		return;
 	}
+	forget_procs(st);
 	if (reset_storage(st, f->id) < 0)
 		return;
 	if (reset_ipc(st, f->id) < 0)

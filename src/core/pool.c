@@ -30,6 +30,7 @@ struct mbx_pool {
 	mbx_sandbox **dirty;  /* given back, not yet reset (reuse only) */
 	size_t ndirty;
 	size_t nout;          /* taken and not given back yet (reuse only) */
+	size_t ncleaning;     /* being reset by the filler now */
 	size_t size;
 	unsigned max_uses;    /* 0: no reuse */
 	int stopping;
@@ -75,11 +76,15 @@ static void *filler_main(void *arg)
 		if (p->ndirty > 0) {
 			sb = p->dirty[--p->ndirty];
 			p->dirty[p->ndirty] = NULL;
+			p->ncleaning++;
 			pthread_mutex_unlock(&p->lock);
 			sb = clean(p, sb);
 			pthread_mutex_lock(&p->lock);
-			if (sb == NULL)
+			p->ncleaning--;
+			if (sb == NULL) {
+				pthread_cond_broadcast(&p->changed);
 				continue;
+			}
 		} else {
 			pthread_mutex_unlock(&p->lock);
 			rc = mbx_sandbox_new(&sb, p->cfg, &err);
@@ -176,18 +181,21 @@ int mbx_pool_set_reuse(mbx_pool *p, unsigned max_uses, mbx_error **err)
 	return MBX_OK;
 }
 
-/* Hands out a sandbox taken from the pool (counts and marks it). */
-static mbx_sandbox *hand_out(mbx_pool *p, mbx_sandbox *sb)
+/* Marks a sandbox handed out (counted in nout by the caller, under the lock). */
+static void hand_out(mbx_pool *p, mbx_sandbox *sb)
 {
-	if (sb == NULL)
-		return NULL;
-	pthread_mutex_lock(&p->lock);
-	if (p->max_uses > 0)
-		p->nout++;
-	pthread_mutex_unlock(&p->lock);
 	sb->pool = p;
 	sb->uses++;
-	return sb;
+}
+
+/* A take that hands nothing out after all: no longer counted. */
+static void not_out(mbx_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->max_uses > 0 && p->nout > 0)
+		p->nout--;
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
 }
 
 int mbx_pool_take(mbx_pool *p, mbx_sandbox **out, mbx_error **err)
@@ -200,6 +208,9 @@ int mbx_pool_take(mbx_pool *p, mbx_sandbox **out, mbx_error **err)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_pool_take: pool or out is NULL");
 	*out = NULL;
 	pthread_mutex_lock(&p->lock);
+	/* A reset takes a millisecond or so, a creation several: wait for it. */
+	while (p->nready == 0 && p->ndirty == 0 && p->ncleaning > 0 && !p->stopping)
+		pthread_cond_wait(&p->changed, &p->lock);
 	if (p->nready > 0) {
 		*out = p->ready[--p->nready];
 		p->ready[p->nready] = NULL;
@@ -210,6 +221,9 @@ int mbx_pool_take(mbx_pool *p, mbx_sandbox **out, mbx_error **err)
 		failure = p->failure;
 		p->failure = NULL;
 	}
+	/* Counted out at once, so the filler does not make one for it. */
+	if (failure == NULL && p->max_uses > 0)
+		p->nout++;
 	/* Either way the filler has work: refill, or retry after a failure. */
 	pthread_cond_broadcast(&p->changed);
 	pthread_mutex_unlock(&p->lock);
@@ -230,6 +244,8 @@ int mbx_pool_take(mbx_pool *p, mbx_sandbox **out, mbx_error **err)
 	rc = mbx_sandbox_new(out, p->cfg, err);
 	if (rc == MBX_OK)
 		hand_out(p, *out);
+	else
+		not_out(p);
 	return rc;
 }
 

@@ -372,11 +372,12 @@ int mbx_sandbox_reset(mbx_sandbox *sb, mbx_error **err)
 	if (sb->ops->reset == NULL)
 		rc = mbx__error_set(err, MBX_ENOTSUP, 0, "reset", "the %s backend does not reset sandboxes: make a new one",
 				    sb->ops->name);
-	else if (sb->procs != NULL)
-		rc = mbx__error_set(err, MBX_ESTATE, 0, "reset",
-				    "sandbox %s has process handles: free them (mbx_process_free()) before a reset", sb->id);
-	else
+	else {
+		/* Their processes die in the reset: later calls on the handles
+		 * answer MBX_ESTATE. */
+		mbx__sandbox_orphan_processes(sb);
 		rc = sb->ops->reset(sb, err);
+	}
 	if (rc < 0) {
 		/* Fail closed: a sandbox not proven new is never used again. */
 		mbx_sandbox_destroy(sb, NULL);

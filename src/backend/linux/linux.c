@@ -655,8 +655,9 @@ static int linux_fork(mbx_sandbox *sb, mbx_sandbox *child, mbx_error **err)
  * the cgroup's OOM count the API reports starts again from 0. Refused for
  * what a reset cannot make new: the caller's mounts (host directories keep
  * what was written to them), a network other than none (the proxy's or
- * pasta's state and the network log live on the host), processes the host
- * still tracks. The core destroys the sandbox when this fails.
+ * pasta's state and the network log live on the host). Processes the host
+ * tracked are killed with the rest and forgotten. The core destroys the
+ * sandbox when this fails.
  */
 static int linux_reset(mbx_sandbox *sb, mbx_error **err)
 {
@@ -674,9 +675,8 @@ static int linux_reset(mbx_sandbox *sb, mbx_error **err)
 				      "only a sandbox without network (deny-all) is reset: the network's state lives on the host");
 	if (c == NULL || c->broken)
 		return mbx__error_set(err, MBX_ESTATE, 0, "reset", "the channel to the sandbox's agent is broken");
-	if (c->procs != NULL)
-		return mbx__error_set(err, MBX_ESTATE, 0, "reset",
-				      "the sandbox has processes the host still tracks: free their handles first");
+	/* The agent kills them all; what they still send is dropped. */
+	mbx__client_forget_all(c);
 	id = c->next_id++;
 	mbx_proto_begin(&c->wb, MBX_MSG_RESET, id);
 	mbx_proto_put_str(&c->wb, MBX_F_HOSTNAME, sb->cfg->hostname);
