@@ -17,7 +17,7 @@ import time
 import pytest
 
 import mbx
-from testsupport import descendants, procs_with_arg, unique_sleep_arg
+from testsupport import descendants, proc_table, procs_with_arg, unique_sleep_arg
 
 vp = ctypes.c_void_p
 pvp = ctypes.POINTER(ctypes.c_void_p)
@@ -106,9 +106,13 @@ def test_reset_kills_processes_in_new_sessions_and_double_forked(rlib, osbox):
         p.wait(5000)
     assert e.value.code == mbx.MBX_ESTATE
     p.close()
-    # Below this test process: the sandbox's agent alone (its PID 1).
+    # Below this test process: the sandbox's agent alone (its PID 1), once
+    # the last execute's mini-init is reaped (it reports before it exits).
+    deadline = time.monotonic() + 10
+    while len(descendants()) > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     left = descendants()
-    assert len(left) == 1, left
+    assert len(left) == 1, {pid: (argv, proc_table().get(pid)) for pid, argv in left.items()}
 
 
 def test_reset_empties_workspace_tmp_and_dev_shm(rlib, osbox):
