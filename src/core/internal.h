@@ -129,6 +129,7 @@ struct mbx_sandbox {
 	mbx_process *procs;  /* live process handles (process.c) */
 	unsigned uses;       /* times a pool handed it out (pool.c) */
 	const void *pool;    /* the pool that handed it out, or NULL (pool.c) */
+	int pool_discard;    /* given back to be destroyed by the pool's thread (pool.c) */
 };
 
 /* Detaches the sandbox's live process handles before it is freed: later

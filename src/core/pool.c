@@ -51,6 +51,10 @@ static mbx_sandbox *clean(mbx_pool *p, mbx_sandbox *sb)
 {
 	mbx_error *err = NULL;
 
+	if (sb->pool_discard) {
+		mbx_sandbox_free(sb);
+		return NULL;
+	}
 	if (mbx_sandbox_reset(sb, &err) == MBX_OK)
 		return sb;
 	mbx__log(p->cfg, MBX_LOG_INFO, "pool: sandbox %s not reused: %s", sb->id, mbx_error_message(err));
@@ -280,6 +284,12 @@ int mbx_pool_give_back(mbx_pool *p, mbx_sandbox *sb, unsigned flags, mbx_error *
 	else if (p->stopping || p->nready + p->ndirty >= p->size)
 		why = "the pool is full";
 	else {
+		p->dirty[p->ndirty++] = sb;
+		keep = 1;
+	}
+	if (!keep && p->max_uses > 0 && !p->stopping && p->ndirty < p->size) {
+		/* Destroyed by the pool's thread: the caller need not wait for it. */
+		sb->pool_discard = 1;
 		p->dirty[p->ndirty++] = sb;
 		keep = 1;
 	}
