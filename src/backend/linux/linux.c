@@ -655,7 +655,9 @@ static int linux_fork(mbx_sandbox *sb, mbx_sandbox *child, mbx_error **err)
  * the cgroup's OOM count the API reports starts again from 0. Refused for
  * what a reset cannot make new: the caller's mounts (host directories keep
  * what was written to them), a network other than none (the proxy's or
- * pasta's state and the network log live on the host). Processes the host
+ * pasta's state and the network log live on the host), a sandbox whose
+ * seccomp program was skipped (keyrings, which only seccomp keeps payloads
+ * from, are not reset). Processes the host
  * tracked are killed with the rest and forgotten. The core destroys the
  * sandbox when this fails.
  */
@@ -673,6 +675,10 @@ static int linux_reset(mbx_sandbox *sb, mbx_error **err)
 	if (sb->cfg->network != MBX_NETWORK_DENY_ALL)
 		return mbx__error_set(err, MBX_ENOTSUP, 0, "reset",
 				      "only a sandbox without network (deny-all) is reset: the network's state lives on the host");
+	if (sb->skipped & MBX_LAYER_SECCOMP)
+		return mbx__error_set(err, MBX_ENOTSUP, 0, "reset",
+				      "a sandbox without its seccomp program (degraded) is never reset: its payloads may "
+				      "have left keys in the kernel's keyrings, which a reset does not clear");
 	if (c == NULL || c->broken)
 		return mbx__error_set(err, MBX_ESTATE, 0, "reset", "the channel to the sandbox's agent is broken");
 	/* The agent kills them all; what they still send is dropped. */
