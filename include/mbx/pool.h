@@ -20,7 +20,7 @@
  * a sandbox whose reset was not complete. Never reused: a sandbox given
  * back with MBX_POOL_DISCARD (a run that timed out, was killed, failed),
  * one whose processes the kernel killed for memory, one with mounts of host
- * paths or with network, a fork's parent or child (its storage is an
+ * paths, with network or without its seccomp program, a fork's parent or child (its storage is an
  * overlay), a microvm or wasm sandbox (wasm instances are fresh for every
  * run anyway; a VM's guest kernel state is not proven reset).
  * docs/security-model.md ("Reuse of a sandbox") says what a reset covers

@@ -127,8 +127,8 @@ MBX_EXTERN(int) mbx_sandbox_destroy(mbx_sandbox *sb, mbx_error **err);
  * MBX_ESTATE) and never runs anything again; free it as usual.
  *
  * @return MBX_OK; MBX_ENOTSUP for a backend other than os, for a sandbox
- *         with mounts of host paths or with network, or when the storage
- *         is a fork's overlay; MBX_ESTATE for a destroyed sandbox; any
+ *         with mounts of host paths, with network or without its seccomp
+ *         program (degraded), or when the storage is a fork's overlay; MBX_ESTATE for a destroyed sandbox; any
  *         other error of the agent
  */
 MBX_EXTERN(int) mbx_sandbox_reset(mbx_sandbox *sb, mbx_error **err);

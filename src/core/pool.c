@@ -256,6 +256,7 @@ int mbx_pool_take(mbx_pool *p, mbx_sandbox **out, mbx_error **err)
 int mbx_pool_give_back(mbx_pool *p, mbx_sandbox *sb, unsigned flags, mbx_error **err)
 {
 	const char *why = NULL;
+	uint64_t ooms;
 	int keep = 0;
 
 	if (sb == NULL)
@@ -270,6 +271,7 @@ int mbx_pool_give_back(mbx_pool *p, mbx_sandbox *sb, unsigned flags, mbx_error *
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_pool_give_back: unknown flags %#x: destroyed", flags);
 	}
 	sb->pool = NULL;
+	ooms = sb->destroyed ? 0 : mbx_sandbox_oom_kills(sb);
 	pthread_mutex_lock(&p->lock);
 	if (p->nout > 0)
 		p->nout--;
@@ -281,6 +283,8 @@ int mbx_pool_give_back(mbx_pool *p, mbx_sandbox *sb, unsigned flags, mbx_error *
 		why = "used max_uses times";
 	else if (sb->destroyed)
 		why = "destroyed";
+	else if (ooms > 0)
+		why = "the kernel killed a process of it for memory";
 	else if (p->stopping || p->nready + p->ndirty >= p->size)
 		why = "the pool is full";
 	else {

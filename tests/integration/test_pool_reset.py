@@ -287,3 +287,32 @@ def test_pool_without_reuse_destroys_what_is_given_back(rlib, guard):
         assert "0 (no reuse)" in lib.take_error(err)[1]
     finally:
         lib.lib.mbx_pool_free(pool)
+
+
+def test_pool_never_reuses_a_sandbox_with_an_oom_kill(rlib, guard, limits_mech):
+    if limits_mech != "cgroup":
+        pytest.skip("no cgroup here: out-of-memory kills are not counted")
+    lib = rlib
+    cfg = mbx.Config(lib)
+    pool = ctypes.c_void_p()
+    try:
+        assert lib.lib.mbx_config_set_memory_limit(cfg.cfg, 64 << 20, None) == mbx.MBX_OK
+        err = ctypes.c_void_p()
+        rc = lib.lib.mbx_pool_new(ctypes.byref(pool), cfg.cfg, 1, ctypes.byref(err))
+        assert rc == mbx.MBX_OK, lib.take_error(err)
+    finally:
+        cfg.close()
+    try:
+        assert lib.lib.mbx_pool_set_reuse(pool, 10, None) == mbx.MBX_OK
+        sb = _take(lib, pool, guard)
+        first = sb.id
+        r = sb.exec(["python3", "-c", "b = bytearray(512 << 20)"])
+        assert r.signal == 9 and r.oom_killed, (r.exit_code, r.stderr)
+        handle, sb._sb = sb._sb, ctypes.c_void_p()
+        assert lib.lib.mbx_pool_give_back(pool, handle, 0, None) == mbx.MBX_OK
+        sb = _take(lib, pool, guard)
+        assert sb.id != first
+        handle, sb._sb = sb._sb, ctypes.c_void_p()
+        assert lib.lib.mbx_pool_give_back(pool, handle, 0, None) == mbx.MBX_OK
+    finally:
+        lib.lib.mbx_pool_free(pool)
