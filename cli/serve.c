@@ -2011,8 +2011,8 @@ static void give_back_sandbox(struct serve_server *s, mbx_pool *pool, mbx_sandbo
 
 	if (sb != NULL) {
 		mbx_pool_give_back(pool, sb, reuse ? 0 : MBX_POOL_DISCARD, NULL);
-		if (!reuse)
-			atomic_fetch_add(&s->destroyed, 1);
+		/* Its run is over: counted as destroyed, as a reused one was counted as created. */
+		atomic_fetch_add(&s->destroyed, 1);
 	}
 	pthread_mutex_lock(&s->pool_lock);
 	for (i = 0; i < s->n_pools; i++)
