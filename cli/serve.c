@@ -122,8 +122,9 @@ struct spent {
 struct pool_slot {
 	char *key;
 	mbx_pool *pool;
-	unsigned users;		/* runs taking from it now; under the pool lock */
+	unsigned users;		/* runs taking from it now or whose sandbox is out; under the pool lock */
 	uint64_t last_ms;	/* when a run last took from it */
+	int reuse;		/* its sandboxes are given back and reset (os) */
 };
 
 struct serve_server {
@@ -2001,14 +2002,44 @@ static const char *const run_keys[] = { "argv", "env", "workdir", "timeout_ms", 
 /* run_keys[RUN_CONFIG_FIRST...] configure the sandbox: they make the pool key. */
 #define RUN_CONFIG_FIRST 6
 
-/* A ready sandbox for `cfg` from the pool of `key`, making the pool when there is room; else a new one. */
+/*
+ * Gives a run's sandbox back to the pool it came from: reset and reused after
+ * a run that ended normally (`reuse`), else destroyed; the pool is no longer
+ * counted as used. sb NULL: only the count.
+ */
+static void give_back_sandbox(struct serve_server *s, mbx_pool *pool, mbx_sandbox *sb, int reuse)
+{
+	size_t i;
+
+	if (sb != NULL) {
+		mbx_pool_give_back(pool, sb, reuse ? 0 : MBX_POOL_DISCARD, NULL);
+		/* Its run is over: counted as destroyed, as a reused one was counted as created. */
+		atomic_fetch_add(&s->destroyed, 1);
+	}
+	pthread_mutex_lock(&s->pool_lock);
+	for (i = 0; i < s->n_pools; i++)
+		if (s->pools[i].pool == pool) {
+			s->pools[i].users--;
+			s->pools[i].last_ms = now_ms();
+		}
+	pthread_mutex_unlock(&s->pool_lock);
+}
+
+/* Uses of one sandbox of a run's pool: each reset in between (mbx_pool_set_reuse()). */
+#define RUN_POOL_REUSE 1000u
+
+/*
+ * A ready sandbox for `cfg` from the pool of `key`, making the pool when there is room; else a new one.
+ * *from: the pool it came from when it reuses sandboxes (counted as used until give_back_sandbox()), or NULL.
+ */
 static int take_sandbox(struct serve_server *s, const char *key, const mbx_config *cfg, mbx_sandbox **out,
-			mbx_error **err)
+			mbx_pool **from, mbx_error **err)
 {
 	mbx_pool *pool = NULL;
 	size_t i;
-	int rc;
+	int rc, reuse = 0;
 
+	*from = NULL;
 	if (s->pool_size == 0)
 		return mbx_sandbox_new(out, cfg, err);
 	pthread_mutex_lock(&s->pool_lock);
@@ -2018,6 +2049,7 @@ static int take_sandbox(struct serve_server *s, const char *key, const mbx_confi
 	if (i < s->n_pools) {
 		pool = s->pools[i].pool;
 		s->pools[i].users++;
+		reuse = s->pools[i].reuse;
 	} else if (s->n_pools < MAX_POOLS && !s->stopping) {
 		char *k = strdup(key);
 
@@ -2031,20 +2063,20 @@ static int take_sandbox(struct serve_server *s, const char *key, const mbx_confi
 		s->pools[s->n_pools].pool = pool;
 		s->pools[s->n_pools].users = 1;
 		s->pools[s->n_pools].last_ms = now_ms();
+		/* os sandboxes are reset and reused; the library refuses reuse for other backends. */
+		s->pools[s->n_pools].reuse = reuse = mbx_pool_set_reuse(pool, RUN_POOL_REUSE, NULL) == MBX_OK;
 		s->n_pools++;
 	}
 	pthread_mutex_unlock(&s->pool_lock);
 	if (!pool)
 		return mbx_sandbox_new(out, cfg, err);
-	/* A pool with users is not freed for idleness: `pool` stays valid. */
+	/* A pool with users is not freed for idleness: `pool` stays valid
+	 * until the sandbox is given back. */
 	rc = mbx_pool_take(pool, out, err);
-	pthread_mutex_lock(&s->pool_lock);
-	for (i = 0; i < s->n_pools; i++)
-		if (s->pools[i].pool == pool) {
-			s->pools[i].users--;
-			s->pools[i].last_ms = now_ms();
-		}
-	pthread_mutex_unlock(&s->pool_lock);
+	if (rc == MBX_OK && reuse)
+		*from = pool;
+	else
+		give_back_sandbox(s, pool, NULL, 0);
 	return rc;
 }
 
@@ -2093,6 +2125,7 @@ static void retire(struct serve_server *s, mbx_sandbox *sb)
 
 static enum MHD_Result h_run(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
 {
+	mbx_pool *from = NULL;
 	struct cli_sandbox_opts so;
 	struct exec_req x;
 	char why[CLI_WHY_MAX], what[256];
@@ -2143,7 +2176,7 @@ static enum MHD_Result h_run(struct serve_server *s, struct MHD_Connection *c, s
 	rc = exec_options(&x, &opts, &ewhat, &err);
 	if (rc == MBX_OK) {
 		ewhat = "create sandbox";
-		rc = take_sandbox(s, json_object_to_json_string_ext(key, JSON_C_TO_STRING_PLAIN), cfg, &sb, &err);
+		rc = take_sandbox(s, json_object_to_json_string_ext(key, JSON_C_TO_STRING_PLAIN), cfg, &sb, &from, &err);
 	}
 	json_object_put(key);
 	mbx_config_free(cfg);
@@ -2155,8 +2188,14 @@ static enum MHD_Result h_run(struct serve_server *s, struct MHD_Connection *c, s
 		o = json_object_new_object();
 		json_object_object_add(o, "sandbox_id", json_object_new_string(mbx_sandbox_id(sb)));
 		json_object_object_add(o, "isolation", json_object_new_string(isolation_name(mbx_sandbox_isolation(sb))));
-		/* Freed by the expiry thread, so the answer need not wait for it. */
-		retire(s, sb);
+		/* Back to its pool, reset there for the next run when this one ended normally (no timeout,
+		 * no signal, no out-of-memory kill); else freed by the expiry thread, so the answer need
+		 * not wait for it. */
+		if (from)
+			give_back_sandbox(s, from, sb, rc == MBX_OK && !mbx_result_timed_out(res) &&
+					  !mbx_result_oom_killed(res) && mbx_result_signal(res) == 0);
+		else
+			retire(s, sb);
 		quota_put(s, r->client, 1, u);
 		if (rc == MBX_OK) {
 			json_object *rj = result_json(res);

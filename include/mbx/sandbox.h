@@ -110,6 +110,29 @@ MBX_EXTERN(int) mbx_sandbox_exec_code(mbx_sandbox *sb, const char *language, con
  */
 MBX_EXTERN(int) mbx_sandbox_destroy(mbx_sandbox *sb, mbx_error **err);
 
+/**
+ * @brief Makes an os sandbox as good as new for another user.
+ *
+ * Every process in it is killed and reaped (those in new sessions and
+ * double-forked ones too), /workspace, /tmp and /dev/shm are emptied, later
+ * processes get a fresh IPC namespace (no SysV shared memory, semaphores,
+ * message queues or POSIX message queues of before), the host name is set
+ * again and mbx_sandbox_oom_kills() counts from 0. docs/security-model.md
+ * ("Reuse of a sandbox") lists what it covers and what it does not.
+ *
+ * Spawned processes are killed too: later calls on their handles answer
+ * MBX_ESTATE (free them as usual).
+ *
+ * Fails closed: on any error the sandbox is destroyed (later calls answer
+ * MBX_ESTATE) and never runs anything again; free it as usual.
+ *
+ * @return MBX_OK; MBX_ENOTSUP for a backend other than os, for a sandbox
+ *         with mounts of host paths, with network or without its seccomp
+ *         program (degraded), or when the storage is a fork's overlay; MBX_ESTATE for a destroyed sandbox; any
+ *         other error of the agent
+ */
+MBX_EXTERN(int) mbx_sandbox_reset(mbx_sandbox *sb, mbx_error **err);
+
 /** @brief Destroys the sandbox if needed and frees the handle; NULL is a no-op. */
 MBX_EXTERN(void) mbx_sandbox_free(mbx_sandbox *sb);
 

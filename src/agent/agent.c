@@ -295,6 +295,9 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 	case MBX_MSG_LAYERS:
 		agent_layers(st, f);
 		return 0;
+	case MBX_MSG_RESET:
+		agent_reset(st, f);
+		return 0;
 	default:
 		agent_send_error(st, f->id, MBX_EINVAL, 0, NULL, "unknown message type %u", f->type);
 		return 0;

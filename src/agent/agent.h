@@ -169,6 +169,8 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *p, size_t n
 void agent_proc_reap(struct agent_state *st);
 /* Kills every process (shutdown). */
 void agent_proc_kill_all(struct agent_state *st);
+/* Forgets a process's record: closes its descriptors and frees it (the process is not signalled). */
+void agent_proc_free(struct agent_state *st, struct agent_proc *p);
 
 /* netmux.c: the guest's end of the network channel (MBX_INIT_NET_PROXY).
  * Start: 0, or -1 with ERROR sent. Poll: fills up to `cap` entries (it
@@ -207,6 +209,9 @@ __attribute__((noreturn)) void agent_guest_poweroff(void);
 void agent_guest_identity(struct agent_state *st, const struct mbx_frame *f);
 /* Every process's output is discarded from now on (DETACH for all). */
 void agent_proc_detach_all(struct agent_state *st);
+
+/* reset.c: RESET (proto.h): OK, or ERROR when the sandbox must not be reused. */
+void agent_reset(struct agent_state *st, const struct mbx_frame *f);
 
 /* files.c: FILE messages. */
 void agent_file(struct agent_state *st, const struct mbx_frame *f);

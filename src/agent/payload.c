@@ -561,7 +561,7 @@ static struct agent_proc *proc_find(struct agent_state *st, uint32_t id)
 	return NULL;
 }
 
-static void proc_free(struct agent_state *st, struct agent_proc *p)
+void agent_proc_free(struct agent_state *st, struct agent_proc *p)
 {
 	for (int i = 0; i < AGENT_MAX_PROCS; i++)
 		if (st->procs[i] == p)
@@ -1090,7 +1090,7 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 		 * grace period) finishes in the background and is reaped later. */
 		if ((p->init_done || p->status_valid) && p->out_fd < 0 && p->err_fd < 0) {
 			send_exit(st, p);
-			proc_free(st, p);
+			agent_proc_free(st, p);
 		}
 	}
 }

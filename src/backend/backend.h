@@ -68,6 +68,9 @@ struct mbx_backend_ops {
 	int (*snapshot)(mbx_sandbox *sb, struct mbx_snapshot *snap, mbx_error **err);
 	int (*restore)(mbx_sandbox *sb, const uint8_t *payload, size_t len, mbx_error **err);
 	int (*fork)(mbx_sandbox *sb, mbx_sandbox *child, mbx_error **err);
+	/* Optional: makes the sandbox as good as new for its next user
+	 * (mbx_sandbox_reset()); on failure the core destroys it. */
+	int (*reset)(mbx_sandbox *sb, mbx_error **err);
 };
 
 /* Whether the sandbox's backend has every bit of `caps`. */

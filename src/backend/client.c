@@ -952,3 +952,9 @@ void mbx__client_shutdown(struct mbx_client *c)
 	(void)!c->tr.ops->write(&c->tr, c->wb.buf, c->wb.len, NULL, 0);
 	mbx_wbuf_reset(&c->wb);
 }
+
+void mbx__client_forget_all(struct mbx_client *c)
+{
+	while (c->procs != NULL)
+		cproc_unlink(c, c->procs);
+}

@@ -166,6 +166,9 @@ void mbx__client_release(struct mbx_client *c, struct mbx_cproc *p);
 struct mbx_cproc *mbx__client_find(struct mbx_client *c, uint32_t id);
 
 void mbx__event_free(struct mbx_event *ev);
+/* Forgets every process (a reset kills them): their later frames are
+ * dropped like those of any process nobody holds. */
+void mbx__client_forget_all(struct mbx_client *c);
 
 /* ---- requests ---- */
 

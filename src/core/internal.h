@@ -127,6 +127,9 @@ struct mbx_sandbox {
 	const char *limits_partial; /* static text: what the limits do not bound, or NULL */
 	struct mbx_net *net; /* network log (src/net/net.h); owned */
 	mbx_process *procs;  /* live process handles (process.c) */
+	unsigned uses;       /* times a pool handed it out (pool.c) */
+	const void *pool;    /* the pool that handed it out, or NULL (pool.c) */
+	int pool_discard;    /* given back to be destroyed by the pool's thread (pool.c) */
 };
 
 /* Detaches the sandbox's live process handles before it is freed: later

@@ -4,6 +4,13 @@
  * sandboxes ready. A creation failure in the background is kept and handed
  * to the next mbx_pool_take() that finds the pool empty, so errors are never
  * lost and never retried in a tight loop.
+ *
+ * Reuse (mbx_pool_set_reuse()): a sandbox given back (mbx_pool_give_back())
+ * waits in `dirty` until the filler resets it (mbx_sandbox_reset(), which
+ * destroys it when anything fails) and puts it among the ready ones; a take
+ * that finds none ready resets a dirty one itself rather than create. The
+ * sandboxes out with callers count towards `size`, so the filler does not
+ * create what a give-back will bring.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,10 +27,41 @@ struct mbx_pool {
 	mbx_config *cfg;
 	mbx_sandbox **ready;
 	size_t nready;
+	mbx_sandbox **dirty;  /* given back, not yet reset (reuse only) */
+	size_t ndirty;
+	size_t nout;          /* taken and not given back yet (reuse only) */
+	size_t ncleaning;     /* being reset by the filler now */
 	size_t size;
+	unsigned max_uses;    /* 0: no reuse */
 	int stopping;
 	mbx_error *failure;  /* the filler's last creation error, if any */
 };
+
+/* Whether the filler has work; under the lock. */
+static int filler_has_work(const mbx_pool *p)
+{
+	if (p->ndirty > 0)
+		return 1;
+	return p->nready + p->nout < p->size && p->failure == NULL;
+}
+
+/* Resets a given-back sandbox; NULL when it was destroyed (logged). Called
+ * without the lock. */
+static mbx_sandbox *clean(mbx_pool *p, mbx_sandbox *sb)
+{
+	mbx_error *err = NULL;
+
+	if (sb->pool_discard) {
+		mbx_sandbox_free(sb);
+		return NULL;
+	}
+	if (mbx_sandbox_reset(sb, &err) == MBX_OK)
+		return sb;
+	mbx__log(p->cfg, MBX_LOG_INFO, "pool: sandbox %s not reused: %s", sb->id, mbx_error_message(err));
+	mbx_error_free(err);
+	mbx_sandbox_free(sb);
+	return NULL;
+}
 
 static void *filler_main(void *arg)
 {
@@ -35,16 +73,30 @@ static void *filler_main(void *arg)
 		mbx_error *err = NULL;
 		int rc;
 
-		while (!p->stopping && (p->nready >= p->size || p->failure != NULL))
+		while (!p->stopping && !filler_has_work(p))
 			pthread_cond_wait(&p->changed, &p->lock);
 		if (p->stopping)
 			break;
-		pthread_mutex_unlock(&p->lock);
-		rc = mbx_sandbox_new(&sb, p->cfg, &err);
-		pthread_mutex_lock(&p->lock);
-		if (rc < 0) {
-			p->failure = err;
-			continue;
+		if (p->ndirty > 0) {
+			sb = p->dirty[--p->ndirty];
+			p->dirty[p->ndirty] = NULL;
+			p->ncleaning++;
+			pthread_mutex_unlock(&p->lock);
+			sb = clean(p, sb);
+			pthread_mutex_lock(&p->lock);
+			p->ncleaning--;
+			if (sb == NULL) {
+				pthread_cond_broadcast(&p->changed);
+				continue;
+			}
+		} else {
+			pthread_mutex_unlock(&p->lock);
+			rc = mbx_sandbox_new(&sb, p->cfg, &err);
+			pthread_mutex_lock(&p->lock);
+			if (rc < 0) {
+				p->failure = err;
+				continue;
+			}
 		}
 		if (p->stopping || p->nready >= p->size) {
 			pthread_mutex_unlock(&p->lock);
@@ -84,13 +136,15 @@ int mbx_pool_new(mbx_pool **out, const mbx_config *cfg, size_t size, mbx_error *
 	}
 	p->size = size;
 	p->ready = calloc(size, sizeof(*p->ready));
-	rc = p->ready ? mbx__config_copy(cfg, &p->cfg, err) : mbx__error_oom(err);
+	p->dirty = calloc(size, sizeof(*p->dirty));
+	rc = p->ready && p->dirty ? mbx__config_copy(cfg, &p->cfg, err) : mbx__error_oom(err);
 	mbx_config_free(defaults);
 	if (rc == MBX_OK)
 		rc = mbx_sandbox_new(&first, p->cfg, err);
 	if (rc < 0) {
 		mbx_config_free(p->cfg);
 		free(p->ready);
+		free(p->dirty);
 		free(p);
 		return rc;
 	}
@@ -104,6 +158,7 @@ int mbx_pool_new(mbx_pool **out, const mbx_config *cfg, size_t size, mbx_error *
 		pthread_cond_destroy(&p->changed);
 		mbx_config_free(p->cfg);
 		free(p->ready);
+		free(p->dirty);
 		free(p);
 		return mbx__error_set(err, MBX_ESYS, rc, NULL, "start the pool's filler thread");
 	}
@@ -111,26 +166,77 @@ int mbx_pool_new(mbx_pool **out, const mbx_config *cfg, size_t size, mbx_error *
 	return MBX_OK;
 }
 
+int mbx_pool_set_reuse(mbx_pool *p, unsigned max_uses, mbx_error **err)
+{
+	if (p == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_pool_set_reuse: pool is NULL");
+	if (max_uses > MBX_POOL_MAX_USES)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "max_uses %u is out of range: give 0 (no reuse) to %u",
+				      max_uses, MBX_POOL_MAX_USES);
+	if (max_uses > 0 && (p->cfg->isolation == MBX_ISOLATION_WASM || p->cfg->isolation == MBX_ISOLATION_MICROVM))
+		return mbx__error_set(err, MBX_ENOTSUP, 0, "reset",
+				      "only os sandboxes are reused: a pool of another backend makes a new one for each take");
+	pthread_mutex_lock(&p->lock);
+	p->max_uses = max_uses;
+	if (max_uses == 0)
+		p->nout = 0;
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+	return MBX_OK;
+}
+
+/* Marks a sandbox handed out (counted in nout by the caller, under the lock). */
+static void hand_out(mbx_pool *p, mbx_sandbox *sb)
+{
+	sb->pool = p;
+	sb->uses++;
+}
+
+/* A take that hands nothing out after all: no longer counted. */
+static void not_out(mbx_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->max_uses > 0 && p->nout > 0)
+		p->nout--;
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+}
+
 int mbx_pool_take(mbx_pool *p, mbx_sandbox **out, mbx_error **err)
 {
 	mbx_error *failure = NULL;
+	mbx_sandbox *dirty = NULL;
+	int rc;
 
 	if (out == NULL || p == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_pool_take: pool or out is NULL");
 	*out = NULL;
 	pthread_mutex_lock(&p->lock);
+	/* A reset takes a millisecond or so, a creation several: wait for it. */
+	while (p->nready == 0 && p->ndirty == 0 && p->ncleaning > 0 && !p->stopping)
+		pthread_cond_wait(&p->changed, &p->lock);
 	if (p->nready > 0) {
 		*out = p->ready[--p->nready];
 		p->ready[p->nready] = NULL;
+	} else if (p->ndirty > 0) {
+		dirty = p->dirty[--p->ndirty];
+		p->dirty[p->ndirty] = NULL;
 	} else if (p->failure != NULL) {
 		failure = p->failure;
 		p->failure = NULL;
 	}
+	/* Counted out at once, so the filler does not make one for it. */
+	if (failure == NULL && p->max_uses > 0)
+		p->nout++;
 	/* Either way the filler has work: refill, or retry after a failure. */
 	pthread_cond_broadcast(&p->changed);
 	pthread_mutex_unlock(&p->lock);
-	if (*out != NULL)
+	if (*out == NULL && dirty != NULL)
+		*out = clean(p, dirty);
+	if (*out != NULL) {
+		hand_out(p, *out);
 		return MBX_OK;
+	}
 	if (failure != NULL) {
 		int code = mbx_error_code(failure);
 
@@ -139,7 +245,65 @@ int mbx_pool_take(mbx_pool *p, mbx_sandbox **out, mbx_error **err)
 		return code;
 	}
 	/* Empty pool: create one here rather than wait for the filler. */
-	return mbx_sandbox_new(out, p->cfg, err);
+	rc = mbx_sandbox_new(out, p->cfg, err);
+	if (rc == MBX_OK)
+		hand_out(p, *out);
+	else
+		not_out(p);
+	return rc;
+}
+
+int mbx_pool_give_back(mbx_pool *p, mbx_sandbox *sb, unsigned flags, mbx_error **err)
+{
+	const char *why = NULL;
+	uint64_t ooms;
+	int keep = 0;
+
+	if (sb == NULL)
+		return MBX_OK;
+	if (p == NULL || sb->pool != p) {
+		mbx_sandbox_free(sb);
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL,
+				      "mbx_pool_give_back: the sandbox did not come from this pool: destroyed");
+	}
+	if (flags & ~MBX_POOL_DISCARD) {
+		mbx_sandbox_free(sb);
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_pool_give_back: unknown flags %#x: destroyed", flags);
+	}
+	sb->pool = NULL;
+	ooms = sb->destroyed ? 0 : mbx_sandbox_oom_kills(sb);
+	pthread_mutex_lock(&p->lock);
+	if (p->nout > 0)
+		p->nout--;
+	if (p->max_uses == 0)
+		why = "reuse is off";
+	else if (flags & MBX_POOL_DISCARD)
+		why = "discarded";
+	else if (sb->uses >= p->max_uses)
+		why = "used max_uses times";
+	else if (sb->destroyed)
+		why = "destroyed";
+	else if (ooms > 0)
+		why = "the kernel killed a process of it for memory";
+	else if (p->stopping || p->nready + p->ndirty >= p->size)
+		why = "the pool is full";
+	else {
+		p->dirty[p->ndirty++] = sb;
+		keep = 1;
+	}
+	if (!keep && p->max_uses > 0 && !p->stopping && p->ndirty < p->size) {
+		/* Destroyed by the pool's thread: the caller need not wait for it. */
+		sb->pool_discard = 1;
+		p->dirty[p->ndirty++] = sb;
+		keep = 1;
+	}
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+	if (!keep) {
+		mbx__log(p->cfg, MBX_LOG_DEBUG, "pool: sandbox %s not reused: %s", sb->id, why);
+		mbx_sandbox_free(sb);
+	}
+	return MBX_OK;
 }
 
 size_t mbx_pool_ready(mbx_pool *p)
@@ -165,10 +329,13 @@ void mbx_pool_free(mbx_pool *p)
 	pthread_join(p->filler, NULL);
 	for (size_t i = 0; i < p->nready; i++)
 		mbx_sandbox_free(p->ready[i]);
+	for (size_t i = 0; i < p->ndirty; i++)
+		mbx_sandbox_free(p->dirty[i]);
 	mbx_error_free(p->failure);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->changed);
 	mbx_config_free(p->cfg);
 	free(p->ready);
+	free(p->dirty);
 	free(p);
 }

@@ -361,6 +361,33 @@ int mbx_sandbox_destroy(mbx_sandbox *sb, mbx_error **err)
 	return rc;
 }
 
+int mbx_sandbox_reset(mbx_sandbox *sb, mbx_error **err)
+{
+	int rc;
+
+	if (sb == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_reset: sandbox is NULL");
+	if (sb->destroyed)
+		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: it cannot be reset", sb->id);
+	if (sb->ops->reset == NULL)
+		rc = mbx__error_set(err, MBX_ENOTSUP, 0, "reset", "the %s backend does not reset sandboxes: make a new one",
+				    sb->ops->name);
+	else {
+		/* Their processes die in the reset: later calls on the handles
+		 * answer MBX_ESTATE. */
+		mbx__sandbox_orphan_processes(sb);
+		rc = sb->ops->reset(sb, err);
+	}
+	if (rc < 0) {
+		/* Fail closed: a sandbox not proven new is never used again. */
+		mbx_sandbox_destroy(sb, NULL);
+		mbx__error_wrap(err, "reset");
+		return rc;
+	}
+	mbx__log(sb->cfg, MBX_LOG_INFO, "sandbox %s reset", sb->id);
+	return MBX_OK;
+}
+
 void mbx_sandbox_free(mbx_sandbox *sb)
 {
 	if (sb == NULL)

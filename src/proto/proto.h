@@ -94,6 +94,10 @@ enum mbx_msg_type {
 				 * MTIME_NS (the host's wall clock); a new machine id; the processes
 				 * of the snapshot run on, detached (their output is discarded).
 				 * OK, or ERROR. */
+	MBX_MSG_RESET = 28,     /* host -> agent (os mode): HOSTNAME; make the sandbox as good as new for
+				 * its next user: every process killed, /workspace, /tmp and /dev/shm
+				 * emptied, a fresh ipc namespace, the host name set again
+				 * (src/agent/reset.c). OK, or ERROR (the host destroys it). */
 };
 
 enum mbx_field_tag {

@@ -120,6 +120,7 @@ struct linux_sb {
 	uid_t uid;                /* the host identity of sandbox root */
 	gid_t gid;
 	struct phase_trace trace;
+	uint64_t oom_base;        /* the cgroup's OOM kills at the last reset */
 };
 
 /* Records the sandbox's cgroup directories next to its workspace so a
@@ -611,7 +612,9 @@ static uint64_t linux_oom_kills(mbx_sandbox *sb)
 {
 	struct linux_sb *l = sb->priv;
 
-	return l ? mbx__cgroup_oom_kills(&l->cg) : 0;
+	uint64_t n = l ? mbx__cgroup_oom_kills(&l->cg) : 0;
+
+	return l && n >= l->oom_base ? n - l->oom_base : 0;
 }
 
 static int linux_destroy(mbx_sandbox *sb, mbx_error **err)
@@ -754,6 +757,57 @@ static int linux_fork(mbx_sandbox *sb, mbx_sandbox *child, mbx_error **err)
 	return rc;
 }
 
+#define RESET_DEADLINE_US (10u * 1000000u)
+
+/*
+ * RESET (src/agent/reset.c): the agent kills every process, empties the
+ * storage, moves to a fresh ipc namespace and sets the host name again; here
+ * the cgroup's OOM count the API reports starts again from 0. Refused for
+ * what a reset cannot make new: the caller's mounts (host directories keep
+ * what was written to them), a network other than none (the proxy's or
+ * pasta's state and the network log live on the host), a sandbox whose
+ * seccomp program was skipped (keyrings, which only seccomp keeps payloads
+ * from, are not reset). Processes the host
+ * tracked are killed with the rest and forgotten. The core destroys the
+ * sandbox when this fails.
+ */
+static int linux_reset(mbx_sandbox *sb, mbx_error **err)
+{
+	struct linux_sb *l = sb->priv;
+	struct mbx_client *c = mbx__agenthost_client(&l->host);
+	struct mbx_frame f;
+	uint32_t id;
+	int rc;
+
+	if (sb->cfg->nmounts > 0)
+		return mbx__error_set(err, MBX_ENOTSUP, 0, "reset",
+				      "a sandbox with mounts of host paths is never reset: what was written to them stays");
+	if (sb->cfg->network != MBX_NETWORK_DENY_ALL)
+		return mbx__error_set(err, MBX_ENOTSUP, 0, "reset",
+				      "only a sandbox without network (deny-all) is reset: the network's state lives on the host");
+	if (sb->skipped & MBX_LAYER_SECCOMP)
+		return mbx__error_set(err, MBX_ENOTSUP, 0, "reset",
+				      "a sandbox without its seccomp program (degraded) is never reset: its payloads may "
+				      "have left keys in the kernel's keyrings, which a reset does not clear");
+	if (c == NULL || c->broken)
+		return mbx__error_set(err, MBX_ESTATE, 0, "reset", "the channel to the sandbox's agent is broken");
+	/* The agent kills them all; what they still send is dropped. */
+	mbx__client_forget_all(c);
+	id = c->next_id++;
+	mbx_proto_begin(&c->wb, MBX_MSG_RESET, id);
+	mbx_proto_put_str(&c->wb, MBX_F_HOSTNAME, sb->cfg->hostname);
+	mbx_proto_end(&c->wb);
+	rc = mbx__client_request(c, id, mbx__now_us() + RESET_DEADLINE_US, &f, err);
+	if (rc == MBX_OK && f.type != MBX_MSG_OK) {
+		c->broken = 1;
+		rc = mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered RESET with message type %u", f.type);
+	}
+	if (rc < 0)
+		return rc;
+	l->oom_base = mbx__cgroup_oom_kills(&l->cg);
+	return MBX_OK;
+}
+
 const struct mbx_backend_ops mbx__linux_backend = {
 	.name = "os",
 	.isolation = MBX_ISOLATION_OS,
@@ -767,4 +821,5 @@ const struct mbx_backend_ops mbx__linux_backend = {
 	.snapshot = linux_snapshot,
 	.restore = linux_restore,
 	.fork = linux_fork,
+	.reset = linux_reset,
 };
