@@ -13,8 +13,11 @@
  *   poll N    N spawned processes multiplexed on mbx_sandbox_event_fd()
  *             with poll() without a timeout and next_event(proc, 0): every
  *             output and exit status arrives; the descriptor is readable
- *             while events wait and not once all were taken. On wasm: the
- *             call answers MBX_ENOTSUP.
+ *             while events wait and not once all were taken. Another
+ *             thread blocked in next_event on a process of its own reads
+ *             the channel meanwhile, so most events are queued by it (the
+ *             descriptor's eventfd must tell). On wasm: the call answers
+ *             MBX_ENOTSUP.
  *   order     a thread blocks in mbx_process_next_event() on a process that
  *             waits for stdin; meanwhile another thread's execute and file
  *             calls complete (before the blocked call returns), then stdin
@@ -296,6 +299,43 @@ static void mode_mixed(mbx_sandbox *sb, int n, int iter)
 	free(ws);
 }
 
+/* ---- order ---- */
+
+struct blocked {
+	mbx_process *p;
+	int until_exit;      /* take events to the exit, not only the first */
+	atomic_int waiting;  /* about to call next_event */
+	atomic_int returned; /* next_event returned */
+	int kind;
+	char why[256];
+};
+
+static void *blocked_main(void *arg)
+{
+	struct blocked *b = arg;
+	mbx_event *ev = NULL;
+	mbx_error *e = NULL;
+
+	atomic_store(&b->waiting, 1);
+	do {
+		/* Long enough never to end on its own in a passing run; a
+		 * library that held the sandbox while waiting would let it
+		 * expire and the execute of mode_order would finish only
+		 * after it. */
+		mbx_event_free(ev);
+		ev = NULL;
+		if (mbx_process_next_event(b->p, 60000, &ev, &e) < 0) {
+			snprintf(b->why, sizeof(b->why), "next_event: %s", msg(e));
+			break;
+		}
+		b->kind = ev ? (int)mbx_event_kind(ev) : -1;
+	} while (b->until_exit && b->kind != MBX_EVENT_EXIT && b->kind != MBX_EVENT_TIMED_OUT);
+	mbx_event_free(ev);
+	mbx_error_free(e);
+	atomic_store(&b->returned, 1);
+	return NULL;
+}
+
 /* ---- poll ---- */
 
 static int readable(int fd, int timeout_ms)
@@ -317,7 +357,9 @@ static void mode_poll(mbx_sandbox *sb, int n)
 	int *codes = calloc((size_t)n, sizeof(*codes));
 	int *done = calloc((size_t)n, sizeof(*done));
 	mbx_error *e = NULL;
-	int fd, fd2, left = n, ok = 1, wakeups = 0;
+	int fd, fd2, left = n, ok = 1, wakeups = 0, have_reader = 0;
+	struct blocked reader = { 0 };
+	pthread_t reader_t;
 	char why[256] = "";
 
 	fd = mbx_sandbox_event_fd(sb, &e);
@@ -334,6 +376,25 @@ static void mode_poll(mbx_sandbox *sb, int n)
 	fd2 = mbx_sandbox_event_fd(sb, NULL);
 	check(fd2 == fd, "event-fd-stable", "a second call gave %d, the first %d", fd2, fd);
 	check(!readable(fd, 0), "event-fd-idle", "readable before any process ran");
+	/* Another thread blocks in next_event on a process of its own: it
+	 * reads the channel for everybody, so the events below are queued by
+	 * it and only the descriptor's eventfd tells this thread. */
+	{
+		const char *rargv[] = { "sh", "-c", "read x; echo bye", NULL };
+		mbx_spawn_options *o = NULL;
+
+		if (mbx_spawn_options_new(&o, &e) < 0)
+			goto setup_failed;
+		mbx_spawn_options_set_stdin(o, 1);
+		if (mbx_sandbox_spawn(sb, rargv, o, &reader.p, &e) < 0) {
+			mbx_spawn_options_free(o);
+			goto setup_failed;
+		}
+		mbx_spawn_options_free(o);
+		reader.until_exit = 1;
+		pthread_create(&reader_t, NULL, blocked_main, &reader);
+		have_reader = 1;
+	}
 	for (int i = 0; i < n; i++) {
 		char script[128];
 
@@ -398,9 +459,27 @@ static void mode_poll(mbx_sandbox *sb, int n)
 		}
 	}
 	check(ok, "multiplexed", "%s (after %d wakeups)", why, wakeups);
+	if (mbx_process_write_stdin(reader.p, "x\n", 2, &e) < 0) {
+		check(0, "reader-stdin", "%s", msg(e));
+		mbx_error_free(e);
+		mbx_process_kill(reader.p, NULL);
+	}
+	pthread_join(reader_t, NULL);
+	have_reader = 0;
+	check(reader.kind == MBX_EVENT_EXIT && reader.why[0] == '\0', "reader-thread", "last event kind %d %s", reader.kind,
+	      reader.why);
 	/* Level-triggered and nothing left: not readable any more. */
 	check(!readable(fd, 0), "event-fd-drained", "still readable with every event taken");
+	goto out;
+setup_failed:
+	check(0, "poll-setup", "%s", msg(e));
+	mbx_error_free(e);
 out:
+	if (have_reader) {
+		mbx_process_kill(reader.p, NULL);
+		pthread_join(reader_t, NULL);
+	}
+	mbx_process_free(reader.p);
 	for (int i = 0; i < n; i++)
 		mbx_process_free(ps[i]);
 	free(ps);
@@ -408,35 +487,6 @@ out:
 	free(lens);
 	free(codes);
 	free(done);
-}
-
-/* ---- order ---- */
-
-struct blocked {
-	mbx_process *p;
-	atomic_int waiting;  /* about to call next_event */
-	atomic_int returned; /* next_event returned */
-	int kind;
-	char why[256];
-};
-
-static void *blocked_main(void *arg)
-{
-	struct blocked *b = arg;
-	mbx_event *ev = NULL;
-	mbx_error *e = NULL;
-
-	atomic_store(&b->waiting, 1);
-	/* Long enough never to end on its own in a passing run; a library
-	 * that held the sandbox while waiting would let it expire and the
-	 * execute below would finish only after it. */
-	if (mbx_process_next_event(b->p, 60000, &ev, &e) < 0)
-		snprintf(b->why, sizeof(b->why), "next_event: %s", msg(e));
-	b->kind = ev ? (int)mbx_event_kind(ev) : -1;
-	mbx_event_free(ev);
-	mbx_error_free(e);
-	atomic_store(&b->returned, 1);
-	return NULL;
 }
 
 static void mode_order(mbx_sandbox *sb)
@@ -507,6 +557,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "threads: unknown backend `%s`\n", argv[2]);
 		return 2;
 	}
+	/* A hang (a wakeup that never comes) fails instead of waiting for the
+	 * harness. */
+	alarm(240);
 	sb = make_sandbox();
 	if (sb == NULL)
 		return 1;
