@@ -1098,7 +1098,8 @@ void mbx__client_release(struct mbx_client *c, struct mbx_cproc *p)
 
 /* Keeps up to `limit` bytes of a stream in the result and hands every
  * delivered chunk to the callback. */
-static int take_output(const struct mbx_exec_req *req, mbx_result *res, mbx_stream_t stream, const uint8_t *data, size_t len)
+static int take_output(struct mbx_client *c, const struct mbx_exec_req *req, mbx_result *res, mbx_stream_t stream,
+		       const uint8_t *data, size_t len)
 {
 	struct mbx_buf *b = stream == MBX_STREAM_STDOUT ? &res->out : &res->err;
 	int *trunc = stream == MBX_STREAM_STDOUT ? &res->out_truncated : &res->err_truncated;
@@ -1110,8 +1111,14 @@ static int take_output(const struct mbx_exec_req *req, mbx_result *res, mbx_stre
 	}
 	if (keep && mbx__buf_append(b, data, keep) < 0)
 		return -1;
-	if (keep && req->output_fn)
+	if (keep && req->output_fn) {
+		/* The caller's code runs without the sandbox's lock: it may be
+		 * slow, or call into the sandbox, without holding up the other
+		 * threads (the data is this call's own copy). */
+		unlock(c);
 		req->output_fn(stream, data, keep, req->output_userdata);
+		lock(c);
+	}
 	return 0;
 }
 
@@ -1133,7 +1140,7 @@ static int take_queued_output(struct mbx_client *c, struct mbx_cproc *p, const s
 		rc = mbx__client_next_event(c, p, 0, &ev, err);
 		if (rc < 0)
 			return rc;
-		rc = take_output(req, res, ev->kind == MBX_EVENT_STDOUT ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR, ev->data, ev->len);
+		rc = take_output(c, req, res, ev->kind == MBX_EVENT_STDOUT ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR, ev->data, ev->len);
 		mbx__event_free(ev);
 		if (rc < 0)
 			return mbx__error_oom(err);
@@ -1199,7 +1206,7 @@ int mbx__client_collect(struct mbx_client *c, struct mbx_cproc *p, const struct 
 			continue;
 		}
 		if (ev->kind == MBX_EVENT_STDOUT || ev->kind == MBX_EVENT_STDERR) {
-			rc = take_output(req, res, ev->kind == MBX_EVENT_STDOUT ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR, ev->data, ev->len);
+			rc = take_output(c, req, res, ev->kind == MBX_EVENT_STDOUT ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR, ev->data, ev->len);
 			mbx__event_free(ev);
 			if (rc < 0)
 				return mbx__error_oom(err);
