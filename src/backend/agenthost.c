@@ -81,7 +81,8 @@ int mbx__agenthost_exec(mbx_sandbox *sb, struct mbx_agenthost *h, const struct m
 	int rc;
 
 	/* The caller entered the sandbox: the client runs under its lock. */
-	h->client.mu = &sb->mu;
+	if (h->client.mu == NULL)
+		h->client.mu = &sb->mu; /* once: a reader polling without the lock reads it */
 	rc = mbx__client_exec(&h->client, req, res, err);
 	/* A broken channel dooms the sandbox: destroyed (h with it) when the
 	 * last call leaves. */

@@ -421,7 +421,8 @@ int mbx__sandbox_client(mbx_sandbox *sb, uint32_t need, const char *what, struct
 	}
 	/* From now on the client runs under the sandbox's lock (the caller
 	 * entered the sandbox). */
-	(*out)->mu = &sb->mu;
+	if ((*out)->mu == NULL)
+		(*out)->mu = &sb->mu; /* once: a reader polling without the lock reads it */
 	return MBX_OK;
 }
 
