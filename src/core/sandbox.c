@@ -131,22 +131,42 @@ int mbx__sandbox_locks(const mbx_sandbox *sb)
 	return sb->ops->client != NULL;
 }
 
+/* Whether this thread runs an exclusive call on sb: it holds sb->mu
+ * (except while the client polls), and its nested calls only count. */
+static int exclusive_mine(mbx_sandbox *sb)
+{
+	return __atomic_load_n(&sb->excl, __ATOMIC_ACQUIRE) && pthread_equal(sb->excl_owner, pthread_self());
+}
+
 void mbx__sandbox_enter(mbx_sandbox *sb)
 {
+	if (exclusive_mine(sb)) {
+		sb->calls++;
+		return;
+	}
 	pthread_mutex_lock(&sb->mu);
-	while (sb->excl && !pthread_equal(sb->excl_owner, pthread_self()))
+	while (sb->excl)
 		pthread_cond_wait(&sb->cv, &sb->mu);
 	sb->calls++;
 }
 
 void mbx__sandbox_leave(mbx_sandbox *sb)
 {
+	if (exclusive_mine(sb)) {
+		sb->calls--;
+		return;
+	}
 	if (--sb->calls == 0 && sb->doomed && !sb->excl)
 		destroy_now(sb, NULL);
 	pthread_mutex_unlock(&sb->mu);
 }
 
-/* Starts a call that needs the sandbox to itself (see the top). */
+/*
+ * Starts a call that needs the sandbox to itself (see the top): it keeps
+ * the lock until exclusive_end(), so the backend may drive the channel
+ * directly (a microVM's reconnect, the os backend's LAYERS request); other
+ * threads that get the lock while the client polls find sb->excl and wait.
+ */
 static int exclusive_begin(mbx_sandbox *sb, const char *what, mbx_error **err)
 {
 	pthread_mutex_lock(&sb->mu);
@@ -161,16 +181,17 @@ static int exclusive_begin(mbx_sandbox *sb, const char *what, mbx_error **err)
 		mbx__error_suggest(err, "wait for the other threads' calls on the sandbox and its processes to return, then retry");
 		return MBX_ESTATE;
 	}
-	sb->excl = 1;
 	sb->excl_owner = pthread_self();
-	pthread_mutex_unlock(&sb->mu);
+	__atomic_store_n(&sb->excl, 1, __ATOMIC_RELEASE);
+	/* The backend may use the client directly from here: under this lock. */
+	if (sb->ops->client != NULL && sb->ops->client(sb) != NULL && sb->ops->client(sb)->mu == NULL)
+		sb->ops->client(sb)->mu = &sb->mu;
 	return MBX_OK;
 }
 
 static void exclusive_end(mbx_sandbox *sb)
 {
-	pthread_mutex_lock(&sb->mu);
-	sb->excl = 0;
+	__atomic_store_n(&sb->excl, 0, __ATOMIC_RELEASE);
 	if (sb->doomed)
 		destroy_now(sb, NULL);
 	pthread_cond_broadcast(&sb->cv);

@@ -21,7 +21,9 @@
  *   order     a thread blocks in mbx_process_next_event() on a process that
  *             waits for stdin; meanwhile another thread's execute and file
  *             calls complete (before the blocked call returns), then stdin
- *             is written and the blocked call gets its event.
+ *             is written and the blocked call gets its event. A snapshot
+ *             meanwhile is refused (MBX_ESTATE); once idle, a snapshot and
+ *             a fork go through.
  *
  * BACKEND is os, wasm or microvm. Prints `sandbox ID` for the sandbox, then
  * one `ok NAME` or `not ok NAME: WHY` line per check; exit status 0 when
@@ -529,12 +531,44 @@ static void mode_order(mbx_sandbox *sb)
 	mbx_error_free(e);
 	e = NULL;
 	check(!atomic_load(&b.returned), "files-before-event", "the blocked next_event returned before the file calls ended");
+	/* A snapshot needs the sandbox to itself: refused while a call runs. */
+	{
+		mbx_snapshot *snap = NULL;
+
+		rc = mbx_sandbox_snapshot(&snap, sb, &e);
+		check(rc == MBX_ESTATE && snap == NULL, "snapshot-refused-while-busy", "rc %d: %s", rc, msg(e));
+		mbx_snapshot_free(snap);
+		mbx_error_free(e);
+		e = NULL;
+	}
 	rc = mbx_process_write_stdin(b.p, "now\n", 4, &e);
 	check(rc == MBX_OK, "stdin-while-blocked", "%s", msg(e));
 	mbx_error_free(e);
 	pthread_join(t, NULL);
 	check(b.kind == MBX_EVENT_STDOUT && b.why[0] == '\0', "blocked-gets-event", "event kind %d %s", b.kind, b.why);
 	mbx_process_free(b.p);
+	/* Idle again: a snapshot and a fork go through, and the sandbox works on. */
+	{
+		mbx_snapshot *snap = NULL;
+		mbx_sandbox *child = NULL;
+
+		rc = mbx_sandbox_snapshot(&snap, sb, &e);
+		check(rc == MBX_OK, "snapshot-when-idle", "%s", msg(e));
+		mbx_snapshot_free(snap);
+		mbx_error_free(e);
+		e = NULL;
+		rc = mbx_sandbox_fork(&child, sb, &e);
+		check(rc == MBX_OK, "fork-when-idle", "%s", msg(e));
+		if (child)
+			printf("sandbox %s\n", mbx_sandbox_id(child));
+		mbx_sandbox_free(child);
+		mbx_error_free(e);
+		e = NULL;
+		rc = mbx_sandbox_exec(sb, echo, NULL, &r, &e);
+		check(rc == MBX_OK && mbx_result_exit_code(r) == 0, "exec-after-fork", "%s", msg(e));
+		mbx_result_free(r);
+		mbx_error_free(e);
+	}
 	return;
 fail:
 	check(0, "order-setup", "%s", msg(e));

@@ -82,4 +82,5 @@ def test_event_fd_is_not_available_without_processes_on_wasm(guard, wasm_modules
 def test_blocking_next_event_does_not_hold_up_other_threads(guard):
     p, results = run_helper(guard, "order", "os")
     check_all(p, results, ["exec-while-blocked", "exec-before-event", "files-while-blocked", "files-before-event",
-                           "stdin-while-blocked", "blocked-gets-event"])
+                           "snapshot-refused-while-busy", "stdin-while-blocked", "blocked-gets-event",
+                           "snapshot-when-idle", "fork-when-idle", "exec-after-fork"])
