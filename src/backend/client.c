@@ -60,14 +60,13 @@
  * itself, this only catches a wedged agent. */
 #define HOST_GRACE_US (10u * 1000000u)
 
-void mbx__client_init_transport(struct mbx_client *c, const struct mbx_transport *t)
+/* The state for sharing the client between threads (see the top), once. */
+static void share_init(struct mbx_client *c)
 {
 	pthread_condattr_t ca;
 
-	memset(c, 0, sizeof(*c));
-	c->tr = *t;
-	c->fd = t->fd;
-	c->next_id = 1;
+	if (c->live)
+		return;
 	c->evfd = -1;
 	c->epfd = -1;
 	c->live = 1;
@@ -75,6 +74,15 @@ void mbx__client_init_transport(struct mbx_client *c, const struct mbx_transport
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->cv, &ca);
 	pthread_condattr_destroy(&ca);
+}
+
+void mbx__client_init_transport(struct mbx_client *c, const struct mbx_transport *t)
+{
+	memset(c, 0, sizeof(*c));
+	c->tr = *t;
+	c->fd = t->fd;
+	c->next_id = 1;
+	share_init(c);
 	mbx_rbuf_init(&c->rb);
 	mbx_wbuf_init(&c->wb);
 }
@@ -329,6 +337,8 @@ int mbx__client_reconnect(struct mbx_client *c, const struct mbx_transport *t, u
 	uint64_t features;
 	int rc;
 
+	/* A restored client starts here, without mbx__client_init_transport(). */
+	share_init(c);
 	if (c->tr.ops != NULL)
 		c->tr.ops->close(&c->tr);
 	c->tr = *t;
@@ -615,6 +625,7 @@ int mbx__client_event_fd(struct mbx_client *c, mbx_error **err)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 
+	share_init(c);
 	if (c->epfd >= 0)
 		return c->epfd;
 	c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
