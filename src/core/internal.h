@@ -134,8 +134,9 @@ struct mbx_sandbox {
 	pthread_cond_t cv;   /* an exclusive call (snapshot, fork) ended */
 	unsigned calls;      /* calls inside mbx__sandbox_enter() now */
 	int doomed;          /* the channel broke: destroyed when the last call leaves */
-	int excl;            /* a snapshot or fork runs: other threads' calls wait */
-	pthread_t excl_owner;
+	int excl;            /* a snapshot or fork runs, holding mu: other threads' calls wait
+	                      * (set and cleared under mu, read with __atomic_load_n by enter) */
+	pthread_t excl_owner; /* its thread (written before excl is set) */
 };
 
 /*

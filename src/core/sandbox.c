@@ -27,9 +27,11 @@
  *    saw before: the sandbox is destroyed when its call returns.
  *
  *  - Snapshot and fork need the sandbox to themselves (a microVM's channel
- *    is closed and reopened under them): they fail with MBX_ESTATE while
- *    other calls are inside, and hold new calls back (sb->cv) until done;
- *    their own nested calls (the file API) pass.
+ *    is closed and reopened under them, the os backend's fork sends LAYERS
+ *    on the channel directly): they fail with MBX_ESTATE while other calls
+ *    are inside, else keep the lock to the end (the client still drops it
+ *    while it polls) and hold new calls back (sb->excl, sb->cv); their own
+ *    nested calls (the file API) only count.
  *
  *  - Not allowed, as with any object freed by its owner: mbx_sandbox_free()
  *    or mbx_sandbox_destroy() while other calls on the sandbox or its
