@@ -93,6 +93,8 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 		[ -f "$top/build/tests/vm-resume" ] && cp -a "$top/build/tests/vm-resume" "$rl/build/tests/"
 		# Restore pools (test_restore_pool.py).
 		cp -a "$top/build/tests/restore-pool" "$rl/build/tests/"
+		# One sandbox from several threads (test_threads.py).
+		cp -a "$top/build/tests/threads" "$rl/build/tests/"
 		# The Python package and its tests (they find the library through MIMOBOX_LIB).
 		mkdir -p "$rl/python"
 		cp -a "$top/python/mimobox" "$top/python/tests" "$top/python/examples" "$top/python/_build" \

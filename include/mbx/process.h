@@ -20,9 +20,19 @@
  * beyond it the sandbox stops reading the process's output, so a process
  * nobody reads eventually blocks on write instead of growing memory.
  *
- * Thread safety: like sandboxes, a process handle is used by one thread at a
- * time, and calls on processes of one sandbox must not overlap with other
- * calls on that sandbox.
+ * Thread safety: every call on a process handle, on other processes of its
+ * sandbox and on the sandbox itself may come from several threads at once
+ * (see mbx/sandbox.h). A call that waits (mbx_process_next_event(),
+ * mbx_process_wait(), mbx_process_write_stdin() waiting for stdin credit)
+ * does not hold up other threads' calls. Not allowed: any call on a handle
+ * after or while mbx_process_free() frees it, and freeing the sandbox while
+ * calls on its processes run. Two threads may take events of one process;
+ * each event goes to exactly one of them.
+ *
+ * Many processes without a thread each: mbx_sandbox_event_fd() gives a
+ * descriptor to poll() that is readable while any process of the sandbox
+ * may have an event; then mbx_process_next_event(proc, 0, ...) on each
+ * process takes what is there without blocking.
  */
 #ifndef MBX_PROCESS_H
 #define MBX_PROCESS_H
@@ -172,6 +182,28 @@ MBX_EXTERN(int) mbx_process_running(const mbx_process *proc);
  *        MBX_ESTATE, and this one only frees it.
  */
 MBX_EXTERN(void) mbx_process_free(mbx_process *proc);
+
+/**
+ * @brief A descriptor to wait on for the events of all the sandbox's
+ *        processes with poll(), select() or epoll, instead of a thread or
+ *        a timed mbx_process_next_event() per process.
+ *
+ * The descriptor is readable while any process of the sandbox may have an
+ * event (output, exit, stdin credit) to take: then call
+ * mbx_process_next_event(proc, 0, ...) on each process of interest, which
+ * takes what has arrived without blocking, until each answers with no
+ * event. Level-triggered: it stays readable until the events are taken;
+ * with EPOLLET, drain every process before waiting again. "May": a
+ * wakeup can find nothing (another thread took the event, or only part of
+ * a message had arrived); poll again then. Do not read from it, write to
+ * it or close it.
+ *
+ * @return the descriptor (>= 0), owned by the sandbox and valid until
+ *         mbx_sandbox_free(); the same one on every call. MBX_ENOTSUP on a
+ *         backend without processes (wasm); MBX_ESTATE once destroyed;
+ *         MBX_ESYS when the kernel refuses an eventfd or epoll instance.
+ */
+MBX_EXTERN(int) mbx_sandbox_event_fd(mbx_sandbox *sb, mbx_error **err);
 
 /** A snapshot of a sandbox's spawned processes. */
 typedef struct mbx_proc_list mbx_proc_list;

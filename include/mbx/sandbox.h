@@ -8,8 +8,13 @@
  * the same isolation; when the execute ends (exit or timeout) every process it
  * started is killed, so nothing outlives the call.
  *
- * A sandbox handle is not thread-safe: one thread at a time may use it.
- * Different sandboxes may be used from different threads at once.
+ * Threads: every call on one sandbox and on its processes may come from
+ * several threads at once, on every backend; a call that waits (an
+ * execute, a process event, stdin credit) does not hold up the others.
+ * mbx_sandbox_snapshot() and mbx_sandbox_fork() need the sandbox to
+ * themselves: MBX_ESTATE while other calls run. Not allowed:
+ * mbx_sandbox_free() or mbx_sandbox_destroy() while other calls on the
+ * sandbox or its processes run. Details: docs/api.md, "Threads".
  */
 #ifndef MBX_SANDBOX_H
 #define MBX_SANDBOX_H
@@ -106,7 +111,8 @@ MBX_EXTERN(int) mbx_sandbox_exec_code(mbx_sandbox *sb, const char *language, con
  * @brief Tears the sandbox down: kills every process, removes its mounts,
  *        cgroups and directories. Idempotent: a second call returns MBX_OK.
  *        The handle stays valid (later executes fail with MBX_ESTATE) until
- *        mbx_sandbox_free().
+ *        mbx_sandbox_free(). Not while other threads' calls on the sandbox
+ *        or its processes run.
  */
 MBX_EXTERN(int) mbx_sandbox_destroy(mbx_sandbox *sb, mbx_error **err);
 
@@ -124,7 +130,10 @@ MBX_EXTERN(int) mbx_sandbox_destroy(mbx_sandbox *sb, mbx_error **err);
  * MBX_ESTATE (free them as usual).
  *
  * Fails closed: on any error the sandbox is destroyed (later calls answer
- * MBX_ESTATE) and never runs anything again; free it as usual.
+ * MBX_ESTATE) and never runs anything again; free it as usual. The one
+ * exception: while other threads' calls on the sandbox or its processes
+ * run, it answers MBX_ESTATE at once and changes nothing (a reset needs the
+ * sandbox to itself, as a snapshot or a fork does).
  *
  * @return MBX_OK; MBX_ENOTSUP for a backend other than os, for a sandbox
  *         with mounts of host paths, with network or without its seccomp
@@ -133,7 +142,8 @@ MBX_EXTERN(int) mbx_sandbox_destroy(mbx_sandbox *sb, mbx_error **err);
  */
 MBX_EXTERN(int) mbx_sandbox_reset(mbx_sandbox *sb, mbx_error **err);
 
-/** @brief Destroys the sandbox if needed and frees the handle; NULL is a no-op. */
+/** @brief Destroys the sandbox if needed and frees the handle; NULL is a no-op.
+ *         Not while other threads' calls on the sandbox or its processes run. */
 MBX_EXTERN(void) mbx_sandbox_free(mbx_sandbox *sb);
 
 /** @brief The backend running this sandbox (never MBX_ISOLATION_AUTO). */

@@ -53,7 +53,9 @@ typedef struct mbx_snapshot mbx_snapshot;
  *        for a consistent snapshot).
  * @param[out] out owned by the caller (mbx_snapshot_free())
  * @return MBX_OK, MBX_ENOTSUP (backend without snapshots), MBX_ETOOBIG
- *         (storage over the snapshot's limits), MBX_ESTATE (destroyed)
+ *         (storage over the snapshot's limits), MBX_ESTATE (destroyed, or
+ *         other threads' calls on the sandbox or its processes are running:
+ *         a snapshot needs the sandbox to itself)
  */
 MBX_EXTERN(int) mbx_sandbox_snapshot(mbx_snapshot **out, mbx_sandbox *sb, mbx_error **err);
 
@@ -77,6 +79,8 @@ MBX_EXTERN(int) mbx_sandbox_from_snapshot(mbx_sandbox **out, const mbx_snapshot 
  *        processes run in the parent, which makes the fork copy: see
  *        docs/snapshots.md.
  * @param[out] out owned by the caller (mbx_sandbox_free())
+ * @return MBX_OK; MBX_ESTATE when destroyed, or while other threads' calls
+ *         on the sandbox or its processes run (a fork needs it to itself)
  */
 MBX_EXTERN(int) mbx_sandbox_fork(mbx_sandbox **out, mbx_sandbox *sb, mbx_error **err);
 

@@ -87,16 +87,29 @@ ssize_t agent_recv(struct agent_state *st, void *buf, size_t len)
 
 	/* A guest's channel is a virtio-serial port, not a socket: no
 	 * descriptors can come with its bytes. */
-	if (st->guest)
-		return read(st->chan, buf, len);
+	if (st->guest) {
+		n = read(st->chan, buf, len);
+		if (n > 0)
+			st->in_total += (uint64_t)n;
+		return n;
+	}
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
 	msg.msg_control = ctl.buf;
 	msg.msg_controllen = sizeof(ctl.buf);
 	n = recvmsg(st->chan, &msg, MSG_CMSG_CLOEXEC);
-	if (n < 0)
+	if (n <= 0)
 		return n;
+	/*
+	 * The host sends each message whole, its descriptors on its first
+	 * byte; the kernel ends a read right after the bytes that carried
+	 * descriptors, which glues earlier messages in front of them but
+	 * nothing after. So descriptors belong to the message that holds the
+	 * last byte of this read, whatever else the read brought (several
+	 * threads of the host may have messages in flight at once).
+	 */
 	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		struct agent_fdset *set = NULL;
 		size_t count;
 		int *fds;
 
@@ -104,14 +117,46 @@ ssize_t agent_recv(struct agent_state *st, void *buf, size_t len)
 			continue;
 		count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		fds = (int *)CMSG_DATA(cm);
+		if (st->nfdq > 0 && st->fdq[st->nfdq - 1].at == st->in_total + (uint64_t)n - 1)
+			set = &st->fdq[st->nfdq - 1];
+		else if (st->nfdq < sizeof(st->fdq) / sizeof(st->fdq[0])) {
+			set = &st->fdq[st->nfdq++];
+			set->at = st->in_total + (uint64_t)n - 1;
+			set->n = 0;
+		}
 		for (size_t i = 0; i < count; i++) {
-			if (st->nfds < MBX_PROTO_MAX_FDS)
-				st->fds[st->nfds++] = fds[i];
+			if (set && set->n < MBX_PROTO_MAX_FDS)
+				set->fds[set->n++] = fds[i];
 			else
-				close(fds[i]);
+				close(fds[i]); /* its message finds no descriptor and fails */
 		}
 	}
+	st->in_total += (uint64_t)n;
 	return n;
+}
+
+void agent_take_fds(struct agent_state *st, size_t len)
+{
+	uint64_t start = st->in_next, end = st->in_next + len;
+	size_t keep = 0;
+
+	agent_close_fds(st);
+	for (size_t i = 0; i < st->nfdq; i++) {
+		struct agent_fdset *set = &st->fdq[i];
+
+		if (set->at >= end) {
+			st->fdq[keep++] = *set;
+			continue;
+		}
+		for (size_t k = 0; k < set->n; k++) {
+			if (set->at >= start && st->nfds < MBX_PROTO_MAX_FDS)
+				st->fds[st->nfds++] = set->fds[k];
+			else
+				close(set->fds[k]);
+		}
+	}
+	st->nfdq = keep;
+	st->in_next = end;
 }
 
 void agent_close_fds(struct agent_state *st)
@@ -343,6 +388,7 @@ static void channel_lost(struct agent_state *st)
 {
 	mbx_rbuf_release(&st->in);
 	mbx_rbuf_init(&st->in);
+	st->in_total = st->in_next = 0;
 	hello.acked = 0;
 	st->chan_down = 1;
 }
@@ -505,9 +551,18 @@ int main(void)
 			gone = read_channel(&st) < 0;
 			if (gone && !can_resume(&st))
 				break;
-			while ((rc = mbx_rbuf_next(&st.in, &f)) == 1)
-				if (handle(&st, &f, &initialised) < 0)
+			for (;;) {
+				size_t before = st.in.off;
+
+				if ((rc = mbx_rbuf_next(&st.in, &f)) != 1)
+					break;
+				agent_take_fds(&st, st.in.off - before);
+				rc = handle(&st, &f, &initialised);
+				/* What the message did not take is closed. */
+				agent_close_fds(&st);
+				if (rc < 0)
 					goto out;
+			}
 			if (rc < 0)
 				break;
 			if (gone) {

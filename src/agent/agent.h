@@ -96,8 +96,19 @@ struct agent_state {
 	size_t nrlimits;
 	uint32_t layers;        /* MBX_LAYER_* achieved for payloads */
 	uint32_t skipped;
-	int fds[MBX_PROTO_MAX_FDS]; /* descriptors received with messages */
+	int fds[MBX_PROTO_MAX_FDS]; /* descriptors of the message being handled */
 	size_t nfds;
+	/* Descriptors received and not yet handed to their message: a set
+	 * belongs to the message holding byte `at` of the stream (the last
+	 * byte of the recvmsg() they came with; see agent_recv()). */
+	struct agent_fdset {
+		uint64_t at;
+		size_t n;
+		int fds[MBX_PROTO_MAX_FDS];
+	} fdq[8];
+	size_t nfdq;
+	uint64_t in_total;      /* bytes read from the channel */
+	uint64_t in_next;       /* stream offset of the next message to handle */
 
 	struct agent_proc *procs[AGENT_MAX_PROCS];
 	struct agent_file files[AGENT_MAX_FILES];
@@ -139,6 +150,9 @@ int agent_flush(struct agent_state *st, int block);
 ssize_t agent_recv(struct agent_state *st, void *buf, size_t len);
 /* Closes the descriptors received so far. */
 void agent_close_fds(struct agent_state *st);
+/* Gives the message at stream offset st->in_next, `len` bytes long, the
+ * descriptors that came with it (st->fds) and moves in_next past it. */
+void agent_take_fds(struct agent_state *st, size_t len);
 uint64_t agent_now_ms(void);
 
 /* layers.c: the storage tmpfs of INIT (opts: its mount options), mounted at

@@ -78,16 +78,15 @@ int mbx__agenthost_setup(mbx_sandbox *sb, struct mbx_agenthost *h, const int *fd
 int mbx__agenthost_exec(mbx_sandbox *sb, struct mbx_agenthost *h, const struct mbx_exec_req *req, mbx_result *res,
 			mbx_error **err)
 {
-	int rc = mbx__client_exec(&h->client, req, res, err);
+	int rc;
 
-	if (rc < 0 && h->client.broken && !sb->destroyed) {
-		if (sb->ops->explain_broken)
-			sb->ops->explain_broken(sb, err);
-		mbx__error_wrap(err, "sandbox %s stopped working and was destroyed", sb->id);
-		/* Frees h with the backend's state. */
-		mbx_sandbox_destroy(sb, NULL);
-	}
-	return rc;
+	/* The caller entered the sandbox: the client runs under its lock. */
+	if (h->client.mu == NULL)
+		h->client.mu = &sb->mu; /* once: a reader polling without the lock reads it */
+	rc = mbx__client_exec(&h->client, req, res, err);
+	/* A broken channel dooms the sandbox: destroyed (h with it) when the
+	 * last call leaves. */
+	return mbx__sandbox_after(sb, &h->client, rc, err);
 }
 
 struct mbx_client *mbx__agenthost_client(struct mbx_agenthost *h)

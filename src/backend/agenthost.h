@@ -65,11 +65,12 @@ int mbx__agenthost_setup(mbx_sandbox *sb, struct mbx_agenthost *h, const int *fd
 			 mbx_error **err);
 
 /*
- * One execute (ops->exec). When the channel broke on the way (the agent died,
- * lied, sent garbage or overran its credit), the error says the sandbox
- * stopped working and the sandbox is destroyed cleanly, through its
- * ops->destroy: `h` and sb->priv are gone when this returns with sb->destroyed
- * set, and the caller must not touch them.
+ * One execute (ops->exec), with the sandbox entered (mbx__sandbox_enter()).
+ * When the channel broke on the way (the agent died, lied, sent garbage or
+ * overran its credit), the error says the sandbox stopped working and the
+ * sandbox is doomed: destroyed cleanly, through its ops->destroy, when the
+ * last call leaves it (mbx__sandbox_after()); the caller must not touch `h`
+ * or sb->priv after such a failure.
  */
 int mbx__agenthost_exec(mbx_sandbox *sb, struct mbx_agenthost *h, const struct mbx_exec_req *req, mbx_result *res,
 			mbx_error **err);

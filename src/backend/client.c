@@ -1,11 +1,56 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Host-side client of the agent protocol. */
+/*
+ * Host-side client of the agent protocol.
+ *
+ * Threads. One mbx_sandbox may be used from several threads at once (issue
+ * 12); its channel to the agent is this client, shared by all of them:
+ *
+ *  - One lock: the sandbox's mutex (mbx_sandbox.mu, set in c->mu by the
+ *    core) guards everything in the client: the write buffer, the read
+ *    buffer, the process queues, the waiters. Every function here is called
+ *    with it held (src/core takes it in mbx__sandbox_enter()). Frames are
+ *    written whole under it, so messages of different threads never mix.
+ *
+ *  - No sleeping with the lock. A call that must wait (a request for its
+ *    reply, mbx_process_next_event() for an event, a stdin write for credit,
+ *    an execute for its exit) goes through wait_for(): when nobody reads the
+ *    channel, it becomes the reader (c->reading) and takes one read step:
+ *    it parses the frames already buffered, else reads the descriptor, else
+ *    polls it *without the lock* until bytes come or its deadline passes.
+ *    Every frame read is dispatched under the lock to whom it concerns:
+ *    output, exits and stdin credit go to their process's queue; the reply
+ *    of a waiting request is handed over (c->handoff: reading stops until
+ *    its waiter took it, since the frame lives in the read buffer); an ERROR
+ *    for a fire-and-forget message goes to its process. Then the reader
+ *    wakes everybody (c->cv). A thread that finds a reader at work sleeps on
+ *    c->cv until its condition holds or its deadline passes; when the reader
+ *    leaves (its own condition met, or its deadline), a sleeper takes over.
+ *    So a thread blocked in next_event(-1) reads for all the others, and an
+ *    execute in another thread gets its reply as soon as it arrives.
+ *
+ *  - A reply handed over stays valid while its waiter holds the lock, that
+ *    is until its next call on the client (the old single-threaded rule).
+ *
+ *  - The event descriptor (mbx__client_event_fd): an epoll set of an
+ *    eventfd and the transport's descriptor. The eventfd is readable while
+ *    any process has queued events or credit news, or a reply was handed
+ *    over since the last read step (frames may wait in the buffer); the
+ *    transport's descriptor is readable while the agent sent bytes nobody
+ *    read yet. Both are level-triggered, so the set is readable exactly
+ *    while a next_event(p, 0) may have something to give.
+ *
+ * While the sandbox is being built (c->mu NULL) one thread drives the
+ * client and the same code runs without locking.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -15,12 +60,29 @@
  * itself, this only catches a wedged agent. */
 #define HOST_GRACE_US (10u * 1000000u)
 
+/* The state for sharing the client between threads (see the top), once. */
+static void share_init(struct mbx_client *c)
+{
+	pthread_condattr_t ca;
+
+	if (c->live)
+		return;
+	c->evfd = -1;
+	c->epfd = -1;
+	c->live = 1;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
 void mbx__client_init_transport(struct mbx_client *c, const struct mbx_transport *t)
 {
 	memset(c, 0, sizeof(*c));
 	c->tr = *t;
 	c->fd = t->fd;
 	c->next_id = 1;
+	share_init(c);
 	mbx_rbuf_init(&c->rb);
 	mbx_wbuf_init(&c->wb);
 }
@@ -64,6 +126,16 @@ void mbx__client_close(struct mbx_client *c)
 	c->fd = -1;
 	mbx_rbuf_release(&c->rb);
 	mbx_wbuf_release(&c->wb);
+	if (c->live) {
+		if (c->epfd >= 0)
+			close(c->epfd);
+		if (c->evfd >= 0)
+			close(c->evfd);
+		c->epfd = c->evfd = -1;
+		pthread_cond_destroy(&c->cv);
+		c->live = 0;
+	}
+	c->procs = NULL;
 }
 
 /* Whether the channel is open; an error naming the state if not. */
@@ -72,12 +144,6 @@ static int channel_open(struct mbx_client *c, mbx_error **err)
 	if (c->tr.ops != NULL)
 		return MBX_OK;
 	return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the channel to the sandbox agent is closed");
-}
-
-/* Whether bytes wait to be read, without waiting. */
-static int readable_now(struct mbx_client *c)
-{
-	return mbx_rbuf_pending(&c->rb) > 0 || c->tr.ops->poll(&c->tr, POLLIN, 0) > 0;
 }
 
 static int wait_ready(struct mbx_client *c, short events, uint64_t deadline_us, mbx_error **err)
@@ -271,6 +337,8 @@ int mbx__client_reconnect(struct mbx_client *c, const struct mbx_transport *t, u
 	uint64_t features;
 	int rc;
 
+	/* A restored client starts here, without mbx__client_init_transport(). */
+	share_init(c);
 	if (c->tr.ops != NULL)
 		c->tr.ops->close(&c->tr);
 	c->tr = *t;
@@ -298,6 +366,16 @@ int mbx__client_reconnect(struct mbx_client *c, const struct mbx_transport *t, u
 		return MBX_EPROTO;
 	}
 	c->broken = 0;
+	if (c->epfd >= 0 && c->tr.fd >= 0) {
+		/* The event descriptor watches the new channel (the old one left
+		 * the set when it was closed). */
+		struct epoll_event ev = { .events = EPOLLIN };
+
+		if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->tr.fd, &ev) < 0 && errno != EEXIST) {
+			c->broken = 1;
+			return mbx__error_set(err, MBX_ESYS, errno, NULL, "watch the new agent channel (epoll)");
+		}
+	}
 	return MBX_OK;
 }
 
@@ -335,8 +413,27 @@ struct mbx_cproc *mbx__client_find(struct mbx_client *c, uint32_t id)
 	return NULL;
 }
 
+/* Drops p's queued events and credit news from the client's counts. */
+static void cproc_forget_queue(struct mbx_client *c, struct mbx_cproc *p)
+{
+	while (p->head) {
+		struct mbx_event *ev = p->head;
+
+		p->head = ev->next;
+		mbx__event_free(ev);
+	}
+	p->tail = NULL;
+	c->nqueued -= p->nq;
+	p->nq = 0;
+	if (p->credit_news) {
+		p->credit_news = 0;
+		c->nnews--;
+	}
+}
+
 static void cproc_unlink(struct mbx_client *c, struct mbx_cproc *p)
 {
+	cproc_forget_queue(c, p);
 	for (struct mbx_cproc **pp = &c->procs; *pp; pp = &(*pp)->next)
 		if (*pp == p) {
 			*pp = p->next;
@@ -412,7 +509,10 @@ static int dispatch(struct mbx_client *c, const struct mbx_frame *f)
 			p->stdin_credit = p->stdin_credit + w < p->stdin_credit ? UINT64_MAX : p->stdin_credit + w;
 			if (p->credit_wanted && w > 0) {
 				p->credit_wanted = 0;
-				c->credit_news = 1;
+				if (!p->credit_news) {
+					p->credit_news = 1;
+					c->nnews++;
+				}
 			}
 		}
 		return 0;
@@ -468,33 +568,268 @@ static int dispatch(struct mbx_client *c, const struct mbx_frame *f)
 	else
 		p->head = ev;
 	p->tail = ev;
+	p->nq++;
+	c->nqueued++;
 	return 0;
 }
 
-/* Reads one frame; process events (output, exit, stdin credit) are
- * queued, anything else is returned in *f (rc 1). rc 0: a process event
- * was taken. */
-static int pump_one(struct mbx_client *c, struct mbx_frame *f, uint64_t deadline_us, mbx_error **err)
-{
-	int rc = mbx__client_recv(c, f, deadline_us, err);
+/* ---- sharing the channel between threads (see the top of the file) ---- */
 
-	if (rc < 0) {
-		if (rc != MBX_ETIMEDOUT)
-			c->broken = 1;
+static void lock(struct mbx_client *c)
+{
+	if (c->mu)
+		pthread_mutex_lock(c->mu);
+}
+
+static void unlock(struct mbx_client *c)
+{
+	if (c->mu)
+		pthread_mutex_unlock(c->mu);
+}
+
+static void wake_all(struct mbx_client *c)
+{
+	if (c->mu)
+		pthread_cond_broadcast(&c->cv);
+}
+
+/* Sleeps on c->cv until woken or deadline_us (CLOCK_MONOTONIC us). */
+static void sleep_until(struct mbx_client *c, uint64_t deadline_us)
+{
+	struct timespec ts;
+
+	if (c->mu == NULL)
+		return; /* one thread: nobody else could wake us */
+	ts.tv_sec = (time_t)(deadline_us / 1000000u);
+	ts.tv_nsec = (long)(deadline_us % 1000000u) * 1000;
+	pthread_cond_timedwait(&c->cv, c->mu, &ts);
+}
+
+/* Makes the eventfd match the state: readable while an event or credit
+ * news is queued, or a handed-over reply may have left frames unread. */
+static void update_evfd(struct mbx_client *c)
+{
+	int on = c->nqueued > 0 || c->nnews > 0 || c->nudge;
+	uint64_t v = 1;
+
+	if (c->evfd < 0 || on == c->ev_on)
+		return;
+	if (on)
+		(void)!write(c->evfd, &v, sizeof(v));
+	else
+		(void)!read(c->evfd, &v, sizeof(v));
+	c->ev_on = on;
+}
+
+int mbx__client_event_fd(struct mbx_client *c, mbx_error **err)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	share_init(c);
+	if (c->epfd >= 0)
+		return c->epfd;
+	c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->evfd < 0)
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "create the event descriptor (eventfd)");
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->epfd < 0 || epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->evfd, &ev) < 0 ||
+	    (c->tr.ops != NULL && c->tr.fd >= 0 && epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->tr.fd, &ev) < 0)) {
+		int rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "create the event descriptor (epoll)");
+
+		if (c->epfd >= 0)
+			close(c->epfd);
+		close(c->evfd);
+		c->epfd = c->evfd = -1;
 		return rc;
 	}
+	c->ev_on = 0;
+	update_evfd(c);
+	return c->epfd;
+}
+
+static int waited_for(struct mbx_client *c, uint32_t id)
+{
+	for (struct mbx_waiter *w = c->waiters; w; w = w->next)
+		if (w->id == id)
+			return 1;
+	/* Sent ahead (mbx__client_expect): its sender takes it with
+	 * mbx__client_await, soon; reading waits until then. */
+	for (unsigned i = 0; i < c->n_expected; i++)
+		if (c->expected[i] == id)
+			return 1;
+	return 0;
+}
+
+/* Marks the channel broken and wakes everybody (they fail too). */
+static int broke(struct mbx_client *c, int rc)
+{
+	c->broken = 1;
+	wake_all(c);
+	return rc;
+}
+
+/* Takes one complete frame: a process event is queued, the reply of a
+ * waiting request handed over, an out-of-turn ERROR kept for its process;
+ * anything else breaks the channel. */
+static int take_frame(struct mbx_client *c, const struct mbx_frame *f, mbx_error **err)
+{
+	int rc;
+
 	if (f->type == MBX_MSG_STDOUT || f->type == MBX_MSG_STDERR || f->type == MBX_MSG_EXIT ||
 	    f->type == MBX_MSG_CREDIT) {
 		rc = dispatch(c, f);
-		if (rc < 0) {
-			c->broken = 1;
-			if (rc == -2)
-				return mbx__error_set(err, MBX_EPROTO, 0, NULL,
-						      "the sandbox agent sent more output of process %u than it was allowed", f->id);
-			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed process event");
-		}
-		return 0;
+		if (rc == -2)
+			return broke(c, mbx__error_set(err, MBX_EPROTO, 0, NULL,
+						       "the sandbox agent sent more output of process %u than it was allowed", f->id));
+		if (rc < 0)
+			return broke(c, mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed process event"));
+		return MBX_OK;
 	}
+	if (waited_for(c, f->id)) {
+		c->handoff = 1;
+		c->handed = *f;
+		return MBX_OK;
+	}
+	if (keep_error(c, f) == 0)
+		return MBX_OK;
+	if (c->waiters != NULL)
+		return broke(c, mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered request %u, not %u%s", f->id,
+					       c->waiters->id, c->waiters->next ? " (nor another waiting request)" : ""));
+	return broke(c, mbx__error_set(err, MBX_EPROTO, 0, NULL, "unexpected message type %u (request %u) from the sandbox agent",
+				       f->type, f->id));
+}
+
+/*
+ * One read step, with the lock held and nobody else reading: takes the
+ * complete frames already buffered, else reads what the descriptor has,
+ * else polls it without the lock until bytes come or deadline_us. Stops
+ * after a frame handed over. Returns 1 when frames were taken, 0 when none
+ * came in time, <0 when the channel broke.
+ */
+static int read_step(struct mbx_client *c, uint64_t deadline_us, mbx_error **err)
+{
+	int rc = 0;
+
+	c->reading = 1;
+	c->nudge = 0;
+	for (;;) {
+		struct mbx_frame f;
+		int r = mbx_rbuf_next(&c->rb, &f);
+		uint8_t *space;
+		ssize_t n;
+		uint64_t now;
+
+		if (r < 0) {
+			rc = broke(c, mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed frame"));
+			break;
+		}
+		if (r == 1) {
+			rc = take_frame(c, &f, err);
+			if (rc < 0)
+				break;
+			rc = 1;
+			if (c->handoff)
+				break;
+			continue;
+		}
+		if (rc == 1)
+			break; /* let the waiters look before reading on */
+		if (c->tr.ops == NULL) {
+			rc = broke(c, mbx__error_set(err, MBX_EPROTO, 0, NULL, "the channel to the sandbox agent is closed"));
+			break;
+		}
+		space = mbx_rbuf_space(&c->rb, 65536);
+		if (space == NULL) {
+			rc = broke(c, mbx__error_oom(err));
+			break;
+		}
+		n = c->tr.ops->read(&c->tr, space, 65536);
+		if (n > 0) {
+			mbx_rbuf_commit(&c->rb, (size_t)n);
+			continue;
+		}
+		if (n == 0) {
+			rc = broke(c, mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent closed its channel (it has exited)"));
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN) {
+			rc = broke(c, mbx__error_set(err, MBX_EPROTO, errno, NULL, "read from the sandbox agent"));
+			break;
+		}
+		now = mbx__now_us();
+		if (now >= deadline_us)
+			break;
+		{
+			uint64_t ms = (deadline_us - now + 999) / 1000;
+			int prc;
+
+			/* Without the lock: the others send and take their events
+			 * meanwhile; only this thread reads. */
+			unlock(c);
+			prc = c->tr.ops->poll(&c->tr, POLLIN, ms > 60000 ? 60000 : (int)ms);
+			lock(c);
+			if (prc < 0 && errno != EINTR) {
+				rc = broke(c, mbx__error_set(err, MBX_ESYS, errno, NULL, "poll the agent channel"));
+				break;
+			}
+		}
+	}
+	c->reading = 0;
+	update_evfd(c);
+	wake_all(c);
+	return rc;
+}
+
+/*
+ * Waits until ready(c, arg) holds (1), deadline_us passes (0; a deadline
+ * already past still takes what has arrived) or the channel breaks (<0):
+ * reading the channel when nobody does, else sleeping until the reader
+ * wakes us. Lock held on entry and exit.
+ */
+static int wait_for(struct mbx_client *c, int (*ready)(struct mbx_client *, void *), void *arg, uint64_t deadline_us,
+		    mbx_error **err)
+{
+	for (;;) {
+		int rc;
+
+		if (ready(c, arg))
+			return 1;
+		if (c->broken)
+			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the channel to the sandbox agent broke");
+		if (!c->reading && !c->handoff) {
+			rc = read_step(c, deadline_us, err);
+			if (rc < 0)
+				return rc;
+			if (rc == 0 && !c->handoff && !ready(c, arg) && mbx__now_us() >= deadline_us)
+				return 0;
+			continue;
+		}
+		if (mbx__now_us() >= deadline_us)
+			return 0;
+		sleep_until(c, deadline_us);
+	}
+}
+
+struct reply_wait {
+	struct mbx_waiter w;
+	struct mbx_frame *reply;
+};
+
+static int reply_ready(struct mbx_client *c, void *arg)
+{
+	struct reply_wait *rw = arg;
+
+	if (!c->handoff || c->handed.id != rw->w.id)
+		return 0;
+	*rw->reply = c->handed;
+	c->handoff = 0;
+	/* Frames after it may wait in the buffer: until somebody reads, the
+	 * event descriptor says so. */
+	c->nudge = 1;
+	update_evfd(c);
+	wake_all(c);
 	return 1;
 }
 
@@ -508,37 +843,49 @@ int mbx__client_request_fds(struct mbx_client *c, const int *fds, size_t nfds, u
 {
 	int rc = mbx__client_send_fds(c, fds, nfds, deadline_us, err);
 
-	if (rc < 0) {
-		c->broken = 1;
-		return rc;
-	}
+	if (rc < 0)
+		return broke(c, rc);
 	return mbx__client_await(c, id, deadline_us, reply, err);
+}
+
+void mbx__client_expect(struct mbx_client *c, uint32_t id)
+{
+	if (c->n_expected < sizeof(c->expected) / sizeof(c->expected[0]))
+		c->expected[c->n_expected++] = id;
+}
+
+static void unexpect(struct mbx_client *c, uint32_t id)
+{
+	for (unsigned i = 0; i < c->n_expected; i++)
+		if (c->expected[i] == id) {
+			c->expected[i] = c->expected[--c->n_expected];
+			return;
+		}
 }
 
 int mbx__client_await(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err)
 {
+	struct reply_wait rw = { { id, NULL }, reply };
 	int rc;
 
-	for (;;) {
-		rc = pump_one(c, reply, deadline_us, err);
-		if (rc < 0) {
-			c->broken = 1; /* an answer that never comes leaves the stream unsynchronised */
-			return rc;
+	/* From expected to waited for, under the lock: no reader sees it as neither. */
+	unexpect(c, id);
+	rw.w.next = c->waiters;
+	c->waiters = &rw.w;
+	rc = wait_for(c, reply_ready, &rw, deadline_us, err);
+	for (struct mbx_waiter **pp = &c->waiters; *pp; pp = &(*pp)->next)
+		if (*pp == &rw.w) {
+			*pp = rw.w.next;
+			break;
 		}
-		if (rc == 0)
-			continue;
-		if (reply->id != id) {
-			/* Errors for fire-and-forget process messages carry the
-			 * process's id; anything else out of turn is a violation. */
-			if (keep_error(c, reply) == 0)
-				continue;
-			c->broken = 1;
-			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered request %u, not %u", reply->id, id);
-		}
-		if (reply->type == MBX_MSG_ERROR)
-			return mbx__client_error_from(reply, NULL, err);
-		return MBX_OK;
-	}
+	if (rc == 0)
+		rc = mbx__error_set(err, MBX_ETIMEDOUT, 0, NULL, "the sandbox agent did not answer in time");
+	if (rc < 0)
+		/* An answer that never comes leaves the stream unsynchronised. */
+		return broke(c, rc);
+	if (reply->type == MBX_MSG_ERROR)
+		return mbx__client_error_from(reply, NULL, err);
+	return MBX_OK;
 }
 
 int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, struct mbx_cproc **out, mbx_error **err)
@@ -590,7 +937,7 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 	rc = mbx__client_request_fds(c, sr->has_pass_fd ? &sr->pass_fd : NULL, sr->has_pass_fd ? 1 : 0, id, deadline, &f,
 				     err);
 	if (rc == MBX_OK && f.type != MBX_MSG_STARTED) {
-		c->broken = 1;
+		broke(c, 0);
 		rc = mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered EXEC with message type %u", f.type);
 	}
 	if (rc < 0) {
@@ -599,7 +946,7 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 	}
 	mbx_proto_find_u32(&f, MBX_F_PID, &p->pid);
 	if (p->has_stdin && mbx_proto_decode_window(&f, &p->stdin_credit) < 0) {
-		c->broken = 1;
+		broke(c, 0);
 		cproc_unlink(c, p);
 		return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent started a process with stdin but gave no stdin window");
 	}
@@ -635,19 +982,41 @@ int mbx__client_proc_send(struct mbx_client *c, struct mbx_cproc *p, uint16_t ty
 	return mbx__client_send(c, mbx__now_us() + HOST_GRACE_US, err);
 }
 
+/* Takes p's credit news (the wait that wanted it is over). */
+static void take_news(struct mbx_client *c, struct mbx_cproc *p)
+{
+	if (p->credit_news) {
+		p->credit_news = 0;
+		c->nnews--;
+		update_evfd(c);
+	}
+}
+
+struct credit_wait {
+	struct mbx_cproc *p;
+	int until_event;
+};
+
+static int credit_ready(struct mbx_client *c, void *arg)
+{
+	struct credit_wait *cw = arg;
+
+	(void)c;
+	return cw->p->stdin_credit > 0 || cw->p->ended || cw->p->pending != NULL ||
+	       (cw->until_event && cw->p->head != NULL);
+}
+
 int mbx__client_write_stdin(struct mbx_client *c, struct mbx_cproc *p, const void *data, size_t len, size_t *written,
 			    uint64_t deadline_us, int until_event, mbx_error **err)
 {
+	struct credit_wait cw = { p, until_event };
 	const uint8_t *d = data;
-	struct mbx_frame f;
 	int rc;
 
 	*written = 0;
 	p->credit_wanted = 0;
+	take_news(c, p);
 	while (*written < len) {
-		uint64_t now = mbx__now_us(), until = deadline_us;
-		mbx_error *tmp = NULL;
-
 		if (p->pending)
 			return mbx__client_take_error(p, err);
 		if (p->ended)
@@ -663,95 +1032,69 @@ int mbx__client_write_stdin(struct mbx_client *c, struct mbx_cproc *p, const voi
 			mbx_proto_put(&c->wb, MBX_F_DATA, d + *written, n);
 			mbx_proto_end(&c->wb);
 			rc = mbx__client_send(c, mbx__now_us() + HOST_GRACE_US, err);
-			if (rc < 0) {
-				c->broken = 1;
-				return rc;
-			}
+			if (rc < 0)
+				return broke(c, rc);
 			p->stdin_credit -= n;
 			*written += n;
 			continue;
 		}
-		/* The program has not taken what it was sent: wait for credit. */
-		if (deadline_us == 0 || now >= deadline_us) {
-			if (c->tr.ops == NULL || !readable_now(c)) {
-				p->credit_wanted = 1;
-				return MBX_OK;
-			}
-			until = now + 100000u;
-		}
-		rc = pump_one(c, &f, until, &tmp);
-		if (rc == MBX_ETIMEDOUT) {
-			mbx_error_free(tmp);
-			if (deadline_us == 0 || mbx__now_us() >= deadline_us) {
-				p->credit_wanted = 1;
-				return MBX_OK;
-			}
-			continue;
-		}
-		if (rc < 0) {
-			mbx__error_move(err, &tmp);
-			return rc;
-		}
-		if (rc == 1 && keep_error(c, &f) < 0) {
-			c->broken = 1;
-			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "unexpected message type %u from the sandbox agent", f.type);
-		}
-		if (until_event && p->head != NULL && p->stdin_credit == 0)
+		if (until_event && p->head != NULL)
 			return MBX_OK;
+		/* The program has not taken what it was sent: wait for credit
+		 * (another thread may be reading for us). */
+		p->credit_wanted = 1;
+		rc = wait_for(c, credit_ready, &cw, deadline_us, err);
+		p->credit_wanted = 0;
+		take_news(c, p);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			/* Out of time: a later wait ends when credit comes. */
+			p->credit_wanted = 1;
+			return MBX_OK;
+		}
 	}
 	return MBX_OK;
+}
+
+static int event_ready(struct mbx_client *c, void *arg)
+{
+	struct mbx_cproc *p = arg;
+
+	(void)c;
+	return p->head != NULL || p->taken_last || p->credit_news;
 }
 
 int mbx__client_next_event(struct mbx_client *c, struct mbx_cproc *p, uint64_t deadline_us, struct mbx_event **out,
 			   mbx_error **err)
 {
-	struct mbx_frame f;
 	int rc;
 
 	*out = NULL;
-	while (p->head == NULL) {
-		uint64_t now = mbx__now_us(), until = deadline_us;
-		mbx_error *tmp = NULL;
-
-		if (p->taken_last)
-			return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has ended and its last event was taken", p->id);
-		if (deadline_us == 0 || now >= deadline_us) {
-			/* No time left to wait: take what has arrived, and finish a
-			 * frame already on its way. */
-			if (c->tr.ops == NULL || !readable_now(c))
-				return MBX_OK;
-			until = now + 100000u;
-		}
-		rc = pump_one(c, &f, until, &tmp);
-		if (rc == MBX_ETIMEDOUT) {
-			/* Nothing complete in time: not an error of the call. */
-			mbx_error_free(tmp);
-			return MBX_OK;
-		}
-		if (rc < 0) {
-			mbx__error_move(err, &tmp);
-			return rc;
-		}
-		if (c->credit_news && p->head == NULL) {
+	if (p->head == NULL && p->taken_last)
+		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has ended and its last event was taken", p->id);
+	rc = wait_for(c, event_ready, p, deadline_us, err);
+	if (rc < 0)
+		return rc;
+	if (p->head == NULL) {
+		if (p->credit_news) {
 			/* A waiting stdin write may go on. */
-			c->credit_news = 0;
+			take_news(c, p);
 			return MBX_OK;
 		}
-		if (rc == 1) {
-			/* Only process events arrive unasked; an error for a
-			 * fire-and-forget message of a known process is kept
-			 * for the next call on that process. */
-			if (keep_error(c, &f) == 0)
-				continue;
-			c->broken = 1;
-			return mbx__error_set(err, MBX_EPROTO, 0, NULL, "unexpected message type %u from the sandbox agent", f.type);
-		}
+		if (p->taken_last && rc == 1)
+			/* Another thread took the last event meanwhile. */
+			return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has ended and its last event was taken", p->id);
+		return MBX_OK; /* nothing in time: not an error of the call */
 	}
 	*out = p->head;
 	p->head = p->head->next;
 	if (p->head == NULL)
 		p->tail = NULL;
 	(*out)->next = NULL;
+	p->nq--;
+	c->nqueued--;
+	update_evfd(c);
 	if ((*out)->kind == MBX_EVENT_EXIT || (*out)->kind == MBX_EVENT_TIMED_OUT) {
 		p->taken_last = 1;
 		return MBX_OK;
@@ -765,7 +1108,7 @@ int mbx__client_next_event(struct mbx_client *c, struct mbx_cproc *p, uint64_t d
 		p->credit = p->credit + give < p->credit ? UINT64_MAX : p->credit + give;
 		rc = mbx__client_proc_send(c, p, MBX_MSG_CREDIT, NULL, 0, give, 0, err);
 		if (rc < 0) {
-			c->broken = 1;
+			broke(c, rc);
 			mbx__event_free(*out);
 			*out = NULL;
 			return rc;
@@ -780,25 +1123,23 @@ void mbx__client_release(struct mbx_client *c, struct mbx_cproc *p)
 		return;
 	if (!p->ended && c->tr.ops != NULL && !c->broken)
 		mbx__client_proc_send(c, p, MBX_MSG_DETACH, NULL, 0, 0, 0, NULL);
+	p->credit_wanted = 0;
 	if (p->ended) {
 		cproc_unlink(c, p);
+		update_evfd(c);
 		return;
 	}
 	/* Still running: keep the entry so its exit is recognised, and drop
 	 * its queued output. */
 	p->claimed = 0;
-	while (p->head) {
-		struct mbx_event *ev = p->head;
-
-		p->head = ev->next;
-		mbx__event_free(ev);
-	}
-	p->tail = NULL;
+	cproc_forget_queue(c, p);
+	update_evfd(c);
 }
 
 /* Keeps up to `limit` bytes of a stream in the result and hands every
  * delivered chunk to the callback. */
-static int take_output(const struct mbx_exec_req *req, mbx_result *res, mbx_stream_t stream, const uint8_t *data, size_t len)
+static int take_output(struct mbx_client *c, const struct mbx_exec_req *req, mbx_result *res, mbx_stream_t stream,
+		       const uint8_t *data, size_t len)
 {
 	struct mbx_buf *b = stream == MBX_STREAM_STDOUT ? &res->out : &res->err;
 	int *trunc = stream == MBX_STREAM_STDOUT ? &res->out_truncated : &res->err_truncated;
@@ -810,8 +1151,14 @@ static int take_output(const struct mbx_exec_req *req, mbx_result *res, mbx_stre
 	}
 	if (keep && mbx__buf_append(b, data, keep) < 0)
 		return -1;
-	if (keep && req->output_fn)
+	if (keep && req->output_fn) {
+		/* The caller's code runs without the sandbox's lock: it may be
+		 * slow, or call into the sandbox, without holding up the other
+		 * threads (the data is this call's own copy). */
+		unlock(c);
 		req->output_fn(stream, data, keep, req->output_userdata);
+		lock(c);
+	}
 	return 0;
 }
 
@@ -833,7 +1180,7 @@ static int take_queued_output(struct mbx_client *c, struct mbx_cproc *p, const s
 		rc = mbx__client_next_event(c, p, 0, &ev, err);
 		if (rc < 0)
 			return rc;
-		rc = take_output(req, res, ev->kind == MBX_EVENT_STDOUT ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR, ev->data, ev->len);
+		rc = take_output(c, req, res, ev->kind == MBX_EVENT_STDOUT ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR, ev->data, ev->len);
 		mbx__event_free(ev);
 		if (rc < 0)
 			return mbx__error_oom(err);
@@ -864,7 +1211,7 @@ static int feed_stdin(struct mbx_client *c, struct mbx_cproc *p, const struct mb
 		if (off == req->stdin_len)
 			break;
 		if (mbx__now_us() >= deadline) {
-			c->broken = 1;
+			broke(c, 0);
 			return mbx__error_set(err, MBX_ETIMEDOUT, 0, NULL, "the sandbox agent did not report the end of the execute in time");
 		}
 		/* Waits for credit or the next output, whichever comes first. */
@@ -893,13 +1240,13 @@ int mbx__client_collect(struct mbx_client *c, struct mbx_cproc *p, const struct 
 			return rc;
 		if (ev == NULL) {
 			if (deadline && mbx__now_us() >= deadline) {
-				c->broken = 1;
+				broke(c, 0);
 				return mbx__error_set(err, MBX_ETIMEDOUT, 0, NULL, "the sandbox agent did not report the end of the execute in time");
 			}
 			continue;
 		}
 		if (ev->kind == MBX_EVENT_STDOUT || ev->kind == MBX_EVENT_STDERR) {
-			rc = take_output(req, res, ev->kind == MBX_EVENT_STDOUT ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR, ev->data, ev->len);
+			rc = take_output(c, req, res, ev->kind == MBX_EVENT_STDOUT ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR, ev->data, ev->len);
 			mbx__event_free(ev);
 			if (rc < 0)
 				return mbx__error_oom(err);

@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include <pthread.h>
+
 #include "internal.h"
 #include "backend/backend.h"
 #include "proto.h"
@@ -33,6 +35,8 @@ struct mbx_cproc {
 	int has_stdin, pty;
 	uint64_t stdin_credit;       /* stdin bytes the agent will take now (STARTED, then CREDIT) */
 	int credit_wanted;           /* a write left bytes for lack of credit */
+	int credit_news;             /* credit came while credit_wanted: a wait on p ends early */
+	size_t nq;                   /* events in the queue (head..tail) */
 	mbx_error *pending;          /* an ERROR answering a fire-and-forget message (STDIN,
 	                              * SIGNAL, ...): the next call on the process returns it */
 	uint32_t pid;
@@ -50,8 +54,32 @@ struct mbx_client {
 	uint64_t features;   /* MBX_FEAT_* both sides use */
 	uint64_t session;    /* the agent's session (HELLO) */
 	uint64_t oom_exits;  /* EXITs the agent flagged as out-of-memory kills (a guest's agent) */
-	int credit_news;     /* credit came for a process that wanted it: waits end early */
 	struct mbx_cproc *procs;
+
+	/* ---- sharing between threads (see the top of client.c) ---- */
+	pthread_mutex_t *mu; /* the sandbox's lock (mbx_sandbox.mu), held by the caller of every
+	                      * function below once set; NULL while the sandbox is being built */
+	pthread_cond_t cv;   /* broadcast when a read step ended, a reply was handed over or taken */
+	int reading;         /* a thread reads the channel (it may be in poll, without the lock) */
+	int handoff;         /* `handed` is the reply of a waiting request: nobody reads until
+	                      * its waiter takes it */
+	struct mbx_frame handed;
+	struct mbx_waiter *waiters; /* requests waiting for their reply */
+	uint32_t expected[4];  /* requests sent ahead whose sender will await them (mbx__client_expect) */
+	unsigned n_expected;
+	size_t nqueued;      /* events queued for all processes */
+	size_t nnews;        /* processes with credit_news */
+	int nudge;           /* a handed-over reply was taken: frames may wait in rb unread */
+	int evfd;            /* eventfd behind the event descriptor, or -1 (owned) */
+	int epfd;            /* the event descriptor: epoll of evfd and the transport, or -1 (owned) */
+	int ev_on;           /* evfd is readable now */
+	int live;            /* initialised (cv, evfd and epfd valid): close releases them */
+};
+
+/* A request waiting for its reply (on the waiter's stack). */
+struct mbx_waiter {
+	uint32_t id;
+	struct mbx_waiter *next;
 };
 
 /* Starts a client on a unix socket to the agent, which passes descriptors
@@ -74,7 +102,8 @@ int mbx__client_send(struct mbx_client *c, uint64_t deadline_us, mbx_error **err
  * sent. */
 int mbx__client_send_fds(struct mbx_client *c, const int *fds, size_t nfds, uint64_t deadline_us, mbx_error **err);
 
-/* Waits for the next frame; valid until the next call. */
+/* Waits for the next frame; valid until the next call. Only while the
+ * sandbox is being built (one thread, no process events yet). */
 int mbx__client_recv(struct mbx_client *c, struct mbx_frame *f, uint64_t deadline_us, mbx_error **err);
 
 /* Converts an ERROR frame into *err and returns its code. */
@@ -165,6 +194,14 @@ void mbx__client_release(struct mbx_client *c, struct mbx_cproc *p);
 
 struct mbx_cproc *mbx__client_find(struct mbx_client *c, uint32_t id);
 
+/*
+ * The event descriptor of the channel (made on the first call, owned by the
+ * client): readable while an event or stdin credit is queued for a process,
+ * or while bytes from the agent wait to be read (level-triggered). Returns
+ * the descriptor or a negative MBX_E* code.
+ */
+int mbx__client_event_fd(struct mbx_client *c, mbx_error **err);
+
 void mbx__event_free(struct mbx_event *ev);
 /* Forgets every process (a reset kills them): their later frames are
  * dropped like those of any process nobody holds. */
@@ -176,6 +213,12 @@ void mbx__client_forget_all(struct mbx_client *c);
  * queuing process events that arrive meanwhile. An ERROR answer becomes the
  * return code. The frame stays valid until the next client call. */
 int mbx__client_request(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err);
+/* Waits for the answer to request `id`, sent before with mbx__client_send
+ * (a caller may send its next request first; answers come in order). A
+ * request sent ahead must be announced with mbx__client_expect() at once,
+ * under the same hold of the sandbox's lock as its send: another thread that
+ * reads the channel meanwhile then leaves its answer for the sender. */
+void mbx__client_expect(struct mbx_client *c, uint32_t id);
 /* Waits for the answer to request `id`, sent before with mbx__client_send
  * (a caller may send its next request first; answers come in order). */
 int mbx__client_await(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err);

@@ -186,7 +186,6 @@ static int send_only(mbx_sandbox *sb, struct mbx_client *c, uint32_t id, mbx_err
 {
 	int rc;
 
-	(void)id;
 	if (mbx_proto_end(&c->wb) < 0) {
 		mbx_wbuf_reset(&c->wb);
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "file request too large");
@@ -194,6 +193,8 @@ static int send_only(mbx_sandbox *sb, struct mbx_client *c, uint32_t id, mbx_err
 	rc = mbx__client_send(c, mbx__now_us() + FILE_DEADLINE_US, err);
 	if (rc < 0)
 		c->broken = 1;
+	else
+		mbx__client_expect(c, id);
 	return mbx__sandbox_after(sb, c, rc, err);
 }
 
@@ -258,19 +259,19 @@ static int check_mode(uint32_t mode, mbx_error **err)
 	return MBX_OK;
 }
 
-int mbx_sandbox_mkdir(mbx_sandbox *sb, const char *path, uint32_t mode, int parents, mbx_error **err)
+static int do_mkdir(mbx_sandbox *sb, const char *path, uint32_t mode, int parents, mbx_error **err)
 {
 	if (check_mode(mode, err) < 0)
 		return MBX_EINVAL;
 	return simple(sb, MBX_FOP_MKDIR, path, NULL, mode & 07777, parents ? 1 : 0, "the file API", err);
 }
 
-int mbx_sandbox_remove(mbx_sandbox *sb, const char *path, int recursive, mbx_error **err)
+static int do_remove(mbx_sandbox *sb, const char *path, int recursive, mbx_error **err)
 {
 	return simple(sb, MBX_FOP_REMOVE, path, NULL, 0, recursive ? 1 : 0, "the file API", err);
 }
 
-int mbx_sandbox_symlink(mbx_sandbox *sb, const char *target, const char *path, mbx_error **err)
+static int do_symlink(mbx_sandbox *sb, const char *target, const char *path, mbx_error **err)
 {
 	struct mbx_client *c;
 	struct mbx_frame f;
@@ -293,7 +294,7 @@ int mbx_sandbox_symlink(mbx_sandbox *sb, const char *target, const char *path, m
 	return finish(sb, c, id, MBX_MSG_OK, &f, err);
 }
 
-int mbx_sandbox_rename(mbx_sandbox *sb, const char *from, const char *to, mbx_error **err)
+static int do_rename(mbx_sandbox *sb, const char *from, const char *to, mbx_error **err)
 {
 	return simple(sb, MBX_FOP_RENAME, from, to, 0, 0, "the file API", err);
 }
@@ -524,7 +525,7 @@ static int sink_fd(void *arg, const uint8_t *data, size_t len)
 	return 0;
 }
 
-int mbx_sandbox_read_file(mbx_sandbox *sb, const char *path, uint8_t **data, size_t *len, mbx_error **err)
+static int do_read_file(mbx_sandbox *sb, const char *path, uint8_t **data, size_t *len, mbx_error **err)
 {
 	struct mbx_buf b = { 0 };
 	int rc;
@@ -547,7 +548,7 @@ int mbx_sandbox_read_file(mbx_sandbox *sb, const char *path, uint8_t **data, siz
 	return MBX_OK;
 }
 
-int mbx_sandbox_read_file_to_fd(mbx_sandbox *sb, const char *path, int fd, mbx_error **err)
+static int do_read_file_to_fd(mbx_sandbox *sb, const char *path, int fd, mbx_error **err)
 {
 	if (fd < 0)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "bad file descriptor %d", fd);
@@ -766,7 +767,7 @@ out:
 	return rc;
 }
 
-int mbx_sandbox_write_file(mbx_sandbox *sb, const char *path, const void *data, size_t len, uint32_t mode, uint32_t flags,
+static int do_write_file(mbx_sandbox *sb, const char *path, const void *data, size_t len, uint32_t mode, uint32_t flags,
 			   mbx_error **err)
 {
 	struct mem_source m = { data, len };
@@ -776,14 +777,14 @@ int mbx_sandbox_write_file(mbx_sandbox *sb, const char *path, const void *data, 
 	return write_chunks(sb, path, mode, flags, source_mem, &m, err);
 }
 
-int mbx_sandbox_write_file_from_fd(mbx_sandbox *sb, const char *path, int fd, uint32_t mode, mbx_error **err)
+static int do_write_file_from_fd(mbx_sandbox *sb, const char *path, int fd, uint32_t mode, mbx_error **err)
 {
 	if (fd < 0)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "bad file descriptor %d", fd);
 	return write_chunks(sb, path, mode, 0, source_fd, &fd, err);
 }
 
-int mbx_sandbox_stat(mbx_sandbox *sb, const char *path, mbx_stat **out, mbx_error **err)
+static int do_stat(mbx_sandbox *sb, const char *path, mbx_stat **out, mbx_error **err)
 {
 	struct mbx_client *c;
 	struct mbx_frame f;
@@ -892,7 +893,7 @@ static int dir_cmp(const void *a, const void *b)
 	return strcmp(((const struct mbx_dir_entry *)a)->name, ((const struct mbx_dir_entry *)b)->name);
 }
 
-int mbx_sandbox_list_dir(mbx_sandbox *sb, const char *path, mbx_dir **out, mbx_error **err)
+static int do_list_dir(mbx_sandbox *sb, const char *path, mbx_dir **out, mbx_error **err)
 {
 	struct mbx_client *c;
 	struct mbx_frame f;
@@ -962,4 +963,129 @@ void mbx_dir_free(mbx_dir *d)
 	}
 	free(d->e);
 	free(d);
+}
+
+/* ---- the public calls: each runs inside the sandbox (mbx__sandbox_enter()),
+ * so that several threads may use one sandbox; a backend without an agent
+ * needs no lock (see the top of src/core/sandbox.c) ---- */
+
+int mbx_sandbox_mkdir(mbx_sandbox *sb, const char *path, uint32_t mode, int parents, mbx_error **err)
+{
+	int rc;
+
+	if (sb == NULL || !mbx__sandbox_locks(sb))
+		return do_mkdir(sb, path, mode, parents, err);
+	mbx__sandbox_enter(sb);
+	rc = do_mkdir(sb, path, mode, parents, err);
+	mbx__sandbox_leave(sb);
+	return rc;
+}
+
+int mbx_sandbox_remove(mbx_sandbox *sb, const char *path, int recursive, mbx_error **err)
+{
+	int rc;
+
+	if (sb == NULL || !mbx__sandbox_locks(sb))
+		return do_remove(sb, path, recursive, err);
+	mbx__sandbox_enter(sb);
+	rc = do_remove(sb, path, recursive, err);
+	mbx__sandbox_leave(sb);
+	return rc;
+}
+
+int mbx_sandbox_symlink(mbx_sandbox *sb, const char *target, const char *path, mbx_error **err)
+{
+	int rc;
+
+	if (sb == NULL || !mbx__sandbox_locks(sb))
+		return do_symlink(sb, target, path, err);
+	mbx__sandbox_enter(sb);
+	rc = do_symlink(sb, target, path, err);
+	mbx__sandbox_leave(sb);
+	return rc;
+}
+
+int mbx_sandbox_rename(mbx_sandbox *sb, const char *from, const char *to, mbx_error **err)
+{
+	int rc;
+
+	if (sb == NULL || !mbx__sandbox_locks(sb))
+		return do_rename(sb, from, to, err);
+	mbx__sandbox_enter(sb);
+	rc = do_rename(sb, from, to, err);
+	mbx__sandbox_leave(sb);
+	return rc;
+}
+
+int mbx_sandbox_read_file(mbx_sandbox *sb, const char *path, uint8_t **data, size_t *len, mbx_error **err)
+{
+	int rc;
+
+	if (sb == NULL || !mbx__sandbox_locks(sb))
+		return do_read_file(sb, path, data, len, err);
+	mbx__sandbox_enter(sb);
+	rc = do_read_file(sb, path, data, len, err);
+	mbx__sandbox_leave(sb);
+	return rc;
+}
+
+int mbx_sandbox_read_file_to_fd(mbx_sandbox *sb, const char *path, int fd, mbx_error **err)
+{
+	int rc;
+
+	if (sb == NULL || !mbx__sandbox_locks(sb))
+		return do_read_file_to_fd(sb, path, fd, err);
+	mbx__sandbox_enter(sb);
+	rc = do_read_file_to_fd(sb, path, fd, err);
+	mbx__sandbox_leave(sb);
+	return rc;
+}
+
+int mbx_sandbox_write_file(mbx_sandbox *sb, const char *path, const void *data, size_t len, uint32_t mode, uint32_t flags,
+			   mbx_error **err)
+{
+	int rc;
+
+	if (sb == NULL || !mbx__sandbox_locks(sb))
+		return do_write_file(sb, path, data, len, mode, flags, err);
+	mbx__sandbox_enter(sb);
+	rc = do_write_file(sb, path, data, len, mode, flags, err);
+	mbx__sandbox_leave(sb);
+	return rc;
+}
+
+int mbx_sandbox_write_file_from_fd(mbx_sandbox *sb, const char *path, int fd, uint32_t mode, mbx_error **err)
+{
+	int rc;
+
+	if (sb == NULL || !mbx__sandbox_locks(sb))
+		return do_write_file_from_fd(sb, path, fd, mode, err);
+	mbx__sandbox_enter(sb);
+	rc = do_write_file_from_fd(sb, path, fd, mode, err);
+	mbx__sandbox_leave(sb);
+	return rc;
+}
+
+int mbx_sandbox_stat(mbx_sandbox *sb, const char *path, mbx_stat **out, mbx_error **err)
+{
+	int rc;
+
+	if (sb == NULL || !mbx__sandbox_locks(sb))
+		return do_stat(sb, path, out, err);
+	mbx__sandbox_enter(sb);
+	rc = do_stat(sb, path, out, err);
+	mbx__sandbox_leave(sb);
+	return rc;
+}
+
+int mbx_sandbox_list_dir(mbx_sandbox *sb, const char *path, mbx_dir **out, mbx_error **err)
+{
+	int rc;
+
+	if (sb == NULL || !mbx__sandbox_locks(sb))
+		return do_list_dir(sb, path, out, err);
+	mbx__sandbox_enter(sb);
+	rc = do_list_dir(sb, path, out, err);
+	mbx__sandbox_leave(sb);
+	return rc;
 }

@@ -2,6 +2,7 @@
 /* Internal types shared by the core and the backends. Never installed. */
 #pragma once
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -130,7 +131,33 @@ struct mbx_sandbox {
 	unsigned uses;       /* times a pool handed it out (pool.c) */
 	const void *pool;    /* the pool that handed it out, or NULL (pool.c) */
 	int pool_discard;    /* given back to be destroyed by the pool's thread (pool.c) */
+
+	/* Threads (see the top of src/core/sandbox.c): */
+	pthread_mutex_t mu;  /* guards the agent channel, procs, calls, doomed, excl */
+	pthread_cond_t cv;   /* an exclusive call (snapshot, fork) ended */
+	unsigned calls;      /* calls inside mbx__sandbox_enter() now */
+	int doomed;          /* the channel broke: destroyed when the last call leaves */
+	int excl;            /* a snapshot or fork runs, holding mu: other threads' calls wait
+	                      * (set and cleared under mu, read with __atomic_load_n by enter) */
+	pthread_t excl_owner; /* its thread (written before excl is set) */
 };
+
+/*
+ * Every public call on a sandbox with an agent channel, or on one of its
+ * processes, runs between these two: enter takes the sandbox's lock (waiting
+ * while another thread's snapshot or fork runs) and counts the call; leave
+ * destroys a sandbox whose channel broke once no call is inside, and gives
+ * the lock back. The client releases the lock while it sleeps
+ * (src/backend/client.c).
+ */
+void mbx__sandbox_enter(mbx_sandbox *sb);
+void mbx__sandbox_leave(mbx_sandbox *sb);
+/* Starts and ends a call that needs the sandbox to itself (snapshot, fork):
+ * MBX_ESTATE while other calls run; other threads' calls wait meanwhile. */
+int mbx__sandbox_exclusive_begin(mbx_sandbox *sb, const char *what, mbx_error **err);
+void mbx__sandbox_exclusive_end(mbx_sandbox *sb);
+/* Whether the sandbox has an agent channel (calls on it take its lock). */
+int mbx__sandbox_locks(const mbx_sandbox *sb);
 
 /* Detaches the sandbox's live process handles before it is freed: later
  * calls on them answer MBX_ESTATE, mbx_process_free() only frees. */
@@ -196,8 +223,9 @@ struct mbx_client;
  * without the capabilities `need`, MBX_BACKEND_CAP_* of backend/backend.h,
  * or without an agent). */
 int mbx__sandbox_client(mbx_sandbox *sb, uint32_t need, const char *what, struct mbx_client **out, mbx_error **err);
-/* After a failed call: when the channel broke, the sandbox is destroyed and
- * the error says so. Returns rc. */
+/* After a failed call: when the channel broke, the sandbox is destroyed
+ * (when the last call leaves, see mbx__sandbox_leave()) and the error says
+ * so. Returns rc. */
 int mbx__sandbox_after(mbx_sandbox *sb, struct mbx_client *c, int rc, mbx_error **err);
 /* The environment of a call: baseline, config, then `call` (may be NULL). */
 /* The bit index of a single-bit MBX_LAYER_* value, or -1. */

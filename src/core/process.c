@@ -161,7 +161,7 @@ void mbx__spawn_options_pass_fd(mbx_spawn_options *o, int fd)
 	o->pass_fd = fd;
 }
 
-int mbx_sandbox_spawn(mbx_sandbox *sb, const char *const *argv, const mbx_spawn_options *o, mbx_process **out, mbx_error **err)
+static int do_spawn(mbx_sandbox *sb, const char *const *argv, const mbx_spawn_options *o, mbx_process **out, mbx_error **err)
 {
 	struct mbx_exec_req req = { 0 };
 	struct mbx_spawn_req sr = { 0 };
@@ -243,7 +243,7 @@ static uint64_t deadline_of(int timeout_ms)
 	return mbx__now_us() + (uint64_t)timeout_ms * 1000u + (timeout_ms == 0);
 }
 
-int mbx_process_next_event(mbx_process *p, int timeout_ms, mbx_event **out, mbx_error **err)
+static int do_proc_next_event(mbx_process *p, int timeout_ms, mbx_event **out, mbx_error **err)
 {
 	struct mbx_client *c;
 	int rc;
@@ -359,7 +359,7 @@ static int write_stdin(mbx_process *p, const void *data, size_t len, size_t *wri
 	return rc < 0 ? mbx__sandbox_after(p->sb, c, rc, err) : rc;
 }
 
-int mbx_process_write_stdin(mbx_process *p, const void *data, size_t len, mbx_error **err)
+static int do_proc_write_stdin(mbx_process *p, const void *data, size_t len, mbx_error **err)
 {
 	const uint8_t *d = data;
 	size_t done = 0;
@@ -375,7 +375,7 @@ int mbx_process_write_stdin(mbx_process *p, const void *data, size_t len, mbx_er
 	}
 }
 
-int mbx_process_write_stdin_some(mbx_process *p, const void *data, size_t len, size_t *written, mbx_error **err)
+static int do_proc_write_stdin_some(mbx_process *p, const void *data, size_t len, size_t *written, mbx_error **err)
 {
 	size_t n = 0;
 	int rc;
@@ -387,26 +387,26 @@ int mbx_process_write_stdin_some(mbx_process *p, const void *data, size_t len, s
 	return rc;
 }
 
-int mbx_process_close_stdin(mbx_process *p, mbx_error **err)
+static int do_proc_close_stdin(mbx_process *p, mbx_error **err)
 {
 	if (p && p->cp && !p->cp->has_stdin)
 		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has no stdin", p->id);
 	return proc_send(p, MBX_MSG_STDIN_CLOSE, NULL, 0, 0, 0, err);
 }
 
-int mbx_process_signal(mbx_process *p, int sig, mbx_error **err)
+static int do_proc_signal(mbx_process *p, int sig, mbx_error **err)
 {
 	if (sig <= 0 || sig > 64)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "signal %d is not a signal number", sig);
 	return proc_send(p, MBX_MSG_SIGNAL, NULL, 0, (uint32_t)sig, 0, err);
 }
 
-int mbx_process_kill(mbx_process *p, mbx_error **err)
+static int do_proc_kill(mbx_process *p, mbx_error **err)
 {
 	return proc_send(p, MBX_MSG_KILL, NULL, 0, 0, 0, err);
 }
 
-int mbx_process_resize(mbx_process *p, uint16_t rows, uint16_t cols, mbx_error **err)
+static int do_proc_resize(mbx_process *p, uint16_t rows, uint16_t cols, mbx_error **err)
 {
 	if (p && p->cp && !p->cp->pty)
 		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has no terminal", p->id);
@@ -415,7 +415,7 @@ int mbx_process_resize(mbx_process *p, uint16_t rows, uint16_t cols, mbx_error *
 	return proc_send(p, MBX_MSG_RESIZE, NULL, 0, rows, cols, err);
 }
 
-int mbx_process_wait(mbx_process *p, int timeout_ms, mbx_result **out, mbx_error **err)
+static int do_proc_wait(mbx_process *p, int timeout_ms, mbx_result **out, mbx_error **err)
 {
 	struct mbx_exec_req req = { 0 };
 	struct mbx_client *c;
@@ -447,6 +447,13 @@ int mbx_process_wait(mbx_process *p, int timeout_ms, mbx_result **out, mbx_error
 		rc = mbx__client_next_event(c, p->cp, timeout_ms < 0 ? mbx__now_us() + 60000000u : deadline, &ev, err);
 		if (rc < 0)
 			return mbx__sandbox_after(p->sb, c, rc, err);
+		/* Another thread's call on the process may have taken its exit
+		 * while this one slept. */
+		res = p->partial;
+		if (res == NULL || p->ended) {
+			mbx__event_free(ev);
+			return mbx__error_set(err, MBX_ESTATE, 0, NULL, "process %u has ended and another call took its exit", p->id);
+		}
 		if (ev == NULL) {
 			/* A wait may end early (stdin credit came): wait on. */
 			if (timeout_ms < 0 || mbx__now_us() < deadline)
@@ -490,23 +497,54 @@ uint32_t mbx_process_id(const mbx_process *p)
 
 int mbx_process_running(const mbx_process *p)
 {
-	return p && !p->ended && p->cp && !p->cp->ended;
+	mbx_sandbox *sb = p ? p->sb : NULL;
+	int running;
+
+	if (sb == NULL)
+		return 0;
+	mbx__sandbox_enter(sb);
+	running = !p->ended && p->cp && !p->cp->ended;
+	mbx__sandbox_leave(sb);
+	return running;
 }
 
 void mbx_process_free(mbx_process *p)
 {
 	struct mbx_client *c = NULL;
+	mbx_sandbox *sb;
 
 	if (p == NULL)
 		return;
-	if (p->sb && p->cp && mbx__sandbox_client(p->sb, MBX_BACKEND_CAP_PROCESSES, "processes", &c, NULL) == MBX_OK)
+	sb = p->sb;
+	if (sb)
+		mbx__sandbox_enter(sb);
+	if (sb && p->cp && mbx__sandbox_client(sb, MBX_BACKEND_CAP_PROCESSES, "processes", &c, NULL) == MBX_OK)
 		mbx__client_release(c, p->cp);
 	unlink_handle(p);
+	if (sb)
+		mbx__sandbox_leave(sb);
 	mbx_result_free(p->partial);
 	free(p);
 }
 
-int mbx_sandbox_process(mbx_sandbox *sb, uint32_t id, mbx_process **out, mbx_error **err)
+int mbx_sandbox_event_fd(mbx_sandbox *sb, mbx_error **err)
+{
+	struct mbx_client *c;
+	int rc;
+
+	if (sb == NULL)
+		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_event_fd: sandbox is NULL");
+	if (!mbx__sandbox_locks(sb))
+		return mbx__sandbox_client(sb, MBX_BACKEND_CAP_PROCESSES, "spawning processes (and so their event descriptor)", &c, err);
+	mbx__sandbox_enter(sb);
+	rc = mbx__sandbox_client(sb, MBX_BACKEND_CAP_PROCESSES, "spawning processes (and so their event descriptor)", &c, err);
+	if (rc == MBX_OK)
+		rc = mbx__client_event_fd(c, err);
+	mbx__sandbox_leave(sb);
+	return rc;
+}
+
+static int do_process(mbx_sandbox *sb, uint32_t id, mbx_process **out, mbx_error **err)
 {
 	struct mbx_client *c;
 	struct mbx_cproc *cp;
@@ -569,7 +607,7 @@ static int list_one(const struct mbx_proc_info *info, void *arg)
 	return 0;
 }
 
-int mbx_sandbox_list_processes(mbx_sandbox *sb, mbx_proc_list **out, mbx_error **err)
+static int do_list_processes(mbx_sandbox *sb, mbx_proc_list **out, mbx_error **err)
 {
 	struct mbx_client *c;
 	struct mbx_frame f;
@@ -640,4 +678,151 @@ void mbx_proc_list_free(mbx_proc_list *l)
 	free(l->ids);
 	free(l->ages);
 	free(l);
+}
+
+/* ---- the public calls: each runs inside its sandbox (mbx__sandbox_enter()),
+ * so that several threads may use one sandbox and its processes (see the
+ * top of src/core/sandbox.c) ---- */
+
+int mbx_sandbox_spawn(mbx_sandbox *sb, const char *const *argv, const mbx_spawn_options *o, mbx_process **out, mbx_error **err)
+{
+	mbx_sandbox *sbx = sb;
+	int rc;
+
+	if (sbx == NULL || !mbx__sandbox_locks(sbx))
+		return do_spawn(sb, argv, o, out, err);
+	mbx__sandbox_enter(sbx);
+	rc = do_spawn(sb, argv, o, out, err);
+	mbx__sandbox_leave(sbx);
+	return rc;
+}
+
+int mbx_process_next_event(mbx_process *p, int timeout_ms, mbx_event **out, mbx_error **err)
+{
+	mbx_sandbox *sbx = p ? p->sb : NULL;
+	int rc;
+
+	if (sbx == NULL || !mbx__sandbox_locks(sbx))
+		return do_proc_next_event(p, timeout_ms, out, err);
+	mbx__sandbox_enter(sbx);
+	rc = do_proc_next_event(p, timeout_ms, out, err);
+	mbx__sandbox_leave(sbx);
+	return rc;
+}
+
+int mbx_process_write_stdin(mbx_process *p, const void *data, size_t len, mbx_error **err)
+{
+	mbx_sandbox *sbx = p ? p->sb : NULL;
+	int rc;
+
+	if (sbx == NULL || !mbx__sandbox_locks(sbx))
+		return do_proc_write_stdin(p, data, len, err);
+	mbx__sandbox_enter(sbx);
+	rc = do_proc_write_stdin(p, data, len, err);
+	mbx__sandbox_leave(sbx);
+	return rc;
+}
+
+int mbx_process_write_stdin_some(mbx_process *p, const void *data, size_t len, size_t *written, mbx_error **err)
+{
+	mbx_sandbox *sbx = p ? p->sb : NULL;
+	int rc;
+
+	if (sbx == NULL || !mbx__sandbox_locks(sbx))
+		return do_proc_write_stdin_some(p, data, len, written, err);
+	mbx__sandbox_enter(sbx);
+	rc = do_proc_write_stdin_some(p, data, len, written, err);
+	mbx__sandbox_leave(sbx);
+	return rc;
+}
+
+int mbx_process_close_stdin(mbx_process *p, mbx_error **err)
+{
+	mbx_sandbox *sbx = p ? p->sb : NULL;
+	int rc;
+
+	if (sbx == NULL || !mbx__sandbox_locks(sbx))
+		return do_proc_close_stdin(p, err);
+	mbx__sandbox_enter(sbx);
+	rc = do_proc_close_stdin(p, err);
+	mbx__sandbox_leave(sbx);
+	return rc;
+}
+
+int mbx_process_signal(mbx_process *p, int sig, mbx_error **err)
+{
+	mbx_sandbox *sbx = p ? p->sb : NULL;
+	int rc;
+
+	if (sbx == NULL || !mbx__sandbox_locks(sbx))
+		return do_proc_signal(p, sig, err);
+	mbx__sandbox_enter(sbx);
+	rc = do_proc_signal(p, sig, err);
+	mbx__sandbox_leave(sbx);
+	return rc;
+}
+
+int mbx_process_kill(mbx_process *p, mbx_error **err)
+{
+	mbx_sandbox *sbx = p ? p->sb : NULL;
+	int rc;
+
+	if (sbx == NULL || !mbx__sandbox_locks(sbx))
+		return do_proc_kill(p, err);
+	mbx__sandbox_enter(sbx);
+	rc = do_proc_kill(p, err);
+	mbx__sandbox_leave(sbx);
+	return rc;
+}
+
+int mbx_process_resize(mbx_process *p, uint16_t rows, uint16_t cols, mbx_error **err)
+{
+	mbx_sandbox *sbx = p ? p->sb : NULL;
+	int rc;
+
+	if (sbx == NULL || !mbx__sandbox_locks(sbx))
+		return do_proc_resize(p, rows, cols, err);
+	mbx__sandbox_enter(sbx);
+	rc = do_proc_resize(p, rows, cols, err);
+	mbx__sandbox_leave(sbx);
+	return rc;
+}
+
+int mbx_process_wait(mbx_process *p, int timeout_ms, mbx_result **out, mbx_error **err)
+{
+	mbx_sandbox *sbx = p ? p->sb : NULL;
+	int rc;
+
+	if (sbx == NULL || !mbx__sandbox_locks(sbx))
+		return do_proc_wait(p, timeout_ms, out, err);
+	mbx__sandbox_enter(sbx);
+	rc = do_proc_wait(p, timeout_ms, out, err);
+	mbx__sandbox_leave(sbx);
+	return rc;
+}
+
+int mbx_sandbox_process(mbx_sandbox *sb, uint32_t id, mbx_process **out, mbx_error **err)
+{
+	mbx_sandbox *sbx = sb;
+	int rc;
+
+	if (sbx == NULL || !mbx__sandbox_locks(sbx))
+		return do_process(sb, id, out, err);
+	mbx__sandbox_enter(sbx);
+	rc = do_process(sb, id, out, err);
+	mbx__sandbox_leave(sbx);
+	return rc;
+}
+
+int mbx_sandbox_list_processes(mbx_sandbox *sb, mbx_proc_list **out, mbx_error **err)
+{
+	mbx_sandbox *sbx = sb;
+	int rc;
+
+	if (sbx == NULL || !mbx__sandbox_locks(sbx))
+		return do_list_processes(sb, out, err);
+	mbx__sandbox_enter(sbx);
+	rc = do_list_processes(sb, out, err);
+	mbx__sandbox_leave(sbx);
+	return rc;
 }

@@ -1,5 +1,43 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Sandbox lifecycle and dispatch to the backends, with Auto routing. */
+/*
+ * Sandbox lifecycle and dispatch to the backends, with Auto routing.
+ *
+ * Threads (issue 12). Every call on one sandbox and on its processes may
+ * come from several threads at once. The design:
+ *
+ *  - A sandbox with an agent channel (os, microvm) has one lock, sb->mu.
+ *    A public call takes it in mbx__sandbox_enter() and gives it back in
+ *    mbx__sandbox_leave(); in between it builds and sends its messages and
+ *    reads the sandbox's state. It does not sleep with the lock: a wait for
+ *    a reply, an event, stdin credit or an execute's end goes through the
+ *    client (src/backend/client.c, see the top of that file), which drops
+ *    the lock while it polls or sleeps; whoever reads the channel hands
+ *    each frame to the request or process queue it belongs to. So a
+ *    next_event(-1) in one thread never holds up an execute in another.
+ *
+ *  - A backend without an agent (wasm) needs no sandbox lock: each execute
+ *    runs in its own Wasmtime store in the calling thread, the file API
+ *    works on the host directory with plain system calls, and the one piece
+ *    of shared state, the workspace made on first use, has the backend's own
+ *    lock (src/backend/wasm/wasm.c).
+ *
+ *  - When the channel breaks, the call that sees it marks the sandbox
+ *    doomed; the other threads' waits fail too (the client wakes them), and
+ *    the last call to leave destroys the sandbox. A lone caller sees what it
+ *    saw before: the sandbox is destroyed when its call returns.
+ *
+ *  - Snapshot and fork need the sandbox to themselves (a microVM's channel
+ *    is closed and reopened under them, the os backend's fork sends LAYERS
+ *    on the channel directly): they fail with MBX_ESTATE while other calls
+ *    are inside, else keep the lock to the end (the client still drops it
+ *    while it polls) and hold new calls back (sb->excl, sb->cv); their own
+ *    nested calls (the file API) only count.
+ *
+ *  - Not allowed, as with any object freed by its owner: mbx_sandbox_free()
+ *    or mbx_sandbox_destroy() while other calls on the sandbox or its
+ *    processes run, and any call on a process after mbx_process_free() (or
+ *    during it, from another thread). docs/api.md says so.
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +105,101 @@ static int route(const mbx_config *cfg, const char *program, const struct mbx_ba
 	}
 }
 
+/* Frees what sandbox_build() allocated around the backend's state. */
+static void sandbox_release(mbx_sandbox *sb)
+{
+	mbx__net_free(sb->net);
+	mbx_config_free(sb->cfg);
+	pthread_cond_destroy(&sb->cv);
+	pthread_mutex_destroy(&sb->mu);
+	free(sb);
+}
+
+/* Destroys the sandbox (lock held or not needed). */
+static int destroy_now(mbx_sandbox *sb, mbx_error **err)
+{
+	int rc;
+
+	if (sb->destroyed)
+		return MBX_OK;
+	sb->destroyed = 1;
+	rc = sb->ops->destroy(sb, err);
+	mbx__log(sb->cfg, MBX_LOG_INFO, "sandbox %s destroyed", sb->id);
+	return rc;
+}
+
+int mbx__sandbox_locks(const mbx_sandbox *sb)
+{
+	return sb->ops->client != NULL;
+}
+
+/* Whether this thread runs an exclusive call on sb: it holds sb->mu
+ * (except while the client polls), and its nested calls only count. */
+static int exclusive_mine(mbx_sandbox *sb)
+{
+	return __atomic_load_n(&sb->excl, __ATOMIC_ACQUIRE) && pthread_equal(sb->excl_owner, pthread_self());
+}
+
+void mbx__sandbox_enter(mbx_sandbox *sb)
+{
+	if (exclusive_mine(sb)) {
+		sb->calls++;
+		return;
+	}
+	pthread_mutex_lock(&sb->mu);
+	while (sb->excl)
+		pthread_cond_wait(&sb->cv, &sb->mu);
+	sb->calls++;
+}
+
+void mbx__sandbox_leave(mbx_sandbox *sb)
+{
+	if (exclusive_mine(sb)) {
+		sb->calls--;
+		return;
+	}
+	if (--sb->calls == 0 && sb->doomed && !sb->excl)
+		destroy_now(sb, NULL);
+	pthread_mutex_unlock(&sb->mu);
+}
+
+/*
+ * Starts a call that needs the sandbox to itself (see the top): it keeps
+ * the lock until exclusive_end(), so the backend may drive the channel
+ * directly (a microVM's reconnect, the os backend's LAYERS request); other
+ * threads that get the lock while the client polls find sb->excl and wait.
+ */
+static int exclusive_begin(mbx_sandbox *sb, const char *what, mbx_error **err)
+{
+	pthread_mutex_lock(&sb->mu);
+	while (sb->excl)
+		pthread_cond_wait(&sb->cv, &sb->mu);
+	if (sb->calls > 0) {
+		unsigned n = sb->calls;
+
+		pthread_mutex_unlock(&sb->mu);
+		mbx__error_set(err, MBX_ESTATE, 0, NULL, "%s of sandbox %s needs it to itself, and %u other call(s) on it are running",
+			       what, sb->id, n);
+		mbx__error_suggest(err, "wait for the other threads' calls on the sandbox and its processes to return, then retry");
+		return MBX_ESTATE;
+	}
+	sb->excl_owner = pthread_self();
+	__atomic_store_n(&sb->excl, 1, __ATOMIC_RELEASE);
+	/* The backend may use the client directly from here: under this lock. */
+	if (sb->ops->client != NULL && sb->ops->client(sb) != NULL && sb->ops->client(sb)->mu == NULL)
+		sb->ops->client(sb)->mu = &sb->mu;
+	return MBX_OK;
+}
+
+static void exclusive_end(mbx_sandbox *sb)
+{
+	__atomic_store_n(&sb->excl, 0, __ATOMIC_RELEASE);
+	if (sb->doomed)
+		destroy_now(sb, NULL);
+	pthread_cond_broadcast(&sb->cv);
+	pthread_mutex_unlock(&sb->mu);
+}
+
 /*
  * Builds a sandbox of `cfg` (defaults when NULL) on the backend `ops` (NULL:
  * routed by the config and program): ops->create, or `build` when given
@@ -105,15 +238,16 @@ static int sandbox_build(mbx_sandbox **out, const mbx_config *cfg, const char *p
 		mbx_config_free(defaults);
 		return mbx__error_oom(err);
 	}
+	pthread_mutex_init(&sb->mu, NULL);
+	pthread_cond_init(&sb->cv, NULL);
 	rc = mbx__config_copy(cfg, &sb->cfg, err);
 	mbx_config_free(defaults);
 	if (rc < 0) {
-		free(sb);
+		sandbox_release(sb);
 		return rc;
 	}
 	if (mbx__random_hex(sb->id, 8) < 0) {
-		mbx_config_free(sb->cfg);
-		free(sb);
+		sandbox_release(sb);
 		return mbx__error_set(err, MBX_ESYS, 0, NULL, "getrandom failed");
 	}
 	sb->ops = ops;
@@ -125,9 +259,7 @@ static int sandbox_build(mbx_sandbox **out, const mbx_config *cfg, const char *p
 	if (rc < 0) {
 		mbx__error_wrap(err, "create %s sandbox", ops->name);
 		mbx__sandbox_orphan_processes(sb);
-		mbx__net_free(sb->net);
-		mbx_config_free(sb->cfg);
-		free(sb);
+		sandbox_release(sb);
 		return rc;
 	}
 	mbx__log(sb->cfg, MBX_LOG_INFO, "sandbox %s created (%s backend)", sb->id, ops->name);
@@ -188,6 +320,16 @@ static int build_fork(mbx_sandbox *child, void *arg, mbx_error **err)
 	return parent->ops->fork(parent, child, err);
 }
 
+int mbx__sandbox_exclusive_begin(mbx_sandbox *sb, const char *what, mbx_error **err)
+{
+	return exclusive_begin(sb, what, err);
+}
+
+void mbx__sandbox_exclusive_end(mbx_sandbox *sb)
+{
+	exclusive_end(sb);
+}
+
 int mbx_sandbox_fork(mbx_sandbox **out, mbx_sandbox *sb, mbx_error **err)
 {
 	int rc;
@@ -201,11 +343,15 @@ int mbx_sandbox_fork(mbx_sandbox **out, mbx_sandbox *sb, mbx_error **err)
 		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: create a new one", sb->id);
 	if (!mbx__backend_has(sb, MBX_BACKEND_CAP_FORK) || sb->ops->fork == NULL)
 		return mbx__error_set(err, MBX_ENOTSUP, 0, sb->ops->name, "fork is not available on the %s backend", sb->ops->name);
+	rc = exclusive_begin(sb, "a fork", err);
+	if (rc < 0)
+		return rc;
 	rc = sandbox_build(out, sb->cfg, NULL, sb->ops, build_fork, sb, err);
 	if (rc < 0) {
 		mbx__error_wrap(err, "fork sandbox %s", sb->id);
 		mbx__sandbox_after(sb, sb->ops->client ? sb->ops->client(sb) : NULL, rc, err);
 	}
+	exclusive_end(sb);
 	return rc;
 }
 
@@ -214,12 +360,11 @@ int mbx_sandbox_new(mbx_sandbox **out, const mbx_config *cfg, mbx_error **err)
 	return sandbox_create(out, cfg, NULL, err);
 }
 
+static int exec_entered(mbx_sandbox *sb, const char *const *argv, const mbx_exec_options *opts, mbx_result **out,
+			mbx_error **err);
+
 int mbx_sandbox_exec(mbx_sandbox *sb, const char *const *argv, const mbx_exec_options *opts, mbx_result **out, mbx_error **err)
 {
-	struct mbx_exec_req req = { 0 };
-	mbx_result *res;
-	char **envp = NULL;
-	uint64_t start;
 	int rc;
 
 	if (out == NULL)
@@ -227,10 +372,32 @@ int mbx_sandbox_exec(mbx_sandbox *sb, const char *const *argv, const mbx_exec_op
 	*out = NULL;
 	if (sb == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_exec: sandbox is NULL");
-	if (sb->destroyed)
-		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: create a new one", sb->id);
 	if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "no program given: argv is empty");
+	if (!mbx__sandbox_locks(sb)) {
+		if (sb->destroyed)
+			return mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: create a new one", sb->id);
+		return exec_entered(sb, argv, opts, out, err);
+	}
+	mbx__sandbox_enter(sb);
+	if (sb->destroyed || sb->doomed)
+		rc = mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: create a new one", sb->id);
+	else
+		rc = exec_entered(sb, argv, opts, out, err);
+	mbx__sandbox_leave(sb);
+	return rc;
+}
+
+/* mbx_sandbox_exec() once the sandbox was entered (or needs no lock). */
+static int exec_entered(mbx_sandbox *sb, const char *const *argv, const mbx_exec_options *opts, mbx_result **out,
+			mbx_error **err)
+{
+	struct mbx_exec_req req = { 0 };
+	mbx_result *res;
+	char **envp = NULL;
+	uint64_t start;
+	int rc;
+
 	rc = mbx__sandbox_env(sb, opts ? &opts->env : NULL, &envp, err);
 	if (rc < 0)
 		return rc;
@@ -269,22 +436,30 @@ int mbx__sandbox_client(mbx_sandbox *sb, uint32_t need, const char *what, struct
 	*out = NULL;
 	if (sb == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "%s: sandbox is NULL", what);
-	if (sb->destroyed)
+	if (sb->destroyed || sb->doomed)
 		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: create a new one", sb->id);
 	if (!mbx__backend_has(sb, need) || sb->ops->client == NULL || (*out = sb->ops->client(sb)) == NULL) {
 		mbx__error_set(err, MBX_ENOTSUP, 0, sb->ops->name, "%s is not available on the %s backend", what, sb->ops->name);
 		return MBX_ENOTSUP;
 	}
+	/* From now on the client runs under the sandbox's lock (the caller
+	 * entered the sandbox). */
+	if ((*out)->mu == NULL)
+		(*out)->mu = &sb->mu; /* once: a reader polling without the lock reads it */
 	return MBX_OK;
 }
 
 int mbx__sandbox_after(mbx_sandbox *sb, struct mbx_client *c, int rc, mbx_error **err)
 {
-	if (rc < 0 && c != NULL && c->broken && !sb->destroyed) {
+	if (rc < 0 && c != NULL && c->broken && !sb->destroyed && !sb->doomed) {
 		if (sb->ops->explain_broken)
 			sb->ops->explain_broken(sb, err);
 		mbx__error_wrap(err, "sandbox %s stopped working and was destroyed", sb->id);
-		mbx_sandbox_destroy(sb, NULL);
+		/* Destroyed when the last call leaves (mbx__sandbox_leave()),
+		 * or now when no call is inside. */
+		sb->doomed = 1;
+		if (sb->calls == 0 && !sb->excl)
+			destroy_now(sb, NULL);
 	}
 	return rc;
 }
@@ -353,11 +528,9 @@ int mbx_sandbox_destroy(mbx_sandbox *sb, mbx_error **err)
 
 	if (sb == NULL)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_destroy: sandbox is NULL");
-	if (sb->destroyed)
-		return MBX_OK;
-	sb->destroyed = 1;
-	rc = sb->ops->destroy(sb, err);
-	mbx__log(sb->cfg, MBX_LOG_INFO, "sandbox %s destroyed", sb->id);
+	pthread_mutex_lock(&sb->mu);
+	rc = destroy_now(sb, err);
+	pthread_mutex_unlock(&sb->mu);
 	return rc;
 }
 
@@ -369,23 +542,30 @@ int mbx_sandbox_reset(mbx_sandbox *sb, mbx_error **err)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_reset: sandbox is NULL");
 	if (sb->destroyed)
 		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: it cannot be reset", sb->id);
-	if (sb->ops->reset == NULL)
+	if (sb->ops->reset == NULL) {
 		rc = mbx__error_set(err, MBX_ENOTSUP, 0, "reset", "the %s backend does not reset sandboxes: make a new one",
 				    sb->ops->name);
-	else {
-		/* Their processes die in the reset: later calls on the handles
-		 * answer MBX_ESTATE. */
-		mbx__sandbox_orphan_processes(sb);
-		rc = sb->ops->reset(sb, err);
-	}
-	if (rc < 0) {
-		/* Fail closed: a sandbox not proven new is never used again. */
 		mbx_sandbox_destroy(sb, NULL);
 		mbx__error_wrap(err, "reset");
 		return rc;
 	}
-	mbx__log(sb->cfg, MBX_LOG_INFO, "sandbox %s reset", sb->id);
-	return MBX_OK;
+	/* It kills every process: no other thread's call may be inside. */
+	rc = exclusive_begin(sb, "a reset", err);
+	if (rc < 0)
+		return rc;
+	/* Their processes die in the reset: later calls on the handles
+	 * answer MBX_ESTATE. */
+	mbx__sandbox_orphan_processes(sb);
+	rc = sb->ops->reset(sb, err);
+	if (rc < 0)
+		/* Fail closed: a sandbox not proven new is never used again. */
+		destroy_now(sb, NULL);
+	else
+		mbx__log(sb->cfg, MBX_LOG_INFO, "sandbox %s reset", sb->id);
+	exclusive_end(sb);
+	if (rc < 0)
+		mbx__error_wrap(err, "reset");
+	return rc;
 }
 
 void mbx_sandbox_free(mbx_sandbox *sb)
@@ -394,9 +574,7 @@ void mbx_sandbox_free(mbx_sandbox *sb)
 		return;
 	mbx_sandbox_destroy(sb, NULL);
 	mbx__sandbox_orphan_processes(sb);
-	mbx__net_free(sb->net);
-	mbx_config_free(sb->cfg);
-	free(sb);
+	sandbox_release(sb);
 }
 
 mbx_isolation_t mbx_sandbox_isolation(const mbx_sandbox *sb)
@@ -436,9 +614,17 @@ int mbx__layer_index(uint32_t layer)
 
 uint64_t mbx_sandbox_oom_kills(mbx_sandbox *sb)
 {
-	if (sb == NULL || sb->destroyed || !mbx__backend_has(sb, MBX_BACKEND_CAP_OOM_COUNT) || sb->ops->oom_kills == NULL)
+	uint64_t n = 0;
+
+	if (sb == NULL || !mbx__backend_has(sb, MBX_BACKEND_CAP_OOM_COUNT) || sb->ops->oom_kills == NULL)
 		return 0;
-	return sb->ops->oom_kills(sb);
+	if (mbx__sandbox_locks(sb))
+		mbx__sandbox_enter(sb);
+	if (!sb->destroyed && !sb->doomed)
+		n = sb->ops->oom_kills(sb);
+	if (mbx__sandbox_locks(sb))
+		mbx__sandbox_leave(sb);
+	return n;
 }
 
 const char *mbx_sandbox_skip_reason(const mbx_sandbox *sb, uint32_t layer)

@@ -858,8 +858,12 @@ int mbx_sandbox_snapshot(mbx_snapshot **out, mbx_sandbox *sb, mbx_error **err)
 		snap->cfg->mounts = NULL;
 		snap->cfg->nmounts = 0;
 		snap->cfg->isolation = sb->ops->isolation;
-		rc = sb->ops->snapshot(sb, snap, err);
-		rc = mbx__sandbox_after(sb, sb->ops->client ? sb->ops->client(sb) : NULL, rc, err);
+		rc = mbx__sandbox_exclusive_begin(sb, "a snapshot", err);
+		if (rc == MBX_OK) {
+			rc = sb->ops->snapshot(sb, snap, err);
+			rc = mbx__sandbox_after(sb, sb->ops->client ? sb->ops->client(sb) : NULL, rc, err);
+			mbx__sandbox_exclusive_end(sb);
+		}
 	}
 	if (rc < 0) {
 		mbx__error_wrap(err, "snapshot of sandbox %s", sb->id);

@@ -86,10 +86,25 @@ static struct {
  * (workspace_make): by the file API, or by an execute whose module can
  * reach files. Until then both are NULL and nothing is on disk. */
 struct wasm_sb {
+	pthread_mutex_t mu;   /* guards the making of the workspace: executes and file calls of
+	                       * several threads may come first at once (src/core/sandbox.c) */
 	struct mbx_statedir sd;
-	char *workspace;      /* host directory behind /workspace, or NULL */
+	char *workspace;      /* host directory behind /workspace, or NULL; set last, under mu, and
+	                       * then fixed until destroy: read it with workspace_now() */
 	char *workspace_real; /* its canonical path */
 };
+
+/* The workspace, or NULL before it was made; once it is not NULL,
+ * workspace_real may be read too. */
+static const char *workspace_now(const struct wasm_sb *w)
+{
+	const char *ws;
+
+	pthread_mutex_lock((pthread_mutex_t *)&w->mu);
+	ws = w->workspace;
+	pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
+	return ws;
+}
 
 /* ---- errors ---- */
 
@@ -476,7 +491,7 @@ static int module_path(const struct wasm_sb *w, const char *arg, char **out, mbx
 		*out = strdup(arg);
 		return *out ? MBX_OK : mbx__error_oom(err);
 	}
-	if (w->workspace == NULL) /* nothing was ever written there */
+	if (workspace_now(w) == NULL) /* nothing was ever written there */
 		return mbx__error_set(err, MBX_ENOTFOUND, ENOENT, "wasm", "module `%s`", arg);
 	if (asprintf(&joined, "%s/%s", w->workspace, arg + 11) < 0)
 		return mbx__error_oom(err);
@@ -927,7 +942,7 @@ static int wasi_setup(const struct wasm_sb *w, struct run *r, wasi_config_t **ou
 		rc = mbx__error_set(err, MBX_EINVAL, 0, "wasm", "arguments or environment are not valid UTF-8");
 		goto done;
 	}
-	if (w->workspace && (!wasi_config_preopen_dir(wc, w->workspace, "/workspace", true) ||
+	if (workspace_now(w) && (!wasi_config_preopen_dir(wc, w->workspace, "/workspace", true) ||
 			     !wasi_config_preopen_dir(wc, w->workspace, ".", true))) {
 		rc = mbx__error_set(err, MBX_ESYS, 0, "wasm", "preopen the workspace `%s`", w->workspace);
 		goto done;
@@ -1124,6 +1139,7 @@ static void wasm_cleanup(struct wasm_sb *w)
 	mbx__statedir_release(&w->sd);
 	free(w->workspace);
 	free(w->workspace_real);
+	pthread_mutex_destroy(&w->mu);
 	free(w);
 }
 
@@ -1140,32 +1156,38 @@ static void wasm_cleanup(struct wasm_sb *w)
  */
 static int workspace_make(mbx_sandbox *sb, struct wasm_sb *w, mbx_error **err)
 {
+	char *ws = NULL;
 	int rc;
 
-	if (w->workspace)
+	pthread_mutex_lock(&w->mu);
+	if (w->workspace) {
+		pthread_mutex_unlock(&w->mu);
 		return MBX_OK;
+	}
 	rc = mbx__statedir_new_sandbox(&w->sd, sb->id, err);
 	if (rc < 0)
 		goto fail;
-	if (asprintf(&w->workspace, "%s/workspace", w->sd.dir) < 0) {
-		w->workspace = NULL;
+	if (asprintf(&ws, "%s/workspace", w->sd.dir) < 0) {
+		ws = NULL;
 		rc = mbx__error_oom(err);
 		goto fail;
 	}
-	if (mkdir(w->workspace, 0700) < 0) {
-		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", w->workspace);
+	if (mkdir(ws, 0700) < 0) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "create workspace `%s`", ws);
 		goto fail;
 	}
-	w->workspace_real = realpath(w->workspace, NULL);
+	w->workspace_real = realpath(ws, NULL);
 	if (w->workspace_real == NULL) {
-		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "resolve workspace `%s`", w->workspace);
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "resolve workspace `%s`", ws);
 		goto fail;
 	}
+	w->workspace = ws; /* last: from now on readers may use both */
+	pthread_mutex_unlock(&w->mu);
 	return MBX_OK;
 fail:
 	mbx__statedir_release(&w->sd);
-	free(w->workspace);
-	w->workspace = NULL;
+	free(ws);
+	pthread_mutex_unlock(&w->mu);
 	return rc;
 }
 
@@ -1202,6 +1224,7 @@ static int wasm_create(mbx_sandbox *sb, mbx_error **err)
 	if (w == NULL)
 		return mbx__error_oom(err);
 	w->sd.lockfd = -1;
+	pthread_mutex_init(&w->mu, NULL);
 	sb->priv = w;
 	sb->layers = MBX_LAYER_LIMITS;
 	sb->limits_mech = "wasm";
