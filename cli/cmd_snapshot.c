@@ -80,18 +80,8 @@ static const char fork_help[] =
 	"  --json          print one {\"ok\": true, \"name\": ..., \"id\": ...} per sandbox\n"
 	"  -h, --help      show this help\n";
 
-struct snap_args {
-	const char *verb;
-	int json;
-	const char *name;
-	uint64_t ttl_ms;
-	unsigned count;
-	const char *ops[2];
-	int n_ops;
-};
-
 /* Options anywhere; `nops` operands. Returns 0, 1 for --help, -1 after a usage error. */
-static int parse(struct snap_args *s, int argc, char **argv, const struct cli_option *options, int nops,
+static int parse(struct cli_snap_args *s, int argc, char **argv, const struct cli_option *options, int nops,
 		 const char *synopsis, const char *help)
 {
 	struct cli_args a = { argc, argv, 1 };
@@ -153,6 +143,24 @@ static int parse(struct snap_args *s, int argc, char **argv, const struct cli_op
 	return 0;
 }
 
+int cli_snap_parse(struct cli_snap_args *s, enum cli_snap_verb verb, int argc, char **argv)
+{
+	switch (verb) {
+	case CLI_SNAP_SNAPSHOT:
+		s->verb = "snapshot";
+		return parse(s, argc, argv, snapshot_options, 2, "snapshot NAME FILE [--json]", snapshot_help);
+	case CLI_SNAP_RESTORE:
+		s->verb = "restore";
+		return parse(s, argc, argv, restore_options, 1, "restore FILE [--name NEW] [--ttl DURATION] [--json]",
+			     restore_help);
+	case CLI_SNAP_FORK:
+	default:
+		s->verb = "fork";
+		return parse(s, argc, argv, fork_options, 1,
+			     "fork NAME [--name NEW] [--count N] [--ttl DURATION] [--json]", fork_help);
+	}
+}
+
 /* Asks the supervisor of `name` to save a snapshot to the absolute `path`; the exit status. */
 static int ask_snapshot(const char *verb, const char *name, const char *path, int json)
 {
@@ -184,10 +192,10 @@ static char *absolute(const char *file)
 
 int cli_cmd_snapshot(int argc, char **argv)
 {
-	struct snap_args s = { "snapshot", 0, NULL, 0, 1, { NULL, NULL }, 0 };
+	struct cli_snap_args s = { 0 };
 	struct cli_buf b = CLI_BUF_INIT;
 	char *path;
-	int rc = parse(&s, argc, argv, snapshot_options, 2, "snapshot NAME FILE [--json]", snapshot_help);
+	int rc = cli_snap_parse(&s, CLI_SNAP_SNAPSHOT, argc, argv);
 
 	if (rc)
 		return rc > 0 ? 0 : CLI_EXIT_FAILED;
@@ -244,11 +252,10 @@ static mbx_snapshot *load(const char *path, int json, struct cli_sandbox_opts *o
 
 int cli_cmd_restore(int argc, char **argv)
 {
-	struct snap_args s = { "restore", 0, NULL, 0, 1, { NULL, NULL }, 0 };
+	struct cli_snap_args s = { 0 };
 	struct cli_sandbox_opts o;
 	mbx_snapshot *snap;
-	int rc = parse(&s, argc, argv, restore_options, 1, "restore FILE [--name NEW] [--ttl DURATION] [--json]",
-		       restore_help);
+	int rc = cli_snap_parse(&s, CLI_SNAP_RESTORE, argc, argv);
 
 	if (rc)
 		return rc > 0 ? 0 : CLI_EXIT_FAILED;
@@ -266,7 +273,7 @@ int cli_cmd_restore(int argc, char **argv)
 
 int cli_cmd_fork(int argc, char **argv)
 {
-	struct snap_args s = { "fork", 0, NULL, 0, 1, { NULL, NULL }, 0 };
+	struct cli_snap_args s = { 0 };
 	struct cli_registry reg;
 	struct cli_sandbox_opts o;
 	mbx_snapshot *snap;
@@ -274,8 +281,7 @@ int cli_cmd_fork(int argc, char **argv)
 	struct cli_pending_supervisor pending[FORK_MAX_COUNT];
 	uint64_t r = 0;
 	unsigned i, started;
-	int rc = parse(&s, argc, argv, fork_options, 1, "fork NAME [--name NEW] [--count N] [--ttl DURATION] [--json]",
-		       fork_help);
+	int rc = cli_snap_parse(&s, CLI_SNAP_FORK, argc, argv);
 
 	if (rc)
 		return rc > 0 ? 0 : CLI_EXIT_FAILED;

@@ -27,7 +27,7 @@
 #define DOWNLOAD_MAX ((size_t)1 << 30)
 
 enum { R_JSON = CLI_OPT_VERB + 40, R_NAME, R_TTL, R_TIMEOUT, R_ENV, R_ENV_FILE, R_WORKDIR, R_STDIN, R_DETACH, R_TTY,
-       R_AUDIT, R_FORCE, R_RECURSIVE, R_PARENTS, R_FOLLOW, R_SIGNAL, R_COUNT };
+       R_AUDIT, R_FORCE, R_RECURSIVE, R_PARENTS, R_FOLLOW, R_SIGNAL };
 
 static const struct cli_option create_opts[] = {
 	{ "json", 0, 0, R_JSON }, { "name", 0, 1, R_NAME }, { "ttl", 0, 1, R_TTL }, CLI_SANDBOX_OPTIONS,
@@ -1724,87 +1724,6 @@ static void print_made(struct cli_buf *out, int json, json_object *o)
 	}
 }
 
-struct snap_words {
-	const char *verb, *synopsis;
-	int json;
-	const char *name;
-	uint64_t ttl_ms;
-	unsigned count;
-	const char *ops[2];
-	int n_ops;
-};
-
-/* The local verbs' parser (cmd_snapshot.c), in their words; 0, or -1 after a usage error. */
-static int snap_parse(struct snap_words *s, int argc, char **argv, int nops, int with_name, int with_count)
-{
-	static const struct cli_option all[] = {
-		{ "json", 0, 0, R_JSON }, { "name", 0, 1, R_NAME }, { "ttl", 0, 1, R_TTL }, { "count", 0, 1, R_COUNT },
-		CLI_HELP_OPTION, { NULL, 0, 0, 0 }
-	};
-	struct cli_option opts[6];
-	struct cli_args a = { argc, argv, 1 };
-	char why[CLI_WHY_MAX];
-	const char *value;
-	int id, n = 0;
-
-	opts[n++] = all[0];
-	if (with_name) {
-		opts[n++] = all[1];
-		opts[n++] = all[2];
-	}
-	if (with_count)
-		opts[n++] = all[3];
-	opts[n++] = all[4];
-	opts[n] = all[5];
-	s->json = cli_wants_json(argc, argv, opts, nops);
-	s->count = 1;
-	while (a.next < argc) {
-		id = cli_next_option(&a, opts, &value, why, sizeof(why));
-		if (id == CLI_OPT_BAD) {
-			cli_usage_error(s->json, s->verb, "%s", why);
-			return -1;
-		}
-		if (id == R_JSON) {
-			s->json = 1;
-		} else if (id == R_NAME) {
-			if (cli_check_name(value, why, sizeof(why)) < 0) {
-				cli_usage_error(s->json, s->verb, "%s", why);
-				return -1;
-			}
-			s->name = value;
-		} else if (id == R_TTL) {
-			if (cli_parse_duration(value, &s->ttl_ms, why, sizeof(why)) < 0) {
-				cli_usage_error(s->json, s->verb, "invalid value `%s` for --ttl: %s", value, why);
-				return -1;
-			}
-		} else if (id == R_COUNT) {
-			char *end;
-			unsigned long v = strtoul(value, &end, 10);
-
-			if (value[0] < '0' || value[0] > '9' || *end != '\0' || v < 1 || v > FORK_MAX_COUNT) {
-				cli_usage_error(s->json, s->verb, "invalid value `%s` for --count: give 1 to %d", value,
-						FORK_MAX_COUNT);
-				return -1;
-			}
-			s->count = (unsigned)v;
-		} else if (id == CLI_OPT_END && a.next < argc) {
-			if (s->n_ops >= nops) {
-				cli_usage_error(s->json, s->verb, "unexpected argument `%s` (expected `mimobox %s`)",
-						argv[a.next], s->synopsis);
-				return -1;
-			}
-			s->ops[s->n_ops++] = argv[a.next++];
-		}
-	}
-	if (s->n_ops < nops) {
-		cli_usage_error(s->json, s->verb, "missing %s (expected `mimobox %s`)",
-				s->n_ops == 0 && strcmp(s->verb, "restore") != 0 ? "the sandbox name" : "the snapshot file",
-				s->synopsis);
-		return -1;
-	}
-	return 0;
-}
-
 /* Forgets the server's snapshot `sid` (quietly: it is ours, made for this command). */
 static void snap_forget(struct cli_remote *r, int json, const char *sid)
 {
@@ -1846,13 +1765,13 @@ static int host_write_private(int json, const char *path, const struct cli_buf *
 
 static int r_snapshot(struct cli_remote *r, int argc, char **argv)
 {
-	struct snap_words s = { "snapshot", "snapshot NAME FILE [--json]" };
+	struct cli_snap_args s = { 0 };
 	struct cli_buf t = CLI_BUF_INIT, data = CLI_BUF_INIT, out = CLI_BUF_INIT;
 	json_object *o = NULL;
 	char *path = NULL, *cwd = NULL, sid[64];
 	int status;
 
-	if (snap_parse(&s, argc, argv, 2, 0, 0) < 0)
+	if (cli_snap_parse(&s, CLI_SNAP_SNAPSHOT, argc, argv) != 0)
 		return CLI_EXIT_USAGE;
 	if (s.ops[1][0] == '\0') {
 		cli_usage_error(s.json, "snapshot", "the snapshot file's name is empty");
@@ -1912,13 +1831,13 @@ static int r_snapshot(struct cli_remote *r, int argc, char **argv)
 
 static int r_restore(struct cli_remote *r, int argc, char **argv)
 {
-	struct snap_words s = { "restore", "restore FILE [--name NEW] [--ttl DURATION] [--json]" };
+	struct cli_snap_args s = { 0 };
 	struct cli_buf t = CLI_BUF_INIT, data = CLI_BUF_INIT, body = CLI_BUF_INIT, out = CLI_BUF_INIT;
 	json_object *o = NULL;
 	char buf[65536], sid[64], msg[CLI_WHY_MAX + 64];
 	int fd, status = CLI_EXIT_FAILED;
 
-	if (snap_parse(&s, argc, argv, 1, 1, 0) < 0)
+	if (cli_snap_parse(&s, CLI_SNAP_RESTORE, argc, argv) != 0)
 		return CLI_EXIT_USAGE;
 	fd = open(s.ops[0], O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -1990,7 +1909,7 @@ static int r_restore(struct cli_remote *r, int argc, char **argv)
  * children printed into `out`. The answer in *a (its body freed) when it
  * failed; -1 after reporting a broken exchange, 0, or the answer's status.
  */
-static int fork_call(struct cli_remote *r, const struct snap_words *s, unsigned n, char (*names)[CLI_NAME_MAX + 16],
+static int fork_call(struct cli_remote *r, const struct cli_snap_args *s, unsigned n, char (*names)[CLI_NAME_MAX + 16],
 		     struct cli_buf *out, struct cli_remote_answer *a)
 {
 	struct cli_buf t = CLI_BUF_INIT, body = CLI_BUF_INIT;
@@ -2035,12 +1954,12 @@ static int fork_call(struct cli_remote *r, const struct snap_words *s, unsigned 
 
 static int r_fork(struct cli_remote *r, int argc, char **argv)
 {
-	struct snap_words s = { "fork", "fork NAME [--name NEW] [--count N] [--ttl DURATION] [--json]" };
+	struct cli_snap_args s = { 0 };
 	char why[CLI_WHY_MAX], names[SERVER_FORK_MAX][CLI_NAME_MAX + 16];
 	unsigned done = 0;
 	int status = 0;
 
-	if (snap_parse(&s, argc, argv, 1, 1, 1) < 0)
+	if (cli_snap_parse(&s, CLI_SNAP_FORK, argc, argv) != 0)
 		return CLI_EXIT_USAGE;
 	if (s.name && s.count > 1) {
 		snprintf(names[0], sizeof(names[0]), "%s-%u", s.name, s.count);

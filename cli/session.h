@@ -211,6 +211,26 @@ int cli_cmd_snapshot(int argc, char **argv);
 int cli_cmd_restore(int argc, char **argv);
 int cli_cmd_fork(int argc, char **argv);
 
+/* The operands and options of `snapshot`, `restore` and `fork`. */
+struct cli_snap_args {
+	const char *verb;
+	int json;
+	const char *name;
+	uint64_t ttl_ms;
+	unsigned count;
+	const char *ops[2];
+	int n_ops;
+};
+
+enum cli_snap_verb { CLI_SNAP_SNAPSHOT, CLI_SNAP_RESTORE, CLI_SNAP_FORK };
+
+/*
+ * Parses the arguments of one of those verbs (argv[0] is the verb), with
+ * the same words on both paths (a local sandbox or one of a server).
+ * Returns 0; 1 after printing --help; -1 after a usage error.
+ */
+int cli_snap_parse(struct cli_snap_args *s, enum cli_snap_verb verb, int argc, char **argv);
+
 /*
  * `rm NAME:PATH`: removes `path` inside sandbox `name` (a whole tree with
  * `recursive`). With `force` a path that does not exist is no error
