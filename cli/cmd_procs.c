@@ -86,8 +86,7 @@ static int parse_verb(const char *verb, int argc, char **argv, const struct cli_
 	return 0;
 }
 
-/* A process id operand; 0, or -1 after reporting. */
-static int parse_id(const char *verb, int json, const char *s, uint32_t *id)
+int cli_parse_proc_id(const char *verb, int json, const char *s, uint32_t *id)
 {
 	char why[CLI_WHY_MAX];
 	uint64_t v;
@@ -174,7 +173,7 @@ int cli_cmd_logs(int argc, char **argv)
 		cli_usage_error(0, "logs", "no sandbox name given (expected `mimobox logs NAME [ID]`)");
 		return CLI_EXIT_FAILED;
 	}
-	if (v.n == 2 && parse_id("logs", 0, v.operands[1], &id) < 0)
+	if (v.n == 2 && cli_parse_proc_id("logs", 0, v.operands[1], &id) < 0)
 		return CLI_EXIT_FAILED;
 	start = wire_begin(&b, WIRE_LOGS);
 	wire_u32(&b, id);
@@ -249,7 +248,7 @@ int cli_cmd_kill(int argc, char **argv)
 				"no process id given (expected `mimobox kill NAME ID`; see `mimobox ps NAME`)");
 		return CLI_EXIT_FAILED;
 	}
-	if (parse_id("kill", 0, v.operands[1], &id) < 0)
+	if (cli_parse_proc_id("kill", 0, v.operands[1], &id) < 0)
 		return CLI_EXIT_FAILED;
 	if (v.signal && cli_parse_signal(v.signal, &sig, why, sizeof(why)) < 0) {
 		cli_usage_error(0, "kill", "invalid value `%s` for --signal: %s", v.signal, why);

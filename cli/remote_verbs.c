@@ -543,19 +543,26 @@ static int r_rm(struct cli_remote *r, int argc, char **argv)
 
 /* ---- cat, write, ls ---- */
 
+/* The operands NAME PATH of a file verb (w->verb), checked as the local
+ * verb checks them; 0, or -1 after a usage error. */
+static int name_path_words(struct words *w, int argc, char **argv, const char *synopsis)
+{
+	if (words_parse(w, argc, argv, plain_opts, 2, NULL, NULL) < 0)
+		return -1;
+	if (w->n_ops != 2) {
+		cli_usage_error(w->json, w->verb, "expected `mimobox %s`", synopsis);
+		return -1;
+	}
+	return name_ok(w->json, w->verb, w->ops[0]);
+}
+
 static int r_cat(struct cli_remote *r, int argc, char **argv)
 {
 	struct words w = { "cat" };
 	struct cli_buf t = CLI_BUF_INIT, data = CLI_BUF_INIT, out = CLI_BUF_INIT;
 	int status;
 
-	if (words_parse(&w, argc, argv, plain_opts, 2, NULL, NULL) < 0)
-		return CLI_EXIT_USAGE;
-	if (w.n_ops != 2) {
-		cli_usage_error(w.json, "cat", "expected `mimobox cat NAME PATH [--json]`");
-		return CLI_EXIT_USAGE;
-	}
-	if (name_ok(w.json, "cat", w.ops[0]) < 0)
+	if (name_path_words(&w, argc, argv, "cat NAME PATH [--json]") < 0)
 		return CLI_EXIT_USAGE;
 	if (cli_remote_json_load(w.json) < 0)
 		return CLI_EXIT_FAILED;
@@ -586,13 +593,7 @@ static int r_write(struct cli_remote *r, int argc, char **argv)
 	char buf[65536];
 	int status;
 
-	if (words_parse(&w, argc, argv, plain_opts, 2, NULL, NULL) < 0)
-		return CLI_EXIT_USAGE;
-	if (w.n_ops != 2) {
-		cli_usage_error(w.json, "write", "expected `mimobox write NAME PATH [-p] [--json]`");
-		return CLI_EXIT_USAGE;
-	}
-	if (name_ok(w.json, "write", w.ops[0]) < 0)
+	if (name_path_words(&w, argc, argv, "write NAME PATH [-p] [--json]") < 0)
 		return CLI_EXIT_USAGE;
 	for (;;) {
 		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
@@ -1151,13 +1152,7 @@ static int r_stat(struct cli_remote *r, int argc, char **argv)
 	const char *type, *target;
 	int status;
 
-	if (words_parse(&w, argc, argv, plain_opts, 2, NULL, NULL) < 0)
-		return CLI_EXIT_USAGE;
-	if (w.n_ops != 2) {
-		cli_usage_error(w.json, "stat", "expected `mimobox stat NAME PATH [--json]`");
-		return CLI_EXIT_USAGE;
-	}
-	if (name_ok(w.json, "stat", w.ops[0]) < 0)
+	if (name_path_words(&w, argc, argv, "stat NAME PATH [--json]") < 0)
 		return CLI_EXIT_USAGE;
 	if (cli_remote_json_load(w.json) < 0)
 		return CLI_EXIT_FAILED;
@@ -1221,13 +1216,7 @@ static int r_mkdir(struct cli_remote *r, int argc, char **argv)
 	struct cli_buf out = CLI_BUF_INIT;
 	int status;
 
-	if (words_parse(&w, argc, argv, plain_opts, 2, NULL, NULL) < 0)
-		return CLI_EXIT_USAGE;
-	if (w.n_ops != 2) {
-		cli_usage_error(w.json, "mkdir", "expected `mimobox mkdir NAME PATH [-p] [--json]`");
-		return CLI_EXIT_USAGE;
-	}
-	if (name_ok(w.json, "mkdir", w.ops[0]) < 0)
+	if (name_path_words(&w, argc, argv, "mkdir NAME PATH [-p] [--json]") < 0)
 		return CLI_EXIT_USAGE;
 	if (cli_remote_json_load(w.json) < 0)
 		return CLI_EXIT_FAILED;
@@ -1242,20 +1231,6 @@ static int r_mkdir(struct cli_remote *r, int argc, char **argv)
 }
 
 /* ---- background processes: exec -d, ps NAME, logs, kill ---- */
-
-/* A process id operand as the local verbs take it; 0, or -1 after a usage error. */
-static int proc_id(int json, const char *verb, const char *s, uint32_t *id)
-{
-	char why[CLI_WHY_MAX];
-	uint64_t v;
-
-	if (cli_parse_uint(s, 1, UINT32_MAX, &v, why, sizeof(why)) < 0) {
-		cli_usage_error(json, verb, "invalid process id `%s`: %s (see `mimobox ps NAME`)", s, why);
-		return -1;
-	}
-	*id = (uint32_t)v;
-	return 0;
-}
 
 /* The server's list of the background processes of `name` in *out (its "processes" array in *list). */
 static int proc_list(struct cli_remote *r, int json, const char *name, json_object **out, json_object **list)
@@ -1541,7 +1516,7 @@ static int r_logs(struct cli_remote *r, int argc, char **argv)
 		cli_usage_error(0, "logs", "no sandbox name given (expected `mimobox logs NAME [ID]`)");
 		return CLI_EXIT_USAGE;
 	}
-	if (name_ok(0, "logs", w.ops[0]) < 0 || (w.n_ops == 2 && proc_id(0, "logs", w.ops[1], &id) < 0))
+	if (name_ok(0, "logs", w.ops[0]) < 0 || (w.n_ops == 2 && cli_parse_proc_id("logs", 0, w.ops[1], &id) < 0))
 		return CLI_EXIT_USAGE;
 	if (cli_remote_json_load(0) < 0)
 		return CLI_EXIT_FAILED;
@@ -1629,7 +1604,7 @@ static int r_kill(struct cli_remote *r, int argc, char **argv)
 				"no process id given (expected `mimobox kill NAME ID`; see `mimobox ps NAME`)");
 		return CLI_EXIT_USAGE;
 	}
-	if (name_ok(0, "kill", w.ops[0]) < 0 || proc_id(0, "kill", w.ops[1], &id) < 0)
+	if (name_ok(0, "kill", w.ops[0]) < 0 || cli_parse_proc_id("kill", 0, w.ops[1], &id) < 0)
 		return CLI_EXIT_USAGE;
 	if (signame && cli_parse_signal(signame, &sig, why, sizeof(why)) < 0) {
 		cli_usage_error(0, "kill", "invalid value `%s` for --signal: %s", signame, why);

@@ -240,6 +240,8 @@ int cli_remove_path(const char *name, const char *path, int recursive, int force
 int cli_cmd_http(int argc, char **argv);
 int cli_cmd_logs(int argc, char **argv);
 int cli_cmd_kill(int argc, char **argv);
+/* A process id operand of `logs` or `kill` (local or through a server); 0, or -1 after a usage error. */
+int cli_parse_proc_id(const char *verb, int json, const char *s, uint32_t *id);
 int cli_cmd_inspect(int argc, char **argv);
 /* `ps NAME`: the processes of one sandbox; an exit status. */
 int cli_ps_processes(const char *name, int json);

@@ -343,9 +343,11 @@ int mbx__client_reconnect(struct mbx_client *c, const struct mbx_transport *t, u
 		c->tr.ops->close(&c->tr);
 	c->tr = *t;
 	c->fd = t->fd;
-	/* Half a frame of the old channel means nothing on the new one. */
+	/* Half a frame of the old channel means nothing on the new one, nor
+	 * does an answer expected on it. */
 	mbx_rbuf_release(&c->rb);
 	mbx_rbuf_init(&c->rb);
+	c->n_expected = 0;
 	mbx_wbuf_reset(&c->wb);
 	c->broken = 1; /* until the agent proves it is the same session */
 	if (c->version == 0) {
@@ -848,10 +850,12 @@ int mbx__client_request_fds(struct mbx_client *c, const int *fds, size_t nfds, u
 	return mbx__client_await(c, id, deadline_us, reply, err);
 }
 
-void mbx__client_expect(struct mbx_client *c, uint32_t id)
+int mbx__client_expect(struct mbx_client *c, uint32_t id)
 {
-	if (c->n_expected < sizeof(c->expected) / sizeof(c->expected[0]))
-		c->expected[c->n_expected++] = id;
+	if (c->n_expected >= sizeof(c->expected) / sizeof(c->expected[0]))
+		return -1;
+	c->expected[c->n_expected++] = id;
+	return 0;
 }
 
 static void unexpect(struct mbx_client *c, uint32_t id)

@@ -65,7 +65,7 @@ struct mbx_client {
 	                      * its waiter takes it */
 	struct mbx_frame handed;
 	struct mbx_waiter *waiters; /* requests waiting for their reply */
-	uint32_t expected[4];  /* requests sent ahead whose sender will await them (mbx__client_expect) */
+	uint32_t expected[16]; /* requests sent ahead whose sender will await them (mbx__client_expect) */
 	unsigned n_expected;
 	size_t nqueued;      /* events queued for all processes */
 	size_t nnews;        /* processes with credit_news */
@@ -217,8 +217,9 @@ int mbx__client_request(struct mbx_client *c, uint32_t id, uint64_t deadline_us,
  * (a caller may send its next request first; answers come in order). A
  * request sent ahead must be announced with mbx__client_expect() at once,
  * under the same hold of the sandbox's lock as its send: another thread that
- * reads the channel meanwhile then leaves its answer for the sender. */
-void mbx__client_expect(struct mbx_client *c, uint32_t id);
+ * reads the channel meanwhile then leaves its answer for the sender.
+ * 0, or -1 when too many are expected already: then await it at once. */
+int mbx__client_expect(struct mbx_client *c, uint32_t id);
 /* Waits for the answer to request `id`, sent before with mbx__client_send
  * (a caller may send its next request first; answers come in order). */
 int mbx__client_await(struct mbx_client *c, uint32_t id, uint64_t deadline_us, struct mbx_frame *reply, mbx_error **err);

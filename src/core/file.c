@@ -181,21 +181,32 @@ static int finish(mbx_sandbox *sb, struct mbx_client *c, uint32_t id, uint16_t w
 	return finish_fds(sb, c, NULL, 0, id, want, f, err);
 }
 
-/* Sends the request without waiting: await_ok takes its answer. */
-static int send_only(mbx_sandbox *sb, struct mbx_client *c, uint32_t id, mbx_error **err)
+static int await_ok(mbx_sandbox *sb, struct mbx_client *c, uint32_t id, struct mbx_frame *f, mbx_error **err);
+
+/*
+ * Sends the request without waiting: *pending = id, and await_ok takes its
+ * answer later. When the client expects too many answers already (many
+ * threads writing at once), its answer is awaited now and *pending = 0.
+ */
+static int send_only(mbx_sandbox *sb, struct mbx_client *c, uint32_t id, uint32_t *pending, mbx_error **err)
 {
+	struct mbx_frame f;
 	int rc;
 
+	*pending = 0;
 	if (mbx_proto_end(&c->wb) < 0) {
 		mbx_wbuf_reset(&c->wb);
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "file request too large");
 	}
 	rc = mbx__client_send(c, mbx__now_us() + FILE_DEADLINE_US, err);
-	if (rc < 0)
+	if (rc < 0) {
 		c->broken = 1;
-	else
-		mbx__client_expect(c, id);
-	return mbx__sandbox_after(sb, c, rc, err);
+		return mbx__sandbox_after(sb, c, rc, err);
+	}
+	if (mbx__client_expect(c, id) < 0)
+		return await_ok(sb, c, id, &f, err);
+	*pending = id;
+	return MBX_OK;
 }
 
 /* The OK answer of a request sent with send_only. */
@@ -747,10 +758,9 @@ static int write_chunks(mbx_sandbox *sb, const char *path, uint32_t mode, uint32
 		mbx_proto_put_u32(&c->wb, MBX_F_HANDLE, handle);
 		if (x.host >= 0) {
 			mbx_proto_put_u64(&c->wb, MBX_F_SIZE, (uint64_t)n); /* the bytes are in the pipe */
-			rc = send_only(sb, c, id, err);
+			rc = send_only(sb, c, id, &pending, err);
 			if (rc < 0)
 				goto out;
-			pending = id;
 			continue;
 		}
 		mbx_proto_put(&c->wb, MBX_F_DATA, buf, (size_t)n);
