@@ -889,6 +889,8 @@ oom:
 
 /* ---- public (internal) API ---- */
 
+static void oom_open(struct mbx_cgroup *cg);
+
 int mbx__cgroup_create(struct mbx_cgroup *cg, const char *id, const struct mbx_limits *lim, char **why, mbx_error **err)
 {
 	static const struct mbx_limits none;
@@ -914,6 +916,7 @@ int mbx__cgroup_create(struct mbx_cgroup *cg, const char *id, const struct mbx_l
 	if (rc == 0) {
 		free(mountinfo);
 		cg->mech = MBX_LIMITS_CGROUP_V2;
+		oom_open(cg);
 		return MBX_OK;
 	}
 	if (rc < 0) {
@@ -928,6 +931,8 @@ int mbx__cgroup_create(struct mbx_cgroup *cg, const char *id, const struct mbx_l
 	if (rc < 0)
 		return mbx__error_oom(err);
 	cg->mech = rc == 0 ? MBX_LIMITS_CGROUP_V1 : MBX_LIMITS_RLIMIT;
+	if (rc == 0)
+		oom_open(cg);
 	if (why != NULL) {
 		int n;
 
@@ -1029,27 +1034,50 @@ int mbx__cgroup_attach(const struct mbx_cgroup *cg, pid_t pid, mbx_error **err)
 	}
 }
 
+/* The file that counts a cgroup's OOM kills, as dir/file; 0, or -1 when it has none. */
+static int oom_file(const struct mbx_cgroup *cg, char *path, size_t len)
+{
+	if (cg->mech == MBX_LIMITS_CGROUP_V2 && cg->v2_dir != NULL)
+		return path_fmt(path, len, "%s/memory.events", cg->v2_dir);
+	if (cg->mech == MBX_LIMITS_CGROUP_V1 && cg->v1_dir[0] != NULL)
+		return path_fmt(path, len, "%s/memory.oom_control", cg->v1_dir[0]);
+	return -1;
+}
+
+/* Opens the OOM counter for mbx__cgroup_oom_kills; without it, each read opens the file. */
+static void oom_open(struct mbx_cgroup *cg)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (oom_file(cg, path, sizeof(path)) < 0)
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	cg->oom_fd = fd;
+	cg->has_oom_fd = 1;
+}
+
 uint64_t mbx__cgroup_oom_kills(const struct mbx_cgroup *cg)
 {
-	const char *dir, *file;
 	char path[PATH_MAX];
 	char *text = NULL;
 	uint64_t n = 0;
 
 	if (cg == NULL)
 		return 0;
-	if (cg->mech == MBX_LIMITS_CGROUP_V2) {
-		dir = cg->v2_dir;
-		file = "memory.events";
-	} else if (cg->mech == MBX_LIMITS_CGROUP_V1) {
-		dir = cg->v1_dir[0];
-		file = "memory.oom_control";
-	} else {
-		return 0;
+	if (cg->has_oom_fd) {
+		/* Both files are a few short lines: kernfs regenerates them at offset 0. */
+		char buf[1024];
+		ssize_t got = pread(cg->oom_fd, buf, sizeof(buf) - 1, 0);
+
+		if (got <= 0)
+			return 0;
+		buf[got] = '\0';
+		return mbx__cgroup_parse_key(buf, "oom_kill", &n) < 0 ? 0 : n;
 	}
-	if (dir == NULL || path_fmt(path, sizeof(path), "%s/%s", dir, file) < 0)
-		return 0;
-	if (read_text(path, &text) < 0)
+	if (oom_file(cg, path, sizeof(path)) < 0 || read_text(path, &text) < 0)
 		return 0;
 	if (mbx__cgroup_parse_key(text, "oom_kill", &n) < 0)
 		n = 0;
@@ -1155,6 +1183,10 @@ void mbx__cgroup_destroy(struct mbx_cgroup *cg)
 
 	if (cg == NULL)
 		return;
+	if (cg->has_oom_fd) {
+		close(cg->oom_fd);
+		cg->has_oom_fd = 0;
+	}
 	if (cg->v2_dir != NULL) {
 		teardown_dir(cg->v2_dir, 1);
 		free(cg->v2_dir);

@@ -29,6 +29,11 @@ struct mbx_cgroup {
 	enum mbx_limits_mech mech;
 	char *v2_dir;   /* cgroup v2 directory of the sandbox, or NULL */
 	char *v1_dir[3];/* memory, pids, cpu directories under cgroup v1, or NULL */
+	/* memory.events (v2) or memory.oom_control (v1), open for pread: read
+	 * before every execute, where an open of a cgroup file costs more than
+	 * the read. Valid when has_oom_fd; mbx__cgroup_destroy closes it. */
+	int oom_fd;
+	int has_oom_fd;
 };
 
 /* Stable name of a mechanism: "cgroup-v2", "cgroup-v1", "rlimit", "none". */
