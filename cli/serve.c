@@ -78,7 +78,7 @@ struct sbent {
 	uint64_t ttl_ms;	/* idle time before expiry; 0: none */
 	atomic_ullong last_used_ms;	/* when a call in it last ended (inspecting is no use) */
 	json_object *info;	/* what GET shows; immutable after creation */
-	size_t client;		/* whose quota it counts in */
+	size_t client;		/* whose it is: only that client's requests find it; its quota counts it */
 	uint64_t mem_mb;	/* what it counts there */
 	uint32_t millicpus;
 	char *note;		/* its options as a snapshot keeps them (cli_sandbox_opts_note) */
@@ -103,12 +103,14 @@ struct snapent {
 	pthread_mutex_t lock;	/* one use of snap at a time */
 	unsigned refs;		/* under the snapshot lock */
 	uint64_t bytes;
+	size_t client;		/* who took or uploaded it: only that client's requests find it */
 	json_object *info;	/* immutable */
 };
 
 /* A create under way with a name or an idempotency key, so that a second one waits or is refused. */
 struct pending {
 	struct pending *next;
+	size_t client;		/* names and keys are per client */
 	const char *name;	/* NULL, or borrowed from the request */
 	const char *key;	/* NULL, or borrowed from the request */
 };
@@ -826,26 +828,31 @@ static void entry_release(struct serve_server *s, struct sbent *e)
 	free(e);
 }
 
-/* The listed entry whose id, else whose name, is `ref`. */
-static struct sbent *entry_find_locked(struct serve_server *s, const char *ref)
+/*
+ * The listed entry of `client` whose id, else whose name, is `ref`. Another
+ * client's sandboxes are not there for it: their ids and names answer as
+ * unknown ones do (docs/server.md, "Several clients").
+ */
+static struct sbent *entry_find_locked(struct serve_server *s, size_t client, const char *ref)
 {
 	struct sbent *e;
 
 	for (e = s->head; e; e = e->next)
-		if (strcmp(e->id, ref) == 0)
+		if (e->client == client && strcmp(e->id, ref) == 0)
 			return e;
 	for (e = s->head; e; e = e->next)
-		if (e->name[0] && strcmp(e->name, ref) == 0)
+		if (e->client == client && e->name[0] && strcmp(e->name, ref) == 0)
 			return e;
 	return NULL;
 }
 
-static struct sbent *entry_lookup(struct serve_server *s, const char *id)
+/* The request's sandbox (its path's id or name, of its client) with a reference, or NULL. */
+static struct sbent *entry_lookup(struct serve_server *s, const struct req *r)
 {
 	struct sbent *e;
 
 	pthread_mutex_lock(&s->table_lock);
-	e = entry_find_locked(s, id);
+	e = entry_find_locked(s, r->client, r->id);
 	if (e)
 		e->refs++;
 	pthread_mutex_unlock(&s->table_lock);
@@ -983,11 +990,11 @@ static void entry_leave(struct sbent *e)
 	pthread_mutex_unlock(&e->lock);
 }
 
-/* The live entry `id` with its mutex held, or NULL (none, or destroyed
+/* The request's live entry with its mutex held, or NULL (none, or destroyed
  * meanwhile); give it back with entry_done(). */
-static struct sbent *entry_use(struct serve_server *s, const char *id)
+static struct sbent *entry_use(struct serve_server *s, const struct req *r)
 {
-	struct sbent *e = entry_lookup(s, id);
+	struct sbent *e = entry_lookup(s, r);
 
 	if (e && entry_enter(e) < 0) {
 		entry_release(s, e);
@@ -1250,9 +1257,9 @@ static enum MHD_Result send_add_failure(struct MHD_Connection *c, struct req *r,
 
 /* ---- for the other parts of the server (serve_int.h) ---- */
 
-struct sbent *serve_entry_get(struct serve_server *s, const char *id)
+struct sbent *serve_entry_get(struct serve_server *s, const struct req *r)
 {
-	return entry_lookup(s, id);
+	return entry_lookup(s, r);
 }
 
 void serve_entry_put(struct serve_server *s, struct sbent *e)
@@ -1334,12 +1341,14 @@ static const char *const config_keys[] = { "isolation", "trust", "memory_mb", "c
 
 static json_object *entry_json_locked(struct sbent *e, unsigned own);
 
-static struct pending *pending_find_locked(struct serve_server *s, const char *name, const char *key)
+static struct pending *pending_find_locked(struct serve_server *s, size_t client, const char *name,
+					   const char *key)
 {
 	struct pending *p;
 
 	for (p = s->pending; p; p = p->next)
-		if ((name && p->name && strcmp(p->name, name) == 0) || (key && p->key && strcmp(p->key, key) == 0))
+		if (p->client == client && ((name && p->name && strcmp(p->name, name) == 0) ||
+					    (key && p->key && strcmp(p->key, key) == 0)))
 			return p;
 	return NULL;
 }
@@ -1377,31 +1386,33 @@ static int idem_key(struct MHD_Connection *c, const char **out)
 }
 
 /*
- * Claims `name` and `key` for a create (under the table lock): 0 when
- * claimed (pend is listed); 1 when a live sandbox was made with `key`
- * (*found holds a reference to it); -1 when the name is taken. A create
- * with the same key under way is waited for.
+ * Claims `name` and `key` for a create of `client` (under the table lock):
+ * 0 when claimed (pend is listed); 1 when a live sandbox of the client was
+ * made with `key` (*found holds a reference to it); -1 when the client has
+ * a sandbox of that name. A create with the same key under way is waited
+ * for. Names and keys are the client's own: other clients' do not count.
  */
-static int claim_locked(struct serve_server *s, const char *name, const char *key, struct pending *pend,
-			struct sbent **found)
+static int claim_locked(struct serve_server *s, size_t client, const char *name, const char *key,
+			struct pending *pend, struct sbent **found)
 {
 	struct sbent *e;
 
 	for (;;) {
 		if (key) {
 			for (e = s->head; e; e = e->next)
-				if (e->idem_key && strcmp(e->idem_key, key) == 0) {
+				if (e->client == client && e->idem_key && strcmp(e->idem_key, key) == 0) {
 					e->refs++;
 					*found = e;
 					return 1;
 				}
-			if (pending_find_locked(s, NULL, key) && !s->stopping) {
+			if (pending_find_locked(s, client, NULL, key) && !s->stopping) {
 				pthread_cond_wait(&s->pending_cond, &s->table_lock);
 				continue;
 			}
 		}
-		if (name && (entry_find_locked(s, name) || pending_find_locked(s, name, NULL)))
+		if (name && (entry_find_locked(s, client, name) || pending_find_locked(s, client, name, NULL)))
 			return -1;
+		pend->client = client;
 		pend->name = name;
 		pend->key = key;
 		pend->next = s->pending;
@@ -1442,7 +1453,7 @@ static enum MHD_Result h_create(struct serve_server *s, struct MHD_Connection *c
 				       "without blanks");
 	}
 	pthread_mutex_lock(&s->table_lock);
-	rc = claim_locked(s, name, key, &pend, &e);
+	rc = claim_locked(s, r->client, name, key, &pend, &e);
 	if (rc == 1) {
 		/* Made before with this key: that sandbox again. */
 		answer = entry_json_locked(e, 1);
@@ -1533,7 +1544,7 @@ static enum MHD_Result h_list(struct serve_server *s, struct MHD_Connection *c, 
 
 	pthread_mutex_lock(&s->table_lock);
 	for (e = s->head; e; e = e->next)
-		if ((x = entry_json_locked(e, 0)) != NULL)
+		if (e->client == r->client && (x = entry_json_locked(e, 0)) != NULL)
 			json_object_array_add(a, x);
 	pthread_mutex_unlock(&s->table_lock);
 	json_object_object_add(o, "sandboxes", a);
@@ -1542,7 +1553,7 @@ static enum MHD_Result h_list(struct serve_server *s, struct MHD_Connection *c, 
 
 static enum MHD_Result h_inspect(struct serve_server *s, struct MHD_Connection *c, struct req *r)
 {
-	struct sbent *e = entry_lookup(s, r->id);
+	struct sbent *e = entry_lookup(s, r);
 	json_object *o;
 
 	if (!e)
@@ -1562,7 +1573,7 @@ static enum MHD_Result h_delete(struct serve_server *s, struct MHD_Connection *c
 	int unlisted;
 
 	pthread_mutex_lock(&s->table_lock);
-	e = entry_find_locked(s, r->id);
+	e = entry_find_locked(s, r->client, r->id);
 	unlisted = e ? entry_unlist_locked(s, e) == 0 : 0;
 	pthread_mutex_unlock(&s->table_lock);
 	if (!unlisted)
@@ -1960,7 +1971,7 @@ static enum MHD_Result h_exec(struct serve_server *s, struct MHD_Connection *c, 
 		exec_req_free(&x);
 		return send_bad_request(c, r, why);
 	}
-	e = entry_lookup(s, r->id);
+	e = entry_lookup(s, r);
 	if (!e) {
 		exec_req_free(&x);
 		return send_no_sandbox(c, r);
@@ -2292,7 +2303,7 @@ static enum MHD_Result h_file_get(struct serve_server *s, struct MHD_Connection 
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
-	if (!(e = entry_lookup(s, r->id)))
+	if (!(e = entry_lookup(s, r)))
 		return send_no_sandbox(c, r);
 	/* The file is read into memory first; the response then sends any range of it. */
 	fd = memfd_create("mimobox-serve-file", MFD_CLOEXEC);
@@ -2355,7 +2366,7 @@ static enum MHD_Result h_file_put(struct serve_server *s, struct MHD_Connection 
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
-	if (!(e = entry_use(s, r->id)))
+	if (!(e = entry_use(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_write_file(e->sb, path, r->body ? r->body : "", r->len, 0644, 0, &err);
 	entry_done(s, e);
@@ -2383,7 +2394,7 @@ static enum MHD_Result h_file_delete(struct serve_server *s, struct MHD_Connecti
 			 "/v1/sandboxes/{id}", path);
 		return send_error(c, r, 403, "permission_denied", why, NULL);
 	}
-	if (!(e = entry_use(s, r->id)))
+	if (!(e = entry_use(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_remove(e->sb, path, rec && (strcmp(rec, "1") == 0 || strcmp(rec, "true") == 0), &err);
 	entry_done(s, e);
@@ -2418,7 +2429,7 @@ static enum MHD_Result h_dir(struct serve_server *s, struct MHD_Connection *c, s
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
-	if (!(e = entry_use(s, r->id)))
+	if (!(e = entry_use(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_list_dir(e->sb, path, &dir, &err);
 	entry_done(s, e);
@@ -2455,7 +2466,7 @@ static enum MHD_Result h_stat(struct serve_server *s, struct MHD_Connection *c, 
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
-	if (!(e = entry_use(s, r->id)))
+	if (!(e = entry_use(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_stat(e->sb, path, &st, &err);
 	entry_done(s, e);
@@ -2496,7 +2507,7 @@ static enum MHD_Result h_mkdir(struct serve_server *s, struct MHD_Connection *c,
 		return send_bad_request(c, r, "POST .../dir takes no body: the path and parents go in the query");
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
-	if (!(e = entry_use(s, r->id)))
+	if (!(e = entry_use(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_mkdir(e->sb, path, 0755, parents, &err);
 	entry_done(s, e);
@@ -2891,7 +2902,7 @@ static enum MHD_Result h_proc_spawn(struct serve_server *s, struct MHD_Connectio
 		what = "out of memory";
 		goto fail;
 	}
-	if (!(e = entry_use(s, r->id))) {
+	if (!(e = entry_use(s, r))) {
 		bgproc_free(bg);
 		mbx_spawn_options_free(so);
 		exec_req_free(&x);
@@ -2970,7 +2981,7 @@ bad:
 
 static enum MHD_Result h_proc_list(struct serve_server *s, struct MHD_Connection *c, struct req *r)
 {
-	struct sbent *e = entry_lookup(s, r->id);
+	struct sbent *e = entry_lookup(s, r);
 	json_object *o, *a;
 	size_t i;
 
@@ -2989,7 +3000,7 @@ static enum MHD_Result h_proc_list(struct serve_server *s, struct MHD_Connection
 
 static enum MHD_Result h_proc_get(struct serve_server *s, struct MHD_Connection *c, struct req *r)
 {
-	struct sbent *e = entry_lookup(s, r->id);
+	struct sbent *e = entry_lookup(s, r);
 	struct bgproc *bg;
 	json_object *o = NULL;
 
@@ -3062,7 +3073,7 @@ static enum MHD_Result h_proc_signal(struct serve_server *s, struct MHD_Connecti
 		return send_bad_request(c, r, msg);
 	}
 	json_object_put(body);
-	if (!(e = entry_use(s, r->id)))
+	if (!(e = entry_use(s, r)))
 		return send_no_sandbox(c, r);
 	bg = bgproc_find(e, r->pid);
 	if (!bg || !bg->proc) {
@@ -3083,7 +3094,7 @@ static enum MHD_Result h_proc_delete(struct serve_server *s, struct MHD_Connecti
 	struct sbent *e;
 	size_t i;
 
-	if (!(e = entry_use(s, r->id)))
+	if (!(e = entry_use(s, r)))
 		return send_no_sandbox(c, r);
 	bg = bgproc_find(e, r->pid);
 	if (!bg) {
@@ -3131,7 +3142,7 @@ static enum MHD_Result h_proc_stdin(struct serve_server *s, struct MHD_Connectio
 
 	if (q && !close_after && strcmp(q, "0") != 0 && strcmp(q, "false") != 0)
 		return send_bad_request(c, r, "`close` must be 1 (close stdin after the bytes) or 0");
-	if (!(e = entry_lookup(s, r->id)))
+	if (!(e = entry_lookup(s, r)))
 		return send_no_sandbox(c, r);
 	for (;;) {
 		size_t n = 0;
@@ -3314,7 +3325,7 @@ static enum MHD_Result h_proc_output(struct serve_server *s, struct MHD_Connecti
 {
 	const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "follow");
 	int follow = q && (strcmp(q, "1") == 0 || strcmp(q, "true") == 0);
-	struct sbent *e = entry_lookup(s, r->id);
+	struct sbent *e = entry_lookup(s, r);
 	struct bgproc *bg;
 	json_object *o = NULL;
 	int k;
@@ -3407,13 +3418,14 @@ static void snap_release(struct serve_server *s, struct snapent *p)
 	free(p);
 }
 
-static struct snapent *snap_lookup(struct serve_server *s, const char *id)
+/* The request's snapshot (its path's id, of its client: another client's is not there) with a reference, or NULL. */
+static struct snapent *snap_lookup(struct serve_server *s, const struct req *r)
 {
 	struct snapent *p;
 
 	pthread_mutex_lock(&s->snap_lock);
 	for (p = s->snaps; p; p = p->next)
-		if (strcmp(p->id, id) == 0)
+		if (p->client == r->client && strcmp(p->id, r->id) == 0)
 			break;
 	if (p)
 		p->refs++;
@@ -3462,6 +3474,7 @@ static enum MHD_Result snap_keep(struct serve_server *s, struct MHD_Connection *
 		sprintf(p->id + 2 * i, "%02x", raw[i]);
 	p->snap = snap;
 	p->bytes = bytes;
+	p->client = r->client;
 	p->refs = 1;
 	pthread_mutex_init(&p->lock, NULL);
 	o = json_object_new_object();
@@ -3507,7 +3520,7 @@ static enum MHD_Result h_snap_take(struct serve_server *s, struct MHD_Connection
 
 	if (check_keys(body, keys, why, sizeof(why)) < 0)
 		return send_bad_request(c, r, why);
-	if (!(e = entry_use(s, r->id)))
+	if (!(e = entry_use(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_snapshot(&snap, e->sb, &err);
 	/* The options it was made with, so that a restored one is described (and counted) as it. */
@@ -3546,7 +3559,7 @@ static enum MHD_Result h_snap_list(struct serve_server *s, struct MHD_Connection
 	pthread_mutex_lock(&s->snap_lock);
 	for (p = s->snaps; p; p = p->next) {
 		x = NULL;
-		if (json_object_deep_copy(p->info, &x, NULL) == 0)
+		if (p->client == r->client && json_object_deep_copy(p->info, &x, NULL) == 0)
 			json_object_array_add(a, x);
 	}
 	pthread_mutex_unlock(&s->snap_lock);
@@ -3556,7 +3569,7 @@ static enum MHD_Result h_snap_list(struct serve_server *s, struct MHD_Connection
 
 static enum MHD_Result h_snap_get(struct serve_server *s, struct MHD_Connection *c, struct req *r)
 {
-	struct snapent *p = snap_lookup(s, r->id);
+	struct snapent *p = snap_lookup(s, r);
 	json_object *o = NULL;
 	int ok;
 
@@ -3575,7 +3588,7 @@ static enum MHD_Result h_snap_delete(struct serve_server *s, struct MHD_Connecti
 
 	pthread_mutex_lock(&s->snap_lock);
 	for (pp = &s->snaps; *pp; pp = &(*pp)->next) {
-		if (strcmp((*pp)->id, r->id) == 0) {
+		if ((*pp)->client == r->client && strcmp((*pp)->id, r->id) == 0) {
 			p = *pp;
 			*pp = p->next;
 			p->next = NULL;
@@ -3593,7 +3606,7 @@ static enum MHD_Result h_snap_delete(struct serve_server *s, struct MHD_Connecti
 
 static enum MHD_Result h_snap_data(struct serve_server *s, struct MHD_Connection *c, struct req *r)
 {
-	struct snapent *p = snap_lookup(s, r->id);
+	struct snapent *p = snap_lookup(s, r);
 	mbx_error *err = NULL;
 	uint8_t *data = NULL;
 	size_t len = 0;
@@ -3636,11 +3649,11 @@ static enum MHD_Result h_restore(struct serve_server *s, struct MHD_Connection *
 	    get_u64(body, "ttl_ms", 0, (uint64_t)1 << 40, &ttl, NULL, why, sizeof(why)) < 0 ||
 	    get_str(body, "name", &name, why, sizeof(why)) < 0 || (name && cli_check_name(name, why, sizeof(why)) < 0))
 		return send_bad_request(c, r, why);
-	if (!(p = snap_lookup(s, r->id)))
+	if (!(p = snap_lookup(s, r)))
 		return send_no_snapshot(c, r);
 	/* The name as a create's: held from here until the sandbox is listed. */
 	pthread_mutex_lock(&s->table_lock);
-	rc = claim_locked(s, name, NULL, &pend, &found);
+	rc = claim_locked(s, r->client, name, NULL, &pend, &found);
 	pthread_mutex_unlock(&s->table_lock);
 	if (rc < 0) {
 		snap_release(s, p);
@@ -3742,7 +3755,7 @@ static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, 
 		count = n_names;
 		pthread_mutex_lock(&s->table_lock);
 		for (n_claimed = 0; n_claimed < n_names; n_claimed++)
-			if (claim_locked(s, names[n_claimed], NULL, &pends[n_claimed], &found) < 0)
+			if (claim_locked(s, r->client, names[n_claimed], NULL, &pends[n_claimed], &found) < 0)
 				break;
 		pthread_mutex_unlock(&s->table_lock);
 		if (n_claimed < n_names) {
@@ -3753,7 +3766,7 @@ static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, 
 					  "pick other names, or delete the other one with DELETE /v1/sandboxes/NAME");
 		}
 	}
-	if (!(e = entry_use(s, r->id))) {
+	if (!(e = entry_use(s, r))) {
 		for (i = 0; i < n_claimed; i++)
 			pending_end(s, &pends[i]);
 		return send_no_sandbox(c, r);
@@ -3830,7 +3843,7 @@ static enum MHD_Result h_audit(struct serve_server *s, struct MHD_Connection *c,
 	size_t i, n;
 	int rc;
 
-	if (!(e = entry_use(s, r->id)))
+	if (!(e = entry_use(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_net_log(e->sb, &log, &err);
 	entry_done(s, e);

@@ -15,8 +15,9 @@ struct serve_server;
 struct sbent;
 struct req;
 
-/* The entry `id` with a reference of the caller's (no mutex), or NULL; give it back with serve_entry_put(). */
-struct sbent *serve_entry_get(struct serve_server *s, const char *id);
+/* The request's sandbox (its path's id or name, among its client's: another client's is not found) with a
+ * reference of the caller's (no mutex), or NULL; give it back with serve_entry_put(). */
+struct sbent *serve_entry_get(struct serve_server *s, const struct req *r);
 void serve_entry_put(struct serve_server *s, struct sbent *e);
 /* Takes the entry's mutex for library calls; -1 (mutex not held) once the sandbox was destroyed. */
 int serve_entry_enter(struct sbent *e);

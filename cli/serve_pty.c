@@ -881,7 +881,7 @@ enum MHD_Result serve_pty_handle(struct serve_server *s, struct serve_pty_table 
 		free(q);
 		return serve_send_error(c, r, 503, "unavailable", "the server is shutting down", "try again once it runs");
 	}
-	e = serve_entry_get(s, serve_req_id(r));
+	e = serve_entry_get(s, r);
 	if (!e) {
 		char why[128];
 

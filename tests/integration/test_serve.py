@@ -1348,28 +1348,38 @@ def test_snapshot_store_is_bounded(guard, host_tmp):
 # ---------------------------------------------------------------------------
 # Quotas and the cap on live sandboxes
 
-def test_quotas_per_client_and_max_sandboxes(guard, host_tmp):
+def _two_clients_server(guard, host_tmp, *args):
+    """A server on 127.0.0.1 whose token file names the clients alice and bob:
+    (the started Server, call(token, method, path, body=None, headers=None), alice's token, bob's token)."""
     port = _free_port()
     token_file = os.path.join(host_tmp, "tokens")
     alice, bob = secrets.token_hex(20), secrets.token_hex(20)
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, ("# two clients\nalice %s\n\nbob\t%s\n" % (alice, bob)).encode())
     os.close(fd)
-    s = Server(guard, host_tmp, args=["--listen", "127.0.0.1:%d" % port, "--token-file", token_file,
-                                      "--quota-sandboxes", "2", "--quota-memory-mb", "384", "--max-sandboxes", "3"])
+    s = Server(guard, host_tmp, args=["--listen", "127.0.0.1:%d" % port, "--token-file", token_file] + list(args))
+    s.port = port
     s.start()
 
-    def call(token, method, path, body=None):
+    def call(token, method, path, body=None, headers=None):
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         try:
-            c.request(method, path, body=json.dumps(body) if body is not None else None,
-                      headers={"Authorization": "Bearer " + token})
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+            c.request(method, path, body=body, headers=dict(headers or {}, Authorization="Bearer " + token))
             resp = c.getresponse()
             data = resp.read()
             check_response(method, path, resp.status, resp.headers.get("Content-Type"), data)
             return Resp(resp.status, resp.headers, data)
         finally:
             c.close()
+
+    return s, call, alice, bob
+
+
+def test_quotas_per_client_and_max_sandboxes(guard, host_tmp):
+    s, call, alice, bob = _two_clients_server(guard, host_tmp, "--quota-sandboxes", "2", "--quota-memory-mb", "384",
+                                              "--max-sandboxes", "3")
 
     def metric(name):
         text = call(alice, "GET", "/v1/metrics").data.decode()
@@ -1395,9 +1405,9 @@ def test_quotas_per_client_and_max_sandboxes(guard, host_tmp):
         assert metric('client_sandboxes{client="alice"}') == 2 and metric('client_sandboxes{client="bob"}') == 1
         assert metric('client_memory_mb{client="alice"}') == 384
         assert metric("quota_refusals_total") == 5
-        # Freed again after DELETE.
-        for sb in (a1, a3, b1):
-            assert call(alice, "DELETE", "/v1/sandboxes/%s" % sb).status == 204
+        # Freed again after DELETE (each by its own client).
+        for who, sb in ((alice, a1), (alice, a3), (bob, b1)):
+            assert call(who, "DELETE", "/v1/sandboxes/%s" % sb).status == 204
         assert metric('client_sandboxes{client="alice"}') == 0 and metric('client_memory_mb{client="bob"}') == 0
         b2 = call(bob, "POST", "/v1/sandboxes", {"memory_mb": 384}).json["id"]
         _error(call(bob, "POST", "/v1/sandboxes/%s/fork" % b2, {"count": 2}), 429, "quota_exceeded", "client `bob`")
@@ -1408,6 +1418,157 @@ def test_quotas_per_client_and_max_sandboxes(guard, host_tmp):
     finally:
         s.stop()
     assert alice not in s.log_text() and bob not in s.log_text()
+
+
+def _pty_handshake(port, token, path):
+    """A WebSocket handshake for a terminal over TCP: (status, headers, body of a refusal); the socket is closed."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as so:
+        so.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                    % (path, token, key)).encode())
+        resp = http.client.HTTPResponse(so)
+        resp.begin()
+        body = b"" if resp.status == 101 else resp.read()
+        return resp.status, resp.headers, body
+
+
+def test_clients_are_tenants(guard, host_tmp):
+    """Each client of a token file sees and uses only its own sandboxes, processes and snapshots:
+    another client's answer exactly as missing ones do, lists are the caller's, names and
+    Idempotency-Keys are per client; the metrics stay the server's."""
+    s, call, alice, bob = _two_clients_server(guard, host_tmp)
+
+    def as_missing(who, method, path, ref, missing, body=None, headers=None):
+        """`path` (naming `ref`, another client's) answers as the same path naming `missing`, which does not exist."""
+        got = call(who, method, path, body, headers)
+        want = call(who, method, path.replace(ref, missing), body, headers)
+        assert got.status == want.status == 404, (method, path, got, want)
+        assert got.json["error"]["code"] == "not_found", got
+        assert got.json == json.loads(want.data.decode().replace(missing, ref)), (method, path, got, want)
+
+    try:
+        r = call(alice, "POST", "/v1/sandboxes", {"name": "web"}, {"Idempotency-Key": "same-key"})
+        assert r.status == 201, r
+        a_id = r.json["id"]
+        assert call(alice, "PUT", "/v1/sandboxes/web/files?path=/workspace/f", b"alice's\n").status == 200
+        r = call(alice, "POST", "/v1/sandboxes/web/processes",
+                 {"argv": ["sh", "-c", "echo started; exec cat"], "stdin": True})
+        assert r.status == 201, r
+        pid = r.json["id"]
+        r = call(alice, "POST", "/v1/sandboxes/web/snapshots", {})
+        assert r.status == 201, r
+        snap_id = r.json["snapshot_id"]
+
+        # Bob lists nothing of alice's.
+        assert call(bob, "GET", "/v1/sandboxes").json["sandboxes"] == []
+        assert call(bob, "GET", "/v1/snapshots").json["snapshots"] == []
+        # Every route naming alice's sandbox, by id or by name, answers bob as a missing one.
+        for ref in (a_id, "web"):
+            missing = "0123456789abcdef" if ref == a_id else "nosuch"
+            sb = "/v1/sandboxes/" + ref
+            for method, path, body in (
+                    ("GET", sb, None), ("DELETE", sb, None),
+                    ("POST", sb + "/exec", {"argv": ["cat", "/workspace/f"]}),
+                    ("POST", sb + "/exec?stream=1", {"argv": ["true"]}),
+                    ("GET", sb + "/files?path=/workspace/f", None),
+                    ("PUT", sb + "/files?path=/workspace/f", b"bob's\n"),
+                    ("DELETE", sb + "/files?path=/workspace/f", None),
+                    ("GET", sb + "/dir?path=/workspace", None),
+                    ("POST", sb + "/dir?path=/workspace/d", None),
+                    ("GET", sb + "/stat?path=/workspace/f", None),
+                    ("POST", sb + "/processes", {"argv": ["true"]}),
+                    ("GET", sb + "/processes", None),
+                    ("GET", sb + "/processes/%d" % pid, None),
+                    ("POST", sb + "/processes/%d/signal" % pid, {"signal": "KILL"}),
+                    ("POST", sb + "/processes/%d/signal" % pid, {"tree": True}),
+                    ("POST", sb + "/processes/%d/stdin?close=1" % pid, b"bob\n"),
+                    ("GET", sb + "/processes/%d/output" % pid, None),
+                    ("GET", sb + "/processes/%d/output?follow=1" % pid, None),
+                    ("DELETE", sb + "/processes/%d" % pid, None),
+                    ("POST", sb + "/snapshots", {}),
+                    ("POST", sb + "/fork", {"count": 1}),
+                    ("POST", sb + "/fork", {"names": ["bobs-kid"]}),
+                    ("GET", sb + "/network/audit", None)):
+                as_missing(bob, method, path, ref, missing, body)
+            # A terminal: refused before the upgrade, as for a missing sandbox.
+            got = _pty_handshake(s.port, bob, sb + "/pty?cmd=sh")
+            want = _pty_handshake(s.port, bob, "/v1/sandboxes/%s/pty?cmd=sh" % missing)
+            assert got[0] == want[0] == 404, (got, want)
+            assert json.loads(got[2]) == json.loads(want[2].decode().replace(missing, ref)), (got, want)
+        # And alice's snapshot: not there for bob.
+        for method, path, body in (("GET", "/v1/snapshots/" + snap_id, None),
+                                   ("GET", "/v1/snapshots/%s/data" % snap_id, None),
+                                   ("POST", "/v1/snapshots/%s/restore" % snap_id, {}),
+                                   ("POST", "/v1/snapshots/%s/restore" % snap_id, {"name": "stolen"}),
+                                   ("DELETE", "/v1/snapshots/" + snap_id, None)):
+            as_missing(bob, method, path, snap_id, "fedcba9876543210", body)
+
+        # Names and idempotency keys are per client: bob's `web` is his own sandbox; his
+        # create with alice's key makes a new one (and replays his own); alice's id is a name he may take.
+        r = call(bob, "POST", "/v1/sandboxes", {"name": "web"}, {"Idempotency-Key": "same-key"})
+        assert r.status == 201 and r.json["id"] != a_id and r.json["name"] == "web", r
+        b_id = r.json["id"]
+        r = call(bob, "POST", "/v1/sandboxes", {"name": "web"}, {"Idempotency-Key": "same-key"})
+        assert r.status == 200 and r.json["id"] == b_id and r.headers["Idempotent-Replayed"] == "true", r
+        r = call(alice, "POST", "/v1/sandboxes", {}, {"Idempotency-Key": "same-key"})
+        assert r.status == 200 and r.json["id"] == a_id, r
+        _error(call(bob, "POST", "/v1/sandboxes", {"name": "web"}), 409, "already_exists", "web")
+        r = call(bob, "POST", "/v1/sandboxes", {"name": a_id})
+        assert r.status == 201 and r.json["id"] != a_id, r
+        b_named_as_a = r.json["id"]
+        assert call(bob, "GET", "/v1/sandboxes/" + a_id).json["id"] == b_named_as_a
+        assert call(bob, "POST", "/v1/sandboxes/web/exec", {"argv": ["sh", "-c", "echo bob > /workspace/f"]}).status == 200
+        r = call(bob, "POST", "/v1/sandboxes/web/fork", {"names": ["bobs-kid"]})
+        assert r.status == 201, r
+        bobs_kid = r.json["sandboxes"][0]["id"]
+        b_snap = call(bob, "POST", "/v1/sandboxes/web/snapshots", {}).json["snapshot_id"]
+        assert sorted(x["id"] for x in call(bob, "GET", "/v1/sandboxes").json["sandboxes"]) == \
+            sorted([b_id, b_named_as_a, bobs_kid])
+        assert [x["snapshot_id"] for x in call(bob, "GET", "/v1/snapshots").json["snapshots"]] == [b_snap]
+        as_missing(alice, "GET", "/v1/sandboxes/" + bobs_kid, bobs_kid, "0123456789abcdef")
+        as_missing(alice, "GET", "/v1/snapshots/" + b_snap, b_snap, "fedcba9876543210")
+
+        # Alice's things are untouched, and she still does everything with them.
+        assert [x["id"] for x in call(alice, "GET", "/v1/sandboxes").json["sandboxes"]] == [a_id]
+        assert [x["snapshot_id"] for x in call(alice, "GET", "/v1/snapshots").json["snapshots"]] == [snap_id]
+        assert call(alice, "GET", "/v1/sandboxes/web/files?path=/workspace/f").data == b"alice's\n"
+        r = call(alice, "GET", "/v1/sandboxes/web/processes/%d" % pid)
+        assert r.status == 200 and r.json["running"] and r.json["stdin"], r
+        r = call(alice, "POST", "/v1/sandboxes/web/processes/%d/stdin?close=1" % pid, b"alice\n")
+        assert r.status == 200 and r.json["closed"], r
+        deadline = time.monotonic() + 30
+        while call(alice, "GET", "/v1/sandboxes/web/processes/%d" % pid).json["running"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert call(alice, "GET", "/v1/sandboxes/web/processes/%d/output" % pid).json["stdout"] == "started\nalice\n"
+        for path in ("/v1/sandboxes/web/dir?path=/workspace", "/v1/sandboxes/web/stat?path=/workspace/f",
+                     "/v1/sandboxes/web/network/audit", "/v1/sandboxes/" + a_id):
+            assert call(alice, "GET", path).status == 200, path
+        assert call(alice, "POST", "/v1/sandboxes/web/exec", {"argv": ["cat", "/workspace/f"]}).json["stdout"] == "alice's\n"
+        st = _pty_handshake(s.port, alice, "/v1/sandboxes/web/pty?cmd=true")
+        assert st[0] == 101, st
+        assert len(call(alice, "GET", "/v1/snapshots/%s/data" % snap_id).data) > 0
+        r = call(alice, "POST", "/v1/snapshots/%s/restore" % snap_id, {"name": "stolen"})
+        assert r.status == 201, r
+        restored = r.json["id"]
+        assert call(alice, "POST", "/v1/sandboxes/stolen/exec", {"argv": ["cat", "/workspace/f"]}).json["stdout"] == \
+            "alice's\n"
+        r = call(alice, "POST", "/v1/sandboxes/web/fork", {"names": ["bobs-kid"]})
+        assert r.status == 201, r
+        alices_kid = r.json["sandboxes"][0]["id"]
+        # The metrics are the operator's: the whole server's, whoever asks.
+        text = call(bob, "GET", "/v1/metrics").data.decode()
+        assert re.search(r"^mimobox_sandboxes_live 6$", text, re.M), text
+        assert 'mimobox_client_sandboxes{client="alice"} 3' in text, text
+        for sb in (restored, alices_kid, "web"):
+            assert call(alice, "DELETE", "/v1/sandboxes/" + sb).status == 204
+        assert call(alice, "DELETE", "/v1/snapshots/" + snap_id).status == 204
+        for sb in (bobs_kid, b_named_as_a, "web"):
+            assert call(bob, "DELETE", "/v1/sandboxes/" + sb).status == 204
+        assert call(bob, "DELETE", "/v1/snapshots/" + b_snap).status == 204
+    finally:
+        s.stop()
 
 
 def test_cpu_quota(guard, host_tmp):
