@@ -110,6 +110,13 @@ int cli_outcome_status(const struct cli_outcome *o);
 /* Prints the outcome as `run --json` does, one line on stdout; 0, or -1 after reporting. */
 int cli_outcome_print_json(const struct cli_outcome *o);
 
+/*
+ * An outcome that came from a server, told as the local verbs tell theirs:
+ * the output (unless `streamed`: it was written as it came), the warnings
+ * and explanations, or the --json line. Returns the exit status.
+ */
+int cli_outcome_report(struct cli_outcome *o, int json, int streamed);
+
 /* The exit status of a payload that could not start with `rc`: 127, 126 or 125. */
 int cli_failure_status(int rc);
 

@@ -81,39 +81,6 @@ size_t cli_output_fit(uint64_t *sent, int *cut, uint64_t limit, size_t len)
 	return len;
 }
 
-int cli_write_all(int fd, const void *data, size_t len)
-{
-	/* Full writes through EINTR and a non-blocking pipe shared with others. */
-	return wire_write_all(fd, data, len);
-}
-
-void cli_report(int json, int code, const char *message, const char *suggestion,
-		const char *layer, int errnum)
-{
-	struct cli_buf b = CLI_BUF_INIT;
-
-	if (!json) {
-		fprintf(stderr, "mimobox: error: %s\n", message);
-		if (suggestion)
-			fprintf(stderr, "mimobox: hint: %s\n", suggestion);
-		return;
-	}
-	cli_buf_puts(&b, "{\"ok\": false, \"error\": {\"code\": ");
-	cli_json_cstring(&b, mbx_error_code_name(code));
-	cli_buf_puts(&b, ", \"message\": ");
-	cli_json_cstring(&b, message);
-	cli_buf_puts(&b, ", \"suggestion\": ");
-	cli_json_cstring(&b, suggestion);
-	cli_buf_puts(&b, ", \"layer\": ");
-	cli_json_cstring(&b, layer);
-	cli_buf_printf(&b, ", \"errno\": %d}}\n", errnum);
-	if (b.failed)
-		fprintf(stderr, "mimobox: error: %s\n", message);
-	else
-		(void)cli_write_all(STDOUT_FILENO, b.data, b.len);
-	cli_buf_free(&b);
-}
-
 void cli_report_mbx(int json, int rc, const mbx_error *err)
 {
 	if (!err) {

@@ -14,6 +14,9 @@
 
 #include "json.h"
 
+/* The most a JSON answer may be (a run's output comes inside it, in base64). */
+#define CLI_REMOTE_JSON_ANSWER_MAX ((size_t)64 << 20)
+
 struct cli_remote {
 	int fd;			/* the connection, or -1 */
 	int is_unix;
@@ -51,6 +54,17 @@ int cli_remote_call(struct cli_remote *r, int json, const char *method, const ch
 
 /* Reports the server's error answer `a` (its error object, or the status); returns the exit status for it. */
 int cli_remote_report(struct cli_remote *r, int json, const struct cli_remote_answer *a);
+
+/*
+ * Tells the outcome of an execute that the server answered with the JSON
+ * object text[0, len) (`POST /v1/run`, `.../exec`; the `result` event of a
+ * stream, whose output was `streamed` already) as the local verbs do;
+ * returns the exit status.
+ */
+int cli_remote_outcome(const char *text, size_t len, int json, int streamed);
+
+/* The MBX_E* code of an error code name of the API ("not_found"); MBX_EPROTO when unknown. */
+int cli_remote_code(const char *name);
 
 /*
  * As cli_remote_report(), for the answer of a file or process operation:

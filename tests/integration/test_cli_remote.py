@@ -294,9 +294,10 @@ def test_cp_files_through_the_server(cli, served, host_tmp):
     assert cli(["rm", "cp-box"]).rc == 0
 
 
-def test_remote_run_loads_json_c_alone(cli, served):
-    """Through a server the CLI loads json-c and nothing of libmicrohttpd,
-    libcurl or TLS: the dynamic loader's own account of the files it opened."""
+def test_remote_run_loads_no_more_libraries(cli, served):
+    """A run through a server loads nothing beyond what any start loads (no
+    json-c, libmicrohttpd, libcurl or TLS): the dynamic loader's own account
+    of the files it opened."""
     def loaded_by(args):
         p = subprocess.run([cli.path] + args, capture_output=True, env=cli.env({"LD_DEBUG": "files"}), timeout=60)
         assert p.returncode == 0, p
@@ -307,7 +308,7 @@ def test_remote_run_loads_json_c_alone(cli, served):
     base = loaded_by(["version"])
     assert base <= {"libmimobox.so.0", "libc.so.6"} or any(n.startswith(("libasan", "libubsan")) for n in base), base
     names = loaded_by(["run", "--", "true"])
-    assert names - base == {"libjson-c.so.5"}, names
+    assert names <= base, names
 
 
 def test_exec_json_through_the_server(cli, served):
