@@ -81,6 +81,12 @@ def test_install_layout_and_pkg_config(tmp_path):
     run_env = dict(host_env(), LD_LIBRARY_PATH=str(libdir))
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120, env=run_env)
     assert r.returncode == 0 and r.stdout == "exit 0: hi\n", r.stderr
+    # The `mimobox` program is the front (cli/front.c): it finds the whole
+    # CLI in the installed tree it is in, also under a DESTDIR.
+    fronts, fulls = list(dest.rglob("bin/mimobox")), list(dest.rglob("libexec/mimobox/mimobox-full"))
+    assert len(fronts) == 1 and len(fulls) == 1, (fronts, fulls)
+    r = subprocess.run([str(fronts[0]), "version"], capture_output=True, text=True, timeout=60, env=run_env)
+    assert r.returncode == 0 and r.stdout.startswith("mimobox "), r
     if has_wasm:
         # The installed CLI finds the private copy of Wasmtime through the
         # installed library, not the build tree's.
