@@ -105,4 +105,16 @@ int cli_remote_print_outcome(struct json_object *o, int json, int streamed);
  */
 int cli_remote_opts_json(struct cli_remote *r, int json, const struct cli_sandbox_opts *so, struct cli_buf *b);
 
+/*
+ * cp NAME:PATH HOST when PATH is a directory (remote_files.c): with
+ * `recursive` the tree, as the local verb copies it. -2 when PATH is not a
+ * directory (the caller copies the file), else the exit status.
+ */
+int cli_remote_cp_down(struct cli_remote *r, int json, int recursive, const char *name, const char *path,
+		       const char *host);
+
+/* cp HOST NAME:PATH of the host directory `host`, open as `fd`; the exit status. */
+int cli_remote_cp_up(struct cli_remote *r, int json, int recursive, const char *host, int fd, const char *name,
+		     const char *path);
+
 #endif /* MBX_CLI_REMOTE_H */

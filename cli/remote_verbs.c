@@ -797,18 +797,35 @@ static int r_cp(struct cli_remote *r, int argc, char **argv)
 		cli_usage_error(w.json, "cp", "expected `mimobox cp HOST_PATH|- NAME:PATH` or `mimobox cp NAME:PATH HOST_PATH|-`");
 		return CLI_EXIT_USAGE;
 	}
-	if (w.recursive)
-		return cli_remote_unavailable(r, w.json, "cp -r (directory trees)", NULL);
 	src_ref = cli_parse_sandbox_ref(w.ops[0], src_name, &src_path);
 	dst_ref = cli_parse_sandbox_ref(w.ops[1], dst_name, &dst_path);
-	if (src_ref == dst_ref || (src_ref && !src_path[0]) || (dst_ref && !dst_path[0]) ||
-	    !w.ops[src_ref ? 1 : 0][0]) {
-		cli_usage_error(w.json, "cp", "expected one host path (or -) and one NAME:PATH with a path");
+	/* The local verb's refusals, in its words. */
+	if (src_ref && dst_ref) {
+		cli_usage_error(w.json, "cp", "both `%s` and `%s` are in sandboxes: copy through the host", w.ops[0],
+				w.ops[1]);
+		return CLI_EXIT_USAGE;
+	}
+	if (!src_ref && !dst_ref) {
+		cli_usage_error(w.json, "cp", "neither `%s` nor `%s` is a sandbox path (NAME:PATH)", w.ops[0], w.ops[1]);
+		return CLI_EXIT_USAGE;
+	}
+	if (src_ref && !src_path[0]) {
+		cli_usage_error(w.json, "cp", "no path after `%s:`", src_name);
+		return CLI_EXIT_USAGE;
+	}
+	if (dst_ref && !dst_path[0])
+		dst_path = "/workspace";	/* NAME: is the workspace, as locally */
+	if (!w.ops[src_ref ? 1 : 0][0]) {
+		cli_usage_error(w.json, "cp", "the host path is empty");
 		return CLI_EXIT_USAGE;
 	}
 	if (cli_remote_json_load(w.json) < 0)
 		return CLI_EXIT_FAILED;
 	if (src_ref) {
+		/* A directory: the tree with -r (remote_files.c), else the local verb's refusal. */
+		status = cli_remote_cp_down(r, w.json, w.recursive, src_name, src_path, w.ops[1]);
+		if (status != -2)
+			goto out;
 		sandbox_target(&t, src_name, "/files?path=");
 		cli_remote_urlencode(&t, src_path);
 		status = simple_file(r, w.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
@@ -827,8 +844,8 @@ static int r_cp(struct cli_remote *r, int argc, char **argv)
 			goto out;
 		}
 		if (S_ISDIR(st.st_mode)) {
+			status = cli_remote_cp_up(r, w.json, w.recursive, w.ops[0], fd, dst_name, dst_path);
 			close(fd);
-			status = cli_remote_unavailable(r, w.json, "cp of a directory", NULL);
 			goto out;
 		}
 		for (;;) {

@@ -64,6 +64,7 @@ SHARED = [
     (test_cli_sessions, "test_mkdir_and_write_parents"),
     (test_cli_sessions, "test_rm_path"),
     (test_cli_sessions, "test_rm_force_and_json"),
+    (test_cli_sessions, "test_cp_recursive_refusals"),
     (test_cli_life, "test_background_output_never_blocks_and_is_bounded"),
     (test_cli_life, "test_logs_follow"),
     (test_cli_life, "test_kill_with_a_signal"),
@@ -289,9 +290,139 @@ def test_cp_files_through_the_server(cli, served, host_tmp):
     assert r.rc == 0, r
     r = cli(["cp", "cp-box:in.txt", "-"])
     assert r.rc == 0 and r.stdout == b"from stdin\n", r
-    r = cli(["cp", "-r", host_tmp, "cp-box:/workspace"])
-    assert r.rc == 125 and "cp -r" in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
     assert cli(["rm", "cp-box"]).rc == 0
+
+
+def test_cp_errors_through_the_server(cli, served, named, host_tmp):
+    # The local test's, in a directory of its own (the server's log is in host_tmp).
+    mine = os.path.join(host_tmp, "cp-errors")
+    os.mkdir(mine)
+    test_cli_sessions.test_cp_errors(cli, named, mine)
+
+
+def test_cp_recursive_through_the_server(cli, served, host_tmp):
+    """cp -r both ways through the server: the local verb's tree, counts
+    and skips; the API makes files 0644 and directories 0755 and has no
+    symlink, so host links are skipped with a warning on the way in."""
+    assert cli(["create", "--name", "tree-box"]).rc == 0
+    src = os.path.join(host_tmp, "src")
+    os.makedirs(os.path.join(src, "sub", "deep"))
+    with open(os.path.join(src, "a.txt"), "wb") as f:
+        f.write(b"alpha\n")
+    blob = os.urandom(300 << 10)
+    with open(os.path.join(src, "sub", "blob.bin"), "wb") as f:
+        f.write(blob)
+    with open(os.path.join(src, "sub", "deep", "empty"), "wb"):
+        pass
+    os.symlink("/etc/passwd", os.path.join(src, "outside-link"))
+    os.mkfifo(os.path.join(src, "fifo"))
+    r = cli(["cp", "-r", src, "tree-box:/workspace/dst", "--json"])
+    assert r.rc == 0 and r.json["ok"] is True, r
+    assert (r.json["files"], r.json["directories"], r.json["symlinks"]) == (3, 3, 0), r.json
+    assert r.json["bytes"] == 6 + len(blob), r.json
+    skipped = {os.path.basename(s["path"]): s["reason"] for s in r.json["skipped"]}
+    assert set(skipped) == {"fifo", "outside-link"} and "MIMOBOX_HOST=local" in skipped["outside-link"], r.json
+    assert cli(["cat", "tree-box", "dst/sub/blob.bin"]).stdout == blob
+    assert cli(["stat", "tree-box", "dst/sub/deep/empty", "--json"]).json["size"] == 0
+    assert cli(["stat", "tree-box", "dst/outside-link"]).rc == 1, "a host symlink was followed"
+    # Into an existing directory: under the source's own name.
+    r = cli(["cp", "-r", src, "tree-box:/workspace/dst"])
+    assert r.rc == 0 and "skipped" in r.stderr and "fifo" in r.stderr, r
+    assert cli(["stat", "tree-box", "/workspace/dst/src/sub/deep", "--json"]).json["type"] == "directory"
+
+    # And back, with a link, a fifo and modes made inside the sandbox.
+    assert cli(["exec", "tree-box", "--", "sh", "-c", "cd /workspace/dst && ln -s /etc sub/etc-link && "
+                "mkfifo sub/pipe && chmod 0751 a.txt && chmod 0600 sub/blob.bin && chmod 0710 sub"]).rc == 0
+    back = os.path.join(host_tmp, "back")
+    r = cli(["cp", "-r", "tree-box:/workspace/dst", back, "--json"])
+    assert r.rc == 0, r
+    assert [os.path.basename(s["path"]) for s in r.json["skipped"]] == ["pipe"], r.json
+    got = test_cli_sessions._tree(back)
+    assert got["a.txt"] == ("file", 0o751, b"alpha\n"), got
+    assert got["sub/blob.bin"] == ("file", 0o600, blob)
+    assert got["sub"][:2] == ("dir", 0o710) and got["sub/deep/empty"][0] == "file", got
+    assert "sub/pipe" not in got and got["sub/etc-link"] == ("link", None, "/etc"), got
+    assert not any(k.startswith("sub/etc-link/") for k in got), "a sandbox symlink was followed"
+    outdir = os.path.join(host_tmp, "outdir")
+    os.mkdir(outdir)
+    assert cli(["cp", "-r", "tree-box:dst", outdir]).rc == 0
+    assert os.listdir(outdir) == ["dst"] and test_cli_sessions._tree(os.path.join(outdir, "dst")) == got
+    r = cli(["cp", "-r", "tree-box:/workspace", "-"])
+    assert r.rc == 1 and "stdout" in r.stderr, r
+    assert cli(["rm", "tree-box"]).rc == 0
+
+
+class _FakeServer:
+    """A server on a unix socket that answers a listing of its choice: what
+    an untrusted server (or a sandbox it failed to check) could send."""
+
+    def __init__(self, path, entries):
+        import http.server
+        import socketserver
+        import threading
+
+        entries_json = json.dumps({"path": "/workspace/d", "entries": entries}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                from urllib.parse import urlsplit, parse_qs
+                u = urlsplit(self.path)
+                p = parse_qs(u.query).get("path", [""])[0]
+                if u.path.endswith("/stat"):
+                    kind = "directory" if p == "/workspace/d" or p.endswith("/..") or p.endswith("/sub") else "file"
+                    body = json.dumps({"path": p, "type": kind, "size": 1, "mode": "0755", "mtime_ns": 0,
+                                       "mtime": "", "uid": 0, "gid": 0, "symlink": False, "target": None}).encode()
+                    ctype = "application/json"
+                elif u.path.endswith("/dir"):
+                    body, ctype = entries_json, "application/json"
+                else:
+                    body, ctype = b"escaped\n", "application/octet-stream"
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        class Srv(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self.srv = Srv(path, Handler)
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+@pytest.mark.parametrize("entries", [
+    [{"name": "../escaped", "type": "file", "size": 1}],
+    [{"name": "..", "type": "directory", "size": 0}],
+    [{"name": "sub/../../escaped", "type": "file", "size": 1}],
+    [{"name": "/tmp", "type": "directory", "size": 0}],
+    [{"name": "", "type": "file", "size": 1}],
+], ids=["dotdot-file", "dotdot-dir", "slashes", "absolute", "empty"])
+def test_cp_from_a_server_never_writes_outside_the_target(cli, host_tmp, entries):
+    """A listing's entry must be one name within its directory: anything
+    else is refused before a byte is written, never a path outside the
+    target."""
+    sock = os.path.join(host_tmp, "fake.sock")
+    fake = _FakeServer(sock, entries)
+    try:
+        top = os.path.join(host_tmp, "top")
+        os.mkdir(top)
+        dest = os.path.join(top, "dest")
+        r = cli(["cp", "-r", "evil:/workspace/d", dest], env={"MIMOBOX_HOST": "unix:" + sock})
+        assert r.rc == 125 and "not a name within the directory" in r.stderr, r
+        assert os.listdir(top) == ["dest"] and os.listdir(dest) == [], "the copy wrote outside its target"
+        assert not os.path.exists(os.path.join(host_tmp, "escaped"))
+    finally:
+        fake.close()
 
 
 def test_remote_run_loads_json_c_alone(cli, served):
