@@ -581,6 +581,11 @@ void cli_remote_urlencode(struct cli_buf *b, const char *s)
 
 int cli_remote_print_outcome(struct json_object *o, int json, int streamed)
 {
+	return cli_remote_print_outcome_extra(o, json, streamed, NULL);
+}
+
+int cli_remote_print_outcome_extra(struct json_object *o, int json, int streamed, const char *extra_json)
+{
 	struct cli_outcome out;
 	uint8_t *sout = NULL, *serr = NULL;
 	size_t nout = 0, nerr = 0;
@@ -608,6 +613,7 @@ int cli_remote_print_outcome(struct json_object *o, int json, int streamed)
 	out.trap = jstr(o, "trap");
 	out.timeout_opt = "--timeout";
 	out.memory_opt = "--memory";
+	out.extra_json = extra_json;
 	if (out.signal > 0 || out.timed_out)
 		out.exit_code = -1;
 	status = cli_outcome_status(&out);

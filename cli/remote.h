@@ -117,4 +117,27 @@ int cli_remote_cp_down(struct cli_remote *r, int json, int recursive, const char
 int cli_remote_cp_up(struct cli_remote *r, int json, int recursive, const char *host, int fd, const char *name,
 		     const char *path);
 
+/* As cli_remote_print_outcome(), with `extra_json` (NULL, or members) added to --json's object. */
+int cli_remote_print_outcome_extra(struct json_object *o, int json, int streamed, const char *extra_json);
+
+/*
+ * --audit (remote_audit.c). A mark of the network log of `name`: how many
+ * records it ever had, in *mark; 0, or the exit status after reporting.
+ */
+int cli_remote_audit_mark(struct cli_remote *r, int json, const char *name, uint64_t *mark);
+
+/*
+ * Reports the records of the network log of `name` from `mark` on as the
+ * local verbs do: the `network_log` and `network_log_dropped` members
+ * appended to `b` with `json`, else lines on stderr. 0, or the exit status.
+ */
+int cli_remote_audit_report(struct cli_remote *r, int json, const char *name, uint64_t mark, struct cli_buf *b);
+
+/*
+ * run --audit: a sandbox made with `create` (POST /v1/sandboxes), `exec`
+ * run in it, its log reported with the outcome, the sandbox removed. The
+ * exit status.
+ */
+int cli_remote_run_audit(struct cli_remote *r, int json, const struct cli_buf *create, const struct cli_buf *exec);
+
 #endif /* MBX_CLI_REMOTE_H */

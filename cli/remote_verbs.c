@@ -1044,10 +1044,11 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 {
 	struct words w = { "exec" };
 	struct exec_ud x;
-	struct cli_buf body = CLI_BUF_INIT, t = CLI_BUF_INIT;
+	struct cli_buf body = CLI_BUF_INIT, t = CLI_BUF_INIT, audit = CLI_BUF_INIT;
 	struct cli_remote_answer a;
 	struct httpc_sse sse;
 	struct stream st;
+	uint64_t audit_mark = 0;
 	int status = CLI_EXIT_USAGE;
 
 	memset(&x, 0, sizeof(x));
@@ -1078,8 +1079,8 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 				"no terminal and its output goes to `mimobox logs`", x.tty ? "-t" : "--audit");
 		goto out;
 	}
-	if (x.tty || x.audit) {
-		status = cli_remote_unavailable(r, w.json, x.tty ? "exec -t" : "exec --audit", NULL);
+	if (x.tty) {
+		status = cli_remote_unavailable(r, w.json, "exec -t", NULL);
 		goto out;
 	}
 	cli_buf_puts(&body, "{\"argv\": [");
@@ -1124,6 +1125,10 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 		status = exec_detached(r, w.json, w.ops[0], &body);
 		goto out;
 	}
+	/* --audit: the log's records from here on (remote_audit.c). */
+	if (x.audit && (status = cli_remote_audit_mark(r, w.json, w.ops[0], &audit_mark)) != 0)
+		goto out;
+	status = CLI_EXIT_FAILED;
 	sandbox_target(&t, w.ops[0], w.json ? "/exec" : "/exec?stream=1");
 	if (w.json) {
 		json_object *o = NULL;
@@ -1133,8 +1138,9 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 			goto out;
 		if (a.status != 200)
 			status = exec_failed(r, w.json, w.ops[0], &a);
-		else if ((o = answer_json(w.json, &a)) != NULL)
-			status = cli_remote_print_outcome(o, 1, 0);
+		else if ((o = answer_json(w.json, &a)) != NULL &&
+			 (!x.audit || (status = cli_remote_audit_report(r, 1, w.ops[0], audit_mark, &audit)) == 0))
+			status = cli_remote_print_outcome_extra(o, 1, 0, audit.data);
 		jput(o);
 		cli_buf_free(&a.body);
 		goto out;
@@ -1146,11 +1152,12 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 	} else if (!st.exit) {
 		cli_report(w.json, MBX_EPROTO, st.why[0] ? st.why : sse.why[0] ? sse.why : "the stream ended without an exit event",
 			   NULL, NULL, 0);
-	} else {
+	} else if (!x.audit || (status = cli_remote_audit_report(r, 0, w.ops[0], audit_mark, &audit)) == 0) {
 		status = cli_remote_print_outcome(st.exit, 0, 1);
 	}
 	cli_buf_free(&a.body);
 out:
+	cli_buf_free(&audit);
 	jput(st.exit);
 	httpc_sse_free(&sse);
 	cli_buf_free(&body);

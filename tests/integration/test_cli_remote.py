@@ -199,10 +199,8 @@ def test_explicit_unix_host(cli, guard, host_tmp):
     (["run", "--cpu", "1", "--", "true"], "--cpu"),
     (["run", "--max-procs", "8", "--", "true"], "--max-procs"),
     (["run", "--command", "echo x"], "run --command"),
-    (["run", "--audit", "--", "true"], "run --audit"),
     (["create", "--disk", "64", "--name", "d"], "--disk"),
     (["exec", "x", "-t", "--", "true"], "exec -t"),
-    (["exec", "x", "--audit", "--", "true"], "exec --audit"),
     (["shell", "x"], "shell"),
     (["http", "x", "http://example.invalid/"], "http"),
 ])
@@ -587,3 +585,97 @@ def test_snapshot_restore_fork_through_the_server(cli, served, host_tmp):
     assert served.request("GET", "/v1/sandboxes/ttl-kid").json["ttl_ms"] == 0
     r = cli(["fork", "nosuch"])
     assert r.rc == 125 and "no sandbox named `nosuch`" in r.stderr, r
+
+
+# ---------------------------------------------------------------------------
+# The same words with and without a server: --audit, http
+
+
+@pytest.fixture(params=["local", "server"])
+def via(request):
+    """The CLI's environment for one path: MIMOBOX_HOST=local, or a server
+    on the default socket."""
+    if request.param == "server":
+        request.getfixturevalue("served")
+        return {}
+    return {"MIMOBOX_HOST": "local"}
+
+
+def _listener():
+    """A loopback listener the sandbox's requests name: the proxy must
+    refuse them, so nothing may reach it."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+    lst.setblocking(False)
+    return lst
+
+
+AUDIT_NET = ["--network", "allow:allowed.invalid"]
+CURL = "curl -sS -o /dev/null -w '%%{http_code}' --max-time 10 http://%s:%d/%s"
+
+
+def test_run_audit(cli, via):
+    lst = _listener()
+    port = lst.getsockname()[1]
+    try:
+        script = CURL % ("denied.invalid", port, "a") + "; echo; " + CURL % ("other.invalid", port, "b")
+        r = cli(["run", "--json", "--audit"] + AUDIT_NET + ["--", "sh", "-c", script], env=via)
+        assert r.rc == 0 and r.json["stdout"] == "403\n403", r
+        log = r.json["network_log"]
+        assert [(e["host"], e["port"], e["verdict"], e["source"], e["method"], e["status"]) for e in log] == [
+            ("denied.invalid", port, "denied", "proxy", "GET", 403),
+            ("other.invalid", port, "denied", "proxy", "GET", 403)], log
+        assert "not in the allow list" in log[0]["reason"] and log[0]["time_us"] > 1.5e15, log
+        assert set(log[0]) == {"source", "time_us", "method", "host", "port", "address", "verdict", "status",
+                               "reason", "bytes_up", "bytes_down"}, log[0]
+        assert r.json["network_log_dropped"] == 0
+        # Text mode: one line per record on stderr, the program's output as it is.
+        r = cli(["run", "--audit"] + AUDIT_NET + ["--", "sh", "-c", CURL % ("denied.invalid", port, "c")], env=via)
+        assert r.rc == 0 and r.stdout == b"403", r
+        lines = [l for l in r.stderr.splitlines() if l.startswith("mimobox: net:")]
+        assert len(lines) == 1 and "proxy denied GET denied.invalid:%d status 403: " % port in lines[0], r.stderr
+        # The program's status and a missing program as without --audit.
+        assert cli(["run", "--audit", "--", "sh", "-c", "exit 7"], env=via).rc == 7
+        r = cli(["run", "--audit", "--json", "--", "sh", "-c", "exit 3"], env=via)
+        assert r.rc == 3 and r.json["network_log"] == [] and r.json["exit_code"] == 3, r
+        assert cli(["run", "--audit", "--", "no-such-program-xyz"], env=via).rc == 127
+        with pytest.raises(BlockingIOError):
+            lst.accept()
+    finally:
+        lst.close()
+    if not via:
+        assert cli(["ps", "--json"]).json["sandboxes"] == [], "run --audit left its sandbox on the server"
+
+
+def test_exec_audit(cli, via):
+    """exec --audit: the network log from this exec's start on, earlier
+    execs' requests not repeated."""
+    lst = _listener()
+    port = lst.getsockname()[1]
+    name = "aud-" + os.urandom(3).hex()
+    try:
+        assert cli(["create", "--name", name] + AUDIT_NET, env=via).rc == 0
+        r = cli(["exec", "--json", "--audit", name, "--", "sh", "-c", CURL % ("denied.invalid", port, "one")],
+                env=via)
+        assert r.rc == 0 and r.json["stdout"] == "403", r
+        log = r.json["network_log"]
+        assert [(e["host"], e["verdict"], e["status"]) for e in log] == [("denied.invalid", "denied", 403)], log
+        assert r.json["network_log_dropped"] == 0
+        r = cli(["exec", "--json", "--audit", name, "--", "sh", "-c", CURL % ("other.invalid", port, "two")], env=via)
+        assert [(e["host"], e["verdict"]) for e in r.json["network_log"]] == [("other.invalid", "denied")], r.json
+        r = cli(["exec", "--audit", name, "--", "sh", "-c", CURL % ("third.invalid", port, "three")], env=via)
+        assert r.rc == 0 and r.stdout == b"403", r
+        lines = [l for l in r.stderr.splitlines() if l.startswith("mimobox: net:")]
+        assert len(lines) == 1 and "proxy denied GET third.invalid:%d status 403" % port in lines[0], r.stderr
+        r = cli(["exec", "--json", name, "--", "true"], env=via)
+        assert "network_log" not in r.json, "the log is there only on request"
+        r = cli(["exec", "--audit", name, "--", "sh", "-c", "exit 5"], env=via)
+        assert r.rc == 5 and "mimobox: net:" not in r.stderr, r
+        r = cli(["exec", "-d", "--audit", name, "--", "true"], env=via)
+        assert r.rc == 125 and "--audit" in r.stderr, r
+        with pytest.raises(BlockingIOError):
+            lst.accept()
+    finally:
+        lst.close()
+        cli(["rm", "-f", name], env=via)
