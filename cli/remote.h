@@ -140,4 +140,7 @@ int cli_remote_audit_report(struct cli_remote *r, int json, const char *name, ui
  */
 int cli_remote_run_audit(struct cli_remote *r, int json, const struct cli_buf *create, const struct cli_buf *exec);
 
+/* `http` through the server (cmd_http.c: it shares the local parser): POST .../http. */
+int cli_cmd_http_remote(struct cli_remote *r, int argc, char **argv);
+
 #endif /* MBX_CLI_REMOTE_H */

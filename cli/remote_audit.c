@@ -204,6 +204,9 @@ int cli_remote_run_audit(struct cli_remote *r, int json, const struct cli_buf *c
 		cli_report(json, MBX_EPROTO, "the server's answer to an exec is not a JSON object", NULL, NULL, 0);
 		goto out;
 	}
+	/* The exec's answer does not say the isolation; the sandbox's description does. */
+	if (!jget(o, "isolation") && jget(made, "isolation"))
+		json_object_object_add(o, "isolation", json_object_new_string(jstr(made, "isolation")));
 	/* The whole log: the sandbox is the run's alone. */
 	status = cli_remote_audit_report(r, json, id, 0, &audit);
 	if (status == 0)

@@ -2032,6 +2032,7 @@ int cli_remote_verb(struct cli_remote *r, int argc, char **argv)
 		{ "inspect", r_inspect }, { "rm", r_rm }, { "cat", r_cat }, { "write", r_write }, { "ls", r_ls }, { "cp", r_cp },
 		{ "stat", r_stat }, { "mkdir", r_mkdir }, { "logs", r_logs }, { "kill", r_kill },
 		{ "snapshot", r_snapshot }, { "restore", r_restore }, { "fork", r_fork },
+		{ "http", cli_cmd_http_remote },
 	};
 	int json = 0;
 
