@@ -202,7 +202,7 @@ static int rstat(struct rcp *c, const char *path, const char **type, mode_t *mod
 	const char *ty, *m;
 	char *end = NULL;
 	unsigned long bits = 0;
-	int status;
+	int status, ok;
 
 	target(&t, c->name, "/stat?path=", path);
 	status = call(c, "GET", &t, NULL, 0, ANSWER_MAX, quiet_404, &body);
@@ -215,13 +215,14 @@ static int rstat(struct rcp *c, const char *path, const char **type, mode_t *mod
 	m = jstr(o, "mode");
 	if (m)
 		bits = strtoul(m, &end, 8);
+	ok = m && *m && !*end && bits <= 07777;
 	*type = NULL;
 	for (size_t i = 0; ty && i < sizeof(types) / sizeof(types[0]); i++)
 		if (strcmp(ty, types[i]) == 0)
 			*type = types[i];
 	if (o)
-		json_object_put(o);
-	if (!*type || !m || !*m || *end || bits > 07777) {
+		json_object_put(o);	/* ty and m are gone with it */
+	if (!*type || !ok) {
 		cli_report(c->json, MBX_EPROTO, "the server's answer to GET .../stat is malformed", NULL, NULL, 0);
 		return CLI_EXIT_FAILED;
 	}
