@@ -2,8 +2,9 @@
 /*
  * The named-sandbox verbs through a running `mimobox serve` (remote.h):
  * create, exec (in the foreground, streamed), ps, inspect, rm, cat, write,
- * ls and cp (directories: remote_files.c), http (cmd_http.c). The words are those of the local verbs; what the API does not
- * offer is an error naming it (cli_remote_unavailable()).
+ * ls, cp (directories: remote_files.c) and http (cmd_http.c). The words
+ * are those of the local verbs; what the API does not offer is an error
+ * naming it (cli_remote_unavailable()).
  */
 #include <errno.h>
 #include <fcntl.h>
