@@ -18,6 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "httpc.h"
+#include "remote.h"
+#include "serve_dl.h"
 #include "session.h"
 
 #define CLI_EXIT_HTTP_FAIL 22
@@ -410,6 +413,231 @@ done:
 	cli_buf_free(&out);
 	cli_buf_free(&body);
 	wire_conn_close(&conn);
+	free(r.headers);
+	return ret;
+}
+
+/* ---- through a server: POST /v1/sandboxes/NAME/http (docs/server.md) ---- */
+
+/* The request body a server takes whole in its 1 MiB of JSON, base64 included. */
+#define REMOTE_BODY_MAX ((size_t)640 << 10)
+#define REMOTE_ANSWER_MAX ((size_t)256 << 20)
+
+static json_object *jfield(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static const char *jtext(json_object *o, const char *key)
+{
+	json_object *v = jfield(o, key);
+
+	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* The JSON object of `a`'s body, or NULL. */
+static json_object *answer_object(const struct cli_remote_answer *a)
+{
+	struct json_tokener *tok;
+	json_object *o = NULL;
+
+	if (!a->body.data || a->body.len == 0 || a->body.len >= INT32_MAX || !(tok = json_tokener_new()))
+		return NULL;
+	o = json_tokener_parse_ex(tok, a->body.data, (int)a->body.len);
+	json_tokener_free(tok);
+	if (o && !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	return o;
+}
+
+/* The exit status of a failed answer, reported: as the local verb's (125 for a wrong argument or sandbox, else 1). */
+static int remote_failed(struct cli_remote *rem, int json, const struct cli_remote_answer *a)
+{
+	json_object *o = answer_object(a);
+	const char *code = jtext(jfield(o, "error"), "code");
+	int invalid = code && strcmp(code, "invalid_argument") == 0;
+	int status = cli_remote_report_file(rem, json, a);
+
+	if (o)
+		json_object_put(o);
+	return invalid ? CLI_EXIT_FAILED : status;
+}
+
+/* Decodes the answer's body: body_b64 when present (exact), else body. 0, or -1 when malformed. */
+static int answer_body(json_object *o, struct cli_buf *out)
+{
+	const char *b64 = jtext(o, "body_b64"), *text = jtext(o, "body");
+	json_object *t = jfield(o, "body");
+
+	if (b64) {
+		size_t n = strlen(b64), got = 0;
+		uint8_t *bytes = malloc(n / 4 * 3 + 4);
+
+		if (!bytes || httpc_b64_decode(b64, n, bytes, &got) < 0) {
+			free(bytes);
+			return -1;
+		}
+		cli_buf_add(out, bytes, got);
+		free(bytes);
+		return out->failed ? -1 : 0;
+	}
+	if (!text)
+		return -1;
+	cli_buf_add(out, text, (size_t)json_object_get_string_len(t));
+	return out->failed ? -1 : 0;
+}
+
+int cli_cmd_http_remote(struct cli_remote *rem, int argc, char **argv)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct http_request r;
+	struct cli_buf req = CLI_BUF_INIT, mem = CLI_BUF_INIT, t = CLI_BUF_INIT, out = CLI_BUF_INIT, body = CLI_BUF_INIT;
+	struct cli_remote_answer a;
+	json_object *o = NULL, *hs;
+	char why[CLI_WHY_MAX];
+	uint64_t len = 0;
+	int fd = -1, status, ret = CLI_EXIT_FAILED;
+
+	memset(&r, 0, sizeof(r));
+	memset(&a, 0, sizeof(a));
+	if (parse(&r, argc, argv) < 0)
+		goto done;
+	if (r.help) {
+		usage();
+		ret = 0;
+		goto done;
+	}
+	if (cli_check_name(r.name, why, sizeof(why)) < 0) {
+		cli_usage_error(r.json, "http", "%s", why);
+		goto done;
+	}
+	if (open_body(&r, &fd, &len, &mem) < 0) {
+		ret = 1;
+		goto done;
+	}
+	if (fd >= 0 && len <= REMOTE_BODY_MAX) {
+		/* A regular file: read whole, within what the server takes. */
+		char chunk[65536];
+		ssize_t n;
+
+		for (;;) {
+			n = read(fd, chunk, sizeof(chunk));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			cli_buf_add(&mem, chunk, (size_t)n);
+			if (mem.len > REMOTE_BODY_MAX)
+				break;
+		}
+		len = mem.len;
+	}
+	if (fd >= 0 && fd != STDIN_FILENO)
+		close(fd);
+	if (len > REMOTE_BODY_MAX || mem.len > REMOTE_BODY_MAX) {
+		cli_report(r.json, MBX_ETOOBIG, "http through the server takes a request body of at most 640 KiB",
+			   "set MIMOBOX_HOST=local to send a larger body", NULL, 0);
+		ret = 1;
+		goto done;
+	}
+	cli_buf_puts(&req, "{\"method\": ");
+	cli_json_cstring(&req, r.method);
+	cli_buf_puts(&req, ", \"url\": ");
+	cli_json_cstring(&req, r.url);
+	cli_buf_puts(&req, ", \"headers\": [");
+	for (size_t i = 0; i < r.n_headers; i++) {
+		cli_buf_puts(&req, i ? ", " : "");
+		cli_json_cstring(&req, r.headers[i]);
+	}
+	cli_buf_puts(&req, "]");
+	if (r.data || r.data_file) {
+		cli_buf_puts(&req, ", \"body_b64\": ");
+		cli_json_base64(&req, (const uint8_t *)(mem.data ? mem.data : ""), mem.len);
+	}
+	cli_buf_puts(&req, "}");
+	cli_buf_puts(&t, "/v1/sandboxes/");
+	for (const unsigned char *p = (const unsigned char *)r.name; *p; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		    *p == '_' || *p == '.')
+			cli_buf_add(&t, p, 1);
+		else
+			cli_buf_printf(&t, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+	cli_buf_puts(&t, "/http");
+	if (req.failed || t.failed) {
+		cli_report(r.json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
+		goto done;
+	}
+	if (cli_remote_json_load(r.json) < 0 ||
+	    cli_remote_call(rem, r.json, "POST", t.data, "application/json", req.data, req.len, REMOTE_ANSWER_MAX, &a) < 0)
+		goto done;
+	if (a.status != 200) {
+		ret = remote_failed(rem, r.json, &a);
+		goto done;
+	}
+	o = answer_object(&a);
+	hs = jfield(o, "headers");
+	if (!o || !jfield(o, "status") || !json_object_is_type(jfield(o, "status"), json_type_int) ||
+	    !hs || !json_object_is_type(hs, json_type_array) || answer_body(o, &body) < 0) {
+		cli_report(r.json, MBX_EPROTO, "the server's answer to an http request is malformed", NULL, NULL, 0);
+		goto done;
+	}
+	status = (int)json_object_get_int64(jfield(o, "status"));
+	/* As the local verb prints it (head_out()). */
+	if (r.json) {
+		cli_buf_printf(&out, "{\"ok\": true, \"status\": %d, \"url\": ", status);
+		cli_json_cstring(&out, jtext(o, "url") ? jtext(o, "url") : r.url);
+		cli_buf_puts(&out, ", \"headers\": [");
+	} else if (r.include) {
+		cli_buf_printf(&out, "HTTP %d\r\n", status);
+	}
+	for (size_t i = 0; i < json_object_array_length(hs); i++) {
+		json_object *h = json_object_array_get_idx(hs, i);
+		const char *name = jtext(h, "name") ? jtext(h, "name") : "", *value = jtext(h, "value") ? jtext(h, "value") : "";
+
+		if (r.json) {
+			cli_buf_puts(&out, i ? ", {\"name\": " : "{\"name\": ");
+			cli_json_cstring(&out, name);
+			cli_buf_puts(&out, ", \"value\": ");
+			cli_json_cstring(&out, value);
+			cli_buf_puts(&out, "}");
+		} else if (r.include) {
+			cli_buf_printf(&out, "%s: %s\r\n", name, value);
+		}
+	}
+	if (r.json) {
+		cli_buf_puts(&out, "], \"body\": ");
+		cli_json_string(&out, (const uint8_t *)body.data, body.len);
+		if (!cli_utf8_valid((const uint8_t *)(body.data ? body.data : ""), body.len)) {
+			cli_buf_puts(&out, ", \"body_b64\": ");
+			cli_json_base64(&out, (const uint8_t *)body.data, body.len);
+		}
+		cli_buf_printf(&out, ", \"body_bytes\": %zu}\n", body.len);
+	} else {
+		if (r.include)
+			cli_buf_puts(&out, "\r\n");
+		if (body.len)
+			cli_buf_add(&out, body.data, body.len);
+	}
+	if (out.failed) {
+		cli_report(r.json, MBX_ENOMEM, "out of memory formatting the response", NULL, NULL, ENOMEM);
+		goto done;
+	}
+	if (out.len)
+		(void)cli_write_all(STDOUT_FILENO, out.data, out.len);	/* a reader that went away: the status still counts */
+	ret = r.fail && status >= 400 ? CLI_EXIT_HTTP_FAIL : 0;
+done:
+	if (o)
+		json_object_put(o);
+	cli_buf_free(&a.body);
+	cli_buf_free(&req);
+	cli_buf_free(&mem);
+	cli_buf_free(&t);
+	cli_buf_free(&out);
+	cli_buf_free(&body);
 	free(r.headers);
 	return ret;
 }

@@ -856,7 +856,7 @@ out:
 int cli_cmd_run_remote(struct cli_remote *rem, int argc, char **argv)
 {
 	struct run_request r;
-	struct cli_buf body = CLI_BUF_INIT;
+	struct cli_buf body = CLI_BUF_INIT, create = CLI_BUF_INIT;
 	uint8_t *in = NULL;
 	size_t in_len = 0;
 	int status = CLI_EXIT_FAILED;
@@ -870,9 +870,9 @@ int cli_cmd_run_remote(struct cli_remote *rem, int argc, char **argv)
 		status = 0;
 		goto out;
 	}
-	if (r.tty || r.command || r.language || r.audit || on_wasm(&r)) {
+	if (r.tty || r.command || r.language || on_wasm(&r)) {
 		status = cli_remote_unavailable(rem, r.json, r.tty ? "run -t" : r.command ? "run --command" :
-						r.language ? "run --code" : r.audit ? "run --audit" : "a Wasm program (a host file)",
+						r.language ? "run --code" : "a Wasm program (a host file)",
 						NULL);
 		goto out;
 	}
@@ -882,10 +882,13 @@ int cli_cmd_run_remote(struct cli_remote *rem, int argc, char **argv)
 		cli_json_cstring(&body, r.operands[i]);
 	}
 	cli_buf_puts(&body, "]");
-	if (cli_remote_opts_json(rem, r.json, &r.sb, &body) < 0) {
+	/* --audit: the options make a sandbox of the run's own (cli_remote_run_audit()). */
+	cli_buf_puts(&create, "{\"ttl_ms\": 60000");
+	if (cli_remote_opts_json(rem, r.json, &r.sb, r.audit ? &create : &body) < 0) {
 		status = CLI_EXIT_USAGE;
 		goto out;
 	}
+	cli_buf_puts(&create, "}");
 	if (r.interactive) {
 		/* The API takes stdin whole: read it to its end, within the request's limit. */
 		in = malloc(REMOTE_STDIN_MAX + 1);
@@ -915,9 +918,13 @@ int cli_cmd_run_remote(struct cli_remote *rem, int argc, char **argv)
 		cli_json_base64(&body, in, in_len);
 	}
 	cli_buf_puts(&body, "}");
-	status = cli_remote_run_body(rem, r.json, &body);
+	if (r.audit)
+		status = cli_remote_run_audit(rem, r.json, &create, &body);
+	else
+		status = cli_remote_run_body(rem, r.json, &body);
 out:
 	free(in);
+	cli_buf_free(&create);
 	cli_buf_free(&body);
 	cli_sandbox_opts_free(&r.sb);
 	return status;

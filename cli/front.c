@@ -131,7 +131,7 @@ static int fast_run(int json, char **operands, int n)
 			    CLI_REMOTE_JSON_ANSWER_MAX, &a) < 0) {
 		status = CLI_EXIT_FAILED;
 	} else {
-		status = a.status == 200 ? cli_remote_outcome(a.body.data, a.body.len, json, 0)
+		status = a.status == 200 ? cli_remote_outcome(a.body.data, a.body.len, json, 0, NULL)
 					 : cli_remote_report(&rem, json, &a);
 		cli_buf_free(&a.body);
 	}

@@ -35,6 +35,11 @@ int cli_remote_json_load(int json)
 
 int cli_remote_print_outcome(struct json_object *o, int json, int streamed)
 {
+	return cli_remote_print_outcome_extra(o, json, streamed, NULL);
+}
+
+int cli_remote_print_outcome_extra(struct json_object *o, int json, int streamed, const char *extra_json)
+{
 	size_t len = 0;
 	const char *text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
 
@@ -42,7 +47,7 @@ int cli_remote_print_outcome(struct json_object *o, int json, int streamed)
 		cli_report(json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
 		return CLI_EXIT_FAILED;
 	}
-	return cli_remote_outcome(text, len, json, streamed);
+	return cli_remote_outcome(text, len, json, streamed, extra_json);
 }
 
 int cli_remote_run_body(struct cli_remote *r, int json, const struct cli_buf *body)
@@ -62,7 +67,7 @@ int cli_remote_run_body(struct cli_remote *r, int json, const struct cli_buf *bo
 	if (cli_remote_call(r, json, "POST", "/v1/run", "application/json", body->data, body->len, JSON_ANSWER_MAX,
 			    &a) < 0)
 		return CLI_EXIT_FAILED;
-	status = a.status == 200 ? cli_remote_outcome(a.body.data, a.body.len, json, 0) : cli_remote_report(r, json, &a);
+	status = a.status == 200 ? cli_remote_outcome(a.body.data, a.body.len, json, 0, NULL) : cli_remote_report(r, json, &a);
 	cli_buf_free(&a.body);
 	return status;
 }

@@ -58,10 +58,11 @@ int cli_remote_report(struct cli_remote *r, int json, const struct cli_remote_an
 /*
  * Tells the outcome of an execute that the server answered with the JSON
  * object text[0, len) (`POST /v1/run`, `.../exec`; the `result` event of a
- * stream, whose output was `streamed` already) as the local verbs do;
+ * stream, whose output was `streamed` already) as the local verbs do,
+ * with `extra_json` (", \"k\": v...", or NULL) added to a --json line;
  * returns the exit status.
  */
-int cli_remote_outcome(const char *text, size_t len, int json, int streamed);
+int cli_remote_outcome(const char *text, size_t len, int json, int streamed, const char *extra_json);
 
 /* The MBX_E* code of an error code name of the API ("not_found"); MBX_EPROTO when unknown. */
 int cli_remote_code(const char *name);
@@ -118,5 +119,43 @@ int cli_remote_print_outcome(struct json_object *o, int json, int streamed);
  * ...) to `b`; -1 after reporting the first option the API does not offer.
  */
 int cli_remote_opts_json(struct cli_remote *r, int json, const struct cli_sandbox_opts *so, struct cli_buf *b);
+
+/*
+ * cp NAME:PATH HOST when PATH is a directory (remote_files.c): with
+ * `recursive` the tree, as the local verb copies it. -2 when PATH is not a
+ * directory (the caller copies the file), else the exit status.
+ */
+int cli_remote_cp_down(struct cli_remote *r, int json, int recursive, const char *name, const char *path,
+		       const char *host);
+
+/* cp HOST NAME:PATH of the host directory `host`, open as `fd`; the exit status. */
+int cli_remote_cp_up(struct cli_remote *r, int json, int recursive, const char *host, int fd, const char *name,
+		     const char *path);
+
+/* As cli_remote_print_outcome(), with `extra_json` (NULL, or members) added to --json's object. */
+int cli_remote_print_outcome_extra(struct json_object *o, int json, int streamed, const char *extra_json);
+
+/*
+ * --audit (remote_audit.c). A mark of the network log of `name`: how many
+ * records it ever had, in *mark; 0, or the exit status after reporting.
+ */
+int cli_remote_audit_mark(struct cli_remote *r, int json, const char *name, uint64_t *mark);
+
+/*
+ * Reports the records of the network log of `name` from `mark` on as the
+ * local verbs do: the `network_log` and `network_log_dropped` members
+ * appended to `b` with `json`, else lines on stderr. 0, or the exit status.
+ */
+int cli_remote_audit_report(struct cli_remote *r, int json, const char *name, uint64_t mark, struct cli_buf *b);
+
+/*
+ * run --audit: a sandbox made with `create` (POST /v1/sandboxes), `exec`
+ * run in it, its log reported with the outcome, the sandbox removed. The
+ * exit status.
+ */
+int cli_remote_run_audit(struct cli_remote *r, int json, const struct cli_buf *create, const struct cli_buf *exec);
+
+/* `http` through the server (cmd_http.c: it shares the local parser): POST .../http. */
+int cli_cmd_http_remote(struct cli_remote *r, int argc, char **argv);
 
 #endif /* MBX_CLI_REMOTE_H */

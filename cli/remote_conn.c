@@ -578,7 +578,7 @@ int cli_remote_report_file(struct cli_remote *r, int json, const struct cli_remo
 	return 1;
 }
 
-int cli_remote_outcome(const char *text, size_t len, int json, int streamed)
+int cli_remote_outcome(const char *text, size_t len, int json, int streamed, const char *extra_json)
 {
 	struct cli_outcome out;
 	struct jsonr_val o, v;
@@ -613,6 +613,7 @@ int cli_remote_outcome(const char *text, size_t len, int json, int streamed)
 	out.trap = trap = jr_str(&o, "trap");
 	out.timeout_opt = "--timeout";
 	out.memory_opt = "--memory";
+	out.extra_json = extra_json;
 	status = cli_outcome_report(&out, json, streamed);
 	free(sout);
 	free(serr);

@@ -2,8 +2,9 @@
 /*
  * The named-sandbox verbs through a running `mimobox serve` (remote.h):
  * create, exec (in the foreground, streamed), ps, inspect, rm, cat, write,
- * ls and cp of single files. The words are those of the local verbs; what the API does not
- * offer is an error naming it (cli_remote_unavailable()).
+ * ls, cp (directories: remote_files.c) and http (cmd_http.c). The words
+ * are those of the local verbs; what the API does not offer is an error
+ * naming it (cli_remote_unavailable()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -797,18 +798,35 @@ static int r_cp(struct cli_remote *r, int argc, char **argv)
 		cli_usage_error(w.json, "cp", "expected `mimobox cp HOST_PATH|- NAME:PATH` or `mimobox cp NAME:PATH HOST_PATH|-`");
 		return CLI_EXIT_USAGE;
 	}
-	if (w.recursive)
-		return cli_remote_unavailable(r, w.json, "cp -r (directory trees)", NULL);
 	src_ref = cli_parse_sandbox_ref(w.ops[0], src_name, &src_path);
 	dst_ref = cli_parse_sandbox_ref(w.ops[1], dst_name, &dst_path);
-	if (src_ref == dst_ref || (src_ref && !src_path[0]) || (dst_ref && !dst_path[0]) ||
-	    !w.ops[src_ref ? 1 : 0][0]) {
-		cli_usage_error(w.json, "cp", "expected one host path (or -) and one NAME:PATH with a path");
+	/* The local verb's refusals, in its words. */
+	if (src_ref && dst_ref) {
+		cli_usage_error(w.json, "cp", "both `%s` and `%s` are in sandboxes: copy through the host", w.ops[0],
+				w.ops[1]);
+		return CLI_EXIT_USAGE;
+	}
+	if (!src_ref && !dst_ref) {
+		cli_usage_error(w.json, "cp", "neither `%s` nor `%s` is a sandbox path (NAME:PATH)", w.ops[0], w.ops[1]);
+		return CLI_EXIT_USAGE;
+	}
+	if (src_ref && !src_path[0]) {
+		cli_usage_error(w.json, "cp", "no path after `%s:`", src_name);
+		return CLI_EXIT_USAGE;
+	}
+	if (dst_ref && !dst_path[0])
+		dst_path = "/workspace";	/* NAME: is the workspace, as locally */
+	if (!w.ops[src_ref ? 1 : 0][0]) {
+		cli_usage_error(w.json, "cp", "the host path is empty");
 		return CLI_EXIT_USAGE;
 	}
 	if (cli_remote_json_load(w.json) < 0)
 		return CLI_EXIT_FAILED;
 	if (src_ref) {
+		/* A directory: the tree with -r (remote_files.c), else the local verb's refusal. */
+		status = cli_remote_cp_down(r, w.json, w.recursive, src_name, src_path, w.ops[1]);
+		if (status != -2)
+			goto out;
 		sandbox_target(&t, src_name, "/files?path=");
 		cli_remote_urlencode(&t, src_path);
 		status = simple_file(r, w.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
@@ -827,8 +845,8 @@ static int r_cp(struct cli_remote *r, int argc, char **argv)
 			goto out;
 		}
 		if (S_ISDIR(st.st_mode)) {
+			status = cli_remote_cp_up(r, w.json, w.recursive, w.ops[0], fd, dst_name, dst_path);
 			close(fd);
-			status = cli_remote_unavailable(r, w.json, "cp of a directory", NULL);
 			goto out;
 		}
 		for (;;) {
@@ -1027,10 +1045,11 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 {
 	struct words w = { "exec" };
 	struct exec_ud x;
-	struct cli_buf body = CLI_BUF_INIT, t = CLI_BUF_INIT;
+	struct cli_buf body = CLI_BUF_INIT, t = CLI_BUF_INIT, audit = CLI_BUF_INIT;
 	struct cli_remote_answer a;
 	struct httpc_sse sse;
 	struct stream st;
+	uint64_t audit_mark = 0;
 	int status = CLI_EXIT_USAGE;
 
 	memset(&x, 0, sizeof(x));
@@ -1061,8 +1080,8 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 				"no terminal and its output goes to `mimobox logs`", x.tty ? "-t" : "--audit");
 		goto out;
 	}
-	if (x.tty || x.audit) {
-		status = cli_remote_unavailable(r, w.json, x.tty ? "exec -t" : "exec --audit", NULL);
+	if (x.tty) {
+		status = cli_remote_unavailable(r, w.json, "exec -t", NULL);
 		goto out;
 	}
 	cli_buf_puts(&body, "{\"argv\": [");
@@ -1107,6 +1126,10 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 		status = exec_detached(r, w.json, w.ops[0], &body);
 		goto out;
 	}
+	/* --audit: the log's records from here on (remote_audit.c). */
+	if (x.audit && (status = cli_remote_audit_mark(r, w.json, w.ops[0], &audit_mark)) != 0)
+		goto out;
+	status = CLI_EXIT_FAILED;
 	sandbox_target(&t, w.ops[0], w.json ? "/exec" : "/exec?stream=1");
 	if (w.json) {
 		json_object *o = NULL;
@@ -1116,8 +1139,9 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 			goto out;
 		if (a.status != 200)
 			status = exec_failed(r, w.json, w.ops[0], &a);
-		else if ((o = answer_json(w.json, &a)) != NULL)
-			status = cli_remote_print_outcome(o, 1, 0);
+		else if ((o = answer_json(w.json, &a)) != NULL &&
+			 (!x.audit || (status = cli_remote_audit_report(r, 1, w.ops[0], audit_mark, &audit)) == 0))
+			status = cli_remote_print_outcome_extra(o, 1, 0, audit.data);
 		jput(o);
 		cli_buf_free(&a.body);
 		goto out;
@@ -1129,11 +1153,12 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 	} else if (!st.exit) {
 		cli_report(w.json, MBX_EPROTO, st.why[0] ? st.why : sse.why[0] ? sse.why : "the stream ended without an exit event",
 			   NULL, NULL, 0);
-	} else {
+	} else if (!x.audit || (status = cli_remote_audit_report(r, 0, w.ops[0], audit_mark, &audit)) == 0) {
 		status = cli_remote_print_outcome(st.exit, 0, 1);
 	}
 	cli_buf_free(&a.body);
 out:
+	cli_buf_free(&audit);
 	jput(st.exit);
 	httpc_sse_free(&sse);
 	cli_buf_free(&body);
@@ -2008,6 +2033,7 @@ int cli_remote_verb(struct cli_remote *r, int argc, char **argv)
 		{ "inspect", r_inspect }, { "rm", r_rm }, { "cat", r_cat }, { "write", r_write }, { "ls", r_ls }, { "cp", r_cp },
 		{ "stat", r_stat }, { "mkdir", r_mkdir }, { "logs", r_logs }, { "kill", r_kill },
 		{ "snapshot", r_snapshot }, { "restore", r_restore }, { "fork", r_fork },
+		{ "http", cli_cmd_http_remote },
 	};
 	int json = 0;
 

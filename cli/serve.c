@@ -191,6 +191,7 @@ enum route {
 	R_SNAP_TAKE,
 	R_FORK,
 	R_AUDIT,
+	R_HTTP,
 	R_SNAPSHOTS,
 	R_SNAPSHOT,
 	R_SNAP_DATA,
@@ -3875,6 +3876,103 @@ static enum MHD_Result h_audit(struct serve_server *s, struct MHD_Connection *c,
 	return send_json(c, r, 200, o);
 }
 
+/* ---- an HTTP request under the sandbox's network policy ---- */
+
+static const char *const http_keys[] = { "method", "url", "headers", "body", "body_b64", NULL };
+
+/*
+ * POST .../http: {"method", "url", "headers": ["Name: value"...], "body" or
+ * "body_b64"} made by mbx_sandbox_http_request() (the proxy's checks, each
+ * hop of a redirect checked again and logged); answers {"status", "url",
+ * "headers": [{"name", "value"}...], "body"[, "body_b64"]}.
+ */
+static enum MHD_Result h_http(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
+{
+	const char *method = NULL, *url = NULL, *text = NULL, *b64 = NULL, **headers = NULL;
+	json_object *hs = NULL, *o, *a;
+	mbx_http_response *resp = NULL;
+	mbx_error *err = NULL;
+	uint8_t *data = NULL;
+	const uint8_t *got;
+	size_t n_headers = 0, len = 0, i;
+	char why[CLI_WHY_MAX];
+	struct sbent *e;
+	int rc;
+
+	if (check_keys(body, http_keys, why, sizeof(why)) < 0 || get_str(body, "method", &method, why, sizeof(why)) < 0 ||
+	    get_str(body, "url", &url, why, sizeof(why)) < 0 || get_str(body, "body", &text, why, sizeof(why)) < 0 ||
+	    get_str(body, "body_b64", &b64, why, sizeof(why)) < 0)
+		return send_bad_request(c, r, why);
+	if (!url)
+		return send_bad_request(c, r, "`url` is required: an absolute http:// or https:// URL");
+	if (text && b64)
+		return send_bad_request(c, r, "give `body` or `body_b64`, not both");
+	if (method && !*method)
+		return send_bad_request(c, r, "`method` is empty");
+	if (json_object_object_get_ex(body, "headers", &hs) && hs) {
+		if (!json_object_is_type(hs, json_type_array))
+			return send_bad_request(c, r, "`headers` must be an array of \"Name: value\" strings");
+		n_headers = json_object_array_length(hs);
+		if (n_headers > 256)
+			return send_bad_request(c, r, "`headers` has more than 256 fields");
+		headers = calloc(n_headers + 1, sizeof(*headers));
+		if (!headers)
+			return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+		for (i = 0; i < n_headers; i++) {
+			json_object *v = json_object_array_get_idx(hs, i);
+
+			if (!v || !json_object_is_type(v, json_type_string) ||
+			    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v)) {
+				free(headers);
+				return send_bad_request(c, r, "`headers` must be an array of \"Name: value\" strings");
+			}
+			headers[i] = json_object_get_string(v);
+		}
+	}
+	if (b64 && b64_decode(b64, strlen(b64), &data, &len) < 0) {
+		free(headers);
+		return send_bad_request(c, r, "`body_b64` is not base64");
+	}
+	if (text) {
+		data = (uint8_t *)strdup(text);
+		len = strlen(text);
+		if (!data) {
+			free(headers);
+			return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
+		}
+	}
+	if (!method)
+		method = text || b64 ? "POST" : "GET";
+	if (!(e = entry_use(s, r))) {
+		free(headers);
+		free(data);
+		return send_no_sandbox(c, r);
+	}
+	rc = mbx_sandbox_http_request(e->sb, method, url, headers, data, len, &resp, &err);
+	entry_done(s, e);
+	free(headers);
+	free(data);
+	if (rc != MBX_OK)
+		return send_mbx_error(c, r, rc, err, "http");
+	o = json_object_new_object();
+	a = json_object_new_array();
+	json_object_object_add(o, "status", json_object_new_int(mbx_http_response_status(resp)));
+	json_object_object_add(o, "url", json_object_new_string(mbx_http_response_url(resp) ? mbx_http_response_url(resp)
+												 : url));
+	for (i = 0; i < mbx_http_response_header_count(resp); i++) {
+		json_object *x = json_object_new_object();
+
+		json_object_object_add(x, "name", json_object_new_string(mbx_http_response_header_name(resp, i)));
+		json_object_object_add(x, "value", json_object_new_string(mbx_http_response_header_value(resp, i)));
+		json_object_array_add(a, x);
+	}
+	json_object_object_add(o, "headers", a);
+	got = mbx_http_response_body(resp, &len);
+	add_bytes(o, "body", got, len);
+	mbx_http_response_free(resp);
+	return send_json(c, r, 200, o);
+}
+
 /* ---- health and metrics ---- */
 
 static enum MHD_Result h_health(struct serve_server *s, struct MHD_Connection *c, struct req *r)
@@ -4077,6 +4175,8 @@ static enum route route_of(const char *url, char id[ID_MAX + 1], uint32_t *pid)
 		return R_FORK;
 	if (strcmp(slash, "/network/audit") == 0)
 		return R_AUDIT;
+	if (strcmp(slash, "/http") == 0)
+		return R_HTTP;
 	if (strcmp(slash, "/pty") == 0)
 		return R_PTY;
 	return proc_route_of(slash, pid);
@@ -4101,6 +4201,7 @@ static const char *allowed_methods(enum route rt)
 	case R_SNAP_TAKE:
 	case R_FORK:
 	case R_SNAP_RESTORE:
+	case R_HTTP:
 		return "POST";
 	case R_SANDBOXES:
 	case R_DIR:
@@ -4213,6 +4314,7 @@ static enum MHD_Result dispatch(struct serve_server *s, struct MHD_Connection *c
 	case R_SNAP_TAKE:
 	case R_FORK:
 	case R_SNAP_RESTORE:
+	case R_HTTP:
 		break;
 	case R_PROCS:
 	case R_PROC:
@@ -4242,6 +4344,8 @@ static enum MHD_Result dispatch(struct serve_server *s, struct MHD_Connection *c
 		ret = h_fork(s, c, r, body);
 	else if (r->route == R_SNAP_RESTORE)
 		ret = h_restore(s, c, r, body);
+	else if (r->route == R_HTTP)
+		ret = h_http(s, c, r, body);
 	else
 		ret = h_exec(s, c, r, body);
 	json_object_put(body);

@@ -64,6 +64,7 @@ SHARED = [
     (test_cli_sessions, "test_mkdir_and_write_parents"),
     (test_cli_sessions, "test_rm_path"),
     (test_cli_sessions, "test_rm_force_and_json"),
+    (test_cli_sessions, "test_cp_recursive_refusals"),
     (test_cli_life, "test_background_output_never_blocks_and_is_bounded"),
     (test_cli_life, "test_logs_follow"),
     (test_cli_life, "test_kill_with_a_signal"),
@@ -88,7 +89,7 @@ for _mod, _name in SHARED:
 
 
 # The verbs of test_cli_sessions.py on a name, those that go through a server.
-REMOTE_VERBS_ON_NAME = [w for w in test_cli_sessions.VERBS_ON_NAME if w[0] not in ("http", "shell")]
+REMOTE_VERBS_ON_NAME = [w for w in test_cli_sessions.VERBS_ON_NAME if w[0] != "shell"]
 
 
 @pytest.mark.parametrize("words", REMOTE_VERBS_ON_NAME, ids=lambda w: w[0])
@@ -198,12 +199,9 @@ def test_explicit_unix_host(cli, guard, host_tmp):
     (["run", "--cpu", "1", "--", "true"], "--cpu"),
     (["run", "--max-procs", "8", "--", "true"], "--max-procs"),
     (["run", "--command", "echo x"], "run --command"),
-    (["run", "--audit", "--", "true"], "run --audit"),
     (["create", "--disk", "64", "--name", "d"], "--disk"),
     (["exec", "x", "-t", "--", "true"], "exec -t"),
-    (["exec", "x", "--audit", "--", "true"], "exec --audit"),
     (["shell", "x"], "shell"),
-    (["http", "x", "http://example.invalid/"], "http"),
 ])
 def test_unavailable_through_the_server(cli, served, words, named_flag):
     r = cli(words)
@@ -289,9 +287,139 @@ def test_cp_files_through_the_server(cli, served, host_tmp):
     assert r.rc == 0, r
     r = cli(["cp", "cp-box:in.txt", "-"])
     assert r.rc == 0 and r.stdout == b"from stdin\n", r
-    r = cli(["cp", "-r", host_tmp, "cp-box:/workspace"])
-    assert r.rc == 125 and "cp -r" in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
     assert cli(["rm", "cp-box"]).rc == 0
+
+
+def test_cp_errors_through_the_server(cli, served, named, host_tmp):
+    # The local test's, in a directory of its own (the server's log is in host_tmp).
+    mine = os.path.join(host_tmp, "cp-errors")
+    os.mkdir(mine)
+    test_cli_sessions.test_cp_errors(cli, named, mine)
+
+
+def test_cp_recursive_through_the_server(cli, served, host_tmp):
+    """cp -r both ways through the server: the local verb's tree, counts
+    and skips; the API makes files 0644 and directories 0755 and has no
+    symlink, so host links are skipped with a warning on the way in."""
+    assert cli(["create", "--name", "tree-box"]).rc == 0
+    src = os.path.join(host_tmp, "src")
+    os.makedirs(os.path.join(src, "sub", "deep"))
+    with open(os.path.join(src, "a.txt"), "wb") as f:
+        f.write(b"alpha\n")
+    blob = os.urandom(300 << 10)
+    with open(os.path.join(src, "sub", "blob.bin"), "wb") as f:
+        f.write(blob)
+    with open(os.path.join(src, "sub", "deep", "empty"), "wb"):
+        pass
+    os.symlink("/etc/passwd", os.path.join(src, "outside-link"))
+    os.mkfifo(os.path.join(src, "fifo"))
+    r = cli(["cp", "-r", src, "tree-box:/workspace/dst", "--json"])
+    assert r.rc == 0 and r.json["ok"] is True, r
+    assert (r.json["files"], r.json["directories"], r.json["symlinks"]) == (3, 3, 0), r.json
+    assert r.json["bytes"] == 6 + len(blob), r.json
+    skipped = {os.path.basename(s["path"]): s["reason"] for s in r.json["skipped"]}
+    assert set(skipped) == {"fifo", "outside-link"} and "MIMOBOX_HOST=local" in skipped["outside-link"], r.json
+    assert cli(["cat", "tree-box", "dst/sub/blob.bin"]).stdout == blob
+    assert cli(["stat", "tree-box", "dst/sub/deep/empty", "--json"]).json["size"] == 0
+    assert cli(["stat", "tree-box", "dst/outside-link"]).rc == 1, "a host symlink was followed"
+    # Into an existing directory: under the source's own name.
+    r = cli(["cp", "-r", src, "tree-box:/workspace/dst"])
+    assert r.rc == 0 and "skipped" in r.stderr and "fifo" in r.stderr, r
+    assert cli(["stat", "tree-box", "/workspace/dst/src/sub/deep", "--json"]).json["type"] == "directory"
+
+    # And back, with a link, a fifo and modes made inside the sandbox.
+    assert cli(["exec", "tree-box", "--", "sh", "-c", "cd /workspace/dst && ln -s /etc sub/etc-link && "
+                "mkfifo sub/pipe && chmod 0751 a.txt && chmod 0600 sub/blob.bin && chmod 0710 sub"]).rc == 0
+    back = os.path.join(host_tmp, "back")
+    r = cli(["cp", "-r", "tree-box:/workspace/dst", back, "--json"])
+    assert r.rc == 0, r
+    assert [os.path.basename(s["path"]) for s in r.json["skipped"]] == ["pipe"], r.json
+    got = test_cli_sessions._tree(back)
+    assert got["a.txt"] == ("file", 0o751, b"alpha\n"), got
+    assert got["sub/blob.bin"] == ("file", 0o600, blob)
+    assert got["sub"][:2] == ("dir", 0o710) and got["sub/deep/empty"][0] == "file", got
+    assert "sub/pipe" not in got and got["sub/etc-link"] == ("link", None, "/etc"), got
+    assert not any(k.startswith("sub/etc-link/") for k in got), "a sandbox symlink was followed"
+    outdir = os.path.join(host_tmp, "outdir")
+    os.mkdir(outdir)
+    assert cli(["cp", "-r", "tree-box:dst", outdir]).rc == 0
+    assert os.listdir(outdir) == ["dst"] and test_cli_sessions._tree(os.path.join(outdir, "dst")) == got
+    r = cli(["cp", "-r", "tree-box:/workspace", "-"])
+    assert r.rc == 1 and "stdout" in r.stderr, r
+    assert cli(["rm", "tree-box"]).rc == 0
+
+
+class _FakeServer:
+    """A server on a unix socket that answers a listing of its choice: what
+    an untrusted server (or a sandbox it failed to check) could send."""
+
+    def __init__(self, path, entries):
+        import http.server
+        import socketserver
+        import threading
+
+        entries_json = json.dumps({"path": "/workspace/d", "entries": entries}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                from urllib.parse import urlsplit, parse_qs
+                u = urlsplit(self.path)
+                p = parse_qs(u.query).get("path", [""])[0]
+                if u.path.endswith("/stat"):
+                    kind = "directory" if p == "/workspace/d" or p.endswith("/..") or p.endswith("/sub") else "file"
+                    body = json.dumps({"path": p, "type": kind, "size": 1, "mode": "0755", "mtime_ns": 0,
+                                       "mtime": "", "uid": 0, "gid": 0, "symlink": False, "target": None}).encode()
+                    ctype = "application/json"
+                elif u.path.endswith("/dir"):
+                    body, ctype = entries_json, "application/json"
+                else:
+                    body, ctype = b"escaped\n", "application/octet-stream"
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        class Srv(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self.srv = Srv(path, Handler)
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+@pytest.mark.parametrize("entries", [
+    [{"name": "../escaped", "type": "file", "size": 1}],
+    [{"name": "..", "type": "directory", "size": 0}],
+    [{"name": "sub/../../escaped", "type": "file", "size": 1}],
+    [{"name": "/tmp", "type": "directory", "size": 0}],
+    [{"name": "", "type": "file", "size": 1}],
+], ids=["dotdot-file", "dotdot-dir", "slashes", "absolute", "empty"])
+def test_cp_from_a_server_never_writes_outside_the_target(cli, host_tmp, entries):
+    """A listing's entry must be one name within its directory: anything
+    else is refused before a byte is written, never a path outside the
+    target."""
+    sock = os.path.join(host_tmp, "fake.sock")
+    fake = _FakeServer(sock, entries)
+    try:
+        top = os.path.join(host_tmp, "top")
+        os.mkdir(top)
+        dest = os.path.join(top, "dest")
+        r = cli(["cp", "-r", "evil:/workspace/d", dest], env={"MIMOBOX_HOST": "unix:" + sock})
+        assert r.rc == 125 and "not a name within the directory" in r.stderr, r
+        assert os.listdir(top) == ["dest"] and os.listdir(dest) == [], "the copy wrote outside its target"
+        assert not os.path.exists(os.path.join(host_tmp, "escaped"))
+    finally:
+        fake.close()
 
 
 def test_remote_run_loads_no_more_libraries(cli, served):
@@ -457,3 +585,180 @@ def test_snapshot_restore_fork_through_the_server(cli, served, host_tmp):
     assert served.request("GET", "/v1/sandboxes/ttl-kid").json["ttl_ms"] == 0
     r = cli(["fork", "nosuch"])
     assert r.rc == 125 and "no sandbox named `nosuch`" in r.stderr, r
+
+
+# ---------------------------------------------------------------------------
+# The same words with and without a server: --audit, http
+
+
+@pytest.fixture(params=["local", "server"])
+def via(request):
+    """The CLI's environment for one path: MIMOBOX_HOST=local, or a server
+    on the default socket."""
+    if request.param == "server":
+        request.getfixturevalue("served")
+        return {}
+    return {"MIMOBOX_HOST": "local"}
+
+
+def _listener():
+    """A loopback listener the sandbox's requests name: the proxy must
+    refuse them, so nothing may reach it."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+    lst.setblocking(False)
+    return lst
+
+
+AUDIT_NET = ["--network", "allow:allowed.invalid"]
+CURL = "curl -sS -o /dev/null -w '%%{http_code}' --max-time 10 http://%s:%d/%s"
+
+
+def test_run_audit(cli, via):
+    lst = _listener()
+    port = lst.getsockname()[1]
+    try:
+        script = CURL % ("denied.invalid", port, "a") + "; echo; " + CURL % ("other.invalid", port, "b")
+        r = cli(["run", "--json", "--audit"] + AUDIT_NET + ["--", "sh", "-c", script], env=via)
+        assert r.rc == 0 and r.json["stdout"] == "403\n403", r
+        log = r.json["network_log"]
+        assert [(e["host"], e["port"], e["verdict"], e["source"], e["method"], e["status"]) for e in log] == [
+            ("denied.invalid", port, "denied", "proxy", "GET", 403),
+            ("other.invalid", port, "denied", "proxy", "GET", 403)], log
+        assert "not in the allow list" in log[0]["reason"] and log[0]["time_us"] > 1.5e15, log
+        assert set(log[0]) == {"source", "time_us", "method", "host", "port", "address", "verdict", "status",
+                               "reason", "bytes_up", "bytes_down"}, log[0]
+        assert r.json["network_log_dropped"] == 0
+        # Text mode: one line per record on stderr, the program's output as it is.
+        r = cli(["run", "--audit"] + AUDIT_NET + ["--", "sh", "-c", CURL % ("denied.invalid", port, "c")], env=via)
+        assert r.rc == 0 and r.stdout == b"403", r
+        lines = [l for l in r.stderr.splitlines() if l.startswith("mimobox: net:")]
+        assert len(lines) == 1 and "proxy denied GET denied.invalid:%d status 403: " % port in lines[0], r.stderr
+        # The program's status and a missing program as without --audit.
+        assert cli(["run", "--audit", "--", "sh", "-c", "exit 7"], env=via).rc == 7
+        r = cli(["run", "--audit", "--json", "--", "sh", "-c", "exit 3"], env=via)
+        assert r.rc == 3 and r.json["network_log"] == [] and r.json["exit_code"] == 3, r
+        assert cli(["run", "--audit", "--", "no-such-program-xyz"], env=via).rc == 127
+        with pytest.raises(BlockingIOError):
+            lst.accept()
+    finally:
+        lst.close()
+    if not via:
+        assert cli(["ps", "--json"]).json["sandboxes"] == [], "run --audit left its sandbox on the server"
+
+
+def test_exec_audit(cli, via):
+    """exec --audit: the network log from this exec's start on, earlier
+    execs' requests not repeated."""
+    lst = _listener()
+    port = lst.getsockname()[1]
+    name = "aud-" + os.urandom(3).hex()
+    try:
+        assert cli(["create", "--name", name] + AUDIT_NET, env=via).rc == 0
+        r = cli(["exec", "--json", "--audit", name, "--", "sh", "-c", CURL % ("denied.invalid", port, "one")],
+                env=via)
+        assert r.rc == 0 and r.json["stdout"] == "403", r
+        log = r.json["network_log"]
+        assert [(e["host"], e["verdict"], e["status"]) for e in log] == [("denied.invalid", "denied", 403)], log
+        assert r.json["network_log_dropped"] == 0
+        r = cli(["exec", "--json", "--audit", name, "--", "sh", "-c", CURL % ("other.invalid", port, "two")], env=via)
+        assert [(e["host"], e["verdict"]) for e in r.json["network_log"]] == [("other.invalid", "denied")], r.json
+        r = cli(["exec", "--audit", name, "--", "sh", "-c", CURL % ("third.invalid", port, "three")], env=via)
+        assert r.rc == 0 and r.stdout == b"403", r
+        lines = [l for l in r.stderr.splitlines() if l.startswith("mimobox: net:")]
+        assert len(lines) == 1 and "proxy denied GET third.invalid:%d status 403" % port in lines[0], r.stderr
+        r = cli(["exec", "--json", name, "--", "true"], env=via)
+        assert "network_log" not in r.json, "the log is there only on request"
+        r = cli(["exec", "--audit", name, "--", "sh", "-c", "exit 5"], env=via)
+        assert r.rc == 5 and "mimobox: net:" not in r.stderr, r
+        r = cli(["exec", "-d", "--audit", name, "--", "true"], env=via)
+        assert r.rc == 125 and "--audit" in r.stderr, r
+        with pytest.raises(BlockingIOError):
+            lst.accept()
+    finally:
+        lst.close()
+        cli(["rm", "-f", name], env=via)
+
+
+HTTP_NET = ["--network", "allow:api.example.invalid", "--add-host", "api.example.invalid:127.0.0.1",
+            "--add-host", "denied.invalid:127.0.0.1", "--allow-private"]
+
+
+@pytest.fixture
+def web():
+    from netservers import WebServer
+    s = WebServer(label="plain")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def http_box(cli, via, host_tmp):
+    """A sandbox whose policy reaches the test's loopback server by the
+    name api.example.invalid. The API has no --add-host or --allow-private:
+    through the server it is made locally, saved, and restored on the server
+    (a snapshot keeps its network policy)."""
+    name = "web-" + os.urandom(3).hex()
+    local = {"MIMOBOX_HOST": "local"}
+    assert cli(["create", "--name", name] + HTTP_NET, env=local).rc == 0
+    if via:
+        yield name
+        cli(["rm", "-f", name], env=local)
+        return
+    snap = os.path.join(host_tmp, name + ".snap")
+    assert cli(["snapshot", name, snap], env=local).rc == 0
+    assert cli(["rm", name], env=local).rc == 0
+    assert cli(["restore", snap, "--name", name]).rc == 0
+    os.unlink(snap)
+    yield name
+    cli(["rm", "-f", name])
+
+
+def test_http(cli, via, http_box, web, host_tmp):
+    """`mimobox http` gives the same output and statuses locally and
+    through the server (POST .../http)."""
+    import base64
+    name, base = http_box, "http://api.example.invalid:%d" % web.port
+    r = cli(["http", name, base + "/hello"], env=via)
+    assert r.rc == 0 and r.stdout == b"plain api.example.invalid:%d /hello\n" % web.port, r
+    r = cli(["http", name, "-i", base + "/hi"], env=via)
+    head, _, rest = r.stdout.partition(b"\r\n\r\n")
+    assert r.rc == 0 and head.startswith(b"HTTP 200\r\n") and b"X-Server: plain" in head, r
+    assert rest == b"plain api.example.invalid:%d /hi\n" % web.port, r
+    body = os.path.join(host_tmp, "body.bin")
+    with open(body, "wb") as f:
+        f.write(b"from a file\x00\xff")
+    r = cli(["http", name, "-d", "@" + body, base + "/echo"], env=via)
+    assert r.rc == 0 and r.stdout == b"from a file\x00\xff", r
+    r = cli(["http", name, "-d", "@-", "-X", "PUT", base + "/echo"], stdin=b"piped", env=via)
+    assert r.rc == 0 and r.stdout == b"piped" and web.hits[-1][0] == "PUT", (r, web.hits)
+    r = cli(["http", name, "--json", "-H", "X-Test: yes", "-d", "@" + body, base + "/echo"], env=via)
+    assert r.rc == 0 and r.json["ok"] is True and r.json["status"] == 200 and r.json["body_bytes"] == 13, r
+    assert base64.b64decode(r.json["body_b64"]) == b"from a file\x00\xff", r
+    assert {"name": "X-Length", "value": "13"} in r.json["headers"], r.json
+    assert web.hits[-1][0] == "POST", web.hits
+    # Redirects are followed, each hop checked: the answer names the last URL.
+    r = cli(["http", name, "--json", base + "/redirect?to=" + base + "/elsewhere"], env=via)
+    assert r.rc == 0 and r.json["url"] == base + "/elsewhere" and r.json["body"].endswith("/elsewhere\n"), r
+    hits = len(web.hits)
+    r = cli(["http", name, base + "/redirect?to=http://denied.invalid:%d/x" % web.port], env=via)
+    assert r.rc == 1 and "not in the allow list" in r.stderr, r
+    # Refusals: the policy (1, nothing sent), a wrong argument or sandbox (125).
+    r = cli(["http", name, "--json", "http://denied.invalid:%d/" % web.port], env=via)
+    assert r.rc == 1 and r.json["ok"] is False and r.json["error"]["code"] == "denied", r
+    assert len(web.hits) == hits + 1, "a denied host was reached"
+    r = cli(["http", name, "-H", "Host: denied.invalid", base + "/"], env=via)
+    assert r.rc == 1 and "does not name the URL's host" in r.stderr, r
+    r = cli(["http", name, "ftp://api.example.invalid/"], env=via)
+    assert r.rc == 125, r
+    r = cli(["http", "no-such-box", base + "/"], env=via)
+    assert r.rc == 125 and "no-such-box" in r.stderr, r
+    # exec --audit reports from its own start: the requests above are not repeated.
+    r = cli(["exec", "--json", "--audit", name, "--", "true"], env=via)
+    assert r.rc == 0 and r.json["network_log"] == [], r
+
+
+def test_http_body_limit_through_the_server(cli, served, http_box, web):
+    r = cli(["http", http_box, "-d", "@-", "http://api.example.invalid:%d/echo" % web.port], stdin=b"x" * (700 << 10))
+    assert r.rc == 1 and "640 KiB" in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r

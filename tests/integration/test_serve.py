@@ -95,7 +95,8 @@ def test_openapi_document_is_valid_and_complete():
             ("/v1/sandboxes/{id}/processes/{pid}/signal", "post"), ("/v1/sandboxes/{id}/processes/{pid}/stdin", "post"),
             ("/v1/sandboxes/{id}/processes/{pid}/output", "get"),
             ("/v1/sandboxes/{id}/snapshots", "post"), ("/v1/sandboxes/{id}/fork", "post"),
-            ("/v1/sandboxes/{id}/network/audit", "get"), ("/v1/snapshots", "get"), ("/v1/snapshots", "post"),
+            ("/v1/sandboxes/{id}/network/audit", "get"), ("/v1/sandboxes/{id}/http", "post"),
+            ("/v1/snapshots", "get"), ("/v1/snapshots", "post"),
             ("/v1/snapshots/{sid}", "get"), ("/v1/snapshots/{sid}", "delete"), ("/v1/snapshots/{sid}/data", "get"),
             ("/v1/snapshots/{sid}/restore", "post"),
             ("/v1/sandboxes/{id}/pty", "get")}
@@ -1654,6 +1655,71 @@ def test_network_audit(server):
         assert server.request("POST", "/v1/sandboxes/%s/network/audit" % quiet, check=False).status == 405
     finally:
         lst.close()
+
+
+def test_http_route(server, cli, host_tmp):
+    """POST .../http: a request under the sandbox's policy, made on the host
+    (mbx_sandbox_http_request). The sandbox reaches a loopback server by a
+    name under .invalid: made by the CLI with --add-host and
+    --allow-private, which the API has not, and restored on the server."""
+    from netservers import WebServer
+    web = WebServer(label="plain")
+    local = {"MIMOBOX_HOST": "local"}
+    name = "web-" + secrets.token_hex(3)
+    snap = os.path.join(host_tmp, "web.snap")
+    try:
+        assert cli(["create", "--name", name, "--network", "allow:api.example.invalid", "--add-host",
+                    "api.example.invalid:127.0.0.1", "--add-host", "denied.invalid:127.0.0.1", "--allow-private"],
+                   env=local).rc == 0
+        assert cli(["snapshot", name, snap], env=local).rc == 0
+        assert cli(["rm", name], env=local).rc == 0
+        with open(snap, "rb") as f:
+            r = server.request("POST", "/v1/snapshots", f.read(), {"Content-Type": "application/octet-stream"})
+        assert r.status == 201, r
+        up = r.json["snapshot_id"]
+        sid = server.request("POST", "/v1/snapshots/%s/restore" % up).json["id"]
+        server.request("DELETE", "/v1/snapshots/%s" % up)
+        base = "http://api.example.invalid:%d" % web.port
+        path = "/v1/sandboxes/%s/http" % sid
+
+        r = server.request("POST", path, {"url": base + "/hello"})
+        assert r.status == 200 and r.json["status"] == 200 and r.json["url"] == base + "/hello", r
+        assert r.json["body"] == "plain api.example.invalid:%d /hello\n" % web.port and "body_b64" not in r.json, r
+        assert {"name": "X-Server", "value": "plain"} in r.json["headers"], r
+        assert web.hits[-1] == ("GET", "api.example.invalid:%d" % web.port, "/hello"), web.hits
+        # Bytes both ways: body_b64 in, body_b64 out when it is not UTF-8; POST by default with a body.
+        raw = b"\x00\xff bytes"
+        r = server.request("POST", path, {"url": base + "/echo", "body_b64": base64.b64encode(raw).decode(),
+                                          "headers": ["X-Test: 1"]})
+        assert r.status == 200 and base64.b64decode(r.json["body_b64"]) == raw, r
+        assert web.hits[-1][0] == "POST", web.hits
+        r = server.request("POST", path, {"method": "PUT", "url": base + "/echo", "body": "text"})
+        assert r.status == 200 and r.json["body"] == "text" and web.hits[-1][0] == "PUT", r
+        # Redirects are followed: the answer names the last URL.
+        r = server.request("POST", path, {"url": base + "/redirect?to=" + base + "/there"})
+        assert r.status == 200 and r.json["url"] == base + "/there", r
+        # The policy refuses: 403 `denied`, and nothing reaches the listener.
+        hits = len(web.hits)
+        _error(server.request("POST", path, {"url": "http://denied.invalid:%d/" % web.port}), 403, "denied",
+               "not in the allow list")
+        assert len(web.hits) == hits, "a denied host was reached"
+        # Each request is in the network log, as the library's.
+        recs = server.request("GET", "/v1/sandboxes/%s/network/audit" % sid).json["records"]
+        assert [x["source"] for x in recs] == ["api"] * len(recs) and recs[-1]["verdict"] == "denied", recs
+        assert recs[-1]["host"] == "denied.invalid", recs
+        # Bad requests.
+        for body, words in [({}, "`url` is required"), ({"url": base, "bogus": 1}, "unknown field `bogus`"),
+                            ({"url": base, "body": "a", "body_b64": "YQ=="}, "not both"),
+                            ({"url": base, "headers": "X: y"}, "array"), ({"url": base, "headers": [1]}, "array"),
+                            ({"url": base, "body_b64": "%%%"}, "not base64"), ({"url": 5}, "must be a string"),
+                            ({"url": base, "method": ""}, "empty"), ({"url": "ftp://x.invalid/"}, "")]:
+            _error(server.request("POST", path, body), 400, "invalid_argument", words)
+        _error(server.request("POST", "/v1/sandboxes/%s/http" % ("0" * 16), {"url": base}), 404, "not_found")
+        assert server.request("GET", path, check=False).status == 405
+        server.request("DELETE", "/v1/sandboxes/%s" % sid)
+    finally:
+        web.close()
+        cli(["rm", "-f", name], env=local)
 
 
 def test_pool_freed_when_idle(guard, host_tmp):
