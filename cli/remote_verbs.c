@@ -1061,6 +1061,15 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 				"no terminal and its output goes to `mimobox logs`", x.tty ? "-t" : "--audit");
 		goto out;
 	}
+	if (x.tty && !x.audit) {
+		/* On a terminal over the server's WebSocket (remote_pty.c), with exec's timeout. */
+		struct cli_remote_pty p = { .verb = "exec", .sandbox = w.ops[0], .argv = w.rest, .argc = w.n_rest,
+					    .env = x.so.env, .n_env = x.so.n_env, .workdir = x.so.workdir,
+					    .timeout_ms = x.timeout_ms, .sandbox_timeout = 1 };
+
+		status = cli_remote_pty_run(r, &p);
+		goto out;
+	}
 	if (x.tty || x.audit) {
 		status = cli_remote_unavailable(r, w.json, x.tty ? "exec -t" : "exec --audit", NULL);
 		goto out;
@@ -2008,6 +2017,7 @@ int cli_remote_verb(struct cli_remote *r, int argc, char **argv)
 		{ "inspect", r_inspect }, { "rm", r_rm }, { "cat", r_cat }, { "write", r_write }, { "ls", r_ls }, { "cp", r_cp },
 		{ "stat", r_stat }, { "mkdir", r_mkdir }, { "logs", r_logs }, { "kill", r_kill },
 		{ "snapshot", r_snapshot }, { "restore", r_restore }, { "fork", r_fork },
+		{ "shell", cli_remote_shell },
 	};
 	int json = 0;
 

@@ -71,6 +71,12 @@ SHARED = [
     (test_cli_life, "test_new_verbs_on_unknown_or_bad_sandbox"),
     (test_snapshot, "test_cli_restore_refuses_a_bad_file"),
     (test_snapshot, "test_cli_fork_count_stops_at_a_taken_name"),
+    # Terminals: the CLI on a pseudo-terminal of the test's, through the server's WebSocket.
+    (test_cli_sessions, "test_shell_on_a_terminal"),
+    (test_cli_sessions, "test_exec_tty"),
+    (test_cli_sessions, "test_shell_program_and_no_timeout"),
+    (test_cli_sessions, "test_shell_killed_terminal_kills_the_shell"),
+    (test_cli_sessions, "test_shell_without_a_terminal"),
 ]
 
 
@@ -88,7 +94,7 @@ for _mod, _name in SHARED:
 
 
 # The verbs of test_cli_sessions.py on a name, those that go through a server.
-REMOTE_VERBS_ON_NAME = [w for w in test_cli_sessions.VERBS_ON_NAME if w[0] not in ("http", "shell")]
+REMOTE_VERBS_ON_NAME = [w for w in test_cli_sessions.VERBS_ON_NAME if w[0] != "http"]
 
 
 @pytest.mark.parametrize("words", REMOTE_VERBS_ON_NAME, ids=lambda w: w[0])
@@ -200,9 +206,7 @@ def test_explicit_unix_host(cli, guard, host_tmp):
     (["run", "--command", "echo x"], "run --command"),
     (["run", "--audit", "--", "true"], "run --audit"),
     (["create", "--disk", "64", "--name", "d"], "--disk"),
-    (["exec", "x", "-t", "--", "true"], "exec -t"),
     (["exec", "x", "--audit", "--", "true"], "exec --audit"),
-    (["shell", "x"], "shell"),
     (["http", "x", "http://example.invalid/"], "http"),
 ])
 def test_unavailable_through_the_server(cli, served, words, named_flag):
