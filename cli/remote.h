@@ -135,6 +135,12 @@ struct cli_remote_pty {
  */
 int cli_remote_pty_run(struct cli_remote *r, const struct cli_remote_pty *p);
 
+/*
+ * `run -t` through the server: a sandbox of `so` made for it (with a ttl,
+ * in case we die first), argv on its terminal, and the sandbox deleted.
+ */
+int cli_remote_run_tty(struct cli_remote *r, const struct cli_sandbox_opts *so, char **argv, int argc);
+
 /* `shell` through the server: the local verb's words. */
 int cli_remote_shell(struct cli_remote *r, int argc, char **argv);
 

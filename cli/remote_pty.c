@@ -643,6 +643,66 @@ out:
 	return status;
 }
 
+/* ---- run -t ---- */
+
+/* How long a sandbox of `run -t` outlives a CLI that died without deleting it (its terminal keeps it meanwhile). */
+#define RUN_TTY_TTL_MS 60000
+
+int cli_remote_run_tty(struct cli_remote *r, const struct cli_sandbox_opts *so, char **argv, int argc)
+{
+	struct cli_buf body = CLI_BUF_INIT, t = CLI_BUF_INIT;
+	struct cli_remote_answer a;
+	struct cli_remote_pty p;
+	json_object *o = NULL;
+	char id[64];
+	int status = CLI_EXIT_FAILED;
+
+	/* A sandbox of its own, as `create` makes it, with a ttl in case we die before deleting it. */
+	cli_buf_printf(&body, "{\"ttl_ms\": %u", (unsigned)RUN_TTY_TTL_MS);
+	if (cli_remote_opts_json(r, 0, so, &body) < 0)
+		goto out;
+	cli_buf_puts(&body, "}");
+	if (body.failed) {
+		cli_report(0, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
+		goto out;
+	}
+	if (cli_remote_json_load(0) < 0 ||
+	    cli_remote_call(r, 0, "POST", "/v1/sandboxes", "application/json", body.data, body.len, PTY_ANSWER_MAX, &a) < 0)
+		goto out;
+	if (a.status != 201) {
+		status = cli_remote_report(r, 0, &a);
+		cli_buf_free(&a.body);
+		goto out;
+	}
+	o = jparse(a.body.data, a.body.len);
+	cli_buf_free(&a.body);
+	if (!jstr(o, "id") || strlen(jstr(o, "id")) >= sizeof(id)) {
+		cli_report(0, MBX_EPROTO, "the server's answer to creating a sandbox has no `id`", NULL, NULL, 0);
+		goto out;
+	}
+	snprintf(id, sizeof(id), "%s", jstr(o, "id"));
+	memset(&p, 0, sizeof(p));
+	p.verb = "run";
+	p.sandbox = id;
+	p.argv = argv;
+	p.argc = argc;
+	p.sandbox_timeout = 1;	/* run's --timeout, or its default, is the sandbox's */
+	status = cli_remote_pty_run(r, &p);
+	/* Deleted whatever happened (a failure to is said, the status stays the program's). */
+	sandbox_path(&t, id, "");
+	if (!t.failed && cli_remote_call(r, 0, "DELETE", t.data, NULL, NULL, 0, PTY_ANSWER_MAX, &a) == 0) {
+		if (a.status / 100 != 2)
+			(void)cli_remote_report(r, 0, &a);
+		cli_buf_free(&a.body);
+	}
+out:
+	if (o)
+		json_object_put(o);
+	cli_buf_free(&body);
+	cli_buf_free(&t);
+	return status;
+}
+
 /* ---- shell ---- */
 
 enum { SH_ENV = CLI_OPT_VERB + 80, SH_WORKDIR };
