@@ -40,7 +40,6 @@
 
 struct pty_client {
 	struct cli_remote *r;
-	const struct cli_remote_pty *p;
 	struct ws_reader rd;
 	uint8_t *in;			/* bytes from the server: in[0, in_len) */
 	size_t in_len, in_cap;
@@ -576,7 +575,6 @@ int cli_remote_pty_run(struct cli_remote *r, const struct cli_remote_pty *p)
 
 	memset(&c, 0, sizeof(c));
 	c.r = r;
-	c.p = p;
 	c.in_fd = STDIN_FILENO;
 	c.winch_fd = -1;
 	ws_reader_init_client(&c.rd, PTY_MAX_MESSAGE);

@@ -488,6 +488,15 @@ def test_terminal_goes_through_the_server(cli, served):
     r = cli(["exec", "-t", "tty-box", "--", "no-such-program-xyz"], stdin=b"")
     assert r.rc == 127 and "no-such-program-xyz" in r.stderr, r
     assert served.metric("executes_total") == before + 2	# the missing program never started
+    # run -t: a sandbox of its own on the server, gone after the program.
+    t = test_cli_sessions.Terminal(cli, ["run", "-t", "--env", "B=b1", "--", "sh", "-c", "echo run-$B; exit 6"])
+    try:
+        t.expect(rb"run-b1")
+        assert t.p.wait(timeout=20) == 6
+    finally:
+        t.close()
+    assert served.metric("executes_total") == before + 3
+    assert [s["name"] for s in cli(["ps", "--json"]).json["sandboxes"]] == ["tty-box"]
     assert cli(["rm", "tty-box"]).rc == 0
 
 
