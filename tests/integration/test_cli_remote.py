@@ -622,3 +622,21 @@ def test_terminal_client_checks_the_server(cli, host_tmp, answer, rc, words):
     assert q.startswith("GET /v1/sandboxes/box/pty?rows=") and "&cmd=sh&" in q and "&timeout_ms=5000" in q, q
     key = re.search(r"(?im)^Sec-WebSocket-Key: (\S+)\r$", q).group(1)
     assert len(base64.b64decode(key)) == 16 and re.search(r"(?im)^Sec-WebSocket-Version: 13\r$", q), q
+
+
+def test_terminal_over_tcp_with_a_token(cli, guard, host_tmp):
+    token_file = os.path.join(host_tmp, "token")
+    port = _free_port()
+    s = Server(guard, host_tmp, args=["--listen", "127.0.0.1:%d" % port, "--token-file", token_file]).start()
+    try:
+        with open(token_file) as f:
+            token = f.read().strip()
+        env = {"MIMOBOX_HOST": "http://127.0.0.1:%d" % port, "MIMOBOX_TOKEN": token}
+        assert cli(["create", "--name", "tcp-tty"], env=env).rc == 0
+        r = cli(["shell", "tcp-tty"], stdin=b"echo over-$((6*7))\nexit 5\n", env=env)
+        assert r.rc == 5 and b"over-42" in r.stdout and not made_locally(r), r
+        r = cli(["shell", "tcp-tty"], stdin=b"exit 0\n", env=dict(env, MIMOBOX_TOKEN="0" * 64))
+        assert r.rc == 125 and "refused the token" in r.stderr, r
+        assert cli(["rm", "tcp-tty"], env=env).rc == 0
+    finally:
+        s.stop()
