@@ -870,6 +870,11 @@ int cli_cmd_run_remote(struct cli_remote *rem, int argc, char **argv)
 		status = 0;
 		goto out;
 	}
+	if (r.tty && !r.command && !r.language && !r.audit && !on_wasm(&r)) {
+		/* A sandbox of its own and the program on its terminal, over the server's WebSocket (remote_pty.c). */
+		status = cli_remote_run_tty(rem, &r.sb, r.operands, r.n_operands);
+		goto out;
+	}
 	if (r.tty || r.command || r.language || on_wasm(&r)) {
 		status = cli_remote_unavailable(rem, r.json, r.tty ? "run -t" : r.command ? "run --command" :
 						r.language ? "run --code" : "a Wasm program (a host file)",

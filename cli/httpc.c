@@ -24,9 +24,11 @@ void httpc_resp_init(struct httpc_resp *r)
 	int head_only = r->head_only;
 	httpc_body_fn fn = r->on_body;
 	void *ud = r->ud;
+	int upgrade = r->upgrade;
 
 	memset(r, 0, sizeof(*r));
 	r->head_only = head_only;
+	r->upgrade = upgrade;
 	r->on_body = fn;
 	r->ud = ud;
 	r->content_length = -1;
@@ -120,6 +122,15 @@ static int parse_header(struct httpc_resp *r, char *l)
 	} else if (strcasecmp(l, "connection") == 0) {
 		if (token_in(v, "close"))
 			r->conn_close = 1;
+		if (token_in(v, "upgrade"))
+			r->conn_upgrade = 1;
+	} else if (strcasecmp(l, "upgrade") == 0) {
+		if (token_in(v, "websocket"))
+			r->upgrade_websocket = 1;
+	} else if (strcasecmp(l, "sec-websocket-accept") == 0) {
+		if (r->ws_accept[0] || strlen(v) >= sizeof(r->ws_accept))
+			return fail(r, "the answer has a bad or repeated Sec-WebSocket-Accept");
+		memcpy(r->ws_accept, v, strlen(v) + 1);
 	} else if (strcasecmp(l, "content-type") == 0) {
 		for (i = 0; v[i] && v[i] != ';' && v[i] != ' ' && i + 1 < sizeof(r->content_type); i++)
 			r->content_type[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] + 32 : v[i]);
@@ -131,6 +142,12 @@ static int parse_header(struct httpc_resp *r, char *l)
 /* The head ended: where the body is, if any. */
 static int head_end(struct httpc_resp *r)
 {
+	if (r->status == 101 && r->upgrade) {
+		/* The answer ends with its head: what follows is the new protocol's. */
+		r->head_done = 1;
+		r->state = S_DONE;
+		return 0;
+	}
 	if (r->status >= 100 && r->status < 200) {
 		if (r->status == 101)
 			return fail(r, "the server switched protocols, which this client does not speak");
@@ -139,6 +156,8 @@ static int head_end(struct httpc_resp *r)
 		r->chunked = 0;
 		r->content_length = -1;
 		r->content_type[0] = '\0';
+		r->conn_upgrade = r->upgrade_websocket = 0;
+		r->ws_accept[0] = '\0';
 		return 0;
 	}
 	r->head_done = 1;

@@ -35,8 +35,13 @@ struct httpc_resp {
 	int head_done;
 	char content_type[HTTPC_CTYPE_MAX];	/* lower case, parameters cut; "" when absent */
 	char why[256];			/* what was wrong, after -1 */
+	/* An upgrade's headers (after a 101 when `upgrade` is set). */
+	int conn_upgrade;		/* Connection: Upgrade */
+	int upgrade_websocket;		/* Upgrade: websocket */
+	char ws_accept[64];		/* Sec-WebSocket-Accept, "" when absent */
 	/* Set by the caller before feeding. */
 	int head_only;			/* a response to HEAD: no body */
+	int upgrade;			/* a request to upgrade: a 101 ends the response with its head */
 	httpc_body_fn on_body;		/* NULL: the body is dropped */
 	void *ud;
 	/* Private. */
@@ -47,7 +52,7 @@ struct httpc_resp {
 	uint64_t left;			/* of the body or of the current chunk */
 };
 
-/* Makes `r` ready for a response; keeps head_only, on_body and ud as set after. */
+/* Makes `r` ready for a response; keeps head_only, upgrade, on_body and ud as set after. */
 void httpc_resp_init(struct httpc_resp *r);
 
 /*

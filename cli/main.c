@@ -61,8 +61,7 @@ static void usage(FILE *f)
 		   "\nThrough a server: when `mimobox serve` answers on serve.sock in the state\n"
 		   "directory, or MIMOBOX_HOST names one (unix:PATH, or http://ADDR:PORT with\n"
 		   "its token in MIMOBOX_TOKEN), the verbs of sandboxes go through it, all\n"
-		   "but shell; MIMOBOX_HOST=local never uses a server\n"
-		   "(docs/server.md).\n");
+		   "of them; MIMOBOX_HOST=local never uses a server (docs/server.md).\n");
 }
 
 /* ---- shared helpers ---- */

@@ -43,6 +43,9 @@ int cli_remote_pick(struct cli_remote *r, int json);
 
 void cli_remote_close(struct cli_remote *r);
 
+/* Connects `r` when it is not connected; 0, or -1 with what failed in `why`. */
+int cli_remote_connect(struct cli_remote *r, char *why, size_t whylen);
+
 /*
  * Sends one request and reads its answer whole (at most `limit` bytes of
  * body) into `a` (cli_buf_free() its body). `ctype` is the request's
@@ -157,5 +160,40 @@ int cli_remote_run_audit(struct cli_remote *r, int json, const struct cli_buf *c
 
 /* `http` through the server (cmd_http.c: it shares the local parser): POST .../http. */
 int cli_cmd_http_remote(struct cli_remote *r, int argc, char **argv);
+/* ---- terminals (remote_pty.c) ---- */
+
+struct cli_env;
+
+/* A program on a terminal of a sandbox of the server: what `shell`, `exec -t` and `run -t` ask for. */
+struct cli_remote_pty {
+	const char *verb;		/* for messages: "shell", "exec", "run" */
+	const char *sandbox;		/* its name or id */
+	char **argv;			/* the program and its arguments */
+	int argc;			/* 0: the sandbox's shell (/bin/bash when it has one, else /bin/sh) */
+	const struct cli_env *env;	/* TERM is passed on from ours unless set here */
+	size_t n_env;
+	const char *workdir;		/* or NULL */
+	uint64_t timeout_ms;		/* 0: none, or the sandbox's when `sandbox_timeout` */
+	int sandbox_timeout;		/* without timeout_ms, the sandbox's timeout applies (exec -t) */
+};
+
+/*
+ * Runs p's program on a terminal of the sandbox over the server's WebSocket
+ * (GET /v1/sandboxes/{id}/pty): our terminal raw meanwhile (restored on
+ * every way out), stdin to the program (at its end, the terminal's
+ * end-of-file character), its output to stdout, our size changes after it.
+ * Returns the program's exit status as the local verbs give it, or 125
+ * after reporting why there was none.
+ */
+int cli_remote_pty_run(struct cli_remote *r, const struct cli_remote_pty *p);
+
+/*
+ * `run -t` through the server: a sandbox of `so` made for it (with a ttl,
+ * in case we die first), argv on its terminal, and the sandbox deleted.
+ */
+int cli_remote_run_tty(struct cli_remote *r, const struct cli_sandbox_opts *so, char **argv, int argc);
+
+/* `shell` through the server: the local verb's words. */
+int cli_remote_shell(struct cli_remote *r, int argc, char **argv);
 
 #endif /* MBX_CLI_REMOTE_H */

@@ -215,6 +215,11 @@ int cli_remote_pick(struct cli_remote *r, int json)
 	return 1;
 }
 
+int cli_remote_connect(struct cli_remote *r, char *why, size_t whylen)
+{
+	return reconnect(r, why, whylen);
+}
+
 void cli_remote_close(struct cli_remote *r)
 {
 	if (r->fd >= 0)

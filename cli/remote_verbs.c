@@ -1080,8 +1080,17 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 				"no terminal and its output goes to `mimobox logs`", x.tty ? "-t" : "--audit");
 		goto out;
 	}
+	if (x.tty && !x.audit) {
+		/* On a terminal over the server's WebSocket (remote_pty.c), with exec's timeout. */
+		struct cli_remote_pty p = { .verb = "exec", .sandbox = w.ops[0], .argv = w.rest, .argc = w.n_rest,
+					    .env = x.so.env, .n_env = x.so.n_env, .workdir = x.so.workdir,
+					    .timeout_ms = x.timeout_ms, .sandbox_timeout = 1 };
+
+		status = cli_remote_pty_run(r, &p);
+		goto out;
+	}
 	if (x.tty) {
-		status = cli_remote_unavailable(r, w.json, "exec -t", NULL);
+		status = cli_remote_unavailable(r, w.json, "exec -t --audit", NULL);
 		goto out;
 	}
 	cli_buf_puts(&body, "{\"argv\": [");
@@ -2034,6 +2043,7 @@ int cli_remote_verb(struct cli_remote *r, int argc, char **argv)
 		{ "stat", r_stat }, { "mkdir", r_mkdir }, { "logs", r_logs }, { "kill", r_kill },
 		{ "snapshot", r_snapshot }, { "restore", r_restore }, { "fork", r_fork },
 		{ "http", cli_cmd_http_remote },
+		{ "shell", cli_remote_shell },
 	};
 	int json = 0;
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The WebSocket protocol, server side (RFC 6455); see ws.h. Everything
- * here reads bytes a client chose: every length is checked against what
+ * The WebSocket protocol (RFC 6455), both sides; see ws.h. Everything
+ * here reads bytes the other side chose: every length is checked against what
  * is in the buffer and against the limits before it is used.
  */
 #include <stdlib.h>
@@ -116,27 +116,42 @@ int ws_key_valid(const char *key)
 	return ((strchr(b64, key[21]) - b64) & 15) == 0;
 }
 
+/* Base64 of `n` bytes (a multiple of 3 after padding with zeros) into out; the caller writes the '='. */
+static void b64_groups(const uint8_t *d, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
+
+		*out++ = b64[v >> 18];
+		*out++ = b64[(v >> 12) & 63];
+		*out++ = b64[(v >> 6) & 63];
+		*out++ = b64[v & 63];
+	}
+}
+
+void ws_key_make(const uint8_t nonce[16], char out[25])
+{
+	uint8_t d[18];
+
+	memcpy(d, nonce, 16);
+	d[16] = d[17] = 0;
+	b64_groups(d, 18, out);
+	out[22] = out[23] = '=';	/* 16 bytes: the last group holds one */
+	out[24] = '\0';
+}
+
 void ws_accept(const char *key, char out[29])
 {
 	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 	struct ws_sha1 s;
 	uint8_t d[21];
-	size_t i;
-	char *p = out;
 
 	ws_sha1_init(&s);
 	ws_sha1_update(&s, key, strlen(key));
 	ws_sha1_update(&s, guid, sizeof(guid) - 1);
 	ws_sha1_final(&s, d);
 	d[20] = 0;
-	for (i = 0; i < 21; i += 3) {
-		uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
-
-		*p++ = b64[v >> 18];
-		*p++ = b64[(v >> 12) & 63];
-		*p++ = b64[(v >> 6) & 63];
-		*p++ = b64[v & 63];
-	}
+	b64_groups(d, 21, out);
 	out[27] = '=';	/* 20 bytes: the last group holds two */
 	out[28] = '\0';
 }
@@ -166,7 +181,9 @@ int ws_header_has_token(const char *list, const char *token)
 
 /* ---- frames ---- */
 
-int ws_parse_header(const uint8_t *buf, size_t len, uint64_t max_payload, struct ws_frame *f, const char **why)
+/* A frame's header; `from_server`: the frame must not be masked (else it must be). */
+static int parse_header(const uint8_t *buf, size_t len, uint64_t max_payload, int from_server, struct ws_frame *f,
+			const char **why)
 {
 	uint64_t plen;
 	size_t need = 2;
@@ -204,15 +221,20 @@ int ws_parse_header(const uint8_t *buf, size_t len, uint64_t max_payload, struct
 		w = "a frame of an unknown opcode";
 		goto bad;
 	}
-	if (!f->masked) {
+	if (!from_server && !f->masked) {
 		w = "a client frame without a mask";
+		goto bad;
+	}
+	if (from_server && f->masked) {
+		w = "a server frame with a mask";
 		goto bad;
 	}
 	if (plen == 126)
 		need += 2;
 	else if (plen == 127)
 		need += 8;
-	need += 4;
+	if (f->masked)
+		need += 4;
 	if (len < need)
 		return 0;
 	if (plen == 126) {
@@ -239,7 +261,10 @@ int ws_parse_header(const uint8_t *buf, size_t len, uint64_t max_payload, struct
 		code = WS_CLOSE_TOO_BIG;
 		goto bad;
 	}
-	memcpy(f->mask, buf + need - 4, 4);
+	if (f->masked)
+		memcpy(f->mask, buf + need - 4, 4);
+	else
+		memset(f->mask, 0, 4);
 	f->len = plen;
 	f->header_len = need;
 	if (why)
@@ -249,6 +274,16 @@ bad:
 	if (why)
 		*why = w;
 	return -code;
+}
+
+int ws_parse_header(const uint8_t *buf, size_t len, uint64_t max_payload, struct ws_frame *f, const char **why)
+{
+	return parse_header(buf, len, max_payload, 0, f, why);
+}
+
+int ws_parse_server_header(const uint8_t *buf, size_t len, uint64_t max_payload, struct ws_frame *f, const char **why)
+{
+	return parse_header(buf, len, max_payload, 1, f, why);
 }
 
 void ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset)
@@ -276,6 +311,15 @@ size_t ws_frame_header(uint8_t out[10], uint8_t opcode, uint64_t len)
 	for (unsigned i = 0; i < 8; i++)
 		out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
 	return 10;
+}
+
+size_t ws_client_frame_header(uint8_t out[14], uint8_t opcode, uint64_t len, const uint8_t mask[4])
+{
+	size_t n = ws_frame_header(out, opcode, len);
+
+	out[1] |= 0x80;
+	memcpy(out + n, mask, 4);
+	return n + 4;
 }
 
 size_t ws_close_payload(uint8_t out[125], uint16_t code, const char *reason)
@@ -306,6 +350,12 @@ void ws_reader_init(struct ws_reader *r, size_t max_message)
 {
 	memset(r, 0, sizeof(*r));
 	r->max_message = max_message;
+}
+
+void ws_reader_init_client(struct ws_reader *r, size_t max_message)
+{
+	ws_reader_init(r, max_message);
+	r->from_server = 1;
 }
 
 void ws_reader_free(struct ws_reader *r)
@@ -353,14 +403,15 @@ size_t ws_reader_next(struct ws_reader *r, uint8_t *buf, size_t len, struct ws_e
 	memset(ev, 0, sizeof(*ev));
 	if (r->failed)
 		return fail(r, ev, r->fail_code, r->fail_why);
-	h = ws_parse_header(buf, len, r->max_message, &f, &why);
+	h = parse_header(buf, len, r->max_message, r->from_server, &f, &why);
 	if (h < 0)
 		return fail(r, ev, (uint16_t)-h, why);
 	if (h == 0 || f.len > len - (size_t)h)
 		return 0;	/* (f.len <= max_message: the subtraction cannot wrap) */
 	total = (size_t)h + (size_t)f.len;
 	payload = buf + h;
-	ws_unmask(payload, (size_t)f.len, f.mask, 0);
+	if (f.masked)
+		ws_unmask(payload, (size_t)f.len, f.mask, 0);
 	switch (f.opcode) {
 	case WS_OP_PING:
 	case WS_OP_PONG:
@@ -375,7 +426,8 @@ size_t ws_reader_next(struct ws_reader *r, uint8_t *buf, size_t len, struct ws_e
 		if (f.len >= 2) {
 			ev->code = (uint16_t)(payload[0] << 8 | payload[1]);
 			if (!ws_close_code_valid(ev->code))
-				return fail(r, ev, WS_CLOSE_PROTOCOL, "a close frame with a code a client may not send");
+				return fail(r, ev, WS_CLOSE_PROTOCOL, r->from_server ? "a close frame with a code a server may not send"
+									       : "a close frame with a code a client may not send");
 			if (!cli_utf8_valid(payload + 2, (size_t)f.len - 2))
 				return fail(r, ev, WS_CLOSE_BAD_DATA, "a close reason that is not UTF-8");
 			ev->data = payload + 2;

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The WebSocket protocol (RFC 6455) as `mimobox serve` speaks it, server
- * side: the handshake's key and answer (SHA-1, base64), the frames a client
+ * The WebSocket protocol (RFC 6455) as `mimobox serve` and the CLI speak
+ * it: the handshake's key and answer (SHA-1, base64), the frames either side
  * sends, checked as untrusted bytes and put together into messages, and the
- * frames the server sends. Pure functions without I/O: cli/serve_pty.c
- * moves the bytes; tests/unit/test-ws.c and fuzz/fuzz-ws.c drive them.
+ * frames each side writes. Pure functions without I/O: cli/serve_pty.c (the
+ * server) and cli/remote_pty.c (the CLI's client) move the bytes;
+ * tests/unit/test-ws.c and fuzz/fuzz-ws.c drive them.
  */
 #ifndef MBX_CLI_WS_H
 #define MBX_CLI_WS_H
@@ -30,6 +31,9 @@ void ws_sha1(const void *data, size_t len, uint8_t out[20]);
 
 /* 1 when `key` is a Sec-WebSocket-Key: the base64 of 16 bytes (24 characters). */
 int ws_key_valid(const char *key);
+
+/* A client's Sec-WebSocket-Key: the base64 of 16 random bytes, 24 characters and a NUL. */
+void ws_key_make(const uint8_t nonce[16], char out[25]);
 
 /* Sec-WebSocket-Accept for `key`: base64(SHA-1(key + the RFC's GUID)), 28 characters and a NUL. */
 void ws_accept(const char *key, char out[29]);
@@ -75,11 +79,21 @@ struct ws_frame {
  */
 int ws_parse_header(const uint8_t *buf, size_t len, uint64_t max_payload, struct ws_frame *f, const char **why);
 
+/* As ws_parse_header(), for a frame a server sends: it must not be masked (WS_CLOSE_PROTOCOL). */
+int ws_parse_server_header(const uint8_t *buf, size_t len, uint64_t max_payload, struct ws_frame *f, const char **why);
+
 /* XORs data with the mask; `offset` is the position of data[0] in the payload. */
 void ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset);
 
 /* Writes the header of an unmasked, final server frame; returns its length (2, 4 or 10). */
 size_t ws_frame_header(uint8_t out[10], uint8_t opcode, uint64_t len);
+
+/*
+ * Writes the header of a masked, final client frame with the key `mask`
+ * (RFC 6455: 4 bytes from a strong source, new for each frame); returns its
+ * length (6, 8 or 14). The payload goes after it XORed with ws_unmask().
+ */
+size_t ws_client_frame_header(uint8_t out[14], uint8_t opcode, uint64_t len, const uint8_t mask[4]);
 
 /* The payload of a close frame: the code and as much of `reason` as fits in 125 bytes. Returns its length. */
 size_t ws_close_payload(uint8_t out[125], uint16_t code, const char *reason);
@@ -90,11 +104,14 @@ int ws_close_code_valid(unsigned code);
 /* ---- messages ---- */
 
 /*
- * Puts the frames a client sends together into messages. Feed it the bytes
- * read so far with ws_reader_next(); it takes one whole frame at a time.
+ * Puts the frames a client sends (ws_reader_init()) or a server sends
+ * (ws_reader_init_client(): the CLI's reader) together into messages. Feed
+ * it the bytes read so far with ws_reader_next(); it takes one whole frame
+ * at a time.
  */
 struct ws_reader {
 	size_t max_message;	/* largest message (all its fragments) */
+	int from_server;	/* frames must be unmasked (a client's reader) */
 	uint8_t *msg;		/* a fragmented message being put together; owned */
 	size_t msg_len, msg_cap;
 	uint8_t msg_op;		/* its opcode; 0: none under way */
@@ -109,8 +126,8 @@ enum ws_event_kind {
 	WS_EV_BINARY,		/* a whole binary message */
 	WS_EV_PING,
 	WS_EV_PONG,
-	WS_EV_CLOSE,		/* the client closes: `code` (WS_CLOSE_NO_STATUS without one) */
-	WS_EV_ERROR,		/* the client broke the protocol: close with `code` */
+	WS_EV_CLOSE,		/* the other side closes: `code` (WS_CLOSE_NO_STATUS without one) */
+	WS_EV_ERROR,		/* the other side broke the protocol: close with `code` */
 };
 
 struct ws_event {
@@ -122,6 +139,7 @@ struct ws_event {
 };
 
 void ws_reader_init(struct ws_reader *r, size_t max_message);
+void ws_reader_init_client(struct ws_reader *r, size_t max_message);
 void ws_reader_free(struct ws_reader *r);
 
 /*

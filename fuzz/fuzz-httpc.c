@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzz target: the CLI's reading of a server's answers (cli/httpc.c), the
- * bytes another process sends the CLI when it goes through `mimobox serve`.
+ * bytes another process sends the CLI when it goes through `mimobox serve`
+ * (also as the answer to a WebSocket upgrade, which a 101 ends).
  * The input goes through the response reader whole, one byte at a time
  * and split at a point it chooses (its first byte), then through the
  * server-sent event reader and the base64 decoder. Invariants, checked with
@@ -37,10 +38,11 @@ struct outcome {
 	int rc;
 	unsigned status;
 	size_t used;
+	int upgrade;
 	struct sum body;
 };
 
-static void parse(const uint8_t *data, size_t size, size_t step, size_t split, struct outcome *o)
+static void parse(const uint8_t *data, size_t size, size_t step, size_t split, int upgrade, struct outcome *o)
 {
 	struct httpc_resp r;
 	size_t off = 0;
@@ -49,6 +51,7 @@ static void parse(const uint8_t *data, size_t size, size_t step, size_t split, s
 	memset(o, 0, sizeof(*o));
 	r.on_body = on_body;
 	r.ud = &o->body;
+	r.upgrade = upgrade;
 	httpc_resp_init(&r);
 	while (off < size) {
 		size_t n = size - off, used = 0;
@@ -72,6 +75,12 @@ static void parse(const uint8_t *data, size_t size, size_t step, size_t split, s
 		__builtin_trap();
 	if (o->body.len > size)
 		__builtin_trap();
+	/* A 101 ends with its head (nothing of the new protocol is taken), only when asked for. */
+	if (o->rc == 1 && r.status == 101 && (!upgrade || o->body.len))
+		__builtin_trap();
+	if (memchr(r.ws_accept, '\0', sizeof(r.ws_accept)) == NULL)
+		__builtin_trap();
+	o->upgrade = r.conn_upgrade * 4 + r.upgrade_websocket * 2 + (r.ws_accept[0] != 0);
 	o->status = o->rc == 1 ? r.status : 0;
 	o->used = off;
 }
@@ -95,16 +104,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > (1u << 20))
 		return 0;
-	parse(data, size, 0, 0, &whole);
-	parse(data, size, 1, 0, &bytewise);
-	parse(data, size, 0, size ? data[0] % (size + 1) : 0, &split);
-	if (whole.rc != bytewise.rc || whole.rc != split.rc)
-		__builtin_trap();
-	if (whole.rc == 1 && (whole.status != bytewise.status || whole.status != split.status ||
-			      whole.used != bytewise.used || whole.used != split.used ||
-			      whole.body.len != bytewise.body.len || whole.body.hash != bytewise.body.hash ||
-			      whole.body.len != split.body.len || whole.body.hash != split.body.hash))
-		__builtin_trap();
+	for (int upgrade = 0; upgrade < 2; upgrade++) {
+		parse(data, size, 0, 0, upgrade, &whole);
+		parse(data, size, 1, 0, upgrade, &bytewise);
+		parse(data, size, 0, size ? data[0] % (size + 1) : 0, upgrade, &split);
+		if (whole.rc != bytewise.rc || whole.rc != split.rc)
+			__builtin_trap();
+		if (whole.rc == 1 && (whole.status != bytewise.status || whole.status != split.status ||
+				      whole.used != bytewise.used || whole.used != split.used ||
+				      whole.upgrade != bytewise.upgrade || whole.upgrade != split.upgrade ||
+				      whole.body.len != bytewise.body.len || whole.body.hash != bytewise.body.hash ||
+				      whole.body.len != split.body.len || whole.body.hash != split.body.hash))
+			__builtin_trap();
+	}
 
 	httpc_sse_init(&sse, on_event, &events);
 	(void)httpc_sse_feed(&sse, data, size);

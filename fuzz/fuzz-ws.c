@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Fuzz target: the WebSocket frames a client of `mimobox serve` sends
- * (cli/ws.c). The input is a byte stream cut into reads at positions taken
- * from its first byte; the reader must stay in bounds, never hand out more
+ * Fuzz target: the WebSocket frames a client of `mimobox serve` sends and
+ * those a server sends the CLI (cli/ws.c: the server's reader and the
+ * client's, each over the same input). The input is a byte stream cut into
+ * reads at positions taken from its first byte; the reader must stay in bounds, never hand out more
  * than the message limit, give text only as UTF-8, and answer the same
  * events however the stream is cut.
  */
@@ -19,7 +20,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Feeds data in reads of `step` bytes (0: all at once); returns a digest of the events. */
-static uint64_t run(const uint8_t *data, size_t size, size_t step)
+static uint64_t run(const uint8_t *data, size_t size, size_t step, int client)
 {
 	struct ws_reader r;
 	struct ws_event ev;
@@ -29,7 +30,10 @@ static uint64_t run(const uint8_t *data, size_t size, size_t step)
 
 	if (!buf)
 		return 0;
-	ws_reader_init(&r, MAX_MESSAGE);
+	if (client)
+		ws_reader_init_client(&r, MAX_MESSAGE);
+	else
+		ws_reader_init(&r, MAX_MESSAGE);
 	for (;;) {
 		n = ws_reader_next(&r, buf, have, &ev);
 		if (ev.kind == WS_EV_ERROR) {
@@ -73,7 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	step = (size_t)(data[0] % 17) + 1;
-	if (run(data + 1, size - 1, 0) != run(data + 1, size - 1, step))
-		__builtin_trap();
+	for (int client = 0; client < 2; client++)
+		if (run(data + 1, size - 1, 0, client) != run(data + 1, size - 1, step, client))
+			__builtin_trap();
 	return 0;
 }

@@ -5,19 +5,24 @@ socket), and a chosen set of the CLI's own tests run again with a server on
 the default socket, so that the same words give the same results on both
 paths.
 """
+import base64
 import functools
+import hashlib
 import json
 import os
 import re
 import signal
 import socket
 import subprocess
+import termios
+import threading
 
 import pytest
 
 import test_basics
 import test_cli_life
 import test_cli_misc
+import test_cli_run_interactive
 import test_cli_sessions
 import test_snapshot
 from conftest import host_env, procs_with_arg, unique_sleep_arg
@@ -72,6 +77,15 @@ SHARED = [
     (test_cli_life, "test_new_verbs_on_unknown_or_bad_sandbox"),
     (test_snapshot, "test_cli_restore_refuses_a_bad_file"),
     (test_snapshot, "test_cli_fork_count_stops_at_a_taken_name"),
+    # Terminals: the CLI on a pseudo-terminal of the test's, through the server's WebSocket.
+    (test_cli_sessions, "test_shell_on_a_terminal"),
+    (test_cli_sessions, "test_exec_tty"),
+    (test_cli_sessions, "test_shell_program_and_no_timeout"),
+    (test_cli_sessions, "test_shell_killed_terminal_kills_the_shell"),
+    (test_cli_sessions, "test_shell_without_a_terminal"),
+    (test_cli_run_interactive, "test_run_t_on_a_terminal"),
+    (test_cli_run_interactive, "test_run_t_ctrl_c_reaches_the_program"),
+    (test_cli_run_interactive, "test_run_t_timeout_and_signal_restore_the_terminal"),
 ]
 
 
@@ -89,7 +103,7 @@ for _mod, _name in SHARED:
 
 
 # The verbs of test_cli_sessions.py on a name, those that go through a server.
-REMOTE_VERBS_ON_NAME = [w for w in test_cli_sessions.VERBS_ON_NAME if w[0] != "shell"]
+REMOTE_VERBS_ON_NAME = list(test_cli_sessions.VERBS_ON_NAME)
 
 
 @pytest.mark.parametrize("words", REMOTE_VERBS_ON_NAME, ids=lambda w: w[0])
@@ -200,8 +214,7 @@ def test_explicit_unix_host(cli, guard, host_tmp):
     (["run", "--max-procs", "8", "--", "true"], "--max-procs"),
     (["run", "--command", "echo x"], "run --command"),
     (["create", "--disk", "64", "--name", "d"], "--disk"),
-    (["exec", "x", "-t", "--", "true"], "exec -t"),
-    (["shell", "x"], "shell"),
+    (["exec", "x", "-t", "--audit", "--", "true"], "exec -t --audit"),
 ])
 def test_unavailable_through_the_server(cli, served, words, named_flag):
     r = cli(words)
@@ -762,3 +775,174 @@ def test_http(cli, via, http_box, web, host_tmp):
 def test_http_body_limit_through_the_server(cli, served, http_box, web):
     r = cli(["http", http_box, "-d", "@-", "http://api.example.invalid:%d/echo" % web.port], stdin=b"x" * (700 << 10))
     assert r.rc == 1 and "640 KiB" in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
+
+
+# Terminals through the server: the CLI as a WebSocket client of /pty
+
+
+def test_terminal_goes_through_the_server(cli, served):
+    assert cli(["create", "--name", "tty-box"]).rc == 0
+    before = served.metric("executes_total")
+    # Without a terminal (pipes) stdin goes to the program's terminal as it
+    # is and its end is Ctrl-D there, as the local verbs do.
+    r = cli(["exec", "-t", "tty-box", "--", "sh", "-c", "read x; echo got-$x; tty; exit 3"], stdin=b"abc\n")
+    assert r.rc == 3 and b"got-abc" in r.stdout and b"/dev/pts/" in r.stdout, r
+    assert not made_locally(r), r
+    r = cli(["shell", "tty-box", "-e", "A=from-env", "-w", "/tmp", "--", "sh", "-c", "echo $A-$(pwd)-$TERM"],
+            stdin=b"", env={"TERM": "vt100"})
+    assert r.rc == 0 and b"from-env-/tmp-vt100" in r.stdout, r
+    r = cli(["exec", "-t", "tty-box", "--", "no-such-program-xyz"], stdin=b"")
+    assert r.rc == 127 and "no-such-program-xyz" in r.stderr, r
+    assert served.metric("executes_total") == before + 2	# the missing program never started
+    # run -t: a sandbox of its own on the server, gone after the program.
+    t = test_cli_sessions.Terminal(cli, ["run", "-t", "--env", "B=b1", "--", "sh", "-c", "echo run-$B; exit 6"])
+    try:
+        t.expect(rb"run-b1")
+        assert t.p.wait(timeout=20) == 6
+    finally:
+        t.close()
+    assert served.metric("executes_total") == before + 3
+    assert [s["name"] for s in cli(["ps", "--json"]).json["sandboxes"]] == ["tty-box"]
+    assert cli(["rm", "tty-box"]).rc == 0
+
+
+def test_terminal_ended_by_the_server(cli, served):
+    """The sandbox destroyed under a shell: the server closes with 1001, the
+    CLI says so, exits 125 and leaves its terminal as it found it."""
+    assert cli(["create", "--name", "gone-box"]).rc == 0
+    t = test_cli_sessions.Terminal(cli, ["shell", "gone-box"])
+    try:
+        t.type(b"echo up-$((2+2))\r")
+        t.expect(rb"up-4")
+        assert cli(["rm", "gone-box"]).rc == 0
+        assert t.p.wait(timeout=20) == 125
+        t.expect(rb"ended the terminal before its program \(close code 1001")
+        assert t.modes() & termios.ECHO and t.modes() & termios.ICANON, t.modes()
+    finally:
+        t.close()
+
+
+def test_terminal_with_no_server(cli, host_tmp):
+    path = os.path.join(host_tmp, "nobody.sock")
+    for words in (["shell", "x"], ["exec", "-t", "x", "--", "true"], ["run", "-t", "--", "true"]):
+        r = cli(words, stdin=b"", env={"MIMOBOX_HOST": "unix:" + path})
+        assert r.rc == 125 and "cannot reach the mimobox server" in r.stderr, r
+        assert "MIMOBOX_HOST=local" in r.stderr and not made_locally(r), r
+
+
+class FakeServer:
+    """A unix socket that answers the CLI's first request with `answer(request)` and then closes."""
+
+    def __init__(self, path, answer):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(4)
+        self.sock.settimeout(0.1)
+        self.stopped = False
+        self.requests = []
+        self.answer = answer
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(10)
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.requests.append(data.decode(errors="replace"))
+                try:
+                    conn.sendall(self.answer(self.requests[-1]))
+                    conn.shutdown(socket.SHUT_WR)
+                    conn.settimeout(5)
+                    while conn.recv(65536):
+                        pass
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stopped = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+def _accept_of(request):
+    key = re.search(r"(?im)^Sec-WebSocket-Key: (\S+)\r$", request).group(1)
+    return base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+
+
+def _upgrade(accept):
+    return ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: %s\r\n\r\n" % accept).encode()
+
+
+EXIT_4 = b'{"type":"exit","exit_code":4,"signal":0,"timed_out":false,"elapsed_ms":1}'
+
+
+@pytest.mark.parametrize("answer,rc,words", [
+    # A well-behaved server: output, the exit message and a close frame.
+    (lambda q: _upgrade(_accept_of(q)) + b"\x82\x05hello" + b"\x81" + bytes([len(EXIT_4)]) + EXIT_4 +
+     b"\x88\x02\x03\xe8", 4, None),
+    # An answer whose Sec-WebSocket-Accept is not that of our key.
+    (lambda q: _upgrade(base64.b64encode(b"x" * 20).decode()) + b"\x82\x05hello", 125,
+     "Sec-WebSocket-Accept that does not match"),
+    # A 101 without the upgrade's headers.
+    (lambda q: b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: " + _accept_of(q).encode() +
+     b"\r\n\r\n", 125, "no `Upgrade: websocket`"),
+    # Server frames must not be masked.
+    (lambda q: _upgrade(_accept_of(q)) + b"\x82\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", 125,
+     "a server frame with a mask"),
+    # A frame announcing 1 TiB is refused from its header, never allocated.
+    (lambda q: _upgrade(_accept_of(q)) + b"\x82\x7f" + (1 << 40).to_bytes(8, "big"), 125,
+     "a message over the size limit"),
+    # A refusal in the server's words.
+    (lambda q: b'HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 90\r\n\r\n' +
+     b'{"error": {"code": "not_found", "message": "no such thing here", "suggestion": null}}'.ljust(90), 127,
+     "no such thing here"),
+    # The connection closed before the exit message.
+    (lambda q: _upgrade(_accept_of(q)) + b"\x82\x02hi", 125, "ended before the program"),
+], ids=["exit", "bad-accept", "no-upgrade", "masked", "huge-frame", "refused", "cut"])
+def test_terminal_client_checks_the_server(cli, host_tmp, answer, rc, words):
+    path = os.path.join(host_tmp, "fake.sock")
+    fake = FakeServer(path, answer)
+    try:
+        r = cli(["exec", "-t", "--timeout", "5", "box", "--", "sh"], stdin=b"", env={"MIMOBOX_HOST": "unix:" + path})
+    finally:
+        fake.close()
+    assert r.rc == rc, r
+    if words:
+        assert words in r.stderr, r
+    else:
+        assert r.stdout == b"hello" and r.stderr == "", r
+    q = fake.requests[0]
+    assert q.startswith("GET /v1/sandboxes/box/pty?rows=") and "&cmd=sh&" in q and "&timeout_ms=5000" in q, q
+    key = re.search(r"(?im)^Sec-WebSocket-Key: (\S+)\r$", q).group(1)
+    assert len(base64.b64decode(key)) == 16 and re.search(r"(?im)^Sec-WebSocket-Version: 13\r$", q), q
+
+
+def test_terminal_over_tcp_with_a_token(cli, guard, host_tmp):
+    token_file = os.path.join(host_tmp, "token")
+    port = _free_port()
+    s = Server(guard, host_tmp, args=["--listen", "127.0.0.1:%d" % port, "--token-file", token_file]).start()
+    try:
+        with open(token_file) as f:
+            token = f.read().strip()
+        env = {"MIMOBOX_HOST": "http://127.0.0.1:%d" % port, "MIMOBOX_TOKEN": token}
+        assert cli(["create", "--name", "tcp-tty"], env=env).rc == 0
+        r = cli(["shell", "tcp-tty"], stdin=b"echo over-$((6*7))\nexit 5\n", env=env)
+        assert r.rc == 5 and b"over-42" in r.stdout and not made_locally(r), r
+        r = cli(["shell", "tcp-tty"], stdin=b"exit 0\n", env=dict(env, MIMOBOX_TOKEN="0" * 64))
+        assert r.rc == 125 and "refused the token" in r.stderr, r
+        assert cli(["rm", "tcp-tty"], env=env).rc == 0
+    finally:
+        s.stop()

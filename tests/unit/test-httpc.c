@@ -140,6 +140,47 @@ static void test_to_eof_and_no_body(void)
 	TAP_CHECK(strstr(r.why, "without answering") != NULL);
 }
 
+/* The answer to a WebSocket upgrade: a 101 ends with its head; its headers are kept. */
+static void test_upgrade(void)
+{
+	static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n"
+				 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x82\x01x";
+	static const char two[] = "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: a\r\n"
+				  "Sec-WebSocket-Accept: a\r\n\r\n";
+	size_t steps[] = { 0, 1, 5 }, off, used;
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		int rc = 0;
+
+		memset(&r, 0, sizeof(r));
+		r.upgrade = 1;
+		httpc_resp_init(&r);
+		TAP_CHECK_INT(r.upgrade, 1);
+		for (off = 0; off < sizeof(ok) - 1 && rc == 0; off += used) {
+			size_t n = steps[i] && steps[i] < sizeof(ok) - 1 - off ? steps[i] : sizeof(ok) - 1 - off;
+
+			used = 0;
+			rc = httpc_feed(&r, (const uint8_t *)ok + off, n, &used);
+		}
+		TAP_CHECK_INT(rc, 1);
+		TAP_CHECK_INT(r.status, 101);
+		TAP_CHECK_INT(off, sizeof(ok) - 1 - 3);	/* the frame after the head is left */
+		TAP_CHECK(r.conn_upgrade && r.upgrade_websocket);
+		TAP_CHECK_STR(r.ws_accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+	}
+	memset(&r, 0, sizeof(r));
+	r.upgrade = 1;
+	httpc_resp_init(&r);
+	TAP_CHECK_INT(httpc_feed(&r, (const uint8_t *)two, sizeof(two) - 1, &used), -1);
+	TAP_CHECK(strstr(r.why, "Sec-WebSocket-Accept") != NULL);
+	/* A refusal is an ordinary answer with its body. */
+	memset(&r, 0, sizeof(r));
+	r.upgrade = 1;
+	httpc_resp_init(&r);
+	TAP_CHECK_INT(httpc_feed(&r, (const uint8_t *)"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 45, &used), 1);
+	TAP_CHECK(r.status == 404 && !r.upgrade_websocket && !r.ws_accept[0]);
+}
+
 static void test_malformed_heads(void)
 {
 	static const char *const bad[] = {
@@ -305,6 +346,7 @@ static void test_base64(void)
 }
 
 static const struct tap_case cases[] = {
+	{ "httpc/upgrade", test_upgrade },
 	{ "httpc/content_length", test_content_length },
 	{ "httpc/next_response_is_left", test_next_response_is_left },
 	{ "httpc/chunked", test_chunked },

@@ -3,7 +3,8 @@
  * The WebSocket codec of `mimobox serve` (cli/ws.c): SHA-1 against the
  * RFC 3174 vectors, the handshake's answer (RFC 6455's example), and client
  * frames: well-formed ones put together into messages, every protocol
- * error refused with its close code.
+ * error refused with its close code; and the CLI's side: its key, its
+ * masked frames, the server's frames read.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,6 +327,85 @@ static void test_server_frames(void)
 	TAP_CHECK(f.fin && f.masked && f.opcode == WS_OP_BINARY && memcmp(f.mask, "mmmm", 4) == 0);
 }
 
+/*
+ * The CLI's side: its key, the frames it writes (which the server's reader
+ * takes), and the server's frames it reads: unmasked only.
+ */
+static void test_client_side(void)
+{
+	static const uint8_t nonce[16] = "the sample nonce";	/* RFC 6455 section 1.3 */
+	static const uint8_t mask[4] = { 0x37, 0xfa, 0x21, 0x3d };
+	uint8_t buf[70000 + 14], big[70000];
+	char key[25];
+	struct ws_reader r;
+	struct ws_event ev;
+	struct ws_frame f;
+	size_t h, n;
+
+	ws_key_make(nonce, key);
+	TAP_CHECK_STR(key, "dGhlIHNhbXBsZSBub25jZQ==");
+	TAP_CHECK(ws_key_valid(key));
+	/* RFC 6455 section 5.7's masked "Hello", written by the client side. */
+	h = ws_client_frame_header(buf, WS_OP_TEXT, 5, mask);
+	TAP_CHECK_INT(h, 6);
+	memcpy(buf + h, "Hello", 5);
+	ws_unmask(buf + h, 5, mask, 0);
+	TAP_CHECK(memcmp(buf, "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", 11) == 0);
+	/* A long client frame goes through the server's reader whole. */
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 13);
+	h = ws_client_frame_header(buf, WS_OP_BINARY, sizeof(big), mask);
+	TAP_CHECK_INT(h, 14);
+	memcpy(buf + h, big, sizeof(big));
+	ws_unmask(buf + h, sizeof(big), mask, 0);
+	ws_reader_init(&r, 1 << 20);
+	n = ws_reader_next(&r, buf, h + sizeof(big), &ev);
+	TAP_CHECK_INT(n, h + sizeof(big));
+	TAP_CHECK(ev.kind == WS_EV_BINARY && ev.len == sizeof(big) && memcmp(ev.data, big, sizeof(big)) == 0);
+	ws_reader_free(&r);
+	TAP_CHECK_INT(ws_client_frame_header(buf, WS_OP_BINARY, 300, mask), 8);
+	TAP_CHECK(buf[1] == (0x80 | 126) && memcmp(buf + 4, mask, 4) == 0);
+
+	/* The client's reader: a server's unmasked frames. */
+	ws_reader_init_client(&r, 1024);
+	memcpy(buf, "\x81\x05Hello", 7);
+	n = ws_reader_next(&r, buf, 6, &ev);
+	TAP_CHECK(n == 0 && ev.kind == WS_EV_NONE);
+	n = ws_reader_next(&r, buf, 7, &ev);
+	TAP_CHECK(n == 7 && ev.kind == WS_EV_TEXT && ev.len == 5 && memcmp(ev.data, "Hello", 5) == 0);
+	/* Fragments with a ping between them. */
+	memcpy(buf, "\x02\x02" "ab\x89\x01" "p\x80\x01" "c", 11);
+	n = ws_reader_next(&r, buf, 11, &ev);
+	TAP_CHECK(n == 4 && ev.kind == WS_EV_NONE);
+	n = ws_reader_next(&r, buf + 4, 7, &ev);
+	TAP_CHECK(n == 3 && ev.kind == WS_EV_PING && ev.len == 1 && ev.data[0] == 'p');
+	n = ws_reader_next(&r, buf + 7, 4, &ev);
+	TAP_CHECK(n == 3 && ev.kind == WS_EV_BINARY && ev.len == 3 && memcmp(ev.data, "abc", 3) == 0);
+	/* The server's close: 1001 and its reason. */
+	memcpy(buf, "\x88\x05\x03\xe9" "bye", 7);
+	n = ws_reader_next(&r, buf, 7, &ev);
+	TAP_CHECK(n == 7 && ev.kind == WS_EV_CLOSE && ev.code == 1001 && ev.len == 3);
+	ws_reader_free(&r);
+	/* A masked server frame breaks the protocol. */
+	ws_reader_init_client(&r, 1024);
+	memcpy(buf, "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", 11);
+	n = ws_reader_next(&r, buf, 11, &ev);
+	TAP_CHECK(n == 0 && ev.kind == WS_EV_ERROR && ev.code == WS_CLOSE_PROTOCOL);
+	TAP_CHECK(ev.why && strstr(ev.why, "mask"));
+	ws_reader_free(&r);
+	/* A server frame over the limit is refused from its header. */
+	ws_reader_init_client(&r, 1024);
+	memcpy(buf, "\x82\x7e\x04\x01", 4);
+	n = ws_reader_next(&r, buf, 4, &ev);
+	TAP_CHECK(n == 0 && ev.kind == WS_EV_ERROR && ev.code == WS_CLOSE_TOO_BIG);
+	ws_reader_free(&r);
+	TAP_CHECK_INT(ws_parse_server_header((const uint8_t *)"\x82\x7e\x01\x00", 4, 1 << 20, &f, NULL), 4);
+	TAP_CHECK(f.len == 256 && !f.masked);
+	TAP_CHECK_INT(ws_parse_server_header((const uint8_t *)"\x82\x7e\x00\x10", 4, 1 << 20, &f, NULL),
+		      -WS_CLOSE_PROTOCOL);
+	TAP_CHECK_INT(ws_parse_header((const uint8_t *)"\x82\x05", 2, 1 << 20, &f, NULL), -WS_CLOSE_PROTOCOL);
+}
+
 static const struct tap_case cases[] = {
 	{ "ws/sha1-rfc3174", test_sha1_rfc3174 },
 	{ "ws/sha1-pieces", test_sha1_pieces },
@@ -335,6 +415,7 @@ static const struct tap_case cases[] = {
 	{ "ws/protocol-errors", test_protocol_errors },
 	{ "ws/close-frames", test_close_frames },
 	{ "ws/server-frames", test_server_frames },
+	{ "ws/client-side", test_client_side },
 };
 
 TAP_MAIN(cases)
