@@ -300,11 +300,14 @@ static int exchange(struct cli_remote *r, int json, const char *method, const ch
 		if (ctype)
 			cli_buf_printf(&head, "Content-Type: %s\r\n", ctype);
 		cli_buf_puts(&head, "\r\n");
+		/* A small body goes with the head, in one write (and one segment). */
+		if (len && len <= 65536)
+			cli_buf_add(&head, body, len);
 		if (head.failed) {
 			snprintf(why, sizeof(why), "out of memory");
 			break;
 		}
-		if (send_all(r->fd, head.data, head.len) < 0 || (len && send_all(r->fd, body, len) < 0)) {
+		if (send_all(r->fd, head.data, head.len) < 0 || (len > 65536 && send_all(r->fd, body, len) < 0)) {
 			snprintf(why, sizeof(why), "%s", strerror(errno));
 			cli_remote_close(r);
 			if (!fresh)
