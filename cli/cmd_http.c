@@ -423,42 +423,11 @@ done:
 #define REMOTE_BODY_MAX ((size_t)640 << 10)
 #define REMOTE_ANSWER_MAX ((size_t)256 << 20)
 
-static json_object *jfield(json_object *o, const char *key)
-{
-	json_object *v = NULL;
-
-	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-static const char *jtext(json_object *o, const char *key)
-{
-	json_object *v = jfield(o, key);
-
-	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
-/* The JSON object of `a`'s body, or NULL. */
-static json_object *answer_object(const struct cli_remote_answer *a)
-{
-	struct json_tokener *tok;
-	json_object *o = NULL;
-
-	if (!a->body.data || a->body.len == 0 || a->body.len >= INT32_MAX || !(tok = json_tokener_new()))
-		return NULL;
-	o = json_tokener_parse_ex(tok, a->body.data, (int)a->body.len);
-	json_tokener_free(tok);
-	if (o && !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		o = NULL;
-	}
-	return o;
-}
-
 /* The exit status of a failed answer, reported: as the local verb's (125 for a wrong argument or sandbox, else 1). */
 static int remote_failed(struct cli_remote *rem, int json, const struct cli_remote_answer *a)
 {
-	json_object *o = answer_object(a);
-	const char *code = jtext(jfield(o, "error"), "code");
+	json_object *o = cli_remote_json_parse(a->body.data, a->body.len);
+	const char *code = cli_remote_jstr(cli_remote_jget(o, "error"), "code");
 	int invalid = code && strcmp(code, "invalid_argument") == 0;
 	int status = cli_remote_report_file(rem, json, a);
 
@@ -470,8 +439,8 @@ static int remote_failed(struct cli_remote *rem, int json, const struct cli_remo
 /* Decodes the answer's body: body_b64 when present (exact), else body. 0, or -1 when malformed. */
 static int answer_body(json_object *o, struct cli_buf *out)
 {
-	const char *b64 = jtext(o, "body_b64"), *text = jtext(o, "body");
-	json_object *t = jfield(o, "body");
+	const char *b64 = cli_remote_jstr(o, "body_b64"), *text = cli_remote_jstr(o, "body");
+	json_object *t = cli_remote_jget(o, "body");
 
 	if (b64) {
 		size_t n = strlen(b64), got = 0;
@@ -578,25 +547,25 @@ int cli_cmd_http_remote(struct cli_remote *rem, int argc, char **argv)
 		ret = remote_failed(rem, r.json, &a);
 		goto done;
 	}
-	o = answer_object(&a);
-	hs = jfield(o, "headers");
-	if (!o || !jfield(o, "status") || !json_object_is_type(jfield(o, "status"), json_type_int) ||
+	o = cli_remote_json_parse(a.body.data, a.body.len);
+	hs = cli_remote_jget(o, "headers");
+	if (!o || !cli_remote_jget(o, "status") || !json_object_is_type(cli_remote_jget(o, "status"), json_type_int) ||
 	    !hs || !json_object_is_type(hs, json_type_array) || answer_body(o, &body) < 0) {
 		cli_report(r.json, MBX_EPROTO, "the server's answer to an http request is malformed", NULL, NULL, 0);
 		goto done;
 	}
-	status = (int)json_object_get_int64(jfield(o, "status"));
+	status = (int)json_object_get_int64(cli_remote_jget(o, "status"));
 	/* As the local verb prints it (head_out()). */
 	if (r.json) {
 		cli_buf_printf(&out, "{\"ok\": true, \"status\": %d, \"url\": ", status);
-		cli_json_cstring(&out, jtext(o, "url") ? jtext(o, "url") : r.url);
+		cli_json_cstring(&out, cli_remote_jstr(o, "url") ? cli_remote_jstr(o, "url") : r.url);
 		cli_buf_puts(&out, ", \"headers\": [");
 	} else if (r.include) {
 		cli_buf_printf(&out, "HTTP %d\r\n", status);
 	}
 	for (size_t i = 0; i < json_object_array_length(hs); i++) {
 		json_object *h = json_object_array_get_idx(hs, i);
-		const char *name = jtext(h, "name") ? jtext(h, "name") : "", *value = jtext(h, "value") ? jtext(h, "value") : "";
+		const char *name = cli_remote_jstr(h, "name") ? cli_remote_jstr(h, "name") : "", *value = cli_remote_jstr(h, "value") ? cli_remote_jstr(h, "value") : "";
 
 		if (r.json) {
 			cli_buf_puts(&out, i ? ", {\"name\": " : "{\"name\": ");

@@ -33,6 +33,43 @@ int cli_remote_json_load(int json)
 
 /* ---- outcomes of executes ---- */
 
+json_object *cli_remote_json_parse(const char *data, size_t len)
+{
+	struct json_tokener *tok;
+	json_object *o;
+
+	if (!data || len == 0 || len >= INT32_MAX || !(tok = json_tokener_new()))
+		return NULL;
+	o = json_tokener_parse_ex(tok, data, (int)len);
+	if (o && (json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object))) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+json_object *cli_remote_jget(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+const char *cli_remote_jstr(json_object *o, const char *key)
+{
+	json_object *v = cli_remote_jget(o, key);
+
+	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+int64_t cli_remote_jint(json_object *o, const char *key)
+{
+	json_object *v = cli_remote_jget(o, key);
+
+	return v && json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
+}
+
 int cli_remote_print_outcome(struct json_object *o, int json, int streamed)
 {
 	return cli_remote_print_outcome_extra(o, json, streamed, NULL);

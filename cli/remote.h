@@ -80,6 +80,20 @@ int cli_remote_report_file(struct cli_remote *r, int json, const struct cli_remo
 /* Loads json-c; 0, or -1 after reporting. */
 int cli_remote_json_load(int json);
 
+/* json-c, loaded: the JSON object that is all of data[0, len), or NULL. */
+struct json_object *cli_remote_json_parse(const char *data, size_t len);
+
+/* Members of a json-c object (o may be NULL): the value or NULL; a string or NULL; an integer or 0. */
+struct json_object *cli_remote_jget(struct json_object *o, const char *key);
+const char *cli_remote_jstr(struct json_object *o, const char *key);
+int64_t cli_remote_jint(struct json_object *o, const char *key);
+
+/* Writes all of data[0, len) to the socket fd (MSG_NOSIGNAL, through EINTR); 0, or -1 with errno. */
+int cli_remote_send_all(int fd, const void *data, size_t len);
+
+/* Appends "/v1/sandboxes/NAME" (NAME percent-encoded but for letters, digits, - _ .) and `tail`. */
+void cli_remote_sandbox_target(struct cli_buf *t, const char *name, const char *tail);
+
 /* Appends s percent-encoded for a query value or a path segment. */
 void cli_remote_urlencode(struct cli_buf *b, const char *s);
 

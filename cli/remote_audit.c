@@ -21,25 +21,12 @@
 
 #define ANSWER_MAX ((size_t)64 << 20)
 
-static json_object *jget(json_object *o, const char *key)
-{
-	json_object *v = NULL;
-
-	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
+/* A string member, or "" when there is none. */
 static const char *jstr(json_object *o, const char *key)
 {
-	json_object *v = jget(o, key);
+	const char *s = cli_remote_jstr(o, key);
 
-	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
-}
-
-static int64_t jint(json_object *o, const char *key)
-{
-	json_object *v = jget(o, key);
-
-	return v && json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
+	return s ? s : "";
 }
 
 /* GET .../network/audit of `name`: the answer's object (its records in *records); NULL after reporting. */
@@ -78,9 +65,9 @@ static json_object *audit_get(struct cli_remote *r, int json, const char *name, 
 	if (tok)
 		json_tokener_free(tok);
 	cli_buf_free(&a.body);
-	*records = jget(o, "records");
+	*records = cli_remote_jget(o, "records");
 	if (!o || !json_object_is_type(o, json_type_object) || !*records ||
-	    !json_object_is_type(*records, json_type_array) || jint(o, "dropped") < 0) {
+	    !json_object_is_type(*records, json_type_array) || cli_remote_jint(o, "dropped") < 0) {
 		if (o)
 			json_object_put(o);
 		cli_report(json, MBX_EPROTO, "the server's network log is malformed", NULL, NULL, 0);
@@ -98,7 +85,7 @@ int cli_remote_audit_mark(struct cli_remote *r, int json, const char *name, uint
 	o = audit_get(r, json, name, &records, &status);
 	if (!o)
 		return status;
-	*mark = (uint64_t)jint(o, "dropped") + json_object_array_length(records);
+	*mark = (uint64_t)cli_remote_jint(o, "dropped") + json_object_array_length(records);
 	json_object_put(o);
 	return 0;
 }
@@ -113,7 +100,7 @@ int cli_remote_audit_report(struct cli_remote *r, int json, const char *name, ui
 	o = audit_get(r, json, name, &records, &status);
 	if (!o)
 		return status;
-	dropped = (uint64_t)jint(o, "dropped");
+	dropped = (uint64_t)cli_remote_jint(o, "dropped");
 	n = json_object_array_length(records);
 	/* Record i is number dropped + i of all the sandbox logged; ours are those from `mark` on. */
 	if (mark > dropped)
@@ -126,8 +113,8 @@ int cli_remote_audit_report(struct cli_remote *r, int json, const char *name, ui
 		json_object *x = json_object_array_get_idx(records, i);
 		struct cli_net_entry e = {
 			jstr(x, "source"), jstr(x, "method"), jstr(x, "host"), jstr(x, "address"), jstr(x, "verdict"),
-			jstr(x, "reason"), (uint64_t)jint(x, "time_us"), (uint64_t)jint(x, "bytes_up"),
-			(uint64_t)jint(x, "bytes_down"), (unsigned)jint(x, "port"), (int)jint(x, "status")
+			jstr(x, "reason"), (uint64_t)cli_remote_jint(x, "time_us"), (uint64_t)cli_remote_jint(x, "bytes_up"),
+			(uint64_t)cli_remote_jint(x, "bytes_down"), (unsigned)cli_remote_jint(x, "port"), (int)cli_remote_jint(x, "status")
 		};
 
 		cli_net_entry_report(b, json, index++, &e);
@@ -205,7 +192,7 @@ int cli_remote_run_audit(struct cli_remote *r, int json, const struct cli_buf *c
 		goto out;
 	}
 	/* The exec's answer does not say the isolation; the sandbox's description does. */
-	if (!jget(o, "isolation") && jget(made, "isolation"))
+	if (!cli_remote_jget(o, "isolation") && cli_remote_jget(made, "isolation"))
 		json_object_object_add(o, "isolation", json_object_new_string(jstr(made, "isolation")));
 	/* The whole log: the sandbox is the run's alone. */
 	status = cli_remote_audit_report(r, json, id, 0, &audit);

@@ -229,7 +229,7 @@ void cli_remote_close(struct cli_remote *r)
 
 /* ---- one request ---- */
 
-static int send_all(int fd, const void *data, size_t len)
+int cli_remote_send_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 
@@ -307,7 +307,7 @@ static int exchange(struct cli_remote *r, int json, const char *method, const ch
 			snprintf(why, sizeof(why), "out of memory");
 			break;
 		}
-		if (send_all(r->fd, head.data, head.len) < 0 || (len > 65536 && send_all(r->fd, body, len) < 0)) {
+		if (cli_remote_send_all(r->fd, head.data, head.len) < 0 || (len > 65536 && cli_remote_send_all(r->fd, body, len) < 0)) {
 			snprintf(why, sizeof(why), "%s", strerror(errno));
 			cli_remote_close(r);
 			if (!fresh)
@@ -452,6 +452,22 @@ int cli_remote_unavailable(struct cli_remote *r, int json, const char *what, con
 		 why ? ": " : " yet", why ? why : "");
 	cli_report(json, MBX_ENOTSUP, msg, "set MIMOBOX_HOST=local to run it without the server", NULL, 0);
 	return CLI_EXIT_USAGE;
+}
+
+void cli_remote_sandbox_target(struct cli_buf *t, const char *name, const char *tail)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	/* Every byte but letters, digits, '-', '_' and '.' percent-encoded: a
+	 * name the server refuses still makes a well-formed request line. */
+	cli_buf_puts(t, "/v1/sandboxes/");
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		    *p == '_' || *p == '.')
+			cli_buf_add(t, p, 1);
+		else
+			cli_buf_printf(t, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+	cli_buf_puts(t, tail);
 }
 
 void cli_remote_urlencode(struct cli_buf *b, const char *s)

@@ -114,41 +114,8 @@ static char *child(const char *rdir, const char *entry)
 /* "/v1/sandboxes/NAME" TAIL PATH (PATH percent-encoded). */
 static void target(struct cli_buf *t, const char *name, const char *tail, const char *path)
 {
-	static const char hex[] = "0123456789ABCDEF";
-
-	cli_buf_puts(t, "/v1/sandboxes/");
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-		    *p == '_' || *p == '.')
-			cli_buf_add(t, p, 1);
-		else
-			cli_buf_printf(t, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
-	cli_buf_puts(t, tail);
+	cli_remote_sandbox_target(t, name, tail);
 	cli_remote_urlencode(t, path);
-}
-
-static json_object *parse_object(const struct cli_buf *b)
-{
-	struct json_tokener *tok;
-	json_object *o = NULL;
-
-	if (!b->data || b->len == 0 || b->len >= INT32_MAX || !(tok = json_tokener_new()))
-		return NULL;
-	o = json_tokener_parse_ex(tok, b->data, (int)b->len);
-	if (o && (json_tokener_get_parse_end(tok) != b->len || !json_object_is_type(o, json_type_object))) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
-}
-
-static const char *jstr(json_object *o, const char *key)
-{
-	json_object *v = NULL;
-
-	return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v) : NULL;
 }
 
 /* Whether a 404 answer is the server's "no sandbox `NAME`" (not a missing path). */
@@ -209,10 +176,10 @@ static int rstat(struct rcp *c, const char *path, const char **type, mode_t *mod
 	cli_buf_free(&t);
 	if (status)
 		return status;
-	o = parse_object(&body);
+	o = cli_remote_json_parse(body.data, body.len);
 	cli_buf_free(&body);
-	ty = jstr(o, "type");
-	m = jstr(o, "mode");
+	ty = cli_remote_jstr(o, "type");
+	m = cli_remote_jstr(o, "mode");
 	if (m)
 		bits = strtoul(m, &end, 8);
 	ok = m && *m && !*end && bits <= 07777;
@@ -276,7 +243,7 @@ static int rlist(struct rcp *c, const char *path, struct entry **out, size_t *n_
 	cli_buf_free(&t);
 	if (status)
 		return status;
-	o = parse_object(&body);
+	o = cli_remote_json_parse(body.data, body.len);
 	cli_buf_free(&body);
 	if (!o || !json_object_object_get_ex(o, "entries", &list) || !json_object_is_type(list, json_type_array))
 		goto malformed;
@@ -288,7 +255,7 @@ static int rlist(struct rcp *c, const char *path, struct entry **out, size_t *n_
 	}
 	for (n = 0; n < count; n++) {
 		json_object *x = json_object_array_get_idx(list, n), *v = NULL;
-		const char *type = jstr(x, "type"), *link = jstr(x, "symlink_target");
+		const char *type = cli_remote_jstr(x, "type"), *link = cli_remote_jstr(x, "symlink_target");
 
 		if (!x || !json_object_object_get_ex(x, "name", &v) || !entry_name_ok(v) || !type) {
 			char message[CLI_WHY_MAX + 96];

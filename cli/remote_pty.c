@@ -55,30 +55,6 @@ struct pty_client {
 	json_object *exit;		/* the exit message */
 };
 
-static json_object *jparse(const void *data, size_t len)
-{
-	struct json_tokener *tok;
-	json_object *o = NULL;
-
-	if (!len || len > INT32_MAX || !(tok = json_tokener_new()))
-		return NULL;
-	o = json_tokener_parse_ex(tok, data, (int)len);
-	if (o && (json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object))) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
-}
-
-static const char *jstr(json_object *o, const char *key)
-{
-	json_object *v = NULL;
-
-	return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v) : NULL;
-}
-
 /* "/v1/sandboxes/NAME" and `tail`. */
 static void sandbox_path(struct cli_buf *b, const char *sandbox, const char *tail)
 {
@@ -98,8 +74,8 @@ static const char *default_shell(struct cli_remote *r, const char *sandbox)
 
 	sandbox_path(&t, sandbox, "/stat?path=/bin/bash");
 	if (!t.failed && cli_remote_call(r, 0, "GET", t.data, NULL, NULL, 0, PTY_ANSWER_MAX, &a) == 0) {
-		json_object *o = a.status == 200 ? jparse(a.body.data, a.body.len) : NULL;
-		const char *type = jstr(o, "type");
+		json_object *o = a.status == 200 ? cli_remote_json_parse(a.body.data, a.body.len) : NULL;
+		const char *type = cli_remote_jstr(o, "type");
 
 		if (type && (strcmp(type, "file") == 0 || strcmp(type, "regular") == 0 || strcmp(type, "symlink") == 0))
 			shell = "/bin/bash";
@@ -130,7 +106,7 @@ static int sandbox_timeout(struct cli_remote *r, const char *sandbox, uint64_t *
 		cli_buf_free(&a.body);
 		return status ? status : CLI_EXIT_FAILED;
 	}
-	o = jparse(a.body.data, a.body.len);
+	o = cli_remote_json_parse(a.body.data, a.body.len);
 	if (o && json_object_object_get_ex(o, "timeout_ms", &v) && json_object_is_type(v, json_type_int) &&
 	    json_object_get_int64(v) > 0)
 		*timeout_ms = (uint64_t)json_object_get_int64(v);
@@ -186,23 +162,6 @@ static int on_answer_body(void *ud, const uint8_t *data, size_t len)
 	return a->body.failed ? -1 : 0;
 }
 
-static int send_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Sends the upgrade request and reads its answer. 0 with the connection
  * upgraded (bytes that came after the head are in c->in), or the exit
@@ -238,12 +197,12 @@ static int handshake(struct pty_client *c, const char *target)
 		snprintf(why, sizeof(why), "out of memory");
 		goto failed;
 	}
-	if (send_all(r->fd, head.data, head.len) < 0) {
+	if (cli_remote_send_all(r->fd, head.data, head.len) < 0) {
 		/* A kept-alive connection the server had closed: once more on a new one. */
 		cli_remote_close(r);
 		if (cli_remote_connect(r, why, sizeof(why)) < 0)
 			goto failed;
-		if (send_all(r->fd, head.data, head.len) < 0) {
+		if (cli_remote_send_all(r->fd, head.data, head.len) < 0) {
 			snprintf(why, sizeof(why), "%s", strerror(errno));
 			goto failed;
 		}
@@ -415,15 +374,15 @@ static void send_resize(struct pty_client *c)
 /* A control message of the server's: the exit, or an error that leaves the session going. */
 static void take_text(struct pty_client *c, const uint8_t *data, size_t len)
 {
-	json_object *o = jparse(data, len);
-	const char *type = jstr(o, "type");
+	json_object *o = cli_remote_json_parse((const char *)data, len);
+	const char *type = cli_remote_jstr(o, "type");
 
 	if (type && strcmp(type, "exit") == 0 && !c->exit) {
 		c->exit = o;
 		return;
 	}
 	if (type && strcmp(type, "error") == 0) {
-		const char *m = jstr(o, "message");
+		const char *m = cli_remote_jstr(o, "message");
 
 		/* On a raw terminal a line feed does not go back to the line's start. */
 		fprintf(stderr, "\r\nmimobox: warning: the server: %s\r\n", m ? m : "an error without a message");
@@ -672,13 +631,13 @@ int cli_remote_run_tty(struct cli_remote *r, const struct cli_sandbox_opts *so, 
 		cli_buf_free(&a.body);
 		goto out;
 	}
-	o = jparse(a.body.data, a.body.len);
+	o = cli_remote_json_parse(a.body.data, a.body.len);
 	cli_buf_free(&a.body);
-	if (!jstr(o, "id") || strlen(jstr(o, "id")) >= sizeof(id)) {
+	if (!cli_remote_jstr(o, "id") || strlen(cli_remote_jstr(o, "id")) >= sizeof(id)) {
 		cli_report(0, MBX_EPROTO, "the server's answer to creating a sandbox has no `id`", NULL, NULL, 0);
 		goto out;
 	}
-	snprintf(id, sizeof(id), "%s", jstr(o, "id"));
+	snprintf(id, sizeof(id), "%s", cli_remote_jstr(o, "id"));
 	memset(&p, 0, sizeof(p));
 	p.verb = "run";
 	p.sandbox = id;

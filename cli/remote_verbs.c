@@ -113,54 +113,11 @@ static void json_load_or_exit(int json, int *status)
 /* The JSON object of an answer, or NULL after reporting. */
 static json_object *answer_json(int json, const struct cli_remote_answer *a)
 {
-	struct json_tokener *tok = json_tokener_new();
-	json_object *o = NULL;
+	json_object *o = cli_remote_json_parse(a->body.data, a->body.len);
 
-	if (tok && a->body.len && a->body.len < INT32_MAX) {
-		o = json_tokener_parse_ex(tok, a->body.data, (int)a->body.len);
-		if (o && !json_object_is_type(o, json_type_object)) {
-			jput(o);
-			o = NULL;
-		}
-	}
-	if (tok)
-		json_tokener_free(tok);
 	if (!o)
 		cli_report(json, MBX_EPROTO, "the server's answer is not a JSON object", NULL, NULL, 0);
 	return o;
-}
-
-static const char *jstr(json_object *o, const char *key)
-{
-	json_object *v = NULL;
-
-	return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v) : NULL;
-}
-
-static int64_t jint(json_object *o, const char *key)
-{
-	json_object *v = NULL;
-
-	return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int)
-		       ? json_object_get_int64(v) : 0;
-}
-
-/* "/v1/sandboxes/NAME" plus `tail`. */
-static void sandbox_target(struct cli_buf *t, const char *name, const char *tail)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	/* Every byte but letters, digits, '-', '_' and '.' percent-encoded: a
-	 * name the server refuses still makes a well-formed request line. */
-	cli_buf_puts(t, "/v1/sandboxes/");
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-		    *p == '_' || *p == '.')
-			cli_buf_add(t, p, 1);
-		else
-			cli_buf_printf(t, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
-	cli_buf_puts(t, tail);
 }
 
 /* A sandbox name as the local verbs take it; 0, or -1 after a usage error. */
@@ -305,17 +262,17 @@ static int r_create(struct cli_remote *r, int argc, char **argv)
 	if (status)
 		goto out;
 	{
-		const char *name = jstr(o, "name") ? jstr(o, "name") : jstr(o, "id");
+		const char *name = cli_remote_jstr(o, "name") ? cli_remote_jstr(o, "name") : cli_remote_jstr(o, "id");
 
 		if (w.json) {
 			cli_buf_puts(&out, "{\"ok\": true, \"name\": ");
 			cli_json_cstring(&out, name);
 			cli_buf_puts(&out, ", \"id\": ");
-			cli_json_cstring(&out, jstr(o, "id"));
+			cli_json_cstring(&out, cli_remote_jstr(o, "id"));
 			cli_buf_puts(&out, ", \"isolation\": ");
-			cli_json_cstring(&out, jstr(o, "isolation"));
+			cli_json_cstring(&out, cli_remote_jstr(o, "isolation"));
 			cli_buf_puts(&out, ", \"limits\": ");
-			cli_json_cstring(&out, jstr(o, "limits"));
+			cli_json_cstring(&out, cli_remote_jstr(o, "limits"));
 			cli_buf_puts(&out, "}\n");
 		} else {
 			cli_buf_printf(&out, "%s\n", name ? name : "");
@@ -362,7 +319,7 @@ static int r_ps(struct cli_remote *r, int argc, char **argv)
 	n = json_object_array_length(list);
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(list, i);
-		const char *name = jstr(e, "name") ? jstr(e, "name") : jstr(e, "id");
+		const char *name = cli_remote_jstr(e, "name") ? cli_remote_jstr(e, "name") : cli_remote_jstr(e, "id");
 
 		if (name && strlen(name) > width)
 			width = strlen(name);
@@ -375,9 +332,9 @@ static int r_ps(struct cli_remote *r, int argc, char **argv)
 			       "STATE");
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(list, i), *busy = NULL;
-		const char *name = jstr(e, "name") ? jstr(e, "name") : jstr(e, "id");
-		uint64_t created = (uint64_t)jint(e, "created_at_ms") / 1000, age = now > created ? now - created : 0;
-		uint64_t ttl_ms = (uint64_t)jint(e, "ttl_ms"), idle_ms = (uint64_t)jint(e, "idle_ms");
+		const char *name = cli_remote_jstr(e, "name") ? cli_remote_jstr(e, "name") : cli_remote_jstr(e, "id");
+		uint64_t created = (uint64_t)cli_remote_jint(e, "created_at_ms") / 1000, age = now > created ? now - created : 0;
+		uint64_t ttl_ms = (uint64_t)cli_remote_jint(e, "ttl_ms"), idle_ms = (uint64_t)cli_remote_jint(e, "idle_ms");
 		uint64_t left_s = ttl_ms > idle_ms ? (ttl_ms - idle_ms + 999) / 1000 : 0;
 		int is_busy = json_object_object_get_ex(e, "busy", &busy) && json_object_is_type(busy, json_type_boolean) &&
 			      strcmp(json_object_get_string(busy), "true") == 0;
@@ -387,9 +344,9 @@ static int r_ps(struct cli_remote *r, int argc, char **argv)
 			cli_buf_puts(&out, i ? ", {\"name\": " : "{\"name\": ");
 			cli_json_cstring(&out, name);
 			cli_buf_puts(&out, ", \"id\": ");
-			cli_json_cstring(&out, jstr(e, "id"));
+			cli_json_cstring(&out, cli_remote_jstr(e, "id"));
 			cli_buf_puts(&out, ", \"isolation\": ");
-			cli_json_cstring(&out, jstr(e, "isolation"));
+			cli_json_cstring(&out, cli_remote_jstr(e, "isolation"));
 			cli_buf_printf(&out, ", \"created\": %llu, \"age_s\": %llu, \"state\": \"%s\", \"ttl_s\": ",
 				       (unsigned long long)created, (unsigned long long)age, is_busy ? "busy" : "ready");
 			if (ttl_ms)
@@ -406,7 +363,7 @@ static int r_ps(struct cli_remote *r, int argc, char **argv)
 				snprintf(ttlbuf, sizeof(ttlbuf), "-");
 			}
 			cli_buf_printf(&out, "%-*s  %-9s  %-7s  %-9s  %s\n", (int)width, name ? name : "?",
-				       jstr(e, "isolation") ? jstr(e, "isolation") : "-", agebuf, ttlbuf,
+				       cli_remote_jstr(e, "isolation") ? cli_remote_jstr(e, "isolation") : "-", agebuf, ttlbuf,
 				       is_busy ? "busy" : "ready");
 		}
 	}
@@ -434,7 +391,7 @@ static int r_inspect(struct cli_remote *r, int argc, char **argv)
 	json_load_or_exit(w.json, &status);
 	if (status)
 		return status;
-	sandbox_target(&t, w.ops[0], "");
+	cli_remote_sandbox_target(&t, w.ops[0], "");
 	status = simple(r, w.json, "GET", t.data, NULL, NULL, 0, 200, &o, NULL);
 	cli_buf_free(&t);
 	if (status)
@@ -506,7 +463,7 @@ static int r_rm(struct cli_remote *r, int argc, char **argv)
 			free(name);
 			return CLI_EXIT_USAGE;
 		}
-		sandbox_target(&t, name, colon ? "/files?path=" : "");
+		cli_remote_sandbox_target(&t, name, colon ? "/files?path=" : "");
 		if (colon) {
 			cli_remote_urlencode(&t, colon + 1);
 			if (w.recursive)
@@ -567,7 +524,7 @@ static int r_cat(struct cli_remote *r, int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	if (cli_remote_json_load(w.json) < 0)
 		return CLI_EXIT_FAILED;
-	sandbox_target(&t, w.ops[0], "/files?path=");
+	cli_remote_sandbox_target(&t, w.ops[0], "/files?path=");
 	cli_remote_urlencode(&t, w.ops[1]);
 	status = simple_file(r, w.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
 	cli_buf_free(&t);
@@ -633,7 +590,7 @@ static int r_write(struct cli_remote *r, int argc, char **argv)
 		}
 	}
 	if (status == 0) {
-		sandbox_target(&t, w.ops[0], "/files?path=");
+		cli_remote_sandbox_target(&t, w.ops[0], "/files?path=");
 		cli_remote_urlencode(&t, w.ops[1]);
 		status = simple_file(r, w.json, "PUT", t.data, "application/octet-stream", data.data, data.len, 0, NULL,
 				     NULL);
@@ -668,7 +625,7 @@ static int r_ls(struct cli_remote *r, int argc, char **argv)
 	path = w.n_ops > 1 ? w.ops[1] : "/workspace";
 	if (cli_remote_json_load(w.json) < 0)
 		return CLI_EXIT_FAILED;
-	sandbox_target(&t, w.ops[0], "/dir?path=");
+	cli_remote_sandbox_target(&t, w.ops[0], "/dir?path=");
 	cli_remote_urlencode(&t, path);
 	status = simple_file(r, w.json, "GET", t.data, NULL, NULL, 0, 200, &o, NULL);
 	cli_buf_free(&t);
@@ -686,20 +643,20 @@ static int r_ls(struct cli_remote *r, int argc, char **argv)
 	}
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		json_object *e = json_object_array_get_idx(list, i);
-		const char *name = jstr(e, "name") ? jstr(e, "name") : "", *type = jstr(e, "type") ? jstr(e, "type") : "other";
-		const char *target = jstr(e, "symlink_target");
+		const char *name = cli_remote_jstr(e, "name") ? cli_remote_jstr(e, "name") : "", *type = cli_remote_jstr(e, "type") ? cli_remote_jstr(e, "type") : "other";
+		const char *target = cli_remote_jstr(e, "symlink_target");
 
 		if (w.json) {
 			cli_buf_puts(&out, i ? ", {\"name\": " : "{\"name\": ");
 			cli_json_cstring(&out, name);
 			cli_buf_puts(&out, ", \"type\": ");
 			cli_json_cstring(&out, type);
-			cli_buf_printf(&out, ", \"size\": %lld, \"symlink\": %s, \"target\": ", (long long)jint(e, "size"),
+			cli_buf_printf(&out, ", \"size\": %lld, \"symlink\": %s, \"target\": ", (long long)cli_remote_jint(e, "size"),
 				       target ? "true" : "false");
 			cli_json_cstring(&out, target);
 			cli_buf_puts(&out, "}");
 		} else {
-			cli_buf_printf(&out, "%-9s %12lld  ", type, (long long)jint(e, "size"));
+			cli_buf_printf(&out, "%-9s %12lld  ", type, (long long)cli_remote_jint(e, "size"));
 			for (const char *p = name; *p; p++)
 				cli_buf_add(&out, (unsigned char)*p < 0x20 || *p == 0x7f ? "?" : p, 1);
 			if (target) {
@@ -725,7 +682,7 @@ static int remote_is_dir(struct cli_remote *r, int json, const char *name, const
 	struct cli_remote_answer a;
 	int rc;
 
-	sandbox_target(&t, name, "/dir?path=");
+	cli_remote_sandbox_target(&t, name, "/dir?path=");
 	cli_remote_urlencode(&t, path);
 	rc = cli_remote_call(r, json, "GET", t.data, NULL, NULL, 0, ANSWER_MAX, &a);
 	cli_buf_free(&t);
@@ -827,7 +784,7 @@ static int r_cp(struct cli_remote *r, int argc, char **argv)
 		status = cli_remote_cp_down(r, w.json, w.recursive, src_name, src_path, w.ops[1]);
 		if (status != -2)
 			goto out;
-		sandbox_target(&t, src_name, "/files?path=");
+		cli_remote_sandbox_target(&t, src_name, "/files?path=");
 		cli_remote_urlencode(&t, src_path);
 		status = simple_file(r, w.json, "GET", t.data, NULL, NULL, 0, 200, NULL, &data);
 		if (status == 0) {
@@ -878,13 +835,13 @@ static int r_cp(struct cli_remote *r, int argc, char **argv)
 		switch (remote_is_dir(r, w.json, dst_name, dst_path)) {
 		case 1:
 			pathcopy = strdup(w.ops[0]);
-			sandbox_target(&t, dst_name, "/files?path=");
+			cli_remote_sandbox_target(&t, dst_name, "/files?path=");
 			cli_remote_urlencode(&t, dst_path);
 			cli_buf_puts(&t, "%2F");
 			cli_remote_urlencode(&t, strcmp(w.ops[0], "-") && pathcopy ? basename(pathcopy) : "stdin");
 			break;
 		case 0:
-			sandbox_target(&t, dst_name, "/files?path=");
+			cli_remote_sandbox_target(&t, dst_name, "/files?path=");
 			cli_remote_urlencode(&t, dst_path);
 			break;
 		default:
@@ -920,7 +877,7 @@ static int exec_failed(struct cli_remote *r, int json, const char *name, const s
 
 	if (a->status != 404)
 		return status;
-	sandbox_target(&t, name, "");
+	cli_remote_sandbox_target(&t, name, "");
 	if (cli_remote_call(r, json, "GET", t.data, NULL, NULL, 0, ANSWER_MAX, &s) == 0) {
 		if (s.status == 404)
 			status = CLI_EXIT_FAILED;
@@ -1006,12 +963,12 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 		json_object *e = NULL;
 
 		json_object_object_get_ex(o, "error", &e);
-		snprintf(s->why, sizeof(s->why), "%s", jstr(e, "message") ? jstr(e, "message") : "the stream broke");
+		snprintf(s->why, sizeof(s->why), "%s", cli_remote_jstr(e, "message") ? cli_remote_jstr(e, "message") : "the stream broke");
 		jput(o);
 		return -1;
 	}
 	if (strcmp(event, "stdout") == 0 || strcmp(event, "stderr") == 0) {
-		const char *b64 = jstr(o, "data_b64"), *text = jstr(o, "data");
+		const char *b64 = cli_remote_jstr(o, "data_b64"), *text = cli_remote_jstr(o, "data");
 
 		if (b64) {
 			bytes = malloc(strlen(b64) / 4 * 3 + 4);
@@ -1139,7 +1096,7 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 	if (x.audit && (status = cli_remote_audit_mark(r, w.json, w.ops[0], &audit_mark)) != 0)
 		goto out;
 	status = CLI_EXIT_FAILED;
-	sandbox_target(&t, w.ops[0], w.json ? "/exec" : "/exec?stream=1");
+	cli_remote_sandbox_target(&t, w.ops[0], w.json ? "/exec" : "/exec?stream=1");
 	if (w.json) {
 		json_object *o = NULL;
 
@@ -1190,34 +1147,34 @@ static int r_stat(struct cli_remote *r, int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	if (cli_remote_json_load(w.json) < 0)
 		return CLI_EXIT_FAILED;
-	sandbox_target(&t, w.ops[0], "/stat?path=");
+	cli_remote_sandbox_target(&t, w.ops[0], "/stat?path=");
 	cli_remote_urlencode(&t, w.ops[1]);
 	status = simple_file(r, w.json, "GET", t.data, NULL, NULL, 0, 200, &o, NULL);
 	cli_buf_free(&t);
 	if (status)
 		return status;
-	type = jstr(o, "type") ? jstr(o, "type") : "other";
-	target = strcmp(type, "symlink") == 0 ? jstr(o, "target") : NULL;
+	type = cli_remote_jstr(o, "type") ? cli_remote_jstr(o, "type") : "other";
+	target = strcmp(type, "symlink") == 0 ? cli_remote_jstr(o, "target") : NULL;
 	if (w.json) {
 		/* The local verb's object: the operand as given, then the server's fields. */
 		cli_buf_puts(&out, "{\"ok\": true, \"path\": ");
 		cli_json_cstring(&out, w.ops[1]);
 		cli_buf_puts(&out, ", \"type\": ");
 		cli_json_cstring(&out, type);
-		cli_buf_printf(&out, ", \"size\": %lld, \"mode\": ", (long long)jint(o, "size"));
-		cli_json_cstring(&out, jstr(o, "mode") ? jstr(o, "mode") : "0000");
-		cli_buf_printf(&out, ", \"mtime_ns\": %lld, \"mtime\": ", (long long)jint(o, "mtime_ns"));
-		cli_json_cstring(&out, jstr(o, "mtime") ? jstr(o, "mtime") : "");
+		cli_buf_printf(&out, ", \"size\": %lld, \"mode\": ", (long long)cli_remote_jint(o, "size"));
+		cli_json_cstring(&out, cli_remote_jstr(o, "mode") ? cli_remote_jstr(o, "mode") : "0000");
+		cli_buf_printf(&out, ", \"mtime_ns\": %lld, \"mtime\": ", (long long)cli_remote_jint(o, "mtime_ns"));
+		cli_json_cstring(&out, cli_remote_jstr(o, "mtime") ? cli_remote_jstr(o, "mtime") : "");
 		cli_buf_printf(&out, ", \"uid\": %lld, \"gid\": %lld, \"symlink\": %s, \"target\": ",
-			       (long long)jint(o, "uid"), (long long)jint(o, "gid"), target ? "true" : "false");
+			       (long long)cli_remote_jint(o, "uid"), (long long)cli_remote_jint(o, "gid"), target ? "true" : "false");
 		cli_json_cstring(&out, target);
 		cli_buf_puts(&out, "}\n");
 	} else {
 		cli_buf_puts(&out, "path:  ");
 		cli_buf_puts(&out, w.ops[1]);
 		cli_buf_printf(&out, "\ntype:  %s\nsize:  %lld\nmode:  %s\nmtime: %s\nuid:   %lld\ngid:   %lld\n", type,
-			       (long long)jint(o, "size"), jstr(o, "mode") ? jstr(o, "mode") : "0000",
-			       jstr(o, "mtime") ? jstr(o, "mtime") : "", (long long)jint(o, "uid"), (long long)jint(o, "gid"));
+			       (long long)cli_remote_jint(o, "size"), cli_remote_jstr(o, "mode") ? cli_remote_jstr(o, "mode") : "0000",
+			       cli_remote_jstr(o, "mtime") ? cli_remote_jstr(o, "mtime") : "", (long long)cli_remote_jint(o, "uid"), (long long)cli_remote_jint(o, "gid"));
 		if (target) {
 			cli_buf_puts(&out, "target: ");
 			for (const char *p = target; *p; p++)
@@ -1235,7 +1192,7 @@ static int remote_mkdir(struct cli_remote *r, int json, const char *name, const 
 	struct cli_buf t = CLI_BUF_INIT;
 	int status;
 
-	sandbox_target(&t, name, "/dir?path=");
+	cli_remote_sandbox_target(&t, name, "/dir?path=");
 	cli_remote_urlencode(&t, path);
 	if (parents)
 		cli_buf_puts(&t, "&parents=1");
@@ -1272,7 +1229,7 @@ static int proc_list(struct cli_remote *r, int json, const char *name, json_obje
 	struct cli_buf t = CLI_BUF_INIT;
 	int status;
 
-	sandbox_target(&t, name, "/processes");
+	cli_remote_sandbox_target(&t, name, "/processes");
 	status = simple(r, json, "GET", t.data, NULL, NULL, 0, 200, out, NULL);
 	cli_buf_free(&t);
 	if (status)
@@ -1319,10 +1276,10 @@ static int r_ps_processes(struct cli_remote *r, int json, const char *name)
 	}
 	for (size_t i = 0; i < n; i++) {
 		json_object *p = json_object_array_get_idx(list, i);
-		int running = jbool(p, "running"), sig = running ? 0 : (int)jint(p, "signal");
-		int code = running ? 0 : (int)jint(p, "exit_code"), timed_out = jbool(p, "timed_out");
-		uint64_t output = (uint64_t)jint(p, "stdout_bytes") + (uint64_t)jint(p, "stderr_bytes");
-		const char *command = jstr(p, "command") ? jstr(p, "command") : jstr(p, "program");
+		int running = jbool(p, "running"), sig = running ? 0 : (int)cli_remote_jint(p, "signal");
+		int code = running ? 0 : (int)cli_remote_jint(p, "exit_code"), timed_out = jbool(p, "timed_out");
+		uint64_t output = (uint64_t)cli_remote_jint(p, "stdout_bytes") + (uint64_t)cli_remote_jint(p, "stderr_bytes");
+		const char *command = cli_remote_jstr(p, "command") ? cli_remote_jstr(p, "command") : cli_remote_jstr(p, "program");
 
 		if (running)
 			snprintf(state, sizeof(state), "running");
@@ -1336,7 +1293,7 @@ static int r_ps_processes(struct cli_remote *r, int json, const char *name)
 			snprintf(state, sizeof(state), "lost");
 		if (json) {
 			cli_buf_printf(&out, "%s{\"id\": %lld, \"background\": true, \"running\": %s, \"state\": ", i ? ", " : "",
-				       (long long)jint(p, "id"), running ? "true" : "false");
+				       (long long)cli_remote_jint(p, "id"), running ? "true" : "false");
 			cli_json_cstring(&out, state);
 			if (running || sig > 0 || code < 0)
 				cli_buf_puts(&out, ", \"exit_code\": null");
@@ -1344,13 +1301,13 @@ static int r_ps_processes(struct cli_remote *r, int json, const char *name)
 				cli_buf_printf(&out, ", \"exit_code\": %d", code);
 			cli_buf_printf(&out, ", \"signal\": %d, \"timed_out\": %s, \"oom_killed\": false, \"age_s\": %llu, "
 				       "\"output_bytes\": %llu, \"command\": ", sig, timed_out ? "true" : "false",
-				       (unsigned long long)(jint(p, "age_ms") / 1000), (unsigned long long)output);
+				       (unsigned long long)(cli_remote_jint(p, "age_ms") / 1000), (unsigned long long)output);
 			cli_json_cstring(&out, command ? command : "?");
 			cli_buf_puts(&out, "}");
 		} else {
-			cli_format_duration(age, sizeof(age), (uint64_t)jint(p, "age_ms") / 1000);
+			cli_format_duration(age, sizeof(age), (uint64_t)cli_remote_jint(p, "age_ms") / 1000);
 			cli_format_bytes(size, sizeof(size), output);
-			cli_buf_printf(&out, "%-6lld  %-4s  %-18s  %-7s  %-9s  ", (long long)jint(p, "id"), "bg", state, age,
+			cli_buf_printf(&out, "%-6lld  %-4s  %-18s  %-7s  %-9s  ", (long long)cli_remote_jint(p, "id"), "bg", state, age,
 				       size);
 			for (const char *c = command ? command : "?"; *c; c++)
 				cli_buf_add(&out, (unsigned char)*c < 0x20 || *c == 0x7f ? "?" : c, 1);
@@ -1378,7 +1335,7 @@ static int only_process(struct cli_remote *r, int json, const char *name, uint32
 		return status;
 	n = json_object_array_length(list);
 	if (n == 1) {
-		*id = (uint32_t)jint(json_object_array_get_idx(list, 0), "id");
+		*id = (uint32_t)cli_remote_jint(json_object_array_get_idx(list, 0), "id");
 	} else if (n == 0) {
 		cli_report(json, MBX_ENOTFOUND, "the sandbox has no background processes",
 			   "start one with `mimobox exec -d NAME -- PROGRAM`", NULL, 0);
@@ -1387,7 +1344,7 @@ static int only_process(struct cli_remote *r, int json, const char *name, uint32
 		ids[0] = '\0';
 		for (size_t i = 0; i < n && used + 16 < sizeof(ids); i++)
 			used += (size_t)snprintf(ids + used, sizeof(ids) - used, "%s%lld", i ? ", " : "",
-						 (long long)jint(json_object_array_get_idx(list, i), "id"));
+						 (long long)cli_remote_jint(json_object_array_get_idx(list, i), "id"));
 		snprintf(msg, sizeof(msg), "the sandbox has %zu background processes (ids %s): say which", n, ids);
 		cli_report(json, MBX_EINVAL, msg, NULL, NULL, 0);
 		status = 1;
@@ -1416,7 +1373,7 @@ static int proc_failed(struct cli_remote *r, int json, const struct cli_remote_a
 			json_tokener_free(tok);
 		if (o && json_object_is_type(o, json_type_object))
 			json_object_object_get_ex(o, "error", &e);
-		message = jstr(e, "message");
+		message = cli_remote_jstr(e, "message");
 	}
 	if (a->status == 409 && ended) {
 		cli_report(json, MBX_ENOTFOUND, ended, "see `mimobox ps NAME` for the running ones", NULL, 0);
@@ -1464,11 +1421,11 @@ static int logs_event(void *ud, const char *event, const char *data, size_t len)
 		json_object *e = NULL;
 
 		json_object_object_get_ex(o, "error", &e);
-		snprintf(l->why, sizeof(l->why), "%s", jstr(e, "message") ? jstr(e, "message") : "the stream broke");
+		snprintf(l->why, sizeof(l->why), "%s", cli_remote_jstr(e, "message") ? cli_remote_jstr(e, "message") : "the stream broke");
 		rc = -1;
 	} else if (!l->broken) {
 		/* Both streams to stdout, as the local verb prints them. */
-		const char *b64 = jstr(o, "data_b64"), *text = jstr(o, "data");
+		const char *b64 = cli_remote_jstr(o, "data_b64"), *text = cli_remote_jstr(o, "data");
 		uint8_t *bytes = NULL;
 		size_t n = 0;
 
@@ -1505,7 +1462,7 @@ static int write_bytes_field(json_object *o, const char *key)
 	int rc = 0;
 
 	snprintf(k, sizeof(k), "%s_b64", key);
-	if ((s = jstr(o, k)) != NULL) {
+	if ((s = cli_remote_jstr(o, k)) != NULL) {
 		bytes = malloc(strlen(s) / 4 * 3 + 4);
 		if (!bytes || httpc_b64_decode(s, strlen(s), bytes, &n) < 0) {
 			free(bytes);
@@ -1514,7 +1471,7 @@ static int write_bytes_field(json_object *o, const char *key)
 		if (n && cli_write_all(STDOUT_FILENO, bytes, n) < 0 && errno != EPIPE)
 			rc = 1;
 		free(bytes);
-	} else if ((s = jstr(o, key)) != NULL && *s && cli_write_all(STDOUT_FILENO, s, strlen(s)) < 0 && errno != EPIPE) {
+	} else if ((s = cli_remote_jstr(o, key)) != NULL && *s && cli_write_all(STDOUT_FILENO, s, strlen(s)) < 0 && errno != EPIPE) {
 		rc = 1;
 	}
 	return rc;
@@ -1556,7 +1513,7 @@ static int r_logs(struct cli_remote *r, int argc, char **argv)
 		return CLI_EXIT_FAILED;
 	if (!id && (status = only_process(r, 0, w.ops[0], &id)) != 0)
 		return status;
-	sandbox_target(&t, w.ops[0], "/processes/");
+	cli_remote_sandbox_target(&t, w.ops[0], "/processes/");
 	cli_buf_printf(&t, "%u/output%s", (unsigned)id, follow ? "?follow=1" : "");
 	if (t.failed) {
 		cli_buf_free(&t);
@@ -1651,7 +1608,7 @@ static int r_kill(struct cli_remote *r, int argc, char **argv)
 		cli_buf_printf(&body, "{\"signal\": %d}", sig);
 	else
 		cli_buf_puts(&body, "{\"tree\": true}");
-	sandbox_target(&t, w.ops[0], "/processes/");
+	cli_remote_sandbox_target(&t, w.ops[0], "/processes/");
 	cli_buf_printf(&t, "%u/signal", (unsigned)id);
 	if (!t.failed && !body.failed &&
 	    cli_remote_call(r, 0, "POST", t.data, "application/json", body.data, body.len, ANSWER_MAX, &a) == 0) {
@@ -1675,7 +1632,7 @@ static int exec_detached(struct cli_remote *r, int json, const char *name, struc
 	json_object *o = NULL;
 	int status = CLI_EXIT_FAILED;
 
-	sandbox_target(&t, name, "/processes");
+	cli_remote_sandbox_target(&t, name, "/processes");
 	if (!t.failed && cli_remote_call(r, json, "POST", t.data, "application/json", body->data, body->len, ANSWER_MAX,
 					 &a) == 0) {
 		if (a.status == 409) {
@@ -1689,14 +1646,14 @@ static int exec_detached(struct cli_remote *r, int json, const char *name, struc
 				json_tokener_free(tok);
 			if (x && json_object_is_type(x, json_type_object))
 				json_object_object_get_ex(x, "error", &e);
-			cli_report(json, MBX_ESTATE, jstr(e, "message") ? jstr(e, "message") : "the sandbox runs too many "
+			cli_report(json, MBX_ESTATE, cli_remote_jstr(e, "message") ? cli_remote_jstr(e, "message") : "the sandbox runs too many "
 				   "background processes", "end one with `mimobox kill NAME ID` (an ended one makes room)",
 				   NULL, 0);
 			jput(x);
 		} else if (a.status != 201) {
 			status = exec_failed(r, json, name, &a);
-		} else if ((o = answer_json(json, &a)) != NULL && jint(o, "id") > 0) {
-			printf("%lld\n", (long long)jint(o, "id"));
+		} else if ((o = answer_json(json, &a)) != NULL && cli_remote_jint(o, "id") > 0) {
+			printf("%lld\n", (long long)cli_remote_jint(o, "id"));
 			status = fflush(stdout) == 0 || errno == EPIPE ? 0 : CLI_EXIT_FAILED;
 		} else if (o) {
 			cli_report(json, MBX_EPROTO, "the server's answer has no process id", NULL, NULL, 0);
@@ -1716,17 +1673,17 @@ static int exec_detached(struct cli_remote *r, int json, const char *name, struc
 /* Prints a sandbox the server made (create, restore, fork) as `create` does. */
 static void print_made(struct cli_buf *out, int json, json_object *o)
 {
-	const char *name = jstr(o, "name") ? jstr(o, "name") : jstr(o, "id");
+	const char *name = cli_remote_jstr(o, "name") ? cli_remote_jstr(o, "name") : cli_remote_jstr(o, "id");
 
 	if (json) {
 		cli_buf_puts(out, "{\"ok\": true, \"name\": ");
 		cli_json_cstring(out, name);
 		cli_buf_puts(out, ", \"id\": ");
-		cli_json_cstring(out, jstr(o, "id"));
+		cli_json_cstring(out, cli_remote_jstr(o, "id"));
 		cli_buf_puts(out, ", \"isolation\": ");
-		cli_json_cstring(out, jstr(o, "isolation"));
+		cli_json_cstring(out, cli_remote_jstr(o, "isolation"));
 		cli_buf_puts(out, ", \"limits\": ");
-		cli_json_cstring(out, jstr(o, "limits"));
+		cli_json_cstring(out, cli_remote_jstr(o, "limits"));
 		cli_buf_puts(out, "}\n");
 	} else {
 		cli_buf_printf(out, "%s\n", name ? name : "");
@@ -1803,14 +1760,14 @@ static int r_snapshot(struct cli_remote *r, int argc, char **argv)
 		return CLI_EXIT_FAILED;
 	}
 	/* Taken on the server, downloaded, then forgotten there: the file is the only copy. */
-	sandbox_target(&t, s.ops[0], "/snapshots");
+	cli_remote_sandbox_target(&t, s.ops[0], "/snapshots");
 	status = simple_file(r, s.json, "POST", t.data, "application/json", "{}", 2, 201, &o, NULL);
 	cli_buf_free(&t);
 	if (status) {
 		free(path);
 		return status;
 	}
-	snprintf(sid, sizeof(sid), "%s", jstr(o, "snapshot_id") ? jstr(o, "snapshot_id") : "");
+	snprintf(sid, sizeof(sid), "%s", cli_remote_jstr(o, "snapshot_id") ? cli_remote_jstr(o, "snapshot_id") : "");
 	jput(o);
 	if (!sid[0]) {
 		cli_report(s.json, MBX_EPROTO, "the server's answer has no snapshot_id", NULL, NULL, 0);
@@ -1885,7 +1842,7 @@ static int r_restore(struct cli_remote *r, int argc, char **argv)
 	cli_buf_free(&data);
 	if (status)
 		return status;
-	snprintf(sid, sizeof(sid), "%s", jstr(o, "snapshot_id") ? jstr(o, "snapshot_id") : "");
+	snprintf(sid, sizeof(sid), "%s", cli_remote_jstr(o, "snapshot_id") ? cli_remote_jstr(o, "snapshot_id") : "");
 	jput(o);
 	o = NULL;
 	if (!sid[0]) {
@@ -1936,7 +1893,7 @@ static int fork_call(struct cli_remote *r, const struct cli_snap_args *s, unsign
 		cli_buf_puts(&body, "]");
 	}
 	cli_buf_puts(&body, "}");
-	sandbox_target(&t, s->ops[0], "/fork");
+	cli_remote_sandbox_target(&t, s->ops[0], "/fork");
 	rc = t.failed || body.failed ? -1 : cli_remote_call(r, s->json, "POST", t.data, "application/json", body.data,
 							     body.len, ANSWER_MAX, a);
 	cli_buf_free(&t);
