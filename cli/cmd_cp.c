@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cp_tree.h"
 #include "files.h"
 
 static const struct cli_option cp_options[] = {
@@ -30,61 +31,7 @@ static const struct cli_option cp_options[] = {
 /* ---- cp ---- */
 
 /* Deepest directory tree cp -r walks. */
-#define CP_MAX_DEPTH 128
 
-/* What a cp did, for --json and the skip messages. */
-struct cp_stats {
-	int json;
-	uint64_t files, dirs, links, bytes;
-	struct cli_buf skipped;	/* JSON objects, comma-separated */
-	size_t n_skipped;
-};
-
-/* A file cp -r leaves out (a special file, a symlink): said on stderr, or listed in --json. */
-static void cp_skip(struct cp_stats *cs, const char *path, const char *reason)
-{
-	if (!cs->json) {
-		fprintf(stderr, "mimobox: warning: skipped `%s`: %s\n", path, reason);
-		return;
-	}
-	cli_buf_puts(&cs->skipped, cs->n_skipped++ ? ", {\"path\": " : "{\"path\": ");
-	cli_json_cstring(&cs->skipped, path);
-	cli_buf_puts(&cs->skipped, ", \"reason\": ");
-	cli_json_cstring(&cs->skipped, reason);
-	cli_buf_puts(&cs->skipped, "}");
-}
-
-static void cp_oom(int json)
-{
-	cli_report(json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
-}
-
-/* "DIR/BASE": `base_of`'s last component under `dir`. NULL on error. */
-static char *join(const char *dir, const char *base_of)
-{
-	char *copy = strdup(base_of), *out = NULL;
-	size_t len = strlen(dir);
-
-	if (!copy)
-		return NULL;
-	if (asprintf(&out, "%s%s%s", dir, len && dir[len - 1] == '/' ? "" : "/", basename(copy)) < 0)
-		out = NULL;
-	free(copy);
-	return out;
-}
-
-static const char special_reason[] = "not a regular file, directory or symlink";
-static const char symlink_reason[] = "a symlink whose target cannot be read";
-
-/* Reports a host call that failed on `path`; returns 1. */
-static int host_error(int json, const char *what, const char *path, int e)
-{
-	char message[CLI_WHY_MAX + 64];
-
-	snprintf(message, sizeof(message), "cannot %s `%s`: %s", what, path, strerror(e));
-	cli_report(json, e == ENOENT ? MBX_ENOTFOUND : MBX_ESYS, message, NULL, NULL, e);
-	return 1;
-}
 
 /* ---- cp from a sandbox ---- */
 
@@ -175,47 +122,6 @@ fail:
 	return rc;
 }
 
-/*
- * Makes the host directory `hpath` for a copy, or takes an existing real
- * directory (never a symlink to one: nothing is written outside the tree
- * being made). 0, or 1 after reporting.
- */
-static int host_dir(const char *hpath, int json)
-{
-	struct stat hst;
-
-	if (mkdir(hpath, 0700) == 0)
-		return 0;
-	if (errno != EEXIST)
-		return host_error(json, "make the directory", hpath, errno);
-	if (lstat(hpath, &hst) < 0)
-		return host_error(json, "make the directory", hpath, errno);
-	if (!S_ISDIR(hst.st_mode))
-		return host_error(json, "copy a directory to", hpath, S_ISLNK(hst.st_mode) ? ELOOP : ENOTDIR);
-	return 0;
-}
-
-/*
- * Makes the host symlink `hpath` -> `target` (replacing a file or link of
- * that name, never a directory). The target is stored as it is, not
- * followed, here or later by cp. 0, or 1 after reporting.
- */
-static int host_symlink(const char *target, const char *hpath, struct cp_stats *cs)
-{
-	struct stat hst;
-
-	if (lstat(hpath, &hst) == 0) {
-		if (S_ISDIR(hst.st_mode))
-			return host_error(cs->json, "replace", hpath, EISDIR);
-		if (unlink(hpath) < 0)
-			return host_error(cs->json, "replace", hpath, errno);
-	}
-	if (symlink(target, hpath) < 0)
-		return host_error(cs->json, "make the symlink", hpath, errno);
-	cs->links++;
-	return 0;
-}
-
 /* Copies one sandbox file to `hpath` with mode `mode` exactly. */
 static int file_down(struct wire_conn *conn, const char *name, const char *rpath, const char *hpath, mode_t mode,
 		     struct cp_stats *cs)
@@ -225,7 +131,7 @@ static int file_down(struct wire_conn *conn, const char *name, const char *rpath
 	int rc;
 
 	if (lstat(hpath, &hst) == 0 && S_ISDIR(hst.st_mode))
-		return host_error(cs->json, "replace", hpath, EISDIR);
+		return cp_host_error(cs->json, "replace", hpath, EISDIR);
 	rc = files_download(conn, name, rpath, &k, cs->json);
 	if (rc == 0) {
 		cs->files++;
@@ -244,13 +150,8 @@ static int tree_down(struct wire_conn *conn, const char *name, const char *rdir,
 	char *rpath = NULL, *hpath = NULL;
 	int rc, status;
 
-	if (depth > CP_MAX_DEPTH) {
-		char message[CLI_WHY_MAX + 64];
-
-		snprintf(message, sizeof(message), "`%s` is more than %d directories deep", rdir, CP_MAX_DEPTH);
-		cli_report(cs->json, MBX_ETOOBIG, message, NULL, NULL, 0);
-		return 1;
-	}
+	if (depth > CP_MAX_DEPTH)
+		return cp_too_deep(cs->json, rdir);
 	rc = remote_list(conn, name, rdir, &e, &n, cs->json);
 	if (rc)
 		return rc;
@@ -268,13 +169,13 @@ static int tree_down(struct wire_conn *conn, const char *name, const char *rdir,
 		if (e[i].link || e[i].type == MBX_FILE_SYMLINK) {
 			/* Copied as a link, never followed. */
 			if (!e[i].target)
-				cp_skip(cs, rpath, symlink_reason);
+				cp_skip(cs, rpath, cp_symlink_reason);
 			else
-				rc = host_symlink(e[i].target, hpath, cs);
+				rc = cp_host_symlink(cs, e[i].target, hpath);
 			continue;
 		}
 		if (e[i].type != MBX_FILE_DIRECTORY && e[i].type != MBX_FILE_REGULAR) {
-			cp_skip(cs, rpath, special_reason);
+			cp_skip(cs, rpath, cp_special_reason);
 			continue;
 		}
 		if (files_remote_stat(conn, name, rpath, &st, 0, cs->json, &status) < 0) {
@@ -284,17 +185,17 @@ static int tree_down(struct wire_conn *conn, const char *name, const char *rdir,
 		if (st.type == MBX_FILE_REGULAR) {
 			rc = file_down(conn, name, rpath, hpath, (mode_t)(st.mode & 0777), cs);
 		} else if (st.type == MBX_FILE_DIRECTORY) {
-			rc = host_dir(hpath, cs->json);
+			rc = cp_host_dir(hpath, cs->json);
 			if (rc == 0)
 				rc = tree_down(conn, name, rpath, hpath, depth + 1, cs);
 			/* The mode last, so a read-only directory could still be filled. */
 			if (rc == 0 && chmod(hpath, (mode_t)(st.mode & 0777)) < 0)
-				rc = host_error(cs->json, "set the mode of", hpath, errno);
+				rc = cp_host_error(cs->json, "set the mode of", hpath, errno);
 			if (rc == 0)
 				cs->dirs++;
 		} else {
 			/* Changed since the listing. */
-			cp_skip(cs, rpath, st.type == MBX_FILE_SYMLINK ? symlink_reason : special_reason);
+			cp_skip(cs, rpath, st.type == MBX_FILE_SYMLINK ? cp_symlink_reason : cp_special_reason);
 		}
 	}
 	free(rpath);
@@ -337,21 +238,21 @@ static int cp_from_sandbox(const char *name, const char *path, const char *host,
 		/* Into an existing host directory under its own name, else as `host`, as cp -r. */
 		if (stat(host, &hst) == 0) {
 			if (!S_ISDIR(hst.st_mode)) {
-				rc = host_error(json, "copy a directory to", host, ENOTDIR);
+				rc = cp_host_error(json, "copy a directory to", host, ENOTDIR);
 				goto out;
 			}
-			target = join(host, path);
+			target = cp_join(host, path);
 			if (!target) {
 				cp_oom(json);
 				rc = CLI_EXIT_FAILED;
 				goto out;
 			}
 		}
-		rc = host_dir(target ? target : host, json);
+		rc = cp_host_dir(target ? target : host, json);
 		if (rc == 0)
 			rc = tree_down(&conn, name, path, target ? target : host, 1, cs);
 		if (rc == 0 && chmod(target ? target : host, (mode_t)(st.mode & 0777)) < 0)
-			rc = host_error(json, "set the mode of", target ? target : host, errno);
+			rc = cp_host_error(json, "set the mode of", target ? target : host, errno);
 		if (rc == 0)
 			cs->dirs++;
 		goto out;
@@ -373,7 +274,7 @@ static int cp_from_sandbox(const char *name, const char *path, const char *host,
 	}
 	/* Into a host directory, under the file's own name, as cp(1). */
 	if (stat(host, &hst) == 0 && S_ISDIR(hst.st_mode)) {
-		target = join(host, path);
+		target = cp_join(host, path);
 		if (!target) {
 			cp_oom(json);
 			rc = CLI_EXIT_FAILED;
@@ -454,7 +355,7 @@ static int link_up(struct wire_conn *conn, const char *name, int dirfd, const ch
 	int rc, status;
 
 	if (n <= 0) {
-		cp_skip(cs, hpath, symlink_reason);
+		cp_skip(cs, hpath, cp_symlink_reason);
 		return 0;
 	}
 	target[n] = '\0';
@@ -500,26 +401,21 @@ static int tree_up(struct wire_conn *conn, const char *name, int dirfd, const ch
 	char *rpath = NULL, *hpath = NULL;
 	int rc = 0, fd, e;
 
-	if (depth > CP_MAX_DEPTH) {
-		char message[CLI_WHY_MAX + 64];
-
-		snprintf(message, sizeof(message), "`%s` is more than %d directories deep", hdir, CP_MAX_DEPTH);
-		cli_report(cs->json, MBX_ETOOBIG, message, NULL, NULL, 0);
-		return 1;
-	}
+	if (depth > CP_MAX_DEPTH)
+		return cp_too_deep(cs->json, hdir);
 	fd = dup(dirfd);
 	d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
 		if (fd >= 0)
 			close(fd);
-		return host_error(cs->json, "read the directory", hdir, errno);
+		return cp_host_error(cs->json, "read the directory", hdir, errno);
 	}
 	while (rc == 0) {
 		errno = 0;
 		de = readdir(d);
 		if (!de) {
 			if (errno)
-				rc = host_error(cs->json, "read the directory", hdir, errno);
+				rc = cp_host_error(cs->json, "read the directory", hdir, errno);
 			break;
 		}
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -535,7 +431,7 @@ static int tree_up(struct wire_conn *conn, const char *name, int dirfd, const ch
 			break;
 		}
 		if (fstatat(dirfd, de->d_name, &hst, AT_SYMLINK_NOFOLLOW) < 0) {
-			rc = host_error(cs->json, "read", hpath, errno);
+			rc = cp_host_error(cs->json, "read", hpath, errno);
 			break;
 		}
 		if (S_ISLNK(hst.st_mode)) {
@@ -543,7 +439,7 @@ static int tree_up(struct wire_conn *conn, const char *name, int dirfd, const ch
 			continue;
 		}
 		if (!S_ISDIR(hst.st_mode) && !S_ISREG(hst.st_mode)) {
-			cp_skip(cs, hpath, special_reason);
+			cp_skip(cs, hpath, cp_special_reason);
 			continue;
 		}
 		/* O_NOFOLLOW and a second look: an entry swapped for a link meanwhile is not followed. */
@@ -554,10 +450,10 @@ static int tree_up(struct wire_conn *conn, const char *name, int dirfd, const ch
 			if (fd >= 0)
 				close(fd);
 			if (e == ELOOP) {
-				cp_skip(cs, hpath, symlink_reason);
+				cp_skip(cs, hpath, cp_symlink_reason);
 				continue;
 			}
-			rc = host_error(cs->json, "open", hpath, e);
+			rc = cp_host_error(cs->json, "open", hpath, e);
 			break;
 		}
 		if (S_ISREG(hst.st_mode)) {
@@ -570,7 +466,7 @@ static int tree_up(struct wire_conn *conn, const char *name, int dirfd, const ch
 			if (rc == 0)
 				cs->dirs++;
 		} else {
-			cp_skip(cs, hpath, special_reason);
+			cp_skip(cs, hpath, cp_special_reason);
 		}
 		close(fd);
 	}
@@ -605,7 +501,7 @@ static int cp_to_sandbox(const char *host, const char *name, const char *path, i
 
 			snprintf(message, sizeof(message), "cannot copy `%s`: %s", host,
 				 e == EISDIR ? "it is a directory (use cp -r to copy a directory)" :
-				 e == EINVAL ? special_reason : strerror(e));
+				 e == EINVAL ? cp_special_reason : strerror(e));
 			cli_report(json, e == ENOENT ? MBX_ENOTFOUND : MBX_ESYS, message, NULL, NULL, e);
 			if (fd >= 0)
 				close(fd);
@@ -628,7 +524,7 @@ static int cp_to_sandbox(const char *host, const char *name, const char *path, i
 	if (S_ISDIR(hst.st_mode)) {
 		/* Into an existing directory under its own name, else as PATH, as cp -r. */
 		if (target_is_dir) {
-			target = join(path[0] ? path : "/workspace", host);
+			target = cp_join(path[0] ? path : "/workspace", host);
 			if (!target) {
 				cp_oom(json);
 				rc = CLI_EXIT_FAILED;
@@ -645,7 +541,7 @@ static int cp_to_sandbox(const char *host, const char *name, const char *path, i
 	}
 	/* Into a sandbox directory, under the file's own name. */
 	if (target_is_dir || path[strlen(path) - 1] == '/') {
-		target = join(path[0] ? path : "/workspace", host);
+		target = cp_join(path[0] ? path : "/workspace", host);
 		if (!target) {
 			cp_oom(json);
 			rc = CLI_EXIT_FAILED;
@@ -666,7 +562,6 @@ int cli_cmd_cp(int argc, char **argv)
 {
 	struct file_args fa = FILE_ARGS("cp");
 	struct cp_stats cs = { 0, 0, 0, 0, 0, CLI_BUF_INIT, 0 };
-	struct cli_buf b = CLI_BUF_INIT;
 	char src_name[CLI_NAME_MAX + 1], dst_name[CLI_NAME_MAX + 1];
 	const char *src_path, *dst_path;
 	int src_ref, dst_ref, rc;
@@ -718,15 +613,5 @@ int cli_cmd_cp(int argc, char **argv)
 		}
 		rc = cp_to_sandbox(fa.ops[0], dst_name, dst_path, fa.recursive, &cs);
 	}
-	if (rc == 0 && fa.json) {
-		cli_buf_printf(&b, "{\"ok\": true, \"files\": %llu, \"directories\": %llu, \"symlinks\": %llu, "
-			       "\"bytes\": %llu, \"skipped\": [", (unsigned long long)cs.files,
-			       (unsigned long long)cs.dirs, (unsigned long long)cs.links, (unsigned long long)cs.bytes);
-		if (cs.skipped.data)
-			cli_buf_add(&b, cs.skipped.data, cs.skipped.len);
-		cli_buf_puts(&b, "]}\n");
-		rc = files_print_buf(&b) || cs.skipped.failed;
-	}
-	cli_buf_free(&cs.skipped);
-	return rc;
+	return cp_done(&cs, rc);
 }

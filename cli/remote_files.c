@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cp_tree.h"
 #include "remote.h"
 #include "serve_dl.h"
 #include "session.h"
@@ -35,71 +36,14 @@
 #define ANSWER_MAX ((size_t)64 << 20)
 #define UPLOAD_MAX ((size_t)16 << 20)		/* the server's limit on an upload */
 #define DOWNLOAD_MAX ((size_t)1 << 30)		/* the sandbox's default file limit */
-#define CP_MAX_DEPTH 128			/* the local verb's */
 
-static const char special_reason[] = "not a regular file, directory or symlink";
-static const char symlink_reason[] = "a symlink whose target cannot be read";
 static const char nolink_reason[] = "a symlink: the server's API cannot make one (MIMOBOX_HOST=local copies it)";
 
 struct rcp {
 	struct cli_remote *r;
-	int json;
 	const char *name;	/* the sandbox */
-	uint64_t files, dirs, links, bytes;
-	struct cli_buf skipped;
-	size_t n_skipped;
+	struct cp_stats s;
 };
-
-static void rcp_skip(struct rcp *c, const char *path, const char *reason)
-{
-	if (!c->json) {
-		fprintf(stderr, "mimobox: warning: skipped `%s`: %s\n", path, reason);
-		return;
-	}
-	cli_buf_puts(&c->skipped, c->n_skipped++ ? ", {\"path\": " : "{\"path\": ");
-	cli_json_cstring(&c->skipped, path);
-	cli_buf_puts(&c->skipped, ", \"reason\": ");
-	cli_json_cstring(&c->skipped, reason);
-	cli_buf_puts(&c->skipped, "}");
-}
-
-static int oom(int json)
-{
-	cli_report(json, MBX_ENOMEM, "out of memory", NULL, NULL, ENOMEM);
-	return CLI_EXIT_FAILED;
-}
-
-static int host_error(int json, const char *what, const char *path, int e)
-{
-	char message[CLI_WHY_MAX + 64];
-
-	snprintf(message, sizeof(message), "cannot %s `%s`: %s", what, path, strerror(e));
-	cli_report(json, e == ENOENT ? MBX_ENOTFOUND : MBX_ESYS, message, NULL, NULL, e);
-	return 1;
-}
-
-static int too_deep(int json, const char *dir)
-{
-	char message[CLI_WHY_MAX + 64];
-
-	snprintf(message, sizeof(message), "`%s` is more than %d directories deep", dir, CP_MAX_DEPTH);
-	cli_report(json, MBX_ETOOBIG, message, NULL, NULL, 0);
-	return 1;
-}
-
-/* "DIR/BASE": `base_of`'s last component under `dir` (as cmd_cp.c). NULL when out of memory. */
-static char *join(const char *dir, const char *base_of)
-{
-	char *copy = strdup(base_of), *out = NULL;
-	size_t len = strlen(dir);
-
-	if (!copy)
-		return NULL;
-	if (asprintf(&out, "%s%s%s", dir, len && dir[len - 1] == '/' ? "" : "/", basename(copy)) < 0)
-		out = NULL;
-	free(copy);
-	return out;
-}
 
 /* "RDIR/ENTRY" of a sandbox path. NULL when out of memory. */
 static char *child(const char *rdir, const char *entry)
@@ -138,15 +82,15 @@ static int call(struct rcp *c, const char *method, const struct cli_buf *t, cons
 	int status = 0;
 
 	if (t->failed)
-		return oom(c->json);
-	if (cli_remote_call(c->r, c->json, method, t->data, data ? "application/octet-stream" : NULL, data, len, limit,
+		return cp_oom(c->s.json);
+	if (cli_remote_call(c->r, c->s.json, method, t->data, data ? "application/octet-stream" : NULL, data, len, limit,
 			    &a) < 0)
 		return CLI_EXIT_FAILED;
 	if (a.status / 100 != 2) {
 		if (a.status == 404 && quiet_404 && !no_sandbox(&a))
 			status = -2;
 		else
-			status = cli_remote_report_file(c->r, c->json, &a);
+			status = cli_remote_report_file(c->r, c->s.json, &a);
 	} else if (body) {
 		*body = a.body;
 		a.body.data = NULL;
@@ -190,7 +134,7 @@ static int rstat(struct rcp *c, const char *path, const char **type, mode_t *mod
 	if (o)
 		json_object_put(o);	/* ty and m are gone with it */
 	if (!*type || !ok) {
-		cli_report(c->json, MBX_EPROTO, "the server's answer to GET .../stat is malformed", NULL, NULL, 0);
+		cli_report(c->s.json, MBX_EPROTO, "the server's answer to GET .../stat is malformed", NULL, NULL, 0);
 		return CLI_EXIT_FAILED;
 	}
 	*mode = (mode_t)(bits & 0777);
@@ -251,7 +195,7 @@ static int rlist(struct rcp *c, const char *path, struct entry **out, size_t *n_
 	e = calloc(count ? count : 1, sizeof(*e));
 	if (!e) {
 		json_object_put(o);
-		return oom(c->json);
+		return cp_oom(c->s.json);
 	}
 	for (n = 0; n < count; n++) {
 		json_object *x = json_object_array_get_idx(list, n), *v = NULL;
@@ -262,7 +206,7 @@ static int rlist(struct rcp *c, const char *path, struct entry **out, size_t *n_
 
 			snprintf(message, sizeof(message), "the server's listing of `%s:%s` has an entry that is not "
 				 "a name within the directory", c->name, path);
-			cli_report(c->json, MBX_EPROTO, message, NULL, NULL, 0);
+			cli_report(c->s.json, MBX_EPROTO, message, NULL, NULL, 0);
 			json_object_put(o);
 			free_entries(e, n);
 			return CLI_EXIT_FAILED;
@@ -274,7 +218,7 @@ static int rlist(struct rcp *c, const char *path, struct entry **out, size_t *n_
 		if (!e[n].name || (link && !e[n].link)) {
 			json_object_put(o);
 			free_entries(e, n + 1);
-			return oom(c->json);
+			return cp_oom(c->s.json);
 		}
 	}
 	json_object_put(o);
@@ -284,41 +228,8 @@ static int rlist(struct rcp *c, const char *path, struct entry **out, size_t *n_
 malformed:
 	if (o)
 		json_object_put(o);
-	cli_report(c->json, MBX_EPROTO, "the server's directory listing is malformed", NULL, NULL, 0);
+	cli_report(c->s.json, MBX_EPROTO, "the server's directory listing is malformed", NULL, NULL, 0);
 	return CLI_EXIT_FAILED;
-}
-
-/* Makes the host directory `hpath`, or takes an existing real one (never a symlink to one). 0, or 1. */
-static int host_dir(const char *hpath, int json)
-{
-	struct stat hst;
-
-	if (mkdir(hpath, 0700) == 0)
-		return 0;
-	if (errno != EEXIST)
-		return host_error(json, "make the directory", hpath, errno);
-	if (lstat(hpath, &hst) < 0)
-		return host_error(json, "make the directory", hpath, errno);
-	if (!S_ISDIR(hst.st_mode))
-		return host_error(json, "copy a directory to", hpath, S_ISLNK(hst.st_mode) ? ELOOP : ENOTDIR);
-	return 0;
-}
-
-/* The host symlink `hpath` -> `link` (replacing a file or link, never a directory); stored, not followed. */
-static int host_symlink(struct rcp *c, const char *link, const char *hpath)
-{
-	struct stat hst;
-
-	if (lstat(hpath, &hst) == 0) {
-		if (S_ISDIR(hst.st_mode))
-			return host_error(c->json, "replace", hpath, EISDIR);
-		if (unlink(hpath) < 0)
-			return host_error(c->json, "replace", hpath, errno);
-	}
-	if (symlink(link, hpath) < 0)
-		return host_error(c->json, "make the symlink", hpath, errno);
-	c->links++;
-	return 0;
 }
 
 /*
@@ -334,10 +245,10 @@ static int file_down(struct rcp *c, const char *rpath, const char *hdir, const c
 
 	if (asprintf(&hpath, "%s/%s", hdir, entry) < 0 || asprintf(&tmp, "%s/.%s.mimobox-XXXXXX", hdir, entry) < 0) {
 		free(hpath);
-		return oom(c->json);
+		return cp_oom(c->s.json);
 	}
 	if (lstat(hpath, &hst) == 0 && S_ISDIR(hst.st_mode)) {
-		rc = host_error(c->json, "replace", hpath, EISDIR);
+		rc = cp_host_error(c->s.json, "replace", hpath, EISDIR);
 		goto out;
 	}
 	target(&t, c->name, "/files?path=", rpath);
@@ -346,17 +257,17 @@ static int file_down(struct rcp *c, const char *rpath, const char *hdir, const c
 		goto out;
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		rc = host_error(c->json, "write", hpath, errno);
+		rc = cp_host_error(c->s.json, "write", hpath, errno);
 		goto out;
 	}
 	if (fchmod(fd, mode) < 0 || (data.len && cli_write_all(fd, data.data, data.len) < 0) || close(fd) < 0 ||
 	    rename(tmp, hpath) < 0) {
-		rc = host_error(c->json, "write", hpath, errno);
+		rc = cp_host_error(c->s.json, "write", hpath, errno);
 		unlink(tmp);
 		goto out;
 	}
-	c->files++;
-	c->bytes += data.len;
+	c->s.files++;
+	c->s.bytes += data.len;
 out:
 	cli_buf_free(&t);
 	cli_buf_free(&data);
@@ -374,7 +285,7 @@ static int tree_down(struct rcp *c, const char *rdir, const char *hdir, int dept
 	int rc;
 
 	if (depth > CP_MAX_DEPTH)
-		return too_deep(c->json, rdir);
+		return cp_too_deep(c->s.json, rdir);
 	rc = rlist(c, rdir, &e, &n);
 	if (rc)
 		return rc;
@@ -388,19 +299,19 @@ static int tree_down(struct rcp *c, const char *rdir, const char *hdir, int dept
 		hpath = NULL;
 		if (!rpath || asprintf(&hpath, "%s/%s", hdir, e[i].name) < 0) {
 			hpath = NULL;
-			rc = oom(c->json);
+			rc = cp_oom(c->s.json);
 			break;
 		}
 		if (e[i].type == 'l') {
 			/* Copied as a link, never followed. */
 			if (!e[i].link)
-				rcp_skip(c, rpath, symlink_reason);
+				cp_skip(&c->s, rpath, cp_symlink_reason);
 			else
-				rc = host_symlink(c, e[i].link, hpath);
+				rc = cp_host_symlink(&c->s, e[i].link, hpath);
 			continue;
 		}
 		if (e[i].type != 'd' && e[i].type != 'f') {
-			rcp_skip(c, rpath, special_reason);
+			cp_skip(&c->s, rpath, cp_special_reason);
 			continue;
 		}
 		rc = rstat(c, rpath, &type, &mode, 0);
@@ -409,17 +320,17 @@ static int tree_down(struct rcp *c, const char *rdir, const char *hdir, int dept
 		if (strcmp(type, "file") == 0) {
 			rc = file_down(c, rpath, hdir, e[i].name, mode);
 		} else if (strcmp(type, "directory") == 0) {
-			rc = host_dir(hpath, c->json);
+			rc = cp_host_dir(hpath, c->s.json);
 			if (rc == 0)
 				rc = tree_down(c, rpath, hpath, depth + 1);
 			/* The mode last, so a read-only directory could still be filled. */
 			if (rc == 0 && chmod(hpath, mode) < 0)
-				rc = host_error(c->json, "set the mode of", hpath, errno);
+				rc = cp_host_error(c->s.json, "set the mode of", hpath, errno);
 			if (rc == 0)
-				c->dirs++;
+				c->s.dirs++;
 		} else {
 			/* Changed since the listing. */
-			rcp_skip(c, rpath, strcmp(type, "symlink") == 0 ? symlink_reason : special_reason);
+			cp_skip(&c->s, rpath, strcmp(type, "symlink") == 0 ? cp_symlink_reason : cp_special_reason);
 		}
 	}
 	free(rpath);
@@ -428,30 +339,10 @@ static int tree_down(struct rcp *c, const char *rdir, const char *hdir, int dept
 	return rc;
 }
 
-/* The --json line of a copy, as the local verb prints it; the exit status. */
-static int rcp_done(struct rcp *c, int rc)
-{
-	struct cli_buf b = CLI_BUF_INIT;
-
-	if (rc == 0 && c->json) {
-		cli_buf_printf(&b, "{\"ok\": true, \"files\": %llu, \"directories\": %llu, \"symlinks\": %llu, "
-			       "\"bytes\": %llu, \"skipped\": [", (unsigned long long)c->files,
-			       (unsigned long long)c->dirs, (unsigned long long)c->links, (unsigned long long)c->bytes);
-		if (c->skipped.data)
-			cli_buf_add(&b, c->skipped.data, c->skipped.len);
-		cli_buf_puts(&b, "]}\n");
-		if (b.failed || c->skipped.failed || (cli_write_all(STDOUT_FILENO, b.data, b.len) < 0 && errno != EPIPE))
-			rc = 1;
-	}
-	cli_buf_free(&b);
-	cli_buf_free(&c->skipped);
-	return rc;
-}
-
 int cli_remote_cp_down(struct cli_remote *r, int json, int recursive, const char *name, const char *path,
 		       const char *host)
 {
-	struct rcp c = { r, json, name, 0, 0, 0, 0, CLI_BUF_INIT, 0 };
+	struct rcp c = { .r = r, .name = name, .s = { .json = json, .skipped = CLI_BUF_INIT } };
 	const char *type = NULL;
 	struct stat hst;
 	char *into = NULL, message[CLI_WHY_MAX + 64];
@@ -472,20 +363,20 @@ int cli_remote_cp_down(struct cli_remote *r, int json, int recursive, const char
 	/* Into an existing host directory under its own name, else as `host`, as cp -r. */
 	if (stat(host, &hst) == 0) {
 		if (!S_ISDIR(hst.st_mode))
-			return host_error(json, "copy a directory to", host, ENOTDIR);
-		if (!(into = join(host, path)))
-			return oom(json);
+			return cp_host_error(json, "copy a directory to", host, ENOTDIR);
+		if (!(into = cp_join(host, path)))
+			return cp_oom(json);
 		host = into;
 	}
-	rc = host_dir(host, json);
+	rc = cp_host_dir(host, json);
 	if (rc == 0)
 		rc = tree_down(&c, path, host, 1);
 	if (rc == 0 && chmod(host, mode) < 0)
-		rc = host_error(json, "set the mode of", host, errno);
+		rc = cp_host_error(json, "set the mode of", host, errno);
 	if (rc == 0)
-		c.dirs++;
+		c.s.dirs++;
 	free(into);
-	return rcp_done(&c, rc);
+	return cp_done(&c.s, rc);
 }
 
 /* ---- to a sandbox ---- */
@@ -504,7 +395,7 @@ static int rdir_make(struct rcp *c, const char *rpath)
 		if (strcmp(type, "directory") == 0)
 			return 0;
 		snprintf(message, sizeof(message), "`%s:%s` exists and is not a directory", c->name, rpath);
-		cli_report(c->json, MBX_EEXIST, message, NULL, NULL, ENOTDIR);
+		cli_report(c->s.json, MBX_EEXIST, message, NULL, NULL, ENOTDIR);
 		return 1;
 	}
 	if (rc != -2)
@@ -528,7 +419,7 @@ static int file_up(struct rcp *c, int fd, const char *hpath, const char *rpath)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			rc = host_error(c->json, "read", hpath, errno);
+			rc = cp_host_error(c->s.json, "read", hpath, errno);
 			break;
 		}
 		if (n == 0)
@@ -538,21 +429,21 @@ static int file_up(struct rcp *c, int fd, const char *hpath, const char *rpath)
 
 			snprintf(message, sizeof(message), "`%s` is larger than the 16 MiB the server takes in a file",
 				 hpath);
-			cli_report(c->json, MBX_ETOOBIG, message, "set MIMOBOX_HOST=local to copy larger files", NULL, 0);
+			cli_report(c->s.json, MBX_ETOOBIG, message, "set MIMOBOX_HOST=local to copy larger files", NULL, 0);
 			rc = CLI_EXIT_FAILED;
 			break;
 		}
 		cli_buf_add(&data, buf, (size_t)n);
 	}
 	if (rc == 0 && data.failed)
-		rc = oom(c->json);
+		rc = cp_oom(c->s.json);
 	if (rc == 0) {
 		target(&t, c->name, "/files?path=", rpath);
 		rc = call(c, "PUT", &t, data.data ? data.data : "", data.len, ANSWER_MAX, 0, NULL);
 	}
 	if (rc == 0) {
-		c->files++;
-		c->bytes += data.len;
+		c->s.files++;
+		c->s.bytes += data.len;
 	}
 	cli_buf_free(&t);
 	cli_buf_free(&data);
@@ -573,21 +464,21 @@ static int tree_up(struct rcp *c, int dirfd, const char *hdir, const char *rdir,
 	int rc = 0, fd, e;
 
 	if (depth > CP_MAX_DEPTH)
-		return too_deep(c->json, hdir);
+		return cp_too_deep(c->s.json, hdir);
 	fd = dup(dirfd);
 	d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
 		e = errno;
 		if (fd >= 0)
 			close(fd);
-		return host_error(c->json, "read the directory", hdir, e);
+		return cp_host_error(c->s.json, "read the directory", hdir, e);
 	}
 	while (rc == 0) {
 		errno = 0;
 		de = readdir(d);
 		if (!de) {
 			if (errno)
-				rc = host_error(c->json, "read the directory", hdir, errno);
+				rc = cp_host_error(c->s.json, "read the directory", hdir, errno);
 			break;
 		}
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -598,19 +489,19 @@ static int tree_up(struct rcp *c, int dirfd, const char *hdir, const char *rdir,
 		hpath = NULL;
 		if (!rpath || asprintf(&hpath, "%s/%s", hdir, de->d_name) < 0) {
 			hpath = NULL;
-			rc = oom(c->json);
+			rc = cp_oom(c->s.json);
 			break;
 		}
 		if (fstatat(dirfd, de->d_name, &hst, AT_SYMLINK_NOFOLLOW) < 0) {
-			rc = host_error(c->json, "read", hpath, errno);
+			rc = cp_host_error(c->s.json, "read", hpath, errno);
 			break;
 		}
 		if (S_ISLNK(hst.st_mode)) {
-			rcp_skip(c, hpath, nolink_reason);
+			cp_skip(&c->s, hpath, nolink_reason);
 			continue;
 		}
 		if (!S_ISDIR(hst.st_mode) && !S_ISREG(hst.st_mode)) {
-			rcp_skip(c, hpath, special_reason);
+			cp_skip(&c->s, hpath, cp_special_reason);
 			continue;
 		}
 		fd = openat(dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
@@ -620,10 +511,10 @@ static int tree_up(struct rcp *c, int dirfd, const char *hdir, const char *rdir,
 			if (fd >= 0)
 				close(fd);
 			if (e == ELOOP) {
-				rcp_skip(c, hpath, nolink_reason);
+				cp_skip(&c->s, hpath, nolink_reason);
 				continue;
 			}
-			rc = host_error(c->json, "open", hpath, e);
+			rc = cp_host_error(c->s.json, "open", hpath, e);
 			break;
 		}
 		if (S_ISREG(hst.st_mode)) {
@@ -633,9 +524,9 @@ static int tree_up(struct rcp *c, int dirfd, const char *hdir, const char *rdir,
 			if (rc == 0)
 				rc = tree_up(c, fd, hpath, rpath, depth + 1);
 			if (rc == 0)
-				c->dirs++;
+				c->s.dirs++;
 		} else {
-			rcp_skip(c, hpath, special_reason);
+			cp_skip(&c->s, hpath, cp_special_reason);
 		}
 		close(fd);
 	}
@@ -648,7 +539,7 @@ static int tree_up(struct rcp *c, int dirfd, const char *hdir, const char *rdir,
 int cli_remote_cp_up(struct cli_remote *r, int json, int recursive, const char *host, int fd, const char *name,
 		     const char *path)
 {
-	struct rcp c = { r, json, name, 0, 0, 0, 0, CLI_BUF_INIT, 0 };
+	struct rcp c = { .r = r, .name = name, .s = { .json = json, .skipped = CLI_BUF_INIT } };
 	const char *type = NULL;
 	char *into = NULL, message[CLI_WHY_MAX + 64];
 	mode_t mode;
@@ -665,15 +556,15 @@ int cli_remote_cp_up(struct cli_remote *r, int json, int recursive, const char *
 	if (rc > 0)
 		return rc;
 	if (!path[0] || (rc == 0 && strcmp(type, "directory") == 0)) {
-		if (!(into = join(path[0] ? path : "/workspace", host)))
-			return oom(json);
+		if (!(into = cp_join(path[0] ? path : "/workspace", host)))
+			return cp_oom(json);
 		path = into;
 	}
 	rc = rdir_make(&c, path);
 	if (rc == 0)
 		rc = tree_up(&c, fd, host, path, 1);
 	if (rc == 0)
-		c.dirs++;
+		c.s.dirs++;
 	free(into);
-	return rcp_done(&c, rc);
+	return cp_done(&c.s, rc);
 }
