@@ -141,7 +141,6 @@ int cli_remote_run_audit(struct cli_remote *r, int json, const struct cli_buf *c
 	struct cli_remote_answer a;
 	struct cli_buf t = CLI_BUF_INIT, audit = CLI_BUF_INIT;
 	json_object *o = NULL, *made = NULL;
-	struct json_tokener *tok;
 	const char *id;
 	int status = CLI_EXIT_FAILED;
 
@@ -159,13 +158,9 @@ int cli_remote_run_audit(struct cli_remote *r, int json, const struct cli_buf *c
 		cli_buf_free(&a.body);
 		return status;
 	}
-	tok = json_tokener_new();
-	if (tok && a.body.len && a.body.len < INT32_MAX)
-		made = json_tokener_parse_ex(tok, a.body.data, (int)a.body.len);
-	if (tok)
-		json_tokener_free(tok);
+	made = cli_remote_json_parse(a.body.data, a.body.len);
 	cli_buf_free(&a.body);
-	id = made && json_object_is_type(made, json_type_object) ? jstr(made, "id") : "";
+	id = jstr(made, "id");
 	if (!id[0] || strspn(id, "0123456789abcdef") != strlen(id)) {
 		cli_report(json, MBX_EPROTO, "the server's answer to POST /v1/sandboxes has no id", NULL, NULL, 0);
 		if (made)
@@ -181,13 +176,9 @@ int cli_remote_run_audit(struct cli_remote *r, int json, const struct cli_buf *c
 		cli_buf_free(&a.body);
 		goto out;
 	}
-	tok = json_tokener_new();
-	if (tok && a.body.len && a.body.len < INT32_MAX)
-		o = json_tokener_parse_ex(tok, a.body.data, (int)a.body.len);
-	if (tok)
-		json_tokener_free(tok);
+	o = cli_remote_json_parse(a.body.data, a.body.len);
 	cli_buf_free(&a.body);
-	if (!o || !json_object_is_type(o, json_type_object)) {
+	if (!o) {
 		cli_report(json, MBX_EPROTO, "the server's answer to an exec is not a JSON object", NULL, NULL, 0);
 		goto out;
 	}
