@@ -67,6 +67,26 @@ int cli_remote_report(struct cli_remote *r, int json, const struct cli_remote_an
  */
 int cli_remote_outcome(const char *text, size_t len, int json, int streamed, const char *extra_json);
 
+/* A body callback of cli_remote_stream() that feeds the struct httpc_sse `ud`. */
+int cli_remote_sse_feed(void *ud, const uint8_t *data, size_t len);
+
+/*
+ * Reports a failed answer `a` to an execute in sandbox `name` (which is
+ * asked for when the answer is 404: an unknown sandbox is a bad argument,
+ * 125; a missing program keeps its 127). Returns the exit status.
+ */
+int cli_remote_exec_failed(struct cli_remote *r, int json, const char *name, const struct cli_remote_answer *a);
+
+/*
+ * An execute in sandbox `name` streamed as it runs (`target` is its
+ * .../exec?stream=1): output events are written to stdout and stderr as
+ * they come. Returns 0 with the exit event's JSON text in *exit_text
+ * (malloc'd, *exit_len bytes; tell it with cli_remote_outcome(), streamed),
+ * or the exit status after reporting.
+ */
+int cli_remote_exec_stream(struct cli_remote *r, const char *name, const char *target, const void *body, size_t len,
+			   char **exit_text, size_t *exit_len);
+
 /* The MBX_E* code of an error code name of the API ("not_found"); MBX_EPROTO when unknown. */
 int cli_remote_code(const char *name);
 

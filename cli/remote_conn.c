@@ -645,3 +645,112 @@ int cli_remote_outcome(const char *text, size_t len, int json, int streamed, con
 	free(trap);
 	return status;
 }
+
+/* ---- an execute streamed as it runs ---- */
+
+struct exec_stream {
+	char *exit;		/* the exit event's data */
+	size_t exit_len;
+	char why[256];
+	int broken_out;		/* stdout was closed: its output is dropped */
+};
+
+static int exec_event(void *ud, const char *event, const char *data, size_t len)
+{
+	struct exec_stream *s = ud;
+	struct jsonr_val o, e;
+	int fd = strcmp(event, "stderr") == 0 ? STDERR_FILENO : STDOUT_FILENO;
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+
+	if (strcmp(event, "start") == 0)
+		return 0;
+	if (jsonr_parse(data, len, &o) < 0 || o.type != JSONR_OBJECT) {
+		snprintf(s->why, sizeof(s->why), "a `%s` event that is not a JSON object", event);
+		return -1;
+	}
+	if (strcmp(event, "exit") == 0) {
+		free(s->exit);
+		if (!(s->exit = malloc(len + 1))) {
+			snprintf(s->why, sizeof(s->why), "out of memory");
+			return -1;
+		}
+		memcpy(s->exit, data, len);
+		s->exit[len] = '\0';
+		s->exit_len = len;
+		return 0;
+	}
+	if (strcmp(event, "error") == 0) {
+		char *message = jsonr_get(&o, "error", &e) ? jr_str(&e, "message") : NULL;
+
+		snprintf(s->why, sizeof(s->why), "%s", message ? message : "the stream broke");
+		free(message);
+		return -1;
+	}
+	if (strcmp(event, "stdout") != 0 && strcmp(event, "stderr") != 0)
+		return 0;
+	if (jr_bytes(&o, "data", &bytes, &n) < 0) {
+		snprintf(s->why, sizeof(s->why), "an output event with bad base64");
+		return -1;
+	}
+	if (n && (!s->broken_out || fd != STDOUT_FILENO) && cli_write_all(fd, bytes, n) < 0 && fd == STDOUT_FILENO)
+		s->broken_out = 1;
+	free(bytes);
+	return 0;
+}
+
+int cli_remote_sse_feed(void *ud, const uint8_t *data, size_t len)
+{
+	return httpc_sse_feed(ud, data, len);
+}
+
+int cli_remote_exec_failed(struct cli_remote *r, int json, const char *name, const struct cli_remote_answer *a)
+{
+	struct cli_buf t = CLI_BUF_INIT;
+	struct cli_remote_answer s;
+	int status = cli_remote_report(r, json, a);
+
+	if (a->status != 404)
+		return status;
+	/* A 404 of a sandbox that exists is the program's (127); of one that does not, a bad argument (125). */
+	cli_remote_sandbox_target(&t, name, "");
+	if (cli_remote_call(r, json, "GET", t.data, NULL, NULL, 0, CLI_REMOTE_JSON_ANSWER_MAX, &s) == 0) {
+		if (s.status == 404)
+			status = CLI_EXIT_FAILED;
+		cli_buf_free(&s.body);
+	}
+	cli_buf_free(&t);
+	return status;
+}
+
+int cli_remote_exec_stream(struct cli_remote *r, const char *name, const char *target, const void *body, size_t len,
+			   char **exit_text, size_t *exit_len)
+{
+	struct exec_stream st;
+	struct httpc_sse sse;
+	struct cli_remote_answer a;
+	int status = CLI_EXIT_FAILED;
+
+	memset(&st, 0, sizeof(st));
+	*exit_text = NULL;
+	*exit_len = 0;
+	httpc_sse_init(&sse, exec_event, &st);
+	if (cli_remote_stream(r, 0, target, body, len, cli_remote_sse_feed, &sse, &a) < 0)
+		goto out;
+	if (a.status != 200) {
+		status = cli_remote_exec_failed(r, 0, name, &a);
+	} else if (!st.exit) {
+		cli_report(0, MBX_EPROTO, st.why[0] ? st.why : sse.why[0] ? sse.why : "the stream ended without an exit event",
+			   NULL, NULL, 0);
+	} else {
+		*exit_text = st.exit;
+		*exit_len = st.exit_len;
+		st.exit = NULL;
+		status = 0;
+	}
+	cli_buf_free(&a.body);
+out:
+	free(st.exit);
+	httpc_sse_free(&sse);
+	return status;
+}

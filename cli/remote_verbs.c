@@ -864,29 +864,6 @@ out:
 
 /* ---- exec ---- */
 
-/*
- * Reports an execute's failure `a`. A 404 is either the sandbox or the
- * program: the sandbox's own answer tells (125 for the sandbox, as
- * locally; 127 for the program).
- */
-static int exec_failed(struct cli_remote *r, int json, const char *name, const struct cli_remote_answer *a)
-{
-	struct cli_buf t = CLI_BUF_INIT;
-	struct cli_remote_answer s;
-	int status = cli_remote_report(r, json, a);
-
-	if (a->status != 404)
-		return status;
-	cli_remote_sandbox_target(&t, name, "");
-	if (cli_remote_call(r, json, "GET", t.data, NULL, NULL, 0, ANSWER_MAX, &s) == 0) {
-		if (s.status == 404)
-			status = CLI_EXIT_FAILED;
-		cli_buf_free(&s.body);
-	}
-	cli_buf_free(&t);
-	return status;
-}
-
 struct exec_ud {
 	struct cli_sandbox_opts so;	/* --env, --workdir (exec's) */
 	uint64_t timeout_ms;
@@ -927,93 +904,20 @@ static int exec_other(void *ud, int id, const char *value)
 	return -1;
 }
 
-struct stream {
-	int json;
-	json_object *exit;	/* the exit event's data */
-	char why[256];
-	int broken_out;
-};
-
-static int on_event(void *ud, const char *event, const char *data, size_t len)
-{
-	struct stream *s = ud;
-	struct json_tokener *tok;
-	json_object *o = NULL;
-	uint8_t *bytes = NULL;
-	size_t n = 0;
-	int fd = strcmp(event, "stderr") == 0 ? STDERR_FILENO : STDOUT_FILENO;
-
-	if (strcmp(event, "start") == 0)
-		return 0;
-	tok = json_tokener_new();
-	if (tok && len < INT32_MAX)
-		o = json_tokener_parse_ex(tok, data, (int)len);
-	if (tok)
-		json_tokener_free(tok);
-	if (!o || !json_object_is_type(o, json_type_object)) {
-		jput(o);
-		snprintf(s->why, sizeof(s->why), "a `%s` event that is not a JSON object", event);
-		return -1;
-	}
-	if (strcmp(event, "exit") == 0) {
-		s->exit = o;
-		return 0;
-	}
-	if (strcmp(event, "error") == 0) {
-		json_object *e = NULL;
-
-		json_object_object_get_ex(o, "error", &e);
-		snprintf(s->why, sizeof(s->why), "%s", cli_remote_jstr(e, "message") ? cli_remote_jstr(e, "message") : "the stream broke");
-		jput(o);
-		return -1;
-	}
-	if (strcmp(event, "stdout") == 0 || strcmp(event, "stderr") == 0) {
-		const char *b64 = cli_remote_jstr(o, "data_b64"), *text = cli_remote_jstr(o, "data");
-
-		if (b64) {
-			bytes = malloc(strlen(b64) / 4 * 3 + 4);
-			if (!bytes || httpc_b64_decode(b64, strlen(b64), bytes, &n) < 0) {
-				free(bytes);
-				jput(o);
-				snprintf(s->why, sizeof(s->why), "an output event with bad base64");
-				return -1;
-			}
-			if (!s->broken_out || fd != STDOUT_FILENO)
-				if (cli_write_all(fd, bytes, n) < 0 && fd == STDOUT_FILENO)
-					s->broken_out = 1;
-			free(bytes);
-		} else if (text && (!s->broken_out || fd != STDOUT_FILENO)) {
-			if (cli_write_all(fd, text, strlen(text)) < 0 && fd == STDOUT_FILENO)
-				s->broken_out = 1;
-		}
-	}
-	jput(o);
-	return 0;
-}
-
-static int on_sse_bytes(void *ud, const uint8_t *data, size_t len)
-{
-	struct httpc_sse *sse = ud;
-
-	return httpc_sse_feed(sse, data, len);
-}
-
 static int r_exec(struct cli_remote *r, int argc, char **argv)
 {
 	struct words w = { "exec" };
 	struct exec_ud x;
 	struct cli_buf body = CLI_BUF_INIT, t = CLI_BUF_INIT, audit = CLI_BUF_INIT;
 	struct cli_remote_answer a;
-	struct httpc_sse sse;
-	struct stream st;
+	char *exit_text = NULL;
+	size_t exit_len = 0;
 	uint64_t audit_mark = 0;
 	int status = CLI_EXIT_USAGE;
 
 	memset(&x, 0, sizeof(x));
-	memset(&st, 0, sizeof(st));
 	cli_sandbox_opts_init(&x.so);
 	x.json = cli_wants_json(argc, argv, exec_opts, 0);
-	httpc_sse_init(&sse, on_event, &st);
 	if (words_parse(&w, argc, argv, exec_opts, 1, exec_other, &x) < 0)
 		goto out;
 	if (w.n_ops != 1 || w.n_rest == 0) {
@@ -1104,7 +1008,7 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 		if (cli_remote_call(r, w.json, "POST", t.data, "application/json", body.data, body.len, ANSWER_MAX, &a) < 0)
 			goto out;
 		if (a.status != 200)
-			status = exec_failed(r, w.json, w.ops[0], &a);
+			status = cli_remote_exec_failed(r, w.json, w.ops[0], &a);
 		else if ((o = answer_json(w.json, &a)) != NULL &&
 			 (!x.audit || (status = cli_remote_audit_report(r, 1, w.ops[0], audit_mark, &audit)) == 0))
 			status = cli_remote_print_outcome_extra(o, 1, 0, audit.data);
@@ -1112,21 +1016,12 @@ static int r_exec(struct cli_remote *r, int argc, char **argv)
 		cli_buf_free(&a.body);
 		goto out;
 	}
-	if (cli_remote_stream(r, w.json, t.data, body.data, body.len, on_sse_bytes, &sse, &a) < 0)
-		goto out;
-	if (a.status != 200) {
-		status = exec_failed(r, w.json, w.ops[0], &a);
-	} else if (!st.exit) {
-		cli_report(w.json, MBX_EPROTO, st.why[0] ? st.why : sse.why[0] ? sse.why : "the stream ended without an exit event",
-			   NULL, NULL, 0);
-	} else if (!x.audit || (status = cli_remote_audit_report(r, 0, w.ops[0], audit_mark, &audit)) == 0) {
-		status = cli_remote_print_outcome(st.exit, 0, 1);
-	}
-	cli_buf_free(&a.body);
+	status = cli_remote_exec_stream(r, w.ops[0], t.data, body.data, body.len, &exit_text, &exit_len);
+	if (status == 0 && (!x.audit || (status = cli_remote_audit_report(r, 0, w.ops[0], audit_mark, &audit)) == 0))
+		status = cli_remote_outcome(exit_text, exit_len, 0, 1, NULL);
 out:
 	cli_buf_free(&audit);
-	jput(st.exit);
-	httpc_sse_free(&sse);
+	free(exit_text);
 	cli_buf_free(&body);
 	cli_buf_free(&t);
 	cli_sandbox_opts_free(&x.so);
@@ -1526,7 +1421,7 @@ static int r_logs(struct cli_remote *r, int argc, char **argv)
 		memset(&l, 0, sizeof(l));
 		httpc_sse_init(&sse, logs_event, &l);
 		status = CLI_EXIT_FAILED;
-		if (cli_remote_stream(r, 0, t.data, NULL, 0, on_sse_bytes, &sse, &a) == 0) {
+		if (cli_remote_stream(r, 0, t.data, NULL, 0, cli_remote_sse_feed, &sse, &a) == 0) {
 			if (a.status != 200)
 				status = proc_failed(r, 0, &a, "no background process with that id in this sandbox", NULL);
 			else if (l.ended || l.broken)
@@ -1651,7 +1546,7 @@ static int exec_detached(struct cli_remote *r, int json, const char *name, struc
 				   NULL, 0);
 			jput(x);
 		} else if (a.status != 201) {
-			status = exec_failed(r, json, name, &a);
+			status = cli_remote_exec_failed(r, json, name, &a);
 		} else if ((o = answer_json(json, &a)) != NULL && cli_remote_jint(o, "id") > 0) {
 			printf("%lld\n", (long long)cli_remote_jint(o, "id"));
 			status = fflush(stdout) == 0 || errno == EPIPE ? 0 : CLI_EXIT_FAILED;
