@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The `mimobox` program: a small front that does the most frequent call of
- * an agent platform itself, `mimobox run [--json] -- PROGRAM [ARG...]`
- * through a running server, and hands every other command line, unchanged,
- * to the whole CLI (`mimobox-full`, main.c) with execv().
+ * The `mimobox` program: a small front that does the most frequent calls of
+ * an agent platform itself, `mimobox run [--json] -- PROGRAM [ARG...]` and
+ * `mimobox exec NAME [--json] -- PROGRAM [ARG...]` through a running
+ * server, and hands every other command line, unchanged, to the whole CLI
+ * (`mimobox-full`, main.c) with execv().
  *
  * Why a front: on the virtual machines this runs on, a program linked with
  * glibc spends about 0.7 ms of its start in glibc's CPU probing (`cpuid`
@@ -17,8 +18,9 @@
  * which server, the exchange, the server's errors and the run's outcome;
  * outcome.c: the words and exit statuses), so a run gives the same output,
  * messages and exit status whichever program served it. Whatever it does
- * not take exactly (any option but --json, no server, a Wasm program) goes
- * to the whole CLI before anything was sent.
+ * not take exactly (any option but --json, no server, a Wasm program, a
+ * name the whole CLI would refuse) goes to the whole CLI before anything
+ * was sent.
  */
 #include <errno.h>
 #include <limits.h>
@@ -95,17 +97,31 @@ static int exec_full(char **argv)
 	return CLI_EXIT_FAILED;
 }
 
+/* The JSON body of an execute of operands[0, n): {"argv": [...]}; NULL when it cannot be made or is over the server's 1 MiB. */
+static int argv_body(struct cli_buf *body, char **operands, int n)
+{
+	cli_buf_puts(body, "{\"argv\": [");
+	for (int i = 0; i < n; i++) {
+		cli_buf_puts(body, i ? ", " : "");
+		cli_json_cstring(body, operands[i]);
+	}
+	cli_buf_puts(body, "]}");
+	return body->failed || body->len > ((size_t)1 << 20) ? -1 : 0;
+}
+
 /*
- * `run` through the server, when the command line is one the front takes
- * and a server was picked: the exit status; -1 when the whole CLI should
- * do it (nothing was sent).
+ * `run` (name NULL) or `exec NAME` through the server, when a server was
+ * picked: the exit status; -1 when the whole CLI should do it (nothing was
+ * sent: no server, or a request the whole CLI words its own refusal of).
  */
-static int fast_run(int json, char **operands, int n)
+static int fast(int json, const char *name, char **operands, int n)
 {
 	struct cli_remote rem;
 	struct cli_remote_answer a;
-	struct cli_buf body = CLI_BUF_INIT;
-	int status;
+	struct cli_buf body = CLI_BUF_INIT, target = CLI_BUF_INIT;
+	char *exit_text = NULL;
+	size_t exit_len = 0;
+	int status = CLI_EXIT_FAILED;
 
 	switch (cli_remote_pick(&rem, json)) {
 	case -1:
@@ -115,29 +131,44 @@ static int fast_run(int json, char **operands, int n)
 	default:
 		return -1;
 	}
-	cli_buf_puts(&body, "{\"argv\": [");
-	for (int i = 0; i < n; i++) {
-		cli_buf_puts(&body, i ? ", " : "");
-		cli_json_cstring(&body, operands[i]);
-	}
-	cli_buf_puts(&body, "]}");
-	if (body.failed || body.len > ((size_t)1 << 20)) {
-		/* The whole CLI says what is wrong, in its words. */
-		cli_buf_free(&body);
-		cli_remote_close(&rem);
-		return -1;
-	}
-	if (cli_remote_call(&rem, json, "POST", "/v1/run", "application/json", body.data, body.len,
-			    CLI_REMOTE_JSON_ANSWER_MAX, &a) < 0) {
-		status = CLI_EXIT_FAILED;
+	if (argv_body(&body, operands, n) < 0) {
+		status = -1;
+	} else if (!name) {
+		if (cli_remote_call(&rem, json, "POST", "/v1/run", "application/json", body.data, body.len,
+				    CLI_REMOTE_JSON_ANSWER_MAX, &a) == 0) {
+			status = a.status == 200 ? cli_remote_outcome(a.body.data, a.body.len, json, 0, NULL)
+						 : cli_remote_report(&rem, json, &a);
+			cli_buf_free(&a.body);
+		}
+	} else if (cli_remote_sandbox_target(&target, name, json ? "/exec" : "/exec?stream=1"), target.failed) {
+		status = -1;
+	} else if (json) {
+		if (cli_remote_call(&rem, json, "POST", target.data, "application/json", body.data, body.len,
+				    CLI_REMOTE_JSON_ANSWER_MAX, &a) == 0) {
+			status = a.status == 200 ? cli_remote_outcome(a.body.data, a.body.len, 1, 0, NULL)
+						 : cli_remote_exec_failed(&rem, 1, name, &a);
+			cli_buf_free(&a.body);
+		}
 	} else {
-		status = a.status == 200 ? cli_remote_outcome(a.body.data, a.body.len, json, 0, NULL)
-					 : cli_remote_report(&rem, json, &a);
-		cli_buf_free(&a.body);
+		status = cli_remote_exec_stream(&rem, name, target.data, body.data, body.len, &exit_text, &exit_len);
+		if (status == 0)
+			status = cli_remote_outcome(exit_text, exit_len, 0, 1, NULL);
+		free(exit_text);
 	}
+	cli_buf_free(&target);
 	cli_buf_free(&body);
 	cli_remote_close(&rem);
 	return status;
+}
+
+/* A sandbox name the whole CLI takes (cli_check_name's rule); others get its words. */
+static int plain_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CLI_NAME_MAX || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
 static void on_sigpipe(int sig)
@@ -147,30 +178,36 @@ static void on_sigpipe(int sig)
 
 int main(int argc, char **argv)
 {
-	int i = 2, json = 0;
+	const char *name = NULL;
+	int i, json = 0;
 
-	if (argc >= 4 && strcmp(argv[1], "run") == 0) {
+	if (argc < 4 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "exec") != 0))
+		return exec_full(argv);
+	i = 2;
+	if (strcmp(argv[1], "exec") == 0) {
+		if (!plain_name(argv[2]))
+			return exec_full(argv);
+		name = argv[i++];
+	}
+	if (i < argc && strcmp(argv[i], "--json") == 0) {
+		json = 1;
+		i++;
+	}
+	/* `... -- PROGRAM...`; for run, PROGRAM not a Wasm file of the host (the whole CLI refuses it through a server). */
+	if (i + 1 < argc && strcmp(argv[i], "--") == 0 && argv[i + 1][0] != '\0' &&
+	    (name || (!ends_with(argv[i + 1], ".wasm") && !ends_with(argv[i + 1], ".wat")))) {
 		struct sigaction sa;
+		int status;
 
-		if (strcmp(argv[i], "--json") == 0) {
-			json = 1;
-			i++;
-		}
-		/* `run [--json] -- PROGRAM...`, PROGRAM not a Wasm file of the host (the whole CLI refuses it through a server). */
-		if (i + 1 < argc && strcmp(argv[i], "--") == 0 && argv[i + 1][0] != '\0' &&
-		    !ends_with(argv[i + 1], ".wasm") && !ends_with(argv[i + 1], ".wat")) {
-			int status;
-
-			/* As main.c: a closed stdout gives EPIPE, not death. */
-			memset(&sa, 0, sizeof(sa));
-			sa.sa_handler = on_sigpipe;
-			sa.sa_flags = SA_RESTART;
-			sigemptyset(&sa.sa_mask);
-			sigaction(SIGPIPE, &sa, NULL);
-			status = fast_run(json, argv + i + 1, argc - i - 1);
-			if (status >= 0)
-				return status;
-		}
+		/* As main.c: a closed stdout gives EPIPE, not death. */
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_sigpipe;
+		sa.sa_flags = SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGPIPE, &sa, NULL);
+		status = fast(json, name, argv + i + 1, argc - i - 1);
+		if (status >= 0)
+			return status;
 	}
 	return exec_full(argv);
 }
