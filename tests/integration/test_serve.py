@@ -566,8 +566,10 @@ def test_ttl_expiry(server):
 
 
 def test_concurrent_sandboxes(server):
-    """16 sandboxes made, used and destroyed at once; a long execute in one
-    sandbox does not hold up the others."""
+    """64 sandboxes made and used at once, all of them live together before
+    any is destroyed; a long execute in one sandbox does not hold up the
+    others."""
+    n = 64
     slow_id = server.create()
     slow_result = {}
 
@@ -578,27 +580,36 @@ def test_concurrent_sandboxes(server):
     t.start()
     time.sleep(0.3)
     results, errors = {}, []
+    # Read by the last one to arrive, before any is let go to destroy its own.
+    all_live = threading.Barrier(n, action=lambda: results.update(live=server.metric("sandboxes_live")),
+                                 timeout=240)
 
-    def one(i):
+    def one(i, barrier=None):
         try:
             sid = server.create(env={"I": str(i)})
             res = server.exec(sid, ["sh", "-c", "echo $I > /workspace/i; cat /workspace/i"])
             results[i] = (sid, res["stdout"])
+            if barrier:
+                barrier.wait()
             assert server.request("DELETE", "/v1/sandboxes/%s" % sid).status == 204
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(repr(e))
+            if barrier:
+                barrier.abort()
 
     # One first, while the slow execute runs: it is not queued behind it.
     one(-1)
     assert t.is_alive(), "the slow execute ended before the other sandbox's call: not a concurrency test"
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+    threads = [threading.Thread(target=one, args=(i, all_live)) for i in range(n)]
     for th in threads:
         th.start()
     for th in threads:
-        th.join(180)
+        th.join(300)
     assert not errors, errors
-    assert sorted(results) == list(range(-1, 16))
-    assert len({sid for sid, _ in results.values()}) == 17
+    # The n, and the slow one if its sleep still ran.
+    assert results.pop("live") >= n
+    assert sorted(results) == list(range(-1, n))
+    assert len({sid for sid, _ in results.values()}) == n + 1
     assert all(out == "%d\n" % i for i, (_, out) in results.items())
     t.join(60)
     assert slow_result["r"]["exit_code"] == 0
