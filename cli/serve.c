@@ -1830,16 +1830,16 @@ struct stream {
 
 /*
  * Waits until the event descriptor may have something (1), the client's
- * socket `sock` went away (-1), the sandbox was destroyed, `other` is
- * readable or `timeout_ms` passed (0); no lock held. With `backoff_ms` > 0
- * the event descriptor is not looked at, and the wait lasts at most that
- * long: after a wakeup that brought nothing for the caller, since the
- * descriptor stays readable while events of other processes of the sandbox
- * wait for their readers. Shared with serve_pty.c (serve_entry_wait).
+ * socket `sock` (or -1) went away (-1), the sandbox was destroyed or
+ * `timeout_ms` passed (0); no lock held. With `backoff_ms` > 0 the event
+ * descriptor is not looked at, and the wait lasts at most that long: after
+ * a wakeup that brought nothing for the caller, since the descriptor stays
+ * readable while events of other processes of the sandbox wait for their
+ * readers. (serve_pty.c waits likewise, on its socket for more.)
  */
-static int entry_wait(struct sbent *e, int evfd, int sock, int other, unsigned backoff_ms, int timeout_ms)
+static int entry_wait(struct sbent *e, int evfd, int sock, unsigned backoff_ms, int timeout_ms)
 {
-	struct pollfd p[4];
+	struct pollfd p[3];
 	nfds_t n = 0, i;
 	int rc;
 
@@ -1853,8 +1853,6 @@ static int entry_wait(struct sbent *e, int evfd, int sock, int other, unsigned b
 		p[n++] = (struct pollfd){ .fd = sock, .events = POLLRDHUP };
 	if (e->wake_fd >= 0)
 		p[n++] = (struct pollfd){ .fd = e->wake_fd, .events = POLLIN };
-	if (other >= 0)
-		p[n++] = (struct pollfd){ .fd = other, .events = POLLIN };
 	do
 		rc = poll(p, n, timeout_ms);
 	while (rc < 0 && errno == EINTR);
@@ -1960,7 +1958,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 			if (st->woke)	/* readable, yet nothing for us */
 				pause = st->backoff_ms = backoff_next(st->backoff_ms);
-			w = entry_wait(st->e, st->evfd, st->sock, -1, pause, (int)(STREAM_HEARTBEAT_MS - idle));
+			w = entry_wait(st->e, st->evfd, st->sock, pause, (int)(STREAM_HEARTBEAT_MS - idle));
 			if (w < 0)
 				return MHD_CONTENT_READER_END_WITH_ERROR;	/* the client went away */
 			st->woke = w;
@@ -2854,9 +2852,9 @@ static struct bgproc *bgproc_find(struct sbent *e, uint32_t id)
 
 /*
  * Takes the events bg has (the sandbox's lock held), waiting up to wait_ms
- * for the first; keeps the output and notes the end.
+ * for the first; keeps the output and notes the end. Returns how many.
  */
-static void bgproc_pump(struct sbent *e, struct bgproc *bg, int wait_ms)
+static int bgproc_pump(struct sbent *e, struct bgproc *bg, int wait_ms)
 {
 	int n;
 
@@ -2870,7 +2868,7 @@ static void bgproc_pump(struct sbent *e, struct bgproc *bg, int wait_ms)
 
 		mbx_error_free(err);
 		if (rc == MBX_OK && !ev)
-			return;
+			return n;
 		pthread_mutex_lock(&e->procs_lock);
 		if (rc != MBX_OK) {
 			/* The sandbox broke under it: the process is lost. */
@@ -2895,6 +2893,7 @@ static void bgproc_pump(struct sbent *e, struct bgproc *bg, int wait_ms)
 			bg->proc = NULL;
 		}
 	}
+	return n;
 }
 
 static void release_bg_ref(struct serve_server *s, struct sbent *e)
@@ -2915,17 +2914,20 @@ static void *drain_main(void *arg)
 	struct serve_server *s = ((struct drain_arg *)arg)->s;
 	struct sbent *e = ((struct drain_arg *)arg)->e;
 	struct timespec ts = { 0, PROC_DRAIN_MS * 1000000L };
+	/* Waits on the event descriptor; without one, looks each PROC_DRAIN_MS. */
+	int evfd = entry_event_fd(e, NULL), woke = 0;
+	unsigned backoff = 0, pause;
 
 	free(arg);
 
 	for (;;) {
-		int running = 0;
+		int running = 0, took = 0;
 		size_t i;
 
 		pthread_mutex_lock(&e->lock);
 		if (!e->destroyed) {
 			for (i = 0; i < e->n_procs; i++) {
-				bgproc_pump(e, e->procs[i], 0);
+				took |= bgproc_pump(e, e->procs[i], 0) > 0;
 				running |= e->procs[i]->proc != NULL;
 			}
 		}
@@ -2937,8 +2939,21 @@ static void *drain_main(void *arg)
 		}
 		/* Not entry_leave(): draining is no use of the sandbox (ttl_ms). */
 		pthread_mutex_unlock(&e->lock);
-		nanosleep(&ts, NULL);
+		if (evfd < 0) {
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		pause = 0;
+		if (took)
+			backoff = 0;
+		else if (woke)	/* readable, yet nothing of ours came: other processes' events wait there */
+			pause = backoff = backoff_next(backoff);
+		woke = entry_wait(e, evfd, -1, pause, e->wake_fd >= 0 ? -1 : 1000);
+		if (!woke && !pause)
+			backoff = 0;
 	}
+	if (evfd >= 0)
+		close(evfd);
 	release_bg_ref(s, e);
 	atomic_fetch_sub(&s->drainers, 1);
 	return NULL;
@@ -3385,6 +3400,7 @@ struct follow {
 	struct cli_buf out;
 	size_t off;
 	int done;
+	int sock;		/* the client's socket (looked at for its going away), or -1 */
 	uint64_t last_ms;
 };
 
@@ -3476,8 +3492,14 @@ static ssize_t follow_read(void *cls, uint64_t pos, char *buf, size_t max)
 				cli_buf_puts(&f->out, ": keep-alive\n\n");
 				f->last_ms = now_ms();
 			} else {
+				struct pollfd p = { .fd = f->sock, .events = POLLRDHUP };
 				struct timespec ts;
 
+				/* Woken by the drain thread as output comes; each second, is the client still there? */
+				if (f->sock >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+					pthread_mutex_unlock(&e->procs_lock);
+					return MHD_CONTENT_READER_END_WITH_ERROR;
+				}
 				clock_gettime(CLOCK_REALTIME, &ts);
 				ts.tv_sec += 1;
 				pthread_cond_timedwait(&e->procs_cond, &e->procs_lock, &ts);
@@ -3540,6 +3562,11 @@ static enum MHD_Result h_proc_output(struct serve_server *s, struct MHD_Connecti
 		f->e = e;	/* our reference moves to the follow */
 		f->pid = r->pid;
 		f->last_ms = now_ms();
+		{
+			const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+			f->sock = ci ? ci->connect_fd : -1;
+		}
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, follow_read, f, follow_free);
 		if (!resp) {
 			follow_free(f);
