@@ -21,9 +21,9 @@
  *
  * Lifetime of a table entry: the table holds one reference while the
  * sandbox is listed, and each request using it holds one more. Removing it
- * (DELETE, expiry, shutdown) unlists it, destroys the sandbox under its
- * mutex and drops the table's reference; the handle is freed with the last
- * reference.
+ * (DELETE, expiry, shutdown) unlists it, destroys the sandbox (holding its
+ * mutex and `use` exclusive) and drops the table's reference; the handle is
+ * freed with the last reference.
  */
 #include <errno.h>
 #include <fcntl.h>
