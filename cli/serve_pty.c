@@ -556,6 +556,8 @@ static void read_socket(struct pty_session *ps)
 		return;
 	}
 	ps->in_len += (size_t)n;
+	ps->heard_ms = mono_ms();	/* any bytes answer a ping, a frame's part too */
+	ps->ping_out = 0;
 }
 
 static void write_socket(struct pty_session *ps)
@@ -594,11 +596,18 @@ static int wait_ms(struct pty_session *ps, uint64_t now)
 	return until <= now ? 0 : until - now > INT32_MAX ? INT32_MAX : (int)(until - now);
 }
 
-/* Pings a quiet client; 1 when a ping went unanswered for ping_ms: the session ends. */
+/* Pings a client from which nothing came for ping_ms; 1 when nothing came
+ * for ping_ms after the ping either: the session ends. */
 static int ping_check(struct pty_session *ps, uint64_t now)
 {
 	if (!ps->ping_ms || ps->close_sent || ps->peer_closed)
 		return 0;
+	if (ps->keys_off < ps->keys.len) {
+		/* We are the ones not reading (the sandbox takes no keystrokes yet). */
+		ps->heard_ms = now;
+		ps->ping_out = 0;
+		return 0;
+	}
 	if (ps->ping_out && now >= ps->heard_ms + 2 * ps->ping_ms) {
 		/* Said, though it may never arrive: the client no longer reads. */
 		send_close(ps, WS_CLOSE_GOING_AWAY, "no answer to ping");
