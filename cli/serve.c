@@ -1277,7 +1277,17 @@ static json_object *entry_add(struct serve_server *s, mbx_sandbox *sb, const str
 		snprintf(e->name, sizeof(e->name), "%s", name);
 	e->sb = sb;
 	pthread_mutex_init(&e->lock, NULL);
-	pthread_rwlock_init(&e->use, NULL);
+	{
+		/* A destroy, snapshot or fork waiting stops new shared calls, so that
+		 * a steady flow of executes cannot keep it out (nobody takes `use`
+		 * shared twice in one thread, which this kind would deadlock). */
+		pthread_rwlockattr_t ra;
+
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&e->use, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
 	e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);	/* -1: waits end by their timeouts */
 	pthread_mutex_init(&e->procs_lock, NULL);
 	pthread_cond_init(&e->procs_cond, NULL);
