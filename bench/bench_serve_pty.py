@@ -8,9 +8,9 @@ sandbox and times, -n times each:
   open        connect, handshake, the program started: until the 101
   keystroke   one byte to `cat` on the terminal until its echo comes back
 
-and the server's CPU time while one session sits idle for --idle seconds,
-against as long without one (the session thread wakes in slices: the
-library has no descriptor to wait on).
+and the CPU time and wakeups of the session's threads while it sits idle
+for --idle seconds (it waits on its socket and the sandbox's event
+descriptor, so it should not wake at all).
 Prints P50 and P99 in milliseconds. It reports; it never fails because a goal
 is missed. It stops the server it started and removes what it made.
 """
@@ -104,6 +104,14 @@ def cpu_ticks(pid, tid):
     return int(fields[11]) + int(fields[12])
 
 
+def wakeups(pid, tid):
+    try:
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            return sum(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+    except FileNotFoundError:
+        return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=100)
@@ -143,13 +151,16 @@ def main():
         new = sorted(set(os.listdir("/proc/%d/task" % p.pid)) - before)
         time.sleep(1.5)  # quiet for a second: the longer slices
         ticks = sum(cpu_ticks(p.pid, t) for t in new)
+        woke = sum(wakeups(p.pid, t) for t in new)
         time.sleep(args.idle)
         idle = (sum(cpu_ticks(p.pid, t) for t in new) - ticks) / os.sysconf("SC_CLK_TCK") / args.idle * 100
+        woke = (sum(wakeups(p.pid, t) for t in new) - woke) / args.idle
         s.close()
         print("%-10s %8s %8s" % ("case", "P50 ms", "P99 ms"))
         print("%-10s %8.2f %8.2f" % ("open", pct(opens, 50), pct(opens, 99)))
         print("%-10s %8.2f %8.2f" % ("keystroke", pct(keys, 50), pct(keys, 99)))
-        print("an idle session's thread (%d thread(s) measured): %.2f%% of a CPU" % (len(new), idle))
+        print("an idle session's thread (%d thread(s) measured): %.2f%% of a CPU, %.1f wakeups/s"
+              % (len(new), idle, woke))
     finally:
         p.send_signal(signal.SIGTERM)
         try:

@@ -6,17 +6,24 @@
  * does; docs/server-openapi.json is the contract the tests check.
  *
  * Threads: libmicrohttpd runs one thread per connection, so a long execute
- * in one sandbox does not hold up the others. A sandbox handle is used by
- * one thread at a time (docs/api.md): every call on one goes under that
- * sandbox's mutex, held for the call. A streamed execute takes the mutex
- * for each wait of at most STREAM_SLICE_MS, so other calls on the same
- * sandbox get in between.
+ * in one sandbox does not hold up the others. The library lets several
+ * threads call one sandbox at once (docs/api.md, "Threads"), except that
+ * destroying, snapshotting and forking need it to themselves. So each
+ * entry has a read-write lock, `use`: executes, files, streams and
+ * terminals hold it shared for their library calls; destroy, snapshot and
+ * fork hold it exclusive. The entry's mutex, `lock`, orders what the server
+ * keeps itself (background processes and their drain thread) and is taken
+ * before `use` by those that take both; nobody takes the mutex while
+ * holding `use` shared. A streamed execute or a terminal waits for output
+ * on the sandbox's event descriptor (mbx_sandbox_event_fd) with no lock
+ * held, together with its client's socket and the entry's wake_fd, which
+ * a destroy makes readable.
  *
  * Lifetime of a table entry: the table holds one reference while the
  * sandbox is listed, and each request using it holds one more. Removing it
- * (DELETE, expiry, shutdown) unlists it, destroys the sandbox under its
- * mutex and drops the table's reference; the handle is freed with the last
- * reference.
+ * (DELETE, expiry, shutdown) unlists it, destroys the sandbox (holding its
+ * mutex and `use` exclusive) and drops the table's reference; the handle is
+ * freed with the last reference.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -40,7 +49,10 @@
 #include "serve_dl.h"
 #include "serve_pty.h"
 
-#define STREAM_SLICE_MS 200
+/* After a wakeup of the event descriptor that brought nothing for us (another
+ * process's events wait), the next wait on it is this much later, doubling. */
+#define STREAM_BACKOFF_MIN_MS 1
+#define STREAM_BACKOFF_MAX_MS 32
 #define STREAM_HEARTBEAT_MS 5000
 #define STREAM_BUFFER ((uint64_t)2 << 20)
 #define MAX_POOLS 8
@@ -60,8 +72,10 @@ struct sbent {
 	char name[ID_MAX + 1];	/* "" when unnamed; immutable */
 	char *idem_key;		/* the create's Idempotency-Key, or NULL; immutable */
 	mbx_sandbox *sb;
-	pthread_mutex_t lock;	/* serialises every call on sb */
-	int destroyed;		/* under lock */
+	pthread_mutex_t lock;	/* the server's own state of sb (background processes) */
+	pthread_rwlock_t use;	/* shared: a library call on sb; exclusive: destroy, snapshot, fork */
+	int wake_fd;		/* an eventfd, readable once sb was destroyed */
+	int destroyed;		/* set under lock and use (exclusive): either lock reads it */
 	int draining;		/* under lock: its background processes' drain thread runs */
 	/* Background processes (POST .../processes): the list changes under
 	 * both `lock` and `procs_lock`, so either lock lets one read it; a
@@ -821,6 +835,9 @@ static void entry_release(struct serve_server *s, struct sbent *e)
 	procs_free_all(e);
 	mbx_sandbox_free(e->sb);
 	pthread_mutex_destroy(&e->lock);
+	pthread_rwlock_destroy(&e->use);
+	if (e->wake_fd >= 0)
+		close(e->wake_fd);
 	pthread_cond_destroy(&e->procs_cond);
 	pthread_mutex_destroy(&e->procs_lock);
 	json_object_put(e->info);
@@ -893,11 +910,17 @@ static void entry_unquota(struct serve_server *s, struct sbent *e)
 static void entry_destroy(struct serve_server *s, struct sbent *e)
 {
 	pthread_mutex_lock(&e->lock);
+	pthread_rwlock_wrlock(&e->use);
 	if (!e->destroyed) {
+		uint64_t one = 1;
+
 		mbx_sandbox_destroy(e->sb, NULL);
 		e->destroyed = 1;
+		if (e->wake_fd >= 0)
+			(void)!write(e->wake_fd, &one, sizeof(one));	/* streams and terminals stop waiting */
 		procs_on_destroy(e);
 	}
+	pthread_rwlock_unlock(&e->use);
 	pthread_mutex_unlock(&e->lock);
 	atomic_fetch_add(&s->destroyed, 1);
 	atomic_fetch_sub(&s->live, 1);
@@ -1008,6 +1031,56 @@ static void entry_done(struct serve_server *s, struct sbent *e)
 {
 	entry_leave(e);
 	entry_release(s, e);
+}
+
+/* Holds e's `use` shared for library calls that touch no state of the
+ * server's; -1 (not held) when it was destroyed meanwhile. */
+static int entry_share(struct sbent *e)
+{
+	pthread_rwlock_rdlock(&e->use);
+	if (e->destroyed) {
+		pthread_rwlock_unlock(&e->use);
+		return -1;
+	}
+	return 0;
+}
+
+static void entry_unshare(struct sbent *e)
+{
+	atomic_store(&e->last_used_ms, now_ms());
+	pthread_rwlock_unlock(&e->use);
+}
+
+/* As entry_use(), with `use` shared instead of the mutex; give it back with entry_done_shared(). */
+static struct sbent *entry_use_shared(struct serve_server *s, const struct req *r)
+{
+	struct sbent *e = entry_lookup(s, r);
+
+	if (e && entry_share(e) < 0) {
+		entry_release(s, e);
+		e = NULL;
+	}
+	return e;
+}
+
+static void entry_done_shared(struct serve_server *s, struct sbent *e)
+{
+	entry_unshare(e);
+	entry_release(s, e);
+}
+
+/* A descriptor of our own for the sandbox's event descriptor (a dup: it
+ * stays valid when a destroy closes the library's), or -1 and *err. */
+static int entry_event_fd(struct sbent *e, mbx_error **err)
+{
+	int fd, rc;
+
+	if (entry_share(e) < 0)
+		return -1;
+	rc = mbx_sandbox_event_fd(e->sb, err);
+	fd = rc >= 0 ? fcntl(rc, F_DUPFD_CLOEXEC, 3) : -1;
+	entry_unshare(e);
+	return fd;
 }
 
 static enum MHD_Result send_no_sandbox(struct MHD_Connection *c, struct req *r)
@@ -1212,6 +1285,18 @@ static json_object *entry_add(struct serve_server *s, mbx_sandbox *sb, const str
 		snprintf(e->name, sizeof(e->name), "%s", name);
 	e->sb = sb;
 	pthread_mutex_init(&e->lock, NULL);
+	{
+		/* A destroy, snapshot or fork waiting stops new shared calls, so that
+		 * a steady flow of executes cannot keep it out (nobody takes `use`
+		 * shared twice in one thread, which this kind would deadlock). */
+		pthread_rwlockattr_t ra;
+
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&e->use, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
+	e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);	/* -1: waits end by their timeouts */
 	pthread_mutex_init(&e->procs_lock, NULL);
 	pthread_cond_init(&e->procs_cond, NULL);
 	e->ttl_ms = ttl;
@@ -1286,6 +1371,33 @@ void serve_entry_lock(struct sbent *e)
 void serve_entry_unlock(struct sbent *e)
 {
 	pthread_mutex_unlock(&e->lock);
+}
+
+int serve_entry_share(struct sbent *e)
+{
+	return entry_share(e);
+}
+
+void serve_entry_unshare(struct sbent *e)
+{
+	entry_unshare(e);
+}
+
+void serve_entry_free_process(struct sbent *e, mbx_process *proc)
+{
+	pthread_rwlock_rdlock(&e->use);
+	mbx_process_free(proc);
+	pthread_rwlock_unlock(&e->use);
+}
+
+int serve_entry_event_fd(struct sbent *e, mbx_error **err)
+{
+	return entry_event_fd(e, err);
+}
+
+int serve_entry_wake_fd(struct sbent *e)
+{
+	return e->wake_fd;
 }
 
 mbx_sandbox *serve_entry_sandbox(struct sbent *e)
@@ -1728,11 +1840,55 @@ struct stream {
 	struct serve_server *s;
 	struct sbent *e;
 	mbx_process *proc;
+	int evfd;		/* ours: a dup of the sandbox's event descriptor */
+	int sock;		/* the client's socket (polled for its going away), or -1 */
+	unsigned backoff_ms;	/* after wakeups that brought nothing for us */
+	int woke;		/* the last wait ended with the event descriptor readable */
 	struct cli_buf out;
 	size_t off;
 	int done;		/* the last event is in `out` */
 	uint64_t last_ms;	/* when something was last put in `out` */
 };
+
+/*
+ * Waits until the event descriptor may have something (1), the client's
+ * socket `sock` (or -1) went away (-1), the sandbox was destroyed or
+ * `timeout_ms` passed (0); no lock held. With `backoff_ms` > 0 the event
+ * descriptor is not looked at, and the wait lasts at most that long: after
+ * a wakeup that brought nothing for the caller, since the descriptor stays
+ * readable while events of other processes of the sandbox wait for their
+ * readers. (serve_pty.c waits likewise, on its socket for more.)
+ */
+static int entry_wait(struct sbent *e, int evfd, int sock, unsigned backoff_ms, int timeout_ms)
+{
+	struct pollfd p[3];
+	nfds_t n = 0, i;
+	int rc;
+
+	if (backoff_ms) {
+		if (timeout_ms < 0 || (int)backoff_ms < timeout_ms)
+			timeout_ms = (int)backoff_ms;
+	} else {
+		p[n++] = (struct pollfd){ .fd = evfd, .events = POLLIN };
+	}
+	if (sock >= 0)
+		p[n++] = (struct pollfd){ .fd = sock, .events = POLLRDHUP };
+	if (e->wake_fd >= 0)
+		p[n++] = (struct pollfd){ .fd = e->wake_fd, .events = POLLIN };
+	do
+		rc = poll(p, n, timeout_ms);
+	while (rc < 0 && errno == EINTR);
+	for (i = 0; rc > 0 && i < n; i++)
+		if (p[i].fd == sock && (p[i].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			return -1;
+	return rc > 0 && !backoff_ms && p[0].revents != 0;
+}
+
+/* The next backoff after a wakeup that brought nothing. */
+static unsigned backoff_next(unsigned ms)
+{
+	return ms == 0 ? STREAM_BACKOFF_MIN_MS : ms * 2 > STREAM_BACKOFF_MAX_MS ? STREAM_BACKOFF_MAX_MS : ms * 2;
+}
 
 static void sse_event(struct stream *st, const char *name, json_object *data)
 {
@@ -1799,23 +1955,37 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		if (st->done)
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		if (entry_enter(st->e) < 0) {
+		if (entry_share(st->e) < 0) {
 			stream_fail(st, MBX_ESTATE, NULL, "the sandbox was destroyed");
 			continue;
 		}
-		rc = mbx_process_next_event(st->proc, STREAM_SLICE_MS, &ev, &err);
-		entry_leave(st->e);
+		rc = mbx_process_next_event(st->proc, 0, &ev, &err);
+		entry_unshare(st->e);
 		if (rc != MBX_OK) {
 			stream_fail(st, rc, err, "process");
 			continue;
 		}
 		if (ev) {
+			st->backoff_ms = 0;
 			stream_event(st, ev);
 			mbx_event_free(ev);
 		} else if (now_ms() - st->last_ms >= STREAM_HEARTBEAT_MS) {
-			/* A comment line: keeps proxies from timing out and finds a gone client. */
+			/* A comment line: keeps proxies from timing out. */
 			cli_buf_puts(&st->out, ": keep-alive\n\n");
 			st->last_ms = now_ms();
+		} else {
+			uint64_t idle = now_ms() - st->last_ms;
+			unsigned pause = 0;
+			int w;
+
+			if (st->woke)	/* readable, yet nothing for us */
+				pause = st->backoff_ms = backoff_next(st->backoff_ms);
+			w = entry_wait(st->e, st->evfd, st->sock, pause, (int)(STREAM_HEARTBEAT_MS - idle));
+			if (w < 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR;	/* the client went away */
+			st->woke = w;
+			if (!w && !pause)
+				st->backoff_ms = 0;	/* a quiet wait */
 		}
 	}
 }
@@ -1831,7 +2001,7 @@ static void stream_free(void *cls)
 
 	if (!st->done) {
 		atomic_fetch_add(&st->s->disconnects, 1);
-		if (entry_enter(st->e) == 0) {
+		if (entry_share(st->e) == 0) {
 			uint64_t deadline = now_ms() + 5000;
 
 			if (mbx_process_kill(st->proc, NULL) == MBX_OK) {
@@ -1847,12 +2017,15 @@ static void stream_free(void *cls)
 						break;
 				}
 			}
-			entry_leave(st->e);
+			entry_unshare(st->e);
 		}
 	}
-	pthread_mutex_lock(&st->e->lock);
+	/* Any call on a process may run beside other calls (a destroy waits for it). */
+	pthread_rwlock_rdlock(&st->e->use);
 	mbx_process_free(st->proc);
-	pthread_mutex_unlock(&st->e->lock);
+	pthread_rwlock_unlock(&st->e->use);
+	if (st->evfd >= 0)
+		close(st->evfd);
 	entry_release(st->s, st->e);
 	cli_buf_free(&st->out);
 	free(st);
@@ -1877,7 +2050,7 @@ static enum MHD_Result start_stream(struct serve_server *s, struct MHD_Connectio
 	struct MHD_Response *resp;
 	struct stream *st;
 	const char *what = "spawn options";
-	int rc;
+	int rc, evfd = -1;
 
 	if ((rc = mbx_spawn_options_new(&so, &err)) != MBX_OK)
 		goto fail;
@@ -1897,9 +2070,20 @@ static enum MHD_Result start_stream(struct serve_server *s, struct MHD_Connectio
 	what = "buffer";
 	if ((rc = mbx_spawn_options_set_buffer(so, STREAM_BUFFER, &err)) != MBX_OK)
 		goto fail;
+	what = "the event descriptor";
+	if ((evfd = entry_event_fd(e, &err)) < 0) {
+		rc = err ? mbx_error_code(err) : MBX_ESTATE;
+		if (!err) {
+			mbx_spawn_options_free(so);
+			entry_release(s, e);
+			return send_no_sandbox(c, r);
+		}
+		goto fail;
+	}
 	what = "start the process";
-	if (entry_enter(e) < 0) {
+	if (entry_share(e) < 0) {
 		mbx_spawn_options_free(so);
+		close(evfd);
 		entry_release(s, e);
 		return send_no_sandbox(c, r);
 	}
@@ -1915,7 +2099,7 @@ static enum MHD_Result start_stream(struct serve_server *s, struct MHD_Connectio
 			proc = NULL;
 		}
 	}
-	entry_leave(e);
+	entry_unshare(e);
 	mbx_spawn_options_free(so);
 	so = NULL;
 	if (rc != MBX_OK)
@@ -1923,16 +2107,24 @@ static enum MHD_Result start_stream(struct serve_server *s, struct MHD_Connectio
 	atomic_fetch_add(&s->executes, 1);
 	st = calloc(1, sizeof(*st));
 	if (!st) {
-		pthread_mutex_lock(&e->lock);
+		pthread_rwlock_rdlock(&e->use);
 		mbx_process_kill(proc, NULL);
 		mbx_process_free(proc);
-		pthread_mutex_unlock(&e->lock);
+		pthread_rwlock_unlock(&e->use);
+		close(evfd);
 		entry_release(s, e);
 		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
 	}
 	st->s = s;
 	st->e = e;	/* our reference moves to the stream */
 	st->proc = proc;
+	st->evfd = evfd;	/* and the descriptor */
+	evfd = -1;
+	{
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		st->sock = ci ? ci->connect_fd : -1;
+	}
 	{
 		json_object *o = json_object_new_object();
 
@@ -1950,6 +2142,8 @@ static enum MHD_Result start_stream(struct serve_server *s, struct MHD_Connectio
 
 fail:
 	mbx_spawn_options_free(so);
+	if (evfd >= 0)
+		close(evfd);
 	entry_release(s, e);
 	return send_mbx_error(c, r, rc, err, what);
 }
@@ -1988,14 +2182,14 @@ static enum MHD_Result h_exec(struct serve_server *s, struct MHD_Connection *c, 
 		entry_release(s, e);
 		return send_mbx_error(c, r, rc, err, what);
 	}
-	if (entry_enter(e) < 0) {
+	if (entry_share(e) < 0) {
 		mbx_exec_options_free(opts);
 		exec_req_free(&x);
 		entry_release(s, e);
 		return send_no_sandbox(c, r);
 	}
 	rc = mbx_sandbox_exec(e->sb, x.argv, opts, &res, &err);
-	entry_leave(e);
+	entry_unshare(e);
 	entry_release(s, e);
 	mbx_exec_options_free(opts);
 	exec_req_free(&x);
@@ -2312,13 +2506,13 @@ static enum MHD_Result h_file_get(struct serve_server *s, struct MHD_Connection 
 		entry_release(s, e);
 		return send_error(c, r, 500, "system_error", "memfd_create failed", NULL);
 	}
-	if (entry_enter(e) < 0) {
+	if (entry_share(e) < 0) {
 		close(fd);
 		entry_release(s, e);
 		return send_no_sandbox(c, r);
 	}
 	rc = mbx_sandbox_read_file_to_fd(e->sb, path, fd, &err);
-	entry_leave(e);
+	entry_unshare(e);
 	entry_release(s, e);
 	if (rc != MBX_OK) {
 		close(fd);
@@ -2367,10 +2561,10 @@ static enum MHD_Result h_file_put(struct serve_server *s, struct MHD_Connection 
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
-	if (!(e = entry_use(s, r)))
+	if (!(e = entry_use_shared(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_write_file(e->sb, path, r->body ? r->body : "", r->len, 0644, 0, &err);
-	entry_done(s, e);
+	entry_done_shared(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "write file");
 	o = json_object_new_object();
@@ -2395,10 +2589,10 @@ static enum MHD_Result h_file_delete(struct serve_server *s, struct MHD_Connecti
 			 "/v1/sandboxes/{id}", path);
 		return send_error(c, r, 403, "permission_denied", why, NULL);
 	}
-	if (!(e = entry_use(s, r)))
+	if (!(e = entry_use_shared(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_remove(e->sb, path, rec && (strcmp(rec, "1") == 0 || strcmp(rec, "true") == 0), &err);
-	entry_done(s, e);
+	entry_done_shared(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "remove");
 	return send_bytes(c, r, 204, NULL, "", 0);
@@ -2430,10 +2624,10 @@ static enum MHD_Result h_dir(struct serve_server *s, struct MHD_Connection *c, s
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
-	if (!(e = entry_use(s, r)))
+	if (!(e = entry_use_shared(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_list_dir(e->sb, path, &dir, &err);
-	entry_done(s, e);
+	entry_done_shared(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "list directory");
 	o = json_object_new_object();
@@ -2467,10 +2661,10 @@ static enum MHD_Result h_stat(struct serve_server *s, struct MHD_Connection *c, 
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
-	if (!(e = entry_use(s, r)))
+	if (!(e = entry_use_shared(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_stat(e->sb, path, &st, &err);
-	entry_done(s, e);
+	entry_done_shared(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "stat");
 	link = mbx_stat_type(st) == MBX_FILE_SYMLINK;
@@ -2508,10 +2702,10 @@ static enum MHD_Result h_mkdir(struct serve_server *s, struct MHD_Connection *c,
 		return send_bad_request(c, r, "POST .../dir takes no body: the path and parents go in the query");
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
-	if (!(e = entry_use(s, r)))
+	if (!(e = entry_use_shared(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_mkdir(e->sb, path, 0755, parents, &err);
-	entry_done(s, e);
+	entry_done_shared(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "make directory");
 	o = json_object_new_object();
@@ -2680,9 +2874,9 @@ static struct bgproc *bgproc_find(struct sbent *e, uint32_t id)
 
 /*
  * Takes the events bg has (the sandbox's lock held), waiting up to wait_ms
- * for the first; keeps the output and notes the end.
+ * for the first; keeps the output and notes the end. Returns how many.
  */
-static void bgproc_pump(struct sbent *e, struct bgproc *bg, int wait_ms)
+static int bgproc_pump(struct sbent *e, struct bgproc *bg, int wait_ms)
 {
 	int n;
 
@@ -2696,7 +2890,7 @@ static void bgproc_pump(struct sbent *e, struct bgproc *bg, int wait_ms)
 
 		mbx_error_free(err);
 		if (rc == MBX_OK && !ev)
-			return;
+			return n;
 		pthread_mutex_lock(&e->procs_lock);
 		if (rc != MBX_OK) {
 			/* The sandbox broke under it: the process is lost. */
@@ -2721,6 +2915,7 @@ static void bgproc_pump(struct sbent *e, struct bgproc *bg, int wait_ms)
 			bg->proc = NULL;
 		}
 	}
+	return n;
 }
 
 static void release_bg_ref(struct serve_server *s, struct sbent *e)
@@ -2741,17 +2936,20 @@ static void *drain_main(void *arg)
 	struct serve_server *s = ((struct drain_arg *)arg)->s;
 	struct sbent *e = ((struct drain_arg *)arg)->e;
 	struct timespec ts = { 0, PROC_DRAIN_MS * 1000000L };
+	/* Waits on the event descriptor; without one, looks each PROC_DRAIN_MS. */
+	int evfd = entry_event_fd(e, NULL), woke = 0;
+	unsigned backoff = 0, pause;
 
 	free(arg);
 
 	for (;;) {
-		int running = 0;
+		int running = 0, took = 0;
 		size_t i;
 
 		pthread_mutex_lock(&e->lock);
 		if (!e->destroyed) {
 			for (i = 0; i < e->n_procs; i++) {
-				bgproc_pump(e, e->procs[i], 0);
+				took |= bgproc_pump(e, e->procs[i], 0) > 0;
 				running |= e->procs[i]->proc != NULL;
 			}
 		}
@@ -2763,8 +2961,21 @@ static void *drain_main(void *arg)
 		}
 		/* Not entry_leave(): draining is no use of the sandbox (ttl_ms). */
 		pthread_mutex_unlock(&e->lock);
-		nanosleep(&ts, NULL);
+		if (evfd < 0) {
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		pause = 0;
+		if (took)
+			backoff = 0;
+		else if (woke)	/* readable, yet nothing of ours came: other processes' events wait there */
+			pause = backoff = backoff_next(backoff);
+		woke = entry_wait(e, evfd, -1, pause, e->wake_fd >= 0 ? -1 : 1000);
+		if (!woke && !pause)
+			backoff = 0;
 	}
+	if (evfd >= 0)
+		close(evfd);
 	release_bg_ref(s, e);
 	atomic_fetch_sub(&s->drainers, 1);
 	return NULL;
@@ -3211,6 +3422,7 @@ struct follow {
 	struct cli_buf out;
 	size_t off;
 	int done;
+	int sock;		/* the client's socket (looked at for its going away), or -1 */
 	uint64_t last_ms;
 };
 
@@ -3302,8 +3514,14 @@ static ssize_t follow_read(void *cls, uint64_t pos, char *buf, size_t max)
 				cli_buf_puts(&f->out, ": keep-alive\n\n");
 				f->last_ms = now_ms();
 			} else {
+				struct pollfd p = { .fd = f->sock, .events = POLLRDHUP };
 				struct timespec ts;
 
+				/* Woken by the drain thread as output comes; each second, is the client still there? */
+				if (f->sock >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+					pthread_mutex_unlock(&e->procs_lock);
+					return MHD_CONTENT_READER_END_WITH_ERROR;
+				}
 				clock_gettime(CLOCK_REALTIME, &ts);
 				ts.tv_sec += 1;
 				pthread_cond_timedwait(&e->procs_cond, &e->procs_lock, &ts);
@@ -3366,6 +3584,11 @@ static enum MHD_Result h_proc_output(struct serve_server *s, struct MHD_Connecti
 		f->e = e;	/* our reference moves to the follow */
 		f->pid = r->pid;
 		f->last_ms = now_ms();
+		{
+			const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+			f->sock = ci ? ci->connect_fd : -1;
+		}
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, follow_read, f, follow_free);
 		if (!resp) {
 			follow_free(f);
@@ -3523,7 +3746,9 @@ static enum MHD_Result h_snap_take(struct serve_server *s, struct MHD_Connection
 		return send_bad_request(c, r, why);
 	if (!(e = entry_use(s, r)))
 		return send_no_sandbox(c, r);
+	pthread_rwlock_wrlock(&e->use);	/* it needs the sandbox to itself */
 	rc = mbx_sandbox_snapshot(&snap, e->sb, &err);
+	pthread_rwlock_unlock(&e->use);
 	/* The options it was made with, so that a restored one is described (and counted) as it. */
 	if (rc == MBX_OK && e->note_len && e->note_len <= MBX_SNAPSHOT_NOTE_MAX)
 		rc = mbx_snapshot_set_note(snap, e->note, e->note_len, &err);
@@ -3784,9 +4009,11 @@ static enum MHD_Result h_fork(struct serve_server *s, struct MHD_Connection *c, 
 		cli_sandbox_opts_free(&so);
 		return send_quota(c, r, why);
 	}
+	pthread_rwlock_wrlock(&e->use);	/* it needs the sandbox to itself */
 	for (n = 0; n < count && rc == MBX_OK; n++)
 		if ((rc = mbx_sandbox_fork(&kids[n], e->sb, &err)) != MBX_OK)
 			break;
+	pthread_rwlock_unlock(&e->use);
 	if (rc == MBX_OK && e->note_len && !(note = malloc(e->note_len * count)))
 		rc = MBX_ENOMEM;
 	if (note) {
@@ -3844,10 +4071,10 @@ static enum MHD_Result h_audit(struct serve_server *s, struct MHD_Connection *c,
 	size_t i, n;
 	int rc;
 
-	if (!(e = entry_use(s, r)))
+	if (!(e = entry_use_shared(s, r)))
 		return send_no_sandbox(c, r);
 	rc = mbx_sandbox_net_log(e->sb, &log, &err);
-	entry_done(s, e);
+	entry_done_shared(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "network log");
 	o = json_object_new_object();
@@ -4574,7 +4801,7 @@ struct serve_server *serve_start(const struct serve_config *cfg, char *why, size
 	}
 	s->reaper_started = 1;
 	s->upgrade_ok = MHD_is_feature_supported(MHD_FEATURE_UPGRADE) == MHD_YES;
-	s->ptys = serve_pty_table_new();
+	s->ptys = serve_pty_table_new(cfg->ws_ping_ms);
 	s->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 				     MHD_USE_ITC | (s->upgrade_ok ? MHD_ALLOW_UPGRADE : 0),
 				     0, NULL, NULL, on_request, s,

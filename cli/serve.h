@@ -33,6 +33,7 @@ struct serve_config {
 	uint32_t quota_millicpus;	/* per client, the sum of cpus (thousandths); 0: none */
 	unsigned max_snapshots;		/* snapshots kept at once */
 	uint64_t max_snapshot_bytes;	/* their sizes added up; also the largest upload */
+	uint64_t ws_ping_ms;		/* a terminal's WebSocket quiet this long is pinged; 0: never */
 };
 
 /* Name and token of a client: names are 1 to 32 of [A-Za-z0-9_.-]. */

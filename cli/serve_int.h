@@ -26,8 +26,19 @@ void serve_entry_leave(struct sbent *e);
 /* Takes the mutex whether or not the sandbox was destroyed (to free a process of it); give it back with serve_entry_unlock(). */
 void serve_entry_lock(struct sbent *e);
 void serve_entry_unlock(struct sbent *e);
-/* The entry's sandbox: only under its mutex. */
+/* The entry's sandbox: only under its mutex or shared use. */
 mbx_sandbox *serve_entry_sandbox(struct sbent *e);
+/* Holds the sandbox for library calls beside other calls (a destroy,
+ * snapshot or fork waits); -1 (not held) once it was destroyed. */
+int serve_entry_share(struct sbent *e);
+/* Gives it back (and counts the sandbox as used now). */
+void serve_entry_unshare(struct sbent *e);
+/* Frees a process of the entry's sandbox, destroyed or not. */
+void serve_entry_free_process(struct sbent *e, mbx_process *proc);
+/* A dup of the sandbox's event descriptor (the caller closes it), or -1 and *err (NULL: destroyed). */
+int serve_entry_event_fd(struct sbent *e, mbx_error **err);
+/* A descriptor readable once the sandbox was destroyed, or -1. */
+int serve_entry_wake_fd(struct sbent *e);
 
 /* 1 once the server is stopping. */
 int serve_stopping(struct serve_server *s);

@@ -6,14 +6,16 @@
  * (no such sandbox or program, a bad size) are ordinary JSON answers; the
  * 101 follows, and libmicrohttpd hands the socket over.
  *
- * Each session then runs in a thread of its own. The library has no
- * descriptor to poll for a process's events, so the thread waits on the
- * socket in slices of PTY_SLICE_MS and takes the events that came between
- * without waiting. The sandbox's mutex (serve.c) is held only around
- * library calls, never while the thread waits on the socket, so other calls
- * on the sandbox get in between. A session whose client goes away, breaks
- * the protocol or closes early kills its process (with everything it
- * started), waits for it and frees it; the sandbox lives on.
+ * Each session then runs in a thread of its own, which waits in one poll()
+ * on the socket, the sandbox's event descriptor (mbx_sandbox_event_fd), the
+ * entry's wake descriptor (the sandbox was destroyed) and the table's (the
+ * server stops), and then takes the process's events without waiting. It
+ * holds the sandbox (serve_entry_share) only around library calls, never
+ * while it waits, and other calls on the sandbox run beside its own. An
+ * idle connection is pinged every ping_ms, and closed when nothing came
+ * within ping_ms of a ping. A session whose client goes away, stops
+ * answering, breaks the protocol or closes early kills its process (with
+ * everything it started), waits for it and frees it; the sandbox lives on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,12 +39,10 @@
 #define PTY_MAX_MESSAGE ((size_t)1 << 20)
 /* Output waiting for the client beyond which no more events are taken (the program then waits). */
 #define PTY_OUT_HIGH ((size_t)256 << 10)
-/* A wait on the socket while the program was active lately, and once it was quiet for PTY_QUIET_MS. */
-#define PTY_SLICE_MS 10
-#define PTY_IDLE_SLICE_MS 50
-#define PTY_QUIET_MS 1000
-/* After keystrokes went in, how long the first take of events may wait for their echo (under the mutex). */
-#define PTY_ECHO_WAIT_MS 5
+/* After a wakeup of the event descriptor that brought us nothing (other
+ * processes' events wait there), it is looked at again this much later, doubling. */
+#define PTY_BACKOFF_MIN_MS 1
+#define PTY_BACKOFF_MAX_MS 32
 /* After our close frame, how long the client has to answer with its own. */
 #define PTY_CLOSE_WAIT_MS 2000
 #define PTY_KILL_WAIT_MS 5000
@@ -52,7 +54,10 @@ struct pty_session {
 	struct serve_pty_table *t;
 	struct serve_server *s;
 	struct sbent *e;		/* a reference of ours */
-	mbx_process *proc;		/* used under e's mutex */
+	mbx_process *proc;		/* used while e is shared */
+	int evfd;			/* ours: a dup of the sandbox's event descriptor */
+	unsigned backoff_ms;		/* after wakeups that brought nothing for us */
+	int woke;			/* the last wait ended with evfd readable */
 
 	pthread_mutex_t hand_lock;	/* between the request and the upgrade */
 	int handed, abandoned;
@@ -74,15 +79,18 @@ struct pty_session {
 	int close_sent;			/* our close frame is in `out` */
 	int peer_closed;		/* the client sent its close frame, or went away */
 	int gone;			/* the socket broke: nothing more can be sent */
-	int typed;			/* keystrokes went in since events were last taken */
+	int ping_out;			/* our ping waits for an answer since ping_ms */
 	uint64_t close_deadline;
-	uint64_t last_activity;
+	uint64_t heard_ms;		/* when a frame from the client last came */
+	uint64_t ping_ms;
 };
 
 struct serve_pty_table {
 	pthread_mutex_t lock;
 	struct pty_session *head;
 	int stopping;
+	int wake_fd;			/* an eventfd, readable once stopping */
+	uint64_t ping_ms;		/* 0: no pings */
 };
 
 static uint64_t mono_ms(void)
@@ -95,17 +103,26 @@ static uint64_t mono_ms(void)
 
 /* ---- the table ---- */
 
-struct serve_pty_table *serve_pty_table_new(void)
+struct serve_pty_table *serve_pty_table_new(uint64_t ping_ms)
 {
 	struct serve_pty_table *t = calloc(1, sizeof(*t));
 
-	if (t)
-		pthread_mutex_init(&t->lock, NULL);
+	if (!t)
+		return NULL;
+	t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (t->wake_fd < 0) {
+		free(t);
+		return NULL;
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	t->ping_ms = ping_ms;
 	return t;
 }
 
 static void session_free(struct pty_session *ps)
 {
+	if (ps->evfd >= 0)
+		close(ps->evfd);
 	ws_reader_free(&ps->rd);
 	free(ps->in);
 	cli_buf_free(&ps->out);
@@ -141,7 +158,12 @@ void serve_pty_table_stop(struct serve_pty_table *t)
 	ps = t->head;
 	t->head = NULL;
 	pthread_mutex_unlock(&t->lock);
-	/* Each sees `stopping` within a slice, says goodbye and ends. */
+	{
+		uint64_t one = 1;
+
+		(void)!write(t->wake_fd, &one, sizeof(one));
+	}
+	/* Each wakes up, sees `stopping`, says goodbye and ends. */
 	for (; ps; ps = next) {
 		next = ps->next;
 		pthread_join(ps->thread, NULL);
@@ -158,6 +180,7 @@ void serve_pty_table_free(struct serve_pty_table *t)
 	reap_locked(t);
 	pthread_mutex_unlock(&t->lock);
 	pthread_mutex_destroy(&t->lock);
+	close(t->wake_fd);
 	free(t);
 }
 
@@ -180,7 +203,7 @@ static int table_stopping(struct serve_pty_table *t)
  */
 static void session_end_process(struct pty_session *ps)
 {
-	if (!ps->exited && serve_entry_enter(ps->e) == 0) {
+	if (!ps->exited && serve_entry_share(ps->e) == 0) {
 		uint64_t deadline = mono_ms() + PTY_KILL_WAIT_MS;
 
 		if (mbx_process_kill(ps->proc, NULL) == MBX_OK) {
@@ -196,11 +219,9 @@ static void session_end_process(struct pty_session *ps)
 					break;
 			}
 		}
-		serve_entry_leave(ps->e);
+		serve_entry_unshare(ps->e);
 	}
-	serve_entry_lock(ps->e);
-	mbx_process_free(ps->proc);
-	serve_entry_unlock(ps->e);
+	serve_entry_free_process(ps->e, ps->proc);
 	ps->proc = NULL;
 	serve_entry_put(ps->s, ps->e);
 	ps->e = NULL;
@@ -264,14 +285,15 @@ static void flush_keys(struct pty_session *ps)
 		ps->keys_off = ps->keys.len = 0;	/* nobody reads them any more */
 	if (ps->keys_off >= ps->keys.len)
 		return;
-	if (serve_entry_enter(ps->e) < 0)
+	if (serve_entry_share(ps->e) < 0)
 		return;	/* the loop finds out and ends */
 	rc = mbx_process_write_stdin_some(ps->proc, ps->keys.data + ps->keys_off, ps->keys.len - ps->keys_off, &n, NULL);
-	serve_entry_leave(ps->e);
+	serve_entry_unshare(ps->e);
 	if (rc != MBX_OK)
 		n = ps->keys.len - ps->keys_off;	/* it ended: its exit is on the way; the keys are dropped */
 	ps->keys_off += n;
-	ps->typed |= n > 0;
+	if (n > 0)
+		ps->backoff_ms = 0;	/* an echo may come at once */
 	if (ps->keys_off == ps->keys.len)
 		ps->keys_off = ps->keys.len = 0;
 }
@@ -340,9 +362,9 @@ static void control_message(struct pty_session *ps, const uint8_t *data, size_t 
 		}
 		if (unknown_field(ps, o, "resize", resize_keys))
 			goto out;
-		if (serve_entry_enter(ps->e) == 0) {
+		if (serve_entry_share(ps->e) == 0) {
 			rc = mbx_process_resize(ps->proc, (uint16_t)rows, (uint16_t)cols, &err);
-			serve_entry_leave(ps->e);
+			serve_entry_unshare(ps->e);
 		}
 		if (rc != MBX_OK && rc != MBX_ESTATE) {
 			snprintf(text, sizeof(text), "resize: %s", err ? mbx_error_message(err) : mbx_error_code_name(rc));
@@ -360,9 +382,9 @@ static void control_message(struct pty_session *ps, const uint8_t *data, size_t 
 					     "or number");
 			goto out;
 		}
-		if (serve_entry_enter(ps->e) == 0) {
+		if (serve_entry_share(ps->e) == 0) {
 			rc = mbx_process_signal(ps->proc, sig, &err);
-			serve_entry_leave(ps->e);
+			serve_entry_unshare(ps->e);
 		}
 		if (rc != MBX_OK && rc != MBX_ESTATE) {
 			snprintf(text, sizeof(text), "signal: %s", err ? mbx_error_message(err) : mbx_error_code_name(rc));
@@ -426,7 +448,8 @@ static void take_frames(struct pty_session *ps)
 			break;
 		}
 		used += n;
-		ps->last_activity = mono_ms();
+		ps->heard_ms = mono_ms();	/* any frame answers a ping */
+		ps->ping_out = 0;
 	}
 	if (used) {
 		memmove(ps->in, ps->in + used, ps->in_len - used);
@@ -436,29 +459,24 @@ static void take_frames(struct pty_session *ps)
 
 /* ---- the process's events ---- */
 
-/*
- * Takes the events that came while the client keeps up; without waiting,
- * except just after keystrokes: then the first take waits a little for
- * their echo, which a wait on the socket alone would see only a slice later.
- */
-static void take_events(struct pty_session *ps)
+/* Takes the events that came, without waiting, while the client keeps up; 1 when there was one. */
+static int take_events(struct pty_session *ps)
 {
-	int i, rc = MBX_OK, wait_ms = ps->typed ? PTY_ECHO_WAIT_MS : 0;
+	int i, rc = MBX_OK, any = 0;
 
 	if (ps->exited)
-		return;
-	if (serve_entry_enter(ps->e) < 0) {
+		return 0;
+	if (serve_entry_share(ps->e) < 0) {
 		send_close(ps, WS_CLOSE_GOING_AWAY, "the sandbox was destroyed");
 		ps->exited = 1;	/* with its sandbox */
-		return;
+		return 0;
 	}
-	ps->typed = 0;
 	for (i = 0; i < 64 && ps->out.len - ps->out_off < PTY_OUT_HIGH; i++) {
 		mbx_event *ev = NULL;
 		mbx_event_kind_t kind;
 		mbx_error *err = NULL;
 
-		rc = mbx_process_next_event(ps->proc, i == 0 ? wait_ms : 0, &ev, &err);
+		rc = mbx_process_next_event(ps->proc, 0, &ev, &err);
 		if (rc != MBX_OK) {
 			char text[CLI_WHY_MAX + 32];
 
@@ -472,7 +490,7 @@ static void take_events(struct pty_session *ps)
 		mbx_error_free(err);
 		if (!ev)
 			break;
-		ps->last_activity = mono_ms();
+		any = 1;
 		kind = mbx_event_kind(ev);
 		if (kind == MBX_EVENT_STDOUT || kind == MBX_EVENT_STDERR) {
 			size_t len;
@@ -498,7 +516,8 @@ static void take_events(struct pty_session *ps)
 		}
 		mbx_event_free(ev);
 	}
-	serve_entry_leave(ps->e);
+	serve_entry_unshare(ps->e);
+	return any;
 }
 
 /* ---- the socket ---- */
@@ -537,6 +556,8 @@ static void read_socket(struct pty_session *ps)
 		return;
 	}
 	ps->in_len += (size_t)n;
+	ps->heard_ms = mono_ms();	/* any bytes answer a ping, a frame's part too */
+	ps->ping_out = 0;
 }
 
 static void write_socket(struct pty_session *ps)
@@ -561,14 +582,58 @@ static void write_socket(struct pty_session *ps)
 
 /* ---- the session's thread ---- */
 
+/* How long the session may wait from now: until a close or ping deadline, else for ever (-1). */
+static int wait_ms(struct pty_session *ps, uint64_t now)
+{
+	uint64_t until = UINT64_MAX;
+
+	if (ps->close_sent)
+		until = ps->close_deadline;
+	else if (ps->ping_ms && !ps->peer_closed)
+		until = ps->heard_ms + ps->ping_ms * (ps->ping_out ? 2 : 1);
+	if (until == UINT64_MAX)
+		return -1;
+	return until <= now ? 0 : until - now > INT32_MAX ? INT32_MAX : (int)(until - now);
+}
+
+/* Pings a client from which nothing came for ping_ms; 1 when nothing came
+ * for ping_ms after the ping either: the session ends. */
+static int ping_check(struct pty_session *ps, uint64_t now)
+{
+	if (!ps->ping_ms || ps->close_sent || ps->peer_closed)
+		return 0;
+	if (ps->keys_off < ps->keys.len) {
+		/* We are the ones not reading (the sandbox takes no keystrokes yet). */
+		ps->heard_ms = now;
+		ps->ping_out = 0;
+		return 0;
+	}
+	if (ps->ping_out && now >= ps->heard_ms + 2 * ps->ping_ms) {
+		/* Said, though it may never arrive: the client no longer reads. */
+		send_close(ps, WS_CLOSE_GOING_AWAY, "no answer to ping");
+		write_socket(ps);
+		return 1;
+	}
+	if (!ps->ping_out && now >= ps->heard_ms + ps->ping_ms) {
+		send_frame(ps, WS_OP_PING, "mimobox", 7);
+		ps->ping_out = 1;
+	}
+	return 0;
+}
+
 static void *session_main(void *arg)
 {
 	struct pty_session *ps = arg;
-	struct pollfd pfd;
-	int stop_seen = 0;
+	struct pollfd pfd[4];
+	int stop_seen = 0, entry_wake = serve_entry_wake_fd(ps->e);
 
-	ps->last_activity = mono_ms();
+	ps->heard_ms = mono_ms();
+	ps->ping_ms = ps->t->ping_ms;
 	for (;;) {
+		uint64_t now;
+		nfds_t n = 1;
+		int ev_slot = -1, pause = 0;
+
 		if (!stop_seen && table_stopping(ps->t)) {
 			stop_seen = 1;
 			send_close(ps, WS_CLOSE_GOING_AWAY, "the server is shutting down");
@@ -580,32 +645,58 @@ static void *session_main(void *arg)
 		}
 		take_frames(ps);
 		flush_keys(ps);
-		if (ps->gone)
-			break;
-		if (ps->close_sent && ps->out_off == ps->out.len &&
-		    (ps->peer_closed || mono_ms() >= ps->close_deadline))
-			break;
-		pfd.fd = ps->fd;
-		pfd.events = 0;
-		pfd.revents = 0;
-		/* Read while the sandbox takes keystrokes and a frame can still come. */
-		if (!ps->peer_closed && ps->keys_off == ps->keys.len)
-			pfd.events |= POLLIN;
+		if (take_events(ps))
+			ps->backoff_ms = 0;
+		else if (ps->woke)	/* readable, yet nothing for us */
+			pause = (int)(ps->backoff_ms = ps->backoff_ms ? ps->backoff_ms * 2 : PTY_BACKOFF_MIN_MS);
+		if (ps->backoff_ms > PTY_BACKOFF_MAX_MS)
+			pause = (int)(ps->backoff_ms = PTY_BACKOFF_MAX_MS);
 		if (ps->out_off < ps->out.len)
-			pfd.events |= POLLOUT;
-		if (poll(&pfd, 1, mono_ms() - ps->last_activity < PTY_QUIET_MS ? PTY_SLICE_MS : PTY_IDLE_SLICE_MS) > 0) {
-			if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-				read_socket(ps);
-				take_frames(ps);	/* keystrokes in before the events are taken */
-			}
-			if (pfd.revents & POLLOUT)
-				write_socket(ps);
+			write_socket(ps);
+		now = mono_ms();
+		if (ping_check(ps, now)) {
+			ps->gone = 1;
+			break;
 		}
 		if (ps->gone)
 			break;
-		take_events(ps);
+		if (ps->close_sent && ps->out_off == ps->out.len &&
+		    (ps->peer_closed || now >= ps->close_deadline))
+			break;
+		pfd[0] = (struct pollfd){ .fd = ps->fd };
+		/* Read while the sandbox takes keystrokes and a frame can still come. */
+		if (!ps->peer_closed && ps->keys_off == ps->keys.len)
+			pfd[0].events |= POLLIN;
 		if (ps->out_off < ps->out.len)
+			pfd[0].events |= POLLOUT;
+		/* Events are taken while the client keeps up (and credit lets keys in). */
+		if (!ps->exited && !pause && ps->out.len - ps->out_off < PTY_OUT_HIGH) {
+			ev_slot = (int)n;
+			pfd[n++] = (struct pollfd){ .fd = ps->evfd, .events = POLLIN };
+		}
+		if (!stop_seen)
+			pfd[n++] = (struct pollfd){ .fd = ps->t->wake_fd, .events = POLLIN };
+		if (entry_wake >= 0 && !ps->exited)
+			pfd[n++] = (struct pollfd){ .fd = entry_wake, .events = POLLIN };
+		{
+			int timeout = wait_ms(ps, now);
+
+			if (pause && (timeout < 0 || pause < timeout))
+				timeout = pause;
+			if (poll(pfd, n, timeout) < 0 && errno != EINTR)
+				break;
+		}
+		ps->woke = ev_slot >= 0 && pfd[ev_slot].revents != 0;
+		if (!ps->woke && !pause)
+			ps->backoff_ms = 0;
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			read_socket(ps);
+			take_frames(ps);	/* keystrokes in before the events are taken */
+		}
+		if (pfd[0].revents & POLLOUT)
 			write_socket(ps);
+		if (ps->gone)
+			break;
 	}
 	if (!ps->exited)
 		serve_count_disconnect(ps->s);
@@ -801,12 +892,12 @@ static int spawn(struct sbent *e, const struct pty_query *q, mbx_process **out, 
 	if ((rc = mbx_spawn_options_set_buffer(so, PTY_BUFFER, err)) != MBX_OK)
 		goto out;
 	*what = "start the program";
-	if (serve_entry_enter(e) < 0) {
+	if (serve_entry_share(e) < 0) {
 		rc = MBX_ENOTFOUND;
 		goto out;
 	}
 	rc = mbx_sandbox_spawn(serve_entry_sandbox(e), q->argv, so, out, err);
-	serve_entry_leave(e);
+	serve_entry_unshare(e);
 out:
 	mbx_spawn_options_free(so);
 	return rc;
@@ -827,7 +918,7 @@ enum MHD_Result serve_pty_handle(struct serve_server *s, struct serve_pty_table 
 	const char *what;
 	struct sbent *e;
 	char accept[29];
-	int rc;
+	int rc, evfd = -1;
 
 	if (!t)
 		return serve_send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
@@ -889,9 +980,15 @@ enum MHD_Result serve_pty_handle(struct serve_server *s, struct serve_pty_table 
 		snprintf(why, sizeof(why), "no sandbox `%s` on this server", serve_req_id(r));
 		return serve_send_error(c, r, 404, "not_found", why, "list the sandboxes with GET /v1/sandboxes");
 	}
-	rc = spawn(e, q, &proc, &what, &err);
+	what = "the event descriptor";
+	if ((evfd = serve_entry_event_fd(e, &err)) < 0)
+		rc = err ? mbx_error_code(err) : MBX_ENOTFOUND;
+	else
+		rc = spawn(e, q, &proc, &what, &err);
 	free(q);
 	if (rc != MBX_OK) {
+		if (evfd >= 0)
+			close(evfd);
 		serve_entry_put(s, e);
 		return serve_send_mbx_error(c, r, rc, err, what);
 	}
@@ -900,10 +997,12 @@ enum MHD_Result serve_pty_handle(struct serve_server *s, struct serve_pty_table 
 	resp = ps ? MHD_create_response_for_upgrade(on_upgrade, ps) : NULL;
 	if (!resp) {
 		free(ps);
-		serve_entry_lock(e);
-		mbx_process_kill(proc, NULL);
-		mbx_process_free(proc);
-		serve_entry_unlock(e);
+		if (serve_entry_share(e) == 0) {
+			mbx_process_kill(proc, NULL);
+			serve_entry_unshare(e);
+		}
+		serve_entry_free_process(e, proc);
+		close(evfd);
 		serve_entry_put(s, e);
 		return serve_send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
 	}
@@ -911,6 +1010,7 @@ enum MHD_Result serve_pty_handle(struct serve_server *s, struct serve_pty_table 
 	ps->s = s;
 	ps->e = e;	/* our reference moves to the session */
 	ps->proc = proc;
+	ps->evfd = evfd;	/* and the descriptor */
 	ps->fd = -1;
 	pthread_mutex_init(&ps->hand_lock, NULL);
 	ws_reader_init(&ps->rd, PTY_MAX_MESSAGE);

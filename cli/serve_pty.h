@@ -12,8 +12,8 @@
 
 struct serve_pty_table;
 
-/* A table of sessions; NULL when out of memory. */
-struct serve_pty_table *serve_pty_table_new(void);
+/* A table of sessions, whose WebSockets are pinged after ping_ms without a frame (0: never); NULL when out of memory. */
+struct serve_pty_table *serve_pty_table_new(uint64_t ping_ms);
 
 /*
  * Ends every session (close code 1001; their processes are killed) and

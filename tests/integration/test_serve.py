@@ -415,7 +415,7 @@ def test_stream_client_disconnect_kills_the_process(server):
     assert server.metric("stream_disconnects_total") == 1
     # The sandbox is unharmed and free for the next call.
     assert server.exec(sid, ["echo", "after"])["stdout"] == "after\n"
-    # A silent process: its gone client is found by the keep-alive line.
+    # A silent process: its gone client is found as it goes (the stream waits on its socket too).
     marker = unique_sleep_arg()
     conn = server.conn()
     conn.request("POST", "/v1/sandboxes/%s/exec?stream=1" % sid,
@@ -617,9 +617,9 @@ def test_concurrent_sandboxes(server):
     assert server.metric("sandboxes_live") == 0
 
 
-def test_same_sandbox_calls_are_serialised(server):
-    """Concurrent calls on one sandbox (whose handle is single-threaded) all
-    complete, one after the other."""
+def test_same_sandbox_concurrent_calls_all_complete(server):
+    """Concurrent calls on one sandbox all complete (they run side by side:
+    the library is thread-safe per sandbox)."""
     sid = server.create()
     outs, errors = [], []
 
@@ -640,6 +640,86 @@ def test_same_sandbox_calls_are_serialised(server):
     log = server.request("GET", "/v1/sandboxes/%s/files?path=/workspace/log" % sid).data.decode().split()
     assert sorted(log, key=int) == [str(i) for i in range(12)]
     server.request("DELETE", "/v1/sandboxes/%s" % sid)
+
+
+def _start_stream(server, sid, argv):
+    conn = server.conn()
+    conn.request("POST", "/v1/sandboxes/%s/exec?stream=1" % sid,
+                 body=json.dumps({"argv": argv, "timeout_ms": 120000}), headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 200, r.read()
+    return conn, r, read_events(r)
+
+
+def test_calls_run_beside_streams_and_executes_of_their_sandbox(server):
+    """Neither a running execute nor a stream holds up other calls on the same
+    sandbox: they are made (and answered) while both still run, and the
+    stream's output comes while the execute runs. A client leaving mid-stream
+    still takes its process with it."""
+    sid = server.create()
+    m_exec, m_stream = unique_sleep_arg(), unique_sleep_arg()
+    answer = {}
+
+    def long_exec():
+        answer["exec"] = server.exec(sid, ["sleep", m_exec], timeout_ms=120000)
+
+    th = threading.Thread(target=long_exec)
+    th.start()
+    wait_running(m_exec)
+    # A stream starts, and its output comes, while the execute runs.
+    conn, r, events = _start_stream(server, sid, ["sh", "-c", "echo go; exec sleep \"$0\"", m_stream])
+    assert next(events)[0] == "start"
+    name, ev = next(events)
+    assert (name, ev["data"]) == ("stdout", "go\n"), (name, ev)
+    wait_running(m_stream)
+    # Other calls on the sandbox answer while both run.
+    assert server.request("PUT", "/v1/sandboxes/%s/files?path=/workspace/beside" % sid, b"side").status in (200, 201)
+    assert server.request("GET", "/v1/sandboxes/%s/files?path=/workspace/beside" % sid).data == b"side"
+    assert server.exec(sid, ["cat", "/workspace/beside"])["stdout"] == "side"
+    assert server.request("GET", "/v1/sandboxes/%s/stat?path=/workspace/beside" % sid).status == 200
+    assert procs_with_arg(m_exec) and procs_with_arg(m_stream), "a call waited for the execute or the stream"
+    assert th.is_alive()
+    # The client leaves mid-stream: its process goes with it; the execute runs on.
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    r.close()
+    conn.close()
+    deadline = time.monotonic() + 20
+    while procs_with_arg(m_stream) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs_with_arg(m_stream), "the streamed process outlived its client"
+    assert server.metric("stream_disconnects_total") == 1
+    assert procs_with_arg(m_exec) and th.is_alive()
+    for pid in procs_with_arg(m_exec):
+        os.kill(pid, signal.SIGKILL)
+    th.join(30)
+    assert answer["exec"]["signal"] == signal.SIGKILL, answer
+    assert server.request("DELETE", "/v1/sandboxes/%s" % sid).status == 204
+
+
+def test_stream_output_while_its_sandbox_is_busy_and_destroyed(server):
+    """Two streams of one sandbox interleave (each gets its output as it comes,
+    though the other's events wait on the same descriptor), and a DELETE
+    during a stream ends it with an error event at once."""
+    sid = server.create()
+    assert server.exec(sid, ["mkfifo", "/workspace/fifo"])["exit_code"] == 0
+    conn1, r1, ev1 = _start_stream(server, sid, ["sh", "-c", "read x < /workspace/fifo; echo one-$x"])
+    assert next(ev1)[0] == "start"
+    conn2, r2, ev2 = _start_stream(server, sid, ["sh", "-c", "echo two > /workspace/fifo; echo wrote"])
+    assert next(ev2)[0] == "start"
+    assert next(ev2)[1]["data"] == "wrote\n"
+    assert next(ev1)[1]["data"] == "one-two\n"
+    assert next(ev1)[0] == "exit" and next(ev2)[0] == "exit"
+    for c in (conn1, conn2):
+        c.close()
+    marker = unique_sleep_arg()
+    conn, r, events = _start_stream(server, sid, ["sleep", marker])
+    assert next(events)[0] == "start"
+    wait_running(marker)
+    assert server.request("DELETE", "/v1/sandboxes/%s" % sid).status == 204
+    name, ev = next(events)
+    assert name == "error" and "destroyed" in ev["error"]["message"], (name, ev)
+    conn.close()
+    assert not procs_with_arg(marker)
 
 
 # ---------------------------------------------------------------------------

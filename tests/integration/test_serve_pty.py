@@ -351,3 +351,80 @@ def test_pty_ends_with_the_sandbox_and_the_server(guard, host_tmp):
     assert code == 1001
     ws.close()
     assert wait_gone(marker)
+
+
+def _ping_server(guard, host_tmp, ms):
+    return Server(guard, host_tmp, args=["--socket", os.path.join(host_tmp, "serve.sock"), "--ws-ping-ms", str(ms)])
+
+
+def test_pty_pings_and_ends_a_silent_client(guard, host_tmp):
+    """With --ws-ping-ms, a quiet connection is pinged; a client that answers
+    keeps its session, one that answers nothing within the bound loses it
+    (close 1001), and its process goes as with a disconnect."""
+    srv = _ping_server(guard, host_tmp, 300).start()
+    try:
+        sid = srv.create()
+        # Answering: pings come (each after 300 ms of quiet), the session stays.
+        marker = unique_sleep_arg()
+        ws = WS(srv, pty_path(sid, "cmd=sleep", "cmd=" + marker))
+        assert ws.status == 101 and wait_running(marker)
+        pings = 0
+        while pings < 4:
+            fin, opcode, payload = ws.recv_frame()
+            assert opcode == 0x9, (opcode, payload)
+            pings += 1
+            ws.send_frame(0xa, payload)
+        assert procs_with_arg(marker), "a client that answers pings lost its session"
+        assert srv.metric("stream_disconnects_total") == 0
+        ws.send_frame(0x8, struct.pack(">H", 1000))
+        out, texts, code = ws.read_until()
+        assert code == 1000
+        ws.close()
+        assert wait_gone(marker)
+        assert srv.metric("stream_disconnects_total") == 1  # its program still ran
+        # Silent: the ping goes unanswered; the session ends as a disconnect does.
+        marker = unique_sleep_arg()
+        ws = WS(srv, pty_path(sid, "cmd=sleep", "cmd=" + marker))
+        assert ws.status == 101 and wait_running(marker)
+        fin, opcode, payload = ws.recv_frame()
+        assert opcode == 0x9, (opcode, payload)
+        fin, opcode, payload = ws.recv_frame()
+        assert opcode == 0x8 and struct.unpack(">H", payload[:2])[0] == 1001, (opcode, payload)
+        assert b"ping" in payload[2:]
+        assert ws.sock.recv(10) == b""
+        ws.close()
+        assert wait_gone(marker), "the process of a silent client's session lived on"
+        assert srv.metric("stream_disconnects_total") == 2
+        # The sandbox lives on.
+        assert srv.exec(sid, ["echo", "after"])["stdout"] == "after\n"
+        assert srv.request("DELETE", "/v1/sandboxes/%s" % sid).status == 204
+    finally:
+        srv.stop()
+
+
+def test_pty_beside_a_stream_and_no_pings_by_default(server):
+    """By default (30 s) a short session sees no ping; keystrokes and output
+    flow while a stream of the same sandbox waits on the same descriptor."""
+    sid = server.create()
+    conn = server.conn()
+    marker = unique_sleep_arg()
+    conn.request("POST", "/v1/sandboxes/%s/exec?stream=1" % sid,
+                 body=json.dumps({"argv": ["sleep", marker], "timeout_ms": 120000}),
+                 headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 200
+    assert wait_running(marker)
+    ws = WS(server, pty_path(sid, "cmd=cat"))
+    assert ws.status == 101
+    for i in range(20):
+        ws.keys(b"line-%d\n" % i)
+        out, texts, _ = ws.read_until(b"line-%d\r\n" % i)
+        assert not [t for t in texts if "pong" in t]
+    # Ctrl-D ends cat (its status is not checked: it is at times SIGHUP, also before these changes).
+    ws.keys(b"\x04")
+    out, texts, code = ws.read_until()
+    assert texts[-1]["type"] == "exit" and code == 1000, (texts, out)
+    ws.close()
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    conn.close()
+    assert wait_gone(marker)
