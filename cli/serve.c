@@ -1069,8 +1069,9 @@ static void entry_done_shared(struct serve_server *s, struct sbent *e)
 	entry_release(s, e);
 }
 
-/* A descriptor of our own for the sandbox's event descriptor (a dup: it
- * stays valid when a destroy closes the library's), or -1 and *err. */
+/* A descriptor of our own for the sandbox's event descriptor (a dup: a
+ * waiter's lifetime is its own, not the entry's, whose free closes the
+ * library's), or -1 and *err. */
 static int entry_event_fd(struct sbent *e, mbx_error **err)
 {
 	int fd, rc;

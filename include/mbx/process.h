@@ -198,6 +198,11 @@ MBX_EXTERN(void) mbx_process_free(mbx_process *proc);
  * a message had arrived); poll again then. Do not read from it, write to
  * it or close it.
  *
+ * A destroy (mbx_sandbox_destroy(), a broken channel, a reset that
+ * failed) makes it readable for good, so that a thread waiting on it
+ * wakes up; the calls then answer MBX_ESTATE. It stays open until
+ * mbx_sandbox_free(), so its number is never another open's meanwhile.
+ *
  * @return the descriptor (>= 0), owned by the sandbox and valid until
  *         mbx_sandbox_free(); the same one on every call. MBX_ENOTSUP on a
  *         backend without processes (wasm); MBX_ESTATE once destroyed;

@@ -623,6 +623,21 @@ static void update_evfd(struct mbx_client *c)
 	c->ev_on = on;
 }
 
+int mbx__client_take_event_fd(struct mbx_client *c, int *epfd, int *evfd)
+{
+	uint64_t v = 1;
+
+	if (!c->live || c->epfd < 0)
+		return 0;
+	if (!c->ev_on)
+		(void)!write(c->evfd, &v, sizeof(v));
+	c->ev_on = 1;
+	*epfd = c->epfd;
+	*evfd = c->evfd;
+	c->epfd = c->evfd = -1;
+	return 1;
+}
+
 int mbx__client_event_fd(struct mbx_client *c, mbx_error **err)
 {
 	struct epoll_event ev = { .events = EPOLLIN };

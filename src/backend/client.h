@@ -93,6 +93,13 @@ void mbx__client_init_stream(struct mbx_client *c, int fd);
 void mbx__client_init_transport(struct mbx_client *c, const struct mbx_transport *t);
 void mbx__client_close(struct mbx_client *c);
 
+/*
+ * Hands the event descriptor (epoll set) and its eventfd, if one was made,
+ * over to the caller, made readable for good: waiters on it wake up. The
+ * client no longer closes them. Returns 1 with both, or 0 when there is none.
+ */
+int mbx__client_take_event_fd(struct mbx_client *c, int *epfd, int *evfd);
+
 /* Sends the frame(s) built in c->wb and empties it; deadline in CLOCK_MONOTONIC us. */
 int mbx__client_send(struct mbx_client *c, uint64_t deadline_us, mbx_error **err);
 

@@ -131,6 +131,10 @@ struct mbx_sandbox {
 	unsigned uses;       /* times a pool handed it out (pool.c) */
 	const void *pool;    /* the pool that handed it out, or NULL (pool.c) */
 	int pool_discard;    /* given back to be destroyed by the pool's thread (pool.c) */
+	/* The event descriptor (mbx_sandbox_event_fd) and its eventfd, kept
+	 * from the destroy to mbx_sandbox_free() as documented, readable so
+	 * that waiters wake up and meet MBX_ESTATE. Valid when ev_kept. */
+	int ev_kept, ev_epfd, ev_evfd;
 
 	/* Threads (see the top of src/core/sandbox.c): */
 	pthread_mutex_t mu;  /* guards the agent channel, procs, calls, doomed, excl */

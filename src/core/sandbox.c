@@ -40,6 +40,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "backend/client.h"
@@ -108,6 +109,10 @@ static int route(const mbx_config *cfg, const char *program, const struct mbx_ba
 /* Frees what sandbox_build() allocated around the backend's state. */
 static void sandbox_release(mbx_sandbox *sb)
 {
+	if (sb->ev_kept) {
+		close(sb->ev_epfd);
+		close(sb->ev_evfd);
+	}
 	mbx__net_free(sb->net);
 	mbx_config_free(sb->cfg);
 	pthread_cond_destroy(&sb->cv);
@@ -123,6 +128,10 @@ static int destroy_now(mbx_sandbox *sb, mbx_error **err)
 	if (sb->destroyed)
 		return MBX_OK;
 	sb->destroyed = 1;
+	/* A waiter on the event descriptor wakes up; the descriptor stays
+	 * valid (not a number another open could reuse) until the free. */
+	if (sb->ops->client != NULL && sb->priv != NULL && sb->ops->client(sb) != NULL)
+		sb->ev_kept = mbx__client_take_event_fd(sb->ops->client(sb), &sb->ev_epfd, &sb->ev_evfd);
 	rc = sb->ops->destroy(sb, err);
 	mbx__log(sb->cfg, MBX_LOG_INFO, "sandbox %s destroyed", sb->id);
 	return rc;

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <mbx/mbx.h>
@@ -351,6 +352,60 @@ static int readable(int fd, int timeout_ms)
 	return rc > 0 && (pfd.revents & POLLIN);
 }
 
+struct waiter {
+	int fd;
+	atomic_int woke;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	atomic_store(&w->woke, readable(w->fd, -1) ? 1 : -1);
+	return NULL;
+}
+
+/*
+ * A destroy while another thread waits on the event descriptor: the waiter
+ * wakes, the descriptor stays open (its number cannot go to another open)
+ * and readable until the free, and the calls answer MBX_ESTATE.
+ */
+static void event_fd_destroy(mbx_sandbox *sb, int fd)
+{
+	const char *argv[] = { "sleep", "60", NULL };
+	struct waiter w = { .fd = fd };
+	mbx_process *p = NULL;
+	mbx_event *ev = NULL;
+	mbx_error *e = NULL;
+	pthread_t t;
+	int rc;
+
+	if (mbx_sandbox_spawn(sb, argv, NULL, &p, &e) < 0) {
+		check(0, "event-fd-after-destroy", "spawn: %s", msg(e));
+		mbx_error_free(e);
+		return;
+	}
+	/* What the start brought (nothing should stay queued): taken first. */
+	for (int i = 0; i < 50 && readable(fd, 50); i++)
+		while (mbx_process_next_event(p, 0, &ev, NULL) == MBX_OK && ev != NULL) {
+			mbx_event_free(ev);
+			ev = NULL;
+		}
+	pthread_create(&t, NULL, waiter_main, &w);
+	usleep(200000);
+	check(atomic_load(&w.woke) == 0, "event-fd-after-destroy", "the waiter woke before the destroy");
+	mbx_sandbox_destroy(sb, NULL);
+	pthread_join(t, NULL);
+	rc = mbx_process_next_event(p, 0, &ev, &e);
+	check(atomic_load(&w.woke) == 1 && fcntl(fd, F_GETFD) >= 0 && readable(fd, 0) && rc == MBX_ESTATE &&
+		      mbx_sandbox_event_fd(sb, NULL) == MBX_ESTATE,
+	      "event-fd-after-destroy", "woke %d, open %d, readable %d, next_event %d", atomic_load(&w.woke),
+	      fcntl(fd, F_GETFD) >= 0, readable(fd, 0), rc);
+	mbx_event_free(ev);
+	mbx_error_free(e);
+	mbx_process_free(p);
+}
+
 static void mode_poll(mbx_sandbox *sb, int n)
 {
 	mbx_process **ps = calloc((size_t)n, sizeof(*ps));
@@ -472,6 +527,7 @@ static void mode_poll(mbx_sandbox *sb, int n)
 	      reader.why);
 	/* Level-triggered and nothing left: not readable any more. */
 	check(!readable(fd, 0), "event-fd-drained", "still readable with every event taken");
+	event_fd_destroy(sb, fd);
 	goto out;
 setup_failed:
 	check(0, "poll-setup", "%s", msg(e));

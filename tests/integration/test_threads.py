@@ -71,7 +71,8 @@ def test_microvm_four_threads_on_one_sandbox(guard, doctor, microvm_runs):
 
 def test_event_fd_multiplexes_32_processes_without_timeouts(guard):
     p, results = run_helper(guard, "poll", "os", "32")
-    check_all(p, results, ["event-fd-stable", "event-fd-idle", "multiplexed", "event-fd-drained"])
+    check_all(p, results, ["event-fd-stable", "event-fd-idle", "multiplexed", "event-fd-drained",
+                           "event-fd-after-destroy"])
 
 
 def test_event_fd_is_not_available_without_processes_on_wasm(guard, wasm_modules):
