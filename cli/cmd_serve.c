@@ -37,6 +37,7 @@ enum {
 	OPT_MAX_SNAPSHOTS,
 	OPT_MAX_SNAPSHOT_MB,
 	OPT_WS_PING_MS,
+	OPT_REQUEST_TIMEOUT_MS,
 };
 
 static const struct cli_option serve_options[] = {
@@ -52,6 +53,7 @@ static const struct cli_option serve_options[] = {
 	{ "max-snapshots", 0, 1, OPT_MAX_SNAPSHOTS },
 	{ "max-snapshot-mb", 0, 1, OPT_MAX_SNAPSHOT_MB },
 	{ "ws-ping-ms", 0, 1, OPT_WS_PING_MS },
+	{ "request-timeout-ms", 0, 1, OPT_REQUEST_TIMEOUT_MS },
 	CLI_HELP_OPTION,
 	{ NULL, 0, 0, 0 }
 };
@@ -62,13 +64,14 @@ static const struct cli_option serve_options[] = {
 #define MAX_SNAPSHOTS_DEFAULT 32u
 #define MAX_SNAPSHOT_MB_DEFAULT 1024u
 #define WS_PING_MS_DEFAULT 30000u
+#define REQUEST_TIMEOUT_MS_DEFAULT 60000u
 
 static void usage(void)
 {
 	printf("Usage: mimobox serve [--socket PATH | --listen ADDR:PORT --token-file FILE] [--pool-size N]\n"
 	       "                     [--pool-idle-ms MS] [--max-sandboxes N] [--quota-sandboxes N]\n"
 	       "                     [--quota-memory-mb MB] [--quota-cpus CPUS] [--max-snapshots N]\n"
-	       "                     [--max-snapshot-mb MB] [--ws-ping-ms MS]\n"
+	       "                     [--max-snapshot-mb MB] [--ws-ping-ms MS] [--request-timeout-ms MS]\n"
 	       "\n"
 	       "Serve the sandbox API over HTTP in the foreground until SIGTERM or SIGINT, then\n"
 	       "destroy every sandbox made through it. The API: docs/server.md. Started by\n"
@@ -95,6 +98,10 @@ static void usage(void)
 	       "  --ws-ping-ms MS      ping a terminal's WebSocket after MS with nothing from its\n"
 	       "                       client, and end the session when nothing came MS after\n"
 	       "                       the ping (default 30000; 0: no pings)\n"
+	       "  --request-timeout-ms MS  cut off a client whose request head is not whole MS\n"
+	       "                       after it connected (60 s after its previous answer, or\n"
+	       "                       MS if longer), or whose body comes at less than 16 KiB/s\n"
+	       "                       after the first MS (default 60000; 0: no limit)\n"
 	       "  -h, --help           show this help\n"
 	       "\n"
 	       "Exit status: 0 after a signal stopped it, 125 when it could not start.\n");
@@ -538,6 +545,7 @@ int cli_cmd_serve(int argc, char **argv)
 	uint64_t pool = POOL_SIZE_DEFAULT, pool_idle = POOL_IDLE_MS_DEFAULT, max_sb = 0, q_sb = 0, q_mem = 0;
 	uint64_t max_snaps = MAX_SNAPSHOTS_DEFAULT, max_snap_mb = MAX_SNAPSHOT_MB_DEFAULT;
 	uint64_t ws_ping = WS_PING_MS_DEFAULT;
+	uint64_t req_timeout = REQUEST_TIMEOUT_MS_DEFAULT;
 	uint32_t q_cpus = 0;
 	size_t destroyed;
 	char sig = 0;
@@ -568,7 +576,8 @@ int cli_cmd_serve(int argc, char **argv)
 		case OPT_QUOTA_MEMORY_MB:
 		case OPT_MAX_SNAPSHOTS:
 		case OPT_MAX_SNAPSHOT_MB:
-		case OPT_WS_PING_MS: {
+		case OPT_WS_PING_MS:
+		case OPT_REQUEST_TIMEOUT_MS: {
 			static const struct {
 				int id;
 				const char *name;
@@ -581,8 +590,10 @@ int cli_cmd_serve(int argc, char **argv)
 				{ OPT_MAX_SNAPSHOTS, "--max-snapshots", 1, 4096 },
 				{ OPT_MAX_SNAPSHOT_MB, "--max-snapshot-mb", 1, 1u << 20 },
 				{ OPT_WS_PING_MS, "--ws-ping-ms", 0, (uint64_t)1 << 30 },
+				{ OPT_REQUEST_TIMEOUT_MS, "--request-timeout-ms", 0, (uint64_t)1 << 30 },
 			};
-			uint64_t *dst[] = { &pool_idle, &max_sb, &q_sb, &q_mem, &max_snaps, &max_snap_mb, &ws_ping };
+			uint64_t *dst[] = { &pool_idle, &max_sb, &q_sb, &q_mem, &max_snaps, &max_snap_mb, &ws_ping,
+					    &req_timeout };
 			size_t k;
 
 			for (k = 0; num[k].id != id; k++)
@@ -700,6 +711,7 @@ int cli_cmd_serve(int argc, char **argv)
 	cfg.max_snapshots = (unsigned)max_snaps;
 	cfg.max_snapshot_bytes = max_snap_mb << 20;
 	cfg.ws_ping_ms = ws_ping;
+	cfg.request_timeout_ms = req_timeout;
 	server = serve_start(&cfg, why, sizeof(why));
 	tokens_free(&tokens);
 	if (!server) {

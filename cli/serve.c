@@ -182,6 +182,11 @@ struct serve_server {
 
 	atomic_ullong live, created, destroyed, expired, executes, errors, disconnects, requests;
 	atomic_ullong quota_refusals, snapshots_taken, pools_freed_idle;
+	/* Slow clients (--request-timeout-ms): every connection, under conns_lock. */
+	uint64_t request_timeout_ms;
+	pthread_mutex_t conns_lock;
+	struct sconn *conns;
+	atomic_ullong slow_clients;
 	atomic_ullong hist[N_BUCKETS];
 	atomic_ullong dur_sum_us;
 };
@@ -213,8 +218,26 @@ enum route {
 	R_PTY,
 };
 
+/*
+ * A connection, for the bounds on slow clients: the time its next request's
+ * head is due from, or how its body comes. `fd` is a duplicate of the
+ * connection's socket, ours to shut down (a number MHD cannot reuse
+ * meanwhile); it is closed when MHD says the connection closed.
+ */
+enum sconn_state { SC_HEAD, SC_BODY, SC_BUSY, SC_UPGRADED, SC_CUT };
+
+struct sconn {
+	struct sconn *next, *prev;
+	int fd;
+	enum sconn_state state;
+	uint64_t since_ms;	/* SC_HEAD: from when; SC_BODY: the body's start */
+	uint64_t body_bytes;
+	int answered;		/* a request was answered: it is a kept-alive connection */
+};
+
 struct req {
 	uint64_t start_us;
+	struct sconn *sc;	/* its connection's, or NULL */
 	enum route route;
 	char id[ID_MAX + 1];	/* a sandbox's id or name */
 	uint32_t pid;		/* a background process's id (R_PROC...) */
@@ -941,6 +964,94 @@ static void free_spent(struct serve_server *s, struct spent *list)
 	}
 }
 
+/* Whether a body that started `elapsed` ms ago with `bytes` so far is too slow. */
+static int body_too_slow(const struct serve_server *s, uint64_t elapsed, uint64_t bytes)
+{
+	return s->request_timeout_ms && elapsed > s->request_timeout_ms &&
+	       bytes < (elapsed - s->request_timeout_ms) * SERVE_MIN_BODY_RATE / 1000u;
+}
+
+/* Cuts off the connections that are too slow with their request (reaper thread). */
+static void conns_reap(struct serve_server *s)
+{
+	/* A kept-alive connection may idle as long as MHD lets it (no byte at
+	 * all for SERVE_IDLE_TIMEOUT_S) before its next head. */
+	uint64_t keep = s->request_timeout_ms > SERVE_IDLE_TIMEOUT_S * 1000u ? s->request_timeout_ms
+									      : SERVE_IDLE_TIMEOUT_S * 1000u;
+	uint64_t now = now_ms();
+	struct sconn *sc;
+
+	if (!s->request_timeout_ms)
+		return;
+	pthread_mutex_lock(&s->conns_lock);
+	for (sc = s->conns; sc; sc = sc->next)
+		if ((sc->state == SC_HEAD && now - sc->since_ms > (sc->answered ? keep : s->request_timeout_ms)) ||
+		    (sc->state == SC_BODY && body_too_slow(s, now - sc->since_ms, sc->body_bytes))) {
+			/* MHD's thread of the connection then reads the end and closes it. */
+			shutdown(sc->fd, SHUT_RDWR);
+			sc->state = SC_CUT;
+			atomic_fetch_add(&s->slow_clients, 1);
+		}
+	pthread_mutex_unlock(&s->conns_lock);
+}
+
+static void conn_set(struct serve_server *s, struct sconn *sc, enum sconn_state state)
+{
+	if (!sc)
+		return;
+	pthread_mutex_lock(&s->conns_lock);
+	if (sc->state != SC_CUT) {
+		sc->answered |= state == SC_HEAD;
+		sc->state = state;
+		sc->since_ms = now_ms();
+		sc->body_bytes = 0;
+	}
+	pthread_mutex_unlock(&s->conns_lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct serve_server *s = cls;
+	struct sconn *sc = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		sc = calloc(1, sizeof(*sc));
+		if (!sc)
+			return;
+		sc->fd = ci ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 3) : -1;
+		if (sc->fd < 0) {
+			free(sc);
+			return;
+		}
+		sc->state = SC_HEAD;
+		sc->since_ms = now_ms();
+		pthread_mutex_lock(&s->conns_lock);
+		sc->next = s->conns;
+		if (s->conns)
+			s->conns->prev = sc;
+		s->conns = sc;
+		pthread_mutex_unlock(&s->conns_lock);
+		*socket_context = sc;
+		return;
+	}
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED || !sc)
+		return;
+	pthread_mutex_lock(&s->conns_lock);
+	if (sc->prev)
+		sc->prev->next = sc->next;
+	else
+		s->conns = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	pthread_mutex_unlock(&s->conns_lock);
+	close(sc->fd);
+	free(sc);
+	*socket_context = NULL;
+}
+
 static void *reaper_main(void *arg)
 {
 	struct serve_server *s = arg;
@@ -982,6 +1093,7 @@ static void *reaper_main(void *arg)
 		}
 		pthread_mutex_unlock(&s->table_lock);
 		pools_reap(s);
+		conns_reap(s);
 		pthread_mutex_lock(&s->table_lock);
 		if (s->stopping)
 			break;
@@ -4243,6 +4355,8 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 	METRIC("errors_total", "counter", "Responses with a status of 400 or more.", atomic_load(&s->errors));
 	METRIC("stream_disconnects_total", "counter", "Streamed executes and terminal sessions whose client went away before the end.",
 	       atomic_load(&s->disconnects));
+	METRIC("slow_clients_total", "counter", "Connections cut off for a request head or body slower than --request-timeout-ms allows.",
+	       atomic_load(&s->slow_clients));
 	METRIC("quota_refusals_total", "counter", "Sandboxes refused by a quota or by --max-sandboxes.",
 	       atomic_load(&s->quota_refusals));
 	METRIC("snapshots_taken_total", "counter", "Snapshots taken of sandboxes.", atomic_load(&s->snapshots_taken));
@@ -4596,6 +4710,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		*con_cls = r;
 		r->start_us = now_us();
+		{
+			const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+			r->sc = ci ? ci->socket_context : NULL;
+		}
+		conn_set(s, r->sc, SC_BODY);
 		r->route = route_of(url, r->id, &r->pid);
 		r->limit = r->route == R_FILES && strcmp(method, "PUT") == 0 ? SERVE_FILE_MAX : SERVE_JSON_MAX;
 		if (r->route == R_SNAPSHOTS && strcmp(method, "POST") == 0)
@@ -4650,6 +4770,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
+		if (r->sc) {
+			int slow;
+
+			pthread_mutex_lock(&s->conns_lock);
+			r->sc->body_bytes += *upload_size;
+			slow = r->sc->state == SC_BODY && body_too_slow(s, now_ms() - r->sc->since_ms, r->sc->body_bytes);
+			pthread_mutex_unlock(&s->conns_lock);
+			if (slow) {
+				/* Cut off: MHD closes the connection. */
+				atomic_fetch_add(&s->slow_clients, 1);
+				return MHD_NO;
+			}
+		}
 		if (!r->too_big && r->len + *upload_size > r->limit) {
 			r->too_big = 1;
 			free(r->body);
@@ -4684,6 +4817,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return send_error(c, r, 413, "too_large", why, NULL);
 	}
 	/* A sandbox call may take long (an execute up to its timeout): no idle timeout meanwhile. */
+	conn_set(s, r->sc, SC_BUSY);
 	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
 	ret = dispatch(s, c, r, method);
 	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, SERVE_IDLE_TIMEOUT_S);
@@ -4713,6 +4847,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 		atomic_fetch_add(&s->errors, 1);
 	if (r->pty)
 		serve_pty_request_done(r->pty);
+	/* The next request's head is due from now; a terminal is no longer HTTP. */
+	conn_set(s, r->sc, r->status == 101 ? SC_UPGRADED : SC_HEAD);
 	free(r->body);
 	free(r);
 	*con_cls = NULL;
@@ -4775,6 +4911,7 @@ struct serve_server *serve_start(const struct serve_config *cfg, char *why, size
 	s->quota_millicpus = cfg->quota_millicpus;
 	s->max_snapshots = cfg->max_snapshots;
 	s->max_snapshot_bytes = cfg->max_snapshot_bytes;
+	s->request_timeout_ms = cfg->request_timeout_ms;
 	if (clients_copy(s, cfg) < 0) {
 		close(cfg->listen_fd);
 		clients_free(s);
@@ -4784,6 +4921,7 @@ struct serve_server *serve_start(const struct serve_config *cfg, char *why, size
 	}
 	pthread_mutex_init(&s->table_lock, NULL);
 	pthread_mutex_init(&s->snap_lock, NULL);
+	pthread_mutex_init(&s->conns_lock, NULL);
 	{
 		/* The expiry thread's deadlines are CLOCK_MONOTONIC: so must be
 		 * its condition variable's clock, or every wait returns at once. */
@@ -4808,7 +4946,9 @@ struct serve_server *serve_start(const struct serve_config *cfg, char *why, size
 				     0, NULL, NULL, on_request, s,
 				     MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
 				     MHD_OPTION_CONNECTION_LIMIT, SERVE_MAX_CONNECTIONS,
+				     MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)(s->is_unix ? 0 : SERVE_MAX_PER_ADDRESS),
 				     MHD_OPTION_CONNECTION_TIMEOUT, SERVE_IDLE_TIMEOUT_S,
+				     MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 				     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				     MHD_OPTION_END);
@@ -4886,6 +5026,7 @@ size_t serve_stop(struct serve_server *s)
 		snap_release(s, p);
 	}
 	pthread_mutex_destroy(&s->snap_lock);
+	pthread_mutex_destroy(&s->conns_lock);
 	pthread_mutex_destroy(&s->pool_lock);
 	pthread_cond_destroy(&s->reaper_cond);
 	pthread_cond_destroy(&s->pending_cond);

@@ -34,16 +34,20 @@ struct serve_config {
 	unsigned max_snapshots;		/* snapshots kept at once */
 	uint64_t max_snapshot_bytes;	/* their sizes added up; also the largest upload */
 	uint64_t ws_ping_ms;		/* a terminal's WebSocket quiet this long is pinged; 0: never */
+	uint64_t request_timeout_ms;	/* a request's head within this, its body at SERVE_MIN_BODY_RATE; 0: no limit */
 };
 
 /* Name and token of a client: names are 1 to 32 of [A-Za-z0-9_.-]. */
 #define SERVE_CLIENT_NAME_MAX 32u
 #define SERVE_MAX_CLIENTS 64u
 
-/* Most connections served at once. */
+/* Most connections served at once, and from one address over TCP. */
 #define SERVE_MAX_CONNECTIONS 256u
+#define SERVE_MAX_PER_ADDRESS 64u
 /* Seconds a connection may stay idle (no bytes either way) before it is closed. */
 #define SERVE_IDLE_TIMEOUT_S 60u
+/* Bytes per second a request body must average once request_timeout_ms has passed. */
+#define SERVE_MIN_BODY_RATE ((uint64_t)16 << 10)
 /* Largest JSON request body, and largest file upload. */
 #define SERVE_JSON_MAX ((size_t)1 << 20)
 #define SERVE_FILE_MAX ((size_t)16 << 20)

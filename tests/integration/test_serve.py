@@ -1879,3 +1879,90 @@ def test_socket_activation(guard, host_tmp, user):
                        capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 125 and "socket activation" in r.stderr, r
     os.unlink(path)
+
+
+def _cut_off(sock, deadline_s):
+    """Whether the server closed `sock` (EOF or a reset) within deadline_s,
+    without answering; reads what comes."""
+    sock.settimeout(deadline_s)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return data == b""
+            data += chunk
+    except ConnectionResetError:
+        return data == b""
+    except socket.timeout:
+        return False
+
+
+def test_slow_clients_are_cut_off(guard, host_tmp):
+    """--request-timeout-ms: a head that trickles in and a body slower than
+    16 KiB/s are cut off and counted; a request that comes whole, an idle
+    keep-alive connection and an execute longer than the bound are not."""
+    s = Server(guard, host_tmp, args=["--socket", os.path.join(host_tmp, "serve.sock"),
+                                      "--request-timeout-ms", "1000"]).start()
+    try:
+        # A head that never ends: a byte every 0.2 s (never idle for MHD).
+        head = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        head.connect(s.socket)
+        head.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.monotonic()
+        cut = False
+        while time.monotonic() - t0 < 6:
+            try:
+                head.sendall(b"X")
+            except (BrokenPipeError, ConnectionResetError):
+                cut = True
+                break
+            head.settimeout(0.2)
+            try:
+                if head.recv(4096) == b"":
+                    cut = True
+                    break
+            except socket.timeout:
+                pass
+        head.close()
+        assert cut, "a head trickling in for 6 s was not cut off"
+        assert time.monotonic() - t0 >= 0.9, "cut off before the bound"
+
+        # A body far slower than 16 KiB/s.
+        body = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        body.connect(s.socket)
+        body.sendall(b"POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000\r\n\r\n{")
+        t0 = time.monotonic()
+        cut = False
+        while time.monotonic() - t0 < 8 and not cut:
+            try:
+                body.sendall(b" " * 16)
+            except (BrokenPipeError, ConnectionResetError):
+                cut = True
+                break
+            body.settimeout(0.2)
+            try:
+                data = body.recv(4096)
+                cut = data == b""
+                assert not data, data
+            except socket.timeout:
+                pass
+        body.close()
+        assert cut, "a body at 80 bytes/s was not cut off"
+        assert s.metric("slow_clients_total") >= 2
+
+        # Whole requests on one keep-alive connection with idle gaps longer
+        # than the bound, and an execute that runs longer than it.
+        conn = s.conn()
+        assert s.request("GET", "/v1/health", conn=conn).status == 200
+        sid = s.create()
+        time.sleep(1.5)
+        before = s.metric("slow_clients_total")
+        r = s.exec(sid, ["sh", "-c", "sleep 2; echo done"])
+        assert r["stdout"] == "done\n", r
+        assert s.request("GET", "/v1/health", conn=conn).status in (200,), "an idle keep-alive connection was cut"
+        assert s.metric("slow_clients_total") == before
+        s.request("DELETE", "/v1/sandboxes/%s" % sid)
+    finally:
+        s.stop()
