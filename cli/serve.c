@@ -39,6 +39,8 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1028,6 +1030,16 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 		}
 		sc->state = SC_HEAD;
 		sc->since_ms = now_ms();
+		if (!s->is_unix) {
+			/* A peer that vanished without a FIN (a stream or a terminal
+			 * waiting for output) is found in about a minute. */
+			int on = 1, idle = 30, intvl = 10, cnt = 3;
+
+			setsockopt(sc->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+			setsockopt(sc->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+			setsockopt(sc->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+			setsockopt(sc->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+		}
 		pthread_mutex_lock(&s->conns_lock);
 		sc->next = s->conns;
 		if (s->conns)

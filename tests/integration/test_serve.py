@@ -1966,3 +1966,36 @@ def test_slow_clients_are_cut_off(guard, host_tmp):
         s.request("DELETE", "/v1/sandboxes/%s" % sid)
     finally:
         s.stop()
+
+
+def test_tcp_connections_have_keepalive_and_a_cap_per_address(guard, host_tmp):
+    """Over TCP the server's end of a connection probes a silent peer (TCP
+    keepalive: the kernel's timer shows in /proc/net/tcp), and one address
+    gets at most 64 connections at once."""
+    port = _free_port()
+    s = Server(guard, host_tmp, args=["--listen", "127.0.0.1:%d" % port, "--token-file",
+                                      os.path.join(host_tmp, "token")]).start()
+    socks = []
+    try:
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        socks.append(c)
+        time.sleep(0.3)
+        timers = []
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                local, state, timer = fields[1], fields[3], fields[5]
+                if state == "01" and int(local.split(":")[1], 16) == port:
+                    timers.append(timer.split(":")[0])
+        # 02: the keepalive timer runs on the server's end.
+        assert timers == ["02"], timers
+        # 64 at once from 127.0.0.1 (one is open already); the next is closed at once.
+        for _ in range(63):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        extra = socket.create_connection(("127.0.0.1", port), timeout=10)
+        socks.append(extra)
+        assert _cut_off(extra, 5), "a 65th connection from one address was served"
+    finally:
+        for x in socks:
+            x.close()
+        s.stop()
