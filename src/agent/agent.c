@@ -299,6 +299,9 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 			return -1;
 		}
 		*initialised = 1;
+		/* A guest keeps the per-execute path: its payload cgroup and
+		 * restored clones are not covered by the spare (payload.c). */
+		st->spare_on = !st->guest;
 		return 0;
 	case MBX_MSG_SHUTDOWN:
 		return -1;
@@ -331,6 +334,7 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 		agent_close_fds(st);
 		return 0;
 	case MBX_MSG_IDENTITY:
+		agent_spare_discard(st);
 		if (!st->guest) {
 			agent_send_error(st, f->id, MBX_ENOTSUP, 0, NULL, "only a guest's agent takes a new identity");
 			return 0;
@@ -338,9 +342,14 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 		agent_guest_identity(st, f);
 		return 0;
 	case MBX_MSG_LAYERS:
+		/* A spare copied the mounts, the Landlock ruleset and the
+		 * state these change: it goes first, a new one comes when the
+		 * agent is idle again. */
+		agent_spare_discard(st);
 		agent_layers(st, f);
 		return 0;
 	case MBX_MSG_RESET:
+		agent_spare_discard(st);
 		agent_reset(st, f);
 		return 0;
 	default:
@@ -476,6 +485,7 @@ int main(void)
 	st.storage_fd = -1;
 	st.cgroup_procs_fd = -1;
 	st.oom_events_fd = -1;
+	st.spare_sock = -1;
 	for (int i = 0; i < AGENT_MAX_FILES; i++) {
 		st.files[i].fd = -1;
 		st.files[i].pipe = -1;
@@ -575,6 +585,10 @@ int main(void)
 				break;
 			channel_lost(&st);
 		}
+		/* Idle, every answer written: the next execute's mini-init is
+		 * prepared now, off its critical path. */
+		if (st.out.len == st.out_sent)
+			agent_spare_make(&st);
 	}
 out:
 	agent_proc_kill_all(&st);

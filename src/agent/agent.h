@@ -124,6 +124,12 @@ struct agent_state {
 	char boot_msg[200];
 	struct agent_net *net;  /* the network channel (netmux.c), or NULL */
 
+	/* The spare mini-init (payload.c, "the spare"), os mode only. */
+	int spare_on;           /* spares are made (set by INIT) */
+	int spare_pause;        /* making one failed: not again before the next EXEC */
+	pid_t spare;            /* the prepared mini-init, 0: none */
+	int spare_sock;         /* the agent's end of its socketpair, -1 */
+
 	/* Copy-on-write fork (layers.c), os mode only. */
 	struct agent_layers *cow; /* NULL: no storage tmpfs to share */
 	struct mbx_wbuf ll_frame; /* the Landlock paths of INIT (a frame), empty: none */
@@ -181,6 +187,12 @@ size_t agent_proc_poll(struct agent_state *st, struct pollfd *p, size_t room, in
  * processes. */
 void agent_proc_service(struct agent_state *st, const struct pollfd *p, size_t n);
 void agent_proc_reap(struct agent_state *st);
+/* Makes a spare mini-init when the agent is idle (no process, output
+ * written, spares on); nothing when it cannot. */
+void agent_spare_make(struct agent_state *st);
+/* Kills and reaps the spare, if any: first thing of every request that
+ * changes the mounts or the state a spare copied (RESET, LAYERS, IDENTITY). */
+void agent_spare_discard(struct agent_state *st);
 /* Kills every process (shutdown). */
 void agent_proc_kill_all(struct agent_state *st);
 /* Forgets a process's record: closes its descriptors and frees it (the process is not signalled). */
