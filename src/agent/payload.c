@@ -773,6 +773,8 @@ void agent_spare_make(struct agent_state *st)
 	pid = syscall(SYS_clone, (unsigned long)(CLONE_NEWPID | SIGCHLD), NULL, NULL, NULL, 0);
 	if (pid == 0) {
 		close(sv[0]);
+		/* Named for ps until it runs a program (mimobox-init then). */
+		prctl(PR_SET_NAME, "mimobox-spare", 0, 0, 0);
 		spare_main(st, sv[1]);
 		_exit(127);
 	}
