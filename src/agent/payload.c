@@ -632,7 +632,9 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
  *  - One that died (reaped by agent_proc_reap, or end of file on its
  *    socket) is noticed at the next EXEC, which then clones a mini-init as
  *    without a spare; so does an EXEC whose body is beyond SPARE_MAX_BODY,
- *    after killing the spare.
+ *    after killing the spare. One killed while it takes its request is that
+ *    execute's mini-init already: the execute ends killed (SIGKILL), as
+ *    when any mini-init is killed.
  *  - It dies with the agent (PDEATHSIG, and the end of the sandbox's pid
  *    namespace): a sandbox's destroy never waits for it.
  * A microvm guest does not make spares (st->spare_on): the per-execute path

@@ -92,8 +92,14 @@ def test_dead_spare_falls_back_to_a_new_mini_init(osbox):
     for settle in (0, 0.2):
         spare = wait_spare(agent)
         os.kill(spare, 9)
-        # At once (end of file on its socket at the execute) and after the
-        # agent reaped it (its SIGCHLD).
+        # Once it is dead: at once (end of file on its socket at the
+        # execute, if the agent has not reaped it yet) and after the agent
+        # reaped it (its SIGCHLD). One killed while it takes its request is
+        # that execute's mini-init: the execute ends killed, as when any
+        # mini-init is.
+        deadline = time.monotonic() + 10
+        while proc_table().get(spare, (0, "Z"))[1] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.001)
         time.sleep(settle)
         r = osbox.exec(["sh", "-c", "echo $$; cat /proc/1/comm"])
         assert r.exit_code == 0 and r.stdout == b"2\nmimobox-init\n", r.stdout
