@@ -541,6 +541,13 @@ int main(void)
 		nn = agent_net_poll(&st, p + 2 + n, AGENT_NET_POLL);
 		if ((st.chan_down || agent_net_waiting(&st)) && (timeout < 0 || timeout > RESUME_POLL_MS))
 			timeout = RESUME_POLL_MS;
+		/* Idle, every answer written: the next execute's mini-init is
+		 * prepared now, off its critical path (or the poll wakes when it
+		 * is time to). */
+		if (st.out.len == st.out_sent)
+			agent_spare_make(&st, &timeout);
+		else
+			st.idle_us = 0;
 		if (poll(p, (nfds_t)(2 + n + nn), timeout) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents & POLLIN) {
@@ -585,10 +592,6 @@ int main(void)
 				break;
 			channel_lost(&st);
 		}
-		/* Idle, every answer written: the next execute's mini-init is
-		 * prepared now, off its critical path. */
-		if (st.out.len == st.out_sent)
-			agent_spare_make(&st);
 	}
 out:
 	agent_proc_kill_all(&st);

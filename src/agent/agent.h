@@ -128,6 +128,7 @@ struct agent_state {
 	int spare_on;           /* spares are made (set by INIT) */
 	int spare_pause;        /* making one failed: not again before the next EXEC */
 	pid_t spare;            /* the prepared mini-init, 0: none */
+	uint64_t idle_us;       /* since when a spare could be made, 0: not idle */
 	int spare_sock;         /* the agent's end of its socketpair, -1 */
 
 	/* Copy-on-write fork (layers.c), os mode only. */
@@ -187,9 +188,10 @@ size_t agent_proc_poll(struct agent_state *st, struct pollfd *p, size_t room, in
  * processes. */
 void agent_proc_service(struct agent_state *st, const struct pollfd *p, size_t n);
 void agent_proc_reap(struct agent_state *st);
-/* Makes a spare mini-init when the agent is idle (no process, output
- * written, spares on); nothing when it cannot. */
-void agent_spare_make(struct agent_state *st);
+/* Makes a spare mini-init once the agent has been idle (no process,
+ * output written, spares on) for SPARE_IDLE_US; until then lowers
+ * *timeout_ms to that moment. Nothing when it cannot. */
+void agent_spare_make(struct agent_state *st, int *timeout_ms);
 /* Kills and reaps the spare, if any: first thing of every request that
  * changes the mounts or the state a spare copied (RESET, LAYERS, IDENTITY). */
 void agent_spare_discard(struct agent_state *st);
