@@ -1441,8 +1441,11 @@ void agent_proc_reap(struct agent_state *st)
 			return;
 		if (w == st->spare) {
 			/* Died before its execute came: the next one goes
-			 * without (spare_take). */
+			 * without (spare_take), and no other is made before it
+			 * (one whose preparation fails would fail again, and
+			 * again). */
 			st->spare = 0;
+			st->spare_pause = 1;
 			close_fd(&st->spare_sock);
 		}
 		for (int i = 0; i < AGENT_MAX_PROCS; i++)
