@@ -299,8 +299,8 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 			return -1;
 		}
 		*initialised = 1;
-		/* A guest keeps the per-execute path: its payload cgroup and
-		 * restored clones are not covered by the spare (payload.c). */
+		/* A guest keeps the per-execute path: spares are made in the
+		 * os backend only (payload.c, "the spare"). */
 		st->spare_on = !st->guest;
 		return 0;
 	case MBX_MSG_SHUTDOWN:

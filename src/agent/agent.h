@@ -126,7 +126,7 @@ struct agent_state {
 
 	/* The spare mini-init (payload.c, "the spare"), os mode only. */
 	int spare_on;           /* spares are made (set by INIT) */
-	int spare_pause;        /* making one failed: not again before the next EXEC */
+	int spare_pause;        /* making one failed, or one died unused: none before the next EXEC */
 	pid_t spare;            /* the prepared mini-init, 0: none */
 	uint64_t idle_us;       /* since when a spare could be made, 0: not idle */
 	int spare_sock;         /* the agent's end of its socketpair, -1 */

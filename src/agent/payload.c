@@ -11,9 +11,10 @@
  *	seccomp filters (last: they may forbid what the steps above use)
  *	execvp
  *
- * Under a spare mini-init (below, "the spare"), the usual case, the two
- * steps that do not depend on the request are taken before it comes, in
- * the mini-init, which the program inherits them from:
+ * Under a spare mini-init (below, "the spare": an execute that finds the
+ * sandbox idle), the two steps that do not depend on the request are
+ * taken before it comes, in the mini-init, which the program inherits
+ * them from:
  *
  *	mini-init: drop the capability bounding set (its effective set stays)
  *	mini-init: seccomp filters (none forbids a step below)
