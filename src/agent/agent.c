@@ -299,6 +299,9 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 			return -1;
 		}
 		*initialised = 1;
+		/* A guest keeps the per-execute path: spares are made in the
+		 * os backend only (payload.c, "the spare"). */
+		st->spare_on = !st->guest;
 		return 0;
 	case MBX_MSG_SHUTDOWN:
 		return -1;
@@ -331,6 +334,7 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 		agent_close_fds(st);
 		return 0;
 	case MBX_MSG_IDENTITY:
+		agent_spare_discard(st);
 		if (!st->guest) {
 			agent_send_error(st, f->id, MBX_ENOTSUP, 0, NULL, "only a guest's agent takes a new identity");
 			return 0;
@@ -338,9 +342,14 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 		agent_guest_identity(st, f);
 		return 0;
 	case MBX_MSG_LAYERS:
+		/* A spare copied the mounts, the Landlock ruleset and the
+		 * state these change: it goes first, a new one comes when the
+		 * agent is idle again. */
+		agent_spare_discard(st);
 		agent_layers(st, f);
 		return 0;
 	case MBX_MSG_RESET:
+		agent_spare_discard(st);
 		agent_reset(st, f);
 		return 0;
 	default:
@@ -476,6 +485,7 @@ int main(void)
 	st.storage_fd = -1;
 	st.cgroup_procs_fd = -1;
 	st.oom_events_fd = -1;
+	st.spare_sock = -1;
 	for (int i = 0; i < AGENT_MAX_FILES; i++) {
 		st.files[i].fd = -1;
 		st.files[i].pipe = -1;
@@ -531,6 +541,13 @@ int main(void)
 		nn = agent_net_poll(&st, p + 2 + n, AGENT_NET_POLL);
 		if ((st.chan_down || agent_net_waiting(&st)) && (timeout < 0 || timeout > RESUME_POLL_MS))
 			timeout = RESUME_POLL_MS;
+		/* Idle, every answer written: the next execute's mini-init is
+		 * prepared now, off its critical path (or the poll wakes when it
+		 * is time to). */
+		if (st.out.len == st.out_sent)
+			agent_spare_make(&st, &timeout);
+		else
+			st.idle_us = 0;
 		if (poll(p, (nfds_t)(2 + n + nn), timeout) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents & POLLIN) {

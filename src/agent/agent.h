@@ -124,6 +124,13 @@ struct agent_state {
 	char boot_msg[200];
 	struct agent_net *net;  /* the network channel (netmux.c), or NULL */
 
+	/* The spare mini-init (payload.c, "the spare"), os mode only. */
+	int spare_on;           /* spares are made (set by INIT) */
+	int spare_pause;        /* making one failed, or one died unused: none before the next EXEC */
+	pid_t spare;            /* the prepared mini-init, 0: none */
+	uint64_t idle_us;       /* since when a spare could be made, 0: not idle */
+	int spare_sock;         /* the agent's end of its socketpair, -1 */
+
 	/* Copy-on-write fork (layers.c), os mode only. */
 	struct agent_layers *cow; /* NULL: no storage tmpfs to share */
 	struct mbx_wbuf ll_frame; /* the Landlock paths of INIT (a frame), empty: none */
@@ -181,6 +188,13 @@ size_t agent_proc_poll(struct agent_state *st, struct pollfd *p, size_t room, in
  * processes. */
 void agent_proc_service(struct agent_state *st, const struct pollfd *p, size_t n);
 void agent_proc_reap(struct agent_state *st);
+/* Makes a spare mini-init once the agent has been idle (no process,
+ * output written, spares on) for SPARE_IDLE_US; until then lowers
+ * *timeout_ms to that moment. Nothing when it cannot. */
+void agent_spare_make(struct agent_state *st, int *timeout_ms);
+/* Kills and reaps the spare, if any: first thing of every request that
+ * changes the mounts or the state a spare copied (RESET, LAYERS, IDENTITY). */
+void agent_spare_discard(struct agent_state *st);
 /* Kills every process (shutdown). */
 void agent_proc_kill_all(struct agent_state *st);
 /* Forgets a process's record: closes its descriptors and frees it (the process is not signalled). */

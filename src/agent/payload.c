@@ -8,11 +8,24 @@
  *	clear all capability sets
  *	no_new_privs
  *	Landlock restrict_self (needs no_new_privs)
- *	seccomp filter (last: it may forbid what the steps above use)
+ *	seccomp filters (last: they may forbid what the steps above use)
  *	execvp
  *
+ * Under a spare mini-init (below, "the spare": an execute that finds the
+ * sandbox idle), the two steps that do not depend on the request are
+ * taken before it comes, in the mini-init, which the program inherits
+ * them from:
+ *
+ *	mini-init: drop the capability bounding set (its effective set stays)
+ *	mini-init: seccomp filters (none forbids a step below)
+ *	program:   setsid, stdio, chdir, rlimits
+ *	program:   lock securebits, clear all capability sets
+ *	program:   no_new_privs, Landlock restrict_self
+ *	program:   execvp
+ *
  * A failing step writes {stage, errno} to a CLOEXEC pipe and exits; exec
- * closes that pipe, so EOF tells the agent the program is running.
+ * closes that pipe, so EOF tells the agent the program is running. A
+ * spare's failing step is that execute's error (spare_take).
  *
  * Every process runs under a mini-init: the agent clones it into a new,
  * nested pid namespace, where it is PID 1; it starts the program (PID 2, vfork-style),
@@ -38,6 +51,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/ioctl.h>
@@ -272,14 +286,11 @@ static void child_fail(int fd, enum stage stage, int errnum)
 	_exit(127);
 }
 
-/* Drops every capability for good: the bounding set (so exec cannot give
- * them back to uid 0), the ambient set, and effective/permitted/inheritable;
- * securebits make uid 0 an ordinary user from here on. */
-static int drop_capabilities(void)
+/* Empties the bounding set, so exec cannot give capabilities back to uid
+ * 0. The effective set is untouched: a spare mini-init does this before
+ * its request and keeps what it needs. */
+static int drop_bounding_set(void)
 {
-	struct mbx_cap_header hdr = { MBX_CAP_VERSION_3, 0 };
-	struct mbx_cap_data data[2];
-
 	/* Capabilities are numbered without gaps up to the kernel's last one;
 	 * EINVAL names the first beyond it, so every later one is too. */
 	for (int cap = 0; cap <= 63; cap++) {
@@ -289,6 +300,19 @@ static int drop_capabilities(void)
 			return -1;
 		break;
 	}
+	return 0;
+}
+
+/* Drops every capability for good: the bounding set (unless `bounded`: a
+ * spare emptied it), the ambient set, and effective/permitted/inheritable;
+ * securebits make uid 0 an ordinary user from here on. */
+static int drop_capabilities(int bounded)
+{
+	struct mbx_cap_header hdr = { MBX_CAP_VERSION_3, 0 };
+	struct mbx_cap_data data[2];
+
+	if (!bounded && drop_bounding_set() < 0)
+		return -1;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return -1;
 	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
@@ -297,6 +321,32 @@ static int drop_capabilities(void)
 		return -1;
 	memset(data, 0, sizeof(data));
 	return (int)syscall(SYS_capset, &hdr, data);
+}
+
+/* Installs the payload filters on the calling process: the extra one (the
+ * memory guard) first, then the main one, the policy of record (the
+ * stricter action wins anyway). 0, or -1 with errno set. */
+static int install_filters(const struct agent_state *st)
+{
+	if (st->seccomp && st->seccomp_extra) {
+		struct mbx_sock_fprog extra = {
+			.len = (unsigned short)(st->seccomp_extra_len / sizeof(struct mbx_sock_filter)),
+			.filter = (struct mbx_sock_filter *)st->seccomp_extra,
+		};
+
+		if (prctl(PR_SET_SECCOMP, MBX_SECCOMP_MODE_FILTER, &extra, 0, 0) < 0)
+			return -1;
+	}
+	if (st->seccomp) {
+		struct mbx_sock_fprog prog = {
+			.len = (unsigned short)(st->seccomp_len / sizeof(struct mbx_sock_filter)),
+			.filter = (struct mbx_sock_filter *)st->seccomp,
+		};
+
+		if (prctl(PR_SET_SECCOMP, MBX_SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* The program's side of the stdio plumbing, prepared by the agent. */
@@ -311,7 +361,7 @@ struct child_io {
  * returns. It shares the mini-init's memory until its exec (see
  * start_program): system calls only, nothing that allocates, locks or keeps
  * state in memory beyond `environ`, which the mini-init no longer uses. */
-static void payload_child(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w)
+static void payload_child(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w, int prepared)
 {
 	extern char **environ;
 	sigset_t none;
@@ -350,7 +400,7 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 		if (setrlimit((int)st->rlimits[i].resource, &rl) < 0)
 			child_fail(rep_w, STAGE_RLIMIT, errno);
 	}
-	if (drop_capabilities() < 0)
+	if (drop_capabilities(prepared) < 0)
 		child_fail(rep_w, STAGE_CAPS, errno);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(rep_w, STAGE_NNP, errno);
@@ -361,26 +411,11 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 	if (mbx_close_fds_from(r->pass_fd >= 0 ? 4 : 3, MBX_CLOSEFDS_CLOEXEC) < 0)
 		child_fail(rep_w, STAGE_SETUP, errno);
 	environ = r->envp;
-	if (st->seccomp && st->seccomp_extra) {
-		/* Before the main filter, which may forbid nothing prctl needs
-		 * but is the policy of record: the stricter action wins anyway. */
-		struct mbx_sock_fprog extra = {
-			.len = (unsigned short)(st->seccomp_extra_len / sizeof(struct mbx_sock_filter)),
-			.filter = (struct mbx_sock_filter *)st->seccomp_extra,
-		};
-
-		if (prctl(PR_SET_SECCOMP, MBX_SECCOMP_MODE_FILTER, &extra, 0, 0) < 0)
-			child_fail(rep_w, STAGE_SECCOMP, errno);
-	}
-	if (st->seccomp) {
-		struct mbx_sock_fprog prog = {
-			.len = (unsigned short)(st->seccomp_len / sizeof(struct mbx_sock_filter)),
-			.filter = (struct mbx_sock_filter *)st->seccomp,
-		};
-
-		if (prctl(PR_SET_SECCOMP, MBX_SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
-			child_fail(rep_w, STAGE_SECCOMP, errno);
-	}
+	/* Last, so nothing above runs under them; except under a spare
+	 * mini-init, which installed them before its request came (every
+	 * step above is allowed by every filter: see "the spare"). */
+	if (!prepared && install_filters(st) < 0)
+		child_fail(rep_w, STAGE_SECCOMP, errno);
 	execvp(r->argv[0], r->argv);
 	child_fail(rep_w, STAGE_EXEC, errno);
 }
@@ -446,6 +481,7 @@ struct program_args {
 	const struct exec_req *r;
 	const struct child_io *io;
 	int rep_w;
+	int prepared;           /* a spare emptied the bounding set and installed the filters */
 };
 
 static char program_stack[128u << 10] __attribute__((aligned(64)));
@@ -454,30 +490,26 @@ static int program_main(void *arg)
 {
 	struct program_args *a = arg;
 
-	payload_child(a->st, a->r, a->io, a->rep_w);
+	payload_child(a->st, a->r, a->io, a->rep_w, a->prepared);
 	return 127;
 }
 
-static pid_t start_program(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w)
+static pid_t start_program(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w,
+			   int prepared)
 {
-	struct program_args a = { st, r, io, rep_w };
+	struct program_args a = { st, r, io, rep_w, prepared };
 
 	return clone(program_main, program_stack + sizeof(program_stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
 }
 
 /*
- * PID 1 of a process's nested pid namespace. Forks the program, reaps every
- * process of the namespace, and when the program ends writes its status and
- * the resources of the whole tree to status_w, then exits, which makes the
- * kernel kill what is left. Dies with the agent (PDEATHSIG).
+ * What a mini-init does before it knows its request: it dies with the
+ * agent (PDEATHSIG), drops its copies of the agent's descriptors, joins the
+ * guest's payload cgroup, and mounts a /proc of its pid namespace in a mount
+ * namespace of its own. 0, or -1 with errno set and *stage the failed step.
  */
-static void mini_init(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w, int status_w)
+static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 {
-	struct agent_status out = { 0 };
-	struct rusage ru;
-	pid_t prog;
-	int ws = 0;
-
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	/* Copies of other processes' descriptors would keep their pipes and
 	 * terminals open (a stdin that never sees end of file): drop them, and
@@ -502,16 +534,38 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 	/* A microvm guest's process limit (guest.c): this mini-init, and so
 	 * everything its program starts, joins the payloads' pids cgroup. */
 	if (st->cgroup_procs_fd >= 0) {
-		if (write(st->cgroup_procs_fd, "0", 1) != 1)
-			child_fail(rep_w, STAGE_CGROUP, errno);
+		if (write(st->cgroup_procs_fd, "0", 1) != 1) {
+			*stage = STAGE_CGROUP;
+			return -1;
+		}
 		close(st->cgroup_procs_fd);
+		st->cgroup_procs_fd = -1;
 	}
 	/* A /proc of this namespace, in a mount namespace of this process tree:
 	 * programs that look themselves up there (ps, pgrep) find the pids
 	 * getpid() gives them, and see only their own execute. */
-	if (unshare(CLONE_NEWNS) < 0 || mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		child_fail(rep_w, STAGE_SETUP, errno);
-	prog = start_program(st, r, io, rep_w);
+	if (unshare(CLONE_NEWNS) < 0 || mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		*stage = STAGE_SETUP;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The rest of a mini-init, once prepared and given its request: starts the
+ * program, reaps every process of the namespace, and when the program ends
+ * writes its status and the resources of the whole tree to status_w, then
+ * exits, which makes the kernel kill what is left.
+ */
+static void mini_init_run(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w,
+			  int status_w, int prepared)
+{
+	struct agent_status out = { 0 };
+	struct rusage ru;
+	pid_t prog;
+	int ws = 0;
+
+	prog = start_program(st, r, io, rep_w, prepared);
 	if (prog < 0)
 		child_fail(rep_w, STAGE_SETUP, errno);
 	close(rep_w);
@@ -549,6 +603,350 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 	out.maxrss = (uint64_t)ru.ru_maxrss * 1024u;
 	(void)!write(status_w, &out, sizeof(out));
 	_exit(0);
+}
+
+/*
+ * PID 1 of a process's nested pid namespace, cloned for its request (no
+ * spare, see below). Dies with the agent (PDEATHSIG).
+ */
+static void mini_init(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w, int status_w)
+{
+	enum stage stage = STAGE_SETUP;
+
+	if (mini_init_prepare(st, &stage) < 0)
+		child_fail(rep_w, stage, errno);
+	mini_init_run(st, r, io, rep_w, status_w, 0);
+}
+
+/* ==== the spare ==== */
+
+/*
+ * A spare mini-init: made ahead of time, when the agent is idle, so that an
+ * execute finds its mini-init ready instead of waiting for the clone of a
+ * pid namespace, a mount namespace and a /proc mount, for the kernel to
+ * take in the seccomp filters (it converts and compiles a program of some
+ * 400 instructions per install: about 0.15 ms) and for 41 prctl calls that
+ * empty the bounding set. The spare does everything that does not depend
+ * on the request (mini_init_prepare, the bounding set, then the filters,
+ * the extra one first as ever), reports {0, 0} (or the step that failed) on
+ * its socket and waits there. EXEC hands it the message (struct spare_msg, then the
+ * frame's body, which it parses with the same parser) and the descriptors
+ * (SCM_RIGHTS): the report and status pipes, the program's stdio, then
+ * those that came with the message. From there it goes on as any mini-init
+ * (mini_init_run).
+ *
+ * The filters installed in the spare apply to the mini-init itself and to
+ * the program's steps before exec: sigprocmask, sigaction, setsid, dup2,
+ * open, ioctl(TIOCSCTTY), fcntl, chdir, setrlimit (prlimit64), the
+ * capability prctls (PR_CAP_AMBIENT, PR_SET_SECUREBITS), capset,
+ * no_new_privs, landlock_restrict_self, close_range, execve. No filter variant denies
+ * any of them (src/backend/linux/seccomp.c denies the mount API, namespace
+ * creation, a list of kernel interfaces, set-id modes and some ioctls and
+ * sockets; the memory guard denies memfds and shared anonymous mappings),
+ * and the mini-init's own later calls (recvmsg, clone without namespace
+ * flags, wait4, kill, getrusage) neither. A filter that cannot be installed
+ * fails the execute that would have used the spare, naming the seccomp
+ * layer, as it would have in the program (fail closed).
+ *
+ * Rules that keep it invisible:
+ *  - It exists only while no process of the host runs (agent_spare_make):
+ *    it takes the place of the next execute's mini-init, so under
+ *    --max-procs a payload finds as many processes free as without it.
+ *  - It copied the agent's mounts, Landlock ruleset and layers: requests
+ *    that change them (RESET, LAYERS, IDENTITY) kill and reap it first.
+ *  - One that died (reaped by agent_proc_reap, or end of file on its
+ *    socket) is noticed at the next EXEC, which then clones a mini-init as
+ *    without a spare; so does an EXEC whose body is beyond SPARE_MAX_BODY,
+ *    after killing the spare. One killed while it takes its request is that
+ *    execute's mini-init already: the execute ends killed (SIGKILL), as
+ *    when any mini-init is killed.
+ *  - It dies with the agent (PDEATHSIG, and the end of the sandbox's pid
+ *    namespace): nothing waits for it but the kernel, which ends every
+ *    process of the namespace before the agent's exit completes (about
+ *    0.1 ms more for a destroy that finds a spare; none after an execute
+ *    that ended less than SPARE_IDLE_US before).
+ * A microvm guest does not make spares (st->spare_on): the per-execute path
+ * is kept there.
+ */
+#define SPARE_MAX_BODY (64u << 10)
+
+/*
+ * How long the agent is idle before it makes a spare. A host that destroys
+ * the sandbox right after its last execute (a one-shot run) or sends the
+ * next request at once finds none to wait for: the teardown of a process
+ * (its namespaces, its filters) at the end of the sandbox's pid namespace
+ * is waited for by the kernel before the agent's own exit, and a spare
+ * made with the next request already waiting saves nothing.
+ */
+#define SPARE_IDLE_US 1000u
+
+struct spare_msg {
+	uint32_t id;            /* the EXEC frame's id */
+	uint32_t body_len;      /* bytes of the body after this header */
+	uint32_t nmsg_fds;      /* descriptors of the message, after the io ones */
+	uint8_t has_in, has_out, has_err, has_pty;
+	char pty[64];           /* the terminal's slave path (has_pty) */
+};
+
+/* Descriptors handed over: report, status, in, out, err, then the message's. */
+#define SPARE_MAX_FDS (5 + MBX_PROTO_MAX_FDS)
+
+static void spare_main(struct agent_state *st, int sock)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * SPARE_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct child_report ready = { 0, 0 };
+	enum stage stage = STAGE_SETUP;
+	struct spare_msg hdr;
+	struct child_io io = { -1, -1, -1, NULL };
+	struct exec_req r;
+	struct mbx_frame f;
+	struct iovec iov[2];
+	struct msghdr msg = { 0 };
+	struct cmsghdr *cm;
+	int fds[SPARE_MAX_FDS];
+	size_t nfd = 0, k;
+	uint8_t *body;
+	int rep_w, status_w;
+	ssize_t n;
+
+	/* Descriptors the agent held for messages not yet handled. */
+	for (size_t i = 0; i < st->nfdq; i++)
+		for (size_t j = 0; j < st->fdq[i].n; j++)
+			close(st->fdq[i].fds[j]);
+	st->nfdq = 0;
+	for (size_t i = 0; i < st->nfds; i++)
+		close(st->fds[i]);
+	st->nfds = 0;
+	if (mini_init_prepare(st, &stage) < 0) {
+		ready.stage = (int32_t)stage;
+		ready.errnum = errno;
+	} else if (drop_bounding_set() < 0) {
+		ready.stage = STAGE_CAPS;
+		ready.errnum = errno;
+	} else if (install_filters(st) < 0) {
+		ready.stage = STAGE_SECCOMP;
+		ready.errnum = errno;
+	}
+	if (send(sock, &ready, sizeof(ready), MSG_NOSIGNAL) != (ssize_t)sizeof(ready) || ready.stage != 0)
+		_exit(0);
+	body = malloc(SPARE_MAX_BODY);
+	if (body == NULL)
+		_exit(0);
+	iov[0] = (struct iovec){ &hdr, sizeof(hdr) };
+	iov[1] = (struct iovec){ body, SPARE_MAX_BODY };
+	msg.msg_iov = iov;
+	msg.msg_iovlen = 2;
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = sizeof(ctl.buf);
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	/* End of file: the agent discarded this spare. */
+	if (n <= 0)
+		_exit(0);
+	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		size_t count;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < count; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (nfd < SPARE_MAX_FDS)
+				fds[nfd++] = fd;
+			else
+				close(fd);
+		}
+	}
+	close(sock);
+	/* The agent's own message, checked there: only a short one (the
+	 * kernel cut it) is not whole, and nothing can be reported without
+	 * the report pipe. */
+	if (nfd < 2 || (size_t)n < sizeof(hdr) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	    hdr.body_len != (size_t)n - sizeof(hdr) ||
+	    nfd != 2u + hdr.has_in + hdr.has_out + hdr.has_err + hdr.nmsg_fds || hdr.nmsg_fds > MBX_PROTO_MAX_FDS)
+		_exit(127);
+	rep_w = fds[0];
+	status_w = fds[1];
+	k = 2;
+	io.in = hdr.has_in ? fds[k++] : -1;
+	io.out = hdr.has_out ? fds[k++] : -1;
+	io.err = hdr.has_err ? fds[k++] : -1;
+	hdr.pty[sizeof(hdr.pty) - 1] = '\0';
+	io.pty = hdr.has_pty ? hdr.pty : NULL;
+	for (size_t i = 0; i < hdr.nmsg_fds; i++)
+		st->fds[i] = fds[k + i];
+	st->nfds = hdr.nmsg_fds;
+	f = (struct mbx_frame){ .type = MBX_MSG_EXEC, .id = hdr.id, .body = body, .len = hdr.body_len };
+	if (parse_exec(st, &f, &r) < 0)
+		child_fail(rep_w, STAGE_SETUP, EPROTO);
+	mini_init_run(st, &r, &io, rep_w, status_w, 1);
+}
+
+void agent_spare_discard(struct agent_state *st)
+{
+	if (st->spare > 0) {
+		kill(st->spare, SIGKILL);
+		while (waitpid(st->spare, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	st->spare = 0;
+	close_fd(&st->spare_sock);
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void agent_spare_make(struct agent_state *st, int *timeout_ms)
+{
+	uint64_t now;
+	int sv[2];
+	long pid;
+
+	if (!st->spare_on || st->spare_pause || st->spare > 0 || st->chan_down) {
+		st->idle_us = 0;
+		return;
+	}
+	for (int i = 0; i < AGENT_MAX_PROCS; i++)
+		if (st->procs[i] != NULL) {
+			st->idle_us = 0;
+			return;
+		}
+	now = now_us();
+	if (st->idle_us == 0)
+		st->idle_us = now;
+	if (now - st->idle_us < SPARE_IDLE_US) {
+		int left = (int)((SPARE_IDLE_US - (now - st->idle_us) + 999) / 1000);
+
+		if (*timeout_ms < 0 || left < *timeout_ms)
+			*timeout_ms = left;
+		return;
+	}
+	st->idle_us = 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		st->spare_pause = 1;
+		return;
+	}
+	pid = syscall(SYS_clone, (unsigned long)(CLONE_NEWPID | SIGCHLD), NULL, NULL, NULL, 0);
+	if (pid == 0) {
+		close(sv[0]);
+		/* Named for ps until it runs a program (mimobox-init then). */
+		prctl(PR_SET_NAME, "mimobox-spare", 0, 0, 0);
+		spare_main(st, sv[1]);
+		_exit(127);
+	}
+	close(sv[1]);
+	if (pid < 0) {
+		/* At a process limit, say: the execute will meet it itself. */
+		close(sv[0]);
+		st->spare_pause = 1;
+		return;
+	}
+	st->spare = (pid_t)pid;
+	st->spare_sock = sv[0];
+}
+
+/*
+ * Hands an EXEC to the spare. Returns the spare's pid (it is the execute's
+ * mini-init now), 0 when there is no spare to use (the caller clones a
+ * mini-init; a spare that was there is gone), or -1 when the spare's
+ * preparation failed: *rep names the step, for this execute's error.
+ */
+static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const struct child_io *io, int rep_w,
+			int status_w, struct child_report *rep)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * SPARE_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct child_report ready;
+	struct spare_msg hdr;
+	struct iovec iov[2];
+	struct msghdr msg = { 0 };
+	struct cmsghdr *cm;
+	int fds[SPARE_MAX_FDS];
+	size_t nfd = 0;
+	pid_t pid = st->spare;
+	ssize_t n;
+
+	if (pid <= 0)
+		return 0;
+	if (f->len > SPARE_MAX_BODY || st->nfds > MBX_PROTO_MAX_FDS ||
+	    (io->pty && strlen(io->pty) >= sizeof(hdr.pty))) {
+		agent_spare_discard(st);
+		return 0;
+	}
+	/* Its preparation is done (most often long ago) or failed; end of
+	 * file when it died. */
+	do
+		n = recv(st->spare_sock, &ready, sizeof(ready), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(ready)) {
+		agent_spare_discard(st);
+		return 0;
+	}
+	if (ready.stage != 0) {
+		*rep = ready;
+		agent_spare_discard(st);
+		return -1;
+	}
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.id = f->id;
+	hdr.body_len = f->len;
+	hdr.nmsg_fds = (uint32_t)st->nfds;
+	fds[nfd++] = rep_w;
+	fds[nfd++] = status_w;
+	if (io->in >= 0) {
+		hdr.has_in = 1;
+		fds[nfd++] = io->in;
+	}
+	if (io->out >= 0) {
+		hdr.has_out = 1;
+		fds[nfd++] = io->out;
+	}
+	if (io->err >= 0) {
+		hdr.has_err = 1;
+		fds[nfd++] = io->err;
+	}
+	if (io->pty) {
+		hdr.has_pty = 1;
+		memcpy(hdr.pty, io->pty, strlen(io->pty) + 1);
+	}
+	for (size_t i = 0; i < st->nfds; i++)
+		fds[nfd++] = st->fds[i];
+	iov[0] = (struct iovec){ &hdr, sizeof(hdr) };
+	iov[1] = (struct iovec){ (void *)f->body, f->len };
+	memset(&ctl, 0, sizeof(ctl));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = 2;
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfd);
+	do
+		n = sendmsg(st->spare_sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)(sizeof(hdr) + f->len)) {
+		agent_spare_discard(st);
+		return 0;
+	}
+	/* It is this execute's mini-init now, reaped as such. */
+	close_fd(&st->spare_sock);
+	st->spare = 0;
+	return pid;
 }
 
 /* ==== the process table ==== */
@@ -672,7 +1070,14 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	 * one-shot payload straight from the agent would save the nested
 	 * namespace but put the agent in the payload's reach (see the top).
 	 */
-	init = syscall(SYS_clone, (unsigned long)(CLONE_NEWPID | SIGCHLD), NULL, NULL, NULL, 0);
+	st->spare_pause = 0;
+	init = spare_take(st, f, &io, repp[1], stp[1], &rep);
+	if (init < 0) {
+		report_child_failure(st, id, &r, &rep);
+		goto out;
+	}
+	if (init == 0)
+		init = syscall(SYS_clone, (unsigned long)(CLONE_NEWPID | SIGCHLD), NULL, NULL, NULL, 0);
 	if (init < 0)
 		goto sys;
 	if (init == 0) {
@@ -1035,6 +1440,15 @@ void agent_proc_reap(struct agent_state *st)
 			continue;
 		if (w <= 0)
 			return;
+		if (w == st->spare) {
+			/* Died before its execute came: the next one goes
+			 * without (spare_take), and no other is made before it
+			 * (one whose preparation fails would fail again, and
+			 * again). */
+			st->spare = 0;
+			st->spare_pause = 1;
+			close_fd(&st->spare_sock);
+		}
 		for (int i = 0; i < AGENT_MAX_PROCS; i++)
 			if (st->procs[i] && st->procs[i]->init == w)
 				st->procs[i]->init_done = 1;

@@ -173,9 +173,13 @@ def agents_below(root):
     """The sandbox agents below `root` (not their processes' mini-inits,
     which are forks of the agent)."""
     from conftest import descendants, proc_table
+    below = descendants(root)
+    # Read after: a process (an agent's spare mini-init, a fork of it made
+    # when the agent is idle) may have come since.
     table = proc_table()
-    return [pid for pid, argv in descendants(root).items()
-            if argv[:1] == ["mimobox-agent"] and table.get(table[pid][0], (0, "", []))[2][:1] != ["mimobox-agent"]]
+    return [pid for pid, argv in below.items()
+            if pid in table and argv[:1] == ["mimobox-agent"]
+            and table.get(table[pid][0], (0, "", []))[2][:1] != ["mimobox-agent"]]
 
 
 def test_one_shot_run_cannot_touch_the_agent(cli):
