@@ -81,7 +81,8 @@ if [ "${MBX_TEST_QUICK:-0}" != 1 ]; then
 		# what the unprivileged run needs to a world-readable place.
 		rl=$(mktemp -d /tmp/mbx-rootless.XXXXXX)
 		mkdir -p "$rl/build/tests" "$rl/tests"
-		cp -a "$top/build/mimobox" "$top/build/libmimobox.so"* "$rl/build/"
+		# The CLI: its front and the whole CLI it hands other command lines to.
+		cp -a "$top/build/mimobox" "$top/build/mimobox-full" "$top/build/libmimobox.so"* "$rl/build/"
 		cp -a "$top/build/tests/try-syscall" "$top/build/tests/"test-* "$rl/build/tests/"
 		# The wasm backend: Wasmtime beside libmimobox ($ORIGIN), the test modules.
 		[ -f "$top/build/libwasmtime.so" ] && cp -a "$top/build/libwasmtime.so" "$rl/build/"

@@ -257,6 +257,10 @@ def cli_for_anyone(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli-for-anyone")
     lib_dir = os.path.dirname(os.path.realpath(LIB))
     shutil.copy2(CLI, d / "mimobox")
+    # The front hands most command lines to the whole CLI beside it.
+    full = os.path.join(os.path.dirname(os.path.realpath(CLI)), "mimobox-full")
+    if os.path.exists(full):
+        shutil.copy2(full, d / "mimobox-full")
     for name in os.listdir(lib_dir):
         if (name.startswith("libmimobox.so") or name == "libwasmtime.so") and \
                 os.path.isfile(os.path.join(lib_dir, name)):
