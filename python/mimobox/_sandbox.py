@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import (IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union)
 
 from . import _native as N
-from .errors import InvalidArgumentError, SandboxError, SandboxStateError, error_class
+from .errors import BackendUnavailableError, InvalidArgumentError, SandboxError, SandboxStateError, error_class
 
 Command = Union[str, Sequence[str]]
 
@@ -746,7 +746,18 @@ class Sandbox:
             SandboxStateError: other calls run, or the sandbox is closed.
             SandboxError: anything else; the reset failed closed, the
                 sandbox is destroyed (later calls raise SandboxStateError).
+
+        Like every failure but the one above, asking a wasm or microvm
+        sandbox for a reset destroys it: it is closed (after the calls of
+        other threads ended) before BackendUnavailableError is raised.
         """
+        if self._isolation != "os":
+            # The library would destroy it there and then, under the feet
+            # of other threads' calls; close() waits for them.
+            self.close()
+            raise BackendUnavailableError("the %s backend does not reset sandboxes: make a new one "
+                                          "(this one is closed)" % self._isolation, layer="reset",
+                                          suggestion="reset needs an os sandbox; create a new Sandbox")
         err = ctypes.c_void_p()
         with self._use() as p:
             rc = self._lib.mbx_sandbox_reset(p, ctypes.byref(err))
