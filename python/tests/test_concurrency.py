@@ -299,10 +299,12 @@ def test_process_close_while_another_thread_waits(sb, mimobox):
     """Closing a process handle another thread is waiting on frees it when
     that wait returns (never under it)."""
     proc = sb.spawn(UNTIL_STOP, timeout=120)
+    counting = CountingLib(sb._lib)
+    proc._lib = counting
     got = []
     t = threading.Thread(target=lambda: got.append(proc.wait()))
     t.start()
-    time.sleep(0.2)
+    assert counting.inside.wait(30)  # its call is counted: the free must wait for it
     proc.close()
     with pytest.raises(mimobox.SandboxStateError, match="handle is closed"):
         proc.signal(15)
@@ -358,7 +360,7 @@ def test_reset_is_refused_while_another_call_runs(sb, mimobox):
     t = threading.Thread(target=lambda: list(proc))
     t.start()
     assert counting.inside.wait(30)
-    time.sleep(0.1)  # inside the C call
+    time.sleep(0.5)  # into the C call (the library refuses the reset only then)
     with pytest.raises(mimobox.SandboxStateError):
         sb.reset()
     assert sb.read_file("kept") == b"1" and proc.running
