@@ -501,3 +501,38 @@ def test_pool_reuse_needs_the_os_backend(mimobox):
             pool.set_reuse(5)
         with pytest.raises(mimobox.InvalidArgumentError):
             pool.set_reuse(-1)
+
+
+def test_close_while_threads_use_processes(mimobox):
+    """Threads spawning, reading, writing to and closing processes while
+    another closes the sandbox: each call works or raises
+    SandboxStateError; no handle is freed under a call (ASan would see it)."""
+    sb = mimobox.Sandbox(isolation="os", timeout=30)
+    outcomes = []
+
+    def work(n):
+        try:
+            for i in range(50):
+                p = sb.spawn(["cat"], stdin=True)
+                p.write(b"%d %d\n" % (n, i))
+                p.close_stdin()
+                evs = list(p)
+                assert evs[-1].is_end
+                if evs[-1].kind == "exit" and evs[-1].exit_code == 0:
+                    assert b"".join(e.data for e in evs[:-1]) == b"%d %d\n" % (n, i)
+                p.close()
+                outcomes.append("ok")
+        except mimobox.SandboxStateError:
+            outcomes.append("closed")
+        except BaseException as e:
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    sb.close()
+    for t in threads:
+        t.join(60)
+    assert not [t for t in threads if t.is_alive()]
+    assert set(map(str, outcomes)) <= {"ok", "closed"}, outcomes
