@@ -91,6 +91,7 @@ _PROTOTYPES = {
     "mbx_sandbox_exec_code": (ci, [vp, cp, cp, vp, pvp, pvp]),
     "mbx_sandbox_destroy": (ci, [vp, pvp]),
     "mbx_sandbox_free": (None, [vp]),
+    "mbx_sandbox_reset": (ci, [vp, pvp]),
     "mbx_sandbox_isolation": (u8, [vp]),
     "mbx_sandbox_id": (cp, [vp]),
     "mbx_sandbox_layers": (u32, [vp]),
@@ -177,9 +178,12 @@ _PROTOTYPES = {
     "mbx_proc_list_age_ms": (u64, [vp, sz]),
     "mbx_proc_list_free": (None, [vp]),
     "mbx_sandbox_process": (ci, [vp, u32, pvp, pvp]),
+    "mbx_sandbox_event_fd": (ci, [vp, pvp]),
     # pool
     "mbx_pool_new": (ci, [pvp, vp, sz, pvp]),
     "mbx_pool_take": (ci, [vp, pvp, pvp]),
+    "mbx_pool_set_reuse": (ci, [vp, u32, pvp]),
+    "mbx_pool_give_back": (ci, [vp, vp, u32, pvp]),
     "mbx_pool_ready": (sz, [vp]),
     "mbx_pool_free": (None, [vp]),
     # network

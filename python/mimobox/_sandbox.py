@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import (IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union)
 
 from . import _native as N
-from .errors import InvalidArgumentError, SandboxError, SandboxStateError, error_class
+from .errors import BackendUnavailableError, InvalidArgumentError, SandboxError, SandboxStateError, error_class
 
 Command = Union[str, Sequence[str]]
 
@@ -23,9 +23,9 @@ _TRUST = {"trusted": 0, "semi": 1, "semi-trusted": 1, "semi_trusted": 1, "untrus
 _FILE_TYPE = {1: "file", 2: "dir", 3: "symlink", 4: "other"}
 _LAYERS = 14  # MBX_LAYER_* bits 0..13
 
-# Streaming polls the library in slices this long (ms), so that other
-# threads get the sandbox's lock between slices.
-_POLL_MS = 50
+# Longest single wait the C API takes (an int of milliseconds); longer
+# timeouts wait in steps of this.
+_MAX_WAIT_MS = 0x7FFFFFFF
 
 
 # ---------------------------------------------------------------------------
@@ -503,10 +503,17 @@ class Sandbox:
     applied is an error naming it (BackendUnavailableError), never a silent
     downgrade.
 
-    Thread safety: every method may be called from any thread; calls on one
-    sandbox (its processes included) are serialized by a lock, since the C
-    library's sandbox handle is single-threaded. Use one sandbox per thread
-    for parallelism, or :class:`AsyncSandbox` from asyncio.
+    Thread safety: every method may be called from any thread, and calls
+    on one sandbox and on its processes run at the same time (the C library
+    is thread-safe per sandbox; docs/api.md, "Threads"): a thread waiting
+    for a process's events or its end does not hold up executes, file
+    operations or other processes in other threads. The package itself
+    only counts the calls in flight, so that :meth:`close` frees the
+    handle once none uses it: close() refuses new calls at once, kills the
+    spawned processes when threads are waiting for them (they get the end
+    event), then waits for the calls still running (an execute runs to its
+    end) and destroys the sandbox. :meth:`reset` needs the sandbox to
+    itself. :class:`AsyncSandbox` runs the calls on a thread executor.
     """
 
     def __init__(self, isolation: str = "auto", trust: str = "semi", network: Any = "deny",
@@ -515,7 +522,6 @@ class Sandbox:
                  env: Optional[Mapping[str, str]] = None, workdir: Optional[str] = None,
                  mounts: Optional[Sequence[Any]] = None, **options: Any) -> None:
         self._ptr = ctypes.c_void_p()
-        self._lock = threading.RLock()
         self._lib = N.native()
         cfg = _Config(isolation, trust, network, timeout, memory_mb, disk_mb, cpus, max_processes, env, workdir,
                       mounts, **options)
@@ -531,20 +537,31 @@ class Sandbox:
     def _adopt(cls, ptr: ctypes.c_void_p) -> "Sandbox":
         sb = cls.__new__(cls)
         sb._ptr = ptr
-        sb._lock = threading.RLock()
         sb._lib = N.native()
         sb._init_from_handle()
         return sb
 
     def _init_from_handle(self) -> None:
         lib = self._lib
-        self._closed = False
-        # Handles of live Process objects: freed before the sandbox is (a
-        # process handle must not outlive its sandbox handle).
+        # The package's own state, guarded by _mu (never held during a C
+        # call that waits): the C library is thread-safe per sandbox, but
+        # it must not free the sandbox, or a process handle, while another
+        # thread's call uses it. So every call counts itself in _users
+        # (process calls also in their Process's _calls) and close() frees
+        # only once the count is 0. Reentrant: a process handle dropped by
+        # the garbage collector in the middle of a section frees itself.
+        self._mu = threading.RLock()
+        self._idle = threading.Condition(self._mu)
+        self._users = 0
+        self._closed = False    # no new calls (close() or give_back() began)
+        self._freed = False     # the C sandbox is gone
+        self._orphans: List[ctypes.c_void_p] = []  # process handles dropped while it was being freed
+        # Handles of live Process objects: freed with the sandbox.
         self._procs: "weakref.WeakSet[Process]" = weakref.WeakSet()
-        # The thread running a stream callback, which must not call back
-        # into this sandbox (the C call it is inside of is not finished).
-        self._cb_thread: Optional[int] = None
+        # Threads inside a stream callback, which must not call back into
+        # this sandbox (the C call they are inside of is not finished).
+        self._cb_threads: set = set()
+        self._origin: Optional["weakref.ref[Pool]"] = None  # the pool it was taken from
         self._id = N.text(lib.mbx_sandbox_id(self._ptr)) or ""
         self._isolation = _ISOLATION_NAME.get(lib.mbx_sandbox_isolation(self._ptr), "unknown")
         self.files = Files(self)
@@ -605,41 +622,166 @@ class Sandbox:
         if self._closed:
             raise SandboxStateError("sandbox %s is closed" % self._id, code="bad_state", status=-8)
 
+    def _refuse_in_callback(self) -> None:
+        if threading.get_ident() in self._cb_threads:
+            raise SandboxStateError("a stream_execute callback cannot call its own sandbox", status=-8,
+                                    suggestion="collect the output in the callback and act after the call")
+
+    def _closed_error(self) -> SandboxStateError:
+        return SandboxStateError("sandbox %s is closed" % self._id, code="bad_state", status=-8,
+                                 suggestion="create a new Sandbox")
+
+    def _enter(self) -> ctypes.c_void_p:
+        """Counts a call in; SandboxStateError once closed."""
+        self._refuse_in_callback()
+        with self._mu:
+            if self._closed:
+                raise self._closed_error()
+            self._users += 1
+            return self._ptr
+
+    def _leave(self) -> None:
+        with self._mu:
+            self._users -= 1
+            if self._users == 0:
+                self._idle.notify_all()
+
     class _Use:
         def __init__(self, sb: "Sandbox") -> None:
             self.sb = sb
 
         def __enter__(self) -> ctypes.c_void_p:
-            if self.sb._cb_thread == threading.get_ident():
-                raise SandboxStateError("a stream_execute callback cannot call its own sandbox", status=-8,
-                                        suggestion="collect the output in the callback and act after the call")
-            self.sb._lock.acquire()
-            if self.sb._closed:
-                self.sb._lock.release()
-                raise SandboxStateError("sandbox %s is closed" % self.sb._id, code="bad_state", status=-8,
-                                        suggestion="create a new Sandbox")
-            return self.sb._ptr
+            return self.sb._enter()
 
         def __exit__(self, *exc: Any) -> None:
-            self.sb._lock.release()
+            self.sb._leave()
 
     def _use(self) -> "Sandbox._Use":
+        """`with sb._use() as ptr:` around every C call on the sandbox."""
         return Sandbox._Use(self)
+
+    def _detach(self) -> Optional[ctypes.c_void_p]:
+        """Refuses new calls, ends the waits of threads blocked on its
+        processes (by killing those), waits for the calls in flight and
+        frees the process handles. Returns the C handle, now the caller's
+        alone, or None when another close() had it."""
+        self._refuse_in_callback()
+        with self._mu:
+            if self._closed:
+                # Another thread is closing it: return once it is done.
+                while not self._freed:
+                    self._idle.wait()
+                return None
+            self._closed = True
+            busy = self._users > 0
+        if busy:
+            # Threads blocked in next_event() or wait() return when their
+            # process ends; close kills every process anyway.
+            for proc in list(self._procs):
+                proc._kill_for_close()
+        with self._mu:
+            while self._users > 0:
+                self._idle.wait()
+            procs = list(self._procs)
+        for proc in procs:
+            with self._mu:
+                ptr, proc._ptr = proc._ptr, ctypes.c_void_p()
+            if ptr:
+                self._lib.mbx_process_free(ptr)
+            self._procs.discard(proc)
+        ptr, self._ptr = self._ptr, ctypes.c_void_p()
+        return ptr
+
+    def _mark_freed(self) -> None:
+        with self._mu:
+            self._freed = True
+            orphans, self._orphans = self._orphans, []
+            self._idle.notify_all()
+        for ptr in orphans:
+            self._lib.mbx_process_free(ptr)
 
     def close(self) -> None:
         """Destroys the sandbox: kills every process, removes its mounts,
-        cgroups and directories. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            for proc in list(self._procs):
-                proc._free_locked()
+        cgroups and directories. Idempotent.
+
+        From any thread: new calls on the sandbox and its processes fail at
+        once with SandboxStateError; threads waiting for a process's events
+        get its end (the process is killed); calls still running (an
+        execute) are waited for, then the sandbox is destroyed. A sandbox
+        taken from a :class:`Pool` goes back to it to be discarded."""
+        ptr = self._detach()
+        if ptr is None:
+            return
+        try:
             err = ctypes.c_void_p()
-            rc = self._lib.mbx_sandbox_destroy(self._ptr, ctypes.byref(err))
-            self._lib.mbx_sandbox_free(self._ptr)
-            self._ptr = ctypes.c_void_p()
-            _check(rc, err, "destroy sandbox")
+            rc = self._lib.mbx_sandbox_destroy(ptr, ctypes.byref(err))
+            self._free_handle(ptr)
+        finally:
+            self._mark_freed()
+        _check(rc, err, "destroy sandbox")
+
+    def _free_handle(self, ptr: ctypes.c_void_p) -> None:
+        pool = self._origin() if self._origin is not None else None
+        if pool is not None and pool._give_back_handle(ptr, 1):  # MBX_POOL_DISCARD
+            return
+        self._lib.mbx_sandbox_free(ptr)
+
+    def reset(self) -> None:
+        """Makes the sandbox as good as new for another user (os backend):
+        every process in it is killed and reaped, /workspace, /tmp and
+        /dev/shm are emptied, later processes get a fresh IPC namespace,
+        the host name is set again and :attr:`oom_kills` counts from 0. The
+        configuration (limits, environment, network policy) stays, and so
+        does the id. Handles of its processes answer SandboxStateError
+        afterwards (close them as usual).
+
+        It needs the sandbox to itself: while another thread's call on it
+        or its processes runs (a thread waiting in next_event() counts), it
+        raises SandboxStateError at once and changes nothing.
+
+        Raises:
+            BackendUnavailableError: a backend other than os, or a sandbox
+                with mounts of host paths, with network, without its seccomp
+                program (allow_degraded) or forked.
+            SandboxStateError: other calls run, or the sandbox is closed.
+            SandboxError: anything else; the reset failed closed, the
+                sandbox is destroyed (later calls raise SandboxStateError).
+
+        Like every failure but the one above, asking a wasm or microvm
+        sandbox for a reset destroys it: it is closed (after the calls of
+        other threads ended) before BackendUnavailableError is raised.
+        """
+        if self._isolation != "os":
+            # The library would destroy it there and then, under the feet
+            # of other threads' calls; close() waits for them.
+            self.close()
+            raise BackendUnavailableError("the %s backend does not reset sandboxes: make a new one "
+                                          "(this one is closed)" % self._isolation, layer="reset",
+                                          suggestion="reset needs an os sandbox; create a new Sandbox")
+        err = ctypes.c_void_p()
+        with self._use() as p:
+            rc = self._lib.mbx_sandbox_reset(p, ctypes.byref(err))
+        _check(rc, err, "reset sandbox")
+
+    def event_fd(self) -> int:
+        """A descriptor that is readable while any spawned process of the
+        sandbox may have an event (output, its end, stdin credit) to take:
+        wait on it with select/poll/selectors, or asyncio's
+        ``loop.add_reader``, then call ``proc.next_event(0)`` on each
+        process of interest until it returns None. Level-triggered; a
+        wakeup may find nothing (wait again). The descriptor belongs to the
+        sandbox and stays the same until close(): never read, write or
+        close it, and stop waiting on it before closing the sandbox.
+
+        Raises:
+            BackendUnavailableError: the wasm backend (it has no spawned processes).
+        """
+        err = ctypes.c_void_p()
+        with self._use() as p:
+            fd = self._lib.mbx_sandbox_event_fd(p, ctypes.byref(err))
+        if fd < 0:
+            _raise(fd, err, "event descriptor")
+        return int(fd)
 
     destroy = close
 
@@ -650,12 +792,17 @@ class Sandbox:
         self.close()
 
     def __del__(self) -> None:
+        # Unreachable, so no call is in flight (a call holds a reference).
         try:
             if not getattr(self, "_closed", True) and self._ptr:
                 self._closed = True
                 for proc in list(self._procs):
-                    proc._free_locked()
-                self._lib.mbx_sandbox_free(self._ptr)
+                    ptr, proc._ptr = proc._ptr, ctypes.c_void_p()
+                    if ptr:
+                        self._lib.mbx_process_free(ptr)
+                ptr, self._ptr = self._ptr, ctypes.c_void_p()
+                self._free_handle(ptr)
+                self._mark_freed()
         except Exception:
             pass
 
@@ -756,7 +903,8 @@ class Sandbox:
         def deliver(stream: int, data: Any, n: int, _ud: Any) -> None:
             if failure:
                 return
-            self._cb_thread = threading.get_ident()
+            me = threading.get_ident()
+            self._cb_threads.add(me)
             try:
                 chunk = ctypes.string_at(data, n)
                 fn = on_stdout if stream == 1 else on_stderr
@@ -765,7 +913,7 @@ class Sandbox:
             except BaseException as e:  # raised again below
                 failure.append(e)
             finally:
-                self._cb_thread = None
+                self._cb_threads.discard(me)
 
         cb = N.OUTPUT_FN(deliver)
         result = self._exec(command, None, timeout, env, cwd, stdin, cb)
@@ -877,8 +1025,10 @@ class Sandbox:
             proc = ctypes.c_void_p()
             with self._use() as p:
                 rc = lib.mbx_sandbox_spawn(p, argv, opts, ctypes.byref(proc), e)
-            _check(rc, err, "spawn")
-            return Process(self, proc, words, pty is not None)
+                _check(rc, err, "spawn")
+                # Registered before the call is counted out, so a close()
+                # meanwhile frees its handle.
+                return Process(self, proc, words, pty is not None)
         finally:
             lib.mbx_spawn_options_free(opts)
 
@@ -913,8 +1063,8 @@ class Sandbox:
         with self._use() as p:
             rc = self._lib.mbx_sandbox_process(p, _int(pid, "process id", 0xFFFFFFFF), ctypes.byref(proc),
                                                ctypes.byref(err))
-        _check(rc, err, "attach to process")
-        return Process(self, proc, [], False)
+            _check(rc, err, "attach to process")
+            return Process(self, proc, [], False)
 
     # ---- network
 
@@ -1179,7 +1329,14 @@ class Process:
     """A program running in a sandbox (:meth:`Sandbox.spawn`,
     :meth:`Sandbox.create_pty`). Iterating over it yields its
     :class:`StreamEvent` s until its end. Closing the handle does not stop
-    the program: call kill() first."""
+    the program: call kill() first.
+
+    Thread safety: every method may be called from any thread while others
+    run, on this process, other processes and the sandbox: a thread blocked
+    in next_event() or wait() (one blocking call into the library, which
+    releases the GIL) holds up nobody. Two threads taking events of one
+    process each get different events. close() while another thread's call
+    on the process runs frees the handle when that call returns."""
 
     def __init__(self, sandbox: Sandbox, ptr: ctypes.c_void_p, argv: List[str], pty: bool) -> None:
         self._sb = sandbox
@@ -1189,24 +1346,80 @@ class Process:
         self.pty = pty
         self.id: int = self._lib.mbx_process_id(ptr)
         self._ended: Optional[StreamEvent] = None
+        # Calls on the handle in flight, and whether close() was asked
+        # for: the last call frees the handle then (guarded by the
+        # sandbox's _mu, like the sandbox's own count).
+        self._calls = 0
+        self._closing = False
         sandbox._procs.add(self)
 
-    def _handle(self) -> ctypes.c_void_p:
-        if not self._ptr:
-            raise SandboxStateError("process %d: the handle is closed" % self.id, status=-8)
-        return self._ptr
+    def _enter(self) -> ctypes.c_void_p:
+        sb = self._sb
+        sb._refuse_in_callback()
+        with sb._mu:
+            if sb._closed:
+                raise sb._closed_error()
+            if not self._ptr or self._closing:
+                raise SandboxStateError("process %d: the handle is closed" % self.id, status=-8)
+            sb._users += 1
+            self._calls += 1
+            return self._ptr
+
+    def _leave(self) -> None:
+        sb = self._sb
+        with sb._mu:
+            self._calls -= 1
+            ptr = None
+            if self._closing and self._calls == 0 and self._ptr:
+                ptr, self._ptr = self._ptr, ctypes.c_void_p()
+        try:
+            if ptr:  # close() came meanwhile; still counted in the sandbox's users
+                self._lib.mbx_process_free(ptr)
+                sb._procs.discard(self)
+        finally:
+            sb._leave()
+
+    class _Use:
+        def __init__(self, proc: "Process") -> None:
+            self.proc = proc
+
+        def __enter__(self) -> ctypes.c_void_p:
+            return self.proc._enter()
+
+        def __exit__(self, *exc: Any) -> None:
+            self.proc._leave()
+
+    def _use(self) -> "Process._Use":
+        return Process._Use(self)
 
     def _call(self, name: str, *args: Any) -> None:
         err = ctypes.c_void_p()
-        with self._sb._use():
-            rc = getattr(self._lib, name)(self._handle(), *args, ctypes.byref(err))
+        with self._use() as p:
+            rc = getattr(self._lib, name)(p, *args, ctypes.byref(err))
         _check(rc, err, name)
+
+    def _kill_for_close(self) -> None:
+        """Sandbox.close() with calls in flight: ends this process so that
+        threads waiting for it return (no new call gets in any more)."""
+        sb = self._sb
+        with sb._mu:
+            if not self._ptr or self._ended is not None:
+                return
+            sb._users += 1
+            self._calls += 1
+            ptr = self._ptr
+        try:
+            err = ctypes.c_void_p()
+            self._lib.mbx_process_kill(ptr, ctypes.byref(err))
+            self._lib.mbx_error_free(err)
+        finally:
+            self._leave()
 
     @property
     def running(self) -> bool:
         """True while the program runs, as far as the events taken so far tell."""
-        with self._sb._use():
-            return bool(self._lib.mbx_process_running(self._handle()))
+        with self._use() as p:
+            return bool(self._lib.mbx_process_running(p))
 
     @property
     def exit_event(self) -> Optional[StreamEvent]:
@@ -1214,22 +1427,23 @@ class Process:
         return self._ended
 
     def next_event(self, timeout: Optional[float] = None) -> Optional[StreamEvent]:
-        """The next event; waits up to timeout seconds (None: for ever) and
-        returns None when none came. After the last event it returns None.
-        Other calls on the sandbox may run while this waits."""
+        """The next event; waits up to timeout seconds (None: for ever; 0:
+        takes what is there without waiting) and returns None when none
+        came. After the last event it returns None. Other calls on the
+        sandbox and its processes run while this waits."""
         if self._ended is not None:
             return None
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         lib = self._lib
         while True:
             if deadline is None:
-                slice_ms = _POLL_MS
+                wait_ms = -1
             else:
-                slice_ms = max(0, min(_POLL_MS, int((deadline - time.monotonic()) * 1000)))
+                wait_ms = min(_MAX_WAIT_MS, max(0, int(round((deadline - time.monotonic()) * 1000))))
             ev = ctypes.c_void_p()
             err = ctypes.c_void_p()
-            with self._sb._use():
-                rc = lib.mbx_process_next_event(self._handle(), slice_ms, ctypes.byref(ev), ctypes.byref(err))
+            with self._use() as p:
+                rc = lib.mbx_process_next_event(p, wait_ms, ctypes.byref(ev), ctypes.byref(err))
             _check(rc, err, "process event")
             if ev:
                 try:
@@ -1244,6 +1458,8 @@ class Process:
                     return self._ended
                 finally:
                     lib.mbx_event_free(ev)
+            # No event: the time is up, or (before it) stdin credit came,
+            # which this package's blocking write() does not need.
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 
@@ -1295,22 +1511,21 @@ class Process:
     def wait(self, timeout: Optional[float] = None) -> ExecuteResult:
         """Waits for the end and returns the rest of the output with the exit
         status. Raises SandboxTimeoutError when timeout seconds pass first
-        (the program keeps running). Other calls on the sandbox may run
-        while this waits."""
+        (the program keeps running). Other calls on the sandbox and its
+        processes run while this waits."""
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         lib = self._lib
         while True:
             if deadline is None:
-                slice_ms = _POLL_MS
+                wait_ms = -1
             else:
-                slice_ms = max(0, min(_POLL_MS, int((deadline - time.monotonic()) * 1000)))
+                wait_ms = min(_MAX_WAIT_MS, max(0, int(round((deadline - time.monotonic()) * 1000))))
             res = ctypes.c_void_p()
             err = ctypes.c_void_p()
-            with self._sb._use():
-                rc = lib.mbx_process_wait(self._handle(), slice_ms, ctypes.byref(res), ctypes.byref(err))
-            if rc == -6 and (deadline is None or time.monotonic() < deadline):  # MBX_ETIMEDOUT: a slice passed
-                if err:
-                    lib.mbx_error_free(err)
+            with self._use() as p:
+                rc = lib.mbx_process_wait(p, wait_ms, ctypes.byref(res), ctypes.byref(err))
+            if rc == -6 and wait_ms == _MAX_WAIT_MS and deadline is not None and time.monotonic() < deadline:
+                lib.mbx_error_free(err)  # MBX_ETIMEDOUT of one step of a very long timeout
                 continue
             _check(rc, err, "wait")
             try:
@@ -1320,26 +1535,44 @@ class Process:
 
     def close(self) -> None:
         """Frees the handle (the program goes on unless it was killed).
-        Closing the sandbox frees the handles of its processes too."""
-        with self._sb._lock:
-            self._free_locked()
-
-    def _free_locked(self) -> None:
-        # Called with the sandbox's lock held, before the sandbox is freed.
-        if self._ptr:
-            self._lib.mbx_process_free(self._ptr)
-            self._ptr = ctypes.c_void_p()
-        self._sb._procs.discard(self)
+        Closing the sandbox frees the handles of its processes too. While
+        another thread's call on the process runs, the handle is freed when
+        that call returns; later calls raise SandboxStateError."""
+        sb = self._sb
+        with sb._mu:
+            self._closing = True
+            if self._calls > 0 or not self._ptr or sb._closed:
+                # The last call frees it, or Sandbox.close() does (it is
+                # under way, or done and has freed it).
+                return
+            ptr, self._ptr = self._ptr, ctypes.c_void_p()
+            sb._users += 1  # the sandbox must not be freed while this frees
+        try:
+            self._lib.mbx_process_free(ptr)
+            sb._procs.discard(self)
+        finally:
+            sb._leave()
 
     def __del__(self) -> None:
+        # Unreachable, so no call on it is in flight.
         try:
             sb = self._sb
-            if self._ptr and not sb._closed and sb._lock.acquire(blocking=False):
-                try:
-                    if not sb._closed:
-                        self._free_locked()
-                finally:
-                    sb._lock.release()
+            with sb._mu:
+                ptr, self._ptr = self._ptr, ctypes.c_void_p()
+                if not ptr:
+                    return
+                if sb._closed and not sb._freed:
+                    # Sandbox.close() is under way: freed after the sandbox.
+                    sb._orphans.append(ptr)
+                    return
+                live = not sb._closed
+                if live:
+                    sb._users += 1
+            try:
+                self._lib.mbx_process_free(ptr)  # a handle may outlive its sandbox
+            finally:
+                if live:
+                    sb._leave()
         except Exception:
             pass
 
@@ -1369,13 +1602,24 @@ class Process:
 class Pool:
     """Ready sandboxes of one configuration, created ahead of time by a
     background thread, so :meth:`take` returns one at once. Takes the same
-    keyword arguments as :class:`Sandbox`, plus ``size`` (1 to 64). A taken
-    sandbox is the caller's (close it); sandboxes are never reused."""
+    keyword arguments as :class:`Sandbox`, plus ``size`` (1 to 64) and
+    ``max_uses``.
 
-    def __init__(self, size: int = 2, **config: Any) -> None:
+    By default sandboxes are never reused: a taken sandbox is the caller's
+    (close it). With ``max_uses`` > 1 (os backend only; see
+    :meth:`set_reuse`) hand each taken sandbox back with :meth:`give_back`:
+    the pool resets it in the background (:meth:`Sandbox.reset`) and hands
+    it out again, up to ``max_uses`` callers in all. Closing a taken
+    sandbox instead discards it (the pool then makes a new one).
+
+    Thread safety: every method may be called from any thread; close()
+    waits for takes and give-backs in flight."""
+
+    def __init__(self, size: int = 2, max_uses: Optional[int] = None, **config: Any) -> None:
         self._lib = N.native()
         self._ptr = ctypes.c_void_p()
-        self._lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._calls = 0
         cfg = _Config(**config)
         try:
             err = ctypes.c_void_p()
@@ -1383,30 +1627,122 @@ class Pool:
                                           ctypes.byref(err)), err, "create pool")
         finally:
             cfg.close()
+        if max_uses is not None:
+            try:
+                self.set_reuse(max_uses)
+            except BaseException:
+                self.close()
+                raise
+
+    def _enter(self) -> Optional[ctypes.c_void_p]:
+        with self._cv:
+            if not self._ptr:
+                return None
+            self._calls += 1
+            return self._ptr
+
+    def _leave(self) -> None:
+        with self._cv:
+            self._calls -= 1
+            if self._calls == 0:
+                self._cv.notify_all()
+
+    def _closed_error(self) -> SandboxStateError:
+        return SandboxStateError("the pool is closed", status=-8)
 
     def take(self) -> Sandbox:
         """A ready sandbox (created now if none is ready)."""
-        with self._lock:
-            if not self._ptr:
-                raise SandboxStateError("the pool is closed", status=-8)
+        p = self._enter()
+        if p is None:
+            raise self._closed_error()
+        try:
             sb = ctypes.c_void_p()
             err = ctypes.c_void_p()
-            rc = self._lib.mbx_pool_take(self._ptr, ctypes.byref(sb), ctypes.byref(err))
+            rc = self._lib.mbx_pool_take(p, ctypes.byref(sb), ctypes.byref(err))
+        finally:
+            self._leave()
         _check(rc, err, "take from pool")
-        return Sandbox._adopt(sb)
+        out = Sandbox._adopt(sb)
+        out._origin = weakref.ref(self)
+        return out
+
+    def set_reuse(self, max_uses: int) -> None:
+        """Turns reuse on (``max_uses`` > 1: how many callers one sandbox
+        serves in all, at most 100000) or off (0 or 1). Reuse is for the os
+        backend (BackendUnavailableError otherwise); a sandbox with mounts
+        of host paths, with network or whose reset fails is never reused.
+        docs/security-model.md ("Reuse of a sandbox") says what a reset
+        covers."""
+        n = _int(max_uses, "max_uses", 100000)
+        p = self._enter()
+        if p is None:
+            raise self._closed_error()
+        try:
+            err = ctypes.c_void_p()
+            rc = self._lib.mbx_pool_set_reuse(p, n, ctypes.byref(err))
+        finally:
+            self._leave()
+        _check(rc, err, "set reuse")
+
+    def give_back(self, sandbox: Sandbox, discard: bool = False) -> None:
+        """Hands a sandbox taken from this pool back: it is reset and handed
+        out again when reuse is on and nothing rules it out, else
+        destroyed. ``discard=True`` for one that must never be reused (a
+        run that timed out or failed). The Sandbox object is closed either
+        way: new calls on it raise SandboxStateError, threads waiting for
+        its processes get their end (they are killed), and calls still
+        running are waited for first.
+
+        Raises:
+            InvalidArgumentError: the sandbox did not come from this pool
+                (it is left as it was).
+        """
+        if not isinstance(sandbox, Sandbox) or sandbox._origin is None or sandbox._origin() is not self:
+            raise InvalidArgumentError("this sandbox was not taken from this pool",
+                                       suggestion="give a sandbox back to the pool it came from, or close() it")
+        ptr = sandbox._detach()
+        if ptr is None:
+            return  # closed already
+        try:
+            if not self._give_back_handle(ptr, 1 if discard else 0):
+                self._lib.mbx_sandbox_free(ptr)  # the pool is closed
+        finally:
+            sandbox._mark_freed()
+
+    def _give_back_handle(self, ptr: ctypes.c_void_p, flags: int) -> bool:
+        """mbx_pool_give_back(); False when the pool is closed (the caller frees it)."""
+        p = self._enter()
+        if p is None:
+            return False
+        try:
+            err = ctypes.c_void_p()
+            rc = self._lib.mbx_pool_give_back(p, ptr, flags, ctypes.byref(err))
+            if rc != 0:
+                self._lib.mbx_error_free(err)  # only for another pool's sandbox, which give_back() refuses
+            return True
+        finally:
+            self._leave()
 
     @property
     def ready(self) -> int:
         """Sandboxes ready right now."""
-        with self._lock:
-            return self._lib.mbx_pool_ready(self._ptr) if self._ptr else 0
+        p = self._enter()
+        if p is None:
+            return 0
+        try:
+            return self._lib.mbx_pool_ready(p)
+        finally:
+            self._leave()
 
     def close(self) -> None:
-        """Destroys the sandboxes not taken."""
-        with self._lock:
-            if self._ptr:
-                self._lib.mbx_pool_free(self._ptr)
-                self._ptr = ctypes.c_void_p()
+        """Destroys the sandboxes not taken (those taken stay usable; close
+        them). Waits for takes and give-backs in flight."""
+        with self._cv:
+            ptr, self._ptr = self._ptr, ctypes.c_void_p()
+            while self._calls > 0:
+                self._cv.wait()
+        if ptr:
+            self._lib.mbx_pool_free(ptr)
 
     def __enter__(self) -> "Pool":
         return self

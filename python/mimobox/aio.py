@@ -23,8 +23,11 @@ class AsyncSandbox:
     """A :class:`Sandbox` for asyncio. Create it with ``await
     AsyncSandbox.create(...)`` (same keyword arguments as Sandbox) or ``async
     with AsyncSandbox(...) as sb``. Every method is a coroutine with the
-    Sandbox method's arguments; calls on one sandbox run one after the other
-    (several sandboxes run in parallel), e.g. with asyncio.gather.
+    Sandbox method's arguments; calls run in parallel, on one sandbox as on
+    several (e.g. with asyncio.gather). A process's next_event() occupies
+    an executor thread while it waits; to follow many processes on the loop
+    itself, use ``loop.add_reader(sb.sandbox.event_fd(), ...)`` and
+    ``proc.next_event(0)`` (:meth:`Sandbox.event_fd`).
 
     Args:
         executor: a concurrent.futures executor to run the calls on (default:
