@@ -551,17 +551,20 @@ int mbx_sandbox_reset(mbx_sandbox *sb, mbx_error **err)
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL, "mbx_sandbox_reset: sandbox is NULL");
 	if (sb->destroyed)
 		return mbx__error_set(err, MBX_ESTATE, 0, NULL, "sandbox %s was destroyed: it cannot be reset", sb->id);
-	if (sb->ops->reset == NULL) {
-		rc = mbx__error_set(err, MBX_ENOTSUP, 0, "reset", "the %s backend does not reset sandboxes: make a new one",
-				    sb->ops->name);
-		mbx_sandbox_destroy(sb, NULL);
-		mbx__error_wrap(err, "reset");
-		return rc;
-	}
-	/* It kills every process: no other thread's call may be inside. */
+	/* It kills every process (or, below, destroys the sandbox): no other
+	 * thread's call may be inside. */
 	rc = exclusive_begin(sb, "a reset", err);
 	if (rc < 0)
 		return rc;
+	if (sb->ops->reset == NULL) {
+		rc = mbx__error_set(err, MBX_ENOTSUP, 0, "reset", "the %s backend does not reset sandboxes: make a new one",
+				    sb->ops->name);
+		mbx__sandbox_orphan_processes(sb);
+		destroy_now(sb, NULL);
+		exclusive_end(sb);
+		mbx__error_wrap(err, "reset");
+		return rc;
+	}
 	/* Their processes die in the reset: later calls on the handles
 	 * answer MBX_ESTATE. */
 	mbx__sandbox_orphan_processes(sb);
