@@ -29,14 +29,8 @@ import tempfile
 import time
 
 
-def default_mimobox():
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.abspath(os.path.join(here, "..", "build", "mimobox"))
-
-
-def pct(times, p):
-    times = sorted(times)
-    return times[min(len(times) - 1, int(round(p / 100 * (len(times) - 1))))] * 1e3
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_serve import default_mimobox, pct  # noqa: E402  (beside this file)
 
 
 def http(sock_path, method, path, body=None):

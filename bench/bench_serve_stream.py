@@ -19,7 +19,6 @@ removes what it made.
 """
 
 import argparse
-import http.client
 import json
 import os
 import shutil
@@ -31,24 +30,8 @@ import tempfile
 import time
 
 
-def default_mimobox():
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.abspath(os.path.join(here, "..", "build", "mimobox"))
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=120)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.unix_path)
-
-
-def pct(times, p):
-    times = sorted(times)
-    return times[min(len(times) - 1, int(round(p / 100 * (len(times) - 1))))] * 1e3
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_serve import UnixHTTPConnection, default_mimobox, pct  # noqa: E402  (beside this file)
 
 
 def call(conn, method, path, body=None, raw=None):

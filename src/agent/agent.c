@@ -135,6 +135,27 @@ ssize_t agent_recv(struct agent_state *st, void *buf, size_t len)
 	return n;
 }
 
+size_t agent_cmsg_fds(struct msghdr *msg, int *fds, size_t n, size_t max)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+		size_t count;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < count; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (n < max)
+				fds[n++] = fd;
+			else
+				close(fd);
+		}
+	}
+	return n;
+}
+
 void agent_take_fds(struct agent_state *st, size_t len)
 {
 	uint64_t start = st->in_next, end = st->in_next + len;

@@ -11,6 +11,7 @@
 
 #include <poll.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "proto.h"
@@ -160,6 +161,9 @@ void agent_close_fds(struct agent_state *st);
 /* Gives the message at stream offset st->in_next, `len` bytes long, the
  * descriptors that came with it (st->fds) and moves in_next past it. */
 void agent_take_fds(struct agent_state *st, size_t len);
+/* Appends the descriptors a received message carried (SCM_RIGHTS) to
+ * fds[n, max), closing those beyond; returns the new count. */
+size_t agent_cmsg_fds(struct msghdr *msg, int *fds, size_t n, size_t max);
 uint64_t agent_now_ms(void);
 
 /* layers.c: the storage tmpfs of INIT (opts: its mount options), mounted at

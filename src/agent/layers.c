@@ -512,7 +512,6 @@ static int recv_layers(int sock, int *fds)
 	char byte;
 	struct iovec iov = { &byte, 1 };
 	struct msghdr msg = { 0 };
-	struct cmsghdr *cm;
 	int n = 0;
 	ssize_t r;
 
@@ -525,22 +524,8 @@ static int recv_layers(int sock, int *fds)
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return -1;
-	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-		size_t count;
+	n = (int)agent_cmsg_fds(&msg, fds, 0, MBX_LAYERS_MAX);
 
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < count; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (n < MBX_LAYERS_MAX)
-				fds[n++] = fd;
-			else
-				close(fd);
-		}
-	}
 	if (r != 1 || (msg.msg_flags & MSG_CTRUNC) || n == 0) {
 		close_all(fds, (size_t)n);
 		errno = EPROTO;

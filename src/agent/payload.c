@@ -705,7 +705,6 @@ static void spare_main(struct agent_state *st, int sock)
 	struct mbx_frame f;
 	struct iovec iov[2];
 	struct msghdr msg = { 0 };
-	struct cmsghdr *cm;
 	int fds[SPARE_MAX_FDS];
 	size_t nfd = 0, k;
 	uint8_t *body;
@@ -747,22 +746,7 @@ static void spare_main(struct agent_state *st, int sock)
 	/* End of file: the agent discarded this spare. */
 	if (n <= 0)
 		_exit(0);
-	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-		size_t count;
-
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < count; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (nfd < SPARE_MAX_FDS)
-				fds[nfd++] = fd;
-			else
-				close(fd);
-		}
-	}
+	nfd = agent_cmsg_fds(&msg, fds, nfd, SPARE_MAX_FDS);
 	close(sock);
 	/* The agent's own message, checked there: only a short one (the
 	 * kernel cut it) is not whole, and nothing can be reported without
