@@ -80,6 +80,18 @@ struct http_request {
 };
 
 /* 0, or -1 after reporting. */
+/* The response body as --json has it: "body" (as text), "body_b64" when it is
+ * not UTF-8, "body_bytes", and the object's end. */
+static void body_json(struct cli_buf *out, const struct cli_buf *body)
+{
+	cli_json_string(out, (const uint8_t *)body->data, body->len);
+	if (!cli_utf8_valid((const uint8_t *)(body->data ? body->data : ""), body->len)) {
+		cli_buf_puts(out, ", \"body_b64\": ");
+		cli_json_base64(out, (const uint8_t *)body->data, body->len);
+	}
+	cli_buf_printf(out, ", \"body_bytes\": %zu}\n", body->len);
+}
+
 static int parse(struct http_request *r, int argc, char **argv)
 {
 	struct cli_args a = { argc, argv, 1 };
@@ -396,12 +408,7 @@ int cli_cmd_http(int argc, char **argv)
 	}
 	if (r.json) {
 		cli_buf_puts(&out, ", \"body\": ");
-		cli_json_string(&out, (const uint8_t *)body.data, body.len);
-		if (!cli_utf8_valid((const uint8_t *)(body.data ? body.data : ""), body.len)) {
-			cli_buf_puts(&out, ", \"body_b64\": ");
-			cli_json_base64(&out, (const uint8_t *)body.data, body.len);
-		}
-		cli_buf_printf(&out, ", \"body_bytes\": %zu}\n", body.len);
+		body_json(&out, &body);
 		if (out.failed) {
 			cli_report(1, MBX_ENOMEM, "out of memory formatting the response", NULL, NULL, ENOMEM);
 			goto done;
@@ -579,12 +586,7 @@ int cli_cmd_http_remote(struct cli_remote *rem, int argc, char **argv)
 	}
 	if (r.json) {
 		cli_buf_puts(&out, "], \"body\": ");
-		cli_json_string(&out, (const uint8_t *)body.data, body.len);
-		if (!cli_utf8_valid((const uint8_t *)(body.data ? body.data : ""), body.len)) {
-			cli_buf_puts(&out, ", \"body_b64\": ");
-			cli_json_base64(&out, (const uint8_t *)body.data, body.len);
-		}
-		cli_buf_printf(&out, ", \"body_bytes\": %zu}\n", body.len);
+		body_json(&out, &body);
 	} else {
 		if (r.include)
 			cli_buf_puts(&out, "\r\n");

@@ -97,7 +97,7 @@ static int exec_full(char **argv)
 	return CLI_EXIT_FAILED;
 }
 
-/* The JSON body of an execute of operands[0, n): {"argv": [...]}; NULL when it cannot be made or is over the server's 1 MiB. */
+/* The JSON body of an execute of operands[0, n): {"argv": [...]}; -1 when it cannot be made or is over the server's limit. */
 static int argv_body(struct cli_buf *body, char **operands, int n)
 {
 	cli_buf_puts(body, "{\"argv\": [");
@@ -106,7 +106,7 @@ static int argv_body(struct cli_buf *body, char **operands, int n)
 		cli_json_cstring(body, operands[i]);
 	}
 	cli_buf_puts(body, "]}");
-	return body->failed || body->len > ((size_t)1 << 20) ? -1 : 0;
+	return body->failed || body->len > CLI_REMOTE_JSON_BODY_MAX ? -1 : 0;
 }
 
 /*
@@ -131,7 +131,9 @@ static int fast(int json, const char *name, char **operands, int n)
 	default:
 		return -1;
 	}
-	if (argv_body(&body, operands, n) < 0) {
+	if (name)
+		cli_remote_sandbox_target(&target, name, json ? "/exec" : "/exec?stream=1");
+	if (argv_body(&body, operands, n) < 0 || target.failed) {
 		status = -1;
 	} else if (!name) {
 		if (cli_remote_call(&rem, json, "POST", "/v1/run", "application/json", body.data, body.len,
@@ -140,8 +142,6 @@ static int fast(int json, const char *name, char **operands, int n)
 						 : cli_remote_report(&rem, json, &a);
 			cli_buf_free(&a.body);
 		}
-	} else if (cli_remote_sandbox_target(&target, name, json ? "/exec" : "/exec?stream=1"), target.failed) {
-		status = -1;
 	} else if (json) {
 		if (cli_remote_call(&rem, json, "POST", target.data, "application/json", body.data, body.len,
 				    CLI_REMOTE_JSON_ANSWER_MAX, &a) == 0) {

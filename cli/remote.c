@@ -15,7 +15,7 @@
 #include "serve_dl.h"
 
 #define JSON_ANSWER_MAX CLI_REMOTE_JSON_ANSWER_MAX
-#define JSON_BODY_MAX ((size_t)1 << 20)		/* the server's limit on a JSON request */
+#define JSON_BODY_MAX CLI_REMOTE_JSON_BODY_MAX
 
 /* ---- JSON ---- */
 

@@ -16,6 +16,8 @@
 
 /* The most a JSON answer may be (a run's output comes inside it, in base64). */
 #define CLI_REMOTE_JSON_ANSWER_MAX ((size_t)64 << 20)
+/* The server's limit on a JSON request body. */
+#define CLI_REMOTE_JSON_BODY_MAX ((size_t)1 << 20)
 
 struct cli_remote {
 	int fd;			/* the connection, or -1 */
