@@ -787,6 +787,8 @@ int cli_cmd_run(int argc, char **argv)
 	}
 	if (!r.json)
 		mbx_exec_options_set_output_cb(opts, on_output, &sink);
+	/* One execute, then the sandbox goes: its mini-init need not stay. */
+	mbx_exec_options_set_last(opts, 1);
 
 	if (r.interactive || r.tty)
 		rc = run_live(&lv, cfg, skips, &outcome, &audit, &err);

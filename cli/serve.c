@@ -2506,6 +2506,9 @@ static enum MHD_Result h_run(struct serve_server *s, struct MHD_Connection *c, s
 			json_object_object_add(key, run_keys[i], json_object_get(v));
 	rc = exec_options(&x, &opts, &ewhat, &err);
 	if (rc == MBX_OK) {
+		/* The run's sandbox is reset or destroyed after it: its
+		 * mini-init need not stay for another execute. */
+		mbx_exec_options_set_last(opts, 1);
 		ewhat = "create sandbox";
 		rc = take_sandbox(s, json_object_to_json_string_ext(key, JSON_C_TO_STRING_PLAIN), cfg, &sb, &from, &err);
 	}

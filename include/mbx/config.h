@@ -160,6 +160,18 @@ MBX_EXTERN(int) mbx_exec_options_set_timeout_ms(mbx_exec_options *opts, uint64_t
 MBX_EXTERN(int) mbx_exec_options_set_stdin(mbx_exec_options *opts, const void *data, size_t len, mbx_error **err);
 
 /**
+ * @brief Says whether the caller resets or destroys the sandbox right after
+ *        this execute (default 0). The os backend keeps the mini-init of
+ *        an execute (PID 1 of its pid namespace) to serve the next one when
+ *        that is safe, which saves the next execute the making of its
+ *        namespaces; a reset or destroy then has to end it. With `last` set
+ *        it exits when the execute ends, while the caller gets the result,
+ *        so the reset or destroy that follows does not wait for it
+ *        (docs/security-model.md). mbx_run() sets it. NULL is a no-op.
+ */
+MBX_EXTERN(void) mbx_exec_options_set_last(mbx_exec_options *opts, int last);
+
+/**
  * @brief Delivers output to `fn` as it is produced. The result still holds
  *        the output (up to the output limit).
  */

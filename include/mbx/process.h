@@ -156,7 +156,7 @@ MBX_EXTERN(int) mbx_process_write_stdin_some(mbx_process *proc, const void *data
 					     mbx_error **err);
 /** @brief Closes the process's stdin (end of file for the program). */
 MBX_EXTERN(int) mbx_process_close_stdin(mbx_process *proc, mbx_error **err);
-/** @brief Sends a signal to the process (its PID 2 in its own namespace: the program itself). */
+/** @brief Sends a signal to the process: the program itself, not its mini-init (PID 1 of its namespace). */
 MBX_EXTERN(int) mbx_process_signal(mbx_process *proc, int signal, mbx_error **err);
 /** @brief Kills the process and every process it started. */
 MBX_EXTERN(int) mbx_process_kill(mbx_process *proc, mbx_error **err);

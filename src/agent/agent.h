@@ -31,15 +31,19 @@ struct agent_rlimit {
 #define AGENT_MAX_FILES 16
 
 /* What a process's mini-init reports when its program ends. */
+/* The mini-init found its namespace empty and itself as it was prepared:
+ * it waits on its socket as a spare (payload.c, "recycling"). */
+#define AGENT_STATUS_SPARE 1u
 struct agent_status {
 	int32_t wstatus;
-	uint32_t pad;
+	uint32_t flags;         /* AGENT_STATUS_* */
 	uint64_t cpu_us;
 	uint64_t maxrss;
 };
 
 /* One spawned process: a mini-init (PID 1 of a nested pid namespace) and
- * the program it runs (PID 2 there). */
+ * the program it runs (PID 2 there, or the next free pid when the
+ * mini-init was recycled). */
 struct agent_proc {
 	uint32_t id;            /* the host's id (the EXEC frame's id) */
 	pid_t init;             /* the mini-init, in the sandbox's pid namespace */
@@ -67,6 +71,8 @@ struct agent_proc {
 	int status_valid;
 	struct agent_status status;
 	char *program_name;
+	int spare_sock;         /* the agent's end of the mini-init's socketpair (a spare after), -1 */
+	uint64_t spare_gen;     /* agent_state.spare_gen when the mini-init was prepared */
 };
 
 struct agent_file {
@@ -131,6 +137,8 @@ struct agent_state {
 	pid_t spare;            /* the prepared mini-init, 0: none */
 	uint64_t idle_us;       /* since when a spare could be made, 0: not idle */
 	int spare_sock;         /* the agent's end of its socketpair, -1 */
+	uint64_t spare_gen;     /* counts discards: a mini-init prepared before the last one is not kept */
+	uint64_t execs;         /* executes since INIT or the last RESET (recycling starts at the second) */
 
 	/* Copy-on-write fork (layers.c), os mode only. */
 	struct agent_layers *cow; /* NULL: no storage tmpfs to share */

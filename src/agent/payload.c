@@ -29,7 +29,8 @@
  *
  * Every process runs under a mini-init: the agent clones it into a new,
  * nested pid namespace, where it is PID 1; it starts the program (PID 2, vfork-style),
- * reaps everything, and when the program ends reports its status and exits.
+ * reaps everything, and when the program ends reports its status and exits,
+ * or, in the os backend, waits as the next spare (recycling, below).
  * The kernel then kills whatever the program left running, however it
  * daemonized, and killing the mini-init kills the whole tree. Processes of
  * other executes (a background server) are untouched.
@@ -357,10 +358,11 @@ struct child_io {
 	const char *pty; /* slave path: all three on the terminal */
 };
 
-/* Runs in the program's process (PID 2 of the nested namespace); never
- * returns. It shares the mini-init's memory until its exec (see
- * start_program): system calls only, nothing that allocates, locks or keeps
- * state in memory beyond `environ`, which the mini-init no longer uses. */
+/* Runs in the program's process (PID 2 of the nested namespace, or the
+ * next free pid under a recycled mini-init); never returns. It shares the
+ * mini-init's memory until its exec (see start_program): system calls
+ * only, nothing that allocates, locks or keeps state in memory beyond
+ * `environ`, which the mini-init no longer uses. */
 static void payload_child(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w, int prepared)
 {
 	extern char **environ;
@@ -524,7 +526,11 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 		close_fd(&q->in_fd);
 		close_fd(&q->status_fd);
 		close_fd(&q->program_fd);
+		/* Another mini-init's socket: a copy here would keep it from
+		 * seeing the end of file that tells it to go. */
+		close_fd(&q->spare_sock);
 	}
+	close_fd(&st->spare_sock);
 	for (int i = 0; i < AGENT_MAX_FILES; i++) {
 		close_fd(&st->files[i].fd);
 		close_fd(&st->files[i].pipe);
@@ -552,18 +558,95 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 }
 
 /*
+ * What a mini-init that has run a program must find as it was before to
+ * serve another (recycling, below). A program cannot reach its mini-init's
+ * memory, descriptors or credentials (the mini-init is not dumpable and
+ * keeps its capabilities), but a process of the same uid may lower another's
+ * resource limits and scheduling (prlimit, setpriority, sched_setaffinity,
+ * sched_setscheduler, ioprio_set) and raise its oom_score_adj; a later
+ * program would inherit them. Any change: the mini-init exits as before.
+ */
+struct init_state {
+	struct rlimit lim[RLIM_NLIMITS];
+	int nice;
+	int policy;
+	long ioprio;
+	cpu_set_t cpus;
+	char oom[24];
+	ssize_t oom_len;
+};
+
+static void init_state_take(struct init_state *s)
+{
+	int fd;
+
+	memset(s, 0, sizeof(*s));
+	for (int i = 0; i < RLIM_NLIMITS; i++)
+		getrlimit(i, &s->lim[i]);
+	errno = 0;
+	s->nice = getpriority(PRIO_PROCESS, 0);
+	/* musl's sched_getscheduler() is a stub: the system call itself. */
+	s->policy = (int)syscall(SYS_sched_getscheduler, 0);
+	s->ioprio = syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, 0);
+	if (sched_getaffinity(0, sizeof(s->cpus), &s->cpus) < 0)
+		CPU_ZERO(&s->cpus);
+	s->oom_len = -1;
+	fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		s->oom_len = read(fd, s->oom, sizeof(s->oom));
+		close(fd);
+	}
+}
+
+static int init_state_same(const struct init_state *base)
+{
+	struct init_state now;
+
+	init_state_take(&now);
+	for (int i = 0; i < RLIM_NLIMITS; i++)
+		if (now.lim[i].rlim_cur != base->lim[i].rlim_cur || now.lim[i].rlim_max != base->lim[i].rlim_max)
+			return 0;
+	return now.nice == base->nice && now.policy == base->policy && now.ioprio == base->ioprio &&
+	       CPU_EQUAL(&now.cpus, &base->cpus) && now.oom_len == base->oom_len && now.oom_len > 0 &&
+	       memcmp(now.oom, base->oom, (size_t)now.oom_len) == 0;
+}
+
+/* Reaps one child of the mini-init, adding its resources to *cpu_us and *maxrss. */
+static pid_t reap_one(int *status, uint64_t *cpu_us, uint64_t *maxrss)
+{
+	struct rusage ru;
+	pid_t w;
+
+	/* __WALL: also children that signal nothing or another signal than
+	 * SIGCHLD at their exit (clone() lets a program make them). */
+	do
+		w = wait4(-1, status, __WALL, &ru);
+	while (w < 0 && errno == EINTR);
+	if (w > 0) {
+		*cpu_us += (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
+			   (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+		if ((uint64_t)ru.ru_maxrss * 1024u > *maxrss)
+			*maxrss = (uint64_t)ru.ru_maxrss * 1024u;
+	}
+	return w;
+}
+
+/*
  * The rest of a mini-init, once prepared and given its request: starts the
  * program, reaps every process of the namespace, and when the program ends
- * writes its status and the resources of the whole tree to status_w, then
- * exits, which makes the kernel kill what is left.
+ * writes its status and the resources of the whole tree (the sum over the
+ * processes it reaped, so a recycled mini-init counts this execute only)
+ * to status_w. Returns 1 when the status said AGENT_STATUS_SPARE (`base`
+ * given, the namespace empty, the mini-init as `base`): it may then serve
+ * another request; 0 when it is to exit, which makes the kernel kill what
+ * is left.
  */
-static void mini_init_run(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w,
-			  int status_w, int prepared)
+static int mini_init_run(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w,
+			 int status_w, int prepared, const struct init_state *base)
 {
 	struct agent_status out = { 0 };
-	struct rusage ru;
 	pid_t prog;
-	int ws = 0;
+	int ws = 0, empty = 0;
 
 	prog = start_program(st, r, io, rep_w, prepared);
 	if (prog < 0)
@@ -580,10 +663,8 @@ static void mini_init_run(struct agent_state *st, const struct exec_req *r, cons
 	prctl(PR_SET_NAME, "mimobox-init", 0, 0, 0);
 	for (;;) {
 		int s;
-		pid_t w = waitpid(-1, &s, 0);
+		pid_t w = reap_one(&s, &out.cpu_us, &out.maxrss);
 
-		if (w < 0 && errno == EINTR)
-			continue;
 		if (w < 0)
 			break;
 		if (w == prog) {
@@ -592,30 +673,54 @@ static void mini_init_run(struct agent_state *st, const struct exec_req *r, cons
 		}
 	}
 	/* The program is gone: so is everything it left running. Reaping them
-	 * all first puts their CPU time into the report. */
-	kill(-1, SIGKILL);
-	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
-		;
-	getrusage(RUSAGE_CHILDREN, &ru);
+	 * all first puts their CPU time into the report. kill(-1) from PID 1
+	 * reaches every other process of the namespace, zombies included, and
+	 * fails with ESRCH only once there is none. */
+	for (int round = 0; round < 3; round++) {
+		kill(-1, SIGKILL);
+		while (reap_one(NULL, &out.cpu_us, &out.maxrss) > 0)
+			;
+		if (kill(-1, 0) < 0 && errno == ESRCH) {
+			empty = 1;
+			break;
+		}
+	}
 	out.wstatus = ws;
-	out.cpu_us = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
-		     (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
-	out.maxrss = (uint64_t)ru.ru_maxrss * 1024u;
+	if (base != NULL && empty && init_state_same(base))
+		out.flags |= AGENT_STATUS_SPARE;
 	(void)!write(status_w, &out, sizeof(out));
-	_exit(0);
+	close(status_w);
+	return (out.flags & AGENT_STATUS_SPARE) != 0;
 }
+
+static void spare_serve(struct agent_state *st, int sock, const struct init_state *base) __attribute__((noreturn));
 
 /*
  * PID 1 of a process's nested pid namespace, cloned for its request (no
- * spare, see below). Dies with the agent (PDEATHSIG).
+ * spare, see below). Dies with the agent (PDEATHSIG). With a socket (sock,
+ * the agent's os mode), a mini-init that may serve again prepares as a
+ * spare does and waits there (recycling, below).
  */
-static void mini_init(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w, int status_w)
+static void mini_init(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w,
+		      int status_w, int sock)
 {
 	enum stage stage = STAGE_SETUP;
+	struct init_state base;
 
 	if (mini_init_prepare(st, &stage) < 0)
 		child_fail(rep_w, stage, errno);
-	mini_init_run(st, r, io, rep_w, status_w, 0);
+	init_state_take(&base);
+	if (mini_init_run(st, r, io, rep_w, status_w, 0,
+			  sock >= 0 && io->pty == NULL && !(r->flags & MBX_XF_LAST) ? &base : NULL) &&
+	    drop_bounding_set() == 0 && install_filters(st) == 0) {
+		for (size_t i = 0; i < st->nfds; i++)
+			close(st->fds[i]);
+		st->nfds = 0;
+		spare_serve(st, sock, &base);
+	}
+	/* A preparation that failed here would fail again: the agent finds
+	 * the end of file, and clones a mini-init for the next execute. */
+	_exit(0);
 }
 
 /* ==== the spare ==== */
@@ -691,25 +796,95 @@ struct spare_msg {
 /* Descriptors handed over: report, status, in, out, err, then the message's. */
 #define SPARE_MAX_FDS (5 + MBX_PROTO_MAX_FDS)
 
-static void spare_main(struct agent_state *st, int sock)
+/*
+ * A spare's wait: reports ready ({0, 0}) on its socket, takes a request
+ * and runs it as any mini-init (mini_init_run); once that is over, serves
+ * the next when it may (recycling), else exits. End of file on the socket:
+ * the agent discarded it.
+ */
+static void spare_serve(struct agent_state *st, int sock, const struct init_state *base)
 {
+	extern char **environ;
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * SPARE_MAX_FDS)];
 		struct cmsghdr align;
 	} ctl;
 	struct child_report ready = { 0, 0 };
-	enum stage stage = STAGE_SETUP;
 	struct spare_msg hdr;
-	struct child_io io = { -1, -1, -1, NULL };
+	struct child_io io;
 	struct exec_req r;
 	struct mbx_frame f;
 	struct iovec iov[2];
-	struct msghdr msg = { 0 };
+	struct msghdr msg;
 	int fds[SPARE_MAX_FDS];
-	size_t nfd = 0, k;
+	size_t nfd, k;
 	uint8_t *body;
-	int rep_w, status_w;
+	int rep_w, status_w, again;
 	ssize_t n;
+
+	body = malloc(SPARE_MAX_BODY);
+	if (body == NULL)
+		_exit(0);
+	for (;;) {
+		if (send(sock, &ready, sizeof(ready), MSG_NOSIGNAL) != (ssize_t)sizeof(ready))
+			_exit(0);
+		/* Named for ps as a spare again (the agent took it as one). */
+		prctl(PR_SET_NAME, "mimobox-spare", 0, 0, 0);
+		iov[0] = (struct iovec){ &hdr, sizeof(hdr) };
+		iov[1] = (struct iovec){ body, SPARE_MAX_BODY };
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = iov;
+		msg.msg_iovlen = 2;
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = sizeof(ctl.buf);
+		do
+			n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+		while (n < 0 && errno == EINTR);
+		/* End of file: the agent discarded this spare. */
+		if (n <= 0)
+			_exit(0);
+		nfd = agent_cmsg_fds(&msg, fds, 0, SPARE_MAX_FDS);
+		/* The agent's own message, checked there: only a short one (the
+		 * kernel cut it) is not whole, and nothing can be reported without
+		 * the report pipe. */
+		if (nfd < 2 || (size_t)n < sizeof(hdr) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+		    hdr.body_len != (size_t)n - sizeof(hdr) ||
+		    nfd != 2u + hdr.has_in + hdr.has_out + hdr.has_err + hdr.nmsg_fds || hdr.nmsg_fds > MBX_PROTO_MAX_FDS)
+			_exit(127);
+		rep_w = fds[0];
+		status_w = fds[1];
+		k = 2;
+		io.in = hdr.has_in ? fds[k++] : -1;
+		io.out = hdr.has_out ? fds[k++] : -1;
+		io.err = hdr.has_err ? fds[k++] : -1;
+		hdr.pty[sizeof(hdr.pty) - 1] = '\0';
+		io.pty = hdr.has_pty ? hdr.pty : NULL;
+		for (size_t i = 0; i < hdr.nmsg_fds; i++)
+			st->fds[i] = fds[k + i];
+		st->nfds = hdr.nmsg_fds;
+		f = (struct mbx_frame){ .type = MBX_MSG_EXEC, .id = hdr.id, .body = body, .len = hdr.body_len };
+		memset(&r, 0, sizeof(r));
+		if (parse_exec(st, &f, &r) < 0)
+			child_fail(rep_w, STAGE_SETUP, EPROTO);
+		again = mini_init_run(st, &r, &io, rep_w, status_w, 1,
+				      io.pty == NULL && !(r.flags & MBX_XF_LAST) ? base : NULL);
+		/* The program set it to the request's, freed here (the mini-init
+		 * itself reads no environment). */
+		environ = NULL;
+		req_release(&r);
+		for (size_t i = 0; i < st->nfds; i++)
+			close(st->fds[i]);
+		st->nfds = 0;
+		if (!again)
+			_exit(0);
+	}
+}
+
+static void spare_main(struct agent_state *st, int sock)
+{
+	struct child_report ready = { 0, 0 };
+	enum stage stage = STAGE_SETUP;
+	struct init_state base;
 
 	/* Descriptors the agent held for messages not yet handled. */
 	for (size_t i = 0; i < st->nfdq; i++)
@@ -729,47 +904,12 @@ static void spare_main(struct agent_state *st, int sock)
 		ready.stage = STAGE_SECCOMP;
 		ready.errnum = errno;
 	}
-	if (send(sock, &ready, sizeof(ready), MSG_NOSIGNAL) != (ssize_t)sizeof(ready) || ready.stage != 0)
+	if (ready.stage != 0) {
+		(void)!send(sock, &ready, sizeof(ready), MSG_NOSIGNAL);
 		_exit(0);
-	body = malloc(SPARE_MAX_BODY);
-	if (body == NULL)
-		_exit(0);
-	iov[0] = (struct iovec){ &hdr, sizeof(hdr) };
-	iov[1] = (struct iovec){ body, SPARE_MAX_BODY };
-	msg.msg_iov = iov;
-	msg.msg_iovlen = 2;
-	msg.msg_control = ctl.buf;
-	msg.msg_controllen = sizeof(ctl.buf);
-	do
-		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	/* End of file: the agent discarded this spare. */
-	if (n <= 0)
-		_exit(0);
-	nfd = agent_cmsg_fds(&msg, fds, nfd, SPARE_MAX_FDS);
-	close(sock);
-	/* The agent's own message, checked there: only a short one (the
-	 * kernel cut it) is not whole, and nothing can be reported without
-	 * the report pipe. */
-	if (nfd < 2 || (size_t)n < sizeof(hdr) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
-	    hdr.body_len != (size_t)n - sizeof(hdr) ||
-	    nfd != 2u + hdr.has_in + hdr.has_out + hdr.has_err + hdr.nmsg_fds || hdr.nmsg_fds > MBX_PROTO_MAX_FDS)
-		_exit(127);
-	rep_w = fds[0];
-	status_w = fds[1];
-	k = 2;
-	io.in = hdr.has_in ? fds[k++] : -1;
-	io.out = hdr.has_out ? fds[k++] : -1;
-	io.err = hdr.has_err ? fds[k++] : -1;
-	hdr.pty[sizeof(hdr.pty) - 1] = '\0';
-	io.pty = hdr.has_pty ? hdr.pty : NULL;
-	for (size_t i = 0; i < hdr.nmsg_fds; i++)
-		st->fds[i] = fds[k + i];
-	st->nfds = hdr.nmsg_fds;
-	f = (struct mbx_frame){ .type = MBX_MSG_EXEC, .id = hdr.id, .body = body, .len = hdr.body_len };
-	if (parse_exec(st, &f, &r) < 0)
-		child_fail(rep_w, STAGE_SETUP, EPROTO);
-	mini_init_run(st, &r, &io, rep_w, status_w, 1);
+	}
+	init_state_take(&base);
+	spare_serve(st, sock, &base);
 }
 
 void agent_spare_discard(struct agent_state *st)
@@ -781,6 +921,9 @@ void agent_spare_discard(struct agent_state *st)
 	}
 	st->spare = 0;
 	close_fd(&st->spare_sock);
+	/* What a running process's mini-init copied may be out of date now:
+	 * it is not kept as a spare when its execute ends (spare_keep). */
+	st->spare_gen++;
 }
 
 static uint64_t now_us(void)
@@ -847,7 +990,7 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms)
  * preparation failed: *rep names the step, for this execute's error.
  */
 static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const struct child_io *io, int rep_w,
-			int status_w, struct child_report *rep)
+			int status_w, struct child_report *rep, int *sock)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * SPARE_MAX_FDS)];
@@ -927,8 +1070,10 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 		agent_spare_discard(st);
 		return 0;
 	}
-	/* It is this execute's mini-init now, reaped as such. */
-	close_fd(&st->spare_sock);
+	/* It is this execute's mini-init now, reaped as such; its socket
+	 * goes with the process, for its next wait as a spare (spare_keep). */
+	*sock = st->spare_sock;
+	st->spare_sock = -1;
 	st->spare = 0;
 	return pid;
 }
@@ -953,6 +1098,7 @@ void agent_proc_free(struct agent_state *st, struct agent_proc *p)
 	close_fd(&p->in_fd);
 	close_fd(&p->status_fd);
 	close_fd(&p->program_fd);
+	close_fd(&p->spare_sock);
 	free(p->inbuf);
 	free(p->program_name);
 	free(p);
@@ -1007,6 +1153,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	struct child_io io = { -1, -1, -1, NULL };
 	struct agent_proc *p = NULL;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, repp[2] = { -1, -1 }, stp[2] = { -1, -1 };
+	int sv[2] = { -1, -1 }, sock = -1, keep;
 	int master = -1, slot = -1;
 	char slave[64];
 	struct child_report rep;
@@ -1055,13 +1202,24 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	 * namespace but put the agent in the payload's reach (see the top).
 	 */
 	st->spare_pause = 0;
-	init = spare_take(st, f, &io, repp[1], stp[1], &rep);
+	/* Its mini-init may serve the next execute (recycling) unless this is
+	 * the last one the host will send, or the first: a sandbox that runs
+	 * one execute and goes (new, execute, destroy without saying so) would
+	 * only wait at its destroy for the teardown that an exiting mini-init
+	 * does while its result is on the way. */
+	keep = st->execs++ > 0 && st->spare_on && io.pty == NULL && !(r.flags & MBX_XF_LAST);
+	init = spare_take(st, f, &io, repp[1], stp[1], &rep, &sock);
 	if (init < 0) {
 		report_child_failure(st, id, &r, &rep);
 		goto out;
 	}
-	if (init == 0)
+	if (init == 0) {
+		/* A socket for its wait as a spare once its program is over
+		 * (recycling); without one it just exits then. */
+		if (keep && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+			sv[0] = sv[1] = -1;
 		init = syscall(SYS_clone, (unsigned long)(CLONE_NEWPID | SIGCHLD), NULL, NULL, NULL, 0);
+	}
 	if (init < 0)
 		goto sys;
 	if (init == 0) {
@@ -1073,8 +1231,17 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		close_fd(&errp[0]);
 		close_fd(&inp[1]);
 		close_fd(&master);
-		mini_init(st, &r, &io, repp[1], stp[1]);
+		close_fd(&sv[0]);
+		mini_init(st, &r, &io, repp[1], stp[1], sv[1]);
 	}
+	if (sv[0] >= 0) {
+		sock = sv[0];
+		sv[0] = -1;
+	}
+	/* Not kept: a spare's socket goes now, and it exits at its end. */
+	if (!keep)
+		close_fd(&sock);
+	close_fd(&sv[1]);
 	close_fd(&repp[1]);
 	close_fd(&stp[1]);
 	close_fd(&outp[1]);
@@ -1086,7 +1253,9 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	while (n < 0 && errno == EINTR);
 	close_fd(&repp[0]);
 	if (n == (ssize_t)sizeof(rep)) {
-		/* The program never ran: its mini-init exits at once. */
+		/* The program never ran: its mini-init exits at once (at the
+		 * end of file on its socket, if it would wait as a spare). */
+		close_fd(&sock);
 		while (waitpid((pid_t)init, NULL, 0) < 0 && errno == EINTR)
 			;
 		report_child_failure(st, id, &r, &rep);
@@ -1103,6 +1272,9 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	}
 	p->id = id;
 	p->init = (pid_t)init;
+	p->spare_sock = sock;
+	sock = -1;
+	p->spare_gen = st->spare_gen;
 	/* An execute's host waits for the end and never asks for the pid: the
 	 * program is looked up only if it is to be signalled (signal_program). */
 	p->program = r.flags & MBX_XF_ONESHOT ? 0 : find_program(p->init);
@@ -1146,7 +1318,9 @@ out:
 		close_fd(&inp[i]);
 		close_fd(&repp[i]);
 		close_fd(&stp[i]);
+		close_fd(&sv[i]);
 	}
+	close_fd(&sock);
 	req_release(&r);
 }
 
@@ -1415,6 +1589,31 @@ static void send_exit(struct agent_state *st, struct agent_proc *p)
 	mbx_proto_end(&st->out);
 }
 
+/*
+ * Recycling: a mini-init whose execute ended with its namespace empty and
+ * itself unchanged (AGENT_STATUS_SPARE) waits on its socket as a spare: it
+ * becomes the agent's spare, in place of one made later by a clone of
+ * new pid and mount namespaces, a /proc mount, the bounding set and the
+ * filters (and of the teardown of the old ones), when a spare could be
+ * made now: spares on, none there, no other process running (so a payload
+ * under --max-procs finds as many processes free as without it), and
+ * nothing it copied changed since it was prepared (no discard since:
+ * RESET, LAYERS, IDENTITY). Else the agent closes the socket and it exits.
+ */
+static void spare_keep(struct agent_state *st, struct agent_proc *p)
+{
+	if (p->spare_sock < 0 || !p->status_valid || !(p->status.flags & AGENT_STATUS_SPARE) || p->init_done ||
+	    p->timed_out || p->spare_gen != st->spare_gen || !st->spare_on || st->spare > 0 || st->chan_down)
+		return;
+	for (int i = 0; i < AGENT_MAX_PROCS; i++)
+		if (st->procs[i] != NULL && st->procs[i] != p)
+			return;
+	st->spare = p->init;
+	st->spare_sock = p->spare_sock;
+	p->spare_sock = -1;
+	st->idle_us = 0;
+}
+
 void agent_proc_reap(struct agent_state *st)
 {
 	for (;;) {
@@ -1488,6 +1687,7 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 		 * grace period) finishes in the background and is reaped later. */
 		if ((p->init_done || p->status_valid) && p->out_fd < 0 && p->err_fd < 0) {
 			send_exit(st, p);
+			spare_keep(st, p);
 			agent_proc_free(st, p);
 		}
 	}

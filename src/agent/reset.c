@@ -416,6 +416,7 @@ void agent_reset(struct agent_state *st, const struct mbx_frame *f)
 		return;
 	}
 	forget_procs(st);
+	st->execs = 0;
 	if (reset_storage(st, f->id) < 0)
 		return;
 	if (reset_ipc(st, f->id) < 0)

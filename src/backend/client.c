@@ -1295,6 +1295,8 @@ int mbx__client_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx_r
 
 	if (req->stdin_data)
 		sr.flags |= MBX_XF_STDIN;
+	if (req->last)
+		sr.flags |= MBX_XF_LAST;
 	rc = mbx__client_spawn(c, &sr, &p, err);
 	if (rc < 0)
 		return rc;

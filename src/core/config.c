@@ -571,6 +571,12 @@ int mbx_exec_options_set_timeout_ms(mbx_exec_options *opts, uint64_t timeout_ms,
 	return MBX_OK;
 }
 
+void mbx_exec_options_set_last(mbx_exec_options *opts, int last)
+{
+	if (opts != NULL)
+		opts->last = last != 0;
+}
+
 int mbx_exec_options_set_stdin(mbx_exec_options *opts, const void *data, size_t len, mbx_error **err)
 {
 	uint8_t *copy;

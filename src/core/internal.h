@@ -70,6 +70,7 @@ struct mbx_exec_options {
 	uint64_t timeout_ms; /* 0: the sandbox's default */
 	mbx_output_fn output_fn;
 	void *output_userdata;
+	int last;            /* mbx_exec_options_set_last() */
 };
 
 struct mbx_buf {
@@ -110,6 +111,7 @@ struct mbx_exec_req {
 	void *output_userdata;
 	const uint8_t *stdin_data; /* NULL: empty stdin */
 	size_t stdin_len;
+	int last;              /* mbx_exec_options_set_last(), or mbx_run() */
 };
 
 struct mbx_backend_ops; /* src/backend/backend.h */
@@ -121,6 +123,7 @@ struct mbx_sandbox {
 	void *priv;      /* backend state */
 	const struct mbx_snapshot *restoring; /* during ops->restore only: the snapshot */
 	int destroyed;
+	int oneshot;     /* made by mbx_run(): its one execute is the last */
 	uint32_t layers;
 	uint32_t skipped;
 	const char *skip_reason[32]; /* why each bit of `skipped` was skipped; static strings */

@@ -424,6 +424,7 @@ static int exec_entered(mbx_sandbox *sb, const char *const *argv, const mbx_exec
 	req.output_userdata = opts ? opts->output_userdata : NULL;
 	req.stdin_data = opts ? opts->stdin_data : NULL;
 	req.stdin_len = opts ? opts->stdin_len : 0;
+	req.last = (opts && opts->last) || sb->oneshot;
 	res->isolation = sb->ops->isolation;
 	res->limits_mech = sb->limits_mech;
 	res->limits_partial = sb->limits_partial;
@@ -671,6 +672,7 @@ int mbx_run(const mbx_config *cfg, const char *const *argv, const mbx_exec_optio
 	rc = sandbox_create(&sb, cfg, argv[0], err);
 	if (rc < 0)
 		return rc;
+	sb->oneshot = 1;
 	rc = mbx_sandbox_exec(sb, argv, opts, out, err);
 	if (rc == MBX_OK) {
 		rc = mbx_sandbox_destroy(sb, err);

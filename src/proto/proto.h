@@ -206,6 +206,8 @@ enum {
 #define MBX_XF_PTY    (1u << 1) /* a pseudo-terminal of ROWS x COLS */
 #define MBX_XF_ONESHOT (1u << 2) /* the host waits for it (an execute); runs under a mini-init like any other;
                                   * its STARTED may carry PID 0 (the host does not use it) */
+#define MBX_XF_LAST   (1u << 3) /* the sandbox is reset or destroyed after it: its mini-init exits when it
+                                  * ends, not kept as the next spare (src/agent/payload.c, recycling) */
 
 /*
  * Copy-on-write fork of an os sandbox (MBX_MSG_LAYERS, MBX_F_OP; the agent's

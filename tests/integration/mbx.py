@@ -59,6 +59,8 @@ class Result:
         self.signal = lib.mbx_result_signal(res)
         self.timed_out = bool(lib.mbx_result_timed_out(res))
         self.oom_killed = bool(lib.mbx_result_oom_killed(res))
+        self.cpu_time_us = lib.mbx_result_cpu_time_us(res)
+        self.peak_memory_bytes = lib.mbx_result_peak_memory_bytes(res)
 
     def __repr__(self):
         return "Result(exit_code=%r, signal=%r, timed_out=%r, stdout=%r, stderr=%r)" % (
@@ -90,6 +92,8 @@ class Lib:
             "mbx_result_signal": (ctypes.c_int, [vp]),
             "mbx_result_timed_out": (ctypes.c_int, [vp]),
             "mbx_result_oom_killed": (ctypes.c_int, [vp]),
+            "mbx_result_cpu_time_us": (ctypes.c_uint64, [vp]),
+            "mbx_result_peak_memory_bytes": (ctypes.c_uint64, [vp]),
             "mbx_result_free": (None, [vp]),
             "mbx_config_new": (ctypes.c_int, [pvp, pvp]),
             "mbx_config_free": (None, [vp]),
@@ -98,6 +102,7 @@ class Lib:
             "mbx_exec_options_new": (ctypes.c_int, [pvp, pvp]),
             "mbx_exec_options_free": (None, [vp]),
             "mbx_exec_options_set_stdin": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_size_t, pvp]),
+            "mbx_exec_options_set_last": (None, [vp, ctypes.c_int]),
             "mbx_spawn_options_new": (ctypes.c_int, [pvp, pvp]),
             "mbx_spawn_options_free": (None, [vp]),
             "mbx_spawn_options_set_stdin": (None, [vp, ctypes.c_int]),
@@ -253,15 +258,19 @@ class Sandbox:
         self.limits_mechanism = lib.lib.mbx_sandbox_limits_mechanism(handle).decode()
         return self
 
-    def exec_status(self, argv, stdin=None):
-        """Runs argv; returns (status, Result or None, error message or None)."""
+    def exec_status(self, argv, stdin=None, last=False):
+        """Runs argv; returns (status, Result or None, error message or None).
+        last: mbx_exec_options_set_last()."""
         args = (ctypes.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
         res = ctypes.c_void_p()
         err = ctypes.c_void_p()
         opts = ctypes.c_void_p()
-        if stdin is not None:
+        if stdin is not None or last:
             self._l.lib.mbx_exec_options_new(ctypes.byref(opts), None)
+        if stdin is not None:
             self._l.lib.mbx_exec_options_set_stdin(opts, stdin, len(stdin), None)
+        if last:
+            self._l.lib.mbx_exec_options_set_last(opts, 1)
         rc = self._l.lib.mbx_sandbox_exec(self._sb, args, opts, ctypes.byref(res), ctypes.byref(err))
         if opts:
             self._l.lib.mbx_exec_options_free(opts)
@@ -273,8 +282,8 @@ class Sandbox:
         finally:
             self._l.lib.mbx_result_free(res)
 
-    def exec(self, argv, stdin=None):
-        rc, res, msg = self.exec_status(argv, stdin)
+    def exec(self, argv, stdin=None, last=False):
+        rc, res, msg = self.exec_status(argv, stdin, last)
         if rc != MBX_OK:
             raise MbxError("mbx_sandbox_exec(%r)" % (argv,), rc, msg)
         return res
