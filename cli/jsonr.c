@@ -275,6 +275,31 @@ int jsonr_get(const struct jsonr_val *obj, const char *key, struct jsonr_val *ou
 	return found;
 }
 
+int jsonr_at(const struct jsonr_val *arr, size_t i, struct jsonr_val *out)
+{
+	const char *p, *e;
+	size_t n = 0;
+
+	if (!arr || arr->type != JSONR_ARRAY)
+		return 0;
+	e = arr->s + arr->len - 1;	/* the closing bracket */
+	p = skip_ws(arr->s + 1, e);
+	while (p < e) {
+		struct jsonr_val v;
+
+		if (!(p = scan_value(p, e, 0, &v)))
+			return 0;
+		if (n++ == i) {
+			*out = v;
+			return 1;
+		}
+		p = skip_ws(p, e);
+		if (p < e && *p == ',')
+			p = skip_ws(p + 1, e);
+	}
+	return 0;
+}
+
 int jsonr_string(const struct jsonr_val *v, char **out, size_t *outlen)
 {
 	if (!v || v->type != JSONR_STRING || v->len < 2)

@@ -46,6 +46,12 @@ int jsonr_parse(const char *s, size_t len, struct jsonr_val *root);
 int jsonr_get(const struct jsonr_val *obj, const char *key, struct jsonr_val *out);
 
 /*
+ * The element `i` (from 0) of the array `arr` in *out; 1 when there is one,
+ * 0 when not (or arr is not an array). `arr` must come from a checked text.
+ */
+int jsonr_at(const struct jsonr_val *arr, size_t i, struct jsonr_val *out);
+
+/*
  * The string `v` decoded (escapes, \u pairs as UTF-8) into a new
  * NUL-terminated buffer, *outlen bytes before the NUL; free() it. Returns 0,
  * or -1 when v is not a string or memory ran out.

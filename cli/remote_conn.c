@@ -602,13 +602,37 @@ int cli_remote_report_file(struct cli_remote *r, int json, const struct cli_remo
 	return 1;
 }
 
+/* At most this many skipped layers are read from an answer (there are fewer layers). */
+#define MAX_SKIPPED 32
+
+/* The answer's skipped_layers into skip[] (strings malloc'd); how many. */
+static size_t jr_skipped(const struct jsonr_val *o, struct cli_skip *skip)
+{
+	struct jsonr_val a, e;
+	size_t n = 0;
+
+	if (!jsonr_get(o, "skipped_layers", &a))
+		return 0;
+	for (size_t i = 0; n < MAX_SKIPPED && jsonr_at(&a, i, &e); i++) {
+		char *layer = jr_str(&e, "layer");
+
+		if (layer == NULL)
+			continue;
+		skip[n].layer = layer;
+		skip[n].reason = jr_str(&e, "reason");
+		n++;
+	}
+	return n;
+}
+
 int cli_remote_outcome(const char *text, size_t len, int json, int streamed, const char *extra_json)
 {
 	struct cli_outcome out;
+	struct cli_skip skip[MAX_SKIPPED];
 	struct jsonr_val o, v;
 	uint8_t *sout = NULL, *serr = NULL;
-	char *isolation, *trap;
-	size_t nout = 0, nerr = 0;
+	char *isolation, *trap, *limits, *partial;
+	size_t nout = 0, nerr = 0, nskip;
 	int64_t code;
 	int status;
 
@@ -632,9 +656,18 @@ int cli_remote_outcome(const char *text, size_t len, int json, int streamed, con
 	out.err_len = nerr;
 	out.out_truncated = jr_bool(&o, "stdout_truncated");
 	out.err_truncated = jr_bool(&o, "stderr_truncated");
-	out.elapsed_us = (uint64_t)jr_int(&o, "elapsed_ms", 0) * 1000u;
+	/* elapsed_us, cpu_time_us, peak_memory_bytes, limits: servers before
+	 * them gave elapsed_ms only. */
+	out.elapsed_us = (uint64_t)jr_int(&o, "elapsed_us", jr_int(&o, "elapsed_ms", 0) * 1000);
+	out.cpu_time_us = (uint64_t)jr_int(&o, "cpu_time_us", 0);
+	out.peak_memory_bytes = (uint64_t)jr_int(&o, "peak_memory_bytes", 0);
 	out.isolation = isolation = jr_str(&o, "isolation");
 	out.trap = trap = jr_str(&o, "trap");
+	out.limits = limits = jr_str(&o, "limits");
+	out.limits_partial = partial = jr_str(&o, "limits_partial");
+	nskip = jr_skipped(&o, skip);
+	out.skipped = skip;
+	out.n_skipped = nskip;
 	out.timeout_opt = "--timeout";
 	out.memory_opt = "--memory";
 	out.extra_json = extra_json;
@@ -643,6 +676,12 @@ int cli_remote_outcome(const char *text, size_t len, int json, int streamed, con
 	free(serr);
 	free(isolation);
 	free(trap);
+	free(limits);
+	free(partial);
+	for (size_t i = 0; i < nskip; i++) {
+		free((char *)skip[i].layer);
+		free((char *)skip[i].reason);
+	}
 	return status;
 }
 

@@ -1938,6 +1938,45 @@ fail:
 	return rc;
 }
 
+/*
+ * What an execute used and how it was bounded, as the CLI's --json says it:
+ * the exact elapsed time, the CPU time and peak memory of its process tree,
+ * the backend, how limits were enforced and what they leave unbounded.
+ */
+static void usage_json(json_object *o, uint64_t elapsed_us, uint64_t cpu_us, uint64_t peak, const char *isolation,
+		       const char *limits, const char *partial)
+{
+	json_object_object_add(o, "elapsed_us", json_object_new_int64((int64_t)elapsed_us));
+	json_object_object_add(o, "cpu_time_us", json_object_new_int64((int64_t)cpu_us));
+	json_object_object_add(o, "peak_memory_bytes", json_object_new_int64((int64_t)peak));
+	json_object_object_add(o, "isolation", json_object_new_string(isolation));
+	if (limits) {
+		json_object_object_add(o, "limits", json_object_new_string(limits));
+		json_object_object_add(o, "limits_partial", partial ? json_object_new_string(partial) : NULL);
+	}
+}
+
+/* The layers skipped under allow_degraded, as [{"layer", "reason"}]. */
+static void skipped_json(json_object *o, const mbx_result *res)
+{
+	uint32_t skipped = mbx_result_skipped(res);
+	json_object *a = json_object_new_array();
+
+	for (uint32_t bit = 1; bit != 0; bit <<= 1) {
+		json_object *l;
+
+		if (!(skipped & bit))
+			continue;
+		l = json_object_new_object();
+		json_object_object_add(l, "layer", json_object_new_string(mbx_layer_name(bit) ? mbx_layer_name(bit) : "?"));
+		json_object_object_add(l, "reason", json_object_new_string(mbx_result_skip_reason(res, bit) ?
+									   mbx_result_skip_reason(res, bit) :
+									   "not available on this host"));
+		json_object_array_add(a, l);
+	}
+	json_object_object_add(o, "skipped_layers", a);
+}
+
 static json_object *result_json(const mbx_result *res)
 {
 	json_object *o = json_object_new_object();
@@ -1957,6 +1996,10 @@ static json_object *result_json(const mbx_result *res)
 	json_object_object_add(o, "elapsed_ms", json_object_new_int64((int64_t)(mbx_result_elapsed_us(res) / 1000)));
 	if (mbx_result_trap(res))
 		json_object_object_add(o, "trap", json_object_new_string(mbx_result_trap(res)));
+	usage_json(o, mbx_result_elapsed_us(res), mbx_result_cpu_time_us(res), mbx_result_peak_memory_bytes(res),
+		   isolation_name(mbx_result_isolation(res)), mbx_result_limits_mechanism(res),
+		   mbx_result_limits_partial(res));
+	skipped_json(o, res);
 	return o;
 }
 
@@ -1973,6 +2016,8 @@ struct stream {
 	size_t off;
 	int done;		/* the last event is in `out` */
 	uint64_t last_ms;	/* when something was last put in `out` */
+	/* The sandbox's, for the exit event (static strings). */
+	const char *isolation, *limits, *limits_partial;
 };
 
 /*
@@ -2041,6 +2086,8 @@ static void stream_event(struct stream *st, mbx_event *ev)
 	json_object_object_add(o, "signal", json_object_new_int(mbx_event_signal(ev)));
 	json_object_object_add(o, "timed_out", json_object_new_boolean(kind == MBX_EVENT_TIMED_OUT));
 	json_object_object_add(o, "elapsed_ms", json_object_new_int64((int64_t)(mbx_event_elapsed_us(ev) / 1000)));
+	usage_json(o, mbx_event_elapsed_us(ev), mbx_event_cpu_time_us(ev), mbx_event_peak_memory_bytes(ev), st->isolation,
+		   st->limits, st->limits_partial);
 	sse_event(st, "exit", o);
 	st->done = 1;
 }
@@ -2242,6 +2289,9 @@ static enum MHD_Result start_stream(struct serve_server *s, struct MHD_Connectio
 	}
 	st->s = s;
 	st->e = e;	/* our reference moves to the stream */
+	st->isolation = isolation_name(mbx_sandbox_isolation(e->sb));
+	st->limits = mbx_sandbox_limits_mechanism(e->sb);
+	st->limits_partial = mbx_sandbox_limits_partial(e->sb);
 	st->proc = proc;
 	st->evfd = evfd;	/* and the descriptor */
 	evfd = -1;

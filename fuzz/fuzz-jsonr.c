@@ -18,6 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const keys[] = {
 	"exit_code", "signal", "timed_out", "stdout", "stdout_b64", "stderr", "error", "code", "message", "",
+	"skipped_layers", "layer",
 };
 
 static void walk(const struct jsonr_val *v, size_t size)
@@ -38,6 +39,12 @@ static void walk(const struct jsonr_val *v, size_t size)
 	}
 	(void)jsonr_int64(v, &n);
 	(void)jsonr_true(v);
+	for (size_t i = 0; jsonr_at(v, i, &m); i++) {
+		if (v->type != JSONR_ARRAY || m.s < v->s || m.s + m.len > v->s + v->len)
+			__builtin_trap();
+		if ((m.type == JSONR_OBJECT || m.type == JSONR_ARRAY) && m.len < v->len)
+			walk(&m, size);
+	}
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (jsonr_get(v, keys[i], &m)) {
 			if (v->type != JSONR_OBJECT || m.s < v->s || m.s + m.len > v->s + v->len)

@@ -614,6 +614,26 @@ def via(request):
     return {"MIMOBOX_HOST": "local"}
 
 
+def test_json_outcome_fields_on_both_paths(cli, via):
+    # The same members, with what the execute used and how it was bounded,
+    # whether the CLI ran it or a server did (run takes a pooled sandbox
+    # there; exec is streamed).
+    big = "import time; b = bytearray(48 << 20); t = time.process_time()\nwhile time.process_time() - t < 0.1: pass"
+    runs = [cli(["run", "--json", "--", "python3", "-c", big], env=via)]
+    assert cli(["create", "--name", "fields"], env=via).rc == 0
+    try:
+        runs.append(cli(["exec", "fields", "--json", "--", "python3", "-c", big], env=via))
+    finally:
+        assert cli(["rm", "fields"], env=via).rc == 0
+    for r in runs:
+        j = r.json
+        assert r.rc == 0 and j["ok"] is True, r
+        assert j["isolation"] == "os" and j["limits"] in ("cgroup-v2", "cgroup-v1", "rlimit"), j
+        assert "limits_partial" in j and j["skipped_layers"] == [], j
+        assert j["peak_memory_bytes"] >= 48 << 20 and j["cpu_time_ms"] >= 50, j
+        assert 100 <= j["elapsed_ms"] < 60000, j
+
+
 def _listener():
     """A loopback listener the sandbox's requests name: the proxy must
     refuse them, so nothing may reach it."""

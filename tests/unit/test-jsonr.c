@@ -98,8 +98,28 @@ static void test_lookup_and_values(void)
 	TAP_CHECK(jsonr_get(&o, "signal", &v) && jsonr_string(&v, &str, &len) < 0);
 }
 
+static void test_array_elements(void)
+{
+	const char *s = "{\"a\": [ {\"layer\": \"seccomp\"} , [1, [2]], \"x\", 3 ], \"e\": [], \"n\": 1}";
+	struct jsonr_val o, a, v, w;
+	int64_t n;
+
+	TAP_CHECK(jsonr_parse(s, strlen(s), &o) == 0);
+	TAP_CHECK(jsonr_get(&o, "a", &a) && a.type == JSONR_ARRAY);
+	TAP_CHECK(jsonr_at(&a, 0, &v) && v.type == JSONR_OBJECT && jsonr_get(&v, "layer", &w) &&
+		  w.type == JSONR_STRING);
+	TAP_CHECK(jsonr_at(&a, 1, &v) && v.type == JSONR_ARRAY && jsonr_at(&v, 1, &w) && w.type == JSONR_ARRAY);
+	TAP_CHECK(jsonr_at(&a, 2, &v) && v.type == JSONR_STRING);
+	TAP_CHECK(jsonr_at(&a, 3, &v) && jsonr_int64(&v, &n) == 0 && n == 3);
+	TAP_CHECK(!jsonr_at(&a, 4, &v));
+	TAP_CHECK(jsonr_get(&o, "e", &a) && !jsonr_at(&a, 0, &v));
+	TAP_CHECK(jsonr_get(&o, "n", &v) && !jsonr_at(&v, 0, &w));	/* not an array */
+	TAP_CHECK(!jsonr_at(&o, 0, &v));
+}
+
 static const struct tap_case cases[] = {
 	{ "jsonr/accepts", test_accepts },
+	{ "jsonr/array_elements", test_array_elements },
 	{ "jsonr/refuses", test_refuses },
 	{ "jsonr/lookup_and_values", test_lookup_and_values },
 };
