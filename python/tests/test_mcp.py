@@ -233,6 +233,53 @@ def test_every_tool_end_to_end(server_env):
     run(main)
 
 
+def test_calls_on_one_sandbox_run_side_by_side(server_env):
+    async def body():
+        async with stdio_session(server_env) as s:
+            sid = (await call_ok(s, "create_sandbox"))["sandbox_id"]
+            done = []
+
+            async def slow():
+                r = await call_ok(s, "execute_command", {"sandbox_id": sid, "argv": ["sleep", "5"]})
+                done.append(("slow", r["exit_code"]))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(slow)
+                await anyio.sleep(0.5)
+                # While the sleep runs, the same sandbox answers: an execute
+                # and the file tools.
+                r = await call_ok(s, "execute_command", {"sandbox_id": sid, "argv": ["echo", "beside"]})
+                done.append(("execute", r["stdout"]))
+                await call_ok(s, "write_file", {"sandbox_id": sid, "path": "/workspace/f", "content": "x"})
+                r = await call_ok(s, "read_file", {"sandbox_id": sid, "path": "/workspace/f"})
+                done.append(("files", r["content"]))
+                assert [d[0] for d in done] == ["execute", "files"], done
+            assert done == [("execute", "beside\n"), ("files", "x"), ("slow", 0)], done
+
+            # A destroy while a call runs kills that call's program: the
+            # destroy does not wait for it, the call ends killed.
+            res = {}
+
+            async def long():
+                res["r"] = await s.call_tool("execute_command", {"sandbox_id": sid, "argv": ["sleep", "120"]})
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(long)
+                await anyio.sleep(0.5)
+                started = time.monotonic()
+                await call_ok(s, "destroy_sandbox", {"sandbox_id": sid})
+                took = time.monotonic() - started
+            assert took < 60, took
+            r = res["r"]
+            if r.isError:
+                assert r.structuredContent["error"]["code"] == "not_found", r.structuredContent
+            else:
+                assert r.structuredContent["signal"] == 9, r.structuredContent
+            assert (await call_ok(s, "list_sandboxes"))["sandboxes"] == []
+
+    run(body)
+
+
 def test_one_off_sandbox_when_no_id(server_env):
     async def main():
         async with stdio_session(server_env) as s:

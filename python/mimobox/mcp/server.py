@@ -88,7 +88,6 @@ class _Entry:
     isolation: str
     created: float
     timeout_ms: int | None
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
 class Session:
@@ -199,8 +198,9 @@ class Session:
         with self._mutex:
             entry = self._entry(sandbox_id)
             del self.sandboxes[sandbox_id]
-        with entry.lock:
-            entry.sandbox.close()
+        # Calls on it may be running (they are not serialised): close()
+        # kills their programs and waits for them, which then end as killed.
+        entry.sandbox.close()
         return {"sandbox_id": sandbox_id, "destroyed": True}
 
     def list(self) -> dict:
@@ -231,14 +231,11 @@ class Session:
         if sandbox_id is not None:
             entry = self._entry(sandbox_id)
             timeout_ms = self._call_timeout_ms(timeout_ms, entry)
-            with entry.lock:
-                if self.sandboxes.get(sandbox_id) is not entry:
-                    raise ToolError("not_found", f"sandbox {sandbox_id!r} was destroyed", None)
-                start = time.monotonic()
-                try:
-                    return call(entry.sandbox, timeout_ms / 1000), None
-                finally:
-                    self._charge(time.monotonic() - start)
+            start = time.monotonic()
+            try:
+                return self._on(sandbox_id, entry, lambda sb: call(sb, timeout_ms / 1000)), None
+            finally:
+                self._charge(time.monotonic() - start)
         timeout_ms = self._call_timeout_ms(timeout_ms, None)
         self._reserve_slot()
         try:
@@ -253,11 +250,18 @@ class Session:
             self._release_slot()
 
     def with_sandbox(self, sandbox_id: str, call) -> Any:
-        entry = self._entry(sandbox_id)
-        with entry.lock:
-            if self.sandboxes.get(sandbox_id) is not entry:
-                raise ToolError("not_found", f"sandbox {sandbox_id!r} was destroyed", None)
+        return self._on(sandbox_id, self._entry(sandbox_id), call)
+
+    def _on(self, sandbox_id: str, entry: _Entry, call) -> Any:
+        """call(sandbox). Calls on one sandbox run side by side (the SDK's
+        Sandbox is safe to share between threads); one that meets the
+        sandbox closed under it by destroy_sandbox says so."""
+        try:
             return call(entry.sandbox)
+        except mimobox.SandboxStateError:
+            if self.sandboxes.get(sandbox_id) is not entry:
+                raise ToolError("not_found", f"sandbox {sandbox_id!r} was destroyed", None) from None
+            raise
 
     def close_all(self) -> int:
         """Destroys every sandbox of the session, at once; returns how many."""
@@ -272,8 +276,7 @@ class Session:
 
         def close(entry: _Entry) -> None:
             try:
-                with entry.lock:
-                    entry.sandbox.close()
+                entry.sandbox.close()
             except Exception as exc:  # keep closing the others
                 log.warning("closing sandbox %s: %s", getattr(entry.sandbox, "id", "?"), exc)
 
