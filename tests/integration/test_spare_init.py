@@ -54,6 +54,19 @@ def wait_spare(agent, timeout=10):
     raise AssertionError("no spare mini-init below the idle agent %d: %s" % (agent, proc_table()))
 
 
+def spawn_sleep_in(sb, spare):
+    """Spawns a sleep in sb; returns the process once its program runs,
+    checked to be a child of `spare` (its mini-init)."""
+    arg = unique_sleep_arg()
+    p = sb.spawn(["sleep", arg])
+    deadline = time.monotonic() + 10
+    while not procs_with_arg(arg) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (prog,) = procs_with_arg(arg)
+    assert proc_table()[prog][0] == spare, (spare, proc_table()[prog])
+    return p
+
+
 @pytest.fixture
 def osbox(lib, guard):
     sb = mbx.Sandbox(lib)
@@ -66,15 +79,9 @@ def test_spare_serves_the_next_execute_and_none_while_one_runs(osbox):
     assert osbox.exec(["true"]).exit_code == 0
     agent = agent_of(osbox)
     spare = wait_spare(agent)
-    arg = unique_sleep_arg()
-    p = osbox.spawn(["sleep", arg])
+    # The program's mini-init is the spare that was waiting.
+    p = spawn_sleep_in(osbox, spare)
     try:
-        deadline = time.monotonic() + 10
-        while not procs_with_arg(arg) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        (prog,) = procs_with_arg(arg)
-        # The program's mini-init is the spare that was waiting.
-        assert proc_table()[prog][0] == spare, (spare, proc_table()[prog])
         assert comm(spare) == "mimobox-init"
         # While it runs no other spare is made: the payload finds as many
         # processes free under --max-procs as with a mini-init per execute.
@@ -224,18 +231,20 @@ SETTINGS = ("import os, resource; print(resource.getrlimit(resource.RLIMIT_NOFIL
             " sorted(os.sched_getaffinity(0)), os.sched_getscheduler(0), open('/proc/self/oom_score_adj').read().strip())")
 
 
-def needs_two_cpus(change):
+def settings_and_spare(osbox, change):
+    """The settings a program finds (SETTINGS) and the spare waiting after
+    that execute."""
     if change == "affinity" and len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one CPU: no affinity to narrow")
+    fresh = osbox.exec(["python3", "-c", SETTINGS])
+    assert fresh.exit_code == 0, fresh
+    return fresh, wait_spare(agent_of(osbox))
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
 def test_program_changing_its_mini_init_changes_no_other_execute(osbox, change):
-    needs_two_cpus(change)
     agent = agent_of(osbox)
-    fresh = osbox.exec(["python3", "-c", SETTINGS])
-    assert fresh.exit_code == 0, fresh
-    spare = wait_spare(agent)
+    fresh, spare = settings_and_spare(osbox, change)
     r = osbox.exec(["python3", "-c", CHANGES[change][0]])
     if change == "rlimit":
         # The kernel lets a process lower the limits of another of its uid.
@@ -252,19 +261,10 @@ def test_program_changing_its_mini_init_changes_no_other_execute(osbox, change):
 def test_changed_mini_init_is_not_recycled(osbox, change):
     # Changed from the host here (the payload cannot: test above): the check
     # behind that refusal, on the mini-init's side.
-    needs_two_cpus(change)
     agent = agent_of(osbox)
-    fresh = osbox.exec(["python3", "-c", SETTINGS])
-    assert fresh.exit_code == 0, fresh
-    spare = wait_spare(agent)
-    arg = unique_sleep_arg()
-    p = osbox.spawn(["sleep", arg])
+    fresh, spare = settings_and_spare(osbox, change)
+    p = spawn_sleep_in(osbox, spare)
     try:
-        deadline = time.monotonic() + 10
-        while not procs_with_arg(arg) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        (prog,) = procs_with_arg(arg)
-        assert proc_table()[prog][0] == spare
         try:
             CHANGES[change][1](spare)
         except PermissionError:
