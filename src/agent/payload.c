@@ -648,6 +648,9 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 	pid_t prog;
 	int ws = 0, empty = 0;
 
+	/* Named before the program starts, so that it finds its PID 1 named
+	 * (the program's own name is its program's from its exec on). */
+	prctl(PR_SET_NAME, "mimobox-init", 0, 0, 0);
 	prog = start_program(st, r, io, rep_w, prepared);
 	if (prog < 0)
 		child_fail(rep_w, STAGE_SETUP, errno);
@@ -660,7 +663,6 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 		close(io->out);
 	if (io->err >= 0)
 		close(io->err);
-	prctl(PR_SET_NAME, "mimobox-init", 0, 0, 0);
 	for (;;) {
 		int s;
 		pid_t w = reap_one(&s, &out.cpu_us, &out.maxrss);
