@@ -86,6 +86,12 @@ struct cli_outcome {
  */
 void cli_outcome_explain(const struct cli_outcome *o);
 
+/*
+ * The layers a result (or, without one, a sandbox) says were skipped, into
+ * skips[] (32 at most; reasons may be NULL); their count (cmd_run.c).
+ */
+size_t cli_skipped_of(const mbx_result *res, const mbx_sandbox *sb, struct cli_skip *skips);
+
 /* Formats a byte count for people: "64 MiB", "1.5 GiB", "300 KiB", "12 B". */
 void cli_format_bytes(char *out, size_t len, uint64_t bytes);
 

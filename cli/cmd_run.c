@@ -304,7 +304,7 @@ static char *read_stdin(int json)
  * The layers a result (or, without one, a sandbox) says were skipped, into
  * skips[] (32 at most); their count.
  */
-static size_t skipped_of(const mbx_result *res, const mbx_sandbox *sb, struct cli_skip *skips)
+size_t cli_skipped_of(const mbx_result *res, const mbx_sandbox *sb, struct cli_skip *skips)
 {
 	uint32_t bits = res ? mbx_result_skipped(res) : mbx_sandbox_skipped(sb), bit;
 	size_t n = 0;
@@ -331,7 +331,7 @@ static void outcome_base(const mbx_result *res, const mbx_sandbox *box, const st
 	o->memory_limit = (sb->set & CLI_SET_MEMORY) ? sb->memory_bytes : CLI_DEFAULT_MEMORY;
 	o->memory_opt = "--memory";
 	o->skipped = skips;
-	o->n_skipped = skipped_of(res, box, skips);
+	o->n_skipped = cli_skipped_of(res, box, skips);
 }
 
 /* The outcome of a finished run. */

@@ -1959,19 +1959,16 @@ static void usage_json(json_object *o, uint64_t elapsed_us, uint64_t cpu_us, uin
 /* The layers skipped under allow_degraded, as [{"layer", "reason"}]. */
 static void skipped_json(json_object *o, const mbx_result *res)
 {
-	uint32_t skipped = mbx_result_skipped(res);
+	struct cli_skip skips[32];
+	size_t n = cli_skipped_of(res, NULL, skips);
 	json_object *a = json_object_new_array();
 
-	for (uint32_t bit = 1; bit != 0; bit <<= 1) {
-		json_object *l;
+	for (size_t i = 0; i < n; i++) {
+		json_object *l = json_object_new_object();
 
-		if (!(skipped & bit))
-			continue;
-		l = json_object_new_object();
-		json_object_object_add(l, "layer", json_object_new_string(mbx_layer_name(bit) ? mbx_layer_name(bit) : "?"));
-		json_object_object_add(l, "reason", json_object_new_string(mbx_result_skip_reason(res, bit) ?
-									   mbx_result_skip_reason(res, bit) :
-									   "not available on this host"));
+		json_object_object_add(l, "layer", json_object_new_string(skips[i].layer));
+		json_object_object_add(l, "reason",
+				       json_object_new_string(skips[i].reason ? skips[i].reason : "not available on this host"));
 		json_object_array_add(a, l);
 	}
 	json_object_object_add(o, "skipped_layers", a);

@@ -583,9 +583,8 @@ static void init_state_take(struct init_state *s)
 	memset(s, 0, sizeof(*s));
 	for (int i = 0; i < RLIM_NLIMITS; i++)
 		getrlimit(i, &s->lim[i]);
-	errno = 0;
 	s->nice = getpriority(PRIO_PROCESS, 0);
-	/* musl's sched_getscheduler() is a stub: the system call itself. */
+	/* The system call: musl's sched_getscheduler() always fails (ENOSYS). */
 	s->policy = (int)syscall(SYS_sched_getscheduler, 0);
 	s->ioprio = syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, 0);
 	if (sched_getaffinity(0, sizeof(s->cpus), &s->cpus) < 0)
@@ -711,9 +710,10 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 
 	if (mini_init_prepare(st, &stage) < 0)
 		child_fail(rep_w, stage, errno);
-	init_state_take(&base);
-	if (mini_init_run(st, r, io, rep_w, status_w, 0,
-			  sock >= 0 && io->pty == NULL && !(r->flags & MBX_XF_LAST) ? &base : NULL) &&
+	/* A socket: the agent keeps it if it can (agent_exec's `keep`). */
+	if (sock >= 0)
+		init_state_take(&base);
+	if (mini_init_run(st, r, io, rep_w, status_w, 0, sock >= 0 ? &base : NULL) &&
 	    drop_bounding_set() == 0 && install_filters(st) == 0) {
 		for (size_t i = 0; i < st->nfds; i++)
 			close(st->fds[i]);
@@ -792,6 +792,7 @@ struct spare_msg {
 	uint32_t body_len;      /* bytes of the body after this header */
 	uint32_t nmsg_fds;      /* descriptors of the message, after the io ones */
 	uint8_t has_in, has_out, has_err, has_pty;
+	uint8_t keep;           /* the agent may keep it after this execute (recycling) */
 	char pty[64];           /* the terminal's slave path (has_pty) */
 };
 
@@ -868,8 +869,7 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 		memset(&r, 0, sizeof(r));
 		if (parse_exec(st, &f, &r) < 0)
 			child_fail(rep_w, STAGE_SETUP, EPROTO);
-		again = mini_init_run(st, &r, &io, rep_w, status_w, 1,
-				      io.pty == NULL && !(r.flags & MBX_XF_LAST) ? base : NULL);
+		again = mini_init_run(st, &r, &io, rep_w, status_w, 1, hdr.keep ? base : NULL);
 		/* The program set it to the request's, freed here (the mini-init
 		 * itself reads no environment). */
 		environ = NULL;
@@ -990,9 +990,10 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms)
  * mini-init now), 0 when there is no spare to use (the caller clones a
  * mini-init; a spare that was there is gone), or -1 when the spare's
  * preparation failed: *rep names the step, for this execute's error.
+ * `keep`: the spare is told it may wait as a spare again after this execute.
  */
 static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const struct child_io *io, int rep_w,
-			int status_w, struct child_report *rep, int *sock)
+			int status_w, int keep, struct child_report *rep, int *sock)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * SPARE_MAX_FDS)];
@@ -1033,6 +1034,7 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 	hdr.id = f->id;
 	hdr.body_len = f->len;
 	hdr.nmsg_fds = (uint32_t)st->nfds;
+	hdr.keep = (uint8_t)keep;
 	fds[nfd++] = rep_w;
 	fds[nfd++] = status_w;
 	if (io->in >= 0) {
@@ -1210,7 +1212,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	 * only wait at its destroy for the teardown that an exiting mini-init
 	 * does while its result is on the way. */
 	keep = st->execs++ > 0 && st->spare_on && io.pty == NULL && !(r.flags & MBX_XF_LAST);
-	init = spare_take(st, f, &io, repp[1], stp[1], &rep, &sock);
+	init = spare_take(st, f, &io, repp[1], stp[1], keep, &rep, &sock);
 	if (init < 0) {
 		report_child_failure(st, id, &r, &rep);
 		goto out;
