@@ -16,6 +16,11 @@ and, in the same run for comparison, as whole processes:
   mimobox-run-cli `mimobox run -- /bin/true` without a server (MIMOBOX_HOST=local)
   bwrap           `bwrap --ro-bind / / --unshare-all /bin/true`
 
+The three whole-process cases are interleaved: each iteration runs each of
+them once, in an order that rotates from one iteration to the next, so that
+a change of load on the machine hits all three alike and their ratio holds
+(--sequential: all calls of one case, then the next, as before).
+
 Prints P50 and P99 in milliseconds (wall clock from request to last
 response byte, or from the process's start to its exit), and the ratios of
 cli-run-served to bwrap (the goal: P50 at most 0.5x, P99 at most 1x).
@@ -76,6 +81,22 @@ def timed(fn, n):
     return out
 
 
+def timed_interleaved(fns, n):
+    """Times n calls of each of fns (name -> function), one of each per
+    iteration, in an order that rotates; one warm-up call of each first."""
+    names = list(fns)
+    for k in names:
+        fns[k]()
+    out = {k: [] for k in names}
+    for i in range(n):
+        for j in range(len(names)):
+            k = names[(i + j) % len(names)]
+            t = time.perf_counter()
+            fns[k]()
+            out[k].append(time.perf_counter() - t)
+    return out
+
+
 def start_server(mimobox, env, sock, pool):
     p = subprocess.Popen([mimobox, "serve", "--socket", sock, "--pool-size", str(pool)], env=env,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -98,6 +119,8 @@ def main():
     ap.add_argument("-n", type=int, default=200, help="calls per case (default 200)")
     ap.add_argument("--mimobox", default=default_mimobox())
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--sequential", action="store_true",
+                    help="time the whole-process cases one after the other instead of interleaved")
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="bench-serve-")
@@ -118,15 +141,20 @@ def main():
             out[name] = timed(lambda: call(conn, "POST", "/v1/run", {"argv": ["/bin/true"]}), a.n)
             conn.close()
         served = dict(env, MIMOBOX_HOST="unix:" + socks[0])
-        out["cli-run-served"] = timed(lambda: subprocess.run([a.mimobox, "run", "--", "/bin/true"], env=served,
-                                                             check=True), a.n)
         local = dict(env, MIMOBOX_HOST="local")
-        out["mimobox-run-cli"] = timed(lambda: subprocess.run([a.mimobox, "run", "--", "/bin/true"], env=local,
-                                                              check=True), a.n)
+        procs = {
+            "cli-run-served": lambda: subprocess.run([a.mimobox, "run", "--", "/bin/true"], env=served, check=True),
+            "mimobox-run-cli": lambda: subprocess.run([a.mimobox, "run", "--", "/bin/true"], env=local, check=True),
+        }
         bwrap = shutil.which("bwrap")
         if bwrap:
-            out["bwrap"] = timed(lambda: subprocess.run([bwrap, "--ro-bind", "/", "/", "--unshare-all", "/bin/true"],
-                                                        check=True), a.n)
+            procs["bwrap"] = lambda: subprocess.run([bwrap, "--ro-bind", "/", "/", "--unshare-all", "/bin/true"],
+                                                    check=True)
+        if a.sequential:
+            for k, fn in procs.items():
+                out[k] = timed(fn, a.n)
+        else:
+            out.update(timed_interleaved(procs, a.n))
     finally:
         for p in servers:
             p.send_signal(signal.SIGTERM)

@@ -249,6 +249,10 @@ struct req {
 	int too_big;
 	unsigned status;
 	void *pty;		/* a /pty session waiting for its upgrade (serve_pty.c) */
+	/* A run's sandbox, given back (or retired) once its answer is sent: run_sandbox_done(). */
+	mbx_sandbox *run_sb;
+	mbx_pool *run_pool;	/* its pool when it is reused, else NULL */
+	int run_reuse;
 };
 
 static void pools_reap(struct serve_server *s);
@@ -2501,6 +2505,23 @@ static void retire(struct serve_server *s, mbx_sandbox *sb)
 	pthread_mutex_unlock(&s->table_lock);
 }
 
+/*
+ * The end of a run's request (on_completed): its sandbox goes back to its
+ * pool, or to the expiry thread. Not before its answer is sent: the reset
+ * that a give-back starts (in the pool's thread) and the wake-ups it makes
+ * would otherwise compete with the answer on the way.
+ */
+static void run_sandbox_done(struct serve_server *s, struct req *r)
+{
+	if (r->run_sb == NULL)
+		return;
+	if (r->run_pool)
+		give_back_sandbox(s, r->run_pool, r->run_sb, r->run_reuse);
+	else
+		retire(s, r->run_sb);
+	r->run_sb = NULL;
+}
+
 static enum MHD_Result h_run(struct serve_server *s, struct MHD_Connection *c, struct req *r, json_object *body)
 {
 	mbx_pool *from = NULL;
@@ -2569,14 +2590,13 @@ static enum MHD_Result h_run(struct serve_server *s, struct MHD_Connection *c, s
 		o = json_object_new_object();
 		json_object_object_add(o, "sandbox_id", json_object_new_string(mbx_sandbox_id(sb)));
 		json_object_object_add(o, "isolation", json_object_new_string(isolation_name(mbx_sandbox_isolation(sb))));
-		/* Back to its pool, reset there for the next run when this one ended normally (no timeout,
-		 * no signal, no out-of-memory kill); else freed by the expiry thread, so the answer need
-		 * not wait for it. */
-		if (from)
-			give_back_sandbox(s, from, sb, rc == MBX_OK && !mbx_result_timed_out(res) &&
-					  !mbx_result_oom_killed(res) && mbx_result_signal(res) == 0);
-		else
-			retire(s, sb);
+		/* Back to its pool once the answer is sent (run_sandbox_done()), reset there for the next
+		 * run when this one ended normally (no timeout, no signal, no out-of-memory kill); else
+		 * freed by the expiry thread. */
+		r->run_sb = sb;
+		r->run_pool = from;
+		r->run_reuse = rc == MBX_OK && !mbx_result_timed_out(res) && !mbx_result_oom_killed(res) &&
+			       mbx_result_signal(res) == 0;
 		quota_put(s, r->client, 1, u);
 		if (rc == MBX_OK) {
 			json_object *rj = result_json(res);
@@ -4909,6 +4929,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 		atomic_fetch_add(&s->errors, 1);
 	if (r->pty)
 		serve_pty_request_done(r->pty);
+	run_sandbox_done(s, r);
 	/* The next request's head is due from now; a terminal is no longer HTTP. */
 	conn_set(s, r->sc, r->status == 101 ? SC_UPGRADED : SC_HEAD);
 	free(r->body);
