@@ -16,7 +16,13 @@
  * module, instantiate, run, teardown) and, from the library's debug log,
  * the phases: module (compile / load), instantiate, run.
  *
- * Usage: bench-wasm MODULE.wasm [-n N] [-w WARMUP] [-f FILES_MODULE]
+ * Usage: bench-wasm MODULE.wasm [-n N] [-w WARMUP] [-f FILES_MODULE] [-m MODES]
+ * -m: a comma-separated list of the modes to run (default: all of them);
+ * the rotation is over those only. The cold mode's compile (about 0.6 ms
+ * of Cranelift) evicts the caches the mode after it starts with: a peer
+ * whose own loop compiles nothing is compared with a rotation without it
+ * (bench_reference.py runs `-m disk,warm`, as the reference's loop
+ * alternates its two wasm paths).
  * The peer (PyPI's wasmtime on the same library) is bench_wasm_peer.py.
  */
 #include <stdio.h>
@@ -77,7 +83,8 @@ static void die(const char *what, mbx_error *err)
 int main(int argc, char **argv)
 {
 	const char *module = NULL, *files_module = NULL;
-	int n = 300, warmup = 20, opt, nmodes;
+	int n = 300, warmup = 20, opt, nsel = 0, sel[NMODES], on[NMODES] = { 0 };
+	const char *modes = NULL;
 	char cache_dir[] = "/tmp/mbx-bench-wasm.XXXXXX";
 	struct phases ph;
 	mbx_config *cfg = NULL;
@@ -85,22 +92,46 @@ int main(int argc, char **argv)
 	mbx_error *err = NULL;
 	double *wall[NMODES], *mod[NMODES], *inst, *run;
 
-	while ((opt = getopt(argc, argv, "n:w:f:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:w:f:m:")) != -1) {
 		if (opt == 'n')
 			n = atoi(optarg);
 		else if (opt == 'w')
 			warmup = atoi(optarg);
 		else if (opt == 'f')
 			files_module = optarg;
+		else if (opt == 'm')
+			modes = optarg;
 		else
 			return 2;
 	}
 	if (optind >= argc || n < 1) {
-		fprintf(stderr, "usage: bench-wasm MODULE.wasm [-n N] [-w WARMUP] [-f FILES_MODULE]\n");
+		fprintf(stderr, "usage: bench-wasm MODULE.wasm [-n N] [-w WARMUP] [-f FILES_MODULE] [-m MODES]\n");
 		return 2;
 	}
 	module = argv[optind];
-	nmodes = files_module ? NMODES : FILES;
+	for (int m = 0; m < NMODES; m++) {
+		size_t len = strlen(mode_name[m]);
+		const char *at = modes;
+
+		if (modes == NULL) {
+			on[m] = m != FILES || files_module != NULL;
+			continue;
+		}
+		for (; at && *at; at = strchr(at, ',') ? strchr(at, ',') + 1 : NULL)
+			if (strncmp(at, mode_name[m], len) == 0 && (at[len] == ',' || at[len] == '\0'))
+				on[m] = 1;
+	}
+	if (on[FILES] && files_module == NULL) {
+		fprintf(stderr, "bench-wasm: the files mode needs -f FILES_MODULE\n");
+		return 2;
+	}
+	for (int m = 0; m < NMODES; m++)
+		if (on[m])
+			sel[nsel++] = m;
+	if (nsel == 0) {
+		fprintf(stderr, "bench-wasm: -m %s names no mode (cold, disk, memory, warm, api, files)\n", modes);
+		return 2;
+	}
 	if (mkdtemp(cache_dir) == NULL)
 		return 1;
 	setenv("MIMOBOX_WASM_CACHE_DIR", cache_dir, 1);
@@ -118,8 +149,8 @@ int main(int argc, char **argv)
 		die("sandbox", err);
 
 	for (int i = 0; i < warmup + n; i++) {
-		for (int k = 0; k < nmodes; k++) {
-			int m = (i + k) % nmodes, rc;
+		for (int k = 0; k < nsel; k++) {
+			int m = sel[(i + k) % nsel], rc;
 			const char *args[] = { m == FILES ? files_module : module, NULL };
 			mbx_sandbox *one = NULL;
 			mbx_result *res = NULL;
@@ -156,19 +187,28 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	printf("mimobox wasm backend, %s, %d iterations (%d warm-up)\n", MBX_WASMTIME_VERSION[0] ? "Wasmtime " MBX_WASMTIME_VERSION : "?",
-	       n, warmup);
-	report("cold: start to exit", wall[COLD], n);
-	report("cold: compile", mod[COLD], n);
-	report("disk: start to exit", wall[DISK], n);
-	report("disk: load+deserialize", mod[DISK], n);
-	report("memory: start to exit", wall[MEMORY], n);
-	report("memory: module lookup", mod[MEMORY], n);
-	report("instantiate", inst, n);
-	report("instantiate+run", run, n);
-	report("warm exec (live sandbox)", wall[WARM], n);
-	report("api: new+exec+free", wall[API], n);
-	if (files_module)
+	printf("mimobox wasm backend, %s, %d iterations (%d warm-up)%s%s\n",
+	       MBX_WASMTIME_VERSION[0] ? "Wasmtime " MBX_WASMTIME_VERSION : "?", n, warmup, modes ? ", modes " : "",
+	       modes ? modes : "");
+	if (on[COLD]) {
+		report("cold: start to exit", wall[COLD], n);
+		report("cold: compile", mod[COLD], n);
+	}
+	if (on[DISK]) {
+		report("disk: start to exit", wall[DISK], n);
+		report("disk: load+deserialize", mod[DISK], n);
+	}
+	if (on[MEMORY]) {
+		report("memory: start to exit", wall[MEMORY], n);
+		report("memory: module lookup", mod[MEMORY], n);
+		report("instantiate", inst, n);
+		report("instantiate+run", run, n);
+	}
+	if (on[WARM])
+		report("warm exec (live sandbox)", wall[WARM], n);
+	if (on[API])
+		report("api: new+exec+free", wall[API], n);
+	if (on[FILES])
 		report("files: start to exit", wall[FILES], n);
 	mbx_sandbox_free(sb);
 	mbx_config_free(cfg);
