@@ -13,9 +13,12 @@
  * followed), and symlinks from the sandbox are made as symlinks, never
  * followed. Host trees are walked below open directories with O_NOFOLLOW.
  *
- * The API has no mode for a file or directory it makes and no symlink:
- * files copied into a sandbox are 0644, directories 0755, and host symlinks
- * are skipped with a warning.
+ * Into a sandbox, files keep their permission bits (PUT .../files with
+ * `mode`), directories theirs with the owner's rwx added so the copy can
+ * fill them (POST .../dir with `mode`, as the local verb: there is no chmod
+ * to do it after), and host symlinks are made as symlinks with the same
+ * target (POST .../symlink), replacing a file or symlink there, never a
+ * directory.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,7 +40,6 @@
 #define UPLOAD_MAX ((size_t)16 << 20)		/* the server's limit on an upload */
 #define DOWNLOAD_MAX ((size_t)1 << 30)		/* the sandbox's default file limit */
 
-static const char nolink_reason[] = "a symlink: the server's API cannot make one (MIMOBOX_HOST=local copies it)";
 
 struct rcp {
 	struct cli_remote *r;
@@ -381,13 +383,13 @@ int cli_remote_cp_down(struct cli_remote *r, int json, int recursive, const char
 
 /* ---- to a sandbox ---- */
 
-/* Makes the sandbox directory `rpath` (0755, the API's), or takes an existing one. */
-static int rdir_make(struct rcp *c, const char *rpath)
+/* Makes the sandbox directory `rpath` with `mode`, or takes an existing one. */
+static int rdir_make(struct rcp *c, const char *rpath, mode_t mode)
 {
 	struct cli_buf t = CLI_BUF_INIT;
 	const char *type = NULL;
-	mode_t mode;
-	int rc = rstat(c, rpath, &type, &mode, 1);
+	mode_t had;
+	int rc = rstat(c, rpath, &type, &had, 1);
 
 	if (rc == 0) {
 		char message[CLI_WHY_MAX + 64];
@@ -401,13 +403,58 @@ static int rdir_make(struct rcp *c, const char *rpath)
 	if (rc != -2)
 		return rc;
 	target(&t, c->name, "/dir?path=", rpath);
+	cli_buf_printf(&t, "&mode=%04o", (unsigned)(mode & 0777));
 	rc = call(c, "POST", &t, NULL, 0, ANSWER_MAX, 0, NULL);
 	cli_buf_free(&t);
 	return rc;
 }
 
-/* The open host file `fd` (shown as `hpath`) to `rpath`, at most 16 MiB. */
-static int file_up(struct rcp *c, int fd, const char *hpath, const char *rpath)
+/*
+ * The host symlink `entry` below `dirfd` (shown as `hpath`) as a symlink
+ * with the same target at `rpath`, replacing a file or symlink there,
+ * never a directory. 0, or the exit status after reporting.
+ */
+static int link_up(struct rcp *c, int dirfd, const char *entry, const char *hpath, const char *rpath)
+{
+	struct cli_buf t = CLI_BUF_INIT;
+	char link[4096], message[CLI_WHY_MAX + 64];
+	const char *type = NULL;
+	ssize_t n = readlinkat(dirfd, entry, link, sizeof(link) - 1);
+	mode_t had;
+	int rc;
+
+	if (n <= 0) {
+		cp_skip(&c->s, hpath, cp_symlink_reason);
+		return 0;
+	}
+	link[n] = '\0';
+	rc = rstat(c, rpath, &type, &had, 1);
+	if (rc == 0 && strcmp(type, "directory") == 0) {
+		snprintf(message, sizeof(message), "cannot replace the directory `%s:%s` with a symlink", c->name, rpath);
+		cli_report(c->s.json, MBX_EEXIST, message, NULL, NULL, EISDIR);
+		return 1;
+	}
+	if (rc == 0) {
+		target(&t, c->name, "/files?path=", rpath);
+		rc = call(c, "DELETE", &t, NULL, 0, ANSWER_MAX, 0, NULL);
+		cli_buf_free(&t);
+	} else if (rc == -2) {
+		rc = 0;
+	}
+	if (rc != 0)
+		return rc;
+	target(&t, c->name, "/symlink?path=", rpath);
+	cli_buf_puts(&t, "&target=");
+	cli_remote_urlencode(&t, link);
+	rc = call(c, "POST", &t, NULL, 0, ANSWER_MAX, 0, NULL);
+	cli_buf_free(&t);
+	if (rc == 0)
+		c->s.links++;
+	return rc;
+}
+
+/* The open host file `fd` (shown as `hpath`) to `rpath` with `mode`, at most 16 MiB. */
+static int file_up(struct rcp *c, int fd, const char *hpath, const char *rpath, mode_t mode)
 {
 	struct cli_buf t = CLI_BUF_INIT, data = CLI_BUF_INIT;
 	char buf[65536];
@@ -439,6 +486,7 @@ static int file_up(struct rcp *c, int fd, const char *hpath, const char *rpath)
 		rc = cp_oom(c->s.json);
 	if (rc == 0) {
 		target(&t, c->name, "/files?path=", rpath);
+		cli_buf_printf(&t, "&mode=%04o", (unsigned)(mode & 0777));
 		rc = call(c, "PUT", &t, data.data ? data.data : "", data.len, ANSWER_MAX, 0, NULL);
 	}
 	if (rc == 0) {
@@ -497,7 +545,7 @@ static int tree_up(struct rcp *c, int dirfd, const char *hdir, const char *rdir,
 			break;
 		}
 		if (S_ISLNK(hst.st_mode)) {
-			cp_skip(&c->s, hpath, nolink_reason);
+			rc = link_up(c, dirfd, de->d_name, hpath, rpath);
 			continue;
 		}
 		if (!S_ISDIR(hst.st_mode) && !S_ISREG(hst.st_mode)) {
@@ -511,16 +559,18 @@ static int tree_up(struct rcp *c, int dirfd, const char *hdir, const char *rdir,
 			if (fd >= 0)
 				close(fd);
 			if (e == ELOOP) {
-				cp_skip(&c->s, hpath, nolink_reason);
+				/* It became a symlink since: not followed. */
+				rc = link_up(c, dirfd, de->d_name, hpath, rpath);
 				continue;
 			}
 			rc = cp_host_error(c->s.json, "open", hpath, e);
 			break;
 		}
 		if (S_ISREG(hst.st_mode)) {
-			rc = file_up(c, fd, hpath, rpath);
+			rc = file_up(c, fd, hpath, rpath, hst.st_mode);
 		} else if (S_ISDIR(hst.st_mode)) {
-			rc = rdir_make(c, rpath);
+			/* Owner rwx added, so the copy can fill it (the local verb's rule). */
+			rc = rdir_make(c, rpath, (hst.st_mode & 0777) | 0700);
 			if (rc == 0)
 				rc = tree_up(c, fd, hpath, rpath, depth + 1);
 			if (rc == 0)
@@ -560,7 +610,13 @@ int cli_remote_cp_up(struct cli_remote *r, int json, int recursive, const char *
 			return cp_oom(json);
 		path = into;
 	}
-	rc = rdir_make(&c, path);
+	{
+		struct stat hst;
+
+		/* Its mode, owner rwx added, as the directories below. */
+		rc = fstat(fd, &hst) < 0 ? cp_host_error(json, "read", host, errno) :
+					   rdir_make(&c, path, (hst.st_mode & 0777) | 0700);
+	}
 	if (rc == 0)
 		rc = tree_up(&c, fd, host, path, 1);
 	if (rc == 0)

@@ -847,6 +847,8 @@ static int r_cp(struct cli_remote *r, int argc, char **argv)
 		default:
 			goto out;
 		}
+		/* The host file's permission bits (stdin: 0644), as the local verb. */
+		cli_buf_printf(&t, "&mode=%04o", strcmp(w.ops[0], "-") == 0 ? 0644u : (unsigned)(st.st_mode & 0777));
 		status = simple_file(r, w.json, "PUT", t.data, "application/octet-stream", data.data, data.len, 0, NULL, NULL);
 	}
 	if (status == 0 && w.json) {

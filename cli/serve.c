@@ -204,6 +204,7 @@ enum route {
 	R_FILES,
 	R_DIR,
 	R_STAT,
+	R_SYMLINK,
 	R_PROCS,
 	R_PROC,
 	R_PROC_SIGNAL,
@@ -2746,19 +2747,51 @@ static enum MHD_Result h_file_get(struct serve_server *s, struct MHD_Connection 
 	return queue(c, r, range == 0 ? 206 : 200, resp);
 }
 
+/*
+ * The query's `mode` (permission bits as octal text, 0 to 0777) into *mode,
+ * else `def`. -1 when it is malformed.
+ */
+static int mode_arg(struct MHD_Connection *c, uint32_t def, uint32_t *mode)
+{
+	const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mode");
+	unsigned long v = 0;
+	size_t i;
+
+	*mode = def;
+	if (q == NULL)
+		return 0;
+	for (i = 0; q[i]; i++) {
+		if (q[i] < '0' || q[i] > '7' || i >= 4)
+			return -1;
+		v = v * 8 + (unsigned long)(q[i] - '0');
+	}
+	if (i == 0 || v > 0777)
+		return -1;
+	*mode = (uint32_t)v;
+	return 0;
+}
+
+static enum MHD_Result send_bad_mode(struct MHD_Connection *c, struct req *r)
+{
+	return send_bad_request(c, r, "`mode` must be permission bits in octal, 0 to 0777 (e.g. mode=0755)");
+}
+
 static enum MHD_Result h_file_put(struct serve_server *s, struct MHD_Connection *c, struct req *r)
 {
 	const char *path;
 	struct sbent *e;
 	mbx_error *err = NULL;
 	json_object *o;
+	uint32_t mode;
 	int rc;
 
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
+	if (mode_arg(c, 0644, &mode) < 0)
+		return send_bad_mode(c, r);
 	if (!(e = entry_use_shared(s, r)))
 		return send_no_sandbox(c, r);
-	rc = mbx_sandbox_write_file(e->sb, path, r->body ? r->body : "", r->len, 0644, 0, &err);
+	rc = mbx_sandbox_write_file(e->sb, path, r->body ? r->body : "", r->len, mode, 0, &err);
 	entry_done_shared(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "write file");
@@ -2881,7 +2914,7 @@ static enum MHD_Result h_stat(struct serve_server *s, struct MHD_Connection *c, 
 	return send_json(c, r, 200, o);
 }
 
-/* POST .../dir?path=P[&parents=1]: makes a directory, mode 0755 (parents: the missing ones above too). */
+/* POST .../dir?path=P[&parents=1][&mode=M]: makes a directory, mode M or 0755 (parents: the missing ones above too). */
 static enum MHD_Result h_mkdir(struct serve_server *s, struct MHD_Connection *c, struct req *r)
 {
 	const char *path, *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "parents");
@@ -2889,6 +2922,7 @@ static enum MHD_Result h_mkdir(struct serve_server *s, struct MHD_Connection *c,
 	struct sbent *e;
 	mbx_error *err = NULL;
 	json_object *o;
+	uint32_t mode;
 	int rc;
 
 	if (q && !parents && strcmp(q, "0") != 0 && strcmp(q, "false") != 0)
@@ -2897,14 +2931,47 @@ static enum MHD_Result h_mkdir(struct serve_server *s, struct MHD_Connection *c,
 		return send_bad_request(c, r, "POST .../dir takes no body: the path and parents go in the query");
 	if (path_arg(c, &path) < 0)
 		return send_no_path(c, r);
+	if (mode_arg(c, 0755, &mode) < 0)
+		return send_bad_mode(c, r);
 	if (!(e = entry_use_shared(s, r)))
 		return send_no_sandbox(c, r);
-	rc = mbx_sandbox_mkdir(e->sb, path, 0755, parents, &err);
+	rc = mbx_sandbox_mkdir(e->sb, path, mode, parents, &err);
 	entry_done_shared(s, e);
 	if (rc != MBX_OK)
 		return send_mbx_error(c, r, rc, err, "make directory");
 	o = json_object_new_object();
 	json_object_object_add(o, "path", json_object_new_string(path));
+	return send_json(c, r, 201, o);
+}
+
+/*
+ * POST .../symlink?path=P&target=T: makes P a symlink to T
+ * (mbx_sandbox_symlink: the target is stored as given, never followed or
+ * checked; P must not exist).
+ */
+static enum MHD_Result h_symlink(struct serve_server *s, struct MHD_Connection *c, struct req *r)
+{
+	const char *path, *target = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target");
+	struct sbent *e;
+	mbx_error *err = NULL;
+	json_object *o;
+	int rc;
+
+	if (r->len)
+		return send_bad_request(c, r, "POST .../symlink takes no body: the path and target go in the query");
+	if (path_arg(c, &path) < 0)
+		return send_no_path(c, r);
+	if (target == NULL || target[0] == '\0')
+		return send_bad_request(c, r, "`target` is required: what the symlink points to (e.g. target=../lib)");
+	if (!(e = entry_use_shared(s, r)))
+		return send_no_sandbox(c, r);
+	rc = mbx_sandbox_symlink(e->sb, target, path, &err);
+	entry_done_shared(s, e);
+	if (rc != MBX_OK)
+		return send_mbx_error(c, r, rc, err, "make symlink");
+	o = json_object_new_object();
+	json_object_object_add(o, "path", json_object_new_string(path));
+	json_object_object_add(o, "target", json_object_new_string(target));
 	return send_json(c, r, 201, o);
 }
 
@@ -4593,6 +4660,8 @@ static enum route route_of(const char *url, char id[ID_MAX + 1], uint32_t *pid)
 		return R_DIR;
 	if (strcmp(slash, "/stat") == 0)
 		return R_STAT;
+	if (strcmp(slash, "/symlink") == 0)
+		return R_SYMLINK;
 	if (strcmp(slash, "/snapshots") == 0)
 		return R_SNAP_TAKE;
 	if (strcmp(slash, "/fork") == 0)
@@ -4626,6 +4695,7 @@ static const char *allowed_methods(enum route rt)
 	case R_FORK:
 	case R_SNAP_RESTORE:
 	case R_HTTP:
+	case R_SYMLINK:
 		return "POST";
 	case R_SANDBOXES:
 	case R_DIR:
@@ -4713,6 +4783,8 @@ static enum MHD_Result dispatch(struct serve_server *s, struct MHD_Connection *c
 		return strcmp(method, "POST") == 0 ? h_mkdir(s, c, r) : h_dir(s, c, r);
 	case R_STAT:
 		return h_stat(s, c, r);
+	case R_SYMLINK:
+		return h_symlink(s, c, r);
 	case R_PTY:
 		return serve_pty_handle(s, s->ptys, s->upgrade_ok, c, r);
 	case R_FILES:

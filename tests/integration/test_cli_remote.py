@@ -70,6 +70,7 @@ SHARED = [
     (test_cli_sessions, "test_rm_path"),
     (test_cli_sessions, "test_rm_force_and_json"),
     (test_cli_sessions, "test_cp_recursive_refusals"),
+    (test_cli_sessions, "test_cp_recursive_both_ways"),
     (test_cli_life, "test_background_output_never_blocks_and_is_bounded"),
     (test_cli_life, "test_logs_follow"),
     (test_cli_life, "test_kill_with_a_signal"),
@@ -303,6 +304,13 @@ def test_cp_files_through_the_server(cli, served, host_tmp):
     assert cli(["rm", "cp-box"]).rc == 0
 
 
+def test_cp_both_directions_through_the_server(cli, served, named, host_tmp):
+    # The local test's (a file's mode kept), in a directory of its own (the server's log is in host_tmp).
+    mine = os.path.join(host_tmp, "cp-both")
+    os.mkdir(mine)
+    test_cli_sessions.test_cp_both_directions(cli, named, mine)
+
+
 def test_cp_errors_through_the_server(cli, served, named, host_tmp):
     # The local test's, in a directory of its own (the server's log is in host_tmp).
     mine = os.path.join(host_tmp, "cp-errors")
@@ -310,55 +318,31 @@ def test_cp_errors_through_the_server(cli, served, named, host_tmp):
     test_cli_sessions.test_cp_errors(cli, named, mine)
 
 
-def test_cp_recursive_through_the_server(cli, served, host_tmp):
-    """cp -r both ways through the server: the local verb's tree, counts
-    and skips; the API makes files 0644 and directories 0755 and has no
-    symlink, so host links are skipped with a warning on the way in."""
+def test_cp_recursive_links_replace_through_the_server(cli, served, host_tmp):
+    """cp -r into a sandbox through the server (the shared tests check the
+    tree, modes and links): a host symlink replaces a file or symlink of its
+    name, never a directory, and is never followed."""
     assert cli(["create", "--name", "tree-box"]).rc == 0
     src = os.path.join(host_tmp, "src")
-    os.makedirs(os.path.join(src, "sub", "deep"))
-    with open(os.path.join(src, "a.txt"), "wb") as f:
-        f.write(b"alpha\n")
-    blob = os.urandom(300 << 10)
-    with open(os.path.join(src, "sub", "blob.bin"), "wb") as f:
-        f.write(blob)
-    with open(os.path.join(src, "sub", "deep", "empty"), "wb"):
-        pass
-    os.symlink("/etc/passwd", os.path.join(src, "outside-link"))
-    os.mkfifo(os.path.join(src, "fifo"))
+    os.makedirs(src)
+    os.symlink("/etc/passwd", os.path.join(src, "was-file"))
+    os.symlink("a/b", os.path.join(src, "was-link"))
+    with open(os.path.join(src, "x"), "wb") as f:
+        f.write(b"x")
+    assert cli(["exec", "tree-box", "--", "sh", "-c", "mkdir -p /workspace/dst/src && cd /workspace/dst/src && "
+                "echo old > was-file && ln -s old-target was-link"]).rc == 0
     r = cli(["cp", "-r", src, "tree-box:/workspace/dst", "--json"])
-    assert r.rc == 0 and r.json["ok"] is True, r
-    assert (r.json["files"], r.json["directories"], r.json["symlinks"]) == (3, 3, 0), r.json
-    assert r.json["bytes"] == 6 + len(blob), r.json
-    skipped = {os.path.basename(s["path"]): s["reason"] for s in r.json["skipped"]}
-    assert set(skipped) == {"fifo", "outside-link"} and "MIMOBOX_HOST=local" in skipped["outside-link"], r.json
-    assert cli(["cat", "tree-box", "dst/sub/blob.bin"]).stdout == blob
-    assert cli(["stat", "tree-box", "dst/sub/deep/empty", "--json"]).json["size"] == 0
-    assert cli(["stat", "tree-box", "dst/outside-link"]).rc == 1, "a host symlink was followed"
-    # Into an existing directory: under the source's own name.
-    r = cli(["cp", "-r", src, "tree-box:/workspace/dst"])
-    assert r.rc == 0 and "skipped" in r.stderr and "fifo" in r.stderr, r
-    assert cli(["stat", "tree-box", "/workspace/dst/src/sub/deep", "--json"]).json["type"] == "directory"
-
-    # And back, with a link, a fifo and modes made inside the sandbox.
-    assert cli(["exec", "tree-box", "--", "sh", "-c", "cd /workspace/dst && ln -s /etc sub/etc-link && "
-                "mkfifo sub/pipe && chmod 0751 a.txt && chmod 0600 sub/blob.bin && chmod 0710 sub"]).rc == 0
-    back = os.path.join(host_tmp, "back")
-    r = cli(["cp", "-r", "tree-box:/workspace/dst", back, "--json"])
-    assert r.rc == 0, r
-    assert [os.path.basename(s["path"]) for s in r.json["skipped"]] == ["pipe"], r.json
-    got = test_cli_sessions._tree(back)
-    assert got["a.txt"] == ("file", 0o751, b"alpha\n"), got
-    assert got["sub/blob.bin"] == ("file", 0o600, blob)
-    assert got["sub"][:2] == ("dir", 0o710) and got["sub/deep/empty"][0] == "file", got
-    assert "sub/pipe" not in got and got["sub/etc-link"] == ("link", None, "/etc"), got
-    assert not any(k.startswith("sub/etc-link/") for k in got), "a sandbox symlink was followed"
-    outdir = os.path.join(host_tmp, "outdir")
-    os.mkdir(outdir)
-    assert cli(["cp", "-r", "tree-box:dst", outdir]).rc == 0
-    assert os.listdir(outdir) == ["dst"] and test_cli_sessions._tree(os.path.join(outdir, "dst")) == got
-    r = cli(["cp", "-r", "tree-box:/workspace", "-"])
-    assert r.rc == 1 and "stdout" in r.stderr, r
+    assert r.rc == 0 and (r.json["files"], r.json["symlinks"]) == (1, 2), r
+    ls = {e["name"]: e for e in cli(["ls", "tree-box", "dst/src", "--json"]).json["entries"]}
+    assert ls["was-file"]["type"] == "symlink" and ls["was-file"]["target"] == "/etc/passwd", ls
+    assert ls["was-link"]["target"] == "a/b", ls
+    # A directory of the link's name is not replaced.
+    os.makedirs(os.path.join(host_tmp, "src2"))
+    os.symlink("elsewhere", os.path.join(host_tmp, "src2", "d"))
+    assert cli(["exec", "tree-box", "--", "mkdir", "-p", "/workspace/dst2/src2/d/keep"]).rc == 0
+    r = cli(["cp", "-r", os.path.join(host_tmp, "src2"), "tree-box:/workspace/dst2"])
+    assert r.rc == 1 and "cannot replace the directory" in r.stderr, r
+    assert cli(["stat", "tree-box", "dst2/src2/d/keep", "--json"]).json["type"] == "directory"
     assert cli(["rm", "tree-box"]).rc == 0
 
 

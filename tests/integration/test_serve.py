@@ -90,6 +90,7 @@ def test_openapi_document_is_valid_and_complete():
             ("/v1/sandboxes/{id}/files", "get"), ("/v1/sandboxes/{id}/files", "put"),
             ("/v1/sandboxes/{id}/files", "delete"), ("/v1/sandboxes/{id}/dir", "get"), ("/v1/run", "post"),
             ("/v1/sandboxes/{id}/dir", "post"), ("/v1/sandboxes/{id}/stat", "get"),
+            ("/v1/sandboxes/{id}/symlink", "post"),
             ("/v1/sandboxes/{id}/processes", "get"), ("/v1/sandboxes/{id}/processes", "post"),
             ("/v1/sandboxes/{id}/processes/{pid}", "get"), ("/v1/sandboxes/{id}/processes/{pid}", "delete"),
             ("/v1/sandboxes/{id}/processes/{pid}/signal", "post"), ("/v1/sandboxes/{id}/processes/{pid}/stdin", "post"),
@@ -851,6 +852,42 @@ def test_stat_and_mkdir(server):
     server.request("DELETE", base)
 
 
+def test_modes_and_symlinks(server):
+    """A file's and a directory's mode from the query (what `cp -r` copies
+    in), and symlinks made as given, never followed."""
+    sid = server.create()
+    base = "/v1/sandboxes/%s" % sid
+    assert server.request("PUT", base + "/files?path=/workspace/run.sh&mode=0751", b"#!/bin/sh\necho hi\n").status == 200
+    assert server.request("GET", base + "/stat?path=/workspace/run.sh").json["mode"] == "0751"
+    assert server.request("PUT", base + "/files?path=/workspace/plain", b"x").status == 200
+    assert server.request("GET", base + "/stat?path=/workspace/plain").json["mode"] == "0644"
+    r = server.request("POST", base + "/dir?path=/workspace/priv&mode=700")
+    assert r.status == 201, r
+    assert server.request("GET", base + "/stat?path=/workspace/priv").json["mode"] == "0700"
+    assert server.exec(sid, ["/workspace/run.sh"])["stdout"] == "hi\n"
+    for bad in ("1777", "0800", "abc", "", "07777"):
+        _error(server.request("PUT", base + "/files?path=/workspace/b&mode=" + bad, b"x"), 400, "invalid_argument",
+               "mode")
+        _error(server.request("POST", base + "/dir?path=/workspace/d&mode=" + bad), 400, "invalid_argument", "mode")
+    assert server.request("GET", base + "/stat?path=/workspace/b").status == 404, "a refused mode wrote the file"
+    r = server.request("POST", base + "/symlink?path=/workspace/up&target=../etc/passwd")
+    assert r.status == 201 and r.json == {"path": "/workspace/up", "target": "../etc/passwd"}, r
+    r = server.request("POST", base + "/symlink?path=rel&target=run.sh")  # relative to /workspace
+    assert r.status == 201, r
+    st = server.request("GET", base + "/stat?path=/workspace/up").json
+    assert st["type"] == "symlink" and st["target"] == "../etc/passwd", st
+    assert server.exec(sid, ["readlink", "/workspace/rel"])["stdout"] == "run.sh\n"
+    _error(server.request("POST", base + "/symlink?path=/workspace/up&target=x"), 409, "already_exists")
+    _error(server.request("POST", base + "/symlink?path=/workspace/none/l&target=x"), 404, "not_found")
+    _error(server.request("POST", base + "/symlink?path=/workspace/t"), 400, "invalid_argument", "target")
+    _error(server.request("POST", base + "/symlink?target=x"), 400, "invalid_argument", "path")
+    _error(server.request("POST", base + "/symlink?path=/workspace/t&target=x", b"{}"), 400, "invalid_argument",
+           "no body")
+    r = server.request("GET", base + "/symlink?path=/workspace/up", check=False)
+    assert r.status == 405 and r.headers["Allow"] == "POST"
+    server.request("DELETE", base)
+
+
 def wait_ended(server, sid, pid, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -1569,6 +1606,7 @@ def test_clients_are_tenants(guard, host_tmp):
                     ("GET", sb + "/dir?path=/workspace", None),
                     ("POST", sb + "/dir?path=/workspace/d", None),
                     ("GET", sb + "/stat?path=/workspace/f", None),
+                    ("POST", sb + "/symlink?path=/workspace/l&target=f", None),
                     ("POST", sb + "/processes", {"argv": ["true"]}),
                     ("GET", sb + "/processes", None),
                     ("GET", sb + "/processes/%d" % pid, None),
