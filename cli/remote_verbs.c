@@ -1148,7 +1148,7 @@ static int jbool(json_object *o, const char *key)
 	       strcmp(json_object_get_string(v), "true") == 0;
 }
 
-/* `mimobox ps NAME`: the sandbox's background processes, in the local verb's columns. */
+/* `mimobox ps NAME`: the sandbox's processes (background ones and the programs of running execs), in the local verb's columns. */
 static int r_ps_processes(struct cli_remote *r, int json, const char *name)
 {
 	struct cli_buf out = CLI_BUF_INIT;
@@ -1175,6 +1175,7 @@ static int r_ps_processes(struct cli_remote *r, int json, const char *name)
 		json_object *p = json_object_array_get_idx(list, i);
 		int running = jbool(p, "running"), sig = running ? 0 : (int)cli_remote_jint(p, "signal");
 		int code = running ? 0 : (int)cli_remote_jint(p, "exit_code"), timed_out = jbool(p, "timed_out");
+		int background = !jbool(p, "foreground");
 		uint64_t output = (uint64_t)cli_remote_jint(p, "stdout_bytes") + (uint64_t)cli_remote_jint(p, "stderr_bytes");
 		const char *command = cli_remote_jstr(p, "command") ? cli_remote_jstr(p, "command") : cli_remote_jstr(p, "program");
 
@@ -1189,8 +1190,9 @@ static int r_ps_processes(struct cli_remote *r, int json, const char *name)
 		else
 			snprintf(state, sizeof(state), "lost");
 		if (json) {
-			cli_buf_printf(&out, "%s{\"id\": %lld, \"background\": true, \"running\": %s, \"state\": ", i ? ", " : "",
-				       (long long)cli_remote_jint(p, "id"), running ? "true" : "false");
+			cli_buf_printf(&out, "%s{\"id\": %lld, \"background\": %s, \"running\": %s, \"state\": ", i ? ", " : "",
+				       (long long)cli_remote_jint(p, "id"), background ? "true" : "false",
+				       running ? "true" : "false");
 			cli_json_cstring(&out, state);
 			if (running || sig > 0 || code < 0)
 				cli_buf_puts(&out, ", \"exit_code\": null");
@@ -1204,8 +1206,8 @@ static int r_ps_processes(struct cli_remote *r, int json, const char *name)
 		} else {
 			cli_format_duration(age, sizeof(age), (uint64_t)cli_remote_jint(p, "age_ms") / 1000);
 			cli_format_bytes(size, sizeof(size), output);
-			cli_buf_printf(&out, "%-6lld  %-4s  %-18s  %-7s  %-9s  ", (long long)cli_remote_jint(p, "id"), "bg", state, age,
-				       size);
+			cli_buf_printf(&out, "%-6lld  %-4s  %-18s  %-7s  %-9s  ", (long long)cli_remote_jint(p, "id"),
+				       background ? "bg" : "exec", state, age, size);
 			for (const char *c = command ? command : "?"; *c; c++)
 				cli_buf_add(&out, (unsigned char)*c < 0x20 || *c == 0x7f ? "?" : c, 1);
 			cli_buf_puts(&out, "\n");
@@ -1227,21 +1229,30 @@ static int only_process(struct cli_remote *r, int json, const char *name, uint32
 	char ids[256], msg[320];
 	size_t n, used = 0;
 	int status = proc_list(r, json, name, &o, &list);
+	json_object *only = NULL;
 
 	if (status)
 		return status;
-	n = json_object_array_length(list);
+	/* Background processes only: the programs of running execs are named by id. */
+	n = 0;
+	for (size_t i = 0; i < json_object_array_length(list); i++)
+		if (!jbool(json_object_array_get_idx(list, i), "foreground") && n++ == 0)
+			only = json_object_array_get_idx(list, i);
 	if (n == 1) {
-		*id = (uint32_t)cli_remote_jint(json_object_array_get_idx(list, 0), "id");
+		*id = (uint32_t)cli_remote_jint(only, "id");
 	} else if (n == 0) {
 		cli_report(json, MBX_ENOTFOUND, "the sandbox has no background processes",
 			   "start one with `mimobox exec -d NAME -- PROGRAM`", NULL, 0);
 		status = 1;
 	} else {
 		ids[0] = '\0';
-		for (size_t i = 0; i < n && used + 16 < sizeof(ids); i++)
-			used += (size_t)snprintf(ids + used, sizeof(ids) - used, "%s%lld", i ? ", " : "",
-						 (long long)cli_remote_jint(json_object_array_get_idx(list, i), "id"));
+		for (size_t i = 0; i < json_object_array_length(list) && used + 16 < sizeof(ids); i++) {
+			json_object *p = json_object_array_get_idx(list, i);
+
+			if (!jbool(p, "foreground"))
+				used += (size_t)snprintf(ids + used, sizeof(ids) - used, "%s%lld", used ? ", " : "",
+							 (long long)cli_remote_jint(p, "id"));
+		}
 		snprintf(msg, sizeof(msg), "the sandbox has %zu background processes (ids %s): say which", n, ids);
 		cli_report(json, MBX_EINVAL, msg, NULL, NULL, 0);
 		status = 1;

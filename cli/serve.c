@@ -2020,7 +2020,12 @@ struct stream {
 	uint64_t last_ms;	/* when something was last put in `out` */
 	/* The sandbox's, for the exit event (static strings). */
 	const char *isolation, *limits, *limits_partial;
+	struct bgproc *fg;	/* its record in the sandbox's process list, or NULL */
 };
+
+static struct bgproc *fg_register(struct sbent *e, mbx_process *proc, const char *const *argv);
+static void fg_ended(struct sbent *e, struct bgproc *bg, mbx_event *ev);
+static void fg_unregister(struct sbent *e, struct bgproc *bg);
 
 /*
  * Waits until the event descriptor may have something (1), the client's
@@ -2092,6 +2097,8 @@ static void stream_event(struct stream *st, mbx_event *ev)
 		   st->limits, st->limits_partial);
 	sse_event(st, "exit", o);
 	st->done = 1;
+	if (st->fg)
+		fg_ended(st->e, st->fg, ev);
 }
 
 static void stream_fail(struct stream *st, int rc, mbx_error *err, const char *what)
@@ -2194,6 +2201,9 @@ static void stream_free(void *cls)
 			entry_unshare(st->e);
 		}
 	}
+	/* Out of the list before its handle goes (a signal takes it under the sandbox's lock). */
+	if (st->fg)
+		fg_unregister(st->e, st->fg);
 	/* Any call on a process may run beside other calls (a destroy waits for it). */
 	pthread_rwlock_rdlock(&st->e->use);
 	mbx_process_free(st->proc);
@@ -2297,6 +2307,8 @@ static enum MHD_Result start_stream(struct serve_server *s, struct MHD_Connectio
 	st->proc = proc;
 	st->evfd = evfd;	/* and the descriptor */
 	evfd = -1;
+	/* Listed with the sandbox's processes, to be signalled (not when the list is full). */
+	st->fg = fg_register(e, proc, (const char *const *)x->argv);
 	{
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 
@@ -3010,6 +3022,10 @@ struct bgproc {
 	int running;
 	int stdin_open;
 	int deleting;		/* DELETE is killing it: followers get `not_found`, not its exit */
+	/* The program of a streamed execute (listed and signalled as the
+	 * others): `proc` is its stream's, which removes the record before it
+	 * frees the handle; no output is kept here, no drain takes its events. */
+	int foreground;
 	int exit_code, sig, timed_out;
 	uint64_t elapsed_ms;
 	struct outbuf out[2];	/* stdout, stderr */
@@ -3075,7 +3091,8 @@ static void bgproc_free(struct bgproc *bg)
 {
 	if (!bg)
 		return;
-	mbx_process_free(bg->proc);
+	if (!bg->foreground)
+		mbx_process_free(bg->proc);
 	free(bg->out[0].data);
 	free(bg->out[1].data);
 	free(bg->program);
@@ -3104,7 +3121,8 @@ static void procs_on_destroy(struct sbent *e)
 	for (i = 0; i < e->n_procs; i++) {
 		struct bgproc *bg = e->procs[i];
 
-		mbx_process_free(bg->proc);
+		if (!bg->foreground)	/* a stream's handle is its stream's to free */
+			mbx_process_free(bg->proc);
 		bg->proc = NULL;
 		if (bg->running)
 			bgproc_ended_locked(bg, -1, 0, 0, now_ms() - bg->started_ms);
@@ -3135,6 +3153,95 @@ static struct bgproc *bgproc_find(struct sbent *e, uint32_t id)
 }
 
 /*
+ * The program of a streamed execute in e's process list (foreground), so
+ * that GET .../processes lists it and .../signal and DELETE reach it; NULL
+ * when it cannot be listed (out of memory, the list full of running
+ * processes, the sandbox gone): the stream goes on unlisted.
+ */
+static struct bgproc *fg_register(struct sbent *e, mbx_process *proc, const char *const *argv)
+{
+	struct bgproc *bg = calloc(1, sizeof(*bg));
+	size_t i;
+	int kept = 0;
+
+	if (!bg)
+		return NULL;
+	bg->foreground = 1;
+	bg->id = mbx_process_id(proc);
+	bg->proc = proc;
+	bg->program = strdup(argv[0]);
+	bg->command = join_command(argv);
+	bg->started_ms = now_ms();
+	bg->running = 1;
+	if (bg->program && bg->command) {
+		/* The list changes under both locks (struct sbent). */
+		pthread_mutex_lock(&e->lock);
+		pthread_mutex_lock(&e->procs_lock);
+		if (!e->destroyed && !e->gone && e->n_procs == MAX_PROCS) {
+			/* Room is made by forgetting the oldest ended background process. */
+			for (i = 0; i < e->n_procs && (e->procs[i]->running || e->procs[i]->foreground); i++)
+				;
+			if (i < e->n_procs) {
+				bgproc_free(e->procs[i]);
+				memmove(&e->procs[i], &e->procs[i + 1], (e->n_procs - i - 1) * sizeof(e->procs[0]));
+				e->n_procs--;
+			}
+		}
+		if (!e->destroyed && !e->gone && e->n_procs < MAX_PROCS) {
+			e->procs[e->n_procs++] = bg;
+			kept = 1;
+		}
+		pthread_mutex_unlock(&e->procs_lock);
+		pthread_mutex_unlock(&e->lock);
+	}
+	if (!kept) {
+		bgproc_free(bg);	/* not the handle: it is the stream's */
+		return NULL;
+	}
+	return bg;
+}
+
+/* A foreground process's end, as its stream saw it. */
+static void fg_ended(struct sbent *e, struct bgproc *bg, mbx_event *ev)
+{
+	mbx_event_kind_t kind = mbx_event_kind(ev);
+
+	pthread_mutex_lock(&e->procs_lock);
+	bgproc_ended_locked(bg, kind == MBX_EVENT_EXIT ? mbx_event_exit_code(ev) : -1, mbx_event_signal(ev),
+			    kind == MBX_EVENT_TIMED_OUT, mbx_event_elapsed_us(ev) / 1000);
+	pthread_cond_broadcast(&e->procs_cond);
+	pthread_mutex_unlock(&e->procs_lock);
+}
+
+/* Takes a foreground process out of e's list and frees its record (not its handle). */
+static void fg_unregister(struct sbent *e, struct bgproc *bg)
+{
+	size_t i;
+
+	pthread_mutex_lock(&e->lock);
+	pthread_mutex_lock(&e->procs_lock);
+	for (i = 0; i < e->n_procs && e->procs[i] != bg; i++)
+		;
+	if (i < e->n_procs) {
+		memmove(&e->procs[i], &e->procs[i + 1], (e->n_procs - i - 1) * sizeof(e->procs[0]));
+		e->n_procs--;
+	}
+	pthread_cond_broadcast(&e->procs_cond);
+	pthread_mutex_unlock(&e->procs_lock);
+	pthread_mutex_unlock(&e->lock);
+	bgproc_free(bg);
+}
+
+static enum MHD_Result send_foreground(struct MHD_Connection *c, struct req *r)
+{
+	char why[ID_MAX + 160];
+
+	snprintf(why, sizeof(why), "process %" PRIu32 " in sandbox `%s` is the program of a running execute: its "
+		 "input and output go through that execute's stream", r->pid, r->id);
+	return send_error(c, r, 409, "bad_state", why, "signal it with POST .../signal, or end it with DELETE");
+}
+
+/*
  * Takes the events bg has (the sandbox's lock held), waiting up to wait_ms
  * for the first; keeps the output and notes the end. Returns how many.
  */
@@ -3142,6 +3249,8 @@ static int bgproc_pump(struct sbent *e, struct bgproc *bg, int wait_ms)
 {
 	int n;
 
+	if (bg->foreground)	/* its stream takes its events */
+		return 0;
 	for (n = 0; bg->proc && n < PROC_EVENTS_PER_LOOK; n++) {
 		mbx_event *ev = NULL;
 		mbx_error *err = NULL;
@@ -3212,7 +3321,7 @@ static void *drain_main(void *arg)
 		if (!e->destroyed) {
 			for (i = 0; i < e->n_procs; i++) {
 				took |= bgproc_pump(e, e->procs[i], 0) > 0;
-				running |= e->procs[i]->proc != NULL;
+				running |= e->procs[i]->proc != NULL && !e->procs[i]->foreground;
 			}
 		}
 		if (!running) {
@@ -3288,6 +3397,7 @@ static json_object *bgproc_json_locked(const struct bgproc *bg)
 	json_object_object_add(o, "program", json_object_new_string(bg->program));
 	json_object_object_add(o, "command", json_object_new_string(bg->command));
 	json_object_object_add(o, "running", json_object_new_boolean(bg->running));
+	json_object_object_add(o, "foreground", json_object_new_boolean(bg->foreground));
 	json_object_object_add(o, "age_ms", json_object_new_int64((int64_t)(now_ms() - bg->started_ms)));
 	json_object_object_add(o, "stdin", json_object_new_boolean(bg->stdin_open));
 	json_object_object_add(o, "stdout_bytes", json_object_new_int64((int64_t)(bg->out[0].dropped + bg->out[0].len)));
@@ -3550,6 +3660,17 @@ static enum MHD_Result h_proc_signal(struct serve_server *s, struct MHD_Connecti
 	if (!(e = entry_use(s, r)))
 		return send_no_sandbox(c, r);
 	bg = bgproc_find(e, r->pid);
+	if (bg && bg->foreground) {
+		int running;
+
+		pthread_mutex_lock(&e->procs_lock);
+		running = bg->running;
+		pthread_mutex_unlock(&e->procs_lock);
+		if (!running) {
+			entry_done(s, e);
+			return send_proc_ended(c, r);
+		}
+	}
 	if (!bg || !bg->proc) {
 		entry_done(s, e);
 		return bg ? send_proc_ended(c, r) : send_no_process(c, r);
@@ -3574,6 +3695,13 @@ static enum MHD_Result h_proc_delete(struct serve_server *s, struct MHD_Connecti
 	if (!bg) {
 		entry_done(s, e);
 		return send_no_process(c, r);
+	}
+	if (bg->foreground) {
+		/* Killed with everything it started; its stream ends and takes it out of the list. */
+		if (bg->proc)
+			mbx_process_kill(bg->proc, NULL);
+		entry_done(s, e);
+		return send_bytes(c, r, 204, NULL, "", 0);
 	}
 	pthread_mutex_lock(&e->procs_lock);
 	bg->deleting = 1;
@@ -3626,6 +3754,10 @@ static enum MHD_Result h_proc_stdin(struct serve_server *s, struct MHD_Connectio
 			return send_no_sandbox(c, r);
 		}
 		bg = bgproc_find(e, r->pid);
+		if (bg && bg->foreground) {
+			entry_done(s, e);
+			return send_foreground(c, r);
+		}
 		if (!bg || !bg->proc || !bg->stdin_open) {
 			entry_done(s, e);
 			if (!bg)
@@ -3815,6 +3947,11 @@ static enum MHD_Result h_proc_output(struct serve_server *s, struct MHD_Connecti
 		return send_no_sandbox(c, r);
 	pthread_mutex_lock(&e->procs_lock);
 	bg = bgproc_find(e, r->pid);
+	if (bg && bg->foreground) {
+		pthread_mutex_unlock(&e->procs_lock);
+		entry_release(s, e);
+		return send_foreground(c, r);
+	}
 	if (bg && !follow) {
 		o = json_object_new_object();
 		json_object_object_add(o, "id", json_object_new_int64(bg->id));

@@ -74,6 +74,7 @@ SHARED = [
     (test_cli_life, "test_background_output_never_blocks_and_is_bounded"),
     (test_cli_life, "test_logs_follow"),
     (test_cli_life, "test_kill_with_a_signal"),
+    (test_cli_life, "test_kill_the_program_of_a_running_exec"),
     (test_cli_life, "test_logs_and_kill_errors"),
     (test_cli_life, "test_new_verbs_on_unknown_or_bad_sandbox"),
     (test_snapshot, "test_cli_restore_refuses_a_bad_file"),

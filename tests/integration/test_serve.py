@@ -436,6 +436,59 @@ def test_stream_client_disconnect_kills_the_process(server):
     assert server.request("DELETE", "/v1/sandboxes/%s" % sid).status == 204
 
 
+def test_streamed_execute_is_listed_and_signalled(server):
+    """The program of a running streamed execute is in the sandbox's process
+    list (`foreground`), reached by .../signal and DELETE, not by .../output or
+    .../stdin, and leaves the list with its stream."""
+    sid = server.create()
+    base = "/v1/sandboxes/%s" % sid
+    marker = unique_sleep_arg()
+    conn = server.conn()
+    conn.request("POST", base + "/exec?stream=1",
+                 body=json.dumps({"argv": ["sh", "-c", "trap 'echo got-int; exit 9' INT; echo ready; "
+                                           "while :; do sleep 0.05; done", marker], "timeout_ms": 120000}),
+                 headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    events = read_events(r)
+    name, start = next(events)
+    assert name == "start", (name, start)
+    pid = start["process_id"]
+    assert next(events) == ("stdout", {"data": "ready\n"})
+    listed = {p["id"]: p for p in server.request("GET", base + "/processes").json["processes"]}
+    assert listed[pid]["foreground"] is True and listed[pid]["running"] is True, listed
+    assert listed[pid]["program"] == "sh" and listed[pid]["command"].startswith("sh -c trap"), listed
+    assert server.request("GET", base + "/processes/%d" % pid).json["foreground"] is True
+    _error(server.request("GET", base + "/processes/%d/output" % pid), 409, "bad_state", "stream")
+    _error(server.request("POST", base + "/processes/%d/stdin" % pid, b"x"), 409, "bad_state", "stream")
+    r2 = server.request("POST", base + "/processes/%d/signal" % pid, {"signal": "INT"})
+    assert r2.status == 204, r2
+    rest = list(events)
+    assert ("stdout", {"data": "got-int\n"}) in rest, rest
+    assert rest[-1][0] == "exit" and rest[-1][1]["exit_code"] == 9, rest
+    r.close()
+    conn.close()
+    deadline = time.monotonic() + 10
+    while pid in [p["id"] for p in server.request("GET", base + "/processes").json["processes"]]:
+        assert time.monotonic() < deadline, "an ended stream's process is still listed"
+        time.sleep(0.05)
+    _error(server.request("POST", base + "/processes/%d/signal" % pid, {"signal": "INT"}), 404, "not_found")
+    # DELETE kills it with everything it started; its stream ends killed.
+    conn = server.conn()
+    conn.request("POST", base + "/exec?stream=1", body=json.dumps({"argv": ["sleep", marker]}),
+                 headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    events = read_events(r)
+    pid = next(events)[1]["process_id"]
+    wait_running(marker)
+    assert server.request("DELETE", base + "/processes/%d" % pid).status == 204
+    rest = list(events)
+    assert rest[-1][0] == "exit" and rest[-1][1]["signal"] == 9, rest
+    r.close()
+    conn.close()
+    assert not procs_with_arg(marker)
+    assert server.request("DELETE", base).status == 204
+
+
 def test_files(server):
     sid = server.create()
     data = os.urandom(300000) + b"end"
