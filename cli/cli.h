@@ -42,6 +42,8 @@ int cli_cmd_serve(int argc, char **argv);
 /* The library's defaults, for messages and `inspect` (src/core/internal.h). */
 #define CLI_DEFAULT_TIMEOUT_MS 30000u
 #define CLI_DEFAULT_MEMORY ((uint64_t)512 << 20)
+/* The library's default storage limit (mbx_config_set_disk_limit), as the server counts it in --quota-disk-mb. */
+#define CLI_DEFAULT_DISK ((uint64_t)2048 << 20)
 #define CLI_DEFAULT_MAX_PROCS 64u
 #define CLI_DEFAULT_OUTPUT_LIMIT ((uint64_t)16 << 20)
 

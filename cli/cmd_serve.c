@@ -34,6 +34,8 @@ enum {
 	OPT_QUOTA_SANDBOXES,
 	OPT_QUOTA_MEMORY_MB,
 	OPT_QUOTA_CPUS,
+	OPT_QUOTA_DISK_MB,
+	OPT_QUOTA_SNAPSHOTS,
 	OPT_MAX_SNAPSHOTS,
 	OPT_MAX_SNAPSHOT_MB,
 	OPT_WS_PING_MS,
@@ -50,6 +52,8 @@ static const struct cli_option serve_options[] = {
 	{ "quota-sandboxes", 0, 1, OPT_QUOTA_SANDBOXES },
 	{ "quota-memory-mb", 0, 1, OPT_QUOTA_MEMORY_MB },
 	{ "quota-cpus", 0, 1, OPT_QUOTA_CPUS },
+	{ "quota-disk-mb", 0, 1, OPT_QUOTA_DISK_MB },
+	{ "quota-snapshots", 0, 1, OPT_QUOTA_SNAPSHOTS },
 	{ "max-snapshots", 0, 1, OPT_MAX_SNAPSHOTS },
 	{ "max-snapshot-mb", 0, 1, OPT_MAX_SNAPSHOT_MB },
 	{ "ws-ping-ms", 0, 1, OPT_WS_PING_MS },
@@ -70,7 +74,8 @@ static void usage(void)
 {
 	printf("Usage: mimobox serve [--socket PATH | --listen ADDR:PORT --token-file FILE] [--pool-size N]\n"
 	       "                     [--pool-idle-ms MS] [--max-sandboxes N] [--quota-sandboxes N]\n"
-	       "                     [--quota-memory-mb MB] [--quota-cpus CPUS] [--max-snapshots N]\n"
+	       "                     [--quota-memory-mb MB] [--quota-cpus CPUS] [--quota-disk-mb MB]\n"
+	       "                     [--quota-snapshots N] [--max-snapshots N]\n"
 	       "                     [--max-snapshot-mb MB] [--ws-ping-ms MS] [--request-timeout-ms MS]\n"
 	       "\n"
 	       "Serve the sandbox API over HTTP in the foreground until SIGTERM or SIGINT, then\n"
@@ -93,6 +98,8 @@ static void usage(void)
 	       "  --quota-memory-mb MB sum of memory_mb of a client's live sandboxes (default: none)\n"
 	       "  --quota-cpus CPUS    sum of cpus of a client's live sandboxes; each sandbox then\n"
 	       "                       gets a CPU limit, 1 CPU when it asks for none (default: none)\n"
+	       "  --quota-disk-mb MB   sum of disk_mb of a client's live sandboxes (default: none)\n"
+	       "  --quota-snapshots N  snapshots a client keeps at once (default: none)\n"
 	       "  --max-snapshots N    snapshots kept at once (default 32)\n"
 	       "  --max-snapshot-mb MB their sizes added up, and the largest upload (default 1024)\n"
 	       "  --ws-ping-ms MS      ping a terminal's WebSocket after MS with nothing from its\n"
@@ -543,6 +550,7 @@ int cli_cmd_serve(int argc, char **argv)
 	struct sigaction sa;
 	struct pollfd pfd;
 	uint64_t pool = POOL_SIZE_DEFAULT, pool_idle = POOL_IDLE_MS_DEFAULT, max_sb = 0, q_sb = 0, q_mem = 0;
+	uint64_t q_disk = 0, q_snaps = 0;
 	uint64_t max_snaps = MAX_SNAPSHOTS_DEFAULT, max_snap_mb = MAX_SNAPSHOT_MB_DEFAULT;
 	uint64_t ws_ping = WS_PING_MS_DEFAULT;
 	uint64_t req_timeout = REQUEST_TIMEOUT_MS_DEFAULT;
@@ -574,6 +582,8 @@ int cli_cmd_serve(int argc, char **argv)
 		case OPT_MAX_SANDBOXES:
 		case OPT_QUOTA_SANDBOXES:
 		case OPT_QUOTA_MEMORY_MB:
+		case OPT_QUOTA_DISK_MB:
+		case OPT_QUOTA_SNAPSHOTS:
 		case OPT_MAX_SNAPSHOTS:
 		case OPT_MAX_SNAPSHOT_MB:
 		case OPT_WS_PING_MS:
@@ -587,13 +597,15 @@ int cli_cmd_serve(int argc, char **argv)
 				{ OPT_MAX_SANDBOXES, "--max-sandboxes", 1, 1u << 20 },
 				{ OPT_QUOTA_SANDBOXES, "--quota-sandboxes", 1, 1u << 20 },
 				{ OPT_QUOTA_MEMORY_MB, "--quota-memory-mb", 1, (uint64_t)1 << 40 },
+				{ OPT_QUOTA_DISK_MB, "--quota-disk-mb", 1, (uint64_t)1 << 40 },
+				{ OPT_QUOTA_SNAPSHOTS, "--quota-snapshots", 1, 4096 },
 				{ OPT_MAX_SNAPSHOTS, "--max-snapshots", 1, 4096 },
 				{ OPT_MAX_SNAPSHOT_MB, "--max-snapshot-mb", 1, 1u << 20 },
 				{ OPT_WS_PING_MS, "--ws-ping-ms", 0, (uint64_t)1 << 30 },
 				{ OPT_REQUEST_TIMEOUT_MS, "--request-timeout-ms", 0, (uint64_t)1 << 30 },
 			};
-			uint64_t *dst[] = { &pool_idle, &max_sb, &q_sb, &q_mem, &max_snaps, &max_snap_mb, &ws_ping,
-					    &req_timeout };
+			uint64_t *dst[] = { &pool_idle, &max_sb, &q_sb, &q_mem, &q_disk, &q_snaps, &max_snaps, &max_snap_mb,
+					    &ws_ping, &req_timeout };
 			size_t k;
 
 			for (k = 0; num[k].id != id; k++)
@@ -708,6 +720,8 @@ int cli_cmd_serve(int argc, char **argv)
 	cfg.quota_sandboxes = (unsigned)q_sb;
 	cfg.quota_memory_mb = q_mem;
 	cfg.quota_millicpus = q_cpus;
+	cfg.quota_disk_mb = q_disk;
+	cfg.quota_snapshots = (unsigned)q_snaps;
 	cfg.max_snapshots = (unsigned)max_snaps;
 	cfg.max_snapshot_bytes = max_snap_mb << 20;
 	cfg.ws_ping_ms = ws_ping;

@@ -121,7 +121,7 @@ int cli_remote_opts_json(struct cli_remote *r, int json, const struct cli_sandbo
 		const char *flag;
 	} bits[] = {
 		{ CLI_SET_CPU, "--cpu" }, { CLI_SET_MAX_PROCS, "--max-procs" }, { CLI_SET_HOSTNAME, "--hostname" },
-		{ CLI_SET_OUTPUT_LIMIT, "--output-limit" }, { CLI_SET_DISK, "--disk" },
+		{ CLI_SET_OUTPUT_LIMIT, "--output-limit" },
 	};
 	const char *flag = NULL;
 	size_t i;
@@ -159,6 +159,8 @@ int cli_remote_opts_json(struct cli_remote *r, int json, const struct cli_sandbo
 		cli_buf_printf(b, ", \"trust\": \"%s\"", trust_names[so->trust]);
 	if (so->set & CLI_SET_MEMORY)
 		cli_buf_printf(b, ", \"memory_mb\": %llu", (unsigned long long)(so->memory_bytes >> 20));
+	if (so->set & CLI_SET_DISK)
+		cli_buf_printf(b, ", \"disk_mb\": %llu", (unsigned long long)(so->disk_bytes >> 20));
 	if (so->set & CLI_SET_TIMEOUT)
 		cli_buf_printf(b, ", \"timeout_ms\": %llu", (unsigned long long)so->timeout_ms);
 	if (so->set & CLI_SET_WORKDIR) {

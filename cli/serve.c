@@ -97,6 +97,7 @@ struct sbent {
 	size_t client;		/* whose it is: only that client's requests find it; its quota counts it */
 	uint64_t mem_mb;	/* what it counts there */
 	uint32_t millicpus;
+	uint64_t disk_mb;
 	char *note;		/* its options as a snapshot keeps them (cli_sandbox_opts_note) */
 	size_t note_len;
 };
@@ -106,9 +107,11 @@ struct client {
 	char *name;
 	char *token;		/* NULL on the unix socket */
 	size_t token_len;
-	unsigned sandboxes;	/* under the table lock, as the next two */
+	unsigned sandboxes;	/* under the table lock, as the next three */
 	uint64_t mem_mb;
 	uint64_t millicpus;
+	uint64_t disk_mb;
+	unsigned snapshots;	/* under the snapshot lock: those it keeps */
 };
 
 /* A kept snapshot (docs/server.md, "Snapshots, restores and forks"). */
@@ -156,6 +159,8 @@ struct serve_server {
 	unsigned max_sandboxes, quota_sandboxes;
 	uint64_t quota_memory_mb;
 	uint32_t quota_millicpus;
+	uint64_t quota_disk_mb;
+	unsigned quota_snapshots;
 	unsigned held;		/* live sandboxes and those being made; under the table lock */
 
 	pthread_mutex_t snap_lock;
@@ -660,7 +665,8 @@ static const char *trust_name(mbx_trust_t t)
 
 /*
  * Fills `so` from the configuration fields of a request (isolation, trust,
- * memory_mb, network, and with `with_exec_fields` timeout_ms, env, workdir).
+ * memory_mb, disk_mb, cpus, network, and with `with_exec_fields` timeout_ms,
+ * env, workdir).
  */
 static int opts_from_json(json_object *o, struct cli_sandbox_opts *so, int with_exec_fields, char *why, size_t whylen)
 {
@@ -693,6 +699,13 @@ static int opts_from_json(json_object *o, struct cli_sandbox_opts *so, int with_
 	if (given) {
 		so->memory_bytes = mb << 20;
 		so->set |= CLI_SET_MEMORY;
+	}
+	/* The storage limit (/workspace, /tmp, /dev/shm together), as `--disk`: 1 MiB to 1 TiB. */
+	if (get_u64(o, "disk_mb", 1, (uint64_t)1 << 20, &mb, &given, why, whylen) < 0)
+		return -1;
+	if (given) {
+		so->disk_bytes = mb << 20;
+		so->set |= CLI_SET_DISK;
 	}
 	if (json_object_object_get_ex(o, "cpus", &v) && v) {
 		double x = json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double) ?
@@ -803,6 +816,8 @@ static json_object *describe(mbx_sandbox *sb, const struct cli_sandbox_opts *so,
 	json_object_object_add(o, "trust", json_object_new_string(trust_name(so->trust)));
 	json_object_object_add(o, "memory_mb", json_object_new_int64((int64_t)((so->set & CLI_SET_MEMORY ?
 		so->memory_bytes : CLI_DEFAULT_MEMORY) >> 20)));
+	json_object_object_add(o, "disk_mb", json_object_new_int64((int64_t)((so->set & CLI_SET_DISK ?
+		so->disk_bytes : CLI_DEFAULT_DISK) >> 20)));
 	if (so->set & CLI_SET_CPU) {
 		/* As written: 0.5, not 0.50000000000000000 */
 		char t[32];
@@ -933,6 +948,7 @@ static void entry_unquota(struct serve_server *s, struct sbent *e)
 	cl->sandboxes--;
 	cl->mem_mb -= e->mem_mb;
 	cl->millicpus -= e->millicpus;
+	cl->disk_mb -= e->disk_mb;
 	pthread_mutex_unlock(&s->table_lock);
 }
 
@@ -1227,6 +1243,7 @@ static enum MHD_Result send_no_sandbox(struct MHD_Connection *c, struct req *r)
 struct usage {
 	uint64_t mem_mb;
 	uint32_t millicpus;
+	uint64_t disk_mb;
 };
 
 /* Under a CPU quota every sandbox made here gets a CPU limit: 1 CPU when it asks for none. */
@@ -1244,6 +1261,7 @@ static struct usage usage_of(const struct serve_server *s, const struct cli_sand
 
 	u.mem_mb = (so->set & CLI_SET_MEMORY ? so->memory_bytes : CLI_DEFAULT_MEMORY) >> 20;
 	u.millicpus = so->set & CLI_SET_CPU ? so->millicpus : s->quota_millicpus ? 1000 : 0;
+	u.disk_mb = (so->set & CLI_SET_DISK ? so->disk_bytes : CLI_DEFAULT_DISK) >> 20;
 	return u;
 }
 
@@ -1276,11 +1294,16 @@ static int quota_take(struct serve_server *s, size_t client, unsigned n, struct 
 		cpus_text(want, sizeof(want), n * u.millicpus);
 		snprintf(why, whylen, "quota of client `%s`: at most %s CPUs (--quota-cpus); its sandboxes have %s, this "
 			 "asks for %s more", cl->name, cap, have, want);
+	} else if (s->quota_disk_mb && cl->disk_mb + n * u.disk_mb > s->quota_disk_mb) {
+		snprintf(why, whylen, "quota of client `%s`: at most %" PRIu64 " MiB of sandbox storage (--quota-disk-mb); "
+			 "its sandboxes have %" PRIu64 " MiB, this asks for %" PRIu64 " MiB more (disk_mb, default "
+			 "%" PRIu64 ")", cl->name, s->quota_disk_mb, cl->disk_mb, n * u.disk_mb, CLI_DEFAULT_DISK >> 20);
 	} else {
 		s->held += n;
 		cl->sandboxes += n;
 		cl->mem_mb += n * u.mem_mb;
 		cl->millicpus += n * u.millicpus;
+		cl->disk_mb += n * u.disk_mb;
 		rc = 0;
 	}
 	pthread_mutex_unlock(&s->table_lock);
@@ -1298,6 +1321,7 @@ static void quota_put(struct serve_server *s, size_t client, unsigned n, struct 
 	cl->sandboxes -= n;
 	cl->mem_mb -= n * u.mem_mb;
 	cl->millicpus -= n * u.millicpus;
+	cl->disk_mb -= n * u.disk_mb;
 	pthread_mutex_unlock(&s->table_lock);
 }
 
@@ -1337,6 +1361,10 @@ static int opts_note(const struct cli_sandbox_opts *so, char **note, size_t *len
 	if (so->set & CLI_SET_CPU) {
 		cpus_text(v, sizeof(v), so->millicpus);
 		rc |= cli_sandbox_opts_set(&t, CLI_OPT_CPU, v, why, sizeof(why));
+	}
+	if (so->set & CLI_SET_DISK) {
+		snprintf(v, sizeof(v), "%" PRIu64, so->disk_bytes >> 20);
+		rc |= cli_sandbox_opts_set(&t, CLI_OPT_DISK, v, why, sizeof(why));
 	}
 	if (so->set & CLI_SET_TIMEOUT) {
 		snprintf(v, sizeof(v), "%" PRIu64 ".%03" PRIu64, so->timeout_ms / 1000, so->timeout_ms % 1000);
@@ -1436,6 +1464,7 @@ static json_object *entry_add(struct serve_server *s, mbx_sandbox *sb, const str
 	e->client = client;
 	e->mem_mb = u.mem_mb;
 	e->millicpus = u.millicpus;
+	e->disk_mb = u.disk_mb;
 	e->note = note;
 	e->note_len = note_len;
 	/* The answer is a copy: once listed, e->info is read by other threads,
@@ -1579,7 +1608,7 @@ void serve_req_set_pty(struct req *r, void *pty)
 
 /* ---- handlers: sandboxes ---- */
 
-static const char *const config_keys[] = { "isolation", "trust", "memory_mb", "cpus", "timeout_ms", "env",
+static const char *const config_keys[] = { "isolation", "trust", "memory_mb", "disk_mb", "cpus", "timeout_ms", "env",
 					   "workdir", "network", "ttl_ms", "name", NULL };
 
 static json_object *entry_json_locked(struct sbent *e, unsigned own);
@@ -2393,7 +2422,7 @@ static enum MHD_Result h_exec(struct serve_server *s, struct MHD_Connection *c, 
 /* ---- one-shot runs ---- */
 
 static const char *const run_keys[] = { "argv", "env", "workdir", "timeout_ms", "stdin", "stdin_b64", "isolation",
-					"trust", "memory_mb", "cpus", "network", NULL };
+					"trust", "memory_mb", "disk_mb", "cpus", "network", NULL };
 /* run_keys[RUN_CONFIG_FIRST...] configure the sandbox: they make the pool key. */
 #define RUN_CONFIG_FIRST 6
 
@@ -4111,6 +4140,17 @@ static enum MHD_Result snap_keep(struct serve_server *s, struct MHD_Connection *
 	if (json_object_deep_copy(o, &answer, NULL) != 0)
 		answer = NULL;
 	pthread_mutex_lock(&s->snap_lock);
+	if (s->quota_snapshots && s->clients[r->client].snapshots >= s->quota_snapshots) {
+		snprintf(why, sizeof(why), "quota of client `%s`: at most %u snapshots kept (--quota-snapshots); it keeps %u",
+			 s->clients[r->client].name, s->quota_snapshots, s->clients[r->client].snapshots);
+		pthread_mutex_unlock(&s->snap_lock);
+		snap_release(s, p);
+		json_object_put(answer);
+		atomic_fetch_add(&s->quota_refusals, 1);
+		return send_error(c, r, 429, "quota_exceeded", why,
+				  "download snapshots to keep (GET /v1/snapshots/{sid}/data) and delete them "
+				  "(DELETE /v1/snapshots/{sid})");
+	}
 	if (s->n_snaps >= s->max_snapshots || bytes > s->max_snapshot_bytes - s->snap_bytes) {
 		snprintf(why, sizeof(why), "the server keeps at most %u snapshots of %" PRIu64 " bytes together "
 			 "(--max-snapshots, --max-snapshot-mb): it keeps %u of %" PRIu64 " bytes, this one has %" PRIu64
@@ -4126,6 +4166,7 @@ static enum MHD_Result snap_keep(struct serve_server *s, struct MHD_Connection *
 	s->snaps = p;
 	s->n_snaps++;
 	s->snap_bytes += bytes;
+	s->clients[p->client].snapshots++;
 	pthread_mutex_unlock(&s->snap_lock);
 	if (!answer)
 		return send_error(c, r, 500, "out_of_memory", "out of memory", NULL);
@@ -4219,6 +4260,7 @@ static enum MHD_Result h_snap_delete(struct serve_server *s, struct MHD_Connecti
 			p->next = NULL;
 			s->n_snaps--;
 			s->snap_bytes -= p->bytes;
+			s->clients[p->client].snapshots--;
 			break;
 		}
 	}
@@ -4675,7 +4717,19 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 	for (i = 0; i < s->n_clients; i++)
 		cli_buf_printf(&b, "mimobox_client_millicpus{client=\"%s\"} %" PRIu64 "\n", s->clients[i].name,
 			       s->clients[i].millicpus);
+	cli_buf_puts(&b, "# HELP mimobox_client_disk_mb Sum of disk_mb of each client's live sandboxes.\n"
+			 "# TYPE mimobox_client_disk_mb gauge\n");
+	for (i = 0; i < s->n_clients; i++)
+		cli_buf_printf(&b, "mimobox_client_disk_mb{client=\"%s\"} %" PRIu64 "\n", s->clients[i].name,
+			       s->clients[i].disk_mb);
 	pthread_mutex_unlock(&s->table_lock);
+	cli_buf_puts(&b, "# HELP mimobox_client_snapshots Snapshots each client keeps.\n"
+			 "# TYPE mimobox_client_snapshots gauge\n");
+	pthread_mutex_lock(&s->snap_lock);
+	for (i = 0; i < s->n_clients; i++)
+		cli_buf_printf(&b, "mimobox_client_snapshots{client=\"%s\"} %u\n", s->clients[i].name,
+			       s->clients[i].snapshots);
+	pthread_mutex_unlock(&s->snap_lock);
 	cli_buf_puts(&b, "# HELP mimobox_request_duration_seconds Time from a request's first byte to its response's last.\n"
 			 "# TYPE mimobox_request_duration_seconds histogram\n");
 	for (i = 0; i < N_BUCKETS; i++) {
@@ -5201,6 +5255,8 @@ struct serve_server *serve_start(const struct serve_config *cfg, char *why, size
 	s->quota_sandboxes = cfg->quota_sandboxes;
 	s->quota_memory_mb = cfg->quota_memory_mb;
 	s->quota_millicpus = cfg->quota_millicpus;
+	s->quota_disk_mb = cfg->quota_disk_mb;
+	s->quota_snapshots = cfg->quota_snapshots;
 	s->max_snapshots = cfg->max_snapshots;
 	s->max_snapshot_bytes = cfg->max_snapshot_bytes;
 	s->request_timeout_ms = cfg->request_timeout_ms;

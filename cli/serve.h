@@ -31,6 +31,8 @@ struct serve_config {
 	unsigned quota_sandboxes;	/* per client; 0: none */
 	uint64_t quota_memory_mb;	/* per client, the sum of memory_mb; 0: none */
 	uint32_t quota_millicpus;	/* per client, the sum of cpus (thousandths); 0: none */
+	uint64_t quota_disk_mb;		/* per client, the sum of disk_mb; 0: none */
+	unsigned quota_snapshots;	/* per client, snapshots kept; 0: none */
 	unsigned max_snapshots;		/* snapshots kept at once */
 	uint64_t max_snapshot_bytes;	/* their sizes added up; also the largest upload */
 	uint64_t ws_ping_ms;		/* a terminal's WebSocket quiet this long is pinged; 0: never */

@@ -215,13 +215,21 @@ def test_explicit_unix_host(cli, guard, host_tmp):
     (["run", "--cpu", "1", "--", "true"], "--cpu"),
     (["run", "--max-procs", "8", "--", "true"], "--max-procs"),
     (["run", "--command", "echo x"], "run --command"),
-    (["create", "--disk", "64", "--name", "d"], "--disk"),
     (["exec", "x", "-t", "--audit", "--", "true"], "exec -t --audit"),
 ])
 def test_unavailable_through_the_server(cli, served, words, named_flag):
     r = cli(words)
     assert r.rc == 125 and named_flag in r.stderr and "MIMOBOX_HOST=local" in r.stderr, r
     assert not made_locally(r)
+
+
+def test_disk_limit_through_the_server(cli, served):
+    """--disk reaches the server as disk_mb: the limit holds in the sandbox, as locally."""
+    r = cli(["run", "--disk", "4", "--json", "--", "sh", "-c", "head -c 8388608 /dev/zero > /workspace/big"])
+    assert r.rc != 0 and "No space left on device" in r.json["stderr"], r
+    assert cli(["create", "--disk", "64", "--name", "d"]).rc == 0
+    assert cli(["inspect", "d", "--json"]).json["disk_mb"] == 64
+    assert cli(["rm", "d"]).rc == 0
 
 
 def test_help_stays_local(cli, served):

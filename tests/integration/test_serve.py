@@ -1602,6 +1602,50 @@ def test_quotas_per_client_and_max_sandboxes(guard, host_tmp):
     assert alice not in s.log_text() and bob not in s.log_text()
 
 
+def test_disk_and_snapshot_quotas_per_client(guard, host_tmp):
+    s, call, alice, bob = _two_clients_server(guard, host_tmp, "--quota-disk-mb", "3000", "--quota-snapshots", "1")
+
+    def metric(name):
+        text = call(alice, "GET", "/v1/metrics").data.decode()
+        m = re.search(r"^mimobox_%s (\d+)$" % re.escape(name), text, re.M)
+        assert m, (name, text)
+        return int(m.group(1))
+
+    try:
+        a1 = call(alice, "POST", "/v1/sandboxes", {}).json
+        assert a1["disk_mb"] == 2048, a1  # the default counts
+        _error(call(alice, "POST", "/v1/sandboxes", {}), 429, "quota_exceeded", "client `alice`",
+               "at most 3000 MiB of sandbox storage", "have 2048 MiB", "2048 MiB more")
+        _error(call(alice, "POST", "/v1/run", {"argv": ["true"]}), 429, "quota_exceeded", "--quota-disk-mb")
+        small = call(alice, "POST", "/v1/sandboxes", {"disk_mb": 16}).json
+        assert small["disk_mb"] == 16, small
+        assert metric('client_disk_mb{client="alice"}') == 2064 and metric('client_disk_mb{client="bob"}') == 0
+        # The limit is the sandbox's: 16 MiB of storage, however much the host has.
+        r = call(alice, "POST", "/v1/sandboxes/%s/exec" % small["id"],
+                 {"argv": ["sh", "-c", "head -c 33554432 /dev/zero > /workspace/big"]}).json
+        assert r["exit_code"] != 0 and "No space left on device" in r["stderr"], r
+        for bad in (0, 1048577, "16", 1.5):
+            _error(call(alice, "POST", "/v1/sandboxes", {"disk_mb": bad}), 400, "invalid_argument", "disk_mb")
+        # Bob's quota is his own.
+        b1 = call(bob, "POST", "/v1/sandboxes", {"disk_mb": 2048}).json["id"]
+        # Snapshots: one kept per client.
+        snap = call(alice, "POST", "/v1/sandboxes/%s/snapshots" % small["id"])
+        assert snap.status == 201, snap
+        _error(call(alice, "POST", "/v1/sandboxes/%s/snapshots" % small["id"]), 429, "quota_exceeded",
+               "client `alice`", "at most 1 snapshots", "it keeps 1")
+        assert call(bob, "POST", "/v1/sandboxes/%s/snapshots" % b1).status == 201
+        assert metric('client_snapshots{client="alice"}') == 1 and metric('client_snapshots{client="bob"}') == 1
+        assert call(alice, "DELETE", "/v1/snapshots/%s" % snap.json["snapshot_id"]).status == 204
+        assert metric('client_snapshots{client="alice"}') == 0
+        assert call(alice, "POST", "/v1/sandboxes/%s/snapshots" % small["id"]).status == 201
+        # Freed with the sandboxes.
+        for who, sb in ((alice, a1["id"]), (alice, small["id"]), (bob, b1)):
+            assert call(who, "DELETE", "/v1/sandboxes/%s" % sb).status == 204
+        assert metric('client_disk_mb{client="alice"}') == 0 and metric('client_disk_mb{client="bob"}') == 0
+    finally:
+        s.stop()
+
+
 def _pty_handshake(port, token, path):
     """A WebSocket handshake for a terminal over TCP: (status, headers, body of a refusal); the socket is closed."""
     key = base64.b64encode(os.urandom(16)).decode()
