@@ -1559,15 +1559,21 @@ def _two_clients_server(guard, host_tmp, *args):
     return s, call, alice, bob
 
 
+def _metric_of(call, token):
+    """metric(name): the value of mimobox_NAME in the server's metrics, as the client of `token` reads them."""
+    def metric(name):
+        text = call(token, "GET", "/v1/metrics").data.decode()
+        m = re.search(r"^mimobox_%s (\d+)$" % re.escape(name), text, re.M)
+        assert m, (name, text)
+        return int(m.group(1))
+    return metric
+
+
 def test_quotas_per_client_and_max_sandboxes(guard, host_tmp):
     s, call, alice, bob = _two_clients_server(guard, host_tmp, "--quota-sandboxes", "2", "--quota-memory-mb", "384",
                                               "--max-sandboxes", "3")
 
-    def metric(name):
-        text = call(alice, "GET", "/v1/metrics").data.decode()
-        m = re.search(r"^mimobox_%s (\d+)$" % re.escape(name), text, re.M)
-        assert m, (name, text)
-        return int(m.group(1))
+    metric = _metric_of(call, alice)
 
     try:
         a1 = call(alice, "POST", "/v1/sandboxes", {"memory_mb": 128}).json["id"]
@@ -1605,11 +1611,7 @@ def test_quotas_per_client_and_max_sandboxes(guard, host_tmp):
 def test_disk_and_snapshot_quotas_per_client(guard, host_tmp):
     s, call, alice, bob = _two_clients_server(guard, host_tmp, "--quota-disk-mb", "3000", "--quota-snapshots", "1")
 
-    def metric(name):
-        text = call(alice, "GET", "/v1/metrics").data.decode()
-        m = re.search(r"^mimobox_%s (\d+)$" % re.escape(name), text, re.M)
-        assert m, (name, text)
-        return int(m.group(1))
+    metric = _metric_of(call, alice)
 
     try:
         a1 = call(alice, "POST", "/v1/sandboxes", {}).json
