@@ -512,7 +512,22 @@ static pid_t start_program(struct agent_state *st, const struct exec_req *r, con
  */
 static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 {
+	int fd;
+
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* The out-of-memory killer's first choice, before the agent: it picks
+	 * the process of the sandbox's memory cgroup with the most memory of
+	 * its own, and files in the sandbox's tmpfs (charged to the cgroup) are
+	 * nobody's, so a program that fills /tmp could leave the agent the
+	 * largest and take the sandbox down with it. At the top of the scale,
+	 * an execute's tree (this mini-init, so everything its program starts)
+	 * goes first; the agent is only ever chosen when nothing of a payload
+	 * is left. Raising one's own value needs no privilege. */
+	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)!write(fd, "1000", 4);
+		close(fd);
+	}
 	/* Copies of other processes' descriptors would keep their pipes and
 	 * terminals open (a stdin that never sees end of file): drop them, and
 	 * the agent's channel. */

@@ -78,6 +78,60 @@ def test_memory_limit_covers_tmpfs(cli, limits_mech):
     assert res["signal"] == 9 or "rc=0\n" not in res["stdout"], res
 
 
+def _descendants(pid):
+    """Every process below `pid` on the host."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for t in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, t)) as f:
+                    kids = [int(x) for x in f.read().split()]
+                out += kids
+                todo += kids
+        except OSError:
+            pass
+    return out
+
+
+def test_oom_in_the_sandbox_spares_the_agent(cli, limits_mech):
+    """The out-of-memory killer takes an execute's tree, never the agent:
+    files in the sandbox's tmpfs are charged to its memory cgroup but are no
+    process's, so without the payload's oom_score_adj at the top the agent
+    (the largest process left) could be the victim and the sandbox lost."""
+    if limits_mech != "cgroup":
+        pytest.skip("tmpfs pages count against the memory limit only with a memory cgroup")
+    name = "oom-" + secrets.token_hex(4)
+    assert cli(["create", "--name", name, "--memory", "64"]).rc == 0
+    try:
+        r = cli(["exec", name, "--", "cat", "/proc/self/oom_score_adj", "/proc/1/oom_score_adj"])
+        assert r.rc == 0 and r.out == "1000\n1000\n", r
+        sup = {s["name"]: s for s in cli(["ps", "--json"]).json["sandboxes"]}[name]["pid"]
+        agents = []
+        for pid in _descendants(sup):
+            try:
+                # The agent runs from a memfd: its name is the memfd's.
+                with open("/proc/%d/comm" % pid) as f:
+                    if f.read().strip().startswith("memfd:mimobox-a"):
+                        with open("/proc/%d/oom_score_adj" % pid) as g:
+                            agents.append(int(g.read()))
+            except OSError:
+                pass
+        assert agents and all(v < 1000 for v in agents), agents
+        for _ in range(3):
+            r = cli(["exec", name, "--", "sh", "-c", "head -c %d /dev/zero > /tmp/big; echo rc=$?" % (128 * MiB)],
+                    timeout=60)
+            assert r.rc != 0 or "rc=0" not in r.out, r
+            # The agent is there to remove the file (a new program would
+            # meet the full cgroup first), and runs the next program.
+            r = cli(["rm", "-f", name + ":/tmp/big"], timeout=60)
+            assert r.rc == 0, ("the sandbox did not survive its program's OOM", r)
+            r = cli(["exec", name, "--", "echo", "alive"], timeout=60)
+            assert r.rc == 0 and r.out == "alive\n", r
+    finally:
+        cli(["rm", name])
+
+
 FORK_BOMB = r"""
 import errno, os, sys, time
 n, err = 0, None
