@@ -3181,6 +3181,42 @@ static struct bgproc *bgproc_find(struct sbent *e, uint32_t id)
 	return NULL;
 }
 
+/* Takes bg out of e's list (both locks held, or the only user); not freed. */
+static void procs_remove_locked(struct sbent *e, struct bgproc *bg)
+{
+	size_t i;
+
+	for (i = 0; i < e->n_procs && e->procs[i] != bg; i++)
+		;
+	if (i < e->n_procs) {
+		memmove(&e->procs[i], &e->procs[i + 1], (e->n_procs - i - 1) * sizeof(e->procs[0]));
+		e->n_procs--;
+	}
+}
+
+/*
+ * Makes room in a full list (both locks held) by forgetting the oldest
+ * ended background process; never a foreground one, whose record is its
+ * stream's to take out. 0 when there is room, -1 when every place holds a
+ * running process or a stream's.
+ */
+static int procs_make_room_locked(struct sbent *e)
+{
+	struct bgproc *old;
+	size_t i;
+
+	if (e->n_procs < MAX_PROCS)
+		return 0;
+	for (i = 0; i < e->n_procs && (e->procs[i]->running || e->procs[i]->foreground); i++)
+		;
+	if (i == e->n_procs)
+		return -1;
+	old = e->procs[i];
+	procs_remove_locked(e, old);
+	bgproc_free(old);
+	return 0;
+}
+
 /*
  * The program of a streamed execute in e's process list (foreground), so
  * that GET .../processes lists it and .../signal and DELETE reach it; NULL
@@ -3190,7 +3226,6 @@ static struct bgproc *bgproc_find(struct sbent *e, uint32_t id)
 static struct bgproc *fg_register(struct sbent *e, mbx_process *proc, const char *const *argv)
 {
 	struct bgproc *bg = calloc(1, sizeof(*bg));
-	size_t i;
 	int kept = 0;
 
 	if (!bg)
@@ -3206,17 +3241,7 @@ static struct bgproc *fg_register(struct sbent *e, mbx_process *proc, const char
 		/* The list changes under both locks (struct sbent). */
 		pthread_mutex_lock(&e->lock);
 		pthread_mutex_lock(&e->procs_lock);
-		if (!e->destroyed && !e->gone && e->n_procs == MAX_PROCS) {
-			/* Room is made by forgetting the oldest ended background process. */
-			for (i = 0; i < e->n_procs && (e->procs[i]->running || e->procs[i]->foreground); i++)
-				;
-			if (i < e->n_procs) {
-				bgproc_free(e->procs[i]);
-				memmove(&e->procs[i], &e->procs[i + 1], (e->n_procs - i - 1) * sizeof(e->procs[0]));
-				e->n_procs--;
-			}
-		}
-		if (!e->destroyed && !e->gone && e->n_procs < MAX_PROCS) {
+		if (!e->destroyed && !e->gone && procs_make_room_locked(e) == 0) {
 			e->procs[e->n_procs++] = bg;
 			kept = 1;
 		}
@@ -3245,16 +3270,9 @@ static void fg_ended(struct sbent *e, struct bgproc *bg, mbx_event *ev)
 /* Takes a foreground process out of e's list and frees its record (not its handle). */
 static void fg_unregister(struct sbent *e, struct bgproc *bg)
 {
-	size_t i;
-
 	pthread_mutex_lock(&e->lock);
 	pthread_mutex_lock(&e->procs_lock);
-	for (i = 0; i < e->n_procs && e->procs[i] != bg; i++)
-		;
-	if (i < e->n_procs) {
-		memmove(&e->procs[i], &e->procs[i + 1], (e->n_procs - i - 1) * sizeof(e->procs[0]));
-		e->n_procs--;
-	}
+	procs_remove_locked(e, bg);
 	pthread_cond_broadcast(&e->procs_cond);
 	pthread_mutex_unlock(&e->procs_lock);
 	pthread_mutex_unlock(&e->lock);
@@ -3471,7 +3489,6 @@ static enum MHD_Result h_proc_spawn(struct serve_server *s, struct MHD_Connectio
 	const char *what = "spawn options";
 	uint64_t timeout = 0;
 	int want_stdin = 0, rc;
-	size_t i;
 
 	memset(&x, 0, sizeof(x));
 	body = parse_body(r, why, sizeof(why));
@@ -3523,18 +3540,13 @@ static enum MHD_Result h_proc_spawn(struct serve_server *s, struct MHD_Connectio
 		json_object_put(body);
 		return send_no_sandbox(c, r);
 	}
-	if (e->n_procs == MAX_PROCS) {
-		/* Room is made by forgetting the oldest ended one. */
+	{
+		int full;
+
 		pthread_mutex_lock(&e->procs_lock);
-		for (i = 0; i < e->n_procs && e->procs[i]->running; i++)
-			;
-		if (i < e->n_procs) {
-			bgproc_free(e->procs[i]);
-			memmove(&e->procs[i], &e->procs[i + 1], (e->n_procs - i - 1) * sizeof(e->procs[0]));
-			e->n_procs--;
-		}
+		full = procs_make_room_locked(e) < 0;
 		pthread_mutex_unlock(&e->procs_lock);
-		if (i == MAX_PROCS) {
+		if (full) {
 			entry_done(s, e);
 			bgproc_free(bg);
 			mbx_spawn_options_free(so);
@@ -3716,7 +3728,6 @@ static enum MHD_Result h_proc_delete(struct serve_server *s, struct MHD_Connecti
 {
 	struct bgproc *bg;
 	struct sbent *e;
-	size_t i;
 
 	if (!(e = entry_use(s, r)))
 		return send_no_sandbox(c, r);
@@ -3743,10 +3754,7 @@ static enum MHD_Result h_proc_delete(struct serve_server *s, struct MHD_Connecti
 			bgproc_pump(e, bg, 100);
 	}
 	pthread_mutex_lock(&e->procs_lock);
-	for (i = 0; i < e->n_procs && e->procs[i] != bg; i++)
-		;
-	memmove(&e->procs[i], &e->procs[i + 1], (e->n_procs - i - 1) * sizeof(e->procs[0]));
-	e->n_procs--;
+	procs_remove_locked(e, bg);
 	pthread_cond_broadcast(&e->procs_cond);
 	pthread_mutex_unlock(&e->procs_lock);
 	bgproc_free(bg);	/* its handle under the sandbox's lock */

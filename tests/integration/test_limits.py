@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import procs_with_arg, unique_sleep_arg
+from conftest import descendants, procs_with_arg, unique_sleep_arg
 
 MiB = 1 << 20
 
@@ -78,22 +78,6 @@ def test_memory_limit_covers_tmpfs(cli, limits_mech):
     assert res["signal"] == 9 or "rc=0\n" not in res["stdout"], res
 
 
-def _descendants(pid):
-    """Every process below `pid` on the host."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            for t in os.listdir("/proc/%d/task" % p):
-                with open("/proc/%d/task/%s/children" % (p, t)) as f:
-                    kids = [int(x) for x in f.read().split()]
-                out += kids
-                todo += kids
-        except OSError:
-            pass
-    return out
-
-
 def test_oom_in_the_sandbox_spares_the_agent(cli, limits_mech):
     """The out-of-memory killer takes an execute's tree, never the agent:
     files in the sandbox's tmpfs are charged to its memory cgroup but are no
@@ -108,7 +92,7 @@ def test_oom_in_the_sandbox_spares_the_agent(cli, limits_mech):
         assert r.rc == 0 and r.out == "1000\n1000\n", r
         sup = {s["name"]: s for s in cli(["ps", "--json"]).json["sandboxes"]}[name]["pid"]
         agents = []
-        for pid in _descendants(sup):
+        for pid in descendants(sup):
             try:
                 # The agent runs from a memfd: its name is the memfd's.
                 with open("/proc/%d/comm" % pid) as f:
