@@ -699,7 +699,7 @@ static void make_parents(char *path)
  * The disk cache as this process last opened it, and the paths and uid it
  * was opened as. Opening checks the directory (made 0700, owned by us, the
  * key not inside it), the state directory, and reads the MAC key: about 18
- * system calls, a third of a run from the disk cache. An open with the same
+ * system calls, a tenth of a run from the disk cache (60 -> 54 us here). An open with the same
  * paths and uid takes the key from here instead; a store that fails (the
  * directory went away, say) forgets it, so the next open checks again.
  * Every load still checks its entry as ever (a regular file of ours that
@@ -779,14 +779,14 @@ static void cache_open(const mbx_config *cfg, struct mbx_wasm_cache *c)
 		r = asprintf(&dir, "%s/.cache/mimobox/wasm-cache", home);
 	else
 		r = asprintf(&dir, "%s/wasm-cache", base);
+	if (r < 0)
+		dir = NULL;	/* undefined after a failed asprintf */
 	/* The MAC key lives in the private state directory, out of reach of
 	 * whoever can write the cache (cache.h). */
 	if (r >= 0 && asprintf(&key, "%s/wasm-cache.key", base) < 0) {
 		key = NULL;
 		r = -1;
 	}
-	if (r < 0)
-		dir = NULL;
 	if (r >= 0 && !opened_take(dir, key, c)) {
 		/* The state directory is checked (and made) before its key is read. */
 		if (mbx__statedir_base(&checked, &e) == MBX_OK) {
