@@ -21,6 +21,11 @@ them once, in an order that rotates from one iteration to the next, so that
 a change of load on the machine hits all three alike and their ratio holds
 (--sequential: all calls of one case, then the next, as before).
 
+It also reports the memory of an idle sandbox of the first server (its
+agent and the spare mini-init it keeps ready, once it has made it): the
+proportional set size (Pss in /proc/PID/smaps_rollup) of every process of
+the server's sandboxes, over the number of sandboxes (idle-sandbox-pss).
+
 Prints P50 and P99 in milliseconds (wall clock from request to last
 response byte, or from the process's start to its exit), and the ratios of
 cli-run-served to bwrap (the goal: P50 at most 0.5x, P99 at most 1x).
@@ -97,6 +102,36 @@ def timed_interleaved(fns, n):
     return out
 
 
+def children(pid):
+    """The pids whose parent is pid (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def idle_sandbox_pss_kib(server_pid):
+    """Pss (KiB) of a server's sandbox processes, over its sandboxes (its
+    child processes that are agents)."""
+    agents = [c for c in children(server_pid) if open("/proc/%d/comm" % c).read().startswith("memfd:mimobox")]
+    todo, total = list(agents), 0
+    while todo:
+        pid = todo.pop()
+        todo.extend(children(pid))
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                total += next(int(l.split()[1]) for l in f if l.startswith("Pss:"))
+        except (OSError, StopIteration):
+            pass
+    return total / len(agents) if agents else None
+
+
 def start_server(mimobox, env, sock, pool):
     p = subprocess.Popen([mimobox, "serve", "--socket", sock, "--pool-size", str(pool)], env=env,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -126,6 +161,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="bench-serve-")
     env = dict(os.environ, MIMOBOX_STATE_DIR=os.path.join(tmp, "state"), MIMOBOX_LOG="off")
     servers, out, socks = [], {}, []
+    pss = None
     try:
         for pool, cases in ((2, ("exec-warm", "run-pooled")), (0, ("run-fresh",))):
             sock = os.path.join(tmp, "s%d.sock" % pool)
@@ -136,6 +172,8 @@ def main():
                 sid = call(conn, "POST", "/v1/sandboxes", {})["id"]
                 out["exec-warm"] = timed(lambda: call(conn, "POST", "/v1/sandboxes/%s/exec" % sid,
                                                       {"argv": ["/bin/true"]}), a.n)
+                time.sleep(0.3)  # its spare is made once the agent has been idle 1 ms
+                pss = idle_sandbox_pss_kib(servers[-1].pid)
                 call(conn, "DELETE", "/v1/sandboxes/%s" % sid)
             name = cases[-1]
             out[name] = timed(lambda: call(conn, "POST", "/v1/run", {"argv": ["/bin/true"]}), a.n)
@@ -161,6 +199,8 @@ def main():
             p.wait(60)
         shutil.rmtree(tmp, ignore_errors=True)
     res = {k: {"p50_ms": round(pct(v, 50), 3), "p99_ms": round(pct(v, 99), 3)} for k, v in out.items()}
+    if pss is not None:
+        res["idle-sandbox-pss"] = {"kib": round(pss)}
     if "bwrap" in res:
         res["cli-run-served/bwrap"] = {k: round(res["cli-run-served"][k] / res["bwrap"][k], 3)
                                        for k in ("p50_ms", "p99_ms")}
@@ -168,6 +208,9 @@ def main():
         print(json.dumps(res))
     else:
         for k, v in res.items():
+            if "kib" in v:
+                print("%-21s %8d KiB" % (k, v["kib"]))
+                continue
             unit = "x " if "/" in k else "ms"
             print("%-21s P50 %8.3f %s   P99 %8.3f %s" % (k, v["p50_ms"], unit, v["p99_ms"], unit))
 

@@ -56,6 +56,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,6 +140,7 @@ struct exec_req {
 	char **argv;
 	char **envp;
 	char *cwd;
+	void *block;            /* where argv, envp and cwd are (req_release) */
 	uint64_t timeout_ms;    /* 0: none */
 	uint64_t output_limit;
 	uint64_t window;
@@ -155,61 +157,39 @@ uint64_t agent_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void free_strv(char **v, size_t n)
-{
-	if (v == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
+/*
+ * Where a request's strings go: one block per request, the arrays of
+ * pointers first, then the strings. A request that fits takes the arena
+ * below (one request is parsed and held at a time per process: the agent's
+ * EXEC, or a mini-init's), others one malloc. Per-string allocations cost
+ * this agent a mapping and two page faults per execute (musl's allocator
+ * maps and unmaps a group for a size class it holds nothing else of).
+ */
+static char req_arena[16u << 10] __attribute__((aligned(16)));
+static int req_arena_busy;
 
 static void req_release(struct exec_req *r)
 {
-	size_t n;
-
-	for (n = 0; r->argv && r->argv[n]; n++)
-		;
-	free_strv(r->argv, n);
-	for (n = 0; r->envp && r->envp[n]; n++)
-		;
-	free_strv(r->envp, n);
-	free(r->cwd);
-}
-
-/* Appends a copy of a string field to a NULL-terminated vector. */
-static int strv_add(char ***v, size_t *n, const uint8_t *val, uint32_t len)
-{
-	char **nv;
-	char *s;
-
-	if (memchr(val, '\0', len) != NULL || *n > 65536)
-		return -1;
-	s = malloc(len + 1);
-	if (s == NULL)
-		return -1;
-	memcpy(s, val, len);
-	s[len] = '\0';
-	nv = realloc(*v, (*n + 2) * sizeof(char *));
-	if (nv == NULL) {
-		free(s);
-		return -1;
-	}
-	nv[(*n)++] = s;
-	nv[*n] = NULL;
-	*v = nv;
-	return 0;
+	if (r->block == req_arena)
+		req_arena_busy = 0;
+	else
+		free(r->block);
+	r->block = NULL;
+	r->argv = r->envp = NULL;
+	r->cwd = NULL;
 }
 
 /* Copies the request out of the frame: the frame's memory is reused as soon
  * as the channel is read again. */
 static int parse_exec(const struct agent_state *st, const struct mbx_frame *f, struct exec_req *r)
 {
+	static const char default_path[] = "PATH=/usr/bin:/bin";
 	struct mbx_field_iter it;
 	const uint8_t *v;
 	uint32_t n;
 	uint16_t tag;
-	size_t argc = 0, envc = 0;
+	size_t argc = 0, envc = 0, bytes = 0, need;
+	char *sp;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
@@ -217,22 +197,47 @@ static int parse_exec(const struct agent_state *st, const struct mbx_frame *f, s
 	r->output_limit = UINT64_MAX;
 	r->window = 1u << 20;
 	r->pass_fd = -1;
+	/* Sizes first: the strings, NUL-free, and how many of each. */
+	mbx_field_iter_init(&it, f->body, f->len);
+	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
+		if (tag != MBX_F_ARG && tag != MBX_F_ENV && tag != MBX_F_CWD)
+			continue;
+		if (memchr(v, '\0', n) != NULL)
+			return -1;
+		if (tag == MBX_F_ARG)
+			argc++;
+		else if (tag == MBX_F_ENV)
+			envc++;
+		bytes += (size_t)n + 1;
+	}
+	if (rc < 0 || argc == 0 || argc > 65536 || envc > 65536)
+		return -1;
+	need = (argc + 1 + envc + 2) * sizeof(char *) + bytes + sizeof(default_path);
+	if (!req_arena_busy && need <= sizeof(req_arena)) {
+		r->block = req_arena;
+		req_arena_busy = 1;
+	} else if ((r->block = malloc(need)) == NULL) {
+		return -1;
+	}
+	r->argv = (char **)(void *)r->block;
+	r->envp = r->argv + argc + 1;
+	sp = (char *)(r->envp + envc + 2);
+	argc = envc = 0;
 	mbx_field_iter_init(&it, f->body, f->len);
 	while ((rc = mbx_field_next(&it, &tag, &v, &n)) == 1) {
 		switch (tag) {
 		case MBX_F_ARG:
-			if (strv_add(&r->argv, &argc, v, n) < 0)
-				return -1;
-			break;
 		case MBX_F_ENV:
-			if (strv_add(&r->envp, &envc, v, n) < 0)
-				return -1;
-			break;
 		case MBX_F_CWD:
-			free(r->cwd);
-			r->cwd = strndup((const char *)v, n);
-			if (r->cwd == NULL)
-				return -1;
+			memcpy(sp, v, n);
+			sp[n] = '\0';
+			if (tag == MBX_F_ARG)
+				r->argv[argc++] = sp;
+			else if (tag == MBX_F_ENV)
+				r->envp[envc++] = sp;
+			else
+				r->cwd = sp;   /* the last one counts */
+			sp += n + 1;
 			break;
 		case MBX_F_TIMEOUT_MS:
 			if (mbx_field_u64(v, n, &r->timeout_ms) < 0)
@@ -272,10 +277,12 @@ static int parse_exec(const struct agent_state *st, const struct mbx_frame *f, s
 			break;
 		}
 	}
-	if (rc < 0 || argc == 0)
-		return -1;
-	if (r->envp == NULL && strv_add(&r->envp, &envc, (const uint8_t *)"PATH=/usr/bin:/bin", 18) < 0)
-		return -1;
+	r->argv[argc] = NULL;
+	if (envc == 0) {
+		memcpy(sp, default_path, sizeof(default_path));
+		r->envp[envc++] = sp;
+	}
+	r->envp[envc] = NULL;
 	return 0;
 }
 
@@ -742,6 +749,86 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 
 /* ==== the spare ==== */
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define PF_PAGE 4096u
+
+/* Write-faults the resident pages of [lo, hi) now (MADV_POPULATE_WRITE on
+ * each run of pages that mincore reports present); pages not there stay
+ * away. Best effort: a kernel without the advice (before 5.14) or a range
+ * that is not mapped whole just keeps its faults for later. */
+static void prefault_resident(uintptr_t lo, uintptr_t hi)
+{
+	unsigned char vec[128];
+
+	lo &= ~(uintptr_t)(PF_PAGE - 1);
+	hi = (hi + PF_PAGE - 1) & ~(uintptr_t)(PF_PAGE - 1);
+	while (lo < hi) {
+		size_t n = (hi - lo) / PF_PAGE, i = 0;
+
+		if (n > sizeof(vec))
+			n = sizeof(vec);
+		if (mincore((void *)lo, n * PF_PAGE, vec) == 0)
+			while (i < n) {
+				size_t j = i;
+
+				while (j < n && (vec[j] & 1))
+					j++;
+				if (j > i && madvise((void *)(lo + i * PF_PAGE), (j - i) * PF_PAGE, MADV_POPULATE_WRITE) < 0 &&
+				    errno == EINVAL)
+					return;
+				i = j + 1;
+			}
+		lo += n * PF_PAGE;
+	}
+}
+
+/* Write-faults [p, p + len) now, present or not (best effort). */
+static void prefault_range(void *p, size_t len)
+{
+	uintptr_t lo = (uintptr_t)p & ~(uintptr_t)(PF_PAGE - 1);
+
+	(void)madvise((void *)lo, ((uintptr_t)p + len - lo + PF_PAGE - 1) & ~(uintptr_t)(PF_PAGE - 1), MADV_POPULATE_WRITE);
+}
+
+/*
+ * After a fork, the agent and its spare share every page of their writable
+ * memory copy-on-write, and the first write of either to each page is a
+ * fault (3-4 us here) that an execute would otherwise take on its way: the
+ * agent's buffers, heap and stack as it hands the request over, the
+ * spare's as it takes it. Each calls this once right after the fork, while
+ * it is idle: every resident page of its private writable mappings (read
+ * from /proc/self/maps) is copied or taken over now. What it costs: the
+ * pages the two shared (some 160 KiB) are held twice. Best effort: without
+ * /proc the faults come later, as before.
+ */
+static void prefault_own_memory(void)
+{
+	static char maps[8192];
+	size_t len = 0;
+	ssize_t n;
+	char *line, *nl;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	while (len < sizeof(maps) - 1 && (n = read(fd, maps + len, sizeof(maps) - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	maps[len] = '\0';
+	for (line = maps; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		unsigned long lo, hi;
+		char perms[5];
+
+		*nl = '\0';
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 && perms[0] == 'r' && perms[1] == 'w' &&
+		    perms[3] == 'p')
+			prefault_resident(lo, hi);
+	}
+}
+
+
 /*
  * A spare mini-init: made ahead of time, when the agent is idle, so that an
  * execute finds its mini-init ready instead of waiting for the clone of a
@@ -843,6 +930,10 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 	body = malloc(SPARE_MAX_BODY);
 	if (body == NULL)
 		_exit(0);
+	/* Where a request lands, and the top of the program's stack: in
+	 * memory before the request comes. */
+	prefault_range(body, 2 * PF_PAGE);
+	prefault_range(program_stack + sizeof(program_stack) - 2 * PF_PAGE, 2 * PF_PAGE);
 	for (;;) {
 		if (send(sock, &ready, sizeof(ready), MSG_NOSIGNAL) != (ssize_t)sizeof(ready))
 			_exit(0);
@@ -926,6 +1017,7 @@ static void spare_main(struct agent_state *st, int sock)
 		_exit(0);
 	}
 	init_state_take(&base);
+	prefault_own_memory();
 	spare_serve(st, sock, &base);
 }
 
@@ -998,6 +1090,7 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms)
 	}
 	st->spare = (pid_t)pid;
 	st->spare_sock = sv[0];
+	prefault_own_memory();
 }
 
 /*

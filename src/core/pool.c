@@ -228,8 +228,12 @@ int mbx_pool_take(mbx_pool *p, mbx_sandbox **out, mbx_error **err)
 	/* Counted out at once, so the filler does not make one for it. */
 	if (failure == NULL && p->max_uses > 0)
 		p->nout++;
-	/* Either way the filler has work: refill, or retry after a failure. */
-	pthread_cond_broadcast(&p->changed);
+	/* The filler may have work now: refill, or retry after a failure. A
+	 * take from a pool that reuses what it hands out usually leaves it
+	 * none (the sandbox comes back): no wake-up then, on the caller's way
+	 * to its execute. */
+	if (filler_has_work(p))
+		pthread_cond_broadcast(&p->changed);
 	pthread_mutex_unlock(&p->lock);
 	if (*out == NULL && dirty != NULL)
 		*out = clean(p, dirty);
