@@ -66,10 +66,15 @@ def test_unavailable_backend(cli, doctor, microvm_runs, backend):
     if backend == "microvm" and microvm_runs:
         pytest.skip("the %s backend runs here" % backend)
     r = cli.run("--isolation", backend, "--", "true", timeout=30)
-    assert r.rc == 125, r
     assert r.stdout == b"", r
-    assert backend in r.stderr and "unavailable" in r.stderr, r
     assert not r.ids, r.log
+    if backend == "microvm" and "guest assets" in r.stderr:
+        # Without its guest assets the backend says where it looked and
+        # how to build them (MBX_ENOTFOUND, docs/microvm.md).
+        assert r.rc == 127 and "mimobox setup vm" in r.stderr, r
+        return
+    assert r.rc == 125, r
+    assert backend in r.stderr and "unavailable" in r.stderr, r
 
 
 @pytest.mark.parametrize("args,code", [
@@ -93,8 +98,10 @@ def test_untrusted_with_auto_isolation_fails_closed(cli, host_tmp, microvm_runs)
     marker = os.path.join(host_tmp, "ran")
     cmd = ["--mount", host_tmp + ":/out:rw", "--", "sh", "-c", "touch /out/ran"]
     r = cli.run("--trust", "untrusted", *cmd, timeout=30)
+    # Refused, naming the backend untrusted code needs (unavailable here,
+    # or unable to share the mount with a guest).
     assert r.rc == 125, r
-    assert "untrusted" in r.stderr and ("microvm" in r.stderr.lower() or "unavailable" in r.stderr), r
+    assert "microvm" in r.stderr.lower() or ("untrusted" in r.stderr and "unavailable" in r.stderr), r
     assert not os.path.exists(marker), "the command ran although untrusted had no microVM"
     assert not r.ids, "a sandbox was created: %s" % r.log
     # Control: with the os backend chosen explicitly the same command runs
