@@ -116,20 +116,10 @@ static const char *const trust_names[] = { "trusted", "semi-trusted", "untrusted
 
 int cli_remote_opts_json(struct cli_remote *r, int json, const struct cli_sandbox_opts *so, struct cli_buf *b)
 {
-	static const struct {
-		unsigned bit;
-		const char *flag;
-	} bits[] = {
-		{ CLI_SET_CPU, "--cpu" }, { CLI_SET_MAX_PROCS, "--max-procs" }, { CLI_SET_HOSTNAME, "--hostname" },
-		{ CLI_SET_OUTPUT_LIMIT, "--output-limit" },
-	};
 	const char *flag = NULL;
 	size_t i;
 
-	for (i = 0; i < sizeof(bits) / sizeof(bits[0]) && !flag; i++)
-		if (so->set & bits[i].bit)
-			flag = bits[i].flag;
-	if (!flag && so->n_mounts)
+	if (so->n_mounts)
 		flag = "--mount";
 	else if (!flag && so->n_hosts)
 		flag = "--add-host";
@@ -161,6 +151,16 @@ int cli_remote_opts_json(struct cli_remote *r, int json, const struct cli_sandbo
 		cli_buf_printf(b, ", \"memory_mb\": %llu", (unsigned long long)(so->memory_bytes >> 20));
 	if (so->set & CLI_SET_DISK)
 		cli_buf_printf(b, ", \"disk_mb\": %llu", (unsigned long long)(so->disk_bytes >> 20));
+	if (so->set & CLI_SET_CPU)
+		cli_buf_printf(b, ", \"cpus\": %u.%03u", so->millicpus / 1000, so->millicpus % 1000);
+	if (so->set & CLI_SET_MAX_PROCS)
+		cli_buf_printf(b, ", \"max_procs\": %u", so->max_procs);
+	if (so->set & CLI_SET_HOSTNAME) {
+		cli_buf_puts(b, ", \"hostname\": ");
+		cli_json_cstring(b, so->hostname);
+	}
+	if (so->set & CLI_SET_OUTPUT_LIMIT)
+		cli_buf_printf(b, ", \"output_limit\": %llu", (unsigned long long)so->output_limit);
 	if (so->set & CLI_SET_TIMEOUT)
 		cli_buf_printf(b, ", \"timeout_ms\": %llu", (unsigned long long)so->timeout_ms);
 	if (so->set & CLI_SET_WORKDIR) {

@@ -242,6 +242,12 @@ static int r_create(struct cli_remote *r, int argc, char **argv)
 	c.json = cli_wants_json(argc, argv, create_opts, 0);
 	if (words_parse(&w, argc, argv, create_opts, 0, create_other, &c) < 0)
 		goto out;
+	if (w.n_rest > 0) {
+		/* As the local verb: a name goes with --name, a program with exec. */
+		cli_usage_error(w.json, "create", "unexpected argument `%s` (`create` runs no program: "
+				"use `mimobox exec NAME -- PROGRAM` once it is up)", w.rest[0]);
+		goto out;
+	}
 	if (c.name && cli_check_name(c.name, why, sizeof(why)) < 0) {
 		cli_usage_error(w.json, "create", "%s", why);
 		goto out;

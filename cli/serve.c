@@ -94,6 +94,7 @@ struct sbent {
 	uint64_t ttl_ms;	/* idle time before expiry; 0: none */
 	atomic_ullong last_used_ms;	/* when a call in it last ended (inspecting is no use) */
 	json_object *info;	/* what GET shows; immutable after creation */
+	uint64_t output_limit;	/* bytes a streamed execute delivers per stream (its output_limit) */
 	size_t client;		/* whose it is: only that client's requests find it; its quota counts it */
 	uint64_t mem_mb;	/* what it counts there */
 	uint32_t millicpus;
@@ -596,6 +597,8 @@ static int get_u64(json_object *o, const char *key, uint64_t min, uint64_t max, 
 	json_object *v;
 	int64_t x;
 
+	if (given)
+		*given = 0;
 	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
 		return 0;
 	if (!json_object_is_type(v, json_type_int)) {
@@ -665,8 +668,8 @@ static const char *trust_name(mbx_trust_t t)
 
 /*
  * Fills `so` from the configuration fields of a request (isolation, trust,
- * memory_mb, disk_mb, cpus, network, and with `with_exec_fields` timeout_ms,
- * env, workdir).
+ * memory_mb, disk_mb, cpus, max_procs, hostname, output_limit, network, and
+ * with `with_exec_fields` timeout_ms, env, workdir).
  */
 static int opts_from_json(json_object *o, struct cli_sandbox_opts *so, int with_exec_fields, char *why, size_t whylen)
 {
@@ -718,6 +721,24 @@ static int opts_from_json(json_object *o, struct cli_sandbox_opts *so, int with_
 		so->millicpus = (uint32_t)(x * 1000 + 0.5);
 		so->set |= CLI_SET_CPU;
 	}
+	/* As `--max-procs`, `--hostname` and `--output-limit`. */
+	if (get_u64(o, "max_procs", 1, UINT32_MAX, &mb, &given, why, whylen) < 0)
+		return -1;
+	if (given) {
+		so->max_procs = (uint32_t)mb;
+		so->set |= CLI_SET_MAX_PROCS;
+	}
+	s = NULL;
+	if (get_str(o, "hostname", &s, why, whylen) < 0)
+		return -1;
+	if (s) {
+		so->hostname = s;	/* borrowed from the request's JSON; checked by the library */
+		so->set |= CLI_SET_HOSTNAME;
+	}
+	if (get_u64(o, "output_limit", 0, (uint64_t)1 << 62, &so->output_limit, &given, why, whylen) < 0)
+		return -1;
+	if (given)
+		so->set |= CLI_SET_OUTPUT_LIMIT;
 	if (json_object_object_get_ex(o, "network", &v) && v) {
 		if (json_object_is_type(v, json_type_string) && strcmp(json_object_get_string(v), "deny") == 0) {
 			so->network.policy = MBX_NETWORK_DENY_ALL;
@@ -831,6 +852,11 @@ static json_object *describe(mbx_sandbox *sb, const struct cli_sandbox_opts *so,
 	} else {
 		json_object_object_add(o, "cpus", NULL);
 	}
+	json_object_object_add(o, "max_procs", json_object_new_int64((int64_t)(so->set & CLI_SET_MAX_PROCS ?
+		so->max_procs : CLI_DEFAULT_MAX_PROCS)));
+	json_object_object_add(o, "hostname", json_object_new_string(so->set & CLI_SET_HOSTNAME ? so->hostname : "mimobox"));
+	json_object_object_add(o, "output_limit", json_object_new_int64((int64_t)(so->set & CLI_SET_OUTPUT_LIMIT ?
+		so->output_limit : CLI_DEFAULT_OUTPUT_LIMIT)));
 	json_object_object_add(o, "timeout_ms", json_object_new_int64((int64_t)(so->set & CLI_SET_TIMEOUT ?
 		so->timeout_ms : CLI_DEFAULT_TIMEOUT_MS)));
 	json_object_object_add(o, "workdir", json_object_new_string(so->workdir ? so->workdir : "/workspace"));
@@ -1366,6 +1392,16 @@ static int opts_note(const struct cli_sandbox_opts *so, char **note, size_t *len
 		snprintf(v, sizeof(v), "%" PRIu64, so->disk_bytes >> 20);
 		rc |= cli_sandbox_opts_set(&t, CLI_OPT_DISK, v, why, sizeof(why));
 	}
+	if (so->set & CLI_SET_MAX_PROCS) {
+		snprintf(v, sizeof(v), "%" PRIu32, so->max_procs);
+		rc |= cli_sandbox_opts_set(&t, CLI_OPT_MAX_PROCS, v, why, sizeof(why));
+	}
+	if (so->set & CLI_SET_HOSTNAME)
+		rc |= cli_sandbox_opts_set(&t, CLI_OPT_HOSTNAME, so->hostname, why, sizeof(why));
+	if (so->set & CLI_SET_OUTPUT_LIMIT) {
+		snprintf(v, sizeof(v), "%" PRIu64, so->output_limit);
+		rc |= cli_sandbox_opts_set(&t, CLI_OPT_OUTPUT_LIMIT, v, why, sizeof(why));
+	}
 	if (so->set & CLI_SET_TIMEOUT) {
 		snprintf(v, sizeof(v), "%" PRIu64 ".%03" PRIu64, so->timeout_ms / 1000, so->timeout_ms % 1000);
 		rc |= cli_sandbox_opts_set(&t, CLI_OPT_TIMEOUT, v, why, sizeof(why));
@@ -1459,6 +1495,7 @@ static json_object *entry_add(struct serve_server *s, mbx_sandbox *sb, const str
 	pthread_cond_init(&e->procs_cond, NULL);
 	e->ttl_ms = ttl;
 	e->info = describe(sb, so, ttl);
+	e->output_limit = so->set & CLI_SET_OUTPUT_LIMIT ? so->output_limit : CLI_DEFAULT_OUTPUT_LIMIT;
 	if (name)
 		json_object_object_add(e->info, "name", json_object_new_string(name));
 	e->client = client;
@@ -1608,8 +1645,9 @@ void serve_req_set_pty(struct req *r, void *pty)
 
 /* ---- handlers: sandboxes ---- */
 
-static const char *const config_keys[] = { "isolation", "trust", "memory_mb", "disk_mb", "cpus", "timeout_ms", "env",
-					   "workdir", "network", "ttl_ms", "name", NULL };
+static const char *const config_keys[] = { "isolation", "trust", "memory_mb", "disk_mb", "cpus", "max_procs",
+					   "hostname", "output_limit", "timeout_ms", "env", "workdir", "network",
+					   "ttl_ms", "name", NULL };
 
 static json_object *entry_json_locked(struct sbent *e, unsigned own);
 
@@ -2050,6 +2088,10 @@ struct stream {
 	/* The sandbox's, for the exit event (static strings). */
 	const char *isolation, *limits, *limits_partial;
 	struct bgproc *fg;	/* its record in the sandbox's process list, or NULL */
+	/* The sandbox's output limit, as an execute's result keeps it: bytes
+	 * past it are not delivered, and the exit event says so. */
+	uint64_t limit, sent[2];
+	int truncated[2];
 };
 
 static struct bgproc *fg_register(struct sbent *e, mbx_process *proc, const char *const *argv);
@@ -2113,15 +2155,28 @@ static void stream_event(struct stream *st, mbx_event *ev)
 	size_t len;
 
 	if (kind == MBX_EVENT_STDOUT || kind == MBX_EVENT_STDERR) {
+		int k = kind == MBX_EVENT_STDERR;
+
 		d = mbx_event_data(ev, &len);
+		if (len > st->limit - st->sent[k]) {
+			len = (size_t)(st->limit - st->sent[k]);
+			st->truncated[k] = 1;
+		}
+		st->sent[k] += len;
+		if (len == 0) {
+			json_object_put(o);
+			return;
+		}
 		add_bytes(o, "data", d, len);
-		sse_event(st, kind == MBX_EVENT_STDOUT ? "stdout" : "stderr", o);
+		sse_event(st, k ? "stderr" : "stdout", o);
 		return;
 	}
 	json_object_object_add(o, "exit_code", json_object_new_int(kind == MBX_EVENT_EXIT ? mbx_event_exit_code(ev) : -1));
 	json_object_object_add(o, "signal", json_object_new_int(mbx_event_signal(ev)));
 	json_object_object_add(o, "timed_out", json_object_new_boolean(kind == MBX_EVENT_TIMED_OUT));
 	json_object_object_add(o, "elapsed_ms", json_object_new_int64((int64_t)(mbx_event_elapsed_us(ev) / 1000)));
+	json_object_object_add(o, "stdout_truncated", json_object_new_boolean(st->truncated[0]));
+	json_object_object_add(o, "stderr_truncated", json_object_new_boolean(st->truncated[1]));
 	usage_json(o, mbx_event_elapsed_us(ev), mbx_event_cpu_time_us(ev), mbx_event_peak_memory_bytes(ev), st->isolation,
 		   st->limits, st->limits_partial);
 	sse_event(st, "exit", o);
@@ -2333,6 +2388,7 @@ static enum MHD_Result start_stream(struct serve_server *s, struct MHD_Connectio
 	st->isolation = isolation_name(mbx_sandbox_isolation(e->sb));
 	st->limits = mbx_sandbox_limits_mechanism(e->sb);
 	st->limits_partial = mbx_sandbox_limits_partial(e->sb);
+	st->limit = e->output_limit;
 	st->proc = proc;
 	st->evfd = evfd;	/* and the descriptor */
 	evfd = -1;
@@ -2422,7 +2478,8 @@ static enum MHD_Result h_exec(struct serve_server *s, struct MHD_Connection *c, 
 /* ---- one-shot runs ---- */
 
 static const char *const run_keys[] = { "argv", "env", "workdir", "timeout_ms", "stdin", "stdin_b64", "isolation",
-					"trust", "memory_mb", "disk_mb", "cpus", "network", NULL };
+					"trust", "memory_mb", "disk_mb", "cpus", "max_procs", "hostname", "output_limit",
+					"network", NULL };
 /* run_keys[RUN_CONFIG_FIRST...] configure the sandbox: they make the pool key. */
 #define RUN_CONFIG_FIRST 6
 

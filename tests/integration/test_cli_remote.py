@@ -24,6 +24,7 @@ import test_cli_life
 import test_cli_misc
 import test_cli_run_interactive
 import test_cli_sessions
+import test_limits
 import test_snapshot
 from conftest import host_env, procs_with_arg, unique_sleep_arg
 from test_cli_sessions import wait_until
@@ -71,6 +72,14 @@ SHARED = [
     (test_cli_sessions, "test_rm_force_and_json"),
     (test_cli_sessions, "test_cp_recursive_refusals"),
     (test_cli_sessions, "test_cp_recursive_both_ways"),
+    (test_cli_sessions, "test_create_takes_run_options"),
+    (test_cli_sessions, "test_output_limit"),
+    (test_limits, "test_fork_loop_bounded_by_max_procs"),
+    (test_limits, "test_shell_fork_loop_bounded_by_max_procs"),
+    (test_limits, "test_output_limit_option"),
+    (test_limits, "test_output_limit_applies_to_stderr"),
+    (test_limits, "test_streamed_truncation_is_reported"),
+    (test_limits, "test_cpu_quota"),
     (test_cli_life, "test_background_output_never_blocks_and_is_bounded"),
     (test_cli_life, "test_logs_follow"),
     (test_cli_life, "test_kill_with_a_signal"),
@@ -212,8 +221,7 @@ def test_explicit_unix_host(cli, guard, host_tmp):
 @pytest.mark.parametrize("words,named_flag", [
     (["run", "--mount", "/tmp:/mnt", "--", "true"], "--mount"),
     (["run", "--network", "all", "--", "true"], "--network all"),
-    (["run", "--cpu", "1", "--", "true"], "--cpu"),
-    (["run", "--max-procs", "8", "--", "true"], "--max-procs"),
+    (["run", "--add-host", "a.invalid:127.0.0.1", "--", "true"], "--add-host"),
     (["run", "--command", "echo x"], "run --command"),
     (["exec", "x", "-t", "--audit", "--", "true"], "exec -t --audit"),
 ])
@@ -230,6 +238,23 @@ def test_disk_limit_through_the_server(cli, served):
     assert cli(["create", "--disk", "64", "--name", "d"]).rc == 0
     assert cli(["inspect", "d", "--json"]).json["disk_mb"] == 64
     assert cli(["rm", "d"]).rc == 0
+
+
+def test_limits_and_hostname_through_the_server(cli, served):
+    """--cpu, --max-procs, --hostname and --output-limit reach the server as
+    cpus, max_procs, hostname and output_limit: the sandbox has them."""
+    assert cli(["create", "--name", "lim", "--cpu", "0.5", "--max-procs", "12", "--hostname", "lim-box",
+                "--output-limit", "100"]).rc == 0
+    j = cli(["inspect", "lim", "--json"]).json
+    assert (j["cpus"], j["max_procs"], j["hostname"], j["output_limit"]) == (0.5, 12, "lim-box", 100), j
+    r = cli(["exec", "lim", "--", "hostname"])
+    assert r.rc == 0 and r.stdout == b"lim-box\n", r
+    assert cli(["rm", "lim"]).rc == 0
+    r = cli(["run", "--hostname", "bad host", "--", "true"])
+    assert r.rc == 125 and "host name" in r.stderr, r
+    r = cli(["create", "stray-word"])
+    assert r.rc == 125 and "unexpected argument `stray-word`" in r.stderr, r
+    assert not made_locally(r)
 
 
 def test_help_stays_local(cli, served):

@@ -386,6 +386,46 @@ def test_exec_stream(server):
     server.request("DELETE", "/v1/sandboxes/%s" % sid)
 
 
+def test_process_limits_hostname_and_output_limit(server):
+    """max_procs, hostname and output_limit configure a sandbox as the CLI's
+    --max-procs, --hostname and --output-limit do; a field left out keeps
+    its default whatever the others say."""
+    d = server.request("POST", "/v1/sandboxes", {"memory_mb": 256}).json
+    assert (d["memory_mb"], d["disk_mb"], d["max_procs"], d["hostname"], d["output_limit"]) == \
+        (256, 2048, 64, "mimobox", 16 << 20), d
+    server.request("DELETE", "/v1/sandboxes/%s" % d["id"])
+    d = server.request("POST", "/v1/sandboxes", {"max_procs": 6, "hostname": "h-1.example"}).json
+    assert (d["disk_mb"], d["max_procs"], d["hostname"], d["output_limit"]) == (2048, 6, "h-1.example", 16 << 20), d
+    assert server.exec(d["id"], ["hostname"])["stdout"] == "h-1.example\n"
+    r = server.exec(d["id"], ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 3 & done; wait"])
+    assert r["exit_code"] != 0 and "fork" in r["stderr"].lower(), r
+    server.request("DELETE", "/v1/sandboxes/%s" % d["id"])
+    d = server.request("POST", "/v1/sandboxes", {"output_limit": 5}).json
+    assert d["output_limit"] == 5, d
+    sid = d["id"]
+    r = server.exec(sid, ["hostname"])
+    assert r["stdout"] == "mimob" and r["stdout_truncated"] is True and r["stderr_truncated"] is False, r
+    # A stream delivers no more than the limit either, and says so at its exit.
+    conn = server.conn()
+    conn.request("POST", "/v1/sandboxes/%s/exec?stream=1" % sid,
+                 body=json.dumps({"argv": ["sh", "-c", "printf 0123456789; printf abcdefgh >&2"]}),
+                 headers={"Content-Type": "application/json"})
+    events = list(read_events(conn.getresponse()))
+    conn.close()
+    assert "".join(e["data"] for n, e in events if n == "stdout") == "01234", events
+    assert "".join(e["data"] for n, e in events if n == "stderr") == "abcde", events
+    assert events[-1][0] == "exit" and events[-1][1]["stdout_truncated"] is True, events
+    assert events[-1][1]["stderr_truncated"] is True, events
+    server.request("DELETE", "/v1/sandboxes/%s" % sid)
+    # A run takes them too; bad values are refused before anything is made.
+    r = server.request("POST", "/v1/run", {"argv": ["hostname"], "hostname": "one-shot"}).json
+    assert r["stdout"] == "one-shot\n", r
+    for bad in ({"max_procs": 0}, {"max_procs": "8"}, {"output_limit": -1}, {"hostname": 7}):
+        _error(server.request("POST", "/v1/sandboxes", bad), 400, "invalid_argument", next(iter(bad)))
+    r = server.request("POST", "/v1/sandboxes", {"hostname": "bad host"})
+    assert r.status == 400 and "host name" in r.json["error"]["message"], r
+
+
 def test_stream_client_disconnect_kills_the_process(server):
     sid = server.create()
     marker = "mbx-serve-%s" % secrets.token_hex(4)
