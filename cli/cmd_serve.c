@@ -40,6 +40,7 @@ enum {
 	OPT_MAX_SNAPSHOT_MB,
 	OPT_WS_PING_MS,
 	OPT_REQUEST_TIMEOUT_MS,
+	OPT_QUOTA_PROCS,
 };
 
 static const struct cli_option serve_options[] = {
@@ -53,6 +54,7 @@ static const struct cli_option serve_options[] = {
 	{ "quota-memory-mb", 0, 1, OPT_QUOTA_MEMORY_MB },
 	{ "quota-cpus", 0, 1, OPT_QUOTA_CPUS },
 	{ "quota-disk-mb", 0, 1, OPT_QUOTA_DISK_MB },
+	{ "quota-procs", 0, 1, OPT_QUOTA_PROCS },
 	{ "quota-snapshots", 0, 1, OPT_QUOTA_SNAPSHOTS },
 	{ "max-snapshots", 0, 1, OPT_MAX_SNAPSHOTS },
 	{ "max-snapshot-mb", 0, 1, OPT_MAX_SNAPSHOT_MB },
@@ -75,7 +77,7 @@ static void usage(void)
 	printf("Usage: mimobox serve [--socket PATH | --listen ADDR:PORT --token-file FILE] [--pool-size N]\n"
 	       "                     [--pool-idle-ms MS] [--max-sandboxes N] [--quota-sandboxes N]\n"
 	       "                     [--quota-memory-mb MB] [--quota-cpus CPUS] [--quota-disk-mb MB]\n"
-	       "                     [--quota-snapshots N] [--max-snapshots N]\n"
+	       "                     [--quota-procs N] [--quota-snapshots N] [--max-snapshots N]\n"
 	       "                     [--max-snapshot-mb MB] [--ws-ping-ms MS] [--request-timeout-ms MS]\n"
 	       "\n"
 	       "Serve the sandbox API over HTTP in the foreground until SIGTERM or SIGINT, then\n"
@@ -99,6 +101,8 @@ static void usage(void)
 	       "  --quota-cpus CPUS    sum of cpus of a client's live sandboxes; each sandbox then\n"
 	       "                       gets a CPU limit, 1 CPU when it asks for none (default: none)\n"
 	       "  --quota-disk-mb MB   sum of disk_mb of a client's live sandboxes (default: none)\n"
+	       "  --quota-procs N      sum of max_procs of a client's live sandboxes (64 each by\n"
+	       "                       default): the processes they may hold (default: none)\n"
 	       "  --quota-snapshots N  snapshots a client keeps at once (default: none)\n"
 	       "  --max-snapshots N    snapshots kept at once (default 32)\n"
 	       "  --max-snapshot-mb MB their sizes added up, and the largest upload (default 1024)\n"
@@ -550,7 +554,7 @@ int cli_cmd_serve(int argc, char **argv)
 	struct sigaction sa;
 	struct pollfd pfd;
 	uint64_t pool = POOL_SIZE_DEFAULT, pool_idle = POOL_IDLE_MS_DEFAULT, max_sb = 0, q_sb = 0, q_mem = 0;
-	uint64_t q_disk = 0, q_snaps = 0;
+	uint64_t q_disk = 0, q_snaps = 0, q_procs = 0;
 	uint64_t max_snaps = MAX_SNAPSHOTS_DEFAULT, max_snap_mb = MAX_SNAPSHOT_MB_DEFAULT;
 	uint64_t ws_ping = WS_PING_MS_DEFAULT;
 	uint64_t req_timeout = REQUEST_TIMEOUT_MS_DEFAULT;
@@ -583,6 +587,7 @@ int cli_cmd_serve(int argc, char **argv)
 		case OPT_QUOTA_SANDBOXES:
 		case OPT_QUOTA_MEMORY_MB:
 		case OPT_QUOTA_DISK_MB:
+		case OPT_QUOTA_PROCS:
 		case OPT_QUOTA_SNAPSHOTS:
 		case OPT_MAX_SNAPSHOTS:
 		case OPT_MAX_SNAPSHOT_MB:
@@ -598,13 +603,14 @@ int cli_cmd_serve(int argc, char **argv)
 				{ OPT_QUOTA_SANDBOXES, "--quota-sandboxes", 1, 1u << 20 },
 				{ OPT_QUOTA_MEMORY_MB, "--quota-memory-mb", 1, (uint64_t)1 << 40 },
 				{ OPT_QUOTA_DISK_MB, "--quota-disk-mb", 1, (uint64_t)1 << 40 },
+				{ OPT_QUOTA_PROCS, "--quota-procs", 1, (uint64_t)1 << 40 },
 				{ OPT_QUOTA_SNAPSHOTS, "--quota-snapshots", 1, 4096 },
 				{ OPT_MAX_SNAPSHOTS, "--max-snapshots", 1, 4096 },
 				{ OPT_MAX_SNAPSHOT_MB, "--max-snapshot-mb", 1, 1u << 20 },
 				{ OPT_WS_PING_MS, "--ws-ping-ms", 0, (uint64_t)1 << 30 },
 				{ OPT_REQUEST_TIMEOUT_MS, "--request-timeout-ms", 0, (uint64_t)1 << 30 },
 			};
-			uint64_t *dst[] = { &pool_idle, &max_sb, &q_sb, &q_mem, &q_disk, &q_snaps, &max_snaps, &max_snap_mb,
+			uint64_t *dst[] = { &pool_idle, &max_sb, &q_sb, &q_mem, &q_disk, &q_procs, &q_snaps, &max_snaps, &max_snap_mb,
 					    &ws_ping, &req_timeout };
 			size_t k;
 
@@ -626,8 +632,10 @@ int cli_cmd_serve(int argc, char **argv)
 			usage();
 			return 0;
 		case CLI_OPT_BAD:
-		default:
 			cli_usage_error(0, "serve", "%s", why);
+			return CLI_EXIT_USAGE;
+		default:	/* an option of the table without its case here */
+			cli_usage_error(0, "serve", "option `%s` is not handled by this build", argv[a.next - 1]);
 			return CLI_EXIT_USAGE;
 		}
 	}
@@ -721,6 +729,7 @@ int cli_cmd_serve(int argc, char **argv)
 	cfg.quota_memory_mb = q_mem;
 	cfg.quota_millicpus = q_cpus;
 	cfg.quota_disk_mb = q_disk;
+	cfg.quota_procs = q_procs;
 	cfg.quota_snapshots = (unsigned)q_snaps;
 	cfg.max_snapshots = (unsigned)max_snaps;
 	cfg.max_snapshot_bytes = max_snap_mb << 20;

@@ -99,6 +99,7 @@ struct sbent {
 	uint64_t mem_mb;	/* what it counts there */
 	uint32_t millicpus;
 	uint64_t disk_mb;
+	uint64_t max_procs;	/* its max_procs, counted in --quota-procs */
 	char *note;		/* its options as a snapshot keeps them (cli_sandbox_opts_note) */
 	size_t note_len;
 };
@@ -112,6 +113,7 @@ struct client {
 	uint64_t mem_mb;
 	uint64_t millicpus;
 	uint64_t disk_mb;
+	uint64_t procs;
 	unsigned snapshots;	/* under the snapshot lock: those it keeps */
 };
 
@@ -161,6 +163,7 @@ struct serve_server {
 	uint64_t quota_memory_mb;
 	uint32_t quota_millicpus;
 	uint64_t quota_disk_mb;
+	uint64_t quota_procs;
 	unsigned quota_snapshots;
 	unsigned held;		/* live sandboxes and those being made; under the table lock */
 
@@ -975,6 +978,7 @@ static void entry_unquota(struct serve_server *s, struct sbent *e)
 	cl->mem_mb -= e->mem_mb;
 	cl->millicpus -= e->millicpus;
 	cl->disk_mb -= e->disk_mb;
+	cl->procs -= e->max_procs;
 	pthread_mutex_unlock(&s->table_lock);
 }
 
@@ -1270,6 +1274,7 @@ struct usage {
 	uint64_t mem_mb;
 	uint32_t millicpus;
 	uint64_t disk_mb;
+	uint64_t procs;
 };
 
 /* Under a CPU quota every sandbox made here gets a CPU limit: 1 CPU when it asks for none. */
@@ -1288,6 +1293,7 @@ static struct usage usage_of(const struct serve_server *s, const struct cli_sand
 	u.mem_mb = (so->set & CLI_SET_MEMORY ? so->memory_bytes : CLI_DEFAULT_MEMORY) >> 20;
 	u.millicpus = so->set & CLI_SET_CPU ? so->millicpus : s->quota_millicpus ? 1000 : 0;
 	u.disk_mb = (so->set & CLI_SET_DISK ? so->disk_bytes : CLI_DEFAULT_DISK) >> 20;
+	u.procs = so->set & CLI_SET_MAX_PROCS ? so->max_procs : CLI_DEFAULT_MAX_PROCS;
 	return u;
 }
 
@@ -1324,12 +1330,17 @@ static int quota_take(struct serve_server *s, size_t client, unsigned n, struct 
 		snprintf(why, whylen, "quota of client `%s`: at most %" PRIu64 " MiB of sandbox storage (--quota-disk-mb); "
 			 "its sandboxes have %" PRIu64 " MiB, this asks for %" PRIu64 " MiB more (disk_mb, default "
 			 "%" PRIu64 ")", cl->name, s->quota_disk_mb, cl->disk_mb, n * u.disk_mb, CLI_DEFAULT_DISK >> 20);
+	} else if (s->quota_procs && cl->procs + n * u.procs > s->quota_procs) {
+		snprintf(why, whylen, "quota of client `%s`: at most %" PRIu64 " processes in its sandboxes (--quota-procs); "
+			 "its sandboxes may hold %" PRIu64 ", this asks for %" PRIu64 " more (max_procs, default %u)",
+			 cl->name, s->quota_procs, cl->procs, n * u.procs, CLI_DEFAULT_MAX_PROCS);
 	} else {
 		s->held += n;
 		cl->sandboxes += n;
 		cl->mem_mb += n * u.mem_mb;
 		cl->millicpus += n * u.millicpus;
 		cl->disk_mb += n * u.disk_mb;
+		cl->procs += n * u.procs;
 		rc = 0;
 	}
 	pthread_mutex_unlock(&s->table_lock);
@@ -1348,6 +1359,7 @@ static void quota_put(struct serve_server *s, size_t client, unsigned n, struct 
 	cl->mem_mb -= n * u.mem_mb;
 	cl->millicpus -= n * u.millicpus;
 	cl->disk_mb -= n * u.disk_mb;
+	cl->procs -= n * u.procs;
 	pthread_mutex_unlock(&s->table_lock);
 }
 
@@ -1502,6 +1514,7 @@ static json_object *entry_add(struct serve_server *s, mbx_sandbox *sb, const str
 	e->mem_mb = u.mem_mb;
 	e->millicpus = u.millicpus;
 	e->disk_mb = u.disk_mb;
+	e->max_procs = u.procs;
 	e->note = note;
 	e->note_len = note_len;
 	/* The answer is a copy: once listed, e->info is read by other threads,
@@ -4787,6 +4800,11 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 	for (i = 0; i < s->n_clients; i++)
 		cli_buf_printf(&b, "mimobox_client_disk_mb{client=\"%s\"} %" PRIu64 "\n", s->clients[i].name,
 			       s->clients[i].disk_mb);
+	cli_buf_puts(&b, "# HELP mimobox_client_procs Sum of max_procs of each client's live sandboxes.\n"
+			 "# TYPE mimobox_client_procs gauge\n");
+	for (i = 0; i < s->n_clients; i++)
+		cli_buf_printf(&b, "mimobox_client_procs{client=\"%s\"} %" PRIu64 "\n", s->clients[i].name,
+			       s->clients[i].procs);
 	pthread_mutex_unlock(&s->table_lock);
 	cli_buf_puts(&b, "# HELP mimobox_client_snapshots Snapshots each client keeps.\n"
 			 "# TYPE mimobox_client_snapshots gauge\n");
@@ -5321,6 +5339,7 @@ struct serve_server *serve_start(const struct serve_config *cfg, char *why, size
 	s->quota_memory_mb = cfg->quota_memory_mb;
 	s->quota_millicpus = cfg->quota_millicpus;
 	s->quota_disk_mb = cfg->quota_disk_mb;
+	s->quota_procs = cfg->quota_procs;
 	s->quota_snapshots = cfg->quota_snapshots;
 	s->max_snapshots = cfg->max_snapshots;
 	s->max_snapshot_bytes = cfg->max_snapshot_bytes;

@@ -32,6 +32,7 @@ struct serve_config {
 	uint64_t quota_memory_mb;	/* per client, the sum of memory_mb; 0: none */
 	uint32_t quota_millicpus;	/* per client, the sum of cpus (thousandths); 0: none */
 	uint64_t quota_disk_mb;		/* per client, the sum of disk_mb; 0: none */
+	uint64_t quota_procs;		/* per client, the sum of max_procs; 0: none */
 	unsigned quota_snapshots;	/* per client, snapshots kept; 0: none */
 	unsigned max_snapshots;		/* snapshots kept at once */
 	uint64_t max_snapshot_bytes;	/* their sizes added up; also the largest upload */

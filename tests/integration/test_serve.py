@@ -1648,6 +1648,30 @@ def test_quotas_per_client_and_max_sandboxes(guard, host_tmp):
     assert alice not in s.log_text() and bob not in s.log_text()
 
 
+def test_process_quota_per_client(guard, host_tmp):
+    s, call, alice, bob = _two_clients_server(guard, host_tmp, "--quota-procs", "100")
+    metric = _metric_of(call, alice)
+    try:
+        a1 = call(alice, "POST", "/v1/sandboxes", {}).json
+        assert a1["max_procs"] == 64, a1  # the default counts
+        _error(call(alice, "POST", "/v1/sandboxes", {}), 429, "quota_exceeded", "client `alice`",
+               "at most 100 processes", "may hold 64", "64 more", "--quota-procs")
+        _error(call(alice, "POST", "/v1/run", {"argv": ["true"]}), 429, "quota_exceeded", "--quota-procs")
+        small = call(alice, "POST", "/v1/sandboxes", {"max_procs": 30}).json
+        assert small["max_procs"] == 30, small
+        assert metric('client_procs{client="alice"}') == 94 and metric('client_procs{client="bob"}') == 0
+        r = call(alice, "POST", "/v1/run", {"argv": ["true"], "max_procs": 6}).json
+        assert r["exit_code"] == 0, r
+        # Bob's quota is his own; a deletion gives back what it held.
+        b1 = call(bob, "POST", "/v1/sandboxes", {"max_procs": 100}).json["id"]
+        assert call(alice, "DELETE", "/v1/sandboxes/%s" % a1["id"]).status == 204
+        assert metric('client_procs{client="alice"}') == 30
+        assert call(alice, "POST", "/v1/sandboxes", {"max_procs": 70}).status == 201
+        assert call(bob, "DELETE", "/v1/sandboxes/%s" % b1).status == 204
+    finally:
+        s.stop()
+
+
 def test_disk_and_snapshot_quotas_per_client(guard, host_tmp):
     s, call, alice, bob = _two_clients_server(guard, host_tmp, "--quota-disk-mb", "3000", "--quota-snapshots", "1")
 
