@@ -341,7 +341,19 @@ def test_qemu_opens_kvm_inside_its_jail(assets, run_dir, kvm_present, guard, hos
     h = _kvm_helper(host_tmp, node, ["kvm", "--assets", assets, "--run", run_dir], guard)
     pid = int(h.expect("pid ").split()[1])
     _note_sandbox(guard, pid)
-    line = h.expect("query-kvm ", timeout=60)
+    try:
+        line = h.expect("query-kvm ", timeout=60)
+    except AssertionError:
+        # Some hosts' KVM (a nested, paravirtual one) refuses the vCPU QEMU
+        # sets up: QEMU then aborts in its MSR setup, which it reaches only
+        # after it opened /dev/kvm in its jail and made the VM and the vCPU.
+        # That is the jail's part; a jail that kept the device from QEMU
+        # ends before ("Could not access KVM kernel module").
+        h.finish()
+        qemu = " ".join(l for l in h.lines if l.startswith("stderr "))
+        assert re.search(r"failed to set MSR|kvm_buf_set_msrs", qemu), h.lines
+        assert "Could not access KVM" not in qemu and "Permission denied" not in qemu, h.lines
+        return
     assert h.finish() == 0, h.stderr()
     assert '"enabled": true' in line and '"present": true' in line, line
 
