@@ -103,33 +103,49 @@ def timed_interleaved(fns, n):
 
 
 def children(pid):
-    """The pids whose parent is pid (from /proc)."""
+    """The pids whose parent is pid (the children files of its threads)."""
     out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(d))
-            except (OSError, IndexError, ValueError):
-                pass
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass  # it ended meanwhile
     return out
 
 
+def descendants(pid):
+    """Every process below pid."""
+    out, frontier = [], children(pid)
+    while frontier:
+        out += frontier
+        frontier = [c for p in frontier for c in children(p)]
+    return out
+
+
+def pss_kib(pid):
+    """Pss of pid in KiB (0 once it has ended)."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            return next((int(l.split()[1]) for l in f if l.startswith("Pss:")), 0)
+    except OSError:
+        return 0
+
+
 def idle_sandbox_pss_kib(server_pid):
-    """Pss (KiB) of a server's sandbox processes, over its sandboxes (its
-    child processes that are agents)."""
-    agents = [c for c in children(server_pid) if open("/proc/%d/comm" % c).read().startswith("memfd:mimobox")]
-    todo, total = list(agents), 0
-    while todo:
-        pid = todo.pop()
-        todo.extend(children(pid))
+    """Pss (KiB) of a server's sandbox processes (its agents and theirs), over
+    its sandboxes (one agent each)."""
+    agents = []
+    for c in children(server_pid):
         try:
-            with open("/proc/%d/smaps_rollup" % pid) as f:
-                total += next(int(l.split()[1]) for l in f if l.startswith("Pss:"))
-        except (OSError, StopIteration):
+            with open("/proc/%d/comm" % c) as f:
+                if f.read().startswith("memfd:mimobox"):  # the agent runs from a memfd
+                    agents.append(c)
+        except OSError:
             pass
-    return total / len(agents) if agents else None
+    if not agents:
+        return None
+    return sum(pss_kib(p) for a in agents for p in [a] + descendants(a)) / len(agents)
 
 
 def start_server(mimobox, env, sock, pool):

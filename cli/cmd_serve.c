@@ -593,30 +593,29 @@ int cli_cmd_serve(int argc, char **argv)
 		case OPT_MAX_SNAPSHOT_MB:
 		case OPT_WS_PING_MS:
 		case OPT_REQUEST_TIMEOUT_MS: {
-			static const struct {
+			const struct {
 				int id;
 				const char *name;
 				uint64_t min, max;
+				uint64_t *dst;
 			} num[] = {
-				{ OPT_POOL_IDLE_MS, "--pool-idle-ms", 0, (uint64_t)1 << 40 },
-				{ OPT_MAX_SANDBOXES, "--max-sandboxes", 1, 1u << 20 },
-				{ OPT_QUOTA_SANDBOXES, "--quota-sandboxes", 1, 1u << 20 },
-				{ OPT_QUOTA_MEMORY_MB, "--quota-memory-mb", 1, (uint64_t)1 << 40 },
-				{ OPT_QUOTA_DISK_MB, "--quota-disk-mb", 1, (uint64_t)1 << 40 },
-				{ OPT_QUOTA_PROCS, "--quota-procs", 1, (uint64_t)1 << 40 },
-				{ OPT_QUOTA_SNAPSHOTS, "--quota-snapshots", 1, 4096 },
-				{ OPT_MAX_SNAPSHOTS, "--max-snapshots", 1, 4096 },
-				{ OPT_MAX_SNAPSHOT_MB, "--max-snapshot-mb", 1, 1u << 20 },
-				{ OPT_WS_PING_MS, "--ws-ping-ms", 0, (uint64_t)1 << 30 },
-				{ OPT_REQUEST_TIMEOUT_MS, "--request-timeout-ms", 0, (uint64_t)1 << 30 },
+				{ OPT_POOL_IDLE_MS, "--pool-idle-ms", 0, (uint64_t)1 << 40, &pool_idle },
+				{ OPT_MAX_SANDBOXES, "--max-sandboxes", 1, 1u << 20, &max_sb },
+				{ OPT_QUOTA_SANDBOXES, "--quota-sandboxes", 1, 1u << 20, &q_sb },
+				{ OPT_QUOTA_MEMORY_MB, "--quota-memory-mb", 1, (uint64_t)1 << 40, &q_mem },
+				{ OPT_QUOTA_DISK_MB, "--quota-disk-mb", 1, (uint64_t)1 << 40, &q_disk },
+				{ OPT_QUOTA_PROCS, "--quota-procs", 1, (uint64_t)1 << 40, &q_procs },
+				{ OPT_QUOTA_SNAPSHOTS, "--quota-snapshots", 1, 4096, &q_snaps },
+				{ OPT_MAX_SNAPSHOTS, "--max-snapshots", 1, 4096, &max_snaps },
+				{ OPT_MAX_SNAPSHOT_MB, "--max-snapshot-mb", 1, 1u << 20, &max_snap_mb },
+				{ OPT_WS_PING_MS, "--ws-ping-ms", 0, (uint64_t)1 << 30, &ws_ping },
+				{ OPT_REQUEST_TIMEOUT_MS, "--request-timeout-ms", 0, (uint64_t)1 << 30, &req_timeout },
 			};
-			uint64_t *dst[] = { &pool_idle, &max_sb, &q_sb, &q_mem, &q_disk, &q_procs, &q_snaps, &max_snaps, &max_snap_mb,
-					    &ws_ping, &req_timeout };
 			size_t k;
 
 			for (k = 0; num[k].id != id; k++)
 				;
-			if (cli_parse_uint(value, num[k].min, num[k].max, dst[k], why, sizeof(why)) < 0) {
+			if (cli_parse_uint(value, num[k].min, num[k].max, num[k].dst, why, sizeof(why)) < 0) {
 				cli_usage_error(0, "serve", "%s: %s", num[k].name, why);
 				return CLI_EXIT_USAGE;
 			}

@@ -121,19 +121,19 @@ int cli_remote_opts_json(struct cli_remote *r, int json, const struct cli_sandbo
 
 	if (so->n_mounts)
 		flag = "--mount";
-	else if (!flag && so->n_hosts)
+	else if (so->n_hosts)
 		flag = "--add-host";
-	else if (!flag && so->n_ca_files)
+	else if (so->n_ca_files)
 		flag = "--ca-file";
-	else if (!flag && so->n_http_rules)
+	else if (so->n_http_rules)
 		flag = "--http-rule";
-	else if (!flag && so->n_limits)
+	else if (so->n_limits)
 		flag = "--net-limit";
-	else if (!flag && so->allow_private)
+	else if (so->allow_private)
 		flag = "--allow-private";
-	else if (!flag && so->allow_degraded)
+	else if (so->allow_degraded)
 		flag = "--allow-degraded";
-	else if (!flag && (so->set & CLI_SET_NETWORK) && so->network.policy == MBX_NETWORK_ALLOW_ALL)
+	else if ((so->set & CLI_SET_NETWORK) && so->network.policy == MBX_NETWORK_ALLOW_ALL)
 		flag = "--network all";
 	if (!flag && (so->set & CLI_SET_MEMORY) && (so->memory_bytes & ((1u << 20) - 1)))
 		flag = "--memory in units smaller than MiB";

@@ -30,6 +30,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -4785,26 +4786,28 @@ static enum MHD_Result h_metrics(struct serve_server *s, struct MHD_Connection *
 	for (i = 0; i < s->n_clients; i++)
 		cli_buf_printf(&b, "mimobox_client_sandboxes{client=\"%s\"} %u\n", s->clients[i].name,
 			       s->clients[i].sandboxes);
-	cli_buf_puts(&b, "# HELP mimobox_client_memory_mb Sum of memory_mb of each client's live sandboxes.\n"
-			 "# TYPE mimobox_client_memory_mb gauge\n");
-	for (i = 0; i < s->n_clients; i++)
-		cli_buf_printf(&b, "mimobox_client_memory_mb{client=\"%s\"} %" PRIu64 "\n", s->clients[i].name,
-			       s->clients[i].mem_mb);
-	cli_buf_puts(&b, "# HELP mimobox_client_millicpus Sum of cpus (in thousandths) of each client's live sandboxes.\n"
-			 "# TYPE mimobox_client_millicpus gauge\n");
-	for (i = 0; i < s->n_clients; i++)
-		cli_buf_printf(&b, "mimobox_client_millicpus{client=\"%s\"} %" PRIu64 "\n", s->clients[i].name,
-			       s->clients[i].millicpus);
-	cli_buf_puts(&b, "# HELP mimobox_client_disk_mb Sum of disk_mb of each client's live sandboxes.\n"
-			 "# TYPE mimobox_client_disk_mb gauge\n");
-	for (i = 0; i < s->n_clients; i++)
-		cli_buf_printf(&b, "mimobox_client_disk_mb{client=\"%s\"} %" PRIu64 "\n", s->clients[i].name,
-			       s->clients[i].disk_mb);
-	cli_buf_puts(&b, "# HELP mimobox_client_procs Sum of max_procs of each client's live sandboxes.\n"
-			 "# TYPE mimobox_client_procs gauge\n");
-	for (i = 0; i < s->n_clients; i++)
-		cli_buf_printf(&b, "mimobox_client_procs{client=\"%s\"} %" PRIu64 "\n", s->clients[i].name,
-			       s->clients[i].procs);
+	/* What each client's quotas count (struct client's sums). */
+	{
+		static const struct {
+			const char *name, *help;
+			size_t off;
+		} sums[] = {
+			{ "memory_mb", "Sum of memory_mb of each client's live sandboxes.", offsetof(struct client, mem_mb) },
+			{ "millicpus", "Sum of cpus (in thousandths) of each client's live sandboxes.",
+			  offsetof(struct client, millicpus) },
+			{ "disk_mb", "Sum of disk_mb of each client's live sandboxes.", offsetof(struct client, disk_mb) },
+			{ "procs", "Sum of max_procs of each client's live sandboxes.", offsetof(struct client, procs) },
+		};
+
+		for (size_t k = 0; k < sizeof(sums) / sizeof(sums[0]); k++) {
+			cli_buf_printf(&b, "# HELP mimobox_client_%s %s\n# TYPE mimobox_client_%s gauge\n", sums[k].name,
+				       sums[k].help, sums[k].name);
+			for (i = 0; i < s->n_clients; i++)
+				cli_buf_printf(&b, "mimobox_client_%s{client=\"%s\"} %" PRIu64 "\n", sums[k].name,
+					       s->clients[i].name,
+					       *(const uint64_t *)(const void *)((const char *)&s->clients[i] + sums[k].off));
+		}
+	}
 	pthread_mutex_unlock(&s->table_lock);
 	cli_buf_puts(&b, "# HELP mimobox_client_snapshots Snapshots each client keeps.\n"
 			 "# TYPE mimobox_client_snapshots gauge\n");

@@ -828,7 +828,6 @@ static void prefault_own_memory(void)
 	}
 }
 
-
 /*
  * A spare mini-init: made ahead of time, when the agent is idle, so that an
  * execute finds its mini-init ready instead of waiting for the clone of a
