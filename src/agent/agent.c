@@ -507,6 +507,8 @@ int main(void)
 	st.cgroup_procs_fd = -1;
 	st.oom_events_fd = -1;
 	st.spare_sock = -1;
+	st.netns_pidfd = -1;
+	st.netns_sock = -1;
 	for (int i = 0; i < AGENT_MAX_FILES; i++) {
 		st.files[i].fd = -1;
 		st.files[i].pipe = -1;
@@ -544,6 +546,10 @@ int main(void)
 	if (st.sigfd < 0)
 		return finish(&st, 1);
 
+	/* The network namespace is made while HELLO and INIT go back and
+	 * forth and the mounts are built (setup.c). */
+	if (!st.guest)
+		agent_netns_begin(&st);
 	if (agent_send_hello(&st) < 0)
 		return finish(&st, 1);
 	if (st.boot_failed)

@@ -130,6 +130,12 @@ struct agent_state {
 	char boot_layer[32];
 	char boot_msg[200];
 	struct agent_net *net;  /* the network channel (netmux.c), or NULL */
+	/* The helper making the sandbox's network namespace (setup.c,
+	 * agent_netns_begin), os mode: 0 when none runs. */
+	pid_t netns_helper;
+	int netns_pidfd;        /* its pidfd, -1 */
+	int netns_sock;         /* reports its result, end of file releases it; -1 */
+	int netns_errno;        /* why it could not be started, 0 */
 
 	/* The spare mini-init (payload.c, "the spare"), os mode only. */
 	int spare_on;           /* spares are made (set by INIT) */
@@ -185,6 +191,10 @@ int agent_landlock_refresh(struct agent_state *st);
 /* layers.c: MBX_MSG_LAYERS. */
 void agent_layers(struct agent_state *st, const struct mbx_frame *f);
 
+/* setup.c: starts the helper that makes the sandbox's network namespace
+ * while the agent does the rest (os mode, before HELLO); a failure is kept
+ * and reported by INIT, which cannot succeed without the namespace. */
+void agent_netns_begin(struct agent_state *st);
 /* setup.c: the INIT message. Returns 0 (READY sent) or -1 (ERROR sent). */
 int agent_setup(struct agent_state *st, const struct mbx_frame *f);
 

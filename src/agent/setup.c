@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * INIT: the sandbox's own view of the system, built inside fresh user, mount,
- * pid, network, ipc, uts and cgroup namespaces that the host made:
+ * pid, ipc, uts and cgroup namespaces that the host made, and a network
+ * namespace of its own (5. below):
  *
  *  1. all mounts become private, so nothing propagates to or from the host;
  *  2. a scratch tmpfs at /tmp becomes the root for a moment (pivot_root), with
@@ -9,8 +10,9 @@
  *  3. the host's mount plan runs: read-only binds of system directories, a
  *     curated /etc, /workspace, /tmp, /proc, a minimal /dev, user mounts;
  *  4. the host tree is detached and /newroot becomes / (pivot_root(".", "."));
- *  5. host name, loopback, the Landlock ruleset and the seccomp program are
- *     prepared for payloads.
+ *  5. the network namespace (made meanwhile by a helper, with its loopback
+ *     up: agent_netns_begin) is joined; host name, the Landlock ruleset and
+ *     the seccomp program are prepared for payloads.
  *
  * Every step that fails is reported with the layer it belongs to; nothing is
  * skipped silently (MBX_INIT_ALLOW_DEGRADED turns Landlock and seccomp
@@ -19,6 +21,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -739,6 +744,108 @@ static int bring_up_loopback(void)
 	return rc;
 }
 
+/*
+ * The sandbox's network namespace. Making one is the dearest single step of
+ * a sandbox's creation (the kernel sets up every protocol's per-namespace
+ * state: about 0.45 ms on the machines of docs/benchmarks.md, a quarter of
+ * what the six namespaces, an exec and their teardown cost together), and
+ * nothing before READY needs it. So the host makes the other namespaces
+ * (spawn.c) and the agent, as soon as it runs, forks a helper that makes
+ * this one and brings its loopback up, on another CPU where there is one,
+ * while HELLO and INIT go back and forth and the mount tree is built. INIT
+ * then joins it (agent_netns_join) before it builds the payload layers, so
+ * no payload, spare or mini-init ever starts outside it; a sandbox whose
+ * join failed is not made (fail closed: the error names the layer).
+ *
+ * Until then the agent shares the network namespace of the process that
+ * made the sandbox, holding no capability over it (its user namespace does
+ * not own it) and using no socket but its channel.
+ */
+void agent_netns_begin(struct agent_state *st)
+{
+	int sv[2], pidfd = -1;
+	long pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		st->netns_errno = errno;
+		return;
+	}
+	pid = syscall(SYS_clone, (unsigned long)(CLONE_PIDFD | SIGCHLD), NULL, &pidfd, NULL, 0);
+	if (pid == 0) {
+		int32_t e = 0;
+		char c;
+
+		close(sv[0]);
+		close(st->chan);
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (unshare(CLONE_NEWNET) < 0 || bring_up_loopback() < 0)
+			e = errno;
+		(void)!send(sv[1], &e, sizeof(e), MSG_NOSIGNAL);
+		/* The namespace lives while we do: until the agent joined it
+		 * and closed its end. */
+		for (;;) {
+			ssize_t r = recv(sv[1], &c, 1, 0);
+
+			if (r == 0 || (r < 0 && errno != EINTR))
+				_exit(0);
+		}
+	}
+	close(sv[1]);
+	if (pid < 0) {
+		st->netns_errno = errno;
+		close(sv[0]);
+		return;
+	}
+	st->netns_helper = (pid_t)pid;
+	st->netns_pidfd = pidfd;
+	st->netns_sock = sv[0];
+}
+
+/* Waits for the helper's namespace and joins it; the helper then exits and
+ * is reaped. 0, or -1 with errno set. */
+static int agent_netns_join(struct agent_state *st)
+{
+	int32_t e = 0;
+	ssize_t n;
+
+	if (st->netns_helper <= 0) {
+		errno = st->netns_errno ? st->netns_errno : ECHILD;
+		return -1;
+	}
+	do
+		n = recv(st->netns_sock, &e, sizeof(e), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(e))
+		e = n < 0 ? errno : EPIPE;
+	if (e == 0 && setns(st->netns_pidfd, CLONE_NEWNET) < 0) {
+		char path[64];
+		int fd;
+
+		/* A pidfd names a namespace from Linux 5.8 on; before, the
+		 * helper's file in the sandbox's /proc (mounted by now). */
+		e = errno;
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)st->netns_helper);
+		if (e == EINVAL && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+			e = setns(fd, CLONE_NEWNET) < 0 ? errno : 0;
+			close(fd);
+		}
+	}
+	close(st->netns_sock);
+	close(st->netns_pidfd);
+	st->netns_sock = -1;
+	st->netns_pidfd = -1;
+	if (e != 0)
+		kill(st->netns_helper, SIGKILL);
+	while (waitpid(st->netns_helper, NULL, 0) < 0 && errno == EINTR)
+		;
+	st->netns_helper = 0;
+	if (e != 0) {
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
 /* Access rights for a Landlock class, limited to what the ABI knows. */
 static uint64_t ll_rights(uint32_t class, uint64_t handled)
 {
@@ -1058,11 +1165,11 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 		return -1;
 	}
 	trace_mark(&trace, MBX_TRACE_HOSTNAME);
-	if ((st->init_flags & MBX_INIT_LOOPBACK) && bring_up_loopback() < 0) {
+	/* An os sandbox's helper brings its loopback up (agent_netns_begin). */
+	if (st->guest && (st->init_flags & MBX_INIT_LOOPBACK) && bring_up_loopback() < 0) {
 		agent_send_error(st, 0, MBX_ESYS, errno, "network-namespace", "bring up the loopback interface");
 		return -1;
 	}
-	trace_mark(&trace, MBX_TRACE_LOOPBACK);
 	if (st->init_flags & MBX_INIT_NET_PROXY) {
 		if (!st->guest || !(st->init_flags & MBX_INIT_LOOPBACK)) {
 			agent_send_error(st, 0, MBX_EINVAL, 0, "network",
@@ -1121,6 +1228,15 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 	if (st->guest && agent_guest_setup(st, &guest) < 0)
 		return -1;
 	trace_mark(&trace, MBX_TRACE_MAX); /* not timed */
+	/* Before anything that could start a process of the sandbox. */
+	if (!st->guest) {
+		if (agent_netns_join(st) < 0) {
+			agent_send_error(st, 0, MBX_ESYS, errno, "network-namespace",
+					 "make the sandbox's network namespace and bring its loopback up");
+			return -1;
+		}
+		trace_mark(&trace, MBX_TRACE_NETNS);
+	}
 
 	/* Payload layers. Landlock is probed and built now so a host without it
 	 * fails at creation, naming the layer, not at the first execute. In a

@@ -177,7 +177,7 @@ enum mbx_field_tag {
 enum {
 	MBX_TRACE_PARSE = 1,     /* pass 1 over INIT's scalars */
 	MBX_TRACE_HOSTNAME = 2,
-	MBX_TRACE_LOOPBACK = 3,
+	MBX_TRACE_LOOPBACK = 3,  /* a guest's loopback up */
 	MBX_TRACE_SCRATCH = 4,   /* the scratch root: tmpfs, pivot_root into it */
 	MBX_TRACE_SYSV = 5,      /* SysV IPC sysctls, /proc/sys read-only */
 	MBX_TRACE_CLOSE_FDS = 6,
@@ -185,6 +185,7 @@ enum {
 	MBX_TRACE_LANDLOCK = 8,  /* probe and build the ruleset */
 	MBX_TRACE_SECCOMP = 9,   /* check the filter can be applied */
 	MBX_TRACE_TOTAL = 10,    /* INIT received to READY queued */
+	MBX_TRACE_NETNS = 11,    /* os: wait for the helper's network namespace and join it */
 	MBX_TRACE_MOP = 32,      /* + MBX_MOP_* */
 	MBX_TRACE_MAX = 64,
 };

@@ -3,7 +3,10 @@
 loopback (os backend), or a guest without a network interface (microvm).
 Every connection here goes to 127.0.0.1, on the host or inside the
 sandbox's own namespace or guest."""
+import json
+import os
 import socket
+import subprocess
 
 import pytest
 
@@ -82,6 +85,42 @@ def test_only_loopback_interface(cli, backend):
     assert names == ["lo"], res
     if links:  # ip is installed on the host and so in the sandbox
         assert links == ["lo"], res
+
+
+def test_own_network_namespace(cli, backend):
+    """The os backend's agent makes the sandbox's network namespace itself
+    (a helper of its own, while it starts) and joins it before anything of
+    the sandbox runs: a program is never in the host's."""
+    if backend != "os":
+        pytest.skip("not applicable: a guest's namespaces are the guest kernel's")
+    r, res = cli.json("--", "readlink", "/proc/self/ns/net")
+    assert res["exit_code"] == 0, res
+    program = res["stdout"].strip()
+    assert program.startswith("net:["), res
+    assert program != os.readlink("/proc/self/ns/net"), res
+
+
+def test_no_network_namespace_no_sandbox(cli, backend):
+    """Fail closed: where the agent cannot make the network namespace, no
+    sandbox is made and the error names the layer. The CLI runs in a user
+    namespace of the test's whose limit of network namespaces is zero (the
+    sandbox's namespaces count against it; the host's own creation steps
+    make no network namespace)."""
+    if backend != "os":
+        pytest.skip("not applicable: a guest's namespaces are the guest kernel's")
+    inner = 'echo 0 > /proc/sys/user/max_net_namespaces && exec "$@"'
+    cmd = ["unshare", "--user", "--map-user=1000", "--map-group=1000", "--keep-caps", "sh", "-c", inner, "sh",
+           cli.path, "run", "--json", "--", "/bin/echo", "ran"]
+    p = subprocess.run(cmd, env=cli.env({"MIMOBOX_HOST": "local"}), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    assert p.returncode == 125, p
+    res = json.loads(p.stdout)
+    assert res["ok"] is False and "ran" not in p.stdout.decode(), p
+    assert res["error"]["layer"] == "network-namespace", res
+    assert "network namespace" in res["error"]["message"], res
+    # Without the limit the same run works.
+    r, res = cli.json("--", "/bin/echo", "ran")
+    assert res["stdout"] == "ran\n", res
 
 
 def test_loopback_works_inside(cli):

@@ -87,7 +87,7 @@ static void phase_agent(struct phase_trace *t, const struct mbx_ready_info *r)
 		[MBX_TRACE_PARSE] = "parse", [MBX_TRACE_HOSTNAME] = "hostname", [MBX_TRACE_LOOPBACK] = "loopback",
 		[MBX_TRACE_SCRATCH] = "scratch-root", [MBX_TRACE_SYSV] = "sysv-ipc", [MBX_TRACE_CLOSE_FDS] = "close-fds",
 		[MBX_TRACE_NEW_ROOT] = "new-root", [MBX_TRACE_LANDLOCK] = "landlock", [MBX_TRACE_SECCOMP] = "seccomp",
-		[MBX_TRACE_TOTAL] = "total",
+		[MBX_TRACE_TOTAL] = "total", [MBX_TRACE_NETNS] = "netns-join",
 	};
 	static const char *const mops[] = {
 		[MBX_MOP_BIND] = "bind", [MBX_MOP_TMPFS] = "tmpfs", [MBX_MOP_PROC] = "proc",

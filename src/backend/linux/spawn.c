@@ -19,6 +19,11 @@
  *	                                     fds: 3 = channel, others closed
  *	EOF on the error pipe <------------- execveat(memfd)
  *
+ * The namespaces are user, pid, mount, IPC and UTS here, cgroup in the
+ * child; the network namespace is the agent's to make (a helper of its own
+ * makes it while the agent starts, and INIT joins it before anything of the
+ * sandbox runs: src/agent/setup.c, agent_netns_begin).
+ *
  * The agent dies with the host that made it, even when it is busy or
  * stopped and cannot see its channel close: the parent-death signal is
  * SIGKILL, which the agent keeps through exec, and its death takes every
@@ -270,7 +275,9 @@ void mbx__linux_kill_agent(pid_t pid, int pidfd)
 
 int mbx__linux_spawn_agent(struct mbx_spawn *sp, mbx_error **err)
 {
-	const int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+	/* No CLONE_NEWNET: the agent makes its network namespace itself, on
+	 * another CPU while it starts (src/agent/setup.c, agent_netns_begin). */
+	const int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
 	int sv[2] = { -1, -1 }, go[2] = { -1, -1 }, ep[2] = { -1, -1 }, join[3];
 	size_t njoin = 0;
 	struct child_fail fail;
