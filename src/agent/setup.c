@@ -57,6 +57,9 @@ struct mount_entry {
 	const uint8_t *data;
 	uint32_t data_len;
 	int fd_index;
+	int has_range;  /* MBX_MOP_COPY: `size` bytes at `offset` of the descriptor */
+	uint64_t offset;
+	uint64_t size;
 };
 
 /* Copies a string field; -1 when it does not fit or holds a NUL. */
@@ -481,6 +484,39 @@ static int run_mount(struct agent_state *as, const struct mount_entry *m)
 	case MBX_MOP_COPY: {
 		int in, out, rc;
 
+		/* A range of the host's /etc memfd (src/backend/linux/etcfiles.c). */
+		if (m->has_range) {
+			off_t off = (off_t)m->offset;
+			uint64_t left = m->size;
+
+			if ((size_t)m->fd_index >= as->nfds) {
+				errno = EBADF;
+				return -1;
+			}
+			out = create_file(dst, m->mode & 0755);
+			if (out < 0)
+				return -1;
+			rc = 0;
+			while (left > 0) {
+				ssize_t n = sendfile(out, as->fds[m->fd_index], &off, left > (1u << 30) ? (1u << 30) : (size_t)left);
+
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n <= 0) {
+					if (n == 0)
+						errno = EIO;
+					rc = -1;
+					break;
+				}
+				left -= (uint64_t)n;
+			}
+			if (rc == 0)
+				rc = fchmod(out, m->mode & 0755);
+			if (close(out) < 0)
+				rc = -1;
+			return rc;
+		}
+
 		/* From a file the host opened for us (one in its private state
 		 * directory), else by name in the host's tree. */
 		if (m->fd_index >= 0) {
@@ -609,10 +645,24 @@ static int parse_mount(const uint8_t *v, uint32_t n, struct mount_entry *m)
 			m->fd_index = (int)idx;
 			break;
 		}
+		case MBX_F_OFFSET:
+			if (mbx_field_u64(fv, fn, &m->offset) < 0)
+				return -1;
+			m->has_range |= 1;
+			break;
+		case MBX_F_SIZE:
+			if (mbx_field_u64(fv, fn, &m->size) < 0)
+				return -1;
+			m->has_range |= 2;
+			break;
 		default:
 			break;
 		}
 	}
+	/* A range is both fields, of a copy from a descriptor, within off_t. */
+	if (m->has_range && (m->has_range != 3 || m->op != MBX_MOP_COPY || m->fd_index < 0 ||
+			     m->offset > (uint64_t)INT64_MAX - m->size))
+		return -1;
 	return rc < 0 || m->op == 0 || m->dst[0] != '/' ? -1 : 0;
 }
 

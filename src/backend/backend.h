@@ -85,9 +85,10 @@ extern const struct mbx_backend_ops mbx__microvm_backend;
 /* The agent program embedded in the library (static, runs in the os
  * backend's namespaces and as the microVM guest's init). */
 void mbx__agent_image(const uint8_t **data, size_t *len);
-/* Removes the cgroups an os sandbox recorded in its state directory (the
- * release hook of mbx__statedir_collect() for every backend). */
-void mbx__linux_remove_recorded_cgroups(const char *dir);
+/* Removes the cgroups an os sandbox recorded in `record` (its state
+ * directory's or its lock file) and a pasta left in `dir` (NULL: none): the
+ * release hook of mbx__statedir_collect() for every backend. */
+void mbx__linux_remove_recorded_cgroups(const char *dir, const char *record);
 /* The host pid of an os sandbox's agent (its PID 1), or -1 for another
  * backend or a destroyed sandbox (QEMU's jail finds QEMU below it). */
 pid_t mbx__linux_agent_pid(mbx_sandbox *sb);

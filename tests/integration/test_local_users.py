@@ -73,7 +73,7 @@ with open("/proc/%s/mountinfo" % agent) as f:
 tries = [("list workspace via /proc", os.listdir, "/proc/%s/root/workspace" % agent),
          ("read file via /proc", lambda p: open(p).read(), "/proc/%s/root/workspace/secret.txt" % agent),
          ("agent cwd", os.listdir, "/proc/%s/cwd" % agent),
-         ("list sandbox dir", os.listdir, sandbox_dir),
+         ("read sandbox lock", lambda p: open(p).read(), sandbox_dir + ".lock"),
          ("list state dir", os.listdir, state_dir)]
 src = out["workspace_source"]
 if src and src.startswith("/") and os.path.isabs(src) and src != "/":
@@ -111,8 +111,11 @@ def test_workspace_and_state_private_from_other_users(cli, box, user):
     # refusals above are about the other user, not about wrong paths.
     with open("/proc/%d/root/workspace/secret.txt" % agents[0]) as f:
         assert secret in f.read()
-    for d in (cli.guard.state_dir, sandbox_dir):
-        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700, "%s is %o" % (d, os.stat(d).st_mode)
+    # An os sandbox without host files keeps only a lock file (which records
+    # its cgroups), private to the caller as well.
+    assert not os.path.exists(sandbox_dir)
+    assert stat.S_IMODE(os.stat(cli.guard.state_dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(sandbox_dir + ".lock").st_mode) == 0o600
 
 
 @pytest.mark.parametrize("isolation", ["os", "wasm"])
@@ -127,9 +130,16 @@ def test_state_dirs_are_0700(cli, doctor, isolation):
     try:
         base = cli.guard.state_dir
         sandbox_dir = os.path.join(base, r.ids[0])
-        # The os backend keeps the workspace in the sandbox's storage tmpfs,
-        # the wasm backend in a host directory of the sandbox's own.
-        dirs = [base, sandbox_dir, os.path.join(base, "named")]
+        # The os backend keeps the workspace in the sandbox's storage tmpfs
+        # and, without a network that needs host files, only a lock file on
+        # the host; the wasm backend keeps a host directory of the sandbox's
+        # own.
+        dirs = [base, os.path.join(base, "named")]
+        if isolation == "os":
+            assert not os.path.exists(sandbox_dir)
+            assert stat.S_IMODE(os.stat(sandbox_dir + ".lock").st_mode) == 0o600
+        else:
+            dirs.append(sandbox_dir)
         if isolation == "wasm":
             # Its host directory is made on first use: the file API makes it.
             assert cli(["ls", sid]).rc == 0

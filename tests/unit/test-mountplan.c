@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include "backend/linux/etcfiles.h"
 #include "backend/linux/mountplan.h"
 #include "tap.h"
 
@@ -214,6 +216,89 @@ static void test_vmm_kvm(void)
 	mbx_config_free(cfg);
 }
 
+static void put(const char *rel, const char *text, mode_t mode)
+{
+	char p[512];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s%s", root, rel);
+	unlink(p);
+	fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, mode);
+	if (fd >= 0) {
+		(void)!write(fd, text, strlen(text));
+		fchmod(fd, mode);
+		close(fd);
+	}
+}
+
+/* The bytes a plan entry copies from the /etc memfd. */
+static int blob_text(int fd, const struct mbx_plan_entry *e, char *buf, size_t len)
+{
+	if (e == NULL || !e->in_blob || e->size >= len)
+		return -1;
+	if (pread(fd, buf, (size_t)e->size, (off_t)e->offset) != (ssize_t)e->size)
+		return -1;
+	buf[e->size] = '\0';
+	return 0;
+}
+
+/* Small /etc files go to the agent from one sealed memfd, when others may
+ * read them (the agent could not read anything else by name either), and
+ * a change of a file is seen at the next plan. */
+static void test_etc_memfd(void)
+{
+	mbx_config *cfg = NULL;
+	struct mbx_mountplan p;
+	const struct mbx_plan_entry *e;
+	char buf[256];
+	int fd, fd2;
+
+	/* mkdtemp made the tree's top 0700: nothing below it qualifies. */
+	chmod(root, 0755);
+	put("/etc/ld.so.cache", "cache one", 0644);
+	put("/etc/services", "secret", 0640);
+	mbx_config_new(&cfg, NULL);
+	TAP_CHECK_INT(mbx__mountplan_build(&p, cfg, 64ull << 20, root, NULL), MBX_OK);
+	fd = mbx__etcfiles_apply(&p);
+	TAP_CHECK(fd >= 0);
+	e = find(&p, "/etc/ld.so.cache", NULL);
+	TAP_CHECK(e && e->op == MBX_MOP_COPY && blob_text(fd, e, buf, sizeof(buf)) == 0 && strcmp(buf, "cache one") == 0);
+	TAP_CHECK(e && e->mode == 0644);
+	/* Not readable by others: still a copy by name (the agent's own read). */
+	e = find(&p, "/etc/services", NULL);
+	TAP_CHECK(e && e->op == MBX_MOP_COPY && !e->in_blob && e->src != NULL);
+	/* Sealed: nobody writes the copies of later sandboxes. */
+	TAP_CHECK(pwrite(fd, "x", 1, 0) < 0);
+	TAP_CHECK((fcntl(fd, F_GET_SEALS) & (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK)) ==
+		  (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK));
+	mbx__mountplan_release(&p);
+
+	/* A changed file (another size, another time) is read again. */
+	put("/etc/ld.so.cache", "cache number two", 0644);
+	TAP_CHECK_INT(mbx__mountplan_build(&p, cfg, 64ull << 20, root, NULL), MBX_OK);
+	fd2 = mbx__etcfiles_apply(&p);
+	e = find(&p, "/etc/ld.so.cache", NULL);
+	TAP_CHECK(fd2 >= 0 && blob_text(fd2, e, buf, sizeof(buf)) == 0 && strcmp(buf, "cache number two") == 0);
+	/* The earlier descriptor still holds what it held. */
+	e = find(&p, "/etc/ld.so.cache", NULL);
+	TAP_CHECK(pread(fd, buf, 9, 0) == 9 && memcmp(buf, "cache one", 9) == 0);
+	/* Others may no longer read it: back to a copy by name. */
+	put("/etc/ld.so.cache", "cache number two", 0600);
+	mbx__mountplan_release(&p);
+	TAP_CHECK_INT(mbx__mountplan_build(&p, cfg, 64ull << 20, root, NULL), MBX_OK);
+	close(fd2);
+	fd2 = mbx__etcfiles_apply(&p);
+	e = find(&p, "/etc/ld.so.cache", NULL);
+	TAP_CHECK(fd2 < 0 && e && !e->in_blob);
+	if (fd2 >= 0)
+		close(fd2);
+	close(fd);
+	mbx__mountplan_release(&p);
+	mbx_config_free(cfg);
+	put("/etc/ld.so.cache", "", 0644);
+	put("/etc/services", "", 0644);
+}
+
 static void cleanup(void)
 {
 	char cmd[600];
@@ -227,6 +312,7 @@ static const struct tap_case cases[] = {
 	{ "mountplan/rw-mount-landlock", test_rw_mount_landlock },
 	{ "mountplan/encode", test_encode },
 	{ "mountplan/vmm-kvm", test_vmm_kvm },
+	{ "mountplan/etc-memfd", test_etc_memfd },
 };
 
 int main(int argc, char **argv)

@@ -26,6 +26,7 @@
 #include "internal.h"
 #include "backend/agenthost.h"
 #include "cgroup.h"
+#include "etcfiles.h"
 #include "memguard.h"
 #include "mountplan.h"
 #include "netns.h"
@@ -123,37 +124,37 @@ struct linux_sb {
 	uint64_t oom_base;        /* the cgroup's OOM kills at the last reset */
 };
 
-/* Records the sandbox's cgroup directories next to its workspace so a
+/* Records the sandbox's cgroup directories with its lock (statedir.h) so a
  * later process can remove them if this one dies without destroying it. */
 static int record_cgroups(const struct linux_sb *l)
 {
-	char path[4200];
-	FILE *f;
+	char text[4 * 4200] = "";
+	size_t off = 0;
 
-	snprintf(path, sizeof(path), "%s/cgroups", l->sd.dir);
-	f = fopen(path, "we");
-	if (f == NULL)
-		return -1;
 	if (l->cg.v2_dir)
-		fprintf(f, "v2 %s\n", l->cg.v2_dir);
-	for (int i = 0; i < 3; i++)
+		off += (size_t)snprintf(text + off, sizeof(text) - off, "v2 %s\n", l->cg.v2_dir);
+	for (int i = 0; i < 3 && off < sizeof(text); i++)
 		if (l->cg.v1_dir[i])
-			fprintf(f, "v1 %s\n", l->cg.v1_dir[i]);
-	return fclose(f);
+			off += (size_t)snprintf(text + off, sizeof(text) - off, "v1 %s\n", l->cg.v1_dir[i]);
+	if (off >= sizeof(text)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return mbx__statedir_record(&l->sd, text);
 }
 
 /* Removes the cgroups recorded for a dead sandbox (see record_cgroups). */
-void mbx__linux_remove_recorded_cgroups(const char *dir)
+void mbx__linux_remove_recorded_cgroups(const char *dir, const char *record)
 {
 	struct mbx_cgroup cg = { 0 };
-	char path[4200], line[4096];
+	char line[4096];
 	int n1 = 0;
 	FILE *f;
 
 	/* pasta outlives a sandbox whose owner died (it daemonized). */
-	mbx__pasta_collect(dir);
-	snprintf(path, sizeof(path), "%s/cgroups", dir);
-	f = fopen(path, "re");
+	if (dir)
+		mbx__pasta_collect(dir);
+	f = fopen(record, "re");
 	if (f == NULL)
 		return;
 	while (fgets(line, sizeof(line), f)) {
@@ -227,7 +228,12 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, mbx_error **err)
 	char *why = NULL;
 	int rc;
 
-	rc = mbx__statedir_new_sandbox(&l->sd, sb->id, err);
+	/* Host files (the proxy's CA bundle, pasta's pid file) need a
+	 * directory; without them a lock file is all (statedir.h). */
+	if (mbx__linux_net_needs_statedir(cfg))
+		rc = mbx__statedir_new_sandbox(&l->sd, sb->id, err);
+	else
+		rc = mbx__statedir_new_lock(&l->sd, sb->id, err);
 	if (rc < 0)
 		return rc;
 	phase(&l->trace, "new.statedir");
@@ -241,7 +247,8 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, mbx_error **err)
 		mbx__log(cfg, MBX_LOG_INFO, "limits through %s: %s", mbx__limits_mech_name(l->cg.mech), why);
 	if (record_cgroups(l) < 0) {
 		free(why);
-		return mbx__error_set(err, MBX_ESYS, errno, NULL, "record the cgroups of `%s`", l->sd.dir);
+		return mbx__error_set(err, MBX_ESYS, errno, NULL, "record the cgroups of `%s`",
+				      l->sd.dir ? l->sd.dir : l->sd.lockfile);
 	}
 	free(why);
 	phase(&l->trace, "new.cgroup");
@@ -274,8 +281,11 @@ static int prepare_host(mbx_sandbox *sb, struct linux_sb *l, mbx_error **err)
 static int pass_state_files(const struct linux_sb *l, struct mbx_mountplan *plan, int *fds, size_t *nfds,
 			    mbx_error **err)
 {
-	size_t dlen = strlen(l->sd.dir);
+	size_t dlen;
 
+	if (l->sd.dir == NULL)
+		return MBX_OK;
+	dlen = strlen(l->sd.dir);
 	for (size_t i = 0; i < plan->n; i++) {
 		struct mbx_plan_entry *e = &plan->e[i];
 		int fd;
@@ -436,6 +446,7 @@ struct plan_args {
 	mbx_sandbox *sb;
 	struct linux_sb *l;
 	struct mbx_mountplan *plan;
+	int etc_fd; /* the /etc memfd (etcfiles.h), -1 */
 };
 
 /* The host's part of the file-system plan (mountplan.c) and of the network
@@ -447,6 +458,8 @@ static int build_plan(void *arg, mbx_error **err)
 
 	phase(&a->l->trace, "new.clone");
 	rc = mbx__mountplan_build(a->plan, a->sb->cfg, storage_bytes(a->sb->cfg, &a->l->cg), "", err);
+	if (rc == MBX_OK)
+		a->etc_fd = mbx__etcfiles_apply(a->plan);
 	phase(&a->l->trace, "new.plan");
 	if (rc == MBX_OK)
 		rc = mbx__linux_net_prepare(a->sb, a->l->sd.dir, a->plan, err);
@@ -464,7 +477,7 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 	struct mbx_transport chan;
 	struct mbx_wbuf *w;
 	struct mbx_spawn sp = { 0 };
-	struct plan_args pa;
+	struct plan_args pa = { .etc_fd = -1 };
 	int mount_fds[MBX_PROTO_MAX_FDS];
 	size_t nmount_fds = 0;
 	struct linux_sb *l;
@@ -526,6 +539,13 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 	if (rc < 0)
 		goto fail;
 	phase(&l->trace, "new.hello");
+	if (pa.etc_fd >= 0) {
+		for (size_t i = 0; i < plan.n; i++)
+			if (plan.e[i].in_blob)
+				plan.e[i].fd_index = (int)nmount_fds;
+		mount_fds[nmount_fds++] = pa.etc_fd;
+		pa.etc_fd = -1;
+	}
 	rc = pass_state_files(l, &plan, mount_fds, &nmount_fds, err);
 	if (rc < 0)
 		goto fail;
@@ -586,6 +606,8 @@ static int create_as(mbx_sandbox *sb, const struct linux_sb *same_as, mbx_error 
 fail:
 	for (size_t i = 0; i < nmount_fds; i++)
 		close(mount_fds[i]);
+	if (pa.etc_fd >= 0)
+		close(pa.etc_fd);
 	mbx__mountplan_release(&plan);
 	linux_cleanup(l);
 	return rc;

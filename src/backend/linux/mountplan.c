@@ -282,6 +282,10 @@ void mbx__mountplan_encode(const struct mbx_mountplan *p, struct mbx_wbuf *w)
 			mbx_proto_put(w, MBX_F_DATA, e->data, e->data_len);
 		if (e->fd_index >= 0)
 			mbx_proto_put_u32(w, MBX_F_FD, (uint32_t)e->fd_index);
+		if (e->in_blob) {
+			mbx_proto_put_u64(w, MBX_F_OFFSET, e->offset);
+			mbx_proto_put_u64(w, MBX_F_SIZE, e->size);
+		}
 		mbx_proto_nest_end(w, at);
 	}
 	for (size_t i = 0; i < p->nll; i++) {

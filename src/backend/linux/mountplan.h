@@ -22,7 +22,10 @@ struct mbx_plan_entry {
 	char *dst;
 	char *data;
 	size_t data_len;
-	int fd_index;   /* MBX_MOP_ATTACH: which passed descriptor, else -1 */
+	int fd_index;   /* MBX_MOP_ATTACH, MBX_MOP_COPY from a descriptor: which passed one, else -1 */
+	int in_blob;    /* MBX_MOP_COPY: `size` bytes at `offset` of the /etc memfd (etcfiles.h) */
+	uint64_t offset;
+	uint64_t size;
 	dev_t dev;      /* MBX_MF_USER: the source as configured */
 	ino_t ino;
 };

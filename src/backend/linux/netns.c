@@ -443,6 +443,11 @@ int mbx__linux_write_ca(const mbx_config *cfg, const char *statedir, char **path
 
 /* ==== per sandbox ==== */
 
+int mbx__linux_net_needs_statedir(const mbx_config *cfg)
+{
+	return mbx__net_ca_pem(cfg, NULL) != NULL || cfg->network == MBX_NETWORK_ALLOW_ALL;
+}
+
 int mbx__linux_net_prepare(mbx_sandbox *sb, const char *statedir, struct mbx_mountplan *plan, mbx_error **err)
 {
 	char *ca = NULL;

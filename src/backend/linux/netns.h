@@ -37,6 +37,10 @@ struct mbx_linux_net {
 
 #define MBX_LINUX_NET_INIT { NULL, { -1, -1 } }
 
+/* 1 when the network of `cfg` keeps files in the sandbox's state directory
+ * (the CA bundle the agent copies, pasta's pid file); 0: the sandbox needs
+ * only a lock file (statedir.h). */
+int mbx__linux_net_needs_statedir(const mbx_config *cfg);
 /* Before the agent starts: the environment, and the certificate bundle
  * copied into /etc by the mount plan. */
 struct mbx_mountplan;
