@@ -546,12 +546,12 @@ int main(void)
 	if (st.sigfd < 0)
 		return finish(&st, 1);
 
-	/* The network namespace is made while HELLO and INIT go back and
-	 * forth and the mounts are built (setup.c). */
-	if (!st.guest)
-		agent_netns_begin(&st);
 	if (agent_send_hello(&st) < 0)
 		return finish(&st, 1);
+	/* The network namespace is made while the host answers HELLO and
+	 * sends INIT, and the mounts are built (setup.c). */
+	if (!st.guest)
+		agent_netns_begin(&st);
 	if (st.boot_failed)
 		agent_guest_failed(&st);
 
