@@ -216,9 +216,19 @@ static int blob_current(const struct etc_blob *b, const struct mbx_mountplan *pl
 				break;
 		if (j == b->n)
 			continue; /* did not qualify: copied by name */
-		if (lstat(e->src, &st) < 0)
-			return 0;
-		stamp_of(&st, &s);
+		if (e->has_stat) {
+			/* The plan's own lstat of the file, a moment ago. */
+			s.dev = e->dev;
+			s.ino = e->ino;
+			s.size = e->st_size;
+			s.mode = e->st_mode;
+			s.mtim = e->st_mtim;
+			s.ctim = e->st_ctim;
+		} else {
+			if (lstat(e->src, &st) < 0)
+				return 0;
+			stamp_of(&st, &s);
+		}
 		if (!stamp_same(&s, &b->f[j].st))
 			return 0;
 		want++;

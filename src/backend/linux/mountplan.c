@@ -150,8 +150,22 @@ static int mirror(struct mbx_mountplan *p, const char *host_root, const char *pa
 		return 0;
 	/* Small files are copied: a copy costs a few system calls, a bind a
 	 * mount, and /etc ends up read-only either way. */
-	if (S_ISREG(st.st_mode) && st.st_size <= COPY_MAX)
-		return push(p, MBX_MOP_COPY, MBX_MF_OPTIONAL, 0, host, path, NULL, 0);
+	if (S_ISREG(st.st_mode) && st.st_size <= COPY_MAX) {
+		struct mbx_plan_entry *e;
+
+		if (push(p, MBX_MOP_COPY, MBX_MF_OPTIONAL, 0, host, path, NULL, 0) < 0)
+			return -1;
+		/* What the /etc memfd checks its copy against (etcfiles.c). */
+		e = &p->e[p->n - 1];
+		e->has_stat = 1;
+		e->dev = st.st_dev;
+		e->ino = st.st_ino;
+		e->st_size = st.st_size;
+		e->st_mode = st.st_mode;
+		e->st_mtim = st.st_mtim;
+		e->st_ctim = st.st_ctim;
+		return 0;
+	}
 	return push(p, MBX_MOP_BIND, MBX_MF_RO | MBX_MF_OPTIONAL | (S_ISDIR(st.st_mode) ? MBX_MF_REC : MBX_MF_FILE), 0,
 		    host, path, NULL, 0);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "internal.h"
 #include "proto.h"
@@ -26,8 +27,12 @@ struct mbx_plan_entry {
 	int in_blob;    /* MBX_MOP_COPY: `size` bytes at `offset` of the /etc memfd (etcfiles.h) */
 	uint64_t offset;
 	uint64_t size;
-	dev_t dev;      /* MBX_MF_USER: the source as configured */
+	dev_t dev;      /* MBX_MF_USER: the source as configured; a host file copied: its lstat */
 	ino_t ino;
+	int has_stat;   /* a host file copied: the rest of its lstat when the plan was built */
+	off_t st_size;
+	mode_t st_mode;
+	struct timespec st_mtim, st_ctim;
 };
 
 struct mbx_ll_rule {
