@@ -358,7 +358,8 @@ def guard(base_tmp, monkeypatch):
     if entries:
         problems.append("state directory %s still holds %s" % (g.state_dir, entries))
     leftover_cgroups = []
-    for sid in sorted(g.ids | {e for e in entries if re.fullmatch(r"[0-9a-f]{16}", e)}):
+    # A sandbox's state: its directory <id>, or its lock file <id>.lock.
+    for sid in sorted(g.ids | {e[:16] for e in entries if re.fullmatch(r"[0-9a-f]{16}(\.lock)?", e)}):
         dirs = cgroup_dirs(sid)
         if dirs:
             problems.append("cgroup directories of sandbox %s: %s" % (sid, dirs))

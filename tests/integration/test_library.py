@@ -85,13 +85,15 @@ def test_destroy_is_idempotent_and_exec_after_destroy_is_estate(sandbox):
 def _check_destroy_removes_everything(sb, state_base, user, limits_mech):
     sid = sb.id
     assert len(sid) == 16 and int(sid, 16) >= 0, sid
-    state = os.path.join(state_base, sid)
+    # An os sandbox without host files keeps a lock file, not a directory.
+    state = os.path.join(state_base, sid + ".lock")
 
-    # While it lives: an agent process below us, its state directory, and
-    # (with cgroup limits) its cgroup directories.
+    # While it lives: an agent process below us, its lock file, and (with
+    # cgroup limits) its cgroup directories.
     assert sb.exec(["sh", "-c", "echo data > /workspace/f"]).exit_code == 0
     assert agent_pids(), "no agent process found for a live sandbox"
-    assert os.path.isdir(state), "state directory %s missing while the sandbox lives" % state
+    assert os.path.isfile(state), "lock file %s missing while the sandbox lives" % state
+    assert not os.path.exists(os.path.join(state_base, sid))
     if limits_mech == "cgroup":
         assert sb.limits_mechanism.startswith("cgroup"), sb.limits_mechanism
         assert cgroup_dirs(sid), "no cgroup directory for live sandbox %s" % sid
@@ -101,7 +103,7 @@ def _check_destroy_removes_everything(sb, state_base, user, limits_mech):
     assert sb.destroy() == mbx.MBX_OK
 
     assert agent_pids() == [], "agent still running after destroy"
-    assert not os.path.exists(state), "state directory %s remains after destroy: %s" % (state, os.listdir(state))
+    assert not os.path.exists(state), "lock file %s remains after destroy" % state
     assert cgroup_dirs(sid) == [], "cgroup directories remain after destroy"
     assert mounts_mentioning(sid) == [], "host mounts mention the sandbox"
 
@@ -133,8 +135,8 @@ def test_free_without_destroy_cleans_up(lib, guard):
     sb = mbx.Sandbox(lib)
     guard.ids.add(sb.id)
     assert sb.exec(["true"]).exit_code == 0
-    state = os.path.join(guard.state_dir, sb.id)
-    assert os.path.isdir(state)
+    state = os.path.join(guard.state_dir, sb.id + ".lock")
+    assert os.path.isfile(state)
     sb.close()
     assert not os.path.exists(state)
     assert agent_pids() == []
