@@ -192,7 +192,7 @@ int agent_landlock_refresh(struct agent_state *st);
 void agent_layers(struct agent_state *st, const struct mbx_frame *f);
 
 /* setup.c: starts the helper that makes the sandbox's network namespace
- * while the agent does the rest (os mode, before HELLO); a failure is kept
+ * while the agent does the rest (os mode, right after HELLO); a failure is kept
  * and reported by INIT, which cannot succeed without the namespace. */
 void agent_netns_begin(struct agent_state *st);
 /* setup.c: the INIT message. Returns 0 (READY sent) or -1 (ERROR sent). */

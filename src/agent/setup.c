@@ -800,9 +800,10 @@ static int bring_up_loopback(void)
  * state: about 0.45 ms on the machines of docs/benchmarks.md, a quarter of
  * what the six namespaces, an exec and their teardown cost together), and
  * nothing before READY needs it. So the host makes the other namespaces
- * (spawn.c) and the agent, as soon as it runs, forks a helper that makes
- * this one and brings its loopback up, on another CPU where there is one,
- * while HELLO and INIT go back and forth and the mount tree is built. INIT
+ * (spawn.c) and the agent, once it has sent HELLO, forks a helper that
+ * makes this one and brings its loopback up while the host answers and
+ * sends INIT and the mount tree is built (in parallel when the scheduler
+ * gives the helper another CPU; docs/benchmarks.md measures both). INIT
  * then joins it (agent_netns_join) before it builds the payload layers, so
  * no payload, spare or mini-init ever starts outside it; a sandbox whose
  * join failed is not made (fail closed: the error names the layer).
@@ -1220,6 +1221,8 @@ int agent_setup(struct agent_state *st, const struct mbx_frame *f)
 		agent_send_error(st, 0, MBX_ESYS, errno, "network-namespace", "bring up the loopback interface");
 		return -1;
 	}
+	if (st->guest)
+		trace_mark(&trace, MBX_TRACE_LOOPBACK);
 	if (st->init_flags & MBX_INIT_NET_PROXY) {
 		if (!st->guest || !(st->init_flags & MBX_INIT_LOOPBACK)) {
 			agent_send_error(st, 0, MBX_EINVAL, 0, "network",

@@ -151,14 +151,24 @@ int mbx__statedir_create(struct mbx_statedir *sd, const char *base, const char *
 	return MBX_OK;
 }
 
+/* The checked base, after collecting what dead owners left there: what a
+ * new sandbox's state starts with. */
+static int base_collected(char **base, const char *id, mbx_error **err)
+{
+	int rc = mbx__statedir_base(base, err);
+
+	if (rc == MBX_OK)
+		mbx__statedir_collect(*base, id, mbx__linux_remove_recorded_cgroups);
+	return rc;
+}
+
 int mbx__statedir_new_sandbox(struct mbx_statedir *sd, const char *id, mbx_error **err)
 {
 	char *base = NULL;
-	int rc = mbx__statedir_base(&base, err);
+	int rc = base_collected(&base, id, err);
 
 	if (rc < 0)
 		return rc;
-	mbx__statedir_collect(base, id, mbx__linux_remove_recorded_cgroups);
 	rc = mbx__statedir_create(sd, base, id, 0700, err);
 	free(base);
 	return rc;
@@ -167,11 +177,10 @@ int mbx__statedir_new_sandbox(struct mbx_statedir *sd, const char *id, mbx_error
 int mbx__statedir_new_lock(struct mbx_statedir *sd, const char *id, mbx_error **err)
 {
 	char *base = NULL, *tmp = NULL;
-	int rc = mbx__statedir_base(&base, err);
+	int rc = base_collected(&base, id, err);
 
 	if (rc < 0)
 		return rc;
-	mbx__statedir_collect(base, id, mbx__linux_remove_recorded_cgroups);
 	if (asprintf(&sd->lockfile, "%s/%s.lock", base, id) < 0 || asprintf(&tmp, "%s.new", sd->lockfile) < 0) {
 		sd->lockfile = NULL;
 		free(base);

@@ -6,8 +6,9 @@
  * A copy by name costs the agent seven system calls and a walk through the
  * host's tree under /oldroot per file (about 20 us); from this memfd it is
  * an open, one sendfile at an offset and a close. The memfd is built once
- * and checked against the files' identity and times at every creation (a
- * stat each, while the agent starts), and built again when one changed.
+ * and checked against the files' identity and times at every creation (the
+ * plan's own lstat of each, taken while the agent starts), and built again
+ * when one changed.
  *
  * Only what the agent could have read by name goes in: a regular file that
  * others may read, below directories others may search. The agent runs as
@@ -25,10 +26,6 @@
 #include <unistd.h>
 
 #include "etcfiles.h"
-
-#ifndef F_SEAL_FUTURE_WRITE
-#define F_SEAL_FUTURE_WRITE 0x0010
-#endif
 
 /* What one memfd holds at most; files past it are copied by name. */
 #define ETC_BLOB_MAX (1u << 20)
@@ -78,9 +75,10 @@ static int stamp_same(const struct etc_stamp *a, const struct etc_stamp *b)
 	       a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec;
 }
 
+/* A copy of a host file by name whose lstat the plan took (mountplan.c). */
 static int copies_by_name(const struct mbx_plan_entry *e)
 {
-	return e->op == MBX_MOP_COPY && e->src != NULL && e->src[0] == '/' && e->fd_index < 0 && !e->in_blob;
+	return e->op == MBX_MOP_COPY && e->has_stat && e->src != NULL && e->fd_index < 0 && !e->in_blob;
 }
 
 static void blob_clear(struct etc_blob *b)
@@ -216,19 +214,13 @@ static int blob_current(const struct etc_blob *b, const struct mbx_mountplan *pl
 				break;
 		if (j == b->n)
 			continue; /* did not qualify: copied by name */
-		if (e->has_stat) {
-			/* The plan's own lstat of the file, a moment ago. */
-			s.dev = e->dev;
-			s.ino = e->ino;
-			s.size = e->st_size;
-			s.mode = e->st_mode;
-			s.mtim = e->st_mtim;
-			s.ctim = e->st_ctim;
-		} else {
-			if (lstat(e->src, &st) < 0)
-				return 0;
-			stamp_of(&st, &s);
-		}
+		/* The plan's own lstat of the file, a moment ago. */
+		s.dev = e->dev;
+		s.ino = e->ino;
+		s.size = e->st_size;
+		s.mode = e->st_mode;
+		s.mtim = e->st_mtim;
+		s.ctim = e->st_ctim;
 		if (!stamp_same(&s, &b->f[j].st))
 			return 0;
 		want++;

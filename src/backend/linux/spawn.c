@@ -275,8 +275,8 @@ void mbx__linux_kill_agent(pid_t pid, int pidfd)
 
 int mbx__linux_spawn_agent(struct mbx_spawn *sp, mbx_error **err)
 {
-	/* No CLONE_NEWNET: the agent makes its network namespace itself, on
-	 * another CPU while it starts (src/agent/setup.c, agent_netns_begin). */
+	/* No CLONE_NEWNET: the agent makes its network namespace itself, with
+	 * a helper, while it starts (src/agent/setup.c, agent_netns_begin). */
 	const int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
 	int sv[2] = { -1, -1 }, go[2] = { -1, -1 }, ep[2] = { -1, -1 }, join[3];
 	size_t njoin = 0;
