@@ -34,6 +34,10 @@ struct agent_rlimit {
 /* The mini-init found its namespace empty and itself as it was prepared:
  * it waits on its socket as a spare (payload.c, "recycling"). */
 #define AGENT_STATUS_SPARE 1u
+/* Nothing of the execute is left, and the mini-init held its copies of the
+ * output pipes until this report: what they hold is all there is, read to
+ * the end without waiting for their end of file (payload.c, drain_ended). */
+#define AGENT_STATUS_EMPTY 2u
 struct agent_status {
 	int32_t wstatus;
 	uint32_t flags;         /* AGENT_STATUS_* */
@@ -53,6 +57,9 @@ struct agent_proc {
 	int err_fd;             /* stderr, -1 at EOF or with a PTY */
 	int in_fd;              /* stdin pipe or PTY master (dup), -1 when none */
 	int status_fd;          /* the mini-init's report, -1 once read */
+	int start_pending;      /* STARTED not sent yet (a one-shot execute's, see agent_exec) */
+	int rep_fd;             /* while start_pending: the program's start report (payload.c), -1 */
+	char *cwd;              /* while start_pending: the working directory asked for, for a failure's message */
 	uint8_t *inbuf;         /* stdin bytes not yet written (STDIN_WINDOW bytes) */
 	size_t inlen;
 	uint64_t in_uncredited; /* stdin bytes written or dropped, not yet credited to the host */

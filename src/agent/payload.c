@@ -357,6 +357,11 @@ static int install_filters(const struct agent_state *st)
 	return 0;
 }
 
+/* A mini-init's own descriptors (-1 in the agent): its oom_score_adj, read
+ * by init_state_take, and /dev/null, a program's stdin when it has none. */
+static int oom_fd = -1;
+static int null_fd = -1;
+
 /* The program's side of the stdio plumbing, prepared by the agent. */
 struct child_io {
 	int in;        /* stdin: pipe read end, or -1 for /dev/null */
@@ -390,7 +395,7 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 		if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0 || dup2(t, 0) < 0 || dup2(t, 1) < 0 || dup2(t, 2) < 0)
 			child_fail(rep_w, STAGE_SETUP, errno);
 	} else {
-		int in = io->in >= 0 ? io->in : open("/dev/null", O_RDONLY | O_CLOEXEC);
+		int in = io->in >= 0 ? io->in : null_fd >= 0 ? null_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 		if (in < 0 || dup2(in, 0) < 0 || dup2(io->out, 1) < 0 || dup2(io->err, 2) < 0)
 			child_fail(rep_w, STAGE_SETUP, errno);
@@ -430,7 +435,8 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 }
 
 /* Turns a failed child stage into an ERROR message for the host. */
-static void report_child_failure(struct agent_state *st, uint32_t id, const struct exec_req *r, const struct child_report *rep)
+static void report_child_failure(struct agent_state *st, uint32_t id, const char *cwd, const char *program,
+				 const struct child_report *rep)
 {
 	int e = rep->errnum;
 
@@ -439,15 +445,15 @@ static void report_child_failure(struct agent_state *st, uint32_t id, const stru
 		/* A bad working directory is a bad argument of the call (the CLI
 		 * exits 125), not a missing program (127). */
 		agent_send_error(st, id, e == EACCES || e == EPERM ? MBX_EPERM : MBX_EINVAL, e, NULL,
-				 "working directory `%s` cannot be entered in the sandbox", r->cwd);
+				 "working directory `%s` cannot be entered in the sandbox", cwd);
 		break;
 	case STAGE_EXEC:
 		if (e == ENOENT)
-			agent_send_error(st, id, MBX_ENOTFOUND, e, NULL, "program `%s` not found in the sandbox", r->argv[0]);
+			agent_send_error(st, id, MBX_ENOTFOUND, e, NULL, "program `%s` not found in the sandbox", program);
 		else if (e == EACCES || e == ENOEXEC || e == EISDIR || e == ENOTDIR || e == EPERM)
-			agent_send_error(st, id, MBX_ENOEXEC, e, NULL, "program `%s` cannot be executed", r->argv[0]);
+			agent_send_error(st, id, MBX_ENOEXEC, e, NULL, "program `%s` cannot be executed", program);
 		else
-			agent_send_error(st, id, MBX_ESYS, e, NULL, "execute `%s`", r->argv[0]);
+			agent_send_error(st, id, MBX_ESYS, e, NULL, "execute `%s`", program);
 		break;
 	case STAGE_RLIMIT:
 		agent_send_error(st, id, MBX_ENOTSUP, e, "limits", "apply resource limits");
@@ -548,6 +554,7 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 		close_fd(&q->in_fd);
 		close_fd(&q->status_fd);
 		close_fd(&q->program_fd);
+		close_fd(&q->rep_fd);
 		/* Another mini-init's socket: a copy here would keep it from
 		 * seeing the end of file that tells it to go. */
 		close_fd(&q->spare_sock);
@@ -576,6 +583,9 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 		*stage = STAGE_SETUP;
 		return -1;
 	}
+	/* Kept for the programs it starts (payload_child falls back to an
+	 * open of its own). */
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return 0;
 }
 
@@ -600,8 +610,6 @@ struct init_state {
 
 static void init_state_take(struct init_state *s)
 {
-	int fd;
-
 	memset(s, 0, sizeof(*s));
 	for (int i = 0; i < RLIM_NLIMITS; i++)
 		getrlimit(i, &s->lim[i]);
@@ -612,11 +620,11 @@ static void init_state_take(struct init_state *s)
 	if (sched_getaffinity(0, sizeof(s->cpus), &s->cpus) < 0)
 		CPU_ZERO(&s->cpus);
 	s->oom_len = -1;
-	fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		s->oom_len = read(fd, s->oom, sizeof(s->oom));
-		close(fd);
-	}
+	/* Opened once per mini-init: the file is read again at each check. */
+	if (oom_fd < 0)
+		oom_fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+	if (oom_fd >= 0)
+		s->oom_len = pread(oom_fd, s->oom, sizeof(s->oom), 0);
 }
 
 static int init_state_same(const struct init_state *base)
@@ -632,8 +640,9 @@ static int init_state_same(const struct init_state *base)
 	       memcmp(now.oom, base->oom, (size_t)now.oom_len) == 0;
 }
 
-/* Reaps one child of the mini-init, adding its resources to *cpu_us and *maxrss. */
-static pid_t reap_one(int *status, uint64_t *cpu_us, uint64_t *maxrss)
+/* Reaps one child of the mini-init (waiting for one unless `flags` has
+ * WNOHANG), adding its resources to *cpu_us and *maxrss. */
+static pid_t reap_one(int *status, int flags, uint64_t *cpu_us, uint64_t *maxrss)
 {
 	struct rusage ru;
 	pid_t w;
@@ -641,7 +650,7 @@ static pid_t reap_one(int *status, uint64_t *cpu_us, uint64_t *maxrss)
 	/* __WALL: also children that signal nothing or another signal than
 	 * SIGCHLD at their exit (clone() lets a program make them). */
 	do
-		w = wait4(-1, status, __WALL, &ru);
+		w = wait4(-1, status, __WALL | flags, &ru);
 	while (w < 0 && errno == EINTR);
 	if (w > 0) {
 		*cpu_us += (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
@@ -650,6 +659,17 @@ static pid_t reap_one(int *status, uint64_t *cpu_us, uint64_t *maxrss)
 			*maxrss = (uint64_t)ru.ru_maxrss * 1024u;
 	}
 	return w;
+}
+
+/* Reaps the children that have ended; 0 when none is left (ECHILD), 1
+ * when some still run. */
+static int reap_left(uint64_t *cpu_us, uint64_t *maxrss)
+{
+	pid_t w;
+
+	while ((w = reap_one(NULL, WNOHANG, cpu_us, maxrss)) > 0)
+		;
+	return w < 0 && errno == ECHILD ? 0 : 1;
 }
 
 /*
@@ -676,17 +696,16 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 	if (prog < 0)
 		child_fail(rep_w, STAGE_SETUP, errno);
 	close(rep_w);
-	/* The program's stdio is its own: without our copies, its pipes reach
-	 * end of file when its tree is gone, not when we are. */
+	/* Without our copy, its stdin reaches end of file when the agent
+	 * closes its end. The output pipes stay open here until the report
+	 * below: their end of file then comes with it, not at the program's
+	 * exit, so that the agent wakes once at the end, not twice (the report
+	 * says so: AGENT_STATUS_EMPTY). */
 	if (io->in >= 0)
 		close(io->in);
-	if (io->out >= 0)
-		close(io->out);
-	if (io->err >= 0)
-		close(io->err);
 	for (;;) {
 		int s;
-		pid_t w = reap_one(&s, &out.cpu_us, &out.maxrss);
+		pid_t w = reap_one(&s, 0, &out.cpu_us, &out.maxrss);
 
 		if (w < 0)
 			break;
@@ -696,12 +715,19 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 		}
 	}
 	/* The program is gone: so is everything it left running. Reaping them
-	 * all first puts their CPU time into the report. kill(-1) from PID 1
-	 * reaches every other process of the namespace, zombies included, and
-	 * fails with ESRCH only once there is none. */
-	for (int round = 0; round < 3; round++) {
+	 * all first puts their CPU time into the report. Every other process
+	 * of this namespace is a child of this one or descends from one (an
+	 * orphan comes here; only a process with capabilities over the
+	 * namespace could bring one in from outside, and the payload has none),
+	 * so no child at all (ECHILD) is an empty namespace: the usual end,
+	 * found without kill(-1), which walks every process of the host. Else
+	 * kill(-1) from PID 1 reaches every other process of the namespace,
+	 * zombies included, and fails with ESRCH only once there is none. */
+	if (reap_left(&out.cpu_us, &out.maxrss) == 0)
+		empty = 1;
+	for (int round = 0; round < 3 && !empty; round++) {
 		kill(-1, SIGKILL);
-		while (reap_one(NULL, &out.cpu_us, &out.maxrss) > 0)
+		while (reap_one(NULL, 0, &out.cpu_us, &out.maxrss) > 0)
 			;
 		if (kill(-1, 0) < 0 && errno == ESRCH) {
 			empty = 1;
@@ -709,10 +735,16 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 		}
 	}
 	out.wstatus = ws;
+	if (empty && io->pty == NULL)
+		out.flags |= AGENT_STATUS_EMPTY;
 	if (base != NULL && empty && init_state_same(base))
 		out.flags |= AGENT_STATUS_SPARE;
 	(void)!write(status_w, &out, sizeof(out));
 	close(status_w);
+	if (io->out >= 0)
+		close(io->out);
+	if (io->err >= 0)
+		close(io->err);
 	return (out.flags & AGENT_STATUS_SPARE) != 0;
 }
 
@@ -1210,8 +1242,10 @@ void agent_proc_free(struct agent_state *st, struct agent_proc *p)
 	close_fd(&p->status_fd);
 	close_fd(&p->program_fd);
 	close_fd(&p->spare_sock);
+	close_fd(&p->rep_fd);
 	free(p->inbuf);
 	free(p->program_name);
+	free(p->cwd);
 	free(p);
 }
 
@@ -1257,6 +1291,46 @@ static void kill_tree(struct agent_proc *p)
 	kill(p->init, SIGKILL);
 }
 
+static void send_started(struct agent_state *st, const struct agent_proc *p)
+{
+	mbx_proto_begin(&st->out, MBX_MSG_STARTED, p->id);
+	mbx_proto_put_u32(&st->out, MBX_F_PID, (uint32_t)p->program);
+	if (p->in_fd >= 0)
+		mbx_proto_put_u64(&st->out, MBX_F_WINDOW, STDIN_WINDOW);
+	mbx_proto_end(&st->out);
+}
+
+/*
+ * The STARTED that agent_exec held back (start_pending), before the first
+ * output or the EXIT of the process: 0 when it went (or had gone), -1 when
+ * the report says the program never ran, which then goes as the execute's
+ * ERROR instead (nothing else is sent for it). The report pipe has no
+ * writer left once the program has run its exec or the mini-init has
+ * ended; one that still has (output before the mini-init closed its copy)
+ * means the exec happened, as output does.
+ */
+static int finish_start(struct agent_state *st, struct agent_proc *p)
+{
+	struct child_report rep;
+	ssize_t n = 0;
+
+	if (!p->start_pending)
+		return 0;
+	p->start_pending = 0;
+	if (p->rep_fd >= 0) {
+		do
+			n = read(p->rep_fd, &rep, sizeof(rep));
+		while (n < 0 && errno == EINTR);
+		close_fd(&p->rep_fd);
+	}
+	if (n == (ssize_t)sizeof(rep)) {
+		report_child_failure(st, p->id, p->cwd, p->program_name ? p->program_name : "?", &rep);
+		return -1;
+	}
+	send_started(st, p);
+	return 0;
+}
+
 void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 {
 	uint32_t id = f->id;
@@ -1264,7 +1338,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	struct child_io io = { -1, -1, -1, NULL };
 	struct agent_proc *p = NULL;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, repp[2] = { -1, -1 }, stp[2] = { -1, -1 };
-	int sv[2] = { -1, -1 }, sock = -1, keep;
+	int sv[2] = { -1, -1 }, sock = -1, keep, defer;
 	int master = -1, slot = -1;
 	char slave[64];
 	struct child_report rep;
@@ -1287,7 +1361,11 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		agent_send_error(st, id, MBX_ETOOBIG, 0, NULL, "the sandbox already runs %d processes", AGENT_MAX_PROCS);
 		goto out;
 	}
-	if (pipe2(repp, O_CLOEXEC) < 0 || pipe2(stp, O_CLOEXEC) < 0)
+	defer = (r.flags & MBX_XF_ONESHOT) && !(r.flags & (MBX_XF_STDIN | MBX_XF_PTY));
+	/* The agent's ends are read when poll says so, or (the report pipe of
+	 * an execute that is not deferred) waited on here; a writer puts a few
+	 * bytes once in an empty pipe, which never blocks. */
+	if (pipe2(repp, O_CLOEXEC | (defer ? O_NONBLOCK : 0)) < 0 || pipe2(stp, O_CLOEXEC | O_NONBLOCK) < 0)
 		goto sys;
 	if (r.flags & MBX_XF_PTY) {
 		struct winsize ws = { (unsigned short)r.rows, (unsigned short)r.cols, 0, 0 };
@@ -1321,7 +1399,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	keep = st->execs++ > 0 && st->spare_on && io.pty == NULL && !(r.flags & MBX_XF_LAST);
 	init = spare_take(st, f, &io, repp[1], stp[1], keep, &rep, &sock);
 	if (init < 0) {
-		report_child_failure(st, id, &r, &rep);
+		report_child_failure(st, id, r.cwd, r.argv[0], &rep);
 		goto out;
 	}
 	if (init == 0) {
@@ -1359,17 +1437,28 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	close_fd(&errp[1]);
 	close_fd(&inp[0]);
 
-	do
-		n = read(repp[0], &rep, sizeof(rep));
-	while (n < 0 && errno == EINTR);
-	close_fd(&repp[0]);
+	/*
+	 * Whether the program started (its exec) or which step failed first
+	 * comes on the report pipe. An execute the host only waits for the end
+	 * of (one-shot, no stdin, no terminal) is not waited for here: its
+	 * report is read with its first output or at its end, and STARTED goes
+	 * then (finish_start), in the same write as the EXIT for a program that
+	 * writes nothing; so neither this agent nor the host wakes in between.
+	 */
+	n = 0;
+	if (!defer) {
+		do
+			n = read(repp[0], &rep, sizeof(rep));
+		while (n < 0 && errno == EINTR);
+		close_fd(&repp[0]);
+	}
 	if (n == (ssize_t)sizeof(rep)) {
 		/* The program never ran: its mini-init exits at once (at the
 		 * end of file on its socket, if it would wait as a spare). */
 		close_fd(&sock);
 		while (waitpid((pid_t)init, NULL, 0) < 0 && errno == EINTR)
 			;
-		report_child_failure(st, id, &r, &rep);
+		report_child_failure(st, id, r.cwd, r.argv[0], &rep);
 		goto out;
 	}
 
@@ -1382,6 +1471,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		goto out;
 	}
 	p->id = id;
+	p->rep_fd = -1;
 	p->init = (pid_t)init;
 	p->spare_sock = sock;
 	sock = -1;
@@ -1410,14 +1500,15 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		fcntl(p->err_fd, F_SETFL, O_NONBLOCK);
 	if (p->in_fd >= 0)
 		fcntl(p->in_fd, F_SETFL, O_NONBLOCK);
-	if (p->status_fd >= 0)
-		fcntl(p->status_fd, F_SETFL, O_NONBLOCK);
 	st->procs[slot] = p;
-	mbx_proto_begin(&st->out, MBX_MSG_STARTED, id);
-	mbx_proto_put_u32(&st->out, MBX_F_PID, (uint32_t)p->program);
-	if (p->in_fd >= 0)
-		mbx_proto_put_u64(&st->out, MBX_F_WINDOW, STDIN_WINDOW);
-	mbx_proto_end(&st->out);
+	if (defer) {
+		p->cwd = strdup(r.cwd ? r.cwd : "/");
+		p->rep_fd = repp[0];
+		repp[0] = -1;
+		p->start_pending = 1;
+		goto out;
+	}
+	send_started(st, p);
 	goto out;
 sys:
 	agent_send_error(st, id, MBX_ESYS, errno, NULL, "start the process");
@@ -1617,8 +1708,9 @@ size_t agent_proc_poll(struct agent_state *st, struct pollfd *pf, size_t room, i
 }
 
 /* Reads one chunk of a process's output and forwards it within its credit
- * and limit. */
-static void pump(struct agent_state *st, struct agent_proc *p, int which)
+ * and limit. 1: a chunk was read; 0: none is there now (EAGAIN); -1: the
+ * stream ended (its descriptor closed); -2: no credit to read with. */
+static int pump(struct agent_state *st, struct agent_proc *p, int which)
 {
 	uint8_t buf[MBX_PROTO_CHUNK];
 	int *fd = which == 0 ? &p->out_fd : &p->err_fd;
@@ -1628,22 +1720,26 @@ static void pump(struct agent_state *st, struct agent_proc *p, int which)
 	if (!p->detached && p->credit < want)
 		want = (size_t)p->credit;
 	if (want == 0)
-		return;
-	n = read(*fd, buf, want);
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
+		return -2;
+	do
+		n = read(*fd, buf, want);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return 0;
 	if (n <= 0) {
 		/* EOF, or EIO on a terminal whose last writer is gone. */
 		close_fd(fd);
 		if (which == 0 && p->pty)
 			close_fd(&p->in_fd);
-		return;
+		return -1;
 	}
 	if (p->detached)
-		return;
+		return 1;
+	/* Output means the program runs: its STARTED goes first. */
+	finish_start(st, p);
 	if (p->sent[which] >= p->limit) {
 		p->truncated[which] = 1;
-		return;
+		return 1;
 	}
 	if ((uint64_t)n > p->limit - p->sent[which]) {
 		n = (ssize_t)(p->limit - p->sent[which]);
@@ -1654,6 +1750,29 @@ static void pump(struct agent_state *st, struct agent_proc *p, int which)
 	mbx_proto_end(&st->out);
 	p->sent[which] += (uint64_t)n;
 	p->credit -= (uint64_t)n;
+	return 1;
+}
+
+/*
+ * A report that says AGENT_STATUS_EMPTY: every writer of the output pipes
+ * is gone but the mini-init, which closes its copies right after the
+ * report and never writes. What they hold is read now, as far as the
+ * credit and the channel's queue allow; a pipe found empty is at its end
+ * (closed here, as at end of file). One still held back by the host's
+ * credit or a full queue ends the usual way: the mini-init's close
+ * brings its end of file.
+ */
+static void drain_ended(struct agent_state *st, struct agent_proc *p)
+{
+	for (int which = 0; which < 2; which++) {
+		int *fd = which == 0 ? &p->out_fd : &p->err_fd;
+		int r = 1;
+
+		while (*fd >= 0 && st->out.len - st->out_sent < OUTQ_HIGH && (r = pump(st, p, which)) == 1)
+			;
+		if (*fd >= 0 && r == 0)
+			close_fd(fd);
+	}
 }
 
 /* Out-of-memory kills among the payloads so far (guest mode: the payload
@@ -1768,8 +1887,11 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 		if (pf[k + 3].revents & (POLLIN | POLLHUP | POLLERR)) {
 			ssize_t n = read(p->status_fd, &p->status, sizeof(p->status));
 
-			if (n == (ssize_t)sizeof(p->status))
+			if (n == (ssize_t)sizeof(p->status)) {
 				p->status_valid = 1;
+				if ((p->status.flags & AGENT_STATUS_EMPTY) && !p->pty)
+					drain_ended(st, p);
+			}
 			if (n >= 0)
 				close_fd(&p->status_fd);
 		}
@@ -1797,8 +1919,12 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 		 * exit (the teardown of its namespaces, which waits for an RCU
 		 * grace period) finishes in the background and is reaped later. */
 		if ((p->init_done || p->status_valid) && p->out_fd < 0 && p->err_fd < 0) {
-			send_exit(st, p);
-			spare_keep(st, p);
+			/* A program that never ran ends with its ERROR alone, and
+			 * its mini-init exits (not kept), as in agent_exec. */
+			if (finish_start(st, p) == 0) {
+				send_exit(st, p);
+				spare_keep(st, p);
+			}
 			agent_proc_free(st, p);
 		}
 	}

@@ -917,6 +917,9 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 	int rc;
 
 	*out = NULL;
+	/* The agent holds back the STARTED of such an execute (proto.h). */
+	if ((sr->flags & MBX_XF_ONESHOT) && !(sr->flags & (MBX_XF_STDIN | MBX_XF_PTY)) && sr->deadline_us > deadline)
+		deadline = sr->deadline_us;
 	mbx_proto_begin(&c->wb, MBX_MSG_EXEC, id);
 	for (size_t i = 0; req->argv[i]; i++)
 		mbx_proto_put_str(&c->wb, MBX_F_ARG, req->argv[i]);
@@ -1297,6 +1300,7 @@ int mbx__client_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx_r
 		sr.flags |= MBX_XF_STDIN;
 	if (req->last)
 		sr.flags |= MBX_XF_LAST;
+	sr.deadline_us = deadline;
 	rc = mbx__client_spawn(c, &sr, &p, err);
 	if (rc < 0)
 		return rc;

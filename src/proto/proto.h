@@ -206,7 +206,9 @@ enum {
 #define MBX_XF_STDIN  (1u << 0) /* a stdin pipe instead of /dev/null */
 #define MBX_XF_PTY    (1u << 1) /* a pseudo-terminal of ROWS x COLS */
 #define MBX_XF_ONESHOT (1u << 2) /* the host waits for it (an execute); runs under a mini-init like any other;
-                                  * its STARTED may carry PID 0 (the host does not use it) */
+                                  * its STARTED may carry PID 0 (the host does not use it). Without STDIN
+                                  * or PTY, STARTED may come late: with its first output, or right before
+                                  * its EXIT (the host waits for it until the execute's deadline) */
 #define MBX_XF_LAST   (1u << 3) /* the sandbox is reset or destroyed after it: its mini-init exits when it
                                   * ends, not kept as the next spare (src/agent/payload.c, recycling) */
 

@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The path of an execute in an os sandbox (src/agent/payload.c): the
+agent holds back the STARTED of a one-shot execute without stdin until its
+first output or its end, and reads the output pipes to their end when the
+mini-init's report says nothing of the execute is left. These tests check
+what a caller sees through them: a silent program may run past the short
+grace the host gives other answers, a program that never starts still
+fails with its own error, and no output is lost at the end, in or beyond
+the pipes' buffers and the host's window."""
+import time
+
+import pytest
+
+import mbx
+
+
+@pytest.fixture
+def osbox(lib, guard):
+    sb = mbx.Sandbox(lib)
+    guard.ids.add(sb.id)
+    yield sb
+    sb.close()
+
+
+def test_silent_execute_runs_past_the_answer_grace(osbox):
+    # Nothing comes from the agent for 11 s: longer than the 10 s the host
+    # waits for an answer to a request (HOST_GRACE_US), shorter than the
+    # execute's own timeout (30 s by default). The STARTED comes with the
+    # EXIT, and the host waits for it as long as for the execute.
+    r = osbox.exec(["sleep", "11"])
+    assert r.exit_code == 0, r
+    assert not r.timed_out, r
+
+
+@pytest.mark.parametrize("argv, code, words", [
+    (["/nonexistent/program"], mbx.MBX_ENOTFOUND, "not found"),
+    (["/etc/hostname"], mbx.MBX_ENOEXEC, "cannot be executed"),
+])
+def test_program_that_never_starts_fails_with_its_error(osbox, argv, code, words):
+    # Twice: the first execute runs under a mini-init cloned for it, the
+    # second under the spare or a recycled one.
+    for _ in range(2):
+        rc, res, msg = osbox.exec_status(argv)
+        assert rc == code, (rc, msg)
+        assert words in msg, msg
+        # The sandbox goes on serving.
+        r = osbox.exec(["sh", "-c", "echo ok"])
+        assert r.stdout == b"ok\n", r
+
+
+@pytest.mark.parametrize("size", [1, 60000, 5 << 20])
+def test_output_at_the_end_is_whole(osbox, size):
+    # Written just before the program exits, on both streams at once:
+    # within the pipes' 64 KiB, and beyond them and the host's window of
+    # 1 MiB. All of it arrives, every time.
+    script = "head -c %d /dev/zero; head -c %d /dev/zero >&2" % (size, size)
+    for _ in range(3):
+        r = osbox.exec(["sh", "-c", script])
+        assert r.exit_code == 0, r
+        assert len(r.stdout) == size and len(r.stderr) == size, (len(r.stdout), len(r.stderr))
+
+
+# Both pipes enlarged and filled in one write each, right before the exit.
+FILL_PIPES = """
+import fcntl, os
+F_SETPIPE_SZ = 1031
+for fd in (1, 2):
+    fcntl.fcntl(fd, F_SETPIPE_SZ, %d)
+os.write(1, b"o" * %d)
+os.write(2, b"e" * %d)
+"""
+
+
+def test_output_held_back_by_the_buffer_at_the_end_is_whole(osbox):
+    # A spawned process whose caller reads nothing for a while: the agent
+    # stops at the host's 64 KiB buffer, the program ends with the rest
+    # still in its pipes, and the report comes. That rest is read as the
+    # caller takes the output, to the end.
+    size = 1 << 20
+    p = osbox.spawn(["python3", "-c", FILL_PIPES % (size, size, size)], buffer=64 << 10)
+    try:
+        time.sleep(1)
+        got = {mbx.MBX_EVENT_STDOUT: 0, mbx.MBX_EVENT_STDERR: 0}
+        while True:
+            kind, data = p.next_event(30000)
+            if kind == mbx.MBX_EVENT_EXIT:
+                assert data == (0, 0), data
+                break
+            got[kind] += len(data)
+        assert got == {mbx.MBX_EVENT_STDOUT: size, mbx.MBX_EVENT_STDERR: size}, got
+    finally:
+        p.close()
+
+
+def test_output_of_a_process_left_behind_is_whole_up_to_the_end(osbox):
+    # A background process writes until the program's end kills it: what
+    # it wrote before is delivered, and the execute ends.
+    script = "(while :; do echo line; done) & sleep 0.2; exit 7"
+    r = osbox.exec(["sh", "-c", script])
+    assert r.exit_code == 7, r
+    lines = r.stdout.splitlines()
+    assert len(lines) > 10 and set(lines[:-1]) == {b"line"}, r.stdout[-100:]
