@@ -43,7 +43,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -144,6 +146,7 @@ struct opts {
 	const char *peer_dir;
 	int trace;
 	int cold_only;
+	int host_procs;         /* idle processes added to the host first (--host-procs) */
 };
 
 /* --trace: the library's phase times of the cold sandboxes, logged at
@@ -570,6 +573,8 @@ static void usage(FILE *f)
 		"      --trace         also time the phases of the cold sandboxes' creation and\n"
 		"                      destruction (the library's debug log) and report them\n"
 		"      --cold-only     run the cold mode only (e.g. under perf record); table output\n"
+		"      --host-procs N  start N idle processes on the host first, as a busy host has\n"
+		"                      (what walks every process of the host shows; default 0)\n"
 		"  -h, --help          show this help\n",
 		DEFAULT_ITERATIONS, DEFAULT_WARMUP, DEFAULT_FILE_MIB, DEFAULT_FILE_ROUNDS);
 }
@@ -601,6 +606,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "peer-dir", required_argument, NULL, 'd' },
 		{ "trace", no_argument, NULL, 't' },
 		{ "cold-only", no_argument, NULL, 'o' },
+		{ "host-procs", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -616,6 +622,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	o->peer_dir = "/dev/shm";
 	o->trace = 0;
 	o->cold_only = 0;
+	o->host_procs = 0;
 	while ((c = getopt_long(argc, argv, "n:w:p:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o->iterations = parse_int(optarg, 1, "iteration count"); break;
@@ -628,6 +635,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'd': o->peer_dir = optarg; break;
 		case 't': o->trace = 1; break;
 		case 'o': o->cold_only = 1; break;
+		case 'H': o->host_procs = parse_int(optarg, 0, "host process count"); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -642,6 +650,43 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	}
 }
 
+/* --host-procs: n children that wait for the end of the pipe they share
+ * (this process's exit, or stop_host_procs) and die with it. */
+static int start_host_procs(int n)
+{
+	int p[2];
+
+	if (n == 0)
+		return -1;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		die_errno("pipe2");
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+		char c;
+
+		if (pid < 0)
+			die_errno("fork (--host-procs)");
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+			close(p[1]);
+			while (read(p[0], &c, 1) < 0 && errno == EINTR)
+				;
+			_exit(0);
+		}
+	}
+	close(p[0]);
+	return p[1];
+}
+
+static void stop_host_procs(int fd)
+{
+	if (fd < 0)
+		return;
+	close(fd);
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -654,9 +699,10 @@ int main(int argc, char **argv)
 	struct utsname uts;
 	char layers[512];
 	const char *pargv[2];
-	int rc, total;
+	int rc, total, host_procs_fd;
 
 	parse_args(argc, argv, &o);
+	host_procs_fd = start_host_procs(o.host_procs);
 	pargv[0] = o.program;
 	pargv[1] = NULL;
 	total = o.warmup + o.iterations;
@@ -813,7 +859,8 @@ int main(int argc, char **argv)
 		json_str(mbx_version());
 		printf(",\n  \"kernel\": ");
 		json_str(uts.release);
-		printf(",\n  \"cpus\": %ld,\n  \"uid\": %u,\n  \"program\": ", ncpu, (unsigned)geteuid());
+		printf(",\n  \"cpus\": %ld,\n  \"uid\": %u,\n  \"host_procs_added\": %d,\n  \"program\": ", ncpu,
+		       (unsigned)geteuid(), o.host_procs);
 		json_str(o.program);
 		printf(",\n  \"iterations\": %d,\n  \"warmup\": %d,\n  \"limits_mechanism\": ", o.iterations, o.warmup);
 		json_str(mech);
@@ -869,7 +916,10 @@ int main(int argc, char **argv)
 		       ncpu, (unsigned)geteuid(), mech);
 		printf("payload %s, %d iterations per mode (+%d warm-up), modes interleaved\n", o.program, o.iterations,
 		       o.warmup);
-		printf("layers: %s\n\n", layers);
+		printf("layers: %s\n", layers);
+		if (o.host_procs)
+			printf("%d idle processes added to the host (--host-procs)\n", o.host_procs);
+		printf("\n");
 		printf("%-24s %9s %9s %9s %9s %9s %9s\n", "mode (ms)", "P50", "P90", "P99", "mean", "min", "max");
 		for (int s = 0; s < (o.cold_only ? S_WARM : S_COUNT); s++) /* stats are in us */
 			printf("%-24s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", series_name[s], st[s].p50 / 1e3,
@@ -916,6 +966,7 @@ phases:
 
 	mbx_sandbox_free(warm_sb);
 	mbx_config_free(cold_cfg);
+	stop_host_procs(host_procs_fd);
 	for (int i = 0; i < g_phases.n; i++)
 		free(g_phases.ns[i]);
 	for (int s = 0; s < S_COUNT; s++)
