@@ -417,6 +417,18 @@ def lib():
     return mbx.Lib(LIB)
 
 
+@pytest.fixture
+def osbox(lib, guard):
+    """An os sandbox of the default configuration through the library,
+    closed after the test (the guard checks that nothing of it is left)."""
+    import mbx
+
+    sb = mbx.Sandbox(lib)
+    guard.ids.add(sb.id)
+    yield sb
+    sb.close()
+
+
 # ---------------------------------------------------------------------------
 # Backends. A module whose tests must hold on every backend that runs the
 # agent opts in with `pytestmark = pytest.mark.usefixtures("backend")`: each

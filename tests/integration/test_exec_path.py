@@ -14,14 +14,6 @@ import pytest
 import mbx
 
 
-@pytest.fixture
-def osbox(lib, guard):
-    sb = mbx.Sandbox(lib)
-    guard.ids.add(sb.id)
-    yield sb
-    sb.close()
-
-
 def test_silent_execute_runs_past_the_answer_grace(osbox):
     # Nothing comes from the agent for 11 s: longer than the 10 s the host
     # waits for an answer to a request (HOST_GRACE_US), shorter than the

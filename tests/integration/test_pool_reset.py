@@ -71,14 +71,6 @@ def py(sb, code):
     return r.stdout.decode()
 
 
-@pytest.fixture
-def osbox(lib, guard):
-    sb = mbx.Sandbox(lib)
-    guard.ids.add(sb.id)
-    yield sb
-    sb.close()
-
-
 LISTENER = """
     import socket
     try:

@@ -67,14 +67,6 @@ def spawn_sleep_in(sb, spare):
     return p
 
 
-@pytest.fixture
-def osbox(lib, guard):
-    sb = mbx.Sandbox(lib)
-    guard.ids.add(sb.id)
-    yield sb
-    sb.close()
-
-
 def test_spare_serves_the_next_execute_and_none_while_one_runs(osbox):
     assert osbox.exec(["true"]).exit_code == 0
     agent = agent_of(osbox)
