@@ -384,6 +384,12 @@ static const char *relay(struct conn *c, struct dir *up, struct dir *down, int f
 					    d->buf[9] >= '1' && d->buf[9] <= '5' && d->buf[10] >= '0' && d->buf[10] <= '9' &&
 					    d->buf[11] >= '0' && d->buf[11] <= '9')
 						c->le.status = (d->buf[9] - '0') * 100 + (d->buf[10] - '0') * 10 + (d->buf[11] - '0');
+					/* The log has what the peers can have seen before they
+					 * see it: a read of it as soon as the client is done
+					 * (an execute's --audit) finds the status and the bytes,
+					 * not the entry as it was when the relay began. */
+					mbx__netlog_update(c->p->log, c->seq, MBX_NET_ALLOWED, c->le.status, NULL, up->total,
+							   down->total);
 				}
 				if (d->readable == 0 && d == up && forward)
 					d->eof = 1; /* the body is complete: read nothing more */
