@@ -1361,7 +1361,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		agent_send_error(st, id, MBX_ETOOBIG, 0, NULL, "the sandbox already runs %d processes", AGENT_MAX_PROCS);
 		goto out;
 	}
-	defer = (r.flags & MBX_XF_ONESHOT) && !(r.flags & (MBX_XF_STDIN | MBX_XF_PTY));
+	defer = MBX_XF_LATE_START(r.flags);
 	/* The agent's ends are read when poll says so, or (the report pipe of
 	 * an execute that is not deferred) waited on here; a writer puts a few
 	 * bytes once in an empty pipe, which never blocks. */

@@ -104,16 +104,16 @@ static int kill_everything(void)
 		errno = EPERM; /* not the init of the sandbox's pid namespace */
 		return -1;
 	}
+	/* Nothing left (most often: an execute's mini-init ends its own tree)
+	 * needs no kill(-1), which walks every process of the host; the /proc
+	 * count is the proof either way. */
+	if (others_alive() == 0)
+		return 0;
 	for (int round = 0; round < KILL_ROUNDS; round++) {
 		int n;
 
-		/* Nothing left (most often: an execute's mini-init ends its own
-		 * tree) needs no kill(-1), which walks every process of the
-		 * host; the /proc count below is the proof either way. */
-		if (round > 0 || others_alive() != 0) {
-			if (kill(-1, SIGKILL) < 0 && errno != ESRCH)
-				return -1;
-		}
+		if (kill(-1, SIGKILL) < 0 && errno != ESRCH)
+			return -1;
 		/* Children of ours, and orphans of the namespaces below as they
 		 * come to us. */
 		for (;;) {

@@ -917,8 +917,7 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 	int rc;
 
 	*out = NULL;
-	/* The agent holds back the STARTED of such an execute (proto.h). */
-	if ((sr->flags & MBX_XF_ONESHOT) && !(sr->flags & (MBX_XF_STDIN | MBX_XF_PTY)) && sr->deadline_us > deadline)
+	if (MBX_XF_LATE_START(sr->flags) && sr->deadline_us > deadline)
 		deadline = sr->deadline_us;
 	mbx_proto_begin(&c->wb, MBX_MSG_EXEC, id);
 	for (size_t i = 0; req->argv[i]; i++)

@@ -155,7 +155,7 @@ struct mbx_spawn_req {
 	int has_pass_fd;                 /* pass_fd is given: */
 	int pass_fd;                     /* a descriptor the program gets as its fd 3
 	                                  * (transports that pass descriptors only) */
-	uint64_t deadline_us;            /* MBX_XF_ONESHOT without stdin or terminal: how long
+	uint64_t deadline_us;            /* MBX_XF_LATE_START(flags): how long
 	                                  * STARTED may take (it may come with the EXIT);
 	                                  * 0 or other flags: a short grace */
 };

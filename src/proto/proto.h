@@ -211,6 +211,10 @@ enum {
                                   * its EXIT (the host waits for it until the execute's deadline) */
 #define MBX_XF_LAST   (1u << 3) /* the sandbox is reset or destroyed after it: its mini-init exits when it
                                   * ends, not kept as the next spare (src/agent/payload.c, recycling) */
+/* An EXEC whose STARTED may come late (see MBX_XF_ONESHOT): the agent holds
+ * it back, the host waits for it as long as for the execute. */
+#define MBX_XF_LATE_START(flags) \
+	(((flags) & MBX_XF_ONESHOT) && !((flags) & (MBX_XF_STDIN | MBX_XF_PTY)))
 
 /*
  * Copy-on-write fork of an os sandbox (MBX_MSG_LAYERS, MBX_F_OP; the agent's
