@@ -3,7 +3,7 @@
  * EXEC: one payload process tree. The child applies the payload layers in an
  * order where each step still has the privilege it needs:
  *
- *	setsid, stdio, chdir, rlimits
+ *	setpgid (setsid with a terminal), stdio, chdir, rlimits
  *	drop the capability bounding set, lock securebits (needs CAP_SETPCAP)
  *	clear all capability sets
  *	no_new_privs
@@ -18,7 +18,7 @@
  *
  *	mini-init: drop the capability bounding set (its effective set stays)
  *	mini-init: seccomp filters (none forbids a step below)
- *	program:   setsid, stdio, chdir, rlimits
+ *	program:   setpgid (setsid with a terminal), stdio, chdir, rlimits
  *	program:   lock securebits, clear all capability sets
  *	program:   no_new_privs, Landlock restrict_self
  *	program:   execvp
@@ -385,18 +385,25 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 	/* The agent reset every other disposition when it started (agent.c);
 	 * SIGPIPE is the one it ignores itself. */
 	signal(SIGPIPE, SIG_DFL);
-	if (setsid() < 0)
-		child_fail(rep_w, STAGE_SETUP, errno);
 	if (io->pty) {
-		int t = open(io->pty, O_RDWR | O_CLOEXEC);
+		int t;
 
-		/* The terminal becomes the session's controlling terminal, so
-		 * Ctrl-C reaches the foreground process group. */
+		/* A session of its own, whose controlling terminal the terminal
+		 * becomes, so Ctrl-C reaches the foreground process group. */
+		if (setsid() < 0)
+			child_fail(rep_w, STAGE_SETUP, errno);
+		t = open(io->pty, O_RDWR | O_CLOEXEC);
 		if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0 || dup2(t, 0) < 0 || dup2(t, 1) < 0 || dup2(t, 2) < 0)
 			child_fail(rep_w, STAGE_SETUP, errno);
 	} else {
 		int in = io->in >= 0 ? io->in : null_fd >= 0 ? null_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
 
+		/* A process group of its own in its mini-init's session (made by
+		 * mini_init_prepare): without a terminal a session of its own
+		 * would only cost a scheduler autogroup per execute (setsid
+		 * makes one, its exit frees it). */
+		if (setpgid(0, 0) < 0)
+			child_fail(rep_w, STAGE_SETUP, errno);
 		if (in < 0 || dup2(in, 0) < 0 || dup2(io->out, 1) < 0 || dup2(io->err, 2) < 0)
 			child_fail(rep_w, STAGE_SETUP, errno);
 	}
@@ -528,6 +535,12 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 	int fd;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* A session of its own, which the programs it runs without a terminal
+	 * share (payload_child); out of the agent's. */
+	if (setsid() < 0) {
+		*stage = STAGE_SETUP;
+		return -1;
+	}
 	/* The out-of-memory killer's first choice, before the agent: it picks
 	 * the process of the sandbox's memory cgroup with the most memory of
 	 * its own, and files in the sandbox's tmpfs (charged to the cgroup) are
@@ -876,7 +889,7 @@ static void prefault_own_memory(void)
  * (mini_init_run).
  *
  * The filters installed in the spare apply to the mini-init itself and to
- * the program's steps before exec: sigprocmask, sigaction, setsid, dup2,
+ * the program's steps before exec: sigprocmask, sigaction, setpgid, setsid, dup2,
  * open, ioctl(TIOCSCTTY), fcntl, chdir, setrlimit (prlimit64), the
  * capability prctls (PR_CAP_AMBIENT, PR_SET_SECUREBITS), capset,
  * no_new_privs, landlock_restrict_self, close_range, execve. No filter variant denies

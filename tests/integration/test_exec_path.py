@@ -92,3 +92,20 @@ def test_output_of_a_process_left_behind_is_whole_up_to_the_end(osbox):
     assert r.exit_code == 7, r
     lines = r.stdout.splitlines()
     assert len(lines) > 10 and set(lines[:-1]) == {b"line"}, r.stdout[-100:]
+
+
+def test_program_leads_a_process_group_in_its_mini_inits_session(osbox):
+    # Without a terminal the program gets a process group of its own, not a
+    # session: it shares its mini-init's (PID 1 of its namespace), which
+    # made one when it started, so an execute costs no scheduler autogroup.
+    # The same on a recycled mini-init (the second and third executes).
+    for _ in range(3):
+        r = osbox.exec(["sh", "-c", "cut -d' ' -f1,5,6 /proc/$$/stat"])
+        assert r.exit_code == 0, r
+        pid, pgrp, sid = r.stdout.split()
+        assert pgrp == pid and sid == b"1", r.stdout
+    # Its group is itself and what it starts: a signal to it (kill 0)
+    # ends the program, and its mini-init serves the next execute.
+    r = osbox.exec(["sh", "-c", "sleep 30 & kill -TERM 0; sleep 30"])
+    assert r.signal == 15, r
+    assert osbox.exec(["true"]).exit_code == 0
