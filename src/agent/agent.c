@@ -507,6 +507,7 @@ int main(void)
 	st.cgroup_procs_fd = -1;
 	st.oom_events_fd = -1;
 	st.spare_sock = -1;
+	st.next_pipes = (struct agent_pipes){ { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
 	st.netns_pidfd = -1;
 	st.netns_sock = -1;
 	for (int i = 0; i < AGENT_MAX_FILES; i++) {
@@ -571,9 +572,10 @@ int main(void)
 		/* Idle, every answer written: the next execute's mini-init is
 		 * prepared now, off its critical path (or the poll wakes when it
 		 * is time to). */
-		if (st.out.len == st.out_sent)
+		if (st.out.len == st.out_sent) {
 			agent_spare_make(&st, &timeout);
-		else
+			agent_pipes_make(&st, &timeout);
+		} else
 			st.idle_us = 0;
 		if (poll(p, (nfds_t)(2 + n + nn), timeout) < 0 && errno != EINTR)
 			break;

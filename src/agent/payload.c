@@ -67,6 +67,7 @@
 #include "platform/linux/closefds.h"
 
 static uint64_t oom_kills(const struct agent_state *st);
+static void pipes_close(struct agent_pipes *p);
 
 /* Kernel ABI values, spelled out so the agent builds against any libc
  * (it is linked statically, with musl where available) without kernel
@@ -573,6 +574,7 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 		close_fd(&q->spare_sock);
 	}
 	close_fd(&st->spare_sock);
+	pipes_close(&st->next_pipes);
 	for (int i = 0; i < AGENT_MAX_FILES; i++) {
 		close_fd(&st->files[i].fd);
 		close_fd(&st->files[i].pipe);
@@ -1087,6 +1089,74 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* ==== an execute's pipes ==== */
+
+/*
+ * How long the agent is idle (no execute started or ended) before it makes
+ * the next execute's pipes: four pipe2 and two fcntl, 10-20 us here, then
+ * off that execute's path. Not sooner: the host of executes sent back to
+ * back would only wait for them after each EXIT instead of at each EXEC.
+ */
+#define PIPES_IDLE_US 1000u
+
+static void pipes_close(struct agent_pipes *p)
+{
+	int *fds[] = { &p->rep[0], &p->rep[1], &p->status[0], &p->status[1],
+		       &p->out[0], &p->out[1], &p->err[0], &p->err[1] };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		close_fd(fds[i]);
+}
+
+/* 0, or -1 with errno set and nothing left open. */
+static int pipes_make(struct agent_pipes *p)
+{
+	int e;
+
+	*p = (struct agent_pipes){ { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
+	/* The report and the status are a few bytes put once in an empty pipe
+	 * by their only writer, which never blocks; the program's output is
+	 * written blocking, as any program expects its stdout. */
+	if (pipe2(p->rep, O_CLOEXEC | O_NONBLOCK) == 0 && pipe2(p->status, O_CLOEXEC | O_NONBLOCK) == 0 &&
+	    pipe2(p->out, O_CLOEXEC) == 0 && pipe2(p->err, O_CLOEXEC) == 0 &&
+	    fcntl(p->out[0], F_SETFL, O_NONBLOCK) == 0 && fcntl(p->err[0], F_SETFL, O_NONBLOCK) == 0)
+		return 0;
+	e = errno;
+	pipes_close(p);
+	errno = e;
+	return -1;
+}
+
+/* The pipes made ahead if any, else new ones. */
+static int pipes_take(struct agent_state *st, struct agent_pipes *p)
+{
+	if (st->next_pipes.rep[0] < 0)
+		return pipes_make(p);
+	*p = st->next_pipes;
+	st->next_pipes = (struct agent_pipes){ { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
+	return 0;
+}
+
+void agent_pipes_make(struct agent_state *st, int *timeout_ms)
+{
+	uint64_t now;
+
+	if (!st->spare_on || st->pipes_pause || st->next_pipes.rep[0] >= 0 || st->chan_down)
+		return;
+	now = now_us();
+	if (now - st->exec_us < PIPES_IDLE_US) {
+		int left = (int)((PIPES_IDLE_US - (now - st->exec_us) + 999) / 1000);
+
+		if (*timeout_ms < 0 || left < *timeout_ms)
+			*timeout_ms = left;
+		return;
+	}
+	/* At a descriptor limit, say: the execute makes its own and meets it
+	 * itself; not tried again before another execute. */
+	if (pipes_make(&st->next_pipes) < 0)
+		st->pipes_pause = 1;
+}
+
 void agent_spare_make(struct agent_state *st, int *timeout_ms)
 {
 	uint64_t now;
@@ -1375,11 +1445,19 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		goto out;
 	}
 	defer = MBX_XF_LATE_START(r.flags);
-	/* The agent's ends are read when poll says so, or (the report pipe of
-	 * an execute that is not deferred) waited on here; a writer puts a few
-	 * bytes once in an empty pipe, which never blocks. */
-	if (pipe2(repp, O_CLOEXEC | (defer ? O_NONBLOCK : 0)) < 0 || pipe2(stp, O_CLOEXEC | O_NONBLOCK) < 0)
-		goto sys;
+	st->exec_us = now_us();
+	st->pipes_pause = 0;
+	/* Made ahead while the agent was idle, most often. */
+	{
+		struct agent_pipes pp;
+
+		if (pipes_take(st, &pp) < 0)
+			goto sys;
+		memcpy(repp, pp.rep, sizeof(repp));
+		memcpy(stp, pp.status, sizeof(stp));
+		memcpy(outp, pp.out, sizeof(outp));
+		memcpy(errp, pp.err, sizeof(errp));
+	}
 	if (r.flags & MBX_XF_PTY) {
 		struct winsize ws = { (unsigned short)r.rows, (unsigned short)r.cols, 0, 0 };
 
@@ -1388,9 +1466,11 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		    ioctl(master, TIOCSWINSZ, &ws) < 0)
 			goto sys;
 		io.pty = slave;
+		for (int i = 0; i < 2; i++) {
+			close_fd(&outp[i]);
+			close_fd(&errp[i]);
+		}
 	} else {
-		if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)
-			goto sys;
 		if ((r.flags & MBX_XF_STDIN) && pipe2(inp, O_CLOEXEC) < 0)
 			goto sys;
 		io.in = inp[0];
@@ -1460,9 +1540,15 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	 */
 	n = 0;
 	if (!defer) {
-		do
+		struct pollfd pf = { repp[0], POLLIN, 0 };
+
+		for (;;) {
 			n = read(repp[0], &rep, sizeof(rep));
-		while (n < 0 && errno == EINTR);
+			if (n >= 0 || (errno != EINTR && errno != EAGAIN))
+				break;
+			if (errno == EAGAIN)
+				(void)poll(&pf, 1, -1);
+		}
 		close_fd(&repp[0]);
 	}
 	if (n == (ssize_t)sizeof(rep)) {
@@ -1508,9 +1594,9 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	p->oom_at_start = oom_kills(st);
 	p->deadline_ms = r.timeout_ms ? p->start_ms + r.timeout_ms : 0;
 	p->program_name = strdup(r.argv[0]);
-	fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
-	if (p->err_fd >= 0)
-		fcntl(p->err_fd, F_SETFL, O_NONBLOCK);
+	/* The output pipes' ends are non-blocking already (pipes_make). */
+	if (p->pty)
+		fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
 	if (p->in_fd >= 0)
 		fcntl(p->in_fd, F_SETFL, O_NONBLOCK);
 	st->procs[slot] = p;
@@ -1938,6 +2024,11 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 				send_exit(st, p);
 				spare_keep(st, p);
 			}
+			/* The answer goes before the descriptors are closed and
+			 * the process's memory freed (about 10 us): the host
+			 * has it sooner. A host that is gone is found by the
+			 * main loop's own flush. */
+			(void)agent_flush(st, 0);
 			agent_proc_free(st, p);
 		}
 	}
