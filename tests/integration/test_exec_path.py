@@ -109,3 +109,22 @@ def test_program_leads_a_process_group_in_its_mini_inits_session(osbox):
     r = osbox.exec(["sh", "-c", "sleep 30 & kill -TERM 0; sleep 30"])
     assert r.signal == 15, r
     assert osbox.exec(["true"]).exit_code == 0
+
+
+def test_executes_after_idle_whiles_use_pipes_of_their_own(osbox):
+    # Idle 1 ms, the agent makes the next execute's pipes ahead (payload.c,
+    # agent_pipes_make). Each execute after such a while still gets pipes
+    # of its own: its output, its input, the report that its program did
+    # not start, in every order.
+    for _ in range(3):
+        time.sleep(0.02)
+        r = osbox.exec(["sh", "-c", "echo out; echo err >&2"])
+        assert (r.stdout, r.stderr) == (b"out\n", b"err\n"), r
+        time.sleep(0.02)
+        r = osbox.exec(["cat"], stdin=b"in")
+        assert r.stdout == b"in", r
+        time.sleep(0.02)
+        rc, _, msg = osbox.exec_status(["/nonexistent/program"])
+        assert rc == mbx.MBX_ENOTFOUND and "not found" in msg, (rc, msg)
+        r = osbox.exec(["echo", "next"])
+        assert r.stdout == b"next\n", r
