@@ -572,10 +572,9 @@ int main(void)
 		/* Idle, every answer written: the next execute's mini-init is
 		 * prepared now, off its critical path (or the poll wakes when it
 		 * is time to). */
-		if (st.out.len == st.out_sent) {
+		if (st.out.len == st.out_sent)
 			agent_spare_make(&st, &timeout);
-			agent_pipes_make(&st, &timeout);
-		} else
+		else
 			st.idle_us = 0;
 		if (poll(p, (nfds_t)(2 + n + nn), timeout) < 0 && errno != EINTR)
 			break;

@@ -163,11 +163,10 @@ struct agent_state {
 	int spare_sock;         /* the agent's end of its socketpair, -1 */
 	uint64_t spare_gen;     /* counts discards: a mini-init prepared before the last one is not kept */
 	uint64_t execs;         /* executes since INIT or the last RESET (recycling starts at the second) */
-	/* The next execute's pipes, made while the agent is idle (payload.c,
-	 * agent_pipes_make), os mode only: rep[0] == -1 when there are none. */
+	/* The next execute's pipes, made after an EXIT (payload.c,
+	 * pipes_ahead), os mode only: rep[0] == -1 when there are none. */
 	struct agent_pipes next_pipes;
 	int pipes_pause;        /* making them failed: not again before the next EXEC */
-	uint64_t exec_us;       /* when an execute last started or ended (CLOCK_MONOTONIC, us) */
 
 	/* Copy-on-write fork (layers.c), os mode only. */
 	struct agent_layers *cow; /* NULL: no storage tmpfs to share */
@@ -240,9 +239,7 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms);
 /* Kills and reaps the spare, if any: first thing of every request that
  * changes the mounts or the state a spare copied (RESET, LAYERS, IDENTITY). */
 void agent_spare_discard(struct agent_state *st);
-/* Makes the next execute's pipes once the agent has been idle for a while
- * (os mode), or lowers *timeout_ms to wake when it is time to. */
-void agent_pipes_make(struct agent_state *st, int *timeout_ms);
+
 /* Kills every process (shutdown). */
 void agent_proc_kill_all(struct agent_state *st);
 /* Forgets a process's record: closes its descriptors and frees it (the process is not signalled). */

@@ -111,11 +111,11 @@ def test_program_leads_a_process_group_in_its_mini_inits_session(osbox):
     assert osbox.exec(["true"]).exit_code == 0
 
 
-def test_executes_after_idle_whiles_use_pipes_of_their_own(osbox):
-    # Idle 1 ms, the agent makes the next execute's pipes ahead (payload.c,
-    # agent_pipes_make). Each execute after such a while still gets pipes
-    # of its own: its output, its input, the report that its program did
-    # not start, in every order.
+def test_executes_use_pipes_of_their_own(osbox):
+    # After an EXIT the agent makes the next execute's pipes ahead
+    # (payload.c, pipes_ahead). Each execute, after an idle while or right
+    # away, still gets pipes of its own: its output, its input, the report
+    # that its program did not start, in every order.
     for _ in range(3):
         time.sleep(0.02)
         r = osbox.exec(["sh", "-c", "echo out; echo err >&2"])
