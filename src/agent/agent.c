@@ -201,6 +201,11 @@ static int read_channel(struct agent_state *st)
 		n = agent_recv(st, p, 65536);
 		if (n > 0) {
 			mbx_rbuf_commit(&st->in, (size_t)n);
+			/* Less than asked for: most often all there was. Poll
+			 * says when more is there, without a read that finds
+			 * nothing first. */
+			if (n < 65536)
+				return 0;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -584,7 +589,10 @@ int main(void)
 			while (read(st.sigfd, &si, sizeof(si)) > 0)
 				;
 		}
-		agent_proc_service(&st, p + 2, n);
+		/* Children are reaped when SIGCHLD said one ended: drained
+		 * above, before the reaping, so one that ends later signals
+		 * again. */
+		agent_proc_service(&st, p + 2, n, (p[1].revents & POLLIN) != 0);
 		agent_net_service(&st, p + 2 + n, nn);
 		if (st.chan_down) {
 			if (agent_guest_host_connected(&st) && channel_back(&st) < 0)

@@ -228,9 +228,9 @@ void agent_proc_message(struct agent_state *st, const struct mbx_frame *f);
  * *timeout_ms is lowered to the nearest deadline. */
 size_t agent_proc_poll(struct agent_state *st, struct pollfd *p, size_t room, int *timeout_ms);
 /* Handles what poll reported for the fds agent_proc_poll added, reaps
- * exited mini-inits, enforces deadlines and sends EXIT for finished
- * processes. */
-void agent_proc_service(struct agent_state *st, const struct pollfd *p, size_t n);
+ * exited mini-inits (`sigchld`: SIGCHLD came since the last call),
+ * enforces deadlines and sends EXIT for finished processes. */
+void agent_proc_service(struct agent_state *st, const struct pollfd *p, size_t n, int sigchld);
 void agent_proc_reap(struct agent_state *st);
 /* Makes a spare mini-init once the agent has been idle (no process,
  * output written, spares on) for SPARE_IDLE_US; until then lowers

@@ -1956,7 +1956,7 @@ void agent_proc_reap(struct agent_state *st)
 	}
 }
 
-void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t npf)
+void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t npf, int sigchld)
 {
 	uint64_t now = agent_now_ms();
 	size_t k = 0;
@@ -1985,7 +1985,8 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 		}
 		k += 4;
 	}
-	agent_proc_reap(st);
+	if (sigchld)
+		agent_proc_reap(st);
 	for (int i = 0; i < AGENT_MAX_PROCS; i++) {
 		struct agent_proc *p = st->procs[i];
 
