@@ -328,6 +328,9 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 		/* A guest keeps the per-execute path: spares are made in the
 		 * os backend only (payload.c, "the spare"). */
 		st->spare_on = !st->guest;
+		/* READY first, then the first execute's pipes. */
+		(void)agent_flush(st, 0);
+		agent_pipes_ahead(st);
 		return 0;
 	case MBX_MSG_SHUTDOWN:
 		return -1;

@@ -163,8 +163,8 @@ struct agent_state {
 	int spare_sock;         /* the agent's end of its socketpair, -1 */
 	uint64_t spare_gen;     /* counts discards: a mini-init prepared before the last one is not kept */
 	uint64_t execs;         /* executes since INIT or the last RESET (recycling starts at the second) */
-	/* The next execute's pipes, made after an EXIT (payload.c,
-	 * pipes_ahead), os mode only: rep[0] == -1 when there are none. */
+	/* The next execute's pipes, made after an EXIT or the READY
+	 * (agent_pipes_ahead), os mode only: rep[0] == -1 when there are none. */
 	struct agent_pipes next_pipes;
 	int pipes_pause;        /* making them failed: not again before the next EXEC */
 
@@ -232,6 +232,9 @@ size_t agent_proc_poll(struct agent_state *st, struct pollfd *p, size_t room, in
  * enforces deadlines and sends EXIT for finished processes. */
 void agent_proc_service(struct agent_state *st, const struct pollfd *p, size_t n, int sigchld);
 void agent_proc_reap(struct agent_state *st);
+/* Makes the next execute's pipes, when there are none (os mode); called
+ * once an answer has gone out. */
+void agent_pipes_ahead(struct agent_state *st);
 /* Makes a spare mini-init once the agent has been idle (no process,
  * output written, spares on) for SPARE_IDLE_US; until then lowers
  * *timeout_ms to that moment. Nothing when it cannot. */

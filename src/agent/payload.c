@@ -12,16 +12,20 @@
  *	execvp
  *
  * Under a spare mini-init (below, "the spare": an execute that finds the
- * sandbox idle), the two steps that do not depend on the request are
- * taken before it comes, in the mini-init, which the program inherits
- * them from:
+ * sandbox idle), the steps that do not depend on the request are taken
+ * before it comes, in the mini-init, which the program inherits them from:
  *
- *	mini-init: drop the capability bounding set (its effective set stays)
+ *	mini-init: drop the capability bounding set, clear the ambient set,
+ *	           lock securebits (its effective set stays)
+ *	mini-init: no_new_privs, Landlock restrict_self
  *	mini-init: seccomp filters (none forbids a step below)
  *	program:   setpgid (setsid with a terminal), stdio, chdir, rlimits
- *	program:   lock securebits, clear all capability sets
- *	program:   no_new_privs, Landlock restrict_self
+ *	program:   clear all capability sets
  *	program:   execvp
+ *
+ * The program's steps open nothing by name (a terminal comes open from
+ * the agent, /dev/null from the mini-init), so none runs into the
+ * Landlock ruleset before its exec.
  *
  * A failing step writes {stage, errno} to a CLOEXEC pipe and exits; exec
  * closes that pipe, so EOF tells the agent the program is running. A
@@ -312,21 +316,28 @@ static int drop_bounding_set(void)
 	return 0;
 }
 
-/* Drops every capability for good: the bounding set (unless `bounded`: a
- * spare emptied it), the ambient set, and effective/permitted/inheritable;
- * securebits make uid 0 an ordinary user from here on. */
-static int drop_capabilities(int bounded)
+/* Clears the ambient set and locks securebits that make uid 0 an
+ * ordinary user from here on: exec gives no capability back, setuid keeps
+ * none. The effective set stays: a spare does this before its request and
+ * keeps what it needs; its program inherits both. */
+static int lock_capabilities(void)
+{
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return -1;
+	return prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+		     SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+		     SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED, 0, 0, 0);
+}
+
+/* Drops every capability for good: the bounding set, the ambient set and
+ * securebits (unless `prepared`: a spare did), then the effective,
+ * permitted and inheritable sets. */
+static int drop_capabilities(int prepared)
 {
 	struct mbx_cap_header hdr = { MBX_CAP_VERSION_3, 0 };
 	struct mbx_cap_data data[2];
 
-	if (!bounded && drop_bounding_set() < 0)
-		return -1;
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-		return -1;
-	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
-			  SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
-			  SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED, 0, 0, 0) < 0)
+	if (!prepared && (drop_bounding_set() < 0 || lock_capabilities() < 0))
 		return -1;
 	memset(data, 0, sizeof(data));
 	return (int)syscall(SYS_capset, &hdr, data);
@@ -368,7 +379,7 @@ struct child_io {
 	int in;        /* stdin: pipe read end, or -1 for /dev/null */
 	int out;
 	int err;
-	const char *pty; /* slave path: all three on the terminal */
+	int pty;       /* the terminal (its slave, opened by the agent), or -1: all three on it */
 };
 
 /* Runs in the program's process (PID 2 of the nested namespace, or the
@@ -386,15 +397,14 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 	/* The agent reset every other disposition when it started (agent.c);
 	 * SIGPIPE is the one it ignores itself. */
 	signal(SIGPIPE, SIG_DFL);
-	if (io->pty) {
-		int t;
+	if (io->pty >= 0) {
+		int t = io->pty;
 
 		/* A session of its own, whose controlling terminal the terminal
-		 * becomes, so Ctrl-C reaches the foreground process group. */
-		if (setsid() < 0)
-			child_fail(rep_w, STAGE_SETUP, errno);
-		t = open(io->pty, O_RDWR | O_CLOEXEC);
-		if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0 || dup2(t, 0) < 0 || dup2(t, 1) < 0 || dup2(t, 2) < 0)
+		 * becomes, so Ctrl-C reaches the foreground process group. The
+		 * agent opened it: its ioctls are not subject to Landlock, which
+		 * a spare took before the request (see "the spare"). */
+		if (setsid() < 0 || ioctl(t, TIOCSCTTY, 0) < 0 || dup2(t, 0) < 0 || dup2(t, 1) < 0 || dup2(t, 2) < 0)
 			child_fail(rep_w, STAGE_SETUP, errno);
 	} else {
 		int in = io->in >= 0 ? io->in : null_fd >= 0 ? null_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -424,9 +434,10 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 	}
 	if (drop_capabilities(prepared) < 0)
 		child_fail(rep_w, STAGE_CAPS, errno);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+	/* A spare's program has both from its mini-init already. */
+	if (!prepared && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(rep_w, STAGE_NNP, errno);
-	if (st->landlock_fd >= 0 && mbx_sys_landlock_restrict_self(st->landlock_fd, 0) < 0)
+	if (!prepared && st->landlock_fd >= 0 && mbx_sys_landlock_restrict_self(st->landlock_fd, 0) < 0)
 		child_fail(rep_w, STAGE_LANDLOCK, errno);
 	/* Every descriptor but stdio closes on exec: the channel, the ruleset,
 	 * the signalfd, other processes' pipes and this report pipe. */
@@ -533,8 +544,6 @@ static pid_t start_program(struct agent_state *st, const struct exec_req *r, con
  */
 static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 {
-	int fd;
-
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	/* A session of its own, which the programs it runs without a terminal
 	 * share (payload_child); out of the agent's. */
@@ -550,11 +559,11 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 	 * an execute's tree (this mini-init, so everything its program starts)
 	 * goes first; the agent is only ever chosen when nothing of a payload
 	 * is left. Raising one's own value needs no privilege. */
-	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		(void)!write(fd, "1000", 4);
-		close(fd);
-	}
+	/* Kept open: init_state_take reads it again (pread), also under the
+	 * Landlock ruleset a spare takes (spare_layers). */
+	oom_fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+	if (oom_fd >= 0)
+		(void)!write(oom_fd, "1000", 4);
 	/* Copies of other processes' descriptors would keep their pipes and
 	 * terminals open (a stdin that never sees end of file): drop them, and
 	 * the agent's channel. */
@@ -635,9 +644,8 @@ static void init_state_take(struct init_state *s)
 	if (sched_getaffinity(0, sizeof(s->cpus), &s->cpus) < 0)
 		CPU_ZERO(&s->cpus);
 	s->oom_len = -1;
-	/* Opened once per mini-init: the file is read again at each check. */
-	if (oom_fd < 0)
-		oom_fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+	/* Opened once per mini-init (mini_init_prepare): read again at each
+	 * check. */
 	if (oom_fd >= 0)
 		s->oom_len = pread(oom_fd, s->oom, sizeof(s->oom), 0);
 }
@@ -718,6 +726,8 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 	 * says so: AGENT_STATUS_EMPTY). */
 	if (io->in >= 0)
 		close(io->in);
+	if (io->pty >= 0)
+		close(io->pty);
 	for (;;) {
 		int s;
 		pid_t w = reap_one(&s, 0, &out.cpu_us, &out.maxrss);
@@ -750,7 +760,7 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 		}
 	}
 	out.wstatus = ws;
-	if (empty && io->pty == NULL)
+	if (empty && io->pty < 0)
 		out.flags |= AGENT_STATUS_EMPTY;
 	if (base != NULL && empty && init_state_same(base))
 		out.flags |= AGENT_STATUS_SPARE;
@@ -764,6 +774,28 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 }
 
 static void spare_serve(struct agent_state *st, int sock, const struct init_state *base) __attribute__((noreturn));
+
+/*
+ * The payload layers a mini-init takes on itself before it serves as a
+ * spare, for its programs to inherit: the bounding set emptied, the
+ * ambient set cleared and securebits locked (its effective set stays for
+ * what it still does), no_new_privs, the Landlock ruleset, then the seccomp
+ * filters. 0, or -1 with errno set and *stage the failed step.
+ */
+static int spare_layers(struct agent_state *st, enum stage *stage)
+{
+	*stage = STAGE_CAPS;
+	if (drop_bounding_set() < 0 || lock_capabilities() < 0)
+		return -1;
+	*stage = STAGE_NNP;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	*stage = STAGE_LANDLOCK;
+	if (st->landlock_fd >= 0 && mbx_sys_landlock_restrict_self(st->landlock_fd, 0) < 0)
+		return -1;
+	*stage = STAGE_SECCOMP;
+	return install_filters(st);
+}
 
 /*
  * PID 1 of a process's nested pid namespace, cloned for its request (no
@@ -783,7 +815,7 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 	if (sock >= 0)
 		init_state_take(&base);
 	if (mini_init_run(st, r, io, rep_w, status_w, 0, sock >= 0 ? &base : NULL) &&
-	    drop_bounding_set() == 0 && install_filters(st) == 0) {
+	    spare_layers(st, &stage) == 0) {
 		for (size_t i = 0; i < st->nfds; i++)
 			close(st->fds[i]);
 		st->nfds = 0;
@@ -882,19 +914,21 @@ static void prefault_own_memory(void)
  * take in the seccomp filters (it converts and compiles a program of some
  * 400 instructions per install: about 0.15 ms) and for 41 prctl calls that
  * empty the bounding set. The spare does everything that does not depend
- * on the request (mini_init_prepare, the bounding set, then the filters,
- * the extra one first as ever), reports {0, 0} (or the step that failed) on
- * its socket and waits there. EXEC hands it the message (struct spare_msg, then the
- * frame's body, which it parses with the same parser) and the descriptors
- * (SCM_RIGHTS): the report and status pipes, the program's stdio, then
- * those that came with the message. From there it goes on as any mini-init
- * (mini_init_run).
+ * on the request (mini_init_prepare, then spare_layers: the bounding set,
+ * the ambient set and securebits, no_new_privs, the Landlock ruleset, then
+ * the filters, the extra one first as ever), reports {0, 0} (or the step
+ * that failed) on its socket and waits there. EXEC hands it the message
+ * (struct spare_msg, then the frame's body, which it parses with the same
+ * parser) and the descriptors (SCM_RIGHTS): the report and status pipes,
+ * the program's stdio or terminal, then those that came with the message.
+ * From there it goes on as any mini-init (mini_init_run).
  *
- * The filters installed in the spare apply to the mini-init itself and to
- * the program's steps before exec: sigprocmask, sigaction, setpgid, setsid, dup2,
- * open, ioctl(TIOCSCTTY), fcntl, chdir, setrlimit (prlimit64), the
- * capability prctls (PR_CAP_AMBIENT, PR_SET_SECUREBITS), capset,
- * no_new_privs, landlock_restrict_self, close_range, execve. No filter variant denies
+ * Landlock and the filters apply to the mini-init itself as well. It opens
+ * nothing by name once prepared (its oom_score_adj and /dev/null are open
+ * from mini_init_prepare), and neither do the program's steps before exec:
+ * sigprocmask, sigaction, setpgid, setsid, dup2, ioctl(TIOCSCTTY), fcntl,
+ * chdir, setrlimit (prlimit64), capset, close_range, execve (which the
+ * ruleset allows or not, as for any program). No filter variant denies
  * any of them (src/backend/linux/seccomp.c denies the mount API, namespace
  * creation, a list of kernel interfaces, set-id modes and some ioctls and
  * sockets; the memory guard denies memfds and shared anonymous mappings),
@@ -941,11 +975,11 @@ struct spare_msg {
 	uint32_t nmsg_fds;      /* descriptors of the message, after the io ones */
 	uint8_t has_in, has_out, has_err, has_pty;
 	uint8_t keep;           /* the agent may keep it after this execute (recycling) */
-	char pty[64];           /* the terminal's slave path (has_pty) */
 };
 
-/* Descriptors handed over: report, status, in, out, err, then the message's. */
-#define SPARE_MAX_FDS (5 + MBX_PROTO_MAX_FDS)
+/* Descriptors handed over: report, status, in, out, err, the terminal, then
+ * the message's. */
+#define SPARE_MAX_FDS (6 + MBX_PROTO_MAX_FDS)
 
 /*
  * A spare's wait: reports ready ({0, 0}) on its socket, takes a request
@@ -1004,7 +1038,8 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 		 * the report pipe. */
 		if (nfd < 2 || (size_t)n < sizeof(hdr) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 		    hdr.body_len != (size_t)n - sizeof(hdr) ||
-		    nfd != 2u + hdr.has_in + hdr.has_out + hdr.has_err + hdr.nmsg_fds || hdr.nmsg_fds > MBX_PROTO_MAX_FDS)
+		    nfd != 2u + hdr.has_in + hdr.has_out + hdr.has_err + hdr.has_pty + hdr.nmsg_fds ||
+		    hdr.nmsg_fds > MBX_PROTO_MAX_FDS)
 			_exit(127);
 		rep_w = fds[0];
 		status_w = fds[1];
@@ -1012,8 +1047,7 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 		io.in = hdr.has_in ? fds[k++] : -1;
 		io.out = hdr.has_out ? fds[k++] : -1;
 		io.err = hdr.has_err ? fds[k++] : -1;
-		hdr.pty[sizeof(hdr.pty) - 1] = '\0';
-		io.pty = hdr.has_pty ? hdr.pty : NULL;
+		io.pty = hdr.has_pty ? fds[k++] : -1;
 		for (size_t i = 0; i < hdr.nmsg_fds; i++)
 			st->fds[i] = fds[k + i];
 		st->nfds = hdr.nmsg_fds;
@@ -1048,21 +1082,19 @@ static void spare_main(struct agent_state *st, int sock)
 	for (size_t i = 0; i < st->nfds; i++)
 		close(st->fds[i]);
 	st->nfds = 0;
-	if (mini_init_prepare(st, &stage) < 0) {
+	if (mini_init_prepare(st, &stage) == 0) {
+		/* Before the layers: it reads no file by name, but no step
+		 * needs to run under them. */
+		init_state_take(&base);
+		if (spare_layers(st, &stage) == 0)
+			stage = 0;
+	}
+	if (stage != 0) {
 		ready.stage = (int32_t)stage;
 		ready.errnum = errno;
-	} else if (drop_bounding_set() < 0) {
-		ready.stage = STAGE_CAPS;
-		ready.errnum = errno;
-	} else if (install_filters(st) < 0) {
-		ready.stage = STAGE_SECCOMP;
-		ready.errnum = errno;
-	}
-	if (ready.stage != 0) {
 		(void)!send(sock, &ready, sizeof(ready), MSG_NOSIGNAL);
 		_exit(0);
 	}
-	init_state_take(&base);
 	prefault_own_memory();
 	spare_serve(st, sock, &base);
 }
@@ -1131,13 +1163,14 @@ static int pipes_take(struct agent_state *st, struct agent_pipes *p)
 
 /*
  * Makes the next execute's pipes (four pipe2 and two fcntl, 10-20 us here)
- * after an EXIT has gone, so that they are off that execute's path: while
- * the host takes the answer, or in the idle while before its next request.
+ * after an EXIT or the READY has gone, so that they are off that execute's
+ * path: while the host takes the answer, or in the idle while before its
+ * next request.
  * Not on a poll timeout: a short one costs more than the pipes, as the
  * timer is armed and cancelled again at every poll of a busy agent (about
  * 20 us of the agent's CPU per execute here, in a virtual machine).
  */
-static void pipes_ahead(struct agent_state *st)
+void agent_pipes_ahead(struct agent_state *st)
 {
 	if (!st->spare_on || st->pipes_pause || st->next_pipes.rep[0] >= 0 || st->chan_down)
 		return;
@@ -1223,8 +1256,7 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 
 	if (pid <= 0)
 		return 0;
-	if (f->len > SPARE_MAX_BODY || st->nfds > MBX_PROTO_MAX_FDS ||
-	    (io->pty && strlen(io->pty) >= sizeof(hdr.pty))) {
+	if (f->len > SPARE_MAX_BODY || st->nfds > MBX_PROTO_MAX_FDS) {
 		agent_spare_discard(st);
 		return 0;
 	}
@@ -1261,9 +1293,9 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 		hdr.has_err = 1;
 		fds[nfd++] = io->err;
 	}
-	if (io->pty) {
+	if (io->pty >= 0) {
 		hdr.has_pty = 1;
-		memcpy(hdr.pty, io->pty, strlen(io->pty) + 1);
+		fds[nfd++] = io->pty;
 	}
 	for (size_t i = 0; i < st->nfds; i++)
 		fds[nfd++] = st->fds[i];
@@ -1408,12 +1440,12 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 {
 	uint32_t id = f->id;
 	struct exec_req r;
-	struct child_io io = { -1, -1, -1, NULL };
+	struct child_io io = { -1, -1, -1, -1 };
 	struct agent_proc *p = NULL;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, repp[2] = { -1, -1 }, stp[2] = { -1, -1 };
 	int sv[2] = { -1, -1 }, sock = -1, keep, defer;
-	int master = -1, slot = -1;
-	char slave[64];
+	int master = -1, slave = -1, slot = -1;
+	char slave_path[64];
 	struct child_report rep;
 	long init;
 	ssize_t n;
@@ -1451,8 +1483,14 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		struct winsize ws = { (unsigned short)r.rows, (unsigned short)r.cols, 0, 0 };
 
 		master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-		if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, slave, sizeof(slave)) != 0 ||
+		if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 ||
+		    ptsname_r(master, slave_path, sizeof(slave_path)) != 0 ||
 		    ioctl(master, TIOCSWINSZ, &ws) < 0)
+			goto sys;
+		/* Opened here, outside every payload layer, and handed over
+		 * (payload_child). */
+		slave = open(slave_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (slave < 0)
 			goto sys;
 		io.pty = slave;
 		for (int i = 0; i < 2; i++) {
@@ -1478,7 +1516,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	 * one execute and goes (new, execute, destroy without saying so) would
 	 * only wait at its destroy for the teardown that an exiting mini-init
 	 * does while its result is on the way. */
-	keep = st->execs++ > 0 && st->spare_on && io.pty == NULL && !(r.flags & MBX_XF_LAST);
+	keep = st->execs++ > 0 && st->spare_on && io.pty < 0 && !(r.flags & MBX_XF_LAST);
 	init = spare_take(st, f, &io, repp[1], stp[1], keep, &rep, &sock);
 	if (init < 0) {
 		report_child_failure(st, id, r.cwd, r.argv[0], &rep);
@@ -1518,6 +1556,9 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	close_fd(&outp[1]);
 	close_fd(&errp[1]);
 	close_fd(&inp[0]);
+	/* The terminal hangs up (EIO on the master) once its last slave,
+	 * the program's, is closed. */
+	close_fd(&slave);
 
 	/*
 	 * Whether the program started (its exec) or which step failed first
@@ -1602,6 +1643,7 @@ sys:
 	agent_send_error(st, id, MBX_ESYS, errno, NULL, "start the process");
 out:
 	close_fd(&master);
+	close_fd(&slave);
 	for (int i = 0; i < 2; i++) {
 		close_fd(&outp[i]);
 		close_fd(&errp[i]);
@@ -2020,7 +2062,7 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 			 * main loop's own flush. */
 			(void)agent_flush(st, 0);
 			agent_proc_free(st, p);
-			pipes_ahead(st);
+			agent_pipes_ahead(st);
 		}
 	}
 }

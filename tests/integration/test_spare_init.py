@@ -310,6 +310,56 @@ FILL = textwrap.dedent("""
 """)
 
 
+# The layers a program runs under, as it sees them: no_new_privs, seccomp
+# mode, the five capability sets, securebits (PR_GET_SECUREBITS), and a
+# write that only Landlock refuses (test_security.py,
+# test_landlock_blocks_writes_to_proc).
+LAYERS_PROBE = r"""
+import ctypes, errno
+st = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
+try:
+    with open("/proc/self/comm", "w") as f:
+        f.write("x")
+    ll = "ok"
+except OSError as e:
+    ll = errno.errorcode[e.errno]
+print(" ".join(st[k].strip() for k in ("NoNewPrivs", "Seccomp", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")),
+      ctypes.CDLL(None).prctl(27, 0, 0, 0, 0), ll)
+"""
+ALL_LAYERS = b"1 2 " + b"0000000000000000 " * 5 + b"239 EACCES\n"
+
+
+def test_programs_have_every_layer_whichever_mini_init_runs_them(osbox):
+    # A spare takes no_new_privs, Landlock, securebits, the bounding set
+    # and the filters before its request; a cloned mini-init leaves them
+    # to the program. Either way the program has all of them: the first
+    # execute (a clone), one through a fresh spare, one through the
+    # recycled mini-init of the one before, and one on a terminal through
+    # a spare (whose terminal the agent opened for it).
+    agent = agent_of(osbox)
+    r = osbox.exec(["python3", "-c", LAYERS_PROBE])
+    assert r.stdout == ALL_LAYERS, r
+    wait_spare(agent)
+    r = osbox.exec(["python3", "-c", LAYERS_PROBE])
+    assert r.stdout == ALL_LAYERS, r
+    r = osbox.exec(["python3", "-c", LAYERS_PROBE])
+    assert r.stdout == ALL_LAYERS, r
+    wait_spare(agent)
+    p = osbox.spawn(["python3", "-c", LAYERS_PROBE], pty=(24, 80))
+    out = b""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ev = p.next_event(1000)
+        if ev is None:
+            continue
+        kind, data = ev
+        if kind != mbx.MBX_EVENT_STDOUT:
+            break
+        out += data
+    p.close()
+    assert out.replace(b"\r\n", b"\n") == ALL_LAYERS, out
+
+
 def test_seccomp_filter_the_spare_cannot_install_fails_the_execute(cli):
     import json
 
