@@ -43,12 +43,17 @@ struct agent_status {
 	uint32_t flags;         /* AGENT_STATUS_* */
 	uint64_t cpu_us;
 	uint64_t maxrss;
+	/* An execute without a report pipe (one the host waits for the end
+	 * of only, payload.c): the step at which its start failed and its
+	 * errno; 0 when the program ran. */
+	int32_t start_stage;
+	int32_t start_errno;
 };
 
 /* The pipes of one execute, each [0] the agent's end and [1] its
- * mini-init's: the program's start report and the mini-init's status (both
- * ends non-blocking), the program's stdout and stderr (the agent's ends
- * non-blocking). */
+ * mini-init's: the program's start report (for an execute whose STARTED
+ * waits for the exec) and the mini-init's status (both ends non-blocking),
+ * the program's stdout and stderr (the agent's ends non-blocking). */
 struct agent_pipes {
 	int rep[2];
 	int status[2];
@@ -69,7 +74,6 @@ struct agent_proc {
 	int in_fd;              /* stdin pipe or PTY master (dup), -1 when none */
 	int status_fd;          /* the mini-init's report, -1 once read */
 	int start_pending;      /* STARTED not sent yet (a one-shot execute's, see agent_exec) */
-	int rep_fd;             /* while start_pending: the program's start report (payload.c), -1 */
 	char *cwd;              /* while start_pending: the working directory asked for, for a failure's message */
 	uint8_t *inbuf;         /* stdin bytes not yet written (STDIN_WINDOW bytes) */
 	size_t inlen;

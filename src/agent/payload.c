@@ -28,8 +28,12 @@
  * Landlock ruleset before its exec.
  *
  * A failing step writes {stage, errno} to a CLOEXEC pipe and exits; exec
- * closes that pipe, so EOF tells the agent the program is running. A
- * spare's failing step is that execute's error (spare_take).
+ * closes that pipe, so EOF tells the agent the program is running. An
+ * execute whose start the agent does not wait for (one-shot, no stdin, no
+ * terminal) has no such pipe: a failing step leaves {stage, errno} in the
+ * memory the program's process shares with its mini-init until its exec
+ * (prog_failed), and the mini-init's status says it at the end. A spare's
+ * failing step is that execute's error (spare_take).
  *
  * Every process runs under a mini-init: the agent clones it into a new,
  * nested pid namespace, where it is PID 1; it starts the program (PID 2, vfork-style),
@@ -291,12 +295,37 @@ static int parse_exec(const struct agent_state *st, const struct mbx_frame *f, s
 	return 0;
 }
 
+/*
+ * A start that failed: where its program's process wrote it for the
+ * mini-init to put in its status (an execute without a report pipe). The
+ * program's process shares the mini-init's memory until its exec
+ * (start_program), so the mini-init finds it set once the clone returns.
+ */
+static struct child_report prog_failed;
+
+/* Reports a failed step of a start and exits: on the report pipe when
+ * there is one (fd >= 0), else in prog_failed. */
 static void child_fail(int fd, enum stage stage, int errnum)
 {
 	struct child_report rep = { stage, errnum };
 
-	(void)!write(fd, &rep, sizeof(rep));
+	if (fd >= 0)
+		(void)!write(fd, &rep, sizeof(rep));
+	else
+		prog_failed = rep;
 	_exit(127);
+}
+
+/* The same for a step of the mini-init itself: without a report pipe, its
+ * status says it (it exits right after, its program never started). */
+static void init_fail(int rep_w, int status_w, enum stage stage, int errnum)
+{
+	if (rep_w < 0) {
+		struct agent_status out = { .start_stage = (int32_t)stage, .start_errno = errnum };
+
+		(void)!write(status_w, &out, sizeof(out));
+	}
+	child_fail(rep_w, stage, errnum);
 }
 
 /* Empties the bounding set, so exec cannot give capabilities back to uid
@@ -577,7 +606,6 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 		close_fd(&q->in_fd);
 		close_fd(&q->status_fd);
 		close_fd(&q->program_fd);
-		close_fd(&q->rep_fd);
 		/* Another mini-init's socket: a copy here would keep it from
 		 * seeing the end of file that tells it to go. */
 		close_fd(&q->spare_sock);
@@ -715,10 +743,12 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 	/* Named before the program starts, so that it finds its PID 1 named
 	 * (the program's own name is its program's from its exec on). */
 	prctl(PR_SET_NAME, "mimobox-init", 0, 0, 0);
+	prog_failed = (struct child_report){ 0, 0 };
 	prog = start_program(st, r, io, rep_w, prepared);
 	if (prog < 0)
-		child_fail(rep_w, STAGE_SETUP, errno);
-	close(rep_w);
+		init_fail(rep_w, status_w, STAGE_SETUP, errno);
+	if (rep_w >= 0)
+		close(rep_w);
 	/* Without our copy, its stdin reaches end of file when the agent
 	 * closes its end. The output pipes stay open here until the report
 	 * below: their end of file then comes with it, not at the program's
@@ -760,6 +790,8 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 		}
 	}
 	out.wstatus = ws;
+	out.start_stage = prog_failed.stage;
+	out.start_errno = prog_failed.errnum;
 	if (empty && io->pty < 0)
 		out.flags |= AGENT_STATUS_EMPTY;
 	if (base != NULL && empty && init_state_same(base))
@@ -810,7 +842,7 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 	struct init_state base;
 
 	if (mini_init_prepare(st, &stage) < 0)
-		child_fail(rep_w, stage, errno);
+		init_fail(rep_w, status_w, stage, errno);
 	/* A socket: the agent keeps it if it can (agent_exec's `keep`). */
 	if (sock >= 0)
 		init_state_take(&base);
@@ -973,12 +1005,12 @@ struct spare_msg {
 	uint32_t id;            /* the EXEC frame's id */
 	uint32_t body_len;      /* bytes of the body after this header */
 	uint32_t nmsg_fds;      /* descriptors of the message, after the io ones */
-	uint8_t has_in, has_out, has_err, has_pty;
+	uint8_t has_rep, has_in, has_out, has_err, has_pty;
 	uint8_t keep;           /* the agent may keep it after this execute (recycling) */
 };
 
-/* Descriptors handed over: report, status, in, out, err, the terminal, then
- * the message's. */
+/* Descriptors handed over: the report (has_rep), the status, in, out, err,
+ * the terminal, then the message's. */
 #define SPARE_MAX_FDS (6 + MBX_PROTO_MAX_FDS)
 
 /*
@@ -1035,15 +1067,15 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 		nfd = agent_cmsg_fds(&msg, fds, 0, SPARE_MAX_FDS);
 		/* The agent's own message, checked there: only a short one (the
 		 * kernel cut it) is not whole, and nothing can be reported without
-		 * the report pipe. */
-		if (nfd < 2 || (size_t)n < sizeof(hdr) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+		 * the status pipe. */
+		if (nfd < 1 || (size_t)n < sizeof(hdr) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 		    hdr.body_len != (size_t)n - sizeof(hdr) ||
-		    nfd != 2u + hdr.has_in + hdr.has_out + hdr.has_err + hdr.has_pty + hdr.nmsg_fds ||
+		    nfd != 1u + hdr.has_rep + hdr.has_in + hdr.has_out + hdr.has_err + hdr.has_pty + hdr.nmsg_fds ||
 		    hdr.nmsg_fds > MBX_PROTO_MAX_FDS)
 			_exit(127);
-		rep_w = fds[0];
-		status_w = fds[1];
-		k = 2;
+		k = 0;
+		rep_w = hdr.has_rep ? fds[k++] : -1;
+		status_w = fds[k++];
 		io.in = hdr.has_in ? fds[k++] : -1;
 		io.out = hdr.has_out ? fds[k++] : -1;
 		io.err = hdr.has_err ? fds[k++] : -1;
@@ -1054,7 +1086,7 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 		f = (struct mbx_frame){ .type = MBX_MSG_EXEC, .id = hdr.id, .body = body, .len = hdr.body_len };
 		memset(&r, 0, sizeof(r));
 		if (parse_exec(st, &f, &r) < 0)
-			child_fail(rep_w, STAGE_SETUP, EPROTO);
+			init_fail(rep_w, status_w, STAGE_SETUP, EPROTO);
 		again = mini_init_run(st, &r, &io, rep_w, status_w, 1, hdr.keep ? base : NULL);
 		/* The program set it to the request's, freed here (the mini-init
 		 * itself reads no environment). */
@@ -1132,33 +1164,46 @@ static void pipes_close(struct agent_pipes *p)
 		close_fd(fds[i]);
 }
 
-/* 0, or -1 with errno set and nothing left open. */
-static int pipes_make(struct agent_pipes *p)
-{
-	int e;
+#define PIPES_NONE ((struct agent_pipes){ { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } })
 
-	*p = (struct agent_pipes){ { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
+/* Makes the pipes of *p that are missing (-1), the report's only when
+ * `rep`. 0, or -1 with errno set (what was made stays in *p). */
+static int pipes_fill(struct agent_pipes *p, int rep)
+{
 	/* The report and the status are a few bytes put once in an empty pipe
 	 * by their only writer, which never blocks; the program's output is
 	 * written blocking, as any program expects its stdout. */
-	if (pipe2(p->rep, O_CLOEXEC | O_NONBLOCK) == 0 && pipe2(p->status, O_CLOEXEC | O_NONBLOCK) == 0 &&
-	    pipe2(p->out, O_CLOEXEC) == 0 && pipe2(p->err, O_CLOEXEC) == 0 &&
-	    fcntl(p->out[0], F_SETFL, O_NONBLOCK) == 0 && fcntl(p->err[0], F_SETFL, O_NONBLOCK) == 0)
+	if (rep && p->rep[0] < 0 && pipe2(p->rep, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	if (p->status[0] < 0 && pipe2(p->status, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	if (p->out[0] < 0 && (pipe2(p->out, O_CLOEXEC) < 0 || fcntl(p->out[0], F_SETFL, O_NONBLOCK) < 0))
+		return -1;
+	if (p->err[0] < 0 && (pipe2(p->err, O_CLOEXEC) < 0 || fcntl(p->err[0], F_SETFL, O_NONBLOCK) < 0))
+		return -1;
+	return 0;
+}
+
+/* An execute's pipes: those made ahead, and new ones for what is missing.
+ * Without `rep` (an execute whose start is told in its status), a report
+ * pipe made ahead stays for a later execute. 0, or -1 with errno set and
+ * nothing taken left open. */
+static int pipes_take(struct agent_state *st, struct agent_pipes *p, int rep)
+{
+	int e;
+
+	*p = st->next_pipes;
+	st->next_pipes = PIPES_NONE;
+	if (!rep) {
+		memcpy(st->next_pipes.rep, p->rep, sizeof(p->rep));
+		p->rep[0] = p->rep[1] = -1;
+	}
+	if (pipes_fill(p, rep) == 0)
 		return 0;
 	e = errno;
 	pipes_close(p);
 	errno = e;
 	return -1;
-}
-
-/* The pipes made ahead if any, else new ones. */
-static int pipes_take(struct agent_state *st, struct agent_pipes *p)
-{
-	if (st->next_pipes.rep[0] < 0)
-		return pipes_make(p);
-	*p = st->next_pipes;
-	st->next_pipes = (struct agent_pipes){ { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
-	return 0;
 }
 
 /*
@@ -1172,12 +1217,14 @@ static int pipes_take(struct agent_state *st, struct agent_pipes *p)
  */
 void agent_pipes_ahead(struct agent_state *st)
 {
-	if (!st->spare_on || st->pipes_pause || st->next_pipes.rep[0] >= 0 || st->chan_down)
+	if (!st->spare_on || st->pipes_pause || st->chan_down)
 		return;
 	/* At a descriptor limit, say: the execute makes its own and meets it
 	 * itself; not tried again before another execute. */
-	if (pipes_make(&st->next_pipes) < 0)
+	if (pipes_fill(&st->next_pipes, 1) < 0) {
+		pipes_close(&st->next_pipes);
 		st->pipes_pause = 1;
+	}
 }
 
 void agent_spare_make(struct agent_state *st, int *timeout_ms)
@@ -1279,7 +1326,10 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 	hdr.body_len = f->len;
 	hdr.nmsg_fds = (uint32_t)st->nfds;
 	hdr.keep = (uint8_t)keep;
-	fds[nfd++] = rep_w;
+	if (rep_w >= 0) {
+		hdr.has_rep = 1;
+		fds[nfd++] = rep_w;
+	}
 	fds[nfd++] = status_w;
 	if (io->in >= 0) {
 		hdr.has_in = 1;
@@ -1347,7 +1397,6 @@ void agent_proc_free(struct agent_state *st, struct agent_proc *p)
 	close_fd(&p->status_fd);
 	close_fd(&p->program_fd);
 	close_fd(&p->spare_sock);
-	close_fd(&p->rep_fd);
 	free(p->inbuf);
 	free(p->program_name);
 	free(p->cwd);
@@ -1408,27 +1457,19 @@ static void send_started(struct agent_state *st, const struct agent_proc *p)
 /*
  * The STARTED that agent_exec held back (start_pending), before the first
  * output or the EXIT of the process: 0 when it went (or had gone), -1 when
- * the report says the program never ran, which then goes as the execute's
- * ERROR instead (nothing else is sent for it). The report pipe has no
- * writer left once the program has run its exec or the mini-init has
- * ended; one that still has (output before the mini-init closed its copy)
- * means the exec happened, as output does.
+ * the mini-init's status says the program never ran, which then goes as
+ * the execute's ERROR instead (nothing else is sent for it). Output means
+ * the exec happened; so does a mini-init that ended without a status
+ * (killed: the execute ends killed).
  */
 static int finish_start(struct agent_state *st, struct agent_proc *p)
 {
-	struct child_report rep;
-	ssize_t n = 0;
-
 	if (!p->start_pending)
 		return 0;
 	p->start_pending = 0;
-	if (p->rep_fd >= 0) {
-		do
-			n = read(p->rep_fd, &rep, sizeof(rep));
-		while (n < 0 && errno == EINTR);
-		close_fd(&p->rep_fd);
-	}
-	if (n == (ssize_t)sizeof(rep)) {
+	if (p->status_valid && p->status.start_stage != 0) {
+		struct child_report rep = { p->status.start_stage, p->status.start_errno };
+
 		report_child_failure(st, p->id, p->cwd, p->program_name ? p->program_name : "?", &rep);
 		return -1;
 	}
@@ -1472,7 +1513,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	{
 		struct agent_pipes pp;
 
-		if (pipes_take(st, &pp) < 0)
+		if (pipes_take(st, &pp, !defer) < 0)
 			goto sys;
 		memcpy(repp, pp.rep, sizeof(repp));
 		memcpy(stp, pp.status, sizeof(stp));
@@ -1563,10 +1604,11 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	/*
 	 * Whether the program started (its exec) or which step failed first
 	 * comes on the report pipe. An execute the host only waits for the end
-	 * of (one-shot, no stdin, no terminal) is not waited for here: its
-	 * report is read with its first output or at its end, and STARTED goes
-	 * then (finish_start), in the same write as the EXIT for a program that
-	 * writes nothing; so neither this agent nor the host wakes in between.
+	 * of (one-shot, no stdin, no terminal) has none and is not waited for
+	 * here: its mini-init's status at the end says whether its program
+	 * ran, and STARTED goes with its first output or then (finish_start),
+	 * in the same write as the EXIT for a program that writes nothing; so
+	 * neither this agent nor the host wakes in between.
 	 */
 	n = 0;
 	if (!defer) {
@@ -1600,7 +1642,6 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		goto out;
 	}
 	p->id = id;
-	p->rep_fd = -1;
 	p->init = (pid_t)init;
 	p->spare_sock = sock;
 	sock = -1;
@@ -1632,8 +1673,6 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	st->procs[slot] = p;
 	if (defer) {
 		p->cwd = strdup(r.cwd ? r.cwd : "/");
-		p->rep_fd = repp[0];
-		repp[0] = -1;
 		p->start_pending = 1;
 		goto out;
 	}
