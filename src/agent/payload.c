@@ -128,6 +128,22 @@ enum stage {
 	STAGE_CGROUP,
 };
 
+static void close_fd(int *fd);
+
+/* A pipe of a process at its end: closed with the process, after its EXIT
+ * has gone (agent_proc_service), not before; at once when there is no
+ * room to keep it. */
+static void retire_fd(struct agent_proc *p, int *fd)
+{
+	for (int i = 0; i < 3; i++)
+		if (p->spent[i] < 0) {
+			p->spent[i] = *fd;
+			*fd = -1;
+			return;
+		}
+	close_fd(fd);
+}
+
 /* Output frames waiting for the host beyond this stop the reading of
  * processes' output, so a slow host slows the payload instead of growing
  * memory. */
@@ -605,6 +621,8 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 		close_fd(&q->err_fd);
 		close_fd(&q->in_fd);
 		close_fd(&q->status_fd);
+		for (int j = 0; j < 3; j++)
+			close_fd(&q->spent[j]);
 		close_fd(&q->program_fd);
 		/* Another mini-init's socket: a copy here would keep it from
 		 * seeing the end of file that tells it to go. */
@@ -1395,6 +1413,8 @@ void agent_proc_free(struct agent_state *st, struct agent_proc *p)
 	close_fd(&p->err_fd);
 	close_fd(&p->in_fd);
 	close_fd(&p->status_fd);
+	for (int i = 0; i < 3; i++)
+		close_fd(&p->spent[i]);
 	close_fd(&p->program_fd);
 	close_fd(&p->spare_sock);
 	free(p->inbuf);
@@ -1642,6 +1662,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		goto out;
 	}
 	p->id = id;
+	p->spent[0] = p->spent[1] = p->spent[2] = -1;
 	p->init = (pid_t)init;
 	p->spare_sock = sock;
 	sock = -1;
@@ -1940,7 +1961,7 @@ static void drain_ended(struct agent_state *st, struct agent_proc *p)
 		while (*fd >= 0 && st->out.len - st->out_sent < OUTQ_HIGH && (r = pump(st, p, which)) == 1)
 			;
 		if (*fd >= 0 && r == 0)
-			close_fd(fd);
+			retire_fd(p, fd);
 	}
 }
 
@@ -2062,7 +2083,7 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 					drain_ended(st, p);
 			}
 			if (n >= 0)
-				close_fd(&p->status_fd);
+				retire_fd(p, &p->status_fd);
 		}
 		k += 4;
 	}
