@@ -435,13 +435,9 @@ struct child_io {
 static void payload_child(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w, int prepared)
 {
 	extern char **environ;
-	sigset_t none;
 
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* The agent reset every other disposition when it started (agent.c);
-	 * SIGPIPE is the one it ignores itself. */
-	signal(SIGPIPE, SIG_DFL);
+	/* Its signal mask and dispositions are the mini-init's, which made
+	 * them a program's (mini_init_prepare). */
 	if (io->pty >= 0) {
 		int t = io->pty;
 
@@ -589,7 +585,17 @@ static pid_t start_program(struct agent_state *st, const struct exec_req *r, con
  */
 static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 {
+	sigset_t none;
+
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* The signal mask and dispositions its programs start with: nothing
+	 * blocked (the agent blocks SIGCHLD for its signalfd) and SIGPIPE back
+	 * to its default (the agent ignores it); the agent reset every other
+	 * disposition when it started (agent.c). The mini-init's own writes
+	 * go to the agent, whose end is open while the mini-init may write. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
 	/* A session of its own, which the programs it runs without a terminal
 	 * share (payload_child); out of the agent's. */
 	if (setsid() < 0) {
