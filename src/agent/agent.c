@@ -515,7 +515,7 @@ int main(void)
 	st.cgroup_procs_fd = -1;
 	st.oom_events_fd = -1;
 	st.spare_sock = -1;
-	st.next_pipes = (struct agent_pipes){ { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
+	st.next_pipes = AGENT_PIPES_NONE;
 	st.netns_pidfd = -1;
 	st.netns_sock = -1;
 	for (int i = 0; i < AGENT_MAX_FILES; i++) {

@@ -60,6 +60,7 @@ struct agent_pipes {
 	int out[2];
 	int err[2];
 };
+#define AGENT_PIPES_NONE ((struct agent_pipes){ { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } })
 
 /* One spawned process: a mini-init (PID 1 of a nested pid namespace) and
  * the program it runs (PID 2 there, or the next free pid when the
@@ -169,7 +170,8 @@ struct agent_state {
 	uint64_t spare_gen;     /* counts discards: a mini-init prepared before the last one is not kept */
 	uint64_t execs;         /* executes since INIT or the last RESET (recycling starts at the second) */
 	/* The next execute's pipes, made after an EXIT or the READY
-	 * (agent_pipes_ahead), os mode only: rep[0] == -1 when there are none. */
+	 * (agent_pipes_ahead), os mode only: a pair is -1 when not made, or
+	 * taken by an execute that needed it. */
 	struct agent_pipes next_pipes;
 	int pipes_pause;        /* making them failed: not again before the next EXEC */
 
@@ -247,7 +249,6 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms);
 /* Kills and reaps the spare, if any: first thing of every request that
  * changes the mounts or the state a spare copied (RESET, LAYERS, IDENTITY). */
 void agent_spare_discard(struct agent_state *st);
-
 /* Kills every process (shutdown). */
 void agent_proc_kill_all(struct agent_state *st);
 /* Forgets a process's record: closes its descriptors and frees it (the process is not signalled). */

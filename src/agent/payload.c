@@ -128,7 +128,17 @@ enum stage {
 	STAGE_CGROUP,
 };
 
-static void close_fd(int *fd);
+/* Output frames waiting for the host beyond this stop the reading of
+ * processes' output, so a slow host slows the payload instead of growing
+ * memory. */
+#define OUTQ_HIGH (1u << 20)
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
 
 /* A pipe of a process at its end: closed with the process, after its EXIT
  * has gone (agent_proc_service), not before; at once when there is no
@@ -142,18 +152,6 @@ static void retire_fd(struct agent_proc *p, int *fd)
 			return;
 		}
 	close_fd(fd);
-}
-
-/* Output frames waiting for the host beyond this stop the reading of
- * processes' output, so a slow host slows the payload instead of growing
- * memory. */
-#define OUTQ_HIGH (1u << 20)
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
 }
 
 struct child_report {
@@ -1188,19 +1186,23 @@ static void pipes_close(struct agent_pipes *p)
 		close_fd(fds[i]);
 }
 
-#define PIPES_NONE ((struct agent_pipes){ { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } })
+/* Which pipes an execute needs besides its status (pipes_fill, pipes_take). */
+#define PIPES_REP 1u     /* the start report: its STARTED waits for the exec */
+#define PIPES_OUTPUT 2u  /* stdout and stderr: it has no terminal */
 
-/* Makes the pipes of *p that are missing (-1), the report's only when
- * `rep`. 0, or -1 with errno set (what was made stays in *p). */
-static int pipes_fill(struct agent_pipes *p, int rep)
+/* Makes the pipes of *p in `need` (and the status) that are missing (-1).
+ * 0, or -1 with errno set (what was made stays in *p). */
+static int pipes_fill(struct agent_pipes *p, unsigned need)
 {
 	/* The report and the status are a few bytes put once in an empty pipe
 	 * by their only writer, which never blocks; the program's output is
 	 * written blocking, as any program expects its stdout. */
-	if (rep && p->rep[0] < 0 && pipe2(p->rep, O_CLOEXEC | O_NONBLOCK) < 0)
+	if ((need & PIPES_REP) && p->rep[0] < 0 && pipe2(p->rep, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -1;
 	if (p->status[0] < 0 && pipe2(p->status, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -1;
+	if (!(need & PIPES_OUTPUT))
+		return 0;
 	if (p->out[0] < 0 && (pipe2(p->out, O_CLOEXEC) < 0 || fcntl(p->out[0], F_SETFL, O_NONBLOCK) < 0))
 		return -1;
 	if (p->err[0] < 0 && (pipe2(p->err, O_CLOEXEC) < 0 || fcntl(p->err[0], F_SETFL, O_NONBLOCK) < 0))
@@ -1208,21 +1210,30 @@ static int pipes_fill(struct agent_pipes *p, int rep)
 	return 0;
 }
 
-/* An execute's pipes: those made ahead, and new ones for what is missing.
- * Without `rep` (an execute whose start is told in its status), a report
- * pipe made ahead stays for a later execute. 0, or -1 with errno set and
- * nothing taken left open. */
-static int pipes_take(struct agent_state *st, struct agent_pipes *p, int rep)
+/* Moves the pair `from` into `to` (-1 left behind). */
+static void pipe_move(int to[2], int from[2])
+{
+	to[0] = from[0];
+	to[1] = from[1];
+	from[0] = from[1] = -1;
+}
+
+/* An execute's pipes (`need`, and the status): those made ahead, new ones
+ * for what is missing; those made ahead that it does not need stay for a
+ * later execute. 0, or -1 with errno set and nothing taken left open. */
+static int pipes_take(struct agent_state *st, struct agent_pipes *p, unsigned need)
 {
 	int e;
 
-	*p = st->next_pipes;
-	st->next_pipes = PIPES_NONE;
-	if (!rep) {
-		memcpy(st->next_pipes.rep, p->rep, sizeof(p->rep));
-		p->rep[0] = p->rep[1] = -1;
+	*p = AGENT_PIPES_NONE;
+	pipe_move(p->status, st->next_pipes.status);
+	if (need & PIPES_REP)
+		pipe_move(p->rep, st->next_pipes.rep);
+	if (need & PIPES_OUTPUT) {
+		pipe_move(p->out, st->next_pipes.out);
+		pipe_move(p->err, st->next_pipes.err);
 	}
-	if (pipes_fill(p, rep) == 0)
+	if (pipes_fill(p, need) == 0)
 		return 0;
 	e = errno;
 	pipes_close(p);
@@ -1245,7 +1256,7 @@ void agent_pipes_ahead(struct agent_state *st)
 		return;
 	/* At a descriptor limit, say: the execute makes its own and meets it
 	 * itself; not tried again before another execute. */
-	if (pipes_fill(&st->next_pipes, 1) < 0) {
+	if (pipes_fill(&st->next_pipes, PIPES_REP | PIPES_OUTPUT) < 0) {
 		pipes_close(&st->next_pipes);
 		st->pipes_pause = 1;
 	}
@@ -1509,7 +1520,8 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	struct exec_req r;
 	struct child_io io = { -1, -1, -1, -1 };
 	struct agent_proc *p = NULL;
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, repp[2] = { -1, -1 }, stp[2] = { -1, -1 };
+	struct agent_pipes pp = AGENT_PIPES_NONE;
+	int inp[2] = { -1, -1 };
 	int sv[2] = { -1, -1 }, sock = -1, keep, defer;
 	int master = -1, slave = -1, slot = -1;
 	char slave_path[64];
@@ -1535,17 +1547,9 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	}
 	defer = MBX_XF_LATE_START(r.flags);
 	st->pipes_pause = 0;
-	/* Made ahead while the agent was idle, most often. */
-	{
-		struct agent_pipes pp;
-
-		if (pipes_take(st, &pp, !defer) < 0)
-			goto sys;
-		memcpy(repp, pp.rep, sizeof(repp));
-		memcpy(stp, pp.status, sizeof(stp));
-		memcpy(outp, pp.out, sizeof(outp));
-		memcpy(errp, pp.err, sizeof(errp));
-	}
+	/* Made ahead after the last answer, most often. */
+	if (pipes_take(st, &pp, (defer ? 0 : PIPES_REP) | (r.flags & MBX_XF_PTY ? 0 : PIPES_OUTPUT)) < 0)
+		goto sys;
 	if (r.flags & MBX_XF_PTY) {
 		struct winsize ws = { (unsigned short)r.rows, (unsigned short)r.cols, 0, 0 };
 
@@ -1560,16 +1564,12 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		if (slave < 0)
 			goto sys;
 		io.pty = slave;
-		for (int i = 0; i < 2; i++) {
-			close_fd(&outp[i]);
-			close_fd(&errp[i]);
-		}
 	} else {
 		if ((r.flags & MBX_XF_STDIN) && pipe2(inp, O_CLOEXEC) < 0)
 			goto sys;
 		io.in = inp[0];
-		io.out = outp[1];
-		io.err = errp[1];
+		io.out = pp.out[1];
+		io.err = pp.err[1];
 	}
 	/*
 	 * Every execute, one-shot ones too, runs under a mini-init in a new pid
@@ -1584,7 +1584,7 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	 * only wait at its destroy for the teardown that an exiting mini-init
 	 * does while its result is on the way. */
 	keep = st->execs++ > 0 && st->spare_on && io.pty < 0 && !(r.flags & MBX_XF_LAST);
-	init = spare_take(st, f, &io, repp[1], stp[1], keep, &rep, &sock);
+	init = spare_take(st, f, &io, pp.rep[1], pp.status[1], keep, &rep, &sock);
 	if (init < 0) {
 		report_child_failure(st, id, r.cwd, r.argv[0], &rep);
 		goto out;
@@ -1601,14 +1601,14 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	if (init == 0) {
 		/* The agent's ends: a copy kept here would hold stdin open and
 		 * the terminal alive. */
-		close_fd(&repp[0]);
-		close_fd(&stp[0]);
-		close_fd(&outp[0]);
-		close_fd(&errp[0]);
+		close_fd(&pp.rep[0]);
+		close_fd(&pp.status[0]);
+		close_fd(&pp.out[0]);
+		close_fd(&pp.err[0]);
 		close_fd(&inp[1]);
 		close_fd(&master);
 		close_fd(&sv[0]);
-		mini_init(st, &r, &io, repp[1], stp[1], sv[1]);
+		mini_init(st, &r, &io, pp.rep[1], pp.status[1], sv[1]);
 	}
 	if (sv[0] >= 0) {
 		sock = sv[0];
@@ -1618,10 +1618,10 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	if (!keep)
 		close_fd(&sock);
 	close_fd(&sv[1]);
-	close_fd(&repp[1]);
-	close_fd(&stp[1]);
-	close_fd(&outp[1]);
-	close_fd(&errp[1]);
+	close_fd(&pp.rep[1]);
+	close_fd(&pp.status[1]);
+	close_fd(&pp.out[1]);
+	close_fd(&pp.err[1]);
 	close_fd(&inp[0]);
 	/* The terminal hangs up (EIO on the master) once its last slave,
 	 * the program's, is closed. */
@@ -1638,16 +1638,16 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	 */
 	n = 0;
 	if (!defer) {
-		struct pollfd pf = { repp[0], POLLIN, 0 };
+		struct pollfd pf = { pp.rep[0], POLLIN, 0 };
 
 		for (;;) {
-			n = read(repp[0], &rep, sizeof(rep));
+			n = read(pp.rep[0], &rep, sizeof(rep));
 			if (n >= 0 || (errno != EINTR && errno != EAGAIN))
 				break;
 			if (errno == EAGAIN)
 				(void)poll(&pf, 1, -1);
 		}
-		close_fd(&repp[0]);
+		close_fd(&pp.rep[0]);
 	}
 	if (n == (ssize_t)sizeof(rep)) {
 		/* The program never ran: its mini-init exits at once (at the
@@ -1678,21 +1678,21 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	p->program = r.flags & MBX_XF_ONESHOT ? 0 : find_program(p->init);
 	p->program_fd = p->program > 0 ? mbx_sys_pidfd_open(p->program, 0) : -1;
 	p->pty = master >= 0;
-	p->out_fd = master >= 0 ? master : outp[0];
-	p->err_fd = errp[0];
+	p->out_fd = master >= 0 ? master : pp.out[0];
+	p->err_fd = pp.err[0];
 	p->in_fd = master >= 0 ? dup(master) : inp[1];
 	if (master >= 0 && p->in_fd >= 0)
 		fcntl(p->in_fd, F_SETFD, FD_CLOEXEC);
-	master = outp[0] = errp[0] = inp[1] = -1;
-	p->status_fd = stp[0];
-	stp[0] = -1;
+	master = pp.out[0] = pp.err[0] = inp[1] = -1;
+	p->status_fd = pp.status[0];
+	pp.status[0] = -1;
 	p->credit = r.window;
 	p->limit = r.output_limit;
 	p->start_ms = agent_now_ms();
 	p->oom_at_start = oom_kills(st);
 	p->deadline_ms = r.timeout_ms ? p->start_ms + r.timeout_ms : 0;
 	p->program_name = strdup(r.argv[0]);
-	/* The output pipes' ends are non-blocking already (pipes_make). */
+	/* The output pipes' ends are non-blocking already (pipes_fill). */
 	if (p->pty)
 		fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
 	if (p->in_fd >= 0)
@@ -1710,12 +1710,9 @@ sys:
 out:
 	close_fd(&master);
 	close_fd(&slave);
+	pipes_close(&pp);
 	for (int i = 0; i < 2; i++) {
-		close_fd(&outp[i]);
-		close_fd(&errp[i]);
 		close_fd(&inp[i]);
-		close_fd(&repp[i]);
-		close_fd(&stp[i]);
 		close_fd(&sv[i]);
 	}
 	close_fd(&sock);
