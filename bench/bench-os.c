@@ -17,6 +17,14 @@
  *              waitpid: what the kernel alone takes to run a program in
  *              those namespaces and tear them down, no mount, cgroup,
  *              filter or agent (the floor under the cold goal)
+ *   round trip one byte through a pipe to a child process and one back
+ *              through another: two wake-ups of a sleeping process, placed
+ *              by the scheduler as it places the host, the agent and the
+ *              mini-init of a warm execute (which takes four more than
+ *              posix_spawn: the execute to the agent and on to the
+ *              mini-init, the status back to the agent and the answer to
+ *              the host); the unit in which the warm execute's gap over
+ *              posix_spawn is reported
  *
  * and, in rounds of their own after those (--file-mib MIB, 0: none), the
  * file transfers of the live sandbox against `cat` doing the same copy on
@@ -79,6 +87,7 @@ enum series {
 	S_SPAWN,
 	S_WARM_LIB,	/* mbx_result_elapsed_us of the warm executes */
 	S_FLOOR,	/* clone with the six namespaces + exec + wait */
+	S_WAKE,		/* a one-byte round trip to a child process through two pipes */
 	S_COUNT,
 };
 
@@ -116,6 +125,7 @@ static const char *const series_name[S_COUNT] = {
 	[S_SPAWN] = "posix_spawn+wait",
 	[S_WARM_LIB] = "  warm: result elapsed",
 	[S_FLOOR] = "ns floor (clone+exec)",
+	[S_WAKE] = "pipe round trip",
 };
 
 static const char *const series_key[S_COUNT] = {
@@ -129,6 +139,7 @@ static const char *const series_key[S_COUNT] = {
 	[S_SPAWN] = "posix_spawn",
 	[S_WARM_LIB] = "warm_result_elapsed",
 	[S_FLOOR] = "ns_floor",
+	[S_WAKE] = "round_trip",
 };
 
 struct stats {
@@ -357,6 +368,61 @@ static uint64_t run_nsfloor(const char *const *argv)
 	t1 = now_ns();
 	check_status("ns floor", status);
 	return t1 - t0;
+}
+
+/* The round trip's child: echoes each byte of to[0] on back[1] until end
+ * of file. */
+struct echo {
+	pid_t pid;
+	int to, back; /* our ends */
+};
+
+static void echo_start(struct echo *e)
+{
+	int to[2], back[2];
+
+	if (pipe2(to, O_CLOEXEC) < 0 || pipe2(back, O_CLOEXEC) < 0)
+		die_errno("pipe2");
+	e->pid = fork();
+	if (e->pid < 0)
+		die_errno("fork");
+	if (e->pid == 0) {
+		char c;
+
+		close(to[1]);
+		close(back[0]);
+		while (read(to[0], &c, 1) == 1)
+			if (write(back[1], &c, 1) != 1)
+				break;
+		_exit(0);
+	}
+	close(to[0]);
+	close(back[1]);
+	e->to = to[1];
+	e->back = back[0];
+}
+
+static uint64_t run_round_trip(const struct echo *e)
+{
+	uint64_t t0, t1;
+	char c = 'x';
+
+	t0 = now_ns();
+	if (write(e->to, &c, 1) != 1 || read(e->back, &c, 1) != 1)
+		die_errno("round trip");
+	t1 = now_ns();
+	return t1 - t0;
+}
+
+static void echo_stop(struct echo *e)
+{
+	int status;
+
+	close(e->to);
+	close(e->back);
+	while (waitpid(e->pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die_errno("waitpid");
 }
 
 /* ---- file transfers ---- */
@@ -694,6 +760,7 @@ int main(int argc, char **argv)
 	uint64_t *samples[S_COUNT];
 	uint64_t first_new = 0, first_total = 0;
 	mbx_sandbox *warm_sb = NULL;
+	struct echo echo;
 	mbx_config *cold_cfg = NULL;
 	mbx_error *err = NULL;
 	struct utsname uts;
@@ -734,16 +801,17 @@ int main(int argc, char **argv)
 	if (rc != MBX_OK)
 		die_mbx("warm: mbx_sandbox_new", rc, err);
 	layer_list(mbx_sandbox_layers(warm_sb), layers, sizeof(layers));
+	echo_start(&echo);
 
 	for (int it = 0; it < total; it++) {
 		int k = it - o.warmup; /* sample index; < 0 during warm-up */
 
-		for (int j = 0; j < 5; j++) {
+		for (int j = 0; j < 6; j++) {
 			uint64_t phase[4], lib_us = 0, t;
 
 			if (o.cold_only && j > 0)
 				break;
-			switch (o.cold_only ? 0 : (it + j) % 5) {
+			switch (o.cold_only ? 0 : (it + j) % 6) {
 			case 0:
 				g_phases.k = k;
 				t = run_cold(pargv, cold_cfg, phase);
@@ -773,10 +841,15 @@ int main(int argc, char **argv)
 				if (k >= 0)
 					samples[S_SPAWN][k] = t;
 				break;
-			default:
+			case 4:
 				t = run_nsfloor(pargv);
 				if (k >= 0)
 					samples[S_FLOOR][k] = t;
+				break;
+			default:
+				t = run_round_trip(&echo);
+				if (k >= 0)
+					samples[S_WAKE][k] = t;
 				break;
 			}
 		}
@@ -848,6 +921,9 @@ int main(int argc, char **argv)
 	double s50 = st[S_WARM].p50 / st[S_SPAWN].p50, s99 = st[S_WARM].p99 / st[S_SPAWN].p99;
 	double c50 = st[S_COLD].p50 / st[S_FORKEXEC].p50, c99 = st[S_COLD].p99 / st[S_FORKEXEC].p99;
 	double f50 = st[S_COLD].p50 / st[S_FLOOR].p50, f99 = st[S_COLD].p99 / st[S_FLOOR].p99;
+	/* The warm execute's time over posix_spawn's, in round trips (two
+	 * wake-ups each): about 2 when its four extra wake-ups are the gap. */
+	double g50 = (st[S_WARM].p50 - st[S_SPAWN].p50) / st[S_WAKE].p50;
 	const char *mech = mbx_sandbox_limits_mechanism(warm_sb);
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -877,7 +953,8 @@ int main(int argc, char **argv)
 		printf("    \"warm_over_fork_exec\": {\"p50\": %.3f, \"p99\": %.3f},\n", r50, r99);
 		printf("    \"warm_over_posix_spawn\": {\"p50\": %.3f, \"p99\": %.3f},\n", s50, s99);
 		printf("    \"cold_over_fork_exec\": {\"p50\": %.3f, \"p99\": %.3f},\n", c50, c99);
-		printf("    \"cold_over_ns_floor\": {\"p50\": %.3f, \"p99\": %.3f}\n", f50, f99);
+		printf("    \"cold_over_ns_floor\": {\"p50\": %.3f, \"p99\": %.3f},\n", f50, f99);
+		printf("    \"warm_minus_posix_spawn_in_round_trips\": {\"p50\": %.2f}\n", g50);
 		printf("  },\n");
 		if (o.file_mib > 0) {
 			printf("  \"files\": {\"mib\": %d, \"rounds\": %d, \"peer_dir\": ", o.file_mib, o.file_rounds);
@@ -933,6 +1010,7 @@ int main(int argc, char **argv)
 		       r50 <= GOAL_WARM_OVER_FORKEXEC ? "met" : "NOT met", r99 <= GOAL_WARM_OVER_FORKEXEC ? "met" : "NOT met");
 		printf("warm / posix_spawn    %8.2f %8.2f   goal <= %.1f: P50 %s, P99 %s\n", s50, s99, GOAL_WARM_OVER_SPAWN,
 		       s50 <= GOAL_WARM_OVER_SPAWN ? "met" : "NOT met", s99 <= GOAL_WARM_OVER_SPAWN ? "met" : "NOT met");
+		printf("(warm - posix_spawn) / round trip %6.2f  (P50; a round trip is two wake-ups)\n", g50);
 		printf("cold / fork+exec      %8.2f %8.2f\n", c50, c99);
 		printf("cold / ns floor       %8.2f %8.2f   goal: cold P50 <= %.1f ms: %s (the floor alone: %.3f ms)\n", f50,
 		       f99, GOAL_COLD_MS, st[S_COLD].p50 <= GOAL_COLD_MS * 1e3 ? "met" : "NOT met", st[S_FLOOR].p50 / 1e3);
@@ -964,6 +1042,7 @@ phases:
 		}
 	}
 
+	echo_stop(&echo);
 	mbx_sandbox_free(warm_sb);
 	mbx_config_free(cold_cfg);
 	stop_host_procs(host_procs_fd);
