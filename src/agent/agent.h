@@ -38,6 +38,10 @@ struct agent_rlimit {
  * output pipes until this report: what they hold is all there is, read to
  * the end without waiting for their end of file (payload.c, drain_ended). */
 #define AGENT_STATUS_EMPTY 2u
+/* With AGENT_STATUS_SPARE, on the mini-init's socket: it was a spare
+ * already (its layers taken, its check done before this report), so this
+ * report is also its ready, and none follows (payload.c, spare_serve). */
+#define AGENT_STATUS_READY 4u
 struct agent_status {
 	int32_t wstatus;
 	uint32_t flags;         /* AGENT_STATUS_* */
@@ -74,6 +78,7 @@ struct agent_proc {
 	int err_fd;             /* stderr, -1 at EOF or with a PTY */
 	int in_fd;              /* stdin pipe or PTY master (dup), -1 when none */
 	int status_fd;          /* the mini-init's report, -1 once read */
+	int status_on_sock;     /* status_fd is spare_sock (a mini-init that may be kept), not a pipe */
 	int spent[3];           /* pipes at their end, closed with the process after its EXIT went (-1) */
 	int start_pending;      /* STARTED not sent yet (a one-shot execute's, see agent_exec) */
 	char *cwd;              /* while start_pending: the working directory asked for, for a failure's message */
@@ -165,6 +170,7 @@ struct agent_state {
 	int spare_on;           /* spares are made (set by INIT) */
 	int spare_pause;        /* making one failed, or one died unused: none before the next EXEC */
 	pid_t spare;            /* the prepared mini-init, 0: none */
+	int spare_ready;        /* its ready came with its last status (AGENT_STATUS_READY) */
 	uint64_t idle_us;       /* since when a spare could be made, 0: not idle */
 	int spare_sock;         /* the agent's end of its socketpair, -1 */
 	uint64_t spare_gen;     /* counts discards: a mini-init prepared before the last one is not kept */

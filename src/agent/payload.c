@@ -154,6 +154,18 @@ static void retire_fd(struct agent_proc *p, int *fd)
 	close_fd(fd);
 }
 
+/* The mini-init's report is in (or will never come): its pipe is retired
+ * (`retire`) or closed; its socket stays with the process (spare_keep). */
+static void status_drop(struct agent_proc *p, int retire)
+{
+	if (p->status_on_sock)
+		p->status_fd = -1;
+	else if (retire)
+		retire_fd(p, &p->status_fd);
+	else
+		close_fd(&p->status_fd);
+}
+
 struct child_report {
 	int32_t stage;
 	int32_t errnum;
@@ -624,7 +636,7 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 		close_fd(&q->out_fd);
 		close_fd(&q->err_fd);
 		close_fd(&q->in_fd);
-		close_fd(&q->status_fd);
+		status_drop(q, 0);
 		for (int j = 0; j < 3; j++)
 			close_fd(&q->spent[j]);
 		close_fd(&q->program_fd);
@@ -750,10 +762,11 @@ static int reap_left(uint64_t *cpu_us, uint64_t *maxrss)
  * program, reaps every process of the namespace, and when the program ends
  * writes its status and the resources of the whole tree (the sum over the
  * processes it reaped, so a recycled mini-init counts this execute only)
- * to status_w. Returns 1 when the status said AGENT_STATUS_SPARE (`base`
- * given, the namespace empty, the mini-init as `base`): it may then serve
- * another request; 0 when it is to exit, which makes the kernel kill what
- * is left.
+ * to status_w: a pipe, closed then, or (`base` given: it may be kept) its
+ * socket, which stays. Returns 1 when the status said AGENT_STATUS_SPARE
+ * (`base` given, the namespace empty, the mini-init as `base`): it may then
+ * serve another request; 0 when it is to exit, which makes the kernel kill
+ * what is left.
  */
 static int mini_init_run(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w,
 			 int status_w, int prepared, const struct init_state *base)
@@ -818,8 +831,13 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 		out.flags |= AGENT_STATUS_EMPTY;
 	if (base != NULL && empty && init_state_same(base))
 		out.flags |= AGENT_STATUS_SPARE;
+	/* A spare already: nothing is left to fail before its next request
+	 * (spare_serve), so this is its ready too. */
+	if ((out.flags & AGENT_STATUS_SPARE) && prepared)
+		out.flags |= AGENT_STATUS_READY;
 	(void)!write(status_w, &out, sizeof(out));
-	close(status_w);
+	if (base == NULL)
+		close(status_w);
 	if (io->out >= 0)
 		close(io->out);
 	if (io->err >= 0)
@@ -863,6 +881,9 @@ static void mini_init(struct agent_state *st, const struct exec_req *r, const st
 	enum stage stage = STAGE_SETUP;
 	struct init_state base;
 
+	/* One that may be kept reports on its socket (mini_init_run). */
+	if (sock >= 0)
+		status_w = sock;
 	if (mini_init_prepare(st, &stage) < 0)
 		init_fail(rep_w, status_w, stage, errno);
 	/* A socket: the agent keeps it if it can (agent_exec's `keep`). */
@@ -973,9 +994,13 @@ static void prefault_own_memory(void)
  * the filters, the extra one first as ever), reports {0, 0} (or the step
  * that failed) on its socket and waits there. EXEC hands it the message
  * (struct spare_msg, then the frame's body, which it parses with the same
- * parser) and the descriptors (SCM_RIGHTS): the report and status pipes,
- * the program's stdio or terminal, then those that came with the message.
- * From there it goes on as any mini-init (mini_init_run).
+ * parser) and the descriptors (SCM_RIGHTS): the report pipe, the status
+ * pipe, the program's stdio or terminal, then those that came with the
+ * message. From there it goes on as any mini-init (mini_init_run). One the
+ * agent may keep after the execute gets no status pipe: it writes its
+ * status on its socket, and when it is kept, that status is its ready for
+ * the next request (AGENT_STATUS_READY), so a recycled spare's execute
+ * costs no pipe, no descriptor passed for it and no ready message.
  *
  * Landlock and the filters apply to the mini-init itself as well. It opens
  * nothing by name once prepared (its oom_score_adj and /dev/null are open
@@ -1028,18 +1053,20 @@ struct spare_msg {
 	uint32_t body_len;      /* bytes of the body after this header */
 	uint32_t nmsg_fds;      /* descriptors of the message, after the io ones */
 	uint8_t has_rep, has_in, has_out, has_err, has_pty;
-	uint8_t keep;           /* the agent may keep it after this execute (recycling) */
+	uint8_t keep;           /* the agent may keep it after this execute (recycling): the status
+				 * goes on the socket then, else on the status pipe handed over */
 };
 
-/* Descriptors handed over: the report (has_rep), the status, in, out, err,
- * the terminal, then the message's. */
+/* Descriptors handed over: the report (has_rep), the status pipe (unless
+ * keep), in, out, err, the terminal, then the message's. */
 #define SPARE_MAX_FDS (6 + MBX_PROTO_MAX_FDS)
 
 /*
  * A spare's wait: reports ready ({0, 0}) on its socket, takes a request
  * and runs it as any mini-init (mini_init_run); once that is over, serves
- * the next when it may (recycling), else exits. End of file on the socket:
- * the agent discarded it.
+ * the next when it may (recycling; its status on the socket was its ready
+ * then: AGENT_STATUS_READY), else exits. End of file on the socket: the
+ * agent discarded it.
  */
 static void spare_serve(struct agent_state *st, int sock, const struct init_state *base)
 {
@@ -1058,7 +1085,7 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 	int fds[SPARE_MAX_FDS];
 	size_t nfd, k;
 	uint8_t *body;
-	int rep_w, status_w, again;
+	int rep_w, status_w, again = 0;
 	ssize_t n;
 
 	body = malloc(SPARE_MAX_BODY);
@@ -1069,7 +1096,7 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 	prefault_range(body, 2 * PF_PAGE);
 	prefault_range(program_stack + sizeof(program_stack) - 2 * PF_PAGE, 2 * PF_PAGE);
 	for (;;) {
-		if (send(sock, &ready, sizeof(ready), MSG_NOSIGNAL) != (ssize_t)sizeof(ready))
+		if (!again && send(sock, &ready, sizeof(ready), MSG_NOSIGNAL) != (ssize_t)sizeof(ready))
 			_exit(0);
 		/* Named for ps as a spare again (the agent took it as one). */
 		prctl(PR_SET_NAME, "mimobox-spare", 0, 0, 0);
@@ -1088,16 +1115,16 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 			_exit(0);
 		nfd = agent_cmsg_fds(&msg, fds, 0, SPARE_MAX_FDS);
 		/* The agent's own message, checked there: only a short one (the
-		 * kernel cut it) is not whole, and nothing can be reported without
-		 * the status pipe. */
-		if (nfd < 1 || (size_t)n < sizeof(hdr) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+		 * kernel cut it) is not whole. */
+		if ((size_t)n < sizeof(hdr) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 		    hdr.body_len != (size_t)n - sizeof(hdr) ||
-		    nfd != 1u + hdr.has_rep + hdr.has_in + hdr.has_out + hdr.has_err + hdr.has_pty + hdr.nmsg_fds ||
+		    nfd != (hdr.keep ? 0u : 1u) + hdr.has_rep + hdr.has_in + hdr.has_out + hdr.has_err + hdr.has_pty +
+				   hdr.nmsg_fds ||
 		    hdr.nmsg_fds > MBX_PROTO_MAX_FDS)
 			_exit(127);
 		k = 0;
 		rep_w = hdr.has_rep ? fds[k++] : -1;
-		status_w = fds[k++];
+		status_w = hdr.keep ? sock : fds[k++];
 		io.in = hdr.has_in ? fds[k++] : -1;
 		io.out = hdr.has_out ? fds[k++] : -1;
 		io.err = hdr.has_err ? fds[k++] : -1;
@@ -1161,6 +1188,7 @@ void agent_spare_discard(struct agent_state *st)
 			;
 	}
 	st->spare = 0;
+	st->spare_ready = 0;
 	close_fd(&st->spare_sock);
 	/* What a running process's mini-init copied may be out of date now:
 	 * it is not kept as a spare when its execute ends (spare_keep). */
@@ -1186,12 +1214,14 @@ static void pipes_close(struct agent_pipes *p)
 		close_fd(fds[i]);
 }
 
-/* Which pipes an execute needs besides its status (pipes_fill, pipes_take). */
+/* Which pipes an execute needs (pipes_fill, pipes_take). */
 #define PIPES_REP 1u     /* the start report: its STARTED waits for the exec */
 #define PIPES_OUTPUT 2u  /* stdout and stderr: it has no terminal */
+#define PIPES_STATUS 4u  /* the mini-init's status: it reports on no socket (agent_exec's `keep`) */
+#define PIPES_ALL (PIPES_REP | PIPES_OUTPUT | PIPES_STATUS)
 
-/* Makes the pipes of *p in `need` (and the status) that are missing (-1).
- * 0, or -1 with errno set (what was made stays in *p). */
+/* Makes the pipes of *p in `need` that are missing (-1). 0, or -1 with
+ * errno set (what was made stays in *p). */
 static int pipes_fill(struct agent_pipes *p, unsigned need)
 {
 	/* The report and the status are a few bytes put once in an empty pipe
@@ -1199,7 +1229,7 @@ static int pipes_fill(struct agent_pipes *p, unsigned need)
 	 * written blocking, as any program expects its stdout. */
 	if ((need & PIPES_REP) && p->rep[0] < 0 && pipe2(p->rep, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -1;
-	if (p->status[0] < 0 && pipe2(p->status, O_CLOEXEC | O_NONBLOCK) < 0)
+	if ((need & PIPES_STATUS) && p->status[0] < 0 && pipe2(p->status, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -1;
 	if (!(need & PIPES_OUTPUT))
 		return 0;
@@ -1218,15 +1248,16 @@ static void pipe_move(int to[2], int from[2])
 	from[0] = from[1] = -1;
 }
 
-/* An execute's pipes (`need`, and the status): those made ahead, new ones
- * for what is missing; those made ahead that it does not need stay for a
- * later execute. 0, or -1 with errno set and nothing taken left open. */
+/* An execute's pipes (`need`): those made ahead, new ones for what is
+ * missing; those made ahead that it does not need stay for a later
+ * execute. 0, or -1 with errno set and nothing taken left open. */
 static int pipes_take(struct agent_state *st, struct agent_pipes *p, unsigned need)
 {
 	int e;
 
 	*p = AGENT_PIPES_NONE;
-	pipe_move(p->status, st->next_pipes.status);
+	if (need & PIPES_STATUS)
+		pipe_move(p->status, st->next_pipes.status);
 	if (need & PIPES_REP)
 		pipe_move(p->rep, st->next_pipes.rep);
 	if (need & PIPES_OUTPUT) {
@@ -1256,7 +1287,7 @@ void agent_pipes_ahead(struct agent_state *st)
 		return;
 	/* At a descriptor limit, say: the execute makes its own and meets it
 	 * itself; not tried again before another execute. */
-	if (pipes_fill(&st->next_pipes, PIPES_REP | PIPES_OUTPUT) < 0) {
+	if (pipes_fill(&st->next_pipes, PIPES_ALL) < 0) {
 		pipes_close(&st->next_pipes);
 		st->pipes_pause = 1;
 	}
@@ -1308,6 +1339,7 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms)
 		return;
 	}
 	st->spare = (pid_t)pid;
+	st->spare_ready = 0;
 	st->spare_sock = sv[0];
 	prefault_own_memory();
 }
@@ -1317,7 +1349,8 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms)
  * mini-init now), 0 when there is no spare to use (the caller clones a
  * mini-init; a spare that was there is gone), or -1 when the spare's
  * preparation failed: *rep names the step, for this execute's error.
- * `keep`: the spare is told it may wait as a spare again after this execute.
+ * `keep`: the spare is told it may wait as a spare again after this
+ * execute, and reports on its socket (status_w -1); else on status_w.
  */
 static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const struct child_io *io, int rep_w,
 			int status_w, int keep, struct child_report *rep, int *sock)
@@ -1343,10 +1376,14 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 		return 0;
 	}
 	/* Its preparation is done (most often long ago) or failed; end of
-	 * file when it died. */
-	do
-		n = recv(st->spare_sock, &ready, sizeof(ready), 0);
-	while (n < 0 && errno == EINTR);
+	 * file when it died. A recycled one said so in its status. */
+	ready = (struct child_report){ 0, 0 };
+	n = sizeof(ready);
+	if (!st->spare_ready) {
+		do
+			n = recv(st->spare_sock, &ready, sizeof(ready), 0);
+		while (n < 0 && errno == EINTR);
+	}
 	if (n != (ssize_t)sizeof(ready)) {
 		agent_spare_discard(st);
 		return 0;
@@ -1365,7 +1402,8 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 		hdr.has_rep = 1;
 		fds[nfd++] = rep_w;
 	}
-	fds[nfd++] = status_w;
+	if (status_w >= 0)
+		fds[nfd++] = status_w;
 	if (io->in >= 0) {
 		hdr.has_in = 1;
 		fds[nfd++] = io->in;
@@ -1389,13 +1427,15 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 	memset(&ctl, 0, sizeof(ctl));
 	msg.msg_iov = iov;
 	msg.msg_iovlen = 2;
-	msg.msg_control = ctl.buf;
-	msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
-	memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfd);
+	if (nfd > 0) {
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfd);
+	}
 	do
 		n = sendmsg(st->spare_sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
@@ -1408,6 +1448,7 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 	*sock = st->spare_sock;
 	st->spare_sock = -1;
 	st->spare = 0;
+	st->spare_ready = 0;
 	return pid;
 }
 
@@ -1429,7 +1470,7 @@ void agent_proc_free(struct agent_state *st, struct agent_proc *p)
 	close_fd(&p->out_fd);
 	close_fd(&p->err_fd);
 	close_fd(&p->in_fd);
-	close_fd(&p->status_fd);
+	status_drop(p, 0);
 	for (int i = 0; i < 3; i++)
 		close_fd(&p->spent[i]);
 	close_fd(&p->program_fd);
@@ -1546,9 +1587,17 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		goto out;
 	}
 	defer = MBX_XF_LATE_START(r.flags);
+	/* Its mini-init may serve the next execute (recycling) unless this is
+	 * the last one the host will send, or the first: a sandbox that runs
+	 * one execute and goes (new, execute, destroy without saying so) would
+	 * only wait at its destroy for the teardown that an exiting mini-init
+	 * does while its result is on the way. One that may be kept reports
+	 * on its socket, which the agent keeps, not on a status pipe. */
+	keep = st->execs++ > 0 && st->spare_on && !(r.flags & MBX_XF_PTY) && !(r.flags & MBX_XF_LAST);
 	st->pipes_pause = 0;
 	/* Made ahead after the last answer, most often. */
-	if (pipes_take(st, &pp, (defer ? 0 : PIPES_REP) | (r.flags & MBX_XF_PTY ? 0 : PIPES_OUTPUT)) < 0)
+	if (pipes_take(st, &pp,
+		       (defer ? 0 : PIPES_REP) | (r.flags & MBX_XF_PTY ? 0 : PIPES_OUTPUT) | (keep ? 0 : PIPES_STATUS)) < 0)
 		goto sys;
 	if (r.flags & MBX_XF_PTY) {
 		struct winsize ws = { (unsigned short)r.rows, (unsigned short)r.cols, 0, 0 };
@@ -1578,22 +1627,21 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	 * namespace but put the agent in the payload's reach (see the top).
 	 */
 	st->spare_pause = 0;
-	/* Its mini-init may serve the next execute (recycling) unless this is
-	 * the last one the host will send, or the first: a sandbox that runs
-	 * one execute and goes (new, execute, destroy without saying so) would
-	 * only wait at its destroy for the teardown that an exiting mini-init
-	 * does while its result is on the way. */
-	keep = st->execs++ > 0 && st->spare_on && io.pty < 0 && !(r.flags & MBX_XF_LAST);
 	init = spare_take(st, f, &io, pp.rep[1], pp.status[1], keep, &rep, &sock);
 	if (init < 0) {
 		report_child_failure(st, id, r.cwd, r.argv[0], &rep);
 		goto out;
 	}
 	if (init == 0) {
-		/* A socket for its wait as a spare once its program is over
-		 * (recycling); without one it just exits then. */
-		if (keep && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		/* A socket for its status and its wait as a spare once its
+		 * program is over (recycling); without one it reports on a pipe
+		 * and exits then. */
+		if (keep && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 			sv[0] = sv[1] = -1;
+			keep = 0;
+			if (pipes_fill(&pp, PIPES_STATUS) < 0)
+				goto sys;
+		}
 		init = syscall(SYS_clone, (unsigned long)(CLONE_NEWPID | SIGCHLD), NULL, NULL, NULL, 0);
 	}
 	if (init < 0)
@@ -1684,7 +1732,9 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	if (master >= 0 && p->in_fd >= 0)
 		fcntl(p->in_fd, F_SETFD, FD_CLOEXEC);
 	master = pp.out[0] = pp.err[0] = inp[1] = -1;
-	p->status_fd = pp.status[0];
+	/* Kept: its report comes on its socket (mini_init_run). */
+	p->status_on_sock = keep;
+	p->status_fd = keep ? p->spare_sock : pp.status[0];
 	pp.status[0] = -1;
 	p->credit = r.window;
 	p->limit = r.output_limit;
@@ -2032,6 +2082,7 @@ static void spare_keep(struct agent_state *st, struct agent_proc *p)
 		if (st->procs[i] != NULL && st->procs[i] != p)
 			return;
 	st->spare = p->init;
+	st->spare_ready = (p->status.flags & AGENT_STATUS_READY) != 0;
 	st->spare_sock = p->spare_sock;
 	p->spare_sock = -1;
 	st->idle_us = 0;
@@ -2052,6 +2103,7 @@ void agent_proc_reap(struct agent_state *st)
 			 * (one whose preparation fails would fail again, and
 			 * again). */
 			st->spare = 0;
+			st->spare_ready = 0;
 			st->spare_pause = 1;
 			close_fd(&st->spare_sock);
 		}
@@ -2086,7 +2138,7 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 					drain_ended(st, p);
 			}
 			if (n >= 0)
-				retire_fd(p, &p->status_fd);
+				status_drop(p, 1);
 		}
 		k += 4;
 	}
@@ -2106,7 +2158,7 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 			ssize_t n = read(p->status_fd, &p->status, sizeof(p->status));
 
 			p->status_valid = n == (ssize_t)sizeof(p->status);
-			close_fd(&p->status_fd);
+			status_drop(p, 0);
 		}
 		/* The mini-init's report comes after it killed and reaped the
 		 * whole tree: the execute is over then, while the mini-init's own

@@ -233,6 +233,44 @@ def settings_and_spare(osbox, change):
     return fresh, wait_spare(agent_of(osbox))
 
 
+def fd_kinds(pid):
+    """{"pipe": n, "socket": n, ...} of the descriptors of pid."""
+    kinds = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:
+            continue
+        kind = target.split(":", 1)[0] if target.endswith("]") else "file"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+def test_kept_mini_init_reports_on_its_socket(osbox):
+    # A mini-init the agent may keep after its execute (any but the first)
+    # gets no status pipe: it reports on its socket, and that report is its
+    # ready for the next request (payload.c, AGENT_STATUS_READY). While its
+    # program runs it holds the program's stdout and stderr and its socket.
+    assert osbox.exec(["true"]).exit_code == 0
+    agent = agent_of(osbox)
+    for _ in range(2):
+        spare = wait_spare(agent)
+        p = spawn_sleep_in(osbox, spare)
+        try:
+            try:
+                kinds = fd_kinds(spare)
+            except PermissionError:
+                pytest.skip("the mini-init's descriptors are not readable by this user")
+            assert (kinds.get("pipe"), kinds.get("socket")) == (2, 1), kinds
+        finally:
+            p.kill()
+            p.wait(10000)
+            p.close()
+        # Recycled after its report on the socket, it serves the next.
+        r = osbox.exec(["sh", "-c", "echo out; echo err >&2; exit 3"])
+        assert (r.exit_code, r.stdout, r.stderr) == (3, b"out\n", b"err\n"), r
+
+
 @pytest.mark.parametrize("change", sorted(CHANGES))
 def test_program_changing_its_mini_init_changes_no_other_execute(osbox, change):
     agent = agent_of(osbox)
