@@ -77,8 +77,7 @@ struct agent_proc {
 	int out_fd;             /* stdout (or the PTY master), -1 at EOF */
 	int err_fd;             /* stderr, -1 at EOF or with a PTY */
 	int in_fd;              /* stdin pipe or PTY master (dup), -1 when none */
-	int status_fd;          /* the mini-init's report, -1 once read */
-	int status_on_sock;     /* status_fd is spare_sock (a mini-init that may be kept), not a pipe */
+	int status_fd;          /* the mini-init's report (a pipe, or spare_sock itself), -1 once read */
 	int spent[3];           /* pipes at their end, closed with the process after its EXIT went (-1) */
 	int start_pending;      /* STARTED not sent yet (a one-shot execute's, see agent_exec) */
 	char *cwd;              /* while start_pending: the working directory asked for, for a failure's message */

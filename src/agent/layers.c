@@ -390,7 +390,6 @@ static int send_layers(const struct agent_layers *l, int sock)
 	char byte = 'L';
 	struct iovec iov = { &byte, 1 };
 	struct msghdr msg = { 0 };
-	struct cmsghdr *cm;
 	ssize_t n;
 	int e;
 
@@ -406,13 +405,7 @@ static int send_layers(const struct agent_layers *l, int sock)
 	memset(&ctl, 0, sizeof(ctl));
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
-	msg.msg_control = ctl.buf;
-	msg.msg_controllen = CMSG_SPACE(sizeof(int) * l->nlowers);
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int) * l->nlowers);
-	memcpy(CMSG_DATA(cm), fds, sizeof(int) * l->nlowers);
+	mbx_proto_attach_fds(&msg, ctl.buf, fds, l->nlowers);
 	do
 		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);

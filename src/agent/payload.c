@@ -155,10 +155,11 @@ static void retire_fd(struct agent_proc *p, int *fd)
 }
 
 /* The mini-init's report is in (or will never come): its pipe is retired
- * (`retire`) or closed; its socket stays with the process (spare_keep). */
+ * (`retire`) or closed; its socket (a mini-init that may be kept reports
+ * there) stays with the process (spare_keep). */
 static void status_drop(struct agent_proc *p, int retire)
 {
-	if (p->status_on_sock)
+	if (p->status_fd == p->spare_sock)
 		p->status_fd = -1;
 	else if (retire)
 		retire_fd(p, &p->status_fd);
@@ -1363,7 +1364,6 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 	struct spare_msg hdr;
 	struct iovec iov[2];
 	struct msghdr msg = { 0 };
-	struct cmsghdr *cm;
 	int fds[SPARE_MAX_FDS];
 	size_t nfd = 0;
 	pid_t pid = st->spare;
@@ -1427,15 +1427,7 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 	memset(&ctl, 0, sizeof(ctl));
 	msg.msg_iov = iov;
 	msg.msg_iovlen = 2;
-	if (nfd > 0) {
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
-		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfd);
-	}
+	mbx_proto_attach_fds(&msg, ctl.buf, fds, nfd);
 	do
 		n = sendmsg(st->spare_sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
@@ -1733,7 +1725,6 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 		fcntl(p->in_fd, F_SETFD, FD_CLOEXEC);
 	master = pp.out[0] = pp.err[0] = inp[1] = -1;
 	/* Kept: its report comes on its socket (mini_init_run). */
-	p->status_on_sock = keep;
 	p->status_fd = keep ? p->spare_sock : pp.status[0];
 	pp.status[0] = -1;
 	p->credit = r.window;

@@ -53,7 +53,6 @@ static ssize_t socket_write(struct mbx_transport *t, const void *buf, size_t len
 	} ctl;
 	struct iovec iov = { (void *)buf, len };
 	struct msghdr msg = { 0 };
-	struct cmsghdr *cm;
 
 	if (nfds == 0)
 		return send(t->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -64,13 +63,7 @@ static ssize_t socket_write(struct mbx_transport *t, const void *buf, size_t len
 	memset(&ctl, 0, sizeof(ctl));
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
-	msg.msg_control = ctl.buf;
-	msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-	memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	mbx_proto_attach_fds(&msg, ctl.buf, fds, nfds);
 	return sendmsg(t->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 

@@ -692,3 +692,18 @@ int mbx_proto_decode_proc_list(const struct mbx_frame *f, int (*fn)(const struct
 	}
 	return rc < 0 ? -1 : 0;
 }
+
+void mbx_proto_attach_fds(struct msghdr *msg, void *ctl, const int *fds, size_t n)
+{
+	struct cmsghdr *cm;
+
+	if (n == 0)
+		return;
+	msg->msg_control = ctl;
+	msg->msg_controllen = CMSG_SPACE(sizeof(int) * n);
+	cm = CMSG_FIRSTHDR(msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
+}

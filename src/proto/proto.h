@@ -50,6 +50,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* The newest and the oldest protocol version this build speaks. */
 #define MBX_PROTO_VERSION 4
@@ -486,6 +487,11 @@ enum mbx_mount_op {
 
 /* Most descriptors one message may carry. */
 #define MBX_PROTO_MAX_FDS 64
+
+/* Attaches fds[0..n) to msg as one SCM_RIGHTS message in ctl, a zeroed
+ * buffer of at least CMSG_SPACE(n * sizeof(int)) bytes, aligned for a
+ * struct cmsghdr; with n 0, none (msg->msg_control stays NULL). */
+void mbx_proto_attach_fds(struct msghdr *msg, void *ctl, const int *fds, size_t n);
 
 /* The parent-death signal of an agent made off the host's main thread
  * (src/backend/linux/spawn.c sets it, the agent handles it). */
