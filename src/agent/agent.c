@@ -220,10 +220,12 @@ static int read_channel(struct agent_state *st)
 
 /* Features this agent offers: a guest's agent keeps its sandbox over a
  * channel reset (MBX_FEAT_RESUME, see "resuming" below); an os-mode agent
- * ends with its channel (a socketpair cannot come back), so it offers none. */
+ * ends with its channel (a socketpair cannot come back), and lends its
+ * spares to the host (MBX_FEAT_DIRECT, payload.c), which a guest's channel
+ * cannot (it passes no descriptors). */
 static uint64_t agent_features(const struct agent_state *st)
 {
-	return st->guest ? MBX_FEAT_RESUME : 0;
+	return st->guest ? MBX_FEAT_RESUME : MBX_FEAT_DIRECT;
 }
 
 static struct {
@@ -381,6 +383,9 @@ static int handle(struct agent_state *st, const struct mbx_frame *f, int *initia
 		agent_spare_discard(st);
 		agent_reset(st, f);
 		return 0;
+	case MBX_MSG_SPARE:
+		agent_spare_lend(st, f);
+		return 0;
 	default:
 		agent_send_error(st, f->id, MBX_EINVAL, 0, NULL, "unknown message type %u", f->type);
 		return 0;
@@ -515,6 +520,7 @@ int main(void)
 	st.cgroup_procs_fd = -1;
 	st.oom_events_fd = -1;
 	st.spare_sock = -1;
+	st.lend_sock = -1;
 	st.next_pipes = AGENT_PIPES_NONE;
 	st.netns_pidfd = -1;
 	st.netns_sock = -1;

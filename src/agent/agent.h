@@ -30,29 +30,8 @@ struct agent_rlimit {
 #define STDIN_WINDOW (256u << 10)
 #define AGENT_MAX_FILES 16
 
-/* What a process's mini-init reports when its program ends. */
-/* The mini-init found its namespace empty and itself as it was prepared:
- * it waits on its socket as a spare (payload.c, "recycling"). */
-#define AGENT_STATUS_SPARE 1u
-/* Nothing of the execute is left, and the mini-init held its copies of the
- * output pipes until this report: what they hold is all there is, read to
- * the end without waiting for their end of file (payload.c, drain_ended). */
-#define AGENT_STATUS_EMPTY 2u
-/* With AGENT_STATUS_SPARE, on the mini-init's socket: it was a spare
- * already (its layers taken, its check done before this report), so this
- * report is also its ready, and none follows (payload.c, spare_serve). */
-#define AGENT_STATUS_READY 4u
-struct agent_status {
-	int32_t wstatus;
-	uint32_t flags;         /* AGENT_STATUS_* */
-	uint64_t cpu_us;
-	uint64_t maxrss;
-	/* An execute without a report pipe (one the host waits for the end
-	 * of only, payload.c): the step at which its start failed and its
-	 * errno; 0 when the program ran. */
-	int32_t start_stage;
-	int32_t start_errno;
-};
+/* A process's mini-init reports struct mbx_exec_status (proto.h) when its
+ * program ends. */
 
 /* The pipes of one execute, each [0] the agent's end and [1] its
  * mini-init's: the program's start report (for an execute whose STARTED
@@ -97,7 +76,7 @@ struct agent_proc {
 	int timed_out;
 	int init_done;          /* the mini-init was reaped */
 	int status_valid;
-	struct agent_status status;
+	struct mbx_exec_status status;
 	char *program_name;
 	int spare_sock;         /* the agent's end of the mini-init's socketpair (a spare after), -1 */
 	uint64_t spare_gen;     /* agent_state.spare_gen when the mini-init was prepared */
@@ -169,10 +148,16 @@ struct agent_state {
 	int spare_on;           /* spares are made (set by INIT) */
 	int spare_pause;        /* making one failed, or one died unused: none before the next EXEC */
 	pid_t spare;            /* the prepared mini-init, 0: none */
-	int spare_ready;        /* its ready came with its last status (AGENT_STATUS_READY) */
+	int spare_ready;        /* its ready came with its last status (MBX_XS_READY) */
 	uint64_t idle_us;       /* since when a spare could be made, 0: not idle */
 	int spare_sock;         /* the agent's end of its socketpair, -1 */
 	uint64_t spare_gen;     /* counts discards: a mini-init prepared before the last one is not kept */
+	/* Direct executes (proto.h, MBX_FEAT_DIRECT): a socket the host lent
+	 * (MBX_MSG_SPARE) for the next spare, which then serves the host on it. */
+	int lend_sock;          /* lent, no spare on it yet; -1 */
+	uint32_t lend_id;       /* the MBX_MSG_SPARE's id */
+	pid_t lent;             /* the spare serving the host, 0: none */
+	uint32_t lent_id;       /* its MBX_MSG_SPARE's id (KILL with it kills it) */
 	uint64_t execs;         /* executes since INIT or the last RESET (recycling starts at the second) */
 	/* The next execute's pipes, made after an EXIT or the READY
 	 * (agent_pipes_ahead), os mode only: a pair is -1 when not made, or
@@ -254,6 +239,9 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms);
 /* Kills and reaps the spare, if any: first thing of every request that
  * changes the mounts or the state a spare copied (RESET, LAYERS, IDENTITY). */
 void agent_spare_discard(struct agent_state *st);
+/* MBX_MSG_SPARE: takes the socket the host lends for the next spare
+ * (proto.h, "direct executes"). */
+void agent_spare_lend(struct agent_state *st, const struct mbx_frame *f);
 /* Kills every process (shutdown). */
 void agent_proc_kill_all(struct agent_state *st);
 /* Forgets a process's record: closes its descriptors and frees it (the process is not signalled). */

@@ -116,17 +116,6 @@ struct mbx_sock_fprog {
 #define SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED (1 << 7)
 #endif
 
-enum stage {
-	STAGE_SETUP = 1,
-	STAGE_CHDIR,
-	STAGE_RLIMIT,
-	STAGE_CAPS,
-	STAGE_NNP,
-	STAGE_LANDLOCK,
-	STAGE_SECCOMP,
-	STAGE_EXEC,
-	STAGE_CGROUP,
-};
 
 /* Output frames waiting for the host beyond this stop the reading of
  * processes' output, so a slow host slows the payload instead of growing
@@ -166,11 +155,6 @@ static void status_drop(struct agent_proc *p, int retire)
 	else
 		close_fd(&p->status_fd);
 }
-
-struct child_report {
-	int32_t stage;
-	int32_t errnum;
-};
 
 struct exec_req {
 	char **argv;
@@ -328,13 +312,13 @@ static int parse_exec(const struct agent_state *st, const struct mbx_frame *f, s
  * program's process shares the mini-init's memory until its exec
  * (start_program), so the mini-init finds it set once the clone returns.
  */
-static struct child_report prog_failed;
+static struct mbx_start_report prog_failed;
 
 /* Reports a failed step of a start and exits: on the report pipe when
  * there is one (fd >= 0), else in prog_failed. */
-static void child_fail(int fd, enum stage stage, int errnum)
+static void child_fail(int fd, int stage, int errnum)
 {
-	struct child_report rep = { stage, errnum };
+	struct mbx_start_report rep = { stage, errnum };
 
 	if (fd >= 0)
 		(void)!write(fd, &rep, sizeof(rep));
@@ -345,10 +329,10 @@ static void child_fail(int fd, enum stage stage, int errnum)
 
 /* The same for a step of the mini-init itself: without a report pipe, its
  * status says it (it exits right after, its program never started). */
-static void init_fail(int rep_w, int status_w, enum stage stage, int errnum)
+static void init_fail(int rep_w, int status_w, int stage, int errnum)
 {
 	if (rep_w < 0) {
-		struct agent_status out = { .start_stage = (int32_t)stage, .start_errno = errnum };
+		struct mbx_exec_status out = { .start_stage = (int32_t)stage, .start_errno = errnum };
 
 		(void)!write(status_w, &out, sizeof(out));
 	}
@@ -457,7 +441,7 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 		 * agent opened it: its ioctls are not subject to Landlock, which
 		 * a spare took before the request (see "the spare"). */
 		if (setsid() < 0 || ioctl(t, TIOCSCTTY, 0) < 0 || dup2(t, 0) < 0 || dup2(t, 1) < 0 || dup2(t, 2) < 0)
-			child_fail(rep_w, STAGE_SETUP, errno);
+			child_fail(rep_w, MBX_STAGE_SETUP, errno);
 	} else {
 		int in = io->in >= 0 ? io->in : null_fd >= 0 ? null_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
 
@@ -466,88 +450,55 @@ static void payload_child(struct agent_state *st, const struct exec_req *r, cons
 		 * would only cost a scheduler autogroup per execute (setsid
 		 * makes one, its exit frees it). */
 		if (setpgid(0, 0) < 0)
-			child_fail(rep_w, STAGE_SETUP, errno);
+			child_fail(rep_w, MBX_STAGE_SETUP, errno);
 		if (in < 0 || dup2(in, 0) < 0 || dup2(io->out, 1) < 0 || dup2(io->err, 2) < 0)
-			child_fail(rep_w, STAGE_SETUP, errno);
+			child_fail(rep_w, MBX_STAGE_SETUP, errno);
 	}
 	/* The one descriptor the host passed, as fd 3 (dup2 clears its
 	 * close-on-exec flag; when it already is 3, clear it here). */
 	if (r->pass_fd >= 0) {
 		if (r->pass_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(r->pass_fd, 3) < 0)
-			child_fail(rep_w, STAGE_SETUP, errno);
+			child_fail(rep_w, MBX_STAGE_SETUP, errno);
 	}
 	if (chdir(r->cwd ? r->cwd : "/") < 0)
-		child_fail(rep_w, STAGE_CHDIR, errno);
+		child_fail(rep_w, MBX_STAGE_CHDIR, errno);
 	for (size_t i = 0; i < st->nrlimits; i++) {
 		struct rlimit rl = { st->rlimits[i].value, st->rlimits[i].value };
 
 		if (setrlimit((int)st->rlimits[i].resource, &rl) < 0)
-			child_fail(rep_w, STAGE_RLIMIT, errno);
+			child_fail(rep_w, MBX_STAGE_RLIMIT, errno);
 	}
 	if (drop_capabilities(prepared) < 0)
-		child_fail(rep_w, STAGE_CAPS, errno);
+		child_fail(rep_w, MBX_STAGE_CAPS, errno);
 	/* A spare's program has both from its mini-init already. */
 	if (!prepared && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		child_fail(rep_w, STAGE_NNP, errno);
+		child_fail(rep_w, MBX_STAGE_NNP, errno);
 	if (!prepared && st->landlock_fd >= 0 && mbx_sys_landlock_restrict_self(st->landlock_fd, 0) < 0)
-		child_fail(rep_w, STAGE_LANDLOCK, errno);
+		child_fail(rep_w, MBX_STAGE_LANDLOCK, errno);
 	/* Every descriptor but stdio closes on exec: the channel, the ruleset,
 	 * the signalfd, other processes' pipes and this report pipe. */
 	if (mbx_close_fds_from(r->pass_fd >= 0 ? 4 : 3, MBX_CLOSEFDS_CLOEXEC) < 0)
-		child_fail(rep_w, STAGE_SETUP, errno);
+		child_fail(rep_w, MBX_STAGE_SETUP, errno);
 	environ = r->envp;
 	/* Last, so nothing above runs under them; except under a spare
 	 * mini-init, which installed them before its request came (every
 	 * step above is allowed by every filter: see "the spare"). */
 	if (!prepared && install_filters(st) < 0)
-		child_fail(rep_w, STAGE_SECCOMP, errno);
+		child_fail(rep_w, MBX_STAGE_SECCOMP, errno);
 	execvp(r->argv[0], r->argv);
-	child_fail(rep_w, STAGE_EXEC, errno);
+	child_fail(rep_w, MBX_STAGE_EXEC, errno);
 }
 
-/* Turns a failed child stage into an ERROR message for the host. */
+/* Turns a failed child stage into an ERROR message for the host (the
+ * same words as the host's for a direct execute: mbx_proto_start_error). */
 static void report_child_failure(struct agent_state *st, uint32_t id, const char *cwd, const char *program,
-				 const struct child_report *rep)
+				 const struct mbx_start_report *rep)
 {
-	int e = rep->errnum;
+	char msg[512];
+	const char *layer;
+	int code = mbx_proto_start_error(rep->stage, rep->errnum, program, cwd, msg, sizeof(msg), &layer);
 
-	switch (rep->stage) {
-	case STAGE_CHDIR:
-		/* A bad working directory is a bad argument of the call (the CLI
-		 * exits 125), not a missing program (127). */
-		agent_send_error(st, id, e == EACCES || e == EPERM ? MBX_EPERM : MBX_EINVAL, e, NULL,
-				 "working directory `%s` cannot be entered in the sandbox", cwd);
-		break;
-	case STAGE_EXEC:
-		if (e == ENOENT)
-			agent_send_error(st, id, MBX_ENOTFOUND, e, NULL, "program `%s` not found in the sandbox", program);
-		else if (e == EACCES || e == ENOEXEC || e == EISDIR || e == ENOTDIR || e == EPERM)
-			agent_send_error(st, id, MBX_ENOEXEC, e, NULL, "program `%s` cannot be executed", program);
-		else
-			agent_send_error(st, id, MBX_ESYS, e, NULL, "execute `%s`", program);
-		break;
-	case STAGE_RLIMIT:
-		agent_send_error(st, id, MBX_ENOTSUP, e, "limits", "apply resource limits");
-		break;
-	case STAGE_CAPS:
-		agent_send_error(st, id, MBX_ENOTSUP, e, "capabilities", "drop capabilities");
-		break;
-	case STAGE_NNP:
-		agent_send_error(st, id, MBX_ENOTSUP, e, "no-new-privs", "set no_new_privs");
-		break;
-	case STAGE_LANDLOCK:
-		agent_send_error(st, id, MBX_ENOTSUP, e, "landlock", "enforce the Landlock ruleset");
-		break;
-	case STAGE_SECCOMP:
-		agent_send_error(st, id, MBX_ENOTSUP, e, "seccomp", "install the seccomp filter");
-		break;
-	case STAGE_CGROUP:
-		agent_send_error(st, id, MBX_ESYS, e, "limits", "place the process in the guest's process-limit cgroup");
-		break;
-	default:
-		agent_send_error(st, id, MBX_ESYS, e, NULL, "prepare the payload process");
-		break;
-	}
+	agent_send_error(st, id, code, rep->errnum, layer, "%s", msg);
 }
 
 /* ==== the mini-init ==== */
@@ -594,7 +545,7 @@ static pid_t start_program(struct agent_state *st, const struct exec_req *r, con
  * guest's payload cgroup, and mounts a /proc of its pid namespace in a mount
  * namespace of its own. 0, or -1 with errno set and *stage the failed step.
  */
-static int mini_init_prepare(struct agent_state *st, enum stage *stage)
+static int mini_init_prepare(struct agent_state *st, int *stage)
 {
 	sigset_t none;
 
@@ -610,7 +561,7 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 	/* A session of its own, which the programs it runs without a terminal
 	 * share (payload_child); out of the agent's. */
 	if (setsid() < 0) {
-		*stage = STAGE_SETUP;
+		*stage = MBX_STAGE_SETUP;
 		return -1;
 	}
 	/* The out-of-memory killer's first choice, before the agent: it picks
@@ -646,6 +597,7 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 		close_fd(&q->spare_sock);
 	}
 	close_fd(&st->spare_sock);
+	close_fd(&st->lend_sock);
 	pipes_close(&st->next_pipes);
 	for (int i = 0; i < AGENT_MAX_FILES; i++) {
 		close_fd(&st->files[i].fd);
@@ -657,7 +609,7 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 	 * everything its program starts, joins the payloads' pids cgroup. */
 	if (st->cgroup_procs_fd >= 0) {
 		if (write(st->cgroup_procs_fd, "0", 1) != 1) {
-			*stage = STAGE_CGROUP;
+			*stage = MBX_STAGE_CGROUP;
 			return -1;
 		}
 		close(st->cgroup_procs_fd);
@@ -667,7 +619,7 @@ static int mini_init_prepare(struct agent_state *st, enum stage *stage)
 	 * programs that look themselves up there (ps, pgrep) find the pids
 	 * getpid() gives them, and see only their own execute. */
 	if (unshare(CLONE_NEWNS) < 0 || mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-		*stage = STAGE_SETUP;
+		*stage = MBX_STAGE_SETUP;
 		return -1;
 	}
 	/* Kept for the programs it starts (payload_child falls back to an
@@ -764,7 +716,7 @@ static int reap_left(uint64_t *cpu_us, uint64_t *maxrss)
  * writes its status and the resources of the whole tree (the sum over the
  * processes it reaped, so a recycled mini-init counts this execute only)
  * to status_w: a pipe, closed then, or (`base` given: it may be kept) its
- * socket, which stays. Returns 1 when the status said AGENT_STATUS_SPARE
+ * socket, which stays. Returns 1 when the status said MBX_XS_SPARE
  * (`base` given, the namespace empty, the mini-init as `base`): it may then
  * serve another request; 0 when it is to exit, which makes the kernel kill
  * what is left.
@@ -772,24 +724,24 @@ static int reap_left(uint64_t *cpu_us, uint64_t *maxrss)
 static int mini_init_run(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w,
 			 int status_w, int prepared, const struct init_state *base)
 {
-	struct agent_status out = { 0 };
+	struct mbx_exec_status out = { 0 };
 	pid_t prog;
 	int ws = 0, empty = 0;
 
 	/* Named before the program starts, so that it finds its PID 1 named
 	 * (the program's own name is its program's from its exec on). */
 	prctl(PR_SET_NAME, "mimobox-init", 0, 0, 0);
-	prog_failed = (struct child_report){ 0, 0 };
+	prog_failed = (struct mbx_start_report){ 0, 0 };
 	prog = start_program(st, r, io, rep_w, prepared);
 	if (prog < 0)
-		init_fail(rep_w, status_w, STAGE_SETUP, errno);
+		init_fail(rep_w, status_w, MBX_STAGE_SETUP, errno);
 	if (rep_w >= 0)
 		close(rep_w);
 	/* Without our copy, its stdin reaches end of file when the agent
 	 * closes its end. The output pipes stay open here until the report
 	 * below: their end of file then comes with it, not at the program's
 	 * exit, so that the agent wakes once at the end, not twice (the report
-	 * says so: AGENT_STATUS_EMPTY). */
+	 * says so: MBX_XS_EMPTY). */
 	if (io->in >= 0)
 		close(io->in);
 	if (io->pty >= 0)
@@ -829,13 +781,13 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 	out.start_stage = prog_failed.stage;
 	out.start_errno = prog_failed.errnum;
 	if (empty && io->pty < 0)
-		out.flags |= AGENT_STATUS_EMPTY;
+		out.flags |= MBX_XS_EMPTY;
 	if (base != NULL && empty && init_state_same(base))
-		out.flags |= AGENT_STATUS_SPARE;
+		out.flags |= MBX_XS_SPARE;
 	/* A spare already: nothing is left to fail before its next request
 	 * (spare_serve), so this is its ready too. */
-	if ((out.flags & AGENT_STATUS_SPARE) && prepared)
-		out.flags |= AGENT_STATUS_READY;
+	if ((out.flags & MBX_XS_SPARE) && prepared)
+		out.flags |= MBX_XS_READY;
 	(void)!write(status_w, &out, sizeof(out));
 	if (base == NULL)
 		close(status_w);
@@ -843,7 +795,7 @@ static int mini_init_run(struct agent_state *st, const struct exec_req *r, const
 		close(io->out);
 	if (io->err >= 0)
 		close(io->err);
-	return (out.flags & AGENT_STATUS_SPARE) != 0;
+	return (out.flags & MBX_XS_SPARE) != 0;
 }
 
 static void spare_serve(struct agent_state *st, int sock, const struct init_state *base) __attribute__((noreturn));
@@ -855,18 +807,18 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
  * what it still does), no_new_privs, the Landlock ruleset, then the seccomp
  * filters. 0, or -1 with errno set and *stage the failed step.
  */
-static int spare_layers(struct agent_state *st, enum stage *stage)
+static int spare_layers(struct agent_state *st, int *stage)
 {
-	*stage = STAGE_CAPS;
+	*stage = MBX_STAGE_CAPS;
 	if (drop_bounding_set() < 0 || lock_capabilities() < 0)
 		return -1;
-	*stage = STAGE_NNP;
+	*stage = MBX_STAGE_NNP;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -1;
-	*stage = STAGE_LANDLOCK;
+	*stage = MBX_STAGE_LANDLOCK;
 	if (st->landlock_fd >= 0 && mbx_sys_landlock_restrict_self(st->landlock_fd, 0) < 0)
 		return -1;
-	*stage = STAGE_SECCOMP;
+	*stage = MBX_STAGE_SECCOMP;
 	return install_filters(st);
 }
 
@@ -879,7 +831,7 @@ static int spare_layers(struct agent_state *st, enum stage *stage)
 static void mini_init(struct agent_state *st, const struct exec_req *r, const struct child_io *io, int rep_w,
 		      int status_w, int sock)
 {
-	enum stage stage = STAGE_SETUP;
+	int stage = MBX_STAGE_SETUP;
 	struct init_state base;
 
 	/* One that may be kept reports on its socket (mini_init_run). */
@@ -994,13 +946,13 @@ static void prefault_own_memory(void)
  * the ambient set and securebits, no_new_privs, the Landlock ruleset, then
  * the filters, the extra one first as ever), reports {0, 0} (or the step
  * that failed) on its socket and waits there. EXEC hands it the message
- * (struct spare_msg, then the frame's body, which it parses with the same
+ * (struct mbx_spare_req, then the frame's body, which it parses with the same
  * parser) and the descriptors (SCM_RIGHTS): the report pipe, the status
  * pipe, the program's stdio or terminal, then those that came with the
  * message. From there it goes on as any mini-init (mini_init_run). One the
  * agent may keep after the execute gets no status pipe: it writes its
  * status on its socket, and when it is kept, that status is its ready for
- * the next request (AGENT_STATUS_READY), so a recycled spare's execute
+ * the next request (MBX_XS_READY), so a recycled spare's execute
  * costs no pipe, no descriptor passed for it and no ready message.
  *
  * Landlock and the filters apply to the mini-init itself as well. It opens
@@ -1025,7 +977,7 @@ static void prefault_own_memory(void)
  *    that change them (RESET, LAYERS, IDENTITY) kill and reap it first.
  *  - One that died (reaped by agent_proc_reap, or end of file on its
  *    socket) is noticed at the next EXEC, which then clones a mini-init as
- *    without a spare; so does an EXEC whose body is beyond SPARE_MAX_BODY,
+ *    without a spare; so does an EXEC whose body is beyond MBX_SPARE_MAX_BODY,
  *    after killing the spare. One killed while it takes its request is that
  *    execute's mini-init already: the execute ends killed (SIGKILL), as
  *    when any mini-init is killed.
@@ -1036,8 +988,17 @@ static void prefault_own_memory(void)
  *    that ended less than SPARE_IDLE_US before).
  * A microvm guest does not make spares (st->spare_on): the per-execute path
  * is kept there.
+ *
+ * Lent to the host (proto.h, "direct executes"): once the host lends a
+ * socket (MBX_MSG_SPARE, agent_spare_lend), the spare waits there instead
+ * of on the agent's: a recycled one moves (spare_move), else the next one
+ * is made on it (agent_spare_make). The host then sends it one-shot
+ * executes itself, and the agent is not woken by them; its part is to reap
+ * the spare when it exits (st->lent), to kill it on KILL with the
+ * MBX_MSG_SPARE's id (the host's timeout) and with the others above, and to
+ * make no other spare while it lives. An EXEC the host sends the agent
+ * instead may bring it back (MBX_F_SPARE_FD: spare_return).
  */
-#define SPARE_MAX_BODY (64u << 10)
 
 /*
  * How long the agent is idle before it makes a spare. A host that destroys
@@ -1049,15 +1010,6 @@ static void prefault_own_memory(void)
  */
 #define SPARE_IDLE_US 1000u
 
-struct spare_msg {
-	uint32_t id;            /* the EXEC frame's id */
-	uint32_t body_len;      /* bytes of the body after this header */
-	uint32_t nmsg_fds;      /* descriptors of the message, after the io ones */
-	uint8_t has_rep, has_in, has_out, has_err, has_pty;
-	uint8_t keep;           /* the agent may keep it after this execute (recycling): the status
-				 * goes on the socket then, else on the status pipe handed over */
-};
-
 /* Descriptors handed over: the report (has_rep), the status pipe (unless
  * keep), in, out, err, the terminal, then the message's. */
 #define SPARE_MAX_FDS (6 + MBX_PROTO_MAX_FDS)
@@ -1066,7 +1018,7 @@ struct spare_msg {
  * A spare's wait: reports ready ({0, 0}) on its socket, takes a request
  * and runs it as any mini-init (mini_init_run); once that is over, serves
  * the next when it may (recycling; its status on the socket was its ready
- * then: AGENT_STATUS_READY), else exits. End of file on the socket: the
+ * then: MBX_XS_READY), else exits. End of file on the socket: the
  * agent discarded it.
  */
 static void spare_serve(struct agent_state *st, int sock, const struct init_state *base)
@@ -1076,8 +1028,8 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 		char buf[CMSG_SPACE(sizeof(int) * SPARE_MAX_FDS)];
 		struct cmsghdr align;
 	} ctl;
-	struct child_report ready = { 0, 0 };
-	struct spare_msg hdr;
+	struct mbx_start_report ready = { 0, 0 };
+	struct mbx_spare_req hdr;
 	struct child_io io;
 	struct exec_req r;
 	struct mbx_frame f;
@@ -1089,7 +1041,7 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 	int rep_w, status_w, again = 0;
 	ssize_t n;
 
-	body = malloc(SPARE_MAX_BODY);
+	body = malloc(MBX_SPARE_MAX_BODY);
 	if (body == NULL)
 		_exit(0);
 	/* Where a request lands, and the top of the program's stack: in
@@ -1102,7 +1054,7 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 		/* Named for ps as a spare again (the agent took it as one). */
 		prctl(PR_SET_NAME, "mimobox-spare", 0, 0, 0);
 		iov[0] = (struct iovec){ &hdr, sizeof(hdr) };
-		iov[1] = (struct iovec){ body, SPARE_MAX_BODY };
+		iov[1] = (struct iovec){ body, MBX_SPARE_MAX_BODY };
 		memset(&msg, 0, sizeof(msg));
 		msg.msg_iov = iov;
 		msg.msg_iovlen = 2;
@@ -1115,9 +1067,18 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 		if (n <= 0)
 			_exit(0);
 		nfd = agent_cmsg_fds(&msg, fds, 0, SPARE_MAX_FDS);
+		if ((size_t)n == sizeof(hdr) && hdr.move && nfd == 1 && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+			/* Lent to the host (proto.h, "direct executes"): its
+			 * socket in place of the agent's, and ready there. */
+			if (dup3(fds[0], sock, O_CLOEXEC) < 0)
+				_exit(0);
+			close(fds[0]);
+			again = 0;
+			continue;
+		}
 		/* The agent's own message, checked there: only a short one (the
 		 * kernel cut it) is not whole. */
-		if ((size_t)n < sizeof(hdr) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+		if ((size_t)n < sizeof(hdr) || hdr.move || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 		    hdr.body_len != (size_t)n - sizeof(hdr) ||
 		    nfd != (hdr.keep ? 0u : 1u) + hdr.has_rep + hdr.has_in + hdr.has_out + hdr.has_err + hdr.has_pty +
 				   hdr.nmsg_fds ||
@@ -1136,7 +1097,7 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 		f = (struct mbx_frame){ .type = MBX_MSG_EXEC, .id = hdr.id, .body = body, .len = hdr.body_len };
 		memset(&r, 0, sizeof(r));
 		if (parse_exec(st, &f, &r) < 0)
-			init_fail(rep_w, status_w, STAGE_SETUP, EPROTO);
+			init_fail(rep_w, status_w, MBX_STAGE_SETUP, EPROTO);
 		again = mini_init_run(st, &r, &io, rep_w, status_w, 1, hdr.keep ? base : NULL);
 		/* The program set it to the request's, freed here (the mini-init
 		 * itself reads no environment). */
@@ -1152,8 +1113,8 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 
 static void spare_main(struct agent_state *st, int sock)
 {
-	struct child_report ready = { 0, 0 };
-	enum stage stage = STAGE_SETUP;
+	struct mbx_start_report ready = { 0, 0 };
+	int stage = MBX_STAGE_SETUP;
 	struct init_state base;
 
 	/* Descriptors the agent held for messages not yet handled. */
@@ -1181,14 +1142,32 @@ static void spare_main(struct agent_state *st, int sock)
 	spare_serve(st, sock, &base);
 }
 
-void agent_spare_discard(struct agent_state *st)
+/* Kills and reaps a spare (the agent's, or one lent to the host). */
+static void spare_end(pid_t *pid)
 {
-	if (st->spare > 0) {
-		kill(st->spare, SIGKILL);
-		while (waitpid(st->spare, NULL, 0) < 0 && errno == EINTR)
+	if (*pid > 0) {
+		kill(*pid, SIGKILL);
+		while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
-	st->spare = 0;
+	*pid = 0;
+}
+
+/* Ends the agent's own spare (one it cannot use for a request); one lent
+ * to the host stays. */
+static void spare_drop(struct agent_state *st)
+{
+	spare_end(&st->spare);
+	st->spare_ready = 0;
+	close_fd(&st->spare_sock);
+}
+
+void agent_spare_discard(struct agent_state *st)
+{
+	/* A lent one too: the host finds its socket closed, and its next
+	 * execute goes through the agent (proto.h, "direct executes"). */
+	spare_end(&st->lent);
+	spare_end(&st->spare);
 	st->spare_ready = 0;
 	close_fd(&st->spare_sock);
 	/* What a running process's mini-init copied may be out of date now:
@@ -1300,7 +1279,7 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms)
 	int sv[2];
 	long pid;
 
-	if (!st->spare_on || st->spare_pause || st->spare > 0 || st->chan_down) {
+	if (!st->spare_on || st->spare_pause || st->spare > 0 || st->lent > 0 || st->chan_down) {
 		st->idle_us = 0;
 		return;
 	}
@@ -1320,13 +1299,20 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms)
 		return;
 	}
 	st->idle_us = 0;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+	if (st->lend_sock >= 0) {
+		/* The host lent a socket: this spare waits there, for the
+		 * host's executes (proto.h, "direct executes"). */
+		sv[0] = -1;
+		sv[1] = st->lend_sock;
+		st->lend_sock = -1;
+	} else if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		st->spare_pause = 1;
 		return;
 	}
 	pid = syscall(SYS_clone, (unsigned long)(CLONE_NEWPID | SIGCHLD), NULL, NULL, NULL, 0);
 	if (pid == 0) {
-		close(sv[0]);
+		if (sv[0] >= 0)
+			close(sv[0]);
 		/* Named for ps until it runs a program (mimobox-init then). */
 		prctl(PR_SET_NAME, "mimobox-spare", 0, 0, 0);
 		spare_main(st, sv[1]);
@@ -1334,15 +1320,122 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms)
 	}
 	close(sv[1]);
 	if (pid < 0) {
-		/* At a process limit, say: the execute will meet it itself. */
-		close(sv[0]);
+		/* At a process limit, say: the execute will meet it itself
+		 * (a lent socket is closed: the host's execute goes through
+		 * the agent, which meets it). */
+		if (sv[0] >= 0)
+			close(sv[0]);
 		st->spare_pause = 1;
+		return;
+	}
+	if (sv[0] < 0) {
+		st->lent = (pid_t)pid;
+		st->lent_id = st->lend_id;
 		return;
 	}
 	st->spare = (pid_t)pid;
 	st->spare_ready = 0;
 	st->spare_sock = sv[0];
 	prefault_own_memory();
+}
+
+static void spare_move(struct agent_state *st);
+
+void agent_spare_lend(struct agent_state *st, const struct mbx_frame *f)
+{
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	if (!st->spare_on || st->nfds != 1 || getsockopt(st->fds[0], SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+	    type != SOCK_SEQPACKET) {
+		agent_send_error(st, f->id, MBX_EINVAL, 0, NULL,
+				 "SPARE takes one SOCK_SEQPACKET socket, in a sandbox of the os backend");
+		return;
+	}
+	close_fd(&st->lend_sock);
+	st->lend_sock = st->fds[0];
+	st->fds[0] = -1;
+	st->lend_id = f->id;
+	spare_move(st);
+}
+
+/*
+ * The agent's spare, if it has one, moves to the socket the host lent
+ * (mbx_spare_req.move) once it is ready; one that failed or went is
+ * ended, and the next one is made on that socket once the agent is idle
+ * (agent_spare_make).
+ */
+static void spare_move(struct agent_state *st)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct mbx_spare_req hdr;
+	struct iovec iov;
+	struct msghdr msg = { 0 };
+	ssize_t n;
+
+	if (st->lend_sock < 0 || st->spare <= 0)
+		return;
+	if (!st->spare_ready) {
+		/* Its ready, as an execute would wait for it (spare_take): a
+		 * recycled mini-init that was cloned for its execute takes its
+		 * layers after its status, a fraction of a millisecond. */
+		struct mbx_start_report ready = { 0, 0 };
+
+		do
+			n = recv(st->spare_sock, &ready, sizeof(ready), 0);
+		while (n < 0 && errno == EINTR);
+		if (n != (ssize_t)sizeof(ready) || ready.stage != 0) {
+			spare_end(&st->spare);
+			close_fd(&st->spare_sock);
+			return;
+		}
+	}
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.move = 1;
+	iov = (struct iovec){ &hdr, sizeof(hdr) };
+	memset(&ctl, 0, sizeof(ctl));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	mbx_proto_attach_fds(&msg, ctl.buf, &st->lend_sock, 1);
+	do
+		n = sendmsg(st->spare_sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(hdr)) {
+		/* Gone: the next one is made on the host's socket. */
+		spare_end(&st->spare);
+	} else {
+		st->lent = st->spare;
+		st->lent_id = st->lend_id;
+		st->spare = 0;
+		close_fd(&st->lend_sock);
+	}
+	st->spare_ready = 0;
+	close_fd(&st->spare_sock);
+}
+
+/* An EXEC that brings back the spare lent to the host (MBX_F_SPARE_FD,
+ * the host's end of its socket, the last of the message's descriptors):
+ * the spare is the agent's again, ready (the host took its ready). */
+static void spare_return(struct agent_state *st, const struct mbx_frame *f)
+{
+	uint32_t idx;
+	int sock;
+
+	if (mbx_proto_find_u32(f, MBX_F_SPARE_FD, &idx) < 0 || st->nfds == 0 || idx != st->nfds - 1)
+		return;
+	sock = st->fds[--st->nfds];
+	if (st->lent <= 0 || st->spare > 0) {
+		/* Gone meanwhile (a reset): the socket goes too. */
+		close(sock);
+		return;
+	}
+	st->spare = st->lent;
+	st->lent = 0;
+	st->spare_sock = sock;
+	st->spare_ready = 1;
 }
 
 /*
@@ -1354,14 +1447,14 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms)
  * execute, and reports on its socket (status_w -1); else on status_w.
  */
 static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const struct child_io *io, int rep_w,
-			int status_w, int keep, struct child_report *rep, int *sock)
+			int status_w, int keep, struct mbx_start_report *rep, int *sock)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * SPARE_MAX_FDS)];
 		struct cmsghdr align;
 	} ctl;
-	struct child_report ready;
-	struct spare_msg hdr;
+	struct mbx_start_report ready;
+	struct mbx_spare_req hdr;
 	struct iovec iov[2];
 	struct msghdr msg = { 0 };
 	int fds[SPARE_MAX_FDS];
@@ -1371,13 +1464,13 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 
 	if (pid <= 0)
 		return 0;
-	if (f->len > SPARE_MAX_BODY || st->nfds > MBX_PROTO_MAX_FDS) {
-		agent_spare_discard(st);
+	if (f->len > MBX_SPARE_MAX_BODY || st->nfds > MBX_PROTO_MAX_FDS) {
+		spare_drop(st);
 		return 0;
 	}
 	/* Its preparation is done (most often long ago) or failed; end of
 	 * file when it died. A recycled one said so in its status. */
-	ready = (struct child_report){ 0, 0 };
+	ready = (struct mbx_start_report){ 0, 0 };
 	n = sizeof(ready);
 	if (!st->spare_ready) {
 		do
@@ -1385,12 +1478,12 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 		while (n < 0 && errno == EINTR);
 	}
 	if (n != (ssize_t)sizeof(ready)) {
-		agent_spare_discard(st);
+		spare_drop(st);
 		return 0;
 	}
 	if (ready.stage != 0) {
 		*rep = ready;
-		agent_spare_discard(st);
+		spare_drop(st);
 		return -1;
 	}
 	memset(&hdr, 0, sizeof(hdr));
@@ -1432,7 +1525,7 @@ static pid_t spare_take(struct agent_state *st, const struct mbx_frame *f, const
 		n = sendmsg(st->spare_sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)(sizeof(hdr) + f->len)) {
-		agent_spare_discard(st);
+		spare_drop(st);
 		return 0;
 	}
 	/* It is this execute's mini-init now, reaped as such; its socket
@@ -1538,7 +1631,7 @@ static int finish_start(struct agent_state *st, struct agent_proc *p)
 		return 0;
 	p->start_pending = 0;
 	if (p->status_valid && p->status.start_stage != 0) {
-		struct child_report rep = { p->status.start_stage, p->status.start_errno };
+		struct mbx_start_report rep = { p->status.start_stage, p->status.start_errno };
 
 		report_child_failure(st, p->id, p->cwd, p->program_name ? p->program_name : "?", &rep);
 		return -1;
@@ -1558,10 +1651,13 @@ void agent_exec(struct agent_state *st, const struct mbx_frame *f)
 	int sv[2] = { -1, -1 }, sock = -1, keep, defer;
 	int master = -1, slave = -1, slot = -1;
 	char slave_path[64];
-	struct child_report rep;
+	struct mbx_start_report rep;
 	long init;
 	ssize_t n;
 
+	/* Before the request's own descriptors are looked at: the lent
+	 * spare's socket is not one of them. */
+	spare_return(st, f);
 	if (parse_exec(st, f, &r) < 0) {
 		req_release(&r);
 		agent_send_error(st, id, MBX_EPROTO, 0, NULL, "malformed EXEC message");
@@ -1829,6 +1925,13 @@ void agent_proc_message(struct agent_state *st, const struct mbx_frame *f)
 		mbx_proto_end(&st->out);
 		return;
 	}
+	if (p == NULL && f->type == MBX_MSG_KILL && f->id != 0 && f->id == st->lent_id) {
+		/* The host's direct execute timed out: its spare goes, and
+		 * with it (PID 1 of their namespace) the program's tree. */
+		if (st->lent > 0)
+			kill(st->lent, SIGKILL);
+		return;
+	}
 	if (p == NULL) {
 		/* The process may have ended an instant ago: credit, detach and
 		 * stdin sent before its EXIT reached the host need no answer. */
@@ -1988,7 +2091,7 @@ static int pump(struct agent_state *st, struct agent_proc *p, int which)
 }
 
 /*
- * A report that says AGENT_STATUS_EMPTY: every writer of the output pipes
+ * A report that says MBX_XS_EMPTY: every writer of the output pipes
  * is gone but the mini-init, which closes its copies right after the
  * report and never writes. What they hold is read now, as far as the
  * credit and the channel's queue allow; a pipe found empty is at its end
@@ -2055,7 +2158,7 @@ static void send_exit(struct agent_state *st, struct agent_proc *p)
 
 /*
  * Recycling: a mini-init whose execute ended with its namespace empty and
- * itself unchanged (AGENT_STATUS_SPARE) waits on its socket as a spare: it
+ * itself unchanged (MBX_XS_SPARE) waits on its socket as a spare: it
  * becomes the agent's spare, in place of one made later by a clone of
  * new pid and mount namespaces, a /proc mount, the bounding set and the
  * filters (and of the teardown of the old ones), when a spare could be
@@ -2066,17 +2169,20 @@ static void send_exit(struct agent_state *st, struct agent_proc *p)
  */
 static void spare_keep(struct agent_state *st, struct agent_proc *p)
 {
-	if (p->spare_sock < 0 || !p->status_valid || !(p->status.flags & AGENT_STATUS_SPARE) || p->init_done ||
-	    p->timed_out || p->spare_gen != st->spare_gen || !st->spare_on || st->spare > 0 || st->chan_down)
+	if (p->spare_sock < 0 || !p->status_valid || !(p->status.flags & MBX_XS_SPARE) || p->init_done ||
+	    p->timed_out || p->spare_gen != st->spare_gen || !st->spare_on || st->spare > 0 || st->chan_down ||
+	    st->lent > 0)
 		return;
 	for (int i = 0; i < AGENT_MAX_PROCS; i++)
 		if (st->procs[i] != NULL && st->procs[i] != p)
 			return;
 	st->spare = p->init;
-	st->spare_ready = (p->status.flags & AGENT_STATUS_READY) != 0;
+	st->spare_ready = (p->status.flags & MBX_XS_READY) != 0;
 	st->spare_sock = p->spare_sock;
 	p->spare_sock = -1;
 	st->idle_us = 0;
+	/* The host lent a socket meanwhile: it serves there. */
+	spare_move(st);
 }
 
 void agent_proc_reap(struct agent_state *st)
@@ -2098,6 +2204,11 @@ void agent_proc_reap(struct agent_state *st)
 			st->spare_pause = 1;
 			close_fd(&st->spare_sock);
 		}
+		/* A lent spare that ended (its execute did not leave it as a
+		 * spare, the host closed its socket, or it was killed): the
+		 * host finds its socket at its end and lends another. */
+		if (w == st->lent)
+			st->lent = 0;
 		for (int i = 0; i < AGENT_MAX_PROCS; i++)
 			if (st->procs[i] && st->procs[i]->init == w)
 				st->procs[i]->init_done = 1;
@@ -2125,7 +2236,7 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 
 			if (n == (ssize_t)sizeof(p->status)) {
 				p->status_valid = 1;
-				if ((p->status.flags & AGENT_STATUS_EMPTY) && !p->pty)
+				if ((p->status.flags & MBX_XS_EMPTY) && !p->pty)
 					drain_ended(st, p);
 			}
 			if (n >= 0)
@@ -2175,6 +2286,8 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 
 void agent_proc_kill_all(struct agent_state *st)
 {
+	if (st->lent > 0)
+		kill(st->lent, SIGKILL);
 	for (int i = 0; i < AGENT_MAX_PROCS; i++)
 		if (st->procs[i])
 			kill(st->procs[i]->init, SIGKILL);

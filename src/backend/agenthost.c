@@ -10,6 +10,7 @@ void mbx__agenthost_init(struct mbx_agenthost *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->client.fd = -1;
+	h->client.dsock = -1;
 }
 
 int mbx__agenthost_attach(struct mbx_agenthost *h, const struct mbx_transport *t, uint64_t deadline_us, mbx_error **err)
@@ -109,4 +110,5 @@ void mbx__agenthost_release(struct mbx_agenthost *h)
 	mbx__client_close(&h->client);
 	memset(&h->client, 0, sizeof(h->client));
 	h->client.fd = -1;
+	h->client.dsock = -1;
 }

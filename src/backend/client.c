@@ -44,12 +44,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +84,7 @@ void mbx__client_init_transport(struct mbx_client *c, const struct mbx_transport
 	c->tr = *t;
 	c->fd = t->fd;
 	c->next_id = 1;
+	c->dsock = -1;
 	share_init(c);
 	mbx_rbuf_init(&c->rb);
 	mbx_wbuf_init(&c->wb);
@@ -118,6 +121,9 @@ void mbx__client_close(struct mbx_client *c)
 		mbx_error_free(p->pending);
 		free(p);
 	}
+	if (c->dsock >= 0)
+		close(c->dsock);
+	c->dsock = -1;
 	if (c->tr.ops != NULL)
 		c->tr.ops->close(&c->tr);
 	else if (c->fd >= 0)
@@ -254,18 +260,26 @@ int mbx__client_recv(struct mbx_client *c, struct mbx_frame *f, uint64_t deadlin
 	}
 }
 
+/* An error the sandbox reported (the agent's ERROR, a direct execute's
+ * start): its code, errno, layer and message, and what to do about a
+ * layer that is missing. */
+static int agent_error(mbx_error **err, int code, int errnum, const char *layer, const char *msg)
+{
+	mbx__error_set(err, code, errnum, layer, "%s", msg);
+	if (code == MBX_ENOTSUP && layer != NULL)
+		mbx__error_suggest(err, "run `mimobox doctor` to see what this host supports; allow degradation explicitly only if you accept running without %s",
+				   layer);
+	return code;
+}
+
 int mbx__client_error_from(const struct mbx_frame *f, const char *backend, mbx_error **err)
 {
 	struct mbx_error_info info;
 
 	if (mbx_proto_decode_error(f, &info) < 0)
 		return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent sent a malformed error");
-	mbx__error_set(err, info.code, (int)info.errnum, info.layer[0] ? info.layer : NULL, "%s", info.message);
-	if (info.code == MBX_ENOTSUP && info.layer[0])
-		mbx__error_suggest(err, "run `mimobox doctor` to see what this host supports; allow degradation explicitly only if you accept running without %s",
-				   info.layer);
 	(void)backend;
-	return info.code;
+	return agent_error(err, info.code, (int)info.errnum, info.layer[0] ? info.layer : NULL, info.message);
 }
 
 /* Reads the agent's HELLO, picks the version and features, answers
@@ -907,35 +921,129 @@ int mbx__client_await(struct mbx_client *c, uint32_t id, uint64_t deadline_us, s
 	return MBX_OK;
 }
 
-int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, struct mbx_cproc **out, mbx_error **err)
+/* ---- direct executes (proto.h, MBX_FEAT_DIRECT) ---- */
+
+/* Closes the socket lent to the agent's spare: that spare exits at its end
+ * of file, and the next execute lends another. */
+static void direct_drop(struct mbx_client *c)
+{
+	if (c->dsock >= 0)
+		close(c->dsock);
+	c->dsock = -1;
+	c->dsock_ready = 0;
+}
+
+/*
+ * After an execute through the agent: lends the agent one end of a socket
+ * for its next spare (MBX_MSG_SPARE), unless one is lent already, the
+ * channel passes no descriptors or the agent does not take them. Best
+ * effort: without it executes go through the agent.
+ */
+static void direct_lend(struct mbx_client *c)
+{
+	int sv[2];
+	uint32_t id;
+
+	if (!(c->features & MBX_FEAT_DIRECT) || c->dsock >= 0 || c->broken || c->tr.ops == NULL ||
+	    !c->tr.ops->can_pass_fds || c->wb.len != 0)
+		return;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	id = c->next_id++;
+	mbx_proto_begin(&c->wb, MBX_MSG_SPARE, id);
+	mbx_proto_put_u32(&c->wb, MBX_F_FD, 0);
+	mbx_proto_end(&c->wb);
+	if (mbx__client_send_fds(c, &sv[1], 1, mbx__now_us() + HOST_GRACE_US, NULL) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		broke(c, 0);
+		return;
+	}
+	close(sv[1]);
+	c->dsock = sv[0];
+	c->dsock_id = id;
+	c->dsock_ready = 0;
+}
+
+/* Whether the lent spare is ready now (its first message, without
+ * waiting); a spare that failed or went is dropped. */
+static int direct_ready(struct mbx_client *c)
+{
+	struct mbx_start_report r;
+	ssize_t n;
+
+	if (c->dsock_ready)
+		return 1;
+	do
+		n = recv(c->dsock, &r, sizeof(r), MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return 0; /* still being made, or not yet: the agent runs this one */
+	if (n != (ssize_t)sizeof(r) || r.stage != 0) {
+		/* Its preparation failed (the agent's own mini-init meets the
+		 * same step and reports it), or it is gone. */
+		direct_drop(c);
+		return 0;
+	}
+	c->dsock_ready = 1;
+	return 1;
+}
+
+/* Builds the EXEC frame of sr in w; spare_fd >= 0: the index of the lent
+ * spare's socket among the message's descriptors (MBX_F_SPARE_FD). 0, or
+ * -1 when it is too large. */
+static int put_exec(struct mbx_wbuf *w, const struct mbx_spawn_req *sr, uint32_t id, int spare_fd)
 {
 	const struct mbx_exec_req *req = sr->exec;
+
+	mbx_proto_begin(w, MBX_MSG_EXEC, id);
+	for (size_t i = 0; req->argv[i]; i++)
+		mbx_proto_put_str(w, MBX_F_ARG, req->argv[i]);
+	for (size_t i = 0; req->envp[i]; i++)
+		mbx_proto_put_str(w, MBX_F_ENV, req->envp[i]);
+	mbx_proto_put_str(w, MBX_F_CWD, req->cwd);
+	mbx_proto_put_u64(w, MBX_F_TIMEOUT_MS, req->timeout_ms);
+	mbx_proto_put_u64(w, MBX_F_OUTPUT_LIMIT, req->output_limit);
+	mbx_proto_put_u64(w, MBX_F_WINDOW, sr->window);
+	mbx_proto_put_u32(w, MBX_F_EXEC_FLAGS, sr->flags);
+	if (sr->flags & MBX_XF_PTY) {
+		mbx_proto_put_u32(w, MBX_F_ROWS, sr->rows);
+		mbx_proto_put_u32(w, MBX_F_COLS, sr->cols);
+	}
+	if (sr->has_pass_fd)
+		mbx_proto_put_u32(w, MBX_F_FD, 0);
+	if (spare_fd >= 0)
+		mbx_proto_put_u32(w, MBX_F_SPARE_FD, (uint32_t)spare_fd);
+	return mbx_proto_end(w);
+}
+
+int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, struct mbx_cproc **out, mbx_error **err)
+{
 	uint32_t id = c->next_id++;
 	uint64_t deadline = mbx__now_us() + HOST_GRACE_US;
 	struct mbx_cproc *p;
 	struct mbx_frame f;
-	int rc;
+	int fds[2], give, rc;
+	size_t nfds = 0;
 
 	*out = NULL;
 	if (MBX_XF_LATE_START(sr->flags) && sr->deadline_us > deadline)
 		deadline = sr->deadline_us;
-	mbx_proto_begin(&c->wb, MBX_MSG_EXEC, id);
-	for (size_t i = 0; req->argv[i]; i++)
-		mbx_proto_put_str(&c->wb, MBX_F_ARG, req->argv[i]);
-	for (size_t i = 0; req->envp[i]; i++)
-		mbx_proto_put_str(&c->wb, MBX_F_ENV, req->envp[i]);
-	mbx_proto_put_str(&c->wb, MBX_F_CWD, req->cwd);
-	mbx_proto_put_u64(&c->wb, MBX_F_TIMEOUT_MS, req->timeout_ms);
-	mbx_proto_put_u64(&c->wb, MBX_F_OUTPUT_LIMIT, req->output_limit);
-	mbx_proto_put_u64(&c->wb, MBX_F_WINDOW, sr->window);
-	mbx_proto_put_u32(&c->wb, MBX_F_EXEC_FLAGS, sr->flags);
-	if (sr->flags & MBX_XF_PTY) {
-		mbx_proto_put_u32(&c->wb, MBX_F_ROWS, sr->rows);
-		mbx_proto_put_u32(&c->wb, MBX_F_COLS, sr->cols);
-	}
 	if (sr->has_pass_fd)
-		mbx_proto_put_u32(&c->wb, MBX_F_FD, 0);
-	if (mbx_proto_end(&c->wb) < 0) {
+		fds[nfds++] = sr->pass_fd;
+	/* A lent spare, ready and idle, goes back to the agent with it
+	 * (proto.h, "direct executes"): it serves this one. */
+	give = c->dsock >= 0 && !c->dsock_busy && direct_ready(c);
+	if (give)
+		fds[nfds++] = c->dsock;
+	if (give && (put_exec(&c->wb, sr, id, (int)nfds - 1) < 0 || c->wb.len - MBX_PROTO_HEADER > MBX_SPARE_MAX_BODY)) {
+		/* Too large for a spare: the agent clones a mini-init for it,
+		 * and the lent spare stays where it is. */
+		mbx_wbuf_reset(&c->wb);
+		give = 0;
+		nfds--;
+	}
+	if (!give && put_exec(&c->wb, sr, id, -1) < 0) {
 		mbx_wbuf_reset(&c->wb);
 		return mbx__error_set(err, MBX_EINVAL, 0, NULL,
 				      "arguments and environment are too large (over %u bytes in all)", MBX_PROTO_MAX_BODY);
@@ -955,8 +1063,22 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 	p->pty = (sr->flags & MBX_XF_PTY) != 0;
 	p->next = c->procs;
 	c->procs = p;
-	rc = mbx__client_request_fds(c, sr->has_pass_fd ? &sr->pass_fd : NULL, sr->has_pass_fd ? 1 : 0, id, deadline, &f,
-				     err);
+	if (give) {
+		/* The agent's from now on: no other thread sends to it while
+		 * this one waits for the answer (our copy closes after). */
+		c->dsock = -1;
+		c->dsock_ready = 0;
+	}
+	rc = mbx__client_send_fds(c, fds, nfds, deadline, err);
+	/* Closed before the answer: a program that does not start ends its
+	 * mini-init, and the agent's wait for it, at the end of file of this
+	 * socket. */
+	if (give)
+		close(fds[nfds - 1]);
+	if (rc < 0)
+		rc = broke(c, rc);
+	else
+		rc = mbx__client_await(c, id, deadline, &f, err);
 	if (rc == MBX_OK && f.type != MBX_MSG_STARTED) {
 		broke(c, 0);
 		rc = mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered EXEC with message type %u", f.type);
@@ -971,6 +1093,11 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 		cproc_unlink(c, p);
 		return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent started a process with stdin but gave no stdin window");
 	}
+	/* The next execute may go to a spare directly: from the second on,
+	 * as a sandbox that runs one execute and goes (new, execute, free)
+	 * would only pay for the socket and its message. */
+	if (++c->spawned >= 2 && !(sr->flags & MBX_XF_LAST))
+		direct_lend(c);
 	*out = p;
 	return MBX_OK;
 }
@@ -1288,12 +1415,260 @@ int mbx__client_collect(struct mbx_client *c, struct mbx_cproc *p, const struct 
 	}
 }
 
+/* What a direct execute is waiting for, without the lock. */
+struct direct_run {
+	int out, err;                 /* the read ends of the program's stdout and stderr, -1 at their end */
+	int sock;                     /* the spare's socket */
+	struct mbx_exec_status st;
+	int have_status, gone;        /* its status came; its socket ended (the spare exited or was killed) */
+};
+
+/* Reads what one output pipe holds into res (under the lock, as
+ * take_output wants). 1: read some, 0: nothing now, -1: at its end, <-1:
+ * out of memory. */
+static int direct_pump(struct mbx_client *c, const struct mbx_exec_req *req, mbx_result *res, int *fd,
+		       mbx_stream_t stream)
+{
+	uint8_t buf[16384];
+	ssize_t n;
+	int rc;
+
+	do
+		n = read(*fd, buf, sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	if (n <= 0) {
+		close(*fd);
+		*fd = -1;
+		return -1;
+	}
+	lock(c);
+	rc = take_output(c, req, res, stream, buf, (size_t)n);
+	unlock(c);
+	return rc < 0 ? -2 : 1;
+}
+
+/* Sends KILL for the lent spare (the execute's timeout). */
+static void direct_kill(struct mbx_client *c, uint32_t id)
+{
+	lock(c);
+	if (!c->broken) {
+		mbx_proto_begin(&c->wb, MBX_MSG_KILL, id);
+		mbx_proto_end(&c->wb);
+		if (mbx__client_send(c, mbx__now_us() + HOST_GRACE_US, NULL) < 0)
+			broke(c, 0);
+	}
+	unlock(c);
+}
+
+/*
+ * The wait of a direct execute, without the lock: output as it comes, the
+ * spare's status, the execute's timeout (KILL through the agent, then the
+ * spare's end). 0, or an MBX_E* code.
+ */
+static int direct_wait(struct mbx_client *c, const struct mbx_exec_req *req, mbx_result *res, struct direct_run *d,
+		       uint32_t kill_id, mbx_error **err)
+{
+	uint64_t deadline = req->timeout_ms ? mbx__now_us() + req->timeout_ms * 1000u : 0;
+
+	for (;;) {
+		struct pollfd pf[3] = { { d->out, POLLIN, 0 }, { d->err, POLLIN, 0 },
+					{ d->have_status || d->gone ? -1 : d->sock, POLLIN, 0 } };
+		int timeout = -1;
+
+		if ((d->have_status && (d->st.flags & MBX_XS_EMPTY)) || d->gone) {
+			/* Every writer is gone (the report says the tree is, or
+			 * the spare's end took it along): what the pipes hold is
+			 * all there is. */
+			for (int i = 0; i < 2; i++) {
+				int *fd = i == 0 ? &d->out : &d->err;
+				int r;
+
+				while (*fd >= 0 && (r = direct_pump(c, req, res, fd, i == 0 ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR)) > 0)
+					;
+				if (*fd >= 0 && r < -1)
+					return mbx__error_oom(err);
+				if (*fd >= 0 && r == 0 && d->have_status) {
+					close(*fd);
+					*fd = -1;
+				}
+			}
+		}
+		if ((d->have_status || d->gone) && d->out < 0 && d->err < 0)
+			return MBX_OK;
+		if (deadline) {
+			uint64_t now = mbx__now_us();
+
+			if (now >= deadline) {
+				if (res->timed_out) {
+					lock(c);
+					broke(c, 0);
+					unlock(c);
+					return mbx__error_set(err, MBX_ETIMEDOUT, 0, NULL,
+							      "the sandbox did not end a timed-out execute in time");
+				}
+				res->timed_out = 1;
+				direct_kill(c, kill_id);
+				deadline = now + HOST_GRACE_US;
+				continue;
+			}
+			timeout = (int)((deadline - now + 999) / 1000);
+		}
+		if (poll(pf, 3, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			return mbx__error_set(err, MBX_ESYS, errno, NULL, "poll a direct execute's output");
+		}
+		for (int i = 0; i < 2; i++)
+			if (pf[i].revents) {
+				int r = direct_pump(c, req, res, i == 0 ? &d->out : &d->err,
+						    i == 0 ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR);
+
+				if (r < -1)
+					return mbx__error_oom(err);
+			}
+		if (pf[2].revents) {
+			ssize_t n;
+
+			do
+				n = recv(d->sock, &d->st, sizeof(d->st), MSG_DONTWAIT);
+			while (n < 0 && errno == EINTR);
+			if (n == (ssize_t)sizeof(d->st))
+				d->have_status = 1;
+			else if (!(n < 0 && errno == EAGAIN))
+				d->gone = 1;
+		}
+	}
+}
+
+/*
+ * A one-shot execute handed straight to the lent spare. Returns 1 when it
+ * did not start there (nothing ran: the caller sends it to the agent),
+ * else the execute's result: MBX_OK or an MBX_E* code. Lock held on entry
+ * and exit; the wait is without it.
+ */
+static int direct_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err)
+{
+	struct mbx_spawn_req sr = { .exec = req, .window = EXEC_WINDOW, .flags = MBX_XF_ONESHOT };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 2)];
+		struct cmsghdr align;
+	} ctl;
+	struct direct_run d = { .out = -1, .err = -1, .sock = c->dsock };
+	struct mbx_spare_req hdr;
+	struct iovec iov[2];
+	struct msghdr msg;
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, fds[2];
+	uint32_t kill_id = c->dsock_id;
+	ssize_t n;
+	int rc;
+
+	if (c->dsock_busy || !direct_ready(c))
+		return 1;
+	if (put_exec(&c->wb, &sr, 0, -1) < 0 || c->wb.len - MBX_PROTO_HEADER > MBX_SPARE_MAX_BODY) {
+		mbx_wbuf_reset(&c->wb);
+		return 1;
+	}
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || fcntl(outp[0], F_SETFL, O_NONBLOCK) < 0 ||
+	    fcntl(errp[0], F_SETFL, O_NONBLOCK) < 0) {
+		rc = mbx__error_set(err, MBX_ESYS, errno, NULL, "create the output pipes of an execute");
+		mbx_wbuf_reset(&c->wb);
+		goto out;
+	}
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.id = c->next_id++;
+	hdr.body_len = (uint32_t)(c->wb.len - MBX_PROTO_HEADER);
+	hdr.has_out = hdr.has_err = 1;
+	hdr.keep = 1;
+	fds[0] = outp[1];
+	fds[1] = errp[1];
+	iov[0] = (struct iovec){ &hdr, sizeof(hdr) };
+	iov[1] = (struct iovec){ c->wb.buf + MBX_PROTO_HEADER, hdr.body_len };
+	memset(&msg, 0, sizeof(msg));
+	memset(&ctl, 0, sizeof(ctl));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = 2;
+	mbx_proto_attach_fds(&msg, ctl.buf, fds, 2);
+	do
+		n = sendmsg(c->dsock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	mbx_wbuf_reset(&c->wb);
+	if (n != (ssize_t)(sizeof(hdr) + hdr.body_len)) {
+		/* The spare is gone (a RESET killed it, say): nothing ran. */
+		direct_drop(c);
+		rc = 1;
+		goto out;
+	}
+	/* Its copies are the program's: the end of file comes when they go. */
+	close(outp[1]);
+	close(errp[1]);
+	outp[1] = errp[1] = -1;
+	d.out = outp[0];
+	d.err = errp[0];
+	outp[0] = errp[0] = -1;
+	c->dsock_busy = 1;
+	unlock(c);
+	rc = direct_wait(c, req, res, &d, kill_id, err);
+	lock(c);
+	c->dsock_busy = 0;
+	if (d.out >= 0)
+		close(d.out);
+	if (d.err >= 0)
+		close(d.err);
+	/* It waits for the next one only when it says so; the last execute
+	 * of the sandbox lets it go. */
+	if (rc < 0 || !d.have_status || (d.st.flags & (MBX_XS_SPARE | MBX_XS_READY)) != (MBX_XS_SPARE | MBX_XS_READY) ||
+	    req->last)
+		direct_drop(c);
+	if (rc < 0)
+		goto out;
+	if (d.have_status && d.st.start_stage != 0 && !res->timed_out) {
+		char text[512];
+		const char *layer;
+		int code = mbx_proto_start_error(d.st.start_stage, d.st.start_errno, req->argv[0], req->cwd, text,
+						 sizeof(text), &layer);
+
+		rc = agent_error(err, code, d.st.start_errno, layer, text);
+		goto out;
+	}
+	if (!d.have_status || res->timed_out) {
+		/* Killed with its mini-init (timeout, RESET): no status came. */
+		res->exit_code = -1;
+		res->signal = SIGKILL;
+	} else if (WIFSIGNALED(d.st.wstatus)) {
+		res->exit_code = -1;
+		res->signal = WTERMSIG(d.st.wstatus);
+	} else {
+		res->exit_code = WEXITSTATUS(d.st.wstatus);
+	}
+	if (d.have_status) {
+		res->cpu_us = d.st.cpu_us;
+		res->peak_memory = d.st.maxrss;
+	}
+	rc = MBX_OK;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (outp[i] >= 0)
+			close(outp[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	return rc;
+}
+
 int mbx__client_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx_result *res, mbx_error **err)
 {
 	struct mbx_spawn_req sr = { .exec = req, .window = EXEC_WINDOW, .flags = MBX_XF_ONESHOT };
 	uint64_t deadline = mbx__now_us() + req->timeout_ms * 1000u + HOST_GRACE_US;
 	struct mbx_cproc *p = NULL;
 	int rc;
+
+	if (!req->stdin_data && c->dsock >= 0) {
+		rc = direct_exec(c, req, res, err);
+		if (rc <= 0)
+			return rc;
+	}
 
 	if (req->stdin_data)
 		sr.flags |= MBX_XF_STDIN;

@@ -74,6 +74,13 @@ struct mbx_client {
 	int epfd;            /* the event descriptor: epoll of evfd and the transport, or -1 (owned) */
 	int ev_on;           /* evfd is readable now */
 	int live;            /* initialised (cv, evfd and epfd valid): close releases them */
+
+	/* ---- direct executes (proto.h, MBX_FEAT_DIRECT; client.c) ---- */
+	int dsock;           /* our end of the socket lent to the agent's spare, -1: none */
+	uint32_t dsock_id;   /* the MBX_MSG_SPARE's id: KILL with it kills that spare */
+	int dsock_ready;     /* its ready came: it takes a request */
+	int dsock_busy;      /* an execute runs on it (waiting without the lock) */
+	uint64_t spawned;    /* processes started through the agent (the first lends nothing) */
 };
 
 /* A request waiting for its reply (on the waiter's stack). */

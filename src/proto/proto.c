@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Frame and field codec of the agent protocol (see proto.h). */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <mbx/error.h>
 #include "proto.h"
 
 static void put_le16(uint8_t *p, uint16_t v)
@@ -706,4 +709,54 @@ void mbx_proto_attach_fds(struct msghdr *msg, void *ctl, const int *fds, size_t 
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
 	memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
+}
+
+/* The start steps that are a layer of the sandbox (or of a guest's): what
+ * failed is the host's, and says which. */
+static const struct {
+	int32_t stage;
+	int code;
+	const char *layer;
+	const char *what;
+} start_layers[] = {
+	{ MBX_STAGE_RLIMIT, MBX_ENOTSUP, "limits", "apply resource limits" },
+	{ MBX_STAGE_CAPS, MBX_ENOTSUP, "capabilities", "drop capabilities" },
+	{ MBX_STAGE_NNP, MBX_ENOTSUP, "no-new-privs", "set no_new_privs" },
+	{ MBX_STAGE_LANDLOCK, MBX_ENOTSUP, "landlock", "enforce the Landlock ruleset" },
+	{ MBX_STAGE_SECCOMP, MBX_ENOTSUP, "seccomp", "install the seccomp filter" },
+	{ MBX_STAGE_CGROUP, MBX_ESYS, "limits", "place the process in the guest's process-limit cgroup" },
+};
+
+int mbx_proto_start_error(int32_t stage, int32_t errnum, const char *program, const char *cwd, char *msg, size_t len,
+			  const char **layer)
+{
+	int e = errnum;
+
+	*layer = NULL;
+	if (stage == MBX_STAGE_CHDIR) {
+		/* A bad working directory is a bad argument of the call (the CLI
+		 * exits 125), not a missing program (127). */
+		snprintf(msg, len, "working directory `%s` cannot be entered in the sandbox", cwd ? cwd : "/");
+		return e == EACCES || e == EPERM ? MBX_EPERM : MBX_EINVAL;
+	}
+	if (stage == MBX_STAGE_EXEC) {
+		if (e == ENOENT) {
+			snprintf(msg, len, "program `%s` not found in the sandbox", program);
+			return MBX_ENOTFOUND;
+		}
+		if (e == EACCES || e == ENOEXEC || e == EISDIR || e == ENOTDIR || e == EPERM) {
+			snprintf(msg, len, "program `%s` cannot be executed", program);
+			return MBX_ENOEXEC;
+		}
+		snprintf(msg, len, "execute `%s`", program);
+		return MBX_ESYS;
+	}
+	for (size_t i = 0; i < sizeof(start_layers) / sizeof(start_layers[0]); i++)
+		if (start_layers[i].stage == stage) {
+			*layer = start_layers[i].layer;
+			snprintf(msg, len, "%s", start_layers[i].what);
+			return start_layers[i].code;
+		}
+	snprintf(msg, len, "prepare the payload process");
+	return MBX_ESYS;
 }

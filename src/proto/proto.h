@@ -99,6 +99,11 @@ enum mbx_msg_type {
 				 * its next user: every process killed, /workspace, /tmp and /dev/shm
 				 * emptied, a fresh ipc namespace, the host name set again
 				 * (src/agent/reset.c). OK, or ERROR (the host destroys it). */
+	MBX_MSG_SPARE = 29,     /* host -> agent (os mode, MBX_FEAT_DIRECT): FD, one end of a
+				 * SOCK_SEQPACKET socketpair: the agent's next spare mini-init serves
+				 * the host's executes on it, without the agent (see "direct
+				 * executes" below). No answer; KILL with this message's id kills
+				 * that spare and the execute it runs. */
 };
 
 enum mbx_field_tag {
@@ -170,6 +175,9 @@ enum mbx_field_tag {
 			       * guest gets read-only at /etc/ssl/mimobox-ca.pem */
 	MBX_F_TRACE = 62,     /* READY, when INIT asked with MBX_INIT_TRACE: u32 MBX_TRACE_* step then u64
 			       * nanoseconds the agent spent in it (12 bytes), once per step taken */
+	MBX_F_SPARE_FD = 63,  /* EXEC (MBX_FEAT_DIRECT): u32 index of the last descriptor of the message,
+			       * the host's end of the socket it was lent a spare on: the spare, ready
+			       * and idle, is the agent's again (for this execute, say a spawn) */
 };
 
 /* Steps of the agent's set-up timed for MBX_F_TRACE (bench/bench-os --trace).
@@ -194,8 +202,10 @@ enum {
 /* MBX_F_FEATURES bits: what a side can do beyond its protocol version. */
 #define MBX_FEAT_RESUME (1ull << 0) /* the agent keeps its sandbox when the channel resets
                                      * and greets again with the same SESSION */
+#define MBX_FEAT_DIRECT (1ull << 1) /* os mode: the agent lends spare mini-inits to the host
+                                     * (MBX_MSG_SPARE, "direct executes" below) */
 /* The features the host side of this build knows. */
-#define MBX_PROTO_HOST_FEATURES MBX_FEAT_RESUME
+#define MBX_PROTO_HOST_FEATURES (MBX_FEAT_RESUME | MBX_FEAT_DIRECT)
 
 /* MBX_F_FLAGS bits of an EXIT message. */
 #define MBX_EXIT_TIMED_OUT        (1u << 0)
@@ -496,3 +506,102 @@ void mbx_proto_attach_fds(struct msghdr *msg, void *ctl, const int *fds, size_t 
 /* The parent-death signal of an agent made off the host's main thread
  * (src/backend/linux/spawn.c sets it, the agent handles it). */
 #define MBX_AGENT_PDEATH_SIG SIGUSR1
+
+/* ---- direct executes (MBX_FEAT_DIRECT) ----
+ *
+ * A one-shot execute in a live os sandbox takes four wake-ups more than a
+ * posix_spawn when it goes through the agent: the EXEC to the agent and
+ * on to its spare mini-init, the status back to the agent and the EXIT to
+ * the host. With MBX_FEAT_DIRECT the host lends the agent one end of a
+ * socketpair (MBX_MSG_SPARE); the agent's next spare mini-init (payload.c,
+ * "the spare"), which has taken every payload layer of the sandbox
+ * already, waits on it instead of on a socket of the agent's, and the host
+ * talks to it on the other end, one SOCK_SEQPACKET message each way:
+ *
+ *	spare -> host  struct mbx_start_report {0, 0}: ready (or the step of
+ *	               its preparation that failed, and it exits)
+ *	host -> spare  struct mbx_spare_req, then the body of an EXEC frame
+ *	               (its fields), with descriptors (SCM_RIGHTS) in the
+ *	               order of the has_* flags: stdout and stderr pipes
+ *	spare -> host  struct mbx_exec_status when the program's tree has
+ *	               ended; with MBX_XS_SPARE | MBX_XS_READY it waits for
+ *	               the next request, else it exits (end of file)
+ *
+ * The agent takes no part: it only reaps the spare when it exits, kills it
+ * on KILL with the MBX_MSG_SPARE's id (the host's timeout) and on
+ * whatever discards spares (RESET, LAYERS), and makes no other while it
+ * lives. A spare the agent has when the socket comes (one recycled after
+ * an execute) moves there (mbx_spare_req.move). An execute the host sends
+ * to the agent (a spawn, one with stdin) takes the lent spare back when
+ * it is ready and idle: the host's end of its socket goes with the EXEC
+ * (MBX_F_SPARE_FD), and the host lends another socket after it. What the spare sends is untrusted like
+ * everything from the sandbox: fixed sizes, checked by the host. The agent
+ * speaks the same messages to its own spares (with keep 0 the status goes
+ * on a pipe passed second, after the start report's).
+ */
+struct mbx_start_report {
+	int32_t stage;          /* MBX_STAGE_*, 0: started (or ready) */
+	int32_t errnum;
+};
+
+/* The step of a program's start (or of a spare's preparation) that failed. */
+enum mbx_start_stage {
+	MBX_STAGE_SETUP = 1,
+	MBX_STAGE_CHDIR,
+	MBX_STAGE_RLIMIT,
+	MBX_STAGE_CAPS,
+	MBX_STAGE_NNP,
+	MBX_STAGE_LANDLOCK,
+	MBX_STAGE_SECCOMP,
+	MBX_STAGE_EXEC,
+	MBX_STAGE_CGROUP,
+};
+
+/* The largest EXEC body a spare takes (its buffer); larger ones go
+ * through the agent. */
+#define MBX_SPARE_MAX_BODY (64u << 10)
+
+struct mbx_spare_req {
+	uint32_t id;            /* the execute's id */
+	uint32_t body_len;      /* bytes of the EXEC body after this header */
+	uint32_t nmsg_fds;      /* descriptors of the message (MBX_F_FD), after the io ones */
+	uint8_t has_rep, has_in, has_out, has_err, has_pty;
+	uint8_t keep;           /* it may wait as a spare again after this execute: the
+				 * status goes on the socket then, else on a pipe passed
+				 * second (after the report's, if any) */
+	uint8_t move;           /* the agent to its own spare, no request (body_len 0): wait
+				 * on the one descriptor passed instead (the host's lent
+				 * socket), ready there first */
+	uint8_t pad;
+};
+
+/* What a mini-init reports when its program's tree has ended. */
+/* It found its namespace empty and itself as it was prepared: it waits on
+ * its socket as a spare. */
+#define MBX_XS_SPARE 1u
+/* Nothing of the execute is left, and the mini-init held its copies of the
+ * output pipes until this report: what they hold is all there is, read to
+ * the end without waiting for their end of file. */
+#define MBX_XS_EMPTY 2u
+/* With MBX_XS_SPARE: it was a spare already (its layers taken, its check
+ * done before this report), so this report is also its ready, and none
+ * follows. */
+#define MBX_XS_READY 4u
+struct mbx_exec_status {
+	int32_t wstatus;
+	uint32_t flags;         /* MBX_XS_* */
+	uint64_t cpu_us;        /* of every process of the execute's tree */
+	uint64_t maxrss;        /* bytes, the largest of them */
+	/* An execute without a start report (one the host waits for the end
+	 * of only): the step at which its start failed (MBX_STAGE_*) and its
+	 * errno; 0 when the program ran. */
+	int32_t start_stage;
+	int32_t start_errno;
+};
+
+/* What a failed start step (MBX_STAGE_*, errno) means to the caller: returns
+ * the MBX_E* code and writes the message (naming `program` or `cwd`) to
+ * msg, the layer it concerns (or NULL) to *layer. Used by the agent and by
+ * the host for a direct execute, so both say the same. */
+int mbx_proto_start_error(int32_t stage, int32_t errnum, const char *program, const char *cwd, char *msg, size_t len,
+			  const char **layer);

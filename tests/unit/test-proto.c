@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the agent protocol codec. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <mbx/error.h>
 #include <mbx/file.h>
 #include "proto.h"
 #include "tap.h"
@@ -302,7 +304,37 @@ static void test_window(void)
 	mbx_wbuf_release(&w);
 }
 
+/* The words of a failed start, which the agent and a direct execute share:
+ * what is the caller's (a bad directory, a missing program) and what is a
+ * layer the host lacks; a stage from a hostile spare is a system error,
+ * and the message never runs past its buffer. */
+static void test_start_error(void)
+{
+	char msg[128], tiny[8];
+	const char *layer = "x";
+
+	TAP_CHECK_INT(mbx_proto_start_error(MBX_STAGE_EXEC, ENOENT, "nope", "/", msg, sizeof(msg), &layer), MBX_ENOTFOUND);
+	TAP_CHECK_STR(msg, "program `nope` not found in the sandbox");
+	TAP_CHECK(layer == NULL);
+	TAP_CHECK_INT(mbx_proto_start_error(MBX_STAGE_EXEC, EACCES, "f", "/", msg, sizeof(msg), &layer), MBX_ENOEXEC);
+	TAP_CHECK_INT(mbx_proto_start_error(MBX_STAGE_EXEC, EIO, "f", "/", msg, sizeof(msg), &layer), MBX_ESYS);
+	TAP_CHECK_INT(mbx_proto_start_error(MBX_STAGE_CHDIR, ENOENT, "f", "/w", msg, sizeof(msg), &layer), MBX_EINVAL);
+	TAP_CHECK_STR(msg, "working directory `/w` cannot be entered in the sandbox");
+	TAP_CHECK_INT(mbx_proto_start_error(MBX_STAGE_CHDIR, EACCES, "f", NULL, msg, sizeof(msg), &layer), MBX_EPERM);
+	TAP_CHECK_INT(mbx_proto_start_error(MBX_STAGE_SECCOMP, EINVAL, "f", "/", msg, sizeof(msg), &layer), MBX_ENOTSUP);
+	TAP_CHECK_STR(layer, "seccomp");
+	TAP_CHECK_INT(mbx_proto_start_error(MBX_STAGE_LANDLOCK, EINVAL, "f", "/", msg, sizeof(msg), &layer), MBX_ENOTSUP);
+	TAP_CHECK_STR(layer, "landlock");
+	TAP_CHECK_INT(mbx_proto_start_error(-7, 0, "f", "/", msg, sizeof(msg), &layer), MBX_ESYS);
+	TAP_CHECK(layer == NULL);
+	TAP_CHECK_INT(mbx_proto_start_error(12345, 0, "f", "/", msg, sizeof(msg), &layer), MBX_ESYS);
+	TAP_CHECK_INT(mbx_proto_start_error(MBX_STAGE_EXEC, ENOENT, "a-long-program-name", "/", tiny, sizeof(tiny), &layer),
+		      MBX_ENOTFOUND);
+	TAP_CHECK_INT((int)strlen(tiny), 7);
+}
+
 static const struct tap_case cases[] = {
+	{ "proto/start-error", test_start_error },
 	{ "proto/window", test_window },
 	{ "proto/roundtrip", test_roundtrip },
 	{ "proto/oversized-frame", test_oversized_frame },
