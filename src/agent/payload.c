@@ -2269,14 +2269,17 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 		if ((p->init_done || p->status_valid) && p->out_fd < 0 && p->err_fd < 0) {
 			/* A program that never ran ends with its ERROR alone, and
 			 * its mini-init exits (not kept), as in agent_exec. */
+			/* The answer goes before the descriptors are closed,
+			 * the process's memory freed (about 10 us) and the
+			 * mini-init kept (which may wait for its ready to move
+			 * it to a socket the host lent): the host has it
+			 * sooner. A host that is gone is found by the main
+			 * loop's own flush. */
 			if (finish_start(st, p) == 0) {
 				send_exit(st, p);
+				(void)agent_flush(st, 0);
 				spare_keep(st, p);
 			}
-			/* The answer goes before the descriptors are closed and
-			 * the process's memory freed (about 10 us): the host
-			 * has it sooner. A host that is gone is found by the
-			 * main loop's own flush. */
 			(void)agent_flush(st, 0);
 			agent_proc_free(st, p);
 			agent_pipes_ahead(st);

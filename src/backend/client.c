@@ -1610,6 +1610,10 @@ static int direct_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx
 	c->dsock_busy = 1;
 	unlock(c);
 	rc = direct_wait(c, req, res, &d, kill_id, err);
+	/* Given up (no memory for the output, say): the program goes, as an
+	 * execute through the agent is killed then. */
+	if (rc < 0 && !res->timed_out)
+		direct_kill(c, kill_id);
 	lock(c);
 	c->dsock_busy = 0;
 	if (d.out >= 0)

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -725,7 +726,225 @@ static void test_silent_request_times_out(void)
 	TAP_CHECK(SECONDS(mbx__now_us() - t0) < 3);
 }
 
+/* ---- a hostile spare (direct executes, proto.h) ----
+ *
+ * The client is given a lent socket as if the agent had put a spare on it
+ * (c->dsock, MBX_FEAT_DIRECT); a thread plays that spare: it answers the
+ * request with a scripted status, or lies, or goes. The fake agent on the
+ * channel holds (it only sees a KILL, or an EXEC when the client falls
+ * back to it, which it answers from its script). */
+
+enum spare_act {
+	SPARE_STATUS,		/* ready, then the status below once the request came */
+	SPARE_LONG,		/* ready, then a message longer than a status */
+	SPARE_WITH_FDS,		/* ready, then the status with descriptors attached */
+	SPARE_GO,		/* ready, then it closes its socket and the pipes: no status */
+	SPARE_KEEP_PIPES,	/* ready, then it closes its socket but keeps the pipes' write ends */
+	SPARE_NOT_READY,	/* its preparation failed: stage 5 instead of ready */
+};
+
+struct fake_spare {
+	int fd;
+	pthread_t thread;
+	enum spare_act act;
+	struct mbx_exec_status st;
+	int kept[2];		/* SPARE_KEEP_PIPES: the write ends it holds */
+};
+
+static void *spare_main(void *arg)
+{
+	struct fake_spare *sp = arg;
+	struct mbx_start_report ready = { sp->act == SPARE_NOT_READY ? 5 : 0, 0 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr align;
+	} ctl;
+	uint8_t req[4096], big[100];
+	struct iovec iov = { req, sizeof(req) };
+	struct msghdr msg = { 0 };
+	int fds[8];
+	size_t nfd = 0;
+
+	(void)!send(sp->fd, &ready, sizeof(ready), MSG_NOSIGNAL);
+	if (sp->act == SPARE_NOT_READY) {
+		close(sp->fd);
+		return NULL;
+	}
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = sizeof(ctl.buf);
+	if (recvmsg(sp->fd, &msg, MSG_CMSG_CLOEXEC) <= 0) {
+		close(sp->fd);
+		return NULL;
+	}
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+		for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int) && nfd < 8; i++)
+			memcpy(&fds[nfd++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+	if (sp->act == SPARE_STATUS || sp->act == SPARE_LONG || sp->act == SPARE_WITH_FDS) {
+		/* The program wrote a line, its tree is gone. */
+		if (nfd >= 1)
+			(void)!write(fds[0], "hi\n", 3);
+		for (size_t i = 0; i < nfd; i++)
+			close(fds[i]);
+		nfd = 0;
+	}
+	if (sp->act == SPARE_STATUS) {
+		(void)!send(sp->fd, &sp->st, sizeof(sp->st), MSG_NOSIGNAL);
+	} else if (sp->act == SPARE_LONG) {
+		memset(big, 0xff, sizeof(big));
+		memcpy(big, &sp->st, sizeof(sp->st));
+		(void)!send(sp->fd, big, sizeof(big), MSG_NOSIGNAL);
+	} else if (sp->act == SPARE_WITH_FDS) {
+		int extra[2] = { dup(sp->fd), dup(sp->fd) };
+		struct iovec one = { &sp->st, sizeof(sp->st) };
+		struct msghdr m = { 0 };
+
+		memset(&ctl, 0, sizeof(ctl));
+		m.msg_iov = &one;
+		m.msg_iovlen = 1;
+		mbx_proto_attach_fds(&m, ctl.buf, extra, 2);
+		(void)!sendmsg(sp->fd, &m, MSG_NOSIGNAL);
+		close(extra[0]);
+		close(extra[1]);
+	} else if (sp->act == SPARE_KEEP_PIPES) {
+		sp->kept[0] = nfd > 0 ? fds[0] : -1;
+		sp->kept[1] = nfd > 1 ? fds[1] : -1;
+		nfd = 0;
+	}
+	for (size_t i = 0; i < nfd; i++)
+		close(fds[i]);
+	if (sp->act == SPARE_STATUS || sp->act == SPARE_LONG || sp->act == SPARE_WITH_FDS) {
+		/* Waits as a spare would, until the client lets it go. */
+		while (recv(sp->fd, req, sizeof(req), 0) > 0)
+			;
+	}
+	close(sp->fd);
+	return NULL;
+}
+
+/* Open descriptors of this process. */
+static int open_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			n++;
+	return n;
+}
+
+/* One execute of a client whose lent spare does `act`; the fake agent
+ * answers an EXEC (the fall-back) with STARTED and EXIT 7. */
+static int run_spare(enum spare_act act, const struct mbx_exec_status *st, uint64_t timeout_ms, mbx_result *res,
+		     char *msg, size_t msglen)
+{
+	struct mbx_client c;
+	struct fake_agent a;
+	struct fake_spare sp = { .act = act, .kept = { -1, -1 } };
+	struct mbx_exec_req req;
+	mbx_error *err = NULL;
+	int sv[2], rc;
+
+	setup(&c, &a);
+	frame_started(&a.script, 1);
+	frame_exit(&a.script, 1, 7, 0);
+	a.requests = 1;
+	c.features = MBX_FEAT_DIRECT;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		perror("socketpair");
+		exit(1);
+	}
+	c.dsock = sv[0];
+	c.dsock_id = 99;
+	c.next_id = 1;
+	sp.fd = sv[1];
+	if (st)
+		sp.st = *st;
+	start(&a, act == SPARE_NOT_READY ? AFTER_CLOSE : AFTER_HOLD);
+	if (pthread_create(&sp.thread, NULL, spare_main, &sp) != 0) {
+		perror("pthread_create");
+		exit(1);
+	}
+	/* The ready is there before the execute, as with a spare made ahead. */
+	usleep(20000);
+	exec_req(&req, 1u << 16);
+	req.timeout_ms = timeout_ms;
+	memset(res, 0, sizeof(*res));
+	rc = mbx__client_exec(&c, &req, res, &err);
+	msg[0] = '\0';
+	if (err)
+		snprintf(msg, msglen, "%s", mbx_error_message(err));
+	mbx_error_free(err);
+	finish(&c, &a);
+	pthread_join(sp.thread, NULL);
+	if (sp.kept[0] >= 0)
+		close(sp.kept[0]);
+	if (sp.kept[1] >= 0)
+		close(sp.kept[1]);
+	return rc;
+}
+
+static void test_spare_answers(void)
+{
+	struct mbx_exec_status st = { 0 };
+	mbx_result res;
+	char msg[512];
+	int before = open_fds();
+
+	/* A plain exit: its code and its output. */
+	st.wstatus = 3 << 8;
+	st.flags = MBX_XS_EMPTY | MBX_XS_SPARE | MBX_XS_READY;
+	st.cpu_us = 1234;
+	TAP_CHECK_INT(run_spare(SPARE_STATUS, &st, 1000, &res, msg, sizeof(msg)), MBX_OK);
+	TAP_CHECK_INT(res.exit_code, 3);
+	TAP_CHECK(res.cpu_us == 1234 && res.out.len == 3 && memcmp(res.out.data, "hi\n", 3) == 0);
+	result_release(&res);
+	/* A start stage nobody knows: a system error, in words. */
+	st.start_stage = 999;
+	st.start_errno = 5;
+	TAP_CHECK_INT(run_spare(SPARE_STATUS, &st, 1000, &res, msg, sizeof(msg)), MBX_ESYS);
+	TAP_CHECK(contains(msg, "prepare the payload process"));
+	result_release(&res);
+	st.start_stage = 0;
+	/* A message longer than a status, one with descriptors: the status
+	 * part is read, the rest and the descriptors dropped. */
+	TAP_CHECK_INT(run_spare(SPARE_LONG, &st, 1000, &res, msg, sizeof(msg)), MBX_OK);
+	TAP_CHECK_INT(res.exit_code, 3);
+	result_release(&res);
+	TAP_CHECK_INT(run_spare(SPARE_WITH_FDS, &st, 1000, &res, msg, sizeof(msg)), MBX_OK);
+	TAP_CHECK_INT(res.exit_code, 3);
+	result_release(&res);
+	/* Gone without a status: killed, as through the agent. */
+	TAP_CHECK_INT(run_spare(SPARE_GO, NULL, 1000, &res, msg, sizeof(msg)), MBX_OK);
+	TAP_CHECK(res.exit_code == -1 && res.signal == SIGKILL && !res.timed_out);
+	result_release(&res);
+	/* Not ready (its preparation failed): the agent runs the execute. */
+	TAP_CHECK_INT(run_spare(SPARE_NOT_READY, NULL, 1000, &res, msg, sizeof(msg)), MBX_OK);
+	TAP_CHECK_INT(res.exit_code, 7);
+	result_release(&res);
+	/* Nothing of it stays open in the library. */
+	TAP_CHECK_INT(open_fds(), before);
+}
+
+static void test_spare_that_holds_the_pipes_times_out(void)
+{
+	mbx_result res;
+	char msg[512];
+	uint64_t t0 = mbx__now_us();
+
+	/* Its socket gone but the output never ending: the execute's timeout
+	 * sends KILL (the fake agent does nothing with it), and the host's
+	 * grace after it ends the wait with an error, in bounded time. */
+	TAP_CHECK_INT(run_spare(SPARE_KEEP_PIPES, NULL, 200, &res, msg, sizeof(msg)), MBX_ETIMEDOUT);
+	TAP_CHECK(contains(msg, "timed-out execute"));
+	TAP_CHECK(SECONDS(mbx__now_us() - t0) < 15);
+	result_release(&res);
+}
+
 static const struct tap_case cases[] = {
+	{ "client-hostile/spare-answers", test_spare_answers },
+	{ "client-hostile/spare-holds-pipes", test_spare_that_holds_the_pipes_times_out },
 	{ "client-hostile/hello-violations", test_hello_violations },
 	{ "client-hostile/hello-huge-lengths", test_hello_huge_lengths_allocate_nothing },
 	{ "client-hostile/hello-truncated-closed", test_hello_truncated_and_closed },
