@@ -1069,11 +1069,12 @@ static void spare_serve(struct agent_state *st, int sock, const struct init_stat
 		nfd = agent_cmsg_fds(&msg, fds, 0, SPARE_MAX_FDS);
 		if ((size_t)n == sizeof(hdr) && hdr.move && nfd == 1 && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 			/* Lent to the host (proto.h, "direct executes"): its
-			 * socket in place of the agent's, and ready there. */
+			 * socket in place of the agent's, where the agent put
+			 * its ready already. */
 			if (dup3(fds[0], sock, O_CLOEXEC) < 0)
 				_exit(0);
 			close(fds[0]);
-			again = 0;
+			again = 1;
 			continue;
 		}
 		/* The agent's own message, checked there: only a short one (the
@@ -1273,13 +1274,18 @@ void agent_pipes_ahead(struct agent_state *st)
 	}
 }
 
+static void spare_move(struct agent_state *st, int may_block);
+
 void agent_spare_make(struct agent_state *st, int *timeout_ms)
 {
 	uint64_t now;
 	int sv[2];
 	long pid;
 
-	if (!st->spare_on || st->spare_pause || st->spare > 0 || st->lent > 0 || st->chan_down) {
+	/* Nothing to make: one is there (unless it is to move to a socket
+	 * the host lent), one is lent, or making one failed. */
+	if (!st->spare_on || st->chan_down || st->lent > 0 || (st->spare > 0 && st->lend_sock < 0) ||
+	    (st->spare <= 0 && st->spare_pause)) {
 		st->idle_us = 0;
 		return;
 	}
@@ -1299,6 +1305,12 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms)
 		return;
 	}
 	st->idle_us = 0;
+	if (st->spare > 0) {
+		/* Idle with a socket lent and a spare of its own: it moves
+		 * there (waiting for its ready if need be). */
+		spare_move(st, 1);
+		return;
+	}
 	if (st->lend_sock >= 0) {
 		/* The host lent a socket: this spare waits there, for the
 		 * host's executes (proto.h, "direct executes"). */
@@ -1339,8 +1351,6 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms)
 	prefault_own_memory();
 }
 
-static void spare_move(struct agent_state *st);
-
 void agent_spare_lend(struct agent_state *st, const struct mbx_frame *f)
 {
 	int type = 0;
@@ -1356,17 +1366,25 @@ void agent_spare_lend(struct agent_state *st, const struct mbx_frame *f)
 	st->lend_sock = st->fds[0];
 	st->fds[0] = -1;
 	st->lend_id = f->id;
-	spare_move(st);
+	/* A spare of the agent's moves there when its next execute is over
+	 * (spare_keep), or once the agent has been idle SPARE_IDLE_US from
+	 * now (agent_spare_make): the host sends the lend ahead of a request,
+	 * which it serves first. */
+	st->idle_us = 0;
 }
 
 /*
  * The agent's spare, if it has one, moves to the socket the host lent
- * (mbx_spare_req.move) once it is ready; one that failed or went is
- * ended, and the next one is made on that socket once the agent is idle
- * (agent_spare_make).
+ * (mbx_spare_req.move) once it is ready: the agent puts its ready on that
+ * socket first, so the host finds it there as soon as this is done (a
+ * request it sends then waits in the socket until the spare takes it). A
+ * spare whose ready has not come yet is waited for with may_block, else
+ * left for later. One that failed or went is ended, and the next one is
+ * made on that socket once the agent is idle (agent_spare_make).
  */
-static void spare_move(struct agent_state *st)
+static void spare_move(struct agent_state *st, int may_block)
 {
+	static const struct mbx_start_report ready_now = { 0, 0 };
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
@@ -1384,6 +1402,9 @@ static void spare_move(struct agent_state *st)
 		 * layers after its status, a fraction of a millisecond. */
 		struct mbx_start_report ready = { 0, 0 };
 
+		if (!may_block)
+			return;
+
 		do
 			n = recv(st->spare_sock, &ready, sizeof(ready), 0);
 		while (n < 0 && errno == EINTR);
@@ -1392,6 +1413,14 @@ static void spare_move(struct agent_state *st)
 			close_fd(&st->spare_sock);
 			return;
 		}
+	}
+	do
+		n = send(st->lend_sock, &ready_now, sizeof(ready_now), MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(ready_now)) {
+		/* The host let its end go: so does the agent. */
+		close_fd(&st->lend_sock);
+		return;
 	}
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.move = 1;
@@ -2181,8 +2210,9 @@ static void spare_keep(struct agent_state *st, struct agent_proc *p)
 	st->spare_sock = p->spare_sock;
 	p->spare_sock = -1;
 	st->idle_us = 0;
-	/* The host lent a socket meanwhile: it serves there. */
-	spare_move(st);
+	/* The host lent a socket with this execute: it serves there, ready
+	 * before the EXIT goes. */
+	spare_move(st, 0);
 }
 
 void agent_proc_reap(struct agent_state *st)
@@ -2269,15 +2299,15 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 		if ((p->init_done || p->status_valid) && p->out_fd < 0 && p->err_fd < 0) {
 			/* A program that never ran ends with its ERROR alone, and
 			 * its mini-init exits (not kept), as in agent_exec. */
-			/* The answer goes before the descriptors are closed,
-			 * the process's memory freed (about 10 us) and the
-			 * mini-init kept (which may wait for its ready to move
-			 * it to a socket the host lent): the host has it
-			 * sooner. A host that is gone is found by the main
-			 * loop's own flush. */
+			/* The answer goes before the descriptors are closed and
+			 * the process's memory freed (about 10 us): the host
+			 * has it sooner. A mini-init kept for a socket the host
+			 * lent moves there first (spare_keep: it never waits
+			 * then), so the host's next execute finds it ready. A
+			 * host that is gone is found by the main loop's own
+			 * flush. */
 			if (finish_start(st, p) == 0) {
 				send_exit(st, p);
-				(void)agent_flush(st, 0);
 				spare_keep(st, p);
 			}
 			(void)agent_flush(st, 0);

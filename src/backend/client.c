@@ -1023,12 +1023,20 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 	uint64_t deadline = mbx__now_us() + HOST_GRACE_US;
 	struct mbx_cproc *p;
 	struct mbx_frame f;
-	int fds[2], give, rc;
+	int fds[2], give, lend, rc;
 	size_t nfds = 0;
 
 	*out = NULL;
 	if (MBX_XF_LATE_START(sr->flags) && sr->deadline_us > deadline)
 		deadline = sr->deadline_us;
+	/* From the second request through the agent on (a sandbox that runs
+	 * one execute and goes would only pay for the socket and its
+	 * message), a socket for the spare, lent right behind the request:
+	 * the agent's spare serves the request, then moves there at its end,
+	 * ready before the answer comes, so the next execute goes to it
+	 * directly. Behind it, not ahead: the agent never moves the spare
+	 * the request is to take. */
+	lend = ++c->spawned >= 2 && !(sr->flags & MBX_XF_LAST);
 	if (sr->has_pass_fd)
 		fds[nfds++] = sr->pass_fd;
 	/* A lent spare, ready and idle, goes back to the agent with it
@@ -1075,10 +1083,13 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 	 * socket. */
 	if (give)
 		close(fds[nfds - 1]);
-	if (rc < 0)
+	if (rc < 0) {
 		rc = broke(c, rc);
-	else
+	} else {
+		if (lend)
+			direct_lend(c);
 		rc = mbx__client_await(c, id, deadline, &f, err);
+	}
 	if (rc == MBX_OK && f.type != MBX_MSG_STARTED) {
 		broke(c, 0);
 		rc = mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent answered EXEC with message type %u", f.type);
@@ -1093,11 +1104,6 @@ int mbx__client_spawn(struct mbx_client *c, const struct mbx_spawn_req *sr, stru
 		cproc_unlink(c, p);
 		return mbx__error_set(err, MBX_EPROTO, 0, NULL, "the sandbox agent started a process with stdin but gave no stdin window");
 	}
-	/* The next execute may go to a spare directly: from the second on,
-	 * as a sandbox that runs one execute and goes (new, execute, free)
-	 * would only pay for the socket and its message. */
-	if (++c->spawned >= 2 && !(sr->flags & MBX_XF_LAST))
-		direct_lend(c);
 	*out = p;
 	return MBX_OK;
 }

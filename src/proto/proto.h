@@ -527,14 +527,20 @@ void mbx_proto_attach_fds(struct msghdr *msg, void *ctl, const int *fds, size_t 
  *	               ended; with MBX_XS_SPARE | MBX_XS_READY it waits for
  *	               the next request, else it exits (end of file)
  *
- * The agent takes no part: it only reaps the spare when it exits, kills it
- * on KILL with the MBX_MSG_SPARE's id (the host's timeout) and on
- * whatever discards spares (RESET, LAYERS), and makes no other while it
- * lives. A spare the agent has when the socket comes (one recycled after
- * an execute) moves there (mbx_spare_req.move). An execute the host sends
- * to the agent (a spawn, one with stdin) takes the lent spare back when
- * it is ready and idle: the host's end of its socket goes with the EXEC
- * (MBX_F_SPARE_FD), and the host lends another socket after it. What the spare sends is untrusted like
+ * The host lends the socket right behind its second request to the agent
+ * (an EXEC; a sandbox that runs one execute and goes lends nothing), so
+ * the agent's spare serves that request first and moves to the socket when
+ * it is over (mbx_spare_req.move, before the EXIT goes): the agent puts the
+ * spare's ready on the socket itself, and the host's next execute finds it.
+ * Without a spare of its own the agent makes the next one on the socket.
+ *
+ * The agent takes no part in the executes: it only reaps the spare when it
+ * exits, kills it on KILL with the MBX_MSG_SPARE's id (the host's timeout)
+ * and on whatever discards spares (RESET, LAYERS), and makes no other while
+ * it lives. An execute the host sends to the agent (a spawn, one with
+ * stdin) takes the lent spare back when it is ready and idle: the host's
+ * end of its socket goes with the EXEC (MBX_F_SPARE_FD), and the host lends
+ * another socket behind it. What the spare sends is untrusted like
  * everything from the sandbox: fixed sizes, checked by the host. The agent
  * speaks the same messages to its own spares (with keep 0 the status goes
  * on a pipe passed second, after the start report's).
@@ -571,7 +577,7 @@ struct mbx_spare_req {
 				 * second (after the report's, if any) */
 	uint8_t move;           /* the agent to its own spare, no request (body_len 0): wait
 				 * on the one descriptor passed instead (the host's lent
-				 * socket), ready there first */
+				 * socket), where the agent put its ready */
 	uint8_t pad;
 };
 

@@ -152,7 +152,10 @@ static void keep(void)
 	a = new_vm();
 	session = mbx__microvm_session(a);
 	check(session != 0, "session-known", "no session");
-	ticker = spawn(a, "i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.2; done");
+	/* Written whole and renamed in place: a read never finds the file
+	 * truncated and not yet written (which reads as 0). */
+	ticker = spawn(a, "i=0; while :; do i=$((i+1)); echo $i > /tmp/counter.new; mv /tmp/counter.new /tmp/counter; "
+			  "sleep 0.2; done");
 	late = spawn(a, "sleep 2; seq 1 " "20000" "; echo end");
 	usleep(600000);
 	c0 = counter(a);
