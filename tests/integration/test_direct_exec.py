@@ -16,7 +16,7 @@ import time
 import pytest
 
 import mbx
-from test_spare_init import agent_of, spares, spawn_sleep_in
+from test_spare_init import agent_of, spares, spawn_sleep_in, wait_spare
 
 
 def switches(pid):
@@ -174,7 +174,7 @@ def test_spawn_takes_the_spare_back(box):
     # does not start fails at once (the agent waits for that spare's end,
     # which needs the library's copy of its socket closed).
     agent = lent_spare(box)
-    (spare,) = spares(agent)
+    spare = wait_spare(agent)
     p = spawn_sleep_in(box, spare)
     p.kill()
     p.wait(10000)
@@ -196,7 +196,7 @@ def test_request_beyond_the_spare_goes_through_the_agent(box):
     # A body beyond what a spare takes (MBX_SPARE_MAX_BODY, 64 KiB): the
     # agent runs it, and the lent spare stays for the next one.
     agent = lent_spare(box)
-    (spare,) = spares(agent)
+    spare = wait_spare(agent)
     big = "x" * 100000
     r = box.exec(["sh", "-c", 'echo ${#1}', "sh", big])
     assert (r.exit_code, r.stdout) == (0, b"100000\n"), r
