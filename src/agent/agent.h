@@ -30,9 +30,6 @@ struct agent_rlimit {
 #define STDIN_WINDOW (256u << 10)
 #define AGENT_MAX_FILES 16
 
-/* A process's mini-init reports struct mbx_exec_status (proto.h) when its
- * program ends. */
-
 /* The pipes of one execute, each [0] the agent's end and [1] its
  * mini-init's: the program's start report (for an execute whose STARTED
  * waits for the exec) and the mini-init's status (both ends non-blocking),

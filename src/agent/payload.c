@@ -116,7 +116,6 @@ struct mbx_sock_fprog {
 #define SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED (1 << 7)
 #endif
 
-
 /* Output frames waiting for the host beyond this stop the reading of
  * processes' output, so a slow host slows the payload instead of growing
  * memory. */
@@ -1168,9 +1167,7 @@ void agent_spare_discard(struct agent_state *st)
 	/* A lent one too: the host finds its socket closed, and its next
 	 * execute goes through the agent (proto.h, "direct executes"). */
 	spare_end(&st->lent);
-	spare_end(&st->spare);
-	st->spare_ready = 0;
-	close_fd(&st->spare_sock);
+	spare_drop(st);
 	/* What a running process's mini-init copied may be out of date now:
 	 * it is not kept as a spare when its execute ends (spare_keep). */
 	st->spare_gen++;
@@ -1343,11 +1340,11 @@ void agent_spare_make(struct agent_state *st, int *timeout_ms)
 	if (sv[0] < 0) {
 		st->lent = (pid_t)pid;
 		st->lent_id = st->lend_id;
-		return;
+	} else {
+		st->spare = (pid_t)pid;
+		st->spare_ready = 0;
+		st->spare_sock = sv[0];
 	}
-	st->spare = (pid_t)pid;
-	st->spare_ready = 0;
-	st->spare_sock = sv[0];
 	prefault_own_memory();
 }
 
@@ -1366,10 +1363,9 @@ void agent_spare_lend(struct agent_state *st, const struct mbx_frame *f)
 	st->lend_sock = st->fds[0];
 	st->fds[0] = -1;
 	st->lend_id = f->id;
-	/* A spare of the agent's moves there when its next execute is over
-	 * (spare_keep), or once the agent has been idle SPARE_IDLE_US from
-	 * now (agent_spare_make): the host sends the lend ahead of a request,
-	 * which it serves first. */
+	/* A spare of the agent's moves there when the execute the host sent
+	 * just ahead of this is over (spare_keep), or once the agent has been
+	 * idle SPARE_IDLE_US from now (agent_spare_make). */
 	st->idle_us = 0;
 }
 
@@ -1404,13 +1400,11 @@ static void spare_move(struct agent_state *st, int may_block)
 
 		if (!may_block)
 			return;
-
 		do
 			n = recv(st->spare_sock, &ready, sizeof(ready), 0);
 		while (n < 0 && errno == EINTR);
 		if (n != (ssize_t)sizeof(ready) || ready.stage != 0) {
-			spare_end(&st->spare);
-			close_fd(&st->spare_sock);
+			spare_drop(st);
 			return;
 		}
 	}
@@ -1434,14 +1428,14 @@ static void spare_move(struct agent_state *st, int may_block)
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)sizeof(hdr)) {
 		/* Gone: the next one is made on the host's socket. */
-		spare_end(&st->spare);
-	} else {
-		st->lent = st->spare;
-		st->lent_id = st->lend_id;
-		st->spare = 0;
-		close_fd(&st->lend_sock);
+		spare_drop(st);
+		return;
 	}
+	st->lent = st->spare;
+	st->lent_id = st->lend_id;
+	st->spare = 0;
 	st->spare_ready = 0;
+	close_fd(&st->lend_sock);
 	close_fd(&st->spare_sock);
 }
 
@@ -2164,18 +2158,15 @@ static void send_exit(struct agent_state *st, struct agent_proc *p)
 	int ws = p->status.wstatus;
 	int killed = !p->status_valid || (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
 	int oom = killed && !p->timed_out && oom_kills(st) > p->oom_at_start;
+	int32_t code;
+	uint32_t sig;
 
+	/* No status: killed with its mini-init (timeout, kill). */
+	mbx_proto_exit_of(p->status_valid, ws, &code, &sig);
 	mbx_proto_begin(&st->out, MBX_MSG_EXIT, p->id);
-	if (!p->status_valid) {
-		/* Killed with its mini-init (timeout, kill): no status came. */
-		mbx_proto_put_u32(&st->out, MBX_F_EXIT_CODE, (uint32_t)-1);
-		mbx_proto_put_u32(&st->out, MBX_F_SIGNAL, SIGKILL);
-	} else if (WIFSIGNALED(ws)) {
-		mbx_proto_put_u32(&st->out, MBX_F_EXIT_CODE, (uint32_t)-1);
-		mbx_proto_put_u32(&st->out, MBX_F_SIGNAL, (uint32_t)WTERMSIG(ws));
-	} else {
-		mbx_proto_put_u32(&st->out, MBX_F_EXIT_CODE, (uint32_t)WEXITSTATUS(ws));
-	}
+	mbx_proto_put_u32(&st->out, MBX_F_EXIT_CODE, (uint32_t)code);
+	if (sig != 0)
+		mbx_proto_put_u32(&st->out, MBX_F_SIGNAL, sig);
 	mbx_proto_put_u32(&st->out, MBX_F_FLAGS, (p->timed_out ? MBX_EXIT_TIMED_OUT : 0) | (oom ? MBX_EXIT_OOM_KILLED : 0) |
 			  (p->truncated[0] ? MBX_EXIT_STDOUT_TRUNCATED : 0) |
 			  (p->truncated[1] ? MBX_EXIT_STDERR_TRUNCATED : 0));
@@ -2298,8 +2289,8 @@ void agent_proc_service(struct agent_state *st, const struct pollfd *pf, size_t 
 		 * grace period) finishes in the background and is reaped later. */
 		if ((p->init_done || p->status_valid) && p->out_fd < 0 && p->err_fd < 0) {
 			/* A program that never ran ends with its ERROR alone, and
-			 * its mini-init exits (not kept), as in agent_exec. */
-			/* The answer goes before the descriptors are closed and
+			 * its mini-init exits (not kept), as in agent_exec. The
+			 * answer goes before the descriptors are closed and
 			 * the process's memory freed (about 10 us): the host
 			 * has it sooner. A mini-init kept for a socket the host
 			 * lent moves there first (spare_keep: it never waits

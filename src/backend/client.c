@@ -44,14 +44,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -106,6 +104,8 @@ void mbx__client_init_stream(struct mbx_client *c, int fd)
 	mbx__client_init_transport(c, &t);
 }
 
+static void direct_drop(struct mbx_client *c);
+
 void mbx__client_close(struct mbx_client *c)
 {
 	while (c->procs) {
@@ -121,9 +121,7 @@ void mbx__client_close(struct mbx_client *c)
 		mbx_error_free(p->pending);
 		free(p);
 	}
-	if (c->dsock >= 0)
-		close(c->dsock);
-	c->dsock = -1;
+	direct_drop(c);
 	if (c->tr.ops != NULL)
 		c->tr.ops->close(&c->tr);
 	else if (c->fd >= 0)
@@ -1423,18 +1421,19 @@ int mbx__client_collect(struct mbx_client *c, struct mbx_cproc *p, const struct 
 
 /* What a direct execute is waiting for, without the lock. */
 struct direct_run {
-	int out, err;                 /* the read ends of the program's stdout and stderr, -1 at their end */
+	int fd[2];                    /* the read ends of the program's stdout and stderr, -1 at their end */
 	int sock;                     /* the spare's socket */
 	struct mbx_exec_status st;
 	int have_status, gone;        /* its status came; its socket ended (the spare exited or was killed) */
 };
 
-/* Reads what one output pipe holds into res (under the lock, as
- * take_output wants). 1: read some, 0: nothing now, -1: at its end, <-1:
- * out of memory. */
-static int direct_pump(struct mbx_client *c, const struct mbx_exec_req *req, mbx_result *res, int *fd,
-		       mbx_stream_t stream)
+/* Reads what output pipe `which` (0 stdout, 1 stderr) holds into res
+ * (under the lock, as take_output wants). 1: read some, 0: nothing now,
+ * -1: at its end, <-1: out of memory. */
+static int direct_pump(struct mbx_client *c, const struct mbx_exec_req *req, mbx_result *res, struct direct_run *d,
+		       int which)
 {
+	int *fd = &d->fd[which];
 	uint8_t buf[16384];
 	ssize_t n;
 	int rc;
@@ -1450,7 +1449,7 @@ static int direct_pump(struct mbx_client *c, const struct mbx_exec_req *req, mbx
 		return -1;
 	}
 	lock(c);
-	rc = take_output(c, req, res, stream, buf, (size_t)n);
+	rc = take_output(c, req, res, which == 0 ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR, buf, (size_t)n);
 	unlock(c);
 	return rc < 0 ? -2 : 1;
 }
@@ -1479,7 +1478,7 @@ static int direct_wait(struct mbx_client *c, const struct mbx_exec_req *req, mbx
 	uint64_t deadline = req->timeout_ms ? mbx__now_us() + req->timeout_ms * 1000u : 0;
 
 	for (;;) {
-		struct pollfd pf[3] = { { d->out, POLLIN, 0 }, { d->err, POLLIN, 0 },
+		struct pollfd pf[3] = { { d->fd[0], POLLIN, 0 }, { d->fd[1], POLLIN, 0 },
 					{ d->have_status || d->gone ? -1 : d->sock, POLLIN, 0 } };
 		int timeout = -1;
 
@@ -1488,20 +1487,19 @@ static int direct_wait(struct mbx_client *c, const struct mbx_exec_req *req, mbx
 			 * the spare's end took it along): what the pipes hold is
 			 * all there is. */
 			for (int i = 0; i < 2; i++) {
-				int *fd = i == 0 ? &d->out : &d->err;
-				int r;
+				int r = 1;
 
-				while (*fd >= 0 && (r = direct_pump(c, req, res, fd, i == 0 ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR)) > 0)
+				while (d->fd[i] >= 0 && (r = direct_pump(c, req, res, d, i)) > 0)
 					;
-				if (*fd >= 0 && r < -1)
+				if (r < -1)
 					return mbx__error_oom(err);
-				if (*fd >= 0 && r == 0 && d->have_status) {
-					close(*fd);
-					*fd = -1;
+				if (d->fd[i] >= 0 && r == 0 && d->have_status) {
+					close(d->fd[i]);
+					d->fd[i] = -1;
 				}
 			}
 		}
-		if ((d->have_status || d->gone) && d->out < 0 && d->err < 0)
+		if ((d->have_status || d->gone) && d->fd[0] < 0 && d->fd[1] < 0)
 			return MBX_OK;
 		if (deadline) {
 			uint64_t now = mbx__now_us();
@@ -1527,13 +1525,8 @@ static int direct_wait(struct mbx_client *c, const struct mbx_exec_req *req, mbx
 			return mbx__error_set(err, MBX_ESYS, errno, NULL, "poll a direct execute's output");
 		}
 		for (int i = 0; i < 2; i++)
-			if (pf[i].revents) {
-				int r = direct_pump(c, req, res, i == 0 ? &d->out : &d->err,
-						    i == 0 ? MBX_STREAM_STDOUT : MBX_STREAM_STDERR);
-
-				if (r < -1)
-					return mbx__error_oom(err);
-			}
+			if (pf[i].revents && direct_pump(c, req, res, d, i) < -1)
+				return mbx__error_oom(err);
 		if (pf[2].revents) {
 			ssize_t n;
 
@@ -1561,12 +1554,13 @@ static int direct_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx
 		char buf[CMSG_SPACE(sizeof(int) * 2)];
 		struct cmsghdr align;
 	} ctl;
-	struct direct_run d = { .out = -1, .err = -1, .sock = c->dsock };
+	struct direct_run d = { .fd = { -1, -1 }, .sock = c->dsock };
 	struct mbx_spare_req hdr;
 	struct iovec iov[2];
 	struct msghdr msg;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, fds[2];
-	uint32_t kill_id = c->dsock_id;
+	uint32_t kill_id = c->dsock_id, sig;
+	int32_t code;
 	ssize_t n;
 	int rc;
 
@@ -1610,8 +1604,8 @@ static int direct_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx
 	close(outp[1]);
 	close(errp[1]);
 	outp[1] = errp[1] = -1;
-	d.out = outp[0];
-	d.err = errp[0];
+	d.fd[0] = outp[0];
+	d.fd[1] = errp[0];
 	outp[0] = errp[0] = -1;
 	c->dsock_busy = 1;
 	unlock(c);
@@ -1622,10 +1616,9 @@ static int direct_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx
 		direct_kill(c, kill_id);
 	lock(c);
 	c->dsock_busy = 0;
-	if (d.out >= 0)
-		close(d.out);
-	if (d.err >= 0)
-		close(d.err);
+	for (int i = 0; i < 2; i++)
+		if (d.fd[i] >= 0)
+			close(d.fd[i]);
 	/* It waits for the next one only when it says so; the last execute
 	 * of the sandbox lets it go. */
 	if (rc < 0 || !d.have_status || (d.st.flags & (MBX_XS_SPARE | MBX_XS_READY)) != (MBX_XS_SPARE | MBX_XS_READY) ||
@@ -1636,22 +1629,17 @@ static int direct_exec(struct mbx_client *c, const struct mbx_exec_req *req, mbx
 	if (d.have_status && d.st.start_stage != 0 && !res->timed_out) {
 		char text[512];
 		const char *layer;
-		int code = mbx_proto_start_error(d.st.start_stage, d.st.start_errno, req->argv[0], req->cwd, text,
-						 sizeof(text), &layer);
 
-		rc = agent_error(err, code, d.st.start_errno, layer, text);
+		rc = mbx_proto_start_error(d.st.start_stage, d.st.start_errno, req->argv[0], req->cwd, text, sizeof(text),
+					   &layer);
+		rc = agent_error(err, rc, d.st.start_errno, layer, text);
 		goto out;
 	}
-	if (!d.have_status || res->timed_out) {
-		/* Killed with its mini-init (timeout, RESET): no status came. */
-		res->exit_code = -1;
-		res->signal = SIGKILL;
-	} else if (WIFSIGNALED(d.st.wstatus)) {
-		res->exit_code = -1;
-		res->signal = WTERMSIG(d.st.wstatus);
-	} else {
-		res->exit_code = WEXITSTATUS(d.st.wstatus);
-	}
+	/* No status, or killed for its timeout: it went with its mini-init
+	 * (timeout, RESET). */
+	mbx_proto_exit_of(d.have_status && !res->timed_out, d.st.wstatus, &code, &sig);
+	res->exit_code = code;
+	res->signal = (int)sig;
 	if (d.have_status) {
 		res->cpu_us = d.st.cpu_us;
 		res->peak_memory = d.st.maxrss;

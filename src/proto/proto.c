@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <string.h>
 
 #include <mbx/error.h>
@@ -709,6 +710,20 @@ void mbx_proto_attach_fds(struct msghdr *msg, void *ctl, const int *fds, size_t 
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
 	memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
+}
+
+void mbx_proto_exit_of(int valid, int32_t wstatus, int32_t *code, uint32_t *sig)
+{
+	if (!valid) {
+		*code = -1;
+		*sig = SIGKILL;
+	} else if (WIFSIGNALED(wstatus)) {
+		*code = -1;
+		*sig = (uint32_t)WTERMSIG(wstatus);
+	} else {
+		*code = WEXITSTATUS(wstatus);
+		*sig = 0;
+	}
 }
 
 /* The start steps that are a layer of the sandbox (or of a guest's): what

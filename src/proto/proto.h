@@ -605,6 +605,12 @@ struct mbx_exec_status {
 	int32_t start_errno;
 };
 
+/* The exit code and signal an execute reports for a mini-init's status:
+ * its program's wait status when one came (`valid`), else killed (-1,
+ * SIGKILL: it went with its mini-init). *sig is 0 for a program that
+ * exited. Used by the agent (EXIT) and the host (a direct execute). */
+void mbx_proto_exit_of(int valid, int32_t wstatus, int32_t *code, uint32_t *sig);
+
 /* What a failed start step (MBX_STAGE_*, errno) means to the caller: returns
  * the MBX_E* code and writes the message (naming `program` or `cwd`) to
  * msg, the layer it concerns (or NULL) to *layer. Used by the agent and by
