@@ -17,6 +17,13 @@
  *              waitpid: what the kernel alone takes to run a program in
  *              those namespaces and tear them down, no mount, cgroup,
  *              filter or agent (the floor under the cold goal)
+ *   layers floor  the cheapest sandbox with every layer of a cold one
+ *              (those namespaces and the cgroup one, a tmpfs root with /usr
+ *              read-only, /dev/null and /proc, pivot_root, a host name,
+ *              no_new_privs, Landlock, no capabilities, rlimits, seccomp),
+ *              made by one child with no agent, protocol, cgroup or state,
+ *              execve(PROGRAM) as its pid 1, waitpid: the floor of what a
+ *              sandbox made at call time adds to the namespaces
  *   round trip one byte through a pipe to a child process and one back
  *              through another: two wake-ups of a sleeping process, placed
  *              by the scheduler as it places the host, the agent and the
@@ -53,13 +60,23 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/landlock.h>
+#include <linux/seccomp.h>
+#include <linux/securebits.h>
 
 #include <mbx/mbx.h>
 
@@ -87,6 +104,7 @@ enum series {
 	S_SPAWN,
 	S_WARM_LIB,	/* mbx_result_elapsed_us of the warm executes */
 	S_FLOOR,	/* clone with the six namespaces + exec + wait */
+	S_LFLOOR,	/* the cheapest sandbox with every layer, one process, no agent */
 	S_WAKE,		/* a one-byte round trip to a child process through two pipes */
 	S_COUNT,
 };
@@ -125,6 +143,7 @@ static const char *const series_name[S_COUNT] = {
 	[S_SPAWN] = "posix_spawn+wait",
 	[S_WARM_LIB] = "  warm: result elapsed",
 	[S_FLOOR] = "ns floor (clone+exec)",
+	[S_LFLOOR] = "layers floor (no agent)",
 	[S_WAKE] = "pipe round trip",
 };
 
@@ -139,6 +158,7 @@ static const char *const series_key[S_COUNT] = {
 	[S_SPAWN] = "posix_spawn",
 	[S_WARM_LIB] = "warm_result_elapsed",
 	[S_FLOOR] = "ns_floor",
+	[S_LFLOOR] = "layers_floor",
 	[S_WAKE] = "round_trip",
 };
 
@@ -367,6 +387,159 @@ static uint64_t run_nsfloor(const char *const *argv)
 			die_errno("waitpid");
 	t1 = now_ns();
 	check_status("ns floor", status);
+	return t1 - t0;
+}
+
+/* The layers' floor: the cheapest sandbox with every layer a cold sandbox
+ * has, made at call time by one process with no agent, protocol, cgroup or
+ * state: a child cloned into the seven namespaces (user, pid, mount,
+ * network, IPC, UTS, cgroup), its id map written by the parent, a tmpfs
+ * root with /usr bound read-only, the merged-/usr links, /dev/null and
+ * /proc, pivot_root with the host's tree dropped, a host name,
+ * no_new_privs, a Landlock ruleset (read and execute beneath /, /dev/null
+ * writable), no capabilities (securebits: root gets none at exec), limits
+ * as rlimits (the cheapest rung of the library's ladder), a seccomp
+ * filter, then execve(PROGRAM) as its pid 1; the parent reaps it. Each
+ * layer at its cheapest, so no sandbox with these layers made at call time
+ * is expected below it. A step that fails says which and exits with 1. */
+#if defined(__x86_64__)
+#define LF_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define LF_ARCH AUDIT_ARCH_AARCH64
+#elif defined(__riscv) && __riscv_xlen == 64
+#define LF_ARCH AUDIT_ARCH_RISCV64
+#else
+#error "bench-os: add the AUDIT_ARCH of this architecture"
+#endif
+
+static __attribute__((noreturn)) void lf_child(int sync_fd, const char *const *argv)
+{
+#define LF_TRY(step, expr)                                                                   \
+	do {                                                                                 \
+		if ((expr) < 0) {                                                            \
+			fprintf(stderr, "bench-os: layers floor: %s: %s\n", step, strerror(errno)); \
+			_exit(1);                                                            \
+		}                                                                            \
+	} while (0)
+	static const char *const links[][2] = {
+		{ "usr/bin", "/tmp/bin" }, { "usr/lib", "/tmp/lib" }, { "usr/lib64", "/tmp/lib64" },
+		{ "usr/sbin", "/tmp/sbin" },
+	};
+	struct landlock_ruleset_attr ra = {
+		.handled_access_fs = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+				     LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |
+				     LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+				     LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |
+				     LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK |
+				     LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+				     LANDLOCK_ACCESS_FS_MAKE_SYM,
+	};
+	struct landlock_path_beneath_attr pb = {
+		.allowed_access = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE |
+				  LANDLOCK_ACCESS_FS_READ_DIR,
+	};
+	struct sock_filter insns[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LF_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_kexec_load, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(insns) / sizeof(insns[0]), .filter = insns };
+	struct __user_cap_header_struct ch = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct cd[2] = { { 0 } };
+	struct rlimit rl = { 1024, 1024 };
+	char c;
+	int fd, rs;
+
+	/* The id map first, and the ids it maps: nothing can be created on the
+	 * root by ids the map does not have. */
+	LF_TRY("id map", read(sync_fd, &c, 1));
+	LF_TRY("id map", setresgid(0, 0, 0));
+	LF_TRY("id map", setresuid(0, 0, 0));
+	LF_TRY("private mounts", mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+	LF_TRY("tmpfs root", mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
+	LF_TRY("root entries", mkdir("/tmp/usr", 0755));
+	LF_TRY("root entries", mkdir("/tmp/proc", 0755));
+	LF_TRY("root entries", mkdir("/tmp/dev", 0755));
+	LF_TRY("root entries", mkdir("/tmp/old", 0755));
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		LF_TRY("root entries", symlink(links[i][0], links[i][1]));
+	LF_TRY("/usr bind", mount("/usr", "/tmp/usr", NULL, MS_BIND | MS_REC, NULL));
+	LF_TRY("/usr read-only", mount(NULL, "/tmp/usr", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL));
+	LF_TRY("/dev/null", fd = open("/tmp/dev/null", O_WRONLY | O_CREAT | O_CLOEXEC, 0666));
+	close(fd);
+	LF_TRY("/dev/null", mount("/dev/null", "/tmp/dev/null", NULL, MS_BIND, NULL));
+	LF_TRY("/proc", mount("proc", "/tmp/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+	LF_TRY("pivot_root", chdir("/tmp"));
+	LF_TRY("pivot_root", syscall(SYS_pivot_root, ".", "old"));
+	LF_TRY("host tree", umount2("/old", MNT_DETACH));
+	LF_TRY("host tree", chdir("/"));
+	LF_TRY("host name", sethostname("sandbox", 7));
+	LF_TRY("no_new_privs", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+	LF_TRY("landlock", rs = (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof(ra), 0));
+	LF_TRY("landlock", pb.parent_fd = open("/", O_PATH | O_CLOEXEC));
+	LF_TRY("landlock", syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0));
+	close(pb.parent_fd);
+	pb.allowed_access = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE;
+	LF_TRY("landlock", pb.parent_fd = open("/dev/null", O_PATH | O_CLOEXEC));
+	LF_TRY("landlock", syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0));
+	close(pb.parent_fd);
+	LF_TRY("landlock", syscall(SYS_landlock_restrict_self, rs, 0));
+	close(rs);
+	LF_TRY("capabilities", prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+						 SECBIT_NO_SETUID_FIXUP_LOCKED, 0, 0, 0));
+	LF_TRY("capabilities", syscall(SYS_capset, &ch, cd));
+	LF_TRY("rlimits", setrlimit(RLIMIT_NPROC, &rl));
+	LF_TRY("seccomp", prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0));
+	execve(argv[0], (char *const *)argv, environ);
+	fprintf(stderr, "bench-os: layers floor: execve %s: %s\n", argv[0], strerror(errno));
+	_exit(1);
+#undef LF_TRY
+}
+
+static uint64_t run_layersfloor(const char *const *argv)
+{
+	const unsigned long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |
+				    CLONE_NEWUTS | CLONE_NEWCGROUP | SIGCHLD;
+	/* Root's sandbox is nobody on the host, as the library's is an
+	 * unprivileged uid of its own; anyone else's is itself. */
+	unsigned outer_uid = geteuid() == 0 ? 65534 : (unsigned)geteuid();
+	unsigned outer_gid = geteuid() == 0 ? 65534 : (unsigned)getegid();
+	char path[64], map[64];
+	uint64_t t0, t1;
+	int status, sync[2], fd, n;
+	long pid;
+
+	t0 = now_ns();
+	if (pipe2(sync, O_CLOEXEC) < 0)
+		die_errno("pipe2");
+	pid = syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
+	if (pid < 0)
+		die_errno("clone with the sandbox namespaces");
+	if (pid == 0) {
+		close(sync[1]);
+		lf_child(sync[0], argv);
+	}
+	close(sync[0]);
+	static const char *const files[] = { "setgroups", "uid_map", "gid_map" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "/proc/%ld/%s", pid, files[i]);
+		n = i == 0 ? snprintf(map, sizeof(map), "deny")
+			   : snprintf(map, sizeof(map), "0 %u 1\n", i == 1 ? outer_uid : outer_gid);
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, map, (size_t)n) != n)
+			die_errno(path);
+		close(fd);
+	}
+	close(sync[1]); /* the child's read returns: its map is there */
+	while (waitpid((pid_t)pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die_errno("waitpid");
+	t1 = now_ns();
+	check_status("layers floor", status);
 	return t1 - t0;
 }
 
@@ -806,12 +979,12 @@ int main(int argc, char **argv)
 	for (int it = 0; it < total; it++) {
 		int k = it - o.warmup; /* sample index; < 0 during warm-up */
 
-		for (int j = 0; j < 6; j++) {
+		for (int j = 0; j < 7; j++) {
 			uint64_t phase[4], lib_us = 0, t;
 
 			if (o.cold_only && j > 0)
 				break;
-			switch (o.cold_only ? 0 : (it + j) % 6) {
+			switch (o.cold_only ? 0 : (it + j) % 7) {
 			case 0:
 				g_phases.k = k;
 				t = run_cold(pargv, cold_cfg, phase);
@@ -845,6 +1018,11 @@ int main(int argc, char **argv)
 				t = run_nsfloor(pargv);
 				if (k >= 0)
 					samples[S_FLOOR][k] = t;
+				break;
+			case 5:
+				t = run_layersfloor(pargv);
+				if (k >= 0)
+					samples[S_LFLOOR][k] = t;
 				break;
 			default:
 				t = run_round_trip(&echo);
@@ -921,6 +1099,7 @@ int main(int argc, char **argv)
 	double s50 = st[S_WARM].p50 / st[S_SPAWN].p50, s99 = st[S_WARM].p99 / st[S_SPAWN].p99;
 	double c50 = st[S_COLD].p50 / st[S_FORKEXEC].p50, c99 = st[S_COLD].p99 / st[S_FORKEXEC].p99;
 	double f50 = st[S_COLD].p50 / st[S_FLOOR].p50, f99 = st[S_COLD].p99 / st[S_FLOOR].p99;
+	double l50 = st[S_COLD].p50 / st[S_LFLOOR].p50, l99 = st[S_COLD].p99 / st[S_LFLOOR].p99;
 	/* The warm execute's time over posix_spawn's, in round trips (two
 	 * wake-ups each): about 2 when its four extra wake-ups are the gap. */
 	double g50 = (st[S_WARM].p50 - st[S_SPAWN].p50) / st[S_WAKE].p50;
@@ -954,6 +1133,7 @@ int main(int argc, char **argv)
 		printf("    \"warm_over_posix_spawn\": {\"p50\": %.3f, \"p99\": %.3f},\n", s50, s99);
 		printf("    \"cold_over_fork_exec\": {\"p50\": %.3f, \"p99\": %.3f},\n", c50, c99);
 		printf("    \"cold_over_ns_floor\": {\"p50\": %.3f, \"p99\": %.3f},\n", f50, f99);
+		printf("    \"cold_over_layers_floor\": {\"p50\": %.3f, \"p99\": %.3f},\n", l50, l99);
 		printf("    \"warm_minus_posix_spawn_in_round_trips\": {\"p50\": %.2f}\n", g50);
 		printf("  },\n");
 		if (o.file_mib > 0) {
@@ -1014,6 +1194,8 @@ int main(int argc, char **argv)
 		printf("cold / fork+exec      %8.2f %8.2f\n", c50, c99);
 		printf("cold / ns floor       %8.2f %8.2f   goal: cold P50 <= %.1f ms: %s (the floor alone: %.3f ms)\n", f50,
 		       f99, GOAL_COLD_MS, st[S_COLD].p50 <= GOAL_COLD_MS * 1e3 ? "met" : "NOT met", st[S_FLOOR].p50 / 1e3);
+		printf("cold / layers floor   %8.2f %8.2f   (the layers' floor alone: %.3f ms, %s the goal)\n", l50, l99,
+		       st[S_LFLOOR].p50 / 1e3, st[S_LFLOOR].p50 <= GOAL_COLD_MS * 1e3 ? "within" : "above");
 		if (o.file_mib > 0) {
 			double w50 = fst[F_CAT_WRITE].p50 / fst[F_WRITE].p50, w99 = fst[F_CAT_WRITE].p99 / fst[F_WRITE].p99;
 			double d50 = fst[F_CAT_READ].p50 / fst[F_READ].p50, d99 = fst[F_CAT_READ].p99 / fst[F_READ].p99;
