@@ -17,13 +17,6 @@
  *              waitpid: what the kernel alone takes to run a program in
  *              those namespaces and tear them down, no mount, cgroup,
  *              filter or agent (the floor under the cold goal)
- *   layers floor  the cheapest sandbox with every layer of a cold one
- *              (those namespaces and the cgroup one, a tmpfs root with /usr
- *              read-only, /dev/null and /proc, pivot_root, a host name,
- *              no_new_privs, Landlock, no capabilities, rlimits, seccomp),
- *              made by one child with no agent, protocol, cgroup or state,
- *              execve(PROGRAM) as its pid 1, waitpid: the floor of what a
- *              sandbox made at call time adds to the namespaces
  *   round trip one byte through a pipe to a child process and one back
  *              through another: two wake-ups of a sleeping process, placed
  *              by the scheduler as it places the host, the agent and the
@@ -32,6 +25,16 @@
  *              mini-init, the status back to the agent and the answer to
  *              the host); the unit in which the warm execute's gap over
  *              posix_spawn is reported
+ *
+ * then, in rounds of its own (its teardown spilled into the modes after it):
+ *
+ *   layers floor  the cheapest sandbox with every layer of a cold one
+ *              (those namespaces and the cgroup one, a tmpfs root with /usr
+ *              read-only, /dev/null and /proc, pivot_root, a host name,
+ *              no_new_privs, Landlock, no capabilities, rlimits, seccomp),
+ *              made by one child with no agent, protocol, cgroup or state,
+ *              execve(PROGRAM) as its pid 1, waitpid: the floor of what a
+ *              sandbox made at call time adds to the namespaces
  *
  * and, in rounds of their own after those (--file-mib MIB, 0: none), the
  * file transfers of the live sandbox against `cat` doing the same copy on
@@ -979,12 +982,12 @@ int main(int argc, char **argv)
 	for (int it = 0; it < total; it++) {
 		int k = it - o.warmup; /* sample index; < 0 during warm-up */
 
-		for (int j = 0; j < 7; j++) {
+		for (int j = 0; j < 6; j++) {
 			uint64_t phase[4], lib_us = 0, t;
 
 			if (o.cold_only && j > 0)
 				break;
-			switch (o.cold_only ? 0 : (it + j) % 7) {
+			switch (o.cold_only ? 0 : (it + j) % 6) {
 			case 0:
 				g_phases.k = k;
 				t = run_cold(pargv, cold_cfg, phase);
@@ -1019,11 +1022,6 @@ int main(int argc, char **argv)
 				if (k >= 0)
 					samples[S_FLOOR][k] = t;
 				break;
-			case 5:
-				t = run_layersfloor(pargv);
-				if (k >= 0)
-					samples[S_LFLOOR][k] = t;
-				break;
 			default:
 				t = run_round_trip(&echo);
 				if (k >= 0)
@@ -1032,6 +1030,18 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+
+	/* The layers' floor, in rounds of its own: what it leaves the kernel
+	 * to do after its exit (the host's mount tree it dropped, its network
+	 * namespace) spilled into the modes after it in the rotation, a warm
+	 * execute the most. */
+	if (!o.cold_only)
+		for (int it = 0; it < total; it++) {
+			uint64_t t = run_layersfloor(pargv);
+
+			if (it >= o.warmup)
+				samples[S_LFLOOR][it - o.warmup] = t;
+		}
 
 	/* The file transfers, in rounds of their own: each pair alternates
 	 * which goes first. */
