@@ -237,6 +237,17 @@ static void check_status(const char *what, int status)
 	}
 }
 
+/* Waits for the child `pid`; its wait status. */
+static int wait_child(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die_errno("waitpid");
+	return status;
+}
+
 /* ---- the modes; each returns its wall time in ns ---- */
 
 static void phase_log(mbx_log_level_t level, const char *message, void *userdata)
@@ -337,9 +348,7 @@ static uint64_t run_forkexec(const char *const *argv)
 		execve(argv[0], (char *const *)argv, environ);
 		_exit(127);
 	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			die_errno("waitpid");
+	status = wait_child(pid);
 	t1 = now_ns();
 	check_status("fork+exec", status);
 	return t1 - t0;
@@ -357,9 +366,7 @@ static uint64_t run_spawn(const char *const *argv)
 		errno = rc;
 		die_errno("posix_spawn");
 	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			die_errno("waitpid");
+	status = wait_child(pid);
 	t1 = now_ns();
 	check_status("posix_spawn", status);
 	return t1 - t0;
@@ -385,9 +392,7 @@ static uint64_t run_nsfloor(const char *const *argv)
 		execve(argv[0], (char *const *)argv, environ);
 		_exit(127);
 	}
-	while (waitpid((pid_t)pid, &status, 0) < 0)
-		if (errno != EINTR)
-			die_errno("waitpid");
+	status = wait_child((pid_t)pid);
 	t1 = now_ns();
 	check_status("ns floor", status);
 	return t1 - t0;
@@ -538,9 +543,7 @@ static uint64_t run_layersfloor(const char *const *argv)
 		close(fd);
 	}
 	close(sync[1]); /* the child's read returns: its map is there */
-	while (waitpid((pid_t)pid, &status, 0) < 0)
-		if (errno != EINTR)
-			die_errno("waitpid");
+	status = wait_child((pid_t)pid);
 	t1 = now_ns();
 	check_status("layers floor", status);
 	return t1 - t0;
@@ -592,13 +595,9 @@ static uint64_t run_round_trip(const struct echo *e)
 
 static void echo_stop(struct echo *e)
 {
-	int status;
-
 	close(e->to);
 	close(e->back);
-	while (waitpid(e->pid, &status, 0) < 0)
-		if (errno != EINTR)
-			die_errno("waitpid");
+	(void)wait_child(e->pid);
 }
 
 /* ---- file transfers ---- */
@@ -633,12 +632,7 @@ static int feeder(size_t size, pid_t *pid)
 
 static void reap(pid_t pid, const char *what)
 {
-	int status;
-
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			die_errno("waitpid");
-	check_status(what, status);
+	check_status(what, wait_child(pid));
 }
 
 /* `cat` with stdin and stdout given; its wall time in ns, from the fork. */
